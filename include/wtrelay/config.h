@@ -1,0 +1,58 @@
+/*
+ * config: command-line flags and environment variables of `wtrelay`.
+ *
+ * The interface is the Rust bavy-relay's: --port, --bind, --cert-pem /
+ * RELAY_CERT_PEM, --key-pem / RELAY_KEY_PEM, --heartbeat-interval,
+ * --peer-timeout, plus wtrelay's own flags (log level, bounds). A flag wins
+ * over its environment variable. Every value is validated here, once, and an
+ * error message names the flag; nothing else in the relay re-validates.
+ * The parser is pure: it reads argv and an injected getenv function, writes
+ * a struct config, and never exits or prints (main() does).
+ */
+#ifndef WTRELAY_CONFIG_H
+#define WTRELAY_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "wtrelay/log.h"
+
+#define CONFIG_PATH_MAX 4096
+
+struct config {
+  uint16_t port;                 /* --port, 4433 */
+  char bind[64];                 /* --bind, "::" (dual-stack) */
+  char cert_pem[CONFIG_PATH_MAX]; /* --cert-pem / RELAY_CERT_PEM, "" = ephemeral */
+  char key_pem[CONFIG_PATH_MAX];  /* --key-pem / RELAY_KEY_PEM */
+  uint32_t heartbeat_interval_s; /* --heartbeat-interval, 30 */
+  uint32_t peer_timeout_s;       /* --peer-timeout, 150 */
+  uint32_t register_timeout_s;   /* --register-timeout, 30 */
+  enum log_level log_level;      /* --log-level / RELAY_LOG, info */
+  uint32_t max_sessions;         /* --max-sessions, 4096 */
+  uint32_t max_sessions_per_ip;  /* --max-sessions-per-ip, 64 */
+  uint32_t max_rooms;            /* --max-rooms, 256 */
+};
+
+enum config_result {
+  CONFIG_OK = 0,
+  CONFIG_HELP = 1,    /* --help given: print config_usage(), exit 0 */
+  CONFIG_VERSION = 2, /* --version given: print version, exit 0 */
+};
+
+typedef const char *(*config_getenv_fn)(const char *name);
+
+void config_defaults(struct config *c);
+
+/* Parses argv[1..argc-1] over the defaults and the environment read through
+ * `getenv_fn` (NULL = no environment). Accepts `--flag value` and
+ * `--flag=value`. Returns enum config_result, or -EINVAL with a message that
+ * names the flag written to err (main prints usage and exits 2). */
+int config_parse(struct config *c, int argc, char **argv,
+                 config_getenv_fn getenv_fn, char *err, size_t errlen);
+
+/* Writes the --help text. */
+void config_usage_print(FILE *f);
+
+#endif

@@ -1,0 +1,193 @@
+/*
+ * io: one io_uring per worker, and every socket operation of that worker.
+ *
+ * Receive: each UDP socket has one multishot IORING_OP_RECVMSG that draws
+ * buffers from a provided buffer ring shared by the worker's sockets
+ * (64 KiB buffers, so a UDP_GRO super-packet fits). A completion is split
+ * into its datagrams (UDP_GRO cmsg = segment size) and each is handed to the
+ * socket's callback in place, then the buffer goes straight back to the ring.
+ * A multishot that ends (ENOBUFS under overload, or any error) is re-armed
+ * at the end of the same dispatch.
+ *
+ * Send: callers reserve space in the current tx arena, write a packet there
+ * (ngtcp2 encrypts straight into it) and commit it with its destination.
+ * io_flush() turns the packets of one loop turn into as few sendmsg SQEs as
+ * possible: consecutive packets to one destination from one local address
+ * with equal sizes (the last may be shorter) become one UDP_SEGMENT (GSO)
+ * message. Arenas are reused only after all their sends completed; when none
+ * is free, io_tx_reserve() returns NULL and the caller writes later
+ * (backpressure, never an unbounded queue).
+ *
+ * Signals arrive through a signalfd read on the ring. Nothing here knows
+ * about QUIC; the worker drives the loop: timers, writes, io_flush(),
+ * io_wait(), io_dispatch().
+ *
+ * Every submission carries one tagged 64-bit user_data: op << 48 | index.
+ */
+#ifndef WTRELAY_IO_H
+#define WTRELAY_IO_H
+
+#include <liburing.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+
+enum io_op {
+  IO_OP_NONE = 0,
+  IO_OP_UDP_RECV = 1,
+  IO_OP_UDP_SEND = 2,
+  IO_OP_SIGNAL = 3,
+  IO_OP_NOP = 4,
+  IO_OP_MAX = 0xffff,
+};
+
+#define IO_UD(op, idx) (((uint64_t)(op) << 48) | ((uint64_t)(idx) & 0xffffffffffffull))
+#define IO_UD_OP(ud) ((enum io_op)((ud) >> 48))
+#define IO_UD_IDX(ud) ((uint32_t)((ud) & 0xffffffffull))
+
+#define IO_MAX_UDP_SOCKS 64
+#define IO_GSO_MAX_SEGS 64
+#define IO_GSO_MAX_BYTES 65000
+
+union io_sockaddr {
+  struct sockaddr sa;
+  struct sockaddr_in in;
+  struct sockaddr_in6 in6;
+};
+
+/* A local address a datagram arrived on (from IP(V6)_PKTINFO), so replies
+ * leave from the same address. ifindex 0 / family 0 = unknown. */
+struct io_local {
+  union io_sockaddr addr;
+  uint32_t ifindex;
+};
+
+struct io_udp_sock;
+
+/* Called once per datagram. `pkt` is writable and valid only during the
+ * call (it lives in a ring buffer). `local` may be NULL. */
+typedef void (*io_udp_recv_fn)(void *ctx, struct io_udp_sock *s, uint8_t *pkt,
+                               size_t len, const union io_sockaddr *peer,
+                               socklen_t peerlen, const struct io_local *local);
+typedef void (*io_signal_fn)(void *ctx, int signo);
+
+struct io_udp_sock {
+  int fd;
+  int family; /* AF_INET or AF_INET6 (dual-stack) */
+  uint16_t port; /* bound port, host order */
+  uint32_t idx;
+  bool armed;
+  bool gro;
+  struct msghdr rmsg; /* multishot template: name and control lengths */
+  io_udp_recv_fn fn;
+  void *ctx;
+};
+
+struct io_params {
+  unsigned sq_entries;    /* 512 */
+  unsigned rx_bufs;       /* power of two, 128 */
+  unsigned rx_buf_size;   /* 65536 */
+  unsigned tx_arenas;     /* 8 */
+  unsigned tx_arena_size; /* 256 KiB */
+  unsigned tx_max_pkts;   /* packets per arena, 512 */
+};
+
+struct io_counters {
+  uint64_t rx_completions, rx_datagrams, rx_bytes, rx_gro_batches;
+  uint64_t rx_enobufs, rx_rearms, rx_truncated, rx_errors;
+  uint64_t tx_msgs, tx_packets, tx_bytes, tx_gso_msgs, tx_errors, tx_arena_full;
+  uint64_t tx_gso_disabled;
+  uint64_t flushes, waits, signals;
+};
+
+struct io_txpkt {
+  uint32_t off, len;
+  struct io_udp_sock *sock;
+  union io_sockaddr dst;
+  socklen_t dstlen;
+  struct io_local local;
+};
+
+struct io_txmsg {
+  struct msghdr mh;
+  struct iovec iov;
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
+    struct cmsghdr align;
+  } ctl;
+};
+
+struct io_arena {
+  uint8_t *data;
+  uint32_t used;
+  uint32_t npkts;
+  uint32_t inflight; /* sendmsg SQEs not yet completed */
+  struct io_txpkt *pkts;
+  struct io_txmsg *msgs;
+};
+
+struct io {
+  struct io_uring ring;
+  struct io_params p;
+  /* provided buffer ring (group 0) */
+  struct io_uring_buf_ring *br;
+  size_t br_size;
+  uint8_t *rxmem;
+  unsigned rx_mask;
+  /* sockets */
+  struct io_udp_sock *socks[IO_MAX_UDP_SOCKS];
+  unsigned nsocks;
+  /* tx arenas; cur is being filled */
+  struct io_arena *arenas;
+  unsigned cur;
+  bool gso_ok;
+  /* signals */
+  int sigfd;
+  struct signalfd_siginfo siginfo;
+  io_signal_fn on_signal;
+  void *sig_ctx;
+  struct io_counters ctr;
+};
+
+void io_params_default(struct io_params *p);
+int io_init(struct io *io, const struct io_params *p);
+void io_fini(struct io *io);
+
+/* Opens a UDP socket bound to bind_addr:port ("::" = dual-stack that also
+ * accepts IPv4), with SO_REUSEPORT, UDP_GRO, PKTINFO and large buffers, and
+ * arms its multishot receive. Takes ownership of nothing; *out is owned by
+ * io until io_fini. Returns 0 or negative errno. */
+int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
+                io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
+/* The locally bound port of s (useful with port 0). */
+uint16_t io_udp_port(const struct io_udp_sock *s);
+
+/* Blocks signals in `mask` for the calling thread and delivers them through
+ * the ring. Returns 0 or negative errno. */
+int io_signals(struct io *io, const sigset_t *mask, io_signal_fn fn, void *ctx);
+
+/* Returns space for one packet of up to `maxlen` bytes in the current arena,
+ * or NULL when every arena is busy (caller retries after io_dispatch). */
+uint8_t *io_tx_reserve(struct io *io, size_t maxlen);
+/* Commits the packet just written into the reserved space. */
+void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s,
+                  const union io_sockaddr *dst, socklen_t dstlen,
+                  const struct io_local *local);
+/* Turns committed packets into sendmsg SQEs (GSO-grouped). Returns the
+ * number of sendmsg SQEs prepared. */
+unsigned io_flush(struct io *io);
+/* Submits and waits for at least one completion or until deadline_ns
+ * (CLOCK_MONOTONIC, TIMER_NEVER = no deadline; 0 = do not wait). */
+int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns);
+/* Handles every ready completion; returns how many. */
+unsigned io_dispatch(struct io *io);
+
+/* Address helpers used by every layer above. */
+int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out,
+                      socklen_t *outlen);
+void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap);
+bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b);
+
+#endif

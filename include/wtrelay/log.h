@@ -1,0 +1,57 @@
+/*
+ * log: logfmt lines on stderr.
+ *
+ * Every line is `ts=<RFC 3339 UTC> level=<lvl> msg="<text>" key=value ...`.
+ * The level threshold is process-wide and set once at start-up from
+ * --log-level / RELAY_LOG (the only process-wide setting; it is written
+ * before any worker starts and only read after). Logs about peers go through
+ * a struct log_ratelimit owned by the caller, so one hostile peer cannot
+ * flood stderr.
+ */
+#ifndef WTRELAY_LOG_H
+#define WTRELAY_LOG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
+
+/* Parses "error", "warn", "info", "debug" (also "warning", "trace" = debug).
+ * Returns 0, or -EINVAL for anything else. */
+int log_level_parse(const char *s, enum log_level *out);
+const char *log_level_name(enum log_level lvl);
+void log_set_level(enum log_level lvl);
+bool log_enabled(enum log_level lvl);
+
+/* Writes one line. `kvfmt` is a printf format for the key=value part (may be
+ * NULL or ""); `msg` is quoted and escaped. */
+void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#define log_error(msg, ...) log_emit(LOG_ERROR, msg, __VA_ARGS__)
+#define log_warn(msg, ...) log_emit(LOG_WARN, msg, __VA_ARGS__)
+#define log_info(msg, ...) log_emit(LOG_INFO, msg, __VA_ARGS__)
+#define log_debug(msg, ...)                                                   \
+  do {                                                                        \
+    if (log_enabled(LOG_DEBUG))                                               \
+      log_emit(LOG_DEBUG, msg, __VA_ARGS__);                                  \
+  } while (0)
+
+/* At most `burst` lines per `interval_ns`; the next allowed line reports how
+ * many were suppressed. Owned by the caller (per worker, per reason). */
+struct log_ratelimit {
+  uint64_t interval_ns;
+  uint64_t window_start_ns;
+  uint32_t burst;
+  uint32_t used;
+  uint32_t suppressed;
+};
+
+void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns,
+                        uint32_t burst);
+/* Returns true when a line may be written now; *suppressed (may be NULL)
+ * receives the number of lines dropped since the last allowed one. */
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ns,
+                         uint32_t *suppressed);
+
+#endif

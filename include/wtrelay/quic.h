@@ -1,0 +1,198 @@
+/*
+ * quic: QUIC endpoints on ngtcp2 0.12 (server and client), one per worker.
+ *
+ * Owns: the connection pool (fixed, sized from config), the CID table that
+ * routes packets to connections, stateless reset and version negotiation,
+ * per-connection timers (in the worker's heap), the write loop that puts
+ * packets into the io tx arena (GSO batches), closing and draining.
+ * Talks to: io below (packets in, packets out), and one application above
+ * through struct quic_app_ops (the h3 layer). It knows nothing of HTTP/3.
+ *
+ * Stream data written by the application is copied into a small per-stream
+ * buffer that lives until the stream closes (ngtcp2 needs the bytes until
+ * acknowledged; our streams carry only SETTINGS, HEADERS and capsules).
+ * Datagrams are written straight into a packet when possible
+ * (quic_conn_send_datagram), else queued in a bounded per-connection queue
+ * drawing from an endpoint-wide pool; a full queue drops and counts.
+ */
+#ifndef WTRELAY_QUIC_H
+#define WTRELAY_QUIC_H
+
+#include <ngtcp2/ngtcp2.h>
+#include <ngtcp2/ngtcp2_crypto.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#include "wtrelay/io.h"
+#include "wtrelay/log.h"
+#include "wtrelay/timer.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/worker.h"
+
+#define QUIC_SCID_LEN 16
+#define QUIC_SOUT_SLOTS 6
+#define QUIC_SOUT_SIZE 1024
+#define QUIC_DGRAM_BUF 1600
+
+struct quic_conn;
+struct quic_endpoint;
+
+struct quic_app_ops {
+  /* Handshake completed (both roles). Return <0 to close the connection. */
+  int (*on_handshake_done)(void *app, struct quic_conn *c);
+  /* In-order stream data; `fin` marks the end. Return <0 to close. */
+  int (*on_stream_data)(void *app, struct quic_conn *c, int64_t sid,
+                        const uint8_t *data, size_t len, bool fin);
+  /* Peer reset the stream or it closed; app_err is the peer's code. */
+  void (*on_stream_close)(void *app, struct quic_conn *c, int64_t sid, uint64_t app_err);
+  /* One DATAGRAM frame payload, valid during the call only. */
+  void (*on_datagram)(void *app, struct quic_conn *c, const uint8_t *data, size_t len);
+  /* The connection is going away; drop every reference to c. */
+  void (*on_conn_closed)(void *app, struct quic_conn *c);
+};
+
+struct quic_params {
+  uint32_t max_conns;
+  uint32_t max_conns_per_ip;
+  uint32_t dgram_pool;        /* datagram buffers for queued sends */
+  uint32_t dgram_queue;       /* queued datagrams per connection */
+  uint64_t idle_timeout_ns;   /* 180 s */
+  uint64_t keep_alive_ns;     /* 15 s */
+  uint64_t handshake_timeout_ns; /* 10 s */
+};
+
+struct quic_counters {
+  uint64_t pkts_in, pkts_dropped_unknown, pkts_dropped_full, pkts_short_unknown;
+  uint64_t conns_accepted, conns_refused_limit, conns_refused_ip, conns_failed;
+  uint64_t conns_closed, conns_idle, conns_draining, handshakes;
+  uint64_t version_negotiations, stateless_resets, read_errors, write_errors;
+  uint64_t dgrams_in, dgrams_out, dgrams_direct, dgrams_queued, dgrams_queue_full;
+  uint64_t dgrams_too_big, dgrams_pool_empty, dgrams_lost;
+  uint64_t stream_bytes_in, sout_overflow;
+};
+
+struct quic_sout {
+  int64_t sid;
+  uint32_t len, sent;
+  bool used, fin, fin_sent;
+  uint8_t buf[QUIC_SOUT_SIZE];
+};
+
+struct quic_dgram {
+  struct quic_dgram *next;
+  uint32_t len;
+  uint8_t data[QUIC_DGRAM_BUF];
+};
+
+enum quic_conn_state {
+  QUIC_CONN_FREE = 0,
+  QUIC_CONN_ACTIVE,
+  QUIC_CONN_CLOSING,  /* we sent CONNECTION_CLOSE; resend on input */
+  QUIC_CONN_DRAINING, /* peer closed; stay silent */
+};
+
+struct quic_conn {
+  struct quic_endpoint *ep;
+  uint32_t handle;
+  enum quic_conn_state state;
+  ngtcp2_conn *conn;
+  gnutls_session_t tls;
+  ngtcp2_crypto_conn_ref conn_ref;
+  struct timer timer;
+  union io_sockaddr remote;
+  socklen_t remotelen;
+  struct io_local local;
+  bool has_local;
+  bool dirty, in_read, handshake_done;
+  bool close_pending;   /* app asked to close: write CONNECTION_CLOSE */
+  uint64_t close_app_err;
+  uint8_t *close_pkt;   /* closing period: the CONNECTION_CLOSE packet */
+  size_t close_pktlen;
+  uint32_t dirty_next;  /* index+1 in dirty list, 0 = end */
+  struct quic_sout sout[QUIC_SOUT_SLOTS];
+  struct quic_dgram *dq_head, *dq_tail;
+  uint32_t dq_len;
+  uint64_t created_ns;
+  void *app_data;       /* owned by the application layer */
+};
+
+struct quic_cid_entry {
+  uint32_t next;   /* index+1 of next in bucket chain, 0 = end */
+  uint32_t conn;   /* handle */
+  uint8_t len;
+  uint8_t cid[NGTCP2_MAX_CIDLEN];
+};
+
+struct quic_endpoint {
+  struct worker *w;
+  struct io_udp_sock *udp;
+  const struct tls_cert *cert;
+  bool is_server;
+  struct quic_params p;
+  const struct quic_app_ops *ops;
+  void *app;
+  struct quic_conn *conns;
+  uint32_t *free_conns;
+  uint32_t nfree;
+  uint32_t nactive;
+  uint32_t dirty_head; /* index+1 */
+  /* CID table: chained hash over a fixed entry pool */
+  uint32_t *buckets;
+  uint32_t nbuckets;
+  struct quic_cid_entry *cids;
+  uint32_t cid_free; /* index+1 free list through next */
+  uint64_t hash_key[2];
+  uint8_t reset_secret[32];
+  /* datagram buffer pool */
+  struct quic_dgram *dpool;
+  struct quic_dgram *dfree;
+  bool accepting;
+  struct log_ratelimit rl;
+  struct quic_counters ctr;
+};
+
+void quic_params_default(struct quic_params *p);
+/* Sets up an endpoint on `udp` (borrowed; its receive callback must be
+ * quic_endpoint_on_packet with ep as ctx). cert may be NULL for a client. */
+int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w,
+                       struct io_udp_sock *udp, const struct tls_cert *cert,
+                       bool is_server, const struct quic_params *p,
+                       const struct quic_app_ops *ops, void *app);
+void quic_endpoint_fini(struct quic_endpoint *ep);
+/* io receive callback. */
+void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                             const union io_sockaddr *peer, socklen_t peerlen,
+                             const struct io_local *local);
+/* Writes every connection that has something to send; call once per turn. */
+void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now);
+/* Stop accepting; close every connection with app_err (H3_NO_ERROR). */
+void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err);
+uint32_t quic_endpoint_active(const struct quic_endpoint *ep);
+
+/* Client: start a connection to remote. pin_sha256 may be NULL (CA). */
+int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remote,
+                        socklen_t remotelen, const char *server_name,
+                        const uint8_t *pin_sha256, struct quic_conn **out);
+
+/* Stream API for the application. All return 0 or negative errno. */
+int quic_conn_open_uni(struct quic_conn *c, int64_t *sid);
+int quic_conn_open_bidi(struct quic_conn *c, int64_t *sid);
+/* Copies data into the stream's send buffer (-ENOBUFS when it does not fit). */
+int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data,
+                          size_t len, bool fin);
+/* Abort both directions of a stream with an application error code. */
+int quic_conn_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_err);
+/* Consumed bytes of a stream: extend flow control windows. */
+void quic_conn_stream_consumed(struct quic_conn *c, int64_t sid, size_t n);
+/* Sends one datagram made of iov (gathered). 0 when sent or queued;
+ * -EMSGSIZE when larger than the peer accepts; -ENOBUFS when the queue or
+ * pool is full (dropped and counted). */
+int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int iovcnt);
+/* Largest datagram payload that fits one packet to this peer now. */
+size_t quic_conn_max_datagram(struct quic_conn *c);
+/* Closes the connection with an application error (CONNECTION_CLOSE). */
+void quic_conn_close(struct quic_conn *c, uint64_t app_err);
+void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * relay: the bavy protocol's peers and rooms (virtual LANs).
+ *
+ * Owns: one peer per WebTransport session (registration, MAC, IP, liveness),
+ * rooms chosen by the CONNECT :path (each with its own address pool), the
+ * control messages (Register/Assigned, Heartbeat/HeartbeatAck, Disconnect,
+ * Error), the registration and peer timeouts. Frames (0x01/0x02) are
+ * counted and dropped until the switch lands (issue 4).
+ * Talks to: h3 below through struct h3_app_ops; sends with h3_session_send.
+ * Never: touches QUIC or HTTP/3 state directly.
+ */
+#ifndef WTRELAY_RELAY_H
+#define WTRELAY_RELAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wtrelay/config.h"
+#include "wtrelay/h3.h"
+#include "wtrelay/ippool.h"
+#include "wtrelay/timer.h"
+
+struct relay_room {
+  bool used;
+  char name[256];
+  uint32_t npeers;
+  struct ippool pool;
+};
+
+struct relay_peer {
+  bool used;
+  bool registered;
+  bool closing;
+  uint32_t id;
+  uint32_t room;
+  uint8_t mac[6];
+  uint32_t ip; /* host order */
+  uint64_t created_ns, last_seen_ns;
+  uint32_t errors_sent;
+  struct h3_session *sess;
+};
+
+struct relay_counters {
+  uint64_t sessions, sessions_refused_rooms, sessions_refused_full;
+  uint64_t registers, assigned, register_refused_busy, register_refused_pool;
+  uint64_t register_refused_other_mac, heartbeats, disconnects;
+  uint64_t ctrl_bad_json, ctrl_bad_mac, ctrl_oversized, ctrl_unknown_type;
+  uint64_t dgram_empty, dgram_unknown_type, frames_unregistered, frames_no_switch;
+  uint64_t timeouts_register, timeouts_peer, replies_failed;
+};
+
+struct relay {
+  const struct config *cfg;
+  struct timer_heap *timers;
+  uint64_t *now; /* the worker's clock of this turn */
+  struct relay_room *rooms;
+  uint32_t max_rooms;
+  struct relay_peer *peers;
+  uint32_t max_peers;
+  uint32_t npeers;
+  struct timer sweep;
+  struct log_ratelimit rl;
+  struct relay_counters ctr;
+  uint8_t gateway[4], netmask[4], dns[4];
+};
+
+extern const struct h3_app_ops relay_h3_ops;
+
+int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers,
+               uint64_t *now);
+void relay_fini(struct relay *r);
+/* Handles one datagram payload from a peer (exposed for tests/fuzzing). */
+void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data,
+                       size_t len);
+void relay_log_counters(const struct relay *r);
+
+#endif

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs every Debian package (and the npm packages of tests/browser) that
+# building and testing wtrelay need. Idempotent: asks dpkg-query first and
+# runs apt-get update only when something is missing.
+set -euo pipefail
+
+PKGS=(
+  # build
+  cmake make gcc clang pkg-config
+  liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
+  libgnutls28-dev libjansson-dev
+  # unit tests and fuzzing (clang's libFuzzer + sanitizer runtime)
+  libcriterion-dev libclang-rt-14-dev
+  # integration tests: certificate checks, namespaces, packet tools
+  openssl gnutls-bin iproute2 procps python3
+  # browser tier
+  chromium firefox-esr
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+# Node.js may come from outside Debian (it does on these machines); only ask
+# apt for it when there is no node/npm at all.
+if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+
+if ((${#missing[@]})); then
+  echo "install-deps: installing ${missing[*]}" >&2
+  SUDO=""
+  if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi
+
+# playwright-core drives Debian's chromium; it never downloads a browser.
+here="$(cd "$(dirname "$0")/.." && pwd)"
+if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+  echo "install-deps: npm ci in tests/browser" >&2
+  (cd "$here/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -1,0 +1,221 @@
+/*
+ * wtclient: a small native WebTransport client for tests and manual checks.
+ * Opens N sessions to a relay, registers them, exchanges heartbeats, can
+ * send junk, and prints one line per session plus a JSON summary.
+ *
+ *   wtclient --url https://127.0.0.1:4433/room --cert-hash HEX [--sessions N]
+ *            [--mac 52:54:00:00:00:01] [--same-mac] [--heartbeats K] [--junk]
+ *            [--no-register] [--hold SECONDS] [--until-closed] [--timeout SECONDS]
+ *
+ * Exit status: 0 when every session reached what was asked (registered,
+ * heartbeats acknowledged; with --until-closed: closed by the relay), 1
+ * otherwise, 2 on usage errors.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/wtc.h"
+
+struct opts {
+  const char *url, *hash;
+  uint32_t sessions, heartbeats;
+  uint8_t mac[6];
+  bool same_mac, junk, no_register, until_closed, expect_error;
+  double hold_s, timeout_s;
+};
+
+static void usage(void)
+{
+  fprintf(stderr,
+          "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
+          "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
+          "                [--no-register] [--hold S] [--until-closed] [--expect-error]\n"
+          "                [--timeout S] [--log-level L]\n");
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+  unsigned v[6];
+  if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
+    return -EINVAL;
+  for (int i = 0; i < 6; i++) {
+    if (v[i] > 255)
+      return -EINVAL;
+    mac[i] = (uint8_t)v[i];
+  }
+  return 0;
+}
+
+struct run {
+  struct wtc *c;
+  struct wtc_session **s;
+  const struct opts *o;
+  int phase;
+};
+
+static bool all_state(void *arg)
+{
+  struct run *r = arg;
+  for (uint32_t i = 0; i < r->o->sessions; i++) {
+    enum wtc_state st = r->s[i]->state;
+    if (r->phase == 0 && st == WTC_CONNECTING)
+      return false;
+    if (r->phase == 1 && st == WTC_OPEN && !r->s[i]->errors)
+      return false;
+    if (r->phase == 2 && (st == WTC_REGISTERED || st == WTC_OPEN) &&
+        r->s[i]->heartbeat_acks < r->o->heartbeats)
+      return false;
+    if (r->phase == 3 && (st == WTC_OPEN || st == WTC_REGISTERED))
+      return false;
+  }
+  return true;
+}
+
+static bool never(void *arg) { return false; }
+
+int main(int argc, char **argv)
+{
+  struct opts o = {.sessions = 1, .mac = {0x52, 0x54, 0x00, 0xab, 0x00, 0x01},
+                   .timeout_s = 20};
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i];
+    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--url") && v) { o.url = v; i++; }
+    else if (!strcmp(a, "--cert-hash") && v) { o.hash = v; i++; }
+    else if (!strcmp(a, "--sessions") && v) { o.sessions = (uint32_t)atoi(v); i++; }
+    else if (!strcmp(a, "--heartbeats") && v) { o.heartbeats = (uint32_t)atoi(v); i++; }
+    else if (!strcmp(a, "--hold") && v) { o.hold_s = atof(v); i++; }
+    else if (!strcmp(a, "--timeout") && v) { o.timeout_s = atof(v); i++; }
+    else if (!strcmp(a, "--mac") && v) {
+      if (parse_mac(v, o.mac) < 0) { usage(); return 2; }
+      i++;
+    } else if (!strcmp(a, "--log-level") && v) {
+      enum log_level l;
+      if (log_level_parse(v, &l) < 0) { usage(); return 2; }
+      log_set_level(l);
+      i++;
+    }
+    else if (!strcmp(a, "--same-mac")) o.same_mac = true;
+    else if (!strcmp(a, "--junk")) o.junk = true;
+    else if (!strcmp(a, "--no-register")) o.no_register = true;
+    else if (!strcmp(a, "--until-closed")) o.until_closed = true;
+    else if (!strcmp(a, "--expect-error")) o.expect_error = true;
+    else { usage(); return 2; }
+  }
+  if (!o.url || o.sessions == 0 || o.sessions > 100000) {
+    usage();
+    return 2;
+  }
+  uint8_t pin[32];
+  if (o.hash && tls_hash_parse_hex(o.hash, pin) < 0) {
+    fprintf(stderr, "wtclient: --cert-hash: expected 64 hex digits\n");
+    return 2;
+  }
+  struct wtc c;
+  int rc = wtc_init(&c, o.url, o.hash ? pin : NULL, o.sessions, NULL, NULL);
+  if (rc < 0) {
+    fprintf(stderr, "wtclient: cannot start: %s\n", strerror(-rc));
+    return 1;
+  }
+  struct wtc_session **s = calloc(o.sessions, sizeof(*s));
+  uint64_t t0 = clock_now_ns();
+  uint64_t timeout = (uint64_t)(o.timeout_s * 1e9);
+  for (uint32_t i = 0; i < o.sessions; i++) {
+    if ((rc = wtc_open(&c, &s[i])) < 0) {
+      fprintf(stderr, "wtclient: open session %u: %s\n", i, strerror(-rc));
+      return 1;
+    }
+  }
+  struct run r = {.c = &c, .s = s, .o = &o, .phase = 0};
+  wtc_run(&c, timeout, all_state, &r);
+  uint64_t t_open = clock_now_ns();
+
+  if (o.junk) {
+    static const uint8_t empty[1];
+    static const uint8_t unknown_type[] = {0x7f, 1, 2, 3};
+    static const char bad_json[] = "\x00{\"type\":\"Register\",\"mac\":[1,2";
+    for (uint32_t i = 0; i < o.sessions; i++) {
+      if (s[i]->state != WTC_OPEN)
+        continue;
+      wtc_send_raw(s[i], empty, 0);
+      wtc_send_raw(s[i], unknown_type, sizeof(unknown_type));
+      wtc_send_raw(s[i], (const uint8_t *)bad_json, sizeof(bad_json) - 1);
+    }
+  }
+  if (!o.no_register) {
+    for (uint32_t i = 0; i < o.sessions; i++) {
+      uint8_t mac[6];
+      memcpy(mac, o.mac, 6);
+      if (!o.same_mac) {
+        mac[4] = (uint8_t)(mac[4] + (i >> 8));
+        mac[5] = (uint8_t)(mac[5] + i);
+      }
+      if (s[i]->state == WTC_OPEN)
+        wtc_register(s[i], mac);
+    }
+    r.phase = 1;
+    wtc_run(&c, timeout, all_state, &r);
+  }
+  uint64_t t_reg = clock_now_ns();
+  for (uint32_t k = 0; k < o.heartbeats; k++) {
+    for (uint32_t i = 0; i < o.sessions; i++)
+      if (s[i]->state == WTC_REGISTERED || s[i]->state == WTC_OPEN)
+        wtc_heartbeat(s[i]);
+    r.phase = 2;
+    /* One round trip per round, so acks are counted per heartbeat. */
+    struct run rr = r;
+    struct opts oo = o;
+    oo.heartbeats = k + 1;
+    rr.o = &oo;
+    wtc_run(&c, timeout, all_state, &rr);
+  }
+  if (o.hold_s > 0)
+    wtc_run(&c, (uint64_t)(o.hold_s * 1e9), o.until_closed ? NULL : never, NULL);
+  if (o.until_closed) {
+    r.phase = 3;
+    wtc_run(&c, timeout, all_state, &r);
+  }
+
+  uint32_t open = 0, registered = 0, failed = 0, closed = 0, errors = 0, acks_ok = 0;
+  for (uint32_t i = 0; i < o.sessions; i++) {
+    struct wtc_session *x = s[i];
+    printf("session=%u state=%s status=%d ip=%u.%u.%u.%u gateway=%u.%u.%u.%u acks=%u "
+           "errors=%u last_error=\"%s\" close_code=%u close_reason=\"%s\"\n",
+           i, wtc_state_name(x->state), x->status, x->ip[0], x->ip[1], x->ip[2], x->ip[3],
+           x->gateway[0], x->gateway[1], x->gateway[2], x->gateway[3], x->heartbeat_acks,
+           x->errors, x->last_error, x->close_code, x->close_reason);
+    if (x->status == 200)
+      open++;
+    if (x->assigned)
+      registered++;
+    if (x->state == WTC_FAILED)
+      failed++;
+    if (x->state == WTC_CLOSED)
+      closed++;
+    if (x->errors)
+      errors++;
+    if (x->heartbeat_acks >= o.heartbeats)
+      acks_ok++;
+  }
+  printf("{\"sessions\":%u,\"open\":%u,\"registered\":%u,\"errors\":%u,\"failed\":%u,"
+         "\"closed\":%u,\"heartbeats_ok\":%u,\"open_ms\":%.1f,\"register_ms\":%.1f}\n",
+         o.sessions, open, registered, errors, failed, closed, acks_ok,
+         (double)(t_open - t0) / 1e6, (double)(t_reg - t_open) / 1e6);
+  fflush(stdout);
+  bool ok = open == o.sessions && acks_ok == o.sessions;
+  if (!o.no_register)
+    ok = ok && (o.expect_error ? errors > 0 : registered == o.sessions);
+  if (o.until_closed)
+    ok = ok && closed == o.sessions;
+  for (uint32_t i = 0; i < o.sessions; i++)
+    if (s[i]->state == WTC_OPEN || s[i]->state == WTC_REGISTERED)
+      wtc_close(s[i], 0, "bye");
+  wtc_run(&c, 400000000ull, never, NULL);
+  free(s);
+  wtc_fini(&c);
+  return ok ? 0 : 1;
+}

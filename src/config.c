@@ -1,0 +1,244 @@
+/*
+ * config: flags and environment of wtrelay. See include/wtrelay/config.h.
+ *
+ * One table describes every flag (name, env var, kind, bounds, target), so
+ * parsing, validation and --help cannot drift apart. Environment values are
+ * applied first, then flags, so a flag always wins.
+ */
+#include "wtrelay/config.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum opt_kind { OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL };
+
+struct opt {
+  const char *flag;
+  char short_flag;
+  const char *env;
+  enum opt_kind kind;
+  uint32_t min, max;
+  size_t offset;
+  const char *help;
+};
+
+#define OFF(f) offsetof(struct config, f)
+
+static const struct opt opts[] = {
+    {"port", 'p', NULL, OPT_PORT, 1, 65535, OFF(port), "UDP port to listen on (default 4433)"},
+    {"bind", 'b', NULL, OPT_BIND, 0, 0, OFF(bind),
+     "address to bind; '::' is dual-stack and also accepts IPv4 (default ::)"},
+    {"cert-pem", 0, "RELAY_CERT_PEM", OPT_PATH, 0, 0, OFF(cert_pem),
+     "PEM certificate chain; without it an ephemeral self-signed one is made"},
+    {"key-pem", 0, "RELAY_KEY_PEM", OPT_PATH, 0, 0, OFF(key_pem),
+     "PEM private key for --cert-pem (both or neither)"},
+    {"heartbeat-interval", 0, NULL, OPT_U32, 1, 3600, OFF(heartbeat_interval_s),
+     "seconds between peer liveness sweeps (default 30)"},
+    {"peer-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(peer_timeout_s),
+     "seconds without traffic before a peer is dropped (default 150)"},
+    {"register-timeout", 0, NULL, OPT_U32, 1, 3600, OFF(register_timeout_s),
+     "seconds a session may stay unregistered (default 30)"},
+    {"log-level", 0, "RELAY_LOG", OPT_LOGLEVEL, 0, 0, OFF(log_level),
+     "error, warn, info or debug (default info)"},
+    {"max-sessions", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions),
+     "maximum concurrent QUIC connections (default 4096)"},
+    {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
+     "maximum concurrent connections from one source address (default 64)"},
+    {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
+     "maximum number of rooms (virtual LANs) (default 256)"},
+};
+
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+void config_defaults(struct config *c)
+{
+  memset(c, 0, sizeof(*c));
+  c->port = 4433;
+  snprintf(c->bind, sizeof(c->bind), "::");
+  c->heartbeat_interval_s = 30;
+  c->peer_timeout_s = 150;
+  c->register_timeout_s = 30;
+  c->log_level = LOG_INFO;
+  c->max_sessions = 4096;
+  c->max_sessions_per_ip = 64;
+  c->max_rooms = 256;
+}
+
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  if (err && errlen)
+    vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -EINVAL;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+{
+  if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+    return -EINVAL;
+  char *end;
+  errno = 0;
+  unsigned long long v = strtoull(s, &end, 10);
+  if (errno || *end || v < min || v > max)
+    return -EINVAL;
+  *out = (uint32_t)v;
+  return 0;
+}
+
+/* Applies one value to the field of `o`. `origin` is "--flag" or the env var
+ * name, used in the error. */
+static int apply(struct config *c, const struct opt *o, const char *val,
+                 const char *origin, char *err, size_t errlen)
+{
+  char *field = (char *)c + o->offset;
+  uint32_t u;
+  switch (o->kind) {
+  case OPT_U32:
+    if (parse_u32(val, o->min, o->max, &u))
+      return fail(err, errlen, "%s: expected an integer from %u to %u, got '%s'",
+                  origin, o->min, o->max, val);
+    memcpy(field, &u, sizeof(u));
+    return 0;
+  case OPT_PORT:
+    if (parse_u32(val, o->min, o->max, &u))
+      return fail(err, errlen, "%s: expected a port from 1 to 65535, got '%s'",
+                  origin, val);
+    *(uint16_t *)(void *)field = (uint16_t)u;
+    return 0;
+  case OPT_BIND: {
+    struct in6_addr a6;
+    struct in_addr a4;
+    if (strlen(val) >= sizeof(c->bind) ||
+        (inet_pton(AF_INET, val, &a4) != 1 && inet_pton(AF_INET6, val, &a6) != 1))
+      return fail(err, errlen,
+                  "%s: expected an IPv4 or IPv6 address such as 0.0.0.0 or ::, got '%s'",
+                  origin, val);
+    snprintf(c->bind, sizeof(c->bind), "%s", val);
+    return 0;
+  }
+  case OPT_PATH:
+    if (!*val)
+      return fail(err, errlen, "%s: empty path", origin);
+    if (strlen(val) >= CONFIG_PATH_MAX)
+      return fail(err, errlen, "%s: path too long", origin);
+    snprintf(field, CONFIG_PATH_MAX, "%s", val);
+    return 0;
+  case OPT_LOGLEVEL: {
+    enum log_level lvl;
+    if (log_level_parse(val, &lvl))
+      return fail(err, errlen, "%s: expected error, warn, info or debug, got '%s'",
+                  origin, val);
+    memcpy(field, &lvl, sizeof(lvl));
+    return 0;
+  }
+  }
+  return fail(err, errlen, "%s: internal error", origin);
+}
+
+static const struct opt *find_long(const char *name, size_t len)
+{
+  for (size_t i = 0; i < NOPTS; i++)
+    if (strlen(opts[i].flag) == len && memcmp(opts[i].flag, name, len) == 0)
+      return &opts[i];
+  return NULL;
+}
+
+static const struct opt *find_short(char ch)
+{
+  for (size_t i = 0; i < NOPTS; i++)
+    if (opts[i].short_flag && opts[i].short_flag == ch)
+      return &opts[i];
+  return NULL;
+}
+
+int config_parse(struct config *c, int argc, char **argv,
+                 config_getenv_fn getenv_fn, char *err, size_t errlen)
+{
+  int rc;
+  if (err && errlen)
+    err[0] = '\0';
+
+  for (size_t i = 0; getenv_fn && i < NOPTS; i++) {
+    if (!opts[i].env)
+      continue;
+    const char *v = getenv_fn(opts[i].env);
+    if (v && *v && (rc = apply(c, &opts[i], v, opts[i].env, err, errlen)))
+      return rc;
+  }
+
+  for (int i = 1; i < argc; i++) {
+    const char *arg = argv[i];
+    const struct opt *o = NULL;
+    const char *val = NULL;
+    char origin[64];
+
+    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
+      return CONFIG_HELP;
+    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
+      return CONFIG_VERSION;
+
+    if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+      const char *name = arg + 2;
+      const char *eq = strchr(name, '=');
+      size_t len = eq ? (size_t)(eq - name) : strlen(name);
+      o = find_long(name, len);
+      if (!o)
+        return fail(err, errlen, "unknown flag '%.*s'", (int)(len + 2), arg);
+      if (eq)
+        val = eq + 1;
+      snprintf(origin, sizeof(origin), "--%s", o->flag);
+    } else if (arg[0] == '-' && arg[1] && !arg[2]) {
+      o = find_short(arg[1]);
+      if (!o)
+        return fail(err, errlen, "unknown flag '%s'", arg);
+      snprintf(origin, sizeof(origin), "--%s", o->flag);
+    } else {
+      return fail(err, errlen, "unexpected argument '%s'", arg);
+    }
+    if (!val) {
+      if (i + 1 >= argc)
+        return fail(err, errlen, "%s: missing value", origin);
+      val = argv[++i];
+    }
+    if ((rc = apply(c, o, val, origin, err, errlen)))
+      return rc;
+  }
+
+  if ((c->cert_pem[0] != 0) != (c->key_pem[0] != 0))
+    return fail(err, errlen,
+                "--cert-pem and --key-pem (RELAY_CERT_PEM, RELAY_KEY_PEM) must be "
+                "given together, or neither for an ephemeral self-signed certificate");
+  if (c->peer_timeout_s < c->heartbeat_interval_s)
+    return fail(err, errlen,
+                "--peer-timeout (%u) must not be shorter than --heartbeat-interval (%u)",
+                c->peer_timeout_s, c->heartbeat_interval_s);
+  return CONFIG_OK;
+}
+
+void config_usage_print(FILE *f)
+{
+  fprintf(f, "Usage: wtrelay [OPTIONS]\n\n"
+             "WebTransport relay and NAT gateway for browser VMs "
+             "(a C drop-in for bavy-relay).\n\nOptions:\n");
+  for (size_t i = 0; i < NOPTS; i++) {
+    char flag[64];
+    if (opts[i].short_flag)
+      snprintf(flag, sizeof(flag), "-%c, --%s <V>", opts[i].short_flag, opts[i].flag);
+    else
+      snprintf(flag, sizeof(flag), "    --%s <V>", opts[i].flag);
+    fprintf(f, "  %-28s %s", flag, opts[i].help);
+    if (opts[i].env)
+      fprintf(f, " [env: %s]", opts[i].env);
+    fputc('\n', f);
+  }
+  fprintf(f, "  %-28s %s\n  %-28s %s\n", "-h, --help", "print this help",
+          "-V, --version", "print the version");
+}

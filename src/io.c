@@ -1,0 +1,635 @@
+/*
+ * io: the worker's io_uring. Theory of operation is in include/wtrelay/io.h.
+ *
+ * Buffer ring: rx_bufs buffers of rx_buf_size bytes, registered as group 0
+ * (liburing 2.3 has no io_uring_setup_buf_ring, so the ring memory is mapped
+ * here and registered with io_uring_register_buf_ring). Each buffer holds an
+ * io_uring_recvmsg_out header, the peer address, the control messages and
+ * the payload.
+ */
+#include "wtrelay/io.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/udp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/timer.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+#ifndef UDP_GRO
+#define UDP_GRO 104
+#endif
+
+#define IO_BGID 0
+#define IO_CTL_LEN 128
+
+_Static_assert(IO_OP_MAX <= 0xffff, "op must fit 16 bits of user_data");
+_Static_assert(sizeof(void *) == 8, "user_data tagging assumes 64-bit");
+
+void io_params_default(struct io_params *p)
+{
+  p->sq_entries = 512;
+  p->rx_bufs = 128;
+  p->rx_buf_size = 65536;
+  p->tx_arenas = 8;
+  p->tx_arena_size = 256 * 1024;
+  p->tx_max_pkts = 512;
+}
+
+static int arenas_init(struct io *io)
+{
+  io->arenas = calloc(io->p.tx_arenas, sizeof(*io->arenas));
+  if (!io->arenas)
+    return -ENOMEM;
+  for (unsigned i = 0; i < io->p.tx_arenas; i++) {
+    struct io_arena *a = &io->arenas[i];
+    a->data = malloc(io->p.tx_arena_size);
+    a->pkts = calloc(io->p.tx_max_pkts, sizeof(*a->pkts));
+    a->msgs = calloc(io->p.tx_max_pkts, sizeof(*a->msgs));
+    if (!a->data || !a->pkts || !a->msgs)
+      return -ENOMEM;
+  }
+  return 0;
+}
+
+int io_init(struct io *io, const struct io_params *p)
+{
+  int rc;
+  memset(io, 0, sizeof(*io));
+  io->p = *p;
+  io->sigfd = -1;
+  io->gso_ok = true;
+  if (p->rx_bufs == 0 || (p->rx_bufs & (p->rx_bufs - 1)) || p->rx_bufs > 32768)
+    return -EINVAL;
+
+  struct io_uring_params up = {0};
+  up.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
+             IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  up.cq_entries = p->sq_entries * 4;
+  up.flags |= IORING_SETUP_CQSIZE;
+  rc = io_uring_queue_init_params(p->sq_entries, &io->ring, &up);
+  if (rc < 0) {
+    /* Older kernels: retry without the optional flags. */
+    memset(&up, 0, sizeof(up));
+    up.flags = IORING_SETUP_CQSIZE;
+    up.cq_entries = p->sq_entries * 4;
+    rc = io_uring_queue_init_params(p->sq_entries, &io->ring, &up);
+    if (rc < 0)
+      return rc;
+  }
+
+  io->br_size = (size_t)p->rx_bufs * sizeof(struct io_uring_buf);
+  io->br = mmap(NULL, io->br_size, PROT_READ | PROT_WRITE,
+                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  if (io->br == MAP_FAILED) {
+    io->br = NULL;
+    rc = -errno;
+    goto fail;
+  }
+  struct io_uring_buf_reg reg = {
+      .ring_addr = (unsigned long)io->br, .ring_entries = p->rx_bufs, .bgid = IO_BGID};
+  rc = io_uring_register_buf_ring(&io->ring, &reg, 0);
+  if (rc < 0)
+    goto fail;
+  io_uring_buf_ring_init(io->br);
+  io->rxmem = malloc((size_t)p->rx_bufs * p->rx_buf_size);
+  if (!io->rxmem) {
+    rc = -ENOMEM;
+    goto fail;
+  }
+  io->rx_mask = io_uring_buf_ring_mask(p->rx_bufs);
+  for (unsigned i = 0; i < p->rx_bufs; i++)
+    io_uring_buf_ring_add(io->br, io->rxmem + (size_t)i * p->rx_buf_size,
+                          p->rx_buf_size, (unsigned short)i, io->rx_mask, (int)i);
+  io_uring_buf_ring_advance(io->br, (int)p->rx_bufs);
+
+  if ((rc = arenas_init(io)) < 0)
+    goto fail;
+  return 0;
+fail:
+  io_fini(io);
+  return rc;
+}
+
+void io_fini(struct io *io)
+{
+  if (io->ring.ring_fd > 0)
+    io_uring_queue_exit(&io->ring);
+  io->ring.ring_fd = -1;
+  for (unsigned i = 0; i < io->nsocks; i++) {
+    close(io->socks[i]->fd);
+    free(io->socks[i]);
+  }
+  io->nsocks = 0;
+  if (io->sigfd >= 0)
+    close(io->sigfd);
+  io->sigfd = -1;
+  if (io->br)
+    munmap(io->br, io->br_size);
+  io->br = NULL;
+  free(io->rxmem);
+  io->rxmem = NULL;
+  if (io->arenas) {
+    for (unsigned i = 0; i < io->p.tx_arenas; i++) {
+      free(io->arenas[i].data);
+      free(io->arenas[i].pkts);
+      free(io->arenas[i].msgs);
+    }
+    free(io->arenas);
+    io->arenas = NULL;
+  }
+}
+
+int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out,
+                      socklen_t *outlen)
+{
+  memset(out, 0, sizeof(*out));
+  if (inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
+    out->in.sin_family = AF_INET;
+    out->in.sin_port = htons(port);
+    *outlen = sizeof(out->in);
+    return 0;
+  }
+  if (inet_pton(AF_INET6, host, &out->in6.sin6_addr) == 1) {
+    out->in6.sin6_family = AF_INET6;
+    out->in6.sin6_port = htons(port);
+    *outlen = sizeof(out->in6);
+    return 0;
+  }
+  return -EINVAL;
+}
+
+void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap)
+{
+  char host[INET6_ADDRSTRLEN] = "?";
+  if (a->sa.sa_family == AF_INET) {
+    inet_ntop(AF_INET, &a->in.sin_addr, host, sizeof(host));
+    snprintf(buf, cap, "%s:%u", host, ntohs(a->in.sin_port));
+  } else if (a->sa.sa_family == AF_INET6) {
+    if (IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr))
+      inet_ntop(AF_INET, &a->in6.sin6_addr.s6_addr[12], host, sizeof(host));
+    else
+      inet_ntop(AF_INET6, &a->in6.sin6_addr, host, sizeof(host));
+    snprintf(buf, cap, IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr) ? "%s:%u" : "[%s]:%u",
+             host, ntohs(a->in6.sin6_port));
+  } else {
+    snprintf(buf, cap, "?");
+  }
+}
+
+bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b)
+{
+  if (a->sa.sa_family != b->sa.sa_family)
+    return false;
+  if (a->sa.sa_family == AF_INET)
+    return a->in.sin_port == b->in.sin_port &&
+           a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+  if (a->sa.sa_family == AF_INET6)
+    return a->in6.sin6_port == b->in6.sin6_port &&
+           memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
+  return a->sa.sa_family == 0;
+}
+
+static struct io_uring_sqe *get_sqe(struct io *io)
+{
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+  if (!sqe) {
+    io_uring_submit(&io->ring);
+    sqe = io_uring_get_sqe(&io->ring);
+  }
+  return sqe;
+}
+
+static int udp_arm(struct io *io, struct io_udp_sock *s)
+{
+  struct io_uring_sqe *sqe = get_sqe(io);
+  if (!sqe)
+    return -EBUSY;
+  io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, 0);
+  sqe->flags |= IOSQE_BUFFER_SELECT;
+  sqe->buf_group = IO_BGID;
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_RECV, s->idx));
+  s->armed = true;
+  return 0;
+}
+
+static void setsockopt_int(int fd, int level, int name, int val)
+{
+  (void)setsockopt(fd, level, name, &val, sizeof(val));
+}
+
+int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
+                io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out)
+{
+  union io_sockaddr sa;
+  socklen_t salen;
+  int rc;
+  if (io->nsocks >= IO_MAX_UDP_SOCKS)
+    return -ENOSPC;
+  if ((rc = io_sockaddr_parse(bind_addr, port, &sa, &salen)) < 0)
+    return rc;
+  int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
+  setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 8 << 20);
+  setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 8 << 20);
+  if (sa.sa.sa_family == AF_INET6) {
+    setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+  }
+  setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  /* Path MTU: never fragment; ngtcp2 probes and sizes packets itself. */
+  setsockopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+  if (sa.sa.sa_family == AF_INET6)
+    setsockopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+  int one = 1;
+  bool gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  if (bind(fd, &sa.sa, salen) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  struct io_udp_sock *s = calloc(1, sizeof(*s));
+  if (!s) {
+    close(fd);
+    return -ENOMEM;
+  }
+  s->fd = fd;
+  s->family = sa.sa.sa_family;
+  s->idx = io->nsocks;
+  s->gro = gro;
+  s->fn = fn;
+  s->ctx = ctx;
+  s->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+  s->rmsg.msg_controllen = IO_CTL_LEN;
+  io->socks[io->nsocks++] = s;
+  s->port = io_udp_port(s);
+  if ((rc = udp_arm(io, s)) < 0)
+    return rc;
+  *out = s;
+  return 0;
+}
+
+uint16_t io_udp_port(const struct io_udp_sock *s)
+{
+  union io_sockaddr sa;
+  socklen_t len = sizeof(sa);
+  if (getsockname(s->fd, &sa.sa, &len) < 0)
+    return 0;
+  return ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+}
+
+static int signal_arm(struct io *io)
+{
+  struct io_uring_sqe *sqe = get_sqe(io);
+  if (!sqe)
+    return -EBUSY;
+  io_uring_prep_read(sqe, io->sigfd, &io->siginfo, sizeof(io->siginfo), 0);
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_SIGNAL, 0));
+  return 0;
+}
+
+int io_signals(struct io *io, const sigset_t *mask, io_signal_fn fn, void *ctx)
+{
+  int rc = pthread_sigmask(SIG_BLOCK, mask, NULL);
+  if (rc)
+    return -rc;
+  io->sigfd = signalfd(-1, mask, SFD_NONBLOCK | SFD_CLOEXEC);
+  if (io->sigfd < 0)
+    return -errno;
+  io->on_signal = fn;
+  io->sig_ctx = ctx;
+  return signal_arm(io);
+}
+
+/* ---- send path ---- */
+
+static struct io_arena *arena_cur(struct io *io) { return &io->arenas[io->cur]; }
+
+uint8_t *io_tx_reserve(struct io *io, size_t maxlen)
+{
+  struct io_arena *a = arena_cur(io);
+  if (a->inflight == 0 && a->npkts == 0)
+    a->used = 0;
+  if (a->inflight == 0 && a->used + maxlen <= io->p.tx_arena_size &&
+      a->npkts < io->p.tx_max_pkts)
+    return a->data + a->used;
+  /* Current arena is full (or still in flight): flush it and move on. */
+  if (a->npkts)
+    io_flush(io);
+  for (unsigned i = 0; i < io->p.tx_arenas; i++) {
+    unsigned n = (io->cur + 1 + i) % io->p.tx_arenas;
+    struct io_arena *b = &io->arenas[n];
+    if (b->inflight == 0 && b->npkts == 0) {
+      io->cur = n;
+      b->used = 0;
+      if (maxlen > io->p.tx_arena_size)
+        return NULL;
+      return b->data;
+    }
+  }
+  io->ctr.tx_arena_full++;
+  return NULL;
+}
+
+void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s,
+                  const union io_sockaddr *dst, socklen_t dstlen,
+                  const struct io_local *local)
+{
+  struct io_arena *a = arena_cur(io);
+  struct io_txpkt *p = &a->pkts[a->npkts++];
+  p->off = a->used;
+  p->len = (uint32_t)len;
+  p->sock = s;
+  p->dst = *dst;
+  p->dstlen = dstlen;
+  if (local)
+    p->local = *local;
+  else
+    memset(&p->local, 0, sizeof(p->local));
+  a->used += (uint32_t)len;
+}
+
+static bool same_flow(const struct io_txpkt *a, const struct io_txpkt *b)
+{
+  return a->sock == b->sock && io_sockaddr_equal(&a->dst, &b->dst) &&
+         a->local.addr.sa.sa_family == b->local.addr.sa.sa_family &&
+         (a->local.addr.sa.sa_family == 0 ||
+          (a->local.ifindex == b->local.ifindex &&
+           (a->local.addr.sa.sa_family == AF_INET
+                ? a->local.addr.in.sin_addr.s_addr == b->local.addr.in.sin_addr.s_addr
+                : memcmp(&a->local.addr.in6.sin6_addr, &b->local.addr.in6.sin6_addr,
+                         16) == 0)));
+}
+
+static size_t build_cmsg(struct io_txmsg *m, const struct io_txpkt *p, uint16_t segsz)
+{
+  size_t len = 0;
+  struct cmsghdr *c = (struct cmsghdr *)m->ctl.buf;
+  if (segsz) {
+    c->cmsg_level = SOL_UDP;
+    c->cmsg_type = UDP_SEGMENT;
+    c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+    memcpy(CMSG_DATA(c), &segsz, sizeof(segsz));
+    len += CMSG_SPACE(sizeof(uint16_t));
+    c = (struct cmsghdr *)(m->ctl.buf + len);
+  }
+  if (p->local.addr.sa.sa_family == AF_INET6 && p->sock->family == AF_INET6) {
+    struct in6_pktinfo pi = {.ipi6_addr = p->local.addr.in6.sin6_addr,
+                             .ipi6_ifindex = p->local.ifindex};
+    c->cmsg_level = IPPROTO_IPV6;
+    c->cmsg_type = IPV6_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    len += CMSG_SPACE(sizeof(pi));
+  } else if (p->local.addr.sa.sa_family == AF_INET && p->sock->family == AF_INET) {
+    struct in_pktinfo pi = {.ipi_spec_dst = p->local.addr.in.sin_addr,
+                            .ipi_ifindex = (int)p->local.ifindex};
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(pi));
+    memcpy(CMSG_DATA(c), &pi, sizeof(pi));
+    len += CMSG_SPACE(sizeof(pi));
+  }
+  return len;
+}
+
+unsigned io_flush(struct io *io)
+{
+  struct io_arena *a = arena_cur(io);
+  unsigned nmsg = 0;
+  if (a->npkts == 0)
+    return 0;
+  io->ctr.flushes++;
+  for (uint32_t i = 0; i < a->npkts;) {
+    const struct io_txpkt *first = &a->pkts[i];
+    uint32_t seg = first->len, total = first->len, n = 1;
+    while (io->gso_ok && i + n < a->npkts && n < IO_GSO_MAX_SEGS) {
+      const struct io_txpkt *q = &a->pkts[i + n];
+      if (!same_flow(first, q) || q->len > seg || total + q->len > IO_GSO_MAX_BYTES)
+        break;
+      total += q->len;
+      n++;
+      if (q->len < seg)
+        break; /* a shorter packet ends a GSO train */
+    }
+    struct io_txmsg *m = &a->msgs[nmsg];
+    memset(&m->mh, 0, sizeof(m->mh));
+    m->iov.iov_base = a->data + first->off;
+    m->iov.iov_len = total;
+    m->mh.msg_name = (void *)&first->dst;
+    m->mh.msg_namelen = first->dstlen;
+    m->mh.msg_iov = &m->iov;
+    m->mh.msg_iovlen = 1;
+    size_t cl = build_cmsg(m, first, n > 1 ? (uint16_t)seg : 0);
+    m->mh.msg_control = cl ? m->ctl.buf : NULL;
+    m->mh.msg_controllen = cl;
+    struct io_uring_sqe *sqe = get_sqe(io);
+    if (!sqe) {
+      io->ctr.tx_errors += n;
+      i += n;
+      continue;
+    }
+    io_uring_prep_sendmsg(sqe, first->sock->fd, &m->mh, 0);
+    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_SEND, io->cur));
+    a->inflight++;
+    nmsg++;
+    io->ctr.tx_msgs++;
+    io->ctr.tx_packets += n;
+    io->ctr.tx_bytes += total;
+    if (n > 1)
+      io->ctr.tx_gso_msgs++;
+    i += n;
+  }
+  a->npkts = 0;
+  /* The arena stays busy until its sends complete; fill the next one. */
+  for (unsigned k = 1; k <= io->p.tx_arenas; k++) {
+    unsigned nx = (io->cur + k) % io->p.tx_arenas;
+    if (io->arenas[nx].inflight == 0) {
+      io->cur = nx;
+      io->arenas[nx].used = 0;
+      io->arenas[nx].npkts = 0;
+      break;
+    }
+  }
+  return nmsg;
+}
+
+int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
+{
+  struct io_uring_cqe *cqe;
+  io->ctr.waits++;
+  if (deadline_ns == TIMER_NEVER) {
+    int rc = io_uring_submit_and_wait(&io->ring, 1);
+    return rc < 0 && rc != -EINTR ? rc : 0;
+  }
+  uint64_t d = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
+  if (d == 0) {
+    int rc = io_uring_submit(&io->ring);
+    return rc < 0 && rc != -EINTR ? rc : 0;
+  }
+  struct __kernel_timespec ts = {.tv_sec = (long long)(d / 1000000000ull),
+                                 .tv_nsec = (long long)(d % 1000000000ull)};
+  int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
+  if (rc < 0 && rc != -ETIME && rc != -EINTR)
+    return rc;
+  return 0;
+}
+
+/* ---- receive path ---- */
+
+static void udp_recv(struct io *io, struct io_udp_sock *s, struct io_uring_cqe *cqe)
+{
+  if (!(cqe->flags & IORING_CQE_F_MORE))
+    s->armed = false;
+  if (cqe->res < 0) {
+    if (cqe->res == -ENOBUFS)
+      io->ctr.rx_enobufs++;
+    else
+      io->ctr.rx_errors++;
+    return;
+  }
+  if (!(cqe->flags & IORING_CQE_F_BUFFER)) {
+    io->ctr.rx_errors++;
+    return;
+  }
+  unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  uint8_t *buf = io->rxmem + (size_t)bid * io->p.rx_buf_size;
+  io->ctr.rx_completions++;
+
+  struct io_uring_recvmsg_out *o = io_uring_recvmsg_validate(buf, cqe->res, &s->rmsg);
+  if (!o) {
+    io->ctr.rx_errors++;
+    goto give_back;
+  }
+  if (o->flags & MSG_TRUNC) {
+    io->ctr.rx_truncated++;
+    goto give_back;
+  }
+  uint8_t *payload = io_uring_recvmsg_payload(o, &s->rmsg);
+  size_t plen = io_uring_recvmsg_payload_length(o, cqe->res, &s->rmsg);
+  union io_sockaddr peer;
+  socklen_t peerlen = o->namelen < sizeof(peer) ? o->namelen : sizeof(peer);
+  memset(&peer, 0, sizeof(peer));
+  memcpy(&peer, io_uring_recvmsg_name(o), peerlen);
+
+  size_t seg = plen;
+  struct io_local local;
+  bool have_local = false;
+  memset(&local, 0, sizeof(local));
+  for (struct cmsghdr *c = io_uring_recvmsg_cmsg_firsthdr(o, &s->rmsg); c;
+       c = io_uring_recvmsg_cmsg_nexthdr(o, &s->rmsg, c)) {
+    if (c->cmsg_level == SOL_UDP && c->cmsg_type == UDP_GRO) {
+      int g;
+      memcpy(&g, CMSG_DATA(c), sizeof(g));
+      if (g > 0)
+        seg = (size_t)g;
+    } else if (c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_PKTINFO) {
+      struct in6_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      local.addr.in6.sin6_family = AF_INET6;
+      local.addr.in6.sin6_addr = pi.ipi6_addr;
+      local.ifindex = pi.ipi6_ifindex;
+      have_local = true;
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
+               s->family == AF_INET) {
+      struct in_pktinfo pi;
+      memcpy(&pi, CMSG_DATA(c), sizeof(pi));
+      local.addr.in.sin_family = AF_INET;
+      local.addr.in.sin_addr = pi.ipi_addr;
+      local.ifindex = (uint32_t)pi.ipi_ifindex;
+      have_local = true;
+    }
+  }
+  if (have_local) {
+    /* The local port is the socket's. */
+    uint16_t port = htons(s->port);
+    if (local.addr.sa.sa_family == AF_INET)
+      local.addr.in.sin_port = port;
+    else
+      local.addr.in6.sin6_port = port;
+  }
+  if (seg < plen)
+    io->ctr.rx_gro_batches++;
+  for (size_t off = 0; off < plen; off += seg) {
+    size_t n = plen - off < seg ? plen - off : seg;
+    io->ctr.rx_datagrams++;
+    io->ctr.rx_bytes += n;
+    if (s->fn)
+      s->fn(s->ctx, s, payload + off, n, &peer, peerlen, have_local ? &local : NULL);
+  }
+give_back:
+  io_uring_buf_ring_add(io->br, buf, io->p.rx_buf_size, (unsigned short)bid,
+                        io->rx_mask, 0);
+  io_uring_buf_ring_advance(io->br, 1);
+}
+
+static void udp_sent(struct io *io, uint32_t arena, struct io_uring_cqe *cqe)
+{
+  if (arena >= io->p.tx_arenas)
+    return;
+  struct io_arena *a = &io->arenas[arena];
+  if (a->inflight)
+    a->inflight--;
+  if (cqe->res < 0) {
+    io->ctr.tx_errors++;
+    if ((cqe->res == -EIO || cqe->res == -EINVAL) && io->gso_ok) {
+      /* No GSO on this path (e.g. device without checksum offload). */
+      io->gso_ok = false;
+      io->ctr.tx_gso_disabled++;
+      log_warn("UDP GSO send failed; falling back to one datagram per packet",
+               "err=%d", cqe->res);
+    }
+  }
+}
+
+unsigned io_dispatch(struct io *io)
+{
+  struct io_uring_cqe *cqe;
+  unsigned head, n = 0;
+  io_uring_for_each_cqe(&io->ring, head, cqe)
+  {
+    uint64_t ud = io_uring_cqe_get_data64(cqe);
+    uint32_t idx = IO_UD_IDX(ud);
+    switch (IO_UD_OP(ud)) {
+    case IO_OP_UDP_RECV:
+      if (idx < io->nsocks)
+        udp_recv(io, io->socks[idx], cqe);
+      break;
+    case IO_OP_UDP_SEND:
+      udp_sent(io, idx, cqe);
+      break;
+    case IO_OP_SIGNAL:
+      if (cqe->res == (int)sizeof(io->siginfo)) {
+        io->ctr.signals++;
+        if (io->on_signal)
+          io->on_signal(io->sig_ctx, (int)io->siginfo.ssi_signo);
+      }
+      if (io->sigfd >= 0)
+        signal_arm(io);
+      break;
+    default:
+      break;
+    }
+    n++;
+  }
+  io_uring_cq_advance(&io->ring, n);
+  for (unsigned i = 0; i < io->nsocks; i++) {
+    if (!io->socks[i]->armed) {
+      io->ctr.rx_rearms++;
+      udp_arm(io, io->socks[i]);
+    }
+  }
+  return n;
+}

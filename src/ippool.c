@@ -1,0 +1,93 @@
+/*
+ * ippool: see include/wtrelay/ippool.h. Index = last - ip, so the first
+ * free index is the highest free address. MAC lookups are linear over the
+ * range (at most 245 entries for a /24; bounded by init).
+ */
+#include "wtrelay/ippool.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+int ippool_init(struct ippool *p, uint32_t first_host, uint32_t last_host)
+{
+  memset(p, 0, sizeof(*p));
+  if (last_host < first_host || last_host - first_host >= 65536)
+    return -EINVAL;
+  p->first = first_host;
+  p->last = last_host;
+  p->n = last_host - first_host + 1;
+  p->e = calloc(p->n, sizeof(*p->e));
+  return p->e ? 0 : -ENOMEM;
+}
+
+void ippool_fini(struct ippool *p)
+{
+  free(p->e);
+  p->e = NULL;
+  p->n = 0;
+}
+
+static uint32_t ip_of(const struct ippool *p, uint32_t i) { return p->last - i; }
+
+int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uint64_t now)
+{
+  uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, oldest = UINT32_MAX;
+  for (uint32_t i = 0; i < p->n; i++) {
+    struct ippool_entry *e = &p->e[i];
+    if (e->used_ever && memcmp(e->mac, mac, 6) == 0) {
+      if (e->live)
+        return -EBUSY;
+      remembered = i;
+    }
+    if (!e->used_ever && fresh == UINT32_MAX)
+      fresh = i;
+    if (e->used_ever && !e->live &&
+        (oldest == UINT32_MAX || e->released_ns < p->e[oldest].released_ns))
+      oldest = i;
+  }
+  uint32_t pick = remembered != UINT32_MAX ? remembered
+                  : fresh != UINT32_MAX    ? fresh
+                                           : oldest;
+  if (pick == UINT32_MAX)
+    return -ENOSPC;
+  struct ippool_entry *e = &p->e[pick];
+  memcpy(e->mac, mac, 6);
+  e->used_ever = true;
+  e->live = true;
+  (void)now;
+  *ip_out = ip_of(p, pick);
+  return 0;
+}
+
+void ippool_release(struct ippool *p, uint32_t ip, uint64_t now)
+{
+  if (ip < p->first || ip > p->last)
+    return;
+  struct ippool_entry *e = &p->e[p->last - ip];
+  if (!e->live)
+    return;
+  e->live = false;
+  e->released_ns = now;
+}
+
+bool ippool_lookup_ip(const struct ippool *p, uint32_t ip, uint8_t mac_out[6])
+{
+  if (ip < p->first || ip > p->last)
+    return false;
+  const struct ippool_entry *e = &p->e[p->last - ip];
+  if (e->live && mac_out)
+    memcpy(mac_out, e->mac, 6);
+  return e->live;
+}
+
+bool ippool_lookup_mac(const struct ippool *p, const uint8_t mac[6], uint32_t *ip)
+{
+  for (uint32_t i = 0; i < p->n; i++) {
+    if (p->e[i].live && memcmp(p->e[i].mac, mac, 6) == 0) {
+      *ip = ip_of(p, i);
+      return true;
+    }
+  }
+  return false;
+}

@@ -1,0 +1,1174 @@
+/*
+ * quic: ngtcp2 endpoints. Theory of operation in include/wtrelay/quic.h.
+ *
+ * Packet path in: io -> quic_endpoint_on_packet -> CID lookup (or accept a
+ * new Initial) -> ngtcp2_conn_read_pkt -> callbacks into the application.
+ * Packet path out: the worker's turn calls quic_endpoint_turn, which writes
+ * each dirty connection: pending stream bytes first, then queued datagrams,
+ * then whatever ngtcp2 has (ACKs, retransmissions), up to the send quantum
+ * (pacing), straight into the io tx arena. After writing, the connection's
+ * timer is re-armed at ngtcp2_conn_get_expiry (which includes pacing).
+ *
+ * Closing: a local close writes CONNECTION_CLOSE once, keeps the packet and
+ * re-sends it when the peer keeps sending, for three PTOs (closing period);
+ * a peer close enters the draining period (silent, three PTOs). Then the
+ * connection is deleted and the application told (on_conn_closed).
+ */
+#include "wtrelay/quic.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "wtrelay/log.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+
+static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
+
+void quic_params_default(struct quic_params *p)
+{
+  p->max_conns = 4096;
+  p->max_conns_per_ip = 64;
+  p->dgram_pool = 8192;
+  p->dgram_queue = 64;
+  p->idle_timeout_ns = 180ull * NGTCP2_SECONDS;
+  p->keep_alive_ns = 15ull * NGTCP2_SECONDS;
+  p->handshake_timeout_ns = 10ull * NGTCP2_SECONDS;
+}
+
+static void fill_random(void *buf, size_t len)
+{
+  uint8_t *p = buf;
+  while (len) {
+    ssize_t n = getrandom(p, len, 0);
+    if (n <= 0)
+      continue;
+    p += n;
+    len -= (size_t)n;
+  }
+}
+
+/* ---- CID table ---- */
+
+static uint64_t cid_hash(const struct quic_endpoint *ep, const uint8_t *cid, size_t len)
+{
+  /* Keyed multiply-xorshift: client-chosen CIDs must not be able to pick
+   * buckets. */
+  uint64_t h = ep->hash_key[0] ^ (uint64_t)len;
+  for (size_t i = 0; i < len; i++) {
+    h ^= cid[i];
+    h *= 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  h ^= ep->hash_key[1];
+  h *= 0xbf58476d1ce4e5b9ull;
+  return h ^ (h >> 31);
+}
+
+static struct quic_conn *cid_lookup(struct quic_endpoint *ep, const uint8_t *cid,
+                                    size_t len)
+{
+  uint32_t b = (uint32_t)(cid_hash(ep, cid, len) & (ep->nbuckets - 1));
+  for (uint32_t i = ep->buckets[b]; i; i = ep->cids[i - 1].next) {
+    struct quic_cid_entry *e = &ep->cids[i - 1];
+    if (e->len == len && memcmp(e->cid, cid, len) == 0)
+      return &ep->conns[e->conn];
+  }
+  return NULL;
+}
+
+static int cid_insert(struct quic_endpoint *ep, const uint8_t *cid, size_t len,
+                      uint32_t conn)
+{
+  if (!ep->cid_free || len > NGTCP2_MAX_CIDLEN)
+    return -ENOSPC;
+  if (cid_lookup(ep, cid, len))
+    return -EEXIST;
+  uint32_t i = ep->cid_free;
+  struct quic_cid_entry *e = &ep->cids[i - 1];
+  ep->cid_free = e->next;
+  uint32_t b = (uint32_t)(cid_hash(ep, cid, len) & (ep->nbuckets - 1));
+  e->len = (uint8_t)len;
+  memcpy(e->cid, cid, len);
+  e->conn = conn;
+  e->next = ep->buckets[b];
+  ep->buckets[b] = i;
+  return 0;
+}
+
+static void cid_remove(struct quic_endpoint *ep, const uint8_t *cid, size_t len)
+{
+  uint32_t b = (uint32_t)(cid_hash(ep, cid, len) & (ep->nbuckets - 1));
+  uint32_t *link = &ep->buckets[b];
+  while (*link) {
+    struct quic_cid_entry *e = &ep->cids[*link - 1];
+    if (e->len == len && memcmp(e->cid, cid, len) == 0) {
+      uint32_t i = *link;
+      *link = e->next;
+      e->next = ep->cid_free;
+      ep->cid_free = i;
+      return;
+    }
+    link = &e->next;
+  }
+}
+
+/* Removes every CID that routes to conn (bounded by the table size; only on
+ * connection deletion). */
+static void cid_remove_conn(struct quic_endpoint *ep, uint32_t conn)
+{
+  for (uint32_t b = 0; b < ep->nbuckets; b++) {
+    uint32_t *link = &ep->buckets[b];
+    while (*link) {
+      struct quic_cid_entry *e = &ep->cids[*link - 1];
+      if (e->conn == conn) {
+        uint32_t i = *link;
+        *link = e->next;
+        e->next = ep->cid_free;
+        ep->cid_free = i;
+      } else {
+        link = &e->next;
+      }
+    }
+  }
+}
+
+/* ---- datagram pool ---- */
+
+static struct quic_dgram *dgram_get(struct quic_endpoint *ep)
+{
+  struct quic_dgram *d = ep->dfree;
+  if (d)
+    ep->dfree = d->next;
+  return d;
+}
+
+static void dgram_put(struct quic_endpoint *ep, struct quic_dgram *d)
+{
+  d->next = ep->dfree;
+  ep->dfree = d;
+}
+
+/* ---- endpoint ---- */
+
+int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w,
+                       struct io_udp_sock *udp, const struct tls_cert *cert,
+                       bool is_server, const struct quic_params *p,
+                       const struct quic_app_ops *ops, void *app)
+{
+  memset(ep, 0, sizeof(*ep));
+  ep->w = w;
+  ep->udp = udp;
+  ep->cert = cert;
+  ep->is_server = is_server;
+  ep->p = *p;
+  ep->ops = ops;
+  ep->app = app;
+  ep->accepting = true;
+  log_ratelimit_init(&ep->rl, 1000000000ull, 10);
+  fill_random(ep->hash_key, sizeof(ep->hash_key));
+  fill_random(ep->reset_secret, sizeof(ep->reset_secret));
+
+  ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
+  ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
+  uint32_t ncids = p->max_conns * 8;
+  ep->nbuckets = 1;
+  while (ep->nbuckets < ncids)
+    ep->nbuckets <<= 1;
+  ep->buckets = calloc(ep->nbuckets, sizeof(*ep->buckets));
+  ep->cids = calloc(ncids, sizeof(*ep->cids));
+  ep->dpool = calloc(p->dgram_pool, sizeof(*ep->dpool));
+  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool) {
+    quic_endpoint_fini(ep);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < p->max_conns; i++) {
+    ep->conns[i].handle = i;
+    ep->free_conns[i] = p->max_conns - 1 - i;
+  }
+  ep->nfree = p->max_conns;
+  for (uint32_t i = 0; i < ncids; i++)
+    ep->cids[i].next = i + 2 <= ncids ? i + 2 : 0;
+  ep->cid_free = ncids ? 1 : 0;
+  for (uint32_t i = 0; i < p->dgram_pool; i++)
+    dgram_put(ep, &ep->dpool[i]);
+  return 0;
+}
+
+static void conn_delete(struct quic_conn *c);
+
+void quic_endpoint_fini(struct quic_endpoint *ep)
+{
+  if (ep->conns) {
+    for (uint32_t i = 0; i < ep->p.max_conns; i++)
+      if (ep->conns[i].state != QUIC_CONN_FREE)
+        conn_delete(&ep->conns[i]);
+  }
+  free(ep->conns);
+  free(ep->free_conns);
+  free(ep->buckets);
+  free(ep->cids);
+  free(ep->dpool);
+  memset(ep, 0, sizeof(*ep));
+}
+
+uint32_t quic_endpoint_active(const struct quic_endpoint *ep) { return ep->nactive; }
+
+static uint64_t now_ns(const struct quic_conn *c) { return c->ep->w->now; }
+
+static void conn_mark_dirty(struct quic_conn *c)
+{
+  if (c->dirty)
+    return;
+  c->dirty = true;
+  struct quic_endpoint *ep = c->ep;
+  c->dirty_next = ep->dirty_head;
+  ep->dirty_head = c->handle + 1;
+}
+
+void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap)
+{
+  io_sockaddr_str(&c->remote, buf, cap);
+}
+
+/* ---- ngtcp2 callbacks ---- */
+
+static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
+{
+  struct quic_conn *c = ref->user_data;
+  return c->conn;
+}
+
+static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
+{
+  (void)ctx;
+  fill_random(dest, len);
+}
+
+static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
+                          size_t cidlen, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  struct quic_endpoint *ep = c->ep;
+  uint8_t buf[NGTCP2_MAX_CIDLEN];
+  for (int tries = 0; tries < 4; tries++) {
+    fill_random(buf, cidlen);
+    buf[0] = (uint8_t)ep->w->index; /* room to route by worker later */
+    ngtcp2_cid_init(cid, buf, cidlen);
+    if (cid_lookup(ep, buf, cidlen))
+      continue;
+    if (ngtcp2_crypto_generate_stateless_reset_token(
+            token, ep->reset_secret, sizeof(ep->reset_secret), cid) != 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    if (cid_insert(ep, buf, cidlen, c->handle) < 0)
+      return NGTCP2_ERR_CALLBACK_FAILURE;
+    return 0;
+  }
+  return NGTCP2_ERR_CALLBACK_FAILURE;
+}
+
+static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  cid_remove(c->ep, cid->data, cid->datalen);
+  return 0;
+}
+
+static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  c->handshake_done = true;
+  c->ep->ctr.handshakes++;
+  if (c->ep->ops->on_handshake_done &&
+      c->ep->ops->on_handshake_done(c->ep->app, c) < 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                               uint64_t offset, const uint8_t *data, size_t len,
+                               void *user_data, void *stream_user_data)
+{
+  struct quic_conn *c = user_data;
+  c->ep->ctr.stream_bytes_in += len;
+  if (c->ep->ops->on_stream_data &&
+      c->ep->ops->on_stream_data(c->ep->app, c, sid, data, len,
+                                 (flags & NGTCP2_STREAM_DATA_FLAG_FIN) != 0) < 0)
+    return NGTCP2_ERR_CALLBACK_FAILURE;
+  return 0;
+}
+
+static struct quic_sout *sout_find(struct quic_conn *c, int64_t sid)
+{
+  for (int i = 0; i < QUIC_SOUT_SLOTS; i++)
+    if (c->sout[i].used && c->sout[i].sid == sid)
+      return &c->sout[i];
+  return NULL;
+}
+
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
+                           uint64_t app_err, void *user_data, void *stream_user_data)
+{
+  struct quic_conn *c = user_data;
+  struct quic_sout *so = sout_find(c, sid);
+  if (so)
+    so->used = false;
+  if (c->ep->ops->on_stream_close)
+    c->ep->ops->on_stream_close(c->ep->app, c, sid, app_err);
+  return 0;
+}
+
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
+                           uint64_t app_err, void *user_data, void *stream_user_data)
+{
+  struct quic_conn *c = user_data;
+  if (c->ep->ops->on_stream_close)
+    c->ep->ops->on_stream_close(c->ep->app, c, sid, app_err);
+  return 0;
+}
+
+static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data,
+                            size_t len, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  c->ep->ctr.dgrams_in++;
+  if (c->ep->ops->on_datagram)
+    c->ep->ops->on_datagram(c->ep->app, c, data, len);
+  return 0;
+}
+
+static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t id, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  c->ep->ctr.dgrams_lost++;
+  return 0;
+}
+
+static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid, uint64_t max,
+                                     void *user_data, void *stream_user_data)
+{
+  conn_mark_dirty(user_data);
+  return 0;
+}
+
+static void set_callbacks(ngtcp2_callbacks *cb, bool server)
+{
+  memset(cb, 0, sizeof(*cb));
+  if (server) {
+    cb->recv_client_initial = ngtcp2_crypto_recv_client_initial_cb;
+  } else {
+    cb->client_initial = ngtcp2_crypto_client_initial_cb;
+    cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
+  }
+  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->encrypt = ngtcp2_crypto_encrypt_cb;
+  cb->decrypt = ngtcp2_crypto_decrypt_cb;
+  cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
+  cb->update_key = ngtcp2_crypto_update_key_cb;
+  cb->delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb;
+  cb->delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb;
+  cb->get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb;
+  cb->version_negotiation = ngtcp2_crypto_version_negotiation_cb;
+  cb->rand = cb_rand;
+  cb->get_new_connection_id = cb_get_new_cid;
+  cb->remove_connection_id = cb_remove_cid;
+  cb->handshake_completed = cb_handshake_completed;
+  cb->recv_stream_data = cb_recv_stream_data;
+  cb->stream_close = cb_stream_close;
+  cb->stream_reset = cb_stream_reset;
+  cb->recv_datagram = cb_recv_datagram;
+  cb->lost_datagram = cb_lost_datagram;
+  cb->extend_max_stream_data = cb_extend_max_stream_data;
+}
+
+static void set_transport_params(ngtcp2_transport_params *tp, const struct quic_params *p)
+{
+  ngtcp2_transport_params_default(tp);
+  tp->initial_max_stream_data_bidi_local = 256 * 1024;
+  tp->initial_max_stream_data_bidi_remote = 256 * 1024;
+  tp->initial_max_stream_data_uni = 256 * 1024;
+  tp->initial_max_data = 1024 * 1024;
+  tp->initial_max_streams_bidi = 16;
+  tp->initial_max_streams_uni = 16; /* Chromium needs >= 3 */
+  tp->max_idle_timeout = p->idle_timeout_ns;
+  tp->active_connection_id_limit = 4;
+  /* 0 would open the session but silently drop every datagram. */
+  tp->max_datagram_frame_size = 65535;
+}
+
+static void set_settings(ngtcp2_settings *s, const struct quic_params *p, uint64_t now)
+{
+  ngtcp2_settings_default(s);
+  s->initial_ts = now;
+  s->handshake_timeout = p->handshake_timeout_ns;
+  s->cc_algo = NGTCP2_CC_ALGO_CUBIC;
+}
+
+/* ---- connection lifecycle ---- */
+
+static void conn_on_timer(struct timer *t, uint64_t now);
+
+static struct quic_conn *conn_alloc(struct quic_endpoint *ep)
+{
+  if (!ep->nfree)
+    return NULL;
+  uint32_t h = ep->free_conns[--ep->nfree];
+  struct quic_conn *c = &ep->conns[h];
+  bool dirty = c->dirty;
+  uint32_t dnext = c->dirty_next;
+  memset(c, 0, sizeof(*c));
+  /* Membership of the dirty list survives reuse of the slot. */
+  c->dirty = dirty;
+  c->dirty_next = dnext;
+  c->ep = ep;
+  c->handle = h;
+  c->conn_ref.get_conn = get_conn;
+  c->conn_ref.user_data = c;
+  timer_init(&c->timer, conn_on_timer);
+  c->created_ns = ep->w->now;
+  ep->nactive++;
+  return c;
+}
+
+static void conn_delete(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (c->state == QUIC_CONN_FREE)
+    return;
+  if (ep->ops->on_conn_closed)
+    ep->ops->on_conn_closed(ep->app, c);
+  timer_disarm(&ep->w->timers, &c->timer);
+  cid_remove_conn(ep, c->handle);
+  if (c->conn)
+    ngtcp2_conn_del(c->conn);
+  c->conn = NULL;
+  if (c->tls)
+    tls_session_free(c->tls);
+  c->tls = NULL;
+  while (c->dq_head) {
+    struct quic_dgram *d = c->dq_head;
+    c->dq_head = d->next;
+    dgram_put(ep, d);
+  }
+  c->dq_tail = NULL;
+  c->dq_len = 0;
+  free(c->close_pkt);
+  c->close_pkt = NULL;
+  c->state = QUIC_CONN_FREE;
+  c->app_data = NULL;
+  ep->free_conns[ep->nfree++] = c->handle;
+  ep->nactive--;
+  ep->ctr.conns_closed++;
+}
+
+static void conn_path(struct quic_conn *c, ngtcp2_path *path)
+{
+  path->local.addr = (ngtcp2_sockaddr *)&c->local.addr;
+  path->local.addrlen = c->local.addr.sa.sa_family == AF_INET
+                            ? (ngtcp2_socklen)sizeof(struct sockaddr_in)
+                            : (ngtcp2_socklen)sizeof(struct sockaddr_in6);
+  path->remote.addr = (ngtcp2_sockaddr *)&c->remote;
+  path->remote.addrlen = c->remotelen;
+  path->user_data = NULL;
+}
+
+static uint64_t three_pto(struct quic_conn *c)
+{
+  return 3 * ngtcp2_conn_get_pto(c->conn);
+}
+
+static void conn_arm_timer(struct quic_conn *c)
+{
+  uint64_t exp = ngtcp2_conn_get_expiry(c->conn);
+  if (timer_arm(&c->ep->w->timers, &c->timer, exp) < 0)
+    c->ep->ctr.write_errors++;
+}
+
+/* Writes CONNECTION_CLOSE (once) and enters the closing period. */
+static void conn_write_close(struct quic_conn *c, const ngtcp2_connection_close_error *ccerr)
+{
+  struct quic_endpoint *ep = c->ep;
+  uint64_t now = now_ns(c);
+  if (c->state != QUIC_CONN_ACTIVE)
+    return;
+  if (ngtcp2_conn_is_in_closing_period(c->conn) || ngtcp2_conn_is_in_draining_period(c->conn)) {
+    c->state = QUIC_CONN_DRAINING;
+    timer_arm(&ep->w->timers, &c->timer, now + three_pto(c));
+    return;
+  }
+  size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi;
+  ngtcp2_ssize nw = -1;
+  if (buf)
+    nw = ngtcp2_conn_write_connection_close(c->conn, &ps.path, &pi, buf, mtu, ccerr, now);
+  if (nw <= 0) {
+    conn_delete(c);
+    return;
+  }
+  c->close_pkt = malloc((size_t)nw);
+  if (c->close_pkt) {
+    memcpy(c->close_pkt, buf, (size_t)nw);
+    c->close_pktlen = (size_t)nw;
+  }
+  io_tx_commit(&ep->w->io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
+               c->has_local ? &c->local : NULL);
+  c->state = QUIC_CONN_CLOSING;
+  timer_arm(&ep->w->timers, &c->timer, now + three_pto(c));
+}
+
+/* Handles an ngtcp2 error from read or write or expiry. */
+static void conn_fail(struct quic_conn *c, int liberr)
+{
+  struct quic_endpoint *ep = c->ep;
+  ngtcp2_connection_close_error ccerr;
+  switch (liberr) {
+  case NGTCP2_ERR_DRAINING:
+    ep->ctr.conns_draining++;
+    c->state = QUIC_CONN_DRAINING;
+    timer_arm(&ep->w->timers, &c->timer, now_ns(c) + three_pto(c));
+    return;
+  case NGTCP2_ERR_IDLE_CLOSE:
+    ep->ctr.conns_idle++;
+    conn_delete(c);
+    return;
+  case NGTCP2_ERR_DROP_CONN:
+  case NGTCP2_ERR_HANDSHAKE_TIMEOUT:
+    ep->ctr.conns_failed++;
+    conn_delete(c);
+    return;
+  case NGTCP2_ERR_CRYPTO:
+    ep->ctr.conns_failed++;
+    ngtcp2_connection_close_error_set_transport_error_tls_alert(
+        &ccerr, ngtcp2_conn_get_tls_alert(c->conn), NULL, 0);
+    break;
+  default:
+    ep->ctr.read_errors++;
+    ngtcp2_connection_close_error_set_transport_error_liberr(&ccerr, liberr, NULL, 0);
+    break;
+  }
+  uint32_t sup;
+  if (log_ratelimit_allow(&ep->rl, now_ns(c), &sup)) {
+    char addr[64];
+    quic_conn_remote_str(c, addr, sizeof(addr));
+    log_info("closing QUIC connection on error", "remote=%s err=\"%s\" suppressed=%u",
+             addr, ngtcp2_strerror(liberr), sup);
+  }
+  conn_write_close(c, &ccerr);
+}
+
+static void conn_on_timer(struct timer *t, uint64_t now)
+{
+  struct quic_conn *c = container_of(t, struct quic_conn, timer);
+  if (c->state == QUIC_CONN_CLOSING || c->state == QUIC_CONN_DRAINING) {
+    conn_delete(c);
+    return;
+  }
+  int rv = ngtcp2_conn_handle_expiry(c->conn, now);
+  if (rv != 0) {
+    conn_fail(c, rv);
+    return;
+  }
+  conn_mark_dirty(c);
+}
+
+/* ---- write path ---- */
+
+static int conn_write(struct quic_conn *c, uint64_t now)
+{
+  struct quic_endpoint *ep = c->ep;
+  struct io *io = &ep->w->io;
+  if (c->state != QUIC_CONN_ACTIVE)
+    return 0;
+  if (c->close_pending) {
+    ngtcp2_connection_close_error ccerr;
+    ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_app_err, NULL, 0);
+    conn_write_close(c, &ccerr);
+    return 0;
+  }
+  size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  size_t path_mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+  size_t quantum = ngtcp2_conn_get_send_quantum(c->conn);
+  size_t max_pkts = path_mtu ? quantum / path_mtu : 1;
+  if (max_pkts < 1)
+    max_pkts = 1;
+  if (max_pkts > IO_GSO_MAX_SEGS)
+    max_pkts = IO_GSO_MAX_SEGS;
+  unsigned blocked = 0; /* sout slots that cannot write now */
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi;
+
+  for (size_t npkts = 0; npkts < max_pkts;) {
+    uint8_t *buf = io_tx_reserve(io, mtu);
+    if (!buf) {
+      /* Every arena is in flight: try again next turn. */
+      conn_mark_dirty(c);
+      break;
+    }
+    struct quic_sout *so = NULL;
+    int si;
+    for (si = 0; si < QUIC_SOUT_SLOTS; si++) {
+      struct quic_sout *s = &c->sout[si];
+      if (s->used && !(blocked & (1u << si)) &&
+          (s->sent < s->len || (s->fin && !s->fin_sent))) {
+        so = s;
+        break;
+      }
+    }
+    ngtcp2_ssize nw;
+    if (so) {
+      ngtcp2_vec v = {.base = so->buf + so->sent, .len = so->len - so->sent};
+      uint32_t flags = NGTCP2_WRITE_STREAM_FLAG_MORE;
+      if (so->fin)
+        flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
+      ngtcp2_ssize ndatalen = -1;
+      nw = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, mtu, &ndatalen, flags,
+                                     so->sid, &v, 1, now);
+      if (ndatalen >= 0) {
+        so->sent += (uint32_t)ndatalen;
+        if (so->fin && so->sent == so->len)
+          so->fin_sent = true;
+      }
+      if (nw == NGTCP2_ERR_WRITE_MORE)
+        continue;
+      if (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED || nw == NGTCP2_ERR_STREAM_SHUT_WR ||
+          nw == NGTCP2_ERR_STREAM_NOT_FOUND) {
+        blocked |= 1u << si;
+        if (nw != NGTCP2_ERR_STREAM_DATA_BLOCKED)
+          so->used = false;
+        continue;
+      }
+    } else if (c->dq_head) {
+      struct quic_dgram *d = c->dq_head;
+      ngtcp2_vec v = {.base = d->data, .len = d->len};
+      int accepted = 0;
+      nw = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
+                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, now);
+      if (accepted || nw == NGTCP2_ERR_INVALID_ARGUMENT) {
+        if (accepted)
+          ep->ctr.dgrams_out++;
+        else
+          ep->ctr.dgrams_too_big++;
+        c->dq_head = d->next;
+        if (!c->dq_head)
+          c->dq_tail = NULL;
+        c->dq_len--;
+        dgram_put(ep, d);
+      }
+      if (nw == NGTCP2_ERR_WRITE_MORE || nw == NGTCP2_ERR_INVALID_ARGUMENT)
+        continue;
+    } else {
+      nw = ngtcp2_conn_write_pkt(c->conn, &ps.path, &pi, buf, mtu, now);
+    }
+    if (nw < 0) {
+      ep->ctr.write_errors++;
+      conn_fail(c, (int)nw);
+      return (int)nw;
+    }
+    if (nw == 0)
+      break;
+    io_tx_commit(io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
+                 c->has_local ? &c->local : NULL);
+    npkts++;
+  }
+  ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+  conn_arm_timer(c);
+  return 0;
+}
+
+void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now)
+{
+  /* Take the list; writes may mark connections dirty again for next turn. */
+  uint32_t h = ep->dirty_head;
+  ep->dirty_head = 0;
+  while (h) {
+    struct quic_conn *c = &ep->conns[h - 1];
+    h = c->dirty_next;
+    c->dirty_next = 0;
+    c->dirty = false;
+    if (c->state == QUIC_CONN_ACTIVE)
+      conn_write(c, now);
+  }
+}
+
+/* ---- read path ---- */
+
+static void send_version_negotiation(struct quic_endpoint *ep, const ngtcp2_version_cid *vc,
+                                     const union io_sockaddr *peer, socklen_t peerlen,
+                                     const struct io_local *local)
+{
+  uint8_t *buf = io_tx_reserve(&ep->w->io, 256);
+  if (!buf)
+    return;
+  uint8_t rnd;
+  fill_random(&rnd, 1);
+  ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
+      buf, 256, rnd, vc->scid, vc->scidlen, vc->dcid, vc->dcidlen, quic_versions,
+      sizeof(quic_versions) / sizeof(quic_versions[0]));
+  if (n <= 0)
+    return;
+  ep->ctr.version_negotiations++;
+  io_tx_commit(&ep->w->io, (size_t)n, ep->udp, peer, peerlen, local);
+}
+
+static void send_stateless_reset(struct quic_endpoint *ep, const uint8_t *dcid,
+                                 size_t dcidlen, size_t pktlen,
+                                 const union io_sockaddr *peer, socklen_t peerlen,
+                                 const struct io_local *local)
+{
+  /* Smaller than what triggered it, so two endpoints cannot loop. */
+  if (pktlen < 43 || dcidlen != QUIC_SCID_LEN)
+    return;
+  size_t len = pktlen - 1 < 64 ? pktlen - 1 : 64;
+  uint8_t token[NGTCP2_STATELESS_RESET_TOKENLEN];
+  ngtcp2_cid cid;
+  ngtcp2_cid_init(&cid, dcid, dcidlen);
+  if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->reset_secret,
+                                                   sizeof(ep->reset_secret), &cid) != 0)
+    return;
+  uint8_t *buf = io_tx_reserve(&ep->w->io, len);
+  if (!buf)
+    return;
+  uint8_t rnd[64];
+  size_t rlen = len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
+  fill_random(rnd, rlen);
+  ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, len, token, rnd, rlen);
+  if (n <= 0)
+    return;
+  ep->ctr.stateless_resets++;
+  io_tx_commit(&ep->w->io, (size_t)n, ep->udp, peer, peerlen, local);
+}
+
+static bool same_ip(const union io_sockaddr *a, const union io_sockaddr *b)
+{
+  if (a->sa.sa_family != b->sa.sa_family)
+    return false;
+  if (a->sa.sa_family == AF_INET)
+    return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+  return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
+}
+
+static void set_local(struct quic_conn *c, const struct io_local *local)
+{
+  if (local) {
+    c->local = *local;
+    c->has_local = true;
+    return;
+  }
+  /* No PKTINFO: use the socket's own address. */
+  socklen_t len = sizeof(c->local.addr);
+  getsockname(c->ep->udp->fd, &c->local.addr.sa, &len);
+  c->has_local = false;
+}
+
+static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *pkt,
+                                       size_t len, const union io_sockaddr *peer,
+                                       socklen_t peerlen, const struct io_local *local)
+{
+  ngtcp2_pkt_hd hd;
+  if (ngtcp2_accept(&hd, pkt, len) != 0) {
+    ep->ctr.pkts_dropped_unknown++;
+    return NULL;
+  }
+  if (!ep->accepting || ep->nfree == 0) {
+    ep->ctr.conns_refused_limit++;
+    return NULL;
+  }
+  uint32_t same = 0;
+  for (uint32_t i = 0; i < ep->p.max_conns && same < ep->p.max_conns_per_ip; i++)
+    if (ep->conns[i].state != QUIC_CONN_FREE && same_ip(&ep->conns[i].remote, peer))
+      same++;
+  if (same >= ep->p.max_conns_per_ip) {
+    ep->ctr.conns_refused_ip++;
+    return NULL;
+  }
+
+  struct quic_conn *c = conn_alloc(ep);
+  c->state = QUIC_CONN_ACTIVE;
+  memcpy(&c->remote, peer, peerlen < sizeof(c->remote) ? peerlen : sizeof(c->remote));
+  c->remotelen = peerlen;
+  set_local(c, local);
+
+  uint8_t scid_buf[QUIC_SCID_LEN];
+  ngtcp2_cid scid;
+  do {
+    fill_random(scid_buf, sizeof(scid_buf));
+    scid_buf[0] = (uint8_t)ep->w->index;
+  } while (cid_lookup(ep, scid_buf, sizeof(scid_buf)));
+  ngtcp2_cid_init(&scid, scid_buf, sizeof(scid_buf));
+
+  ngtcp2_callbacks cb;
+  set_callbacks(&cb, true);
+  ngtcp2_settings settings;
+  set_settings(&settings, &ep->p, now_ns(c));
+  ngtcp2_transport_params tp;
+  set_transport_params(&tp, &ep->p);
+  tp.original_dcid = hd.dcid;
+  tp.stateless_reset_token_present = 1;
+  if (ngtcp2_crypto_generate_stateless_reset_token(
+          tp.stateless_reset_token, ep->reset_secret, sizeof(ep->reset_secret), &scid) != 0)
+    goto fail;
+
+  ngtcp2_path path;
+  conn_path(c, &path);
+  int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb,
+                                  &settings, &tp, NULL, c);
+  if (rv != 0) {
+    c->conn = NULL;
+    goto fail;
+  }
+  if (tls_server_session_new(&c->tls, ep->cert, &c->conn_ref) < 0)
+    goto fail;
+  ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+  ngtcp2_conn_set_keep_alive_timeout(c->conn, ep->p.keep_alive_ns);
+  if (cid_insert(ep, scid.data, scid.datalen, c->handle) < 0 ||
+      cid_insert(ep, hd.dcid.data, hd.dcid.datalen, c->handle) < 0)
+    goto fail;
+  ep->ctr.conns_accepted++;
+  return c;
+fail:
+  ep->ctr.conns_failed++;
+  conn_delete(c);
+  return NULL;
+}
+
+static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (c->state == QUIC_CONN_DRAINING)
+    return;
+  if (c->state == QUIC_CONN_CLOSING) {
+    /* Peer keeps talking: repeat our CONNECTION_CLOSE. */
+    if (c->close_pkt) {
+      uint8_t *buf = io_tx_reserve(&ep->w->io, c->close_pktlen);
+      if (buf) {
+        memcpy(buf, c->close_pkt, c->close_pktlen);
+        io_tx_commit(&ep->w->io, c->close_pktlen, ep->udp, peer, peerlen, local);
+      }
+    }
+    return;
+  }
+  union io_sockaddr remote;
+  memset(&remote, 0, sizeof(remote));
+  memcpy(&remote, peer, peerlen < sizeof(remote) ? peerlen : sizeof(remote));
+  struct io_local loc = c->local;
+  if (local)
+    loc = *local;
+  ngtcp2_path path = {
+      .local = {.addr = (ngtcp2_sockaddr *)&loc.addr,
+                .addrlen = loc.addr.sa.sa_family == AF_INET
+                               ? (ngtcp2_socklen)sizeof(struct sockaddr_in)
+                               : (ngtcp2_socklen)sizeof(struct sockaddr_in6)},
+      .remote = {.addr = (ngtcp2_sockaddr *)&remote, .addrlen = peerlen},
+      .user_data = NULL};
+  ngtcp2_pkt_info pi = {0};
+  c->in_read = true;
+  int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns(c));
+  c->in_read = false;
+  if (c->state != QUIC_CONN_ACTIVE)
+    return; /* closed by the application during the callbacks */
+  if (rv != 0) {
+    conn_fail(c, rv);
+    return;
+  }
+  /* Follow the peer's address (NAT rebinding / migration is validated by
+   * ngtcp2 before it switches paths; replies go where the packet came from). */
+  c->remote = remote;
+  c->remotelen = peerlen;
+  if (local) {
+    c->local = *local;
+    c->has_local = true;
+  }
+  conn_mark_dirty(c);
+}
+
+void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                             const union io_sockaddr *peer, socklen_t peerlen,
+                             const struct io_local *local)
+{
+  struct quic_endpoint *ep = ctx;
+  ngtcp2_version_cid vc;
+  ep->ctr.pkts_in++;
+  int rv = ngtcp2_pkt_decode_version_cid(&vc, pkt, len, QUIC_SCID_LEN);
+  if (rv == NGTCP2_ERR_VERSION_NEGOTIATION) {
+    if (ep->is_server && len >= 1200)
+      send_version_negotiation(ep, &vc, peer, peerlen, local);
+    return;
+  }
+  if (rv != 0) {
+    ep->ctr.pkts_dropped_unknown++;
+    return;
+  }
+  struct quic_conn *c = cid_lookup(ep, vc.dcid, vc.dcidlen);
+  if (!c) {
+    if (!ep->is_server) {
+      ep->ctr.pkts_dropped_unknown++;
+      return;
+    }
+    if (!(pkt[0] & 0x80)) {
+      ep->ctr.pkts_short_unknown++;
+      send_stateless_reset(ep, vc.dcid, vc.dcidlen, len, peer, peerlen, local);
+      return;
+    }
+    c = server_accept(ep, pkt, len, peer, peerlen, local);
+    if (!c)
+      return;
+  }
+  conn_read(c, pkt, len, peer, peerlen, local);
+}
+
+/* ---- client ---- */
+
+int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remote,
+                        socklen_t remotelen, const char *server_name,
+                        const uint8_t *pin_sha256, struct quic_conn **out)
+{
+  struct quic_conn *c = conn_alloc(ep);
+  if (!c)
+    return -ENOSPC;
+  c->state = QUIC_CONN_ACTIVE;
+  memcpy(&c->remote, remote, remotelen);
+  c->remotelen = remotelen;
+  set_local(c, NULL);
+  if (c->local.addr.sa.sa_family == AF_INET6 && remote->sa.sa_family == AF_INET6 &&
+      IN6_IS_ADDR_UNSPECIFIED(&c->local.addr.in6.sin6_addr)) {
+    /* Dual-stack wildcard socket: ngtcp2 wants a concrete local address. */
+    if (IN6_IS_ADDR_V4MAPPED(&remote->in6.sin6_addr) || IN6_IS_ADDR_LOOPBACK(&remote->in6.sin6_addr))
+      c->local.addr.in6.sin6_addr = remote->in6.sin6_addr;
+  }
+  if (c->local.addr.sa.sa_family == AF_INET && c->local.addr.in.sin_addr.s_addr == 0 &&
+      remote->sa.sa_family == AF_INET)
+    c->local.addr.in.sin_addr = remote->in.sin_addr;
+
+  uint8_t dcid_buf[QUIC_SCID_LEN], scid_buf[QUIC_SCID_LEN];
+  fill_random(dcid_buf, sizeof(dcid_buf));
+  fill_random(scid_buf, sizeof(scid_buf));
+  scid_buf[0] = (uint8_t)ep->w->index;
+  ngtcp2_cid dcid, scid;
+  ngtcp2_cid_init(&dcid, dcid_buf, sizeof(dcid_buf));
+  ngtcp2_cid_init(&scid, scid_buf, sizeof(scid_buf));
+
+  ngtcp2_callbacks cb;
+  set_callbacks(&cb, false);
+  ngtcp2_settings settings;
+  set_settings(&settings, &ep->p, now_ns(c));
+  ngtcp2_transport_params tp;
+  set_transport_params(&tp, &ep->p);
+  ngtcp2_path path;
+  conn_path(c, &path);
+  int rc = -EPROTO;
+  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb,
+                             &settings, &tp, NULL, c) != 0) {
+    c->conn = NULL;
+    goto fail;
+  }
+  if ((rc = tls_client_session_new(&c->tls, server_name, pin_sha256, &c->conn_ref)) < 0)
+    goto fail;
+  ngtcp2_conn_set_tls_native_handle(c->conn, c->tls);
+  ngtcp2_conn_set_keep_alive_timeout(c->conn, ep->p.keep_alive_ns);
+  if ((rc = cid_insert(ep, scid.data, scid.datalen, c->handle)) < 0)
+    goto fail;
+  conn_mark_dirty(c);
+  *out = c;
+  return 0;
+fail:
+  conn_delete(c);
+  return rc;
+}
+
+/* ---- application API ---- */
+
+int quic_conn_open_uni(struct quic_conn *c, int64_t *sid)
+{
+  int rv = ngtcp2_conn_open_uni_stream(c->conn, sid, NULL);
+  return rv == 0 ? 0 : -EAGAIN;
+}
+
+int quic_conn_open_bidi(struct quic_conn *c, int64_t *sid)
+{
+  int rv = ngtcp2_conn_open_bidi_stream(c->conn, sid, NULL);
+  return rv == 0 ? 0 : -EAGAIN;
+}
+
+int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data,
+                          size_t len, bool fin)
+{
+  struct quic_sout *so = sout_find(c, sid);
+  if (!so) {
+    for (int i = 0; i < QUIC_SOUT_SLOTS && !so; i++)
+      if (!c->sout[i].used)
+        so = &c->sout[i];
+    if (!so) {
+      c->ep->ctr.sout_overflow++;
+      return -ENOBUFS;
+    }
+    memset(so, 0, offsetof(struct quic_sout, buf));
+    so->used = true;
+    so->sid = sid;
+  }
+  if (so->fin || len > QUIC_SOUT_SIZE - so->len) {
+    c->ep->ctr.sout_overflow++;
+    return -ENOBUFS;
+  }
+  memcpy(so->buf + so->len, data, len);
+  so->len += (uint32_t)len;
+  so->fin = fin;
+  conn_mark_dirty(c);
+  return 0;
+}
+
+int quic_conn_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_err)
+{
+  struct quic_sout *so = sout_find(c, sid);
+  if (so)
+    so->used = false;
+  int rv = ngtcp2_conn_shutdown_stream(c->conn, sid, app_err);
+  conn_mark_dirty(c);
+  return rv == 0 ? 0 : -ENOENT;
+}
+
+void quic_conn_stream_consumed(struct quic_conn *c, int64_t sid, size_t n)
+{
+  ngtcp2_conn_extend_max_stream_offset(c->conn, sid, n);
+  ngtcp2_conn_extend_max_offset(c->conn, n);
+}
+
+size_t quic_conn_max_datagram(struct quic_conn *c)
+{
+  if (!c->conn || c->state != QUIC_CONN_ACTIVE)
+    return 0;
+  const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->conn);
+  if (!rp || rp->max_datagram_frame_size == 0)
+    return 0;
+  size_t mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+  const ngtcp2_cid *dcid = ngtcp2_conn_get_dcid(c->conn);
+  /* short header (1) + DCID + packet number (<= 4) + AEAD tag (16) +
+   * DATAGRAM frame type (1) + length (2) */
+  size_t overhead = 1 + (dcid ? dcid->datalen : NGTCP2_MAX_CIDLEN) + 4 + 16 + 1 + 2;
+  size_t max = mtu > overhead ? mtu - overhead : 0;
+  uint64_t frame_max = rp->max_datagram_frame_size > 3 ? rp->max_datagram_frame_size - 3 : 0;
+  return max < frame_max ? max : (size_t)frame_max;
+}
+
+static size_t iov_total(const struct iovec *iov, int n)
+{
+  size_t t = 0;
+  for (int i = 0; i < n; i++)
+    t += iov[i].iov_len;
+  return t;
+}
+
+static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt,
+                         size_t total)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (c->dq_len >= ep->p.dgram_queue) {
+    ep->ctr.dgrams_queue_full++;
+    return -ENOBUFS;
+  }
+  struct quic_dgram *d = dgram_get(ep);
+  if (!d) {
+    ep->ctr.dgrams_pool_empty++;
+    return -ENOBUFS;
+  }
+  size_t off = 0;
+  for (int i = 0; i < iovcnt; i++) {
+    memcpy(d->data + off, iov[i].iov_base, iov[i].iov_len);
+    off += iov[i].iov_len;
+  }
+  d->len = (uint32_t)total;
+  d->next = NULL;
+  if (c->dq_tail)
+    c->dq_tail->next = d;
+  else
+    c->dq_head = d;
+  c->dq_tail = d;
+  c->dq_len++;
+  ep->ctr.dgrams_queued++;
+  conn_mark_dirty(c);
+  return 0;
+}
+
+int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int iovcnt)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
+    return -ENOTCONN;
+  size_t total = iov_total(iov, iovcnt);
+  if (total > QUIC_DGRAM_BUF || total > quic_conn_max_datagram(c)) {
+    ep->ctr.dgrams_too_big++;
+    return -EMSGSIZE;
+  }
+  /* ngtcp2 is not re-entrant: inside this connection's own read callbacks,
+   * or behind earlier queued datagrams, queue to keep order. */
+  if (c->in_read || c->dq_head || !c->handshake_done)
+    return dgram_enqueue(c, iov, iovcnt, total);
+
+  size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
+  uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
+  if (!buf)
+    return dgram_enqueue(c, iov, iovcnt, total);
+  ngtcp2_vec v[4];
+  if (iovcnt > 4)
+    return -EINVAL;
+  for (int i = 0; i < iovcnt; i++) {
+    v[i].base = iov[i].iov_base;
+    v[i].len = iov[i].iov_len;
+  }
+  ngtcp2_path_storage ps;
+  ngtcp2_path_storage_zero(&ps);
+  ngtcp2_pkt_info pi;
+  int accepted = 0;
+  uint64_t now = now_ns(c);
+  ngtcp2_ssize nw = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
+                                                NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, v,
+                                                (size_t)iovcnt, now);
+  if (nw < 0) {
+    if (nw == NGTCP2_ERR_INVALID_ARGUMENT) {
+      ep->ctr.dgrams_too_big++;
+      return -EMSGSIZE;
+    }
+    conn_fail(c, (int)nw);
+    return -ENOTCONN;
+  }
+  if (nw > 0) {
+    io_tx_commit(&ep->w->io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
+                 c->has_local ? &c->local : NULL);
+    ngtcp2_conn_update_pkt_tx_time(c->conn, now);
+    conn_arm_timer(c);
+  }
+  if (accepted) {
+    ep->ctr.dgrams_out++;
+    ep->ctr.dgrams_direct++;
+    return 0;
+  }
+  /* Congestion limited (or only an ACK fitted): queue, bounded. */
+  return dgram_enqueue(c, iov, iovcnt, total);
+}
+
+void quic_conn_close(struct quic_conn *c, uint64_t app_err)
+{
+  if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
+    return;
+  c->close_pending = true;
+  c->close_app_err = app_err;
+  conn_mark_dirty(c);
+}
+
+void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err)
+{
+  ep->accepting = false;
+  for (uint32_t i = 0; i < ep->p.max_conns; i++)
+    if (ep->conns[i].state == QUIC_CONN_ACTIVE)
+      quic_conn_close(&ep->conns[i], app_err);
+}

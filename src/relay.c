@@ -1,0 +1,381 @@
+/*
+ * relay: bavy peers, rooms and control messages. See include/wtrelay/relay.h.
+ *
+ * Peers and rooms are fixed tables sized from the config. A room is made on
+ * the first session that names it and dropped with its last peer; its
+ * address pool remembers MAC -> IP while it lives, so a VM that reconnects
+ * gets its address back. Liveness is swept every --heartbeat-interval:
+ * unregistered sessions older than --register-timeout and registered peers
+ * silent for --peer-timeout are closed.
+ */
+#include "wtrelay/relay.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtrelay/bavy.h"
+#include "wtrelay/log.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define RELAY_MAX_ERRORS_SENT 16
+#define NS 1000000000ull
+
+static void ip_bytes(uint32_t ip, uint8_t out[4])
+{
+  out[0] = (uint8_t)(ip >> 24);
+  out[1] = (uint8_t)(ip >> 16);
+  out[2] = (uint8_t)(ip >> 8);
+  out[3] = (uint8_t)ip;
+}
+
+static void sweep(struct timer *t, uint64_t now);
+
+int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers,
+               uint64_t *now)
+{
+  memset(r, 0, sizeof(*r));
+  r->cfg = cfg;
+  r->timers = timers;
+  r->now = now;
+  r->max_rooms = cfg->max_rooms;
+  r->max_peers = cfg->max_sessions;
+  r->rooms = calloc(r->max_rooms, sizeof(*r->rooms));
+  r->peers = calloc(r->max_peers, sizeof(*r->peers));
+  if (!r->rooms || !r->peers) {
+    relay_fini(r);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < r->max_peers; i++)
+    r->peers[i].id = i;
+  memcpy(r->gateway, (uint8_t[]){10, 0, 2, 2}, 4);
+  memcpy(r->netmask, (uint8_t[]){255, 255, 255, 0}, 4);
+  memcpy(r->dns, (uint8_t[]){8, 8, 8, 8}, 4);
+  log_ratelimit_init(&r->rl, NS, 10);
+  timer_init(&r->sweep, sweep);
+  timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
+  return 0;
+}
+
+void relay_fini(struct relay *r)
+{
+  if (r->rooms)
+    for (uint32_t i = 0; i < r->max_rooms; i++)
+      if (r->rooms[i].used)
+        ippool_fini(&r->rooms[i].pool);
+  if (r->timers)
+    timer_disarm(r->timers, &r->sweep);
+  free(r->rooms);
+  free(r->peers);
+  r->rooms = NULL;
+  r->peers = NULL;
+}
+
+static int room_get(struct relay *r, const char *name, uint32_t *out)
+{
+  uint32_t free_slot = UINT32_MAX;
+  for (uint32_t i = 0; i < r->max_rooms; i++) {
+    if (r->rooms[i].used && strcmp(r->rooms[i].name, name) == 0) {
+      *out = i;
+      return 0;
+    }
+    if (!r->rooms[i].used && free_slot == UINT32_MAX)
+      free_slot = i;
+  }
+  if (free_slot == UINT32_MAX)
+    return -ENOSPC;
+  struct relay_room *room = &r->rooms[free_slot];
+  memset(room, 0, sizeof(*room));
+  /* 10.0.2.10 .. 10.0.2.254, handed out from the top like the seed. */
+  int rc = ippool_init(&room->pool, 0x0a00020a, 0x0a0002fe);
+  if (rc < 0)
+    return rc;
+  room->used = true;
+  snprintf(room->name, sizeof(room->name), "%s", name);
+  *out = free_slot;
+  return 0;
+}
+
+static void room_put(struct relay *r, uint32_t idx)
+{
+  struct relay_room *room = &r->rooms[idx];
+  if (--room->npeers == 0) {
+    ippool_fini(&room->pool);
+    room->used = false;
+  }
+}
+
+/* Sends one control message (0x00 + JSON). */
+static void send_ctrl(struct relay *r, struct relay_peer *p, const char *json, int len)
+{
+  if (len < 0 || !p->sess)
+    return;
+  uint8_t type = BAVY_CONTROL;
+  struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
+                         {.iov_base = (void *)json, .iov_len = (size_t)len}};
+  if (h3_session_send(p->sess, iov, 2) < 0)
+    r->ctr.replies_failed++;
+}
+
+static void send_error(struct relay *r, struct relay_peer *p, const char *msg)
+{
+  if (p->errors_sent >= RELAY_MAX_ERRORS_SENT)
+    return;
+  p->errors_sent++;
+  char buf[256];
+  send_ctrl(r, p, buf, bavy_write_error(buf, sizeof(buf), msg));
+}
+
+static void peer_log(struct relay *r, struct relay_peer *p, const char *msg,
+                     const char *detail)
+{
+  uint32_t sup;
+  if (!log_ratelimit_allow(&r->rl, *r->now, &sup))
+    return;
+  char addr[64] = "?";
+  if (p->sess)
+    h3_session_remote_str(p->sess, addr, sizeof(addr));
+  log_info(msg, "peer=%u remote=%s room=\"%s\" detail=\"%s\" suppressed=%u", p->id, addr,
+           r->rooms[p->room].name, detail, sup);
+}
+
+static void peer_unregister(struct relay *r, struct relay_peer *p)
+{
+  if (!p->registered)
+    return;
+  ippool_release(&r->rooms[p->room].pool, p->ip, *r->now);
+  p->registered = false;
+}
+
+static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
+{
+  r->ctr.registers++;
+  if (p->registered && memcmp(p->mac, mac, 6) != 0) {
+    r->ctr.register_refused_other_mac++;
+    send_error(r, p, "session already registered with another MAC");
+    return;
+  }
+  if (!p->registered) {
+    uint32_t ip;
+    int rc = ippool_acquire(&r->rooms[p->room].pool, mac, &ip, *r->now);
+    if (rc == -EBUSY) {
+      r->ctr.register_refused_busy++;
+      peer_log(r, p, "register refused", "MAC in use by a live session");
+      send_error(r, p, "MAC address already registered by another session");
+      return;
+    }
+    if (rc < 0) {
+      r->ctr.register_refused_pool++;
+      peer_log(r, p, "register refused", "IP pool exhausted");
+      send_error(r, p, "IP pool exhausted");
+      return;
+    }
+    p->registered = true;
+    p->ip = ip;
+    memcpy(p->mac, mac, 6);
+    log_info("peer registered",
+             "peer=%u room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u", p->id,
+             r->rooms[p->room].name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+             ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+  }
+  uint8_t ipb[4];
+  ip_bytes(p->ip, ipb);
+  char buf[256];
+  send_ctrl(r, p, buf, bavy_write_assigned(buf, sizeof(buf), ipb, r->gateway, r->netmask, r->dns));
+  r->ctr.assigned++;
+}
+
+static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, const char *why)
+{
+  if (p->closing || !p->sess)
+    return;
+  p->closing = true;
+  h3_session_close(p->sess, code, why);
+}
+
+static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t *json,
+                           size_t len)
+{
+  struct bavy_ctrl msg;
+  int rc = bavy_ctrl_parse(json, len, &msg);
+  if (rc < 0) {
+    if (rc == -EMSGSIZE)
+      r->ctr.ctrl_oversized++;
+    else if (rc == -EINVAL)
+      r->ctr.ctrl_bad_mac++;
+    else
+      r->ctr.ctrl_bad_json++;
+    peer_log(r, p, "bad control message", bavy_ctrl_strerror(rc));
+    send_error(r, p, bavy_ctrl_strerror(rc));
+    return;
+  }
+  switch (msg.type) {
+  case BAVY_MSG_REGISTER:
+    handle_register(r, p, msg.mac);
+    break;
+  case BAVY_MSG_HEARTBEAT: {
+    r->ctr.heartbeats++;
+    char buf[64];
+    send_ctrl(r, p, buf, bavy_write_heartbeat_ack(buf, sizeof(buf)));
+    break;
+  }
+  case BAVY_MSG_DISCONNECT:
+    r->ctr.disconnects++;
+    peer_unregister(r, p);
+    peer_close(r, p, 0, "disconnect");
+    break;
+  default:
+    r->ctr.ctrl_unknown_type++;
+    break;
+  }
+}
+
+void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data,
+                       size_t len)
+{
+  if (len == 0) {
+    r->ctr.dgram_empty++;
+    return;
+  }
+  p->last_seen_ns = *r->now;
+  switch (data[0]) {
+  case BAVY_CONTROL:
+    handle_control(r, p, data + 1, len - 1);
+    break;
+  case BAVY_FRAME:
+  case BAVY_CHUNK:
+    if (!p->registered)
+      r->ctr.frames_unregistered++;
+    else
+      r->ctr.frames_no_switch++;
+    break;
+  default:
+    r->ctr.dgram_unknown_type++;
+    break;
+  }
+}
+
+static void sweep(struct timer *t, uint64_t now)
+{
+  struct relay *r = container_of(t, struct relay, sweep);
+  uint64_t reg_to = (uint64_t)r->cfg->register_timeout_s * NS;
+  uint64_t peer_to = (uint64_t)r->cfg->peer_timeout_s * NS;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *p = &r->peers[i];
+    if (!p->used || p->closing)
+      continue;
+    if (!p->registered && now - p->created_ns >= reg_to) {
+      r->ctr.timeouts_register++;
+      peer_log(r, p, "closing session", "registration timeout");
+      send_error(r, p, "registration timeout");
+      peer_close(r, p, 0, "registration timeout");
+    } else if (p->registered && now - p->last_seen_ns >= peer_to) {
+      r->ctr.timeouts_peer++;
+      peer_log(r, p, "closing session", "peer timeout");
+      peer_unregister(r, p);
+      peer_close(r, p, 0, "peer timeout");
+    }
+  }
+  /* Sweep at least every second while a registration timeout is shorter. */
+  uint64_t every = (uint64_t)r->cfg->heartbeat_interval_s * NS;
+  if (reg_to < every)
+    every = reg_to;
+  timer_arm(r->timers, &r->sweep, now + every);
+}
+
+/* ---- h3 callbacks ---- */
+
+static int on_session_request(void *app, struct h3_session *s)
+{
+  struct relay *r = app;
+  uint32_t room;
+  const char *name = s->path[0] ? s->path : "/";
+  if (r->npeers >= r->max_peers) {
+    r->ctr.sessions_refused_full++;
+    return 503;
+  }
+  if (room_get(r, name, &room) < 0) {
+    r->ctr.sessions_refused_rooms++;
+    return 503;
+  }
+  struct relay_peer *p = NULL;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    if (!r->peers[i].used) {
+      p = &r->peers[i];
+      break;
+    }
+  }
+  if (!p) {
+    r->ctr.sessions_refused_full++;
+    if (r->rooms[room].npeers == 0) {
+      r->rooms[room].npeers = 1;
+      room_put(r, room);
+    }
+    return 503;
+  }
+  uint32_t id = p->id;
+  memset(p, 0, sizeof(*p));
+  p->id = id;
+  p->used = true;
+  p->room = room;
+  p->sess = s;
+  p->created_ns = p->last_seen_ns = *r->now;
+  r->rooms[room].npeers++;
+  r->npeers++;
+  r->ctr.sessions++;
+  s->app_data = p;
+  return 200;
+}
+
+static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *data,
+                                size_t len)
+{
+  struct relay *r = app;
+  struct relay_peer *p = s->app_data;
+  if (p)
+    relay_on_datagram(r, p, data, len);
+}
+
+static void on_session_closed(void *app, struct h3_session *s, uint32_t code,
+                              const char *reason)
+{
+  struct relay *r = app;
+  struct relay_peer *p = s->app_data;
+  if (!p)
+    return;
+  s->app_data = NULL;
+  peer_unregister(r, p);
+  log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code,
+            reason ? reason : "");
+  p->sess = NULL;
+  p->used = false;
+  room_put(r, p->room);
+  r->npeers--;
+}
+
+const struct h3_app_ops relay_h3_ops = {
+    .on_session_request = on_session_request,
+    .on_session_datagram = on_session_datagram,
+    .on_session_closed = on_session_closed,
+};
+
+void relay_log_counters(const struct relay *r)
+{
+  const struct relay_counters *c = &r->ctr;
+  log_info("relay counters",
+           "sessions=%llu registers=%llu assigned=%llu refused_busy=%llu refused_pool=%llu "
+           "heartbeats=%llu disconnects=%llu bad_json=%llu bad_mac=%llu oversized=%llu "
+           "unknown_ctrl=%llu empty=%llu unknown_type=%llu frames_unregistered=%llu "
+           "frames_no_switch=%llu timeouts_register=%llu timeouts_peer=%llu",
+           (unsigned long long)c->sessions, (unsigned long long)c->registers,
+           (unsigned long long)c->assigned, (unsigned long long)c->register_refused_busy,
+           (unsigned long long)c->register_refused_pool, (unsigned long long)c->heartbeats,
+           (unsigned long long)c->disconnects, (unsigned long long)c->ctrl_bad_json,
+           (unsigned long long)c->ctrl_bad_mac, (unsigned long long)c->ctrl_oversized,
+           (unsigned long long)c->ctrl_unknown_type, (unsigned long long)c->dgram_empty,
+           (unsigned long long)c->dgram_unknown_type,
+           (unsigned long long)c->frames_unregistered,
+           (unsigned long long)c->frames_no_switch,
+           (unsigned long long)c->timeouts_register, (unsigned long long)c->timeouts_peer);
+}

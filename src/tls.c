@@ -1,0 +1,342 @@
+/*
+ * tls: GnuTLS glue. See include/wtrelay/tls.h.
+ *
+ * Client sessions need their own credentials and the pinned hash; both live
+ * in a small struct hung on the session's db pointer (the session pointer
+ * itself must be the ngtcp2_crypto_conn_ref) and freed in tls_session_free.
+ */
+#include "wtrelay/tls.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <gnutls/crypto.h>
+#include <gnutls/x509.h>
+#include <ngtcp2/ngtcp2_crypto_gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TLS_PRIORITY                                                                   \
+  "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:" \
+  "+AES-256-GCM:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"         \
+  "+GROUP-SECP384R1"
+
+static const gnutls_datum_t alpn_h3 = {.data = (unsigned char *)"h3", .size = 2};
+
+int tls_global_init(void)
+{
+  /* GnuTLS 3.7 initialises itself; kept as the one hook for a backend that
+   * needs it. */
+  return 0;
+}
+
+static void hex_of(const uint8_t *in, size_t n, char *out)
+{
+  static const char d[] = "0123456789abcdef";
+  for (size_t i = 0; i < n; i++) {
+    out[2 * i] = d[in[i] >> 4];
+    out[2 * i + 1] = d[in[i] & 15];
+  }
+  out[2 * n] = '\0';
+}
+
+/* Fills hash, times and DER from the leaf certificate. */
+static int cert_fill(struct tls_cert *c, gnutls_x509_crt_t crt)
+{
+  if (gnutls_x509_crt_export2(crt, GNUTLS_X509_FMT_DER, &c->der) < 0)
+    return -EINVAL;
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, c->der.data, c->der.size, c->sha256) < 0)
+    return -EINVAL;
+  hex_of(c->sha256, 32, c->sha256_hex);
+  c->not_before = (int64_t)gnutls_x509_crt_get_activation_time(crt);
+  c->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+  return 0;
+}
+
+int tls_cert_generate(struct tls_cert *out, unsigned valid_days)
+{
+  gnutls_x509_privkey_t key = NULL;
+  gnutls_x509_crt_t crt = NULL;
+  int rc = -EINVAL;
+  memset(out, 0, sizeof(*out));
+  if (valid_days == 0 || valid_days > 14)
+    return -EINVAL;
+  if (gnutls_x509_privkey_init(&key) < 0 || gnutls_x509_crt_init(&crt) < 0)
+    goto done;
+  if (gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
+                                    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
+                                    NULL, 0) < 0)
+    goto done;
+  time_t now = time(NULL);
+  uint8_t serial[16];
+  if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0)
+    goto done;
+  serial[0] &= 0x7f;
+  serial[0] |= 0x01;
+  uint8_t ip4[4] = {127, 0, 0, 1};
+  uint8_t ip6[16] = {0};
+  ip6[15] = 1;
+  if (gnutls_x509_crt_set_version(crt, 3) < 0 ||
+      gnutls_x509_crt_set_serial(crt, serial, sizeof(serial)) < 0 ||
+      gnutls_x509_crt_set_activation_time(crt, now - 3600) < 0 ||
+      gnutls_x509_crt_set_expiration_time(crt, now - 3600 + (time_t)valid_days * 86400) < 0 ||
+      gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9) < 0 ||
+      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
+                                           GNUTLS_FSAN_SET) < 0 ||
+      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4,
+                                           GNUTLS_FSAN_APPEND) < 0 ||
+      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16,
+                                           GNUTLS_FSAN_APPEND) < 0 ||
+      gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
+      gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
+      gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) < 0 ||
+      gnutls_x509_crt_set_key(crt, key) < 0 ||
+      gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0) < 0)
+    goto done;
+  if (gnutls_certificate_allocate_credentials(&out->cred) < 0) {
+    rc = -ENOMEM;
+    goto done;
+  }
+  if (gnutls_certificate_set_x509_key(out->cred, &crt, 1, key) < 0)
+    goto done;
+  if ((rc = cert_fill(out, crt)) < 0)
+    goto done;
+  out->ephemeral = true;
+  rc = 0;
+done:
+  if (crt)
+    gnutls_x509_crt_deinit(crt);
+  if (key)
+    gnutls_x509_privkey_deinit(key);
+  if (rc < 0)
+    tls_cert_fini(out);
+  return rc;
+}
+
+static int read_file(const char *path, gnutls_datum_t *d, char *err, size_t errlen)
+{
+  struct stat st;
+  if (stat(path, &st) < 0) {
+    int e = errno;
+    snprintf(err, errlen, "cannot read %s: %s", path, strerror(e));
+    return -e;
+  }
+  if (gnutls_load_file(path, d) < 0) {
+    snprintf(err, errlen, "cannot read %s", path);
+    return -EIO;
+  }
+  return 0;
+}
+
+int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *key_path,
+                      char *err, size_t errlen)
+{
+  gnutls_datum_t cd = {0}, kd = {0};
+  gnutls_x509_crt_t crt = NULL;
+  int rc;
+  memset(out, 0, sizeof(*out));
+  if ((rc = read_file(cert_path, &cd, err, errlen)) < 0)
+    goto done;
+  if ((rc = read_file(key_path, &kd, err, errlen)) < 0)
+    goto done;
+  rc = -EINVAL;
+  if (gnutls_x509_crt_init(&crt) < 0)
+    goto done;
+  if (gnutls_x509_crt_import(crt, &cd, GNUTLS_X509_FMT_PEM) < 0) {
+    snprintf(err, errlen, "%s: no PEM certificate found", cert_path);
+    goto done;
+  }
+  if (gnutls_certificate_allocate_credentials(&out->cred) < 0) {
+    rc = -ENOMEM;
+    goto done;
+  }
+  int g = gnutls_certificate_set_x509_key_mem2(out->cred, &cd, &kd, GNUTLS_X509_FMT_PEM,
+                                               NULL, 0);
+  if (g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
+    snprintf(err, errlen, "private key %s does not match certificate %s", key_path,
+             cert_path);
+    rc = -EKEYREJECTED;
+    goto done;
+  }
+  if (g < 0) {
+    snprintf(err, errlen, "cannot use %s with %s: %s", cert_path, key_path,
+             gnutls_strerror(g));
+    goto done;
+  }
+  if ((rc = cert_fill(out, crt)) < 0) {
+    snprintf(err, errlen, "%s: cannot encode certificate", cert_path);
+    goto done;
+  }
+  rc = 0;
+done:
+  if (crt)
+    gnutls_x509_crt_deinit(crt);
+  gnutls_free(cd.data);
+  gnutls_free(kd.data);
+  if (rc < 0)
+    tls_cert_fini(out);
+  return rc;
+}
+
+void tls_cert_fini(struct tls_cert *c)
+{
+  if (c->cred)
+    gnutls_certificate_free_credentials(c->cred);
+  c->cred = NULL;
+  gnutls_free(c->der.data);
+  c->der.data = NULL;
+  c->der.size = 0;
+}
+
+int tls_cert_export_der(const struct tls_cert *c, uint8_t *buf, size_t cap)
+{
+  if (c->der.size > cap)
+    return -ENOSPC;
+  memcpy(buf, c->der.data, c->der.size);
+  return (int)c->der.size;
+}
+
+int tls_cert_export_pem(const struct tls_cert *c, char *buf, size_t cap)
+{
+  gnutls_datum_t pem = {0};
+  if (gnutls_pem_base64_encode2("CERTIFICATE", &c->der, &pem) < 0)
+    return -EINVAL;
+  int rc = -ENOSPC;
+  if (pem.size + 1 <= cap) {
+    memcpy(buf, pem.data, pem.size);
+    buf[pem.size] = '\0';
+    rc = (int)pem.size;
+  }
+  gnutls_free(pem.data);
+  return rc;
+}
+
+int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
+                           ngtcp2_crypto_conn_ref *conn_ref)
+{
+  gnutls_session_t s;
+  if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA |
+                          GNUTLS_NO_END_OF_EARLY_DATA) < 0)
+    return -ENOMEM;
+  if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
+      ngtcp2_crypto_gnutls_configure_server_session(s) != 0 ||
+      gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0 ||
+      gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0) {
+    gnutls_deinit(s);
+    return -EINVAL;
+  }
+  gnutls_session_set_ptr(s, conn_ref);
+  *out = s;
+  return 0;
+}
+
+struct tls_client_extra {
+  gnutls_certificate_credentials_t cred;
+  bool has_pin;
+  uint8_t pin[32];
+};
+
+static int verify_pin(gnutls_session_t s)
+{
+  struct tls_client_extra *x = gnutls_db_get_ptr(s);
+  unsigned n = 0;
+  const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
+  uint8_t h[32];
+  if (!x || !certs || n == 0)
+    return -1;
+  if (gnutls_hash_fast(GNUTLS_DIG_SHA256, certs[0].data, certs[0].size, h) < 0)
+    return -1;
+  return memcmp(h, x->pin, 32) == 0 ? 0 : -1;
+}
+
+int tls_client_session_new(gnutls_session_t *out, const char *server_name,
+                           const uint8_t pin_sha256[32], ngtcp2_crypto_conn_ref *conn_ref)
+{
+  struct tls_client_extra *x = calloc(1, sizeof(*x));
+  gnutls_session_t s = NULL;
+  if (!x)
+    return -ENOMEM;
+  if (gnutls_certificate_allocate_credentials(&x->cred) < 0)
+    goto fail;
+  if (gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA |
+                          GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+    s = NULL;
+    goto fail;
+  }
+  if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
+      ngtcp2_crypto_gnutls_configure_client_session(s) != 0 ||
+      gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0)
+    goto fail;
+  struct in6_addr a6;
+  bool is_ip = inet_pton(AF_INET, server_name, &a6) == 1 ||
+               inet_pton(AF_INET6, server_name, &a6) == 1;
+  if (!is_ip && gnutls_server_name_set(s, GNUTLS_NAME_DNS, server_name,
+                                       strlen(server_name)) < 0)
+    goto fail;
+  if (pin_sha256) {
+    x->has_pin = true;
+    memcpy(x->pin, pin_sha256, 32);
+    gnutls_session_set_verify_function(s, verify_pin);
+  } else {
+    if (gnutls_certificate_set_x509_system_trust(x->cred) < 0)
+      goto fail;
+    gnutls_session_set_verify_cert(s, is_ip ? NULL : server_name, 0);
+  }
+  if (gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, x->cred) < 0)
+    goto fail;
+  gnutls_db_set_ptr(s, x);
+  gnutls_session_set_ptr(s, conn_ref);
+  *out = s;
+  return 0;
+fail:
+  if (s)
+    gnutls_deinit(s);
+  if (x->cred)
+    gnutls_certificate_free_credentials(x->cred);
+  free(x);
+  return -EINVAL;
+}
+
+void tls_session_free(gnutls_session_t s)
+{
+  if (!s)
+    return;
+  struct tls_client_extra *x = NULL;
+  x = gnutls_db_get_ptr(s);
+  gnutls_deinit(s);
+  if (x) {
+    gnutls_certificate_free_credentials(x->cred);
+    free(x);
+  }
+}
+
+int tls_hash_parse_hex(const char *hex, uint8_t out[32])
+{
+  size_t n = 0;
+  int hi = -1;
+  for (const char *p = hex; *p; p++) {
+    int v;
+    if (*p >= '0' && *p <= '9')
+      v = *p - '0';
+    else if (*p >= 'a' && *p <= 'f')
+      v = *p - 'a' + 10;
+    else if (*p >= 'A' && *p <= 'F')
+      v = *p - 'A' + 10;
+    else if (*p == ':' && hi < 0)
+      continue;
+    else
+      return -EINVAL;
+    if (hi < 0) {
+      hi = v;
+    } else {
+      if (n >= 32)
+        return -EINVAL;
+      out[n++] = (uint8_t)(hi << 4 | v);
+      hi = -1;
+    }
+  }
+  return n == 32 && hi < 0 ? 0 : -EINVAL;
+}

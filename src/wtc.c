@@ -1,0 +1,367 @@
+/*
+ * wtc: native WebTransport client. See include/wtrelay/wtc.h.
+ */
+#include "wtrelay/wtc.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtrelay/log.h"
+
+const char *wtc_state_name(enum wtc_state st)
+{
+  switch (st) {
+  case WTC_FREE: return "free";
+  case WTC_CONNECTING: return "connecting";
+  case WTC_OPEN: return "open";
+  case WTC_REGISTERED: return "registered";
+  case WTC_CLOSED: return "closed";
+  case WTC_FAILED: return "failed";
+  }
+  return "?";
+}
+
+int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port,
+                  char *path_out, size_t pathcap)
+{
+  const char *p = url;
+  if (strncmp(p, "https://", 8) != 0)
+    return -EINVAL;
+  p += 8;
+  const char *hend;
+  const char *after;
+  if (*p == '[') {
+    hend = strchr(p, ']');
+    if (!hend)
+      return -EINVAL;
+    p++;
+    after = hend + 1;
+  } else {
+    hend = p + strcspn(p, ":/?");
+    after = hend;
+  }
+  size_t hlen = (size_t)(hend - p);
+  if (hlen == 0 || hlen >= hostcap)
+    return -EINVAL;
+  memcpy(host, p, hlen);
+  host[hlen] = '\0';
+  *port = 443;
+  if (*after == ':') {
+    char *end;
+    unsigned long v = strtoul(after + 1, &end, 10);
+    if (end == after + 1 || v == 0 || v > 65535)
+      return -EINVAL;
+    *port = (uint16_t)v;
+    after = end;
+  }
+  if (*after && *after != '/' && *after != '?')
+    return -EINVAL;
+  const char *path = *after ? after : "/";
+  if (*path == '?') {
+    if (strlen(path) + 2 > pathcap)
+      return -EINVAL;
+    snprintf(path_out, pathcap, "/%s", path);
+    return 0;
+  }
+  if (strlen(path) + 1 > pathcap)
+    return -EINVAL;
+  snprintf(path_out, pathcap, "%s", path);
+  return 0;
+}
+
+static struct wtc_session *sess_of_quic(struct wtc *c, struct quic_conn *qc)
+{
+  for (uint32_t i = 0; i < c->max_sess; i++)
+    if (c->sess[i].state != WTC_FREE && c->sess[i].qc == qc)
+      return &c->sess[i];
+  return NULL;
+}
+
+static void notify(struct wtc_session *s)
+{
+  if (s->c->ops && s->c->ops->on_state)
+    s->c->ops->on_state(s->c->user, s);
+}
+
+static void on_session_ready(void *app, struct h3_session *hs, int status)
+{
+  struct wtc *c = app;
+  struct wtc_session *s = sess_of_quic(c, h3_session_quic(hs));
+  if (!s)
+    return;
+  s->hs = hs;
+  hs->app_data = s;
+  s->status = status;
+  if (status >= 200 && status < 300) {
+    s->state = WTC_OPEN;
+    s->t_open_ns = c->w.now;
+  } else {
+    s->state = WTC_FAILED;
+  }
+  notify(s);
+}
+
+static void on_conn_failed(void *app, struct quic_conn *qc)
+{
+  struct wtc *c = app;
+  struct wtc_session *s = sess_of_quic(c, qc);
+  if (!s)
+    return;
+  s->qc = NULL;
+  s->state = WTC_FAILED;
+  notify(s);
+}
+
+static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data,
+                                size_t len)
+{
+  struct wtc *c = app;
+  struct wtc_session *s = hs->app_data;
+  if (!s || len == 0)
+    return;
+  if (data[0] == BAVY_CONTROL) {
+    struct bavy_server_msg m;
+    s->ctrl_in++;
+    if (bavy_ctrl_parse_server(data + 1, len - 1, &m) < 0)
+      return;
+    switch (m.type) {
+    case BAVY_SMSG_ASSIGNED:
+      memcpy(s->ip, m.ip, 4);
+      memcpy(s->gateway, m.gateway, 4);
+      memcpy(s->netmask, m.netmask, 4);
+      memcpy(s->dns, m.dns, 4);
+      s->assigned++;
+      s->state = WTC_REGISTERED;
+      s->t_assigned_ns = c->w.now;
+      break;
+    case BAVY_SMSG_HEARTBEAT_ACK:
+      s->heartbeat_acks++;
+      break;
+    case BAVY_SMSG_ERROR:
+      s->errors++;
+      snprintf(s->last_error, sizeof(s->last_error), "%s", m.message);
+      break;
+    default:
+      break;
+    }
+    notify(s);
+  } else if (data[0] == BAVY_FRAME) {
+    s->frames_in++;
+    if (c->ops && c->ops->on_frame)
+      c->ops->on_frame(c->user, s, data + 1, len - 1);
+  }
+}
+
+static void on_session_closed(void *app, struct h3_session *hs, uint32_t code,
+                              const char *reason)
+{
+  struct wtc *c = app;
+  for (uint32_t i = 0; i < c->max_sess; i++) {
+    struct wtc_session *s = &c->sess[i];
+    if (s->state != WTC_FREE && (s->hs == hs || (s->qc && s->qc == h3_session_quic(hs)))) {
+      s->hs = NULL;
+      s->qc = NULL;
+      s->close_code = code;
+      snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
+      if (s->state != WTC_FAILED)
+        s->state = WTC_CLOSED;
+      notify(s);
+    }
+  }
+}
+
+static const struct h3_app_ops wtc_h3_ops = {
+    .on_session_ready = on_session_ready,
+    .on_session_datagram = on_session_datagram,
+    .on_session_closed = on_session_closed,
+    .on_conn_failed = on_conn_failed,
+};
+
+static int resolve(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *len)
+{
+  if (io_sockaddr_parse(host, port, out, len) == 0)
+    return 0;
+  struct addrinfo hints = {.ai_socktype = SOCK_DGRAM}, *res = NULL;
+  if (getaddrinfo(host, NULL, &hints, &res) != 0 || !res)
+    return -EHOSTUNREACH;
+  memset(out, 0, sizeof(*out));
+  memcpy(out, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  if (out->sa.sa_family == AF_INET)
+    out->in.sin_port = htons(port);
+  else
+    out->in6.sin6_port = htons(port);
+  freeaddrinfo(res);
+  return 0;
+}
+
+int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_sessions,
+             const struct wtc_ops *ops, void *user)
+{
+  int rc;
+  char path[512];
+  uint16_t port;
+  memset(c, 0, sizeof(*c));
+  if ((rc = wtc_url_parse(url, c->host, sizeof(c->host), &port, path, sizeof(path))) < 0)
+    return rc;
+  if ((rc = resolve(c->host, port, &c->remote, &c->remotelen)) < 0)
+    return rc;
+  if (pin) {
+    memcpy(c->pin, pin, 32);
+    c->has_pin = true;
+  }
+  c->ops = ops;
+  c->user = user;
+  c->max_sess = max_sessions;
+  c->sess = calloc(max_sessions, sizeof(*c->sess));
+  if (!c->sess)
+    return -ENOMEM;
+  struct io_params iop;
+  io_params_default(&iop);
+  iop.rx_bufs = 64;
+  if ((rc = worker_init(&c->w, 0, &iop, max_sessions * 2 + 16)) < 0)
+    goto fail_sess;
+  if ((rc = tls_global_init()) < 0)
+    goto fail_worker;
+  const char *bind = c->remote.sa.sa_family == AF_INET ? "0.0.0.0" : "::";
+  if ((rc = io_udp_open(&c->w.io, bind, 0, quic_endpoint_on_packet, &c->quic, &c->udp)) < 0)
+    goto fail_worker;
+  if ((rc = h3_endpoint_init(&c->h3, false, max_sessions, &c->w.timers, &wtc_h3_ops, c)) < 0)
+    goto fail_worker;
+  char hostport[240];
+  if (strchr(c->host, ':'))
+    snprintf(hostport, sizeof(hostport), "[%.200s]:%u", c->host, port);
+  else
+    snprintf(hostport, sizeof(hostport), "%.200s:%u", c->host, port);
+  snprintf(c->h3.target.authority, sizeof(c->h3.target.authority), "%s", hostport);
+  snprintf(c->h3.target.path, sizeof(c->h3.target.path), "%s", path);
+  snprintf(c->h3.target.origin, sizeof(c->h3.target.origin), "https://%s", hostport);
+  struct quic_params qp;
+  quic_params_default(&qp);
+  qp.max_conns = max_sessions;
+  qp.max_conns_per_ip = max_sessions;
+  qp.dgram_pool = max_sessions * 8 + 64;
+  if ((rc = quic_endpoint_init(&c->quic, &c->w, c->udp, NULL, false, &qp, &h3_quic_ops,
+                               &c->h3)) < 0)
+    goto fail_h3;
+  h3_endpoint_bind(&c->h3, &c->quic);
+  c->w.turn = (worker_turn_fn)quic_endpoint_turn;
+  c->w.turn_ctx = &c->quic;
+  return 0;
+fail_h3:
+  h3_endpoint_fini(&c->h3);
+fail_worker:
+  worker_fini(&c->w);
+fail_sess:
+  free(c->sess);
+  c->sess = NULL;
+  return rc;
+}
+
+void wtc_fini(struct wtc *c)
+{
+  if (!c->sess)
+    return;
+  quic_endpoint_fini(&c->quic);
+  h3_endpoint_fini(&c->h3);
+  worker_fini(&c->w);
+  free(c->sess);
+  c->sess = NULL;
+}
+
+int wtc_open(struct wtc *c, struct wtc_session **out)
+{
+  struct wtc_session *s = NULL;
+  for (uint32_t i = 0; i < c->max_sess && !s; i++)
+    if (c->sess[i].state == WTC_FREE)
+      s = &c->sess[i];
+  if (!s)
+    return -ENOSPC;
+  memset(s, 0, sizeof(*s));
+  s->c = c;
+  s->idx = (uint32_t)(s - c->sess);
+  c->w.now = clock_now_ns();
+  int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
+                               c->has_pin ? c->pin : NULL, &s->qc);
+  if (rc < 0)
+    return rc;
+  /* The h3 layer creates the session when the handshake completes and
+   * reports it through on_session_ready; we find it by its connection. */
+  s->state = WTC_CONNECTING;
+  *out = s;
+  return 0;
+}
+
+static int send_ctrl(struct wtc_session *s, const char *json, int len)
+{
+  if (len < 0)
+    return len;
+  if (!s->hs || (s->state != WTC_OPEN && s->state != WTC_REGISTERED))
+    return -ENOTCONN;
+  uint8_t type = BAVY_CONTROL;
+  struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
+                         {.iov_base = (void *)json, .iov_len = (size_t)len}};
+  return h3_session_send(s->hs, iov, 2);
+}
+
+int wtc_register(struct wtc_session *s, const uint8_t mac[6])
+{
+  char buf[128];
+  memcpy(s->mac, mac, 6);
+  return send_ctrl(s, buf, bavy_write_register(buf, sizeof(buf), mac));
+}
+
+int wtc_heartbeat(struct wtc_session *s)
+{
+  char buf[64];
+  return send_ctrl(s, buf, bavy_write_heartbeat(buf, sizeof(buf)));
+}
+
+int wtc_disconnect(struct wtc_session *s)
+{
+  char buf[64];
+  return send_ctrl(s, buf, bavy_write_disconnect(buf, sizeof(buf)));
+}
+
+int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len)
+{
+  if (!s->hs)
+    return -ENOTCONN;
+  struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+  return h3_session_send(s->hs, &iov, len ? 1 : 0);
+}
+
+void wtc_close(struct wtc_session *s, uint32_t code, const char *reason)
+{
+  if (s->hs)
+    h3_session_close(s->hs, code, reason);
+}
+
+int wtc_run(struct wtc *c, uint64_t timeout_ns, bool (*done)(void *arg), void *arg)
+{
+  uint64_t deadline = clock_now_ns() + timeout_ns;
+  for (;;) {
+    c->w.now = clock_now_ns();
+    if (done && done(arg))
+      return 0;
+    if (c->w.now >= deadline)
+      return -ETIMEDOUT;
+    timer_run(&c->w.timers, c->w.now);
+    quic_endpoint_turn(&c->quic, c->w.now);
+    io_flush(&c->w.io);
+    uint64_t next = timer_next(&c->w.timers);
+    if (next > deadline)
+      next = deadline;
+    /* Wake at least every 50 ms so done() is polled. */
+    if (next > c->w.now + 50000000ull)
+      next = c->w.now + 50000000ull;
+    int rc = io_wait(&c->w.io, next, c->w.now);
+    if (rc < 0)
+      return rc;
+    io_dispatch(&c->w.io);
+  }
+}
