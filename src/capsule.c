@@ -93,7 +93,7 @@ static int reader_begin(struct capsule_reader *r, uint64_t type, uint64_t length
       return reader_fail(r, -EINVAL, H3_MESSAGE_ERROR);
     break;
   case CAPSULE_DRAIN_WEBTRANSPORT_SESSION: {
-    struct capsule_event ev = {.kind = CAPSULE_EV_DRAIN};
+    struct capsule_event ev = {.kind = CAPSULE_EV_DRAIN, .data = r->buf};
     int rv;
     r->state = length ? CS_SKIP : CS_HDR;
     rv = r->cb(r->user, &ev);

@@ -206,6 +206,7 @@ static int on_capsule(void *user, const struct capsule_event *ev)
   char reason[CAPSULE_CLOSE_REASON_MAX + 1];
   switch (ev->kind) {
   case CAPSULE_EV_CLOSE: {
+    log_debug("close capsule received", "code=%u len=%zu", ev->code, ev->len);
     size_t n = ev->len < CAPSULE_CLOSE_REASON_MAX ? ev->len : CAPSULE_CLOSE_REASON_MAX;
     memcpy(reason, ev->data, n);
     reason[n] = '\0';
@@ -574,6 +575,7 @@ static int q_on_stream_data(void *app, struct quic_conn *qc, int64_t sid,
   if (!hc)
     return -ENOMEM;
   quic_conn_stream_consumed(qc, sid, len);
+  log_debug("stream data", "sid=%lld len=%zu fin=%d", (long long)sid, len, fin);
   if (qc->close_pending)
     return 0;
   bool uni = (sid & 0x2) != 0;
@@ -684,7 +686,8 @@ void h3_session_close(struct h3_session *s, uint32_t code, const char *reason)
     int hl = h3_frame_header_write(buf, sizeof(buf), H3_FRAME_DATA, (uint64_t)clen);
     if (hl > 0) {
       memcpy(buf + hl, cap, (size_t)clen);
-      quic_conn_stream_send(hc->qc, s->sid, buf, (size_t)(hl + clen), true);
+      int src = quic_conn_stream_send(hc->qc, s->sid, buf, (size_t)(hl + clen), true);
+      log_debug("close capsule sent", "sid=%lld rc=%d", (long long)s->sid, src);
     }
   }
   /* Give the capsule a moment to arrive, then close the connection. */

@@ -145,7 +145,7 @@ void h3_frame_reader_init(struct h3_frame_reader *r, uint8_t *buf, size_t cap, h
  * are emitted here, since no payload byte will come to trigger them. */
 static int reader_begin_frame(struct h3_frame_reader *r, uint64_t type, uint64_t length)
 {
-  struct h3_frame_event ev = {.type = type, .length = length};
+  struct h3_frame_event ev = {.type = type, .length = length, .data = empty_payload};
 
   r->type = type;
   r->length = length;
@@ -164,7 +164,6 @@ static int reader_begin_frame(struct h3_frame_reader *r, uint64_t type, uint64_t
     if (length)
       return 0;
     ev.kind = H3_FRAME_EV_DATA;
-    ev.data = empty_payload;
     ev.end = true;
     return reader_emit(r, &ev);
   }
@@ -177,7 +176,6 @@ static int reader_begin_frame(struct h3_frame_reader *r, uint64_t type, uint64_t
     if (length)
       return 0;
     ev.kind = H3_FRAME_EV_FRAME;
-    ev.data = empty_payload;
     return reader_emit(r, &ev);
   }
   r->skipped++;

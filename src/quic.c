@@ -438,6 +438,7 @@ static struct quic_conn *conn_alloc(struct quic_endpoint *ep)
 static void conn_delete(struct quic_conn *c)
 {
   struct quic_endpoint *ep = c->ep;
+  log_debug("quic conn delete", "state=%d", c->state);
   if (c->state == QUIC_CONN_FREE)
     return;
   if (ep->ops->on_conn_closed)
@@ -531,6 +532,7 @@ static void conn_fail(struct quic_conn *c, int liberr)
   ngtcp2_connection_close_error ccerr;
   switch (liberr) {
   case NGTCP2_ERR_DRAINING:
+    log_debug("quic draining", "%s", "");
     ep->ctr.conns_draining++;
     c->state = QUIC_CONN_DRAINING;
     timer_arm(&ep->w->timers, &c->timer, now_ns(c) + three_pto(c));

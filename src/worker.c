@@ -30,8 +30,10 @@ void worker_fini(struct worker *w)
 
 int worker_run(struct worker *w)
 {
+  w->now = clock_now_ns();
   while (!w->stop) {
-    w->now = clock_now_ns();
+    /* One clock read per turn, taken after waking, so completions and
+     * timers of this turn see the same, current time. */
     timer_run(&w->timers, w->now);
     if (w->turn)
       w->turn(w->turn_ctx, w->now);
@@ -41,6 +43,7 @@ int worker_run(struct worker *w)
     int rc = io_wait(&w->io, timer_next(&w->timers), w->now);
     if (rc < 0)
       return rc;
+    w->now = clock_now_ns();
     io_dispatch(&w->io);
     w->turns++;
   }

@@ -362,6 +362,7 @@ int wtc_run(struct wtc *c, uint64_t timeout_ns, bool (*done)(void *arg), void *a
     int rc = io_wait(&c->w.io, next, c->w.now);
     if (rc < 0)
       return rc;
+    c->w.now = clock_now_ns();
     io_dispatch(&c->w.io);
   }
 }

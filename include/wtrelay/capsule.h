@@ -51,7 +51,8 @@ enum capsule_ev_kind {
 struct capsule_event {
   enum capsule_ev_kind kind;
   uint32_t code;       /* CLOSE: application error code */
-  const uint8_t *data; /* borrowed, valid only during the callback */
+  const uint8_t *data; /* borrowed, valid only during the callback; never
+                        * NULL, even when len is 0 */
   size_t len;
 };
 

@@ -128,7 +128,8 @@ enum h3_frame_ev_kind {
   H3_FRAME_EV_SKIP,
   /* WEBTRANSPORT_STREAM signal: session_id set. Every later byte on the
    * stream comes as H3_FRAME_EV_RAW. Whether the signal is allowed here
-   * (first thing on a client bidi stream) is the caller's decision. */
+   * (first thing on a client bidi stream: r->frames == 1 during the
+   * callback) is the caller's decision. */
   H3_FRAME_EV_WT_STREAM,
   /* Raw stream bytes after H3_FRAME_EV_WT_STREAM. */
   H3_FRAME_EV_RAW,
