@@ -1,0 +1,22 @@
+# Build stage: Debian 12 with the -dev packages.
+FROM debian:bookworm AS build
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      cmake make gcc pkg-config liburing-dev libngtcp2-dev \
+      libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev libjansson-dev \
+    && rm -rf /var/lib/apt/lists/*
+WORKDIR /src
+COPY . .
+RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+    && cmake --build build --target wtrelay -j "$(nproc)"
+
+# Runtime stage: only the shared libraries the binary links.
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends \
+      liburing2 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
+      libjansson4 ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --no-create-home --shell /usr/sbin/nologin wtrelay
+COPY --from=build /src/build/wtrelay /usr/local/bin/wtrelay
+USER wtrelay
+EXPOSE 4433/udp
+ENTRYPOINT ["/usr/local/bin/wtrelay"]
