@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Start-up, flags, certificates and signals of the real binary.
+. "$(dirname "$0")/lib.sh"
+
+"$RELAY" --help | grep -q -- '--cert-pem' || fail "--help"
+rc=0; "$RELAY" --frobnicate >/dev/null 2>"$TMP/e" || rc=$?
+[ "$rc" = 2 ] && grep -q "unknown flag" "$TMP/e" && grep -q Usage "$TMP/e" || fail "unknown flag: rc=$rc"
+rc=0; "$RELAY" --cert-pem /x.pem >/dev/null 2>"$TMP/e" || rc=$?
+[ "$rc" = 2 ] && grep -q -- "--key-pem" "$TMP/e" || fail "half cert pair: rc=$rc"
+rc=0; "$RELAY" --port 0 >/dev/null 2>"$TMP/e" || rc=$?
+[ "$rc" = 2 ] && grep -q -- "--port" "$TMP/e" || fail "bad port: rc=$rc"
+rc=0; "$RELAY" --cert-pem "$TMP/missing.pem" --key-pem "$TMP/missing.key" --port 1 >/dev/null 2>"$TMP/e" || rc=$?
+[ "$rc" = 1 ] && grep -q "missing.pem" "$TMP/e" || fail "missing PEM: rc=$rc $(cat "$TMP/e")"
+pass "flags: help, unknown flag (2), half cert pair (2), bad port (2), missing PEM (1)"
+
+start_relay
+grep -Eq '^Certificate SHA-256 Hash: [0-9a-f]{64}$' "$TMP/relay.out" || fail "hash line"
+grep -q "^Listening on https://127.0.0.1:$PORT\$" "$TMP/relay.out" || fail "listening line"
+python3 - "$PORT" <<'PY'
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+for n in (1, 20, 1200, 1500, 60000):
+    s.sendto(b"\xff" * n, ("127.0.0.1", int(sys.argv[1])))
+PY
+sleep 0.2
+kill -0 "$RELAY_PID" || fail "relay died on junk UDP"
+stop_relay
+pass "ephemeral certificate lines printed; junk UDP survived; SIGTERM exit 0 in ${STOP_MS} ms"
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
+  -subj /CN=localhost -keyout "$TMP/k.pem" -out "$TMP/c.pem" 2>/dev/null
+want=$(openssl x509 -in "$TMP/c.pem" -outform DER | sha256sum | cut -d' ' -f1)
+RELAY_CERT_PEM="$TMP/c.pem" RELAY_KEY_PEM="$TMP/k.pem" start_relay
+[ "$HASH" = "$want" ] || fail "PEM hash $HASH != openssl $want"
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) || fail "client with PEM cert: $out"
+kill -INT "$RELAY_PID"
+rc=0; for _ in $(seq 1 30); do kill -0 "$RELAY_PID" 2>/dev/null || break; sleep 0.05; done
+wait "$RELAY_PID" || rc=$?
+[ "$rc" = 0 ] || fail "SIGINT exit $rc"
+pass "PEM from env: hash equals openssl's, client connects; SIGINT exit 0"

@@ -1,0 +1,119 @@
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <gnutls/x509.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "wtrelay/tls.h"
+
+static void openssl_hash(const char *pem_path, char out[65])
+{
+  char cmd[512];
+  snprintf(cmd, sizeof(cmd), "openssl x509 -in %s -outform DER | sha256sum", pem_path);
+  FILE *f = popen(cmd, "r");
+  cr_assert(f);
+  cr_assert(fgets(out, 65, f));
+  pclose(f);
+}
+
+Test(tls, generated_cert_is_p256_short_lived_with_sans)
+{
+  struct tls_cert c;
+  cr_assert_eq(tls_cert_generate(&c, 13), 0);
+  gnutls_x509_crt_t crt;
+  gnutls_x509_crt_init(&crt);
+  cr_assert_geq(gnutls_x509_crt_import(crt, &c.der, GNUTLS_X509_FMT_DER), 0);
+  unsigned bits = 0;
+  cr_assert_eq(gnutls_x509_crt_get_pk_algorithm(crt, &bits), GNUTLS_PK_ECDSA);
+  gnutls_ecc_curve_t curve;
+  cr_assert_geq(gnutls_x509_crt_get_pk_ecc_raw(crt, &curve, NULL, NULL), 0);
+  cr_assert_eq(curve, GNUTLS_ECC_CURVE_SECP256R1);
+  cr_assert_eq(gnutls_x509_crt_get_version(crt), 3);
+  time_t now = time(NULL);
+  cr_assert_leq(c.not_before, now);
+  cr_assert_leq(c.not_after - c.not_before, 14 * 86400);
+  cr_assert_gt(c.not_after - c.not_before, 12 * 86400);
+  bool dns = false, v4 = false, v6 = false;
+  for (unsigned i = 0;; i++) {
+    char buf[64];
+    size_t len = sizeof(buf);
+    int t = gnutls_x509_crt_get_subject_alt_name(crt, i, buf, &len, NULL);
+    if (t < 0)
+      break;
+    if (t == GNUTLS_SAN_DNSNAME && len == 9 && !memcmp(buf, "localhost", 9))
+      dns = true;
+    if (t == GNUTLS_SAN_IPADDRESS && len == 4 && !memcmp(buf, "\x7f\0\0\x01", 4))
+      v4 = true;
+    if (t == GNUTLS_SAN_IPADDRESS && len == 16 && buf[15] == 1)
+      v6 = true;
+  }
+  cr_assert(dns && v4 && v6, "SANs localhost, 127.0.0.1, ::1");
+  gnutls_x509_crt_deinit(crt);
+  cr_assert_eq(strlen(c.sha256_hex), 64);
+  tls_cert_fini(&c);
+  cr_assert_eq(tls_cert_generate(&c, 15), -EINVAL);
+}
+
+Test(tls, hash_matches_openssl_generated_and_loaded)
+{
+  struct tls_cert c;
+  char path[] = "/tmp/wtrelay-tls-XXXXXX";
+  cr_assert(mkdtemp(path));
+  char pem[4096], cpath[256], kpath[256], want[65];
+  cr_assert_eq(tls_cert_generate(&c, 13), 0);
+  cr_assert_gt(tls_cert_export_pem(&c, pem, sizeof(pem)), 0);
+  snprintf(cpath, sizeof(cpath), "%s/gen.pem", path);
+  FILE *f = fopen(cpath, "w");
+  fputs(pem, f);
+  fclose(f);
+  openssl_hash(cpath, want);
+  cr_assert_str_eq(c.sha256_hex, want);
+  tls_cert_fini(&c);
+
+  char cmd[1024];
+  snprintf(cpath, sizeof(cpath), "%s/c.pem", path);
+  snprintf(kpath, sizeof(kpath), "%s/k.pem", path);
+  snprintf(cmd, sizeof(cmd),
+           "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 "
+           "-subj /CN=localhost -keyout %s -out %s 2>/dev/null",
+           kpath, cpath);
+  cr_assert_eq(system(cmd), 0);
+  char err[256];
+  cr_assert_eq(tls_cert_load_pem(&c, cpath, kpath, err, sizeof(err)), 0, "%s", err);
+  openssl_hash(cpath, want);
+  cr_assert_str_eq(c.sha256_hex, want);
+  cr_assert(!c.ephemeral);
+  tls_cert_fini(&c);
+
+  /* errors */
+  cr_assert_eq(tls_cert_load_pem(&c, "/nonexistent/c.pem", kpath, err, sizeof(err)), -ENOENT);
+  cr_assert(strstr(err, "/nonexistent/c.pem"), "%s", err);
+  char other[256];
+  snprintf(other, sizeof(other), "%s/k2.pem", path);
+  snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null", other);
+  cr_assert_eq(system(cmd), 0);
+  cr_assert_eq(tls_cert_load_pem(&c, cpath, other, err, sizeof(err)), -EKEYREJECTED);
+  cr_assert(strstr(err, "does not match"), "%s", err);
+  snprintf(other, sizeof(other), "%s/garbage.pem", path);
+  f = fopen(other, "w");
+  fputs("not a certificate\n", f);
+  fclose(f);
+  cr_assert_eq(tls_cert_load_pem(&c, other, kpath, err, sizeof(err)), -EINVAL);
+  snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
+  cr_assert_eq(system(cmd), 0);
+}
+
+Test(tls, hash_hex_parse)
+{
+  uint8_t h[32];
+  const char *ok = "075e5212c5ce2f136c8a2a47917c42c5777f050bad2f5e4b526d875fa242487d";
+  cr_assert_eq(tls_hash_parse_hex(ok, h), 0);
+  cr_assert_eq(h[0], 0x07);
+  cr_assert_eq(h[31], 0x7d);
+  cr_assert_eq(tls_hash_parse_hex("075E5212C5CE2F136C8A2A47917C42C5777F050BAD2F5E4B526D875FA242487D", h), 0);
+  cr_assert_eq(tls_hash_parse_hex("07:5e:52:12:c5:ce:2f:13:6c:8a:2a:47:91:7c:42:c5:77:7f:05:0b:ad:2f:5e:4b:52:6d:87:5f:a2:42:48:7d", h), 0);
+  cr_assert_eq(tls_hash_parse_hex("075e", h), -EINVAL);
+  cr_assert_eq(tls_hash_parse_hex("zz5e5212c5ce2f136c8a2a47917c42c5777f050bad2f5e4b526d875fa242487d", h), -EINVAL);
+}
