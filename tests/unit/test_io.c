@@ -1,0 +1,125 @@
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <netinet/udp.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wtrelay/io.h"
+#include "wtrelay/timer.h"
+
+#ifndef UDP_SEGMENT
+#define UDP_SEGMENT 103
+#endif
+
+struct rx {
+  unsigned n;
+  size_t sizes[256];
+  uint8_t first[256];
+};
+
+static void on_rx(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                  const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *l)
+{
+  struct rx *r = ctx;
+  if (r->n < 256) {
+    r->sizes[r->n] = len;
+    r->first[r->n] = pkt[0];
+  }
+  r->n++;
+}
+
+static void pump(struct io *io, struct rx *r, unsigned want)
+{
+  uint64_t end = clock_now_ns() + 2000000000ull;
+  while (r->n < want && clock_now_ns() < end) {
+    io_flush(io);
+    io_wait(io, clock_now_ns() + 50000000ull, clock_now_ns());
+    io_dispatch(io);
+  }
+}
+
+Test(io, datagrams_and_gso_superpacket_are_received)
+{
+  struct io io;
+  struct io_params p;
+  io_params_default(&p);
+  p.rx_bufs = 8;
+  cr_assert_eq(io_init(&io, &p), 0);
+  struct rx r = {0};
+  struct io_udp_sock *s;
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &s), 0);
+  struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(s->port)};
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  for (int i = 0; i < 3; i++) {
+    uint8_t b[100];
+    memset(b, i + 1, sizeof(b));
+    cr_assert_eq(sendto(fd, b, 50 + (size_t)i, 0, (struct sockaddr *)&dst, sizeof(dst)), 50 + i);
+  }
+  pump(&io, &r, 3);
+  cr_assert_eq(r.n, 3);
+  cr_assert_eq(r.sizes[2], 52);
+  cr_assert_eq(r.first[1], 2);
+
+  /* A GSO super-packet of 10 x 1200 bytes arrives as 10 datagrams. */
+  uint8_t big[12000];
+  for (int i = 0; i < 10; i++)
+    memset(big + i * 1200, 0x10 + i, 1200);
+  struct iovec iov = {.iov_base = big, .iov_len = sizeof(big)};
+  union {
+    char buf[CMSG_SPACE(sizeof(uint16_t))];
+    struct cmsghdr align;
+  } ctl;
+  struct msghdr mh = {.msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
+                      .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_UDP;
+  c->cmsg_type = UDP_SEGMENT;
+  c->cmsg_len = CMSG_LEN(sizeof(uint16_t));
+  uint16_t seg = 1200;
+  memcpy(CMSG_DATA(c), &seg, sizeof(seg));
+  cr_assert_eq(sendmsg(fd, &mh, 0), (ssize_t)sizeof(big));
+  pump(&io, &r, 13);
+  cr_assert_eq(r.n, 13);
+  for (int i = 0; i < 10; i++) {
+    cr_assert_eq(r.sizes[3 + i], 1200);
+    cr_assert_eq(r.first[3 + i], 0x10 + i);
+  }
+  cr_assert_eq(io.ctr.rx_datagrams, 13);
+  if (s->gro)
+    cr_assert_geq(io.ctr.rx_gro_batches, 1);
+  close(fd);
+  io_fini(&io);
+}
+
+Test(io, tx_batches_equal_packets_with_gso)
+{
+  struct io io;
+  struct io_params p;
+  io_params_default(&p);
+  cr_assert_eq(io_init(&io, &p), 0);
+  struct rx r = {0};
+  struct io_udp_sock *rxs, *txs;
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &rxs), 0);
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, NULL, NULL, &txs), 0);
+  union io_sockaddr dst;
+  socklen_t dl;
+  cr_assert_eq(io_sockaddr_parse("127.0.0.1", rxs->port, &dst, &dl), 0);
+  for (int i = 0; i < 20; i++) {
+    uint8_t *b = io_tx_reserve(&io, 1500);
+    cr_assert(b);
+    memset(b, i, 1000);
+    io_tx_commit(&io, 1000, txs, &dst, dl, NULL);
+  }
+  uint8_t *b = io_tx_reserve(&io, 1500);
+  memset(b, 0x77, 300);
+  io_tx_commit(&io, 300, txs, &dst, dl, NULL);
+  pump(&io, &r, 21);
+  cr_assert_eq(r.n, 21);
+  cr_assert_eq(r.sizes[20], 300);
+  cr_assert_eq(r.first[7], 7);
+  cr_assert_eq(io.ctr.tx_packets, 21);
+  cr_assert_lt(io.ctr.tx_msgs, io.ctr.tx_packets, "GSO grouped packets: %llu msgs",
+               (unsigned long long)io.ctr.tx_msgs);
+  io_fini(&io);
+}
