@@ -1,0 +1,33 @@
+// Assertions on the page's reports, shared by the browser tests.
+import { fail, pass } from './lib.mjs';
+
+export function checkRegisterReport(browser, report, relay) {
+  if (!report.ok) {
+    fail(`${browser}: ${report.error}\nconsole: ${(report.console || []).join('\n')}` +
+      (report.netlog ? `\nnet log: ${report.netlog}` : ''));
+  }
+  const a = report.assigned;
+  const ipOk = Array.isArray(a.ip) && a.ip.length === 4 && a.ip[0] === 10 && a.ip[1] === 0 && a.ip[2] === 2 &&
+    a.ip[3] >= 10 && a.ip[3] <= 254;
+  if (!ipOk || JSON.stringify(a.gateway) !== '[10,0,2,2]' || JSON.stringify(a.netmask) !== '[255,255,255,0]') {
+    fail(`${browser}: unexpected Assigned ${JSON.stringify(a)}`);
+  }
+  pass(`${browser}: session open (maxDatagramSize=${report.maxDatagramSize}), Assigned ${a.ip.join('.')}`);
+  if (!(report.maxDatagramSize > 0)) fail(`${browser}: maxDatagramSize ${report.maxDatagramSize}: datagrams disabled`);
+  if (report.acks !== 2) fail(`${browser}: ${report.acks} HeartbeatAcks, expected 2`);
+  pass(`${browser}: 2 heartbeats acknowledged`);
+  if (report.closed.closeCode !== 0) fail(`${browser}: closed with ${JSON.stringify(report.closed)}`);
+  pass(`${browser}: session closed by the page, closed resolved ${JSON.stringify(report.closed)}`);
+  // The relay must have seen the page's CLOSE_WEBTRANSPORT_SESSION and
+  // ended the session itself (Chromium abandons the connection silently).
+  return new Promise((res) => {
+    const deadline = Date.now() + 3000;
+    const iv = setInterval(() => {
+      if (/msg="session closed" peer=\d+ code=0 reason="bye"/.test(relay.log)) {
+        clearInterval(iv); pass(`${browser}: relay ended the session on the close capsule`); res();
+      } else if (Date.now() > deadline) {
+        clearInterval(iv); fail(`${browser}: relay never logged the session's end`);
+      }
+    }, 50);
+  });
+}

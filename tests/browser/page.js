@@ -1,0 +1,141 @@
+// The test page: speaks the bavy datagram protocol to the relay over
+// WebTransport exactly as a browser VM does, then reports to the test's
+// HTTP server (POST /report), which works the same for every browser.
+const params = new URLSearchParams(location.search);
+const relay = params.get('relay');
+const hashHex = params.get('hash');
+const scenario = params.get('scenario') || 'register';
+const room = params.get('room') || '/';
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+function log(line) {
+  document.getElementById('log').textContent += line + '\n';
+  fetch('/progress', { method: 'POST', body: line }).catch(() => {});
+}
+
+function hexBytes(hex) {
+  const out = new Uint8Array(hex.length / 2);
+  for (let i = 0; i < out.length; i++) out[i] = parseInt(hex.substr(i * 2, 2), 16);
+  return out;
+}
+
+function withTimeout(p, ms, what) {
+  let t;
+  return Promise.race([p, new Promise((_, rej) => { t = setTimeout(() => rej(new Error(`timeout: ${what}`)), ms); })])
+    .finally(() => clearTimeout(t));
+}
+
+// One WebTransport session carrying the bavy protocol.
+class Session {
+  constructor(name, path, mac) {
+    this.name = name;
+    this.mac = mac;
+    this.url = relay + path;
+    this.queue = [];
+    this.waiters = [];
+  }
+
+  async open() {
+    this.wt = new WebTransport(this.url, {
+      serverCertificateHashes: [{ algorithm: 'sha-256', value: hexBytes(hashHex) }],
+    });
+    await withTimeout(this.wt.ready, 15000, `${this.name} ready`);
+    this.writer = this.wt.datagrams.writable.getWriter();
+    this.reader = this.wt.datagrams.readable.getReader();
+    this.readLoop();
+    log(`${this.name}: session ready, maxDatagramSize=${this.wt.datagrams.maxDatagramSize}`);
+  }
+
+  async readLoop() {
+    try {
+      for (;;) {
+        const { value, done } = await this.reader.read();
+        if (done) break;
+        this.queue.push(value);
+        for (const w of this.waiters.splice(0)) w();
+      }
+    } catch (e) { this.readError = String(e); }
+    for (const w of this.waiters.splice(0)) w();
+  }
+
+  // Next datagram for which pred(bytes) is true; others are kept.
+  async next(pred, ms, what) {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      const i = this.queue.findIndex(pred);
+      if (i >= 0) return this.queue.splice(i, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`${this.name}: timeout waiting for ${what}`);
+      await new Promise((res) => { this.waiters.push(res); setTimeout(res, left); });
+    }
+  }
+
+  async send(bytes) { await this.writer.write(bytes); }
+
+  async control(obj) {
+    const json = enc.encode(JSON.stringify(obj));
+    const b = new Uint8Array(1 + json.length);
+    b[0] = 0x00; b.set(json, 1);
+    await this.send(b);
+  }
+
+  async nextControl(type, ms) {
+    const b = await this.next((d) => d[0] === 0x00 && dec.decode(d.subarray(1)).includes(`"type":"${type}"`), ms, type);
+    return JSON.parse(dec.decode(b.subarray(1)));
+  }
+
+  async register() {
+    await this.control({ type: 'Register', mac: this.mac });
+    const a = await this.nextControl('Assigned', 10000);
+    log(`${this.name}: Assigned ${JSON.stringify(a)}`);
+    return a;
+  }
+
+  async close(code, reason) {
+    this.wt.close({ closeCode: code, reason });
+    return withTimeout(this.wt.closed, 10000, `${this.name} closed`);
+  }
+}
+
+async function scenarioRegister() {
+  const s = new Session('s1', room, [82, 84, 0, 0xb0, 0x0b, 0x01]);
+  await s.open();
+  const maxDatagramSize = s.wt.datagrams.maxDatagramSize;
+  const assigned = await s.register();
+  let acks = 0;
+  for (let i = 0; i < 2; i++) {
+    await s.control({ type: 'Heartbeat' });
+    await s.nextControl('HeartbeatAck', 5000);
+    acks++;
+  }
+  const closed = await s.close(0, 'bye');
+  return { assigned, acks, maxDatagramSize, closed: { closeCode: closed.closeCode, reason: closed.reason } };
+}
+
+// Registers, then waits for the relay to end the session (the test sends
+// SIGTERM to the relay once it sees "registered" in the progress lines).
+async function scenarioHold() {
+  const s = new Session('s1', room, [82, 84, 0, 0xb0, 0x0b, 0x02]);
+  await s.open();
+  const assigned = await s.register();
+  log('registered');
+  const closed = await withTimeout(s.wt.closed, 20000, 'relay-initiated close');
+  return { assigned, closed: { closeCode: closed.closeCode, reason: closed.reason } };
+}
+
+const scenarios = { register: scenarioRegister, hold: scenarioHold };
+
+(async () => {
+  let report;
+  try {
+    if (typeof WebTransport === 'undefined') throw new Error('WebTransport is not available in this browser');
+    const fn = scenarios[scenario];
+    if (!fn) throw new Error(`unknown scenario ${scenario}`);
+    report = { ok: true, userAgent: navigator.userAgent, ...(await fn()) };
+  } catch (e) {
+    report = { ok: false, error: String(e && e.stack || e), userAgent: navigator.userAgent };
+  }
+  log(`report: ${JSON.stringify(report)}`);
+  await fetch('/report', { method: 'POST', body: JSON.stringify(report) });
+})();
