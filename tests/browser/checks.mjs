@@ -14,8 +14,9 @@ export function checkRegisterReport(browser, report, relay) {
   }
   pass(`${browser}: session open (maxDatagramSize=${report.maxDatagramSize}), Assigned ${a.ip.join('.')}`);
   if (!(report.maxDatagramSize > 0)) fail(`${browser}: maxDatagramSize ${report.maxDatagramSize}: datagrams disabled`);
-  if (report.acks !== 2) fail(`${browser}: ${report.acks} HeartbeatAcks, expected 2`);
-  pass(`${browser}: 2 heartbeats acknowledged`);
+  if (report.acks !== 3) fail(`${browser}: ${report.acks} HeartbeatAcks, expected 3`);
+  if (!report.refused.uni || !report.refused.bidi) fail(`${browser}: streams not refused: ${JSON.stringify(report.refused)}`);
+  pass(`${browser}: uni and bidi streams refused (${report.refused.uni}/${report.refused.bidi}), 3 heartbeats acknowledged`);
   if (report.closed.closeCode !== 0) fail(`${browser}: closed with ${JSON.stringify(report.closed)}`);
   pass(`${browser}: session closed by the page, closed resolved ${JSON.stringify(report.closed)}`);
   // The relay must have seen the page's CLOSE_WEBTRANSPORT_SESSION and

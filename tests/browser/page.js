@@ -98,6 +98,28 @@ class Session {
   }
 }
 
+async function expectStreamError(writer, what) {
+  try {
+    for (let i = 0; i < 20; i++) {
+      await withTimeout(writer.write(enc.encode('stream data the relay must refuse\n')), 2000, what);
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    await withTimeout(writer.close(), 3000, `${what} close`);
+  } catch (e) {
+    return String(e.name || e);
+  }
+  return null;
+}
+
+async function refuseStreams(s) {
+  const uni = await withTimeout(s.wt.createUnidirectionalStream(), 5000, 'uni stream');
+  const bidi = await withTimeout(s.wt.createBidirectionalStream(), 5000, 'bidi stream');
+  return {
+    uni: await expectStreamError(uni.getWriter(), 'uni stream'),
+    bidi: await expectStreamError(bidi.writable.getWriter(), 'bidi stream'),
+  };
+}
+
 async function scenarioRegister() {
   const s = new Session('s1', room, [82, 84, 0, 0xb0, 0x0b, 0x01]);
   await s.open();
@@ -109,8 +131,14 @@ async function scenarioRegister() {
     await s.nextControl('HeartbeatAck', 5000);
     acks++;
   }
+  // This protocol is datagrams only: streams the page opens are refused
+  // (stream reset / stop sending), and the session lives on.
+  const refused = await refuseStreams(s);
+  await s.control({ type: 'Heartbeat' });
+  await s.nextControl('HeartbeatAck', 5000);
+  acks++;
   const closed = await s.close(0, 'bye');
-  return { assigned, acks, maxDatagramSize, closed: { closeCode: closed.closeCode, reason: closed.reason } };
+  return { assigned, acks, maxDatagramSize, refused, closed: { closeCode: closed.closeCode, reason: closed.reason } };
 }
 
 // Registers, then waits for the relay to end the session (the test sends
