@@ -14,7 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL };
+enum opt_kind { OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL, OPT_MAC, OPT_FLAG };
 
 struct opt {
   const char *flag;
@@ -50,6 +50,20 @@ static const struct opt opts[] = {
      "maximum concurrent connections from one source address (default 64)"},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
      "maximum number of rooms (virtual LANs) (default 256)"},
+    {"gateway-mac", 0, NULL, OPT_MAC, 0, 0, OFF(gateway_mac),
+     "MAC address of the gateway 10.0.2.2 (default 52:55:0a:00:02:02)"},
+    {"max-frame-size", 0, NULL, OPT_U32, 64, 9216, OFF(max_frame_size),
+     "largest Ethernet frame accepted or reassembled, bytes (default 1514)"},
+    {"mac-aging", 0, NULL, OPT_U32, 1, 86400, OFF(mac_aging_s),
+     "seconds a learned MAC address is remembered (default 300)"},
+    {"max-macs-per-port", 0, NULL, OPT_U32, 1, 1024, OFF(max_macs_per_port),
+     "MAC addresses learned per session (default 4)"},
+    {"max-macs-per-room", 0, NULL, OPT_U32, 1, 1048576, OFF(max_macs_per_room),
+     "MAC addresses learned per room (default 1024)"},
+    {"max-reassembly", 0, NULL, OPT_U32, 1, 16, OFF(max_reassembly),
+     "chunked frames being reassembled per session (default 4)"},
+    {"allow-any-src-mac", 0, NULL, OPT_FLAG, 0, 0, OFF(allow_any_src_mac),
+     "let a session send frames from MACs other than its registered one (default off)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -66,6 +80,13 @@ void config_defaults(struct config *c)
   c->max_sessions = 4096;
   c->max_sessions_per_ip = 64;
   c->max_rooms = 256;
+  memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
+  c->max_frame_size = 1514;
+  c->mac_aging_s = 300;
+  c->max_macs_per_port = 4;
+  c->max_macs_per_room = 1024;
+  c->max_reassembly = 4;
+  c->allow_any_src_mac = false;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -139,6 +160,25 @@ static int apply(struct config *c, const struct opt *o, const char *val,
     memcpy(field, &lvl, sizeof(lvl));
     return 0;
   }
+  case OPT_MAC: {
+    unsigned v[6];
+    char tail;
+    if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+               &tail) != 6 || strlen(val) != 17 || (v[0] & 1))
+      return fail(err, errlen, "%s: expected a unicast MAC such as 52:55:0a:00:02:02, got '%s'",
+                  origin, val);
+    for (int i = 0; i < 6; i++)
+      ((uint8_t *)field)[i] = (uint8_t)v[i];
+    return 0;
+  }
+  case OPT_FLAG:
+    if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0 || strcmp(val, "yes") == 0)
+      *(bool *)(void *)field = true;
+    else if (strcmp(val, "false") == 0 || strcmp(val, "0") == 0 || strcmp(val, "no") == 0)
+      *(bool *)(void *)field = false;
+    else
+      return fail(err, errlen, "%s: expected true or false, got '%s'", origin, val);
+    return 0;
   }
   return fail(err, errlen, "%s: internal error", origin);
 }
@@ -203,6 +243,8 @@ int config_parse(struct config *c, int argc, char **argv,
     } else {
       return fail(err, errlen, "unexpected argument '%s'", arg);
     }
+    if (!val && o->kind == OPT_FLAG)
+      val = "true";
     if (!val) {
       if (i + 1 >= argc)
         return fail(err, errlen, "%s: missing value", origin);
@@ -230,10 +272,11 @@ void config_usage_print(FILE *f)
              "(a C drop-in for bavy-relay).\n\nOptions:\n");
   for (size_t i = 0; i < NOPTS; i++) {
     char flag[64];
+    const char *arg = opts[i].kind == OPT_FLAG ? "" : " <V>";
     if (opts[i].short_flag)
-      snprintf(flag, sizeof(flag), "-%c, --%s <V>", opts[i].short_flag, opts[i].flag);
+      snprintf(flag, sizeof(flag), "-%c, --%s%s", opts[i].short_flag, opts[i].flag, arg);
     else
-      snprintf(flag, sizeof(flag), "    --%s <V>", opts[i].flag);
+      snprintf(flag, sizeof(flag), "    --%s%s", opts[i].flag, arg);
     fprintf(f, "  %-28s %s", flag, opts[i].help);
     if (opts[i].env)
       fprintf(f, " [env: %s]", opts[i].env);

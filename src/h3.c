@@ -649,9 +649,9 @@ int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt)
     return -ENOTCONN;
   uint8_t prefix[8];
   int n = varint_write(prefix, sizeof(prefix), (uint64_t)s->sid / 4);
-  if (n < 0 || iovcnt > 3)
+  if (n < 0 || iovcnt > H3_DGRAM_IOV_MAX)
     return -EINVAL;
-  struct iovec v[4];
+  struct iovec v[H3_DGRAM_IOV_MAX + 1];
   v[0].iov_base = prefix;
   v[0].iov_len = (size_t)n;
   for (int i = 0; i < iovcnt; i++)

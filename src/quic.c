@@ -1120,8 +1120,8 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
   uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
   if (!buf)
     return dgram_enqueue(c, iov, iovcnt, total);
-  ngtcp2_vec v[4];
-  if (iovcnt > 4)
+  ngtcp2_vec v[QUIC_DGRAM_IOV_MAX];
+  if (iovcnt > QUIC_DGRAM_IOV_MAX)
     return -EINVAL;
   for (int i = 0; i < iovcnt; i++) {
     v[i].base = iov[i].iov_base;

@@ -31,6 +31,9 @@ static void ip_bytes(uint32_t ip, uint8_t out[4])
 }
 
 static void sweep(struct timer *t, uint64_t now);
+static void age(struct timer *t, uint64_t now);
+
+static uint32_t min_u32(uint64_t a, uint64_t b) { return (uint32_t)(a < b ? a : b); }
 
 int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers,
                uint64_t *now)
@@ -47,6 +50,32 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     relay_fini(r);
     return -ENOMEM;
   }
+  struct switch_params sp = {
+      .max_ports = cfg->max_sessions,
+      .max_domains = cfg->max_rooms,
+      .max_macs = min_u32(min_u32((uint64_t)cfg->max_sessions * cfg->max_macs_per_port,
+                                  (uint64_t)cfg->max_rooms * cfg->max_macs_per_room),
+                          1u << 22),
+      .max_macs_per_domain = cfg->max_macs_per_room,
+      .max_macs_per_port = cfg->max_macs_per_port,
+      .aging_ns = (uint64_t)cfg->mac_aging_s * NS,
+      .subnet = 0x0a000200,
+      .netmask = 0xffffff00,
+  };
+  memcpy(sp.router_mac, cfg->gateway_mac, 6);
+  struct chunk_params cpar = {
+      .slots = min_u32((uint64_t)cfg->max_sessions * cfg->max_reassembly, 65536),
+      .per_owner = cfg->max_reassembly,
+      .max_frame = cfg->max_frame_size,
+      .max_age_ns = 5 * NS,
+  };
+  int rc = switch_init(&r->sw, &sp);
+  if (rc == 0)
+    rc = chunk_pool_init(&r->chunks, &cpar);
+  if (rc < 0) {
+    relay_fini(r);
+    return rc;
+  }
   for (uint32_t i = 0; i < r->max_peers; i++)
     r->peers[i].id = i;
   memcpy(r->gateway, (uint8_t[]){10, 0, 2, 2}, 4);
@@ -55,6 +84,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   log_ratelimit_init(&r->rl, NS, 10);
   timer_init(&r->sweep, sweep);
   timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
+  timer_init(&r->age_timer, age);
+  timer_arm(r->timers, &r->age_timer, *r->now + NS);
   return 0;
 }
 
@@ -64,8 +95,12 @@ void relay_fini(struct relay *r)
     for (uint32_t i = 0; i < r->max_rooms; i++)
       if (r->rooms[i].used)
         ippool_fini(&r->rooms[i].pool);
-  if (r->timers)
+  if (r->timers) {
     timer_disarm(r->timers, &r->sweep);
+    timer_disarm(r->timers, &r->age_timer);
+  }
+  switch_fini(&r->sw);
+  chunk_pool_fini(&r->chunks);
   free(r->rooms);
   free(r->peers);
   r->rooms = NULL;
@@ -142,11 +177,18 @@ static void peer_log(struct relay *r, struct relay_peer *p, const char *msg,
 
 static void peer_unregister(struct relay *r, struct relay_peer *p)
 {
+  chunk_owner_release(&r->chunks, &p->chunks);
+  if (p->port != SWITCH_NO_PORT) {
+    switch_port_detach(&r->sw, p->port);
+    p->port = SWITCH_NO_PORT;
+  }
   if (!p->registered)
     return;
   ippool_release(&r->rooms[p->room].pool, p->ip, *r->now);
   p->registered = false;
 }
+
+static const struct switch_port_ops peer_port_ops;
 
 static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
 {
@@ -171,6 +213,15 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
       send_error(r, p, "IP pool exhausted");
       return;
     }
+    rc = switch_port_attach(&r->sw, p->room, &peer_port_ops, p, &p->port);
+    if (rc < 0) {
+      ippool_release(&r->rooms[p->room].pool, ip, *r->now);
+      r->ctr.ports_full++;
+      peer_log(r, p, "register refused", "switch port table full");
+      send_error(r, p, "relay full");
+      return;
+    }
+    switch_port_set_addr(&r->sw, p->port, mac, ip);
     p->registered = true;
     p->ip = ip;
     memcpy(p->mac, mac, 6);
@@ -231,6 +282,107 @@ static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t 
   }
 }
 
+/* ---- the frame path ---- */
+
+/* A whole frame from peer p (iovecs borrowed): checks, then the switch. */
+static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *iov,
+                     int iovcnt, size_t len)
+{
+  uint8_t src[6];
+  if (len < 14) {
+    r->ctr.frames_runt++;
+    return;
+  }
+  if (len > r->cfg->max_frame_size) {
+    r->ctr.frames_oversized++;
+    peer_log(r, p, "frame dropped", "larger than --max-frame-size");
+    return;
+  }
+  chunk_iov_gather(src, 6, 6, iov, iovcnt);
+  if (!r->cfg->allow_any_src_mac && memcmp(src, p->mac, 6) != 0) {
+    r->ctr.frames_spoofed++;
+    peer_log(r, p, "frame dropped", "source MAC is not the registered MAC");
+    return;
+  }
+  r->ctr.frames_in++;
+  r->ctr.frame_bytes_in += len;
+  struct switch_frame f = {.iov = iov, .iovcnt = iovcnt, .len = len};
+  switch_input(&r->sw, p->port, &f, *r->now);
+}
+
+static void chunk_in(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len)
+{
+  struct bavy_chunk_hdr h;
+  struct chunk_frame f;
+  if (bavy_chunk_header_parse(data, len, &h) < 0) {
+    r->ctr.chunks_bad_header++;
+    return;
+  }
+  if (chunk_reasm_input(&r->chunks, &p->chunks, &h, *r->now, &f) != CHUNK_COMPLETE)
+    return; /* pending, or a drop counted by the pool */
+  frame_in(r, p, f.iov, f.iovcnt, f.len);
+  chunk_reasm_release(&r->chunks, &f);
+}
+
+/* The session's switch port: one 0x01 datagram when the frame fits the
+ * session's current maximum datagram payload, else chunks. Unchunked
+ * frames go from the sender's decrypted datagram straight into this
+ * session's packet (h3_session_send does not copy unless it must queue). */
+static int peer_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct relay_peer *p = ctx;
+  struct relay *r = p->relay;
+  struct chunk_plan plan;
+  int rc = 0;
+  if (!p->sess || p->closing)
+    return -ENOTCONN;
+  if (chunk_split_plan(f->len, h3_session_max_datagram(p->sess), &plan) < 0) {
+    r->ctr.frames_out_too_big++;
+    return -EMSGSIZE;
+  }
+  if (!plan.chunked) {
+    uint8_t type = BAVY_FRAME;
+    struct iovec iov[1 + SWITCH_FRAME_IOV_MAX];
+    iov[0].iov_base = &type;
+    iov[0].iov_len = 1;
+    for (int i = 0; i < f->iovcnt && i < SWITCH_FRAME_IOV_MAX; i++)
+      iov[1 + i] = f->iov[i];
+    rc = h3_session_send(p->sess, iov, 1 + f->iovcnt);
+  } else {
+    uint8_t buf[CHUNK_HDR + BAVY_CHUNK_DATA_MAX];
+    uint16_t id = p->next_chunk_id++;
+    for (uint32_t k = 0; k < plan.total && rc == 0; k++) {
+      int n = chunk_split_write(buf, sizeof(buf), &plan, id, k, f->iov, f->iovcnt);
+      if (n < 0) {
+        rc = n;
+        break;
+      }
+      rc = h3_session_send(p->sess, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
+      if (rc == 0)
+        r->ctr.chunks_out++;
+    }
+    if (rc == 0)
+      r->ctr.frames_out_chunked++;
+  }
+  if (rc < 0) {
+    r->ctr.frames_out_failed++;
+    return rc;
+  }
+  r->ctr.frames_out++;
+  r->ctr.frame_bytes_out += f->len;
+  return 0;
+}
+
+static const struct switch_port_ops peer_port_ops = {.deliver = peer_deliver};
+
+static void age(struct timer *t, uint64_t now)
+{
+  struct relay *r = container_of(t, struct relay, age_timer);
+  switch_age(&r->sw, now);
+  chunk_reasm_expire(&r->chunks, now);
+  timer_arm(r->timers, &r->age_timer, now + NS);
+}
+
 void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data,
                        size_t len)
 {
@@ -247,8 +399,11 @@ void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *dat
   case BAVY_CHUNK:
     if (!p->registered)
       r->ctr.frames_unregistered++;
+    else if (data[0] == BAVY_FRAME)
+      frame_in(r, p, &(struct iovec){.iov_base = (void *)(data + 1), .iov_len = len - 1}, 1,
+               len - 1);
     else
-      r->ctr.frames_no_switch++;
+      chunk_in(r, p, data + 1, len - 1);
     break;
   default:
     r->ctr.dgram_unknown_type++;
@@ -320,6 +475,9 @@ static int on_session_request(void *app, struct h3_session *s)
   p->used = true;
   p->room = room;
   p->sess = s;
+  p->relay = r;
+  p->port = SWITCH_NO_PORT;
+  chunk_owner_init(&p->chunks);
   p->created_ns = p->last_seen_ns = *r->now;
   r->rooms[room].npeers++;
   r->npeers++;
@@ -363,19 +521,40 @@ const struct h3_app_ops relay_h3_ops = {
 void relay_log_counters(const struct relay *r)
 {
   const struct relay_counters *c = &r->ctr;
+  const struct switch_counters *w = &r->sw.ctr;
+  const struct chunk_counters *k = &r->chunks.ctr;
+#define U(x) ((unsigned long long)(x))
   log_info("relay counters",
            "sessions=%llu registers=%llu assigned=%llu refused_busy=%llu refused_pool=%llu "
            "heartbeats=%llu disconnects=%llu bad_json=%llu bad_mac=%llu oversized=%llu "
            "unknown_ctrl=%llu empty=%llu unknown_type=%llu frames_unregistered=%llu "
-           "frames_no_switch=%llu timeouts_register=%llu timeouts_peer=%llu",
-           (unsigned long long)c->sessions, (unsigned long long)c->registers,
-           (unsigned long long)c->assigned, (unsigned long long)c->register_refused_busy,
-           (unsigned long long)c->register_refused_pool, (unsigned long long)c->heartbeats,
-           (unsigned long long)c->disconnects, (unsigned long long)c->ctrl_bad_json,
-           (unsigned long long)c->ctrl_bad_mac, (unsigned long long)c->ctrl_oversized,
-           (unsigned long long)c->ctrl_unknown_type, (unsigned long long)c->dgram_empty,
-           (unsigned long long)c->dgram_unknown_type,
-           (unsigned long long)c->frames_unregistered,
-           (unsigned long long)c->frames_no_switch,
-           (unsigned long long)c->timeouts_register, (unsigned long long)c->timeouts_peer);
+           "timeouts_register=%llu timeouts_peer=%llu",
+           U(c->sessions), U(c->registers), U(c->assigned), U(c->register_refused_busy),
+           U(c->register_refused_pool), U(c->heartbeats), U(c->disconnects),
+           U(c->ctrl_bad_json), U(c->ctrl_bad_mac), U(c->ctrl_oversized),
+           U(c->ctrl_unknown_type), U(c->dgram_empty), U(c->dgram_unknown_type),
+           U(c->frames_unregistered), U(c->timeouts_register), U(c->timeouts_peer));
+  log_info("frame counters",
+           "frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu out_chunked=%llu "
+           "chunks_out=%llu out_failed=%llu out_too_big=%llu spoofed=%llu runt=%llu "
+           "oversized=%llu chunk_bad_header=%llu",
+           U(c->frames_in), U(c->frame_bytes_in), U(c->frames_out), U(c->frame_bytes_out),
+           U(c->frames_out_chunked), U(c->chunks_out), U(c->frames_out_failed),
+           U(c->frames_out_too_big), U(c->frames_spoofed), U(c->frames_runt),
+           U(c->frames_oversized), U(c->chunks_bad_header));
+  log_info("switch counters",
+           "frames_in=%llu unicast=%llu floods=%llu flood_copies=%llu routed=%llu "
+           "delivered=%llu deliver_failed=%llu same_port=%llu src_multicast=%llu "
+           "learned=%llu moved=%llu aged=%llu full_port=%llu full_room=%llu full_table=%llu",
+           U(w->frames_in), U(w->unicast), U(w->floods), U(w->flood_copies), U(w->routed),
+           U(w->delivered), U(w->deliver_failed), U(w->drop_same_port),
+           U(w->drop_src_multicast), U(w->learned), U(w->moved), U(w->aged),
+           U(w->learn_full_port), U(w->learn_full_domain), U(w->learn_full_table));
+  log_info("chunk counters",
+           "chunks_in=%llu frames_done=%llu single=%llu duplicates=%llu bad_total=%llu "
+           "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",
+           U(k->chunks_in), U(k->frames_done), U(k->single), U(k->duplicates),
+           U(k->bad_total), U(k->bad_stride), U(k->too_big), U(k->expired), U(k->evicted),
+           U(k->pool_empty));
+#undef U
 }

@@ -153,6 +153,18 @@ static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t 
     s->frames_in++;
     if (c->ops && c->ops->on_frame)
       c->ops->on_frame(c->user, s, data + 1, len - 1);
+  } else if (data[0] == BAVY_CHUNK) {
+    struct bavy_chunk_hdr h;
+    struct chunk_frame f;
+    s->chunks_in++;
+    if (bavy_chunk_header_parse(data + 1, len - 1, &h) < 0 ||
+        chunk_reasm_input(&c->chunks, &s->chunks, &h, c->w.now, &f) != CHUNK_COMPLETE)
+      return;
+    size_t n = chunk_iov_gather(c->frame_buf, 0, sizeof(c->frame_buf), f.iov, f.iovcnt);
+    chunk_reasm_release(&c->chunks, &f);
+    s->frames_in++;
+    if (c->ops && c->ops->on_frame)
+      c->ops->on_frame(c->user, s, c->frame_buf, n);
   }
 }
 
@@ -165,6 +177,7 @@ static void on_session_closed(void *app, struct h3_session *hs, uint32_t code,
     if (s->state != WTC_FREE && (s->hs == hs || (s->qc && s->qc == h3_session_quic(hs)))) {
       s->hs = NULL;
       s->qc = NULL;
+      chunk_owner_release(&c->chunks, &s->chunks);
       s->close_code = code;
       snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
       if (s->state != WTC_FAILED)
@@ -220,6 +233,12 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
   c->sess = calloc(max_sessions, sizeof(*c->sess));
   if (!c->sess)
     return -ENOMEM;
+  struct chunk_params cpar = {.slots = max_sessions * 4,
+                              .per_owner = 4,
+                              .max_frame = WTC_MAX_FRAME,
+                              .max_age_ns = 5000000000ull};
+  if ((rc = chunk_pool_init(&c->chunks, &cpar)) < 0)
+    goto fail_sess;
   struct io_params iop;
   io_params_default(&iop);
   iop.rx_bufs = 64;
@@ -257,6 +276,7 @@ fail_h3:
 fail_worker:
   worker_fini(&c->w);
 fail_sess:
+  chunk_pool_fini(&c->chunks);
   free(c->sess);
   c->sess = NULL;
   return rc;
@@ -269,6 +289,7 @@ void wtc_fini(struct wtc *c)
   quic_endpoint_fini(&c->quic);
   h3_endpoint_fini(&c->h3);
   worker_fini(&c->w);
+  chunk_pool_fini(&c->chunks);
   free(c->sess);
   c->sess = NULL;
 }
@@ -333,6 +354,38 @@ int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len)
     return -ENOTCONN;
   struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
   return h3_session_send(s->hs, &iov, len ? 1 : 0);
+}
+
+int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len)
+{
+  if (!s->hs)
+    return -ENOTCONN;
+  struct chunk_plan plan;
+  struct iovec fv = {.iov_base = (void *)frame, .iov_len = len};
+  int rc = chunk_split_plan(len, h3_session_max_datagram(s->hs), &plan);
+  if (rc < 0)
+    return rc;
+  if (!plan.chunked) {
+    uint8_t type = BAVY_FRAME;
+    struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1}, fv};
+    rc = h3_session_send(s->hs, iov, 2);
+    if (rc == 0)
+      s->frames_out++;
+    return rc;
+  }
+  uint8_t buf[CHUNK_HDR + BAVY_CHUNK_DATA_MAX];
+  uint16_t id = s->next_chunk_id++;
+  for (uint32_t k = 0; k < plan.total; k++) {
+    int n = chunk_split_write(buf, sizeof(buf), &plan, id, k, &fv, 1);
+    if (n < 0)
+      return n;
+    rc = h3_session_send(s->hs, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
+    if (rc < 0)
+      return rc;
+    s->chunks_out++;
+  }
+  s->frames_out++;
+  return 0;
 }
 
 void wtc_close(struct wtc_session *s, uint32_t code, const char *reason)

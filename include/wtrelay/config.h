@@ -33,6 +33,14 @@ struct config {
   uint32_t max_sessions;         /* --max-sessions, 4096 */
   uint32_t max_sessions_per_ip;  /* --max-sessions-per-ip, 64 */
   uint32_t max_rooms;            /* --max-rooms, 256 */
+  /* virtual switch */
+  uint8_t gateway_mac[6];        /* --gateway-mac, 52:55:0a:00:02:02 */
+  uint32_t max_frame_size;       /* --max-frame-size, 1514 */
+  uint32_t mac_aging_s;          /* --mac-aging, 300 */
+  uint32_t max_macs_per_port;    /* --max-macs-per-port, 4 */
+  uint32_t max_macs_per_room;    /* --max-macs-per-room, 1024 */
+  uint32_t max_reassembly;       /* --max-reassembly, 4 chunked frames per session */
+  bool allow_any_src_mac;        /* --allow-any-src-mac, off (port security on) */
 };
 
 enum config_result {

@@ -97,8 +97,10 @@ void h3_endpoint_fini(struct h3_endpoint *h3);
  * session. The caller closes the QUIC connections a moment later. */
 void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *reason);
 
-/* Sends one datagram on the session: quarter stream id + iov. Returns 0 or
- * a negative errno from quic_conn_send_datagram. */
+#define H3_DGRAM_IOV_MAX 4
+/* Sends one datagram on the session: quarter stream id + iov (at most
+ * H3_DGRAM_IOV_MAX entries). Returns 0 or a negative errno from
+ * quic_conn_send_datagram. */
 int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt);
 /* Largest payload (after the prefix) that fits one datagram now. */
 size_t h3_session_max_datagram(struct h3_session *s);

@@ -34,6 +34,7 @@
 #define QUIC_SOUT_SLOTS 6
 #define QUIC_SOUT_SIZE 1024
 #define QUIC_DGRAM_BUF 1600
+#define QUIC_DGRAM_IOV_MAX 8
 
 struct quic_conn;
 struct quic_endpoint;

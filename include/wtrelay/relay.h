@@ -4,9 +4,15 @@
  * Owns: one peer per WebTransport session (registration, MAC, IP, liveness),
  * rooms chosen by the CONNECT :path (each with its own address pool), the
  * control messages (Register/Assigned, Heartbeat/HeartbeatAck, Disconnect,
- * Error), the registration and peer timeouts. Frames (0x01/0x02) are
- * counted and dropped until the switch lands (issue 4).
- * Talks to: h3 below through struct h3_app_ops; sends with h3_session_send.
+ * Error), the registration and peer timeouts, and the frame path of the
+ * bavy protocol: 0x01 frames and 0x02 chunks in (reassembled in a shared
+ * chunk pool), port security (a session sends only from its registered MAC
+ * unless --allow-any-src-mac), each registered session attached to the
+ * switch as a port of its room's domain, and frames out of that port as one
+ * 0x01 datagram when they fit the session's current maximum datagram
+ * payload, else as chunks with chunk ids of that destination session.
+ * Talks to: h3 below through struct h3_app_ops (sends with
+ * h3_session_send), the switch beside it through its port interface.
  * Never: touches QUIC or HTTP/3 state directly.
  */
 #ifndef WTRELAY_RELAY_H
@@ -15,9 +21,11 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wtrelay/chunk.h"
 #include "wtrelay/config.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/ippool.h"
+#include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
 struct relay_room {
@@ -38,6 +46,10 @@ struct relay_peer {
   uint64_t created_ns, last_seen_ns;
   uint32_t errors_sent;
   struct h3_session *sess;
+  struct relay *relay;
+  uint32_t port;          /* switch port while registered */
+  uint16_t next_chunk_id; /* chunk ids toward this session */
+  struct chunk_owner chunks;
 };
 
 struct relay_counters {
@@ -45,8 +57,12 @@ struct relay_counters {
   uint64_t registers, assigned, register_refused_busy, register_refused_pool;
   uint64_t register_refused_other_mac, heartbeats, disconnects;
   uint64_t ctrl_bad_json, ctrl_bad_mac, ctrl_oversized, ctrl_unknown_type;
-  uint64_t dgram_empty, dgram_unknown_type, frames_unregistered, frames_no_switch;
+  uint64_t dgram_empty, dgram_unknown_type, frames_unregistered;
   uint64_t timeouts_register, timeouts_peer, replies_failed;
+  /* frame path */
+  uint64_t frames_in, frame_bytes_in, frames_out, frame_bytes_out, frames_out_chunked;
+  uint64_t chunks_out, frames_spoofed, frames_runt, frames_oversized, frames_out_failed;
+  uint64_t frames_out_too_big, chunks_bad_header, ports_full;
 };
 
 struct relay {
@@ -61,6 +77,9 @@ struct relay {
   struct timer sweep;
   struct log_ratelimit rl;
   struct relay_counters ctr;
+  struct switch_table sw;
+  struct chunk_pool chunks;
+  struct timer age_timer; /* MAC aging and chunk expiry, every second */
   uint8_t gateway[4], netmask[4], dns[4];
 };
 

@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "wtrelay/bavy.h"
+#include "wtrelay/chunk.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/worker.h"
@@ -27,6 +28,8 @@ enum wtc_state {
   WTC_CLOSED,
   WTC_FAILED,
 };
+
+#define WTC_MAX_FRAME 9216
 
 struct wtc;
 
@@ -44,6 +47,9 @@ struct wtc_session {
   uint32_t close_code;
   char close_reason[128];
   uint64_t t_open_ns, t_assigned_ns;
+  uint64_t frames_out, chunks_in, chunks_out;
+  uint16_t next_chunk_id;
+  struct chunk_owner chunks;
   void *user;
 };
 
@@ -66,6 +72,8 @@ struct wtc {
   uint32_t max_sess;
   const struct wtc_ops *ops;
   void *user;
+  struct chunk_pool chunks; /* reassembly of 0x02 frames from the relay */
+  uint8_t frame_buf[WTC_MAX_FRAME];
 };
 
 /* Parses https://HOST[:PORT]/PATH[?QUERY] (HOST may be [v6]). Port defaults
@@ -84,6 +92,9 @@ int wtc_heartbeat(struct wtc_session *s);
 int wtc_disconnect(struct wtc_session *s);
 /* Sends raw bytes as one datagram payload (type byte included). */
 int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len);
+/* Sends one Ethernet frame: a 0x01 datagram when it fits the session's
+ * current maximum datagram payload, else 0x02 chunks. 0 or negative errno. */
+int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len);
 /* Closes the session (close capsule) and its connection. */
 void wtc_close(struct wtc_session *s, uint32_t code, const char *reason);
 /* Runs the loop until done(arg) is true or timeout_ns passes.

@@ -1,0 +1,125 @@
+/*
+ * switch: the virtual Ethernet switch, one L2 domain per room.
+ *
+ * Owns: a fixed table of ports (32-bit handles), each a member of one
+ * domain; a MAC learning table keyed by (domain, MAC) with aging and
+ * bounds per port, per domain and in all; flooding of broadcast, multicast
+ * and unknown unicast to every other port of the domain; never a frame back
+ * to the port it came from. Also the seed's routing shortcut: an IPv4 frame
+ * sent to the router's MAC whose destination is the address of a port of
+ * the same domain goes to that port, its Ethernet header rewritten as a
+ * router would (destination = the port's MAC, source = the router's MAC).
+ *
+ * Talks to: ports through struct switch_port_ops (one operation: deliver
+ * this frame). A WebTransport session is a port; the gateway will be one.
+ * Never: knows QUIC, WebTransport or the bavy protocol; never copies frame
+ * bytes (a frame is a list of borrowed iovecs; only a rewritten 12-byte
+ * header is new).
+ */
+#ifndef WTRELAY_SWITCH_H
+#define WTRELAY_SWITCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#define SWITCH_FRAME_IOV_MAX 3
+#define SWITCH_NO_PORT UINT32_MAX
+
+/* A frame: the concatenation of iov[0..iovcnt-1] (borrowed, valid during
+ * the call), len bytes in all, from the destination MAC on. */
+struct switch_frame {
+  const struct iovec *iov;
+  int iovcnt;
+  size_t len;
+};
+
+struct switch_port_ops {
+  /* Delivers one frame to the port. Returns 0, or a negative errno when the
+   * port dropped it (counted by the switch as deliver_failed). The port may
+   * be deleted from inside this call (its connection failed). */
+  int (*deliver)(void *ctx, const struct switch_frame *f);
+};
+
+struct switch_params {
+  uint32_t max_ports;
+  uint32_t max_domains;
+  uint32_t max_macs;            /* whole table */
+  uint32_t max_macs_per_domain;
+  uint32_t max_macs_per_port;
+  uint64_t aging_ns;
+  uint8_t router_mac[6];
+  uint32_t subnet, netmask;     /* host order; the routing shortcut's range */
+};
+
+struct switch_port {
+  bool used;
+  uint32_t domain;
+  uint32_t prev, next; /* domain list, SWITCH_NO_PORT ends */
+  uint32_t nmacs;
+  uint8_t mac[6];      /* the port's own address (routing shortcut) */
+  uint32_t ip;         /* host order, 0 = none */
+  const struct switch_port_ops *ops;
+  void *ctx;
+  uint64_t frames_in, frames_out;
+};
+
+struct switch_domain {
+  uint32_t head;
+  uint32_t nports;
+  uint32_t nmacs;
+};
+
+struct switch_mac {
+  uint8_t mac[6];
+  bool used;
+  uint32_t domain;
+  uint32_t port;
+  uint64_t seen_ns;
+};
+
+struct switch_counters {
+  uint64_t frames_in, unicast, floods, flood_copies, routed, delivered, deliver_failed;
+  uint64_t drop_runt, drop_bad_port, drop_same_port, drop_src_multicast;
+  uint64_t learned, moved, aged, learn_full_port, learn_full_domain, learn_full_table;
+};
+
+struct switch_table {
+  struct switch_params p;
+  struct switch_port *ports;
+  struct switch_domain *domains;
+  struct switch_mac *macs;   /* open addressing, linear probing */
+  uint32_t mac_mask;         /* capacity - 1 */
+  uint32_t nmacs;
+  uint32_t *scratch;         /* flood snapshot, max_ports entries */
+  struct switch_counters ctr;
+};
+
+int switch_init(struct switch_table *sw, const struct switch_params *p);
+void switch_fini(struct switch_table *sw);
+
+/* Adds a port to `domain`. *port is its handle. -ENOSPC when the table is
+ * full, -EINVAL for a domain out of range. */
+int switch_port_attach(struct switch_table *sw, uint32_t domain,
+                       const struct switch_port_ops *ops, void *ctx, uint32_t *port);
+/* Removes the port and forgets every MAC learned on it. */
+void switch_port_detach(struct switch_table *sw, uint32_t port);
+/* The port's own MAC and IPv4 address (host order), for the routing
+ * shortcut. */
+void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
+                          uint32_t ip);
+
+/* Switches one frame that arrived on `port`: learns its source, delivers
+ * it. Returns the number of ports it was delivered to, or a negative errno
+ * when dropped (-EINVAL runt or bad port). */
+int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
+                 uint64_t now);
+/* The port that (domain, mac) was learned on and is not aged, or
+ * SWITCH_NO_PORT. */
+uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t mac[6],
+                       uint64_t now);
+/* Forgets every entry older than the aging time. Returns how many. */
+uint32_t switch_age(struct switch_table *sw, uint64_t now);
+
+#endif

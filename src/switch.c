@@ -1,0 +1,373 @@
+/*
+ * switch: virtual Ethernet switch. See include/wtrelay/switch.h.
+ *
+ * The MAC table is open addressing with linear probing and backward-shift
+ * deletion (no tombstones), at most half full. Aged entries are ignored on
+ * lookup and removed by switch_age() (the owner calls it periodically) or
+ * replaced when their MAC is learned again. Flooding walks a snapshot of
+ * the domain's ports, because a port may be detached while a frame is
+ * delivered to another (its connection failed inside the send).
+ */
+#include "wtrelay/switch.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ETH_HLEN 14
+#define ETH_P_IPV4 0x0800
+#define IPV4_MIN 20
+
+
+static uint64_t mac_u64(const uint8_t m[6])
+{
+  return (uint64_t)m[0] << 40 | (uint64_t)m[1] << 32 | (uint64_t)m[2] << 24 |
+         (uint64_t)m[3] << 16 | (uint64_t)m[4] << 8 | m[5];
+}
+
+static uint32_t mac_home(const struct switch_table *sw, uint32_t domain, const uint8_t m[6])
+{
+  uint64_t k = mac_u64(m) ^ ((uint64_t)domain * UINT64_C(0x9e3779b97f4a7c15));
+  k ^= k >> 33;
+  k *= UINT64_C(0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return (uint32_t)k & sw->mac_mask;
+}
+
+int switch_init(struct switch_table *sw, const struct switch_params *p)
+{
+  memset(sw, 0, sizeof(*sw));
+  if (!p->max_ports || !p->max_domains || !p->max_macs || p->max_macs > (1u << 28))
+    return -EINVAL;
+  sw->p = *p;
+  uint32_t cap = 16;
+  while (cap < 2 * p->max_macs)
+    cap <<= 1;
+  sw->mac_mask = cap - 1;
+  sw->ports = calloc(p->max_ports, sizeof(*sw->ports));
+  sw->domains = calloc(p->max_domains, sizeof(*sw->domains));
+  sw->macs = calloc(cap, sizeof(*sw->macs));
+  sw->scratch = calloc(p->max_ports, sizeof(*sw->scratch));
+  if (!sw->ports || !sw->domains || !sw->macs || !sw->scratch) {
+    switch_fini(sw);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < p->max_domains; i++)
+    sw->domains[i].head = SWITCH_NO_PORT;
+  return 0;
+}
+
+void switch_fini(struct switch_table *sw)
+{
+  free(sw->ports);
+  free(sw->domains);
+  free(sw->macs);
+  free(sw->scratch);
+  sw->ports = NULL;
+  sw->domains = NULL;
+  sw->macs = NULL;
+  sw->scratch = NULL;
+}
+
+/* ---- MAC table ---- */
+
+static struct switch_mac *mac_find(struct switch_table *sw, uint32_t domain,
+                                   const uint8_t m[6], uint32_t *slot)
+{
+  for (uint32_t i = mac_home(sw, domain, m);; i = (i + 1) & sw->mac_mask) {
+    struct switch_mac *e = &sw->macs[i];
+    if (!e->used) {
+      *slot = i;
+      return NULL;
+    }
+    if (e->domain == domain && memcmp(e->mac, m, 6) == 0) {
+      *slot = i;
+      return e;
+    }
+  }
+}
+
+/* Removes entry i, keeping every probe chain intact (backward shift). */
+static void mac_remove(struct switch_table *sw, uint32_t i)
+{
+  struct switch_mac *e = &sw->macs[i];
+  sw->ports[e->port].nmacs--;
+  sw->domains[e->domain].nmacs--;
+  sw->nmacs--;
+  for (uint32_t j = i;;) {
+    j = (j + 1) & sw->mac_mask;
+    struct switch_mac *n = &sw->macs[j];
+    if (!n->used)
+      break;
+    uint32_t k = mac_home(sw, n->domain, n->mac);
+    /* n stays when its home lies cyclically in (i, j]. */
+    bool stays = i <= j ? (i < k && k <= j) : (i < k || k <= j);
+    if (stays)
+      continue;
+    sw->macs[i] = *n;
+    i = j;
+  }
+  sw->macs[i].used = false;
+}
+
+static bool aged(const struct switch_table *sw, const struct switch_mac *e, uint64_t now)
+{
+  return now - e->seen_ns >= sw->p.aging_ns;
+}
+
+static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], uint64_t now)
+{
+  struct switch_port *pt = &sw->ports[port];
+  uint32_t slot;
+  struct switch_mac *e = mac_find(sw, pt->domain, src, &slot);
+  if (e) {
+    if (e->port != port) {
+      if (pt->nmacs >= sw->p.max_macs_per_port) {
+        sw->ctr.learn_full_port++;
+        return;
+      }
+      sw->ports[e->port].nmacs--;
+      pt->nmacs++;
+      e->port = port;
+      sw->ctr.moved++;
+    }
+    e->seen_ns = now;
+    return;
+  }
+  if (pt->nmacs >= sw->p.max_macs_per_port) {
+    sw->ctr.learn_full_port++;
+    return;
+  }
+  if (sw->domains[pt->domain].nmacs >= sw->p.max_macs_per_domain) {
+    sw->ctr.learn_full_domain++;
+    return;
+  }
+  if (sw->nmacs >= sw->p.max_macs) {
+    sw->ctr.learn_full_table++;
+    return;
+  }
+  e = &sw->macs[slot];
+  memcpy(e->mac, src, 6);
+  e->used = true;
+  e->domain = pt->domain;
+  e->port = port;
+  e->seen_ns = now;
+  pt->nmacs++;
+  sw->domains[pt->domain].nmacs++;
+  sw->nmacs++;
+  sw->ctr.learned++;
+}
+
+uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t mac[6],
+                       uint64_t now)
+{
+  uint32_t slot;
+  struct switch_mac *e = mac_find(sw, domain, mac, &slot);
+  return e && !aged(sw, e, now) ? e->port : SWITCH_NO_PORT;
+}
+
+uint32_t switch_age(struct switch_table *sw, uint64_t now)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i <= sw->mac_mask;) {
+    struct switch_mac *e = &sw->macs[i];
+    if (e->used && aged(sw, e, now)) {
+      mac_remove(sw, i); /* another entry may have moved into i */
+      n++;
+      continue;
+    }
+    i++;
+  }
+  sw->ctr.aged += n;
+  return n;
+}
+
+/* ---- ports ---- */
+
+int switch_port_attach(struct switch_table *sw, uint32_t domain,
+                       const struct switch_port_ops *ops, void *ctx, uint32_t *port)
+{
+  if (domain >= sw->p.max_domains)
+    return -EINVAL;
+  for (uint32_t i = 0; i < sw->p.max_ports; i++) {
+    struct switch_port *pt = &sw->ports[i];
+    if (pt->used)
+      continue;
+    memset(pt, 0, sizeof(*pt));
+    pt->used = true;
+    pt->domain = domain;
+    pt->ops = ops;
+    pt->ctx = ctx;
+    struct switch_domain *d = &sw->domains[domain];
+    pt->prev = SWITCH_NO_PORT;
+    pt->next = d->head;
+    if (d->head != SWITCH_NO_PORT)
+      sw->ports[d->head].prev = i;
+    d->head = i;
+    d->nports++;
+    *port = i;
+    return 0;
+  }
+  return -ENOSPC;
+}
+
+void switch_port_detach(struct switch_table *sw, uint32_t port)
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used)
+    return;
+  struct switch_port *pt = &sw->ports[port];
+  for (uint32_t i = 0; pt->nmacs && i <= sw->mac_mask;) {
+    if (sw->macs[i].used && sw->macs[i].port == port) {
+      mac_remove(sw, i);
+      continue;
+    }
+    i++;
+  }
+  struct switch_domain *d = &sw->domains[pt->domain];
+  if (pt->prev != SWITCH_NO_PORT)
+    sw->ports[pt->prev].next = pt->next;
+  else
+    d->head = pt->next;
+  if (pt->next != SWITCH_NO_PORT)
+    sw->ports[pt->next].prev = pt->prev;
+  d->nports--;
+  pt->used = false;
+}
+
+void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
+                          uint32_t ip)
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used)
+    return;
+  memcpy(sw->ports[port].mac, mac, 6);
+  sw->ports[port].ip = ip;
+}
+
+/* ---- forwarding ---- */
+
+static int deliver(struct switch_table *sw, uint32_t port, const struct switch_frame *f)
+{
+  struct switch_port *pt = &sw->ports[port];
+  int rc = pt->ops->deliver(pt->ctx, f);
+  if (rc < 0) {
+    sw->ctr.deliver_failed++;
+    return 0;
+  }
+  /* The port may have been detached inside deliver. */
+  if (pt->used)
+    pt->frames_out++;
+  sw->ctr.delivered++;
+  return 1;
+}
+
+static int flood(struct switch_table *sw, uint32_t from, const struct switch_frame *f)
+{
+  uint32_t domain = sw->ports[from].domain, n = 0;
+  for (uint32_t i = sw->domains[domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next)
+    if (i != from)
+      sw->scratch[n++] = i;
+  int delivered = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    struct switch_port *pt = &sw->ports[sw->scratch[k]];
+    if (pt->used && pt->domain == domain)
+      delivered += deliver(sw, sw->scratch[k], f);
+  }
+  sw->ctr.floods++;
+  sw->ctr.flood_copies += (uint64_t)n;
+  return delivered;
+}
+
+/* The seed's shortcut: IPv4 to the router's MAC for an address of this
+ * domain goes to the port holding that address, with the header a router
+ * would write. Returns deliveries, or -ENOENT when it does not apply. */
+static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, size_t hlen,
+                 const struct switch_frame *f)
+{
+  if (hlen < ETH_HLEN + IPV4_MIN || memcmp(hdr, sw->p.router_mac, 6) != 0 ||
+      ((uint32_t)hdr[12] << 8 | hdr[13]) != ETH_P_IPV4 || (hdr[14] >> 4) != 4)
+    return -ENOENT;
+  uint32_t dst = (uint32_t)hdr[30] << 24 | (uint32_t)hdr[31] << 16 | (uint32_t)hdr[32] << 8 |
+                 hdr[33];
+  if ((dst & sw->p.netmask) != sw->p.subnet)
+    return -ENOENT;
+  uint32_t to = SWITCH_NO_PORT;
+  for (uint32_t i = sw->domains[sw->ports[from].domain].head; i != SWITCH_NO_PORT;
+       i = sw->ports[i].next) {
+    if (sw->ports[i].ip == dst) {
+      to = i;
+      break;
+    }
+  }
+  if (to == SWITCH_NO_PORT || to == from)
+    return -ENOENT;
+  uint8_t eth[12];
+  memcpy(eth, sw->ports[to].mac, 6);
+  memcpy(eth + 6, sw->p.router_mac, 6);
+  /* iov = new 12-byte header + the frame from byte 12 on. */
+  struct iovec iov[SWITCH_FRAME_IOV_MAX + 1];
+  int n = 0;
+  size_t skip = 12;
+  iov[n].iov_base = eth;
+  iov[n++].iov_len = sizeof(eth);
+  for (int i = 0; i < f->iovcnt; i++) {
+    size_t l = f->iov[i].iov_len;
+    if (skip >= l) {
+      skip -= l;
+      continue;
+    }
+    if (n > SWITCH_FRAME_IOV_MAX)
+      return -ENOENT;
+    iov[n].iov_base = (uint8_t *)f->iov[i].iov_base + skip;
+    iov[n++].iov_len = l - skip;
+    skip = 0;
+  }
+  struct switch_frame rf = {.iov = iov, .iovcnt = n, .len = f->len};
+  sw->ctr.routed++;
+  return deliver(sw, to, &rf);
+}
+
+int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
+                 uint64_t now)
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used) {
+    sw->ctr.drop_bad_port++;
+    return -EINVAL;
+  }
+  uint8_t hdr[ETH_HLEN + IPV4_MIN];
+  size_t hlen = 0;
+  for (int i = 0; i < f->iovcnt && hlen < sizeof(hdr); i++) {
+    size_t take = f->iov[i].iov_len;
+    if (take > sizeof(hdr) - hlen)
+      take = sizeof(hdr) - hlen;
+    memcpy(hdr + hlen, f->iov[i].iov_base, take);
+    hlen += take;
+  }
+  if (hlen < ETH_HLEN || f->len < ETH_HLEN) {
+    sw->ctr.drop_runt++;
+    return -EINVAL;
+  }
+  const uint8_t *dst = hdr, *src = hdr + 6;
+  if (src[0] & 1) {
+    sw->ctr.drop_src_multicast++;
+    return -EINVAL;
+  }
+  struct switch_port *pt = &sw->ports[port];
+  pt->frames_in++;
+  sw->ctr.frames_in++;
+  learn(sw, port, src, now);
+
+  if (dst[0] & 1) /* broadcast and multicast */
+    return flood(sw, port, f);
+  int rc = route(sw, port, hdr, hlen, f);
+  if (rc >= 0)
+    return rc;
+  uint32_t to = switch_lookup(sw, pt->domain, dst, now);
+  if (to == SWITCH_NO_PORT)
+    return flood(sw, port, f);
+  if (to == port) {
+    sw->ctr.drop_same_port++;
+    return 0;
+  }
+  sw->ctr.unicast++;
+  return deliver(sw, to, f);
+}
