@@ -151,6 +151,18 @@ static void session_end(struct h3_conn *hc, uint32_t code, const char *reason)
     hc->h3->ops->on_session_closed(hc->h3->app, &hc->sess, code, reason);
 }
 
+/* The session ended from the peer's side (close capsule, FIN or reset):
+ * close the QUIC connection a moment later, not at once. An immediate
+ * CONNECTION_CLOSE can overtake the close the peer is still delivering to
+ * its page (Chromium then reports "Connection lost" instead of the close
+ * code), and when we started the close, the peer's FIN is just its answer. */
+static void session_end_by_peer(struct h3_conn *hc, uint32_t code, const char *reason)
+{
+  session_end(hc, code, reason);
+  if (!timer_armed(&hc->close_timer))
+    timer_arm(hc->h3->timers, &hc->close_timer, h3_now(hc->h3) + H3_CLOSE_DELAY_NS);
+}
+
 static void close_timer_fn(struct timer *t, uint64_t now)
 {
   struct h3_conn *hc = container_of(t, struct h3_conn, close_timer);
@@ -211,9 +223,8 @@ static int on_capsule(void *user, const struct capsule_event *ev)
     memcpy(reason, ev->data, n);
     reason[n] = '\0';
     hc->h3->ctr.close_capsules_in++;
-    session_end(hc, ev->code, reason);
     /* Chromium abandons the connection without CONNECTION_CLOSE: close it. */
-    quic_conn_close(hc->qc, H3_NO_ERROR);
+    session_end_by_peer(hc, ev->code, reason);
     return -ECANCELED;
   }
   case CAPSULE_EV_DRAIN:
@@ -558,10 +569,8 @@ static int bidi_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_
     return 0;
   }
   if (fin) {
-    if (hc->has_session && hc->sess.sid == sid) {
-      session_end(hc, 0, "");
-      quic_conn_close(hc->qc, H3_NO_ERROR);
-    }
+    if (hc->has_session && hc->sess.sid == sid)
+      session_end_by_peer(hc, 0, "");
     rq->used = false;
   }
   return 0;
@@ -587,10 +596,8 @@ static void q_on_stream_close(void *app, struct quic_conn *qc, int64_t sid, uint
   struct h3_conn *hc = qc->app_data;
   if (!hc)
     return;
-  if (hc->has_session && hc->sess.sid == sid && !hc->session_ended) {
-    session_end(hc, 0, "CONNECT stream reset");
-    quic_conn_close(qc, H3_NO_ERROR);
-  }
+  if (hc->has_session && hc->sess.sid == sid && !hc->session_ended)
+    session_end_by_peer(hc, 0, "CONNECT stream reset");
   for (int i = 0; i < H3_REQ_SLOTS; i++)
     if (hc->req[i].used && hc->req[i].sid == sid)
       hc->req[i].used = false;

@@ -32,3 +32,17 @@ export function checkRegisterReport(browser, report, relay) {
     }, 50);
   });
 }
+
+export function checkSwitchReport(browser, report) {
+  if (!report.ok) {
+    fail(`${browser} switch: ${report.error}\nconsole: ${(report.console || []).join('\n')}`);
+  }
+  if (report.senderGotOwnFrame) fail(`${browser} switch: the sender got its own broadcast back`);
+  if (report.bigFrame !== 1400) fail(`${browser} switch: big frame ${report.bigFrame} bytes`);
+  if (report.fullFrame !== 1514 || !/^chunks/.test(report.fullFrameArrivedAs)) {
+    fail(`${browser} switch: 1514-byte frame: ${report.fullFrame} bytes as ${report.fullFrameArrivedAs}`);
+  }
+  pass(`${browser}: two sessions on one LAN: broadcast ARP and unicast reply crossed; ` +
+    `a 1400-byte frame sent as 900-byte chunks arrived (${report.bigFrameArrivedAs}); ` +
+    `a 1514-byte frame arrived as ${report.fullFrameArrivedAs}`);
+}

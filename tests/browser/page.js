@@ -152,7 +152,100 @@ async function scenarioHold() {
   return { assigned, closed: { closeCode: closed.closeCode, reason: closed.reason } };
 }
 
-const scenarios = { register: scenarioRegister, hold: scenarioHold };
+// Ethernet helpers for the switch scenario.
+const BCAST = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+function ethFrame(dst, src, type, len, seed) {
+  const f = new Uint8Array(len);
+  f.set(dst, 0); f.set(src, 6);
+  f[12] = type >> 8; f[13] = type & 0xff;
+  for (let i = 14; i < len; i++) f[i] = (seed + i * 31) & 0xff;
+  return f;
+}
+function arp(op, dst, src, srcIp, dstIp) {
+  const f = ethFrame(dst, src, 0x0806, 42, 0);
+  f.set([0, 1, 8, 0, 6, 4, 0, op], 14);
+  f.set(src, 22); f.set(srcIp, 28);
+  f.set(op === 2 ? dst : [0, 0, 0, 0, 0, 0], 32); f.set(dstIp, 38);
+  return f;
+}
+const withType = (t, b) => { const d = new Uint8Array(1 + b.length); d[0] = t; d.set(b, 1); return d; };
+const sameBytes = (a, b) => a.length === b.length && a.every((v, i) => v === b[i]);
+const srcIs = (d, mac) => mac.every((v, i) => d[1 + 6 + i] === v);
+
+// Waits for a whole frame from `mac`: a 0x01 datagram, or 0x02 chunks
+// reassembled the way BAVY clients do. Returns [frame, howItCame].
+async function nextFrameFrom(s, mac, ms) {
+  const deadline = Date.now() + ms;
+  const parts = new Map();
+  for (;;) {
+    const d = await s.next((x) => x[0] === 0x01 || x[0] === 0x02, deadline - Date.now(), 'frame');
+    if (d[0] === 0x01) {
+      if (srcIs(d, mac)) return [d.subarray(1), 'whole'];
+      continue;
+    }
+    const id = (d[1] << 8) | d[2], index = d[3], total = d[4];
+    if (!parts.has(id)) parts.set(id, new Array(total));
+    const p = parts.get(id);
+    p[index] = d.subarray(5);
+    if (p.filter(Boolean).length === total) {
+      const len = p.reduce((n, c) => n + c.length, 0);
+      const f = new Uint8Array(len);
+      let off = 0;
+      for (const c of p) { f.set(c, off); off += c.length; }
+      if (mac.every((v, i) => f[6 + i] === v)) return [f, `chunks(${total})`];
+    }
+  }
+}
+
+// Two sessions on one virtual LAN: ARP broadcast one way, unicast reply the
+// other, then a 1400-byte frame sent as the seed's 900-byte chunks.
+async function scenarioSwitch() {
+  const ma = [82, 84, 0, 0xb0, 0x0c, 0x01], mb = [82, 84, 0, 0xb0, 0x0c, 0x02];
+  const a = new Session('a', room, ma), b = new Session('b', room, mb);
+  await a.open(); await b.open();
+  const ipa = (await a.register()).ip, ipb = (await b.register()).ip;
+
+  const req = arp(1, BCAST, ma, ipa, ipb);
+  await a.send(withType(0x01, req));
+  const [gotReq] = await nextFrameFrom(b, ma, 5000);
+  if (!sameBytes(gotReq, req)) throw new Error('ARP request arrived changed');
+  log('b: got the broadcast ARP request');
+
+  const rep = arp(2, ma, mb, ipb, ipa);
+  await b.send(withType(0x01, rep));
+  const [gotRep] = await nextFrameFrom(a, mb, 5000);
+  if (!sameBytes(gotRep, rep)) throw new Error('ARP reply arrived changed');
+  log('a: got the unicast ARP reply');
+
+  const sendSeedChunks = async (s, frame, id) => {
+    for (let index = 0, off = 0; off < frame.length; index++, off += 900) {
+      const part = frame.subarray(off, off + 900);
+      const d = new Uint8Array(5 + part.length);
+      d.set([0x02, id >> 8, id & 0xff, index, Math.ceil(frame.length / 900)]); d.set(part, 5);
+      await s.send(d);
+    }
+  };
+  const big = ethFrame(mb, ma, 0x0800, 1400, 7);
+  await sendSeedChunks(a, big, 0x4242);
+  const [gotBig, how] = await nextFrameFrom(b, ma, 5000);
+  if (!sameBytes(gotBig, big)) throw new Error(`1400-byte frame arrived changed (${gotBig.length} bytes)`);
+  log(`b: got the 1400-byte frame as ${how}`);
+
+  // A full 1514-byte frame never fits a datagram toward a browser: the
+  // relay chunks it for the receiver.
+  const full = ethFrame(ma, mb, 0x0800, 1514, 9);
+  await sendSeedChunks(b, full, 0x0101);
+  const [gotFull, howFull] = await nextFrameFrom(a, mb, 5000);
+  if (!sameBytes(gotFull, full)) throw new Error(`1514-byte frame arrived changed (${gotFull.length} bytes)`);
+  log(`a: got the 1514-byte frame as ${howFull}`);
+
+  const echoed = a.queue.some((d) => (d[0] === 0x01 && srcIs(d, ma)));
+  await a.close(0, 'done'); await b.close(0, 'done');
+  return { arp: true, bigFrame: gotBig.length, bigFrameArrivedAs: how, fullFrame: gotFull.length,
+    fullFrameArrivedAs: howFull, senderGotOwnFrame: echoed };
+}
+
+const scenarios = { register: scenarioRegister, hold: scenarioHold, switch: scenarioSwitch };
 
 (async () => {
   let report;

@@ -4,7 +4,7 @@
 // session while the relay gets SIGTERM: the page must see the relay's
 // CLOSE_WEBTRANSPORT_SESSION and the relay must exit 0.
 import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, withDeadline } from './lib.mjs';
-import { checkRegisterReport } from './checks.mjs';
+import { checkRegisterReport, checkSwitchReport } from './checks.mjs';
 
 {
   const relay = await startRelay(['--log-level', 'debug']);
@@ -26,5 +26,12 @@ import { checkRegisterReport } from './checks.mjs';
   if (!report.ok) fail(`chromium hold: ${report.error}`);
   if (report.closed.reason !== 'relay shutting down') fail(`chromium hold: closed with ${JSON.stringify(report.closed)}`);
   pass(`chromium: SIGTERM ends the live session with ${JSON.stringify(report.closed)}; relay exits 0`);
+}
+{
+  const relay = await startRelay();
+  const pages = await startPageServer();
+  const report = await runChromium(pageUrl(pages.origin, relay, { scenario: 'switch', room: '/lan' }), pages);
+  checkSwitchReport('chromium', report);
+  await relay.stop();
 }
 shutdown();

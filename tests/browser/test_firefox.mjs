@@ -3,7 +3,7 @@
 // over fetch to the test's HTTP server. Firefox opens two QUIC connections
 // and runs the session on the second.
 import { startRelay, startPageServer, runFirefox, pageUrl, pass, shutdown } from './lib.mjs';
-import { checkRegisterReport } from './checks.mjs';
+import { checkRegisterReport, checkSwitchReport } from './checks.mjs';
 
 const relay = await startRelay(['--log-level', 'debug']);
 const pages = await startPageServer();
@@ -11,4 +11,11 @@ const report = await runFirefox(pageUrl(pages.origin, relay, { scenario: 'regist
 await checkRegisterReport('firefox', report, relay);
 await relay.stop();
 pass('firefox: relay exits 0 on SIGTERM');
+{
+  const relay = await startRelay();
+  const pages = await startPageServer();
+  const report = await runFirefox(pageUrl(pages.origin, relay, { scenario: 'switch', room: '/lan' }), pages);
+  checkSwitchReport('firefox', report);
+  await relay.stop();
+}
 shutdown();

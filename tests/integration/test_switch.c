@@ -1,0 +1,382 @@
+/*
+ * The virtual switch end to end: the real relay binary and several native
+ * clients (the wtc library) in one test process. Rooms, flooding, learning,
+ * chunking both ways, port security, and a receiver that stops reading.
+ * Every wait is bounded; the relay is started per test and stopped with
+ * SIGTERM (it must exit 0).
+ */
+#include <criterion/criterion.h>
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/wtc.h"
+
+#define MS 1000000ull
+#define MAXS 8
+
+struct relay_proc {
+  pid_t pid;
+  uint16_t port;
+  uint8_t hash[32];
+};
+
+static uint16_t free_udp_port(void)
+{
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  socklen_t l = sizeof(a);
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  getsockname(fd, (struct sockaddr *)&a, &l);
+  close(fd);
+  return ntohs(a.sin_port);
+}
+
+static void relay_start(struct relay_proc *rp, const char *extra)
+{
+  int pfd[2];
+  cr_assert_eq(pipe(pfd), 0);
+  rp->port = free_udp_port();
+  rp->pid = fork();
+  cr_assert_geq(rp->pid, 0);
+  if (rp->pid == 0) {
+    char port[16];
+    snprintf(port, sizeof(port), "%u", rp->port);
+    dup2(pfd[1], 1);
+    close(pfd[0]);
+    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--log-level",
+          "warn", extra ? extra : (char *)NULL, (char *)NULL);
+    _exit(127);
+  }
+  close(pfd[1]);
+  FILE *f = fdopen(pfd[0], "r");
+  char line[512], hex[65] = "";
+  bool listening = false;
+  while (!listening && fgets(line, sizeof(line), f)) {
+    sscanf(line, "Certificate SHA-256 Hash: %64s", hex);
+    listening = strncmp(line, "Listening on", 12) == 0;
+  }
+  fclose(f);
+  cr_assert(listening, "relay did not start");
+  cr_assert_eq(tls_hash_parse_hex(hex, rp->hash), 0);
+}
+
+static void relay_stop(struct relay_proc *rp)
+{
+  int st = 0;
+  kill(rp->pid, SIGTERM);
+  for (int i = 0; i < 300; i++) {
+    if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
+      cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "relay exit status %d", st);
+      return;
+    }
+    usleep(10000);
+  }
+  kill(rp->pid, SIGKILL);
+  waitpid(rp->pid, &st, 0);
+  cr_assert_fail("relay did not exit within 3 s of SIGTERM");
+}
+
+/* What each session received. */
+struct got {
+  uint32_t frames;
+  size_t last_len;
+  uint8_t last[WTC_MAX_FRAME];
+};
+
+struct net {
+  struct relay_proc rp;
+  struct wtc c;
+  struct wtc_session *s[MAXS];
+  struct got got[MAXS];
+  uint32_t n;
+};
+
+static void on_frame(void *user, struct wtc_session *s, const uint8_t *frame, size_t len)
+{
+  struct got *g = &((struct got *)user)[s->idx];
+  g->frames++;
+  g->last_len = len;
+  memcpy(g->last, frame, len < sizeof(g->last) ? len : sizeof(g->last));
+}
+
+static const struct wtc_ops ops = {.on_frame = on_frame};
+
+static void mac_of(uint32_t i, uint8_t mac[6])
+{
+  const uint8_t m[6] = {0x52, 0x54, 0x00, 0x5e, 0x00, (uint8_t)(0x10 + i)};
+  memcpy(mac, m, 6);
+}
+
+struct want {
+  struct wtc_session **s;
+  uint32_t n;
+  enum wtc_state st;
+};
+
+static bool all_in(void *arg)
+{
+  struct want *w = arg;
+  for (uint32_t i = 0; i < w->n; i++)
+    if (w->s[i]->state != w->st)
+      return false;
+  return true;
+}
+
+/* Opens and registers n sessions on `c` to url; session i gets mac_of(base + i). */
+static void open_sessions(struct wtc *c, struct wtc_session **s, uint32_t n, uint32_t base)
+{
+  for (uint32_t i = 0; i < n; i++)
+    cr_assert_eq(wtc_open(c, &s[i]), 0);
+  struct want w = {s, n, WTC_OPEN};
+  cr_assert_eq(wtc_run(c, 10000 * MS, all_in, &w), 0, "sessions did not open");
+  for (uint32_t i = 0; i < n; i++) {
+    uint8_t mac[6];
+    mac_of(base + i, mac);
+    cr_assert_eq(wtc_register(s[i], mac), 0);
+  }
+  w.st = WTC_REGISTERED;
+  cr_assert_eq(wtc_run(c, 10000 * MS, all_in, &w), 0, "sessions did not register");
+}
+
+static void net_up(struct net *nt, const char *room, uint32_t n, const char *extra)
+{
+  char url[128];
+  memset(nt, 0, sizeof(*nt));
+  log_set_level(LOG_WARN);
+  relay_start(&nt->rp, extra);
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", nt->rp.port, room);
+  cr_assert_eq(wtc_init(&nt->c, url, nt->rp.hash, MAXS, &ops, nt->got), 0);
+  nt->n = n;
+  open_sessions(&nt->c, nt->s, n, 0);
+}
+
+static void net_down(struct net *nt)
+{
+  wtc_fini(&nt->c);
+  relay_stop(&nt->rp);
+}
+
+/* An Ethernet frame of len bytes; payload bytes are a pattern of `seed`. */
+static size_t frame(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], uint16_t type,
+                    size_t len, uint8_t seed)
+{
+  memcpy(b, dst, 6);
+  memcpy(b + 6, src, 6);
+  b[12] = (uint8_t)(type >> 8);
+  b[13] = (uint8_t)type;
+  for (size_t i = 14; i < len; i++)
+    b[i] = (uint8_t)(seed + i * 31);
+  return len;
+}
+
+static const uint8_t BC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+struct frames_at_least {
+  struct got *g;
+  uint32_t idx, n;
+};
+
+static bool frames_reached(void *arg)
+{
+  struct frames_at_least *f = arg;
+  return f->g[f->idx].frames >= f->n;
+}
+
+static void settle(struct wtc *c, uint64_t ms) { wtc_run(c, ms * MS, NULL, NULL); }
+
+static void wait_frames(struct net *nt, uint32_t idx, uint32_t n)
+{
+  struct frames_at_least f = {nt->got, idx, n};
+  cr_assert_eq(wtc_run(&nt->c, 5000 * MS, frames_reached, &f), 0,
+               "session %u got %u frames, expected %u", idx, nt->got[idx].frames, n);
+}
+
+Test(switch_e2e, broadcast_unicast_and_rooms, .timeout = 60)
+{
+  struct net nt;
+  uint8_t f[1514], ma[6], mb[6];
+  net_up(&nt, "/lan", 3, NULL);
+  /* a fourth session in another room */
+  struct wtc other;
+  struct got other_got[MAXS] = {0};
+  struct wtc_session *os[1];
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u/other", nt.rp.port);
+  cr_assert_eq(wtc_init(&other, url, nt.rp.hash, 1, &ops, other_got), 0);
+  open_sessions(&other, os, 1, 7);
+
+  mac_of(0, ma);
+  mac_of(1, mb);
+  /* ARP broadcast from 0 reaches 1 and 2, not 0, not the other room */
+  size_t len = frame(f, BC, ma, 0x0806, 42, 1);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  wait_frames(&nt, 1, 1);
+  wait_frames(&nt, 2, 1);
+  settle(&nt.c, 200);
+  settle(&other, 100);
+  cr_assert_eq(nt.got[0].frames, 0, "the sender got its own broadcast");
+  cr_assert_eq(other_got[0].frames, 0, "a broadcast crossed rooms");
+  cr_assert_eq(nt.got[1].last_len, 42);
+  cr_assert_arr_eq(nt.got[1].last, f, 42);
+
+  /* unicast reply 1 -> 0 after learning reaches only 0 */
+  len = frame(f, ma, mb, 0x0806, 42, 2);
+  cr_assert_eq(wtc_send_frame(nt.s[1], f, len), 0);
+  wait_frames(&nt, 0, 1);
+  settle(&nt.c, 200);
+  cr_assert_eq(nt.got[2].frames, 1, "unicast to a learned MAC was flooded");
+  cr_assert_arr_eq(nt.got[0].last, f, 42);
+
+  /* and 0 -> 1 now goes only to 1 */
+  len = frame(f, mb, ma, 0x0800, 100, 3);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  wait_frames(&nt, 1, 2);
+  settle(&nt.c, 200);
+  cr_assert_eq(nt.got[2].frames, 1);
+  cr_assert_eq(nt.got[0].frames, 1);
+
+  /* the other room's broadcast never reaches this one */
+  uint8_t mo[6];
+  mac_of(7, mo);
+  len = frame(f, BC, mo, 0x0806, 42, 4);
+  cr_assert_eq(wtc_send_frame(os[0], f, len), 0);
+  settle(&other, 100);
+  settle(&nt.c, 200);
+  cr_assert_eq(nt.got[0].frames + nt.got[1].frames + nt.got[2].frames, 1 + 2 + 1);
+  wtc_fini(&other);
+  net_down(&nt);
+}
+
+Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
+{
+  struct net nt;
+  uint8_t f[1514], ma[6], mb[6];
+  net_up(&nt, "/", 2, NULL);
+  mac_of(0, ma);
+  mac_of(1, mb);
+  /* teach the switch where 0 and 1 are */
+  size_t len = frame(f, BC, mb, 0x0806, 42, 0);
+  wtc_send_frame(nt.s[1], f, len);
+  wait_frames(&nt, 0, 1);
+
+  /* 1514 bytes: chunked by the client, reassembled by the relay, chunked
+   * again toward 1 (it does not fit one datagram), reassembled there */
+  len = frame(f, mb, ma, 0x0800, 1514, 9);
+  uint64_t chunks_before = nt.s[1]->chunks_in;
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  cr_assert_gt(nt.s[0]->chunks_out, 0, "the client should have chunked 1514 bytes");
+  wait_frames(&nt, 1, 1);
+  cr_assert_eq(nt.got[1].last_len, 1514);
+  cr_assert_arr_eq(nt.got[1].last, f, 1514);
+  cr_assert_gt(nt.s[1]->chunks_in, chunks_before, "relay should chunk 1514 bytes toward 1");
+
+  /* 1400 bytes sent as the seed and browsers do (900 + 500 chunks): the
+   * relay reassembles it and sends it whole, because it fits */
+  len = frame(f, mb, ma, 0x0800, 1400, 10);
+  uint8_t c0[5 + 900], c1[5 + 500];
+  c0[0] = c1[0] = 0x02;
+  memcpy(c0 + 1, (uint8_t[]){0x12, 0x34, 0, 2}, 4);
+  memcpy(c1 + 1, (uint8_t[]){0x12, 0x34, 1, 2}, 4);
+  memcpy(c0 + 5, f, 900);
+  memcpy(c1 + 5, f + 900, 500);
+  chunks_before = nt.s[1]->chunks_in;
+  cr_assert_eq(wtc_send_raw(nt.s[0], c1, sizeof(c1)), 0); /* out of order */
+  cr_assert_eq(wtc_send_raw(nt.s[0], c0, sizeof(c0)), 0);
+  wait_frames(&nt, 1, 2);
+  cr_assert_eq(nt.got[1].last_len, 1400);
+  cr_assert_arr_eq(nt.got[1].last, f, 1400);
+  cr_assert_eq(nt.s[1]->chunks_in, chunks_before, "1400 bytes fit one datagram: no chunks");
+
+  /* a frame over --max-frame-size (1514) is dropped, the next one passes */
+  uint8_t big[5 + 900];
+  big[0] = 0x02;
+  memset(big + 5, 0x55, 900);
+  for (uint8_t k = 0; k < 2; k++) {
+    memcpy(big + 1, (uint8_t[]){0x00, 0x77, k, 2}, 4);
+    memcpy(big + 5, f, 14);
+    wtc_send_raw(nt.s[0], big, sizeof(big)); /* 2 x 900 = 1800 bytes */
+  }
+  len = frame(f, mb, ma, 0x0800, 60, 11);
+  wtc_send_frame(nt.s[0], f, len);
+  wait_frames(&nt, 1, 3);
+  cr_assert_eq(nt.got[1].last_len, 60, "the oversized frame must not arrive");
+  net_down(&nt);
+}
+
+Test(switch_e2e, spoofed_source_mac_dropped, .timeout = 60)
+{
+  struct net nt;
+  uint8_t f[100], ma[6], mx[6];
+  net_up(&nt, "/", 2, NULL);
+  mac_of(0, ma);
+  mac_of(5, mx); /* not 0's registered MAC */
+  size_t len = frame(f, BC, mx, 0x0806, 60, 1);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  len = frame(f, BC, ma, 0x0806, 61, 2);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  wait_frames(&nt, 1, 1);
+  settle(&nt.c, 200);
+  cr_assert_eq(nt.got[1].frames, 1, "the spoofed frame was delivered");
+  cr_assert_eq(nt.got[1].last_len, 61);
+  net_down(&nt);
+}
+
+Test(switch_e2e, allow_any_src_mac_flag, .timeout = 60)
+{
+  struct net nt;
+  uint8_t f[100], mx[6];
+  net_up(&nt, "/", 2, "--allow-any-src-mac");
+  mac_of(5, mx);
+  size_t len = frame(f, BC, mx, 0x0806, 60, 1);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  wait_frames(&nt, 1, 1);
+  net_down(&nt);
+}
+
+Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
+{
+  struct net nt;
+  uint8_t f[1000], ma[6];
+  net_up(&nt, "/", 2, NULL);
+  /* the stalled receiver: its own client endpoint, never run again after
+   * registering, so it neither reads nor acknowledges */
+  struct wtc stalled;
+  struct got stalled_got[MAXS] = {0};
+  struct wtc_session *ss[1];
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u/", nt.rp.port);
+  cr_assert_eq(wtc_init(&stalled, url, nt.rp.hash, 1, &ops, stalled_got), 0);
+  open_sessions(&stalled, ss, 1, 6);
+
+  mac_of(0, ma);
+  uint32_t sent = 0;
+  const uint32_t total = 3000;
+  for (uint32_t i = 0; i < total / 10; i++) {
+    for (int k = 0; k < 10; k++) {
+      size_t len = frame(f, BC, ma, 0x0800, sizeof(f), (uint8_t)k);
+      if (wtc_send_frame(nt.s[0], f, len) == 0)
+        sent++;
+    }
+    settle(&nt.c, 1);
+  }
+  struct frames_at_least want = {nt.got, 1, sent};
+  wtc_run(&nt.c, 3000 * MS, frames_reached, &want);
+  cr_log_info("sent %u broadcasts, live receiver got %u, stalled receiver read nothing",
+              sent, nt.got[1].frames);
+  cr_assert_geq(sent, total * 9 / 10, "the sender itself was throttled: %u of %u", sent, total);
+  cr_assert_geq(nt.got[1].frames, sent * 95 / 100,
+                "the live receiver got %u of %u while another stalled", nt.got[1].frames, sent);
+  cr_assert_eq(stalled_got[0].frames, 0);
+  wtc_fini(&stalled);
+  net_down(&nt);
+}
