@@ -476,7 +476,9 @@ int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
   }
   uint64_t d = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
   if (d == 0) {
-    int rc = io_uring_submit(&io->ring);
+    /* With DEFER_TASKRUN, completions are only posted when the kernel is
+     * asked for events: a plain submit would never see a receive. */
+    int rc = io_uring_submit_and_get_events(&io->ring);
     return rc < 0 && rc != -EINTR ? rc : 0;
   }
   struct __kernel_timespec ts = {.tv_sec = (long long)(d / 1000000000ull),

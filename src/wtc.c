@@ -394,28 +394,36 @@ void wtc_close(struct wtc_session *s, uint32_t code, const char *reason)
     h3_session_close(s->hs, code, reason);
 }
 
+int wtc_poll(struct wtc *c, uint64_t max_wait_ns)
+{
+  c->w.now = clock_now_ns();
+  timer_run(&c->w.timers, c->w.now);
+  quic_endpoint_turn(&c->quic, c->w.now);
+  io_flush(&c->w.io);
+  uint64_t next = timer_next(&c->w.timers);
+  if (next > c->w.now + max_wait_ns)
+    next = c->w.now + max_wait_ns;
+  int rc = io_wait(&c->w.io, next, c->w.now);
+  if (rc < 0)
+    return rc;
+  c->w.now = clock_now_ns();
+  io_dispatch(&c->w.io);
+  return 0;
+}
+
 int wtc_run(struct wtc *c, uint64_t timeout_ns, bool (*done)(void *arg), void *arg)
 {
   uint64_t deadline = clock_now_ns() + timeout_ns;
   for (;;) {
-    c->w.now = clock_now_ns();
+    uint64_t now = clock_now_ns();
     if (done && done(arg))
       return 0;
-    if (c->w.now >= deadline)
+    if (now >= deadline)
       return -ETIMEDOUT;
-    timer_run(&c->w.timers, c->w.now);
-    quic_endpoint_turn(&c->quic, c->w.now);
-    io_flush(&c->w.io);
-    uint64_t next = timer_next(&c->w.timers);
-    if (next > deadline)
-      next = deadline;
     /* Wake at least every 50 ms so done() is polled. */
-    if (next > c->w.now + 50000000ull)
-      next = c->w.now + 50000000ull;
-    int rc = io_wait(&c->w.io, next, c->w.now);
+    uint64_t wait = deadline - now;
+    int rc = wtc_poll(c, wait < 50000000ull ? wait : 50000000ull);
     if (rc < 0)
       return rc;
-    c->w.now = clock_now_ns();
-    io_dispatch(&c->w.io);
   }
 }

@@ -97,6 +97,9 @@ int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len);
 int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len);
 /* Closes the session (close capsule) and its connection. */
 void wtc_close(struct wtc_session *s, uint32_t code, const char *reason);
+/* One loop turn: timers, writes, flush, wait at most max_wait_ns for
+ * completions, dispatch them. 0 or negative errno. */
+int wtc_poll(struct wtc *c, uint64_t max_wait_ns);
 /* Runs the loop until done(arg) is true or timeout_ns passes.
  * Returns 0 when done, -ETIMEDOUT otherwise. */
 int wtc_run(struct wtc *c, uint64_t timeout_ns, bool (*done)(void *arg), void *arg);

@@ -1,0 +1,371 @@
+/*
+ * wtbench: load generator for the relay's frame path.
+ *
+ *   wtbench --url https://127.0.0.1:4433/bench --cert-hash HEX
+ *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
+ *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]
+ *
+ * N sessions from one process (one io_uring loop, one UDP socket), each a
+ * registered bavy peer with its own MAC. Patterns:
+ *   pair       session 2k and 2k+1 send to each other (unicast, learned);
+ *   broadcast  session 0 sends broadcasts, every other session receives;
+ *   echo       2k sends to 2k+1, which sends each frame back; latency is
+ *              the round trip.
+ * --rate is the total offered frames/s (0 = as fast as the client's QUIC
+ * connections accept them). Frames carry a sequence number and a send
+ * timestamp (CLOCK_MONOTONIC, same host) after the Ethernet header, so
+ * delivery and one-way latency are measured per frame.
+ *
+ * Reports offered and delivered frames/s, loss, latency p50/p99/p99.9, the
+ * relay's CPU time and RSS from /proc/PID (with --relay-pid), and datagrams
+ * per syscall on the client side; a table for people and one JSON line.
+ */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/wtc.h"
+
+#define MAGIC 0x5754424eu /* "WTBN" */
+#define ETHERTYPE_BENCH 0x88b5 /* IEEE local experimental */
+#define HDR 14
+#define PAYLOAD_MIN (HDR + 24)
+#define MAX_SAMPLES (1u << 21)
+
+enum pattern { P_PAIR, P_BROADCAST, P_ECHO };
+
+struct bench {
+  struct wtc c;
+  struct wtc_session **s;
+  uint32_t n;
+  enum pattern pattern;
+  size_t size;
+  uint8_t (*mac)[6];
+  uint64_t *seq_out;     /* per sender */
+  uint64_t sent, send_blocked, delivered, echoed, foreign;
+  bool measuring;
+  uint64_t *lat;         /* ns samples (reservoir beyond MAX_SAMPLES) */
+  uint64_t nlat, lat_seen;
+  uint64_t rng;
+};
+
+static uint64_t rnd(struct bench *b)
+{
+  b->rng ^= b->rng << 13;
+  b->rng ^= b->rng >> 7;
+  b->rng ^= b->rng << 17;
+  return b->rng;
+}
+
+static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
+static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
+static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+static void lat_add(struct bench *b, uint64_t ns)
+{
+  b->lat_seen++;
+  if (b->nlat < MAX_SAMPLES) {
+    b->lat[b->nlat++] = ns;
+  } else {
+    uint64_t k = rnd(b) % b->lat_seen;
+    if (k < MAX_SAMPLES)
+      b->lat[k] = ns;
+  }
+}
+
+static void on_frame(void *user, struct wtc_session *s, const uint8_t *f, size_t len)
+{
+  struct bench *b = user;
+  if (len < PAYLOAD_MIN || get32(f + HDR) != MAGIC) {
+    b->foreign++;
+    return;
+  }
+  uint32_t from = get32(f + HDR + 4);
+  uint64_t ts = get64(f + HDR + 16);
+  if (b->pattern == P_ECHO && (s->idx & 1)) {
+    /* the echo side: send it back unchanged but for the MACs */
+    uint8_t out[WTC_MAX_FRAME];
+    memcpy(out, f, len);
+    memcpy(out, f + 6, 6);
+    memcpy(out + 6, b->mac[s->idx], 6);
+    if (wtc_send_frame(s, out, len) == 0)
+      b->echoed++;
+    return;
+  }
+  if (from >= b->n || !b->measuring)
+    return;
+  b->delivered++;
+  uint64_t now = clock_now_ns();
+  if (now > ts)
+    lat_add(b, now - ts);
+}
+
+static const struct wtc_ops ops = {.on_frame = on_frame};
+
+static int send_one(struct bench *b, uint32_t i)
+{
+  static const uint8_t bc[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+  uint8_t f[WTC_MAX_FRAME];
+  const uint8_t *dst = b->pattern == P_BROADCAST ? bc : b->mac[i ^ 1];
+  memcpy(f, dst, 6);
+  memcpy(f + 6, b->mac[i], 6);
+  f[12] = ETHERTYPE_BENCH >> 8;
+  f[13] = ETHERTYPE_BENCH & 0xff;
+  put32(f + HDR, MAGIC);
+  put32(f + HDR + 4, i);
+  put64(f + HDR + 8, b->seq_out[i]);
+  put64(f + HDR + 16, clock_now_ns());
+  memset(f + PAYLOAD_MIN, 0x5a, b->size - PAYLOAD_MIN);
+  int rc = wtc_send_frame(b->s[i], f, b->size);
+  if (rc == 0) {
+    b->seq_out[i]++;
+    if (b->measuring)
+      b->sent++;
+  } else if (b->measuring) {
+    b->send_blocked++;
+  }
+  return rc;
+}
+
+static bool is_sender(const struct bench *b, uint32_t i)
+{
+  if (b->pattern == P_BROADCAST)
+    return i == 0;
+  if (b->pattern == P_ECHO)
+    return (i & 1) == 0;
+  return true;
+}
+
+struct proc_stat {
+  double cpu_s;
+  long rss_kb;
+};
+
+static int proc_read(int pid, struct proc_stat *ps)
+{
+  char path[64], buf[4096];
+  snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return -errno;
+  size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+  fclose(f);
+  buf[n] = '\0';
+  char *p = strrchr(buf, ')');
+  unsigned long ut = 0, st = 0;
+  if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
+    return -EINVAL;
+  ps->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+  snprintf(path, sizeof(path), "/proc/%d/status", pid);
+  f = fopen(path, "r");
+  ps->rss_kb = 0;
+  while (f && fgets(buf, sizeof(buf), f))
+    if (sscanf(buf, "VmRSS: %ld", &ps->rss_kb) == 1)
+      break;
+  if (f)
+    fclose(f);
+  return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double pct(const uint64_t *v, uint64_t n, double p)
+{
+  if (!n)
+    return 0;
+  uint64_t k = (uint64_t)ceil(p * (double)n) - 1;
+  if (k >= n)
+    k = n - 1;
+  return (double)v[k] / 1000.0;
+}
+
+static void usage(void)
+{
+  fprintf(stderr, "usage: wtbench --url URL [--cert-hash HEX] [--sessions N]\n"
+                  "               [--pattern pair|broadcast|echo] [--size BYTES]\n"
+                  "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n");
+}
+
+struct want {
+  struct bench *b;
+  enum wtc_state st;
+};
+
+static bool all_in(void *arg)
+{
+  struct want *w = arg;
+  for (uint32_t i = 0; i < w->b->n; i++)
+    if (w->b->s[i]->state != w->st)
+      return false;
+  return true;
+}
+
+int main(int argc, char **argv)
+{
+  const char *url = NULL, *hash = NULL, *pat = "pair";
+  uint32_t sessions = 2;
+  double rate = 0, duration = 5;
+  long size = 1000;
+  int relay_pid = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!v) { usage(); return 2; }
+    if (!strcmp(a, "--url")) url = v;
+    else if (!strcmp(a, "--cert-hash")) hash = v;
+    else if (!strcmp(a, "--sessions")) sessions = (uint32_t)atoi(v);
+    else if (!strcmp(a, "--pattern")) pat = v;
+    else if (!strcmp(a, "--size")) size = atol(v);
+    else if (!strcmp(a, "--rate")) rate = atof(v);
+    else if (!strcmp(a, "--duration")) duration = atof(v);
+    else if (!strcmp(a, "--relay-pid")) relay_pid = atoi(v);
+    else { usage(); return 2; }
+    i++;
+  }
+  struct bench b;
+  memset(&b, 0, sizeof(b));
+  b.pattern = !strcmp(pat, "pair") ? P_PAIR : !strcmp(pat, "broadcast") ? P_BROADCAST
+            : !strcmp(pat, "echo") ? P_ECHO : (enum pattern)-1;
+  if (!url || (int)b.pattern < 0 || sessions < 2 || sessions > 10000 ||
+      (b.pattern != P_BROADCAST && sessions % 2) || size < PAYLOAD_MIN || size > 1514 ||
+      duration <= 0 || rate < 0) {
+    usage();
+    return 2;
+  }
+  uint8_t pin[32];
+  if (hash && tls_hash_parse_hex(hash, pin) < 0) {
+    fprintf(stderr, "wtbench: --cert-hash: expected 64 hex digits\n");
+    return 2;
+  }
+  log_set_level(LOG_WARN);
+  b.n = sessions;
+  b.size = (size_t)size;
+  b.rng = 0x9e3779b97f4a7c15ull;
+  b.s = calloc(sessions, sizeof(*b.s));
+  b.mac = calloc(sessions, sizeof(*b.mac));
+  b.seq_out = calloc(sessions, sizeof(*b.seq_out));
+  b.lat = calloc(MAX_SAMPLES, sizeof(*b.lat));
+  if (!b.s || !b.mac || !b.seq_out || !b.lat)
+    return 1;
+  int rc = wtc_init(&b.c, url, hash ? pin : NULL, sessions, &ops, &b);
+  if (rc < 0) {
+    fprintf(stderr, "wtbench: cannot start: %s\n", strerror(-rc));
+    return 1;
+  }
+  for (uint32_t i = 0; i < sessions; i++) {
+    /* locally administered, unique per process: a run never collides with
+     * sessions of an earlier run that the relay still holds */
+    uint32_t pid = (uint32_t)getpid();
+    const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16),
+                          (uint8_t)(i >> 8), (uint8_t)i};
+    memcpy(b.mac[i], m, 6);
+    if ((rc = wtc_open(&b.c, &b.s[i])) < 0) {
+      fprintf(stderr, "wtbench: open: %s\n", strerror(-rc));
+      return 1;
+    }
+  }
+  struct want w = {&b, WTC_OPEN};
+  if (wtc_run(&b.c, 60000000000ull, all_in, &w) < 0) {
+    fprintf(stderr, "wtbench: sessions did not open\n");
+    return 1;
+  }
+  for (uint32_t i = 0; i < sessions; i++)
+    wtc_register(b.s[i], b.mac[i]);
+  w.st = WTC_REGISTERED;
+  if (wtc_run(&b.c, 60000000000ull, all_in, &w) < 0) {
+    fprintf(stderr, "wtbench: sessions did not register\n");
+    return 1;
+  }
+  /* warm-up: one frame each way so the switch learns every MAC */
+  for (uint32_t i = 0; i < sessions; i++)
+    send_one(&b, i);
+  wtc_run(&b.c, 300000000ull, NULL, NULL);
+
+  struct proc_stat p0 = {0}, p1 = {0};
+  if (relay_pid && proc_read(relay_pid, &p0) < 0) {
+    fprintf(stderr, "wtbench: cannot read /proc/%d\n", relay_pid);
+    return 1;
+  }
+  struct io_counters io0 = b.c.w.io.ctr;
+  b.measuring = true;
+  uint64_t t0 = clock_now_ns(), end = t0 + (uint64_t)(duration * 1e9);
+  uint32_t next_sender = 0;
+  for (uint64_t now = t0; now < end; now = clock_now_ns()) {
+    if (rate > 0) {
+      uint64_t due = (uint64_t)((double)(now - t0) * rate / 1e9);
+      for (uint32_t guard = 0; b.sent + b.send_blocked < due && guard < 4 * sessions; guard++) {
+        while (!is_sender(&b, next_sender))
+          next_sender = (next_sender + 1) % sessions;
+        send_one(&b, next_sender);
+        next_sender = (next_sender + 1) % sessions;
+      }
+    } else {
+      for (uint32_t i = 0; i < sessions; i++)
+        for (int k = 0; k < 16 && is_sender(&b, i); k++)
+          if (send_one(&b, i) < 0)
+            break;
+    }
+    wtc_poll(&b.c, rate > 0 ? 200000 : 0);
+  }
+  double secs = (double)(clock_now_ns() - t0) / 1e9;
+  if (relay_pid)
+    proc_read(relay_pid, &p1);
+  struct io_counters io1 = b.c.w.io.ctr;
+  /* drain what is in flight, then stop counting */
+  wtc_run(&b.c, 500000000ull, NULL, NULL);
+  b.measuring = false;
+
+  uint64_t expected = b.pattern == P_BROADCAST ? b.sent * (sessions - 1) : b.sent;
+  double loss = expected ? 100.0 * (double)(expected > b.delivered ? expected - b.delivered : 0) /
+                               (double)expected
+                         : 0;
+  qsort(b.lat, b.nlat, sizeof(*b.lat), cmp_u64);
+  double p50 = pct(b.lat, b.nlat, 0.5), p99 = pct(b.lat, b.nlat, 0.99),
+         p999 = pct(b.lat, b.nlat, 0.999);
+  double rx_per = (double)(io1.rx_datagrams - io0.rx_datagrams) /
+                  (double)(io1.rx_completions - io0.rx_completions + !(io1.rx_completions - io0.rx_completions));
+  double tx_per = (double)(io1.tx_packets - io0.tx_packets) /
+                  (double)(io1.tx_msgs - io0.tx_msgs + !(io1.tx_msgs - io0.tx_msgs));
+  double cpu = relay_pid ? 100.0 * (p1.cpu_s - p0.cpu_s) / secs : -1;
+
+  printf("wtbench pattern=%s sessions=%u size=%zu rate=%s duration=%.1fs\n", pat, sessions,
+         b.size, rate > 0 ? "fixed" : "max", secs);
+  if (rate > 0)
+    printf("  target rate          %12.0f frames/s\n", rate);
+  printf("  offered              %12.0f frames/s  (%llu frames, %llu refused by full send queues)\n",
+         (double)b.sent / secs, (unsigned long long)b.sent, (unsigned long long)b.send_blocked);
+  printf("  delivered            %12.0f frames/s  (%llu frames)\n", (double)b.delivered / secs,
+         (unsigned long long)b.delivered);
+  printf("  delivered bandwidth  %12.1f Mbit/s of frames\n",
+         (double)b.delivered * (double)b.size * 8 / secs / 1e6);
+  printf("  loss                 %12.2f %%\n", loss);
+  printf("  latency %s p50/p99/p99.9  %.0f / %.0f / %.0f us\n",
+         b.pattern == P_ECHO ? "(round trip)" : "(one way)", p50, p99, p999);
+  if (relay_pid)
+    printf("  relay                %12.1f %% of one core, RSS %ld KiB\n", cpu, p1.rss_kb);
+  printf("  client batching      %12.2f datagrams/recvmsg, %.2f packets/sendmsg\n", rx_per,
+         tx_per);
+  printf("{\"pattern\":\"%s\",\"sessions\":%u,\"size\":%zu,\"rate\":%.0f,\"duration_s\":%.3f,"
+         "\"sent\":%llu,\"send_blocked\":%llu,\"delivered\":%llu,\"offered_fps\":%.0f,"
+         "\"delivered_fps\":%.0f,\"loss_pct\":%.3f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,"
+         "\"lat_p999_us\":%.1f,\"relay_cpu_pct\":%.1f,\"relay_rss_kb\":%ld,"
+         "\"client_rx_per_recvmsg\":%.2f,\"client_tx_per_sendmsg\":%.2f}\n",
+         pat, sessions, b.size, rate, secs, (unsigned long long)b.sent,
+         (unsigned long long)b.send_blocked, (unsigned long long)b.delivered,
+         (double)b.sent / secs, (double)b.delivered / secs, loss, p50, p99, p999, cpu,
+         p1.rss_kb, rx_per, tx_per);
+  for (uint32_t i = 0; i < sessions; i++)
+    wtc_close(b.s[i], 0, "wtbench done");
+  wtc_run(&b.c, 200000000ull, NULL, NULL);
+  wtc_fini(&b.c);
+  return 0;
+}
