@@ -217,7 +217,7 @@ int main(int argc, char **argv)
   double rate = 0, duration = 5;
   long size = 1000;
   int relay_pid = 0;
-  for (int i = 1; i < argc; i++) {
+  for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (!v) { usage(); return 2; }
     if (!strcmp(a, "--url")) url = v;
@@ -229,7 +229,6 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--duration")) duration = atof(v);
     else if (!strcmp(a, "--relay-pid")) relay_pid = atoi(v);
     else { usage(); return 2; }
-    i++;
   }
   struct bench b;
   memset(&b, 0, sizeof(b));
