@@ -130,6 +130,15 @@ void io_fini(struct io *io)
     free(io->socks[i]);
   }
   io->nsocks = 0;
+  for (unsigned i = 0; i < io->npktfds; i++) {
+    struct io_pktfd *d = io->pktfds[i];
+    free(d->rbuf);
+    free(d->wbuf);
+    free(d->wfree);
+    free(d->rarmed);
+    free(d);
+  }
+  io->npktfds = 0;
   if (io->sigfd >= 0)
     close(io->sigfd);
   io->sigfd = -1;
@@ -288,6 +297,120 @@ uint16_t io_udp_port(const struct io_udp_sock *s)
   if (getsockname(s->fd, &sa.sa, &len) < 0)
     return 0;
   return ntohs(sa.sa.sa_family == AF_INET ? sa.in.sin_port : sa.in6.sin6_port);
+}
+
+/* ---- packet devices ---- */
+
+static int pktfd_arm(struct io *io, struct io_pktfd *d, unsigned slot)
+{
+  struct io_uring_sqe *sqe = get_sqe(io);
+  if (!sqe)
+    return -EBUSY;
+  io_uring_prep_read(sqe, d->fd, d->rbuf + (size_t)slot * d->bufsize, d->bufsize, 0);
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_PKTFD_READ, (uint64_t)d->idx << 16 | slot));
+  d->rarmed[slot] = true;
+  return 0;
+}
+
+int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsigned bufsize,
+                  io_pktfd_recv_fn fn, void *ctx, struct io_pktfd **out)
+{
+  if (io->npktfds >= IO_MAX_PKTFDS)
+    return -ENOSPC;
+  if (!nread || !nwrite || nread > IO_PKTFD_SLOTS_MAX || nwrite > IO_PKTFD_SLOTS_MAX ||
+      !bufsize)
+    return -EINVAL;
+  struct io_pktfd *d = calloc(1, sizeof(*d));
+  if (!d)
+    return -ENOMEM;
+  d->fd = fd;
+  d->idx = io->npktfds;
+  d->nread = nread;
+  d->nwrite = nwrite;
+  d->bufsize = bufsize;
+  d->fn = fn;
+  d->ctx = ctx;
+  d->rbuf = malloc((size_t)nread * bufsize);
+  d->wbuf = malloc((size_t)nwrite * bufsize);
+  d->wfree = calloc(nwrite, sizeof(*d->wfree));
+  d->rarmed = calloc(nread, sizeof(*d->rarmed));
+  if (!d->rbuf || !d->wbuf || !d->wfree || !d->rarmed) {
+    free(d->rbuf);
+    free(d->wbuf);
+    free(d->wfree);
+    free(d->rarmed);
+    free(d);
+    return -ENOMEM;
+  }
+  for (unsigned i = 0; i < nwrite; i++)
+    d->wfree[d->nwfree++] = (uint16_t)(nwrite - 1 - i);
+  io->pktfds[io->npktfds++] = d;
+  for (unsigned i = 0; i < nread; i++)
+    pktfd_arm(io, d, i);
+  *out = d;
+  return 0;
+}
+
+int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, int iovcnt)
+{
+  size_t len = 0;
+  for (int i = 0; i < iovcnt; i++)
+    len += iov[i].iov_len;
+  if (len > d->bufsize)
+    return -EMSGSIZE;
+  if (!d->nwfree) {
+    d->ctr.tx_full++;
+    return -ENOBUFS;
+  }
+  struct io_uring_sqe *sqe = get_sqe(io);
+  if (!sqe) {
+    d->ctr.tx_full++;
+    return -ENOBUFS;
+  }
+  unsigned slot = d->wfree[--d->nwfree];
+  uint8_t *buf = d->wbuf + (size_t)slot * d->bufsize, *p = buf;
+  for (int i = 0; i < iovcnt; i++) {
+    memcpy(p, iov[i].iov_base, iov[i].iov_len);
+    p += iov[i].iov_len;
+  }
+  io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, 0);
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_PKTFD_WRITE, (uint64_t)d->idx << 16 | slot));
+  return 0;
+}
+
+static void pktfd_complete(struct io *io, bool is_read, uint32_t idx,
+                           struct io_uring_cqe *cqe)
+{
+  uint32_t di = idx >> 16, slot = idx & 0xffff;
+  if (di >= io->npktfds)
+    return;
+  struct io_pktfd *d = io->pktfds[di];
+  if (!is_read) {
+    if (slot < d->nwrite)
+      d->wfree[d->nwfree++] = (uint16_t)slot;
+    if (cqe->res < 0) {
+      d->ctr.tx_errors++;
+    } else {
+      d->ctr.tx_pkts++;
+      d->ctr.tx_bytes += (uint64_t)cqe->res;
+    }
+    return;
+  }
+  if (slot >= d->nread)
+    return;
+  d->rarmed[slot] = false;
+  if (cqe->res > 0) {
+    d->ctr.rx_pkts++;
+    d->ctr.rx_bytes += (uint64_t)cqe->res;
+    if (d->fn)
+      d->fn(d->ctx, d, d->rbuf + (size_t)slot * d->bufsize, (size_t)cqe->res);
+  } else if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR) {
+    d->ctr.rx_errors++;
+    if (cqe->res == -EBADF || cqe->res == -EIO || cqe->res == -ENODEV)
+      d->dead = true;
+  }
+  if (!d->dead)
+    pktfd_arm(io, d, slot);
 }
 
 static int signal_arm(struct io *io)
@@ -611,6 +734,10 @@ unsigned io_dispatch(struct io *io)
       break;
     case IO_OP_UDP_SEND:
       udp_sent(io, idx, cqe);
+      break;
+    case IO_OP_PKTFD_READ:
+    case IO_OP_PKTFD_WRITE:
+      pktfd_complete(io, IO_UD_OP(ud) == IO_OP_PKTFD_READ, idx, cqe);
       break;
     case IO_OP_SIGNAL:
       if (cqe->res == (int)sizeof(io->siginfo)) {

@@ -548,6 +548,7 @@ static void conn_fail(struct quic_conn *c, int liberr)
     return;
   case NGTCP2_ERR_CRYPTO:
     ep->ctr.conns_failed++;
+    ep->ctr.conns_tls_failed++;
     ngtcp2_connection_close_error_set_transport_error_tls_alert(
         &ccerr, ngtcp2_conn_get_tls_alert(c->conn), NULL, 0);
     break;

@@ -81,10 +81,83 @@ static struct wtc_session *sess_of_quic(struct wtc *c, struct quic_conn *qc)
   return NULL;
 }
 
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define BACKOFF_MIN_NS 250000000ull
+#define BACKOFF_MAX_NS 30000000000ull
+
+static void sess_down(struct wtc_session *s);
+
 static void notify(struct wtc_session *s)
 {
+  if (s->state == WTC_CLOSED || s->state == WTC_FAILED)
+    sess_down(s);
   if (s->c->ops && s->c->ops->on_state)
     s->c->ops->on_state(s->c->user, s);
+}
+
+/* A kept session went down: try again after the backoff. */
+static void sess_down(struct wtc_session *s)
+{
+  struct wtc *c = s->c;
+  timer_disarm(&c->w.timers, &s->hb_timer);
+  if (!s->keep || timer_armed(&s->retry_timer))
+    return;
+  if (s->backoff_ns < BACKOFF_MIN_NS)
+    s->backoff_ns = BACKOFF_MIN_NS;
+  log_info("session down, reconnecting", "session=%u in_ms=%llu reason=\"%s\"", s->idx,
+           (unsigned long long)(s->backoff_ns / 1000000), s->close_reason);
+  timer_arm(&c->w.timers, &s->retry_timer, c->w.now + s->backoff_ns);
+  s->backoff_ns *= 2;
+  if (s->backoff_ns > BACKOFF_MAX_NS)
+    s->backoff_ns = BACKOFF_MAX_NS;
+}
+
+static void retry_fn(struct timer *t, uint64_t now)
+{
+  struct wtc_session *s = container_of(t, struct wtc_session, retry_timer);
+  struct wtc *c = s->c;
+  (void)now;
+  if (!s->keep || (s->state != WTC_CLOSED && s->state != WTC_FAILED))
+    return;
+  chunk_owner_release(&c->chunks, &s->chunks);
+  s->hs = NULL;
+  s->qc = NULL;
+  s->status = 0;
+  s->reconnects++;
+  int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
+                               c->has_pin ? c->pin : NULL, &s->qc);
+  if (rc < 0) {
+    s->state = WTC_FAILED;
+    sess_down(s);
+    return;
+  }
+  s->state = WTC_CONNECTING;
+}
+
+static void hb_fn(struct timer *t, uint64_t now)
+{
+  struct wtc_session *s = container_of(t, struct wtc_session, hb_timer);
+  if (s->state != WTC_REGISTERED || !s->heartbeat_ns)
+    return;
+  /* Three heartbeats in a row unanswered: the relay is gone without a
+   * close (killed, or the path broke). Drop the connection, reconnect. */
+  if (s->hb_sent - s->heartbeat_acks >= 3) {
+    log_info("relay not answering heartbeats", "session=%u sent=%u acked=%u", s->idx,
+             s->hb_sent, s->heartbeat_acks);
+    if (s->qc)
+      quic_conn_close(s->qc, 0);
+    if (s->hs)
+      s->hs->app_data = NULL;
+    s->hs = NULL;
+    s->qc = NULL;
+    s->state = WTC_FAILED;
+    snprintf(s->close_reason, sizeof(s->close_reason), "heartbeats unanswered");
+    notify(s);
+    return;
+  }
+  s->hb_sent++;
+  wtc_heartbeat(s);
+  timer_arm(&s->c->w.timers, &s->hb_timer, now + s->heartbeat_ns);
 }
 
 static void on_session_ready(void *app, struct h3_session *hs, int status)
@@ -99,6 +172,8 @@ static void on_session_ready(void *app, struct h3_session *hs, int status)
   if (status >= 200 && status < 300) {
     s->state = WTC_OPEN;
     s->t_open_ns = c->w.now;
+    if (s->keep)
+      wtc_register(s, s->keep_mac);
   } else {
     s->state = WTC_FAILED;
   }
@@ -137,6 +212,10 @@ static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t 
       s->assigned++;
       s->state = WTC_REGISTERED;
       s->t_assigned_ns = c->w.now;
+      s->backoff_ns = 0;
+      s->hb_sent = s->heartbeat_acks;
+      if (s->keep && s->heartbeat_ns && !timer_armed(&s->hb_timer))
+        timer_arm(&c->w.timers, &s->hb_timer, c->w.now + s->heartbeat_ns);
       break;
     case BAVY_SMSG_HEARTBEAT_ACK:
       s->heartbeat_acks++;
@@ -305,6 +384,8 @@ int wtc_open(struct wtc *c, struct wtc_session **out)
   memset(s, 0, sizeof(*s));
   s->c = c;
   s->idx = (uint32_t)(s - c->sess);
+  timer_init(&s->retry_timer, retry_fn);
+  timer_init(&s->hb_timer, hb_fn);
   c->w.now = clock_now_ns();
   int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
                                c->has_pin ? c->pin : NULL, &s->qc);
@@ -388,8 +469,22 @@ int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len)
   return 0;
 }
 
+void wtc_keep(struct wtc_session *s, const uint8_t mac[6], uint64_t heartbeat_ns)
+{
+  s->keep = true;
+  memcpy(s->keep_mac, mac, 6);
+  s->heartbeat_ns = heartbeat_ns;
+  if (s->state == WTC_OPEN)
+    wtc_register(s, mac);
+  else if (s->state == WTC_CLOSED || s->state == WTC_FAILED)
+    sess_down(s);
+}
+
 void wtc_close(struct wtc_session *s, uint32_t code, const char *reason)
 {
+  s->keep = false;
+  timer_disarm(&s->c->w.timers, &s->retry_timer);
+  timer_disarm(&s->c->w.timers, &s->hb_timer);
   if (s->hs)
     h3_session_close(s->hs, code, reason);
 }

@@ -40,6 +40,8 @@ enum io_op {
   IO_OP_UDP_SEND = 2,
   IO_OP_SIGNAL = 3,
   IO_OP_NOP = 4,
+  IO_OP_PKTFD_READ = 5,
+  IO_OP_PKTFD_WRITE = 6,
   IO_OP_MAX = 0xffff,
 };
 
@@ -48,6 +50,8 @@ enum io_op {
 #define IO_UD_IDX(ud) ((uint32_t)((ud) & 0xffffffffull))
 
 #define IO_MAX_UDP_SOCKS 64
+#define IO_MAX_PKTFDS 8
+#define IO_PKTFD_SLOTS_MAX 256
 #define IO_GSO_MAX_SEGS 64
 #define IO_GSO_MAX_BYTES 65000
 
@@ -83,6 +87,32 @@ struct io_udp_sock {
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   void *ctx;
+};
+
+/* A packet device (a TAP fd): every read returns one packet, every write
+ * takes one. `nread` reads stay in flight, each re-armed as it completes;
+ * writes copy the packet into one of `nwrite` slots (bounded: a full set of
+ * slots is -ENOBUFS, counted, never a queue that grows). */
+struct io_pktfd;
+typedef void (*io_pktfd_recv_fn)(void *ctx, struct io_pktfd *d, const uint8_t *pkt,
+                                 size_t len);
+
+struct io_pktfd_counters {
+  uint64_t rx_pkts, rx_bytes, rx_errors, tx_pkts, tx_bytes, tx_full, tx_errors;
+};
+
+struct io_pktfd {
+  int fd;           /* borrowed: the caller closes it after io_fini */
+  uint32_t idx;
+  unsigned nread, nwrite, bufsize;
+  uint8_t *rbuf, *wbuf;
+  uint16_t *wfree;  /* stack of free write slots */
+  unsigned nwfree;
+  bool *rarmed;
+  bool dead;        /* a read failed for good (EBADF, the device went away) */
+  io_pktfd_recv_fn fn;
+  void *ctx;
+  struct io_pktfd_counters ctr;
 };
 
 struct io_params {
@@ -139,6 +169,8 @@ struct io {
   /* sockets */
   struct io_udp_sock *socks[IO_MAX_UDP_SOCKS];
   unsigned nsocks;
+  struct io_pktfd *pktfds[IO_MAX_PKTFDS];
+  unsigned npktfds;
   /* tx arenas; cur is being filled */
   struct io_arena *arenas;
   unsigned cur;
@@ -163,6 +195,14 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
                 io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
 /* The locally bound port of s (useful with port 0). */
 uint16_t io_udp_port(const struct io_udp_sock *s);
+
+/* Starts reading packets from fd (nread reads in flight, buffers of bufsize
+ * bytes) and prepares nwrite write slots. *out is owned by io. */
+int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsigned bufsize,
+                  io_pktfd_recv_fn fn, void *ctx, struct io_pktfd **out);
+/* Queues one packet (gathered from iov) for writing. 0, -ENOBUFS when every
+ * write slot is busy, -EMSGSIZE when it exceeds bufsize. */
+int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, int iovcnt);
 
 /* Blocks signals in `mask` for the calling thread and delivers them through
  * the ring. Returns 0 or negative errno. */

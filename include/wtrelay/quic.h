@@ -66,6 +66,7 @@ struct quic_params {
 struct quic_counters {
   uint64_t pkts_in, pkts_dropped_unknown, pkts_dropped_full, pkts_short_unknown;
   uint64_t conns_accepted, conns_refused_limit, conns_refused_ip, conns_failed;
+  uint64_t conns_tls_failed; /* TLS handshake failed here (e.g. pinned hash mismatch) */
   uint64_t conns_closed, conns_idle, conns_draining, handshakes;
   uint64_t version_negotiations, stateless_resets, read_errors, write_errors;
   uint64_t dgrams_in, dgrams_out, dgrams_direct, dgrams_queued, dgrams_queue_full;

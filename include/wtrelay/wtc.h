@@ -50,6 +50,12 @@ struct wtc_session {
   uint64_t frames_out, chunks_in, chunks_out;
   uint16_t next_chunk_id;
   struct chunk_owner chunks;
+  /* kept sessions (wtc_keep): registered again after every reconnect */
+  bool keep;
+  uint8_t keep_mac[6];
+  uint64_t heartbeat_ns, backoff_ns;
+  uint32_t reconnects, hb_sent;
+  struct timer retry_timer, hb_timer;
   void *user;
 };
 
@@ -88,6 +94,11 @@ void wtc_fini(struct wtc *c);
 /* Starts one session (QUIC handshake, SETTINGS, CONNECT). */
 int wtc_open(struct wtc *c, struct wtc_session **out);
 int wtc_register(struct wtc_session *s, const uint8_t mac[6]);
+/* Keeps the session up: registers `mac` whenever the session opens, sends a
+ * Heartbeat every heartbeat_ns while registered, and reopens it with
+ * exponential backoff (250 ms doubling to 30 s, reset once registered)
+ * whenever it closes or fails, so the MAC (and so the IP) stays. */
+void wtc_keep(struct wtc_session *s, const uint8_t mac[6], uint64_t heartbeat_ns);
 int wtc_heartbeat(struct wtc_session *s);
 int wtc_disconnect(struct wtc_session *s);
 /* Sends raw bytes as one datagram payload (type byte included). */
@@ -95,7 +106,8 @@ int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len);
 /* Sends one Ethernet frame: a 0x01 datagram when it fits the session's
  * current maximum datagram payload, else 0x02 chunks. 0 or negative errno. */
 int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len);
-/* Closes the session (close capsule) and its connection. */
+/* Closes the session (close capsule) and its connection; a kept session is
+ * no longer kept. */
 void wtc_close(struct wtc_session *s, uint32_t code, const char *reason);
 /* One loop turn: timers, writes, flush, wait at most max_wait_ns for
  * completions, dispatch them. 0 or negative errno. */

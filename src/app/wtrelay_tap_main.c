@@ -1,0 +1,266 @@
+/*
+ * wtrelay-tap: puts a Linux network stack on a wtrelay virtual LAN.
+ *
+ *   wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]
+ *               [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]
+ *               [--log-level L]
+ *
+ * Creates a TAP device with the MAC, optionally moves it into a network
+ * namespace, and bridges it to one WebTransport session: frames the kernel
+ * sends on the TAP go to the relay (chunked when they do not fit a
+ * datagram), frames from the relay are written to the TAP. The session is
+ * kept: it registers the MAC, heartbeats, and reconnects with backoff,
+ * keeping the MAC and so the address. --configure applies Assigned (address,
+ * netmask, default route via the gateway) to the TAP in its namespace, again
+ * after a reconnect if the address changed. SIGINT/SIGTERM close the
+ * session and exit 0. Exit 1 on a start-up failure (with one line saying
+ * why), 2 on usage errors.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/tap.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/wtc.h"
+
+#define TAP_FRAME_MAX 1518 /* 1514 + a VLAN tag */
+
+struct tapper {
+  struct wtc c;
+  struct wtc_session *s;
+  struct io_pktfd *dev;
+  char ifname[TAP_NAME_MAX];
+  const char *netns;
+  bool configure;
+  uint8_t configured_ip[4];
+  bool stop;
+  uint32_t assigned_seen;
+  uint64_t to_relay, to_relay_dropped, from_relay, from_relay_dropped;
+};
+
+static void usage(void)
+{
+  fprintf(stderr,
+          "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
+          "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]\n"
+          "                   [--log-level error|warn|info|debug]\n");
+}
+
+static int parse_mac(const char *s, uint8_t mac[6])
+{
+  unsigned v[6];
+  char tail;
+  if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+             &tail) != 6 || (v[0] & 1))
+    return -EINVAL;
+  for (int i = 0; i < 6; i++)
+    mac[i] = (uint8_t)v[i];
+  return 0;
+}
+
+static uint32_t be32(const uint8_t b[4])
+{
+  return (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+}
+
+static void on_state(void *user, struct wtc_session *s)
+{
+  struct tapper *t = user;
+  if (s->state == WTC_REGISTERED && s->assigned != t->assigned_seen) {
+    t->assigned_seen = s->assigned;
+    log_info("registered", "tap=%s ip=%u.%u.%u.%u gateway=%u.%u.%u.%u reconnects=%u",
+             t->ifname, s->ip[0], s->ip[1], s->ip[2], s->ip[3], s->gateway[0], s->gateway[1],
+             s->gateway[2], s->gateway[3], s->reconnects);
+    if (t->configure && memcmp(t->configured_ip, s->ip, 4) != 0) {
+      char err[256];
+      int rc = tap_configure(t->netns, t->ifname, be32(s->ip), be32(s->netmask),
+                             be32(s->gateway), err, sizeof(err));
+      if (rc < 0)
+        log_error("cannot configure the TAP device", "tap=%s why=\"%s\"", t->ifname, err);
+      else
+        memcpy(t->configured_ip, s->ip, 4);
+    }
+  } else if (s->state == WTC_OPEN && s->errors) {
+    log_warn("relay refused the registration", "why=\"%s\"", s->last_error);
+  } else if (s->state == WTC_FAILED && s->reconnects == 0 && s->status == 0) {
+    log_warn("cannot reach the relay (will retry)", "why=\"%s\"",
+             s->close_reason[0] ? s->close_reason : "handshake failed or timed out");
+  }
+}
+
+/* relay -> TAP */
+static void on_frame(void *user, struct wtc_session *s, const uint8_t *frame, size_t len)
+{
+  struct tapper *t = user;
+  (void)s;
+  struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
+  if (io_pktfd_write(&t->c.w.io, t->dev, &iov, 1) == 0)
+    t->from_relay++;
+  else
+    t->from_relay_dropped++;
+}
+
+/* TAP -> relay */
+static void on_tap(void *ctx, struct io_pktfd *d, const uint8_t *pkt, size_t len)
+{
+  struct tapper *t = ctx;
+  (void)d;
+  if (t->s->state == WTC_REGISTERED && wtc_send_frame(t->s, pkt, len) == 0)
+    t->to_relay++;
+  else
+    t->to_relay_dropped++;
+}
+
+static void on_signal(void *ctx, int signo)
+{
+  struct tapper *t = ctx;
+  log_info("signal, closing", "signal=%d", signo);
+  t->stop = true;
+}
+
+static const struct wtc_ops ops = {.on_state = on_state, .on_frame = on_frame};
+
+static bool stopped(void *arg) { return ((struct tapper *)arg)->stop; }
+
+int main(int argc, char **argv)
+{
+  const char *url = NULL, *hash = NULL, *tapname = "", *netns = NULL;
+  uint8_t mac[6];
+  bool have_mac = false, configure = false;
+  double heartbeat_s = 20;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--configure")) {
+      configure = true;
+      continue;
+    }
+    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+      usage();
+      return 0;
+    }
+    if (!v) {
+      usage();
+      return 2;
+    }
+    if (!strcmp(a, "--url")) url = v;
+    else if (!strcmp(a, "--cert-hash")) hash = v;
+    else if (!strcmp(a, "--tap")) tapname = v;
+    else if (!strcmp(a, "--netns")) netns = v;
+    else if (!strcmp(a, "--heartbeat")) heartbeat_s = atof(v);
+    else if (!strcmp(a, "--mac")) {
+      if (parse_mac(v, mac) < 0) {
+        fprintf(stderr, "wtrelay-tap: --mac: expected a unicast MAC such as 52:54:00:12:34:57\n");
+        return 2;
+      }
+      have_mac = true;
+    } else if (!strcmp(a, "--log-level")) {
+      enum log_level l;
+      if (log_level_parse(v, &l) < 0) {
+        usage();
+        return 2;
+      }
+      log_set_level(l);
+    } else {
+      usage();
+      return 2;
+    }
+    i++;
+  }
+  if (!url || heartbeat_s < 1 || heartbeat_s > 3600) {
+    usage();
+    return 2;
+  }
+  uint8_t pin[32];
+  if (hash && tls_hash_parse_hex(hash, pin) < 0) {
+    fprintf(stderr, "wtrelay-tap: --cert-hash: expected 64 hex digits (the relay prints "
+                    "them as 'Certificate SHA-256 Hash:')\n");
+    return 2;
+  }
+  if (!have_mac) {
+    /* QEMU's prefix, random rest; fixed for the life of the process so the
+     * relay gives the same address back after a reconnect */
+    mac[0] = 0x52;
+    mac[1] = 0x54;
+    mac[2] = 0x00;
+    if (getrandom(mac + 3, 3, 0) != 3)
+      return 1;
+  }
+
+  static struct tapper t;
+  char err[256] = "";
+  int fd, rc;
+  t.netns = netns;
+  t.configure = configure;
+  if ((rc = tap_open(tapname, mac, &fd, t.ifname, err, sizeof(err))) < 0) {
+    fprintf(stderr, "wtrelay-tap: %s\n", err);
+    return 1;
+  }
+  if (netns && (rc = tap_move_netns(t.ifname, netns, err, sizeof(err))) < 0) {
+    fprintf(stderr, "wtrelay-tap: %s\n", err);
+    return 1;
+  }
+  if ((rc = tap_up(netns, t.ifname, err, sizeof(err))) < 0) {
+    fprintf(stderr, "wtrelay-tap: %s\n", err);
+    return 1;
+  }
+  if ((rc = wtc_init(&t.c, url, hash ? pin : NULL, 1, &ops, &t)) < 0) {
+    fprintf(stderr, "wtrelay-tap: cannot use %s: %s\n", url,
+            rc == -EINVAL ? "expected https://HOST[:PORT]/ROOM" : strerror(-rc));
+    return 1;
+  }
+  if ((rc = io_pktfd_open(&t.c.w.io, fd, 16, 256, TAP_FRAME_MAX, on_tap, &t, &t.dev)) < 0) {
+    fprintf(stderr, "wtrelay-tap: TAP I/O: %s\n", strerror(-rc));
+    return 1;
+  }
+  sigset_t mask;
+  sigemptyset(&mask);
+  sigaddset(&mask, SIGINT);
+  sigaddset(&mask, SIGTERM);
+  if ((rc = io_signals(&t.c.w.io, &mask, on_signal, &t)) < 0) {
+    fprintf(stderr, "wtrelay-tap: signals: %s\n", strerror(-rc));
+    return 1;
+  }
+  if ((rc = wtc_open(&t.c, &t.s)) < 0) {
+    fprintf(stderr, "wtrelay-tap: cannot start a session: %s\n", strerror(-rc));
+    return 1;
+  }
+  wtc_keep(t.s, mac, (uint64_t)(heartbeat_s * 1e9));
+  log_info("wtrelay-tap started",
+           "tap=%s netns=%s mac=%02x:%02x:%02x:%02x:%02x:%02x url=%s configure=%d", t.ifname,
+           netns ? netns : "-", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], url, configure);
+  /* A certificate that fails verification before any handshake succeeded
+   * is a configuration error: say so once and stop, rather than retry. An
+   * unreachable relay is retried with backoff (and logged). */
+  while (!t.stop) {
+    wtc_run(&t.c, 1000000000ull, stopped, &t);
+    if (t.c.quic.ctr.conns_tls_failed > 0 && t.c.quic.ctr.handshakes == 0) {
+      fprintf(stderr, "wtrelay-tap: TLS handshake with %s failed: %s\n", url,
+              hash ? "the relay's certificate does not match --cert-hash"
+                   : "the relay's certificate is not trusted (use --cert-hash for a "
+                     "self-signed relay)");
+      wtc_fini(&t.c);
+      return 1;
+    }
+    if (t.dev->dead) {
+      log_error("the TAP device went away", "tap=%s", t.ifname);
+      break;
+    }
+  }
+  wtc_close(t.s, 0, "wtrelay-tap stopping");
+  wtc_run(&t.c, 200000000ull, NULL, NULL);
+  log_info("wtrelay-tap stopped",
+           "to_relay=%llu to_relay_dropped=%llu from_relay=%llu from_relay_dropped=%llu "
+           "reconnects=%u",
+           (unsigned long long)t.to_relay, (unsigned long long)t.to_relay_dropped,
+           (unsigned long long)t.from_relay, (unsigned long long)t.from_relay_dropped,
+           t.s->reconnects);
+  wtc_fini(&t.c);
+  close(fd);
+  return t.dev && t.dev->dead ? 1 : 0;
+}
