@@ -88,7 +88,7 @@ static void on_state(void *user, struct wtc_session *s)
     }
   } else if (s->state == WTC_OPEN && s->errors) {
     log_warn("relay refused the registration", "why=\"%s\"", s->last_error);
-  } else if (s->state == WTC_FAILED && s->reconnects == 0 && s->status == 0) {
+  } else if (s->state == WTC_FAILED && s->reconnects == 0 && s->status == 0 && !t->stop) {
     log_warn("cannot reach the relay (will retry)", "why=\"%s\"",
              s->close_reason[0] ? s->close_reason : "handshake failed or timed out");
   }
@@ -237,8 +237,14 @@ int main(int argc, char **argv)
   /* A certificate that fails verification before any handshake succeeded
    * is a configuration error: say so once and stop, rather than retry. An
    * unreachable relay is retried with backoff (and logged). */
+  uint64_t t_start = clock_now_ns();
+  bool warned_slow = false;
   while (!t.stop) {
     wtc_run(&t.c, 1000000000ull, stopped, &t);
+    if (!warned_slow && t.c.quic.ctr.handshakes == 0 && clock_now_ns() - t_start > 3000000000ull) {
+      log_warn("no answer from the relay yet, still trying", "url=%s", url);
+      warned_slow = true;
+    }
     if (t.c.quic.ctr.conns_tls_failed > 0 && t.c.quic.ctr.handshakes == 0) {
       fprintf(stderr, "wtrelay-tap: TLS handshake with %s failed: %s\n", url,
               hash ? "the relay's certificate does not match --cert-hash"
