@@ -3,14 +3,19 @@
  *
  *   wtbench --url https://127.0.0.1:4433/bench --cert-hash HEX
  *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
- *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]
+ *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID] [--rooms K]
  *
  * N sessions from one process (one io_uring loop, one UDP socket), each a
  * registered bavy peer with its own MAC. Patterns:
  *   pair       session 2k and 2k+1 send to each other (unicast, learned);
  *   broadcast  session 0 sends broadcasts, every other session receives;
  *   echo       2k sends to 2k+1, which sends each frame back; latency is
- *              the round trip.
+ *              the round trip;
+ *   idle       no traffic: sessions stay registered for --duration and the
+ *              relay's RSS per session is reported (with --relay-pid).
+ * A room holds at most 245 registered sessions (its address pool): with more
+ * sessions they are spread over rooms PATH-0, PATH-1, ... (--rooms K sets
+ * the count; pairs always share a room).
  * --rate is the total offered frames/s (0 = as fast as the client's QUIC
  * connections accept them). Frames carry a sequence number and a send
  * timestamp (CLOCK_MONOTONIC, same host) after the Ethernet header, so
@@ -37,7 +42,7 @@
 #define PAYLOAD_MIN (HDR + 24)
 #define MAX_SAMPLES (1u << 21)
 
-enum pattern { P_PAIR, P_BROADCAST, P_ECHO };
+enum pattern { P_PAIR, P_BROADCAST, P_ECHO, P_IDLE };
 
 struct bench {
   struct wtc c;
@@ -139,7 +144,7 @@ static bool is_sender(const struct bench *b, uint32_t i)
     return i == 0;
   if (b->pattern == P_ECHO)
     return (i & 1) == 0;
-  return true;
+  return b->pattern == P_PAIR;
 }
 
 struct proc_stat {
@@ -193,18 +198,20 @@ static void usage(void)
 {
   fprintf(stderr, "usage: wtbench --url URL [--cert-hash HEX] [--sessions N]\n"
                   "               [--pattern pair|broadcast|echo] [--size BYTES]\n"
-                  "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n");
+                  "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n"
+                  "               [--rooms K]   (patterns: pair broadcast echo idle)\n");
 }
 
 struct want {
   struct bench *b;
   enum wtc_state st;
+  uint32_t lo, hi;
 };
 
 static bool all_in(void *arg)
 {
   struct want *w = arg;
-  for (uint32_t i = 0; i < w->b->n; i++)
+  for (uint32_t i = w->lo; i < w->hi; i++)
     if (w->b->s[i]->state != w->st)
       return false;
   return true;
@@ -213,7 +220,7 @@ static bool all_in(void *arg)
 int main(int argc, char **argv)
 {
   const char *url = NULL, *hash = NULL, *pat = "pair";
-  uint32_t sessions = 2;
+  uint32_t sessions = 2, rooms = 0;
   double rate = 0, duration = 5;
   long size = 1000;
   int relay_pid = 0;
@@ -228,14 +235,15 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--rate")) rate = atof(v);
     else if (!strcmp(a, "--duration")) duration = atof(v);
     else if (!strcmp(a, "--relay-pid")) relay_pid = atoi(v);
+    else if (!strcmp(a, "--rooms")) rooms = (uint32_t)atoi(v);
     else { usage(); return 2; }
   }
   struct bench b;
   memset(&b, 0, sizeof(b));
   b.pattern = !strcmp(pat, "pair") ? P_PAIR : !strcmp(pat, "broadcast") ? P_BROADCAST
-            : !strcmp(pat, "echo") ? P_ECHO : (enum pattern)-1;
+            : !strcmp(pat, "echo") ? P_ECHO : !strcmp(pat, "idle") ? P_IDLE : (enum pattern)-1;
   if (!url || (int)b.pattern < 0 || sessions < 2 || sessions > 10000 ||
-      (b.pattern != P_BROADCAST && sessions % 2) || size < PAYLOAD_MIN || size > 1514 ||
+      ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN || size > 1514 ||
       duration <= 0 || rate < 0) {
     usage();
     return 2;
@@ -260,29 +268,74 @@ int main(int argc, char **argv)
     fprintf(stderr, "wtbench: cannot start: %s\n", strerror(-rc));
     return 1;
   }
-  for (uint32_t i = 0; i < sessions; i++) {
-    /* locally administered, unique per process: a run never collides with
-     * sessions of an earlier run that the relay still holds */
-    uint32_t pid = (uint32_t)getpid();
-    const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16),
-                          (uint8_t)(i >> 8), (uint8_t)i};
-    memcpy(b.mac[i], m, 6);
-    if ((rc = wtc_open(&b.c, &b.s[i])) < 0) {
-      fprintf(stderr, "wtbench: open: %s\n", strerror(-rc));
+  if (!rooms)
+    rooms = (sessions + 239) / 240;
+  if (b.pattern == P_BROADCAST && rooms > 1) {
+    fprintf(stderr, "wtbench: broadcast needs one room: at most 240 sessions\n");
+    return 2;
+  }
+  uint32_t per_room = (sessions + rooms - 1) / rooms;
+  per_room += per_room & 1;
+  struct proc_stat p_idle0 = {0};
+  if (relay_pid && proc_read(relay_pid, &p_idle0) < 0) {
+    fprintf(stderr, "wtbench: cannot read /proc/%d\n", relay_pid);
+    return 1;
+  }
+  uint64_t t_open0 = clock_now_ns();
+  /* Open and register in waves, so thousands of handshakes do not all
+   * start at once and outlive the handshake timeout. */
+  const uint32_t wave = 256;
+  for (uint32_t lo = 0; lo < sessions; lo += wave) {
+    uint32_t hi = lo + wave < sessions ? lo + wave : sessions;
+    for (uint32_t i = lo; i < hi; i++) {
+      char path[600];
+      const char *base = b.c.h3.target.path;
+      if (rooms > 1)
+        snprintf(path, sizeof(path), "%s-%u", base, i / per_room);
+      /* locally administered, unique per process: a run never collides
+       * with sessions of an earlier run that the relay still holds */
+      uint32_t pid = (uint32_t)getpid();
+      const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16),
+                            (uint8_t)(i >> 8), (uint8_t)i};
+      memcpy(b.mac[i], m, 6);
+      if ((rc = wtc_open_path(&b.c, rooms > 1 ? path : NULL, &b.s[i])) < 0) {
+        fprintf(stderr, "wtbench: open: %s\n", strerror(-rc));
+        return 1;
+      }
+    }
+    struct want w = {&b, WTC_OPEN, lo, hi};
+    if (wtc_run(&b.c, 30000000000ull, all_in, &w) < 0) {
+      fprintf(stderr, "wtbench: sessions %u..%u did not open\n", lo, hi - 1);
+      return 1;
+    }
+    for (uint32_t i = lo; i < hi; i++)
+      wtc_register(b.s[i], b.mac[i]);
+    w.st = WTC_REGISTERED;
+    if (wtc_run(&b.c, 30000000000ull, all_in, &w) < 0) {
+      fprintf(stderr, "wtbench: sessions %u..%u did not register\n", lo, hi - 1);
       return 1;
     }
   }
-  struct want w = {&b, WTC_OPEN};
-  if (wtc_run(&b.c, 60000000000ull, all_in, &w) < 0) {
-    fprintf(stderr, "wtbench: sessions did not open\n");
-    return 1;
-  }
-  for (uint32_t i = 0; i < sessions; i++)
-    wtc_register(b.s[i], b.mac[i]);
-  w.st = WTC_REGISTERED;
-  if (wtc_run(&b.c, 60000000000ull, all_in, &w) < 0) {
-    fprintf(stderr, "wtbench: sessions did not register\n");
-    return 1;
+  double setup_s = (double)(clock_now_ns() - t_open0) / 1e9;
+  if (b.pattern == P_IDLE) {
+    struct proc_stat pi = {0};
+    wtc_run(&b.c, (uint64_t)(duration * 1e9), NULL, NULL);
+    if (relay_pid)
+      proc_read(relay_pid, &pi);
+    double per = (double)(pi.rss_kb - p_idle0.rss_kb) / sessions;
+    printf("wtbench pattern=idle sessions=%u rooms=%u\n", sessions, rooms);
+    printf("  open + register all   %10.2f s\n", setup_s);
+    if (relay_pid)
+      printf("  relay RSS             %10ld KiB before, %ld KiB with the sessions: %.1f KiB per "
+             "session\n", p_idle0.rss_kb, pi.rss_kb, per);
+    printf("{\"pattern\":\"idle\",\"sessions\":%u,\"rooms\":%u,\"setup_s\":%.3f,"
+           "\"relay_rss_before_kb\":%ld,\"relay_rss_kb\":%ld,\"relay_rss_per_session_kb\":%.2f}\n",
+           sessions, rooms, setup_s, p_idle0.rss_kb, pi.rss_kb, per);
+    for (uint32_t i = 0; i < sessions; i++)
+      wtc_close(b.s[i], 0, "wtbench done");
+    wtc_run(&b.c, 300000000ull, NULL, NULL);
+    wtc_fini(&b.c);
+    return 0;
   }
   /* warm-up: one frame each way so the switch learns every MAC */
   for (uint32_t i = 0; i < sessions; i++)

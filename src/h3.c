@@ -431,11 +431,13 @@ static int client_start(struct h3_conn *hc)
   struct h3_endpoint *h3 = hc->h3;
   int64_t sid;
   uint8_t section[900];
+  const char *path = h3->ops->client_path ? h3->ops->client_path(h3->app, hc->qc) : NULL;
+  if (!path)
+    path = h3->target.path;
   if (quic_conn_open_bidi(hc->qc, &sid) < 0)
     return -EAGAIN;
   int n = h3_qpack_encode_connect_request(&hc->qpack, section, sizeof(section),
-                                          h3->target.authority, h3->target.path,
-                                          h3->target.origin);
+                                          h3->target.authority, path, h3->target.origin);
   if (n < 0)
     return n;
   struct h3_req *rq = req_find(hc, sid, true);
@@ -445,7 +447,7 @@ static int client_start(struct h3_conn *hc)
   memset(s, 0, sizeof(*s));
   s->hc = hc;
   s->sid = sid;
-  split_path(s, h3->target.path);
+  split_path(s, path);
   hc->has_session = true;
   hc->session_ended = false;
   capsule_reader_init(&hc->cap, on_capsule, hc);

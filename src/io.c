@@ -249,8 +249,10 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
   int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
     return -errno;
-  setsockopt_int(fd, SOL_SOCKET, SO_REUSEADDR, 1);
-  setsockopt_int(fd, SOL_SOCKET, SO_REUSEPORT, 1);
+  /* No SO_REUSEADDR/SO_REUSEPORT: a second relay on the same port must
+   * fail with EADDRINUSE, not silently take half of the packets (and so
+   * half of every connection). Several workers will share the port through
+   * SO_REUSEPORT sockets of one process, made together at start-up. */
   setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 8 << 20);
   setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 8 << 20);
   if (sa.sa.sa_family == AF_INET6) {

@@ -266,7 +266,14 @@ static void on_session_closed(void *app, struct h3_session *hs, uint32_t code,
   }
 }
 
+static const char *client_path(void *app, struct quic_conn *qc)
+{
+  struct wtc_session *s = sess_of_quic(app, qc);
+  return s && s->path[0] ? s->path : NULL;
+}
+
 static const struct h3_app_ops wtc_h3_ops = {
+    .client_path = client_path,
     .on_session_ready = on_session_ready,
     .on_session_datagram = on_session_datagram,
     .on_session_closed = on_session_closed,
@@ -321,7 +328,8 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
   struct io_params iop;
   io_params_default(&iop);
   iop.rx_bufs = 64;
-  if ((rc = worker_init(&c->w, 0, &iop, max_sessions * 2 + 16)) < 0)
+  /* per session: quic timer, h3 close timer, retry and heartbeat timers */
+  if ((rc = worker_init(&c->w, 0, &iop, max_sessions * 4 + 16)) < 0)
     goto fail_sess;
   if ((rc = tls_global_init()) < 0)
     goto fail_worker;
@@ -373,8 +381,12 @@ void wtc_fini(struct wtc *c)
   c->sess = NULL;
 }
 
-int wtc_open(struct wtc *c, struct wtc_session **out)
+int wtc_open(struct wtc *c, struct wtc_session **out) { return wtc_open_path(c, NULL, out); }
+
+int wtc_open_path(struct wtc *c, const char *path, struct wtc_session **out)
 {
+  if (path && strlen(path) >= sizeof(((struct wtc_session *)0)->path))
+    return -ENAMETOOLONG;
   struct wtc_session *s = NULL;
   for (uint32_t i = 0; i < c->max_sess && !s; i++)
     if (c->sess[i].state == WTC_FREE)
@@ -386,6 +398,8 @@ int wtc_open(struct wtc *c, struct wtc_session **out)
   s->idx = (uint32_t)(s - c->sess);
   timer_init(&s->retry_timer, retry_fn);
   timer_init(&s->hb_timer, hb_fn);
+  if (path)
+    snprintf(s->path, sizeof(s->path), "%s", path);
   c->w.now = clock_now_ns();
   int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
                                c->has_pin ? c->pin : NULL, &s->qc);

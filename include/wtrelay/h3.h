@@ -55,6 +55,9 @@ struct h3_app_ops {
   /* Client: a connection ended before any session opened (handshake or
    * certificate failure, refused connection). */
   void (*on_conn_failed)(void *app, struct quic_conn *qc);
+  /* Client, optional: the :path (with query) to CONNECT to on this
+   * connection; NULL = the endpoint's target path. */
+  const char *(*client_path)(void *app, struct quic_conn *qc);
 };
 
 struct h3_counters {

@@ -188,7 +188,7 @@ int io_init(struct io *io, const struct io_params *p);
 void io_fini(struct io *io);
 
 /* Opens a UDP socket bound to bind_addr:port ("::" = dual-stack that also
- * accepts IPv4), with SO_REUSEPORT, UDP_GRO, PKTINFO and large buffers, and
+ * accepts IPv4), with UDP_GRO, PKTINFO and large buffers (no port sharing), and
  * arms its multishot receive. Takes ownership of nothing; *out is owned by
  * io until io_fini. Returns 0 or negative errno. */
 int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,

@@ -51,6 +51,7 @@ struct wtc_session {
   uint16_t next_chunk_id;
   struct chunk_owner chunks;
   /* kept sessions (wtc_keep): registered again after every reconnect */
+  char path[128];   /* "" = the URL's path */
   bool keep;
   uint8_t keep_mac[6];
   uint64_t heartbeat_ns, backoff_ns;
@@ -93,6 +94,8 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
 void wtc_fini(struct wtc *c);
 /* Starts one session (QUIC handshake, SETTINGS, CONNECT). */
 int wtc_open(struct wtc *c, struct wtc_session **out);
+/* The same, to another path (room) on the same relay. */
+int wtc_open_path(struct wtc *c, const char *path, struct wtc_session **out);
 int wtc_register(struct wtc_session *s, const uint8_t mac[6]);
 /* Keeps the session up: registers `mac` whenever the session opens, sends a
  * Heartbeat every heartbeat_ns while registered, and reopens it with

@@ -38,3 +38,13 @@ rc=0; for _ in $(seq 1 30); do kill -0 "$RELAY_PID" 2>/dev/null || break; sleep 
 wait "$RELAY_PID" || rc=$?
 [ "$rc" = 0 ] || fail "SIGINT exit $rc"
 pass "PEM from env: hash equals openssl's, client connects; SIGINT exit 0"
+
+# A second relay on a port in use fails clearly instead of sharing it.
+start_relay
+set +e
+out=$(timeout 5 "$RELAY" --bind 127.0.0.1 --port "$PORT" 2>&1)
+rc=$?
+set -e
+[ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' || fail "second relay on port $PORT: rc=$rc $out"
+stop_relay
+pass "a second relay on the same port exits 1: address already in use"
