@@ -37,6 +37,7 @@ _Static_assert(sizeof(void *) == 8, "user_data tagging assumes 64-bit");
 
 void io_params_default(struct io_params *p)
 {
+  p->max_udp_socks = 64;
   p->sq_entries = 512;
   p->rx_bufs = 128;
   p->rx_buf_size = 65536;
@@ -68,8 +69,17 @@ int io_init(struct io *io, const struct io_params *p)
   io->p = *p;
   io->sigfd = -1;
   io->gso_ok = true;
-  if (p->rx_bufs == 0 || (p->rx_bufs & (p->rx_bufs - 1)) || p->rx_bufs > 32768)
+  if (p->rx_bufs == 0 || (p->rx_bufs & (p->rx_bufs - 1)) || p->rx_bufs > 32768 ||
+      p->max_udp_socks == 0 || p->max_udp_socks > IO_UDP_SLOT_MASK)
     return -EINVAL;
+  io->socks = calloc(p->max_udp_socks, sizeof(*io->socks));
+  io->sock_free = calloc(p->max_udp_socks, sizeof(*io->sock_free));
+  io->rearm = calloc(p->max_udp_socks, sizeof(*io->rearm));
+  io->closing = calloc(p->max_udp_socks, sizeof(*io->closing));
+  if (!io->socks || !io->sock_free || !io->rearm || !io->closing) {
+    io_fini(io);
+    return -ENOMEM;
+  }
 
   struct io_uring_params up = {0};
   up.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
@@ -125,11 +135,20 @@ void io_fini(struct io *io)
   if (io->ring.ring_fd > 0)
     io_uring_queue_exit(&io->ring);
   io->ring.ring_fd = -1;
-  for (unsigned i = 0; i < io->nsocks; i++) {
-    close(io->socks[i]->fd);
+  for (unsigned i = 0; io->socks && i < io->nsocks; i++) {
+    if (io->socks[i] && io->socks[i]->fd >= 0)
+      close(io->socks[i]->fd);
     free(io->socks[i]);
   }
   io->nsocks = 0;
+  free(io->socks);
+  free(io->sock_free);
+  free(io->rearm);
+  free(io->closing);
+  io->socks = NULL;
+  io->sock_free = NULL;
+  io->rearm = NULL;
+  io->closing = NULL;
   for (unsigned i = 0; i < io->npktfds; i++) {
     struct io_pktfd *d = io->pktfds[i];
     free(d->rbuf);
@@ -226,7 +245,7 @@ static int udp_arm(struct io *io, struct io_udp_sock *s)
   io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = IO_BGID;
-  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_RECV, s->idx));
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT));
   s->armed = true;
   return 0;
 }
@@ -239,12 +258,25 @@ static void setsockopt_int(int fd, int level, int name, int val)
 int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
                 io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out)
 {
+  struct io_udp_opts o = {.bind_addr = bind_addr, .port = port, .bufsize = 8 << 20,
+                          .pktinfo = true, .gro = true, .pmtu_probe = true};
+  return io_udp_open_ex(io, &o, fn, ctx, out);
+}
+
+int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn, void *ctx,
+                   struct io_udp_sock **out)
+{
   union io_sockaddr sa;
   socklen_t salen;
   int rc;
-  if (io->nsocks >= IO_MAX_UDP_SOCKS)
+  uint32_t slot;
+  if (io->nsock_free)
+    slot = io->sock_free[io->nsock_free - 1];
+  else if (io->nsocks < io->p.max_udp_socks)
+    slot = io->nsocks;
+  else
     return -ENOSPC;
-  if ((rc = io_sockaddr_parse(bind_addr, port, &sa, &salen)) < 0)
+  if ((rc = io_sockaddr_parse(o->bind_addr, o->port, &sa, &salen)) < 0)
     return rc;
   int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0)
@@ -253,43 +285,89 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
    * fail with EADDRINUSE, not silently take half of the packets (and so
    * half of every connection). Several workers will share the port through
    * SO_REUSEPORT sockets of one process, made together at start-up. */
-  setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, 8 << 20);
-  setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, 8 << 20);
+  if (o->bufsize) {
+    setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, o->bufsize);
+    setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, o->bufsize);
+  }
   if (sa.sa.sa_family == AF_INET6) {
     setsockopt_int(fd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
-    setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
+    if (o->pktinfo)
+      setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1);
   }
-  setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
-  /* Path MTU: never fragment; ngtcp2 probes and sizes packets itself. */
-  setsockopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
-  if (sa.sa.sa_family == AF_INET6)
-    setsockopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+  if (o->pktinfo)
+    setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  if (o->pmtu_probe) {
+    /* Path MTU: never fragment; ngtcp2 probes and sizes packets itself. */
+    setsockopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+    if (sa.sa.sa_family == AF_INET6)
+      setsockopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
+  }
   int one = 1;
-  bool gro = setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  bool gro = o->gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   if (bind(fd, &sa.sa, salen) < 0) {
     rc = -errno;
     close(fd);
     return rc;
   }
-  struct io_udp_sock *s = calloc(1, sizeof(*s));
-  if (!s) {
+  struct io_udp_sock *s = io->socks[slot];
+  uint16_t gen = s ? (uint16_t)(s->gen + 1) : 0;
+  if (!s && !(s = calloc(1, sizeof(*s)))) {
     close(fd);
     return -ENOMEM;
   }
+  memset(s, 0, sizeof(*s));
   s->fd = fd;
   s->family = sa.sa.sa_family;
-  s->idx = io->nsocks;
+  s->idx = slot;
+  s->gen = gen & (0xffffffffu >> IO_UDP_GEN_SHIFT);
   s->gro = gro;
   s->fn = fn;
   s->ctx = ctx;
   s->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
   s->rmsg.msg_controllen = IO_CTL_LEN;
-  io->socks[io->nsocks++] = s;
+  io->socks[slot] = s;
+  if (slot == io->nsocks)
+    io->nsocks++;
+  else
+    io->nsock_free--;
+  io->open_socks++;
   s->port = io_udp_port(s);
-  if ((rc = udp_arm(io, s)) < 0)
+  if ((rc = udp_arm(io, s)) < 0) {
+    io_udp_close(io, s);
     return rc;
+  }
   *out = s;
   return 0;
+}
+
+void io_udp_close(struct io *io, struct io_udp_sock *s)
+{
+  if (s->closing)
+    return;
+  s->closing = true;
+  struct io_uring_sqe *sqe = get_sqe(io);
+  if (sqe) {
+    io_uring_prep_cancel64(
+        sqe, IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT), 0);
+    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NOP, 0));
+  }
+  io->closing[io->nclosing++] = s;
+}
+
+/* After a dispatch: sockets closed during the last turn had their sends
+ * and the cancel submitted; close their fds and free their slots. */
+static void close_pending(struct io *io)
+{
+  for (uint32_t i = 0; i < io->nclosing; i++) {
+    struct io_udp_sock *s = io->closing[i];
+    close(s->fd);
+    s->fd = -1;
+    s->gen = (uint16_t)((s->gen + 1) & (0xffffffffu >> IO_UDP_GEN_SHIFT));
+    s->fn = NULL;
+    io->sock_free[io->nsock_free++] = s->idx;
+    io->open_socks--;
+  }
+  io->nclosing = 0;
 }
 
 uint16_t io_udp_port(const struct io_udp_sock *s)
@@ -616,10 +694,25 @@ int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
 
 /* ---- receive path ---- */
 
+static void rx_buf_drop(struct io *io, struct io_uring_cqe *cqe)
+{
+  if (!(cqe->flags & IORING_CQE_F_BUFFER))
+    return;
+  unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
+  io_uring_buf_ring_add(io->br, io->rxmem + (size_t)bid * io->p.rx_buf_size,
+                        io->p.rx_buf_size, (unsigned short)bid, io->rx_mask, 0);
+  io_uring_buf_ring_advance(io->br, 1);
+}
+
 static void udp_recv(struct io *io, struct io_udp_sock *s, struct io_uring_cqe *cqe)
 {
-  if (!(cqe->flags & IORING_CQE_F_MORE))
+  if (!(cqe->flags & IORING_CQE_F_MORE)) {
     s->armed = false;
+    if (!s->in_rearm && !s->closing) {
+      s->in_rearm = true;
+      io->rearm[io->nrearm++] = s->idx;
+    }
+  }
   if (cqe->res < 0) {
     if (cqe->res == -ENOBUFS)
       io->ctr.rx_enobufs++;
@@ -730,10 +823,15 @@ unsigned io_dispatch(struct io *io)
     uint64_t ud = io_uring_cqe_get_data64(cqe);
     uint32_t idx = IO_UD_IDX(ud);
     switch (IO_UD_OP(ud)) {
-    case IO_OP_UDP_RECV:
-      if (idx < io->nsocks)
-        udp_recv(io, io->socks[idx], cqe);
+    case IO_OP_UDP_RECV: {
+      uint32_t slot = idx & IO_UDP_SLOT_MASK;
+      struct io_udp_sock *s = slot < io->nsocks ? io->socks[slot] : NULL;
+      if (s && s->gen == idx >> IO_UDP_GEN_SHIFT && !s->closing && s->fd >= 0)
+        udp_recv(io, s, cqe);
+      else
+        rx_buf_drop(io, cqe); /* a socket closed meanwhile: give its buffer back */
       break;
+    }
     case IO_OP_UDP_SEND:
       udp_sent(io, idx, cqe);
       break;
@@ -756,11 +854,15 @@ unsigned io_dispatch(struct io *io)
     n++;
   }
   io_uring_cq_advance(&io->ring, n);
-  for (unsigned i = 0; i < io->nsocks; i++) {
-    if (!io->socks[i]->armed) {
+  for (uint32_t i = 0; i < io->nrearm; i++) {
+    struct io_udp_sock *s = io->socks[io->rearm[i]];
+    s->in_rearm = false;
+    if (!s->armed && !s->closing && s->fd >= 0) {
       io->ctr.rx_rearms++;
-      udp_arm(io, io->socks[i]);
+      udp_arm(io, s);
     }
   }
+  io->nrearm = 0;
+  close_pending(io);
   return n;
 }

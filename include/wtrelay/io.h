@@ -49,7 +49,8 @@ enum io_op {
 #define IO_UD_OP(ud) ((enum io_op)((ud) >> 48))
 #define IO_UD_IDX(ud) ((uint32_t)((ud) & 0xffffffffull))
 
-#define IO_MAX_UDP_SOCKS 64
+#define IO_UDP_GEN_SHIFT 20 /* user_data index = slot | generation << 20 */
+#define IO_UDP_SLOT_MASK ((1u << IO_UDP_GEN_SHIFT) - 1)
 #define IO_MAX_PKTFDS 8
 #define IO_PKTFD_SLOTS_MAX 256
 #define IO_GSO_MAX_SEGS 64
@@ -81,9 +82,12 @@ struct io_udp_sock {
   int fd;
   int family; /* AF_INET or AF_INET6 (dual-stack) */
   uint16_t port; /* bound port, host order */
-  uint32_t idx;
+  uint32_t idx;  /* slot */
+  uint16_t gen;  /* bumped when the slot is reused: stale completions are ignored */
   bool armed;
   bool gro;
+  bool closing;
+  bool in_rearm;
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   void *ctx;
@@ -115,7 +119,18 @@ struct io_pktfd {
   struct io_pktfd_counters ctr;
 };
 
+/* What io_udp_open_ex sets up. */
+struct io_udp_opts {
+  const char *bind_addr; /* "::" dual-stack, "0.0.0.0", ... */
+  uint16_t port;         /* 0 = ephemeral */
+  int bufsize;           /* SO_RCVBUF/SO_SNDBUF, 0 = the kernel's default */
+  bool pktinfo;          /* report the local address of each datagram */
+  bool gro;              /* UDP_GRO */
+  bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
+};
+
 struct io_params {
+  unsigned max_udp_socks; /* 64 */
   unsigned sq_entries;    /* 512 */
   unsigned rx_bufs;       /* power of two, 128 */
   unsigned rx_buf_size;   /* 65536 */
@@ -166,9 +181,16 @@ struct io {
   size_t br_size;
   uint8_t *rxmem;
   unsigned rx_mask;
-  /* sockets */
-  struct io_udp_sock *socks[IO_MAX_UDP_SOCKS];
-  unsigned nsocks;
+  /* sockets: a slot table with a free stack; re-arm and close lists */
+  struct io_udp_sock **socks;
+  uint32_t nsocks;     /* slots ever used (high-water mark) */
+  uint32_t *sock_free;
+  uint32_t nsock_free;
+  uint32_t *rearm;
+  uint32_t nrearm;
+  struct io_udp_sock **closing;
+  uint32_t nclosing;
+  uint32_t open_socks;
   struct io_pktfd *pktfds[IO_MAX_PKTFDS];
   unsigned npktfds;
   /* tx arenas; cur is being filled */
@@ -193,6 +215,13 @@ void io_fini(struct io *io);
  * io until io_fini. Returns 0 or negative errno. */
 int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
                 io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
+/* The same with explicit options (NAT sockets: ephemeral port, default
+ * buffers, no PKTINFO). */
+int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn, void *ctx,
+                   struct io_udp_sock **out);
+/* Stops receiving and closes the socket once this loop turn's sends are
+ * submitted; s must not be used afterwards. */
+void io_udp_close(struct io *io, struct io_udp_sock *s);
 /* The locally bound port of s (useful with port 0). */
 uint16_t io_udp_port(const struct io_udp_sock *s);
 

@@ -1,0 +1,128 @@
+/*
+ * net: Ethernet, ARP, IPv4, ICMP and UDP on the wire: parsers, builders and
+ * Internet checksums (RFC 1071, incremental RFC 1624). No I/O, no state.
+ *
+ * Parsers read peer bytes through struct cursor and return borrowed
+ * pointers into the frame; a parse either fully validates its header
+ * (lengths, version, header checksum for IPv4, UDP checksum when present)
+ * or fails with a negative errno, and never reads outside [p, p+len).
+ * Builders write a complete frame (Ethernet header on) into a caller's
+ * buffer with correct lengths and checksums and return its length or
+ * -ENOSPC. Addresses are host byte order in every struct.
+ */
+#ifndef WTRELAY_NET_H
+#define WTRELAY_NET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ETH_HDR 14
+#define ETH_TYPE_IPV4 0x0800
+#define ETH_TYPE_ARP 0x0806
+#define IPV4_HDR 20
+#define UDP_HDR 8
+#define ICMP_HDR 8
+#define IP_PROTO_ICMP 1
+#define IP_PROTO_TCP 6
+#define IP_PROTO_UDP 17
+
+#define ICMP_ECHO_REPLY 0
+#define ICMP_UNREACH 3
+#define ICMP_ECHO 8
+#define ICMP_TIME_EXCEEDED 11
+#define ICMP_UNREACH_NET 0
+#define ICMP_UNREACH_HOST 1
+#define ICMP_UNREACH_PORT 3
+#define ICMP_UNREACH_NEEDFRAG 4
+#define ICMP_UNREACH_ADMIN 13
+
+struct net_eth {
+  const uint8_t *dst, *src;
+  uint16_t type;
+  const uint8_t *payload;
+  size_t len;
+};
+
+struct net_arp {
+  uint16_t op; /* 1 request, 2 reply */
+  uint8_t sha[6], tha[6];
+  uint32_t spa, tpa;
+};
+
+struct net_ipv4 {
+  uint8_t ihl;       /* header bytes */
+  uint8_t tos, ttl, proto;
+  uint16_t total_len, id, frag; /* frag: flags + offset as on the wire */
+  uint32_t src, dst;
+  const uint8_t *hdr;
+  const uint8_t *payload;
+  size_t len;        /* payload bytes (total_len - ihl) */
+};
+
+struct net_udp {
+  uint16_t sport, dport;
+  const uint8_t *payload;
+  size_t len;
+};
+
+struct net_icmp {
+  uint8_t type, code;
+  uint16_t id, seq;  /* echo only */
+  const uint8_t *data; /* after the 8-byte header */
+  size_t len;
+};
+
+int net_eth_parse(const uint8_t *p, size_t len, struct net_eth *e);
+/* Ethernet/IPv4 ARP only (htype 1, ptype 0x0800, 6/4). */
+int net_arp_parse(const uint8_t *p, size_t len, struct net_arp *a);
+/* Version 4, ihl >= 5, total length within len (trailing padding allowed),
+ * valid header checksum. Fragments parse; the caller decides. */
+int net_ipv4_parse(const uint8_t *p, size_t len, struct net_ipv4 *ip);
+/* UDP over ip: length field within the IP payload; the checksum is
+ * verified unless it is 0. */
+int net_udp_parse(const struct net_ipv4 *ip, struct net_udp *u);
+/* ICMP over ip, checksum verified. */
+int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m);
+
+static inline bool net_ip_is_fragment(const struct net_ipv4 *ip)
+{
+  return (ip->frag & 0x3fff) != 0; /* MF or an offset */
+}
+
+/* ---- checksums ---- */
+uint32_t net_csum_add(uint32_t sum, const void *p, size_t len);
+uint16_t net_csum_fold(uint32_t sum);
+/* Pseudo-header sum for UDP/TCP over IPv4. */
+uint32_t net_csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len);
+/* RFC 1624: the checksum after a 16-bit field changed from old to new. */
+uint16_t net_csum_update16(uint16_t csum, uint16_t old, uint16_t new_);
+/* The same for a 32-bit field (an address). */
+uint16_t net_csum_update32(uint16_t csum, uint32_t old, uint32_t new_);
+
+/* ---- builders (frame = Ethernet header on) ---- */
+struct net_l2 {
+  const uint8_t *dst_mac, *src_mac;
+};
+
+int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op,
+                  const uint8_t sha[6], uint32_t spa, const uint8_t tha[6], uint32_t tpa);
+/* IPv4 header (ttl 64, DF unless df == false, id) + UDP + payload. */
+int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                  uint32_t dst, uint16_t sport, uint16_t dport, const uint8_t *payload,
+                  size_t len, uint16_t id);
+/* IPv4 + ICMP: type, code, the 4 "rest of header" bytes (id/seq for echo,
+ * unused/MTU for errors) and data. */
+int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                   uint32_t dst, uint8_t type, uint8_t code, const uint8_t rest[4],
+                   const uint8_t *data, size_t len, uint16_t id);
+/* An ICMP error (type/code) about the datagram `orig` (its IPv4 header and
+ * the first 8 bytes of its payload, RFC 792), from src to orig's source. */
+int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                         uint8_t type, uint8_t code, uint16_t mtu,
+                         const struct net_ipv4 *orig, uint16_t id);
+
+/* "a.b.c.d" of a host-order address into buf (16 bytes). */
+const char *net_ip_str(uint32_t ip, char buf[16]);
+
+#endif

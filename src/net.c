@@ -1,0 +1,278 @@
+/*
+ * net: packet parsers, builders and checksums. See include/wtrelay/net.h.
+ */
+#include "wtrelay/net.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "wtrelay/cursor.h"
+
+static void put16(uint8_t *p, uint16_t v)
+{
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+static void put32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
+
+/* ---- checksums ---- */
+
+uint32_t net_csum_add(uint32_t sum, const void *p, size_t len)
+{
+  const uint8_t *b = p;
+  uint64_t s = sum;
+  while (len >= 2) {
+    s += (uint32_t)b[0] << 8 | b[1];
+    b += 2;
+    len -= 2;
+  }
+  if (len)
+    s += (uint32_t)b[0] << 8;
+  while (s >> 32)
+    s = (s & 0xffffffffu) + (s >> 32);
+  return (uint32_t)s;
+}
+
+uint16_t net_csum_fold(uint32_t sum)
+{
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t)~sum;
+}
+
+uint32_t net_csum_pseudo(uint32_t src, uint32_t dst, uint8_t proto, uint16_t len)
+{
+  uint64_t s = (src >> 16) + (src & 0xffff) + (dst >> 16) + (dst & 0xffff) + proto + len;
+  while (s >> 32)
+    s = (s & 0xffffffffu) + (s >> 32);
+  return (uint32_t)s;
+}
+
+uint16_t net_csum_update16(uint16_t csum, uint16_t old, uint16_t new_)
+{
+  /* HC' = ~(~HC + ~m + m') */
+  uint32_t s = (uint16_t)~csum + (uint16_t)~old + (uint32_t)new_;
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
+  return (uint16_t)~s;
+}
+
+uint16_t net_csum_update32(uint16_t csum, uint32_t old, uint32_t new_)
+{
+  csum = net_csum_update16(csum, (uint16_t)(old >> 16), (uint16_t)(new_ >> 16));
+  return net_csum_update16(csum, (uint16_t)old, (uint16_t)new_);
+}
+
+/* ---- parsers ---- */
+
+int net_eth_parse(const uint8_t *p, size_t len, struct net_eth *e)
+{
+  struct cursor c;
+  cursor_init(&c, p, len);
+  if (cursor_bytes(&c, 6, &e->dst) < 0 || cursor_bytes(&c, 6, &e->src) < 0 ||
+      cursor_u16be(&c, &e->type) < 0)
+    return -EINVAL;
+  e->payload = c.p + c.off;
+  e->len = cursor_left(&c);
+  return 0;
+}
+
+int net_arp_parse(const uint8_t *p, size_t len, struct net_arp *a)
+{
+  struct cursor c;
+  uint16_t htype, ptype;
+  uint8_t hlen, plen;
+  const uint8_t *sha, *tha;
+  cursor_init(&c, p, len);
+  if (cursor_u16be(&c, &htype) < 0 || cursor_u16be(&c, &ptype) < 0 || cursor_u8(&c, &hlen) < 0 ||
+      cursor_u8(&c, &plen) < 0 || cursor_u16be(&c, &a->op) < 0 ||
+      cursor_bytes(&c, 6, &sha) < 0 || cursor_u32be(&c, &a->spa) < 0 ||
+      cursor_bytes(&c, 6, &tha) < 0 || cursor_u32be(&c, &a->tpa) < 0)
+    return -EINVAL;
+  if (htype != 1 || ptype != ETH_TYPE_IPV4 || hlen != 6 || plen != 4)
+    return -EINVAL;
+  memcpy(a->sha, sha, 6);
+  memcpy(a->tha, tha, 6);
+  return 0;
+}
+
+int net_ipv4_parse(const uint8_t *p, size_t len, struct net_ipv4 *ip)
+{
+  struct cursor c;
+  uint8_t vihl;
+  uint16_t csum;
+  cursor_init(&c, p, len);
+  if (cursor_u8(&c, &vihl) < 0 || (vihl >> 4) != 4 || (vihl & 15) < 5)
+    return -EINVAL;
+  ip->ihl = (uint8_t)((vihl & 15) * 4);
+  if (len < ip->ihl)
+    return -EINVAL;
+  if (cursor_u8(&c, &ip->tos) < 0 || cursor_u16be(&c, &ip->total_len) < 0 ||
+      cursor_u16be(&c, &ip->id) < 0 || cursor_u16be(&c, &ip->frag) < 0 ||
+      cursor_u8(&c, &ip->ttl) < 0 || cursor_u8(&c, &ip->proto) < 0 ||
+      cursor_u16be(&c, &csum) < 0 || cursor_u32be(&c, &ip->src) < 0 ||
+      cursor_u32be(&c, &ip->dst) < 0)
+    return -EINVAL;
+  if (ip->total_len < ip->ihl || ip->total_len > len)
+    return -EINVAL;
+  if (net_csum_fold(net_csum_add(0, p, ip->ihl)) != 0)
+    return -EBADMSG;
+  ip->hdr = p;
+  ip->payload = p + ip->ihl;
+  ip->len = (size_t)ip->total_len - ip->ihl;
+  return 0;
+}
+
+int net_udp_parse(const struct net_ipv4 *ip, struct net_udp *u)
+{
+  struct cursor c;
+  uint16_t ulen, csum;
+  if (ip->proto != IP_PROTO_UDP || net_ip_is_fragment(ip))
+    return -EINVAL;
+  cursor_init(&c, ip->payload, ip->len);
+  if (cursor_u16be(&c, &u->sport) < 0 || cursor_u16be(&c, &u->dport) < 0 ||
+      cursor_u16be(&c, &ulen) < 0 || cursor_u16be(&c, &csum) < 0)
+    return -EINVAL;
+  if (ulen < UDP_HDR || ulen > ip->len)
+    return -EINVAL;
+  if (csum) {
+    uint32_t s = net_csum_pseudo(ip->src, ip->dst, IP_PROTO_UDP, ulen);
+    if (net_csum_fold(net_csum_add(s, ip->payload, ulen)) != 0)
+      return -EBADMSG;
+  }
+  u->payload = ip->payload + UDP_HDR;
+  u->len = (size_t)ulen - UDP_HDR;
+  return 0;
+}
+
+int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m)
+{
+  struct cursor c;
+  uint16_t csum;
+  if (ip->proto != IP_PROTO_ICMP || net_ip_is_fragment(ip))
+    return -EINVAL;
+  cursor_init(&c, ip->payload, ip->len);
+  if (cursor_u8(&c, &m->type) < 0 || cursor_u8(&c, &m->code) < 0 ||
+      cursor_u16be(&c, &csum) < 0 || cursor_u16be(&c, &m->id) < 0 ||
+      cursor_u16be(&c, &m->seq) < 0)
+    return -EINVAL;
+  if (net_csum_fold(net_csum_add(0, ip->payload, ip->len)) != 0)
+    return -EBADMSG;
+  m->data = ip->payload + ICMP_HDR;
+  m->len = ip->len - ICMP_HDR;
+  return 0;
+}
+
+/* ---- builders ---- */
+
+static uint8_t *eth_hdr(uint8_t *buf, const struct net_l2 *l2, uint16_t type)
+{
+  memcpy(buf, l2->dst_mac, 6);
+  memcpy(buf + 6, l2->src_mac, 6);
+  put16(buf + 12, type);
+  return buf + ETH_HDR;
+}
+
+static void ipv4_hdr(uint8_t *h, uint32_t src, uint32_t dst, uint8_t proto, uint16_t total,
+                     uint16_t id, bool df)
+{
+  h[0] = 0x45;
+  h[1] = 0;
+  put16(h + 2, total);
+  put16(h + 4, id);
+  put16(h + 6, df ? 0x4000 : 0);
+  h[8] = 64;
+  h[9] = proto;
+  put16(h + 10, 0);
+  put32(h + 12, src);
+  put32(h + 16, dst);
+  put16(h + 10, net_csum_fold(net_csum_add(0, h, IPV4_HDR)));
+}
+
+int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op,
+                  const uint8_t sha[6], uint32_t spa, const uint8_t tha[6], uint32_t tpa)
+{
+  const size_t len = ETH_HDR + 28;
+  if (cap < len)
+    return -ENOSPC;
+  uint8_t *a = eth_hdr(buf, l2, ETH_TYPE_ARP);
+  put16(a, 1);
+  put16(a + 2, ETH_TYPE_IPV4);
+  a[4] = 6;
+  a[5] = 4;
+  put16(a + 6, op);
+  memcpy(a + 8, sha, 6);
+  put32(a + 14, spa);
+  memcpy(a + 18, tha, 6);
+  put32(a + 24, tpa);
+  return (int)len;
+}
+
+int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                  uint32_t dst, uint16_t sport, uint16_t dport, const uint8_t *payload,
+                  size_t len, uint16_t id)
+{
+  size_t total = IPV4_HDR + UDP_HDR + len;
+  if (total > 65535 || cap < ETH_HDR + total)
+    return -ENOSPC;
+  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  ipv4_hdr(ip, src, dst, IP_PROTO_UDP, (uint16_t)total, id, true);
+  uint8_t *u = ip + IPV4_HDR;
+  put16(u, sport);
+  put16(u + 2, dport);
+  put16(u + 4, (uint16_t)(UDP_HDR + len));
+  put16(u + 6, 0);
+  if (len)
+    memmove(u + UDP_HDR, payload, len);
+  uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_UDP, (uint16_t)(UDP_HDR + len));
+  uint16_t c = net_csum_fold(net_csum_add(s, u, UDP_HDR + len));
+  put16(u + 6, c ? c : 0xffff);
+  return (int)(ETH_HDR + total);
+}
+
+int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                   uint32_t dst, uint8_t type, uint8_t code, const uint8_t rest[4],
+                   const uint8_t *data, size_t len, uint16_t id)
+{
+  size_t total = IPV4_HDR + ICMP_HDR + len;
+  if (total > 65535 || cap < ETH_HDR + total)
+    return -ENOSPC;
+  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  ipv4_hdr(ip, src, dst, IP_PROTO_ICMP, (uint16_t)total, id, false);
+  uint8_t *m = ip + IPV4_HDR;
+  m[0] = type;
+  m[1] = code;
+  put16(m + 2, 0);
+  memcpy(m + 4, rest, 4);
+  if (len)
+    memmove(m + ICMP_HDR, data, len);
+  put16(m + 2, net_csum_fold(net_csum_add(0, m, ICMP_HDR + len)));
+  return (int)(ETH_HDR + total);
+}
+
+int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                         uint8_t type, uint8_t code, uint16_t mtu,
+                         const struct net_ipv4 *orig, uint16_t id)
+{
+  uint8_t quote[60 + 8];
+  size_t qlen = orig->ihl + (orig->len < 8 ? orig->len : 8);
+  if (qlen > sizeof(quote))
+    return -EINVAL;
+  memcpy(quote, orig->hdr, qlen);
+  uint8_t rest[4] = {0, 0, (uint8_t)(mtu >> 8), (uint8_t)mtu};
+  return net_build_icmp(buf, cap, l2, src, orig->src, type, code, rest, quote, qlen, id);
+}
+
+const char *net_ip_str(uint32_t ip, char buf[16])
+{
+  snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);
+  return buf;
+}
