@@ -13,8 +13,8 @@ PKGS=(
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools
   openssl gnutls-bin iproute2 procps python3
-  # netns tier: ping between the VM namespaces
-  iputils-ping
+  # netns tier: ping between the VM namespaces, a DHCP client (udhcpc)
+  iputils-ping busybox
   # browser tier
   chromium firefox-esr
 )

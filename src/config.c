@@ -7,6 +7,8 @@
  */
 #include "wtrelay/config.h"
 
+#include "wtrelay/policy.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -14,7 +16,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum opt_kind { OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL, OPT_MAC, OPT_FLAG };
+enum opt_kind {
+  OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL, OPT_MAC, OPT_FLAG,
+  OPT_SUBNET, OPT_IPV4, OPT_UPSTREAM, OPT_EGRESS_ALLOW, OPT_EGRESS_DENY,
+};
 
 struct opt {
   const char *flag;
@@ -64,6 +69,25 @@ static const struct opt opts[] = {
      "chunked frames being reassembled per session (default 4)"},
     {"allow-any-src-mac", 0, NULL, OPT_FLAG, 0, 0, OFF(allow_any_src_mac),
      "let a session send frames from MACs other than its registered one (default off)"},
+    {"subnet", 0, NULL, OPT_SUBNET, 0, 0, OFF(subnet),
+     "the virtual LAN's IPv4 subnet, /16 to /28; gateway .2, DNS .3, pool .10 up "
+     "(default 10.0.2.0/24)"},
+    {"dns", 0, NULL, OPT_IPV4, 0, 0, OFF(dns),
+     "DNS server announced in Assigned and DHCP (default: the forwarder at .3; "
+     "8.8.8.8 = the seed's behaviour)"},
+    {"dns-upstream", 0, NULL, OPT_UPSTREAM, 0, 0, OFF(dns_upstream),
+     "resolver the forwarder asks, ADDR or ADDR:PORT, repeatable (default: /etc/resolv.conf)"},
+    {"egress-allow", 0, NULL, OPT_EGRESS_ALLOW, 0, 0, OFF(egress),
+     "let the NAT reach this CIDR, repeatable (most specific rule wins)"},
+    {"egress-deny", 0, NULL, OPT_EGRESS_DENY, 0, 0, OFF(egress),
+     "never let the NAT reach this CIDR, repeatable"},
+    {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu), "interface MTU announced by DHCP (default 1500)"},
+    {"max-udp-flows", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows),
+     "UDP NAT mappings in all (default 4096)"},
+    {"max-udp-flows-per-vm", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows_per_vm),
+     "UDP NAT mappings per VM (default 256)"},
+    {"udp-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(udp_timeout_s),
+     "seconds an idle UDP NAT mapping lives (default 60)"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -87,6 +111,12 @@ void config_defaults(struct config *c)
   c->max_macs_per_room = 1024;
   c->max_reassembly = 4;
   c->allow_any_src_mac = false;
+  c->subnet = 0x0a000200;
+  c->prefix = 24;
+  c->mtu = 1500;
+  c->max_udp_flows = 4096;
+  c->max_udp_flows_per_vm = 256;
+  c->udp_timeout_s = 60;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -169,6 +199,62 @@ static int apply(struct config *c, const struct opt *o, const char *val,
                   origin, val);
     for (int i = 0; i < 6; i++)
       ((uint8_t *)field)[i] = (uint8_t)v[i];
+    return 0;
+  }
+  case OPT_SUBNET: {
+    uint32_t net;
+    uint8_t len;
+    if (policy_parse_cidr(val, &net, &len) < 0 || len < 16 || len > 28)
+      return fail(err, errlen, "%s: expected an IPv4 network from /16 to /28 such as 10.0.2.0/24, "
+                  "got '%s'", origin, val);
+    c->subnet = net;
+    c->prefix = len;
+    return 0;
+  }
+  case OPT_IPV4: {
+    uint32_t ip;
+    uint8_t len;
+    if (policy_parse_cidr(val, &ip, &len) < 0 || len != 32 || strchr(val, '/'))
+      return fail(err, errlen, "%s: expected an IPv4 address, got '%s'", origin, val);
+    memcpy(field, &ip, sizeof(ip));
+    return 0;
+  }
+  case OPT_UPSTREAM: {
+    char host[64];
+    unsigned long port = 53;
+    const char *colon = strrchr(val, ':');
+    size_t hl = colon && !strchr(colon + 1, ']') && strchr(val, ':') == colon
+                    ? (size_t)(colon - val) : strlen(val);
+    if (hl == 0 || hl >= sizeof(host) || c->ndns_upstream >= CONFIG_LIST_MAX)
+      return fail(err, errlen, "%s: expected ADDR or ADDR:PORT (at most %d), got '%s'", origin,
+                  CONFIG_LIST_MAX, val);
+    memcpy(host, val, hl);
+    host[hl] = '\0';
+    if (hl < strlen(val)) {
+      char *end;
+      port = strtoul(val + hl + 1, &end, 10);
+      if (*end || port == 0 || port > 65535)
+        return fail(err, errlen, "%s: bad port in '%s'", origin, val);
+    }
+    struct in_addr a4;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET, host, &a4) != 1 && inet_pton(AF_INET6, host, &a6) != 1)
+      return fail(err, errlen, "%s: expected an IP address, got '%s'", origin, host);
+    memcpy(c->dns_upstream[c->ndns_upstream], host, hl + 1);
+    c->dns_upstream_port[c->ndns_upstream++] = (uint16_t)port;
+    return 0;
+  }
+  case OPT_EGRESS_ALLOW:
+  case OPT_EGRESS_DENY: {
+    uint32_t net;
+    uint8_t len;
+    if (policy_parse_cidr(val, &net, &len) < 0 || strlen(val) >= sizeof(c->egress[0].cidr))
+      return fail(err, errlen, "%s: expected a CIDR such as 198.18.0.0/15 (no host bits), got '%s'",
+                  origin, val);
+    if (c->negress >= CONFIG_EGRESS_MAX)
+      return fail(err, errlen, "%s: at most %d egress rules", origin, CONFIG_EGRESS_MAX);
+    snprintf(c->egress[c->negress].cidr, sizeof(c->egress[0].cidr), "%s", val);
+    c->egress[c->negress++].allow = o->kind == OPT_EGRESS_ALLOW;
     return 0;
   }
   case OPT_FLAG:

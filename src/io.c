@@ -278,7 +278,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
     return -ENOSPC;
   if ((rc = io_sockaddr_parse(o->bind_addr, o->port, &sa, &salen)) < 0)
     return rc;
-  int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, o->proto);
   if (fd < 0)
     return -errno;
   /* No SO_REUSEADDR/SO_REUSEPORT: a second relay on the same port must
@@ -303,7 +303,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
       setsockopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
   }
   int one = 1;
-  bool gro = o->gro && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
+  bool gro = o->gro && !o->proto && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   if (bind(fd, &sa.sa, salen) < 0) {
     rc = -errno;
     close(fd);
@@ -321,6 +321,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   s->idx = slot;
   s->gen = gen & (0xffffffffu >> IO_UDP_GEN_SHIFT);
   s->gro = gro;
+  s->no_gso = o->proto != 0;
   s->fn = fn;
   s->ctx = ctx;
   s->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
@@ -618,7 +619,7 @@ unsigned io_flush(struct io *io)
   for (uint32_t i = 0; i < a->npkts;) {
     const struct io_txpkt *first = &a->pkts[i];
     uint32_t seg = first->len, total = first->len, n = 1;
-    while (io->gso_ok && i + n < a->npkts && n < IO_GSO_MAX_SEGS) {
+    while (io->gso_ok && !first->sock->no_gso && i + n < a->npkts && n < IO_GSO_MAX_SEGS) {
       const struct io_txpkt *q = &a->pkts[i + n];
       if (!same_flow(first, q) || q->len > seg || total + q->len > IO_GSO_MAX_BYTES)
         break;

@@ -50,8 +50,9 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     relay_fini(r);
     return -ENOMEM;
   }
+  uint32_t mask = cfg->prefix ? ~0u << (32 - cfg->prefix) : 0;
   struct switch_params sp = {
-      .max_ports = cfg->max_sessions,
+      .max_ports = cfg->max_sessions + cfg->max_rooms, /* sessions + a gateway per room */
       .max_domains = cfg->max_rooms,
       .max_macs = min_u32(min_u32((uint64_t)cfg->max_sessions * cfg->max_macs_per_port,
                                   (uint64_t)cfg->max_rooms * cfg->max_macs_per_room),
@@ -59,8 +60,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
       .max_macs_per_domain = cfg->max_macs_per_room,
       .max_macs_per_port = cfg->max_macs_per_port,
       .aging_ns = (uint64_t)cfg->mac_aging_s * NS,
-      .subnet = 0x0a000200,
-      .netmask = 0xffffff00,
+      .subnet = cfg->subnet,
+      .netmask = mask,
   };
   memcpy(sp.router_mac, cfg->gateway_mac, 6);
   struct chunk_params cpar = {
@@ -78,9 +79,12 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   }
   for (uint32_t i = 0; i < r->max_peers; i++)
     r->peers[i].id = i;
-  memcpy(r->gateway, (uint8_t[]){10, 0, 2, 2}, 4);
-  memcpy(r->netmask, (uint8_t[]){255, 255, 255, 0}, 4);
-  memcpy(r->dns, (uint8_t[]){8, 8, 8, 8}, 4);
+  ip_bytes(cfg->subnet + 2, r->gateway);
+  ip_bytes(mask, r->netmask);
+  ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
+  /* .10 up to the last address before the broadcast, from the top down */
+  r->pool_first = cfg->subnet + 10;
+  r->pool_last = (cfg->subnet | ~mask) - 1;
   log_ratelimit_init(&r->rl, NS, 10);
   timer_init(&r->sweep, sweep);
   timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
@@ -122,10 +126,15 @@ static int room_get(struct relay *r, const char *name, uint32_t *out)
     return -ENOSPC;
   struct relay_room *room = &r->rooms[free_slot];
   memset(room, 0, sizeof(*room));
-  /* 10.0.2.10 .. 10.0.2.254, handed out from the top like the seed. */
-  int rc = ippool_init(&room->pool, 0x0a00020a, 0x0a0002fe);
+  /* 10.0.2.10 .. 10.0.2.254 by default, handed out from the top like the
+   * seed. */
+  int rc = ippool_init(&room->pool, r->pool_first, r->pool_last);
   if (rc < 0)
     return rc;
+  if (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0) {
+    ippool_fini(&room->pool);
+    return rc;
+  }
   room->used = true;
   snprintf(room->name, sizeof(room->name), "%s", name);
   *out = free_slot;
@@ -136,6 +145,8 @@ static void room_put(struct relay *r, uint32_t idx)
 {
   struct relay_room *room = &r->rooms[idx];
   if (--room->npeers == 0) {
+    if (r->gw)
+      gateway_room_detach(r->gw, idx);
     ippool_fini(&room->pool);
     room->used = false;
   }
@@ -511,6 +522,46 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code,
   room_put(r, p->room);
   r->npeers--;
 }
+
+void relay_set_gateway(struct relay *r, struct gateway *gw)
+{
+  r->gw = gw;
+  for (uint32_t i = 0; i < r->max_rooms; i++)
+    if (r->rooms[i].used)
+      gateway_room_attach(gw, i);
+}
+
+/* DHCP: a MAC of a live session in the room gets that session's address;
+ * any other MAC (behind --allow-any-src-mac) a lease from the room's pool. */
+static int addr_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
+{
+  struct relay *r = ctx;
+  if (room >= r->max_rooms || !r->rooms[room].used)
+    return -ENOENT;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *p = &r->peers[i];
+    if (p->used && p->registered && p->room == room && memcmp(p->mac, mac, 6) == 0) {
+      *ip = p->ip;
+      return 0;
+    }
+  }
+  return ippool_acquire(&r->rooms[room].pool, mac, ip, *r->now);
+}
+
+static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
+{
+  struct relay *r = ctx;
+  if (room >= r->max_rooms || !r->rooms[room].used)
+    return;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *p = &r->peers[i];
+    if (p->used && p->registered && p->room == room && memcmp(p->mac, mac, 6) == 0)
+      return; /* the session keeps its address */
+  }
+  ippool_release(&r->rooms[room].pool, ip, *r->now);
+}
+
+const struct gateway_addr_ops relay_addr_ops = {.lease = addr_lease, .release = addr_release};
 
 const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,

@@ -10,10 +10,13 @@
 #include "wtrelay/server.h"
 
 #include <errno.h>
+#include <ifaddrs.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
+#include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
@@ -32,9 +35,86 @@ struct server {
   struct quic_endpoint quic;
   struct h3_endpoint h3;
   struct relay relay;
+  struct policy policy;
+  struct gateway gw;
+  bool gw_ok;
   struct timer shutdown_timer;
   int shutdown_phase;
 };
+
+/* The NAT never reaches the relay's own addresses: a /32 deny for each. */
+static void deny_own_addresses(struct policy *p)
+{
+  struct ifaddrs *ifa = NULL;
+  if (getifaddrs(&ifa) < 0)
+    return;
+  for (struct ifaddrs *i = ifa; i; i = i->ifa_next)
+    if (i->ifa_addr && i->ifa_addr->sa_family == AF_INET)
+      policy_add_addr(p, ntohl(((struct sockaddr_in *)(void *)i->ifa_addr)->sin_addr.s_addr), 32,
+                      false, true);
+  freeifaddrs(ifa);
+}
+
+/* Every NAT flow is a socket: allow as many descriptors as the hard limit. */
+static void raise_nofile(uint32_t need)
+{
+  struct rlimit rl;
+  if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+    return;
+  if (rl.rlim_cur < rl.rlim_max) {
+    rl.rlim_cur = rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+  }
+  if (rl.rlim_cur < need)
+    log_warn("file descriptor limit is lower than the NAT bounds need",
+             "limit=%llu need=%u", (unsigned long long)rl.rlim_cur, need);
+}
+
+static int gateway_setup(struct server *s)
+{
+  const struct config *cfg = s->cfg;
+  struct gateway_params gp;
+  memset(&gp, 0, sizeof(gp));
+  memcpy(gp.mac, cfg->gateway_mac, 6);
+  gp.netmask = cfg->prefix ? ~0u << (32 - cfg->prefix) : 0;
+  gp.subnet = cfg->subnet;
+  gp.ip = cfg->subnet + 2;
+  gp.dns_ip = cfg->subnet + 3;
+  gp.announce_dns = cfg->dns ? cfg->dns : gp.dns_ip;
+  gp.mtu = (uint16_t)cfg->mtu;
+  gp.lease_s = 86400;
+  gp.max_rooms = cfg->max_rooms;
+  gp.max_udp_flows = cfg->max_udp_flows;
+  gp.max_udp_flows_per_vm = cfg->max_udp_flows_per_vm;
+  gp.udp_timeout_ns = (uint64_t)cfg->udp_timeout_s * 1000000000ull;
+  gp.max_icmp_flows = 256;
+  gp.icmp_timeout_ns = 30ull * 1000000000ull;
+  gp.max_dns_inflight = 1024;
+  gp.dns_timeout_ns = 5ull * 1000000000ull;
+  for (uint32_t i = 0; i < cfg->ndns_upstream; i++)
+    if (io_sockaddr_parse(cfg->dns_upstream[i], cfg->dns_upstream_port[i],
+                          &gp.upstream[gp.nupstreams], &gp.upstream_len[gp.nupstreams]) == 0)
+      gp.nupstreams++;
+  if (!cfg->ndns_upstream)
+    dns_fwd_load_resolv_conf(&gp, "/etc/resolv.conf");
+  policy_init(&s->policy);
+  deny_own_addresses(&s->policy);
+  for (uint32_t i = 0; i < cfg->negress; i++)
+    policy_add(&s->policy, cfg->egress[i].cidr, cfg->egress[i].allow);
+  gp.policy = &s->policy;
+  raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + 64);
+  int rc = gateway_init(&s->gw, &gp, &s->relay.sw, &s->w.io, &s->w.timers, &s->w.now,
+                        &relay_addr_ops, &s->relay);
+  if (rc < 0)
+    return rc;
+  s->gw_ok = true;
+  relay_set_gateway(&s->relay, &s->gw);
+  char a[16];
+  log_info("gateway", "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d",
+           net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4],
+           gp.mac[5], gp.nupstreams, s->gw.icmp_ok);
+  return 0;
+}
 
 static void on_turn(void *ctx, uint64_t now)
 {
@@ -83,13 +163,18 @@ int server_new(struct server **out, const struct config *cfg, const struct tls_c
   s->cert = cert;
   struct io_params iop;
   io_params_default(&iop);
-  if ((rc = worker_init(&s->w, 0, &iop, cfg->max_sessions * 3 + 16)) < 0)
+  iop.max_udp_socks = 8 + cfg->max_udp_flows + 256; /* QUIC, DNS, UDP and ICMP NAT */
+  if ((rc = worker_init(&s->w, 0, &iop, cfg->max_sessions * 3 + 64)) < 0)
     goto fail;
   if ((rc = io_udp_open(&s->w.io, cfg->bind, cfg->port, quic_endpoint_on_packet, &s->quic,
                         &s->udp)) < 0)
     goto fail_worker;
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     goto fail_worker;
+  if ((rc = gateway_setup(s)) < 0) {
+    relay_fini(&s->relay);
+    goto fail_worker;
+  }
   if ((rc = h3_endpoint_init(&s->h3, true, cfg->max_sessions, &s->w.timers, &relay_h3_ops,
                              &s->relay)) < 0)
     goto fail_relay;
@@ -119,6 +204,8 @@ fail_quic:
 fail_h3:
   h3_endpoint_fini(&s->h3);
 fail_relay:
+  if (s->gw_ok)
+    gateway_fini(&s->gw);
   relay_fini(&s->relay);
 fail_worker:
   worker_fini(&s->w);
@@ -172,6 +259,8 @@ static void log_counters(struct server *s)
            (unsigned long long)h->unknown_streams, (unsigned long long)h->unknown_frames,
            (unsigned long long)h->protocol_errors);
   relay_log_counters(&s->relay);
+  if (s->gw_ok)
+    gateway_log_counters(&s->gw);
 }
 
 void server_free(struct server *s)
@@ -181,6 +270,8 @@ void server_free(struct server *s)
   log_counters(s);
   quic_endpoint_fini(&s->quic);
   h3_endpoint_fini(&s->h3);
+  if (s->gw_ok)
+    gateway_fini(&s->gw);
   relay_fini(&s->relay);
   worker_fini(&s->w);
   free(s);

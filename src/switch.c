@@ -47,7 +47,7 @@ int switch_init(struct switch_table *sw, const struct switch_params *p)
   sw->ports = calloc(p->max_ports, sizeof(*sw->ports));
   sw->domains = calloc(p->max_domains, sizeof(*sw->domains));
   sw->macs = calloc(cap, sizeof(*sw->macs));
-  sw->scratch = calloc(p->max_ports, sizeof(*sw->scratch));
+  sw->scratch = calloc((size_t)p->max_ports * SWITCH_MAX_DEPTH, sizeof(*sw->scratch));
   if (!sw->ports || !sw->domains || !sw->macs || !sw->scratch) {
     switch_fini(sw);
     return -ENOMEM;
@@ -112,7 +112,7 @@ static void mac_remove(struct switch_table *sw, uint32_t i)
 
 static bool aged(const struct switch_table *sw, const struct switch_mac *e, uint64_t now)
 {
-  return now - e->seen_ns >= sw->p.aging_ns;
+  return !e->fixed && now - e->seen_ns >= sw->p.aging_ns;
 }
 
 static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], uint64_t now)
@@ -121,6 +121,8 @@ static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], 
   uint32_t slot;
   struct switch_mac *e = mac_find(sw, pt->domain, src, &slot);
   if (e) {
+    if (e->fixed && e->port != port)
+      return; /* nobody takes over a pinned address */
     if (e->port != port) {
       if (pt->nmacs >= sw->p.max_macs_per_port) {
         sw->ctr.learn_full_port++;
@@ -149,6 +151,7 @@ static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], 
   e = &sw->macs[slot];
   memcpy(e->mac, src, 6);
   e->used = true;
+  e->fixed = false;
   e->domain = pt->domain;
   e->port = port;
   e->seen_ns = now;
@@ -156,6 +159,19 @@ static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], 
   sw->domains[pt->domain].nmacs++;
   sw->nmacs++;
   sw->ctr.learned++;
+}
+
+int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t mac[6])
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used)
+    return -EINVAL;
+  learn(sw, port, mac, 0);
+  uint32_t slot;
+  struct switch_mac *e = mac_find(sw, sw->ports[port].domain, mac, &slot);
+  if (!e || e->port != port)
+    return -ENOSPC;
+  e->fixed = true;
+  return 0;
 }
 
 uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t mac[6],
@@ -234,6 +250,11 @@ void switch_port_detach(struct switch_table *sw, uint32_t port)
   pt->used = false;
 }
 
+uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port)
+{
+  return port < sw->p.max_ports && sw->ports[port].used ? sw->ports[port].ip : 0;
+}
+
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
                           uint32_t ip)
 {
@@ -263,14 +284,15 @@ static int deliver(struct switch_table *sw, uint32_t port, const struct switch_f
 static int flood(struct switch_table *sw, uint32_t from, const struct switch_frame *f)
 {
   uint32_t domain = sw->ports[from].domain, n = 0;
+  uint32_t *snap = sw->scratch + (size_t)(sw->depth - 1) * sw->p.max_ports;
   for (uint32_t i = sw->domains[domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next)
     if (i != from)
-      sw->scratch[n++] = i;
+      snap[n++] = i;
   int delivered = 0;
   for (uint32_t k = 0; k < n; k++) {
-    struct switch_port *pt = &sw->ports[sw->scratch[k]];
+    struct switch_port *pt = &sw->ports[snap[k]];
     if (pt->used && pt->domain == domain)
-      delivered += deliver(sw, sw->scratch[k], f);
+      delivered += deliver(sw, snap[k], f);
   }
   sw->ctr.floods++;
   sw->ctr.flood_copies += (uint64_t)n;
@@ -321,12 +343,30 @@ static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, siz
     iov[n++].iov_len = l - skip;
     skip = 0;
   }
-  struct switch_frame rf = {.iov = iov, .iovcnt = n, .len = f->len};
+  struct switch_frame rf = {.iov = iov, .iovcnt = n, .len = f->len, .src_port = from};
   sw->ctr.routed++;
   return deliver(sw, to, &rf);
 }
 
-int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
+static int input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
+                 uint64_t now);
+
+int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *in,
+                 uint64_t now)
+{
+  if (sw->depth >= SWITCH_MAX_DEPTH) {
+    sw->ctr.drop_too_deep++;
+    return -ELOOP;
+  }
+  struct switch_frame f = *in;
+  f.src_port = port;
+  sw->depth++;
+  int rc = input(sw, port, &f, now);
+  sw->depth--;
+  return rc;
+}
+
+static int input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
                  uint64_t now)
 {
   if (port >= sw->p.max_ports || !sw->ports[port].used) {

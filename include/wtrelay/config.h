@@ -20,6 +20,8 @@
 #include "wtrelay/log.h"
 
 #define CONFIG_PATH_MAX 4096
+#define CONFIG_LIST_MAX 4
+#define CONFIG_EGRESS_MAX 64
 
 struct config {
   uint16_t port;                 /* --port, 4433 */
@@ -41,6 +43,22 @@ struct config {
   uint32_t max_macs_per_room;    /* --max-macs-per-room, 1024 */
   uint32_t max_reassembly;       /* --max-reassembly, 4 chunked frames per session */
   bool allow_any_src_mac;        /* --allow-any-src-mac, off (port security on) */
+  /* gateway and NAT */
+  uint32_t subnet;               /* --subnet, 10.0.2.0/24 (host order) */
+  uint8_t prefix;
+  uint32_t dns;                  /* --dns: announced DNS, 0 = the forwarder (subnet .3) */
+  char dns_upstream[CONFIG_LIST_MAX][64]; /* --dns-upstream ADDR[:PORT], repeatable */
+  uint16_t dns_upstream_port[CONFIG_LIST_MAX];
+  uint32_t ndns_upstream;
+  struct config_egress {
+    char cidr[20];
+    bool allow;
+  } egress[CONFIG_EGRESS_MAX];   /* --egress-allow / --egress-deny CIDR, repeatable */
+  uint32_t negress;
+  uint32_t mtu;                  /* --mtu, DHCP option 26, 1500 */
+  uint32_t max_udp_flows;        /* --max-udp-flows, 4096 */
+  uint32_t max_udp_flows_per_vm; /* --max-udp-flows-per-vm, 256 */
+  uint32_t udp_timeout_s;        /* --udp-timeout, 60 */
 };
 
 enum config_result {

@@ -88,6 +88,7 @@ struct io_udp_sock {
   bool gro;
   bool closing;
   bool in_rearm;
+  bool no_gso;   /* not UDP (an ICMP socket): one packet per sendmsg */
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   void *ctx;
@@ -127,6 +128,7 @@ struct io_udp_opts {
   bool pktinfo;          /* report the local address of each datagram */
   bool gro;              /* UDP_GRO */
   bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
+  int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
 };
 
 struct io_params {

@@ -23,6 +23,7 @@
 
 #include "wtrelay/chunk.h"
 #include "wtrelay/config.h"
+#include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/ippool.h"
 #include "wtrelay/switch.h"
@@ -80,8 +81,16 @@ struct relay {
   struct switch_table sw;
   struct chunk_pool chunks;
   struct timer age_timer; /* MAC aging and chunk expiry, every second */
+  struct gateway *gw;     /* the rooms' router port; NULL = none (tests) */
   uint8_t gateway[4], netmask[4], dns[4];
+  uint32_t pool_first, pool_last;
 };
+
+/* Address leases for the gateway's DHCP server (ctx = the relay). */
+extern const struct gateway_addr_ops relay_addr_ops;
+/* Attaches the gateway to every room from now on (rooms made later get a
+ * gateway port when they are made). */
+void relay_set_gateway(struct relay *r, struct gateway *gw);
 
 extern const struct h3_app_ops relay_h3_ops;
 

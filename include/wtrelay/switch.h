@@ -26,6 +26,7 @@
 
 #define SWITCH_FRAME_IOV_MAX 3
 #define SWITCH_NO_PORT UINT32_MAX
+#define SWITCH_MAX_DEPTH 3
 
 /* A frame: the concatenation of iov[0..iovcnt-1] (borrowed, valid during
  * the call), len bytes in all, from the destination MAC on. */
@@ -33,12 +34,15 @@ struct switch_frame {
   const struct iovec *iov;
   int iovcnt;
   size_t len;
+  uint32_t src_port; /* set by switch_input: the port the frame came from */
 };
 
 struct switch_port_ops {
   /* Delivers one frame to the port. Returns 0, or a negative errno when the
    * port dropped it (counted by the switch as deliver_failed). The port may
-   * be deleted from inside this call (its connection failed). */
+   * be deleted from inside this call (its connection failed), and may
+   * call switch_input itself (the gateway answers at once), up to
+   * SWITCH_MAX_DEPTH levels. */
   int (*deliver)(void *ctx, const struct switch_frame *f);
 };
 
@@ -74,6 +78,7 @@ struct switch_domain {
 struct switch_mac {
   uint8_t mac[6];
   bool used;
+  bool fixed;    /* never ages, never moves (the gateway's MAC) */
   uint32_t domain;
   uint32_t port;
   uint64_t seen_ns;
@@ -81,7 +86,7 @@ struct switch_mac {
 
 struct switch_counters {
   uint64_t frames_in, unicast, floods, flood_copies, routed, delivered, deliver_failed;
-  uint64_t drop_runt, drop_bad_port, drop_same_port, drop_src_multicast;
+  uint64_t drop_runt, drop_bad_port, drop_same_port, drop_src_multicast, drop_too_deep;
   uint64_t learned, moved, aged, learn_full_port, learn_full_domain, learn_full_table;
 };
 
@@ -92,7 +97,8 @@ struct switch_table {
   struct switch_mac *macs;   /* open addressing, linear probing */
   uint32_t mac_mask;         /* capacity - 1 */
   uint32_t nmacs;
-  uint32_t *scratch;         /* flood snapshot, max_ports entries */
+  uint32_t *scratch;         /* flood snapshots, max_ports entries per depth */
+  uint32_t depth;            /* nested switch_input calls */
   struct switch_counters ctr;
 };
 
@@ -105,10 +111,16 @@ int switch_port_attach(struct switch_table *sw, uint32_t domain,
                        const struct switch_port_ops *ops, void *ctx, uint32_t *port);
 /* Removes the port and forgets every MAC learned on it. */
 void switch_port_detach(struct switch_table *sw, uint32_t port);
+/* The port's IPv4 address (host order, 0 = none). */
+uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port);
 /* The port's own MAC and IPv4 address (host order), for the routing
  * shortcut. */
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
                           uint32_t ip);
+
+/* Pins mac to port: it never ages and frames from another port claiming it
+ * do not move it (the gateway's address). 0 or -ENOSPC. */
+int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t mac[6]);
 
 /* Switches one frame that arrived on `port`: learns its source, delivers
  * it. Returns the number of ports it was delivered to, or a negative errno

@@ -1,0 +1,182 @@
+/*
+ * gateway: the router of every room, a port on the switch, and the
+ * user-space NAT behind it.
+ *
+ * Owns, per room, one switch port with the gateway's MAC pinned to it; and
+ * for the whole worker: ARP answers for the gateway (10.0.2.2) and the DNS
+ * address (10.0.2.3), ICMP echo answers for both, a DHCP server (addresses
+ * come from the room's pool through gateway_addr_ops, so DHCP and
+ * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
+ * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
+ * NAT (nat_icmp.c: ICMP datagram sockets), the egress policy (policy.c)
+ * and anti-spoofing (a guest's packets must carry the address of the
+ * session they came from). Replies are built as Ethernet frames and enter
+ * the switch from the room's gateway port.
+ * Talks to: the switch (port interface, switch_input), io (NAT sockets on
+ * the worker's ring), the relay through gateway_addr_ops.
+ * Never: knows WebTransport, QUIC or the bavy protocol.
+ */
+#ifndef WTRELAY_GATEWAY_H
+#define WTRELAY_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wtrelay/dns.h"
+#include "wtrelay/io.h"
+#include "wtrelay/log.h"
+#include "wtrelay/net.h"
+#include "wtrelay/policy.h"
+#include "wtrelay/switch.h"
+#include "wtrelay/timer.h"
+
+#define GW_MAX_UPSTREAMS 4
+#define GW_FRAME_MAX 1600
+
+/* Addresses for DHCP, implemented by the relay (it owns the pools). */
+struct gateway_addr_ops {
+  /* The address of mac in room: a live session's, or a pool lease. */
+  int (*lease)(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip);
+  void (*release)(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip);
+};
+
+struct gateway_params {
+  uint8_t mac[6];
+  uint32_t subnet, netmask, ip, dns_ip; /* host order */
+  uint32_t announce_dns;  /* what DHCP hands out (and Assigned): dns_ip by default */
+  uint16_t mtu;           /* DHCP option 26 */
+  uint32_t lease_s;
+  uint32_t max_rooms;
+  uint32_t max_udp_flows, max_udp_flows_per_vm;
+  uint64_t udp_timeout_ns;
+  uint32_t max_icmp_flows;
+  uint64_t icmp_timeout_ns;
+  uint32_t max_dns_inflight;
+  uint64_t dns_timeout_ns;
+  union io_sockaddr upstream[GW_MAX_UPSTREAMS];
+  socklen_t upstream_len[GW_MAX_UPSTREAMS];
+  uint32_t nupstreams;
+  const struct policy *policy;
+};
+
+struct gateway_counters {
+  uint64_t frames_in, frames_out, arp_replies, arp_ignored, echo_replies;
+  uint64_t dhcp_in, dhcp_offers, dhcp_acks, dhcp_naks, dhcp_releases, dhcp_bad;
+  uint64_t bad_eth, bad_ip, bad_l4, fragments, spoofed, ttl_expired, denied;
+  uint64_t tcp_unsupported, other_proto, no_port;
+  uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
+  uint64_t udp_send_failed, udp_too_big;
+  uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;
+  uint64_t icmp_disabled_drops;
+  uint64_t dns_queries, dns_answers, dns_bad, dns_timeouts, dns_full, dns_unmatched;
+  uint64_t dns_no_upstream;
+};
+
+struct gw_room {
+  bool used;
+  uint32_t port; /* switch port */
+  struct gateway *gw;
+  uint32_t room;
+};
+
+struct nat_udp_flow {
+  bool used;
+  uint32_t room, guest_ip;
+  uint16_t guest_port;
+  uint8_t guest_mac[6];
+  uint64_t last_ns;
+  struct io_udp_sock *sock;
+  struct gateway *gw;
+  uint32_t next; /* hash chain, index + 1 */
+};
+
+struct nat_icmp_flow {
+  bool used;
+  uint32_t room, guest_ip;
+  uint16_t guest_id;
+  uint8_t guest_mac[6];
+  uint64_t last_ns;
+  struct io_udp_sock *sock;
+  struct gateway *gw;
+};
+
+struct dns_pending {
+  bool used;
+  uint32_t room, guest_ip;
+  uint16_t guest_port, guest_id;
+  uint8_t guest_mac[6];
+  uint64_t deadline_ns;
+  struct dns_question q;
+};
+
+struct gateway {
+  struct gateway_params p;
+  struct switch_table *sw;
+  struct io *io;
+  struct timer_heap *timers;
+  uint64_t *now;
+  const struct gateway_addr_ops *addr;
+  void *addr_ctx;
+  struct gw_room *rooms;
+  /* UDP NAT */
+  struct nat_udp_flow *udp;
+  uint32_t *udp_hash, udp_hash_mask, nudp;
+  /* ICMP NAT */
+  struct nat_icmp_flow *icmp;
+  uint32_t nicmp;
+  bool icmp_ok;
+  /* DNS forwarder */
+  struct io_udp_sock *dns_sock;
+  struct dns_pending *dns;    /* indexed by the upstream-facing id */
+  uint32_t dns_next, dns_inflight, dns_rr;
+  struct timer sweep;
+  uint16_t ip_id;
+  struct log_ratelimit rl;
+  struct gateway_counters ctr;
+  uint8_t frame[GW_FRAME_MAX]; /* scratch for frames in and out */
+  uint8_t out[GW_FRAME_MAX];
+};
+
+int gateway_init(struct gateway *gw, const struct gateway_params *p, struct switch_table *sw,
+                 struct io *io, struct timer_heap *timers, uint64_t *now,
+                 const struct gateway_addr_ops *addr, void *addr_ctx);
+void gateway_fini(struct gateway *gw);
+/* A room came to life / went away: attach / detach its gateway port. */
+int gateway_room_attach(struct gateway *gw, uint32_t room);
+void gateway_room_detach(struct gateway *gw, uint32_t room);
+void gateway_log_counters(const struct gateway *gw);
+
+/* Internal, shared by gateway.c, nat_udp.c, nat_icmp.c, dns_fwd.c. */
+struct gw_pkt {
+  uint32_t room;
+  uint32_t src_port;  /* switch port the frame came from */
+  const uint8_t *src_mac;
+  struct net_ipv4 ip;
+};
+/* Sends a frame (len bytes in gw->out) into the room from its gateway port. */
+void gw_emit(struct gateway *gw, uint32_t room, size_t len);
+/* Sends an ICMP error about pkt back to its sender. */
+void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code);
+uint16_t gw_next_id(struct gateway *gw);
+void gw_log(struct gateway *gw, const char *msg, const char *detail);
+
+void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
+void nat_udp_sweep(struct gateway *gw, uint64_t now);
+void nat_udp_room_gone(struct gateway *gw, uint32_t room);
+int nat_udp_init(struct gateway *gw);
+void nat_udp_fini(struct gateway *gw);
+
+void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_icmp *m);
+void nat_icmp_sweep(struct gateway *gw, uint64_t now);
+void nat_icmp_room_gone(struct gateway *gw, uint32_t room);
+int nat_icmp_init(struct gateway *gw);
+void nat_icmp_fini(struct gateway *gw);
+
+void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
+void dns_fwd_sweep(struct gateway *gw, uint64_t now);
+int dns_fwd_init(struct gateway *gw);
+void dns_fwd_fini(struct gateway *gw);
+/* Reads nameserver lines of a resolv.conf into p->upstream (IPv4 and IPv6). */
+int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path);
+
+#endif

@@ -1,0 +1,157 @@
+/*
+ * nat_icmp: guest ping to the internet through ICMP datagram sockets.
+ *
+ * One SOCK_DGRAM/IPPROTO_ICMP socket per guest (room, IP, echo id). The
+ * kernel gives each socket its own echo id and matches replies to it; we
+ * send the guest's echo (sequence and payload unchanged) and turn each
+ * reply back into the guest's id with the checksum recomputed. No raw
+ * sockets and no subprocesses (the seed ran `ping` per echo and answered
+ * with a made-up payload). When the kernel does not allow ICMP datagram
+ * sockets for our group (net.ipv4.ping_group_range), ICMP NAT is disabled
+ * with one log line at start-up and echoes are dropped with a counter.
+ * Raw-socket fallback with CAP_NET_RAW is not implemented.
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wtrelay/gateway.h"
+
+int nat_icmp_init(struct gateway *gw)
+{
+  gw->icmp = calloc(gw->p.max_icmp_flows ? gw->p.max_icmp_flows : 1, sizeof(*gw->icmp));
+  if (!gw->icmp)
+    return -ENOMEM;
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
+  if (fd < 0) {
+    log_warn("ICMP NAT disabled: the kernel refuses ICMP datagram sockets for this group",
+             "err=\"%s\" fix=\"sysctl -w net.ipv4.ping_group_range='0 2147483647'\"",
+             strerror(errno));
+    gw->icmp_ok = false;
+    return 0;
+  }
+  close(fd);
+  gw->icmp_ok = true;
+  return 0;
+}
+
+static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
+{
+  if (!f->used)
+    return;
+  if (f->sock)
+    io_udp_close(gw->io, f->sock);
+  f->sock = NULL;
+  f->used = false;
+  gw->nicmp--;
+  gw->ctr.icmp_flows_closed++;
+}
+
+void nat_icmp_fini(struct gateway *gw)
+{
+  for (uint32_t i = 0; gw->icmp && i < gw->p.max_icmp_flows; i++)
+    flow_close(gw, &gw->icmp[i]);
+  free(gw->icmp);
+  gw->icmp = NULL;
+}
+
+/* An echo reply from the internet: back to the guest with its own id. */
+static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local)
+{
+  struct nat_icmp_flow *f = ctx;
+  struct gateway *gw = f->gw;
+  (void)s;
+  (void)peerlen;
+  (void)local;
+  if (!f->used || peer->sa.sa_family != AF_INET || len < ICMP_HDR || pkt[0] != ICMP_ECHO_REPLY)
+    return;
+  uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, pkt[6], pkt[7]};
+  struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
+  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr),
+                         f->guest_ip, ICMP_ECHO_REPLY, 0, rest, pkt + ICMP_HDR,
+                         len - ICMP_HDR, gw_next_id(gw));
+  if (n < 0)
+    return;
+  f->last_ns = *gw->now;
+  gw->ctr.icmp_in++;
+  gw_emit(gw, f->room, (size_t)n);
+}
+
+static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
+{
+  struct nat_icmp_flow *free_f = NULL;
+  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
+    struct nat_icmp_flow *f = &gw->icmp[i];
+    if (f->used && f->room == pkt->room && f->guest_ip == pkt->ip.src && f->guest_id == id)
+      return f;
+    if (!f->used && !free_f)
+      free_f = f;
+  }
+  if (!free_f) {
+    gw->ctr.icmp_flows_full++;
+    return NULL;
+  }
+  memset(free_f, 0, sizeof(*free_f));
+  free_f->gw = gw;
+  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
+  if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
+    gw->ctr.icmp_flows_full++;
+    return NULL;
+  }
+  free_f->used = true;
+  free_f->room = pkt->room;
+  free_f->guest_ip = pkt->ip.src;
+  free_f->guest_id = id;
+  gw->nicmp++;
+  gw->ctr.icmp_flows_opened++;
+  return free_f;
+}
+
+void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_icmp *m)
+{
+  if (!gw->icmp_ok) {
+    gw->ctr.icmp_disabled_drops++;
+    return;
+  }
+  struct nat_icmp_flow *f = flow_get(gw, pkt, m->id);
+  if (!f)
+    return;
+  f->last_ns = *gw->now;
+  memcpy(f->guest_mac, pkt->src_mac, 6);
+  uint8_t *buf = io_tx_reserve(gw->io, ICMP_HDR + m->len);
+  if (!buf)
+    return;
+  /* type, code, checksum (the kernel fills it), id (the kernel's), seq */
+  buf[0] = ICMP_ECHO;
+  buf[1] = 0;
+  buf[2] = buf[3] = 0;
+  buf[4] = buf[5] = 0;
+  buf[6] = (uint8_t)(m->seq >> 8);
+  buf[7] = (uint8_t)m->seq;
+  memcpy(buf + ICMP_HDR, m->data, m->len);
+  union io_sockaddr dst;
+  memset(&dst, 0, sizeof(dst));
+  dst.in.sin_family = AF_INET;
+  dst.in.sin_addr.s_addr = htonl(pkt->ip.dst);
+  io_tx_commit(gw->io, ICMP_HDR + m->len, f->sock, &dst, sizeof(dst.in), NULL);
+  gw->ctr.icmp_out++;
+}
+
+void nat_icmp_sweep(struct gateway *gw, uint64_t now)
+{
+  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++)
+    if (gw->icmp[i].used && now - gw->icmp[i].last_ns >= gw->p.icmp_timeout_ns)
+      flow_close(gw, &gw->icmp[i]);
+}
+
+void nat_icmp_room_gone(struct gateway *gw, uint32_t room)
+{
+  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++)
+    if (gw->icmp[i].used && gw->icmp[i].room == room)
+      flow_close(gw, &gw->icmp[i]);
+}

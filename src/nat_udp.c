@@ -1,0 +1,189 @@
+/*
+ * nat_udp: guest UDP to the internet through ordinary host sockets.
+ *
+ * One host UDP socket per guest (room, IP, port) mapping, bound to an
+ * ephemeral port, read by a multishot recvmsg on the worker's ring. So two
+ * guests that use the same source port never see each other's answers
+ * (the seed shared one socket among all VMs). A guest datagram is sent
+ * from the flow's socket to its destination (egress policy already
+ * checked); every datagram that comes back on that socket is rebuilt as an
+ * Ethernet/IPv4/UDP frame from the remote address to the guest. Flows end
+ * after --udp-timeout idle seconds. Bounds: flows in all and per guest;
+ * a full table drops (counted) and the guest gets no answer.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtrelay/gateway.h"
+
+static uint32_t flow_hash(const struct gateway *gw, uint32_t room, uint32_t ip, uint16_t port)
+{
+  uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)ip << 16) ^ port;
+  k ^= k >> 33;
+  k *= UINT64_C(0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return (uint32_t)k & gw->udp_hash_mask;
+}
+
+int nat_udp_init(struct gateway *gw)
+{
+  uint32_t cap = 16;
+  while (cap < 2 * gw->p.max_udp_flows)
+    cap <<= 1;
+  gw->udp = calloc(gw->p.max_udp_flows, sizeof(*gw->udp));
+  gw->udp_hash = calloc(cap, sizeof(*gw->udp_hash));
+  if (!gw->udp || !gw->udp_hash)
+    return -ENOMEM;
+  gw->udp_hash_mask = cap - 1;
+  return 0;
+}
+
+static void flow_unlink(struct gateway *gw, struct nat_udp_flow *f)
+{
+  uint32_t idx = (uint32_t)(f - gw->udp) + 1;
+  uint32_t *pp = &gw->udp_hash[flow_hash(gw, f->room, f->guest_ip, f->guest_port)];
+  while (*pp && *pp != idx)
+    pp = &gw->udp[*pp - 1].next;
+  if (*pp == idx)
+    *pp = f->next;
+}
+
+static void flow_close(struct gateway *gw, struct nat_udp_flow *f)
+{
+  if (!f->used)
+    return;
+  flow_unlink(gw, f);
+  if (f->sock)
+    io_udp_close(gw->io, f->sock);
+  f->sock = NULL;
+  f->used = false;
+  gw->nudp--;
+  gw->ctr.udp_flows_closed++;
+}
+
+void nat_udp_fini(struct gateway *gw)
+{
+  for (uint32_t i = 0; gw->udp && i < gw->p.max_udp_flows; i++)
+    flow_close(gw, &gw->udp[i]);
+  free(gw->udp);
+  free(gw->udp_hash);
+  gw->udp = NULL;
+  gw->udp_hash = NULL;
+}
+
+/* host -> guest */
+static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local)
+{
+  struct nat_udp_flow *f = ctx;
+  struct gateway *gw = f->gw;
+  (void)s;
+  (void)peerlen;
+  (void)local;
+  if (!f->used || peer->sa.sa_family != AF_INET)
+    return;
+  struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr),
+                        f->guest_ip, ntohs(peer->in.sin_port), f->guest_port, pkt, len,
+                        gw_next_id(gw));
+  if (n < 0) {
+    gw->ctr.udp_too_big++;
+    return;
+  }
+  f->last_ns = *gw->now;
+  gw->ctr.udp_in++;
+  gw_emit(gw, f->room, (size_t)n);
+}
+
+static uint32_t flows_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < gw->p.max_udp_flows; i++)
+    n += gw->udp[i].used && gw->udp[i].room == room && gw->udp[i].guest_ip == ip;
+  return n;
+}
+
+static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt,
+                                     uint16_t sport)
+{
+  uint32_t h = flow_hash(gw, pkt->room, pkt->ip.src, sport);
+  for (uint32_t i = gw->udp_hash[h]; i; i = gw->udp[i - 1].next) {
+    struct nat_udp_flow *f = &gw->udp[i - 1];
+    if (f->room == pkt->room && f->guest_ip == pkt->ip.src && f->guest_port == sport)
+      return f;
+  }
+  if (gw->nudp >= gw->p.max_udp_flows ||
+      flows_of_vm(gw, pkt->room, pkt->ip.src) >= gw->p.max_udp_flows_per_vm) {
+    gw->ctr.udp_flows_full++;
+    gw_log(gw, "UDP NAT flow refused", "flow table full (--max-udp-flows[-per-vm])");
+    return NULL;
+  }
+  struct nat_udp_flow *f = NULL;
+  for (uint32_t i = 0; i < gw->p.max_udp_flows && !f; i++)
+    if (!gw->udp[i].used)
+      f = &gw->udp[i];
+  if (!f)
+    return NULL;
+  memset(f, 0, sizeof(*f));
+  f->gw = gw;
+  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0};
+  int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
+  if (rc < 0) {
+    gw->ctr.udp_flows_full++;
+    gw_log(gw, "UDP NAT flow refused", "cannot open a host socket (fd limit?)");
+    return NULL;
+  }
+  f->used = true;
+  f->room = pkt->room;
+  f->guest_ip = pkt->ip.src;
+  f->guest_port = sport;
+  memcpy(f->guest_mac, pkt->src_mac, 6);
+  f->next = gw->udp_hash[h];
+  gw->udp_hash[h] = (uint32_t)(f - gw->udp) + 1;
+  gw->nudp++;
+  gw->ctr.udp_flows_opened++;
+  return f;
+}
+
+/* guest -> host */
+void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u)
+{
+  if (u->dport == 0) {
+    gw->ctr.bad_l4++;
+    return;
+  }
+  struct nat_udp_flow *f = flow_get(gw, pkt, u->sport);
+  if (!f)
+    return;
+  f->last_ns = *gw->now;
+  memcpy(f->guest_mac, pkt->src_mac, 6);
+  uint8_t *buf = io_tx_reserve(gw->io, u->len ? u->len : 1);
+  if (!buf) {
+    gw->ctr.udp_send_failed++;
+    return;
+  }
+  memcpy(buf, u->payload, u->len);
+  union io_sockaddr dst;
+  memset(&dst, 0, sizeof(dst));
+  dst.in.sin_family = AF_INET;
+  dst.in.sin_addr.s_addr = htonl(pkt->ip.dst);
+  dst.in.sin_port = htons(u->dport);
+  io_tx_commit(gw->io, u->len, f->sock, &dst, sizeof(dst.in), NULL);
+  gw->ctr.udp_out++;
+}
+
+void nat_udp_sweep(struct gateway *gw, uint64_t now)
+{
+  for (uint32_t i = 0; i < gw->p.max_udp_flows; i++)
+    if (gw->udp[i].used && now - gw->udp[i].last_ns >= gw->p.udp_timeout_ns)
+      flow_close(gw, &gw->udp[i]);
+}
+
+void nat_udp_room_gone(struct gateway *gw, uint32_t room)
+{
+  for (uint32_t i = 0; i < gw->p.max_udp_flows; i++)
+    if (gw->udp[i].used && gw->udp[i].room == room)
+      flow_close(gw, &gw->udp[i]);
+}
