@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The gateway and NAT with real kernels. Namespaces made here (per-run
+# prefix, deleted by the trap):
+#   relay  - wtrelay and two wtrelay-tap; a veth to "inet", 198.18.0.1/24
+#   inet   - the test internet host 198.18.0.2: UDP echo (port 7), a small
+#            DNS server (port 53)
+#   vma    - a VM kernel on TAP vma, address by DHCP (busybox udhcpc)
+#   vmb    - a VM kernel on TAP vmb, address by wtrelay-tap --configure
+# Traffic goes only to addresses of these namespaces (testing.md).
+set -euo pipefail
+BUILD_DIR=${BUILD_DIR:-build}
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
+  exit 1
+}
+pass() { echo "ok - $*"; }
+[ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root" >&2; exit 1; }
+for t in ping busybox python3; do
+  command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
+done
+
+TMP=$(mktemp -d)
+P="wg$$"
+NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vma" NS_B="${P}vmb"
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
+for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_B"; do
+  ip netns add "$ns"
+  ip -n "$ns" link set lo up
+done
+ip link add "${P}r0" netns "$NS_R" type veth peer name "${P}i0" netns "$NS_I"
+ip -n "$NS_R" addr add 198.18.0.1/24 dev "${P}r0"
+ip -n "$NS_I" addr add 198.18.0.2/24 dev "${P}i0"
+ip -n "$NS_R" link set "${P}r0" up
+ip -n "$NS_I" link set "${P}i0" up
+ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+
+# the test internet: UDP echo and DNS on 198.18.0.2
+ip netns exec "$NS_I" python3 - >"$TMP/inet.log" 2>&1 <<'PY' &
+import socket, struct, threading
+def echo():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 7))
+    while True:
+        d, a = s.recvfrom(65535); s.sendto(b"echo:" + d, a)
+def dns():
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 53))
+    while True:
+        q, a = s.recvfrom(4096)
+        qid, flags, qd = struct.unpack("!HHH", q[:6])
+        i = 12
+        while q[i]: i += q[i] + 1
+        qend = i + 5
+        name = q[12:i + 1].lower()
+        question = q[12:qend]
+        if name == b"\x04test\x07example\x00":
+            ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([198, 18, 0, 2])
+            s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + ans, a)
+        else:
+            s.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, a)
+threading.Thread(target=echo, daemon=True).start()
+dns()
+PY
+PIDS+=("$!")
+
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
+  -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --bind 127.0.0.1 --port 4433 \
+  --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" \
+  --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 >"$TMP/relay.out" 2>"$TMP/relay.err" &
+RELAY_PID=$!
+PIDS+=("$RELAY_PID")
+for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay.out" 2>/dev/null && break; sleep 0.1; done
+grep -q '^Listening' "$TMP/relay.out" || fail "relay did not start"
+HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
+grep -q 'icmp_nat=1' "$TMP/relay.err" || fail "ICMP NAT not enabled"
+
+start_tap() { # name netns mac [--configure]
+  ip netns exec "$NS_R" "$BUILD_DIR/wtrelay-tap" --url "https://127.0.0.1:4433/lan" \
+    --cert-hash "$HASH" --tap "$1" --netns "$2" --mac "$3" ${4:-} 2>"$TMP/tap-$1.err" &
+  PIDS+=("$!")
+}
+start_tap vma "$NS_A" 52:54:00:aa:00:01
+start_tap vmb "$NS_B" 52:54:00:bb:00:02 --configure
+for _ in $(seq 100); do grep -q 'msg="registered"' "$TMP/tap-vma.err" 2>/dev/null && break; sleep 0.1; done
+REG_A=$(grep -o 'msg="registered" tap=vma ip=[0-9.]*' "$TMP/tap-vma.err" | head -1 | sed 's/.*ip=//')
+[ -n "$REG_A" ] || fail "vma did not register"
+
+# 1. DHCP: the address agrees with Register/Assigned
+cat >"$TMP/udhcpc.sh" <<EOF
+#!/bin/sh
+case "\$1" in
+  bound|renew)
+    ip addr flush dev "\$interface"
+    ip addr add "\$ip/\$mask" dev "\$interface"
+    ip route replace default via "\$router" dev "\$interface"
+    echo "ip=\$ip mask=\$mask router=\$router dns=\$dns mtu=\$mtu serverid=\$serverid" >"$TMP/dhcp.env"
+    ;;
+esac
+EOF
+chmod +x "$TMP/udhcpc.sh"
+ip netns exec "$NS_A" busybox udhcpc -i vma -n -q -f -t 5 -T 1 -O mtu -s "$TMP/udhcpc.sh" \
+  >"$TMP/udhcpc.log" 2>&1 || fail "udhcpc: $(cat "$TMP/udhcpc.log")"
+env=$(cat "$TMP/dhcp.env")
+IP_A=$(echo "$env" | sed 's/.*ip=\([0-9.]*\).*/\1/')
+[ "$IP_A" = "$REG_A" ] || fail "DHCP gave $IP_A, Register/Assigned gave $REG_A"
+echo "$env" | grep -q 'mask=24 router=10.0.2.2 dns=10.0.2.3 mtu=1500 serverid=10.0.2.2' ||
+  fail "DHCP options: $env"
+pass "DHCP (busybox udhcpc): $env — the same address as Assigned"
+
+for _ in $(seq 100); do IP_B=$(ip -n "$NS_B" -4 -o addr show dev vmb | awk '{print $4}' | cut -d/ -f1); [ -n "$IP_B" ] && break; sleep 0.1; done
+[ -n "$IP_B" ] || fail "vmb has no address"
+
+# 2. ping the gateway and the DNS address
+out=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.0.2.2) || fail "ping 10.0.2.2: $out"
+ip netns exec "$NS_B" ping -c 1 -W 2 10.0.2.3 >/dev/null || fail "ping 10.0.2.3"
+ip -n "$NS_A" neigh show 10.0.2.2 | grep -q 52:55:0a:00:02:02 || fail "ARP for the gateway"
+pass "ARP and ping to the gateway: $(echo "$out" | grep -o 'rtt.*')"
+
+vm_py() { # netns, python code
+  ip netns exec "$1" timeout 20 python3 -c "$2"
+}
+# 3. DNS through the forwarder
+DNS_PY='
+import socket, struct, sys
+q = struct.pack("!HHHHHH", 0x1234, 0x0100, 1, 0, 0, 0) + b"\x04TeSt\x07example\x00" + struct.pack("!HH", 1, 1)
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.sendto(q, ("10.0.2.3", 53)); a, src = s.recvfrom(4096)
+assert src == ("10.0.2.3", 53), src
+assert a[:2] == b"\x12\x34", "id not restored"
+print(".".join(str(b) for b in a[-4:]))'
+got=$(vm_py "$NS_A" "$DNS_PY") || fail "DNS query through 10.0.2.3"
+[ "$got" = 198.18.0.2 ] || fail "DNS answer $got"
+pass "DNS forwarder: test.example resolves to $got through 10.0.2.3 (id restored, 0x20 case)"
+
+# 4. UDP NAT echo and ICMP NAT ping to the internet host
+ECHO_PY='
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.bind(("0.0.0.0", 40000))
+s.sendto(sys.argv[1].encode(), ("198.18.0.2", 7)); d, _ = s.recvfrom(4096); print(d.decode())'
+got=$(ip netns exec "$NS_A" timeout 20 python3 -c "$ECHO_PY" from-a) || fail "UDP echo from A"
+[ "$got" = echo:from-a ] || fail "UDP echo answer '$got'"
+out=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 198.18.0.2) || fail "ping 198.18.0.2: $out"
+pass "UDP NAT echo and ICMP NAT ping to 198.18.0.2: $(echo "$out" | grep -o 'rtt.*')"
+
+# 5. two VMs on the same source port get their own answers
+ip netns exec "$NS_A" timeout 20 python3 -c "$ECHO_PY" vm-a >"$TMP/a.out" &
+pa=$!
+ip netns exec "$NS_B" timeout 20 python3 -c "$ECHO_PY" vm-b >"$TMP/b.out" &
+pb=$!
+wait $pa || fail "A echo"
+wait $pb || fail "B echo"
+[ "$(cat "$TMP/a.out")" = echo:vm-a ] && [ "$(cat "$TMP/b.out")" = echo:vm-b ] ||
+  fail "same source port: A got '$(cat "$TMP/a.out")', B got '$(cat "$TMP/b.out")'"
+pass "two VMs using source port 40000 at once each get their own answer"
+
+# 6. denied destinations: the relay's own address, a private range
+out=$(ip netns exec "$NS_A" ping -c 1 -W 2 198.18.0.1 2>&1) && fail "ping to the relay's own address passed"
+echo "$out" | grep -q 'Packet filtered' || fail "no admin-prohibited for 198.18.0.1: $out"
+out=$(ip netns exec "$NS_A" ping -c 1 -W 2 192.168.1.1 2>&1) && fail "ping to 192.168.1.1 passed"
+echo "$out" | grep -q 'Packet filtered' || fail "no admin-prohibited for 192.168.1.1: $out"
+pass "denied destinations (own address, 192.168/16) answered with ICMP admin-prohibited"
+
+# 7. anti-spoofing: a packet from another source address is not NATed
+SPOOF_PY='
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1.5)
+s.bind(("10.0.2.99", 0))
+s.sendto(b"spoof", ("198.18.0.2", 7))
+try:
+    s.recvfrom(100); print("answered")
+except socket.timeout:
+    print("dropped")'
+ip -n "$NS_A" addr add 10.0.2.99/32 dev vma
+got=$(vm_py "$NS_A" "$SPOOF_PY")
+ip -n "$NS_A" addr del 10.0.2.99/32 dev vma
+[ "$got" = dropped ] || fail "spoofed source address was NATed"
+pass "a packet with a source address that is not the session's is dropped"
+
+# 8. UDP NAT round trips per second (for the record, not a threshold)
+RATE_PY='
+import socket, time
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
+s.connect(("198.18.0.2", 7)); n = 0; t0 = time.monotonic()
+while time.monotonic() - t0 < 2:
+    s.send(b"x" * 64); s.recv(200); n += 1
+print(int(n / (time.monotonic() - t0)))'
+rate=$(vm_py "$NS_A" "$RATE_PY") || fail "round-trip loop"
+pass "UDP NAT: $rate sequential round trips/s between a VM namespace and the internet host"
+
+kill -TERM "$RELAY_PID"
+wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
+grep -q 'msg="nat counters"' "$TMP/relay.err" || fail "no NAT counters at exit"
+pass "relay exits 0; $(grep -o 'dhcp_in=[0-9]* offers=[0-9]* acks=[0-9]*' "$TMP/relay.err")"
