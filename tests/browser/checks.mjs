@@ -46,3 +46,10 @@ export function checkSwitchReport(browser, report) {
     `a 1400-byte frame sent as 900-byte chunks arrived (${report.bigFrameArrivedAs}); ` +
     `a 1514-byte frame arrived as ${report.fullFrameArrivedAs}`);
 }
+
+export function checkGatewayReport(browser, report) {
+  if (!report.ok) fail(`${browser} gateway: ${report.error}`);
+  const mac = report.gatewayMac.map((x) => x.toString(16).padStart(2, '0')).join(':');
+  if (mac !== '52:55:0a:00:02:02') fail(`${browser} gateway: ARP said ${mac}`);
+  pass(`${browser}: ARP for 10.0.2.2 answered (${mac}), ping to the gateway answered in ${report.pingRttMs} ms`);
+}

@@ -245,7 +245,53 @@ async function scenarioSwitch() {
     fullFrameArrivedAs: howFull, senderGotOwnFrame: echoed };
 }
 
-const scenarios = { register: scenarioRegister, hold: scenarioHold, switch: scenarioSwitch };
+// Internet checksum of bytes (RFC 1071).
+function csum(b) {
+  let s = 0;
+  for (let i = 0; i < b.length; i += 2) s += (b[i] << 8) | (b[i + 1] || 0);
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return ~s & 0xffff;
+}
+
+// The gateway: ARP for 10.0.2.2, then ping it.
+async function scenarioGateway() {
+  const mac = [82, 84, 0, 0xb0, 0x0d, 0x01];
+  const s = new Session('g', room, mac);
+  await s.open();
+  const a = await s.register();
+  const gwIp = a.gateway;
+  await s.send(withType(0x01, arp(1, BCAST, mac, a.ip, gwIp)));
+  const rep = await s.next((d) => d[0] === 0x01 && d[13] === 0x08 && d[14] === 0x06 && d[22] === 2, 5000, 'ARP reply');
+  const gwMac = Array.from(rep.subarray(1 + 22, 1 + 28));
+  if (!gwIp.every((v, i) => rep[1 + 28 + i] === v)) throw new Error('ARP reply for another address');
+  log(`g: gateway ${gwIp.join('.')} is at ${gwMac.map((x) => x.toString(16).padStart(2, '0')).join(':')}`);
+
+  const payload = enc.encode('wtrelay browser ping');
+  const icmp = new Uint8Array(8 + payload.length);
+  icmp.set([8, 0, 0, 0, 0x12, 0x34, 0, 1]); icmp.set(payload, 8);
+  const ic = csum(icmp); icmp[2] = ic >> 8; icmp[3] = ic & 0xff;
+  const ip = new Uint8Array(20 + icmp.length);
+  ip.set([0x45, 0, (ip.length >> 8) & 0xff, ip.length & 0xff, 0, 1, 0, 0, 64, 1, 0, 0]);
+  ip.set(a.ip, 12); ip.set(gwIp, 16);
+  const hc = csum(ip.subarray(0, 20)); ip[10] = hc >> 8; ip[11] = hc & 0xff;
+  ip.set(icmp, 20);
+  const frame = new Uint8Array(14 + ip.length);
+  frame.set(gwMac, 0); frame.set(mac, 6); frame[12] = 0x08; frame[13] = 0x00; frame.set(ip, 14);
+  const t0 = performance.now();
+  await s.send(withType(0x01, frame));
+  const r = await s.next((d) => d[0] === 0x01 && d[13] === 0x08 && d[14] === 0x00 && d[1 + 23] === 1 &&
+    d[1 + 34] === 0, 5000, 'echo reply');
+  const rtt = performance.now() - t0;
+  const body = r.subarray(1 + 34);
+  if (body[4] !== 0x12 || body[5] !== 0x34 || body[7] !== 1) throw new Error('echo reply id/seq differ');
+  if (!sameBytes(body.subarray(8), payload)) throw new Error('echo reply payload differs');
+  if (csum(body) !== 0) throw new Error('echo reply checksum wrong');
+  await s.close(0, 'done');
+  return { gatewayMac: gwMac, pingRttMs: Math.round(rtt * 100) / 100 };
+}
+
+const scenarios = { register: scenarioRegister, hold: scenarioHold, switch: scenarioSwitch,
+  gateway: scenarioGateway };
 
 (async () => {
   let report;

@@ -4,7 +4,7 @@
 // session while the relay gets SIGTERM: the page must see the relay's
 // CLOSE_WEBTRANSPORT_SESSION and the relay must exit 0.
 import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, withDeadline } from './lib.mjs';
-import { checkRegisterReport, checkSwitchReport } from './checks.mjs';
+import { checkRegisterReport, checkSwitchReport, checkGatewayReport } from './checks.mjs';
 
 {
   const relay = await startRelay(['--log-level', 'debug']);
@@ -32,6 +32,13 @@ import { checkRegisterReport, checkSwitchReport } from './checks.mjs';
   const pages = await startPageServer();
   const report = await runChromium(pageUrl(pages.origin, relay, { scenario: 'switch', room: '/lan' }), pages);
   checkSwitchReport('chromium', report);
+  await relay.stop();
+}
+{
+  const relay = await startRelay();
+  const pages = await startPageServer();
+  const report = await runChromium(pageUrl(pages.origin, relay, { scenario: 'gateway', room: '/gw' }), pages);
+  checkGatewayReport('chromium', report);
   await relay.stop();
 }
 shutdown();

@@ -3,7 +3,7 @@
 // over fetch to the test's HTTP server. Firefox opens two QUIC connections
 // and runs the session on the second.
 import { startRelay, startPageServer, runFirefox, pageUrl, pass, shutdown } from './lib.mjs';
-import { checkRegisterReport, checkSwitchReport } from './checks.mjs';
+import { checkRegisterReport, checkSwitchReport, checkGatewayReport } from './checks.mjs';
 
 const relay = await startRelay(['--log-level', 'debug']);
 const pages = await startPageServer();
@@ -16,6 +16,13 @@ pass('firefox: relay exits 0 on SIGTERM');
   const pages = await startPageServer();
   const report = await runFirefox(pageUrl(pages.origin, relay, { scenario: 'switch', room: '/lan' }), pages);
   checkSwitchReport('firefox', report);
+  await relay.stop();
+}
+{
+  const relay = await startRelay();
+  const pages = await startPageServer();
+  const report = await runFirefox(pageUrl(pages.origin, relay, { scenario: 'gateway', room: '/gw' }), pages);
+  checkGatewayReport('firefox', report);
   await relay.stop();
 }
 shutdown();
