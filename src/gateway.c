@@ -364,11 +364,13 @@ void gateway_log_counters(const struct gateway *gw)
            U(c->denied), U(c->ttl_expired), U(c->tcp_unsupported));
   log_info("nat counters",
            "udp_flows_opened=%llu udp_flows_closed=%llu udp_flows_full=%llu udp_out=%llu "
-           "udp_in=%llu udp_send_failed=%llu icmp_flows_opened=%llu icmp_flows_full=%llu "
+           "udp_in=%llu udp_send_failed=%llu udp_icmp_errors=%llu icmp_flows_opened=%llu "
+           "icmp_flows_full=%llu "
            "icmp_out=%llu icmp_in=%llu icmp_disabled=%llu dns_queries=%llu dns_answers=%llu "
            "dns_timeouts=%llu dns_full=%llu dns_bad=%llu dns_unmatched=%llu",
            U(c->udp_flows_opened), U(c->udp_flows_closed), U(c->udp_flows_full), U(c->udp_out),
-           U(c->udp_in), U(c->udp_send_failed), U(c->icmp_flows_opened), U(c->icmp_flows_full),
+           U(c->udp_in), U(c->udp_send_failed), U(c->udp_icmp_errors), U(c->icmp_flows_opened),
+           U(c->icmp_flows_full),
            U(c->icmp_out), U(c->icmp_in), U(c->icmp_disabled_drops), U(c->dns_queries),
            U(c->dns_answers), U(c->dns_timeouts), U(c->dns_full), U(c->dns_bad),
            U(c->dns_unmatched));

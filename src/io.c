@@ -296,6 +296,8 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   }
   if (o->pktinfo)
     setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
+  if (o->recverr)
+    setsockopt_int(fd, IPPROTO_IP, IP_RECVERR, 1);
   if (o->pmtu_probe) {
     /* Path MTU: never fragment; ngtcp2 probes and sizes packets itself. */
     setsockopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);
@@ -323,6 +325,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   s->gro = gro;
   s->no_gso = o->proto != 0;
   s->fn = fn;
+  s->on_err = o->on_err;
   s->ctx = ctx;
   s->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
   s->rmsg.msg_controllen = IO_CTL_LEN;
@@ -715,10 +718,13 @@ static void udp_recv(struct io *io, struct io_udp_sock *s, struct io_uring_cqe *
     }
   }
   if (cqe->res < 0) {
-    if (cqe->res == -ENOBUFS)
+    if (cqe->res == -ENOBUFS) {
       io->ctr.rx_enobufs++;
-    else
+    } else {
       io->ctr.rx_errors++;
+      if (s->on_err && cqe->res != -ECANCELED)
+        s->on_err(s->ctx, s, cqe->res);
+    }
     return;
   }
   if (!(cqe->flags & IORING_CQE_F_BUFFER)) {

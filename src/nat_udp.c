@@ -10,10 +10,21 @@
  * Ethernet/IPv4/UDP frame from the remote address to the guest. Flows end
  * after --udp-timeout idle seconds. Bounds: flows in all and per guest;
  * a full table drops (counted) and the guest gets no answer.
+ *
+ * ICMP errors the host receives for a flow (port unreachable, host
+ * unreachable, fragmentation needed...) are reported through IP_RECVERR:
+ * the failed receive calls flow_error(), which drains the socket's error
+ * queue (a plain non-blocking recvmsg(MSG_ERRQUEUE): the one synchronous
+ * socket call of the NAT, on the error path only) and sends the guest the
+ * same ICMP error about the datagram it sent.
  */
 #include <errno.h>
+#include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+#include <linux/errqueue.h>
+#include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "wtrelay/gateway.h"
 
@@ -97,6 +108,55 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   gw_emit(gw, f->room, (size_t)n);
 }
 
+/* Error queue -> ICMP error toward the guest, quoting a datagram shaped
+ * like the one the guest sent (its address and port to the destination). */
+static void flow_error(void *ctx, struct io_udp_sock *s, int err)
+{
+  struct nat_udp_flow *f = ctx;
+  struct gateway *gw = f->gw;
+  (void)err;
+  for (int n = 0; n < 8 && f->used; n++) {
+    struct sockaddr_in dst;
+    uint8_t data[64];
+    union {
+      char buf[512];
+      struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
+    struct msghdr m = {.msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
+                       .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+    if (recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
+      return;
+    for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
+      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR)
+        continue;
+      struct sock_extended_err ee;
+      memcpy(&ee, CMSG_DATA(c), sizeof(ee));
+      if (ee.ee_origin != SO_EE_ORIGIN_ICMP || m.msg_namelen < sizeof(dst))
+        continue;
+      struct sockaddr_in off;
+      memcpy(&off, (const uint8_t *)CMSG_DATA(c) + sizeof(ee), sizeof(off));
+      uint32_t from = off.sin_family == AF_INET ? ntohl(off.sin_addr.s_addr)
+                                                : ntohl(dst.sin_addr.s_addr);
+      /* the quoted original: guest -> destination, UDP, no payload */
+      uint8_t orig[ETH_HDR + IPV4_HDR + UDP_HDR];
+      struct net_l2 l2o = {.dst_mac = gw->p.mac, .src_mac = f->guest_mac};
+      struct net_ipv4 oip;
+      if (net_build_udp(orig, sizeof(orig), &l2o, f->guest_ip, ntohl(dst.sin_addr.s_addr),
+                        f->guest_port, ntohs(dst.sin_port), NULL, 0, 0) < 0 ||
+          net_ipv4_parse(orig + ETH_HDR, sizeof(orig) - ETH_HDR, &oip) < 0)
+        continue;
+      struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
+      int len = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, from, ee.ee_type,
+                                     ee.ee_code, (uint16_t)ee.ee_info, &oip, gw_next_id(gw));
+      if (len > 0) {
+        gw->ctr.udp_icmp_errors++;
+        gw_emit(gw, f->room, (size_t)len);
+      }
+    }
+  }
+}
+
 static uint32_t flows_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
 {
   uint32_t n = 0;
@@ -128,7 +188,8 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
     return NULL;
   memset(f, 0, sizeof(*f));
   f->gw = gw;
-  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0};
+  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true,
+                          .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
     gw->ctr.udp_flows_full++;

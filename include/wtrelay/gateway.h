@@ -65,7 +65,7 @@ struct gateway_counters {
   uint64_t bad_eth, bad_ip, bad_l4, fragments, spoofed, ttl_expired, denied;
   uint64_t tcp_unsupported, other_proto, no_port;
   uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
-  uint64_t udp_send_failed, udp_too_big;
+  uint64_t udp_send_failed, udp_too_big, udp_icmp_errors;
   uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;
   uint64_t icmp_disabled_drops;
   uint64_t dns_queries, dns_answers, dns_bad, dns_timeouts, dns_full, dns_unmatched;

@@ -77,6 +77,9 @@ typedef void (*io_udp_recv_fn)(void *ctx, struct io_udp_sock *s, uint8_t *pkt,
                                size_t len, const union io_sockaddr *peer,
                                socklen_t peerlen, const struct io_local *local);
 typedef void (*io_signal_fn)(void *ctx, int signo);
+/* A receive failed with err (negative errno, e.g. -ECONNREFUSED from an
+ * ICMP error with IP_RECVERR); the socket is re-armed afterwards. */
+typedef void (*io_udp_err_fn)(void *ctx, struct io_udp_sock *s, int err);
 
 struct io_udp_sock {
   int fd;
@@ -91,6 +94,7 @@ struct io_udp_sock {
   bool no_gso;   /* not UDP (an ICMP socket): one packet per sendmsg */
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
+  io_udp_err_fn on_err;
   void *ctx;
 };
 
@@ -129,6 +133,8 @@ struct io_udp_opts {
   bool gro;              /* UDP_GRO */
   bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
   int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
+  bool recverr;          /* IP_RECVERR: ICMP errors reach on_err and the error queue */
+  io_udp_err_fn on_err;
 };
 
 struct io_params {

@@ -168,6 +168,23 @@ out=$(ip netns exec "$NS_A" ping -c 1 -W 2 192.168.1.1 2>&1) && fail "ping to 19
 echo "$out" | grep -q 'Packet filtered' || fail "no admin-prohibited for 192.168.1.1: $out"
 pass "denied destinations (own address, 192.168/16) answered with ICMP admin-prohibited"
 
+# 6b. an ICMP error the host receives (port unreachable from the internet
+# host) reaches the guest, which sees ECONNREFUSED
+REFUSED_PY='
+import socket
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(3)
+s.connect(("198.18.0.2", 9))
+s.send(b"anyone?")
+try:
+    s.recv(100); print("answered")
+except ConnectionRefusedError:
+    print("refused")
+except socket.timeout:
+    print("timeout")'
+got=$(vm_py "$NS_A" "$REFUSED_PY")
+[ "$got" = refused ] || fail "port unreachable from the internet host did not reach the guest: $got"
+pass "ICMP port unreachable for a NATed datagram reaches the guest (connect()ed UDP sees ECONNREFUSED)"
+
 # 7. anti-spoofing: a packet from another source address is not NATed
 SPOOF_PY='
 import socket
