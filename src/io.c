@@ -278,7 +278,8 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
     return -ENOSPC;
   if ((rc = io_sockaddr_parse(o->bind_addr, o->port, &sa, &salen)) < 0)
     return rc;
-  int fd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, o->proto);
+  int fd = socket(sa.sa.sa_family, (o->raw ? SOCK_RAW : SOCK_DGRAM) | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                  o->proto);
   if (fd < 0)
     return -errno;
   /* No SO_REUSEADDR/SO_REUSEPORT: a second relay on the same port must
@@ -306,7 +307,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   }
   int one = 1;
   bool gro = o->gro && !o->proto && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
-  if (bind(fd, &sa.sa, salen) < 0) {
+  if (!o->raw && bind(fd, &sa.sa, salen) < 0) {
     rc = -errno;
     close(fd);
     return rc;

@@ -7,12 +7,15 @@
  * reply back into the guest's id with the checksum recomputed. No raw
  * sockets and no subprocesses (the seed ran `ping` per echo and answered
  * with a made-up payload). When the kernel does not allow ICMP datagram
- * sockets for our group (net.ipv4.ping_group_range), ICMP NAT is disabled
- * with one log line at start-up and echoes are dropped with a counter.
- * Raw-socket fallback with CAP_NET_RAW is not implemented.
+ * sockets for our group (net.ipv4.ping_group_range) but the process has
+ * CAP_NET_RAW, one raw ICMP socket (filtered to echo replies) carries every
+ * flow instead: each flow gets its own echo id on the wire and we compute
+ * the checksums. With neither, ICMP NAT is disabled with one log line at
+ * start-up and echoes are dropped with a counter.
  */
 #include <errno.h>
 #include <netinet/in.h>
+#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -20,21 +23,43 @@
 
 #include "wtrelay/gateway.h"
 
+/* From linux/icmp.h, which clashes with glibc's netinet/in.h. */
+#define WT_ICMP_FILTER 1
+struct wt_icmp_filter {
+  uint32_t data; /* bit t set = drop ICMP type t */
+};
+
+static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                     const union io_sockaddr *peer, socklen_t peerlen,
+                     const struct io_local *local);
+
 int nat_icmp_init(struct gateway *gw)
 {
   gw->icmp = calloc(gw->p.max_icmp_flows ? gw->p.max_icmp_flows : 1, sizeof(*gw->icmp));
   if (!gw->icmp)
     return -ENOMEM;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
-  if (fd < 0) {
-    log_warn("ICMP NAT disabled: the kernel refuses ICMP datagram sockets for this group",
-             "err=\"%s\" fix=\"sysctl -w net.ipv4.ping_group_range='0 2147483647'\"",
-             strerror(errno));
-    gw->icmp_ok = false;
+  if (fd >= 0) {
+    close(fd);
+    gw->icmp_ok = true;
     return 0;
   }
-  close(fd);
-  gw->icmp_ok = true;
+  int dgram_err = errno;
+  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP, .raw = true};
+  if (io_udp_open_ex(gw->io, &o, raw_recv, gw, &gw->icmp_raw) == 0) {
+    struct wt_icmp_filter filt = {.data = ~(1u << ICMP_ECHO_REPLY)};
+    setsockopt(gw->icmp_raw->fd, SOL_RAW, WT_ICMP_FILTER, &filt, sizeof(filt));
+    if (getrandom(&gw->icmp_id_base, sizeof(gw->icmp_id_base), GRND_NONBLOCK) < 0)
+      gw->icmp_id_base = 0x5a5a;
+    gw->icmp_ok = true;
+    log_info("ICMP NAT uses a raw socket (ICMP datagram sockets not allowed for this group)",
+             "err=\"%s\"", strerror(dgram_err));
+    return 0;
+  }
+  log_warn("ICMP NAT disabled: no ICMP datagram sockets for this group and no CAP_NET_RAW",
+           "err=\"%s\" fix=\"sysctl -w net.ipv4.ping_group_range='0 2147483647'\"",
+           strerror(dgram_err));
+  gw->icmp_ok = false;
   return 0;
 }
 
@@ -42,7 +67,7 @@ static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
 {
   if (!f->used)
     return;
-  if (f->sock)
+  if (f->sock && f->sock != gw->icmp_raw)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
   f->used = false;
@@ -54,11 +79,53 @@ void nat_icmp_fini(struct gateway *gw)
 {
   for (uint32_t i = 0; gw->icmp && i < gw->p.max_icmp_flows; i++)
     flow_close(gw, &gw->icmp[i]);
+  if (gw->icmp_raw)
+    io_udp_close(gw->io, gw->icmp_raw);
+  gw->icmp_raw = NULL;
   free(gw->icmp);
   gw->icmp = NULL;
 }
 
-/* An echo reply from the internet: back to the guest with its own id. */
+/* An echo reply from the internet: back to the guest with its own id.
+ * icmp = the ICMP message (header on), from `from`. */
+static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t from,
+                           const uint8_t *icmp, size_t len)
+{
+  uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, icmp[6], icmp[7]};
+  struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
+  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, from, f->guest_ip, ICMP_ECHO_REPLY, 0,
+                         rest, icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
+  if (n < 0)
+    return;
+  f->last_ns = *gw->now;
+  gw->ctr.icmp_in++;
+  gw_emit(gw, f->room, (size_t)n);
+}
+
+/* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id. */
+static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                     const union io_sockaddr *peer, socklen_t peerlen,
+                     const struct io_local *local)
+{
+  struct gateway *gw = ctx;
+  struct net_ipv4 ip;
+  struct net_icmp m;
+  (void)s;
+  (void)peer;
+  (void)peerlen;
+  (void)local;
+  if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 ||
+      m.type != ICMP_ECHO_REPLY)
+    return;
+  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
+    struct nat_icmp_flow *f = &gw->icmp[i];
+    if (f->used && f->host_id == m.id) {
+      reply_to_guest(gw, f, ip.src, ip.payload, ip.len);
+      return;
+    }
+  }
+}
+
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                       const union io_sockaddr *peer, socklen_t peerlen,
                       const struct io_local *local)
@@ -70,16 +137,7 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   (void)local;
   if (!f->used || peer->sa.sa_family != AF_INET || len < ICMP_HDR || pkt[0] != ICMP_ECHO_REPLY)
     return;
-  uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, pkt[6], pkt[7]};
-  struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr),
-                         f->guest_ip, ICMP_ECHO_REPLY, 0, rest, pkt + ICMP_HDR,
-                         len - ICMP_HDR, gw_next_id(gw));
-  if (n < 0)
-    return;
-  f->last_ns = *gw->now;
-  gw->ctr.icmp_in++;
-  gw_emit(gw, f->room, (size_t)n);
+  reply_to_guest(gw, f, ntohl(peer->in.sin_addr.s_addr), pkt, len);
 }
 
 static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
@@ -98,10 +156,15 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   }
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
-  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
-  if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
-    gw->ctr.icmp_flows_full++;
-    return NULL;
+  if (gw->icmp_raw) {
+    free_f->sock = gw->icmp_raw;
+    free_f->host_id = (uint16_t)(gw->icmp_id_base + (free_f - gw->icmp));
+  } else {
+    struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
+    if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
+      gw->ctr.icmp_flows_full++;
+      return NULL;
+    }
   }
   free_f->used = true;
   free_f->room = pkt->room;
@@ -126,14 +189,21 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   uint8_t *buf = io_tx_reserve(gw->io, ICMP_HDR + m->len);
   if (!buf)
     return;
-  /* type, code, checksum (the kernel fills it), id (the kernel's), seq */
+  /* type, code, checksum and id (the kernel fills both on a datagram
+   * socket; ours on the raw socket), seq */
   buf[0] = ICMP_ECHO;
   buf[1] = 0;
   buf[2] = buf[3] = 0;
-  buf[4] = buf[5] = 0;
+  buf[4] = (uint8_t)(f->host_id >> 8);
+  buf[5] = (uint8_t)f->host_id;
   buf[6] = (uint8_t)(m->seq >> 8);
   buf[7] = (uint8_t)m->seq;
   memcpy(buf + ICMP_HDR, m->data, m->len);
+  if (gw->icmp_raw) {
+    uint16_t c = net_csum_fold(net_csum_add(0, buf, ICMP_HDR + m->len));
+    buf[2] = (uint8_t)(c >> 8);
+    buf[3] = (uint8_t)c;
+  }
   union io_sockaddr dst;
   memset(&dst, 0, sizeof(dst));
   dst.in.sin_family = AF_INET;

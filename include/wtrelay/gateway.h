@@ -94,6 +94,7 @@ struct nat_icmp_flow {
   bool used;
   uint32_t room, guest_ip;
   uint16_t guest_id;
+  uint16_t host_id; /* raw-socket mode: the echo id we put on the wire */
   uint8_t guest_mac[6];
   uint64_t last_ns;
   struct io_udp_sock *sock;
@@ -125,6 +126,8 @@ struct gateway {
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
   bool icmp_ok;
+  struct io_udp_sock *icmp_raw; /* raw-socket mode (CAP_NET_RAW), else NULL */
+  uint16_t icmp_id_base;
   /* DNS forwarder */
   struct io_udp_sock *dns_sock;
   struct dns_pending *dns;    /* indexed by the upstream-facing id */

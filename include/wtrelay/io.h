@@ -133,6 +133,7 @@ struct io_udp_opts {
   bool gro;              /* UDP_GRO */
   bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
   int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
+  bool raw;              /* SOCK_RAW instead of SOCK_DGRAM (with proto; CAP_NET_RAW) */
   bool recverr;          /* IP_RECVERR: ICMP errors reach on_err and the error queue */
   io_udp_err_fn on_err;
 };
