@@ -64,7 +64,7 @@ int policy_parse_cidr(const char *s, uint32_t *net, uint8_t *len)
   unsigned long l = 32;
   if (slash) {
     char *end;
-    if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+    if (slash[1] < '0' || slash[1] > '9') /* no sign, no white space */
       return -EINVAL;
     l = strtoul(slash + 1, &end, 10);
     if (*end || l > 32)

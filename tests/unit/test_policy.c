@@ -198,12 +198,9 @@ Test(policy, parse_cidr)
   cr_assert_eq(pol.n, n0);
 }
 
-/* Known bug, disabled so the suite stays green until policy.c is fixed:
- * the prefix length goes through strtoul(), which skips leading white
- * space, so "1.2.3.0/ 24" parses as 1.2.3.0/24 although '+' and '-' signs
- * are refused explicitly. Enable once the length is checked to start with
- * a digit. */
-Test(policy, parse_cidr_whitespace_length, .disabled = true)
+/* The prefix length must start with a digit: strtoul() alone would skip
+ * leading white space ("1.2.3.0/ 24"). */
+Test(policy, parse_cidr_whitespace_length)
 {
   uint32_t net = 0;
   uint8_t len = 0;
