@@ -11,7 +11,7 @@ command -v perf >/dev/null || { echo "perf missing: apt-get install linux-perf" 
 B=build
 TMP=$(mktemp -d)
 PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-$B/wtrelay --bind 127.0.0.1 --port "$PORT" --log-level warn >"$TMP/out" 2>/dev/null &
+$B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level warn >"$TMP/out" 2>/dev/null &
 RELAY=$!
 trap 'kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
 for _ in $(seq 50); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done

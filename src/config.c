@@ -7,6 +7,7 @@
  */
 #include "wtrelay/config.h"
 
+#include "wtrelay/ops.h"
 #include "wtrelay/policy.h"
 
 #include <arpa/inet.h>
@@ -18,7 +19,8 @@
 
 enum opt_kind {
   OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL, OPT_MAC, OPT_FLAG,
-  OPT_SUBNET, OPT_IPV4, OPT_UPSTREAM, OPT_EGRESS_ALLOW, OPT_EGRESS_DENY,
+  OPT_SUBNET, OPT_IPV4, OPT_UPSTREAM, OPT_EGRESS_ALLOW, OPT_EGRESS_DENY, OPT_STR128,
+  OPT_STR256,
 };
 
 struct opt {
@@ -88,6 +90,20 @@ static const struct opt opts[] = {
      "UDP NAT mappings per VM (default 256)"},
     {"udp-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(udp_timeout_s),
      "seconds an idle UDP NAT mapping lives (default 60)"},
+    {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
+     "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
+     "(default 127.0.0.1:9090)"},
+    {"cors-origin", 0, NULL, OPT_STR128, 0, 0, OFF(cors_origin),
+     "Access-Control-Allow-Origin of /cert-hash (default *)"},
+    {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
+     "concurrent connections to the ops listener (default 256)"},
+    {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_U32, 1, 86400, OFF(cert_poll_s),
+     "seconds between checks of the PEM files for a new certificate (default 60)"},
+    {"shutdown-timeout", 0, NULL, OPT_U32, 1, 300, OFF(shutdown_timeout_s),
+     "seconds SIGTERM waits for sessions to close (default 5)"},
+    {"healthcheck", 0, NULL, OPT_STR256, 0, 0, OFF(healthcheck),
+     "probe http://ADDR:PORT/PATH (e.g. the /healthz of a running relay), exit 0 if it "
+     "answers 200, else 1"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -117,6 +133,11 @@ void config_defaults(struct config *c)
   c->max_udp_flows = 4096;
   c->max_udp_flows_per_vm = 256;
   c->udp_timeout_s = 60;
+  snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
+  snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
+  c->ops_max_conns = 256;
+  c->cert_poll_s = 60;
+  c->shutdown_timeout_s = 5;
 }
 
 static int fail(char *err, size_t errlen, const char *fmt, ...)
@@ -257,6 +278,16 @@ static int apply(struct config *c, const struct opt *o, const char *val,
     c->egress[c->negress++].allow = o->kind == OPT_EGRESS_ALLOW;
     return 0;
   }
+  case OPT_STR128:
+  case OPT_STR256: {
+    size_t cap = o->kind == OPT_STR128 ? 128 : 256;
+    if (strlen(val) >= cap)
+      return fail(err, errlen, "%s: longer than %zu characters", origin, cap - 1);
+    if (strpbrk(val, "\r\n\"\\"))
+      return fail(err, errlen, "%s: control characters or quotes are not allowed", origin);
+    snprintf(field, cap, "%s", val);
+    return 0;
+  }
   case OPT_FLAG:
     if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0 || strcmp(val, "yes") == 0)
       *(bool *)(void *)field = true;
@@ -344,6 +375,13 @@ int config_parse(struct config *c, int argc, char **argv,
     return fail(err, errlen,
                 "--cert-pem and --key-pem (RELAY_CERT_PEM, RELAY_KEY_PEM) must be "
                 "given together, or neither for an ephemeral self-signed certificate");
+  if (c->http_listen[0]) {
+    char host[128];
+    uint16_t port;
+    if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
+      return fail(err, errlen, "--http-listen: expected ADDR:PORT such as 127.0.0.1:9090 or "
+                  "[::1]:9090, or empty to disable, got '%s'", c->http_listen);
+  }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%u) must not be shorter than --heartbeat-interval (%u)",

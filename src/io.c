@@ -237,6 +237,17 @@ static struct io_uring_sqe *get_sqe(struct io *io)
   return sqe;
 }
 
+struct io_uring_sqe *io_sqe(struct io *io) { return get_sqe(io); }
+
+int io_set_handler(struct io *io, enum io_op op, io_handler_fn fn, void *ctx)
+{
+  if (op < IO_OP_USER_FIRST || op > IO_OP_USER_LAST)
+    return -EINVAL;
+  io->handler[op - IO_OP_USER_FIRST] = fn;
+  io->handler_ctx[op - IO_OP_USER_FIRST] = ctx;
+  return 0;
+}
+
 static int udp_arm(struct io *io, struct io_udp_sock *s)
 {
   struct io_uring_sqe *sqe = get_sqe(io);
@@ -856,8 +867,12 @@ unsigned io_dispatch(struct io *io)
       if (io->sigfd >= 0)
         signal_arm(io);
       break;
-    default:
+    default: {
+      enum io_op op = IO_UD_OP(ud);
+      if (op >= IO_OP_USER_FIRST && op <= IO_OP_USER_LAST && io->handler[op - IO_OP_USER_FIRST])
+        io->handler[op - IO_OP_USER_FIRST](io->handler_ctx[op - IO_OP_USER_FIRST], idx, cqe);
       break;
+    }
     }
     n++;
   }

@@ -15,8 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
+#include <time.h>
 
 #include "wtrelay/gateway.h"
+#include "wtrelay/metrics.h"
+#include "wtrelay/ops.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
@@ -26,6 +30,8 @@
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
 #define SHUTDOWN_STEP_NS 150000000ull
+#define CERT_SLOTS 8
+#define NS 1000000000ull
 
 struct server {
   const struct config *cfg;
@@ -38,6 +44,15 @@ struct server {
   struct policy policy;
   struct gateway gw;
   bool gw_ok;
+  struct ops ops;
+  bool ops_ok;
+  /* certificates: the one in use and the retired ones (kept for
+   * connections that started with them), a ring of CERT_SLOTS */
+  struct tls_cert certs[CERT_SLOTS];
+  uint32_t cert_cur, ncerts;
+  struct stat cert_st, key_st;
+  struct timer cert_timer;
+  uint64_t cert_reloads, cert_reload_failures, start_time;
   struct timer shutdown_timer;
   int shutdown_phase;
 };
@@ -135,11 +150,18 @@ static void shutdown_step(struct timer *t, uint64_t now)
   }
 }
 
+static void cert_check(struct server *s, bool force);
+
 static void on_signal(void *ctx, int signo)
 {
   struct server *s = ctx;
+  if (signo == SIGHUP) {
+    log_info("SIGHUP: checking the certificate", "%s", "");
+    cert_check(s, true);
+    return;
+  }
   if (signo != SIGINT && signo != SIGTERM)
-    return; /* SIGHUP: certificate reload arrives with the operations issue */
+    return;
   if (s->shutdown_phase) {
     s->w.stop = true; /* second signal: leave now */
     return;
@@ -153,14 +175,159 @@ static void on_signal(void *ctx, int signo)
   timer_arm(&s->w.timers, &s->shutdown_timer, s->w.now + SHUTDOWN_STEP_NS);
 }
 
-int server_new(struct server **out, const struct config *cfg, const struct tls_cert *cert)
+/* ---- certificates ---- */
+
+static const struct tls_cert *cert_cur(const struct server *s) { return &s->certs[s->cert_cur]; }
+
+static bool file_changed(const char *path, struct stat *seen)
+{
+  struct stat st;
+  if (stat(path, &st) < 0)
+    return false;
+  bool changed = st.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
+                 st.st_mtim.tv_nsec != seen->st_mtim.tv_nsec || st.st_size != seen->st_size ||
+                 st.st_ino != seen->st_ino;
+  *seen = st;
+  return changed;
+}
+
+/* Puts a new certificate in use: new connections get it, live ones keep
+ * theirs. The ring slot it takes held the certificate retired CERT_SLOTS
+ * changes ago. */
+static void cert_install(struct server *s, struct tls_cert *c, const char *why)
+{
+  uint32_t slot = (s->cert_cur + 1) % CERT_SLOTS;
+  if (s->ncerts == CERT_SLOTS)
+    tls_cert_fini(&s->certs[slot]);
+  else
+    s->ncerts++;
+  s->certs[slot] = *c;
+  s->cert_cur = slot;
+  s->quic.cert = &s->certs[slot];
+  s->cert_reloads++;
+  log_info("certificate in use changed", "why=%s sha256=%s not_after=%lld", why,
+           s->certs[slot].sha256_hex, (long long)s->certs[slot].not_after);
+}
+
+/* PEM mode: reload when either file changed (or forced by SIGHUP); a pair
+ * that does not load or does not match keeps the old certificate. Ephemeral
+ * mode: a new self-signed certificate a day before the old one expires. */
+static void cert_check(struct server *s, bool force)
+{
+  const struct config *cfg = s->cfg;
+  if (cfg->cert_pem[0]) {
+    bool a = file_changed(cfg->cert_pem, &s->cert_st);
+    bool b = file_changed(cfg->key_pem, &s->key_st);
+    if (!a && !b && !force)
+      return;
+    struct tls_cert c;
+    char err[256];
+    if (tls_cert_load_pem(&c, cfg->cert_pem, cfg->key_pem, err, sizeof(err)) < 0) {
+      s->cert_reload_failures++;
+      log_error("certificate reload failed, keeping the old one", "cert=%s key=%s err=\"%s\"",
+                cfg->cert_pem, cfg->key_pem, err);
+      return;
+    }
+    if (memcmp(c.sha256, cert_cur(s)->sha256, 32) == 0) {
+      tls_cert_fini(&c);
+      return;
+    }
+    cert_install(s, &c, force ? "reload" : "files changed");
+    return;
+  }
+  if ((int64_t)time(NULL) < cert_cur(s)->not_after - 86400 && !force)
+    return;
+  struct tls_cert c;
+  if (tls_cert_generate(&c, 13) < 0) {
+    s->cert_reload_failures++;
+    log_error("cannot generate a new ephemeral certificate", "%s", "");
+    return;
+  }
+  cert_install(s, &c, "ephemeral rotation");
+}
+
+static void cert_timer_fn(struct timer *t, uint64_t now)
+{
+  struct server *s = container_of(t, struct server, cert_timer);
+  cert_check(s, false);
+  timer_arm(&s->w.timers, &s->cert_timer, now + (uint64_t)s->cfg->cert_poll_s * NS);
+}
+
+/* ---- ops routes ---- */
+
+static void route_metrics(void *ctx, struct ops_buf *b)
+{
+  struct server *s = ctx;
+  uint32_t rooms = 0;
+  for (uint32_t i = 0; i < s->relay.max_rooms; i++)
+    rooms += s->relay.rooms[i].used;
+  struct metrics_src m = {
+      .io = &s->w.io.ctr,
+      .quic = &s->quic.ctr,
+      .h3 = &s->h3.ctr,
+      .relay = &s->relay,
+      .gw = s->gw_ok ? &s->gw : NULL,
+      .ops = &s->ops.ctr,
+      .cert = cert_cur(s),
+      .quic_conns = quic_endpoint_active(&s->quic),
+      .rooms = rooms,
+      .start_time = s->start_time,
+      .cert_reloads = s->cert_reloads,
+      .cert_reload_failures = s->cert_reload_failures,
+  };
+  metrics_write(b, &m);
+}
+
+static bool route_ready(void *ctx)
+{
+  struct server *s = ctx;
+  int64_t now = (int64_t)time(NULL);
+  return !s->shutdown_phase && now >= cert_cur(s)->not_before && now < cert_cur(s)->not_after;
+}
+
+static void route_cert(void *ctx, struct ops_buf *b)
+{
+  struct server *s = ctx;
+  const struct tls_cert *c = cert_cur(s);
+  static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  char enc[48];
+  size_t o = 0;
+  for (size_t i = 0; i < 32; i += 3) {
+    uint32_t v = (uint32_t)c->sha256[i] << 16 | (i + 1 < 32 ? (uint32_t)c->sha256[i + 1] << 8 : 0) |
+                 (i + 2 < 32 ? c->sha256[i + 2] : 0);
+    enc[o++] = b64[(v >> 18) & 63];
+    enc[o++] = b64[(v >> 12) & 63];
+    enc[o++] = i + 1 < 32 ? b64[(v >> 6) & 63] : '=';
+    enc[o++] = i + 2 < 32 ? b64[v & 63] : '=';
+  }
+  enc[o] = '\0';
+  char when[32];
+  time_t t = (time_t)c->not_after;
+  struct tm tm;
+  gmtime_r(&t, &tm);
+  strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  ops_buf_printf(b, "{\"sha256\":\"%s\",\"sha256_b64\":\"%s\",\"not_after\":\"%s\"}\n",
+                 c->sha256_hex, enc, when);
+}
+
+static const struct ops_routes routes = {
+    .metrics = route_metrics, .ready = route_ready, .cert_json = route_cert};
+
+int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert)
 {
   int rc;
   struct server *s = calloc(1, sizeof(*s));
   if (!s)
     return -ENOMEM;
   s->cfg = cfg;
-  s->cert = cert;
+  s->certs[0] = *cert; /* taken */
+  s->ncerts = 1;
+  s->cert = &s->certs[0];
+  s->start_time = (uint64_t)time(NULL);
+  if (cfg->cert_pem[0]) {
+    stat(cfg->cert_pem, &s->cert_st);
+    stat(cfg->key_pem, &s->key_st);
+  }
   struct io_params iop;
   io_params_default(&iop);
   iop.max_udp_socks = 8 + cfg->max_udp_flows + 256; /* QUIC, DNS, UDP and ICMP NAT */
@@ -182,11 +349,22 @@ int server_new(struct server **out, const struct config *cfg, const struct tls_c
   quic_params_default(&qp);
   qp.max_conns = cfg->max_sessions;
   qp.max_conns_per_ip = cfg->max_sessions_per_ip;
-  if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, cert, true, &qp, &h3_quic_ops,
+  if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, s->cert, true, &qp, &h3_quic_ops,
                                &s->h3)) < 0)
     goto fail_h3;
   h3_endpoint_bind(&s->h3, &s->quic);
   timer_init(&s->shutdown_timer, shutdown_step);
+  timer_init(&s->cert_timer, cert_timer_fn);
+  timer_arm(&s->w.timers, &s->cert_timer, s->w.now + (uint64_t)cfg->cert_poll_s * NS);
+  if (cfg->http_listen[0]) {
+    if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
+                       cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {
+      log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"",
+                cfg->http_listen, strerror(-rc));
+      goto fail_quic;
+    }
+    s->ops_ok = true;
+  }
   s->w.turn = on_turn;
   s->w.turn_ctx = s;
 
@@ -215,6 +393,8 @@ fail:
 }
 
 uint16_t server_port(const struct server *s) { return s->udp->port; }
+
+const struct tls_cert *server_cert(const struct server *s) { return cert_cur(s); }
 
 int server_run(struct server *s) { return worker_run(&s->w); }
 
@@ -268,11 +448,15 @@ void server_free(struct server *s)
   if (!s)
     return;
   log_counters(s);
+  if (s->ops_ok)
+    ops_fini(&s->ops);
   quic_endpoint_fini(&s->quic);
   h3_endpoint_fini(&s->h3);
   if (s->gw_ok)
     gateway_fini(&s->gw);
   relay_fini(&s->relay);
   worker_fini(&s->w);
+  for (uint32_t i = 0; i < s->ncerts; i++)
+    tls_cert_fini(&s->certs[i]);
   free(s);
 }

@@ -59,6 +59,13 @@ struct config {
   uint32_t max_udp_flows;        /* --max-udp-flows, 4096 */
   uint32_t max_udp_flows_per_vm; /* --max-udp-flows-per-vm, 256 */
   uint32_t udp_timeout_s;        /* --udp-timeout, 60 */
+  /* operations */
+  char http_listen[128];         /* --http-listen, 127.0.0.1:9090, "" = off */
+  char cors_origin[128];         /* --cors-origin, "*" */
+  uint32_t ops_max_conns;        /* --ops-max-conns, 256 */
+  uint32_t cert_poll_s;          /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
+  uint32_t shutdown_timeout_s;   /* --shutdown-timeout, 5 */
+  char healthcheck[256];         /* --healthcheck URL: probe and exit */
 };
 
 enum config_result {

@@ -42,6 +42,9 @@ enum io_op {
   IO_OP_NOP = 4,
   IO_OP_PKTFD_READ = 5,
   IO_OP_PKTFD_WRITE = 6,
+  IO_OP_USER_FIRST = 16, /* ops of other modules (io_set_handler) */
+  IO_OP_OPS_HTTP = 16,
+  IO_OP_USER_LAST = 31,
   IO_OP_MAX = 0xffff,
 };
 
@@ -138,6 +141,9 @@ struct io_udp_opts {
   io_udp_err_fn on_err;
 };
 
+/* A completion of an op another module submitted with io_sqe(). */
+typedef void (*io_handler_fn)(void *ctx, uint32_t idx, struct io_uring_cqe *cqe);
+
 struct io_params {
   unsigned max_udp_socks; /* 64 */
   unsigned sq_entries;    /* 512 */
@@ -200,6 +206,8 @@ struct io {
   struct io_udp_sock **closing;
   uint32_t nclosing;
   uint32_t open_socks;
+  io_handler_fn handler[IO_OP_USER_LAST - IO_OP_USER_FIRST + 1];
+  void *handler_ctx[IO_OP_USER_LAST - IO_OP_USER_FIRST + 1];
   struct io_pktfd *pktfds[IO_MAX_PKTFDS];
   unsigned npktfds;
   /* tx arenas; cur is being filled */
@@ -241,6 +249,13 @@ int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsign
 /* Queues one packet (gathered from iov) for writing. 0, -ENOBUFS when every
  * write slot is busy, -EMSGSIZE when it exceeds bufsize. */
 int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, int iovcnt);
+
+/* Registers the handler of op (IO_OP_USER_FIRST..IO_OP_USER_LAST). */
+int io_set_handler(struct io *io, enum io_op op, io_handler_fn fn, void *ctx);
+/* An SQE for the caller to prepare (submitted with the loop's next wait),
+ * or NULL when the ring is full even after a submit. The caller sets its
+ * user_data with IO_UD(op, idx). */
+struct io_uring_sqe *io_sqe(struct io *io);
 
 /* Blocks signals in `mask` for the calling thread and delivers them through
  * the ring. Returns 0 or negative errno. */

@@ -12,8 +12,12 @@
 
 struct server;
 
-/* cfg and cert are borrowed and must outlive the server. */
-int server_new(struct server **out, const struct config *cfg, const struct tls_cert *cert);
+/* cfg is borrowed and must outlive the server. The certificate is taken
+ * (moved) on success: the server reloads, rotates and frees certificates
+ * from then on. */
+int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert);
+/* The certificate in use now. */
+const struct tls_cert *server_cert(const struct server *s);
 uint16_t server_port(const struct server *s);
 /* Runs until SIGINT/SIGTERM; returns 0 after a clean shutdown. */
 int server_run(struct server *s);

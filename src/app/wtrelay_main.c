@@ -4,7 +4,11 @@
  * clean stop, 1 on a start-up failure, 2 on a usage error.
  */
 #include <errno.h>
+#include <netdb.h>
+#include <poll.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +19,59 @@
 #include "wtrelay/tls.h"
 
 static const char *env_get(const char *name) { return getenv(name); }
+
+/* --healthcheck http://HOST:PORT/PATH: one GET with a 3 s budget; 0 when
+ * the answer is 200. For container health checks (no curl in the image). */
+static int healthcheck(const char *url)
+{
+  char host[128], path[256] = "/", port[8] = "80";
+  const char *p = url;
+  if (strncmp(p, "http://", 7) != 0) {
+    fprintf(stderr, "wtrelay: --healthcheck: expected http://HOST:PORT/PATH\n");
+    return 2;
+  }
+  p += 7;
+  size_t hl = strcspn(p, ":/");
+  if (hl == 0 || hl >= sizeof(host))
+    return 2;
+  memcpy(host, p, hl);
+  host[hl] = '\0';
+  p += hl;
+  if (*p == ':') {
+    size_t pl = strcspn(p + 1, "/");
+    if (pl == 0 || pl >= sizeof(port))
+      return 2;
+    memcpy(port, p + 1, pl);
+    port[pl] = '\0';
+    p += 1 + pl;
+  }
+  if (*p == '/')
+    snprintf(path, sizeof(path), "%s", p);
+  struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai = NULL;
+  if (getaddrinfo(host, port, &hints, &ai) != 0 || !ai) {
+    fprintf(stderr, "wtrelay: --healthcheck: cannot resolve %s\n", host);
+    return 1;
+  }
+  int fd = socket(ai->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  struct timeval tv = {.tv_sec = 3};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  int ok = fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen) == 0;
+  freeaddrinfo(ai);
+  char req[512], resp[64] = "";
+  if (ok) {
+    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
+                     path, host);
+    ok = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n && recv(fd, resp, sizeof(resp) - 1, 0) > 12;
+  }
+  if (fd >= 0)
+    close(fd);
+  if (!ok || strncmp(resp, "HTTP/1.1 200", 12) != 0) {
+    fprintf(stderr, "wtrelay: --healthcheck %s: %s\n", url, ok ? "not 200" : "no answer");
+    return 1;
+  }
+  return 0;
+}
 
 int main(int argc, char **argv)
 {
@@ -37,6 +94,8 @@ int main(int argc, char **argv)
   }
   log_set_level(cfg.log_level);
   signal(SIGPIPE, SIG_IGN);
+  if (cfg.healthcheck[0])
+    return healthcheck(cfg.healthcheck);
 
   if (tls_global_init() < 0) {
     log_error("TLS library initialisation failed", "%s", "");
@@ -59,24 +118,26 @@ int main(int argc, char **argv)
   }
 
   struct server *srv = NULL;
-  rc = server_new(&srv, &cfg, &cert);
+  rc = server_new(&srv, &cfg, &cert); /* takes the certificate */
   if (rc < 0) {
     log_error("cannot start relay", "bind=%s port=%u err=\"%s\"", cfg.bind, cfg.port,
               strerror(-rc));
     tls_cert_fini(&cert);
     return 1;
   }
+  const struct tls_cert *inuse = server_cert(srv);
   /* The seed's two lines, exactly; tools and users parse them. */
-  printf("Certificate SHA-256 Hash: %s\n", cert.sha256_hex);
+  printf("Certificate SHA-256 Hash: %s\n", inuse->sha256_hex);
   printf("Listening on https://%s:%u\n", cfg.bind, server_port(srv));
   fflush(stdout);
   log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld",
            WTRELAY_VERSION, cfg.bind, server_port(srv),
-           cert.ephemeral ? "ephemeral" : "pem", (long long)cert.not_after);
+           inuse->ephemeral ? "ephemeral" : "pem", (long long)inuse->not_after);
+  if (cfg.http_listen[0])
+    log_info("operations HTTP listening", "url=http://%s/metrics", cfg.http_listen);
 
   rc = server_run(srv);
   server_free(srv);
-  tls_cert_fini(&cert);
   if (rc < 0) {
     log_error("relay stopped on an error", "err=\"%s\"", strerror(-rc));
     return 1;

@@ -66,7 +66,7 @@ export async function startRelay(args = []) {
   const bin = join(buildDir, 'wtrelay');
   requireFile(bin, 'relay binary');
   const port = await freeUdpPort();
-  const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', String(port), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', String(port), '--http-listen', '', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const c = track('relay', proc);
   const hash = await withDeadline(new Promise((res, rej) => {
     const check = () => {

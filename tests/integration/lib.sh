@@ -26,7 +26,7 @@ PY
 # start_relay [flags...]: sets RELAY_PID, PORT, HASH
 start_relay() {
   PORT=$(free_udp_port)
-  "$RELAY" --bind 127.0.0.1 --port "$PORT" "$@" >"$TMP/relay.out" 2>"$TMP/relay.err" &
+  "$RELAY" --bind 127.0.0.1 --port "$PORT" --http-listen "" "$@" >"$TMP/relay.out" 2>"$TMP/relay.err" &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")
   for _ in $(seq 1 50); do

@@ -53,8 +53,8 @@ static void relay_start(struct relay_proc *rp, const char *extra)
     snprintf(port, sizeof(port), "%u", rp->port);
     dup2(pfd[1], 1);
     close(pfd[0]);
-    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--log-level",
-          "warn", extra ? extra : (char *)NULL, (char *)NULL);
+    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--http-listen", "",
+          "--log-level", "warn", extra ? extra : (char *)NULL, (char *)NULL);
     _exit(127);
   }
   close(pfd[1]);

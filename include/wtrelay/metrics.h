@@ -1,0 +1,33 @@
+/*
+ * metrics: Prometheus text exposition of every counter of a worker.
+ * Application wiring (reads every module's counters); see src/metrics.c.
+ */
+#ifndef WTRELAY_METRICS_H
+#define WTRELAY_METRICS_H
+
+#include <stdint.h>
+
+#include "wtrelay/gateway.h"
+#include "wtrelay/h3.h"
+#include "wtrelay/io.h"
+#include "wtrelay/ops.h"
+#include "wtrelay/quic.h"
+#include "wtrelay/relay.h"
+#include "wtrelay/tls.h"
+
+struct metrics_src {
+  const struct io_counters *io;
+  const struct quic_counters *quic;
+  const struct h3_counters *h3;
+  const struct relay *relay;
+  const struct gateway *gw;      /* may be NULL */
+  const struct ops_counters *ops; /* may be NULL */
+  const struct tls_cert *cert;
+  uint32_t quic_conns, rooms;
+  uint64_t start_time;
+  uint64_t cert_reloads, cert_reload_failures;
+};
+
+void metrics_write(struct ops_buf *b, const struct metrics_src *m);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * ops: the operations HTTP/1.1 listener (/metrics, /healthz, /readyz,
+ * /cert-hash) on TCP, through the worker's io_uring.
+ *
+ * Owns: one listening socket (multishot accept), a fixed table of
+ * connections (--ops-max-conns), each with a bounded request buffer
+ * (OPS_REQ_MAX; a request that does not fit gets 431 and the connection is
+ * closed), a response buffer built per request (bounded), keep-alive and
+ * pipelining, a deadline per connection (a request must arrive whole within
+ * OPS_REQ_TIMEOUT, an idle keep-alive connection is closed after
+ * OPS_IDLE_TIMEOUT). A full table closes new connections at once. Only GET
+ * and HEAD; anything else is 405, unknown paths 404.
+ * Talks to: io (accept/recv/send/close SQEs, a handler for its op), the
+ * application through struct ops_routes, which writes the bodies.
+ * Never: knows what the counters mean.
+ */
+#ifndef WTRELAY_OPS_H
+#define WTRELAY_OPS_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "wtrelay/io.h"
+#include "wtrelay/timer.h"
+
+#define OPS_REQ_MAX 8192
+#define OPS_RESP_MAX (4u << 20)
+#define OPS_REQ_TIMEOUT_NS (10ull * 1000000000ull)
+#define OPS_IDLE_TIMEOUT_NS (30ull * 1000000000ull)
+
+/* A growing text buffer with a hard bound; overflow is sticky. */
+struct ops_buf {
+  char *p;
+  size_t len, cap, max;
+  bool overflow;
+};
+void ops_buf_printf(struct ops_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+struct ops_routes {
+  /* Writes the Prometheus text exposition. */
+  void (*metrics)(void *ctx, struct ops_buf *b);
+  /* /readyz: listening with a valid certificate. */
+  bool (*ready)(void *ctx);
+  /* Writes the /cert-hash JSON. */
+  void (*cert_json)(void *ctx, struct ops_buf *b);
+};
+
+struct ops_conn {
+  int fd;
+  bool used, reading, sending, closing, close_after;
+  uint16_t gen;
+  uint8_t in[OPS_REQ_MAX];
+  size_t inlen;
+  struct ops_buf out;
+  size_t outoff;
+  uint64_t deadline_ns;
+};
+
+struct ops_counters {
+  uint64_t accepted, refused_full, requests, responses_2xx, responses_4xx, responses_5xx;
+  uint64_t too_large, timeouts, bad_requests;
+};
+
+struct ops {
+  struct io *io;
+  struct timer_heap *timers;
+  uint64_t *now;
+  int lfd;
+  bool accept_armed;
+  struct ops_conn *conns;
+  uint32_t max_conns, nconns;
+  char cors[128];
+  const struct ops_routes *routes;
+  void *ctx;
+  struct timer sweep;
+  struct ops_counters ctr;
+};
+
+/* Listens on "ADDR:PORT" ("127.0.0.1:9090", "[::1]:9090", "0.0.0.0:9090").
+ * Returns 0 or negative errno (-EINVAL bad address, -EADDRINUSE...). */
+int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *now,
+             const char *listen, uint32_t max_conns, const char *cors_origin,
+             const struct ops_routes *routes, void *ctx);
+void ops_fini(struct ops *o);
+/* Parses "ADDR:PORT" (IPv6 in brackets). */
+int ops_parse_listen(const char *s, char *host, size_t hostcap, uint16_t *port);
+
+#endif

@@ -1,0 +1,462 @@
+/*
+ * ops: HTTP/1.1 operations listener on the worker's ring. See
+ * include/wtrelay/ops.h.
+ *
+ * user_data index of our op: kind (2 bits) << 30 | generation (14 bits) << 16
+ * | connection slot (16 bits); a completion whose generation is not the
+ * slot's current one belongs to an earlier connection and is ignored.
+ * A connection has at most one recv or send in flight. Closing waits until
+ * nothing is in flight, then submits IORING_OP_CLOSE. Timeouts use
+ * shutdown(2), which makes the pending recv complete with 0.
+ */
+#include "wtrelay/ops.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define K_ACCEPT 0u
+#define K_RECV 1u
+#define K_SEND 2u
+#define K_CLOSE 3u
+#define UDX(kind, gen, slot) (((uint32_t)(kind) << 30) | ((uint32_t)((gen) & 0x3fff) << 16) | (slot))
+
+void ops_buf_printf(struct ops_buf *b, const char *fmt, ...)
+{
+  if (b->overflow)
+    return;
+  for (;;) {
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? b->cap - b->len : 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) {
+      b->overflow = true;
+      return;
+    }
+    if (b->p && b->len + (size_t)n < b->cap) {
+      b->len += (size_t)n;
+      return;
+    }
+    size_t want = b->cap ? b->cap * 2 : 4096;
+    while (want < b->len + (size_t)n + 1)
+      want *= 2;
+    if (want > b->max) {
+      b->overflow = true;
+      return;
+    }
+    char *np = realloc(b->p, want);
+    if (!np) {
+      b->overflow = true;
+      return;
+    }
+    b->p = np;
+    b->cap = want;
+  }
+}
+
+static void buf_reset(struct ops_buf *b)
+{
+  free(b->p);
+  memset(b, 0, sizeof(*b));
+  b->max = OPS_RESP_MAX;
+}
+
+int ops_parse_listen(const char *s, char *host, size_t hostcap, uint16_t *port)
+{
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s)
+    return -EINVAL;
+  const char *h = s;
+  size_t hl = (size_t)(colon - s);
+  if (*s == '[') {
+    if (colon[-1] != ']')
+      return -EINVAL;
+    h = s + 1;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= hostcap)
+    return -EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  char *end;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (!colon[1] || *end || p == 0 || p > 65535)
+    return -EINVAL;
+  *port = (uint16_t)p;
+  union io_sockaddr sa;
+  socklen_t len;
+  return io_sockaddr_parse(host, *port, &sa, &len);
+}
+
+static void submit(struct ops *o, struct io_uring_sqe *sqe, uint32_t kind, struct ops_conn *c)
+{
+  uint32_t slot = c ? (uint32_t)(c - o->conns) : 0;
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_OPS_HTTP, UDX(kind, c ? c->gen : 0, slot)));
+}
+
+static void arm_accept(struct ops *o)
+{
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (!sqe)
+    return;
+  io_uring_prep_multishot_accept(sqe, o->lfd, NULL, NULL, SOCK_CLOEXEC);
+  submit(o, sqe, K_ACCEPT, NULL);
+  o->accept_armed = true;
+}
+
+static void conn_maybe_close(struct ops *o, struct ops_conn *c)
+{
+  if (!c->closing || c->reading || c->sending || !c->used)
+    return;
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (sqe) {
+    io_uring_prep_close(sqe, c->fd);
+    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_OPS_HTTP, UDX(K_CLOSE, 0x3fff, 0xffff)));
+  } else {
+    close(c->fd);
+  }
+  buf_reset(&c->out);
+  c->used = false;
+  c->gen++;
+  o->nconns--;
+}
+
+static void conn_close(struct ops *o, struct ops_conn *c)
+{
+  c->closing = true;
+  if (c->reading || c->sending)
+    shutdown(c->fd, SHUT_RDWR); /* the pending op completes; then we close */
+  conn_maybe_close(o, c);
+}
+
+static void arm_recv(struct ops *o, struct ops_conn *c)
+{
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (!sqe) {
+    conn_close(o, c);
+    return;
+  }
+  io_uring_prep_recv(sqe, c->fd, c->in + c->inlen, sizeof(c->in) - c->inlen, 0);
+  submit(o, sqe, K_RECV, c);
+  c->reading = true;
+}
+
+static void arm_send(struct ops *o, struct ops_conn *c)
+{
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (!sqe) {
+    conn_close(o, c);
+    return;
+  }
+  io_uring_prep_send(sqe, c->fd, c->out.p + c->outoff, c->out.len - c->outoff, MSG_NOSIGNAL);
+  submit(o, sqe, K_SEND, c);
+  c->sending = true;
+}
+
+static void respond(struct ops *o, struct ops_conn *c, int status, const char *ctype,
+                    const struct ops_buf *body, bool head, bool cors)
+{
+  const char *reason = status == 200   ? "OK"
+                       : status == 404 ? "Not Found"
+                       : status == 405 ? "Method Not Allowed"
+                       : status == 400 ? "Bad Request"
+                       : status == 431 ? "Request Header Fields Too Large"
+                       : status == 503 ? "Service Unavailable"
+                                       : "Internal Server Error";
+  size_t blen = body && !body->overflow ? body->len : 0;
+  buf_reset(&c->out);
+  ops_buf_printf(&c->out,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Cache-Control: no-store\r\nConnection: %s\r\n%s%s%s\r\n",
+                 status, reason, ctype, blen, c->close_after ? "close" : "keep-alive",
+                 cors ? "Access-Control-Allow-Origin: " : "", cors ? o->cors : "",
+                 cors ? "\r\n" : "");
+  if (blen && !head)
+    ops_buf_printf(&c->out, "%.*s", (int)blen, body->p);
+  if (c->out.overflow) {
+    conn_close(o, c);
+    return;
+  }
+  if (status < 300)
+    o->ctr.responses_2xx++;
+  else if (status < 500)
+    o->ctr.responses_4xx++;
+  else
+    o->ctr.responses_5xx++;
+  c->outoff = 0;
+  arm_send(o, c);
+}
+
+static void simple(struct ops *o, struct ops_conn *c, int status, const char *text, bool head)
+{
+  struct ops_buf b = {.max = 4096};
+  ops_buf_printf(&b, "%s\n", text);
+  respond(o, c, status, "text/plain; charset=utf-8", &b, head, false);
+  free(b.p);
+}
+
+/* One whole request head is in c->in[0..hlen). */
+static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
+{
+  char line[512];
+  const char *eol = memchr(c->in, '\r', hlen);
+  size_t ll = eol ? (size_t)(eol - (const char *)c->in) : 0;
+  o->ctr.requests++;
+  if (ll == 0 || ll >= sizeof(line)) {
+    o->ctr.bad_requests++;
+    c->close_after = true;
+    simple(o, c, 400, "bad request", false);
+    return;
+  }
+  memcpy(line, c->in, ll);
+  line[ll] = '\0';
+  char method[16], target[400], version[16];
+  if (sscanf(line, "%15s %399s %15s", method, target, version) != 3 ||
+      strncmp(version, "HTTP/1.", 7) != 0) {
+    o->ctr.bad_requests++;
+    c->close_after = true;
+    simple(o, c, 400, "bad request", false);
+    return;
+  }
+  /* Connection: close, or HTTP/1.0 without keep-alive */
+  c->close_after = strcmp(version, "HTTP/1.0") == 0;
+  for (const char *p = (const char *)c->in + ll + 2; p < (const char *)c->in + hlen;) {
+    const char *e = memchr(p, '\r', (size_t)((const char *)c->in + hlen - p));
+    if (!e)
+      break;
+    if ((size_t)(e - p) >= 11 && strncasecmp(p, "connection:", 11) == 0) {
+      const char *v = p + 11;
+      while (v < e && *v == ' ')
+        v++;
+      if ((size_t)(e - v) >= 5 && strncasecmp(v, "close", 5) == 0)
+        c->close_after = true;
+      if ((size_t)(e - v) >= 10 && strncasecmp(v, "keep-alive", 10) == 0)
+        c->close_after = false;
+    }
+    p = e + 2;
+  }
+  bool head = strcmp(method, "HEAD") == 0;
+  if (!head && strcmp(method, "GET") != 0) {
+    simple(o, c, 405, "only GET and HEAD", false);
+    return;
+  }
+  char *q = strchr(target, '?');
+  if (q)
+    *q = '\0';
+  struct ops_buf b = {.max = OPS_RESP_MAX};
+  if (strcmp(target, "/metrics") == 0) {
+    o->routes->metrics(o->ctx, &b);
+    respond(o, c, b.overflow ? 500 : 200, "text/plain; version=0.0.4; charset=utf-8", &b, head,
+            false);
+  } else if (strcmp(target, "/healthz") == 0) {
+    simple(o, c, 200, "ok", head);
+  } else if (strcmp(target, "/readyz") == 0) {
+    bool r = o->routes->ready(o->ctx);
+    simple(o, c, r ? 200 : 503, r ? "ready" : "not ready", head);
+  } else if (strcmp(target, "/cert-hash") == 0) {
+    o->routes->cert_json(o->ctx, &b);
+    respond(o, c, 200, "application/json", &b, head, true);
+  } else {
+    simple(o, c, 404, "not found", head);
+  }
+  free(b.p);
+}
+
+/* Looks for a complete request head in the buffer; handles it. */
+static void process(struct ops *o, struct ops_conn *c)
+{
+  for (size_t i = 3; i < c->inlen; i++) {
+    if (c->in[i - 3] == '\r' && c->in[i - 2] == '\n' && c->in[i - 1] == '\r' && c->in[i] == '\n') {
+      size_t hlen = i + 1;
+      handle(o, c, hlen);
+      /* keep pipelined bytes for after the response (no bodies: GET/HEAD) */
+      memmove(c->in, c->in + hlen, c->inlen - hlen);
+      c->inlen -= hlen;
+      return;
+    }
+  }
+  if (c->inlen == sizeof(c->in)) {
+    o->ctr.too_large++;
+    c->close_after = true;
+    c->inlen = 0;
+    simple(o, c, 431, "request too large", false);
+    return;
+  }
+  arm_recv(o, c);
+}
+
+static void on_accept(struct ops *o, struct io_uring_cqe *cqe)
+{
+  if (!(cqe->flags & IORING_CQE_F_MORE))
+    o->accept_armed = false;
+  if (cqe->res < 0)
+    return;
+  int fd = cqe->res;
+  struct ops_conn *c = NULL;
+  for (uint32_t i = 0; i < o->max_conns && !c; i++)
+    if (!o->conns[i].used)
+      c = &o->conns[i];
+  if (!c) {
+    o->ctr.refused_full++;
+    struct io_uring_sqe *sqe = io_sqe(o->io);
+    if (sqe) {
+      io_uring_prep_close(sqe, fd);
+      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_OPS_HTTP, UDX(K_CLOSE, 0x3fff, 0xffff)));
+    } else {
+      close(fd);
+    }
+    return;
+  }
+  uint16_t gen = c->gen;
+  struct ops_buf keep = c->out;
+  memset(c, 0, offsetof(struct ops_conn, in));
+  c->out = keep;
+  buf_reset(&c->out);
+  c->gen = gen;
+  c->fd = fd;
+  c->used = true;
+  c->inlen = 0;
+  c->deadline_ns = *o->now + OPS_REQ_TIMEOUT_NS;
+  o->nconns++;
+  o->ctr.accepted++;
+  arm_recv(o, c);
+}
+
+static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
+{
+  struct ops *o = ctx;
+  uint32_t kind = idx >> 30, gen = (idx >> 16) & 0x3fff, slot = idx & 0xffff;
+  if (kind == K_ACCEPT) {
+    on_accept(o, cqe);
+    if (!o->accept_armed && o->lfd >= 0)
+      arm_accept(o);
+    return;
+  }
+  if (kind == K_CLOSE || slot >= o->max_conns)
+    return;
+  struct ops_conn *c = &o->conns[slot];
+  if (!c->used || (c->gen & 0x3fff) != gen)
+    return;
+  if (kind == K_RECV) {
+    c->reading = false;
+    if (c->closing || cqe->res <= 0) {
+      conn_close(o, c);
+      return;
+    }
+    if (c->inlen == 0)
+      c->deadline_ns = *o->now + OPS_REQ_TIMEOUT_NS;
+    c->inlen += (size_t)cqe->res;
+    process(o, c);
+  } else if (kind == K_SEND) {
+    c->sending = false;
+    if (c->closing || cqe->res <= 0) {
+      conn_close(o, c);
+      return;
+    }
+    c->outoff += (size_t)cqe->res;
+    if (c->outoff < c->out.len) {
+      arm_send(o, c);
+      return;
+    }
+    buf_reset(&c->out);
+    if (c->close_after) {
+      conn_close(o, c);
+      return;
+    }
+    c->deadline_ns = *o->now + (c->inlen ? OPS_REQ_TIMEOUT_NS : OPS_IDLE_TIMEOUT_NS);
+    if (c->inlen)
+      process(o, c);
+    else
+      arm_recv(o, c);
+  }
+}
+
+static void sweep(struct timer *t, uint64_t now)
+{
+  struct ops *o = container_of(t, struct ops, sweep);
+  for (uint32_t i = 0; i < o->max_conns; i++) {
+    struct ops_conn *c = &o->conns[i];
+    if (c->used && !c->closing && now >= c->deadline_ns) {
+      o->ctr.timeouts++;
+      conn_close(o, c);
+    }
+  }
+  timer_arm(o->timers, &o->sweep, now + 1000000000ull);
+}
+
+int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *now,
+             const char *listen_addr, uint32_t max_conns, const char *cors_origin,
+             const struct ops_routes *routes, void *ctx)
+{
+  char host[128];
+  uint16_t port;
+  union io_sockaddr sa;
+  socklen_t salen;
+  memset(o, 0, sizeof(*o));
+  o->lfd = -1;
+  if (max_conns == 0 || max_conns > 0xfffe)
+    return -EINVAL;
+  int rc = ops_parse_listen(listen_addr, host, sizeof(host), &port);
+  if (rc < 0 || (rc = io_sockaddr_parse(host, port, &sa, &salen)) < 0)
+    return -EINVAL;
+  o->io = io;
+  o->timers = timers;
+  o->now = now;
+  o->max_conns = max_conns;
+  o->routes = routes;
+  o->ctx = ctx;
+  snprintf(o->cors, sizeof(o->cors), "%s", cors_origin);
+  o->conns = calloc(max_conns, sizeof(*o->conns));
+  if (!o->conns)
+    return -ENOMEM;
+  for (uint32_t i = 0; i < max_conns; i++)
+    o->conns[i].out.max = OPS_RESP_MAX;
+  int fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) {
+    rc = -errno;
+    ops_fini(o);
+    return rc;
+  }
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd, &sa.sa, salen) < 0 || listen(fd, 512) < 0) {
+    rc = -errno;
+    close(fd);
+    ops_fini(o);
+    return rc;
+  }
+  o->lfd = fd;
+  if ((rc = io_set_handler(io, IO_OP_OPS_HTTP, on_cqe, o)) < 0) {
+    ops_fini(o);
+    return rc;
+  }
+  arm_accept(o);
+  timer_init(&o->sweep, sweep);
+  timer_arm(timers, &o->sweep, *now + 1000000000ull);
+  return 0;
+}
+
+void ops_fini(struct ops *o)
+{
+  if (o->timers)
+    timer_disarm(o->timers, &o->sweep);
+  for (uint32_t i = 0; o->conns && i < o->max_conns; i++) {
+    if (o->conns[i].used)
+      close(o->conns[i].fd);
+    free(o->conns[i].out.p);
+  }
+  free(o->conns);
+  o->conns = NULL;
+  if (o->lfd >= 0)
+    close(o->lfd);
+  o->lfd = -1;
+}
