@@ -15,6 +15,8 @@ PKGS=(
   openssl gnutls-bin iproute2 procps python3
   # netns tier: ping between the VM namespaces, a DHCP client (udhcpc)
   iputils-ping busybox
+  # ops tier: promtool checks /metrics
+  prometheus
   # browser tier
   chromium firefox-esr
 )

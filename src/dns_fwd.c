@@ -118,6 +118,9 @@ int dns_fwd_init(struct gateway *gw)
 
 void dns_fwd_fini(struct gateway *gw)
 {
+  if (gw->dns_sock)
+    io_udp_close(gw->io, gw->dns_sock);
+  gw->dns_sock = NULL;
   free(gw->dns);
   gw->dns = NULL;
 }

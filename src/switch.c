@@ -322,6 +322,11 @@ static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, siz
   }
   if (to == SWITCH_NO_PORT || to == from)
     return -ENOENT;
+  if (memcmp(sw->ports[to].mac, sw->p.router_mac, 6) == 0) {
+    /* addressed to the router itself (the gateway port): as it is */
+    sw->ctr.unicast++;
+    return deliver(sw, to, f);
+  }
   uint8_t eth[12];
   memcpy(eth, sw->ports[to].mac, 6);
   memcpy(eth + 6, sw->p.router_mac, 6);

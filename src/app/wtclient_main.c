@@ -22,7 +22,7 @@
 
 struct opts {
   const char *url, *hash;
-  uint32_t sessions, heartbeats;
+  uint32_t sessions, heartbeats, late_heartbeats;
   uint8_t mac[6];
   bool same_mac, junk, no_register, until_closed, expect_error;
   double hold_s, timeout_s;
@@ -33,7 +33,8 @@ static void usage(void)
   fprintf(stderr,
           "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
           "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
-          "                [--no-register] [--hold S] [--until-closed] [--expect-error]\n"
+          "                [--no-register] [--hold S] [--late-heartbeats K] [--until-closed]\n"
+          "                [--expect-error]\n"
           "                [--timeout S] [--log-level L]\n");
 }
 
@@ -89,6 +90,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--sessions") && v) { o.sessions = (uint32_t)atoi(v); i++; }
     else if (!strcmp(a, "--heartbeats") && v) { o.heartbeats = (uint32_t)atoi(v); i++; }
     else if (!strcmp(a, "--hold") && v) { o.hold_s = atof(v); i++; }
+    else if (!strcmp(a, "--late-heartbeats") && v) { o.late_heartbeats = (uint32_t)atoi(v); i++; }
     else if (!strcmp(a, "--timeout") && v) { o.timeout_s = atof(v); i++; }
     else if (!strcmp(a, "--mac") && v) {
       if (parse_mac(v, o.mac) < 0) { usage(); return 2; }
@@ -161,7 +163,11 @@ int main(int argc, char **argv)
     wtc_run(&c, timeout, all_state, &r);
   }
   uint64_t t_reg = clock_now_ns();
-  for (uint32_t k = 0; k < o.heartbeats; k++) {
+  /* --late-heartbeats K: K more rounds after --hold (the session must still
+   * work then, e.g. across a certificate reload) */
+  uint32_t rounds = o.heartbeats;
+again:
+  for (uint32_t k = o.heartbeats - rounds; k < o.heartbeats; k++) {
     for (uint32_t i = 0; i < o.sessions; i++)
       if (s[i]->state == WTC_REGISTERED || s[i]->state == WTC_OPEN)
         wtc_heartbeat(s[i]);
@@ -175,6 +181,13 @@ int main(int argc, char **argv)
   }
   if (o.hold_s > 0)
     wtc_run(&c, (uint64_t)(o.hold_s * 1e9), o.until_closed ? NULL : never, NULL);
+  if (o.late_heartbeats) {
+    o.hold_s = 0;
+    rounds = o.late_heartbeats;
+    o.heartbeats += o.late_heartbeats;
+    o.late_heartbeats = 0;
+    goto again;
+  }
   if (o.until_closed) {
     r.phase = 3;
     wtc_run(&c, timeout, all_state, &r);

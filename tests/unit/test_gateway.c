@@ -36,13 +36,6 @@
 #define MS 1000000ull
 #define S 1000000000ull
 
-/* Tests that show a known gateway bug are disabled until it is fixed;
- * build with -DGW_KNOWN_BUGS to run them. */
-#ifdef GW_KNOWN_BUGS
-#define KNOWN_BUG .disabled = false
-#else
-#define KNOWN_BUG .disabled = true
-#endif
 #define IP4(a, b, c, d)                                                                            \
   ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
@@ -775,7 +768,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
  * port's address) rewrites the source MAC to the router MAC on the way to
  * the gateway, so the chaddr check in dhcp_input fails (dhcp_bad) and the
  * relay's release is never called / the renewal never answered. */
-Test(gateway, dhcp_unicast_release_and_renew, KNOWN_BUG)
+Test(gateway, dhcp_unicast_release_and_renew)
 {
   struct env *e = env_new(1);
   uint8_t msg[400];
@@ -1177,7 +1170,7 @@ Test(gateway, icmp_nat_echo_through_loopback)
  * gateway). Disabled: dns_fwd_fini frees the pending table but never
  * io_udp_close()s gw->dns_sock, so it stays open and armed with ctx = the
  * finished gateway until io_fini. */
-Test(gateway, fini_closes_every_socket, KNOWN_BUG)
+Test(gateway, fini_closes_every_socket)
 {
   struct env *e = env_new(1);
   uint16_t tport;
