@@ -18,5 +18,10 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
     && useradd --system --no-create-home --shell /usr/sbin/nologin wtrelay
 COPY --from=build /src/build/wtrelay /usr/local/bin/wtrelay
 USER wtrelay
-EXPOSE 4433/udp
+# 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
+# (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
+EXPOSE 4433/udp 9090/tcp
+# No curl in the image: the binary probes itself.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
+  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:9090/healthz"]
 ENTRYPOINT ["/usr/local/bin/wtrelay"]

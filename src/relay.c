@@ -86,6 +86,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   r->pool_first = cfg->subnet + 10;
   r->pool_last = (cfg->subnet | ~mask) - 1;
   log_ratelimit_init(&r->rl, NS, 10);
+  log_ratelimit_init(&r->rl_summary, NS, 100);
   timer_init(&r->sweep, sweep);
   timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
   timer_init(&r->age_timer, age);
@@ -317,6 +318,8 @@ static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *
   }
   r->ctr.frames_in++;
   r->ctr.frame_bytes_in += len;
+  p->frames_in++;
+  p->bytes_in += len;
   struct switch_frame f = {.iov = iov, .iovcnt = iovcnt, .len = len};
   switch_input(&r->sw, p->port, &f, *r->now);
 }
@@ -381,6 +384,8 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
   }
   r->ctr.frames_out++;
   r->ctr.frame_bytes_out += f->len;
+  p->frames_out++;
+  p->bytes_out += f->len;
   return 0;
 }
 
@@ -514,6 +519,21 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code,
   if (!p)
     return;
   s->app_data = NULL;
+  uint32_t sup;
+  if (log_ratelimit_allow(&r->rl_summary, *r->now, &sup)) {
+    char addr[64] = "?";
+    h3_session_remote_str(s, addr, sizeof(addr));
+    log_info("session ended",
+             "peer=%u remote=%s room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u "
+             "seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu bytes_out=%llu "
+             "code=%u reason=\"%s\" suppressed=%u",
+             p->id, addr, r->rooms[p->room].name, p->mac[0], p->mac[1], p->mac[2], p->mac[3],
+             p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255,
+             p->ip & 255, (double)(*r->now - p->created_ns) / 1e9,
+             (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
+             (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out, code,
+             reason ? reason : "", sup);
+  }
   peer_unregister(r, p);
   log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code,
             reason ? reason : "");

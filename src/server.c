@@ -53,7 +53,7 @@ struct server {
   struct stat cert_st, key_st;
   struct timer cert_timer;
   uint64_t cert_reloads, cert_reload_failures, start_time;
-  struct timer shutdown_timer;
+  struct timer shutdown_timer, shutdown_deadline;
   int shutdown_phase;
 };
 
@@ -152,6 +152,15 @@ static void shutdown_step(struct timer *t, uint64_t now)
 
 static void cert_check(struct server *s, bool force);
 
+/* --shutdown-timeout: whatever is still open then, we leave. */
+static void shutdown_deadline(struct timer *t, uint64_t now)
+{
+  struct server *s = container_of(t, struct server, shutdown_deadline);
+  (void)now;
+  log_warn("shutdown timeout reached, leaving", "connections=%u", quic_endpoint_active(&s->quic));
+  s->w.stop = true;
+}
+
 static void on_signal(void *ctx, int signo)
 {
   struct server *s = ctx;
@@ -170,6 +179,8 @@ static void on_signal(void *ctx, int signo)
            quic_endpoint_active(&s->quic));
   s->shutdown_phase = 1;
   s->w.stopping = true;
+  timer_arm(&s->w.timers, &s->shutdown_deadline,
+            s->w.now + (uint64_t)s->cfg->shutdown_timeout_s * NS);
   s->quic.accepting = false;
   h3_endpoint_shutdown(&s->h3, 0, "relay shutting down");
   timer_arm(&s->w.timers, &s->shutdown_timer, s->w.now + SHUTDOWN_STEP_NS);
@@ -354,6 +365,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
     goto fail_h3;
   h3_endpoint_bind(&s->h3, &s->quic);
   timer_init(&s->shutdown_timer, shutdown_step);
+  timer_init(&s->shutdown_deadline, shutdown_deadline);
   timer_init(&s->cert_timer, cert_timer_fn);
   timer_arm(&s->w.timers, &s->cert_timer, s->w.now + (uint64_t)cfg->cert_poll_s * NS);
   if (cfg->http_listen[0]) {

@@ -50,6 +50,7 @@ struct relay_peer {
   struct relay *relay;
   uint32_t port;          /* switch port while registered */
   uint16_t next_chunk_id; /* chunk ids toward this session */
+  uint64_t frames_in, frames_out, bytes_in, bytes_out;
   struct chunk_owner chunks;
 };
 
@@ -77,6 +78,7 @@ struct relay {
   uint32_t npeers;
   struct timer sweep;
   struct log_ratelimit rl;
+  struct log_ratelimit rl_summary; /* one line per session end */
   struct relay_counters ctr;
   struct switch_table sw;
   struct chunk_pool chunks;
