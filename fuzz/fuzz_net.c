@@ -134,6 +134,30 @@ static void check_csum_update(const struct net_ipv4 *ip)
     abort();
 }
 
+/* TCP: pointers inside the datagram; a rebuilt segment (same header
+ * fields, MSS option, payload) parses back the same. */
+static void check_tcp(const struct net_eth *e, const struct net_ipv4 *ip)
+{
+  static uint8_t out[70000];
+  struct net_tcp t, t2;
+  struct net_eth e2;
+  struct net_ipv4 ip2;
+  if (net_tcp_parse(ip, &t) != 0)
+    return;
+  if (!inside(ip->payload, ip->len, t.payload, t.len) || t.wscale > 14)
+    abort();
+  struct net_l2 l2 = {.dst_mac = e->dst, .src_mac = e->src};
+  int n = net_build_tcp(out, sizeof(out), &l2, ip->src, ip->dst, t.sport, t.dport, t.seq, t.ack,
+                        t.flags, t.window, t.mss, t.payload, t.len, ip->id);
+  if (n < 0)
+    return;
+  if (net_eth_parse(out, (size_t)n, &e2) != 0 || net_ipv4_parse(e2.payload, e2.len, &ip2) != 0 ||
+      net_tcp_parse(&ip2, &t2) != 0 || t2.sport != t.sport || t2.dport != t.dport ||
+      t2.seq != t.seq || t2.ack != t.ack || t2.flags != t.flags || t2.window != t.window ||
+      t2.mss != t.mss || t2.len != t.len || memcmp(t2.payload, t.payload, t.len) != 0)
+    abort();
+}
+
 static void check_ipv4(const struct net_eth *e)
 {
   struct net_ipv4 ip;
@@ -148,6 +172,8 @@ static void check_ipv4(const struct net_eth *e)
     check_udp(e, &ip);
   else if (ip.proto == IP_PROTO_ICMP)
     check_icmp(e, &ip);
+  else if (ip.proto == IP_PROTO_TCP)
+    check_tcp(e, &ip);
   check_icmp_error(e, &ip);
   check_csum_update(&ip);
 }

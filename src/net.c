@@ -171,6 +171,49 @@ int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m)
   return 0;
 }
 
+int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
+{
+  struct cursor c;
+  uint8_t off, flags;
+  uint16_t csum, urg;
+  if (ip->proto != IP_PROTO_TCP || net_ip_is_fragment(ip))
+    return -EINVAL;
+  cursor_init(&c, ip->payload, ip->len);
+  if (cursor_u16be(&c, &t->sport) < 0 || cursor_u16be(&c, &t->dport) < 0 ||
+      cursor_u32be(&c, &t->seq) < 0 || cursor_u32be(&c, &t->ack) < 0 || cursor_u8(&c, &off) < 0 ||
+      cursor_u8(&c, &flags) < 0 || cursor_u16be(&c, &t->window) < 0 ||
+      cursor_u16be(&c, &csum) < 0 || cursor_u16be(&c, &urg) < 0)
+    return -EINVAL;
+  size_t hl = (size_t)(off >> 4) * 4;
+  if (hl < TCP_HDR || hl > ip->len)
+    return -EINVAL;
+  uint32_t s = net_csum_pseudo(ip->src, ip->dst, IP_PROTO_TCP, (uint16_t)ip->len);
+  if (net_csum_fold(net_csum_add(s, ip->payload, ip->len)) != 0)
+    return -EBADMSG;
+  t->flags = flags;
+  t->mss = 0;
+  t->wscale = -1;
+  struct cursor o;
+  cursor_init(&o, ip->payload + TCP_HDR, hl - TCP_HDR);
+  for (;;) {
+    uint8_t kind, len;
+    const uint8_t *v;
+    if (cursor_u8(&o, &kind) < 0 || kind == 0)
+      break;
+    if (kind == 1)
+      continue;
+    if (cursor_u8(&o, &len) < 0 || len < 2 || cursor_bytes(&o, (size_t)len - 2, &v) < 0)
+      break; /* malformed options: ignore the rest */
+    if (kind == 2 && len == 4)
+      t->mss = (uint16_t)(v[0] << 8 | v[1]);
+    else if (kind == 3 && len == 3)
+      t->wscale = (int8_t)(v[0] > 14 ? 14 : v[0]);
+  }
+  t->payload = ip->payload + hl;
+  t->len = ip->len - hl;
+  return 0;
+}
+
 /* ---- builders ---- */
 
 static uint8_t *eth_hdr(uint8_t *buf, const struct net_l2 *l2, uint16_t type)
@@ -269,6 +312,38 @@ int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint
   memcpy(quote, orig->hdr, qlen);
   uint8_t rest[4] = {0, 0, (uint8_t)(mtu >> 8), (uint8_t)mtu};
   return net_build_icmp(buf, cap, l2, src, orig->src, type, code, rest, quote, qlen, id);
+}
+
+int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                  uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                  uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id)
+{
+  size_t hl = TCP_HDR + (mss ? 4 : 0);
+  size_t total = IPV4_HDR + hl + len;
+  if (total > 65535 || cap < ETH_HDR + total)
+    return -ENOSPC;
+  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  ipv4_hdr(ip, src, dst, IP_PROTO_TCP, (uint16_t)total, id, true);
+  uint8_t *t = ip + IPV4_HDR;
+  put16(t, sport);
+  put16(t + 2, dport);
+  put32(t + 4, seq);
+  put32(t + 8, ack);
+  t[12] = (uint8_t)((hl / 4) << 4);
+  t[13] = flags;
+  put16(t + 14, window);
+  put16(t + 16, 0);
+  put16(t + 18, 0);
+  if (mss) {
+    t[20] = 2;
+    t[21] = 4;
+    put16(t + 22, mss);
+  }
+  if (len)
+    memmove(t + hl, payload, len);
+  uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_TCP, (uint16_t)(hl + len));
+  put16(t + 16, net_csum_fold(net_csum_add(s, t, hl + len)));
+  return (int)(ETH_HDR + total);
 }
 
 const char *net_ip_str(uint32_t ip, char buf[16])

@@ -66,6 +66,24 @@ struct net_udp {
   size_t len;
 };
 
+#define TCP_HDR 20
+#define TCP_FIN 0x01
+#define TCP_SYN 0x02
+#define TCP_RST 0x04
+#define TCP_PSH 0x08
+#define TCP_ACK 0x10
+
+struct net_tcp {
+  uint16_t sport, dport;
+  uint32_t seq, ack;
+  uint8_t flags;
+  uint16_t window;
+  uint16_t mss;      /* option 2, 0 = absent */
+  int8_t wscale;     /* option 3, -1 = absent */
+  const uint8_t *payload;
+  size_t len;
+};
+
 struct net_icmp {
   uint8_t type, code;
   uint16_t id, seq;  /* echo only */
@@ -89,6 +107,10 @@ static inline bool net_ip_is_fragment(const struct net_ipv4 *ip)
 {
   return (ip->frag & 0x3fff) != 0; /* MF or an offset */
 }
+
+/* TCP over ip: data offset within the segment, checksum verified, MSS and
+ * window-scale options read (others skipped). */
+int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t);
 
 /* ---- checksums ---- */
 uint32_t net_csum_add(uint32_t sum, const void *p, size_t len);
@@ -121,6 +143,11 @@ int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t s
 int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
                          uint8_t type, uint8_t code, uint16_t mtu,
                          const struct net_ipv4 *orig, uint16_t id);
+
+/* IPv4 + TCP segment; mss != 0 adds the MSS option (SYN segments). */
+int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                  uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                  uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id);
 
 /* "a.b.c.d" of a host-order address into buf (16 bytes). */
 const char *net_ip_str(uint32_t ip, char buf[16]);

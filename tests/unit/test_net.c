@@ -863,3 +863,41 @@ Test(net_parse, fragments)
   cr_assert(net_ip_is_fragment(&ip));
   cr_assert_eq(net_icmp_parse(&ip, &m), -EINVAL);
 }
+
+Test(net, tcp_build_parse_roundtrip)
+{
+  uint8_t f[256];
+  const uint8_t data[] = "GET / HTTP/1.0\r\n\r\n";
+  int n = net_build_tcp(f, sizeof(f), &l2, src_ip, dst_ip, 40000, 80, 0xfffffff0u, 123,
+                        TCP_SYN | TCP_ACK, 29200, 1146, data, sizeof(data) - 1, 7);
+  cr_assert_gt(n, 0);
+  struct net_eth e;
+  struct net_ipv4 ip;
+  struct net_tcp t;
+  cr_assert_eq(net_eth_parse(f, (size_t)n, &e), 0);
+  cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
+  cr_assert_eq(net_tcp_parse(&ip, &t), 0);
+  cr_assert_eq(t.sport, 40000);
+  cr_assert_eq(t.dport, 80);
+  cr_assert_eq(t.seq, 0xfffffff0u);
+  cr_assert_eq(t.ack, 123);
+  cr_assert_eq(t.flags, TCP_SYN | TCP_ACK);
+  cr_assert_eq(t.window, 29200);
+  cr_assert_eq(t.mss, 1146);
+  cr_assert_eq(t.wscale, -1);
+  cr_assert_eq(t.len, sizeof(data) - 1);
+  cr_assert_arr_eq(t.payload, data, t.len);
+  /* a flipped payload byte breaks the checksum */
+  f[n - 1] ^= 0x40;
+  cr_assert_eq(net_tcp_parse(&ip, &t), -EBADMSG);
+  /* no MSS option, smaller than a header, bad data offset */
+  n = net_build_tcp(f, sizeof(f), &l2, src_ip, dst_ip, 1, 2, 3, 4, TCP_ACK, 5, 0, NULL, 0, 8);
+  cr_assert_eq(net_eth_parse(f, (size_t)n, &e), 0);
+  cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
+  cr_assert_eq(net_tcp_parse(&ip, &t), 0);
+  cr_assert_eq(t.mss, 0);
+  cr_assert_eq(t.len, 0);
+  ip.len = 19;
+  cr_assert_eq(net_tcp_parse(&ip, &t), -EINVAL);
+  cr_assert_eq(net_build_tcp(f, 40, &l2, src_ip, dst_ip, 1, 2, 3, 4, 0, 5, 0, NULL, 0, 8), -ENOSPC);
+}
