@@ -90,6 +90,12 @@ static const struct opt opts[] = {
      "UDP NAT mappings per VM (default 256)"},
     {"udp-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(udp_timeout_s),
      "seconds an idle UDP NAT mapping lives (default 60)"},
+    {"max-tcp-conns", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns),
+     "TCP NAT connections in all (default 4096)"},
+    {"max-tcp-conns-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns_per_vm),
+     "TCP NAT connections per VM (default 256)"},
+    {"tcp-idle-timeout", 0, NULL, OPT_U32, 10, 604800, OFF(tcp_idle_timeout_s),
+     "seconds an idle TCP NAT connection lives (default 7200)"},
     {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
      "(default 127.0.0.1:9090)"},
@@ -133,6 +139,9 @@ void config_defaults(struct config *c)
   c->max_udp_flows = 4096;
   c->max_udp_flows_per_vm = 256;
   c->udp_timeout_s = 60;
+  c->max_tcp_conns = 4096;
+  c->max_tcp_conns_per_vm = 256;
+  c->tcp_idle_timeout_s = 7200;
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;

@@ -234,10 +234,12 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
     if (m.type == ICMP_ECHO)
       nat_icmp_input(gw, pkt, &m);
   } else if (ip->proto == IP_PROTO_TCP) {
-    /* TCP NAT is not built yet: refuse at once rather than let the guest
-     * time out. */
-    gw->ctr.tcp_unsupported++;
-    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_PORT);
+    struct net_tcp t;
+    if (net_tcp_parse(ip, &t) < 0) {
+      gw->ctr.bad_l4++;
+      return;
+    }
+    nat_tcp_input(gw, pkt, &t);
   } else {
     gw->ctr.other_proto++;
     gw_icmp_error(gw, pkt, ICMP_UNREACH, 2 /* protocol unreachable */);
@@ -299,7 +301,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   if (!gw->rooms)
     return -ENOMEM;
   if ((rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 ||
-      (rc = dns_fwd_init(gw)) < 0) {
+      (rc = nat_tcp_init(gw)) < 0 || (rc = dns_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
@@ -314,6 +316,7 @@ void gateway_fini(struct gateway *gw)
     timer_disarm(gw->timers, &gw->sweep);
   nat_udp_fini(gw);
   nat_icmp_fini(gw);
+  nat_tcp_fini(gw);
   dns_fwd_fini(gw);
   free(gw->rooms);
   gw->rooms = NULL;
@@ -346,6 +349,7 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
     return;
   nat_udp_room_gone(gw, room);
   nat_icmp_room_gone(gw, room);
+  nat_tcp_room_gone(gw, room);
   switch_port_detach(gw->sw, gw->rooms[room].port);
   gw->rooms[room].used = false;
 }
@@ -357,11 +361,11 @@ void gateway_log_counters(const struct gateway *gw)
   log_info("gateway counters",
            "frames_in=%llu frames_out=%llu arp_replies=%llu echo_replies=%llu dhcp_in=%llu "
            "offers=%llu acks=%llu naks=%llu releases=%llu dhcp_bad=%llu bad_ip=%llu "
-           "spoofed=%llu fragments=%llu denied=%llu ttl_expired=%llu tcp_unsupported=%llu",
+           "spoofed=%llu fragments=%llu denied=%llu ttl_expired=%llu",
            U(c->frames_in), U(c->frames_out), U(c->arp_replies), U(c->echo_replies),
            U(c->dhcp_in), U(c->dhcp_offers), U(c->dhcp_acks), U(c->dhcp_naks),
            U(c->dhcp_releases), U(c->dhcp_bad), U(c->bad_ip), U(c->spoofed), U(c->fragments),
-           U(c->denied), U(c->ttl_expired), U(c->tcp_unsupported));
+           U(c->denied), U(c->ttl_expired));
   log_info("nat counters",
            "udp_flows_opened=%llu udp_flows_closed=%llu udp_flows_full=%llu udp_out=%llu "
            "udp_in=%llu udp_send_failed=%llu udp_icmp_errors=%llu icmp_flows_opened=%llu "
@@ -374,5 +378,15 @@ void gateway_log_counters(const struct gateway *gw)
            U(c->icmp_out), U(c->icmp_in), U(c->icmp_disabled_drops), U(c->dns_queries),
            U(c->dns_answers), U(c->dns_timeouts), U(c->dns_full), U(c->dns_bad),
            U(c->dns_unmatched));
+  log_info("tcp nat counters",
+           "tcp_opened=%llu tcp_established=%llu tcp_closed=%llu tcp_full=%llu tcp_refused=%llu "
+           "tcp_connect_failed=%llu tcp_rst_in=%llu tcp_rst_out=%llu tcp_segs_in=%llu "
+           "tcp_segs_out=%llu tcp_bytes_in=%llu tcp_bytes_out=%llu tcp_retransmits=%llu "
+           "tcp_out_of_order=%llu tcp_host_errors=%llu tcp_idle_closed=%llu",
+           U(c->tcp_opened), U(c->tcp_established), U(c->tcp_closed), U(c->tcp_full),
+           U(c->tcp_refused), U(c->tcp_connect_failed), U(c->tcp_rst_in), U(c->tcp_rst_out),
+           U(c->tcp_segs_in), U(c->tcp_segs_out), U(c->tcp_bytes_in), U(c->tcp_bytes_out),
+           U(c->tcp_retransmits), U(c->tcp_out_of_order), U(c->tcp_host_errors),
+           U(c->tcp_idle_closed));
 #undef U
 }

@@ -260,12 +260,11 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"reason=\"spoofed_ip\"", g->spoofed},
                            {"reason=\"ttl_expired\"", g->ttl_expired},
                            {"reason=\"egress_denied\"", g->denied},
-                           {"reason=\"tcp_unsupported\"", g->tcp_unsupported},
                            {"reason=\"other_protocol\"", g->other_proto},
                            {"reason=\"no_such_host\"", g->no_port},
                            {"reason=\"dhcp_bad\"", g->dhcp_bad},
                            {"reason=\"icmp_disabled\"", g->icmp_disabled_drops}},
-             12);
+             11);
     counters(b, "wtrelay_nat_flows_total", "NAT mappings",
              (struct lv[]){{"protocol=\"udp\",event=\"opened\"", g->udp_flows_opened},
                            {"protocol=\"udp\",event=\"closed\"", g->udp_flows_closed},
@@ -283,6 +282,29 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
              5);
     counter(b, "wtrelay_nat_send_failures_total", "NAT packets that could not be sent",
             g->udp_send_failed);
+    gauge(b, "wtrelay_nat_tcp_connections", "TCP NAT connections", m->gw->ntcp);
+    counters(b, "wtrelay_nat_tcp_connections_total", "TCP NAT connection events",
+             (struct lv[]){{"event=\"opened\"", g->tcp_opened},
+                           {"event=\"established\"", g->tcp_established},
+                           {"event=\"closed\"", g->tcp_closed},
+                           {"event=\"refused_full\"", g->tcp_full},
+                           {"event=\"connect_refused\"", g->tcp_refused},
+                           {"event=\"connect_failed\"", g->tcp_connect_failed},
+                           {"event=\"reset_by_guest\"", g->tcp_rst_in},
+                           {"event=\"reset_to_guest\"", g->tcp_rst_out},
+                           {"event=\"host_error\"", g->tcp_host_errors},
+                           {"event=\"timeout\"", g->tcp_idle_closed}},
+             10);
+    counters(b, "wtrelay_nat_tcp_segments_total", "TCP segments to and from the guests",
+             (struct lv[]){{"direction=\"from_guest\"", g->tcp_segs_in},
+                           {"direction=\"to_guest\"", g->tcp_segs_out},
+                           {"direction=\"retransmitted\"", g->tcp_retransmits},
+                           {"direction=\"out_of_order_dropped\"", g->tcp_out_of_order}},
+             4);
+    counters(b, "wtrelay_nat_tcp_bytes_total", "TCP payload bytes through the NAT",
+             (struct lv[]){{"direction=\"to_internet\"", g->tcp_bytes_out},
+                           {"direction=\"to_guest\"", g->tcp_bytes_in}},
+             2);
     counters(b, "wtrelay_dns_forwarder_total", "DNS forwarder events",
              (struct lv[]){{"event=\"query\"", g->dns_queries},
                            {"event=\"answer\"", g->dns_answers},

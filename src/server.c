@@ -104,6 +104,10 @@ static int gateway_setup(struct server *s)
   gp.udp_timeout_ns = (uint64_t)cfg->udp_timeout_s * 1000000000ull;
   gp.max_icmp_flows = 256;
   gp.icmp_timeout_ns = 30ull * 1000000000ull;
+  gp.max_tcp_conns = cfg->max_tcp_conns;
+  gp.max_tcp_conns_per_vm = cfg->max_tcp_conns_per_vm;
+  gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS;
+  gp.tcp_connect_timeout_ns = 10 * NS;
   gp.max_dns_inflight = 1024;
   gp.dns_timeout_ns = 5ull * 1000000000ull;
   for (uint32_t i = 0; i < cfg->ndns_upstream; i++)
@@ -117,7 +121,7 @@ static int gateway_setup(struct server *s)
   for (uint32_t i = 0; i < cfg->negress; i++)
     policy_add(&s->policy, cfg->egress[i].cidr, cfg->egress[i].allow);
   gp.policy = &s->policy;
-  raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + 64);
+  raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + cfg->max_tcp_conns + 64);
   int rc = gateway_init(&s->gw, &gp, &s->relay.sw, &s->w.io, &s->w.timers, &s->w.now,
                         &relay_addr_ops, &s->relay);
   if (rc < 0)

@@ -22,6 +22,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <netinet/in.h>
+
 #include "wtrelay/dns.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
@@ -51,6 +53,8 @@ struct gateway_params {
   uint64_t udp_timeout_ns;
   uint32_t max_icmp_flows;
   uint64_t icmp_timeout_ns;
+  uint32_t max_tcp_conns, max_tcp_conns_per_vm;
+  uint64_t tcp_idle_ns, tcp_connect_timeout_ns;
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
   union io_sockaddr upstream[GW_MAX_UPSTREAMS];
@@ -63,13 +67,16 @@ struct gateway_counters {
   uint64_t frames_in, frames_out, arp_replies, arp_ignored, echo_replies;
   uint64_t dhcp_in, dhcp_offers, dhcp_acks, dhcp_naks, dhcp_releases, dhcp_bad;
   uint64_t bad_eth, bad_ip, bad_l4, fragments, spoofed, ttl_expired, denied;
-  uint64_t tcp_unsupported, other_proto, no_port;
+  uint64_t other_proto, no_port;
   uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
   uint64_t udp_send_failed, udp_too_big, udp_icmp_errors;
   uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;
   uint64_t icmp_disabled_drops;
   uint64_t dns_queries, dns_answers, dns_bad, dns_timeouts, dns_full, dns_unmatched;
   uint64_t dns_no_upstream;
+  uint64_t tcp_opened, tcp_established, tcp_closed, tcp_full, tcp_refused, tcp_connect_failed;
+  uint64_t tcp_rst_in, tcp_rst_out, tcp_segs_in, tcp_segs_out, tcp_bytes_in, tcp_bytes_out;
+  uint64_t tcp_retransmits, tcp_out_of_order, tcp_host_errors, tcp_idle_closed;
 };
 
 struct gw_room {
@@ -101,6 +108,43 @@ struct nat_icmp_flow {
   struct gateway *gw;
 };
 
+#define TCP_STAGE_CAP 65535u  /* guest -> host staging: one window */
+#define TCP_PEEK_CAP 65535u   /* host -> guest: one window peeked at a time */
+#define TCP_MSS_ADV 1146      /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
+#define TCP_MSS_TO_GUEST 1360 /* our segments fit a 1420-byte datagram toward a session */
+
+enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD };
+
+struct nat_tcp_conn {
+  bool used;
+  uint8_t state;
+  uint16_t gen;
+  uint32_t next; /* hash chain, index + 1 */
+  uint32_t room, guest_ip, dst_ip;
+  uint16_t guest_port, dst_port;
+  uint8_t guest_mac[6];
+  int fd;
+  struct sockaddr_in sa;
+  uint32_t ops; /* ring operations in flight */
+  /* guest -> host */
+  uint32_t rcv_nxt; /* acknowledged to the guest: in the kernel */
+  uint8_t *stage;
+  uint32_t staged;
+  bool send_busy, guest_fin, host_shut;
+  /* host -> guest */
+  uint32_t snd_una, snd_nxt, g_wnd, discard_pending;
+  uint16_t mss;
+  uint8_t *peekbuf;
+  bool peek_busy, poll_busy, discard_busy, host_eof, fin_sent, need_rewind;
+  uint32_t peek_epoch, peek_epoch_sent;
+  uint32_t dupacks, rto_count;
+  uint64_t rto_ns, srtt, rttvar, rtt_t, last_ns;
+  uint32_t rtt_seq;
+  bool rtt_seq_valid;
+  struct timer timer;
+  struct gateway *gw;
+};
+
 struct dns_pending {
   bool used;
   uint32_t room, guest_ip;
@@ -128,6 +172,10 @@ struct gateway {
   bool icmp_ok;
   struct io_udp_sock *icmp_raw; /* raw-socket mode (CAP_NET_RAW), else NULL */
   uint16_t icmp_id_base;
+  /* TCP NAT */
+  struct nat_tcp_conn *tcp;
+  uint32_t *tcp_hash, tcp_hash_mask, ntcp;
+  uint8_t *tcp_scratch;
   /* DNS forwarder */
   struct io_udp_sock *dns_sock;
   struct dns_pending *dns;    /* indexed by the upstream-facing id */
@@ -174,6 +222,11 @@ void nat_icmp_sweep(struct gateway *gw, uint64_t now);
 void nat_icmp_room_gone(struct gateway *gw, uint32_t room);
 int nat_icmp_init(struct gateway *gw);
 void nat_icmp_fini(struct gateway *gw);
+
+void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t);
+void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
+int nat_tcp_init(struct gateway *gw);
+void nat_tcp_fini(struct gateway *gw);
 
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 void dns_fwd_sweep(struct gateway *gw, uint64_t now);

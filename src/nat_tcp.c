@@ -1,0 +1,698 @@
+/*
+ * nat_tcp: guest TCP to the internet, translated onto host TCP sockets
+ * (after passt's model: no second TCP stack with its own retransmission
+ * buffers; the host kernel's socket buffers are the buffers).
+ *
+ * One host socket per guest connection (room, guest IP:port, remote
+ * IP:port), every operation on the worker's ring (connect, send, recv with
+ * MSG_PEEK, discard, shutdown, close, cancel).
+ *
+ * Set-up: a guest SYN to an allowed destination connects a host socket;
+ * success -> SYN-ACK to the guest with our random ISN and an MSS small
+ * enough that the guest's segments fit one browser datagram; refusal or
+ * failure -> RST to the guest. SYN retransmissions are recognised.
+ *
+ * Guest -> host: in-order payload is appended to a bounded staging buffer
+ * (one window, 64 KiB) and sent to the socket; the guest is acknowledged
+ * only for bytes the kernel accepted, so nothing acknowledged is lost; the
+ * window advertised is the staging buffer's free space. Out-of-order
+ * segments are dropped with a duplicate ACK (the guest retransmits).
+ *
+ * Host -> guest: data is read with MSG_PEEK and SO_PEEK_OFF, so what the
+ * guest has not acknowledged stays in the kernel: a guest ACK discards
+ * that many bytes (recv MSG_TRUNC); a retransmission (RTO per RFC 6298, or
+ * three duplicate ACKs) rewinds the peek offset to the first
+ * unacknowledged byte. Segments respect the guest's window and MSS.
+ *
+ * Teardown: FIN both ways with half-close (shutdown(SHUT_WR) after the
+ * staged bytes), RST both ways, idle timeouts; bounded connections per VM
+ * and in all, a full table answers RST. Window scaling is not negotiated
+ * (windows are at most 64 KiB) and there is no congestion window of our
+ * own beyond the guest's window (the QUIC path below has one).
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wtrelay/gateway.h"
+
+#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define MS 1000000ull
+#define K_CONNECT 0u
+#define K_SEND 1u
+#define K_PEEK 2u
+#define K_DISCARD 3u
+#define K_SHUT 4u
+#define K_CLOSE 5u
+#define K_CANCEL 6u
+#define K_POLL 7u
+#define UDX(kind, gen, slot) (((uint32_t)(kind) << 29) | ((uint32_t)((gen) & 0x1fff) << 16) | (slot))
+
+static bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
+static bool seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+
+static uint32_t tuple_hash(const struct gateway *gw, uint32_t room, uint32_t gip, uint16_t gport,
+                           uint32_t dip, uint16_t dport)
+{
+  uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)gip << 16) ^ gport;
+  k ^= ((uint64_t)dip << 20) ^ ((uint64_t)dport << 3);
+  k ^= k >> 33;
+  k *= UINT64_C(0xff51afd7ed558ccd);
+  k ^= k >> 33;
+  return (uint32_t)k & gw->tcp_hash_mask;
+}
+
+static void submit(struct gateway *gw, struct io_uring_sqe *sqe, uint32_t kind,
+                   struct nat_tcp_conn *c)
+{
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NAT_TCP, UDX(kind, c->gen, (uint32_t)(c - gw->tcp))));
+  c->ops++;
+}
+
+/* ---- segments toward the guest ---- */
+
+static uint16_t our_window(const struct nat_tcp_conn *c)
+{
+  return (uint16_t)(TCP_STAGE_CAP - c->staged);
+}
+
+static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8_t flags,
+                 uint16_t mss, const uint8_t *data, size_t len)
+{
+  struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
+  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                        c->guest_port, seq, c->rcv_nxt, flags, our_window(c), mss, data, len,
+                        gw_next_id(gw));
+  if (n > 0) {
+    gw->ctr.tcp_segs_out++;
+    gw_emit(gw, c->room, (size_t)n);
+  }
+}
+
+static void ack_now(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  emit(gw, c, c->snd_nxt, TCP_ACK, 0, NULL, 0);
+}
+
+/* RST for a segment that has no connection (or a refused one). */
+static void rst_for(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
+{
+  struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
+  uint32_t seq = (t->flags & TCP_ACK) ? t->ack : 0;
+  uint32_t ack = t->seq + (uint32_t)t->len + ((t->flags & TCP_SYN) ? 1 : 0) +
+                 ((t->flags & TCP_FIN) ? 1 : 0);
+  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src, t->dport,
+                        t->sport, seq, ack, TCP_RST | TCP_ACK, 0, 0, NULL, 0, gw_next_id(gw));
+  if (n > 0) {
+    gw->ctr.tcp_rst_out++;
+    gw_emit(gw, pkt->room, (size_t)n);
+  }
+}
+
+/* ---- connection life ---- */
+
+static void unlink_conn(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  uint32_t idx = (uint32_t)(c - gw->tcp) + 1;
+  uint32_t *pp = &gw->tcp_hash[tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip,
+                                          c->dst_port)];
+  while (*pp && *pp != idx)
+    pp = &gw->tcp[*pp - 1].next;
+  if (*pp == idx)
+    *pp = c->next;
+}
+
+/* Ends the connection: RST to the guest and/or the host as asked, cancel
+ * what is in flight, close the socket once nothing is. */
+static void conn_end(struct gateway *gw, struct nat_tcp_conn *c, bool rst_guest, bool rst_host)
+{
+  if (c->state == TCP_S_DEAD)
+    return;
+  if (rst_guest) {
+    emit(gw, c, c->snd_nxt, TCP_RST | TCP_ACK, 0, NULL, 0);
+    gw->ctr.tcp_rst_out++;
+  }
+  if (rst_host && c->fd >= 0) {
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  }
+  c->state = TCP_S_DEAD;
+  unlink_conn(gw, c);
+  timer_disarm(gw->timers, &c->timer);
+  gw->ntcp--;
+  gw->ctr.tcp_closed++;
+  if (c->ops) {
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (sqe) {
+      io_uring_prep_cancel_fd(sqe, c->fd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NAT_TCP, UDX(K_CANCEL, 0, 0xffff)));
+    }
+  }
+}
+
+/* Called after every completion of a dead connection: free it when the
+ * last one came back. */
+static void conn_reap(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  if (c->state != TCP_S_DEAD || c->ops || !c->used)
+    return;
+  if (c->fd >= 0) {
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (sqe) {
+      io_uring_prep_close(sqe, c->fd);
+      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NAT_TCP, UDX(K_CLOSE, 0, 0xffff)));
+    } else {
+      close(c->fd);
+    }
+  }
+  free(c->stage);
+  free(c->peekbuf);
+  c->stage = c->peekbuf = NULL;
+  c->fd = -1;
+  c->used = false;
+  c->gen++;
+}
+
+static void arm_timer(struct gateway *gw, struct nat_tcp_conn *c, uint64_t after)
+{
+  timer_arm(gw->timers, &c->timer, *gw->now + after);
+}
+
+/* ---- host -> guest ---- */
+
+/* One receive operation at a time on the socket (a peek or a discard),
+ * both non-blocking, so the kernel's peek offset is known exactly whenever
+ * we set it: the offset of snd_nxt is (snd_nxt - snd_una) + the acked
+ * bytes not yet discarded. New data is waited for with a POLLIN poll, but
+ * only when the socket's queue is empty (everything acknowledged and
+ * discarded): with data queued, POLLIN would fire at once, and the guest's
+ * next ACK is the event that lets us go on. */
+static void arm_poll(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  if (c->poll_busy)
+    return;
+  struct io_uring_sqe *sqe = io_sqe(gw->io);
+  if (!sqe)
+    return;
+  io_uring_prep_poll_add(sqe, c->fd, POLLIN | POLLRDHUP);
+  submit(gw, sqe, K_POLL, c);
+  c->poll_busy = true;
+}
+
+static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  if (c->state != TCP_S_OPEN || c->discard_busy || c->peek_busy)
+    return;
+  if (c->discard_pending) {
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (!sqe)
+      return;
+    uint32_t n = c->discard_pending < TCP_PEEK_CAP ? c->discard_pending : TCP_PEEK_CAP;
+    io_uring_prep_recv(sqe, c->fd, gw->tcp_scratch, n, MSG_TRUNC | MSG_DONTWAIT);
+    submit(gw, sqe, K_DISCARD, c);
+    c->discard_busy = true;
+    return;
+  }
+  if (c->need_rewind) {
+    int off = (int)(c->snd_nxt - c->snd_una);
+    setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+    c->need_rewind = false;
+  }
+  if (c->host_eof)
+    return;
+  uint32_t inflight = c->snd_nxt - c->snd_una;
+  uint32_t wnd = c->g_wnd < TCP_PEEK_CAP ? c->g_wnd : TCP_PEEK_CAP;
+  if (inflight >= wnd)
+    return;
+  struct io_uring_sqe *sqe = io_sqe(gw->io);
+  if (!sqe)
+    return;
+  io_uring_prep_recv(sqe, c->fd, c->peekbuf, wnd - inflight, MSG_PEEK | MSG_DONTWAIT);
+  submit(gw, sqe, K_PEEK, c);
+  c->peek_busy = true;
+  c->peek_epoch_sent = c->peek_epoch;
+}
+
+static void retransmit(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  gw->ctr.tcp_retransmits++;
+  c->snd_nxt = c->snd_una;
+  c->fin_sent = false;
+  c->host_eof = false;
+  c->rtt_seq_valid = false;
+  c->need_rewind = true;
+  c->peek_epoch++; /* a peek in flight now reads from the old offset */
+  try_rx(gw, c);
+}
+
+static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
+{
+  c->peek_busy = false;
+  if (c->state != TCP_S_OPEN)
+    return;
+  if (c->peek_epoch_sent != c->peek_epoch) {
+    /* raced with a rewind: what it read is not used, and the offset it
+     * moved is set again before the next peek */
+    c->need_rewind = true;
+    try_rx(gw, c);
+    return;
+  }
+  if (res < 0) {
+    if (res == -EAGAIN || res == -EINTR) {
+      /* nothing new: wait for data when the queue is empty, else for the
+       * guest's next ACK */
+      if (c->discard_pending || c->need_rewind)
+        try_rx(gw, c); /* an ACK came meanwhile: discard, then peek again */
+      else if (c->snd_una == c->snd_nxt)
+        arm_poll(gw, c);
+      return;
+    }
+    gw->ctr.tcp_host_errors++;
+    conn_end(gw, c, true, false);
+    return;
+  }
+  if (res == 0) {
+    c->host_eof = true;
+    if (!c->fin_sent) {
+      emit(gw, c, c->snd_nxt, TCP_FIN | TCP_ACK, 0, NULL, 0);
+      c->snd_nxt++;
+      c->fin_sent = true;
+      if (!timer_armed(&c->timer))
+        arm_timer(gw, c, c->rto_ns);
+    }
+    try_rx(gw, c);
+    return;
+  }
+  for (int off = 0; off < res;) {
+    int n = res - off < c->mss ? res - off : c->mss;
+    emit(gw, c, c->snd_nxt, TCP_ACK | (off + n == res ? TCP_PSH : 0), 0, c->peekbuf + off,
+         (size_t)n);
+    if (!c->rtt_seq_valid) {
+      c->rtt_seq = c->snd_nxt + (uint32_t)n;
+      c->rtt_t = *gw->now;
+      c->rtt_seq_valid = true;
+    }
+    c->snd_nxt += (uint32_t)n;
+    off += n;
+  }
+  gw->ctr.tcp_bytes_in += (uint64_t)res;
+  arm_timer(gw, c, c->rto_ns);
+  try_rx(gw, c);
+}
+
+/* ---- guest -> host ---- */
+
+static void try_send(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  if (c->send_busy || c->state != TCP_S_OPEN)
+    return;
+  if (c->staged) {
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (!sqe)
+      return;
+    io_uring_prep_send(sqe, c->fd, c->stage, c->staged, MSG_NOSIGNAL);
+    submit(gw, sqe, K_SEND, c);
+    c->send_busy = true;
+    return;
+  }
+  if (c->guest_fin && !c->host_shut) {
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (!sqe)
+      return;
+    io_uring_prep_shutdown(sqe, c->fd, SHUT_WR);
+    submit(gw, sqe, K_SHUT, c);
+    c->host_shut = true;
+    c->rcv_nxt++; /* the guest's FIN: everything before it is in the kernel */
+    ack_now(gw, c);
+  }
+}
+
+static void maybe_finished(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  if (c->state == TCP_S_OPEN && c->host_shut && c->fin_sent && c->snd_una == c->snd_nxt &&
+      !c->staged && !c->discard_pending && !c->discard_busy)
+    conn_end(gw, c, false, false);
+}
+
+static void send_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
+{
+  c->send_busy = false;
+  if (c->state != TCP_S_OPEN)
+    return;
+  if (res <= 0) {
+    if (res == -EAGAIN || res == -EINTR) {
+      try_send(gw, c);
+      return;
+    }
+    gw->ctr.tcp_host_errors++;
+    conn_end(gw, c, true, false);
+    return;
+  }
+  memmove(c->stage, c->stage + res, c->staged - (uint32_t)res);
+  c->staged -= (uint32_t)res;
+  c->rcv_nxt += (uint32_t)res;
+  gw->ctr.tcp_bytes_out += (uint64_t)res;
+  ack_now(gw, c); /* acknowledged: the kernel has it */
+  try_send(gw, c);
+  maybe_finished(gw, c);
+}
+
+static void connect_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
+{
+  if (c->state != TCP_S_CONNECTING)
+    return;
+  if (res < 0) {
+    gw->ctr.tcp_connect_failed++;
+    if (res == -ECONNREFUSED)
+      gw->ctr.tcp_refused++;
+    conn_end(gw, c, true, false);
+    return;
+  }
+  c->state = TCP_S_OPEN;
+  emit(gw, c, c->snd_una - 1, TCP_SYN | TCP_ACK, TCP_MSS_ADV, NULL, 0);
+  gw->ctr.tcp_established++;
+  arm_timer(gw, c, c->rto_ns);
+  try_rx(gw, c);
+}
+
+static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
+{
+  struct gateway *gw = ctx;
+  uint32_t kind = idx >> 29, gen = (idx >> 16) & 0x1fff, slot = idx & 0xffff;
+  if (kind == K_CLOSE || kind == K_CANCEL || slot >= gw->p.max_tcp_conns)
+    return;
+  struct nat_tcp_conn *c = &gw->tcp[slot];
+  if (!c->used || (c->gen & 0x1fff) != gen)
+    return;
+  c->ops--;
+  switch (kind) {
+  case K_CONNECT:
+    connect_done(gw, c, cqe->res);
+    break;
+  case K_SEND:
+    send_done(gw, c, cqe->res);
+    break;
+  case K_PEEK:
+    peek_done(gw, c, cqe->res);
+    break;
+  case K_DISCARD:
+    c->discard_busy = false;
+    if (cqe->res > 0)
+      c->discard_pending -= (uint32_t)cqe->res < c->discard_pending ? (uint32_t)cqe->res
+                                                                      : c->discard_pending;
+    else if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR)
+      c->discard_pending = 0; /* the socket is gone; nothing to keep in step */
+    try_rx(gw, c);
+    maybe_finished(gw, c);
+    break;
+  case K_SHUT:
+    maybe_finished(gw, c);
+    break;
+  case K_POLL:
+    c->poll_busy = false;
+    try_rx(gw, c);
+    break;
+  default:
+    break;
+  }
+  conn_reap(gw, c);
+}
+
+static void conn_timer(struct timer *t, uint64_t now)
+{
+  struct nat_tcp_conn *c = container_of(t, struct nat_tcp_conn, timer);
+  struct gateway *gw = c->gw;
+  (void)now;
+  if (c->state == TCP_S_CONNECTING) {
+    gw->ctr.tcp_connect_failed++;
+    conn_end(gw, c, true, false);
+    conn_reap(gw, c);
+    return;
+  }
+  if (c->state != TCP_S_OPEN)
+    return;
+  if (c->snd_una == c->snd_nxt) {
+    /* nothing unacknowledged: idle check */
+    if (now - c->last_ns >= gw->p.tcp_idle_ns) {
+      gw->ctr.tcp_idle_closed++;
+      conn_end(gw, c, true, true);
+      conn_reap(gw, c);
+      return;
+    }
+    arm_timer(gw, c, 10000 * MS);
+    return;
+  }
+  if (++c->rto_count > 10) {
+    gw->ctr.tcp_idle_closed++;
+    conn_end(gw, c, true, true);
+    conn_reap(gw, c);
+    return;
+  }
+  c->rto_ns = c->rto_ns * 2 > 60000 * MS ? 60000 * MS : c->rto_ns * 2;
+  retransmit(gw, c);
+  arm_timer(gw, c, c->rto_ns);
+}
+
+/* ---- guest segments ---- */
+
+static struct nat_tcp_conn *conn_find(struct gateway *gw, const struct gw_pkt *pkt,
+                                      const struct net_tcp *t)
+{
+  uint32_t h = tuple_hash(gw, pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
+  for (uint32_t i = gw->tcp_hash[h]; i; i = gw->tcp[i - 1].next) {
+    struct nat_tcp_conn *c = &gw->tcp[i - 1];
+    if (c->room == pkt->room && c->guest_ip == pkt->ip.src && c->guest_port == t->sport &&
+        c->dst_ip == pkt->ip.dst && c->dst_port == t->dport)
+      return c;
+  }
+  return NULL;
+}
+
+static uint32_t conns_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < gw->p.max_tcp_conns; i++)
+    n += gw->tcp[i].used && gw->tcp[i].state != TCP_S_DEAD && gw->tcp[i].room == room &&
+         gw->tcp[i].guest_ip == ip;
+  return n;
+}
+
+static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
+{
+  struct nat_tcp_conn *c = NULL;
+  if (gw->ntcp < gw->p.max_tcp_conns &&
+      conns_of_vm(gw, pkt->room, pkt->ip.src) < gw->p.max_tcp_conns_per_vm)
+    for (uint32_t i = 0; i < gw->p.max_tcp_conns && !c; i++)
+      if (!gw->tcp[i].used)
+        c = &gw->tcp[i];
+  if (!c) {
+    gw->ctr.tcp_full++;
+    gw_log(gw, "TCP NAT connection refused", "table full (--max-tcp-conns[-per-vm])");
+    rst_for(gw, pkt, t);
+    return;
+  }
+  uint16_t gen = c->gen;
+  memset(c, 0, sizeof(*c));
+  c->gen = gen;
+  c->gw = gw;
+  c->fd = -1;
+  c->stage = malloc(TCP_STAGE_CAP);
+  c->peekbuf = malloc(TCP_PEEK_CAP);
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (!c->stage || !c->peekbuf || fd < 0) {
+    free(c->stage);
+    free(c->peekbuf);
+    c->stage = c->peekbuf = NULL;
+    if (fd >= 0)
+      close(fd);
+    gw->ctr.tcp_full++;
+    rst_for(gw, pkt, t);
+    return;
+  }
+  int zero = 0, one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c->used = true;
+  c->fd = fd;
+  c->state = TCP_S_CONNECTING;
+  c->room = pkt->room;
+  c->guest_ip = pkt->ip.src;
+  c->guest_port = t->sport;
+  c->dst_ip = pkt->ip.dst;
+  c->dst_port = t->dport;
+  memcpy(c->guest_mac, pkt->src_mac, 6);
+  c->rcv_nxt = t->seq + 1;
+  uint32_t isn;
+  if (getrandom(&isn, sizeof(isn), GRND_NONBLOCK) != sizeof(isn))
+    isn = (uint32_t)*gw->now;
+  c->snd_una = c->snd_nxt = isn + 1; /* the SYN-ACK takes isn */
+  c->g_wnd = t->window;
+  c->mss = t->mss ? t->mss : 536;
+  if (c->mss > TCP_MSS_TO_GUEST)
+    c->mss = TCP_MSS_TO_GUEST;
+  c->rto_ns = 1000 * MS;
+  c->last_ns = *gw->now;
+  timer_init(&c->timer, conn_timer);
+  uint32_t h = tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port);
+  c->next = gw->tcp_hash[h];
+  gw->tcp_hash[h] = (uint32_t)(c - gw->tcp) + 1;
+  gw->ntcp++;
+  gw->ctr.tcp_opened++;
+  c->sa.sin_family = AF_INET;
+  c->sa.sin_addr.s_addr = htonl(c->dst_ip);
+  c->sa.sin_port = htons(c->dst_port);
+  struct io_uring_sqe *sqe = io_sqe(gw->io);
+  if (!sqe) {
+    conn_end(gw, c, true, false);
+    conn_reap(gw, c);
+    return;
+  }
+  io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->sa, sizeof(c->sa));
+  submit(gw, sqe, K_CONNECT, c);
+  arm_timer(gw, c, gw->p.tcp_connect_timeout_ns);
+}
+
+void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
+{
+  gw->ctr.tcp_segs_in++;
+  struct nat_tcp_conn *c = conn_find(gw, pkt, t);
+  if (!c) {
+    if ((t->flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
+      conn_open(gw, pkt, t);
+    else if (!(t->flags & TCP_RST))
+      rst_for(gw, pkt, t);
+    return;
+  }
+  c->last_ns = *gw->now;
+  if (t->flags & TCP_RST) {
+    gw->ctr.tcp_rst_in++;
+    conn_end(gw, c, false, true);
+    conn_reap(gw, c);
+    return;
+  }
+  if (c->state == TCP_S_CONNECTING)
+    return; /* a retransmitted SYN: the connect is still running */
+  if (t->flags & TCP_SYN) {
+    if (t->seq + 1 == c->rcv_nxt && c->snd_una == c->snd_nxt && !c->staged)
+      emit(gw, c, c->snd_una - 1, TCP_SYN | TCP_ACK, TCP_MSS_ADV, NULL, 0);
+    return;
+  }
+  /* ACK of our data */
+  if (t->flags & TCP_ACK) {
+    if (seq_lt(c->snd_una, t->ack) && seq_leq(t->ack, c->snd_nxt)) {
+      uint32_t acked = t->ack - c->snd_una;
+      if (c->fin_sent && t->ack == c->snd_nxt)
+        acked--; /* the FIN is not a byte in the kernel */
+      c->snd_una = t->ack;
+      c->discard_pending += acked;
+      c->dupacks = 0;
+      c->rto_count = 0;
+      if (c->rtt_seq_valid && seq_leq(c->rtt_seq, t->ack)) {
+        uint64_t r = *gw->now - c->rtt_t;
+        if (!c->srtt) {
+          c->srtt = r;
+          c->rttvar = r / 2;
+        } else {
+          uint64_t d = r > c->srtt ? r - c->srtt : c->srtt - r;
+          c->rttvar = (3 * c->rttvar + d) / 4;
+          c->srtt = (7 * c->srtt + r) / 8;
+        }
+        c->rto_ns = c->srtt + 4 * c->rttvar;
+        if (c->rto_ns < 200 * MS)
+          c->rto_ns = 200 * MS;
+        c->rtt_seq_valid = false;
+      }
+      arm_timer(gw, c, c->snd_una == c->snd_nxt ? 10000 * MS : c->rto_ns);
+    } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
+               !(t->flags & TCP_FIN) && t->window == c->g_wnd) {
+      if (++c->dupacks == 3)
+        retransmit(gw, c);
+    }
+    c->g_wnd = t->window;
+  }
+  /* the guest's data and FIN */
+  uint32_t expect = c->rcv_nxt + c->staged;
+  if (!t->len && !(t->flags & TCP_FIN) && seq_lt(t->seq, c->rcv_nxt))
+    ack_now(gw, c); /* a window probe or keep-alive: answer with our window */
+  if (t->len) {
+    if (c->guest_fin) {
+      /* data after a FIN: ignore */
+    } else if (seq_leq(t->seq, expect) && seq_lt(expect, t->seq + (uint32_t)t->len)) {
+      uint32_t skip = expect - t->seq, take = (uint32_t)t->len - skip;
+      if (take > TCP_STAGE_CAP - c->staged)
+        take = TCP_STAGE_CAP - c->staged;
+      memcpy(c->stage + c->staged, t->payload + skip, take);
+      c->staged += take;
+      expect += take;
+      try_send(gw, c);
+    } else {
+      gw->ctr.tcp_out_of_order++;
+      ack_now(gw, c); /* duplicate ACK: the guest retransmits what is missing */
+    }
+  }
+  if ((t->flags & TCP_FIN) && !c->guest_fin && t->seq + (uint32_t)t->len == expect) {
+    c->guest_fin = true;
+    try_send(gw, c);
+  } else if ((t->flags & TCP_FIN) && c->guest_fin && c->host_shut) {
+    ack_now(gw, c); /* a retransmitted FIN */
+  }
+  try_rx(gw, c);
+  maybe_finished(gw, c);
+  conn_reap(gw, c);
+}
+
+int nat_tcp_init(struct gateway *gw)
+{
+  if (!gw->p.max_tcp_conns || gw->p.max_tcp_conns > 0xfffe)
+    return -EINVAL;
+  uint32_t cap = 16;
+  while (cap < 2 * gw->p.max_tcp_conns)
+    cap <<= 1;
+  gw->tcp = calloc(gw->p.max_tcp_conns, sizeof(*gw->tcp));
+  gw->tcp_hash = calloc(cap, sizeof(*gw->tcp_hash));
+  gw->tcp_scratch = malloc(TCP_PEEK_CAP);
+  if (!gw->tcp || !gw->tcp_hash || !gw->tcp_scratch)
+    return -ENOMEM;
+  gw->tcp_hash_mask = cap - 1;
+  for (uint32_t i = 0; i < gw->p.max_tcp_conns; i++)
+    gw->tcp[i].fd = -1;
+  return io_set_handler(gw->io, IO_OP_NAT_TCP, on_cqe, gw);
+}
+
+void nat_tcp_fini(struct gateway *gw)
+{
+  for (uint32_t i = 0; gw->tcp && i < gw->p.max_tcp_conns; i++) {
+    struct nat_tcp_conn *c = &gw->tcp[i];
+    if (c->used) {
+      if (c->state != TCP_S_DEAD)
+        timer_disarm(gw->timers, &c->timer);
+      if (c->fd >= 0)
+        close(c->fd);
+      free(c->stage);
+      free(c->peekbuf);
+    }
+  }
+  free(gw->tcp);
+  free(gw->tcp_hash);
+  free(gw->tcp_scratch);
+  gw->tcp = NULL;
+  gw->tcp_hash = NULL;
+  gw->tcp_scratch = NULL;
+}
+
+void nat_tcp_room_gone(struct gateway *gw, uint32_t room)
+{
+  for (uint32_t i = 0; gw->tcp && i < gw->p.max_tcp_conns; i++) {
+    struct nat_tcp_conn *c = &gw->tcp[i];
+    if (c->used && c->state != TCP_S_DEAD && c->room == room) {
+      conn_end(gw, c, false, true);
+      conn_reap(gw, c);
+    }
+  }
+}
