@@ -561,6 +561,11 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
 void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
   gw->ctr.tcp_segs_in++;
+  if (!gw->tcp) {
+    if (!(t->flags & TCP_RST))
+      rst_for(gw, pkt, t);
+    return;
+  }
   struct nat_tcp_conn *c = conn_find(gw, pkt, t);
   if (!c) {
     if ((t->flags & (TCP_SYN | TCP_ACK | TCP_RST)) == TCP_SYN)
@@ -649,7 +654,9 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
 
 int nat_tcp_init(struct gateway *gw)
 {
-  if (!gw->p.max_tcp_conns || gw->p.max_tcp_conns > 0xfffe)
+  if (!gw->p.max_tcp_conns)
+    return 0; /* TCP NAT off: every SYN is answered with RST */
+  if (gw->p.max_tcp_conns > 0xfffe)
     return -EINVAL;
   uint32_t cap = 16;
   while (cap < 2 * gw->p.max_tcp_conns)
