@@ -13,8 +13,9 @@ PKGS=(
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools
   openssl gnutls-bin iproute2 procps python3
-  # netns tier: ping between the VM namespaces, a DHCP client (udhcpc)
-  iputils-ping busybox
+  # netns tier: ping between the VM namespaces, a DHCP client (udhcpc),
+  # packet loss (nftables: the kernel here has no netem)
+  iputils-ping busybox nftables
   # ops tier: promtool checks /metrics
   prometheus
   # browser tier

@@ -300,6 +300,30 @@ ts = [threading.Thread(target=one, args=(i,)) for i in range(100)]
 print("bad", bad)') || fail "100 parallel connections"
   [ "$got" = "bad []" ] || fail "parallel connections: $got"
   pass "TCP NAT: 100 parallel connections each got their bytes exactly"
+  # 3 % random loss each way on the VM's side (nftables; no netem here)
+  command -v nft >/dev/null || fail "nft missing (Debian package nftables; scripts/install-deps.sh)"
+  ip netns exec "$NS_A" nft -f - <<'NFT'
+table inet wtloss {
+  chain o { type filter hook output priority 0; numgen random mod 100 < 3 drop; }
+  chain i { type filter hook input priority 0; numgen random mod 100 < 3 drop; }
+}
+NFT
+  t0=$(date +%s%N)
+  got=$(vm_py "$NS_A" '
+import socket
+n = 4000000
+s = socket.create_connection(("198.18.0.2", 8082), timeout=20)
+s.sendall(b"%d\n" % n); d = bytearray()
+while True:
+    b = s.recv(262144)
+    if not b: break
+    d += b
+print("ok" if bytes(d) == bytes((n + k) & 255 for k in range(n)) else "corrupt %d" % len(d))') ||
+    fail "TCP under 3 % loss: $got"
+  t1=$(date +%s%N)
+  ip netns exec "$NS_A" nft delete table inet wtloss
+  [ "$got" = ok ] || fail "TCP under 3 % loss: $got"
+  pass "TCP NAT: 4 MB byte-exact with 3 % random loss each way on the VM's TAP ($(( (t1 - t0) / 1000000 )) ms)"
   got=$(vm_py "$NS_A" '
 import socket, time
 t = time.monotonic()
