@@ -18,6 +18,8 @@ PKGS=(
   iputils-ping busybox nftables
   # ops tier: promtool checks /metrics
   prometheus
+  # perf/: iperf3 through the TCP NAT (benchmark, not make test)
+  iperf3
   # browser tier
   chromium firefox-esr
 )

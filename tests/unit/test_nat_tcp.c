@@ -1,0 +1,833 @@
+/*
+ * test_nat_tcp: the TCP NAT (nat_tcp.c) driven through the real pipeline in
+ * one process, as test_gateway.c does for UDP: a real io_uring, a timer
+ * heap, the switch, the egress policy (127.0.0.0/8 allowed) and
+ * gateway_init with a small TCP table (4 in all, 2 per VM). The "guest" is
+ * this file: it builds TCP segments with net_build_tcp from 10.0.2.10 and
+ * injects them from a recording switch port; the gateway's answers are
+ * parsed with net.c's parsers. The "internet" is a TCP listener the test
+ * opens on 127.0.0.1:0; its accepted sockets are non-blocking and read or
+ * written by the test between turns of the loop.
+ *
+ * The io loop is driven by hand, every wait with a deadline; the gateway's
+ * clock (*now) is CLOCK_MONOTONIC plus a skew the tests advance to reach
+ * the RTO without sleeping.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wtrelay/gateway.h"
+#include "wtrelay/io.h"
+#include "wtrelay/net.h"
+#include "wtrelay/policy.h"
+#include "wtrelay/switch.h"
+#include "wtrelay/timer.h"
+
+#define MS 1000000ull
+#define S 1000000000ull
+
+#define IP4(a, b, c, d)                                                                            \
+  ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+
+#define GW_IP IP4(10, 0, 2, 2)
+#define DNS_IP IP4(10, 0, 2, 3)
+#define VM_IP IP4(10, 0, 2, 10)
+#define LOOP_IP IP4(127, 0, 0, 1)
+#define REPLY_WAIT (2 * S)      /* how long a test waits for something that must come */
+#define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
+#define GUEST_WND 60000
+
+static const uint8_t GW_MAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
+
+/* ---- the recording VM port ---- */
+
+#define VM_MAX_FRAMES 512
+
+struct vm {
+  uint32_t port;
+  unsigned nframes; /* every frame delivered */
+  unsigned rd;      /* the next frame the test has not looked at */
+  size_t len[VM_MAX_FRAMES];
+  uint8_t frame[VM_MAX_FRAMES][GW_FRAME_MAX];
+};
+
+static int vm_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct vm *vm = ctx;
+  cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
+  cr_assert_lt(vm->nframes, (unsigned)VM_MAX_FRAMES, "more frames than the test keeps");
+  size_t off = 0;
+  for (int i = 0; i < f->iovcnt; i++) {
+    cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
+    memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
+    off += f->iov[i].iov_len;
+  }
+  cr_assert_eq(off, f->len);
+  vm->len[vm->nframes++] = off;
+  return 0;
+}
+
+static const struct switch_port_ops vm_ops = {.deliver = vm_deliver};
+
+static int fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
+{
+  (void)ctx;
+  (void)room;
+  *ip = IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
+  return 0;
+}
+
+static void fake_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
+{
+  (void)ctx;
+  (void)room;
+  (void)mac;
+  (void)ip;
+}
+
+static const struct gateway_addr_ops fake_ops = {.lease = fake_lease, .release = fake_release};
+
+/* ---- the pipeline ---- */
+
+struct env {
+  struct io io;
+  struct timer_heap heap;
+  struct switch_table sw;
+  struct policy pol;
+  struct gateway gw;
+  uint64_t now;  /* what the gateway reads */
+  uint64_t skew; /* added to CLOCK_MONOTONIC */
+  struct vm vm;
+  int lfd; /* the test's listener on 127.0.0.1 */
+  uint16_t lport;
+};
+
+static void tick(struct env *e)
+{
+  e->now = clock_now_ns() + e->skew;
+}
+
+static int listener(uint16_t *port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
+  cr_assert_eq(listen(fd, 16), 0);
+  socklen_t al = sizeof(a);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static struct env *env_new(void)
+{
+  struct env *e = calloc(1, sizeof(*e));
+  cr_assert(e);
+  tick(e);
+
+  struct io_params iop;
+  io_params_default(&iop);
+  iop.max_udp_socks = 64;
+  iop.rx_bufs = 16;
+  int rc = io_init(&e->io, &iop);
+  cr_assert_eq(rc, 0, "io_init: %s (io_uring needed)", strerror(-rc));
+  cr_assert_eq(timer_heap_init(&e->heap, 64), 0);
+
+  struct switch_params sp = {
+      .max_ports = 8,
+      .max_domains = 2,
+      .max_macs = 64,
+      .max_macs_per_domain = 32,
+      .max_macs_per_port = 4,
+      .aging_ns = 300 * S,
+      .subnet = IP4(10, 0, 2, 0),
+      .netmask = 0xffffff00u,
+  };
+  memcpy(sp.router_mac, GW_MAC, 6);
+  cr_assert_eq(switch_init(&e->sw, &sp), 0);
+
+  policy_init(&e->pol);
+  cr_assert_eq(policy_add(&e->pol, "127.0.0.0/8", true), 0);
+
+  struct gateway_params gp;
+  memset(&gp, 0, sizeof(gp));
+  memcpy(gp.mac, GW_MAC, 6);
+  gp.subnet = IP4(10, 0, 2, 0);
+  gp.netmask = 0xffffff00u;
+  gp.ip = GW_IP;
+  gp.dns_ip = DNS_IP;
+  gp.announce_dns = DNS_IP;
+  gp.mtu = 1400;
+  gp.lease_s = 3600;
+  gp.max_rooms = 2;
+  gp.max_udp_flows = 4;
+  gp.max_udp_flows_per_vm = 2;
+  gp.udp_timeout_ns = 30 * S;
+  gp.max_icmp_flows = 4;
+  gp.icmp_timeout_ns = 30 * S;
+  gp.max_tcp_conns = 4;
+  gp.max_tcp_conns_per_vm = 2;
+  gp.tcp_idle_ns = 600 * S;
+  gp.tcp_connect_timeout_ns = 5 * S;
+  gp.max_dns_inflight = 4;
+  gp.dns_timeout_ns = 3 * S;
+  gp.policy = &e->pol;
+  rc = gateway_init(&e->gw, &gp, &e->sw, &e->io, &e->heap, &e->now, &fake_ops, NULL);
+  cr_assert_eq(rc, 0, "gateway_init: %s", strerror(-rc));
+  cr_assert_eq(gateway_room_attach(&e->gw, 0), 0);
+  cr_assert_eq(switch_port_attach(&e->sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
+  switch_port_set_addr(&e->sw, e->vm.port, VM_MAC, VM_IP);
+  e->lfd = listener(&e->lport);
+  return e;
+}
+
+static void env_free(struct env *e)
+{
+  gateway_fini(&e->gw);
+  switch_fini(&e->sw);
+  io_fini(&e->io);
+  timer_heap_fini(&e->heap);
+  close(e->lfd);
+  free(e);
+}
+
+/* One turn of a worker loop: timers, sends, a short bounded wait, completions. */
+static void pump_once(struct env *e, uint64_t wait_ns)
+{
+  tick(e);
+  timer_run(&e->heap, e->now);
+  io_flush(&e->io);
+  uint64_t t = clock_now_ns();
+  cr_assert_geq(io_wait(&e->io, t + wait_ns, t), 0);
+  tick(e);
+  io_dispatch(&e->io);
+}
+
+static void pump_for(struct env *e, uint64_t ns)
+{
+  uint64_t end = clock_now_ns() + ns;
+  for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
+    pump_once(e, 10 * MS);
+}
+
+/* Jumps the gateway's clock ahead and runs what became due. */
+static void advance(struct env *e, uint64_t ns)
+{
+  e->skew += ns;
+  tick(e);
+  timer_run(&e->heap, e->now);
+}
+
+/* ---- the guest ---- */
+
+static void guest_seg(struct env *e, uint16_t sport, uint32_t dst, uint16_t dport, uint32_t seq,
+                      uint32_t ack, uint8_t flags, uint16_t window, uint16_t mss, const void *p,
+                      size_t len)
+{
+  uint8_t f[GW_FRAME_MAX];
+  struct net_l2 l2 = {.dst_mac = GW_MAC, .src_mac = VM_MAC};
+  int n = net_build_tcp(f, sizeof(f), &l2, VM_IP, dst, sport, dport, seq, ack, flags, window, mss,
+                        p, len, 0x4242);
+  cr_assert_gt(n, 0);
+  tick(e);
+  struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
+  struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
+  switch_input(&e->sw, e->vm.port, &sf, e->now);
+}
+
+/* Parses frame i of the VM as an IPv4/TCP frame from the gateway. */
+static void parse_frame(struct env *e, unsigned i, struct net_tcp *t, struct net_ipv4 *ip)
+{
+  struct net_eth eth;
+  cr_assert_eq(net_eth_parse(e->vm.frame[i], e->vm.len[i], &eth), 0);
+  cr_assert_arr_eq(eth.dst, VM_MAC, 6, "destination MAC");
+  cr_assert_arr_eq(eth.src, GW_MAC, 6, "source MAC is the gateway's");
+  cr_assert_eq(eth.type, ETH_TYPE_IPV4);
+  cr_assert_eq(net_ipv4_parse(eth.payload, eth.len, ip), 0, "IPv4 header or checksum");
+  cr_assert_eq(ip->dst, VM_IP);
+  if (t) {
+    cr_assert_eq(ip->proto, IP_PROTO_TCP, "protocol %u, expected TCP", ip->proto);
+    cr_assert_eq(net_tcp_parse(ip, t), 0, "TCP header or checksum");
+  }
+}
+
+/* The next segment the gateway sent to the guest (pumping up to timeout),
+ * checked to come from 127.0.0.1:sport to the guest's gport. */
+static bool next_seg(struct env *e, uint16_t sport, uint16_t gport, struct net_tcp *t,
+                     uint64_t timeout)
+{
+  uint64_t end = clock_now_ns() + timeout;
+  for (unsigned turns = 0; e->vm.rd == e->vm.nframes && clock_now_ns() < end && turns < 10000;
+       turns++)
+    pump_once(e, 10 * MS);
+  if (e->vm.rd == e->vm.nframes)
+    return false;
+  struct net_ipv4 ip;
+  parse_frame(e, e->vm.rd++, t, &ip);
+  cr_assert_eq(ip.src, LOOP_IP, "segment from %08x", ip.src);
+  cr_assert_eq(t->sport, sport, "source port %u, expected %u", t->sport, sport);
+  cr_assert_eq(t->dport, gport, "destination port %u, expected %u", t->dport, gport);
+  return true;
+}
+
+static void must_seg(struct env *e, uint16_t sport, uint16_t gport, struct net_tcp *t)
+{
+  cr_assert(next_seg(e, sport, gport, t, REPLY_WAIT), "no segment to the guest");
+}
+
+/* Nothing more reaches the guest for SILENCE_WAIT. */
+static void guest_silent(struct env *e)
+{
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_eq(e->vm.nframes, e->vm.rd, "%u unexpected frames to the guest",
+               e->vm.nframes - e->vm.rd);
+}
+
+/* A guest connection: what the guest sends next and expects next. */
+struct conn {
+  uint16_t gport, dport;
+  uint32_t gnxt; /* the guest's next sequence number */
+  uint32_t hnxt; /* the next sequence number the guest expects from the gateway */
+  uint16_t wnd;  /* the window the guest advertises */
+  int afd;       /* the accepted socket, -1 before */
+};
+
+static int accept_one(struct env *e, uint64_t timeout)
+{
+  uint64_t end = clock_now_ns() + timeout;
+  for (unsigned turns = 0; turns < 10000; turns++) {
+    int fd = accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd >= 0)
+      return fd;
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "accept: %s",
+              strerror(errno));
+    if (clock_now_ns() >= end)
+      break;
+    pump_once(e, 10 * MS);
+  }
+  return -1;
+}
+
+/* SYN (MSS 1460) -> SYN-ACK checked -> final ACK -> accepted. */
+static void conn_open(struct env *e, struct conn *c, uint16_t gport, uint32_t isn, uint16_t wnd)
+{
+  c->gport = gport;
+  c->dport = e->lport;
+  c->wnd = wnd;
+  c->afd = -1;
+  guest_seg(e, gport, LOOP_IP, e->lport, isn, 0, TCP_SYN, wnd, 1460, NULL, 0);
+  struct net_tcp t;
+  must_seg(e, e->lport, gport, &t);
+  cr_assert_eq(t.flags, TCP_SYN | TCP_ACK, "SYN-ACK expected, flags %#x", t.flags);
+  cr_assert_eq(t.ack, isn + 1, "SYN-ACK acks %u, expected %u", t.ack, isn + 1);
+  cr_assert_eq(t.mss, TCP_MSS_ADV, "SYN-ACK MSS %u", t.mss);
+  cr_assert_gt(t.window, 0);
+  cr_assert_eq(t.len, 0);
+  c->gnxt = isn + 1;
+  c->hnxt = t.seq + 1;
+  guest_seg(e, gport, LOOP_IP, e->lport, c->gnxt, c->hnxt, TCP_ACK, wnd, 0, NULL, 0);
+  c->afd = accept_one(e, REPLY_WAIT);
+  cr_assert_geq(c->afd, 0, "the listener accepted nothing");
+}
+
+static void conn_ack(struct env *e, struct conn *c, uint32_t ack)
+{
+  guest_seg(e, c->gport, LOOP_IP, c->dport, c->gnxt, ack, TCP_ACK, c->wnd, 0, NULL, 0);
+}
+
+static void conn_data(struct env *e, struct conn *c, uint32_t seq, const uint8_t *p, size_t len)
+{
+  guest_seg(e, c->gport, LOOP_IP, c->dport, seq, c->hnxt, TCP_ACK | TCP_PSH, c->wnd, 0, p, len);
+}
+
+/* Reads exactly want bytes from the host socket fd (pumping), or fails. */
+static void host_read(struct env *e, int fd, uint8_t *buf, size_t want)
+{
+  size_t got = 0;
+  uint64_t end = clock_now_ns() + REPLY_WAIT;
+  for (unsigned turns = 0; got < want && turns < 10000; turns++) {
+    ssize_t n = recv(fd, buf + got, want - got, MSG_DONTWAIT);
+    if (n > 0) {
+      got += (size_t)n;
+      continue;
+    }
+    cr_assert_neq(n, 0, "EOF after %zu of %zu bytes", got, want);
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "recv: %s",
+              strerror(errno));
+    if (clock_now_ns() >= end)
+      break;
+    pump_once(e, 10 * MS);
+  }
+  cr_assert_eq(got, want, "host read %zu of %zu bytes", got, want);
+}
+
+static bool host_nothing(int fd)
+{
+  uint8_t b[64];
+  return recv(fd, b, sizeof(b), MSG_DONTWAIT | MSG_PEEK) < 0 &&
+         (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
+static int host_queued(int fd)
+{
+  int q = 0;
+  cr_assert_eq(ioctl(fd, FIONREAD, &q), 0);
+  return q;
+}
+
+static void fill(uint8_t *p, size_t n, unsigned salt)
+{
+  for (size_t i = 0; i < n; i++)
+    p[i] = (uint8_t)(i * 7 + salt + (i >> 8));
+}
+
+/* ---- 1. handshake ---- */
+
+Test(nat_tcp, handshake_and_syn_retransmission)
+{
+  struct env *e = env_new();
+  struct conn c;
+  const uint32_t isn = 1000000;
+  /* a retransmitted SYN while the connect runs: sent before any turn of
+   * the loop, so the connect cannot have completed */
+  guest_seg(e, 40000, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  guest_seg(e, 40000, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  cr_assert_eq(e->gw.ntcp, 1, "one connection for a SYN and its retransmission");
+  struct net_tcp t;
+  must_seg(e, e->lport, 40000, &t);
+  cr_assert_eq(t.flags, TCP_SYN | TCP_ACK, "flags %#x", t.flags);
+  cr_assert_eq(t.ack, isn + 1);
+  cr_assert_eq(t.mss, TCP_MSS_ADV);
+  cr_assert_gt(t.window, 0);
+  uint32_t gw_isn = t.seq;
+  c.gport = 40000;
+  c.dport = e->lport;
+  c.wnd = GUEST_WND;
+  c.gnxt = isn + 1;
+  c.hnxt = gw_isn + 1;
+  c.afd = accept_one(e, REPLY_WAIT);
+  cr_assert_geq(c.afd, 0);
+
+  /* a SYN retransmitted after the SYN-ACK (it was lost): the same SYN-ACK
+   * again, no second host connection */
+  guest_seg(e, 40000, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  must_seg(e, e->lport, 40000, &t);
+  cr_assert_eq(t.flags, TCP_SYN | TCP_ACK);
+  cr_assert_eq(t.seq, gw_isn, "the same ISN");
+  cr_assert_eq(t.ack, isn + 1);
+  cr_assert_eq(t.mss, TCP_MSS_ADV);
+
+  /* the final ACK completes it; nothing answers an ACK */
+  conn_ack(e, &c, c.hnxt);
+  guest_silent(e);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "a second host connection");
+  cr_assert_eq(e->gw.ctr.tcp_opened, 1);
+  cr_assert_eq(e->gw.ctr.tcp_established, 1);
+  cr_assert_eq(e->gw.ntcp, 1);
+
+  /* and it works: one byte each way */
+  conn_data(e, &c, c.gnxt, (const uint8_t *)"g", 1);
+  uint8_t b[4];
+  host_read(e, c.afd, b, 1);
+  cr_assert_eq(b[0], 'g');
+  must_seg(e, e->lport, 40000, &t);
+  cr_assert_eq(t.ack, c.gnxt + 1);
+  c.gnxt++;
+  cr_assert_eq(send(c.afd, "h", 1, 0), 1);
+  must_seg(e, e->lport, 40000, &t);
+  cr_assert_eq(t.seq, c.hnxt);
+  cr_assert_eq(t.len, 1);
+  cr_assert_eq(t.payload[0], 'h');
+  close(c.afd);
+  env_free(e);
+}
+
+/* ---- 2. guest -> host ---- */
+
+/* Waits for the gateway's ACK of `want`, checking on every ACK that it
+ * never covers more than the host socket has received (read + queued). */
+static void await_ack(struct env *e, struct conn *c, uint32_t base, uint32_t want,
+                      size_t host_read_so_far)
+{
+  struct net_tcp t;
+  for (unsigned i = 0; i < 64; i++) {
+    must_seg(e, c->dport, c->gport, &t);
+    cr_assert(t.flags & TCP_ACK);
+    cr_assert_eq(t.len, 0, "no data expected from the host");
+    uint32_t acked = t.ack - base;
+    size_t have = host_read_so_far + (size_t)host_queued(c->afd);
+    cr_assert_leq(acked, have, "ACK covers %u bytes, the host has %zu", acked, have);
+    cr_assert_gt(t.window, 0);
+    if (t.ack == want)
+      return;
+  }
+  cr_assert_fail("no ACK of %u", want);
+}
+
+Test(nat_tcp, guest_to_host_in_order_and_gap)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40001, 5000, GUEST_WND);
+  const uint32_t base = c.gnxt;
+  static uint8_t data[8000], got[8000];
+  fill(data, sizeof(data), 3);
+
+  /* in order: 4 full segments of our MSS and a short one */
+  size_t off = 0;
+  for (unsigned i = 0; i < 5; i++) {
+    size_t n = i < 4 ? TCP_MSS_ADV : 1000;
+    conn_data(e, &c, base + (uint32_t)off, data + off, n);
+    off += n;
+  }
+  await_ack(e, &c, base, base + (uint32_t)off, 0);
+  host_read(e, c.afd, got, off);
+  cr_assert_arr_eq(got, data, off, "bytes at the host differ");
+  size_t delivered = off;
+
+  /* a gap: [off, off+1000) is missing, [off+1000, off+2000) arrives */
+  conn_data(e, &c, base + (uint32_t)(off + 1000), data + off + 1000, 1000);
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.flags & (TCP_SYN | TCP_FIN | TCP_RST), 0);
+  cr_assert_eq(t.ack, base + (uint32_t)off, "duplicate ACK of the last in-order byte");
+  cr_assert_eq(e->gw.ctr.tcp_out_of_order, 1);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert(host_nothing(c.afd), "an out-of-order segment reached the host");
+
+  /* the missing one, then the guest retransmits the dropped one */
+  conn_data(e, &c, base + (uint32_t)off, data + off, 1000);
+  await_ack(e, &c, base, base + (uint32_t)(off + 1000), delivered);
+  conn_data(e, &c, base + (uint32_t)(off + 1000), data + off + 1000, 1000);
+  await_ack(e, &c, base, base + (uint32_t)(off + 2000), delivered);
+  host_read(e, c.afd, got + off, 2000);
+  cr_assert_arr_eq(got, data, off + 2000, "bytes at the host differ after the gap");
+
+  /* an old duplicate (already acknowledged) is not delivered twice */
+  conn_data(e, &c, base, data, 500);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert(host_nothing(c.afd), "a duplicate reached the host");
+  cr_assert_eq(e->gw.ctr.tcp_bytes_out, off + 2000);
+  close(c.afd);
+  env_free(e);
+}
+
+/* ---- 3. host -> guest ---- */
+
+/* Collects data segments to the guest until max bytes are outstanding,
+ * `limit` bytes were collected, or the gateway stops; checks consecutive sequence numbers, the MSS,
+ * and that no more than max is unacknowledged. Returns the bytes collected. */
+static size_t collect(struct env *e, struct conn *c, uint32_t una, uint32_t max, uint8_t *out,
+                      size_t limit)
+{
+  size_t n = 0;
+  struct net_tcp t;
+  /* stopping at limit matters: waiting longer than the RTO (1 s) for data
+   * that never comes would see a legitimate retransmission */
+  while (c->hnxt - una < max && n < limit && next_seg(e, c->dport, c->gport, &t, REPLY_WAIT)) {
+    if (!t.len)
+      continue;
+    cr_assert_eq(t.seq, c->hnxt, "segment at %u, expected %u", t.seq, c->hnxt);
+    cr_assert_leq(t.len, (size_t)TCP_MSS_TO_GUEST, "segment of %zu bytes", t.len);
+    cr_assert_eq(t.flags & (TCP_SYN | TCP_RST | TCP_FIN), 0);
+    cr_assert_eq(t.ack, c->gnxt);
+    memcpy(out + n, t.payload, t.len);
+    n += t.len;
+    c->hnxt += (uint32_t)t.len;
+    cr_assert_leq(c->hnxt - una, max, "%u bytes outstanding, window %u", c->hnxt - una, max);
+  }
+  return n;
+}
+
+Test(nat_tcp, host_to_guest_window)
+{
+  struct env *e = env_new();
+  struct conn c;
+  const uint16_t wnd = 3000;
+  conn_open(e, &c, 40002, 77, wnd);
+  static uint8_t data[8000], got[8000];
+  fill(data, sizeof(data), 11);
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+
+  size_t total = 0;
+  uint32_t una = c.hnxt;
+  for (unsigned round = 0; total < sizeof(data) && round < 8; round++) {
+    size_t n = collect(e, &c, una, wnd, got + total, sizeof(data) - total);
+    cr_assert_gt(n, 0, "nothing sent in round %u", round);
+    if (round == 0)
+      cr_assert_eq(n, wnd, "the first flight fills the window exactly");
+    total += n;
+    if (c.hnxt - una == wnd) {
+      /* the window is full: nothing more until the guest acknowledges */
+      guest_silent(e);
+    }
+    una = c.hnxt;
+    conn_ack(e, &c, una); /* reopens the window */
+  }
+  cr_assert_eq(total, sizeof(data));
+  cr_assert_arr_eq(got, data, sizeof(data), "bytes at the guest differ");
+  guest_silent(e);
+  cr_assert_eq(e->gw.ctr.tcp_bytes_in, sizeof(data));
+  cr_assert_eq(e->gw.ctr.tcp_retransmits, 0);
+  close(c.afd);
+  env_free(e);
+}
+
+/* ---- 4. retransmission ---- */
+
+Test(nat_tcp, retransmit_on_rto_and_dupacks)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40003, 9, GUEST_WND);
+  static uint8_t data[3000], got[3000];
+  fill(data, sizeof(data), 5);
+
+  /* RTO: 1000 bytes never acknowledged */
+  cr_assert_eq(send(c.afd, data, 1000, 0), 1000);
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, 1000, got, 1000), 1000);
+  guest_silent(e);
+  advance(e, 1500 * MS); /* the first RTO is 1 s */
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, una, "retransmission at %u, expected %u", t.seq, una);
+  cr_assert_eq(t.len, 1000);
+  cr_assert_arr_eq(t.payload, data, 1000);
+  cr_assert_eq(e->gw.ctr.tcp_retransmits, 1);
+  conn_ack(e, &c, c.hnxt);
+  una = c.hnxt;
+  guest_silent(e);
+
+  /* three duplicate ACKs: 2000 more sent, the first segment acknowledged,
+   * then its successor reported missing three times */
+  cr_assert_eq(send(c.afd, data + 1000, 2000, 0), 2000);
+  cr_assert_eq(collect(e, &c, una, 2000, got + 1000, 2000), 2000);
+  cr_assert_arr_eq(got, data, 3000);
+  uint32_t first = una + TCP_MSS_TO_GUEST;
+  conn_ack(e, &c, first);
+  pump_for(e, 20 * MS);
+  cr_assert_eq(e->vm.nframes, e->vm.rd, "a new ACK alone sends nothing");
+  for (unsigned i = 0; i < 3; i++)
+    conn_ack(e, &c, first);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, first, "fast retransmission at %u, expected %u", t.seq, first);
+  cr_assert_gt(t.len, 0);
+  cr_assert_leq(t.len, 2000 - TCP_MSS_TO_GUEST);
+  cr_assert_arr_eq(t.payload, data + 1000 + TCP_MSS_TO_GUEST, t.len);
+  cr_assert_eq(e->gw.ctr.tcp_retransmits, 2);
+  close(c.afd);
+  env_free(e);
+}
+
+/* ---- 5. FIN and half-close ---- */
+
+Test(nat_tcp, fin_half_close)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40004, 123456, GUEST_WND);
+  conn_data(e, &c, c.gnxt, (const uint8_t *)"bye", 3);
+  uint8_t b[64];
+  host_read(e, c.afd, b, 3);
+  c.gnxt += 3;
+
+  /* the guest's FIN: acknowledged, EOF at the host */
+  guest_seg(e, c.gport, LOOP_IP, c.dport, c.gnxt, c.hnxt, TCP_FIN | TCP_ACK, c.wnd, 0, NULL, 0);
+  c.gnxt++;
+  struct net_tcp t;
+  bool acked = false;
+  for (unsigned i = 0; i < 8 && !acked; i++) {
+    must_seg(e, c.dport, c.gport, &t);
+    cr_assert_eq(t.flags & (TCP_RST | TCP_FIN), 0);
+    acked = t.ack == c.gnxt;
+  }
+  cr_assert(acked, "the guest's FIN is acknowledged");
+  ssize_t n = -1;
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; clock_now_ns() < end;) {
+    n = recv(c.afd, b, sizeof(b), MSG_DONTWAIT);
+    if (n >= 0)
+      break;
+    pump_once(e, 10 * MS);
+  }
+  cr_assert_eq(n, 0, "the host reads EOF (got %zd)", n);
+
+  /* the other direction still works */
+  cr_assert_eq(send(c.afd, "still here", 10, 0), 10);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, c.hnxt);
+  cr_assert_eq(t.len, 10);
+  cr_assert_arr_eq(t.payload, "still here", 10);
+  cr_assert_eq(t.ack, c.gnxt, "the FIN stays acknowledged");
+  c.hnxt += 10;
+  conn_ack(e, &c, c.hnxt);
+  pump_for(e, 50 * MS);
+  cr_assert_eq(e->gw.ntcp, 1, "half-closed, not gone");
+
+  /* the host closes: FIN to the guest */
+  close(c.afd);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert(t.flags & TCP_FIN, "FIN expected, flags %#x", t.flags);
+  cr_assert_eq(t.flags & TCP_RST, 0);
+  cr_assert_eq(t.seq, c.hnxt);
+  cr_assert_eq(t.len, 0);
+  c.hnxt++;
+  conn_ack(e, &c, c.hnxt);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+    pump_once(e, 10 * MS);
+  cr_assert_eq(e->gw.ntcp, 0, "the connection is gone");
+  cr_assert_eq(e->gw.ctr.tcp_closed, 1);
+  cr_assert_eq(e->gw.ctr.tcp_rst_out, 0);
+  pump_for(e, 50 * MS);
+  env_free(e);
+}
+
+/* ---- 6. RST ---- */
+
+Test(nat_tcp, rst_both_ways)
+{
+  struct env *e = env_new();
+  struct conn c, d;
+  conn_open(e, &c, 40005, 1, GUEST_WND);
+  conn_open(e, &d, 40006, 2, GUEST_WND);
+  cr_assert_eq(e->gw.ntcp, 2);
+
+  /* guest RST: the host sees a reset (or EOF) */
+  guest_seg(e, c.gport, LOOP_IP, c.dport, c.gnxt, c.hnxt, TCP_RST | TCP_ACK, c.wnd, 0, NULL, 0);
+  cr_assert_eq(e->gw.ntcp, 1);
+  cr_assert_eq(e->gw.ctr.tcp_rst_in, 1);
+  ssize_t n = -1;
+  int err = 0;
+  uint8_t b[64];
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; clock_now_ns() < end;) {
+    n = recv(c.afd, b, sizeof(b), MSG_DONTWAIT);
+    err = errno;
+    if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK))
+      break;
+    pump_once(e, 10 * MS);
+  }
+  cr_assert(n == 0 || (n < 0 && err == ECONNRESET), "host recv: %zd (%s)", n, strerror(err));
+  close(c.afd);
+  guest_silent(e); /* no answer to an RST */
+
+  /* host abort: the guest gets RST */
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  cr_assert_eq(setsockopt(d.afd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg)), 0);
+  close(d.afd);
+  struct net_tcp t;
+  must_seg(e, d.dport, d.gport, &t);
+  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
+  cr_assert_eq(t.seq, d.hnxt, "RST at %u, expected %u", t.seq, d.hnxt);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+    pump_once(e, 10 * MS);
+  cr_assert_eq(e->gw.ntcp, 0);
+  cr_assert_eq(e->gw.ctr.tcp_closed, 2);
+
+  /* a segment for the dead connection: RST */
+  conn_ack(e, &d, d.hnxt);
+  must_seg(e, d.dport, d.gport, &t);
+  cr_assert(t.flags & TCP_RST);
+  pump_for(e, 50 * MS);
+  env_free(e);
+}
+
+/* ---- 7. sequence wrap-around ---- */
+
+Test(nat_tcp, guest_sequence_wraps)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40007, 0xfffffff0u, GUEST_WND);
+  cr_assert_eq(c.gnxt, 0xfffffff1u);
+  static uint8_t data[4000], got[4000];
+  fill(data, sizeof(data), 99);
+  const uint32_t base = c.gnxt;
+  for (size_t off = 0; off < sizeof(data); off += 1000)
+    conn_data(e, &c, base + (uint32_t)off, data + off, 1000);
+  await_ack(e, &c, base, base + (uint32_t)sizeof(data), 0);
+  host_read(e, c.afd, got, sizeof(data));
+  cr_assert_arr_eq(got, data, sizeof(data));
+  c.gnxt = base + (uint32_t)sizeof(data);
+  cr_assert_lt(c.gnxt, 0x10000u, "the sequence space wrapped");
+
+  /* and back the other way after the wrap */
+  cr_assert_eq(send(c.afd, data, 2000, 0), 2000);
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, 2000, got, 2000), 2000);
+  cr_assert_arr_eq(got, data, 2000);
+  close(c.afd);
+  env_free(e);
+}
+
+/* ---- 8. refused and full ---- */
+
+Test(nat_tcp, refused_and_table_full)
+{
+  struct env *e = env_new();
+  uint16_t closed;
+  close(listener(&closed)); /* a port nobody listens on */
+  guest_seg(e, 41000, LOOP_IP, closed, 555, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  struct net_tcp t;
+  must_seg(e, closed, 41000, &t);
+  cr_assert_eq(t.flags, TCP_RST | TCP_ACK, "RST|ACK expected, flags %#x", t.flags);
+  cr_assert_eq(t.ack, 556u);
+  cr_assert_eq(e->gw.ctr.tcp_refused, 1);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+    pump_once(e, 10 * MS);
+  cr_assert_eq(e->gw.ntcp, 0);
+
+  /* two per VM: the third is refused at once */
+  struct conn a, b;
+  conn_open(e, &a, 41001, 10, GUEST_WND);
+  conn_open(e, &b, 41002, 20, GUEST_WND);
+  guest_seg(e, 41003, LOOP_IP, e->lport, 30, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  cr_assert_eq(e->gw.ctr.tcp_full, 1);
+  must_seg(e, e->lport, 41003, &t);
+  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
+  cr_assert_eq(t.ack, 31u);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "the refused SYN connected");
+  cr_assert_eq(e->gw.ntcp, 2);
+  cr_assert_eq(e->gw.ctr.tcp_opened, 3);
+  close(a.afd);
+  close(b.afd);
+  pump_for(e, 50 * MS);
+  env_free(e);
+}
+
+/* ---- 9. egress policy ---- */
+
+Test(nat_tcp, egress_denied_before_nat)
+{
+  struct env *e = env_new();
+  const uint32_t dst = IP4(192, 168, 1, 1);
+  guest_seg(e, 42000, dst, 80, 1, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  pump_for(e, 50 * MS);
+  cr_assert_eq(e->vm.nframes, 1, "one answer");
+  struct net_ipv4 ip;
+  parse_frame(e, 0, NULL, &ip);
+  cr_assert_eq(ip.proto, IP_PROTO_ICMP);
+  cr_assert_eq(ip.src, GW_IP);
+  struct net_icmp m;
+  cr_assert_eq(net_icmp_parse(&ip, &m), 0);
+  cr_assert_eq(m.type, ICMP_UNREACH);
+  cr_assert_eq(m.code, ICMP_UNREACH_ADMIN);
+  cr_assert_geq(m.len, (size_t)IPV4_HDR + 8);
+  cr_assert_eq(m.data[9], IP_PROTO_TCP, "the quoted datagram is the SYN");
+  cr_assert_eq(e->gw.ctr.denied, 1);
+  cr_assert_eq(e->gw.ctr.tcp_opened, 0);
+  cr_assert_eq(e->gw.ctr.tcp_segs_in, 0);
+  cr_assert_eq(e->gw.ntcp, 0);
+  env_free(e);
+}
