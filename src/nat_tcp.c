@@ -95,6 +95,21 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
   }
 }
 
+/* SYN-ACK: our MSS, and window scaling (our own shift 0) when the guest
+ * offered it, so the guest's window may grow beyond 64 KiB. */
+static void syn_ack(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
+  int n = net_build_tcp_ws(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                           c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
+                           our_window(c), TCP_MSS_ADV, c->g_wscale >= 0 ? 0 : -1, NULL, 0,
+                           gw_next_id(gw));
+  if (n > 0) {
+    gw->ctr.tcp_segs_out++;
+    gw_emit(gw, c->room, (size_t)n);
+  }
+}
+
 static void ack_now(struct gateway *gw, struct nat_tcp_conn *c)
 {
   emit(gw, c, c->snd_nxt, TCP_ACK, 0, NULL, 0);
@@ -227,16 +242,27 @@ static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
   if (c->host_eof)
     return;
   uint32_t inflight = c->snd_nxt - c->snd_una;
-  uint32_t wnd = c->g_wnd < TCP_PEEK_CAP ? c->g_wnd : TCP_PEEK_CAP;
+  uint32_t wnd = c->g_wnd < c->cwnd ? c->g_wnd : c->cwnd;
   if (inflight >= wnd)
     return;
+  uint32_t want = wnd - inflight < TCP_PEEK_CAP ? wnd - inflight : TCP_PEEK_CAP;
   struct io_uring_sqe *sqe = io_sqe(gw->io);
   if (!sqe)
     return;
-  io_uring_prep_recv(sqe, c->fd, c->peekbuf, wnd - inflight, MSG_PEEK | MSG_DONTWAIT);
+  io_uring_prep_recv(sqe, c->fd, c->peekbuf, want, MSG_PEEK | MSG_DONTWAIT);
   submit(gw, sqe, K_PEEK, c);
   c->peek_busy = true;
   c->peek_epoch_sent = c->peek_epoch;
+}
+
+/* Loss: multiplicative decrease (RFC 5681, without fast recovery's
+ * inflation): ssthresh = half the flight, cwnd = ssthresh after three
+ * duplicate ACKs, one segment after a timeout. */
+static void congestion(struct nat_tcp_conn *c, bool timeout)
+{
+  uint32_t flight = c->snd_nxt - c->snd_una;
+  c->ssthresh = flight / 2 > 2u * c->mss ? flight / 2 : 2u * c->mss;
+  c->cwnd = timeout ? c->mss : c->ssthresh;
 }
 
 static void retransmit(struct gateway *gw, struct nat_tcp_conn *c)
@@ -281,8 +307,12 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     c->host_eof = true;
     if (!c->fin_sent) {
       emit(gw, c, c->snd_nxt, TCP_FIN | TCP_ACK, 0, NULL, 0);
+      c->fin_seq = c->snd_nxt;
+      c->fin_ever = true;
       c->snd_nxt++;
       c->fin_sent = true;
+      if (seq_lt(c->snd_max, c->snd_nxt))
+        c->snd_max = c->snd_nxt;
       if (!timer_armed(&c->timer))
         arm_timer(gw, c, c->rto_ns);
     }
@@ -301,6 +331,8 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     c->snd_nxt += (uint32_t)n;
     off += n;
   }
+  if (seq_lt(c->snd_max, c->snd_nxt))
+    c->snd_max = c->snd_nxt;
   gw->ctr.tcp_bytes_in += (uint64_t)res;
   arm_timer(gw, c, c->rto_ns);
   try_rx(gw, c);
@@ -375,7 +407,7 @@ static void connect_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     return;
   }
   c->state = TCP_S_OPEN;
-  emit(gw, c, c->snd_una - 1, TCP_SYN | TCP_ACK, TCP_MSS_ADV, NULL, 0);
+  syn_ack(gw, c);
   gw->ctr.tcp_established++;
   arm_timer(gw, c, c->rto_ns);
   try_rx(gw, c);
@@ -531,12 +563,15 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   uint32_t isn;
   if (getrandom(&isn, sizeof(isn), GRND_NONBLOCK) != sizeof(isn))
     isn = (uint32_t)*gw->now;
-  c->snd_una = c->snd_nxt = isn + 1; /* the SYN-ACK takes isn */
-  c->g_wnd = t->window;
+  c->snd_una = c->snd_nxt = c->snd_max = isn + 1; /* the SYN-ACK takes isn */
+  c->g_wnd = t->window; /* a SYN's window is never scaled */
+  c->g_wscale = t->wscale;
   c->mss = t->mss ? t->mss : 536;
   if (c->mss > TCP_MSS_TO_GUEST)
     c->mss = TCP_MSS_TO_GUEST;
   c->rto_ns = 1000 * MS;
+  c->cwnd = 10u * c->mss; /* RFC 6928 initial window */
+  c->ssthresh = TCP_CWND_MAX;
   c->last_ns = *gw->now;
   timer_init(&c->timer, conn_timer);
   uint32_t h = tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port);
@@ -585,17 +620,36 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     return; /* a retransmitted SYN: the connect is still running */
   if (t->flags & TCP_SYN) {
     if (t->seq + 1 == c->rcv_nxt && c->snd_una == c->snd_nxt && !c->staged)
-      emit(gw, c, c->snd_una - 1, TCP_SYN | TCP_ACK, TCP_MSS_ADV, NULL, 0);
+      syn_ack(gw, c);
     return;
   }
   /* ACK of our data */
   if (t->flags & TCP_ACK) {
-    if (seq_lt(c->snd_una, t->ack) && seq_leq(t->ack, c->snd_nxt)) {
+    if (seq_lt(c->snd_una, t->ack) && seq_leq(t->ack, c->snd_max)) {
       uint32_t acked = t->ack - c->snd_una;
-      if (c->fin_sent && t->ack == c->snd_nxt)
+      bool fin_acked = c->fin_ever && t->ack == c->fin_seq + 1;
+      if (fin_acked)
         acked--; /* the FIN is not a byte in the kernel */
+      if (seq_lt(c->snd_nxt, t->ack)) {
+        /* after a rewind, the guest had more than we resent: go on from
+         * its ACK (the peek offset follows snd_nxt) */
+        c->snd_nxt = t->ack;
+        c->need_rewind = true;
+        c->peek_epoch++;
+        if (fin_acked) {
+          c->fin_sent = true;
+          c->host_eof = true;
+        }
+      }
       c->snd_una = t->ack;
       c->discard_pending += acked;
+      /* slow start below ssthresh, then about one segment per window */
+      if (c->cwnd < c->ssthresh)
+        c->cwnd += acked < c->mss ? acked : c->mss;
+      else
+        c->cwnd += (uint32_t)((uint64_t)c->mss * c->mss / (c->cwnd ? c->cwnd : 1)) + 1;
+      if (c->cwnd > TCP_CWND_MAX)
+        c->cwnd = TCP_CWND_MAX;
       c->dupacks = 0;
       c->rto_count = 0;
       if (c->rtt_seq_valid && seq_leq(c->rtt_seq, t->ack)) {
@@ -615,11 +669,16 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
       }
       arm_timer(gw, c, c->snd_una == c->snd_nxt ? 10000 * MS : c->rto_ns);
     } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
-               !(t->flags & TCP_FIN) && t->window == c->g_wnd) {
-      if (++c->dupacks == 3)
+               !(t->flags & TCP_FIN) &&
+               ((uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0)) == c->g_wnd) {
+      if (++c->dupacks == 3) {
+        congestion(c, false);
         retransmit(gw, c);
+      }
     }
-    c->g_wnd = t->window;
+    c->g_wnd = (uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0);
+    if (!c->g_wnd && !timer_armed(&c->timer))
+      arm_timer(gw, c, c->rto_ns);
   }
   /* the guest's data and FIN */
   uint32_t expect = c->rcv_nxt + c->staged;

@@ -318,7 +318,16 @@ int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
                   uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
                   uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id)
 {
-  size_t hl = TCP_HDR + (mss ? 4 : 0);
+  return net_build_tcp_ws(buf, cap, l2, src, dst, sport, dport, seq, ack, flags, window, mss, -1,
+                          payload, len, id);
+}
+
+int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                     uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                     uint8_t flags, uint16_t window, uint16_t mss, int wscale,
+                     const uint8_t *payload, size_t len, uint16_t id)
+{
+  size_t hl = TCP_HDR + (mss ? 4 : 0) + (wscale >= 0 ? 4 : 0);
   size_t total = IPV4_HDR + hl + len;
   if (total > 65535 || cap < ETH_HDR + total)
     return -ENOSPC;
@@ -334,10 +343,18 @@ int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
   put16(t + 14, window);
   put16(t + 16, 0);
   put16(t + 18, 0);
+  uint8_t *o = t + TCP_HDR;
   if (mss) {
-    t[20] = 2;
-    t[21] = 4;
-    put16(t + 22, mss);
+    o[0] = 2;
+    o[1] = 4;
+    put16(o + 2, mss);
+    o += 4;
+  }
+  if (wscale >= 0) {
+    o[0] = 1; /* NOP, for alignment */
+    o[1] = 3;
+    o[2] = 3;
+    o[3] = (uint8_t)(wscale > 14 ? 14 : wscale);
   }
   if (len)
     memmove(t + hl, payload, len);

@@ -112,6 +112,7 @@ struct nat_icmp_flow {
 #define TCP_PEEK_CAP 65535u   /* host -> guest: one window peeked at a time */
 #define TCP_MSS_ADV 1146      /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
 #define TCP_MSS_TO_GUEST 1360 /* our segments fit a 1420-byte datagram toward a session */
+#define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 
 enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD };
 
@@ -132,7 +133,9 @@ struct nat_tcp_conn {
   uint32_t staged;
   bool send_busy, guest_fin, host_shut;
   /* host -> guest */
-  uint32_t snd_una, snd_nxt, g_wnd, discard_pending;
+  uint32_t snd_una, snd_nxt, snd_max, fin_seq, g_wnd, discard_pending, cwnd, ssthresh;
+  bool fin_ever;
+  int8_t g_wscale; /* the guest's window shift, -1 = no scaling */
   uint16_t mss;
   uint8_t *peekbuf;
   bool peek_busy, poll_busy, discard_busy, host_eof, fin_sent, need_rewind;

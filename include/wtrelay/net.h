@@ -149,6 +149,12 @@ int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
                   uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
                   uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id);
 
+/* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
+int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                     uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                     uint8_t flags, uint16_t window, uint16_t mss, int wscale,
+                     const uint8_t *payload, size_t len, uint16_t id);
+
 /* "a.b.c.d" of a host-order address into buf (16 bytes). */
 const char *net_ip_str(uint32_t ip, char buf[16]);
 
