@@ -128,7 +128,7 @@ ip -n "$NS_A" neigh show 10.0.2.2 | grep -q 52:55:0a:00:02:02 || fail "ARP for t
 pass "ARP and ping to the gateway: $(echo "$out" | grep -o 'rtt.*')"
 
 vm_py() { # netns, python code
-  ip netns exec "$1" timeout 20 python3 -c "$2"
+  ip netns exec "$1" timeout 90 python3 -c "$2"
 }
 # 3. DNS through the forwarder
 DNS_PY='
