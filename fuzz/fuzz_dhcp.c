@@ -51,9 +51,9 @@ static void check_reply(const struct dhcp_msg *m)
   if (dhcp_parse(buf, (size_t)n, &back) != 0)
     abort();
   if (back.msg_type != r.msg_type || back.xid != r.xid || back.flags != r.flags ||
-      memcmp(back.chaddr, r.chaddr, 6) != 0 || back.ciaddr != r.ciaddr ||
-      back.yiaddr != r.yiaddr || back.siaddr != r.server_id || back.giaddr != 0 ||
-      !back.has_server_id || back.server_id != r.server_id || back.has_requested_ip)
+      memcmp(back.chaddr, r.chaddr, 6) != 0 || back.ciaddr != r.ciaddr || back.yiaddr != r.yiaddr ||
+      back.siaddr != r.server_id || back.giaddr != 0 || !back.has_server_id ||
+      back.server_id != r.server_id || back.has_requested_ip)
     abort();
 }
 

@@ -89,8 +89,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         dns_is_response(&q) != ((copy[2] & 0x80) != 0))
       abort();
     check_qname(&q);
-    if (dns_parse_question(copy, q.end, &q2) != 0 || !dns_same_question(&q, &q2) ||
-        q2.id != q.id || q2.flags != q.flags || q2.end != q.end)
+    if (dns_parse_question(copy, q.end, &q2) != 0 || !dns_same_question(&q, &q2) || q2.id != q.id ||
+        q2.flags != q.flags || q2.end != q.end)
       abort();
     check_rebuilt(&q);
   }

@@ -103,9 +103,13 @@ static void setup(void)
   iop.rx_bufs = 16;
   if (!E || io_init(&E->io, &iop) < 0 || timer_heap_init(&E->heap, 128) < 0)
     abort();
-  struct switch_params sp = {.max_ports = 4, .max_domains = 1, .max_macs = 16,
-                             .max_macs_per_domain = 16, .max_macs_per_port = 4,
-                             .aging_ns = 300ull * 1000000000ull, .subnet = IP4(10, 0, 2, 0),
+  struct switch_params sp = {.max_ports = 4,
+                             .max_domains = 1,
+                             .max_macs = 16,
+                             .max_macs_per_domain = 16,
+                             .max_macs_per_port = 4,
+                             .aging_ns = 300ull * 1000000000ull,
+                             .subnet = IP4(10, 0, 2, 0),
                              .netmask = 0xffffff00u};
   memcpy(sp.router_mac, GW_MAC, 6);
   if (switch_init(&E->sw, &sp) < 0)
@@ -184,8 +188,7 @@ static void inject(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, uin
   uint8_t f[GW_FRAME_MAX];
   struct net_l2 l2 = {.dst_mac = GW_MAC, .src_mac = VM_MAC};
   int n = net_build_tcp(f, sizeof(f), &l2, VM_IP, IP4(127, 0, 0, 1), (uint16_t)(40000 + port),
-                        E->lport, seq, ack, flags, wnd, (flags & TCP_SYN) ? 1460 : 0, data, len,
-                        1);
+                        E->lport, seq, ack, flags, wnd, (flags & TCP_SYN) ? 1460 : 0, data, len, 1);
   if (n < 0)
     return;
   struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
@@ -193,7 +196,10 @@ static void inject(uint16_t port, uint8_t flags, uint32_t seq, uint32_t ack, uin
   switch_input(&E->sw, E->vm_port, &fr, E->now);
 }
 
-static uint32_t rd32(const uint8_t *p) { return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3]; }
+static uint32_t rd32(const uint8_t *p)
+{
+  return (uint32_t)p[0] << 24 | p[1] << 16 | p[2] << 8 | p[3];
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {

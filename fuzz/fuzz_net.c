@@ -46,8 +46,8 @@ static void check_udp(const struct net_eth *e, const struct net_ipv4 *ip)
     return;
   if (!inside(ip->payload, ip->len, u.payload, u.len) || u.payload != ip->payload + UDP_HDR)
     abort();
-  int n = net_build_udp(out, sizeof(out), &l2, ip->src, ip->dst, u.sport, u.dport, u.payload,
-                        u.len, ip->id);
+  int n = net_build_udp(out, sizeof(out), &l2, ip->src, ip->dst, u.sport, u.dport, u.payload, u.len,
+                        ip->id);
   if (n != (int)(ETH_HDR + IPV4_HDR + UDP_HDR + u.len))
     abort();
   reparse_ip(n, &e2, &ip2);
@@ -61,8 +61,8 @@ static void check_udp(const struct net_eth *e, const struct net_ipv4 *ip)
   const uint8_t *uh = ip2.payload;
   uint16_t ulen = (uint16_t)(UDP_HDR + u.len);
   if ((uh[6] | uh[7]) == 0 ||
-      net_csum_fold(net_csum_add(net_csum_pseudo(ip2.src, ip2.dst, IP_PROTO_UDP, ulen), uh,
-                                 ulen)) != 0)
+      net_csum_fold(
+          net_csum_add(net_csum_pseudo(ip2.src, ip2.dst, IP_PROTO_UDP, ulen), uh, ulen)) != 0)
     abort();
 }
 
@@ -78,8 +78,8 @@ static void check_icmp(const struct net_eth *e, const struct net_ipv4 *ip)
   if (!inside(ip->payload, ip->len, m.data, m.len) || m.data != ip->payload + ICMP_HDR ||
       m.len != ip->len - ICMP_HDR)
     abort();
-  int n = net_build_icmp(out, sizeof(out), &l2, ip->src, ip->dst, m.type, m.code,
-                         ip->payload + 4, m.data, m.len, ip->id);
+  int n = net_build_icmp(out, sizeof(out), &l2, ip->src, ip->dst, m.type, m.code, ip->payload + 4,
+                         m.data, m.len, ip->id);
   if (n != (int)(ETH_HDR + IPV4_HDR + ICMP_HDR + m.len))
     abort();
   reparse_ip(n, &e2, &ip2);
@@ -98,8 +98,8 @@ static void check_icmp_error(const struct net_eth *e, const struct net_ipv4 *ip)
   struct net_l2 l2 = {.dst_mac = e->src, .src_mac = e->dst};
   size_t quote = ip->ihl + (ip->len < 8 ? ip->len : 8);
 
-  int n = net_build_icmp_error(out, sizeof(out), &l2, ip->dst, ICMP_UNREACH,
-                               ICMP_UNREACH_NEEDFRAG, 1280, ip, 7);
+  int n = net_build_icmp_error(out, sizeof(out), &l2, ip->dst, ICMP_UNREACH, ICMP_UNREACH_NEEDFRAG,
+                               1280, ip, 7);
   if (n != (int)(ETH_HDR + IPV4_HDR + ICMP_HDR + quote))
     abort();
   reparse_ip(n, &e2, &ip2);
@@ -189,8 +189,8 @@ static void check_arp(const struct net_eth *e)
   if (e->len < 28)
     abort();
   int n = net_build_arp(out, sizeof(out), &l2, a.op, a.sha, a.spa, a.tha, a.tpa);
-  if (n != ETH_HDR + 28 || net_eth_parse(out, (size_t)n, &e2) != 0 ||
-      e2.type != ETH_TYPE_ARP || net_arp_parse(e2.payload, e2.len, &a2) != 0)
+  if (n != ETH_HDR + 28 || net_eth_parse(out, (size_t)n, &e2) != 0 || e2.type != ETH_TYPE_ARP ||
+      net_arp_parse(e2.payload, e2.len, &a2) != 0)
     abort();
   if (a2.op != a.op || a2.spa != a.spa || a2.tpa != a.tpa || memcmp(a2.sha, a.sha, 6) ||
       memcmp(a2.tha, a.tha, 6) || memcmp(e2.payload, e->payload, 28) != 0)

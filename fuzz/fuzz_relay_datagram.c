@@ -54,8 +54,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (relay_h3_ops.on_session_request(&r, &sess[i]) != 200)
       abort();
     char reg[80];
-    int n = snprintf(reg, sizeof(reg), "%c{\"type\":\"Register\",\"mac\":[82,84,0,0,0,%d]}", 0,
-                     i + 1);
+    int n =
+        snprintf(reg, sizeof(reg), "%c{\"type\":\"Register\",\"mac\":[82,84,0,0,0,%d]}", 0, i + 1);
     relay_on_datagram(&r, sess[i].app_data, (const uint8_t *)reg, (size_t)n);
   }
 

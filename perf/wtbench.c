@@ -36,7 +36,7 @@
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
-#define MAGIC 0x5754424eu /* "WTBN" */
+#define MAGIC 0x5754424eu      /* "WTBN" */
 #define ETHERTYPE_BENCH 0x88b5 /* IEEE local experimental */
 #define HDR 14
 #define PAYLOAD_MIN (HDR + 24)
@@ -51,10 +51,10 @@ struct bench {
   enum pattern pattern;
   size_t size;
   uint8_t (*mac)[6];
-  uint64_t *seq_out;     /* per sender */
+  uint64_t *seq_out; /* per sender */
   uint64_t sent, send_blocked, delivered, echoed, foreign;
   bool measuring;
-  uint64_t *lat;         /* ns samples (reservoir beyond MAX_SAMPLES) */
+  uint64_t *lat; /* ns samples (reservoir beyond MAX_SAMPLES) */
   uint64_t nlat, lat_seen;
   uint64_t rng;
 };
@@ -67,10 +67,26 @@ static uint64_t rnd(struct bench *b)
   return b->rng;
 }
 
-static void put32(uint8_t *p, uint32_t v) { memcpy(p, &v, 4); }
-static void put64(uint8_t *p, uint64_t v) { memcpy(p, &v, 8); }
-static uint32_t get32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static uint64_t get64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static void put32(uint8_t *p, uint32_t v)
+{
+  memcpy(p, &v, 4);
+}
+static void put64(uint8_t *p, uint64_t v)
+{
+  memcpy(p, &v, 8);
+}
+static uint32_t get32(const uint8_t *p)
+{
+  uint32_t v;
+  memcpy(&v, p, 4);
+  return v;
+}
+static uint64_t get64(const uint8_t *p)
+{
+  uint64_t v;
+  memcpy(&v, p, 8);
+  return v;
+}
 
 static void lat_add(struct bench *b, uint64_t ns)
 {
@@ -226,25 +242,43 @@ int main(int argc, char **argv)
   int relay_pid = 0;
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!v) { usage(); return 2; }
-    if (!strcmp(a, "--url")) url = v;
-    else if (!strcmp(a, "--cert-hash")) hash = v;
-    else if (!strcmp(a, "--sessions")) sessions = (uint32_t)atoi(v);
-    else if (!strcmp(a, "--pattern")) pat = v;
-    else if (!strcmp(a, "--size")) size = atol(v);
-    else if (!strcmp(a, "--rate")) rate = atof(v);
-    else if (!strcmp(a, "--duration")) duration = atof(v);
-    else if (!strcmp(a, "--relay-pid")) relay_pid = atoi(v);
-    else if (!strcmp(a, "--rooms")) rooms = (uint32_t)atoi(v);
-    else { usage(); return 2; }
+    if (!v) {
+      usage();
+      return 2;
+    }
+    if (!strcmp(a, "--url"))
+      url = v;
+    else if (!strcmp(a, "--cert-hash"))
+      hash = v;
+    else if (!strcmp(a, "--sessions"))
+      sessions = (uint32_t)atoi(v);
+    else if (!strcmp(a, "--pattern"))
+      pat = v;
+    else if (!strcmp(a, "--size"))
+      size = atol(v);
+    else if (!strcmp(a, "--rate"))
+      rate = atof(v);
+    else if (!strcmp(a, "--duration"))
+      duration = atof(v);
+    else if (!strcmp(a, "--relay-pid"))
+      relay_pid = atoi(v);
+    else if (!strcmp(a, "--rooms"))
+      rooms = (uint32_t)atoi(v);
+    else {
+      usage();
+      return 2;
+    }
   }
   struct bench b;
   memset(&b, 0, sizeof(b));
-  b.pattern = !strcmp(pat, "pair") ? P_PAIR : !strcmp(pat, "broadcast") ? P_BROADCAST
-            : !strcmp(pat, "echo") ? P_ECHO : !strcmp(pat, "idle") ? P_IDLE : (enum pattern)-1;
+  b.pattern = !strcmp(pat, "pair")        ? P_PAIR
+              : !strcmp(pat, "broadcast") ? P_BROADCAST
+              : !strcmp(pat, "echo")      ? P_ECHO
+              : !strcmp(pat, "idle")      ? P_IDLE
+                                          : (enum pattern) - 1;
   if (!url || (int)b.pattern < 0 || sessions < 2 || sessions > 10000 ||
-      ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN || size > 1514 ||
-      duration <= 0 || rate < 0) {
+      ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN ||
+      size > 1514 || duration <= 0 || rate < 0) {
     usage();
     return 2;
   }
@@ -295,8 +329,9 @@ int main(int argc, char **argv)
       /* locally administered, unique per process: a run never collides
        * with sessions of an earlier run that the relay still holds */
       uint32_t pid = (uint32_t)getpid();
-      const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16),
-                            (uint8_t)(i >> 8), (uint8_t)i};
+      const uint8_t m[6] = {
+          0x02,      (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16), (uint8_t)(i >> 8),
+          (uint8_t)i};
       memcpy(b.mac[i], m, 6);
       if ((rc = wtc_open_path(&b.c, rooms > 1 ? path : NULL, &b.s[i])) < 0) {
         fprintf(stderr, "wtbench: open: %s\n", strerror(-rc));
@@ -327,7 +362,8 @@ int main(int argc, char **argv)
     printf("  open + register all   %10.2f s\n", setup_s);
     if (relay_pid)
       printf("  relay RSS             %10ld KiB before, %ld KiB with the sessions: %.1f KiB per "
-             "session\n", p_idle0.rss_kb, pi.rss_kb, per);
+             "session\n",
+             p_idle0.rss_kb, pi.rss_kb, per);
     printf("{\"pattern\":\"idle\",\"sessions\":%u,\"rooms\":%u,\"setup_s\":%.3f,"
            "\"relay_rss_before_kb\":%ld,\"relay_rss_kb\":%ld,\"relay_rss_per_session_kb\":%.2f}\n",
            sessions, rooms, setup_s, p_idle0.rss_kb, pi.rss_kb, per);
@@ -384,17 +420,19 @@ int main(int argc, char **argv)
   double p50 = pct(b.lat, b.nlat, 0.5), p99 = pct(b.lat, b.nlat, 0.99),
          p999 = pct(b.lat, b.nlat, 0.999);
   double rx_per = (double)(io1.rx_datagrams - io0.rx_datagrams) /
-                  (double)(io1.rx_completions - io0.rx_completions + !(io1.rx_completions - io0.rx_completions));
+                  (double)(io1.rx_completions - io0.rx_completions +
+                           !(io1.rx_completions - io0.rx_completions));
   double tx_per = (double)(io1.tx_packets - io0.tx_packets) /
                   (double)(io1.tx_msgs - io0.tx_msgs + !(io1.tx_msgs - io0.tx_msgs));
   double cpu = relay_pid ? 100.0 * (p1.cpu_s - p0.cpu_s) / secs : -1;
 
-  printf("wtbench pattern=%s sessions=%u size=%zu rate=%s duration=%.1fs\n", pat, sessions,
-         b.size, rate > 0 ? "fixed" : "max", secs);
+  printf("wtbench pattern=%s sessions=%u size=%zu rate=%s duration=%.1fs\n", pat, sessions, b.size,
+         rate > 0 ? "fixed" : "max", secs);
   if (rate > 0)
     printf("  target rate          %12.0f frames/s\n", rate);
-  printf("  offered              %12.0f frames/s  (%llu frames, %llu refused by full send queues)\n",
-         (double)b.sent / secs, (unsigned long long)b.sent, (unsigned long long)b.send_blocked);
+  printf(
+      "  offered              %12.0f frames/s  (%llu frames, %llu refused by full send queues)\n",
+      (double)b.sent / secs, (unsigned long long)b.sent, (unsigned long long)b.send_blocked);
   printf("  delivered            %12.0f frames/s  (%llu frames)\n", (double)b.delivered / secs,
          (unsigned long long)b.delivered);
   printf("  delivered bandwidth  %12.1f Mbit/s of frames\n",
@@ -404,17 +442,15 @@ int main(int argc, char **argv)
          b.pattern == P_ECHO ? "(round trip)" : "(one way)", p50, p99, p999);
   if (relay_pid)
     printf("  relay                %12.1f %% of one core, RSS %ld KiB\n", cpu, p1.rss_kb);
-  printf("  client batching      %12.2f datagrams/recvmsg, %.2f packets/sendmsg\n", rx_per,
-         tx_per);
+  printf("  client batching      %12.2f datagrams/recvmsg, %.2f packets/sendmsg\n", rx_per, tx_per);
   printf("{\"pattern\":\"%s\",\"sessions\":%u,\"size\":%zu,\"rate\":%.0f,\"duration_s\":%.3f,"
          "\"sent\":%llu,\"send_blocked\":%llu,\"delivered\":%llu,\"offered_fps\":%.0f,"
          "\"delivered_fps\":%.0f,\"loss_pct\":%.3f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,"
          "\"lat_p999_us\":%.1f,\"relay_cpu_pct\":%.1f,\"relay_rss_kb\":%ld,"
          "\"client_rx_per_recvmsg\":%.2f,\"client_tx_per_sendmsg\":%.2f}\n",
          pat, sessions, b.size, rate, secs, (unsigned long long)b.sent,
-         (unsigned long long)b.send_blocked, (unsigned long long)b.delivered,
-         (double)b.sent / secs, (double)b.delivered / secs, loss, p50, p99, p999, cpu,
-         p1.rss_kb, rx_per, tx_per);
+         (unsigned long long)b.send_blocked, (unsigned long long)b.delivered, (double)b.sent / secs,
+         (double)b.delivered / secs, loss, p50, p99, p999, cpu, p1.rss_kb, rx_per, tx_per);
   for (uint32_t i = 0; i < sessions; i++)
     wtc_close(b.s[i], 0, "wtbench done");
   wtc_run(&b.c, 200000000ull, NULL, NULL);

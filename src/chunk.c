@@ -11,7 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t pool_hwm(const struct chunk_pool *cp) { return cp->used; }
+static uint32_t pool_hwm(const struct chunk_pool *cp)
+{
+  return cp->used;
+}
 
 int chunk_pool_init(struct chunk_pool *cp, const struct chunk_params *p)
 {
@@ -37,7 +40,10 @@ void chunk_pool_fini(struct chunk_pool *cp)
   cp->bufs = NULL;
 }
 
-void chunk_owner_init(struct chunk_owner *o) { memset(o, 0, sizeof(*o)); }
+void chunk_owner_init(struct chunk_owner *o)
+{
+  memset(o, 0, sizeof(*o));
+}
 
 static struct chunk_slot *slot_alloc(struct chunk_pool *cp, uint32_t *idx)
 {
@@ -82,8 +88,14 @@ void chunk_owner_release(struct chunk_pool *cp, struct chunk_owner *o)
     slot_free(cp, o->slot[o->n - 1]);
 }
 
-static bool bit_test(const uint32_t *m, uint8_t i) { return m[i >> 5] & (1u << (i & 31)); }
-static void bit_set(uint32_t *m, uint8_t i) { m[i >> 5] |= 1u << (i & 31); }
+static bool bit_test(const uint32_t *m, uint8_t i)
+{
+  return m[i >> 5] & (1u << (i & 31));
+}
+static void bit_set(uint32_t *m, uint8_t i)
+{
+  m[i >> 5] |= 1u << (i & 31);
+}
 
 /* The owner's slot for chunk_id; expires the owner's old slots on the way. */
 static struct chunk_slot *owner_find(struct chunk_pool *cp, struct chunk_owner *o,
@@ -108,8 +120,7 @@ static struct chunk_slot *owner_find(struct chunk_pool *cp, struct chunk_owner *
 }
 
 static struct chunk_slot *owner_new(struct chunk_pool *cp, struct chunk_owner *o,
-                                    const struct bavy_chunk_hdr *h, uint64_t now,
-                                    uint32_t *idx)
+                                    const struct bavy_chunk_hdr *h, uint64_t now, uint32_t *idx)
 {
   if (o->n >= cp->p.per_owner) {
     uint32_t oldest = 0;
@@ -146,8 +157,8 @@ static int geometry_ok(const struct chunk_pool *cp, const struct chunk_slot *s)
   return 0;
 }
 
-int chunk_reasm_input(struct chunk_pool *cp, struct chunk_owner *o,
-                      const struct bavy_chunk_hdr *h, uint64_t now, struct chunk_frame *out)
+int chunk_reasm_input(struct chunk_pool *cp, struct chunk_owner *o, const struct bavy_chunk_hdr *h,
+                      uint64_t now, struct chunk_frame *out)
 {
   uint32_t idx = UINT32_MAX;
   cp->ctr.chunks_in++;
@@ -262,8 +273,7 @@ int chunk_split_plan(size_t len, size_t max_dgram, struct chunk_plan *plan)
   return 0;
 }
 
-size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov,
-                        int iovcnt)
+size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov, int iovcnt)
 {
   size_t done = 0;
   for (int i = 0; i < iovcnt && done < n; i++) {
@@ -282,14 +292,13 @@ size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *
   return done;
 }
 
-int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan,
-                      uint16_t chunk_id, uint32_t k, const struct iovec *iov, int iovcnt)
+int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, uint16_t chunk_id,
+                      uint32_t k, const struct iovec *iov, int iovcnt)
 {
   if (!plan->chunked || k >= plan->total || cap < CHUNK_HDR + plan->size)
     return -ENOSPC;
   buf[0] = BAVY_CHUNK;
-  if (bavy_chunk_header_write(buf + 1, cap - 1, chunk_id, (uint8_t)k, (uint8_t)plan->total) !=
-      4)
+  if (bavy_chunk_header_write(buf + 1, cap - 1, chunk_id, (uint8_t)k, (uint8_t)plan->total) != 4)
     return -ENOSPC;
   size_t n = chunk_iov_gather(buf + CHUNK_HDR, (size_t)k * plan->size, plan->size, iov, iovcnt);
   if (n == 0)

@@ -18,8 +18,19 @@
 #include <string.h>
 
 enum opt_kind {
-  OPT_U32, OPT_PORT, OPT_BIND, OPT_PATH, OPT_LOGLEVEL, OPT_MAC, OPT_FLAG,
-  OPT_SUBNET, OPT_IPV4, OPT_UPSTREAM, OPT_EGRESS_ALLOW, OPT_EGRESS_DENY, OPT_STR128,
+  OPT_U32,
+  OPT_PORT,
+  OPT_BIND,
+  OPT_PATH,
+  OPT_LOGLEVEL,
+  OPT_MAC,
+  OPT_FLAG,
+  OPT_SUBNET,
+  OPT_IPV4,
+  OPT_UPSTREAM,
+  OPT_EGRESS_ALLOW,
+  OPT_EGRESS_DENY,
+  OPT_STR128,
   OPT_STR256,
 };
 
@@ -83,7 +94,8 @@ static const struct opt opts[] = {
      "let the NAT reach this CIDR, repeatable (most specific rule wins)"},
     {"egress-deny", 0, NULL, OPT_EGRESS_DENY, 0, 0, OFF(egress),
      "never let the NAT reach this CIDR, repeatable"},
-    {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu), "interface MTU announced by DHCP (default 1500)"},
+    {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu),
+     "interface MTU announced by DHCP (default 1500)"},
     {"max-udp-flows", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows),
      "UDP NAT mappings in all (default 4096)"},
     {"max-udp-flows-per-vm", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows_per_vm),
@@ -176,22 +188,21 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 
 /* Applies one value to the field of `o`. `origin` is "--flag" or the env var
  * name, used in the error. */
-static int apply(struct config *c, const struct opt *o, const char *val,
-                 const char *origin, char *err, size_t errlen)
+static int apply(struct config *c, const struct opt *o, const char *val, const char *origin,
+                 char *err, size_t errlen)
 {
   char *field = (char *)c + o->offset;
   uint32_t u;
   switch (o->kind) {
   case OPT_U32:
     if (parse_u32(val, o->min, o->max, &u))
-      return fail(err, errlen, "%s: expected an integer from %u to %u, got '%s'",
-                  origin, o->min, o->max, val);
+      return fail(err, errlen, "%s: expected an integer from %u to %u, got '%s'", origin, o->min,
+                  o->max, val);
     memcpy(field, &u, sizeof(u));
     return 0;
   case OPT_PORT:
     if (parse_u32(val, o->min, o->max, &u))
-      return fail(err, errlen, "%s: expected a port from 1 to 65535, got '%s'",
-                  origin, val);
+      return fail(err, errlen, "%s: expected a port from 1 to 65535, got '%s'", origin, val);
     *(uint16_t *)(void *)field = (uint16_t)u;
     return 0;
   case OPT_BIND: {
@@ -200,8 +211,8 @@ static int apply(struct config *c, const struct opt *o, const char *val,
     if (strlen(val) >= sizeof(c->bind) ||
         (inet_pton(AF_INET, val, &a4) != 1 && inet_pton(AF_INET6, val, &a6) != 1))
       return fail(err, errlen,
-                  "%s: expected an IPv4 or IPv6 address such as 0.0.0.0 or ::, got '%s'",
-                  origin, val);
+                  "%s: expected an IPv4 or IPv6 address such as 0.0.0.0 or ::, got '%s'", origin,
+                  val);
     snprintf(c->bind, sizeof(c->bind), "%s", val);
     return 0;
   }
@@ -215,16 +226,16 @@ static int apply(struct config *c, const struct opt *o, const char *val,
   case OPT_LOGLEVEL: {
     enum log_level lvl;
     if (log_level_parse(val, &lvl))
-      return fail(err, errlen, "%s: expected error, warn, info or debug, got '%s'",
-                  origin, val);
+      return fail(err, errlen, "%s: expected error, warn, info or debug, got '%s'", origin, val);
     memcpy(field, &lvl, sizeof(lvl));
     return 0;
   }
   case OPT_MAC: {
     unsigned v[6];
     char tail;
-    if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-               &tail) != 6 || strlen(val) != 17 || (v[0] & 1))
+    if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+            6 ||
+        strlen(val) != 17 || (v[0] & 1))
       return fail(err, errlen, "%s: expected a unicast MAC such as 52:55:0a:00:02:02, got '%s'",
                   origin, val);
     for (int i = 0; i < 6; i++)
@@ -235,8 +246,10 @@ static int apply(struct config *c, const struct opt *o, const char *val,
     uint32_t net;
     uint8_t len;
     if (policy_parse_cidr(val, &net, &len) < 0 || len < 16 || len > 28)
-      return fail(err, errlen, "%s: expected an IPv4 network from /16 to /28 such as 10.0.2.0/24, "
-                  "got '%s'", origin, val);
+      return fail(err, errlen,
+                  "%s: expected an IPv4 network from /16 to /28 such as 10.0.2.0/24, "
+                  "got '%s'",
+                  origin, val);
     c->subnet = net;
     c->prefix = len;
     return 0;
@@ -254,7 +267,8 @@ static int apply(struct config *c, const struct opt *o, const char *val,
     unsigned long port = 53;
     const char *colon = strrchr(val, ':');
     size_t hl = colon && !strchr(colon + 1, ']') && strchr(val, ':') == colon
-                    ? (size_t)(colon - val) : strlen(val);
+                    ? (size_t)(colon - val)
+                    : strlen(val);
     if (hl == 0 || hl >= sizeof(host) || c->ndns_upstream >= CONFIG_LIST_MAX)
       return fail(err, errlen, "%s: expected ADDR or ADDR:PORT (at most %d), got '%s'", origin,
                   CONFIG_LIST_MAX, val);
@@ -325,8 +339,8 @@ static const struct opt *find_short(char ch)
   return NULL;
 }
 
-int config_parse(struct config *c, int argc, char **argv,
-                 config_getenv_fn getenv_fn, char *err, size_t errlen)
+int config_parse(struct config *c, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
+                 size_t errlen)
 {
   int rc;
   if (err && errlen)
@@ -388,8 +402,10 @@ int config_parse(struct config *c, int argc, char **argv,
     char host[128];
     uint16_t port;
     if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
-      return fail(err, errlen, "--http-listen: expected ADDR:PORT such as 127.0.0.1:9090 or "
-                  "[::1]:9090, or empty to disable, got '%s'", c->http_listen);
+      return fail(err, errlen,
+                  "--http-listen: expected ADDR:PORT such as 127.0.0.1:9090 or "
+                  "[::1]:9090, or empty to disable, got '%s'",
+                  c->http_listen);
   }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
@@ -415,6 +431,6 @@ void config_usage_print(FILE *f)
       fprintf(f, " [env: %s]", opts[i].env);
     fputc('\n', f);
   }
-  fprintf(f, "  %-28s %s\n  %-28s %s\n", "-h, --help", "print this help",
-          "-V, --version", "print the version");
+  fprintf(f, "  %-28s %s\n  %-28s %s\n", "-h, --help", "print this help", "-V, --version",
+          "print the version");
 }

@@ -128,7 +128,10 @@ struct out {
   size_t off;
 };
 
-static void put8(struct out *o, uint8_t v) { o->p[o->off++] = v; }
+static void put8(struct out *o, uint8_t v)
+{
+  o->p[o->off++] = v;
+}
 
 static void put16(struct out *o, uint16_t v)
 {

@@ -19,7 +19,10 @@
 #define DNS_LABEL_MAX 63
 #define DNS_LABEL_PTR 0xc0 /* top two bits of a compression pointer */
 
-static uint8_t lower(uint8_t ch) { return ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch; }
+static uint8_t lower(uint8_t ch)
+{
+  return ch >= 'A' && ch <= 'Z' ? (uint8_t)(ch + 32) : ch;
+}
 
 /* QNAME as uncompressed labels into q->qname. Pointers (0xc0..0xff) and the
  * reserved label types (64..191) are refused, as is a name longer than
@@ -79,7 +82,10 @@ bool dns_same_question(const struct dns_question *a, const struct dns_question *
          memcmp(a->qname, b->qname, a->qname_len) == 0;
 }
 
-uint16_t dns_get_id(const uint8_t *p) { return (uint16_t)((uint16_t)p[0] << 8 | p[1]); }
+uint16_t dns_get_id(const uint8_t *p)
+{
+  return (uint16_t)((uint16_t)p[0] << 8 | p[1]);
+}
 
 void dns_set_id(uint8_t *p, uint16_t id)
 {
@@ -87,4 +93,7 @@ void dns_set_id(uint8_t *p, uint16_t id)
   p[1] = (uint8_t)id;
 }
 
-bool dns_is_response(const struct dns_question *q) { return (q->flags & DNS_FLAG_QR) != 0; }
+bool dns_is_response(const struct dns_question *q)
+{
+  return (q->flags & DNS_FLAG_QR) != 0;
+}

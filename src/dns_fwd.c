@@ -35,8 +35,8 @@ int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path)
     char *pct = strchr(addr, '%'); /* fe80::1%eth0: scope ids are not supported */
     if (pct)
       continue;
-    if (io_sockaddr_parse(addr, 53, &p->upstream[p->nupstreams],
-                          &p->upstream_len[p->nupstreams]) == 0)
+    if (io_sockaddr_parse(addr, 53, &p->upstream[p->nupstreams], &p->upstream_len[p->nupstreams]) ==
+        0)
       p->nupstreams++;
   }
   fclose(f);
@@ -67,8 +67,7 @@ static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t l
   (void)s;
   (void)peerlen;
   (void)local;
-  if (!upstream_known(gw, peer) || dns_parse_question(pkt, len, &q) < 0 ||
-      !dns_is_response(&q)) {
+  if (!upstream_known(gw, peer) || dns_parse_question(pkt, len, &q) < 0 || !dns_is_response(&q)) {
     gw->ctr.dns_bad++;
     return;
   }
@@ -80,8 +79,8 @@ static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t l
   }
   dns_set_id(pkt, d->guest_id);
   struct net_l2 l2 = {.dst_mac = d->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, d->guest_ip, 53,
-                        d->guest_port, pkt, len, gw_next_id(gw));
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, d->guest_ip, 53, d->guest_port,
+                        pkt, len, gw_next_id(gw));
   d->used = false;
   gw->dns_inflight--;
   if (n < 0) {

@@ -19,12 +19,15 @@
 #include "wtrelay/chunk.h"
 #include "wtrelay/dhcp.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define NS 1000000000ull
 
 static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
-uint16_t gw_next_id(struct gateway *gw) { return ++gw->ip_id; }
+uint16_t gw_next_id(struct gateway *gw)
+{
+  return ++gw->ip_id;
+}
 
 void gw_log(struct gateway *gw, const char *msg, const char *detail)
 {
@@ -46,8 +49,8 @@ void gw_emit(struct gateway *gw, uint32_t room, size_t len)
 void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code)
 {
   struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, gw->p.ip, type, code, 0,
-                               &pkt->ip, gw_next_id(gw));
+  int n = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, gw->p.ip, type, code, 0, &pkt->ip,
+                               gw_next_id(gw));
   if (n > 0)
     gw_emit(gw, pkt->room, (size_t)n);
 }
@@ -78,8 +81,8 @@ static void echo_reply(struct gateway *gw, const struct gw_pkt *pkt, const struc
   uint8_t rest[4] = {(uint8_t)(m->id >> 8), (uint8_t)m->id, (uint8_t)(m->seq >> 8),
                      (uint8_t)m->seq};
   struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src,
-                         ICMP_ECHO_REPLY, 0, rest, m->data, m->len, gw_next_id(gw));
+  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src, ICMP_ECHO_REPLY,
+                         0, rest, m->data, m->len, gw_next_id(gw));
   if (n > 0) {
     gw->ctr.echo_replies++;
     gw_emit(gw, pkt->room, (size_t)n);
@@ -98,9 +101,14 @@ static void dhcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struc
   }
   if (m.has_server_id && m.server_id != gw->p.ip)
     return; /* the client chose another server */
-  struct dhcp_reply r = {.xid = m.xid, .flags = m.flags, .server_id = gw->p.ip,
-                         .netmask = gw->p.netmask, .router = gw->p.ip,
-                         .dns = {gw->p.announce_dns}, .ndns = 1, .lease_s = gw->p.lease_s,
+  struct dhcp_reply r = {.xid = m.xid,
+                         .flags = m.flags,
+                         .server_id = gw->p.ip,
+                         .netmask = gw->p.netmask,
+                         .router = gw->p.ip,
+                         .dns = {gw->p.announce_dns},
+                         .ndns = 1,
+                         .lease_s = gw->p.lease_s,
                          .mtu = gw->p.mtu};
   memcpy(r.chaddr, m.chaddr, 6);
   uint32_t ip = 0;
@@ -194,8 +202,7 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
   if (ip->dst == gw->p.ip || ip->dst == gw->p.dns_ip) {
     if (is_icmp && net_icmp_parse(ip, &m) == 0 && m.type == ICMP_ECHO) {
       echo_reply(gw, pkt, &m);
-    } else if (is_udp && net_udp_parse(ip, &u) == 0 && ip->dst == gw->p.dns_ip &&
-               u.dport == 53) {
+    } else if (is_udp && net_udp_parse(ip, &u) == 0 && ip->dst == gw->p.dns_ip && u.dport == 53) {
       dns_fwd_input(gw, pkt, &u);
     } else if (!is_icmp) {
       gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_PORT);
@@ -300,8 +307,8 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
-  if ((rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 ||
-      (rc = nat_tcp_init(gw)) < 0 || (rc = dns_fwd_init(gw)) < 0) {
+  if ((rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 ||
+      (rc = dns_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
@@ -362,10 +369,9 @@ void gateway_log_counters(const struct gateway *gw)
            "frames_in=%llu frames_out=%llu arp_replies=%llu echo_replies=%llu dhcp_in=%llu "
            "offers=%llu acks=%llu naks=%llu releases=%llu dhcp_bad=%llu bad_ip=%llu "
            "spoofed=%llu fragments=%llu denied=%llu ttl_expired=%llu",
-           U(c->frames_in), U(c->frames_out), U(c->arp_replies), U(c->echo_replies),
-           U(c->dhcp_in), U(c->dhcp_offers), U(c->dhcp_acks), U(c->dhcp_naks),
-           U(c->dhcp_releases), U(c->dhcp_bad), U(c->bad_ip), U(c->spoofed), U(c->fragments),
-           U(c->denied), U(c->ttl_expired));
+           U(c->frames_in), U(c->frames_out), U(c->arp_replies), U(c->echo_replies), U(c->dhcp_in),
+           U(c->dhcp_offers), U(c->dhcp_acks), U(c->dhcp_naks), U(c->dhcp_releases), U(c->dhcp_bad),
+           U(c->bad_ip), U(c->spoofed), U(c->fragments), U(c->denied), U(c->ttl_expired));
   log_info("nat counters",
            "udp_flows_opened=%llu udp_flows_closed=%llu udp_flows_full=%llu udp_out=%llu "
            "udp_in=%llu udp_send_failed=%llu udp_icmp_errors=%llu icmp_flows_opened=%llu "
@@ -374,9 +380,8 @@ void gateway_log_counters(const struct gateway *gw)
            "dns_timeouts=%llu dns_full=%llu dns_bad=%llu dns_unmatched=%llu",
            U(c->udp_flows_opened), U(c->udp_flows_closed), U(c->udp_flows_full), U(c->udp_out),
            U(c->udp_in), U(c->udp_send_failed), U(c->udp_icmp_errors), U(c->icmp_flows_opened),
-           U(c->icmp_flows_full),
-           U(c->icmp_out), U(c->icmp_in), U(c->icmp_disabled_drops), U(c->dns_queries),
-           U(c->dns_answers), U(c->dns_timeouts), U(c->dns_full), U(c->dns_bad),
+           U(c->icmp_flows_full), U(c->icmp_out), U(c->icmp_in), U(c->icmp_disabled_drops),
+           U(c->dns_queries), U(c->dns_answers), U(c->dns_timeouts), U(c->dns_full), U(c->dns_bad),
            U(c->dns_unmatched));
   log_info("tcp nat counters",
            "tcp_opened=%llu tcp_established=%llu tcp_closed=%llu tcp_full=%llu tcp_refused=%llu "

@@ -18,7 +18,7 @@
 #include "wtrelay/log.h"
 #include "wtrelay/varint.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define H3_UNI_SLOTS 16
 #define H3_REQ_SLOTS 4
 #define H3_FRAME_BUF 4096
@@ -70,7 +70,10 @@ struct h3_conn {
   struct timer close_timer;
 };
 
-static uint64_t h3_now(const struct h3_endpoint *h3) { return h3->quic->w->now; }
+static uint64_t h3_now(const struct h3_endpoint *h3)
+{
+  return h3->quic->w->now;
+}
 
 int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
                      struct timer_heap *timers, const struct h3_app_ops *ops, void *app)
@@ -88,7 +91,10 @@ int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
   return 0;
 }
 
-void h3_endpoint_bind(struct h3_endpoint *h3, struct quic_endpoint *quic) { h3->quic = quic; }
+void h3_endpoint_bind(struct h3_endpoint *h3, struct quic_endpoint *quic)
+{
+  h3->quic = quic;
+}
 
 static void conn_free(struct h3_conn *hc)
 {
@@ -133,8 +139,8 @@ static int conn_error(struct h3_conn *hc, uint64_t code, const char *why)
   if (log_ratelimit_allow(&h3->rl, h3_now(h3), &sup)) {
     char addr[64];
     quic_conn_remote_str(hc->qc, addr, sizeof(addr));
-    log_info("HTTP/3 connection error", "remote=%s code=0x%llx why=\"%s\" suppressed=%u",
-             addr, (unsigned long long)code, why, sup);
+    log_info("HTTP/3 connection error", "remote=%s code=0x%llx why=\"%s\" suppressed=%u", addr,
+             (unsigned long long)code, why, sup);
   }
   quic_conn_close(hc->qc, code);
   return -EPROTO;
@@ -172,8 +178,8 @@ static void close_timer_fn(struct timer *t, uint64_t now)
 
 /* ---- sending helpers ---- */
 
-static int send_headers(struct h3_conn *hc, int64_t sid, const uint8_t *section,
-                        size_t len, bool fin)
+static int send_headers(struct h3_conn *hc, int64_t sid, const uint8_t *section, size_t len,
+                        bool fin)
 {
   uint8_t buf[QUIC_SOUT_SIZE];
   int n = h3_frame_header_write(buf, sizeof(buf), H3_FRAME_HEADERS, len);
@@ -186,8 +192,7 @@ static int send_headers(struct h3_conn *hc, int64_t sid, const uint8_t *section,
 static int send_status(struct h3_conn *hc, int64_t sid, int status, bool fin)
 {
   uint8_t section[128];
-  int n = h3_qpack_encode_response(&hc->qpack, section, sizeof(section), status,
-                                   status == 200);
+  int n = h3_qpack_encode_response(&hc->qpack, section, sizeof(section), status, status == 200);
   if (n < 0)
     return n;
   return send_headers(hc, sid, section, (size_t)n, fin);
@@ -467,8 +472,7 @@ static int q_on_handshake_done(void *app, struct quic_conn *qc)
   return 0;
 }
 
-static int uni_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_t len,
-                    bool fin)
+static int uni_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_t len, bool fin)
 {
   struct h3_endpoint *h3 = hc->h3;
   if (hc->peer_ctrl_seen && sid == hc->peer_ctrl_sid) {
@@ -544,16 +548,14 @@ static int uni_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_t
       return 0;
     }
   }
-  if (u->kind == UNI_QPACK_ENC && len &&
-      h3_qpack_read_encoder_stream(&hc->qpack, data, len) < 0)
+  if (u->kind == UNI_QPACK_ENC && len && h3_qpack_read_encoder_stream(&hc->qpack, data, len) < 0)
     return conn_error(hc, H3_QPACK_ENCODER_STREAM_ERROR, "QPACK encoder stream");
   if (fin)
     return conn_error(hc, H3_CLOSED_CRITICAL_STREAM, "QPACK stream closed");
   return 0;
 }
 
-static int bidi_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_t len,
-                     bool fin)
+static int bidi_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_t len, bool fin)
 {
   struct h3_endpoint *h3 = hc->h3;
   struct h3_req *rq = req_find(hc, sid, h3->is_server);
@@ -578,8 +580,8 @@ static int bidi_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_
   return 0;
 }
 
-static int q_on_stream_data(void *app, struct quic_conn *qc, int64_t sid,
-                            const uint8_t *data, size_t len, bool fin)
+static int q_on_stream_data(void *app, struct quic_conn *qc, int64_t sid, const uint8_t *data,
+                            size_t len, bool fin)
 {
   struct h3_endpoint *h3 = app;
   struct h3_conn *hc = conn_get(h3, qc);

@@ -82,8 +82,8 @@ int io_init(struct io *io, const struct io_params *p)
   }
 
   struct io_uring_params up = {0};
-  up.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN |
-             IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+  up.flags = IORING_SETUP_SUBMIT_ALL | IORING_SETUP_COOP_TASKRUN | IORING_SETUP_SINGLE_ISSUER |
+             IORING_SETUP_DEFER_TASKRUN;
   up.cq_entries = p->sq_entries * 4;
   up.flags |= IORING_SETUP_CQSIZE;
   rc = io_uring_queue_init_params(p->sq_entries, &io->ring, &up);
@@ -98,8 +98,7 @@ int io_init(struct io *io, const struct io_params *p)
   }
 
   io->br_size = (size_t)p->rx_bufs * sizeof(struct io_uring_buf);
-  io->br = mmap(NULL, io->br_size, PROT_READ | PROT_WRITE,
-                MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
+  io->br = mmap(NULL, io->br_size, PROT_READ | PROT_WRITE, MAP_ANONYMOUS | MAP_PRIVATE, -1, 0);
   if (io->br == MAP_FAILED) {
     io->br = NULL;
     rc = -errno;
@@ -118,8 +117,8 @@ int io_init(struct io *io, const struct io_params *p)
   }
   io->rx_mask = io_uring_buf_ring_mask(p->rx_bufs);
   for (unsigned i = 0; i < p->rx_bufs; i++)
-    io_uring_buf_ring_add(io->br, io->rxmem + (size_t)i * p->rx_buf_size,
-                          p->rx_buf_size, (unsigned short)i, io->rx_mask, (int)i);
+    io_uring_buf_ring_add(io->br, io->rxmem + (size_t)i * p->rx_buf_size, p->rx_buf_size,
+                          (unsigned short)i, io->rx_mask, (int)i);
   io_uring_buf_ring_advance(io->br, (int)p->rx_bufs);
 
   if ((rc = arenas_init(io)) < 0)
@@ -177,8 +176,7 @@ void io_fini(struct io *io)
   }
 }
 
-int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out,
-                      socklen_t *outlen)
+int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *outlen)
 {
   memset(out, 0, sizeof(*out));
   if (inet_pton(AF_INET, host, &out->in.sin_addr) == 1) {
@@ -207,8 +205,8 @@ void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap)
       inet_ntop(AF_INET, &a->in6.sin6_addr.s6_addr[12], host, sizeof(host));
     else
       inet_ntop(AF_INET6, &a->in6.sin6_addr, host, sizeof(host));
-    snprintf(buf, cap, IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr) ? "%s:%u" : "[%s]:%u",
-             host, ntohs(a->in6.sin6_port));
+    snprintf(buf, cap, IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr) ? "%s:%u" : "[%s]:%u", host,
+             ntohs(a->in6.sin6_port));
   } else {
     snprintf(buf, cap, "?");
   }
@@ -219,8 +217,7 @@ bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b)
   if (a->sa.sa_family != b->sa.sa_family)
     return false;
   if (a->sa.sa_family == AF_INET)
-    return a->in.sin_port == b->in.sin_port &&
-           a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
+    return a->in.sin_port == b->in.sin_port && a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
   if (a->sa.sa_family == AF_INET6)
     return a->in6.sin6_port == b->in6.sin6_port &&
            memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
@@ -237,7 +234,10 @@ static struct io_uring_sqe *get_sqe(struct io *io)
   return sqe;
 }
 
-struct io_uring_sqe *io_sqe(struct io *io) { return get_sqe(io); }
+struct io_uring_sqe *io_sqe(struct io *io)
+{
+  return get_sqe(io);
+}
 
 int io_set_handler(struct io *io, enum io_op op, io_handler_fn fn, void *ctx)
 {
@@ -256,7 +256,8 @@ static int udp_arm(struct io *io, struct io_udp_sock *s)
   io_uring_prep_recvmsg_multishot(sqe, s->fd, &s->rmsg, 0);
   sqe->flags |= IOSQE_BUFFER_SELECT;
   sqe->buf_group = IO_BGID;
-  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT));
+  io_uring_sqe_set_data64(sqe,
+                          IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT));
   s->armed = true;
   return 0;
 }
@@ -266,11 +267,15 @@ static void setsockopt_int(int fd, int level, int name, int val)
   (void)setsockopt(fd, level, name, &val, sizeof(val));
 }
 
-int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
-                io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out)
+int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv_fn fn, void *ctx,
+                struct io_udp_sock **out)
 {
-  struct io_udp_opts o = {.bind_addr = bind_addr, .port = port, .bufsize = 8 << 20,
-                          .pktinfo = true, .gro = true, .pmtu_probe = true};
+  struct io_udp_opts o = {.bind_addr = bind_addr,
+                          .port = port,
+                          .bufsize = 8 << 20,
+                          .pktinfo = true,
+                          .gro = true,
+                          .pmtu_probe = true};
   return io_udp_open_ex(io, &o, fn, ctx, out);
 }
 
@@ -363,8 +368,8 @@ void io_udp_close(struct io *io, struct io_udp_sock *s)
   s->closing = true;
   struct io_uring_sqe *sqe = get_sqe(io);
   if (sqe) {
-    io_uring_prep_cancel64(
-        sqe, IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT), 0);
+    io_uring_prep_cancel64(sqe,
+                           IO_UD(IO_OP_UDP_RECV, s->idx | (uint32_t)s->gen << IO_UDP_GEN_SHIFT), 0);
     io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NOP, 0));
   }
   io->closing[io->nclosing++] = s;
@@ -413,8 +418,7 @@ int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsign
 {
   if (io->npktfds >= IO_MAX_PKTFDS)
     return -ENOSPC;
-  if (!nread || !nwrite || nread > IO_PKTFD_SLOTS_MAX || nwrite > IO_PKTFD_SLOTS_MAX ||
-      !bufsize)
+  if (!nread || !nwrite || nread > IO_PKTFD_SLOTS_MAX || nwrite > IO_PKTFD_SLOTS_MAX || !bufsize)
     return -EINVAL;
   struct io_pktfd *d = calloc(1, sizeof(*d));
   if (!d)
@@ -474,8 +478,7 @@ int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, i
   return 0;
 }
 
-static void pktfd_complete(struct io *io, bool is_read, uint32_t idx,
-                           struct io_uring_cqe *cqe)
+static void pktfd_complete(struct io *io, bool is_read, uint32_t idx, struct io_uring_cqe *cqe)
 {
   uint32_t di = idx >> 16, slot = idx & 0xffff;
   if (di >= io->npktfds)
@@ -534,15 +537,17 @@ int io_signals(struct io *io, const sigset_t *mask, io_signal_fn fn, void *ctx)
 
 /* ---- send path ---- */
 
-static struct io_arena *arena_cur(struct io *io) { return &io->arenas[io->cur]; }
+static struct io_arena *arena_cur(struct io *io)
+{
+  return &io->arenas[io->cur];
+}
 
 uint8_t *io_tx_reserve(struct io *io, size_t maxlen)
 {
   struct io_arena *a = arena_cur(io);
   if (a->inflight == 0 && a->npkts == 0)
     a->used = 0;
-  if (a->inflight == 0 && a->used + maxlen <= io->p.tx_arena_size &&
-      a->npkts < io->p.tx_max_pkts)
+  if (a->inflight == 0 && a->used + maxlen <= io->p.tx_arena_size && a->npkts < io->p.tx_max_pkts)
     return a->data + a->used;
   /* Current arena is full (or still in flight): flush it and move on. */
   if (a->npkts)
@@ -562,9 +567,8 @@ uint8_t *io_tx_reserve(struct io *io, size_t maxlen)
   return NULL;
 }
 
-void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s,
-                  const union io_sockaddr *dst, socklen_t dstlen,
-                  const struct io_local *local)
+void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s, const union io_sockaddr *dst,
+                  socklen_t dstlen, const struct io_local *local)
 {
   struct io_arena *a = arena_cur(io);
   struct io_txpkt *p = &a->pkts[a->npkts++];
@@ -588,8 +592,7 @@ static bool same_flow(const struct io_txpkt *a, const struct io_txpkt *b)
           (a->local.ifindex == b->local.ifindex &&
            (a->local.addr.sa.sa_family == AF_INET
                 ? a->local.addr.in.sin_addr.s_addr == b->local.addr.in.sin_addr.s_addr
-                : memcmp(&a->local.addr.in6.sin6_addr, &b->local.addr.in6.sin6_addr,
-                         16) == 0)));
+                : memcmp(&a->local.addr.in6.sin6_addr, &b->local.addr.in6.sin6_addr, 16) == 0)));
 }
 
 static size_t build_cmsg(struct io_txmsg *m, const struct io_txpkt *p, uint16_t segsz)
@@ -715,8 +718,8 @@ static void rx_buf_drop(struct io *io, struct io_uring_cqe *cqe)
   if (!(cqe->flags & IORING_CQE_F_BUFFER))
     return;
   unsigned bid = cqe->flags >> IORING_CQE_BUFFER_SHIFT;
-  io_uring_buf_ring_add(io->br, io->rxmem + (size_t)bid * io->p.rx_buf_size,
-                        io->p.rx_buf_size, (unsigned short)bid, io->rx_mask, 0);
+  io_uring_buf_ring_add(io->br, io->rxmem + (size_t)bid * io->p.rx_buf_size, io->p.rx_buf_size,
+                        (unsigned short)bid, io->rx_mask, 0);
   io_uring_buf_ring_advance(io->br, 1);
 }
 
@@ -781,8 +784,7 @@ static void udp_recv(struct io *io, struct io_udp_sock *s, struct io_uring_cqe *
       local.addr.in6.sin6_addr = pi.ipi6_addr;
       local.ifindex = pi.ipi6_ifindex;
       have_local = true;
-    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO &&
-               s->family == AF_INET) {
+    } else if (c->cmsg_level == IPPROTO_IP && c->cmsg_type == IP_PKTINFO && s->family == AF_INET) {
       struct in_pktinfo pi;
       memcpy(&pi, CMSG_DATA(c), sizeof(pi));
       local.addr.in.sin_family = AF_INET;
@@ -809,8 +811,7 @@ static void udp_recv(struct io *io, struct io_udp_sock *s, struct io_uring_cqe *
       s->fn(s->ctx, s, payload + off, n, &peer, peerlen, have_local ? &local : NULL);
   }
 give_back:
-  io_uring_buf_ring_add(io->br, buf, io->p.rx_buf_size, (unsigned short)bid,
-                        io->rx_mask, 0);
+  io_uring_buf_ring_add(io->br, buf, io->p.rx_buf_size, (unsigned short)bid, io->rx_mask, 0);
   io_uring_buf_ring_advance(io->br, 1);
 }
 
@@ -827,8 +828,7 @@ static void udp_sent(struct io *io, uint32_t arena, struct io_uring_cqe *cqe)
       /* No GSO on this path (e.g. device without checksum offload). */
       io->gso_ok = false;
       io->ctr.tx_gso_disabled++;
-      log_warn("UDP GSO send failed; falling back to one datagram per packet",
-               "err=%d", cqe->res);
+      log_warn("UDP GSO send failed; falling back to one datagram per packet", "err=%d", cqe->res);
     }
   }
 }

@@ -79,15 +79,18 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
   gauge(b, "wtrelay_start_time_seconds", "start of the process, unix time", m->start_time);
   counters(b, "wtrelay_certificate_reloads_total", "certificate reload attempts",
-           (struct lv[]){{"result=\"ok\"", m->cert_reloads}, {"result=\"failed\"", m->cert_reload_failures}},
+           (struct lv[]){{"result=\"ok\"", m->cert_reloads},
+                         {"result=\"failed\"", m->cert_reload_failures}},
            2);
 
   /* UDP I/O and batching */
-  counters(b, "wtrelay_udp_datagrams_total", "UDP datagrams through the QUIC socket and NAT",
-           (struct lv[]){{"direction=\"in\"", io->rx_datagrams}, {"direction=\"out\"", io->tx_packets}},
-           2);
+  counters(
+      b, "wtrelay_udp_datagrams_total", "UDP datagrams through the QUIC socket and NAT",
+      (struct lv[]){{"direction=\"in\"", io->rx_datagrams}, {"direction=\"out\"", io->tx_packets}},
+      2);
   counters(b, "wtrelay_udp_bytes_total", "UDP payload bytes",
-           (struct lv[]){{"direction=\"in\"", io->rx_bytes}, {"direction=\"out\"", io->tx_bytes}}, 2);
+           (struct lv[]){{"direction=\"in\"", io->rx_bytes}, {"direction=\"out\"", io->tx_bytes}},
+           2);
   counter(b, "wtrelay_udp_recvmsg_completions_total",
           "receive completions (datagrams per recvmsg = datagrams in / this)", io->rx_completions);
   counter(b, "wtrelay_udp_sendmsg_total",

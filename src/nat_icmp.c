@@ -15,9 +15,9 @@
  */
 #include <errno.h>
 #include <netinet/in.h>
-#include <sys/random.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -93,8 +93,8 @@ static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t
 {
   uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, icmp[6], icmp[7]};
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, from, f->guest_ip, ICMP_ECHO_REPLY, 0,
-                         rest, icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
+  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, from, f->guest_ip, ICMP_ECHO_REPLY, 0, rest,
+                         icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
   if (n < 0)
     return;
   f->last_ns = *gw->now;
@@ -104,8 +104,7 @@ static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t
 
 /* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id. */
 static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
-                     const union io_sockaddr *peer, socklen_t peerlen,
-                     const struct io_local *local)
+                     const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
 {
   struct gateway *gw = ctx;
   struct net_ipv4 ip;
@@ -114,8 +113,7 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
   (void)peer;
   (void)peerlen;
   (void)local;
-  if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 ||
-      m.type != ICMP_ECHO_REPLY)
+  if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 || m.type != ICMP_ECHO_REPLY)
     return;
   for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
     struct nat_icmp_flow *f = &gw->icmp[i];

@@ -42,7 +42,7 @@
 
 #include "wtrelay/gateway.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define MS 1000000ull
 #define K_CONNECT 0u
 #define K_SEND 1u
@@ -52,10 +52,16 @@
 #define K_CLOSE 5u
 #define K_CANCEL 6u
 #define K_POLL 7u
-#define UDX(kind, gen, slot) (((uint32_t)(kind) << 29) | ((uint32_t)((gen) & 0x1fff) << 16) | (slot))
+#define UDX(kind, gen, slot) (((uint32_t)(kind) << 29) | ((uint32_t)((gen)&0x1fff) << 16) | (slot))
 
-static bool seq_lt(uint32_t a, uint32_t b) { return (int32_t)(a - b) < 0; }
-static bool seq_leq(uint32_t a, uint32_t b) { return (int32_t)(a - b) <= 0; }
+static bool seq_lt(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) < 0;
+}
+static bool seq_leq(uint32_t a, uint32_t b)
+{
+  return (int32_t)(a - b) <= 0;
+}
 
 static uint32_t tuple_hash(const struct gateway *gw, uint32_t room, uint32_t gip, uint16_t gport,
                            uint32_t dip, uint16_t dport)
@@ -100,10 +106,10 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
 static void syn_ack(struct gateway *gw, struct nat_tcp_conn *c)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_tcp_ws(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                           c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
-                           our_window(c), TCP_MSS_ADV, c->g_wscale >= 0 ? 0 : -1, NULL, 0,
-                           gw_next_id(gw));
+  int n =
+      net_build_tcp_ws(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                       c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK, our_window(c),
+                       TCP_MSS_ADV, c->g_wscale >= 0 ? 0 : -1, NULL, 0, gw_next_id(gw));
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);
@@ -120,10 +126,10 @@ static void rst_for(struct gateway *gw, const struct gw_pkt *pkt, const struct n
 {
   struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
   uint32_t seq = (t->flags & TCP_ACK) ? t->ack : 0;
-  uint32_t ack = t->seq + (uint32_t)t->len + ((t->flags & TCP_SYN) ? 1 : 0) +
-                 ((t->flags & TCP_FIN) ? 1 : 0);
-  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src, t->dport,
-                        t->sport, seq, ack, TCP_RST | TCP_ACK, 0, 0, NULL, 0, gw_next_id(gw));
+  uint32_t ack =
+      t->seq + (uint32_t)t->len + ((t->flags & TCP_SYN) ? 1 : 0) + ((t->flags & TCP_FIN) ? 1 : 0);
+  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src, t->dport, t->sport,
+                        seq, ack, TCP_RST | TCP_ACK, 0, 0, NULL, 0, gw_next_id(gw));
   if (n > 0) {
     gw->ctr.tcp_rst_out++;
     gw_emit(gw, pkt->room, (size_t)n);
@@ -135,8 +141,8 @@ static void rst_for(struct gateway *gw, const struct gw_pkt *pkt, const struct n
 static void unlink_conn(struct gateway *gw, struct nat_tcp_conn *c)
 {
   uint32_t idx = (uint32_t)(c - gw->tcp) + 1;
-  uint32_t *pp = &gw->tcp_hash[tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip,
-                                          c->dst_port)];
+  uint32_t *pp =
+      &gw->tcp_hash[tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port)];
   while (*pp && *pp != idx)
     pp = &gw->tcp[*pp - 1].next;
   if (*pp == idx)
@@ -436,8 +442,8 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
   case K_DISCARD:
     c->discard_busy = false;
     if (cqe->res > 0)
-      c->discard_pending -= (uint32_t)cqe->res < c->discard_pending ? (uint32_t)cqe->res
-                                                                      : c->discard_pending;
+      c->discard_pending -=
+          (uint32_t)cqe->res < c->discard_pending ? (uint32_t)cqe->res : c->discard_pending;
     else if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR)
       c->discard_pending = 0; /* the socket is gone; nothing to keep in step */
     try_rx(gw, c);
@@ -564,7 +570,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   if (getrandom(&isn, sizeof(isn), GRND_NONBLOCK) != sizeof(isn))
     isn = (uint32_t)*gw->now;
   c->snd_una = c->snd_nxt = c->snd_max = isn + 1; /* the SYN-ACK takes isn */
-  c->g_wnd = t->window; /* a SYN's window is never scaled */
+  c->g_wnd = t->window;                           /* a SYN's window is never scaled */
   c->g_wscale = t->wscale;
   c->mss = t->mss ? t->mss : 536;
   if (c->mss > TCP_MSS_TO_GUEST)

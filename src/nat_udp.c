@@ -20,6 +20,7 @@
  */
 #include <errno.h>
 #include <time.h> /* before linux/errqueue.h, which uses struct timespec */
+
 #include <linux/errqueue.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -96,9 +97,8 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   if (!f->used || peer->sa.sa_family != AF_INET)
     return;
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr),
-                        f->guest_ip, ntohs(peer->in.sin_port), f->guest_port, pkt, len,
-                        gw_next_id(gw));
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr), f->guest_ip,
+                        ntohs(peer->in.sin_port), f->guest_port, pkt, len, gw_next_id(gw));
   if (n < 0) {
     gw->ctr.udp_too_big++;
     return;
@@ -123,8 +123,12 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
       struct cmsghdr align;
     } ctl;
     struct iovec iov = {.iov_base = data, .iov_len = sizeof(data)};
-    struct msghdr m = {.msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
-                       .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+    struct msghdr m = {.msg_name = &dst,
+                       .msg_namelen = sizeof(dst),
+                       .msg_iov = &iov,
+                       .msg_iovlen = 1,
+                       .msg_control = ctl.buf,
+                       .msg_controllen = sizeof(ctl.buf)};
     if (recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
       return;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
@@ -136,8 +140,8 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
         continue;
       struct sockaddr_in off;
       memcpy(&off, (const uint8_t *)CMSG_DATA(c) + sizeof(ee), sizeof(off));
-      uint32_t from = off.sin_family == AF_INET ? ntohl(off.sin_addr.s_addr)
-                                                : ntohl(dst.sin_addr.s_addr);
+      uint32_t from =
+          off.sin_family == AF_INET ? ntohl(off.sin_addr.s_addr) : ntohl(dst.sin_addr.s_addr);
       /* the quoted original: guest -> destination, UDP, no payload */
       uint8_t orig[ETH_HDR + IPV4_HDR + UDP_HDR];
       struct net_l2 l2o = {.dst_mac = gw->p.mac, .src_mac = f->guest_mac};
@@ -147,8 +151,8 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
           net_ipv4_parse(orig + ETH_HDR, sizeof(orig) - ETH_HDR, &oip) < 0)
         continue;
       struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-      int len = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, from, ee.ee_type,
-                                     ee.ee_code, (uint16_t)ee.ee_info, &oip, gw_next_id(gw));
+      int len = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, from, ee.ee_type, ee.ee_code,
+                                     (uint16_t)ee.ee_info, &oip, gw_next_id(gw));
       if (len > 0) {
         gw->ctr.udp_icmp_errors++;
         gw_emit(gw, f->room, (size_t)len);
@@ -165,8 +169,7 @@ static uint32_t flows_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip
   return n;
 }
 
-static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt,
-                                     uint16_t sport)
+static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t sport)
 {
   uint32_t h = flow_hash(gw, pkt->room, pkt->ip.src, sport);
   for (uint32_t i = gw->udp_hash[h]; i; i = gw->udp[i - 1].next) {
@@ -188,8 +191,7 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
     return NULL;
   memset(f, 0, sizeof(*f));
   f->gw = gw;
-  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true,
-                          .on_err = flow_error};
+  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
     gw->ctr.udp_flows_full++;

@@ -93,9 +93,9 @@ int net_arp_parse(const uint8_t *p, size_t len, struct net_arp *a)
   const uint8_t *sha, *tha;
   cursor_init(&c, p, len);
   if (cursor_u16be(&c, &htype) < 0 || cursor_u16be(&c, &ptype) < 0 || cursor_u8(&c, &hlen) < 0 ||
-      cursor_u8(&c, &plen) < 0 || cursor_u16be(&c, &a->op) < 0 ||
-      cursor_bytes(&c, 6, &sha) < 0 || cursor_u32be(&c, &a->spa) < 0 ||
-      cursor_bytes(&c, 6, &tha) < 0 || cursor_u32be(&c, &a->tpa) < 0)
+      cursor_u8(&c, &plen) < 0 || cursor_u16be(&c, &a->op) < 0 || cursor_bytes(&c, 6, &sha) < 0 ||
+      cursor_u32be(&c, &a->spa) < 0 || cursor_bytes(&c, 6, &tha) < 0 ||
+      cursor_u32be(&c, &a->tpa) < 0)
     return -EINVAL;
   if (htype != 1 || ptype != ETH_TYPE_IPV4 || hlen != 6 || plen != 4)
     return -EINVAL;
@@ -117,9 +117,8 @@ int net_ipv4_parse(const uint8_t *p, size_t len, struct net_ipv4 *ip)
     return -EINVAL;
   if (cursor_u8(&c, &ip->tos) < 0 || cursor_u16be(&c, &ip->total_len) < 0 ||
       cursor_u16be(&c, &ip->id) < 0 || cursor_u16be(&c, &ip->frag) < 0 ||
-      cursor_u8(&c, &ip->ttl) < 0 || cursor_u8(&c, &ip->proto) < 0 ||
-      cursor_u16be(&c, &csum) < 0 || cursor_u32be(&c, &ip->src) < 0 ||
-      cursor_u32be(&c, &ip->dst) < 0)
+      cursor_u8(&c, &ip->ttl) < 0 || cursor_u8(&c, &ip->proto) < 0 || cursor_u16be(&c, &csum) < 0 ||
+      cursor_u32be(&c, &ip->src) < 0 || cursor_u32be(&c, &ip->dst) < 0)
     return -EINVAL;
   if (ip->total_len < ip->ihl || ip->total_len > len)
     return -EINVAL;
@@ -160,9 +159,8 @@ int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m)
   if (ip->proto != IP_PROTO_ICMP || net_ip_is_fragment(ip))
     return -EINVAL;
   cursor_init(&c, ip->payload, ip->len);
-  if (cursor_u8(&c, &m->type) < 0 || cursor_u8(&c, &m->code) < 0 ||
-      cursor_u16be(&c, &csum) < 0 || cursor_u16be(&c, &m->id) < 0 ||
-      cursor_u16be(&c, &m->seq) < 0)
+  if (cursor_u8(&c, &m->type) < 0 || cursor_u8(&c, &m->code) < 0 || cursor_u16be(&c, &csum) < 0 ||
+      cursor_u16be(&c, &m->id) < 0 || cursor_u16be(&c, &m->seq) < 0)
     return -EINVAL;
   if (net_csum_fold(net_csum_add(0, ip->payload, ip->len)) != 0)
     return -EBADMSG;
@@ -259,9 +257,8 @@ int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op
   return (int)len;
 }
 
-int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                  uint32_t dst, uint16_t sport, uint16_t dport, const uint8_t *payload,
-                  size_t len, uint16_t id)
+int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                  uint16_t sport, uint16_t dport, const uint8_t *payload, size_t len, uint16_t id)
 {
   size_t total = IPV4_HDR + UDP_HDR + len;
   if (total > 65535 || cap < ETH_HDR + total)
@@ -281,9 +278,9 @@ int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
   return (int)(ETH_HDR + total);
 }
 
-int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                   uint32_t dst, uint8_t type, uint8_t code, const uint8_t rest[4],
-                   const uint8_t *data, size_t len, uint16_t id)
+int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                   uint8_t type, uint8_t code, const uint8_t rest[4], const uint8_t *data,
+                   size_t len, uint16_t id)
 {
   size_t total = IPV4_HDR + ICMP_HDR + len;
   if (total > 65535 || cap < ETH_HDR + total)
@@ -302,8 +299,8 @@ int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t s
 }
 
 int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                         uint8_t type, uint8_t code, uint16_t mtu,
-                         const struct net_ipv4 *orig, uint16_t id)
+                         uint8_t type, uint8_t code, uint16_t mtu, const struct net_ipv4 *orig,
+                         uint16_t id)
 {
   uint8_t quote[60 + 8];
   size_t qlen = orig->ihl + (orig->len < 8 ? orig->len : 8);
@@ -322,10 +319,10 @@ int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
                           payload, len, id);
 }
 
-int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                     uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                     uint8_t flags, uint16_t window, uint16_t mss, int wscale,
-                     const uint8_t *payload, size_t len, uint16_t id)
+int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                     uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                     uint16_t window, uint16_t mss, int wscale, const uint8_t *payload, size_t len,
+                     uint16_t id)
 {
   size_t hl = TCP_HDR + (mss ? 4 : 0) + (wscale >= 0 ? 4 : 0);
   size_t total = IPV4_HDR + hl + len;

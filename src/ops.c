@@ -22,12 +22,12 @@
 
 #include "wtrelay/log.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define K_ACCEPT 0u
 #define K_RECV 1u
 #define K_SEND 2u
 #define K_CLOSE 3u
-#define UDX(kind, gen, slot) (((uint32_t)(kind) << 30) | ((uint32_t)((gen) & 0x3fff) << 16) | (slot))
+#define UDX(kind, gen, slot) (((uint32_t)(kind) << 30) | ((uint32_t)((gen)&0x3fff) << 16) | (slot))
 
 void ops_buf_printf(struct ops_buf *b, const char *fmt, ...)
 {

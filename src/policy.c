@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t mask_of(uint8_t len) { return len ? ~0u << (32 - len) : 0; }
+static uint32_t mask_of(uint8_t len)
+{
+  return len ? ~0u << (32 - len) : 0;
+}
 
 int policy_add_addr(struct policy *p, uint32_t net, uint8_t len, bool allow, bool builtin)
 {
@@ -40,9 +43,8 @@ void policy_init(struct policy *p)
     uint32_t net;
     uint8_t len;
   } deny[] = {
-      {0x00000000, 8},  {0x7f000000, 8},  {0x0a000000, 8},  {0xac100000, 12},
-      {0xc0a80000, 16}, {0x64400000, 10}, {0xa9fe0000, 16}, {0xe0000000, 4},
-      {0xf0000000, 4},
+      {0x00000000, 8},  {0x7f000000, 8},  {0x0a000000, 8}, {0xac100000, 12}, {0xc0a80000, 16},
+      {0x64400000, 10}, {0xa9fe0000, 16}, {0xe0000000, 4}, {0xf0000000, 4},
   };
   memset(p, 0, sizeof(*p));
   for (size_t i = 0; i < sizeof(deny) / sizeof(deny[0]); i++)

@@ -26,7 +26,7 @@
 
 #include "wtrelay/log.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 
 static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
@@ -70,8 +70,7 @@ static uint64_t cid_hash(const struct quic_endpoint *ep, const uint8_t *cid, siz
   return h ^ (h >> 31);
 }
 
-static struct quic_conn *cid_lookup(struct quic_endpoint *ep, const uint8_t *cid,
-                                    size_t len)
+static struct quic_conn *cid_lookup(struct quic_endpoint *ep, const uint8_t *cid, size_t len)
 {
   uint32_t b = (uint32_t)(cid_hash(ep, cid, len) & (ep->nbuckets - 1));
   for (uint32_t i = ep->buckets[b]; i; i = ep->cids[i - 1].next) {
@@ -82,8 +81,7 @@ static struct quic_conn *cid_lookup(struct quic_endpoint *ep, const uint8_t *cid
   return NULL;
 }
 
-static int cid_insert(struct quic_endpoint *ep, const uint8_t *cid, size_t len,
-                      uint32_t conn)
+static int cid_insert(struct quic_endpoint *ep, const uint8_t *cid, size_t len, uint32_t conn)
 {
   if (!ep->cid_free || len > NGTCP2_MAX_CIDLEN)
     return -ENOSPC;
@@ -156,9 +154,8 @@ static void dgram_put(struct quic_endpoint *ep, struct quic_dgram *d)
 
 /* ---- endpoint ---- */
 
-int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w,
-                       struct io_udp_sock *udp, const struct tls_cert *cert,
-                       bool is_server, const struct quic_params *p,
+int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp_sock *udp,
+                       const struct tls_cert *cert, bool is_server, const struct quic_params *p,
                        const struct quic_app_ops *ops, void *app)
 {
   memset(ep, 0, sizeof(*ep));
@@ -217,9 +214,15 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   memset(ep, 0, sizeof(*ep));
 }
 
-uint32_t quic_endpoint_active(const struct quic_endpoint *ep) { return ep->nactive; }
+uint32_t quic_endpoint_active(const struct quic_endpoint *ep)
+{
+  return ep->nactive;
+}
 
-static uint64_t now_ns(const struct quic_conn *c) { return c->ep->w->now; }
+static uint64_t now_ns(const struct quic_conn *c)
+{
+  return c->ep->w->now;
+}
 
 static void conn_mark_dirty(struct quic_conn *c)
 {
@@ -250,8 +253,8 @@ static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
   fill_random(dest, len);
 }
 
-static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
-                          size_t cidlen, void *user_data)
+static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
+                          void *user_data)
 {
   struct quic_conn *c = user_data;
   struct quic_endpoint *ep = c->ep;
@@ -262,8 +265,8 @@ static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token,
     ngtcp2_cid_init(cid, buf, cidlen);
     if (cid_lookup(ep, buf, cidlen))
       continue;
-    if (ngtcp2_crypto_generate_stateless_reset_token(
-            token, ep->reset_secret, sizeof(ep->reset_secret), cid) != 0)
+    if (ngtcp2_crypto_generate_stateless_reset_token(token, ep->reset_secret,
+                                                     sizeof(ep->reset_secret), cid) != 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
     if (cid_insert(ep, buf, cidlen, c->handle) < 0)
       return NGTCP2_ERR_CALLBACK_FAILURE;
@@ -284,15 +287,14 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
   struct quic_conn *c = user_data;
   c->handshake_done = true;
   c->ep->ctr.handshakes++;
-  if (c->ep->ops->on_handshake_done &&
-      c->ep->ops->on_handshake_done(c->ep->app, c) < 0)
+  if (c->ep->ops->on_handshake_done && c->ep->ops->on_handshake_done(c->ep->app, c) < 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
 }
 
-static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
-                               uint64_t offset, const uint8_t *data, size_t len,
-                               void *user_data, void *stream_user_data)
+static int cb_recv_stream_data(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t offset,
+                               const uint8_t *data, size_t len, void *user_data,
+                               void *stream_user_data)
 {
   struct quic_conn *c = user_data;
   c->ep->ctr.stream_bytes_in += len;
@@ -311,8 +313,8 @@ static struct quic_sout *sout_find(struct quic_conn *c, int64_t sid)
   return NULL;
 }
 
-static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
-                           uint64_t app_err, void *user_data, void *stream_user_data)
+static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid, uint64_t app_err,
+                           void *user_data, void *stream_user_data)
 {
   struct quic_conn *c = user_data;
   struct quic_sout *so = sout_find(c, sid);
@@ -323,8 +325,8 @@ static int cb_stream_close(ngtcp2_conn *conn, uint32_t flags, int64_t sid,
   return 0;
 }
 
-static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
-                           uint64_t app_err, void *user_data, void *stream_user_data)
+static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size, uint64_t app_err,
+                           void *user_data, void *stream_user_data)
 {
   struct quic_conn *c = user_data;
   if (c->ep->ops->on_stream_close)
@@ -332,8 +334,8 @@ static int cb_stream_reset(ngtcp2_conn *conn, int64_t sid, uint64_t final_size,
   return 0;
 }
 
-static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data,
-                            size_t len, void *user_data)
+static int cb_recv_datagram(ngtcp2_conn *conn, uint32_t flags, const uint8_t *data, size_t len,
+                            void *user_data)
 {
   struct quic_conn *c = user_data;
   c->ep->ctr.dgrams_in++;
@@ -349,8 +351,8 @@ static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t id, void *user_data)
   return 0;
 }
 
-static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid, uint64_t max,
-                                     void *user_data, void *stream_user_data)
+static int cb_extend_max_stream_data(ngtcp2_conn *conn, int64_t sid, uint64_t max, void *user_data,
+                                     void *stream_user_data)
 {
   conn_mark_dirty(user_data);
   return 0;
@@ -561,8 +563,8 @@ static void conn_fail(struct quic_conn *c, int liberr)
   if (log_ratelimit_allow(&ep->rl, now_ns(c), &sup)) {
     char addr[64];
     quic_conn_remote_str(c, addr, sizeof(addr));
-    log_info("closing QUIC connection on error", "remote=%s err=\"%s\" suppressed=%u",
-             addr, ngtcp2_strerror(liberr), sup);
+    log_info("closing QUIC connection on error", "remote=%s err=\"%s\" suppressed=%u", addr,
+             ngtcp2_strerror(liberr), sup);
   }
   conn_write_close(c, &ccerr);
 }
@@ -620,8 +622,7 @@ static int conn_write(struct quic_conn *c, uint64_t now)
     int si;
     for (si = 0; si < QUIC_SOUT_SLOTS; si++) {
       struct quic_sout *s = &c->sout[si];
-      if (s->used && !(blocked & (1u << si)) &&
-          (s->sent < s->len || (s->fin && !s->fin_sent))) {
+      if (s->used && !(blocked & (1u << si)) && (s->sent < s->len || (s->fin && !s->fin_sent))) {
         so = s;
         break;
       }
@@ -633,8 +634,8 @@ static int conn_write(struct quic_conn *c, uint64_t now)
       if (so->fin)
         flags |= NGTCP2_WRITE_STREAM_FLAG_FIN;
       ngtcp2_ssize ndatalen = -1;
-      nw = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, mtu, &ndatalen, flags,
-                                     so->sid, &v, 1, now);
+      nw = ngtcp2_conn_writev_stream(c->conn, &ps.path, &pi, buf, mtu, &ndatalen, flags, so->sid,
+                                     &v, 1, now);
       if (ndatalen >= 0) {
         so->sent += (uint32_t)ndatalen;
         if (so->fin && so->sent == so->len)
@@ -722,9 +723,8 @@ static void send_version_negotiation(struct quic_endpoint *ep, const ngtcp2_vers
   io_tx_commit(&ep->w->io, (size_t)n, ep->udp, peer, peerlen, local);
 }
 
-static void send_stateless_reset(struct quic_endpoint *ep, const uint8_t *dcid,
-                                 size_t dcidlen, size_t pktlen,
-                                 const union io_sockaddr *peer, socklen_t peerlen,
+static void send_stateless_reset(struct quic_endpoint *ep, const uint8_t *dcid, size_t dcidlen,
+                                 size_t pktlen, const union io_sockaddr *peer, socklen_t peerlen,
                                  const struct io_local *local)
 {
   /* Smaller than what triggered it, so two endpoints cannot loop. */
@@ -772,9 +772,9 @@ static void set_local(struct quic_conn *c, const struct io_local *local)
   c->has_local = false;
 }
 
-static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *pkt,
-                                       size_t len, const union io_sockaddr *peer,
-                                       socklen_t peerlen, const struct io_local *local)
+static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *pkt, size_t len,
+                                       const union io_sockaddr *peer, socklen_t peerlen,
+                                       const struct io_local *local)
 {
   ngtcp2_pkt_hd hd;
   if (ngtcp2_accept(&hd, pkt, len) != 0) {
@@ -816,14 +816,14 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   set_transport_params(&tp, &ep->p);
   tp.original_dcid = hd.dcid;
   tp.stateless_reset_token_present = 1;
-  if (ngtcp2_crypto_generate_stateless_reset_token(
-          tp.stateless_reset_token, ep->reset_secret, sizeof(ep->reset_secret), &scid) != 0)
+  if (ngtcp2_crypto_generate_stateless_reset_token(tp.stateless_reset_token, ep->reset_secret,
+                                                   sizeof(ep->reset_secret), &scid) != 0)
     goto fail;
 
   ngtcp2_path path;
   conn_path(c, &path);
-  int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb,
-                                  &settings, &tp, NULL, c);
+  int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &settings, &tp,
+                                  NULL, c);
   if (rv != 0) {
     c->conn = NULL;
     goto fail;
@@ -867,13 +867,12 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
   struct io_local loc = c->local;
   if (local)
     loc = *local;
-  ngtcp2_path path = {
-      .local = {.addr = (ngtcp2_sockaddr *)&loc.addr,
-                .addrlen = loc.addr.sa.sa_family == AF_INET
-                               ? (ngtcp2_socklen)sizeof(struct sockaddr_in)
-                               : (ngtcp2_socklen)sizeof(struct sockaddr_in6)},
-      .remote = {.addr = (ngtcp2_sockaddr *)&remote, .addrlen = peerlen},
-      .user_data = NULL};
+  ngtcp2_path path = {.local = {.addr = (ngtcp2_sockaddr *)&loc.addr,
+                                .addrlen = loc.addr.sa.sa_family == AF_INET
+                                               ? (ngtcp2_socklen)sizeof(struct sockaddr_in)
+                                               : (ngtcp2_socklen)sizeof(struct sockaddr_in6)},
+                      .remote = {.addr = (ngtcp2_sockaddr *)&remote, .addrlen = peerlen},
+                      .user_data = NULL};
   ngtcp2_pkt_info pi = {0};
   c->in_read = true;
   int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns(c));
@@ -933,8 +932,8 @@ void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, siz
 /* ---- client ---- */
 
 int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remote,
-                        socklen_t remotelen, const char *server_name,
-                        const uint8_t *pin_sha256, struct quic_conn **out)
+                        socklen_t remotelen, const char *server_name, const uint8_t *pin_sha256,
+                        struct quic_conn **out)
 {
   struct quic_conn *c = conn_alloc(ep);
   if (!c)
@@ -946,7 +945,8 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   if (c->local.addr.sa.sa_family == AF_INET6 && remote->sa.sa_family == AF_INET6 &&
       IN6_IS_ADDR_UNSPECIFIED(&c->local.addr.in6.sin6_addr)) {
     /* Dual-stack wildcard socket: ngtcp2 wants a concrete local address. */
-    if (IN6_IS_ADDR_V4MAPPED(&remote->in6.sin6_addr) || IN6_IS_ADDR_LOOPBACK(&remote->in6.sin6_addr))
+    if (IN6_IS_ADDR_V4MAPPED(&remote->in6.sin6_addr) ||
+        IN6_IS_ADDR_LOOPBACK(&remote->in6.sin6_addr))
       c->local.addr.in6.sin6_addr = remote->in6.sin6_addr;
   }
   if (c->local.addr.sa.sa_family == AF_INET && c->local.addr.in.sin_addr.s_addr == 0 &&
@@ -970,8 +970,8 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   ngtcp2_path path;
   conn_path(c, &path);
   int rc = -EPROTO;
-  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb,
-                             &settings, &tp, NULL, c) != 0) {
+  if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
+                             &tp, NULL, c) != 0) {
     c->conn = NULL;
     goto fail;
   }
@@ -1003,8 +1003,8 @@ int quic_conn_open_bidi(struct quic_conn *c, int64_t *sid)
   return rv == 0 ? 0 : -EAGAIN;
 }
 
-int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data,
-                          size_t len, bool fin)
+int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+                          bool fin)
 {
   struct quic_sout *so = sout_find(c, sid);
   if (!so) {
@@ -1071,8 +1071,7 @@ static size_t iov_total(const struct iovec *iov, int n)
   return t;
 }
 
-static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt,
-                         size_t total)
+static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt, size_t total)
 {
   struct quic_endpoint *ep = c->ep;
   if (c->dq_len >= ep->p.dgram_queue) {
@@ -1133,9 +1132,9 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
   ngtcp2_pkt_info pi;
   int accepted = 0;
   uint64_t now = now_ns(c);
-  ngtcp2_ssize nw = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
-                                                NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, v,
-                                                (size_t)iovcnt, now);
+  ngtcp2_ssize nw =
+      ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
+                                  NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, v, (size_t)iovcnt, now);
   if (nw < 0) {
     if (nw == NGTCP2_ERR_INVALID_ARGUMENT) {
       ep->ctr.dgrams_too_big++;

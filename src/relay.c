@@ -18,7 +18,7 @@
 #include "wtrelay/bavy.h"
 #include "wtrelay/log.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define RELAY_MAX_ERRORS_SENT 16
 #define NS 1000000000ull
 
@@ -33,10 +33,12 @@ static void ip_bytes(uint32_t ip, uint8_t out[4])
 static void sweep(struct timer *t, uint64_t now);
 static void age(struct timer *t, uint64_t now);
 
-static uint32_t min_u32(uint64_t a, uint64_t b) { return (uint32_t)(a < b ? a : b); }
+static uint32_t min_u32(uint64_t a, uint64_t b)
+{
+  return (uint32_t)(a < b ? a : b);
+}
 
-int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers,
-               uint64_t *now)
+int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers, uint64_t *now)
 {
   memset(r, 0, sizeof(*r));
   r->cfg = cfg;
@@ -174,8 +176,7 @@ static void send_error(struct relay *r, struct relay_peer *p, const char *msg)
   send_ctrl(r, p, buf, bavy_write_error(buf, sizeof(buf), msg));
 }
 
-static void peer_log(struct relay *r, struct relay_peer *p, const char *msg,
-                     const char *detail)
+static void peer_log(struct relay *r, struct relay_peer *p, const char *msg, const char *detail)
 {
   uint32_t sup;
   if (!log_ratelimit_allow(&r->rl, *r->now, &sup))
@@ -239,8 +240,8 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     memcpy(p->mac, mac, 6);
     log_info("peer registered",
              "peer=%u room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u", p->id,
-             r->rooms[p->room].name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
-             ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+             r->rooms[p->room].name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], ip >> 24,
+             (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
   }
   uint8_t ipb[4];
   ip_bytes(p->ip, ipb);
@@ -257,8 +258,7 @@ static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, con
   h3_session_close(p->sess, code, why);
 }
 
-static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t *json,
-                           size_t len)
+static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t *json, size_t len)
 {
   struct bavy_ctrl msg;
   int rc = bavy_ctrl_parse(json, len, &msg);
@@ -297,8 +297,8 @@ static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t 
 /* ---- the frame path ---- */
 
 /* A whole frame from peer p (iovecs borrowed): checks, then the switch. */
-static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *iov,
-                     int iovcnt, size_t len)
+static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *iov, int iovcnt,
+                     size_t len)
 {
   uint8_t src[6];
   if (len < 14) {
@@ -399,8 +399,7 @@ static void age(struct timer *t, uint64_t now)
   timer_arm(r->timers, &r->age_timer, now + NS);
 }
 
-void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data,
-                       size_t len)
+void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len)
 {
   if (len == 0) {
     r->ctr.dgram_empty++;
@@ -502,8 +501,7 @@ static int on_session_request(void *app, struct h3_session *s)
   return 200;
 }
 
-static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *data,
-                                size_t len)
+static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *data, size_t len)
 {
   struct relay *r = app;
   struct relay_peer *p = s->app_data;
@@ -511,8 +509,7 @@ static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *
     relay_on_datagram(r, p, data, len);
 }
 
-static void on_session_closed(void *app, struct h3_session *s, uint32_t code,
-                              const char *reason)
+static void on_session_closed(void *app, struct h3_session *s, uint32_t code, const char *reason)
 {
   struct relay *r = app;
   struct relay_peer *p = s->app_data;
@@ -529,14 +526,12 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code,
              "code=%u reason=\"%s\" suppressed=%u",
              p->id, addr, r->rooms[p->room].name, p->mac[0], p->mac[1], p->mac[2], p->mac[3],
              p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255,
-             p->ip & 255, (double)(*r->now - p->created_ns) / 1e9,
-             (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
-             (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out, code,
-             reason ? reason : "", sup);
+             p->ip & 255, (double)(*r->now - p->created_ns) / 1e9, (unsigned long long)p->frames_in,
+             (unsigned long long)p->frames_out, (unsigned long long)p->bytes_in,
+             (unsigned long long)p->bytes_out, code, reason ? reason : "", sup);
   }
   peer_unregister(r, p);
-  log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code,
-            reason ? reason : "");
+  log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code, reason ? reason : "");
   p->sess = NULL;
   p->used = false;
   room_put(r, p->room);
@@ -601,10 +596,10 @@ void relay_log_counters(const struct relay *r)
            "unknown_ctrl=%llu empty=%llu unknown_type=%llu frames_unregistered=%llu "
            "timeouts_register=%llu timeouts_peer=%llu",
            U(c->sessions), U(c->registers), U(c->assigned), U(c->register_refused_busy),
-           U(c->register_refused_pool), U(c->heartbeats), U(c->disconnects),
-           U(c->ctrl_bad_json), U(c->ctrl_bad_mac), U(c->ctrl_oversized),
-           U(c->ctrl_unknown_type), U(c->dgram_empty), U(c->dgram_unknown_type),
-           U(c->frames_unregistered), U(c->timeouts_register), U(c->timeouts_peer));
+           U(c->register_refused_pool), U(c->heartbeats), U(c->disconnects), U(c->ctrl_bad_json),
+           U(c->ctrl_bad_mac), U(c->ctrl_oversized), U(c->ctrl_unknown_type), U(c->dgram_empty),
+           U(c->dgram_unknown_type), U(c->frames_unregistered), U(c->timeouts_register),
+           U(c->timeouts_peer));
   log_info("frame counters",
            "frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu out_chunked=%llu "
            "chunks_out=%llu out_failed=%llu out_too_big=%llu spoofed=%llu runt=%llu "
@@ -618,14 +613,13 @@ void relay_log_counters(const struct relay *r)
            "delivered=%llu deliver_failed=%llu same_port=%llu src_multicast=%llu "
            "learned=%llu moved=%llu aged=%llu full_port=%llu full_room=%llu full_table=%llu",
            U(w->frames_in), U(w->unicast), U(w->floods), U(w->flood_copies), U(w->routed),
-           U(w->delivered), U(w->deliver_failed), U(w->drop_same_port),
-           U(w->drop_src_multicast), U(w->learned), U(w->moved), U(w->aged),
-           U(w->learn_full_port), U(w->learn_full_domain), U(w->learn_full_table));
+           U(w->delivered), U(w->deliver_failed), U(w->drop_same_port), U(w->drop_src_multicast),
+           U(w->learned), U(w->moved), U(w->aged), U(w->learn_full_port), U(w->learn_full_domain),
+           U(w->learn_full_table));
   log_info("chunk counters",
            "chunks_in=%llu frames_done=%llu single=%llu duplicates=%llu bad_total=%llu "
            "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",
-           U(k->chunks_in), U(k->frames_done), U(k->single), U(k->duplicates),
-           U(k->bad_total), U(k->bad_stride), U(k->too_big), U(k->expired), U(k->evicted),
-           U(k->pool_empty));
+           U(k->chunks_in), U(k->frames_done), U(k->single), U(k->duplicates), U(k->bad_total),
+           U(k->bad_stride), U(k->too_big), U(k->expired), U(k->evicted), U(k->pool_empty));
 #undef U
 }

@@ -19,16 +19,16 @@
 #include <time.h>
 
 #include "wtrelay/gateway.h"
-#include "wtrelay/metrics.h"
-#include "wtrelay/ops.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
+#include "wtrelay/metrics.h"
+#include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
 #include "wtrelay/worker.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define SHUTDOWN_STEP_NS 150000000ull
 #define CERT_SLOTS 8
 #define NS 1000000000ull
@@ -81,8 +81,8 @@ static void raise_nofile(uint32_t need)
     setrlimit(RLIMIT_NOFILE, &rl);
   }
   if (rl.rlim_cur < need)
-    log_warn("file descriptor limit is lower than the NAT bounds need",
-             "limit=%llu need=%u", (unsigned long long)rl.rlim_cur, need);
+    log_warn("file descriptor limit is lower than the NAT bounds need", "limit=%llu need=%u",
+             (unsigned long long)rl.rlim_cur, need);
 }
 
 static int gateway_setup(struct server *s)
@@ -130,8 +130,8 @@ static int gateway_setup(struct server *s)
   relay_set_gateway(&s->relay, &s->gw);
   char a[16];
   log_info("gateway", "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d",
-           net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4],
-           gp.mac[5], gp.nupstreams, s->gw.icmp_ok);
+           net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4], gp.mac[5],
+           gp.nupstreams, s->gw.icmp_ok);
   return 0;
 }
 
@@ -192,7 +192,10 @@ static void on_signal(void *ctx, int signo)
 
 /* ---- certificates ---- */
 
-static const struct tls_cert *cert_cur(const struct server *s) { return &s->certs[s->cert_cur]; }
+static const struct tls_cert *cert_cur(const struct server *s)
+{
+  return &s->certs[s->cert_cur];
+}
 
 static bool file_changed(const char *path, struct stat *seen)
 {
@@ -364,8 +367,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   quic_params_default(&qp);
   qp.max_conns = cfg->max_sessions;
   qp.max_conns_per_ip = cfg->max_sessions_per_ip;
-  if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, s->cert, true, &qp, &h3_quic_ops,
-                               &s->h3)) < 0)
+  if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, s->cert, true, &qp, &h3_quic_ops, &s->h3)) <
+      0)
     goto fail_h3;
   h3_endpoint_bind(&s->h3, &s->quic);
   timer_init(&s->shutdown_timer, shutdown_step);
@@ -375,8 +378,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   if (cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
                        cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {
-      log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"",
-                cfg->http_listen, strerror(-rc));
+      log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"", cfg->http_listen,
+                strerror(-rc));
       goto fail_quic;
     }
     s->ops_ok = true;
@@ -408,11 +411,20 @@ fail:
   return rc;
 }
 
-uint16_t server_port(const struct server *s) { return s->udp->port; }
+uint16_t server_port(const struct server *s)
+{
+  return s->udp->port;
+}
 
-const struct tls_cert *server_cert(const struct server *s) { return cert_cur(s); }
+const struct tls_cert *server_cert(const struct server *s)
+{
+  return cert_cur(s);
+}
 
-int server_run(struct server *s) { return worker_run(&s->w); }
+int server_run(struct server *s)
+{
+  return worker_run(&s->w);
+}
 
 static void log_counters(struct server *s)
 {

@@ -18,11 +18,10 @@
 #define ETH_P_IPV4 0x0800
 #define IPV4_MIN 20
 
-
 static uint64_t mac_u64(const uint8_t m[6])
 {
-  return (uint64_t)m[0] << 40 | (uint64_t)m[1] << 32 | (uint64_t)m[2] << 24 |
-         (uint64_t)m[3] << 16 | (uint64_t)m[4] << 8 | m[5];
+  return (uint64_t)m[0] << 40 | (uint64_t)m[1] << 32 | (uint64_t)m[2] << 24 | (uint64_t)m[3] << 16 |
+         (uint64_t)m[4] << 8 | m[5];
 }
 
 static uint32_t mac_home(const struct switch_table *sw, uint32_t domain, const uint8_t m[6])
@@ -71,8 +70,8 @@ void switch_fini(struct switch_table *sw)
 
 /* ---- MAC table ---- */
 
-static struct switch_mac *mac_find(struct switch_table *sw, uint32_t domain,
-                                   const uint8_t m[6], uint32_t *slot)
+static struct switch_mac *mac_find(struct switch_table *sw, uint32_t domain, const uint8_t m[6],
+                                   uint32_t *slot)
 {
   for (uint32_t i = mac_home(sw, domain, m);; i = (i + 1) & sw->mac_mask) {
     struct switch_mac *e = &sw->macs[i];
@@ -174,8 +173,7 @@ int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t ma
   return 0;
 }
 
-uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t mac[6],
-                       uint64_t now)
+uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t mac[6], uint64_t now)
 {
   uint32_t slot;
   struct switch_mac *e = mac_find(sw, domain, mac, &slot);
@@ -200,8 +198,8 @@ uint32_t switch_age(struct switch_table *sw, uint64_t now)
 
 /* ---- ports ---- */
 
-int switch_port_attach(struct switch_table *sw, uint32_t domain,
-                       const struct switch_port_ops *ops, void *ctx, uint32_t *port)
+int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct switch_port_ops *ops,
+                       void *ctx, uint32_t *port)
 {
   if (domain >= sw->p.max_domains)
     return -EINVAL;
@@ -255,8 +253,7 @@ uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port)
   return port < sw->p.max_ports && sw->ports[port].used ? sw->ports[port].ip : 0;
 }
 
-void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
-                          uint32_t ip)
+void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6], uint32_t ip)
 {
   if (port >= sw->p.max_ports || !sw->ports[port].used)
     return;
@@ -308,8 +305,8 @@ static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, siz
   if (hlen < ETH_HLEN + IPV4_MIN || memcmp(hdr, sw->p.router_mac, 6) != 0 ||
       ((uint32_t)hdr[12] << 8 | hdr[13]) != ETH_P_IPV4 || (hdr[14] >> 4) != 4)
     return -ENOENT;
-  uint32_t dst = (uint32_t)hdr[30] << 24 | (uint32_t)hdr[31] << 16 | (uint32_t)hdr[32] << 8 |
-                 hdr[33];
+  uint32_t dst =
+      (uint32_t)hdr[30] << 24 | (uint32_t)hdr[31] << 16 | (uint32_t)hdr[32] << 8 | hdr[33];
   if ((dst & sw->p.netmask) != sw->p.subnet)
     return -ENOENT;
   uint32_t to = SWITCH_NO_PORT;
@@ -371,8 +368,7 @@ int switch_input(struct switch_table *sw, uint32_t port, const struct switch_fra
   return rc;
 }
 
-static int input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
-                 uint64_t now)
+static int input(struct switch_table *sw, uint32_t port, const struct switch_frame *f, uint64_t now)
 {
   if (port >= sw->p.max_ports || !sw->ports[port].used) {
     sw->ctr.drop_bad_port++;

@@ -37,8 +37,8 @@ static const char *perm_hint(int e)
   return e == EPERM || e == EACCES ? " (needs CAP_NET_ADMIN: run as root or grant it)" : "";
 }
 
-int tap_open(const char *name, const uint8_t mac[6], int *fd, char ifname[TAP_NAME_MAX],
-             char *err, size_t errlen)
+int tap_open(const char *name, const uint8_t mac[6], int *fd, char ifname[TAP_NAME_MAX], char *err,
+             size_t errlen)
 {
   struct ifreq ifr;
   if (strlen(name) >= IFNAMSIZ)
@@ -55,8 +55,8 @@ int tap_open(const char *name, const uint8_t mac[6], int *fd, char ifname[TAP_NA
   if (ioctl(f, TUNSETIFF, &ifr) < 0) {
     int e = errno;
     close(f);
-    return fail(err, errlen, -e, "cannot create TAP device '%s': %s%s", ifr.ifr_name,
-                strerror(e), perm_hint(e));
+    return fail(err, errlen, -e, "cannot create TAP device '%s': %s%s", ifr.ifr_name, strerror(e),
+                perm_hint(e));
   }
   snprintf(ifname, TAP_NAME_MAX, "%s", ifr.ifr_name);
   ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
@@ -242,8 +242,8 @@ int tap_up(const char *netns, const char *ifname, char *err, size_t errlen)
   return rc;
 }
 
-int tap_configure(const char *netns, const char *ifname, uint32_t ip, uint32_t netmask,
-                  uint32_t gw, char *err, size_t errlen)
+int tap_configure(const char *netns, const char *ifname, uint32_t ip, uint32_t netmask, uint32_t gw,
+                  char *err, size_t errlen)
 {
   struct cfg_arg a = {.ifname = ifname, .ip = ip, .mask = netmask, .gw = gw, .step = ""};
   if (err && errlen)

@@ -15,18 +15,24 @@
 const char *wtc_state_name(enum wtc_state st)
 {
   switch (st) {
-  case WTC_FREE: return "free";
-  case WTC_CONNECTING: return "connecting";
-  case WTC_OPEN: return "open";
-  case WTC_REGISTERED: return "registered";
-  case WTC_CLOSED: return "closed";
-  case WTC_FAILED: return "failed";
+  case WTC_FREE:
+    return "free";
+  case WTC_CONNECTING:
+    return "connecting";
+  case WTC_OPEN:
+    return "open";
+  case WTC_REGISTERED:
+    return "registered";
+  case WTC_CLOSED:
+    return "closed";
+  case WTC_FAILED:
+    return "failed";
   }
   return "?";
 }
 
-int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port,
-                  char *path_out, size_t pathcap)
+int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port, char *path_out,
+                  size_t pathcap)
 {
   const char *p = url;
   if (strncmp(p, "https://", 8) != 0)
@@ -81,7 +87,7 @@ static struct wtc_session *sess_of_quic(struct wtc *c, struct quic_conn *qc)
   return NULL;
 }
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p) - offsetof(T, m)))
+#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define BACKOFF_MIN_NS 250000000ull
 #define BACKOFF_MAX_NS 30000000000ull
 
@@ -142,8 +148,8 @@ static void hb_fn(struct timer *t, uint64_t now)
   /* Three heartbeats in a row unanswered: the relay is gone without a
    * close (killed, or the path broke). Drop the connection, reconnect. */
   if (s->hb_sent - s->heartbeat_acks >= 3) {
-    log_info("relay not answering heartbeats", "session=%u sent=%u acked=%u", s->idx,
-             s->hb_sent, s->heartbeat_acks);
+    log_info("relay not answering heartbeats", "session=%u sent=%u acked=%u", s->idx, s->hb_sent,
+             s->heartbeat_acks);
     if (s->qc)
       quic_conn_close(s->qc, 0);
     if (s->hs)
@@ -191,8 +197,7 @@ static void on_conn_failed(void *app, struct quic_conn *qc)
   notify(s);
 }
 
-static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data,
-                                size_t len)
+static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data, size_t len)
 {
   struct wtc *c = app;
   struct wtc_session *s = hs->app_data;
@@ -247,8 +252,7 @@ static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t 
   }
 }
 
-static void on_session_closed(void *app, struct h3_session *hs, uint32_t code,
-                              const char *reason)
+static void on_session_closed(void *app, struct h3_session *hs, uint32_t code, const char *reason)
 {
   struct wtc *c = app;
   for (uint32_t i = 0; i < c->max_sess; i++) {
@@ -351,8 +355,8 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
   qp.max_conns = max_sessions;
   qp.max_conns_per_ip = max_sessions;
   qp.dgram_pool = max_sessions * 8 + 64;
-  if ((rc = quic_endpoint_init(&c->quic, &c->w, c->udp, NULL, false, &qp, &h3_quic_ops,
-                               &c->h3)) < 0)
+  if ((rc = quic_endpoint_init(&c->quic, &c->w, c->udp, NULL, false, &qp, &h3_quic_ops, &c->h3)) <
+      0)
     goto fail_h3;
   h3_endpoint_bind(&c->h3, &c->quic);
   c->w.turn = (worker_turn_fn)quic_endpoint_turn;
@@ -381,7 +385,10 @@ void wtc_fini(struct wtc *c)
   c->sess = NULL;
 }
 
-int wtc_open(struct wtc *c, struct wtc_session **out) { return wtc_open_path(c, NULL, out); }
+int wtc_open(struct wtc *c, struct wtc_session **out)
+{
+  return wtc_open_path(c, NULL, out);
+}
 
 int wtc_open_path(struct wtc *c, const char *path, struct wtc_session **out)
 {

@@ -55,8 +55,8 @@ struct chunk_slot {
   uint16_t stride;   /* 0 until a non-last chunk arrived */
   uint16_t last_len; /* 0 until the last chunk arrived */
   uint64_t started_ns;
-  uint32_t have[8];  /* bitmap of received indices */
-  uint8_t *buf;      /* max_frame bytes: chunks 0..total-2 */
+  uint32_t have[8]; /* bitmap of received indices */
+  uint8_t *buf;     /* max_frame bytes: chunks 0..total-2 */
   uint8_t last[BAVY_CHUNK_DATA_MAX];
 };
 
@@ -100,17 +100,17 @@ void chunk_owner_release(struct chunk_pool *cp, struct chunk_owner *o);
  * CHUNK_COMPLETE with *out filled, or a negative errno for a dropped chunk
  * (-EALREADY duplicate, -EPROTO bad total/stride, -EMSGSIZE over max_frame,
  * -ENOBUFS pool empty); each is also counted in cp->ctr. */
-int chunk_reasm_input(struct chunk_pool *cp, struct chunk_owner *o,
-                      const struct bavy_chunk_hdr *h, uint64_t now, struct chunk_frame *out);
+int chunk_reasm_input(struct chunk_pool *cp, struct chunk_owner *o, const struct bavy_chunk_hdr *h,
+                      uint64_t now, struct chunk_frame *out);
 /* Frees the slot of a completed frame once it has been delivered. */
 void chunk_reasm_release(struct chunk_pool *cp, struct chunk_frame *f);
 /* Frees every slot older than max_age. Returns how many. */
 uint32_t chunk_reasm_expire(struct chunk_pool *cp, uint64_t now);
 
 struct chunk_plan {
-  bool chunked;    /* false: one 0x01 datagram of 1 + len bytes */
-  uint32_t size;   /* data bytes per chunk */
-  uint32_t total;  /* number of chunks */
+  bool chunked;   /* false: one 0x01 datagram of 1 + len bytes */
+  uint32_t size;  /* data bytes per chunk */
+  uint32_t total; /* number of chunks */
 };
 
 /* Decides how a frame of `len` bytes goes to a destination whose current
@@ -121,12 +121,11 @@ struct chunk_plan {
 int chunk_split_plan(size_t len, size_t max_dgram, struct chunk_plan *plan);
 /* Writes chunk k (0x02 header + data gathered from iov) to buf. Returns its
  * length, or -ENOSPC. */
-int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan,
-                      uint16_t chunk_id, uint32_t k, const struct iovec *iov, int iovcnt);
+int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, uint16_t chunk_id,
+                      uint32_t k, const struct iovec *iov, int iovcnt);
 
 /* Copies bytes [off, off+n) of the gathered iovecs to dst; returns bytes
  * copied (less than n when the iovecs are shorter). */
-size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov,
-                        int iovcnt);
+size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov, int iovcnt);
 
 #endif

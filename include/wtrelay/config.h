@@ -24,36 +24,36 @@
 #define CONFIG_EGRESS_MAX 64
 
 struct config {
-  uint16_t port;                 /* --port, 4433 */
-  char bind[64];                 /* --bind, "::" (dual-stack) */
+  uint16_t port;                  /* --port, 4433 */
+  char bind[64];                  /* --bind, "::" (dual-stack) */
   char cert_pem[CONFIG_PATH_MAX]; /* --cert-pem / RELAY_CERT_PEM, "" = ephemeral */
   char key_pem[CONFIG_PATH_MAX];  /* --key-pem / RELAY_KEY_PEM */
-  uint32_t heartbeat_interval_s; /* --heartbeat-interval, 30 */
-  uint32_t peer_timeout_s;       /* --peer-timeout, 150 */
-  uint32_t register_timeout_s;   /* --register-timeout, 30 */
-  enum log_level log_level;      /* --log-level / RELAY_LOG, info */
-  uint32_t max_sessions;         /* --max-sessions, 4096 */
-  uint32_t max_sessions_per_ip;  /* --max-sessions-per-ip, 64 */
-  uint32_t max_rooms;            /* --max-rooms, 256 */
+  uint32_t heartbeat_interval_s;  /* --heartbeat-interval, 30 */
+  uint32_t peer_timeout_s;        /* --peer-timeout, 150 */
+  uint32_t register_timeout_s;    /* --register-timeout, 30 */
+  enum log_level log_level;       /* --log-level / RELAY_LOG, info */
+  uint32_t max_sessions;          /* --max-sessions, 4096 */
+  uint32_t max_sessions_per_ip;   /* --max-sessions-per-ip, 64 */
+  uint32_t max_rooms;             /* --max-rooms, 256 */
   /* virtual switch */
-  uint8_t gateway_mac[6];        /* --gateway-mac, 52:55:0a:00:02:02 */
-  uint32_t max_frame_size;       /* --max-frame-size, 1514 */
-  uint32_t mac_aging_s;          /* --mac-aging, 300 */
-  uint32_t max_macs_per_port;    /* --max-macs-per-port, 4 */
-  uint32_t max_macs_per_room;    /* --max-macs-per-room, 1024 */
-  uint32_t max_reassembly;       /* --max-reassembly, 4 chunked frames per session */
-  bool allow_any_src_mac;        /* --allow-any-src-mac, off (port security on) */
+  uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
+  uint32_t max_frame_size;    /* --max-frame-size, 1514 */
+  uint32_t mac_aging_s;       /* --mac-aging, 300 */
+  uint32_t max_macs_per_port; /* --max-macs-per-port, 4 */
+  uint32_t max_macs_per_room; /* --max-macs-per-room, 1024 */
+  uint32_t max_reassembly;    /* --max-reassembly, 4 chunked frames per session */
+  bool allow_any_src_mac;     /* --allow-any-src-mac, off (port security on) */
   /* gateway and NAT */
-  uint32_t subnet;               /* --subnet, 10.0.2.0/24 (host order) */
+  uint32_t subnet; /* --subnet, 10.0.2.0/24 (host order) */
   uint8_t prefix;
-  uint32_t dns;                  /* --dns: announced DNS, 0 = the forwarder (subnet .3) */
+  uint32_t dns;                           /* --dns: announced DNS, 0 = the forwarder (subnet .3) */
   char dns_upstream[CONFIG_LIST_MAX][64]; /* --dns-upstream ADDR[:PORT], repeatable */
   uint16_t dns_upstream_port[CONFIG_LIST_MAX];
   uint32_t ndns_upstream;
   struct config_egress {
     char cidr[20];
     bool allow;
-  } egress[CONFIG_EGRESS_MAX];   /* --egress-allow / --egress-deny CIDR, repeatable */
+  } egress[CONFIG_EGRESS_MAX]; /* --egress-allow / --egress-deny CIDR, repeatable */
   uint32_t negress;
   uint32_t mtu;                  /* --mtu, DHCP option 26, 1500 */
   uint32_t max_udp_flows;        /* --max-udp-flows, 4096 */
@@ -63,12 +63,12 @@ struct config {
   uint32_t max_tcp_conns_per_vm; /* --max-tcp-conns-per-vm, 256 */
   uint32_t tcp_idle_timeout_s;   /* --tcp-idle-timeout, 7200 */
   /* operations */
-  char http_listen[128];         /* --http-listen, 127.0.0.1:9090, "" = off */
-  char cors_origin[128];         /* --cors-origin, "*" */
-  uint32_t ops_max_conns;        /* --ops-max-conns, 256 */
-  uint32_t cert_poll_s;          /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
-  uint32_t shutdown_timeout_s;   /* --shutdown-timeout, 5 */
-  char healthcheck[256];         /* --healthcheck URL: probe and exit */
+  char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
+  char cors_origin[128];       /* --cors-origin, "*" */
+  uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
+  uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
+  uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */
+  char healthcheck[256];       /* --healthcheck URL: probe and exit */
 };
 
 enum config_result {
@@ -85,8 +85,8 @@ void config_defaults(struct config *c);
  * `getenv_fn` (NULL = no environment). Accepts `--flag value` and
  * `--flag=value`. Returns enum config_result, or -EINVAL with a message that
  * names the flag written to err (main prints usage and exits 2). */
-int config_parse(struct config *c, int argc, char **argv,
-                 config_getenv_fn getenv_fn, char *err, size_t errlen);
+int config_parse(struct config *c, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
+                 size_t errlen);
 
 /* Writes the --help text. */
 void config_usage_print(FILE *f);

@@ -33,12 +33,12 @@ enum dhcp_type {
 
 /* A client message. Addresses are host byte order. */
 struct dhcp_msg {
-  uint8_t op;          /* 1 = BOOTREQUEST */
+  uint8_t op; /* 1 = BOOTREQUEST */
   uint32_t xid;
-  uint16_t flags;      /* 0x8000 = broadcast */
+  uint16_t flags; /* 0x8000 = broadcast */
   uint32_t ciaddr, yiaddr, siaddr, giaddr;
-  uint8_t chaddr[6];   /* htype 1 / hlen 6 only */
-  uint8_t msg_type;    /* option 53, required */
+  uint8_t chaddr[6]; /* htype 1 / hlen 6 only */
+  uint8_t msg_type;  /* option 53, required */
   bool has_requested_ip, has_server_id;
   uint32_t requested_ip; /* option 50 */
   uint32_t server_id;    /* option 54 */
@@ -51,19 +51,19 @@ int dhcp_parse(const uint8_t *p, size_t len, struct dhcp_msg *m);
 
 /* A server reply. Host byte order. */
 struct dhcp_reply {
-  uint8_t msg_type;    /* DHCP_OFFER, DHCP_ACK or DHCP_NAK */
+  uint8_t msg_type; /* DHCP_OFFER, DHCP_ACK or DHCP_NAK */
   uint32_t xid;
-  uint16_t flags;      /* echoed from the request */
+  uint16_t flags; /* echoed from the request */
   uint8_t chaddr[6];
-  uint32_t ciaddr;     /* echoed for ACK to a renewing client */
-  uint32_t yiaddr;     /* 0 for NAK */
-  uint32_t server_id;  /* option 54, also siaddr */
-  uint32_t netmask;    /* option 1 (not in NAK) */
-  uint32_t router;     /* option 3 (not in NAK) */
-  uint32_t dns[3];     /* option 6 (not in NAK) */
+  uint32_t ciaddr;    /* echoed for ACK to a renewing client */
+  uint32_t yiaddr;    /* 0 for NAK */
+  uint32_t server_id; /* option 54, also siaddr */
+  uint32_t netmask;   /* option 1 (not in NAK) */
+  uint32_t router;    /* option 3 (not in NAK) */
+  uint32_t dns[3];    /* option 6 (not in NAK) */
   int ndns;
-  uint32_t lease_s;    /* option 51 (not in NAK); renewal T1/T2 left to defaults */
-  uint16_t mtu;        /* option 26 when nonzero (not in NAK) */
+  uint32_t lease_s; /* option 51 (not in NAK); renewal T1/T2 left to defaults */
+  uint16_t mtu;     /* option 26 when nonzero (not in NAK) */
 };
 
 /* Writes a BOOTREPLY (op 2, htype 1, hlen 6, the fields above, the magic

@@ -21,12 +21,12 @@
 
 struct dns_question {
   uint16_t id;
-  uint16_t flags;      /* QR, opcode, AA, TC, RD, RA, Z, RCODE as on the wire */
+  uint16_t flags; /* QR, opcode, AA, TC, RD, RA, Z, RCODE as on the wire */
   uint16_t qdcount, ancount;
   uint8_t qname[DNS_NAME_MAX]; /* wire form, lowercased, ends with the 0 label */
   uint8_t qname_len;
   uint16_t qtype, qclass;
-  size_t end;          /* offset just after the first question */
+  size_t end; /* offset just after the first question */
 };
 
 /* 0, or -EINVAL (shorter than a header, qdcount 0, bad or compressed name,

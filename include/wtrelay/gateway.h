@@ -45,8 +45,8 @@ struct gateway_addr_ops {
 struct gateway_params {
   uint8_t mac[6];
   uint32_t subnet, netmask, ip, dns_ip; /* host order */
-  uint32_t announce_dns;  /* what DHCP hands out (and Assigned): dns_ip by default */
-  uint16_t mtu;           /* DHCP option 26 */
+  uint32_t announce_dns;                /* what DHCP hands out (and Assigned): dns_ip by default */
+  uint16_t mtu;                         /* DHCP option 26 */
   uint32_t lease_s;
   uint32_t max_rooms;
   uint32_t max_udp_flows, max_udp_flows_per_vm;
@@ -108,10 +108,10 @@ struct nat_icmp_flow {
   struct gateway *gw;
 };
 
-#define TCP_STAGE_CAP 65535u  /* guest -> host staging: one window */
-#define TCP_PEEK_CAP 65535u   /* host -> guest: one window peeked at a time */
-#define TCP_MSS_ADV 1146      /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
-#define TCP_MSS_TO_GUEST 1360 /* our segments fit a 1420-byte datagram toward a session */
+#define TCP_STAGE_CAP 65535u /* guest -> host staging: one window */
+#define TCP_PEEK_CAP 65535u  /* host -> guest: one window peeked at a time */
+#define TCP_MSS_ADV 1146 /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
+#define TCP_MSS_TO_GUEST 1360   /* our segments fit a 1420-byte datagram toward a session */
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 
 enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD };
@@ -181,7 +181,7 @@ struct gateway {
   uint8_t *tcp_scratch;
   /* DNS forwarder */
   struct io_udp_sock *dns_sock;
-  struct dns_pending *dns;    /* indexed by the upstream-facing id */
+  struct dns_pending *dns; /* indexed by the upstream-facing id */
   uint32_t dns_next, dns_inflight, dns_rr;
   struct timer sweep;
   uint16_t ip_id;
@@ -203,7 +203,7 @@ void gateway_log_counters(const struct gateway *gw);
 /* Internal, shared by gateway.c, nat_udp.c, nat_icmp.c, dns_fwd.c. */
 struct gw_pkt {
   uint32_t room;
-  uint32_t src_port;  /* switch port the frame came from */
+  uint32_t src_port; /* switch port the frame came from */
   const uint8_t *src_mac;
   struct net_ipv4 ip;
 };

@@ -29,13 +29,13 @@ struct h3_endpoint;
 
 struct h3_session {
   struct h3_conn *hc;
-  int64_t sid;        /* CONNECT stream id; datagrams carry sid / 4 */
-  bool open;          /* 200 sent (server) or received (client) */
+  int64_t sid; /* CONNECT stream id; datagrams carry sid / 4 */
+  bool open;   /* 200 sent (server) or received (client) */
   bool closed;
-  char path[256];     /* :path without the query: the room */
-  char query[512];    /* after '?', kept for auth */
+  char path[256];  /* :path without the query: the room */
+  char query[512]; /* after '?', kept for auth */
   char origin[256];
-  void *app_data;     /* owned by the application */
+  void *app_data; /* owned by the application */
 };
 
 struct h3_app_ops {
@@ -46,12 +46,10 @@ struct h3_app_ops {
   void (*on_session_ready)(void *app, struct h3_session *s, int status);
   /* One datagram payload of the session (prefix stripped), valid during the
    * call. */
-  void (*on_session_datagram)(void *app, struct h3_session *s, const uint8_t *data,
-                              size_t len);
+  void (*on_session_datagram)(void *app, struct h3_session *s, const uint8_t *data, size_t len);
   /* The session ended (peer close capsule, FIN, reset, or the connection
    * went away). Called once; the app must drop its references to s. */
-  void (*on_session_closed)(void *app, struct h3_session *s, uint32_t code,
-                            const char *reason);
+  void (*on_session_closed)(void *app, struct h3_session *s, uint32_t code, const char *reason);
   /* Client: a connection ended before any session opened (handshake or
    * certificate failure, refused connection). */
   void (*on_conn_failed)(void *app, struct quic_conn *qc);

@@ -49,9 +49,9 @@ enum io_op {
   IO_OP_MAX = 0xffff,
 };
 
-#define IO_UD(op, idx) (((uint64_t)(op) << 48) | ((uint64_t)(idx) & 0xffffffffffffull))
+#define IO_UD(op, idx) (((uint64_t)(op) << 48) | ((uint64_t)(idx)&0xffffffffffffull))
 #define IO_UD_OP(ud) ((enum io_op)((ud) >> 48))
-#define IO_UD_IDX(ud) ((uint32_t)((ud) & 0xffffffffull))
+#define IO_UD_IDX(ud) ((uint32_t)((ud)&0xffffffffull))
 
 #define IO_UDP_GEN_SHIFT 20 /* user_data index = slot | generation << 20 */
 #define IO_UDP_SLOT_MASK ((1u << IO_UDP_GEN_SHIFT) - 1)
@@ -77,9 +77,9 @@ struct io_udp_sock;
 
 /* Called once per datagram. `pkt` is writable and valid only during the
  * call (it lives in a ring buffer). `local` may be NULL. */
-typedef void (*io_udp_recv_fn)(void *ctx, struct io_udp_sock *s, uint8_t *pkt,
-                               size_t len, const union io_sockaddr *peer,
-                               socklen_t peerlen, const struct io_local *local);
+typedef void (*io_udp_recv_fn)(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                               const union io_sockaddr *peer, socklen_t peerlen,
+                               const struct io_local *local);
 typedef void (*io_signal_fn)(void *ctx, int signo);
 /* A receive failed with err (negative errno, e.g. -ECONNREFUSED from an
  * ICMP error with IP_RECVERR); the socket is re-armed afterwards. */
@@ -87,7 +87,7 @@ typedef void (*io_udp_err_fn)(void *ctx, struct io_udp_sock *s, int err);
 
 struct io_udp_sock {
   int fd;
-  int family; /* AF_INET or AF_INET6 (dual-stack) */
+  int family;    /* AF_INET or AF_INET6 (dual-stack) */
   uint16_t port; /* bound port, host order */
   uint32_t idx;  /* slot */
   uint16_t gen;  /* bumped when the slot is reused: stale completions are ignored */
@@ -95,7 +95,7 @@ struct io_udp_sock {
   bool gro;
   bool closing;
   bool in_rearm;
-  bool no_gso;   /* not UDP (an ICMP socket): one packet per sendmsg */
+  bool no_gso;        /* not UDP (an ICMP socket): one packet per sendmsg */
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   io_udp_err_fn on_err;
@@ -107,22 +107,21 @@ struct io_udp_sock {
  * writes copy the packet into one of `nwrite` slots (bounded: a full set of
  * slots is -ENOBUFS, counted, never a queue that grows). */
 struct io_pktfd;
-typedef void (*io_pktfd_recv_fn)(void *ctx, struct io_pktfd *d, const uint8_t *pkt,
-                                 size_t len);
+typedef void (*io_pktfd_recv_fn)(void *ctx, struct io_pktfd *d, const uint8_t *pkt, size_t len);
 
 struct io_pktfd_counters {
   uint64_t rx_pkts, rx_bytes, rx_errors, tx_pkts, tx_bytes, tx_full, tx_errors;
 };
 
 struct io_pktfd {
-  int fd;           /* borrowed: the caller closes it after io_fini */
+  int fd; /* borrowed: the caller closes it after io_fini */
   uint32_t idx;
   unsigned nread, nwrite, bufsize;
   uint8_t *rbuf, *wbuf;
-  uint16_t *wfree;  /* stack of free write slots */
+  uint16_t *wfree; /* stack of free write slots */
   unsigned nwfree;
   bool *rarmed;
-  bool dead;        /* a read failed for good (EBADF, the device went away) */
+  bool dead; /* a read failed for good (EBADF, the device went away) */
   io_pktfd_recv_fn fn;
   void *ctx;
   struct io_pktfd_counters ctr;
@@ -199,7 +198,7 @@ struct io {
   unsigned rx_mask;
   /* sockets: a slot table with a free stack; re-arm and close lists */
   struct io_udp_sock **socks;
-  uint32_t nsocks;     /* slots ever used (high-water mark) */
+  uint32_t nsocks; /* slots ever used (high-water mark) */
   uint32_t *sock_free;
   uint32_t nsock_free;
   uint32_t *rearm;
@@ -231,8 +230,8 @@ void io_fini(struct io *io);
  * accepts IPv4), with UDP_GRO, PKTINFO and large buffers (no port sharing), and
  * arms its multishot receive. Takes ownership of nothing; *out is owned by
  * io until io_fini. Returns 0 or negative errno. */
-int io_udp_open(struct io *io, const char *bind_addr, uint16_t port,
-                io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
+int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv_fn fn, void *ctx,
+                struct io_udp_sock **out);
 /* The same with explicit options (NAT sockets: ephemeral port, default
  * buffers, no PKTINFO). */
 int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn, void *ctx,
@@ -266,9 +265,8 @@ int io_signals(struct io *io, const sigset_t *mask, io_signal_fn fn, void *ctx);
  * or NULL when every arena is busy (caller retries after io_dispatch). */
 uint8_t *io_tx_reserve(struct io *io, size_t maxlen);
 /* Commits the packet just written into the reserved space. */
-void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s,
-                  const union io_sockaddr *dst, socklen_t dstlen,
-                  const struct io_local *local);
+void io_tx_commit(struct io *io, size_t len, struct io_udp_sock *s, const union io_sockaddr *dst,
+                  socklen_t dstlen, const struct io_local *local);
 /* Turns committed packets into sendmsg SQEs (GSO-grouped). Returns the
  * number of sendmsg SQEs prepared. */
 unsigned io_flush(struct io *io);
@@ -279,8 +277,7 @@ int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns);
 unsigned io_dispatch(struct io *io);
 
 /* Address helpers used by every layer above. */
-int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out,
-                      socklen_t *outlen);
+int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *outlen);
 void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap);
 bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b);
 

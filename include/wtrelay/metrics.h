@@ -20,7 +20,7 @@ struct metrics_src {
   const struct quic_counters *quic;
   const struct h3_counters *h3;
   const struct relay *relay;
-  const struct gateway *gw;      /* may be NULL */
+  const struct gateway *gw;       /* may be NULL */
   const struct ops_counters *ops; /* may be NULL */
   const struct tls_cert *cert;
   uint32_t quic_conns, rooms;

@@ -51,13 +51,13 @@ struct net_arp {
 };
 
 struct net_ipv4 {
-  uint8_t ihl;       /* header bytes */
+  uint8_t ihl; /* header bytes */
   uint8_t tos, ttl, proto;
   uint16_t total_len, id, frag; /* frag: flags + offset as on the wire */
   uint32_t src, dst;
   const uint8_t *hdr;
   const uint8_t *payload;
-  size_t len;        /* payload bytes (total_len - ihl) */
+  size_t len; /* payload bytes (total_len - ihl) */
 };
 
 struct net_udp {
@@ -78,15 +78,15 @@ struct net_tcp {
   uint32_t seq, ack;
   uint8_t flags;
   uint16_t window;
-  uint16_t mss;      /* option 2, 0 = absent */
-  int8_t wscale;     /* option 3, -1 = absent */
+  uint16_t mss;  /* option 2, 0 = absent */
+  int8_t wscale; /* option 3, -1 = absent */
   const uint8_t *payload;
   size_t len;
 };
 
 struct net_icmp {
   uint8_t type, code;
-  uint16_t id, seq;  /* echo only */
+  uint16_t id, seq;    /* echo only */
   const uint8_t *data; /* after the 8-byte header */
   size_t len;
 };
@@ -130,19 +130,18 @@ struct net_l2 {
 int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op,
                   const uint8_t sha[6], uint32_t spa, const uint8_t tha[6], uint32_t tpa);
 /* IPv4 header (ttl 64, DF unless df == false, id) + UDP + payload. */
-int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                  uint32_t dst, uint16_t sport, uint16_t dport, const uint8_t *payload,
-                  size_t len, uint16_t id);
+int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                  uint16_t sport, uint16_t dport, const uint8_t *payload, size_t len, uint16_t id);
 /* IPv4 + ICMP: type, code, the 4 "rest of header" bytes (id/seq for echo,
  * unused/MTU for errors) and data. */
-int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                   uint32_t dst, uint8_t type, uint8_t code, const uint8_t rest[4],
-                   const uint8_t *data, size_t len, uint16_t id);
+int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                   uint8_t type, uint8_t code, const uint8_t rest[4], const uint8_t *data,
+                   size_t len, uint16_t id);
 /* An ICMP error (type/code) about the datagram `orig` (its IPv4 header and
  * the first 8 bytes of its payload, RFC 792), from src to orig's source. */
 int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                         uint8_t type, uint8_t code, uint16_t mtu,
-                         const struct net_ipv4 *orig, uint16_t id);
+                         uint8_t type, uint8_t code, uint16_t mtu, const struct net_ipv4 *orig,
+                         uint16_t id);
 
 /* IPv4 + TCP segment; mss != 0 adds the MSS option (SYN segments). */
 int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
@@ -150,10 +149,10 @@ int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
                   uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id);
 
 /* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
-int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                     uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                     uint8_t flags, uint16_t window, uint16_t mss, int wscale,
-                     const uint8_t *payload, size_t len, uint16_t id);
+int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                     uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                     uint16_t window, uint16_t mss, int wscale, const uint8_t *payload, size_t len,
+                     uint16_t id);
 
 /* "a.b.c.d" of a host-order address into buf (16 bytes). */
 const char *net_ip_str(uint32_t ip, char buf[16]);

@@ -43,8 +43,8 @@ struct quic_app_ops {
   /* Handshake completed (both roles). Return <0 to close the connection. */
   int (*on_handshake_done)(void *app, struct quic_conn *c);
   /* In-order stream data; `fin` marks the end. Return <0 to close. */
-  int (*on_stream_data)(void *app, struct quic_conn *c, int64_t sid,
-                        const uint8_t *data, size_t len, bool fin);
+  int (*on_stream_data)(void *app, struct quic_conn *c, int64_t sid, const uint8_t *data,
+                        size_t len, bool fin);
   /* Peer reset the stream or it closed; app_err is the peer's code. */
   void (*on_stream_close)(void *app, struct quic_conn *c, int64_t sid, uint64_t app_err);
   /* One DATAGRAM frame payload, valid during the call only. */
@@ -56,10 +56,10 @@ struct quic_app_ops {
 struct quic_params {
   uint32_t max_conns;
   uint32_t max_conns_per_ip;
-  uint32_t dgram_pool;        /* datagram buffers for queued sends */
-  uint32_t dgram_queue;       /* queued datagrams per connection */
-  uint64_t idle_timeout_ns;   /* 180 s */
-  uint64_t keep_alive_ns;     /* 15 s */
+  uint32_t dgram_pool;           /* datagram buffers for queued sends */
+  uint32_t dgram_queue;          /* queued datagrams per connection */
+  uint64_t idle_timeout_ns;      /* 180 s */
+  uint64_t keep_alive_ns;        /* 15 s */
   uint64_t handshake_timeout_ns; /* 10 s */
 };
 
@@ -107,21 +107,21 @@ struct quic_conn {
   struct io_local local;
   bool has_local;
   bool dirty, in_read, handshake_done;
-  bool close_pending;   /* app asked to close: write CONNECTION_CLOSE */
+  bool close_pending; /* app asked to close: write CONNECTION_CLOSE */
   uint64_t close_app_err;
-  uint8_t *close_pkt;   /* closing period: the CONNECTION_CLOSE packet */
+  uint8_t *close_pkt; /* closing period: the CONNECTION_CLOSE packet */
   size_t close_pktlen;
-  uint32_t dirty_next;  /* index+1 in dirty list, 0 = end */
+  uint32_t dirty_next; /* index+1 in dirty list, 0 = end */
   struct quic_sout sout[QUIC_SOUT_SLOTS];
   struct quic_dgram *dq_head, *dq_tail;
   uint32_t dq_len;
   uint64_t created_ns;
-  void *app_data;       /* owned by the application layer */
+  void *app_data; /* owned by the application layer */
 };
 
 struct quic_cid_entry {
-  uint32_t next;   /* index+1 of next in bucket chain, 0 = end */
-  uint32_t conn;   /* handle */
+  uint32_t next; /* index+1 of next in bucket chain, 0 = end */
+  uint32_t conn; /* handle */
   uint8_t len;
   uint8_t cid[NGTCP2_MAX_CIDLEN];
 };
@@ -157,9 +157,8 @@ struct quic_endpoint {
 void quic_params_default(struct quic_params *p);
 /* Sets up an endpoint on `udp` (borrowed; its receive callback must be
  * quic_endpoint_on_packet with ep as ctx). cert may be NULL for a client. */
-int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w,
-                       struct io_udp_sock *udp, const struct tls_cert *cert,
-                       bool is_server, const struct quic_params *p,
+int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp_sock *udp,
+                       const struct tls_cert *cert, bool is_server, const struct quic_params *p,
                        const struct quic_app_ops *ops, void *app);
 void quic_endpoint_fini(struct quic_endpoint *ep);
 /* io receive callback. */
@@ -174,15 +173,15 @@ uint32_t quic_endpoint_active(const struct quic_endpoint *ep);
 
 /* Client: start a connection to remote. pin_sha256 may be NULL (CA). */
 int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remote,
-                        socklen_t remotelen, const char *server_name,
-                        const uint8_t *pin_sha256, struct quic_conn **out);
+                        socklen_t remotelen, const char *server_name, const uint8_t *pin_sha256,
+                        struct quic_conn **out);
 
 /* Stream API for the application. All return 0 or negative errno. */
 int quic_conn_open_uni(struct quic_conn *c, int64_t *sid);
 int quic_conn_open_bidi(struct quic_conn *c, int64_t *sid);
 /* Copies data into the stream's send buffer (-ENOBUFS when it does not fit). */
-int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data,
-                          size_t len, bool fin);
+int quic_conn_stream_send(struct quic_conn *c, int64_t sid, const uint8_t *data, size_t len,
+                          bool fin);
 /* Abort both directions of a stream with an application error code. */
 int quic_conn_stream_reset(struct quic_conn *c, int64_t sid, uint64_t app_err);
 /* Consumed bytes of a stream: extend flow control windows. */

@@ -96,12 +96,10 @@ void relay_set_gateway(struct relay *r, struct gateway *gw);
 
 extern const struct h3_app_ops relay_h3_ops;
 
-int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers,
-               uint64_t *now);
+int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers, uint64_t *now);
 void relay_fini(struct relay *r);
 /* Handles one datagram payload from a peer (exposed for tests/fuzzing). */
-void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data,
-                       size_t len);
+void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len);
 void relay_log_counters(const struct relay *r);
 
 #endif

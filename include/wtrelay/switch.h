@@ -49,12 +49,12 @@ struct switch_port_ops {
 struct switch_params {
   uint32_t max_ports;
   uint32_t max_domains;
-  uint32_t max_macs;            /* whole table */
+  uint32_t max_macs; /* whole table */
   uint32_t max_macs_per_domain;
   uint32_t max_macs_per_port;
   uint64_t aging_ns;
   uint8_t router_mac[6];
-  uint32_t subnet, netmask;     /* host order; the routing shortcut's range */
+  uint32_t subnet, netmask; /* host order; the routing shortcut's range */
 };
 
 struct switch_port {
@@ -62,8 +62,8 @@ struct switch_port {
   uint32_t domain;
   uint32_t prev, next; /* domain list, SWITCH_NO_PORT ends */
   uint32_t nmacs;
-  uint8_t mac[6];      /* the port's own address (routing shortcut) */
-  uint32_t ip;         /* host order, 0 = none */
+  uint8_t mac[6]; /* the port's own address (routing shortcut) */
+  uint32_t ip;    /* host order, 0 = none */
   const struct switch_port_ops *ops;
   void *ctx;
   uint64_t frames_in, frames_out;
@@ -78,7 +78,7 @@ struct switch_domain {
 struct switch_mac {
   uint8_t mac[6];
   bool used;
-  bool fixed;    /* never ages, never moves (the gateway's MAC) */
+  bool fixed; /* never ages, never moves (the gateway's MAC) */
   uint32_t domain;
   uint32_t port;
   uint64_t seen_ns;
@@ -94,11 +94,11 @@ struct switch_table {
   struct switch_params p;
   struct switch_port *ports;
   struct switch_domain *domains;
-  struct switch_mac *macs;   /* open addressing, linear probing */
-  uint32_t mac_mask;         /* capacity - 1 */
+  struct switch_mac *macs; /* open addressing, linear probing */
+  uint32_t mac_mask;       /* capacity - 1 */
   uint32_t nmacs;
-  uint32_t *scratch;         /* flood snapshots, max_ports entries per depth */
-  uint32_t depth;            /* nested switch_input calls */
+  uint32_t *scratch; /* flood snapshots, max_ports entries per depth */
+  uint32_t depth;    /* nested switch_input calls */
   struct switch_counters ctr;
 };
 
@@ -107,8 +107,8 @@ void switch_fini(struct switch_table *sw);
 
 /* Adds a port to `domain`. *port is its handle. -ENOSPC when the table is
  * full, -EINVAL for a domain out of range. */
-int switch_port_attach(struct switch_table *sw, uint32_t domain,
-                       const struct switch_port_ops *ops, void *ctx, uint32_t *port);
+int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct switch_port_ops *ops,
+                       void *ctx, uint32_t *port);
 /* Removes the port and forgets every MAC learned on it. */
 void switch_port_detach(struct switch_table *sw, uint32_t port);
 /* The port's IPv4 address (host order, 0 = none). */

@@ -21,15 +21,15 @@
 
 /* Creates (or attaches to) TAP device `name` ("" lets the kernel pick
  * wtrN), sets its MAC. *fd is blocking (io_uring polls it). */
-int tap_open(const char *name, const uint8_t mac[6], int *fd, char ifname[TAP_NAME_MAX],
-             char *err, size_t errlen);
+int tap_open(const char *name, const uint8_t mac[6], int *fd, char ifname[TAP_NAME_MAX], char *err,
+             size_t errlen);
 /* Moves the device into the namespace /run/netns/<netns>. */
 int tap_move_netns(const char *ifname, const char *netns, char *err, size_t errlen);
 /* Brings the device up (in netns, or here when netns is NULL/""). */
 int tap_up(const char *netns, const char *ifname, char *err, size_t errlen);
 /* Sets address/netmask (host order) and a default route via gw (0 = no
  * route), in netns or here. An existing default route is replaced. */
-int tap_configure(const char *netns, const char *ifname, uint32_t ip, uint32_t netmask,
-                  uint32_t gw, char *err, size_t errlen);
+int tap_configure(const char *netns, const char *ifname, uint32_t ip, uint32_t netmask, uint32_t gw,
+                  char *err, size_t errlen);
 
 #endif

@@ -39,7 +39,7 @@ struct wtc_session {
   enum wtc_state state;
   struct quic_conn *qc;
   struct h3_session *hs;
-  int status;          /* HTTP status of the CONNECT */
+  int status; /* HTTP status of the CONNECT */
   uint8_t mac[6];
   uint8_t ip[4], gateway[4], netmask[4], dns[4];
   char last_error[256]; /* last Error message from the relay */
@@ -51,7 +51,7 @@ struct wtc_session {
   uint16_t next_chunk_id;
   struct chunk_owner chunks;
   /* kept sessions (wtc_keep): registered again after every reconnect */
-  char path[128];   /* "" = the URL's path */
+  char path[128]; /* "" = the URL's path */
   bool keep;
   uint8_t keep_mac[6];
   uint64_t heartbeat_ns, backoff_ns;
@@ -85,8 +85,8 @@ struct wtc {
 
 /* Parses https://HOST[:PORT]/PATH[?QUERY] (HOST may be [v6]). Port defaults
  * to 443. path_out keeps path and query. */
-int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port,
-                  char *path_out, size_t pathcap);
+int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port, char *path_out,
+                  size_t pathcap);
 
 /* pin may be NULL (CA verification). Resolves the host once, here. */
 int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_sessions,

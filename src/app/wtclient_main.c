@@ -76,37 +76,66 @@ static bool all_state(void *arg)
   return true;
 }
 
-static bool never(void *arg) { return false; }
+static bool never(void *arg)
+{
+  return false;
+}
 
 int main(int argc, char **argv)
 {
-  struct opts o = {.sessions = 1, .mac = {0x52, 0x54, 0x00, 0xab, 0x00, 0x01},
-                   .timeout_s = 20};
+  struct opts o = {.sessions = 1, .mac = {0x52, 0x54, 0x00, 0xab, 0x00, 0x01}, .timeout_s = 20};
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i];
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--url") && v) { o.url = v; i++; }
-    else if (!strcmp(a, "--cert-hash") && v) { o.hash = v; i++; }
-    else if (!strcmp(a, "--sessions") && v) { o.sessions = (uint32_t)atoi(v); i++; }
-    else if (!strcmp(a, "--heartbeats") && v) { o.heartbeats = (uint32_t)atoi(v); i++; }
-    else if (!strcmp(a, "--hold") && v) { o.hold_s = atof(v); i++; }
-    else if (!strcmp(a, "--late-heartbeats") && v) { o.late_heartbeats = (uint32_t)atoi(v); i++; }
-    else if (!strcmp(a, "--timeout") && v) { o.timeout_s = atof(v); i++; }
-    else if (!strcmp(a, "--mac") && v) {
-      if (parse_mac(v, o.mac) < 0) { usage(); return 2; }
+    if (!strcmp(a, "--url") && v) {
+      o.url = v;
+      i++;
+    } else if (!strcmp(a, "--cert-hash") && v) {
+      o.hash = v;
+      i++;
+    } else if (!strcmp(a, "--sessions") && v) {
+      o.sessions = (uint32_t)atoi(v);
+      i++;
+    } else if (!strcmp(a, "--heartbeats") && v) {
+      o.heartbeats = (uint32_t)atoi(v);
+      i++;
+    } else if (!strcmp(a, "--hold") && v) {
+      o.hold_s = atof(v);
+      i++;
+    } else if (!strcmp(a, "--late-heartbeats") && v) {
+      o.late_heartbeats = (uint32_t)atoi(v);
+      i++;
+    } else if (!strcmp(a, "--timeout") && v) {
+      o.timeout_s = atof(v);
+      i++;
+    } else if (!strcmp(a, "--mac") && v) {
+      if (parse_mac(v, o.mac) < 0) {
+        usage();
+        return 2;
+      }
       i++;
     } else if (!strcmp(a, "--log-level") && v) {
       enum log_level l;
-      if (log_level_parse(v, &l) < 0) { usage(); return 2; }
+      if (log_level_parse(v, &l) < 0) {
+        usage();
+        return 2;
+      }
       log_set_level(l);
       i++;
+    } else if (!strcmp(a, "--same-mac"))
+      o.same_mac = true;
+    else if (!strcmp(a, "--junk"))
+      o.junk = true;
+    else if (!strcmp(a, "--no-register"))
+      o.no_register = true;
+    else if (!strcmp(a, "--until-closed"))
+      o.until_closed = true;
+    else if (!strcmp(a, "--expect-error"))
+      o.expect_error = true;
+    else {
+      usage();
+      return 2;
     }
-    else if (!strcmp(a, "--same-mac")) o.same_mac = true;
-    else if (!strcmp(a, "--junk")) o.junk = true;
-    else if (!strcmp(a, "--no-register")) o.no_register = true;
-    else if (!strcmp(a, "--until-closed")) o.until_closed = true;
-    else if (!strcmp(a, "--expect-error")) o.expect_error = true;
-    else { usage(); return 2; }
   }
   if (!o.url || o.sessions == 0 || o.sessions > 100000) {
     usage();
@@ -199,8 +228,8 @@ again:
     printf("session=%u state=%s status=%d ip=%u.%u.%u.%u gateway=%u.%u.%u.%u acks=%u "
            "errors=%u last_error=\"%s\" close_code=%u close_reason=\"%s\"\n",
            i, wtc_state_name(x->state), x->status, x->ip[0], x->ip[1], x->ip[2], x->ip[3],
-           x->gateway[0], x->gateway[1], x->gateway[2], x->gateway[3], x->heartbeat_acks,
-           x->errors, x->last_error, x->close_code, x->close_reason);
+           x->gateway[0], x->gateway[1], x->gateway[2], x->gateway[3], x->heartbeat_acks, x->errors,
+           x->last_error, x->close_code, x->close_reason);
     if (x->status == 200)
       open++;
     if (x->assigned)
@@ -216,8 +245,8 @@ again:
   }
   printf("{\"sessions\":%u,\"open\":%u,\"registered\":%u,\"errors\":%u,\"failed\":%u,"
          "\"closed\":%u,\"heartbeats_ok\":%u,\"open_ms\":%.1f,\"register_ms\":%.1f}\n",
-         o.sessions, open, registered, errors, failed, closed, acks_ok,
-         (double)(t_open - t0) / 1e6, (double)(t_reg - t_open) / 1e6);
+         o.sessions, open, registered, errors, failed, closed, acks_ok, (double)(t_open - t0) / 1e6,
+         (double)(t_reg - t_open) / 1e6);
   fflush(stdout);
   bool ok = open == o.sessions && acks_ok == o.sessions;
   if (!o.no_register)

@@ -7,18 +7,21 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "wtrelay/config.h"
 #include "wtrelay/log.h"
 #include "wtrelay/server.h"
 #include "wtrelay/tls.h"
 
-static const char *env_get(const char *name) { return getenv(name); }
+static const char *env_get(const char *name)
+{
+  return getenv(name);
+}
 
 /* --healthcheck http://HOST:PORT/PATH: one GET with a 3 s budget; 0 when
  * the answer is 200. For container health checks (no curl in the image). */
@@ -105,8 +108,8 @@ int main(int argc, char **argv)
   if (cfg.cert_pem[0]) {
     rc = tls_cert_load_pem(&cert, cfg.cert_pem, cfg.key_pem, err, sizeof(err));
     if (rc < 0) {
-      log_error("cannot load certificate", "cert=%s key=%s err=\"%s\"", cfg.cert_pem,
-                cfg.key_pem, err);
+      log_error("cannot load certificate", "cert=%s key=%s err=\"%s\"", cfg.cert_pem, cfg.key_pem,
+                err);
       return 1;
     }
   } else {
@@ -130,9 +133,9 @@ int main(int argc, char **argv)
   printf("Certificate SHA-256 Hash: %s\n", inuse->sha256_hex);
   printf("Listening on https://%s:%u\n", cfg.bind, server_port(srv));
   fflush(stdout);
-  log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld",
-           WTRELAY_VERSION, cfg.bind, server_port(srv),
-           inuse->ephemeral ? "ephemeral" : "pem", (long long)inuse->not_after);
+  log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld", WTRELAY_VERSION,
+           cfg.bind, server_port(srv), inuse->ephemeral ? "ephemeral" : "pem",
+           (long long)inuse->not_after);
   if (cfg.http_listen[0])
     log_info("operations HTTP listening", "url=http://%s/metrics", cfg.http_listen);
 

@@ -46,18 +46,18 @@ struct tapper {
 
 static void usage(void)
 {
-  fprintf(stderr,
-          "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
-          "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]\n"
-          "                   [--log-level error|warn|info|debug]\n");
+  fprintf(stderr, "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
+                  "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]\n"
+                  "                   [--log-level error|warn|info|debug]\n");
 }
 
 static int parse_mac(const char *s, uint8_t mac[6])
 {
   unsigned v[6];
   char tail;
-  if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
-             &tail) != 6 || (v[0] & 1))
+  if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+          6 ||
+      (v[0] & 1))
     return -EINVAL;
   for (int i = 0; i < 6; i++)
     mac[i] = (uint8_t)v[i];
@@ -74,13 +74,13 @@ static void on_state(void *user, struct wtc_session *s)
   struct tapper *t = user;
   if (s->state == WTC_REGISTERED && s->assigned != t->assigned_seen) {
     t->assigned_seen = s->assigned;
-    log_info("registered", "tap=%s ip=%u.%u.%u.%u gateway=%u.%u.%u.%u reconnects=%u",
-             t->ifname, s->ip[0], s->ip[1], s->ip[2], s->ip[3], s->gateway[0], s->gateway[1],
-             s->gateway[2], s->gateway[3], s->reconnects);
+    log_info("registered", "tap=%s ip=%u.%u.%u.%u gateway=%u.%u.%u.%u reconnects=%u", t->ifname,
+             s->ip[0], s->ip[1], s->ip[2], s->ip[3], s->gateway[0], s->gateway[1], s->gateway[2],
+             s->gateway[3], s->reconnects);
     if (t->configure && memcmp(t->configured_ip, s->ip, 4) != 0) {
       char err[256];
-      int rc = tap_configure(t->netns, t->ifname, be32(s->ip), be32(s->netmask),
-                             be32(s->gateway), err, sizeof(err));
+      int rc = tap_configure(t->netns, t->ifname, be32(s->ip), be32(s->netmask), be32(s->gateway),
+                             err, sizeof(err));
       if (rc < 0)
         log_error("cannot configure the TAP device", "tap=%s why=\"%s\"", t->ifname, err);
       else
@@ -126,7 +126,10 @@ static void on_signal(void *ctx, int signo)
 
 static const struct wtc_ops ops = {.on_state = on_state, .on_frame = on_frame};
 
-static bool stopped(void *arg) { return ((struct tapper *)arg)->stop; }
+static bool stopped(void *arg)
+{
+  return ((struct tapper *)arg)->stop;
+}
 
 int main(int argc, char **argv)
 {
@@ -148,11 +151,16 @@ int main(int argc, char **argv)
       usage();
       return 2;
     }
-    if (!strcmp(a, "--url")) url = v;
-    else if (!strcmp(a, "--cert-hash")) hash = v;
-    else if (!strcmp(a, "--tap")) tapname = v;
-    else if (!strcmp(a, "--netns")) netns = v;
-    else if (!strcmp(a, "--heartbeat")) heartbeat_s = atof(v);
+    if (!strcmp(a, "--url"))
+      url = v;
+    else if (!strcmp(a, "--cert-hash"))
+      hash = v;
+    else if (!strcmp(a, "--tap"))
+      tapname = v;
+    else if (!strcmp(a, "--netns"))
+      netns = v;
+    else if (!strcmp(a, "--heartbeat"))
+      heartbeat_s = atof(v);
     else if (!strcmp(a, "--mac")) {
       if (parse_mac(v, mac) < 0) {
         fprintf(stderr, "wtrelay-tap: --mac: expected a unicast MAC such as 52:54:00:12:34:57\n");

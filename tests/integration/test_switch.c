@@ -5,8 +5,8 @@
  * Every wait is bounded; the relay is started per test and stopped with
  * SIGTERM (it must exit 0).
  */
-#include <criterion/criterion.h>
 #include <arpa/inet.h>
+#include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -192,7 +192,10 @@ static bool frames_reached(void *arg)
   return f->g[f->idx].frames >= f->n;
 }
 
-static void settle(struct wtc *c, uint64_t ms) { wtc_run(c, ms * MS, NULL, NULL); }
+static void settle(struct wtc *c, uint64_t ms)
+{
+  wtc_run(c, ms * MS, NULL, NULL);
+}
 
 static void wait_frames(struct net *nt, uint32_t idx, uint32_t n)
 {
@@ -371,8 +374,8 @@ Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
   }
   struct frames_at_least want = {nt.got, 1, sent};
   wtc_run(&nt.c, 3000 * MS, frames_reached, &want);
-  cr_log_info("sent %u broadcasts, live receiver got %u, stalled receiver read nothing",
-              sent, nt.got[1].frames);
+  cr_log_info("sent %u broadcasts, live receiver got %u, stalled receiver read nothing", sent,
+              nt.got[1].frames);
   cr_assert_geq(sent, total * 9 / 10, "the sender itself was throttled: %u of %u", sent, total);
   cr_assert_geq(nt.got[1].frames, sent * 95 / 100,
                 "the live receiver got %u of %u while another stalled", nt.got[1].frames, sent);

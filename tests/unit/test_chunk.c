@@ -12,8 +12,8 @@ static uint8_t frame[4096];
 
 static void setup(uint32_t slots, uint32_t per_owner)
 {
-  struct chunk_params p = {.slots = slots, .per_owner = per_owner, .max_frame = 1514,
-                           .max_age_ns = 5 * S};
+  struct chunk_params p = {
+      .slots = slots, .per_owner = per_owner, .max_frame = 1514, .max_age_ns = 5 * S};
   cr_assert_eq(chunk_pool_init(&pool, &p), 0);
   chunk_owner_init(&own);
   chunk_owner_init(&own2);
@@ -21,11 +21,11 @@ static void setup(uint32_t slots, uint32_t per_owner)
     frame[i] = (uint8_t)(i * 7 + 3);
 }
 
-static int feed(struct chunk_owner *o, uint16_t id, uint8_t index, uint8_t total,
-                size_t off, size_t len, uint64_t now, struct chunk_frame *out)
+static int feed(struct chunk_owner *o, uint16_t id, uint8_t index, uint8_t total, size_t off,
+                size_t len, uint64_t now, struct chunk_frame *out)
 {
-  struct bavy_chunk_hdr h = {.chunk_id = id, .index = index, .total = total,
-                             .data = frame + off, .len = len};
+  struct bavy_chunk_hdr h = {
+      .chunk_id = id, .index = index, .total = total, .data = frame + off, .len = len};
   return chunk_reasm_input(&pool, o, &h, now, out);
 }
 

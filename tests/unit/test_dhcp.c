@@ -22,7 +22,10 @@ static void put(struct msg *m, const void *p, size_t n)
   m->len += n;
 }
 
-static void put8(struct msg *m, uint8_t v) { put(m, &v, 1); }
+static void put8(struct msg *m, uint8_t v)
+{
+  put(m, &v, 1);
+}
 
 static void put32(struct msg *m, uint32_t v)
 {
@@ -588,8 +591,8 @@ Test(dhcp, build_errors)
   r.ndns = -1;
   cr_assert_eq(dhcp_build(b, sizeof(b), &r), -EINVAL);
   r.ndns = 2;
-  const uint8_t bad[] = {0, DHCP_DISCOVER, DHCP_REQUEST, DHCP_DECLINE, DHCP_RELEASE,
-                         DHCP_INFORM, 9};
+  const uint8_t bad[] = {0, DHCP_DISCOVER, DHCP_REQUEST, DHCP_DECLINE, DHCP_RELEASE, DHCP_INFORM,
+                         9};
   for (size_t i = 0; i < sizeof(bad); i++) {
     r.msg_type = bad[i];
     cr_assert_eq(dhcp_build(b, sizeof(b), &r), -EINVAL, "type %u", bad[i]);

@@ -14,12 +14,16 @@ static const uint8_t mac_a[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x56};
 static const uint8_t mac_b[6] = {0x02, 0x00, 0x5e, 0xaa, 0xbb, 0xcc};
 static const struct net_l2 l2 = {.dst_mac = mac_b, .src_mac = mac_a};
 
-#define IP(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define IP(a, b, c, d)                                                                             \
+  ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
 static const uint32_t src_ip = IP(192, 0, 2, 1);
 static const uint32_t dst_ip = IP(198, 51, 100, 7);
 
-static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
+static uint16_t get16(const uint8_t *p)
+{
+  return (uint16_t)(p[0] << 8 | p[1]);
+}
 
 static void set16(uint8_t *p, uint16_t v)
 {
@@ -124,8 +128,8 @@ Test(net_csum, carries_fold)
 
 Test(net_csum, pseudo_header)
 {
-  uint32_t s = net_csum_pseudo(IP(0xc0, 0xa8, 0x00, 0x01), IP(0xff, 0xff, 0xff, 0xff),
-                               IP_PROTO_UDP, 0x1234);
+  uint32_t s =
+      net_csum_pseudo(IP(0xc0, 0xa8, 0x00, 0x01), IP(0xff, 0xff, 0xff, 0xff), IP_PROTO_UDP, 0x1234);
   uint8_t ph[12] = {0xc0, 0xa8, 0x00, 0x01, 0xff, 0xff, 0xff, 0xff, 0x00, 0x11, 0x12, 0x34};
   cr_assert_eq(net_csum_fold(s), net_csum_fold(net_csum_add(0, ph, sizeof(ph))));
 }
@@ -182,8 +186,8 @@ Test(net_csum, update16_matches_recompute)
     set16(full + 2 * w, nv);
     fix_ipcsum(full, 20);
     cr_assert_eq(inc, get16(full + 10),
-                 "iter %d word %d old %04x new %04x csum %04x: incremental %04x, full %04x",
-                 iter, w, old, nv, csum, inc, get16(full + 10));
+                 "iter %d word %d old %04x new %04x csum %04x: incremental %04x, full %04x", iter,
+                 w, old, nv, csum, inc, get16(full + 10));
     set16(h + 2 * w, nv);
     set16(h + 10, inc);
     cr_assert_eq(net_csum_fold(net_csum_add(0, h, 20)), 0);
@@ -221,8 +225,8 @@ Test(net_csum, update32_matches_recompute)
     set16(full + off, (uint16_t)(nv >> 16));
     set16(full + off + 2, (uint16_t)nv);
     fix_ipcsum(full, 20);
-    cr_assert_eq(inc, get16(full + 10), "iter %d off %d old %08x new %08x: %04x vs %04x",
-                 iter, off, old, nv, inc, get16(full + 10));
+    cr_assert_eq(inc, get16(full + 10), "iter %d off %d old %08x new %08x: %04x vs %04x", iter, off,
+                 old, nv, inc, get16(full + 10));
   }
 }
 
@@ -260,8 +264,8 @@ Test(net_build, udp_round_trip)
   struct net_ipv4 ip;
   struct net_udp u;
   fill(payload, sizeof(payload), 1);
-  int n = net_build_udp(buf, sizeof(buf), &l2, src_ip, dst_ip, 5353, 53, payload,
-                        sizeof(payload), 0x1234);
+  int n = net_build_udp(buf, sizeof(buf), &l2, src_ip, dst_ip, 5353, 53, payload, sizeof(payload),
+                        0x1234);
   cr_assert_eq(n, ETH_HDR + IPV4_HDR + UDP_HDR + 37);
 
   cr_assert_eq(net_eth_parse(buf, (size_t)n, &e), 0);
@@ -418,8 +422,7 @@ Test(net_build, icmp_echo_round_trip)
     buf[off] ^= 0x10;
   }
   /* an echo reply with no data */
-  n = net_build_icmp(buf, sizeof(buf), &l2, dst_ip, src_ip, ICMP_ECHO_REPLY, 0, rest, NULL, 0,
-                     1);
+  n = net_build_icmp(buf, sizeof(buf), &l2, dst_ip, src_ip, ICMP_ECHO_REPLY, 0, rest, NULL, 0, 1);
   cr_assert_eq(n, ETH_HDR + IPV4_HDR + ICMP_HDR);
   cr_assert_eq(net_ipv4_parse(buf + ETH_HDR, (size_t)n - ETH_HDR, &ip), 0);
   cr_assert_eq(net_icmp_parse(&ip, &m), 0);
@@ -435,8 +438,7 @@ Test(net_build, arp_round_trip)
   struct net_arp a;
   const uint8_t bcast[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
   struct net_l2 bl2 = {.dst_mac = bcast, .src_mac = mac_a};
-  int n = net_build_arp(buf, sizeof(buf), &bl2, 1, mac_a, IP(10, 0, 0, 2), zero,
-                        IP(10, 0, 0, 1));
+  int n = net_build_arp(buf, sizeof(buf), &bl2, 1, mac_a, IP(10, 0, 0, 2), zero, IP(10, 0, 0, 1));
   cr_assert_eq(n, ETH_HDR + 28);
   cr_assert_eq(net_eth_parse(buf, (size_t)n, &e), 0);
   cr_assert_eq(e.type, ETH_TYPE_ARP);
@@ -463,8 +465,8 @@ Test(net_build, arp_round_trip)
   cr_assert_eq(a.tpa, IP(10, 0, 0, 2));
 }
 
-static void check_icmp_error(const uint8_t *orig_hdr, const struct net_ipv4 *orig,
-                             uint8_t type, uint8_t code, uint16_t mtu, size_t want_quote)
+static void check_icmp_error(const uint8_t *orig_hdr, const struct net_ipv4 *orig, uint8_t type,
+                             uint8_t code, uint16_t mtu, size_t want_quote)
 {
   uint8_t buf[256];
   struct net_eth e;
@@ -508,10 +510,10 @@ Test(net_build, icmp_error_quotes_header_and_8_bytes)
 Test(net_build, icmp_error_with_options_and_short_payload)
 {
   /* ihl 6 (one option word) and only 5 payload bytes */
-  uint8_t pkt[29] = {0x46, 0x00, 0x00, 29, 0xab, 0xcd, 0x00, 0x00, 0x40, IP_PROTO_TCP,
-                     0, 0, 10, 0, 0, 5, 1, 1, 1, 1,
-                     0x01, 0x01, 0x01, 0x00, /* NOP NOP NOP EOL */
-                     1, 2, 3, 4, 5};
+  uint8_t pkt[29] = {
+      0x46, 0x00, 0x00, 29, 0xab, 0xcd, 0x00, 0x00, 0x40, IP_PROTO_TCP, 0,    0, 10,
+      0,    0,    5,    1,  1,    1,    1,    0x01, 0x01, 0x01,         0x00, /* NOP NOP NOP EOL */
+      1,    2,    3,    4,  5};
   struct net_ipv4 ip;
   fix_ipcsum(pkt, 24);
   cr_assert_eq(net_ipv4_parse(pkt, sizeof(pkt), &ip), 0);
@@ -556,8 +558,8 @@ Test(net_build, enospc)
   cr_assert_eq(net_build_udp(buf, sizeof(buf), &l2, 1, 2, 3, 4, buf + 1000,
                              65535 - IPV4_HDR - UDP_HDR + 1, 0),
                -ENOSPC);
-  int n = net_build_udp(buf, sizeof(buf), &l2, 1, 2, 3, 4, buf + 1000,
-                        65535 - IPV4_HDR - UDP_HDR, 0);
+  int n =
+      net_build_udp(buf, sizeof(buf), &l2, 1, 2, 3, 4, buf + 1000, 65535 - IPV4_HDR - UDP_HDR, 0);
   cr_assert_eq(n, ETH_HDR + 65535);
   cr_assert_eq(net_eth_parse(buf, (size_t)n, &e), 0);
   cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
@@ -636,8 +638,8 @@ static size_t udp_packet(uint8_t *pkt, size_t cap, size_t payload_len)
 {
   uint8_t frame[2048], payload[1024];
   fill(payload, payload_len, 5);
-  int n = net_build_udp(frame, sizeof(frame), &l2, src_ip, dst_ip, 1000, 2000, payload,
-                        payload_len, 9);
+  int n =
+      net_build_udp(frame, sizeof(frame), &l2, src_ip, dst_ip, 1000, 2000, payload, payload_len, 9);
   cr_assert_gt(n, 0);
   cr_assert_leq((size_t)n - ETH_HDR, cap);
   memcpy(pkt, frame + ETH_HDR, (size_t)n - ETH_HDR);

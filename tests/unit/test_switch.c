@@ -52,8 +52,7 @@ static struct switch_params params(void)
   return p;
 }
 
-static size_t eth(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], uint16_t type,
-                  size_t len)
+static size_t eth(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], uint16_t type, size_t len)
 {
   memset(b, 0xab, len);
   memcpy(b, dst, 6);
@@ -63,8 +62,7 @@ static size_t eth(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], uint16
   return len;
 }
 
-static int input(struct switch_table *sw, uint32_t port, const uint8_t *b, size_t len,
-                 uint64_t now)
+static int input(struct switch_table *sw, uint32_t port, const uint8_t *b, size_t len, uint64_t now)
 {
   struct iovec iov = {.iov_base = (void *)b, .iov_len = len};
   struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
