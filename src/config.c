@@ -7,6 +7,7 @@
  */
 #include "wtrelay/config.h"
 
+#include "wtrelay/net.h"
 #include "wtrelay/ops.h"
 #include "wtrelay/policy.h"
 
@@ -230,18 +231,11 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     memcpy(field, &lvl, sizeof(lvl));
     return 0;
   }
-  case OPT_MAC: {
-    unsigned v[6];
-    char tail;
-    if (sscanf(val, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
-            6 ||
-        strlen(val) != 17 || (v[0] & 1))
+  case OPT_MAC:
+    if (net_mac_parse(val, (uint8_t *)field) < 0)
       return fail(err, errlen, "%s: expected a unicast MAC such as 52:55:0a:00:02:02, got '%s'",
                   origin, val);
-    for (int i = 0; i < 6; i++)
-      ((uint8_t *)field)[i] = (uint8_t)v[i];
     return 0;
-  }
   case OPT_SUBNET: {
     uint32_t net;
     uint8_t len;

@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "wtrelay/gateway.h"
+#include "wtrelay/hash.h"
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define MS 1000000ull
@@ -68,10 +69,7 @@ static uint32_t tuple_hash(const struct gateway *gw, uint32_t room, uint32_t gip
 {
   uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)gip << 16) ^ gport;
   k ^= ((uint64_t)dip << 20) ^ ((uint64_t)dport << 3);
-  k ^= k >> 33;
-  k *= UINT64_C(0xff51afd7ed558ccd);
-  k ^= k >> 33;
-  return (uint32_t)k & gw->tcp_hash_mask;
+  return (uint32_t)hash_mix64(k) & gw->tcp_hash_mask;
 }
 
 static void submit(struct gateway *gw, struct io_uring_sqe *sqe, uint32_t kind,

@@ -28,14 +28,12 @@
 #include <sys/socket.h>
 
 #include "wtrelay/gateway.h"
+#include "wtrelay/hash.h"
 
 static uint32_t flow_hash(const struct gateway *gw, uint32_t room, uint32_t ip, uint16_t port)
 {
   uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)ip << 16) ^ port;
-  k ^= k >> 33;
-  k *= UINT64_C(0xff51afd7ed558ccd);
-  k ^= k >> 33;
-  return (uint32_t)k & gw->udp_hash_mask;
+  return (uint32_t)hash_mix64(k) & gw->udp_hash_mask;
 }
 
 int nat_udp_init(struct gateway *gw)

@@ -360,6 +360,20 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
   return (int)(ETH_HDR + total);
 }
 
+int net_mac_parse(const char *s, uint8_t mac[6])
+{
+  unsigned v[6];
+  char tail;
+  if (strlen(s) != 17 ||
+      sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
+          6 ||
+      (v[0] & 1))
+    return -EINVAL;
+  for (int i = 0; i < 6; i++)
+    mac[i] = (uint8_t)v[i];
+  return 0;
+}
+
 const char *net_ip_str(uint32_t ip, char buf[16])
 {
   snprintf(buf, 16, "%u.%u.%u.%u", ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255);

@@ -9,6 +9,7 @@
  * delivered to another (its connection failed inside the send).
  */
 #include "wtrelay/switch.h"
+#include "wtrelay/hash.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -27,10 +28,7 @@ static uint64_t mac_u64(const uint8_t m[6])
 static uint32_t mac_home(const struct switch_table *sw, uint32_t domain, const uint8_t m[6])
 {
   uint64_t k = mac_u64(m) ^ ((uint64_t)domain * UINT64_C(0x9e3779b97f4a7c15));
-  k ^= k >> 33;
-  k *= UINT64_C(0xff51afd7ed558ccd);
-  k ^= k >> 33;
-  return (uint32_t)k & sw->mac_mask;
+  return (uint32_t)hash_mix64(k) & sw->mac_mask;
 }
 
 int switch_init(struct switch_table *sw, const struct switch_params *p)

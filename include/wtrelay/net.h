@@ -154,6 +154,10 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
                      uint16_t window, uint16_t mss, int wscale, const uint8_t *payload, size_t len,
                      uint16_t id);
 
+/* "52:54:00:12:34:56" (exactly six two-digit hex bytes) to a unicast
+ * MAC. 0, or -EINVAL for another form or a multicast address. */
+int net_mac_parse(const char *s, uint8_t mac[6]);
+
 /* "a.b.c.d" of a host-order address into buf (16 bytes). */
 const char *net_ip_str(uint32_t ip, char buf[16]);
 

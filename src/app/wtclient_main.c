@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "wtrelay/log.h"
+#include "wtrelay/net.h"
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
@@ -36,19 +37,6 @@ static void usage(void)
           "                [--no-register] [--hold S] [--late-heartbeats K] [--until-closed]\n"
           "                [--expect-error]\n"
           "                [--timeout S] [--log-level L]\n");
-}
-
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-  unsigned v[6];
-  if (sscanf(s, "%x:%x:%x:%x:%x:%x", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5]) != 6)
-    return -EINVAL;
-  for (int i = 0; i < 6; i++) {
-    if (v[i] > 255)
-      return -EINVAL;
-    mac[i] = (uint8_t)v[i];
-  }
-  return 0;
 }
 
 struct run {
@@ -109,7 +97,7 @@ int main(int argc, char **argv)
       o.timeout_s = atof(v);
       i++;
     } else if (!strcmp(a, "--mac") && v) {
-      if (parse_mac(v, o.mac) < 0) {
+      if (net_mac_parse(v, o.mac) < 0) {
         usage();
         return 2;
       }

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "wtrelay/log.h"
+#include "wtrelay/net.h"
 #include "wtrelay/tap.h"
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
@@ -49,19 +50,6 @@ static void usage(void)
   fprintf(stderr, "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
                   "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]\n"
                   "                   [--log-level error|warn|info|debug]\n");
-}
-
-static int parse_mac(const char *s, uint8_t mac[6])
-{
-  unsigned v[6];
-  char tail;
-  if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
-          6 ||
-      (v[0] & 1))
-    return -EINVAL;
-  for (int i = 0; i < 6; i++)
-    mac[i] = (uint8_t)v[i];
-  return 0;
 }
 
 static uint32_t be32(const uint8_t b[4])
@@ -162,7 +150,7 @@ int main(int argc, char **argv)
     else if (!strcmp(a, "--heartbeat"))
       heartbeat_s = atof(v);
     else if (!strcmp(a, "--mac")) {
-      if (parse_mac(v, mac) < 0) {
+      if (net_mac_parse(v, mac) < 0) {
         fprintf(stderr, "wtrelay-tap: --mac: expected a unicast MAC such as 52:54:00:12:34:57\n");
         return 2;
       }
