@@ -33,6 +33,8 @@
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
+#include "gw_pipeline.h"
+
 #define MS 1000000ull
 #define S 1000000000ull
 
@@ -124,13 +126,7 @@ static const struct gateway_addr_ops fake_ops = {.lease = fake_lease, .release =
 /* ---- the pipeline ---- */
 
 struct env {
-  struct io io;
-  struct timer_heap heap;
-  struct switch_table sw;
-  struct policy pol;
-  struct gateway gw;
-  uint64_t now;  /* what the gateway reads */
-  uint64_t skew; /* added to CLOCK_MONOTONIC: tests jump ahead with it */
+  struct gw_pipe p;
   struct fake_addr addr;
   struct vm vm[3];
   unsigned nvm;
@@ -140,7 +136,7 @@ struct env {
 
 static void tick(struct env *e)
 {
-  e->now = clock_now_ns() + e->skew;
+  gw_pipe_tick(&e->p);
 }
 
 static int udp_socket_loopback(uint16_t *port)
@@ -161,8 +157,8 @@ static struct vm *vm_add(struct env *e, const uint8_t mac[6], uint32_t ip)
   struct vm *vm = &e->vm[e->nvm++];
   memcpy(vm->mac, mac, 6);
   vm->ip = ip;
-  cr_assert_eq(switch_port_attach(&e->sw, 0, &vm_ops, vm, &vm->port), 0);
-  switch_port_set_addr(&e->sw, vm->port, mac, ip);
+  cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, vm, &vm->port), 0);
+  switch_port_set_addr(&e->p.sw, vm->port, mac, ip);
   return vm;
 }
 
@@ -171,85 +167,33 @@ static struct env *env_new(uint32_t nupstreams)
   struct env *e = calloc(1, sizeof(*e));
   cr_assert(e);
   e->up_fd = -1;
-  tick(e);
-
-  struct io_params iop;
-  io_params_default(&iop);
-  iop.max_udp_socks = 64;
-  iop.rx_bufs = 16;
-  int rc = io_init(&e->io, &iop);
-  cr_assert_eq(rc, 0, "io_init: %s (io_uring needed)", strerror(-rc));
-  cr_assert_eq(timer_heap_init(&e->heap, 16), 0);
-
-  struct switch_params sp = {
-      .max_ports = 8,
-      .max_domains = 2,
-      .max_macs = 64,
-      .max_macs_per_domain = 32,
-      .max_macs_per_port = 4,
-      .aging_ns = 300 * S,
-      .subnet = IP4(10, 0, 2, 0),
-      .netmask = 0xffffff00u,
-  };
-  memcpy(sp.router_mac, GW_MAC, 6);
-  cr_assert_eq(switch_init(&e->sw, &sp), 0);
-
-  policy_init(&e->pol);
-  cr_assert_eq(policy_add(&e->pol, "127.0.0.0/8", true), 0);
-
   struct gateway_params gp;
-  memset(&gp, 0, sizeof(gp));
-  memcpy(gp.mac, GW_MAC, 6);
-  gp.subnet = IP4(10, 0, 2, 0);
-  gp.netmask = 0xffffff00u;
-  gp.ip = GW_IP;
-  gp.dns_ip = DNS_IP;
-  gp.announce_dns = DNS_IP;
-  gp.mtu = 1400;
-  gp.lease_s = 3600;
-  gp.max_rooms = 2;
-  gp.max_udp_flows = 4;
-  gp.max_udp_flows_per_vm = 2;
+  gw_pipe_params(&gp);
   gp.udp_timeout_ns = UDP_TIMEOUT;
-  gp.max_icmp_flows = 4;
   gp.icmp_timeout_ns = 3 * S;
-  gp.max_dns_inflight = 4;
   gp.dns_timeout_ns = DNS_TIMEOUT;
-  gp.policy = &e->pol;
   if (nupstreams) {
     e->up_fd = udp_socket_loopback(&e->up_port);
     cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]),
                  0);
     gp.nupstreams = 1;
   }
-  rc = gateway_init(&e->gw, &gp, &e->sw, &e->io, &e->heap, &e->now, &fake_ops, &e->addr);
-  cr_assert_eq(rc, 0, "gateway_init: %s", strerror(-rc));
-  cr_assert_eq(gateway_room_attach(&e->gw, 0), 0);
+  gw_pipe_init(&e->p, 16, &gp, &fake_ops, &e->addr);
   vm_add(e, VM_MAC, VM_IP);
   return e;
 }
 
 static void env_free(struct env *e)
 {
-  gateway_fini(&e->gw);
-  switch_fini(&e->sw);
-  io_fini(&e->io);
-  timer_heap_fini(&e->heap);
+  gw_pipe_fini(&e->p);
   if (e->up_fd >= 0)
     close(e->up_fd);
   free(e);
 }
 
-/* One turn of a worker loop: timers, sends, a short bounded wait, completions. */
 static void pump_once(struct env *e, uint64_t wait_ns)
 {
-  tick(e);
-  timer_run(&e->heap, e->now);
-  io_flush(&e->io);
-  uint64_t t = clock_now_ns();
-  cr_assert_geq(io_wait(&e->io, t + wait_ns, t), 0);
-  tick(e);
-  io_dispatch(&e->io);
+  gw_pipe_pump_once(&e->p, wait_ns);
 }
 
 /* Turns the loop until vm holds `want` frames or `timeout_ns` passed. */
@@ -260,12 +204,9 @@ static void pump_until_frames(struct env *e, struct vm *vm, unsigned want, uint6
     pump_once(e, 20 * MS);
 }
 
-/* Turns the loop for `ns` (things that must not happen get their chance). */
 static void pump_for(struct env *e, uint64_t ns)
 {
-  uint64_t end = clock_now_ns() + ns;
-  for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
-    pump_once(e, 10 * MS);
+  gw_pipe_pump_for(&e->p, ns);
 }
 
 /* Receives one datagram on the test's own socket fd while turning the loop
@@ -300,7 +241,7 @@ static void vm_send(struct env *e, struct vm *vm, const uint8_t *frame, size_t l
   tick(e);
   struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
   struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
-  switch_input(&e->sw, vm->port, &f, e->now);
+  switch_input(&e->p.sw, vm->port, &f, e->p.now);
 }
 
 /* ---- frames, built independently of net.c ---- */
@@ -498,15 +439,15 @@ Test(gateway, arp_for_gateway_and_dns_addresses_only)
     cr_assert_arr_eq(a.tha, VM_MAC, 6);
     cr_assert_eq(a.tpa, VM_IP);
   }
-  cr_assert_eq(e->gw.ctr.arp_replies, 2);
+  cr_assert_eq(e->p.gw.ctr.arp_replies, 2);
 
   /* another address of the subnet, and one outside it: no answer */
   vm_send(e, vm, f, build_arp_request(f, VM_MAC, VM_IP, IP4(10, 0, 2, 50)));
   vm_send(e, vm, f, build_arp_request(f, VM_MAC, VM_IP, IP4(198, 18, 0, 1)));
   pump_for(e, SILENCE_WAIT);
   cr_assert_eq(vm->nframes, 2, "no ARP answer for an address that is not the gateway's");
-  cr_assert_eq(e->gw.ctr.arp_replies, 2);
-  cr_assert_eq(e->gw.ctr.arp_ignored, 2);
+  cr_assert_eq(e->p.gw.ctr.arp_replies, 2);
+  cr_assert_eq(e->p.gw.ctr.arp_ignored, 2);
   env_free(e);
 }
 
@@ -531,7 +472,7 @@ Test(gateway, ping_gateway_and_dns_address)
     cr_assert_eq(m.len, sizeof(data));
     cr_assert_arr_eq(m.data, data, sizeof(data), "payload echoed unchanged");
   }
-  cr_assert_eq(e->gw.ctr.echo_replies, 2);
+  cr_assert_eq(e->p.gw.ctr.echo_replies, 2);
   env_free(e);
 }
 
@@ -711,7 +652,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
   cr_assert(r.has_lease && r.lease == 3600);
   cr_assert_eq(e->addr.leases, 1);
   cr_assert_eq(e->addr.last_room, 0);
-  cr_assert_eq(e->gw.ctr.dhcp_offers, 1);
+  cr_assert_eq(e->p.gw.ctr.dhcp_offers, 1);
 
   /* REQUEST (selecting) for the offered address: ACK */
   n = dhcp_client_msg(msg, DHCP_REQUEST, xid, VM_MAC, 0, lease, GW_IP);
@@ -720,7 +661,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
   cr_assert_eq(r.xid, xid);
   cr_assert_eq(r.yiaddr, lease);
   cr_assert(r.has_router && r.router == GW_IP);
-  cr_assert_eq(e->gw.ctr.dhcp_acks, 1);
+  cr_assert_eq(e->p.gw.ctr.dhcp_acks, 1);
 
   /* REQUEST (init-reboot) for an address that is not the client's: NAK,
    * broadcast, without configuration */
@@ -731,7 +672,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
   cr_assert_eq(r.yiaddr, 0);
   cr_assert_not(r.has_router);
   cr_assert_not(r.has_lease);
-  cr_assert_eq(e->gw.ctr.dhcp_naks, 1);
+  cr_assert_eq(e->p.gw.ctr.dhcp_naks, 1);
 
   /* a REQUEST that chose another server: silence */
   uint8_t f[GW_FRAME_MAX];
@@ -744,7 +685,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
           build_udp(f, BCAST, VM_MAC, 0, 0xffffffffu, DHCP_CLIENT_PORT, DHCP_SERVER_PORT, msg, n));
   pump_for(e, SILENCE_WAIT);
   cr_assert_eq(vm->nframes, 3, "no answer to another server's REQUEST or a foreign chaddr");
-  cr_assert_eq(e->gw.ctr.dhcp_bad, 1);
+  cr_assert_eq(e->p.gw.ctr.dhcp_bad, 1);
 
   /* RELEASE: calls the relay's release with the client's MAC and address.
    * Sent at L2 broadcast here; the unicast form (as udhcpc sends it) is
@@ -757,7 +698,7 @@ Test(gateway, dhcp_discover_offer_request_ack_nak_release)
   cr_assert_arr_eq(e->addr.rel_mac, VM_MAC, 6);
   cr_assert_eq(e->addr.rel_ip, lease);
   cr_assert_eq(e->addr.last_room, 0);
-  cr_assert_eq(e->gw.ctr.dhcp_releases, 1);
+  cr_assert_eq(e->p.gw.ctr.dhcp_releases, 1);
   cr_assert_eq(vm->nframes, 3, "RELEASE has no answer");
   env_free(e);
 }
@@ -778,7 +719,7 @@ Test(gateway, dhcp_unicast_release_and_renew)
   /* renewing: ciaddr set, unicast to the server, answered unicast */
   size_t n = dhcp_client_msg(msg, DHCP_REQUEST, xid, VM_MAC, lease, 0, 0);
   dhcp_send(e, msg, n, lease, GW_IP, GW_MAC);
-  cr_assert_eq(e->gw.ctr.dhcp_bad, 0,
+  cr_assert_eq(e->p.gw.ctr.dhcp_bad, 0,
                "unicast REQUEST refused (dhcp_bad): chaddr is not the source MAC it saw");
   dhcp_expect_reply(e, 0, VM_MAC, lease, &r);
   cr_assert_eq(r.type, DHCP_ACK);
@@ -788,7 +729,7 @@ Test(gateway, dhcp_unicast_release_and_renew)
   n = dhcp_client_msg(msg, DHCP_RELEASE, xid + 1, VM_MAC, lease, 0, GW_IP);
   dhcp_send(e, msg, n, lease, GW_IP, GW_MAC);
   pump_for(e, SILENCE_WAIT);
-  cr_assert_eq(e->gw.ctr.dhcp_bad, 0, "dhcp_bad=%llu", (unsigned long long)e->gw.ctr.dhcp_bad);
+  cr_assert_eq(e->p.gw.ctr.dhcp_bad, 0, "dhcp_bad=%llu", (unsigned long long)e->p.gw.ctr.dhcp_bad);
   cr_assert_eq(e->addr.releases, 1, "release called once");
   cr_assert_arr_eq(e->addr.rel_mac, VM_MAC, 6);
   cr_assert_eq(e->addr.rel_ip, lease);
@@ -812,7 +753,7 @@ Test(gateway, udp_nat_round_trip_through_loopback)
   int tfd = udp_socket_loopback(&tport);
   const char q[] = "hello through the NAT";
   vm_udp(e, vm, VM_IP, 5000, LOOP_IP, tport, q, sizeof(q));
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 1);
 
   uint8_t buf[2048];
   struct sockaddr_in from;
@@ -832,15 +773,15 @@ Test(gateway, udp_nat_round_trip_through_loopback)
   expect_udp(vm->frame[0], vm->len[0], VM_MAC, LOOP_IP, VM_IP, tport, 5000, &u);
   cr_assert_eq(u.len, sizeof(a));
   cr_assert_arr_eq(u.payload, a, sizeof(a));
-  cr_assert_eq(e->gw.ctr.udp_out, 1);
-  cr_assert_eq(e->gw.ctr.udp_in, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_out, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_in, 1);
 
   /* the same guest port reuses its flow (and its host port) */
   vm_udp(e, vm, VM_IP, 5000, LOOP_IP, tport, "again", 5);
   n = sock_recv(e, tfd, buf, sizeof(buf), &from, REPLY_WAIT);
   cr_assert_eq(n, 5);
   cr_assert_eq(ntohs(from.sin_port), nat_port, "one host socket per guest port");
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 1);
   close(tfd);
   env_free(e);
 }
@@ -862,15 +803,15 @@ Test(gateway, udp_flow_bounds_and_expiry)
     ports[i] = ntohs(from.sin_port);
   }
   cr_assert_neq(ports[0], ports[1], "each guest port has its own host socket");
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 2);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 2);
 
   /* a third source port of the same VM is refused and nothing leaves */
   vm_udp(e, vm, VM_IP, 5003, LOOP_IP, tport, "y", 1);
-  cr_assert_eq(e->gw.ctr.udp_flows_full, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_full, 1);
   pump_for(e, SILENCE_WAIT);
   cr_assert(sock_silent(tfd), "a refused flow sends nothing");
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 2);
-  cr_assert_eq(e->gw.ctr.udp_out, 2);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 2);
+  cr_assert_eq(e->p.gw.ctr.udp_out, 2);
 
   /* the table holds 4 in all: two more VMs, the second one is refused */
   struct vm *vm2 = vm_add(e, VM2_MAC, IP4(10, 0, 2, 11));
@@ -880,22 +821,22 @@ Test(gateway, udp_flow_bounds_and_expiry)
     cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from, REPLY_WAIT), 1);
   }
   vm_udp(e, vm3, vm3->ip, 7001, LOOP_IP, tport, "w", 1);
-  cr_assert_eq(e->gw.ctr.udp_flows_full, 2, "the whole table is full");
+  cr_assert_eq(e->p.gw.ctr.udp_flows_full, 2, "the whole table is full");
   pump_for(e, SILENCE_WAIT);
   cr_assert(sock_silent(tfd));
-  cr_assert_eq(e->gw.nudp, 4);
+  cr_assert_eq(e->p.gw.nudp, 4);
 
   /* idle flows end after the UDP timeout, on the sweep */
-  e->skew += UDP_TIMEOUT + 2 * S;
+  e->p.skew += UDP_TIMEOUT + 2 * S;
   tick(e);
-  timer_run(&e->heap, e->now);
-  cr_assert_eq(e->gw.ctr.udp_flows_closed, 4);
-  cr_assert_eq(e->gw.nudp, 0);
+  timer_run(&e->p.heap, e->p.now);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_closed, 4);
+  cr_assert_eq(e->p.gw.nudp, 0);
   pump_once(e, 10 * MS);
 
   /* and a new one can be opened, with a working return path */
   vm_udp(e, vm, VM_IP, 5003, LOOP_IP, tport, "new", 3);
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 5);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 5);
   cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from, REPLY_WAIT), 3);
   cr_assert_eq(sendto(tfd, "ok", 2, 0, (struct sockaddr *)&from, sizeof(from)), 2);
   pump_until_frames(e, vm, 1, REPLY_WAIT);
@@ -922,7 +863,7 @@ Test(gateway, udp_nat_port_unreachable_reaches_guest)
   struct net_icmp m;
   expect_icmp(vm->frame[0], vm->len[0], LOOP_IP, ICMP_UNREACH, ICMP_UNREACH_PORT, &ip, &m);
   expect_quote(&m, VM_IP, LOOP_IP, 5000, closed);
-  cr_assert_eq(e->gw.ctr.udp_icmp_errors, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_icmp_errors, 1);
   env_free(e);
 }
 
@@ -940,11 +881,11 @@ Test(gateway, egress_denied_gets_admin_prohibited)
   struct net_icmp m;
   expect_icmp(vm->frame[0], vm->len[0], GW_IP, ICMP_UNREACH, ICMP_UNREACH_ADMIN, &ip, &m);
   expect_quote(&m, VM_IP, dst, 5000, 9);
-  cr_assert_eq(e->gw.ctr.denied, 1);
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 0);
+  cr_assert_eq(e->p.gw.ctr.denied, 1);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 0);
   pump_for(e, SILENCE_WAIT);
-  cr_assert_eq(e->io.ctr.tx_packets, 0, "nothing sent to the host network");
-  cr_assert_eq(e->gw.ctr.udp_out, 0);
+  cr_assert_eq(e->p.io.ctr.tx_packets, 0, "nothing sent to the host network");
+  cr_assert_eq(e->p.gw.ctr.udp_out, 0);
   env_free(e);
 }
 
@@ -958,11 +899,11 @@ Test(gateway, spoofed_source_is_dropped)
   uint8_t f[GW_FRAME_MAX];
   vm_send(e, vm, f, build_echo(f, GW_MAC, IP4(10, 0, 2, 99), GW_IP, 1, 1, "p", 1));
   pump_for(e, SILENCE_WAIT);
-  cr_assert_eq(e->gw.ctr.spoofed, 2);
+  cr_assert_eq(e->p.gw.ctr.spoofed, 2);
   cr_assert_eq(vm->nframes, 0, "no reply to a spoofed source");
   cr_assert(sock_silent(tfd), "nothing forwarded");
-  cr_assert_eq(e->gw.ctr.udp_flows_opened, 0);
-  cr_assert_eq(e->gw.ctr.echo_replies, 0);
+  cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 0);
+  cr_assert_eq(e->p.gw.ctr.echo_replies, 0);
   close(tfd);
   env_free(e);
 }
@@ -1018,7 +959,7 @@ Test(gateway, dns_forwarder_round_trip)
   uint8_t q[512], up[2048], a[512];
   size_t qn = dns_msg(q, gid, "example.com", false);
   vm_dns_query(e, 40000, gid, "example.com");
-  cr_assert_eq(e->gw.ctr.dns_queries, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_queries, 1);
 
   struct sockaddr_in from;
   ssize_t n = sock_recv(e, e->up_fd, up, sizeof(up), &from, REPLY_WAIT);
@@ -1032,9 +973,9 @@ Test(gateway, dns_forwarder_round_trip)
   size_t an = dns_msg(a, uid, "example.org", true);
   cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
-       e->gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
+       e->p.gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
     pump_once(e, 20 * MS);
-  cr_assert_eq(e->gw.ctr.dns_unmatched, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   cr_assert_eq(vm->nframes, 0);
 
   /* an answer from somebody who is not the upstream: ignored */
@@ -1042,9 +983,10 @@ Test(gateway, dns_forwarder_round_trip)
   int other = udp_socket_loopback(&sport);
   an = dns_msg(a, uid, "example.com", true);
   cr_assert_eq(sendto(other, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
-  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ctr.dns_bad == 0 && clock_now_ns() < end;)
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT;
+       e->p.gw.ctr.dns_bad == 0 && clock_now_ns() < end;)
     pump_once(e, 20 * MS);
-  cr_assert_eq(e->gw.ctr.dns_bad, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_bad, 1);
   cr_assert_eq(vm->nframes, 0);
   close(other);
 
@@ -1059,15 +1001,15 @@ Test(gateway, dns_forwarder_round_trip)
   cr_assert_eq(u.len, an);
   cr_assert_eq(get16(u.payload), gid, "the guest's id restored");
   cr_assert_arr_eq(u.payload + 2, a + 2, an - 2, "the rest of the answer unchanged");
-  cr_assert_eq(e->gw.ctr.dns_answers, 1);
-  cr_assert_eq(e->gw.dns_inflight, 0);
+  cr_assert_eq(e->p.gw.ctr.dns_answers, 1);
+  cr_assert_eq(e->p.gw.dns_inflight, 0);
 
   /* the same answer again: its slot is free now */
   cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
-       e->gw.ctr.dns_unmatched < 2 && clock_now_ns() < end;)
+       e->p.gw.ctr.dns_unmatched < 2 && clock_now_ns() < end;)
     pump_once(e, 20 * MS);
-  cr_assert_eq(e->gw.ctr.dns_unmatched, 2);
+  cr_assert_eq(e->p.gw.ctr.dns_unmatched, 2);
   cr_assert_eq(vm->nframes, 1);
   env_free(e);
 }
@@ -1081,10 +1023,10 @@ Test(gateway, dns_inflight_bound_and_timeouts)
   uint16_t uid[4];
   for (unsigned i = 0; i < 4; i++)
     vm_dns_query(e, (uint16_t)(40001 + i), (uint16_t)(0x100 + i), "example.net");
-  cr_assert_eq(e->gw.ctr.dns_queries, 4);
-  cr_assert_eq(e->gw.dns_inflight, 4);
+  cr_assert_eq(e->p.gw.ctr.dns_queries, 4);
+  cr_assert_eq(e->p.gw.dns_inflight, 4);
   vm_dns_query(e, 40005, 0x105, "example.net");
-  cr_assert_eq(e->gw.ctr.dns_full, 1, "the 5th query is dropped");
+  cr_assert_eq(e->p.gw.ctr.dns_full, 1, "the 5th query is dropped");
   for (unsigned i = 0; i < 4; i++) {
     cr_assert_gt(sock_recv(e, e->up_fd, up, sizeof(up), &from, REPLY_WAIT), 0, "query %u", i);
     uid[i] = get16(up);
@@ -1093,25 +1035,25 @@ Test(gateway, dns_inflight_bound_and_timeouts)
   cr_assert(sock_silent(e->up_fd), "the dropped query never left");
 
   /* nobody answers: they time out on the sweep */
-  e->skew += DNS_TIMEOUT + S;
+  e->p.skew += DNS_TIMEOUT + S;
   tick(e);
-  timer_run(&e->heap, e->now);
-  cr_assert_eq(e->gw.ctr.dns_timeouts, 4);
-  cr_assert_eq(e->gw.dns_inflight, 0);
+  timer_run(&e->p.heap, e->p.now);
+  cr_assert_eq(e->p.gw.ctr.dns_timeouts, 4);
+  cr_assert_eq(e->p.gw.dns_inflight, 0);
 
   /* a late answer finds nothing */
   uint8_t a[512];
   size_t an = dns_msg(a, uid[0], "example.net", true);
   cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
-       e->gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
+       e->p.gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
     pump_once(e, 20 * MS);
-  cr_assert_eq(e->gw.ctr.dns_unmatched, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   cr_assert_eq(vm->nframes, 0);
 
   /* and there is room again */
   vm_dns_query(e, 40006, 0x106, "example.net");
-  cr_assert_eq(e->gw.ctr.dns_full, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_full, 1);
   cr_assert_gt(sock_recv(e, e->up_fd, up, sizeof(up), &from, REPLY_WAIT), 0);
   env_free(e);
 }
@@ -1127,7 +1069,7 @@ Test(gateway, dns_without_upstream_is_port_unreachable)
   struct net_icmp m;
   expect_icmp(vm->frame[0], vm->len[0], GW_IP, ICMP_UNREACH, ICMP_UNREACH_PORT, &ip, &m);
   expect_quote(&m, VM_IP, DNS_IP, 40000, 53);
-  cr_assert_eq(e->gw.ctr.dns_no_upstream, 1);
+  cr_assert_eq(e->p.gw.ctr.dns_no_upstream, 1);
   env_free(e);
 }
 
@@ -1141,10 +1083,10 @@ Test(gateway, icmp_nat_echo_through_loopback)
   for (size_t i = 0; i < sizeof(data); i++)
     data[i] = (uint8_t)(0xa0 + i);
   vm_send(e, vm, f, build_echo(f, GW_MAC, VM_IP, LOOP_IP, 0x4242, 9, data, sizeof(data)));
-  if (!e->gw.icmp_ok) {
+  if (!e->p.gw.icmp_ok) {
     cr_log_info("ICMP NAT not tested: ping_group_range forbids ICMP datagram sockets; "
                 "checked that echoes are dropped with a counter");
-    cr_assert_eq(e->gw.ctr.icmp_disabled_drops, 1);
+    cr_assert_eq(e->p.gw.ctr.icmp_disabled_drops, 1);
     pump_for(e, SILENCE_WAIT);
     cr_assert_eq(vm->nframes, 0);
     env_free(e);
@@ -1159,7 +1101,7 @@ Test(gateway, icmp_nat_echo_through_loopback)
   cr_assert_eq(m.seq, 9);
   cr_assert_eq(m.len, sizeof(data));
   cr_assert_arr_eq(m.data, data, sizeof(data));
-  cr_assert_eq(e->gw.ctr.icmp_flows_opened, 1);
+  cr_assert_eq(e->p.gw.ctr.icmp_flows_opened, 1);
   env_free(e);
 }
 
@@ -1176,18 +1118,19 @@ Test(gateway, fini_closes_every_socket)
   uint16_t tport;
   int tfd = udp_socket_loopback(&tport);
   /* the DNS socket, and the raw ICMP socket when that is the ICMP mode */
-  uint32_t base = e->io.open_socks;
+  uint32_t base = e->p.io.open_socks;
   cr_assert_geq(base, 1);
   vm_udp(e, &e->vm[0], VM_IP, 5000, LOOP_IP, tport, "x", 1);
   pump_once(e, 10 * MS);
-  cr_assert_eq(e->io.open_socks, base + 1, "plus one flow socket");
-  gateway_fini(&e->gw);
+  cr_assert_eq(e->p.io.open_socks, base + 1, "plus one flow socket");
+  gateway_fini(&e->p.gw);
   pump_once(e, 10 * MS); /* closes happen at the end of a dispatch */
-  cr_assert_eq(e->io.open_socks, 0, "%u sockets left open after gateway_fini", e->io.open_socks);
+  cr_assert_eq(e->p.io.open_socks, 0, "%u sockets left open after gateway_fini",
+               e->p.io.open_socks);
   /* env_free would finish the gateway again: tear down by hand */
-  switch_fini(&e->sw);
-  io_fini(&e->io);
-  timer_heap_fini(&e->heap);
+  switch_fini(&e->p.sw);
+  io_fini(&e->p.io);
+  timer_heap_fini(&e->p.heap);
   close(e->up_fd);
   close(tfd);
   free(e);

@@ -31,6 +31,8 @@
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
+#include "gw_pipeline.h"
+
 #define MS 1000000ull
 #define S 1000000000ull
 
@@ -99,13 +101,7 @@ static const struct gateway_addr_ops fake_ops = {.lease = fake_lease, .release =
 /* ---- the pipeline ---- */
 
 struct env {
-  struct io io;
-  struct timer_heap heap;
-  struct switch_table sw;
-  struct policy pol;
-  struct gateway gw;
-  uint64_t now;  /* what the gateway reads */
-  uint64_t skew; /* added to CLOCK_MONOTONIC */
+  struct gw_pipe p;
   struct vm vm;
   int lfd; /* the test's listener on 127.0.0.1 */
   uint16_t lport;
@@ -113,7 +109,7 @@ struct env {
 
 static void tick(struct env *e)
 {
-  e->now = clock_now_ns() + e->skew;
+  gw_pipe_tick(&e->p);
 }
 
 static int listener(uint16_t *port)
@@ -133,99 +129,45 @@ static struct env *env_new(void)
 {
   struct env *e = calloc(1, sizeof(*e));
   cr_assert(e);
-  tick(e);
-
-  struct io_params iop;
-  io_params_default(&iop);
-  iop.max_udp_socks = 64;
-  iop.rx_bufs = 16;
-  int rc = io_init(&e->io, &iop);
-  cr_assert_eq(rc, 0, "io_init: %s (io_uring needed)", strerror(-rc));
-  cr_assert_eq(timer_heap_init(&e->heap, 64), 0);
-
-  struct switch_params sp = {
-      .max_ports = 8,
-      .max_domains = 2,
-      .max_macs = 64,
-      .max_macs_per_domain = 32,
-      .max_macs_per_port = 4,
-      .aging_ns = 300 * S,
-      .subnet = IP4(10, 0, 2, 0),
-      .netmask = 0xffffff00u,
-  };
-  memcpy(sp.router_mac, GW_MAC, 6);
-  cr_assert_eq(switch_init(&e->sw, &sp), 0);
-
-  policy_init(&e->pol);
-  cr_assert_eq(policy_add(&e->pol, "127.0.0.0/8", true), 0);
-
   struct gateway_params gp;
-  memset(&gp, 0, sizeof(gp));
-  memcpy(gp.mac, GW_MAC, 6);
-  gp.subnet = IP4(10, 0, 2, 0);
-  gp.netmask = 0xffffff00u;
-  gp.ip = GW_IP;
-  gp.dns_ip = DNS_IP;
-  gp.announce_dns = DNS_IP;
-  gp.mtu = 1400;
-  gp.lease_s = 3600;
-  gp.max_rooms = 2;
-  gp.max_udp_flows = 4;
-  gp.max_udp_flows_per_vm = 2;
+  gw_pipe_params(&gp);
   gp.udp_timeout_ns = 30 * S;
-  gp.max_icmp_flows = 4;
   gp.icmp_timeout_ns = 30 * S;
   gp.max_tcp_conns = 4;
   gp.max_tcp_conns_per_vm = 2;
   gp.tcp_idle_ns = 600 * S;
   gp.tcp_connect_timeout_ns = 5 * S;
-  gp.max_dns_inflight = 4;
   gp.dns_timeout_ns = 3 * S;
-  gp.policy = &e->pol;
-  rc = gateway_init(&e->gw, &gp, &e->sw, &e->io, &e->heap, &e->now, &fake_ops, NULL);
-  cr_assert_eq(rc, 0, "gateway_init: %s", strerror(-rc));
-  cr_assert_eq(gateway_room_attach(&e->gw, 0), 0);
-  cr_assert_eq(switch_port_attach(&e->sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
-  switch_port_set_addr(&e->sw, e->vm.port, VM_MAC, VM_IP);
+  gw_pipe_init(&e->p, 64, &gp, &fake_ops, NULL);
+  cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
+  switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, VM_IP);
   e->lfd = listener(&e->lport);
   return e;
 }
 
 static void env_free(struct env *e)
 {
-  gateway_fini(&e->gw);
-  switch_fini(&e->sw);
-  io_fini(&e->io);
-  timer_heap_fini(&e->heap);
+  gw_pipe_fini(&e->p);
   close(e->lfd);
   free(e);
 }
 
-/* One turn of a worker loop: timers, sends, a short bounded wait, completions. */
 static void pump_once(struct env *e, uint64_t wait_ns)
 {
-  tick(e);
-  timer_run(&e->heap, e->now);
-  io_flush(&e->io);
-  uint64_t t = clock_now_ns();
-  cr_assert_geq(io_wait(&e->io, t + wait_ns, t), 0);
-  tick(e);
-  io_dispatch(&e->io);
+  gw_pipe_pump_once(&e->p, wait_ns);
 }
 
 static void pump_for(struct env *e, uint64_t ns)
 {
-  uint64_t end = clock_now_ns() + ns;
-  for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
-    pump_once(e, 10 * MS);
+  gw_pipe_pump_for(&e->p, ns);
 }
 
 /* Jumps the gateway's clock ahead and runs what became due. */
 static void advance(struct env *e, uint64_t ns)
 {
-  e->skew += ns;
+  e->p.skew += ns;
   tick(e);
-  timer_run(&e->heap, e->now);
+  timer_run(&e->p.heap, e->p.now);
 }
 
 /* ---- the guest ---- */
@@ -242,7 +184,7 @@ static void guest_seg(struct env *e, uint16_t sport, uint32_t dst, uint16_t dpor
   tick(e);
   struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
   struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
-  switch_input(&e->sw, e->vm.port, &sf, e->now);
+  switch_input(&e->p.sw, e->vm.port, &sf, e->p.now);
 }
 
 /* Parses frame i of the VM as an IPv4/TCP frame from the gateway. */
@@ -402,7 +344,7 @@ Test(nat_tcp, handshake_and_syn_retransmission)
    * the loop, so the connect cannot have completed */
   guest_seg(e, 40000, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
   guest_seg(e, 40000, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
-  cr_assert_eq(e->gw.ntcp, 1, "one connection for a SYN and its retransmission");
+  cr_assert_eq(e->p.gw.ntcp, 1, "one connection for a SYN and its retransmission");
   struct net_tcp t;
   must_seg(e, e->lport, 40000, &t);
   cr_assert_eq(t.flags, TCP_SYN | TCP_ACK, "flags %#x", t.flags);
@@ -432,9 +374,9 @@ Test(nat_tcp, handshake_and_syn_retransmission)
   guest_silent(e);
   pump_for(e, SILENCE_WAIT);
   cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "a second host connection");
-  cr_assert_eq(e->gw.ctr.tcp_opened, 1);
-  cr_assert_eq(e->gw.ctr.tcp_established, 1);
-  cr_assert_eq(e->gw.ntcp, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_opened, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_established, 1);
+  cr_assert_eq(e->p.gw.ntcp, 1);
 
   /* and it works: one byte each way */
   conn_data(e, &c, c.gnxt, (const uint8_t *)"g", 1);
@@ -502,7 +444,7 @@ Test(nat_tcp, guest_to_host_in_order_and_gap)
   must_seg(e, c.dport, c.gport, &t);
   cr_assert_eq(t.flags & (TCP_SYN | TCP_FIN | TCP_RST), 0);
   cr_assert_eq(t.ack, base + (uint32_t)off, "duplicate ACK of the last in-order byte");
-  cr_assert_eq(e->gw.ctr.tcp_out_of_order, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_out_of_order, 1);
   pump_for(e, SILENCE_WAIT);
   cr_assert(host_nothing(c.afd), "an out-of-order segment reached the host");
 
@@ -518,7 +460,7 @@ Test(nat_tcp, guest_to_host_in_order_and_gap)
   conn_data(e, &c, base, data, 500);
   pump_for(e, SILENCE_WAIT);
   cr_assert(host_nothing(c.afd), "a duplicate reached the host");
-  cr_assert_eq(e->gw.ctr.tcp_bytes_out, off + 2000);
+  cr_assert_eq(e->p.gw.ctr.tcp_bytes_out, off + 2000);
   close(c.afd);
   env_free(e);
 }
@@ -578,8 +520,8 @@ Test(nat_tcp, host_to_guest_window)
   cr_assert_eq(total, sizeof(data));
   cr_assert_arr_eq(got, data, sizeof(data), "bytes at the guest differ");
   guest_silent(e);
-  cr_assert_eq(e->gw.ctr.tcp_bytes_in, sizeof(data));
-  cr_assert_eq(e->gw.ctr.tcp_retransmits, 0);
+  cr_assert_eq(e->p.gw.ctr.tcp_bytes_in, sizeof(data));
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 0);
   close(c.afd);
   env_free(e);
 }
@@ -605,7 +547,7 @@ Test(nat_tcp, retransmit_on_rto_and_dupacks)
   cr_assert_eq(t.seq, una, "retransmission at %u, expected %u", t.seq, una);
   cr_assert_eq(t.len, 1000);
   cr_assert_arr_eq(t.payload, data, 1000);
-  cr_assert_eq(e->gw.ctr.tcp_retransmits, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 1);
   conn_ack(e, &c, c.hnxt);
   una = c.hnxt;
   guest_silent(e);
@@ -626,7 +568,7 @@ Test(nat_tcp, retransmit_on_rto_and_dupacks)
   cr_assert_gt(t.len, 0);
   cr_assert_leq(t.len, 2000 - TCP_MSS_TO_GUEST);
   cr_assert_arr_eq(t.payload, data + 1000 + TCP_MSS_TO_GUEST, t.len);
-  cr_assert_eq(e->gw.ctr.tcp_retransmits, 2);
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 2);
   close(c.afd);
   env_free(e);
 }
@@ -673,7 +615,7 @@ Test(nat_tcp, fin_half_close)
   c.hnxt += 10;
   conn_ack(e, &c, c.hnxt);
   pump_for(e, 50 * MS);
-  cr_assert_eq(e->gw.ntcp, 1, "half-closed, not gone");
+  cr_assert_eq(e->p.gw.ntcp, 1, "half-closed, not gone");
 
   /* the host closes: FIN to the guest */
   close(c.afd);
@@ -684,11 +626,11 @@ Test(nat_tcp, fin_half_close)
   cr_assert_eq(t.len, 0);
   c.hnxt++;
   conn_ack(e, &c, c.hnxt);
-  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
     pump_once(e, 10 * MS);
-  cr_assert_eq(e->gw.ntcp, 0, "the connection is gone");
-  cr_assert_eq(e->gw.ctr.tcp_closed, 1);
-  cr_assert_eq(e->gw.ctr.tcp_rst_out, 0);
+  cr_assert_eq(e->p.gw.ntcp, 0, "the connection is gone");
+  cr_assert_eq(e->p.gw.ctr.tcp_closed, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_rst_out, 0);
   pump_for(e, 50 * MS);
   env_free(e);
 }
@@ -701,12 +643,12 @@ Test(nat_tcp, rst_both_ways)
   struct conn c, d;
   conn_open(e, &c, 40005, 1, GUEST_WND);
   conn_open(e, &d, 40006, 2, GUEST_WND);
-  cr_assert_eq(e->gw.ntcp, 2);
+  cr_assert_eq(e->p.gw.ntcp, 2);
 
   /* guest RST: the host sees a reset (or EOF) */
   guest_seg(e, c.gport, LOOP_IP, c.dport, c.gnxt, c.hnxt, TCP_RST | TCP_ACK, c.wnd, 0, NULL, 0);
-  cr_assert_eq(e->gw.ntcp, 1);
-  cr_assert_eq(e->gw.ctr.tcp_rst_in, 1);
+  cr_assert_eq(e->p.gw.ntcp, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_rst_in, 1);
   ssize_t n = -1;
   int err = 0;
   uint8_t b[64];
@@ -729,10 +671,10 @@ Test(nat_tcp, rst_both_ways)
   must_seg(e, d.dport, d.gport, &t);
   cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
   cr_assert_eq(t.seq, d.hnxt, "RST at %u, expected %u", t.seq, d.hnxt);
-  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
     pump_once(e, 10 * MS);
-  cr_assert_eq(e->gw.ntcp, 0);
-  cr_assert_eq(e->gw.ctr.tcp_closed, 2);
+  cr_assert_eq(e->p.gw.ntcp, 0);
+  cr_assert_eq(e->p.gw.ctr.tcp_closed, 2);
 
   /* a segment for the dead connection: RST */
   conn_ack(e, &d, d.hnxt);
@@ -782,24 +724,24 @@ Test(nat_tcp, refused_and_table_full)
   must_seg(e, closed, 41000, &t);
   cr_assert_eq(t.flags, TCP_RST | TCP_ACK, "RST|ACK expected, flags %#x", t.flags);
   cr_assert_eq(t.ack, 556u);
-  cr_assert_eq(e->gw.ctr.tcp_refused, 1);
-  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->gw.ntcp && clock_now_ns() < end;)
+  cr_assert_eq(e->p.gw.ctr.tcp_refused, 1);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
     pump_once(e, 10 * MS);
-  cr_assert_eq(e->gw.ntcp, 0);
+  cr_assert_eq(e->p.gw.ntcp, 0);
 
   /* two per VM: the third is refused at once */
   struct conn a, b;
   conn_open(e, &a, 41001, 10, GUEST_WND);
   conn_open(e, &b, 41002, 20, GUEST_WND);
   guest_seg(e, 41003, LOOP_IP, e->lport, 30, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
-  cr_assert_eq(e->gw.ctr.tcp_full, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_full, 1);
   must_seg(e, e->lport, 41003, &t);
   cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
   cr_assert_eq(t.ack, 31u);
   pump_for(e, SILENCE_WAIT);
   cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "the refused SYN connected");
-  cr_assert_eq(e->gw.ntcp, 2);
-  cr_assert_eq(e->gw.ctr.tcp_opened, 3);
+  cr_assert_eq(e->p.gw.ntcp, 2);
+  cr_assert_eq(e->p.gw.ctr.tcp_opened, 3);
   close(a.afd);
   close(b.afd);
   pump_for(e, 50 * MS);
@@ -825,9 +767,9 @@ Test(nat_tcp, egress_denied_before_nat)
   cr_assert_eq(m.code, ICMP_UNREACH_ADMIN);
   cr_assert_geq(m.len, (size_t)IPV4_HDR + 8);
   cr_assert_eq(m.data[9], IP_PROTO_TCP, "the quoted datagram is the SYN");
-  cr_assert_eq(e->gw.ctr.denied, 1);
-  cr_assert_eq(e->gw.ctr.tcp_opened, 0);
-  cr_assert_eq(e->gw.ctr.tcp_segs_in, 0);
-  cr_assert_eq(e->gw.ntcp, 0);
+  cr_assert_eq(e->p.gw.ctr.denied, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_opened, 0);
+  cr_assert_eq(e->p.gw.ctr.tcp_segs_in, 0);
+  cr_assert_eq(e->p.gw.ntcp, 0);
   env_free(e);
 }
