@@ -3,7 +3,12 @@
  *
  * One table describes every flag (name, env var, kind, bounds, target), so
  * parsing, validation and --help cannot drift apart. Environment values are
- * applied first, then flags, so a flag always wins.
+ * applied first, then flags, so a flag always wins. The command line is read
+ * by hand rather than with getopt_long (global state, argv permutation,
+ * messages printed to stderr) but follows its conventions: attached and
+ * separate values for short and long flags, unambiguous long prefixes, `--`.
+ * Values in seconds are OPT_SECS: config_duration_parse, whole seconds.
+ * RUST_LOG is the seed's logging variable; it only fills in for RELAY_LOG.
  */
 #include "wtrelay/config.h"
 
@@ -14,12 +19,14 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 enum opt_kind {
   OPT_U32,
+  OPT_SECS, /* a duration (60, 60s, 1m, 1h, 1d) in whole seconds, into a uint32_t */
   OPT_PORT,
   OPT_BIND,
   OPT_PATH,
@@ -33,6 +40,8 @@ enum opt_kind {
   OPT_EGRESS_DENY,
   OPT_STR128,
   OPT_STR256,
+  OPT_HELP,    /* no value: config_parse returns CONFIG_HELP */
+  OPT_VERSION, /* no value: config_parse returns CONFIG_VERSION */
 };
 
 struct opt {
@@ -55,26 +64,27 @@ static const struct opt opts[] = {
      "PEM certificate chain; without it an ephemeral self-signed one is made"},
     {"key-pem", 0, "RELAY_KEY_PEM", OPT_PATH, 0, 0, OFF(key_pem),
      "PEM private key for --cert-pem (both or neither)"},
-    {"heartbeat-interval", 0, NULL, OPT_U32, 1, 3600, OFF(heartbeat_interval_s),
-     "seconds between peer liveness sweeps (default 30)"},
-    {"peer-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(peer_timeout_s),
-     "seconds without traffic before a peer is dropped (default 150)"},
-    {"register-timeout", 0, NULL, OPT_U32, 1, 3600, OFF(register_timeout_s),
-     "seconds a session may stay unregistered (default 30)"},
+    {"heartbeat-interval", 0, NULL, OPT_SECS, 1, 3600, OFF(heartbeat_interval_s),
+     "time between peer liveness sweeps (default 30s)"},
+    {"peer-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(peer_timeout_s),
+     "time without traffic before a peer is dropped (default 150s)"},
+    {"register-timeout", 0, NULL, OPT_SECS, 1, 3600, OFF(register_timeout_s),
+     "time a session may stay unregistered (default 30s)"},
     {"log-level", 0, "RELAY_LOG", OPT_LOGLEVEL, 0, 0, OFF(log_level),
-     "error, warn, info or debug (default info)"},
+     "error, warn, info or debug (default info; RUST_LOG is read when RELAY_LOG "
+     "is unset)"},
     {"max-sessions", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions),
      "maximum concurrent QUIC connections (default 4096)"},
     {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
-     "maximum concurrent connections from one source address (default 64)"},
+     "maximum concurrent connections from one source address (default 256)"},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
      "maximum number of rooms (virtual LANs) (default 256)"},
     {"gateway-mac", 0, NULL, OPT_MAC, 0, 0, OFF(gateway_mac),
      "MAC address of the gateway 10.0.2.2 (default 52:55:0a:00:02:02)"},
     {"max-frame-size", 0, NULL, OPT_U32, 64, 9216, OFF(max_frame_size),
      "largest Ethernet frame accepted or reassembled, bytes (default 1514)"},
-    {"mac-aging", 0, NULL, OPT_U32, 1, 86400, OFF(mac_aging_s),
-     "seconds a learned MAC address is remembered (default 300)"},
+    {"mac-aging", 0, NULL, OPT_SECS, 1, 86400, OFF(mac_aging_s),
+     "time a learned MAC address is remembered (default 5m)"},
     {"max-macs-per-port", 0, NULL, OPT_U32, 1, 1024, OFF(max_macs_per_port),
      "MAC addresses learned per session (default 4)"},
     {"max-macs-per-room", 0, NULL, OPT_U32, 1, 1048576, OFF(max_macs_per_room),
@@ -101,14 +111,14 @@ static const struct opt opts[] = {
      "UDP NAT mappings in all (default 4096)"},
     {"max-udp-flows-per-vm", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows_per_vm),
      "UDP NAT mappings per VM (default 256)"},
-    {"udp-timeout", 0, NULL, OPT_U32, 1, 86400, OFF(udp_timeout_s),
-     "seconds an idle UDP NAT mapping lives (default 60)"},
+    {"udp-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(udp_timeout_s),
+     "time an idle UDP NAT mapping lives (default 60s)"},
     {"max-tcp-conns", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns),
      "TCP NAT connections in all (default 4096)"},
     {"max-tcp-conns-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns_per_vm),
      "TCP NAT connections per VM (default 256)"},
-    {"tcp-idle-timeout", 0, NULL, OPT_U32, 10, 604800, OFF(tcp_idle_timeout_s),
-     "seconds an idle TCP NAT connection lives (default 7200)"},
+    {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
+     "time an idle TCP NAT connection lives (default 2h)"},
     {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
      "(default 127.0.0.1:9090)"},
@@ -116,13 +126,15 @@ static const struct opt opts[] = {
      "Access-Control-Allow-Origin of /cert-hash (default *)"},
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener (default 256)"},
-    {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_U32, 1, 86400, OFF(cert_poll_s),
-     "seconds between checks of the PEM files for a new certificate (default 60)"},
-    {"shutdown-timeout", 0, NULL, OPT_U32, 1, 300, OFF(shutdown_timeout_s),
-     "seconds SIGTERM waits for sessions to close (default 5)"},
+    {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_SECS, 1, 86400, OFF(cert_poll_s),
+     "time between checks of the PEM files for a new certificate (default 60s)"},
+    {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),
+     "time SIGTERM waits for sessions to close (default 5s)"},
     {"healthcheck", 0, NULL, OPT_STR256, 0, 0, OFF(healthcheck),
      "probe http://ADDR:PORT/PATH (e.g. the /healthz of a running relay), exit 0 if it "
      "answers 200, else 1"},
+    {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
+    {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -137,7 +149,7 @@ void config_defaults(struct config *c)
   c->register_timeout_s = 30;
   c->log_level = LOG_INFO;
   c->max_sessions = 4096;
-  c->max_sessions_per_ip = 64;
+  c->max_sessions_per_ip = 256;
   c->max_rooms = 256;
   memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
   c->max_frame_size = 1514;
@@ -174,7 +186,7 @@ static int fail(char *err, size_t errlen, const char *fmt, ...)
   return -EINVAL;
 }
 
-static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
+int config_u32_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out)
 {
   if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
     return -EINVAL;
@@ -187,6 +199,162 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *out)
   return 0;
 }
 
+int config_duration_parse(const char *s, uint64_t *ms)
+{
+  uint64_t whole = 0, frac = 0, scale = 1, unit = 1000;
+  size_t nwhole = 0, nfrac = 0;
+  bool overflow = false;
+  if (!s)
+    return -EINVAL;
+  for (; *s >= '0' && *s <= '9'; s++, nwhole++) {
+    if (whole > (UINT64_MAX - 9) / 10)
+      overflow = true;
+    else
+      whole = whole * 10 + (uint64_t)(*s - '0');
+  }
+  if (*s == '.') {
+    for (s++; *s >= '0' && *s <= '9'; s++, nfrac++) {
+      if (nfrac < 9) { /* finer than a nanosecond of the unit: ignored */
+        frac = frac * 10 + (uint64_t)(*s - '0');
+        scale *= 10;
+      }
+    }
+    if (nfrac == 0)
+      return -EINVAL; /* "5." */
+  }
+  if (nwhole + nfrac == 0)
+    return -EINVAL;
+  switch (*s) {
+  case 's':
+    s++;
+    break;
+  case 'm':
+    unit = 60 * 1000;
+    s++;
+    break;
+  case 'h':
+    unit = 3600 * 1000;
+    s++;
+    break;
+  case 'd':
+    unit = 86400 * 1000;
+    s++;
+    break;
+  }
+  if (*s)
+    return -EINVAL;
+  if (overflow || whole > UINT64_MAX / unit)
+    return -ERANGE;
+  uint64_t v = whole * unit, f = frac * unit / scale; /* frac < 1e9: no overflow */
+  if (v > UINT64_MAX - f)
+    return -ERANGE;
+  *ms = v + f;
+  return 0;
+}
+
+/* "90s", "5m", "2h", "7d": the largest unit that divides the value. */
+static const char *secs_str(uint32_t secs, char *buf, size_t len)
+{
+  if (secs && secs % 86400 == 0)
+    snprintf(buf, len, "%ud", secs / 86400);
+  else if (secs && secs % 3600 == 0)
+    snprintf(buf, len, "%uh", secs / 3600);
+  else if (secs && secs % 60 == 0)
+    snprintf(buf, len, "%um", secs / 60);
+  else
+    snprintf(buf, len, "%us", secs);
+  return buf;
+}
+
+/* Appends ", item" (or "item") to a note, "..." once it is full. Quotes,
+ * backslashes and control characters become '?': the note ends up inside a
+ * quoted logfmt value. */
+static void note_add(char *note, size_t len, const char *item, size_t ilen)
+{
+  size_t n = strlen(note);
+  if (n + 4 >= len)
+    return;
+  if (n + (n ? 2 : 0) + ilen + 4 >= len) {
+    snprintf(note + n, len - n, "...");
+    return;
+  }
+  if (n) {
+    memcpy(note + n, ", ", 2);
+    n += 2;
+  }
+  for (size_t i = 0; i < ilen; i++)
+    note[n++] =
+        (item[i] == '"' || item[i] == '\\' || (unsigned char)item[i] < 0x20) ? '?' : item[i];
+  note[n] = '\0';
+}
+
+/* One level word of env_logger, case-insensitive; off is our quietest. */
+static int rust_level(const char *w, size_t len, enum log_level *out)
+{
+  char buf[16];
+  if (len == 0 || len >= sizeof(buf))
+    return -EINVAL;
+  memcpy(buf, w, len);
+  buf[len] = '\0';
+  if (strcasecmp(buf, "off") == 0) {
+    *out = LOG_ERROR;
+    return 0;
+  }
+  return log_level_parse(buf, out);
+}
+
+int config_rust_log_parse(const char *filter, enum log_level *out, char *note, size_t notelen)
+{
+  char targets[128] = "", unknown[128] = "";
+  enum log_level best = LOG_ERROR;
+  bool found = false;
+  const char *slash = strchr(filter, '/');
+  size_t speclen = slash ? (size_t)(slash - filter) : strlen(filter);
+
+  for (size_t i = 0; i < speclen;) {
+    size_t dl = strcspn(filter + i, ",");
+    if (i + dl > speclen)
+      dl = speclen - i;
+    const char *d = filter + i;
+    i += dl + 1;
+    while (dl && (*d == ' ' || *d == '\t')) /* env_logger trims each directive */
+      d++, dl--;
+    while (dl && (d[dl - 1] == ' ' || d[dl - 1] == '\t'))
+      dl--;
+    if (!dl)
+      continue;
+    const char *eq = memchr(d, '=', dl);
+    const char *lvl = eq ? eq + 1 : d;
+    size_t ll = eq ? dl - (size_t)(eq + 1 - d) : dl;
+    enum log_level l;
+    if (rust_level(lvl, ll, &l) < 0 || (eq && eq == d)) {
+      note_add(unknown, sizeof(unknown), d, dl); /* "loud", "relay=loud", bare module */
+      continue;
+    }
+    if (eq)
+      note_add(targets, sizeof(targets), d, (size_t)(eq - d));
+    if (!found || l > best)
+      best = l;
+    found = true;
+  }
+  if (note && notelen) {
+    note[0] = '\0';
+    size_t n = 0;
+    if (targets[0])
+      n += (size_t)snprintf(note + n, notelen - n, "module targets (level applied to all): %s",
+                            targets);
+    if (unknown[0] && n < notelen)
+      n += (size_t)snprintf(note + n, notelen - n, "%snot a level: %s", n ? "; " : "", unknown);
+    if (slash && n < notelen) {
+      snprintf(note + n, notelen - n, "%sregex filter: ", n ? "; " : "");
+      note_add(note + strlen(note), notelen - strlen(note), slash + 1, strlen(slash + 1));
+    }
+  }
+  if (found)
+    *out = best;
+  return found ? 1 : 0;
+}
+
 /* Applies one value to the field of `o`. `origin` is "--flag" or the env var
  * name, used in the error. */
 static int apply(struct config *c, const struct opt *o, const char *val, const char *origin,
@@ -196,13 +364,26 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
   uint32_t u;
   switch (o->kind) {
   case OPT_U32:
-    if (parse_u32(val, o->min, o->max, &u))
+    if (config_u32_parse(val, o->min, o->max, &u))
       return fail(err, errlen, "%s: expected an integer from %u to %u, got '%s'", origin, o->min,
                   o->max, val);
     memcpy(field, &u, sizeof(u));
     return 0;
+  case OPT_SECS: {
+    uint64_t ms;
+    char lo[16], hi[16];
+    if (config_duration_parse(val, &ms) < 0 || ms % 1000 || ms / 1000 < o->min ||
+        ms / 1000 > o->max)
+      return fail(err, errlen,
+                  "%s: expected a duration in whole seconds from %s to %s (60, 60s, 1m, 1h, 1d), "
+                  "got '%s'",
+                  origin, secs_str(o->min, lo, sizeof(lo)), secs_str(o->max, hi, sizeof(hi)), val);
+    u = (uint32_t)(ms / 1000);
+    memcpy(field, &u, sizeof(u));
+    return 0;
+  }
   case OPT_PORT:
-    if (parse_u32(val, o->min, o->max, &u))
+    if (config_u32_parse(val, o->min, o->max, &u))
       return fail(err, errlen, "%s: expected a port from 1 to 65535, got '%s'", origin, val);
     *(uint16_t *)(void *)field = (uint16_t)u;
     return 0;
@@ -215,6 +396,7 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
                   "%s: expected an IPv4 or IPv6 address such as 0.0.0.0 or ::, got '%s'", origin,
                   val);
     snprintf(c->bind, sizeof(c->bind), "%s", val);
+    c->bind_given = true;
     return 0;
   }
   case OPT_PATH:
@@ -313,16 +495,29 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     else
       return fail(err, errlen, "%s: expected true or false, got '%s'", origin, val);
     return 0;
+  case OPT_HELP:
+  case OPT_VERSION:
+    return fail(err, errlen, "%s: takes no value", origin);
   }
   return fail(err, errlen, "%s: internal error", origin);
 }
 
-static const struct opt *find_long(const char *name, size_t len)
+/* getopt_long's lookup: an exact name, else the one flag the name is a
+ * prefix of. NULL with *ambiguous set when several flags start with it. */
+static const struct opt *find_long(const char *name, size_t len, bool *ambiguous)
 {
-  for (size_t i = 0; i < NOPTS; i++)
-    if (strlen(opts[i].flag) == len && memcmp(opts[i].flag, name, len) == 0)
+  const struct opt *hit = NULL;
+  *ambiguous = false;
+  for (size_t i = 0; i < NOPTS; i++) {
+    if (strncmp(opts[i].flag, name, len) != 0)
+      continue;
+    if (opts[i].flag[len] == '\0')
       return &opts[i];
-  return NULL;
+    if (hit)
+      *ambiguous = true;
+    hit = &opts[i];
+  }
+  return *ambiguous ? NULL : hit;
 }
 
 static const struct opt *find_short(char ch)
@@ -333,10 +528,32 @@ static const struct opt *find_short(char ch)
   return NULL;
 }
 
+static bool takes_value(const struct opt *o)
+{
+  return o->kind != OPT_FLAG && o->kind != OPT_HELP && o->kind != OPT_VERSION;
+}
+
+/* RUST_LOG, the seed's variable, when RELAY_LOG is not set. Never an error:
+ * a filter we cannot honour leaves a note for main() to log. */
+static void apply_rust_log(struct config *c, config_getenv_fn getenv_fn)
+{
+  const char *relay = getenv_fn("RELAY_LOG"), *rust = getenv_fn("RUST_LOG");
+  if ((relay && *relay) || !rust || !*rust)
+    return;
+  char note[sizeof(c->log_note) - 64];
+  if (config_rust_log_parse(rust, &c->log_level, note, sizeof(note)) == 0)
+    snprintf(c->log_note, sizeof(c->log_note), "%s; keeping level %s", note,
+             log_level_name(c->log_level));
+  else if (note[0])
+    snprintf(c->log_note, sizeof(c->log_note), "%s; using level %s", note,
+             log_level_name(c->log_level));
+}
+
 int config_parse(struct config *c, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
                  size_t errlen)
 {
   int rc;
+  bool level_flag = false;
   if (err && errlen)
     err[0] = '\0';
 
@@ -347,6 +564,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     if (v && *v && (rc = apply(c, &opts[i], v, opts[i].env, err, errlen)))
       return rc;
   }
+  if (getenv_fn)
+    apply_rust_log(c, getenv_fn);
 
   for (int i = 1; i < argc; i++) {
     const char *arg = argv[i];
@@ -354,29 +573,39 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     const char *val = NULL;
     char origin[64];
 
-    if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0)
-      return CONFIG_HELP;
-    if (strcmp(arg, "--version") == 0 || strcmp(arg, "-V") == 0)
-      return CONFIG_VERSION;
-
-    if (strncmp(arg, "--", 2) == 0 && arg[2]) {
+    if (strcmp(arg, "--") == 0) {
+      if (i + 1 < argc)
+        return fail(err, errlen, "unexpected argument '%s'", argv[i + 1]);
+      break;
+    }
+    if (strncmp(arg, "--", 2) == 0) {
       const char *name = arg + 2;
       const char *eq = strchr(name, '=');
       size_t len = eq ? (size_t)(eq - name) : strlen(name);
-      o = find_long(name, len);
+      bool ambiguous;
+      o = find_long(name, len, &ambiguous);
+      if (ambiguous)
+        return fail(err, errlen, "ambiguous flag '%.*s'", (int)(len + 2), arg);
       if (!o)
         return fail(err, errlen, "unknown flag '%.*s'", (int)(len + 2), arg);
       if (eq)
         val = eq + 1;
-      snprintf(origin, sizeof(origin), "--%s", o->flag);
-    } else if (arg[0] == '-' && arg[1] && !arg[2]) {
+    } else if (arg[0] == '-' && arg[1]) {
       o = find_short(arg[1]);
       if (!o)
+        return fail(err, errlen, "unknown flag '-%c'", arg[1]);
+      if (arg[2] && !takes_value(o))
         return fail(err, errlen, "unknown flag '%s'", arg);
-      snprintf(origin, sizeof(origin), "--%s", o->flag);
+      if (arg[2])
+        val = arg + 2; /* -p4433 */
     } else {
       return fail(err, errlen, "unexpected argument '%s'", arg);
     }
+    snprintf(origin, sizeof(origin), "--%s", o->flag);
+    if (o->kind == OPT_HELP && !val)
+      return CONFIG_HELP;
+    if (o->kind == OPT_VERSION && !val)
+      return CONFIG_VERSION;
     if (!val && o->kind == OPT_FLAG)
       val = "true";
     if (!val) {
@@ -386,7 +615,10 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     }
     if ((rc = apply(c, o, val, origin, err, errlen)))
       return rc;
+    level_flag |= o->kind == OPT_LOGLEVEL;
   }
+  if (level_flag)
+    c->log_note[0] = '\0'; /* RUST_LOG was not used */
 
   if ((c->cert_pem[0] != 0) != (c->key_pem[0] != 0))
     return fail(err, errlen,
@@ -403,7 +635,7 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
   }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
-                "--peer-timeout (%u) must not be shorter than --heartbeat-interval (%u)",
+                "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",
                 c->peer_timeout_s, c->heartbeat_interval_s);
   return CONFIG_OK;
 }
@@ -415,7 +647,7 @@ void config_usage_print(FILE *f)
              "(a C drop-in for bavy-relay).\n\nOptions:\n");
   for (size_t i = 0; i < NOPTS; i++) {
     char flag[64];
-    const char *arg = opts[i].kind == OPT_FLAG ? "" : " <V>";
+    const char *arg = takes_value(&opts[i]) ? (opts[i].kind == OPT_SECS ? " <DUR>" : " <V>") : "";
     if (opts[i].short_flag)
       snprintf(flag, sizeof(flag), "-%c, --%s%s", opts[i].short_flag, opts[i].flag, arg);
     else
@@ -425,6 +657,5 @@ void config_usage_print(FILE *f)
       fprintf(f, " [env: %s]", opts[i].env);
     fputc('\n', f);
   }
-  fprintf(f, "  %-28s %s\n  %-28s %s\n", "-h, --help", "print this help", "-V, --version",
-          "print the version");
+  fprintf(f, "\n<DUR> is a duration: 60 or 60s (seconds), 1m, 1h, 1d.\n");
 }

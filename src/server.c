@@ -6,12 +6,21 @@
  * CLOSE_WEBTRANSPORT_SESSION on every session, then CONNECTION_CLOSE on
  * every connection a moment later, then leave the loop: well within a
  * second.
+ *
+ * The QUIC socket binds --bind, "::" (dual-stack) by default. A host
+ * without IPv6 (a kernel booted with ipv6.disable=1 or built without it, a
+ * sandbox that refuses AF_INET6) fails that with EAFNOSUPPORT or
+ * EADDRNOTAVAIL; then the default, and only the default, falls back to
+ * 0.0.0.0 with a warning. An explicit --bind :: is a request for IPv6 and
+ * fails like any other address. (net.ipv6.conf.*.disable_ipv6 does not
+ * count: "::" still binds there and serves IPv4 through mapped addresses.)
  */
 #include "wtrelay/server.h"
 
 #include <errno.h>
 #include <ifaddrs.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -38,6 +47,7 @@ struct server {
   const struct tls_cert *cert;
   struct worker w;
   struct io_udp_sock *udp;
+  char bind[64]; /* the address udp is bound to: cfg->bind or the fallback */
   struct quic_endpoint quic;
   struct h3_endpoint h3;
   struct relay relay;
@@ -351,8 +361,16 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   iop.max_udp_socks = 8 + cfg->max_udp_flows + 256; /* QUIC, DNS, UDP and ICMP NAT */
   if ((rc = worker_init(&s->w, 0, &iop, cfg->max_sessions * 3 + 64)) < 0)
     goto fail;
-  if ((rc = io_udp_open(&s->w.io, cfg->bind, cfg->port, quic_endpoint_on_packet, &s->quic,
-                        &s->udp)) < 0)
+  snprintf(s->bind, sizeof(s->bind), "%s", cfg->bind);
+  rc = io_udp_open(&s->w.io, s->bind, cfg->port, quic_endpoint_on_packet, &s->quic, &s->udp);
+  if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
+      strcmp(cfg->bind, "::") == 0) {
+    log_warn("no IPv6 on this host, listening on IPv4 only", "bind=:: err=\"%s\" fallback=0.0.0.0",
+             strerror(-rc));
+    snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
+    rc = io_udp_open(&s->w.io, s->bind, cfg->port, quic_endpoint_on_packet, &s->quic, &s->udp);
+  }
+  if (rc < 0)
     goto fail_worker;
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     goto fail_worker;
@@ -414,6 +432,11 @@ fail:
 uint16_t server_port(const struct server *s)
 {
   return s->udp->port;
+}
+
+const char *server_bind(const struct server *s)
+{
+  return s->bind;
 }
 
 const struct tls_cert *server_cert(const struct server *s)

@@ -8,6 +8,14 @@
  * error message names the flag; nothing else in the relay re-validates.
  * The parser is pure: it reads argv and an injected getenv function, writes
  * a struct config, and never exits or prints (main() does).
+ *
+ * Command lines follow getopt_long's conventions: `--port 4433`,
+ * `--port=4433`, `-p 4433`, `-p4433`, unambiguous prefixes of long flags
+ * (`--heartbeat` for --heartbeat-interval), `--` ends the flags. Every value
+ * in seconds is a duration in `sleep`'s syntax (config_duration_parse), which
+ * wtclient and wtrelay-tap use too. RUST_LOG (env_logger's filter syntax) is
+ * read when RELAY_LOG is unset; what it could not honour is left in
+ * config.log_note for main() to log once.
  */
 #ifndef WTRELAY_CONFIG_H
 #define WTRELAY_CONFIG_H
@@ -26,14 +34,16 @@
 struct config {
   uint16_t port;                  /* --port, 4433 */
   char bind[64];                  /* --bind, "::" (dual-stack) */
+  bool bind_given;                /* --bind was on the command line */
   char cert_pem[CONFIG_PATH_MAX]; /* --cert-pem / RELAY_CERT_PEM, "" = ephemeral */
   char key_pem[CONFIG_PATH_MAX];  /* --key-pem / RELAY_KEY_PEM */
   uint32_t heartbeat_interval_s;  /* --heartbeat-interval, 30 */
   uint32_t peer_timeout_s;        /* --peer-timeout, 150 */
   uint32_t register_timeout_s;    /* --register-timeout, 30 */
-  enum log_level log_level;       /* --log-level / RELAY_LOG, info */
+  enum log_level log_level;       /* --log-level / RELAY_LOG / RUST_LOG, info */
+  char log_note[256];             /* what RUST_LOG had that was ignored, "" = none */
   uint32_t max_sessions;          /* --max-sessions, 4096 */
-  uint32_t max_sessions_per_ip;   /* --max-sessions-per-ip, 64 */
+  uint32_t max_sessions_per_ip;   /* --max-sessions-per-ip, 256 */
   uint32_t max_rooms;             /* --max-rooms, 256 */
   /* virtual switch */
   uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
@@ -82,11 +92,32 @@ typedef const char *(*config_getenv_fn)(const char *name);
 void config_defaults(struct config *c);
 
 /* Parses argv[1..argc-1] over the defaults and the environment read through
- * `getenv_fn` (NULL = no environment). Accepts `--flag value` and
- * `--flag=value`. Returns enum config_result, or -EINVAL with a message that
- * names the flag written to err (main prints usage and exits 2). */
+ * `getenv_fn` (NULL = no environment), with getopt_long's conventions (see
+ * above). Returns enum config_result, or -EINVAL with a one-line message
+ * that names the flag written to err (main prints it with a pointer to
+ * --help and exits 2). */
 int config_parse(struct config *c, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
                  size_t errlen);
+
+/* Parses a duration as `sleep` writes it: a non-negative decimal number
+ * (`60`, `1.5`) with an optional unit `s`, `m`, `h` or `d`; no unit means
+ * seconds. Nothing else is accepted: no sign, blanks, exponent or trailing
+ * characters. Writes milliseconds (a fraction finer than 1 ms is
+ * truncated). Returns 0, -EINVAL on a malformed value, -ERANGE when it does
+ * not fit 64 bits of milliseconds. */
+int config_duration_parse(const char *s, uint64_t *ms);
+
+/* Parses a decimal integer from min to max (no sign, no blanks, no
+ * trailing characters). Returns 0 or -EINVAL. */
+int config_u32_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
+
+/* Reads an env_logger filter (RUST_LOG): comma-separated directives `LEVEL`,
+ * `TARGET=LEVEL` or `TARGET`, with an optional `/REGEX` suffix. Sets *out
+ * to the most verbose level named anywhere (trace = debug, off = error) and
+ * returns 1, or returns 0 and leaves *out alone when no level was
+ * recognised. Writes to note (may be NULL) the parts that were ignored or
+ * widened (module targets, the regex, unknown words), "" when none. */
+int config_rust_log_parse(const char *filter, enum log_level *out, char *note, size_t notelen);
 
 /* Writes the --help text. */
 void config_usage_print(FILE *f);

@@ -19,6 +19,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
 /* The certificate in use now. */
 const struct tls_cert *server_cert(const struct server *s);
 uint16_t server_port(const struct server *s);
+/* The address the QUIC socket is bound to: --bind, or 0.0.0.0 when the
+ * default "::" fell back on a host without IPv6. */
+const char *server_bind(const struct server *s);
 /* Runs until SIGINT/SIGTERM; returns 0 after a clean shutdown. */
 int server_run(struct server *s);
 void server_free(struct server *s);

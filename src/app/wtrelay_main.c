@@ -91,12 +91,13 @@ int main(int argc, char **argv)
     return 0;
   }
   if (rc < 0) {
-    fprintf(stderr, "wtrelay: %s\n\n", err);
-    config_usage_print(stderr);
+    fprintf(stderr, "wtrelay: %s. Try 'wtrelay --help'.\n", err);
     return 2;
   }
   log_set_level(cfg.log_level);
   signal(SIGPIPE, SIG_IGN);
+  if (cfg.log_note[0])
+    log_warn("RUST_LOG partly ignored", "ignored=\"%s\"", cfg.log_note);
   if (cfg.healthcheck[0])
     return healthcheck(cfg.healthcheck);
 
@@ -131,10 +132,12 @@ int main(int argc, char **argv)
   const struct tls_cert *inuse = server_cert(srv);
   /* The seed's two lines, exactly; tools and users parse them. */
   printf("Certificate SHA-256 Hash: %s\n", inuse->sha256_hex);
-  printf("Listening on https://%s:%u\n", cfg.bind, server_port(srv));
+  const char *bound = server_bind(srv);
+  bool v6 = strchr(bound, ':') != NULL; /* a URL wants [::]:4433 */
+  printf("Listening on https://%s%s%s:%u\n", v6 ? "[" : "", bound, v6 ? "]" : "", server_port(srv));
   fflush(stdout);
   log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld", WTRELAY_VERSION,
-           cfg.bind, server_port(srv), inuse->ephemeral ? "ephemeral" : "pem",
+           bound, server_port(srv), inuse->ephemeral ? "ephemeral" : "pem",
            (long long)inuse->not_after);
   if (cfg.http_listen[0])
     log_info("operations HTTP listening", "url=http://%s/metrics", cfg.http_listen);

@@ -3,15 +3,49 @@
 . "$(dirname "$0")/lib.sh"
 
 "$RELAY" --help | grep -q -- '--cert-pem' || fail "--help"
-rc=0; "$RELAY" --frobnicate >/dev/null 2>"$TMP/e" || rc=$?
-[ "$rc" = 2 ] && grep -q "unknown flag" "$TMP/e" && grep -q Usage "$TMP/e" || fail "unknown flag: rc=$rc"
+# A usage error is one line on stderr: what is wrong, naming the flag, and a
+# pointer to --help (not the whole usage text); exit 2.
+one_line_usage_error() { # expected-text args...
+  local want=$1 rc=0
+  shift
+  "$RELAY" "$@" >/dev/null 2>"$TMP/e" || rc=$?
+  [ "$rc" = 2 ] || fail "$*: exit $rc, expected 2"
+  [ "$(wc -l <"$TMP/e")" = 1 ] || fail "$*: more than one line: $(cat "$TMP/e")"
+  grep -q -- "$want" "$TMP/e" && grep -q "Try 'wtrelay --help'" "$TMP/e" || fail "$*: $(cat "$TMP/e")"
+}
+one_line_usage_error "unknown flag '--frobnicate'" --frobnicate
+one_line_usage_error "^wtrelay: --port: .*got 'abc'" -pabc
+one_line_usage_error "^wtrelay: --port: .*got 'abc'" --port=abc
+one_line_usage_error "^wtrelay: --peer-timeout: .*got '1y'" --peer-timeout 1y
+CERT_POLL_INTERVAL=-5 one_line_usage_error "^wtrelay: CERT_POLL_INTERVAL: .*got '-5'"
 rc=0; "$RELAY" --cert-pem /x.pem >/dev/null 2>"$TMP/e" || rc=$?
 [ "$rc" = 2 ] && grep -q -- "--key-pem" "$TMP/e" || fail "half cert pair: rc=$rc"
 rc=0; "$RELAY" --port 0 >/dev/null 2>"$TMP/e" || rc=$?
 [ "$rc" = 2 ] && grep -q -- "--port" "$TMP/e" || fail "bad port: rc=$rc"
 rc=0; "$RELAY" --cert-pem "$TMP/missing.pem" --key-pem "$TMP/missing.key" --port 1 >/dev/null 2>"$TMP/e" || rc=$?
 [ "$rc" = 1 ] && grep -q "missing.pem" "$TMP/e" || fail "missing PEM: rc=$rc $(cat "$TMP/e")"
-pass "flags: help, unknown flag (2), half cert pair (2), bad port (2), missing PEM (1)"
+pass "flags: help, unknown flag (2), one-line bad values (2), half cert pair (2), bad port (2), missing PEM (1)"
+
+# The default bind "::" prints a URL with brackets (or, on a host without
+# IPv6, falls back to 0.0.0.0 with a warning); -pPORT and durations work;
+# RUST_LOG is honoured with a warning about module targets.
+PORT=$(free_udp_port)
+RUST_LOG="warn,bavy_relay=debug" "$RELAY" -p"$PORT" --http-listen= --heartbeat-interval 1m \
+  --peer-timeout=1h >"$TMP/relay.out" 2>"$TMP/relay.err" &
+RELAY_PID=$!
+PIDS+=("$RELAY_PID")
+for _ in $(seq 1 50); do grep -q '^Listening on' "$TMP/relay.out" 2>/dev/null && break; sleep 0.1; done
+if ! grep -q "^Listening on https://\[::\]:$PORT\$" "$TMP/relay.out"; then
+  grep -q "^Listening on https://0.0.0.0:$PORT\$" "$TMP/relay.out" &&
+    grep -q 'no IPv6 on this host' "$TMP/relay.err" || fail "default bind listening line: $(cat "$TMP/relay.out")"
+fi
+grep -q 'level=warn msg="RUST_LOG partly ignored".*bavy_relay' "$TMP/relay.err" || fail "RUST_LOG warning"
+HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
+out=$("$CLIENT" --url "https://127.0.0.1:$PORT/" --cert-hash "$HASH" --timeout 10) ||
+  fail "client over IPv4 to the default bind: $out"
+grep -q 'level=debug' "$TMP/relay.err" || fail "RUST_LOG=bavy_relay=debug did not enable debug logs"
+stop_relay
+pass "default bind: $(sed -n 's/^Listening on //p' "$TMP/relay.out"), -pPORT, durations, RUST_LOG"
 
 start_relay
 grep -Eq '^Certificate SHA-256 Hash: [0-9a-f]{64}$' "$TMP/relay.out" || fail "hash line"

@@ -36,6 +36,8 @@ Test(config, defaults)
   cr_assert_eq(c.heartbeat_interval_s, 30);
   cr_assert_eq(c.peer_timeout_s, 150);
   cr_assert_str_eq(c.cert_pem, "");
+  cr_assert_eq(c.max_sessions_per_ip, 256);
+  cr_assert_not(c.bind_given);
 }
 
 Test(config, valid_flags)
@@ -76,6 +78,10 @@ Test(config, invalid_values_name_the_flag)
   cr_assert(strstr(err, "--log-level"));
   cr_assert_eq(PARSE(&c, err, "--frobnicate"), -EINVAL);
   cr_assert(strstr(err, "unknown flag"));
+  cr_assert_eq(PARSE(&c, err, "-x"), -EINVAL);
+  cr_assert(strstr(err, "unknown flag '-x'"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "stray"), -EINVAL);
+  cr_assert(strstr(err, "unexpected argument 'stray'"), "%s", err);
   cr_assert_eq(PARSE(&c, err, "--port"), -EINVAL);
   cr_assert(strstr(err, "missing value"));
 }
@@ -125,4 +131,223 @@ Test(config, help_and_version)
   memset(env_vals, 0, sizeof(env_vals));
   cr_assert_eq(PARSE(&c, err, "--help"), CONFIG_HELP);
   cr_assert_eq(PARSE(&c, err, "--version"), CONFIG_VERSION);
+}
+
+Test(config, short_and_long_value_forms)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "-p4433"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.port, 4433);
+  cr_assert_eq(PARSE(&c, err, "-p5001"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.port, 5001);
+  cr_assert_eq(PARSE(&c, err, "--port=4434"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.port, 4434);
+  cr_assert_eq(PARSE(&c, err, "-p", "4435"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.port, 4435);
+  cr_assert_eq(PARSE(&c, err, "--port", "4436"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.port, 4436);
+  cr_assert_eq(PARSE(&c, err, "-b0.0.0.0", "--bind=::1"), CONFIG_OK, "%s", err);
+  cr_assert_str_eq(c.bind, "::1");
+  cr_assert(c.bind_given);
+  /* getopt_long: unambiguous prefixes, flags with =value, "--" */
+  cr_assert_eq(PARSE(&c, err, "--heartbeat=10", "--peer-t", "20"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.heartbeat_interval_s, 10);
+  cr_assert_eq(c.peer_timeout_s, 20);
+  cr_assert_eq(PARSE(&c, err, "--max-s", "5"), -EINVAL);
+  cr_assert(strstr(err, "ambiguous flag '--max-s'"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--allow-any-src-mac", "--", "-p1"), -EINVAL);
+  cr_assert_eq(PARSE(&c, err, "--allow-any-src-mac", "--"), CONFIG_OK, "%s", err);
+  cr_assert(c.allow_any_src_mac);
+  cr_assert_eq(PARSE(&c, err, "-h"), CONFIG_HELP);
+  cr_assert_eq(PARSE(&c, err, "-V"), CONFIG_VERSION);
+  cr_assert_eq(PARSE(&c, err, "--help=x"), -EINVAL);
+  /* a bad value: one line that names the flag, whichever form was used */
+  const char *bad[][2] = {
+      {"-pabc", NULL}, {"--port=abc", NULL}, {"-p", "abc"}, {"--port", "99999"}, {"--port=", NULL}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    int rc = bad[i][1] ? PARSE(&c, err, (char *)bad[i][0], (char *)bad[i][1])
+                       : PARSE(&c, err, (char *)bad[i][0]);
+    cr_assert_eq(rc, -EINVAL, "%s", bad[i][0]);
+    cr_assert(strncmp(err, "--port: ", 8) == 0, "names the flag: %s", err);
+    cr_assert_null(strchr(err, '\n'), "one line: %s", err);
+  }
+  cr_assert_eq(PARSE(&c, err, "-p"), -EINVAL);
+  cr_assert_str_eq(err, "--port: missing value");
+}
+
+Test(config, duration_forms)
+{
+  static const struct {
+    const char *s;
+    uint64_t ms;
+  } ok[] = {
+      {"0", 0},          {"60", 60000},     {"60s", 60000},
+      {"1m", 60000},     {"1h", 3600000},   {"1d", 86400000},
+      {"90m", 5400000},  {"1.5", 1500},     {"1.5m", 90000},
+      {".5s", 500},      {"0.25h", 900000}, {"007", 7000},
+      {"2d", 172800000}, {"0.0001", 0},     {"18446744073709551", 18446744073709551000ull},
+  };
+  for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+    uint64_t ms = 12345;
+    cr_assert_eq(config_duration_parse(ok[i].s, &ms), 0, "'%s'", ok[i].s);
+    cr_assert_eq(ms, ok[i].ms, "'%s' = %llu ms", ok[i].s, (unsigned long long)ms);
+  }
+  static const char *bad[] = {"",    "s",   "-1",    "+1",  " 1",   "1 ",  "1x",  "1ss", "1sm",
+                              "1e3", "5.",  ".",     "1.s", "0x10", "1 m", "1M",  "m1",  "1,5",
+                              "1w",  "abc", "1.2.3", "\t1", "1\n",  "--1", "1ms", "inf", "nan"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    uint64_t ms = 12345;
+    cr_assert_eq(config_duration_parse(bad[i], &ms), -EINVAL, "'%s'", bad[i]);
+    cr_assert_eq(ms, 12345, "'%s' leaves the output alone", bad[i]);
+  }
+  uint64_t ms;
+  cr_assert_eq(config_duration_parse(NULL, &ms), -EINVAL);
+  cr_assert_eq(config_duration_parse("18446744073709552", &ms), -ERANGE);
+  cr_assert_eq(config_duration_parse("99999999999999999999999", &ms), -ERANGE);
+  cr_assert_eq(config_duration_parse("213503982335d", &ms), -ERANGE);
+  cr_assert_eq(config_duration_parse("213503982334d", &ms), 0);
+}
+
+Test(config, duration_flags)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--heartbeat-interval", "1m", "--peer-timeout=1h",
+                     "--register-timeout", "45s", "--mac-aging", "1d", "--udp-timeout", "90",
+                     "--tcp-idle-timeout", "2h", "--shutdown-timeout", "1.5m",
+                     "--cert-poll-interval", "10m"),
+               CONFIG_OK, "%s", err);
+  cr_assert_eq(c.heartbeat_interval_s, 60);
+  cr_assert_eq(c.peer_timeout_s, 3600);
+  cr_assert_eq(c.register_timeout_s, 45);
+  cr_assert_eq(c.mac_aging_s, 86400);
+  cr_assert_eq(c.udp_timeout_s, 90);
+  cr_assert_eq(c.tcp_idle_timeout_s, 7200);
+  cr_assert_eq(c.shutdown_timeout_s, 90);
+  cr_assert_eq(c.cert_poll_s, 600);
+  env_vals[0][0] = "CERT_POLL_INTERVAL";
+  env_vals[0][1] = "5m";
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.cert_poll_s, 300);
+  cr_assert_eq(PARSE(&c, err, "--cert-poll-interval", "30s"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.cert_poll_s, 30);
+  env_vals[0][1] = "1y";
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), -EINVAL);
+  cr_assert(strncmp(err, "CERT_POLL_INTERVAL: ", 20) == 0, "%s", err);
+  memset(env_vals, 0, sizeof(env_vals));
+
+  static const char *flags[] = {"--heartbeat-interval", "--peer-timeout",      "--register-timeout",
+                                "--mac-aging",          "--udp-timeout",       "--tcp-idle-timeout",
+                                "--shutdown-timeout",   "--cert-poll-interval"};
+  static const char *bad[] = {"",
+                              "abc",
+                              "-1",
+                              "-1s",
+                              "0",
+                              "1.5",
+                              "10x",
+                              "10s ",
+                              "1w",
+                              "8d",
+                              "1e2",
+                              "0.5m5",
+                              "99999999999999999999999"};
+  for (size_t f = 0; f < sizeof(flags) / sizeof(flags[0]); f++) {
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+      cr_assert_eq(PARSE(&c, err, (char *)flags[f], (char *)bad[i]), -EINVAL, "%s '%s'", flags[f],
+                   bad[i]);
+      cr_assert(strncmp(err, flags[f], strlen(flags[f])) == 0, "names the flag: %s", err);
+      cr_assert(strstr(err, "1m"), "shows the syntax: %s", err);
+    }
+  }
+  /* bounds are shown as durations */
+  cr_assert_eq(PARSE(&c, err, "--tcp-idle-timeout", "5"), -EINVAL);
+  cr_assert(strstr(err, "from 10s to 7d"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--shutdown-timeout", "6m"), -EINVAL);
+  cr_assert(strstr(err, "from 1s to 5m"), "%s", err);
+}
+
+static enum log_level level_with(const char *relay_log, const char *rust_log, char *note)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  int n = 0;
+  if (relay_log) {
+    env_vals[n][0] = "RELAY_LOG";
+    env_vals[n++][1] = relay_log;
+  }
+  if (rust_log) {
+    env_vals[n][0] = "RUST_LOG";
+    env_vals[n++][1] = rust_log;
+  }
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK, "%s", err);
+  snprintf(note, 256, "%s", c.log_note);
+  return c.log_level;
+}
+
+Test(config, rust_log)
+{
+  char note[256];
+  cr_assert_eq(level_with(NULL, "info", note), LOG_INFO);
+  cr_assert_str_eq(note, "");
+  cr_assert_eq(level_with(NULL, "WARN", note), LOG_WARN);
+  cr_assert_str_eq(note, "");
+  cr_assert_eq(level_with(NULL, "error", note), LOG_ERROR);
+  cr_assert_eq(level_with(NULL, "trace", note), LOG_DEBUG);
+  cr_assert_eq(level_with(NULL, "off", note), LOG_ERROR);
+
+  cr_assert_eq(level_with(NULL, "bavy_relay=debug", note), LOG_DEBUG);
+  cr_assert(strstr(note, "module targets") && strstr(note, "bavy_relay"), "%s", note);
+
+  cr_assert_eq(level_with(NULL, "warn,relay=trace", note), LOG_DEBUG);
+  cr_assert(strstr(note, "relay") && !strstr(note, "warn"), "%s", note);
+
+  cr_assert_eq(level_with(NULL, "relay::quic=debug,info", note), LOG_DEBUG);
+  cr_assert(strstr(note, "relay::quic"), "%s", note);
+
+  cr_assert_eq(level_with(NULL, "bavy_relay=warn, error", note), LOG_WARN);
+  cr_assert_eq(level_with(NULL, "error,bavy_relay=info", note), LOG_INFO);
+  cr_assert_eq(level_with(NULL, "info/foo", note), LOG_INFO);
+  cr_assert(strstr(note, "regex") && strstr(note, "foo"), "%s", note);
+
+  /* unknown words: the default stays, with a note */
+  cr_assert_eq(level_with(NULL, "loud", note), LOG_INFO);
+  cr_assert(strstr(note, "not a level: loud") && strstr(note, "keeping level info"), "%s", note);
+  cr_assert_eq(level_with(NULL, "relay=loud", note), LOG_INFO);
+  cr_assert(strstr(note, "relay=loud"), "%s", note);
+  cr_assert_eq(level_with(NULL, "debug,x=\"y", note), LOG_DEBUG);
+  cr_assert_null(strchr(note, '"'), "the note is safe in a quoted logfmt value: %s", note);
+  cr_assert_eq(level_with(NULL, ",,", note), LOG_INFO);
+  cr_assert_eq(level_with(NULL, "", note), LOG_INFO);
+  cr_assert_str_eq(note, "");
+
+  /* RELAY_LOG wins over RUST_LOG, and --log-level over both */
+  cr_assert_eq(level_with("warn", "debug", note), LOG_WARN);
+  cr_assert_str_eq(note, "");
+  cr_assert_eq(level_with("error", "relay=debug", note), LOG_ERROR);
+  cr_assert_str_eq(note, "");
+  struct config c;
+  char err[512];
+  cr_assert_eq(level_with(NULL, "relay=debug", note), LOG_DEBUG);
+  cr_assert_eq(PARSE(&c, err, "--log-level", "error"), CONFIG_OK);
+  cr_assert_eq(c.log_level, LOG_ERROR);
+  cr_assert_str_eq(c.log_note, "", "RUST_LOG was overridden, nothing to warn about");
+}
+
+Test(config, rust_log_parser_alone)
+{
+  enum log_level l = LOG_INFO;
+  char note[64];
+  cr_assert_eq(config_rust_log_parse("a=debug,b=debug,c=debug,d=debug,e=debug,f=debug,g=debug", &l,
+                                     note, sizeof(note)),
+               1);
+  cr_assert_eq(l, LOG_DEBUG);
+  cr_assert(strlen(note) < sizeof(note));
+  l = LOG_WARN;
+  cr_assert_eq(config_rust_log_parse("nonsense", &l, NULL, 0), 0);
+  cr_assert_eq(l, LOG_WARN, "left alone");
 }
