@@ -5,17 +5,23 @@
  *
  *   wtclient --url https://127.0.0.1:4433/room --cert-hash HEX [--sessions N]
  *            [--mac 52:54:00:00:00:01] [--same-mac] [--heartbeats K] [--junk]
- *            [--no-register] [--hold SECONDS] [--until-closed] [--timeout SECONDS]
+ *            [--no-register] [--hold DURATION] [--until-closed] [--timeout DURATION]
+ *
+ * Flags follow getopt_long (--flag=value, unambiguous prefixes); durations
+ * are `sleep`-style (0.5, 10, 10s, 1m), parsed by config_duration_parse.
  *
  * Exit status: 0 when every session reached what was asked (registered,
  * heartbeats acknowledged; with --until-closed: closed by the relay), 1
  * otherwise, 2 on usage errors.
  */
 #include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/config.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
 #include "wtrelay/tls.h"
@@ -29,14 +35,153 @@ struct opts {
   double hold_s, timeout_s;
 };
 
-static void usage(void)
+static void usage(FILE *f)
 {
-  fprintf(stderr,
-          "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
-          "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
-          "                [--no-register] [--hold S] [--late-heartbeats K] [--until-closed]\n"
-          "                [--expect-error]\n"
-          "                [--timeout S] [--log-level L]\n");
+  fprintf(f, "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
+             "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
+             "                [--no-register] [--hold DUR] [--late-heartbeats K] [--until-closed]\n"
+             "                [--expect-error]\n"
+             "                [--timeout DUR] [--log-level L]\n"
+             "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n");
+}
+
+/* A usage error: one line naming the flag, a pointer to --help; exit 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("wtclient: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(". Try 'wtclient --help'.\n", stderr);
+  va_end(ap);
+  return 2;
+}
+
+enum {
+  O_URL = 256,
+  O_HASH,
+  O_SESSIONS,
+  O_HEARTBEATS,
+  O_HOLD,
+  O_LATE,
+  O_TIMEOUT,
+  O_MAC,
+  O_LOG,
+  O_SAME_MAC,
+  O_JUNK,
+  O_NO_REGISTER,
+  O_UNTIL_CLOSED,
+  O_EXPECT_ERROR,
+};
+
+static const struct option long_opts[] = {
+    {"url", required_argument, NULL, O_URL},
+    {"cert-hash", required_argument, NULL, O_HASH},
+    {"sessions", required_argument, NULL, O_SESSIONS},
+    {"heartbeats", required_argument, NULL, O_HEARTBEATS},
+    {"hold", required_argument, NULL, O_HOLD},
+    {"late-heartbeats", required_argument, NULL, O_LATE},
+    {"timeout", required_argument, NULL, O_TIMEOUT},
+    {"mac", required_argument, NULL, O_MAC},
+    {"log-level", required_argument, NULL, O_LOG},
+    {"same-mac", no_argument, NULL, O_SAME_MAC},
+    {"junk", no_argument, NULL, O_JUNK},
+    {"no-register", no_argument, NULL, O_NO_REGISTER},
+    {"until-closed", no_argument, NULL, O_UNTIL_CLOSED},
+    {"expect-error", no_argument, NULL, O_EXPECT_ERROR},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *opt_name(int val)
+{
+  for (const struct option *o = long_opts; o->name; o++)
+    if (o->val == val)
+      return o->name;
+  return "?";
+}
+
+/* Parses the command line into o. Returns 0, 1 for --help, or 2 after
+ * printing a usage error. */
+static int parse_args(struct opts *o, int argc, char **argv)
+{
+  int ch, li;
+  uint32_t u;
+  uint64_t ms;
+  opterr = 0; /* our messages, one line each */
+  while ((ch = getopt_long(argc, argv, ":h", long_opts, &li)) != -1) {
+    const char *v = optarg;
+    switch (ch) {
+    case 'h':
+      return 1;
+    case O_URL:
+      o->url = v;
+      break;
+    case O_HASH:
+      o->hash = v;
+      break;
+    case O_SESSIONS:
+      if (config_u32_parse(v, 1, 100000, &o->sessions) < 0)
+        return usage_error("--sessions: expected an integer from 1 to 100000, got '%s'", v);
+      break;
+    case O_HEARTBEATS:
+    case O_LATE:
+      if (config_u32_parse(v, 0, 1000000, &u) < 0)
+        return usage_error("--%s: expected an integer from 0 to 1000000, got '%s'", opt_name(ch),
+                           v);
+      *(ch == O_HEARTBEATS ? &o->heartbeats : &o->late_heartbeats) = u;
+      break;
+    case O_HOLD:
+    case O_TIMEOUT:
+      if (config_duration_parse(v, &ms) < 0 || ms > 30ull * 86400 * 1000 ||
+          (ch == O_TIMEOUT && ms == 0))
+        return usage_error("--%s: expected a duration up to 30d such as 0.5, 10, 10s or 1m, "
+                           "got '%s'",
+                           opt_name(ch), v);
+      *(ch == O_HOLD ? &o->hold_s : &o->timeout_s) = (double)ms / 1e3;
+      break;
+    case O_MAC:
+      if (net_mac_parse(v, o->mac) < 0)
+        return usage_error("--mac: expected a unicast MAC such as 52:54:00:ab:00:01, got '%s'", v);
+      break;
+    case O_LOG: {
+      enum log_level l;
+      if (log_level_parse(v, &l) < 0)
+        return usage_error("--log-level: expected error, warn, info or debug, got '%s'", v);
+      log_set_level(l);
+      break;
+    }
+    case O_SAME_MAC:
+      o->same_mac = true;
+      break;
+    case O_JUNK:
+      o->junk = true;
+      break;
+    case O_NO_REGISTER:
+      o->no_register = true;
+      break;
+    case O_UNTIL_CLOSED:
+      o->until_closed = true;
+      break;
+    case O_EXPECT_ERROR:
+      o->expect_error = true;
+      break;
+    case ':':
+      return usage_error("--%s: missing value", opt_name(optopt));
+    default:
+      if (optopt >= 256)
+        return usage_error("--%s: takes no value", opt_name(optopt));
+      if (optopt)
+        return usage_error("unknown flag '-%c'", optopt);
+      return usage_error("unknown flag '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!o->url)
+    return usage_error("--url is required");
+  return 0;
 }
 
 struct run {
@@ -72,67 +217,16 @@ static bool never(void *arg)
 int main(int argc, char **argv)
 {
   struct opts o = {.sessions = 1, .mac = {0x52, 0x54, 0x00, 0xab, 0x00, 0x01}, .timeout_s = 20};
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i];
-    const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--url") && v) {
-      o.url = v;
-      i++;
-    } else if (!strcmp(a, "--cert-hash") && v) {
-      o.hash = v;
-      i++;
-    } else if (!strcmp(a, "--sessions") && v) {
-      o.sessions = (uint32_t)atoi(v);
-      i++;
-    } else if (!strcmp(a, "--heartbeats") && v) {
-      o.heartbeats = (uint32_t)atoi(v);
-      i++;
-    } else if (!strcmp(a, "--hold") && v) {
-      o.hold_s = atof(v);
-      i++;
-    } else if (!strcmp(a, "--late-heartbeats") && v) {
-      o.late_heartbeats = (uint32_t)atoi(v);
-      i++;
-    } else if (!strcmp(a, "--timeout") && v) {
-      o.timeout_s = atof(v);
-      i++;
-    } else if (!strcmp(a, "--mac") && v) {
-      if (net_mac_parse(v, o.mac) < 0) {
-        usage();
-        return 2;
-      }
-      i++;
-    } else if (!strcmp(a, "--log-level") && v) {
-      enum log_level l;
-      if (log_level_parse(v, &l) < 0) {
-        usage();
-        return 2;
-      }
-      log_set_level(l);
-      i++;
-    } else if (!strcmp(a, "--same-mac"))
-      o.same_mac = true;
-    else if (!strcmp(a, "--junk"))
-      o.junk = true;
-    else if (!strcmp(a, "--no-register"))
-      o.no_register = true;
-    else if (!strcmp(a, "--until-closed"))
-      o.until_closed = true;
-    else if (!strcmp(a, "--expect-error"))
-      o.expect_error = true;
-    else {
-      usage();
-      return 2;
-    }
+  int prc = parse_args(&o, argc, argv);
+  if (prc == 1) {
+    usage(stdout);
+    return 0;
   }
-  if (!o.url || o.sessions == 0 || o.sessions > 100000) {
-    usage();
-    return 2;
-  }
+  if (prc)
+    return prc;
   uint8_t pin[32];
   if (o.hash && tls_hash_parse_hex(o.hash, pin) < 0) {
-    fprintf(stderr, "wtclient: --cert-hash: expected 64 hex digits\n");
-    return 2;
+    return usage_error("--cert-hash: expected 64 hex digits, got '%s'", o.hash);
   }
   struct wtc c;
   int rc = wtc_init(&c, o.url, o.hash ? pin : NULL, o.sessions, NULL, NULL);

@@ -2,8 +2,12 @@
  * wtrelay-tap: puts a Linux network stack on a wtrelay virtual LAN.
  *
  *   wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]
- *               [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]
+ *               [--mac MAC] [--netns NAME] [--configure] [--heartbeat DURATION]
  *               [--log-level L]
+ *
+ * Flags follow getopt_long (--flag=value, unambiguous prefixes); the
+ * heartbeat is a `sleep`-style duration (20, 20s, 1m), parsed by
+ * config_duration_parse.
  *
  * Creates a TAP device with the MAC, optionally moves it into a network
  * namespace, and bridges it to one WebTransport session: frames the kernel
@@ -17,13 +21,16 @@
  * why), 2 on usage errors.
  */
 #include <errno.h>
+#include <getopt.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "wtrelay/config.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
 #include "wtrelay/tap.h"
@@ -45,11 +52,117 @@ struct tapper {
   uint64_t to_relay, to_relay_dropped, from_relay, from_relay_dropped;
 };
 
-static void usage(void)
+static void usage(FILE *f)
 {
-  fprintf(stderr, "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
-                  "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat S]\n"
-                  "                   [--log-level error|warn|info|debug]\n");
+  fprintf(f, "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
+             "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat DUR]\n"
+             "                   [--log-level error|warn|info|debug]\n"
+             "DUR is a duration from 1s to 1h: 20, 20s, 1m (default 20s)\n");
+}
+
+/* A usage error: one line naming the flag, a pointer to --help; exit 2. */
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...)
+{
+  va_list ap;
+  va_start(ap, fmt);
+  fputs("wtrelay-tap: ", stderr);
+  vfprintf(stderr, fmt, ap);
+  fputs(". Try 'wtrelay-tap --help'.\n", stderr);
+  va_end(ap);
+  return 2;
+}
+
+struct args {
+  const char *url, *hash, *tapname, *netns;
+  uint8_t mac[6];
+  bool have_mac, configure;
+  uint64_t heartbeat_ms;
+};
+
+enum { O_URL = 256, O_HASH, O_TAP, O_NETNS, O_HEARTBEAT, O_MAC, O_LOG, O_CONFIGURE };
+
+static const struct option long_opts[] = {
+    {"url", required_argument, NULL, O_URL},
+    {"cert-hash", required_argument, NULL, O_HASH},
+    {"tap", required_argument, NULL, O_TAP},
+    {"netns", required_argument, NULL, O_NETNS},
+    {"heartbeat", required_argument, NULL, O_HEARTBEAT},
+    {"mac", required_argument, NULL, O_MAC},
+    {"log-level", required_argument, NULL, O_LOG},
+    {"configure", no_argument, NULL, O_CONFIGURE},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+static const char *opt_name(int val)
+{
+  for (const struct option *o = long_opts; o->name; o++)
+    if (o->val == val)
+      return o->name;
+  return "?";
+}
+
+/* Parses the command line into a. Returns 0, 1 for --help, or 2 after
+ * printing a usage error. */
+static int parse_args(struct args *a, int argc, char **argv)
+{
+  int ch, li;
+  opterr = 0; /* our messages, one line each */
+  while ((ch = getopt_long(argc, argv, ":h", long_opts, &li)) != -1) {
+    const char *v = optarg;
+    switch (ch) {
+    case 'h':
+      return 1;
+    case O_URL:
+      a->url = v;
+      break;
+    case O_HASH:
+      a->hash = v;
+      break;
+    case O_TAP:
+      a->tapname = v;
+      break;
+    case O_NETNS:
+      a->netns = v;
+      break;
+    case O_HEARTBEAT:
+      if (config_duration_parse(v, &a->heartbeat_ms) < 0 || a->heartbeat_ms < 1000 ||
+          a->heartbeat_ms > 3600 * 1000)
+        return usage_error("--heartbeat: expected a duration from 1s to 1h such as 20, 20s or 1m, "
+                           "got '%s'",
+                           v);
+      break;
+    case O_MAC:
+      if (net_mac_parse(v, a->mac) < 0)
+        return usage_error("--mac: expected a unicast MAC such as 52:54:00:12:34:57, got '%s'", v);
+      a->have_mac = true;
+      break;
+    case O_LOG: {
+      enum log_level l;
+      if (log_level_parse(v, &l) < 0)
+        return usage_error("--log-level: expected error, warn, info or debug, got '%s'", v);
+      log_set_level(l);
+      break;
+    }
+    case O_CONFIGURE:
+      a->configure = true;
+      break;
+    case ':':
+      return usage_error("--%s: missing value", opt_name(optopt));
+    default:
+      if (optopt >= 256)
+        return usage_error("--%s: takes no value", opt_name(optopt));
+      if (optopt)
+        return usage_error("unknown flag '-%c'", optopt);
+      return usage_error("unknown flag '%s'", argv[optind - 1]);
+    }
+  }
+  if (optind < argc)
+    return usage_error("unexpected argument '%s'", argv[optind]);
+  if (!a->url)
+    return usage_error("--url is required");
+  return 0;
 }
 
 static uint32_t be32(const uint8_t b[4])
@@ -121,62 +234,23 @@ static bool stopped(void *arg)
 
 int main(int argc, char **argv)
 {
-  const char *url = NULL, *hash = NULL, *tapname = "", *netns = NULL;
+  struct args a = {.tapname = "", .heartbeat_ms = 20000};
+  int prc = parse_args(&a, argc, argv);
+  if (prc == 1) {
+    usage(stdout);
+    return 0;
+  }
+  if (prc)
+    return prc;
+  const char *url = a.url, *hash = a.hash, *tapname = a.tapname, *netns = a.netns;
   uint8_t mac[6];
-  bool have_mac = false, configure = false;
-  double heartbeat_s = 20;
-  for (int i = 1; i < argc; i++) {
-    const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--configure")) {
-      configure = true;
-      continue;
-    }
-    if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-      usage();
-      return 0;
-    }
-    if (!v) {
-      usage();
-      return 2;
-    }
-    if (!strcmp(a, "--url"))
-      url = v;
-    else if (!strcmp(a, "--cert-hash"))
-      hash = v;
-    else if (!strcmp(a, "--tap"))
-      tapname = v;
-    else if (!strcmp(a, "--netns"))
-      netns = v;
-    else if (!strcmp(a, "--heartbeat"))
-      heartbeat_s = atof(v);
-    else if (!strcmp(a, "--mac")) {
-      if (net_mac_parse(v, mac) < 0) {
-        fprintf(stderr, "wtrelay-tap: --mac: expected a unicast MAC such as 52:54:00:12:34:57\n");
-        return 2;
-      }
-      have_mac = true;
-    } else if (!strcmp(a, "--log-level")) {
-      enum log_level l;
-      if (log_level_parse(v, &l) < 0) {
-        usage();
-        return 2;
-      }
-      log_set_level(l);
-    } else {
-      usage();
-      return 2;
-    }
-    i++;
-  }
-  if (!url || heartbeat_s < 1 || heartbeat_s > 3600) {
-    usage();
-    return 2;
-  }
+  memcpy(mac, a.mac, sizeof(mac));
+  bool have_mac = a.have_mac, configure = a.configure;
   uint8_t pin[32];
   if (hash && tls_hash_parse_hex(hash, pin) < 0) {
-    fprintf(stderr, "wtrelay-tap: --cert-hash: expected 64 hex digits (the relay prints "
-                    "them as 'Certificate SHA-256 Hash:')\n");
-    return 2;
+    return usage_error("--cert-hash: expected 64 hex digits (the relay prints them as "
+                       "'Certificate SHA-256 Hash:'), got '%s'",
+                       hash);
   }
   if (!have_mac) {
     /* QEMU's prefix, random rest; fixed for the life of the process so the
@@ -226,7 +300,7 @@ int main(int argc, char **argv)
     fprintf(stderr, "wtrelay-tap: cannot start a session: %s\n", strerror(-rc));
     return 1;
   }
-  wtc_keep(t.s, mac, (uint64_t)(heartbeat_s * 1e9));
+  wtc_keep(t.s, mac, a.heartbeat_ms * 1000000ull);
   log_info("wtrelay-tap started",
            "tap=%s netns=%s mac=%02x:%02x:%02x:%02x:%02x:%02x url=%s configure=%d", t.ifname,
            netns ? netns : "-", mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], url, configure);
