@@ -13,6 +13,8 @@ PKGS=(
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools
   openssl gnutls-bin iproute2 procps python3
+  # seccomp profile test: strace lists the relay's system calls
+  strace
   # netns tier: ping between the VM namespaces, a DHCP client (udhcpc),
   # packet loss (nftables: the kernel here has no netem)
   iputils-ping busybox nftables

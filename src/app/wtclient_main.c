@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "wtrelay/config.h"
+#include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
 #include "wtrelay/tls.h"
@@ -227,6 +228,11 @@ int main(int argc, char **argv)
   uint8_t pin[32];
   if (o.hash && tls_hash_parse_hex(o.hash, pin) < 0) {
     return usage_error("--cert-hash: expected 64 hex digits, got '%s'", o.hash);
+  }
+  char why[512];
+  if (io_probe_uring(why, sizeof(why)) < 0) {
+    fprintf(stderr, "wtclient: %s\n", why);
+    return 1;
   }
   struct wtc c;
   int rc = wtc_init(&c, o.url, o.hash ? pin : NULL, o.sessions, NULL, NULL);

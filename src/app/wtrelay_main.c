@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "wtrelay/config.h"
+#include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
 #include "wtrelay/server.h"
 #include "wtrelay/tls.h"
@@ -100,6 +101,10 @@ int main(int argc, char **argv)
     log_warn("RUST_LOG partly ignored", "ignored=\"%s\"", cfg.log_note);
   if (cfg.healthcheck[0])
     return healthcheck(cfg.healthcheck);
+  if (io_probe_uring(err, sizeof(err)) < 0) {
+    fprintf(stderr, "wtrelay: %s\n", err);
+    return 1;
+  }
 
   if (tls_global_init() < 0) {
     log_error("TLS library initialisation failed", "%s", "");

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "wtrelay/config.h"
+#include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
 #include "wtrelay/tap.h"
@@ -267,6 +268,11 @@ int main(int argc, char **argv)
   int fd, rc;
   t.netns = netns;
   t.configure = configure;
+  char why[512];
+  if (io_probe_uring(why, sizeof(why)) < 0) {
+    fprintf(stderr, "wtrelay-tap: %s\n", why);
+    return 1;
+  }
   if ((rc = tap_open(tapname, mac, &fd, t.ifname, err, sizeof(err))) < 0) {
     fprintf(stderr, "wtrelay-tap: %s\n", err);
     return 1;
