@@ -1,4 +1,5 @@
-# Build stage: Debian 12 with the -dev packages.
+# Build stage: Debian 12 with the -dev packages; cmake --install stages the
+# programs, the systemd unit and the docs under /out/usr/local.
 FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake make gcc pkg-config liburing-dev libngtcp2-dev \
@@ -7,17 +8,30 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
-    && cmake --build build --target wtrelay -j "$(nproc)"
+    && cmake --build build --target wtrelay wtrelay-tap wtclient -j "$(nproc)" \
+    && DESTDIR=/out cmake --install build --prefix /usr/local
 
-# Runtime stage: only the shared libraries the binary links.
+# Runtime stage: only the shared libraries the binaries link. User and group
+# wtrelay have the fixed id 10001, so a mounted key can be given to them on
+# the host (chown 10001:10001 privkey.pem; chmod 0600).
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liburing2 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
       libjansson4 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --no-create-home --shell /usr/sbin/nologin wtrelay
-COPY --from=build /src/build/wtrelay /usr/local/bin/wtrelay
-USER wtrelay
+    && groupadd --system --gid 10001 wtrelay \
+    && useradd --system --uid 10001 --gid 10001 --no-create-home \
+         --home-dir /var/lib/wtrelay --shell /usr/sbin/nologin wtrelay \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/wtrelay
+COPY --from=build /out/usr/local/ /usr/local/
+# State that outlives the container (address leases: a VM that comes back
+# after a relay restart gets its old address). Mount a named volume here.
+ENV RELAY_LEASE_FILE=/var/lib/wtrelay/leases
+VOLUME /var/lib/wtrelay
+USER 10001:10001
+# io_uring: Docker 25+ and containerd block it in their default seccomp
+# profile; run with --security-opt seccomp=scripts/seccomp-wtrelay.json
+# (docker-compose.yml does). Without it the relay exits 1 saying so.
 # 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
 EXPOSE 4433/udp 9090/tcp
