@@ -47,6 +47,18 @@ grep -q 'level=debug' "$TMP/relay.err" || fail "RUST_LOG=bavy_relay=debug did no
 stop_relay
 pass "default bind: $(sed -n 's/^Listening on //p' "$TMP/relay.out"), -pPORT, durations, RUST_LOG"
 
+# --max-sessions-per-ip defaults to 256 and the QUIC layer follows it: 100
+# sessions from one address are accepted; with a limit of 2 the third is not.
+start_relay
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --sessions 100 --no-register --timeout 20s | tail -1)
+[ "$(echo "$out" | json_field open)" = 100 ] || fail "100 sessions from one IP by default: $out"
+stop_relay
+start_relay --max-sessions-per-ip 2
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --sessions 3 --no-register --timeout 3s | tail -1) || true
+[ "$(echo "$out" | json_field open)" = 2 ] || fail "--max-sessions-per-ip 2: $out"
+stop_relay
+pass "per-IP session limit: default admits 100 from one address, --max-sessions-per-ip 2 admits 2"
+
 start_relay
 grep -Eq '^Certificate SHA-256 Hash: [0-9a-f]{64}$' "$TMP/relay.out" || fail "hash line"
 grep -q "^Listening on https://127.0.0.1:$PORT\$" "$TMP/relay.out" || fail "listening line"
