@@ -652,7 +652,7 @@ void config_usage_print(FILE *f)
       snprintf(flag, sizeof(flag), "-%c, --%s%s", opts[i].short_flag, opts[i].flag, arg);
     else
       snprintf(flag, sizeof(flag), "    --%s%s", opts[i].flag, arg);
-    fprintf(f, "  %-28s %s", flag, opts[i].help);
+    fprintf(f, "  %-30s %s", flag, opts[i].help);
     if (opts[i].env)
       fprintf(f, " [env: %s]", opts[i].env);
     fputc('\n', f);
