@@ -25,7 +25,7 @@ cleanup() {
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-die() { echo "seccomp-check: $*" >&2; [ -f "$TMP/relay.err" ] && tail -5 "$TMP/relay.err" >&2; exit 1; }
+die() { echo "seccomp-check ($mode): $*" >&2; [ -f "$TMP/relay.err" ] && tail -5 "$TMP/relay.err" >&2; exit 1; }
 
 # The profile's rules as "NUMBER ACTION" lines for seccomp_run, numbers
 # from this machine's C headers; names this architecture lacks are skipped.
@@ -93,15 +93,20 @@ run() {
   "$BUILD_DIR/wtclient" --url "https://127.0.0.1:$port/seccomp" --cert-hash "$hash" \
     --sessions 3 --heartbeats 2 --timeout 15 >"$TMP/client.out" 2>&1 ||
     die "sessions failed: $(tail -1 "$TMP/client.out")"
-  get "http://127.0.0.1:$ops/metrics" | grep -q '^wtrelay_' || die "/metrics"
+  # (into a variable first: grep -q ending a pipe early breaks it under pipefail)
+  local body
+  body=$(get "http://127.0.0.1:$ops/metrics") && [[ $body == *wtrelay_sessions* ]] || die "/metrics"
   cp "$TMP/b/c.pem" "$TMP/b/k.pem" "$TMP/live/"
   kill -HUP "$RELAY_PID"
   local want
   want=$(openssl x509 -in "$TMP/b/c.pem" -outform DER | sha256sum | cut -d' ' -f1)
-  for _ in $(seq 50); do get "http://127.0.0.1:$ops/cert-hash" | grep -q "$want" && break; sleep 0.1; done
-  get "http://127.0.0.1:$ops/cert-hash" | grep -q "$want" || die "SIGHUP did not reload"
+  for _ in $(seq 50); do
+    body=$(get "http://127.0.0.1:$ops/cert-hash") && [[ $body == *"$want"* ]] && break
+    sleep 0.1
+  done
+  [[ $body == *"$want"* ]] || die "SIGHUP did not reload: $body"
   "$BUILD_DIR/wtclient" --url "https://127.0.0.1:$port/seccomp" --cert-hash "$want" \
-    --timeout 15 >"$TMP/client2.out" 2>&1 || die "session after reload failed"
+    --timeout 15 >"$TMP/client2.out" 2>&1 || die "session after reload failed: $(tail -2 "$TMP/client2.out")"
   prefix health
   "${P[@]}" "$BUILD_DIR/wtrelay" --healthcheck "http://127.0.0.1:$ops/healthz" ||
     die "--healthcheck failed"
