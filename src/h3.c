@@ -198,6 +198,11 @@ static int send_status(struct h3_conn *hc, int64_t sid, int status, bool fin)
   return send_headers(hc, sid, section, (size_t)n, fin);
 }
 
+/* The quic layer's loss-recovery anchor (include/wtrelay/quic.h): an HTTP/3
+ * frame of a reserved type (0x21 = 0x1f * 0 + 0x21, RFC 9114 section
+ * 7.2.8), empty, on our control stream; every peer must ignore it. */
+static const uint8_t h3_anchor_frame[2] = {0x21, 0x00};
+
 static int open_control(struct h3_conn *hc)
 {
   uint8_t buf[128];
@@ -212,7 +217,10 @@ static int open_control(struct h3_conn *hc)
   if (n < 0)
     return n;
   hc->ctrl_opened = true;
-  return quic_conn_stream_send(hc->qc, hc->ctrl_sid, buf, (size_t)n + 1, false);
+  int rc = quic_conn_stream_send(hc->qc, hc->ctrl_sid, buf, (size_t)n + 1, false);
+  if (rc == 0)
+    quic_conn_set_anchor(hc->qc, hc->ctrl_sid, h3_anchor_frame, sizeof(h3_anchor_frame));
+  return rc;
 }
 
 /* ---- capsules on the CONNECT stream ---- */

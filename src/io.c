@@ -262,6 +262,26 @@ static int udp_arm(struct io *io, struct io_udp_sock *s)
   return 0;
 }
 
+int io_route_source(const union io_sockaddr *remote, socklen_t remotelen, union io_sockaddr *out)
+{
+  int fd = socket(remote->sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int rc = 0;
+  socklen_t len = sizeof(*out);
+  memset(out, 0, sizeof(*out));
+  if (connect(fd, &remote->sa, remotelen) < 0 || getsockname(fd, &out->sa, &len) < 0)
+    rc = -errno;
+  close(fd);
+  if (rc == 0) {
+    if (out->sa.sa_family == AF_INET)
+      out->in.sin_port = 0;
+    else
+      out->in6.sin6_port = 0;
+  }
+  return rc;
+}
+
 static void setsockopt_int(int fd, int level, int name, int val)
 {
   (void)setsockopt(fd, level, name, &val, sizeof(val));

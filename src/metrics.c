@@ -140,6 +140,8 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"too_big\"", q->dgrams_too_big},
                          {"reason=\"pool_empty\"", q->dgrams_pool_empty}},
            3);
+  counter(b, "wtrelay_quic_anchors_total",
+          "loss-recovery anchors (HTTP/3 reserved frames) sent beside datagrams", q->anchors);
 
   /* HTTP/3 and WebTransport */
   counters(b, "wtrelay_webtransport_sessions_total", "WebTransport session events",

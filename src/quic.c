@@ -480,6 +480,64 @@ static void conn_path(struct quic_conn *c, ngtcp2_path *path)
   path->user_data = NULL;
 }
 
+static bool same_ip(const union io_sockaddr *a, const union io_sockaddr *b);
+
+/* Copies an ngtcp2 path's addresses into ours (addrlen 0 or oversized:
+ * false, nothing written). */
+static bool path_addrs(const ngtcp2_path *p, union io_sockaddr *remote, socklen_t *remotelen,
+                       union io_sockaddr *local)
+{
+  if (!p || !p->remote.addrlen || p->remote.addrlen > sizeof(*remote) || !p->local.addrlen ||
+      p->local.addrlen > sizeof(*local))
+    return false;
+  memset(remote, 0, sizeof(*remote));
+  memcpy(remote, p->remote.addr, p->remote.addrlen);
+  *remotelen = p->remote.addrlen;
+  memset(local, 0, sizeof(*local));
+  memcpy(local, p->local.addr, p->local.addrlen);
+  return true;
+}
+
+/* Queues one written packet toward the path ngtcp2 wrote it for: the
+ * connection's current path, or a path being validated (PATH_CHALLENGE /
+ * PATH_RESPONSE). Never simply to the source of the last packet read:
+ * that may be forged, and ngtcp2 drops undecryptable packets silently. */
+static void conn_commit(struct quic_conn *c, size_t len, const ngtcp2_path *path)
+{
+  struct quic_endpoint *ep = c->ep;
+  union io_sockaddr dst;
+  socklen_t dstlen;
+  struct io_local loc;
+  if (!path_addrs(path, &dst, &dstlen, &loc.addr)) {
+    io_tx_commit(&ep->w->io, len, ep->udp, &c->remote, c->remotelen,
+                 c->has_local ? &c->local : NULL);
+    return;
+  }
+  loc.ifindex = same_ip(&loc.addr, &c->local.addr) ? c->local.ifindex : 0;
+  io_tx_commit(&ep->w->io, len, ep->udp, &dst, dstlen, c->has_local ? &loc : NULL);
+}
+
+/* After a successful read: our copy of the path follows ngtcp2's current
+ * path, which moves only when a packet on a new path decrypted (and is
+ * then validated, with anti-amplification on the new path). */
+static void conn_sync_path(struct quic_conn *c, const struct io_local *pkt_local)
+{
+  union io_sockaddr remote, local;
+  socklen_t remotelen;
+  if (!path_addrs(ngtcp2_conn_get_path(c->conn), &remote, &remotelen, &local))
+    return;
+  c->remote = remote;
+  c->remotelen = remotelen;
+  if (pkt_local && same_ip(&pkt_local->addr, &local)) {
+    c->local = *pkt_local;
+    c->has_local = true;
+  } else {
+    uint32_t ifindex = same_ip(&c->local.addr, &local) ? c->local.ifindex : 0;
+    c->local.addr = local;
+    c->local.ifindex = ifindex;
+  }
+}
+
 static uint64_t three_pto(struct quic_conn *c)
 {
   return 3 * ngtcp2_conn_get_pto(c->conn);
@@ -521,8 +579,7 @@ static void conn_write_close(struct quic_conn *c, const ngtcp2_connection_close_
     memcpy(c->close_pkt, buf, (size_t)nw);
     c->close_pktlen = (size_t)nw;
   }
-  io_tx_commit(&ep->w->io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
-               c->has_local ? &c->local : NULL);
+  conn_commit(c, (size_t)nw, &ps.path);
   c->state = QUIC_CONN_CLOSING;
   timer_arm(&ep->w->timers, &c->timer, now + three_pto(c));
 }
@@ -586,6 +643,68 @@ static void conn_on_timer(struct timer *t, uint64_t now)
 
 /* ---- write path ---- */
 
+/* Room for a DATAGRAM frame's payload in one packet on the current path:
+ * short header (1) + DCID + packet number (<= 4) + AEAD tag (16) + frame
+ * type (1) + length (2). */
+static size_t dgram_room(struct quic_conn *c)
+{
+  size_t mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
+  const ngtcp2_cid *dcid = ngtcp2_conn_get_dcid(c->conn);
+  size_t overhead = 1 + (dcid ? dcid->datalen : NGTCP2_MAX_CIDLEN) + 4 + 16 + 1 + 2;
+  return mtu > overhead ? mtu - overhead : 0;
+}
+
+/* Whether the packet about to carry a datagram of `len` bytes should also
+ * carry an anchor: when the bytes in flight, with this packet, reach half
+ * the congestion window (so the newest packet in flight is PTO-eliciting
+ * whenever the window is full, also after a loss shrank it by up to a
+ * half), and the stream's own data is all written (no interleaving). */
+static bool anchor_wanted(struct quic_conn *c, size_t len)
+{
+  if (!c->anchor_unit)
+    return false;
+  if (c->anchor_off)
+    return true; /* finish a unit written in part */
+  struct quic_sout *so = sout_find(c, c->anchor_sid);
+  if (so && (so->sent < so->len || so->fin))
+    return false;
+  size_t room = dgram_room(c);
+  if (len + QUIC_ANCHOR_ROOM > room)
+    return false;
+  ngtcp2_conn_stat st;
+  ngtcp2_conn_get_conn_stat(c->conn, &st);
+  return (st.bytes_in_flight + room) * 2 >= st.cwnd;
+}
+
+/* Writes the rest of one anchor unit into the packet being built in buf,
+ * leaving the packet open (FLAG_MORE) for the datagram that follows.
+ * Returns ngtcp2's result (NGTCP2_ERR_WRITE_MORE when the packet is open),
+ * or 0 when the stream cannot take it now (flow control) or is gone. */
+static ngtcp2_ssize anchor_write(struct quic_conn *c, ngtcp2_path *path, ngtcp2_pkt_info *pi,
+                                 uint8_t *buf, size_t mtu, uint64_t now)
+{
+  ngtcp2_vec v = {.base = (uint8_t *)c->anchor_unit + c->anchor_off,
+                  .len = (size_t)(c->anchor_len - c->anchor_off)};
+  ngtcp2_ssize ndatalen = -1;
+  ngtcp2_ssize nw =
+      ngtcp2_conn_writev_stream(c->conn, path, pi, buf, mtu, &ndatalen,
+                                NGTCP2_WRITE_STREAM_FLAG_MORE, c->anchor_sid, &v, 1, now);
+  if (ndatalen > 0) {
+    c->anchor_off = (uint8_t)(c->anchor_off + ndatalen);
+    if (c->anchor_off >= c->anchor_len) {
+      c->anchor_off = 0;
+      c->ep->ctr.anchors++;
+    }
+  }
+  if (nw == NGTCP2_ERR_STREAM_DATA_BLOCKED)
+    return 0;
+  if (nw == NGTCP2_ERR_STREAM_SHUT_WR || nw == NGTCP2_ERR_STREAM_NOT_FOUND) {
+    c->anchor_unit = NULL;
+    return 0;
+  }
+  return nw;
+}
+
 static int conn_write(struct quic_conn *c, uint64_t now)
 {
   struct quic_endpoint *ep = c->ep;
@@ -606,7 +725,9 @@ static int conn_write(struct quic_conn *c, uint64_t now)
     max_pkts = 1;
   if (max_pkts > IO_GSO_MAX_SEGS)
     max_pkts = IO_GSO_MAX_SEGS;
-  unsigned blocked = 0; /* sout slots that cannot write now */
+  unsigned blocked = 0;   /* sout slots that cannot write now */
+  bool anchored = false;  /* the open packet carries an anchor */
+  bool no_anchor = false; /* an anchor crowded a datagram out: none more this pass */
   ngtcp2_path_storage ps;
   ngtcp2_path_storage_zero(&ps);
   ngtcp2_pkt_info pi;
@@ -622,7 +743,8 @@ static int conn_write(struct quic_conn *c, uint64_t now)
     int si;
     for (si = 0; si < QUIC_SOUT_SLOTS; si++) {
       struct quic_sout *s = &c->sout[si];
-      if (s->used && !(blocked & (1u << si)) && (s->sent < s->len || (s->fin && !s->fin_sent))) {
+      if (s->used && !(blocked & (1u << si)) && (s->sent < s->len || (s->fin && !s->fin_sent)) &&
+          !(c->anchor_off && s->sid == c->anchor_sid)) {
         so = s;
         break;
       }
@@ -650,12 +772,19 @@ static int conn_write(struct quic_conn *c, uint64_t now)
           so->used = false;
         continue;
       }
+    } else if (c->dq_head && !anchored && !no_anchor && anchor_wanted(c, c->dq_head->len)) {
+      anchored = true;
+      nw = anchor_write(c, &ps.path, &pi, buf, mtu, now);
+      if (nw == NGTCP2_ERR_WRITE_MORE || nw == 0)
+        continue; /* the datagram goes into the same packet */
     } else if (c->dq_head) {
       struct quic_dgram *d = c->dq_head;
       ngtcp2_vec v = {.base = d->data, .len = d->len};
       int accepted = 0;
       nw = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
                                        NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, now);
+      if (anchored && !accepted && nw > 0)
+        no_anchor = true;
       if (accepted || nw == NGTCP2_ERR_INVALID_ARGUMENT) {
         if (accepted)
           ep->ctr.dgrams_out++;
@@ -679,8 +808,8 @@ static int conn_write(struct quic_conn *c, uint64_t now)
     }
     if (nw == 0)
       break;
-    io_tx_commit(io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
-                 c->has_local ? &c->local : NULL);
+    conn_commit(c, (size_t)nw, &ps.path);
+    anchored = false;
     npkts++;
   }
   ngtcp2_conn_update_pkt_tx_time(c->conn, now);
@@ -757,6 +886,13 @@ static bool same_ip(const union io_sockaddr *a, const union io_sockaddr *b)
   if (a->sa.sa_family == AF_INET)
     return a->in.sin_addr.s_addr == b->in.sin_addr.s_addr;
   return memcmp(&a->in6.sin6_addr, &b->in6.sin6_addr, 16) == 0;
+}
+
+static bool sockaddr_is_wildcard(const union io_sockaddr *a)
+{
+  if (a->sa.sa_family == AF_INET)
+    return a->in.sin_addr.s_addr == htonl(INADDR_ANY);
+  return IN6_IS_ADDR_UNSPECIFIED(&a->in6.sin6_addr);
 }
 
 static void set_local(struct quic_conn *c, const struct io_local *local)
@@ -851,12 +987,14 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
   if (c->state == QUIC_CONN_DRAINING)
     return;
   if (c->state == QUIC_CONN_CLOSING) {
-    /* Peer keeps talking: repeat our CONNECTION_CLOSE. */
+    /* Peer keeps talking: repeat our CONNECTION_CLOSE, to the path we
+     * know (a packet's source address may be forged). */
     if (c->close_pkt) {
       uint8_t *buf = io_tx_reserve(&ep->w->io, c->close_pktlen);
       if (buf) {
         memcpy(buf, c->close_pkt, c->close_pktlen);
-        io_tx_commit(&ep->w->io, c->close_pktlen, ep->udp, peer, peerlen, local);
+        io_tx_commit(&ep->w->io, c->close_pktlen, ep->udp, &c->remote, c->remotelen,
+                     c->has_local ? &c->local : NULL);
       }
     }
     return;
@@ -883,14 +1021,10 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
     conn_fail(c, rv);
     return;
   }
-  /* Follow the peer's address (NAT rebinding / migration is validated by
-   * ngtcp2 before it switches paths; replies go where the packet came from). */
-  c->remote = remote;
-  c->remotelen = peerlen;
-  if (local) {
-    c->local = *local;
-    c->has_local = true;
-  }
+  /* ngtcp2_conn_read_pkt returns 0 also for packets it dropped (forged,
+   * undecryptable): never take the packet's source as the peer's address;
+   * follow ngtcp2's own path instead (NAT rebinding and migration). */
+  conn_sync_path(c, local);
   conn_mark_dirty(c);
 }
 
@@ -942,16 +1076,25 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   memcpy(&c->remote, remote, remotelen);
   c->remotelen = remotelen;
   set_local(c, NULL);
-  if (c->local.addr.sa.sa_family == AF_INET6 && remote->sa.sa_family == AF_INET6 &&
-      IN6_IS_ADDR_UNSPECIFIED(&c->local.addr.in6.sin6_addr)) {
-    /* Dual-stack wildcard socket: ngtcp2 wants a concrete local address. */
-    if (IN6_IS_ADDR_V4MAPPED(&remote->in6.sin6_addr) ||
-        IN6_IS_ADDR_LOOPBACK(&remote->in6.sin6_addr))
-      c->local.addr.in6.sin6_addr = remote->in6.sin6_addr;
+  int rc = -EPROTO;
+  if (sockaddr_is_wildcard(&c->local.addr)) {
+    /* A wildcard-bound socket has no address of its own: name our side of
+     * the path by the source the kernel's routing picks toward the relay
+     * (the address the relay's packets will arrive on, as IP_PKTINFO then
+     * reports). Taking the remote's address here was right only on
+     * loopback; across a real link every packet arrived on a path ngtcp2
+     * did not know and the handshake never completed. */
+    union io_sockaddr src;
+    if ((rc = io_route_source(remote, remotelen, &src)) < 0)
+      goto fail;
+    uint16_t port = c->local.addr.sa.sa_family == AF_INET ? c->local.addr.in.sin_port
+                                                          : c->local.addr.in6.sin6_port;
+    if (src.sa.sa_family == AF_INET)
+      src.in.sin_port = port;
+    else
+      src.in6.sin6_port = port;
+    c->local.addr = src;
   }
-  if (c->local.addr.sa.sa_family == AF_INET && c->local.addr.in.sin_addr.s_addr == 0 &&
-      remote->sa.sa_family == AF_INET)
-    c->local.addr.in.sin_addr = remote->in.sin_addr;
 
   uint8_t dcid_buf[QUIC_SCID_LEN], scid_buf[QUIC_SCID_LEN];
   fill_random(dcid_buf, sizeof(dcid_buf));
@@ -969,7 +1112,6 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   set_transport_params(&tp, &ep->p);
   ngtcp2_path path;
   conn_path(c, &path);
-  int rc = -EPROTO;
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
                              &tp, NULL, c) != 0) {
     c->conn = NULL;
@@ -1053,14 +1195,21 @@ size_t quic_conn_max_datagram(struct quic_conn *c)
   const ngtcp2_transport_params *rp = ngtcp2_conn_get_remote_transport_params(c->conn);
   if (!rp || rp->max_datagram_frame_size == 0)
     return 0;
-  size_t mtu = ngtcp2_conn_get_path_max_tx_udp_payload_size(c->conn);
-  const ngtcp2_cid *dcid = ngtcp2_conn_get_dcid(c->conn);
-  /* short header (1) + DCID + packet number (<= 4) + AEAD tag (16) +
-   * DATAGRAM frame type (1) + length (2) */
-  size_t overhead = 1 + (dcid ? dcid->datalen : NGTCP2_MAX_CIDLEN) + 4 + 16 + 1 + 2;
-  size_t max = mtu > overhead ? mtu - overhead : 0;
+  size_t max = dgram_room(c);
+  if (c->anchor_unit)
+    max = max > QUIC_ANCHOR_ROOM ? max - QUIC_ANCHOR_ROOM : 0;
   uint64_t frame_max = rp->max_datagram_frame_size > 3 ? rp->max_datagram_frame_size - 3 : 0;
   return max < frame_max ? max : (size_t)frame_max;
+}
+
+void quic_conn_set_anchor(struct quic_conn *c, int64_t sid, const uint8_t *unit, size_t len)
+{
+  if (!len || len > 4)
+    return;
+  c->anchor_unit = unit;
+  c->anchor_len = (uint8_t)len;
+  c->anchor_off = 0;
+  c->anchor_sid = sid;
 }
 
 static size_t iov_total(const struct iovec *iov, int n)
@@ -1115,6 +1264,9 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
    * or behind earlier queued datagrams, queue to keep order. */
   if (c->in_read || c->dq_head || !c->handshake_done)
     return dgram_enqueue(c, iov, iovcnt, total);
+  /* The packet should carry an anchor: the turn's write loop builds it. */
+  if (anchor_wanted(c, total))
+    return dgram_enqueue(c, iov, iovcnt, total);
 
   size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
   uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
@@ -1144,8 +1296,7 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
     return -ENOTCONN;
   }
   if (nw > 0) {
-    io_tx_commit(&ep->w->io, (size_t)nw, ep->udp, &c->remote, c->remotelen,
-                 c->has_local ? &c->local : NULL);
+    conn_commit(c, (size_t)nw, &ps.path);
     ngtcp2_conn_update_pkt_tx_time(c->conn, now);
     conn_arm_timer(c);
   }

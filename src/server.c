@@ -463,21 +463,22 @@ static void log_counters(struct server *s)
            (unsigned long long)c->tx_gso_msgs, (unsigned long long)c->tx_errors,
            (unsigned long long)c->tx_arena_full);
   const struct quic_counters *q = &s->quic.ctr;
-  log_info("quic counters",
-           "pkts_in=%llu dropped_unknown=%llu short_unknown=%llu accepted=%llu "
-           "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
-           "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
-           "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu",
-           (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
-           (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->conns_accepted,
-           (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
-           (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
-           (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
-           (unsigned long long)q->version_negotiations, (unsigned long long)q->stateless_resets,
-           (unsigned long long)q->dgrams_in, (unsigned long long)q->dgrams_out,
-           (unsigned long long)q->dgrams_direct, (unsigned long long)q->dgrams_queued,
-           (unsigned long long)q->dgrams_queue_full, (unsigned long long)q->dgrams_too_big,
-           (unsigned long long)q->dgrams_lost);
+  log_info(
+      "quic counters",
+      "pkts_in=%llu dropped_unknown=%llu short_unknown=%llu accepted=%llu "
+      "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
+      "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
+      "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu anchors=%llu",
+      (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
+      (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->conns_accepted,
+      (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
+      (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
+      (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
+      (unsigned long long)q->version_negotiations, (unsigned long long)q->stateless_resets,
+      (unsigned long long)q->dgrams_in, (unsigned long long)q->dgrams_out,
+      (unsigned long long)q->dgrams_direct, (unsigned long long)q->dgrams_queued,
+      (unsigned long long)q->dgrams_queue_full, (unsigned long long)q->dgrams_too_big,
+      (unsigned long long)q->dgrams_lost, (unsigned long long)q->anchors);
   const struct h3_counters *h = &s->h3.ctr;
   log_info("h3 counters",
            "sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu dgrams_in=%llu "

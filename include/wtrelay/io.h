@@ -280,5 +280,11 @@ unsigned io_dispatch(struct io *io);
 int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *outlen);
 void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap);
 bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b);
+/* The source address the kernel's routing picks toward `remote` (a UDP
+ * socket of the same family is connected there and asked getsockname; no
+ * packet is sent). A socket bound to a wildcard address needs this to name
+ * its side of a QUIC path: the remote's own address is right only on
+ * loopback. Writes the address (port 0) to *out; 0 or negative errno. */
+int io_route_source(const union io_sockaddr *remote, socklen_t remotelen, union io_sockaddr *out);
 
 #endif

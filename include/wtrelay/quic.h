@@ -14,6 +14,23 @@
  * Datagrams are written straight into a packet when possible
  * (quic_conn_send_datagram), else queued in a bounded per-connection queue
  * drawing from an endpoint-wide pool; a full queue drops and counts.
+ *
+ * Loss recovery of DATAGRAM-only flights. ngtcp2 0.12.1 counts a packet
+ * that carries only DATAGRAM frames as ack-eliciting but not as
+ * PTO-eliciting (upstream fixed this in 0.14, "Make DATAGRAM
+ * PTO-eliciting"). With only such packets in flight it arms no loss
+ * timer; if the acknowledgements of the newest packets are lost while the
+ * congestion window is full, nothing is ever sent again (ACK-only and
+ * keep-alive packets are held by the window too): the datagram queue
+ * fills, every later datagram is dropped, a guest's TCP backs off to its
+ * maximum RTO and the flow stalls for good. So the application names an
+ * "anchor" (quic_conn_set_anchor): a tiny frame on one of its own streams
+ * that the peer ignores (an HTTP/3 reserved frame type on the control
+ * stream). A datagram packet carries one whenever the bytes in flight
+ * reach half the congestion window; then, whenever the window is full
+ * (by sending, or because a loss shrank it), the newest packet in flight
+ * is PTO-eliciting, the PTO fires when its ACK is lost, and ngtcp2's
+ * probes (written with the queued datagrams) bring the peer's ACK back.
  */
 #ifndef WTRELAY_QUIC_H
 #define WTRELAY_QUIC_H
@@ -35,6 +52,9 @@
 #define QUIC_SOUT_SIZE 1024
 #define QUIC_DGRAM_BUF 1600
 #define QUIC_DGRAM_IOV_MAX 8
+/* Bytes a packet keeps free beside a datagram for an anchor STREAM frame:
+ * type, stream id (< 64), offset (< 2^30), length, a 2-byte unit. */
+#define QUIC_ANCHOR_ROOM 10
 
 struct quic_conn;
 struct quic_endpoint;
@@ -72,6 +92,7 @@ struct quic_counters {
   uint64_t dgrams_in, dgrams_out, dgrams_direct, dgrams_queued, dgrams_queue_full;
   uint64_t dgrams_too_big, dgrams_pool_empty, dgrams_lost;
   uint64_t stream_bytes_in, sout_overflow;
+  uint64_t anchors; /* anchor units written beside datagrams */
 };
 
 struct quic_sout {
@@ -115,6 +136,11 @@ struct quic_conn {
   struct quic_sout sout[QUIC_SOUT_SLOTS];
   struct quic_dgram *dq_head, *dq_tail;
   uint32_t dq_len;
+  /* anchor: a unit of the application's own bytes (static storage) on one
+   * of its streams; anchor_off > 0 while a unit is written only in part */
+  const uint8_t *anchor_unit;
+  int64_t anchor_sid;
+  uint8_t anchor_len, anchor_off;
   uint64_t created_ns;
   void *app_data; /* owned by the application layer */
 };
@@ -190,7 +216,13 @@ void quic_conn_stream_consumed(struct quic_conn *c, int64_t sid, size_t n);
  * -EMSGSIZE when larger than the peer accepts; -ENOBUFS when the queue or
  * pool is full (dropped and counted). */
 int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int iovcnt);
-/* Largest datagram payload that fits one packet to this peer now. */
+/* Names the anchor (see "Loss recovery" above): `unit` (static storage,
+ * 1..4 bytes, a complete frame the peer ignores) may be written on stream
+ * `sid` of ours any number of times, between whole writes of the stream's
+ * own data. Call after the stream's first bytes were given. */
+void quic_conn_set_anchor(struct quic_conn *c, int64_t sid, const uint8_t *unit, size_t len);
+/* Largest datagram payload that fits one packet to this peer now (with
+ * room for an anchor when one is set). */
 size_t quic_conn_max_datagram(struct quic_conn *c);
 /* Closes the connection with an application error (CONNECTION_CLOSE). */
 void quic_conn_close(struct quic_conn *c, uint64_t app_err);
