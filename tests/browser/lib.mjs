@@ -90,6 +90,15 @@ export async function startRelay(args = []) {
   };
 }
 
+// A relay started by someone else (a netns test runs it in the relay host's
+// namespace and this script in a client host's): RELAY_URL, RELAY_HASH and
+// RELAY_LOG (the relay's stderr file) from the environment.
+export function externalRelay() {
+  const url = process.env.RELAY_URL, hash = process.env.RELAY_HASH, logFile = process.env.RELAY_LOG;
+  if (!url || !/^[0-9a-f]{64}$/.test(hash || '')) fail('RELAY_URL and RELAY_HASH must name the relay');
+  return { url, hash, get log() { return logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''; } };
+}
+
 // Serves the page (index.html loads page.js with the same query string) and
 // receives the page's JSON report and progress lines.
 export async function startPageServer() {
@@ -125,7 +134,8 @@ export async function startPageServer() {
 
 // Runs the page in Debian's Chromium through playwright-core and returns
 // the page's report.
-export async function runChromium(pageUrl, pageServer, timeoutMs = 60000) {
+// opts.args: extra Chromium flags.
+export async function runChromium(pageUrl, pageServer, timeoutMs = 60000, opts = {}) {
   requireFile('/usr/bin/chromium', 'Debian chromium');
   let chromium;
   try { ({ chromium } = await import('playwright-core')); } catch (e) { fail(`playwright-core missing (npm ci in tests/browser): ${e.message}`); }
@@ -135,7 +145,8 @@ export async function runChromium(pageUrl, pageServer, timeoutMs = 60000) {
     headless: true,
     chromiumSandbox: false,
     args: ['--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', `--log-net-log=${netlog}`, '--net-log-capture-mode=Everything'],
+      '--disable-sync', `--log-net-log=${netlog}`, '--net-log-capture-mode=Everything',
+      ...(opts.args || [])],
   });
   cleanups.unshift(() => browser.close().catch(() => {}));
   const page = await browser.newPage();

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The gateway and NAT with real kernels. Namespaces made here (per-run
-# prefix, deleted by the trap):
-#   relay  - wtrelay and two wtrelay-tap; a veth to "inet", 198.18.0.1/24
+# The gateway and NAT with real kernels, across real links
+# (tests/netns/topo.sh; per-run prefix, deleted by the trap):
+#   relay  - wtrelay bound to [::]; a veth to "inet", 198.18.0.1/24
+#   c1, c2 - client hosts running wtrelay-tap, on veth links to the relay
+#            (MTU 1500 and 1280)
 #   inet   - the test internet host 198.18.0.2: UDP echo (port 7), a small
 #            DNS server (port 53)
 #   vma    - a VM kernel on TAP vma, address by DHCP (busybox udhcpc)
@@ -20,27 +22,17 @@ for t in ping busybox python3; do
   command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
 done
 
-TMP=$(mktemp -d)
-P="wg$$"
-NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vma" NS_B="${P}vmb"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$TMP"
-}
-trap cleanup EXIT
-for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_B"; do
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-done
-ip link add "${P}r0" netns "$NS_R" type veth peer name "${P}i0" netns "$NS_I"
-ip -n "$NS_R" addr add 198.18.0.1/24 dev "${P}r0"
-ip -n "$NS_I" addr add 198.18.0.2/24 dev "${P}i0"
-ip -n "$NS_R" link set "${P}r0" up
-ip -n "$NS_I" link set "${P}i0" up
-[ "${ICMP_MODE:-dgram}" = raw ] || ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+source "$(dirname "$0")/topo.sh"
+topo_init wg
+topo_relay_host
+topo_inet_host
+topo_client_host 1 1500
+topo_client_host 2 1280
+topo_vm a
+topo_vm b
+NS_A=$NS_VMA NS_B=$NS_VMB
+# closed ping_group_range in the raw variant: the relay must use a raw socket
+[ "${ICMP_MODE:-dgram}" = raw ] && ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="1 0"
 
 # the test internet: UDP echo and DNS on 198.18.0.2
 ip netns exec "$NS_I" python3 - >"$TMP/inet.log" 2>&1 <<'PY' &
@@ -69,29 +61,18 @@ dns()
 PY
 PIDS+=("$!")
 
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
-  -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --bind 127.0.0.1 --port 4433 \
-  --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" \
-  --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 >"$TMP/relay.out" 2>"$TMP/relay.err" &
-RELAY_PID=$!
-PIDS+=("$RELAY_PID")
-for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay.out" 2>/dev/null && break; sleep 0.1; done
-grep -q '^Listening' "$TMP/relay.out" || fail "relay did not start"
-HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
+topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2
 grep -q 'icmp_nat=1' "$TMP/relay.err" || fail "ICMP NAT not enabled"
 if [ "${ICMP_MODE:-dgram}" = raw ]; then
   grep -q 'ICMP NAT uses a raw socket' "$TMP/relay.err" || fail "expected the raw-socket ICMP NAT"
   pass "ping_group_range left closed: ICMP NAT falls back to a raw socket (CAP_NET_RAW)"
 fi
 
-start_tap() { # name netns mac [--configure]
-  ip netns exec "$NS_R" "$BUILD_DIR/wtrelay-tap" --url "https://127.0.0.1:4433/lan" \
-    --cert-hash "$HASH" --tap "$1" --netns "$2" --mac "$3" ${4:-} 2>"$TMP/tap-$1.err" &
-  PIDS+=("$!")
+start_tap() { # client-host name netns mac [--configure]
+  topo_start_tap "$@"
 }
-start_tap vma "$NS_A" 52:54:00:aa:00:01
-start_tap vmb "$NS_B" 52:54:00:bb:00:02 --configure
+start_tap 1 vma "$NS_A" 52:54:00:aa:00:01
+start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02 --configure
 for _ in $(seq 100); do grep -q 'msg="registered"' "$TMP/tap-vma.err" 2>/dev/null && break; sleep 0.1; done
 REG_A=$(grep -o 'msg="registered" tap=vma ip=[0-9.]*' "$TMP/tap-vma.err" | head -1 | sed 's/.*ip=//')
 [ -n "$REG_A" ] || fail "vma did not register"

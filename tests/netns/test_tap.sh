@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Real kernels on the virtual LAN: the relay and two wtrelay-tap run in one
-# namespace and talk over its loopback; each tap's TAP device lives in its
-# own "VM" namespace, configured from Assigned. Checks ARP + ping between
-# the VM kernels, a TCP transfer with exact bytes, and that the taps
-# reconnect and ping works again after the relay restarts. Namespaces are
-# created here with a per-run prefix and deleted by the trap.
+# Real kernels on the virtual LAN, across real links (tests/netns/topo.sh):
+# the relay in its own namespace bound to [::]; two client hosts on veth
+# links to it (MTU 1500 and 1280), each running a wtrelay-tap whose TAP
+# device lives in a "VM" namespace, configured from Assigned. Checks ARP +
+# ping between the VM kernels, a TCP transfer with exact bytes, and that the
+# taps reconnect and ping works again after the relay restarts. Namespaces
+# are created with a per-run prefix and deleted by the trap.
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 SOURCE_DIR=${SOURCE_DIR:-.}
@@ -19,63 +20,36 @@ pass() { echo "ok - $*"; }
 [ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
 command -v ping >/dev/null || { echo "FAIL: ping missing (scripts/install-deps.sh installs iputils-ping)" >&2; exit 1; }
 
-TMP=$(mktemp -d)
-P="wt$$"
-NS_R="${P}relay" NS_A="${P}vma" NS_B="${P}vmb"
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  for ns in "$NS_R" "$NS_A" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
-  rm -rf "$TMP"
+source "$(dirname "$0")/topo.sh"
+topo_init wt
+# relay host; client host 1 on an MTU 1500 link, client host 2 on MTU 1280;
+# each client host runs a wtrelay-tap whose TAP sits in a VM namespace.
+topo_relay_host
+topo_client_host 1 1500
+topo_client_host 2 1280
+topo_vm a
+topo_vm b
+NS_A=$NS_VMA NS_B=$NS_VMB
+topo_cert
+start_relay() { topo_start_relay; }
+start_tap() { # client-host name netns mac
+  topo_start_tap "$1" "$2" "$3" "$4" --configure --heartbeat 2
 }
-trap cleanup EXIT
-
-for ns in "$NS_R" "$NS_A" "$NS_B"; do
-  ip netns add "$ns"
-  ip -n "$ns" link set lo up
-done
-
-# A fixed certificate, so the hash the taps pin survives a relay restart.
-openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
-  -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
-PORT=4433
-start_relay() {
-  ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --bind 127.0.0.1 --port $PORT \
-    --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" >"$TMP/relay.out" 2>>"$TMP/relay.err" &
-  RELAY_PID=$!
-  PIDS+=("$RELAY_PID")
-  for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay.out" 2>/dev/null && break; sleep 0.1; done
-  grep -q '^Listening' "$TMP/relay.out" || fail "relay did not start"
-  HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
-}
-start_tap() { # name netns mac
-  ip netns exec "$NS_R" "$BUILD_DIR/wtrelay-tap" --url "https://127.0.0.1:$PORT/lan" \
-    --cert-hash "$HASH" --tap "$1" --netns "$2" --mac "$3" --configure --heartbeat 2 \
-    2>"$TMP/tap-$1.err" &
-  PIDS+=("$!")
-}
-ip_of() { # netns dev
-  ip -n "$1" -4 -o addr show dev "$2" 2>/dev/null | awk '{print $4}' | cut -d/ -f1
-}
-wait_ip() { # netns dev -> prints the address
-  local a=""
-  for _ in $(seq 100); do a=$(ip_of "$1" "$2"); [ -n "$a" ] && break; sleep 0.1; done
-  [ -n "$a" ] || fail "$2 in $1 got no address"
-  echo "$a"
-}
+ip_of() { topo_ip_of "$@"; }
+wait_ip() { topo_wait_ip "$@"; }
 ping_ok() { # from-netns to-ip tries
   for _ in $(seq "$3"); do ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0; done
   return 1
 }
 
 start_relay
-start_tap vma "$NS_A" 52:54:00:aa:00:01
+grep -q "^Listening on https://\[::\]:4433$" "$TMP/relay.out" || fail "relay not on the wildcard address: $(cat "$TMP/relay.out")"
+start_tap 1 vma "$NS_A" 52:54:00:aa:00:01
 IP_A=$(wait_ip "$NS_A" vma)
-start_tap vmb "$NS_B" 52:54:00:bb:00:02
+start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02
 IP_B=$(wait_ip "$NS_B" vmb)
 [ "$IP_A" != "$IP_B" ] || fail "both VMs got $IP_A"
-pass "two TAP devices configured from Assigned: $NS_A/vma=$IP_A, $NS_B/vmb=$IP_B"
+pass "two taps on client hosts across veth links (MTU 1500 and 1280) to a relay bound to [::]: $NS_A/vma=$IP_A, $NS_B/vmb=$IP_B"
 [ "$(ip -n "$NS_A" link show vma | grep -o 'link/ether [0-9a-f:]*')" = "link/ether 52:54:00:aa:00:01" ] ||
   fail "vma does not carry the registered MAC"
 ip -n "$NS_A" route show default | grep -q 'via 10.0.2.2 dev vma' || fail "no default route via 10.0.2.2"
@@ -137,15 +111,15 @@ pass "relay restarted: both taps reconnected and registered again; ping $IP_A ->
 
 # Clear errors: no CAP_NET_ADMIN, a wrong hash.
 set +e
-out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all --bounding-set=-all \
-  "$BUILD_DIR/wtrelay-tap" --url "https://127.0.0.1:$PORT/lan" --cert-hash "$HASH" 2>&1)
+out=$(ip netns exec "$NS_C1" setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
+  --bounding-set=-all "$BUILD_DIR/wtrelay-tap" --url "https://$RELAY_ADDR_1:4433/lan" --cert-hash "$HASH" 2>&1)
 rc=$?
 set -e
 [ $rc = 1 ] && echo "$out" | grep -q CAP_NET_ADMIN || fail "without CAP_NET_ADMIN: rc=$rc $out"
 pass "without CAP_NET_ADMIN: exit 1, \"$(echo "$out" | head -1)\""
 bad=$(echo "$HASH" | tr '0-9a-f' '1-9a-f0')
 set +e
-out=$(ip netns exec "$NS_R" timeout 20 "$BUILD_DIR/wtrelay-tap" --url "https://127.0.0.1:$PORT/lan" \
+out=$(ip netns exec "$NS_C1" timeout 20 "$BUILD_DIR/wtrelay-tap" --url "https://$RELAY_ADDR_1:4433/lan" \
   --cert-hash "$bad" --tap badhash 2>&1)
 rc=$?
 set -e

@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""TCP transfers for the netns tier, with a stall meter.
+
+  tcpxfer.py serve ADDR PORT FILE   serve FILE to every connection (after a
+                                    request line), many connections at once
+  tcpxfer.py get ADDR PORT OUT      download to OUT; prints
+                                    "<bytes> <sha256> <seconds> <max_gap>"
+                                    where max_gap is the longest time (s) in
+                                    which no byte arrived (a stall)
+
+Bounded: socket timeouts, and the caller runs it under `timeout`.
+"""
+import hashlib
+import socket
+import sys
+import threading
+import time
+
+
+def serve(addr, port, path):
+    data = open(path, "rb").read()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(64)
+
+    def one(c):
+        try:
+            c.settimeout(120)
+            c.recv(4096)
+            c.sendall(data)
+            c.shutdown(socket.SHUT_WR)
+            c.recv(1)
+        except OSError:
+            pass
+        c.close()
+
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=one, args=(c,), daemon=True).start()
+
+
+def get(addr, port, out):
+    t0 = time.monotonic()
+    s = socket.create_connection((addr, port), timeout=30)
+    s.settimeout(60)
+    s.sendall(b"GET\n")
+    h = hashlib.sha256()
+    n = 0
+    last = time.monotonic()
+    gap = 0.0
+    with open(out, "wb") as f:
+        while True:
+            b = s.recv(262144)
+            now = time.monotonic()
+            gap = max(gap, now - last)
+            last = now
+            if not b:
+                break
+            h.update(b)
+            f.write(b)
+            n += len(b)
+    s.close()
+    print(n, h.hexdigest(), "%.2f" % (time.monotonic() - t0), "%.2f" % gap)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "serve":
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "get":
+        get(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    else:
+        sys.exit("usage: tcpxfer.py serve|get ...")

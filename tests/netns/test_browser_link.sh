@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Chromium across a real link (tests/netns/topo.sh): the relay in its own
+# namespace bound to [::]; Chromium, its test page server and the
+# playwright driver in a client host's namespace on a veth link with MTU
+# 1280 and 1 % random loss each way. The page registers, switches frames
+# between two sessions and talks to the gateway (tests/browser/link_client.mjs).
+set -euo pipefail
+BUILD_DIR=${BUILD_DIR:-build}
+HERE="$(cd "$(dirname "$0")" && pwd)"
+BROWSER_DIR="$(cd "$HERE/../browser" && pwd)"
+fail() {
+  echo "FAIL: $*" >&2
+  for f in "$TMP"/*.err; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
+  exit 1
+}
+pass() { echo "ok - $*"; }
+[ -x /usr/bin/chromium ] || { echo "FAIL: /usr/bin/chromium missing (scripts/install-deps.sh)" >&2; exit 1; }
+[ -d "$BROWSER_DIR/node_modules/playwright-core" ] || { echo "FAIL: playwright-core missing (npm ci in tests/browser; scripts/install-deps.sh)" >&2; exit 1; }
+BUILD_ABS="$(cd "$BUILD_DIR" && pwd)"
+
+source "$HERE/topo.sh"
+topo_init wb
+topo_relay_host
+topo_client_host 1 1280
+topo_start_relay --log-level debug
+topo_loss 1 1
+pass "relay on [::] in $NS_R; client host $NS_C1 on an MTU 1280 link with 1 % loss each way"
+ip netns exec "$NS_C1" env BUILD_DIR="$BUILD_ABS" RELAY_URL="https://$RELAY_ADDR_1:4433" \
+  RELAY_HASH="$HASH" RELAY_LOG="$TMP/relay.err" HOME="$TMP" \
+  timeout 300 node "$BROWSER_DIR/link_client.mjs" || fail "Chromium across the link"
+kill -TERM "$RELAY_PID"
+wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
+pass "relay exits 0"

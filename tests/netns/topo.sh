@@ -1,0 +1,163 @@
+# shellcheck shell=bash
+# Test topology for the netns tier: the relay, its clients, their VMs and a
+# test internet host each in a network namespace of their own, joined by
+# veth links, as users deploy it (the relay is never on a client's
+# loopback). Sourced by tests/netns/test_*.sh and perf/ scripts.
+#
+#   client host cN (10.81.N.2/30) ==veth, MTU, loss== relay host (10.81.N.1/30)
+#   relay host (198.18.0.1/24) ==veth== inet (198.18.0.2/24)
+#   VM namespaces: empty; wtrelay-tap (running in a client host) moves its
+#   TAP device into one (--netns).
+#
+# Every namespace and process is made here with a per-run prefix, recorded,
+# and removed by the EXIT trap, also when the test fails. Traffic goes only
+# to addresses of these namespaces (docs: testing.md). Loss is nftables
+# `numgen random` on one link's interface in the client host, each way
+# (this kernel has no netem).
+#
+# Use:
+#   source tests/netns/topo.sh
+#   topo_init wl                   # prefix, TMP, trap
+#   topo_relay_host                # NS_R
+#   topo_client_host 1 1500        # NS_C1, link 10.81.1.0/30, RELAY_ADDR_1=10.81.1.1
+#   topo_client_host 2 1280        # a second client host with MTU 1280
+#   topo_inet_host                 # NS_I 198.18.0.2
+#   topo_vm a                      # NS_VMA (empty namespace for a TAP)
+#   topo_loss 1 2                  # 2 % random loss each way on client 1's link
+#   topo_bg NS cmd...              # background process in NS, PID recorded
+
+topo_fail() {
+  echo "FAIL: $*" >&2
+  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
+  exit 1
+}
+
+topo_init() { # prefix
+  [ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, veth, TAP)" >&2; exit 1; }
+  command -v nft >/dev/null || { echo "FAIL: nft missing (Debian package nftables; scripts/install-deps.sh)" >&2; exit 1; }
+  TOPO_P="${1}$$"
+  TMP=$(mktemp -d)
+  TOPO_NS=()
+  PIDS=()
+  trap topo_cleanup EXIT
+}
+
+topo_cleanup() {
+  exec 2>/dev/null # no job-control noise about the processes killed below
+  local p ns
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  for ns in "${TOPO_NS[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
+
+topo_ns() { # name -> creates ${TOPO_P}name
+  local ns="${TOPO_P}$1"
+  ip netns add "$ns"
+  TOPO_NS+=("$ns")
+  ip -n "$ns" link set lo up
+}
+
+topo_relay_host() {
+  topo_ns relay
+  NS_R="${TOPO_P}relay"
+  # ICMP NAT through unprivileged ICMP sockets (per namespace).
+  ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="0 2147483647"
+}
+
+topo_client_host() { # index mtu
+  local n=$1 mtu=$2 ns="${TOPO_P}c$1"
+  topo_ns "c$n"
+  ip link add "${TOPO_P}r$n" netns "$NS_R" type veth peer name "${TOPO_P}c$n" netns "$ns"
+  ip -n "$NS_R" link set "${TOPO_P}r$n" mtu "$mtu"
+  ip -n "$ns" link set "${TOPO_P}c$n" mtu "$mtu"
+  ip -n "$NS_R" addr add "10.81.$n.1/30" dev "${TOPO_P}r$n"
+  ip -n "$ns" addr add "10.81.$n.2/30" dev "${TOPO_P}c$n"
+  ip -n "$NS_R" link set "${TOPO_P}r$n" up
+  ip -n "$ns" link set "${TOPO_P}c$n" up
+  ip -n "$ns" route add default via "10.81.$n.1"
+  printf -v "NS_C$n" '%s' "$ns"
+  printf -v "RELAY_ADDR_$n" '%s' "10.81.$n.1"
+}
+
+topo_inet_host() {
+  topo_ns inet
+  NS_I="${TOPO_P}inet"
+  ip link add "${TOPO_P}ri" netns "$NS_R" type veth peer name "${TOPO_P}i0" netns "$NS_I"
+  ip -n "$NS_R" addr add 198.18.0.1/24 dev "${TOPO_P}ri"
+  ip -n "$NS_I" addr add 198.18.0.2/24 dev "${TOPO_P}i0"
+  ip -n "$NS_R" link set "${TOPO_P}ri" up
+  ip -n "$NS_I" link set "${TOPO_P}i0" up
+}
+
+topo_vm() { # name -> NS_VM<NAME upper>
+  topo_ns "vm$1"
+  printf -v "NS_VM${1^^}" '%s' "${TOPO_P}vm$1"
+}
+
+# Random loss of pct % each way on client host n's link (0 removes it).
+topo_loss() { # n pct
+  local ns="${TOPO_P}c$1" dev="${TOPO_P}c$1"
+  ip netns exec "$ns" nft delete table inet topoloss 2>/dev/null || true
+  [ "$2" = 0 ] && return 0
+  ip netns exec "$ns" nft -f - <<NFT
+table inet topoloss {
+  chain o { type filter hook output priority 0; oifname "$dev" numgen random mod 100 < $2 counter drop; }
+  chain i { type filter hook input priority 0; iifname "$dev" numgen random mod 100 < $2 counter drop; }
+}
+NFT
+}
+
+# Packets the loss rules dropped on client host n's link (both ways).
+topo_loss_drops() { # n
+  ip netns exec "${TOPO_P}c$1" nft list table inet topoloss 2>/dev/null |
+    grep -o 'packets [0-9]*' | awk '{s += $2} END {print s + 0}'
+}
+
+topo_bg() { # ns cmd... (stdout/stderr as redirected by the caller)
+  local ns=$1
+  shift
+  ip netns exec "$ns" "$@" &
+  PIDS+=("$!")
+}
+
+# A certificate that survives relay restarts (taps pin its hash).
+topo_cert() {
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
+    -subj /CN=localhost -keyout "$TMP/key.pem" -out "$TMP/cert.pem" 2>/dev/null
+}
+
+# Starts wtrelay in the relay host bound to the wildcard address; sets
+# RELAY_PID and HASH. Extra arguments go to the relay.
+topo_start_relay() {
+  [ -f "$TMP/cert.pem" ] || topo_cert
+  ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --port 4433 --http-listen '' \
+    --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" "$@" >"$TMP/relay.out" 2>>"$TMP/relay.err" &
+  RELAY_PID=$!
+  PIDS+=("$RELAY_PID")
+  local _
+  for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay.out" 2>/dev/null && break; sleep 0.1; done
+  grep -q '^Listening' "$TMP/relay.out" || topo_fail "relay did not start"
+  HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
+}
+
+# wtrelay-tap in client host n, TAP `tap` moved into namespace vmns.
+topo_start_tap() { # n tap vmns mac [extra args...]
+  local n=$1 tap=$2 vmns=$3 mac=$4 addr
+  shift 4
+  addr="10.81.$n.1"
+  ip netns exec "${TOPO_P}c$n" "$BUILD_DIR/wtrelay-tap" --url "https://$addr:4433/lan" \
+    --cert-hash "$HASH" --tap "$tap" --netns "$vmns" --mac "$mac" "$@" 2>>"$TMP/tap-$tap.err" &
+  PIDS+=("$!")
+}
+
+topo_ip_of() { # ns dev
+  ip -n "$1" -4 -o addr show dev "$2" 2>/dev/null | awk '{print $4}' | cut -d/ -f1
+}
+
+topo_wait_ip() { # ns dev -> prints the address
+  local a="" _
+  for _ in $(seq 150); do a=$(topo_ip_of "$1" "$2"); [ -n "$a" ] && break; sleep 0.1; done
+  [ -n "$a" ] || topo_fail "$2 in $1 got no address"
+  echo "$a"
+}
