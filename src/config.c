@@ -79,6 +79,12 @@ static const struct opt opts[] = {
      "maximum concurrent connections from one source address (default 256)"},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
      "maximum number of rooms (virtual LANs) (default 256)"},
+    {"lease-time", 0, "RELAY_LEASE_TIME", OPT_SECS, 1, 31536000, OFF(lease_time_s),
+     "time a MAC keeps its IP in a room after its session ended (default 1d)"},
+    {"lease-file", 0, "RELAY_LEASE_FILE", OPT_PATH, 0, 0, OFF(lease_file),
+     "file the leases are kept in across restarts (default: none)"},
+    {"max-leases", 0, NULL, OPT_U32, 1, 4194304, OFF(max_leases),
+     "leases remembered in all (default: max-rooms x pool size, at most 65536)"},
     {"gateway-mac", 0, NULL, OPT_MAC, 0, 0, OFF(gateway_mac),
      "MAC address of the gateway 10.0.2.2 (default 52:55:0a:00:02:02)"},
     {"max-frame-size", 0, NULL, OPT_U32, 64, 9216, OFF(max_frame_size),
@@ -151,6 +157,7 @@ void config_defaults(struct config *c)
   c->max_sessions = 4096;
   c->max_sessions_per_ip = 256;
   c->max_rooms = 256;
+  c->lease_time_s = 86400;
   memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
   c->max_frame_size = 1514;
   c->mac_aging_s = 300;

@@ -30,9 +30,38 @@ void ippool_fini(struct ippool *p)
 
 static uint32_t ip_of(const struct ippool *p, uint32_t i) { return p->last - i; }
 
+void ippool_observe(struct ippool *p, ippool_observer_fn fn, void *ctx)
+{
+  p->observer = fn;
+  p->observer_ctx = ctx;
+}
+
+int ippool_seed(struct ippool *p, const uint8_t mac[6], uint32_t ip, int64_t released_ns)
+{
+  if (ip < p->first || ip > p->last)
+    return -ERANGE;
+  for (uint32_t i = 0; i < p->n; i++)
+    if (p->e[i].used_ever && memcmp(p->e[i].mac, mac, 6) == 0)
+      return -EEXIST;
+  struct ippool_entry *e = &p->e[p->last - ip];
+  if (e->used_ever)
+    return -EEXIST;
+  memcpy(e->mac, mac, 6);
+  e->used_ever = true;
+  e->live = false;
+  e->released_ns = released_ns;
+  return 0;
+}
+
+static bool older(const struct ippool *p, uint32_t i, uint32_t best)
+{
+  return best == UINT32_MAX || p->e[i].released_ns < p->e[best].released_ns;
+}
+
 int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uint64_t now)
 {
-  uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, oldest = UINT32_MAX;
+  uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, expired = UINT32_MAX,
+           released = UINT32_MAX;
   for (uint32_t i = 0; i < p->n; i++) {
     struct ippool_entry *e = &p->e[i];
     if (e->used_ever && memcmp(e->mac, mac, 6) == 0) {
@@ -42,21 +71,34 @@ int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uin
     }
     if (!e->used_ever && fresh == UINT32_MAX)
       fresh = i;
-    if (e->used_ever && !e->live &&
-        (oldest == UINT32_MAX || e->released_ns < p->e[oldest].released_ns))
-      oldest = i;
+    if (!e->used_ever || e->live)
+      continue;
+    if ((int64_t)now - e->released_ns >= (int64_t)p->lease_ns) {
+      if (older(p, i, expired))
+        expired = i;
+    } else if (older(p, i, released)) {
+      released = i;
+    }
   }
   uint32_t pick = remembered != UINT32_MAX ? remembered
                   : fresh != UINT32_MAX    ? fresh
-                                           : oldest;
+                  : expired != UINT32_MAX  ? expired
+                                           : released;
   if (pick == UINT32_MAX)
     return -ENOSPC;
   struct ippool_entry *e = &p->e[pick];
+  struct ippool_event ev = {.type = IPPOOL_ACQUIRED, .mac = mac, .ip = ip_of(p, pick)};
+  if (pick != remembered && e->used_ever) {
+    ev.reclaimed = true;
+    ev.reclaimed_expired = pick == expired;
+    memcpy(ev.old_mac, e->mac, 6);
+  }
   memcpy(e->mac, mac, 6);
   e->used_ever = true;
   e->live = true;
-  (void)now;
-  *ip_out = ip_of(p, pick);
+  *ip_out = ev.ip;
+  if (p->observer)
+    p->observer(p->observer_ctx, p, &ev, now);
   return 0;
 }
 
@@ -68,7 +110,11 @@ void ippool_release(struct ippool *p, uint32_t ip, uint64_t now)
   if (!e->live)
     return;
   e->live = false;
-  e->released_ns = now;
+  e->released_ns = (int64_t)now;
+  if (p->observer) {
+    struct ippool_event ev = {.type = IPPOOL_RELEASED, .mac = e->mac, .ip = ip};
+    p->observer(p->observer_ctx, p, &ev, now);
+  }
 }
 
 bool ippool_lookup_ip(const struct ippool *p, uint32_t ip, uint8_t mac_out[6])

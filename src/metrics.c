@@ -65,6 +65,11 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   gauge(b, "wtrelay_quic_connections", "QUIC connections in any state", m->quic_conns);
   gauge(b, "wtrelay_rooms", "rooms (virtual LANs) in use", m->rooms);
   gauge(b, "wtrelay_switch_mac_entries", "learned MAC addresses", m->relay->sw.nmacs);
+  gauge(b, "wtrelay_leases", "address leases remembered (live, released or expired)",
+        m->relay->leases.nused);
+  gauge(b, "wtrelay_leases_active",
+        "address leases held: live, or released less than --lease-time ago",
+        lease_active(&m->relay->leases, *m->relay->now));
   uint64_t reasm = 0;
   for (uint32_t i = 0; i < m->relay->chunks.used; i++)
     reasm += m->relay->chunks.slots[i].owner != NULL;
@@ -245,6 +250,18 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"event=\"evicted\"", k->evicted},
                          {"event=\"pool_empty\"", k->pool_empty}},
            10);
+  const struct lease_counters *ls = &m->relay->leases.ctr;
+  counters(b, "wtrelay_lease_file_writes_total", "lease file writes",
+           (struct lv[]){{"result=\"ok\"", ls->written}, {"result=\"error\"", ls->write_errors}},
+           2);
+  counter(b, "wtrelay_lease_file_lines_skipped_total",
+          "lease file lines that did not parse when it was read", ls->lines_skipped);
+  counters(b, "wtrelay_lease_reclaims_total", "released addresses handed to another MAC",
+           (struct lv[]){{"lease=\"expired\"", ls->reclaims_expired},
+                         {"lease=\"unexpired\"", ls->reclaims_unexpired}},
+           2);
+  counter(b, "wtrelay_leases_dropped_total",
+          "leases forgotten because the lease or room name table was full", ls->dropped);
 
   /* gateway and NAT */
   if (m->gw) {

@@ -3,8 +3,10 @@
  *
  * Peers and rooms are fixed tables sized from the config. A room is made on
  * the first session that names it and dropped with its last peer; its
- * address pool remembers MAC -> IP while it lives, so a VM that reconnects
- * gets its address back. Liveness is swept every --heartbeat-interval:
+ * address pool remembers MAC -> IP while it lives, and the lease table
+ * (lease.c) for --lease-time after it emptied and across restarts (seeded
+ * into the pool when the room is made again), so a VM that reconnects gets
+ * its address back. Liveness is swept every --heartbeat-interval:
  * unregistered sessions older than --register-timeout and registered peers
  * silent for --peer-timeout are closed.
  */
@@ -93,11 +95,27 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
   timer_init(&r->age_timer, age);
   timer_arm(r->timers, &r->age_timer, *r->now + NS);
+  uint64_t pool_size = r->pool_last - r->pool_first + 1;
+  struct lease_params lp = {
+      .max_leases = cfg->max_leases ? cfg->max_leases
+                                    : min_u32((uint64_t)cfg->max_rooms * pool_size, 65536),
+      .max_rooms = min_u32((uint64_t)cfg->max_rooms * 2, 131072),
+      .lease_ns = (uint64_t)cfg->lease_time_s * NS,
+      .pool_first = r->pool_first,
+      .pool_last = r->pool_last,
+      .path = cfg->lease_file,
+  };
+  if ((rc = lease_init(&r->leases, &lp, r->timers, r->now)) < 0) {
+    relay_fini(r);
+    return rc;
+  }
+  lease_load_file(&r->leases);
   return 0;
 }
 
 void relay_fini(struct relay *r)
 {
+  lease_fini(&r->leases);
   if (r->rooms)
     for (uint32_t i = 0; i < r->max_rooms; i++)
       if (r->rooms[i].used)
@@ -112,6 +130,20 @@ void relay_fini(struct relay *r)
   free(r->peers);
   r->rooms = NULL;
   r->peers = NULL;
+}
+
+/* Every acquire and release of a room's pool updates the lease table. */
+static void pool_event(void *ctx, struct ippool *p, const struct ippool_event *ev, uint64_t now)
+{
+  struct relay *r = ctx;
+  const char *name = container_of(p, struct relay_room, pool)->name;
+  if (ev->type == IPPOOL_RELEASED) {
+    lease_released(&r->leases, name, ev->mac, ev->ip, now);
+    return;
+  }
+  if (ev->reclaimed)
+    lease_reclaimed(&r->leases, name, ev->ip, ev->old_mac, ev->reclaimed_expired, now);
+  lease_acquired(&r->leases, name, ev->mac, ev->ip, now);
 }
 
 static int room_get(struct relay *r, const char *name, uint32_t *out)
@@ -134,6 +166,9 @@ static int room_get(struct relay *r, const char *name, uint32_t *out)
   int rc = ippool_init(&room->pool, r->pool_first, r->pool_last);
   if (rc < 0)
     return rc;
+  room->pool.lease_ns = r->leases.p.lease_ns;
+  lease_seed(&r->leases, name, &room->pool, *r->now);
+  ippool_observe(&room->pool, pool_event, r);
   if (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0) {
     ippool_fini(&room->pool);
     return rc;
@@ -150,6 +185,7 @@ static void room_put(struct relay *r, uint32_t idx)
   if (--room->npeers == 0) {
     if (r->gw)
       gateway_room_detach(r->gw, idx);
+    lease_room_closed(&r->leases, room->name, *r->now); /* DHCP leases without a session */
     ippool_fini(&room->pool);
     room->used = false;
   }
@@ -546,6 +582,11 @@ void relay_set_gateway(struct relay *r, struct gateway *gw)
       gateway_room_attach(gw, i);
 }
 
+void relay_set_io(struct relay *r, struct io *io)
+{
+  lease_attach_io(&r->leases, io);
+}
+
 /* DHCP: a MAC of a live session in the room gets that session's address;
  * any other MAC (behind --allow-any-src-mac) a lease from the room's pool. */
 static int addr_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
@@ -621,5 +662,12 @@ void relay_log_counters(const struct relay *r)
            "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",
            U(k->chunks_in), U(k->frames_done), U(k->single), U(k->duplicates), U(k->bad_total),
            U(k->bad_stride), U(k->too_big), U(k->expired), U(k->evicted), U(k->pool_empty));
+  const struct lease_counters *l = &r->leases.ctr;
+  log_info("lease counters",
+           "leases=%u active=%u written=%llu write_errors=%llu lines_skipped=%llu "
+           "load_errors=%llu reclaims_expired=%llu reclaims_unexpired=%llu dropped=%llu",
+           r->leases.nused, lease_active(&r->leases, *r->now), U(l->written), U(l->write_errors),
+           U(l->lines_skipped), U(l->load_errors), U(l->reclaims_expired),
+           U(l->reclaims_unexpired), U(l->dropped));
 #undef U
 }

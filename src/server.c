@@ -374,6 +374,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
     goto fail_worker;
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     goto fail_worker;
+  relay_set_io(&s->relay, &s->w.io);
   if ((rc = gateway_setup(s)) < 0) {
     relay_fini(&s->relay);
     goto fail_worker;

@@ -45,6 +45,9 @@ struct config {
   uint32_t max_sessions;          /* --max-sessions, 4096 */
   uint32_t max_sessions_per_ip;   /* --max-sessions-per-ip, 256 */
   uint32_t max_rooms;             /* --max-rooms, 256 */
+  uint32_t lease_time_s;          /* --lease-time / RELAY_LEASE_TIME, 86400 */
+  char lease_file[CONFIG_PATH_MAX]; /* --lease-file / RELAY_LEASE_FILE, "" = none */
+  uint32_t max_leases;            /* --max-leases, 0 = max_rooms x pool size, at most 65536 */
   /* virtual switch */
   uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
   uint32_t max_frame_size;    /* --max-frame-size, 1514 */

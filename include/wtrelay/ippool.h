@@ -5,9 +5,16 @@
  * Addresses are handed out from the top of the range downward, as the seed
  * does. A MAC keeps its address after its lease ends for as long as nobody
  * else needs it, so a VM that reconnects gets the same IP; when every
- * address has been used, the one released longest ago is reclaimed. A MAC
- * with a live lease is refused (-EBUSY): no session hijacks another.
- * Shared by Register/Assigned and (later) DHCP.
+ * address has been used, a released one is reclaimed: the one released
+ * longest ago among those whose lease time (lease_ns) has passed, else the
+ * one released longest ago. A MAC with a live lease is refused (-EBUSY):
+ * no session hijacks another, and a live address is never reclaimed.
+ * Shared by Register/Assigned and DHCP.
+ *
+ * The pool knows nothing of files or other rooms: a room made again is
+ * seeded (ippool_seed) with the MACs it remembered, and an optional
+ * observer hears every acquire and release (the relay keeps the lease
+ * table, lease.c, in step with it that way).
  */
 #ifndef WTRELAY_IPPOOL_H
 #define WTRELAY_IPPOOL_H
@@ -19,17 +26,40 @@ struct ippool_entry {
   uint8_t mac[6];
   bool used_ever; /* mac is meaningful */
   bool live;
-  uint64_t released_ns;
+  int64_t released_ns; /* CLOCK_MONOTONIC; may be negative for a lease released before boot */
 };
+
+enum ippool_event_type { IPPOOL_ACQUIRED = 1, IPPOOL_RELEASED = 2 };
+
+struct ippool_event {
+  enum ippool_event_type type;
+  const uint8_t *mac; /* the MAC now holding (or releasing) ip */
+  uint32_t ip;
+  bool reclaimed;         /* ACQUIRED: ip was taken from old_mac's released lease */
+  bool reclaimed_expired; /* ... whose lease time had passed */
+  uint8_t old_mac[6];
+};
+
+struct ippool;
+typedef void (*ippool_observer_fn)(void *ctx, struct ippool *p, const struct ippool_event *ev,
+                                   uint64_t now);
 
 struct ippool {
   uint32_t first, last; /* host order, inclusive */
   uint32_t n;
+  uint64_t lease_ns; /* lease time after a release; 0 = expires at once */
   struct ippool_entry *e;
+  ippool_observer_fn observer; /* may be NULL */
+  void *observer_ctx;
 };
 
 int ippool_init(struct ippool *p, uint32_t first_host, uint32_t last_host);
 void ippool_fini(struct ippool *p);
+/* Sets the observer (called after every successful acquire and release). */
+void ippool_observe(struct ippool *p, ippool_observer_fn fn, void *ctx);
+/* Remembers that mac held ip until released_ns (a released lease). Returns
+ * 0, -ERANGE (ip outside the pool), -EEXIST (ip or mac already taken). */
+int ippool_seed(struct ippool *p, const uint8_t mac[6], uint32_t ip, int64_t released_ns);
 /* 0 with *ip_out, -EBUSY (MAC holds a live lease), -ENOSPC (exhausted). */
 int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uint64_t now);
 void ippool_release(struct ippool *p, uint32_t ip, uint64_t now);

@@ -11,6 +11,9 @@
  * switch as a port of its room's domain, and frames out of that port as one
  * 0x01 datagram when they fit the session's current maximum datagram
  * payload, else as chunks with chunk ids of that destination session.
+ * Address pools remember MAC -> IP beyond a room's life through the lease
+ * table (lease.c): a new room's pool is seeded from the leases of its
+ * name, and every acquire and release of a pool updates them.
  * Talks to: h3 below through struct h3_app_ops (sends with
  * h3_session_send), the switch beside it through its port interface.
  * Never: touches QUIC or HTTP/3 state directly.
@@ -26,6 +29,7 @@
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/ippool.h"
+#include "wtrelay/lease.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
@@ -86,6 +90,7 @@ struct relay {
   struct gateway *gw;     /* the rooms' router port; NULL = none (tests) */
   uint8_t gateway[4], netmask[4], dns[4];
   uint32_t pool_first, pool_last;
+  struct lease_table leases; /* sticky addresses (lease.c), shared by every room */
 };
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */
@@ -93,6 +98,8 @@ extern const struct gateway_addr_ops relay_addr_ops;
 /* Attaches the gateway to every room from now on (rooms made later get a
  * gateway port when they are made). */
 void relay_set_gateway(struct relay *r, struct gateway *gw);
+/* Lets the lease file be written through io's ring (else synchronously). */
+void relay_set_io(struct relay *r, struct io *io);
 
 extern const struct h3_app_ops relay_h3_ops;
 
