@@ -16,7 +16,11 @@
  * (one window, 64 KiB) and sent to the socket; the guest is acknowledged
  * only for bytes the kernel accepted, so nothing acknowledged is lost; the
  * window advertised is the staging buffer's free space. Out-of-order
- * segments are dropped with a duplicate ACK (the guest retransmits).
+ * segments within the window are kept in the staging buffer at their
+ * offset (up to TCP_OOO_MAX ranges) and answered with a duplicate ACK, so
+ * a lost segment costs the guest one fast retransmit, not the rest of its
+ * window: when the hole is filled the in-order run extends over what was
+ * held, and the next ACK covers all of it.
  *
  * Host -> guest: data is read with MSG_PEEK and SO_PEEK_OFF, so what the
  * guest has not acknowledged stays in the kernel: a guest ACK discards
@@ -224,6 +228,41 @@ static void arm_poll(struct gateway *gw, struct nat_tcp_conn *c)
   c->poll_busy = true;
 }
 
+/* Fast recovery: resends the one segment at retx_seq (peeked at its
+ * offset; the normal peek offset is set again afterwards), or the FIN.
+ * True when a peek was submitted. */
+static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  c->retx_pending = false;
+  if (seq_lt(c->retx_seq, c->snd_una))
+    c->retx_seq = c->snd_una;
+  if (!seq_lt(c->retx_seq, c->snd_nxt))
+    return false;           /* acknowledged meanwhile */
+  c->rtt_seq_valid = false; /* Karn: no RTT sample across a retransmission */
+  if (c->fin_ever && c->retx_seq == c->fin_seq) {
+    gw->ctr.tcp_retransmits++;
+    emit(gw, c, c->fin_seq, TCP_FIN | TCP_ACK, 0, NULL, 0);
+    return false;
+  }
+  uint32_t end = c->fin_ever && seq_lt(c->fin_seq, c->snd_nxt) ? c->fin_seq : c->snd_nxt;
+  uint32_t n = end - c->retx_seq < c->mss ? end - c->retx_seq : c->mss;
+  struct io_uring_sqe *sqe = io_sqe(gw->io);
+  if (!sqe) {
+    c->retx_pending = true;
+    return false;
+  }
+  int off = (int)(c->retx_seq - c->snd_una);
+  setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
+  c->retx_t = *gw->now;
+  io_uring_prep_recv(sqe, c->fd, c->peekbuf, n, MSG_PEEK | MSG_DONTWAIT);
+  submit(gw, sqe, K_PEEK, c);
+  c->peek_busy = true;
+  c->retx_busy = true;
+  c->peek_epoch_sent = c->peek_epoch;
+  c->need_rewind = true; /* the next normal peek starts at snd_nxt again */
+  return true;
+}
+
 static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
 {
   if (c->state != TCP_S_OPEN || c->discard_busy || c->peek_busy)
@@ -238,6 +277,8 @@ static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
     c->discard_busy = true;
     return;
   }
+  if (c->retx_pending && retx_one(gw, c))
+    return;
   if (c->need_rewind) {
     int off = (int)(c->snd_nxt - c->snd_una);
     setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
@@ -272,6 +313,8 @@ static void congestion(struct nat_tcp_conn *c, bool timeout)
 static void retransmit(struct gateway *gw, struct nat_tcp_conn *c)
 {
   gw->ctr.tcp_retransmits++;
+  c->in_recovery = false;
+  c->retx_pending = false;
   c->snd_nxt = c->snd_una;
   c->fin_sent = false;
   c->host_eof = false;
@@ -283,7 +326,9 @@ static void retransmit(struct gateway *gw, struct nat_tcp_conn *c)
 
 static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
 {
+  bool retx = c->retx_busy;
   c->peek_busy = false;
+  c->retx_busy = false;
   if (c->state != TCP_S_OPEN)
     return;
   if (c->peek_epoch_sent != c->peek_epoch) {
@@ -293,12 +338,21 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     try_rx(gw, c);
     return;
   }
+  if (retx) {
+    if (res > 0) {
+      gw->ctr.tcp_retransmits++;
+      emit(gw, c, c->retx_seq, TCP_ACK, 0, c->peekbuf, (size_t)res);
+    }
+    arm_timer(gw, c, c->rto_ns);
+    try_rx(gw, c);
+    return;
+  }
   if (res < 0) {
     if (res == -EAGAIN || res == -EINTR) {
       /* nothing new: wait for data when the queue is empty, else for the
        * guest's next ACK */
-      if (c->discard_pending || c->need_rewind)
-        try_rx(gw, c); /* an ACK came meanwhile: discard, then peek again */
+      if (c->discard_pending || c->need_rewind || c->retx_pending)
+        try_rx(gw, c); /* an ACK came meanwhile: discard (or resend), then peek again */
       else if (c->snd_una == c->snd_nxt)
         arm_poll(gw, c);
       return;
@@ -390,8 +444,13 @@ static void send_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     conn_end(gw, c, true, false);
     return;
   }
-  memmove(c->stage, c->stage + res, c->staged - (uint32_t)res);
+  uint32_t used = c->nooo ? c->ooo_hi[c->nooo - 1] : c->staged;
+  memmove(c->stage, c->stage + res, used - (uint32_t)res);
   c->staged -= (uint32_t)res;
+  for (uint32_t k = 0; k < c->nooo; k++) {
+    c->ooo_lo[k] -= (uint32_t)res;
+    c->ooo_hi[k] -= (uint32_t)res;
+  }
   c->rcv_nxt += (uint32_t)res;
   gw->ctr.tcp_bytes_out += (uint64_t)res;
   ack_now(gw, c); /* acknowledged: the kernel has it */
@@ -597,6 +656,98 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   arm_timer(gw, c, gw->p.tcp_connect_timeout_ns);
 }
 
+/* Records [lo, hi) (offsets from rcv_nxt, beyond staged) as held;
+ * false when the range table is full and [lo, hi) touches no range. */
+static bool ooo_add(struct nat_tcp_conn *c, uint32_t lo, uint32_t hi)
+{
+  uint32_t i = 0;
+  while (i < c->nooo && c->ooo_hi[i] < lo)
+    i++;
+  if (i < c->nooo && c->ooo_lo[i] <= hi) {
+    /* overlaps or touches range i: widen it, then swallow its followers */
+    if (lo < c->ooo_lo[i])
+      c->ooo_lo[i] = lo;
+    if (hi > c->ooo_hi[i])
+      c->ooo_hi[i] = hi;
+    uint32_t j = i + 1;
+    while (j < c->nooo && c->ooo_lo[j] <= c->ooo_hi[i]) {
+      if (c->ooo_hi[j] > c->ooo_hi[i])
+        c->ooo_hi[i] = c->ooo_hi[j];
+      j++;
+    }
+    uint32_t gone = j - i - 1;
+    for (uint32_t k = i + 1; k + gone < c->nooo; k++) {
+      c->ooo_lo[k] = c->ooo_lo[k + gone];
+      c->ooo_hi[k] = c->ooo_hi[k + gone];
+    }
+    c->nooo = (uint8_t)(c->nooo - gone);
+    return true;
+  }
+  if (c->nooo == TCP_OOO_MAX)
+    return false;
+  for (uint32_t k = c->nooo; k > i; k--) {
+    c->ooo_lo[k] = c->ooo_lo[k - 1];
+    c->ooo_hi[k] = c->ooo_hi[k - 1];
+  }
+  c->ooo_lo[i] = lo;
+  c->ooo_hi[i] = hi;
+  c->nooo++;
+  return true;
+}
+
+/* The in-order run grew to `staged`: take in the held ranges it reaches. */
+static void ooo_join(struct nat_tcp_conn *c)
+{
+  while (c->nooo && c->ooo_lo[0] <= c->staged) {
+    if (c->ooo_hi[0] > c->staged)
+      c->staged = c->ooo_hi[0];
+    for (uint32_t k = 1; k < c->nooo; k++) {
+      c->ooo_lo[k - 1] = c->ooo_lo[k];
+      c->ooo_hi[k - 1] = c->ooo_hi[k];
+    }
+    c->nooo--;
+  }
+}
+
+/* A guest segment's payload: in order -> staged and sent on; within the
+ * window but beyond a hole -> held at its offset (duplicate ACK); old or
+ * beyond the buffer -> duplicate ACK. Returns the next expected sequence
+ * number (rcv_nxt + staged). */
+static uint32_t guest_data(struct gateway *gw, struct nat_tcp_conn *c, const struct net_tcp *t)
+{
+  int32_t rel = (int32_t)(t->seq - c->rcv_nxt);
+  uint32_t skip = rel < 0 ? (uint32_t)-rel : 0;
+  uint32_t lo = rel < 0 ? 0 : (uint32_t)rel;
+  if (skip >= (uint32_t)t->len || lo >= TCP_STAGE_CAP) {
+    ack_now(gw, c); /* all old, or beyond the buffer: tell the guest where we are */
+    return c->rcv_nxt + c->staged;
+  }
+  uint32_t hi = lo + ((uint32_t)t->len - skip);
+  if (hi > TCP_STAGE_CAP)
+    hi = TCP_STAGE_CAP;
+  if (lo < c->staged) {
+    /* bytes we hold already (a send may be reading them): copy only the rest */
+    skip += c->staged - lo;
+    lo = c->staged;
+  }
+  if (hi <= lo) {
+    ack_now(gw, c);
+    return c->rcv_nxt + c->staged;
+  }
+  if (lo == c->staged) {
+    memcpy(c->stage + lo, t->payload + skip, hi - lo);
+    c->staged = hi;
+    ooo_join(c);
+    try_send(gw, c);
+  } else {
+    gw->ctr.tcp_out_of_order++;
+    if (ooo_add(c, lo, hi))
+      memcpy(c->stage + lo, t->payload + skip, hi - lo);
+    ack_now(gw, c); /* duplicate ACK: the guest fast-retransmits the hole */
+  }
+  return c->rcv_nxt + c->staged;
+}
+
 void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
   gw->ctr.tcp_segs_in++;
@@ -647,8 +798,17 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
       }
       c->snd_una = t->ack;
       c->discard_pending += acked;
+      if (c->in_recovery && seq_lt(t->ack, c->recover)) {
+        /* partial ACK: the next hole, at once */
+        c->retx_pending = true;
+        c->retx_seq = t->ack;
+      } else if (c->in_recovery) {
+        c->in_recovery = false; /* everything sent before the loss is in */
+      }
       /* slow start below ssthresh, then about one segment per window */
-      if (c->cwnd < c->ssthresh)
+      if (c->in_recovery)
+        ; /* no growth while holes are being filled */
+      else if (c->cwnd < c->ssthresh)
         c->cwnd += acked < c->mss ? acked : c->mss;
       else
         c->cwnd += (uint32_t)((uint64_t)c->mss * c->mss / (c->cwnd ? c->cwnd : 1)) + 1;
@@ -675,9 +835,21 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
                !(t->flags & TCP_FIN) &&
                ((uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0)) == c->g_wnd) {
-      if (++c->dupacks == 3) {
+      if (++c->dupacks == 3 && !c->in_recovery) {
+        /* fast retransmit of the first hole only; new data goes on as the
+         * window allows (NewReno) */
         congestion(c, false);
-        retransmit(gw, c);
+        c->in_recovery = true;
+        c->recover = c->snd_nxt;
+        c->retx_pending = true;
+        c->retx_seq = c->snd_una;
+      } else if (c->in_recovery && !c->retx_pending &&
+                 *gw->now - c->retx_t > c->srtt + c->srtt / 4 + MS) {
+        /* still reported missing a round trip after we resent it: that
+         * retransmission was lost too; resend it now rather than wait for
+         * the RTO (as RACK would) */
+        c->retx_pending = true;
+        c->retx_seq = c->snd_una;
       }
     }
     c->g_wnd = (uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0);
@@ -688,22 +860,8 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   uint32_t expect = c->rcv_nxt + c->staged;
   if (!t->len && !(t->flags & TCP_FIN) && seq_lt(t->seq, c->rcv_nxt))
     ack_now(gw, c); /* a window probe or keep-alive: answer with our window */
-  if (t->len) {
-    if (c->guest_fin) {
-      /* data after a FIN: ignore */
-    } else if (seq_leq(t->seq, expect) && seq_lt(expect, t->seq + (uint32_t)t->len)) {
-      uint32_t skip = expect - t->seq, take = (uint32_t)t->len - skip;
-      if (take > TCP_STAGE_CAP - c->staged)
-        take = TCP_STAGE_CAP - c->staged;
-      memcpy(c->stage + c->staged, t->payload + skip, take);
-      c->staged += take;
-      expect += take;
-      try_send(gw, c);
-    } else {
-      gw->ctr.tcp_out_of_order++;
-      ack_now(gw, c); /* duplicate ACK: the guest retransmits what is missing */
-    }
-  }
+  if (t->len && !c->guest_fin)
+    expect = guest_data(gw, c, t);
   if ((t->flags & TCP_FIN) && !c->guest_fin && t->seq + (uint32_t)t->len == expect) {
     c->guest_fin = true;
     try_send(gw, c);

@@ -113,6 +113,7 @@ struct nat_icmp_flow {
 #define TCP_MSS_ADV 1146 /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
 #define TCP_MSS_TO_GUEST 1360   /* our segments fit a 1420-byte datagram toward a session */
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
+#define TCP_OOO_MAX 8           /* out-of-order ranges held in the staging buffer */
 
 enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD };
 
@@ -130,7 +131,11 @@ struct nat_tcp_conn {
   /* guest -> host */
   uint32_t rcv_nxt; /* acknowledged to the guest: in the kernel */
   uint8_t *stage;
-  uint32_t staged;
+  uint32_t staged; /* in-order bytes at the start of stage, not yet in the kernel */
+  /* out-of-order guest data held in stage: [ooo_lo, ooo_hi) offsets from
+   * rcv_nxt, sorted, disjoint, all beyond `staged` */
+  uint32_t ooo_lo[TCP_OOO_MAX], ooo_hi[TCP_OOO_MAX];
+  uint8_t nooo;
   bool send_busy, guest_fin, host_shut;
   /* host -> guest */
   uint32_t snd_una, snd_nxt, snd_max, fin_seq, g_wnd, discard_pending, cwnd, ssthresh;
@@ -141,6 +146,10 @@ struct nat_tcp_conn {
   bool peek_busy, poll_busy, discard_busy, host_eof, fin_sent, need_rewind;
   uint32_t peek_epoch, peek_epoch_sent;
   uint32_t dupacks, rto_count;
+  /* fast recovery (NewReno, RFC 6582): one segment resent per hole */
+  uint32_t recover, retx_seq;
+  uint64_t retx_t; /* when the hole was last resent */
+  bool in_recovery, retx_pending, retx_busy;
   uint64_t rto_ns, srtt, rttvar, rtt_t, last_ns;
   uint32_t rtt_seq;
   bool rtt_seq_valid;

@@ -7,6 +7,10 @@
                                     "<bytes> <sha256> <seconds> <max_gap>"
                                     where max_gap is the longest time (s) in
                                     which no byte arrived (a stall)
+  tcpxfer.py sink ADDR PORT         read each connection to its end, answer
+                                    "<bytes> <sha256>"
+  tcpxfer.py put ADDR PORT FILE     upload FILE to a sink; prints
+                                    "<bytes> <sha256 the sink saw> <seconds>"
 
 Bounded: socket timeouts, and the caller runs it under `timeout`.
 """
@@ -61,7 +65,50 @@ def get(addr, port, out):
             f.write(b)
             n += len(b)
     s.close()
-    print(n, h.hexdigest(), "%.2f" % (time.monotonic() - t0), "%.2f" % gap)
+    print(n, h.hexdigest(), "%.4f" % (time.monotonic() - t0), "%.2f" % gap)
+
+
+def sink(addr, port):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port))
+    s.listen(64)
+
+    def one(c):
+        try:
+            c.settimeout(120)
+            h = hashlib.sha256()
+            n = 0
+            while True:
+                b = c.recv(262144)
+                if not b:
+                    break
+                h.update(b)
+                n += len(b)
+            c.sendall(b"%d %s" % (n, h.hexdigest().encode()))
+        except OSError:
+            pass
+        c.close()
+
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=one, args=(c,), daemon=True).start()
+
+
+def put(addr, port, path):
+    data = open(path, "rb").read()
+    t0 = time.monotonic()
+    s = socket.create_connection((addr, port), timeout=30)
+    s.settimeout(60)
+    s.sendall(data)
+    s.shutdown(socket.SHUT_WR)
+    answer = b""
+    while True:
+        b = s.recv(200)
+        if not b:
+            break
+        answer += b
+    print(answer.decode(), "%.4f" % (time.monotonic() - t0))
 
 
 if __name__ == "__main__":
@@ -69,5 +116,9 @@ if __name__ == "__main__":
         serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "get":
         get(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+    elif sys.argv[1] == "sink":
+        sink(sys.argv[2], int(sys.argv[3]))
+    elif sys.argv[1] == "put":
+        put(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     else:
-        sys.exit("usage: tcpxfer.py serve|get ...")
+        sys.exit("usage: tcpxfer.py serve|get|sink|put ...")

@@ -4,7 +4,7 @@
 # 1500 link with 2 % random loss each way (nftables), client host 2 on a
 # clean MTU 1280 link; a wtrelay-tap on each, TAPs in VM namespaces; a test
 # internet host. VM A (behind the lossy link) downloads 8 MiB through the
-# TCP NAT and 8 MiB from VM B. Each transfer must be byte-exact, finish
+# TCP NAT and 8 MiB from VM B, and uploads 8 MiB through the TCP NAT. Each transfer must be byte-exact, finish
 # within LOSS_BOUND_S seconds, and never go more than 2 s without a byte
 # arriving (the stall meter of tcpxfer.py). Before the fix, a lost tail ACK
 # with a full congestion window left ngtcp2 0.12.1 with no loss timer and
@@ -40,6 +40,7 @@ IP_B=$(topo_wait_ip "$NS_VMB" vmb)
 head -c 8388608 /dev/urandom >"$TMP/blob"
 want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
 topo_bg "$NS_I" python3 "$HERE/tcpxfer.py" serve 198.18.0.2 8080 "$TMP/blob" >"$TMP/srv-inet.log" 2>&1
+topo_bg "$NS_I" python3 "$HERE/tcpxfer.py" sink 198.18.0.2 8081 >"$TMP/sink-inet.log" 2>&1
 topo_bg "$NS_VMB" python3 "$HERE/tcpxfer.py" serve "$IP_B" 8080 "$TMP/blob" >"$TMP/srv-vmb.log" 2>&1
 for _ in $(seq 30); do ip netns exec "$NS_VMA" ping -c 1 -W 1 "$IP_B" >/dev/null 2>&1 && break; done
 ip netns exec "$NS_VMA" ping -c 1 -W 2 198.18.0.2 >/dev/null || fail "VM A cannot reach the internet host"
@@ -57,6 +58,11 @@ get() { # label addr out
 }
 get "TCP NAT download (internet -> VM A)" 198.18.0.2 nat.bin
 get "VM B -> VM A through the switch" "$IP_B" vm.bin
+out=$(ip netns exec "$NS_VMA" timeout "$LOSS_BOUND_S" python3 "$HERE/tcpxfer.py" put 198.18.0.2 8081 "$TMP/blob") ||
+  fail "TCP NAT upload: no complete transfer within $LOSS_BOUND_S s under $LOSS_PCT % loss"
+read -r n sha secs <<<"$out"
+[ "$n" = 8388608 ] && [ "$sha" = "$want" ] || fail "TCP NAT upload: the internet host saw $n bytes, sha256 $sha"
+pass "TCP NAT upload (VM A -> internet) under $LOSS_PCT % loss each way: 8 MiB byte-exact in $secs s"
 drops=$(topo_loss_drops 1)
 [ "$drops" -gt 0 ] || fail "the loss rules dropped nothing"
 pass "the link dropped $drops packets"

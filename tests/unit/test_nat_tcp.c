@@ -423,7 +423,7 @@ Test(nat_tcp, guest_to_host_in_order_and_gap)
   struct conn c;
   conn_open(e, &c, 40001, 5000, GUEST_WND);
   const uint32_t base = c.gnxt;
-  static uint8_t data[8000], got[8000];
+  static uint8_t data[16000], got[16000];
   fill(data, sizeof(data), 3);
 
   /* in order: 4 full segments of our MSS and a short one */
@@ -448,13 +448,31 @@ Test(nat_tcp, guest_to_host_in_order_and_gap)
   pump_for(e, SILENCE_WAIT);
   cr_assert(host_nothing(c.afd), "an out-of-order segment reached the host");
 
-  /* the missing one, then the guest retransmits the dropped one */
+  /* the missing one: the held segment goes on with it, and one ACK covers
+   * both (the guest need not resend what came after the hole) */
   conn_data(e, &c, base + (uint32_t)off, data + off, 1000);
-  await_ack(e, &c, base, base + (uint32_t)(off + 1000), delivered);
-  conn_data(e, &c, base + (uint32_t)(off + 1000), data + off + 1000, 1000);
   await_ack(e, &c, base, base + (uint32_t)(off + 2000), delivered);
   host_read(e, c.afd, got + off, 2000);
   cr_assert_arr_eq(got, data, off + 2000, "bytes at the host differ after the gap");
+  delivered = off + 2000;
+
+  /* two holes: segments 2 and 4 of 5 arrive first, then 1, then 3 */
+  size_t b = off + 2000;
+  conn_data(e, &c, base + (uint32_t)(b + 1000), data + b + 1000, 1000);
+  conn_data(e, &c, base + (uint32_t)(b + 3000), data + b + 3000, 1000);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert(host_nothing(c.afd), "held segments reached the host before the hole was filled");
+  conn_data(e, &c, base + (uint32_t)b, data + b, 1000);
+  await_ack(e, &c, base, base + (uint32_t)(b + 2000), delivered);
+  conn_data(e, &c, base + (uint32_t)(b + 2000), data + b + 2000, 1000);
+  await_ack(e, &c, base, base + (uint32_t)(b + 4000), delivered + 2000);
+  host_read(e, c.afd, got + b, 4000);
+  cr_assert_arr_eq(got, data, b + 4000, "bytes at the host differ after two holes");
+  /* the guest's retransmission of a held segment is an old duplicate */
+  conn_data(e, &c, base + (uint32_t)(b + 3000), data + b + 3000, 1000);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert(host_nothing(c.afd), "a retransmitted held segment reached the host twice");
+  off = b + 2000; /* what the checks below call the delivered total, minus 2000 */
 
   /* an old duplicate (already acknowledged) is not delivered twice */
   conn_data(e, &c, base, data, 500);
@@ -527,6 +545,49 @@ Test(nat_tcp, host_to_guest_window)
 }
 
 /* ---- 4. retransmission ---- */
+
+Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40013, 9, GUEST_WND);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  fill(data, sizeof(data), 7);
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  cr_assert_arr_eq(got, data, sizeof(data));
+
+  /* segments 2 and 4 were lost: the guest acknowledges segment 1, then
+   * reports segment 2 missing three times (segments 3 and 5 arrived) */
+  conn_ack(e, &c, una + M);
+  pump_for(e, 20 * MS);
+  for (unsigned i = 0; i < 3; i++)
+    conn_ack(e, &c, una + M);
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, una + M, "fast retransmission at %u, expected %u", t.seq, una + M);
+  cr_assert_eq(t.len, M, "one full segment");
+  cr_assert_arr_eq(t.payload, data + M, M);
+  guest_silent(e); /* not the rest of the window again (no go-back-N) */
+
+  /* the hole filled: a partial ACK up to segment 4 resends segment 4 at once */
+  conn_ack(e, &c, una + 3 * M);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, una + 3 * M, "partial-ACK retransmission at %u, expected %u", t.seq,
+               una + 3 * M);
+  cr_assert_eq(t.len, M);
+  cr_assert_arr_eq(t.payload, data + 3 * M, M);
+  guest_silent(e);
+
+  /* everything in: recovery ends without another retransmission */
+  conn_ack(e, &c, una + 5 * M);
+  guest_silent(e);
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 2);
+  close(c.afd);
+  env_free(e);
+}
 
 Test(nat_tcp, retransmit_on_rto_and_dupacks)
 {
