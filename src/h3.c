@@ -651,7 +651,17 @@ static void q_on_conn_closed(void *app, struct quic_conn *qc)
     conn_free(hc);
 }
 
+static void q_on_datagram_ack(void *app, struct quic_conn *qc, uint64_t id, bool acked)
+{
+  struct h3_endpoint *h3 = app;
+  struct h3_conn *hc = qc->app_data;
+  if (!hc || !hc->has_session || hc->session_ended || !h3->ops->on_session_datagram_ack)
+    return;
+  h3->ops->on_session_datagram_ack(h3->app, &hc->sess, id, acked);
+}
+
 const struct quic_app_ops h3_quic_ops = {
+    .on_datagram_ack = q_on_datagram_ack,
     .on_handshake_done = q_on_handshake_done,
     .on_stream_data = q_on_stream_data,
     .on_stream_close = q_on_stream_close,
@@ -662,6 +672,16 @@ const struct quic_app_ops h3_quic_ops = {
 /* ---- session API ---- */
 
 int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt)
+{
+  return h3_session_send_id(s, iov, iovcnt, 0);
+}
+
+uint64_t h3_session_pto(struct h3_session *s)
+{
+  return s->hc && s->hc->qc ? quic_conn_pto(s->hc->qc) : 0;
+}
+
+int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt, uint64_t id)
 {
   struct h3_conn *hc = s->hc;
   if (!hc || !hc->qc || !s->open || s->closed)
@@ -675,7 +695,7 @@ int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt)
   v[0].iov_len = (size_t)n;
   for (int i = 0; i < iovcnt; i++)
     v[i + 1] = iov[i];
-  int rc = quic_conn_send_datagram(hc->qc, v, iovcnt + 1);
+  int rc = quic_conn_send_datagram_id(hc->qc, v, iovcnt + 1, id);
   if (rc < 0)
     hc->h3->ctr.dgrams_send_failed++;
   else

@@ -186,6 +186,13 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"unknown_type\"", r->ctrl_unknown_type},
                          {"reason=\"switch_full\"", r->ports_full}},
            8);
+  counters(b, "wtrelay_takeovers_total",
+           "Register for a MAC held by another session: the holder probed, then",
+           (struct lv[]){{"result=\"taken_over\"", r->takeovers},
+                         {"result=\"holder_alive\"", r->takeover_refused_alive}},
+           2);
+  counter(b, "wtrelay_takeover_probes_total", "liveness probes sent to a MAC's holder",
+          r->takeover_probes);
   counters(b, "wtrelay_sessions_ended_total", "sessions ended by the relay",
            (struct lv[]){{"reason=\"register_timeout\"", r->timeouts_register},
                          {"reason=\"peer_timeout\"", r->timeouts_peer},

@@ -348,6 +348,16 @@ static int cb_lost_datagram(ngtcp2_conn *conn, uint64_t id, void *user_data)
 {
   struct quic_conn *c = user_data;
   c->ep->ctr.dgrams_lost++;
+  if (id && c->ep->ops->on_datagram_ack)
+    c->ep->ops->on_datagram_ack(c->ep->app, c, id, false);
+  return 0;
+}
+
+static int cb_ack_datagram(ngtcp2_conn *conn, uint64_t id, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  if (id && c->ep->ops->on_datagram_ack)
+    c->ep->ops->on_datagram_ack(c->ep->app, c, id, true);
   return 0;
 }
 
@@ -385,6 +395,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, bool server)
   cb->stream_reset = cb_stream_reset;
   cb->recv_datagram = cb_recv_datagram;
   cb->lost_datagram = cb_lost_datagram;
+  cb->ack_datagram = cb_ack_datagram;
   cb->extend_max_stream_data = cb_extend_max_stream_data;
 }
 
@@ -782,7 +793,7 @@ static int conn_write(struct quic_conn *c, uint64_t now)
       ngtcp2_vec v = {.base = d->data, .len = d->len};
       int accepted = 0;
       nw = ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
-                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, 0, &v, 1, now);
+                                       NGTCP2_WRITE_DATAGRAM_FLAG_MORE, d->id, &v, 1, now);
       if (anchored && !accepted && nw > 0)
         no_anchor = true;
       if (accepted || nw == NGTCP2_ERR_INVALID_ARGUMENT) {
@@ -1220,7 +1231,8 @@ static size_t iov_total(const struct iovec *iov, int n)
   return t;
 }
 
-static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt, size_t total)
+static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt, size_t total,
+                         uint64_t id)
 {
   struct quic_endpoint *ep = c->ep;
   if (c->dq_len >= ep->p.dgram_queue) {
@@ -1238,6 +1250,7 @@ static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcn
     off += iov[i].iov_len;
   }
   d->len = (uint32_t)total;
+  d->id = id;
   d->next = NULL;
   if (c->dq_tail)
     c->dq_tail->next = d;
@@ -1252,6 +1265,17 @@ static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcn
 
 int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int iovcnt)
 {
+  return quic_conn_send_datagram_id(c, iov, iovcnt, 0);
+}
+
+uint64_t quic_conn_pto(struct quic_conn *c)
+{
+  return c->conn && c->state == QUIC_CONN_ACTIVE ? ngtcp2_conn_get_pto(c->conn) : 0;
+}
+
+int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int iovcnt,
+                               uint64_t id)
+{
   struct quic_endpoint *ep = c->ep;
   if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
     return -ENOTCONN;
@@ -1263,15 +1287,15 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
   /* ngtcp2 is not re-entrant: inside this connection's own read callbacks,
    * or behind earlier queued datagrams, queue to keep order. */
   if (c->in_read || c->dq_head || !c->handshake_done)
-    return dgram_enqueue(c, iov, iovcnt, total);
+    return dgram_enqueue(c, iov, iovcnt, total, id);
   /* The packet should carry an anchor: the turn's write loop builds it. */
   if (anchor_wanted(c, total))
-    return dgram_enqueue(c, iov, iovcnt, total);
+    return dgram_enqueue(c, iov, iovcnt, total, id);
 
   size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
   uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
   if (!buf)
-    return dgram_enqueue(c, iov, iovcnt, total);
+    return dgram_enqueue(c, iov, iovcnt, total, id);
   ngtcp2_vec v[QUIC_DGRAM_IOV_MAX];
   if (iovcnt > QUIC_DGRAM_IOV_MAX)
     return -EINVAL;
@@ -1286,7 +1310,7 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
   uint64_t now = now_ns(c);
   ngtcp2_ssize nw =
       ngtcp2_conn_writev_datagram(c->conn, &ps.path, &pi, buf, mtu, &accepted,
-                                  NGTCP2_WRITE_DATAGRAM_FLAG_NONE, 0, v, (size_t)iovcnt, now);
+                                  NGTCP2_WRITE_DATAGRAM_FLAG_NONE, id, v, (size_t)iovcnt, now);
   if (nw < 0) {
     if (nw == NGTCP2_ERR_INVALID_ARGUMENT) {
       ep->ctr.dgrams_too_big++;
@@ -1306,7 +1330,7 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
     return 0;
   }
   /* Congestion limited (or only an ACK fitted): queue, bounded. */
-  return dgram_enqueue(c, iov, iovcnt, total);
+  return dgram_enqueue(c, iov, iovcnt, total, id);
 }
 
 void quic_conn_close(struct quic_conn *c, uint64_t app_err)

@@ -97,8 +97,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   timer_arm(r->timers, &r->age_timer, *r->now + NS);
   uint64_t pool_size = r->pool_last - r->pool_first + 1;
   struct lease_params lp = {
-      .max_leases = cfg->max_leases ? cfg->max_leases
-                                    : min_u32((uint64_t)cfg->max_rooms * pool_size, 65536),
+      .max_leases =
+          cfg->max_leases ? cfg->max_leases : min_u32((uint64_t)cfg->max_rooms * pool_size, 65536),
       .max_rooms = min_u32((uint64_t)cfg->max_rooms * 2, 131072),
       .lease_ns = (uint64_t)cfg->lease_time_s * NS,
       .pool_first = r->pool_first,
@@ -239,9 +239,144 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
 
 static const struct switch_port_ops peer_port_ops;
 
+static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6]);
+static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, const char *why);
+
+/* ---- takeover ---- */
+
+#define TAKEOVER_MIN_NS (300 * 1000000ull)
+#define TAKEOVER_MAX_NS (2 * NS)
+#define TAKEOVER_MAX_PROBES 3
+
+static uint32_t peer_ref(const struct relay *r, const struct relay_peer *p)
+{
+  return (uint32_t)(p - r->peers) + 1;
+}
+
+/* The registered session of `room` that holds `mac`, or NULL. */
+static struct relay_peer *holder_of(struct relay *r, uint32_t room, const uint8_t mac[6])
+{
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *o = &r->peers[i];
+    if (o->used && o->registered && o->room == room && memcmp(o->mac, mac, 6) == 0)
+      return o;
+  }
+  return NULL;
+}
+
+/* Ends a newcomer's wait (either verdict, or it went away). */
+static void takeover_clear(struct relay *r, struct relay_peer *n)
+{
+  if (n->waiting_on) {
+    struct relay_peer *o = &r->peers[n->waiting_on - 1];
+    if (o->probe_for == peer_ref(r, n)) {
+      o->probe_for = 0;
+      o->probe_id = 0;
+    }
+    n->waiting_on = 0;
+  }
+  timer_disarm(r->timers, &n->takeover);
+}
+
+/* Sends the holder a HeartbeatAck with a fresh id (harmless to every
+ * client: the real one ignores it). */
+static void takeover_probe(struct relay *r, struct relay_peer *n, struct relay_peer *o)
+{
+  char json[64];
+  int len = bavy_write_heartbeat_ack(json, sizeof(json));
+  uint8_t type = BAVY_CONTROL;
+  struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
+                         {.iov_base = json, .iov_len = len > 0 ? (size_t)len : 0}};
+  o->probe_id = ++r->probe_seq;
+  n->probes++;
+  r->ctr.takeover_probes++;
+  if (len <= 0 || !o->sess || h3_session_send_id(o->sess, iov, 2, o->probe_id) < 0)
+    peer_log(r, o, "takeover probe not sent", "the deadline decides");
+}
+
+static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_peer *o,
+                           const uint8_t mac[6])
+{
+  if (o->closing || !o->sess) {
+    /* already on its way out: hand the MAC over at once */
+    peer_unregister(r, o);
+    handle_register(r, n, mac);
+    return;
+  }
+  if (o->probe_for) {
+    /* another newcomer waits for this holder's verdict already */
+    r->ctr.register_refused_busy++;
+    peer_log(r, n, "register refused", "MAC in use, a takeover is being decided");
+    send_error(r, n, "MAC address already registered by another session");
+    return;
+  }
+  n->waiting_on = peer_ref(r, o);
+  n->probes = 0;
+  n->probe_t0 = *r->now;
+  memcpy(n->want_mac, mac, 6);
+  o->probe_for = peer_ref(r, n);
+  takeover_probe(r, n, o);
+  uint64_t wait = 3 * h3_session_pto(o->sess);
+  if (wait < TAKEOVER_MIN_NS)
+    wait = TAKEOVER_MIN_NS;
+  if (wait > TAKEOVER_MAX_NS)
+    wait = TAKEOVER_MAX_NS;
+  timer_arm(r->timers, &n->takeover, *r->now + wait);
+}
+
+/* No acknowledgement by the deadline: the holder is gone. */
+static void takeover_expired(struct timer *t, uint64_t now)
+{
+  struct relay_peer *n = container_of(t, struct relay_peer, takeover);
+  struct relay *r = n->relay;
+  if (!n->used || !n->waiting_on)
+    return;
+  struct relay_peer *o = &r->peers[n->waiting_on - 1];
+  uint8_t mac[6];
+  memcpy(mac, n->want_mac, 6);
+  takeover_clear(r, n);
+  r->ctr.takeovers++;
+  char addr[64] = "?";
+  if (o->sess)
+    h3_session_remote_str(o->sess, addr, sizeof(addr));
+  log_info("MAC taken over",
+           "peer=%u old_peer=%u old_remote=%s room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x "
+           "ms=%.1f probes=%u reason=\"old session did not acknowledge\"",
+           n->id, o->id, addr, r->rooms[n->room].name, mac[0], mac[1], mac[2], mac[3], mac[4],
+           mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
+  if (o->used && o->registered && memcmp(o->mac, mac, 6) == 0) {
+    peer_unregister(r, o);
+    peer_close(r, o, 0, "MAC taken over by a new session");
+  }
+  handle_register(r, n, mac);
+}
+
+static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id, bool acked)
+{
+  struct relay *r = app;
+  struct relay_peer *o = s->app_data;
+  if (!o || !o->probe_id || o->probe_id != id || !o->probe_for)
+    return;
+  struct relay_peer *n = &r->peers[o->probe_for - 1];
+  if (!acked) {
+    /* the probe's packet was lost (the peer acknowledged later ones, so it
+     * is most likely there): ask again within the deadline */
+    if (n->probes < TAKEOVER_MAX_PROBES)
+      takeover_probe(r, n, o);
+    return;
+  }
+  takeover_clear(r, n);
+  r->ctr.register_refused_busy++;
+  r->ctr.takeover_refused_alive++;
+  peer_log(r, n, "register refused", "MAC in use by a live session (it acknowledged a probe)");
+  send_error(r, n, "MAC address already registered by another session");
+}
+
 static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
 {
   r->ctr.registers++;
+  if (p->waiting_on)
+    return; /* a takeover verdict is pending for this session's Register */
   if (p->registered && memcmp(p->mac, mac, 6) != 0) {
     r->ctr.register_refused_other_mac++;
     send_error(r, p, "session already registered with another MAC");
@@ -251,6 +386,11 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     uint32_t ip;
     int rc = ippool_acquire(&r->rooms[p->room].pool, mac, &ip, *r->now);
     if (rc == -EBUSY) {
+      struct relay_peer *o = holder_of(r, p->room, mac);
+      if (o && o != p && !p->waiting_on) {
+        takeover_start(r, p, o, mac);
+        return;
+      }
       r->ctr.register_refused_busy++;
       peer_log(r, p, "register refused", "MAC in use by a live session");
       send_error(r, p, "MAC address already registered by another session");
@@ -528,6 +668,7 @@ static int on_session_request(void *app, struct h3_session *s)
   p->sess = s;
   p->relay = r;
   p->port = SWITCH_NO_PORT;
+  timer_init(&p->takeover, takeover_expired);
   chunk_owner_init(&p->chunks);
   p->created_ns = p->last_seen_ns = *r->now;
   r->rooms[room].npeers++;
@@ -566,7 +707,20 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
              (unsigned long long)p->frames_out, (unsigned long long)p->bytes_in,
              (unsigned long long)p->bytes_out, code, reason ? reason : "", sup);
   }
+  uint32_t waiter = p->probe_for;
+  takeover_clear(r, p); /* a newcomer that goes away stops waiting */
   peer_unregister(r, p);
+  if (waiter) {
+    /* a holder that goes away while probed: the newcomer gets the MAC now */
+    struct relay_peer *n = &r->peers[waiter - 1];
+    if (n->used && n->waiting_on == peer_ref(r, p)) {
+      uint8_t mac[6];
+      memcpy(mac, n->want_mac, 6);
+      takeover_clear(r, n);
+      r->ctr.takeovers++;
+      handle_register(r, n, mac);
+    }
+  }
   log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code, reason ? reason : "");
   p->sess = NULL;
   p->used = false;
@@ -623,6 +777,7 @@ const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,
     .on_session_datagram = on_session_datagram,
     .on_session_closed = on_session_closed,
+    .on_session_datagram_ack = on_session_datagram_ack,
 };
 
 void relay_log_counters(const struct relay *r)
@@ -635,12 +790,14 @@ void relay_log_counters(const struct relay *r)
            "sessions=%llu registers=%llu assigned=%llu refused_busy=%llu refused_pool=%llu "
            "heartbeats=%llu disconnects=%llu bad_json=%llu bad_mac=%llu oversized=%llu "
            "unknown_ctrl=%llu empty=%llu unknown_type=%llu frames_unregistered=%llu "
-           "timeouts_register=%llu timeouts_peer=%llu",
+           "timeouts_register=%llu timeouts_peer=%llu takeover_probes=%llu takeovers=%llu "
+           "takeover_refused_alive=%llu",
            U(c->sessions), U(c->registers), U(c->assigned), U(c->register_refused_busy),
            U(c->register_refused_pool), U(c->heartbeats), U(c->disconnects), U(c->ctrl_bad_json),
            U(c->ctrl_bad_mac), U(c->ctrl_oversized), U(c->ctrl_unknown_type), U(c->dgram_empty),
            U(c->dgram_unknown_type), U(c->frames_unregistered), U(c->timeouts_register),
-           U(c->timeouts_peer));
+           U(c->timeouts_peer), U(c->takeover_probes), U(c->takeovers),
+           U(c->takeover_refused_alive));
   log_info("frame counters",
            "frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu out_chunked=%llu "
            "chunks_out=%llu out_failed=%llu out_too_big=%llu spoofed=%llu runt=%llu "
@@ -667,7 +824,7 @@ void relay_log_counters(const struct relay *r)
            "leases=%u active=%u written=%llu write_errors=%llu lines_skipped=%llu "
            "load_errors=%llu reclaims_expired=%llu reclaims_unexpired=%llu dropped=%llu",
            r->leases.nused, lease_active(&r->leases, *r->now), U(l->written), U(l->write_errors),
-           U(l->lines_skipped), U(l->load_errors), U(l->reclaims_expired),
-           U(l->reclaims_unexpired), U(l->dropped));
+           U(l->lines_skipped), U(l->load_errors), U(l->reclaims_expired), U(l->reclaims_unexpired),
+           U(l->dropped));
 #undef U
 }

@@ -56,6 +56,9 @@ struct h3_app_ops {
   /* Client, optional: the :path (with query) to CONNECT to on this
    * connection; NULL = the endpoint's target path. */
   const char *(*client_path)(void *app, struct quic_conn *qc);
+  /* Optional: a datagram sent with h3_session_send_id was acknowledged by
+   * the peer's QUIC stack (acked) or declared lost. */
+  void (*on_session_datagram_ack)(void *app, struct h3_session *s, uint64_t id, bool acked);
 };
 
 struct h3_counters {
@@ -103,6 +106,11 @@ void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *rea
  * H3_DGRAM_IOV_MAX entries). Returns 0 or a negative errno from
  * quic_conn_send_datagram. */
 int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt);
+/* The same, with a nonzero id reported through on_session_datagram_ack:
+ * whether the peer is still there (its QUIC stack acknowledges). */
+int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt, uint64_t id);
+/* The session's connection's probe timeout (ns), 0 when it has none. */
+uint64_t h3_session_pto(struct h3_session *s);
 /* Largest payload (after the prefix) that fits one datagram now. */
 size_t h3_session_max_datagram(struct h3_session *s);
 /* Ends the session with a CLOSE_WEBTRANSPORT_SESSION capsule and FIN, then

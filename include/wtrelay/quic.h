@@ -71,6 +71,9 @@ struct quic_app_ops {
   void (*on_datagram)(void *app, struct quic_conn *c, const uint8_t *data, size_t len);
   /* The connection is going away; drop every reference to c. */
   void (*on_conn_closed)(void *app, struct quic_conn *c);
+  /* Optional: a datagram sent with a nonzero id was acknowledged by the
+   * peer (acked) or declared lost (!acked). */
+  void (*on_datagram_ack)(void *app, struct quic_conn *c, uint64_t id, bool acked);
 };
 
 struct quic_params {
@@ -104,6 +107,7 @@ struct quic_sout {
 
 struct quic_dgram {
   struct quic_dgram *next;
+  uint64_t id; /* 0, or reported through on_datagram_ack */
   uint32_t len;
   uint8_t data[QUIC_DGRAM_BUF];
 };
@@ -216,6 +220,12 @@ void quic_conn_stream_consumed(struct quic_conn *c, int64_t sid, size_t n);
  * -EMSGSIZE when larger than the peer accepts; -ENOBUFS when the queue or
  * pool is full (dropped and counted). */
 int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int iovcnt);
+/* The same with an id (nonzero): its acknowledgement or loss is reported
+ * through on_datagram_ack, a liveness proof of the peer. */
+int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int iovcnt,
+                               uint64_t id);
+/* The connection's current probe timeout (ngtcp2's PTO), ns. */
+uint64_t quic_conn_pto(struct quic_conn *c);
 /* Names the anchor (see "Loss recovery" above): `unit` (static storage,
  * 1..4 bytes, a complete frame the peer ignores) may be written on stream
  * `sid` of ours any number of times, between whole writes of the stream's

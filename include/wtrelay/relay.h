@@ -14,6 +14,14 @@
  * Address pools remember MAC -> IP beyond a room's life through the lease
  * table (lease.c): a new room's pool is seeded from the leases of its
  * name, and every acquire and release of a pool updates them.
+ * Takeover: a Register for a MAC another live session of the room holds
+ * (the real client reconnects after a network change without closing the
+ * old connection, and never retries a refused Register) probes the holder
+ * with a HeartbeatAck sent with an id; if the holder's QUIC stack
+ * acknowledges it within clamp(3 PTO, 300 ms, 2 s) the newcomer gets the
+ * Error as before, else the old session is closed and the newcomer gets
+ * the MAC, its address and its switch port; the NAT's flows are keyed by
+ * room and address, so they carry on. Only the Register waits.
  * Talks to: h3 below through struct h3_app_ops (sends with
  * h3_session_send), the switch beside it through its port interface.
  * Never: touches QUIC or HTTP/3 state directly.
@@ -56,6 +64,16 @@ struct relay_peer {
   uint16_t next_chunk_id; /* chunk ids toward this session */
   uint64_t frames_in, frames_out, bytes_in, bytes_out;
   struct chunk_owner chunks;
+  /* Takeover of a MAC held by another session of the room (a client that
+   * reconnected while its old connection looks alive): the holder is
+   * probed; the newcomer's Register waits for the verdict. */
+  uint64_t probe_id;     /* holder: the probe datagram in flight, 0 = none */
+  uint32_t probe_for;    /* holder: the waiting newcomer's index + 1 */
+  uint32_t waiting_on;   /* newcomer: the holder's index + 1 */
+  uint32_t probes;       /* newcomer: probes sent for this verdict */
+  uint8_t want_mac[6];   /* newcomer: the MAC asked for */
+  uint64_t probe_t0;     /* newcomer: when the first probe was sent */
+  struct timer takeover; /* newcomer: the verdict's deadline */
 };
 
 struct relay_counters {
@@ -69,6 +87,8 @@ struct relay_counters {
   uint64_t frames_in, frame_bytes_in, frames_out, frame_bytes_out, frames_out_chunked;
   uint64_t chunks_out, frames_spoofed, frames_runt, frames_oversized, frames_out_failed;
   uint64_t frames_out_too_big, chunks_bad_header, ports_full;
+  /* takeover */
+  uint64_t takeover_probes, takeovers, takeover_refused_alive;
 };
 
 struct relay {
@@ -91,6 +111,7 @@ struct relay {
   uint8_t gateway[4], netmask[4], dns[4];
   uint32_t pool_first, pool_last;
   struct lease_table leases; /* sticky addresses (lease.c), shared by every room */
+  uint64_t probe_seq;        /* ids of takeover probes */
 };
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */

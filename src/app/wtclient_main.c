@@ -20,6 +20,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
@@ -33,7 +35,7 @@ struct opts {
   uint32_t sessions, heartbeats, late_heartbeats;
   uint8_t mac[6];
   bool same_mac, junk, no_register, until_closed, expect_error;
-  double hold_s, timeout_s;
+  double hold_s, timeout_s, silent_s;
 };
 
 static void usage(FILE *f)
@@ -41,9 +43,11 @@ static void usage(FILE *f)
   fprintf(f, "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
              "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
              "                [--no-register] [--hold DUR] [--late-heartbeats K] [--until-closed]\n"
-             "                [--expect-error]\n"
+             "                [--expect-error] [--go-silent DUR]\n"
              "                [--timeout DUR] [--log-level L]\n"
-             "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n");
+             "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n"
+             "--go-silent DUR: after registering, print the result, then neither read nor\n"
+             "  send for DUR and exit without closing (a client whose network died)\n");
 }
 
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
@@ -74,6 +78,7 @@ enum {
   O_NO_REGISTER,
   O_UNTIL_CLOSED,
   O_EXPECT_ERROR,
+  O_GO_SILENT,
 };
 
 static const struct option long_opts[] = {
@@ -91,6 +96,7 @@ static const struct option long_opts[] = {
     {"no-register", no_argument, NULL, O_NO_REGISTER},
     {"until-closed", no_argument, NULL, O_UNTIL_CLOSED},
     {"expect-error", no_argument, NULL, O_EXPECT_ERROR},
+    {"go-silent", required_argument, NULL, O_GO_SILENT},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -135,12 +141,15 @@ static int parse_args(struct opts *o, int argc, char **argv)
       break;
     case O_HOLD:
     case O_TIMEOUT:
+    case O_GO_SILENT:
       if (config_duration_parse(v, &ms) < 0 || ms > 30ull * 86400 * 1000 ||
-          (ch == O_TIMEOUT && ms == 0))
+          (ch != O_HOLD && ms == 0))
         return usage_error("--%s: expected a duration up to 30d such as 0.5, 10, 10s or 1m, "
                            "got '%s'",
                            opt_name(ch), v);
-      *(ch == O_HOLD ? &o->hold_s : &o->timeout_s) = (double)ms / 1e3;
+      *(ch == O_HOLD      ? &o->hold_s
+        : ch == O_TIMEOUT ? &o->timeout_s
+                          : &o->silent_s) = (double)ms / 1e3;
       break;
     case O_MAC:
       if (net_mac_parse(v, o->mac) < 0)
@@ -296,7 +305,7 @@ again:
     rr.o = &oo;
     wtc_run(&c, timeout, all_state, &rr);
   }
-  if (o.hold_s > 0)
+  if (o.hold_s > 0 && !o.silent_s)
     wtc_run(&c, (uint64_t)(o.hold_s * 1e9), o.until_closed ? NULL : never, NULL);
   if (o.late_heartbeats) {
     o.hold_s = 0;
@@ -341,6 +350,15 @@ again:
     ok = ok && (o.expect_error ? errors > 0 : registered == o.sessions);
   if (o.until_closed)
     ok = ok && closed == o.sessions;
+  if (o.silent_s > 0) {
+    /* --go-silent: the connections stay open but nothing is read or sent
+     * any more (a client whose path died); then exit without a close */
+    struct timespec ts = {.tv_sec = (time_t)o.silent_s,
+                          .tv_nsec = (long)((o.silent_s - (double)(time_t)o.silent_s) * 1e9)};
+    while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+      ;
+    _exit(ok ? 0 : 1);
+  }
   for (uint32_t i = 0; i < o.sessions; i++)
     if (s[i]->state == WTC_OPEN || s[i]->state == WTC_REGISTERED)
       wtc_close(s[i], 0, "bye");

@@ -152,6 +152,19 @@ async function scenarioHold() {
   return { assigned, closed: { closeCode: closed.closeCode, reason: closed.reason } };
 }
 
+// Registers the MAC a reconnecting VM keeps for life and reports at once,
+// leaving the session open (the test then kills this browser, and a second
+// browser claims the same MAC: the relay's takeover).
+async function scenarioClaim() {
+  const s = new Session('s1', room, [82, 84, 0, 0xb0, 0x0b, 0x03]);
+  await s.open();
+  const t0 = performance.now();
+  const assigned = await s.register();
+  const registerMs = Math.round((performance.now() - t0) * 10) / 10;
+  log(`registered ${assigned.ip.join('.')}`);
+  return { assigned, registerMs };
+}
+
 // Ethernet helpers for the switch scenario.
 const BCAST = [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
 function ethFrame(dst, src, type, len, seed) {
@@ -291,7 +304,7 @@ async function scenarioGateway() {
 }
 
 const scenarios = { register: scenarioRegister, hold: scenarioHold, switch: scenarioSwitch,
-  gateway: scenarioGateway };
+  gateway: scenarioGateway, claim: scenarioClaim };
 
 (async () => {
   let report;

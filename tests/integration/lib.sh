@@ -7,6 +7,7 @@ CLIENT=$BUILD_DIR/wtclient
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
+  exec 2>/dev/null # no job-control noise about the processes killed below
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
   rm -rf "$TMP"
 }

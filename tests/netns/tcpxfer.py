@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """TCP transfers for the netns tier, with a stall meter.
 
-  tcpxfer.py serve ADDR PORT FILE   serve FILE to every connection (after a
-                                    request line), many connections at once
+  tcpxfer.py serve ADDR PORT FILE [RATE]
+                                    serve FILE to every connection (after a
+                                    request line), many connections at once;
+                                    RATE bytes/s at most when given
   tcpxfer.py get ADDR PORT OUT      download to OUT; prints
                                     "<bytes> <sha256> <seconds> <max_gap>"
                                     where max_gap is the longest time (s) in
@@ -21,7 +23,7 @@ import threading
 import time
 
 
-def serve(addr, port, path):
+def serve(addr, port, path, rate=0):
     data = open(path, "rb").read()
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -32,7 +34,16 @@ def serve(addr, port, path):
         try:
             c.settimeout(120)
             c.recv(4096)
-            c.sendall(data)
+            if rate:
+                t0 = time.monotonic()
+                step = max(1024, rate // 20)
+                for off in range(0, len(data), step):
+                    c.sendall(data[off:off + step])
+                    ahead = (off + step) / rate - (time.monotonic() - t0)
+                    if ahead > 0:
+                        time.sleep(ahead)
+            else:
+                c.sendall(data)
             c.shutdown(socket.SHUT_WR)
             c.recv(1)
         except OSError:
@@ -113,7 +124,7 @@ def put(addr, port, path):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4])
+        serve(sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5]) if len(sys.argv) > 5 else 0)
     elif sys.argv[1] == "get":
         get(sys.argv[2], int(sys.argv[3]), sys.argv[4])
     elif sys.argv[1] == "sink":
