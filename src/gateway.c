@@ -387,11 +387,11 @@ void gateway_log_counters(const struct gateway *gw)
            "tcp_opened=%llu tcp_established=%llu tcp_closed=%llu tcp_full=%llu tcp_refused=%llu "
            "tcp_connect_failed=%llu tcp_rst_in=%llu tcp_rst_out=%llu tcp_segs_in=%llu "
            "tcp_segs_out=%llu tcp_bytes_in=%llu tcp_bytes_out=%llu tcp_retransmits=%llu "
-           "tcp_out_of_order=%llu tcp_host_errors=%llu tcp_idle_closed=%llu",
+           "tcp_out_of_order=%llu tcp_host_errors=%llu tcp_idle_closed=%llu tcp_tail_probes=%llu",
            U(c->tcp_opened), U(c->tcp_established), U(c->tcp_closed), U(c->tcp_full),
            U(c->tcp_refused), U(c->tcp_connect_failed), U(c->tcp_rst_in), U(c->tcp_rst_out),
            U(c->tcp_segs_in), U(c->tcp_segs_out), U(c->tcp_bytes_in), U(c->tcp_bytes_out),
            U(c->tcp_retransmits), U(c->tcp_out_of_order), U(c->tcp_host_errors),
-           U(c->tcp_idle_closed));
+           U(c->tcp_idle_closed), U(c->tcp_tail_probes));
 #undef U
 }

@@ -328,8 +328,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
              (struct lv[]){{"direction=\"from_guest\"", g->tcp_segs_in},
                            {"direction=\"to_guest\"", g->tcp_segs_out},
                            {"direction=\"retransmitted\"", g->tcp_retransmits},
-                           {"direction=\"out_of_order_dropped\"", g->tcp_out_of_order}},
-             4);
+                           {"direction=\"tail_loss_probe\"", g->tcp_tail_probes},
+                           {"direction=\"out_of_order_from_guest\"", g->tcp_out_of_order}},
+             5);
     counters(b, "wtrelay_nat_tcp_bytes_total", "TCP payload bytes through the NAT",
              (struct lv[]){{"direction=\"to_internet\"", g->tcp_bytes_out},
                            {"direction=\"to_guest\"", g->tcp_bytes_in}},

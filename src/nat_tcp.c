@@ -90,28 +90,54 @@ static uint16_t our_window(const struct nat_tcp_conn *c)
   return (uint16_t)(TCP_STAGE_CAP - c->staged);
 }
 
+/* SACK blocks (RFC 2018) for the held out-of-order ranges: the one with
+ * the latest segment first, then the others in order. */
+static uint8_t sack_blocks(const struct nat_tcp_conn *c, struct net_tcp_opts *o)
+{
+  uint8_t n = 0;
+  for (uint32_t k = 0; k < c->nooo && n < NET_TCP_SACK_MAX; k++)
+    if (c->ooo_lo[k] <= c->ooo_recent && c->ooo_recent < c->ooo_hi[k]) {
+      o->sack[n][0] = c->rcv_nxt + c->ooo_lo[k];
+      o->sack[n][1] = c->rcv_nxt + c->ooo_hi[k];
+      n++;
+    }
+  for (uint32_t k = 0; k < c->nooo && n < NET_TCP_SACK_MAX; k++)
+    if (!(c->ooo_lo[k] <= c->ooo_recent && c->ooo_recent < c->ooo_hi[k])) {
+      o->sack[n][0] = c->rcv_nxt + c->ooo_lo[k];
+      o->sack[n][1] = c->rcv_nxt + c->ooo_hi[k];
+      n++;
+    }
+  return n;
+}
+
 static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8_t flags,
                  uint16_t mss, const uint8_t *data, size_t len)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                        c->guest_port, seq, c->rcv_nxt, flags, our_window(c), mss, data, len,
-                        gw_next_id(gw));
+  struct net_tcp_opts o = {.mss = mss, .wscale = -1};
+  if (!len && c->sack_ok && c->nooo)
+    o.nsack = sack_blocks(c, &o); /* pure ACKs only: data segments keep their size */
+  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                             c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o, data, len,
+                             gw_next_id(gw));
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);
   }
 }
 
-/* SYN-ACK: our MSS, and window scaling (our own shift 0) when the guest
- * offered it, so the guest's window may grow beyond 64 KiB. */
+/* SYN-ACK: our MSS, window scaling (our own shift 0) when the guest
+ * offered it, so the guest's window may grow beyond 64 KiB, and SACK
+ * permitted when the guest offered it: our duplicate ACKs then name what
+ * we hold beyond a hole, and the guest resends only the holes. */
 static void syn_ack(struct gateway *gw, struct nat_tcp_conn *c)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
-  int n =
-      net_build_tcp_ws(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                       c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK, our_window(c),
-                       TCP_MSS_ADV, c->g_wscale >= 0 ? 0 : -1, NULL, 0, gw_next_id(gw));
+  struct net_tcp_opts o = {
+      .mss = TCP_MSS_ADV, .wscale = (int8_t)(c->g_wscale >= 0 ? 0 : -1), .sack_ok = c->sack_ok};
+  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                             c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
+                             our_window(c), &o, NULL, 0, gw_next_id(gw));
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);
@@ -205,6 +231,23 @@ static void conn_reap(struct gateway *gw, struct nat_tcp_conn *c)
 static void arm_timer(struct gateway *gw, struct nat_tcp_conn *c, uint64_t after)
 {
   timer_arm(gw->timers, &c->timer, *gw->now + after);
+}
+
+#define TCP_DELACK_NS (45 * MS) /* a guest may hold an ACK this long (Linux: 40 ms) */
+
+/* The retransmission timer for outstanding data: first a tail-loss probe
+ * (two round trips plus the guest's delayed-ACK time; it resends the first
+ * unacknowledged segment once, which is where a cumulative ACK leaves the
+ * first hole), then the RTO proper. A loss near the end of a flight gets
+ * too few duplicate ACKs for fast retransmit; without the probe it would
+ * wait for the RTO (at least 200 ms, doubling). */
+static void arm_rto(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  c->rto_at = *gw->now + c->rto_ns;
+  uint64_t after = c->rto_ns;
+  if (!c->tlp_done && c->srtt && 2 * c->srtt + TCP_DELACK_NS < after)
+    after = 2 * c->srtt + TCP_DELACK_NS;
+  arm_timer(gw, c, after);
 }
 
 /* ---- host -> guest ---- */
@@ -343,7 +386,7 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
       gw->ctr.tcp_retransmits++;
       emit(gw, c, c->retx_seq, TCP_ACK, 0, c->peekbuf, (size_t)res);
     }
-    arm_timer(gw, c, c->rto_ns);
+    arm_rto(gw, c);
     try_rx(gw, c);
     return;
   }
@@ -392,7 +435,7 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
   if (seq_lt(c->snd_max, c->snd_nxt))
     c->snd_max = c->snd_nxt;
   gw->ctr.tcp_bytes_in += (uint64_t)res;
-  arm_timer(gw, c, c->rto_ns);
+  arm_rto(gw, c);
   try_rx(gw, c);
 }
 
@@ -451,6 +494,7 @@ static void send_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     c->ooo_lo[k] -= (uint32_t)res;
     c->ooo_hi[k] -= (uint32_t)res;
   }
+  c->ooo_recent = c->ooo_recent > (uint32_t)res ? c->ooo_recent - (uint32_t)res : 0;
   c->rcv_nxt += (uint32_t)res;
   gw->ctr.tcp_bytes_out += (uint64_t)res;
   ack_now(gw, c); /* acknowledged: the kernel has it */
@@ -543,6 +587,20 @@ static void conn_timer(struct timer *t, uint64_t now)
     arm_timer(gw, c, 10000 * MS);
     return;
   }
+  if (!c->tlp_done && now < c->rto_at) {
+    /* tail-loss probe: resend the first hole once, RTO later */
+    c->tlp_done = true;
+    gw->ctr.tcp_tail_probes++;
+    if (!c->in_recovery) {
+      c->in_recovery = true;
+      c->recover = c->snd_nxt;
+    }
+    c->retx_pending = true;
+    c->retx_seq = c->snd_una;
+    try_rx(gw, c);
+    timer_arm(gw->timers, &c->timer, c->rto_at);
+    return;
+  }
   if (++c->rto_count > 10) {
     gw->ctr.tcp_idle_closed++;
     conn_end(gw, c, true, true);
@@ -629,6 +687,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->snd_una = c->snd_nxt = c->snd_max = isn + 1; /* the SYN-ACK takes isn */
   c->g_wnd = t->window;                           /* a SYN's window is never scaled */
   c->g_wscale = t->wscale;
+  c->sack_ok = t->sack_ok;
   c->mss = t->mss ? t->mss : 536;
   if (c->mss > TCP_MSS_TO_GUEST)
     c->mss = TCP_MSS_TO_GUEST;
@@ -741,8 +800,10 @@ static uint32_t guest_data(struct gateway *gw, struct nat_tcp_conn *c, const str
     try_send(gw, c);
   } else {
     gw->ctr.tcp_out_of_order++;
-    if (ooo_add(c, lo, hi))
+    if (ooo_add(c, lo, hi)) {
       memcpy(c->stage + lo, t->payload + skip, hi - lo);
+      c->ooo_recent = lo;
+    }
     ack_now(gw, c); /* duplicate ACK: the guest fast-retransmits the hole */
   }
   return c->rcv_nxt + c->staged;
@@ -831,7 +892,11 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
           c->rto_ns = 200 * MS;
         c->rtt_seq_valid = false;
       }
-      arm_timer(gw, c, c->snd_una == c->snd_nxt ? 10000 * MS : c->rto_ns);
+      c->tlp_done = false; /* progress: the next flight gets its probe */
+      if (c->snd_una == c->snd_nxt)
+        arm_timer(gw, c, 10000 * MS);
+      else
+        arm_rto(gw, c);
     } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
                !(t->flags & TCP_FIN) &&
                ((uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0)) == c->g_wnd) {

@@ -191,6 +191,8 @@ int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
   t->flags = flags;
   t->mss = 0;
   t->wscale = -1;
+  t->sack_ok = false;
+  t->nsack = 0;
   struct cursor o;
   cursor_init(&o, ip->payload + TCP_HDR, hl - TCP_HDR);
   for (;;) {
@@ -206,6 +208,16 @@ int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
       t->mss = (uint16_t)(v[0] << 8 | v[1]);
     else if (kind == 3 && len == 3)
       t->wscale = (int8_t)(v[0] > 14 ? 14 : v[0]);
+    else if (kind == 4 && len == 2)
+      t->sack_ok = true;
+    else if (kind == 5 && len >= 10 && (len - 2) % 8 == 0 && (len - 2) / 8 <= 4) {
+      t->nsack = (uint8_t)((len - 2) / 8);
+      for (unsigned i = 0; i < t->nsack; i++) {
+        const uint8_t *b = v + 8 * i;
+        t->sack[i][0] = (uint32_t)b[0] << 24 | (uint32_t)b[1] << 16 | (uint32_t)b[2] << 8 | b[3];
+        t->sack[i][1] = (uint32_t)b[4] << 24 | (uint32_t)b[5] << 16 | (uint32_t)b[6] << 8 | b[7];
+      }
+    }
   }
   t->payload = ip->payload + hl;
   t->len = ip->len - hl;
@@ -324,7 +336,24 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
                      uint16_t window, uint16_t mss, int wscale, const uint8_t *payload, size_t len,
                      uint16_t id)
 {
-  size_t hl = TCP_HDR + (mss ? 4 : 0) + (wscale >= 0 ? 4 : 0);
+  struct net_tcp_opts o = {.mss = mss, .wscale = (int8_t)(wscale > 14 ? 14 : wscale)};
+  return net_build_tcp_opts(buf, cap, l2, src, dst, sport, dport, seq, ack, flags, window, &o,
+                            payload, len, id);
+}
+
+int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                       uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                       uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
+                       const uint8_t *payload, size_t len, uint16_t id)
+{
+  static const struct net_tcp_opts none = {.wscale = -1};
+  if (!op)
+    op = &none;
+  size_t base = (op->mss ? 4 : 0) + (op->wscale >= 0 ? 4 : 0) + (op->sack_ok ? 4 : 0);
+  unsigned nsack = op->nsack > NET_TCP_SACK_MAX ? NET_TCP_SACK_MAX : op->nsack;
+  while (nsack && base + 4 + 8 * nsack > 40) /* 40 bytes of options at most */
+    nsack--;
+  size_t hl = TCP_HDR + base + (nsack ? 4 + 8 * nsack : 0);
   size_t total = IPV4_HDR + hl + len;
   if (total > 65535 || cap < ETH_HDR + total)
     return -ENOSPC;
@@ -341,17 +370,36 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
   put16(t + 16, 0);
   put16(t + 18, 0);
   uint8_t *o = t + TCP_HDR;
-  if (mss) {
+  if (op->mss) {
     o[0] = 2;
     o[1] = 4;
-    put16(o + 2, mss);
+    put16(o + 2, op->mss);
     o += 4;
   }
-  if (wscale >= 0) {
+  if (op->wscale >= 0) {
     o[0] = 1; /* NOP, for alignment */
     o[1] = 3;
     o[2] = 3;
-    o[3] = (uint8_t)(wscale > 14 ? 14 : wscale);
+    o[3] = (uint8_t)(op->wscale > 14 ? 14 : op->wscale);
+    o += 4;
+  }
+  if (op->sack_ok) {
+    o[0] = 1;
+    o[1] = 1;
+    o[2] = 4;
+    o[3] = 2;
+    o += 4;
+  }
+  if (nsack) {
+    o[0] = 1;
+    o[1] = 1;
+    o[2] = 5;
+    o[3] = (uint8_t)(2 + 8 * nsack);
+    o += 4;
+    for (unsigned i = 0; i < nsack; i++, o += 8) {
+      put32(o, op->sack[i][0]);
+      put32(o + 4, op->sack[i][1]);
+    }
   }
   if (len)
     memmove(t + hl, payload, len);

@@ -77,6 +77,7 @@ struct gateway_counters {
   uint64_t tcp_opened, tcp_established, tcp_closed, tcp_full, tcp_refused, tcp_connect_failed;
   uint64_t tcp_rst_in, tcp_rst_out, tcp_segs_in, tcp_segs_out, tcp_bytes_in, tcp_bytes_out;
   uint64_t tcp_retransmits, tcp_out_of_order, tcp_host_errors, tcp_idle_closed;
+  uint64_t tcp_tail_probes;
 };
 
 struct gw_room {
@@ -135,7 +136,9 @@ struct nat_tcp_conn {
   /* out-of-order guest data held in stage: [ooo_lo, ooo_hi) offsets from
    * rcv_nxt, sorted, disjoint, all beyond `staged` */
   uint32_t ooo_lo[TCP_OOO_MAX], ooo_hi[TCP_OOO_MAX];
+  uint32_t ooo_recent; /* offset of the latest held segment (first SACK block) */
   uint8_t nooo;
+  bool sack_ok; /* the guest offered SACK: our ACKs name the held ranges */
   bool send_busy, guest_fin, host_shut;
   /* host -> guest */
   uint32_t snd_una, snd_nxt, snd_max, fin_seq, g_wnd, discard_pending, cwnd, ssthresh;
@@ -149,6 +152,8 @@ struct nat_tcp_conn {
   /* fast recovery (NewReno, RFC 6582): one segment resent per hole */
   uint32_t recover, retx_seq;
   uint64_t retx_t; /* when the hole was last resent */
+  uint64_t rto_at; /* the RTO proper, after a tail-loss probe */
+  bool tlp_done;   /* the probe of this flight was sent */
   bool in_recovery, retx_pending, retx_busy;
   uint64_t rto_ns, srtt, rttvar, rtt_t, last_ns;
   uint32_t rtt_seq;

@@ -80,6 +80,9 @@ struct net_tcp {
   uint16_t window;
   uint16_t mss;  /* option 2, 0 = absent */
   int8_t wscale; /* option 3, -1 = absent */
+  bool sack_ok;  /* option 4, SACK permitted */
+  uint8_t nsack; /* option 5: SACK blocks [left, right), at most 4 */
+  uint32_t sack[4][2];
   const uint8_t *payload;
   size_t len;
 };
@@ -147,6 +150,22 @@ int net_build_icmp_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint
 int net_build_tcp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
                   uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
                   uint16_t window, uint16_t mss, const uint8_t *payload, size_t len, uint16_t id);
+
+/* TCP options we write. */
+struct net_tcp_opts {
+  uint16_t mss;        /* 0 = none */
+  int8_t wscale;       /* -1 = none */
+  bool sack_ok;        /* SACK permitted (SYN segments) */
+  uint8_t nsack;       /* SACK blocks, at most NET_TCP_SACK_MAX */
+  uint32_t sack[4][2]; /* [left, right) sequence numbers */
+};
+#define NET_TCP_SACK_MAX 4
+
+/* IPv4 + TCP segment with the options in o (NULL = none). */
+int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                       uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                       uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
+                       const uint8_t *payload, size_t len, uint16_t id);
 
 /* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
 int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

@@ -546,6 +546,18 @@ Test(nat_tcp, host_to_guest_window)
 
 /* ---- 4. retransmission ---- */
 
+/* For SILENCE_WAIT: whatever reaches the guest is the segment at `seq`
+ * again (a tail-loss probe may repeat it), never any other data. */
+static void only_resends_of(struct env *e, struct conn *c, uint32_t seq)
+{
+  struct net_tcp t;
+  uint64_t end = clock_now_ns() + SILENCE_WAIT;
+  while (clock_now_ns() < end)
+    if (next_seg(e, c->dport, c->gport, &t, 10 * MS))
+      cr_assert(t.len == 0 || t.seq == seq, "segment at %u (len %u), only %u may be resent", t.seq,
+                t.len, seq);
+}
+
 Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
 {
   struct env *e = env_new();
@@ -570,7 +582,7 @@ Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
   cr_assert_eq(t.seq, una + M, "fast retransmission at %u, expected %u", t.seq, una + M);
   cr_assert_eq(t.len, M, "one full segment");
   cr_assert_arr_eq(t.payload, data + M, M);
-  guest_silent(e); /* not the rest of the window again (no go-back-N) */
+  only_resends_of(e, &c, una + M); /* not the rest of the window (no go-back-N) */
 
   /* the hole filled: a partial ACK up to segment 4 resends segment 4 at once */
   conn_ack(e, &c, una + 3 * M);
@@ -579,12 +591,95 @@ Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
                una + 3 * M);
   cr_assert_eq(t.len, M);
   cr_assert_arr_eq(t.payload, data + 3 * M, M);
-  guest_silent(e);
+  only_resends_of(e, &c, una + 3 * M);
 
   /* everything in: recovery ends without another retransmission */
   conn_ack(e, &c, una + 5 * M);
   guest_silent(e);
-  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 2);
+  cr_assert_geq(e->p.gw.ctr.tcp_retransmits, 2);
+  close(c.afd);
+  env_free(e);
+}
+
+Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40014, 9, GUEST_WND);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t data[3 * TCP_MSS_TO_GUEST], got[3 * TCP_MSS_TO_GUEST];
+  fill(data, sizeof(data), 9);
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  /* the guest has segment 1 only: no duplicate ACKs will ever come */
+  conn_ack(e, &c, una + M);
+  uint64_t t0 = clock_now_ns();
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  uint64_t ms = (clock_now_ns() - t0) / MS;
+  cr_assert_eq(t.seq, una + M, "probe at %u, expected the first hole %u", t.seq, una + M);
+  cr_assert_eq(t.len, M);
+  cr_assert_arr_eq(t.payload, data + M, M);
+  (void)ms;
+  cr_assert_eq(e->p.gw.ctr.tcp_tail_probes, 1, "resent by the tail-loss probe, not the RTO");
+  close(c.afd);
+  env_free(e);
+}
+
+Test(nat_tcp, sack_permitted_and_blocks_name_the_held_ranges)
+{
+  struct env *e = env_new();
+  const uint16_t gport = 40015;
+  const uint32_t isn = 77;
+  /* a SYN that offers SACK */
+  uint8_t f[GW_FRAME_MAX];
+  struct net_l2 l2 = {.dst_mac = GW_MAC, .src_mac = VM_MAC};
+  struct net_tcp_opts so = {.mss = 1460, .wscale = -1, .sack_ok = true};
+  int n = net_build_tcp_opts(f, sizeof(f), &l2, VM_IP, LOOP_IP, gport, e->lport, isn, 0, TCP_SYN,
+                             GUEST_WND, &so, NULL, 0, 0x4243);
+  cr_assert_gt(n, 0);
+  tick(e);
+  struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
+  struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
+  switch_input(&e->p.sw, e->vm.port, &sf, e->p.now);
+  struct net_tcp t;
+  must_seg(e, e->lport, gport, &t);
+  cr_assert_eq(t.flags, TCP_SYN | TCP_ACK);
+  cr_assert(t.sack_ok, "SYN-ACK without SACK permitted although the guest offered it");
+  struct conn c = {
+      .gport = gport, .dport = e->lport, .wnd = GUEST_WND, .gnxt = isn + 1, .hnxt = t.seq + 1};
+  conn_ack(e, &c, c.hnxt);
+  c.afd = accept_one(e, REPLY_WAIT);
+  cr_assert_geq(c.afd, 0);
+  static uint8_t data[5000];
+  fill(data, sizeof(data), 11);
+  const uint32_t b = c.gnxt;
+  /* [0,1000) in order; [2000,3000) held: the duplicate ACK names it */
+  conn_data(e, &c, b, data, 1000);
+  await_ack(e, &c, b, b + 1000, 0);
+  conn_data(e, &c, b + 2000, data + 2000, 1000);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.ack, b + 1000);
+  cr_assert_eq(t.nsack, 1);
+  cr_assert_eq(t.sack[0][0], b + 2000);
+  cr_assert_eq(t.sack[0][1], b + 3000);
+  /* [4000,5000) held too: the latest first, then the older one */
+  conn_data(e, &c, b + 4000, data + 4000, 1000);
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.nsack, 2);
+  cr_assert_eq(t.sack[0][0], b + 4000);
+  cr_assert_eq(t.sack[0][1], b + 5000);
+  cr_assert_eq(t.sack[1][0], b + 2000);
+  cr_assert_eq(t.sack[1][1], b + 3000);
+  /* the first hole filled: the ACK jumps over the held range, one block left */
+  conn_data(e, &c, b + 1000, data + 1000, 1000);
+  await_ack(e, &c, b, b + 3000, 0);
+  conn_data(e, &c, b + 3000, data + 3000, 1000);
+  await_ack(e, &c, b, b + 5000, 0);
+  uint8_t got[5000];
+  host_read(e, c.afd, got, 5000);
+  cr_assert_arr_eq(got, data, 5000);
   close(c.afd);
   env_free(e);
 }

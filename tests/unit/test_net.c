@@ -866,6 +866,60 @@ Test(net_parse, fragments)
   cr_assert_eq(net_icmp_parse(&ip, &m), -EINVAL);
 }
 
+Test(net, tcp_options_sack_roundtrip)
+{
+  uint8_t f[256];
+  struct net_eth e;
+  struct net_ipv4 ip;
+  struct net_tcp t;
+  /* SYN-ACK options: MSS, window scale, SACK permitted */
+  struct net_tcp_opts o = {.mss = 1146, .wscale = 0, .sack_ok = true};
+  int n = net_build_tcp_opts(f, sizeof(f), &l2, src_ip, dst_ip, 80, 40000, 1, 2, TCP_SYN | TCP_ACK,
+                             65535, &o, NULL, 0, 9);
+  cr_assert_gt(n, 0);
+  cr_assert_eq(net_eth_parse(f, (size_t)n, &e), 0);
+  cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
+  cr_assert_eq(net_tcp_parse(&ip, &t), 0);
+  cr_assert_eq(t.mss, 1146);
+  cr_assert_eq(t.wscale, 0);
+  cr_assert(t.sack_ok);
+  cr_assert_eq(t.nsack, 0);
+  /* an ACK with SACK blocks, one wrapping around 2^32 */
+  struct net_tcp_opts a = {.wscale = -1, .nsack = 2};
+  a.sack[0][0] = 0xfffffc00u;
+  a.sack[0][1] = 0x00000400u;
+  a.sack[1][0] = 5000;
+  a.sack[1][1] = 6000;
+  n = net_build_tcp_opts(f, sizeof(f), &l2, src_ip, dst_ip, 80, 40000, 3, 4, TCP_ACK, 100, &a, NULL,
+                         0, 10);
+  cr_assert_eq(net_eth_parse(f, (size_t)n, &e), 0);
+  cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
+  cr_assert_eq(net_tcp_parse(&ip, &t), 0);
+  cr_assert_not(t.sack_ok);
+  cr_assert_eq(t.nsack, 2);
+  cr_assert_eq(t.sack[0][0], 0xfffffc00u);
+  cr_assert_eq(t.sack[0][1], 0x400u);
+  cr_assert_eq(t.sack[1][0], 5000);
+  cr_assert_eq(t.sack[1][1], 6000);
+  /* more blocks than 40 bytes of options hold: cut to what fits (4) */
+  struct net_tcp_opts many = {.mss = 0, .wscale = -1, .nsack = 4};
+  for (int i = 0; i < 4; i++) {
+    many.sack[i][0] = (uint32_t)(100 * i);
+    many.sack[i][1] = (uint32_t)(100 * i + 50);
+  }
+  struct net_tcp_opts syn_and_sack = many;
+  syn_and_sack.mss = 1000;
+  syn_and_sack.wscale = 3;
+  n = net_build_tcp_opts(f, sizeof(f), &l2, src_ip, dst_ip, 1, 2, 3, 4, TCP_ACK, 5, &syn_and_sack,
+                         NULL, 0, 11);
+  cr_assert_eq(net_eth_parse(f, (size_t)n, &e), 0);
+  cr_assert_eq(net_ipv4_parse(e.payload, e.len, &ip), 0);
+  cr_assert_eq(net_tcp_parse(&ip, &t), 0);
+  cr_assert_eq(t.mss, 1000);
+  cr_assert_eq(t.nsack, 3, "MSS + window scale + 3 blocks = 36 bytes; a 4th does not fit");
+  cr_assert_eq(t.sack[2][0], 200);
+}
+
 Test(net, tcp_build_parse_roundtrip)
 {
   uint8_t f[256];
