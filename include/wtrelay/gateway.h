@@ -112,7 +112,8 @@ struct nat_icmp_flow {
 #define TCP_STAGE_CAP 65535u /* guest -> host staging: one window */
 #define TCP_PEEK_CAP 65535u  /* host -> guest: one window peeked at a time */
 #define TCP_MSS_ADV 1146 /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
-#define TCP_MSS_TO_GUEST 1360   /* our segments fit a 1420-byte datagram toward a session */
+#define TCP_MSS_TO_GUEST 1350 /* our segments (1404-byte frames) fit one datagram toward a browser
+                                * at a path MTU of 1444 with room for a QUIC loss-recovery anchor */
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 #define TCP_OOO_MAX 8           /* out-of-order ranges held in the staging buffer */
 

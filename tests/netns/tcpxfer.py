@@ -23,12 +23,23 @@ import threading
 import time
 
 
-def serve(addr, port, path, rate=0):
-    data = open(path, "rb").read()
+def listener(addr, port):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind((addr, port))
     s.listen(64)
+    return s
+
+
+def accept_loop(s, one):
+    while True:
+        c, _ = s.accept()
+        threading.Thread(target=one, args=(c,), daemon=True).start()
+
+
+def serve(addr, port, path, rate=0):
+    data = open(path, "rb").read()
+    s = listener(addr, port)
 
     def one(c):
         try:
@@ -50,9 +61,7 @@ def serve(addr, port, path, rate=0):
             pass
         c.close()
 
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=one, args=(c,), daemon=True).start()
+    accept_loop(s, one)
 
 
 def get(addr, port, out):
@@ -80,10 +89,7 @@ def get(addr, port, out):
 
 
 def sink(addr, port):
-    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((addr, port))
-    s.listen(64)
+    s = listener(addr, port)
 
     def one(c):
         try:
@@ -101,9 +107,7 @@ def sink(addr, port):
             pass
         c.close()
 
-    while True:
-        c, _ = s.accept()
-        threading.Thread(target=one, args=(c,), daemon=True).start()
+    accept_loop(s, one)
 
 
 def put(addr, port, path):

@@ -32,33 +32,54 @@ static bool is_host_address(const union io_sockaddr *a)
   return found;
 }
 
+/* A client endpoint on a socket bound to `bind_addr`. */
+struct client_env {
+  struct worker w;
+  struct quic_endpoint ep;
+  struct io_udp_sock *s;
+};
+
+static void client_env_init(struct client_env *e, const char *bind_addr)
+{
+  struct io_params iop;
+  io_params_default(&iop);
+  iop.rx_bufs = 8;
+  cr_assert_eq(worker_init(&e->w, 0, &iop, 16), 0);
+  cr_assert_eq(io_udp_open(&e->w.io, bind_addr, 0, quic_endpoint_on_packet, &e->ep, &e->s), 0);
+  struct quic_params qp;
+  quic_params_default(&qp);
+  qp.max_conns = 4;
+  qp.dgram_pool = 8;
+  cr_assert_eq(quic_endpoint_init(&e->ep, &e->w, e->s, NULL, false, &qp, &no_ops, NULL), 0);
+}
+
+static void client_env_fini(struct client_env *e)
+{
+  quic_endpoint_fini(&e->ep);
+  worker_fini(&e->w);
+}
+
+/* Starts a connection to remote:443; 0 or the negative errno. */
+static int client_connect(struct client_env *e, const char *remote, struct quic_conn **c)
+{
+  union io_sockaddr ra;
+  socklen_t ralen;
+  cr_assert_eq(io_sockaddr_parse(remote, 443, &ra, &ralen), 0);
+  return quic_client_connect(&e->ep, &ra, ralen, "localhost", NULL, c);
+}
+
 /* Connects from a socket bound to `bind_addr` to remote:443 and returns the
  * path's local address (the connection is deleted with the endpoint). */
 static void client_local(const char *bind_addr, const char *remote, union io_sockaddr *local,
                          uint16_t *sock_port)
 {
-  struct worker w;
-  struct io_params iop;
-  io_params_default(&iop);
-  iop.rx_bufs = 8;
-  cr_assert_eq(worker_init(&w, 0, &iop, 16), 0);
-  struct quic_endpoint ep;
-  struct io_udp_sock *s;
-  cr_assert_eq(io_udp_open(&w.io, bind_addr, 0, quic_endpoint_on_packet, &ep, &s), 0);
-  struct quic_params qp;
-  quic_params_default(&qp);
-  qp.max_conns = 4;
-  qp.dgram_pool = 8;
-  cr_assert_eq(quic_endpoint_init(&ep, &w, s, NULL, false, &qp, &no_ops, NULL), 0);
-  union io_sockaddr ra;
-  socklen_t ralen;
-  cr_assert_eq(io_sockaddr_parse(remote, 443, &ra, &ralen), 0);
+  struct client_env e;
+  client_env_init(&e, bind_addr);
   struct quic_conn *c = NULL;
-  cr_assert_eq(quic_client_connect(&ep, &ra, ralen, "localhost", NULL, &c), 0);
+  cr_assert_eq(client_connect(&e, remote, &c), 0);
   *local = c->local.addr;
-  *sock_port = s->port;
-  quic_endpoint_fini(&ep);
-  worker_fini(&w);
+  *sock_port = e.s->port;
+  client_env_fini(&e);
 }
 
 Test(quic, wildcard_ipv4_client_names_a_host_address)
@@ -105,26 +126,11 @@ Test(quic, dual_stack_client_to_mapped_ipv4_names_the_mapped_source)
 
 Test(quic, unroutable_remote_is_an_error_not_a_guess)
 {
-  struct worker w;
-  struct io_params iop;
-  io_params_default(&iop);
-  iop.rx_bufs = 8;
-  cr_assert_eq(worker_init(&w, 0, &iop, 16), 0);
-  struct quic_endpoint ep;
-  struct io_udp_sock *s;
-  cr_assert_eq(io_udp_open(&w.io, "0.0.0.0", 0, quic_endpoint_on_packet, &ep, &s), 0);
-  struct quic_params qp;
-  quic_params_default(&qp);
-  qp.max_conns = 4;
-  qp.dgram_pool = 8;
-  cr_assert_eq(quic_endpoint_init(&ep, &w, s, NULL, false, &qp, &no_ops, NULL), 0);
+  struct client_env e;
+  client_env_init(&e, "0.0.0.0");
   /* The broadcast address cannot be connected to without SO_BROADCAST. */
-  union io_sockaddr ra;
-  socklen_t ralen;
-  cr_assert_eq(io_sockaddr_parse("255.255.255.255", 443, &ra, &ralen), 0);
   struct quic_conn *c = NULL;
-  cr_assert_lt(quic_client_connect(&ep, &ra, ralen, "localhost", NULL, &c), 0);
-  cr_assert_eq(quic_endpoint_active(&ep), 0);
-  quic_endpoint_fini(&ep);
-  worker_fini(&w);
+  cr_assert_lt(client_connect(&e, "255.255.255.255", &c), 0);
+  cr_assert_eq(quic_endpoint_active(&e.ep), 0);
+  client_env_fini(&e);
 }
