@@ -33,7 +33,7 @@ void gw_log(struct gateway *gw, const char *msg, const char *detail)
 {
   uint32_t sup;
   if (log_ratelimit_allow(&gw->rl, *gw->now, &sup))
-    log_info(msg, "detail=\"%s\" suppressed=%u", detail, sup);
+    log_info(msg, "detail=%s suppressed=%u", LOG_Q(detail), sup);
 }
 
 void gw_emit(struct gateway *gw, uint32_t room, size_t len)

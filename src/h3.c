@@ -139,8 +139,8 @@ static int conn_error(struct h3_conn *hc, uint64_t code, const char *why)
   if (log_ratelimit_allow(&h3->rl, h3_now(h3), &sup)) {
     char addr[64];
     quic_conn_remote_str(hc->qc, addr, sizeof(addr));
-    log_info("HTTP/3 connection error", "remote=%s code=0x%llx why=\"%s\" suppressed=%u", addr,
-             (unsigned long long)code, why, sup);
+    log_info("HTTP/3 connection error", "remote=%s code=0x%llx why=%s suppressed=%u", addr,
+             (unsigned long long)code, LOG_Q(why), sup);
   }
   quic_conn_close(hc->qc, code);
   return -EPROTO;
@@ -250,6 +250,8 @@ static int on_capsule(void *user, const struct capsule_event *ev)
 
 /* ---- request streams ---- */
 
+/* Server requests passed request_target_status, so nothing is cut there;
+ * a client's own record of a long target may be. */
 static void split_path(struct h3_session *s, const char *path)
 {
   size_t plen = strcspn(path, "?");
@@ -259,6 +261,40 @@ static void split_path(struct h3_session *s, const char *path)
   s->path[plen] = '\0';
   const char *q = strchr(path, '?');
   snprintf(s->query, sizeof(s->query), "%s", q ? q + 1 : "");
+}
+
+/* The origin is copied whole: the QPACK decoder refuses (400) a value that
+ * does not fit its buffer, and the session's buffer is not smaller. */
+_Static_assert(sizeof(((struct h3_request *)0)->origin) <= sizeof(((struct h3_session *)0)->origin),
+               "an origin the decoder accepts must fit the session");
+
+/* The :path of an extended CONNECT as the relay will use it: the room (up to
+ * '?') and the query must fit the session's buffers whole, never truncated
+ * (two long paths with one prefix would share a room): 414 otherwise. A
+ * room with a control byte (below 0x20, or 0x7f) is refused with 400: it
+ * can only be an attack on whatever prints or stores room names. (The
+ * decoder already refuses NUL, CR and LF anywhere in a field, and a :path
+ * of 1024 bytes or more, with 400.) Counts each refusal. */
+static int request_target_status(struct h3_endpoint *h3, const char *path)
+{
+  size_t plen = strcspn(path, "?");
+  size_t qlen = path[plen] ? strlen(path + plen + 1) : 0;
+  if (plen >= sizeof(((struct h3_session *)0)->path)) {
+    h3->ctr.refused_path_too_long++;
+    return 414;
+  }
+  if (qlen >= sizeof(((struct h3_session *)0)->query)) {
+    h3->ctr.refused_query_too_long++;
+    return 414;
+  }
+  for (size_t i = 0; i < plen; i++) {
+    unsigned char c = (unsigned char)path[i];
+    if (c < 0x20 || c == 0x7f) {
+      h3->ctr.refused_room_control++;
+      return 400;
+    }
+  }
+  return 200;
 }
 
 static int request_status(struct h3_conn *hc, const struct h3_request *rq)
@@ -271,7 +307,7 @@ static int request_status(struct h3_conn *hc, const struct h3_request *rq)
     return 400;
   if (hc->has_session)
     return 429;
-  return 200;
+  return request_target_status(hc->h3, rq->path);
 }
 
 static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)

@@ -343,9 +343,9 @@ void lease_reclaimed(struct lease_table *t, const char *room, uint32_t ip, const
   char name[3 * LEASE_NAME_MAX + 1] = "?";
   lease_name_encode(room, name, sizeof(name));
   log_warn("address pool full, reclaiming an unexpired lease",
-           "room=\"%s\" ip=%u.%u.%u.%u from_mac=%02x:%02x:%02x:%02x:%02x:%02x suppressed=%u", name,
-           ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, old_mac[0], old_mac[1],
-           old_mac[2], old_mac[3], old_mac[4], old_mac[5], sup);
+           "room=%s ip=%u.%u.%u.%u from_mac=%02x:%02x:%02x:%02x:%02x:%02x suppressed=%u",
+           LOG_Q(name), ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255, ip & 255, old_mac[0],
+           old_mac[1], old_mac[2], old_mac[3], old_mac[4], old_mac[5], sup);
 }
 
 int lease_seed(struct lease_table *t, const char *room, struct ippool *pool, uint64_t now)
@@ -640,12 +640,12 @@ int lease_load_file(struct lease_table *t)
   int fd = open(t->path, O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     if (errno == ENOENT) {
-      log_info("no lease file yet, starting with no leases", "path=\"%s\"", t->path);
+      log_info("no lease file yet, starting with no leases", "path=%s", LOG_Q(t->path));
       return 0;
     }
     t->ctr.load_errors++;
-    log_error("cannot read the lease file, starting with no leases", "path=\"%s\" err=\"%s\"",
-              t->path, strerror(errno));
+    log_error("cannot read the lease file, starting with no leases", "path=%s err=\"%s\"",
+              LOG_Q(t->path), strerror(errno));
     return 0;
   }
   size_t n = 0;
@@ -676,11 +676,11 @@ int lease_load_file(struct lease_table *t)
   if (loaded < 0 || err || too_big || skipped) {
     t->ctr.load_errors++;
     log_error("lease file damaged or unreadable, continuing with what could be read",
-              "path=\"%s\" leases=%d lines_skipped=%llu read_error=\"%s\" too_large=%d", t->path,
+              "path=%s leases=%d lines_skipped=%llu read_error=\"%s\" too_large=%d", LOG_Q(t->path),
               loaded < 0 ? 0 : loaded, (unsigned long long)skipped, err ? strerror(err) : "",
               too_big);
   } else {
-    log_info("lease file read", "path=\"%s\" leases=%d rooms=%u", t->path, loaded, t->nrooms);
+    log_info("lease file read", "path=%s leases=%d rooms=%u", LOG_Q(t->path), loaded, t->nrooms);
   }
   return loaded < 0 ? 0 : loaded;
 }
@@ -693,8 +693,8 @@ static void write_failed(struct lease_table *t, const char *step, int err)
   t->ctr.write_errors++;
   t->dirty = true; /* try again later */
   if (log_ratelimit_allow(&t->rl, t->now ? *t->now : 0, &sup))
-    log_error("cannot write the lease file", "path=\"%s\" step=%s err=\"%s\" suppressed=%u",
-              t->path, step, strerror(err > 0 ? err : -err), sup);
+    log_error("cannot write the lease file", "path=%s step=%s err=\"%s\" suppressed=%u",
+              LOG_Q(t->path), step, strerror(err > 0 ? err : -err), sup);
 }
 
 /* Arms the write timer: at most one write a second. */
@@ -913,7 +913,7 @@ static void drain(struct lease_table *t)
     }
     clock_gettime(CLOCK_MONOTONIC, &ts);
     if (ts.tv_sec - start.tv_sec > 2) {
-      log_error("lease file write did not finish at exit", "path=\"%s\"", t->path);
+      log_error("lease file write did not finish at exit", "path=%s", LOG_Q(t->path));
       break;
     }
   }

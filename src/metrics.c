@@ -82,6 +82,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   }
   gauge(b, "wtrelay_certificate_expiry_timestamp_seconds",
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
+  gauge(b, "wtrelay_certificates_live",
+        "certificates in memory: the one in use and retired ones live connections still use",
+        m->certs_live);
   gauge(b, "wtrelay_start_time_seconds", "start of the process, unix time", m->start_time);
   counters(b, "wtrelay_certificate_reloads_total", "certificate reload attempts",
            (struct lv[]){{"result=\"ok\"", m->cert_reloads},
@@ -163,6 +166,12 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"event=\"close_capsule_in\"", h->close_capsules_in},
                          {"event=\"goaway_in\"", h->goaways_in}},
            7);
+  counters(b, "wtrelay_h3_requests_refused_total",
+           "extended CONNECTs refused for their :path (also counted as rejected)",
+           (struct lv[]){{"reason=\"room_control_chars\"", h->refused_room_control},
+                         {"reason=\"path_too_long\"", h->refused_path_too_long},
+                         {"reason=\"query_too_long\"", h->refused_query_too_long}},
+           3);
   counters(b, "wtrelay_h3_datagrams_dropped_total", "HTTP datagrams dropped",
            (struct lv[]){{"reason=\"unknown_session\"", h->dgrams_unknown_session},
                          {"reason=\"bad_prefix\"", h->dgrams_bad_prefix},

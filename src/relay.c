@@ -220,8 +220,8 @@ static void peer_log(struct relay *r, struct relay_peer *p, const char *msg, con
   char addr[64] = "?";
   if (p->sess)
     h3_session_remote_str(p->sess, addr, sizeof(addr));
-  log_info(msg, "peer=%u remote=%s room=\"%s\" detail=\"%s\" suppressed=%u", p->id, addr,
-           r->rooms[p->room].name, detail, sup);
+  log_info(msg, "peer=%u remote=%s room=%s detail=%s suppressed=%u", p->id, addr,
+           LOG_Q(r->rooms[p->room].name), LOG_Q(detail), sup);
 }
 
 static void peer_unregister(struct relay *r, struct relay_peer *p)
@@ -340,10 +340,10 @@ static void takeover_expired(struct timer *t, uint64_t now)
   if (o->sess)
     h3_session_remote_str(o->sess, addr, sizeof(addr));
   log_info("MAC taken over",
-           "peer=%u old_peer=%u old_remote=%s room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x "
+           "peer=%u old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
            "ms=%.1f probes=%u reason=\"old session did not acknowledge\"",
-           n->id, o->id, addr, r->rooms[n->room].name, mac[0], mac[1], mac[2], mac[3], mac[4],
-           mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
+           n->id, o->id, addr, LOG_Q(r->rooms[n->room].name), mac[0], mac[1], mac[2], mac[3],
+           mac[4], mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
   if (o->used && o->registered && memcmp(o->mac, mac, 6) == 0) {
     peer_unregister(r, o);
     peer_close(r, o, 0, "MAC taken over by a new session");
@@ -414,10 +414,9 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     p->registered = true;
     p->ip = ip;
     memcpy(p->mac, mac, 6);
-    log_info("peer registered",
-             "peer=%u room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u", p->id,
-             r->rooms[p->room].name, mac[0], mac[1], mac[2], mac[3], mac[4], mac[5], ip >> 24,
-             (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+    log_info("peer registered", "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u",
+             p->id, LOG_Q(r->rooms[p->room].name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+             ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
   }
   uint8_t ipb[4];
   ip_bytes(p->ip, ipb);
@@ -698,14 +697,14 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
     char addr[64] = "?";
     h3_session_remote_str(s, addr, sizeof(addr));
     log_info("session ended",
-             "peer=%u remote=%s room=\"%s\" mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u "
+             "peer=%u remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u "
              "seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu bytes_out=%llu "
-             "code=%u reason=\"%s\" suppressed=%u",
-             p->id, addr, r->rooms[p->room].name, p->mac[0], p->mac[1], p->mac[2], p->mac[3],
+             "code=%u reason=%s suppressed=%u",
+             p->id, addr, LOG_Q(r->rooms[p->room].name), p->mac[0], p->mac[1], p->mac[2], p->mac[3],
              p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255,
              p->ip & 255, (double)(*r->now - p->created_ns) / 1e9, (unsigned long long)p->frames_in,
              (unsigned long long)p->frames_out, (unsigned long long)p->bytes_in,
-             (unsigned long long)p->bytes_out, code, reason ? reason : "", sup);
+             (unsigned long long)p->bytes_out, code, LOG_Q(reason), sup);
   }
   uint32_t waiter = p->probe_for;
   takeover_clear(r, p); /* a newcomer that goes away stops waiting */
@@ -721,7 +720,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
       handle_register(r, n, mac);
     }
   }
-  log_debug("session closed", "peer=%u code=%u reason=\"%s\"", p->id, code, reason ? reason : "");
+  log_debug("session closed", "peer=%u code=%u reason=%s", p->id, code, LOG_Q(reason));
   p->sess = NULL;
   p->used = false;
   room_put(r, p->room);

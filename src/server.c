@@ -39,12 +39,10 @@
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define SHUTDOWN_STEP_NS 150000000ull
-#define CERT_SLOTS 8
 #define NS 1000000000ull
 
 struct server {
   const struct config *cfg;
-  const struct tls_cert *cert;
   struct worker w;
   struct io_udp_sock *udp;
   char bind[64]; /* the address udp is bound to: cfg->bind or the fallback */
@@ -56,10 +54,11 @@ struct server {
   bool gw_ok;
   struct ops ops;
   bool ops_ok;
-  /* certificates: the one in use and the retired ones (kept for
-   * connections that started with them), a ring of CERT_SLOTS */
-  struct tls_cert certs[CERT_SLOTS];
-  uint32_t cert_cur, ncerts;
+  /* the certificate new connections get: the store's reference to a
+   * shared object (tls.h); each connection holds its own reference through
+   * its TLS session, so a replaced certificate lives exactly as long as
+   * the last connection that started with it */
+  struct tls_cert *cert;
   struct stat cert_st, key_st;
   struct timer cert_timer;
   uint64_t cert_reloads, cert_reload_failures, start_time;
@@ -204,7 +203,7 @@ static void on_signal(void *ctx, int signo)
 
 static const struct tls_cert *cert_cur(const struct server *s)
 {
-  return &s->certs[s->cert_cur];
+  return s->cert;
 }
 
 static bool file_changed(const char *path, struct stat *seen)
@@ -219,22 +218,26 @@ static bool file_changed(const char *path, struct stat *seen)
   return changed;
 }
 
-/* Puts a new certificate in use: new connections get it, live ones keep
- * theirs. The ring slot it takes held the certificate retired CERT_SLOTS
- * changes ago. */
+/* Puts a new certificate (a filled value, taken) in use: new connections
+ * get it, live ones keep the one they hold a reference to. The store's
+ * reference to the old one is dropped; it is freed now, or when the last
+ * connection that uses it is deleted. */
 static void cert_install(struct server *s, struct tls_cert *c, const char *why)
 {
-  uint32_t slot = (s->cert_cur + 1) % CERT_SLOTS;
-  if (s->ncerts == CERT_SLOTS)
-    tls_cert_fini(&s->certs[slot]);
-  else
-    s->ncerts++;
-  s->certs[slot] = *c;
-  s->cert_cur = slot;
-  s->quic.cert = &s->certs[slot];
+  struct tls_cert *shared = tls_cert_share(c);
+  if (!shared) {
+    tls_cert_fini(c);
+    s->cert_reload_failures++;
+    log_error("cannot keep a new certificate, keeping the old one", "err=%s", LOG_Q("no memory"));
+    return;
+  }
+  struct tls_cert *old = s->cert;
+  s->cert = shared;
+  s->quic.cert = shared; /* the publish: an atomic exchange once several workers share it */
+  tls_cert_unref(old);
   s->cert_reloads++;
-  log_info("certificate in use changed", "why=%s sha256=%s not_after=%lld", why,
-           s->certs[slot].sha256_hex, (long long)s->certs[slot].not_after);
+  log_info("certificate in use changed", "why=%s sha256=%s not_after=%lld certificates_live=%u",
+           LOG_Q(why), shared->sha256_hex, (long long)shared->not_after, tls_cert_live());
 }
 
 /* PEM mode: reload when either file changed (or forced by SIGHUP); a pair
@@ -252,8 +255,8 @@ static void cert_check(struct server *s, bool force)
     char err[256];
     if (tls_cert_load_pem(&c, cfg->cert_pem, cfg->key_pem, err, sizeof(err)) < 0) {
       s->cert_reload_failures++;
-      log_error("certificate reload failed, keeping the old one", "cert=%s key=%s err=\"%s\"",
-                cfg->cert_pem, cfg->key_pem, err);
+      log_error("certificate reload failed, keeping the old one", "cert=%s key=%s err=%s",
+                LOG_Q(cfg->cert_pem), LOG_Q(cfg->key_pem), LOG_Q(err));
       return;
     }
     if (memcmp(c.sha256, cert_cur(s)->sha256, 32) == 0) {
@@ -302,6 +305,7 @@ static void route_metrics(void *ctx, struct ops_buf *b)
       .start_time = s->start_time,
       .cert_reloads = s->cert_reloads,
       .cert_reload_failures = s->cert_reload_failures,
+      .certs_live = tls_cert_live(),
   };
   metrics_write(b, &m);
 }
@@ -348,9 +352,11 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   if (!s)
     return -ENOMEM;
   s->cfg = cfg;
-  s->certs[0] = *cert; /* taken */
-  s->ncerts = 1;
-  s->cert = &s->certs[0];
+  s->cert = tls_cert_share(cert); /* taken */
+  if (!s->cert) {
+    free(s);
+    return -ENOMEM;
+  }
   s->start_time = (uint64_t)time(NULL);
   if (cfg->cert_pem[0]) {
     stat(cfg->cert_pem, &s->cert_st);
@@ -397,8 +403,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   if (cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
                        cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {
-      log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"", cfg->http_listen,
-                strerror(-rc));
+      log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"",
+                LOG_Q(cfg->http_listen), strerror(-rc));
       goto fail_quic;
     }
     s->ops_ok = true;
@@ -426,6 +432,7 @@ fail_relay:
 fail_worker:
   worker_fini(&s->w);
 fail:
+  tls_cert_unref(s->cert);
   free(s);
   return rc;
 }
@@ -484,13 +491,16 @@ static void log_counters(struct server *s)
   log_info("h3 counters",
            "sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu dgrams_in=%llu "
            "dgrams_out=%llu unknown_session=%llu bad_prefix=%llu streams_refused=%llu "
-           "unknown_streams=%llu unknown_frames=%llu protocol_errors=%llu",
+           "unknown_streams=%llu unknown_frames=%llu protocol_errors=%llu "
+           "refused_room_control=%llu refused_path_too_long=%llu refused_query_too_long=%llu",
            (unsigned long long)h->sessions_opened, (unsigned long long)h->sessions_closed,
            (unsigned long long)h->requests_rejected, (unsigned long long)h->dgrams_in,
            (unsigned long long)h->dgrams_out, (unsigned long long)h->dgrams_unknown_session,
            (unsigned long long)h->dgrams_bad_prefix, (unsigned long long)h->streams_refused,
            (unsigned long long)h->unknown_streams, (unsigned long long)h->unknown_frames,
-           (unsigned long long)h->protocol_errors);
+           (unsigned long long)h->protocol_errors, (unsigned long long)h->refused_room_control,
+           (unsigned long long)h->refused_path_too_long,
+           (unsigned long long)h->refused_query_too_long);
   relay_log_counters(&s->relay);
   if (s->gw_ok)
     gateway_log_counters(&s->gw);
@@ -509,7 +519,6 @@ void server_free(struct server *s)
     gateway_fini(&s->gw);
   relay_fini(&s->relay);
   worker_fini(&s->w);
-  for (uint32_t i = 0; i < s->ncerts; i++)
-    tls_cert_fini(&s->certs[i]);
+  tls_cert_unref(s->cert); /* the connections dropped theirs above */
   free(s);
 }

@@ -1,9 +1,15 @@
 /*
  * tls: GnuTLS glue. See include/wtrelay/tls.h.
  *
- * Client sessions need their own credentials and the pinned hash; both live
- * in a small struct hung on the session's db pointer (the session pointer
- * itself must be the ngtcp2_crypto_conn_ref) and freed in tls_session_free.
+ * Client sessions need their own credentials and the pinned hash; server
+ * sessions hold a reference to their shared certificate. Both live in a
+ * small struct hung on the session's db pointer (the session pointer itself
+ * must be the ngtcp2_crypto_conn_ref; no session database is configured, so
+ * GnuTLS never reads it) and are released in tls_session_free.
+ *
+ * Reference counts are plain integers: one worker thread makes and frees
+ * every session. With several workers they become atomic (and server.c's
+ * publish of the certificate in use an atomic exchange).
  */
 #include "wtrelay/tls.h"
 
@@ -181,6 +187,40 @@ done:
   return rc;
 }
 
+static uint32_t tls_certs_live; /* shared objects; atomic with several workers */
+
+struct tls_cert *tls_cert_share(struct tls_cert *c)
+{
+  struct tls_cert *s = malloc(sizeof(*s));
+  if (!s)
+    return NULL;
+  *s = *c;
+  s->refs = 1;
+  memset(c, 0, sizeof(*c));
+  tls_certs_live++;
+  return s;
+}
+
+struct tls_cert *tls_cert_ref(struct tls_cert *c)
+{
+  c->refs++;
+  return c;
+}
+
+void tls_cert_unref(struct tls_cert *c)
+{
+  if (!c || --c->refs > 0)
+    return;
+  tls_cert_fini(c);
+  free(c);
+  tls_certs_live--;
+}
+
+uint32_t tls_cert_live(void)
+{
+  return tls_certs_live;
+}
+
 void tls_cert_fini(struct tls_cert *c)
 {
   if (c->cred)
@@ -214,34 +254,50 @@ int tls_cert_export_pem(const struct tls_cert *c, char *buf, size_t cap)
   return rc;
 }
 
+/* What a session owns besides itself (on its db pointer). */
+struct tls_session_extra {
+  gnutls_certificate_credentials_t cred; /* client: its own, freed with it */
+  bool has_pin;
+  uint8_t pin[32];
+  struct tls_cert *cert; /* server: a reference to a shared certificate */
+};
+
 int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
                            ngtcp2_crypto_conn_ref *conn_ref)
 {
   gnutls_session_t s;
-  if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA |
-                          GNUTLS_NO_END_OF_EARLY_DATA) < 0)
+  struct tls_session_extra *x = NULL;
+  if (c->refs) {
+    x = calloc(1, sizeof(*x));
+    if (!x)
+      return -ENOMEM;
+  }
+  if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+    free(x);
     return -ENOMEM;
+  }
   if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
       ngtcp2_crypto_gnutls_configure_server_session(s) != 0 ||
       gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0 ||
       gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0) {
     gnutls_deinit(s);
+    free(x);
     return -EINVAL;
+  }
+  if (x) {
+    /* A shared object was allocated writable by tls_cert_share; callers see
+     * it const because its value never changes, only its count. */
+    x->cert = tls_cert_ref((struct tls_cert *)c);
+    gnutls_db_set_ptr(s, x);
   }
   gnutls_session_set_ptr(s, conn_ref);
   *out = s;
   return 0;
 }
 
-struct tls_client_extra {
-  gnutls_certificate_credentials_t cred;
-  bool has_pin;
-  uint8_t pin[32];
-};
-
 static int verify_pin(gnutls_session_t s)
 {
-  struct tls_client_extra *x = gnutls_db_get_ptr(s);
+  struct tls_session_extra *x = gnutls_db_get_ptr(s);
   unsigned n = 0;
   const gnutls_datum_t *certs = gnutls_certificate_get_peers(s, &n);
   uint8_t h[32];
@@ -255,7 +311,7 @@ static int verify_pin(gnutls_session_t s)
 int tls_client_session_new(gnutls_session_t *out, const char *server_name,
                            const uint8_t pin_sha256[32], ngtcp2_crypto_conn_ref *conn_ref)
 {
-  struct tls_client_extra *x = calloc(1, sizeof(*x));
+  struct tls_session_extra *x = calloc(1, sizeof(*x));
   gnutls_session_t s = NULL;
   if (!x)
     return -ENOMEM;
@@ -304,11 +360,13 @@ void tls_session_free(gnutls_session_t s)
 {
   if (!s)
     return;
-  struct tls_client_extra *x = NULL;
+  struct tls_session_extra *x = NULL;
   x = gnutls_db_get_ptr(s);
   gnutls_deinit(s);
   if (x) {
-    gnutls_certificate_free_credentials(x->cred);
+    if (x->cred)
+      gnutls_certificate_free_credentials(x->cred);
+    tls_cert_unref(x->cert);
     free(x);
   }
 }

@@ -110,8 +110,8 @@ static void sess_down(struct wtc_session *s)
     return;
   if (s->backoff_ns < BACKOFF_MIN_NS)
     s->backoff_ns = BACKOFF_MIN_NS;
-  log_info("session down, reconnecting", "session=%u in_ms=%llu reason=\"%s\"", s->idx,
-           (unsigned long long)(s->backoff_ns / 1000000), s->close_reason);
+  log_info("session down, reconnecting", "session=%u in_ms=%llu reason=%s", s->idx,
+           (unsigned long long)(s->backoff_ns / 1000000), LOG_Q(s->close_reason));
   timer_arm(&c->w.timers, &s->retry_timer, c->w.now + s->backoff_ns);
   s->backoff_ns *= 2;
   if (s->backoff_ns > BACKOFF_MAX_NS)

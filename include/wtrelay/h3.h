@@ -4,7 +4,8 @@
  * Owns: our control stream and SETTINGS, the peer's control/QPACK/unknown
  * uni streams (RFC 9114: unknown types and frames ignored), the request
  * stream that carries the extended CONNECT (answered 200, or an error
- * status for anything else), capsules on that stream, and the quarter
+ * status for anything else: 414 for a room or query longer than the
+ * session keeps, 400 for a room with a control byte), capsules on that stream, and the quarter
  * stream id framing of datagrams. One WebTransport session per connection
  * (all the bavy protocol needs); a second CONNECT gets 429.
  * Talks to: quic below (struct quic_app_ops is implemented here) and one
@@ -32,8 +33,8 @@ struct h3_session {
   int64_t sid; /* CONNECT stream id; datagrams carry sid / 4 */
   bool open;   /* 200 sent (server) or received (client) */
   bool closed;
-  char path[256];  /* :path without the query: the room */
-  char query[512]; /* after '?', kept for auth */
+  char path[256];  /* :path without the query: the room (server: never cut) */
+  char query[512]; /* after '?', kept for auth (server: never cut) */
   char origin[256];
   void *app_data; /* owned by the application */
 };
@@ -67,6 +68,10 @@ struct h3_counters {
   uint64_t dgrams_send_failed;
   uint64_t streams_refused, unknown_streams, unknown_frames, capsules_skipped;
   uint64_t protocol_errors, close_capsules_in, goaways_in;
+  /* CONNECTs refused for their :path (also in requests_rejected): a room
+   * with a control byte (400), a room or query too long for the session
+   * (414) */
+  uint64_t refused_room_control, refused_path_too_long, refused_query_too_long;
 };
 
 /* What the client sends in its CONNECT. */

@@ -7,11 +7,19 @@
  * before any worker starts and only read after). Logs about peers go through
  * a struct log_ratelimit owned by the caller, so one hostile peer cannot
  * flood stderr.
+ *
+ * Values from a peer or the network (room names, close reasons, error
+ * details, file names) never go into a line raw: the caller writes `key=%s`
+ * and passes LOG_Q(value), which quotes and escapes it (log_quote), so a
+ * value cannot end its field, add fields or start a new line. Bare `%s`
+ * stays for our own words without spaces (levels, "ephemeral", an address
+ * we formatted).
  */
 #ifndef WTRELAY_LOG_H
 #define WTRELAY_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
@@ -23,10 +31,32 @@ const char *log_level_name(enum log_level lvl);
 void log_set_level(enum log_level lvl);
 bool log_enabled(enum log_level lvl);
 
-/* Writes one line. `kvfmt` is a printf format for the key=value part (may be
- * NULL or ""); `msg` is quoted and escaped. */
+/* Writes one line of at most LOG_LINE_MAX bytes. `kvfmt` is a printf format
+ * for the key=value part (may be NULL or ""); `msg` is quoted and escaped.
+ * A key=value part that does not fit is cut after its last whole field and
+ * ends with `truncated=true`, so every line stays parseable. */
 void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+#define LOG_LINE_MAX 2048
+/* Bytes of one quoted value from LOG_Q, quotes and NUL included: any
+ * 255-byte room name in plain ASCII fits whole. */
+#define LOG_QUOTE_MAX 384
+
+/* Writes in[0..inlen) into out as one logfmt value: in double quotes, `"`
+ * and `\` as \" and \\, newline, CR and tab as \n \r \t, every other byte
+ * below 0x20 and every byte from 0x7f up as \xNN (two lowercase hex
+ * digits); other bytes unchanged. At most cap bytes are written, NUL
+ * included: a value that does not fit ends with `..."` after the last whole
+ * escape that fits (a cap below 6 gives `""` or an empty string). Returns
+ * out, so a call can be a printf argument. in may be NULL when inlen is 0. */
+const char *log_quote(char *out, size_t cap, const char *in, size_t inlen);
+/* The same for a NUL-terminated string; NULL is quoted as "". */
+const char *log_quote_str(char *out, size_t cap, const char *s);
+/* A quoted copy of s for a printf argument, in a compound literal that lives
+ * until the end of the enclosing block:
+ *   log_info("peer registered", "room=%s", LOG_Q(room->name)); */
+#define LOG_Q(s) log_quote_str((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (s))
 
 #define log_error(msg, ...) log_emit(LOG_ERROR, msg, __VA_ARGS__)
 #define log_warn(msg, ...) log_emit(LOG_WARN, msg, __VA_ARGS__)

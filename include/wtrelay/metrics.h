@@ -26,6 +26,7 @@ struct metrics_src {
   uint32_t quic_conns, rooms;
   uint64_t start_time;
   uint64_t cert_reloads, cert_reload_failures;
+  uint32_t certs_live; /* shared certificate objects (in use and retired) */
 };
 
 void metrics_write(struct ops_buf *b, const struct metrics_src *m);

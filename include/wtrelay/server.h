@@ -13,8 +13,9 @@
 struct server;
 
 /* cfg is borrowed and must outlive the server. The certificate is taken
- * (moved) on success: the server reloads, rotates and frees certificates
- * from then on. */
+ * (moved into a shared object, tls.h; tls_cert_fini on *cert afterwards
+ * does nothing): the server reloads, rotates and frees certificates from
+ * then on. */
 int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert);
 /* The certificate in use now. */
 const struct tls_cert *server_cert(const struct server *s);

@@ -31,7 +31,7 @@
 #include "wtrelay/wtc.h"
 
 struct opts {
-  const char *url, *hash;
+  const char *url, *hash, *close_reason;
   uint32_t sessions, heartbeats, late_heartbeats;
   uint8_t mac[6];
   bool same_mac, junk, no_register, until_closed, expect_error;
@@ -43,11 +43,13 @@ static void usage(FILE *f)
   fprintf(f, "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
              "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
              "                [--no-register] [--hold DUR] [--late-heartbeats K] [--until-closed]\n"
-             "                [--expect-error] [--go-silent DUR]\n"
+             "                [--expect-error] [--go-silent DUR] [--close-reason STR]\n"
              "                [--timeout DUR] [--log-level L]\n"
              "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n"
              "--go-silent DUR: after registering, print the result, then neither read nor\n"
-             "  send for DUR and exit without closing (a client whose network died)\n");
+             "  send for DUR and exit without closing (a client whose network died)\n"
+             "--close-reason STR: the reason of the CLOSE_WEBTRANSPORT_SESSION sent at the\n"
+             "  end, any bytes (default \"bye\")\n");
 }
 
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
@@ -79,6 +81,7 @@ enum {
   O_UNTIL_CLOSED,
   O_EXPECT_ERROR,
   O_GO_SILENT,
+  O_CLOSE_REASON,
 };
 
 static const struct option long_opts[] = {
@@ -97,6 +100,7 @@ static const struct option long_opts[] = {
     {"until-closed", no_argument, NULL, O_UNTIL_CLOSED},
     {"expect-error", no_argument, NULL, O_EXPECT_ERROR},
     {"go-silent", required_argument, NULL, O_GO_SILENT},
+    {"close-reason", required_argument, NULL, O_CLOSE_REASON},
     {"help", no_argument, NULL, 'h'},
     {NULL, 0, NULL, 0},
 };
@@ -127,6 +131,9 @@ static int parse_args(struct opts *o, int argc, char **argv)
       break;
     case O_HASH:
       o->hash = v;
+      break;
+    case O_CLOSE_REASON:
+      o->close_reason = v;
       break;
     case O_SESSIONS:
       if (config_u32_parse(v, 1, 100000, &o->sessions) < 0)
@@ -361,7 +368,7 @@ again:
   }
   for (uint32_t i = 0; i < o.sessions; i++)
     if (s[i]->state == WTC_OPEN || s[i]->state == WTC_REGISTERED)
-      wtc_close(s[i], 0, "bye");
+      wtc_close(s[i], 0, o.close_reason ? o.close_reason : "bye");
   wtc_run(&c, 400000000ull, never, NULL);
   free(s);
   wtc_fini(&c);

@@ -117,3 +117,52 @@ Test(tls, hash_hex_parse)
   cr_assert_eq(tls_hash_parse_hex("075e", h), -EINVAL);
   cr_assert_eq(tls_hash_parse_hex("zz5e5212c5ce2f136c8a2a47917c42c5777f050bad2f5e4b526d875fa242487d", h), -EINVAL);
 }
+
+/* A server session holds a reference to a shared certificate: replacing the
+ * store's certificate many times frees each replaced one only when the last
+ * session made from it is freed. */
+Test(tls, shared_certificates_live_until_their_last_session)
+{
+  ngtcp2_crypto_conn_ref ref = {0};
+  struct tls_cert v;
+  cr_assert_eq(tls_cert_generate(&v, 13), 0);
+  uint32_t base = tls_cert_live();
+  struct tls_cert *first = tls_cert_share(&v);
+  cr_assert_not_null(first);
+  cr_assert_null(v.cred, "the value was moved");
+  tls_cert_fini(&v); /* does nothing */
+  cr_assert_eq(tls_cert_live(), base + 1);
+  cr_assert_eq(first->refs, 1);
+
+  gnutls_session_t held;
+  cr_assert_eq(tls_server_session_new(&held, first, &ref), 0);
+  cr_assert_eq(first->refs, 2);
+
+  /* twelve replacements, the store dropping its reference each time */
+  struct tls_cert *cur = first;
+  for (int i = 0; i < 12; i++) {
+    cr_assert_eq(tls_cert_generate(&v, 13), 0);
+    struct tls_cert *next = tls_cert_share(&v);
+    cr_assert_not_null(next);
+    gnutls_session_t brief;
+    cr_assert_eq(tls_server_session_new(&brief, next, &ref), 0);
+    tls_session_free(brief);
+    tls_cert_unref(cur);
+    cur = next;
+    /* the current one and the first one (its session lives) */
+    cr_assert_eq(tls_cert_live(), base + 2, "after replacement %d", i + 1);
+  }
+  cr_assert_eq(first->refs, 1, "only the held session keeps the first certificate");
+  tls_session_free(held);
+  cr_assert_eq(tls_cert_live(), base + 1, "freed with its last session");
+  tls_cert_unref(cur);
+  cr_assert_eq(tls_cert_live(), base);
+
+  /* a plain value is borrowed, not counted */
+  cr_assert_eq(tls_cert_generate(&v, 13), 0);
+  cr_assert_eq(tls_server_session_new(&held, &v, &ref), 0);
+  cr_assert_eq(v.refs, 0);
+  tls_session_free(held);
+  tls_cert_fini(&v);
+  cr_assert_eq(tls_cert_live(), base);
+}
