@@ -8,7 +8,7 @@ PKGS=(
   # build
   cmake make gcc clang pkg-config
   liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
-  libgnutls28-dev libjansson-dev
+  libgnutls28-dev libjansson-dev libjwt-gnutls-dev
   # unit tests and fuzzing (clang's libFuzzer + sanitizer runtime)
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools

@@ -12,6 +12,7 @@
  */
 #include "wtrelay/config.h"
 
+#include "wtrelay/auth.h"
 #include "wtrelay/net.h"
 #include "wtrelay/ops.h"
 #include "wtrelay/policy.h"
@@ -40,6 +41,7 @@ enum opt_kind {
   OPT_EGRESS_DENY,
   OPT_STR128,
   OPT_STR256,
+  OPT_ORIGIN,  /* --allow-origin, repeatable */
   OPT_HELP,    /* no value: config_parse returns CONFIG_HELP */
   OPT_VERSION, /* no value: config_parse returns CONFIG_VERSION */
 };
@@ -139,6 +141,14 @@ static const struct opt opts[] = {
     {"healthcheck", 0, NULL, OPT_STR256, 0, 0, OFF(healthcheck),
      "probe http://ADDR:PORT/PATH (e.g. the /healthz of a running relay), exit 0 if it "
      "answers 200, else 1"},
+    {"auth-key", 0, "RELAY_AUTH_KEY", OPT_PATH, 0, 0, OFF(auth_key),
+     "require a token (JWT) in the CONNECT's query, signed with this key: a shared secret "
+     "(HS256) or a PEM EC P-256 public key (ES256)"},
+    {"auth-skew", 0, NULL, OPT_SECS, 0, 3600, OFF(auth_skew_s),
+     "clock skew allowed on a token's exp and nbf (default 60s)"},
+    {"allow-origin", 0, NULL, OPT_ORIGIN, 0, 0, OFF(allow_origin),
+     "accept CONNECTs only from this Origin (https://app.example.org or https://*.example.org), "
+     "repeatable (up to 16); without an Origin a valid token is needed"},
     {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
     {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
@@ -178,6 +188,7 @@ void config_defaults(struct config *c)
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
   c->cert_poll_s = 60;
+  c->auth_skew_s = 60;
   c->shutdown_timeout_s = 5;
 }
 
@@ -494,6 +505,16 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     snprintf(field, cap, "%s", val);
     return 0;
   }
+  case OPT_ORIGIN:
+    if (strlen(val) >= sizeof(c->allow_origin[0]) || auth_origin_pattern_check(val) < 0)
+      return fail(err, errlen,
+                  "%s: expected an origin such as https://app.example.org or "
+                  "https://*.example.org (no path), got '%s'",
+                  origin, val);
+    if (c->nallow_origin >= CONFIG_ORIGIN_MAX)
+      return fail(err, errlen, "%s: at most %d origins", origin, CONFIG_ORIGIN_MAX);
+    snprintf(c->allow_origin[c->nallow_origin++], sizeof(c->allow_origin[0]), "%s", val);
+    return 0;
   case OPT_FLAG:
     if (strcmp(val, "true") == 0 || strcmp(val, "1") == 0 || strcmp(val, "yes") == 0)
       *(bool *)(void *)field = true;

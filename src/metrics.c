@@ -9,6 +9,7 @@
 #include "wtrelay/metrics.h"
 
 #include <inttypes.h>
+#include <stdio.h>
 
 /* A family header once, then its samples. */
 static void family(struct ops_buf *b, const char *name, const char *type, const char *help)
@@ -195,6 +196,25 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"unknown_type\"", r->ctrl_unknown_type},
                          {"reason=\"switch_full\"", r->ports_full}},
            8);
+  if (m->relay->auth) {
+    /* access control (auth.c): every refusal reason, even at zero */
+    const struct auth_counters *a = &m->relay->auth->ctr;
+    family(b, "wtrelay_auth_refused_total", "counter",
+           "extended CONNECTs refused by token or origin checks, by reason");
+    for (int i = 1; i < AUTH_NREASONS; i++) {
+      char label[64];
+      snprintf(label, sizeof(label), "reason=\"%s\"", auth_reason_name((enum auth_reason)i));
+      sample(b, "wtrelay_auth_refused_total", label, a->refused[i]);
+    }
+    counter(b, "wtrelay_auth_accepted_total", "extended CONNECTs that passed the checks",
+            a->accepted);
+    counter(b, "wtrelay_auth_register_refused_mac_total",
+            "Register of a MAC other than the one the token names", a->register_refused_mac);
+    counters(b, "wtrelay_auth_key_reloads_total", "token key reloads",
+             (struct lv[]){{"result=\"ok\"", a->key_reloads},
+                           {"result=\"failed\"", a->key_reload_failures}},
+             2);
+  }
   counters(b, "wtrelay_takeovers_total",
            "Register for a MAC held by another session: the holder probed, then",
            (struct lv[]){{"result=\"taken_over\"", r->takeovers},

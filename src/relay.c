@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "wtrelay/bavy.h"
 #include "wtrelay/log.h"
@@ -377,6 +378,13 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
   r->ctr.registers++;
   if (p->waiting_on)
     return; /* a takeover verdict is pending for this session's Register */
+  if (p->mac_bound && memcmp(p->token_mac, mac, 6) != 0) {
+    if (r->auth)
+      r->auth->ctr.register_refused_mac++;
+    peer_log(r, p, "register refused", "MAC not granted by the token");
+    send_error(r, p, "MAC address not allowed by the token");
+    return;
+  }
   if (p->registered && memcmp(p->mac, mac, 6) != 0) {
     r->ctr.register_refused_other_mac++;
     send_error(r, p, "session already registered with another MAC");
@@ -631,17 +639,48 @@ static void sweep(struct timer *t, uint64_t now)
 
 /* ---- h3 callbacks ---- */
 
+/* Tokens and origins (auth.c): 0 to go on, else the refusal's status. */
+static int session_auth(struct relay *r, struct h3_session *s, const char *name,
+                        struct auth_claims *cl, uint32_t *subject)
+{
+  *subject = 0;
+  memset(cl, 0, sizeof(*cl));
+  if (!r->auth)
+    return 0;
+  enum auth_reason why =
+      auth_admit(r->auth, s->origin, s->query, name, (int64_t)time(NULL), cl, subject);
+  if (why == AUTH_OK)
+    return 0;
+  uint32_t sup;
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup)) {
+    char addr[64] = "?", origin[128], room[128];
+    h3_session_remote_str(s, addr, sizeof(addr));
+    log_info("session refused",
+             "remote=%s origin=\"%s\" room=\"%s\" reason=%s status=%d suppressed=%u", addr,
+             auth_printable(s->origin, origin, sizeof(origin)),
+             auth_printable(name, room, sizeof(room)), auth_reason_name(why),
+             auth_reason_status(why), sup);
+  }
+  return auth_reason_status(why);
+}
+
 static int on_session_request(void *app, struct h3_session *s)
 {
   struct relay *r = app;
-  uint32_t room;
+  uint32_t room, subject;
+  struct auth_claims cl;
   const char *name = s->path[0] ? s->path : "/";
+  int st = session_auth(r, s, name, &cl, &subject);
+  if (st)
+    return st;
   if (r->npeers >= r->max_peers) {
     r->ctr.sessions_refused_full++;
+    auth_release(r->auth, subject);
     return 503;
   }
   if (room_get(r, name, &room) < 0) {
     r->ctr.sessions_refused_rooms++;
+    auth_release(r->auth, subject);
     return 503;
   }
   struct relay_peer *p = NULL;
@@ -653,6 +692,7 @@ static int on_session_request(void *app, struct h3_session *s)
   }
   if (!p) {
     r->ctr.sessions_refused_full++;
+    auth_release(r->auth, subject);
     if (r->rooms[room].npeers == 0) {
       r->rooms[room].npeers = 1;
       room_put(r, room);
@@ -670,6 +710,9 @@ static int on_session_request(void *app, struct h3_session *s)
   timer_init(&p->takeover, takeover_expired);
   chunk_owner_init(&p->chunks);
   p->created_ns = p->last_seen_ns = *r->now;
+  p->mac_bound = cl.has_mac;
+  memcpy(p->token_mac, cl.mac, 6);
+  p->auth_subject = subject;
   r->rooms[room].npeers++;
   r->npeers++;
   r->ctr.sessions++;
@@ -697,14 +740,15 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
     char addr[64] = "?";
     h3_session_remote_str(s, addr, sizeof(addr));
     log_info("session ended",
-             "peer=%u remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u "
-             "seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu bytes_out=%llu "
-             "code=%u reason=%s suppressed=%u",
-             p->id, addr, LOG_Q(r->rooms[p->room].name), p->mac[0], p->mac[1], p->mac[2], p->mac[3],
-             p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255,
-             p->ip & 255, (double)(*r->now - p->created_ns) / 1e9, (unsigned long long)p->frames_in,
-             (unsigned long long)p->frames_out, (unsigned long long)p->bytes_in,
-             (unsigned long long)p->bytes_out, code, LOG_Q(reason), sup);
+             "peer=%u remote=%s origin=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
+             "ip=%u.%u.%u.%u seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu "
+             "bytes_out=%llu code=%u reason=%s suppressed=%u",
+             p->id, addr, LOG_Q(s->origin), LOG_Q(r->rooms[p->room].name), p->mac[0], p->mac[1],
+             p->mac[2], p->mac[3], p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255,
+             (p->ip >> 8) & 255, p->ip & 255, (double)(*r->now - p->created_ns) / 1e9,
+             (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
+             (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out, code, LOG_Q(reason),
+             sup);
   }
   uint32_t waiter = p->probe_for;
   takeover_clear(r, p); /* a newcomer that goes away stops waiting */
@@ -721,6 +765,8 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
     }
   }
   log_debug("session closed", "peer=%u code=%u reason=%s", p->id, code, LOG_Q(reason));
+  auth_release(r->auth, p->auth_subject);
+  p->auth_subject = 0;
   p->sess = NULL;
   p->used = false;
   room_put(r, p->room);
@@ -733,6 +779,11 @@ void relay_set_gateway(struct relay *r, struct gateway *gw)
   for (uint32_t i = 0; i < r->max_rooms; i++)
     if (r->rooms[i].used)
       gateway_room_attach(gw, i);
+}
+
+void relay_set_auth(struct relay *r, struct auth *auth)
+{
+  r->auth = auth;
 }
 
 void relay_set_io(struct relay *r, struct io *io)

@@ -27,6 +27,7 @@
 #include <sys/stat.h>
 #include <time.h>
 
+#include "wtrelay/auth.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
@@ -64,6 +65,7 @@ struct server {
   uint64_t cert_reloads, cert_reload_failures, start_time;
   struct timer shutdown_timer, shutdown_deadline;
   int shutdown_phase;
+  struct auth auth; /* tokens and origins (auth.c) */
 };
 
 /* The NAT never reaches the relay's own addresses: a /32 deny for each. */
@@ -180,6 +182,7 @@ static void on_signal(void *ctx, int signo)
   if (signo == SIGHUP) {
     log_info("SIGHUP: checking the certificate", "%s", "");
     cert_check(s, true);
+    auth_key_check(&s->auth, true);
     return;
   }
   if (signo != SIGINT && signo != SIGTERM)
@@ -281,6 +284,7 @@ static void cert_timer_fn(struct timer *t, uint64_t now)
 {
   struct server *s = container_of(t, struct server, cert_timer);
   cert_check(s, false);
+  auth_key_check(&s->auth, false);
   timer_arm(&s->w.timers, &s->cert_timer, now + (uint64_t)s->cfg->cert_poll_s * NS);
 }
 
@@ -381,6 +385,12 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     goto fail_worker;
   relay_set_io(&s->relay, &s->w.io);
+  if ((rc = auth_init(&s->auth, cfg)) < 0) {
+    relay_fini(&s->relay);
+    goto fail_worker;
+  }
+  if (cfg->auth_key[0] || cfg->nallow_origin)
+    relay_set_auth(&s->relay, &s->auth);
   if ((rc = gateway_setup(s)) < 0) {
     relay_fini(&s->relay);
     goto fail_worker;
@@ -430,6 +440,7 @@ fail_relay:
     gateway_fini(&s->gw);
   relay_fini(&s->relay);
 fail_worker:
+  auth_fini(&s->auth);
   worker_fini(&s->w);
 fail:
   tls_cert_unref(s->cert);
@@ -518,6 +529,7 @@ void server_free(struct server *s)
   if (s->gw_ok)
     gateway_fini(&s->gw);
   relay_fini(&s->relay);
+  auth_fini(&s->auth);
   worker_fini(&s->w);
   tls_cert_unref(s->cert); /* the connections dropped theirs above */
   free(s);

@@ -30,6 +30,7 @@
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_LIST_MAX 4
 #define CONFIG_EGRESS_MAX 64
+#define CONFIG_ORIGIN_MAX 16
 
 struct config {
   uint16_t port;                  /* --port, 4433 */
@@ -82,6 +83,11 @@ struct config {
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
   uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */
   char healthcheck[256];       /* --healthcheck URL: probe and exit */
+  /* access control (auth.c) */
+  char auth_key[CONFIG_PATH_MAX];             /* --auth-key / RELAY_AUTH_KEY, "" = no tokens */
+  uint32_t auth_skew_s;                       /* --auth-skew, 60 */
+  char allow_origin[CONFIG_ORIGIN_MAX][256]; /* --allow-origin, repeatable */
+  uint32_t nallow_origin;
 };
 
 enum config_result {

@@ -32,6 +32,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wtrelay/auth.h"
 #include "wtrelay/chunk.h"
 #include "wtrelay/config.h"
 #include "wtrelay/gateway.h"
@@ -74,6 +75,10 @@ struct relay_peer {
   uint8_t want_mac[6];   /* newcomer: the MAC asked for */
   uint64_t probe_t0;     /* newcomer: when the first probe was sent */
   struct timer takeover; /* newcomer: the verdict's deadline */
+  /* access control: what the session's token grants */
+  bool mac_bound;           /* the token names the only MAC it may register */
+  uint8_t token_mac[6];
+  uint32_t auth_subject; /* auth subject slot + 1, 0 = none */
 };
 
 struct relay_counters {
@@ -112,6 +117,7 @@ struct relay {
   uint32_t pool_first, pool_last;
   struct lease_table leases; /* sticky addresses (lease.c), shared by every room */
   uint64_t probe_seq;        /* ids of takeover probes */
+  struct auth *auth;         /* tokens and origins (borrowed); NULL = open to all */
 };
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */
@@ -119,6 +125,8 @@ extern const struct gateway_addr_ops relay_addr_ops;
 /* Attaches the gateway to every room from now on (rooms made later get a
  * gateway port when they are made). */
 void relay_set_gateway(struct relay *r, struct gateway *gw);
+/* Checks every CONNECT with auth (borrowed) from now on: tokens, origins. */
+void relay_set_auth(struct relay *r, struct auth *auth);
 /* Lets the lease file be written through io's ring (else synchronously). */
 void relay_set_io(struct relay *r, struct io *io);
 

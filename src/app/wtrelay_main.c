@@ -2,6 +2,7 @@
  * wtrelay: main(). Parses the configuration, prepares the certificate,
  * starts the worker and runs it until SIGINT/SIGTERM. Exit codes: 0 on a
  * clean stop, 1 on a start-up failure, 2 on a usage error.
+ * `wtrelay token ...` mints an access token instead (auth.c).
  */
 #include <errno.h>
 #include <netdb.h>
@@ -13,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "wtrelay/auth.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
@@ -81,6 +83,8 @@ int main(int argc, char **argv)
 {
   struct config cfg;
   char err[512];
+  if (argc > 1 && strcmp(argv[1], "token") == 0)
+    return auth_token_main(argc - 1, argv + 1);
   config_defaults(&cfg);
   int rc = config_parse(&cfg, argc, argv, env_get, err, sizeof(err));
   if (rc == CONFIG_HELP) {
