@@ -102,7 +102,7 @@ int main(int argc, char **argv)
   log_set_level(cfg.log_level);
   signal(SIGPIPE, SIG_IGN);
   if (cfg.log_note[0])
-    log_warn("RUST_LOG partly ignored", "ignored=\"%s\"", cfg.log_note);
+    log_warn("RUST_LOG partly ignored", "ignored=%s", LOG_Q(cfg.log_note));
   if (cfg.healthcheck[0])
     return healthcheck(cfg.healthcheck);
   if (io_probe_uring(err, sizeof(err)) < 0) {
@@ -118,8 +118,8 @@ int main(int argc, char **argv)
   if (cfg.cert_pem[0]) {
     rc = tls_cert_load_pem(&cert, cfg.cert_pem, cfg.key_pem, err, sizeof(err));
     if (rc < 0) {
-      log_error("cannot load certificate", "cert=%s key=%s err=\"%s\"", cfg.cert_pem, cfg.key_pem,
-                err);
+      log_error("cannot load certificate", "cert=%s key=%s err=%s", LOG_Q(cfg.cert_pem),
+                LOG_Q(cfg.key_pem), LOG_Q(err));
       return 1;
     }
   } else {
@@ -133,7 +133,7 @@ int main(int argc, char **argv)
   struct server *srv = NULL;
   rc = server_new(&srv, &cfg, &cert); /* takes the certificate */
   if (rc < 0) {
-    log_error("cannot start relay", "bind=%s port=%u err=\"%s\"", cfg.bind, cfg.port,
+    log_error("cannot start relay", "bind=%s port=%u err=\"%s\"", LOG_Q(cfg.bind), cfg.port,
               strerror(-rc));
     tls_cert_fini(&cert);
     return 1;

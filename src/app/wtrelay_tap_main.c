@@ -184,15 +184,15 @@ static void on_state(void *user, struct wtc_session *s)
       int rc = tap_configure(t->netns, t->ifname, be32(s->ip), be32(s->netmask), be32(s->gateway),
                              err, sizeof(err));
       if (rc < 0)
-        log_error("cannot configure the TAP device", "tap=%s why=\"%s\"", t->ifname, err);
+        log_error("cannot configure the TAP device", "tap=%s why=%s", t->ifname, LOG_Q(err));
       else
         memcpy(t->configured_ip, s->ip, 4);
     }
   } else if (s->state == WTC_OPEN && s->errors) {
-    log_warn("relay refused the registration", "why=\"%s\"", s->last_error);
+    log_warn("relay refused the registration", "why=%s", LOG_Q(s->last_error));
   } else if (s->state == WTC_FAILED && s->reconnects == 0 && s->status == 0 && !t->stop) {
-    log_warn("cannot reach the relay (will retry)", "why=\"%s\"",
-             s->close_reason[0] ? s->close_reason : "handshake failed or timed out");
+    log_warn("cannot reach the relay (will retry)", "why=%s",
+             LOG_Q(s->close_reason[0] ? s->close_reason : "handshake failed or timed out"));
   }
 }
 
