@@ -16,13 +16,13 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "wtrelay/cli.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
@@ -53,17 +53,7 @@ static void usage(FILE *f)
 }
 
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("wtclient: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs(". Try 'wtclient --help'.\n", stderr);
-  va_end(ap);
-  return 2;
-}
+#define usage_error(...) cli_usage_error("wtclient", __VA_ARGS__)
 
 enum {
   O_URL = 256,
@@ -105,13 +95,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char *opt_name(int val)
-{
-  for (const struct option *o = long_opts; o->name; o++)
-    if (o->val == val)
-      return o->name;
-  return "?";
-}
+#define opt_name(val) cli_opt_name(long_opts, (val))
 
 /* Parses the command line into o. Returns 0, 1 for --help, or 2 after
  * printing a usage error. */
@@ -184,14 +168,8 @@ static int parse_args(struct opts *o, int argc, char **argv)
     case O_EXPECT_ERROR:
       o->expect_error = true;
       break;
-    case ':':
-      return usage_error("--%s: missing value", opt_name(optopt));
     default:
-      if (optopt >= 256)
-        return usage_error("--%s: takes no value", opt_name(optopt));
-      if (optopt)
-        return usage_error("unknown flag '-%c'", optopt);
-      return usage_error("unknown flag '%s'", argv[optind - 1]);
+      return cli_getopt_error("wtclient", long_opts, ch, argv);
     }
   }
   if (optind < argc)

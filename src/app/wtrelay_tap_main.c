@@ -23,13 +23,13 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <unistd.h>
 
+#include "wtrelay/cli.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
@@ -62,17 +62,7 @@ static void usage(FILE *f)
 }
 
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...)
-{
-  va_list ap;
-  va_start(ap, fmt);
-  fputs("wtrelay-tap: ", stderr);
-  vfprintf(stderr, fmt, ap);
-  fputs(". Try 'wtrelay-tap --help'.\n", stderr);
-  va_end(ap);
-  return 2;
-}
+#define usage_error(...) cli_usage_error("wtrelay-tap", __VA_ARGS__)
 
 struct args {
   const char *url, *hash, *tapname, *netns;
@@ -96,13 +86,7 @@ static const struct option long_opts[] = {
     {NULL, 0, NULL, 0},
 };
 
-static const char *opt_name(int val)
-{
-  for (const struct option *o = long_opts; o->name; o++)
-    if (o->val == val)
-      return o->name;
-  return "?";
-}
+#define opt_name(val) cli_opt_name(long_opts, (val))
 
 /* Parses the command line into a. Returns 0, 1 for --help, or 2 after
  * printing a usage error. */
@@ -149,14 +133,8 @@ static int parse_args(struct args *a, int argc, char **argv)
     case O_CONFIGURE:
       a->configure = true;
       break;
-    case ':':
-      return usage_error("--%s: missing value", opt_name(optopt));
     default:
-      if (optopt >= 256)
-        return usage_error("--%s: takes no value", opt_name(optopt));
-      if (optopt)
-        return usage_error("unknown flag '-%c'", optopt);
-      return usage_error("unknown flag '%s'", argv[optind - 1]);
+      return cli_getopt_error("wtrelay-tap", long_opts, ch, argv);
     }
   }
   if (optind < argc)
