@@ -32,6 +32,7 @@ enum opt_kind {
   OPT_BIND,
   OPT_PATH,
   OPT_LOGLEVEL,
+  OPT_RETRY, /* auto|always|never into a uint8_t */
   OPT_MAC,
   OPT_FLAG,
   OPT_SUBNET,
@@ -79,6 +80,15 @@ static const struct opt opts[] = {
      "maximum concurrent QUIC connections (default 4096)"},
     {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
      "maximum concurrent connections from one source address (default 256)"},
+    {"retry", 0, NULL, OPT_RETRY, 0, 0, OFF(retry),
+     "QUIC address validation by Retry: auto (once --retry-threshold handshakes are in "
+     "progress), always, never (default auto)"},
+    {"retry-threshold", 0, NULL, OPT_U32, 0, 1000000, OFF(retry_threshold),
+     "handshakes in progress before --retry auto asks new clients to prove their address "
+     "(default 32)"},
+    {"max-unvalidated", 0, NULL, OPT_U32, 0, 1000000, OFF(max_unvalidated),
+     "connections from addresses not yet validated, apart from the others (default: "
+     "max-sessions / 4)"},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
      "maximum number of rooms (virtual LANs) (default 256)"},
     {"lease-time", 0, "RELAY_LEASE_TIME", OPT_SECS, 1, 31536000, OFF(lease_time_s),
@@ -166,6 +176,9 @@ void config_defaults(struct config *c)
   c->log_level = LOG_INFO;
   c->max_sessions = 4096;
   c->max_sessions_per_ip = 256;
+  c->retry = 0; /* auto */
+  c->retry_threshold = 32;
+  c->max_unvalidated = 0;
   c->max_rooms = 256;
   c->lease_time_s = 86400;
   memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
@@ -424,6 +437,15 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
       return fail(err, errlen, "%s: path too long", origin);
     snprintf(field, CONFIG_PATH_MAX, "%s", val);
     return 0;
+  case OPT_RETRY: {
+    static const char *const modes[] = {"auto", "always", "never"};
+    for (uint8_t i = 0; i < 3; i++)
+      if (strcmp(val, modes[i]) == 0) {
+        memcpy(field, &i, 1);
+        return 0;
+      }
+    return fail(err, errlen, "%s: expected auto, always or never, got '%s'", origin, val);
+  }
   case OPT_LOGLEVEL: {
     enum log_level lvl;
     if (log_level_parse(val, &lvl))

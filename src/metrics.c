@@ -149,6 +149,20 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"too_big\"", q->dgrams_too_big},
                          {"reason=\"pool_empty\"", q->dgrams_pool_empty}},
            3);
+  counters(b, "wtrelay_quic_address_validation_total",
+           "QUIC address validation: Retry packets sent, tokens checked, NEW_TOKEN sent",
+           (struct lv[]){{"event=\"retry_sent\"", q->retries_sent},
+                         {"event=\"retry_token_ok\"", q->tokens_retry_ok},
+                         {"event=\"new_token_ok\"", q->tokens_regular_ok},
+                         {"event=\"token_bad\"", q->tokens_bad},
+                         {"event=\"new_token_sent\"", q->new_tokens_sent},
+                         {"event=\"refused_unvalidated_full\"", q->conns_refused_unvalidated}},
+           6);
+  counters(b, "wtrelay_quic_unvalidated_bytes_total",
+           "bytes to and from addresses not yet validated (anti-amplification)",
+           (struct lv[]){{"direction=\"in\"", q->bytes_in_unvalidated},
+                         {"direction=\"out\"", q->bytes_out_unvalidated}},
+           2);
   counter(b, "wtrelay_quic_anchors_total",
           "loss-recovery anchors (HTTP/3 reserved frames) sent beside datagrams", q->anchors);
 

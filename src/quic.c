@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -39,6 +40,10 @@ void quic_params_default(struct quic_params *p)
   p->idle_timeout_ns = 180ull * NGTCP2_SECONDS;
   p->keep_alive_ns = 15ull * NGTCP2_SECONDS;
   p->handshake_timeout_ns = 10ull * NGTCP2_SECONDS;
+  p->retry = QUIC_RETRY_AUTO;
+  p->retry_threshold = 32;
+  p->max_unvalidated = 0; /* 0: max_conns / 4 */
+  p->unvalidated_handshake_timeout_ns = 3ull * NGTCP2_SECONDS;
 }
 
 static void fill_random(void *buf, size_t len)
@@ -152,6 +157,107 @@ static void dgram_put(struct quic_endpoint *ep, struct quic_dgram *d)
   ep->dfree = d;
 }
 
+/* ---- per-address connection counts ---- */
+
+static void ip_key(const union io_sockaddr *a, uint8_t *family, uint8_t *len, const uint8_t **addr)
+{
+  *family = (uint8_t)a->sa.sa_family;
+  if (a->sa.sa_family == AF_INET) {
+    *len = 4;
+    *addr = (const uint8_t *)&a->in.sin_addr;
+  } else {
+    *len = 16;
+    *addr = (const uint8_t *)&a->in6.sin6_addr;
+  }
+}
+
+/* The link (bucket head or a `next`) that points at a's entry, or at the
+ * terminating 0 when there is none. */
+static uint32_t *ip_link(struct quic_endpoint *ep, const union io_sockaddr *a)
+{
+  uint8_t family, len;
+  const uint8_t *addr;
+  ip_key(a, &family, &len, &addr);
+  uint64_t h = ep->hash_key[1] ^ family;
+  for (uint8_t i = 0; i < len; i++) {
+    h ^= addr[i];
+    h *= 0x9e3779b97f4a7c15ull;
+    h ^= h >> 29;
+  }
+  uint32_t *link = &ep->ip_buckets[h & (ep->ip_nbuckets - 1)];
+  while (*link) {
+    struct quic_ip_entry *e = &ep->ips[*link - 1];
+    if (e->family == family && e->len == len && memcmp(e->addr, addr, len) == 0)
+      break;
+    link = &e->next;
+  }
+  return link;
+}
+
+uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
+{
+  uint32_t *link = ip_link(ep, a);
+  return *link ? ep->ips[*link - 1].count : 0;
+}
+
+/* Counts c under its current remote address (at most once). */
+static void ip_count_add(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (c->ip_counted)
+    return;
+  uint32_t *link = ip_link(ep, &c->remote);
+  if (!*link) {
+    if (!ep->ip_free)
+      return; /* cannot happen: one entry per counted connection at most */
+    uint32_t i = ep->ip_free;
+    struct quic_ip_entry *e = &ep->ips[i - 1];
+    ep->ip_free = e->next;
+    const uint8_t *addr;
+    ip_key(&c->remote, &e->family, &e->len, &addr);
+    memcpy(e->addr, addr, e->len);
+    e->count = 0;
+    e->next = 0;
+    *link = i;
+  }
+  ep->ips[*link - 1].count++;
+  c->counted_ip = c->remote;
+  c->ip_counted = true;
+}
+
+static void ip_count_del(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  if (!c->ip_counted)
+    return;
+  c->ip_counted = false;
+  uint32_t *link = ip_link(ep, &c->counted_ip);
+  if (!*link)
+    return;
+  uint32_t i = *link;
+  struct quic_ip_entry *e = &ep->ips[i - 1];
+  if (--e->count == 0) {
+    *link = e->next;
+    e->next = ep->ip_free;
+    ep->ip_free = i;
+  }
+}
+
+/* ---- address-validation tokens ---- */
+
+#define TOKEN_ROTATE_NS (3600ull * NGTCP2_SECONDS)
+#define RETRY_TOKEN_TIMEOUT_NS (10ull * NGTCP2_SECONDS)
+#define REGULAR_TOKEN_TIMEOUT_NS (24ull * 3600 * NGTCP2_SECONDS)
+
+static void token_rotate(struct quic_endpoint *ep, uint64_t now)
+{
+  if (ep->token_rotated_ns && now - ep->token_rotated_ns < TOKEN_ROTATE_NS)
+    return;
+  memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
+  fill_random(ep->token_secret, sizeof(ep->token_secret));
+  ep->token_rotated_ns = now ? now : 1;
+}
+
 /* ---- endpoint ---- */
 
 int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp_sock *udp,
@@ -180,7 +286,18 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->buckets = calloc(ep->nbuckets, sizeof(*ep->buckets));
   ep->cids = calloc(ncids, sizeof(*ep->cids));
   ep->dpool = calloc(p->dgram_pool, sizeof(*ep->dpool));
-  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool) {
+  ep->ip_nbuckets = 1;
+  while (ep->ip_nbuckets < p->max_conns)
+    ep->ip_nbuckets <<= 1;
+  ep->ip_buckets = calloc(ep->ip_nbuckets, sizeof(*ep->ip_buckets));
+  ep->ips = calloc(p->max_conns, sizeof(*ep->ips));
+  if (!ep->p.max_unvalidated)
+    ep->p.max_unvalidated = p->max_conns / 4 ? p->max_conns / 4 : 1;
+  fill_random(ep->token_secret, sizeof(ep->token_secret));
+  memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
+  ep->token_rotated_ns = w->now ? w->now : 1;
+  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || !ep->ip_buckets ||
+      !ep->ips) {
     quic_endpoint_fini(ep);
     return -ENOMEM;
   }
@@ -194,6 +311,9 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->cid_free = ncids ? 1 : 0;
   for (uint32_t i = 0; i < p->dgram_pool; i++)
     dgram_put(ep, &ep->dpool[i]);
+  for (uint32_t i = 0; i < p->max_conns; i++)
+    ep->ips[i].next = i + 2 <= p->max_conns ? i + 2 : 0;
+  ep->ip_free = p->max_conns ? 1 : 0;
   return 0;
 }
 
@@ -211,6 +331,8 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   free(ep->buckets);
   free(ep->cids);
   free(ep->dpool);
+  free(ep->ip_buckets);
+  free(ep->ips);
   memset(ep, 0, sizeof(*ep));
 }
 
@@ -282,11 +404,58 @@ static int cb_remove_cid(ngtcp2_conn *conn, const ngtcp2_cid *cid, void *user_da
   return 0;
 }
 
+/* The peer's address is proven: count it per address, leave the
+ * unvalidated cap. */
+static void conn_validated(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  c->validated = true;
+  if (c->unval_counted) {
+    c->unval_counted = false;
+    ep->nunvalidated--;
+  }
+  if (!ep->is_server)
+    return;
+  /* Several handshakes from one address may run at once; the limit holds
+   * when they complete (their addresses are proven then). */
+  if (quic_endpoint_conns_of(ep, &c->remote) >= ep->p.max_conns_per_ip) {
+    ep->ctr.conns_refused_ip++;
+    c->refuse = true;
+    conn_mark_dirty(c);
+    return;
+  }
+  ip_count_add(c);
+}
+
+/* Server: a NEW_TOKEN for the client's next connection (it skips Retry). */
+static void send_new_token(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  uint8_t token[NGTCP2_CRYPTO_MAX_REGULAR_TOKENLEN];
+  const ngtcp2_path *path = ngtcp2_conn_get_path(c->conn);
+  token_rotate(ep, now_ns(c));
+  ngtcp2_ssize n =
+      ngtcp2_crypto_generate_regular_token(token, ep->token_secret, sizeof(ep->token_secret),
+                                           path->remote.addr, path->remote.addrlen, now_ns(c));
+  if (n > 0 && ngtcp2_conn_submit_new_token(c->conn, token, (size_t)n) == 0)
+    ep->ctr.new_tokens_sent++;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 {
   struct quic_conn *c = user_data;
+  struct quic_endpoint *ep = c->ep;
   c->handshake_done = true;
-  c->ep->ctr.handshakes++;
+  ep->ctr.handshakes++;
+  if (c->hs_counted) {
+    c->hs_counted = false;
+    ep->nhandshaking--;
+  }
+  conn_validated(c);
+  if (c->refuse)
+    return 0; /* over the per-address limit: closed at the next write */
+  if (ep->is_server)
+    send_new_token(c);
   if (c->ep->ops->on_handshake_done && c->ep->ops->on_handshake_done(c->ep->app, c) < 0)
     return NGTCP2_ERR_CALLBACK_FAILURE;
   return 0;
@@ -458,6 +627,13 @@ static void conn_delete(struct quic_conn *c)
     ep->ops->on_conn_closed(ep->app, c);
   timer_disarm(&ep->w->timers, &c->timer);
   cid_remove_conn(ep, c->handle);
+  ip_count_del(c);
+  if (c->hs_counted)
+    ep->nhandshaking--;
+  if (c->unval_counted)
+    ep->nunvalidated--;
+  c->hs_counted = c->unval_counted = false;
+  ep->deleted_since_trim++;
   if (c->conn)
     ngtcp2_conn_del(c->conn);
   c->conn = NULL;
@@ -519,6 +695,8 @@ static void conn_commit(struct quic_conn *c, size_t len, const ngtcp2_path *path
   union io_sockaddr dst;
   socklen_t dstlen;
   struct io_local loc;
+  if (!c->validated && ep->is_server)
+    ep->ctr.bytes_out_unvalidated += len;
   if (!path_addrs(path, &dst, &dstlen, &loc.addr)) {
     io_tx_commit(&ep->w->io, len, ep->udp, &c->remote, c->remotelen,
                  c->has_local ? &c->local : NULL);
@@ -539,6 +717,11 @@ static void conn_sync_path(struct quic_conn *c, const struct io_local *pkt_local
     return;
   c->remote = remote;
   c->remotelen = remotelen;
+  if (c->ip_counted && !same_ip(&c->counted_ip, &c->remote)) {
+    /* a validated migration: the connection now counts for its new address */
+    ip_count_del(c);
+    ip_count_add(c);
+  }
   if (pkt_local && same_ip(&pkt_local->addr, &local)) {
     c->local = *pkt_local;
     c->has_local = true;
@@ -722,9 +905,12 @@ static int conn_write(struct quic_conn *c, uint64_t now)
   struct io *io = &ep->w->io;
   if (c->state != QUIC_CONN_ACTIVE)
     return 0;
-  if (c->close_pending) {
+  if (c->close_pending || c->refuse) {
     ngtcp2_connection_close_error ccerr;
-    ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_app_err, NULL, 0);
+    if (c->refuse)
+      ngtcp2_connection_close_error_set_transport_error(&ccerr, NGTCP2_CONNECTION_REFUSED, NULL, 0);
+    else
+      ngtcp2_connection_close_error_set_application_error(&ccerr, c->close_app_err, NULL, 0);
     conn_write_close(c, &ccerr);
     return 0;
   }
@@ -830,6 +1016,14 @@ static int conn_write(struct quic_conn *c, uint64_t now)
 
 void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now)
 {
+  /* Give memory back after many connections went away (a handshake flood
+   * ends, a crowd leaves): glibc keeps freed heap otherwise. */
+  if (ep->deleted_since_trim >= 64 && now - ep->last_trim_ns >= NGTCP2_SECONDS) {
+    malloc_trim(0);
+    ep->deleted_since_trim = 0;
+    ep->last_trim_ns = now;
+    ep->ctr.malloc_trims++;
+  }
   /* Take the list; writes may mark connections dirty again for next turn. */
   uint32_t h = ep->dirty_head;
   ep->dirty_head = 0;
@@ -919,12 +1113,93 @@ static void set_local(struct quic_conn *c, const struct io_local *local)
   c->has_local = false;
 }
 
+/* Retry (RFC 9000 section 8.1.2): a stateless answer with a token bound
+ * to the client's address; only a client that receives it can come back. */
+static void send_retry(struct quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                       const union io_sockaddr *peer, socklen_t peerlen,
+                       const struct io_local *local)
+{
+  uint64_t now = ep->w->now;
+  token_rotate(ep, now);
+  uint8_t scid_buf[QUIC_SCID_LEN];
+  fill_random(scid_buf, sizeof(scid_buf));
+  scid_buf[0] = (uint8_t)ep->w->index;
+  ngtcp2_cid scid;
+  ngtcp2_cid_init(&scid, scid_buf, sizeof(scid_buf));
+  uint8_t token[NGTCP2_CRYPTO_MAX_RETRY_TOKENLEN];
+  ngtcp2_ssize tl =
+      ngtcp2_crypto_generate_retry_token(token, ep->token_secret, sizeof(ep->token_secret),
+                                         hd->version, &peer->sa, peerlen, &scid, &hd->dcid, now);
+  if (tl < 0)
+    return;
+  uint8_t *buf = io_tx_reserve(&ep->w->io, 256);
+  if (!buf)
+    return;
+  ngtcp2_ssize n = ngtcp2_crypto_write_retry(buf, 256, hd->version, &hd->scid, &scid, &hd->dcid,
+                                             token, (size_t)tl);
+  if (n <= 0)
+    return;
+  ep->ctr.retries_sent++;
+  ep->ctr.bytes_out_unvalidated += (uint64_t)n;
+  io_tx_commit(&ep->w->io, (size_t)n, ep->udp, peer, peerlen, local);
+}
+
+/* Checks an Initial's token. Returns 1 when it proves the address (odcid
+ * set for a Retry token), 0 when there is none or it is a stale NEW_TOKEN
+ * (treated as none), -1 when a Retry token is invalid (drop). */
+static int token_check(struct quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
+                       const union io_sockaddr *peer, socklen_t peerlen, ngtcp2_cid *odcid,
+                       bool *retried)
+{
+  *retried = false;
+  if (hd->type != NGTCP2_PKT_INITIAL || !hd->token.len)
+    return 0;
+  uint64_t now = ep->w->now;
+  const uint8_t *secrets[2] = {ep->token_secret, ep->token_secret_prev};
+  if (hd->token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_RETRY) {
+    for (int k = 0; k < 2; k++)
+      if (ngtcp2_crypto_verify_retry_token(odcid, hd->token.base, hd->token.len, secrets[k], 32,
+                                           hd->version, &peer->sa, peerlen, &hd->dcid,
+                                           RETRY_TOKEN_TIMEOUT_NS, now) == 0) {
+        ep->ctr.tokens_retry_ok++;
+        *retried = true;
+        return 1;
+      }
+    ep->ctr.tokens_bad++;
+    return -1;
+  }
+  if (hd->token.base[0] == NGTCP2_CRYPTO_TOKEN_MAGIC_REGULAR) {
+    for (int k = 0; k < 2; k++)
+      if (ngtcp2_crypto_verify_regular_token(hd->token.base, hd->token.len, secrets[k], 32,
+                                             &peer->sa, peerlen, REGULAR_TOKEN_TIMEOUT_NS,
+                                             now) == 0) {
+        ep->ctr.tokens_regular_ok++;
+        return 1;
+      }
+  }
+  ep->ctr.tokens_bad++;
+  return 0;
+}
+
+/* A new connection for an Initial. Address validation: a valid token
+ * (Retry or NEW_TOKEN) proves the client's address; without one the client
+ * gets a Retry when --retry is always, or (auto) once retry_threshold
+ * handshakes are in progress or the unvalidated cap is full; otherwise it
+ * is accepted into its own, smaller cap (max_unvalidated) with a shorter
+ * handshake timeout, so a flood of forged Initials can never take the
+ * slots that validated clients use. Per-address limits count validated
+ * addresses only (a forged source cannot lock its owner out). */
 static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *pkt, size_t len,
                                        const union io_sockaddr *peer, socklen_t peerlen,
                                        const struct io_local *local)
 {
   ngtcp2_pkt_hd hd;
-  if (ngtcp2_accept(&hd, pkt, len) != 0) {
+  int arv = ngtcp2_accept(&hd, pkt, len);
+  if (arv == NGTCP2_ERR_RETRY) {
+    send_retry(ep, &hd, peer, peerlen, local);
+    return NULL;
+  }
+  if (arv != 0) {
     ep->ctr.pkts_dropped_unknown++;
     return NULL;
   }
@@ -932,11 +1207,26 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
     ep->ctr.conns_refused_limit++;
     return NULL;
   }
-  uint32_t same = 0;
-  for (uint32_t i = 0; i < ep->p.max_conns && same < ep->p.max_conns_per_ip; i++)
-    if (ep->conns[i].state != QUIC_CONN_FREE && same_ip(&ep->conns[i].remote, peer))
-      same++;
-  if (same >= ep->p.max_conns_per_ip) {
+  ngtcp2_cid odcid;
+  bool retried;
+  int tv = token_check(ep, &hd, peer, peerlen, &odcid, &retried);
+  if (tv < 0)
+    return NULL;
+  bool validated = tv > 0;
+  if (!validated) {
+    bool retry = ep->p.retry == QUIC_RETRY_ALWAYS ||
+                 (ep->p.retry == QUIC_RETRY_AUTO && (ep->nhandshaking >= ep->p.retry_threshold ||
+                                                     ep->nunvalidated >= ep->p.max_unvalidated));
+    if (retry) {
+      send_retry(ep, &hd, peer, peerlen, local);
+      return NULL;
+    }
+    if (ep->nunvalidated >= ep->p.max_unvalidated) {
+      ep->ctr.conns_refused_unvalidated++;
+      return NULL;
+    }
+  }
+  if (quic_endpoint_conns_of(ep, peer) >= ep->p.max_conns_per_ip) {
     ep->ctr.conns_refused_ip++;
     return NULL;
   }
@@ -959,9 +1249,18 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   set_callbacks(&cb, true);
   ngtcp2_settings settings;
   set_settings(&settings, &ep->p, now_ns(c));
+  if (!validated)
+    settings.handshake_timeout = ep->p.unvalidated_handshake_timeout_ns;
+  settings.token = hd.token;
   ngtcp2_transport_params tp;
   set_transport_params(&tp, &ep->p);
-  tp.original_dcid = hd.dcid;
+  if (retried) {
+    tp.original_dcid = odcid;
+    tp.retry_scid = hd.dcid;
+    tp.retry_scid_present = 1;
+  } else {
+    tp.original_dcid = hd.dcid;
+  }
   tp.stateless_reset_token_present = 1;
   if (ngtcp2_crypto_generate_stateless_reset_token(tp.stateless_reset_token, ep->reset_secret,
                                                    sizeof(ep->reset_secret), &scid) != 0)
@@ -983,6 +1282,14 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
       cid_insert(ep, hd.dcid.data, hd.dcid.datalen, c->handle) < 0)
     goto fail;
   ep->ctr.conns_accepted++;
+  c->hs_counted = true;
+  ep->nhandshaking++;
+  if (validated) {
+    conn_validated(c);
+  } else {
+    c->unval_counted = true;
+    ep->nunvalidated++;
+  }
   return c;
 fail:
   ep->ctr.conns_failed++;
@@ -1023,6 +1330,8 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
                       .remote = {.addr = (ngtcp2_sockaddr *)&remote, .addrlen = peerlen},
                       .user_data = NULL};
   ngtcp2_pkt_info pi = {0};
+  if (!c->validated && ep->is_server)
+    ep->ctr.bytes_in_unvalidated += len;
   c->in_read = true;
   int rv = ngtcp2_conn_read_pkt(c->conn, &path, &pi, pkt, len, now_ns(c));
   c->in_read = false;
@@ -1068,8 +1377,10 @@ void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, siz
       return;
     }
     c = server_accept(ep, pkt, len, peer, peerlen, local);
-    if (!c)
+    if (!c) {
+      ep->ctr.bytes_in_unvalidated += len; /* answered by a Retry, or dropped */
       return;
+    }
   }
   conn_read(c, pkt, len, peer, peerlen, local);
 }

@@ -402,6 +402,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   quic_params_default(&qp);
   qp.max_conns = cfg->max_sessions;
   qp.max_conns_per_ip = cfg->max_sessions_per_ip;
+  qp.retry = (enum quic_retry)cfg->retry;
+  qp.retry_threshold = cfg->retry_threshold;
+  qp.max_unvalidated = cfg->max_unvalidated;
   if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, s->cert, true, &qp, &h3_quic_ops, &s->h3)) <
       0)
     goto fail_h3;
@@ -482,22 +485,30 @@ static void log_counters(struct server *s)
            (unsigned long long)c->tx_gso_msgs, (unsigned long long)c->tx_errors,
            (unsigned long long)c->tx_arena_full);
   const struct quic_counters *q = &s->quic.ctr;
-  log_info(
-      "quic counters",
-      "pkts_in=%llu dropped_unknown=%llu short_unknown=%llu accepted=%llu "
-      "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
-      "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
-      "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu anchors=%llu",
-      (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
-      (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->conns_accepted,
-      (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
-      (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
-      (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
-      (unsigned long long)q->version_negotiations, (unsigned long long)q->stateless_resets,
-      (unsigned long long)q->dgrams_in, (unsigned long long)q->dgrams_out,
-      (unsigned long long)q->dgrams_direct, (unsigned long long)q->dgrams_queued,
-      (unsigned long long)q->dgrams_queue_full, (unsigned long long)q->dgrams_too_big,
-      (unsigned long long)q->dgrams_lost, (unsigned long long)q->anchors);
+  log_info("quic counters",
+           "pkts_in=%llu dropped_unknown=%llu short_unknown=%llu accepted=%llu "
+           "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
+           "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
+           "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu "
+           "anchors=%llu retries=%llu "
+           "tokens_retry_ok=%llu tokens_regular_ok=%llu tokens_bad=%llu new_tokens=%llu "
+           "refused_unvalidated=%llu bytes_in_unvalidated=%llu bytes_out_unvalidated=%llu "
+           "trims=%llu",
+           (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
+           (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->conns_accepted,
+           (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
+           (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
+           (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
+           (unsigned long long)q->version_negotiations, (unsigned long long)q->stateless_resets,
+           (unsigned long long)q->dgrams_in, (unsigned long long)q->dgrams_out,
+           (unsigned long long)q->dgrams_direct, (unsigned long long)q->dgrams_queued,
+           (unsigned long long)q->dgrams_queue_full, (unsigned long long)q->dgrams_too_big,
+           (unsigned long long)q->dgrams_lost, (unsigned long long)q->anchors,
+           (unsigned long long)q->retries_sent, (unsigned long long)q->tokens_retry_ok,
+           (unsigned long long)q->tokens_regular_ok, (unsigned long long)q->tokens_bad,
+           (unsigned long long)q->new_tokens_sent, (unsigned long long)q->conns_refused_unvalidated,
+           (unsigned long long)q->bytes_in_unvalidated,
+           (unsigned long long)q->bytes_out_unvalidated, (unsigned long long)q->malloc_trims);
   const struct h3_counters *h = &s->h3.ctr;
   log_info("h3 counters",
            "sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu dgrams_in=%llu "

@@ -76,14 +76,24 @@ struct quic_app_ops {
   void (*on_datagram_ack)(void *app, struct quic_conn *c, uint64_t id, bool acked);
 };
 
+enum quic_retry {
+  QUIC_RETRY_AUTO = 0, /* Retry once handshakes in progress pass retry_threshold */
+  QUIC_RETRY_ALWAYS,   /* every new client proves its address first */
+  QUIC_RETRY_NEVER,
+};
+
 struct quic_params {
   uint32_t max_conns;
-  uint32_t max_conns_per_ip;
-  uint32_t dgram_pool;           /* datagram buffers for queued sends */
-  uint32_t dgram_queue;          /* queued datagrams per connection */
-  uint64_t idle_timeout_ns;      /* 180 s */
-  uint64_t keep_alive_ns;        /* 15 s */
-  uint64_t handshake_timeout_ns; /* 10 s */
+  uint32_t max_conns_per_ip; /* counted over validated addresses only */
+  enum quic_retry retry;
+  uint32_t retry_threshold; /* handshakes in progress before auto Retry (32) */
+  uint32_t max_unvalidated; /* connections of unvalidated addresses (max_conns / 4) */
+  uint64_t unvalidated_handshake_timeout_ns; /* 3 s */
+  uint32_t dgram_pool;                       /* datagram buffers for queued sends */
+  uint32_t dgram_queue;                      /* queued datagrams per connection */
+  uint64_t idle_timeout_ns;                  /* 180 s */
+  uint64_t keep_alive_ns;                    /* 15 s */
+  uint64_t handshake_timeout_ns;             /* 10 s */
 };
 
 struct quic_counters {
@@ -96,6 +106,20 @@ struct quic_counters {
   uint64_t dgrams_too_big, dgrams_pool_empty, dgrams_lost;
   uint64_t stream_bytes_in, sout_overflow;
   uint64_t anchors; /* anchor units written beside datagrams */
+  /* address validation */
+  uint64_t retries_sent, tokens_retry_ok, tokens_regular_ok, tokens_bad, new_tokens_sent;
+  uint64_t conns_refused_unvalidated;                   /* the unvalidated cap was full */
+  uint64_t bytes_in_unvalidated, bytes_out_unvalidated; /* before the address was validated */
+  uint64_t malloc_trims;
+};
+
+/* Connections counted per source address (validated addresses only): a
+ * chained hash over a fixed pool, one entry per distinct address. */
+struct quic_ip_entry {
+  uint32_t next; /* index+1, 0 = end */
+  uint32_t count;
+  uint8_t family, len;
+  uint8_t addr[16];
 };
 
 struct quic_sout {
@@ -132,6 +156,11 @@ struct quic_conn {
   struct io_local local;
   bool has_local;
   bool dirty, in_read, handshake_done;
+  bool validated;                 /* the peer's address is proven (token or handshake) */
+  bool ip_counted;                /* counted in the per-address table under counted_ip */
+  bool hs_counted, unval_counted; /* in the endpoint's nhandshaking / nunvalidated */
+  bool refuse;                    /* close with CONNECTION_REFUSED at the next write */
+  union io_sockaddr counted_ip;
   bool close_pending; /* app asked to close: write CONNECTION_CLOSE */
   uint64_t close_app_err;
   uint8_t *close_pkt; /* closing period: the CONNECTION_CLOSE packet */
@@ -176,6 +205,18 @@ struct quic_endpoint {
   uint32_t cid_free; /* index+1 free list through next */
   uint64_t hash_key[2];
   uint8_t reset_secret[32];
+  /* address-validation tokens (Retry and NEW_TOKEN): a secret rotated
+   * every hour; tokens made with the previous one stay valid */
+  uint8_t token_secret[32], token_secret_prev[32];
+  uint64_t token_rotated_ns;
+  uint32_t nhandshaking, nunvalidated;
+  /* per-address connection counts */
+  uint32_t *ip_buckets;
+  uint32_t ip_nbuckets;
+  struct quic_ip_entry *ips;
+  uint32_t ip_free; /* index+1 free list */
+  uint32_t deleted_since_trim;
+  uint64_t last_trim_ns;
   /* datagram buffer pool */
   struct quic_dgram *dpool;
   struct quic_dgram *dfree;
@@ -200,6 +241,9 @@ void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now);
 /* Stop accepting; close every connection with app_err (H3_NO_ERROR). */
 void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err);
 uint32_t quic_endpoint_active(const struct quic_endpoint *ep);
+
+/* Connections counted for the source address of `a` (validated only). */
+uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a);
 
 /* Client: start a connection to remote. pin_sha256 may be NULL (CA). */
 int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remote,

@@ -2,7 +2,7 @@
 # Start-up, flags, certificates and signals of the real binary.
 . "$(dirname "$0")/lib.sh"
 
-"$RELAY" --help | grep -q -- '--cert-pem' || fail "--help"
+"$RELAY" --help >"$TMP/help" && grep -q -- '--cert-pem' "$TMP/help" || fail "--help"
 # A usage error is one line on stderr: what is wrong, naming the flag, and a
 # pointer to --help (not the whole usage text); exit 2.
 one_line_usage_error() { # expected-text args...
