@@ -1,0 +1,16 @@
+// Chromium through QUIC Retry: with --retry always every client must come
+// back with the relay's token before the handshake goes on. The page
+// registers and heartbeats as in test_chromium; the relay's counters show
+// the Retry and the token that came back.
+import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown } from './lib.mjs';
+import { checkRegisterReport } from './checks.mjs';
+
+const relay = await startRelay(['--retry', 'always', '--log-level', 'debug']);
+const pages = await startPageServer();
+const report = await runChromium(pageUrl(pages.origin, relay, { scenario: 'register', room: '/retry' }), pages);
+await checkRegisterReport('chromium with --retry always', report, relay);
+await relay.stop();
+const m = /retries=(\d+) tokens_retry_ok=(\d+)/.exec(relay.log);
+if (!m || Number(m[1]) < 1 || Number(m[2]) < 1) fail(`no Retry round trip in the relay's counters: ${m ? m[0] : 'none'}`);
+pass(`chromium completed its handshake through Retry (${m[0]})`);
+shutdown();
