@@ -448,19 +448,6 @@ int auth_reason_status(enum auth_reason r)
   }
 }
 
-const char *auth_printable(const char *s, char *out, size_t cap)
-{
-  size_t i = 0;
-  if (!cap)
-    return out;
-  for (; s && s[i] && i + 1 < cap; i++) {
-    unsigned char ch = (unsigned char)s[i];
-    out[i] = ch < 0x20 || ch > 0x7e || ch == '"' || ch == '\\' ? '?' : (char)ch;
-  }
-  out[i] = '\0';
-  return out;
-}
-
 /* ---- signing ---- */
 
 /* base64url without padding of len bytes into out (cap bytes). */

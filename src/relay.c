@@ -653,13 +653,11 @@ static int session_auth(struct relay *r, struct h3_session *s, const char *name,
     return 0;
   uint32_t sup;
   if (log_ratelimit_allow(&r->rl, *r->now, &sup)) {
-    char addr[64] = "?", origin[128], room[128];
+    char addr[64] = "?";
     h3_session_remote_str(s, addr, sizeof(addr));
-    log_info("session refused",
-             "remote=%s origin=\"%s\" room=\"%s\" reason=%s status=%d suppressed=%u", addr,
-             auth_printable(s->origin, origin, sizeof(origin)),
-             auth_printable(name, room, sizeof(room)), auth_reason_name(why),
-             auth_reason_status(why), sup);
+    log_info("session refused", "remote=%s origin=%s room=%s reason=%s status=%d suppressed=%u",
+             addr, LOG_Q(s->origin), LOG_Q(name), auth_reason_name(why), auth_reason_status(why),
+             sup);
   }
   return auth_reason_status(why);
 }

@@ -167,8 +167,4 @@ enum auth_reason auth_admit(struct auth *a, const char *origin, const char *quer
 /* A session admitted with subject (slot + 1) ended. */
 void auth_release(struct auth *a, uint32_t subject);
 
-/* Copies s into out for a log line: bytes outside printable ASCII, `"` and
- * `\` become '?'; cut to cap - 1. Returns out. */
-const char *auth_printable(const char *s, char *out, size_t cap);
-
 #endif

@@ -112,6 +112,6 @@ rc=0
 timeout 10 ip netns exec "$NS" env LD_PRELOAD="$TMP/nov6.so" "$BUILD_DIR/wtrelay" --http-listen '' \
   --bind :: >"$TMP/explicit.out" 2>"$TMP/explicit.err" || rc=$?
 [ "$rc" = 1 ] || fail "explicit --bind :: without IPv6: exit $rc, expected 1"
-grep -q 'cannot start relay.*bind=::.*not supported' "$TMP/explicit.err" || fail "explicit --bind :: message"
+grep -q 'cannot start relay.*bind="::".*not supported' "$TMP/explicit.err" || fail "explicit --bind :: message"
 ! grep -q '^Listening' "$TMP/explicit.out" || fail "explicit --bind :: must not listen"
 pass "no IPv6 in the kernel: an explicit --bind :: fails (exit 1) instead of falling back"
