@@ -902,7 +902,11 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
         arm_rto(gw, c);
     } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
                !(t->flags & TCP_FIN) &&
-               ((uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0)) == c->g_wnd) {
+               (t->nsack ||
+                ((uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0)) == c->g_wnd)) {
+      /* a duplicate ACK: the same window (RFC 5681), or SACK blocks, which
+       * say the same unambiguously while the guest's window shrinks by the
+       * out-of-order data it holds */
       if (++c->dupacks == 3 && !c->in_recovery) {
         /* fast retransmit of the first hole only; new data goes on as the
          * window allows (NewReno) */

@@ -601,6 +601,51 @@ Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
   env_free(e);
 }
 
+/* A guest's duplicate ACK with SACK blocks whose window shrank (Linux
+ * advertises less while it holds out-of-order data). */
+static void sack_dupack(struct env *e, struct conn *c, uint32_t ack, uint16_t wnd, uint32_t l,
+                        uint32_t r)
+{
+  uint8_t f[GW_FRAME_MAX];
+  struct net_l2 l2 = {.dst_mac = GW_MAC, .src_mac = VM_MAC};
+  struct net_tcp_opts o = {.wscale = -1, .nsack = 1};
+  o.sack[0][0] = l;
+  o.sack[0][1] = r;
+  int n = net_build_tcp_opts(f, sizeof(f), &l2, VM_IP, LOOP_IP, c->gport, c->dport, c->gnxt, ack,
+                             TCP_ACK, wnd, &o, NULL, 0, 0x4244);
+  cr_assert_gt(n, 0);
+  tick(e);
+  struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
+  struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
+  switch_input(&e->p.sw, e->vm.port, &sf, e->p.now);
+}
+
+Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40016, 9, GUEST_WND);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  fill(data, sizeof(data), 13);
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  conn_ack(e, &c, una + M);
+  pump_for(e, 20 * MS);
+  /* segment 2 lost; 3, 4, 5 arrive: three duplicate ACKs, each with a SACK
+   * block and a window smaller by what the guest now holds */
+  for (uint32_t k = 1; k <= 3; k++)
+    sack_dupack(e, &c, una + M, (uint16_t)(GUEST_WND - k * M), una + 2 * M, una + (2 + k) * M);
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, una + M, "fast retransmission at %u, expected %u", t.seq, una + M);
+  cr_assert_eq(t.len, M);
+  cr_assert_eq(e->p.gw.ctr.tcp_tail_probes, 0, "resent by fast retransmit, not by the probe");
+  close(c.afd);
+  env_free(e);
+}
+
 Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
 {
   struct env *e = env_new();
