@@ -129,10 +129,38 @@ fail:
   return rc;
 }
 
+/* Cancels every request still in the ring and reaps the completions
+ * (bounded: 200 ms). The kernel tears a ring down asynchronously after
+ * io_uring_queue_exit, and until then an in-flight receive keeps its
+ * socket alive: a relay restarted at once found its port still bound
+ * ("Address already in use"). After this, closing the fds frees them. */
+static void io_quiesce(struct io *io)
+{
+  struct io_uring_sqe *sqe = io_uring_get_sqe(&io->ring);
+  if (!sqe)
+    return;
+  io_uring_prep_cancel64(sqe, 0, IORING_ASYNC_CANCEL_ANY);
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NOP, 0));
+  for (int round = 0; round < 20; round++) {
+    struct __kernel_timespec ts = {.tv_sec = 0, .tv_nsec = 10 * 1000 * 1000};
+    struct io_uring_cqe *cqe = NULL;
+    int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
+    if (rc < 0 && rc != -ETIME && rc != -EINTR)
+      return;
+    unsigned head, n = 0;
+    io_uring_for_each_cqe(&io->ring, head, cqe) n++;
+    io_uring_cq_advance(&io->ring, n);
+    if (!n && rc == -ETIME)
+      return; /* nothing more is coming */
+  }
+}
+
 void io_fini(struct io *io)
 {
-  if (io->ring.ring_fd > 0)
+  if (io->ring.ring_fd > 0) {
+    io_quiesce(io);
     io_uring_queue_exit(&io->ring);
+  }
   io->ring.ring_fd = -1;
   for (unsigned i = 0; io->socks && i < io->nsocks; i++) {
     if (io->socks[i] && io->socks[i]->fd >= 0)

@@ -1306,8 +1306,13 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
     return;
   if (c->state == QUIC_CONN_CLOSING) {
     /* Peer keeps talking: repeat our CONNECTION_CLOSE, to the path we
-     * know (a packet's source address may be forged). */
-    if (c->close_pkt) {
+     * know (a packet's source address may be forged), for the 1st, 2nd,
+     * 4th, 8th... packet only (RFC 9000 section 10.2.1: limit the rate).
+     * When both ends close at once, each one's close is the other's
+     * "peer keeps talking": answering every packet ping-pongs at line rate
+     * for the whole closing period (seen: 70 000 packets for 10 sessions). */
+    c->close_rx++;
+    if (c->close_pkt && !(c->close_rx & (c->close_rx - 1))) {
       uint8_t *buf = io_tx_reserve(&ep->w->io, c->close_pktlen);
       if (buf) {
         memcpy(buf, c->close_pkt, c->close_pktlen);

@@ -165,6 +165,7 @@ struct quic_conn {
   uint64_t close_app_err;
   uint8_t *close_pkt; /* closing period: the CONNECTION_CLOSE packet */
   size_t close_pktlen;
+  uint32_t close_rx;   /* packets received in the closing period */
   uint32_t dirty_next; /* index+1 in dirty list, 0 = end */
   struct quic_sout sout[QUIC_SOUT_SLOTS];
   struct quic_dgram *dq_head, *dq_tail;
