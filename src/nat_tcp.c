@@ -300,6 +300,7 @@ static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c)
   int off = (int)(c->retx_seq - c->snd_una);
   setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
   c->retx_t = *gw->now;
+  c->retx_peek_seq = c->retx_seq; /* retx_seq may move (a partial ACK) before it completes */
   io_uring_prep_recv(sqe, c->fd, c->peekbuf, n, MSG_PEEK | MSG_DONTWAIT);
   submit(gw, sqe, K_PEEK, c);
   c->peek_busy = true;
@@ -387,7 +388,7 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
   if (retx) {
     if (res > 0) {
       gw->ctr.tcp_retransmits++;
-      emit(gw, c, c->retx_seq, TCP_ACK, 0, c->peekbuf, (size_t)res);
+      emit(gw, c, c->retx_peek_seq, TCP_ACK, 0, c->peekbuf, (size_t)res);
     }
     arm_rto(gw, c);
     try_rx(gw, c);

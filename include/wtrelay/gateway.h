@@ -112,8 +112,9 @@ struct nat_icmp_flow {
 #define TCP_STAGE_CAP 65535u /* guest -> host staging: one window */
 #define TCP_PEEK_CAP 65535u  /* host -> guest: one window peeked at a time */
 #define TCP_MSS_ADV 1146 /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
-#define TCP_MSS_TO_GUEST 1350 /* our segments (1404-byte frames) fit one datagram toward a browser
-                                * at a path MTU of 1444 with room for a QUIC loss-recovery anchor */
+#define TCP_MSS_TO_GUEST                                                                           \
+  1350 /* our segments (1404-byte frames) fit one datagram toward a browser                        \
+        * at a path MTU of 1444 with room for a QUIC loss-recovery anchor */
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 #define TCP_OOO_MAX 8           /* out-of-order ranges held in the staging buffer */
 
@@ -152,9 +153,10 @@ struct nat_tcp_conn {
   uint32_t dupacks, rto_count;
   /* fast recovery (NewReno, RFC 6582): one segment resent per hole */
   uint32_t recover, retx_seq;
-  uint64_t retx_t; /* when the hole was last resent */
-  uint64_t rto_at; /* the RTO proper, after a tail-loss probe */
-  bool tlp_done;   /* the probe of this flight was sent */
+  uint32_t retx_peek_seq; /* the sequence number the retransmission peek in flight reads */
+  uint64_t retx_t;        /* when the hole was last resent */
+  uint64_t rto_at;        /* the RTO proper, after a tail-loss probe */
+  bool tlp_done;          /* the probe of this flight was sent */
   bool in_recovery, retx_pending, retx_busy;
   uint64_t rto_ns, srtt, rttvar, rtt_t, last_ns;
   uint32_t rtt_seq;

@@ -42,15 +42,24 @@ want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
 topo_bg "$NS_I" python3 "$HERE/tcpxfer.py" serve 198.18.0.2 8080 "$TMP/blob" >"$TMP/srv-inet.log" 2>&1
 topo_bg "$NS_I" python3 "$HERE/tcpxfer.py" sink 198.18.0.2 8081 >"$TMP/sink-inet.log" 2>&1
 topo_bg "$NS_VMB" python3 "$HERE/tcpxfer.py" serve "$IP_B" 8080 "$TMP/blob" >"$TMP/srv-vmb.log" 2>&1
+topo_wait_listen "$NS_I" 8080
+topo_wait_listen "$NS_I" 8081
+topo_wait_listen "$NS_VMB" 8080
 for _ in $(seq 30); do ip netns exec "$NS_VMA" ping -c 1 -W 1 "$IP_B" >/dev/null 2>&1 && break; done
 ip netns exec "$NS_VMA" ping -c 1 -W 2 198.18.0.2 >/dev/null || fail "VM A cannot reach the internet host"
 pass "VM A ($IP_A, client host 1) reaches VM B ($IP_B, client host 2, MTU 1280) and the internet host"
 
 topo_loss 1 "$LOSS_PCT"
+stalled() { # what the guest and the relay knew when a transfer did not finish
+  ip netns exec "$NS_VMA" ss -tin >"$TMP/guest-ss.log" 2>&1 || true
+  kill -TERM "$RELAY_PID" 2>/dev/null || true
+  sleep 1
+  fail "$1: no complete transfer within $LOSS_BOUND_S s under $LOSS_PCT % loss; relay: $(grep -o 'queue_full=[0-9]*\|anchors=[0-9]*\|tcp_[a-z_]*=[0-9]*' "$TMP/relay.err" | tr '\n' ' ')"
+}
 get() { # label addr out
   local out
   out=$(ip netns exec "$NS_VMA" timeout "$LOSS_BOUND_S" python3 "$HERE/tcpxfer.py" get "$2" 8080 "$TMP/$3") ||
-    fail "$1: no complete transfer within $LOSS_BOUND_S s under $LOSS_PCT % loss ($(grep -o 'queue_full=[0-9]*\|anchors=[0-9]*' "$TMP/relay.err" | tr '\n' ' '))"
+    stalled "$1"
   read -r n sha secs gap <<<"$out"
   [ "$n" = 8388608 ] && [ "$sha" = "$want" ] || fail "$1: $n bytes, sha256 $sha"
   awk -v g="$gap" -v m="$MAX_GAP_S" 'BEGIN { exit !(g <= m) }' || fail "$1: stalled for $gap s (bound $MAX_GAP_S s)"

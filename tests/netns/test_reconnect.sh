@@ -31,7 +31,7 @@ IP_A=$(topo_wait_ip "$NS_VMA" vma)
 head -c 16777216 /dev/urandom >"$TMP/blob"
 want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
 topo_bg "$NS_I" python3 "$HERE/tcpxfer.py" serve 198.18.0.2 8080 "$TMP/blob" 2097152 >"$TMP/srv.log" 2>&1
-sleep 0.3
+topo_wait_listen "$NS_I" 8080
 ip netns exec "$NS_VMA" ping -c 1 -W 2 198.18.0.2 >/dev/null || fail "VM A cannot reach the internet host"
 
 ip netns exec "$NS_VMA" timeout 90 python3 "$HERE/tcpxfer.py" get 198.18.0.2 8080 "$TMP/got" >"$TMP/get.out" 2>"$TMP/get.log" &

@@ -161,3 +161,13 @@ topo_wait_ip() { # ns dev -> prints the address
   [ -n "$a" ] || topo_fail "$2 in $1 got no address"
   echo "$a"
 }
+
+# Waits (at most 10 s) until a TCP listener on `port` exists in `ns`.
+topo_wait_listen() { # ns port
+  local _
+  for _ in $(seq 100); do
+    ip netns exec "$1" ss -Hltn "sport = :$2" 2>/dev/null | grep -q . && return 0
+    sleep 0.1
+  done
+  topo_fail "nothing listens on TCP port $2 in $1"
+}

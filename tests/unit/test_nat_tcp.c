@@ -646,6 +646,65 @@ Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
   env_free(e);
 }
 
+Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40017, 9, GUEST_WND);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  fill(data, sizeof(data), 17);
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  conn_ack(e, &c, una + M);
+  /* wait until no receive operation of the connection is in flight, so the
+   * third duplicate ACK submits the resend's peek at once */
+  struct nat_tcp_conn *nc = NULL;
+  for (uint32_t k = 0; k < e->p.gw.p.max_tcp_conns; k++)
+    if (e->p.gw.tcp[k].used)
+      nc = &e->p.gw.tcp[k];
+  cr_assert_not_null(nc);
+  for (unsigned turns = 0;
+       turns < 200 && (nc->peek_busy || nc->discard_busy || nc->discard_pending); turns++)
+    pump_once(e, 10 * MS);
+  cr_assert(!nc->peek_busy && !nc->discard_busy, "the connection stays busy");
+  /* three duplicate ACKs: the resend of segment 2 gets its peek (after a
+   * normal peek the first one started completes) */
+  for (unsigned i = 0; i < 3; i++)
+    conn_ack(e, &c, una + M);
+  for (unsigned turns = 0; turns < 200 && !nc->retx_busy; turns++)
+    pump_once(e, 10 * MS);
+  cr_assert(nc->retx_busy, "the resend's peek was never started");
+  /* One loop turn by hand: the peek runs at submission and its completion
+   * waits in the ring, while a partial ACK that came in the same batch of
+   * packets moves the hole to segment 4. The resend must still go out at
+   * the sequence number it read, segment 2's. */
+  tick(e);
+  io_flush(&e->p.io);
+  uint64_t now = clock_now_ns();
+  cr_assert_geq(io_wait(&e->p.io, now, now), 0);
+  conn_ack(e, &c, una + 3 * M);
+  tick(e);
+  io_dispatch(&e->p.io);
+  /* whatever is sent now, every byte is the byte of its sequence number */
+  struct net_tcp t;
+  unsigned segs = 0;
+  uint64_t end = clock_now_ns() + SILENCE_WAIT;
+  while (clock_now_ns() < end)
+    if (next_seg(e, c.dport, c.gport, &t, 10 * MS) && t.len) {
+      uint32_t off = t.seq - una;
+      cr_assert_leq(off + t.len, sizeof(data), "segment beyond the data: seq %u len %u", t.seq,
+                    t.len);
+      cr_assert_arr_eq(t.payload, data + off, t.len, "bytes at seq %u (una+%u) are not that seq's",
+                       t.seq, off);
+      segs++;
+    }
+  cr_assert_geq(segs, 1, "the hole at segment 4 was not resent");
+  close(c.afd);
+  env_free(e);
+}
+
 Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
 {
   struct env *e = env_new();
