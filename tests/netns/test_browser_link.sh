@@ -10,12 +10,6 @@ set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 HERE="$(cd "$(dirname "$0")" && pwd)"
 BROWSER_DIR="$(cd "$HERE/../browser" && pwd)"
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.err; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
-pass() { echo "ok - $*"; }
 [ -x /usr/bin/chromium ] || { echo "FAIL: /usr/bin/chromium missing (scripts/install-deps.sh)" >&2; exit 1; }
 [ -d "$BROWSER_DIR/node_modules/playwright-core" ] || { echo "FAIL: playwright-core missing (npm ci in tests/browser; scripts/install-deps.sh)" >&2; exit 1; }
 BUILD_ABS="$(cd "$BUILD_DIR" && pwd)"

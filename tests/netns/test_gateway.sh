@@ -11,12 +11,6 @@
 # Traffic goes only to addresses of these namespaces (testing.md).
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
-pass() { echo "ok - $*"; }
 [ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root" >&2; exit 1; }
 for t in ping busybox python3; do
   command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }

@@ -15,12 +15,6 @@ HERE="$(cd "$(dirname "$0")" && pwd)"
 LOSS_PCT=${LOSS_PCT:-2}
 LOSS_BOUND_S=${LOSS_BOUND_S:-60}
 MAX_GAP_S=2
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
-pass() { echo "ok - $*"; }
 command -v python3 >/dev/null || { echo "FAIL: python3 missing (scripts/install-deps.sh)" >&2; exit 1; }
 
 source "$HERE/topo.sh"

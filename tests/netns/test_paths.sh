@@ -12,12 +12,6 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -20 "$f" >&2; }; done
-  exit 1
-}
-pass() { echo "ok - $*"; }
 
 source "$HERE/topo.sh"
 topo_init wp

@@ -8,11 +8,6 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
-pass() { echo "ok - $*"; }
 source "$HERE/topo.sh"
 topo_init wr
 topo_relay_host

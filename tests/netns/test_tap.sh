@@ -9,12 +9,6 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 SOURCE_DIR=${SOURCE_DIR:-.}
-fail() {
-  echo "FAIL: $*" >&2
-  for f in "$TMP"/*.err "$TMP"/*.log; do [ -f "$f" ] && { echo "--- $f" >&2; tail -15 "$f" >&2; }; done
-  exit 1
-}
-pass() { echo "ok - $*"; }
 
 [ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, TAP devices)" >&2; exit 1; }
 [ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
