@@ -689,6 +689,12 @@ unsigned io_flush(struct io *io)
       const struct io_txpkt *q = &a->pkts[i + n];
       if (!same_flow(first, q) || q->len > seg || total + q->len > IO_GSO_MAX_BYTES)
         break;
+      /* A lone larger packet (ngtcp2's path MTU probe) takes no smaller one
+       * along: if it is too big for the path the send fails with EMSGSIZE,
+       * and everything in its sendmsg is lost with it (seen: datagrams lost
+       * on an MTU 1280 link). */
+      if (q->len < seg && n < 2)
+        break;
       total += q->len;
       n++;
       if (q->len < seg)

@@ -70,8 +70,12 @@ Test(io, datagrams_and_gso_superpacket_are_received)
     char buf[CMSG_SPACE(sizeof(uint16_t))];
     struct cmsghdr align;
   } ctl;
-  struct msghdr mh = {.msg_name = &dst, .msg_namelen = sizeof(dst), .msg_iov = &iov,
-                      .msg_iovlen = 1, .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf)};
+  struct msghdr mh = {.msg_name = &dst,
+                      .msg_namelen = sizeof(dst),
+                      .msg_iov = &iov,
+                      .msg_iovlen = 1,
+                      .msg_control = ctl.buf,
+                      .msg_controllen = sizeof(ctl.buf)};
   struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
   c->cmsg_level = SOL_UDP;
   c->cmsg_type = UDP_SEGMENT;
@@ -121,5 +125,45 @@ Test(io, tx_batches_equal_packets_with_gso)
   cr_assert_eq(io.ctr.tx_packets, 21);
   cr_assert_lt(io.ctr.tx_msgs, io.ctr.tx_packets, "GSO grouped packets: %llu msgs",
                (unsigned long long)io.ctr.tx_msgs);
+  io_fini(&io);
+}
+
+/* A lone larger packet (a path MTU probe) is sent alone: [1406, 1200] are
+ * two sendmsg, so a probe too big for the path (EMSGSIZE on an MTU 1280
+ * link) loses nothing else with it; [1200, 1200, 1000] stays one GSO
+ * train. */
+Test(io, a_lone_larger_packet_is_sent_alone)
+{
+  struct io io;
+  struct io_params p;
+  io_params_default(&p);
+  cr_assert_eq(io_init(&io, &p), 0);
+  struct rx r = {0};
+  struct io_udp_sock *rxs, *txs;
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &rxs), 0);
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, NULL, NULL, &txs), 0);
+  union io_sockaddr dst;
+  socklen_t dl;
+  cr_assert_eq(io_sockaddr_parse("127.0.0.1", rxs->port, &dst, &dl), 0);
+  const size_t sizes[] = {1406, 1200};
+  for (int i = 0; i < 2; i++) {
+    uint8_t *b = io_tx_reserve(&io, 1500);
+    cr_assert(b);
+    memset(b, 0x30 + i, sizes[i]);
+    io_tx_commit(&io, sizes[i], txs, &dst, dl, NULL);
+  }
+  cr_assert_eq(io_flush(&io), 2, "the probe-sized packet took the next one into its sendmsg");
+  pump(&io, &r, 2);
+  cr_assert_eq(r.n, 2);
+  const size_t train[] = {1200, 1200, 1000};
+  for (int i = 0; i < 3; i++) {
+    uint8_t *b = io_tx_reserve(&io, 1500);
+    memset(b, 0x40 + i, train[i]);
+    io_tx_commit(&io, train[i], txs, &dst, dl, NULL);
+  }
+  cr_assert_eq(io_flush(&io), io.gso_ok ? 1 : 3, "equal packets and a shorter last one: one train");
+  pump(&io, &r, 5);
+  cr_assert_eq(r.n, 5);
+  cr_assert_eq(r.sizes[4], 1000);
   io_fini(&io);
 }
