@@ -27,6 +27,7 @@ PY
 # start_relay [flags...]: sets RELAY_PID, PORT, HASH
 start_relay() {
   PORT=$(free_udp_port)
+  rm -f "$TMP/relay.out" # no stale "Listening" of an earlier relay for the wait below
   "$RELAY" --bind 127.0.0.1 --port "$PORT" --http-listen "" "$@" >"$TMP/relay.out" 2>"$TMP/relay.err" &
   RELAY_PID=$!
   PIDS+=("$RELAY_PID")

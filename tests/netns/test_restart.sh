@@ -12,10 +12,11 @@ source "$HERE/topo.sh"
 topo_init wr
 topo_relay_host
 for i in $(seq 20); do
+  rm -f "$TMP/out" "$TMP/err" # nothing stale for the wait below (the job truncates them later)
   ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --port 4433 --http-listen '' >"$TMP/out" 2>"$TMP/err" &
   pid=$!
   PIDS+=("$pid")
-  for _ in $(seq 100); do grep -q '^Listening' "$TMP/out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.02; done
+  for _ in $(seq 200); do grep -q "^Listening" "$TMP/out" 2>/dev/null && break; kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   grep -q '^Listening' "$TMP/out" || fail "round $i: the relay did not start: $(cat "$TMP/err")"
   hash=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/out")
   ip netns exec "$NS_R" "$BUILD_DIR/wtclient" --url https://127.0.0.1:4433/r --cert-hash "$hash" \

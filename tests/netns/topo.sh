@@ -134,6 +134,9 @@ topo_cert() {
 # RELAY_PID and HASH. Extra arguments go to the relay.
 topo_start_relay() {
   [ -f "$TMP/cert.pem" ] || topo_cert
+  # no stale "Listening" of an earlier relay: the shell truncates the file
+  # only when the background job starts, maybe after the wait below looks
+  rm -f "$TMP/relay.out"
   ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --port 4433 --http-listen '' \
     --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" "$@" >"$TMP/relay.out" 2>>"$TMP/relay.err" &
   RELAY_PID=$!
