@@ -28,7 +28,10 @@ void ippool_fini(struct ippool *p)
   p->n = 0;
 }
 
-static uint32_t ip_of(const struct ippool *p, uint32_t i) { return p->last - i; }
+static uint32_t ip_of(const struct ippool *p, uint32_t i)
+{
+  return p->last - i;
+}
 
 void ippool_observe(struct ippool *p, ippool_observer_fn fn, void *ctx)
 {
@@ -60,8 +63,7 @@ static bool older(const struct ippool *p, uint32_t i, uint32_t best)
 
 int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uint64_t now)
 {
-  uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, expired = UINT32_MAX,
-           released = UINT32_MAX;
+  uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, expired = UINT32_MAX, released = UINT32_MAX;
   for (uint32_t i = 0; i < p->n; i++) {
     struct ippool_entry *e = &p->e[i];
     if (e->used_ever && memcmp(e->mac, mac, 6) == 0) {

@@ -39,17 +39,27 @@ int log_level_parse(const char *s, enum log_level *out)
 const char *log_level_name(enum log_level lvl)
 {
   switch (lvl) {
-  case LOG_ERROR: return "error";
-  case LOG_WARN: return "warn";
-  case LOG_INFO: return "info";
-  case LOG_DEBUG: return "debug";
+  case LOG_ERROR:
+    return "error";
+  case LOG_WARN:
+    return "warn";
+  case LOG_INFO:
+    return "info";
+  case LOG_DEBUG:
+    return "debug";
   }
   return "info";
 }
 
-void log_set_level(enum log_level lvl) { log_threshold = lvl; }
+void log_set_level(enum log_level lvl)
+{
+  log_threshold = lvl;
+}
 
-bool log_enabled(enum log_level lvl) { return lvl <= log_threshold; }
+bool log_enabled(enum log_level lvl)
+{
+  return lvl <= log_threshold;
+}
 
 /* The escape of one byte into u (at most 4 bytes); returns its length. */
 static size_t quote_unit(unsigned char b, char u[4])
@@ -181,16 +191,14 @@ void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
   (void)r;
 }
 
-void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns,
-                        uint32_t burst)
+void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns, uint32_t burst)
 {
   memset(rl, 0, sizeof(*rl));
   rl->interval_ns = interval_ns;
   rl->burst = burst;
 }
 
-bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ns,
-                         uint32_t *suppressed)
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ns, uint32_t *suppressed)
 {
   if (now_ns - rl->window_start_ns >= rl->interval_ns) {
     rl->window_start_ns = now_ns;

@@ -25,9 +25,9 @@
 #include <time.h>
 #include <unistd.h>
 
-#define TLS_PRIORITY                                                                   \
-  "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:" \
-  "+AES-256-GCM:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"         \
+#define TLS_PRIORITY                                                                               \
+  "%DISABLE_TLS13_COMPAT_MODE:NORMAL:-VERS-ALL:+VERS-TLS1.3:-CIPHER-ALL:+AES-128-GCM:"             \
+  "+AES-256-GCM:+CHACHA20-POLY1305:-GROUP-ALL:+GROUP-X25519:+GROUP-SECP256R1:"                     \
   "+GROUP-SECP384R1"
 
 static const gnutls_datum_t alpn_h3 = {.data = (unsigned char *)"h3", .size = 2};
@@ -72,9 +72,8 @@ int tls_cert_generate(struct tls_cert *out, unsigned valid_days)
     return -EINVAL;
   if (gnutls_x509_privkey_init(&key) < 0 || gnutls_x509_crt_init(&crt) < 0)
     goto done;
-  if (gnutls_x509_privkey_generate2(key, GNUTLS_PK_ECDSA,
-                                    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0,
-                                    NULL, 0) < 0)
+  if (gnutls_x509_privkey_generate2(
+          key, GNUTLS_PK_ECDSA, GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0, NULL, 0) < 0)
     goto done;
   time_t now = time(NULL);
   uint8_t serial[16];
@@ -92,10 +91,10 @@ int tls_cert_generate(struct tls_cert *out, unsigned valid_days)
       gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, "localhost", 9) < 0 ||
       gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME, "localhost", 9,
                                            GNUTLS_FSAN_SET) < 0 ||
-      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4,
-                                           GNUTLS_FSAN_APPEND) < 0 ||
-      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16,
-                                           GNUTLS_FSAN_APPEND) < 0 ||
+      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip4, 4, GNUTLS_FSAN_APPEND) <
+          0 ||
+      gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_IPADDRESS, ip6, 16, GNUTLS_FSAN_APPEND) <
+          0 ||
       gnutls_x509_crt_set_basic_constraints(crt, 0, -1) < 0 ||
       gnutls_x509_crt_set_key_usage(crt, GNUTLS_KEY_DIGITAL_SIGNATURE) < 0 ||
       gnutls_x509_crt_set_key_purpose_oid(crt, GNUTLS_KP_TLS_WWW_SERVER, 0) < 0 ||
@@ -137,8 +136,8 @@ static int read_file(const char *path, gnutls_datum_t *d, char *err, size_t errl
   return 0;
 }
 
-int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *key_path,
-                      char *err, size_t errlen)
+int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *key_path, char *err,
+                      size_t errlen)
 {
   gnutls_datum_t cd = {0}, kd = {0};
   gnutls_x509_crt_t crt = NULL;
@@ -159,17 +158,14 @@ int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *k
     rc = -ENOMEM;
     goto done;
   }
-  int g = gnutls_certificate_set_x509_key_mem2(out->cred, &cd, &kd, GNUTLS_X509_FMT_PEM,
-                                               NULL, 0);
+  int g = gnutls_certificate_set_x509_key_mem2(out->cred, &cd, &kd, GNUTLS_X509_FMT_PEM, NULL, 0);
   if (g == GNUTLS_E_CERTIFICATE_KEY_MISMATCH) {
-    snprintf(err, errlen, "private key %s does not match certificate %s", key_path,
-             cert_path);
+    snprintf(err, errlen, "private key %s does not match certificate %s", key_path, cert_path);
     rc = -EKEYREJECTED;
     goto done;
   }
   if (g < 0) {
-    snprintf(err, errlen, "cannot use %s with %s: %s", cert_path, key_path,
-             gnutls_strerror(g));
+    snprintf(err, errlen, "cannot use %s with %s: %s", cert_path, key_path, gnutls_strerror(g));
     goto done;
   }
   if ((rc = cert_fill(out, crt)) < 0) {
@@ -317,8 +313,7 @@ int tls_client_session_new(gnutls_session_t *out, const char *server_name,
     return -ENOMEM;
   if (gnutls_certificate_allocate_credentials(&x->cred) < 0)
     goto fail;
-  if (gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA |
-                          GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+  if (gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
     s = NULL;
     goto fail;
   }
@@ -327,10 +322,9 @@ int tls_client_session_new(gnutls_session_t *out, const char *server_name,
       gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0)
     goto fail;
   struct in6_addr a6;
-  bool is_ip = inet_pton(AF_INET, server_name, &a6) == 1 ||
-               inet_pton(AF_INET6, server_name, &a6) == 1;
-  if (!is_ip && gnutls_server_name_set(s, GNUTLS_NAME_DNS, server_name,
-                                       strlen(server_name)) < 0)
+  bool is_ip =
+      inet_pton(AF_INET, server_name, &a6) == 1 || inet_pton(AF_INET6, server_name, &a6) == 1;
+  if (!is_ip && gnutls_server_name_set(s, GNUTLS_NAME_DNS, server_name, strlen(server_name)) < 0)
     goto fail;
   if (pin_sha256) {
     x->has_pin = true;

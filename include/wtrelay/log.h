@@ -61,10 +61,10 @@ const char *log_quote_str(char *out, size_t cap, const char *s);
 #define log_error(msg, ...) log_emit(LOG_ERROR, msg, __VA_ARGS__)
 #define log_warn(msg, ...) log_emit(LOG_WARN, msg, __VA_ARGS__)
 #define log_info(msg, ...) log_emit(LOG_INFO, msg, __VA_ARGS__)
-#define log_debug(msg, ...)                                                   \
-  do {                                                                        \
-    if (log_enabled(LOG_DEBUG))                                               \
-      log_emit(LOG_DEBUG, msg, __VA_ARGS__);                                  \
+#define log_debug(msg, ...)                                                                        \
+  do {                                                                                             \
+    if (log_enabled(LOG_DEBUG))                                                                    \
+      log_emit(LOG_DEBUG, msg, __VA_ARGS__);                                                       \
   } while (0)
 
 /* At most `burst` lines per `interval_ns`; the next allowed line reports how
@@ -77,11 +77,9 @@ struct log_ratelimit {
   uint32_t suppressed;
 };
 
-void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns,
-                        uint32_t burst);
+void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns, uint32_t burst);
 /* Returns true when a line may be written now; *suppressed (may be NULL)
  * receives the number of lines dropped since the last allowed one. */
-bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ns,
-                         uint32_t *suppressed);
+bool log_ratelimit_allow(struct log_ratelimit *rl, uint64_t now_ns, uint32_t *suppressed);
 
 #endif

@@ -76,7 +76,7 @@ struct relay_peer {
   uint64_t probe_t0;     /* newcomer: when the first probe was sent */
   struct timer takeover; /* newcomer: the verdict's deadline */
   /* access control: what the session's token grants */
-  bool mac_bound;           /* the token names the only MAC it may register */
+  bool mac_bound; /* the token names the only MAC it may register */
   uint8_t token_mac[6];
   uint32_t auth_subject; /* auth subject slot + 1, 0 = none */
 };

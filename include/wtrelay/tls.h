@@ -38,8 +38,8 @@ int tls_global_init(void);
 int tls_cert_generate(struct tls_cert *out, unsigned valid_days);
 /* PEM chain + key. -ENOENT missing file, -EINVAL unparsable, -EKEYREJECTED
  * key does not match; a human message in err. */
-int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *key_path,
-                      char *err, size_t errlen);
+int tls_cert_load_pem(struct tls_cert *out, const char *cert_path, const char *key_path, char *err,
+                      size_t errlen);
 /* Frees a plain value's credentials (not for a shared object). */
 void tls_cert_fini(struct tls_cert *c);
 /* Moves the filled value *c into a new shared object with one reference,

@@ -92,7 +92,9 @@ Test(tls, hash_matches_openssl_generated_and_loaded)
   cr_assert(strstr(err, "/nonexistent/c.pem"), "%s", err);
   char other[256];
   snprintf(other, sizeof(other), "%s/k2.pem", path);
-  snprintf(cmd, sizeof(cmd), "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null", other);
+  snprintf(cmd, sizeof(cmd),
+           "openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out %s 2>/dev/null",
+           other);
   cr_assert_eq(system(cmd), 0);
   cr_assert_eq(tls_cert_load_pem(&c, cpath, other, err, sizeof(err)), -EKEYREJECTED);
   cr_assert(strstr(err, "does not match"), "%s", err);
@@ -112,10 +114,16 @@ Test(tls, hash_hex_parse)
   cr_assert_eq(tls_hash_parse_hex(ok, h), 0);
   cr_assert_eq(h[0], 0x07);
   cr_assert_eq(h[31], 0x7d);
-  cr_assert_eq(tls_hash_parse_hex("075E5212C5CE2F136C8A2A47917C42C5777F050BAD2F5E4B526D875FA242487D", h), 0);
-  cr_assert_eq(tls_hash_parse_hex("07:5e:52:12:c5:ce:2f:13:6c:8a:2a:47:91:7c:42:c5:77:7f:05:0b:ad:2f:5e:4b:52:6d:87:5f:a2:42:48:7d", h), 0);
+  cr_assert_eq(
+      tls_hash_parse_hex("075E5212C5CE2F136C8A2A47917C42C5777F050BAD2F5E4B526D875FA242487D", h), 0);
+  cr_assert_eq(tls_hash_parse_hex("07:5e:52:12:c5:ce:2f:13:6c:8a:2a:47:91:7c:42:c5:77:7f:05:0b:ad:"
+                                  "2f:5e:4b:52:6d:87:5f:a2:42:48:7d",
+                                  h),
+               0);
   cr_assert_eq(tls_hash_parse_hex("075e", h), -EINVAL);
-  cr_assert_eq(tls_hash_parse_hex("zz5e5212c5ce2f136c8a2a47917c42c5777f050bad2f5e4b526d875fa242487d", h), -EINVAL);
+  cr_assert_eq(
+      tls_hash_parse_hex("zz5e5212c5ce2f136c8a2a47917c42c5777f050bad2f5e4b526d875fa242487d", h),
+      -EINVAL);
 }
 
 /* A server session holds a reference to a shared certificate: replacing the
