@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wtrelay/filewatch.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
 
@@ -668,18 +669,6 @@ int auth_token_main(int argc, char **argv)
 
 /* ---- the relay's state ---- */
 
-static bool file_changed(const char *path, struct stat *seen)
-{
-  struct stat st;
-  if (stat(path, &st) < 0)
-    return false;
-  bool changed = st.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
-                 st.st_mtim.tv_nsec != seen->st_mtim.tv_nsec || st.st_size != seen->st_size ||
-                 st.st_ino != seen->st_ino;
-  *seen = st;
-  return changed;
-}
-
 static const char *alg_name(enum auth_alg a)
 {
   return a == AUTH_ALG_ES256 ? "ES256" : a == AUTH_ALG_HS256 ? "HS256" : "none";
@@ -725,7 +714,7 @@ void auth_fini(struct auth *a)
 void auth_key_check(struct auth *a, bool force)
 {
   const char *path = a->cfg ? a->cfg->auth_key : "";
-  if (!path[0] || (!file_changed(path, &a->key_st) && !force))
+  if (!path[0] || (!filewatch_changed(path, &a->key_st) && !force))
     return;
   struct auth_key k;
   char err[256];

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "wtrelay/auth.h"
+#include "wtrelay/filewatch.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
@@ -209,18 +210,6 @@ static const struct tls_cert *cert_cur(const struct server *s)
   return s->cert;
 }
 
-static bool file_changed(const char *path, struct stat *seen)
-{
-  struct stat st;
-  if (stat(path, &st) < 0)
-    return false;
-  bool changed = st.st_mtim.tv_sec != seen->st_mtim.tv_sec ||
-                 st.st_mtim.tv_nsec != seen->st_mtim.tv_nsec || st.st_size != seen->st_size ||
-                 st.st_ino != seen->st_ino;
-  *seen = st;
-  return changed;
-}
-
 /* Puts a new certificate (a filled value, taken) in use: new connections
  * get it, live ones keep the one they hold a reference to. The store's
  * reference to the old one is dropped; it is freed now, or when the last
@@ -250,8 +239,8 @@ static void cert_check(struct server *s, bool force)
 {
   const struct config *cfg = s->cfg;
   if (cfg->cert_pem[0]) {
-    bool a = file_changed(cfg->cert_pem, &s->cert_st);
-    bool b = file_changed(cfg->key_pem, &s->key_st);
+    bool a = filewatch_changed(cfg->cert_pem, &s->cert_st);
+    bool b = filewatch_changed(cfg->key_pem, &s->key_st);
     if (!a && !b && !force)
       return;
     struct tls_cert c;
