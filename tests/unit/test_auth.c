@@ -12,6 +12,8 @@
 #include "wtrelay/auth.h"
 #include "wtrelay/config.h"
 
+#include "tmpdir.h"
+
 #define NOW 1700000000
 
 static struct auth_key secret_key(const char *s)
@@ -277,8 +279,8 @@ static void write_file(const char *path, const char *text)
 
 Test(auth, admit_subjects_and_origins)
 {
-  char dir[] = "/tmp/wtrelay-auth-XXXXXX";
-  cr_assert_not_null(mkdtemp(dir));
+  char dir[TEST_TMPDIR_MAX];
+  test_tmpdir(dir, sizeof(dir), "auth");
   static struct config cfg;
   config_defaults(&cfg);
   snprintf(cfg.auth_key, sizeof(cfg.auth_key), "%s/key", dir);
@@ -355,8 +357,7 @@ Test(auth, admit_subjects_and_origins)
   auth_fini(&a);
   auth_key_fini(&k);
   auth_key_fini(&nk);
-  unlink(cfg.auth_key);
-  rmdir(dir);
+  test_tmpdir_rm(dir);
 }
 
 Test(auth, config_flags)

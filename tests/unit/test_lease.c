@@ -17,6 +17,8 @@
 #include "wtrelay/lease.h"
 #include "wtrelay/timer.h"
 
+#include "tmpdir.h"
+
 #define S 1000000000ull
 #define FIRST 0x0a00020a /* 10.0.2.10 */
 #define LAST 0x0a0002fe  /* 10.0.2.254 */
@@ -360,18 +362,16 @@ Test(lease_file, more_lines_than_the_table_keeps_the_newest)
   lease_fini(&t);
 }
 
-static char dir[] = "/tmp/test_lease.XXXXXX";
+static char dir[TEST_TMPDIR_MAX];
 
 static void setup_dir(void)
 {
-  cr_assert_not_null(mkdtemp(dir));
+  test_tmpdir(dir, sizeof(dir), "lease");
 }
 
 static void teardown_dir(void)
 {
-  char cmd[128];
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
-  cr_assert_eq(system(cmd), 0);
+  test_tmpdir_rm(dir);
 }
 
 Test(lease_file, missing_unreadable_and_sync_write, .init = setup_dir, .fini = teardown_dir)

@@ -8,6 +8,8 @@
 
 #include "wtrelay/tls.h"
 
+#include "tmpdir.h"
+
 static void openssl_hash(const char *pem_path, char out[65])
 {
   char cmd[512];
@@ -59,8 +61,8 @@ Test(tls, generated_cert_is_p256_short_lived_with_sans)
 Test(tls, hash_matches_openssl_generated_and_loaded)
 {
   struct tls_cert c;
-  char path[] = "/tmp/wtrelay-tls-XXXXXX";
-  cr_assert(mkdtemp(path));
+  char path[TEST_TMPDIR_MAX];
+  test_tmpdir(path, sizeof(path), "tls");
   char pem[4096], cpath[256], kpath[256], want[65];
   cr_assert_eq(tls_cert_generate(&c, 13), 0);
   cr_assert_gt(tls_cert_export_pem(&c, pem, sizeof(pem)), 0);
@@ -103,8 +105,7 @@ Test(tls, hash_matches_openssl_generated_and_loaded)
   fputs("not a certificate\n", f);
   fclose(f);
   cr_assert_eq(tls_cert_load_pem(&c, other, kpath, err, sizeof(err)), -EINVAL);
-  snprintf(cmd, sizeof(cmd), "rm -rf %s", path);
-  cr_assert_eq(system(cmd), 0);
+  test_tmpdir_rm(path);
 }
 
 Test(tls, hash_hex_parse)
