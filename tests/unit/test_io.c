@@ -96,36 +96,47 @@ Test(io, datagrams_and_gso_superpacket_are_received)
   io_fini(&io);
 }
 
-Test(io, tx_batches_equal_packets_with_gso)
-{
+/* An io with a receiving and a sending socket on loopback. */
+struct txenv {
   struct io io;
-  struct io_params p;
-  io_params_default(&p);
-  cr_assert_eq(io_init(&io, &p), 0);
-  struct rx r = {0};
+  struct rx r;
   struct io_udp_sock *rxs, *txs;
-  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &rxs), 0);
-  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, NULL, NULL, &txs), 0);
   union io_sockaddr dst;
   socklen_t dl;
-  cr_assert_eq(io_sockaddr_parse("127.0.0.1", rxs->port, &dst, &dl), 0);
+};
+
+static void txenv_init(struct txenv *t)
+{
+  struct io_params p;
+  io_params_default(&p);
+  memset(t, 0, sizeof(*t));
+  cr_assert_eq(io_init(&t->io, &p), 0);
+  cr_assert_eq(io_udp_open(&t->io, "127.0.0.1", 0, on_rx, &t->r, &t->rxs), 0);
+  cr_assert_eq(io_udp_open(&t->io, "127.0.0.1", 0, NULL, NULL, &t->txs), 0);
+  cr_assert_eq(io_sockaddr_parse("127.0.0.1", t->rxs->port, &t->dst, &t->dl), 0);
+}
+
+Test(io, tx_batches_equal_packets_with_gso)
+{
+  static struct txenv t;
+  txenv_init(&t);
   for (int i = 0; i < 20; i++) {
-    uint8_t *b = io_tx_reserve(&io, 1500);
+    uint8_t *b = io_tx_reserve(&t.io, 1500);
     cr_assert(b);
     memset(b, i, 1000);
-    io_tx_commit(&io, 1000, txs, &dst, dl, NULL);
+    io_tx_commit(&t.io, 1000, t.txs, &t.dst, t.dl, NULL);
   }
-  uint8_t *b = io_tx_reserve(&io, 1500);
+  uint8_t *b = io_tx_reserve(&t.io, 1500);
   memset(b, 0x77, 300);
-  io_tx_commit(&io, 300, txs, &dst, dl, NULL);
-  pump(&io, &r, 21);
-  cr_assert_eq(r.n, 21);
-  cr_assert_eq(r.sizes[20], 300);
-  cr_assert_eq(r.first[7], 7);
-  cr_assert_eq(io.ctr.tx_packets, 21);
-  cr_assert_lt(io.ctr.tx_msgs, io.ctr.tx_packets, "GSO grouped packets: %llu msgs",
-               (unsigned long long)io.ctr.tx_msgs);
-  io_fini(&io);
+  io_tx_commit(&t.io, 300, t.txs, &t.dst, t.dl, NULL);
+  pump(&t.io, &t.r, 21);
+  cr_assert_eq(t.r.n, 21);
+  cr_assert_eq(t.r.sizes[20], 300);
+  cr_assert_eq(t.r.first[7], 7);
+  cr_assert_eq(t.io.ctr.tx_packets, 21);
+  cr_assert_lt(t.io.ctr.tx_msgs, t.io.ctr.tx_packets, "GSO grouped packets: %llu msgs",
+               (unsigned long long)t.io.ctr.tx_msgs);
+  io_fini(&t.io);
 }
 
 /* A lone larger packet (a path MTU probe) is sent alone: [1406, 1200] are
@@ -134,36 +145,28 @@ Test(io, tx_batches_equal_packets_with_gso)
  * train. */
 Test(io, a_lone_larger_packet_is_sent_alone)
 {
-  struct io io;
-  struct io_params p;
-  io_params_default(&p);
-  cr_assert_eq(io_init(&io, &p), 0);
-  struct rx r = {0};
-  struct io_udp_sock *rxs, *txs;
-  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &rxs), 0);
-  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, NULL, NULL, &txs), 0);
-  union io_sockaddr dst;
-  socklen_t dl;
-  cr_assert_eq(io_sockaddr_parse("127.0.0.1", rxs->port, &dst, &dl), 0);
+  static struct txenv t;
+  txenv_init(&t);
   const size_t sizes[] = {1406, 1200};
   for (int i = 0; i < 2; i++) {
-    uint8_t *b = io_tx_reserve(&io, 1500);
+    uint8_t *b = io_tx_reserve(&t.io, 1500);
     cr_assert(b);
     memset(b, 0x30 + i, sizes[i]);
-    io_tx_commit(&io, sizes[i], txs, &dst, dl, NULL);
+    io_tx_commit(&t.io, sizes[i], t.txs, &t.dst, t.dl, NULL);
   }
-  cr_assert_eq(io_flush(&io), 2, "the probe-sized packet took the next one into its sendmsg");
-  pump(&io, &r, 2);
-  cr_assert_eq(r.n, 2);
+  cr_assert_eq(io_flush(&t.io), 2, "the probe-sized packet took the next one into its sendmsg");
+  pump(&t.io, &t.r, 2);
+  cr_assert_eq(t.r.n, 2);
   const size_t train[] = {1200, 1200, 1000};
   for (int i = 0; i < 3; i++) {
-    uint8_t *b = io_tx_reserve(&io, 1500);
+    uint8_t *b = io_tx_reserve(&t.io, 1500);
     memset(b, 0x40 + i, train[i]);
-    io_tx_commit(&io, train[i], txs, &dst, dl, NULL);
+    io_tx_commit(&t.io, train[i], t.txs, &t.dst, t.dl, NULL);
   }
-  cr_assert_eq(io_flush(&io), io.gso_ok ? 1 : 3, "equal packets and a shorter last one: one train");
-  pump(&io, &r, 5);
-  cr_assert_eq(r.n, 5);
-  cr_assert_eq(r.sizes[4], 1000);
-  io_fini(&io);
+  cr_assert_eq(io_flush(&t.io), t.io.gso_ok ? 1 : 3,
+               "equal packets and a shorter last one: one train");
+  pump(&t.io, &t.r, 5);
+  cr_assert_eq(t.r.n, 5);
+  cr_assert_eq(t.r.sizes[4], 1000);
+  io_fini(&t.io);
 }

@@ -558,18 +558,28 @@ static void only_resends_of(struct env *e, struct conn *c, uint32_t seq)
                 t.len, seq);
 }
 
+/* A flight of n bytes from the host, delivered to the guest once in
+ * order (nothing acknowledged yet); returns its first sequence number. */
+static uint32_t flight(struct env *e, struct conn *c, const uint8_t *data, size_t n)
+{
+  static uint8_t got[8 * TCP_MSS_TO_GUEST];
+  cr_assert_leq(n, sizeof(got));
+  cr_assert_eq(send(c->afd, data, n, 0), (ssize_t)n);
+  uint32_t una = c->hnxt;
+  cr_assert_eq(collect(e, c, una, n, got, n), n);
+  cr_assert_arr_eq(got, data, n);
+  return una;
+}
+
 Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
 {
   struct env *e = env_new();
   struct conn c;
   conn_open(e, &c, 40013, 9, GUEST_WND);
   const uint32_t M = TCP_MSS_TO_GUEST;
-  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 7);
-  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-  uint32_t una = c.hnxt;
-  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
-  cr_assert_arr_eq(got, data, sizeof(data));
+  uint32_t una = flight(e, &c, data, sizeof(data));
 
   /* segments 2 and 4 were lost: the guest acknowledges segment 1, then
    * reports segment 2 missing three times (segments 3 and 5 arrived) */
@@ -626,11 +636,9 @@ Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
   struct conn c;
   conn_open(e, &c, 40016, 9, GUEST_WND);
   const uint32_t M = TCP_MSS_TO_GUEST;
-  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 13);
-  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-  uint32_t una = c.hnxt;
-  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  uint32_t una = flight(e, &c, data, sizeof(data));
   conn_ack(e, &c, una + M);
   pump_for(e, 20 * MS);
   /* segment 2 lost; 3, 4, 5 arrive: three duplicate ACKs, each with a SACK
@@ -652,11 +660,9 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
   struct conn c;
   conn_open(e, &c, 40017, 9, GUEST_WND);
   const uint32_t M = TCP_MSS_TO_GUEST;
-  static uint8_t data[5 * TCP_MSS_TO_GUEST], got[5 * TCP_MSS_TO_GUEST];
+  static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 17);
-  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-  uint32_t una = c.hnxt;
-  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  uint32_t una = flight(e, &c, data, sizeof(data));
   conn_ack(e, &c, una + M);
   /* wait until no receive operation of the connection is in flight, so the
    * third duplicate ACK submits the resend's peek at once */
@@ -711,11 +717,9 @@ Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
   struct conn c;
   conn_open(e, &c, 40014, 9, GUEST_WND);
   const uint32_t M = TCP_MSS_TO_GUEST;
-  static uint8_t data[3 * TCP_MSS_TO_GUEST], got[3 * TCP_MSS_TO_GUEST];
+  static uint8_t data[3 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 9);
-  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
-  uint32_t una = c.hnxt;
-  cr_assert_eq(collect(e, &c, una, sizeof(data), got, sizeof(data)), sizeof(data));
+  uint32_t una = flight(e, &c, data, sizeof(data));
   /* the guest has segment 1 only: no duplicate ACKs will ever come */
   conn_ack(e, &c, una + M);
   uint64_t t0 = clock_now_ns();
