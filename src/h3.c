@@ -130,6 +130,11 @@ void h3_session_remote_str(const struct h3_session *s, char *buf, size_t cap)
     snprintf(buf, cap, "?");
 }
 
+uint64_t h3_session_client_key(const struct h3_session *s)
+{
+  return s->hc && s->hc->qc ? quic_conn_client_key(s->hc->qc) : 0;
+}
+
 /* Connection error: close the QUIC connection with an H3 code. */
 static int conn_error(struct h3_conn *hc, uint64_t code, const char *why)
 {

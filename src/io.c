@@ -222,6 +222,26 @@ int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, s
   return -EINVAL;
 }
 
+uint64_t io_sockaddr_client_key(const union io_sockaddr *a)
+{
+  /* IPv4 keys sit in 0xffff0001xxxxxxxx, which as an IPv6 /64 would be a
+   * multicast prefix (ff00::/8): never a client's source. */
+  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  uint64_t k = 0;
+  if (a->sa.sa_family == AF_INET) {
+    return 0xffff000100000000ull | ntohl(a->in.sin_addr.s_addr);
+  } else if (a->sa.sa_family == AF_INET6) {
+    const uint8_t *b = a->in6.sin6_addr.s6_addr;
+    if (memcmp(b, mapped, sizeof(mapped)) == 0)
+      return 0xffff000100000000ull | (uint64_t)b[12] << 24 | (uint64_t)b[13] << 16 |
+             (uint64_t)b[14] << 8 | b[15];
+    for (int i = 0; i < 8; i++)
+      k = k << 8 | b[i];
+    return k ? k : 1; /* ::/64 is no client's, but keep the key nonzero */
+  }
+  return 0;
+}
+
 void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap)
 {
   char host[INET6_ADDRSTRLEN] = "?";

@@ -361,6 +361,11 @@ void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap)
   io_sockaddr_str(&c->remote, buf, cap);
 }
 
+uint64_t quic_conn_client_key(const struct quic_conn *c)
+{
+  return io_sockaddr_client_key(&c->remote);
+}
+
 /* ---- ngtcp2 callbacks ---- */
 
 static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)

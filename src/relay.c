@@ -711,6 +711,7 @@ static int on_session_request(void *app, struct h3_session *s)
   p->mac_bound = cl.has_mac;
   memcpy(p->token_mac, cl.mac, 6);
   p->auth_subject = subject;
+  p->client = h3_session_client_key(s);
   r->rooms[room].npeers++;
   r->npeers++;
   r->ctr.sessions++;
@@ -819,7 +820,20 @@ static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_
   ippool_release(&r->rooms[room].pool, ip, *r->now);
 }
 
-const struct gateway_addr_ops relay_addr_ops = {.lease = addr_lease, .release = addr_release};
+/* The NAT's per-client shares: the client key of the session behind a
+ * switch port (its ctx is the peer when the port is a session's). */
+static uint64_t addr_client_of(void *ctx, uint32_t room, uint32_t port)
+{
+  struct relay *r = ctx;
+  if (port >= r->sw.p.max_ports || !r->sw.ports[port].used ||
+      r->sw.ports[port].ops != &peer_port_ops)
+    return 0;
+  const struct relay_peer *p = r->sw.ports[port].ctx;
+  return p->used && p->room == room ? p->client : 0;
+}
+
+const struct gateway_addr_ops relay_addr_ops = {
+    .lease = addr_lease, .release = addr_release, .client_of = addr_client_of};
 
 const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,

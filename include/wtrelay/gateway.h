@@ -40,6 +40,10 @@ struct gateway_addr_ops {
   /* The address of mac in room: a live session's, or a pool lease. */
   int (*lease)(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip);
   void (*release)(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip);
+  /* An opaque nonzero key of the client (its address; IPv6 by /64) behind
+   * switch port `port` of room, for the NAT's per-client shares; 0 = not a
+   * client's port (or unknown). May be NULL (tests): no client shares. */
+  uint64_t (*client_of)(void *ctx, uint32_t room, uint32_t port);
 };
 
 struct gateway_params {

@@ -123,5 +123,7 @@ size_t h3_session_max_datagram(struct h3_session *s);
 void h3_session_close(struct h3_session *s, uint32_t code, const char *reason);
 struct quic_conn *h3_session_quic(const struct h3_session *s);
 void h3_session_remote_str(const struct h3_session *s, char *buf, size_t cap);
+/* The client behind the session (quic_conn_client_key), 0 when gone. */
+uint64_t h3_session_client_key(const struct h3_session *s);
 
 #endif

@@ -281,6 +281,11 @@ unsigned io_dispatch(struct io *io);
 int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *outlen);
 void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap);
 bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b);
+/* The client a remote address stands for, as a nonzero 64-bit key for
+ * per-client shares: an IPv4 address (also when seen IPv4-mapped on a
+ * dual-stack socket) by itself, an IPv6 address by its /64 (one host or
+ * subscriber usually holds a whole /64). 0 for any other family. */
+uint64_t io_sockaddr_client_key(const union io_sockaddr *a);
 /* The source address the kernel's routing picks toward `remote` (a UDP
  * socket of the same family is connected there and asked getsockname; no
  * packet is sent). A socket bound to a wildcard address needs this to name

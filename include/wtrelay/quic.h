@@ -282,5 +282,7 @@ size_t quic_conn_max_datagram(struct quic_conn *c);
 /* Closes the connection with an application error (CONNECTION_CLOSE). */
 void quic_conn_close(struct quic_conn *c, uint64_t app_err);
 void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
+/* io_sockaddr_client_key of the connection's current peer address. */
+uint64_t quic_conn_client_key(const struct quic_conn *c);
 
 #endif

@@ -79,6 +79,7 @@ struct relay_peer {
   bool mac_bound; /* the token names the only MAC it may register */
   uint8_t token_mac[6];
   uint32_t auth_subject; /* auth subject slot + 1, 0 = none */
+  uint64_t client;       /* io_sockaddr_client_key of the session's address at CONNECT */
 };
 
 struct relay_counters {

@@ -170,3 +170,22 @@ Test(io, a_lone_larger_packet_is_sent_alone)
   cr_assert_eq(t.r.sizes[4], 1000);
   io_fini(&t.io);
 }
+
+/* Per-client shares key a client by its IPv4 address (also IPv4-mapped, as
+ * a dual-stack socket reports it) or by its IPv6 /64. */
+Test(io, client_key_is_the_ipv4_address_or_the_ipv6_slash_64)
+{
+  union io_sockaddr a, b;
+  socklen_t l;
+  cr_assert_eq(io_sockaddr_parse("192.0.2.7", 1, &a, &l), 0);
+  cr_assert_eq(io_sockaddr_parse("::ffff:192.0.2.7", 2, &b, &l), 0);
+  cr_assert_neq(io_sockaddr_client_key(&a), 0);
+  cr_assert_eq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
+  cr_assert_eq(io_sockaddr_parse("192.0.2.8", 1, &b, &l), 0);
+  cr_assert_neq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
+  cr_assert_eq(io_sockaddr_parse("2001:db8:1:2::1", 1, &a, &l), 0);
+  cr_assert_eq(io_sockaddr_parse("2001:db8:1:2:ffff::9", 1, &b, &l), 0);
+  cr_assert_eq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
+  cr_assert_eq(io_sockaddr_parse("2001:db8:1:3::1", 1, &b, &l), 0);
+  cr_assert_neq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
+}
