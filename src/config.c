@@ -131,6 +131,10 @@ static const struct opt opts[] = {
      "UDP NAT mappings per VM (default 256)"},
     {"udp-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(udp_timeout_s),
      "time an idle UDP NAT mapping lives (default 60s)"},
+    {"max-dns-inflight-per-vm", 0, NULL, OPT_U32, 1, 1024, OFF(max_dns_inflight_per_vm),
+     "DNS queries one VM may have in flight at the forwarder; beyond, SERVFAIL (default 32)"},
+    {"max-icmp-flows-per-vm", 0, NULL, OPT_U32, 1, 256, OFF(max_icmp_flows_per_vm),
+     "ICMP echo ids (ping NAT flows) per VM (default 16)"},
     {"max-tcp-conns", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns),
      "TCP NAT connections in all (default 4096)"},
     {"max-tcp-conns-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns_per_vm),
@@ -194,6 +198,8 @@ void config_defaults(struct config *c)
   c->max_udp_flows = 4096;
   c->max_udp_flows_per_vm = 256;
   c->udp_timeout_s = 60;
+  c->max_dns_inflight_per_vm = 32;
+  c->max_icmp_flows_per_vm = 16;
   c->max_tcp_conns = 4096;
   c->max_tcp_conns_per_vm = 256;
   c->tcp_idle_timeout_s = 7200;

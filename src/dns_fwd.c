@@ -2,17 +2,29 @@
  * dns_fwd: the DNS forwarder at 10.0.2.3.
  *
  * Guest queries (UDP to 10.0.2.3:53) go to the host's resolvers
- * (/etc/resolv.conf, or --dns-upstream) from one socket on the worker's
- * ring, round robin. Each query in flight holds a slot of a bounded table
- * (--max-dns-inflight, a power of two); its upstream id is the slot number
- * in the low bits and random high bits, so answers find their slot at once,
- * and an answer counts only when its id, its question (name, type, class;
- * case-insensitive) and its source (one of the upstreams) all match. The
- * guest's own id is restored and the answer goes back from 10.0.2.3:53 to
- * the guest's address and port. Queries time out (--dns-timeout) and are
- * dropped with a counter: the guest's resolver retries. A full table drops
- * the query. Upstreams are the operator's choice and are not subject to the
- * guests' egress policy.
+ * (/etc/resolv.conf, or --dns-upstream), round robin. Each query in flight
+ * holds a slot of a bounded table (--max-dns-inflight) and, following
+ * RFC 5452 (resilience against forged answers), gets
+ *   - a fresh random 16-bit id (getrandom), not derived from the slot;
+ *   - a socket of its own, bound to an ephemeral port that the kernel picks
+ *     at random from the local port range, opened for this query and
+ *     closed when it is answered or times out; so both the id and the
+ *     source port of every query are unpredictable (about 16 + 15 bits for
+ *     a blind forger to guess instead of 16).
+ * An answer counts only when it arrives on that query's socket, from the
+ * exact address and port the query went to, with the query's id and its
+ * question (name, type, class; case-insensitive). The guest's own id is
+ * restored and the answer goes back from 10.0.2.3:53 to the guest's
+ * address and port. Queries time out (--dns-timeout) and are dropped with
+ * a counter: the guest's resolver retries.
+ *
+ * Shares: a VM (room, address) holds at most --max-dns-inflight-per-vm
+ * slots; a query beyond its share is answered SERVFAIL at once (counted,
+ * dns_vm_full) and never takes or evicts another VM's slot, so a VM that
+ * floods unanswerable queries cannot starve the others' DNS. A full table
+ * drops the query (dns_full); a socket that cannot be opened (descriptor
+ * limit) too (dns_sock_failed). Upstreams are the operator's choice and are
+ * not subject to the guests' egress policy.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -43,37 +55,50 @@ int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path)
   return (int)p->nupstreams;
 }
 
-static bool upstream_known(const struct gateway *gw, const union io_sockaddr *a)
+/* The exact address and port the query was sent to. */
+static bool from_upstream(const union io_sockaddr *up, const union io_sockaddr *a)
 {
-  for (uint32_t i = 0; i < gw->p.nupstreams; i++) {
-    const union io_sockaddr *u = &gw->p.upstream[i];
-    if (io_sockaddr_equal(u, a))
-      return true;
-    /* an IPv4 upstream answers on the dual-stack socket as ::ffff:a.b.c.d */
-    if (u->sa.sa_family == AF_INET && a->sa.sa_family == AF_INET6 &&
-        IN6_IS_ADDR_V4MAPPED(&a->in6.sin6_addr) && u->in.sin_port == a->in6.sin6_port &&
-        memcmp(&a->in6.sin6_addr.s6_addr[12], &u->in.sin_addr, 4) == 0)
-      return true;
-  }
-  return false;
+  if (up->sa.sa_family != a->sa.sa_family)
+    return false;
+  if (up->sa.sa_family == AF_INET)
+    return up->in.sin_port == a->in.sin_port && up->in.sin_addr.s_addr == a->in.sin_addr.s_addr;
+  return up->in6.sin6_port == a->in6.sin6_port &&
+         memcmp(&up->in6.sin6_addr, &a->in6.sin6_addr, sizeof(a->in6.sin6_addr)) == 0;
+}
+
+static void slot_free(struct gateway *gw, struct dns_pending *d)
+{
+  if (!d->used)
+    return;
+  if (d->sock)
+    io_udp_close(gw->io, d->sock);
+  d->sock = NULL;
+  d->used = false;
+  gw->dns_inflight--;
 }
 
 static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                         const union io_sockaddr *peer, socklen_t peerlen,
                         const struct io_local *local)
 {
-  struct gateway *gw = ctx;
+  struct dns_pending *d = ctx;
+  struct gateway *gw = d->gw;
   struct dns_question q;
-  (void)s;
   (void)peerlen;
   (void)local;
-  if (!upstream_known(gw, peer) || dns_parse_question(pkt, len, &q) < 0 || !dns_is_response(&q)) {
+  if (!d->used || d->sock != s) {
+    gw->ctr.dns_unmatched++;
+    return;
+  }
+  if (!from_upstream(&gw->p.upstream[d->up], peer)) {
+    gw->ctr.dns_bad++; /* somebody else found the port: not an answer */
+    return;
+  }
+  if (dns_parse_question(pkt, len, &q) < 0 || !dns_is_response(&q)) {
     gw->ctr.dns_bad++;
     return;
   }
-  uint32_t slot = q.id & (gw->p.max_dns_inflight - 1);
-  struct dns_pending *d = &gw->dns[slot];
-  if (!d->used || d->q.id != q.id || !dns_same_question(&d->q, &q)) {
+  if (q.id != d->q.id || !dns_same_question(&d->q, &q)) {
     gw->ctr.dns_unmatched++;
     return;
   }
@@ -81,8 +106,8 @@ static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t l
   struct net_l2 l2 = {.dst_mac = d->guest_mac, .src_mac = gw->p.mac};
   int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, d->guest_ip, 53, d->guest_port,
                         pkt, len, gw_next_id(gw));
-  d->used = false;
-  gw->dns_inflight--;
+  uint32_t room = d->room;
+  slot_free(gw, d);
   if (n < 0) {
     /* larger than a frame: the guest retries over TCP (TC is the upstream's
      * business; we cannot fragment) */
@@ -90,38 +115,70 @@ static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t l
     return;
   }
   gw->ctr.dns_answers++;
-  gw_emit(gw, d->room, (size_t)n);
+  gw_emit(gw, room, (size_t)n);
 }
 
 int dns_fwd_init(struct gateway *gw)
 {
   uint32_t m = gw->p.max_dns_inflight;
-  if (m == 0 || (m & (m - 1)) || m > 32768)
+  if (m == 0 || m > 32768)
     return -EINVAL;
   gw->dns = calloc(m, sizeof(*gw->dns));
   if (!gw->dns)
     return -ENOMEM;
-  if (gw->p.nupstreams == 0) {
+  for (uint32_t i = 0; i < m; i++)
+    gw->dns[i].gw = gw;
+  if (gw->p.nupstreams == 0)
     log_warn("DNS forwarder has no upstream: guests' queries to the DNS address fail",
              "fix=\"--dns-upstream ADDR or a nameserver in /etc/resolv.conf\"");
-    return 0;
-  }
-  struct io_udp_opts o = {.bind_addr = "::", .port = 0, .bufsize = 1 << 20};
-  int rc = io_udp_open_ex(gw->io, &o, answer_recv, gw, &gw->dns_sock);
-  if (rc < 0) {
-    o.bind_addr = "0.0.0.0"; /* no IPv6 on this host */
-    rc = io_udp_open_ex(gw->io, &o, answer_recv, gw, &gw->dns_sock);
-  }
-  return rc;
+  return 0;
 }
 
 void dns_fwd_fini(struct gateway *gw)
 {
-  if (gw->dns_sock)
-    io_udp_close(gw->io, gw->dns_sock);
-  gw->dns_sock = NULL;
+  for (uint32_t i = 0; gw->dns && i < gw->p.max_dns_inflight; i++)
+    slot_free(gw, &gw->dns[i]);
   free(gw->dns);
   gw->dns = NULL;
+}
+
+static uint32_t inflight_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < gw->p.max_dns_inflight; i++)
+    n += gw->dns[i].used && gw->dns[i].room == room && gw->dns[i].guest_ip == ip;
+  return n;
+}
+
+/* A VM beyond its share: SERVFAIL now (header and question of the query,
+ * QR and RA set, RCODE 2), so its resolver fails fast instead of retrying
+ * into a table it cannot have more of. */
+static void servfail(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u,
+                     const struct dns_question *q)
+{
+  uint8_t msg[12 + DNS_NAME_MAX + 4];
+  if (q->end > sizeof(msg) || q->end > u->len)
+    return;
+  memcpy(msg, u->payload, q->end);
+  uint16_t flags = (uint16_t)((q->flags & 0x7900) | 0x8000 | 0x0080 | 2); /* opcode, RD kept */
+  msg[2] = (uint8_t)(flags >> 8);
+  msg[3] = (uint8_t)flags;
+  msg[4] = 0;
+  msg[5] = 1;
+  memset(msg + 6, 0, 6);
+  struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, pkt->ip.src, 53, u->sport, msg,
+                        q->end, gw_next_id(gw));
+  if (n > 0)
+    gw_emit(gw, pkt->room, (size_t)n);
+}
+
+static uint16_t random_id(struct gateway *gw)
+{
+  uint16_t r;
+  if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
+    r = (uint16_t)(gw_next_id(gw) * 40503u); /* no entropy: the port still varies */
+  return r;
 }
 
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u)
@@ -132,14 +189,22 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     gw->ctr.dns_bad++;
     return;
   }
-  if (!gw->dns_sock) {
+  if (gw->p.nupstreams == 0) {
     gw->ctr.dns_no_upstream++;
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_PORT);
     return;
   }
+  if (gw->p.max_dns_inflight_per_vm &&
+      inflight_of_vm(gw, pkt->room, pkt->ip.src) >= gw->p.max_dns_inflight_per_vm) {
+    gw->ctr.dns_vm_full++;
+    gw_log(gw, "DNS query refused (SERVFAIL)",
+           "queries in flight of this VM (--max-dns-inflight-per-vm)");
+    servfail(gw, pkt, u, &q);
+    return;
+  }
   uint32_t m = gw->p.max_dns_inflight, slot = UINT32_MAX;
   for (uint32_t k = 0; k < m; k++) {
-    uint32_t i = (gw->dns_next + k) & (m - 1);
+    uint32_t i = (gw->dns_next + k) % m;
     if (!gw->dns[i].used) {
       slot = i;
       break;
@@ -147,35 +212,34 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   }
   if (slot == UINT32_MAX) {
     gw->ctr.dns_full++;
+    gw_log(gw, "DNS query dropped", "forwarder table full (--max-dns-inflight)");
     return;
   }
   gw->dns_next = slot + 1;
-  uint16_t r;
-  if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-    r = gw_next_id(gw);
-  uint16_t id = (uint16_t)((r & ~(m - 1)) | slot);
-  const union io_sockaddr *up = &gw->p.upstream[gw->dns_rr++ % gw->p.nupstreams];
-  socklen_t uplen = up->sa.sa_family == AF_INET ? sizeof(up->in) : sizeof(up->in6);
-  union io_sockaddr dst = *up;
-  if (up->sa.sa_family == AF_INET && gw->dns_sock->family == AF_INET6) {
-    /* the dual-stack socket reaches IPv4 as ::ffff:a.b.c.d */
-    memset(&dst, 0, sizeof(dst));
-    dst.in6.sin6_family = AF_INET6;
-    dst.in6.sin6_port = up->in.sin_port;
-    dst.in6.sin6_addr.s6_addr[10] = dst.in6.sin6_addr.s6_addr[11] = 0xff;
-    memcpy(&dst.in6.sin6_addr.s6_addr[12], &up->in.sin_addr, 4);
-    uplen = sizeof(dst.in6);
+  struct dns_pending *d = &gw->dns[slot];
+  uint32_t upi = gw->dns_rr++ % gw->p.nupstreams;
+  const union io_sockaddr *up = &gw->p.upstream[upi];
+  struct io_udp_opts o = {.bind_addr = up->sa.sa_family == AF_INET ? "0.0.0.0" : "::", .port = 0};
+  struct io_udp_sock *sock;
+  if (io_udp_open_ex(gw->io, &o, answer_recv, d, &sock) < 0) {
+    gw->ctr.dns_sock_failed++;
+    gw_log(gw, "DNS query dropped", "cannot open a socket for it (descriptor limit?)");
+    return;
   }
   uint8_t *buf = io_tx_reserve(gw->io, u->len);
   if (!buf) {
+    io_udp_close(gw->io, sock);
     gw->ctr.dns_full++;
     return;
   }
+  uint16_t id = random_id(gw);
   memcpy(buf, u->payload, u->len);
   dns_set_id(buf, id);
-  io_tx_commit(gw->io, u->len, gw->dns_sock, &dst, uplen, NULL);
-  struct dns_pending *d = &gw->dns[slot];
+  socklen_t uplen = up->sa.sa_family == AF_INET ? sizeof(up->in) : sizeof(up->in6);
+  io_tx_commit(gw->io, u->len, sock, up, uplen, NULL);
   d->used = true;
+  d->sock = sock;
+  d->up = upi;
   d->room = pkt->room;
   d->guest_ip = pkt->ip.src;
   d->guest_port = u->sport;
@@ -192,8 +256,7 @@ void dns_fwd_sweep(struct gateway *gw, uint64_t now)
   for (uint32_t i = 0; gw->dns && i < gw->p.max_dns_inflight; i++) {
     struct dns_pending *d = &gw->dns[i];
     if (d->used && now >= d->deadline_ns) {
-      d->used = false;
-      gw->dns_inflight--;
+      slot_free(gw, d);
       gw->ctr.dns_timeouts++;
     }
   }

@@ -4,7 +4,8 @@
  *
  * A frame delivered to a room's gateway port is copied once into a scratch
  * buffer (the NAT path is not the switch's zero-copy path: every packet is
- * rewritten anyway), parsed, checked (anti-spoofing, egress policy, TTL),
+ * rewritten anyway), parsed, checked (anti-spoofing, egress policy, the
+ * host's own addresses followed live by hostaddr, TTL),
  * and handled. Answers are built in a second scratch buffer and enter the
  * switch from the same gateway port, possibly while the switch is still
  * delivering the frame that caused them (the switch allows that).
@@ -227,6 +228,15 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
     return;
   }
+  /* the host would deliver it to itself: however and whenever that
+   * address appeared (hostaddr.h); no --egress-allow overrides this */
+  if (gw->p.hostaddr && hostaddr_is_local(gw->p.hostaddr, ip->dst)) {
+    gw->ctr.local_refused++;
+    char a[16];
+    gw_log(gw, "egress refused: a local address of the relay host", net_ip_str(ip->dst, a));
+    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
+    return;
+  }
   if (is_udp) {
     if (net_udp_parse(ip, &u) < 0) {
       gw->ctr.bad_l4++;
@@ -393,5 +403,10 @@ void gateway_log_counters(const struct gateway *gw)
            U(c->tcp_segs_in), U(c->tcp_segs_out), U(c->tcp_bytes_in), U(c->tcp_bytes_out),
            U(c->tcp_retransmits), U(c->tcp_out_of_order), U(c->tcp_host_errors),
            U(c->tcp_idle_closed), U(c->tcp_tail_probes));
+  log_info("nat security counters",
+           "udp_filtered=%llu udp_peers_replaced=%llu local_refused=%llu dns_vm_full=%llu "
+           "dns_sock_failed=%llu icmp_vm_full=%llu",
+           U(c->udp_filtered), U(c->udp_peers_replaced), U(c->local_refused), U(c->dns_vm_full),
+           U(c->dns_sock_failed), U(c->icmp_vm_full));
 #undef U
 }

@@ -387,6 +387,28 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"unmatched\"", g->dns_unmatched},
                            {"event=\"no_upstream\"", g->dns_no_upstream}},
              7);
+    counters(b, "wtrelay_nat_security_total",
+             "NAT filtering, own-address refusals and per-VM shares of DNS and echo ids",
+             (struct lv[]){{"event=\"udp_filtered\"", g->udp_filtered},
+                           {"event=\"udp_peer_replaced\"", g->udp_peers_replaced},
+                           {"event=\"local_refused\"", g->local_refused},
+                           {"event=\"dns_vm_full\"", g->dns_vm_full},
+                           {"event=\"dns_socket_failed\"", g->dns_sock_failed},
+                           {"event=\"icmp_vm_full\"", g->icmp_vm_full}},
+             6);
+    if (m->gw->p.hostaddr) {
+      const struct hostaddr_counters *hc = &m->gw->p.hostaddr->ctr;
+      gauge(b, "wtrelay_host_local_routes", "local and broadcast routes of the host, followed",
+            m->gw->p.hostaddr->n);
+      counters(b, "wtrelay_host_local_routes_total", "rtnetlink events of the local route mirror",
+               (struct lv[]){{"event=\"added\"", hc->added},
+                             {"event=\"removed\"", hc->removed},
+                             {"event=\"overrun\"", hc->overruns},
+                             {"event=\"resync\"", hc->resyncs},
+                             {"event=\"full\"", hc->full},
+                             {"event=\"error\"", hc->errors}},
+               6);
+    }
   }
 
   /* the ops listener itself */

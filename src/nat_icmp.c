@@ -12,6 +12,10 @@
  * flow instead: each flow gets its own echo id on the wire and we compute
  * the checksums. With neither, ICMP NAT is disabled with one log line at
  * start-up and echoes are dropped with a counter.
+ *
+ * Bounds: --max-icmp-flows-per-vm echo ids per (room, VM address), so one
+ * VM cycling through echo ids cannot take every flow of the table; past
+ * it the echo is dropped and counted (icmp_vm_full).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -141,12 +145,21 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
 static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
 {
   struct nat_icmp_flow *free_f = NULL;
+  uint32_t of_vm = 0;
   for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
     struct nat_icmp_flow *f = &gw->icmp[i];
-    if (f->used && f->room == pkt->room && f->guest_ip == pkt->ip.src && f->guest_id == id)
+    bool vm = f->used && f->room == pkt->room && f->guest_ip == pkt->ip.src;
+    if (vm && f->guest_id == id)
       return f;
+    of_vm += vm;
     if (!f->used && !free_f)
       free_f = f;
+  }
+  if (gw->p.max_icmp_flows_per_vm && of_vm >= gw->p.max_icmp_flows_per_vm) {
+    /* this VM's share of echo ids is taken: the others' stay free */
+    gw->ctr.icmp_vm_full++;
+    gw_log(gw, "ICMP NAT flow refused", "echo ids of this VM (--max-icmp-flows-per-vm)");
+    return NULL;
   }
   if (!free_f) {
     gw->ctr.icmp_flows_full++;

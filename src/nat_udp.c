@@ -6,10 +6,20 @@
  * guests that use the same source port never see each other's answers
  * (the seed shared one socket among all VMs). A guest datagram is sent
  * from the flow's socket to its destination (egress policy already
- * checked); every datagram that comes back on that socket is rebuilt as an
+ * checked); a datagram that comes back on that socket is rebuilt as an
  * Ethernet/IPv4/UDP frame from the remote address to the guest. Flows end
- * after --udp-timeout idle seconds. Bounds: flows in all and per guest;
- * a full table drops (counted) and the guest gets no answer.
+ * after --udp-timeout seconds without a datagram from the guest. Bounds:
+ * flows in all and per guest; a full table drops (counted) and the guest
+ * gets no answer.
+ *
+ * Filtering (RFC 4787 REQ-8, address- and port-dependent): the mapping
+ * remembers the last NAT_UDP_PEERS remote endpoints (address and port) the
+ * guest sent to through it; a datagram from any other endpoint is dropped
+ * and counted (udp_filtered). The socket is never connect()ed (a mapping
+ * may talk to several endpoints); the source address that the multishot
+ * recvmsg reports is checked instead. Only the guest's datagrams refresh
+ * the mapping: inbound traffic cannot keep a mapping alive, so a remote
+ * host cannot hold a socket (and a slot of the guest's share) open.
  *
  * ICMP errors the host receives for a flow (port unreachable, host
  * unreachable, fragmentation needed...) are reported through IP_RECVERR:
@@ -82,6 +92,32 @@ void nat_udp_fini(struct gateway *gw)
   gw->udp_hash = NULL;
 }
 
+bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port)
+{
+  for (uint32_t i = 0; i < f->npeers; i++)
+    if (f->peers[i].ip == ip && f->peers[i].port == port)
+      return true;
+  return false;
+}
+
+bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint64_t now)
+{
+  struct nat_udp_peer *lru = NULL;
+  for (uint32_t i = 0; i < f->npeers; i++) {
+    struct nat_udp_peer *p = &f->peers[i];
+    if (p->ip == ip && p->port == port) {
+      p->last_ns = now;
+      return false;
+    }
+    if (!lru || p->last_ns < lru->last_ns)
+      lru = p;
+  }
+  bool replaced = f->npeers >= NAT_UDP_PEERS;
+  struct nat_udp_peer *p = replaced ? lru : &f->peers[f->npeers++];
+  *p = (struct nat_udp_peer){.ip = ip, .port = port, .last_ns = now};
+  return replaced;
+}
+
 /* host -> guest */
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                       const union io_sockaddr *peer, socklen_t peerlen,
@@ -94,6 +130,11 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   (void)local;
   if (!f->used || peer->sa.sa_family != AF_INET)
     return;
+  if (!nat_udp_peer_allowed(f, ntohl(peer->in.sin_addr.s_addr), ntohs(peer->in.sin_port))) {
+    gw->ctr.udp_filtered++;
+    gw_log(gw, "UDP NAT datagram dropped", "from an endpoint the guest has not sent to");
+    return;
+  }
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
   int n = net_build_udp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr), f->guest_ip,
                         ntohs(peer->in.sin_port), f->guest_port, pkt, len, gw_next_id(gw));
@@ -101,7 +142,6 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
     gw->ctr.udp_too_big++;
     return;
   }
-  f->last_ns = *gw->now;
   gw->ctr.udp_in++;
   gw_emit(gw, f->room, (size_t)n);
 }
@@ -220,6 +260,8 @@ void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     return;
   f->last_ns = *gw->now;
   memcpy(f->guest_mac, pkt->src_mac, 6);
+  if (nat_udp_peer_note(f, pkt->ip.dst, u->dport, *gw->now))
+    gw->ctr.udp_peers_replaced++;
   uint8_t *buf = io_tx_reserve(gw->io, u->len ? u->len : 1);
   if (!buf) {
     gw->ctr.udp_send_failed++;

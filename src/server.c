@@ -52,6 +52,7 @@ struct server {
   struct h3_endpoint h3;
   struct relay relay;
   struct policy policy;
+  struct hostaddr hostaddr; /* the host's local routes, followed live */
   struct gateway gw;
   bool gw_ok;
   struct ops ops;
@@ -128,16 +129,30 @@ static int gateway_setup(struct server *s)
       gp.nupstreams++;
   if (!cfg->ndns_upstream)
     dns_fwd_load_resolv_conf(&gp, "/etc/resolv.conf");
+  gp.max_dns_inflight_per_vm = cfg->max_dns_inflight_per_vm;
+  gp.max_icmp_flows_per_vm = cfg->max_icmp_flows_per_vm;
   policy_init(&s->policy);
+  /* the start-up snapshot stays as a floor; hostaddr follows every change */
   deny_own_addresses(&s->policy);
+  hostaddr_init(&s->hostaddr);
+  int hrc = hostaddr_open(&s->hostaddr, &s->w.io);
+  if (hrc < 0)
+    log_warn("cannot follow the host's local addresses (rtnetlink): only those of start-up "
+             "are refused",
+             "err=\"%s\"", strerror(-hrc));
+  else
+    gp.hostaddr = &s->hostaddr;
   for (uint32_t i = 0; i < cfg->negress; i++)
     policy_add(&s->policy, cfg->egress[i].cidr, cfg->egress[i].allow);
   gp.policy = &s->policy;
-  raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + cfg->max_tcp_conns + 64);
+  raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + cfg->max_tcp_conns + gp.max_dns_inflight +
+               64);
   int rc = gateway_init(&s->gw, &gp, &s->relay.sw, &s->w.io, &s->w.timers, &s->w.now,
                         &relay_addr_ops, &s->relay);
-  if (rc < 0)
+  if (rc < 0) {
+    hostaddr_fini(&s->hostaddr);
     return rc;
+  }
   s->gw_ok = true;
   relay_set_gateway(&s->relay, &s->gw);
   char a[16];
@@ -357,7 +372,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   }
   struct io_params iop;
   io_params_default(&iop);
-  iop.max_udp_socks = 8 + cfg->max_udp_flows + 256; /* QUIC, DNS, UDP and ICMP NAT */
+  /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
+  iop.max_udp_socks = 8 + cfg->max_udp_flows + 256 + 1024;
   if ((rc = worker_init(&s->w, 0, &iop, cfg->max_sessions * 3 + 64)) < 0)
     goto fail;
   snprintf(s->bind, sizeof(s->bind), "%s", cfg->bind);
@@ -430,6 +446,8 @@ fail_h3:
 fail_relay:
   if (s->gw_ok)
     gateway_fini(&s->gw);
+  if (s->gw_ok)
+    hostaddr_fini(&s->hostaddr);
   relay_fini(&s->relay);
 fail_worker:
   auth_fini(&s->auth);
@@ -528,6 +546,8 @@ void server_free(struct server *s)
   h3_endpoint_fini(&s->h3);
   if (s->gw_ok)
     gateway_fini(&s->gw);
+  if (s->gw_ok)
+    hostaddr_fini(&s->hostaddr);
   relay_fini(&s->relay);
   auth_fini(&s->auth);
   worker_fini(&s->w);

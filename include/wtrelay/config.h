@@ -72,13 +72,15 @@ struct config {
     bool allow;
   } egress[CONFIG_EGRESS_MAX]; /* --egress-allow / --egress-deny CIDR, repeatable */
   uint32_t negress;
-  uint32_t mtu;                  /* --mtu, DHCP option 26, 1500 */
-  uint32_t max_udp_flows;        /* --max-udp-flows, 4096 */
-  uint32_t max_udp_flows_per_vm; /* --max-udp-flows-per-vm, 256 */
-  uint32_t udp_timeout_s;        /* --udp-timeout, 60 */
-  uint32_t max_tcp_conns;        /* --max-tcp-conns, 4096 */
-  uint32_t max_tcp_conns_per_vm; /* --max-tcp-conns-per-vm, 256 */
-  uint32_t tcp_idle_timeout_s;   /* --tcp-idle-timeout, 7200 */
+  uint32_t mtu;                     /* --mtu, DHCP option 26, 1500 */
+  uint32_t max_udp_flows;           /* --max-udp-flows, 4096 */
+  uint32_t max_udp_flows_per_vm;    /* --max-udp-flows-per-vm, 256 */
+  uint32_t udp_timeout_s;           /* --udp-timeout, 60 */
+  uint32_t max_dns_inflight_per_vm; /* --max-dns-inflight-per-vm, 32 */
+  uint32_t max_icmp_flows_per_vm;   /* --max-icmp-flows-per-vm, 16 */
+  uint32_t max_tcp_conns;           /* --max-tcp-conns, 4096 */
+  uint32_t max_tcp_conns_per_vm;    /* --max-tcp-conns-per-vm, 256 */
+  uint32_t tcp_idle_timeout_s;      /* --tcp-idle-timeout, 7200 */
   /* operations */
   char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */

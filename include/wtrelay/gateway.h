@@ -25,6 +25,7 @@
 #include <netinet/in.h>
 
 #include "wtrelay/dns.h"
+#include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
@@ -61,6 +62,11 @@ struct gateway_params {
   uint64_t tcp_idle_ns, tcp_connect_timeout_ns;
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
+  uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
+  uint32_t max_icmp_flows_per_vm;   /* echo ids per (room, VM address) */
+  /* the host's local (and broadcast) routes, followed through rtnetlink:
+   * a destination the host would deliver itself is refused; NULL = none */
+  const struct hostaddr *hostaddr;
   union io_sockaddr upstream[GW_MAX_UPSTREAMS];
   socklen_t upstream_len[GW_MAX_UPSTREAMS];
   uint32_t nupstreams;
@@ -82,6 +88,9 @@ struct gateway_counters {
   uint64_t tcp_rst_in, tcp_rst_out, tcp_segs_in, tcp_segs_out, tcp_bytes_in, tcp_bytes_out;
   uint64_t tcp_retransmits, tcp_out_of_order, tcp_host_errors, tcp_idle_closed;
   uint64_t tcp_tail_probes;
+  /* NAT filtering, own addresses, DNS and echo shares */
+  uint64_t udp_filtered, udp_peers_replaced, local_refused;
+  uint64_t dns_vm_full, dns_sock_failed, icmp_vm_full;
 };
 
 struct gw_room {
@@ -91,12 +100,25 @@ struct gw_room {
   uint32_t room;
 };
 
+/* Remote endpoints a UDP mapping accepts datagrams from (address- and
+ * port-dependent filtering, RFC 4787 REQ-8): the last NAT_UDP_PEERS the
+ * guest sent to through it, least recently used replaced first. */
+#define NAT_UDP_PEERS 8
+
+struct nat_udp_peer {
+  uint32_t ip; /* host order */
+  uint16_t port;
+  uint64_t last_ns; /* the guest's latest datagram to it */
+};
+
 struct nat_udp_flow {
   bool used;
   uint32_t room, guest_ip;
   uint16_t guest_port;
   uint8_t guest_mac[6];
-  uint64_t last_ns;
+  uint64_t last_ns; /* the guest's latest datagram: only outbound refreshes */
+  struct nat_udp_peer peers[NAT_UDP_PEERS];
+  uint8_t npeers;
   struct io_udp_sock *sock;
   struct gateway *gw;
   uint32_t next; /* hash chain, index + 1 */
@@ -175,7 +197,10 @@ struct dns_pending {
   uint16_t guest_port, guest_id;
   uint8_t guest_mac[6];
   uint64_t deadline_ns;
-  struct dns_question q;
+  struct dns_question q;    /* q.id: the random id sent upstream */
+  uint32_t up;              /* the upstream it went to (index of p.upstream) */
+  struct io_udp_sock *sock; /* its own socket: a fresh random source port */
+  struct gateway *gw;
 };
 
 struct gateway {
@@ -201,8 +226,7 @@ struct gateway {
   uint32_t *tcp_hash, tcp_hash_mask, ntcp;
   uint8_t *tcp_scratch;
   /* DNS forwarder */
-  struct io_udp_sock *dns_sock;
-  struct dns_pending *dns; /* indexed by the upstream-facing id */
+  struct dns_pending *dns; /* each query in flight, with its own socket */
   uint32_t dns_next, dns_inflight, dns_rr;
   struct timer sweep;
   uint16_t ip_id;
@@ -236,6 +260,13 @@ uint16_t gw_next_id(struct gateway *gw);
 void gw_log(struct gateway *gw, const char *msg, const char *detail);
 
 void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
+/* Filtering: may a datagram from ip:port (host order) reach the guest
+ * through f? Only from an endpoint the guest sent to through f. */
+bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port);
+/* The guest sent to ip:port through f at `now`: remember it (replacing the
+ * least recently used endpoint when all NAT_UDP_PEERS are taken; returns
+ * true then). */
+bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint64_t now);
 void nat_udp_sweep(struct gateway *gw, uint64_t now);
 void nat_udp_room_gone(struct gateway *gw, uint32_t room);
 int nat_udp_init(struct gateway *gw);

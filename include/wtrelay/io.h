@@ -46,6 +46,7 @@ enum io_op {
   IO_OP_OPS_HTTP = 16,
   IO_OP_NAT_TCP = 17,
   IO_OP_LEASE = 18,
+  IO_OP_HOSTADDR = 25, /* rtnetlink local routes (hostaddr.c) */
   IO_OP_USER_LAST = 31,
   IO_OP_MAX = 0xffff,
 };

@@ -1,0 +1,589 @@
+/*
+ * test_natsec: the NAT's defences against other hosts and other VMs,
+ * through the real gateway pipeline (gw_pipeline.h: io_uring, timers,
+ * switch, gateway; the "internet" is the test's own sockets on 127.0.0.1):
+ *   - UDP filtering: only endpoints the guest sent to may answer through a
+ *     mapping; only the guest's datagrams keep the mapping alive;
+ *   - the host's own addresses (hostaddr): a local route makes its
+ *     destination refused, at once, even when the egress policy allows it;
+ *   - the DNS forwarder: random ids and a fresh source port per query,
+ *     answers matched on socket, upstream address and port, id and
+ *     question; one VM's share of the table bounded (SERVFAIL beyond it)
+ *     while another VM's queries still go out;
+ *   - the ICMP NAT: echo ids per VM bounded.
+ * Each test asserts on what the VM receives, what the test's sockets
+ * receive, and the gateway's counters.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <criterion/logging.h>
+#include <errno.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "wtrelay/gateway.h"
+#include "wtrelay/hostaddr.h"
+#include "wtrelay/net.h"
+
+#include "gw_pipeline.h"
+
+#define MS GWP_MS
+#define S GWP_S
+#define IP4 GWP_IP4
+#define VM_IP IP4(10, 0, 2, 10)
+#define VM2_IP IP4(10, 0, 2, 11)
+#define DNS_IP IP4(10, 0, 2, 3)
+#define LOOP_IP IP4(127, 0, 0, 1)
+#define REPLY_WAIT (2 * S)
+#define SILENCE_WAIT (200 * MS)
+#define UDP_TIMEOUT (3 * S)
+
+static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
+static const uint8_t VM2_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0b};
+
+#define VM_MAX_FRAMES 32
+
+struct vm {
+  uint32_t port, ip;
+  uint8_t mac[6];
+  unsigned nframes;
+  size_t len[VM_MAX_FRAMES];
+  uint8_t frame[VM_MAX_FRAMES][GW_FRAME_MAX];
+};
+
+static int vm_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct vm *vm = ctx;
+  if (vm->nframes < VM_MAX_FRAMES) {
+    cr_assert_leq(f->len, (size_t)GW_FRAME_MAX);
+    size_t off = 0;
+    for (int i = 0; i < f->iovcnt; i++) {
+      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
+      off += f->iov[i].iov_len;
+    }
+    vm->len[vm->nframes] = off;
+  }
+  vm->nframes++;
+  return 0;
+}
+
+static const struct switch_port_ops vm_ops = {.deliver = vm_deliver};
+
+static int no_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
+{
+  (void)ctx, (void)room, (void)mac, (void)ip;
+  return -ENOSPC;
+}
+
+static void no_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
+{
+  (void)ctx, (void)room, (void)mac, (void)ip;
+}
+
+static const struct gateway_addr_ops addr_ops = {.lease = no_lease, .release = no_release};
+
+struct env {
+  struct gw_pipe p;
+  struct vm vm[2];
+  int up_fd; /* the fake DNS upstream on 127.0.0.1, -1 = none */
+  uint16_t up_port;
+  struct hostaddr ha;
+};
+
+static int udp_loopback(uint16_t *port)
+{
+  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
+  socklen_t al = sizeof(a);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+/* tweak (may be NULL) adjusts the parameters before gateway_init. */
+static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
+{
+  struct env *e = calloc(1, sizeof(*e));
+  cr_assert(e);
+  hostaddr_init(&e->ha);
+  struct gateway_params gp;
+  gw_pipe_params(&gp);
+  gp.udp_timeout_ns = UDP_TIMEOUT;
+  gp.icmp_timeout_ns = 3 * S;
+  gp.dns_timeout_ns = 3 * S;
+  e->up_fd = udp_loopback(&e->up_port);
+  cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]), 0);
+  gp.nupstreams = 1;
+  if (tweak)
+    tweak(&gp, e);
+  gw_pipe_init(&e->p, 16, &gp, &addr_ops, NULL);
+  const uint8_t *macs[2] = {VM_MAC, VM2_MAC};
+  uint32_t ips[2] = {VM_IP, VM2_IP};
+  for (unsigned i = 0; i < 2; i++) {
+    struct vm *vm = &e->vm[i];
+    memcpy(vm->mac, macs[i], 6);
+    vm->ip = ips[i];
+    cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, vm, &vm->port), 0);
+    switch_port_set_addr(&e->p.sw, vm->port, vm->mac, vm->ip);
+  }
+  return e;
+}
+
+static void env_free(struct env *e)
+{
+  gw_pipe_fini(&e->p);
+  close(e->up_fd);
+  free(e);
+}
+
+static void vm_udp(struct env *e, struct vm *vm, uint16_t sport, uint32_t dst, uint16_t dport,
+                   const void *p, size_t len)
+{
+  uint8_t f[GW_FRAME_MAX];
+  struct net_l2 l2 = {.dst_mac = GWP_GW_MAC, .src_mac = vm->mac};
+  int n = net_build_udp(f, sizeof(f), &l2, vm->ip, dst, sport, dport, p, len, 7);
+  cr_assert_gt(n, 0);
+  gw_pipe_tick(&e->p);
+  struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
+  struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
+  switch_input(&e->p.sw, vm->port, &sf, e->p.now);
+}
+
+static ssize_t sock_recv(struct env *e, int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from)
+{
+  uint64_t end = clock_now_ns() + REPLY_WAIT;
+  for (unsigned turns = 0; turns < 10000; turns++) {
+    socklen_t fl = sizeof(*from);
+    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
+    if (n >= 0)
+      return n;
+    if (clock_now_ns() >= end)
+      break;
+    gw_pipe_pump_once(&e->p, 10 * MS);
+  }
+  return -ETIMEDOUT;
+}
+
+static void pump_until_frames(struct env *e, struct vm *vm, unsigned want)
+{
+  uint64_t end = clock_now_ns() + REPLY_WAIT;
+  for (unsigned t = 0; vm->nframes < want && clock_now_ns() < end && t < 10000; t++)
+    gw_pipe_pump_once(&e->p, 20 * MS);
+}
+
+/* The UDP payload of frame i of vm, checked to come from src:sport. */
+static struct net_udp frame_udp(struct vm *vm, unsigned i, uint32_t src, uint16_t sport)
+{
+  struct net_eth eth;
+  struct net_ipv4 ip;
+  struct net_udp u;
+  cr_assert_lt(i, vm->nframes);
+  cr_assert_eq(net_eth_parse(vm->frame[i], vm->len[i], &eth), 0);
+  cr_assert_eq(net_ipv4_parse(eth.payload, eth.len, &ip), 0);
+  cr_assert_eq(ip.proto, IP_PROTO_UDP);
+  cr_assert_eq(ip.src, src, "from %08x, expected %08x", ip.src, src);
+  cr_assert_eq(ip.dst, vm->ip);
+  cr_assert_eq(net_udp_parse(&ip, &u), 0);
+  cr_assert_eq(u.sport, sport);
+  return u;
+}
+
+/* ---- UDP filtering ---- */
+
+Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
+{
+  struct env *e = env_new(NULL);
+  struct vm *vm = &e->vm[0];
+  uint16_t tport, oport;
+  int tfd = udp_loopback(&tport);   /* the host the VM talks to */
+  int other = udp_loopback(&oport); /* an unrelated host (same address, another port) */
+  vm_udp(e, vm, 5000, LOOP_IP, tport, "hi", 2);
+  uint8_t buf[2048];
+  struct sockaddr_in map;
+  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 2);
+
+  /* the unrelated endpoint injects into the mapping: dropped, counted */
+  for (int i = 0; i < 3; i++)
+    cr_assert_eq(sendto(other, "inject", 6, 0, (struct sockaddr *)&map, sizeof(map)), 6);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT;
+       e->p.gw.ctr.udp_filtered < 3 && clock_now_ns() < end;)
+    gw_pipe_pump_once(&e->p, 20 * MS);
+  cr_assert_eq(e->p.gw.ctr.udp_filtered, 3, "3 injected datagrams filtered");
+  cr_assert_eq(vm->nframes, 0, "nothing injected reaches the VM");
+
+  /* the host the VM talks to answers: delivered */
+  cr_assert_eq(sendto(tfd, "answer", 6, 0, (struct sockaddr *)&map, sizeof(map)), 6);
+  pump_until_frames(e, vm, 1);
+  cr_assert_eq(vm->nframes, 1);
+  struct net_udp u = frame_udp(vm, 0, LOOP_IP, tport);
+  cr_assert_eq(u.len, 6);
+  cr_assert_arr_eq(u.payload, "answer", 6);
+
+  /* once the VM sends to the other endpoint too, it may answer */
+  vm_udp(e, vm, 5000, LOOP_IP, oport, "you too", 7);
+  cr_assert_eq(sock_recv(e, other, buf, sizeof(buf), &map), 7);
+  cr_assert_eq(sendto(other, "ok", 2, 0, (struct sockaddr *)&map, sizeof(map)), 2);
+  pump_until_frames(e, vm, 2);
+  cr_assert_eq(vm->nframes, 2);
+  frame_udp(vm, 1, LOOP_IP, oport);
+  cr_assert_eq(e->p.gw.ctr.udp_filtered, 3);
+  close(tfd);
+  close(other);
+  env_free(e);
+}
+
+Test(natsec, udp_mapping_refreshed_only_by_outbound)
+{
+  struct env *e = env_new(NULL);
+  struct vm *vm = &e->vm[0];
+  uint16_t tport;
+  int tfd = udp_loopback(&tport);
+  vm_udp(e, vm, 5001, LOOP_IP, tport, "x", 1);
+  uint8_t buf[64];
+  struct sockaddr_in map;
+  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 1);
+  /* the remote keeps talking, the guest is silent */
+  for (int i = 0; i < 3; i++) {
+    e->p.skew += UDP_TIMEOUT / 2;
+    cr_assert_eq(sendto(tfd, "keep", 4, 0, (struct sockaddr *)&map, sizeof(map)), 4);
+    pump_until_frames(e, vm, (unsigned)i + 1);
+    if (e->p.gw.ctr.udp_flows_closed)
+      break;
+  }
+  gw_pipe_pump_once(&e->p, 10 * MS); /* the sweep */
+  cr_assert_eq(e->p.gw.ctr.udp_flows_closed, 1,
+               "inbound traffic must not keep the mapping alive past --udp-timeout");
+  cr_assert_eq(e->p.gw.nudp, 0);
+  close(tfd);
+  env_free(e);
+}
+
+Test(natsec, udp_remote_endpoints_bounded_lru)
+{
+  struct nat_udp_flow f;
+  memset(&f, 0, sizeof(f));
+  for (uint32_t i = 0; i < NAT_UDP_PEERS; i++)
+    cr_assert_not(nat_udp_peer_note(&f, IP4(198, 18, 0, 2), (uint16_t)(1000 + i), 10 + i));
+  cr_assert_eq(f.npeers, NAT_UDP_PEERS);
+  /* the first endpoint is used again: now the least recent is the second */
+  cr_assert_not(nat_udp_peer_note(&f, IP4(198, 18, 0, 2), 1000, 100));
+  cr_assert(nat_udp_peer_note(&f, IP4(198, 18, 0, 3), 53, 101), "a 9th endpoint replaces one");
+  cr_assert_eq(f.npeers, NAT_UDP_PEERS);
+  cr_assert(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 2), 1000));
+  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 2), 1001), "LRU entry replaced");
+  cr_assert(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 3), 53));
+  /* address and port both matter */
+  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 3), 54));
+  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 4), 53));
+}
+
+/* ---- the host's own addresses ---- */
+
+/* A netlink RTM_NEWROUTE / RTM_DELROUTE of an IPv4 route to net/len. */
+static size_t route_msg(uint8_t *b, uint16_t type, uint8_t rtype, uint32_t net, uint8_t len,
+                        uint32_t seq)
+{
+  memset(b, 0, 64);
+  struct nlmsghdr *n = (struct nlmsghdr *)(void *)b;
+  struct rtmsg *r = NLMSG_DATA(n);
+  r->rtm_family = AF_INET;
+  r->rtm_dst_len = len;
+  r->rtm_table = RT_TABLE_LOCAL;
+  r->rtm_type = rtype;
+  struct rtattr *a = (struct rtattr *)(void *)((uint8_t *)r + NLMSG_ALIGN(sizeof(*r)));
+  a->rta_type = RTA_DST;
+  a->rta_len = RTA_LENGTH(4);
+  uint32_t be = htonl(net);
+  memcpy(RTA_DATA(a), &be, 4);
+  n->nlmsg_len = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*r)) + RTA_ALIGN(a->rta_len));
+  n->nlmsg_type = type;
+  n->nlmsg_seq = seq;
+  return NLMSG_ALIGN(n->nlmsg_len);
+}
+
+Test(natsec, hostaddr_follows_local_routes)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  uint8_t b[256];
+  size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
+  n += route_msg(b + n, RTM_NEWROUTE, RTN_BROADCAST, IP4(198, 18, 0, 255), 32, 0);
+  n += route_msg(b + n, RTM_NEWROUTE, RTN_UNICAST, IP4(198, 18, 0, 0), 24, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 255)), "broadcast is delivered locally too");
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 18, 0, 2)), "a unicast route is not local");
+  cr_assert_eq(h.n, 2);
+  /* AnyIP: a whole local prefix */
+  n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(203, 0, 113, 0), 24, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert(hostaddr_is_local(&h, IP4(203, 0, 113, 77)));
+  /* the address goes away */
+  n = route_msg(b, RTM_DELROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
+  cr_assert_eq(h.ctr.added, 3);
+  cr_assert_eq(h.ctr.removed, 1);
+  /* the end of dump 7 is reported only for dump 7 */
+  struct nlmsghdr done = {.nlmsg_len = NLMSG_LENGTH(4), .nlmsg_type = NLMSG_DONE, .nlmsg_seq = 7};
+  uint8_t db[NLMSG_LENGTH(4)];
+  memset(db, 0, sizeof(db));
+  memcpy(db, &done, sizeof(done));
+  cr_assert_eq(hostaddr_input(&h, db, sizeof(db), 6), 0);
+  cr_assert_eq(hostaddr_input(&h, db, sizeof(db), 7), 1);
+  /* malformed: a route message too short for its rtmsg */
+  n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(192, 0, 2, 1), 32, 0);
+  ((struct nlmsghdr *)(void *)b)->nlmsg_len = NLMSG_LENGTH(4);
+  cr_assert_eq(hostaddr_input(&h, b, NLMSG_LENGTH(4), 0), -EINVAL);
+  cr_assert_not(hostaddr_is_local(&h, IP4(192, 0, 2, 1)));
+  /* a truncated buffer is ignored, never read past */
+  n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(192, 0, 2, 2), 32, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n - 4, 0), 0);
+  cr_assert_not(hostaddr_is_local(&h, IP4(192, 0, 2, 2)));
+}
+
+Test(natsec, hostaddr_reads_the_kernel_table)
+{
+  static struct hostaddr h;
+  struct io io;
+  struct io_params iop;
+  io_params_default(&iop);
+  iop.rx_bufs = 16;
+  cr_assert_eq(io_init(&io, &iop), 0);
+  hostaddr_init(&h);
+  int rc = hostaddr_open(&h, &io);
+  cr_assert_eq(rc, 0, "hostaddr_open: %s", strerror(-rc));
+  /* loopback is up in every network namespace: 127.0.0.0/8 is local */
+  cr_assert(hostaddr_is_local(&h, IP4(127, 0, 0, 1)));
+  cr_assert(hostaddr_is_local(&h, IP4(127, 3, 2, 1)), "the whole loopback prefix is local");
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 51, 100, 1)));
+  hostaddr_fini(&h);
+  io_fini(&io);
+}
+
+static void with_hostaddr(struct gateway_params *gp, struct env *e)
+{
+  gp->hostaddr = &e->ha;
+}
+
+Test(natsec, local_destination_refused_although_policy_allows)
+{
+  struct env *e = env_new(with_hostaddr);
+  struct vm *vm = &e->vm[0];
+  uint16_t tport;
+  int tfd = udp_loopback(&tport);
+  /* before the address appears: through (the policy allows 127/8 here) */
+  vm_udp(e, vm, 6000, LOOP_IP, tport, "a", 1);
+  uint8_t buf[64];
+  struct sockaddr_in from;
+  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from), 1);
+  cr_assert_eq(e->p.gw.ctr.local_refused, 0);
+  /* the address appears (as rtnetlink reports it) */
+  uint8_t b[64];
+  size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, LOOP_IP, 32, 0);
+  cr_assert_eq(hostaddr_input(&e->ha, b, n, 0), 0);
+  vm_udp(e, vm, 6000, LOOP_IP, tport, "b", 1);
+  gw_pipe_pump_for(&e->p, SILENCE_WAIT);
+  cr_assert(recv(tfd, buf, sizeof(buf), MSG_DONTWAIT) < 0, "a local destination was reached");
+  cr_assert_eq(e->p.gw.ctr.local_refused, 1);
+  /* the VM is told: ICMP admin prohibited */
+  pump_until_frames(e, vm, 1);
+  cr_assert_eq(vm->nframes, 1);
+  struct net_eth eth;
+  struct net_ipv4 ip;
+  struct net_icmp m;
+  cr_assert_eq(net_eth_parse(vm->frame[0], vm->len[0], &eth), 0);
+  cr_assert_eq(net_ipv4_parse(eth.payload, eth.len, &ip), 0);
+  cr_assert_eq(net_icmp_parse(&ip, &m), 0);
+  cr_assert_eq(m.type, ICMP_UNREACH);
+  cr_assert_eq(m.code, ICMP_UNREACH_ADMIN);
+  close(tfd);
+  env_free(e);
+}
+
+/* ---- DNS forwarder ---- */
+
+static size_t dns_query(uint8_t *b, uint16_t id, const char *label)
+{
+  static const uint8_t tail[] = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 1, 0, 1};
+  memset(b, 0, 12);
+  b[0] = (uint8_t)(id >> 8);
+  b[1] = (uint8_t)id;
+  b[2] = 0x01; /* RD */
+  b[5] = 1;
+  size_t l = strlen(label);
+  b[12] = (uint8_t)l;
+  memcpy(b + 13, label, l);
+  memcpy(b + 13 + l, tail, sizeof(tail));
+  return 13 + l + sizeof(tail);
+}
+
+static void wide_dns(struct gateway_params *gp, struct env *e)
+{
+  (void)e;
+  gp->max_dns_inflight = 32;
+  gp->max_dns_inflight_per_vm = 20;
+}
+
+Test(natsec, dns_ids_and_source_ports_vary)
+{
+  struct env *e = env_new(wide_dns);
+  uint8_t q[128], up[512];
+  uint16_t ids[16], ports[16];
+  for (unsigned i = 0; i < 16; i++) {
+    size_t n = dns_query(q, 0x1111, "same"); /* the guest repeats itself */
+    vm_udp(e, &e->vm[0], (uint16_t)(41000 + i), DNS_IP, 53, q, n);
+  }
+  struct sockaddr_in from;
+  for (unsigned i = 0; i < 16; i++) {
+    cr_assert_gt(sock_recv(e, e->up_fd, up, sizeof(up), &from), 12, "query %u", i);
+    ids[i] = (uint16_t)(up[0] << 8 | up[1]);
+    ports[i] = ntohs(from.sin_port);
+  }
+  unsigned dup_ids = 0, dup_ports = 0;
+  for (unsigned i = 0; i < 16; i++)
+    for (unsigned j = 0; j < i; j++) {
+      dup_ids += ids[i] == ids[j];
+      dup_ports += ports[i] == ports[j];
+    }
+  /* random 16-bit ids and kernel-random ports: a repeat among 16 is rare */
+  cr_assert_leq(dup_ids, 1, "%u repeated ids among 16 queries", dup_ids);
+  cr_assert_leq(dup_ports, 1, "%u repeated source ports among 16 queries", dup_ports);
+  /* and the id is not the slot: ids above the table size occur */
+  unsigned high = 0;
+  for (unsigned i = 0; i < 16; i++)
+    high += ids[i] >= 32;
+  cr_assert_geq(high, 12);
+
+  /* an answer with the right id sent to another query's port: unmatched */
+  uint8_t a[128];
+  struct sockaddr_in to0 = from;
+  size_t an = dns_query(a, ids[0], "same");
+  a[2] |= 0x80;
+  to0.sin_port = htons(ports[1] == ports[0] ? ports[2] : ports[1]);
+  cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT;
+       e->p.gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
+    gw_pipe_pump_once(&e->p, 20 * MS);
+  cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
+  /* the right port and id, from the upstream's address but another port */
+  uint16_t xport;
+  int x = udp_loopback(&xport);
+  to0.sin_port = htons(ports[0]);
+  cr_assert_eq(sendto(x, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
+  for (uint64_t end = clock_now_ns() + REPLY_WAIT;
+       e->p.gw.ctr.dns_bad == 0 && clock_now_ns() < end;)
+    gw_pipe_pump_once(&e->p, 20 * MS);
+  cr_assert_eq(e->p.gw.ctr.dns_bad, 1);
+  cr_assert_eq(e->vm[0].nframes, 0);
+  /* everything right: answered */
+  cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
+  pump_until_frames(e, &e->vm[0], 1);
+  cr_assert_eq(e->vm[0].nframes, 1);
+  struct net_udp u = frame_udp(&e->vm[0], 0, DNS_IP, 53);
+  cr_assert_eq(u.payload[0] << 8 | u.payload[1], 0x1111, "the guest's id restored");
+  close(x);
+  env_free(e);
+}
+
+static void small_dns_share(struct gateway_params *gp, struct env *e)
+{
+  (void)e;
+  gp->max_dns_inflight = 8;
+  gp->max_dns_inflight_per_vm = 3;
+}
+
+Test(natsec, dns_share_per_vm)
+{
+  struct env *e = env_new(small_dns_share);
+  struct vm *a = &e->vm[0], *b = &e->vm[1];
+  uint8_t q[128], up[512];
+  struct sockaddr_in from;
+  /* VM a floods: 3 go out, the other 7 are SERVFAIL at once */
+  for (unsigned i = 0; i < 10; i++) {
+    size_t n = dns_query(q, (uint16_t)(0x200 + i), "flood");
+    vm_udp(e, a, (uint16_t)(42000 + i), DNS_IP, 53, q, n);
+  }
+  cr_assert_eq(e->p.gw.dns_inflight, 3);
+  cr_assert_eq(e->p.gw.ctr.dns_vm_full, 7);
+  pump_until_frames(e, a, 7);
+  cr_assert_eq(a->nframes, 7, "each refused query is answered SERVFAIL");
+  struct net_udp u = frame_udp(a, 0, DNS_IP, 53);
+  cr_assert_eq(u.payload[0] << 8 | u.payload[1], 0x203, "the 4th query's id");
+  cr_assert_eq(u.payload[2] & 0x80, 0x80, "QR");
+  cr_assert_eq(u.payload[3] & 0x0f, 2, "RCODE SERVFAIL");
+  cr_assert_eq(u.payload[5], 1, "the question is kept");
+  cr_assert_eq(u.payload[7], 0, "no answers");
+  /* VM b still resolves: its queries go out while a's are pending */
+  for (unsigned i = 0; i < 3; i++) {
+    size_t n = dns_query(q, (uint16_t)(0x300 + i), "other");
+    vm_udp(e, b, (uint16_t)(43000 + i), DNS_IP, 53, q, n);
+  }
+  cr_assert_eq(e->p.gw.dns_inflight, 6);
+  cr_assert_eq(e->p.gw.ctr.dns_vm_full, 7, "b is within its share");
+  unsigned seen_other = 0;
+  for (unsigned i = 0; i < 6; i++) {
+    ssize_t n = sock_recv(e, e->up_fd, up, sizeof(up), &from);
+    cr_assert_gt(n, 12);
+    if (memcmp(up + 13, "other", 5) == 0) {
+      seen_other++;
+      up[2] |= 0x80;
+      cr_assert_eq(sendto(e->up_fd, up, (size_t)n, 0, (struct sockaddr *)&from, sizeof(from)), n);
+    }
+  }
+  cr_assert_eq(seen_other, 3);
+  pump_until_frames(e, b, 3);
+  cr_assert_eq(b->nframes, 3, "b's three answers arrive during a's flood");
+  cr_assert_eq(e->p.gw.ctr.dns_answers, 3);
+  env_free(e);
+}
+
+/* ---- ICMP NAT ---- */
+
+static void small_icmp_share(struct gateway_params *gp, struct env *e)
+{
+  (void)e;
+  gp->max_icmp_flows = 4;
+  gp->max_icmp_flows_per_vm = 2;
+}
+
+static void vm_echo(struct env *e, struct vm *vm, uint16_t id)
+{
+  uint8_t f[GW_FRAME_MAX];
+  struct net_l2 l2 = {.dst_mac = GWP_GW_MAC, .src_mac = vm->mac};
+  uint8_t rest[4] = {(uint8_t)(id >> 8), (uint8_t)id, 0, 1};
+  int n = net_build_icmp(f, sizeof(f), &l2, vm->ip, LOOP_IP, ICMP_ECHO, 0, rest,
+                         (const uint8_t *)"ping", 4, 9);
+  cr_assert_gt(n, 0);
+  gw_pipe_tick(&e->p);
+  struct iovec iov = {.iov_base = f, .iov_len = (size_t)n};
+  struct switch_frame sf = {.iov = &iov, .iovcnt = 1, .len = (size_t)n};
+  switch_input(&e->p.sw, vm->port, &sf, e->p.now);
+}
+
+Test(natsec, icmp_echo_ids_per_vm)
+{
+  struct env *e = env_new(small_icmp_share);
+  cr_assert(e->p.gw.icmp_ok, "ICMP NAT needs ping_group_range or CAP_NET_RAW (run as root, or "
+                             "sysctl net.ipv4.ping_group_range)");
+  for (uint16_t id = 1; id <= 5; id++)
+    vm_echo(e, &e->vm[0], id);
+  cr_assert_eq(e->p.gw.ctr.icmp_flows_opened, 2);
+  cr_assert_eq(e->p.gw.ctr.icmp_vm_full, 3);
+  /* the same id again reuses its flow, within the share */
+  vm_echo(e, &e->vm[0], 2);
+  cr_assert_eq(e->p.gw.ctr.icmp_vm_full, 3);
+  /* the other VM still gets echo flows */
+  vm_echo(e, &e->vm[1], 1);
+  vm_echo(e, &e->vm[1], 2);
+  cr_assert_eq(e->p.gw.ctr.icmp_flows_opened, 4);
+  cr_assert_eq(e->p.gw.ctr.icmp_vm_full, 3);
+  env_free(e);
+}
