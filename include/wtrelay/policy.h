@@ -5,7 +5,8 @@
  * Built-in denies (the defaults of a safe relay): 0.0.0.0/8, 127.0.0.0/8,
  * 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, 100.64.0.0/10, 169.254.0.0/16
  * (cloud metadata among them), 224.0.0.0/4, 240.0.0.0/4 (which holds
- * 255.255.255.255), plus /32 denies for the relay's own addresses.
+ * 255.255.255.255), plus /32 denies for the relay's own addresses at
+ * start-up (a floor: hostaddr.h follows the host's local routes live).
  * Operators add --egress-allow / --egress-deny CIDRs; the most specific
  * prefix that contains an address decides, an operator rule wins over a
  * built-in one of the same prefix, and an address no rule contains is
