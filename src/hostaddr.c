@@ -10,6 +10,7 @@
 #include "wtrelay/hostaddr.h"
 
 #include <errno.h>
+#include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -92,11 +93,11 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
     return -EINVAL;
   struct hostaddr_route k = {.len = rtm.rtm_dst_len, .type = rtm.rtm_type, .table = rtm.rtm_table};
   uint32_t dst = 0;
-  size_t alen = len - NLMSG_ALIGN(sizeof(rtm));
+  int alen = (int)(len - NLMSG_ALIGN(sizeof(rtm))); /* int: RTA_NEXT may step below 0 */
   /* RTA_OK / RTA_NEXT check every attribute length against what is left */
   for (const struct rtattr *a = (const struct rtattr *)(const void *)(p + NLMSG_ALIGN(sizeof(rtm)));
        RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
-    size_t plen = RTA_PAYLOAD(a);
+    size_t plen = (size_t)RTA_PAYLOAD(a);
     if (a->rta_type == RTA_DST && plen == 4) {
       memcpy(&dst, RTA_DATA(a), 4);
     } else if (a->rta_type == RTA_TABLE && plen == 4) {
@@ -117,7 +118,9 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
 int hostaddr_input(struct hostaddr *h, const uint8_t *buf, size_t len, uint32_t dump_seq)
 {
   int done = 0;
-  size_t left = len;
+  if (len > HOSTADDR_BUF || ((uintptr_t)buf & (NLMSG_ALIGNTO - 1)))
+    return -EINVAL;
+  int left = (int)len; /* int: NLMSG_NEXT may step below 0 on a short tail */
   for (const struct nlmsghdr *m = (const struct nlmsghdr *)(const void *)buf; NLMSG_OK(m, left);
        m = NLMSG_NEXT(m, left)) {
     const uint8_t *body = NLMSG_DATA(m);
@@ -173,10 +176,27 @@ static void arm(struct hostaddr *h)
 
 /* Notifications were lost: refuse everything known until a fresh dump
  * says which entries still exist. */
-static void resync(struct hostaddr *h)
+void hostaddr_mark_stale(struct hostaddr *h)
 {
   for (uint32_t i = 0; i < h->n; i++)
     h->r[i].stale = true;
+}
+
+void hostaddr_sweep_stale(struct hostaddr *h)
+{
+  for (uint32_t i = 0; i < h->n;) {
+    if (h->r[i].stale) {
+      h->r[i] = h->r[--h->n];
+      h->ctr.removed++;
+    } else {
+      i++;
+    }
+  }
+}
+
+static void resync(struct hostaddr *h)
+{
+  hostaddr_mark_stale(h);
   int seq = request_dump(h, MSG_DONTWAIT);
   if (seq < 0) {
     h->ctr.errors++;
@@ -198,14 +218,7 @@ static void on_recv(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     if (rc < 0)
       h->ctr.errors++;
     if (rc == 1 && h->dump_seq) {
-      for (uint32_t i = 0; i < h->n;) {
-        if (h->r[i].stale) {
-          h->r[i] = h->r[--h->n];
-          h->ctr.removed++;
-        } else {
-          i++;
-        }
-      }
+      hostaddr_sweep_stale(h);
       h->dump_seq = 0;
       h->ctr.resyncs++;
     }

@@ -60,7 +60,7 @@ struct hostaddr {
   uint32_t seq, dump_seq; /* dump_seq: the resync dump in progress, 0 = none */
   bool armed;
   struct hostaddr_counters ctr;
-  uint8_t buf[HOSTADDR_BUF];
+  _Alignas(8) uint8_t buf[HOSTADDR_BUF]; /* netlink messages are read in place */
 };
 
 /* An empty table, no socket (tests feed it with hostaddr_input). */
@@ -71,10 +71,15 @@ void hostaddr_init(struct hostaddr *h);
 int hostaddr_open(struct hostaddr *h, struct io *io);
 void hostaddr_fini(struct hostaddr *h);
 /* Applies a buffer of netlink messages (route notifications or dump
- * parts). Returns 1 when it held the NLMSG_DONE of the dump `dump_seq`
- * (0 = any), else 0; -EINVAL on a malformed buffer (what was valid before
- * the fault is applied). */
+ * parts; at most HOSTADDR_BUF bytes, 4-byte aligned). Returns 1 when it held the NLMSG_DONE of the
+ * dump `dump_seq` (0 = any), else 0; -EINVAL on a malformed buffer (what was valid before the fault
+ * is applied). */
 int hostaddr_input(struct hostaddr *h, const uint8_t *buf, size_t len, uint32_t dump_seq);
+/* Resync after lost notifications: every entry stale (still refused)
+ * until a dump confirms it (hostaddr_input clears the mark); at the dump's
+ * end, the entries still stale are dropped. */
+void hostaddr_mark_stale(struct hostaddr *h);
+void hostaddr_sweep_stale(struct hostaddr *h);
 /* True when the host would deliver ip (host order) to itself. */
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip);
 

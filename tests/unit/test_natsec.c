@@ -312,7 +312,7 @@ Test(natsec, hostaddr_follows_local_routes)
 {
   static struct hostaddr h;
   hostaddr_init(&h);
-  uint8_t b[256];
+  _Alignas(8) uint8_t b[256];
   size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
   n += route_msg(b + n, RTM_NEWROUTE, RTN_BROADCAST, IP4(198, 18, 0, 255), 32, 0);
   n += route_msg(b + n, RTM_NEWROUTE, RTN_UNICAST, IP4(198, 18, 0, 0), 24, 0);
@@ -333,7 +333,7 @@ Test(natsec, hostaddr_follows_local_routes)
   cr_assert_eq(h.ctr.removed, 1);
   /* the end of dump 7 is reported only for dump 7 */
   struct nlmsghdr done = {.nlmsg_len = NLMSG_LENGTH(4), .nlmsg_type = NLMSG_DONE, .nlmsg_seq = 7};
-  uint8_t db[NLMSG_LENGTH(4)];
+  _Alignas(8) uint8_t db[NLMSG_LENGTH(4)];
   memset(db, 0, sizeof(db));
   memcpy(db, &done, sizeof(done));
   cr_assert_eq(hostaddr_input(&h, db, sizeof(db), 6), 0);
@@ -347,6 +347,56 @@ Test(natsec, hostaddr_follows_local_routes)
   n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(192, 0, 2, 2), 32, 0);
   cr_assert_eq(hostaddr_input(&h, b, n - 4, 0), 0);
   cr_assert_not(hostaddr_is_local(&h, IP4(192, 0, 2, 2)));
+}
+
+/* Notifications were lost: a dump confirms what still exists, the rest
+ * goes when it ends, and until then everything known stays refused. */
+Test(natsec, hostaddr_resync_after_overrun)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  _Alignas(8) uint8_t b[256];
+  size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
+  n += route_msg(b + n, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 10), 32, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  hostaddr_mark_stale(&h);
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 9)), "stale entries are still refused");
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 10)));
+  /* the dump (seq 5) holds .10 and a new .11, not .9 (deleted meanwhile) */
+  n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 10), 32, 5);
+  n += route_msg(b + n, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 11), 32, 5);
+  struct nlmsghdr done = {.nlmsg_len = NLMSG_LENGTH(4), .nlmsg_type = NLMSG_DONE, .nlmsg_seq = 5};
+  memset(b + n, 0, NLMSG_LENGTH(4));
+  memcpy(b + n, &done, sizeof(done));
+  n += NLMSG_LENGTH(4);
+  cr_assert_eq(hostaddr_input(&h, b, n, 5), 1, "the dump's end is seen");
+  hostaddr_sweep_stale(&h);
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 10)));
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 11)));
+  cr_assert_eq(h.n, 2);
+}
+
+/* An attribute whose aligned length runs past the message: parsing stops
+ * there (no wrap-around of the remaining length). */
+Test(natsec, hostaddr_odd_attribute_lengths)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  _Alignas(8) uint8_t b[128];
+  size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
+  struct nlmsghdr *m = (struct nlmsghdr *)(void *)b;
+  struct rtattr *a =
+      (struct rtattr *)(void *)(b + NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct rtmsg)));
+  /* the message ends 2 bytes into a 5-byte attribute (aligned 8) */
+  a->rta_type = RTA_OIF;
+  a->rta_len = 5;
+  m->nlmsg_len = (uint32_t)(NLMSG_HDRLEN + NLMSG_ALIGN(sizeof(struct rtmsg)) + 6);
+  cr_assert_geq(hostaddr_input(&h, b, m->nlmsg_len, 0), 0);
+  (void)n;
+  /* the route itself (no RTA_DST: 0.0.0.0/32) is the only effect */
+  cr_assert_leq(h.n, 1);
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
 }
 
 Test(natsec, hostaddr_reads_the_kernel_table)
@@ -386,7 +436,7 @@ Test(natsec, local_destination_refused_although_policy_allows)
   cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from), 1);
   cr_assert_eq(e->p.gw.ctr.local_refused, 0);
   /* the address appears (as rtnetlink reports it) */
-  uint8_t b[64];
+  _Alignas(8) uint8_t b[64];
   size_t n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, LOOP_IP, 32, 0);
   cr_assert_eq(hostaddr_input(&e->ha, b, n, 0), 0);
   vm_udp(e, vm, 6000, LOOP_IP, tport, "b", 1);
