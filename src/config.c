@@ -130,7 +130,7 @@ static const struct opt opts[] = {
     {"max-udp-flows-per-vm", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows_per_vm),
      "UDP NAT mappings per VM (default 256)"},
     {"udp-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(udp_timeout_s),
-     "time an idle UDP NAT mapping lives (default 60s)"},
+     "time a UDP NAT mapping lives after the VM's last datagram through it (default 60s)"},
     {"max-dns-inflight-per-vm", 0, NULL, OPT_U32, 1, 1024, OFF(max_dns_inflight_per_vm),
      "DNS queries one VM may have in flight at the forwarder; beyond, SERVFAIL (default 32)"},
     {"max-icmp-flows-per-vm", 0, NULL, OPT_U32, 1, 256, OFF(max_icmp_flows_per_vm),

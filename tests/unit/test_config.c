@@ -351,3 +351,23 @@ Test(config, rust_log_parser_alone)
   cr_assert_eq(config_rust_log_parse("nonsense", &l, NULL, 0), 0);
   cr_assert_eq(l, LOG_WARN, "left alone");
 }
+
+/* The DNS and echo shares per VM: defaults, values, bounds. */
+Test(config, per_vm_dns_and_echo_shares)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.max_dns_inflight_per_vm, 32);
+  cr_assert_eq(c.max_icmp_flows_per_vm, 16);
+  cr_assert_eq(PARSE(&c, err, "--max-dns-inflight-per-vm", "8", "--max-icmp-flows-per-vm", "4"),
+               CONFIG_OK);
+  cr_assert_eq(c.max_dns_inflight_per_vm, 8);
+  cr_assert_eq(c.max_icmp_flows_per_vm, 4);
+  cr_assert_eq(PARSE(&c, err, "--max-dns-inflight-per-vm", "0"), -EINVAL);
+  cr_assert(strstr(err, "--max-dns-inflight-per-vm"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--max-dns-inflight-per-vm", "1025"), -EINVAL);
+  cr_assert_eq(PARSE(&c, err, "--max-icmp-flows-per-vm", "0"), -EINVAL);
+  cr_assert(strstr(err, "--max-icmp-flows-per-vm"), "%s", err);
+}
