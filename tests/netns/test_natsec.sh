@@ -89,7 +89,8 @@ dns()
 PY
 PIDS+=("$!")
 
-topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 --udp-timeout 3
+topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 --udp-timeout 3 \
+  --http-listen 127.0.0.1:9099
 topo_start_tap 1 vma "$NS_VMA" 52:54:00:aa:00:01 --configure
 topo_start_tap 2 vmb "$NS_VMB" 52:54:00:bb:00:02 --configure
 IP_A=$(topo_wait_ip "$NS_VMA" vma)
@@ -258,6 +259,16 @@ echo "figure: DNS flood: VM a sent $sent unanswered queries in 9 s; VM b resolve
 check [ "$got" = 8 ] || fail "VM b resolved only $got of 8 during VM a's flood"
 check pass "DNS share: VM b resolves 8 of 8 while VM a floods ($sent queries)"
 
+ip netns exec "$NS_R" python3 -c '
+import urllib.request
+print(urllib.request.urlopen("http://127.0.0.1:9099/metrics", timeout=5).read().decode())' \
+  >"$TMP/metrics.txt" || fail "/metrics"
+grep -E '^wtrelay_(nat_security_total|host_local_routes)' "$TMP/metrics.txt" || true
+check grep -q '^wtrelay_nat_security_total{event="udp_filtered"} [1-9]' "$TMP/metrics.txt" ||
+  fail "/metrics: no udp_filtered"
+check grep -q '^wtrelay_nat_security_total{event="local_refused"} [1-9]' "$TMP/metrics.txt" ||
+  fail "/metrics: no local_refused"
+check grep -q '^wtrelay_host_local_routes [1-9]' "$TMP/metrics.txt" || fail "/metrics: no local routes"
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
 grep -o 'msg="nat security counters".*' "$TMP/relay.err" || true
