@@ -59,6 +59,10 @@ struct gateway_params {
   uint64_t icmp_timeout_ns;
   uint32_t max_tcp_conns, max_tcp_conns_per_vm;
   uint64_t tcp_idle_ns, tcp_connect_timeout_ns;
+  /* Fair shares (nat_share.c); 0 = no such limit. */
+  uint32_t max_udp_flows_per_client, max_tcp_conns_per_client;
+  uint32_t max_tcp_pending_per_client, max_tcp_pending_per_vm;
+  uint32_t nat_new_rate, nat_new_burst; /* new flows per second per VM, and the burst */
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
   union io_sockaddr upstream[GW_MAX_UPSTREAMS];
@@ -82,6 +86,10 @@ struct gateway_counters {
   uint64_t tcp_rst_in, tcp_rst_out, tcp_segs_in, tcp_segs_out, tcp_bytes_in, tcp_bytes_out;
   uint64_t tcp_retransmits, tcp_out_of_order, tcp_host_errors, tcp_idle_closed;
   uint64_t tcp_tail_probes;
+  /* refusals by nat_share.c (per-VM caps count in udp_flows_full, tcp_full) */
+  uint64_t share_udp_client, share_tcp_client, share_pending_client, share_pending_vm;
+  uint64_t share_table_full, share_vm_evicted;
+  uint64_t rate_limited[3]; /* by enum nat_share_proto */
 };
 
 struct gw_room {
@@ -91,9 +99,27 @@ struct gw_room {
   uint32_t room;
 };
 
+/* Accounts of the NAT's fair shares (nat_share.c). */
+enum nat_share_kind { NAT_SHARE_UDP, NAT_SHARE_TCP, NAT_SHARE_PENDING, NAT_SHARE_KINDS };
+enum nat_share_proto { NAT_SHARE_P_UDP, NAT_SHARE_P_TCP, NAT_SHARE_P_ICMP };
+
+struct nat_share_ent {
+  bool used;
+  uint64_t key;                /* client key, or room << 32 | guest IP */
+  uint32_t n[NAT_SHARE_KINDS]; /* what it holds */
+  uint64_t tat;                /* VM accounts: when the new-flow bucket is full again */
+  uint32_t next;               /* hash chain or free list, index + 1 */
+};
+
+struct nat_share_tab {
+  struct nat_share_ent *e;
+  uint32_t *hash, mask, cap, nused, free_head;
+};
+
 struct nat_udp_flow {
   bool used;
   uint32_t room, guest_ip;
+  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
   uint64_t last_ns;
@@ -132,6 +158,7 @@ struct nat_tcp_conn {
   uint32_t room, guest_ip, dst_ip;
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
+  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   int fd;
   struct sockaddr_in sa;
   uint32_t ops; /* ring operations in flight */
@@ -200,6 +227,8 @@ struct gateway {
   struct nat_tcp_conn *tcp;
   uint32_t *tcp_hash, tcp_hash_mask, ntcp;
   uint8_t *tcp_scratch;
+  /* fair shares: per-client and per-VM accounts */
+  struct nat_share_tab share_clients, share_vms;
   /* DNS forwarder */
   struct io_udp_sock *dns_sock;
   struct dns_pending *dns; /* indexed by the upstream-facing id */
@@ -251,6 +280,25 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
 void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
 int nat_tcp_init(struct gateway *gw);
 void nat_tcp_fini(struct gateway *gw);
+
+/* Fair shares. admit: may this packet's VM (and client) open a new flow of
+ * proto? 0 = yes, the accounts are taken and *client is the key the flow
+ * keeps for release (0 = none); -EDQUOT = a cap, -EAGAIN = the VM's rate of
+ * new flows (counted and logged; the caller answers the guest). ICMP flows
+ * are only rated. release gives a flow's accounts back (pending: a TCP
+ * connect still in progress); connected: a TCP connect completed. */
+int nat_share_init(struct gateway *gw);
+void nat_share_fini(struct gateway *gw);
+uint64_t nat_share_client_of(const struct gateway *gw, const struct gw_pkt *pkt);
+int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
+                    uint64_t *client);
+void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
+                       uint32_t room, uint32_t ip, bool pending);
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
+void nat_share_sweep(struct gateway *gw, uint64_t now);
+uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
+uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
+                            enum nat_share_kind k);
 
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 void dns_fwd_sweep(struct gateway *gw, uint64_t now);
