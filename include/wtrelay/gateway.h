@@ -8,7 +8,9 @@
  * come from the room's pool through gateway_addr_ops, so DHCP and
  * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
  * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
- * NAT (nat_icmp.c: ICMP datagram sockets), the egress policy (policy.c)
+ * NAT (nat_icmp.c: ICMP datagram sockets), fair shares of the NAT's tables
+ * per client and per VM and a rate of new flows per VM (nat_share.c),
+ * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the
  * session they came from). Replies are built as Ethernet frames and enter
  * the switch from the room's gateway port.
