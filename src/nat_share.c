@@ -219,6 +219,8 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
   }
 
   /* every cap passed: the rate, then the accounts */
+  if (proto == NAT_SHARE_P_ICMP && !p->nat_new_rate)
+    return 0; /* nothing to rate, nothing to hold */
   if (!v && !(v = tab_get(gw, &gw->share_vms, vm_key(pkt->room, pkt->ip.src))))
     return refuse(gw, &gw->ctr.share_table_full, "per-VM account table full");
   if (!bucket_take(gw, v, *gw->now)) {

@@ -530,3 +530,48 @@ Test(nat_share, default_rate_lets_a_page_through_and_slows_a_scan)
   gw_pipe_pump_for(&e->p, 50 * MS);
   env_free(e);
 }
+
+/* The per-VM account table is bounded: when VMs that hold nothing still
+ * refill their buckets and the table is full, the account closest to full
+ * is reused (that VM starts again with a full bucket); the sweep frees the
+ * accounts once their buckets are full. Driven through nat_share_admit
+ * with packets of many guest addresses (no ports: no client). */
+Test(nat_share, vm_accounts_are_bounded_and_reused)
+{
+  struct gateway_params gp = base_params();
+  gp.max_udp_flows = 2;
+  gp.max_tcp_conns = 2;
+  gp.max_tcp_conns_per_vm = 2;
+  gp.max_icmp_flows = 4;
+  gp.nat_new_rate = 1;
+  gp.nat_new_burst = 1;
+  struct env *e = env_new(&gp);
+  struct gateway *gw = &e->p.gw;
+  uint32_t cap = gw->share_vms.cap;
+  cr_assert_eq(cap, 2 + 2 + 4 + 16u);
+  e->vnow = clock_now_ns();
+  struct gw_pkt pkt = {.room = 0, .src_port = 0xffff, .src_mac = e->vm[0].mac};
+  uint64_t client;
+  for (uint32_t i = 0; i < cap + 6; i++) {
+    e->p.now = e->vnow + i; /* each one a nanosecond later: a strict order of fullness */
+    pkt.ip.src = IP4(10, 0, 3, 0) + i;
+    cr_assert_eq(nat_share_admit(gw, &pkt, NAT_SHARE_P_ICMP, &client), 0, "VM %u", i);
+    cr_assert_eq(client, 0);
+  }
+  cr_assert_eq(gw->share_vms.nused, cap, "never more accounts than the table");
+  cr_assert_eq(gw->ctr.share_vm_evicted, 6);
+  cr_assert_eq(gw->ctr.share_table_full, 0);
+  /* the last VM is still in the table with an empty bucket: refused */
+  e->p.now = e->vnow + cap + 6;
+  pkt.ip.src = IP4(10, 0, 3, 0) + cap + 5;
+  cr_assert_eq(nat_share_admit(gw, &pkt, NAT_SHARE_P_ICMP, &client), -EAGAIN);
+  cr_assert_eq(gw->ctr.rate_limited[NAT_SHARE_P_ICMP], 1);
+  /* the first VM's account was reused: it starts with a full bucket */
+  pkt.ip.src = IP4(10, 0, 3, 0);
+  cr_assert_eq(nat_share_admit(gw, &pkt, NAT_SHARE_P_ICMP, &client), 0);
+  cr_assert_eq(gw->ctr.share_vm_evicted, 7);
+  /* buckets full again: the sweep frees every account */
+  nat_share_sweep(gw, e->vnow + 3 * S);
+  cr_assert_eq(gw->share_vms.nused, 0);
+  env_free(e);
+}
