@@ -30,12 +30,14 @@
  *
  * Teardown: FIN both ways with half-close (shutdown(SHUT_WR) after the
  * staged bytes), RST both ways, idle timeouts; bounded connections per VM
- * and in all, per client, connects in progress per VM and per client, and
- * a rate of new connections per VM (nat_share.c): a refusal answers RST. Window scaling is offered
- * back when the guest offers it (our own shift 0: our window is the 64 KiB staging buffer). Toward
- * the guest: a congestion window (slow start, halving on loss), NewReno fast recovery resending one
- * segment per hole, a tail-loss probe before the RTO; toward us, SACK blocks for the held ranges
- * when the guest offered SACK (docs/architecture.md, "The NAT path").
+ * and in all, per client, connects in progress per VM and per client,
+ * and a rate of new connections per VM (nat_share.c): a refusal answers
+ * RST. Window scaling is offered back when the guest offers it (our own
+ * shift 0: our window is the 64 KiB staging buffer). Toward the guest: a
+ * congestion window (slow start, halving on loss), NewReno fast recovery
+ * resending one segment per hole, a tail-loss probe before the RTO; toward
+ * us, SACK blocks for the held ranges when the guest offered SACK
+ * (docs/architecture.md, "The NAT path").
  */
 #include <errno.h>
 #include <netinet/in.h>
