@@ -139,6 +139,21 @@ static const struct opt opts[] = {
      "TCP NAT connections in all (default 4096)"},
     {"max-tcp-conns-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns_per_vm),
      "TCP NAT connections per VM (default 256)"},
+    {"max-udp-flows-per-client", 0, NULL, OPT_U32, 0, 65536, OFF(max_udp_flows_per_client),
+     "UDP NAT mappings per client address (IPv6: per /64), all its VMs together "
+     "(default 0: a quarter of --max-udp-flows)"},
+    {"max-tcp-conns-per-client", 0, NULL, OPT_U32, 0, 65000, OFF(max_tcp_conns_per_client),
+     "TCP NAT connections per client address (IPv6: per /64) "
+     "(default 0: a quarter of --max-tcp-conns)"},
+    {"max-tcp-pending-per-client", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_pending_per_client),
+     "TCP NAT connects in progress per client address (IPv6: per /64) (default 64)"},
+    {"max-tcp-pending-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_pending_per_vm),
+     "TCP NAT connects in progress per VM (default 32)"},
+    {"nat-new-rate", 0, NULL, OPT_U32, 0, 1000000, OFF(nat_new_rate),
+     "new NAT flows (UDP mappings, TCP connections, ping ids) per second per VM; 0 = no limit "
+     "(default 50)"},
+    {"nat-new-burst", 0, NULL, OPT_U32, 1, 1000000, OFF(nat_new_burst),
+     "new NAT flows a VM may open at once above --nat-new-rate (default 100)"},
     {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
      "time an idle TCP NAT connection lives (default 2h)"},
     {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
@@ -202,6 +217,12 @@ void config_defaults(struct config *c)
   c->max_icmp_flows_per_vm = 16;
   c->max_tcp_conns = 4096;
   c->max_tcp_conns_per_vm = 256;
+  c->max_udp_flows_per_client = 0; /* a quarter of max_udp_flows */
+  c->max_tcp_conns_per_client = 0; /* a quarter of max_tcp_conns */
+  c->max_tcp_pending_per_client = 64;
+  c->max_tcp_pending_per_vm = 32;
+  c->nat_new_rate = 50;
+  c->nat_new_burst = 100;
   c->tcp_idle_timeout_s = 7200;
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");

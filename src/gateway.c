@@ -297,6 +297,7 @@ static void sweep(struct timer *t, uint64_t now)
   nat_udp_sweep(gw, now);
   nat_icmp_sweep(gw, now);
   dns_fwd_sweep(gw, now);
+  nat_share_sweep(gw, now);
   timer_arm(gw->timers, &gw->sweep, now + NS);
 }
 
@@ -317,8 +318,8 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
-  if ((rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 ||
-      (rc = dns_fwd_init(gw)) < 0) {
+  if ((rc = nat_share_init(gw)) < 0 || (rc = nat_udp_init(gw)) < 0 ||
+      (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 || (rc = dns_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
@@ -335,6 +336,7 @@ void gateway_fini(struct gateway *gw)
   nat_icmp_fini(gw);
   nat_tcp_fini(gw);
   dns_fwd_fini(gw);
+  nat_share_fini(gw); /* after the flows, which give their accounts back */
   free(gw->rooms);
   gw->rooms = NULL;
 }
@@ -408,5 +410,13 @@ void gateway_log_counters(const struct gateway *gw)
            "dns_sock_failed=%llu icmp_vm_full=%llu",
            U(c->udp_filtered), U(c->udp_peers_replaced), U(c->local_refused), U(c->dns_vm_full),
            U(c->dns_sock_failed), U(c->icmp_vm_full));
+  log_info("nat share counters",
+           "udp_per_client=%llu tcp_per_client=%llu tcp_pending_per_client=%llu "
+           "tcp_pending_per_vm=%llu rate_udp=%llu rate_tcp=%llu rate_icmp=%llu "
+           "account_table_full=%llu vm_accounts_reused=%llu",
+           U(c->share_udp_client), U(c->share_tcp_client), U(c->share_pending_client),
+           U(c->share_pending_vm), U(c->rate_limited[NAT_SHARE_P_UDP]),
+           U(c->rate_limited[NAT_SHARE_P_TCP]), U(c->rate_limited[NAT_SHARE_P_ICMP]),
+           U(c->share_table_full), U(c->share_vm_evicted));
 #undef U
 }

@@ -367,6 +367,21 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"host_error\"", g->tcp_host_errors},
                            {"event=\"timeout\"", g->tcp_idle_closed}},
              10);
+    counters(b, "wtrelay_nat_share_refusals_total",
+             "new NAT flows refused by a fair share (per client, per VM) or the rate of new flows",
+             (struct lv[]){{"reason=\"udp_per_client\"", g->share_udp_client},
+                           {"reason=\"tcp_per_client\"", g->share_tcp_client},
+                           {"reason=\"tcp_pending_per_client\"", g->share_pending_client},
+                           {"reason=\"tcp_pending_per_vm\"", g->share_pending_vm},
+                           {"reason=\"rate_udp\"", g->rate_limited[NAT_SHARE_P_UDP]},
+                           {"reason=\"rate_tcp\"", g->rate_limited[NAT_SHARE_P_TCP]},
+                           {"reason=\"rate_icmp\"", g->rate_limited[NAT_SHARE_P_ICMP]},
+                           {"reason=\"account_table_full\"", g->share_table_full}},
+             8);
+    counter(b, "wtrelay_nat_share_vm_accounts_reused_total",
+            "idle per-VM accounts reused while their new-flow bucket was still refilling",
+            g->share_vm_evicted);
+    gauge(b, "wtrelay_nat_share_clients", "clients holding NAT flows", m->gw->share_clients.nused);
     counters(b, "wtrelay_nat_tcp_segments_total", "TCP segments to and from the guests",
              (struct lv[]){{"direction=\"from_guest\"", g->tcp_segs_in},
                            {"direction=\"to_guest\"", g->tcp_segs_out},

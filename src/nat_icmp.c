@@ -165,6 +165,11 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
     gw->ctr.icmp_flows_full++;
     return NULL;
   }
+  uint64_t client; /* echo flows are rated per VM (nat_share.c), not held */
+  if (nat_share_admit(gw, pkt, NAT_SHARE_P_ICMP, &client) < 0) {
+    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
+    return NULL;
+  }
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
   if (gw->icmp_raw) {

@@ -30,12 +30,14 @@
  *
  * Teardown: FIN both ways with half-close (shutdown(SHUT_WR) after the
  * staged bytes), RST both ways, idle timeouts; bounded connections per VM
- * and in all, a full table answers RST. Window scaling is offered back when
- * the guest offers it (our own shift 0: our window is the 64 KiB staging
- * buffer). Toward the guest: a congestion window (slow start, halving on
- * loss), NewReno fast recovery resending one segment per hole, a tail-loss
- * probe before the RTO; toward us, SACK blocks for the held ranges when the
- * guest offered SACK (docs/architecture.md, "The NAT path").
+ * and in all, per client, connects in progress per VM and per client,
+ * and a rate of new connections per VM (nat_share.c): a refusal answers
+ * RST. Window scaling is offered back when the guest offers it (our own
+ * shift 0: our window is the 64 KiB staging buffer). Toward the guest: a
+ * congestion window (slow start, halving on loss), NewReno fast recovery
+ * resending one segment per hole, a tail-loss probe before the RTO; toward
+ * us, SACK blocks for the held ranges when the guest offered SACK
+ * (docs/architecture.md, "The NAT path").
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -194,6 +196,8 @@ static void conn_end(struct gateway *gw, struct nat_tcp_conn *c, bool rst_guest,
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
+  nat_share_release(gw, NAT_SHARE_P_TCP, c->client, c->room, c->guest_ip,
+                    c->state == TCP_S_CONNECTING);
   c->state = TCP_S_DEAD;
   unlink_conn(gw, c);
   timer_disarm(gw->timers, &c->timer);
@@ -518,6 +522,7 @@ static void connect_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     return;
   }
   c->state = TCP_S_OPEN;
+  nat_share_connected(gw, c->client, c->room, c->guest_ip);
   syn_ack(gw, c);
   gw->ctr.tcp_established++;
   arm_timer(gw, c, c->rto_ns);
@@ -631,26 +636,23 @@ static struct nat_tcp_conn *conn_find(struct gateway *gw, const struct gw_pkt *p
   return NULL;
 }
 
-static uint32_t conns_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
-{
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < gw->p.max_tcp_conns; i++)
-    n += gw->tcp[i].used && gw->tcp[i].state != TCP_S_DEAD && gw->tcp[i].room == room &&
-         gw->tcp[i].guest_ip == ip;
-  return n;
-}
-
 static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
   struct nat_tcp_conn *c = NULL;
-  if (gw->ntcp < gw->p.max_tcp_conns &&
-      conns_of_vm(gw, pkt->room, pkt->ip.src) < gw->p.max_tcp_conns_per_vm)
+  if (gw->ntcp < gw->p.max_tcp_conns)
     for (uint32_t i = 0; i < gw->p.max_tcp_conns && !c; i++)
       if (!gw->tcp[i].used)
         c = &gw->tcp[i];
   if (!c) {
     gw->ctr.tcp_full++;
-    gw_log(gw, "TCP NAT connection refused", "table full (--max-tcp-conns[-per-vm])");
+    gw_log(gw, "TCP NAT connection refused", "table full (--max-tcp-conns)");
+    rst_for(gw, pkt, t);
+    return;
+  }
+  /* per-VM and per-client caps (connections, connects in progress) and
+   * the VM's rate of new flows: refused like a full table, with RST */
+  uint64_t client;
+  if (nat_share_admit(gw, pkt, NAT_SHARE_P_TCP, &client) < 0) {
     rst_for(gw, pkt, t);
     return;
   }
@@ -668,6 +670,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
     c->stage = c->peekbuf = NULL;
     if (fd >= 0)
       close(fd);
+    nat_share_release(gw, NAT_SHARE_P_TCP, client, pkt->room, pkt->ip.src, true);
     gw->ctr.tcp_full++;
     rst_for(gw, pkt, t);
     return;
@@ -678,6 +681,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->used = true;
   c->fd = fd;
   c->state = TCP_S_CONNECTING;
+  c->client = client;
   c->room = pkt->room;
   c->guest_ip = pkt->ip.src;
   c->guest_port = t->sport;

@@ -9,8 +9,10 @@
  * checked); a datagram that comes back on that socket is rebuilt as an
  * Ethernet/IPv4/UDP frame from the remote address to the guest. Flows end
  * after --udp-timeout seconds without a datagram from the guest. Bounds:
- * flows in all and per guest; a full table drops (counted) and the guest
- * gets no answer.
+ * flows in all, per guest and per client, and the guest's rate of new
+ * flows (nat_share.c); a refused flow is counted and the guest gets ICMP
+ * "communication administratively prohibited" (type 3 code 13), as from a
+ * router's filter.
  *
  * Filtering (RFC 4787 REQ-8, address- and port-dependent): the mapping
  * remembers the last NAT_UDP_PEERS remote endpoints (address and port) the
@@ -78,6 +80,7 @@ static void flow_close(struct gateway *gw, struct nat_udp_flow *f)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
   f->used = false;
+  nat_share_release(gw, NAT_SHARE_P_UDP, f->client, f->room, f->guest_ip, false);
   gw->nudp--;
   gw->ctr.udp_flows_closed++;
 }
@@ -199,14 +202,6 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
   }
 }
 
-static uint32_t flows_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
-{
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < gw->p.max_udp_flows; i++)
-    n += gw->udp[i].used && gw->udp[i].room == room && gw->udp[i].guest_ip == ip;
-  return n;
-}
-
 static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t sport)
 {
   uint32_t h = flow_hash(gw, pkt->room, pkt->ip.src, sport);
@@ -215,28 +210,38 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
     if (f->room == pkt->room && f->guest_ip == pkt->ip.src && f->guest_port == sport)
       return f;
   }
-  if (gw->nudp >= gw->p.max_udp_flows ||
-      flows_of_vm(gw, pkt->room, pkt->ip.src) >= gw->p.max_udp_flows_per_vm) {
+  if (gw->nudp >= gw->p.max_udp_flows) {
     gw->ctr.udp_flows_full++;
-    gw_log(gw, "UDP NAT flow refused", "flow table full (--max-udp-flows[-per-vm])");
+    gw_log(gw, "UDP NAT flow refused", "flow table full (--max-udp-flows)");
+    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
+    return NULL;
+  }
+  /* per-VM and per-client caps, the VM's rate of new flows (nat_share.c) */
+  uint64_t client;
+  if (nat_share_admit(gw, pkt, NAT_SHARE_P_UDP, &client) < 0) {
+    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
     return NULL;
   }
   struct nat_udp_flow *f = NULL;
   for (uint32_t i = 0; i < gw->p.max_udp_flows && !f; i++)
     if (!gw->udp[i].used)
       f = &gw->udp[i];
-  if (!f)
+  if (!f) {
+    nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, pkt->ip.src, false);
     return NULL;
+  }
   memset(f, 0, sizeof(*f));
   f->gw = gw;
   struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
+    nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, pkt->ip.src, false);
     gw->ctr.udp_flows_full++;
     gw_log(gw, "UDP NAT flow refused", "cannot open a host socket (fd limit?)");
     return NULL;
   }
   f->used = true;
+  f->client = client;
   f->room = pkt->room;
   f->guest_ip = pkt->ip.src;
   f->guest_port = sport;

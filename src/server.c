@@ -119,6 +119,14 @@ static int gateway_setup(struct server *s)
   gp.icmp_timeout_ns = 30ull * 1000000000ull;
   gp.max_tcp_conns = cfg->max_tcp_conns;
   gp.max_tcp_conns_per_vm = cfg->max_tcp_conns_per_vm;
+  gp.max_udp_flows_per_client =
+      cfg->max_udp_flows_per_client ? cfg->max_udp_flows_per_client : (cfg->max_udp_flows + 3) / 4;
+  gp.max_tcp_conns_per_client =
+      cfg->max_tcp_conns_per_client ? cfg->max_tcp_conns_per_client : (cfg->max_tcp_conns + 3) / 4;
+  gp.max_tcp_pending_per_client = cfg->max_tcp_pending_per_client;
+  gp.max_tcp_pending_per_vm = cfg->max_tcp_pending_per_vm;
+  gp.nat_new_rate = cfg->nat_new_rate;
+  gp.nat_new_burst = cfg->nat_new_burst;
   gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS;
   gp.tcp_connect_timeout_ns = 10 * NS;
   gp.max_dns_inflight = 1024;

@@ -80,7 +80,14 @@ struct config {
   uint32_t max_icmp_flows_per_vm;   /* --max-icmp-flows-per-vm, 16 */
   uint32_t max_tcp_conns;           /* --max-tcp-conns, 4096 */
   uint32_t max_tcp_conns_per_vm;    /* --max-tcp-conns-per-vm, 256 */
-  uint32_t tcp_idle_timeout_s;      /* --tcp-idle-timeout, 7200 */
+  /* fair shares of the NAT (nat_share.c) */
+  uint32_t max_udp_flows_per_client;   /* --max-udp-flows-per-client, 0 = max_udp_flows / 4 */
+  uint32_t max_tcp_conns_per_client;   /* --max-tcp-conns-per-client, 0 = max_tcp_conns / 4 */
+  uint32_t max_tcp_pending_per_client; /* --max-tcp-pending-per-client, 64 */
+  uint32_t max_tcp_pending_per_vm;     /* --max-tcp-pending-per-vm, 32 */
+  uint32_t nat_new_rate;               /* --nat-new-rate, new flows/s per VM, 50, 0 = off */
+  uint32_t nat_new_burst;              /* --nat-new-burst, 100 */
+  uint32_t tcp_idle_timeout_s;         /* --tcp-idle-timeout, 7200 */
   /* operations */
   char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */

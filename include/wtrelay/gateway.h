@@ -8,7 +8,9 @@
  * come from the room's pool through gateway_addr_ops, so DHCP and
  * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
  * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
- * NAT (nat_icmp.c: ICMP datagram sockets), the egress policy (policy.c)
+ * NAT (nat_icmp.c: ICMP datagram sockets), fair shares of the NAT's tables
+ * per client and per VM and a rate of new flows per VM (nat_share.c),
+ * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the
  * session they came from). Replies are built as Ethernet frames and enter
  * the switch from the room's gateway port.
@@ -60,6 +62,10 @@ struct gateway_params {
   uint64_t icmp_timeout_ns;
   uint32_t max_tcp_conns, max_tcp_conns_per_vm;
   uint64_t tcp_idle_ns, tcp_connect_timeout_ns;
+  /* Fair shares (nat_share.c); 0 = no such limit. */
+  uint32_t max_udp_flows_per_client, max_tcp_conns_per_client;
+  uint32_t max_tcp_pending_per_client, max_tcp_pending_per_vm;
+  uint32_t nat_new_rate, nat_new_burst; /* new flows per second per VM, and the burst */
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
   uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
@@ -91,6 +97,10 @@ struct gateway_counters {
   /* NAT filtering, own addresses, DNS and echo shares */
   uint64_t udp_filtered, udp_peers_replaced, local_refused;
   uint64_t dns_vm_full, dns_sock_failed, icmp_vm_full;
+  /* refusals by nat_share.c (per-VM caps count in udp_flows_full, tcp_full) */
+  uint64_t share_udp_client, share_tcp_client, share_pending_client, share_pending_vm;
+  uint64_t share_table_full, share_vm_evicted;
+  uint64_t rate_limited[3]; /* by enum nat_share_proto */
 };
 
 struct gw_room {
@@ -111,9 +121,27 @@ struct nat_udp_peer {
   uint64_t last_ns; /* the guest's latest datagram to it */
 };
 
+/* Accounts of the NAT's fair shares (nat_share.c). */
+enum nat_share_kind { NAT_SHARE_UDP, NAT_SHARE_TCP, NAT_SHARE_PENDING, NAT_SHARE_KINDS };
+enum nat_share_proto { NAT_SHARE_P_UDP, NAT_SHARE_P_TCP, NAT_SHARE_P_ICMP };
+
+struct nat_share_ent {
+  bool used;
+  uint64_t key;                /* client key, or room << 32 | guest IP */
+  uint32_t n[NAT_SHARE_KINDS]; /* what it holds */
+  uint64_t tat;                /* VM accounts: when the new-flow bucket is full again */
+  uint32_t next;               /* hash chain or free list, index + 1 */
+};
+
+struct nat_share_tab {
+  struct nat_share_ent *e;
+  uint32_t *hash, mask, cap, nused, free_head;
+};
+
 struct nat_udp_flow {
   bool used;
   uint32_t room, guest_ip;
+  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
   uint64_t last_ns; /* the guest's latest datagram: only outbound refreshes */
@@ -154,6 +182,7 @@ struct nat_tcp_conn {
   uint32_t room, guest_ip, dst_ip;
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
+  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   int fd;
   struct sockaddr_in sa;
   uint32_t ops; /* ring operations in flight */
@@ -225,6 +254,8 @@ struct gateway {
   struct nat_tcp_conn *tcp;
   uint32_t *tcp_hash, tcp_hash_mask, ntcp;
   uint8_t *tcp_scratch;
+  /* fair shares: per-client and per-VM accounts */
+  struct nat_share_tab share_clients, share_vms;
   /* DNS forwarder */
   struct dns_pending *dns; /* each query in flight, with its own socket */
   uint32_t dns_next, dns_inflight, dns_rr;
@@ -282,6 +313,25 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
 void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
 int nat_tcp_init(struct gateway *gw);
 void nat_tcp_fini(struct gateway *gw);
+
+/* Fair shares. admit: may this packet's VM (and client) open a new flow of
+ * proto? 0 = yes, the accounts are taken and *client is the key the flow
+ * keeps for release (0 = none); -EDQUOT = a cap, -EAGAIN = the VM's rate of
+ * new flows (counted and logged; the caller answers the guest). ICMP flows
+ * are only rated. release gives a flow's accounts back (pending: a TCP
+ * connect still in progress); connected: a TCP connect completed. */
+int nat_share_init(struct gateway *gw);
+void nat_share_fini(struct gateway *gw);
+uint64_t nat_share_client_of(const struct gateway *gw, const struct gw_pkt *pkt);
+int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
+                    uint64_t *client);
+void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
+                       uint32_t room, uint32_t ip, bool pending);
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
+void nat_share_sweep(struct gateway *gw, uint64_t now);
+uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
+uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
+                            enum nat_share_kind k);
 
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 void dns_fwd_sweep(struct gateway *gw, uint64_t now);

@@ -352,6 +352,34 @@ Test(config, rust_log_parser_alone)
   cr_assert_eq(l, LOG_WARN, "left alone");
 }
 
+Test(config, nat_share_flags)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.max_udp_flows_per_client, 0, "0: a quarter of --max-udp-flows");
+  cr_assert_eq(c.max_tcp_conns_per_client, 0, "0: a quarter of --max-tcp-conns");
+  cr_assert_eq(c.max_tcp_pending_per_client, 64);
+  cr_assert_eq(c.max_tcp_pending_per_vm, 32);
+  cr_assert_eq(c.nat_new_rate, 50);
+  cr_assert_eq(c.nat_new_burst, 100);
+  cr_assert_eq(PARSE(&c, err, "--max-udp-flows-per-client", "100", "--max-tcp-conns-per-client",
+                     "200", "--max-tcp-pending-per-client", "16", "--max-tcp-pending-per-vm", "8",
+                     "--nat-new-rate", "0", "--nat-new-burst", "20"),
+               CONFIG_OK, "%s", err);
+  cr_assert_eq(c.max_udp_flows_per_client, 100);
+  cr_assert_eq(c.max_tcp_conns_per_client, 200);
+  cr_assert_eq(c.max_tcp_pending_per_client, 16);
+  cr_assert_eq(c.max_tcp_pending_per_vm, 8);
+  cr_assert_eq(c.nat_new_rate, 0, "0: no rate limit");
+  cr_assert_eq(c.nat_new_burst, 20);
+  cr_assert_eq(PARSE(&c, err, "--max-tcp-pending-per-vm", "0"), -EINVAL);
+  cr_assert(strstr(err, "--max-tcp-pending-per-vm"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--nat-new-burst", "0"), -EINVAL);
+  cr_assert(strstr(err, "--nat-new-burst"), "%s", err);
+}
+
 /* The DNS and echo shares per VM: defaults, values, bounds. */
 Test(config, per_vm_dns_and_echo_shares)
 {

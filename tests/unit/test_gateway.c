@@ -812,6 +812,13 @@ Test(gateway, udp_flow_bounds_and_expiry)
   cr_assert(sock_silent(tfd), "a refused flow sends nothing");
   cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 2);
   cr_assert_eq(e->p.gw.ctr.udp_out, 2);
+  /* and the guest is told, as by a router's filter */
+  cr_assert_eq(vm->nframes, 1, "ICMP administratively prohibited for the refused flow");
+  struct net_ipv4 eip;
+  struct net_icmp em;
+  expect_icmp(vm->frame[0], vm->len[0], GW_IP, ICMP_UNREACH, ICMP_UNREACH_ADMIN, &eip, &em);
+  expect_quote(&em, VM_IP, LOOP_IP, 5003, tport);
+  vm->nframes = 0;
 
   /* the table holds 4 in all: two more VMs, the second one is refused */
   struct vm *vm2 = vm_add(e, VM2_MAC, IP4(10, 0, 2, 11));
@@ -824,6 +831,7 @@ Test(gateway, udp_flow_bounds_and_expiry)
   cr_assert_eq(e->p.gw.ctr.udp_flows_full, 2, "the whole table is full");
   pump_for(e, SILENCE_WAIT);
   cr_assert(sock_silent(tfd));
+  cr_assert_eq(vm3->nframes, 1, "the refusal is answered");
   cr_assert_eq(e->p.gw.nudp, 4);
 
   /* idle flows end after the UDP timeout, on the sweep */
