@@ -13,7 +13,9 @@
  * acknowledged; our streams carry only SETTINGS, HEADERS and capsules).
  * Datagrams are written straight into a packet when possible
  * (quic_conn_send_datagram), else queued in a bounded per-connection queue
- * drawing from an endpoint-wide pool; a full queue drops and counts.
+ * drawing from an endpoint-wide pool; a full queue drops and counts. A
+ * low-priority datagram (QUIC_DGRAM_LOW) may use only half of that queue,
+ * so what the application marks low never crowds out the rest.
  *
  * Loss recovery of DATAGRAM-only flights. ngtcp2 0.12.1 counts a packet
  * that carries only DATAGRAM frames as ack-eliciting but not as
