@@ -111,6 +111,11 @@ static const struct opt opts[] = {
      "chunked frames being reassembled per session (default 4)"},
     {"allow-any-src-mac", 0, NULL, OPT_FLAG, 0, 0, OFF(allow_any_src_mac),
      "let a session send frames from MACs other than its registered one (default off)"},
+    {"flood-rate", 0, NULL, OPT_U32, 0, 1000000, OFF(flood_rate),
+     "broadcast, multicast and unknown-unicast frames a session may flood per second; "
+     "more are dropped; 0 = unlimited (default 100)"},
+    {"flood-burst", 0, NULL, OPT_U32, 1, 1000000, OFF(flood_burst),
+     "flooded frames a session may send at once above --flood-rate (default 200)"},
     {"subnet", 0, NULL, OPT_SUBNET, 0, 0, OFF(subnet),
      "the virtual LAN's IPv4 subnet, /16 to /28; gateway .2, DNS .3, pool .10 up "
      "(default 10.0.2.0/24)"},
@@ -207,6 +212,8 @@ void config_defaults(struct config *c)
   c->max_macs_per_room = 1024;
   c->max_reassembly = 4;
   c->allow_any_src_mac = false;
+  c->flood_rate = 100;
+  c->flood_burst = 200;
   c->subnet = 0x0a000200;
   c->prefix = 24;
   c->mtu = 1500;

@@ -133,6 +133,8 @@ static void dhcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struc
       r.msg_type = want == ip ? DHCP_ACK : DHCP_NAK;
       r.yiaddr = want == ip ? ip : 0;
       r.ciaddr = m.ciaddr;
+      if (want == ip && gw->addr->bind)
+        gw->addr->bind(gw->addr_ctx, pkt->room, pkt->src_port, m.chaddr, ip);
     }
     break;
   case DHCP_RELEASE:
@@ -358,6 +360,8 @@ int gateway_room_attach(struct gateway *gw, uint32_t room)
     switch_port_detach(gw->sw, gr->port);
     return rc;
   }
+  /* its floods (DHCP answers, ARP) answer guests whose floods are limited */
+  switch_port_flood_exempt(gw->sw, gr->port);
   gr->used = true;
   return 0;
 }

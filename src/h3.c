@@ -712,6 +712,9 @@ const struct quic_app_ops h3_quic_ops = {
 
 /* ---- session API ---- */
 
+static int h3_session_send_ex(struct h3_session *s, const struct iovec *iov, int iovcnt,
+                              uint64_t id, unsigned flags);
+
 int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt)
 {
   return h3_session_send_id(s, iov, iovcnt, 0);
@@ -723,6 +726,17 @@ uint64_t h3_session_pto(struct h3_session *s)
 }
 
 int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt, uint64_t id)
+{
+  return h3_session_send_ex(s, iov, iovcnt, id, 0);
+}
+
+int h3_session_send_flags(struct h3_session *s, const struct iovec *iov, int iovcnt, unsigned flags)
+{
+  return h3_session_send_ex(s, iov, iovcnt, 0, flags);
+}
+
+static int h3_session_send_ex(struct h3_session *s, const struct iovec *iov, int iovcnt,
+                              uint64_t id, unsigned flags)
 {
   struct h3_conn *hc = s->hc;
   if (!hc || !hc->qc || !s->open || s->closed)
@@ -736,7 +750,7 @@ int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt
   v[0].iov_len = (size_t)n;
   for (int i = 0; i < iovcnt; i++)
     v[i + 1] = iov[i];
-  int rc = quic_conn_send_datagram_id(hc->qc, v, iovcnt + 1, id);
+  int rc = quic_conn_send_datagram_flags(hc->qc, v, iovcnt + 1, id, flags);
   if (rc < 0)
     hc->h3->ctr.dgrams_send_failed++;
   else

@@ -7,6 +7,7 @@
  * module knows about Prometheus.
  */
 #include "wtrelay/metrics.h"
+#include "wtrelay/languard.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -146,9 +147,10 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
            5);
   counters(b, "wtrelay_quic_datagrams_dropped_total", "datagrams not sent",
            (struct lv[]){{"reason=\"queue_full\"", q->dgrams_queue_full},
+                         {"reason=\"queue_half_full_low_priority\"", q->dgrams_queue_low_full},
                          {"reason=\"too_big\"", q->dgrams_too_big},
                          {"reason=\"pool_empty\"", q->dgrams_pool_empty}},
-           3);
+           4);
   counters(b, "wtrelay_quic_address_validation_total",
            "QUIC address validation: Retry packets sent, tokens checked, NEW_TOKEN sent",
            (struct lv[]){{"event=\"retry_sent\"", q->retries_sent},
@@ -208,8 +210,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"bad_mac\"", r->ctrl_bad_mac},
                          {"reason=\"oversized\"", r->ctrl_oversized},
                          {"reason=\"unknown_type\"", r->ctrl_unknown_type},
-                         {"reason=\"switch_full\"", r->ports_full}},
-           8);
+                         {"reason=\"switch_full\"", r->ports_full},
+                         {"reason=\"reserved_mac\"", r->register_refused_reserved}},
+           9);
   if (m->relay->auth) {
     /* access control (auth.c): every refusal reason, even at zero */
     const struct auth_counters *a = &m->relay->auth->ctr;
@@ -263,6 +266,28 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"empty_datagram\"", r->dgram_empty},
                          {"reason=\"unknown_type\"", r->dgram_unknown_type}},
            9);
+
+  /* LAN guards (languard.c): every verdict, even at zero */
+  family(b, "wtrelay_lan_guard_drops_total", "counter",
+         "frames from sessions the LAN guards dropped, by reason");
+  for (int i = 1; i < LANGUARD_NVERDICTS; i++) {
+    char label[64];
+    snprintf(label, sizeof(label), "reason=\"%s\"",
+             languard_verdict_name((enum languard_verdict)i));
+    sample(b, "wtrelay_lan_guard_drops_total", label, r->guard_drops[i]);
+  }
+  counters(b, "wtrelay_lan_guard_bindings_total",
+           "DHCP leases bound to the port they were asked through (--allow-any-src-mac)",
+           (struct lv[]){{"event=\"added\"", r->bindings_added},
+                         {"event=\"replaced\"", r->bindings_replaced}},
+           2);
+  /* storm control */
+  counters(b, "wtrelay_storm_control_drops_total",
+           "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
+           "flood copies a receiver's half-full datagram queue refused (copies)",
+           (struct lv[]){{"reason=\"rate_limited\"", w->flood_limited},
+                         {"reason=\"receiver_queue\"", r->flood_out_dropped}},
+           2);
 
   /* switch */
   counters(b, "wtrelay_switch_frames_total", "frames switched",

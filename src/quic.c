@@ -1553,9 +1553,13 @@ static size_t iov_total(const struct iovec *iov, int n)
 }
 
 static int dgram_enqueue(struct quic_conn *c, const struct iovec *iov, int iovcnt, size_t total,
-                         uint64_t id)
+                         uint64_t id, unsigned flags)
 {
   struct quic_endpoint *ep = c->ep;
+  if ((flags & QUIC_DGRAM_LOW) && c->dq_len >= ep->p.dgram_queue / 2) {
+    ep->ctr.dgrams_queue_low_full++;
+    return -ENOBUFS;
+  }
   if (c->dq_len >= ep->p.dgram_queue) {
     ep->ctr.dgrams_queue_full++;
     return -ENOBUFS;
@@ -1597,6 +1601,12 @@ uint64_t quic_conn_pto(struct quic_conn *c)
 int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int iovcnt,
                                uint64_t id)
 {
+  return quic_conn_send_datagram_flags(c, iov, iovcnt, id, 0);
+}
+
+int quic_conn_send_datagram_flags(struct quic_conn *c, const struct iovec *iov, int iovcnt,
+                                  uint64_t id, unsigned flags)
+{
   struct quic_endpoint *ep = c->ep;
   if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
     return -ENOTCONN;
@@ -1608,15 +1618,15 @@ int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int
   /* ngtcp2 is not re-entrant: inside this connection's own read callbacks,
    * or behind earlier queued datagrams, queue to keep order. */
   if (c->in_read || c->dq_head || !c->handshake_done)
-    return dgram_enqueue(c, iov, iovcnt, total, id);
+    return dgram_enqueue(c, iov, iovcnt, total, id, flags);
   /* The packet should carry an anchor: the turn's write loop builds it. */
   if (anchor_wanted(c, total))
-    return dgram_enqueue(c, iov, iovcnt, total, id);
+    return dgram_enqueue(c, iov, iovcnt, total, id, flags);
 
   size_t mtu = ngtcp2_conn_get_max_tx_udp_payload_size(c->conn);
   uint8_t *buf = io_tx_reserve(&ep->w->io, mtu);
   if (!buf)
-    return dgram_enqueue(c, iov, iovcnt, total, id);
+    return dgram_enqueue(c, iov, iovcnt, total, id, flags);
   ngtcp2_vec v[QUIC_DGRAM_IOV_MAX];
   if (iovcnt > QUIC_DGRAM_IOV_MAX)
     return -EINVAL;
@@ -1651,7 +1661,7 @@ int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int
     return 0;
   }
   /* Congestion limited (or only an ACK fitted): queue, bounded. */
-  return dgram_enqueue(c, iov, iovcnt, total, id);
+  return dgram_enqueue(c, iov, iovcnt, total, id, flags);
 }
 
 void quic_conn_close(struct quic_conn *c, uint64_t app_err)

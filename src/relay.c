@@ -67,6 +67,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
       .aging_ns = (uint64_t)cfg->mac_aging_s * NS,
       .subnet = cfg->subnet,
       .netmask = mask,
+      .flood_rate = cfg->flood_rate,
+      .flood_burst = cfg->flood_burst,
   };
   memcpy(sp.router_mac, cfg->gateway_mac, 6);
   struct chunk_params cpar = {
@@ -84,6 +86,9 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   }
   for (uint32_t i = 0; i < r->max_peers; i++)
     r->peers[i].id = i;
+  r->guard.gateway_ip = cfg->subnet + 2;
+  r->guard.dns_ip = cfg->subnet + 3;
+  memcpy(r->guard.gateway_mac, cfg->gateway_mac, 6);
   ip_bytes(cfg->subnet + 2, r->gateway);
   ip_bytes(mask, r->netmask);
   ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
@@ -378,6 +383,14 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
   r->ctr.registers++;
   if (p->waiting_on)
     return; /* a takeover verdict is pending for this session's Register */
+  if (languard_mac_reserved(&r->guard, mac)) {
+    /* broadcast, multicast, zero or the gateway's: a session holding one
+     * could answer for the gateway or be every port's destination */
+    r->ctr.register_refused_reserved++;
+    peer_log(r, p, "register refused", "reserved MAC (group, zero or the gateway's)");
+    send_error(r, p, "MAC address reserved");
+    return;
+  }
   if (p->mac_bound && memcmp(p->token_mac, mac, 6) != 0) {
     if (r->auth)
       r->auth->ctr.register_refused_mac++;
@@ -419,6 +432,12 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
       return;
     }
     switch_port_set_addr(&r->sw, p->port, mac, ip);
+    /* the registered MAC never ages out of the table (frames to it are
+     * never flooded as unknown unicast) nor moves to another port; a full
+     * table leaves it to ordinary learning */
+    switch_port_pin_mac(&r->sw, p->port, mac);
+    memset(p->bindings, 0, sizeof(p->bindings));
+    p->next_binding = 0;
     p->registered = true;
     p->ip = ip;
     memcpy(p->mac, mac, 6);
@@ -479,11 +498,22 @@ static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t 
 
 /* ---- the frame path ---- */
 
-/* A whole frame from peer p (iovecs borrowed): checks, then the switch. */
+/* With --allow-any-src-mac: did the gateway's DHCP lease ip to mac through
+ * p's port? */
+static bool peer_bound(void *ctx, const uint8_t mac[6], uint32_t ip)
+{
+  const struct relay_peer *p = ctx;
+  for (int i = 0; i < RELAY_PEER_BINDINGS; i++)
+    if (p->bindings[i].ip == ip && memcmp(p->bindings[i].mac, mac, 6) == 0)
+      return true;
+  return false;
+}
+
+/* A whole frame from peer p (iovecs borrowed): port security and the LAN
+ * guards, then the switch. */
 static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *iov, int iovcnt,
                      size_t len)
 {
-  uint8_t src[6];
   if (len < 14) {
     r->ctr.frames_runt++;
     return;
@@ -493,10 +523,23 @@ static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *
     peer_log(r, p, "frame dropped", "larger than --max-frame-size");
     return;
   }
-  chunk_iov_gather(src, 6, 6, iov, iovcnt);
+  uint8_t head[LANGUARD_HEAD];
+  size_t hlen = chunk_iov_gather(head, 0, len < sizeof(head) ? len : sizeof(head), iov, iovcnt);
+  const uint8_t *src = head + 6;
   if (!r->cfg->allow_any_src_mac && memcmp(src, p->mac, 6) != 0) {
     r->ctr.frames_spoofed++;
     peer_log(r, p, "frame dropped", "source MAC is not the registered MAC");
+    return;
+  }
+  struct languard_port gp = {.mac = p->mac,
+                             .ip = p->ip,
+                             .any_mac = r->cfg->allow_any_src_mac,
+                             .bound = peer_bound,
+                             .ctx = p};
+  enum languard_verdict v = languard_check(&r->guard, &gp, head, hlen);
+  if (v != LANGUARD_PASS) {
+    r->ctr.guard_drops[v]++;
+    peer_log(r, p, "frame dropped by the LAN guard", languard_verdict_name(v));
     return;
   }
   r->ctr.frames_in++;
@@ -522,7 +565,9 @@ static void chunk_in(struct relay *r, struct relay_peer *p, const uint8_t *data,
 }
 
 /* The session's switch port: one 0x01 datagram when the frame fits the
- * session's current maximum datagram payload, else chunks. Unchunked
+ * session's current maximum datagram payload, else chunks. Flood copies
+ * go with low priority (H3_DGRAM_LOW: dropped when the receiver's queue is
+ * half full, counted as flood_out_dropped). Unchunked
  * frames go from the sender's decrypted datagram straight into this
  * session's packet (h3_session_send does not copy unless it must queue). */
 static int peer_deliver(void *ctx, const struct switch_frame *f)
@@ -531,6 +576,8 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
   struct relay *r = p->relay;
   struct chunk_plan plan;
   int rc = 0;
+  /* a flood copy must leave the receiver's queue room for unicast */
+  unsigned low = f->flood ? H3_DGRAM_LOW : 0;
   if (!p->sess || p->closing)
     return -ENOTCONN;
   if (chunk_split_plan(f->len, h3_session_max_datagram(p->sess), &plan) < 0) {
@@ -544,7 +591,7 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
     iov[0].iov_len = 1;
     for (int i = 0; i < f->iovcnt && i < SWITCH_FRAME_IOV_MAX; i++)
       iov[1 + i] = f->iov[i];
-    rc = h3_session_send(p->sess, iov, 1 + f->iovcnt);
+    rc = h3_session_send_flags(p->sess, iov, 1 + f->iovcnt, low);
   } else {
     uint8_t buf[CHUNK_HDR + BAVY_CHUNK_DATA_MAX];
     uint16_t id = p->next_chunk_id++;
@@ -554,7 +601,10 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
         rc = n;
         break;
       }
-      rc = h3_session_send(p->sess, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
+      /* only the first chunk of a flood copy is low priority: once it is
+       * in, the rest follow (no half frame left at the receiver) */
+      rc = h3_session_send_flags(p->sess, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1,
+                                 k == 0 ? low : 0);
       if (rc == 0)
         r->ctr.chunks_out++;
     }
@@ -563,6 +613,8 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
   }
   if (rc < 0) {
     r->ctr.frames_out_failed++;
+    if (low && rc == -ENOBUFS)
+      r->ctr.flood_out_dropped++;
     return rc;
   }
   r->ctr.frames_out++;
@@ -817,7 +869,57 @@ static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_
     if (p->used && p->registered && p->room == room && memcmp(p->mac, mac, 6) == 0)
       return; /* the session keeps its address */
   }
+  /* the address may no longer speak through the port it was bound to */
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *p = &r->peers[i];
+    if (!p->used || p->room != room)
+      continue;
+    for (int k = 0; k < RELAY_PEER_BINDINGS; k++)
+      if (p->bindings[k].ip == ip && memcmp(p->bindings[k].mac, mac, 6) == 0)
+        p->bindings[k].ip = 0;
+  }
   ippool_release(&r->rooms[room].pool, ip, *r->now);
+}
+
+/* The session behind switch port `port` of room, or NULL (the gateway's
+ * port, a stale handle). */
+static struct relay_peer *peer_of_port(struct relay *r, uint32_t room, uint32_t port)
+{
+  if (port >= r->sw.p.max_ports || !r->sw.ports[port].used ||
+      r->sw.ports[port].ops != &peer_port_ops)
+    return NULL;
+  struct relay_peer *p = r->sw.ports[port].ctx;
+  return p->used && p->registered && p->room == room ? p : NULL;
+}
+
+/* DHCP acknowledged ip for mac, asked through `port`: with
+ * --allow-any-src-mac the LAN guard lets (mac, ip) speak on that port. A
+ * port has RELAY_PEER_BINDINGS slots; a new lease replaces the oldest. */
+static void addr_bind(void *ctx, uint32_t room, uint32_t port, const uint8_t mac[6], uint32_t ip)
+{
+  struct relay *r = ctx;
+  struct relay_peer *p = peer_of_port(r, room, port);
+  if (!p || !r->cfg->allow_any_src_mac || ip == p->ip)
+    return;
+  /* one address per MAC: a renewed or changed lease takes the MAC's slot */
+  for (int k = 0; k < RELAY_PEER_BINDINGS; k++) {
+    if (p->bindings[k].ip && memcmp(p->bindings[k].mac, mac, 6) == 0) {
+      p->bindings[k].ip = ip;
+      return;
+    }
+  }
+  int slot = -1;
+  for (int k = 0; k < RELAY_PEER_BINDINGS && slot < 0; k++)
+    if (!p->bindings[k].ip)
+      slot = k;
+  if (slot < 0) {
+    slot = p->next_binding;
+    p->next_binding = (uint8_t)((p->next_binding + 1) % RELAY_PEER_BINDINGS);
+    r->ctr.bindings_replaced++;
+  }
+  memcpy(p->bindings[slot].mac, mac, 6);
+  p->bindings[slot].ip = ip;
+  r->ctr.bindings_added++;
 }
 
 /* The NAT's per-client shares: the client key of the session behind a
@@ -833,7 +935,7 @@ static uint64_t addr_client_of(void *ctx, uint32_t room, uint32_t port)
 }
 
 const struct gateway_addr_ops relay_addr_ops = {
-    .lease = addr_lease, .release = addr_release, .client_of = addr_client_of};
+    .lease = addr_lease, .release = addr_release, .client_of = addr_client_of, .bind = addr_bind};
 
 const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,
@@ -876,6 +978,15 @@ void relay_log_counters(const struct relay *r)
            U(w->delivered), U(w->deliver_failed), U(w->drop_same_port), U(w->drop_src_multicast),
            U(w->learned), U(w->moved), U(w->aged), U(w->learn_full_port), U(w->learn_full_domain),
            U(w->learn_full_table));
+  log_info("lan guard counters",
+           "arp_spoof=%llu arp_mac=%llu arp_bad=%llu ip_spoof=%llu ip_bad=%llu vlan=%llu "
+           "reserved_src_mac=%llu register_reserved_mac=%llu flood_limited=%llu "
+           "flood_copies_dropped=%llu",
+           U(c->guard_drops[LANGUARD_ARP_SPOOF]), U(c->guard_drops[LANGUARD_ARP_MAC]),
+           U(c->guard_drops[LANGUARD_ARP_BAD]), U(c->guard_drops[LANGUARD_IP_SPOOF]),
+           U(c->guard_drops[LANGUARD_IP_BAD]), U(c->guard_drops[LANGUARD_VLAN]),
+           U(c->guard_drops[LANGUARD_RESERVED_SRC]), U(c->register_refused_reserved),
+           U(w->flood_limited), U(c->flood_out_dropped));
   log_info("chunk counters",
            "chunks_in=%llu frames_done=%llu single=%llu duplicates=%llu bad_total=%llu "
            "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",

@@ -18,6 +18,7 @@
 #define ETH_HLEN 14
 #define ETH_P_IPV4 0x0800
 #define IPV4_MIN 20
+#define NANO 1000000000ull
 
 static uint64_t mac_u64(const uint8_t m[6])
 {
@@ -276,8 +277,50 @@ static int deliver(struct switch_table *sw, uint32_t port, const struct switch_f
   return 1;
 }
 
-static int flood(struct switch_table *sw, uint32_t from, const struct switch_frame *f)
+void switch_port_flood_exempt(struct switch_table *sw, uint32_t port)
 {
+  if (port < sw->p.max_ports && sw->ports[port].used)
+    sw->ports[port].flood_exempt = true;
+}
+
+/* Token bucket in nanoframes: refilled at flood_rate per second (elapsed
+ * time clamped so the product cannot overflow), flood_burst deep, full at
+ * the port's first flood. */
+bool switch_flood_allowed(struct switch_table *sw, uint32_t port, uint64_t now)
+{
+  struct switch_port *pt = &sw->ports[port];
+  if (!sw->p.flood_rate || pt->flood_exempt)
+    return true;
+  uint64_t depth = (uint64_t)(sw->p.flood_burst ? sw->p.flood_burst : 1) * NANO;
+  if (!pt->flood_started) {
+    pt->flood_started = true;
+    pt->flood_tokens = depth;
+  } else if (now > pt->flood_last_ns) {
+    uint64_t dt = now - pt->flood_last_ns;
+    if (dt > depth / sw->p.flood_rate)
+      dt = depth / sw->p.flood_rate;
+    pt->flood_tokens += dt * sw->p.flood_rate;
+    if (pt->flood_tokens > depth)
+      pt->flood_tokens = depth;
+  }
+  pt->flood_last_ns = now;
+  if (pt->flood_tokens < NANO) {
+    pt->floods_limited++;
+    sw->ctr.flood_limited++;
+    return false;
+  }
+  pt->flood_tokens -= NANO;
+  return true;
+}
+
+static int flood(struct switch_table *sw, uint32_t from, const struct switch_frame *in,
+                 uint64_t now)
+{
+  if (!switch_flood_allowed(sw, from, now))
+    return -ENOBUFS;
+  struct switch_frame copy = *in;
+  const struct switch_frame *f = &copy;
+  copy.flood = true;
   uint32_t domain = sw->ports[from].domain, n = 0;
   uint32_t *snap = sw->scratch + (size_t)(sw->depth - 1) * sw->p.max_ports;
   for (uint32_t i = sw->domains[domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next)
@@ -360,6 +403,7 @@ int switch_input(struct switch_table *sw, uint32_t port, const struct switch_fra
   }
   struct switch_frame f = *in;
   f.src_port = port;
+  f.flood = false;
   sw->depth++;
   int rc = input(sw, port, &f, now);
   sw->depth--;
@@ -396,13 +440,13 @@ static int input(struct switch_table *sw, uint32_t port, const struct switch_fra
   learn(sw, port, src, now);
 
   if (dst[0] & 1) /* broadcast and multicast */
-    return flood(sw, port, f);
+    return flood(sw, port, f, now);
   int rc = route(sw, port, hdr, hlen, f);
   if (rc >= 0)
     return rc;
   uint32_t to = switch_lookup(sw, pt->domain, dst, now);
   if (to == SWITCH_NO_PORT)
-    return flood(sw, port, f);
+    return flood(sw, port, f, now);
   if (to == port) {
     sw->ctr.drop_same_port++;
     return 0;

@@ -60,6 +60,8 @@ struct config {
   uint32_t max_macs_per_room; /* --max-macs-per-room, 1024 */
   uint32_t max_reassembly;    /* --max-reassembly, 4 chunked frames per session */
   bool allow_any_src_mac;     /* --allow-any-src-mac, off (port security on) */
+  uint32_t flood_rate;        /* --flood-rate, 100 flooded frames/s per session, 0 = unlimited */
+  uint32_t flood_burst;       /* --flood-burst, 200 */
   /* gateway and NAT */
   uint32_t subnet; /* --subnet, 10.0.2.0/24 (host order) */
   uint8_t prefix;

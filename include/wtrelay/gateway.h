@@ -47,6 +47,9 @@ struct gateway_addr_ops {
    * switch port `port` of room, for the NAT's per-client shares; 0 = not a
    * client's port (or unknown). May be NULL (tests): no client shares. */
   uint64_t (*client_of)(void *ctx, uint32_t room, uint32_t port);
+  /* DHCP acknowledged ip for mac, asked from switch port `port` (the LAN
+   * guard of that port may let the pair speak). May be NULL. */
+  void (*bind)(void *ctx, uint32_t room, uint32_t port, const uint8_t mac[6], uint32_t ip);
 };
 
 struct gateway_params {

@@ -114,6 +114,13 @@ int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt);
 /* The same, with a nonzero id reported through on_session_datagram_ack:
  * whether the peer is still there (its QUIC stack acknowledges). */
 int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt, uint64_t id);
+/* Low priority (QUIC_DGRAM_LOW): the datagram may take at most half of the
+ * connection's datagram queue; past that it is dropped (-ENOBUFS, counted)
+ * and the rest of the queue stays for ordinary datagrams. */
+#define H3_DGRAM_LOW QUIC_DGRAM_LOW
+/* h3_session_send with flags (0 or H3_DGRAM_LOW). */
+int h3_session_send_flags(struct h3_session *s, const struct iovec *iov, int iovcnt,
+                          unsigned flags);
 /* The session's connection's probe timeout (ns), 0 when it has none. */
 uint64_t h3_session_pto(struct h3_session *s);
 /* Largest payload (after the prefix) that fits one datagram now. */

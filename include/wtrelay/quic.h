@@ -13,7 +13,9 @@
  * acknowledged; our streams carry only SETTINGS, HEADERS and capsules).
  * Datagrams are written straight into a packet when possible
  * (quic_conn_send_datagram), else queued in a bounded per-connection queue
- * drawing from an endpoint-wide pool; a full queue drops and counts.
+ * drawing from an endpoint-wide pool; a full queue drops and counts. A
+ * low-priority datagram (QUIC_DGRAM_LOW) may use only half of that queue,
+ * so what the application marks low never crowds out the rest.
  *
  * Loss recovery of DATAGRAM-only flights. ngtcp2 0.12.1 counts a packet
  * that carries only DATAGRAM frames as ack-eliciting but not as
@@ -103,6 +105,7 @@ struct quic_counters {
   uint64_t conns_closed, conns_idle, conns_draining, handshakes;
   uint64_t version_negotiations, stateless_resets, read_errors, write_errors;
   uint64_t dgrams_in, dgrams_out, dgrams_direct, dgrams_queued, dgrams_queue_full;
+  uint64_t dgrams_queue_low_full; /* low-priority datagrams refused at a half-full queue */
   uint64_t dgrams_too_big, dgrams_pool_empty, dgrams_lost;
   uint64_t stream_bytes_in, sout_overflow;
   uint64_t anchors; /* anchor units written beside datagrams */
@@ -269,6 +272,13 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
  * through on_datagram_ack, a liveness proof of the peer. */
 int quic_conn_send_datagram_id(struct quic_conn *c, const struct iovec *iov, int iovcnt,
                                uint64_t id);
+/* Low priority: queued only while the connection's datagram queue is
+ * less than half full (else -ENOBUFS, counted as dgrams_queue_low_full),
+ * so such datagrams never take the room ordinary ones need. */
+#define QUIC_DGRAM_LOW 1u
+/* quic_conn_send_datagram_id with flags (0 or QUIC_DGRAM_LOW). */
+int quic_conn_send_datagram_flags(struct quic_conn *c, const struct iovec *iov, int iovcnt,
+                                  uint64_t id, unsigned flags);
 /* The connection's current probe timeout (ngtcp2's PTO), ns. */
 uint64_t quic_conn_pto(struct quic_conn *c);
 /* Names the anchor (see "Loss recovery" above): `unit` (static storage,

@@ -22,6 +22,17 @@
  * Error as before, else the old session is closed and the newcomer gets
  * the MAC, its address and its switch port; the NAT's flows are keyed by
  * room and address, so they carry on. Only the Register waits.
+ * LAN guards (languard.c): Register of a reserved MAC (group bit, zero,
+ * the gateway's) gets an Error; every frame a session sends passes the
+ * guard before the switch sees it (ARP and IPv4 sources must be the
+ * session's address, or with --allow-any-src-mac a DHCP lease made through
+ * the session's port; VLAN tags only with --allow-any-src-mac), drops
+ * counted per verdict. The guard sits here, at the session side of the
+ * port, because only the relay knows a session's MAC, address and leases;
+ * the switch stays an L2 bridge that knows nothing of sessions.
+ * Storm control, the receiving side: a frame the switch flooded (struct
+ * switch_frame.flood) is sent with low priority, so it may take at most
+ * half of the receiver's datagram queue and unicast keeps the rest.
  * Talks to: h3 below through struct h3_app_ops (sends with
  * h3_session_send), the switch beside it through its port interface.
  * Never: touches QUIC or HTTP/3 state directly.
@@ -38,6 +49,7 @@
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/ippool.h"
+#include "wtrelay/languard.h"
 #include "wtrelay/lease.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
@@ -48,6 +60,15 @@ struct relay_room {
   uint32_t npeers;
   struct ippool pool;
 };
+
+/* With --allow-any-src-mac: an address the gateway's DHCP leased to a MAC
+ * that asked through this session's port (the LAN guard lets exactly
+ * these speak besides the session's own address). */
+struct relay_binding {
+  uint8_t mac[6];
+  uint32_t ip; /* host order, 0 = unused */
+};
+#define RELAY_PEER_BINDINGS 8
 
 struct relay_peer {
   bool used;
@@ -80,6 +101,8 @@ struct relay_peer {
   uint8_t token_mac[6];
   uint32_t auth_subject; /* auth subject slot + 1, 0 = none */
   uint64_t client;       /* io_sockaddr_client_key of the session's address at CONNECT */
+  struct relay_binding bindings[RELAY_PEER_BINDINGS]; /* DHCP leases made through this port */
+  uint8_t next_binding;                               /* the slot replaced when all are used */
 };
 
 struct relay_counters {
@@ -95,6 +118,11 @@ struct relay_counters {
   uint64_t frames_out_too_big, chunks_bad_header, ports_full;
   /* takeover */
   uint64_t takeover_probes, takeovers, takeover_refused_alive;
+  /* LAN guards (languard.c) and storm control */
+  uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
+  uint64_t register_refused_reserved;       /* Register of a reserved MAC */
+  uint64_t bindings_added, bindings_replaced;
+  uint64_t flood_out_dropped; /* flood copies a receiver's queue refused (low priority) */
 };
 
 struct relay {
@@ -116,9 +144,10 @@ struct relay {
   struct gateway *gw;     /* the rooms' router port; NULL = none (tests) */
   uint8_t gateway[4], netmask[4], dns[4];
   uint32_t pool_first, pool_last;
-  struct lease_table leases; /* sticky addresses (lease.c), shared by every room */
-  uint64_t probe_seq;        /* ids of takeover probes */
-  struct auth *auth;         /* tokens and origins (borrowed); NULL = open to all */
+  struct lease_table leases;    /* sticky addresses (lease.c), shared by every room */
+  uint64_t probe_seq;           /* ids of takeover probes */
+  struct auth *auth;            /* tokens and origins (borrowed); NULL = open to all */
+  struct languard_params guard; /* the rooms' reserved addresses for the LAN guards */
 };
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */

@@ -10,6 +10,14 @@
  * the same domain goes to that port, its Ethernet header rewritten as a
  * router would (destination = the port's MAC, source = the router's MAC).
  *
+ * Storm control: every port (but those exempted, the gateway's) has a
+ * token bucket for the frames it makes the switch flood (broadcast,
+ * multicast, unknown unicast): flood_rate frames a second, flood_burst at
+ * once; a frame past it is dropped before any copy is made (counted per
+ * port and as flood_limited). Each flood copy is marked (switch_frame.flood)
+ * so the receiving port can give it less room than unicast; what a port
+ * does with that mark is its own business.
+ *
  * Talks to: ports through struct switch_port_ops (one operation: deliver
  * this frame). A WebTransport session is a port; the gateway will be one.
  * Never: knows QUIC, WebTransport or the bavy protocol; never copies frame
@@ -35,6 +43,7 @@ struct switch_frame {
   int iovcnt;
   size_t len;
   uint32_t src_port; /* set by switch_input: the port the frame came from */
+  bool flood;        /* set by the switch: a flood copy (broadcast, multicast, unknown unicast) */
 };
 
 struct switch_port_ops {
@@ -55,6 +64,8 @@ struct switch_params {
   uint64_t aging_ns;
   uint8_t router_mac[6];
   uint32_t subnet, netmask; /* host order; the routing shortcut's range */
+  uint32_t flood_rate;      /* floods a port may cause per second, 0 = unlimited */
+  uint32_t flood_burst;     /* ... at once (the bucket's depth), at least 1 when limited */
 };
 
 struct switch_port {
@@ -67,6 +78,11 @@ struct switch_port {
   const struct switch_port_ops *ops;
   void *ctx;
   uint64_t frames_in, frames_out;
+  /* storm control: a token bucket in 1e-9 frame units */
+  bool flood_exempt;
+  bool flood_started;
+  uint64_t flood_tokens, flood_last_ns;
+  uint64_t floods_limited;
 };
 
 struct switch_domain {
@@ -87,6 +103,7 @@ struct switch_mac {
 struct switch_counters {
   uint64_t frames_in, unicast, floods, flood_copies, routed, delivered, deliver_failed;
   uint64_t drop_runt, drop_bad_port, drop_same_port, drop_src_multicast, drop_too_deep;
+  uint64_t flood_limited; /* frames not flooded: their port's bucket was empty */
   uint64_t learned, moved, aged, learn_full_port, learn_full_domain, learn_full_table;
 };
 
@@ -118,13 +135,21 @@ uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port);
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
                           uint32_t ip);
 
+/* Exempts the port from storm control (the gateway: its floods answer
+ * guests whose own floods are limited). */
+void switch_port_flood_exempt(struct switch_table *sw, uint32_t port);
+/* Takes one flood token of the port at `now`: true when the port may
+ * flood a frame now (exempt ports and flood_rate 0 always may). */
+bool switch_flood_allowed(struct switch_table *sw, uint32_t port, uint64_t now);
+
 /* Pins mac to port: it never ages and frames from another port claiming it
  * do not move it (the gateway's address). 0 or -ENOSPC. */
 int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t mac[6]);
 
 /* Switches one frame that arrived on `port`: learns its source, delivers
  * it. Returns the number of ports it was delivered to, or a negative errno
- * when dropped (-EINVAL runt or bad port). */
+ * when dropped (-EINVAL runt or bad port, -ENOBUFS a flood past the port's
+ * storm control bucket). */
 int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
                  uint64_t now);
 /* The port that (domain, mac) was learned on and is not aged, or

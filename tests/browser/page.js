@@ -238,7 +238,7 @@ async function scenarioSwitch() {
       await s.send(d);
     }
   };
-  const big = ethFrame(mb, ma, 0x0800, 1400, 7);
+  const big = ethFrame(mb, ma, 0x88b6, 1400, 7);
   await sendSeedChunks(a, big, 0x4242);
   const [gotBig, how] = await nextFrameFrom(b, ma, 5000);
   if (!sameBytes(gotBig, big)) throw new Error(`1400-byte frame arrived changed (${gotBig.length} bytes)`);
@@ -246,7 +246,7 @@ async function scenarioSwitch() {
 
   // A full 1514-byte frame never fits a datagram toward a browser: the
   // relay chunks it for the receiver.
-  const full = ethFrame(ma, mb, 0x0800, 1514, 9);
+  const full = ethFrame(ma, mb, 0x88b6, 1514, 9);
   await sendSeedChunks(b, full, 0x0101);
   const [gotFull, howFull] = await nextFrameFrom(a, mb, 5000);
   if (!sameBytes(gotFull, full)) throw new Error(`1514-byte frame arrived changed (${gotFull.length} bytes)`);

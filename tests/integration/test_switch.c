@@ -221,7 +221,7 @@ Test(switch_e2e, broadcast_unicast_and_rooms, .timeout = 60)
   mac_of(0, ma);
   mac_of(1, mb);
   /* ARP broadcast from 0 reaches 1 and 2, not 0, not the other room */
-  size_t len = frame(f, BC, ma, 0x0806, 42, 1);
+  size_t len = frame(f, BC, ma, 0x88b5, 42, 1);
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
   wait_frames(&nt, 1, 1);
   wait_frames(&nt, 2, 1);
@@ -233,7 +233,7 @@ Test(switch_e2e, broadcast_unicast_and_rooms, .timeout = 60)
   cr_assert_arr_eq(nt.got[1].last, f, 42);
 
   /* unicast reply 1 -> 0 after learning reaches only 0 */
-  len = frame(f, ma, mb, 0x0806, 42, 2);
+  len = frame(f, ma, mb, 0x88b5, 42, 2);
   cr_assert_eq(wtc_send_frame(nt.s[1], f, len), 0);
   wait_frames(&nt, 0, 1);
   settle(&nt.c, 200);
@@ -241,7 +241,7 @@ Test(switch_e2e, broadcast_unicast_and_rooms, .timeout = 60)
   cr_assert_arr_eq(nt.got[0].last, f, 42);
 
   /* and 0 -> 1 now goes only to 1 */
-  len = frame(f, mb, ma, 0x0800, 100, 3);
+  len = frame(f, mb, ma, 0x88b6, 100, 3);
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
   wait_frames(&nt, 1, 2);
   settle(&nt.c, 200);
@@ -251,7 +251,7 @@ Test(switch_e2e, broadcast_unicast_and_rooms, .timeout = 60)
   /* the other room's broadcast never reaches this one */
   uint8_t mo[6];
   mac_of(7, mo);
-  len = frame(f, BC, mo, 0x0806, 42, 4);
+  len = frame(f, BC, mo, 0x88b5, 42, 4);
   cr_assert_eq(wtc_send_frame(os[0], f, len), 0);
   settle(&other, 100);
   settle(&nt.c, 200);
@@ -268,13 +268,13 @@ Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
   mac_of(0, ma);
   mac_of(1, mb);
   /* teach the switch where 0 and 1 are */
-  size_t len = frame(f, BC, mb, 0x0806, 42, 0);
+  size_t len = frame(f, BC, mb, 0x88b5, 42, 0);
   wtc_send_frame(nt.s[1], f, len);
   wait_frames(&nt, 0, 1);
 
   /* 1514 bytes: chunked by the client, reassembled by the relay, chunked
    * again toward 1 (it does not fit one datagram), reassembled there */
-  len = frame(f, mb, ma, 0x0800, 1514, 9);
+  len = frame(f, mb, ma, 0x88b6, 1514, 9);
   uint64_t chunks_before = nt.s[1]->chunks_in;
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
   cr_assert_gt(nt.s[0]->chunks_out, 0, "the client should have chunked 1514 bytes");
@@ -287,7 +287,7 @@ Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
    * relay reassembles it and sends it whole, because it fits (a path MTU
    * of 1444 toward this client leaves 1404 bytes for a datagram beside a
    * 16-byte connection id, minus the QUIC layer's 10-byte anchor room) */
-  len = frame(f, mb, ma, 0x0800, 1380, 10);
+  len = frame(f, mb, ma, 0x88b6, 1380, 10);
   uint8_t c0[5 + 900], c1[5 + 480];
   c0[0] = c1[0] = 0x02;
   memcpy(c0 + 1, (uint8_t[]){0x12, 0x34, 0, 2}, 4);
@@ -311,7 +311,7 @@ Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
     memcpy(big + 5, f, 14);
     wtc_send_raw(nt.s[0], big, sizeof(big)); /* 2 x 900 = 1800 bytes */
   }
-  len = frame(f, mb, ma, 0x0800, 60, 11);
+  len = frame(f, mb, ma, 0x88b6, 60, 11);
   wtc_send_frame(nt.s[0], f, len);
   wait_frames(&nt, 1, 3);
   cr_assert_eq(nt.got[1].last_len, 60, "the oversized frame must not arrive");
@@ -325,9 +325,9 @@ Test(switch_e2e, spoofed_source_mac_dropped, .timeout = 60)
   net_up(&nt, "/", 2, NULL);
   mac_of(0, ma);
   mac_of(5, mx); /* not 0's registered MAC */
-  size_t len = frame(f, BC, mx, 0x0806, 60, 1);
+  size_t len = frame(f, BC, mx, 0x88b5, 60, 1);
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
-  len = frame(f, BC, ma, 0x0806, 61, 2);
+  len = frame(f, BC, ma, 0x88b5, 61, 2);
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
   wait_frames(&nt, 1, 1);
   settle(&nt.c, 200);
@@ -342,7 +342,7 @@ Test(switch_e2e, allow_any_src_mac_flag, .timeout = 60)
   uint8_t f[100], mx[6];
   net_up(&nt, "/", 2, "--allow-any-src-mac");
   mac_of(5, mx);
-  size_t len = frame(f, BC, mx, 0x0806, 60, 1);
+  size_t len = frame(f, BC, mx, 0x88b5, 60, 1);
   cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
   wait_frames(&nt, 1, 1);
   net_down(&nt);
@@ -352,7 +352,9 @@ Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
 {
   struct net nt;
   uint8_t f[1000], ma[6];
-  net_up(&nt, "/", 2, NULL);
+  /* 3000 broadcasts as fast as the client sends them: storm control off,
+   * this is about a receiver that stops reading */
+  net_up(&nt, "/", 2, "--flood-rate=0");
   /* the stalled receiver: its own client endpoint, never run again after
    * registering, so it neither reads nor acknowledges */
   struct wtc stalled;
@@ -368,7 +370,7 @@ Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
   const uint32_t total = 3000;
   for (uint32_t i = 0; i < total / 10; i++) {
     for (int k = 0; k < 10; k++) {
-      size_t len = frame(f, BC, ma, 0x0800, sizeof(f), (uint8_t)k);
+      size_t len = frame(f, BC, ma, 0x88b6, sizeof(f), (uint8_t)k);
       if (wtc_send_frame(nt.s[0], f, len) == 0)
         sent++;
     }
@@ -382,6 +384,80 @@ Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
   cr_assert_geq(nt.got[1].frames, sent * 95 / 100,
                 "the live receiver got %u of %u while another stalled", nt.got[1].frames, sent);
   cr_assert_eq(stalled_got[0].frames, 0);
+  wtc_fini(&stalled);
+  net_down(&nt);
+}
+
+/* What a receiver got, by kind: broadcast (flood copies) or unicast. */
+struct kinds {
+  uint32_t bcast, unicast;
+};
+
+static void count_kind(void *user, struct wtc_session *s, const uint8_t *fr, size_t len)
+{
+  struct kinds *k = user;
+  if (len >= 6 && memcmp(fr, BC, 6) == 0)
+    k->bcast++;
+  else
+    k->unicast++;
+}
+
+static const struct wtc_ops kind_ops = {.on_frame = count_kind};
+
+static bool kinds_reached(void *arg)
+{
+  const uint32_t *want = arg;
+  const struct kinds *k = (const struct kinds *)(want + 1);
+  return k->unicast >= want[0];
+}
+
+/* Storm control at the receiver: flood copies may take at most half of a
+ * session's datagram queue (64), so unicast to a receiver that stopped
+ * reading still finds room after a flood filled what floods may take. The
+ * receiver stalls (never runs, so it neither reads nor acknowledges), 200
+ * broadcasts reach the relay, then 200 unicast frames to the receiver;
+ * when it runs again it gets what the relay had sent or queued for it. */
+Test(switch_e2e, flood_copies_leave_the_queue_to_unicast, .timeout = 120)
+{
+  struct net nt;
+  uint8_t f[1000], ma[6], ms[6];
+  net_up(&nt, "/", 1, "--flood-rate=0");
+  struct {
+    uint32_t want;
+    struct kinds k;
+  } st = {0};
+  struct wtc stalled;
+  struct wtc_session *ss[1];
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u/", nt.rp.port);
+  cr_assert_eq(wtc_init(&stalled, url, nt.rp.hash, 1, &kind_ops, &st.k), 0);
+  open_sessions(&stalled, ss, 1, 6);
+  mac_of(0, ma);
+  mac_of(6, ms);
+  /* the receiver makes itself known, then stalls */
+  wtc_send_frame(ss[0], f, frame(f, BC, ms, 0x88b5, 60, 1));
+  settle(&stalled, 100);
+  settle(&nt.c, 100);
+  for (uint32_t i = 0; i < 200; i++) {
+    wtc_send_frame(nt.s[0], f, frame(f, BC, ma, 0x88b6, sizeof(f), (uint8_t)i));
+    if (i % 20 == 19)
+      settle(&nt.c, 5);
+  }
+  settle(&nt.c, 100);
+  for (uint32_t i = 0; i < 200; i++) {
+    wtc_send_frame(nt.s[0], f, frame(f, ms, ma, 0x88b6, sizeof(f), (uint8_t)i));
+    if (i % 20 == 19)
+      settle(&nt.c, 5);
+  }
+  settle(&nt.c, 100);
+  /* the receiver reads again */
+  st.want = 200;
+  wtc_run(&stalled, 4000 * MS, kinds_reached, &st);
+  cr_log_info("stalled receiver got %u flood copies and %u unicast frames", st.k.bcast,
+              st.k.unicast);
+  cr_assert_leq(st.k.bcast, 60,
+                "flood copies took more than half the queue (plus the congestion window)");
+  cr_assert_geq(st.k.unicast, 28, "unicast found no room behind %u flood copies", st.k.bcast);
   wtc_fini(&stalled);
   net_down(&nt);
 }

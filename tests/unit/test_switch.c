@@ -12,6 +12,7 @@ struct rec {
   size_t last_len;
   uint8_t last[2048];
   int fail;
+  int floods;                     /* frames delivered marked as flood copies */
   struct switch_table *detach_sw; /* detach `detach_port` when delivered to */
   uint32_t detach_port;
 };
@@ -29,6 +30,7 @@ static int rec_deliver(void *ctx, const struct switch_frame *f)
   cr_assert_eq(off, f->len);
   r->last_len = off;
   r->frames++;
+  r->floods += f->flood;
   if (r->detach_sw)
     switch_port_detach(r->detach_sw, r->detach_port);
   return 0;
@@ -73,6 +75,7 @@ static const uint8_t BC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 static const uint8_t MA[6] = {0x52, 0x54, 0, 0, 0, 0x0a};
 static const uint8_t MB[6] = {0x52, 0x54, 0, 0, 0, 0x0b};
 static const uint8_t MC[6] = {0x52, 0x54, 0, 0, 0, 0x0c};
+static const uint8_t GMAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
 
 Test(switch, broadcast_floods_to_all_but_sender_and_only_in_domain)
 {
@@ -315,5 +318,106 @@ Test(switch, port_detached_during_flood)
   fr->detach_sw = NULL;
   input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 0);
   cr_assert_geq(sw.ctr.deliver_failed, 1);
+  switch_fini(&sw);
+}
+
+Test(switch, flood_copies_are_marked_unicast_is_not)
+{
+  struct switch_table sw;
+  struct rec ra = {0}, rb = {0}, rc = {0};
+  uint32_t a, b, c;
+  struct switch_params p = params();
+  switch_init(&sw, &p);
+  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
+  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
+  switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
+  uint8_t f[64];
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), 0), 2);
+  cr_assert_eq(rb.floods, 1);
+  cr_assert_eq(rc.floods, 1);
+  /* unknown unicast is a flood copy too */
+  cr_assert_eq(input(&sw, b, f, eth(f, MC, MB, 0x0800, 60), 0), 2);
+  cr_assert_eq(ra.floods, 1);
+  cr_assert_eq(rc.floods, 2);
+  /* unicast to a learned MAC is not */
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 0), 1);
+  cr_assert_eq(rb.frames, 2);
+  cr_assert_eq(rb.floods, 1);
+  /* a frame handed in marked is not taken as marked */
+  struct iovec iov = {.iov_base = f, .iov_len = 60};
+  struct switch_frame in = {.iov = &iov, .iovcnt = 1, .len = 60, .flood = true};
+  eth(f, MB, MA, 0x0800, 60);
+  cr_assert_eq(switch_input(&sw, a, &in, 0), 1);
+  cr_assert_eq(rb.frames, 3);
+  cr_assert_eq(rb.floods, 1);
+  switch_fini(&sw);
+}
+
+Test(switch, storm_control_token_bucket)
+{
+  struct switch_table sw;
+  struct rec ra = {0}, rb = {0}, rg = {0};
+  uint32_t a, b, g;
+  struct switch_params p = params();
+  p.flood_rate = 10; /* a frame every 100 ms */
+  p.flood_burst = 5;
+  switch_init(&sw, &p);
+  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
+  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
+  switch_port_attach(&sw, 0, &rec_ops, &rg, &g);
+  switch_port_flood_exempt(&sw, g);
+  uint8_t f[64];
+  uint64_t t = 5 * S;
+  /* the burst, then nothing */
+  for (int i = 0; i < 5; i++)
+    cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t), 2, "frame %d of the burst", i);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t), -ENOBUFS);
+  cr_assert_eq(rb.frames, 5);
+  cr_assert_eq(sw.ctr.flood_limited, 1);
+  cr_assert_eq(sw.ports[a].floods_limited, 1);
+  /* unknown unicast and multicast draw from the same bucket */
+  const uint8_t mc[6] = {0x33, 0x33, 0, 0, 0, 1};
+  cr_assert_eq(input(&sw, a, f, eth(f, mc, MA, 0x86dd, 60), t), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, MC, MA, 0x0800, 60), t), -ENOBUFS);
+  /* unicast to a learned MAC is never limited */
+  input(&sw, b, f, eth(f, BC, MB, 0x0806, 42), t); /* b's own bucket; teaches MB */
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), t), 1);
+  /* 99 ms later still nothing; at 100 ms one frame */
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 99 * S / 1000), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), 2);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), -ENOBUFS);
+  /* a long pause refills only the burst */
+  t += 3600 * S;
+  int passed = 0;
+  for (int i = 0; i < 20; i++)
+    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t) > 0;
+  cr_assert_eq(passed, 5);
+  /* over 10 s at 100 frames/s offered: rate x time + burst at most */
+  passed = 0;
+  for (int i = 1; i <= 1000; i++)
+    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + (uint64_t)i * S / 100) > 0;
+  cr_assert(passed >= 99 && passed <= 101, "%d of 1000 passed in 10 s at 10/s", passed);
+  /* the exempt port (the gateway) floods freely */
+  for (int i = 0; i < 50; i++)
+    cr_assert_eq(input(&sw, g, f, eth(f, BC, GMAC, 0x0806, 42), t), 2);
+  cr_assert_eq(sw.ports[g].floods_limited, 0);
+  switch_fini(&sw);
+}
+
+Test(switch, storm_control_off_with_rate_zero)
+{
+  struct switch_table sw;
+  struct rec ra = {0}, rb = {0};
+  uint32_t a, b;
+  struct switch_params p = params();
+  p.flood_rate = 0;
+  p.flood_burst = 1;
+  switch_init(&sw, &p);
+  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
+  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
+  uint8_t f[64];
+  for (int i = 0; i < 1000; i++)
+    cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), 0), 1);
+  cr_assert_eq(sw.ctr.flood_limited, 0);
   switch_fini(&sw);
 }
