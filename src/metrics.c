@@ -401,7 +401,8 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"response_5xx\"", o->responses_5xx},
                            {"event=\"too_large\"", o->too_large},
                            {"event=\"timeout\"", o->timeouts},
-                           {"event=\"bad_request\"", o->bad_requests}},
-             9);
+                           {"event=\"bad_request\"", o->bad_requests},
+                           {"event=\"evicted\"", o->evicted}},
+             10);
   }
 }

@@ -97,7 +97,7 @@ struct io_udp_sock {
   bool closing;
   bool in_rearm;
   bool no_gso; /* one packet per sendmsg: opened without gso, an ICMP socket, or a GSO send on
-               * this socket failed (then for good; io_counters.tx_gso_fallbacks) */
+                * this socket failed (then for good; io_counters.tx_gso_fallbacks) */
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   io_udp_err_fn on_err;
