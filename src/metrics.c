@@ -81,6 +81,14 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
     gauge(b, "wtrelay_dns_queries_in_flight", "DNS queries waiting for an upstream",
           m->gw->dns_inflight);
   }
+  if (m->timers) {
+    gauge(b, "wtrelay_timers", "timers armed", m->timers->len);
+    gauge(b, "wtrelay_timers_capacity", "timers the heap holds (sized from every bound)",
+          m->timers->cap);
+    counter(b, "wtrelay_timer_arm_failures_total",
+            "timers that could not be armed: the heap was full (a sizing defect)",
+            m->timers->arm_failures);
+  }
   gauge(b, "wtrelay_certificate_expiry_timestamp_seconds",
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
   gauge(b, "wtrelay_certificates_live",
@@ -365,8 +373,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"reset_by_guest\"", g->tcp_rst_in},
                            {"event=\"reset_to_guest\"", g->tcp_rst_out},
                            {"event=\"host_error\"", g->tcp_host_errors},
-                           {"event=\"timeout\"", g->tcp_idle_closed}},
-             10);
+                           {"event=\"timeout\"", g->tcp_idle_closed},
+                           {"event=\"no_timer\"", g->tcp_no_timer}},
+             11);
     counters(b, "wtrelay_nat_tcp_segments_total", "TCP segments to and from the guests",
              (struct lv[]){{"direction=\"from_guest\"", g->tcp_segs_in},
                            {"direction=\"to_guest\"", g->tcp_segs_out},

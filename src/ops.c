@@ -451,6 +451,7 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
   socklen_t salen;
   memset(o, 0, sizeof(*o));
   o->lfd = -1;
+  timer_init(&o->sweep, sweep); /* disarmed: ops_fini may disarm it on any failure below */
   if (max_conns == 0 || max_conns + OPS_SPARE_SLOTS > 0xfffe)
     return -EINVAL;
   int rc = ops_parse_listen(listen_addr, host, sizeof(host), &port);
@@ -488,9 +489,11 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
     ops_fini(o);
     return rc;
   }
+  if ((rc = timer_arm(timers, &o->sweep, *now + 1000000000ull)) < 0) {
+    ops_fini(o);
+    return rc; /* without its sweep, no connection would ever time out */
+  }
   arm_accept(o);
-  timer_init(&o->sweep, sweep);
-  timer_arm(timers, &o->sweep, *now + 1000000000ull);
   return 0;
 }
 

@@ -76,7 +76,7 @@ struct config {
   uint32_t max_udp_flows;        /* --max-udp-flows, 4096 */
   uint32_t max_udp_flows_per_vm; /* --max-udp-flows-per-vm, 256 */
   uint32_t udp_timeout_s;        /* --udp-timeout, 60 */
-  uint32_t max_tcp_conns;        /* --max-tcp-conns, 4096 */
+  uint32_t max_tcp_conns;        /* --max-tcp-conns, 4096; 0 = TCP NAT off */
   uint32_t max_tcp_conns_per_vm; /* --max-tcp-conns-per-vm, 256 */
   uint32_t tcp_idle_timeout_s;   /* --tcp-idle-timeout, 7200 */
   /* operations */

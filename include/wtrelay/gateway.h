@@ -82,6 +82,7 @@ struct gateway_counters {
   uint64_t tcp_rst_in, tcp_rst_out, tcp_segs_in, tcp_segs_out, tcp_bytes_in, tcp_bytes_out;
   uint64_t tcp_retransmits, tcp_out_of_order, tcp_host_errors, tcp_idle_closed;
   uint64_t tcp_tail_probes;
+  uint64_t tcp_no_timer; /* connections reset (or refused) because no timer could be armed */
 };
 
 struct gw_room {
