@@ -177,13 +177,14 @@ struct io_txpkt {
 struct io_txmsg {
   struct msghdr mh;
   struct iovec iov;
+  uint32_t sock_idx; /* the socket's slot and generation, for the completion */
+  uint16_t sock_gen;
+  uint16_t segs; /* packets in this sendmsg (> 1: a GSO send) */
+  /* last: clang sees CMSG_SPACE as a variable size (a GNU extension) */
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
     struct cmsghdr align;
   } ctl;
-  uint32_t sock_idx; /* the socket's slot and generation, for the completion */
-  uint16_t sock_gen;
-  uint16_t segs; /* packets in this sendmsg (> 1: a GSO send) */
 };
 
 struct io_arena {
