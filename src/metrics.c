@@ -121,8 +121,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"kind=\"rx_truncated\"", io->rx_truncated},
                          {"kind=\"rx_error\"", io->rx_errors},
                          {"kind=\"tx_error\"", io->tx_errors},
-                         {"kind=\"tx_arena_full\"", io->tx_arena_full}},
-           5);
+                         {"kind=\"tx_arena_full\"", io->tx_arena_full},
+                         {"kind=\"gso_fallback\"", io->tx_gso_fallbacks}},
+           6);
 
   /* QUIC */
   counter(b, "wtrelay_quic_packets_received_total", "QUIC packets received", q->pkts_in);
