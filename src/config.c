@@ -143,7 +143,8 @@ static const struct opt opts[] = {
     {"cors-origin", 0, NULL, OPT_STR128, 0, 0, OFF(cors_origin),
      "Access-Control-Allow-Origin of /cert-hash (default *)"},
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
-     "concurrent connections to the ops listener (default 256)"},
+     "concurrent connections to the ops listener; at the bound the one waiting longest for a "
+     "request is closed for a newcomer (default 256)"},
     {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_SECS, 1, 86400, OFF(cert_poll_s),
      "time between checks of the PEM files for a new certificate (default 60s)"},
     {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),
