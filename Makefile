@@ -1,12 +1,13 @@
 # Thin wrapper over CMake. `make run` and `make test` are the README's two commands.
 BUILD      ?= build
 FUZZ_BUILD ?= build-fuzz
+ASAN_BUILD ?= build-asan
 JOBS       ?= $(shell nproc)
 CI         ?=
 WERROR     := $(if $(filter true 1 yes,$(CI)),ON,OFF)
 ARGS       ?=
 
-.PHONY: all build deps run test unit fuzz-build fuzz clean asan
+.PHONY: all build deps run test unit fuzz-build fuzz clean asan asan-build
 
 all: build
 
@@ -24,9 +25,17 @@ fuzz-build:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DFUZZ=ON -DWERROR=$(WERROR) >/dev/null
 	@cmake --build $(FUZZ_BUILD) -j $(JOBS)
 
-# Every tier except perf: unit, integration, browser (build/), fuzz (build-fuzz/).
-test: deps build fuzz-build
+# ASan+UBSan build of everything (the sanitizer tier; fuzzers have their own).
+asan-build:
+	@cmake -S . -B $(ASAN_BUILD) -DASAN=ON -DWERROR=$(WERROR) >/dev/null
+	@cmake --build $(ASAN_BUILD) -j $(JOBS)
+
+# Every tier except perf: unit, integration, netns, browser (build/); unit and
+# integration again under ASan+UBSan with leak checks (build-asan/, the
+# sanitizer tier, docs/testing.md); fuzz (build-fuzz/, also sanitized).
+test: deps build asan-build fuzz-build
 	ctest --test-dir $(BUILD) --output-on-failure
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L 'unit|integration'
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
 
 unit: build
@@ -35,10 +44,9 @@ unit: build
 fuzz: fuzz-build
 	ctest --test-dir $(FUZZ_BUILD) --output-on-failure -j $(JOBS)
 
-asan:
-	@cmake -S . -B build-asan -DASAN=ON -DWERROR=$(WERROR) >/dev/null
-	@cmake --build build-asan -j $(JOBS)
-	ctest --test-dir build-asan --output-on-failure -L unit
+# The sanitizer tier alone.
+asan: asan-build
+	ctest --test-dir $(ASAN_BUILD) --output-on-failure -L 'unit|integration'
 
 clean:
-	rm -rf $(BUILD) $(FUZZ_BUILD) build-asan
+	rm -rf $(BUILD) $(FUZZ_BUILD) $(ASAN_BUILD)

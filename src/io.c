@@ -31,6 +31,19 @@
 
 #define IO_BGID 0
 #define IO_CTL_LEN 128
+/* The multishot layout in a buffer is: struct io_uring_recvmsg_out (16
+ * bytes), msg_namelen bytes for the peer's address, msg_controllen bytes
+ * of control messages, the payload. The control messages start right after
+ * the name area, so the area must keep them aligned for struct cmsghdr:
+ * sizeof(struct sockaddr_in6) (28) put them at offset 44, and every read
+ * of a cmsghdr field was a misaligned access (UBSan). */
+#define IO_NAME_LEN CMSG_ALIGN(sizeof(struct sockaddr_in6))
+_Static_assert(sizeof(struct io_uring_recvmsg_out) % _Alignof(struct cmsghdr) == 0 &&
+                   IO_NAME_LEN % _Alignof(struct cmsghdr) == 0,
+               "control messages of a multishot receive must start aligned");
+/* A send's user_data index: arena | message << 8 (io_init checks the
+ * bounds), so a failed send names the message, and so its socket. */
+#define IO_TX_ARENA_BITS 8
 
 _Static_assert(IO_OP_MAX <= 0xffff, "op must fit 16 bits of user_data");
 _Static_assert(sizeof(void *) == 8, "user_data tagging assumes 64-bit");
@@ -68,9 +81,9 @@ int io_init(struct io *io, const struct io_params *p)
   memset(io, 0, sizeof(*io));
   io->p = *p;
   io->sigfd = -1;
-  io->gso_ok = true;
   if (p->rx_bufs == 0 || (p->rx_bufs & (p->rx_bufs - 1)) || p->rx_bufs > 32768 ||
-      p->max_udp_socks == 0 || p->max_udp_socks > IO_UDP_SLOT_MASK)
+      p->max_udp_socks == 0 || p->max_udp_socks > IO_UDP_SLOT_MASK || p->tx_arenas == 0 ||
+      p->tx_arenas > (1u << IO_TX_ARENA_BITS) || p->tx_max_pkts > (1u << (32 - IO_TX_ARENA_BITS)))
     return -EINVAL;
   io->socks = calloc(p->max_udp_socks, sizeof(*io->socks));
   io->sock_free = calloc(p->max_udp_socks, sizeof(*io->sock_free));
@@ -343,6 +356,7 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv
                           .bufsize = 8 << 20,
                           .pktinfo = true,
                           .gro = true,
+                          .gso = true,
                           .pmtu_probe = true};
   return io_udp_open_ex(io, &o, fn, ctx, out);
 }
@@ -408,11 +422,11 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   s->idx = slot;
   s->gen = gen & (0xffffffffu >> IO_UDP_GEN_SHIFT);
   s->gro = gro;
-  s->no_gso = o->proto != 0;
+  s->no_gso = !o->gso || o->proto != 0;
   s->fn = fn;
   s->on_err = o->on_err;
   s->ctx = ctx;
-  s->rmsg.msg_namelen = sizeof(struct sockaddr_in6);
+  s->rmsg.msg_namelen = IO_NAME_LEN;
   s->rmsg.msg_controllen = IO_CTL_LEN;
   io->socks[slot] = s;
   if (slot == io->nsocks)
@@ -705,7 +719,7 @@ unsigned io_flush(struct io *io)
   for (uint32_t i = 0; i < a->npkts;) {
     const struct io_txpkt *first = &a->pkts[i];
     uint32_t seg = first->len, total = first->len, n = 1;
-    while (io->gso_ok && !first->sock->no_gso && i + n < a->npkts && n < IO_GSO_MAX_SEGS) {
+    while (!first->sock->no_gso && i + n < a->npkts && n < IO_GSO_MAX_SEGS) {
       const struct io_txpkt *q = &a->pkts[i + n];
       if (!same_flow(first, q) || q->len > seg || total + q->len > IO_GSO_MAX_BYTES)
         break;
@@ -731,6 +745,9 @@ unsigned io_flush(struct io *io)
     size_t cl = build_cmsg(m, first, n > 1 ? (uint16_t)seg : 0);
     m->mh.msg_control = cl ? m->ctl.buf : NULL;
     m->mh.msg_controllen = cl;
+    m->sock_idx = first->sock->idx;
+    m->sock_gen = first->sock->gen;
+    m->segs = (uint16_t)n;
     struct io_uring_sqe *sqe = get_sqe(io);
     if (!sqe) {
       io->ctr.tx_errors += n;
@@ -738,7 +755,7 @@ unsigned io_flush(struct io *io)
       continue;
     }
     io_uring_prep_sendmsg(sqe, first->sock->fd, &m->mh, 0);
-    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_SEND, io->cur));
+    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_UDP_SEND, io->cur | nmsg << IO_TX_ARENA_BITS));
     a->inflight++;
     nmsg++;
     io->ctr.tx_msgs++;
@@ -889,22 +906,34 @@ give_back:
   io_uring_buf_ring_advance(io->br, 1);
 }
 
-static void udp_sent(struct io *io, uint32_t arena, struct io_uring_cqe *cqe)
+/* A send completed. A GSO send that failed with EIO or EINVAL tells about
+ * that socket and its path only (no checksum offload on its device, or a
+ * segment size above a path MTU lowered by an ICMP error): that socket
+ * sends one datagram per sendmsg from now on; every other socket keeps
+ * GSO. The packets of the failed send are lost like any other datagram
+ * (QUIC recovers them). */
+static void udp_sent(struct io *io, uint32_t idx, struct io_uring_cqe *cqe)
 {
+  uint32_t arena = idx & ((1u << IO_TX_ARENA_BITS) - 1), mi = idx >> IO_TX_ARENA_BITS;
   if (arena >= io->p.tx_arenas)
     return;
   struct io_arena *a = &io->arenas[arena];
   if (a->inflight)
     a->inflight--;
-  if (cqe->res < 0) {
-    io->ctr.tx_errors++;
-    if ((cqe->res == -EIO || cqe->res == -EINVAL) && io->gso_ok) {
-      /* No GSO on this path (e.g. device without checksum offload). */
-      io->gso_ok = false;
-      io->ctr.tx_gso_disabled++;
-      log_warn("UDP GSO send failed; falling back to one datagram per packet", "err=%d", cqe->res);
-    }
-  }
+  if (cqe->res >= 0)
+    return;
+  io->ctr.tx_errors++;
+  if (mi >= io->p.tx_max_pkts)
+    return;
+  const struct io_txmsg *m = &a->msgs[mi]; /* intact until the arena's last send completes */
+  struct io_udp_sock *s = m->sock_idx < io->nsocks ? io->socks[m->sock_idx] : NULL;
+  if (m->segs < 2 || (cqe->res != -EIO && cqe->res != -EINVAL) || !s || s->gen != m->sock_gen ||
+      s->no_gso)
+    return;
+  s->no_gso = true;
+  io->ctr.tx_gso_fallbacks++;
+  log_warn("UDP GSO send failed; this socket sends one datagram per packet from now on",
+           "port=%u err=%d segments=%u", s->port, cqe->res, m->segs);
 }
 
 unsigned io_dispatch(struct io *io)

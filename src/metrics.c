@@ -82,6 +82,14 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
     gauge(b, "wtrelay_dns_queries_in_flight", "DNS queries waiting for an upstream",
           m->gw->dns_inflight);
   }
+  if (m->timers) {
+    gauge(b, "wtrelay_timers", "timers armed", m->timers->len);
+    gauge(b, "wtrelay_timers_capacity", "timers the heap holds (sized from every bound)",
+          m->timers->cap);
+    counter(b, "wtrelay_timer_arm_failures_total",
+            "timers that could not be armed: the heap was full (a sizing defect)",
+            m->timers->arm_failures);
+  }
   gauge(b, "wtrelay_certificate_expiry_timestamp_seconds",
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
   gauge(b, "wtrelay_certificates_live",
@@ -114,8 +122,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"kind=\"rx_truncated\"", io->rx_truncated},
                          {"kind=\"rx_error\"", io->rx_errors},
                          {"kind=\"tx_error\"", io->tx_errors},
-                         {"kind=\"tx_arena_full\"", io->tx_arena_full}},
-           5);
+                         {"kind=\"tx_arena_full\"", io->tx_arena_full},
+                         {"kind=\"gso_fallback\"", io->tx_gso_fallbacks}},
+           6);
 
   /* QUIC */
   counter(b, "wtrelay_quic_packets_received_total", "QUIC packets received", q->pkts_in);
@@ -390,8 +399,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"reset_by_guest\"", g->tcp_rst_in},
                            {"event=\"reset_to_guest\"", g->tcp_rst_out},
                            {"event=\"host_error\"", g->tcp_host_errors},
-                           {"event=\"timeout\"", g->tcp_idle_closed}},
-             10);
+                           {"event=\"timeout\"", g->tcp_idle_closed},
+                           {"event=\"no_timer\"", g->tcp_no_timer}},
+             11);
     counters(b, "wtrelay_nat_share_refusals_total",
              "new NAT flows refused by a fair share (per client, per VM) or the rate of new flows",
              (struct lv[]){{"reason=\"udp_per_client\"", g->share_udp_client},
@@ -463,7 +473,8 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"event=\"response_5xx\"", o->responses_5xx},
                            {"event=\"too_large\"", o->too_large},
                            {"event=\"timeout\"", o->timeouts},
-                           {"event=\"bad_request\"", o->bad_requests}},
-             9);
+                           {"event=\"bad_request\"", o->bad_requests},
+                           {"event=\"evicted\"", o->evicted}},
+             10);
   }
 }

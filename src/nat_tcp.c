@@ -235,9 +235,24 @@ static void conn_reap(struct gateway *gw, struct nat_tcp_conn *c)
   c->gen++;
 }
 
-static void arm_timer(struct gateway *gw, struct nat_tcp_conn *c, uint64_t after)
+/* Arms the connection's one timer (connect timeout, RTO, idle check) for
+ * `at`. A connection without it would have no timeout at all, so when the
+ * heap refuses (full: a sizing defect, counted there too) the connection is
+ * reset both ways and counted (tcp_no_timer); false then. Every caller's
+ * path ends in conn_reap, which frees it. */
+static bool arm_at(struct gateway *gw, struct nat_tcp_conn *c, uint64_t at)
 {
-  timer_arm(gw->timers, &c->timer, *gw->now + after);
+  if (timer_arm(gw->timers, &c->timer, at) == 0)
+    return true;
+  gw->ctr.tcp_no_timer++;
+  gw_log(gw, "TCP NAT connection reset", "no timer could be armed (timer heap full)");
+  conn_end(gw, c, true, true);
+  return false;
+}
+
+static bool arm_timer(struct gateway *gw, struct nat_tcp_conn *c, uint64_t after)
+{
+  return arm_at(gw, c, *gw->now + after);
 }
 
 #define TCP_DELACK_NS (45 * MS) /* a guest may hold an ACK this long (Linux: 40 ms) */
@@ -572,11 +587,8 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
   conn_reap(gw, c);
 }
 
-static void conn_timer(struct timer *t, uint64_t now)
+static void conn_timer_run(struct gateway *gw, struct nat_tcp_conn *c, uint64_t now)
 {
-  struct nat_tcp_conn *c = container_of(t, struct nat_tcp_conn, timer);
-  struct gateway *gw = c->gw;
-  (void)now;
   if (c->state == TCP_S_CONNECTING) {
     gw->ctr.tcp_connect_failed++;
     conn_end(gw, c, true, false);
@@ -607,7 +619,8 @@ static void conn_timer(struct timer *t, uint64_t now)
     c->retx_pending = true;
     c->retx_seq = c->snd_una;
     try_rx(gw, c);
-    timer_arm(gw->timers, &c->timer, c->rto_at);
+    if (c->state == TCP_S_OPEN)
+      arm_at(gw, c, c->rto_at);
     return;
   }
   if (++c->rto_count > 10) {
@@ -618,7 +631,16 @@ static void conn_timer(struct timer *t, uint64_t now)
   }
   c->rto_ns = c->rto_ns * 2 > 60000 * MS ? 60000 * MS : c->rto_ns * 2;
   retransmit(gw, c);
-  arm_timer(gw, c, c->rto_ns);
+  if (c->state == TCP_S_OPEN)
+    arm_timer(gw, c, c->rto_ns);
+}
+
+static void conn_timer(struct timer *t, uint64_t now)
+{
+  struct nat_tcp_conn *c = container_of(t, struct nat_tcp_conn, timer);
+  struct gateway *gw = c->gw;
+  conn_timer_run(gw, c, now);
+  conn_reap(gw, c); /* a connection ended above (or by a failed re-arm) */
 }
 
 /* ---- guest segments ---- */
@@ -712,6 +734,11 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->sa.sin_family = AF_INET;
   c->sa.sin_addr.s_addr = htonl(c->dst_ip);
   c->sa.sin_port = htons(c->dst_port);
+  /* the connect timeout first: no connection is ever without its timer */
+  if (!arm_timer(gw, c, gw->p.tcp_connect_timeout_ns)) {
+    conn_reap(gw, c);
+    return;
+  }
   struct io_uring_sqe *sqe = io_sqe(gw->io);
   if (!sqe) {
     conn_end(gw, c, true, false);
@@ -720,7 +747,6 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   }
   io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->sa, sizeof(c->sa));
   submit(gw, sqe, K_CONNECT, c);
-  arm_timer(gw, c, gw->p.tcp_connect_timeout_ns);
 }
 
 /* Records [lo, hi) (offsets from rcv_nxt, beyond staged) as held;
@@ -932,6 +958,10 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     c->g_wnd = (uint32_t)t->window << (c->g_wscale > 0 ? c->g_wscale : 0);
     if (!c->g_wnd && !timer_armed(&c->timer))
       arm_timer(gw, c, c->rto_ns);
+    if (c->state != TCP_S_OPEN) {
+      conn_reap(gw, c); /* reset above: no timer could be armed */
+      return;
+    }
   }
   /* the guest's data and FIN */
   uint32_t expect = c->rcv_nxt + c->staged;

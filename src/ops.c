@@ -8,6 +8,18 @@
  * A connection has at most one recv or send in flight. Closing waits until
  * nothing is in flight, then submits IORING_OP_CLOSE. Timeouts use
  * shutdown(2), which makes the pending recv complete with 0.
+ *
+ * A full table never locks out a probe: at --ops-max-conns live
+ * connections, a new one takes the place of the live connection that has
+ * waited longest for a request (an idle keep-alive connection or a request
+ * still arriving: a slowloris), which is closed (evicted, counted). So
+ * /healthz and /readyz stay answerable while every slot is held by
+ * half-sent requests: the probe is the newest connection, and it would
+ * take max_conns newer ones to push it out before its few bytes arrive.
+ * Connections sending a response are evicted only when no connection is
+ * waiting. An evicted slot is free once its pending receive came back, so
+ * the table has OPS_SPARE_SLOTS slots beyond max_conns for connections
+ * that are closing; a burst that finds those busy too is refused.
  */
 #include "wtrelay/ops.h"
 
@@ -132,6 +144,8 @@ static void conn_maybe_close(struct ops *o, struct ops_conn *c)
 
 static void conn_close(struct ops *o, struct ops_conn *c)
 {
+  if (c->used && !c->closing)
+    o->nlive--;
   c->closing = true;
   if (c->reading || c->sending)
     shutdown(c->fd, SHUT_RDWR); /* the pending op completes; then we close */
@@ -294,6 +308,35 @@ static void process(struct ops *o, struct ops_conn *c)
   arm_recv(o, c);
 }
 
+/* The live connection to close for a newcomer at a full table: the one
+ * waiting longest for a request, else the one sending longest; NULL when
+ * none is live. */
+static struct ops_conn *evict_candidate(struct ops *o)
+{
+  struct ops_conn *best = NULL;
+  for (uint32_t i = 0; i < o->nslots; i++) {
+    struct ops_conn *c = &o->conns[i];
+    if (!c->used || c->closing)
+      continue;
+    if (!best || (best->sending && !c->sending) ||
+        (best->sending == c->sending && c->since_ns < best->since_ns))
+      best = c;
+  }
+  return best;
+}
+
+static void refuse(struct ops *o, int fd)
+{
+  o->ctr.refused_full++;
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (sqe) {
+    io_uring_prep_close(sqe, fd);
+    io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_OPS_HTTP, UDX(K_CLOSE, 0x3fff, 0xffff)));
+  } else {
+    close(fd);
+  }
+}
+
 static void on_accept(struct ops *o, struct io_uring_cqe *cqe)
 {
   if (!(cqe->flags & IORING_CQE_F_MORE))
@@ -302,19 +345,21 @@ static void on_accept(struct ops *o, struct io_uring_cqe *cqe)
     return;
   int fd = cqe->res;
   struct ops_conn *c = NULL;
-  for (uint32_t i = 0; i < o->max_conns && !c; i++)
+  for (uint32_t i = 0; i < o->nslots && !c; i++)
     if (!o->conns[i].used)
       c = &o->conns[i];
   if (!c) {
-    o->ctr.refused_full++;
-    struct io_uring_sqe *sqe = io_sqe(o->io);
-    if (sqe) {
-      io_uring_prep_close(sqe, fd);
-      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_OPS_HTTP, UDX(K_CLOSE, 0x3fff, 0xffff)));
-    } else {
-      close(fd);
-    }
+    refuse(o, fd); /* max_conns live and every spare slot still closing */
     return;
+  }
+  if (o->nlive >= o->max_conns) {
+    struct ops_conn *victim = evict_candidate(o);
+    if (!victim) {
+      refuse(o, fd);
+      return;
+    }
+    o->ctr.evicted++;
+    conn_close(o, victim);
   }
   uint16_t gen = c->gen;
   struct ops_buf keep = c->out;
@@ -326,7 +371,9 @@ static void on_accept(struct ops *o, struct io_uring_cqe *cqe)
   c->used = true;
   c->inlen = 0;
   c->deadline_ns = *o->now + OPS_REQ_TIMEOUT_NS;
+  c->since_ns = *o->now;
   o->nconns++;
+  o->nlive++;
   o->ctr.accepted++;
   arm_recv(o, c);
 }
@@ -341,7 +388,7 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
       arm_accept(o);
     return;
   }
-  if (kind == K_CLOSE || slot >= o->max_conns)
+  if (kind == K_CLOSE || slot >= o->nslots)
     return;
   struct ops_conn *c = &o->conns[slot];
   if (!c->used || (c->gen & 0x3fff) != gen)
@@ -373,6 +420,7 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
       return;
     }
     c->deadline_ns = *o->now + (c->inlen ? OPS_REQ_TIMEOUT_NS : OPS_IDLE_TIMEOUT_NS);
+    c->since_ns = *o->now; /* waiting for the next request from now */
     if (c->inlen)
       process(o, c);
     else
@@ -383,7 +431,7 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
 static void sweep(struct timer *t, uint64_t now)
 {
   struct ops *o = container_of(t, struct ops, sweep);
-  for (uint32_t i = 0; i < o->max_conns; i++) {
+  for (uint32_t i = 0; i < o->nslots; i++) {
     struct ops_conn *c = &o->conns[i];
     if (c->used && !c->closing && now >= c->deadline_ns) {
       o->ctr.timeouts++;
@@ -403,7 +451,8 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
   socklen_t salen;
   memset(o, 0, sizeof(*o));
   o->lfd = -1;
-  if (max_conns == 0 || max_conns > 0xfffe)
+  timer_init(&o->sweep, sweep); /* disarmed: ops_fini may disarm it on any failure below */
+  if (max_conns == 0 || max_conns + OPS_SPARE_SLOTS > 0xfffe)
     return -EINVAL;
   int rc = ops_parse_listen(listen_addr, host, sizeof(host), &port);
   if (rc < 0 || (rc = io_sockaddr_parse(host, port, &sa, &salen)) < 0)
@@ -412,13 +461,14 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
   o->timers = timers;
   o->now = now;
   o->max_conns = max_conns;
+  o->nslots = max_conns + OPS_SPARE_SLOTS;
   o->routes = routes;
   o->ctx = ctx;
   snprintf(o->cors, sizeof(o->cors), "%s", cors_origin);
-  o->conns = calloc(max_conns, sizeof(*o->conns));
+  o->conns = calloc(o->nslots, sizeof(*o->conns));
   if (!o->conns)
     return -ENOMEM;
-  for (uint32_t i = 0; i < max_conns; i++)
+  for (uint32_t i = 0; i < o->nslots; i++)
     o->conns[i].out.max = OPS_RESP_MAX;
   int fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) {
@@ -439,9 +489,11 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
     ops_fini(o);
     return rc;
   }
+  if ((rc = timer_arm(timers, &o->sweep, *now + 1000000000ull)) < 0) {
+    ops_fini(o);
+    return rc; /* without its sweep, no connection would ever time out */
+  }
   arm_accept(o);
-  timer_init(&o->sweep, sweep);
-  timer_arm(timers, &o->sweep, *now + 1000000000ull);
   return 0;
 }
 
@@ -449,7 +501,7 @@ void ops_fini(struct ops *o)
 {
   if (o->timers)
     timer_disarm(o->timers, &o->sweep);
-  for (uint32_t i = 0; o->conns && i < o->max_conns; i++) {
+  for (uint32_t i = 0; o->conns && i < o->nslots; i++) {
     if (o->conns[i].used)
       close(o->conns[i].fd);
     free(o->conns[i].out.p);

@@ -46,15 +46,29 @@ void quic_params_default(struct quic_params *p)
   p->unvalidated_handshake_timeout_ns = 3ull * NGTCP2_SECONDS;
 }
 
+/* Random bytes for secrets, connection IDs and ngtcp2 (whose callback
+ * cannot fail). getrandom(2) only fails for good (ENOSYS under a seccomp
+ * filter, EPERM, EFAULT) or is interrupted (EINTR, EAGAIN before the pool
+ * is ready): a bounded number of attempts, then the process aborts with a
+ * log line instead of spinning. The endpoint's secrets are drawn at start,
+ * so a broken getrandom stops the relay at start-up. */
+#define FILL_RANDOM_TRIES 1000
 static void fill_random(void *buf, size_t len)
 {
   uint8_t *p = buf;
-  while (len) {
+  for (unsigned tries = 0; len; tries++) {
     ssize_t n = getrandom(p, len, 0);
-    if (n <= 0)
+    if (n > 0) {
+      p += n;
+      len -= (size_t)n;
       continue;
-    p += n;
-    len -= (size_t)n;
+    }
+    int err = n < 0 ? errno : EIO;
+    if (tries >= FILL_RANDOM_TRIES || (err != EINTR && err != EAGAIN)) {
+      log_error("getrandom failed: no random bytes for QUIC, stopping", "err=\"%s\" tries=%u",
+                strerror(err), tries + 1);
+      abort();
+    }
   }
 }
 
@@ -1210,6 +1224,8 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   }
   if (!ep->accepting || ep->nfree == 0) {
     ep->ctr.conns_refused_limit++;
+    if (ep->nfree == 0)
+      ep->ctr.pkts_dropped_full++; /* every slot of the connection table is taken */
     return NULL;
   }
   ngtcp2_cid odcid;

@@ -70,6 +70,27 @@ struct server {
   struct auth auth; /* tokens and origins (auth.c) */
 };
 
+/* Timers, by owner (grep timer_arm): every QUIC connection has its
+ * loss/idle timer (quic.c; at most max_sessions connections), every h3
+ * connection its close delay (h3.c; one per QUIC connection), every relay
+ * peer its takeover deadline (relay.c; max_sessions peers), every TCP NAT
+ * connection its connect/RTO/idle timer (nat_tcp.c; max_tcp_conns). UDP and
+ * ICMP flows and DNS queries have none: the gateway's sweep ages them.
+ * Fixed: the relay's sweep and aging, the lease writer, the gateway's
+ * sweep, the ops sweep, the certificate poll and the two shutdown timers
+ * (8), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
+ * failed arm is counted (wtrelay_timer_arm_failures_total). */
+#define SERVER_TIMERS_PER_SESSION 3
+#define SERVER_TIMERS_PER_TCP_CONN 1
+#define SERVER_FIXED_TIMERS 64
+
+uint32_t server_timers_needed(const struct config *cfg)
+{
+  uint64_t n = (uint64_t)cfg->max_sessions * SERVER_TIMERS_PER_SESSION +
+               (uint64_t)cfg->max_tcp_conns * SERVER_TIMERS_PER_TCP_CONN + SERVER_FIXED_TIMERS;
+  return n > UINT32_MAX - 1 ? UINT32_MAX - 1 : (uint32_t)n;
+}
+
 /* The NAT never reaches the relay's own addresses: a /32 deny for each. */
 static void deny_own_addresses(struct policy *p)
 {
@@ -315,6 +336,7 @@ static void route_metrics(void *ctx, struct ops_buf *b)
       .relay = &s->relay,
       .gw = s->gw_ok ? &s->gw : NULL,
       .ops = &s->ops.ctr,
+      .timers = &s->w.timers,
       .cert = cert_cur(s),
       .quic_conns = quic_endpoint_active(&s->quic),
       .rooms = rooms,
@@ -382,7 +404,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   io_params_default(&iop);
   /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
   iop.max_udp_socks = 8 + cfg->max_udp_flows + 256 + 1024;
-  if ((rc = worker_init(&s->w, 0, &iop, cfg->max_sessions * 3 + 64)) < 0)
+  if ((rc = worker_init(&s->w, 0, &iop, server_timers_needed(cfg))) < 0)
     goto fail;
   snprintf(s->bind, sizeof(s->bind), "%s", cfg->bind);
   rc = io_udp_open(&s->w.io, s->bind, cfg->port, quic_endpoint_on_packet, &s->quic, &s->udp);
@@ -425,7 +447,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   timer_init(&s->shutdown_timer, shutdown_step);
   timer_init(&s->shutdown_deadline, shutdown_deadline);
   timer_init(&s->cert_timer, cert_timer_fn);
-  timer_arm(&s->w.timers, &s->cert_timer, s->w.now + (uint64_t)cfg->cert_poll_s * NS);
+  if ((rc = timer_arm(&s->w.timers, &s->cert_timer, s->w.now + (uint64_t)cfg->cert_poll_s * NS)) <
+      0)
+    goto fail_quic;
   if (cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
                        cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {

@@ -22,6 +22,7 @@ int timer_heap_init(struct timer_heap *h, uint32_t cap)
     return -ENOMEM;
   h->len = 0;
   h->cap = cap;
+  h->arm_failures = 0;
   return 0;
 }
 
@@ -108,8 +109,10 @@ int timer_arm(struct timer_heap *h, struct timer *t, uint64_t deadline)
       sift_down(h, t->heap_idx);
     return 0;
   }
-  if (h->len >= h->cap)
+  if (h->len >= h->cap) {
+    h->arm_failures++;
     return -ENOSPC;
+  }
   t->deadline = deadline;
   place(h, h->len++, t);
   sift_up(h, t->heap_idx);

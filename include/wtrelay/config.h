@@ -80,7 +80,7 @@ struct config {
   uint32_t udp_timeout_s;           /* --udp-timeout, 60 */
   uint32_t max_dns_inflight_per_vm; /* --max-dns-inflight-per-vm, 32 */
   uint32_t max_icmp_flows_per_vm;   /* --max-icmp-flows-per-vm, 16 */
-  uint32_t max_tcp_conns;           /* --max-tcp-conns, 4096 */
+  uint32_t max_tcp_conns;           /* --max-tcp-conns, 4096; 0 = off */
   uint32_t max_tcp_conns_per_vm;    /* --max-tcp-conns-per-vm, 256 */
   /* fair shares of the NAT (nat_share.c) */
   uint32_t max_udp_flows_per_client;   /* --max-udp-flows-per-client, 0 = max_udp_flows / 4 */

@@ -104,6 +104,7 @@ struct gateway_counters {
   uint64_t share_udp_client, share_tcp_client, share_pending_client, share_pending_vm;
   uint64_t share_table_full, share_vm_evicted;
   uint64_t rate_limited[3]; /* by enum nat_share_proto */
+  uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
 };
 
 struct gw_room {

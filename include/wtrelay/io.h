@@ -97,7 +97,8 @@ struct io_udp_sock {
   bool gro;
   bool closing;
   bool in_rearm;
-  bool no_gso;        /* not UDP (an ICMP socket): one packet per sendmsg */
+  bool no_gso; /* one packet per sendmsg: opened without gso, an ICMP socket, or a GSO send on
+                * this socket failed (then for good; io_counters.tx_gso_fallbacks) */
   struct msghdr rmsg; /* multishot template: name and control lengths */
   io_udp_recv_fn fn;
   io_udp_err_fn on_err;
@@ -136,6 +137,8 @@ struct io_udp_opts {
   int bufsize;           /* SO_RCVBUF/SO_SNDBUF, 0 = the kernel's default */
   bool pktinfo;          /* report the local address of each datagram */
   bool gro;              /* UDP_GRO */
+  bool gso;              /* group equal packets into UDP_SEGMENT sends (the QUIC socket; NAT
+                          * sockets carry a guest's datagrams one by one and need none) */
   bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
   int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
   bool raw;              /* SOCK_RAW instead of SOCK_DGRAM (with proto; CAP_NET_RAW) */
@@ -160,7 +163,7 @@ struct io_counters {
   uint64_t rx_completions, rx_datagrams, rx_bytes, rx_gro_batches;
   uint64_t rx_enobufs, rx_rearms, rx_truncated, rx_errors;
   uint64_t tx_msgs, tx_packets, tx_bytes, tx_gso_msgs, tx_errors, tx_arena_full;
-  uint64_t tx_gso_disabled;
+  uint64_t tx_gso_fallbacks; /* sockets that stopped using GSO after a failed GSO send */
   uint64_t flushes, waits, signals;
 };
 
@@ -175,6 +178,10 @@ struct io_txpkt {
 struct io_txmsg {
   struct msghdr mh;
   struct iovec iov;
+  uint32_t sock_idx; /* the socket's slot and generation, for the completion */
+  uint16_t sock_gen;
+  uint16_t segs; /* packets in this sendmsg (> 1: a GSO send) */
+  /* last: clang sees CMSG_SPACE as a variable size (a GNU extension) */
   union {
     char buf[CMSG_SPACE(sizeof(uint16_t)) + CMSG_SPACE(sizeof(struct in6_pktinfo))];
     struct cmsghdr align;
@@ -215,7 +222,6 @@ struct io {
   /* tx arenas; cur is being filled */
   struct io_arena *arenas;
   unsigned cur;
-  bool gso_ok;
   /* signals */
   int sigfd;
   struct signalfd_siginfo siginfo;

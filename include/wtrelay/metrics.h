@@ -13,6 +13,7 @@
 #include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
 
 struct metrics_src {
@@ -22,6 +23,7 @@ struct metrics_src {
   const struct relay *relay;
   const struct gateway *gw;       /* may be NULL */
   const struct ops_counters *ops; /* may be NULL */
+  const struct timer_heap *timers;
   const struct tls_cert *cert;
   uint32_t quic_conns, rooms;
   uint64_t start_time;

@@ -8,8 +8,11 @@
  * closed), a response buffer built per request (bounded), keep-alive and
  * pipelining, a deadline per connection (a request must arrive whole within
  * OPS_REQ_TIMEOUT, an idle keep-alive connection is closed after
- * OPS_IDLE_TIMEOUT). A full table closes new connections at once. Only GET
- * and HEAD; anything else is 405, unknown paths 404.
+ * OPS_IDLE_TIMEOUT). A full table makes room for a new connection by
+ * closing the live one that has waited longest for a request (counted as
+ * evicted), so probes (/healthz, /readyz) always get in while slow or idle
+ * clients hold every slot. Only GET and HEAD; anything else is 405,
+ * unknown paths 404.
  * Talks to: io (accept/recv/send/close SQEs, a handler for its op), the
  * application through struct ops_routes, which writes the bodies.
  * Never: knows what the counters mean.
@@ -29,6 +32,8 @@
 #define OPS_RESP_MAX (4u << 20)
 #define OPS_REQ_TIMEOUT_NS (10ull * 1000000000ull)
 #define OPS_IDLE_TIMEOUT_NS (30ull * 1000000000ull)
+/* Slots beyond --ops-max-conns for evicted connections still closing. */
+#define OPS_SPARE_SLOTS 16
 
 /* A growing text buffer with a hard bound; overflow is sticky. */
 struct ops_buf {
@@ -56,11 +61,13 @@ struct ops_conn {
   struct ops_buf out;
   size_t outoff;
   uint64_t deadline_ns;
+  uint64_t since_ns; /* accepted, or the last response sent: waiting for a request since */
 };
 
 struct ops_counters {
   uint64_t accepted, refused_full, requests, responses_2xx, responses_4xx, responses_5xx;
   uint64_t too_large, timeouts, bad_requests;
+  uint64_t evicted; /* live connections closed to make room for a new one */
 };
 
 struct ops {
@@ -70,7 +77,8 @@ struct ops {
   int lfd;
   bool accept_armed;
   struct ops_conn *conns;
-  uint32_t max_conns, nconns;
+  uint32_t max_conns, nslots; /* live connections at most; slots (max_conns + spare) */
+  uint32_t nconns, nlive;     /* slots in use; of them, not closing */
   char cors[128];
   const struct ops_routes *routes;
   void *ctx;

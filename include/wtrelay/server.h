@@ -12,6 +12,11 @@
 
 struct server;
 
+/* Timers the worker's heap must hold at once for cfg: every bound that
+ * owns a timer (per QUIC connection, per h3 connection, per relay peer, per
+ * TCP NAT connection) plus the fixed ones. */
+uint32_t server_timers_needed(const struct config *cfg);
+
 /* cfg is borrowed and must outlive the server. The certificate is taken
  * (moved into a shared object, tls.h; tls_cert_fini on *cert afterwards
  * does nothing): the server reloads, rotates and frees certificates from

@@ -27,13 +27,17 @@ struct timer {
 struct timer_heap {
   struct timer **heap;
   uint32_t len, cap;
+  uint64_t arm_failures; /* timer_arm calls refused with -ENOSPC (a sizing defect) */
 };
 
 int timer_heap_init(struct timer_heap *h, uint32_t cap);
 void timer_heap_fini(struct timer_heap *h);
 void timer_init(struct timer *t, timer_fn fn);
-/* Arms or re-arms t. -ENOSPC when the heap is full (a bound, counted by the
- * caller). deadline TIMER_NEVER disarms. */
+/* Arms or re-arms t. -ENOSPC when the heap is full (counted in
+ * arm_failures): the heap is sized from every bound that owns a timer
+ * (server_timers_needed), so this is a defect, and every caller handles it
+ * (an owner left without its timer would wait for ever). Re-arming an
+ * armed timer never fails. deadline TIMER_NEVER disarms. */
 int timer_arm(struct timer_heap *h, struct timer *t, uint64_t deadline);
 void timer_disarm(struct timer_heap *h, struct timer *t);
 static inline bool timer_armed(const struct timer *t) { return t->heap_idx != UINT32_MAX; }

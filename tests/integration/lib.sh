@@ -7,9 +7,21 @@ CLIENT=$BUILD_DIR/wtclient
 TMP=$(mktemp -d)
 PIDS=()
 cleanup() {
+  local rc=$?
   exec 2>/dev/null # no job-control noise about the processes killed below
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  # Sanitizer tier (build-asan): a report any program of this test wrote
+  # (the relay's stderr, a client's output) fails the test, whatever the
+  # test itself concluded.
+  local reports
+  reports=$(grep -rlE 'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|LeakSanitizer has encountered' "$TMP" 2>/dev/null | head -3 || true)
+  if [ -n "$reports" ]; then
+    echo "FAIL: sanitizer report(s) in $reports:"
+    for f in $reports; do grep -E -A25 'ERROR: |runtime error:|LeakSanitizer' "$f" | head -60; done
+    rc=1
+  fi
   rm -rf "$TMP"
+  exit "$rc"
 }
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$TMP/relay.err" ] && tail -20 "$TMP/relay.err" >&2; exit 1; }

@@ -135,6 +135,53 @@ except urllib.error.HTTPError as e: print(e.code)")
 [ "$st" = 404 ] || fail "unknown path: $st"
 pass "ops listener survives a slow client, a 20 kB request head (431), 1000 connections; keep-alive and pipelining work; 404"
 
+# Probes get in while half-sent requests hold every slot (--ops-max-conns,
+# 256 by default) and the holder opens a new one before each probe: for
+# each newcomer the connection waiting longest is evicted.
+evicted() { get /metrics | awk '/^wtrelay_ops_http_total\{event="evicted"\}/{print $2}'; }
+before=$(evicted)
+python3 - "$OPS_PORT" 256 <<'PY' || fail "probes while the ops listener is full"
+import socket, sys, time, urllib.request
+port, n = int(sys.argv[1]), int(sys.argv[2])
+held = []
+def hold():  # a slowloris: a request head that never ends
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")
+    held.append(s)
+for _ in range(n):
+    hold()
+time.sleep(0.3)  # every one of them accepted and waiting
+probes = ["/healthz", "/readyz", "/healthz", "/readyz", "/healthz"]
+for path in probes:
+    hold()  # the table is full again before each probe
+    time.sleep(0.05)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
+        body = r.read()
+        assert r.status == 200, (path, r.status)
+        assert body in (b"ok\n", b"ready\n"), (path, body)
+time.sleep(0.2)
+closed = []
+for i, s in enumerate(held):  # one non-blocking look each: well inside the 10 s request timeout
+    s.setblocking(False)
+    try:
+        if s.recv(1) == b"":
+            closed.append(i)
+    except BlockingIOError:
+        pass
+    except ConnectionResetError:
+        closed.append(i)
+# the oldest half-sent requests made room, and only they
+assert set(range(len(probes))) <= set(closed), closed
+assert max(closed) < 2 * len(probes) + 1, closed
+for s in held:
+    s.close()
+print(f"{len(probes)} probes answered 200 with {n} half-sent requests held; evicted {closed}")
+PY
+after=$(evicted)
+[ -n "$after" ] && [ "$((after - ${before:-0}))" -ge 5 ] ||
+  fail "evictions not counted: before=$before after=$after"
+pass "/healthz and /readyz answer 200 while 256 half-sent requests hold the ops listener (evicted $((after - ${before:-0})))"
+
 "$RELAY" --healthcheck "$OPS/healthz" || fail "--healthcheck against a live relay"
 if "$RELAY" --healthcheck "http://127.0.0.1:1/healthz" 2>/dev/null; then fail "--healthcheck of nothing succeeded"; fi
 pass "--healthcheck: 0 for a live relay, 1 for nothing listening"

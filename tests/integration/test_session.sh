@@ -73,3 +73,26 @@ wait "$cpid" || crc=$?
 grep -q 'close_reason="relay shutting down"' "$TMP/term.out" || fail "no close capsule: $(cat "$TMP/term.out")"
 [ "$STOP_MS" -lt 1000 ] || fail "SIGTERM took ${STOP_MS} ms"
 pass "SIGTERM closes every session (capsule) and exits 0 in ${STOP_MS} ms"
+
+# 10. a full connection table: the newcomer's packets are dropped, counted
+# as table_full (and the connection as refused_limit)
+OPS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+metric() { python3 -c "
+import sys, urllib.request
+for l in urllib.request.urlopen('http://127.0.0.1:$OPS_PORT/metrics', timeout=5).read().decode().splitlines():
+    if l.startswith(sys.argv[1] + ' '): print(int(float(l.split()[1])))" "$1"; }
+start_relay --max-sessions 1 --http-listen "127.0.0.1:$OPS_PORT"
+"$CLIENT" --url "$URL/" --cert-hash "$HASH" --mac 52:54:00:ef:01:00 --hold 6 --timeout 10 \
+  >"$TMP/hold1.out" 2>&1 &
+PIDS+=("$!")
+for _ in $(seq 50); do [ "$(metric wtrelay_sessions)" = 1 ] && break; sleep 0.1; done
+[ "$(metric wtrelay_sessions)" = 1 ] || fail "the first session did not come up: $(cat "$TMP/hold1.out")"
+if "$CLIENT" --url "$URL/" --cert-hash "$HASH" --mac 52:54:00:ef:01:01 --timeout 2 >/dev/null 2>&1; then
+  fail "a second session got in with --max-sessions 1"
+fi
+full=$(metric 'wtrelay_quic_packets_dropped_total{reason="table_full"}')
+limit=$(metric 'wtrelay_quic_connections_total{event="refused_limit"}')
+[ "${full:-0}" -ge 1 ] || fail "packets dropped at a full table not counted: table_full=$full refused_limit=$limit"
+[ "${limit:-0}" -ge 1 ] || fail "refused_limit=$limit"
+stop_relay
+pass "--max-sessions 1: a second client is refused; its packets counted as table_full ($full), refused_limit ($limit)"

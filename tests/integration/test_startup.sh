@@ -63,15 +63,43 @@ start_relay
 grep -Eq '^Certificate SHA-256 Hash: [0-9a-f]{64}$' "$TMP/relay.out" || fail "hash line"
 grep -q "^Listening on https://127.0.0.1:$PORT\$" "$TMP/relay.out" || fail "listening line"
 python3 - "$PORT" <<'PY'
-import socket, sys
+import os, socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+dst = ("127.0.0.1", int(sys.argv[1]))
 for n in (1, 20, 1200, 1500, 60000):
-    s.sendto(b"\xff" * n, ("127.0.0.1", int(sys.argv[1])))
+    s.sendto(b"\xff" * n, dst)  # long header, unknown version
+for n in (25, 60, 1200):
+    s.sendto(b"\x40" + os.urandom(n), dst)  # short header, unknown connection
+# Initials (QUIC v1, DCID 8 bytes) with a garbage body, and a truncated one
+for n in (1200, 1300):
+    s.sendto(b"\xc0\x00\x00\x00\x01\x08" + os.urandom(8) + b"\x00" + os.urandom(n), dst)
+s.sendto(b"\xc0\x00\x00\x00\x01\x14", dst)
 PY
 sleep 0.2
 kill -0 "$RELAY_PID" || fail "relay died on junk UDP"
+# alive means serving: a new client completes the handshake and registers
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) || fail "no handshake after junk: $out"
+echo "$out" | grep -q 'state=registered' || fail "no registration after junk: $out"
 stop_relay
-pass "ephemeral certificate lines printed; junk UDP survived; SIGTERM exit 0 in ${STOP_MS} ms"
+pass "ephemeral certificate lines printed; after junk UDP a client handshakes and registers; SIGTERM exit 0 in ${STOP_MS} ms"
+
+# --max-tcp-conns 0 is the TCP NAT off, not a usage error
+start_relay --max-tcp-conns 0
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) || fail "--max-tcp-conns 0: $out"
+stop_relay
+pass "--max-tcp-conns 0 (TCP NAT off) starts and serves"
+
+# getrandom failing for good (ENOSYS from a seccomp filter): the relay
+# stops at start-up with a log line instead of spinning for ever.
+NR_GETRANDOM=$(printf '#include <sys/syscall.h>\nSYS_getrandom\n' | cpp -P - | tail -1)
+rc=0
+timeout 10 "$BUILD_DIR/seccomp_run" -r "$NR_GETRANDOM=ENOSYS" -- "$RELAY" --bind 127.0.0.1 \
+  --port "$(free_udp_port)" --http-listen '' >"$TMP/rnd.out" 2>"$TMP/rnd.err" || rc=$?
+[ "$rc" != 124 ] || fail "getrandom failing: the relay was still running after 10 s"
+[ "$rc" != 0 ] || fail "getrandom failing: exit 0"
+grep -q 'msg="getrandom failed' "$TMP/rnd.err" || fail "getrandom failing: exit $rc without the log line: $(tail -3 "$TMP/rnd.err")"
+! grep -q '^Listening on' "$TMP/rnd.out" || fail "getrandom failing: the relay listened"
+pass "getrandom failing for good: exit $rc at start-up with a log line, no spinning"
 
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
   -subj /CN=localhost -keyout "$TMP/k.pem" -out "$TMP/c.pem" 2>/dev/null

@@ -352,6 +352,20 @@ Test(config, rust_log_parser_alone)
   cr_assert_eq(l, LOG_WARN, "left alone");
 }
 
+/* --max-tcp-conns 0 is the TCP NAT switched off (the NAT treats 0 so); the
+ * per-VM bound still needs at least 1. */
+Test(config, max_tcp_conns_zero_turns_the_tcp_nat_off)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--max-tcp-conns", "0"), CONFIG_OK, "%s", err);
+  cr_assert_eq(c.max_tcp_conns, 0);
+  cr_assert_eq(PARSE(&c, err, "--max-tcp-conns", "65001"), -EINVAL);
+  cr_assert(strstr(err, "--max-tcp-conns"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--max-tcp-conns-per-vm", "0"), -EINVAL);
+}
+
 Test(config, nat_share_flags)
 {
   struct config c;

@@ -177,6 +177,7 @@ Test(log_emit, hostile_values_stay_in_their_fields)
   cr_assert_eq(nl[1], '\0', "exactly two lines");
   *nl = '\0';
   cr_assert_not_null(strstr(second, "msg=\"msg with \\\"quote\\\"\\nand newline\""), "%s", second);
+  free(out);
 }
 
 static void emit_long(void)
@@ -211,10 +212,12 @@ Test(log_emit, long_lines_lose_whole_fields)
   cr_assert_eq(out[n - strlen(mark) - 1], '"', "the last kept field is whole");
   cr_assert_not_null(strstr(out, " e=\""));
   cr_assert_null(strstr(out, " g="));
+  free(out);
 
   out = capture(emit_one_huge_field);
   nl = strchr(out, '\n');
   cr_assert_not_null(nl);
   *nl = '\0';
   cr_assert_not_null(strstr(out, "msg=\"one huge bare field\" truncated=true"), "%s", out);
+  free(out);
 }

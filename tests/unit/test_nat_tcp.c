@@ -125,7 +125,9 @@ static int listener(uint16_t *port)
   return fd;
 }
 
-static struct env *env_new(void)
+/* The pipeline with a timer heap of `timers` slots (the gateway's sweep
+ * takes one). */
+static struct env *env_new_ex(unsigned timers, uint32_t max_tcp_conns)
 {
   struct env *e = calloc(1, sizeof(*e));
   cr_assert(e);
@@ -133,16 +135,26 @@ static struct env *env_new(void)
   gw_pipe_params(&gp);
   gp.udp_timeout_ns = 30 * S;
   gp.icmp_timeout_ns = 30 * S;
-  gp.max_tcp_conns = 4;
+  gp.max_tcp_conns = max_tcp_conns;
   gp.max_tcp_conns_per_vm = 2;
   gp.tcp_idle_ns = 600 * S;
   gp.tcp_connect_timeout_ns = 5 * S;
   gp.dns_timeout_ns = 3 * S;
-  gw_pipe_init(&e->p, 64, &gp, &fake_ops, NULL);
+  gw_pipe_init(&e->p, timers, &gp, &fake_ops, NULL);
   cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
   switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, VM_IP);
   e->lfd = listener(&e->lport);
   return e;
+}
+
+static struct env *env_new_timers(unsigned timers)
+{
+  return env_new_ex(timers, 4);
+}
+
+static struct env *env_new(void)
+{
+  return env_new_timers(64);
 }
 
 static void env_free(struct env *e)
@@ -1012,7 +1024,75 @@ Test(nat_tcp, refused_and_table_full)
   env_free(e);
 }
 
-/* ---- 9. egress policy ---- */
+/* ---- 9. never a connection without its timer ---- */
+
+/* The connection of guest port gport, or NULL. */
+static struct nat_tcp_conn *find_conn(struct env *e, uint16_t gport)
+{
+  for (uint32_t i = 0; i < e->p.gw.p.max_tcp_conns; i++)
+    if (e->p.gw.tcp[i].used && e->p.gw.tcp[i].state != TCP_S_DEAD &&
+        e->p.gw.tcp[i].guest_port == gport)
+      return &e->p.gw.tcp[i];
+  return NULL;
+}
+
+/* A heap with room for the gateway's sweep and one connection: the second
+ * SYN cannot get a timer (no connect timeout, RTO or idle timeout would
+ * ever end it), so it is refused with RST before any connect, and
+ * counted; the first connection keeps working. */
+Test(nat_tcp, a_connection_that_cannot_get_its_timer_is_refused)
+{
+  struct env *e = env_new_timers(2);
+  struct conn a;
+  conn_open(e, &a, 43001, 100, GUEST_WND);
+  struct nat_tcp_conn *ca = find_conn(e, 43001);
+  cr_assert(ca);
+  cr_assert(timer_armed(&ca->timer), "an open connection without its timer");
+  cr_assert_eq(e->p.heap.len, e->p.heap.cap, "the heap should be full now");
+
+  guest_seg(e, 43002, LOOP_IP, e->lport, 200, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  struct net_tcp t;
+  must_seg(e, e->lport, 43002, &t);
+  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x (a SYN-ACK: connected without a timer)",
+            t.flags);
+  cr_assert_eq(t.ack, 201u);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "the timerless SYN connected");
+  cr_assert_null(find_conn(e, 43002), "a connection without its timer is in the table");
+  cr_assert_eq(e->p.gw.ntcp, 1);
+  cr_assert_eq(e->p.gw.ctr.tcp_no_timer, 1);
+  cr_assert_geq(e->p.heap.arm_failures, 1);
+
+  /* the first one is untouched: data flows both ways */
+  const uint8_t msg[] = "still here";
+  conn_data(e, &a, a.gnxt, msg, sizeof(msg));
+  uint8_t got[sizeof(msg)];
+  host_read(e, a.afd, got, sizeof(got));
+  cr_assert_arr_eq(got, msg, sizeof(msg));
+  cr_assert(timer_armed(&ca->timer));
+  close(a.afd);
+  pump_for(e, 50 * MS);
+  env_free(e);
+}
+
+/* --max-tcp-conns 0: the TCP NAT is off, every SYN is answered with RST
+ * and nothing connects. */
+Test(nat_tcp, zero_connections_turns_the_tcp_nat_off)
+{
+  struct env *e = env_new_ex(64, 0);
+  cr_assert_null(e->p.gw.tcp);
+  guest_seg(e, 43100, LOOP_IP, e->lport, 900, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  struct net_tcp t;
+  must_seg(e, e->lport, 43100, &t);
+  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
+  cr_assert_eq(t.ack, 901u);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "a SYN connected with the NAT off");
+  cr_assert_eq(e->p.gw.ntcp, 0);
+  env_free(e);
+}
+
+/* ---- 10. egress policy ---- */
 
 Test(nat_tcp, egress_denied_before_nat)
 {
