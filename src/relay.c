@@ -306,6 +306,24 @@ static void room_drop_if_empty(struct relay *r, uint32_t idx)
   r->nrooms--;
 }
 
+/* Keeps o's room alive across a hand-over of its MAC (the holder leaves,
+ * the newcomer joins), so it is not dropped and made again in between. */
+static uint32_t room_hold(struct relay *r, const struct relay_peer *o)
+{
+  if (!o->registered)
+    return RELAY_NO_ROOM;
+  r->rooms[o->room].npeers++;
+  return o->room;
+}
+
+static void room_unhold(struct relay *r, uint32_t room)
+{
+  if (room == RELAY_NO_ROOM)
+    return;
+  r->rooms[room].npeers--;
+  room_drop_if_empty(r, room);
+}
+
 static void share_log(struct relay *r, struct h3_session *s, const char *name, const char *why,
                       int status)
 {
@@ -478,8 +496,10 @@ static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_p
 {
   if (o->closing || !o->sess) {
     /* already on its way out: hand the MAC over at once */
+    uint32_t held = room_hold(r, o);
     peer_unregister(r, o);
     handle_register(r, n, mac);
+    room_unhold(r, held);
     return;
   }
   if (o->probe_for) {
@@ -523,11 +543,14 @@ static void takeover_expired(struct timer *t, uint64_t now)
            "ms=%.1f probes=%u reason=\"old session did not acknowledge\"",
            n->id, o->id, addr, LOG_Q(peer_name(r, o)), mac[0], mac[1], mac[2], mac[3], mac[4],
            mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
+  uint32_t held = RELAY_NO_ROOM;
   if (o->used && o->registered && memcmp(o->mac, mac, 6) == 0) {
+    held = room_hold(r, o);
     peer_unregister(r, o);
     peer_close(r, o, 0, "MAC taken over by a new session");
   }
   handle_register(r, n, mac);
+  room_unhold(r, held);
 }
 
 static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id, bool acked)
@@ -967,6 +990,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
   }
   uint32_t waiter = p->probe_for;
   takeover_clear(r, p); /* a newcomer that goes away stops waiting */
+  uint32_t held = waiter ? room_hold(r, p) : RELAY_NO_ROOM;
   peer_unregister(r, p);
   if (waiter) {
     /* a holder that goes away while probed: the newcomer gets the MAC now */
@@ -979,6 +1003,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
       handle_register(r, n, mac);
     }
   }
+  room_unhold(r, held);
   log_debug("session closed", "peer=%u code=%u reason=%s", p->id, code, LOG_Q(reason));
   auth_release(r->auth, p->auth_subject);
   p->auth_subject = 0;
