@@ -103,7 +103,7 @@ static const struct opt opts[] = {
      "sessions one client address may have in one room, registered or not (default 64)"},
     {"max-client-addrs-per-room", 0, NULL, OPT_U32, 0, 65536, OFF(max_client_addrs_per_room),
      "addresses of a room's pool one client address may hold, live or sticky (default 0 = a "
-     "quarter of the pool: 61 for a /24)"},
+     "fifth of the pool: 49 for a /24)"},
     {"lease-time", 0, "RELAY_LEASE_TIME", OPT_SECS, 1, 31536000, OFF(lease_time_s),
      "time a MAC keeps its IP in a room after its session ended (default 1d)"},
     {"lease-file", 0, "RELAY_LEASE_FILE", OPT_PATH, 0, 0, OFF(lease_file),
@@ -197,7 +197,7 @@ void config_defaults(struct config *c)
   c->room_rate = 1;
   c->room_burst = 8;
   c->max_client_sessions_per_room = 64;
-  c->max_client_addrs_per_room = 0; /* a quarter of the pool */
+  c->max_client_addrs_per_room = 0; /* a fifth of the pool */
   c->lease_time_s = 86400;
   memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
   c->max_frame_size = 1514;

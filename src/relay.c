@@ -104,9 +104,9 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   r->sessions_per_room_client = cfg->max_client_sessions_per_room; /* 0 = no cap */
   r->room_burst = cfg->room_burst ? cfg->room_burst : 1;
   r->room_interval_ns = NS / (cfg->room_rate ? cfg->room_rate : 1);
-  uint32_t quarter = (r->pool_last - r->pool_first + 1) / 4;
+  uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
   r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
-                        : quarter                      ? quarter
+                        : fifth                        ? fifth
                                                        : 1;
   log_ratelimit_init(&r->rl_share, NS, 10);
   log_ratelimit_init(&r->rl, NS, 10);

@@ -53,7 +53,7 @@ struct config {
   uint32_t room_rate;             /* --room-rate, 1 room per second per client */
   uint32_t room_burst;            /* --room-burst, 8 */
   uint32_t max_client_sessions_per_room; /* --max-client-sessions-per-room, 64 */
-  uint32_t max_client_addrs_per_room;    /* --max-client-addrs-per-room, 0 = pool / 4 */
+  uint32_t max_client_addrs_per_room;    /* --max-client-addrs-per-room, 0 = pool / 5 */
   uint32_t lease_time_s;                 /* --lease-time / RELAY_LEASE_TIME, 86400 */
   char lease_file[CONFIG_PATH_MAX];      /* --lease-file / RELAY_LEASE_FILE, "" = none */
   uint32_t max_leases; /* --max-leases, 0 = max_rooms x pool size, at most 65536 */

@@ -82,27 +82,28 @@ IP_B=$(topo_wait_ip "$NS_VMB" vmb)
 [ "$(metric wtrelay_rooms)" = 17 ] || fail "rooms in use: $(metric wtrelay_rooms), expected 17"
 pass "client 2's VM made room /lan and got $IP_B while client 1 holds its 16 rooms"
 
-# 4. addresses: client 1 registers 61 MACs in /lan and leaves (sticky
-# leases), then 64 sessions with new MACs: 61 addresses (its own leases
-# come back), 3 refused with an Error; a 65th session gets 429.
+# 4. addresses: client 1 registers 49 MACs in /lan and leaves (sticky
+# leases), then 64 sessions with new MACs: 49 addresses (its own leases
+# come back; the default share is a fifth of 245), 15 refused with an
+# Error; a 65th session gets 429.
 ip netns exec "${TOPO_P}c1" "$CLIENT" --url "https://10.81.1.1:4433/lan" --cert-hash "$HASH" \
-  --sessions 61 --mac 52:54:00:e1:00:00 --timeout 20 >"$TMP/sticky.out" 2>&1 ||
-  fail "61 sessions of client 1: $(tail -1 "$TMP/sticky.out")"
+  --sessions 49 --mac 52:54:00:e1:00:00 --timeout 20 >"$TMP/sticky.out" 2>&1 ||
+  fail "49 sessions of client 1: $(tail -1 "$TMP/sticky.out")"
 try 1 /lan 64 52:54:00:e2:00:00 --timeout 20
 r=$R
-[ "$(echo "$r" | field registered)" = 61 ] || fail "client 1 got $(echo "$r" | field registered) addresses, expected 61: $r"
-[ "$(echo "$r" | field errors)" = 3 ] || fail "client 1: $(echo "$r" | field errors) Errors, expected 3: $r"
+[ "$(echo "$r" | field registered)" = 49 ] || fail "client 1 got $(echo "$r" | field registered) addresses, expected 49: $r"
+[ "$(echo "$r" | field errors)" = 15 ] || fail "client 1: $(echo "$r" | field errors) Errors, expected 15: $r"
 grep -q 'last_error="IP pool share of this client exhausted"' "$OUT" ||
   fail "no share Error: $(grep -v -m3 "errors=0" "$OUT")"
-[ "$(metric 'wtrelay_control_refused_total{reason="client_address_share"}')" = 3 ] ||
+[ "$(metric 'wtrelay_control_refused_total{reason="client_address_share"}')" = 15 ] ||
   fail "client_address_share counter: $(metric 'wtrelay_control_refused_total{reason="client_address_share"}')"
-[ "$(metric wtrelay_address_share_recycled_total)" = 61 ] ||
-  fail "recycled: $(metric wtrelay_address_share_recycled_total), expected 61"
+[ "$(metric wtrelay_address_share_recycled_total)" = 49 ] ||
+  fail "recycled: $(metric wtrelay_address_share_recycled_total), expected 49"
 try 1 /lan 1 52:54:00:e3:00:00
 [ "$(status_of)" = 429 ] || fail "client 1's 65th session in /lan: status $(status_of), expected 429"
 [ "$(metric 'wtrelay_sessions_ended_total{reason="client_sessions"}')" = 1 ] ||
   fail "client_sessions counter: $(metric 'wtrelay_sessions_ended_total{reason="client_sessions"}')"
-pass "one client in /lan: 61 addresses of 245 (its 61 sticky leases recycled), 3 Errors, the 65th session 429"
+pass "one client in /lan: 49 addresses of 245 (its 49 sticky leases recycled), 15 Errors, the 65th session 429"
 
 # 5. client 2 is unharmed: its VM still talks to the gateway, and a new
 # session of client 2 registers in /lan
