@@ -33,30 +33,33 @@
 #define CONFIG_ORIGIN_MAX 16
 
 struct config {
-  uint16_t port;                  /* --port, 4433 */
-  char bind[64];                  /* --bind, "::" (dual-stack) */
-  bool bind_given;                /* --bind was on the command line */
-  char cert_pem[CONFIG_PATH_MAX]; /* --cert-pem / RELAY_CERT_PEM, "" = ephemeral */
-  char key_pem[CONFIG_PATH_MAX];  /* --key-pem / RELAY_KEY_PEM */
-  uint32_t heartbeat_interval_s;  /* --heartbeat-interval, 30 */
-  uint32_t peer_timeout_s;        /* --peer-timeout, 150 */
-  uint32_t register_timeout_s;    /* --register-timeout, 30 */
-  enum log_level log_level;       /* --log-level / RELAY_LOG / RUST_LOG, info */
-  char log_note[256];             /* what RUST_LOG had that was ignored, "" = none */
-  uint32_t max_sessions;          /* --max-sessions, 4096 */
-  uint32_t max_sessions_per_ip;   /* --max-sessions-per-ip, 256 */
-  uint8_t retry;                  /* --retry auto|always|never (enum quic_retry order), auto */
-  uint32_t retry_threshold;       /* --retry-threshold, 32 handshakes in progress */
-  uint32_t max_unvalidated;       /* --max-unvalidated, 0 = max_sessions / 4 */
-  uint32_t max_rooms;             /* --max-rooms, 256 */
-  uint32_t max_rooms_per_client;  /* --max-rooms-per-client, 0 = max_rooms / 16, at least 1 */
-  uint32_t room_rate;             /* --room-rate, 1 room per second per client */
-  uint32_t room_burst;            /* --room-burst, 8 */
+  uint16_t port;                    /* --port, 4433 */
+  char bind[64];                    /* --bind, "::" (dual-stack) */
+  bool bind_given;                  /* --bind was on the command line */
+  char cert_pem[CONFIG_PATH_MAX];   /* --cert-pem / RELAY_CERT_PEM, "" = ephemeral */
+  char key_pem[CONFIG_PATH_MAX];    /* --key-pem / RELAY_KEY_PEM */
+  uint32_t heartbeat_interval_s;    /* --heartbeat-interval, 30 */
+  uint32_t peer_timeout_s;          /* --peer-timeout, 150 */
+  uint32_t register_timeout_s;      /* --register-timeout, 30 */
+  enum log_level log_level;         /* --log-level / RELAY_LOG / RUST_LOG, info */
+  char log_note[256];               /* what RUST_LOG had that was ignored, "" = none */
+  uint32_t max_sessions;            /* --max-sessions, 4096 */
+  uint32_t max_sessions_per_ip;     /* --max-sessions-per-ip, 256 */
+  uint8_t retry;                    /* --retry auto|always|never (enum quic_retry order), auto */
+  uint32_t retry_threshold;         /* --retry-threshold, 32 handshakes in progress */
+  uint32_t max_unvalidated;         /* --max-unvalidated, 0 = max_sessions / 4 */
+  uint32_t max_rooms;               /* --max-rooms, 256 */
+  uint32_t lease_time_s;            /* --lease-time / RELAY_LEASE_TIME, 86400 */
+  char lease_file[CONFIG_PATH_MAX]; /* --lease-file / RELAY_LEASE_FILE, "" = none */
+  uint32_t max_leases;              /* --max-leases, 0 = max_rooms x pool size, at most 65536 */
+
+  /* per-client shares of rooms and addresses (relay.h) */
+  uint32_t max_rooms_per_client;         /* --max-rooms-per-client, 0 = max_rooms / 16, >= 1 */
+  uint32_t room_rate;                    /* --room-rate, 1 room per second per client */
+  uint32_t room_burst;                   /* --room-burst, 8 */
   uint32_t max_client_sessions_per_room; /* --max-client-sessions-per-room, 64 */
   uint32_t max_client_addrs_per_room;    /* --max-client-addrs-per-room, 0 = pool / 5 */
-  uint32_t lease_time_s;                 /* --lease-time / RELAY_LEASE_TIME, 86400 */
-  char lease_file[CONFIG_PATH_MAX];      /* --lease-file / RELAY_LEASE_FILE, "" = none */
-  uint32_t max_leases; /* --max-leases, 0 = max_rooms x pool size, at most 65536 */
+
   /* virtual switch */
   uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
   uint32_t max_frame_size;    /* --max-frame-size, 1514 */
