@@ -91,6 +91,19 @@ static const struct opt opts[] = {
      "max-sessions / 4)"},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
      "maximum number of rooms (virtual LANs) (default 256)"},
+    {"max-rooms-per-client", 0, NULL, OPT_U32, 0, 65536, OFF(max_rooms_per_client),
+     "rooms one client address (IPv6: /64) may have created that are alive; a room counts once "
+     "a session registered in it (default 0 = max-rooms / 16, at least 1: 16)"},
+    {"room-rate", 0, NULL, OPT_U32, 1, 1000000, OFF(room_rate),
+     "rooms one client address may create per second, on average (default 1)"},
+    {"room-burst", 0, NULL, OPT_U32, 1, 65536, OFF(room_burst),
+     "rooms one client address may create at once after a pause (default 8)"},
+    {"max-client-sessions-per-room", 0, NULL, OPT_U32, 1, 1000000,
+     OFF(max_client_sessions_per_room),
+     "sessions one client address may have in one room, registered or not (default 64)"},
+    {"max-client-addrs-per-room", 0, NULL, OPT_U32, 0, 65536, OFF(max_client_addrs_per_room),
+     "addresses of a room's pool one client address may hold, live or sticky (default 0 = a "
+     "fifth of the pool: 49 for a /24)"},
     {"lease-time", 0, "RELAY_LEASE_TIME", OPT_SECS, 1, 31536000, OFF(lease_time_s),
      "time a MAC keeps its IP in a room after its session ended (default 1d)"},
     {"lease-file", 0, "RELAY_LEASE_FILE", OPT_PATH, 0, 0, OFF(lease_file),
@@ -205,6 +218,11 @@ void config_defaults(struct config *c)
   c->retry_threshold = 32;
   c->max_unvalidated = 0;
   c->max_rooms = 256;
+  c->max_rooms_per_client = 0; /* max_rooms / 16 */
+  c->room_rate = 1;
+  c->room_burst = 8;
+  c->max_client_sessions_per_room = 64;
+  c->max_client_addrs_per_room = 0; /* a fifth of the pool */
   c->lease_time_s = 86400;
   memcpy(c->gateway_mac, (uint8_t[]){0x52, 0x55, 0x0a, 0x00, 0x02, 0x02}, 6);
   c->max_frame_size = 1514;

@@ -41,6 +41,12 @@ void ippool_observe(struct ippool *p, ippool_observer_fn fn, void *ctx)
 
 int ippool_seed(struct ippool *p, const uint8_t mac[6], uint32_t ip, int64_t released_ns)
 {
+  return ippool_seed_for(p, mac, ip, released_ns, 0);
+}
+
+int ippool_seed_for(struct ippool *p, const uint8_t mac[6], uint32_t ip, int64_t released_ns,
+                    uint64_t client)
+{
   if (ip < p->first || ip > p->last)
     return -ERANGE;
   for (uint32_t i = 0; i < p->n; i++)
@@ -53,6 +59,7 @@ int ippool_seed(struct ippool *p, const uint8_t mac[6], uint32_t ip, int64_t rel
   e->used_ever = true;
   e->live = false;
   e->released_ns = released_ns;
+  e->client = client;
   return 0;
 }
 
@@ -63,7 +70,17 @@ static bool older(const struct ippool *p, uint32_t i, uint32_t best)
 
 int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uint64_t now)
 {
+  return ippool_acquire_for(p, mac, 0, ip_out, now);
+}
+
+/* One pass finds the MAC's own entry, the first fresh one, the oldest
+ * expired and the oldest released ones, and the client's holdings with its
+ * oldest released address. */
+int ippool_acquire_for(struct ippool *p, const uint8_t mac[6], uint64_t client, uint32_t *ip_out,
+                       uint64_t now)
+{
   uint32_t remembered = UINT32_MAX, fresh = UINT32_MAX, expired = UINT32_MAX, released = UINT32_MAX;
+  uint32_t own_old = UINT32_MAX, held = 0;
   for (uint32_t i = 0; i < p->n; i++) {
     struct ippool_entry *e = &p->e[i];
     if (e->used_ever && memcmp(e->mac, mac, 6) == 0) {
@@ -73,7 +90,14 @@ int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uin
     }
     if (!e->used_ever && fresh == UINT32_MAX)
       fresh = i;
-    if (!e->used_ever || e->live)
+    if (!e->used_ever)
+      continue;
+    if (client && e->client == client) {
+      held++;
+      if (!e->live && older(p, i, own_old))
+        own_old = i;
+    }
+    if (e->live)
       continue;
     if ((int64_t)now - e->released_ns >= (int64_t)p->lease_ns) {
       if (older(p, i, expired))
@@ -86,22 +110,49 @@ int ippool_acquire(struct ippool *p, const uint8_t mac[6], uint32_t *ip_out, uin
                   : fresh != UINT32_MAX    ? fresh
                   : expired != UINT32_MAX  ? expired
                                            : released;
+  uint32_t forget = UINT32_MAX;
+  bool recycled = false;
+  bool own = remembered != UINT32_MAX && p->e[remembered].client == client;
+  if (client && p->client_max && !own && held >= p->client_max) {
+    /* at its share: this MAC takes the client's own oldest released
+     * address; the MAC's entry of another client (if any) is forgotten,
+     * the lease table drops it with the new lease of this MAC */
+    if (own_old == UINT32_MAX)
+      return -EDQUOT;
+    forget = remembered;
+    pick = own_old;
+    recycled = true;
+  }
   if (pick == UINT32_MAX)
     return -ENOSPC;
   struct ippool_entry *e = &p->e[pick];
-  struct ippool_event ev = {.type = IPPOOL_ACQUIRED, .mac = mac, .ip = ip_of(p, pick)};
+  struct ippool_event ev = {
+      .type = IPPOOL_ACQUIRED, .mac = mac, .ip = ip_of(p, pick), .client = client};
   if (pick != remembered && e->used_ever) {
     ev.reclaimed = true;
-    ev.reclaimed_expired = pick == expired;
+    ev.reclaimed_expired = (int64_t)now - e->released_ns >= (int64_t)p->lease_ns;
+    ev.share_recycled = recycled;
     memcpy(ev.old_mac, e->mac, 6);
   }
+  if (forget != UINT32_MAX)
+    memset(&p->e[forget], 0, sizeof(p->e[forget]));
   memcpy(e->mac, mac, 6);
   e->used_ever = true;
   e->live = true;
+  e->client = client;
   *ip_out = ev.ip;
   if (p->observer)
     p->observer(p->observer_ctx, p, &ev, now);
   return 0;
+}
+
+uint32_t ippool_client_held(const struct ippool *p, uint64_t client)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < p->n; i++)
+    if (p->e[i].used_ever && p->e[i].client == client)
+      n++;
+  return n;
 }
 
 void ippool_release(struct ippool *p, uint32_t ip, uint64_t now)

@@ -199,8 +199,9 @@ static void touch(struct lease_table *t);
 /* Sets (room r, mac) -> ip, live or released at `released`. Another lease
  * of the room on ip (a reclaimed address) is reused for it, any other
  * lease of mac is dropped: one lease per MAC and per IP in a room. */
+/* client: the acquiring client when live; a release keeps the lease's. */
 static int lease_set(struct lease_table *t, uint32_t r, const uint8_t mac[6], uint32_t ip,
-                     bool live, int64_t released)
+                     bool live, int64_t released, uint64_t client)
 {
   uint32_t have = LEASE_NONE;
   for (uint32_t i = t->rooms[r].head; i != LEASE_NONE && have == LEASE_NONE; i = t->l[i].rnext)
@@ -227,6 +228,8 @@ static int lease_set(struct lease_table *t, uint32_t r, const uint8_t mac[6], ui
     t->rooms[r].nlive++;
   }
   struct lease *l = &t->l[have];
+  if (live || memcmp(l->mac, mac, 6) != 0 || l->ip != ip)
+    l->client = live ? client : 0;
   memcpy(l->mac, mac, 6);
   l->ip = ip;
   if (!live) {
@@ -289,12 +292,18 @@ int lease_init(struct lease_table *t, const struct lease_params *p, struct timer
 int lease_acquired(struct lease_table *t, const char *room, const uint8_t mac[6], uint32_t ip,
                    uint64_t now)
 {
+  return lease_acquired_for(t, room, mac, ip, 0, now);
+}
+
+int lease_acquired_for(struct lease_table *t, const char *room, const uint8_t mac[6], uint32_t ip,
+                       uint64_t client, uint64_t now)
+{
   uint32_t r = room_get(t, room, true, now);
   if (r == LEASE_NONE) {
     t->ctr.dropped++;
     return -ENOSPC;
   }
-  int rc = lease_set(t, r, mac, ip, true, (int64_t)now);
+  int rc = lease_set(t, r, mac, ip, true, (int64_t)now, client);
   touch(t);
   return rc;
 }
@@ -307,7 +316,7 @@ void lease_released(struct lease_table *t, const char *room, const uint8_t mac[6
     t->ctr.dropped++;
     return;
   }
-  lease_set(t, r, mac, ip, false, (int64_t)now);
+  lease_set(t, r, mac, ip, false, (int64_t)now, 0);
   touch(t);
 }
 
@@ -356,7 +365,8 @@ int lease_seed(struct lease_table *t, const char *room, struct ippool *pool, uin
     return 0;
   for (uint32_t i = t->rooms[r].head; i != LEASE_NONE; i = t->l[i].rnext) {
     const struct lease *l = &t->l[i];
-    if (ippool_seed(pool, l->mac, l->ip, l->live ? (int64_t)now : l->released_ns) == 0)
+    if (ippool_seed_for(pool, l->mac, l->ip, l->live ? (int64_t)now : l->released_ns, l->client) ==
+        0)
       n++;
   }
   return n;
@@ -586,7 +596,7 @@ int lease_parse(struct lease_table *t, const char *data, size_t len, uint64_t no
   qsort(pend, np, sizeof(*pend), pending_cmp);
   for (size_t i = 0; i < np; i++)
     if (room_revive(t, pend[i].room) &&
-        lease_set(t, pend[i].room, pend[i].mac, pend[i].ip, false, pend[i].released_ns) == 0)
+        lease_set(t, pend[i].room, pend[i].mac, pend[i].ip, false, pend[i].released_ns, 0) == 0)
       loaded++;
   /* A room line without a lease left leaves an empty slot: free it. */
   for (uint32_t r = 0; r < t->p.max_rooms; r++)

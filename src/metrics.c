@@ -65,7 +65,7 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   /* state */
   gauge(b, "wtrelay_sessions", "WebTransport sessions (registered or not)", m->relay->npeers);
   gauge(b, "wtrelay_quic_connections", "QUIC connections in any state", m->quic_conns);
-  gauge(b, "wtrelay_rooms", "rooms (virtual LANs) in use", m->rooms);
+  gauge(b, "wtrelay_rooms", "rooms (virtual LANs) in use: each has a registered session", m->rooms);
   gauge(b, "wtrelay_switch_mac_entries", "learned MAC addresses", m->relay->sw.nmacs);
   gauge(b, "wtrelay_leases", "address leases remembered (live, released or expired)",
         m->relay->leases.nused);
@@ -220,8 +220,12 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"oversized\"", r->ctrl_oversized},
                          {"reason=\"unknown_type\"", r->ctrl_unknown_type},
                          {"reason=\"switch_full\"", r->ports_full},
-                         {"reason=\"reserved_mac\"", r->register_refused_reserved}},
-           9);
+                         {"reason=\"reserved_mac\"", r->register_refused_reserved},
+                         {"reason=\"rooms_full\"", r->register_refused_rooms},
+                         {"reason=\"client_rooms\"", r->register_refused_client_rooms},
+                         {"reason=\"client_room_rate\"", r->register_refused_client_rate},
+                         {"reason=\"client_address_share\"", r->register_refused_share}},
+           13);
   if (m->relay->auth) {
     /* access control (auth.c): every refusal reason, even at zero */
     const struct auth_counters *a = &m->relay->auth->ctr;
@@ -252,8 +256,16 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
            (struct lv[]){{"reason=\"register_timeout\"", r->timeouts_register},
                          {"reason=\"peer_timeout\"", r->timeouts_peer},
                          {"reason=\"relay_full\"", r->sessions_refused_full},
-                         {"reason=\"rooms_full\"", r->sessions_refused_rooms}},
-           4);
+                         {"reason=\"rooms_full\"", r->sessions_refused_rooms},
+                         {"reason=\"client_rooms\"", r->sessions_refused_client_rooms},
+                         {"reason=\"client_room_rate\"", r->sessions_refused_client_rate},
+                         {"reason=\"client_sessions\"", r->sessions_refused_client_sessions}},
+           7);
+  counter(b, "wtrelay_address_share_recycled_total",
+          "Register or DHCP of a client at its address share that got its own oldest sticky lease",
+          r->share_recycled);
+  counter(b, "wtrelay_client_rate_evictions_total",
+          "clients forgotten by the full room-creation rate table", r->clients_evicted);
   counters(b, "wtrelay_frames_total", "Ethernet frames through the relay",
            (struct lv[]){{"direction=\"in\"", r->frames_in}, {"direction=\"out\"", r->frames_out}},
            2);

@@ -1,8 +1,10 @@
 /*
  * relay: bavy peers, rooms and control messages. See include/wtrelay/relay.h.
  *
- * Peers and rooms are fixed tables sized from the config. A room is made on
- * the first session that names it and dropped with its last peer; its
+ * Peers and rooms are fixed tables sized from the config. A room is made by
+ * the first Register of a session that names it and dropped with its last
+ * registered session (a CONNECT holds no room: see relay.h for the
+ * per-client shares checked at CONNECT and again at Register); its
  * address pool remembers MAC -> IP while it lives, and the lease table
  * (lease.c) for --lease-time after it emptied and across restarts (seeded
  * into the pool when the room is made again), so a VM that reconnects gets
@@ -51,7 +53,11 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   r->max_peers = cfg->max_sessions;
   r->rooms = calloc(r->max_rooms, sizeof(*r->rooms));
   r->peers = calloc(r->max_peers, sizeof(*r->peers));
-  if (!r->rooms || !r->peers) {
+  /* a client in the rate table owes a creation; one per session is plenty
+   * (a full table forgets the client owing least) */
+  r->max_clients = cfg->max_sessions;
+  r->clients = calloc(r->max_clients, sizeof(*r->clients));
+  if (!r->rooms || !r->peers || !r->clients) {
     relay_fini(r);
     return -ENOMEM;
   }
@@ -84,8 +90,10 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     relay_fini(r);
     return rc;
   }
-  for (uint32_t i = 0; i < r->max_peers; i++)
+  for (uint32_t i = 0; i < r->max_peers; i++) {
     r->peers[i].id = i;
+    r->peers[i].room = RELAY_NO_ROOM;
+  }
   r->guard.gateway_ip = cfg->subnet + 2;
   r->guard.dns_ip = cfg->subnet + 3;
   memcpy(r->guard.gateway_mac, cfg->gateway_mac, 6);
@@ -95,6 +103,17 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   /* .10 up to the last address before the broadcast, from the top down */
   r->pool_first = cfg->subnet + 10;
   r->pool_last = (cfg->subnet | ~mask) - 1;
+  r->rooms_per_client = cfg->max_rooms_per_client ? cfg->max_rooms_per_client
+                        : cfg->max_rooms / 16     ? cfg->max_rooms / 16
+                                                  : 1;
+  r->sessions_per_room_client = cfg->max_client_sessions_per_room; /* 0 = no cap */
+  r->room_burst = cfg->room_burst ? cfg->room_burst : 1;
+  r->room_interval_ns = NS / (cfg->room_rate ? cfg->room_rate : 1);
+  uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
+  r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
+                        : fifth                        ? fifth
+                                                       : 1;
+  log_ratelimit_init(&r->rl_share, NS, 10);
   log_ratelimit_init(&r->rl, NS, 10);
   log_ratelimit_init(&r->rl_summary, NS, 100);
   timer_init(&r->sweep, sweep);
@@ -134,8 +153,10 @@ void relay_fini(struct relay *r)
   chunk_pool_fini(&r->chunks);
   free(r->rooms);
   free(r->peers);
+  free(r->clients);
   r->rooms = NULL;
   r->peers = NULL;
+  r->clients = NULL;
 }
 
 /* Every acquire and release of a room's pool updates the lease table. */
@@ -147,24 +168,105 @@ static void pool_event(void *ctx, struct ippool *p, const struct ippool_event *e
     lease_released(&r->leases, name, ev->mac, ev->ip, now);
     return;
   }
-  if (ev->reclaimed)
+  if (ev->share_recycled)
+    r->ctr.share_recycled++; /* the client's own lease: no reclaim of someone else's */
+  else if (ev->reclaimed)
     lease_reclaimed(&r->leases, name, ev->ip, ev->old_mac, ev->reclaimed_expired, now);
-  lease_acquired(&r->leases, name, ev->mac, ev->ip, now);
+  lease_acquired_for(&r->leases, name, ev->mac, ev->ip, ev->client, now);
 }
 
-static int room_get(struct relay *r, const char *name, uint32_t *out)
+/* ---- per-client shares: rooms and their creation rate ---- */
+
+/* The room a peer names: its room while registered, else its CONNECT's
+ * :path ("/" when empty). */
+static const char *peer_name(const struct relay *r, const struct relay_peer *p)
 {
-  uint32_t free_slot = UINT32_MAX;
-  for (uint32_t i = 0; i < r->max_rooms; i++) {
-    if (r->rooms[i].used && strcmp(r->rooms[i].name, name) == 0) {
-      *out = i;
-      return 0;
+  if (p->room != RELAY_NO_ROOM)
+    return r->rooms[p->room].name;
+  if (p->sess)
+    return p->sess->path[0] ? p->sess->path : "/";
+  return "?";
+}
+
+static uint32_t room_find(const struct relay *r, const char *name)
+{
+  for (uint32_t i = 0; i < r->max_rooms; i++)
+    if (r->rooms[i].used && strcmp(r->rooms[i].name, name) == 0)
+      return i;
+  return RELAY_NO_ROOM;
+}
+
+uint32_t relay_client_rooms(const struct relay *r, uint64_t client)
+{
+  uint32_t n = 0;
+  for (uint32_t i = 0; client && i < r->max_rooms; i++)
+    n += r->rooms[i].used && r->rooms[i].creator == client;
+  return n;
+}
+
+/* The client's slot in the rate table: the one owing for key, else (make)
+ * a free one, else the one owing least, forgotten (counted). */
+static struct relay_client *client_slot(struct relay *r, uint64_t key, bool make)
+{
+  uint64_t now = *r->now;
+  struct relay_client *free_c = NULL, *least = NULL;
+  for (uint32_t i = 0; i < r->max_clients; i++) {
+    struct relay_client *c = &r->clients[i];
+    if (c->tat_ns <= now) {
+      if (!free_c)
+        free_c = c;
+      continue;
     }
-    if (!r->rooms[i].used && free_slot == UINT32_MAX)
-      free_slot = i;
+    if (c->key == key)
+      return c;
+    if (!least || c->tat_ns < least->tat_ns)
+      least = c;
   }
-  if (free_slot == UINT32_MAX)
+  if (!make)
+    return NULL;
+  if (!free_c) {
+    free_c = least;
+    r->ctr.clients_evicted++;
+  }
+  free_c->key = key;
+  free_c->tat_ns = now;
+  return free_c;
+}
+
+/* GCRA: a creation is allowed while the client's theoretical arrival time
+ * is at most burst - 1 intervals ahead; `take` charges one interval. */
+static bool rate_allow(struct relay *r, uint64_t client, bool take)
+{
+  if (!client)
+    return true;
+  uint64_t now = *r->now;
+  struct relay_client *c = client_slot(r, client, false);
+  uint64_t tat = c ? c->tat_ns : now;
+  if (tat > now + (uint64_t)(r->room_burst - 1) * r->room_interval_ns)
+    return false;
+  if (take) {
+    if (!c)
+      c = client_slot(r, client, true);
+    c->tat_ns = (tat > now ? tat : now) + r->room_interval_ns;
+  }
+  return true;
+}
+
+/* Makes room `name` for a Register of `client`: -ENOSPC (no room slot),
+ * -EDQUOT (the client's rooms), -EAGAIN (its creation rate), or an error
+ * of the pool or the gateway. Takes a creation token. */
+static int room_make(struct relay *r, const char *name, uint64_t client, uint32_t *out)
+{
+  uint32_t free_slot = RELAY_NO_ROOM;
+  for (uint32_t i = 0; i < r->max_rooms && free_slot == RELAY_NO_ROOM; i++)
+    if (!r->rooms[i].used)
+      free_slot = i;
+  if (free_slot == RELAY_NO_ROOM)
     return -ENOSPC;
+  if (client && relay_client_rooms(r, client) >= r->rooms_per_client)
+    return -EDQUOT;
+  if (!rate_allow(r, client, false))
+    return -EAGAIN;
   struct relay_room *room = &r->rooms[free_slot];
   memset(room, 0, sizeof(*room));
   /* 10.0.2.10 .. 10.0.2.254 by default, handed out from the top like the
@@ -173,28 +275,118 @@ static int room_get(struct relay *r, const char *name, uint32_t *out)
   if (rc < 0)
     return rc;
   room->pool.lease_ns = r->leases.p.lease_ns;
+  room->pool.client_max = r->addrs_per_client;
   lease_seed(&r->leases, name, &room->pool, *r->now);
   ippool_observe(&room->pool, pool_event, r);
   if (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0) {
     ippool_fini(&room->pool);
     return rc;
   }
+  rate_allow(r, client, true);
   room->used = true;
+  room->creator = client;
   snprintf(room->name, sizeof(room->name), "%s", name);
+  r->nrooms++;
+  /* sessions waiting to make this room will join it instead */
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    struct relay_peer *o = &r->peers[i];
+    if (o->used && o->new_room && strcmp(peer_name(r, o), name) == 0)
+      o->new_room = false;
+  }
   *out = free_slot;
   return 0;
 }
 
-static void room_put(struct relay *r, uint32_t idx)
+/* Drops a room without registered sessions. */
+static void room_drop_if_empty(struct relay *r, uint32_t idx)
 {
   struct relay_room *room = &r->rooms[idx];
-  if (--room->npeers == 0) {
-    if (r->gw)
-      gateway_room_detach(r->gw, idx);
-    lease_room_closed(&r->leases, room->name, *r->now); /* DHCP leases without a session */
-    ippool_fini(&room->pool);
-    room->used = false;
+  if (!room->used || room->npeers)
+    return;
+  if (r->gw)
+    gateway_room_detach(r->gw, idx);
+  lease_room_closed(&r->leases, room->name, *r->now); /* DHCP leases without a session */
+  ippool_fini(&room->pool);
+  room->used = false;
+  r->nrooms--;
+}
+
+/* Keeps o's room alive across a hand-over of its MAC (the holder leaves,
+ * the newcomer joins), so it is not dropped and made again in between. */
+static uint32_t room_hold(struct relay *r, const struct relay_peer *o)
+{
+  if (!o->registered)
+    return RELAY_NO_ROOM;
+  r->rooms[o->room].npeers++;
+  return o->room;
+}
+
+static void room_unhold(struct relay *r, uint32_t room)
+{
+  if (room == RELAY_NO_ROOM)
+    return;
+  r->rooms[room].npeers--;
+  room_drop_if_empty(r, room);
+}
+
+static void share_log(struct relay *r, struct h3_session *s, const char *name, const char *why,
+                      int status)
+{
+  uint32_t sup;
+  if (!log_ratelimit_allow(&r->rl_share, *r->now, &sup))
+    return;
+  char addr[64] = "?";
+  h3_session_remote_str(s, addr, sizeof(addr));
+  log_info("session refused", "remote=%s room=%s reason=%s status=%d suppressed=%u", addr,
+           LOG_Q(name), LOG_Q(why), status, sup);
+}
+
+/* The checks of a CONNECT by client to name (relay.h): 0, 429 or 503.
+ * *exists: name is a room; *lead: the session is its client's first one
+ * waiting to make that room (it counts toward the client's rooms). */
+static int share_admit(struct relay *r, struct h3_session *s, uint64_t client, const char *name,
+                       bool *exists, bool *lead)
+{
+  uint32_t same = 0, waiting = 0;
+  bool waiting_here = false;
+  *exists = room_find(r, name) != RELAY_NO_ROOM;
+  *lead = false;
+  for (uint32_t i = 0; client && i < r->max_peers; i++) {
+    const struct relay_peer *o = &r->peers[i];
+    if (!o->used || o->client != client)
+      continue;
+    waiting += o->new_room;
+    if (strcmp(peer_name(r, o), name) == 0) {
+      same++;
+      waiting_here |= o->new_room;
+    }
   }
+  if (client && r->sessions_per_room_client && same >= r->sessions_per_room_client) {
+    r->ctr.sessions_refused_client_sessions++;
+    share_log(r, s, name, "client sessions in the room (--max-client-sessions-per-room)", 429);
+    return 429;
+  }
+  if (*exists)
+    return 0;
+  if (client && !waiting_here) {
+    if (relay_client_rooms(r, client) + waiting >= r->rooms_per_client) {
+      r->ctr.sessions_refused_client_rooms++;
+      share_log(r, s, name, "client rooms (--max-rooms-per-client)", 429);
+      return 429;
+    }
+    if (!rate_allow(r, client, false)) {
+      r->ctr.sessions_refused_client_rate++;
+      share_log(r, s, name, "client room creation rate (--room-rate, --room-burst)", 429);
+      return 429;
+    }
+  }
+  if (r->nrooms >= r->max_rooms) {
+    r->ctr.sessions_refused_rooms++;
+    share_log(r, s, name, "no room left (--max-rooms)", 503);
+    return 503;
+  }
+  *lead = !waiting_here;
+  return 0;
 }
 
 /* Sends one control message (0x00 + JSON). */
@@ -227,7 +419,7 @@ static void peer_log(struct relay *r, struct relay_peer *p, const char *msg, con
   if (p->sess)
     h3_session_remote_str(p->sess, addr, sizeof(addr));
   log_info(msg, "peer=%u remote=%s room=%s detail=%s suppressed=%u", p->id, addr,
-           LOG_Q(r->rooms[p->room].name), LOG_Q(detail), sup);
+           LOG_Q(peer_name(r, p)), LOG_Q(detail), sup);
 }
 
 static void peer_unregister(struct relay *r, struct relay_peer *p)
@@ -239,8 +431,12 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
   }
   if (!p->registered)
     return;
-  ippool_release(&r->rooms[p->room].pool, p->ip, *r->now);
+  uint32_t room = p->room;
+  ippool_release(&r->rooms[room].pool, p->ip, *r->now);
   p->registered = false;
+  p->room = RELAY_NO_ROOM;
+  r->rooms[room].npeers--;
+  room_drop_if_empty(r, room);
 }
 
 static const struct switch_port_ops peer_port_ops;
@@ -305,8 +501,10 @@ static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_p
 {
   if (o->closing || !o->sess) {
     /* already on its way out: hand the MAC over at once */
+    uint32_t held = room_hold(r, o);
     peer_unregister(r, o);
     handle_register(r, n, mac);
+    room_unhold(r, held);
     return;
   }
   if (o->probe_for) {
@@ -348,13 +546,16 @@ static void takeover_expired(struct timer *t, uint64_t now)
   log_info("MAC taken over",
            "peer=%u old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
            "ms=%.1f probes=%u reason=\"old session did not acknowledge\"",
-           n->id, o->id, addr, LOG_Q(r->rooms[n->room].name), mac[0], mac[1], mac[2], mac[3],
-           mac[4], mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
+           n->id, o->id, addr, LOG_Q(peer_name(r, o)), mac[0], mac[1], mac[2], mac[3], mac[4],
+           mac[5], (double)(now - n->probe_t0) / 1e6, n->probes);
+  uint32_t held = RELAY_NO_ROOM;
   if (o->used && o->registered && memcmp(o->mac, mac, 6) == 0) {
+    held = room_hold(r, o);
     peer_unregister(r, o);
     peer_close(r, o, 0, "MAC taken over by a new session");
   }
   handle_register(r, n, mac);
+  room_unhold(r, held);
 }
 
 static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id, bool acked)
@@ -376,6 +577,33 @@ static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id
   r->ctr.takeover_refused_alive++;
   peer_log(r, n, "register refused", "MAC in use by a live session (it acknowledged a probe)");
   send_error(r, n, "MAC address already registered by another session");
+}
+
+/* The room p's Register joins, made when missing (the checks of room_make
+ * again: the CONNECT only looked). Refusals are counted and told. */
+static int room_open(struct relay *r, struct relay_peer *p, uint32_t *out)
+{
+  if (!p->sess)
+    return -ENOTCONN;
+  const char *name = peer_name(r, p);
+  if ((*out = room_find(r, name)) != RELAY_NO_ROOM)
+    return 0;
+  int rc = room_make(r, name, p->client, out);
+  if (rc == -EDQUOT) {
+    r->ctr.register_refused_client_rooms++;
+    peer_log(r, p, "register refused", "client rooms (--max-rooms-per-client)");
+    send_error(r, p, "too many rooms from this address");
+  } else if (rc == -EAGAIN) {
+    r->ctr.register_refused_client_rate++;
+    peer_log(r, p, "register refused", "client room creation rate (--room-rate)");
+    send_error(r, p, "rooms created too fast from this address");
+  } else if (rc < 0) {
+    r->ctr.register_refused_rooms++;
+    peer_log(r, p, "register refused",
+             rc == -ENOSPC ? "no room left (--max-rooms)" : "room not made");
+    send_error(r, p, "relay full");
+  }
+  return rc;
 }
 
 static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
@@ -404,10 +632,13 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     return;
   }
   if (!p->registered) {
-    uint32_t ip;
-    int rc = ippool_acquire(&r->rooms[p->room].pool, mac, &ip, *r->now);
+    uint32_t ip, room;
+    int rc = room_open(r, p, &room);
+    if (rc < 0)
+      return; /* refused, counted and told */
+    rc = ippool_acquire_for(&r->rooms[room].pool, mac, p->client, &ip, *r->now);
     if (rc == -EBUSY) {
-      struct relay_peer *o = holder_of(r, p->room, mac);
+      struct relay_peer *o = holder_of(r, room, mac);
       if (o && o != p && !p->waiting_on) {
         takeover_start(r, p, o, mac);
         return;
@@ -415,20 +646,31 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
       r->ctr.register_refused_busy++;
       peer_log(r, p, "register refused", "MAC in use by a live session");
       send_error(r, p, "MAC address already registered by another session");
+      room_drop_if_empty(r, room);
+      return;
+    }
+    if (rc == -EDQUOT) {
+      r->ctr.register_refused_share++;
+      peer_log(r, p, "register refused",
+               "every address of this client's share is live (--max-client-addrs-per-room)");
+      send_error(r, p, "IP pool share of this client exhausted");
+      room_drop_if_empty(r, room);
       return;
     }
     if (rc < 0) {
       r->ctr.register_refused_pool++;
       peer_log(r, p, "register refused", "IP pool exhausted");
       send_error(r, p, "IP pool exhausted");
+      room_drop_if_empty(r, room);
       return;
     }
-    rc = switch_port_attach(&r->sw, p->room, &peer_port_ops, p, &p->port);
+    rc = switch_port_attach(&r->sw, room, &peer_port_ops, p, &p->port);
     if (rc < 0) {
-      ippool_release(&r->rooms[p->room].pool, ip, *r->now);
+      ippool_release(&r->rooms[room].pool, ip, *r->now);
       r->ctr.ports_full++;
       peer_log(r, p, "register refused", "switch port table full");
       send_error(r, p, "relay full");
+      room_drop_if_empty(r, room);
       return;
     }
     switch_port_set_addr(&r->sw, p->port, mac, ip);
@@ -439,10 +681,13 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     memset(p->bindings, 0, sizeof(p->bindings));
     p->next_binding = 0;
     p->registered = true;
+    p->new_room = false;
+    p->room = room;
+    r->rooms[room].npeers++;
     p->ip = ip;
     memcpy(p->mac, mac, 6);
     log_info("peer registered", "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u",
-             p->id, LOG_Q(r->rooms[p->room].name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+             p->id, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
              ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
   }
   uint8_t ipb[4];
@@ -714,27 +959,17 @@ static int session_auth(struct relay *r, struct h3_session *s, const char *name,
   return auth_reason_status(why);
 }
 
-static int on_session_request(void *app, struct h3_session *s)
+int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client)
 {
-  struct relay *r = app;
-  uint32_t room, subject;
+  uint32_t subject;
   struct auth_claims cl;
+  bool exists, lead;
   const char *name = s->path[0] ? s->path : "/";
   int st = session_auth(r, s, name, &cl, &subject);
   if (st)
     return st;
-  if (r->npeers >= r->max_peers) {
-    r->ctr.sessions_refused_full++;
-    auth_release(r->auth, subject);
-    return 503;
-  }
-  if (room_get(r, name, &room) < 0) {
-    r->ctr.sessions_refused_rooms++;
-    auth_release(r->auth, subject);
-    return 503;
-  }
   struct relay_peer *p = NULL;
-  for (uint32_t i = 0; i < r->max_peers; i++) {
+  for (uint32_t i = 0; i < r->max_peers && r->npeers < r->max_peers; i++) {
     if (!r->peers[i].used) {
       p = &r->peers[i];
       break;
@@ -743,17 +978,18 @@ static int on_session_request(void *app, struct h3_session *s)
   if (!p) {
     r->ctr.sessions_refused_full++;
     auth_release(r->auth, subject);
-    if (r->rooms[room].npeers == 0) {
-      r->rooms[room].npeers = 1;
-      room_put(r, room);
-    }
     return 503;
+  }
+  if ((st = share_admit(r, s, client, name, &exists, &lead)) != 0) {
+    auth_release(r->auth, subject);
+    return st;
   }
   uint32_t id = p->id;
   memset(p, 0, sizeof(*p));
   p->id = id;
   p->used = true;
-  p->room = room;
+  p->room = RELAY_NO_ROOM; /* a room is joined (or made) by the Register */
+  p->new_room = !exists && lead;
   p->sess = s;
   p->relay = r;
   p->port = SWITCH_NO_PORT;
@@ -763,12 +999,16 @@ static int on_session_request(void *app, struct h3_session *s)
   p->mac_bound = cl.has_mac;
   memcpy(p->token_mac, cl.mac, 6);
   p->auth_subject = subject;
-  p->client = h3_session_client_key(s);
-  r->rooms[room].npeers++;
+  p->client = client;
   r->npeers++;
   r->ctr.sessions++;
   s->app_data = p;
   return 200;
+}
+
+static int on_session_request(void *app, struct h3_session *s)
+{
+  return relay_session_open(app, s, h3_session_client_key(s));
 }
 
 static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *data, size_t len)
@@ -794,15 +1034,15 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
              "peer=%u remote=%s origin=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
              "ip=%u.%u.%u.%u seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu "
              "bytes_out=%llu code=%u reason=%s suppressed=%u",
-             p->id, addr, LOG_Q(s->origin), LOG_Q(r->rooms[p->room].name), p->mac[0], p->mac[1],
-             p->mac[2], p->mac[3], p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255,
-             (p->ip >> 8) & 255, p->ip & 255, (double)(*r->now - p->created_ns) / 1e9,
-             (unsigned long long)p->frames_in, (unsigned long long)p->frames_out,
-             (unsigned long long)p->bytes_in, (unsigned long long)p->bytes_out, code, LOG_Q(reason),
-             sup);
+             p->id, addr, LOG_Q(s->origin), LOG_Q(peer_name(r, p)), p->mac[0], p->mac[1], p->mac[2],
+             p->mac[3], p->mac[4], p->mac[5], p->ip >> 24, (p->ip >> 16) & 255, (p->ip >> 8) & 255,
+             p->ip & 255, (double)(*r->now - p->created_ns) / 1e9, (unsigned long long)p->frames_in,
+             (unsigned long long)p->frames_out, (unsigned long long)p->bytes_in,
+             (unsigned long long)p->bytes_out, code, LOG_Q(reason), sup);
   }
   uint32_t waiter = p->probe_for;
   takeover_clear(r, p); /* a newcomer that goes away stops waiting */
+  uint32_t held = waiter ? room_hold(r, p) : RELAY_NO_ROOM;
   peer_unregister(r, p);
   if (waiter) {
     /* a holder that goes away while probed: the newcomer gets the MAC now */
@@ -815,12 +1055,24 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
       handle_register(r, n, mac);
     }
   }
+  room_unhold(r, held);
   log_debug("session closed", "peer=%u code=%u reason=%s", p->id, code, LOG_Q(reason));
   auth_release(r->auth, p->auth_subject);
   p->auth_subject = 0;
+  if (p->new_room && !p->registered) {
+    /* the client's next session waiting for that name counts instead */
+    for (uint32_t i = 0; i < r->max_peers; i++) {
+      struct relay_peer *o = &r->peers[i];
+      if (o != p && o->used && !o->registered && !o->new_room && o->client == p->client &&
+          o->sess && strcmp(peer_name(r, o), peer_name(r, p)) == 0) {
+        o->new_room = true;
+        break;
+      }
+    }
+  }
+  p->new_room = false;
   p->sess = NULL;
   p->used = false;
-  room_put(r, p->room);
   r->npeers--;
 }
 
@@ -842,6 +1094,8 @@ void relay_set_io(struct relay *r, struct io *io)
   lease_attach_io(&r->leases, io);
 }
 
+static uint64_t addr_client_of(void *ctx, uint32_t room, uint32_t port);
+
 /* DHCP: a MAC of a live session in the room gets that session's address;
  * any other MAC (behind --allow-any-src-mac) a lease from the room's pool. */
 static int addr_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
@@ -856,7 +1110,11 @@ static int addr_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *
       return 0;
     }
   }
-  return ippool_acquire(&r->rooms[room].pool, mac, ip, *r->now);
+  /* behind --allow-any-src-mac: the client of the session the MAC was
+   * learned on (0 = not known: no share) */
+  uint32_t port = switch_lookup(&r->sw, room, mac, *r->now);
+  uint64_t client = port != SWITCH_NO_PORT ? addr_client_of(r, room, port) : 0;
+  return ippool_acquire_for(&r->rooms[room].pool, mac, client, ip, *r->now);
 }
 
 static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)

@@ -52,6 +52,14 @@ struct config {
   uint32_t lease_time_s;            /* --lease-time / RELAY_LEASE_TIME, 86400 */
   char lease_file[CONFIG_PATH_MAX]; /* --lease-file / RELAY_LEASE_FILE, "" = none */
   uint32_t max_leases;              /* --max-leases, 0 = max_rooms x pool size, at most 65536 */
+
+  /* per-client shares of rooms and addresses (relay.h) */
+  uint32_t max_rooms_per_client;         /* --max-rooms-per-client, 0 = max_rooms / 16, >= 1 */
+  uint32_t room_rate;                    /* --room-rate, 1 room per second per client */
+  uint32_t room_burst;                   /* --room-burst, 8 */
+  uint32_t max_client_sessions_per_room; /* --max-client-sessions-per-room, 64 */
+  uint32_t max_client_addrs_per_room;    /* --max-client-addrs-per-room, 0 = pool / 5 */
+
   /* virtual switch */
   uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
   uint32_t max_frame_size;    /* --max-frame-size, 1514 */

@@ -19,6 +19,10 @@
  *   room <name, percent-encoded: bytes outside 0x21..0x7e and '%'>
  *   <mac aa:bb:cc:dd:ee:ff> <ip a.b.c.d> <released: unix seconds | live>
  *
+ * The client that made a lease (the per-client shares of ippool.h) is kept
+ * in memory only: the file names no client addresses, and a lease read back
+ * has no client (it counts toward nobody's share).
+ *
  * Times are wall-clock (CLOCK_REALTIME) seconds, since monotonic time does
  * not survive a restart; a live lease read back counts as released at the
  * time it is read. Lines starting with '#' and blank lines are ignored; a
@@ -61,6 +65,7 @@ struct lease {
   uint32_t ip;           /* host order */
   uint32_t room;         /* index into lease_table.rooms */
   int64_t released_ns;   /* CLOCK_MONOTONIC, when !live (negative = before boot) */
+  uint64_t client;       /* the client that acquired it (relay client key), 0 = none */
   uint32_t rprev, rnext; /* the room's leases */
   uint32_t oprev, onext; /* released leases oldest first; the free list through onext */
 };
@@ -148,6 +153,9 @@ size_t lease_buf_size(uint32_t max_leases, uint32_t max_rooms);
  * for it (counted in dropped). */
 int lease_acquired(struct lease_table *t, const char *room, const uint8_t mac[6], uint32_t ip,
                    uint64_t now);
+/* The same, recording the client that acquired it (0 = none). */
+int lease_acquired_for(struct lease_table *t, const char *room, const uint8_t mac[6], uint32_t ip,
+                       uint64_t client, uint64_t now);
 /* mac released ip in room at now (a lease that was not remembered is made). */
 void lease_released(struct lease_table *t, const char *room, const uint8_t mac[6], uint32_t ip,
                     uint64_t now);

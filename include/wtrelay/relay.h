@@ -33,6 +33,22 @@
  * Storm control, the receiving side: a frame the switch flooded (struct
  * switch_frame.flood) is sent with low priority, so it may take at most
  * half of the receiver's datagram queue and unicast keeps the rest.
+ * Per-client shares (the client is the key of the session's address at
+ * CONNECT: an IPv4 address or an IPv6 /64): a room exists, and counts
+ * toward --max-rooms and its creator's --max-rooms-per-client, only while
+ * a session is registered in it; it is made by the first Register and
+ * dropped with the last registered session. A CONNECT holds no room: one to
+ * a name that is no room is only checked (the client's rooms alive plus its
+ * distinct names waiting for a Register below its share, a creation token
+ * at hand, a free room slot) and the checks are made again when its
+ * Register makes the room, which takes a token (--room-rate, --room-burst;
+ * a GCRA per client in a table of --max-sessions entries that holds a
+ * client only while it is below a full burst). A client has at most
+ * --max-client-sessions-per-room sessions per room name, registered or not,
+ * and holds at most --max-client-addrs-per-room addresses of a room's pool
+ * (ippool.h: its own sticky leases are recycled first). Refusals: 429 at
+ * CONNECT for a client over its share or rate, 503 when the relay is full,
+ * an Error at Register; each counted by reason, logged rate-limited.
  * Talks to: h3 below through struct h3_app_ops (sends with
  * h3_session_send), the switch beside it through its port interface.
  * Never: touches QUIC or HTTP/3 state directly.
@@ -54,10 +70,13 @@
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
+#define RELAY_NO_ROOM UINT32_MAX
+
 struct relay_room {
   bool used;
   char name[256];
-  uint32_t npeers;
+  uint32_t npeers;  /* registered sessions */
+  uint64_t creator; /* client key of the session whose Register made it */
   struct ippool pool;
 };
 
@@ -70,12 +89,21 @@ struct relay_binding {
 };
 #define RELAY_PEER_BINDINGS 8
 
+/* The room-creation rate of one client: a GCRA. tat_ns is the theoretical
+ * arrival time of its next creation; the slot is free once tat_ns <= now
+ * (a full burst at hand: the client owes nothing). */
+struct relay_client {
+  uint64_t key;
+  uint64_t tat_ns;
+};
+
 struct relay_peer {
   bool used;
   bool registered;
   bool closing;
   uint32_t id;
-  uint32_t room;
+  uint32_t room; /* while registered, else RELAY_NO_ROOM */
+  bool new_room; /* unregistered, and its name was no room (a creation in waiting) */
   uint8_t mac[6];
   uint32_t ip; /* host order */
   uint64_t created_ns, last_seen_ns;
@@ -123,6 +151,13 @@ struct relay_counters {
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
   uint64_t bindings_added, bindings_replaced;
   uint64_t flood_out_dropped; /* flood copies a receiver's queue refused (low priority) */
+  /* per-client shares: at CONNECT (429), at Register (Error) */
+  uint64_t sessions_refused_client_rooms, sessions_refused_client_rate;
+  uint64_t sessions_refused_client_sessions;
+  uint64_t register_refused_rooms, register_refused_client_rooms, register_refused_client_rate;
+  uint64_t register_refused_share; /* the client's addresses in the pool are all live */
+  uint64_t share_recycled;         /* a client at its share got back its own oldest lease */
+  uint64_t clients_evicted;        /* rate table full: the client owing least forgotten */
 };
 
 struct relay {
@@ -148,6 +183,13 @@ struct relay {
   uint64_t probe_seq;           /* ids of takeover probes */
   struct auth *auth;            /* tokens and origins (borrowed); NULL = open to all */
   struct languard_params guard; /* the rooms' reserved addresses for the LAN guards */
+  /* per-client shares */
+  uint32_t nrooms;              /* rooms in use (each with a registered session) */
+  struct relay_client *clients; /* room-creation rates, max_clients entries */
+  uint32_t max_clients;
+  uint32_t rooms_per_client, sessions_per_room_client, addrs_per_client, room_burst;
+  uint64_t room_interval_ns; /* 1 s / --room-rate */
+  struct log_ratelimit rl_share;
 };
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */
@@ -164,6 +206,12 @@ extern const struct h3_app_ops relay_h3_ops;
 
 int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers, uint64_t *now);
 void relay_fini(struct relay *r);
+/* A CONNECT of s by `client` (0 = unknown: no per-client shares): the
+ * HTTP status to answer; 200 made s->app_data the session's peer. What
+ * on_session_request does with h3_session_client_key (exposed for tests). */
+int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client);
+/* Rooms alive that `client` made (exposed for tests). */
+uint32_t relay_client_rooms(const struct relay *r, uint64_t client);
 /* Handles one datagram payload from a peer (exposed for tests/fuzzing). */
 void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len);
 void relay_log_counters(const struct relay *r);

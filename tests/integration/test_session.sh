@@ -50,9 +50,10 @@ out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --no-register --until-closed -
 echo "$out" | grep -q 'state=closed' || fail "unregistered session not closed: $out"
 pass "unregistered session closed after --register-timeout"
 
-# 8. 200 concurrent sessions register (a fresh relay with default timeouts)
+# 8. 200 concurrent sessions register (a fresh relay with default timeouts;
+# one address here, so the per-client shares of a room are raised)
 stop_relay
-start_relay --max-sessions-per-ip 256
+start_relay --max-sessions-per-ip 256 --max-client-sessions-per-room 256 --max-client-addrs-per-room 245
 out=$("$CLIENT" --url "$URL/many" --cert-hash "$HASH" --sessions 200 --mac 52:54:00:cd:00:00 --timeout 30) ||
   fail "200 sessions: $(echo "$out" | tail -1)"
 [ "$(echo "$out" | json_field registered)" = 200 ] || fail "200 sessions: $(echo "$out" | tail -1)"

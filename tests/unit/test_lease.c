@@ -213,6 +213,131 @@ Test(ippool, expired_preferred_over_older_unexpired_order)
   ippool_fini(&p);
 }
 
+/* Per-client shares: a client at its share recycles its own oldest released
+ * address, is refused only when all it holds is live, and others are not
+ * touched by its cap. */
+Test(ippool, client_share_recycles_own_oldest_lease)
+{
+  struct ippool p;
+  struct seen s = {0};
+  uint32_t ip, ips[3];
+  const uint64_t A = 0xa, B = 0xb;
+  cr_assert_eq(ippool_init(&p, FIRST, FIRST + 7), 0); /* 8 addresses */
+  p.lease_ns = 100 * S;
+  p.client_max = 3;
+  ippool_observe(&p, observe, &s);
+  for (uint8_t i = 0; i < 3; i++)
+    cr_assert_eq(ippool_acquire_for(&p, mac(10 + i), A, &ips[i], 1 * S), 0);
+  cr_assert_eq(ippool_client_held(&p, A), 3);
+  /* all three live: a fourth MAC of A is refused, B is not */
+  cr_assert_eq(ippool_acquire_for(&p, mac(13), A, &ip, 2 * S), -EDQUOT);
+  cr_assert_eq(ippool_acquire_for(&p, mac(20), B, &ip, 2 * S), 0);
+  cr_assert_eq(s.ev.client, B);
+  /* A's sessions end (sticky leases, unexpired); new MACs of A take A's
+   * own addresses, oldest release first, and never a fresh one */
+  ippool_release(&p, ips[1], 3 * S);
+  ippool_release(&p, ips[0], 4 * S);
+  ippool_release(&p, ips[2], 5 * S);
+  cr_assert_eq(ippool_acquire_for(&p, mac(13), A, &ip, 6 * S), 0);
+  cr_assert_eq(ip, ips[1]);
+  cr_assert(s.ev.reclaimed && s.ev.share_recycled && !s.ev.reclaimed_expired);
+  cr_assert_arr_eq(s.ev.old_mac, mac(11), 6);
+  cr_assert_eq(ippool_acquire_for(&p, mac(14), A, &ip, 7 * S), 0);
+  cr_assert_eq(ip, ips[0]);
+  cr_assert_eq(ippool_client_held(&p, A), 3);
+  /* a remembered MAC of A comes back to its own address without recycling */
+  cr_assert_eq(ippool_acquire_for(&p, mac(12), A, &ip, 8 * S), 0);
+  cr_assert_eq(ip, ips[2]);
+  cr_assert_not(s.ev.reclaimed);
+  cr_assert_eq(ippool_acquire_for(&p, mac(15), A, &ip, 9 * S), -EDQUOT);
+  /* client 0 (e.g. leases read from the file) is never capped */
+  for (uint8_t i = 0; i < 4; i++)
+    cr_assert_eq(ippool_acquire_for(&p, mac(30 + i), 0, &ip, 10 * S), 0);
+  cr_assert_eq(ippool_client_held(&p, A), 3);
+  ippool_fini(&p);
+}
+
+/* A MAC remembered for another client moves to a client at its share: its
+ * old entry is forgotten (no MAC twice in the pool), the client's own
+ * oldest released address is reused. */
+Test(ippool, client_share_takes_mac_from_other_client)
+{
+  struct ippool p;
+  uint32_t ip, a0, a1, b0;
+  const uint64_t A = 0xa, B = 0xb;
+  cr_assert_eq(ippool_init(&p, FIRST, FIRST + 7), 0);
+  p.lease_ns = 100 * S;
+  p.client_max = 2;
+  cr_assert_eq(ippool_acquire_for(&p, mac(1), A, &a0, 1 * S), 0);
+  cr_assert_eq(ippool_acquire_for(&p, mac(2), A, &a1, 1 * S), 0);
+  cr_assert_eq(ippool_acquire_for(&p, mac(9), B, &b0, 1 * S), 0);
+  ippool_release(&p, a0, 2 * S);
+  ippool_release(&p, b0, 3 * S);
+  /* mac 9 (B's) registers from A, which holds 2 already */
+  cr_assert_eq(ippool_acquire_for(&p, mac(9), A, &ip, 4 * S), 0);
+  cr_assert_eq(ip, a0);
+  cr_assert_eq(ippool_client_held(&p, A), 2);
+  cr_assert_eq(ippool_client_held(&p, B), 0);
+  uint32_t other;
+  cr_assert(ippool_lookup_mac(&p, mac(9), &other));
+  cr_assert_eq(other, a0);
+  /* b0 is fresh again: a new MAC gets it first (it is the top address) */
+  cr_assert_eq(ippool_acquire_for(&p, mac(3), B, &ip, 5 * S), 0);
+  cr_assert_eq(ip, b0);
+  ippool_fini(&p);
+}
+
+/* A pool full of one client's abandoned leases gives way to another
+ * client: the least recently released address is reclaimed. */
+Test(ippool, full_pool_of_abandoned_leases_gives_way)
+{
+  struct ippool p;
+  uint32_t ip;
+  const uint64_t A = 0xa, B = 0xb;
+  cr_assert_eq(ippool_init(&p, FIRST, FIRST + 3), 0);
+  p.lease_ns = 100 * S;
+  p.client_max = 0; /* no cap: the worst case for the pool */
+  for (uint8_t i = 0; i < 4; i++) {
+    cr_assert_eq(ippool_acquire_for(&p, mac(i), A, &ip, 1 * S), 0);
+    ippool_release(&p, ip, (2 + i) * S);
+  }
+  cr_assert_eq(ippool_acquire_for(&p, mac(9), B, &ip, 10 * S), 0);
+  cr_assert_eq(ip, FIRST + 3); /* mac 0's, released first (index 0 = top) */
+  cr_assert_eq(ippool_client_held(&p, B), 1);
+  cr_assert_eq(ippool_client_held(&p, A), 3);
+  ippool_fini(&p);
+}
+
+/* The lease table records the client of a live lease, keeps it over the
+ * release, and seeds it back; the file never names it. */
+Test(lease, client_recorded_and_seeded_not_written)
+{
+  struct lease_table t;
+  struct ippool p;
+  uint32_t ip;
+  mk(&t, 16, 4, 100 * S, NULL);
+  cr_assert_eq(lease_acquired_for(&t, "/x", mac(1), LAST, 0xffff00010a510102ull, 1 * S), 0);
+  lease_released(&t, "/x", mac(1), LAST, 2 * S);
+  const struct lease *l = lease_find(&t, "/x", mac(1));
+  cr_assert_not_null(l);
+  cr_assert_eq(l->client, 0xffff00010a510102ull);
+  cr_assert_eq(ippool_init(&p, FIRST, LAST), 0);
+  cr_assert_eq(lease_seed(&t, "/x", &p, 3 * S), 1);
+  cr_assert_eq(ippool_client_held(&p, 0xffff00010a510102ull), 1);
+  p.client_max = 1;
+  /* the seeded lease is that client's: a new MAC of it recycles it */
+  cr_assert_eq(ippool_acquire_for(&p, mac(2), 0xffff00010a510102ull, &ip, 4 * S), 0);
+  cr_assert_eq(ip, LAST);
+  const char *f = fmt(&t, 5 * S, WALL);
+  /* one line per lease: MAC, IP, release time; no client */
+  const char *line = strstr(f, "52:54:00:00:00:01 10.0.2.254 ");
+  cr_assert_not_null(line, "%s", f);
+  cr_assert_eq(strchr(line, '\n') - line, (long)strlen("52:54:00:00:00:01 10.0.2.254 ") + 10, "%s",
+               f);
+  ippool_fini(&p);
+  lease_fini(&t);
+}
+
 Test(lease, seed_pool_from_table)
 {
   struct lease_table t;
