@@ -18,7 +18,7 @@ relay_start() {
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   $B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
-    --max-client-addrs-per-room 65536 >"$TMP/out" 2>"$TMP/err" &
+    --max-client-addrs-per-room 65536 --flood-rate 0 >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
   for _ in $(seq 50); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
   HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/out")

@@ -120,11 +120,17 @@ int hostaddr_input(struct hostaddr *h, const uint8_t *buf, size_t len, uint32_t 
   int done = 0;
   if (len > HOSTADDR_BUF || ((uintptr_t)buf & (NLMSG_ALIGNTO - 1)))
     return -EINVAL;
-  int left = (int)len; /* int: NLMSG_NEXT may step below 0 on a short tail */
-  for (const struct nlmsghdr *m = (const struct nlmsghdr *)(const void *)buf; NLMSG_OK(m, left);
-       m = NLMSG_NEXT(m, left)) {
+  /* Each message's length is checked against what is left before its body
+   * is read; the next one starts at the aligned end (a short tail ends the
+   * walk). */
+  for (size_t off = 0; len - off >= NLMSG_HDRLEN;) {
+    const struct nlmsghdr *m = (const struct nlmsghdr *)(const void *)(buf + off);
+    if (m->nlmsg_len < NLMSG_HDRLEN || m->nlmsg_len > len - off)
+      break;
     const uint8_t *body = NLMSG_DATA(m);
     size_t blen = m->nlmsg_len - NLMSG_HDRLEN;
+    size_t step = NLMSG_ALIGN(m->nlmsg_len);
+    off = step < len - off ? off + step : len;
     switch (m->nlmsg_type) {
     case RTM_NEWROUTE:
     case RTM_DELROUTE:

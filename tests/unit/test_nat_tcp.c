@@ -567,7 +567,7 @@ static void only_resends_of(struct env *e, struct conn *c, uint32_t seq)
   while (clock_now_ns() < end)
     if (next_seg(e, c->dport, c->gport, &t, 10 * MS))
       cr_assert(t.len == 0 || t.seq == seq, "segment at %u (len %u), only %u may be resent", t.seq,
-                t.len, seq);
+                (unsigned)t.len, seq);
 }
 
 /* A flight of n bytes from the host, delivered to the guest once in
@@ -713,7 +713,7 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
     if (next_seg(e, c.dport, c.gport, &t, 10 * MS) && t.len) {
       uint32_t off = t.seq - una;
       cr_assert_leq(off + t.len, sizeof(data), "segment beyond the data: seq %u len %u", t.seq,
-                    t.len);
+                    (unsigned)t.len);
       cr_assert_arr_eq(t.payload, data + off, t.len, "bytes at seq %u (una+%u) are not that seq's",
                        t.seq, off);
       segs++;
