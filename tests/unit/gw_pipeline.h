@@ -97,6 +97,39 @@ static inline void gw_pipe_fini(struct gw_pipe *p)
   timer_heap_fini(&p->heap);
 }
 
+/* A recording VM port's copy of a delivered frame: the iovecs into `buf`
+ * (GW_FRAME_MAX bytes), checked to add up to the frame's length. */
+static inline size_t gw_pipe_copy_frame(uint8_t *buf, const struct switch_frame *f)
+{
+  cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
+  size_t off = 0;
+  for (int i = 0; i < f->iovcnt; i++) {
+    cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
+    memcpy(buf + off, f->iov[i].iov_base, f->iov[i].iov_len);
+    off += f->iov[i].iov_len;
+  }
+  cr_assert_eq(off, f->len, "iovecs add up to %zu, frame says %zu", off, f->len);
+  return off;
+}
+
+/* The fake relay's leases: 10.0.2.200 plus the MAC's last 5 bits; releases
+ * ignored. */
+static inline int gw_pipe_fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
+{
+  (void)ctx;
+  (void)room;
+  *ip = GWP_IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
+  return 0;
+}
+
+static inline void gw_pipe_no_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
+{
+  (void)ctx;
+  (void)room;
+  (void)mac;
+  (void)ip;
+}
+
 /* One turn of a worker loop: timers, sends, a short bounded wait,
  * completions. */
 static inline void gw_pipe_pump_once(struct gw_pipe *p, uint64_t wait_ns)

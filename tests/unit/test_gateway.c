@@ -35,11 +35,9 @@
 
 #include "gw_pipeline.h"
 
-#define MS 1000000ull
-#define S 1000000000ull
-
-#define IP4(a, b, c, d)                                                                            \
-  ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define MS GWP_MS
+#define S GWP_S
+#define IP4 GWP_IP4
 
 #define GW_IP IP4(10, 0, 2, 2)
 #define DNS_IP IP4(10, 0, 2, 3)
@@ -51,7 +49,7 @@
 #define REPLY_WAIT (2 * S)      /* how long a test waits for something that must come */
 #define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
 
-static const uint8_t GW_MAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+#define GW_MAC GWP_GW_MAC
 static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
 static const uint8_t VM2_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0b};
 static const uint8_t VM3_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0c};
@@ -74,16 +72,8 @@ static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
   cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
-  if (vm->nframes < VM_MAX_FRAMES) {
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    cr_assert_eq(off, f->len, "iovecs add up to %zu, frame says %zu", off, f->len);
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_MAX_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }

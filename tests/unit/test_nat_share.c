@@ -64,36 +64,13 @@ struct env {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  if (vm->nframes < VM_FRAMES) {
-    cr_assert_leq(f->len, (size_t)GW_FRAME_MAX);
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }
 
 static const struct switch_port_ops vm_ops = {.deliver = vm_deliver};
-
-static int fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
-{
-  (void)ctx;
-  (void)room;
-  *ip = IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
-  return 0;
-}
-
-static void fake_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
-{
-  (void)ctx;
-  (void)room;
-  (void)mac;
-  (void)ip;
-}
 
 /* The relay's answer: the client behind a VM's port; 0 for any other. */
 static uint64_t fake_client_of(void *ctx, uint32_t room, uint32_t port)
@@ -106,7 +83,7 @@ static uint64_t fake_client_of(void *ctx, uint32_t room, uint32_t port)
 }
 
 static const struct gateway_addr_ops fake_ops = {
-    .lease = fake_lease, .release = fake_release, .client_of = fake_client_of};
+    .lease = gw_pipe_fake_lease, .release = gw_pipe_no_release, .client_of = fake_client_of};
 
 static int tcp_listener(uint16_t *port)
 {

@@ -33,11 +33,9 @@
 
 #include "gw_pipeline.h"
 
-#define MS 1000000ull
-#define S 1000000000ull
-
-#define IP4(a, b, c, d)                                                                            \
-  ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define MS GWP_MS
+#define S GWP_S
+#define IP4 GWP_IP4
 
 #define GW_IP IP4(10, 0, 2, 2)
 #define DNS_IP IP4(10, 0, 2, 3)
@@ -47,7 +45,7 @@
 #define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
 #define GUEST_WND 60000
 
-static const uint8_t GW_MAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+#define GW_MAC GWP_GW_MAC
 static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
 
 /* ---- the recording VM port ---- */
@@ -65,38 +63,16 @@ struct vm {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
   cr_assert_lt(vm->nframes, (unsigned)VM_MAX_FRAMES, "more frames than the test keeps");
-  size_t off = 0;
-  for (int i = 0; i < f->iovcnt; i++) {
-    cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
-    memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-    off += f->iov[i].iov_len;
-  }
-  cr_assert_eq(off, f->len);
-  vm->len[vm->nframes++] = off;
+  vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
+  vm->nframes++;
   return 0;
 }
 
 static const struct switch_port_ops vm_ops = {.deliver = vm_deliver};
 
-static int fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
-{
-  (void)ctx;
-  (void)room;
-  *ip = IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
-  return 0;
-}
-
-static void fake_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
-{
-  (void)ctx;
-  (void)room;
-  (void)mac;
-  (void)ip;
-}
-
-static const struct gateway_addr_ops fake_ops = {.lease = fake_lease, .release = fake_release};
+static const struct gateway_addr_ops fake_ops = {.lease = gw_pipe_fake_lease,
+                                                 .release = gw_pipe_no_release};
 
 /* ---- the pipeline ---- */
 

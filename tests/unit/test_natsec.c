@@ -59,15 +59,8 @@ struct vm {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  if (vm->nframes < VM_MAX_FRAMES) {
-    cr_assert_leq(f->len, (size_t)GW_FRAME_MAX);
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_MAX_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }
@@ -80,12 +73,7 @@ static int no_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip
   return -ENOSPC;
 }
 
-static void no_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
-{
-  (void)ctx, (void)room, (void)mac, (void)ip;
-}
-
-static const struct gateway_addr_ops addr_ops = {.lease = no_lease, .release = no_release};
+static const struct gateway_addr_ops addr_ops = {.lease = no_lease, .release = gw_pipe_no_release};
 
 struct env {
   struct gw_pipe p;
