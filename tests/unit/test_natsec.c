@@ -183,6 +183,16 @@ static struct net_udp frame_udp(struct vm *vm, unsigned i, uint32_t src, uint16_
   return u;
 }
 
+/* The VM sends `len` bytes from `sport` to the test's socket `fd` on
+ * 127.0.0.1:`dport`; they arrive there, from the mapping (`*from`). */
+static void vm_udp_reaches(struct env *e, struct vm *vm, uint16_t sport, int fd, uint16_t dport,
+                           const void *p, size_t len, struct sockaddr_in *from)
+{
+  vm_udp(e, vm, sport, LOOP_IP, dport, p, len);
+  uint8_t buf[2048];
+  cr_assert_eq(sock_recv(e, fd, buf, sizeof(buf), from), (ssize_t)len);
+}
+
 /* ---- UDP filtering ---- */
 
 Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
@@ -192,10 +202,8 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
   uint16_t tport, oport;
   int tfd = udp_loopback(&tport);   /* the host the VM talks to */
   int other = udp_loopback(&oport); /* an unrelated host (same address, another port) */
-  vm_udp(e, vm, 5000, LOOP_IP, tport, "hi", 2);
-  uint8_t buf[2048];
   struct sockaddr_in map;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 2);
+  vm_udp_reaches(e, vm, 5000, tfd, tport, "hi", 2, &map);
 
   /* the unrelated endpoint injects into the mapping: dropped, counted */
   for (int i = 0; i < 3; i++)
@@ -215,8 +223,7 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
   cr_assert_arr_eq(u.payload, "answer", 6);
 
   /* once the VM sends to the other endpoint too, it may answer */
-  vm_udp(e, vm, 5000, LOOP_IP, oport, "you too", 7);
-  cr_assert_eq(sock_recv(e, other, buf, sizeof(buf), &map), 7);
+  vm_udp_reaches(e, vm, 5000, other, oport, "you too", 7, &map);
   cr_assert_eq(sendto(other, "ok", 2, 0, (struct sockaddr *)&map, sizeof(map)), 2);
   pump_until_frames(e, vm, 2);
   cr_assert_eq(vm->nframes, 2);
@@ -233,10 +240,8 @@ Test(natsec, udp_mapping_refreshed_only_by_outbound)
   struct vm *vm = &e->vm[0];
   uint16_t tport;
   int tfd = udp_loopback(&tport);
-  vm_udp(e, vm, 5001, LOOP_IP, tport, "x", 1);
-  uint8_t buf[64];
   struct sockaddr_in map;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 1);
+  vm_udp_reaches(e, vm, 5001, tfd, tport, "x", 1, &map);
   /* the remote keeps talking, the guest is silent */
   for (int i = 0; i < 3; i++) {
     e->p.skew += UDP_TIMEOUT / 2;
@@ -418,10 +423,8 @@ Test(natsec, local_destination_refused_although_policy_allows)
   uint16_t tport;
   int tfd = udp_loopback(&tport);
   /* before the address appears: through (the policy allows 127/8 here) */
-  vm_udp(e, vm, 6000, LOOP_IP, tport, "a", 1);
-  uint8_t buf[64];
   struct sockaddr_in from;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from), 1);
+  vm_udp_reaches(e, vm, 6000, tfd, tport, "a", 1, &from);
   cr_assert_eq(e->p.gw.ctr.local_refused, 0);
   /* the address appears (as rtnetlink reports it) */
   _Alignas(8) uint8_t b[64];
@@ -429,6 +432,7 @@ Test(natsec, local_destination_refused_although_policy_allows)
   cr_assert_eq(hostaddr_input(&e->ha, b, n, 0), 0);
   vm_udp(e, vm, 6000, LOOP_IP, tport, "b", 1);
   gw_pipe_pump_for(&e->p, SILENCE_WAIT);
+  uint8_t buf[64];
   cr_assert(recv(tfd, buf, sizeof(buf), MSG_DONTWAIT) < 0, "a local destination was reached");
   cr_assert_eq(e->p.gw.ctr.local_refused, 1);
   /* the VM is told: ICMP admin prohibited */
