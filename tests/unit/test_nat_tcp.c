@@ -215,6 +215,20 @@ static void must_seg(struct env *e, uint16_t sport, uint16_t gport, struct net_t
   cr_assert(next_seg(e, sport, gport, t, REPLY_WAIT), "no segment to the guest");
 }
 
+/* A guest SYN from `sport` (sequence `isn`) to the test's listener is
+ * refused by the NAT: an RST acking it comes back, and the listener never
+ * gets a connection. `what` names the SYN in the messages. */
+static void expect_syn_refused(struct env *e, uint16_t sport, uint32_t isn, const char *what)
+{
+  guest_seg(e, sport, LOOP_IP, e->lport, isn, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  struct net_tcp t;
+  must_seg(e, e->lport, sport, &t);
+  cr_assert(t.flags & TCP_RST, "RST expected for %s, flags %#x", what, t.flags);
+  cr_assert_eq(t.ack, isn + 1);
+  pump_for(e, SILENCE_WAIT);
+  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "%s connected", what);
+}
+
 /* Nothing more reaches the guest for SILENCE_WAIT. */
 static void guest_silent(struct env *e)
 {
@@ -985,13 +999,8 @@ Test(nat_tcp, refused_and_table_full)
   struct conn a, b;
   conn_open(e, &a, 41001, 10, GUEST_WND);
   conn_open(e, &b, 41002, 20, GUEST_WND);
-  guest_seg(e, 41003, LOOP_IP, e->lport, 30, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
+  expect_syn_refused(e, 41003, 30, "the refused SYN");
   cr_assert_eq(e->p.gw.ctr.tcp_full, 1);
-  must_seg(e, e->lport, 41003, &t);
-  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
-  cr_assert_eq(t.ack, 31u);
-  pump_for(e, SILENCE_WAIT);
-  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "the refused SYN connected");
   cr_assert_eq(e->p.gw.ntcp, 2);
   cr_assert_eq(e->p.gw.ctr.tcp_opened, 3);
   close(a.afd);
@@ -1026,14 +1035,8 @@ Test(nat_tcp, a_connection_that_cannot_get_its_timer_is_refused)
   cr_assert(timer_armed(&ca->timer), "an open connection without its timer");
   cr_assert_eq(e->p.heap.len, e->p.heap.cap, "the heap should be full now");
 
-  guest_seg(e, 43002, LOOP_IP, e->lport, 200, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
-  struct net_tcp t;
-  must_seg(e, e->lport, 43002, &t);
-  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x (a SYN-ACK: connected without a timer)",
-            t.flags);
-  cr_assert_eq(t.ack, 201u);
-  pump_for(e, SILENCE_WAIT);
-  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "the timerless SYN connected");
+  /* a SYN-ACK instead of the RST: connected without a timer */
+  expect_syn_refused(e, 43002, 200, "the timerless SYN");
   cr_assert_null(find_conn(e, 43002), "a connection without its timer is in the table");
   cr_assert_eq(e->p.gw.ntcp, 1);
   cr_assert_eq(e->p.gw.ctr.tcp_no_timer, 1);
@@ -1057,13 +1060,7 @@ Test(nat_tcp, zero_connections_turns_the_tcp_nat_off)
 {
   struct env *e = env_new_ex(64, 0);
   cr_assert_null(e->p.gw.tcp);
-  guest_seg(e, 43100, LOOP_IP, e->lport, 900, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
-  struct net_tcp t;
-  must_seg(e, e->lport, 43100, &t);
-  cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
-  cr_assert_eq(t.ack, 901u);
-  pump_for(e, SILENCE_WAIT);
-  cr_assert_lt(accept4(e->lfd, NULL, NULL, SOCK_NONBLOCK), 0, "a SYN connected with the NAT off");
+  expect_syn_refused(e, 43100, 900, "a SYN with the NAT off");
   cr_assert_eq(e->p.gw.ntcp, 0);
   env_free(e);
 }
