@@ -4,13 +4,20 @@
  * gateway MAC as router), the egress policy with 127.0.0.0/8 allowed (so
  * the NAT may reach the tests' own loopback sockets), and the gateway with
  * room 0 attached. Tests add their own VM ports and fill the gateway
- * parameters they care about. Header-only, for Criterion tests.
+ * parameters they care about. Also what their fakes share: the recording
+ * port's frame copy, a fake relay's leases, loopback sockets for the
+ * "internet" and a receive that turns the loop. Header-only, for Criterion
+ * tests.
  */
 #ifndef WTRELAY_TEST_GW_PIPELINE_H
 #define WTRELAY_TEST_GW_PIPELINE_H
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "wtrelay/gateway.h"
 #include "wtrelay/io.h"
@@ -130,6 +137,33 @@ static inline void gw_pipe_no_release(void *ctx, uint32_t room, const uint8_t ma
   (void)ip;
 }
 
+/* The tests' "internet": sockets of their own on 127.0.0.1, port chosen by
+ * the kernel (*port). */
+static inline int gw_pipe_loopback_socket(int type, uint16_t *port)
+{
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(GWP_IP4(127, 0, 0, 1))};
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
+  socklen_t al = sizeof(a);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static inline int gw_pipe_udp_loopback(uint16_t *port)
+{
+  return gw_pipe_loopback_socket(SOCK_DGRAM, port);
+}
+
+/* A non-blocking TCP listener on 127.0.0.1. */
+static inline int gw_pipe_tcp_listener(uint16_t *port, int backlog)
+{
+  int fd = gw_pipe_loopback_socket(SOCK_STREAM | SOCK_NONBLOCK, port);
+  cr_assert_eq(listen(fd, backlog), 0);
+  return fd;
+}
+
 /* One turn of a worker loop: timers, sends, a short bounded wait,
  * completions. */
 static inline void gw_pipe_pump_once(struct gw_pipe *p, uint64_t wait_ns)
@@ -149,6 +183,27 @@ static inline void gw_pipe_pump_for(struct gw_pipe *p, uint64_t ns)
   uint64_t end = clock_now_ns() + ns;
   for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
     gw_pipe_pump_once(p, 10 * GWP_MS);
+}
+
+/* Receives one datagram on the test's own socket fd while turning the loop
+ * (the gateway's sends only leave when the ring is submitted). Returns its
+ * length, or -ETIMEDOUT. */
+static inline ssize_t gw_pipe_sock_recv(struct gw_pipe *p, int fd, uint8_t *buf, size_t cap,
+                                        struct sockaddr_in *from, uint64_t timeout_ns)
+{
+  uint64_t end = clock_now_ns() + timeout_ns;
+  for (unsigned turns = 0; turns < 10000; turns++) {
+    socklen_t fl = sizeof(*from);
+    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
+    if (n >= 0)
+      return n;
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "recvfrom: %s",
+              strerror(errno));
+    if (clock_now_ns() >= end)
+      break;
+    gw_pipe_pump_once(p, 10 * GWP_MS);
+  }
+  return -ETIMEDOUT;
 }
 
 #endif

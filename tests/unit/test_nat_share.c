@@ -85,31 +85,6 @@ static uint64_t fake_client_of(void *ctx, uint32_t room, uint32_t port)
 static const struct gateway_addr_ops fake_ops = {
     .lease = gw_pipe_fake_lease, .release = gw_pipe_no_release, .client_of = fake_client_of};
 
-static int tcp_listener(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  cr_assert_eq(listen(fd, 64), 0);
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-static int udp_socket(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 /* gp: the parameters after gw_pipe_params; tests set their caps in it. */
 static struct env *env_new(struct gateway_params *gp)
 {
@@ -131,8 +106,8 @@ static struct env *env_new(struct gateway_params *gp)
     cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, vm, &vm->port), 0);
     switch_port_set_addr(&e->p.sw, vm->port, vm->mac, vm->ip);
   }
-  e->lfd = tcp_listener(&e->lport);
-  close(tcp_listener(&e->closed_port)); /* a port nobody listens on */
+  e->lfd = gw_pipe_tcp_listener(&e->lport, 64);
+  close(gw_pipe_tcp_listener(&e->closed_port, 64)); /* a port nobody listens on */
   return e;
 }
 
@@ -266,7 +241,7 @@ Test(nat_share, udp_mappings_per_client)
   struct gateway *gw = &e->p.gw;
   struct vm *a1 = &e->vm[0], *a2 = &e->vm[1], *b1 = &e->vm[2];
   uint16_t tport;
-  int tfd = udp_socket(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
 
   /* A1: three mappings (its per-VM cap), the fourth refused per VM */
   for (uint16_t i = 0; i < 3; i++) {
@@ -416,7 +391,7 @@ Test(nat_share, new_flow_rate_per_vm)
   struct gateway *gw = &e->p.gw;
   struct vm *a1 = &e->vm[0], *b1 = &e->vm[2];
   uint16_t tport;
-  int tfd = udp_socket(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
 
   /* the burst: five new mappings at once */
   for (uint16_t i = 0; i < 5; i++)

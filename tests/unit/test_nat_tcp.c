@@ -88,19 +88,6 @@ static void tick(struct env *e)
   gw_pipe_tick(&e->p);
 }
 
-static int listener(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  cr_assert_eq(listen(fd, 16), 0);
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 /* The pipeline with a timer heap of `timers` slots (the gateway's sweep
  * takes one). */
 static struct env *env_new_ex(unsigned timers, uint32_t max_tcp_conns)
@@ -119,7 +106,7 @@ static struct env *env_new_ex(unsigned timers, uint32_t max_tcp_conns)
   gw_pipe_init(&e->p, timers, &gp, &fake_ops, NULL);
   cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
   switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, VM_IP);
-  e->lfd = listener(&e->lport);
+  e->lfd = gw_pipe_tcp_listener(&e->lport, 16);
   return e;
 }
 
@@ -984,7 +971,7 @@ Test(nat_tcp, refused_and_table_full)
 {
   struct env *e = env_new();
   uint16_t closed;
-  close(listener(&closed)); /* a port nobody listens on */
+  close(gw_pipe_tcp_listener(&closed, 16)); /* a port nobody listens on */
   guest_seg(e, 41000, LOOP_IP, closed, 555, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
   struct net_tcp t;
   must_seg(e, closed, 41000, &t);

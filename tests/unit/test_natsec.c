@@ -83,18 +83,6 @@ struct env {
   struct hostaddr ha;
 };
 
-static int udp_loopback(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 /* tweak (may be NULL) adjusts the parameters before gateway_init. */
 static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
 {
@@ -106,7 +94,7 @@ static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
   gp.udp_timeout_ns = UDP_TIMEOUT;
   gp.icmp_timeout_ns = 3 * S;
   gp.dns_timeout_ns = 3 * S;
-  e->up_fd = udp_loopback(&e->up_port);
+  e->up_fd = gw_pipe_udp_loopback(&e->up_port);
   cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]), 0);
   gp.nupstreams = 1;
   if (tweak)
@@ -146,17 +134,7 @@ static void vm_udp(struct env *e, struct vm *vm, uint16_t sport, uint32_t dst, u
 
 static ssize_t sock_recv(struct env *e, int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from)
 {
-  uint64_t end = clock_now_ns() + REPLY_WAIT;
-  for (unsigned turns = 0; turns < 10000; turns++) {
-    socklen_t fl = sizeof(*from);
-    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
-    if (n >= 0)
-      return n;
-    if (clock_now_ns() >= end)
-      break;
-    gw_pipe_pump_once(&e->p, 10 * MS);
-  }
-  return -ETIMEDOUT;
+  return gw_pipe_sock_recv(&e->p, fd, buf, cap, from, REPLY_WAIT);
 }
 
 static void pump_until_frames(struct env *e, struct vm *vm, unsigned want)
@@ -200,8 +178,8 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
   struct env *e = env_new(NULL);
   struct vm *vm = &e->vm[0];
   uint16_t tport, oport;
-  int tfd = udp_loopback(&tport);   /* the host the VM talks to */
-  int other = udp_loopback(&oport); /* an unrelated host (same address, another port) */
+  int tfd = gw_pipe_udp_loopback(&tport);   /* the host the VM talks to */
+  int other = gw_pipe_udp_loopback(&oport); /* an unrelated host (same address, another port) */
   struct sockaddr_in map;
   vm_udp_reaches(e, vm, 5000, tfd, tport, "hi", 2, &map);
 
@@ -239,7 +217,7 @@ Test(natsec, udp_mapping_refreshed_only_by_outbound)
   struct env *e = env_new(NULL);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   struct sockaddr_in map;
   vm_udp_reaches(e, vm, 5001, tfd, tport, "x", 1, &map);
   /* the remote keeps talking, the guest is silent */
@@ -421,7 +399,7 @@ Test(natsec, local_destination_refused_although_policy_allows)
   struct env *e = env_new(with_hostaddr);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   /* before the address appears: through (the policy allows 127/8 here) */
   struct sockaddr_in from;
   vm_udp_reaches(e, vm, 6000, tfd, tport, "a", 1, &from);
@@ -517,7 +495,7 @@ Test(natsec, dns_ids_and_source_ports_vary)
   cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   /* the right port and id, from the upstream's address but another port */
   uint16_t xport;
-  int x = udp_loopback(&xport);
+  int x = gw_pipe_udp_loopback(&xport);
   to0.sin_port = htons(ports[0]);
   cr_assert_eq(sendto(x, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
