@@ -36,23 +36,8 @@ for i in $(seq "$NVM"); do x=$(topo_wait_ip "${TOPO_P}vma$i" "va$i"); done
 x=$(topo_wait_ip "$NS_VMB" vb)
 topo_wait_listen "$NS_I" 8080
 
-UDP_PY='
-import socket, time
-socks = []
-for i in range(256):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
-    s.sendto(b"x", ("198.18.0.2", 7)); socks.append(s); time.sleep(0.02)
-time.sleep(2)
-n = 0
-for s in socks:
-    try:
-        s.recv(100); n += 1
-    except OSError:
-        pass
-print(n, flush=True)
-time.sleep(30)'
 for i in $(seq "$NVM"); do
-  ip netns exec "${TOPO_P}vma$i" timeout 60 python3 -c "$UDP_PY" >"$TMP/udp-$i.out" &
+  topo_udp_mappings "${TOPO_P}vma$i" 198.18.0.2 7 256 0.02 2 30 >"$TMP/udp-$i.out" &
   PIDS+=("$!")
 done
 sleep 9 # 256 x 20 ms, then 2 s

@@ -70,24 +70,9 @@ vm_py() { # netns, python code, args...
 }
 
 # 1. UDP mappings: 40 sockets per attacker VM, one datagram each; how many answered
-UDP_FLOOD_PY='
-import socket, time
-socks = []
-for i in range(40):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
-    s.sendto(b"x", ("198.18.0.2", 7)); socks.append(s)
-    time.sleep(0.005)
-time.sleep(1.5)
-n = 0
-for s in socks:
-    try:
-        s.recv(100); n += 1
-    except OSError:
-        pass
-print(n)'
-vm_py "$NS_VMA1" "$UDP_FLOOD_PY" >"$TMP/udp-a1.out" &
+topo_udp_mappings "$NS_VMA1" 198.18.0.2 7 40 0.005 1.5 0 >"$TMP/udp-a1.out" &
 p1=$!
-vm_py "$NS_VMA2" "$UDP_FLOOD_PY" >"$TMP/udp-a2.out" &
+topo_udp_mappings "$NS_VMA2" 198.18.0.2 7 40 0.005 1.5 0 >"$TMP/udp-a2.out" &
 p2=$!
 wait $p1 || fail "attacker VM 1's UDP flood"
 wait $p2 || fail "attacker VM 2's UDP flood"

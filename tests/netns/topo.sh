@@ -134,6 +134,30 @@ topo_servers() { # ns inetsrv-args...
 }
 topo_inet_servers() { topo_servers "$NS_I" "$@"; }
 
+# From namespace ns, `count` UDP sockets each send one datagram (`gap`
+# seconds apart) to addr:port (a UDP mapping each); after `wait` seconds,
+# prints how many got an answer, then holds the sockets `hold` seconds.
+topo_udp_mappings() { # ns addr port count gap-s wait-s hold-s
+  ip netns exec "$1" timeout 60 python3 -c '
+import socket, sys, time
+addr, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+gap, wait, hold = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+socks = []
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
+    s.sendto(b"x", (addr, port)); socks.append(s)
+    time.sleep(gap)
+time.sleep(wait)
+n = 0
+for s in socks:
+    try:
+        s.recv(100); n += 1
+    except OSError:
+        pass
+print(n, flush=True)
+time.sleep(hold)' "${@:2}"
+}
+
 # From namespace ns, `count` datagrams each on a new socket to a UDP echo
 # server (inetsrv.py --echo); prints how many echoes came back.
 topo_udp_echoes() { # ns addr port count timeout-s payload
