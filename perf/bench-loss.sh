@@ -27,10 +27,7 @@ source tests/netns/topo.sh
 topo_init bl
 topo_relay_host
 topo_inet_host
-topo_client_host 1 1500
-topo_client_host 2 1500
-topo_vm a
-topo_vm b
+topo_vm_pair 1500 1500
 # the plain-veth reference: two namespaces on one link, loss on one side
 topo_ns refc
 topo_ns refs

@@ -24,21 +24,7 @@ topo_client_host 2 1500
 ip netns exec "$NS_I" nft add table inet natshare
 ip netns exec "$NS_I" nft add chain inet natshare in '{ type filter hook input priority 0; }'
 ip netns exec "$NS_I" nft add rule inet natshare in tcp dport 9999 counter drop
-ip netns exec "$NS_I" python3 - >"$TMP/inet.log" 2>&1 <<'PY' &
-import socket, threading
-def echo():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 7))
-    while True:
-        d, a = s.recvfrom(65535); s.sendto(b"echo:" + d, a)
-def greet():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("198.18.0.2", 8080)); s.listen(64)
-    while True:
-        c, _ = s.accept(); c.sendall(b"hello"); c.close()
-threading.Thread(target=echo, daemon=True).start()
-greet()
-PY
-PIDS+=("$!")
+topo_inet_servers --echo 198.18.0.2:7 --greet 198.18.0.2:8080
 topo_start_relay --egress-allow 198.18.0.0/15
 for i in $(seq "$NVM"); do
   topo_vm "a$i"
@@ -50,39 +36,14 @@ for i in $(seq "$NVM"); do x=$(topo_wait_ip "${TOPO_P}vma$i" "va$i"); done
 x=$(topo_wait_ip "$NS_VMB" vb)
 topo_wait_listen "$NS_I" 8080
 
-UDP_PY='
-import socket, time
-socks = []
-for i in range(256):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
-    s.sendto(b"x", ("198.18.0.2", 7)); socks.append(s); time.sleep(0.02)
-time.sleep(2)
-n = 0
-for s in socks:
-    try:
-        s.recv(100); n += 1
-    except OSError:
-        pass
-print(n, flush=True)
-time.sleep(30)'
 for i in $(seq "$NVM"); do
-  ip netns exec "${TOPO_P}vma$i" timeout 60 python3 -c "$UDP_PY" >"$TMP/udp-$i.out" &
+  topo_udp_mappings "${TOPO_P}vma$i" 198.18.0.2 7 256 0.02 2 30 >"$TMP/udp-$i.out" &
   PIDS+=("$!")
 done
 sleep 9 # 256 x 20 ms, then 2 s
 for _ in $(seq 20); do [ "$(cat "$TMP"/udp-*.out | wc -l)" -ge "$NVM" ] && break; sleep 1; done
 udp_attacker=$(cat "$TMP"/udp-*.out | awk '{s += $1} END {print s + 0}')
-udp_victim=$(ip netns exec "$NS_VMB" timeout 30 python3 -c '
-import socket
-ok = 0
-for i in range(5):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(2)
-    s.sendto(b"v", ("198.18.0.2", 7))
-    try:
-        ok += s.recv(100) == b"echo:v"
-    except OSError:
-        pass
-print(ok)')
+udp_victim=$(topo_udp_echoes "$NS_VMB" 198.18.0.2 7 5 2 v)
 echo "UDP: $NVM attacker sessions from one address got $udp_attacker mappings answered;" \
   "the victim got $udp_victim of 5 new mappings answered"
 sleep 3 # the VMs' new-flow buckets refill (the TCP table is apart from the UDP one)

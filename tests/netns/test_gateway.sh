@@ -11,49 +11,19 @@
 # Traffic goes only to addresses of these namespaces (testing.md).
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
-[ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root" >&2; exit 1; }
-for t in ping busybox python3; do
-  command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
-
 source "$(dirname "$0")/topo.sh"
+topo_need_tap
+topo_need ping busybox python3
 topo_init wg
 topo_relay_host
 topo_inet_host
-topo_client_host 1 1500
-topo_client_host 2 1280
-topo_vm a
-topo_vm b
+topo_vm_pair 1500 1280
 NS_A=$NS_VMA NS_B=$NS_VMB
 # closed ping_group_range in the raw variant: the relay must use a raw socket
 [ "${ICMP_MODE:-dgram}" = raw ] && ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="1 0"
 
 # the test internet: UDP echo and DNS on 198.18.0.2
-ip netns exec "$NS_I" python3 - >"$TMP/inet.log" 2>&1 <<'PY' &
-import socket, struct, threading
-def echo():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 7))
-    while True:
-        d, a = s.recvfrom(65535); s.sendto(b"echo:" + d, a)
-def dns():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 53))
-    while True:
-        q, a = s.recvfrom(4096)
-        qid, flags, qd = struct.unpack("!HHH", q[:6])
-        i = 12
-        while q[i]: i += q[i] + 1
-        qend = i + 5
-        name = q[12:i + 1].lower()
-        question = q[12:qend]
-        if name == b"\x04test\x07example\x00":
-            ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([198, 18, 0, 2])
-            s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + ans, a)
-        else:
-            s.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, a)
-threading.Thread(target=echo, daemon=True).start()
-dns()
-PY
-PIDS+=("$!")
+topo_inet_servers --echo 198.18.0.2:7 --dns 198.18.0.2:53
 
 topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2
 grep -q 'icmp_nat=1' "$TMP/relay.err" || fail "ICMP NAT not enabled"
@@ -93,8 +63,7 @@ echo "$env" | grep -q 'mask=24 router=10.0.2.2 dns=10.0.2.3 mtu=1500 serverid=10
   fail "DHCP options: $env"
 pass "DHCP (busybox udhcpc): $env — the same address as Assigned"
 
-for _ in $(seq 100); do IP_B=$(ip -n "$NS_B" -4 -o addr show dev vmb | awk '{print $4}' | cut -d/ -f1); [ -n "$IP_B" ] && break; sleep 0.1; done
-[ -n "$IP_B" ] || fail "vmb has no address"
+IP_B=$(topo_wait_ip "$NS_B" vmb)
 
 # 2. ping the gateway and the DNS address
 out=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.0.2.2) || fail "ping 10.0.2.2: $out"
@@ -276,7 +245,6 @@ print("bad", bad)') || fail "100 parallel connections"
   [ "$got" = "bad []" ] || fail "parallel connections: $got"
   pass "TCP NAT: 100 parallel connections each got their bytes exactly"
   # 3 % random loss each way on the VM's side (nftables; no netem here)
-  command -v nft >/dev/null || fail "nft missing (Debian package nftables; scripts/install-deps.sh)"
   ip netns exec "$NS_A" nft -f - <<'NFT'
 table inet wtloss {
   chain o { type filter hook output priority 0; numgen random mod 100 < 3 drop; }

@@ -23,10 +23,9 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 HERE="$(cd "$(dirname "$0")" && pwd)"
-command -v ping >/dev/null || { echo "FAIL: ping missing (iputils-ping)" >&2; exit 1; }
-[ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
-
 source "$HERE/topo.sh"
+topo_need_tap
+topo_need ping
 topo_init wg
 topo_relay_host
 topo_client_host 1 1500

@@ -25,18 +25,13 @@
 # measure an older build: BUILD_DIR=... FIGURES_ONLY=1).
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
-[ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root" >&2; exit 1; }
-for t in ping python3; do
-  command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
 source "$(dirname "$0")/topo.sh"
+topo_need_tap
+topo_need ping python3
 topo_init wn
 topo_relay_host
 topo_inet_host
-topo_client_host 1 1500
-topo_client_host 2 1500
-topo_vm a
-topo_vm b
+topo_vm_pair 1500 1500
 ip -n "$NS_I" addr add 198.18.0.3/24 dev "${TOPO_P}i0"
 
 check() { # condition-as-exit-status message
@@ -44,10 +39,11 @@ check() { # condition-as-exit-status message
   "$@"
 }
 
-# the test internet: the peer on 7000 (answers, then the injections), the
-# fake DNS upstream on 53
-ip netns exec "$NS_I" python3 - "$TMP" >"$TMP/inet.log" 2>&1 <<'PY' &
-import socket, struct, sys, threading, time
+# the test internet: the fake DNS upstream on 53 (inetsrv.py), the peer on
+# 7000 (answers, then the injections)
+topo_inet_servers --dns 198.18.0.2:53 --dns-log "$TMP/dns.log" --dns-silent flood.example
+ip netns exec "$NS_I" python3 - "$TMP" >"$TMP/peer.log" 2>&1 <<'PY' &
+import socket, sys, time
 tmp = sys.argv[1]
 def peer():
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 7000))
@@ -66,26 +62,7 @@ def peer():
             for i in range(16):   # 8 s of inbound traffic, none from the guest
                 s.sendto(b"keep %.1f" % (i * 0.5), a)
                 time.sleep(0.5)
-def dns():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 53))
-    log = open(tmp + "/dns.log", "a", buffering=1)
-    while True:
-        q, a = s.recvfrom(4096)
-        qid = struct.unpack("!H", q[:2])[0]
-        i = 12
-        while q[i]: i += q[i] + 1
-        name = q[12:i + 1].lower()
-        question = q[12:i + 5]
-        if name.endswith(b"\x05flood\x07example\x00"):
-            continue        # never answered
-        log.write("%d %d %s\n" % (qid, a[1], name.hex()))
-        if name == b"\x04test\x07example\x00":
-            ans = b"\xc0\x0c" + struct.pack("!HHIH", 1, 1, 60, 4) + bytes([198, 18, 0, 2])
-            s.sendto(struct.pack("!HHHHHH", qid, 0x8180, 1, 1, 0, 0) + question + ans, a)
-        else:
-            s.sendto(struct.pack("!HHHHHH", qid, 0x8183, 1, 0, 0, 0) + question, a)
-threading.Thread(target=peer, daemon=True).start()
-dns()
+peer()
 PY
 PIDS+=("$!")
 
@@ -146,19 +123,7 @@ check pass "UDP mapping refreshed only by the guest: $early answers early, none 
 
 # 3. an address added to the relay host after start
 ip -n "$NS_R" addr add 198.18.0.9/32 dev lo
-ip netns exec "$NS_R" python3 - >"$TMP/local.log" 2>&1 <<'PY' &
-import socket, threading
-def tcp():
-    t = socket.socket(); t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    t.bind(("198.18.0.9", 8090)); t.listen(16)
-    while True:
-        c, _ = t.accept(); c.sendall(b"local-tcp"); c.close()
-threading.Thread(target=tcp, daemon=True).start()
-u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.18.0.9", 7))
-while True:
-    d, a = u.recvfrom(100); u.sendto(b"local-udp", a)
-PY
-PIDS+=("$!")
+topo_servers "$NS_R" --greet 198.18.0.9:8090:local-tcp --answer 198.18.0.9:7:local-udp
 topo_wait_listen "$NS_R" 8090
 sleep 0.5
 got=$(vm_py "$NS_VMA" '

@@ -26,11 +26,8 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 BEFORE=${NATSHARE_BEFORE:-0}
-for t in python3 nft; do
-  command -v $t >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
-done
-
 source "$(dirname "$0")/topo.sh"
+topo_need python3 nft
 topo_init wn
 topo_relay_host
 topo_inet_host
@@ -51,21 +48,7 @@ table inet natshare {
   }
 }
 NFT
-ip netns exec "$NS_I" python3 - >"$TMP/inet.log" 2>&1 <<'PY' &
-import socket, threading
-def echo():
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("198.18.0.2", 7))
-    while True:
-        d, a = s.recvfrom(65535); s.sendto(b"echo:" + d, a)
-def greet():
-    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("198.18.0.2", 8080)); s.listen(64)
-    while True:
-        c, _ = s.accept(); c.sendall(b"hello"); c.close()
-threading.Thread(target=echo, daemon=True).start()
-greet()
-PY
-PIDS+=("$!")
+topo_inet_servers --echo 198.18.0.2:7 --greet 198.18.0.2:8080
 
 share_flags=(--max-tcp-pending-per-client 8)
 [ "$BEFORE" = 1 ] && share_flags=()
@@ -87,40 +70,14 @@ vm_py() { # netns, python code, args...
 }
 
 # 1. UDP mappings: 40 sockets per attacker VM, one datagram each; how many answered
-UDP_FLOOD_PY='
-import socket, time
-socks = []
-for i in range(40):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
-    s.sendto(b"x", ("198.18.0.2", 7)); socks.append(s)
-    time.sleep(0.005)
-time.sleep(1.5)
-n = 0
-for s in socks:
-    try:
-        s.recv(100); n += 1
-    except OSError:
-        pass
-print(n)'
-vm_py "$NS_VMA1" "$UDP_FLOOD_PY" >"$TMP/udp-a1.out" &
+topo_udp_mappings "$NS_VMA1" 198.18.0.2 7 40 0.005 1.5 0 >"$TMP/udp-a1.out" &
 p1=$!
-vm_py "$NS_VMA2" "$UDP_FLOOD_PY" >"$TMP/udp-a2.out" &
+topo_udp_mappings "$NS_VMA2" 198.18.0.2 7 40 0.005 1.5 0 >"$TMP/udp-a2.out" &
 p2=$!
 wait $p1 || fail "attacker VM 1's UDP flood"
 wait $p2 || fail "attacker VM 2's UDP flood"
 udp_attacker=$(($(cat "$TMP/udp-a1.out") + $(cat "$TMP/udp-a2.out")))
-UDP_ECHO_PY='
-import socket
-ok = 0
-for i in range(5):
-    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
-    s.sendto(b"victim", ("198.18.0.2", 7))
-    try:
-        ok += s.recv(100) == b"echo:victim"
-    except OSError:
-        pass
-print(ok)'
-udp_victim=$(vm_py "$NS_VMB" "$UDP_ECHO_PY")
+udp_victim=$(topo_udp_echoes "$NS_VMB" 198.18.0.2 7 5 1 victim)
 echo "# UDP: the attacker (2 VMs x 40 sockets, one client) got $udp_attacker mappings answered;" \
   "the victim's VM got $udp_victim of 5 echoes (new mappings) answered"
 if [ "$BEFORE" != 1 ]; then

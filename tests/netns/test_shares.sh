@@ -10,11 +10,9 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 
-[ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, TAP devices)" >&2; exit 1; }
-[ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
-command -v curl >/dev/null || { echo "FAIL: curl missing (scripts/install-deps.sh)" >&2; exit 1; }
-
 source "$(dirname "$0")/topo.sh"
+topo_need_tap
+topo_need curl
 topo_init sh
 topo_relay_host
 topo_client_host 1 1500

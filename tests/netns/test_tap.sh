@@ -10,19 +10,14 @@ set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 SOURCE_DIR=${SOURCE_DIR:-.}
 
-[ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, TAP devices)" >&2; exit 1; }
-[ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
-command -v ping >/dev/null || { echo "FAIL: ping missing (scripts/install-deps.sh installs iputils-ping)" >&2; exit 1; }
-
 source "$(dirname "$0")/topo.sh"
+topo_need_tap
+topo_need ping
 topo_init wt
 # relay host; client host 1 on an MTU 1500 link, client host 2 on MTU 1280;
 # each client host runs a wtrelay-tap whose TAP sits in a VM namespace.
 topo_relay_host
-topo_client_host 1 1500
-topo_client_host 2 1280
-topo_vm a
-topo_vm b
+topo_vm_pair 1500 1280
 NS_A=$NS_VMA NS_B=$NS_VMB
 topo_cert
 start_relay() { topo_start_relay; }

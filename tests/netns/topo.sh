@@ -25,6 +25,22 @@
 #   topo_vm a                      # NS_VMA (empty namespace for a TAP)
 #   topo_loss 1 2                  # 2 % random loss each way on client 1's link
 #   topo_bg NS cmd...              # background process in NS, PID recorded
+#   topo_vm_pair 1500 1280         # client hosts 1, 2 (MTUs) and VMs a, b
+#   topo_inet_servers --echo 198.18.0.2:7 ...  # inetsrv.py in NS_I
+
+# Fails early when a tool the script needs is missing.
+topo_need() { # tool...
+  local t
+  for t in "$@"; do
+    command -v "$t" >/dev/null || { echo "FAIL: $t missing (scripts/install-deps.sh)" >&2; exit 1; }
+  done
+}
+
+# Fails early without root or without /dev/net/tun (TAP devices).
+topo_need_tap() {
+  [ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, TAP devices)" >&2; exit 1; }
+  [ -c /dev/net/tun ] || { echo "FAIL: /dev/net/tun is missing" >&2; exit 1; }
+}
 
 topo_fail() {
   echo "FAIL: $*" >&2
@@ -44,6 +60,8 @@ topo_init() { # prefix
   PIDS=()
   trap topo_cleanup EXIT
 }
+
+TOPO_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 
 topo_cleanup() {
   exec 2>/dev/null # no job-control noise about the processes killed below
@@ -96,6 +114,65 @@ topo_inet_host() {
 topo_vm() { # name -> NS_VM<NAME upper>
   topo_ns "vm$1"
   printf -v "NS_VM${1^^}" '%s' "${TOPO_P}vm$1"
+}
+
+# Client hosts 1 and 2 with the given link MTUs, and VM namespaces a and b.
+topo_vm_pair() { # mtu1 mtu2
+  topo_client_host 1 "$1"
+  topo_client_host 2 "$2"
+  topo_vm a
+  topo_vm b
+}
+
+# The fake internet servers of tests/netns/inetsrv.py in namespace ns
+# (default NS_I), output in $TMP/inet.log; PID recorded.
+topo_servers() { # ns inetsrv-args...
+  local ns=$1
+  shift
+  ip netns exec "$ns" python3 "$TOPO_DIR/inetsrv.py" "$@" >>"$TMP/${ns#"$TOPO_P"}.log" 2>&1 &
+  PIDS+=("$!")
+}
+topo_inet_servers() { topo_servers "$NS_I" "$@"; }
+
+# From namespace ns, `count` UDP sockets each send one datagram (`gap`
+# seconds apart) to addr:port (a UDP mapping each); after `wait` seconds,
+# prints how many got an answer, then holds the sockets `hold` seconds.
+topo_udp_mappings() { # ns addr port count gap-s wait-s hold-s
+  ip netns exec "$1" timeout 60 python3 -c '
+import socket, sys, time
+addr, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+gap, wait, hold = float(sys.argv[4]), float(sys.argv[5]), float(sys.argv[6])
+socks = []
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.setblocking(False)
+    s.sendto(b"x", (addr, port)); socks.append(s)
+    time.sleep(gap)
+time.sleep(wait)
+n = 0
+for s in socks:
+    try:
+        s.recv(100); n += 1
+    except OSError:
+        pass
+print(n, flush=True)
+time.sleep(hold)' "${@:2}"
+}
+
+# From namespace ns, `count` datagrams each on a new socket to a UDP echo
+# server (inetsrv.py --echo); prints how many echoes came back.
+topo_udp_echoes() { # ns addr port count timeout-s payload
+  ip netns exec "$1" timeout 60 python3 -c '
+import socket, sys
+addr, port, count, wait, data = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), float(sys.argv[4]), sys.argv[5].encode()
+ok = 0
+for i in range(count):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(wait)
+    s.sendto(data, (addr, port))
+    try:
+        ok += s.recv(100) == b"echo:" + data
+    except OSError:
+        pass
+print(ok)' "${@:2}"
 }
 
 # Random loss of pct % each way on client host n's link (0 removes it).

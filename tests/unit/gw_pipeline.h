@@ -4,13 +4,20 @@
  * gateway MAC as router), the egress policy with 127.0.0.0/8 allowed (so
  * the NAT may reach the tests' own loopback sockets), and the gateway with
  * room 0 attached. Tests add their own VM ports and fill the gateway
- * parameters they care about. Header-only, for Criterion tests.
+ * parameters they care about. Also what their fakes share: the recording
+ * port's frame copy, a fake relay's leases, loopback sockets for the
+ * "internet" and a receive that turns the loop. Header-only, for Criterion
+ * tests.
  */
 #ifndef WTRELAY_TEST_GW_PIPELINE_H
 #define WTRELAY_TEST_GW_PIPELINE_H
 
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "wtrelay/gateway.h"
 #include "wtrelay/io.h"
@@ -97,6 +104,66 @@ static inline void gw_pipe_fini(struct gw_pipe *p)
   timer_heap_fini(&p->heap);
 }
 
+/* A recording VM port's copy of a delivered frame: the iovecs into `buf`
+ * (GW_FRAME_MAX bytes), checked to add up to the frame's length. */
+static inline size_t gw_pipe_copy_frame(uint8_t *buf, const struct switch_frame *f)
+{
+  cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
+  size_t off = 0;
+  for (int i = 0; i < f->iovcnt; i++) {
+    cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
+    memcpy(buf + off, f->iov[i].iov_base, f->iov[i].iov_len);
+    off += f->iov[i].iov_len;
+  }
+  cr_assert_eq(off, f->len, "iovecs add up to %zu, frame says %zu", off, f->len);
+  return off;
+}
+
+/* The fake relay's leases: 10.0.2.200 plus the MAC's last 5 bits; releases
+ * ignored. */
+static inline int gw_pipe_fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
+{
+  (void)ctx;
+  (void)room;
+  *ip = GWP_IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
+  return 0;
+}
+
+static inline void gw_pipe_no_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
+{
+  (void)ctx;
+  (void)room;
+  (void)mac;
+  (void)ip;
+}
+
+/* The tests' "internet": sockets of their own on 127.0.0.1, port chosen by
+ * the kernel (*port). */
+static inline int gw_pipe_loopback_socket(int type, uint16_t *port)
+{
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(GWP_IP4(127, 0, 0, 1))};
+  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
+  socklen_t al = sizeof(a);
+  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
+  *port = ntohs(a.sin_port);
+  return fd;
+}
+
+static inline int gw_pipe_udp_loopback(uint16_t *port)
+{
+  return gw_pipe_loopback_socket(SOCK_DGRAM, port);
+}
+
+/* A non-blocking TCP listener on 127.0.0.1. */
+static inline int gw_pipe_tcp_listener(uint16_t *port, int backlog)
+{
+  int fd = gw_pipe_loopback_socket(SOCK_STREAM | SOCK_NONBLOCK, port);
+  cr_assert_eq(listen(fd, backlog), 0);
+  return fd;
+}
+
 /* One turn of a worker loop: timers, sends, a short bounded wait,
  * completions. */
 static inline void gw_pipe_pump_once(struct gw_pipe *p, uint64_t wait_ns)
@@ -116,6 +183,27 @@ static inline void gw_pipe_pump_for(struct gw_pipe *p, uint64_t ns)
   uint64_t end = clock_now_ns() + ns;
   for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
     gw_pipe_pump_once(p, 10 * GWP_MS);
+}
+
+/* Receives one datagram on the test's own socket fd while turning the loop
+ * (the gateway's sends only leave when the ring is submitted). Returns its
+ * length, or -ETIMEDOUT. */
+static inline ssize_t gw_pipe_sock_recv(struct gw_pipe *p, int fd, uint8_t *buf, size_t cap,
+                                        struct sockaddr_in *from, uint64_t timeout_ns)
+{
+  uint64_t end = clock_now_ns() + timeout_ns;
+  for (unsigned turns = 0; turns < 10000; turns++) {
+    socklen_t fl = sizeof(*from);
+    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
+    if (n >= 0)
+      return n;
+    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "recvfrom: %s",
+              strerror(errno));
+    if (clock_now_ns() >= end)
+      break;
+    gw_pipe_pump_once(p, 10 * GWP_MS);
+  }
+  return -ETIMEDOUT;
 }
 
 #endif

@@ -35,11 +35,9 @@
 
 #include "gw_pipeline.h"
 
-#define MS 1000000ull
-#define S 1000000000ull
-
-#define IP4(a, b, c, d)                                                                            \
-  ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define MS GWP_MS
+#define S GWP_S
+#define IP4 GWP_IP4
 
 #define GW_IP IP4(10, 0, 2, 2)
 #define DNS_IP IP4(10, 0, 2, 3)
@@ -51,7 +49,7 @@
 #define REPLY_WAIT (2 * S)      /* how long a test waits for something that must come */
 #define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
 
-static const uint8_t GW_MAC[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+#define GW_MAC GWP_GW_MAC
 static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
 static const uint8_t VM2_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0b};
 static const uint8_t VM3_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0c};
@@ -74,16 +72,8 @@ static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
   cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
-  if (vm->nframes < VM_MAX_FRAMES) {
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      cr_assert_leq(off + f->iov[i].iov_len, (size_t)GW_FRAME_MAX);
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    cr_assert_eq(off, f->len, "iovecs add up to %zu, frame says %zu", off, f->len);
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_MAX_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }
@@ -139,18 +129,6 @@ static void tick(struct env *e)
   gw_pipe_tick(&e->p);
 }
 
-static int udp_socket_loopback(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
 static struct vm *vm_add(struct env *e, const uint8_t mac[6], uint32_t ip)
 {
   cr_assert_lt(e->nvm, 3u);
@@ -173,7 +151,7 @@ static struct env *env_new(uint32_t nupstreams)
   gp.icmp_timeout_ns = 3 * S;
   gp.dns_timeout_ns = DNS_TIMEOUT;
   if (nupstreams) {
-    e->up_fd = udp_socket_loopback(&e->up_port);
+    e->up_fd = gw_pipe_udp_loopback(&e->up_port);
     cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]),
                  0);
     gp.nupstreams = 1;
@@ -209,25 +187,10 @@ static void pump_for(struct env *e, uint64_t ns)
   gw_pipe_pump_for(&e->p, ns);
 }
 
-/* Receives one datagram on the test's own socket fd while turning the loop
- * (the gateway's sends only leave when the ring is submitted). Returns its
- * length, or -ETIMEDOUT. */
 static ssize_t sock_recv(struct env *e, int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from,
                          uint64_t timeout_ns)
 {
-  uint64_t end = clock_now_ns() + timeout_ns;
-  for (unsigned turns = 0; turns < 10000; turns++) {
-    socklen_t fl = sizeof(*from);
-    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
-    if (n >= 0)
-      return n;
-    cr_assert(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR, "recvfrom: %s",
-              strerror(errno));
-    if (clock_now_ns() >= end)
-      break;
-    pump_once(e, 10 * MS);
-  }
-  return -ETIMEDOUT;
+  return gw_pipe_sock_recv(&e->p, fd, buf, cap, from, timeout_ns);
 }
 
 static bool sock_silent(int fd)
@@ -750,7 +713,7 @@ Test(gateway, udp_nat_round_trip_through_loopback)
   struct env *e = env_new(1);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_socket_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   const char q[] = "hello through the NAT";
   vm_udp(e, vm, VM_IP, 5000, LOOP_IP, tport, q, sizeof(q));
   cr_assert_eq(e->p.gw.ctr.udp_flows_opened, 1);
@@ -791,7 +754,7 @@ Test(gateway, udp_flow_bounds_and_expiry)
   struct env *e = env_new(1);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_socket_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   uint8_t buf[2048];
   struct sockaddr_in from;
   uint16_t ports[2];
@@ -863,7 +826,7 @@ Test(gateway, udp_nat_port_unreachable_reaches_guest)
   struct env *e = env_new(1);
   struct vm *vm = &e->vm[0];
   uint16_t closed;
-  close(udp_socket_loopback(&closed)); /* a port nobody listens on */
+  close(gw_pipe_udp_loopback(&closed)); /* a port nobody listens on */
   vm_udp(e, vm, VM_IP, 5000, LOOP_IP, closed, "anyone?", 7);
   pump_until_frames(e, vm, 1, REPLY_WAIT);
   cr_assert_eq(vm->nframes, 1, "an ICMP error comes back");
@@ -902,7 +865,7 @@ Test(gateway, spoofed_source_is_dropped)
   struct env *e = env_new(1);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_socket_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   vm_udp(e, vm, IP4(10, 0, 2, 99), 5000, LOOP_IP, tport, "spoof", 5);
   uint8_t f[GW_FRAME_MAX];
   vm_send(e, vm, f, build_echo(f, GW_MAC, IP4(10, 0, 2, 99), GW_IP, 1, 1, "p", 1));
@@ -988,7 +951,7 @@ Test(gateway, dns_forwarder_round_trip)
 
   /* an answer from somebody who is not the upstream: ignored */
   uint16_t sport;
-  int other = udp_socket_loopback(&sport);
+  int other = gw_pipe_udp_loopback(&sport);
   an = dns_msg(a, uid, "example.com", true);
   cr_assert_eq(sendto(other, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
@@ -1119,7 +1082,7 @@ Test(gateway, fini_closes_every_socket)
 {
   struct env *e = env_new(1);
   uint16_t tport;
-  int tfd = udp_socket_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   /* the raw ICMP socket when that is the ICMP mode */
   uint32_t base = e->p.io.open_socks;
   vm_udp(e, &e->vm[0], VM_IP, 5000, LOOP_IP, tport, "x", 1);

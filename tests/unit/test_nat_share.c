@@ -64,36 +64,13 @@ struct env {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  if (vm->nframes < VM_FRAMES) {
-    cr_assert_leq(f->len, (size_t)GW_FRAME_MAX);
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }
 
 static const struct switch_port_ops vm_ops = {.deliver = vm_deliver};
-
-static int fake_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip)
-{
-  (void)ctx;
-  (void)room;
-  *ip = IP4(10, 0, 2, 200) + (mac[5] & 0x1f);
-  return 0;
-}
-
-static void fake_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
-{
-  (void)ctx;
-  (void)room;
-  (void)mac;
-  (void)ip;
-}
 
 /* The relay's answer: the client behind a VM's port; 0 for any other. */
 static uint64_t fake_client_of(void *ctx, uint32_t room, uint32_t port)
@@ -106,32 +83,7 @@ static uint64_t fake_client_of(void *ctx, uint32_t room, uint32_t port)
 }
 
 static const struct gateway_addr_ops fake_ops = {
-    .lease = fake_lease, .release = fake_release, .client_of = fake_client_of};
-
-static int tcp_listener(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  cr_assert_eq(listen(fd, 64), 0);
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
-
-static int udp_socket(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
+    .lease = gw_pipe_fake_lease, .release = gw_pipe_no_release, .client_of = fake_client_of};
 
 /* gp: the parameters after gw_pipe_params; tests set their caps in it. */
 static struct env *env_new(struct gateway_params *gp)
@@ -154,8 +106,8 @@ static struct env *env_new(struct gateway_params *gp)
     cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, vm, &vm->port), 0);
     switch_port_set_addr(&e->p.sw, vm->port, vm->mac, vm->ip);
   }
-  e->lfd = tcp_listener(&e->lport);
-  close(tcp_listener(&e->closed_port)); /* a port nobody listens on */
+  e->lfd = gw_pipe_tcp_listener(&e->lport, 64);
+  close(gw_pipe_tcp_listener(&e->closed_port, 64)); /* a port nobody listens on */
   return e;
 }
 
@@ -289,7 +241,7 @@ Test(nat_share, udp_mappings_per_client)
   struct gateway *gw = &e->p.gw;
   struct vm *a1 = &e->vm[0], *a2 = &e->vm[1], *b1 = &e->vm[2];
   uint16_t tport;
-  int tfd = udp_socket(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
 
   /* A1: three mappings (its per-VM cap), the fourth refused per VM */
   for (uint16_t i = 0; i < 3; i++) {
@@ -439,7 +391,7 @@ Test(nat_share, new_flow_rate_per_vm)
   struct gateway *gw = &e->p.gw;
   struct vm *a1 = &e->vm[0], *b1 = &e->vm[2];
   uint16_t tport;
-  int tfd = udp_socket(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
 
   /* the burst: five new mappings at once */
   for (uint16_t i = 0; i < 5; i++)

@@ -59,15 +59,8 @@ struct vm {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  if (vm->nframes < VM_MAX_FRAMES) {
-    cr_assert_leq(f->len, (size_t)GW_FRAME_MAX);
-    size_t off = 0;
-    for (int i = 0; i < f->iovcnt; i++) {
-      memcpy(vm->frame[vm->nframes] + off, f->iov[i].iov_base, f->iov[i].iov_len);
-      off += f->iov[i].iov_len;
-    }
-    vm->len[vm->nframes] = off;
-  }
+  if (vm->nframes < VM_MAX_FRAMES)
+    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
   vm->nframes++;
   return 0;
 }
@@ -80,12 +73,7 @@ static int no_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *ip
   return -ENOSPC;
 }
 
-static void no_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
-{
-  (void)ctx, (void)room, (void)mac, (void)ip;
-}
-
-static const struct gateway_addr_ops addr_ops = {.lease = no_lease, .release = no_release};
+static const struct gateway_addr_ops addr_ops = {.lease = no_lease, .release = gw_pipe_no_release};
 
 struct env {
   struct gw_pipe p;
@@ -94,18 +82,6 @@ struct env {
   uint16_t up_port;
   struct hostaddr ha;
 };
-
-static int udp_loopback(uint16_t *port)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  cr_assert_geq(fd, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(LOOP_IP)};
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0, "bind: %s", strerror(errno));
-  socklen_t al = sizeof(a);
-  cr_assert_eq(getsockname(fd, (struct sockaddr *)&a, &al), 0);
-  *port = ntohs(a.sin_port);
-  return fd;
-}
 
 /* tweak (may be NULL) adjusts the parameters before gateway_init. */
 static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
@@ -118,7 +94,7 @@ static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
   gp.udp_timeout_ns = UDP_TIMEOUT;
   gp.icmp_timeout_ns = 3 * S;
   gp.dns_timeout_ns = 3 * S;
-  e->up_fd = udp_loopback(&e->up_port);
+  e->up_fd = gw_pipe_udp_loopback(&e->up_port);
   cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]), 0);
   gp.nupstreams = 1;
   if (tweak)
@@ -158,17 +134,7 @@ static void vm_udp(struct env *e, struct vm *vm, uint16_t sport, uint32_t dst, u
 
 static ssize_t sock_recv(struct env *e, int fd, uint8_t *buf, size_t cap, struct sockaddr_in *from)
 {
-  uint64_t end = clock_now_ns() + REPLY_WAIT;
-  for (unsigned turns = 0; turns < 10000; turns++) {
-    socklen_t fl = sizeof(*from);
-    ssize_t n = recvfrom(fd, buf, cap, MSG_DONTWAIT, (struct sockaddr *)from, &fl);
-    if (n >= 0)
-      return n;
-    if (clock_now_ns() >= end)
-      break;
-    gw_pipe_pump_once(&e->p, 10 * MS);
-  }
-  return -ETIMEDOUT;
+  return gw_pipe_sock_recv(&e->p, fd, buf, cap, from, REPLY_WAIT);
 }
 
 static void pump_until_frames(struct env *e, struct vm *vm, unsigned want)
@@ -195,6 +161,16 @@ static struct net_udp frame_udp(struct vm *vm, unsigned i, uint32_t src, uint16_
   return u;
 }
 
+/* The VM sends `len` bytes from `sport` to the test's socket `fd` on
+ * 127.0.0.1:`dport`; they arrive there, from the mapping (`*from`). */
+static void vm_udp_reaches(struct env *e, struct vm *vm, uint16_t sport, int fd, uint16_t dport,
+                           const void *p, size_t len, struct sockaddr_in *from)
+{
+  vm_udp(e, vm, sport, LOOP_IP, dport, p, len);
+  uint8_t buf[2048];
+  cr_assert_eq(sock_recv(e, fd, buf, sizeof(buf), from), (ssize_t)len);
+}
+
 /* ---- UDP filtering ---- */
 
 Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
@@ -202,12 +178,10 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
   struct env *e = env_new(NULL);
   struct vm *vm = &e->vm[0];
   uint16_t tport, oport;
-  int tfd = udp_loopback(&tport);   /* the host the VM talks to */
-  int other = udp_loopback(&oport); /* an unrelated host (same address, another port) */
-  vm_udp(e, vm, 5000, LOOP_IP, tport, "hi", 2);
-  uint8_t buf[2048];
+  int tfd = gw_pipe_udp_loopback(&tport);   /* the host the VM talks to */
+  int other = gw_pipe_udp_loopback(&oport); /* an unrelated host (same address, another port) */
   struct sockaddr_in map;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 2);
+  vm_udp_reaches(e, vm, 5000, tfd, tport, "hi", 2, &map);
 
   /* the unrelated endpoint injects into the mapping: dropped, counted */
   for (int i = 0; i < 3; i++)
@@ -227,8 +201,7 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
   cr_assert_arr_eq(u.payload, "answer", 6);
 
   /* once the VM sends to the other endpoint too, it may answer */
-  vm_udp(e, vm, 5000, LOOP_IP, oport, "you too", 7);
-  cr_assert_eq(sock_recv(e, other, buf, sizeof(buf), &map), 7);
+  vm_udp_reaches(e, vm, 5000, other, oport, "you too", 7, &map);
   cr_assert_eq(sendto(other, "ok", 2, 0, (struct sockaddr *)&map, sizeof(map)), 2);
   pump_until_frames(e, vm, 2);
   cr_assert_eq(vm->nframes, 2);
@@ -244,11 +217,9 @@ Test(natsec, udp_mapping_refreshed_only_by_outbound)
   struct env *e = env_new(NULL);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_loopback(&tport);
-  vm_udp(e, vm, 5001, LOOP_IP, tport, "x", 1);
-  uint8_t buf[64];
+  int tfd = gw_pipe_udp_loopback(&tport);
   struct sockaddr_in map;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &map), 1);
+  vm_udp_reaches(e, vm, 5001, tfd, tport, "x", 1, &map);
   /* the remote keeps talking, the guest is silent */
   for (int i = 0; i < 3; i++) {
     e->p.skew += UDP_TIMEOUT / 2;
@@ -428,12 +399,10 @@ Test(natsec, local_destination_refused_although_policy_allows)
   struct env *e = env_new(with_hostaddr);
   struct vm *vm = &e->vm[0];
   uint16_t tport;
-  int tfd = udp_loopback(&tport);
+  int tfd = gw_pipe_udp_loopback(&tport);
   /* before the address appears: through (the policy allows 127/8 here) */
-  vm_udp(e, vm, 6000, LOOP_IP, tport, "a", 1);
-  uint8_t buf[64];
   struct sockaddr_in from;
-  cr_assert_eq(sock_recv(e, tfd, buf, sizeof(buf), &from), 1);
+  vm_udp_reaches(e, vm, 6000, tfd, tport, "a", 1, &from);
   cr_assert_eq(e->p.gw.ctr.local_refused, 0);
   /* the address appears (as rtnetlink reports it) */
   _Alignas(8) uint8_t b[64];
@@ -441,6 +410,7 @@ Test(natsec, local_destination_refused_although_policy_allows)
   cr_assert_eq(hostaddr_input(&e->ha, b, n, 0), 0);
   vm_udp(e, vm, 6000, LOOP_IP, tport, "b", 1);
   gw_pipe_pump_for(&e->p, SILENCE_WAIT);
+  uint8_t buf[64];
   cr_assert(recv(tfd, buf, sizeof(buf), MSG_DONTWAIT) < 0, "a local destination was reached");
   cr_assert_eq(e->p.gw.ctr.local_refused, 1);
   /* the VM is told: ICMP admin prohibited */
@@ -525,7 +495,7 @@ Test(natsec, dns_ids_and_source_ports_vary)
   cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   /* the right port and id, from the upstream's address but another port */
   uint16_t xport;
-  int x = udp_loopback(&xport);
+  int x = gw_pipe_udp_loopback(&xport);
   to0.sin_port = htons(ports[0]);
   cr_assert_eq(sendto(x, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;

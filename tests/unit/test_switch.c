@@ -38,6 +38,17 @@ static int rec_deliver(void *ctx, const struct switch_frame *f)
 
 static const struct switch_port_ops rec_ops = {.deliver = rec_deliver};
 
+/* A switch with params `p` and three recording ports in room 0. */
+static void switch_with_3_ports(struct switch_table *sw, const struct switch_params *p,
+                                struct rec *r0, uint32_t *p0, struct rec *r1, uint32_t *p1,
+                                struct rec *r2, uint32_t *p2)
+{
+  switch_init(sw, p);
+  switch_port_attach(sw, 0, &rec_ops, r0, p0);
+  switch_port_attach(sw, 0, &rec_ops, r1, p1);
+  switch_port_attach(sw, 0, &rec_ops, r2, p2);
+}
+
 static struct switch_params params(void)
 {
   struct switch_params p = {
@@ -109,10 +120,7 @@ Test(switch, unicast_after_learning_reaches_only_target)
   struct rec ra = {0}, rb = {0}, rc = {0};
   uint32_t a, b, c;
   struct switch_params p = params();
-  switch_init(&sw, &p);
-  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
-  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
-  switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
+  switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   uint8_t f[64];
   /* unknown unicast floods */
   cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 1 * S), 2);
@@ -141,10 +149,7 @@ Test(switch, aging_and_moves)
   uint32_t a, b, c;
   struct switch_params p = params();
   p.aging_ns = 10 * S;
-  switch_init(&sw, &p);
-  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
-  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
-  switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
+  switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   uint8_t f[64];
   input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 0);
   cr_assert_eq(switch_lookup(&sw, 0, MA, 9 * S), a);
@@ -269,10 +274,7 @@ Test(switch, routes_ipv4_to_gateway_mac_for_a_peer_address)
   struct rec ra = {0}, rb = {0}, rc = {0};
   uint32_t a, b, c;
   struct switch_params p = params();
-  switch_init(&sw, &p);
-  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
-  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
-  switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
+  switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   switch_port_set_addr(&sw, a, MA, 0x0a0002fe);
   switch_port_set_addr(&sw, b, MB, 0x0a0002fd);
   switch_port_set_addr(&sw, c, MC, 0x0a0002fc);
@@ -327,10 +329,7 @@ Test(switch, flood_copies_are_marked_unicast_is_not)
   struct rec ra = {0}, rb = {0}, rc = {0};
   uint32_t a, b, c;
   struct switch_params p = params();
-  switch_init(&sw, &p);
-  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
-  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
-  switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
+  switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   uint8_t f[64];
   cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), 0), 2);
   cr_assert_eq(rb.floods, 1);
@@ -361,10 +360,7 @@ Test(switch, storm_control_token_bucket)
   struct switch_params p = params();
   p.flood_rate = 10; /* a frame every 100 ms */
   p.flood_burst = 5;
-  switch_init(&sw, &p);
-  switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
-  switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
-  switch_port_attach(&sw, 0, &rec_ops, &rg, &g);
+  switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rg, &g);
   switch_port_flood_exempt(&sw, g);
   uint8_t f[64];
   uint64_t t = 5 * S;
