@@ -7,6 +7,10 @@
  * replaced when their MAC is learned again. Flooding walks a snapshot of
  * the domain's ports, because a port may be detached while a frame is
  * delivered to another (its connection failed inside the send).
+ *
+ * Uplinks (see the header's rules) change four places: the bound in
+ * learn(), the exemption at attach, the skips in flood(), and the checks
+ * before a unicast or routed delivery. Each refusal has its own counter.
  */
 #include "wtrelay/switch.h"
 #include "wtrelay/hash.h"
@@ -90,6 +94,7 @@ static void mac_remove(struct switch_table *sw, uint32_t i)
 {
   struct switch_mac *e = &sw->macs[i];
   sw->ports[e->port].nmacs--;
+  sw->kind[sw->ports[e->port].kind].macs--;
   sw->domains[e->domain].nmacs--;
   sw->nmacs--;
   for (uint32_t j = i;;) {
@@ -108,6 +113,36 @@ static void mac_remove(struct switch_table *sw, uint32_t i)
   sw->macs[i].used = false;
 }
 
+static bool is_uplink(const struct switch_port *pt)
+{
+  return pt->kind == SWITCH_PORT_UPLINK;
+}
+
+/* How many MACs may be learned on the port. */
+static uint32_t port_mac_limit(const struct switch_table *sw, const struct switch_port *pt)
+{
+  if (!is_uplink(pt))
+    return sw->p.max_macs_per_port;
+  return sw->p.max_macs_per_uplink ? sw->p.max_macs_per_uplink : sw->p.max_macs_per_domain;
+}
+
+/* May a frame from port `from` leave through port `to`? Counts the reason
+ * when not: split horizon (uplink to uplink), and the router port and
+ * uplinks never meet. */
+static bool may_pass(struct switch_table *sw, const struct switch_port *from,
+                     const struct switch_port *to)
+{
+  if (is_uplink(from) && is_uplink(to)) {
+    sw->ctr.split_horizon++;
+    return false;
+  }
+  if ((is_uplink(from) && to->router) || (from->router && is_uplink(to))) {
+    sw->ctr.drop_uplink_router++;
+    return false;
+  }
+  return true;
+}
+
 static bool aged(const struct switch_table *sw, const struct switch_mac *e, uint64_t now)
 {
   return !e->fixed && now - e->seen_ns >= sw->p.aging_ns;
@@ -122,20 +157,26 @@ static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], 
     if (e->fixed && e->port != port)
       return; /* nobody takes over a pinned address */
     if (e->port != port) {
-      if (pt->nmacs >= sw->p.max_macs_per_port) {
+      if (pt->nmacs >= port_mac_limit(sw, pt)) {
         sw->ctr.learn_full_port++;
+        sw->kind[pt->kind].learn_full++;
         return;
       }
-      sw->ports[e->port].nmacs--;
+      struct switch_port *old = &sw->ports[e->port];
+      old->nmacs--;
+      sw->kind[old->kind].macs--;
       pt->nmacs++;
+      sw->kind[pt->kind].macs++;
       e->port = port;
       sw->ctr.moved++;
+      sw->kind[pt->kind].moved_in++;
     }
     e->seen_ns = now;
     return;
   }
-  if (pt->nmacs >= sw->p.max_macs_per_port) {
+  if (pt->nmacs >= port_mac_limit(sw, pt)) {
     sw->ctr.learn_full_port++;
+    sw->kind[pt->kind].learn_full++;
     return;
   }
   if (sw->domains[pt->domain].nmacs >= sw->p.max_macs_per_domain) {
@@ -157,6 +198,8 @@ static void learn(struct switch_table *sw, uint32_t port, const uint8_t src[6], 
   sw->domains[pt->domain].nmacs++;
   sw->nmacs++;
   sw->ctr.learned++;
+  sw->kind[pt->kind].learned++;
+  sw->kind[pt->kind].macs++;
 }
 
 int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t mac[6])
@@ -197,8 +240,8 @@ uint32_t switch_age(struct switch_table *sw, uint64_t now)
 
 /* ---- ports ---- */
 
-int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct switch_port_ops *ops,
-                       void *ctx, uint32_t *port)
+static int attach(struct switch_table *sw, uint32_t domain, enum switch_port_kind kind,
+                  const struct switch_port_ops *ops, void *ctx, uint32_t *port)
 {
   if (domain >= sw->p.max_domains)
     return -EINVAL;
@@ -208,6 +251,9 @@ int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct sw
       continue;
     memset(pt, 0, sizeof(*pt));
     pt->used = true;
+    pt->kind = (uint8_t)kind;
+    /* an uplink's frames were limited where they entered the LAN */
+    pt->flood_exempt = kind == SWITCH_PORT_UPLINK;
     pt->domain = domain;
     pt->ops = ops;
     pt->ctx = ctx;
@@ -218,10 +264,30 @@ int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct sw
       sw->ports[d->head].prev = i;
     d->head = i;
     d->nports++;
+    d->nuplinks += kind == SWITCH_PORT_UPLINK;
     *port = i;
     return 0;
   }
   return -ENOSPC;
+}
+
+int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct switch_port_ops *ops,
+                       void *ctx, uint32_t *port)
+{
+  return attach(sw, domain, SWITCH_PORT_LOCAL, ops, ctx, port);
+}
+
+int switch_uplink_attach(struct switch_table *sw, uint32_t domain,
+                         const struct switch_port_ops *ops, void *ctx, uint32_t *port)
+{
+  return attach(sw, domain, SWITCH_PORT_UPLINK, ops, ctx, port);
+}
+
+enum switch_port_kind switch_port_kind(const struct switch_table *sw, uint32_t port)
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used)
+    return SWITCH_PORT_LOCAL;
+  return (enum switch_port_kind)sw->ports[port].kind;
 }
 
 void switch_port_detach(struct switch_table *sw, uint32_t port)
@@ -244,6 +310,7 @@ void switch_port_detach(struct switch_table *sw, uint32_t port)
   if (pt->next != SWITCH_NO_PORT)
     sw->ports[pt->next].prev = pt->prev;
   d->nports--;
+  d->nuplinks -= is_uplink(pt);
   pt->used = false;
 }
 
@@ -254,10 +321,11 @@ uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port)
 
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6], uint32_t ip)
 {
-  if (port >= sw->p.max_ports || !sw->ports[port].used)
+  if (port >= sw->p.max_ports || !sw->ports[port].used || is_uplink(&sw->ports[port]))
     return;
   memcpy(sw->ports[port].mac, mac, 6);
   sw->ports[port].ip = ip;
+  sw->ports[port].router = memcmp(mac, sw->p.router_mac, 6) == 0;
 }
 
 /* ---- forwarding ---- */
@@ -265,6 +333,7 @@ void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t 
 static int deliver(struct switch_table *sw, uint32_t port, const struct switch_frame *f)
 {
   struct switch_port *pt = &sw->ports[port];
+  struct switch_kind_counters *k = &sw->kind[pt->kind];
   int rc = pt->ops->deliver(pt->ctx, f);
   if (rc < 0) {
     sw->ctr.deliver_failed++;
@@ -274,6 +343,8 @@ static int deliver(struct switch_table *sw, uint32_t port, const struct switch_f
   if (pt->used)
     pt->frames_out++;
   sw->ctr.delivered++;
+  k->frames_out++;
+  k->flood_copies += f->flood;
   return 1;
 }
 
@@ -321,10 +392,11 @@ static int flood(struct switch_table *sw, uint32_t from, const struct switch_fra
   struct switch_frame copy = *in;
   const struct switch_frame *f = &copy;
   copy.flood = true;
-  uint32_t domain = sw->ports[from].domain, n = 0;
+  const struct switch_port *src = &sw->ports[from];
+  uint32_t domain = src->domain, n = 0;
   uint32_t *snap = sw->scratch + (size_t)(sw->depth - 1) * sw->p.max_ports;
   for (uint32_t i = sw->domains[domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next)
-    if (i != from)
+    if (i != from && may_pass(sw, src, &sw->ports[i]))
       snap[n++] = i;
   int delivered = 0;
   for (uint32_t k = 0; k < n; k++) {
@@ -337,11 +409,36 @@ static int flood(struct switch_table *sw, uint32_t from, const struct switch_fra
   return delivered;
 }
 
+/* A routed frame for an address no local port holds goes, unchanged, to
+ * every uplink of the domain: the side that holds the address routes it.
+ * A flood in all but name, so it takes one of the sender's tokens. */
+static int route_to_uplinks(struct switch_table *sw, uint32_t from, const struct switch_frame *f,
+                            uint64_t now)
+{
+  if (!switch_flood_allowed(sw, from, now))
+    return -ENOBUFS;
+  uint32_t domain = sw->ports[from].domain, n = 0;
+  uint32_t *snap = sw->scratch + (size_t)(sw->depth - 1) * sw->p.max_ports;
+  for (uint32_t i = sw->domains[domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next)
+    if (is_uplink(&sw->ports[i]))
+      snap[n++] = i;
+  int delivered = 0;
+  for (uint32_t k = 0; k < n; k++) {
+    struct switch_port *pt = &sw->ports[snap[k]];
+    if (pt->used && pt->domain == domain && is_uplink(pt))
+      delivered += deliver(sw, snap[k], f);
+  }
+  sw->ctr.routed_uplink++;
+  return delivered;
+}
+
 /* The seed's shortcut: IPv4 to the router's MAC for an address of this
  * domain goes to the port holding that address, with the header a router
- * would write. Returns deliveries, or -ENOENT when it does not apply. */
+ * would write; an address held by no local port goes to the uplinks (from
+ * a local port), or nowhere (from an uplink). Returns deliveries, or
+ * -ENOENT when it does not apply. */
 static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, size_t hlen,
-                 const struct switch_frame *f)
+                 const struct switch_frame *f, uint64_t now)
 {
   if (hlen < ETH_HLEN + IPV4_MIN || memcmp(hdr, sw->p.router_mac, 6) != 0 ||
       ((uint32_t)hdr[12] << 8 | hdr[13]) != ETH_P_IPV4 || (hdr[14] >> 4) != 4)
@@ -350,16 +447,24 @@ static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, siz
       (uint32_t)hdr[30] << 24 | (uint32_t)hdr[31] << 16 | (uint32_t)hdr[32] << 8 | hdr[33];
   if ((dst & sw->p.netmask) != sw->p.subnet)
     return -ENOENT;
+  const struct switch_port *src = &sw->ports[from];
   uint32_t to = SWITCH_NO_PORT;
-  for (uint32_t i = sw->domains[sw->ports[from].domain].head; i != SWITCH_NO_PORT;
-       i = sw->ports[i].next) {
-    if (sw->ports[i].ip == dst) {
+  for (uint32_t i = sw->domains[src->domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next) {
+    if (sw->ports[i].ip == dst && !is_uplink(&sw->ports[i])) {
       to = i;
       break;
     }
   }
+  if (to == SWITCH_NO_PORT && is_uplink(src)) {
+    sw->ctr.drop_uplink_router++; /* not ours: never to our gateway */
+    return 0;
+  }
+  if (to == SWITCH_NO_PORT && sw->domains[src->domain].nuplinks && !src->router)
+    return route_to_uplinks(sw, from, f, now);
   if (to == SWITCH_NO_PORT || to == from)
     return -ENOENT;
+  if (!may_pass(sw, src, &sw->ports[to]))
+    return 0;
   if (memcmp(sw->ports[to].mac, sw->p.router_mac, 6) == 0) {
     /* addressed to the router itself (the gateway port): as it is */
     sw->ctr.unicast++;
@@ -435,14 +540,25 @@ static int input(struct switch_table *sw, uint32_t port, const struct switch_fra
     return -EINVAL;
   }
   struct switch_port *pt = &sw->ports[port];
+  if (is_uplink(pt)) {
+    /* an address pinned here (a session's, the gateway's) is not taken
+     * from elsewhere, nor used by frames from there */
+    uint32_t slot;
+    const struct switch_mac *e = mac_find(sw, pt->domain, src, &slot);
+    if (e && e->fixed && e->port != port) {
+      sw->ctr.drop_uplink_pinned_src++;
+      return -EPERM;
+    }
+  }
   pt->frames_in++;
   sw->ctr.frames_in++;
+  sw->kind[pt->kind].frames_in++;
   learn(sw, port, src, now);
 
   if (dst[0] & 1) /* broadcast and multicast */
     return flood(sw, port, f, now);
-  int rc = route(sw, port, hdr, hlen, f);
-  if (rc >= 0)
+  int rc = route(sw, port, hdr, hlen, f, now);
+  if (rc != -ENOENT)
     return rc;
   uint32_t to = switch_lookup(sw, pt->domain, dst, now);
   if (to == SWITCH_NO_PORT)
@@ -451,6 +567,8 @@ static int input(struct switch_table *sw, uint32_t port, const struct switch_fra
     sw->ctr.drop_same_port++;
     return 0;
   }
+  if (!may_pass(sw, pt, &sw->ports[to]))
+    return 0;
   sw->ctr.unicast++;
   return deliver(sw, to, f);
 }

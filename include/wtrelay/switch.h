@@ -18,6 +18,29 @@
  * so the receiving port can give it less room than unicast; what a port
  * does with that mark is its own business.
  *
+ * Uplink ports: a port of kind SWITCH_PORT_UPLINK stands for "the rest of
+ * the LAN elsewhere" (the same room on another worker, later on another
+ * relay). It is a port like the others (the switch calls its deliver op and
+ * learns the MACs behind it), with these rules:
+ *  - the MACs behind it are bounded by max_macs_per_uplink, not
+ *    max_macs_per_port (the domain and table bounds still apply);
+ *  - it has no storm-control bucket: the frame's sender was limited on the
+ *    port where it entered the LAN;
+ *  - split horizon: a frame that came in from an uplink never leaves
+ *    through an uplink (flood, unicast or routed): in a full mesh every
+ *    side floods to every other once, and a re-flood would loop;
+ *  - the router port (the gateway: the port whose own MAC is router_mac)
+ *    and uplinks never exchange frames: every side answers ARP, DHCP and
+ *    NAT for its own sessions, and the gateways share one MAC;
+ *  - a frame from an uplink whose source MAC is pinned to a local port is
+ *    dropped (that address belongs here; it is never moved);
+ *  - it has no address of its own (switch_port_set_addr refuses it, and
+ *    switch_port_ip is 0): it stands for many hosts. The routing shortcut
+ *    instead hands a frame whose destination IP no local port holds,
+ *    unchanged, to every uplink of the domain (a flood: it costs the
+ *    sender a token), and the far side's shortcut, which knows the port of
+ *    that address, rewrites and delivers it.
+ *
  * Talks to: ports through struct switch_port_ops (one operation: deliver
  * this frame). A WebTransport session is a port; the gateway will be one.
  * Never: knows QUIC, WebTransport or the bavy protocol; never copies frame
@@ -46,6 +69,14 @@ struct switch_frame {
   bool flood;        /* set by the switch: a flood copy (broadcast, multicast, unknown unicast) */
 };
 
+/* What a port stands for. Local: one session, or the gateway. Uplink: the
+ * rest of the room elsewhere (another worker or relay). */
+enum switch_port_kind {
+  SWITCH_PORT_LOCAL,
+  SWITCH_PORT_UPLINK,
+  SWITCH_PORT_KINDS,
+};
+
 struct switch_port_ops {
   /* Delivers one frame to the port. Returns 0, or a negative errno when the
    * port dropped it (counted by the switch as deliver_failed). The port may
@@ -61,6 +92,7 @@ struct switch_params {
   uint32_t max_macs; /* whole table */
   uint32_t max_macs_per_domain;
   uint32_t max_macs_per_port;
+  uint32_t max_macs_per_uplink; /* MACs behind one uplink; 0 = max_macs_per_domain */
   uint64_t aging_ns;
   uint8_t router_mac[6];
   uint32_t subnet, netmask; /* host order; the routing shortcut's range */
@@ -70,6 +102,8 @@ struct switch_params {
 
 struct switch_port {
   bool used;
+  uint8_t kind; /* enum switch_port_kind */
+  bool router;  /* its own MAC is router_mac: the gateway */
   uint32_t domain;
   uint32_t prev, next; /* domain list, SWITCH_NO_PORT ends */
   uint32_t nmacs;
@@ -88,6 +122,7 @@ struct switch_port {
 struct switch_domain {
   uint32_t head;
   uint32_t nports;
+  uint32_t nuplinks;
   uint32_t nmacs;
 };
 
@@ -105,6 +140,22 @@ struct switch_counters {
   uint64_t drop_runt, drop_bad_port, drop_same_port, drop_src_multicast, drop_too_deep;
   uint64_t flood_limited; /* frames not flooded: their port's bucket was empty */
   uint64_t learned, moved, aged, learn_full_port, learn_full_domain, learn_full_table;
+  /* uplinks */
+  uint64_t split_horizon;          /* copies not made, frames not sent: uplink to uplink */
+  uint64_t drop_uplink_router;     /* frames between an uplink and the router port */
+  uint64_t drop_uplink_pinned_src; /* frames from an uplink claiming a MAC pinned here */
+  uint64_t routed_uplink;          /* routing-shortcut frames handed to the uplinks */
+};
+
+/* Per port kind (index enum switch_port_kind). */
+struct switch_kind_counters {
+  uint64_t frames_in;    /* frames that entered through a port of this kind */
+  uint64_t frames_out;   /* frames delivered to a port of this kind */
+  uint64_t flood_copies; /* of which flood copies */
+  uint64_t learned;      /* MACs learned new on a port of this kind */
+  uint64_t moved_in;     /* MACs moved to a port of this kind from another port */
+  uint64_t learn_full;   /* MACs not learned: the port's own bound */
+  uint64_t macs;         /* gauge: MACs learned on ports of this kind now */
 };
 
 struct switch_table {
@@ -117,6 +168,7 @@ struct switch_table {
   uint32_t *scratch; /* flood snapshots, max_ports entries per depth */
   uint32_t depth;    /* nested switch_input calls */
   struct switch_counters ctr;
+  struct switch_kind_counters kind[SWITCH_PORT_KINDS];
 };
 
 int switch_init(struct switch_table *sw, const struct switch_params *p);
@@ -126,12 +178,19 @@ void switch_fini(struct switch_table *sw);
  * full, -EINVAL for a domain out of range. */
 int switch_port_attach(struct switch_table *sw, uint32_t domain, const struct switch_port_ops *ops,
                        void *ctx, uint32_t *port);
+/* Adds an uplink port to `domain` (see the rules above): flood-exempt,
+ * MACs behind it bounded by max_macs_per_uplink. Errors as
+ * switch_port_attach. */
+int switch_uplink_attach(struct switch_table *sw, uint32_t domain,
+                         const struct switch_port_ops *ops, void *ctx, uint32_t *port);
+/* The port's kind (SWITCH_PORT_LOCAL for a port not in use). */
+enum switch_port_kind switch_port_kind(const struct switch_table *sw, uint32_t port);
 /* Removes the port and forgets every MAC learned on it. */
 void switch_port_detach(struct switch_table *sw, uint32_t port);
-/* The port's IPv4 address (host order, 0 = none). */
+/* The port's IPv4 address (host order, 0 = none; always 0 for an uplink). */
 uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port);
 /* The port's own MAC and IPv4 address (host order), for the routing
- * shortcut. */
+ * shortcut. Ignored for an uplink, which stands for many hosts. */
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
                           uint32_t ip);
 
@@ -147,9 +206,10 @@ bool switch_flood_allowed(struct switch_table *sw, uint32_t port, uint64_t now);
 int switch_port_pin_mac(struct switch_table *sw, uint32_t port, const uint8_t mac[6]);
 
 /* Switches one frame that arrived on `port`: learns its source, delivers
- * it. Returns the number of ports it was delivered to, or a negative errno
- * when dropped (-EINVAL runt or bad port, -ENOBUFS a flood past the port's
- * storm control bucket). */
+ * it. Returns the number of ports it was delivered to (0 when a rule such
+ * as split horizon refused it, counted), or a negative errno when dropped
+ * (-EINVAL runt or bad port, -ENOBUFS a flood past the port's storm control
+ * bucket, -EPERM a frame from an uplink whose source MAC is pinned here). */
 int switch_input(struct switch_table *sw, uint32_t port, const struct switch_frame *f,
                  uint64_t now);
 /* The port that (domain, mac) was learned on and is not aged, or

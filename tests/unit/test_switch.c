@@ -417,3 +417,343 @@ Test(switch, storm_control_off_with_rate_zero)
   cr_assert_eq(sw.ctr.flood_limited, 0);
   switch_fini(&sw);
 }
+
+/* ---- uplink ports ---- */
+
+/* An IPv4 frame of 80 bytes from `src` to `dst` for address `ip`. */
+static size_t ipv4(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], uint32_t ip)
+{
+  eth(b, dst, src, 0x0800, 80);
+  b[14] = 0x45;
+  b[30] = (uint8_t)(ip >> 24);
+  b[31] = (uint8_t)(ip >> 16);
+  b[32] = (uint8_t)(ip >> 8);
+  b[33] = (uint8_t)ip;
+  return 80;
+}
+
+static uint8_t mac_n(uint8_t m[6], int n)
+{
+  memcpy(m, (uint8_t[]){0x02, 0x77, 0, 0, 0, 0}, 6);
+  m[4] = (uint8_t)(n >> 8);
+  m[5] = (uint8_t)n;
+  return m[5];
+}
+
+/* Two local ports a, b and two uplinks u1, u2 in room 0. */
+struct lan {
+  struct switch_table sw;
+  struct rec ra, rb, r1, r2;
+  uint32_t a, b, u1, u2;
+};
+
+static void lan_init(struct lan *l, const struct switch_params *p)
+{
+  memset(l, 0, sizeof(*l));
+  cr_assert_eq(switch_init(&l->sw, p), 0);
+  cr_assert_eq(switch_port_attach(&l->sw, 0, &rec_ops, &l->ra, &l->a), 0);
+  cr_assert_eq(switch_port_attach(&l->sw, 0, &rec_ops, &l->rb, &l->b), 0);
+  cr_assert_eq(switch_uplink_attach(&l->sw, 0, &rec_ops, &l->r1, &l->u1), 0);
+  cr_assert_eq(switch_uplink_attach(&l->sw, 0, &rec_ops, &l->r2, &l->u2), 0);
+  cr_assert_eq(switch_port_kind(&l->sw, l->a), SWITCH_PORT_LOCAL);
+  cr_assert_eq(switch_port_kind(&l->sw, l->u1), SWITCH_PORT_UPLINK);
+  cr_assert_eq(l->sw.domains[0].nuplinks, 2);
+}
+
+Test(switch_uplink, local_flood_goes_once_to_each_uplink)
+{
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  uint8_t f[64];
+  cr_assert_eq(input(&l.sw, l.a, f, eth(f, BC, MA, 0x0806, 42), 0), 3);
+  cr_assert_eq(l.r1.frames, 1);
+  cr_assert_eq(l.r2.frames, 1);
+  cr_assert_eq(l.rb.frames, 1);
+  cr_assert_eq(l.r1.floods, 1, "a flood copy is marked on the uplink too");
+  cr_assert_arr_eq(l.r1.last, f, 42);
+  /* unknown unicast: once each as well */
+  cr_assert_eq(input(&l.sw, l.a, f, eth(f, MC, MA, 0x0800, 60), 0), 3);
+  cr_assert_eq(l.r1.frames, 2);
+  cr_assert_eq(l.r2.frames, 2);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].frames_out, 4);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].flood_copies, 4);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].frames_out, 2);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].frames_in, 2);
+  cr_assert_eq(l.sw.ctr.split_horizon, 0);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, split_horizon_with_two_uplinks)
+{
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  uint8_t f[64];
+  /* a broadcast from u1 reaches the local ports, never u2 (nor u1) */
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 0), 2);
+  cr_assert_eq(l.ra.frames, 1);
+  cr_assert_eq(l.rb.frames, 1);
+  cr_assert_eq(l.r1.frames, 0);
+  cr_assert_eq(l.r2.frames, 0);
+  cr_assert_eq(l.sw.ctr.split_horizon, 1);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].frames_in, 1);
+  /* unknown unicast from u1: the local ports only */
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, MA, MB, 0x0800, 60), 0), 2);
+  cr_assert_eq(l.r2.frames, 0);
+  cr_assert_eq(l.sw.ctr.split_horizon, 2);
+  /* MC is learned behind u2; unicast from u1 to it is not forwarded */
+  cr_assert_eq(input(&l.sw, l.u2, f, eth(f, BC, MC, 0x0806, 42), 0), 2);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 0), l.u2);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, MC, MB, 0x0800, 60), 0), 0);
+  cr_assert_eq(l.r2.frames, 0);
+  cr_assert_eq(l.r1.frames, 0);
+  cr_assert_eq(l.sw.ctr.split_horizon, 4);
+  /* but a local port reaches MC through u2 only */
+  cr_assert_eq(input(&l.sw, l.a, f, eth(f, MC, MA, 0x0800, 60), 0), 1);
+  cr_assert_eq(l.r2.frames, 1);
+  cr_assert_eq(l.r1.frames, 0);
+  cr_assert_eq(l.r2.floods, 0, "a learned unicast is not a flood copy");
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, learning_behind_an_uplink_and_its_bound)
+{
+  struct lan l;
+  struct switch_params p = params();
+  p.max_macs_per_uplink = 6; /* max_macs_per_port is 4 */
+  lan_init(&l, &p);
+  uint8_t f[64], m[6];
+  for (int i = 0; i < 10; i++) {
+    mac_n(m, i);
+    cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, m, 0x0806, 42), 0), 2,
+                 "frames flow when the bound is reached");
+  }
+  cr_assert_eq(l.sw.ports[l.u1].nmacs, 6);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].learned, 6);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].learn_full, 4);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].macs, 6);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].learn_full, 0);
+  /* unicast to a MAC behind u1 goes to u1 only */
+  mac_n(m, 3);
+  cr_assert_eq(input(&l.sw, l.a, f, eth(f, m, MA, 0x0800, 60), 0), 1);
+  cr_assert_eq(l.r1.frames, 1);
+  cr_assert_eq(l.r2.frames, 0);
+  /* the session's bound is still 4 */
+  for (int i = 20; i < 26; i++)
+    input(&l.sw, l.b, f, eth(f, BC, (mac_n(m, i), m), 0x0806, 42), 0);
+  cr_assert_eq(l.sw.ports[l.b].nmacs, 4);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].learn_full, 2);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].macs + l.sw.kind[SWITCH_PORT_LOCAL].macs, l.sw.nmacs);
+  /* detaching the uplink forgets what was behind it */
+  switch_port_detach(&l.sw, l.u1);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].macs, 0);
+  cr_assert_eq(l.sw.domains[0].nuplinks, 1);
+  mac_n(m, 3);
+  cr_assert_eq(switch_lookup(&l.sw, 0, m, 0), SWITCH_NO_PORT);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, bound_defaults_to_the_room)
+{
+  struct lan l;
+  struct switch_params p = params();
+  p.max_macs_per_domain = 12;
+  lan_init(&l, &p);
+  uint8_t f[64], m[6];
+  for (int i = 0; i < 20; i++)
+    input(&l.sw, l.u1, f, eth(f, BC, (mac_n(m, i), m), 0x0806, 42), 0);
+  cr_assert_eq(l.sw.ports[l.u1].nmacs, 12);
+  cr_assert_eq(l.sw.ctr.learn_full_port + l.sw.ctr.learn_full_domain, 8);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, macs_move_between_uplink_and_local_port)
+{
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  uint8_t f[64];
+  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 1 * S), l.u1);
+  /* the host comes here: its MAC follows it */
+  input(&l.sw, l.a, f, eth(f, BC, MC, 0x0806, 42), 2 * S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 2 * S), l.a);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].moved_in, 1);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].macs, 0);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].macs, 1);
+  cr_assert_eq(l.sw.ports[l.u1].nmacs, 0);
+  /* and leaves again, behind the other uplink */
+  input(&l.sw, l.u2, f, eth(f, BC, MC, 0x0806, 42), 3 * S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 3 * S), l.u2);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].moved_in, 1);
+  cr_assert_eq(l.sw.ports[l.a].nmacs, 0);
+  cr_assert_eq(l.sw.ports[l.u2].nmacs, 1);
+  cr_assert_eq(l.sw.ctr.moved, 2);
+  /* unicast follows */
+  int before = l.r2.frames;
+  cr_assert_eq(input(&l.sw, l.b, f, eth(f, MC, MB, 0x0800, 60), 3 * S), 1);
+  cr_assert_eq(l.r2.frames, before + 1);
+  cr_assert_eq(l.r1.frames, 1, "u1 saw only the flood from a");
+  /* a move into a full uplink is refused like a new MAC */
+  switch_fini(&l.sw);
+  p.max_macs_per_uplink = 1;
+  lan_init(&l, &p);
+  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * S);
+  input(&l.sw, l.a, f, eth(f, BC, MB, 0x0806, 42), 1 * S);
+  input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * S), l.a);
+  cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].learn_full, 1);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, pinned_mac_is_not_stolen_from_an_uplink)
+{
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  cr_assert_eq(switch_port_pin_mac(&l.sw, l.a, MA), 0);
+  uint8_t f[64];
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MA, 0x0806, 42), 1 * S), -EPERM);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, MB, MA, 0x0800, 60), 1 * S), -EPERM);
+  cr_assert_eq(l.rb.frames + l.ra.frames + l.r2.frames, 0, "nothing forwarded");
+  cr_assert_eq(l.sw.ctr.drop_uplink_pinned_src, 2);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MA, 1000 * S), l.a, "still pinned to its session");
+  cr_assert_eq(l.sw.ctr.moved, 0);
+  /* an unpinned local MAC does move (the host went elsewhere) */
+  input(&l.sw, l.b, f, eth(f, BC, MB, 0x0806, 42), 1 * S);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * S), 2);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * S), l.u1);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, no_storm_bucket_on_an_uplink)
+{
+  struct lan l;
+  struct switch_params p = params();
+  p.flood_rate = 10;
+  p.flood_burst = 5;
+  lan_init(&l, &p);
+  uint8_t f[64];
+  for (int i = 0; i < 100; i++)
+    cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 5 * S), 2);
+  cr_assert(switch_flood_allowed(&l.sw, l.u2, 5 * S));
+  cr_assert_eq(l.sw.ports[l.u1].floods_limited, 0);
+  cr_assert_eq(l.sw.ctr.flood_limited, 0);
+  /* a session still has its bucket */
+  int passed = 0;
+  for (int i = 0; i < 100; i++)
+    passed += input(&l.sw, l.a, f, eth(f, BC, MA, 0x0806, 42), 5 * S) > 0;
+  cr_assert_eq(passed, 5);
+  cr_assert_eq(l.r1.frames, 5);
+  switch_fini(&l.sw);
+}
+
+/* Room 0 on two switches ("workers"): here a, the gateway g and the uplink
+ * u; there b and its uplink v. The routing shortcut across them. */
+Test(switch_uplink, routing_shortcut_across_an_uplink)
+{
+  struct switch_params p = params();
+  struct switch_table here, there;
+  struct rec ra = {0}, rg = {0}, ru = {0}, rb = {0}, rv = {0};
+  uint32_t a, g, u, b, v;
+  cr_assert_eq(switch_init(&here, &p), 0);
+  cr_assert_eq(switch_init(&there, &p), 0);
+  switch_port_attach(&here, 0, &rec_ops, &ra, &a);
+  switch_port_attach(&here, 0, &rec_ops, &rg, &g);
+  switch_uplink_attach(&here, 0, &rec_ops, &ru, &u);
+  switch_port_set_addr(&here, a, MA, 0x0a0002fe);
+  switch_port_set_addr(&here, g, GMAC, 0x0a000202);
+  switch_port_pin_mac(&here, g, GMAC);
+  switch_port_attach(&there, 0, &rec_ops, &rb, &b);
+  switch_uplink_attach(&there, 0, &rec_ops, &rv, &v);
+  switch_port_set_addr(&there, b, MB, 0x0a0002fd);
+  /* an uplink has no address of its own */
+  switch_port_set_addr(&here, u, MC, 0x0a0002fd);
+  cr_assert_eq(switch_port_ip(&here, u), 0);
+  uint8_t f[80];
+  /* a -> router MAC for b's address: not here, so unchanged to the uplink */
+  cr_assert_eq(input(&here, a, f, ipv4(f, GMAC, MA, 0x0a0002fd), 0), 1);
+  cr_assert_eq(ru.frames, 1);
+  cr_assert_eq(rg.frames, 0, "not to the gateway");
+  cr_assert_arr_eq(ru.last, f, 80, "unchanged");
+  cr_assert_eq(here.ctr.routed_uplink, 1);
+  /* there, from the uplink: the shortcut rewrites it for b */
+  cr_assert_eq(input(&there, v, ru.last, ru.last_len, 0), 1);
+  cr_assert_eq(rb.frames, 1);
+  cr_assert_arr_eq(rb.last, MB, 6);
+  cr_assert_arr_eq(rb.last + 6, GMAC, 6);
+  cr_assert_arr_eq(rb.last + 12, f + 12, 80 - 12);
+  cr_assert_eq(there.ctr.routed, 1);
+  cr_assert_eq(rv.frames, 0);
+  /* b answers the same way, and a gets it rewritten */
+  cr_assert_eq(input(&there, b, f, ipv4(f, GMAC, MB, 0x0a0002fe), 0), 1);
+  cr_assert_eq(input(&here, u, rv.last, rv.last_len, 0), 1);
+  cr_assert_eq(ra.frames, 1);
+  cr_assert_arr_eq(ra.last, MA, 6);
+  /* from an uplink, an address nobody holds here goes nowhere (never to
+   * the gateway, never back out) */
+  cr_assert_eq(input(&here, u, f, ipv4(f, GMAC, MB, 0x0a000277), 0), 0);
+  cr_assert_eq(input(&here, u, f, ipv4(f, GMAC, MB, 0x0a000202), 0), 0);
+  cr_assert_eq(rg.frames, 0);
+  cr_assert_eq(ru.frames, 1);
+  cr_assert_eq(here.ctr.drop_uplink_router, 2);
+  /* without an uplink, an unknown address goes to the gateway as before */
+  switch_port_detach(&here, u);
+  cr_assert_eq(input(&here, a, f, ipv4(f, GMAC, MA, 0x0a0002fd), 0), 1);
+  cr_assert_eq(rg.frames, 1);
+  switch_fini(&here);
+  switch_fini(&there);
+}
+
+Test(switch_uplink, routed_to_uplinks_costs_a_flood_token)
+{
+  struct lan l;
+  struct switch_params p = params();
+  p.flood_rate = 10;
+  p.flood_burst = 3;
+  lan_init(&l, &p);
+  switch_port_set_addr(&l.sw, l.a, MA, 0x0a0002fe);
+  uint8_t f[80];
+  int passed = 0;
+  for (int i = 0; i < 10; i++) {
+    int rc = input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000250), 5 * S);
+    cr_assert(rc == 2 || rc == -ENOBUFS, "rc %d", rc);
+    passed += rc == 2;
+  }
+  cr_assert_eq(passed, 3);
+  cr_assert_eq(l.r1.frames, 3);
+  cr_assert_eq(l.r2.frames, 3);
+  switch_fini(&l.sw);
+}
+
+Test(switch_uplink, gateway_and_uplinks_never_meet)
+{
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  struct rec rg = {0};
+  uint32_t g;
+  switch_port_attach(&l.sw, 0, &rec_ops, &rg, &g);
+  switch_port_set_addr(&l.sw, g, GMAC, 0x0a000202);
+  switch_port_pin_mac(&l.sw, g, GMAC);
+  switch_port_flood_exempt(&l.sw, g);
+  uint8_t f[80];
+  /* a DHCP DISCOVER or an ARP request from elsewhere: answered there */
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0800, 60), 0), 2);
+  cr_assert_eq(rg.frames, 0);
+  /* our gateway's broadcasts stay here */
+  cr_assert_eq(input(&l.sw, g, f, eth(f, BC, GMAC, 0x0806, 42), 0), 2);
+  cr_assert_eq(l.r1.frames + l.r2.frames, 0);
+  cr_assert_eq(l.ra.frames, 2);
+  /* unicast either way: dropped */
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, GMAC, MC, 0x0806, 42), 0), 0);
+  cr_assert_eq(input(&l.sw, g, f, eth(f, MC, GMAC, 0x0806, 42), 0), 0);
+  cr_assert_eq(rg.frames + l.r1.frames + l.r2.frames, 0);
+  /* the gateway's MAC from an uplink (a gateway elsewhere) is pinned here */
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, GMAC, 0x0806, 42), 0), -EPERM);
+  cr_assert_eq(switch_lookup(&l.sw, 0, GMAC, 0), g);
+  cr_assert_eq(l.sw.ctr.split_horizon, 1);
+  cr_assert_geq(l.sw.ctr.drop_uplink_router, 5);
+  switch_fini(&l.sw);
+}
