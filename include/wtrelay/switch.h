@@ -10,7 +10,7 @@
  * the same domain goes to that port, its Ethernet header rewritten as a
  * router would (destination = the port's MAC, source = the router's MAC).
  *
- * Storm control: every port (but those exempted, the gateway's) has a
+ * Storm control: every port (but those exempted: the gateway's, uplinks) has a
  * token bucket for the frames it makes the switch flood (broadcast,
  * multicast, unknown unicast): flood_rate frames a second, flood_burst at
  * once; a frame past it is dropped before any copy is made (counted per
