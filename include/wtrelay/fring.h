@@ -65,6 +65,8 @@ struct fring_counters {
   _Atomic uint64_t popped;       /* consumer: slots released */
 };
 
+/* Cache-line aligned: embed it in a struct, or allocate it with
+ * aligned_alloc(alignof(struct fring), ...), not plain malloc. */
 struct fring {
   /* the producer's line: its index, and its last view of the tail */
   alignas(FRING_CACHE_LINE) _Atomic uint32_t head;
