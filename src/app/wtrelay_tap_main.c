@@ -29,7 +29,7 @@
 #include <sys/random.h>
 #include <unistd.h>
 
-#include "wtrelay/cli.h"
+#include "cli.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"

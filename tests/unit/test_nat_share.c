@@ -24,7 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/io.h"
 #include "wtrelay/net.h"
 #include "wtrelay/policy.h"

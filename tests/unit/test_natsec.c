@@ -26,7 +26,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/net.h"
 

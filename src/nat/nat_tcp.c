@@ -49,7 +49,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hash.h"
 
 #define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))

@@ -30,7 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hash.h"
 
 #define NS 1000000000ull

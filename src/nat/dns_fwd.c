@@ -33,7 +33,7 @@
 #include <string.h>
 #include <sys/random.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path)
 {

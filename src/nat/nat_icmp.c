@@ -25,7 +25,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 
 /* From linux/icmp.h, which clashes with glibc's netinet/in.h. */
 #define WT_ICMP_FILTER 1

@@ -10,7 +10,7 @@
  * switch from the same gateway port, possibly while the switch is still
  * delivering the frame that caused them (the switch allows that).
  */
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
