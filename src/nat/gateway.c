@@ -17,11 +17,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wtrelay/chunk.h"
+#include "wtrelay/container_of.h"
 #include "wtrelay/dhcp.h"
-
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
-#define NS 1000000000ull
+#include "wtrelay/iov.h"
+#include "wtrelay/timeunit.h"
 
 static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
@@ -272,8 +271,7 @@ static int gw_deliver(void *ctx, const struct switch_frame *f)
   struct gateway *gw = gr->gw;
   struct net_eth e;
   gw->ctr.frames_in++;
-  if (f->len > sizeof(gw->frame) ||
-      chunk_iov_gather(gw->frame, 0, f->len, f->iov, f->iovcnt) != f->len ||
+  if (f->len > sizeof(gw->frame) || iov_gather(gw->frame, 0, f->len, f->iov, f->iovcnt) != f->len ||
       net_eth_parse(gw->frame, f->len, &e) < 0) {
     gw->ctr.bad_eth++;
     return 0;
@@ -300,7 +298,7 @@ static void sweep(struct timer *t, uint64_t now)
   nat_icmp_sweep(gw, now);
   dns_fwd_sweep(gw, now);
   nat_share_sweep(gw, now);
-  timer_arm(gw->timers, &gw->sweep, now + NS);
+  timer_arm(gw->timers, &gw->sweep, now + NS_PER_S);
 }
 
 int gateway_init(struct gateway *gw, const struct gateway_params *p, struct switch_table *sw,
@@ -316,7 +314,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->now = now;
   gw->addr = addr;
   gw->addr_ctx = addr_ctx;
-  log_ratelimit_init(&gw->rl, NS, 10);
+  log_ratelimit_init(&gw->rl, NS_PER_S, 10);
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
@@ -326,7 +324,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
     return rc;
   }
   timer_init(&gw->sweep, sweep);
-  timer_arm(timers, &gw->sweep, *now + NS);
+  timer_arm(timers, &gw->sweep, *now + NS_PER_S);
   return 0;
 }
 

@@ -21,11 +21,12 @@
 #include <time.h>
 
 #include "wtrelay/bavy.h"
+#include "wtrelay/container_of.h"
+#include "wtrelay/iov.h"
 #include "wtrelay/log.h"
+#include "wtrelay/timeunit.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define RELAY_MAX_ERRORS_SENT 16
-#define NS 1000000000ull
 
 static void ip_bytes(uint32_t ip, uint8_t out[4])
 {
@@ -70,7 +71,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
                           1u << 22),
       .max_macs_per_domain = cfg->max_macs_per_room,
       .max_macs_per_port = cfg->max_macs_per_port,
-      .aging_ns = (uint64_t)cfg->mac_aging_s * NS,
+      .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S,
       .subnet = cfg->subnet,
       .netmask = mask,
       .flood_rate = cfg->flood_rate,
@@ -81,7 +82,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
       .slots = min_u32((uint64_t)cfg->max_sessions * cfg->max_reassembly, 65536),
       .per_owner = cfg->max_reassembly,
       .max_frame = cfg->max_frame_size,
-      .max_age_ns = 5 * NS,
+      .max_age_ns = 5 * NS_PER_S,
   };
   int rc = switch_init(&r->sw, &sp);
   if (rc == 0)
@@ -108,24 +109,24 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
                                                   : 1;
   r->sessions_per_room_client = cfg->max_client_sessions_per_room; /* 0 = no cap */
   r->room_burst = cfg->room_burst ? cfg->room_burst : 1;
-  r->room_interval_ns = NS / (cfg->room_rate ? cfg->room_rate : 1);
+  r->room_interval_ns = NS_PER_S / (cfg->room_rate ? cfg->room_rate : 1);
   uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
   r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
                         : fifth                        ? fifth
                                                        : 1;
-  log_ratelimit_init(&r->rl_share, NS, 10);
-  log_ratelimit_init(&r->rl, NS, 10);
-  log_ratelimit_init(&r->rl_summary, NS, 100);
+  log_ratelimit_init(&r->rl_share, NS_PER_S, 10);
+  log_ratelimit_init(&r->rl, NS_PER_S, 10);
+  log_ratelimit_init(&r->rl_summary, NS_PER_S, 100);
   timer_init(&r->sweep, sweep);
-  timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS);
+  timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS_PER_S);
   timer_init(&r->age_timer, age);
-  timer_arm(r->timers, &r->age_timer, *r->now + NS);
+  timer_arm(r->timers, &r->age_timer, *r->now + NS_PER_S);
   uint64_t pool_size = r->pool_last - r->pool_first + 1;
   struct lease_params lp = {
       .max_leases =
           cfg->max_leases ? cfg->max_leases : min_u32((uint64_t)cfg->max_rooms * pool_size, 65536),
       .max_rooms = min_u32((uint64_t)cfg->max_rooms * 2, 131072),
-      .lease_ns = (uint64_t)cfg->lease_time_s * NS,
+      .lease_ns = (uint64_t)cfg->lease_time_s * NS_PER_S,
       .pool_first = r->pool_first,
       .pool_last = r->pool_last,
       .path = cfg->lease_file,
@@ -447,7 +448,7 @@ static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, con
 /* ---- takeover ---- */
 
 #define TAKEOVER_MIN_NS (300 * 1000000ull)
-#define TAKEOVER_MAX_NS (2 * NS)
+#define TAKEOVER_MAX_NS (2 * NS_PER_S)
 #define TAKEOVER_MAX_PROBES 3
 
 static uint32_t peer_ref(const struct relay *r, const struct relay_peer *p)
@@ -769,7 +770,7 @@ static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *
     return;
   }
   uint8_t head[LANGUARD_HEAD];
-  size_t hlen = chunk_iov_gather(head, 0, len < sizeof(head) ? len : sizeof(head), iov, iovcnt);
+  size_t hlen = iov_gather(head, 0, len < sizeof(head) ? len : sizeof(head), iov, iovcnt);
   const uint8_t *src = head + 6;
   if (!r->cfg->allow_any_src_mac && memcmp(src, p->mac, 6) != 0) {
     r->ctr.frames_spoofed++;
@@ -876,7 +877,7 @@ static void age(struct timer *t, uint64_t now)
   struct relay *r = container_of(t, struct relay, age_timer);
   switch_age(&r->sw, now);
   chunk_reasm_expire(&r->chunks, now);
-  timer_arm(r->timers, &r->age_timer, now + NS);
+  timer_arm(r->timers, &r->age_timer, now + NS_PER_S);
 }
 
 void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len)
@@ -909,8 +910,8 @@ void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *dat
 static void sweep(struct timer *t, uint64_t now)
 {
   struct relay *r = container_of(t, struct relay, sweep);
-  uint64_t reg_to = (uint64_t)r->cfg->register_timeout_s * NS;
-  uint64_t peer_to = (uint64_t)r->cfg->peer_timeout_s * NS;
+  uint64_t reg_to = (uint64_t)r->cfg->register_timeout_s * NS_PER_S;
+  uint64_t peer_to = (uint64_t)r->cfg->peer_timeout_s * NS_PER_S;
   for (uint32_t i = 0; i < r->max_peers; i++) {
     struct relay_peer *p = &r->peers[i];
     if (!p->used || p->closing)
@@ -928,7 +929,7 @@ static void sweep(struct timer *t, uint64_t now)
     }
   }
   /* Sweep at least every second while a registration timeout is shorter. */
-  uint64_t every = (uint64_t)r->cfg->heartbeat_interval_s * NS;
+  uint64_t every = (uint64_t)r->cfg->heartbeat_interval_s * NS_PER_S;
   if (reg_to < every)
     every = reg_to;
   timer_arm(r->timers, &r->sweep, now + every);

@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "wtrelay/switch.h"
-
-#define S 1000000000ull
+#include "wtrelay/timeunit.h"
 
 /* A port that records what it got. */
 struct rec {
@@ -46,7 +45,7 @@ static struct switch_params params(void)
       .max_macs = 64,
       .max_macs_per_domain = 32,
       .max_macs_per_port = 4,
-      .aging_ns = 300 * S,
+      .aging_ns = 300 * NS_PER_S,
       .router_mac = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02},
       .subnet = 0x0a000200,
       .netmask = 0xffffff00,
@@ -115,20 +114,20 @@ Test(switch, unicast_after_learning_reaches_only_target)
   switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
   uint8_t f[64];
   /* unknown unicast floods */
-  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 1 * S), 2);
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 1 * NS_PER_S), 2);
   /* b answers: a is known now, so only a gets it */
-  cr_assert_eq(input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 2 * S), 1);
+  cr_assert_eq(input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 2 * NS_PER_S), 1);
   cr_assert_eq(ra.frames, 1);
   cr_assert_eq(rc.frames, 1); /* only the first flood */
   /* and a -> b is unicast now */
-  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 3 * S), 1);
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 3 * NS_PER_S), 1);
   cr_assert_eq(rb.frames, 2);
   cr_assert_eq(rc.frames, 1);
   cr_assert_eq(sw.ctr.unicast, 2);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 3 * S), a);
-  cr_assert_eq(switch_lookup(&sw, 1, MA, 3 * S), SWITCH_NO_PORT, "MACs are per domain");
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 3 * NS_PER_S), a);
+  cr_assert_eq(switch_lookup(&sw, 1, MA, 3 * NS_PER_S), SWITCH_NO_PORT, "MACs are per domain");
   /* a frame to a MAC learned on the sender's own port is not sent back */
-  cr_assert_eq(input(&sw, a, f, eth(f, MA, MA, 0x0800, 60), 3 * S), 0);
+  cr_assert_eq(input(&sw, a, f, eth(f, MA, MA, 0x0800, 60), 3 * NS_PER_S), 0);
   cr_assert_eq(sw.ctr.drop_same_port, 1);
   cr_assert_eq(ra.frames, 1);
   switch_fini(&sw);
@@ -140,26 +139,26 @@ Test(switch, aging_and_moves)
   struct rec ra = {0}, rb = {0}, rc = {0};
   uint32_t a, b, c;
   struct switch_params p = params();
-  p.aging_ns = 10 * S;
+  p.aging_ns = 10 * NS_PER_S;
   switch_init(&sw, &p);
   switch_port_attach(&sw, 0, &rec_ops, &ra, &a);
   switch_port_attach(&sw, 0, &rec_ops, &rb, &b);
   switch_port_attach(&sw, 0, &rec_ops, &rc, &c);
   uint8_t f[64];
   input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 0);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 9 * S), a);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 10 * S), SWITCH_NO_PORT, "aged out on lookup");
-  cr_assert_eq(switch_age(&sw, 10 * S), 1);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 9 * NS_PER_S), a);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 10 * NS_PER_S), SWITCH_NO_PORT, "aged out on lookup");
+  cr_assert_eq(switch_age(&sw, 10 * NS_PER_S), 1);
   cr_assert_eq(sw.nmacs, 0);
   cr_assert_eq(sw.ports[a].nmacs, 0);
   /* a MAC that moves to another port follows it */
-  input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 20 * S);
-  input(&sw, c, f, eth(f, BC, MA, 0x0806, 60), 21 * S);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 21 * S), c);
+  input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 20 * NS_PER_S);
+  input(&sw, c, f, eth(f, BC, MA, 0x0806, 60), 21 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 21 * NS_PER_S), c);
   cr_assert_eq(sw.ctr.moved, 1);
   cr_assert_eq(sw.ports[a].nmacs, 0);
   cr_assert_eq(sw.ports[c].nmacs, 1);
-  input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 22 * S);
+  input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 22 * NS_PER_S);
   cr_assert_eq(rc.frames, 3); /* two floods from a, then the unicast to MA */
   switch_fini(&sw);
 }
@@ -367,7 +366,7 @@ Test(switch, storm_control_token_bucket)
   switch_port_attach(&sw, 0, &rec_ops, &rg, &g);
   switch_port_flood_exempt(&sw, g);
   uint8_t f[64];
-  uint64_t t = 5 * S;
+  uint64_t t = 5 * NS_PER_S;
   /* the burst, then nothing */
   for (int i = 0; i < 5; i++)
     cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t), 2, "frame %d of the burst", i);
@@ -383,11 +382,11 @@ Test(switch, storm_control_token_bucket)
   input(&sw, b, f, eth(f, BC, MB, 0x0806, 42), t); /* b's own bucket; teaches MB */
   cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), t), 1);
   /* 99 ms later still nothing; at 100 ms one frame */
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 99 * S / 1000), -ENOBUFS);
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), 2);
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 99 * NS_PER_S / 1000), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * NS_PER_S / 1000), 2);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * NS_PER_S / 1000), -ENOBUFS);
   /* a long pause refills only the burst */
-  t += 3600 * S;
+  t += 3600 * NS_PER_S;
   int passed = 0;
   for (int i = 0; i < 20; i++)
     passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t) > 0;
@@ -395,7 +394,7 @@ Test(switch, storm_control_token_bucket)
   /* over 10 s at 100 frames/s offered: rate x time + burst at most */
   passed = 0;
   for (int i = 1; i <= 1000; i++)
-    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + (uint64_t)i * S / 100) > 0;
+    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + (uint64_t)i * NS_PER_S / 100) > 0;
   cr_assert(passed >= 99 && passed <= 101, "%d of 1000 passed in 10 s at 10/s", passed);
   /* the exempt port (the gateway) floods freely */
   for (int i = 0; i < 50; i++)
