@@ -26,6 +26,7 @@
 
 #include <netinet/in.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/dns.h"
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
@@ -279,6 +280,9 @@ void gateway_fini(struct gateway *gw);
 int gateway_room_attach(struct gateway *gw, uint32_t room);
 void gateway_room_detach(struct gateway *gw, uint32_t room);
 void gateway_log_counters(const struct gateway *gw);
+/* Names every field of struct gateway_counters for /metrics and the exit
+ * log (wtrelay/counter.h). */
+extern const struct counter_table gateway_counter_table;
 
 /* Reads nameserver lines of a resolv.conf into p->upstream (IPv4 and IPv6). */
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path);

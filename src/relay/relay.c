@@ -22,6 +22,7 @@
 
 #include "wtrelay/bavy.h"
 #include "wtrelay/container_of.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/iov.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timeunit.h"
@@ -1203,49 +1204,154 @@ const struct h3_app_ops relay_h3_ops = {
     .on_session_datagram_ack = on_session_datagram_ack,
 };
 
+/* ---- counters ---- */
+
+/* The relay's counters for /metrics (metrics.c) and the exit log, in one
+ * table: a field of struct relay_counters without a row fails test_relay.
+ * The storm-control family is last: metrics.c appends the switch's
+ * rate-limited sample to it. */
+#define R(fam, help, labels, line, key, field)                                                     \
+  COUNTER_DEF(struct relay_counters, fam, help, labels, line, key, field)
+#define RL "relay counters"
+#define FL "frame counters"
+#define GL "lan guard counters"
+#define GUARD(v, name)                                                                             \
+  R("wtrelay_lan_guard_drops_total", NULL, "reason=\"" name "\"", GL, name, guard_drops[v])
+static const struct counter_def relay_counter_defs[] = {
+    R("wtrelay_sessions_accepted_total", "WebTransport sessions taken as bavy peers", NULL, RL,
+      "sessions", sessions),
+    R("wtrelay_control_messages_total", "bavy control messages handled", "type=\"register\"", RL,
+      "registers", registers),
+    R("wtrelay_control_messages_total", NULL, "type=\"assigned\"", RL, "assigned", assigned),
+    R("wtrelay_control_messages_total", NULL, "type=\"heartbeat\"", RL, "heartbeats", heartbeats),
+    R("wtrelay_control_messages_total", NULL, "type=\"disconnect\"", RL, "disconnects",
+      disconnects),
+    R("wtrelay_control_refused_total", "control messages refused or bad", "reason=\"mac_busy\"", RL,
+      "refused_busy", register_refused_busy),
+    R("wtrelay_control_refused_total", NULL, "reason=\"pool_exhausted\"", RL, "refused_pool",
+      register_refused_pool),
+    R("wtrelay_control_refused_total", NULL, "reason=\"other_mac\"", RL, "refused_other_mac",
+      register_refused_other_mac),
+    R("wtrelay_control_refused_total", NULL, "reason=\"bad_json\"", RL, "bad_json", ctrl_bad_json),
+    R("wtrelay_control_refused_total", NULL, "reason=\"bad_mac\"", RL, "bad_mac", ctrl_bad_mac),
+    R("wtrelay_control_refused_total", NULL, "reason=\"oversized\"", RL, "oversized",
+      ctrl_oversized),
+    R("wtrelay_control_refused_total", NULL, "reason=\"unknown_type\"", RL, "unknown_ctrl",
+      ctrl_unknown_type),
+    R("wtrelay_control_refused_total", NULL, "reason=\"switch_full\"", RL, "refused_switch_full",
+      ports_full),
+    R("wtrelay_control_refused_total", NULL, "reason=\"reserved_mac\"", GL, "register_reserved_mac",
+      register_refused_reserved),
+    R("wtrelay_control_refused_total", NULL, "reason=\"rooms_full\"", RL, "refused_rooms",
+      register_refused_rooms),
+    R("wtrelay_control_refused_total", NULL, "reason=\"client_rooms\"", RL, "refused_client_rooms",
+      register_refused_client_rooms),
+    R("wtrelay_control_refused_total", NULL, "reason=\"client_room_rate\"", RL,
+      "refused_client_rate", register_refused_client_rate),
+    R("wtrelay_control_refused_total", NULL, "reason=\"client_address_share\"", RL, "refused_share",
+      register_refused_share),
+    R("wtrelay_control_replies_failed_total",
+      "control replies (Assigned, Error, Pong) the session could not take", NULL, RL,
+      "replies_failed", replies_failed),
+    R("wtrelay_takeover_probes_total", "liveness probes sent to a MAC's holder", NULL, RL,
+      "takeover_probes", takeover_probes),
+    R("wtrelay_takeovers_total",
+      "Register for a MAC held by another session: the holder probed, then",
+      "result=\"taken_over\"", RL, "takeovers", takeovers),
+    R("wtrelay_takeovers_total", NULL, "result=\"holder_alive\"", RL, "takeover_refused_alive",
+      takeover_refused_alive),
+    R("wtrelay_sessions_ended_total", "sessions ended by the relay", "reason=\"register_timeout\"",
+      RL, "timeouts_register", timeouts_register),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"peer_timeout\"", RL, "timeouts_peer",
+      timeouts_peer),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"relay_full\"", RL, "sessions_refused_full",
+      sessions_refused_full),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"rooms_full\"", RL, "sessions_refused_rooms",
+      sessions_refused_rooms),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"client_rooms\"", RL,
+      "sessions_refused_client_rooms", sessions_refused_client_rooms),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"client_room_rate\"", RL,
+      "sessions_refused_client_rate", sessions_refused_client_rate),
+    R("wtrelay_sessions_ended_total", NULL, "reason=\"client_sessions\"", RL,
+      "sessions_refused_client_sessions", sessions_refused_client_sessions),
+    R("wtrelay_address_share_recycled_total",
+      "Register or DHCP of a client at its address share that got its own oldest sticky lease",
+      NULL, RL, "share_recycled", share_recycled),
+    R("wtrelay_client_rate_evictions_total",
+      "clients forgotten by the full room-creation rate table", NULL, RL, "clients_evicted",
+      clients_evicted),
+    R("wtrelay_frames_total", "Ethernet frames through the relay", "direction=\"in\"", FL,
+      "frames_in", frames_in),
+    R("wtrelay_frames_total", NULL, "direction=\"out\"", FL, "frames_out", frames_out),
+    R("wtrelay_frame_bytes_total", "Ethernet frame bytes", "direction=\"in\"", FL, "bytes_in",
+      frame_bytes_in),
+    R("wtrelay_frame_bytes_total", NULL, "direction=\"out\"", FL, "bytes_out", frame_bytes_out),
+    R("wtrelay_frames_out_chunked_total", "frames sent to a session as chunks", NULL, FL,
+      "out_chunked", frames_out_chunked),
+    R("wtrelay_chunks_out_total", "chunks sent", NULL, FL, "chunks_out", chunks_out),
+    R("wtrelay_frames_dropped_total", "frames dropped", "reason=\"unregistered\"", RL,
+      "frames_unregistered", frames_unregistered),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"spoofed_mac\"", FL, "spoofed",
+      frames_spoofed),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"runt\"", FL, "runt", frames_runt),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"oversized\"", FL, "oversized",
+      frames_oversized),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"send_failed\"", FL, "out_failed",
+      frames_out_failed),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"too_big_for_session\"", FL, "out_too_big",
+      frames_out_too_big),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"bad_chunk_header\"", FL, "chunk_bad_header",
+      chunks_bad_header),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"empty_datagram\"", RL, "empty", dgram_empty),
+    R("wtrelay_frames_dropped_total", NULL, "reason=\"unknown_type\"", RL, "unknown_type",
+      dgram_unknown_type),
+    R(NULL, NULL, NULL, NULL, NULL, guard_drops[LANGUARD_PASS]), /* never counted */
+    R("wtrelay_lan_guard_drops_total", "frames from sessions the LAN guards dropped, by reason",
+      "reason=\"arp_spoof\"", GL, "arp_spoof", guard_drops[LANGUARD_ARP_SPOOF]),
+    GUARD(LANGUARD_ARP_MAC, "arp_mac"),
+    GUARD(LANGUARD_ARP_BAD, "arp_bad"),
+    GUARD(LANGUARD_IP_SPOOF, "ip_spoof"),
+    GUARD(LANGUARD_IP_BAD, "ip_bad"),
+    GUARD(LANGUARD_VLAN, "vlan"),
+    GUARD(LANGUARD_RESERVED_SRC, "reserved_src_mac"),
+    R("wtrelay_lan_guard_bindings_total",
+      "DHCP leases bound to the port they were asked through (--allow-any-src-mac)",
+      "event=\"added\"", GL, "bindings_added", bindings_added),
+    R("wtrelay_lan_guard_bindings_total", NULL, "event=\"replaced\"", GL, "bindings_replaced",
+      bindings_replaced),
+    R("wtrelay_storm_control_drops_total",
+      "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
+      "flood copies a receiver's half-full datagram queue refused (copies)",
+      "reason=\"receiver_queue\"", GL, "flood_copies_dropped", flood_out_dropped),
+};
+#undef GUARD
+#undef GL
+#undef FL
+#undef RL
+#undef R
+
+const struct counter_table relay_counter_table = {
+    .defs = relay_counter_defs,
+    .n = sizeof(relay_counter_defs) / sizeof(relay_counter_defs[0]),
+    .size = sizeof(struct relay_counters),
+};
+
 void relay_log_counters(const struct relay *r)
 {
   const struct relay_counters *c = &r->ctr;
   const struct switch_counters *w = &r->sw.ctr;
   const struct chunk_counters *k = &r->chunks.ctr;
 #define U(x) ((unsigned long long)(x))
-  log_info("relay counters",
-           "sessions=%llu registers=%llu assigned=%llu refused_busy=%llu refused_pool=%llu "
-           "heartbeats=%llu disconnects=%llu bad_json=%llu bad_mac=%llu oversized=%llu "
-           "unknown_ctrl=%llu empty=%llu unknown_type=%llu frames_unregistered=%llu "
-           "timeouts_register=%llu timeouts_peer=%llu takeover_probes=%llu takeovers=%llu "
-           "takeover_refused_alive=%llu",
-           U(c->sessions), U(c->registers), U(c->assigned), U(c->register_refused_busy),
-           U(c->register_refused_pool), U(c->heartbeats), U(c->disconnects), U(c->ctrl_bad_json),
-           U(c->ctrl_bad_mac), U(c->ctrl_oversized), U(c->ctrl_unknown_type), U(c->dgram_empty),
-           U(c->dgram_unknown_type), U(c->frames_unregistered), U(c->timeouts_register),
-           U(c->timeouts_peer), U(c->takeover_probes), U(c->takeovers),
-           U(c->takeover_refused_alive));
-  log_info("frame counters",
-           "frames_in=%llu bytes_in=%llu frames_out=%llu bytes_out=%llu out_chunked=%llu "
-           "chunks_out=%llu out_failed=%llu out_too_big=%llu spoofed=%llu runt=%llu "
-           "oversized=%llu chunk_bad_header=%llu",
-           U(c->frames_in), U(c->frame_bytes_in), U(c->frames_out), U(c->frame_bytes_out),
-           U(c->frames_out_chunked), U(c->chunks_out), U(c->frames_out_failed),
-           U(c->frames_out_too_big), U(c->frames_spoofed), U(c->frames_runt),
-           U(c->frames_oversized), U(c->chunks_bad_header));
+  counter_log(&relay_counter_table, c);
   log_info("switch counters",
            "frames_in=%llu unicast=%llu floods=%llu flood_copies=%llu routed=%llu "
            "delivered=%llu deliver_failed=%llu same_port=%llu src_multicast=%llu "
-           "learned=%llu moved=%llu aged=%llu full_port=%llu full_room=%llu full_table=%llu",
+           "learned=%llu moved=%llu aged=%llu full_port=%llu full_room=%llu full_table=%llu "
+           "flood_limited=%llu",
            U(w->frames_in), U(w->unicast), U(w->floods), U(w->flood_copies), U(w->routed),
            U(w->delivered), U(w->deliver_failed), U(w->drop_same_port), U(w->drop_src_multicast),
            U(w->learned), U(w->moved), U(w->aged), U(w->learn_full_port), U(w->learn_full_domain),
-           U(w->learn_full_table));
-  log_info("lan guard counters",
-           "arp_spoof=%llu arp_mac=%llu arp_bad=%llu ip_spoof=%llu ip_bad=%llu vlan=%llu "
-           "reserved_src_mac=%llu register_reserved_mac=%llu flood_limited=%llu "
-           "flood_copies_dropped=%llu",
-           U(c->guard_drops[LANGUARD_ARP_SPOOF]), U(c->guard_drops[LANGUARD_ARP_MAC]),
-           U(c->guard_drops[LANGUARD_ARP_BAD]), U(c->guard_drops[LANGUARD_IP_SPOOF]),
-           U(c->guard_drops[LANGUARD_IP_BAD]), U(c->guard_drops[LANGUARD_VLAN]),
-           U(c->guard_drops[LANGUARD_RESERVED_SRC]), U(c->register_refused_reserved),
-           U(w->flood_limited), U(c->flood_out_dropped));
+           U(w->learn_full_table), U(w->flood_limited));
   log_info("chunk counters",
            "chunks_in=%llu frames_done=%llu single=%llu duplicates=%llu bad_total=%llu "
            "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",
