@@ -43,6 +43,12 @@ struct counter_table {
     .off = offsetof(T, field)                                                                      \
   }
 
+/* The table of a row array `rows` describing struct type T. */
+#define COUNTER_TABLE(rows, T)                                                                     \
+  {                                                                                                \
+    .defs = (rows), .n = sizeof(rows) / sizeof((rows)[0]), .size = sizeof(T)                       \
+  }
+
 static inline uint64_t counter_value(const struct counter_def *d, const void *ctr)
 {
   return *(const uint64_t *)(const void *)((const char *)ctr + d->off);

@@ -524,11 +524,8 @@ static const struct counter_def gateway_counter_defs[] = {
 #undef GW
 #undef G
 
-const struct counter_table gateway_counter_table = {
-    .defs = gateway_counter_defs,
-    .n = sizeof(gateway_counter_defs) / sizeof(gateway_counter_defs[0]),
-    .size = sizeof(struct gateway_counters),
-};
+const struct counter_table gateway_counter_table =
+    COUNTER_TABLE(gateway_counter_defs, struct gateway_counters);
 
 void gateway_log_counters(const struct gateway *gw)
 {

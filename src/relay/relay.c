@@ -1330,11 +1330,8 @@ static const struct counter_def relay_counter_defs[] = {
 #undef RL
 #undef R
 
-const struct counter_table relay_counter_table = {
-    .defs = relay_counter_defs,
-    .n = sizeof(relay_counter_defs) / sizeof(relay_counter_defs[0]),
-    .size = sizeof(struct relay_counters),
-};
+const struct counter_table relay_counter_table =
+    COUNTER_TABLE(relay_counter_defs, struct relay_counters);
 
 void relay_log_counters(const struct relay *r)
 {
