@@ -23,8 +23,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/chunk.h"
 #include "wtrelay/gateway.h"
+#include "wtrelay/iov.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
 #define VM_IP IP4(10, 0, 2, 10)
@@ -59,7 +59,7 @@ static int vm_deliver(void *ctx, const struct switch_frame *f)
   struct net_icmp m;
   if (f->len > sizeof(buf))
     abort();
-  chunk_iov_gather(buf, 0, f->len, f->iov, f->iovcnt);
+  iov_gather(buf, 0, f->len, f->iov, f->iovcnt);
   if (net_eth_parse(buf, f->len, &eth) < 0 || net_ipv4_parse(eth.payload, eth.len, &ip) < 0)
     abort(); /* the gateway only ever sends well-formed IPv4 to a guest */
   if (ip.proto == IP_PROTO_TCP) {

@@ -7,7 +7,8 @@
  * claims the relay acts on (exp, nbf, room, mac, sub, max_sessions), the
  * origin allow-list match (--allow-origin), a bounded table of live
  * sessions per token subject, the refusal counters by reason, and the
- * `wtrelay token` subcommand that mints tokens.
+ * signing the `wtrelay token` subcommand (src/app/token.c) mints tokens
+ * with.
  * Talks to: nothing at run time but the file system (the key file); the
  * relay calls auth_admit() from its CONNECT handler and auth_release() when
  * a session ends, the server polls auth_key_check().
@@ -143,11 +144,6 @@ int auth_reason_status(enum auth_reason r);
  * a private key. Writes the token to out. Returns its length or a negative
  * errno. */
 int auth_token_sign(const struct auth_key *k, const char *claims_json, char *out, size_t cap);
-
-/* `wtrelay token --key FILE --room PATH [--ttl DUR] [--mac M] [--sub S]
- * [--max-sessions N]`: prints a token. argv[0] is "token". Returns the exit
- * status (0, 1 on a key or signing failure, 2 on a usage error). */
-int auth_token_main(int argc, char **argv);
 
 /* Loads --auth-key (when given) and sizes the subject table from
  * --max-sessions. Logs and returns a negative errno on failure. */

@@ -124,8 +124,4 @@ int chunk_split_plan(size_t len, size_t max_dgram, struct chunk_plan *plan);
 int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, uint16_t chunk_id,
                       uint32_t k, const struct iovec *iov, int iovcnt);
 
-/* Copies bytes [off, off+n) of the gathered iovecs to dst; returns bytes
- * copied (less than n when the iovecs are shorter). */
-size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov, int iovcnt);
-
 #endif

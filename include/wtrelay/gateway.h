@@ -26,6 +26,7 @@
 
 #include <netinet/in.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/dns.h"
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
@@ -279,68 +280,10 @@ void gateway_fini(struct gateway *gw);
 int gateway_room_attach(struct gateway *gw, uint32_t room);
 void gateway_room_detach(struct gateway *gw, uint32_t room);
 void gateway_log_counters(const struct gateway *gw);
+/* Names every field of struct gateway_counters for /metrics and the exit
+ * log (wtrelay/counter.h). */
+extern const struct counter_table gateway_counter_table;
 
-/* Internal, shared by gateway.c, nat_udp.c, nat_icmp.c, dns_fwd.c. */
-struct gw_pkt {
-  uint32_t room;
-  uint32_t src_port; /* switch port the frame came from */
-  const uint8_t *src_mac;
-  struct net_ipv4 ip;
-};
-/* Sends a frame (len bytes in gw->out) into the room from its gateway port. */
-void gw_emit(struct gateway *gw, uint32_t room, size_t len);
-/* Sends an ICMP error about pkt back to its sender. */
-void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code);
-uint16_t gw_next_id(struct gateway *gw);
-void gw_log(struct gateway *gw, const char *msg, const char *detail);
-
-void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
-/* Filtering: may a datagram from ip:port (host order) reach the guest
- * through f? Only from an endpoint the guest sent to through f. */
-bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port);
-/* The guest sent to ip:port through f at `now`: remember it (replacing the
- * least recently used endpoint when all NAT_UDP_PEERS are taken; returns
- * true then). */
-bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint64_t now);
-void nat_udp_sweep(struct gateway *gw, uint64_t now);
-void nat_udp_room_gone(struct gateway *gw, uint32_t room);
-int nat_udp_init(struct gateway *gw);
-void nat_udp_fini(struct gateway *gw);
-
-void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_icmp *m);
-void nat_icmp_sweep(struct gateway *gw, uint64_t now);
-void nat_icmp_room_gone(struct gateway *gw, uint32_t room);
-int nat_icmp_init(struct gateway *gw);
-void nat_icmp_fini(struct gateway *gw);
-
-void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t);
-void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
-int nat_tcp_init(struct gateway *gw);
-void nat_tcp_fini(struct gateway *gw);
-
-/* Fair shares. admit: may this packet's VM (and client) open a new flow of
- * proto? 0 = yes, the accounts are taken and *client is the key the flow
- * keeps for release (0 = none); -EDQUOT = a cap, -EAGAIN = the VM's rate of
- * new flows (counted and logged; the caller answers the guest). ICMP flows
- * are only rated. release gives a flow's accounts back (pending: a TCP
- * connect still in progress); connected: a TCP connect completed. */
-int nat_share_init(struct gateway *gw);
-void nat_share_fini(struct gateway *gw);
-uint64_t nat_share_client_of(const struct gateway *gw, const struct gw_pkt *pkt);
-int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
-                    uint64_t *client);
-void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
-                       uint32_t room, uint32_t ip, bool pending);
-void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
-void nat_share_sweep(struct gateway *gw, uint64_t now);
-uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
-uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
-                            enum nat_share_kind k);
-
-void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
-void dns_fwd_sweep(struct gateway *gw, uint64_t now);
-int dns_fwd_init(struct gateway *gw);
-void dns_fwd_fini(struct gateway *gw);
 /* Reads nameserver lines of a resolv.conf into p->upstream (IPv4 and IPv6). */
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path);
 

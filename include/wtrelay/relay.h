@@ -62,6 +62,7 @@
 #include "wtrelay/auth.h"
 #include "wtrelay/chunk.h"
 #include "wtrelay/config.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/ippool.h"
@@ -215,5 +216,8 @@ uint32_t relay_client_rooms(const struct relay *r, uint64_t client);
 /* Handles one datagram payload from a peer (exposed for tests/fuzzing). */
 void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len);
 void relay_log_counters(const struct relay *r);
+/* Names every field of struct relay_counters for /metrics and the exit
+ * log (wtrelay/counter.h). */
+extern const struct counter_table relay_counter_table;
 
 #endif

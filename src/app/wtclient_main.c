@@ -22,7 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "wtrelay/cli.h"
+#include "cli.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"

@@ -14,7 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/auth.h"
+#include "token.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
@@ -84,7 +84,7 @@ int main(int argc, char **argv)
   struct config cfg;
   char err[512];
   if (argc > 1 && strcmp(argv[1], "token") == 0)
-    return auth_token_main(argc - 1, argv + 1);
+    return token_main(argc - 1, argv + 1);
   config_defaults(&cfg);
   int rc = config_parse(&cfg, argc, argv, env_get, err, sizeof(err));
   if (rc == CONFIG_HELP) {

@@ -26,14 +26,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <unistd.h>
 
-#include "wtrelay/cli.h"
+#include "cli.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
+#include "wtrelay/rng.h"
 #include "wtrelay/tap.h"
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
@@ -237,8 +237,7 @@ int main(int argc, char **argv)
     mac[0] = 0x52;
     mac[1] = 0x54;
     mac[2] = 0x00;
-    if (getrandom(mac + 3, 3, 0) != 3)
-      return 1;
+    rng_fill(mac + 3, 3);
   }
 
   static struct tapper t;

@@ -19,10 +19,10 @@
 #include <unistd.h>
 
 #include "wtrelay/log.h"
+#include "wtrelay/timeunit.h"
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
-#define MS 1000000ull
 #define MAXS 8
 
 struct relay_proc {
@@ -142,14 +142,14 @@ static void open_sessions(struct wtc *c, struct wtc_session **s, uint32_t n, uin
   for (uint32_t i = 0; i < n; i++)
     cr_assert_eq(wtc_open(c, &s[i]), 0);
   struct want w = {s, n, WTC_OPEN};
-  cr_assert_eq(wtc_run(c, 10000 * MS, all_in, &w), 0, "sessions did not open");
+  cr_assert_eq(wtc_run(c, 10000 * NS_PER_MS, all_in, &w), 0, "sessions did not open");
   for (uint32_t i = 0; i < n; i++) {
     uint8_t mac[6];
     mac_of(base + i, mac);
     cr_assert_eq(wtc_register(s[i], mac), 0);
   }
   w.st = WTC_REGISTERED;
-  cr_assert_eq(wtc_run(c, 10000 * MS, all_in, &w), 0, "sessions did not register");
+  cr_assert_eq(wtc_run(c, 10000 * NS_PER_MS, all_in, &w), 0, "sessions did not register");
 }
 
 static void net_up(struct net *nt, const char *room, uint32_t n, const char *extra)
@@ -198,13 +198,13 @@ static bool frames_reached(void *arg)
 
 static void settle(struct wtc *c, uint64_t ms)
 {
-  wtc_run(c, ms * MS, NULL, NULL);
+  wtc_run(c, ms * NS_PER_MS, NULL, NULL);
 }
 
 static void wait_frames(struct net *nt, uint32_t idx, uint32_t n)
 {
   struct frames_at_least f = {nt->got, idx, n};
-  cr_assert_eq(wtc_run(&nt->c, 5000 * MS, frames_reached, &f), 0,
+  cr_assert_eq(wtc_run(&nt->c, 5000 * NS_PER_MS, frames_reached, &f), 0,
                "session %u got %u frames, expected %u", idx, nt->got[idx].frames, n);
 }
 
@@ -381,7 +381,7 @@ Test(switch_e2e, stalled_receiver_does_not_stall_others, .timeout = 120)
     settle(&nt.c, 1);
   }
   struct frames_at_least want = {nt.got, 1, sent};
-  wtc_run(&nt.c, 3000 * MS, frames_reached, &want);
+  wtc_run(&nt.c, 3000 * NS_PER_MS, frames_reached, &want);
   cr_log_info("sent %u broadcasts, live receiver got %u (the stalled one not reading)", sent,
               nt.got[1].frames);
   cr_assert_geq(sent, total * 9 / 10, "the sender itself was throttled: %u of %u", sent, total);
@@ -479,7 +479,7 @@ Test(switch_e2e, flood_copies_leave_the_queue_to_unicast, .timeout = 120)
   settle(&nt.c, 100);
   /* the receiver reads again */
   st.want = 200;
-  wtc_run(&stalled, 4000 * MS, kinds_reached, &st);
+  wtc_run(&stalled, 4000 * NS_PER_MS, kinds_reached, &st);
   cr_log_info("stalled receiver got %u flood copies and %u unicast frames", st.k.bcast,
               st.k.unicast);
   cr_assert_leq(st.k.bcast, 60,

@@ -17,11 +17,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "wtrelay/rng.h"
 #include "wtrelay/tls.h"
 
 static uint64_t now_ns(void)
@@ -33,8 +33,7 @@ static uint64_t now_ns(void)
 
 static void rnd(void *p, size_t n)
 {
-  if (getrandom(p, n, 0) != (ssize_t)n)
-    memset(p, 0x5a, n);
+  rng_fill(p, n);
 }
 
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)

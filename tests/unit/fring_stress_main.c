@@ -2,7 +2,7 @@
  * The two-thread frame ring test as a plain program, for sanitizers whose
  * runtime Criterion does not start under (ThreadSanitizer):
  *   gcc -std=c11 -D_GNU_SOURCE -O1 -g -fsanitize=thread -Iinclude \
- *       tests/unit/fring_stress_main.c src/fring.c -o fring_tsan && ./fring_tsan
+ *       tests/unit/fring_stress_main.c src/core/fring.c -o fring_tsan && ./fring_tsan
  * Exit 0 when every frame arrived in order and byte-exact and
  * pushed + dropped = attempts, popped = pushed.
  */

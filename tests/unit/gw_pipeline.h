@@ -24,9 +24,8 @@
 #include "wtrelay/policy.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
+#include "wtrelay/timeunit.h"
 
-#define GWP_MS 1000000ull
-#define GWP_S 1000000000ull
 #define GWP_IP4(a, b, c, d)                                                                        \
   ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
 
@@ -82,7 +81,7 @@ static inline void gw_pipe_init(struct gw_pipe *p, unsigned timers, struct gatew
       .max_macs = 64,
       .max_macs_per_domain = 32,
       .max_macs_per_port = 4,
-      .aging_ns = 300 * GWP_S,
+      .aging_ns = 300 * NS_PER_S,
       .subnet = GWP_IP4(10, 0, 2, 0),
       .netmask = 0xffffff00u,
   };
@@ -182,7 +181,7 @@ static inline void gw_pipe_pump_for(struct gw_pipe *p, uint64_t ns)
 {
   uint64_t end = clock_now_ns() + ns;
   for (unsigned turns = 0; clock_now_ns() < end && turns < 10000; turns++)
-    gw_pipe_pump_once(p, 10 * GWP_MS);
+    gw_pipe_pump_once(p, 10 * NS_PER_MS);
 }
 
 /* Receives one datagram on the test's own socket fd while turning the loop
@@ -201,7 +200,7 @@ static inline ssize_t gw_pipe_sock_recv(struct gw_pipe *p, int fd, uint8_t *buf,
               strerror(errno));
     if (clock_now_ns() >= end)
       break;
-    gw_pipe_pump_once(p, 10 * GWP_MS);
+    gw_pipe_pump_once(p, 10 * NS_PER_MS);
   }
   return -ETIMEDOUT;
 }

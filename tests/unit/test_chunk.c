@@ -3,8 +3,8 @@
 #include <string.h>
 
 #include "wtrelay/chunk.h"
-
-#define S 1000000000ull
+#include "wtrelay/iov.h"
+#include "wtrelay/timeunit.h"
 
 static struct chunk_pool pool;
 static struct chunk_owner own, own2;
@@ -13,7 +13,7 @@ static uint8_t frame[4096];
 static void setup(uint32_t slots, uint32_t per_owner)
 {
   struct chunk_params p = {
-      .slots = slots, .per_owner = per_owner, .max_frame = 1514, .max_age_ns = 5 * S};
+      .slots = slots, .per_owner = per_owner, .max_frame = 1514, .max_age_ns = 5 * NS_PER_S};
   cr_assert_eq(chunk_pool_init(&pool, &p), 0);
   chunk_owner_init(&own);
   chunk_owner_init(&own2);
@@ -33,7 +33,7 @@ static void expect_frame(const struct chunk_frame *f, size_t len)
 {
   uint8_t got[4096];
   cr_assert_eq(f->len, len);
-  cr_assert_eq(chunk_iov_gather(got, 0, sizeof(got), f->iov, f->iovcnt), len);
+  cr_assert_eq(iov_gather(got, 0, sizeof(got), f->iov, f->iovcnt), len);
   cr_assert_arr_eq(got, frame, len);
 }
 
@@ -85,14 +85,14 @@ Test(chunk, lost_chunk_expires)
   cr_assert_eq(feed(&own, 3, 0, 2, 0, 900, 0, &f), CHUNK_PENDING);
   cr_assert_eq(pool.free_head, 0);
   /* the owner's next chunk after 5 s expires the old one */
-  cr_assert_eq(feed(&own, 4, 0, 2, 0, 900, 5 * S, &f), CHUNK_PENDING);
+  cr_assert_eq(feed(&own, 4, 0, 2, 0, 900, 5 * NS_PER_S, &f), CHUNK_PENDING);
   cr_assert_eq(pool.ctr.expired, 1);
   cr_assert_eq(own.n, 1);
   /* and the periodic sweep takes the rest */
-  cr_assert_eq(chunk_reasm_expire(&pool, 11 * S), 1);
+  cr_assert_eq(chunk_reasm_expire(&pool, 11 * NS_PER_S), 1);
   cr_assert_eq(own.n, 0);
   /* chunk 1 of id 3 alone, much later, starts a new reassembly */
-  cr_assert_eq(feed(&own, 3, 1, 2, 900, 100, 12 * S, &f), CHUNK_PENDING);
+  cr_assert_eq(feed(&own, 3, 1, 2, 900, 100, 12 * NS_PER_S, &f), CHUNK_PENDING);
   chunk_pool_fini(&pool);
 }
 
@@ -207,7 +207,7 @@ Test(chunk, split_then_reassemble_roundtrip)
     }
     cr_assert_eq(last, CHUNK_COMPLETE);
     uint8_t got[2048];
-    cr_assert_eq(chunk_iov_gather(got, 0, sizeof(got), f.iov, f.iovcnt), len);
+    cr_assert_eq(iov_gather(got, 0, sizeof(got), f.iov, f.iovcnt), len);
     cr_assert_arr_eq(got, frame, len);
     chunk_reasm_release(&pool, &f);
   }

@@ -32,11 +32,10 @@
 #include "wtrelay/policy.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
+#include "wtrelay/timeunit.h"
 
 #include "gw_pipeline.h"
 
-#define MS GWP_MS
-#define S GWP_S
 #define IP4 GWP_IP4
 
 #define GW_IP IP4(10, 0, 2, 2)
@@ -44,10 +43,10 @@
 #define VM_IP IP4(10, 0, 2, 10)
 #define LOOP_IP IP4(127, 0, 0, 1)
 #define LEASE_BASE IP4(10, 0, 2, 200)
-#define UDP_TIMEOUT (3 * S)
-#define DNS_TIMEOUT (3 * S)
-#define REPLY_WAIT (2 * S)      /* how long a test waits for something that must come */
-#define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
+#define UDP_TIMEOUT (3 * NS_PER_S)
+#define DNS_TIMEOUT (3 * NS_PER_S)
+#define REPLY_WAIT (2 * NS_PER_S)      /* how long a test waits for something that must come */
+#define SILENCE_WAIT (200 * NS_PER_MS) /* how long it listens for something that must not */
 
 #define GW_MAC GWP_GW_MAC
 static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
@@ -148,7 +147,7 @@ static struct env *env_new(uint32_t nupstreams)
   struct gateway_params gp;
   gw_pipe_params(&gp);
   gp.udp_timeout_ns = UDP_TIMEOUT;
-  gp.icmp_timeout_ns = 3 * S;
+  gp.icmp_timeout_ns = 3 * NS_PER_S;
   gp.dns_timeout_ns = DNS_TIMEOUT;
   if (nupstreams) {
     e->up_fd = gw_pipe_udp_loopback(&e->up_port);
@@ -179,7 +178,7 @@ static void pump_until_frames(struct env *e, struct vm *vm, unsigned want, uint6
 {
   uint64_t end = clock_now_ns() + timeout_ns;
   for (unsigned turns = 0; vm->nframes < want && clock_now_ns() < end && turns < 10000; turns++)
-    pump_once(e, 20 * MS);
+    pump_once(e, 20 * NS_PER_MS);
 }
 
 static void pump_for(struct env *e, uint64_t ns)
@@ -798,12 +797,12 @@ Test(gateway, udp_flow_bounds_and_expiry)
   cr_assert_eq(e->p.gw.nudp, 4);
 
   /* idle flows end after the UDP timeout, on the sweep */
-  e->p.skew += UDP_TIMEOUT + 2 * S;
+  e->p.skew += UDP_TIMEOUT + 2 * NS_PER_S;
   tick(e);
   timer_run(&e->p.heap, e->p.now);
   cr_assert_eq(e->p.gw.ctr.udp_flows_closed, 4);
   cr_assert_eq(e->p.gw.nudp, 0);
-  pump_once(e, 10 * MS);
+  pump_once(e, 10 * NS_PER_MS);
 
   /* and a new one can be opened, with a working return path */
   vm_udp(e, vm, VM_IP, 5003, LOOP_IP, tport, "new", 3);
@@ -945,7 +944,7 @@ Test(gateway, dns_forwarder_round_trip)
   cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
        e->p.gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
-    pump_once(e, 20 * MS);
+    pump_once(e, 20 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   cr_assert_eq(vm->nframes, 0);
 
@@ -956,7 +955,7 @@ Test(gateway, dns_forwarder_round_trip)
   cr_assert_eq(sendto(other, a, an, 0, (struct sockaddr *)&from, sizeof(from)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
        e->p.gw.ctr.dns_bad == 0 && clock_now_ns() < end;)
-    pump_once(e, 20 * MS);
+    pump_once(e, 20 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ctr.dns_bad, 1);
   cr_assert_eq(vm->nframes, 0);
   close(other);
@@ -1005,7 +1004,7 @@ Test(gateway, dns_inflight_bound_and_timeouts)
   cr_assert(sock_silent(e->up_fd), "the dropped query never left");
 
   /* nobody answers: they time out on the sweep */
-  e->p.skew += DNS_TIMEOUT + S;
+  e->p.skew += DNS_TIMEOUT + NS_PER_S;
   tick(e);
   timer_run(&e->p.heap, e->p.now);
   cr_assert_eq(e->p.gw.ctr.dns_timeouts, 4);
@@ -1087,10 +1086,10 @@ Test(gateway, fini_closes_every_socket)
   uint32_t base = e->p.io.open_socks;
   vm_udp(e, &e->vm[0], VM_IP, 5000, LOOP_IP, tport, "x", 1);
   vm_dns_query(e, 40000, 0x4444, "example.com");
-  pump_once(e, 10 * MS);
+  pump_once(e, 10 * NS_PER_MS);
   cr_assert_eq(e->p.io.open_socks, base + 2, "plus one flow socket and one DNS query's");
   gateway_fini(&e->p.gw);
-  pump_once(e, 10 * MS); /* closes happen at the end of a dispatch */
+  pump_once(e, 10 * NS_PER_MS); /* closes happen at the end of a dispatch */
   cr_assert_eq(e->p.io.open_socks, 0, "%u sockets left open after gateway_fini",
                e->p.io.open_socks);
   /* env_free would finish the gateway again: tear down by hand */

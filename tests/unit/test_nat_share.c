@@ -24,17 +24,16 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/io.h"
 #include "wtrelay/net.h"
 #include "wtrelay/policy.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
+#include "wtrelay/timeunit.h"
 
 #include "gw_pipeline.h"
 
-#define MS GWP_MS
-#define S GWP_S
 #define IP4 GWP_IP4
 #define GW_IP IP4(10, 0, 2, 2)
 #define LOOP_IP IP4(127, 0, 0, 1)
@@ -90,11 +89,11 @@ static struct env *env_new(struct gateway_params *gp)
 {
   struct env *e = calloc(1, sizeof(*e));
   cr_assert(e);
-  gp->udp_timeout_ns = 30 * S;
-  gp->icmp_timeout_ns = 30 * S;
-  gp->tcp_idle_ns = 600 * S;
-  gp->tcp_connect_timeout_ns = 5 * S;
-  gp->dns_timeout_ns = 3 * S;
+  gp->udp_timeout_ns = 30 * NS_PER_S;
+  gp->icmp_timeout_ns = 30 * NS_PER_S;
+  gp->tcp_idle_ns = 600 * NS_PER_S;
+  gp->tcp_connect_timeout_ns = 5 * NS_PER_S;
+  gp->dns_timeout_ns = 3 * NS_PER_S;
   gw_pipe_init(&e->p, 512, gp, &fake_ops, e);
   static const uint64_t keys[NVM] = {KEY_A, KEY_A, KEY_B};
   static const uint8_t last[NVM] = {10, 11, 20};
@@ -220,7 +219,7 @@ static bool sock_has_datagram(struct env *e, int fd, uint64_t timeout_ns)
       return true;
     if (clock_now_ns() >= end)
       return false;
-    gw_pipe_pump_once(&e->p, 10 * MS);
+    gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   }
   return false;
 }
@@ -246,7 +245,7 @@ Test(nat_share, udp_mappings_per_client)
   /* A1: three mappings (its per-VM cap), the fourth refused per VM */
   for (uint16_t i = 0; i < 3; i++) {
     vm_udp(e, a1, (uint16_t)(5000 + i), tport);
-    cr_assert(sock_has_datagram(e, tfd, 2 * S), "A1 mapping %u", i);
+    cr_assert(sock_has_datagram(e, tfd, 2 * NS_PER_S), "A1 mapping %u", i);
   }
   vm_udp(e, a1, 5003, tport);
   cr_assert_eq(gw->ctr.udp_flows_full, 1, "per-VM cap");
@@ -254,33 +253,33 @@ Test(nat_share, udp_mappings_per_client)
 
   /* A2, the same client: one more, then the client's share is used up */
   vm_udp(e, a2, 6000, tport);
-  cr_assert(sock_has_datagram(e, tfd, 2 * S));
+  cr_assert(sock_has_datagram(e, tfd, 2 * NS_PER_S));
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_UDP), 4);
   unsigned before = a2->nframes;
   vm_udp(e, a2, 6001, tport);
   cr_assert_eq(gw->ctr.share_udp_client, 1, "per-client cap");
   cr_assert_eq(a2->nframes, before + 1, "the refusal is answered");
   expect_admin_prohibited(a2);
-  cr_assert_not(sock_has_datagram(e, tfd, 200 * MS), "a refused mapping sends nothing");
+  cr_assert_not(sock_has_datagram(e, tfd, 200 * NS_PER_MS), "a refused mapping sends nothing");
   cr_assert_eq(gw->nudp, 4);
 
   /* client B is not affected */
   vm_udp(e, b1, 7000, tport);
-  cr_assert(sock_has_datagram(e, tfd, 2 * S), "client B's datagram went out");
+  cr_assert(sock_has_datagram(e, tfd, 2 * NS_PER_S), "client B's datagram went out");
   cr_assert_eq(client_count(e, KEY_B, NAT_SHARE_UDP), 1);
   cr_assert_eq(gw->ctr.share_udp_client, 1);
 
   /* the mappings end: every account comes back, and A2 may open again */
-  e->p.skew += 31 * S;
+  e->p.skew += 31 * NS_PER_S;
   gw_pipe_tick(&e->p);
   timer_run(&e->p.heap, e->p.now);
   cr_assert_eq(gw->nudp, 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_UDP), 0);
   cr_assert_eq(gw->share_clients.nused, 0, "no account without a flow");
   cr_assert_eq(gw->share_vms.nused, 0, "no per-VM account without a flow (no rate set)");
-  gw_pipe_pump_once(&e->p, 10 * MS);
+  gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   vm_udp(e, a2, 6001, tport);
-  cr_assert(sock_has_datagram(e, tfd, 2 * S));
+  cr_assert(sock_has_datagram(e, tfd, 2 * NS_PER_S));
   cr_assert_eq(gw->ctr.share_udp_client, 1);
   close(tfd);
   env_free(e);
@@ -317,8 +316,9 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   cr_assert_eq(gw->ctr.tcp_opened, 4);
 
   /* the connects complete: SYN-ACKs, no longer pending, still connections */
-  for (uint64_t end = clock_now_ns() + 2 * S; gw->ctr.tcp_established < 4 && clock_now_ns() < end;)
-    gw_pipe_pump_once(&e->p, 10 * MS);
+  for (uint64_t end = clock_now_ns() + 2 * NS_PER_S;
+       gw->ctr.tcp_established < 4 && clock_now_ns() < end;)
+    gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   cr_assert_eq(gw->ctr.tcp_established, 4);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 3);
@@ -344,13 +344,13 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   cr_assert_eq(gw->ctr.share_tcp_client, 1);
 
   /* the room goes: every account with it */
-  gw_pipe_pump_for(&e->p, 100 * MS);
+  gw_pipe_pump_for(&e->p, 100 * NS_PER_MS);
   gateway_room_detach(gw, 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 0);
   cr_assert_eq(client_count(e, KEY_B, NAT_SHARE_TCP), 0);
   cr_assert_eq(gw->share_clients.nused, 0);
-  gw_pipe_pump_for(&e->p, 100 * MS);
+  gw_pipe_pump_for(&e->p, 100 * NS_PER_MS);
   env_free(e);
 }
 
@@ -367,8 +367,8 @@ Test(nat_share, failed_connects_give_their_accounts_back)
     vm_tcp(e, a1, (uint16_t)(41000 + 2 * round), e->closed_port, TCP_SYN, 7);
     vm_tcp(e, a1, (uint16_t)(41001 + 2 * round), e->closed_port, TCP_SYN, 7);
     cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 2);
-    for (uint64_t end = clock_now_ns() + 2 * S; gw->ntcp && clock_now_ns() < end;)
-      gw_pipe_pump_once(&e->p, 10 * MS);
+    for (uint64_t end = clock_now_ns() + 2 * NS_PER_S; gw->ntcp && clock_now_ns() < end;)
+      gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
     cr_assert_eq(gw->ntcp, 0);
     cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 0, "round %u", round);
     cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 0);
@@ -376,7 +376,7 @@ Test(nat_share, failed_connects_give_their_accounts_back)
   cr_assert_eq(gw->ctr.tcp_refused, 6, "every connect reached the host and was refused there");
   cr_assert_eq(gw->ctr.share_pending_client + gw->ctr.share_pending_vm, 0);
   cr_assert_eq(gw->share_clients.nused, 0);
-  gw_pipe_pump_for(&e->p, 50 * MS);
+  gw_pipe_pump_for(&e->p, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -421,15 +421,15 @@ Test(nat_share, new_flow_rate_per_vm)
   cr_assert_eq(b1->nframes, 0);
 
   /* one second: one more */
-  e->p.skew += 1 * S;
+  e->p.skew += 1 * NS_PER_S;
   vm_udp(e, a1, 5006, tport);
   cr_assert_eq(gw->ctr.udp_flows_opened, 7);
   vm_udp(e, a1, 5007, tport);
   cr_assert_eq(gw->ctr.rate_limited[NAT_SHARE_P_UDP], 2);
 
   /* long idle: the burst again, never more */
-  e->p.skew += 60 * S;
-  gw_pipe_pump_once(&e->p, 10 * MS); /* the sweep: the old mappings expire */
+  e->p.skew += 60 * NS_PER_S;
+  gw_pipe_pump_once(&e->p, 10 * NS_PER_MS); /* the sweep: the old mappings expire */
   for (uint16_t i = 0; i < 5; i++)
     vm_udp(e, a1, (uint16_t)(5100 + i), tport);
   cr_assert_eq(gw->ctr.rate_limited[NAT_SHARE_P_UDP], 2);
@@ -456,8 +456,8 @@ Test(nat_share, default_rate_lets_a_page_through_and_slows_a_scan)
   for (unsigned batch = 0; batch < 10; batch++) {
     for (unsigned i = 0; i < 10; i++)
       vm_tcp(e, a1, sport++, dport, TCP_SYN, 1);
-    for (uint64_t end = clock_now_ns() + 2 * S; gw->ntcp && clock_now_ns() < end;)
-      gw_pipe_pump_once(&e->p, 10 * MS);
+    for (uint64_t end = clock_now_ns() + 2 * NS_PER_S; gw->ntcp && clock_now_ns() < end;)
+      gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   }
   cr_assert_eq(gw->ctr.tcp_opened, 100,
                "a burst of 100 connections all reach the host: %llu, rate %llu, full %llu",
@@ -467,19 +467,19 @@ Test(nat_share, default_rate_lets_a_page_through_and_slows_a_scan)
   vm_tcp(e, a1, sport++, dport, TCP_SYN, 1);
   cr_assert_eq(gw->ctr.rate_limited[NAT_SHARE_P_TCP], 1, "the 101st at once is refused");
   /* one second later: 50 more (one every 20 ms), not 51 */
-  e->vnow += 1 * S;
+  e->vnow += 1 * NS_PER_S;
   unsigned ok = 0;
   for (unsigned i = 0; i < 60; i++) {
     uint64_t before = gw->ctr.tcp_opened;
     vm_tcp(e, a1, sport++, dport, TCP_SYN, 1);
     ok += gw->ctr.tcp_opened > before;
     if (i % 10 == 9)
-      for (uint64_t end = clock_now_ns() + 2 * S; gw->ntcp && clock_now_ns() < end;)
-        gw_pipe_pump_once(&e->p, 10 * MS);
+      for (uint64_t end = clock_now_ns() + 2 * NS_PER_S; gw->ntcp && clock_now_ns() < end;)
+        gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   }
   cr_assert_eq(ok, 50u, "%u let through", ok);
   cr_assert_eq(gw->ctr.rate_limited[NAT_SHARE_P_TCP], 11);
-  gw_pipe_pump_for(&e->p, 50 * MS);
+  gw_pipe_pump_for(&e->p, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -523,7 +523,7 @@ Test(nat_share, vm_accounts_are_bounded_and_reused)
   cr_assert_eq(nat_share_admit(gw, &pkt, NAT_SHARE_P_ICMP, &client), 0);
   cr_assert_eq(gw->ctr.share_vm_evicted, 7);
   /* buckets full again: the sweep frees every account */
-  nat_share_sweep(gw, e->vnow + 3 * S);
+  nat_share_sweep(gw, e->vnow + 3 * NS_PER_S);
   cr_assert_eq(gw->share_vms.nused, 0);
   env_free(e);
 }

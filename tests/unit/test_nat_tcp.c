@@ -30,19 +30,18 @@
 #include "wtrelay/policy.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
+#include "wtrelay/timeunit.h"
 
 #include "gw_pipeline.h"
 
-#define MS GWP_MS
-#define S GWP_S
 #define IP4 GWP_IP4
 
 #define GW_IP IP4(10, 0, 2, 2)
 #define DNS_IP IP4(10, 0, 2, 3)
 #define VM_IP IP4(10, 0, 2, 10)
 #define LOOP_IP IP4(127, 0, 0, 1)
-#define REPLY_WAIT (2 * S)      /* how long a test waits for something that must come */
-#define SILENCE_WAIT (200 * MS) /* how long it listens for something that must not */
+#define REPLY_WAIT (2 * NS_PER_S)      /* how long a test waits for something that must come */
+#define SILENCE_WAIT (200 * NS_PER_MS) /* how long it listens for something that must not */
 #define GUEST_WND 60000
 
 #define GW_MAC GWP_GW_MAC
@@ -96,13 +95,13 @@ static struct env *env_new_ex(unsigned timers, uint32_t max_tcp_conns)
   cr_assert(e);
   struct gateway_params gp;
   gw_pipe_params(&gp);
-  gp.udp_timeout_ns = 30 * S;
-  gp.icmp_timeout_ns = 30 * S;
+  gp.udp_timeout_ns = 30 * NS_PER_S;
+  gp.icmp_timeout_ns = 30 * NS_PER_S;
   gp.max_tcp_conns = max_tcp_conns;
   gp.max_tcp_conns_per_vm = 2;
-  gp.tcp_idle_ns = 600 * S;
-  gp.tcp_connect_timeout_ns = 5 * S;
-  gp.dns_timeout_ns = 3 * S;
+  gp.tcp_idle_ns = 600 * NS_PER_S;
+  gp.tcp_connect_timeout_ns = 5 * NS_PER_S;
+  gp.dns_timeout_ns = 3 * NS_PER_S;
   gw_pipe_init(&e->p, timers, &gp, &fake_ops, NULL);
   cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
   switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, VM_IP);
@@ -186,7 +185,7 @@ static bool next_seg(struct env *e, uint16_t sport, uint16_t gport, struct net_t
   uint64_t end = clock_now_ns() + timeout;
   for (unsigned turns = 0; e->vm.rd == e->vm.nframes && clock_now_ns() < end && turns < 10000;
        turns++)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   if (e->vm.rd == e->vm.nframes)
     return false;
   struct net_ipv4 ip;
@@ -244,7 +243,7 @@ static int accept_one(struct env *e, uint64_t timeout)
               strerror(errno));
     if (clock_now_ns() >= end)
       break;
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   }
   return -1;
 }
@@ -297,7 +296,7 @@ static void host_read(struct env *e, int fd, uint8_t *buf, size_t want)
               strerror(errno));
     if (clock_now_ns() >= end)
       break;
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   }
   cr_assert_eq(got, want, "host read %zu of %zu bytes", got, want);
 }
@@ -542,7 +541,7 @@ static void only_resends_of(struct env *e, struct conn *c, uint32_t seq)
   struct net_tcp t;
   uint64_t end = clock_now_ns() + SILENCE_WAIT;
   while (clock_now_ns() < end)
-    if (next_seg(e, c->dport, c->gport, &t, 10 * MS))
+    if (next_seg(e, c->dport, c->gport, &t, 10 * NS_PER_MS))
       cr_assert(t.len == 0 || t.seq == seq, "segment at %u (len %u), only %u may be resent", t.seq,
                 (unsigned)t.len, seq);
 }
@@ -573,7 +572,7 @@ Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
   /* segments 2 and 4 were lost: the guest acknowledges segment 1, then
    * reports segment 2 missing three times (segments 3 and 5 arrived) */
   conn_ack(e, &c, una + M);
-  pump_for(e, 20 * MS);
+  pump_for(e, 20 * NS_PER_MS);
   for (unsigned i = 0; i < 3; i++)
     conn_ack(e, &c, una + M);
   struct net_tcp t;
@@ -629,7 +628,7 @@ Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
   fill(data, sizeof(data), 13);
   uint32_t una = flight(e, &c, data, sizeof(data));
   conn_ack(e, &c, una + M);
-  pump_for(e, 20 * MS);
+  pump_for(e, 20 * NS_PER_MS);
   /* segment 2 lost; 3, 4, 5 arrive: three duplicate ACKs, each with a SACK
    * block and a window smaller by what the guest now holds */
   for (uint32_t k = 1; k <= 3; k++)
@@ -662,14 +661,14 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
   cr_assert_not_null(nc);
   for (unsigned turns = 0;
        turns < 200 && (nc->peek_busy || nc->discard_busy || nc->discard_pending); turns++)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   cr_assert(!nc->peek_busy && !nc->discard_busy, "the connection stays busy");
   /* three duplicate ACKs: the resend of segment 2 gets its peek (after a
    * normal peek the first one started completes) */
   for (unsigned i = 0; i < 3; i++)
     conn_ack(e, &c, una + M);
   for (unsigned turns = 0; turns < 200 && !nc->retx_busy; turns++)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   cr_assert(nc->retx_busy, "the resend's peek was never started");
   /* One loop turn by hand: the peek runs at submission and its completion
    * waits in the ring, while a partial ACK that came in the same batch of
@@ -687,7 +686,7 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
   unsigned segs = 0;
   uint64_t end = clock_now_ns() + SILENCE_WAIT;
   while (clock_now_ns() < end)
-    if (next_seg(e, c.dport, c.gport, &t, 10 * MS) && t.len) {
+    if (next_seg(e, c.dport, c.gport, &t, 10 * NS_PER_MS) && t.len) {
       uint32_t off = t.seq - una;
       cr_assert_leq(off + t.len, sizeof(data), "segment beyond the data: seq %u len %u", t.seq,
                     (unsigned)t.len);
@@ -714,7 +713,7 @@ Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
   uint64_t t0 = clock_now_ns();
   struct net_tcp t;
   must_seg(e, c.dport, c.gport, &t);
-  uint64_t ms = (clock_now_ns() - t0) / MS;
+  uint64_t ms = (clock_now_ns() - t0) / NS_PER_MS;
   cr_assert_eq(t.seq, una + M, "probe at %u, expected the first hole %u", t.seq, una + M);
   cr_assert_eq(t.len, M);
   cr_assert_arr_eq(t.payload, data + M, M);
@@ -794,7 +793,7 @@ Test(nat_tcp, retransmit_on_rto_and_dupacks)
   uint32_t una = c.hnxt;
   cr_assert_eq(collect(e, &c, una, 1000, got, 1000), 1000);
   guest_silent(e);
-  advance(e, 1500 * MS); /* the first RTO is 1 s */
+  advance(e, 1500 * NS_PER_MS); /* the first RTO is 1 s */
   struct net_tcp t;
   must_seg(e, c.dport, c.gport, &t);
   cr_assert_eq(t.seq, una, "retransmission at %u, expected %u", t.seq, una);
@@ -812,7 +811,7 @@ Test(nat_tcp, retransmit_on_rto_and_dupacks)
   cr_assert_arr_eq(got, data, 3000);
   uint32_t first = una + TCP_MSS_TO_GUEST;
   conn_ack(e, &c, first);
-  pump_for(e, 20 * MS);
+  pump_for(e, 20 * NS_PER_MS);
   cr_assert_eq(e->vm.nframes, e->vm.rd, "a new ACK alone sends nothing");
   for (unsigned i = 0; i < 3; i++)
     conn_ack(e, &c, first);
@@ -854,7 +853,7 @@ Test(nat_tcp, fin_half_close)
     n = recv(c.afd, b, sizeof(b), MSG_DONTWAIT);
     if (n >= 0)
       break;
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   }
   cr_assert_eq(n, 0, "the host reads EOF (got %zd)", n);
 
@@ -867,7 +866,7 @@ Test(nat_tcp, fin_half_close)
   cr_assert_eq(t.ack, c.gnxt, "the FIN stays acknowledged");
   c.hnxt += 10;
   conn_ack(e, &c, c.hnxt);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ntcp, 1, "half-closed, not gone");
 
   /* the host closes: FIN to the guest */
@@ -880,11 +879,11 @@ Test(nat_tcp, fin_half_close)
   c.hnxt++;
   conn_ack(e, &c, c.hnxt);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ntcp, 0, "the connection is gone");
   cr_assert_eq(e->p.gw.ctr.tcp_closed, 1);
   cr_assert_eq(e->p.gw.ctr.tcp_rst_out, 0);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -910,7 +909,7 @@ Test(nat_tcp, rst_both_ways)
     err = errno;
     if (n >= 0 || (err != EAGAIN && err != EWOULDBLOCK))
       break;
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   }
   cr_assert(n == 0 || (n < 0 && err == ECONNRESET), "host recv: %zd (%s)", n, strerror(err));
   close(c.afd);
@@ -925,7 +924,7 @@ Test(nat_tcp, rst_both_ways)
   cr_assert(t.flags & TCP_RST, "RST expected, flags %#x", t.flags);
   cr_assert_eq(t.seq, d.hnxt, "RST at %u, expected %u", t.seq, d.hnxt);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ntcp, 0);
   cr_assert_eq(e->p.gw.ctr.tcp_closed, 2);
 
@@ -933,7 +932,7 @@ Test(nat_tcp, rst_both_ways)
   conn_ack(e, &d, d.hnxt);
   must_seg(e, d.dport, d.gport, &t);
   cr_assert(t.flags & TCP_RST);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -979,7 +978,7 @@ Test(nat_tcp, refused_and_table_full)
   cr_assert_eq(t.ack, 556u);
   cr_assert_eq(e->p.gw.ctr.tcp_refused, 1);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT; e->p.gw.ntcp && clock_now_ns() < end;)
-    pump_once(e, 10 * MS);
+    pump_once(e, 10 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ntcp, 0);
 
   /* two per VM: the third is refused at once */
@@ -992,7 +991,7 @@ Test(nat_tcp, refused_and_table_full)
   cr_assert_eq(e->p.gw.ctr.tcp_opened, 3);
   close(a.afd);
   close(b.afd);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -1037,7 +1036,7 @@ Test(nat_tcp, a_connection_that_cannot_get_its_timer_is_refused)
   cr_assert_arr_eq(got, msg, sizeof(msg));
   cr_assert(timer_armed(&ca->timer));
   close(a.afd);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   env_free(e);
 }
 
@@ -1059,7 +1058,7 @@ Test(nat_tcp, egress_denied_before_nat)
   struct env *e = env_new();
   const uint32_t dst = IP4(192, 168, 1, 1);
   guest_seg(e, 42000, dst, 80, 1, 0, TCP_SYN, GUEST_WND, 1460, NULL, 0);
-  pump_for(e, 50 * MS);
+  pump_for(e, 50 * NS_PER_MS);
   cr_assert_eq(e->vm.nframes, 1, "one answer");
   struct net_ipv4 ip;
   parse_frame(e, 0, NULL, &ip);

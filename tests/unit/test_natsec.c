@@ -26,22 +26,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/net.h"
+#include "wtrelay/timeunit.h"
 
 #include "gw_pipeline.h"
 
-#define MS GWP_MS
-#define S GWP_S
 #define IP4 GWP_IP4
 #define VM_IP IP4(10, 0, 2, 10)
 #define VM2_IP IP4(10, 0, 2, 11)
 #define DNS_IP IP4(10, 0, 2, 3)
 #define LOOP_IP IP4(127, 0, 0, 1)
-#define REPLY_WAIT (2 * S)
-#define SILENCE_WAIT (200 * MS)
-#define UDP_TIMEOUT (3 * S)
+#define REPLY_WAIT (2 * NS_PER_S)
+#define SILENCE_WAIT (200 * NS_PER_MS)
+#define UDP_TIMEOUT (3 * NS_PER_S)
 
 static const uint8_t VM_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0a};
 static const uint8_t VM2_MAC[6] = {0x52, 0x54, 0x00, 0x12, 0x34, 0x0b};
@@ -92,8 +91,8 @@ static struct env *env_new(void (*tweak)(struct gateway_params *, struct env *))
   struct gateway_params gp;
   gw_pipe_params(&gp);
   gp.udp_timeout_ns = UDP_TIMEOUT;
-  gp.icmp_timeout_ns = 3 * S;
-  gp.dns_timeout_ns = 3 * S;
+  gp.icmp_timeout_ns = 3 * NS_PER_S;
+  gp.dns_timeout_ns = 3 * NS_PER_S;
   e->up_fd = gw_pipe_udp_loopback(&e->up_port);
   cr_assert_eq(io_sockaddr_parse("127.0.0.1", e->up_port, &gp.upstream[0], &gp.upstream_len[0]), 0);
   gp.nupstreams = 1;
@@ -141,7 +140,7 @@ static void pump_until_frames(struct env *e, struct vm *vm, unsigned want)
 {
   uint64_t end = clock_now_ns() + REPLY_WAIT;
   for (unsigned t = 0; vm->nframes < want && clock_now_ns() < end && t < 10000; t++)
-    gw_pipe_pump_once(&e->p, 20 * MS);
+    gw_pipe_pump_once(&e->p, 20 * NS_PER_MS);
 }
 
 /* The UDP payload of frame i of vm, checked to come from src:sport. */
@@ -188,7 +187,7 @@ Test(natsec, udp_inbound_only_from_endpoints_the_guest_sent_to)
     cr_assert_eq(sendto(other, "inject", 6, 0, (struct sockaddr *)&map, sizeof(map)), 6);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
        e->p.gw.ctr.udp_filtered < 3 && clock_now_ns() < end;)
-    gw_pipe_pump_once(&e->p, 20 * MS);
+    gw_pipe_pump_once(&e->p, 20 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ctr.udp_filtered, 3, "3 injected datagrams filtered");
   cr_assert_eq(vm->nframes, 0, "nothing injected reaches the VM");
 
@@ -228,7 +227,7 @@ Test(natsec, udp_mapping_refreshed_only_by_outbound)
     if (e->p.gw.ctr.udp_flows_closed)
       break;
   }
-  gw_pipe_pump_once(&e->p, 10 * MS); /* the sweep */
+  gw_pipe_pump_once(&e->p, 10 * NS_PER_MS); /* the sweep */
   cr_assert_eq(e->p.gw.ctr.udp_flows_closed, 1,
                "inbound traffic must not keep the mapping alive past --udp-timeout");
   cr_assert_eq(e->p.gw.nudp, 0);
@@ -491,7 +490,7 @@ Test(natsec, dns_ids_and_source_ports_vary)
   cr_assert_eq(sendto(e->up_fd, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
        e->p.gw.ctr.dns_unmatched == 0 && clock_now_ns() < end;)
-    gw_pipe_pump_once(&e->p, 20 * MS);
+    gw_pipe_pump_once(&e->p, 20 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ctr.dns_unmatched, 1);
   /* the right port and id, from the upstream's address but another port */
   uint16_t xport;
@@ -500,7 +499,7 @@ Test(natsec, dns_ids_and_source_ports_vary)
   cr_assert_eq(sendto(x, a, an, 0, (struct sockaddr *)&to0, sizeof(to0)), (ssize_t)an);
   for (uint64_t end = clock_now_ns() + REPLY_WAIT;
        e->p.gw.ctr.dns_bad == 0 && clock_now_ns() < end;)
-    gw_pipe_pump_once(&e->p, 20 * MS);
+    gw_pipe_pump_once(&e->p, 20 * NS_PER_MS);
   cr_assert_eq(e->p.gw.ctr.dns_bad, 1);
   cr_assert_eq(e->vm[0].nframes, 0);
   /* everything right: answered */

@@ -12,8 +12,8 @@
 #include "wtrelay/config.h"
 #include "wtrelay/log.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/timeunit.h"
 
-#define S 1000000000ull
 #define NSESS 64
 #define A 0xffff00010a510102ull /* 10.81.1.2 */
 #define B 0xffff00010a510202ull /* 10.81.2.2 */
@@ -30,7 +30,7 @@ static void setup(void)
   log_set_level(LOG_ERROR);
   config_defaults(&cfg);
   cfg.max_sessions = NSESS;
-  now = 1000 * S;
+  now = 1000 * NS_PER_S;
   memset(sess, 0, sizeof(sess));
 }
 
@@ -189,12 +189,12 @@ Test(relay_share, creation_rate_token_bucket)
   cr_assert_eq(r.ctr.sessions_refused_client_rate, 1);
   cr_assert_eq(open_s(k, "/r3", B), 200, "the rate is per client");
   end(k);
-  now += S;
+  now += NS_PER_S;
   cr_assert_eq(open_s(k, "/r3", A), 200);
   cr_assert(reg(k, 9));
   cr_assert_eq(open_s(k + 1, "/r4", A), 429);
   /* a whole burst later the client owes nothing: its slot is free */
-  now += 3 * S;
+  now += 3 * NS_PER_S;
   uint32_t owing = 0;
   for (uint32_t i = 0; i < r.max_clients; i++)
     owing += r.clients[i].tat_ns > now;

@@ -3,8 +3,7 @@
 #include <string.h>
 
 #include "wtrelay/switch.h"
-
-#define S 1000000000ull
+#include "wtrelay/timeunit.h"
 
 /* A port that records what it got. */
 struct rec {
@@ -57,7 +56,7 @@ static struct switch_params params(void)
       .max_macs = 64,
       .max_macs_per_domain = 32,
       .max_macs_per_port = 4,
-      .aging_ns = 300 * S,
+      .aging_ns = 300 * NS_PER_S,
       .router_mac = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02},
       .subnet = 0x0a000200,
       .netmask = 0xffffff00,
@@ -123,20 +122,20 @@ Test(switch, unicast_after_learning_reaches_only_target)
   switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   uint8_t f[64];
   /* unknown unicast floods */
-  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 1 * S), 2);
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 1 * NS_PER_S), 2);
   /* b answers: a is known now, so only a gets it */
-  cr_assert_eq(input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 2 * S), 1);
+  cr_assert_eq(input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 2 * NS_PER_S), 1);
   cr_assert_eq(ra.frames, 1);
   cr_assert_eq(rc.frames, 1); /* only the first flood */
   /* and a -> b is unicast now */
-  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 3 * S), 1);
+  cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), 3 * NS_PER_S), 1);
   cr_assert_eq(rb.frames, 2);
   cr_assert_eq(rc.frames, 1);
   cr_assert_eq(sw.ctr.unicast, 2);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 3 * S), a);
-  cr_assert_eq(switch_lookup(&sw, 1, MA, 3 * S), SWITCH_NO_PORT, "MACs are per domain");
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 3 * NS_PER_S), a);
+  cr_assert_eq(switch_lookup(&sw, 1, MA, 3 * NS_PER_S), SWITCH_NO_PORT, "MACs are per domain");
   /* a frame to a MAC learned on the sender's own port is not sent back */
-  cr_assert_eq(input(&sw, a, f, eth(f, MA, MA, 0x0800, 60), 3 * S), 0);
+  cr_assert_eq(input(&sw, a, f, eth(f, MA, MA, 0x0800, 60), 3 * NS_PER_S), 0);
   cr_assert_eq(sw.ctr.drop_same_port, 1);
   cr_assert_eq(ra.frames, 1);
   switch_fini(&sw);
@@ -148,23 +147,23 @@ Test(switch, aging_and_moves)
   struct rec ra = {0}, rb = {0}, rc = {0};
   uint32_t a, b, c;
   struct switch_params p = params();
-  p.aging_ns = 10 * S;
+  p.aging_ns = 10 * NS_PER_S;
   switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rc, &c);
   uint8_t f[64];
   input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 0);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 9 * S), a);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 10 * S), SWITCH_NO_PORT, "aged out on lookup");
-  cr_assert_eq(switch_age(&sw, 10 * S), 1);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 9 * NS_PER_S), a);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 10 * NS_PER_S), SWITCH_NO_PORT, "aged out on lookup");
+  cr_assert_eq(switch_age(&sw, 10 * NS_PER_S), 1);
   cr_assert_eq(sw.nmacs, 0);
   cr_assert_eq(sw.ports[a].nmacs, 0);
   /* a MAC that moves to another port follows it */
-  input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 20 * S);
-  input(&sw, c, f, eth(f, BC, MA, 0x0806, 60), 21 * S);
-  cr_assert_eq(switch_lookup(&sw, 0, MA, 21 * S), c);
+  input(&sw, a, f, eth(f, BC, MA, 0x0806, 60), 20 * NS_PER_S);
+  input(&sw, c, f, eth(f, BC, MA, 0x0806, 60), 21 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&sw, 0, MA, 21 * NS_PER_S), c);
   cr_assert_eq(sw.ctr.moved, 1);
   cr_assert_eq(sw.ports[a].nmacs, 0);
   cr_assert_eq(sw.ports[c].nmacs, 1);
-  input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 22 * S);
+  input(&sw, b, f, eth(f, MA, MB, 0x0800, 60), 22 * NS_PER_S);
   cr_assert_eq(rc.frames, 3); /* two floods from a, then the unicast to MA */
   switch_fini(&sw);
 }
@@ -363,7 +362,7 @@ Test(switch, storm_control_token_bucket)
   switch_with_3_ports(&sw, &p, &ra, &a, &rb, &b, &rg, &g);
   switch_port_flood_exempt(&sw, g);
   uint8_t f[64];
-  uint64_t t = 5 * S;
+  uint64_t t = 5 * NS_PER_S;
   /* the burst, then nothing */
   for (int i = 0; i < 5; i++)
     cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t), 2, "frame %d of the burst", i);
@@ -379,11 +378,11 @@ Test(switch, storm_control_token_bucket)
   input(&sw, b, f, eth(f, BC, MB, 0x0806, 42), t); /* b's own bucket; teaches MB */
   cr_assert_eq(input(&sw, a, f, eth(f, MB, MA, 0x0800, 60), t), 1);
   /* 99 ms later still nothing; at 100 ms one frame */
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 99 * S / 1000), -ENOBUFS);
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), 2);
-  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * S / 1000), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 99 * NS_PER_S / 1000), -ENOBUFS);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * NS_PER_S / 1000), 2);
+  cr_assert_eq(input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + 100 * NS_PER_S / 1000), -ENOBUFS);
   /* a long pause refills only the burst */
-  t += 3600 * S;
+  t += 3600 * NS_PER_S;
   int passed = 0;
   for (int i = 0; i < 20; i++)
     passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t) > 0;
@@ -391,7 +390,7 @@ Test(switch, storm_control_token_bucket)
   /* over 10 s at 100 frames/s offered: rate x time + burst at most */
   passed = 0;
   for (int i = 1; i <= 1000; i++)
-    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + (uint64_t)i * S / 100) > 0;
+    passed += input(&sw, a, f, eth(f, BC, MA, 0x0806, 42), t + (uint64_t)i * NS_PER_S / 100) > 0;
   cr_assert(passed >= 99 && passed <= 101, "%d of 1000 passed in 10 s at 10/s", passed);
   /* the exempt port (the gateway) floods freely */
   for (int i = 0; i < 50; i++)
@@ -574,35 +573,35 @@ Test(switch_uplink, macs_move_between_uplink_and_local_port)
   struct switch_params p = params();
   lan_init(&l, &p);
   uint8_t f[64];
-  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * S);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 1 * S), l.u1);
+  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 1 * NS_PER_S), l.u1);
   /* the host comes here: its MAC follows it */
-  input(&l.sw, l.a, f, eth(f, BC, MC, 0x0806, 42), 2 * S);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 2 * S), l.a);
+  input(&l.sw, l.a, f, eth(f, BC, MC, 0x0806, 42), 2 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 2 * NS_PER_S), l.a);
   cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].moved_in, 1);
   cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].macs, 0);
   cr_assert_eq(l.sw.kind[SWITCH_PORT_LOCAL].macs, 1);
   cr_assert_eq(l.sw.ports[l.u1].nmacs, 0);
   /* and leaves again, behind the other uplink */
-  input(&l.sw, l.u2, f, eth(f, BC, MC, 0x0806, 42), 3 * S);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 3 * S), l.u2);
+  input(&l.sw, l.u2, f, eth(f, BC, MC, 0x0806, 42), 3 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MC, 3 * NS_PER_S), l.u2);
   cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].moved_in, 1);
   cr_assert_eq(l.sw.ports[l.a].nmacs, 0);
   cr_assert_eq(l.sw.ports[l.u2].nmacs, 1);
   cr_assert_eq(l.sw.ctr.moved, 2);
   /* unicast follows */
   int before = l.r2.frames;
-  cr_assert_eq(input(&l.sw, l.b, f, eth(f, MC, MB, 0x0800, 60), 3 * S), 1);
+  cr_assert_eq(input(&l.sw, l.b, f, eth(f, MC, MB, 0x0800, 60), 3 * NS_PER_S), 1);
   cr_assert_eq(l.r2.frames, before + 1);
   cr_assert_eq(l.r1.frames, 1, "u1 saw only the flood from a");
   /* a move into a full uplink is refused like a new MAC */
   switch_fini(&l.sw);
   p.max_macs_per_uplink = 1;
   lan_init(&l, &p);
-  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * S);
-  input(&l.sw, l.a, f, eth(f, BC, MB, 0x0806, 42), 1 * S);
-  input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * S);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * S), l.a);
+  input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 1 * NS_PER_S);
+  input(&l.sw, l.a, f, eth(f, BC, MB, 0x0806, 42), 1 * NS_PER_S);
+  input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * NS_PER_S);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * NS_PER_S), l.a);
   cr_assert_eq(l.sw.kind[SWITCH_PORT_UPLINK].learn_full, 1);
   switch_fini(&l.sw);
 }
@@ -614,16 +613,16 @@ Test(switch_uplink, pinned_mac_is_not_stolen_from_an_uplink)
   lan_init(&l, &p);
   cr_assert_eq(switch_port_pin_mac(&l.sw, l.a, MA), 0);
   uint8_t f[64];
-  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MA, 0x0806, 42), 1 * S), -EPERM);
-  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, MB, MA, 0x0800, 60), 1 * S), -EPERM);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MA, 0x0806, 42), 1 * NS_PER_S), -EPERM);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, MB, MA, 0x0800, 60), 1 * NS_PER_S), -EPERM);
   cr_assert_eq(l.rb.frames + l.ra.frames + l.r2.frames, 0, "nothing forwarded");
   cr_assert_eq(l.sw.ctr.drop_uplink_pinned_src, 2);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MA, 1000 * S), l.a, "still pinned to its session");
+  cr_assert_eq(switch_lookup(&l.sw, 0, MA, 1000 * NS_PER_S), l.a, "still pinned to its session");
   cr_assert_eq(l.sw.ctr.moved, 0);
   /* an unpinned local MAC does move (the host went elsewhere) */
-  input(&l.sw, l.b, f, eth(f, BC, MB, 0x0806, 42), 1 * S);
-  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * S), 2);
-  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * S), l.u1);
+  input(&l.sw, l.b, f, eth(f, BC, MB, 0x0806, 42), 1 * NS_PER_S);
+  cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MB, 0x0806, 42), 2 * NS_PER_S), 2);
+  cr_assert_eq(switch_lookup(&l.sw, 0, MB, 2 * NS_PER_S), l.u1);
   switch_fini(&l.sw);
 }
 
@@ -636,14 +635,14 @@ Test(switch_uplink, no_storm_bucket_on_an_uplink)
   lan_init(&l, &p);
   uint8_t f[64];
   for (int i = 0; i < 100; i++)
-    cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 5 * S), 2);
-  cr_assert(switch_flood_allowed(&l.sw, l.u2, 5 * S));
+    cr_assert_eq(input(&l.sw, l.u1, f, eth(f, BC, MC, 0x0806, 42), 5 * NS_PER_S), 2);
+  cr_assert(switch_flood_allowed(&l.sw, l.u2, 5 * NS_PER_S));
   cr_assert_eq(l.sw.ports[l.u1].floods_limited, 0);
   cr_assert_eq(l.sw.ctr.flood_limited, 0);
   /* a session still has its bucket */
   int passed = 0;
   for (int i = 0; i < 100; i++)
-    passed += input(&l.sw, l.a, f, eth(f, BC, MA, 0x0806, 42), 5 * S) > 0;
+    passed += input(&l.sw, l.a, f, eth(f, BC, MA, 0x0806, 42), 5 * NS_PER_S) > 0;
   cr_assert_eq(passed, 5);
   cr_assert_eq(l.r1.frames, 5);
   switch_fini(&l.sw);
@@ -717,7 +716,7 @@ Test(switch_uplink, routed_to_uplinks_costs_a_flood_token)
   uint8_t f[80];
   int passed = 0;
   for (int i = 0; i < 10; i++) {
-    int rc = input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000250), 5 * S);
+    int rc = input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000250), 5 * NS_PER_S);
     cr_assert(rc == 2 || rc == -ENOBUFS, "rc %d", rc);
     passed += rc == 2;
   }

@@ -39,7 +39,7 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hash.h"
 
 static uint32_t flow_hash(const struct gateway *gw, uint32_t room, uint32_t ip, uint16_t port)

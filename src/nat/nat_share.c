@@ -12,7 +12,7 @@
  *    counts, for the per-VM caps, and a rate of new flows (UDP mappings,
  *    TCP connections, ICMP echo flows) kept as a GCRA token bucket: `tat`
  *    is the time at which the bucket would be full again; a new flow costs
- *    NS / rate, and is refused when that would put tat more than
+ *    NS_PER_S / rate, and is refused when that would put tat more than
  *    (burst - 1) flows ahead of now. An account lives while the VM holds a
  *    flow or its bucket is refilling; the table has room for every flow
  *    holder plus every ICMP flow, and when it is full anyway (VMs that held
@@ -30,10 +30,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 #include "wtrelay/hash.h"
-
-#define NS 1000000000ull
+#include "wtrelay/timeunit.h"
 
 static uint64_t vm_key(uint32_t room, uint32_t ip)
 {
@@ -177,7 +176,7 @@ static bool bucket_take(const struct gateway *gw, struct nat_share_ent *v, uint6
 {
   if (!gw->p.nat_new_rate)
     return true;
-  uint64_t cost = NS / gw->p.nat_new_rate;
+  uint64_t cost = NS_PER_S / gw->p.nat_new_rate;
   uint64_t burst = gw->p.nat_new_burst ? gw->p.nat_new_burst : 1;
   uint64_t tat = v->tat > now ? v->tat : now;
   if (tat - now > (burst - 1) * cost)

@@ -14,6 +14,7 @@
  */
 #include "wtrelay/switch.h"
 #include "wtrelay/hash.h"
+#include "wtrelay/timeunit.h"
 
 #include <errno.h>
 #include <stdlib.h>
@@ -22,7 +23,6 @@
 #define ETH_HLEN 14
 #define ETH_P_IPV4 0x0800
 #define IPV4_MIN 20
-#define NANO 1000000000ull
 
 static uint64_t mac_u64(const uint8_t m[6])
 {
@@ -362,7 +362,7 @@ bool switch_flood_allowed(struct switch_table *sw, uint32_t port, uint64_t now)
   struct switch_port *pt = &sw->ports[port];
   if (!sw->p.flood_rate || pt->flood_exempt)
     return true;
-  uint64_t depth = (uint64_t)(sw->p.flood_burst ? sw->p.flood_burst : 1) * NANO;
+  uint64_t depth = (uint64_t)(sw->p.flood_burst ? sw->p.flood_burst : 1) * NS_PER_S;
   if (!pt->flood_started) {
     pt->flood_started = true;
     pt->flood_tokens = depth;
@@ -375,12 +375,12 @@ bool switch_flood_allowed(struct switch_table *sw, uint32_t port, uint64_t now)
       pt->flood_tokens = depth;
   }
   pt->flood_last_ns = now;
-  if (pt->flood_tokens < NANO) {
+  if (pt->flood_tokens < NS_PER_S) {
     pt->floods_limited++;
     sw->ctr.flood_limited++;
     return false;
   }
-  pt->flood_tokens -= NANO;
+  pt->flood_tokens -= NS_PER_S;
   return true;
 }
 

@@ -8,6 +8,7 @@
  * address space, not memory, until it fills.
  */
 #include "wtrelay/lease.h"
+#include "wtrelay/timeunit.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -19,7 +20,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NS 1000000000ll
 #define WRITE_EVERY_NS 1000000000ull
 #define HEADER "# wtrelay leases v1\n"
 #define ROOM_LINE_MAX (5 + 3 * LEASE_NAME_MAX + 2) /* "room ", name, newline, NUL */
@@ -285,7 +285,7 @@ int lease_init(struct lease_table *t, const struct lease_params *p, struct timer
     timer_init(&t->timer, write_timer);
     return -ENOMEM;
   }
-  log_ratelimit_init(&t->rl, (uint64_t)NS, 5);
+  log_ratelimit_init(&t->rl, NS_PER_S, 5);
   return 0;
 }
 
@@ -587,7 +587,7 @@ int lease_parse(struct lease_table *t, const char *data, size_t len, uint64_t no
     int64_t age = when < 0 || when > wall_s ? 0 : wall_s - when;
     if (age > MAX_AGE_S)
       age = MAX_AGE_S;
-    pe.released_ns = (int64_t)now_ns - age * NS;
+    pe.released_ns = (int64_t)now_ns - age * (int64_t)NS_PER_S;
     pe.room = room;
     pend[np++] = pe;
   }
@@ -626,7 +626,7 @@ int lease_format(const struct lease_table *t, char *buf, size_t cap, uint64_t no
       const struct lease *l = &t->l[i];
       char when[24] = "live";
       if (!l->live) {
-        int64_t age = ((int64_t)now_ns - l->released_ns) / NS;
+        int64_t age = ((int64_t)now_ns - l->released_ns) / (int64_t)NS_PER_S;
         snprintf(when, sizeof(when), "%lld",
                  (long long)(age < 0        ? wall_s
                              : age > wall_s ? 0
@@ -680,8 +680,8 @@ int lease_load_file(struct lease_table *t)
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   uint64_t skipped0 = t->ctr.lines_skipped;
-  int loaded = lease_parse(t, t->buf, n, t->now ? *t->now : (uint64_t)ts.tv_sec * NS + ts.tv_nsec,
-                           wall_now());
+  int loaded = lease_parse(
+      t, t->buf, n, t->now ? *t->now : (uint64_t)ts.tv_sec * NS_PER_S + ts.tv_nsec, wall_now());
   uint64_t skipped = t->ctr.lines_skipped - skipped0;
   if (loaded < 0 || err || too_big || skipped) {
     t->ctr.load_errors++;

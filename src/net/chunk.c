@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/iov.h"
+
 static uint32_t pool_hwm(const struct chunk_pool *cp)
 {
   return cp->used;
@@ -273,25 +275,6 @@ int chunk_split_plan(size_t len, size_t max_dgram, struct chunk_plan *plan)
   return 0;
 }
 
-size_t chunk_iov_gather(uint8_t *dst, size_t off, size_t n, const struct iovec *iov, int iovcnt)
-{
-  size_t done = 0;
-  for (int i = 0; i < iovcnt && done < n; i++) {
-    size_t l = iov[i].iov_len;
-    if (off >= l) {
-      off -= l;
-      continue;
-    }
-    size_t take = l - off;
-    if (take > n - done)
-      take = n - done;
-    memcpy(dst + done, (const uint8_t *)iov[i].iov_base + off, take);
-    done += take;
-    off = 0;
-  }
-  return done;
-}
-
 int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, uint16_t chunk_id,
                       uint32_t k, const struct iovec *iov, int iovcnt)
 {
@@ -300,7 +283,7 @@ int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, u
   buf[0] = BAVY_CHUNK;
   if (bavy_chunk_header_write(buf + 1, cap - 1, chunk_id, (uint8_t)k, (uint8_t)plan->total) != 4)
     return -ENOSPC;
-  size_t n = chunk_iov_gather(buf + CHUNK_HDR, (size_t)k * plan->size, plan->size, iov, iovcnt);
+  size_t n = iov_gather(buf + CHUNK_HDR, (size_t)k * plan->size, plan->size, iov, iovcnt);
   if (n == 0)
     return -ENOSPC;
   return (int)(CHUNK_HDR + n);

@@ -1,7 +1,7 @@
 /*
- * cli: shared command-line error handling. See include/wtrelay/cli.h.
+ * cli: shared command-line error handling. See cli.h.
  */
-#include "wtrelay/cli.h"
+#include "cli.h"
 
 #include <stdarg.h>
 #include <stdio.h>

@@ -3,14 +3,17 @@
  * (version 0.0.4). Names follow Prometheus conventions: the wtrelay_
  * prefix, _total for counters, base units (bytes, seconds); drop reasons
  * and directions are labels of one family. This is application wiring: it
- * reads the counter structs of every module and knows their meaning; no
- * module knows about Prometheus.
+ * reads the counter structs of every module and knows their meaning. The
+ * relay's and the gateway's counters come from their counter tables
+ * (wtrelay/counter.h: family, labels and exit-log key beside the struct),
+ * which their exit log lines are written from too, so the two cannot
+ * drift; the other modules' families are written here by hand.
  */
 #include "wtrelay/metrics.h"
-#include "wtrelay/languard.h"
 
 #include <inttypes.h>
 #include <stdio.h>
+#include <string.h>
 
 /* A family header once, then its samples. */
 static void family(struct ops_buf *b, const char *name, const char *type, const char *help)
@@ -52,6 +55,22 @@ static void counters(struct ops_buf *b, const char *name, const char *help, cons
 }
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Every exported row of a counter table (wtrelay/counter.h): a family
+ * header at the first row of each family, then one sample per row. */
+static void table(struct ops_buf *b, const struct counter_table *t, const void *ctr)
+{
+  const char *fam = NULL;
+  for (size_t i = 0; i < t->n; i++) {
+    const struct counter_def *d = &t->defs[i];
+    if (!d->family)
+      continue;
+    if (!fam || strcmp(fam, d->family) != 0)
+      family(b, d->family, "counter", d->help);
+    fam = d->family;
+    sample(b, d->family, d->labels, counter_value(d, ctr));
+  }
+}
 
 void metrics_write(struct ops_buf *b, const struct metrics_src *m)
 {
@@ -204,28 +223,7 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                          {"reason=\"send_failed\"", h->dgrams_send_failed}},
            3);
 
-  /* bavy protocol */
-  counters(b, "wtrelay_control_messages_total", "bavy control messages handled",
-           (struct lv[]){{"type=\"register\"", r->registers},
-                         {"type=\"assigned\"", r->assigned},
-                         {"type=\"heartbeat\"", r->heartbeats},
-                         {"type=\"disconnect\"", r->disconnects}},
-           4);
-  counters(b, "wtrelay_control_refused_total", "control messages refused or bad",
-           (struct lv[]){{"reason=\"mac_busy\"", r->register_refused_busy},
-                         {"reason=\"pool_exhausted\"", r->register_refused_pool},
-                         {"reason=\"other_mac\"", r->register_refused_other_mac},
-                         {"reason=\"bad_json\"", r->ctrl_bad_json},
-                         {"reason=\"bad_mac\"", r->ctrl_bad_mac},
-                         {"reason=\"oversized\"", r->ctrl_oversized},
-                         {"reason=\"unknown_type\"", r->ctrl_unknown_type},
-                         {"reason=\"switch_full\"", r->ports_full},
-                         {"reason=\"reserved_mac\"", r->register_refused_reserved},
-                         {"reason=\"rooms_full\"", r->register_refused_rooms},
-                         {"reason=\"client_rooms\"", r->register_refused_client_rooms},
-                         {"reason=\"client_room_rate\"", r->register_refused_client_rate},
-                         {"reason=\"client_address_share\"", r->register_refused_share}},
-           13);
+  /* bavy protocol, frames, LAN guards and storm control: the relay's table */
   if (m->relay->auth) {
     /* access control (auth.c): every refusal reason, even at zero */
     const struct auth_counters *a = &m->relay->auth->ctr;
@@ -245,70 +243,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
                            {"result=\"failed\"", a->key_reload_failures}},
              2);
   }
-  counters(b, "wtrelay_takeovers_total",
-           "Register for a MAC held by another session: the holder probed, then",
-           (struct lv[]){{"result=\"taken_over\"", r->takeovers},
-                         {"result=\"holder_alive\"", r->takeover_refused_alive}},
-           2);
-  counter(b, "wtrelay_takeover_probes_total", "liveness probes sent to a MAC's holder",
-          r->takeover_probes);
-  counters(b, "wtrelay_sessions_ended_total", "sessions ended by the relay",
-           (struct lv[]){{"reason=\"register_timeout\"", r->timeouts_register},
-                         {"reason=\"peer_timeout\"", r->timeouts_peer},
-                         {"reason=\"relay_full\"", r->sessions_refused_full},
-                         {"reason=\"rooms_full\"", r->sessions_refused_rooms},
-                         {"reason=\"client_rooms\"", r->sessions_refused_client_rooms},
-                         {"reason=\"client_room_rate\"", r->sessions_refused_client_rate},
-                         {"reason=\"client_sessions\"", r->sessions_refused_client_sessions}},
-           7);
-  counter(b, "wtrelay_address_share_recycled_total",
-          "Register or DHCP of a client at its address share that got its own oldest sticky lease",
-          r->share_recycled);
-  counter(b, "wtrelay_client_rate_evictions_total",
-          "clients forgotten by the full room-creation rate table", r->clients_evicted);
-  counters(b, "wtrelay_frames_total", "Ethernet frames through the relay",
-           (struct lv[]){{"direction=\"in\"", r->frames_in}, {"direction=\"out\"", r->frames_out}},
-           2);
-  counters(b, "wtrelay_frame_bytes_total", "Ethernet frame bytes",
-           (struct lv[]){{"direction=\"in\"", r->frame_bytes_in},
-                         {"direction=\"out\"", r->frame_bytes_out}},
-           2);
-  counter(b, "wtrelay_frames_out_chunked_total", "frames sent to a session as chunks",
-          r->frames_out_chunked);
-  counter(b, "wtrelay_chunks_out_total", "chunks sent", r->chunks_out);
-  counters(b, "wtrelay_frames_dropped_total", "frames dropped",
-           (struct lv[]){{"reason=\"unregistered\"", r->frames_unregistered},
-                         {"reason=\"spoofed_mac\"", r->frames_spoofed},
-                         {"reason=\"runt\"", r->frames_runt},
-                         {"reason=\"oversized\"", r->frames_oversized},
-                         {"reason=\"send_failed\"", r->frames_out_failed},
-                         {"reason=\"too_big_for_session\"", r->frames_out_too_big},
-                         {"reason=\"bad_chunk_header\"", r->chunks_bad_header},
-                         {"reason=\"empty_datagram\"", r->dgram_empty},
-                         {"reason=\"unknown_type\"", r->dgram_unknown_type}},
-           9);
-
-  /* LAN guards (languard.c): every verdict, even at zero */
-  family(b, "wtrelay_lan_guard_drops_total", "counter",
-         "frames from sessions the LAN guards dropped, by reason");
-  for (int i = 1; i < LANGUARD_NVERDICTS; i++) {
-    char label[64];
-    snprintf(label, sizeof(label), "reason=\"%s\"",
-             languard_verdict_name((enum languard_verdict)i));
-    sample(b, "wtrelay_lan_guard_drops_total", label, r->guard_drops[i]);
-  }
-  counters(b, "wtrelay_lan_guard_bindings_total",
-           "DHCP leases bound to the port they were asked through (--allow-any-src-mac)",
-           (struct lv[]){{"event=\"added\"", r->bindings_added},
-                         {"event=\"replaced\"", r->bindings_replaced}},
-           2);
-  /* storm control */
-  counters(b, "wtrelay_storm_control_drops_total",
-           "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
-           "flood copies a receiver's half-full datagram queue refused (copies)",
-           (struct lv[]){{"reason=\"rate_limited\"", w->flood_limited},
-                         {"reason=\"receiver_queue\"", r->flood_out_dropped}},
-           2);
+  table(b, &relay_counter_table, r);
+  /* the table ends with the storm-control family; the switch's sample joins it */
+  sample(b, "wtrelay_storm_control_drops_total", "reason=\"rate_limited\"", w->flood_limited);
 
   /* switch */
   counters(b, "wtrelay_switch_frames_total", "frames switched",
@@ -361,103 +298,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
 
   /* gateway and NAT */
   if (m->gw) {
-    const struct gateway_counters *g = &m->gw->ctr;
-    counters(b, "wtrelay_gateway_answers_total", "answers from the gateway itself",
-             (struct lv[]){{"kind=\"arp\"", g->arp_replies},
-                           {"kind=\"echo\"", g->echo_replies},
-                           {"kind=\"dhcp_offer\"", g->dhcp_offers},
-                           {"kind=\"dhcp_ack\"", g->dhcp_acks},
-                           {"kind=\"dhcp_nak\"", g->dhcp_naks}},
-             5);
-    counter(b, "wtrelay_dhcp_messages_total", "DHCP messages received", g->dhcp_in);
-    counters(b, "wtrelay_gateway_drops_total", "packets the gateway dropped or refused",
-             (struct lv[]){{"reason=\"bad_ethernet\"", g->bad_eth},
-                           {"reason=\"bad_ip\"", g->bad_ip},
-                           {"reason=\"bad_l4\"", g->bad_l4},
-                           {"reason=\"fragment\"", g->fragments},
-                           {"reason=\"spoofed_ip\"", g->spoofed},
-                           {"reason=\"ttl_expired\"", g->ttl_expired},
-                           {"reason=\"egress_denied\"", g->denied},
-                           {"reason=\"other_protocol\"", g->other_proto},
-                           {"reason=\"no_such_host\"", g->no_port},
-                           {"reason=\"dhcp_bad\"", g->dhcp_bad},
-                           {"reason=\"icmp_disabled\"", g->icmp_disabled_drops}},
-             11);
-    counters(b, "wtrelay_nat_flows_total", "NAT mappings",
-             (struct lv[]){{"protocol=\"udp\",event=\"opened\"", g->udp_flows_opened},
-                           {"protocol=\"udp\",event=\"closed\"", g->udp_flows_closed},
-                           {"protocol=\"udp\",event=\"refused_full\"", g->udp_flows_full},
-                           {"protocol=\"icmp\",event=\"opened\"", g->icmp_flows_opened},
-                           {"protocol=\"icmp\",event=\"closed\"", g->icmp_flows_closed},
-                           {"protocol=\"icmp\",event=\"refused_full\"", g->icmp_flows_full}},
-             6);
-    counters(b, "wtrelay_nat_packets_total", "packets through the NAT",
-             (struct lv[]){{"protocol=\"udp\",direction=\"out\"", g->udp_out},
-                           {"protocol=\"udp\",direction=\"in\"", g->udp_in},
-                           {"protocol=\"icmp\",direction=\"out\"", g->icmp_out},
-                           {"protocol=\"icmp\",direction=\"in\"", g->icmp_in},
-                           {"protocol=\"icmp_error\",direction=\"in\"", g->udp_icmp_errors}},
-             5);
-    counter(b, "wtrelay_nat_send_failures_total", "NAT packets that could not be sent",
-            g->udp_send_failed);
+    table(b, &gateway_counter_table, &m->gw->ctr);
     gauge(b, "wtrelay_nat_tcp_connections", "TCP NAT connections", m->gw->ntcp);
-    counters(b, "wtrelay_nat_tcp_connections_total", "TCP NAT connection events",
-             (struct lv[]){{"event=\"opened\"", g->tcp_opened},
-                           {"event=\"established\"", g->tcp_established},
-                           {"event=\"closed\"", g->tcp_closed},
-                           {"event=\"refused_full\"", g->tcp_full},
-                           {"event=\"connect_refused\"", g->tcp_refused},
-                           {"event=\"connect_failed\"", g->tcp_connect_failed},
-                           {"event=\"reset_by_guest\"", g->tcp_rst_in},
-                           {"event=\"reset_to_guest\"", g->tcp_rst_out},
-                           {"event=\"host_error\"", g->tcp_host_errors},
-                           {"event=\"timeout\"", g->tcp_idle_closed},
-                           {"event=\"no_timer\"", g->tcp_no_timer}},
-             11);
-    counters(b, "wtrelay_nat_share_refusals_total",
-             "new NAT flows refused by a fair share (per client, per VM) or the rate of new flows",
-             (struct lv[]){{"reason=\"udp_per_client\"", g->share_udp_client},
-                           {"reason=\"tcp_per_client\"", g->share_tcp_client},
-                           {"reason=\"tcp_pending_per_client\"", g->share_pending_client},
-                           {"reason=\"tcp_pending_per_vm\"", g->share_pending_vm},
-                           {"reason=\"rate_udp\"", g->rate_limited[NAT_SHARE_P_UDP]},
-                           {"reason=\"rate_tcp\"", g->rate_limited[NAT_SHARE_P_TCP]},
-                           {"reason=\"rate_icmp\"", g->rate_limited[NAT_SHARE_P_ICMP]},
-                           {"reason=\"account_table_full\"", g->share_table_full}},
-             8);
-    counter(b, "wtrelay_nat_share_vm_accounts_reused_total",
-            "idle per-VM accounts reused while their new-flow bucket was still refilling",
-            g->share_vm_evicted);
     gauge(b, "wtrelay_nat_share_clients", "clients holding NAT flows", m->gw->share_clients.nused);
-    counters(b, "wtrelay_nat_tcp_segments_total", "TCP segments to and from the guests",
-             (struct lv[]){{"direction=\"from_guest\"", g->tcp_segs_in},
-                           {"direction=\"to_guest\"", g->tcp_segs_out},
-                           {"direction=\"retransmitted\"", g->tcp_retransmits},
-                           {"direction=\"tail_loss_probe\"", g->tcp_tail_probes},
-                           {"direction=\"out_of_order_from_guest\"", g->tcp_out_of_order}},
-             5);
-    counters(b, "wtrelay_nat_tcp_bytes_total", "TCP payload bytes through the NAT",
-             (struct lv[]){{"direction=\"to_internet\"", g->tcp_bytes_out},
-                           {"direction=\"to_guest\"", g->tcp_bytes_in}},
-             2);
-    counters(b, "wtrelay_dns_forwarder_total", "DNS forwarder events",
-             (struct lv[]){{"event=\"query\"", g->dns_queries},
-                           {"event=\"answer\"", g->dns_answers},
-                           {"event=\"timeout\"", g->dns_timeouts},
-                           {"event=\"full\"", g->dns_full},
-                           {"event=\"bad\"", g->dns_bad},
-                           {"event=\"unmatched\"", g->dns_unmatched},
-                           {"event=\"no_upstream\"", g->dns_no_upstream}},
-             7);
-    counters(b, "wtrelay_nat_security_total",
-             "NAT filtering, own-address refusals and per-VM shares of DNS and echo ids",
-             (struct lv[]){{"event=\"udp_filtered\"", g->udp_filtered},
-                           {"event=\"udp_peer_replaced\"", g->udp_peers_replaced},
-                           {"event=\"local_refused\"", g->local_refused},
-                           {"event=\"dns_vm_full\"", g->dns_vm_full},
-                           {"event=\"dns_socket_failed\"", g->dns_sock_failed},
-                           {"event=\"icmp_vm_full\"", g->icmp_vm_full}},
-             6);
     if (m->gw->p.hostaddr) {
       const struct hostaddr_counters *hc = &m->gw->p.hostaddr->ctr;
       gauge(b, "wtrelay_host_local_routes", "local and broadcast routes of the host, followed",

@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/container_of.h"
+#include "wtrelay/iov.h"
 #include "wtrelay/log.h"
 
 const char *wtc_state_name(enum wtc_state st)
@@ -87,7 +89,6 @@ static struct wtc_session *sess_of_quic(struct wtc *c, struct quic_conn *qc)
   return NULL;
 }
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define BACKOFF_MIN_NS 250000000ull
 #define BACKOFF_MAX_NS 30000000000ull
 
@@ -244,7 +245,7 @@ static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t 
     if (bavy_chunk_header_parse(data + 1, len - 1, &h) < 0 ||
         chunk_reasm_input(&c->chunks, &s->chunks, &h, c->w.now, &f) != CHUNK_COMPLETE)
       return;
-    size_t n = chunk_iov_gather(c->frame_buf, 0, sizeof(c->frame_buf), f.iov, f.iovcnt);
+    size_t n = iov_gather(c->frame_buf, 0, sizeof(c->frame_buf), f.iov, f.iovcnt);
     chunk_reasm_release(&c->chunks, &f);
     s->frames_in++;
     if (c->ops && c->ops->on_frame)

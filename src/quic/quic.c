@@ -23,11 +23,10 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
+#include "wtrelay/container_of.h"
 #include "wtrelay/log.h"
-
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
+#include "wtrelay/rng.h"
 
 static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
@@ -44,32 +43,6 @@ void quic_params_default(struct quic_params *p)
   p->retry_threshold = 32;
   p->max_unvalidated = 0; /* 0: max_conns / 4 */
   p->unvalidated_handshake_timeout_ns = 3ull * NGTCP2_SECONDS;
-}
-
-/* Random bytes for secrets, connection IDs and ngtcp2 (whose callback
- * cannot fail). getrandom(2) only fails for good (ENOSYS under a seccomp
- * filter, EPERM, EFAULT) or is interrupted (EINTR, EAGAIN before the pool
- * is ready): a bounded number of attempts, then the process aborts with a
- * log line instead of spinning. The endpoint's secrets are drawn at start,
- * so a broken getrandom stops the relay at start-up. */
-#define FILL_RANDOM_TRIES 1000
-static void fill_random(void *buf, size_t len)
-{
-  uint8_t *p = buf;
-  for (unsigned tries = 0; len; tries++) {
-    ssize_t n = getrandom(p, len, 0);
-    if (n > 0) {
-      p += n;
-      len -= (size_t)n;
-      continue;
-    }
-    int err = n < 0 ? errno : EIO;
-    if (tries >= FILL_RANDOM_TRIES || (err != EINTR && err != EAGAIN)) {
-      log_error("getrandom failed: no random bytes for QUIC, stopping", "err=\"%s\" tries=%u",
-                strerror(err), tries + 1);
-      abort();
-    }
-  }
 }
 
 /* ---- CID table ---- */
@@ -268,7 +241,7 @@ static void token_rotate(struct quic_endpoint *ep, uint64_t now)
   if (ep->token_rotated_ns && now - ep->token_rotated_ns < TOKEN_ROTATE_NS)
     return;
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
-  fill_random(ep->token_secret, sizeof(ep->token_secret));
+  rng_fill(ep->token_secret, sizeof(ep->token_secret));
   ep->token_rotated_ns = now ? now : 1;
 }
 
@@ -288,8 +261,8 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->app = app;
   ep->accepting = true;
   log_ratelimit_init(&ep->rl, 1000000000ull, 10);
-  fill_random(ep->hash_key, sizeof(ep->hash_key));
-  fill_random(ep->reset_secret, sizeof(ep->reset_secret));
+  rng_fill(ep->hash_key, sizeof(ep->hash_key));
+  rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
@@ -307,7 +280,7 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->ips = calloc(p->max_conns, sizeof(*ep->ips));
   if (!ep->p.max_unvalidated)
     ep->p.max_unvalidated = p->max_conns / 4 ? p->max_conns / 4 : 1;
-  fill_random(ep->token_secret, sizeof(ep->token_secret));
+  rng_fill(ep->token_secret, sizeof(ep->token_secret));
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
   ep->token_rotated_ns = w->now ? w->now : 1;
   if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || !ep->ip_buckets ||
@@ -391,7 +364,7 @@ static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
 static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
 {
   (void)ctx;
-  fill_random(dest, len);
+  rng_fill(dest, len);
 }
 
 static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen,
@@ -401,7 +374,7 @@ static int cb_get_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, si
   struct quic_endpoint *ep = c->ep;
   uint8_t buf[NGTCP2_MAX_CIDLEN];
   for (int tries = 0; tries < 4; tries++) {
-    fill_random(buf, cidlen);
+    rng_fill(buf, cidlen);
     buf[0] = (uint8_t)ep->w->index; /* room to route by worker later */
     ngtcp2_cid_init(cid, buf, cidlen);
     if (cid_lookup(ep, buf, cidlen))
@@ -1066,7 +1039,7 @@ static void send_version_negotiation(struct quic_endpoint *ep, const ngtcp2_vers
   if (!buf)
     return;
   uint8_t rnd;
-  fill_random(&rnd, 1);
+  rng_fill(&rnd, 1);
   ngtcp2_ssize n = ngtcp2_pkt_write_version_negotiation(
       buf, 256, rnd, vc->scid, vc->scidlen, vc->dcid, vc->dcidlen, quic_versions,
       sizeof(quic_versions) / sizeof(quic_versions[0]));
@@ -1095,7 +1068,7 @@ static void send_stateless_reset(struct quic_endpoint *ep, const uint8_t *dcid, 
     return;
   uint8_t rnd[64];
   size_t rlen = len - 1 - NGTCP2_STATELESS_RESET_TOKENLEN;
-  fill_random(rnd, rlen);
+  rng_fill(rnd, rlen);
   ngtcp2_ssize n = ngtcp2_pkt_write_stateless_reset(buf, len, token, rnd, rlen);
   if (n <= 0)
     return;
@@ -1141,7 +1114,7 @@ static void send_retry(struct quic_endpoint *ep, const ngtcp2_pkt_hd *hd,
   uint64_t now = ep->w->now;
   token_rotate(ep, now);
   uint8_t scid_buf[QUIC_SCID_LEN];
-  fill_random(scid_buf, sizeof(scid_buf));
+  rng_fill(scid_buf, sizeof(scid_buf));
   scid_buf[0] = (uint8_t)ep->w->index;
   ngtcp2_cid scid;
   ngtcp2_cid_init(&scid, scid_buf, sizeof(scid_buf));
@@ -1261,7 +1234,7 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   uint8_t scid_buf[QUIC_SCID_LEN];
   ngtcp2_cid scid;
   do {
-    fill_random(scid_buf, sizeof(scid_buf));
+    rng_fill(scid_buf, sizeof(scid_buf));
     scid_buf[0] = (uint8_t)ep->w->index;
   } while (cid_lookup(ep, scid_buf, sizeof(scid_buf)));
   ngtcp2_cid_init(&scid, scid_buf, sizeof(scid_buf));
@@ -1445,8 +1418,8 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   }
 
   uint8_t dcid_buf[QUIC_SCID_LEN], scid_buf[QUIC_SCID_LEN];
-  fill_random(dcid_buf, sizeof(dcid_buf));
-  fill_random(scid_buf, sizeof(scid_buf));
+  rng_fill(dcid_buf, sizeof(dcid_buf));
+  rng_fill(scid_buf, sizeof(scid_buf));
   scid_buf[0] = (uint8_t)ep->w->index;
   ngtcp2_cid dcid, scid;
   ngtcp2_cid_init(&dcid, dcid_buf, sizeof(dcid_buf));

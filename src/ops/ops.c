@@ -32,9 +32,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "wtrelay/container_of.h"
 #include "wtrelay/log.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define K_ACCEPT 0u
 #define K_RECV 1u
 #define K_SEND 2u

@@ -12,6 +12,7 @@
  * publish of the certificate in use an atomic exchange).
  */
 #include "wtrelay/tls.h"
+#include "wtrelay/rng.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -77,8 +78,7 @@ int tls_cert_generate(struct tls_cert *out, unsigned valid_days)
     goto done;
   time_t now = time(NULL);
   uint8_t serial[16];
-  if (gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof(serial)) < 0)
-    goto done;
+  rng_fill(serial, sizeof(serial));
   serial[0] &= 0x7f;
   serial[0] |= 0x01;
   uint8_t ip4[4] = {127, 0, 0, 1};

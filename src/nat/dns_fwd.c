@@ -5,7 +5,7 @@
  * (/etc/resolv.conf, or --dns-upstream), round robin. Each query in flight
  * holds a slot of a bounded table (--max-dns-inflight) and, following
  * RFC 5452 (resilience against forged answers), gets
- *   - a fresh random 16-bit id (getrandom), not derived from the slot;
+ *   - a fresh random 16-bit id (rng_fill), not derived from the slot;
  *   - a socket of its own, bound to an ephemeral port that the kernel picks
  *     at random from the local port range, opened for this query and
  *     closed when it is answered or times out; so both the id and the
@@ -31,9 +31,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
+
+#include "wtrelay/rng.h"
 
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path)
 {
@@ -176,8 +177,7 @@ static void servfail(struct gateway *gw, const struct gw_pkt *pkt, const struct 
 static uint16_t random_id(struct gateway *gw)
 {
   uint16_t r;
-  if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != sizeof(r))
-    r = (uint16_t)(gw_next_id(gw) * 40503u); /* no entropy: the port still varies */
+  rng_fill(&r, sizeof(r));
   return r;
 }
 

@@ -10,18 +10,18 @@
  * switch from the same gateway port, possibly while the switch is still
  * delivering the frame that caused them (the switch allows that).
  */
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "wtrelay/chunk.h"
+#include "wtrelay/container_of.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/dhcp.h"
-
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
-#define NS 1000000000ull
+#include "wtrelay/iov.h"
+#include "wtrelay/timeunit.h"
 
 static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
@@ -272,8 +272,7 @@ static int gw_deliver(void *ctx, const struct switch_frame *f)
   struct gateway *gw = gr->gw;
   struct net_eth e;
   gw->ctr.frames_in++;
-  if (f->len > sizeof(gw->frame) ||
-      chunk_iov_gather(gw->frame, 0, f->len, f->iov, f->iovcnt) != f->len ||
+  if (f->len > sizeof(gw->frame) || iov_gather(gw->frame, 0, f->len, f->iov, f->iovcnt) != f->len ||
       net_eth_parse(gw->frame, f->len, &e) < 0) {
     gw->ctr.bad_eth++;
     return 0;
@@ -300,7 +299,7 @@ static void sweep(struct timer *t, uint64_t now)
   nat_icmp_sweep(gw, now);
   dns_fwd_sweep(gw, now);
   nat_share_sweep(gw, now);
-  timer_arm(gw->timers, &gw->sweep, now + NS);
+  timer_arm(gw->timers, &gw->sweep, now + NS_PER_S);
 }
 
 int gateway_init(struct gateway *gw, const struct gateway_params *p, struct switch_table *sw,
@@ -316,7 +315,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->now = now;
   gw->addr = addr;
   gw->addr_ctx = addr_ctx;
-  log_ratelimit_init(&gw->rl, NS, 10);
+  log_ratelimit_init(&gw->rl, NS_PER_S, 10);
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
@@ -326,7 +325,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
     return rc;
   }
   timer_init(&gw->sweep, sweep);
-  timer_arm(timers, &gw->sweep, *now + NS);
+  timer_arm(timers, &gw->sweep, *now + NS_PER_S);
   return 0;
 }
 
@@ -377,50 +376,158 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
   gw->rooms[room].used = false;
 }
 
+/* ---- counters ---- */
+
+/* The gateway's counters for /metrics (metrics.c) and the exit log, in one
+ * table: a field of struct gateway_counters without a row fails
+ * test_gateway. */
+#define G(fam, help, labels, line, key, field)                                                     \
+  COUNTER_DEF(struct gateway_counters, fam, help, labels, line, key, field)
+#define GW "gateway counters"
+#define NAT "nat counters"
+#define TCP "tcp nat counters"
+#define SEC "nat security counters"
+#define SHR "nat share counters"
+#define DROP(reason, line, key, field)                                                             \
+  G("wtrelay_gateway_drops_total", NULL, "reason=\"" reason "\"", line, key, field)
+#define TCPC(event, key, field)                                                                    \
+  G("wtrelay_nat_tcp_connections_total", NULL, "event=\"" event "\"", TCP, key, field)
+static const struct counter_def gateway_counter_defs[] = {
+    G("wtrelay_gateway_frames_total", "frames to and from the gateway port", "direction=\"in\"", GW,
+      "frames_in", frames_in),
+    G("wtrelay_gateway_frames_total", NULL, "direction=\"out\"", GW, "frames_out", frames_out),
+    G("wtrelay_gateway_answers_total", "answers from the gateway itself", "kind=\"arp\"", GW,
+      "arp_replies", arp_replies),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"echo\"", GW, "echo_replies", echo_replies),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_offer\"", GW, "offers", dhcp_offers),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_ack\"", GW, "acks", dhcp_acks),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_nak\"", GW, "naks", dhcp_naks),
+    G("wtrelay_gateway_arp_ignored_total",
+      "ARP packets to the gateway port that ask for neither its address nor the DNS address", NULL,
+      GW, "arp_ignored", arp_ignored),
+    G("wtrelay_dhcp_messages_total", "DHCP messages received", NULL, GW, "dhcp_in", dhcp_in),
+    G("wtrelay_dhcp_releases_total", "DHCP releases received", NULL, GW, "releases", dhcp_releases),
+    G("wtrelay_gateway_drops_total", "packets the gateway dropped or refused",
+      "reason=\"bad_ethernet\"", GW, "bad_eth", bad_eth),
+    DROP("bad_ip", GW, "bad_ip", bad_ip),
+    DROP("bad_l4", GW, "bad_l4", bad_l4),
+    DROP("fragment", GW, "fragments", fragments),
+    DROP("spoofed_ip", GW, "spoofed", spoofed),
+    DROP("ttl_expired", GW, "ttl_expired", ttl_expired),
+    DROP("egress_denied", GW, "denied", denied),
+    DROP("other_protocol", GW, "other_proto", other_proto),
+    DROP("no_such_host", GW, "no_port", no_port),
+    DROP("dhcp_bad", GW, "dhcp_bad", dhcp_bad),
+    DROP("icmp_disabled", NAT, "icmp_disabled", icmp_disabled_drops),
+    G("wtrelay_nat_flows_total", "NAT mappings", "protocol=\"udp\",event=\"opened\"", NAT,
+      "udp_flows_opened", udp_flows_opened),
+    G("wtrelay_nat_flows_total", NULL, "protocol=\"udp\",event=\"closed\"", NAT, "udp_flows_closed",
+      udp_flows_closed),
+    G("wtrelay_nat_flows_total", NULL, "protocol=\"udp\",event=\"refused_full\"", NAT,
+      "udp_flows_full", udp_flows_full),
+    G("wtrelay_nat_flows_total", NULL, "protocol=\"icmp\",event=\"opened\"", NAT,
+      "icmp_flows_opened", icmp_flows_opened),
+    G("wtrelay_nat_flows_total", NULL, "protocol=\"icmp\",event=\"closed\"", NAT,
+      "icmp_flows_closed", icmp_flows_closed),
+    G("wtrelay_nat_flows_total", NULL, "protocol=\"icmp\",event=\"refused_full\"", NAT,
+      "icmp_flows_full", icmp_flows_full),
+    G("wtrelay_nat_packets_total", "packets through the NAT", "protocol=\"udp\",direction=\"out\"",
+      NAT, "udp_out", udp_out),
+    G("wtrelay_nat_packets_total", NULL, "protocol=\"udp\",direction=\"in\"", NAT, "udp_in",
+      udp_in),
+    G("wtrelay_nat_packets_total", NULL, "protocol=\"icmp\",direction=\"out\"", NAT, "icmp_out",
+      icmp_out),
+    G("wtrelay_nat_packets_total", NULL, "protocol=\"icmp\",direction=\"in\"", NAT, "icmp_in",
+      icmp_in),
+    G("wtrelay_nat_packets_total", NULL, "protocol=\"icmp_error\",direction=\"in\"", NAT,
+      "udp_icmp_errors", udp_icmp_errors),
+    G("wtrelay_nat_send_failures_total", "NAT packets that could not be sent", NULL, NAT,
+      "udp_send_failed", udp_send_failed),
+    G("wtrelay_nat_udp_too_big_total",
+      "UDP datagrams from the internet too big for a frame to the guest (dropped)", NULL, NAT,
+      "udp_too_big", udp_too_big),
+    G("wtrelay_nat_tcp_connections_total", "TCP NAT connection events", "event=\"opened\"", TCP,
+      "tcp_opened", tcp_opened),
+    TCPC("established", "tcp_established", tcp_established),
+    TCPC("closed", "tcp_closed", tcp_closed),
+    TCPC("refused_full", "tcp_full", tcp_full),
+    TCPC("connect_refused", "tcp_refused", tcp_refused),
+    TCPC("connect_failed", "tcp_connect_failed", tcp_connect_failed),
+    TCPC("reset_by_guest", "tcp_rst_in", tcp_rst_in),
+    TCPC("reset_to_guest", "tcp_rst_out", tcp_rst_out),
+    TCPC("host_error", "tcp_host_errors", tcp_host_errors),
+    TCPC("timeout", "tcp_idle_closed", tcp_idle_closed),
+    TCPC("no_timer", "tcp_no_timer", tcp_no_timer),
+    G("wtrelay_nat_tcp_segments_total", "TCP segments to and from the guests",
+      "direction=\"from_guest\"", TCP, "tcp_segs_in", tcp_segs_in),
+    G("wtrelay_nat_tcp_segments_total", NULL, "direction=\"to_guest\"", TCP, "tcp_segs_out",
+      tcp_segs_out),
+    G("wtrelay_nat_tcp_segments_total", NULL, "direction=\"retransmitted\"", TCP, "tcp_retransmits",
+      tcp_retransmits),
+    G("wtrelay_nat_tcp_segments_total", NULL, "direction=\"tail_loss_probe\"", TCP,
+      "tcp_tail_probes", tcp_tail_probes),
+    G("wtrelay_nat_tcp_segments_total", NULL, "direction=\"out_of_order_from_guest\"", TCP,
+      "tcp_out_of_order", tcp_out_of_order),
+    G("wtrelay_nat_tcp_bytes_total", "TCP payload bytes through the NAT",
+      "direction=\"to_internet\"", TCP, "tcp_bytes_out", tcp_bytes_out),
+    G("wtrelay_nat_tcp_bytes_total", NULL, "direction=\"to_guest\"", TCP, "tcp_bytes_in",
+      tcp_bytes_in),
+    G("wtrelay_nat_share_refusals_total",
+      "new NAT flows refused by a fair share (per client, per VM) or the rate of new flows",
+      "reason=\"udp_per_client\"", SHR, "udp_per_client", share_udp_client),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"tcp_per_client\"", SHR, "tcp_per_client",
+      share_tcp_client),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"tcp_pending_per_client\"", SHR,
+      "tcp_pending_per_client", share_pending_client),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"tcp_pending_per_vm\"", SHR,
+      "tcp_pending_per_vm", share_pending_vm),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"rate_udp\"", SHR, "rate_udp",
+      rate_limited[NAT_SHARE_P_UDP]),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"rate_tcp\"", SHR, "rate_tcp",
+      rate_limited[NAT_SHARE_P_TCP]),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"rate_icmp\"", SHR, "rate_icmp",
+      rate_limited[NAT_SHARE_P_ICMP]),
+    G("wtrelay_nat_share_refusals_total", NULL, "reason=\"account_table_full\"", SHR,
+      "account_table_full", share_table_full),
+    G("wtrelay_nat_share_vm_accounts_reused_total",
+      "idle per-VM accounts reused while their new-flow bucket was still refilling", NULL, SHR,
+      "vm_accounts_reused", share_vm_evicted),
+    G("wtrelay_dns_forwarder_total", "DNS forwarder events", "event=\"query\"", NAT, "dns_queries",
+      dns_queries),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"answer\"", NAT, "dns_answers", dns_answers),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"timeout\"", NAT, "dns_timeouts", dns_timeouts),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"full\"", NAT, "dns_full", dns_full),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"bad\"", NAT, "dns_bad", dns_bad),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"unmatched\"", NAT, "dns_unmatched",
+      dns_unmatched),
+    G("wtrelay_dns_forwarder_total", NULL, "event=\"no_upstream\"", NAT, "dns_no_upstream",
+      dns_no_upstream),
+    G("wtrelay_nat_security_total",
+      "NAT filtering, own-address refusals and per-VM shares of DNS and echo ids",
+      "event=\"udp_filtered\"", SEC, "udp_filtered", udp_filtered),
+    G("wtrelay_nat_security_total", NULL, "event=\"udp_peer_replaced\"", SEC, "udp_peers_replaced",
+      udp_peers_replaced),
+    G("wtrelay_nat_security_total", NULL, "event=\"local_refused\"", SEC, "local_refused",
+      local_refused),
+    G("wtrelay_nat_security_total", NULL, "event=\"dns_vm_full\"", SEC, "dns_vm_full", dns_vm_full),
+    G("wtrelay_nat_security_total", NULL, "event=\"dns_socket_failed\"", SEC, "dns_sock_failed",
+      dns_sock_failed),
+    G("wtrelay_nat_security_total", NULL, "event=\"icmp_vm_full\"", SEC, "icmp_vm_full",
+      icmp_vm_full),
+};
+#undef TCPC
+#undef DROP
+#undef SHR
+#undef SEC
+#undef TCP
+#undef NAT
+#undef GW
+#undef G
+
+const struct counter_table gateway_counter_table =
+    COUNTER_TABLE(gateway_counter_defs, struct gateway_counters);
+
 void gateway_log_counters(const struct gateway *gw)
 {
-  const struct gateway_counters *c = &gw->ctr;
-#define U(x) ((unsigned long long)(x))
-  log_info("gateway counters",
-           "frames_in=%llu frames_out=%llu arp_replies=%llu echo_replies=%llu dhcp_in=%llu "
-           "offers=%llu acks=%llu naks=%llu releases=%llu dhcp_bad=%llu bad_ip=%llu "
-           "spoofed=%llu fragments=%llu denied=%llu ttl_expired=%llu",
-           U(c->frames_in), U(c->frames_out), U(c->arp_replies), U(c->echo_replies), U(c->dhcp_in),
-           U(c->dhcp_offers), U(c->dhcp_acks), U(c->dhcp_naks), U(c->dhcp_releases), U(c->dhcp_bad),
-           U(c->bad_ip), U(c->spoofed), U(c->fragments), U(c->denied), U(c->ttl_expired));
-  log_info("nat counters",
-           "udp_flows_opened=%llu udp_flows_closed=%llu udp_flows_full=%llu udp_out=%llu "
-           "udp_in=%llu udp_send_failed=%llu udp_icmp_errors=%llu icmp_flows_opened=%llu "
-           "icmp_flows_full=%llu "
-           "icmp_out=%llu icmp_in=%llu icmp_disabled=%llu dns_queries=%llu dns_answers=%llu "
-           "dns_timeouts=%llu dns_full=%llu dns_bad=%llu dns_unmatched=%llu",
-           U(c->udp_flows_opened), U(c->udp_flows_closed), U(c->udp_flows_full), U(c->udp_out),
-           U(c->udp_in), U(c->udp_send_failed), U(c->udp_icmp_errors), U(c->icmp_flows_opened),
-           U(c->icmp_flows_full), U(c->icmp_out), U(c->icmp_in), U(c->icmp_disabled_drops),
-           U(c->dns_queries), U(c->dns_answers), U(c->dns_timeouts), U(c->dns_full), U(c->dns_bad),
-           U(c->dns_unmatched));
-  log_info("tcp nat counters",
-           "tcp_opened=%llu tcp_established=%llu tcp_closed=%llu tcp_full=%llu tcp_refused=%llu "
-           "tcp_connect_failed=%llu tcp_rst_in=%llu tcp_rst_out=%llu tcp_segs_in=%llu "
-           "tcp_segs_out=%llu tcp_bytes_in=%llu tcp_bytes_out=%llu tcp_retransmits=%llu "
-           "tcp_out_of_order=%llu tcp_host_errors=%llu tcp_idle_closed=%llu tcp_tail_probes=%llu",
-           U(c->tcp_opened), U(c->tcp_established), U(c->tcp_closed), U(c->tcp_full),
-           U(c->tcp_refused), U(c->tcp_connect_failed), U(c->tcp_rst_in), U(c->tcp_rst_out),
-           U(c->tcp_segs_in), U(c->tcp_segs_out), U(c->tcp_bytes_in), U(c->tcp_bytes_out),
-           U(c->tcp_retransmits), U(c->tcp_out_of_order), U(c->tcp_host_errors),
-           U(c->tcp_idle_closed), U(c->tcp_tail_probes));
-  log_info("nat security counters",
-           "udp_filtered=%llu udp_peers_replaced=%llu local_refused=%llu dns_vm_full=%llu "
-           "dns_sock_failed=%llu icmp_vm_full=%llu",
-           U(c->udp_filtered), U(c->udp_peers_replaced), U(c->local_refused), U(c->dns_vm_full),
-           U(c->dns_sock_failed), U(c->icmp_vm_full));
-  log_info("nat share counters",
-           "udp_per_client=%llu tcp_per_client=%llu tcp_pending_per_client=%llu "
-           "tcp_pending_per_vm=%llu rate_udp=%llu rate_tcp=%llu rate_icmp=%llu "
-           "account_table_full=%llu vm_accounts_reused=%llu",
-           U(c->share_udp_client), U(c->share_tcp_client), U(c->share_pending_client),
-           U(c->share_pending_vm), U(c->rate_limited[NAT_SHARE_P_UDP]),
-           U(c->rate_limited[NAT_SHARE_P_TCP]), U(c->rate_limited[NAT_SHARE_P_ICMP]),
-           U(c->share_table_full), U(c->share_vm_evicted));
-#undef U
+  counter_log(&gateway_counter_table, &gw->ctr);
 }

@@ -15,10 +15,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/container_of.h"
 #include "wtrelay/log.h"
 #include "wtrelay/varint.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define H3_UNI_SLOTS 16
 #define H3_REQ_SLOTS 4
 #define H3_FRAME_BUF 4096

@@ -21,11 +21,12 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
+
+#include "wtrelay/rng.h"
 
 /* From linux/icmp.h, which clashes with glibc's netinet/in.h. */
 #define WT_ICMP_FILTER 1
@@ -53,8 +54,7 @@ int nat_icmp_init(struct gateway *gw)
   if (io_udp_open_ex(gw->io, &o, raw_recv, gw, &gw->icmp_raw) == 0) {
     struct wt_icmp_filter filt = {.data = ~(1u << ICMP_ECHO_REPLY)};
     setsockopt(gw->icmp_raw->fd, SOL_RAW, WT_ICMP_FILTER, &filt, sizeof(filt));
-    if (getrandom(&gw->icmp_id_base, sizeof(gw->icmp_id_base), GRND_NONBLOCK) < 0)
-      gw->icmp_id_base = 0x5a5a;
+    rng_fill(&gw->icmp_id_base, sizeof(gw->icmp_id_base));
     gw->icmp_ok = true;
     log_info("ICMP NAT uses a raw socket (ICMP datagram sockets not allowed for this group)",
              "err=\"%s\"", strerror(dgram_err));

@@ -28,6 +28,7 @@
 #include <time.h>
 
 #include "wtrelay/auth.h"
+#include "wtrelay/container_of.h"
 #include "wtrelay/filewatch.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
@@ -37,11 +38,10 @@
 #include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
 #define SHUTDOWN_STEP_NS 150000000ull
-#define NS 1000000000ull
 
 struct server {
   const struct config *cfg;
@@ -148,8 +148,8 @@ static int gateway_setup(struct server *s)
   gp.max_tcp_pending_per_vm = cfg->max_tcp_pending_per_vm;
   gp.nat_new_rate = cfg->nat_new_rate;
   gp.nat_new_burst = cfg->nat_new_burst;
-  gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS;
-  gp.tcp_connect_timeout_ns = 10 * NS;
+  gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS_PER_S;
+  gp.tcp_connect_timeout_ns = 10 * NS_PER_S;
   gp.max_dns_inflight = 1024;
   gp.dns_timeout_ns = 5ull * 1000000000ull;
   for (uint32_t i = 0; i < cfg->ndns_upstream; i++)
@@ -241,7 +241,7 @@ static void on_signal(void *ctx, int signo)
   s->shutdown_phase = 1;
   s->w.stopping = true;
   timer_arm(&s->w.timers, &s->shutdown_deadline,
-            s->w.now + (uint64_t)s->cfg->shutdown_timeout_s * NS);
+            s->w.now + (uint64_t)s->cfg->shutdown_timeout_s * NS_PER_S);
   s->quic.accepting = false;
   h3_endpoint_shutdown(&s->h3, 0, "relay shutting down");
   timer_arm(&s->w.timers, &s->shutdown_timer, s->w.now + SHUTDOWN_STEP_NS);
@@ -318,7 +318,7 @@ static void cert_timer_fn(struct timer *t, uint64_t now)
   struct server *s = container_of(t, struct server, cert_timer);
   cert_check(s, false);
   auth_key_check(&s->auth, false);
-  timer_arm(&s->w.timers, &s->cert_timer, now + (uint64_t)s->cfg->cert_poll_s * NS);
+  timer_arm(&s->w.timers, &s->cert_timer, now + (uint64_t)s->cfg->cert_poll_s * NS_PER_S);
 }
 
 /* ---- ops routes ---- */
@@ -447,8 +447,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   timer_init(&s->shutdown_timer, shutdown_step);
   timer_init(&s->shutdown_deadline, shutdown_deadline);
   timer_init(&s->cert_timer, cert_timer_fn);
-  if ((rc = timer_arm(&s->w.timers, &s->cert_timer, s->w.now + (uint64_t)cfg->cert_poll_s * NS)) <
-      0)
+  if ((rc = timer_arm(&s->w.timers, &s->cert_timer,
+                      s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
     goto fail_quic;
   if (cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,

@@ -45,15 +45,15 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "wtrelay/gateway.h"
+#include "gateway_internal.h"
+#include "wtrelay/container_of.h"
 #include "wtrelay/hash.h"
+#include "wtrelay/rng.h"
+#include "wtrelay/timeunit.h"
 
-#define container_of(p, T, m) ((T *)(void *)((char *)(p)-offsetof(T, m)))
-#define MS 1000000ull
 #define K_CONNECT 0u
 #define K_SEND 1u
 #define K_PEEK 2u
@@ -255,7 +255,7 @@ static bool arm_timer(struct gateway *gw, struct nat_tcp_conn *c, uint64_t after
   return arm_at(gw, c, *gw->now + after);
 }
 
-#define TCP_DELACK_NS (45 * MS) /* a guest may hold an ACK this long (Linux: 40 ms) */
+#define TCP_DELACK_NS (45 * NS_PER_MS) /* a guest may hold an ACK this long (Linux: 40 ms) */
 
 /* The retransmission timer for outstanding data: first a tail-loss probe
  * (two round trips plus the guest's delayed-ACK time; it resends the first
@@ -605,7 +605,7 @@ static void conn_timer_run(struct gateway *gw, struct nat_tcp_conn *c, uint64_t 
       conn_reap(gw, c);
       return;
     }
-    arm_timer(gw, c, 10000 * MS);
+    arm_timer(gw, c, 10000 * NS_PER_MS);
     return;
   }
   if (!c->tlp_done && now < c->rto_at) {
@@ -629,7 +629,7 @@ static void conn_timer_run(struct gateway *gw, struct nat_tcp_conn *c, uint64_t 
     conn_reap(gw, c);
     return;
   }
-  c->rto_ns = c->rto_ns * 2 > 60000 * MS ? 60000 * MS : c->rto_ns * 2;
+  c->rto_ns = c->rto_ns * 2 > 60000 * NS_PER_MS ? 60000 * NS_PER_MS : c->rto_ns * 2;
   retransmit(gw, c);
   if (c->state == TCP_S_OPEN)
     arm_timer(gw, c, c->rto_ns);
@@ -712,8 +712,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   memcpy(c->guest_mac, pkt->src_mac, 6);
   c->rcv_nxt = t->seq + 1;
   uint32_t isn;
-  if (getrandom(&isn, sizeof(isn), GRND_NONBLOCK) != sizeof(isn))
-    isn = (uint32_t)*gw->now;
+  rng_fill(&isn, sizeof(isn));
   c->snd_una = c->snd_nxt = c->snd_max = isn + 1; /* the SYN-ACK takes isn */
   c->g_wnd = t->window;                           /* a SYN's window is never scaled */
   c->g_wscale = t->wscale;
@@ -721,7 +720,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->mss = t->mss ? t->mss : 536;
   if (c->mss > TCP_MSS_TO_GUEST)
     c->mss = TCP_MSS_TO_GUEST;
-  c->rto_ns = 1000 * MS;
+  c->rto_ns = 1000 * NS_PER_MS;
   c->cwnd = 10u * c->mss; /* RFC 6928 initial window */
   c->ssthresh = TCP_CWND_MAX;
   c->last_ns = *gw->now;
@@ -922,13 +921,13 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
           c->srtt = (7 * c->srtt + r) / 8;
         }
         c->rto_ns = c->srtt + 4 * c->rttvar;
-        if (c->rto_ns < 200 * MS)
-          c->rto_ns = 200 * MS;
+        if (c->rto_ns < 200 * NS_PER_MS)
+          c->rto_ns = 200 * NS_PER_MS;
         c->rtt_seq_valid = false;
       }
       c->tlp_done = false; /* progress: the next flight gets its probe */
       if (c->snd_una == c->snd_nxt)
-        arm_timer(gw, c, 10000 * MS);
+        arm_timer(gw, c, 10000 * NS_PER_MS);
       else
         arm_rto(gw, c);
     } else if (t->ack == c->snd_una && !t->len && c->snd_nxt != c->snd_una &&
@@ -947,7 +946,7 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
         c->retx_pending = true;
         c->retx_seq = c->snd_una;
       } else if (c->in_recovery && !c->retx_pending &&
-                 *gw->now - c->retx_t > c->srtt + c->srtt / 4 + MS) {
+                 *gw->now - c->retx_t > c->srtt + c->srtt / 4 + NS_PER_MS) {
         /* still reported missing a round trip after we resent it: that
          * retransmission was lost too; resend it now rather than wait for
          * the RTO (as RACK would) */

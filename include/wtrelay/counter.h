@@ -1,0 +1,65 @@
+/*
+ * counter: one table per counters struct, naming each 64-bit field for
+ * both outputs, so /metrics and the exit log cannot drift apart.
+ *
+ * Owns: the table types, the exit-log writer (counter_log) and the
+ * table's self-check (counter_table_check, run by the unit tests).
+ * Talks to: log. The Prometheus writer is metrics.c's (ops layer), which
+ * walks the same rows; a module exports its table beside its struct
+ * (relay_counter_table, gateway_counter_table).
+ * Never: holds counter values; rows point into a struct by offset.
+ *
+ * Rules a table keeps (counter_table_check): every 8-byte slot of the
+ * struct is named by exactly one row, so a field added without a row fails
+ * the unit test; the rows of one Prometheus family are adjacent and the
+ * first carries the family's help; a slot that is never counted (an array
+ * index such as "pass") has a row with no family and no key.
+ */
+#ifndef WTRELAY_COUNTER_H
+#define WTRELAY_COUNTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct counter_def {
+  const char *family; /* Prometheus counter family ("wtrelay_frames_total"); NULL: not exported */
+  const char *help;   /* the family's help, on its first row only (NULL on the others) */
+  const char *labels; /* the sample's labels ("direction=\"in\""), NULL for none */
+  const char *line;   /* msg of the exit-log line it appears in ("relay counters") */
+  const char *key;    /* its key in that line; NULL: not logged */
+  size_t off;         /* offsetof the uint64_t in the struct */
+};
+
+struct counter_table {
+  const struct counter_def *defs;
+  size_t n;
+  size_t size; /* sizeof the counters struct: size / 8 slots */
+};
+
+/* One table row: family, help, labels, log line, key, field. */
+#define COUNTER_DEF(T, fam, hlp, lbl, ln, k, field)                                                \
+  {                                                                                                \
+    .family = (fam), .help = (hlp), .labels = (lbl), .line = (ln), .key = (k),                     \
+    .off = offsetof(T, field)                                                                      \
+  }
+
+/* The table of a row array `rows` describing struct type T. */
+#define COUNTER_TABLE(rows, T)                                                                     \
+  {                                                                                                \
+    .defs = (rows), .n = sizeof(rows) / sizeof((rows)[0]), .size = sizeof(T)                       \
+  }
+
+static inline uint64_t counter_value(const struct counter_def *d, const void *ctr)
+{
+  return *(const uint64_t *)(const void *)((const char *)ctr + d->off);
+}
+
+/* Writes the table's counters of ctr (the struct the table describes) as
+ * info lines, one per distinct `line`, in order of first appearance, keys
+ * in table order. */
+void counter_log(const struct counter_table *t, const void *ctr);
+
+/* Checks the rules above. Returns 0, or -EINVAL with a reason in err. */
+int counter_table_check(const struct counter_table *t, char *err, size_t errlen);
+
+#endif
