@@ -123,6 +123,8 @@ struct steer_stats {
  *   -EPERM       no CAP_BPF (nor CAP_SYS_ADMIN) in the initial user
  *                namespace, or a seccomp filter refused bpf()
  *   -EINVAL      n out of range, or a socket not bound with SO_REUSEPORT
+ *   -EBUSY       a socket is already in another steering array (attached
+ *                twice without steer_detach)
  *   other        from the bpf() system call or setsockopt
  * libbpf's own messages go to the log at debug level.
  */
