@@ -145,13 +145,6 @@ static int deliver_short(const struct group *g, int from, uint8_t worker)
   return deliver(g, from, b, pkt_short(b, worker));
 }
 
-static int deliver_long(const struct group *g, int from, unsigned int type, uint8_t dcidlen,
-                        uint8_t dcid0)
-{
-  uint8_t b[2048];
-  return deliver(g, from, b, pkt_long(b, type, STEER_QUIC_V1, dcidlen, dcid0));
-}
-
 static void senders_open(int *s, int n)
 {
   for (int i = 0; i < n; i++)
@@ -261,6 +254,13 @@ Test(steer, fallback_without_steering_loses_the_owner_on_migration)
 #ifdef WTRELAY_BPF
 
 /* ---- steering with the program ---- */
+
+static int deliver_long(const struct group *g, int from, unsigned int type, uint8_t dcidlen,
+                        uint8_t dcid0)
+{
+  uint8_t b[2048];
+  return deliver(g, from, b, pkt_long(b, type, STEER_QUIC_V1, dcidlen, dcid0));
+}
 
 static struct steer *attach_or_fail(const struct group *g)
 {
@@ -495,10 +495,14 @@ static void drop_caps(const int *caps, int n)
 
 Test(steer, cap_bpf_alone_is_enough)
 {
-  /* Loading needs CAP_BPF; filling the array and SO_ATTACH_REUSEPORT_EBPF
-   * need no capability at all: not CAP_NET_ADMIN, not CAP_SYS_ADMIN. */
-  const int caps[] = {CAP_SYS_ADMIN, CAP_NET_ADMIN, CAP_PERFMON, CAP_NET_RAW, CAP_SYS_RESOURCE};
-  drop_caps(caps, sizeof(caps) / sizeof(caps[0]));
+  /* Every capability but CAP_BPF dropped: loading needs CAP_BPF; filling
+   * the array and SO_ATTACH_REUSEPORT_EBPF need no capability at all (not
+   * CAP_NET_ADMIN, not CAP_SYS_ADMIN). */
+  int caps[CAP_LAST_CAP + 1], n = 0;
+  for (int c = 0; c <= CAP_LAST_CAP; c++)
+    if (c != CAP_BPF)
+      caps[n++] = c;
+  drop_caps(caps, n);
   struct group g;
   group_open(&g, NSOCK);
   struct steer *s = attach_or_fail(&g);
