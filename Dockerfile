@@ -35,6 +35,9 @@ USER 10001:10001
 # io_uring: Docker 25+ and containerd block it in their default seccomp
 # profile; run with --security-opt seccomp=scripts/seccomp-wtrelay.json
 # (docker-compose.yml does). Without it the relay exits 1 saying so.
+# BPF steering of datagrams to workers needs CAP_BPF, which a non-root USER
+# never gets effective, and bpf() in the seccomp profile; without them the
+# relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
 # 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
 EXPOSE 4433/udp 9090/tcp
