@@ -1,14 +1,16 @@
 # Build stage: Debian 12 with the -dev packages; cmake --install stages the
 # programs, the systemd unit and the docs under /out/usr/local.
 FROM debian:bookworm AS build
+# clang, libbpf-dev, linux-libc-dev: the BPF steering program (-DBPF=ON, so
+# a missing one fails the build instead of leaving steering out).
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake make gcc pkg-config liburing-dev libngtcp2-dev \
       libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev libjansson-dev \
-      libjwt-gnutls-dev \
+      libjwt-gnutls-dev clang llvm libbpf-dev linux-libc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
+RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DBPF=ON \
     && cmake --build build --target wtrelay wtrelay-tap wtclient -j "$(nproc)" \
     && DESTDIR=/out cmake --install build --prefix /usr/local
 
@@ -18,7 +20,7 @@ RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release \
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liburing2 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
-      libjansson4 libjwt-gnutls0 ca-certificates \
+      libjansson4 libjwt-gnutls0 libbpf1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 wtrelay \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
@@ -33,6 +35,9 @@ USER 10001:10001
 # io_uring: Docker 25+ and containerd block it in their default seccomp
 # profile; run with --security-opt seccomp=scripts/seccomp-wtrelay.json
 # (docker-compose.yml does). Without it the relay exits 1 saying so.
+# BPF steering of datagrams to workers needs CAP_BPF, which a non-root USER
+# never gets effective, and bpf() in the seccomp profile; without them the
+# relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
 # 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
 EXPOSE 4433/udp 9090/tcp

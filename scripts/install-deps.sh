@@ -9,6 +9,9 @@ PKGS=(
   cmake make gcc clang pkg-config
   liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
   libgnutls28-dev libjansson-dev libjwt-gnutls-dev
+  # BPF steering (steer.c): libbpf, and the kernel's uapi headers for the
+  # program that clang compiles for the bpf target (llvm: llvm-strip)
+  libbpf-dev linux-libc-dev llvm
   # unit tests and fuzzing (clang's libFuzzer + sanitizer runtime)
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools
