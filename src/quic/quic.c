@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <malloc.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@ static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
 void quic_params_default(struct quic_params *p)
 {
+  p->shared = NULL;
   p->max_conns = 4096;
   p->max_conns_per_ip = 64;
   p->dgram_pool = 8192;
@@ -236,8 +238,31 @@ static void ip_count_del(struct quic_conn *c)
 #define RETRY_TOKEN_TIMEOUT_NS (10ull * NGTCP2_SECONDS)
 #define REGULAR_TOKEN_TIMEOUT_NS (24ull * 3600 * NGTCP2_SECONDS)
 
+/* The token secret of rotation period n under the process's shared key. */
+static void token_derive(const struct quic_shared *sh, uint64_t n, uint8_t *out)
+{
+  uint8_t msg[8];
+  for (int i = 0; i < 8; i++)
+    msg[i] = (uint8_t)(n >> (8 * i));
+  if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, sh->token_key, sizeof(sh->token_key), msg, sizeof(msg),
+                       out) < 0) {
+    log_error("token secret derivation failed", "%s", "");
+    abort();
+  }
+}
+
 static void token_rotate(struct quic_endpoint *ep, uint64_t now)
 {
+  const struct quic_shared *sh = ep->p.shared;
+  if (sh) {
+    uint64_t n = now / TOKEN_ROTATE_NS + 1; /* + 1: never 0, the "not derived yet" mark */
+    if (n == ep->token_period)
+      return;
+    token_derive(sh, n, ep->token_secret);
+    token_derive(sh, n - 1, ep->token_secret_prev);
+    ep->token_period = n;
+    return;
+  }
   if (ep->token_rotated_ns && now - ep->token_rotated_ns < TOKEN_ROTATE_NS)
     return;
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
@@ -262,7 +287,10 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->accepting = true;
   log_ratelimit_init(&ep->rl, 1000000000ull, 10);
   rng_fill(ep->hash_key, sizeof(ep->hash_key));
-  rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
+  if (p->shared)
+    memcpy(ep->reset_secret, p->shared->reset_secret, sizeof(ep->reset_secret));
+  else
+    rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
@@ -283,6 +311,8 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   rng_fill(ep->token_secret, sizeof(ep->token_secret));
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
   ep->token_rotated_ns = w->now ? w->now : 1;
+  if (p->shared)
+    token_rotate(ep, w->now);
   if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || !ep->ip_buckets ||
       !ep->ips) {
     quic_endpoint_fini(ep);
@@ -1347,6 +1377,32 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
   conn_mark_dirty(c);
 }
 
+/* Long-header packet types of QUIC v1 (RFC 9000 section 17.2). */
+#define LONG_TYPE(b) (((b)&0x30) >> 4)
+#define LONG_TYPE_HANDSHAKE 2
+
+/* A packet for no connection of ours whose DCID names another worker of
+ * this process: hand it over and say so. Only short-header and Handshake
+ * packets carry a CID the server chose; an Initial's or 0-RTT's is the
+ * client's (random), so it stays with the worker the kernel picked (the
+ * 4-tuple hash sends every Initial of one client address to one socket). */
+static bool handoff(struct quic_endpoint *ep, const uint8_t *pkt, size_t len,
+                    const ngtcp2_version_cid *vc, const union io_sockaddr *peer, socklen_t peerlen,
+                    const struct io_local *local)
+{
+  const struct quic_shared *sh = ep->p.shared;
+  if (!sh || sh->nworkers < 2 || !sh->handoff || vc->dcidlen != QUIC_SCID_LEN)
+    return false;
+  if ((pkt[0] & 0x80) && LONG_TYPE(pkt[0]) != LONG_TYPE_HANDSHAKE)
+    return false;
+  uint32_t owner = vc->dcid[0];
+  if (owner == ep->w->index || owner >= sh->nworkers)
+    return false;
+  ep->ctr.pkts_handed_off++;
+  sh->handoff(sh->handoff_ctx, ep->w->index, owner, pkt, len, peer, peerlen, local);
+  return true;
+}
+
 void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                              const union io_sockaddr *peer, socklen_t peerlen,
                              const struct io_local *local)
@@ -1370,6 +1426,8 @@ void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, siz
       ep->ctr.pkts_dropped_unknown++;
       return;
     }
+    if (handoff(ep, pkt, len, &vc, peer, peerlen, local))
+      return;
     if (!(pkt[0] & 0x80)) {
       ep->ctr.pkts_short_unknown++;
       send_stateless_reset(ep, vc.dcid, vc.dcidlen, len, peer, peerlen, local);
