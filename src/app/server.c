@@ -64,6 +64,7 @@
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
 #include "wtrelay/rng.h"
+#include "wtrelay/roomdir.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
 
@@ -74,6 +75,8 @@
  * ngtcp2's packets are at most the path's UDP payload). */
 #define HANDOFF_SLOTS 256
 #define HANDOFF_MAX_PKT 2048
+/* Frame rings (room copies joined by uplink ports): slots per worker pair. */
+#define FRAME_SLOTS 1024
 
 /* A worker's process events (server_worker.events), set by the process
  * thread with its doorbell rung after. */
@@ -94,6 +97,7 @@ struct handoff_meta {
  * no locks; each is a snapshot, not a sum over a consistent instant). */
 struct server_worker_pub {
   _Atomic uint64_t sessions, dgrams_in, dgrams_out, handed_off, handoff_in, turns, pkts_in;
+  _Atomic uint64_t uplink_no_room;
 };
 
 struct server;
@@ -128,6 +132,7 @@ struct server_worker {
   bool bell_armed;
   /* hand-off rings into this worker: proc->rings[j * n + index], j != index */
   uint64_t handoff_in;
+  uint64_t uplink_no_room; /* frames from another worker's copy of a room this one has not */
   struct server_worker_pub pub;
   bool worker_ok, h3_ok, quic_ok;
   pthread_t thread;
@@ -139,7 +144,12 @@ struct server {
   const struct config *cfg;
   uint32_t nworkers;
   struct server_worker **ws;
-  struct fring *rings; /* nworkers x nworkers, [from * n + to]; the diagonal unused */
+  struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
+  struct fring *frings; /* frames between room copies, the same layout */
+  struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
+  bool dir_ok;
+  int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
+              * lease table is the directory's) */
   struct quic_shared shared;
   char bind[64]; /* the address the sockets are bound to: cfg->bind or the fallback */
   uint16_t port;
@@ -155,6 +165,7 @@ struct server {
   pthread_mutex_t lock;
   pthread_cond_t cond;
   int built;    /* workers that finished building (with built_rc) */
+  int nstarted; /* worker threads started */
   int built_rc; /* the first failure */
   bool go;      /* every worker built: run */
   int done_fd;  /* eventfd: a worker thread ended */
@@ -290,6 +301,35 @@ static struct fring *ring_of(struct server *p, uint32_t from, uint32_t to)
   return &p->rings[(size_t)from * p->nworkers + to];
 }
 
+static struct fring *fring_of(struct server *p, uint32_t from, uint32_t to)
+{
+  return &p->frings[(size_t)from * p->nworkers + to];
+}
+
+/* relay_uplink_send_fn, on the sending worker's thread: one copy of the
+ * frame into the ring toward the room's copy on worker `to`. A full ring
+ * drops and counts (fring); the doorbell rings once per turn. */
+static int uplink_send(void *ctx, uint32_t to, uint32_t gid, const struct switch_frame *f)
+{
+  struct server_worker *s = ctx;
+  int rc = fring_push(fring_of(s->proc, s->index, to), gid, f->flood ? FRING_F_FLOOD : 0, f->iov,
+                      f->iovcnt);
+  return rc < 0 ? rc : 0;
+}
+
+/* Switches every frame other workers' copies sent, from the uplink port
+ * toward the sender, straight from the ring's slot. */
+static void frames_drain(struct server_worker *s, uint32_t from)
+{
+  struct fring *r = fring_of(s->proc, from, s->index);
+  const struct fring_slot *sl;
+  while ((sl = fring_peek(r))) {
+    if (relay_uplink_input(&s->relay, from, sl->domain, sl->data, sl->len) == -ENOENT)
+      s->uplink_no_room++;
+    fring_release(r);
+  }
+}
+
 /* quic_shared.handoff, on the thread of worker `from`: one copy of the
  * packet and its addresses into the ring toward `to`; a full ring drops
  * and counts (fring), it never waits. The doorbell rings once per turn. */
@@ -328,11 +368,15 @@ static void handoff_drain(struct server_worker *s, uint32_t from)
 }
 
 /* ---- doorbells: one poll per eventfd on the worker's ring ----
- * user_data index 0: the process's doorbell; 1 + j: the ring from worker j. */
+ * user_data index 0: the process's doorbell; 1 + j: the hand-off ring from
+ * worker j; 1 + n + j: the frame ring from worker j. */
 
 static void bell_arm(struct server_worker *s, uint32_t idx)
 {
-  int fd = idx == 0 ? s->bell : fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index));
+  uint32_t n = s->proc->nworkers;
+  int fd = idx == 0   ? s->bell
+           : idx <= n ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
+                      : fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index));
   struct io_uring_sqe *sqe = io_sqe(&s->w.io);
   if (!sqe) {
     log_error("no submission entry for a worker doorbell", "worker=%u", s->index);
@@ -357,6 +401,10 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
   } else if (idx - 1 < s->proc->nworkers) {
     (void)fring_doorbell_ack(ring_of(s->proc, idx - 1, s->index));
     handoff_drain(s, idx - 1);
+  } else if (idx - 1 - s->proc->nworkers < s->proc->nworkers) {
+    uint32_t from = idx - 1 - s->proc->nworkers;
+    (void)fring_doorbell_ack(fring_of(s->proc, from, s->index));
+    frames_drain(s, from);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -374,6 +422,7 @@ static void publish(struct server_worker *s)
   atomic_store_explicit(&g->handoff_in, s->handoff_in, memory_order_relaxed);
   atomic_store_explicit(&g->pkts_in, s->quic.ctr.pkts_in, memory_order_relaxed);
   atomic_store_explicit(&g->turns, s->w.turns, memory_order_relaxed);
+  atomic_store_explicit(&g->uplink_no_room, s->uplink_no_room, memory_order_relaxed);
 }
 
 static void on_turn(void *ctx, uint64_t now)
@@ -382,8 +431,10 @@ static void on_turn(void *ctx, uint64_t now)
   quic_endpoint_turn(&s->quic, now);
   struct server *p = s->proc;
   for (uint32_t to = 0; p->nworkers > 1 && to < p->nworkers; to++)
-    if (to != s->index)
+    if (to != s->index) {
       (void)fring_doorbell_ring(ring_of(p, s->index, to));
+      (void)fring_doorbell_ring(fring_of(p, s->index, to));
+    }
   publish(s);
 }
 
@@ -599,6 +650,30 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
     }
   }
   ops_buf_printf(b,
+                 "# HELP wtrelay_worker_ring_frames_total Frames between room copies on "
+                 "workers: pushed into and dropped at this worker's outgoing rings (full or "
+                 "too big), popped from its incoming ones, and no_room: popped for a room "
+                 "this worker has no copy of\n# TYPE wtrelay_worker_ring_frames_total counter\n");
+  for (uint32_t i = 0; p->nworkers > 1 && i < p->nworkers; i++) {
+    uint64_t pushed = 0, dropped = 0, popped = 0;
+    for (uint32_t j = 0; j < p->nworkers; j++) {
+      if (j == i)
+        continue;
+      struct fring_counters *o = &fring_of(p, i, j)->ctr, *in = &fring_of(p, j, i)->ctr;
+      pushed += ld(&o->pushed);
+      dropped += ld(&o->dropped_full) + ld(&o->dropped_big);
+      popped += ld(&in->popped);
+    }
+    ops_buf_printf(b,
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"pushed\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"dropped\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"popped\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"no_room\"} %llu\n",
+                   i, (unsigned long long)pushed, i, (unsigned long long)dropped, i,
+                   (unsigned long long)popped, i,
+                   (unsigned long long)ld(&p->ws[i]->pub.uplink_no_room));
+  }
+  ops_buf_printf(b,
                  "# HELP wtrelay_workers Worker threads\n# TYPE wtrelay_workers gauge\n"
                  "wtrelay_workers %u\n",
                  p->nworkers);
@@ -627,7 +702,9 @@ static void route_metrics(void *ctx, struct ops_buf *b)
       .cert_reload_failures = atomic_load(&p->cert_reload_failures),
       .certs_live = tls_cert_live(),
   };
+  roomdir_lock(&p->dir); /* the lease table is shared */
   metrics_write(b, &m);
+  roomdir_unlock(&p->dir);
   metrics_workers(p, b);
 }
 
@@ -743,6 +820,10 @@ static int worker_build(struct server_worker *s)
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     return rc;
   s->relay_ok = true;
+  relay_set_roomdir(&s->relay, &p->dir);
+  if (p->nworkers > 1 &&
+      (rc = relay_set_uplinks(&s->relay, s->index, p->nworkers, uplink_send, s)) < 0)
+    return rc;
   relay_set_io(&s->relay, &s->w.io);
   if ((rc = auth_init(&s->auth, cfg)) < 0)
     return rc;
@@ -789,8 +870,10 @@ static int worker_build(struct server_worker *s)
     return rc;
   bell_arm(s, 0);
   for (uint32_t j = 0; p->nworkers > 1 && j < p->nworkers; j++)
-    if (j != s->index)
+    if (j != s->index) {
       bell_arm(s, 1 + j);
+      bell_arm(s, 1 + p->nworkers + j);
+    }
   return 0;
 }
 
@@ -817,8 +900,19 @@ static void *worker_main(void *arg)
     s->rc = rc;
   }
   /* Freed here: the ring is this thread's (single issuer), and io_fini
-   * and the lease writer's last write wait on it. */
+   * and the lease writer's last write wait on it. Worker 0 last: its lease
+   * table is the directory's, which the others' rooms still use. */
+  pthread_mutex_lock(&p->lock);
+  while (s->index == 0 && p->freed < p->nstarted - 1)
+    pthread_cond_wait(&p->cond, &p->lock);
+  pthread_mutex_unlock(&p->lock);
   worker_free(s);
+  if (s->index != 0) {
+    pthread_mutex_lock(&p->lock);
+    p->freed++;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+  }
   uint64_t one = 1;
   if (write(p->done_fd, &one, sizeof(one)) < 0)
     log_error("cannot note a worker's end", "worker=%u", s->index);
@@ -840,7 +934,12 @@ static void server_destroy(struct server *p)
   free(p->ws);
   for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->rings[i]);
+  for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
+    fring_fini(&p->frings[i]);
   free(p->rings);
+  free(p->frings);
+  if (p->dir_ok)
+    roomdir_fini(&p->dir);
   if (p->done_fd >= 0)
     close(p->done_fd);
   if (p->sigfd >= 0)
@@ -879,17 +978,24 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   pthread_cond_init(&p->cond, NULL);
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
-  p->rings = aligned_alloc(alignof(struct fring),
-                           sizeof(struct fring) * (size_t)p->nworkers * p->nworkers);
-  if (!p->cert || !p->ws || !p->rings) {
-    free(p->rings);
-    p->rings = NULL;
+  size_t nr = (size_t)p->nworkers * p->nworkers;
+  p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
+  p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
+  if (p->rings)
+    memset(p->rings, 0, sizeof(struct fring) * nr);
+  if (p->frings)
+    memset(p->frings, 0, sizeof(struct fring) * nr);
+  for (size_t i = 0; i < nr; i++) {
+    if (p->rings)
+      p->rings[i].efd = -1;
+    if (p->frings)
+      p->frings[i].efd = -1;
+  }
+  if (!p->cert || !p->ws || !p->rings || !p->frings || roomdir_init(&p->dir, cfg->max_rooms) < 0) {
     server_destroy(p);
     return -ENOMEM;
   }
-  memset(p->rings, 0, sizeof(struct fring) * (size_t)p->nworkers * p->nworkers);
-  for (uint32_t i = 0; i < p->nworkers * p->nworkers; i++)
-    p->rings[i].efd = -1;
+  p->dir_ok = true;
   p->start_time = (uint64_t)time(NULL);
   if (cfg->cert_pem[0]) {
     stat(cfg->cert_pem, &p->cert_st);
@@ -902,8 +1008,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->shared.handoff_ctx = p;
   for (uint32_t f = 0; p->nworkers > 1 && f < p->nworkers; f++)
     for (uint32_t t = 0; t < p->nworkers; t++)
-      if (f != t && (rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
-                                     sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0)
+      if (f != t && ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
+                                      sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
+                     (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0))
         goto fail;
   if ((p->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
     rc = -errno;
@@ -940,6 +1047,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
       goto fail_threads;
     s->started = true;
     pthread_mutex_lock(&p->lock);
+    p->nstarted++;
     while (p->built < (int)i + 1)
       pthread_cond_wait(&p->cond, &p->lock);
     rc = p->built_rc;
