@@ -241,6 +241,8 @@ static int gateway_setup(struct server_worker *s)
   gp.udp_timeout_ns = (uint64_t)cfg->udp_timeout_s * 1000000000ull;
   gp.max_icmp_flows = 256;
   gp.icmp_timeout_ns = 30ull * 1000000000ull;
+  gp.icmp_worker = s->index;
+  gp.icmp_workers = s->proc->nworkers;
   gp.max_tcp_conns = cfg->max_tcp_conns;
   gp.max_tcp_conns_per_vm = cfg->max_tcp_conns_per_vm;
   gp.max_udp_flows_per_client =
