@@ -36,6 +36,7 @@
  */
 #include "wtrelay/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ifaddrs.h>
 #include <poll.h>
@@ -100,6 +101,28 @@ struct server_worker_pub {
   _Atomic uint64_t uplink_no_room;
 };
 
+/* Every counter struct a worker publishes for /metrics, as 64-bit words
+ * (each struct is all uint64_t counters: checked below). The owner copies
+ * its live structs in with relaxed atomic stores (snapshot_publish, at
+ * most every SNAPSHOT_NS and at the end), worker 0 reads them with relaxed
+ * loads and sums them: no torn value, no lock, no data race; a sum is a
+ * sum of values each at most SNAPSHOT_NS old. */
+#define WORDS(T) (sizeof(T) / sizeof(uint64_t))
+static_assert(sizeof(struct io_counters) % 8 == 0, "io_counters: 64-bit words");
+static_assert(sizeof(struct quic_counters) % 8 == 0, "quic_counters: 64-bit words");
+static_assert(sizeof(struct h3_counters) % 8 == 0, "h3_counters: 64-bit words");
+static_assert(sizeof(struct relay_counters) % 8 == 0, "relay_counters: 64-bit words");
+static_assert(sizeof(struct gateway_counters) % 8 == 0, "gateway_counters: 64-bit words");
+#define SNAPSHOT_NS (100 * NS_PER_MS)
+
+struct server_worker_snap {
+  _Atomic uint64_t io[WORDS(struct io_counters)];
+  _Atomic uint64_t quic[WORDS(struct quic_counters)];
+  _Atomic uint64_t h3[WORDS(struct h3_counters)];
+  _Atomic uint64_t relay[WORDS(struct relay_counters)];
+  _Atomic uint64_t gw[WORDS(struct gateway_counters)];
+};
+
 struct server;
 
 struct server_worker {
@@ -134,6 +157,9 @@ struct server_worker {
   uint64_t handoff_in;
   uint64_t uplink_no_room; /* frames from another worker's copy of a room this one has not */
   struct server_worker_pub pub;
+  struct server_worker_snap snap;
+  uint64_t snap_ns;        /* last snapshot_publish */
+  struct timer snap_timer; /* publishes an idle worker's snapshot too */
   bool worker_ok, h3_ok, quic_ok;
   pthread_t thread;
   bool started;
@@ -180,8 +206,9 @@ struct server {
  * connection its connect/RTO/idle timer (nat_tcp.c; max_tcp_conns). UDP and
  * ICMP flows and DNS queries have none: the gateway's sweep ages them.
  * Fixed: the relay's sweep and aging, the lease writer, the gateway's
- * sweep, the ops sweep, the certificate poll and the two shutdown timers
- * (8), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
+ * sweep, the ops sweep, the token-key poll, the metrics snapshot (several
+ * workers) and the two shutdown timers
+ * (9), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
  * failed arm is counted (wtrelay_timer_arm_failures_total). */
 #define SERVER_TIMERS_PER_SESSION 3
 #define SERVER_TIMERS_PER_TCP_CONN 1
@@ -427,6 +454,33 @@ static void publish(struct server_worker *s)
   atomic_store_explicit(&g->uplink_no_room, s->uplink_no_room, memory_order_relaxed);
 }
 
+static void words_store(_Atomic uint64_t *dst, const void *src, size_t n)
+{
+  const uint64_t *w = src;
+  for (size_t i = 0; i < n; i++)
+    atomic_store_explicit(&dst[i], w[i], memory_order_relaxed);
+}
+
+static void words_add(void *dst, _Atomic uint64_t *src, size_t n)
+{
+  uint64_t *w = dst;
+  for (size_t i = 0; i < n; i++)
+    w[i] += atomic_load_explicit(&src[i], memory_order_relaxed);
+}
+
+/* The owner's counters into its snapshot (see struct server_worker_snap). */
+static void snapshot_publish(struct server_worker *s)
+{
+  struct server_worker_snap *g = &s->snap;
+  words_store(g->io, &s->w.io.ctr, WORDS(struct io_counters));
+  words_store(g->quic, &s->quic.ctr, WORDS(struct quic_counters));
+  words_store(g->h3, &s->h3.ctr, WORDS(struct h3_counters));
+  words_store(g->relay, &s->relay.ctr, WORDS(struct relay_counters));
+  if (s->gw_ok)
+    words_store(g->gw, &s->gw.ctr, WORDS(struct gateway_counters));
+  s->snap_ns = s->w.now;
+}
+
 static void on_turn(void *ctx, uint64_t now)
 {
   struct server_worker *s = ctx;
@@ -438,6 +492,13 @@ static void on_turn(void *ctx, uint64_t now)
       (void)fring_doorbell_ring(fring_of(p, s->index, to));
     }
   publish(s);
+}
+
+static void snap_timer_fn(struct timer *t, uint64_t now)
+{
+  struct server_worker *s = container_of(t, struct server_worker, snap_timer);
+  snapshot_publish(s);
+  timer_arm(&s->w.timers, &s->snap_timer, now + SNAPSHOT_NS);
 }
 
 /* ---- shutdown ---- */
@@ -685,19 +746,44 @@ static void route_metrics(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
   struct server *p = s->proc;
-  uint32_t rooms = 0;
+  uint32_t rooms = 0, conns = quic_endpoint_active(&s->quic);
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
+  for (uint32_t i = 1; i < p->nworkers; i++) /* the others' as of their last turn */
+    conns += (uint32_t)ld(&p->ws[i]->pub.sessions);
+  /* worker 0's live counters plus every other worker's snapshot */
+  static struct io_counters io;
+  static struct quic_counters quic;
+  static struct h3_counters h3;
+  static struct relay_counters rc;
+  static struct gateway_counters gc;
+  io = s->w.io.ctr;
+  quic = s->quic.ctr;
+  h3 = s->h3.ctr;
+  rc = s->relay.ctr;
+  memset(&gc, 0, sizeof(gc));
+  if (s->gw_ok)
+    gc = s->gw.ctr;
+  for (uint32_t i = 1; i < p->nworkers; i++) {
+    struct server_worker_snap *g = &p->ws[i]->snap;
+    words_add(&io, g->io, WORDS(struct io_counters));
+    words_add(&quic, g->quic, WORDS(struct quic_counters));
+    words_add(&h3, g->h3, WORDS(struct h3_counters));
+    words_add(&rc, g->relay, WORDS(struct relay_counters));
+    words_add(&gc, g->gw, WORDS(struct gateway_counters));
+  }
   struct metrics_src m = {
-      .io = &s->w.io.ctr,
-      .quic = &s->quic.ctr,
-      .h3 = &s->h3.ctr,
+      .io = &io,
+      .quic = &quic,
+      .h3 = &h3,
+      .relay_ctr = &rc,
+      .gw_ctr = s->gw_ok ? &gc : NULL,
       .relay = &s->relay,
       .gw = s->gw_ok ? &s->gw : NULL,
       .ops = &s->ops.ctr,
       .timers = &s->w.timers,
       .cert = s->cert,
-      .quic_conns = quic_endpoint_active(&s->quic),
+      .quic_conns = conns,
       .rooms = rooms,
       .start_time = p->start_time,
       .cert_reloads = atomic_load(&p->cert_reloads),
@@ -705,6 +791,8 @@ static void route_metrics(void *ctx, struct ops_buf *b)
       .certs_live = tls_cert_live(),
   };
   roomdir_lock(&p->dir); /* the lease table is shared */
+  if (p->nworkers > 1)
+    m.rooms = p->dir.nrooms; /* rooms, not copies */
   metrics_write(b, &m);
   roomdir_unlock(&p->dir);
   metrics_workers(p, b);
@@ -854,6 +942,9 @@ static int worker_build(struct server_worker *s)
   timer_init(&s->shutdown_timer, shutdown_step);
   timer_init(&s->shutdown_deadline, shutdown_deadline);
   timer_init(&s->auth_timer, auth_timer_fn);
+  timer_init(&s->snap_timer, snap_timer_fn);
+  if (p->nworkers > 1 && (rc = timer_arm(&s->w.timers, &s->snap_timer, s->w.now)) < 0)
+    return rc;
   if ((rc = timer_arm(&s->w.timers, &s->auth_timer,
                       s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
     return rc;

@@ -115,12 +115,15 @@ static void metrics_get(const struct relay_proc *rp, char *buf, size_t cap)
   close(fd);
 }
 
+/* The value of the sample line "series value", or -1. */
 static long long metric(const char *text, const char *series)
 {
-  const char *p = strstr(text, series);
+  char pat[256];
+  snprintf(pat, sizeof(pat), "\n%s ", series);
+  const char *p = strstr(text, pat);
   if (!p)
     return -1;
-  return atoll(p + strlen(series) + 1);
+  return atoll(p + strlen(pat));
 }
 
 /* What each session received: broadcasts by source, unicasts, the last frame. */
@@ -264,9 +267,14 @@ static void room_across_workers(unsigned workers)
       cr_assert(memcmp(cl[i].s->ip, cl[j].s->ip, 4) != 0, "sessions %u and %u share an address", i,
                 j);
 
-  /* sessions on every worker */
+  /* sessions on every worker; the common families sum every worker's
+   * counters (snapshots at most 100 ms old) */
   static char m[1 << 20];
+  run_all(cl, NSESS, 300, NULL);
   metrics_get(&rp, m, sizeof(m));
+  cr_assert_eq(metric(m, "wtrelay_quic_connections_total{event=\"accepted\"}"), NSESS,
+               "accepted connections summed over workers");
+  cr_assert_eq(metric(m, "wtrelay_quic_connections"), NSESS, "live connections over workers");
   long long total = 0;
   for (unsigned w = 0; w < workers; w++) {
     char series[64];
