@@ -1295,7 +1295,9 @@ static void log_counters(struct server_worker *s)
            (unsigned long long)h->protocol_errors, (unsigned long long)h->refused_room_control,
            (unsigned long long)h->refused_path_too_long,
            (unsigned long long)h->refused_query_too_long);
+  roomdir_lock(&s->proc->dir); /* worker 0's lease table is the shared one */
   relay_log_counters(&s->relay);
+  roomdir_unlock(&s->proc->dir);
   if (s->gw_ok)
     gateway_log_counters(&s->gw);
 }
