@@ -39,6 +39,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -103,6 +104,7 @@ struct quic_shared {
   uint8_t reset_secret[32];
   uint8_t token_key[32];
   uint32_t nworkers;
+  struct quic_iptab *ips; /* per-address counts over every worker; NULL = per endpoint */
   quic_handoff_fn handoff;
   void *handoff_ctx;
 };
@@ -149,6 +151,24 @@ struct quic_ip_entry {
   uint8_t family, len;
   uint8_t addr[16];
 };
+
+/* Per-address connection counts: a chained hash over a fixed entry pool.
+ * Each endpoint has its own, or the process shares one between its
+ * workers' endpoints (shared: every use under lock; only validation,
+ * migration and deletion of a connection touch it, never a datagram). */
+struct quic_iptab {
+  uint32_t *buckets;
+  uint32_t nbuckets;
+  struct quic_ip_entry *ips;
+  uint32_t free; /* index+1 free list */
+  uint64_t key;
+  bool shared;
+  pthread_mutex_t lock;
+};
+
+/* max_entries: the connections that may be counted at once. 0 or -ENOMEM. */
+int quic_iptab_init(struct quic_iptab *t, uint32_t max_entries, bool shared);
+void quic_iptab_fini(struct quic_iptab *t);
 
 struct quic_sout {
   int64_t sid;
@@ -240,11 +260,9 @@ struct quic_endpoint {
   uint64_t token_rotated_ns;
   uint64_t token_period; /* shared secrets: the rotation period token_secret is derived for */
   uint32_t nhandshaking, nunvalidated;
-  /* per-address connection counts */
-  uint32_t *ip_buckets;
-  uint32_t ip_nbuckets;
-  struct quic_ip_entry *ips;
-  uint32_t ip_free; /* index+1 free list */
+  /* per-address connection counts: own_ips, or the process's (quic_shared.ips) */
+  struct quic_iptab own_ips;
+  struct quic_iptab *ipt;
   uint32_t deleted_since_trim;
   uint64_t last_trim_ns;
   /* datagram buffer pool */

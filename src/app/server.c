@@ -99,6 +99,7 @@ struct handoff_meta {
 struct server_worker_pub {
   _Atomic uint64_t sessions, dgrams_in, dgrams_out, handed_off, handoff_in, turns, pkts_in;
   _Atomic uint64_t uplink_no_room;
+  _Atomic uint64_t turn_ns; /* the clock at its last loop turn */
 };
 
 /* Every counter struct a worker publishes for /metrics, as 64-bit words
@@ -177,6 +178,8 @@ struct server {
   int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
               * lease table is the directory's) */
   struct quic_shared shared;
+  struct quic_iptab ips; /* per-address connection counts over every worker (N > 1) */
+  bool ips_ok;
   char bind[64]; /* the address the sockets are bound to: cfg->bind or the fallback */
   uint16_t port;
   /* the certificate store: the process's reference to the certificate new
@@ -452,6 +455,7 @@ static void publish(struct server_worker *s)
   atomic_store_explicit(&g->pkts_in, s->quic.ctr.pkts_in, memory_order_relaxed);
   atomic_store_explicit(&g->turns, s->w.turns, memory_order_relaxed);
   atomic_store_explicit(&g->uplink_no_room, s->uplink_no_room, memory_order_relaxed);
+  atomic_store_explicit(&g->turn_ns, s->w.now, memory_order_relaxed);
 }
 
 static void words_store(_Atomic uint64_t *dst, const void *src, size_t n)
@@ -805,6 +809,24 @@ static bool route_ready(void *ctx)
   return !s->shutdown_phase && now >= s->cert->not_before && now < s->cert->not_after;
 }
 
+/* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
+ * with several workers each turns at least every SNAPSHOT_NS (its
+ * snapshot timer), so this never fires for an idle one. Worker 0 answers
+ * the probe, so it is turning. */
+#define HEALTH_STALL_NS (2 * NS_PER_S)
+
+static bool route_healthy(void *ctx)
+{
+  struct server_worker *s = ctx;
+  struct server *p = s->proc;
+  for (uint32_t i = 1; i < p->nworkers; i++) {
+    uint64_t t = ld(&p->ws[i]->pub.turn_ns);
+    if (t && s->w.now > t + HEALTH_STALL_NS)
+      return false;
+  }
+  return true;
+}
+
 static void route_cert(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
@@ -830,8 +852,10 @@ static void route_cert(void *ctx, struct ops_buf *b)
                  c->sha256_hex, enc, when);
 }
 
-static const struct ops_routes routes = {
-    .metrics = route_metrics, .ready = route_ready, .cert_json = route_cert};
+static const struct ops_routes routes = {.metrics = route_metrics,
+                                         .ready = route_ready,
+                                         .healthy = route_healthy,
+                                         .cert_json = route_cert};
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
@@ -1033,6 +1057,8 @@ static void server_destroy(struct server *p)
   free(p->frings);
   if (p->dir_ok)
     roomdir_fini(&p->dir);
+  if (p->ips_ok)
+    quic_iptab_fini(&p->ips);
   if (p->done_fd >= 0)
     close(p->done_fd);
   if (p->sigfd >= 0)
@@ -1097,6 +1123,13 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   rng_fill(p->shared.reset_secret, sizeof(p->shared.reset_secret));
   rng_fill(p->shared.token_key, sizeof(p->shared.token_key));
   p->shared.nworkers = p->nworkers;
+  if (p->nworkers > 1) {
+    uint64_t n = (uint64_t)cfg->max_sessions * p->nworkers;
+    if ((rc = quic_iptab_init(&p->ips, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, true)) < 0)
+      goto fail;
+    p->ips_ok = true;
+    p->shared.ips = &p->ips;
+  }
   p->shared.handoff = handoff_push;
   p->shared.handoff_ctx = p;
   for (uint32_t f = 0; p->nworkers > 1 && f < p->nworkers; f++)

@@ -164,18 +164,19 @@ static void ip_key(const union io_sockaddr *a, uint8_t *family, uint8_t *len, co
  * terminating 0 when there is none. */
 static uint32_t *ip_link(struct quic_endpoint *ep, const union io_sockaddr *a)
 {
+  struct quic_iptab *t = ep->ipt;
   uint8_t family, len;
   const uint8_t *addr;
   ip_key(a, &family, &len, &addr);
-  uint64_t h = ep->hash_key[1] ^ family;
+  uint64_t h = t->key ^ family;
   for (uint8_t i = 0; i < len; i++) {
     h ^= addr[i];
     h *= 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
   }
-  uint32_t *link = &ep->ip_buckets[h & (ep->ip_nbuckets - 1)];
+  uint32_t *link = &t->buckets[h & (t->nbuckets - 1)];
   while (*link) {
-    struct quic_ip_entry *e = &ep->ips[*link - 1];
+    struct quic_ip_entry *e = &t->ips[*link - 1];
     if (e->family == family && e->len == len && memcmp(e->addr, addr, len) == 0)
       break;
     link = &e->next;
@@ -183,10 +184,65 @@ static uint32_t *ip_link(struct quic_endpoint *ep, const union io_sockaddr *a)
   return link;
 }
 
-uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
+int quic_iptab_init(struct quic_iptab *t, uint32_t max_entries, bool shared)
+{
+  memset(t, 0, sizeof(*t));
+  t->nbuckets = 1;
+  while (t->nbuckets < max_entries)
+    t->nbuckets <<= 1;
+  t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+  t->ips = calloc(max_entries ? max_entries : 1, sizeof(*t->ips));
+  if (!t->buckets || !t->ips) {
+    free(t->buckets);
+    free(t->ips);
+    t->buckets = NULL;
+    t->ips = NULL;
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < max_entries; i++)
+    t->ips[i].next = i + 2 <= max_entries ? i + 2 : 0;
+  t->free = max_entries ? 1 : 0;
+  rng_fill(&t->key, sizeof(t->key));
+  t->shared = shared;
+  if (shared)
+    pthread_mutex_init(&t->lock, NULL);
+  return 0;
+}
+
+void quic_iptab_fini(struct quic_iptab *t)
+{
+  if (t->shared && t->buckets)
+    pthread_mutex_destroy(&t->lock);
+  free(t->buckets);
+  free(t->ips);
+  t->buckets = NULL;
+  t->ips = NULL;
+}
+
+static void ipt_lock(struct quic_endpoint *ep)
+{
+  if (ep->ipt->shared)
+    pthread_mutex_lock(&ep->ipt->lock);
+}
+
+static void ipt_unlock(struct quic_endpoint *ep)
+{
+  if (ep->ipt->shared)
+    pthread_mutex_unlock(&ep->ipt->lock);
+}
+
+static uint32_t conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
 {
   uint32_t *link = ip_link(ep, a);
-  return *link ? ep->ips[*link - 1].count : 0;
+  return *link ? ep->ipt->ips[*link - 1].count : 0;
+}
+
+uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
+{
+  ipt_lock(ep);
+  uint32_t n = conns_of(ep, a);
+  ipt_unlock(ep);
+  return n;
 }
 
 /* Counts c under its current remote address (at most once). */
@@ -195,13 +251,14 @@ static void ip_count_add(struct quic_conn *c)
   struct quic_endpoint *ep = c->ep;
   if (c->ip_counted)
     return;
+  struct quic_iptab *t = ep->ipt;
   uint32_t *link = ip_link(ep, &c->remote);
   if (!*link) {
-    if (!ep->ip_free)
+    if (!t->free)
       return; /* cannot happen: one entry per counted connection at most */
-    uint32_t i = ep->ip_free;
-    struct quic_ip_entry *e = &ep->ips[i - 1];
-    ep->ip_free = e->next;
+    uint32_t i = t->free;
+    struct quic_ip_entry *e = &t->ips[i - 1];
+    t->free = e->next;
     const uint8_t *addr;
     ip_key(&c->remote, &e->family, &e->len, &addr);
     memcpy(e->addr, addr, e->len);
@@ -209,7 +266,7 @@ static void ip_count_add(struct quic_conn *c)
     e->next = 0;
     *link = i;
   }
-  ep->ips[*link - 1].count++;
+  t->ips[*link - 1].count++;
   c->counted_ip = c->remote;
   c->ip_counted = true;
 }
@@ -224,11 +281,11 @@ static void ip_count_del(struct quic_conn *c)
   if (!*link)
     return;
   uint32_t i = *link;
-  struct quic_ip_entry *e = &ep->ips[i - 1];
+  struct quic_ip_entry *e = &ep->ipt->ips[i - 1];
   if (--e->count == 0) {
     *link = e->next;
-    e->next = ep->ip_free;
-    ep->ip_free = i;
+    e->next = ep->ipt->free;
+    ep->ipt->free = i;
   }
 }
 
@@ -301,11 +358,8 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->buckets = calloc(ep->nbuckets, sizeof(*ep->buckets));
   ep->cids = calloc(ncids, sizeof(*ep->cids));
   ep->dpool = calloc(p->dgram_pool, sizeof(*ep->dpool));
-  ep->ip_nbuckets = 1;
-  while (ep->ip_nbuckets < p->max_conns)
-    ep->ip_nbuckets <<= 1;
-  ep->ip_buckets = calloc(ep->ip_nbuckets, sizeof(*ep->ip_buckets));
-  ep->ips = calloc(p->max_conns, sizeof(*ep->ips));
+  int iprc = p->shared && p->shared->ips ? 0 : quic_iptab_init(&ep->own_ips, p->max_conns, false);
+  ep->ipt = p->shared && p->shared->ips ? p->shared->ips : &ep->own_ips;
   if (!ep->p.max_unvalidated)
     ep->p.max_unvalidated = p->max_conns / 4 ? p->max_conns / 4 : 1;
   rng_fill(ep->token_secret, sizeof(ep->token_secret));
@@ -313,8 +367,7 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->token_rotated_ns = w->now ? w->now : 1;
   if (p->shared)
     token_rotate(ep, w->now);
-  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || !ep->ip_buckets ||
-      !ep->ips) {
+  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || iprc < 0) {
     quic_endpoint_fini(ep);
     return -ENOMEM;
   }
@@ -328,9 +381,6 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->cid_free = ncids ? 1 : 0;
   for (uint32_t i = 0; i < p->dgram_pool; i++)
     dgram_put(ep, &ep->dpool[i]);
-  for (uint32_t i = 0; i < p->max_conns; i++)
-    ep->ips[i].next = i + 2 <= p->max_conns ? i + 2 : 0;
-  ep->ip_free = p->max_conns ? 1 : 0;
   return 0;
 }
 
@@ -348,8 +398,7 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   free(ep->buckets);
   free(ep->cids);
   free(ep->dpool);
-  free(ep->ip_buckets);
-  free(ep->ips);
+  quic_iptab_fini(&ep->own_ips);
   memset(ep, 0, sizeof(*ep));
 }
 
@@ -440,13 +489,16 @@ static void conn_validated(struct quic_conn *c)
     return;
   /* Several handshakes from one address may run at once; the limit holds
    * when they complete (their addresses are proven then). */
-  if (quic_endpoint_conns_of(ep, &c->remote) >= ep->p.max_conns_per_ip) {
+  ipt_lock(ep); /* the check and the count at once: other workers count too */
+  if (conns_of(ep, &c->remote) >= ep->p.max_conns_per_ip) {
+    ipt_unlock(ep);
     ep->ctr.conns_refused_ip++;
     c->refuse = true;
     conn_mark_dirty(c);
     return;
   }
   ip_count_add(c);
+  ipt_unlock(ep);
 }
 
 /* Server: a NEW_TOKEN for the client's next connection (it skips Retry). */
@@ -649,7 +701,9 @@ static void conn_delete(struct quic_conn *c)
     ep->ops->on_conn_closed(ep->app, c);
   timer_disarm(&ep->w->timers, &c->timer);
   cid_remove_conn(ep, c->handle);
+  ipt_lock(ep);
   ip_count_del(c);
+  ipt_unlock(ep);
   if (c->hs_counted)
     ep->nhandshaking--;
   if (c->unval_counted)
@@ -741,8 +795,10 @@ static void conn_sync_path(struct quic_conn *c, const struct io_local *pkt_local
   c->remotelen = remotelen;
   if (c->ip_counted && !same_ip(&c->counted_ip, &c->remote)) {
     /* a validated migration: the connection now counts for its new address */
+    ipt_lock(c->ep);
     ip_count_del(c);
     ip_count_add(c);
+    ipt_unlock(c->ep);
   }
   if (pkt_local && same_ip(&pkt_local->addr, &local)) {
     c->local = *pkt_local;

@@ -48,7 +48,7 @@ static uint16_t free_port(int type)
   return ntohs(a.sin_port);
 }
 
-static void relay_start(struct relay_proc *rp, unsigned workers)
+static void relay_start(struct relay_proc *rp, unsigned workers, const char *per_ip)
 {
   int pfd[2];
   cr_assert_eq(pipe(pfd), 0);
@@ -65,7 +65,8 @@ static void relay_start(struct relay_proc *rp, unsigned workers)
     dup2(pfd[1], 1);
     close(pfd[0]);
     execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--http-listen", ops,
-          "--log-level", "warn", "--workers", nw, (char *)NULL);
+          "--log-level", "warn", "--workers", nw, "--max-sessions-per-ip", per_ip ? per_ip : "64",
+          (char *)NULL);
     _exit(127);
   }
   close(pfd[1]);
@@ -244,7 +245,7 @@ static void room_across_workers(unsigned workers)
 {
   struct relay_proc rp;
   log_set_level(LOG_WARN);
-  relay_start(&rp, workers);
+  relay_start(&rp, workers, NULL);
   char url[128];
   snprintf(url, sizeof(url), "https://127.0.0.1:%u/lan", rp.port);
   struct client *cl = calloc(NSESS, sizeof(*cl));
@@ -367,4 +368,45 @@ Test(workers_e2e, room_across_two_workers, .timeout = 120)
 Test(workers_e2e, room_across_four_workers, .timeout = 120)
 {
   room_across_workers(4);
+}
+
+static bool all_settled(struct client *cl, uint32_t n)
+{
+  for (uint32_t i = 0; i < n; i++)
+    if (cl[i].s->state == WTC_CONNECTING)
+      return false;
+  return true;
+}
+
+/* --max-sessions-per-ip counts one address's connections over every
+ * worker: 12 client sockets from 127.0.0.1 (spread by the kernel's hash),
+ * a bound of 5: exactly 5 sessions open. */
+Test(workers_e2e, per_address_bound_over_workers, .timeout = 60)
+{
+  enum { N = 12, BOUND = 5 };
+  struct relay_proc rp;
+  log_set_level(LOG_WARN);
+  relay_start(&rp, 2, "5");
+  char url[128];
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u/lan", rp.port);
+  struct client *cl = calloc(N, sizeof(*cl));
+  cr_assert_not_null(cl);
+  for (uint32_t i = 0; i < N; i++) {
+    cr_assert_eq(wtc_init(&cl[i].c, url, rp.hash, 1, &ops, &cl[i].got), 0);
+    cr_assert_eq(wtc_open(&cl[i].c, &cl[i].s), 0);
+  }
+  cr_assert(run_all(cl, N, 15000, all_settled), "connections did not settle");
+  run_all(cl, N, 500, NULL);
+  uint32_t open = 0;
+  for (uint32_t i = 0; i < N; i++)
+    open += cl[i].s->state == WTC_OPEN;
+  cr_assert_eq(open, BOUND, "%u sessions open from one address, bound %u", open, BOUND);
+  static char m[1 << 20];
+  run_all(cl, N, 300, NULL);
+  metrics_get(&rp, m, sizeof(m));
+  cr_assert_eq(metric(m, "wtrelay_quic_connections_total{event=\"refused_per_ip\"}"), N - BOUND);
+  relay_stop(&rp);
+  for (uint32_t i = 0; i < N; i++)
+    wtc_fini(&cl[i].c);
+  free(cl);
 }
