@@ -64,6 +64,13 @@ struct gateway_params {
   uint64_t udp_timeout_ns;
   uint32_t max_icmp_flows;
   uint64_t icmp_timeout_ns;
+  /* This gateway is worker icmp_worker of icmp_workers (0 and 0: alone):
+   * with the raw-socket fallback every worker's raw socket sees every echo
+   * reply, so the echo ids on the wire are split in slices of 65536 /
+   * icmp_workers, one per worker, and a worker takes only replies to ids
+   * of its own slice (ICMP datagram sockets need none: the kernel gives
+   * each socket its own id). */
+  uint32_t icmp_worker, icmp_workers;
   uint32_t max_tcp_conns, max_tcp_conns_per_vm;
   uint64_t tcp_idle_ns, tcp_connect_timeout_ns;
   /* Fair shares (nat_share.c); 0 = no such limit. */

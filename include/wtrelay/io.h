@@ -47,6 +47,7 @@ enum io_op {
   IO_OP_NAT_TCP = 17,
   IO_OP_LEASE = 18,
   IO_OP_HOSTADDR = 25, /* rtnetlink local routes (hostaddr.c) */
+  IO_OP_BELL = 26,     /* a worker's doorbells: process events and hand-off rings (server.c) */
   IO_OP_USER_LAST = 31,
   IO_OP_MAX = 0xffff,
 };
@@ -143,6 +144,8 @@ struct io_udp_opts {
   int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
   bool raw;              /* SOCK_RAW instead of SOCK_DGRAM (with proto; CAP_NET_RAW) */
   bool recverr;          /* IP_RECVERR: ICMP errors reach on_err and the error queue */
+  bool reuseport;        /* SO_REUSEPORT: one socket per worker on the QUIC port, all made by
+                          * one process at start-up (a second relay still fails to bind) */
   io_udp_err_fn on_err;
 };
 
@@ -240,6 +243,10 @@ void io_fini(struct io *io);
  * io until io_fini. Returns 0 or negative errno. */
 int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv_fn fn, void *ctx,
                 struct io_udp_sock **out);
+/* io_udp_open with SO_REUSEPORT when reuseport: the QUIC socket of one
+ * worker of several (each binds its own on the same port). */
+int io_udp_open_quic(struct io *io, const char *bind_addr, uint16_t port, bool reuseport,
+                     io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
 /* The same with explicit options (NAT sockets: ephemeral port, default
  * buffers, no PKTINFO). */
 int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn, void *ctx,

@@ -21,7 +21,11 @@ struct metrics_src {
   const struct quic_counters *quic;
   const struct h3_counters *h3;
   const struct relay *relay;
-  const struct gateway *gw;       /* may be NULL */
+  const struct gateway *gw; /* may be NULL */
+  /* with several workers: the counters summed over every worker (NULL:
+   * relay->ctr and gw->ctr, one worker's) */
+  const struct relay_counters *relay_ctr;
+  const struct gateway_counters *gw_ctr;
   const struct ops_counters *ops; /* may be NULL */
   const struct timer_heap *timers;
   const struct tls_cert *cert;

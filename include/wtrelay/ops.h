@@ -48,6 +48,9 @@ struct ops_routes {
   void (*metrics)(void *ctx, struct ops_buf *b);
   /* /readyz: listening with a valid certificate. */
   bool (*ready)(void *ctx);
+  /* /healthz: false when the process is stuck (a worker stopped turning
+   * its loop); NULL = always healthy while the listener answers. */
+  bool (*healthy)(void *ctx);
   /* Writes the /cert-hash JSON. */
   void (*cert_json)(void *ctx, struct ops_buf *b);
 };

@@ -39,6 +39,7 @@
 
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -84,7 +85,32 @@ enum quic_retry {
   QUIC_RETRY_NEVER,
 };
 
+/* Hands a packet whose destination CID names another worker to that
+ * worker (bytes, peer and local address copied; the owner reads it). */
+typedef void (*quic_handoff_fn)(void *ctx, uint32_t from, uint32_t to, const uint8_t *pkt,
+                                size_t len, const union io_sockaddr *peer, socklen_t peerlen,
+                                const struct io_local *local);
+
+/* What the server endpoints of one process's workers share, so that any of
+ * them answers and checks alike: the stateless-reset secret (a reset token
+ * made by one worker is the one another would make) and the key the
+ * address-validation token secrets are derived from (per rotation period,
+ * HMAC-SHA-256(token_key, period number); every worker derives the same).
+ * Read-only once the workers run. The server CID's first byte names the
+ * worker (< nworkers); with nworkers > 1 a short-header or Handshake packet
+ * for an unknown CID that names another worker goes to `handoff` and is
+ * never answered here (no stateless reset, no VN for another's CID). */
+struct quic_shared {
+  uint8_t reset_secret[32];
+  uint8_t token_key[32];
+  uint32_t nworkers;
+  struct quic_iptab *ips; /* per-address counts over every worker; NULL = per endpoint */
+  quic_handoff_fn handoff;
+  void *handoff_ctx;
+};
+
 struct quic_params {
+  const struct quic_shared *shared; /* NULL: secrets of this endpoint alone (clients, tests) */
   uint32_t max_conns;
   uint32_t max_conns_per_ip; /* counted over validated addresses only */
   enum quic_retry retry;
@@ -100,6 +126,7 @@ struct quic_params {
 
 struct quic_counters {
   uint64_t pkts_in, pkts_dropped_unknown, pkts_dropped_full, pkts_short_unknown;
+  uint64_t pkts_handed_off; /* sent to the worker their DCID names (quic_shared.handoff) */
   uint64_t conns_accepted, conns_refused_limit, conns_refused_ip, conns_failed;
   uint64_t conns_tls_failed; /* TLS handshake failed here (e.g. pinned hash mismatch) */
   uint64_t conns_closed, conns_idle, conns_draining, handshakes;
@@ -124,6 +151,24 @@ struct quic_ip_entry {
   uint8_t family, len;
   uint8_t addr[16];
 };
+
+/* Per-address connection counts: a chained hash over a fixed entry pool.
+ * Each endpoint has its own, or the process shares one between its
+ * workers' endpoints (shared: every use under lock; only validation,
+ * migration and deletion of a connection touch it, never a datagram). */
+struct quic_iptab {
+  uint32_t *buckets;
+  uint32_t nbuckets;
+  struct quic_ip_entry *ips;
+  uint32_t free; /* index+1 free list */
+  uint64_t key;
+  bool shared;
+  pthread_mutex_t lock;
+};
+
+/* max_entries: the connections that may be counted at once. 0 or -ENOMEM. */
+int quic_iptab_init(struct quic_iptab *t, uint32_t max_entries, bool shared);
+void quic_iptab_fini(struct quic_iptab *t);
 
 struct quic_sout {
   int64_t sid;
@@ -213,12 +258,11 @@ struct quic_endpoint {
    * every hour; tokens made with the previous one stay valid */
   uint8_t token_secret[32], token_secret_prev[32];
   uint64_t token_rotated_ns;
+  uint64_t token_period; /* shared secrets: the rotation period token_secret is derived for */
   uint32_t nhandshaking, nunvalidated;
-  /* per-address connection counts */
-  uint32_t *ip_buckets;
-  uint32_t ip_nbuckets;
-  struct quic_ip_entry *ips;
-  uint32_t ip_free; /* index+1 free list */
+  /* per-address connection counts: own_ips, or the process's (quic_shared.ips) */
+  struct quic_iptab own_ips;
+  struct quic_iptab *ipt;
   uint32_t deleted_since_trim;
   uint64_t last_trim_ns;
   /* datagram buffer pool */

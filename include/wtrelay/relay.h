@@ -68,6 +68,7 @@
 #include "wtrelay/ippool.h"
 #include "wtrelay/languard.h"
 #include "wtrelay/lease.h"
+#include "wtrelay/roomdir.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
@@ -78,8 +79,21 @@ struct relay_room {
   char name[256];
   uint32_t npeers;  /* registered sessions */
   uint64_t creator; /* client key of the session whose Register made it */
-  struct ippool pool;
+  uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
 };
+
+/* An uplink port of a room copy: the room on worker `to`. */
+struct relay_uplink {
+  struct relay *r;
+  uint32_t to;   /* the worker */
+  uint32_t room; /* the local room slot */
+  uint32_t port; /* the switch port */
+};
+
+/* Sends a frame of room `gid` (process-wide id) from this worker's copy
+ * toward the copy on worker `to` (one copy into the worker-pair ring). */
+typedef int (*relay_uplink_send_fn)(void *ctx, uint32_t to, uint32_t gid,
+                                    const struct switch_frame *f);
 
 /* With --allow-any-src-mac: an address the gateway's DHCP leased to a MAC
  * that asked through this session's port (the LAN guard lets exactly
@@ -191,7 +205,36 @@ struct relay {
   uint32_t rooms_per_client, sessions_per_room_client, addrs_per_client, room_burst;
   uint64_t room_interval_ns; /* 1 s / --room-rate */
   struct log_ratelimit rl_share;
+  /* the process's rooms: own_dir when alone, else the server's */
+  struct roomdir own_dir;
+  struct roomdir *dir;
+  /* room copies on other workers (relay_set_uplinks): uplinks[room * nworkers + worker],
+   * gid_local[gid] = the local room slot of a process-wide room, or RELAY_NO_ROOM */
+  uint32_t self, nworkers;
+  struct relay_uplink *uplinks;
+  uint32_t *gid_local;
+  relay_uplink_send_fn uplink_send;
+  void *uplink_ctx;
 };
+
+/* The address pool of local room `room` (the directory's; lock it with
+ * roomdir_lock(r->dir) when other workers run). */
+struct ippool *relay_room_pool(struct relay *r, uint32_t room);
+/* Shares the process's room directory (pools, leases) with other
+ * workers' relays; before the first room. The first relay to join a
+ * directory lends it its lease table. */
+void relay_set_roomdir(struct relay *r, struct roomdir *d);
+/* This relay is worker `self` of n: every room copy gets an uplink port
+ * toward each other worker, whose frames go to send. Before the first
+ * room. 0 or -ENOMEM. */
+int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
+                      void *ctx);
+/* A frame of room gid from worker `from`'s copy: switched in the local
+ * copy from its uplink port toward `from`. The number of ports it reached,
+ * -ENOENT when this worker has no copy of the room, or switch_input's
+ * error. */
+int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
+                       size_t len);
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */
 extern const struct gateway_addr_ops relay_addr_ops;

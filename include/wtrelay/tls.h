@@ -18,6 +18,7 @@
 
 #include <gnutls/gnutls.h>
 #include <ngtcp2/ngtcp2_crypto.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -28,8 +29,9 @@ struct tls_cert {
   char sha256_hex[65];
   int64_t not_before, not_after; /* unix seconds */
   bool ephemeral;
-  gnutls_datum_t der; /* leaf certificate, owned */
-  uint32_t refs;      /* 0: a plain value; else references to a shared object */
+  gnutls_datum_t der;    /* leaf certificate, owned */
+  _Atomic uint32_t refs; /* 0: a plain value; else references to a shared object (every
+                          * worker takes and drops them: atomic) */
 };
 
 int tls_global_init(void);

@@ -182,6 +182,9 @@ static const struct opt opts[] = {
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
      "request is closed for a newcomer (default 256)"},
+    {"workers", 0, "RELAY_WORKERS", OPT_U32, 1, 256, OFF(workers),
+     "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
+     "connections and room copies (default 1)"},
     {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_SECS, 1, 86400, OFF(cert_poll_s),
      "time between checks of the PEM files for a new certificate (default 60s)"},
     {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),
@@ -253,6 +256,7 @@ void config_defaults(struct config *c)
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
+  c->workers = 1;
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
   c->shutdown_timeout_s = 5;
@@ -736,6 +740,10 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:9090, or empty to disable, got '%s'",
                   c->http_listen);
   }
+  if (c->workers > 1 && c->lease_file[0])
+    return fail(err, errlen,
+                "--lease-file works with one worker only for now (each worker keeps its own "
+                "leases); use --workers 1");
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",

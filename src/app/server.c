@@ -1,6 +1,25 @@
 /*
- * server: process-level wiring of one worker: UDP socket -> quic -> h3 ->
- * relay. Nothing here is global, so more workers are a change of count.
+ * server: the relay process. Two levels:
+ *
+ * - The process (struct server): the configuration, the certificate store
+ *   (the reference new connections start from, under cert_lock), the
+ *   secrets every worker's QUIC endpoint shares (struct quic_shared:
+ *   stateless reset, token key), the one signalfd, the certificate poll,
+ *   and --workers worker threads. Its thread (the caller of server_run)
+ *   waits on the signalfd and on the workers' exit notes; it reaches a
+ *   worker only through that worker's event bits and doorbell eventfd.
+ * - A worker (struct server_worker), one thread: its own io_uring, timer
+ *   heap, UDP socket on the port (SO_REUSEPORT when there are several),
+ *   QUIC endpoint, h3, relay (rooms, switch, gateway, NAT), and its own
+ *   reference to the certificate. A worker owns its data: no other thread
+ *   reads or writes it, except the published per-worker gauges (atomics).
+ *   Worker 0 also runs the ops listener.
+ *
+ * Steering without BPF: the kernel spreads datagrams over the sockets by
+ * their 4-tuple. A packet for a connection of another worker (its DCID's
+ * first byte names the worker, quic.c) is copied into the ring of that
+ * worker pair (fring) and read by its owner, never answered here. Hook for
+ * the SK_REUSEPORT program: see steer_attach_hook below.
  *
  * Shutdown (SIGINT/SIGTERM): stop accepting, send GOAWAY and a
  * CLOSE_WEBTRANSPORT_SESSION on every session, then CONNECTION_CLOSE on
@@ -17,19 +36,26 @@
  */
 #include "wtrelay/server.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "wtrelay/auth.h"
 #include "wtrelay/container_of.h"
 #include "wtrelay/filewatch.h"
+#include "wtrelay/fring.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/io.h"
@@ -38,36 +64,142 @@
 #include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/rng.h"
+#include "wtrelay/roomdir.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
 
 #define SHUTDOWN_STEP_NS 150000000ull
 
-struct server {
-  const struct config *cfg;
+/* Hand-off rings: slots per worker pair, and the largest QUIC datagram
+ * handed over (larger ones are dropped and counted: no client sends them,
+ * ngtcp2's packets are at most the path's UDP payload). */
+#define HANDOFF_SLOTS 256
+#define HANDOFF_MAX_PKT 2048
+/* Frame rings (room copies joined by uplink ports): slots per worker pair. */
+#define FRAME_SLOTS 1024
+
+/* A worker's process events (server_worker.events), set by the process
+ * thread with its doorbell rung after. */
+#define EV_STOP 0x1u     /* SIGINT/SIGTERM: close every session, then leave */
+#define EV_STOP_NOW 0x2u /* a second signal, or another worker failed: leave now */
+#define EV_CERT 0x4u     /* the store holds a new certificate: take it */
+#define EV_RELOAD 0x8u   /* SIGHUP: check the token key now */
+
+/* What a hand-off slot carries before the packet's bytes. */
+struct handoff_meta {
+  union io_sockaddr peer;
+  socklen_t peerlen;
+  struct io_local local;
+};
+
+/* Gauges a worker publishes once per loop turn (relaxed stores by the
+ * worker, relaxed loads by the ops listener on worker 0: no torn values,
+ * no locks; each is a snapshot, not a sum over a consistent instant). */
+struct server_worker_pub {
+  _Atomic uint64_t sessions, dgrams_in, dgrams_out, handed_off, handoff_in, turns, pkts_in;
+  _Atomic uint64_t uplink_no_room;
+  _Atomic uint64_t turn_ns; /* the clock at its last loop turn */
+};
+
+/* Every counter struct a worker publishes for /metrics, as 64-bit words
+ * (each struct is all uint64_t counters: checked below). The owner copies
+ * its live structs in with relaxed atomic stores (snapshot_publish, at
+ * most every SNAPSHOT_NS and at the end), worker 0 reads them with relaxed
+ * loads and sums them: no torn value, no lock, no data race; a sum is a
+ * sum of values each at most SNAPSHOT_NS old. */
+#define WORDS(T) (sizeof(T) / sizeof(uint64_t))
+static_assert(sizeof(struct io_counters) % 8 == 0, "io_counters: 64-bit words");
+static_assert(sizeof(struct quic_counters) % 8 == 0, "quic_counters: 64-bit words");
+static_assert(sizeof(struct h3_counters) % 8 == 0, "h3_counters: 64-bit words");
+static_assert(sizeof(struct relay_counters) % 8 == 0, "relay_counters: 64-bit words");
+static_assert(sizeof(struct gateway_counters) % 8 == 0, "gateway_counters: 64-bit words");
+#define SNAPSHOT_NS (100 * NS_PER_MS)
+
+struct server_worker_snap {
+  _Atomic uint64_t io[WORDS(struct io_counters)];
+  _Atomic uint64_t quic[WORDS(struct quic_counters)];
+  _Atomic uint64_t h3[WORDS(struct h3_counters)];
+  _Atomic uint64_t relay[WORDS(struct relay_counters)];
+  _Atomic uint64_t gw[WORDS(struct gateway_counters)];
+};
+
+struct server;
+
+struct server_worker {
+  struct server *proc;
+  uint32_t index;
   struct worker w;
   struct io_udp_sock *udp;
-  char bind[64]; /* the address udp is bound to: cfg->bind or the fallback */
   struct quic_endpoint quic;
   struct h3_endpoint h3;
   struct relay relay;
+  bool relay_ok;
   struct policy policy;
   struct hostaddr hostaddr; /* the host's local routes, followed live */
   struct gateway gw;
   bool gw_ok;
-  struct ops ops;
+  struct ops ops; /* worker 0 only */
   bool ops_ok;
-  /* the certificate new connections get: the store's reference to a
-   * shared object (tls.h); each connection holds its own reference through
-   * its TLS session, so a replaced certificate lives exactly as long as
-   * the last connection that started with it */
+  struct auth auth; /* tokens and origins (auth.c) */
+  bool auth_ok;
+  /* this worker's reference to the certificate new connections get; each
+   * connection holds its own through its TLS session */
   struct tls_cert *cert;
-  struct stat cert_st, key_st;
-  struct timer cert_timer;
-  uint64_t cert_reloads, cert_reload_failures, start_time;
+  struct timer auth_timer;
   struct timer shutdown_timer, shutdown_deadline;
   int shutdown_phase;
-  struct auth auth; /* tokens and origins (auth.c) */
+  /* process -> worker: event bits and the doorbell (an eventfd polled on
+   * the worker's ring) */
+  _Atomic uint32_t events;
+  int bell;
+  bool bell_armed;
+  /* hand-off rings into this worker: proc->rings[j * n + index], j != index */
+  uint64_t handoff_in;
+  uint64_t uplink_no_room; /* frames from another worker's copy of a room this one has not */
+  struct server_worker_pub pub;
+  struct server_worker_snap snap;
+  uint64_t snap_ns;        /* last snapshot_publish */
+  struct timer snap_timer; /* publishes an idle worker's snapshot too */
+  bool worker_ok, h3_ok, quic_ok;
+  pthread_t thread;
+  bool started;
+  int rc; /* worker_run's result */
+};
+
+struct server {
+  const struct config *cfg;
+  uint32_t nworkers;
+  struct server_worker **ws;
+  struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
+  struct fring *frings; /* frames between room copies, the same layout */
+  struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
+  bool dir_ok;
+  int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
+              * lease table is the directory's) */
+  struct quic_shared shared;
+  struct quic_iptab ips; /* per-address connection counts over every worker (N > 1) */
+  bool ips_ok;
+  char bind[64]; /* the address the sockets are bound to: cfg->bind or the fallback */
+  uint16_t port;
+  /* the certificate store: the process's reference to the certificate new
+   * connections get; workers copy it (with a reference) under cert_lock */
+  pthread_mutex_t cert_lock;
+  struct tls_cert *cert;
+  struct stat cert_st, key_st;
+  _Atomic uint64_t cert_reloads, cert_reload_failures;
+  uint64_t start_time;
+  /* start-up: each worker builds itself in its thread (its ring is single
+   * issuer), reports, and waits for every socket to be bound */
+  pthread_mutex_t lock;
+  pthread_cond_t cond;
+  int built;    /* workers that finished building (with built_rc) */
+  int nstarted; /* worker threads started */
+  int built_rc; /* the first failure */
+  bool go;      /* every worker built: run */
+  int done_fd;  /* eventfd: a worker thread ended */
+  int sigfd;
+  sigset_t sigmask;
 };
 
 /* Timers, by owner (grep timer_arm): every QUIC connection has its
@@ -77,8 +209,9 @@ struct server {
  * connection its connect/RTO/idle timer (nat_tcp.c; max_tcp_conns). UDP and
  * ICMP flows and DNS queries have none: the gateway's sweep ages them.
  * Fixed: the relay's sweep and aging, the lease writer, the gateway's
- * sweep, the ops sweep, the certificate poll and the two shutdown timers
- * (8), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
+ * sweep, the ops sweep, the token-key poll, the metrics snapshot (several
+ * workers) and the two shutdown timers
+ * (9), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
  * failed arm is counted (wtrelay_timer_arm_failures_total). */
 #define SERVER_TIMERS_PER_SESSION 3
 #define SERVER_TIMERS_PER_TCP_CONN 1
@@ -119,9 +252,9 @@ static void raise_nofile(uint32_t need)
              (unsigned long long)rl.rlim_cur, need);
 }
 
-static int gateway_setup(struct server *s)
+static int gateway_setup(struct server_worker *s)
 {
-  const struct config *cfg = s->cfg;
+  const struct config *cfg = s->proc->cfg;
   struct gateway_params gp;
   memset(&gp, 0, sizeof(gp));
   memcpy(gp.mac, cfg->gateway_mac, 6);
@@ -138,6 +271,8 @@ static int gateway_setup(struct server *s)
   gp.udp_timeout_ns = (uint64_t)cfg->udp_timeout_s * 1000000000ull;
   gp.max_icmp_flows = 256;
   gp.icmp_timeout_ns = 30ull * 1000000000ull;
+  gp.icmp_worker = s->index;
+  gp.icmp_workers = s->proc->nworkers;
   gp.max_tcp_conns = cfg->max_tcp_conns;
   gp.max_tcp_conns_per_vm = cfg->max_tcp_conns_per_vm;
   gp.max_udp_flows_per_client =
@@ -191,15 +326,190 @@ static int gateway_setup(struct server *s)
   return 0;
 }
 
+/* ---- hand-off between workers (fallback steering) ---- */
+
+static struct fring *ring_of(struct server *p, uint32_t from, uint32_t to)
+{
+  return &p->rings[(size_t)from * p->nworkers + to];
+}
+
+static struct fring *fring_of(struct server *p, uint32_t from, uint32_t to)
+{
+  return &p->frings[(size_t)from * p->nworkers + to];
+}
+
+/* relay_uplink_send_fn, on the sending worker's thread: one copy of the
+ * frame into the ring toward the room's copy on worker `to`. A full ring
+ * drops and counts (fring); the doorbell rings once per turn. */
+static int uplink_send(void *ctx, uint32_t to, uint32_t gid, const struct switch_frame *f)
+{
+  struct server_worker *s = ctx;
+  int rc = fring_push(fring_of(s->proc, s->index, to), gid, f->flood ? FRING_F_FLOOD : 0, f->iov,
+                      f->iovcnt);
+  return rc < 0 ? rc : 0;
+}
+
+/* Switches every frame other workers' copies sent, from the uplink port
+ * toward the sender, straight from the ring's slot. */
+static void frames_drain(struct server_worker *s, uint32_t from)
+{
+  struct fring *r = fring_of(s->proc, from, s->index);
+  const struct fring_slot *sl;
+  while ((sl = fring_peek(r))) {
+    if (relay_uplink_input(&s->relay, from, sl->domain, sl->data, sl->len) == -ENOENT)
+      s->uplink_no_room++;
+    fring_release(r);
+  }
+}
+
+/* quic_shared.handoff, on the thread of worker `from`: one copy of the
+ * packet and its addresses into the ring toward `to`; a full ring drops
+ * and counts (fring), it never waits. The doorbell rings once per turn. */
+static void handoff_push(void *ctx, uint32_t from, uint32_t to, const uint8_t *pkt, size_t len,
+                         const union io_sockaddr *peer, socklen_t peerlen,
+                         const struct io_local *local)
+{
+  struct server *p = ctx;
+  struct handoff_meta m;
+  memset(&m, 0, sizeof(m));
+  memcpy(&m.peer, peer, peerlen <= sizeof(m.peer) ? peerlen : sizeof(m.peer));
+  m.peerlen = peerlen;
+  if (local)
+    m.local = *local;
+  struct iovec iov[2] = {{.iov_base = &m, .iov_len = sizeof(m)},
+                         {.iov_base = (void *)pkt, .iov_len = len}};
+  (void)fring_push(ring_of(p, from, to), 0, 0, iov, 2);
+}
+
+/* Reads every packet other workers handed to this one, as if received
+ * on its own socket (replies leave from it: the same address and port). */
+static void handoff_drain(struct server_worker *s, uint32_t from)
+{
+  struct fring *r = ring_of(s->proc, from, s->index);
+  const struct fring_slot *sl;
+  while ((sl = fring_peek(r))) {
+    if (sl->len > sizeof(struct handoff_meta)) {
+      struct handoff_meta m;
+      memcpy(&m, sl->data, sizeof(m));
+      s->handoff_in++;
+      quic_endpoint_on_packet(&s->quic, s->udp, (uint8_t *)sl->data + sizeof(m),
+                              sl->len - sizeof(m), &m.peer, m.peerlen, &m.local);
+    }
+    fring_release(r);
+  }
+}
+
+/* ---- doorbells: one poll per eventfd on the worker's ring ----
+ * user_data index 0: the process's doorbell; 1 + j: the hand-off ring from
+ * worker j; 1 + n + j: the frame ring from worker j. */
+
+static void bell_arm(struct server_worker *s, uint32_t idx)
+{
+  uint32_t n = s->proc->nworkers;
+  int fd = idx == 0   ? s->bell
+           : idx <= n ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
+                      : fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index));
+  struct io_uring_sqe *sqe = io_sqe(&s->w.io);
+  if (!sqe) {
+    log_error("no submission entry for a worker doorbell", "worker=%u", s->index);
+    return;
+  }
+  io_uring_prep_poll_add(sqe, fd, POLLIN);
+  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_BELL, idx));
+}
+
+static void process_events(struct server_worker *s);
+
+static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
+{
+  struct server_worker *s = ctx;
+  if (cqe->res == -ECANCELED)
+    return;
+  if (idx == 0) {
+    uint64_t v;
+    while (read(s->bell, &v, sizeof(v)) == (ssize_t)sizeof(v))
+      ;
+    process_events(s);
+  } else if (idx - 1 < s->proc->nworkers) {
+    (void)fring_doorbell_ack(ring_of(s->proc, idx - 1, s->index));
+    handoff_drain(s, idx - 1);
+  } else if (idx - 1 - s->proc->nworkers < s->proc->nworkers) {
+    uint32_t from = idx - 1 - s->proc->nworkers;
+    (void)fring_doorbell_ack(fring_of(s->proc, from, s->index));
+    frames_drain(s, from);
+  }
+  if (!s->w.stop)
+    bell_arm(s, idx);
+}
+
+/* ---- the loop turn ---- */
+
+static void publish(struct server_worker *s)
+{
+  struct server_worker_pub *g = &s->pub;
+  atomic_store_explicit(&g->sessions, quic_endpoint_active(&s->quic), memory_order_relaxed);
+  atomic_store_explicit(&g->dgrams_in, s->quic.ctr.dgrams_in, memory_order_relaxed);
+  atomic_store_explicit(&g->dgrams_out, s->quic.ctr.dgrams_out, memory_order_relaxed);
+  atomic_store_explicit(&g->handed_off, s->quic.ctr.pkts_handed_off, memory_order_relaxed);
+  atomic_store_explicit(&g->handoff_in, s->handoff_in, memory_order_relaxed);
+  atomic_store_explicit(&g->pkts_in, s->quic.ctr.pkts_in, memory_order_relaxed);
+  atomic_store_explicit(&g->turns, s->w.turns, memory_order_relaxed);
+  atomic_store_explicit(&g->uplink_no_room, s->uplink_no_room, memory_order_relaxed);
+  atomic_store_explicit(&g->turn_ns, s->w.now, memory_order_relaxed);
+}
+
+static void words_store(_Atomic uint64_t *dst, const void *src, size_t n)
+{
+  const uint64_t *w = src;
+  for (size_t i = 0; i < n; i++)
+    atomic_store_explicit(&dst[i], w[i], memory_order_relaxed);
+}
+
+static void words_add(void *dst, _Atomic uint64_t *src, size_t n)
+{
+  uint64_t *w = dst;
+  for (size_t i = 0; i < n; i++)
+    w[i] += atomic_load_explicit(&src[i], memory_order_relaxed);
+}
+
+/* The owner's counters into its snapshot (see struct server_worker_snap). */
+static void snapshot_publish(struct server_worker *s)
+{
+  struct server_worker_snap *g = &s->snap;
+  words_store(g->io, &s->w.io.ctr, WORDS(struct io_counters));
+  words_store(g->quic, &s->quic.ctr, WORDS(struct quic_counters));
+  words_store(g->h3, &s->h3.ctr, WORDS(struct h3_counters));
+  words_store(g->relay, &s->relay.ctr, WORDS(struct relay_counters));
+  if (s->gw_ok)
+    words_store(g->gw, &s->gw.ctr, WORDS(struct gateway_counters));
+  s->snap_ns = s->w.now;
+}
+
 static void on_turn(void *ctx, uint64_t now)
 {
-  struct server *s = ctx;
+  struct server_worker *s = ctx;
   quic_endpoint_turn(&s->quic, now);
+  struct server *p = s->proc;
+  for (uint32_t to = 0; p->nworkers > 1 && to < p->nworkers; to++)
+    if (to != s->index) {
+      (void)fring_doorbell_ring(ring_of(p, s->index, to));
+      (void)fring_doorbell_ring(fring_of(p, s->index, to));
+    }
+  publish(s);
 }
+
+static void snap_timer_fn(struct timer *t, uint64_t now)
+{
+  struct server_worker *s = container_of(t, struct server_worker, snap_timer);
+  snapshot_publish(s);
+  timer_arm(&s->w.timers, &s->snap_timer, now + SNAPSHOT_NS);
+}
+
+/* ---- shutdown ---- */
 
 static void shutdown_step(struct timer *t, uint64_t now)
 {
-  struct server *s = container_of(t, struct server, shutdown_timer);
+  struct server_worker *s = container_of(t, struct server_worker, shutdown_timer);
   s->shutdown_phase++;
   if (s->shutdown_phase == 2) {
     quic_endpoint_shutdown(&s->quic, H3_NO_ERROR);
@@ -210,38 +520,28 @@ static void shutdown_step(struct timer *t, uint64_t now)
   }
 }
 
-static void cert_check(struct server *s, bool force);
-
 /* --shutdown-timeout: whatever is still open then, we leave. */
 static void shutdown_deadline(struct timer *t, uint64_t now)
 {
-  struct server *s = container_of(t, struct server, shutdown_deadline);
+  struct server_worker *s = container_of(t, struct server_worker, shutdown_deadline);
   (void)now;
-  log_warn("shutdown timeout reached, leaving", "connections=%u", quic_endpoint_active(&s->quic));
+  log_warn("shutdown timeout reached, leaving", "connections=%u worker=%u",
+           quic_endpoint_active(&s->quic), s->index);
   s->w.stop = true;
 }
 
-static void on_signal(void *ctx, int signo)
+static void worker_stop(struct server_worker *s)
 {
-  struct server *s = ctx;
-  if (signo == SIGHUP) {
-    log_info("SIGHUP: checking the certificate", "%s", "");
-    cert_check(s, true);
-    auth_key_check(&s->auth, true);
-    return;
-  }
-  if (signo != SIGINT && signo != SIGTERM)
-    return;
   if (s->shutdown_phase) {
     s->w.stop = true; /* second signal: leave now */
     return;
   }
-  log_info("stop signal received, closing sessions", "signal=%d sessions=%u", signo,
-           quic_endpoint_active(&s->quic));
+  log_info("stop signal received, closing sessions", "sessions=%u worker=%u",
+           quic_endpoint_active(&s->quic), s->index);
   s->shutdown_phase = 1;
   s->w.stopping = true;
   timer_arm(&s->w.timers, &s->shutdown_deadline,
-            s->w.now + (uint64_t)s->cfg->shutdown_timeout_s * NS_PER_S);
+            s->w.now + (uint64_t)s->proc->cfg->shutdown_timeout_s * NS_PER_S);
   s->quic.accepting = false;
   h3_endpoint_shutdown(&s->h3, 0, "relay shutting down");
   timer_arm(&s->w.timers, &s->shutdown_timer, s->w.now + SHUTDOWN_STEP_NS);
@@ -249,116 +549,288 @@ static void on_signal(void *ctx, int signo)
 
 /* ---- certificates ---- */
 
-static const struct tls_cert *cert_cur(const struct server *s)
+/* The store's certificate with a reference for the caller (any thread). */
+static struct tls_cert *cert_get(struct server *p)
 {
-  return s->cert;
+  pthread_mutex_lock(&p->cert_lock);
+  struct tls_cert *c = tls_cert_ref(p->cert);
+  pthread_mutex_unlock(&p->cert_lock);
+  return c;
 }
 
-/* Puts a new certificate (a filled value, taken) in use: new connections
- * get it, live ones keep the one they hold a reference to. The store's
- * reference to the old one is dropped; it is freed now, or when the last
- * connection that uses it is deleted. */
-static void cert_install(struct server *s, struct tls_cert *c, const char *why)
+/* A worker takes the store's certificate for its new connections. */
+static void worker_cert_take(struct server_worker *s)
+{
+  struct tls_cert *c = cert_get(s->proc);
+  struct tls_cert *old = s->cert;
+  s->cert = c;
+  s->quic.cert = c;
+  tls_cert_unref(old);
+}
+
+static void process_events(struct server_worker *s)
+{
+  uint32_t ev = atomic_exchange_explicit(&s->events, 0, memory_order_acquire);
+  if (ev & EV_CERT)
+    worker_cert_take(s);
+  if (ev & EV_RELOAD)
+    auth_key_check(&s->auth, true);
+  if (ev & EV_STOP)
+    worker_stop(s);
+  if (ev & EV_STOP_NOW)
+    s->w.stop = true;
+}
+
+/* Process thread: sets events on every worker and rings its doorbell. */
+static void broadcast(struct server *p, uint32_t ev)
+{
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    struct server_worker *s = p->ws[i];
+    if (!s)
+      continue;
+    atomic_fetch_or_explicit(&s->events, ev, memory_order_release);
+    uint64_t one = 1;
+    if (write(s->bell, &one, sizeof(one)) < 0 && errno != EAGAIN)
+      log_error("cannot ring a worker's doorbell", "worker=%u err=\"%s\"", i, strerror(errno));
+  }
+}
+
+/* Puts a new certificate (a filled value, taken) in the store: new
+ * connections on every worker get it once the worker took it (EV_CERT);
+ * live ones keep the one they hold a reference to. The store's reference
+ * to the old one is dropped; it is freed when the last worker and the last
+ * connection that use it let it go. Process thread. */
+static void cert_install(struct server *p, struct tls_cert *c, const char *why)
 {
   struct tls_cert *shared = tls_cert_share(c);
   if (!shared) {
     tls_cert_fini(c);
-    s->cert_reload_failures++;
+    atomic_fetch_add(&p->cert_reload_failures, 1);
     log_error("cannot keep a new certificate, keeping the old one", "err=%s", LOG_Q("no memory"));
     return;
   }
-  struct tls_cert *old = s->cert;
-  s->cert = shared;
-  s->quic.cert = shared; /* the publish: an atomic exchange once several workers share it */
+  pthread_mutex_lock(&p->cert_lock);
+  struct tls_cert *old = p->cert;
+  p->cert = shared;
+  pthread_mutex_unlock(&p->cert_lock);
   tls_cert_unref(old);
-  s->cert_reloads++;
+  atomic_fetch_add(&p->cert_reloads, 1);
+  broadcast(p, EV_CERT);
   log_info("certificate in use changed", "why=%s sha256=%s not_after=%lld certificates_live=%u",
            LOG_Q(why), shared->sha256_hex, (long long)shared->not_after, tls_cert_live());
 }
 
 /* PEM mode: reload when either file changed (or forced by SIGHUP); a pair
  * that does not load or does not match keeps the old certificate. Ephemeral
- * mode: a new self-signed certificate a day before the old one expires. */
-static void cert_check(struct server *s, bool force)
+ * mode: a new self-signed certificate a day before the old one expires.
+ * Process thread (the only writer of the store). */
+static void cert_check(struct server *p, bool force)
 {
-  const struct config *cfg = s->cfg;
+  const struct config *cfg = p->cfg;
+  const struct tls_cert *cur = p->cert; /* this thread's own store: no lock to read */
   if (cfg->cert_pem[0]) {
-    bool a = filewatch_changed(cfg->cert_pem, &s->cert_st);
-    bool b = filewatch_changed(cfg->key_pem, &s->key_st);
+    bool a = filewatch_changed(cfg->cert_pem, &p->cert_st);
+    bool b = filewatch_changed(cfg->key_pem, &p->key_st);
     if (!a && !b && !force)
       return;
     struct tls_cert c;
     char err[256];
     if (tls_cert_load_pem(&c, cfg->cert_pem, cfg->key_pem, err, sizeof(err)) < 0) {
-      s->cert_reload_failures++;
+      atomic_fetch_add(&p->cert_reload_failures, 1);
       log_error("certificate reload failed, keeping the old one", "cert=%s key=%s err=%s",
                 LOG_Q(cfg->cert_pem), LOG_Q(cfg->key_pem), LOG_Q(err));
       return;
     }
-    if (memcmp(c.sha256, cert_cur(s)->sha256, 32) == 0) {
+    if (memcmp(c.sha256, cur->sha256, 32) == 0) {
       tls_cert_fini(&c);
       return;
     }
-    cert_install(s, &c, force ? "reload" : "files changed");
+    cert_install(p, &c, force ? "reload" : "files changed");
     return;
   }
-  if ((int64_t)time(NULL) < cert_cur(s)->not_after - 86400 && !force)
+  if ((int64_t)time(NULL) < cur->not_after - 86400 && !force)
     return;
   struct tls_cert c;
   if (tls_cert_generate(&c, 13) < 0) {
-    s->cert_reload_failures++;
+    atomic_fetch_add(&p->cert_reload_failures, 1);
     log_error("cannot generate a new ephemeral certificate", "%s", "");
     return;
   }
-  cert_install(s, &c, "ephemeral rotation");
+  cert_install(p, &c, "ephemeral rotation");
 }
 
-static void cert_timer_fn(struct timer *t, uint64_t now)
+static void auth_timer_fn(struct timer *t, uint64_t now)
 {
-  struct server *s = container_of(t, struct server, cert_timer);
-  cert_check(s, false);
+  struct server_worker *s = container_of(t, struct server_worker, auth_timer);
   auth_key_check(&s->auth, false);
-  timer_arm(&s->w.timers, &s->cert_timer, now + (uint64_t)s->cfg->cert_poll_s * NS_PER_S);
+  timer_arm(&s->w.timers, &s->auth_timer, now + (uint64_t)s->proc->cfg->cert_poll_s * NS_PER_S);
 }
 
-/* ---- ops routes ---- */
+/* ---- ops routes (worker 0's thread) ---- */
+
+static uint64_t ld(_Atomic uint64_t *v)
+{
+  return atomic_load_explicit(v, memory_order_relaxed);
+}
+
+/* Per-worker families: each worker's published gauges (worker 0 reads the
+ * others' atomics; their own tables stay theirs). */
+static void metrics_workers(struct server *p, struct ops_buf *b)
+{
+  static const struct {
+    const char *name, *type, *help;
+  } fam[] = {
+      {"wtrelay_worker_sessions", "gauge", "QUIC connections of each worker"},
+      {"wtrelay_worker_datagrams_in_total", "counter", "WebTransport datagrams in, per worker"},
+      {"wtrelay_worker_datagrams_out_total", "counter", "WebTransport datagrams out, per worker"},
+      {"wtrelay_worker_packets_in_total", "counter", "QUIC packets read, per worker"},
+      {"wtrelay_worker_turns_total", "counter", "loop turns, per worker"},
+      {"wtrelay_worker_handoffs_total", "counter",
+       "QUIC packets handed to the worker their connection ID names (fallback steering)"},
+  };
+  for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
+    ops_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
+                   fam[f].type);
+    for (uint32_t i = 0; i < p->nworkers; i++) {
+      struct server_worker_pub *g = &p->ws[i]->pub;
+      if (f == 5) {
+        uint64_t dropped = 0;
+        for (uint32_t j = 0; j < p->nworkers; j++)
+          if (j != i)
+            dropped +=
+                atomic_load_explicit(&ring_of(p, i, j)->ctr.dropped_full, memory_order_relaxed) +
+                atomic_load_explicit(&ring_of(p, i, j)->ctr.dropped_big, memory_order_relaxed);
+        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"out\"} %llu\n", fam[f].name, i,
+                       (unsigned long long)ld(&g->handed_off));
+        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"in\"} %llu\n", fam[f].name, i,
+                       (unsigned long long)ld(&g->handoff_in));
+        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"dropped\"} %llu\n", fam[f].name, i,
+                       (unsigned long long)dropped);
+        continue;
+      }
+      _Atomic uint64_t *v = f == 0   ? &g->sessions
+                            : f == 1 ? &g->dgrams_in
+                            : f == 2 ? &g->dgrams_out
+                            : f == 3 ? &g->pkts_in
+                                     : &g->turns;
+      ops_buf_printf(b, "%s{worker=\"%u\"} %llu\n", fam[f].name, i, (unsigned long long)ld(v));
+    }
+  }
+  ops_buf_printf(b,
+                 "# HELP wtrelay_worker_ring_frames_total Frames between room copies on "
+                 "workers: pushed into and dropped at this worker's outgoing rings (full or "
+                 "too big), popped from its incoming ones, and no_room: popped for a room "
+                 "this worker has no copy of\n# TYPE wtrelay_worker_ring_frames_total counter\n");
+  for (uint32_t i = 0; p->nworkers > 1 && i < p->nworkers; i++) {
+    uint64_t pushed = 0, dropped = 0, popped = 0;
+    for (uint32_t j = 0; j < p->nworkers; j++) {
+      if (j == i)
+        continue;
+      struct fring_counters *o = &fring_of(p, i, j)->ctr, *in = &fring_of(p, j, i)->ctr;
+      pushed += ld(&o->pushed);
+      dropped += ld(&o->dropped_full) + ld(&o->dropped_big);
+      popped += ld(&in->popped);
+    }
+    ops_buf_printf(b,
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"pushed\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"dropped\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"popped\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"no_room\"} %llu\n",
+                   i, (unsigned long long)pushed, i, (unsigned long long)dropped, i,
+                   (unsigned long long)popped, i,
+                   (unsigned long long)ld(&p->ws[i]->pub.uplink_no_room));
+  }
+  ops_buf_printf(b,
+                 "# HELP wtrelay_workers Worker threads\n# TYPE wtrelay_workers gauge\n"
+                 "wtrelay_workers %u\n",
+                 p->nworkers);
+}
 
 static void route_metrics(void *ctx, struct ops_buf *b)
 {
-  struct server *s = ctx;
-  uint32_t rooms = 0;
+  struct server_worker *s = ctx;
+  struct server *p = s->proc;
+  uint32_t rooms = 0, conns = quic_endpoint_active(&s->quic);
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
+  for (uint32_t i = 1; i < p->nworkers; i++) /* the others' as of their last turn */
+    conns += (uint32_t)ld(&p->ws[i]->pub.sessions);
+  /* worker 0's live counters plus every other worker's snapshot */
+  static struct io_counters io;
+  static struct quic_counters quic;
+  static struct h3_counters h3;
+  static struct relay_counters rc;
+  static struct gateway_counters gc;
+  io = s->w.io.ctr;
+  quic = s->quic.ctr;
+  h3 = s->h3.ctr;
+  rc = s->relay.ctr;
+  memset(&gc, 0, sizeof(gc));
+  if (s->gw_ok)
+    gc = s->gw.ctr;
+  for (uint32_t i = 1; i < p->nworkers; i++) {
+    struct server_worker_snap *g = &p->ws[i]->snap;
+    words_add(&io, g->io, WORDS(struct io_counters));
+    words_add(&quic, g->quic, WORDS(struct quic_counters));
+    words_add(&h3, g->h3, WORDS(struct h3_counters));
+    words_add(&rc, g->relay, WORDS(struct relay_counters));
+    words_add(&gc, g->gw, WORDS(struct gateway_counters));
+  }
   struct metrics_src m = {
-      .io = &s->w.io.ctr,
-      .quic = &s->quic.ctr,
-      .h3 = &s->h3.ctr,
+      .io = &io,
+      .quic = &quic,
+      .h3 = &h3,
+      .relay_ctr = &rc,
+      .gw_ctr = s->gw_ok ? &gc : NULL,
       .relay = &s->relay,
       .gw = s->gw_ok ? &s->gw : NULL,
       .ops = &s->ops.ctr,
       .timers = &s->w.timers,
-      .cert = cert_cur(s),
-      .quic_conns = quic_endpoint_active(&s->quic),
+      .cert = s->cert,
+      .quic_conns = conns,
       .rooms = rooms,
-      .start_time = s->start_time,
-      .cert_reloads = s->cert_reloads,
-      .cert_reload_failures = s->cert_reload_failures,
+      .start_time = p->start_time,
+      .cert_reloads = atomic_load(&p->cert_reloads),
+      .cert_reload_failures = atomic_load(&p->cert_reload_failures),
       .certs_live = tls_cert_live(),
   };
+  roomdir_lock(&p->dir); /* the lease table is shared */
+  if (p->nworkers > 1)
+    m.rooms = p->dir.nrooms; /* rooms, not copies */
   metrics_write(b, &m);
+  roomdir_unlock(&p->dir);
+  metrics_workers(p, b);
 }
 
 static bool route_ready(void *ctx)
 {
-  struct server *s = ctx;
+  struct server_worker *s = ctx;
   int64_t now = (int64_t)time(NULL);
-  return !s->shutdown_phase && now >= cert_cur(s)->not_before && now < cert_cur(s)->not_after;
+  return !s->shutdown_phase && now >= s->cert->not_before && now < s->cert->not_after;
+}
+
+/* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
+ * with several workers each turns at least every SNAPSHOT_NS (its
+ * snapshot timer), so this never fires for an idle one. Worker 0 answers
+ * the probe, so it is turning. */
+#define HEALTH_STALL_NS (2 * NS_PER_S)
+
+static bool route_healthy(void *ctx)
+{
+  struct server_worker *s = ctx;
+  struct server *p = s->proc;
+  for (uint32_t i = 1; i < p->nworkers; i++) {
+    uint64_t t = ld(&p->ws[i]->pub.turn_ns);
+    if (t && s->w.now > t + HEALTH_STALL_NS)
+      return false;
+  }
+  return true;
 }
 
 static void route_cert(void *ctx, struct ops_buf *b)
 {
-  struct server *s = ctx;
-  const struct tls_cert *c = cert_cur(s);
+  struct server_worker *s = ctx;
+  const struct tls_cert *c = s->cert;
   static const char b64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
   char enc[48];
   size_t o = 0;
@@ -380,61 +852,107 @@ static void route_cert(void *ctx, struct ops_buf *b)
                  c->sha256_hex, enc, when);
 }
 
-static const struct ops_routes routes = {
-    .metrics = route_metrics, .ready = route_ready, .cert_json = route_cert};
+static const struct ops_routes routes = {.metrics = route_metrics,
+                                         .ready = route_ready,
+                                         .healthy = route_healthy,
+                                         .cert_json = route_cert};
 
-int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert)
+/* ---- a worker: build, run, free (all on its own thread) ---- */
+
+/* The place where the SK_REUSEPORT program will be attached once every
+ * worker's socket is bound: steer_attach(fds, n) returns 0, or a negative
+ * errno when BPF cannot be used; then the kernel's 4-tuple hash and the
+ * hand-off above (which stays in place either way: a migrated client's
+ * Initial-less packets may still land elsewhere) do the steering. */
+static void steer_attach_hook(struct server *p)
 {
-  int rc;
-  struct server *s = calloc(1, sizeof(*s));
-  if (!s)
-    return -ENOMEM;
-  s->cfg = cfg;
-  s->cert = tls_cert_share(cert); /* taken */
-  if (!s->cert) {
-    free(s);
-    return -ENOMEM;
-  }
-  s->start_time = (uint64_t)time(NULL);
-  if (cfg->cert_pem[0]) {
-    stat(cfg->cert_pem, &s->cert_st);
-    stat(cfg->key_pem, &s->key_st);
-  }
-  struct io_params iop;
-  io_params_default(&iop);
-  /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
-  iop.max_udp_socks = 8 + cfg->max_udp_flows + 256 + 1024;
-  if ((rc = worker_init(&s->w, 0, &iop, server_timers_needed(cfg))) < 0)
-    goto fail;
-  snprintf(s->bind, sizeof(s->bind), "%s", cfg->bind);
-  rc = io_udp_open(&s->w.io, s->bind, cfg->port, quic_endpoint_on_packet, &s->quic, &s->udp);
+  if (p->nworkers > 1)
+    log_info("steering", "mode=%s workers=%u", "reuseport_hash+handoff", p->nworkers);
+}
+
+static int worker_open_socket(struct server_worker *s)
+{
+  struct server *p = s->proc;
+  const struct config *cfg = p->cfg;
+  bool many = p->nworkers > 1;
+  if (s->index > 0) /* the others join worker 0's address and port */
+    return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
+                            &s->udp);
+  snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
+  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
+                            &s->udp);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
       strcmp(cfg->bind, "::") == 0) {
     log_warn("no IPv6 on this host, listening on IPv4 only", "bind=:: err=\"%s\" fallback=0.0.0.0",
              strerror(-rc));
-    snprintf(s->bind, sizeof(s->bind), "0.0.0.0");
-    rc = io_udp_open(&s->w.io, s->bind, cfg->port, quic_endpoint_on_packet, &s->quic, &s->udp);
+    snprintf(p->bind, sizeof(p->bind), "0.0.0.0");
+    rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
+                          &s->udp);
   }
-  if (rc < 0)
-    goto fail_worker;
-  if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
-    goto fail_worker;
-  relay_set_io(&s->relay, &s->w.io);
-  if ((rc = auth_init(&s->auth, cfg)) < 0) {
+  if (rc == 0)
+    p->port = s->udp->port;
+  return rc;
+}
+
+static void worker_free(struct server_worker *s)
+{
+  if (s->ops_ok)
+    ops_fini(&s->ops);
+  if (s->quic_ok)
+    quic_endpoint_fini(&s->quic);
+  if (s->h3_ok)
+    h3_endpoint_fini(&s->h3);
+  if (s->gw_ok) {
+    gateway_fini(&s->gw);
+    hostaddr_fini(&s->hostaddr);
+  }
+  if (s->relay_ok)
     relay_fini(&s->relay);
-    goto fail_worker;
-  }
+  if (s->auth_ok)
+    auth_fini(&s->auth);
+  if (s->worker_ok)
+    worker_fini(&s->w);
+  tls_cert_unref(s->cert); /* the connections dropped theirs above */
+  s->cert = NULL;
+}
+
+static int worker_build(struct server_worker *s)
+{
+  struct server *p = s->proc;
+  const struct config *cfg = p->cfg;
+  int rc;
+  s->cert = cert_get(p);
+  struct io_params iop;
+  io_params_default(&iop);
+  /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
+  iop.max_udp_socks = 8 + cfg->max_udp_flows + 256 + 1024;
+  if ((rc = worker_init(&s->w, s->index, &iop, server_timers_needed(cfg))) < 0)
+    return rc;
+  s->worker_ok = true;
+  if ((rc = worker_open_socket(s)) < 0)
+    return rc;
+  if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
+    return rc;
+  s->relay_ok = true;
+  relay_set_roomdir(&s->relay, &p->dir);
+  if (p->nworkers > 1 &&
+      (rc = relay_set_uplinks(&s->relay, s->index, p->nworkers, uplink_send, s)) < 0)
+    return rc;
+  relay_set_io(&s->relay, &s->w.io);
+  if ((rc = auth_init(&s->auth, cfg)) < 0)
+    return rc;
+  s->auth_ok = true;
   if (cfg->auth_key[0] || cfg->nallow_origin)
     relay_set_auth(&s->relay, &s->auth);
-  if ((rc = gateway_setup(s)) < 0) {
-    relay_fini(&s->relay);
-    goto fail_worker;
-  }
+  if ((rc = gateway_setup(s)) < 0)
+    return rc;
   if ((rc = h3_endpoint_init(&s->h3, true, cfg->max_sessions, &s->w.timers, &relay_h3_ops,
                              &s->relay)) < 0)
-    goto fail_relay;
+    return rc;
+  s->h3_ok = true;
   struct quic_params qp;
   quic_params_default(&qp);
+  qp.shared = &p->shared;
   qp.max_conns = cfg->max_sessions;
   qp.max_conns_per_ip = cfg->max_sessions_per_ip;
   qp.retry = (enum quic_retry)cfg->retry;
@@ -442,82 +960,327 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   qp.max_unvalidated = cfg->max_unvalidated;
   if ((rc = quic_endpoint_init(&s->quic, &s->w, s->udp, s->cert, true, &qp, &h3_quic_ops, &s->h3)) <
       0)
-    goto fail_h3;
+    return rc;
+  s->quic_ok = true;
   h3_endpoint_bind(&s->h3, &s->quic);
   timer_init(&s->shutdown_timer, shutdown_step);
   timer_init(&s->shutdown_deadline, shutdown_deadline);
-  timer_init(&s->cert_timer, cert_timer_fn);
-  if ((rc = timer_arm(&s->w.timers, &s->cert_timer,
+  timer_init(&s->auth_timer, auth_timer_fn);
+  timer_init(&s->snap_timer, snap_timer_fn);
+  if (p->nworkers > 1 && (rc = timer_arm(&s->w.timers, &s->snap_timer, s->w.now)) < 0)
+    return rc;
+  if ((rc = timer_arm(&s->w.timers, &s->auth_timer,
                       s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
-    goto fail_quic;
-  if (cfg->http_listen[0]) {
+    return rc;
+  if (s->index == 0 && cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
                        cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {
       log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"",
                 LOG_Q(cfg->http_listen), strerror(-rc));
-      goto fail_quic;
+      return rc;
     }
     s->ops_ok = true;
   }
   s->w.turn = on_turn;
   s->w.turn_ctx = s;
-
-  sigset_t mask;
-  sigemptyset(&mask);
-  sigaddset(&mask, SIGINT);
-  sigaddset(&mask, SIGTERM);
-  sigaddset(&mask, SIGHUP);
-  if ((rc = io_signals(&s->w.io, &mask, on_signal, s)) < 0)
-    goto fail_quic;
-  *out = s;
+  if ((rc = io_set_handler(&s->w.io, IO_OP_BELL, on_bell, s)) < 0)
+    return rc;
+  bell_arm(s, 0);
+  for (uint32_t j = 0; p->nworkers > 1 && j < p->nworkers; j++)
+    if (j != s->index) {
+      bell_arm(s, 1 + j);
+      bell_arm(s, 1 + p->nworkers + j);
+    }
   return 0;
-fail_quic:
-  quic_endpoint_fini(&s->quic);
-fail_h3:
-  h3_endpoint_fini(&s->h3);
-fail_relay:
-  if (s->gw_ok)
-    gateway_fini(&s->gw);
-  if (s->gw_ok)
-    hostaddr_fini(&s->hostaddr);
-  relay_fini(&s->relay);
-fail_worker:
-  auth_fini(&s->auth);
-  worker_fini(&s->w);
+}
+
+static void log_counters(struct server_worker *s);
+
+static void *worker_main(void *arg)
+{
+  struct server_worker *s = arg;
+  struct server *p = s->proc;
+  int rc = worker_build(s);
+  pthread_mutex_lock(&p->lock);
+  p->built++;
+  if (rc < 0 && !p->built_rc)
+    p->built_rc = rc;
+  pthread_cond_broadcast(&p->cond);
+  while (!p->go && !p->built_rc)
+    pthread_cond_wait(&p->cond, &p->lock);
+  bool run = p->go && !p->built_rc;
+  pthread_mutex_unlock(&p->lock);
+  if (run) {
+    s->rc = worker_run(&s->w);
+    log_counters(s);
+  } else {
+    s->rc = rc;
+  }
+  /* Freed here: the ring is this thread's (single issuer), and io_fini
+   * and the lease writer's last write wait on it. Worker 0 last: its lease
+   * table is the directory's, which the others' rooms still use. */
+  pthread_mutex_lock(&p->lock);
+  while (s->index == 0 && p->freed < p->nstarted - 1)
+    pthread_cond_wait(&p->cond, &p->lock);
+  pthread_mutex_unlock(&p->lock);
+  worker_free(s);
+  if (s->index != 0) {
+    pthread_mutex_lock(&p->lock);
+    p->freed++;
+    pthread_cond_broadcast(&p->cond);
+    pthread_mutex_unlock(&p->lock);
+  }
+  uint64_t one = 1;
+  if (write(p->done_fd, &one, sizeof(one)) < 0)
+    log_error("cannot note a worker's end", "worker=%u", s->index);
+  return NULL;
+}
+
+/* ---- the process ---- */
+
+static void server_destroy(struct server *p)
+{
+  for (uint32_t i = 0; p->ws && i < p->nworkers; i++) {
+    struct server_worker *s = p->ws[i];
+    if (!s)
+      continue;
+    if (s->bell >= 0)
+      close(s->bell);
+    free(s);
+  }
+  free(p->ws);
+  for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
+    fring_fini(&p->rings[i]);
+  for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
+    fring_fini(&p->frings[i]);
+  free(p->rings);
+  free(p->frings);
+  if (p->dir_ok)
+    roomdir_fini(&p->dir);
+  if (p->ips_ok)
+    quic_iptab_fini(&p->ips);
+  if (p->done_fd >= 0)
+    close(p->done_fd);
+  if (p->sigfd >= 0)
+    close(p->sigfd);
+  tls_cert_unref(p->cert);
+  pthread_mutex_destroy(&p->cert_lock);
+  pthread_mutex_destroy(&p->lock);
+  pthread_cond_destroy(&p->cond);
+  free(p);
+}
+
+/* Joins every started worker thread (each freed its own data). */
+static void join_workers(struct server *p)
+{
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    struct server_worker *s = p->ws[i];
+    if (!s || !s->started)
+      continue;
+    pthread_join(s->thread, NULL);
+    s->started = false;
+  }
+}
+
+int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert)
+{
+  int rc = -ENOMEM;
+  struct server *p = calloc(1, sizeof(*p));
+  if (!p)
+    return -ENOMEM;
+  p->cfg = cfg;
+  p->nworkers = cfg->workers ? cfg->workers : 1;
+  p->done_fd = -1;
+  p->sigfd = -1;
+  pthread_mutex_init(&p->cert_lock, NULL);
+  pthread_mutex_init(&p->lock, NULL);
+  pthread_cond_init(&p->cond, NULL);
+  p->cert = tls_cert_share(cert); /* taken */
+  p->ws = calloc(p->nworkers, sizeof(*p->ws));
+  size_t nr = (size_t)p->nworkers * p->nworkers;
+  p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
+  p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
+  if (p->rings)
+    memset(p->rings, 0, sizeof(struct fring) * nr);
+  if (p->frings)
+    memset(p->frings, 0, sizeof(struct fring) * nr);
+  for (size_t i = 0; i < nr; i++) {
+    if (p->rings)
+      p->rings[i].efd = -1;
+    if (p->frings)
+      p->frings[i].efd = -1;
+  }
+  if (!p->cert || !p->ws || !p->rings || !p->frings || roomdir_init(&p->dir, cfg->max_rooms) < 0) {
+    server_destroy(p);
+    return -ENOMEM;
+  }
+  p->dir_ok = true;
+  p->start_time = (uint64_t)time(NULL);
+  if (cfg->cert_pem[0]) {
+    stat(cfg->cert_pem, &p->cert_st);
+    stat(cfg->key_pem, &p->key_st);
+  }
+  rng_fill(p->shared.reset_secret, sizeof(p->shared.reset_secret));
+  rng_fill(p->shared.token_key, sizeof(p->shared.token_key));
+  p->shared.nworkers = p->nworkers;
+  if (p->nworkers > 1) {
+    uint64_t n = (uint64_t)cfg->max_sessions * p->nworkers;
+    if ((rc = quic_iptab_init(&p->ips, n > UINT32_MAX ? UINT32_MAX : (uint32_t)n, true)) < 0)
+      goto fail;
+    p->ips_ok = true;
+    p->shared.ips = &p->ips;
+  }
+  p->shared.handoff = handoff_push;
+  p->shared.handoff_ctx = p;
+  for (uint32_t f = 0; p->nworkers > 1 && f < p->nworkers; f++)
+    for (uint32_t t = 0; t < p->nworkers; t++)
+      if (f != t && ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
+                                      sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
+                     (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0))
+        goto fail;
+  if ((p->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  /* Signals: blocked in every thread (the workers inherit the mask), read
+   * from one signalfd by the process thread. */
+  sigemptyset(&p->sigmask);
+  sigaddset(&p->sigmask, SIGINT);
+  sigaddset(&p->sigmask, SIGTERM);
+  sigaddset(&p->sigmask, SIGHUP);
+  if ((rc = -pthread_sigmask(SIG_BLOCK, &p->sigmask, NULL)) < 0)
+    goto fail;
+  if ((p->sigfd = signalfd(-1, &p->sigmask, SFD_CLOEXEC)) < 0) {
+    rc = -errno;
+    goto fail;
+  }
+  /* One worker at a time, so that worker 0 fixes the address and port
+   * (the fallback, an ephemeral port) the others bind with SO_REUSEPORT;
+   * none receives before all are built (p->go). */
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    struct server_worker *s = calloc(1, sizeof(*s));
+    if (!s)
+      goto fail_threads;
+    p->ws[i] = s;
+    s->proc = p;
+    s->index = i;
+    s->bell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (s->bell < 0) {
+      rc = -errno;
+      goto fail_threads;
+    }
+    if ((rc = -pthread_create(&s->thread, NULL, worker_main, s)) < 0)
+      goto fail_threads;
+    s->started = true;
+    pthread_mutex_lock(&p->lock);
+    p->nstarted++;
+    while (p->built < (int)i + 1)
+      pthread_cond_wait(&p->cond, &p->lock);
+    rc = p->built_rc;
+    pthread_mutex_unlock(&p->lock);
+    if (rc < 0)
+      goto fail_threads;
+  }
+  steer_attach_hook(p);
+  *out = p;
+  return 0;
+fail_threads:
+  if (rc == 0)
+    rc = -ENOMEM;
+  pthread_mutex_lock(&p->lock);
+  if (!p->built_rc)
+    p->built_rc = rc;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  join_workers(p);
 fail:
-  tls_cert_unref(s->cert);
-  free(s);
+  server_destroy(p);
   return rc;
 }
 
-uint16_t server_port(const struct server *s)
+uint16_t server_port(const struct server *p)
 {
-  return s->udp->port;
+  return p->port;
 }
 
-const char *server_bind(const struct server *s)
+const char *server_bind(const struct server *p)
 {
-  return s->bind;
+  return p->bind;
 }
 
-const struct tls_cert *server_cert(const struct server *s)
+const struct tls_cert *server_cert(const struct server *p)
 {
-  return cert_cur(s);
+  return p->cert;
 }
 
-int server_run(struct server *s)
+/* The process thread: starts the workers, then waits for signals, the
+ * certificate poll and the workers' ends. */
+int server_run(struct server *p)
 {
-  return worker_run(&s->w);
+  pthread_mutex_lock(&p->lock);
+  p->go = true;
+  pthread_cond_broadcast(&p->cond);
+  pthread_mutex_unlock(&p->lock);
+  uint32_t ended = 0;
+  bool stopping = false;
+  int poll_ms = (int)(p->cfg->cert_poll_s > 2000000 ? 2000000000 : p->cfg->cert_poll_s * 1000);
+  while (ended < p->nworkers) {
+    struct pollfd pf[2] = {{.fd = p->sigfd, .events = POLLIN},
+                           {.fd = p->done_fd, .events = POLLIN}};
+    int n = poll(pf, 2, poll_ms);
+    if (n < 0 && errno != EINTR) {
+      log_error("process poll failed", "err=\"%s\"", strerror(errno));
+      broadcast(p, EV_STOP_NOW);
+      break;
+    }
+    if (n == 0) {
+      cert_check(p, false);
+      continue;
+    }
+    if (pf[0].revents & POLLIN) {
+      struct signalfd_siginfo si;
+      if (read(p->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        if (si.ssi_signo == SIGHUP) {
+          log_info("SIGHUP: checking the certificate", "%s", "");
+          cert_check(p, true);
+          broadcast(p, EV_RELOAD);
+        } else if (!stopping) {
+          log_info("stop signal received", "signal=%u workers=%u", si.ssi_signo, p->nworkers);
+          stopping = true;
+          broadcast(p, EV_STOP);
+        } else {
+          broadcast(p, EV_STOP_NOW);
+        }
+      }
+    }
+    if (pf[1].revents & POLLIN) {
+      uint64_t v = 0;
+      if (read(p->done_fd, &v, sizeof(v)) == (ssize_t)sizeof(v))
+        ended += (uint32_t)v;
+      if (!stopping && ended < p->nworkers) {
+        /* a worker left on its own (an error): the relay stops */
+        log_error("a worker stopped, stopping the relay", "ended=%u", ended);
+        stopping = true;
+        broadcast(p, EV_STOP);
+      }
+    }
+  }
+  join_workers(p);
+  int rc = 0;
+  for (uint32_t i = 0; i < p->nworkers; i++)
+    if (p->ws[i]->rc < 0 && !rc)
+      rc = p->ws[i]->rc;
+  return rc;
 }
 
-static void log_counters(struct server *s)
+static void log_counters(struct server_worker *s)
 {
   const struct io_counters *c = &s->w.io.ctr;
   log_info("io counters",
-           "rx_datagrams=%llu rx_bytes=%llu rx_completions=%llu rx_gro_batches=%llu "
+           "worker=%u rx_datagrams=%llu rx_bytes=%llu rx_completions=%llu rx_gro_batches=%llu "
            "rx_enobufs=%llu rx_truncated=%llu tx_packets=%llu tx_msgs=%llu tx_gso_msgs=%llu "
            "tx_errors=%llu tx_arena_full=%llu",
-           (unsigned long long)c->rx_datagrams, (unsigned long long)c->rx_bytes,
+           s->index, (unsigned long long)c->rx_datagrams, (unsigned long long)c->rx_bytes,
            (unsigned long long)c->rx_completions, (unsigned long long)c->rx_gro_batches,
            (unsigned long long)c->rx_enobufs, (unsigned long long)c->rx_truncated,
            (unsigned long long)c->tx_packets, (unsigned long long)c->tx_msgs,
@@ -525,7 +1288,8 @@ static void log_counters(struct server *s)
            (unsigned long long)c->tx_arena_full);
   const struct quic_counters *q = &s->quic.ctr;
   log_info("quic counters",
-           "pkts_in=%llu dropped_unknown=%llu short_unknown=%llu accepted=%llu "
+           "worker=%u pkts_in=%llu dropped_unknown=%llu short_unknown=%llu handed_off=%llu "
+           "handoff_in=%llu accepted=%llu "
            "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
            "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
            "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu "
@@ -533,8 +1297,9 @@ static void log_counters(struct server *s)
            "tokens_retry_ok=%llu tokens_regular_ok=%llu tokens_bad=%llu new_tokens=%llu "
            "refused_unvalidated=%llu bytes_in_unvalidated=%llu bytes_out_unvalidated=%llu "
            "trims=%llu",
-           (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
-           (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->conns_accepted,
+           s->index, (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
+           (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->pkts_handed_off,
+           (unsigned long long)s->handoff_in, (unsigned long long)q->conns_accepted,
            (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
            (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
            (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
@@ -550,11 +1315,12 @@ static void log_counters(struct server *s)
            (unsigned long long)q->bytes_out_unvalidated, (unsigned long long)q->malloc_trims);
   const struct h3_counters *h = &s->h3.ctr;
   log_info("h3 counters",
-           "sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu dgrams_in=%llu "
+           "worker=%u sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu "
+           "dgrams_in=%llu "
            "dgrams_out=%llu unknown_session=%llu bad_prefix=%llu streams_refused=%llu "
            "unknown_streams=%llu unknown_frames=%llu protocol_errors=%llu "
            "refused_room_control=%llu refused_path_too_long=%llu refused_query_too_long=%llu",
-           (unsigned long long)h->sessions_opened, (unsigned long long)h->sessions_closed,
+           s->index, (unsigned long long)h->sessions_opened, (unsigned long long)h->sessions_closed,
            (unsigned long long)h->requests_rejected, (unsigned long long)h->dgrams_in,
            (unsigned long long)h->dgrams_out, (unsigned long long)h->dgrams_unknown_session,
            (unsigned long long)h->dgrams_bad_prefix, (unsigned long long)h->streams_refused,
@@ -562,27 +1328,17 @@ static void log_counters(struct server *s)
            (unsigned long long)h->protocol_errors, (unsigned long long)h->refused_room_control,
            (unsigned long long)h->refused_path_too_long,
            (unsigned long long)h->refused_query_too_long);
+  roomdir_lock(&s->proc->dir); /* worker 0's lease table is the shared one */
   relay_log_counters(&s->relay);
+  roomdir_unlock(&s->proc->dir);
   if (s->gw_ok)
     gateway_log_counters(&s->gw);
 }
 
-void server_free(struct server *s)
+void server_free(struct server *p)
 {
-  if (!s)
+  if (!p)
     return;
-  log_counters(s);
-  if (s->ops_ok)
-    ops_fini(&s->ops);
-  quic_endpoint_fini(&s->quic);
-  h3_endpoint_fini(&s->h3);
-  if (s->gw_ok)
-    gateway_fini(&s->gw);
-  if (s->gw_ok)
-    hostaddr_fini(&s->hostaddr);
-  relay_fini(&s->relay);
-  auth_fini(&s->auth);
-  worker_fini(&s->w);
-  tls_cert_unref(s->cert); /* the connections dropped theirs above */
-  free(s);
+  join_workers(p);
+  server_destroy(p);
 }

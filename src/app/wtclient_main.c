@@ -36,6 +36,7 @@ struct opts {
   uint8_t mac[6];
   bool same_mac, junk, no_register, until_closed, expect_error;
   double hold_s, timeout_s, silent_s;
+  double tick_s; /* --tick: a heartbeat every tick_s during --hold (0 = silent hold) */
 };
 
 static void usage(FILE *f)
@@ -44,8 +45,10 @@ static void usage(FILE *f)
              "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
              "                [--no-register] [--hold DUR] [--late-heartbeats K] [--until-closed]\n"
              "                [--expect-error] [--go-silent DUR] [--close-reason STR]\n"
-             "                [--timeout DUR] [--log-level L]\n"
+             "                [--timeout DUR] [--tick DUR] [--log-level L]\n"
              "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n"
+             "--tick DUR: during --hold, a heartbeat every DUR (each must be answered too):\n"
+             "  keeps packets flowing, e.g. while the client's address changes\n"
              "--go-silent DUR: after registering, print the result, then neither read nor\n"
              "  send for DUR and exit without closing (a client whose network died)\n"
              "--close-reason STR: the reason of the CLOSE_WEBTRANSPORT_SESSION sent at the\n"
@@ -72,6 +75,7 @@ enum {
   O_EXPECT_ERROR,
   O_GO_SILENT,
   O_CLOSE_REASON,
+  O_TICK,
 };
 
 static const struct option long_opts[] = {
@@ -80,6 +84,7 @@ static const struct option long_opts[] = {
     {"sessions", required_argument, NULL, O_SESSIONS},
     {"heartbeats", required_argument, NULL, O_HEARTBEATS},
     {"hold", required_argument, NULL, O_HOLD},
+    {"tick", required_argument, NULL, O_TICK},
     {"late-heartbeats", required_argument, NULL, O_LATE},
     {"timeout", required_argument, NULL, O_TIMEOUT},
     {"mac", required_argument, NULL, O_MAC},
@@ -131,6 +136,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
       *(ch == O_HEARTBEATS ? &o->heartbeats : &o->late_heartbeats) = u;
       break;
     case O_HOLD:
+    case O_TICK:
     case O_TIMEOUT:
     case O_GO_SILENT:
       if (config_duration_parse(v, &ms) < 0 || ms > 30ull * 86400 * 1000 ||
@@ -139,6 +145,7 @@ static int parse_args(struct opts *o, int argc, char **argv)
                            "got '%s'",
                            opt_name(ch), v);
       *(ch == O_HOLD      ? &o->hold_s
+        : ch == O_TICK    ? &o->tick_s
         : ch == O_TIMEOUT ? &o->timeout_s
                           : &o->silent_s) = (double)ms / 1e3;
       break;
@@ -290,8 +297,22 @@ again:
     rr.o = &oo;
     wtc_run(&c, timeout, all_state, &rr);
   }
-  if (o.hold_s > 0 && !o.silent_s)
+  if (o.hold_s > 0 && !o.silent_s && o.tick_s > 0) {
+    /* --tick: one heartbeat round every tick_s, each answered before the next */
+    for (double t = 0; t < o.hold_s; t += o.tick_s) {
+      wtc_run(&c, (uint64_t)(o.tick_s * 1e9), never, NULL);
+      for (uint32_t i = 0; i < o.sessions; i++)
+        if (s[i]->state == WTC_REGISTERED || s[i]->state == WTC_OPEN)
+          wtc_heartbeat(s[i]);
+      o.heartbeats++;
+      struct run rr = r;
+      rr.phase = 2;
+      rr.o = &o;
+      wtc_run(&c, timeout, all_state, &rr);
+    }
+  } else if (o.hold_s > 0 && !o.silent_s) {
     wtc_run(&c, (uint64_t)(o.hold_s * 1e9), o.until_closed ? NULL : never, NULL);
+  }
   if (o.late_heartbeats) {
     o.hold_s = 0;
     rounds = o.late_heartbeats;

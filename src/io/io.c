@@ -351,7 +351,14 @@ static void setsockopt_int(int fd, int level, int name, int val)
 int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv_fn fn, void *ctx,
                 struct io_udp_sock **out)
 {
+  return io_udp_open_quic(io, bind_addr, port, false, fn, ctx, out);
+}
+
+int io_udp_open_quic(struct io *io, const char *bind_addr, uint16_t port, bool reuseport,
+                     io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out)
+{
   struct io_udp_opts o = {.bind_addr = bind_addr,
+                          .reuseport = reuseport,
                           .port = port,
                           .bufsize = 8 << 20,
                           .pktinfo = true,
@@ -383,7 +390,14 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   /* No SO_REUSEADDR/SO_REUSEPORT: a second relay on the same port must
    * fail with EADDRINUSE, not silently take half of the packets (and so
    * half of every connection). Several workers will share the port through
-   * SO_REUSEPORT sockets of one process, made together at start-up. */
+   * SO_REUSEPORT sockets of one process, made together at start-up
+   * (o->reuseport, asked for only by the relay when --workers > 1). */
+  int one = 1;
+  if (o->reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
   if (o->bufsize) {
     setsockopt_int(fd, SOL_SOCKET, SO_RCVBUF, o->bufsize);
     setsockopt_int(fd, SOL_SOCKET, SO_SNDBUF, o->bufsize);
@@ -403,7 +417,7 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
     if (sa.sa.sa_family == AF_INET6)
       setsockopt_int(fd, IPPROTO_IPV6, IPV6_MTU_DISCOVER, IP_PMTUDISC_PROBE);
   }
-  int one = 1;
+  one = 1;
   bool gro = o->gro && !o->proto && setsockopt(fd, IPPROTO_UDP, UDP_GRO, &one, sizeof(one)) == 0;
   if (!o->raw && bind(fd, &sa.sa, salen) < 0) {
     rc = -errno;

@@ -106,7 +106,18 @@ static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t
   gw_emit(gw, f->room, (size_t)n);
 }
 
-/* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id. */
+/* Raw-socket mode: the echo id on the wire of flow slot i, inside this
+ * worker's slice of the id space (a random offset in it). */
+static uint16_t raw_id(const struct gateway *gw, uint32_t i)
+{
+  uint32_t n = gw->p.icmp_workers ? gw->p.icmp_workers : 1;
+  uint32_t slice = 65536 / n;
+  return (uint16_t)(gw->p.icmp_worker * slice + (gw->icmp_id_base + i) % slice);
+}
+
+/* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id.
+ * Every worker's raw socket sees every reply: only ids of this worker's
+ * slice can be ours (raw_id), the others are left to their owner. */
 static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                      const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
 {
@@ -174,7 +185,7 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   free_f->gw = gw;
   if (gw->icmp_raw) {
     free_f->sock = gw->icmp_raw;
-    free_f->host_id = (uint16_t)(gw->icmp_id_base + (free_f - gw->icmp));
+    free_f->host_id = raw_id(gw, (uint32_t)(free_f - gw->icmp));
   } else {
     struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
     if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {

@@ -77,7 +77,7 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   const struct io_counters *io = m->io;
   const struct quic_counters *q = m->quic;
   const struct h3_counters *h = m->h3;
-  const struct relay_counters *r = &m->relay->ctr;
+  const struct relay_counters *r = m->relay_ctr ? m->relay_ctr : &m->relay->ctr;
   const struct switch_counters *w = &m->relay->sw.ctr;
   const struct chunk_counters *k = &m->relay->chunks.ctr;
 
@@ -298,7 +298,7 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
 
   /* gateway and NAT */
   if (m->gw) {
-    table(b, &gateway_counter_table, &m->gw->ctr);
+    table(b, &gateway_counter_table, m->gw_ctr ? m->gw_ctr : &m->gw->ctr);
     gauge(b, "wtrelay_nat_tcp_connections", "TCP NAT connections", m->gw->ntcp);
     gauge(b, "wtrelay_nat_share_clients", "clients holding NAT flows", m->gw->share_clients.nused);
     if (m->gw->p.hostaddr) {

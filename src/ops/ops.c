@@ -272,7 +272,8 @@ static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
     respond(o, c, b.overflow ? 500 : 200, "text/plain; version=0.0.4; charset=utf-8", &b, head,
             false);
   } else if (strcmp(target, "/healthz") == 0) {
-    simple(o, c, 200, "ok", head);
+    bool h = !o->routes->healthy || o->routes->healthy(o->ctx);
+    simple(o, c, h ? 200 : 503, h ? "ok" : "a worker stopped turning", head);
   } else if (strcmp(target, "/readyz") == 0) {
     bool r = o->routes->ready(o->ctx);
     simple(o, c, r ? 200 : 503, r ? "ready" : "not ready", head);

@@ -18,6 +18,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <gnutls/crypto.h>
 #include <malloc.h>
 #include <ngtcp2/ngtcp2_crypto_gnutls.h>
 #include <stddef.h>
@@ -32,6 +33,7 @@ static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
 void quic_params_default(struct quic_params *p)
 {
+  p->shared = NULL;
   p->max_conns = 4096;
   p->max_conns_per_ip = 64;
   p->dgram_pool = 8192;
@@ -162,18 +164,19 @@ static void ip_key(const union io_sockaddr *a, uint8_t *family, uint8_t *len, co
  * terminating 0 when there is none. */
 static uint32_t *ip_link(struct quic_endpoint *ep, const union io_sockaddr *a)
 {
+  struct quic_iptab *t = ep->ipt;
   uint8_t family, len;
   const uint8_t *addr;
   ip_key(a, &family, &len, &addr);
-  uint64_t h = ep->hash_key[1] ^ family;
+  uint64_t h = t->key ^ family;
   for (uint8_t i = 0; i < len; i++) {
     h ^= addr[i];
     h *= 0x9e3779b97f4a7c15ull;
     h ^= h >> 29;
   }
-  uint32_t *link = &ep->ip_buckets[h & (ep->ip_nbuckets - 1)];
+  uint32_t *link = &t->buckets[h & (t->nbuckets - 1)];
   while (*link) {
-    struct quic_ip_entry *e = &ep->ips[*link - 1];
+    struct quic_ip_entry *e = &t->ips[*link - 1];
     if (e->family == family && e->len == len && memcmp(e->addr, addr, len) == 0)
       break;
     link = &e->next;
@@ -181,10 +184,65 @@ static uint32_t *ip_link(struct quic_endpoint *ep, const union io_sockaddr *a)
   return link;
 }
 
-uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
+int quic_iptab_init(struct quic_iptab *t, uint32_t max_entries, bool shared)
+{
+  memset(t, 0, sizeof(*t));
+  t->nbuckets = 1;
+  while (t->nbuckets < max_entries)
+    t->nbuckets <<= 1;
+  t->buckets = calloc(t->nbuckets, sizeof(*t->buckets));
+  t->ips = calloc(max_entries ? max_entries : 1, sizeof(*t->ips));
+  if (!t->buckets || !t->ips) {
+    free(t->buckets);
+    free(t->ips);
+    t->buckets = NULL;
+    t->ips = NULL;
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < max_entries; i++)
+    t->ips[i].next = i + 2 <= max_entries ? i + 2 : 0;
+  t->free = max_entries ? 1 : 0;
+  rng_fill(&t->key, sizeof(t->key));
+  t->shared = shared;
+  if (shared)
+    pthread_mutex_init(&t->lock, NULL);
+  return 0;
+}
+
+void quic_iptab_fini(struct quic_iptab *t)
+{
+  if (t->shared && t->buckets)
+    pthread_mutex_destroy(&t->lock);
+  free(t->buckets);
+  free(t->ips);
+  t->buckets = NULL;
+  t->ips = NULL;
+}
+
+static void ipt_lock(struct quic_endpoint *ep)
+{
+  if (ep->ipt->shared)
+    pthread_mutex_lock(&ep->ipt->lock);
+}
+
+static void ipt_unlock(struct quic_endpoint *ep)
+{
+  if (ep->ipt->shared)
+    pthread_mutex_unlock(&ep->ipt->lock);
+}
+
+static uint32_t conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
 {
   uint32_t *link = ip_link(ep, a);
-  return *link ? ep->ips[*link - 1].count : 0;
+  return *link ? ep->ipt->ips[*link - 1].count : 0;
+}
+
+uint32_t quic_endpoint_conns_of(struct quic_endpoint *ep, const union io_sockaddr *a)
+{
+  ipt_lock(ep);
+  uint32_t n = conns_of(ep, a);
+  ipt_unlock(ep);
+  return n;
 }
 
 /* Counts c under its current remote address (at most once). */
@@ -193,13 +251,14 @@ static void ip_count_add(struct quic_conn *c)
   struct quic_endpoint *ep = c->ep;
   if (c->ip_counted)
     return;
+  struct quic_iptab *t = ep->ipt;
   uint32_t *link = ip_link(ep, &c->remote);
   if (!*link) {
-    if (!ep->ip_free)
+    if (!t->free)
       return; /* cannot happen: one entry per counted connection at most */
-    uint32_t i = ep->ip_free;
-    struct quic_ip_entry *e = &ep->ips[i - 1];
-    ep->ip_free = e->next;
+    uint32_t i = t->free;
+    struct quic_ip_entry *e = &t->ips[i - 1];
+    t->free = e->next;
     const uint8_t *addr;
     ip_key(&c->remote, &e->family, &e->len, &addr);
     memcpy(e->addr, addr, e->len);
@@ -207,7 +266,7 @@ static void ip_count_add(struct quic_conn *c)
     e->next = 0;
     *link = i;
   }
-  ep->ips[*link - 1].count++;
+  t->ips[*link - 1].count++;
   c->counted_ip = c->remote;
   c->ip_counted = true;
 }
@@ -222,11 +281,11 @@ static void ip_count_del(struct quic_conn *c)
   if (!*link)
     return;
   uint32_t i = *link;
-  struct quic_ip_entry *e = &ep->ips[i - 1];
+  struct quic_ip_entry *e = &ep->ipt->ips[i - 1];
   if (--e->count == 0) {
     *link = e->next;
-    e->next = ep->ip_free;
-    ep->ip_free = i;
+    e->next = ep->ipt->free;
+    ep->ipt->free = i;
   }
 }
 
@@ -236,8 +295,31 @@ static void ip_count_del(struct quic_conn *c)
 #define RETRY_TOKEN_TIMEOUT_NS (10ull * NGTCP2_SECONDS)
 #define REGULAR_TOKEN_TIMEOUT_NS (24ull * 3600 * NGTCP2_SECONDS)
 
+/* The token secret of rotation period n under the process's shared key. */
+static void token_derive(const struct quic_shared *sh, uint64_t n, uint8_t *out)
+{
+  uint8_t msg[8];
+  for (int i = 0; i < 8; i++)
+    msg[i] = (uint8_t)(n >> (8 * i));
+  if (gnutls_hmac_fast(GNUTLS_MAC_SHA256, sh->token_key, sizeof(sh->token_key), msg, sizeof(msg),
+                       out) < 0) {
+    log_error("token secret derivation failed", "%s", "");
+    abort();
+  }
+}
+
 static void token_rotate(struct quic_endpoint *ep, uint64_t now)
 {
+  const struct quic_shared *sh = ep->p.shared;
+  if (sh) {
+    uint64_t n = now / TOKEN_ROTATE_NS + 1; /* + 1: never 0, the "not derived yet" mark */
+    if (n == ep->token_period)
+      return;
+    token_derive(sh, n, ep->token_secret);
+    token_derive(sh, n - 1, ep->token_secret_prev);
+    ep->token_period = n;
+    return;
+  }
   if (ep->token_rotated_ns && now - ep->token_rotated_ns < TOKEN_ROTATE_NS)
     return;
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
@@ -262,7 +344,10 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->accepting = true;
   log_ratelimit_init(&ep->rl, 1000000000ull, 10);
   rng_fill(ep->hash_key, sizeof(ep->hash_key));
-  rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
+  if (p->shared)
+    memcpy(ep->reset_secret, p->shared->reset_secret, sizeof(ep->reset_secret));
+  else
+    rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
@@ -273,18 +358,16 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->buckets = calloc(ep->nbuckets, sizeof(*ep->buckets));
   ep->cids = calloc(ncids, sizeof(*ep->cids));
   ep->dpool = calloc(p->dgram_pool, sizeof(*ep->dpool));
-  ep->ip_nbuckets = 1;
-  while (ep->ip_nbuckets < p->max_conns)
-    ep->ip_nbuckets <<= 1;
-  ep->ip_buckets = calloc(ep->ip_nbuckets, sizeof(*ep->ip_buckets));
-  ep->ips = calloc(p->max_conns, sizeof(*ep->ips));
+  int iprc = p->shared && p->shared->ips ? 0 : quic_iptab_init(&ep->own_ips, p->max_conns, false);
+  ep->ipt = p->shared && p->shared->ips ? p->shared->ips : &ep->own_ips;
   if (!ep->p.max_unvalidated)
     ep->p.max_unvalidated = p->max_conns / 4 ? p->max_conns / 4 : 1;
   rng_fill(ep->token_secret, sizeof(ep->token_secret));
   memcpy(ep->token_secret_prev, ep->token_secret, sizeof(ep->token_secret));
   ep->token_rotated_ns = w->now ? w->now : 1;
-  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || !ep->ip_buckets ||
-      !ep->ips) {
+  if (p->shared)
+    token_rotate(ep, w->now);
+  if (!ep->conns || !ep->free_conns || !ep->buckets || !ep->cids || !ep->dpool || iprc < 0) {
     quic_endpoint_fini(ep);
     return -ENOMEM;
   }
@@ -298,9 +381,6 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->cid_free = ncids ? 1 : 0;
   for (uint32_t i = 0; i < p->dgram_pool; i++)
     dgram_put(ep, &ep->dpool[i]);
-  for (uint32_t i = 0; i < p->max_conns; i++)
-    ep->ips[i].next = i + 2 <= p->max_conns ? i + 2 : 0;
-  ep->ip_free = p->max_conns ? 1 : 0;
   return 0;
 }
 
@@ -318,8 +398,7 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   free(ep->buckets);
   free(ep->cids);
   free(ep->dpool);
-  free(ep->ip_buckets);
-  free(ep->ips);
+  quic_iptab_fini(&ep->own_ips);
   memset(ep, 0, sizeof(*ep));
 }
 
@@ -410,13 +489,16 @@ static void conn_validated(struct quic_conn *c)
     return;
   /* Several handshakes from one address may run at once; the limit holds
    * when they complete (their addresses are proven then). */
-  if (quic_endpoint_conns_of(ep, &c->remote) >= ep->p.max_conns_per_ip) {
+  ipt_lock(ep); /* the check and the count at once: other workers count too */
+  if (conns_of(ep, &c->remote) >= ep->p.max_conns_per_ip) {
+    ipt_unlock(ep);
     ep->ctr.conns_refused_ip++;
     c->refuse = true;
     conn_mark_dirty(c);
     return;
   }
   ip_count_add(c);
+  ipt_unlock(ep);
 }
 
 /* Server: a NEW_TOKEN for the client's next connection (it skips Retry). */
@@ -619,7 +701,9 @@ static void conn_delete(struct quic_conn *c)
     ep->ops->on_conn_closed(ep->app, c);
   timer_disarm(&ep->w->timers, &c->timer);
   cid_remove_conn(ep, c->handle);
+  ipt_lock(ep);
   ip_count_del(c);
+  ipt_unlock(ep);
   if (c->hs_counted)
     ep->nhandshaking--;
   if (c->unval_counted)
@@ -711,8 +795,10 @@ static void conn_sync_path(struct quic_conn *c, const struct io_local *pkt_local
   c->remotelen = remotelen;
   if (c->ip_counted && !same_ip(&c->counted_ip, &c->remote)) {
     /* a validated migration: the connection now counts for its new address */
+    ipt_lock(c->ep);
     ip_count_del(c);
     ip_count_add(c);
+    ipt_unlock(c->ep);
   }
   if (pkt_local && same_ip(&pkt_local->addr, &local)) {
     c->local = *pkt_local;
@@ -1347,6 +1433,32 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
   conn_mark_dirty(c);
 }
 
+/* Long-header packet types of QUIC v1 (RFC 9000 section 17.2). */
+#define LONG_TYPE(b) (((b)&0x30) >> 4)
+#define LONG_TYPE_HANDSHAKE 2
+
+/* A packet for no connection of ours whose DCID names another worker of
+ * this process: hand it over and say so. Only short-header and Handshake
+ * packets carry a CID the server chose; an Initial's or 0-RTT's is the
+ * client's (random), so it stays with the worker the kernel picked (the
+ * 4-tuple hash sends every Initial of one client address to one socket). */
+static bool handoff(struct quic_endpoint *ep, const uint8_t *pkt, size_t len,
+                    const ngtcp2_version_cid *vc, const union io_sockaddr *peer, socklen_t peerlen,
+                    const struct io_local *local)
+{
+  const struct quic_shared *sh = ep->p.shared;
+  if (!sh || sh->nworkers < 2 || !sh->handoff || vc->dcidlen != QUIC_SCID_LEN)
+    return false;
+  if ((pkt[0] & 0x80) && LONG_TYPE(pkt[0]) != LONG_TYPE_HANDSHAKE)
+    return false;
+  uint32_t owner = vc->dcid[0];
+  if (owner == ep->w->index || owner >= sh->nworkers)
+    return false;
+  ep->ctr.pkts_handed_off++;
+  sh->handoff(sh->handoff_ctx, ep->w->index, owner, pkt, len, peer, peerlen, local);
+  return true;
+}
+
 void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                              const union io_sockaddr *peer, socklen_t peerlen,
                              const struct io_local *local)
@@ -1370,6 +1482,8 @@ void quic_endpoint_on_packet(void *ctx, struct io_udp_sock *s, uint8_t *pkt, siz
       ep->ctr.pkts_dropped_unknown++;
       return;
     }
+    if (handoff(ep, pkt, len, &vc, peer, peerlen, local))
+      return;
     if (!(pkt[0] & 0x80)) {
       ep->ctr.pkts_short_unknown++;
       send_stateless_reset(ep, vc.dcid, vc.dcidlen, len, peer, peerlen, local);

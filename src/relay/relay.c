@@ -137,16 +137,55 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     return rc;
   }
   lease_load_file(&r->leases);
+  r->gid_local = malloc(sizeof(*r->gid_local) * (r->max_rooms ? r->max_rooms : 1));
+  if (!r->gid_local || (rc = roomdir_init(&r->own_dir, cfg->max_rooms)) < 0) {
+    relay_fini(r);
+    return r->gid_local ? rc : -ENOMEM;
+  }
+  for (uint32_t i = 0; i < r->max_rooms; i++)
+    r->gid_local[i] = RELAY_NO_ROOM;
+  r->own_dir.leases = &r->leases;
+  r->dir = &r->own_dir;
+  r->nworkers = 1;
+  return 0;
+}
+
+void relay_set_roomdir(struct relay *r, struct roomdir *d)
+{
+  if (!d->leases)
+    d->leases = &r->leases;
+  r->dir = d;
+}
+
+int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
+                      void *ctx)
+{
+  free(r->uplinks);
+  r->uplinks = calloc((size_t)r->max_rooms * n, sizeof(*r->uplinks));
+  if (!r->uplinks)
+    return -ENOMEM;
+  r->self = self;
+  r->nworkers = n;
+  r->uplink_send = send;
+  r->uplink_ctx = ctx;
   return 0;
 }
 
 void relay_fini(struct relay *r)
 {
-  lease_fini(&r->leases);
-  if (r->rooms)
+  if (r->rooms && r->dir) {
+    roomdir_lock(r->dir);
     for (uint32_t i = 0; i < r->max_rooms; i++)
       if (r->rooms[i].used)
-        ippool_fini(&r->rooms[i].pool);
+        roomdir_leave(r->dir, r->rooms[i].gid, r->now ? *r->now : 0);
+    roomdir_unlock(r->dir);
+  }
+  roomdir_fini(&r->own_dir);
+  free(r->uplinks);
+  free(r->gid_local);
+  r->uplinks = NULL;
+  r->gid_local = NULL;
+  lease_fini(&r->leases);
   if (r->timers) {
     timer_disarm(r->timers, &r->sweep);
     timer_disarm(r->timers, &r->age_timer);
@@ -162,19 +201,43 @@ void relay_fini(struct relay *r)
 }
 
 /* Every acquire and release of a room's pool updates the lease table. */
+/* The observer is the relay whose operation changes the pool (set by
+ * pool_lock), so its counters count its own operations; the lease table
+ * is the directory's. Called with the directory locked. */
 static void pool_event(void *ctx, struct ippool *p, const struct ippool_event *ev, uint64_t now)
 {
   struct relay *r = ctx;
-  const char *name = container_of(p, struct relay_room, pool)->name;
+  struct lease_table *lt = r->dir->leases;
+  const char *name = container_of(p, struct roomdir_room, pool)->name;
   if (ev->type == IPPOOL_RELEASED) {
-    lease_released(&r->leases, name, ev->mac, ev->ip, now);
+    lease_released(lt, name, ev->mac, ev->ip, now);
     return;
   }
   if (ev->share_recycled)
     r->ctr.share_recycled++; /* the client's own lease: no reclaim of someone else's */
   else if (ev->reclaimed)
-    lease_reclaimed(&r->leases, name, ev->ip, ev->old_mac, ev->reclaimed_expired, now);
-  lease_acquired_for(&r->leases, name, ev->mac, ev->ip, ev->client, now);
+    lease_reclaimed(lt, name, ev->ip, ev->old_mac, ev->reclaimed_expired, now);
+  lease_acquired_for(lt, name, ev->mac, ev->ip, ev->client, now);
+}
+
+/* The shared pool of local room `room`, with the directory locked (until
+ * pool_unlock) and r as its observer for this operation. */
+static struct ippool *pool_lock(struct relay *r, uint32_t room)
+{
+  roomdir_lock(r->dir);
+  struct ippool *p = roomdir_pool(r->dir, r->rooms[room].gid);
+  ippool_observe(p, pool_event, r);
+  return p;
+}
+
+static void pool_unlock(struct relay *r)
+{
+  roomdir_unlock(r->dir);
+}
+
+struct ippool *relay_room_pool(struct relay *r, uint32_t room)
+{
+  return roomdir_pool(r->dir, r->rooms[room].gid);
 }
 
 /* ---- per-client shares: rooms and their creation rate ---- */
@@ -254,6 +317,61 @@ static bool rate_allow(struct relay *r, uint64_t client, bool take)
   return true;
 }
 
+/* ---- uplinks: the room's copies on other workers ---- */
+
+static int uplink_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct relay_uplink *u = ctx;
+  struct relay *r = u->r;
+  return r->uplink_send(r->uplink_ctx, u->to, r->rooms[u->room].gid, f);
+}
+
+static const struct switch_port_ops uplink_port_ops = {.deliver = uplink_deliver};
+
+/* One uplink port per other worker in local room `room`. */
+static int uplinks_attach(struct relay *r, uint32_t room)
+{
+  for (uint32_t j = 0; r->uplinks && j < r->nworkers; j++) {
+    struct relay_uplink *u = &r->uplinks[(size_t)room * r->nworkers + j];
+    u->port = SWITCH_NO_PORT;
+    if (j == r->self)
+      continue;
+    u->r = r;
+    u->to = j;
+    u->room = room;
+    int rc = switch_uplink_attach(&r->sw, room, &uplink_port_ops, u, &u->port);
+    if (rc < 0)
+      return rc;
+  }
+  return 0;
+}
+
+static void uplinks_detach(struct relay *r, uint32_t room)
+{
+  for (uint32_t j = 0; r->uplinks && j < r->nworkers; j++) {
+    struct relay_uplink *u = &r->uplinks[(size_t)room * r->nworkers + j];
+    if (u->port != SWITCH_NO_PORT && j != r->self)
+      switch_port_detach(&r->sw, u->port);
+    u->port = SWITCH_NO_PORT;
+  }
+}
+
+int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
+                       size_t len)
+{
+  if (gid >= r->max_rooms || from >= r->nworkers || from == r->self || !r->uplinks)
+    return -EINVAL;
+  uint32_t room = r->gid_local[gid];
+  if (room == RELAY_NO_ROOM)
+    return -ENOENT;
+  uint32_t port = r->uplinks[(size_t)room * r->nworkers + from].port;
+  if (port == SWITCH_NO_PORT)
+    return -ENOENT;
+  struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
+  struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
+  return switch_input(&r->sw, port, &f, *r->now);
+}
+
 /* Makes room `name` for a Register of `client`: -ENOSPC (no room slot),
  * -EDQUOT (the client's rooms), -EAGAIN (its creation rate), or an error
  * of the pool or the gateway. Takes a creation token. */
@@ -272,18 +390,23 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
   struct relay_room *room = &r->rooms[free_slot];
   memset(room, 0, sizeof(*room));
   /* 10.0.2.10 .. 10.0.2.254 by default, handed out from the top like the
-   * seed. */
-  int rc = ippool_init(&room->pool, r->pool_first, r->pool_last);
+   * seed; one pool for every copy of the room (the directory's) */
+  bool made;
+  roomdir_lock(r->dir);
+  int rc = roomdir_join(r->dir, name, r->pool_first, r->pool_last, r->leases.p.lease_ns,
+                        r->addrs_per_client, *r->now, &room->gid, &made);
+  roomdir_unlock(r->dir);
   if (rc < 0)
     return rc;
-  room->pool.lease_ns = r->leases.p.lease_ns;
-  room->pool.client_max = r->addrs_per_client;
-  lease_seed(&r->leases, name, &room->pool, *r->now);
-  ippool_observe(&room->pool, pool_event, r);
-  if (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0) {
-    ippool_fini(&room->pool);
+  if ((rc = uplinks_attach(r, free_slot)) < 0 ||
+      (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0)) {
+    uplinks_detach(r, free_slot);
+    roomdir_lock(r->dir);
+    roomdir_leave(r->dir, room->gid, *r->now);
+    roomdir_unlock(r->dir);
     return rc;
   }
+  r->gid_local[room->gid] = free_slot;
   rate_allow(r, client, true);
   room->used = true;
   room->creator = client;
@@ -307,8 +430,11 @@ static void room_drop_if_empty(struct relay *r, uint32_t idx)
     return;
   if (r->gw)
     gateway_room_detach(r->gw, idx);
-  lease_room_closed(&r->leases, room->name, *r->now); /* DHCP leases without a session */
-  ippool_fini(&room->pool);
+  uplinks_detach(r, idx);
+  r->gid_local[room->gid] = RELAY_NO_ROOM;
+  roomdir_lock(r->dir);
+  roomdir_leave(r->dir, room->gid, *r->now); /* the last copy: DHCP-only leases released */
+  roomdir_unlock(r->dir);
   room->used = false;
   r->nrooms--;
 }
@@ -434,7 +560,8 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
   if (!p->registered)
     return;
   uint32_t room = p->room;
-  ippool_release(&r->rooms[room].pool, p->ip, *r->now);
+  ippool_release(pool_lock(r, room), p->ip, *r->now);
+  pool_unlock(r);
   p->registered = false;
   p->room = RELAY_NO_ROOM;
   r->rooms[room].npeers--;
@@ -638,7 +765,8 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     int rc = room_open(r, p, &room);
     if (rc < 0)
       return; /* refused, counted and told */
-    rc = ippool_acquire_for(&r->rooms[room].pool, mac, p->client, &ip, *r->now);
+    rc = ippool_acquire_for(pool_lock(r, room), mac, p->client, &ip, *r->now);
+    pool_unlock(r);
     if (rc == -EBUSY) {
       struct relay_peer *o = holder_of(r, room, mac);
       if (o && o != p && !p->waiting_on) {
@@ -668,7 +796,8 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
     }
     rc = switch_port_attach(&r->sw, room, &peer_port_ops, p, &p->port);
     if (rc < 0) {
-      ippool_release(&r->rooms[room].pool, ip, *r->now);
+      ippool_release(pool_lock(r, room), ip, *r->now);
+      pool_unlock(r);
       r->ctr.ports_full++;
       peer_log(r, p, "register refused", "switch port table full");
       send_error(r, p, "relay full");
@@ -1116,7 +1245,9 @@ static int addr_lease(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t *
    * learned on (0 = not known: no share) */
   uint32_t port = switch_lookup(&r->sw, room, mac, *r->now);
   uint64_t client = port != SWITCH_NO_PORT ? addr_client_of(r, room, port) : 0;
-  return ippool_acquire_for(&r->rooms[room].pool, mac, client, ip, *r->now);
+  int rc = ippool_acquire_for(pool_lock(r, room), mac, client, ip, *r->now);
+  pool_unlock(r);
+  return rc;
 }
 
 static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_t ip)
@@ -1138,7 +1269,8 @@ static void addr_release(void *ctx, uint32_t room, const uint8_t mac[6], uint32_
       if (p->bindings[k].ip == ip && memcmp(p->bindings[k].mac, mac, 6) == 0)
         p->bindings[k].ip = 0;
   }
-  ippool_release(&r->rooms[room].pool, ip, *r->now);
+  ippool_release(pool_lock(r, room), ip, *r->now);
+  pool_unlock(r);
 }
 
 /* The session behind switch port `port` of room, or NULL (the gateway's

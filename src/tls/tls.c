@@ -183,15 +183,15 @@ done:
   return rc;
 }
 
-static uint32_t tls_certs_live; /* shared objects; atomic with several workers */
+static _Atomic uint32_t tls_certs_live; /* shared objects, made and freed by any worker */
 
 struct tls_cert *tls_cert_share(struct tls_cert *c)
 {
   struct tls_cert *s = malloc(sizeof(*s));
   if (!s)
     return NULL;
-  *s = *c;
-  s->refs = 1;
+  memcpy(s, c, sizeof(*s));
+  atomic_store(&s->refs, 1);
   memset(c, 0, sizeof(*c));
   tls_certs_live++;
   return s;
@@ -199,13 +199,15 @@ struct tls_cert *tls_cert_share(struct tls_cert *c)
 
 struct tls_cert *tls_cert_ref(struct tls_cert *c)
 {
-  c->refs++;
+  atomic_fetch_add_explicit(&c->refs, 1, memory_order_relaxed);
   return c;
 }
 
 void tls_cert_unref(struct tls_cert *c)
 {
-  if (!c || --c->refs > 0)
+  /* acq_rel: every use of the object by a thread that dropped its
+   * reference happens before the free by the last one */
+  if (!c || atomic_fetch_sub_explicit(&c->refs, 1, memory_order_acq_rel) > 1)
     return;
   tls_cert_fini(c);
   free(c);
@@ -214,7 +216,7 @@ void tls_cert_unref(struct tls_cert *c)
 
 uint32_t tls_cert_live(void)
 {
-  return tls_certs_live;
+  return atomic_load_explicit(&tls_certs_live, memory_order_relaxed);
 }
 
 void tls_cert_fini(struct tls_cert *c)

@@ -267,7 +267,7 @@ Test(relay_share, client_address_share)
   }
   cr_assert_eq(r.ctr.share_recycled, 2);
   uint32_t room = ((struct relay_peer *)sess[3].app_data)->room;
-  cr_assert_eq(ippool_client_held(&r.rooms[room].pool, A), 2);
+  cr_assert_eq(ippool_client_held(relay_room_pool(&r, room), A), 2);
   /* two addresses never used are left for others */
   cr_assert_eq(open_s(12, "/x", C), 200);
   cr_assert(reg(12, 200));

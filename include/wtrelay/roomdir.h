@@ -1,0 +1,62 @@
+/*
+ * roomdir: the rooms of a process, as every worker shares them.
+ *
+ * A room has a copy (switch domain, gateway port, sessions) on every
+ * worker that has a session of it; what the copies must agree on lives
+ * here, once: the room's address pool (one MAC -> one IP in the room,
+ * whichever worker its session sits on; a client's address share counted
+ * over all of them) and, through the pool's observer, the lease table
+ * (sticky addresses). Each room has a process-wide id (its index here),
+ * which the worker rings carry so the other side finds its own copy.
+ *
+ * One mutex guards everything here. Only Register, DHCP, session ends
+ * and room creation and removal take it, never the frame path. Callers
+ * lock around every call below and every ippool_* call on a room's pool.
+ *
+ * Never: touches a worker's switch, sessions or gateway.
+ */
+#ifndef WTRELAY_ROOMDIR_H
+#define WTRELAY_ROOMDIR_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "wtrelay/ippool.h"
+#include "wtrelay/lease.h"
+
+#define ROOMDIR_NONE UINT32_MAX
+
+struct roomdir_room {
+  bool used;
+  uint32_t copies; /* workers that hold a copy */
+  char name[256];
+  struct ippool pool;
+};
+
+struct roomdir {
+  pthread_mutex_t lock;
+  struct roomdir_room *rooms;
+  uint32_t max_rooms;
+  uint32_t nrooms;
+  struct lease_table *leases; /* borrowed: the first relay's table (worker 0's) */
+};
+
+int roomdir_init(struct roomdir *d, uint32_t max_rooms);
+void roomdir_fini(struct roomdir *d);
+void roomdir_lock(struct roomdir *d);
+void roomdir_unlock(struct roomdir *d);
+/* Locked. The room named `name`, made when missing (its pool over
+ * first..last, seeded from the lease table); one more copy counted. 0 and
+ * *id, -ENOSPC no room slot, or the pool's error. `made` tells whether it
+ * was made by this call. */
+int roomdir_join(struct roomdir *d, const char *name, uint32_t first, uint32_t last,
+                 uint64_t lease_ns, uint32_t client_max, uint64_t now, uint32_t *id, bool *made);
+/* Locked. One copy less; the last one frees the room (its DHCP-only
+ * leases released in the lease table). */
+void roomdir_leave(struct roomdir *d, uint32_t id, uint64_t now);
+/* Locked. The room's pool. */
+struct ippool *roomdir_pool(struct roomdir *d, uint32_t id);
+const char *roomdir_name(const struct roomdir *d, uint32_t id);
+
+#endif
