@@ -80,6 +80,7 @@ struct relay_room {
   uint32_t npeers;  /* registered sessions */
   uint64_t creator; /* client key of the session whose Register made it */
   uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
+  uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
 };
 
 /* An uplink port of a room copy: the room on worker `to`. */
@@ -229,10 +230,9 @@ void relay_set_roomdir(struct relay *r, struct roomdir *d);
  * room. 0 or -ENOMEM. */
 int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
                       void *ctx);
-/* A frame of room gid from worker `from`'s copy: switched in the local
- * copy from its uplink port toward `from`. The number of ports it reached,
- * -ENOENT when this worker has no copy of the room, or switch_input's
- * error. */
+/* A frame of room gid (its ring id: slot and generation) from worker `from`'s copy: switched in the
+ * local copy from its uplink port toward `from`. The number of ports it reached, -ENOENT when this
+ * worker has no copy of the room, or switch_input's error. */
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len);
 

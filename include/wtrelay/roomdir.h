@@ -27,8 +27,16 @@
 
 #define ROOMDIR_NONE UINT32_MAX
 
+/* A room's id on the worker rings: its slot and the slot's generation
+ * (bumped at every creation), so a frame still in a ring when its room
+ * ended and the slot was reused for another room is never switched into
+ * the new one. Slots < 2^20 (--max-rooms is at most 65536). */
+#define ROOMDIR_SLOT_BITS 20
+#define ROOMDIR_SLOT(id) ((id) & ((1u << ROOMDIR_SLOT_BITS) - 1))
+
 struct roomdir_room {
   bool used;
+  uint32_t gen;    /* creations of this slot (12 bits used in the ring id) */
   uint32_t copies; /* workers that hold a copy */
   char name[256];
   struct ippool pool;
@@ -57,6 +65,8 @@ int roomdir_join(struct roomdir *d, const char *name, uint32_t first, uint32_t l
 void roomdir_leave(struct roomdir *d, uint32_t id, uint64_t now);
 /* Locked. The room's pool. */
 struct ippool *roomdir_pool(struct roomdir *d, uint32_t id);
+/* The ring id of room slot `id` as made now (slot | generation << 20). */
+uint32_t roomdir_ring_id(const struct roomdir *d, uint32_t id);
 const char *roomdir_name(const struct roomdir *d, uint32_t id);
 
 #endif

@@ -859,15 +859,26 @@ static const struct ops_routes routes = {.metrics = route_metrics,
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
-/* The place where the SK_REUSEPORT program will be attached once every
- * worker's socket is bound: steer_attach(fds, n) returns 0, or a negative
- * errno when BPF cannot be used; then the kernel's 4-tuple hash and the
- * hand-off above (which stays in place either way: a migrated client's
- * Initial-less packets may still land elsewhere) do the steering. */
+/* The place where the SK_REUSEPORT program is to be attached: called by
+ * the process thread once every worker's socket is bound and before any
+ * of them receives (the workers wait for p->go), with fds[i] the socket of
+ * worker i (the program's reuseport_sockarray index must be the worker
+ * index, the first byte of the server CIDs). steer_attach(fds, n) returns
+ * 0, or a negative errno when BPF cannot be used (no CAP_BPF, a
+ * container): then the kernel's 4-tuple hash and the hand-off above do the
+ * steering. The hand-off stays in place either way (packets the program
+ * sends by hash, e.g. a migrated client's, may still land elsewhere).
+ * Wiring it: call it below instead of the fixed mode, and log its
+ * result. */
 static void steer_attach_hook(struct server *p)
 {
-  if (p->nworkers > 1)
-    log_info("steering", "mode=%s workers=%u", "reuseport_hash+handoff", p->nworkers);
+  if (p->nworkers < 2)
+    return;
+  int fds[256]; /* --workers is at most 256 */
+  for (uint32_t i = 0; i < p->nworkers; i++)
+    fds[i] = p->ws[i]->udp->fd;
+  (void)fds; /* int rc = steer_attach(fds, p->nworkers); */
+  log_info("steering", "mode=%s workers=%u", "reuseport_hash+handoff", p->nworkers);
 }
 
 static int worker_open_socket(struct server_worker *s)

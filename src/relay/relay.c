@@ -323,7 +323,7 @@ static int uplink_deliver(void *ctx, const struct switch_frame *f)
 {
   struct relay_uplink *u = ctx;
   struct relay *r = u->r;
-  return r->uplink_send(r->uplink_ctx, u->to, r->rooms[u->room].gid, f);
+  return r->uplink_send(r->uplink_ctx, u->to, r->rooms[u->room].ring_id, f);
 }
 
 static const struct switch_port_ops uplink_port_ops = {.deliver = uplink_deliver};
@@ -359,11 +359,12 @@ static void uplinks_detach(struct relay *r, uint32_t room)
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len)
 {
-  if (gid >= r->max_rooms || from >= r->nworkers || from == r->self || !r->uplinks)
+  uint32_t slot = ROOMDIR_SLOT(gid);
+  if (slot >= r->max_rooms || from >= r->nworkers || from == r->self || !r->uplinks)
     return -EINVAL;
-  uint32_t room = r->gid_local[gid];
-  if (room == RELAY_NO_ROOM)
-    return -ENOENT;
+  uint32_t room = r->gid_local[slot];
+  if (room == RELAY_NO_ROOM || r->rooms[room].ring_id != gid)
+    return -ENOENT; /* no copy here, or the room ended and its slot was made again */
   uint32_t port = r->uplinks[(size_t)room * r->nworkers + from].port;
   if (port == SWITCH_NO_PORT)
     return -ENOENT;
@@ -395,6 +396,8 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
   roomdir_lock(r->dir);
   int rc = roomdir_join(r->dir, name, r->pool_first, r->pool_last, r->leases.p.lease_ns,
                         r->addrs_per_client, *r->now, &room->gid, &made);
+  if (rc == 0)
+    room->ring_id = roomdir_ring_id(r->dir, room->gid);
   roomdir_unlock(r->dir);
   if (rc < 0)
     return rc;

@@ -59,7 +59,9 @@ int roomdir_join(struct roomdir *d, const char *name, uint32_t first, uint32_t l
   if (free_slot == ROOMDIR_NONE)
     return -ENOSPC;
   struct roomdir_room *r = &d->rooms[free_slot];
+  uint32_t gen = r->gen + 1;
   memset(r, 0, sizeof(*r));
+  r->gen = gen;
   int rc = ippool_init(&r->pool, first, last);
   if (rc < 0)
     return rc;
@@ -98,4 +100,9 @@ struct ippool *roomdir_pool(struct roomdir *d, uint32_t id)
 const char *roomdir_name(const struct roomdir *d, uint32_t id)
 {
   return d->rooms[id].name;
+}
+
+uint32_t roomdir_ring_id(const struct roomdir *d, uint32_t id)
+{
+  return id | (d->rooms[id].gen & 0xfffu) << ROOMDIR_SLOT_BITS;
 }

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Certificate reload with sessions on every worker (--workers 2): the
+# process thread loads the new pair on SIGHUP and rings every worker's
+# doorbell; each worker takes the new certificate for its new connections
+# and its live sessions keep the old one. Sessions are added until both
+# workers hold some; after the reload every one of them still answers,
+# 12 new clients (spread over both workers by the kernel's hash) all get
+# the new certificate, none gets the old one, and SIGTERM exits 0.
+. "$(dirname "$0")/lib.sh"
+
+OPS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+metric() { # series -> value (0 when absent)
+  python3 - "http://127.0.0.1:$OPS_PORT/metrics" "$1" <<'PY'
+import sys, urllib.request
+with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
+    for line in r.read().decode().splitlines():
+        if line.startswith(sys.argv[2] + " "):
+            print(line.split()[1]); break
+    else:
+        print(0)
+PY
+}
+newpair() { # dir
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 10 \
+    -subj /CN=localhost -keyout "$1/k.pem" -out "$1/c.pem" 2>/dev/null
+}
+mkdir -p "$TMP/a" "$TMP/b" "$TMP/live"
+newpair "$TMP/a"
+newpair "$TMP/b"
+cp "$TMP/a/c.pem" "$TMP/live/c.pem"
+cp "$TMP/a/k.pem" "$TMP/live/k.pem"
+start_relay --workers 2 --cert-pem "$TMP/live/c.pem" --key-pem "$TMP/live/k.pem" \
+  --http-listen "127.0.0.1:$OPS_PORT"
+old=$HASH
+
+HOLDS=()
+for i in $(seq 1 16); do
+  "$CLIENT" --url "$URL/reload" --cert-hash "$old" --mac "52:54:00:12:00:$(printf %02x "$i")" \
+    --hold 5 --tick 0.5 --late-heartbeats 1 --timeout 20 >"$TMP/hold$i.out" 2>&1 &
+  HOLDS+=("$!")
+  PIDS+=("$!")
+  for _ in $(seq 30); do
+    [ $(($(metric 'wtrelay_worker_sessions{worker="0"}') + $(metric 'wtrelay_worker_sessions{worker="1"}'))) -ge "$i" ] && break
+    sleep 0.1
+  done
+  [ "$(metric 'wtrelay_worker_sessions{worker="0"}')" -gt 0 ] &&
+    [ "$(metric 'wtrelay_worker_sessions{worker="1"}')" -gt 0 ] && [ "$i" -ge 4 ] && break
+done
+w0=$(metric 'wtrelay_worker_sessions{worker="0"}')
+w1=$(metric 'wtrelay_worker_sessions{worker="1"}')
+[ "$w0" -gt 0 ] && [ "$w1" -gt 0 ] || fail "sessions not on both workers: $w0 and $w1"
+pass "${#HOLDS[@]} live sessions: $w0 on worker 0, $w1 on worker 1"
+
+cp "$TMP/b/c.pem" "$TMP/live/c.pem"
+cp "$TMP/b/k.pem" "$TMP/live/k.pem"
+want=$(openssl x509 -in "$TMP/b/c.pem" -outform DER | sha256sum | cut -d' ' -f1)
+kill -HUP "$RELAY_PID"
+for _ in $(seq 30); do grep -q "certificate in use changed.*sha256=$want" "$TMP/relay.err" && break; sleep 0.1; done
+grep -q "certificate in use changed.*sha256=$want" "$TMP/relay.err" || fail "SIGHUP did not install the new pair"
+sleep 0.3
+NEW=()
+for i in $(seq 1 12); do
+  "$CLIENT" --url "$URL/fresh" --cert-hash "$want" --mac "52:54:00:13:00:$(printf %02x "$i")" \
+    --timeout 10 >"$TMP/new$i.out" 2>&1 &
+  NEW+=("$!")
+  PIDS+=("$!")
+done
+for p in "${NEW[@]}"; do wait "$p" || fail "a new client did not get the new certificate"; done
+pass "12 new clients after SIGHUP all got the new certificate"
+for i in 1 2 3 4 5 6; do
+  if "$CLIENT" --url "$URL/fresh" --cert-hash "$old" --timeout 3 >/dev/null 2>&1; then
+    fail "a new connection still got the old certificate"
+  fi
+done
+pass "6 new connections with the old hash all refused"
+for i in "${!HOLDS[@]}"; do
+  wait "${HOLDS[$i]}" || fail "a session opened before the reload stopped answering: $(tail -1 "$TMP/hold$((i + 1)).out")"
+done
+pass "every session opened before the reload kept answering heartbeats (on both workers)"
+stop_relay
+pass "SIGTERM: exit 0 in ${STOP_MS} ms"
