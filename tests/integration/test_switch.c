@@ -23,71 +23,14 @@
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
+#include "relay_proc.h"
+
 #define MAXS 8
-
-struct relay_proc {
-  pid_t pid;
-  uint16_t port;
-  uint8_t hash[32];
-};
-
-static uint16_t free_udp_port(void)
-{
-  int fd = socket(AF_INET, SOCK_DGRAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof(a);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 static void relay_start(struct relay_proc *rp, const char *extra)
 {
-  int pfd[2];
-  cr_assert_eq(pipe(pfd), 0);
-  rp->port = free_udp_port();
-  rp->pid = fork();
-  cr_assert_geq(rp->pid, 0);
-  if (rp->pid == 0) {
-    char port[16];
-    snprintf(port, sizeof(port), "%u", rp->port);
-    /* A failed assertion ends the test process at once: the relay must not
-     * outlive it (it would hold ctest's output pipe open). */
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(pfd[1], 1);
-    close(pfd[0]);
-    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--http-listen", "",
-          "--log-level", "warn", extra ? extra : (char *)NULL, (char *)NULL);
-    _exit(127);
-  }
-  close(pfd[1]);
-  FILE *f = fdopen(pfd[0], "r");
-  char line[512], hex[65] = "";
-  bool listening = false;
-  while (!listening && fgets(line, sizeof(line), f)) {
-    sscanf(line, "Certificate SHA-256 Hash: %64s", hex);
-    listening = strncmp(line, "Listening on", 12) == 0;
-  }
-  fclose(f);
-  cr_assert(listening, "relay did not start");
-  cr_assert_eq(tls_hash_parse_hex(hex, rp->hash), 0);
-}
-
-static void relay_stop(struct relay_proc *rp)
-{
-  int st = 0;
-  kill(rp->pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
-      cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "relay exit status %d", st);
-      return;
-    }
-    usleep(10000);
-  }
-  kill(rp->pid, SIGKILL);
-  waitpid(rp->pid, &st, 0);
-  cr_assert_fail("relay did not exit within 3 s of SIGTERM");
+  const char *argv[] = {extra, NULL};
+  relay_proc_start(rp, false, argv);
 }
 
 /* What each session received. */
@@ -167,7 +110,7 @@ static void net_up(struct net *nt, const char *room, uint32_t n, const char *ext
 static void net_down(struct net *nt)
 {
   wtc_fini(&nt->c);
-  relay_stop(&nt->rp);
+  relay_proc_stop(&nt->rp);
 }
 
 /* An Ethernet frame of len bytes; payload bytes are a pattern of `seed`. */

@@ -29,73 +29,16 @@
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
+#include "relay_proc.h"
+
 #define NSESS 40
-
-struct relay_proc {
-  pid_t pid;
-  uint16_t port, ops_port;
-  uint8_t hash[32];
-};
-
-static uint16_t free_port(int type)
-{
-  int fd = socket(AF_INET, type, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  socklen_t l = sizeof(a);
-  cr_assert_eq(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  getsockname(fd, (struct sockaddr *)&a, &l);
-  close(fd);
-  return ntohs(a.sin_port);
-}
 
 static void relay_start(struct relay_proc *rp, unsigned workers, const char *per_ip)
 {
-  int pfd[2];
-  cr_assert_eq(pipe(pfd), 0);
-  rp->port = free_port(SOCK_DGRAM);
-  rp->ops_port = free_port(SOCK_STREAM);
-  rp->pid = fork();
-  cr_assert_geq(rp->pid, 0);
-  if (rp->pid == 0) {
-    char port[16], ops[64], nw[16];
-    snprintf(port, sizeof(port), "%u", rp->port);
-    snprintf(ops, sizeof(ops), "127.0.0.1:%u", rp->ops_port);
-    snprintf(nw, sizeof(nw), "%u", workers);
-    prctl(PR_SET_PDEATHSIG, SIGKILL);
-    dup2(pfd[1], 1);
-    close(pfd[0]);
-    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--http-listen", ops,
-          "--log-level", "warn", "--workers", nw, "--max-sessions-per-ip", per_ip ? per_ip : "64",
-          (char *)NULL);
-    _exit(127);
-  }
-  close(pfd[1]);
-  FILE *f = fdopen(pfd[0], "r");
-  char line[512], hex[65] = "";
-  bool listening = false;
-  while (!listening && fgets(line, sizeof(line), f)) {
-    sscanf(line, "Certificate SHA-256 Hash: %64s", hex);
-    listening = strncmp(line, "Listening on", 12) == 0;
-  }
-  fclose(f);
-  cr_assert(listening, "relay did not start");
-  cr_assert_eq(tls_hash_parse_hex(hex, rp->hash), 0);
-}
-
-static void relay_stop(struct relay_proc *rp)
-{
-  int st = 0;
-  kill(rp->pid, SIGTERM);
-  for (int i = 0; i < 300; i++) {
-    if (waitpid(rp->pid, &st, WNOHANG) == rp->pid) {
-      cr_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0, "relay exit status %d", st);
-      return;
-    }
-    usleep(10000);
-  }
-  kill(rp->pid, SIGKILL);
-  waitpid(rp->pid, &st, 0);
-  cr_assert_fail("relay did not exit within 3 s of SIGTERM");
+  char nw[16];
+  snprintf(nw, sizeof(nw), "%u", workers);
+  const char *argv[] = {"--workers", nw, "--max-sessions-per-ip", per_ip ? per_ip : "64", NULL};
+  relay_proc_start(rp, true, argv);
 }
 
 /* GET /metrics into buf (NUL-terminated). */
@@ -354,7 +297,7 @@ static void room_across_workers(unsigned workers)
   cr_assert_eq(pushed, popped);
 
   /* SIGTERM with sessions on every worker: exit 0 */
-  relay_stop(&rp);
+  relay_proc_stop(&rp);
   for (uint32_t i = 0; i < NSESS; i++)
     wtc_fini(&cl[i].c);
   free(cl);
@@ -405,7 +348,7 @@ Test(workers_e2e, per_address_bound_over_workers, .timeout = 60)
   run_all(cl, N, 300, NULL);
   metrics_get(&rp, m, sizeof(m));
   cr_assert_eq(metric(m, "wtrelay_quic_connections_total{event=\"refused_per_ip\"}"), N - BOUND);
-  relay_stop(&rp);
+  relay_proc_stop(&rp);
   for (uint32_t i = 0; i < N; i++)
     wtc_fini(&cl[i].c);
   free(cl);
