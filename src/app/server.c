@@ -38,6 +38,7 @@
 
 #include <assert.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ifaddrs.h>
 #include <poll.h>
 #include <pthread.h>
@@ -66,6 +67,7 @@
 #include "wtrelay/relay.h"
 #include "wtrelay/rng.h"
 #include "wtrelay/roomdir.h"
+#include "wtrelay/steer.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
 
@@ -171,6 +173,8 @@ struct server {
   const struct config *cfg;
   uint32_t nworkers;
   struct server_worker **ws;
+  struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
+  int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
@@ -859,26 +863,51 @@ static const struct ops_routes routes = {.metrics = route_metrics,
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
-/* The place where the SK_REUSEPORT program is to be attached: called by
- * the process thread once every worker's socket is bound and before any
- * of them receives (the workers wait for p->go), with fds[i] the socket of
- * worker i (the program's reuseport_sockarray index must be the worker
- * index, the first byte of the server CIDs). steer_attach(fds, n) returns
- * 0, or a negative errno when BPF cannot be used (no CAP_BPF, a
- * container): then the kernel's 4-tuple hash and the hand-off above do the
- * steering. The hand-off stays in place either way (packets the program
- * sends by hash, e.g. a migrated client's, may still land elsewhere).
- * Wiring it: call it below instead of the fixed mode, and log its
- * result. */
+/* Steering by connection ID (steer.c): called by the process thread once
+ * every worker's socket is bound and before any of them receives (the
+ * workers wait for p->go), with fds[i] the socket of worker i (the
+ * program's socket-array index is the worker index, the first byte of the
+ * server CIDs). When BPF cannot be used (no CAP_BPF, a container, a build
+ * without it, WTRELAY_NO_BPF=1) the kernel's 4-tuple hash and the hand-off
+ * above do the steering; the hand-off stays in place either way (packets
+ * the program leaves to the hash, e.g. a migrated client's Initial-less
+ * long headers, may still land elsewhere). The group is attached through
+ * a duplicate of worker 0's socket, owned here, so the detach at the end
+ * never names a descriptor a worker has closed and the kernel reused. */
 static void steer_attach_hook(struct server *p)
 {
+  p->steer_fd = -1;
   if (p->nworkers < 2)
     return;
   int fds[256]; /* --workers is at most 256 */
   for (uint32_t i = 0; i < p->nworkers; i++)
     fds[i] = p->ws[i]->udp->fd;
-  (void)fds; /* int rc = steer_attach(fds, p->nworkers); */
-  log_info("steering", "mode=%s workers=%u", "reuseport_hash+handoff", p->nworkers);
+  p->steer_fd = fcntl(fds[0], F_DUPFD_CLOEXEC, 0);
+  int rc = p->steer_fd < 0 ? -errno : 0;
+  if (rc == 0) {
+    fds[0] = p->steer_fd;
+    rc = steer_attach(fds, p->nworkers, &p->steer);
+  }
+  if (rc < 0) {
+    p->steer = NULL;
+    if (p->steer_fd >= 0)
+      close(p->steer_fd);
+    p->steer_fd = -1;
+    log_info("steering", "mode=%s workers=%u bpf=\"%s\"", "reuseport_hash+handoff", p->nworkers,
+             strerror(-rc));
+    return;
+  }
+  log_info("steering", "mode=%s workers=%u", "bpf+handoff", p->nworkers);
+}
+
+static void steer_release(struct server *p)
+{
+  if (p->steer)
+    steer_detach(p->steer);
+  p->steer = NULL;
+  if (p->steer_fd >= 0)
+    close(p->steer_fd);
+  p->steer_fd = -1;
 }
 
 static int worker_open_socket(struct server_worker *s)
@@ -1099,6 +1128,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   struct server *p = calloc(1, sizeof(*p));
   if (!p)
     return -ENOMEM;
+  p->steer_fd = -1;
   p->cfg = cfg;
   p->nworkers = cfg->workers ? cfg->workers : 1;
   p->done_fd = -1;
@@ -1277,6 +1307,7 @@ int server_run(struct server *p)
     }
   }
   join_workers(p);
+  steer_release(p);
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)
@@ -1351,5 +1382,6 @@ void server_free(struct server *p)
   if (!p)
     return;
   join_workers(p);
+  steer_release(p);
   server_destroy(p);
 }

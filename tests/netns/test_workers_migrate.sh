@@ -1,5 +1,9 @@
 #!/usr/bin/env bash
-# Connection migration on the fallback steering path (no BPF): a relay
+# Connection migration on either steering path. STEER=hash (the default):
+# the fallback path (WTRELAY_NO_BPF=1, as without CAP_BPF). STEER=bpf
+# (test_workers_steer.sh): the SK_REUSEPORT program steers by the DCID, so
+# a migrated client's packets reach their owner with no hand-off at all.
+# The fallback: a relay
 # with --workers 4, whose sockets share the port through SO_REUSEPORT, and
 # a client whose source port changes mid-session (nftables rewrites it on
 # the client host, as a NAT rebinding would). The kernel's 4-tuple hash
@@ -18,7 +22,16 @@ source "$HERE/topo.sh"
 topo_init wm
 topo_relay_host
 topo_client_host 1 1500
-topo_start_relay --workers 4 --http-listen 127.0.0.1:9090
+STEER=${STEER:-hash}
+if [ "$STEER" = hash ]; then
+  WTRELAY_NO_BPF=1 topo_start_relay --workers 4 --http-listen 127.0.0.1:9090
+  grep -q 'msg="steering" mode=reuseport_hash+handoff' "$TMP/relay.err" || fail "not on the fallback path"
+else
+  topo_start_relay --workers 4 --http-listen 127.0.0.1:9090
+  grep -q 'msg="steering" mode=bpf+handoff' "$TMP/relay.err" ||
+    fail "the SK_REUSEPORT program was not attached: $(grep 'msg="steering"' "$TMP/relay.err")"
+fi
+pass "steering: $(grep -o 'mode=[^ ]*' "$TMP/relay.err" | head -1)"
 
 metric() { # series -> value (0 when absent)
   ip netns exec "$NS_R" curl -s --max-time 3 http://127.0.0.1:9090/metrics |
@@ -58,13 +71,19 @@ table ip rebind {
 NFT
   NEW=$cand
   sleep 0.6
-  [ "$(handoffs in)" -gt 0 ] && break
+  # the fallback: until a new port hashed to another worker; BPF: 4 ports
+  if [ "$STEER" = hash ]; then [ "$(handoffs in)" -gt 0 ] && break; else [ "$cand" = 40774 ] && break; fi
 done
 out=$(handoffs out)
 in=$(handoffs in)
-[ "$out" -gt 0 ] || fail "no packet was handed off after 10 port changes"
-[ "$in" -gt 0 ] || fail "handed off $out packets, none read by the owner"
-pass "client now appears from port $NEW; $out packets handed off, $in read by their owner"
+if [ "$STEER" = hash ]; then
+  [ "$out" -gt 0 ] || fail "no packet was handed off after 10 port changes"
+  [ "$in" -gt 0 ] || fail "handed off $out packets, none read by the owner"
+  pass "client now appears from port $NEW; $out packets handed off, $in read by their owner"
+else
+  [ "$out" = 0 ] || fail "$out packets were handed off although the program steers by the DCID"
+  pass "client moved through 4 ports to $NEW; every packet reached its owner directly (0 hand-offs)"
+fi
 wait "$CLIENT" || fail "the session did not survive the migration: $(tail -3 "$TMP/client.out")"
 pass "the session kept working on the new path: 3 late heartbeats answered"
 kill -TERM "$RELAY_PID"
