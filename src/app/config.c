@@ -185,6 +185,9 @@ static const struct opt opts[] = {
     {"workers", 0, "RELAY_WORKERS", OPT_U32, 1, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
      "connections and room copies (default 1)"},
+    {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
+     "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
+     "wtrelay-wN (default off)"},
     {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_SECS, 1, 86400, OFF(cert_poll_s),
      "time between checks of the PEM files for a new certificate (default 60s)"},
     {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),

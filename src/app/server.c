@@ -42,6 +42,7 @@
 #include <ifaddrs.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1036,10 +1037,40 @@ static int worker_build(struct server_worker *s)
 
 static void log_counters(struct server_worker *s);
 
+/* --cpu-affinity: worker i runs on the i-th CPU of the process's affinity
+ * mask (wrapping around when there are more workers than CPUs). A failure
+ * is logged and the worker runs unpinned. */
+static void worker_pin(struct server_worker *s)
+{
+  char name[16];
+  snprintf(name, sizeof(name), "wtrelay-w%u", s->index);
+  pthread_setname_np(pthread_self(), name);
+  if (!s->proc->cfg->cpu_affinity)
+    return;
+  cpu_set_t all, one;
+  int rc = sched_getaffinity(0, sizeof(all), &all) == 0 ? 0 : errno;
+  int n = rc ? 0 : CPU_COUNT(&all), want = n ? (int)(s->index % (uint32_t)n) : 0, cpu = -1;
+  for (int c = 0; n && c < CPU_SETSIZE; c++)
+    if (CPU_ISSET(c, &all) && want-- == 0) {
+      cpu = c;
+      break;
+    }
+  if (cpu >= 0) {
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    rc = pthread_setaffinity_np(pthread_self(), sizeof(one), &one);
+  }
+  if (cpu < 0 || rc)
+    log_warn("worker not pinned", "worker=%u err=\"%s\"", s->index, strerror(rc ? rc : ENOENT));
+  else
+    log_info("worker pinned", "worker=%u cpu=%d", s->index, cpu);
+}
+
 static void *worker_main(void *arg)
 {
   struct server_worker *s = arg;
   struct server *p = s->proc;
+  worker_pin(s);
   int rc = worker_build(s);
   pthread_mutex_lock(&p->lock);
   p->built++;
