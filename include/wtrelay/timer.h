@@ -40,7 +40,10 @@ void timer_init(struct timer *t, timer_fn fn);
  * armed timer never fails. deadline TIMER_NEVER disarms. */
 int timer_arm(struct timer_heap *h, struct timer *t, uint64_t deadline);
 void timer_disarm(struct timer_heap *h, struct timer *t);
-static inline bool timer_armed(const struct timer *t) { return t->heap_idx != UINT32_MAX; }
+static inline bool timer_armed(const struct timer *t)
+{
+  return t->heap_idx != UINT32_MAX;
+}
 uint64_t timer_next(const struct timer_heap *h);
 /* Runs every timer whose deadline <= now (each disarmed before its fn runs;
  * fn may re-arm). Returns how many ran. */

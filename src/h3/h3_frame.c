@@ -420,14 +420,10 @@ int h3_settings_parse(const uint8_t *payload, size_t len, struct h3_peer_setting
 int h3_settings_build_server(uint8_t *buf, size_t cap)
 {
   static const struct h3_setting s[] = {
-      {H3_SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0},
-      {H3_SETTINGS_QPACK_BLOCKED_STREAMS, 0},
-      {H3_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},
-      {H3_SETTINGS_H3_DATAGRAM, 1},
-      {H3_SETTINGS_H3_DATAGRAM_DRAFT04, 1},
-      {H3_SETTINGS_ENABLE_WEBTRANSPORT, 1},
-      {H3_SETTINGS_WEBTRANSPORT_MAX_SESSIONS, 1},
-      {SETTINGS_GREASE_ID, 0},
+      {H3_SETTINGS_QPACK_MAX_TABLE_CAPACITY, 0},  {H3_SETTINGS_QPACK_BLOCKED_STREAMS, 0},
+      {H3_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1},   {H3_SETTINGS_H3_DATAGRAM, 1},
+      {H3_SETTINGS_H3_DATAGRAM_DRAFT04, 1},       {H3_SETTINGS_ENABLE_WEBTRANSPORT, 1},
+      {H3_SETTINGS_WEBTRANSPORT_MAX_SESSIONS, 1}, {SETTINGS_GREASE_ID, 0},
   };
 
   return h3_settings_encode(buf, cap, s, sizeof(s) / sizeof(s[0]));

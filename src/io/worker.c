@@ -6,8 +6,7 @@
 #include <errno.h>
 #include <string.h>
 
-int worker_init(struct worker *w, uint32_t index, const struct io_params *iop,
-                uint32_t max_timers)
+int worker_init(struct worker *w, uint32_t index, const struct io_params *iop, uint32_t max_timers)
 {
   int rc;
   memset(w, 0, sizeof(*w));

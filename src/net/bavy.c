@@ -77,10 +77,14 @@ int bavy_ctrl_parse(const uint8_t *json, size_t len, struct bavy_ctrl *out)
 const char *bavy_ctrl_strerror(int err)
 {
   switch (err) {
-  case -EMSGSIZE: return "oversized control message";
-  case -EBADMSG: return "invalid control message";
-  case -EINVAL: return "invalid MAC address";
-  default: return "bad control message";
+  case -EMSGSIZE:
+    return "oversized control message";
+  case -EBADMSG:
+    return "invalid control message";
+  case -EINVAL:
+    return "invalid MAC address";
+  default:
+    return "bad control message";
   }
 }
 
