@@ -79,8 +79,6 @@
  * ngtcp2's packets are at most the path's UDP payload). */
 #define HANDOFF_SLOTS 256
 #define HANDOFF_MAX_PKT 2048
-/* Frame rings (room copies joined by uplink ports): slots per worker pair. */
-#define FRAME_SLOTS 1024
 
 /* A worker's process events (server_worker.events), set by the process
  * thread with its doorbell rung after. */
@@ -1206,9 +1204,10 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->shared.handoff_ctx = p;
   for (uint32_t f = 0; p->nworkers > 1 && f < p->nworkers; f++)
     for (uint32_t t = 0; t < p->nworkers; t++)
-      if (f != t && ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
-                                      sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
-                     (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0))
+      if (f != t &&
+          ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
+                            sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
+           (rc = fring_init(fring_of(p, f, t), cfg->worker_ring_slots, cfg->max_frame_size)) < 0))
         goto fail;
   if ((p->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
     rc = -errno;
