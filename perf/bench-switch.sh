@@ -5,20 +5,35 @@
 # (datagrams per recvmsg, packets per sendmsg) from its exit log.
 # Not part of make test. Usage (after `make`):
 #   perf/bench-switch.sh [RUNS] [DURATION_S]
+#   perf/bench-switch.sh --workers [RUNS] [DURATION_S] [PAIRS]
+# --workers: the worker benchmarks of issue 15 instead (see workers_bench
+# below): PAIRS unicast pairs (default 2) of 1000-byte frames at the
+# maximum rate, on a relay with 1 worker, with 2 workers and every pair on
+# one worker (pair k on worker k mod 2), and with 2 workers and every pair
+# split over both (every frame crosses a worker ring); RUNS repetitions
+# (default 5) of the three, each on a fresh relay, medians of each figure
+# and of the ratios taken within one repetition. RATE=N in the environment
+# offers N frames/s in all instead of the maximum.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=switch
+if [ "${1:-}" = "--workers" ]; then
+  MODE=workers
+  shift
+fi
 RUNS=${1:-3}
+[ "$MODE" = workers ] && RUNS=${1:-5}
 DUR=${2:-5}
 B=build
 TMP=$(mktemp -d)
 RELAY=""
 trap '[ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
 
-relay_start() {
+relay_start() { # [extra relay flags...]
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   $B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
-    --max-client-addrs-per-room 65536 --flood-rate 0 >"$TMP/out" 2>"$TMP/err" &
+    --max-client-addrs-per-room 65536 --flood-rate 0 "$@" >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
   for _ in $(seq 50); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
   HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/out")
@@ -58,6 +73,94 @@ print(int(m("delivered_fps")))
 PY
 )
 }
+
+# One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
+# plus the relay's per-worker io counters from its exit log.
+workers_run() { # rep, workers, placement
+  local rep=$1 w=$2 place=$3
+  relay_start --workers "$w" --worker-ring-slots 1024
+  $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
+    --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "${RATE:-0}" \
+    --workers "$w" --placement "$place" | tail -1 >"$TMP/json"
+  kill -TERM "$RELAY"
+  wait "$RELAY" || true
+  RELAY=""
+  python3 - "$rep" "$TMP/json" "$TMP/err" >>"$TMP/rows" <<'PY'
+import json, re, sys
+row = json.loads(open(sys.argv[2]).read())
+row["rep"] = int(sys.argv[1])
+io = {}
+for l in open(sys.argv[3]):
+    if 'msg="io counters"' in l:
+        kv = dict(re.findall(r"(\w+)=(\d+)", l))
+        io[int(kv.get("worker", 0))] = {k: int(v) for k, v in kv.items()}
+row["io"] = [io[k] for k in sorted(io)]
+print(json.dumps(row))
+PY
+}
+
+workers_bench() {
+  PAIRS=${PAIRS:-2}
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
+  echo "workers: $PAIRS pairs of 1000-byte frames, rate ${RATE:-max}, $RUNS repetitions of ${DUR}s;"
+  echo "relay and wtbench (one thread) share the machine's cores: the relay's work per frame"
+  echo "(CPU of its worker threads / delivered frames) is the robust figure"
+  : >"$TMP/rows"
+  for rep in $(seq "$RUNS"); do
+    workers_run "$rep" 1 same
+    workers_run "$rep" 2 same
+    workers_run "$rep" 2 cross
+  done
+  python3 - "$TMP/rows" <<'PY'
+import json, statistics as st, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+cfgs = [(1, "same", "1 worker"), (2, "same", "2 workers, pairs on one worker"),
+        (2, "cross", "2 workers, pairs across workers")]
+def of(w, p): return [r for r in rows if r["workers"] == w and r["placement"] == p]
+def per_core(r): return r["delivered_fps"] / (r["relay_workers_cpu_pct"] / 100) if r["relay_workers_cpu_pct"] > 0 else 0
+print("%-32s %10s %10s %12s %9s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
+      "per core", "us/frame", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
+for w, p, label in cfgs:
+    rs = of(w, p)
+    if not rs:
+        continue
+    med = lambda f: st.median(f(r) for r in rs)
+    per_w = []
+    for i in range(w):
+        cpu = st.median(r["relay_worker_cpu_pct"][i] if i < len(r["relay_worker_cpu_pct"]) else 0 for r in rs)
+        rx = st.median(r["io"][i]["rx_datagrams"] / max(r["io"][i]["rx_completions"], 1) for r in rs)
+        tx = st.median(r["io"][i]["tx_packets"] / max(r["io"][i]["tx_msgs"], 1) for r in rs)
+        per_w.append("w%d %.0f%% %.1f %.1f" % (i, cpu, rx, tx))
+    print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
+          med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), med(lambda r: r["relay_us_per_frame"]),
+          med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
+reps = sorted({r["rep"] for r in rows})
+def one(rep, w, p):
+    x = [r for r in of(w, p) if r["rep"] == rep]
+    return x[0] if x else None
+same_ratio, cross_ratio = [], []
+for rep in reps:
+    a, b, c = one(rep, 1, "same"), one(rep, 2, "same"), one(rep, 2, "cross")
+    if a and b and per_core(a) > 0:
+        same_ratio.append(per_core(b) / per_core(a))
+    if b and c and b["relay_us_per_frame"] > 0:
+        cross_ratio.append(c["relay_us_per_frame"] / b["relay_us_per_frame"])
+if same_ratio:
+    m = st.median(same_ratio)
+    print("per-core rate, 2 workers (pairs on one worker) / 1 worker: median %.2f (runs: %s) target >= 0.90: %s" % (
+        m, " ".join("%.2f" % x for x in same_ratio), "met" if m >= 0.9 else "MISSED"))
+if cross_ratio:
+    m = st.median(cross_ratio)
+    print("relay CPU per frame, across workers / on one worker (2 workers): median %.2f (runs: %s) target <= 1.30: %s" % (
+        m, " ".join("%.2f" % x for x in cross_ratio), "met" if m <= 1.3 else "MISSED"))
+PY
+}
+
+if [ "$MODE" = workers ]; then
+  PAIRS=${3:-2}
+  workers_bench
+  exit 0
+fi
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
 echo "relay and wtbench share the machine (loopback); medians of $RUNS runs of ${DUR}s"

@@ -23,16 +23,18 @@
  * delivery and one-way latency are measured per frame.
  *
  * Placement on the relay's workers (--workers W, the relay's --workers):
- * each session gets its own client endpoint (UDP socket, ring), so the
- * kernel's 4-tuple hash (or the relay's steering program, which leaves
- * Initials to that hash) picks a worker per session. The worker that took
- * a connection is the first byte of the connection ID the relay chose
- * (quic.c), which is the client's destination CID once the handshake is
- * done; a session on the wrong worker is closed and opened again from a
- * new socket (a new source port) until it lands where it should, at most
- * PLACE_TRIES times. --placement same puts both sessions of pair k on
- * worker k mod W; cross puts session 2k on worker k mod W and 2k+1 on the
- * next one, so every frame crosses a worker ring. At most 64 sessions.
+ * one client endpoint (UDP socket, ring) per relay worker, carrying the
+ * sessions placed there. The kernel's 4-tuple hash (or the relay's
+ * steering program, which leaves Initials to that hash) picks the worker
+ * of a connection, so every session of one endpoint lands on the same
+ * worker. The worker that took a connection is the first byte of the
+ * connection ID the relay chose (quic.c), the client's destination CID
+ * once the handshake is done: an endpoint whose first session is on the
+ * wrong worker is closed and made again with a new socket (a new source
+ * port) until it lands where it should, at most PLACE_TRIES times.
+ * --placement same puts both sessions of pair k on worker k mod W; cross
+ * puts session 2k on worker k mod W and 2k+1 on the next one, so every
+ * frame crosses a worker ring. At most 64 sessions.
  *
  * Reports offered and delivered frames/s, loss, latency p50/p99/p99.9, the
  * relay's CPU time and RSS from /proc/PID (with --relay-pid), and datagrams
@@ -295,40 +297,77 @@ static bool one_open(void *arg)
   return s->state == WTC_OPEN || s->state == WTC_FAILED || s->state == WTC_CLOSED;
 }
 
-/* --workers: opens session i on its own endpoint until it sits on worker
- * `want`; 0 or negative errno. */
-static int open_placed(struct bench *b, uint32_t i, uint32_t want, const char *url,
-                       const uint8_t *pin, const char *path, uint32_t *tries)
-{
-  static const struct wtc_ops placed_ops = {.on_frame = on_frame};
-  for (uint32_t t = 1; t <= PLACE_TRIES; t++) {
-    struct wtc *c = b->cs[i];
-    int rc = wtc_init(c, url, pin, 1, &placed_ops, b);
-    if (rc < 0)
-      return rc;
-    struct wtc_session *s;
-    if ((rc = wtc_open_path(c, path, &s)) < 0)
-      return rc;
-    s->user = (void *)(uintptr_t)i;
-    if (wtc_run(c, 10000000000ull, one_open, s) < 0 || s->state != WTC_OPEN)
-      return -ECONNREFUSED;
-    if (session_worker(s) == want) {
-      b->s[i] = s;
-      *tries += t;
-      return 0;
-    }
-    wtc_close(s, 0, "wtbench placement");
-    wtc_run(c, 20000000ull, NULL, NULL);
-    wtc_fini(c);
-  }
-  return -EAGAIN;
-}
-
 /* The worker session i should sit on (--placement). */
 static uint32_t placed_worker(const struct bench *b, uint32_t i)
 {
   uint32_t k = i / 2;
   return (k + (b->cross && (i & 1))) % b->workers;
+}
+
+struct opened {
+  struct wtc_session **s;
+  uint32_t n;
+};
+
+static bool all_opened(void *arg)
+{
+  struct opened *o = arg;
+  for (uint32_t i = 0; i < o->n; i++)
+    if (!one_open(o->s[i]))
+      return false;
+  return true;
+}
+
+/* --workers: endpoint w (one socket, so one 4-tuple) carries every session
+ * placed on worker w. Its first session is opened from new sockets until
+ * the relay puts it on w; the others follow it there (same 4-tuple, same
+ * choice). 0 or negative errno; *tries counts the endpoints made. */
+static int place_endpoint(struct bench *b, uint32_t w, const char *url, const uint8_t *pin,
+                          uint32_t *tries)
+{
+  static const struct wtc_ops placed_ops = {.on_frame = on_frame};
+  uint32_t mine[MAX_PLACED], n = 0;
+  for (uint32_t i = 0; i < b->n; i++)
+    if (placed_worker(b, i) == w)
+      mine[n++] = i;
+  if (!n)
+    return 0;
+  struct wtc *c = b->cs[w];
+  for (uint32_t t = 1; t <= PLACE_TRIES; t++) {
+    int rc = wtc_init(c, url, pin, n, &placed_ops, b);
+    if (rc < 0)
+      return rc;
+    (*tries)++;
+    struct wtc_session *s;
+    if ((rc = wtc_open_path(c, NULL, &s)) < 0)
+      return rc;
+    s->user = (void *)(uintptr_t)mine[0];
+    if (wtc_run(c, 10000000000ull, one_open, s) < 0 || s->state != WTC_OPEN)
+      return -ECONNREFUSED;
+    if (session_worker(s) != w) {
+      wtc_close(s, 0, "wtbench placement");
+      wtc_run(c, 20000000ull, NULL, NULL);
+      wtc_fini(c);
+      continue;
+    }
+    b->s[mine[0]] = s;
+    for (uint32_t k = 1; k < n; k++) {
+      if ((rc = wtc_open_path(c, NULL, &b->s[mine[k]])) < 0)
+        return rc;
+      b->s[mine[k]]->user = (void *)(uintptr_t)mine[k];
+    }
+    struct wtc_session *all[MAX_PLACED];
+    for (uint32_t k = 0; k < n; k++)
+      all[k] = b->s[mine[k]];
+    struct opened o = {all, n};
+    if (wtc_run(c, 10000000000ull, all_opened, &o) < 0)
+      return -ETIMEDOUT;
+    for (uint32_t k = 0; k < n; k++)
+      if (all[k]->state != WTC_OPEN || session_worker(all[k]) != w)
+        return -EXDEV; /* the same 4-tuple went elsewhere: not the kernel's hash? */
+    return 0;
+  }
+  return -EAGAIN;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -448,9 +487,9 @@ int main(int argc, char **argv)
   b.cross = !strcmp(placement, "cross");
   int rc = 0;
   if (workers) {
-    b.ncs = sessions;
-    b.cs = calloc(sessions, sizeof(*b.cs));
-    for (uint32_t i = 0; b.cs && i < sessions; i++)
+    b.ncs = workers;
+    b.cs = calloc(workers, sizeof(*b.cs));
+    for (uint32_t i = 0; b.cs && i < workers; i++)
       if (!(b.cs[i] = calloc(1, sizeof(struct wtc))))
         return 1;
     if (!b.cs || rooms > 1)
@@ -483,13 +522,12 @@ int main(int argc, char **argv)
     uint32_t pid = (uint32_t)getpid();
     const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, 0, 0, (uint8_t)i};
     memcpy(b.mac[i], m, 6);
-    if ((rc = open_placed(&b, i, placed_worker(&b, i), url, hash ? pin : NULL, NULL,
-                          &place_tries)) < 0) {
-      fprintf(stderr, "wtbench: session %u not placed on worker %u: %s\n", i, placed_worker(&b, i),
-              strerror(-rc));
+  }
+  for (uint32_t w = 0; w < workers; w++)
+    if ((rc = place_endpoint(&b, w, url, hash ? pin : NULL, &place_tries)) < 0) {
+      fprintf(stderr, "wtbench: sessions not placed on worker %u: %s\n", w, strerror(-rc));
       return 1;
     }
-  }
   for (uint32_t i = 0; workers && i < sessions; i++)
     wtc_register(b.s[i], b.mac[i]);
   struct want wreg = {&b, WTC_REGISTERED, 0, sessions};
@@ -654,8 +692,8 @@ int main(int argc, char **argv)
     printf("  relay workers        %12.1f %% of one core (each: %s), %.2f us per delivered frame\n",
            100.0 * wcpu_s / secs, nwk ? wlist : "-", us_per_frame);
   if (workers)
-    printf("  placement            %12s on %u workers, %.1f connections per placed session\n",
-           placement, workers, (double)place_tries / sessions);
+    printf("  placement            %12s on %u workers, %.1f sockets tried per worker\n", placement,
+           workers, (double)place_tries / workers);
   printf("  client batching      %12.2f datagrams/recvmsg, %.2f packets/sendmsg\n", rx_per, tx_per);
   printf("{\"pattern\":\"%s\",\"sessions\":%u,\"size\":%zu,\"rate\":%.0f,\"duration_s\":%.3f,"
          "\"sent\":%llu,\"send_blocked\":%llu,\"delivered\":%llu,\"offered_fps\":%.0f,"
