@@ -4,7 +4,7 @@
  *   wtbench --url https://127.0.0.1:4433/bench --cert-hash HEX
  *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
  *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID] [--rooms K]
- *           [--workers W --placement same|cross]
+ *           [--workers W --placement same|cross] [--per-second]
  *
  * N sessions from one process (one io_uring loop, one UDP socket), each a
  * registered bavy peer with its own MAC. Patterns:
@@ -39,6 +39,9 @@
  * Reports offered and delivered frames/s, loss, latency p50/p99/p99.9, the
  * relay's CPU time and RSS from /proc/PID (with --relay-pid), and datagrams
  * per syscall on the client side; a table for people and one JSON line.
+ * --per-second (for tests): "wtbench: measuring" on stderr when the
+ * measured period starts, and the frames delivered in each whole second
+ * of it in the JSON line ("per_second", at most MAX_SECONDS).
  * With --relay-pid the relay's worker threads (named wtrelay-wN) are
  * measured one by one from /proc/PID/task/TID/stat: their CPU in all and
  * per worker, and CPU microseconds per delivered frame (the relay's work
@@ -65,6 +68,7 @@
 #define MAX_PLACED 64   /* sessions with --workers: each has its own endpoint */
 #define PLACE_TRIES 64  /* new source ports per session before giving up */
 #define MAX_WTHREADS 64 /* relay worker threads measured */
+#define MAX_SECONDS 600 /* --per-second buckets */
 
 enum pattern { P_PAIR, P_BROADCAST, P_ECHO, P_IDLE };
 
@@ -83,7 +87,9 @@ struct bench {
   uint64_t *seq_out; /* per sender */
   uint64_t sent, send_blocked, delivered, echoed, foreign;
   bool measuring;
-  uint64_t *lat; /* ns samples (reservoir beyond MAX_SAMPLES) */
+  uint64_t t0;                   /* start of the measured period */
+  uint64_t per_sec[MAX_SECONDS]; /* frames delivered in each second of it */
+  uint64_t *lat;                 /* ns samples (reservoir beyond MAX_SAMPLES) */
   uint64_t nlat, lat_seen;
   uint64_t rng;
 };
@@ -153,6 +159,8 @@ static void on_frame(void *user, struct wtc_session *s, const uint8_t *f, size_t
     return;
   b->delivered++;
   uint64_t now = clock_now_ns();
+  if (now > b->t0 && (now - b->t0) / 1000000000u < MAX_SECONDS)
+    b->per_sec[(now - b->t0) / 1000000000u]++;
   if (now > ts)
     lat_add(b, now - ts);
 }
@@ -419,8 +427,14 @@ int main(int argc, char **argv)
   int relay_pid = 0;
   uint32_t workers = 0;
   const char *placement = "same";
+  bool per_second = false;
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--per-second")) {
+      per_second = true;
+      i--;
+      continue;
+    }
     if (!v) {
       usage();
       return 2;
@@ -611,8 +625,11 @@ int main(int argc, char **argv)
     io0.tx_packets += b.cs[i]->w.io.ctr.tx_packets;
     io0.tx_msgs += b.cs[i]->w.io.ctr.tx_msgs;
   }
-  b.measuring = true;
   uint64_t t0 = clock_now_ns(), end = t0 + (uint64_t)(duration * 1e9);
+  b.t0 = t0;
+  b.measuring = true;
+  if (per_second)
+    fprintf(stderr, "wtbench: measuring\n");
   uint32_t next_sender = 0;
   for (uint64_t now = t0; now < end; now = clock_now_ns()) {
     if (rate > 0) {
@@ -701,11 +718,18 @@ int main(int argc, char **argv)
          "\"lat_p999_us\":%.1f,\"relay_cpu_pct\":%.1f,\"relay_rss_kb\":%ld,"
          "\"client_rx_per_recvmsg\":%.2f,\"client_tx_per_sendmsg\":%.2f,"
          "\"relay_workers_cpu_pct\":%.1f,\"relay_worker_cpu_pct\":[%s],"
-         "\"relay_us_per_frame\":%.3f,\"workers\":%u,\"placement\":\"%s\"}\n",
+         "\"relay_us_per_frame\":%.3f,\"workers\":%u,\"placement\":\"%s\"",
          pat, sessions, b.size, rate, secs, (unsigned long long)b.sent,
          (unsigned long long)b.send_blocked, (unsigned long long)b.delivered, (double)b.sent / secs,
          (double)b.delivered / secs, loss, p50, p99, p999, cpu, p1.rss_kb, rx_per, tx_per,
          100.0 * wcpu_s / secs, wlist, us_per_frame, workers, workers ? placement : "");
+  if (per_second) {
+    printf(",\"per_second\":[");
+    for (uint32_t i = 0; i < MAX_SECONDS && i < (uint32_t)secs; i++)
+      printf("%s%llu", i ? "," : "", (unsigned long long)b.per_sec[i]);
+    printf("]");
+  }
+  printf("}\n");
   for (uint32_t i = 0; i < sessions; i++)
     wtc_close(b.s[i], 0, "wtbench done");
   run_all(&b, 200000000ull, NULL, NULL);
