@@ -12,8 +12,9 @@
 # one worker (pair k on worker k mod 2), and with 2 workers and every pair
 # split over both (every frame crosses a worker ring); RUNS repetitions
 # (default 5) of the three, each on a fresh relay, medians of each figure
-# and of the ratios taken within one repetition. RATE=N in the environment
-# offers N frames/s in all instead of the maximum.
+# and of the ratios taken within one repetition. Two loads: the maximum
+# (as fast as the client's QUIC connections take frames) and a fixed rate
+# the relay carries without loss (RATE, default 40000 frames/s in all).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=switch
@@ -35,7 +36,12 @@ relay_start() { # [extra relay flags...]
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
     --max-client-addrs-per-room 65536 --flood-rate 0 "$@" >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
-  for _ in $(seq 50); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
+  if ! grep -q '^Listening' "$TMP/out"; then
+    echo "relay did not start:" >&2
+    tail -5 "$TMP/err" >&2
+    exit 1
+  fi
   HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/out")
 }
 relay_stop() { # prints the relay's batching
@@ -76,11 +82,11 @@ PY
 
 # One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
 # plus the relay's per-worker io counters from its exit log.
-workers_run() { # rep, workers, placement
-  local rep=$1 w=$2 place=$3
+workers_run() { # rep, workers, placement, rate (0 = max)
+  local rep=$1 w=$2 place=$3 rate=$4
   relay_start --workers "$w" --worker-ring-slots 1024
   $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
-    --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "${RATE:-0}" \
+    --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "$rate" \
     --workers "$w" --placement "$place" | tail -1 >"$TMP/json"
   kill -TERM "$RELAY"
   wait "$RELAY" || true
@@ -102,18 +108,29 @@ PY
 workers_bench() {
   PAIRS=${PAIRS:-2}
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
-  echo "workers: $PAIRS pairs of 1000-byte frames, rate ${RATE:-max}, $RUNS repetitions of ${DUR}s;"
+  echo "workers: $PAIRS pairs of 1000-byte frames, $RUNS repetitions of ${DUR}s, at the maximum rate and at $RATE/s;"
   echo "relay and wtbench (one thread) share the machine's cores: the relay's work per frame"
   echo "(CPU of its worker threads / delivered frames) is the robust figure"
   : >"$TMP/rows"
   for rep in $(seq "$RUNS"); do
-    workers_run "$rep" 1 same
-    workers_run "$rep" 2 same
-    workers_run "$rep" 2 cross
+    for rate in 0 "$RATE"; do
+      workers_run "$rep" 1 same "$rate"
+      workers_run "$rep" 2 same "$rate"
+      workers_run "$rep" 2 cross "$rate"
+    done
   done
-  python3 - "$TMP/rows" <<'PY'
+  for rate in 0 "$RATE"; do
+    [ "$rate" = 0 ] && echo "== maximum rate" || echo "== $rate frames/s offered"
+    workers_summary "$rate"
+  done
+  [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
+}
+
+workers_summary() { # rate
+  python3 - "$TMP/rows" "$1" <<'PY'
 import json, statistics as st, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
+rows = [r for r in rows if r["rate"] == float(sys.argv[2])]
 cfgs = [(1, "same", "1 worker"), (2, "same", "2 workers, pairs on one worker"),
         (2, "cross", "2 workers, pairs across workers")]
 def of(w, p): return [r for r in rows if r["workers"] == w and r["placement"] == p]
@@ -158,6 +175,7 @@ PY
 
 if [ "$MODE" = workers ]; then
   PAIRS=${3:-2}
+  RATE=${RATE:-40000}
   workers_bench
   exit 0
 fi
