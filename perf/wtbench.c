@@ -386,6 +386,20 @@ static int place_endpoint(struct bench *b, uint32_t w, const char *url, const ui
   return -EAGAIN;
 }
 
+/* Everything main allocated, once the endpoints are finished. */
+static void bench_free(struct bench *b)
+{
+  if (b->workers) {
+    for (uint32_t i = 0; i < b->ncs; i++)
+      free(b->cs[i]);
+    free(b->cs);
+  }
+  free(b->s);
+  free(b->mac);
+  free(b->seq_out);
+  free(b->lat);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -612,6 +626,7 @@ int main(int argc, char **argv)
       wtc_close(b.s[i], 0, "wtbench done");
     wtc_run(&b.c, 300000000ull, NULL, NULL);
     wtc_fini(&b.c);
+    bench_free(&b);
     return 0;
   }
   /* warm-up: one frame each way so the switch learns every MAC */
@@ -753,5 +768,6 @@ int main(int argc, char **argv)
   run_all(&b, 200000000ull, NULL, NULL);
   for (uint32_t i = 0; i < b.ncs; i++)
     wtc_fini(b.cs[i]);
+  bench_free(&b);
   return 0;
 }
