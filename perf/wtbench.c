@@ -667,7 +667,8 @@ int main(int argc, char **argv)
     next_tick = now + TICK_NS;
     if (rate > 0) {
       uint64_t due = (uint64_t)((double)(now - t0) * rate / 1e9);
-      for (uint32_t guard = 0; b.sent + b.send_blocked < due && guard < 4 * sessions; guard++) {
+      for (uint32_t guard = 0;
+           b.sent + b.send_blocked < due && guard < (workers ? 16 : 4) * sessions; guard++) {
         while (!is_sender(&b, next_sender))
           next_sender = (next_sender + 1) % sessions;
         send_one(&b, next_sender);
