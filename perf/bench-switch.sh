@@ -83,24 +83,38 @@ PY
 # One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
 # plus the relay's per-worker io counters from its exit log.
 workers_run() { # rep, workers, placement, rate (0 = max)
-  local rep=$1 w=$2 place=$3 rate=$4
-  relay_start --workers "$w" --worker-ring-slots 1024
+  local rep=$1 w=$2 place=$3 rate=$4 ops
+  ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  relay_start --workers "$w" --worker-ring-slots 1024 --http-listen "127.0.0.1:$ops"
   $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
     --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "$rate" \
     --workers "$w" --placement "$place" | tail -1 >"$TMP/json"
+  sleep 0.2 # the workers publish their counters every 100 ms
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$ops/metrics" >"$TMP/metrics" || : >"$TMP/metrics"
   kill -TERM "$RELAY"
   wait "$RELAY" || true
   RELAY=""
-  python3 - "$rep" "$TMP/json" "$TMP/err" >>"$TMP/rows" <<'PY'
+  python3 - "$rep" "$TMP/json" "$TMP/err" "$TMP/metrics" >>"$TMP/rows" <<'PY'
 import json, re, sys
 row = json.loads(open(sys.argv[2]).read())
 row["rep"] = int(sys.argv[1])
 io = {}
+row["relay_frames_in"] = row["relay_out_failed"] = 0
 for l in open(sys.argv[3]):
+    kv = dict(re.findall(r"(\w+)=(\d+)", l))
     if 'msg="io counters"' in l:
-        kv = dict(re.findall(r"(\w+)=(\d+)", l))
         io[int(kv.get("worker", 0))] = {k: int(v) for k, v in kv.items()}
+    if 'msg="frame counters"' in l:
+        row["relay_frames_in"] += int(kv.get("frames_in", 0))
+        row["relay_out_failed"] += int(kv.get("out_failed", 0))
 row["io"] = [io[k] for k in sorted(io)]
+ring = dict(pushed=0, dropped=0)
+for l in open(sys.argv[4]):
+    m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped)"\} (\d+)', l)
+    if m:
+        ring[m.group(1)] += int(m.group(2))
+row["ring_pushed"], row["ring_dropped"] = ring["pushed"], ring["dropped"]
 print(json.dumps(row))
 PY
 }
@@ -110,7 +124,9 @@ workers_bench() {
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
   echo "workers: $PAIRS pairs of 1000-byte frames, $RUNS repetitions of ${DUR}s, at the maximum rate and at $RATE/s;"
   echo "relay and wtbench (one thread) share the machine's cores: the relay's work per frame"
-  echo "(CPU of its worker threads / delivered frames) is the robust figure"
+  echo "(CPU of its worker threads / delivered frames) is the robust figure; us/in: the same per"
+  echo "frame the relay took in; shed: frames it dropped at a receiver's full queue or a full worker"
+  echo "ring (relay counters; ring: of which at a full worker ring)"
   : >"$TMP/rows"
   for rep in $(seq "$RUNS"); do
     for rate in 0 "$RATE"; do
@@ -135,8 +151,12 @@ cfgs = [(1, "same", "1 worker"), (2, "same", "2 workers, pairs on one worker"),
         (2, "cross", "2 workers, pairs across workers")]
 def of(w, p): return [r for r in rows if r["workers"] == w and r["placement"] == p]
 def per_core(r): return r["delivered_fps"] / (r["relay_workers_cpu_pct"] / 100) if r["relay_workers_cpu_pct"] > 0 else 0
-print("%-32s %10s %10s %12s %9s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
-      "per core", "us/frame", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
+def us_in(r): # relay CPU per frame it took in (delivered or shed)
+    return r["relay_workers_cpu_pct"] / 100 * r["duration_s"] * 1e6 / max(r["relay_frames_in"], 1)
+def shed(r): return 100.0 * (r["relay_out_failed"] + r["ring_dropped"]) / max(r["relay_frames_in"], 1)
+def ringd(r): return 100.0 * r["ring_dropped"] / max(r["relay_frames_in"], 1)
+print("%-32s %10s %10s %12s %9s %9s %6s %6s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
+      "per core", "us/frame", "us/in", "shed", "ring", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
 for w, p, label in cfgs:
     rs = of(w, p)
     if not rs:
@@ -148,20 +168,21 @@ for w, p, label in cfgs:
         rx = st.median(r["io"][i]["rx_datagrams"] / max(r["io"][i]["rx_completions"], 1) for r in rs)
         tx = st.median(r["io"][i]["tx_packets"] / max(r["io"][i]["tx_msgs"], 1) for r in rs)
         per_w.append("w%d %.0f%% %.1f %.1f" % (i, cpu, rx, tx))
-    print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
+    print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %9.2f %5.1f%% %5.1f%% %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
           med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), med(lambda r: r["relay_us_per_frame"]),
-          med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
+          med(us_in), med(shed), med(ringd), med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
 reps = sorted({r["rep"] for r in rows})
 def one(rep, w, p):
     x = [r for r in of(w, p) if r["rep"] == rep]
     return x[0] if x else None
-same_ratio, cross_ratio = [], []
+same_ratio, cross_ratio, cross_in = [], [], []
 for rep in reps:
     a, b, c = one(rep, 1, "same"), one(rep, 2, "same"), one(rep, 2, "cross")
     if a and b and per_core(a) > 0:
         same_ratio.append(per_core(b) / per_core(a))
     if b and c and b["relay_us_per_frame"] > 0:
         cross_ratio.append(c["relay_us_per_frame"] / b["relay_us_per_frame"])
+        cross_in.append(us_in(c) / us_in(b))
 if same_ratio:
     m = st.median(same_ratio)
     print("per-core rate, 2 workers (pairs on one worker) / 1 worker: median %.2f (runs: %s) target >= 0.90: %s" % (
@@ -170,6 +191,8 @@ if cross_ratio:
     m = st.median(cross_ratio)
     print("relay CPU per frame, across workers / on one worker (2 workers): median %.2f (runs: %s) target <= 1.30: %s" % (
         m, " ".join("%.2f" % x for x in cross_ratio), "met" if m <= 1.3 else "MISSED"))
+    print("  the same per frame taken in (delivered or shed at a receiver's queue): median %.2f (runs: %s)" % (
+        st.median(cross_in), " ".join("%.2f" % x for x in cross_in)))
 PY
 }
 
