@@ -670,5 +670,8 @@ static const struct counter_def switch_kind_counter_defs[] = {
 #undef KG
 #undef K
 
+_Static_assert(sizeof(struct switch_kind_table) == sizeof(((struct switch_table *)0)->kind),
+               "switch_kind_table is switch_table.kind");
+
 const struct counter_table switch_kind_counter_table =
     COUNTER_TABLE(switch_kind_counter_defs, struct switch_kind_table);
