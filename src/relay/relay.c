@@ -853,10 +853,10 @@ void relay_takeover_verdict(struct relay *r, uint32_t from, uint64_t token, enum
     return;
   }
   r->ctr.takeover_remote_alive++;
-  char why[96];
-  snprintf(why, sizeof(why), "MAC in use by a live session on worker %u (it acknowledged a probe)",
-           from);
-  remote_finish(r, n, false, why);
+  log_info("takeover: the holder on another worker is alive",
+           "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu", n->id,
+           r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms);
+  remote_finish(r, n, false, "MAC in use by a live session (it acknowledged a probe)");
 }
 
 /* Ends the probe of holder o for another worker (the caller answers). */
@@ -874,10 +874,10 @@ static void remote_taken_log(struct relay *r, struct relay_peer *o, uint32_t ask
   if (o->sess)
     h3_session_remote_str(o->sess, addr, sizeof(addr));
   log_info("MAC taken over",
-           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x worker=%u "
-           "asker_worker=%u ms=%.1f probes=%u reason=%s",
+           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%.1f "
+           "probes=%u worker=%u asker_worker=%u reason=%s",
            o->id, addr, LOG_Q(peer_name(r, o)), o->mac[0], o->mac[1], o->mac[2], o->mac[3],
-           o->mac[4], o->mac[5], r->self, asker, (double)(*r->now - o->probe_t0) / 1e6, o->probes,
+           o->mac[4], o->mac[5], (double)(*r->now - o->probe_t0) / 1e6, o->probes, r->self, asker,
            LOG_Q(reason));
 }
 
