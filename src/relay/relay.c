@@ -739,10 +739,13 @@ static const char *verdict_name(enum relay_verdict v)
 
 static void remote_answer(struct relay *r, uint32_t to, uint64_t token, enum relay_verdict v)
 {
+  uint32_t sup;
   if (r->remote->answer(r->remote_ctx, to, token, v) < 0) {
     r->ctr.takeover_remote_ring_drops++;
-    log_warn("takeover verdict dropped (control ring full)", "worker=%u to_worker=%u verdict=%s",
-             r->self, to, verdict_name(v));
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_warn("takeover verdict dropped (control ring full)",
+               "worker=%u to_worker=%u verdict=%s suppressed=%u", r->self, to, verdict_name(v),
+               sup);
   }
 }
 
@@ -765,6 +768,7 @@ static bool remote_start(struct relay *r, struct relay_peer *n, uint32_t room, c
   if (!sent)
     return false;
   r->ctr.takeover_remote_asks++;
+  uint32_t sup;
   n->remote_token = token;
   n->remote_pending = sent;
   n->remote_room = room;
@@ -772,10 +776,12 @@ static bool remote_start(struct relay *r, struct relay_peer *n, uint32_t room, c
   n->probe_t0 = *r->now;
   memcpy(n->want_mac, mac, 6);
   timer_arm(r->timers, &n->takeover, *r->now + TAKEOVER_REMOTE_NS);
-  log_info("takeover asked of other workers",
-           "peer=%u worker=%u workers_asked=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x", n->id,
-           r->self, sent, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3], mac[4],
-           mac[5]);
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+    log_info("takeover asked of other workers",
+             "peer=%u worker=%u workers_asked=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
+             "suppressed=%u",
+             n->id, r->self, sent, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3],
+             mac[4], mac[5], sup);
   return true;
 }
 
@@ -832,30 +838,37 @@ void relay_takeover_verdict(struct relay *r, uint32_t from, uint64_t token, enum
   }
   uint64_t ms = (*r->now - n->probe_t0) / NS_PER_MS;
   const uint8_t *m = n->want_mac;
+  uint32_t sup;
   if (v == RELAY_VERDICT_NOT_HERE) {
     if (n->remote_pending > 1) {
       n->remote_pending--;
       return;
     }
     r->ctr.takeover_remote_not_here++;
-    log_info("takeover: no other worker holds the MAC, registering again",
-             "peer=%u worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu", n->id, r->self, m[0],
-             m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms);
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_info("takeover: no other worker holds the MAC, registering again",
+               "peer=%u worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu suppressed=%u", n->id,
+               r->self, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms, sup);
     remote_finish(r, n, true, NULL);
     return;
   }
   if (v == RELAY_VERDICT_RELEASED) {
     r->ctr.takeover_remote_released++;
-    log_info("MAC handed over by another worker",
-             "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu", n->id,
-             r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms);
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_info("MAC handed over by another worker",
+               "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu "
+               "suppressed=%u",
+               n->id, r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms,
+               sup);
     remote_finish(r, n, true, NULL);
     return;
   }
   r->ctr.takeover_remote_alive++;
-  log_info("takeover: the holder on another worker is alive",
-           "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu", n->id,
-           r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms);
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+    log_info(
+        "takeover: the holder on another worker is alive",
+        "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu suppressed=%u",
+        n->id, r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms, sup);
   remote_finish(r, n, false, "MAC in use by a live session (it acknowledged a probe)");
 }
 
