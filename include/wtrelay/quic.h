@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
@@ -325,6 +326,10 @@ int quic_conn_send_datagram_flags(struct quic_conn *c, const struct iovec *iov, 
                                   uint64_t id, unsigned flags);
 /* The connection's current probe timeout (ngtcp2's PTO), ns. */
 uint64_t quic_conn_pto(struct quic_conn *c);
+/* The connection ID this side sends to (the peer's current one) into out
+ * (at most cap bytes): its length, 0 when none yet. A client of a relay
+ * with several workers learns the worker from its first byte. */
+size_t quic_conn_dcid(const struct quic_conn *c, uint8_t *out, size_t cap);
 /* Names the anchor (see "Loss recovery" above): `unit` (static storage,
  * 1..4 bytes, a complete frame the peer ignores) may be written on stream
  * `sid` of ours any number of times, between whole writes of the stream's
@@ -338,5 +343,9 @@ void quic_conn_close(struct quic_conn *c, uint64_t app_err);
 void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
 /* io_sockaddr_client_key of the connection's current peer address. */
 uint64_t quic_conn_client_key(const struct quic_conn *c);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table quic_counter_table;
 
 #endif
