@@ -328,7 +328,7 @@ static int uplink_deliver(void *ctx, const struct switch_frame *f)
   struct relay *r = u->r;
   if (!roomdir_copy_has(r->dir, r->rooms[u->room].gid, u->to)) {
     r->ctr.uplink_skipped++; /* no copy there: no ring copy, no no_room drop */
-    return 0;
+    return SWITCH_DELIVER_SKIPPED;
   }
   return r->uplink_send(r->uplink_ctx, u->to, r->rooms[u->room].ring_id, f);
 }

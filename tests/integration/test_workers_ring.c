@@ -179,6 +179,8 @@ Test(workers_ring, flood_in_a_room_on_one_worker_skips_the_idle_worker, .timeout
   cr_assert_eq(ring(m, 1, "no_room"), 0, "the idle worker dropped frames of a room it lacks");
   cr_assert_geq(metric(m, "wtrelay_uplink_frames_skipped_total"), 50,
                 "skipped uplink copies not counted");
+  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"out\"}"), 0,
+               "the switch counted skipped copies as frames out to an uplink");
   relay_proc_stop(&rp);
   wtc_fini(&a->c);
   wtc_fini(&b->c);

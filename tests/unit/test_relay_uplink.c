@@ -116,6 +116,9 @@ Test(relay_uplink, flood_reaches_only_workers_with_a_copy, .init = start, .fini 
     broadcast(0, 0);
   cr_assert_eq(pushed[0][1], 0, "a flood was copied toward a worker without the room");
   cr_assert_eq(r[0].ctr.uplink_skipped, 5);
+  /* the switch counts the skipped copies neither as out nor as failed */
+  cr_assert_eq(r[0].sw.kind[SWITCH_PORT_UPLINK].frames_out, 0);
+  cr_assert_eq(r[0].sw.ctr.deliver_failed, 0);
 
   /* worker 1 makes its copy: floods go there once each, with the room's ring id */
   join(1, 0);
@@ -123,6 +126,7 @@ Test(relay_uplink, flood_reaches_only_workers_with_a_copy, .init = start, .fini 
   broadcast(0, 0);
   cr_assert_eq(pushed[0][1], 1);
   cr_assert_eq(last_gid[0], r[0].rooms[0].ring_id);
+  cr_assert_eq(r[0].sw.kind[SWITCH_PORT_UPLINK].frames_out, 1);
   broadcast(1, 0);
   cr_assert_eq(pushed[1][0], 1, "worker 1's copy floods toward worker 0's");
   cr_assert_eq(r[0].ctr.uplink_skipped, 5);
