@@ -15,6 +15,10 @@
 # and of the ratios taken within one repetition. Two loads: the maximum
 # (as fast as the client's QUIC connections take frames) and a fixed rate
 # the relay carries without loss (RATE, default 40000 frames/s in all).
+# Then the flood fan-out: a 10-session room whose sessions all sit on
+# worker 0 of 2, 2000 broadcasts/s of 500 bytes: ring copies toward the
+# idle worker, its no_room drops and its CPU (RELAY_BIN=path runs another
+# build of the relay for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=switch
@@ -32,7 +36,7 @@ trap '[ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
 
 relay_start() { # [extra relay flags...]
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  $B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
+  ${RELAY_BIN:-$B/wtrelay} --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
     --max-client-addrs-per-room 65536 --flood-rate 0 "$@" >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
@@ -82,13 +86,14 @@ PY
 
 # One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
 # plus the relay's per-worker io counters from its exit log.
-workers_run() { # rep, workers, placement, rate (0 = max)
+workers_run() { # rep, workers, placement, rate (0 = max) [wtbench args...]
   local rep=$1 w=$2 place=$3 rate=$4 ops
+  shift 4
   ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   relay_start --workers "$w" --worker-ring-slots 1024 --http-listen "127.0.0.1:$ops"
   $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
     --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "$rate" \
-    --workers "$w" --placement "$place" | tail -1 >"$TMP/json"
+    --workers "$w" --placement "$place" "$@" | tail -1 >"$TMP/json"
   sleep 0.2 # the workers publish their counters every 100 ms
   python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
     "http://127.0.0.1:$ops/metrics" >"$TMP/metrics" || : >"$TMP/metrics"
@@ -109,11 +114,12 @@ for l in open(sys.argv[3]):
         row["relay_frames_in"] += int(kv.get("frames_in", 0))
         row["relay_out_failed"] += int(kv.get("out_failed", 0))
 row["io"] = [io[k] for k in sorted(io)]
-ring = dict(pushed=0, dropped=0)
+ring = dict(pushed=0, dropped=0, no_room=0)
 for l in open(sys.argv[4]):
-    m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped)"\} (\d+)', l)
+    m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped|no_room)"\} (\d+)', l)
     if m:
         ring[m.group(1)] += int(m.group(2))
+row["ring_no_room"] = ring["no_room"]
 row["ring_pushed"], row["ring_dropped"] = ring["pushed"], ring["dropped"]
 print(json.dumps(row))
 PY
@@ -134,11 +140,24 @@ workers_bench() {
       workers_run "$rep" 2 same "$rate"
       workers_run "$rep" 2 cross "$rate"
     done
+    workers_run "$rep" 2 one 2000 --pattern broadcast --sessions 10 --size 500
   done
   for rate in 0 "$RATE"; do
     [ "$rate" = 0 ] && echo "== maximum rate" || echo "== $rate frames/s offered"
     workers_summary "$rate"
   done
+  python3 - "$TMP/rows" <<'PY'
+import json, statistics as st, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+rs = [r for r in rs if r["placement"] == "one"]
+if rs:
+    med = lambda f: st.median(f(r) for r in rs)
+    print("== flood fan-out: a 10-session room on worker 0 of 2, 2000 broadcasts/s of 500 B")
+    print("delivered %.0f/s, worker 0 %.1f%%, worker 1 (idle) %.1f%% of a core; ring copies %.0f, no_room drops %.0f (per run of %gs)" % (
+        med(lambda r: r["delivered_fps"]), med(lambda r: r["relay_worker_cpu_pct"][0]),
+        med(lambda r: r["relay_worker_cpu_pct"][1]), med(lambda r: r["ring_pushed"]),
+        med(lambda r: r["ring_no_room"]), med(lambda r: r["duration_s"])))
+PY
   [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
 }
 

@@ -4,7 +4,7 @@
  *   wtbench --url https://127.0.0.1:4433/bench --cert-hash HEX
  *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
  *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID] [--rooms K]
- *           [--workers W --placement same|cross] [--per-second]
+ *           [--workers W --placement same|cross|one] [--per-second]
  *
  * N sessions from one process (one io_uring loop, one UDP socket), each a
  * registered bavy peer with its own MAC. Patterns:
@@ -34,7 +34,8 @@
  * port) until it lands where it should, at most PLACE_TRIES times.
  * --placement same puts both sessions of pair k on worker k mod W; cross
  * puts session 2k on worker k mod W and 2k+1 on the next one, so every
- * frame crosses a worker ring. At most 64 sessions.
+ * frame crosses a worker ring; one puts every session on worker 0 (the
+ * others idle). At most 64 sessions.
  *
  * Reports offered and delivered frames/s, loss, latency p50/p99/p99.9, the
  * relay's CPU time and RSS from /proc/PID (with --relay-pid), and datagrams
@@ -78,7 +79,7 @@ struct bench {
   struct wtc **cs;
   uint32_t ncs;
   uint32_t workers; /* --workers: 0 = no placement */
-  bool cross;
+  bool cross, one;
   struct wtc_session **s;
   uint32_t n;
   enum pattern pattern;
@@ -273,7 +274,8 @@ static uint32_t proc_workers_read(int pid, double *cpu_s)
 static void poll_all(struct bench *b, uint64_t max_wait_ns)
 {
   for (uint32_t i = 0; i < b->ncs; i++)
-    wtc_poll(b->cs[i], b->ncs == 1 ? max_wait_ns : 0);
+    if (b->cs[i]->sess) /* an endpoint with no session placed is never made */
+      wtc_poll(b->cs[i], b->ncs == 1 ? max_wait_ns : 0);
   /* several endpoints: no one ring to wait on; a short sleep instead of
    * spinning on a core the relay needs */
   if (b->ncs > 1 && max_wait_ns)
@@ -313,6 +315,8 @@ static bool one_open(void *arg)
 static uint32_t placed_worker(const struct bench *b, uint32_t i)
 {
   uint32_t k = i / 2;
+  if (b->one)
+    return 0;
   return (k + (b->cross && (i & 1))) % b->workers;
 }
 
@@ -421,7 +425,7 @@ static void usage(void)
   fprintf(stderr, "usage: wtbench --url URL [--cert-hash HEX] [--sessions N]\n"
                   "               [--pattern pair|broadcast|echo] [--size BYTES]\n"
                   "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n"
-                  "               [--rooms K] [--workers W --placement same|cross]\n"
+                  "               [--rooms K] [--workers W --placement same|cross|one]\n"
                   "               (patterns: pair broadcast echo idle)\n");
 }
 
@@ -499,7 +503,7 @@ int main(int argc, char **argv)
       ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN ||
       size > 1514 || duration <= 0 || rate < 0 || workers > 256 ||
       (workers && (sessions > MAX_PLACED || b.pattern == P_IDLE)) ||
-      (strcmp(placement, "same") && strcmp(placement, "cross"))) {
+      (strcmp(placement, "same") && strcmp(placement, "cross") && strcmp(placement, "one"))) {
     usage();
     return 2;
   }
@@ -521,6 +525,7 @@ int main(int argc, char **argv)
   struct wtc *only = &b.c;
   b.workers = workers;
   b.cross = !strcmp(placement, "cross");
+  b.one = !strcmp(placement, "one");
   int rc = 0;
   if (workers) {
     b.ncs = workers;
