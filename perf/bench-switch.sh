@@ -87,6 +87,12 @@ PY
 # One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
 # plus the relay's per-worker io counters from its exit log.
 workers_run() { # rep, workers, placement, rate (0 = max) [wtbench args...]
+  # once more on a fresh relay when wtbench gave no result (a port another
+  # program took between our pick and the bind, a placement that failed)
+  workers_try "$@" || workers_try "$@" || echo "no result: workers=$2 placement=$3 rate=$4" >&2
+}
+
+workers_try() {
   local rep=$1 w=$2 place=$3 rate=$4 ops
   shift 4
   ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -100,6 +106,7 @@ workers_run() { # rep, workers, placement, rate (0 = max) [wtbench args...]
   kill -TERM "$RELAY"
   wait "$RELAY" || true
   RELAY=""
+  grep -q '^{' "$TMP/json" || return 1
   python3 - "$rep" "$TMP/json" "$TMP/err" "$TMP/metrics" >>"$TMP/rows" <<'PY'
 import json, re, sys
 row = json.loads(open(sys.argv[2]).read())
