@@ -14,7 +14,9 @@
 # (default 5) of the three, each on a fresh relay, medians of each figure
 # and of the ratios taken within one repetition. Two loads: the maximum
 # (as fast as the client's QUIC connections take frames) and a fixed rate
-# the relay carries without loss (RATE, default 40000 frames/s in all).
+# the relay carries without loss (RATE, default 40000 frames/s in all),
+# with one more configuration there: 1 worker at RATE / 2, the load each of
+# 2 workers carries at RATE (batching depends on the load per worker).
 # Then the flood fan-out: a 10-session room whose sessions all sit on
 # worker 0 of 2, 2000 broadcasts/s of 500 bytes: ring copies toward the
 # idle worker, its no_room drops and its CPU (RELAY_BIN=path runs another
@@ -147,6 +149,7 @@ workers_bench() {
       workers_run "$rep" 2 same "$rate"
       workers_run "$rep" 2 cross "$rate"
     done
+    workers_run "$rep" 1 same $((RATE / 2))
     workers_run "$rep" 2 one 2000 --pattern broadcast --sessions 10 --size 500
   done
   for rate in 0 "$RATE"; do
@@ -172,9 +175,14 @@ workers_summary() { # rate
   python3 - "$TMP/rows" "$1" <<'PY'
 import json, statistics as st, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-rows = [r for r in rows if r["rate"] == float(sys.argv[2])]
+rate = float(sys.argv[2])
+half = [r for r in rows if rate and r["rate"] == rate // 2 and r["workers"] == 1]
+for r in half:
+    r["placement"] = "half"
+rows = [r for r in rows if r["rate"] == rate] + half
 cfgs = [(1, "same", "1 worker"), (2, "same", "2 workers, pairs on one worker"),
-        (2, "cross", "2 workers, pairs across workers")]
+        (2, "cross", "2 workers, pairs across workers"),
+        (1, "half", "1 worker at half the rate")]
 def of(w, p): return [r for r in rows if r["workers"] == w and r["placement"] == p]
 def per_core(r): return r["delivered_fps"] / (r["relay_workers_cpu_pct"] / 100) if r["relay_workers_cpu_pct"] > 0 else 0
 def us_in(r): # relay CPU per frame it took in (delivered or shed)
@@ -201,11 +209,14 @@ reps = sorted({r["rep"] for r in rows})
 def one(rep, w, p):
     x = [r for r in of(w, p) if r["rep"] == rep]
     return x[0] if x else None
-same_ratio, cross_ratio, cross_in = [], [], []
+same_ratio, cross_ratio, cross_in, half_ratio = [], [], [], []
 for rep in reps:
     a, b, c = one(rep, 1, "same"), one(rep, 2, "same"), one(rep, 2, "cross")
     if a and b and per_core(a) > 0:
         same_ratio.append(per_core(b) / per_core(a))
+    h = one(rep, 1, "half")
+    if h and b and per_core(h) > 0:
+        half_ratio.append(per_core(b) / per_core(h))
     if b and c and b["relay_us_per_frame"] > 0:
         cross_ratio.append(c["relay_us_per_frame"] / b["relay_us_per_frame"])
         cross_in.append(us_in(c) / us_in(b))
@@ -213,6 +224,9 @@ if same_ratio:
     m = st.median(same_ratio)
     print("per-core rate, 2 workers (pairs on one worker) / 1 worker: median %.2f (runs: %s) target >= 0.90: %s" % (
         m, " ".join("%.2f" % x for x in same_ratio), "met" if m >= 0.9 else "MISSED"))
+if half_ratio:
+    print("  the same at equal load per worker (2 workers at the rate / 1 worker at half of it): median %.2f (runs: %s)" % (
+        st.median(half_ratio), " ".join("%.2f" % x for x in half_ratio)))
 if cross_ratio:
     m = st.median(cross_ratio)
     print("relay CPU per frame, across workers / on one worker (2 workers): median %.2f (runs: %s) target <= 1.30: %s" % (
