@@ -176,6 +176,7 @@ struct server {
   struct server_worker **ws;
   struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
   int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  int port_claim;       /* io_udp_port_claim's descriptor with several workers, -1 */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
@@ -920,6 +921,10 @@ static int worker_open_socket(struct server_worker *s)
     return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
+  /* SO_REUSEPORT would let a second relay join our port: claim it first
+   * (an ephemeral port once the kernel has chosen it) */
+  if (many && cfg->port && (p->port_claim = io_udp_port_claim(cfg->port)) < 0)
+    return p->port_claim;
   int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
@@ -932,6 +937,8 @@ static int worker_open_socket(struct server_worker *s)
   }
   if (rc == 0)
     p->port = s->udp->port;
+  if (rc == 0 && many && !cfg->port && (p->port_claim = io_udp_port_claim(p->port)) < 0)
+    return p->port_claim; /* the socket goes with worker 0's io */
   return rc;
 }
 
@@ -1132,6 +1139,8 @@ static void server_destroy(struct server *p)
     quic_iptab_fini(&p->ips);
   if (p->done_fd >= 0)
     close(p->done_fd);
+  if (p->port_claim >= 0)
+    close(p->port_claim);
   if (p->sigfd >= 0)
     close(p->sigfd);
   tls_cert_unref(p->cert);
@@ -1163,6 +1172,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->cfg = cfg;
   p->nworkers = cfg->workers ? cfg->workers : 1;
   p->done_fd = -1;
+  p->port_claim = -1;
   p->sigfd = -1;
   pthread_mutex_init(&p->cert_lock, NULL);
   pthread_mutex_init(&p->lock, NULL);
