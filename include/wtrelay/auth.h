@@ -29,6 +29,7 @@
 #include <sys/stat.h>
 
 #include "wtrelay/config.h"
+#include "wtrelay/counter.h"
 
 #define AUTH_SUB_MAX 128
 #define AUTH_ROOM_MAX 256
@@ -162,5 +163,9 @@ enum auth_reason auth_admit(struct auth *a, const char *origin, const char *quer
                             int64_t now, struct auth_claims *out, uint32_t *subject);
 /* A session admitted with subject (slot + 1) ended. */
 void auth_release(struct auth *a, uint32_t subject);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table auth_counter_table;
 
 #endif

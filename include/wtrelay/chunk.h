@@ -31,6 +31,7 @@
 #include <sys/uio.h>
 
 #include "wtrelay/bavy.h"
+#include "wtrelay/counter.h"
 
 #define CHUNK_PER_OWNER_MAX 16
 #define CHUNK_HDR 5 /* type byte + chunk_id u16 + index + total */
@@ -123,5 +124,9 @@ int chunk_split_plan(size_t len, size_t max_dgram, struct chunk_plan *plan);
  * length, or -ENOSPC. */
 int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, uint16_t chunk_id,
                       uint32_t k, const struct iovec *iov, int iovcnt);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table chunk_counter_table;
 
 #endif

@@ -61,15 +61,16 @@ struct config {
   uint32_t max_client_addrs_per_room;    /* --max-client-addrs-per-room, 0 = pool / 5 */
 
   /* virtual switch */
-  uint8_t gateway_mac[6];     /* --gateway-mac, 52:55:0a:00:02:02 */
-  uint32_t max_frame_size;    /* --max-frame-size, 1514 */
-  uint32_t mac_aging_s;       /* --mac-aging, 300 */
-  uint32_t max_macs_per_port; /* --max-macs-per-port, 4 */
-  uint32_t max_macs_per_room; /* --max-macs-per-room, 1024 */
-  uint32_t max_reassembly;    /* --max-reassembly, 4 chunked frames per session */
-  bool allow_any_src_mac;     /* --allow-any-src-mac, off (port security on) */
-  uint32_t flood_rate;        /* --flood-rate, 100 flooded frames/s per session, 0 = unlimited */
-  uint32_t flood_burst;       /* --flood-burst, 200 */
+  uint8_t gateway_mac[6];       /* --gateway-mac, 52:55:0a:00:02:02 */
+  uint32_t max_frame_size;      /* --max-frame-size, 1514 */
+  uint32_t mac_aging_s;         /* --mac-aging, 300 */
+  uint32_t max_macs_per_port;   /* --max-macs-per-port, 4 */
+  uint32_t max_macs_per_room;   /* --max-macs-per-room, 1024 */
+  uint32_t max_macs_per_uplink; /* --max-macs-per-uplink, 0 = max_macs_per_room */
+  uint32_t max_reassembly;      /* --max-reassembly, 4 chunked frames per session */
+  bool allow_any_src_mac;       /* --allow-any-src-mac, off (port security on) */
+  uint32_t flood_rate;          /* --flood-rate, 100 flooded frames/s per session, 0 = unlimited */
+  uint32_t flood_burst;         /* --flood-burst, 200 */
   /* gateway and NAT */
   uint32_t subnet; /* --subnet, 10.0.2.0/24 (host order) */
   uint8_t prefix;

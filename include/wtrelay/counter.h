@@ -14,6 +14,12 @@
  * the unit test; the rows of one Prometheus family are adjacent and the
  * first carries the family's help; a slot that is never counted (an array
  * index such as "pass") has a row with no family and no key.
+ *
+ * Gauges: a row made with COUNTER_GAUGE is a value that goes up and down
+ * (MACs learned now), exported with TYPE gauge; every row of its family
+ * must be a gauge too. Counters and gauges alike are summed over workers
+ * (counter_sum): a struct is either per worker and summed, or process-wide
+ * and read once.
  */
 #ifndef WTRELAY_COUNTER_H
 #define WTRELAY_COUNTER_H
@@ -28,6 +34,7 @@ struct counter_def {
   const char *line;   /* msg of the exit-log line it appears in ("relay counters") */
   const char *key;    /* its key in that line; NULL: not logged */
   size_t off;         /* offsetof the uint64_t in the struct */
+  int gauge;          /* 1: a gauge (COUNTER_GAUGE), 0: a counter */
 };
 
 struct counter_table {
@@ -41,6 +48,13 @@ struct counter_table {
   {                                                                                                \
     .family = (fam), .help = (hlp), .labels = (lbl), .line = (ln), .key = (k),                     \
     .off = offsetof(T, field)                                                                      \
+  }
+
+/* A gauge row: as COUNTER_DEF. */
+#define COUNTER_GAUGE(T, fam, hlp, lbl, ln, k, field)                                              \
+  {                                                                                                \
+    .family = (fam), .help = (hlp), .labels = (lbl), .line = (ln), .key = (k),                     \
+    .off = offsetof(T, field), .gauge = 1                                                          \
   }
 
 /* The table of a row array `rows` describing struct type T. */
@@ -58,6 +72,12 @@ static inline uint64_t counter_value(const struct counter_def *d, const void *ct
  * info lines, one per distinct `line`, in order of first appearance, keys
  * in table order. */
 void counter_log(const struct counter_table *t, const void *ctr);
+/* The same, each line's keys preceded by `tag` ("worker=1"; NULL or ""
+ * for none). */
+void counter_log_tagged(const struct counter_table *t, const void *ctr, const char *tag);
+
+/* Adds every 64-bit word of src (a struct the table describes) to dst's. */
+void counter_sum(const struct counter_table *t, void *dst, const void *src);
 
 /* Checks the rules above. Returns 0, or -EINVAL with a reason in err. */
 int counter_table_check(const struct counter_table *t, char *err, size_t errlen);

@@ -20,6 +20,7 @@
 #include <sys/uio.h>
 
 #include "wtrelay/capsule.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/h3_frame.h"
 #include "wtrelay/h3_qpack.h"
 #include "wtrelay/quic.h"
@@ -132,5 +133,9 @@ struct quic_conn *h3_session_quic(const struct h3_session *s);
 void h3_session_remote_str(const struct h3_session *s, char *buf, size_t cap);
 /* The client behind the session (quic_conn_client_key), 0 when gone. */
 uint64_t h3_session_client_key(const struct h3_session *s);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table h3_counter_table;
 
 #endif

@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/counter.h"
+
 #define HOSTADDR_MAX 1024  /* local/broadcast IPv4 routes mirrored */
 #define HOSTADDR_BUF 32768 /* one netlink read */
 
@@ -82,5 +84,9 @@ void hostaddr_mark_stale(struct hostaddr *h);
 void hostaddr_sweep_stale(struct hostaddr *h);
 /* True when the host would deliver ip (host order) to itself. */
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table hostaddr_counter_table;
 
 #endif

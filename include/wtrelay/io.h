@@ -34,6 +34,8 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 
+#include "wtrelay/counter.h"
+
 enum io_op {
   IO_OP_NONE = 0,
   IO_OP_UDP_RECV = 1,
@@ -313,5 +315,9 @@ uint64_t io_sockaddr_client_key(const union io_sockaddr *a);
  * its side of a QUIC path: the remote's own address is right only on
  * loopback. Writes the address (port 0) to *out; 0 or negative errno. */
 int io_route_source(const union io_sockaddr *remote, socklen_t remotelen, union io_sockaddr *out);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table io_counter_table;
 
 #endif

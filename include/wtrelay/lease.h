@@ -50,6 +50,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/ippool.h"
 #include "wtrelay/log.h"
@@ -184,5 +185,9 @@ int lease_name_decode(const char *in, size_t len, char *out, size_t cap);
 /* Writes the file now: through the ring when attached (completes later),
  * else synchronously. Returns 0 or negative errno (synchronous errors). */
 int lease_write_now(struct lease_table *t);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table lease_counter_table;
 
 #endif

@@ -1,35 +1,103 @@
 /*
- * metrics: Prometheus text exposition of every counter of a worker.
- * Application wiring (reads every module's counters); see src/metrics.c.
+ * metrics: Prometheus text exposition of every counter of the relay.
+ * Application wiring (reads every module's counters); see
+ * src/ops/metrics.c.
+ *
+ * Everything a worker counts is gathered into one struct of 64-bit words,
+ * struct metrics_worker: each module's counters struct, plus the worker's
+ * gauges that live outside any (struct metrics_gauges). The server
+ * snapshots it per worker, sums the snapshots word by word (counters and
+ * gauges alike) and hands the sum to metrics_write; the exit log writes
+ * each worker's from the same tables (metrics_worker_parts), so /metrics
+ * and the log name every field the same way and cannot drift.
  */
 #ifndef WTRELAY_METRICS_H
 #define WTRELAY_METRICS_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/auth.h"
+#include "wtrelay/chunk.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
+#include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
+#include "wtrelay/lease.h"
 #include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
 
-struct metrics_src {
-  const struct io_counters *io;
-  const struct quic_counters *quic;
-  const struct h3_counters *h3;
-  const struct relay *relay;
-  const struct gateway *gw; /* may be NULL */
-  /* with several workers: the counters summed over every worker (NULL:
-   * relay->ctr and gw->ctr, one worker's) */
-  const struct relay_counters *relay_ctr;
-  const struct gateway_counters *gw_ctr;
-  const struct ops_counters *ops; /* may be NULL */
+/* A worker's gauges that are no field of a counters struct. */
+struct metrics_gauges {
+  uint64_t sessions;           /* bavy peers of the relay (registered or not) */
+  uint64_t quic_conns;         /* QUIC connections in any state */
+  uint64_t mac_entries;        /* the switch's learned MACs */
+  uint64_t chunk_reassemblies; /* chunked frames being reassembled */
+  uint64_t nat_udp_flows, nat_icmp_flows, nat_tcp_conns, nat_share_clients, dns_inflight;
+};
+extern const struct counter_table metrics_gauge_table;
+
+/* Everything one worker counts (see the top of this file). */
+struct metrics_worker {
+  struct metrics_gauges gauges;
+  struct timer_stats timers;
+  struct io_counters io;
+  struct quic_counters quic;
+  struct h3_counters h3;
+  struct auth_counters auth;
+  struct relay_counters relay;
+  struct switch_counters sw;
+  struct switch_kind_table sw_kind;
+  struct chunk_counters chunk;
+  struct gateway_counters gw;
+  struct hostaddr_counters hostaddr;
+};
+
+/* The parts of struct metrics_worker: each one's table and offset, in
+ * order (test_counter checks that they tile the struct). */
+struct metrics_part {
+  const struct counter_table *t;
+  size_t off;
+};
+extern const struct metrics_part metrics_worker_parts[];
+extern const size_t metrics_worker_nparts;
+
+/* What metrics_worker_fill reads: one worker's modules (gw, auth and
+ * hostaddr may be NULL: their words stay 0). */
+struct metrics_worker_src {
+  const struct io *io;
   const struct timer_heap *timers;
+  const struct quic_endpoint *quic;
+  const struct h3_endpoint *h3;
+  const struct relay *relay;
+  const struct gateway *gw;
+  const struct auth *auth;
+  const struct hostaddr *hostaddr;
+};
+void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_src *src);
+
+/* Writes every part of mw to the log, one line per table line, each
+ * starting with tag ("worker=0"). */
+void metrics_worker_log(const struct metrics_worker *mw, const char *tag);
+
+struct metrics_src {
+  const struct metrics_worker *sum; /* summed over every worker */
+  bool auth;                        /* token or origin checks configured: their families */
+  bool hostaddr;                    /* the host's routes are followed: their families */
+  uint32_t host_routes;             /* routes followed (every worker mirrors the same host) */
+  /* process-wide: the room directory's lease table (the caller holds the
+   * directory's lock), the ops listener (may be NULL) */
+  const struct lease_table *leases;
+  uint64_t now;
+  const struct ops_counters *ops;
   const struct tls_cert *cert;
-  uint32_t quic_conns, rooms;
+  uint32_t rooms;
   uint64_t start_time;
   uint64_t cert_reloads, cert_reload_failures;
   uint32_t certs_live; /* shared certificate objects (in use and retired) */

@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/timer.h"
 
@@ -97,5 +98,9 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
 void ops_fini(struct ops *o);
 /* Parses "ADDR:PORT" (IPv6 in brackets). */
 int ops_parse_listen(const char *s, char *host, size_t hostcap, uint16_t *port);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table ops_counter_table;
 
 #endif

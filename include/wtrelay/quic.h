@@ -44,6 +44,7 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
@@ -338,5 +339,9 @@ void quic_conn_close(struct quic_conn *c, uint64_t app_err);
 void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
 /* io_sockaddr_client_key of the connection's current peer address. */
 uint64_t quic_conn_client_key(const struct quic_conn *c);
+
+/* The counters' table (wtrelay/counter.h): /metrics and the exit log
+ * are written from it. */
+extern const struct counter_table quic_counter_table;
 
 #endif

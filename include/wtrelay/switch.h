@@ -55,6 +55,8 @@
 #include <stdint.h>
 #include <sys/uio.h>
 
+#include "wtrelay/counter.h"
+
 #define SWITCH_FRAME_IOV_MAX 3
 #define SWITCH_NO_PORT UINT32_MAX
 #define SWITCH_MAX_DEPTH 3
@@ -224,5 +226,16 @@ uint32_t switch_lookup(struct switch_table *sw, uint32_t domain, const uint8_t m
                        uint64_t now);
 /* Forgets every entry older than the aging time. Returns how many. */
 uint32_t switch_age(struct switch_table *sw, uint64_t now);
+
+/* switch_table.kind seen as one struct, for its counter table. */
+struct switch_kind_table {
+  struct switch_kind_counters kind[SWITCH_PORT_KINDS];
+};
+
+/* The counters' tables (wtrelay/counter.h): /metrics and the exit log are
+ * written from them. switch_kind_counter_table describes sw->kind as a
+ * struct switch_kind_table. */
+extern const struct counter_table switch_counter_table;
+extern const struct counter_table switch_kind_counter_table;
 
 #endif

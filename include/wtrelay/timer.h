@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "wtrelay/counter.h"
+
 #define TIMER_NEVER UINT64_MAX
 
 struct timer;
@@ -51,5 +53,15 @@ unsigned timer_run(struct timer_heap *h, uint64_t now);
 
 /* CLOCK_MONOTONIC in ns. */
 uint64_t clock_now_ns(void);
+
+/* The heap's figures as 64-bit words, for its counter table. */
+struct timer_stats {
+  uint64_t armed, capacity; /* gauges */
+  uint64_t arm_failures;
+};
+void timer_heap_stats(const struct timer_heap *h, struct timer_stats *st);
+/* The table (wtrelay/counter.h) of struct timer_stats: /metrics and the
+ * exit log are written from it. */
+extern const struct counter_table timer_counter_table;
 
 #endif

@@ -122,6 +122,9 @@ static const struct opt opts[] = {
      "MAC addresses learned per session (default 4)"},
     {"max-macs-per-room", 0, NULL, OPT_U32, 1, 1048576, OFF(max_macs_per_room),
      "MAC addresses learned per room (default 1024)"},
+    {"max-macs-per-uplink", 0, NULL, OPT_U32, 0, 1048576, OFF(max_macs_per_uplink),
+     "MAC addresses learned behind one uplink port (another worker's copy of the room); 0 = "
+     "the room's bound (default 0)"},
     {"max-reassembly", 0, NULL, OPT_U32, 1, 16, OFF(max_reassembly),
      "chunked frames being reassembled per session (default 4)"},
     {"allow-any-src-mac", 0, NULL, OPT_FLAG, 0, 0, OFF(allow_any_src_mac),
@@ -238,6 +241,7 @@ void config_defaults(struct config *c)
   c->mac_aging_s = 300;
   c->max_macs_per_port = 4;
   c->max_macs_per_room = 1024;
+  c->max_macs_per_uplink = 0; /* the room's bound */
   c->max_reassembly = 4;
   c->allow_any_src_mac = false;
   c->flood_rate = 100;

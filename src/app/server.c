@@ -103,28 +103,33 @@ struct server_worker_pub {
   _Atomic uint64_t sessions, dgrams_in, dgrams_out, handed_off, handoff_in, turns, pkts_in;
   _Atomic uint64_t uplink_no_room;
   _Atomic uint64_t turn_ns; /* the clock at its last loop turn */
+  _Atomic uint64_t busy_ns; /* worker.busy_ns: time outside the wait on the ring */
+  /* busy time / wall time over the last UTIL_WINDOW_NS, in millionths
+   * (snapshot_publish) */
+  _Atomic uint64_t util_ppm;
+  /* readiness: not shutting down, and the window of the certificate its
+   * new connections get (unix seconds) */
+  _Atomic bool stopping;
+  _Atomic int64_t cert_not_before, cert_not_after;
 };
 
-/* Every counter struct a worker publishes for /metrics, as 64-bit words
- * (each struct is all uint64_t counters: checked below). The owner copies
- * its live structs in with relaxed atomic stores (snapshot_publish, at
- * most every SNAPSHOT_NS and at the end), worker 0 reads them with relaxed
- * loads and sums them: no torn value, no lock, no data race; a sum is a
- * sum of values each at most SNAPSHOT_NS old. */
+/* Everything a worker counts, for /metrics: its struct metrics_worker
+ * (every module's counters struct and its gauges, all 64-bit words) as
+ * atomic words. The owner fills one from its live modules and copies it in
+ * with relaxed atomic stores (snapshot_publish, every SNAPSHOT_NS and at
+ * the end); worker 0 reads every worker's with relaxed loads and sums them
+ * word by word: no torn value, no lock, no data race; a sum is a sum of
+ * values each at most SNAPSHOT_NS old. Process-wide values (the
+ * directory's lease table, the ops listener, certificates) are not in it:
+ * /metrics reads them once. */
 #define WORDS(T) (sizeof(T) / sizeof(uint64_t))
-static_assert(sizeof(struct io_counters) % 8 == 0, "io_counters: 64-bit words");
-static_assert(sizeof(struct quic_counters) % 8 == 0, "quic_counters: 64-bit words");
-static_assert(sizeof(struct h3_counters) % 8 == 0, "h3_counters: 64-bit words");
-static_assert(sizeof(struct relay_counters) % 8 == 0, "relay_counters: 64-bit words");
-static_assert(sizeof(struct gateway_counters) % 8 == 0, "gateway_counters: 64-bit words");
+static_assert(sizeof(struct metrics_worker) % 8 == 0, "metrics_worker: 64-bit words");
 #define SNAPSHOT_NS (100 * NS_PER_MS)
+/* The window of the loop utilisation gauge. */
+#define UTIL_WINDOW_NS NS_PER_S
 
 struct server_worker_snap {
-  _Atomic uint64_t io[WORDS(struct io_counters)];
-  _Atomic uint64_t quic[WORDS(struct quic_counters)];
-  _Atomic uint64_t h3[WORDS(struct h3_counters)];
-  _Atomic uint64_t relay[WORDS(struct relay_counters)];
-  _Atomic uint64_t gw[WORDS(struct gateway_counters)];
+  _Atomic uint64_t w[WORDS(struct metrics_worker)];
 };
 
 struct server;
@@ -162,8 +167,10 @@ struct server_worker {
   uint64_t uplink_no_room; /* frames from another worker's copy of a room this one has not */
   struct server_worker_pub pub;
   struct server_worker_snap snap;
-  uint64_t snap_ns;        /* last snapshot_publish */
-  struct timer snap_timer; /* publishes an idle worker's snapshot too */
+  uint64_t snap_ns;             /* last snapshot_publish */
+  struct timer snap_timer;      /* publishes an idle worker's snapshot too */
+  uint64_t util_t0, util_busy0; /* start of the utilisation window: clock, busy_ns */
+  struct timer stall_timer;     /* WTRELAY_TEST_STALL (see stall_hook) */
   bool worker_ok, h3_ok, quic_ok;
   pthread_t thread;
   bool started;
@@ -204,6 +211,9 @@ struct server {
   int built_rc; /* the first failure */
   bool go;      /* every worker built: run */
   int done_fd;  /* eventfd: a worker thread ended */
+  /* WTRELAY_TEST_STALL=worker:ms:after_s, read once at start (stall_hook) */
+  uint32_t stall_worker, stall_ms, stall_after_s;
+  bool stall;
   int sigfd;
   sigset_t sigmask;
 };
@@ -215,9 +225,9 @@ struct server {
  * connection its connect/RTO/idle timer (nat_tcp.c; max_tcp_conns). UDP and
  * ICMP flows and DNS queries have none: the gateway's sweep ages them.
  * Fixed: the relay's sweep and aging, the lease writer, the gateway's
- * sweep, the ops sweep, the token-key poll, the metrics snapshot (several
- * workers) and the two shutdown timers
- * (9), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
+ * sweep, the ops sweep, the token-key poll, the metrics snapshot, the
+ * test stall hook and the two shutdown timers
+ * (10), rounded up to SERVER_FIXED_TIMERS for fixed timers to come. A
  * failed arm is counted (wtrelay_timer_arm_failures_total). */
 #define SERVER_TIMERS_PER_SESSION 3
 #define SERVER_TIMERS_PER_TCP_CONN 1
@@ -462,6 +472,7 @@ static void publish(struct server_worker *s)
   atomic_store_explicit(&g->turns, s->w.turns, memory_order_relaxed);
   atomic_store_explicit(&g->uplink_no_room, s->uplink_no_room, memory_order_relaxed);
   atomic_store_explicit(&g->turn_ns, s->w.now, memory_order_relaxed);
+  atomic_store_explicit(&g->busy_ns, s->w.busy_ns, memory_order_relaxed);
 }
 
 static void words_store(_Atomic uint64_t *dst, const void *src, size_t n)
@@ -478,17 +489,40 @@ static void words_add(void *dst, _Atomic uint64_t *src, size_t n)
     w[i] += atomic_load_explicit(&src[i], memory_order_relaxed);
 }
 
-/* The owner's counters into its snapshot (see struct server_worker_snap). */
+/* The worker's live counters and gauges (its own thread only). */
+static void worker_counters(struct server_worker *s, struct metrics_worker *mw)
+{
+  struct metrics_worker_src src = {
+      .io = &s->w.io,
+      .timers = &s->w.timers,
+      .quic = &s->quic,
+      .h3 = &s->h3,
+      .relay = &s->relay,
+      .gw = s->gw_ok ? &s->gw : NULL,
+      .auth = s->auth_ok ? &s->auth : NULL,
+      .hostaddr = s->gw_ok && s->gw.p.hostaddr ? &s->hostaddr : NULL,
+  };
+  metrics_worker_fill(mw, &src);
+}
+
+/* The owner's counters into its snapshot (see struct server_worker_snap),
+ * and the loop utilisation of the window that ended. */
 static void snapshot_publish(struct server_worker *s)
 {
-  struct server_worker_snap *g = &s->snap;
-  words_store(g->io, &s->w.io.ctr, WORDS(struct io_counters));
-  words_store(g->quic, &s->quic.ctr, WORDS(struct quic_counters));
-  words_store(g->h3, &s->h3.ctr, WORDS(struct h3_counters));
-  words_store(g->relay, &s->relay.ctr, WORDS(struct relay_counters));
-  if (s->gw_ok)
-    words_store(g->gw, &s->gw.ctr, WORDS(struct gateway_counters));
+  struct metrics_worker mw;
+  worker_counters(s, &mw);
+  words_store(s->snap.w, &mw, WORDS(struct metrics_worker));
   s->snap_ns = s->w.now;
+  uint64_t wall = s->w.now - s->util_t0;
+  if (s->util_t0 && wall >= UTIL_WINDOW_NS) {
+    uint64_t busy = s->w.busy_ns - s->util_busy0;
+    atomic_store_explicit(&s->pub.util_ppm, busy >= wall ? 1000000 : busy * 1000000 / wall,
+                          memory_order_relaxed);
+  }
+  if (!s->util_t0 || wall >= UTIL_WINDOW_NS) {
+    s->util_t0 = s->w.now;
+    s->util_busy0 = s->w.busy_ns;
+  }
 }
 
 static void on_turn(void *ctx, uint64_t now)
@@ -502,6 +536,39 @@ static void on_turn(void *ctx, uint64_t now)
       (void)fring_doorbell_ring(fring_of(p, s->index, to));
     }
   publish(s);
+}
+
+/* Test hook (tests/integration/test_workers.c, /healthz): with
+ * WTRELAY_TEST_STALL=worker:ms:after_s in the environment at start, worker
+ * `worker` blocks its thread for ms milliseconds, once, after_s seconds
+ * after it started, as a worker stuck in a long computation or a blocking
+ * call would. Logged as a warning; never set in production. */
+static void stall_hook(struct server *p)
+{
+  const char *e = getenv("WTRELAY_TEST_STALL");
+  unsigned w, ms, after;
+  if (!e || !*e)
+    return;
+  if (sscanf(e, "%u:%u:%u", &w, &ms, &after) != 3 || ms > 600000) {
+    log_warn("WTRELAY_TEST_STALL ignored: not worker:ms:after_s", "value=%s", LOG_Q(e));
+    return;
+  }
+  p->stall = true;
+  p->stall_worker = w;
+  p->stall_ms = ms;
+  p->stall_after_s = after;
+  log_warn("test hook: a worker will stall", "worker=%u ms=%u after_s=%u", w, ms, after);
+}
+
+static void stall_fn(struct timer *t, uint64_t now)
+{
+  struct server_worker *s = container_of(t, struct server_worker, stall_timer);
+  (void)now;
+  uint32_t ms = s->proc->stall_ms;
+  log_warn("test hook: worker stalling", "worker=%u ms=%u", s->index, ms);
+  struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+  while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+    ;
 }
 
 static void snap_timer_fn(struct timer *t, uint64_t now)
@@ -546,6 +613,7 @@ static void worker_stop(struct server_worker *s)
            quic_endpoint_active(&s->quic), s->index);
   s->shutdown_phase = 1;
   s->w.stopping = true;
+  atomic_store_explicit(&s->pub.stopping, true, memory_order_relaxed);
   timer_arm(&s->w.timers, &s->shutdown_deadline,
             s->w.now + (uint64_t)s->proc->cfg->shutdown_timeout_s * NS_PER_S);
   s->quic.accepting = false;
@@ -572,6 +640,8 @@ static void worker_cert_take(struct server_worker *s)
   s->cert = c;
   s->quic.cert = c;
   tls_cert_unref(old);
+  atomic_store_explicit(&s->pub.cert_not_before, c->not_before, memory_order_relaxed);
+  atomic_store_explicit(&s->pub.cert_not_after, c->not_after, memory_order_relaxed);
 }
 
 static void process_events(struct server_worker *s)
@@ -679,6 +749,52 @@ static uint64_t ld(_Atomic uint64_t *v)
   return atomic_load_explicit(v, memory_order_relaxed);
 }
 
+/* Steering (steer.c, the hand-off above): which path is in use, the BPF
+ * program's choices, and the hand-offs summed over the workers. */
+static void metrics_steer(struct server *p, struct ops_buf *b)
+{
+  const char *mode = p->nworkers < 2 ? "single" : p->steer ? "bpf" : "reuseport_hash";
+  static const char *const modes[] = {"single", "bpf", "reuseport_hash"};
+  ops_buf_printf(b, "# HELP wtrelay_steer_mode How datagrams reach their worker: one worker "
+                    "(single), the SK_REUSEPORT program by connection ID (bpf), or the kernel's "
+                    "4-tuple hash (reuseport_hash); both multi-worker modes hand mis-steered "
+                    "packets on\n# TYPE wtrelay_steer_mode gauge\n");
+  for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++)
+    ops_buf_printf(b, "wtrelay_steer_mode{mode=\"%s\"} %d\n", modes[i],
+                   strcmp(modes[i], mode) == 0);
+  struct steer_stats st;
+  memset(&st, 0, sizeof(st));
+  if (p->steer)
+    (void)steer_stats(p->steer, &st); /* this thread only (worker 0's ops) */
+  static const char *const how[STEER_STAT__COUNT] = {[STEER_STAT_SHORT] = "short",
+                                                     [STEER_STAT_HANDSHAKE] = "handshake",
+                                                     [STEER_STAT_HASH] = "hash",
+                                                     [STEER_STAT_NO_SOCKET] = "no_socket"};
+  ops_buf_printf(b, "# HELP wtrelay_steer_datagrams_total Datagrams the SK_REUSEPORT program saw: "
+                    "steered by the connection ID of a short header or Handshake, or left to the "
+                    "kernel hash (Initial and the rest; no_socket: a worker index without a "
+                    "socket)\n# TYPE wtrelay_steer_datagrams_total counter\n");
+  for (int i = 0; i < STEER_STAT__COUNT; i++)
+    ops_buf_printf(b, "wtrelay_steer_datagrams_total{how=\"%s\"} %llu\n", how[i],
+                   (unsigned long long)st.n[i]);
+  uint64_t out = 0, in = 0, dropped = 0;
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    out += ld(&p->ws[i]->pub.handed_off);
+    in += ld(&p->ws[i]->pub.handoff_in);
+    for (uint32_t j = 0; j < p->nworkers; j++)
+      if (j != i)
+        dropped += ld(&ring_of(p, i, j)->ctr.dropped_full) + ld(&ring_of(p, i, j)->ctr.dropped_big);
+  }
+  ops_buf_printf(b,
+                 "# HELP wtrelay_steer_handoffs_total QUIC packets a worker received for another "
+                 "worker's connection: handed on, read by the owner, dropped at a full ring\n"
+                 "# TYPE wtrelay_steer_handoffs_total counter\n"
+                 "wtrelay_steer_handoffs_total{event=\"out\"} %llu\n"
+                 "wtrelay_steer_handoffs_total{event=\"in\"} %llu\n"
+                 "wtrelay_steer_handoffs_total{event=\"dropped\"} %llu\n",
+                 (unsigned long long)out, (unsigned long long)in, (unsigned long long)dropped);
+}
+
 /* Per-worker families: each worker's published gauges (worker 0 reads the
  * others' atomics; their own tables stay theirs). */
 static void metrics_workers(struct server *p, struct ops_buf *b)
@@ -746,54 +862,49 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
                    (unsigned long long)popped, i,
                    (unsigned long long)ld(&p->ws[i]->pub.uplink_no_room));
   }
+  ops_buf_printf(b, "# HELP wtrelay_worker_busy_seconds_total Time each worker's loop spent "
+                    "outside its wait on the ring\n"
+                    "# TYPE wtrelay_worker_busy_seconds_total counter\n");
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    uint64_t ns = ld(&p->ws[i]->pub.busy_ns);
+    ops_buf_printf(b, "wtrelay_worker_busy_seconds_total{worker=\"%u\"} %llu.%09llu\n", i,
+                   (unsigned long long)(ns / NS_PER_S), (unsigned long long)(ns % NS_PER_S));
+  }
+  ops_buf_printf(b, "# HELP wtrelay_worker_loop_utilisation Busy time over wall time of each "
+                    "worker's loop in the last second (1 = never waiting)\n"
+                    "# TYPE wtrelay_worker_loop_utilisation gauge\n");
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    uint64_t ppm = ld(&p->ws[i]->pub.util_ppm);
+    ops_buf_printf(b, "wtrelay_worker_loop_utilisation{worker=\"%u\"} %llu.%06llu\n", i,
+                   (unsigned long long)(ppm / 1000000), (unsigned long long)(ppm % 1000000));
+  }
   ops_buf_printf(b,
                  "# HELP wtrelay_workers Worker threads\n# TYPE wtrelay_workers gauge\n"
                  "wtrelay_workers %u\n",
                  p->nworkers);
+  metrics_steer(p, b);
 }
 
 static void route_metrics(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
   struct server *p = s->proc;
-  uint32_t rooms = 0, conns = quic_endpoint_active(&s->quic);
+  uint32_t rooms = 0;
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
-  for (uint32_t i = 1; i < p->nworkers; i++) /* the others' as of their last turn */
-    conns += (uint32_t)ld(&p->ws[i]->pub.sessions);
   /* worker 0's live counters plus every other worker's snapshot */
-  static struct io_counters io;
-  static struct quic_counters quic;
-  static struct h3_counters h3;
-  static struct relay_counters rc;
-  static struct gateway_counters gc;
-  io = s->w.io.ctr;
-  quic = s->quic.ctr;
-  h3 = s->h3.ctr;
-  rc = s->relay.ctr;
-  memset(&gc, 0, sizeof(gc));
-  if (s->gw_ok)
-    gc = s->gw.ctr;
-  for (uint32_t i = 1; i < p->nworkers; i++) {
-    struct server_worker_snap *g = &p->ws[i]->snap;
-    words_add(&io, g->io, WORDS(struct io_counters));
-    words_add(&quic, g->quic, WORDS(struct quic_counters));
-    words_add(&h3, g->h3, WORDS(struct h3_counters));
-    words_add(&rc, g->relay, WORDS(struct relay_counters));
-    words_add(&gc, g->gw, WORDS(struct gateway_counters));
-  }
+  static struct metrics_worker sum;
+  worker_counters(s, &sum);
+  for (uint32_t i = 1; i < p->nworkers; i++)
+    words_add(&sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
   struct metrics_src m = {
-      .io = &io,
-      .quic = &quic,
-      .h3 = &h3,
-      .relay_ctr = &rc,
-      .gw_ctr = s->gw_ok ? &gc : NULL,
-      .relay = &s->relay,
-      .gw = s->gw_ok ? &s->gw : NULL,
+      .sum = &sum,
+      .auth = s->relay.auth != NULL,
+      .hostaddr = s->gw_ok && s->gw.p.hostaddr,
+      .host_routes = s->hostaddr.n,
+      .now = s->w.now,
       .ops = &s->ops.ctr,
-      .timers = &s->w.timers,
       .cert = s->cert,
-      .quic_conns = conns,
       .rooms = rooms,
       .start_time = p->start_time,
       .cert_reloads = atomic_load(&p->cert_reloads),
@@ -801,6 +912,7 @@ static void route_metrics(void *ctx, struct ops_buf *b)
       .certs_live = tls_cert_live(),
   };
   roomdir_lock(&p->dir); /* the lease table is shared */
+  m.leases = p->dir.leases ? p->dir.leases : &s->relay.leases;
   if (p->nworkers > 1)
     m.rooms = p->dir.nrooms; /* rooms, not copies */
   metrics_write(b, &m);
@@ -808,26 +920,40 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   metrics_workers(p, b);
 }
 
-static bool route_ready(void *ctx)
-{
-  struct server_worker *s = ctx;
-  int64_t now = (int64_t)time(NULL);
-  return !s->shutdown_phase && now >= s->cert->not_before && now < s->cert->not_after;
-}
-
 /* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
- * with several workers each turns at least every SNAPSHOT_NS (its
- * snapshot timer), so this never fires for an idle one. Worker 0 answers
- * the probe, so it is turning. */
+ * each turns at least every SNAPSHOT_NS (its snapshot timer), so this
+ * never fires for an idle one. Worker 0 answers the probe, so it is
+ * turning. */
 #define HEALTH_STALL_NS (2 * NS_PER_S)
+
+static bool worker_turning(struct server_worker *self, struct server_worker *o)
+{
+  uint64_t t = ld(&o->pub.turn_ns);
+  return o == self || !t || self->w.now <= t + HEALTH_STALL_NS;
+}
 
 static bool route_healthy(void *ctx)
 {
   struct server_worker *s = ctx;
   struct server *p = s->proc;
-  for (uint32_t i = 1; i < p->nworkers; i++) {
-    uint64_t t = ld(&p->ws[i]->pub.turn_ns);
-    if (t && s->w.now > t + HEALTH_STALL_NS)
+  for (uint32_t i = 0; i < p->nworkers; i++)
+    if (!worker_turning(s, p->ws[i]))
+      return false;
+  return true;
+}
+
+/* Ready when every worker is: turning its loop, not shutting down, and
+ * its certificate for new connections within its validity. */
+static bool route_ready(void *ctx)
+{
+  struct server_worker *s = ctx;
+  struct server *p = s->proc;
+  int64_t now = (int64_t)time(NULL);
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    struct server_worker_pub *g = &p->ws[i]->pub;
+    if (!worker_turning(s, p->ws[i]) || atomic_load_explicit(&g->stopping, memory_order_relaxed) ||
+        now < atomic_load_explicit(&g->cert_not_before, memory_order_relaxed) ||
+        now >= atomic_load_explicit(&g->cert_not_after, memory_order_relaxed))
       return false;
   }
   return true;
@@ -970,6 +1096,8 @@ static int worker_build(struct server_worker *s)
   const struct config *cfg = p->cfg;
   int rc;
   s->cert = cert_get(p);
+  atomic_store_explicit(&s->pub.cert_not_before, s->cert->not_before, memory_order_relaxed);
+  atomic_store_explicit(&s->pub.cert_not_after, s->cert->not_after, memory_order_relaxed);
   struct io_params iop;
   io_params_default(&iop);
   /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
@@ -1015,7 +1143,12 @@ static int worker_build(struct server_worker *s)
   timer_init(&s->shutdown_deadline, shutdown_deadline);
   timer_init(&s->auth_timer, auth_timer_fn);
   timer_init(&s->snap_timer, snap_timer_fn);
-  if (p->nworkers > 1 && (rc = timer_arm(&s->w.timers, &s->snap_timer, s->w.now)) < 0)
+  if ((rc = timer_arm(&s->w.timers, &s->snap_timer, s->w.now)) < 0)
+    return rc;
+  timer_init(&s->stall_timer, stall_fn);
+  if (p->stall && p->stall_worker == s->index &&
+      (rc = timer_arm(&s->w.timers, &s->stall_timer,
+                      s->w.now + (uint64_t)p->stall_after_s * NS_PER_S)) < 0)
     return rc;
   if ((rc = timer_arm(&s->w.timers, &s->auth_timer,
                       s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
@@ -1198,6 +1331,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   }
   p->dir_ok = true;
   p->start_time = (uint64_t)time(NULL);
+  stall_hook(p);
   if (cfg->cert_pem[0]) {
     stat(cfg->cert_pem, &p->cert_st);
     stat(cfg->key_pem, &p->key_st);
@@ -1356,66 +1490,31 @@ int server_run(struct server *p)
   return rc;
 }
 
+/* The exit log: the worker's counters from the same tables as /metrics
+ * (each line tagged worker=i); worker 0 adds the process-wide ones. */
 static void log_counters(struct server_worker *s)
 {
-  const struct io_counters *c = &s->w.io.ctr;
-  log_info("io counters",
-           "worker=%u rx_datagrams=%llu rx_bytes=%llu rx_completions=%llu rx_gro_batches=%llu "
-           "rx_enobufs=%llu rx_truncated=%llu tx_packets=%llu tx_msgs=%llu tx_gso_msgs=%llu "
-           "tx_errors=%llu tx_arena_full=%llu",
-           s->index, (unsigned long long)c->rx_datagrams, (unsigned long long)c->rx_bytes,
-           (unsigned long long)c->rx_completions, (unsigned long long)c->rx_gro_batches,
-           (unsigned long long)c->rx_enobufs, (unsigned long long)c->rx_truncated,
-           (unsigned long long)c->tx_packets, (unsigned long long)c->tx_msgs,
-           (unsigned long long)c->tx_gso_msgs, (unsigned long long)c->tx_errors,
-           (unsigned long long)c->tx_arena_full);
-  const struct quic_counters *q = &s->quic.ctr;
-  log_info("quic counters",
-           "worker=%u pkts_in=%llu dropped_unknown=%llu short_unknown=%llu handed_off=%llu "
-           "handoff_in=%llu accepted=%llu "
-           "refused_limit=%llu refused_ip=%llu failed=%llu closed=%llu idle=%llu "
-           "handshakes=%llu vn=%llu resets=%llu dgrams_in=%llu dgrams_out=%llu "
-           "dgrams_direct=%llu dgrams_queued=%llu queue_full=%llu too_big=%llu lost=%llu "
-           "anchors=%llu retries=%llu "
-           "tokens_retry_ok=%llu tokens_regular_ok=%llu tokens_bad=%llu new_tokens=%llu "
-           "refused_unvalidated=%llu bytes_in_unvalidated=%llu bytes_out_unvalidated=%llu "
-           "trims=%llu",
-           s->index, (unsigned long long)q->pkts_in, (unsigned long long)q->pkts_dropped_unknown,
-           (unsigned long long)q->pkts_short_unknown, (unsigned long long)q->pkts_handed_off,
-           (unsigned long long)s->handoff_in, (unsigned long long)q->conns_accepted,
-           (unsigned long long)q->conns_refused_limit, (unsigned long long)q->conns_refused_ip,
-           (unsigned long long)q->conns_failed, (unsigned long long)q->conns_closed,
-           (unsigned long long)q->conns_idle, (unsigned long long)q->handshakes,
-           (unsigned long long)q->version_negotiations, (unsigned long long)q->stateless_resets,
-           (unsigned long long)q->dgrams_in, (unsigned long long)q->dgrams_out,
-           (unsigned long long)q->dgrams_direct, (unsigned long long)q->dgrams_queued,
-           (unsigned long long)q->dgrams_queue_full, (unsigned long long)q->dgrams_too_big,
-           (unsigned long long)q->dgrams_lost, (unsigned long long)q->anchors,
-           (unsigned long long)q->retries_sent, (unsigned long long)q->tokens_retry_ok,
-           (unsigned long long)q->tokens_regular_ok, (unsigned long long)q->tokens_bad,
-           (unsigned long long)q->new_tokens_sent, (unsigned long long)q->conns_refused_unvalidated,
-           (unsigned long long)q->bytes_in_unvalidated,
-           (unsigned long long)q->bytes_out_unvalidated, (unsigned long long)q->malloc_trims);
-  const struct h3_counters *h = &s->h3.ctr;
-  log_info("h3 counters",
-           "worker=%u sessions_opened=%llu sessions_closed=%llu requests_rejected=%llu "
-           "dgrams_in=%llu "
-           "dgrams_out=%llu unknown_session=%llu bad_prefix=%llu streams_refused=%llu "
-           "unknown_streams=%llu unknown_frames=%llu protocol_errors=%llu "
-           "refused_room_control=%llu refused_path_too_long=%llu refused_query_too_long=%llu",
-           s->index, (unsigned long long)h->sessions_opened, (unsigned long long)h->sessions_closed,
-           (unsigned long long)h->requests_rejected, (unsigned long long)h->dgrams_in,
-           (unsigned long long)h->dgrams_out, (unsigned long long)h->dgrams_unknown_session,
-           (unsigned long long)h->dgrams_bad_prefix, (unsigned long long)h->streams_refused,
-           (unsigned long long)h->unknown_streams, (unsigned long long)h->unknown_frames,
-           (unsigned long long)h->protocol_errors, (unsigned long long)h->refused_room_control,
-           (unsigned long long)h->refused_path_too_long,
-           (unsigned long long)h->refused_query_too_long);
-  roomdir_lock(&s->proc->dir); /* worker 0's lease table is the shared one */
-  relay_log_counters(&s->relay);
-  roomdir_unlock(&s->proc->dir);
-  if (s->gw_ok)
-    gateway_log_counters(&s->gw);
+  struct metrics_worker mw;
+  worker_counters(s, &mw);
+  char tag[32];
+  snprintf(tag, sizeof(tag), "worker=%u", s->index);
+  metrics_worker_log(&mw, tag);
+  log_info("worker loop",
+           "worker=%u turns=%llu busy_ns=%llu wait_ns=%llu handoff_in=%llu "
+           "uplink_no_room=%llu",
+           s->index, (unsigned long long)s->w.turns, (unsigned long long)s->w.busy_ns,
+           (unsigned long long)s->w.wait_ns, (unsigned long long)s->handoff_in,
+           (unsigned long long)s->uplink_no_room);
+  if (s->index != 0)
+    return;
+  struct server *p = s->proc;
+  roomdir_lock(&p->dir); /* the lease table is shared */
+  const struct lease_table *lt = p->dir.leases ? p->dir.leases : &s->relay.leases;
+  log_info("leases", "leases=%u active=%u", lt->nused, lease_active(lt, s->w.now));
+  counter_log(&lease_counter_table, &lt->ctr);
+  roomdir_unlock(&p->dir);
+  if (s->ops_ok)
+    counter_log(&ops_counter_table, &s->ops.ctr);
 }
 
 void server_free(struct server *p)

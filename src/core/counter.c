@@ -18,6 +18,19 @@ static bool same(const char *a, const char *b)
 
 void counter_log(const struct counter_table *t, const void *ctr)
 {
+  counter_log_tagged(t, ctr, NULL);
+}
+
+void counter_sum(const struct counter_table *t, void *dst, const void *src)
+{
+  uint64_t *d = dst;
+  const uint64_t *s = src;
+  for (size_t i = 0; i < t->size / sizeof(uint64_t); i++)
+    d[i] += s[i];
+}
+
+void counter_log_tagged(const struct counter_table *t, const void *ctr, const char *tag)
+{
   for (size_t i = 0; i < t->n; i++) {
     const char *line = t->defs[i].line;
     if (!line || !t->defs[i].key)
@@ -29,6 +42,10 @@ void counter_log(const struct counter_table *t, const void *ctr)
       continue;
     char kv[LOG_LINE_MAX];
     size_t n = 0;
+    if (tag && *tag) {
+      int w = snprintf(kv, sizeof(kv), "%s", tag);
+      n = w < 0 ? 0 : (size_t)w < sizeof(kv) ? (size_t)w : sizeof(kv) - 1;
+    }
     for (size_t j = i; j < t->n && n < sizeof(kv); j++) {
       const struct counter_def *d = &t->defs[j];
       if (!d->key || !same(d->line, line))
@@ -70,6 +87,10 @@ int counter_table_check(const struct counter_table *t, char *err, size_t errlen)
       return -EINVAL;
     }
     bool first = i == 0 || !same(t->defs[i - 1].family, d->family);
+    if (d->family && !first && !t->defs[i - 1].gauge != !d->gauge) {
+      snprintf(err, errlen, "row %zu (%s): a family of counters and gauges mixed", i, name);
+      return -EINVAL;
+    }
     if (d->family && first != (d->help != NULL)) {
       snprintf(err, errlen, "row %zu (%s): help must be on the family's first row only", i, name);
       return -EINVAL;

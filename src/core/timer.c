@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "wtrelay/counter.h"
+
 uint64_t clock_now_ns(void)
 {
   struct timespec ts;
@@ -136,3 +138,30 @@ unsigned timer_run(struct timer_heap *h, uint64_t now)
   }
   return n;
 }
+
+void timer_heap_stats(const struct timer_heap *h, struct timer_stats *st)
+{
+  st->armed = h->len;
+  st->capacity = h->cap;
+  st->arm_failures = h->arm_failures;
+}
+
+/* The heap's figures for /metrics and the exit log, one row per field
+ * (test_counter checks that every field has exactly one). */
+#define T(fam, help, key, field)                                                                   \
+  COUNTER_DEF(struct timer_stats, fam, help, NULL, "timer counters", key, field)
+#define TG(fam, help, key, field)                                                                  \
+  COUNTER_GAUGE(struct timer_stats, fam, help, NULL, "timer counters", key, field)
+static const struct counter_def timer_counter_defs[] = {
+    TG("wtrelay_timers", "timers armed", "armed", armed),
+    TG("wtrelay_timers_capacity", "timers the heap holds (sized from every bound)", "capacity",
+       capacity),
+    T("wtrelay_timer_arm_failures_total",
+      "timers that could not be armed: the heap was full (a sizing defect)", "arm_failures",
+      arm_failures),
+};
+#undef TG
+#undef T
+
+const struct counter_table timer_counter_table =
+    COUNTER_TABLE(timer_counter_defs, struct timer_stats);

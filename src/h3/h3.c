@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "wtrelay/container_of.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/log.h"
 #include "wtrelay/varint.h"
 
@@ -806,3 +807,47 @@ void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *rea
       h3_session_close(&hc->sess, code, reason);
   }
 }
+
+/* ---- counters ---- */
+
+/* The HTTP/3 counters for /metrics and the exit log, one row per field
+ * (test_counter checks that every field has exactly one). */
+#define H(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct h3_counters, fam, help, labels, "h3 counters", key, field)
+#define EV(ev, key, field) H("wtrelay_h3_events_total", NULL, "event=\"" ev "\"", key, field)
+static const struct counter_def h3_counter_defs[] = {
+    H("wtrelay_webtransport_sessions_total", "WebTransport session events", "event=\"opened\"",
+      "sessions_opened", sessions_opened),
+    H("wtrelay_webtransport_sessions_total", NULL, "event=\"closed\"", "sessions_closed",
+      sessions_closed),
+    H("wtrelay_webtransport_sessions_total", NULL, "event=\"rejected\"", "requests_rejected",
+      requests_rejected),
+    H("wtrelay_h3_datagrams_total", "HTTP datagrams of WebTransport sessions", "direction=\"in\"",
+      "dgrams_in", dgrams_in),
+    H("wtrelay_h3_datagrams_total", NULL, "direction=\"out\"", "dgrams_out", dgrams_out),
+    H("wtrelay_h3_datagrams_dropped_total", "HTTP datagrams dropped", "reason=\"unknown_session\"",
+      "unknown_session", dgrams_unknown_session),
+    H("wtrelay_h3_datagrams_dropped_total", NULL, "reason=\"bad_prefix\"", "bad_prefix",
+      dgrams_bad_prefix),
+    H("wtrelay_h3_datagrams_dropped_total", NULL, "reason=\"send_failed\"", "send_failed",
+      dgrams_send_failed),
+    H("wtrelay_h3_events_total", "HTTP/3 events of note", "event=\"stream_refused\"",
+      "streams_refused", streams_refused),
+    EV("unknown_stream", "unknown_streams", unknown_streams),
+    EV("unknown_frame", "unknown_frames", unknown_frames),
+    EV("capsule_skipped", "capsules_skipped", capsules_skipped),
+    EV("protocol_error", "protocol_errors", protocol_errors),
+    EV("close_capsule_in", "close_capsules_in", close_capsules_in),
+    EV("goaway_in", "goaways_in", goaways_in),
+    H("wtrelay_h3_requests_refused_total",
+      "extended CONNECTs refused for their :path (also counted as rejected)",
+      "reason=\"room_control_chars\"", "refused_room_control", refused_room_control),
+    H("wtrelay_h3_requests_refused_total", NULL, "reason=\"path_too_long\"",
+      "refused_path_too_long", refused_path_too_long),
+    H("wtrelay_h3_requests_refused_total", NULL, "reason=\"query_too_long\"",
+      "refused_query_too_long", refused_query_too_long),
+};
+#undef EV
+#undef H
+
+const struct counter_table h3_counter_table = COUNTER_TABLE(h3_counter_defs, struct h3_counters);

@@ -22,6 +22,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
 
@@ -1026,3 +1027,46 @@ unsigned io_dispatch(struct io *io)
   close_pending(io);
   return n;
 }
+
+/* ---- counters ---- */
+
+/* The io counters for /metrics and the exit log, one row per field
+ * (test_counter checks that every field has exactly one). */
+#define I(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct io_counters, fam, help, labels, "io counters", key, field)
+#define UERR(kind, key, field) I("wtrelay_udp_errors_total", NULL, "kind=\"" kind "\"", key, field)
+static const struct counter_def io_counter_defs[] = {
+    I("wtrelay_udp_datagrams_total", "UDP datagrams through the QUIC socket and NAT",
+      "direction=\"in\"", "rx_datagrams", rx_datagrams),
+    I("wtrelay_udp_datagrams_total", NULL, "direction=\"out\"", "tx_packets", tx_packets),
+    I("wtrelay_udp_bytes_total", "UDP payload bytes", "direction=\"in\"", "rx_bytes", rx_bytes),
+    I("wtrelay_udp_bytes_total", NULL, "direction=\"out\"", "tx_bytes", tx_bytes),
+    I("wtrelay_udp_recvmsg_completions_total",
+      "receive completions (datagrams per recvmsg = datagrams in / this)", NULL, "rx_completions",
+      rx_completions),
+    I("wtrelay_udp_sendmsg_total", "sendmsg calls (packets per sendmsg = datagrams out / this)",
+      NULL, "tx_msgs", tx_msgs),
+    I("wtrelay_udp_gso_sendmsg_total", "sendmsg calls carrying a GSO batch", NULL, "tx_gso_msgs",
+      tx_gso_msgs),
+    I("wtrelay_udp_gro_batches_total", "receive completions holding a GRO batch", NULL,
+      "rx_gro_batches", rx_gro_batches),
+    I("wtrelay_udp_errors_total", "UDP I/O problems", "kind=\"rx_enobufs\"", "rx_enobufs",
+      rx_enobufs),
+    UERR("rx_truncated", "rx_truncated", rx_truncated),
+    UERR("rx_error", "rx_errors", rx_errors),
+    UERR("tx_error", "tx_errors", tx_errors),
+    UERR("tx_arena_full", "tx_arena_full", tx_arena_full),
+    UERR("gso_fallback", "tx_gso_fallbacks", tx_gso_fallbacks),
+    I("wtrelay_udp_receive_rearms_total",
+      "multishot receives armed again after the kernel ended them (no buffer was free)", NULL,
+      "rx_rearms", rx_rearms),
+    I("wtrelay_io_loop_events_total",
+      "loop events: transmit batches flushed, waits on the ring, signals read", "event=\"flush\"",
+      "flushes", flushes),
+    I("wtrelay_io_loop_events_total", NULL, "event=\"wait\"", "waits", waits),
+    I("wtrelay_io_loop_events_total", NULL, "event=\"signal\"", "signals", signals),
+};
+#undef UERR
+#undef I
+
+const struct counter_table io_counter_table = COUNTER_TABLE(io_counter_defs, struct io_counters);

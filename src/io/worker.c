@@ -39,10 +39,13 @@ int worker_run(struct worker *w)
     if (w->stop)
       break;
     io_flush(&w->io);
+    uint64_t t = clock_now_ns();
+    w->busy_ns += t - w->now;
     int rc = io_wait(&w->io, timer_next(&w->timers), w->now);
     if (rc < 0)
       return rc;
     w->now = clock_now_ns();
+    w->wait_ns += w->now - t;
     io_dispatch(&w->io);
     w->turns++;
   }

@@ -19,6 +19,7 @@
 #include <linux/rtnetlink.h>
 #include <netinet/in.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 
@@ -298,3 +299,23 @@ void hostaddr_fini(struct hostaddr *h)
   }
   h->fd = -1;
 }
+
+/* ---- counters ---- */
+
+/* The route mirror's counters for /metrics and the exit log, one row per
+ * field (test_counter checks that every field has exactly one). */
+#define H(ev, help, key, field)                                                                    \
+  COUNTER_DEF(struct hostaddr_counters, "wtrelay_host_local_routes_total", help,                   \
+              "event=\"" ev "\"", "hostaddr counters", key, field)
+static const struct counter_def hostaddr_counter_defs[] = {
+    H("added", "rtnetlink events of the local route mirror", "added", added),
+    H("removed", NULL, "removed", removed),
+    H("overrun", NULL, "overruns", overruns),
+    H("resync", NULL, "resyncs", resyncs),
+    H("full", NULL, "full", full),
+    H("error", NULL, "errors", errors),
+};
+#undef H
+
+const struct counter_table hostaddr_counter_table =
+    COUNTER_TABLE(hostaddr_counter_defs, struct hostaddr_counters);

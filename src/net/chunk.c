@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/iov.h"
 
 static uint32_t pool_hwm(const struct chunk_pool *cp)
@@ -288,3 +289,27 @@ int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, u
     return -ENOSPC;
   return (int)(CHUNK_HDR + n);
 }
+
+/* ---- counters ---- */
+
+/* The reassembly counters for /metrics and the exit log, one row per
+ * field (test_counter checks that every field has exactly one). */
+#define C(ev, help, key, field)                                                                    \
+  COUNTER_DEF(struct chunk_counters, "wtrelay_chunk_reassembly_total", help, "event=\"" ev "\"",   \
+              "chunk counters", key, field)
+static const struct counter_def chunk_counter_defs[] = {
+    C("chunk_in", "chunk reassembly events", "chunks_in", chunks_in),
+    C("frame_done", NULL, "frames_done", frames_done),
+    C("single_chunk", NULL, "single", single),
+    C("duplicate", NULL, "duplicates", duplicates),
+    C("bad_total", NULL, "bad_total", bad_total),
+    C("bad_stride", NULL, "bad_stride", bad_stride),
+    C("too_big", NULL, "too_big", too_big),
+    C("expired", NULL, "expired", expired),
+    C("evicted", NULL, "evicted", evicted),
+    C("pool_empty", NULL, "pool_empty", pool_empty),
+};
+#undef C
+
+const struct counter_table chunk_counter_table =
+    COUNTER_TABLE(chunk_counter_defs, struct chunk_counters);

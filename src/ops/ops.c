@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "wtrelay/container_of.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/log.h"
 
 #define K_ACCEPT 0u
@@ -513,3 +514,26 @@ void ops_fini(struct ops *o)
     close(o->lfd);
   o->lfd = -1;
 }
+
+/* ---- counters ---- */
+
+/* The listener's counters for /metrics and the exit log, one row per
+ * field (test_counter checks that every field has exactly one). */
+#define O(ev, help, key, field)                                                                    \
+  COUNTER_DEF(struct ops_counters, "wtrelay_ops_http_total", help, "event=\"" ev "\"",             \
+              "ops counters", key, field)
+static const struct counter_def ops_counter_defs[] = {
+    O("accepted", "operations HTTP listener events", "accepted", accepted),
+    O("refused_full", NULL, "refused_full", refused_full),
+    O("request", NULL, "requests", requests),
+    O("response_2xx", NULL, "responses_2xx", responses_2xx),
+    O("response_4xx", NULL, "responses_4xx", responses_4xx),
+    O("response_5xx", NULL, "responses_5xx", responses_5xx),
+    O("too_large", NULL, "too_large", too_large),
+    O("timeout", NULL, "timeouts", timeouts),
+    O("bad_request", NULL, "bad_requests", bad_requests),
+    O("evicted", NULL, "evicted", evicted),
+};
+#undef O
+
+const struct counter_table ops_counter_table = COUNTER_TABLE(ops_counter_defs, struct ops_counters);

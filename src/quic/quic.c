@@ -26,6 +26,7 @@
 #include <string.h>
 
 #include "wtrelay/container_of.h"
+#include "wtrelay/counter.h"
 #include "wtrelay/log.h"
 #include "wtrelay/rng.h"
 
@@ -1783,3 +1784,85 @@ void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err)
     if (ep->conns[i].state == QUIC_CONN_ACTIVE)
       quic_conn_close(&ep->conns[i], app_err);
 }
+
+/* ---- counters ---- */
+
+/* The QUIC counters for /metrics and the exit log, one row per field
+ * (test_counter checks that every field has exactly one). */
+#define Q(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct quic_counters, fam, help, labels, "quic counters", key, field)
+#define EV(fam, ev, key, field) Q(fam, NULL, "event=\"" ev "\"", key, field)
+#define CONNS "wtrelay_quic_connections_total"
+#define DGRAMS "wtrelay_quic_datagrams_total"
+#define DROPS "wtrelay_quic_datagrams_dropped_total"
+#define VALID "wtrelay_quic_address_validation_total"
+static const struct counter_def quic_counter_defs[] = {
+    Q("wtrelay_quic_packets_received_total", "QUIC packets received", NULL, "pkts_in", pkts_in),
+    Q("wtrelay_quic_packets_dropped_total", "QUIC packets dropped", "reason=\"unknown_connection\"",
+      "dropped_unknown", pkts_dropped_unknown),
+    Q("wtrelay_quic_packets_dropped_total", NULL, "reason=\"table_full\"", "dropped_full",
+      pkts_dropped_full),
+    Q("wtrelay_quic_packets_dropped_total", NULL, "reason=\"short_unknown\"", "short_unknown",
+      pkts_short_unknown),
+    Q("wtrelay_quic_packets_handed_off_total",
+      "QUIC packets passed to the worker their connection ID names (fallback steering)", NULL,
+      "handed_off", pkts_handed_off),
+    Q(CONNS, "QUIC connection events", "event=\"accepted\"", "accepted", conns_accepted),
+    EV(CONNS, "refused_limit", "refused_limit", conns_refused_limit),
+    EV(CONNS, "refused_per_ip", "refused_ip", conns_refused_ip),
+    EV(CONNS, "failed", "failed", conns_failed),
+    EV(CONNS, "tls_failed", "tls_failed", conns_tls_failed),
+    EV(CONNS, "closed", "closed", conns_closed),
+    EV(CONNS, "idle_timeout", "idle", conns_idle),
+    EV(CONNS, "draining", "draining", conns_draining),
+    Q("wtrelay_quic_handshakes_total", "QUIC handshakes completed", NULL, "handshakes", handshakes),
+    Q("wtrelay_quic_version_negotiations_total", "Version Negotiation packets sent", NULL, "vn",
+      version_negotiations),
+    Q("wtrelay_quic_stateless_resets_total", "stateless resets sent", NULL, "resets",
+      stateless_resets),
+    Q("wtrelay_quic_errors_total",
+      "ngtcp2 errors reading a packet or writing (or arming the timer of) a connection",
+      "kind=\"read\"", "read_errors", read_errors),
+    Q("wtrelay_quic_errors_total", NULL, "kind=\"write\"", "write_errors", write_errors),
+    Q(DGRAMS, "QUIC DATAGRAM frames", "event=\"in\"", "dgrams_in", dgrams_in),
+    EV(DGRAMS, "out", "dgrams_out", dgrams_out),
+    EV(DGRAMS, "out_direct", "dgrams_direct", dgrams_direct),
+    EV(DGRAMS, "queued", "dgrams_queued", dgrams_queued),
+    EV(DGRAMS, "lost", "lost", dgrams_lost),
+    Q(DROPS, "datagrams not sent", "reason=\"queue_full\"", "queue_full", dgrams_queue_full),
+    Q(DROPS, NULL, "reason=\"queue_half_full_low_priority\"", "queue_low_full",
+      dgrams_queue_low_full),
+    Q(DROPS, NULL, "reason=\"too_big\"", "too_big", dgrams_too_big),
+    Q(DROPS, NULL, "reason=\"pool_empty\"", "pool_empty", dgrams_pool_empty),
+    Q("wtrelay_quic_stream_bytes_received_total",
+      "stream bytes received (HTTP/3 control, capsules)", NULL, "stream_bytes_in", stream_bytes_in),
+    Q("wtrelay_quic_stream_send_overflows_total",
+      "stream writes refused: the connection's stream send buffers were full", NULL,
+      "sout_overflow", sout_overflow),
+    Q("wtrelay_quic_anchors_total",
+      "loss-recovery anchors (HTTP/3 reserved frames) sent beside datagrams", NULL, "anchors",
+      anchors),
+    Q(VALID, "QUIC address validation: Retry packets sent, tokens checked, NEW_TOKEN sent",
+      "event=\"retry_sent\"", "retries", retries_sent),
+    EV(VALID, "retry_token_ok", "tokens_retry_ok", tokens_retry_ok),
+    EV(VALID, "new_token_ok", "tokens_regular_ok", tokens_regular_ok),
+    EV(VALID, "token_bad", "tokens_bad", tokens_bad),
+    EV(VALID, "new_token_sent", "new_tokens", new_tokens_sent),
+    EV(VALID, "refused_unvalidated_full", "refused_unvalidated", conns_refused_unvalidated),
+    Q("wtrelay_quic_unvalidated_bytes_total",
+      "bytes to and from addresses not yet validated (anti-amplification)", "direction=\"in\"",
+      "bytes_in_unvalidated", bytes_in_unvalidated),
+    Q("wtrelay_quic_unvalidated_bytes_total", NULL, "direction=\"out\"", "bytes_out_unvalidated",
+      bytes_out_unvalidated),
+    Q("wtrelay_malloc_trims_total", "heap given back to the system after many connections ended",
+      NULL, "trims", malloc_trims),
+};
+#undef VALID
+#undef DROPS
+#undef DGRAMS
+#undef CONNS
+#undef EV
+#undef Q
+
+const struct counter_table quic_counter_table =
+    COUNTER_TABLE(quic_counter_defs, struct quic_counters);

@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wtrelay/counter.h"
 #include "wtrelay/filewatch.h"
 #include "wtrelay/log.h"
 #include "wtrelay/net.h"
@@ -704,3 +705,43 @@ void auth_release(struct auth *a, uint32_t subject)
   if (e->live && --e->live == 0)
     e->sub[0] = '\0';
 }
+
+/* ---- counters ---- */
+
+/* Access control's counters for /metrics and the exit log, one row per
+ * field (test_counter checks that every field has exactly one, and that
+ * the refusal labels are reason_names above). */
+#define A(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct auth_counters, fam, help, labels, "auth counters", key, field)
+#define REF(r, name) A("wtrelay_auth_refused_total", NULL, "reason=\"" name "\"", name, refused[r])
+static const struct counter_def auth_counter_defs[] = {
+    A(NULL, NULL, NULL, NULL, refused[AUTH_OK]), /* never counted */
+    A("wtrelay_auth_refused_total",
+      "extended CONNECTs refused by token or origin checks, by reason", "reason=\"missing_token\"",
+      "missing_token", refused[AUTH_MISSING]),
+    REF(AUTH_MALFORMED, "malformed"),
+    REF(AUTH_BAD_ALG, "wrong_algorithm"),
+    REF(AUTH_BAD_SIGNATURE, "bad_signature"),
+    REF(AUTH_NO_EXP, "no_exp"),
+    REF(AUTH_EXPIRED, "expired"),
+    REF(AUTH_NOT_YET_VALID, "not_yet_valid"),
+    REF(AUTH_ROOM, "room_not_granted"),
+    REF(AUTH_ORIGIN, "origin_not_allowed"),
+    REF(AUTH_NO_ORIGIN, "no_origin"),
+    REF(AUTH_SUBJECT_LIMIT, "subject_limit"),
+    REF(AUTH_SUBJECT_FULL, "subject_table_full"),
+    A("wtrelay_auth_accepted_total", "extended CONNECTs that passed the checks", NULL, "accepted",
+      accepted),
+    A("wtrelay_auth_register_refused_mac_total",
+      "Register of a MAC other than the one the token names", NULL, "register_refused_mac",
+      register_refused_mac),
+    A("wtrelay_auth_key_reloads_total", "token key reloads", "result=\"ok\"", "key_reloads",
+      key_reloads),
+    A("wtrelay_auth_key_reloads_total", NULL, "result=\"failed\"", "key_reload_failures",
+      key_reload_failures),
+};
+#undef REF
+#undef A
+
+const struct counter_table auth_counter_table =
+    COUNTER_TABLE(auth_counter_defs, struct auth_counters);

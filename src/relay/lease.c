@@ -20,6 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "wtrelay/counter.h"
+
 #define WRITE_EVERY_NS 1000000000ull
 #define HEADER "# wtrelay leases v1\n"
 #define ROOM_LINE_MAX (5 + 3 * LEASE_NAME_MAX + 2) /* "room ", name, newline, NUL */
@@ -950,3 +952,29 @@ void lease_fini(struct lease_table *t)
   t->rooms = NULL;
   t->buf = NULL;
 }
+
+/* ---- counters ---- */
+
+/* The lease table's counters for /metrics and the exit log, one row per
+ * field (test_counter checks that every field has exactly one). */
+#define L(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct lease_counters, fam, help, labels, "lease counters", key, field)
+static const struct counter_def lease_counter_defs[] = {
+    L("wtrelay_lease_file_writes_total", "lease file writes", "result=\"ok\"", "written", written),
+    L("wtrelay_lease_file_writes_total", NULL, "result=\"error\"", "write_errors", write_errors),
+    L("wtrelay_lease_file_lines_skipped_total",
+      "lease file lines that did not parse when it was read", NULL, "lines_skipped", lines_skipped),
+    L("wtrelay_lease_file_load_errors_total",
+      "lease file reads that failed or skipped lines (a missing file is none)", NULL, "load_errors",
+      load_errors),
+    L("wtrelay_lease_reclaims_total", "released addresses handed to another MAC",
+      "lease=\"expired\"", "reclaims_expired", reclaims_expired),
+    L("wtrelay_lease_reclaims_total", NULL, "lease=\"unexpired\"", "reclaims_unexpired",
+      reclaims_unexpired),
+    L("wtrelay_leases_dropped_total",
+      "leases forgotten because the lease or room name table was full", NULL, "dropped", dropped),
+};
+#undef L
+
+const struct counter_table lease_counter_table =
+    COUNTER_TABLE(lease_counter_defs, struct lease_counters);

@@ -71,6 +71,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
                                   (uint64_t)cfg->max_rooms * cfg->max_macs_per_room),
                           1u << 22),
       .max_macs_per_domain = cfg->max_macs_per_room,
+      .max_macs_per_uplink = cfg->max_macs_per_uplink,
       .max_macs_per_port = cfg->max_macs_per_port,
       .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S,
       .subnet = cfg->subnet,
@@ -1470,31 +1471,10 @@ const struct counter_table relay_counter_table =
 
 void relay_log_counters(const struct relay *r)
 {
-  const struct relay_counters *c = &r->ctr;
-  const struct switch_counters *w = &r->sw.ctr;
-  const struct chunk_counters *k = &r->chunks.ctr;
-#define U(x) ((unsigned long long)(x))
-  counter_log(&relay_counter_table, c);
-  log_info("switch counters",
-           "frames_in=%llu unicast=%llu floods=%llu flood_copies=%llu routed=%llu "
-           "delivered=%llu deliver_failed=%llu same_port=%llu src_multicast=%llu "
-           "learned=%llu moved=%llu aged=%llu full_port=%llu full_room=%llu full_table=%llu "
-           "flood_limited=%llu",
-           U(w->frames_in), U(w->unicast), U(w->floods), U(w->flood_copies), U(w->routed),
-           U(w->delivered), U(w->deliver_failed), U(w->drop_same_port), U(w->drop_src_multicast),
-           U(w->learned), U(w->moved), U(w->aged), U(w->learn_full_port), U(w->learn_full_domain),
-           U(w->learn_full_table), U(w->flood_limited));
-  log_info("chunk counters",
-           "chunks_in=%llu frames_done=%llu single=%llu duplicates=%llu bad_total=%llu "
-           "bad_stride=%llu too_big=%llu expired=%llu evicted=%llu pool_empty=%llu",
-           U(k->chunks_in), U(k->frames_done), U(k->single), U(k->duplicates), U(k->bad_total),
-           U(k->bad_stride), U(k->too_big), U(k->expired), U(k->evicted), U(k->pool_empty));
-  const struct lease_counters *l = &r->leases.ctr;
-  log_info("lease counters",
-           "leases=%u active=%u written=%llu write_errors=%llu lines_skipped=%llu "
-           "load_errors=%llu reclaims_expired=%llu reclaims_unexpired=%llu dropped=%llu",
-           r->leases.nused, lease_active(&r->leases, *r->now), U(l->written), U(l->write_errors),
-           U(l->lines_skipped), U(l->load_errors), U(l->reclaims_expired), U(l->reclaims_unexpired),
-           U(l->dropped));
-#undef U
+  counter_log(&relay_counter_table, &r->ctr);
+  counter_log(&switch_counter_table, &r->sw.ctr);
+  counter_log(&switch_kind_counter_table, r->sw.kind);
+  counter_log(&chunk_counter_table, &r->chunks.ctr);
+  log_info("leases", "leases=%u active=%u", r->leases.nused, lease_active(&r->leases, *r->now));
+  counter_log(&lease_counter_table, &r->leases.ctr);
 }

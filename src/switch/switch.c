@@ -20,6 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "wtrelay/counter.h"
+
 #define ETH_HLEN 14
 #define ETH_P_IPV4 0x0800
 #define IPV4_MIN 20
@@ -580,3 +582,104 @@ static int input(struct switch_table *sw, uint32_t port, const struct switch_fra
   sw->ctr.unicast++;
   return deliver(sw, to, f);
 }
+
+/* ---- counters ---- */
+
+/* The switch's counters for /metrics and the exit log, one row per field
+ * (test_counter checks that every field has exactly one). The first
+ * family is storm control's, which the relay's table ends with: metrics.c
+ * writes the two tables one after the other, so the sample joins it. */
+#define S(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct switch_counters, fam, help, labels, "switch counters", key, field)
+#define FR(kind, key, field) S("wtrelay_switch_frames_total", NULL, "kind=\"" kind "\"", key, field)
+#define DR(reason, key, field)                                                                     \
+  S("wtrelay_switch_drops_total", NULL, "reason=\"" reason "\"", key, field)
+#define MAC(ev, key, field)                                                                        \
+  S("wtrelay_switch_mac_events_total", NULL, "event=\"" ev "\"", key, field)
+static const struct counter_def switch_counter_defs[] = {
+    S("wtrelay_storm_control_drops_total",
+      "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
+      "flood copies a receiver's half-full datagram queue refused (copies)",
+      "reason=\"rate_limited\"", "flood_limited", flood_limited),
+    S("wtrelay_switch_frames_total", "frames switched", "kind=\"in\"", "frames_in", frames_in),
+    FR("unicast", "unicast", unicast),
+    FR("flood", "floods", floods),
+    FR("flood_copy", "flood_copies", flood_copies),
+    FR("routed", "routed", routed),
+    FR("routed_uplink", "routed_uplink", routed_uplink),
+    FR("delivered", "delivered", delivered),
+    S("wtrelay_switch_drops_total", "frames (or flood copies) the switch dropped or did not send",
+      "reason=\"deliver_failed\"", "deliver_failed", deliver_failed),
+    DR("runt", "runt", drop_runt),
+    DR("bad_port", "bad_port", drop_bad_port),
+    DR("same_port", "same_port", drop_same_port),
+    DR("source_multicast", "src_multicast", drop_src_multicast),
+    DR("too_deep", "too_deep", drop_too_deep),
+    DR("split_horizon", "split_horizon", split_horizon),
+    DR("uplink_router", "uplink_router", drop_uplink_router),
+    DR("uplink_pinned_source", "uplink_pinned_src", drop_uplink_pinned_src),
+    S("wtrelay_switch_mac_events_total", "MAC table events", "event=\"learned\"", "learned",
+      learned),
+    MAC("moved", "moved", moved),
+    MAC("aged", "aged", aged),
+    MAC("full_port", "full_port", learn_full_port),
+    MAC("full_room", "full_room", learn_full_domain),
+    MAC("full_table", "full_table", learn_full_table),
+};
+#undef MAC
+#undef DR
+#undef FR
+#undef S
+
+const struct counter_table switch_counter_table =
+    COUNTER_TABLE(switch_counter_defs, struct switch_counters);
+
+/* Per port kind: local ports (sessions, the gateway) and uplinks (the
+ * room's copies on other workers). */
+#define K(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct switch_kind_table, fam, help, labels, "switch port counters", key, field)
+#define KG(fam, help, labels, key, field)                                                          \
+  COUNTER_GAUGE(struct switch_kind_table, fam, help, labels, "switch port counters", key, field)
+#define LOC(f) kind[SWITCH_PORT_LOCAL].f
+#define UPL(f) kind[SWITCH_PORT_UPLINK].f
+static const struct counter_def switch_kind_counter_defs[] = {
+    K("wtrelay_switch_port_frames_total", "frames through the switch's ports, by port kind",
+      "kind=\"local\",direction=\"in\"", "local_in", LOC(frames_in)),
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"local\",direction=\"out\"", "local_out",
+      LOC(frames_out)),
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",direction=\"in\"", "uplink_in",
+      UPL(frames_in)),
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",direction=\"out\"", "uplink_out",
+      UPL(frames_out)),
+    K("wtrelay_switch_port_flood_copies_total",
+      "flood copies delivered to ports, by port kind (also in frames out)", "kind=\"local\"",
+      "local_flood_copies", LOC(flood_copies)),
+    K("wtrelay_switch_port_flood_copies_total", NULL, "kind=\"uplink\"", "uplink_flood_copies",
+      UPL(flood_copies)),
+    K("wtrelay_switch_port_mac_events_total",
+      "MACs learned new, moved to, or not learned (the port's bound) on ports, by port kind",
+      "kind=\"local\",event=\"learned\"", "local_learned", LOC(learned)),
+    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"local\",event=\"moved_in\"",
+      "local_moved_in", LOC(moved_in)),
+    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"local\",event=\"full\"",
+      "local_learn_full", LOC(learn_full)),
+    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"learned\"",
+      "uplink_learned", UPL(learned)),
+    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"moved_in\"",
+      "uplink_moved_in", UPL(moved_in)),
+    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"full\"",
+      "uplink_learn_full", UPL(learn_full)),
+    KG("wtrelay_switch_port_mac_entries", "MACs learned on ports now, by port kind",
+       "kind=\"local\"", "local_macs", LOC(macs)),
+    KG("wtrelay_switch_port_mac_entries", NULL, "kind=\"uplink\"", "uplink_macs", UPL(macs)),
+};
+#undef UPL
+#undef LOC
+#undef KG
+#undef K
+
+_Static_assert(sizeof(struct switch_kind_table) == sizeof(((struct switch_table *)0)->kind),
+               "switch_kind_table is switch_table.kind");
+
+const struct counter_table switch_kind_counter_table =
+    COUNTER_TABLE(switch_kind_counter_defs, struct switch_kind_table);

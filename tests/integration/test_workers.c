@@ -8,7 +8,12 @@
  * learning reaches exactly its destination, a 1514-byte frame (chunked
  * both ways) arrives byte-exact at sessions on other workers, addresses
  * come from one pool (40 distinct), and SIGTERM with sessions on every
- * worker exits 0.
+ * worker exits 0. /metrics sums every worker: the switch's and the chunk
+ * reassembly's counters equal what the clients sent, wherever their
+ * sessions sit; each worker reports its loop (turns, busy time,
+ * utilisation) and the steering mode is named. A worker that stops
+ * turning its loop (the WTRELAY_TEST_STALL hook) fails /healthz and
+ * /readyz until it turns again.
  */
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
@@ -68,6 +73,57 @@ static long long metric(const char *text, const char *series)
   if (!p)
     return -1;
   return atoll(p + strlen(pat));
+}
+
+/* The value of a sample that may be fractional, or -1. */
+static double metric_f(const char *text, const char *series)
+{
+  char pat[256];
+  snprintf(pat, sizeof(pat), "\n%s ", series);
+  const char *p = strstr(text, pat);
+  if (!p)
+    return -1;
+  return strtod(p + strlen(pat), NULL);
+}
+
+/* The sum of every worker's sample of a per-worker family: family{worker="i"<rest>}. */
+static long long per_worker_sum(const char *text, const char *family, const char *rest,
+                                unsigned workers)
+{
+  long long sum = 0;
+  for (unsigned w = 0; w < workers; w++) {
+    char series[160];
+    snprintf(series, sizeof(series), "%s{worker=\"%u\"%s}", family, w, rest);
+    long long v = metric(text, series);
+    cr_assert_geq(v, 0, "no %s", series);
+    sum += v;
+  }
+  return sum;
+}
+
+/* The status code of GET path on the ops listener, 0 when it does not
+ * answer within 2 s. */
+static int http_status(const struct relay_proc *rp, const char *path)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {.tv_sec = 2};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons(rp->ops_port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  int code = 0;
+  char req[128], resp[256];
+  int n =
+      snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+  if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0 && send(fd, req, (size_t)n, 0) == n) {
+    ssize_t r = recv(fd, resp, sizeof(resp) - 1, 0);
+    if (r > 0) {
+      resp[r] = '\0';
+      sscanf(resp, "HTTP/1.1 %d", &code);
+    }
+  }
+  close(fd);
+  return code;
 }
 
 /* What each session received: broadcasts by source, unicasts, the last frame. */
@@ -296,6 +352,50 @@ static void room_across_workers(unsigned workers)
   cr_assert_gt(pushed, 0, "no frame crossed a worker ring");
   cr_assert_eq(pushed, popped);
 
+  /* the switch and the reassembly summed over workers: every frame the
+   * clients sent entered a switch through a session's (local) port once,
+   * 40 broadcasts + 39 unicasts + 39 chunked frames; every frame popped
+   * from a ring entered its room's copy through an uplink port; the
+   * 1514-byte frames were reassembled from exactly the chunks client 0
+   * sent. (Snapshots are at most 100 ms old: wait a little.) */
+  run_all(cl, NSESS, 300, NULL);
+  metrics_get(&rp, m, sizeof(m));
+  const long long sent = NSESS + 2 * (NSESS - 1);
+  long long no_room =
+      per_worker_sum(m, "wtrelay_worker_ring_frames_total", ",event=\"no_room\"", workers);
+  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"local\",direction=\"in\"}"), sent,
+               "frames from sessions into the switches, summed over workers");
+  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"in\"}"),
+               popped - no_room, "frames from other workers' copies");
+  cr_assert_eq(metric(m, "wtrelay_switch_frames_total{kind=\"in\"}"), sent + popped - no_room,
+               "frames switched, summed over workers");
+  cr_assert_eq(metric(m, "wtrelay_frames_total{direction=\"in\"}"), sent);
+  cr_assert_eq(metric(m, "wtrelay_chunk_reassembly_total{event=\"frame_done\"}"), NSESS - 1,
+               "chunked frames reassembled, summed over workers");
+  cr_assert_eq(metric(m, "wtrelay_chunk_reassembly_total{event=\"chunk_in\"}"),
+               (long long)cl[0].s->chunks_out, "chunks in over workers vs chunks sent");
+  cr_assert_eq(metric(m, "wtrelay_sessions"), NSESS, "bavy sessions over workers");
+  cr_assert_geq(metric(m, "wtrelay_switch_mac_entries"), NSESS, "MACs learned over workers");
+  cr_assert_eq(metric(m, "wtrelay_timers_capacity") % workers, 0, "every worker's heap counted");
+  /* each worker's loop */
+  for (unsigned w = 0; w < workers; w++) {
+    char series[96];
+    snprintf(series, sizeof(series), "wtrelay_worker_turns_total{worker=\"%u\"}", w);
+    cr_assert_gt(metric(m, series), 0);
+    snprintf(series, sizeof(series), "wtrelay_worker_busy_seconds_total{worker=\"%u\"}", w);
+    cr_assert_gt(metric_f(m, series), 0, "worker %u: no busy time", w);
+    snprintf(series, sizeof(series), "wtrelay_worker_loop_utilisation{worker=\"%u\"}", w);
+    double u = metric_f(m, series);
+    cr_assert(u >= 0 && u <= 1, "worker %u utilisation %f", w, u);
+  }
+  /* one steering mode, a multi-worker one */
+  cr_assert_eq(metric(m, "wtrelay_steer_mode{mode=\"single\"}"), 0);
+  cr_assert_eq(metric(m, "wtrelay_steer_mode{mode=\"bpf\"}") +
+                   metric(m, "wtrelay_steer_mode{mode=\"reuseport_hash\"}"),
+               1);
+  cr_assert_eq(metric(m, "wtrelay_steer_handoffs_total{event=\"out\"}"),
+               per_worker_sum(m, "wtrelay_worker_handoffs_total", ",dir=\"out\"", workers));
+
   /* SIGTERM with sessions on every worker: exit 0 */
   relay_proc_stop(&rp);
   for (uint32_t i = 0; i < NSESS; i++)
@@ -352,4 +452,44 @@ Test(workers_e2e, per_address_bound_over_workers, .timeout = 60)
   for (uint32_t i = 0; i < N; i++)
     wtc_fini(&cl[i].c);
   free(cl);
+}
+
+/* /healthz and /readyz with a stuck worker: worker 1 blocks its thread for
+ * 4 s, 2 s after start (WTRELAY_TEST_STALL, read at start). Both probes
+ * answer 200 before, 503 once it has not turned for 2 s, and 200 again
+ * when it turns; its loop utilisation over the window of the stall shows
+ * it busy. */
+Test(workers_e2e, stalled_worker_fails_healthz_then_recovers, .timeout = 60)
+{
+  struct relay_proc rp;
+  log_set_level(LOG_WARN);
+  setenv("WTRELAY_TEST_STALL", "1:4000:2", 1);
+  relay_start(&rp, 2, NULL);
+  unsetenv("WTRELAY_TEST_STALL");
+  cr_assert_eq(http_status(&rp, "/healthz"), 200, "healthy before the stall");
+  cr_assert_eq(http_status(&rp, "/readyz"), 200, "ready before the stall");
+  int code = 0, ready = 0;
+  for (int i = 0; i < 80 && code != 503; i++) {
+    usleep(100000);
+    code = http_status(&rp, "/healthz");
+  }
+  cr_assert_eq(code, 503, "/healthz did not fail while worker 1 stalled");
+  ready = http_status(&rp, "/readyz");
+  cr_assert_eq(ready, 503, "/readyz should fail with a worker stalled");
+  for (int i = 0; i < 80 && code != 200; i++) {
+    usleep(100000);
+    code = http_status(&rp, "/healthz");
+  }
+  cr_assert_eq(code, 200, "/healthz did not recover once worker 1 turned again");
+  cr_assert_eq(http_status(&rp, "/readyz"), 200, "/readyz did not recover");
+  static char m[1 << 20];
+  double u = -1;
+  for (int i = 0; i < 20 && u < 0.5; i++) {
+    metrics_get(&rp, m, sizeof(m));
+    u = metric_f(m, "wtrelay_worker_loop_utilisation{worker=\"1\"}");
+    usleep(100000);
+  }
+  cr_assert_geq(u, 0.5, "worker 1's utilisation over the stall: %f", u);
+  cr_assert_lt(metric_f(m, "wtrelay_worker_loop_utilisation{worker=\"0\"}"), 0.5);
+  relay_proc_stop(&rp);
 }

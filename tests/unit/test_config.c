@@ -455,3 +455,20 @@ Test(config, workers_default_to_the_cpus_the_process_may_use)
   cr_assert_eq(got, 1);
   cr_assert_eq(w, 1);
 }
+
+/* --max-macs-per-uplink: 0 (the room's bound) by default, then the
+ * switch's max_macs_per_uplink. */
+Test(config, max_macs_per_uplink)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.max_macs_per_uplink, 0);
+  cr_assert_eq(PARSE(&c, err, "--max-macs-per-room", "64", "--max-macs-per-uplink", "7"), CONFIG_OK,
+               "%s", err);
+  cr_assert_eq(c.max_macs_per_uplink, 7);
+  cr_assert_eq(c.max_macs_per_room, 64);
+  cr_assert_neq(PARSE(&c, err, "--max-macs-per-uplink", "2000000"), CONFIG_OK);
+  cr_assert(strstr(err, "max-macs-per-uplink"), "%s", err);
+}

@@ -3,10 +3,22 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "wtrelay/auth.h"
+#include "wtrelay/chunk.h"
 #include "wtrelay/counter.h"
 #include "wtrelay/gateway.h"
+#include "wtrelay/h3.h"
+#include "wtrelay/hostaddr.h"
+#include "wtrelay/io.h"
 #include "wtrelay/languard.h"
+#include "wtrelay/lease.h"
+#include "wtrelay/log.h"
+#include "wtrelay/metrics.h"
+#include "wtrelay/ops.h"
+#include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/switch.h"
+#include "wtrelay/timer.h"
 
 static void check_ok(const struct counter_table *t, const char *name)
 {
@@ -26,6 +38,102 @@ Test(counter, gateway_table_names_every_field)
 {
   check_ok(&gateway_counter_table, "gateway_counter_table");
   cr_assert_eq(gateway_counter_table.n, sizeof(struct gateway_counters) / sizeof(uint64_t));
+}
+
+/* Every counters struct of the tree and its table: a struct added here
+ * without a table, or a field without a row, fails below. */
+#define ENTRY(tab, T)                                                                              \
+  {                                                                                                \
+#tab, &(tab), sizeof(T)                                                                        \
+  }
+static const struct {
+  const char *name;
+  const struct counter_table *t;
+  size_t size;
+} tables[] = {
+    ENTRY(io_counter_table, struct io_counters),
+    ENTRY(quic_counter_table, struct quic_counters),
+    ENTRY(h3_counter_table, struct h3_counters),
+    ENTRY(relay_counter_table, struct relay_counters),
+    ENTRY(switch_counter_table, struct switch_counters),
+    ENTRY(switch_kind_counter_table, struct switch_kind_table),
+    ENTRY(chunk_counter_table, struct chunk_counters),
+    ENTRY(lease_counter_table, struct lease_counters),
+    ENTRY(gateway_counter_table, struct gateway_counters),
+    ENTRY(auth_counter_table, struct auth_counters),
+    ENTRY(hostaddr_counter_table, struct hostaddr_counters),
+    ENTRY(ops_counter_table, struct ops_counters),
+    ENTRY(timer_counter_table, struct timer_stats),
+    ENTRY(metrics_gauge_table, struct metrics_gauges),
+};
+#undef ENTRY
+
+/* Each table names every 64-bit word of its struct exactly once (the
+ * check: one row per slot, no offset twice), and describes the struct it
+ * is declared for. */
+Test(counter, every_table_names_every_field_once)
+{
+  for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
+    check_ok(tables[i].t, tables[i].name);
+    cr_assert_eq(tables[i].t->size, tables[i].size, "%s", tables[i].name);
+    cr_assert_eq(tables[i].t->n, tables[i].size / sizeof(uint64_t), "%s", tables[i].name);
+    size_t exported = 0;
+    for (size_t j = 0; j < tables[i].t->n; j++)
+      exported += tables[i].t->defs[j].family != NULL;
+    cr_assert_gt(exported, 0, "%s exports nothing", tables[i].name);
+  }
+}
+
+/* The parts of what a worker counts (the unit of the snapshot, the sum
+ * and the exit log) tile struct metrics_worker: no gap a counter could
+ * hide in, no overlap counted twice. */
+Test(counter, worker_parts_tile_the_worker_struct)
+{
+  size_t at = 0;
+  for (size_t i = 0; i < metrics_worker_nparts; i++) {
+    cr_assert_eq(metrics_worker_parts[i].off, at, "part %zu", i);
+    at += metrics_worker_parts[i].t->size;
+  }
+  cr_assert_eq(at, sizeof(struct metrics_worker));
+}
+
+/* A family two tables share is written once: storm control ends the
+ * relay's table and starts the switch's, which metrics.c writes next. */
+Test(counter, storm_control_family_spans_relay_and_switch)
+{
+  const struct counter_def *last = &relay_counter_table.defs[relay_counter_table.n - 1];
+  cr_assert_str_eq(last->family, "wtrelay_storm_control_drops_total");
+  cr_assert_str_eq(switch_counter_table.defs[0].family, last->family);
+}
+
+/* Summing adds every word. */
+Test(counter, sum_adds_every_word)
+{
+  struct switch_counters a, b;
+  uint64_t *wa = (uint64_t *)(void *)&a, *wb = (uint64_t *)(void *)&b;
+  for (size_t i = 0; i < sizeof(a) / 8; i++) {
+    wa[i] = i;
+    wb[i] = 1000 + i;
+  }
+  counter_sum(&switch_counter_table, &a, &b);
+  for (size_t i = 0; i < sizeof(a) / 8; i++)
+    cr_assert_eq(wa[i], 1000 + 2 * i);
+}
+
+/* The refusal rows are labelled with auth's own reason names. */
+Test(counter, auth_labels_match_reason_names)
+{
+  for (int r = 1; r < AUTH_NREASONS; r++) {
+    size_t off = offsetof(struct auth_counters, refused) + (size_t)r * sizeof(uint64_t);
+    const struct counter_def *d = NULL;
+    for (size_t i = 0; i < auth_counter_table.n; i++)
+      if (auth_counter_table.defs[i].off == off)
+        d = &auth_counter_table.defs[i];
+    cr_assert_not_null(d);
+    char want[64];
+    snprintf(want, sizeof(want), "reason=\"%s\"", auth_reason_name((enum auth_reason)r));
+    cr_assert_str_eq(d->labels, want);
+  }
 }
 
 /* The LAN guard rows are labelled with languard's own verdict names. */
@@ -94,6 +202,10 @@ Test(counter, check_fails_on_broken_tables)
   /* exported but not logged */
   const struct counter_def nolog[] = {good[0], good[1], D("y_total", "y", NULL, NULL, NULL, c)};
   cr_assert_lt(check(nolog, 3), 0);
+  /* a family of counters and gauges mixed */
+  const struct counter_def mixed[] = {
+      good[0], COUNTER_GAUGE(struct three, "x_total", NULL, "k=\"b\"", "l", "b", b), good[2]};
+  cr_assert_lt(check(mixed, 3), 0);
   /* a reserved slot (neither exported nor logged) is fine */
   const struct counter_def reserved[] = {good[0], good[1], D(NULL, NULL, NULL, NULL, NULL, c)};
   cr_assert_eq(check(reserved, 3), 0);

@@ -295,3 +295,13 @@ Test(relay_share, school_behind_one_address_defaults)
   }
   stop();
 }
+
+/* --max-macs-per-uplink reaches the switch (0: the room's bound). */
+Test(relay, max_macs_per_uplink_reaches_the_switch, .init = setup)
+{
+  cfg.max_macs_per_uplink = 9;
+  start();
+  cr_assert_eq(r.sw.p.max_macs_per_uplink, 9);
+  relay_fini(&r);
+  timer_heap_fini(&th);
+}
