@@ -184,6 +184,8 @@ struct server {
   struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
   int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
   int port_claim;       /* io_udp_port_claim's descriptor with several workers, -1 */
+  struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
+  struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
@@ -893,12 +895,12 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
   /* worker 0's live counters plus every other worker's snapshot */
-  static struct metrics_worker sum;
-  worker_counters(s, &sum);
+  struct metrics_worker *sum = &p->metrics_sum;
+  worker_counters(s, sum);
   for (uint32_t i = 1; i < p->nworkers; i++)
-    words_add(&sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+    words_add(sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
   struct metrics_src m = {
-      .sum = &sum,
+      .sum = sum,
       .auth = s->relay.auth != NULL,
       .hostaddr = s->gw_ok && s->gw.p.hostaddr,
       .host_routes = s->hostaddr.n,
@@ -1260,6 +1262,7 @@ static void server_destroy(struct server *p)
     free(s);
   }
   free(p->ws);
+  free(p->finals);
   for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->rings[i]);
   for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
@@ -1312,6 +1315,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   pthread_cond_init(&p->cond, NULL);
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
+  p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no sum line, nothing else lost */
   size_t nr = (size_t)p->nworkers * p->nworkers;
   p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
@@ -1414,6 +1418,26 @@ fail:
   return rc;
 }
 
+/* With several workers, the exit log's counter lines once for the process
+ * (tagged workers=N): the sums of what each worker counted (finals, stored
+ * by each as it stopped), the same figures /metrics gave last. */
+static void log_final_sums(struct server *p)
+{
+  if (p->nworkers < 2 || !p->finals)
+    return;
+  struct metrics_worker *sum = &p->metrics_sum;
+  memset(sum, 0, sizeof(*sum));
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    uint64_t *d = (uint64_t *)sum;
+    const uint64_t *w = (const uint64_t *)&p->finals[i];
+    for (size_t k = 0; k < WORDS(struct metrics_worker); k++)
+      d[k] += w[k];
+  }
+  char tag[32];
+  snprintf(tag, sizeof(tag), "workers=%u", p->nworkers);
+  metrics_worker_log(sum, tag, LOG_INFO);
+}
+
 uint16_t server_port(const struct server *p)
 {
   return p->port;
@@ -1483,6 +1507,7 @@ int server_run(struct server *p)
   }
   join_workers(p);
   steer_release(p);
+  log_final_sums(p);
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)
@@ -1490,15 +1515,20 @@ int server_run(struct server *p)
   return rc;
 }
 
-/* The exit log: the worker's counters from the same tables as /metrics
- * (each line tagged worker=i); worker 0 adds the process-wide ones. */
+/* The exit log: the worker's counters from the same tables as /metrics,
+ * each line tagged worker=i (at debug level when there are several: the
+ * process logs their sums, log_final_sums); worker 0 adds the process-wide
+ * ones. */
 static void log_counters(struct server_worker *s)
 {
   struct metrics_worker mw;
   worker_counters(s, &mw);
   char tag[32];
   snprintf(tag, sizeof(tag), "worker=%u", s->index);
-  metrics_worker_log(&mw, tag);
+  struct server *proc = s->proc;
+  metrics_worker_log(&mw, tag, proc->nworkers > 1 ? LOG_DEBUG : LOG_INFO);
+  if (proc->finals)
+    proc->finals[s->index] = mw;
   log_info("worker loop",
            "worker=%u turns=%llu busy_ns=%llu wait_ns=%llu handoff_in=%llu "
            "uplink_no_room=%llu",
