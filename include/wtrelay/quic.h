@@ -326,6 +326,10 @@ int quic_conn_send_datagram_flags(struct quic_conn *c, const struct iovec *iov, 
                                   uint64_t id, unsigned flags);
 /* The connection's current probe timeout (ngtcp2's PTO), ns. */
 uint64_t quic_conn_pto(struct quic_conn *c);
+/* The connection ID this side sends to (the peer's current one) into out
+ * (at most cap bytes): its length, 0 when none yet. A client of a relay
+ * with several workers learns the worker from its first byte. */
+size_t quic_conn_dcid(const struct quic_conn *c, uint8_t *out, size_t cap);
 /* Names the anchor (see "Loss recovery" above): `unit` (static storage,
  * 1..4 bytes, a complete frame the peer ignores) may be written on stream
  * `sid` of ours any number of times, between whole writes of the stream's

@@ -22,6 +22,10 @@
  * Error as before, else the old session is closed and the newcomer gets
  * the MAC, its address and its switch port; the NAT's flows are keyed by
  * room and address, so they carry on. Only the Register waits.
+ * With several workers the holder may sit on another worker: the pool
+ * says the MAC is live, no local session holds it, so the newcomer asks
+ * the other workers (struct relay_remote_ops) and the holder's worker
+ * runs the same probe there and answers.
  * LAN guards (languard.c): Register of a reserved MAC (group bit, zero,
  * the gateway's) gets an Error; every frame a session sends passes the
  * guard before the switch sees it (ARP and IPv4 sources must be the
@@ -96,6 +100,30 @@ struct relay_uplink {
 typedef int (*relay_uplink_send_fn)(void *ctx, uint32_t to, uint32_t gid,
                                     const struct switch_frame *f);
 
+/* Takeover across workers. A Register whose MAC the room's pool says is
+ * live (-EBUSY) while no session of this worker holds it waits (the same
+ * deadline timer as a local takeover, TAKEOVER_REMOTE_NS) and asks every
+ * other worker through `ask`; a worker whose session holds the MAC probes
+ * it like a local holder and answers through `answer`: RELEASED after
+ * unregistering and closing a holder that did not acknowledge (or was
+ * closing already), ALIVE when it acknowledged (or another takeover of it
+ * is being decided), NOT_HERE without such a session. The relay knows no
+ * thread or ring: the process layer carries the messages and calls
+ * relay_takeover_ask / relay_takeover_verdict on the receiving worker. */
+enum relay_verdict {
+  RELAY_VERDICT_RELEASED = 1,
+  RELAY_VERDICT_ALIVE = 2,
+  RELAY_VERDICT_NOT_HERE = 3,
+};
+struct relay_remote_ops {
+  /* Asks worker `to` about `mac` in room `gid` (ring id); token names the
+   * waiting session. 0, or a negative errno when the message was dropped
+   * (counted by the relay). */
+  int (*ask)(void *ctx, uint32_t to, uint32_t gid, const uint8_t mac[6], uint64_t token);
+  /* Answers worker `to`'s ask `token`. 0 or a negative errno (dropped). */
+  int (*answer)(void *ctx, uint32_t to, uint64_t token, enum relay_verdict v);
+};
+
 /* With --allow-any-src-mac: an address the gateway's DHCP leased to a MAC
  * that asked through this session's port (the LAN guard lets exactly
  * these speak besides the session's own address). */
@@ -139,7 +167,16 @@ struct relay_peer {
   uint32_t probes;       /* newcomer: probes sent for this verdict */
   uint8_t want_mac[6];   /* newcomer: the MAC asked for */
   uint64_t probe_t0;     /* newcomer: when the first probe was sent */
-  struct timer takeover; /* newcomer: the verdict's deadline */
+  struct timer takeover; /* newcomer: the verdict's deadline; holder probed for
+                          * another worker: the probe's deadline */
+  /* Takeover across workers (relay_set_remote): the newcomer asks the
+   * other workers; the holder's worker probes the holder. */
+  uint64_t remote_token;   /* newcomer: the asks' token while it waits, 0 = none */
+  uint32_t remote_pending; /* newcomer: asks not answered yet */
+  uint32_t remote_room;    /* newcomer: its room copy, held while it waits */
+  bool remote_asked;       /* newcomer: its Register asked already (no second round) */
+  uint64_t remote_for;     /* holder: the asker's token while probed for it, 0 = none */
+  uint32_t remote_from;    /* holder: the asking worker */
   /* access control: what the session's token grants */
   bool mac_bound; /* the token names the only MAC it may register */
   uint8_t token_mac[6];
@@ -162,6 +199,12 @@ struct relay_counters {
   uint64_t frames_out_too_big, chunks_bad_header, ports_full;
   /* takeover */
   uint64_t takeover_probes, takeovers, takeover_refused_alive;
+  /* takeover across workers: the asker's side (Registers that asked, and
+   * how their wait ended), the holder's (asks received), and control
+   * messages the worker-pair ring refused (full) */
+  uint64_t takeover_remote_asks, takeover_remote_released, takeover_remote_alive;
+  uint64_t takeover_remote_not_here, takeover_remote_timeouts, takeover_remote_unknown;
+  uint64_t takeover_remote_asks_in, takeover_remote_ring_drops;
   /* LAN guards (languard.c) and storm control */
   uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
@@ -216,6 +259,10 @@ struct relay {
   uint32_t *gid_local;
   relay_uplink_send_fn uplink_send;
   void *uplink_ctx;
+  /* takeover across workers (relay_set_remote); NULL = this worker alone */
+  const struct relay_remote_ops *remote;
+  void *remote_ctx;
+  uint32_t remote_seq; /* the high half of the asks' tokens */
 };
 
 /* The address pool of local room `room` (the directory's; lock it with
@@ -235,6 +282,18 @@ int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_s
  * worker has no copy of the room, or switch_input's error. */
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len);
+
+/* Takeover across workers (see struct relay_remote_ops); after
+ * relay_set_uplinks (the asks go to its other workers). */
+void relay_set_remote(struct relay *r, const struct relay_remote_ops *ops, void *ctx);
+/* Worker `from` asks whether a session here holds `mac` in room `gid`
+ * (ring id): the answer goes back through ops->answer, at once or after
+ * the probe. */
+void relay_takeover_ask(struct relay *r, uint32_t from, uint32_t gid, const uint8_t mac[6],
+                        uint64_t token);
+/* Worker `from`'s answer to this relay's ask `token`; an unknown or stale
+ * token (the newcomer went away or was decided) is counted and ignored. */
+void relay_takeover_verdict(struct relay *r, uint32_t from, uint64_t token, enum relay_verdict v);
 
 /* Address leases for the gateway's DHCP server (ctx = the relay). */
 extern const struct gateway_addr_ops relay_addr_ops;

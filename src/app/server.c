@@ -81,6 +81,10 @@
 #define HANDOFF_MAX_PKT 2048
 /* Frame rings (room copies joined by uplink ports): slots per worker pair. */
 #define FRAME_SLOTS 1024
+/* Control rings (takeover asks and verdicts): slots per worker pair. A
+ * Register that collides sends one ask to each other worker, each answered
+ * once: 64 in flight per pair is far above what Registers make. */
+#define CONTROL_SLOTS 64
 
 /* A worker's process events (server_worker.events), set by the process
  * thread with its doorbell rung after. */
@@ -188,6 +192,7 @@ struct server {
   struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
+  struct fring *crings; /* control messages (takeover across workers), the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
   bool dir_ok;
   int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
@@ -417,16 +422,82 @@ static void handoff_drain(struct server_worker *s, uint32_t from)
   }
 }
 
+/* ---- control messages between workers: takeover across workers ----
+ * The relay asks and answers through struct relay_remote_ops; each message
+ * is one small slot in the control ring of the worker pair (the producer
+ * is the sender's thread, the consumer the receiver's), read on the
+ * receiver's loop, which calls into its own relay. A full ring refuses the
+ * message (counted by the ring and by the relay); nothing waits. */
+
+#define CTL_ASK 1u
+#define CTL_VERDICT 2u
+
+struct ctl_msg {
+  uint32_t kind; /* CTL_* */
+  uint32_t gid;  /* ask: the room's ring id */
+  uint64_t token;
+  uint8_t mac[6];  /* ask */
+  uint8_t verdict; /* verdict: enum relay_verdict */
+  uint8_t pad;
+};
+
+static struct fring *cring_of(struct server *p, uint32_t from, uint32_t to)
+{
+  return &p->crings[(size_t)from * p->nworkers + to];
+}
+
+static int ctl_push(struct server_worker *s, uint32_t to, const struct ctl_msg *m)
+{
+  if (to >= s->proc->nworkers || to == s->index)
+    return -EINVAL;
+  struct iovec iov = {.iov_base = (void *)m, .iov_len = sizeof(*m)};
+  return fring_push(cring_of(s->proc, s->index, to), m->kind, 0, &iov, 1);
+}
+
+static int ctl_ask(void *ctx, uint32_t to, uint32_t gid, const uint8_t mac[6], uint64_t token)
+{
+  struct ctl_msg m = {.kind = CTL_ASK, .gid = gid, .token = token};
+  memcpy(m.mac, mac, 6);
+  return ctl_push(ctx, to, &m);
+}
+
+static int ctl_answer(void *ctx, uint32_t to, uint64_t token, enum relay_verdict v)
+{
+  struct ctl_msg m = {.kind = CTL_VERDICT, .token = token, .verdict = (uint8_t)v};
+  return ctl_push(ctx, to, &m);
+}
+
+static const struct relay_remote_ops ctl_ops = {.ask = ctl_ask, .answer = ctl_answer};
+
+static void ctl_drain(struct server_worker *s, uint32_t from)
+{
+  struct fring *r = cring_of(s->proc, from, s->index);
+  const struct fring_slot *sl;
+  while ((sl = fring_peek(r))) {
+    struct ctl_msg m;
+    if (sl->len == sizeof(m)) {
+      memcpy(&m, sl->data, sizeof(m));
+      if (m.kind == CTL_ASK)
+        relay_takeover_ask(&s->relay, from, m.gid, m.mac, m.token);
+      else if (m.kind == CTL_VERDICT)
+        relay_takeover_verdict(&s->relay, from, m.token, (enum relay_verdict)m.verdict);
+    }
+    fring_release(r);
+  }
+}
+
 /* ---- doorbells: one poll per eventfd on the worker's ring ----
  * user_data index 0: the process's doorbell; 1 + j: the hand-off ring from
- * worker j; 1 + n + j: the frame ring from worker j. */
+ * worker j; 1 + n + j: the frame ring from worker j; 1 + 2n + j: the
+ * control ring from worker j. */
 
 static void bell_arm(struct server_worker *s, uint32_t idx)
 {
   uint32_t n = s->proc->nworkers;
-  int fd = idx == 0   ? s->bell
-           : idx <= n ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
-                      : fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index));
+  int fd = idx == 0       ? s->bell
+           : idx <= n     ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
+           : idx <= 2 * n ? fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index))
+                          : fring_doorbell_fd(cring_of(s->proc, idx - 1 - 2 * n, s->index));
   struct io_uring_sqe *sqe = io_sqe(&s->w.io);
   if (!sqe) {
     log_error("no submission entry for a worker doorbell", "worker=%u", s->index);
@@ -455,6 +526,10 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     uint32_t from = idx - 1 - s->proc->nworkers;
     (void)fring_doorbell_ack(fring_of(s->proc, from, s->index));
     frames_drain(s, from);
+  } else if (idx - 1 - 2 * s->proc->nworkers < s->proc->nworkers) {
+    uint32_t from = idx - 1 - 2 * s->proc->nworkers;
+    (void)fring_doorbell_ack(cring_of(s->proc, from, s->index));
+    ctl_drain(s, from);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -536,6 +611,7 @@ static void on_turn(void *ctx, uint64_t now)
     if (to != s->index) {
       (void)fring_doorbell_ring(ring_of(p, s->index, to));
       (void)fring_doorbell_ring(fring_of(p, s->index, to));
+      (void)fring_doorbell_ring(cring_of(p, s->index, to));
     }
   publish(s);
 }
@@ -1116,6 +1192,8 @@ static int worker_build(struct server_worker *s)
   if (p->nworkers > 1 &&
       (rc = relay_set_uplinks(&s->relay, s->index, p->nworkers, uplink_send, s)) < 0)
     return rc;
+  if (p->nworkers > 1)
+    relay_set_remote(&s->relay, &ctl_ops, s);
   relay_set_io(&s->relay, &s->w.io);
   if ((rc = auth_init(&s->auth, cfg)) < 0)
     return rc;
@@ -1173,6 +1251,7 @@ static int worker_build(struct server_worker *s)
     if (j != s->index) {
       bell_arm(s, 1 + j);
       bell_arm(s, 1 + p->nworkers + j);
+      bell_arm(s, 1 + 2 * p->nworkers + j);
     }
   return 0;
 }
@@ -1267,8 +1346,11 @@ static void server_destroy(struct server *p)
     fring_fini(&p->rings[i]);
   for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->frings[i]);
+  for (uint32_t i = 0; p->crings && i < p->nworkers * p->nworkers; i++)
+    fring_fini(&p->crings[i]);
   free(p->rings);
   free(p->frings);
+  free(p->crings);
   if (p->dir_ok)
     roomdir_fini(&p->dir);
   if (p->ips_ok)
@@ -1319,17 +1401,23 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   size_t nr = (size_t)p->nworkers * p->nworkers;
   p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
+  p->crings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   if (p->rings)
     memset(p->rings, 0, sizeof(struct fring) * nr);
   if (p->frings)
     memset(p->frings, 0, sizeof(struct fring) * nr);
+  if (p->crings)
+    memset(p->crings, 0, sizeof(struct fring) * nr);
   for (size_t i = 0; i < nr; i++) {
     if (p->rings)
       p->rings[i].efd = -1;
     if (p->frings)
       p->frings[i].efd = -1;
+    if (p->crings)
+      p->crings[i].efd = -1;
   }
-  if (!p->cert || !p->ws || !p->rings || !p->frings || roomdir_init(&p->dir, cfg->max_rooms) < 0) {
+  if (!p->cert || !p->ws || !p->rings || !p->frings || !p->crings ||
+      roomdir_init(&p->dir, cfg->max_rooms) < 0) {
     server_destroy(p);
     return -ENOMEM;
   }
@@ -1354,9 +1442,11 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->shared.handoff_ctx = p;
   for (uint32_t f = 0; p->nworkers > 1 && f < p->nworkers; f++)
     for (uint32_t t = 0; t < p->nworkers; t++)
-      if (f != t && ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
-                                      sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
-                     (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0))
+      if (f != t &&
+          ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
+                            sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
+           (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0 ||
+           (rc = fring_init(cring_of(p, f, t), CONTROL_SLOTS, sizeof(struct ctl_msg))) < 0))
         goto fail;
   if ((p->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {
     rc = -errno;

@@ -1697,6 +1697,16 @@ int quic_conn_send_datagram(struct quic_conn *c, const struct iovec *iov, int io
   return quic_conn_send_datagram_id(c, iov, iovcnt, 0);
 }
 
+size_t quic_conn_dcid(const struct quic_conn *c, uint8_t *out, size_t cap)
+{
+  if (!c->conn)
+    return 0;
+  const ngtcp2_cid *d = ngtcp2_conn_get_dcid(c->conn);
+  size_t n = d->datalen < cap ? d->datalen : cap;
+  memcpy(out, d->data, n);
+  return n;
+}
+
 uint64_t quic_conn_pto(struct quic_conn *c)
 {
   return c->conn && c->state == QUIC_CONN_ACTIVE ? ngtcp2_conn_get_pto(c->conn) : 0;

@@ -615,7 +615,7 @@ static void takeover_clear(struct relay *r, struct relay_peer *n)
 
 /* Sends the holder a HeartbeatAck with a fresh id (harmless to every
  * client: the real one ignores it). */
-static void takeover_probe(struct relay *r, struct relay_peer *n, struct relay_peer *o)
+static void takeover_probe_send(struct relay *r, struct relay_peer *o)
 {
   char json[64];
   int len = bavy_write_heartbeat_ack(json, sizeof(json));
@@ -623,10 +623,26 @@ static void takeover_probe(struct relay *r, struct relay_peer *n, struct relay_p
   struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
                          {.iov_base = json, .iov_len = len > 0 ? (size_t)len : 0}};
   o->probe_id = ++r->probe_seq;
-  n->probes++;
   r->ctr.takeover_probes++;
   if (len <= 0 || !o->sess || h3_session_send_id(o->sess, iov, 2, o->probe_id) < 0)
     peer_log(r, o, "takeover probe not sent", "the deadline decides");
+}
+
+static void takeover_probe(struct relay *r, struct relay_peer *n, struct relay_peer *o)
+{
+  n->probes++;
+  takeover_probe_send(r, o);
+}
+
+/* The probe's deadline: 3 PTO of the holder's connection, clamped. */
+static uint64_t takeover_wait(const struct relay_peer *o)
+{
+  uint64_t wait = o->sess ? 3 * h3_session_pto(o->sess) : TAKEOVER_MIN_NS;
+  if (wait < TAKEOVER_MIN_NS)
+    wait = TAKEOVER_MIN_NS;
+  if (wait > TAKEOVER_MAX_NS)
+    wait = TAKEOVER_MAX_NS;
+  return wait;
 }
 
 static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_peer *o,
@@ -640,8 +656,8 @@ static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_p
     room_unhold(r, held);
     return;
   }
-  if (o->probe_for) {
-    /* another newcomer waits for this holder's verdict already */
+  if (o->probe_for || o->remote_for) {
+    /* another newcomer (here or on another worker) waits for this holder's verdict already */
     r->ctr.register_refused_busy++;
     peer_log(r, n, "register refused", "MAC in use, a takeover is being decided");
     send_error(r, n, "MAC address already registered by another session");
@@ -653,19 +669,25 @@ static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_p
   memcpy(n->want_mac, mac, 6);
   o->probe_for = peer_ref(r, n);
   takeover_probe(r, n, o);
-  uint64_t wait = 3 * h3_session_pto(o->sess);
-  if (wait < TAKEOVER_MIN_NS)
-    wait = TAKEOVER_MIN_NS;
-  if (wait > TAKEOVER_MAX_NS)
-    wait = TAKEOVER_MAX_NS;
-  timer_arm(r->timers, &n->takeover, *r->now + wait);
+  timer_arm(r->timers, &n->takeover, *r->now + takeover_wait(o));
 }
+
+static void remote_holder_expired(struct relay *r, struct relay_peer *o, uint64_t now);
+static void remote_wait_expired(struct relay *r, struct relay_peer *n);
 
 /* No acknowledgement by the deadline: the holder is gone. */
 static void takeover_expired(struct timer *t, uint64_t now)
 {
   struct relay_peer *n = container_of(t, struct relay_peer, takeover);
   struct relay *r = n->relay;
+  if (n->used && n->remote_for) {
+    remote_holder_expired(r, n, now); /* n is a holder probed for another worker */
+    return;
+  }
+  if (n->used && n->remote_token) {
+    remote_wait_expired(r, n);
+    return;
+  }
   if (!n->used || !n->waiting_on)
     return;
   struct relay_peer *o = &r->peers[n->waiting_on - 1];
@@ -691,11 +713,280 @@ static void takeover_expired(struct timer *t, uint64_t now)
   room_unhold(r, held);
 }
 
+/* ---- takeover across workers ----
+ *
+ * The asker (the newcomer's worker) holds its room copy (so the room, its
+ * pool and the MAC's address outlive a holder that was the last session
+ * of its copy), sends one ask per other worker and waits on the
+ * newcomer's takeover timer (TAKEOVER_REMOTE_NS, longer than the holder's
+ * probe deadline plus a loop turn on each side). Asks go to every other
+ * worker: the room directory does not record which worker a MAC's
+ * session sits on (recording it would put a write under the directory's
+ * mutex into every Register and session end), and a collision is rare
+ * and costs N-1 small messages, a few microseconds each. One ALIVE or
+ * RELEASED decides; NOT_HERE from every worker asked (the holder left
+ * meanwhile, or the address is held by something that is no session, a
+ * DHCP lease) re-runs the Register once, which is refused if the pool
+ * still says -EBUSY. A token is the newcomer's index + 1 in the low half
+ * and a sequence number in the high half, so a late verdict for a
+ * newcomer that left (or whose slot a new session took) matches nothing. */
+
+#define TAKEOVER_REMOTE_NS (3 * NS_PER_S)
+
+static const char *verdict_name(enum relay_verdict v)
+{
+  return v == RELAY_VERDICT_RELEASED ? "released" : v == RELAY_VERDICT_ALIVE ? "alive" : "not_here";
+}
+
+static void remote_answer(struct relay *r, uint32_t to, uint64_t token, enum relay_verdict v)
+{
+  uint32_t sup;
+  if (r->remote->answer(r->remote_ctx, to, token, v) < 0) {
+    r->ctr.takeover_remote_ring_drops++;
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_warn("takeover verdict dropped (control ring full)",
+               "worker=%u to_worker=%u verdict=%s suppressed=%u", r->self, to, verdict_name(v),
+               sup);
+  }
+}
+
+/* The Register of n (unregistered, no local holder of mac in its room)
+ * waits for the other workers. false when there is no one to ask. */
+static bool remote_start(struct relay *r, struct relay_peer *n, uint32_t room, const uint8_t mac[6])
+{
+  if (!r->remote || r->nworkers < 2 || n->remote_asked || n->remote_token)
+    return false;
+  uint64_t token = (uint64_t)++r->remote_seq << 32 | peer_ref(r, n);
+  uint32_t sent = 0;
+  for (uint32_t j = 0; j < r->nworkers; j++) {
+    if (j == r->self)
+      continue;
+    if (r->remote->ask(r->remote_ctx, j, r->rooms[room].ring_id, mac, token) == 0)
+      sent++;
+    else
+      r->ctr.takeover_remote_ring_drops++;
+  }
+  if (!sent)
+    return false;
+  r->ctr.takeover_remote_asks++;
+  uint32_t sup;
+  n->remote_token = token;
+  n->remote_pending = sent;
+  n->remote_room = room;
+  r->rooms[room].npeers++; /* held: see above */
+  n->probe_t0 = *r->now;
+  memcpy(n->want_mac, mac, 6);
+  timer_arm(r->timers, &n->takeover, *r->now + TAKEOVER_REMOTE_NS);
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+    log_info("takeover asked of other workers",
+             "peer=%u worker=%u workers_asked=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
+             "suppressed=%u",
+             n->id, r->self, sent, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3],
+             mac[4], mac[5], sup);
+  return true;
+}
+
+/* Ends n's wait: with retry its Register runs again (once: a pool still
+ * busy refuses it), else it is refused with `why`. The room copy held for
+ * the wait is let go after. */
+static void remote_finish(struct relay *r, struct relay_peer *n, bool retry, const char *why)
+{
+  uint8_t mac[6];
+  memcpy(mac, n->want_mac, 6);
+  uint32_t room = n->remote_room;
+  n->remote_token = 0;
+  n->remote_pending = 0;
+  n->remote_room = RELAY_NO_ROOM;
+  timer_disarm(r->timers, &n->takeover);
+  if (retry) {
+    n->remote_asked = true;
+    handle_register(r, n, mac);
+    n->remote_asked = false;
+  } else {
+    r->ctr.register_refused_busy++;
+    peer_log(r, n, "register refused", why);
+    send_error(r, n, "MAC address already registered by another session");
+  }
+  room_unhold(r, room);
+}
+
+/* A newcomer that goes away stops waiting (later verdicts are unknown). */
+static void remote_wait_cancel(struct relay *r, struct relay_peer *n)
+{
+  if (!n->remote_token)
+    return;
+  uint32_t room = n->remote_room;
+  n->remote_token = 0;
+  n->remote_pending = 0;
+  n->remote_room = RELAY_NO_ROOM;
+  timer_disarm(r->timers, &n->takeover);
+  room_unhold(r, room);
+}
+
+static void remote_wait_expired(struct relay *r, struct relay_peer *n)
+{
+  r->ctr.takeover_remote_timeouts++;
+  remote_finish(r, n, false, "MAC in use, no verdict from the other workers by the deadline");
+}
+
+void relay_takeover_verdict(struct relay *r, uint32_t from, uint64_t token, enum relay_verdict v)
+{
+  uint32_t idx = (uint32_t)token;
+  struct relay_peer *n = idx && idx <= r->max_peers ? &r->peers[idx - 1] : NULL;
+  if (!n || !token || !n->used || n->remote_token != token) {
+    r->ctr.takeover_remote_unknown++;
+    return;
+  }
+  uint64_t ms = (*r->now - n->probe_t0) / NS_PER_MS;
+  const uint8_t *m = n->want_mac;
+  uint32_t sup;
+  if (v == RELAY_VERDICT_NOT_HERE) {
+    if (n->remote_pending > 1) {
+      n->remote_pending--;
+      return;
+    }
+    r->ctr.takeover_remote_not_here++;
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_info("takeover: no other worker holds the MAC, registering again",
+               "peer=%u worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu suppressed=%u", n->id,
+               r->self, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms, sup);
+    remote_finish(r, n, true, NULL);
+    return;
+  }
+  if (v == RELAY_VERDICT_RELEASED) {
+    r->ctr.takeover_remote_released++;
+    if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+      log_info("MAC handed over by another worker",
+               "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu "
+               "suppressed=%u",
+               n->id, r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms,
+               sup);
+    remote_finish(r, n, true, NULL);
+    return;
+  }
+  r->ctr.takeover_remote_alive++;
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+    log_info(
+        "takeover: the holder on another worker is alive",
+        "peer=%u worker=%u from_worker=%u mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%llu suppressed=%u",
+        n->id, r->self, from, m[0], m[1], m[2], m[3], m[4], m[5], (unsigned long long)ms, sup);
+  remote_finish(r, n, false, "MAC in use by a live session (it acknowledged a probe)");
+}
+
+/* Ends the probe of holder o for another worker (the caller answers). */
+static void remote_holder_clear(struct relay *r, struct relay_peer *o)
+{
+  o->remote_for = 0;
+  o->probe_id = 0;
+  timer_disarm(r->timers, &o->takeover);
+}
+
+static void remote_taken_log(struct relay *r, struct relay_peer *o, uint32_t asker,
+                             const char *reason)
+{
+  char addr[64] = "?";
+  if (o->sess)
+    h3_session_remote_str(o->sess, addr, sizeof(addr));
+  log_info("MAC taken over",
+           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%.1f "
+           "probes=%u worker=%u asker_worker=%u reason=%s",
+           o->id, addr, LOG_Q(peer_name(r, o)), o->mac[0], o->mac[1], o->mac[2], o->mac[3],
+           o->mac[4], o->mac[5], (double)(*r->now - o->probe_t0) / 1e6, o->probes, r->self, asker,
+           LOG_Q(reason));
+}
+
+void relay_takeover_ask(struct relay *r, uint32_t from, uint32_t gid, const uint8_t mac[6],
+                        uint64_t token)
+{
+  if (!r->remote || from >= r->nworkers || from == r->self)
+    return;
+  r->ctr.takeover_remote_asks_in++;
+  uint32_t slot = ROOMDIR_SLOT(gid);
+  uint32_t room = r->gid_local && slot < r->max_rooms ? r->gid_local[slot] : RELAY_NO_ROOM;
+  struct relay_peer *o = NULL;
+  if (room != RELAY_NO_ROOM && r->rooms[room].ring_id == gid)
+    o = holder_of(r, room, mac);
+  if (!o) {
+    remote_answer(r, from, token, RELAY_VERDICT_NOT_HERE);
+    return;
+  }
+  if (o->closing || !o->sess) {
+    /* already on its way out: the address goes back to the pool now */
+    o->probe_t0 = *r->now;
+    o->probes = 0;
+    r->ctr.takeovers++;
+    remote_taken_log(r, o, from, "old session closing");
+    peer_unregister(r, o);
+    remote_answer(r, from, token, RELAY_VERDICT_RELEASED);
+    return;
+  }
+  if (o->probe_for || o->remote_for) {
+    /* another newcomer waits for this holder's verdict already */
+    peer_log(r, o, "takeover asked by another worker", "a takeover of this MAC is being decided");
+    remote_answer(r, from, token, RELAY_VERDICT_ALIVE);
+    return;
+  }
+  o->remote_for = token;
+  o->remote_from = from;
+  o->probes = 1;
+  o->probe_t0 = *r->now;
+  takeover_probe_send(r, o);
+  timer_arm(r->timers, &o->takeover, *r->now + takeover_wait(o));
+}
+
+/* The holder's probe for another worker was acknowledged (or lost). */
+static void remote_holder_acked(struct relay *r, struct relay_peer *o, bool acked)
+{
+  if (!acked) {
+    if (o->probes < TAKEOVER_MAX_PROBES) {
+      o->probes++;
+      takeover_probe_send(r, o);
+    }
+    return;
+  }
+  uint32_t to = o->remote_from;
+  uint64_t token = o->remote_for;
+  remote_holder_clear(r, o);
+  r->ctr.takeover_refused_alive++;
+  log_info("takeover refused, holder alive",
+           "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x worker=%u asker_worker=%u ms=%.1f",
+           o->id, LOG_Q(peer_name(r, o)), o->mac[0], o->mac[1], o->mac[2], o->mac[3], o->mac[4],
+           o->mac[5], r->self, to, (double)(*r->now - o->probe_t0) / 1e6);
+  remote_answer(r, to, token, RELAY_VERDICT_ALIVE);
+}
+
+/* No acknowledgement by the deadline: the holder is gone; its address
+ * goes back to the pool before the answer leaves. */
+static void remote_holder_expired(struct relay *r, struct relay_peer *o, uint64_t now)
+{
+  (void)now;
+  uint32_t to = o->remote_from;
+  uint64_t token = o->remote_for;
+  remote_holder_clear(r, o);
+  r->ctr.takeovers++;
+  remote_taken_log(r, o, to, "old session did not acknowledge");
+  peer_unregister(r, o);
+  peer_close(r, o, 0, "MAC taken over by a new session");
+  remote_answer(r, to, token, RELAY_VERDICT_RELEASED);
+}
+
+void relay_set_remote(struct relay *r, const struct relay_remote_ops *ops, void *ctx)
+{
+  r->remote = ops;
+  r->remote_ctx = ctx;
+}
+
 static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id, bool acked)
 {
   struct relay *r = app;
   struct relay_peer *o = s->app_data;
-  if (!o || !o->probe_id || o->probe_id != id || !o->probe_for)
+  if (!o || !o->probe_id || o->probe_id != id)
+    return;
+  if (o->remote_for) {
+    remote_holder_acked(r, o, acked);
+    return;
+  }
+  if (!o->probe_for)
     return;
   struct relay_peer *n = &r->peers[o->probe_for - 1];
   if (!acked) {
@@ -742,7 +1033,7 @@ static int room_open(struct relay *r, struct relay_peer *p, uint32_t *out)
 static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
 {
   r->ctr.registers++;
-  if (p->waiting_on)
+  if (p->waiting_on || p->remote_token)
     return; /* a takeover verdict is pending for this session's Register */
   if (languard_mac_reserved(&r->guard, mac)) {
     /* broadcast, multicast, zero or the gateway's: a session holding one
@@ -777,6 +1068,8 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
         takeover_start(r, p, o, mac);
         return;
       }
+      if (!o && remote_start(r, p, room, mac))
+        return; /* the holder may sit on another worker: asked */
       r->ctr.register_refused_busy++;
       peer_log(r, p, "register refused", "MAC in use by a live session");
       send_error(r, p, "MAC address already registered by another session");
@@ -1124,6 +1417,7 @@ int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client)
   p->id = id;
   p->used = true;
   p->room = RELAY_NO_ROOM; /* a room is joined (or made) by the Register */
+  p->remote_room = RELAY_NO_ROOM;
   p->new_room = !exists && lead;
   p->sess = s;
   p->relay = r;
@@ -1176,9 +1470,20 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
              (unsigned long long)p->bytes_out, code, LOG_Q(reason), sup);
   }
   uint32_t waiter = p->probe_for;
-  takeover_clear(r, p); /* a newcomer that goes away stops waiting */
+  uint64_t remote_for = p->remote_for;
+  uint32_t remote_from = p->remote_from;
+  if (remote_for) {
+    /* a holder probed for another worker that goes away: released */
+    remote_holder_clear(r, p);
+    r->ctr.takeovers++;
+    remote_taken_log(r, p, remote_from, "old session ended");
+  }
+  takeover_clear(r, p);     /* a newcomer that goes away stops waiting */
+  remote_wait_cancel(r, p); /* here or on other workers */
   uint32_t held = waiter ? room_hold(r, p) : RELAY_NO_ROOM;
   peer_unregister(r, p);
+  if (remote_for)
+    remote_answer(r, remote_from, remote_for, RELAY_VERDICT_RELEASED);
   if (waiter) {
     /* a holder that goes away while probed: the newcomer gets the MAC now */
     struct relay_peer *n = &r->peers[waiter - 1];
@@ -1396,6 +1701,26 @@ static const struct counter_def relay_counter_defs[] = {
       "result=\"taken_over\"", RL, "takeovers", takeovers),
     R("wtrelay_takeovers_total", NULL, "result=\"holder_alive\"", RL, "takeover_refused_alive",
       takeover_refused_alive),
+    R("wtrelay_takeover_remote_total",
+      "takeovers across workers: Registers that asked the other workers (asked) and how their "
+      "wait ended; asks this worker received (asks_in); verdicts for no waiting session "
+      "(unknown_verdict)",
+      "event=\"asked\"", RL, "takeover_remote_asks", takeover_remote_asks),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"released\"", RL, "takeover_remote_released",
+      takeover_remote_released),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"holder_alive\"", RL, "takeover_remote_alive",
+      takeover_remote_alive),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"not_here\"", RL, "takeover_remote_not_here",
+      takeover_remote_not_here),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"timeout\"", RL, "takeover_remote_timeouts",
+      takeover_remote_timeouts),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"unknown_verdict\"", RL,
+      "takeover_remote_unknown", takeover_remote_unknown),
+    R("wtrelay_takeover_remote_total", NULL, "event=\"asks_in\"", RL, "takeover_remote_asks_in",
+      takeover_remote_asks_in),
+    R("wtrelay_takeover_control_dropped_total",
+      "takeover asks and verdicts a full worker-pair control ring refused", NULL, RL,
+      "takeover_remote_ring_drops", takeover_remote_ring_drops),
     R("wtrelay_sessions_ended_total", "sessions ended by the relay", "reason=\"register_timeout\"",
       RL, "timeouts_register", timeouts_register),
     R("wtrelay_sessions_ended_total", NULL, "reason=\"peer_timeout\"", RL, "timeouts_peer",

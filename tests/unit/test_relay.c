@@ -6,6 +6,7 @@
  * passed to relay_session_open as on_session_request would.
  */
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -304,4 +305,351 @@ Test(relay, max_macs_per_uplink_reaches_the_switch, .init = setup)
   cr_assert_eq(r.sw.p.max_macs_per_uplink, 9);
   relay_fini(&r);
   timer_heap_fini(&th);
+}
+
+/* ---- takeover across workers: two relays (workers 0 and 1) sharing one
+ * room directory, wired by a fake of the process layer's control rings (a
+ * queue the test delivers by hand, so every step is visible); no threads.
+ * Sessions are stand-ins: a probe is "acknowledged" by calling the h3
+ * datagram-ack hook with the holder's probe id, and never acknowledged by
+ * letting the deadline pass. */
+
+#define W_SESS 16
+#define W_QUEUE 32
+
+struct wmsg {
+  bool ask;
+  uint32_t from, to, gid;
+  uint8_t mac[6];
+  uint64_t token;
+  enum relay_verdict v;
+};
+
+static struct relay wr[2];
+static struct timer_heap wth[2];
+static struct roomdir wdir;
+static struct h3_session wsess[2][W_SESS];
+static struct wmsg wq[W_QUEUE];
+static uint32_t wq_n;
+static bool wq_full; /* the fake ring refuses every message */
+static uint32_t wself[2] = {0, 1};
+
+static int w_uplink(void *ctx, uint32_t to, uint32_t gid, const struct switch_frame *f)
+{
+  (void)ctx, (void)to, (void)gid, (void)f;
+  return 0;
+}
+
+static int w_push(const struct wmsg *m)
+{
+  if (wq_full || wq_n == W_QUEUE)
+    return -ENOBUFS;
+  wq[wq_n++] = *m;
+  return 0;
+}
+
+static int w_ask(void *ctx, uint32_t to, uint32_t gid, const uint8_t mac[6], uint64_t token)
+{
+  struct wmsg m = {.ask = true, .from = *(uint32_t *)ctx, .to = to, .gid = gid, .token = token};
+  memcpy(m.mac, mac, 6);
+  return w_push(&m);
+}
+
+static int w_answer(void *ctx, uint32_t to, uint64_t token, enum relay_verdict v)
+{
+  struct wmsg m = {.from = *(uint32_t *)ctx, .to = to, .token = token, .v = v};
+  return w_push(&m);
+}
+
+static const struct relay_remote_ops w_ops = {.ask = w_ask, .answer = w_answer};
+
+/* Delivers every queued message (and those they cause); the number delivered. */
+static uint32_t w_pump(void)
+{
+  uint32_t n = 0;
+  while (wq_n) {
+    struct wmsg m = wq[0];
+    memmove(wq, wq + 1, (--wq_n) * sizeof(wq[0]));
+    if (m.ask)
+      relay_takeover_ask(&wr[m.to], m.from, m.gid, m.mac, m.token);
+    else
+      relay_takeover_verdict(&wr[m.to], m.from, m.token, m.v);
+    n++;
+  }
+  return n;
+}
+
+static void w_start(void)
+{
+  wq_n = 0;
+  wq_full = false;
+  memset(wsess, 0, sizeof(wsess));
+  cr_assert_eq(roomdir_init(&wdir, cfg.max_rooms), 0);
+  for (int w = 0; w < 2; w++) {
+    cr_assert_eq(timer_heap_init(&wth[w], 1024), 0);
+    cr_assert_eq(relay_init(&wr[w], &cfg, &wth[w], &now), 0);
+    relay_set_roomdir(&wr[w], &wdir);
+    cr_assert_eq(relay_set_uplinks(&wr[w], (uint32_t)w, 2, w_uplink, NULL), 0);
+    relay_set_remote(&wr[w], &w_ops, &wself[w]);
+  }
+}
+
+static void w_stop(void)
+{
+  for (int w = 1; w >= 0; w--) {
+    for (int i = 0; i < W_SESS; i++)
+      if (wsess[w][i].app_data)
+        relay_h3_ops.on_session_closed(&wr[w], &wsess[w][i], 0, "end");
+    w_pump();
+  }
+  for (int w = 1; w >= 0; w--) {
+    cr_assert_eq(wr[w].nrooms, 0, "worker %d: rooms left: %u", w, wr[w].nrooms);
+    relay_fini(&wr[w]);
+    timer_heap_fini(&wth[w]);
+  }
+  cr_assert_eq(wdir.nrooms, 0, "directory rooms left: %u", wdir.nrooms);
+  roomdir_fini(&wdir);
+}
+
+static struct relay_peer *w_peer(int w, int i)
+{
+  return wsess[w][i].app_data;
+}
+
+static int w_open(int w, int i)
+{
+  memset(&wsess[w][i], 0, sizeof(wsess[w][i]));
+  snprintf(wsess[w][i].path, sizeof(wsess[w][i].path), "/lan");
+  return relay_session_open(&wr[w], &wsess[w][i], A);
+}
+
+static void w_reg(int w, int i, int mac)
+{
+  char m[80];
+  int n = snprintf(m, sizeof(m), "%c{\"type\":\"Register\",\"mac\":[82,84,0,0,%d,%d]}", 0,
+                   (mac >> 8) & 255, mac & 255);
+  relay_on_datagram(&wr[w], w_peer(w, i), (const uint8_t *)m, (size_t)n);
+}
+
+static void w_advance(uint64_t ns)
+{
+  now += ns;
+  timer_run(&wth[0], now);
+  timer_run(&wth[1], now);
+}
+
+/* The holder (worker 1, session 0) and a newcomer for its MAC on worker 0
+ * (session 0), waiting: the holder's address. */
+static uint32_t w_collide(void)
+{
+  cr_assert_eq(w_open(1, 0), 200);
+  w_reg(1, 0, 7);
+  cr_assert(w_peer(1, 0)->registered);
+  uint32_t ip = w_peer(1, 0)->ip;
+  cr_assert_eq(w_open(0, 0), 200);
+  w_reg(0, 0, 7);
+  struct relay_peer *n = w_peer(0, 0);
+  cr_assert_not(n->registered);
+  cr_assert_neq(n->remote_token, 0, "the newcomer does not wait for the other worker");
+  cr_assert_eq(wq_n, 1, "one ask (to the one other worker)");
+  cr_assert(wq[0].ask);
+  cr_assert_eq(wq[0].to, 1);
+  cr_assert_eq(wr[0].ctr.takeover_remote_asks, 1);
+  return ip;
+}
+
+TestSuite(relay_takeover_workers, .init = setup);
+
+/* The holder on the other worker does not acknowledge: it is unregistered
+ * and closed there, the answer is "released", and the newcomer gets the
+ * MAC and the same address. */
+Test(relay_takeover_workers, dead_holder_released)
+{
+  w_start();
+  uint32_t ip = w_collide();
+  cr_assert_eq(w_pump(), 1);
+  struct relay_peer *o = w_peer(1, 0);
+  cr_assert_neq(o->probe_id, 0, "the holder was not probed");
+  cr_assert_eq(wr[1].ctr.takeover_probes, 1);
+  cr_assert_eq(wr[1].ctr.takeover_remote_asks_in, 1);
+  cr_assert_eq(wq_n, 0, "answered before the probe's deadline");
+  w_advance(299 * NS_PER_MS);
+  cr_assert_eq(wq_n, 0, "answered before the probe's deadline (300 ms)");
+  cr_assert(o->registered);
+  w_advance(2 * NS_PER_MS);
+  cr_assert_not(o->registered, "the old session still holds the MAC");
+  cr_assert(o->closing, "the old session was not closed");
+  cr_assert_eq(wr[1].ctr.takeovers, 1);
+  cr_assert_eq(wq_n, 1);
+  cr_assert_eq(wq[0].v, RELAY_VERDICT_RELEASED);
+  w_pump();
+  struct relay_peer *n = w_peer(0, 0);
+  cr_assert(n->registered, "the newcomer did not get the MAC");
+  cr_assert_eq(n->ip, ip, "the newcomer got another address");
+  cr_assert_eq(n->remote_token, 0);
+  cr_assert_eq(wr[0].ctr.takeover_remote_released, 1);
+  cr_assert_eq(wr[0].ctr.register_refused_busy, 0);
+  w_stop();
+}
+
+/* The holder acknowledges the probe: it keeps everything and the newcomer
+ * is refused (its room copy let go). */
+Test(relay_takeover_workers, live_holder_refuses)
+{
+  w_start();
+  w_collide();
+  w_pump();
+  struct relay_peer *o = w_peer(1, 0);
+  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  cr_assert_eq(wq_n, 1);
+  cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
+  w_pump();
+  struct relay_peer *n = w_peer(0, 0);
+  cr_assert_not(n->registered);
+  cr_assert_eq(n->remote_token, 0);
+  cr_assert_eq(wr[0].ctr.takeover_remote_alive, 1);
+  cr_assert_eq(wr[0].ctr.register_refused_busy, 1);
+  cr_assert_eq(wr[0].nrooms, 0, "the waiting newcomer's room copy was kept");
+  cr_assert(o->registered && !o->closing);
+  cr_assert_eq(wr[1].ctr.takeover_refused_alive, 1);
+  /* the probe's deadline passes: nothing more happens */
+  w_advance(3 * NS_PER_S);
+  cr_assert(o->registered);
+  cr_assert_eq(wq_n, 0);
+  w_stop();
+}
+
+/* A lost probe is sent again; an acknowledgement of an old probe id does
+ * not decide. */
+Test(relay_takeover_workers, lost_probe_again)
+{
+  w_start();
+  w_collide();
+  w_pump();
+  struct relay_peer *o = w_peer(1, 0);
+  uint64_t first = o->probe_id;
+  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, false);
+  cr_assert_neq(o->probe_id, first);
+  cr_assert_eq(wr[1].ctr.takeover_probes, 2);
+  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, true);
+  cr_assert_eq(wq_n, 0, "an old probe's ack decided");
+  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  cr_assert_eq(wq_n, 1);
+  cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
+  w_stop();
+}
+
+/* The newcomer goes away while it waits: the verdict that comes later
+ * matches nothing (counted), and nothing is left behind. */
+Test(relay_takeover_workers, newcomer_leaves_then_verdict_unknown)
+{
+  w_start();
+  w_collide();
+  w_pump();
+  relay_h3_ops.on_session_closed(&wr[0], &wsess[0][0], 0, "gone");
+  cr_assert_eq(wr[0].nrooms, 0);
+  w_advance(400 * NS_PER_MS);
+  cr_assert_eq(wq_n, 1);
+  w_pump();
+  cr_assert_eq(wr[0].ctr.takeover_remote_unknown, 1);
+  cr_assert_eq(wr[0].ctr.takeover_remote_released, 0);
+  /* a made-up token too */
+  relay_takeover_verdict(&wr[0], 1, 0x1234500000003ull, RELAY_VERDICT_RELEASED);
+  cr_assert_eq(wr[0].ctr.takeover_remote_unknown, 2);
+  w_stop();
+}
+
+/* The holder's session ends while probed: released at once. */
+Test(relay_takeover_workers, holder_ends_while_probed)
+{
+  w_start();
+  uint32_t ip = w_collide();
+  w_pump();
+  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  cr_assert_eq(wq_n, 1);
+  cr_assert_eq(wq[0].v, RELAY_VERDICT_RELEASED);
+  w_pump();
+  cr_assert(w_peer(0, 0)->registered);
+  cr_assert_eq(w_peer(0, 0)->ip, ip);
+  w_stop();
+}
+
+/* A holder already closing hands the MAC over without a probe. */
+Test(relay_takeover_workers, closing_holder_at_once)
+{
+  w_start();
+  uint32_t ip = w_collide();
+  w_peer(1, 0)->closing = true;
+  w_pump();
+  cr_assert_eq(wr[1].ctr.takeover_probes, 0);
+  cr_assert(w_peer(0, 0)->registered, "the newcomer waited for a closing holder");
+  cr_assert_eq(w_peer(0, 0)->ip, ip);
+  w_stop();
+}
+
+/* No verdict (the other worker never answers): refused at the deadline. */
+Test(relay_takeover_workers, deadline_refuses)
+{
+  w_start();
+  w_collide();
+  wq_n = 0; /* the ask is lost */
+  w_advance(2999 * NS_PER_MS);
+  cr_assert_neq(w_peer(0, 0)->remote_token, 0);
+  w_advance(2 * NS_PER_MS);
+  cr_assert_eq(w_peer(0, 0)->remote_token, 0);
+  cr_assert_not(w_peer(0, 0)->registered);
+  cr_assert_eq(wr[0].ctr.takeover_remote_timeouts, 1);
+  cr_assert_eq(wr[0].ctr.register_refused_busy, 1);
+  cr_assert(w_peer(1, 0)->registered);
+  w_stop();
+}
+
+/* A full control ring: the ask is dropped and counted, the Register is
+ * refused at once as before. */
+Test(relay_takeover_workers, full_ring_refuses_and_counts)
+{
+  w_start();
+  cr_assert_eq(w_open(1, 0), 200);
+  w_reg(1, 0, 7);
+  wq_full = true;
+  cr_assert_eq(w_open(0, 0), 200);
+  w_reg(0, 0, 7);
+  cr_assert_eq(w_peer(0, 0)->remote_token, 0);
+  cr_assert_eq(wr[0].ctr.takeover_remote_ring_drops, 1);
+  cr_assert_eq(wr[0].ctr.register_refused_busy, 1);
+  wq_full = false;
+  w_stop();
+}
+
+/* The other worker has no session with the MAC (the holder left before
+ * the ask arrived): "not here" from every worker re-runs the Register,
+ * which now succeeds; a worker without the room answers "not here" too. */
+Test(relay_takeover_workers, not_here_registers_again)
+{
+  w_start();
+  uint32_t ip = w_collide();
+  /* the holder leaves; its release reaches the pool before the ask */
+  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  cr_assert_eq(wq_n, 1, "a holder not probed yet answered something");
+  w_pump();
+  cr_assert_eq(wr[0].ctr.takeover_remote_not_here, 1);
+  cr_assert(w_peer(0, 0)->registered);
+  cr_assert_eq(w_peer(0, 0)->ip, ip);
+  w_stop();
+}
+
+/* The same MAC on the same worker keeps the local takeover (no ask). */
+Test(relay_takeover_workers, same_worker_stays_local)
+{
+  w_start();
+  cr_assert_eq(w_open(0, 0), 200);
+  w_reg(0, 0, 9);
+  cr_assert_eq(w_open(0, 1), 200);
+  w_reg(0, 1, 9);
+  cr_assert_eq(wq_n, 0, "asked another worker for a local holder");
+  cr_assert_neq(w_peer(0, 1)->waiting_on, 0);
+  w_advance(301 * NS_PER_MS);
+  cr_assert(w_peer(0, 1)->registered);
+  cr_assert_eq(wr[0].ctr.takeovers, 1);
+  w_stop();
 }
