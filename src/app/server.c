@@ -963,6 +963,15 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
   metrics_steer(p, b);
 }
 
+/* Counters of an event every worker sees once for the process (each loads
+ * the token key file itself): the process's figure is worker 0's, not the
+ * sum. */
+static void mirrored_from_worker0(struct metrics_worker *sum, const struct auth_counters *w0)
+{
+  sum->auth.key_reloads = w0->key_reloads;
+  sum->auth.key_reload_failures = w0->key_reload_failures;
+}
+
 static void route_metrics(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
@@ -973,8 +982,10 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   /* worker 0's live counters plus every other worker's snapshot */
   struct metrics_worker *sum = &p->metrics_sum;
   worker_counters(s, sum);
+  struct auth_counters auth0 = sum->auth;
   for (uint32_t i = 1; i < p->nworkers; i++)
     words_add(sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+  mirrored_from_worker0(sum, &auth0);
   struct metrics_src m = {
       .sum = sum,
       .auth = s->relay.auth != NULL,
@@ -1523,6 +1534,7 @@ static void log_final_sums(struct server *p)
     for (size_t k = 0; k < WORDS(struct metrics_worker); k++)
       d[k] += w[k];
   }
+  mirrored_from_worker0(sum, &p->finals[0].auth);
   char tag[32];
   snprintf(tag, sizeof(tag), "workers=%u", p->nworkers);
   metrics_worker_log(sum, tag, LOG_INFO);
