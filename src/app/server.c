@@ -185,9 +185,11 @@ struct server {
   const struct config *cfg;
   uint32_t nworkers;
   struct server_worker **ws;
-  struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
-  int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
-  int port_claim;       /* io_udp_port_claim's descriptor with several workers, -1 */
+  struct steer *steer; /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
+  int steer_fd;        /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  int port_claim;      /* io_udp_port_claim's descriptor with several workers, -1 */
+  struct nat_share_clients nat_clients; /* NAT client shares over the workers (several) */
+  bool nat_clients_ok;
   struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
   struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
@@ -306,6 +308,10 @@ static int gateway_setup(struct server_worker *s)
   gp.max_tcp_pending_per_vm = cfg->max_tcp_pending_per_vm;
   gp.nat_new_rate = cfg->nat_new_rate;
   gp.nat_new_burst = cfg->nat_new_burst;
+  if (s->proc->nat_clients_ok) {
+    gp.shared_clients = &s->proc->nat_clients;
+    gp.report_shared = s->index == 0;
+  }
   gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS_PER_S;
   gp.tcp_connect_timeout_ns = 10 * NS_PER_S;
   gp.max_dns_inflight = 1024;
@@ -1353,6 +1359,8 @@ static void server_destroy(struct server *p)
   }
   free(p->ws);
   free(p->finals);
+  if (p->nat_clients_ok)
+    nat_share_clients_fini(&p->nat_clients);
   for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->rings[i]);
   for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
@@ -1409,6 +1417,13 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
   p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no sum line, nothing else lost */
+  if (p->nworkers > 1) {
+    uint64_t cap = (uint64_t)p->nworkers * ((uint64_t)cfg->max_udp_flows + cfg->max_tcp_conns);
+    if ((rc = nat_share_clients_init(&p->nat_clients,
+                                     cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap)) < 0)
+      goto fail;
+    p->nat_clients_ok = true;
+  }
   size_t nr = (size_t)p->nworkers * p->nworkers;
   p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);

@@ -131,7 +131,7 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
     g->nat_udp_flows = gw->nudp;
     g->nat_icmp_flows = gw->nicmp;
     g->nat_tcp_conns = gw->ntcp;
-    g->nat_share_clients = gw->share_clients.nused;
+    g->nat_share_clients = gateway_share_clients(gw);
     g->dns_inflight = gw->dns_inflight;
   }
 }
