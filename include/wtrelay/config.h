@@ -103,7 +103,7 @@ struct config {
   char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */
   uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
-  uint32_t workers;            /* --workers / RELAY_WORKERS, 1 */
+  uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
   bool cpu_affinity;           /* --cpu-affinity, off */
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
   uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */
@@ -154,6 +154,9 @@ int config_u32_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int config_rust_log_parse(const char *filter, enum log_level *out, char *note, size_t notelen);
 
 /* Writes the --help text. */
+/* CPUs the process may run on (its affinity mask; the online count if
+ * that cannot be read), 1 to 256: the default worker count. */
+uint32_t config_cpus_allowed(void);
 void config_usage_print(FILE *f);
 
 #endif

@@ -21,6 +21,7 @@
 #ifndef WTRELAY_GATEWAY_H
 #define WTRELAY_GATEWAY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,6 +78,12 @@ struct gateway_params {
   uint32_t max_udp_flows_per_client, max_tcp_conns_per_client;
   uint32_t max_tcp_pending_per_client, max_tcp_pending_per_vm;
   uint32_t nat_new_rate, nat_new_burst; /* new flows per second per VM, and the burst */
+  /* The client accounts of several gateways (one per worker): a client
+   * whose sessions sit on several workers has one share over all of them.
+   * NULL = this gateway's own table. report_shared: this gateway's gauge
+   * (wtrelay_nat_share_clients) counts the shared table (one of them). */
+  struct nat_share_clients *shared_clients;
+  bool report_shared;
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
   uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
@@ -149,6 +156,21 @@ struct nat_share_tab {
   struct nat_share_ent *e;
   uint32_t *hash, mask, cap, nused, free_head;
 };
+
+struct gateway;
+
+/* Client accounts shared by the gateways of one process (one mutex: taken
+ * when a NAT flow is admitted, connects or ends, never per packet). */
+struct nat_share_clients {
+  pthread_mutex_t lock;
+  struct nat_share_tab tab;
+};
+/* cap: the accounts at most (every worker's UDP and TCP flows). */
+int nat_share_clients_init(struct nat_share_clients *c, uint32_t cap);
+void nat_share_clients_fini(struct nat_share_clients *c);
+/* Clients holding NAT flows: the shared table's, when this gateway reports
+ * it, else its own (0 for the others sharing it). */
+uint32_t gateway_share_clients(const struct gateway *gw);
 
 struct nat_udp_flow {
   bool used;

@@ -18,6 +18,8 @@
 #include "wtrelay/policy.h"
 
 #include <arpa/inet.h>
+#include <sched.h>
+#include <unistd.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -185,9 +187,10 @@ static const struct opt opts[] = {
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
      "request is closed for a newcomer (default 256)"},
-    {"workers", 0, "RELAY_WORKERS", OPT_U32, 1, 256, OFF(workers),
+    {"workers", 0, "RELAY_WORKERS", OPT_U32, 0, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
-     "connections and room copies (default 1)"},
+     "connections and room copies; 0: one per CPU the process may run on, at most 256 "
+     "(default 0)"},
     {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
      "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
      "wtrelay-wN (default off)"},
@@ -263,7 +266,7 @@ void config_defaults(struct config *c)
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
-  c->workers = 1;
+  c->workers = 0; /* config_validate: the CPUs the process may run on */
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
   c->shutdown_timeout_s = 5;
@@ -747,6 +750,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:9090, or empty to disable, got '%s'",
                   c->http_listen);
   }
+  if (!c->workers)
+    c->workers = config_cpus_allowed();
   if (c->workers > 1 && c->lease_file[0])
     return fail(err, errlen,
                 "--lease-file works with one worker only for now (each worker keeps its own "
@@ -756,6 +761,21 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",
                 c->peer_timeout_s, c->heartbeat_interval_s);
   return CONFIG_OK;
+}
+
+uint32_t config_cpus_allowed(void)
+{
+  /* the affinity mask, not the online count: a container or taskset that
+   * gives the process 2 of 64 CPUs wants 2 workers */
+  cpu_set_t set;
+  long n = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n <= 0)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0)
+    n = 1;
+  return n > 256 ? 256 : (uint32_t)n;
 }
 
 void config_usage_print(FILE *f)

@@ -185,8 +185,13 @@ struct server {
   const struct config *cfg;
   uint32_t nworkers;
   struct server_worker **ws;
-  struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
-  int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  struct steer *steer; /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
+  int steer_fd;        /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  int port_claim;      /* io_udp_port_claim's descriptor with several workers, -1 */
+  struct nat_share_clients nat_clients; /* NAT client shares over the workers (several) */
+  bool nat_clients_ok;
+  struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
+  struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct fring *crings; /* control messages (takeover across workers), the same layout */
@@ -303,6 +308,10 @@ static int gateway_setup(struct server_worker *s)
   gp.max_tcp_pending_per_vm = cfg->max_tcp_pending_per_vm;
   gp.nat_new_rate = cfg->nat_new_rate;
   gp.nat_new_burst = cfg->nat_new_burst;
+  if (s->proc->nat_clients_ok) {
+    gp.shared_clients = &s->proc->nat_clients;
+    gp.report_shared = s->index == 0;
+  }
   gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS_PER_S;
   gp.tcp_connect_timeout_ns = 10 * NS_PER_S;
   gp.max_dns_inflight = 1024;
@@ -960,6 +969,15 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
   metrics_steer(p, b);
 }
 
+/* Counters of an event every worker sees once for the process (each loads
+ * the token key file itself): the process's figure is worker 0's, not the
+ * sum. */
+static void mirrored_from_worker0(struct metrics_worker *sum, const struct auth_counters *w0)
+{
+  sum->auth.key_reloads = w0->key_reloads;
+  sum->auth.key_reload_failures = w0->key_reload_failures;
+}
+
 static void route_metrics(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
@@ -968,12 +986,14 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
   /* worker 0's live counters plus every other worker's snapshot */
-  static struct metrics_worker sum;
-  worker_counters(s, &sum);
+  struct metrics_worker *sum = &p->metrics_sum;
+  worker_counters(s, sum);
+  struct auth_counters auth0 = sum->auth;
   for (uint32_t i = 1; i < p->nworkers; i++)
-    words_add(&sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+    words_add(sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+  mirrored_from_worker0(sum, &auth0);
   struct metrics_src m = {
-      .sum = &sum,
+      .sum = sum,
       .auth = s->relay.auth != NULL,
       .hostaddr = s->gw_ok && s->gw.p.hostaddr,
       .host_routes = s->hostaddr.n,
@@ -1122,6 +1142,10 @@ static int worker_open_socket(struct server_worker *s)
     return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
+  /* SO_REUSEPORT would let a second relay join our port: claim it first
+   * (an ephemeral port once the kernel has chosen it) */
+  if (many && cfg->port && (p->port_claim = io_udp_port_claim(cfg->port)) < 0)
+    return p->port_claim;
   int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
@@ -1134,6 +1158,8 @@ static int worker_open_socket(struct server_worker *s)
   }
   if (rc == 0)
     p->port = s->udp->port;
+  if (rc == 0 && many && !cfg->port && (p->port_claim = io_udp_port_claim(p->port)) < 0)
+    return p->port_claim; /* the socket goes with worker 0's io */
   return rc;
 }
 
@@ -1332,6 +1358,9 @@ static void server_destroy(struct server *p)
     free(s);
   }
   free(p->ws);
+  free(p->finals);
+  if (p->nat_clients_ok)
+    nat_share_clients_fini(&p->nat_clients);
   for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->rings[i]);
   for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
@@ -1347,6 +1376,8 @@ static void server_destroy(struct server *p)
     quic_iptab_fini(&p->ips);
   if (p->done_fd >= 0)
     close(p->done_fd);
+  if (p->port_claim >= 0)
+    close(p->port_claim);
   if (p->sigfd >= 0)
     close(p->sigfd);
   tls_cert_unref(p->cert);
@@ -1378,12 +1409,21 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->cfg = cfg;
   p->nworkers = cfg->workers ? cfg->workers : 1;
   p->done_fd = -1;
+  p->port_claim = -1;
   p->sigfd = -1;
   pthread_mutex_init(&p->cert_lock, NULL);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
+  p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no sum line, nothing else lost */
+  if (p->nworkers > 1) {
+    uint64_t cap = (uint64_t)p->nworkers * ((uint64_t)cfg->max_udp_flows + cfg->max_tcp_conns);
+    if ((rc = nat_share_clients_init(&p->nat_clients,
+                                     cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap)) < 0)
+      goto fail;
+    p->nat_clients_ok = true;
+  }
   size_t nr = (size_t)p->nworkers * p->nworkers;
   p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
@@ -1494,6 +1534,27 @@ fail:
   return rc;
 }
 
+/* With several workers, the exit log's counter lines once for the process
+ * (tagged workers=N): the sums of what each worker counted (finals, stored
+ * by each as it stopped), the same figures /metrics gave last. */
+static void log_final_sums(struct server *p)
+{
+  if (p->nworkers < 2 || !p->finals)
+    return;
+  struct metrics_worker *sum = &p->metrics_sum;
+  memset(sum, 0, sizeof(*sum));
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    uint64_t *d = (uint64_t *)sum;
+    const uint64_t *w = (const uint64_t *)&p->finals[i];
+    for (size_t k = 0; k < WORDS(struct metrics_worker); k++)
+      d[k] += w[k];
+  }
+  mirrored_from_worker0(sum, &p->finals[0].auth);
+  char tag[32];
+  snprintf(tag, sizeof(tag), "workers=%u", p->nworkers);
+  metrics_worker_log(sum, tag, LOG_INFO);
+}
+
 uint16_t server_port(const struct server *p)
 {
   return p->port;
@@ -1563,6 +1624,7 @@ int server_run(struct server *p)
   }
   join_workers(p);
   steer_release(p);
+  log_final_sums(p);
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)
@@ -1570,15 +1632,20 @@ int server_run(struct server *p)
   return rc;
 }
 
-/* The exit log: the worker's counters from the same tables as /metrics
- * (each line tagged worker=i); worker 0 adds the process-wide ones. */
+/* The exit log: the worker's counters from the same tables as /metrics,
+ * each line tagged worker=i (at debug level when there are several: the
+ * process logs their sums, log_final_sums); worker 0 adds the process-wide
+ * ones. */
 static void log_counters(struct server_worker *s)
 {
   struct metrics_worker mw;
   worker_counters(s, &mw);
   char tag[32];
   snprintf(tag, sizeof(tag), "worker=%u", s->index);
-  metrics_worker_log(&mw, tag);
+  struct server *proc = s->proc;
+  metrics_worker_log(&mw, tag, proc->nworkers > 1 ? LOG_DEBUG : LOG_INFO);
+  if (proc->finals)
+    proc->finals[s->index] = mw;
   log_info("worker loop",
            "worker=%u turns=%llu busy_ns=%llu wait_ns=%llu handoff_in=%llu "
            "uplink_no_room=%llu",

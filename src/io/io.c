@@ -17,6 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <stddef.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "wtrelay/counter.h"
@@ -353,6 +356,23 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv
                 struct io_udp_sock **out)
 {
   return io_udp_open_quic(io, bind_addr, port, false, fn, ctx, out);
+}
+
+int io_udp_port_claim(uint16_t port)
+{
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  /* sun_path[0] = 0: the abstract namespace, no file to clean up */
+  int n = snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "wtrelay/udp/%u", (unsigned)port);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&un, (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) <
+      0) {
+    int rc = -errno;
+    close(fd);
+    return rc;
+  }
+  return fd;
 }
 
 int io_udp_open_quic(struct io *io, const char *bind_addr, uint16_t port, bool reuseport,

@@ -355,6 +355,9 @@ int gateway_room_attach(struct gateway *gw, uint32_t room)
   if (rc < 0)
     return rc;
   switch_port_set_addr(gw->sw, gr->port, gw->p.mac, gw->p.ip);
+  /* the DNS address is the gateway's too: with uplinks, routed to it here
+   * rather than to the other workers */
+  switch_port_set_alias(gw->sw, gr->port, gw->p.dns_ip);
   if ((rc = switch_port_pin_mac(gw->sw, gr->port, gw->p.mac)) < 0) {
     switch_port_detach(gw->sw, gr->port);
     return rc;

@@ -61,7 +61,7 @@ void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t 
                        uint32_t room, uint32_t ip, bool pending);
 void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
 void nat_share_sweep(struct gateway *gw, uint64_t now);
-uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
+uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k);
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
                             enum nat_share_kind k);
 

@@ -134,4 +134,19 @@ rc=$?
 set -e
 [ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' || fail "second relay on port $PORT: rc=$rc $out"
 stop_relay
-pass "a second relay on the same port exits 1: address already in use"
+# ... whatever the worker counts: several workers share the port through
+# SO_REUSEPORT, which a second relay of the same user could join
+for w in "2 2" "1 2" "2 1" "4 3"; do
+  set -- $w
+  start_relay --workers "$1"
+  set +e
+  out=$(timeout 5 "$RELAY" --bind 127.0.0.1 --port "$PORT" --http-listen "" --workers "$2" 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' ||
+    fail "second relay (--workers $2) on the port of one with --workers $1: rc=$rc $out"
+  out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) ||
+    fail "the first relay (--workers $1) after the second one's attempt: $out"
+  stop_relay
+done
+pass "a second relay on the same port exits 1: address already in use (workers 1, 2, 4 against 1, 2, 3)"

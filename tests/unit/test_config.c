@@ -1,4 +1,5 @@
 #include <criterion/criterion.h>
+#include <sched.h>
 #include <errno.h>
 #include <string.h>
 
@@ -412,6 +413,47 @@ Test(config, per_vm_dns_and_echo_shares)
   cr_assert_eq(PARSE(&c, err, "--max-dns-inflight-per-vm", "1025"), -EINVAL);
   cr_assert_eq(PARSE(&c, err, "--max-icmp-flows-per-vm", "0"), -EINVAL);
   cr_assert(strstr(err, "--max-icmp-flows-per-vm"), "%s", err);
+}
+
+Test(config, workers_default_to_the_cpus_the_process_may_use)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cpu_set_t set;
+  cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+  uint32_t cpus = (uint32_t)CPU_COUNT(&set);
+  cr_assert_gt(cpus, 0);
+  cr_assert_eq(config_cpus_allowed(), cpus > 256 ? 256 : cpus);
+
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.workers, config_cpus_allowed());
+  cr_assert_eq(PARSE(&c, err, "--workers", "0"), CONFIG_OK);
+  cr_assert_eq(c.workers, config_cpus_allowed());
+  cr_assert_eq(PARSE(&c, err, "--workers", "3"), CONFIG_OK);
+  cr_assert_eq(c.workers, 3);
+  env_vals[0][0] = "RELAY_WORKERS";
+  env_vals[0][1] = "1";
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.workers, 1);
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_neq(PARSE(&c, err, "--workers", "257"), CONFIG_OK);
+
+  /* one CPU in the mask: one worker, whatever the machine has */
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int i = 0; i < CPU_SETSIZE; i++)
+    if (CPU_ISSET(i, &set)) {
+      CPU_SET(i, &one);
+      break;
+    }
+  cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+  uint32_t got = config_cpus_allowed();
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  uint32_t w = c.workers;
+  cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+  cr_assert_eq(got, 1);
+  cr_assert_eq(w, 1);
 }
 
 /* --max-macs-per-uplink: 0 (the room's bound) by default, then the
