@@ -115,6 +115,8 @@ struct gateway_counters {
   uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
 };
 
+struct flowtab;
+
 struct gw_room {
   bool used;
   uint32_t port; /* switch port */
@@ -134,7 +136,15 @@ struct nat_udp_peer {
 };
 
 /* Accounts of the NAT's fair shares (nat_share.c). */
-enum nat_share_kind { NAT_SHARE_UDP, NAT_SHARE_TCP, NAT_SHARE_PENDING, NAT_SHARE_KINDS };
+/* NAT_SHARE_ICMP: echo flows a VM holds (per VM only: the per-VM cap of
+ * echo ids), not per client. */
+enum nat_share_kind {
+  NAT_SHARE_UDP,
+  NAT_SHARE_TCP,
+  NAT_SHARE_PENDING,
+  NAT_SHARE_ICMP,
+  NAT_SHARE_KINDS
+};
 enum nat_share_proto { NAT_SHARE_P_UDP, NAT_SHARE_P_TCP, NAT_SHARE_P_ICMP };
 
 struct nat_share_ent {
@@ -156,12 +166,12 @@ struct nat_udp_flow {
   uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
-  uint64_t last_ns; /* the guest's latest datagram: only outbound refreshes */
+  /* its key and last use (only the guest's datagrams refresh it) are in
+   * the flow table (gw->flows, FT_UDP, same slot) */
   struct nat_udp_peer peers[NAT_UDP_PEERS];
   uint8_t npeers;
   struct io_udp_sock *sock;
   struct gateway *gw;
-  uint32_t next; /* hash chain, index + 1 */
 };
 
 struct nat_icmp_flow {
@@ -170,7 +180,7 @@ struct nat_icmp_flow {
   uint16_t guest_id;
   uint16_t host_id; /* raw-socket mode: the echo id we put on the wire */
   uint8_t guest_mac[6];
-  uint64_t last_ns;
+  /* last use: in the flow table (FT_ICMP, same slot) */
   struct io_udp_sock *sock;
   struct gateway *gw;
 };
@@ -190,7 +200,6 @@ struct nat_tcp_conn {
   bool used;
   uint8_t state;
   uint16_t gen;
-  uint32_t next; /* hash chain, index + 1 */
   uint32_t room, guest_ip, dst_ip;
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
@@ -253,9 +262,12 @@ struct gateway {
   const struct gateway_addr_ops *addr;
   void *addr_ctx;
   struct gw_room *rooms;
+  /* the one flow table of UDP, ICMP and TCP (src/nat/flowtab.h): keys,
+   * lookups, slots, LRU; each protocol's state below, by the same slot */
+  struct flowtab *flows;
   /* UDP NAT */
   struct nat_udp_flow *udp;
-  uint32_t *udp_hash, udp_hash_mask, nudp;
+  uint32_t nudp;
   /* ICMP NAT */
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
@@ -264,7 +276,7 @@ struct gateway {
   uint16_t icmp_id_base;
   /* TCP NAT */
   struct nat_tcp_conn *tcp;
-  uint32_t *tcp_hash, tcp_hash_mask, ntcp;
+  uint32_t ntcp;
   uint8_t *tcp_scratch;
   /* fair shares: per-client and per-VM accounts */
   struct nat_share_tab share_clients, share_vms;
