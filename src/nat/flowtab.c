@@ -126,12 +126,14 @@ int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS])
     flowtab_fini(t);
     return -ENOMEM;
   }
-  /* free lists in slot order: the first flows take the first slots */
+  /* free lists in slot order: the first flows take the first slots; freed
+   * slots queue at the tail (FIFO) */
   for (int p = 0; p < FT_PROTOS; p++) {
     struct ft_part *pt = &t->part[p];
     for (uint32_t i = 0; i < pt->cap; i++)
       t->e[pt->base + i].next = i + 1 < pt->cap ? pt->base + i + 2 : 0;
     pt->free_head = pt->cap ? pt->base + 1 : 0;
+    pt->free_tail = pt->cap ? pt->base + pt->cap : 0;
   }
   uint64_t secret[2];
   rng_fill(secret, sizeof(secret));
@@ -210,6 +212,8 @@ int flowtab_insert(struct flowtab *t, const struct ft_key *k, uint64_t now, uint
   uint32_t g = pt->free_head - 1;
   struct ft_ent *e = &t->e[g];
   pt->free_head = e->next;
+  if (!pt->free_head)
+    pt->free_tail = 0;
   memset(e, 0, sizeof(*e));
   e->key = *k;
   e->state = FT_LINKED;
@@ -253,9 +257,15 @@ void flowtab_free(struct flowtab *t, enum ft_proto p, uint32_t slot)
   if (e->state == FT_FREE)
     return;
   flowtab_unlink(t, p, slot);
+  /* at the tail: the slot freed longest ago is taken first, so a late
+   * completion or reply that still names a slot rarely finds it reused */
   e->state = FT_FREE;
-  e->next = pt->free_head;
-  pt->free_head = g + 1;
+  e->next = 0;
+  if (pt->free_tail)
+    t->e[pt->free_tail - 1].next = g + 1;
+  else
+    pt->free_head = g + 1;
+  pt->free_tail = g + 1;
   pt->taken--;
 }
 
@@ -268,11 +278,15 @@ void flowtab_touch(struct flowtab *t, enum ft_proto p, uint32_t slot, uint64_t n
   struct ft_ent *e = &t->e[g];
   if (e->state != FT_LINKED)
     return;
-  e->last_ns = now;
-  if (pt->newest != g + 1) {
-    lru_del(t, pt, g);
-    lru_add(t, pt, g);
+  /* the list stays ordered by last use: a flow used again in the same
+   * loop turn (same now) is in order where it is */
+  if (e->last_ns == now || pt->newest == g + 1) {
+    e->last_ns = now;
+    return;
   }
+  e->last_ns = now;
+  lru_del(t, pt, g);
+  lru_add(t, pt, g);
 }
 
 uint32_t flowtab_oldest(const struct flowtab *t, enum ft_proto p)

@@ -8,7 +8,8 @@
  * it, so each protocol keeps its own per-flow state in its own array
  * indexed by the same protocol-local slot (gw->udp[slot], gw->tcp[slot]...)
  * and a full part refuses only that protocol (-ENOSPC, counted). Each part
- * has a free list (no search for a free slot) and a list of its flows from
+ * has a free list (no search for a free slot; first in, first out, so a
+ * slot is reused as late as possible) and a list of its flows from
  * least to most recently used (flowtab_touch), so expiry looks only at the
  * flows that expire.
  *
@@ -69,11 +70,11 @@ struct ft_ent {
 /* One protocol's part of the table. */
 struct ft_part {
   uint32_t base, cap;
-  uint32_t live;  /* linked: found by lookups */
-  uint32_t taken; /* slots not free (live + held after flowtab_unlink) */
-  uint32_t free_head;
-  uint32_t oldest, newest; /* LRU ends, global index + 1 */
-  uint64_t full;           /* inserts refused with -ENOSPC */
+  uint32_t live;                 /* linked: found by lookups */
+  uint32_t taken;                /* slots not free (live + held after flowtab_unlink) */
+  uint32_t free_head, free_tail; /* FIFO, global index + 1 */
+  uint32_t oldest, newest;       /* LRU ends, global index + 1 */
+  uint64_t full;                 /* inserts refused with -ENOSPC */
 };
 
 struct flowtab {

@@ -107,9 +107,16 @@ Test(flowtab, insert_lookup_unlink_free)
   cr_assert_eq(flowtab_live(&t, FT_UDP), 0);
   flowtab_free(&t, FT_UDP, sa); /* twice: no effect */
   cr_assert_eq(t.part[FT_UDP].taken, 0);
-  /* the slot is taken again */
-  cr_assert_eq(flowtab_insert(&t, &b, 13, &s), 0);
-  cr_assert_eq(flowtab_lookup(&t, &b), s);
+  /* slots are reused first in, first out: the 6 never used come before
+   * the two freed, in the order they were freed */
+  uint32_t got[8];
+  for (uint16_t i = 0; i < 8; i++) {
+    struct ft_key k = tcp_key(0x0a000205, (uint16_t)(6000 + i), 0x01020304, 80);
+    cr_assert_eq(flowtab_insert(&t, &k, 13, &got[i]), 0);
+    cr_assert_eq(flowtab_lookup(&t, &k), got[i]);
+  }
+  cr_assert_eq(got[7], sb, "the freed slot is taken last");
+  cr_assert_eq(flowtab_insert(&t, &b, 14, &s), -ENOSPC);
   flowtab_fini(&t);
 }
 
