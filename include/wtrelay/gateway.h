@@ -136,15 +136,7 @@ struct nat_udp_peer {
 };
 
 /* Accounts of the NAT's fair shares (nat_share.c). */
-/* NAT_SHARE_ICMP: echo flows a VM holds (per VM only: the per-VM cap of
- * echo ids), not per client. */
-enum nat_share_kind {
-  NAT_SHARE_UDP,
-  NAT_SHARE_TCP,
-  NAT_SHARE_PENDING,
-  NAT_SHARE_ICMP,
-  NAT_SHARE_KINDS
-};
+enum nat_share_kind { NAT_SHARE_UDP, NAT_SHARE_TCP, NAT_SHARE_PENDING, NAT_SHARE_KINDS };
 enum nat_share_proto { NAT_SHARE_P_UDP, NAT_SHARE_P_TCP, NAT_SHARE_P_ICMP };
 
 struct nat_share_ent {
@@ -282,7 +274,7 @@ struct gateway {
   struct nat_share_tab share_clients, share_vms;
   /* DNS forwarder */
   struct dns_pending *dns; /* each query in flight, with its own socket */
-  uint32_t dns_next, dns_inflight, dns_rr;
+  uint32_t dns_inflight, dns_rr;
   struct timer sweep;
   uint16_t ip_id;
   struct log_ratelimit rl;

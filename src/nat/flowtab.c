@@ -97,15 +97,23 @@ static uint64_t rhash(const struct flowtab *t, enum ft_proto p, uint32_t rkey)
   return sip(t->k0, t->k1, NULL, 0, ((uint64_t)5 << 56) | ((uint64_t)p << 32) | rkey, 1, 3);
 }
 
+/* The VM index: (protocol, room, VM address), 9 bytes. */
+static uint64_t vhash(const struct flowtab *t, uint8_t p, uint32_t room, uint32_t vip)
+{
+  uint64_t m = (uint64_t)room | ((uint64_t)vip << 32);
+  return sip(t->k0, t->k1, &m, 1, ((uint64_t)9 << 56) | p, 1, 3);
+}
+
 static bool key_eq(const struct ft_key *a, const struct ft_key *b)
 {
   return a->room == b->room && a->vip == b->vip && a->vport == b->vport && a->rip == b->rip &&
          a->rport == b->rport && a->proto == b->proto;
 }
 
-int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS])
+int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS], uint32_t by_vm)
 {
   memset(t, 0, sizeof(*t));
+  t->by_vm = by_vm;
   uint64_t total = 0;
   for (int p = 0; p < FT_PROTOS; p++) {
     t->part[p].base = (uint32_t)total;
@@ -122,7 +130,8 @@ int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS])
   t->e = calloc(total ? total : 1, sizeof(*t->e));
   t->fwd = calloc(nb, sizeof(*t->fwd));
   t->rev = calloc(nb, sizeof(*t->rev));
-  if (!t->e || !t->fwd || !t->rev) {
+  t->vm = by_vm ? calloc(nb, sizeof(*t->vm)) : NULL;
+  if (!t->e || !t->fwd || !t->rev || (by_vm && !t->vm)) {
     flowtab_fini(t);
     return -ENOMEM;
   }
@@ -147,6 +156,7 @@ void flowtab_fini(struct flowtab *t)
   free(t->e);
   free(t->fwd);
   free(t->rev);
+  free(t->vm);
   memset(t, 0, sizeof(*t));
 }
 
@@ -160,16 +170,22 @@ uint32_t flowtab_lookup(const struct flowtab *t, const struct ft_key *k)
   return FT_NONE;
 }
 
-/* Takes global index g out of the chain starting at *head (link field
- * `next` or `rnext`). */
-static void chain_del(struct flowtab *t, uint32_t *head, uint32_t g, bool rev)
+enum chain { CH_FWD, CH_REV, CH_VM };
+
+static uint32_t *link_of(struct ft_ent *e, enum chain c)
+{
+  return c == CH_FWD ? &e->next : c == CH_REV ? &e->rnext : &e->vnext;
+}
+
+/* Takes global index g out of the chain starting at *head. */
+static void chain_del(struct flowtab *t, uint32_t *head, uint32_t g, enum chain c)
 {
   uint32_t idx = g + 1;
   uint32_t *pp = head;
   while (*pp && *pp != idx)
-    pp = rev ? &t->e[*pp - 1].rnext : &t->e[*pp - 1].next;
+    pp = link_of(&t->e[*pp - 1], c);
   if (*pp == idx)
-    *pp = rev ? t->e[g].rnext : t->e[g].next;
+    *pp = *link_of(&t->e[g], c);
 }
 
 static void lru_del(struct flowtab *t, struct ft_part *pt, uint32_t g)
@@ -221,6 +237,11 @@ int flowtab_insert(struct flowtab *t, const struct ft_key *k, uint64_t now, uint
   uint32_t *head = &t->fwd[flowtab_hash(t, k) & t->mask];
   e->next = *head;
   *head = g + 1;
+  if (t->by_vm & (1u << k->proto)) {
+    uint32_t *vh = &t->vm[vhash(t, k->proto, k->room, k->vip) & t->mask];
+    e->vnext = *vh;
+    *vh = g + 1;
+  }
   lru_add(t, pt, g);
   pt->live++;
   pt->taken++;
@@ -237,11 +258,13 @@ void flowtab_unlink(struct flowtab *t, enum ft_proto p, uint32_t slot)
   struct ft_ent *e = &t->e[g];
   if (e->state != FT_LINKED)
     return;
-  chain_del(t, &t->fwd[flowtab_hash(t, &e->key) & t->mask], g, false);
+  chain_del(t, &t->fwd[flowtab_hash(t, &e->key) & t->mask], g, CH_FWD);
   if (e->has_rkey)
-    chain_del(t, &t->rev[rhash(t, p, e->rkey) & t->mask], g, true);
+    chain_del(t, &t->rev[rhash(t, p, e->rkey) & t->mask], g, CH_REV);
+  if (t->by_vm & (1u << p))
+    chain_del(t, &t->vm[vhash(t, p, e->key.room, e->key.vip) & t->mask], g, CH_VM);
   e->has_rkey = false;
-  e->next = e->rnext = 0;
+  e->next = e->rnext = e->vnext = 0;
   lru_del(t, pt, g);
   e->state = FT_HELD;
   pt->live--;
@@ -310,7 +333,7 @@ void flowtab_set_rkey(struct flowtab *t, enum ft_proto p, uint32_t slot, uint32_
   if (e->state != FT_LINKED)
     return;
   if (e->has_rkey)
-    chain_del(t, &t->rev[rhash(t, p, e->rkey) & t->mask], g, true);
+    chain_del(t, &t->rev[rhash(t, p, e->rkey) & t->mask], g, CH_REV);
   e->rkey = rkey;
   e->has_rkey = true;
   /* at the tail of its chain: the first flow linked under a shared key is
@@ -333,6 +356,20 @@ uint32_t flowtab_lookup_rkey(const struct flowtab *t, enum ft_proto p, uint32_t 
       return i - 1 - pt->base;
   }
   return FT_NONE;
+}
+
+uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room, uint32_t vip,
+                          uint32_t limit)
+{
+  if (p >= FT_PROTOS || !(t->by_vm & (1u << p)))
+    return 0;
+  uint32_t n = 0;
+  for (uint32_t i = t->vm[vhash(t, p, room, vip) & t->mask]; i && n < limit;
+       i = t->e[i - 1].vnext) {
+    const struct ft_key *k = &t->e[i - 1].key;
+    n += k->proto == p && k->room == room && k->vip == vip;
+  }
+  return n;
 }
 
 uint32_t flowtab_longest_chain(const struct flowtab *t)

@@ -43,7 +43,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ft_proto { FT_UDP, FT_ICMP, FT_TCP, FT_PROTOS };
+enum ft_proto { FT_UDP, FT_ICMP, FT_TCP, FT_DNS, FT_PROTOS };
 
 #define FT_NONE UINT32_MAX
 
@@ -60,6 +60,7 @@ enum ft_state { FT_FREE, FT_HELD, FT_LINKED };
 struct ft_ent {
   struct ft_key key;
   uint32_t next, rnext;  /* forward and reverse chains, global index + 1 */
+  uint32_t vnext;        /* the VM index's chain (protocols in by_vm) */
   uint32_t older, newer; /* the part's LRU list, global index + 1 */
   uint32_t rkey;
   uint8_t state; /* enum ft_state */
@@ -80,14 +81,18 @@ struct ft_part {
 struct flowtab {
   struct ft_ent *e;
   uint32_t *fwd, *rev; /* bucket heads, global index + 1 */
+  uint32_t *vm;        /* the VM index's bucket heads (NULL: no by_vm) */
+  uint32_t by_vm;      /* bit p: protocol p is in the VM index */
   uint32_t mask, cap;
   uint64_t k0, k1; /* the SipHash secret */
   struct ft_part part[FT_PROTOS];
 };
 
 /* Allocates cap[p] slots for each protocol p (0 = none) and draws the
- * secret. 0 or -ENOMEM/-EINVAL (more than 2^30 slots in all). */
-int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS]);
+ * secret; the protocols whose bit is set in by_vm are also indexed by
+ * (room, VM address) for flowtab_vm_count. 0 or -ENOMEM/-EINVAL (more
+ * than 2^30 slots in all). */
+int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS], uint32_t by_vm);
 void flowtab_fini(struct flowtab *t);
 
 /* The protocol-local slot of the live flow with key k, or FT_NONE. */
@@ -112,6 +117,12 @@ uint64_t flowtab_last(const struct flowtab *t, enum ft_proto p, uint32_t slot);
  * second call. Several flows may share one (the first linked is found). */
 void flowtab_set_rkey(struct flowtab *t, enum ft_proto p, uint32_t slot, uint32_t rkey);
 uint32_t flowtab_lookup_rkey(const struct flowtab *t, enum ft_proto p, uint32_t rkey);
+
+/* Live flows of p with this room and VM address, counted up to limit (the
+ * walk stops there: a per-VM cap needs no more): O(limit + the chain's
+ * other VMs). 0 for a protocol not in by_vm. */
+uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room, uint32_t vip,
+                          uint32_t limit);
 
 static inline uint32_t flowtab_live(const struct flowtab *t, enum ft_proto p)
 {

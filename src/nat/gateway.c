@@ -307,11 +307,14 @@ static int nat_flows_init(struct gateway *gw)
 {
   const uint32_t cap[FT_PROTOS] = {[FT_UDP] = gw->p.max_udp_flows,
                                    [FT_ICMP] = gw->p.max_icmp_flows,
-                                   [FT_TCP] = gw->p.max_tcp_conns};
+                                   [FT_TCP] = gw->p.max_tcp_conns,
+                                   [FT_DNS] = gw->p.max_dns_inflight};
   gw->flows = calloc(1, sizeof(*gw->flows));
   if (!gw->flows)
     return -ENOMEM;
-  return flowtab_init(gw->flows, cap);
+  /* per-VM caps of echo ids and DNS queries are counted by the VM index;
+   * UDP and TCP per VM by nat_share's accounts (with the per-client ones) */
+  return flowtab_init(gw->flows, cap, (1u << FT_ICMP) | (1u << FT_DNS));
 }
 
 static void nat_flows_fini(struct gateway *gw)

@@ -62,11 +62,6 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
                        uint32_t room, uint32_t ip, bool pending);
 void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
-/* Counts one more k (NAT_SHARE_ICMP: an echo flow) in the VM's account,
- * for a per-VM cap the flow table cannot answer by key; given back by
- * nat_share_release (ICMP). 0, or -ENOSPC (counted: share_table_full; the
- * table is sized so that it does not happen). */
-int nat_share_hold(struct gateway *gw, uint32_t room, uint32_t ip, enum nat_share_kind k);
 void nat_share_sweep(struct gateway *gw, uint64_t now);
 uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,

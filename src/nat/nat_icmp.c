@@ -21,8 +21,8 @@
  *
  * Bounds: --max-icmp-flows-per-vm echo ids per (room, VM address), so one
  * VM cycling through echo ids cannot take every flow of the table; past
- * it the echo is dropped and counted (icmp_vm_full). The VM's count is its
- * nat_share account (NAT_SHARE_ICMP).
+ * it the echo is dropped and counted (icmp_vm_full). The VM's count comes
+ * from the flow table's VM index (flowtab_vm_count).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -79,7 +79,6 @@ static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
   if (!f->used)
     return;
   flowtab_free(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp));
-  nat_share_release(gw, NAT_SHARE_P_ICMP, 0, f->room, f->guest_ip, false);
   if (f->sock && f->sock != gw->icmp_raw)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
@@ -167,7 +166,7 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   if (i != FT_NONE)
     return &gw->icmp[i];
   if (gw->p.max_icmp_flows_per_vm &&
-      nat_share_vm_count(gw, pkt->room, pkt->ip.src, NAT_SHARE_ICMP) >=
+      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, pkt->ip.src, gw->p.max_icmp_flows_per_vm) >=
           gw->p.max_icmp_flows_per_vm) {
     /* this VM's share of echo ids is taken: the others' stay free */
     gw->ctr.icmp_vm_full++;
@@ -178,14 +177,10 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
     gw->ctr.icmp_flows_full++;
     return NULL;
   }
-  uint64_t client; /* echo flows are rated and counted per VM (nat_share.c) */
+  uint64_t client; /* echo flows are rated per VM (nat_share.c), not held */
   if (nat_share_admit(gw, pkt, NAT_SHARE_P_ICMP, &client) < 0) {
     flowtab_free(gw->flows, FT_ICMP, i);
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
-    return NULL;
-  }
-  if (nat_share_hold(gw, pkt->room, pkt->ip.src, NAT_SHARE_ICMP) < 0) {
-    flowtab_free(gw->flows, FT_ICMP, i);
     return NULL;
   }
   struct nat_icmp_flow *free_f = &gw->icmp[i];
@@ -199,7 +194,6 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
     struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
     if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
       flowtab_free(gw->flows, FT_ICMP, i);
-      nat_share_release(gw, NAT_SHARE_P_ICMP, 0, pkt->room, pkt->ip.src, false);
       gw->ctr.icmp_flows_full++;
       return NULL;
     }

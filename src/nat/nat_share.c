@@ -9,9 +9,7 @@
  *    holds something, so the table never needs more entries than the UDP
  *    and TCP tables together (each account holds at least one flow).
  *  - per VM (room + guest IP, the key the NAT uses for VMs): the same
- *    counts and its ICMP echo flows, for the per-VM caps (the NAT's flow
- *    table is keyed by flow, so these counts are what answers "how many
- *    does this VM hold" in O(1)), and a rate of new flows (UDP mappings,
+ *    counts, for the per-VM caps, and a rate of new flows (UDP mappings,
  *    TCP connections, ICMP echo flows) kept as a GCRA token bucket: `tat`
  *    is the time at which the bucket would be full again; a new flow costs
  *    NS_PER_S / rate, and is refused when that would put tat more than
@@ -104,7 +102,7 @@ static bool ent_idle(const struct nat_share_ent *e)
 
 /* The VM table is full: reuse the idle account whose bucket is fullest
  * (smallest tat). There is always one: accounts that hold flows are fewer
- * than the UDP, TCP and ICMP tables together, and the table is larger. */
+ * than the UDP and TCP tables together, and the table is larger. */
 static struct nat_share_ent *vm_evict(struct gateway *gw)
 {
   struct nat_share_tab *t = &gw->share_vms;
@@ -221,7 +219,7 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
 
   /* every cap passed: the rate, then the accounts */
   if (proto == NAT_SHARE_P_ICMP && !p->nat_new_rate)
-    return 0; /* nothing to rate; nat_icmp.c holds its count (nat_share_hold) */
+    return 0; /* nothing to rate, nothing to hold */
   if (!v && !(v = tab_get(gw, &gw->share_vms, vm_key(pkt->room, pkt->ip.src))))
     return refuse(gw, &gw->ctr.share_table_full, "per-VM account table full");
   if (!bucket_take(gw, v, *gw->now)) {
@@ -230,7 +228,7 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
     return -EAGAIN;
   }
   if (proto == NAT_SHARE_P_ICMP)
-    return 0; /* echo flows are rated here, held by nat_share_hold */
+    return 0; /* echo flows are rated, not held here */
   if (client && !c && !(c = tab_get(gw, &gw->share_clients, client)))
     return refuse(gw, &gw->ctr.share_table_full, "per-client account table full");
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;
@@ -259,17 +257,6 @@ static void put(struct gateway *gw, struct nat_share_tab *t, struct nat_share_en
     tab_free(t, e);
 }
 
-int nat_share_hold(struct gateway *gw, uint32_t room, uint32_t ip, enum nat_share_kind k)
-{
-  struct nat_share_ent *v = tab_get(gw, &gw->share_vms, vm_key(room, ip));
-  if (!v) {
-    refuse(gw, &gw->ctr.share_table_full, "per-VM account table full");
-    return -ENOSPC;
-  }
-  v->n[k]++;
-  return 0;
-}
-
 void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip)
 {
   put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), NAT_SHARE_PENDING);
@@ -280,10 +267,8 @@ void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uin
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
                        uint32_t room, uint32_t ip, bool pending)
 {
-  if (proto == NAT_SHARE_P_ICMP) {
-    put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), NAT_SHARE_ICMP);
+  if (proto == NAT_SHARE_P_ICMP)
     return;
-  }
   if (pending)
     nat_share_connected(gw, client, room, ip);
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;

@@ -28,7 +28,7 @@ static struct ft_key tcp_key(uint32_t ip, uint16_t port, uint32_t dip, uint16_t 
 static void init3(struct flowtab *t, uint32_t udp, uint32_t icmp, uint32_t tcp)
 {
   const uint32_t cap[FT_PROTOS] = {[FT_UDP] = udp, [FT_ICMP] = icmp, [FT_TCP] = tcp};
-  cr_assert_eq(flowtab_init(t, cap), 0);
+  cr_assert_eq(flowtab_init(t, cap, 1u << FT_ICMP), 0);
 }
 
 /* The reference implementation's vectors (key 00..0f, message 00..len-1)
@@ -306,5 +306,43 @@ Test(flowtab, empty_parts)
   cr_assert_eq(flowtab_oldest(&t, FT_UDP), FT_NONE);
   cr_assert_eq(flowtab_lookup_rkey(&t, FT_ICMP, 1), FT_NONE);
   flowtab_free(&t, FT_UDP, 0); /* out of range: ignored */
+  flowtab_fini(&t);
+}
+
+/* The VM index counts a VM's live flows of a protocol in it (the per-VM
+ * caps of echo ids and DNS queries): by room and address, up to a limit,
+ * without the flows that left; a protocol outside by_vm counts 0. */
+Test(flowtab, vm_index_counts)
+{
+  struct flowtab t;
+  const uint32_t cap[FT_PROTOS] = {[FT_UDP] = 8, [FT_ICMP] = 16, [FT_DNS] = 16};
+  cr_assert_eq(flowtab_init(&t, cap, (1u << FT_ICMP) | (1u << FT_DNS)), 0);
+  uint32_t s[6], x;
+  for (uint16_t i = 0; i < 6; i++) {
+    struct ft_key k = {.proto = FT_ICMP, .room = 0, .vip = 0x0a000205, .vport = i};
+    cr_assert_eq(flowtab_insert(&t, &k, i, &s[i]), 0);
+  }
+  struct ft_key other_room = {.proto = FT_ICMP, .room = 1, .vip = 0x0a000205, .vport = 1};
+  struct ft_key other_vm = {.proto = FT_ICMP, .room = 0, .vip = 0x0a000206, .vport = 1};
+  struct ft_key dns = {.proto = FT_DNS, .room = 0, .vip = 0x0a000205, .vport = 5353, .rip = 7};
+  struct ft_key udp = udp_key(0, 0x0a000205, 1);
+  cr_assert_eq(flowtab_insert(&t, &other_room, 9, &x), 0);
+  cr_assert_eq(flowtab_insert(&t, &other_vm, 9, &x), 0);
+  cr_assert_eq(flowtab_insert(&t, &dns, 9, &x), 0);
+  cr_assert_eq(flowtab_insert(&t, &udp, 9, &x), 0);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 6);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 4), 4, "the walk stops at the limit");
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, 0x0a000205, 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000206, 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_DNS, 0, 0x0a000205, 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_UDP, 0, 0x0a000205, 100), 0, "UDP is not in by_vm");
+  flowtab_free(&t, FT_ICMP, s[2]);
+  flowtab_unlink(&t, FT_ICMP, s[4]);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 4);
+  flowtab_free(&t, FT_ICMP, s[4]);
+  for (int i = 0; i < 6; i++)
+    flowtab_free(&t, FT_ICMP, s[i]);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 0);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, 0x0a000205, 100), 1);
   flowtab_fini(&t);
 }
