@@ -8,7 +8,9 @@
  * come from the room's pool through gateway_addr_ops, so DHCP and
  * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
  * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
- * NAT (nat_icmp.c: ICMP datagram sockets), fair shares of the NAT's tables
+ * NAT (nat_icmp.c: ICMP datagram sockets), one flow table of every NAT
+ * flow and DNS query in flight (flowtab.c: keyed hash, fixed slots per
+ * protocol, least-recently-used expiry), fair shares of the NAT's tables
  * per client and per VM and a rate of new flows per VM (nat_share.c),
  * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the

@@ -5,7 +5,10 @@
  *
  * One host socket per guest connection (room, guest IP:port, remote
  * IP:port), every operation on the worker's ring (connect, send, recv with
- * MSG_PEEK, discard, shutdown, close, cancel).
+ * MSG_PEEK, discard, shutdown, close, cancel). The connection's key and
+ * slot are in the NAT's flow table (flowtab.h, FT_TCP); a connection that
+ * ends leaves its lookups at once and its slot when its last ring
+ * operation is back.
  *
  * Set-up: a guest SYN to an allowed destination connects a host socket;
  * success -> SYN-ACK to the guest with our random ISN and an MSS small

@@ -2,7 +2,9 @@
  * nat_udp: guest UDP to the internet through ordinary host sockets.
  *
  * One host UDP socket per guest (room, IP, port) mapping, bound to an
- * ephemeral port, read by a multishot recvmsg on the worker's ring. So two
+ * ephemeral port, read by a multishot recvmsg on the worker's ring; the
+ * mapping's key, slot and last use are in the NAT's flow table (flowtab.h,
+ * FT_UDP), its state in gw->udp at the same slot. So two
  * guests that use the same source port never see each other's answers
  * (the seed shared one socket among all VMs). A guest datagram is sent
  * from the flow's socket to its destination (egress policy already
