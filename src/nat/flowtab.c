@@ -160,14 +160,21 @@ void flowtab_fini(struct flowtab *t)
   memset(t, 0, sizeof(*t));
 }
 
+/* The live entry with key k in bucket b, as a global index, or FT_NONE. */
+static uint32_t find(const struct flowtab *t, const struct ft_key *k, uint32_t b)
+{
+  for (uint32_t i = t->fwd[b]; i; i = t->e[i - 1].next)
+    if (key_eq(&t->e[i - 1].key, k))
+      return i - 1;
+  return FT_NONE;
+}
+
 uint32_t flowtab_lookup(const struct flowtab *t, const struct ft_key *k)
 {
   if (k->proto >= FT_PROTOS || !t->part[k->proto].cap)
     return FT_NONE;
-  for (uint32_t i = t->fwd[flowtab_hash(t, k) & t->mask]; i; i = t->e[i - 1].next)
-    if (key_eq(&t->e[i - 1].key, k))
-      return i - 1 - t->part[k->proto].base;
-  return FT_NONE;
+  uint32_t g = find(t, k, (uint32_t)(flowtab_hash(t, k) & t->mask));
+  return g == FT_NONE ? FT_NONE : g - t->part[k->proto].base;
 }
 
 enum chain { CH_FWD, CH_REV, CH_VM };
@@ -223,7 +230,8 @@ int flowtab_insert(struct flowtab *t, const struct ft_key *k, uint64_t now, uint
     pt->full++;
     return -ENOSPC;
   }
-  if (flowtab_lookup(t, k) != FT_NONE)
+  uint32_t b = (uint32_t)(flowtab_hash(t, k) & t->mask);
+  if (find(t, k, b) != FT_NONE)
     return -EEXIST;
   uint32_t g = pt->free_head - 1;
   struct ft_ent *e = &t->e[g];
@@ -234,7 +242,7 @@ int flowtab_insert(struct flowtab *t, const struct ft_key *k, uint64_t now, uint
   e->key = *k;
   e->state = FT_LINKED;
   e->last_ns = now;
-  uint32_t *head = &t->fwd[flowtab_hash(t, k) & t->mask];
+  uint32_t *head = &t->fwd[b];
   e->next = *head;
   *head = g + 1;
   if (t->by_vm & (1u << k->proto)) {
