@@ -9,6 +9,8 @@
 
 #include "wtrelay/gateway.h"
 
+#include "flowtab.h"
+
 struct gw_pkt {
   uint32_t room;
   uint32_t src_port; /* switch port the frame came from */

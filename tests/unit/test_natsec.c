@@ -606,3 +606,42 @@ Test(natsec, icmp_echo_ids_per_vm)
   cr_assert_eq(e->p.gw.ctr.icmp_vm_full, 3);
   env_free(e);
 }
+
+/* Echo flows expire least recently used first (the flow table's LRU list
+ * of ICMP), each giving its place in the VM's share back: an id used
+ * again lives on, the VM opens a new id in the freed place, and when the
+ * last flow ends its per-VM account is gone. */
+Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
+{
+  struct env *e = env_new(small_icmp_share);
+  cr_assert(e->p.gw.icmp_ok, "ICMP NAT needs ping_group_range or CAP_NET_RAW (run as root, or "
+                             "sysctl net.ipv4.ping_group_range)");
+  struct gateway *gw = &e->p.gw;
+  uint32_t ip = e->vm[0].ip;
+  vm_echo(e, &e->vm[0], 1);
+  vm_echo(e, &e->vm[0], 2);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 2);
+  vm_echo(e, &e->vm[0], 3);
+  cr_assert_eq(gw->ctr.icmp_vm_full, 1);
+  /* two seconds on, id 1 is used again; id 2 is not */
+  e->p.skew += 2 * NS_PER_S;
+  vm_echo(e, &e->vm[0], 1);
+  /* past id 2's timeout (3 s), not id 1's */
+  e->p.skew += 3 * NS_PER_S / 2;
+  gw_pipe_tick(&e->p);
+  nat_icmp_sweep(gw, e->p.now);
+  cr_assert_eq(gw->ctr.icmp_flows_closed, 1, "only the least recently used flow expired");
+  cr_assert_eq(gw->nicmp, 1);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 1);
+  vm_echo(e, &e->vm[0], 3);
+  cr_assert_eq(gw->ctr.icmp_vm_full, 1, "the freed place is taken by a new id");
+  cr_assert_eq(gw->ctr.icmp_flows_opened, 3);
+  /* everything idle past the timeout: all gone, and the VM's account */
+  e->p.skew += 10 * NS_PER_S;
+  gw_pipe_tick(&e->p);
+  nat_icmp_sweep(gw, e->p.now);
+  cr_assert_eq(gw->nicmp, 0);
+  cr_assert_eq(gw->ctr.icmp_flows_closed, 3);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 0);
+  env_free(e);
+}
