@@ -51,7 +51,9 @@ void nat_tcp_fini(struct gateway *gw);
 /* Fair shares. admit: may this packet's VM (and client) open a new flow of
  * proto? 0 = yes, the accounts are taken and *client is the key the flow
  * keeps for release (0 = none); -EDQUOT = a cap, -EAGAIN = the VM's rate of
- * new flows (counted and logged; the caller answers the guest). ICMP flows
+ * new flows (counted and logged; the caller answers the guest), -EBUSY = a
+ * cap of TCP connects in progress (the caller drops the SYN: the guest
+ * retransmits it, and it passes once a connect completes). ICMP flows
  * are only rated. release gives a flow's accounts back (pending: a TCP
  * connect still in progress); connected: a TCP connect completed. */
 int nat_share_init(struct gateway *gw);

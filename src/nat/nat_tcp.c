@@ -668,9 +668,11 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   }
   struct nat_tcp_conn *c = &gw->tcp[slot];
   uint64_t client;
-  if (nat_share_admit(gw, pkt, NAT_SHARE_P_TCP, &client) < 0) {
+  int arc = nat_share_admit(gw, pkt, NAT_SHARE_P_TCP, &client);
+  if (arc < 0) {
     flowtab_free(gw->flows, FT_TCP, slot);
-    rst_for(gw, pkt, t);
+    if (arc != -EBUSY) /* busy: dropped, the guest's SYN comes again */
+      rst_for(gw, pkt, t);
     return;
   }
   uint16_t gen = c->gen;
