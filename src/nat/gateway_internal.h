@@ -45,6 +45,11 @@ void nat_icmp_fini(struct gateway *gw);
 
 void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t);
 void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
+/* Raw-socket ICMP mode: the echo id on the wire of flow i of worker
+ * `worker` of `workers`: inside that worker's slice of the id space
+ * (65536 / workers ids), at a random offset `base` in it, so every
+ * worker's raw socket can tell its replies from the others'. */
+uint16_t nat_icmp_slice_id(uint32_t worker, uint32_t workers, uint16_t base, uint32_t i);
 int nat_tcp_init(struct gateway *gw);
 void nat_tcp_fini(struct gateway *gw);
 

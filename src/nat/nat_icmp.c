@@ -116,11 +116,16 @@ static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t
 
 /* Raw-socket mode: the echo id on the wire of flow slot i, inside this
  * worker's slice of the id space (a random offset in it). */
+uint16_t nat_icmp_slice_id(uint32_t worker, uint32_t workers, uint16_t base, uint32_t i)
+{
+  uint32_t n = workers ? workers : 1;
+  uint32_t slice = 65536 / n;
+  return (uint16_t)((worker % n) * slice + ((uint32_t)base + i) % slice);
+}
+
 static uint16_t raw_id(const struct gateway *gw, uint32_t i)
 {
-  uint32_t n = gw->p.icmp_workers ? gw->p.icmp_workers : 1;
-  uint32_t slice = 65536 / n;
-  return (uint16_t)(gw->p.icmp_worker * slice + (gw->icmp_id_base + i) % slice);
+  return nat_icmp_slice_id(gw->p.icmp_worker, gw->p.icmp_workers, gw->icmp_id_base, i);
 }
 
 /* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id.

@@ -645,3 +645,36 @@ Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
   cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 0);
   env_free(e);
 }
+
+/* Raw-socket ICMP with several workers: each worker's echo ids on the wire
+ * stay inside its own slice, whatever its random base, so a reply seen by
+ * every worker's raw socket is taken by exactly one (its owner). */
+Test(natsec, raw_icmp_id_slices_never_overlap)
+{
+  static const uint32_t counts[] = {1, 2, 3, 4, 7, 16, 64, 256};
+  static const uint16_t bases[] = {0, 1, 255, 4095, 32768, 65535};
+  for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+    uint32_t n = counts[c], slice = 65536 / n;
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+      for (uint32_t w = 0; w < n; w++) {
+        /* the whole flow table (256 echo flows) and beyond the slice */
+        for (uint32_t i = 0; i < 256 + slice; i += (i < 300 ? 1 : 97)) {
+          uint16_t id = nat_icmp_slice_id(w, n, bases[b], i);
+          cr_assert_eq(id / slice, w, "n=%u base=%u worker %u flow %u: id %u outside its slice", n,
+                       bases[b], w, i, id);
+        }
+        /* distinct ids for the flows of one worker (up to the slice) */
+        uint32_t flows = slice < 256 ? slice : 256;
+        uint8_t seen[65536 / 8] = {0};
+        for (uint32_t i = 0; i < flows; i++) {
+          uint16_t id = nat_icmp_slice_id(w, n, bases[b], i);
+          cr_assert_not(seen[id / 8] & (1u << (id % 8)), "n=%u worker %u: id %u twice", n, w, id);
+          seen[id / 8] |= (uint8_t)(1u << (id % 8));
+        }
+      }
+    }
+  }
+  /* one worker: the whole id space, starting at the base */
+  cr_assert_eq(nat_icmp_slice_id(0, 1, 65535, 1), 0);
+  cr_assert_eq(nat_icmp_slice_id(0, 0, 7, 0), 7, "0 workers is one");
+}
