@@ -78,7 +78,6 @@ struct relay_room {
   bool used;
   char name[256];
   uint32_t npeers;  /* registered sessions */
-  uint64_t creator; /* client key of the session whose Register made it */
   uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
   uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
 };
@@ -104,14 +103,6 @@ struct relay_binding {
   uint32_t ip; /* host order, 0 = unused */
 };
 #define RELAY_PEER_BINDINGS 8
-
-/* The room-creation rate of one client: a GCRA. tat_ns is the theoretical
- * arrival time of its next creation; the slot is free once tat_ns <= now
- * (a full burst at hand: the client owes nothing). */
-struct relay_client {
-  uint64_t key;
-  uint64_t tat_ns;
-};
 
 struct relay_peer {
   bool used;
@@ -200,9 +191,11 @@ struct relay {
   struct auth *auth;            /* tokens and origins (borrowed); NULL = open to all */
   struct languard_params guard; /* the rooms' reserved addresses for the LAN guards */
   /* per-client shares */
-  uint32_t nrooms;              /* rooms in use (each with a registered session) */
-  struct relay_client *clients; /* room-creation rates, max_clients entries */
-  uint32_t max_clients;
+  uint32_t nrooms; /* room copies here (each with a registered session) */
+  /* the bounds below are counted process-wide in the room directory
+   * (roomdir.h: rooms and their creators, the creation-rate table, the
+   * sessions per client and room name) */
+  struct roomdir_shares shares;
   uint32_t rooms_per_client, sessions_per_room_client, addrs_per_client, room_burst;
   uint64_t room_interval_ns; /* 1 s / --room-rate */
   struct log_ratelimit rl_share;
@@ -221,10 +214,12 @@ struct relay {
 /* The address pool of local room `room` (the directory's; lock it with
  * roomdir_lock(r->dir) when other workers run). */
 struct ippool *relay_room_pool(struct relay *r, uint32_t room);
-/* Shares the process's room directory (pools, leases) with other
- * workers' relays; before the first room. The first relay to join a
- * directory lends it its lease table. */
-void relay_set_roomdir(struct relay *r, struct roomdir *d);
+/* Shares the process's room directory (pools, leases, per-client shares)
+ * with other workers' relays; before the first session. The first relay
+ * to join a directory lends it its lease table (written through that
+ * relay's ring, read under the directory's lock) and sets its shares;
+ * the others drop their own tables. 0 or -ENOMEM. */
+int relay_set_roomdir(struct relay *r, struct roomdir *d);
 /* This relay is worker `self` of n: every room copy gets an uplink port
  * toward each other worker, whose frames go to send. Before the first
  * room. 0 or -ENOMEM. */
