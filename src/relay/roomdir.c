@@ -257,7 +257,8 @@ uint32_t roomdir_sessions(const struct roomdir *d, uint64_t client, const char *
 {
   if (!client || !d->sess)
     return 0;
-  return d->sess[sess_slot(d, client, name_hash(d, name))].count;
+  const struct roomdir_sess *e = &d->sess[sess_slot(d, client, name_hash(d, name))];
+  return e->client ? e->count : 0;
 }
 
 int roomdir_session_add(struct roomdir *d, uint64_t client, const char *name, uint32_t limit)
@@ -293,7 +294,7 @@ void roomdir_session_del(struct roomdir *d, uint64_t client, const char *name)
   d->nsess--;
   uint32_t j = i;
   for (;;) {
-    d->sess[i].client = 0;
+    memset(&d->sess[i], 0, sizeof(d->sess[i]));
     for (;;) {
       j = (j + 1) & d->sess_mask;
       if (!d->sess[j].client)
