@@ -172,6 +172,7 @@ int relay_set_roomdir(struct relay *r, struct roomdir *d)
     struct lease_params lp = r->leases.p;
     lp.max_leases = lp.max_rooms = 1;
     lp.path = NULL;
+    r->leases.path[0] = '\0'; /* never written: the file is the lender's */
     lease_fini(&r->leases);
     if ((rc = lease_init(&r->leases, &lp, r->timers, r->now)) < 0)
       return rc;
