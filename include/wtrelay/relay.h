@@ -43,7 +43,10 @@
  * at hand, a free room slot) and the checks are made again when its
  * Register makes the room, which takes a token (--room-rate, --room-burst;
  * a GCRA per client in a table of --max-sessions entries that holds a
- * client only while it is below a full burst). A client has at most
+ * client only while it is below a full burst). These counts are the
+ * process's, in the room directory (roomdir.h), whatever the number of
+ * workers: a room another worker made is joined without the creation
+ * checks. A client has at most
  * --max-client-sessions-per-room sessions per room name, registered or not,
  * and holds at most --max-client-addrs-per-room addresses of a room's pool
  * (ippool.h: its own sticky leases are recycled first). Refusals: 429 at
