@@ -60,7 +60,9 @@ done
 [ ! -e "$LF.tmp" ] || fail "temporary file left behind"
 
 # 2. after a restart: a new MAC first, then the old ones in reverse order
-start_relay --workers "$WORKERS" --lease-file "$LF" --http-listen "127.0.0.1:$OPS"
+# (9 clients one after the other, each making its room again: more room
+# creations than the default burst of one address)
+start_relay --workers "$WORKERS" --lease-file "$LF" --http-listen "127.0.0.1:$OPS" --room-burst 64
 grep -q 'msg="lease file read".*leases=8' "$TMP/relay.err" ||
   fail "lease file not read: $(grep 'lease file' "$TMP/relay.err")"
 reg() { # room mac -> ip
