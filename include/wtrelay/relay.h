@@ -219,9 +219,11 @@ struct relay {
 struct ippool *relay_room_pool(struct relay *r, uint32_t room);
 /* Shares the process's room directory (pools, leases, per-client shares)
  * with other workers' relays; before the first session. The first relay
- * to join a directory lends it its lease table (written through that
- * relay's ring, read under the directory's lock) and sets its shares;
- * the others drop their own tables. 0 or -ENOMEM. */
+ * to join a directory lends it its lease table (reads --lease-file into
+ * it now, writes it through that relay's ring, reads it under the
+ * directory's lock) and sets its shares; the others drop their own
+ * tables. A relay that never joins a directory reads no lease file.
+ * 0 or -ENOMEM. */
 int relay_set_roomdir(struct relay *r, struct roomdir *d);
 /* This relay is worker `self` of n: every room copy gets an uplink port
  * toward each other worker, whose frames go to send. Before the first

@@ -141,7 +141,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     relay_fini(r);
     return rc;
   }
-  lease_load_file(&r->leases);
+  /* the lease file is read by the relay that lends its table to the
+   * process's directory (relay_set_roomdir): once, whatever the workers */
   r->gid_local = malloc(sizeof(*r->gid_local) * (r->max_rooms ? r->max_rooms : 1));
   if (!r->gid_local || (rc = roomdir_init(&r->own_dir, cfg->max_rooms)) < 0 ||
       (rc = roomdir_set_shares(&r->own_dir, &r->shares)) < 0) {
@@ -165,10 +166,11 @@ int relay_set_roomdir(struct relay *r, struct roomdir *d)
     /* the lender: its writer (on this relay's ring) reads the table under
      * the directory's lock, and other workers only mark it changed */
     d->leases = &r->leases;
+    lease_load_file(&r->leases);
     lease_set_lock(&r->leases, &d->lock);
   } else {
-    /* another relay's table is the process's: this one's (read from the
-     * file at init) is dropped for an empty one that never writes */
+    /* another relay's table is the process's: this one's is dropped for
+     * an empty one that never writes (the file is the lender's) */
     struct lease_params lp = r->leases.p;
     lp.max_leases = lp.max_rooms = 1;
     lp.path = NULL;
