@@ -752,10 +752,6 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
   }
   if (!c->workers)
     c->workers = config_cpus_allowed();
-  if (c->workers > 1 && c->lease_file[0])
-    return fail(err, errlen,
-                "--lease-file works with one worker only for now (each worker keeps its own "
-                "leases); use --workers 1");
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",
