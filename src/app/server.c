@@ -1133,6 +1133,29 @@ static void steer_release(struct server *p)
   p->steer_fd = -1;
 }
 
+/* Worker 0's socket on p->bind. With several workers the address and
+ * port are claimed first (io_udp_port_claim: SO_REUSEPORT would let a
+ * second relay join our group); an ephemeral port is claimed once the
+ * kernel has chosen it (worker_open_socket). */
+static int open_first_socket(struct server_worker *s, bool many)
+{
+  struct server *p = s->proc;
+  const struct config *cfg = p->cfg;
+  if (many && cfg->port) {
+    int fd = io_udp_port_claim(p->bind, cfg->port, true);
+    if (fd < 0)
+      return fd;
+    p->port_claim = fd;
+  }
+  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
+                            &s->udp);
+  if (rc < 0 && p->port_claim >= 0) {
+    close(p->port_claim);
+    p->port_claim = -1;
+  }
+  return rc;
+}
+
 static int worker_open_socket(struct server_worker *s)
 {
   struct server *p = s->proc;
@@ -1142,23 +1165,18 @@ static int worker_open_socket(struct server_worker *s)
     return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
-  /* SO_REUSEPORT would let a second relay join our port: claim it first
-   * (an ephemeral port once the kernel has chosen it) */
-  if (many && cfg->port && (p->port_claim = io_udp_port_claim(cfg->port)) < 0)
-    return p->port_claim;
-  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                            &s->udp);
+  int rc = open_first_socket(s, many);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
       strcmp(cfg->bind, "::") == 0) {
     log_warn("no IPv6 on this host, listening on IPv4 only", "bind=:: err=\"%s\" fallback=0.0.0.0",
              strerror(-rc));
     snprintf(p->bind, sizeof(p->bind), "0.0.0.0");
-    rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                          &s->udp);
+    rc = open_first_socket(s, many);
   }
   if (rc == 0)
     p->port = s->udp->port;
-  if (rc == 0 && many && !cfg->port && (p->port_claim = io_udp_port_claim(p->port)) < 0)
+  if (rc == 0 && many && !cfg->port &&
+      (p->port_claim = io_udp_port_claim(p->bind, p->port, false)) < 0)
     return p->port_claim; /* the socket goes with worker 0's io */
   return rc;
 }
