@@ -754,6 +754,7 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
    * change the shared lease table (architecture.md, "Not done yet"): with
    * --lease-file the default count is one worker, not a refusal to start;
    * only an explicit --workers N > 1 is refused. */
+  c->workers_one_for_leases = !c->workers && c->lease_file[0];
   if (!c->workers)
     c->workers = c->lease_file[0] ? 1 : config_cpus_allowed();
   if (c->workers > 1 && c->lease_file[0])

@@ -466,12 +466,14 @@ Test(config, lease_file_with_the_default_worker_count)
   memset(env_vals, 0, sizeof(env_vals));
   cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases"), CONFIG_OK, "%s", err);
   cr_assert_eq(c.workers, 1);
+  cr_assert(c.workers_one_for_leases);
   cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "0"), CONFIG_OK,
                "%s", err);
   cr_assert_eq(c.workers, 1);
   cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "1"), CONFIG_OK,
                "%s", err);
   cr_assert_eq(c.workers, 1);
+  cr_assert(!c.workers_one_for_leases);
   cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "2"), -EINVAL);
   cr_assert(strstr(err, "--lease-file") && strstr(err, "--workers"), "%s", err);
   /* without a lease file the default stays one per CPU */
