@@ -9,7 +9,7 @@
 # live sessions' "peer registered" lines must all differ.
 . "$(dirname "$0")/lib.sh"
 
-MPORT=$(free_udp_port) # a free number for the ops listener's TCP port too, most likely
+MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 start_relay --workers 2 --http-listen "127.0.0.1:$MPORT"
 metric() { # series -> value (0 when absent)
   curl -s --max-time 3 "http://127.0.0.1:$MPORT/metrics" |
