@@ -349,9 +349,10 @@ static int gateway_setup(struct server_worker *s)
   s->gw_ok = true;
   relay_set_gateway(&s->relay, &s->gw);
   char a[16];
-  log_info("gateway", "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d",
+  log_info("gateway",
+           "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d worker=%u",
            net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4], gp.mac[5],
-           gp.nupstreams, s->gw.icmp_ok);
+           gp.nupstreams, s->gw.icmp_ok, s->index);
   return 0;
 }
 

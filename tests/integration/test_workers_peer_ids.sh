@@ -6,7 +6,8 @@
 # and a "session ended" cannot be told apart. Sessions (one wtclient each,
 # so each its own UDP socket and 4-tuple) are opened until both workers of
 # --workers 2 hold one (wtrelay_worker_sessions), then the peer ids of the
-# live sessions' "peer registered" lines must all differ.
+# live sessions' "peer registered" lines must all differ. The start-up
+# lines name the worker count ("relay started") and each gateway's worker.
 . "$(dirname "$0")/lib.sh"
 
 MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -15,6 +16,11 @@ metric() { # series -> value (0 when absent)
   curl -s --max-time 3 "http://127.0.0.1:$MPORT/metrics" |
     awk -v s="$1" 'index($0, s " ") == 1 {print $2; found=1} END {if (!found) print 0}'
 }
+# the start-up lines say how many workers and whose gateway
+grep -q 'msg="relay started" .* workers=2' "$TMP/relay.err" || fail "no workers=2 on the start line"
+[ "$(grep -c 'msg="gateway" .* worker=[01]$' "$TMP/relay.err")" = 2 ] &&
+  grep -q 'msg="gateway" .* worker=1$' "$TMP/relay.err" || fail "gateway lines without their worker"
+pass "the start-up lines name the worker count and each gateway's worker"
 CLIENTS=()
 n=0
 for k in $(seq 1 16); do

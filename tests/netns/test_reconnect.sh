@@ -58,8 +58,7 @@ ip2=$(grep 'msg="registered"' "$TMP/tap-vma.err" | tail -1 | sed 's/.* ip=\([0-9
 where="on one worker"
 grep -q 'msg="MAC taken over".*asker_worker=' "$TMP/relay.err" && where="across workers"
 # the relay's own count (the default is one per CPU, not RELAY_WORKERS):
-# its steering line names it when there are several
-relay_workers() { grep -o 'msg="steering".* workers=[0-9]*' "$TMP/relay.err" | grep -o '[0-9]*$' | head -1 | grep . || echo 1; }
+relay_workers() { grep -o 'msg="relay started".* workers=[0-9]*' "$TMP/relay.err" | grep -o '[0-9]*$' | head -1; }
 pass "the new connection registered the same MAC and got the same address $ip2 ($(grep -o 'msg="MAC taken over".*' "$TMP/relay.err" | grep -o 'ms=[0-9.]*'), $where, workers=$(relay_workers))"
 
 wait "$GET" || fail "the download did not complete: $(cat "$TMP/get.out" "$TMP/get.log")"
