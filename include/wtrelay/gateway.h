@@ -8,7 +8,9 @@
  * come from the room's pool through gateway_addr_ops, so DHCP and
  * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
  * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
- * NAT (nat_icmp.c: ICMP datagram sockets), fair shares of the NAT's tables
+ * NAT (nat_icmp.c: ICMP datagram sockets), one flow table of every NAT
+ * flow and DNS query in flight (flowtab.c: keyed hash, fixed slots per
+ * protocol, least-recently-used expiry), fair shares of the NAT's tables
  * per client and per VM and a rate of new flows per VM (nat_share.c),
  * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the
@@ -122,6 +124,8 @@ struct gateway_counters {
   uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
 };
 
+struct flowtab;
+
 struct gw_room {
   bool used;
   uint32_t port; /* switch port */
@@ -178,12 +182,12 @@ struct nat_udp_flow {
   uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
-  uint64_t last_ns; /* the guest's latest datagram: only outbound refreshes */
+  /* its key and last use (only the guest's datagrams refresh it) are in
+   * the flow table (gw->flows, FT_UDP, same slot) */
   struct nat_udp_peer peers[NAT_UDP_PEERS];
   uint8_t npeers;
   struct io_udp_sock *sock;
   struct gateway *gw;
-  uint32_t next; /* hash chain, index + 1 */
 };
 
 struct nat_icmp_flow {
@@ -192,7 +196,7 @@ struct nat_icmp_flow {
   uint16_t guest_id;
   uint16_t host_id; /* raw-socket mode: the echo id we put on the wire */
   uint8_t guest_mac[6];
-  uint64_t last_ns;
+  /* last use: in the flow table (FT_ICMP, same slot) */
   struct io_udp_sock *sock;
   struct gateway *gw;
 };
@@ -212,7 +216,6 @@ struct nat_tcp_conn {
   bool used;
   uint8_t state;
   uint16_t gen;
-  uint32_t next; /* hash chain, index + 1 */
   uint32_t room, guest_ip, dst_ip;
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
@@ -275,9 +278,12 @@ struct gateway {
   const struct gateway_addr_ops *addr;
   void *addr_ctx;
   struct gw_room *rooms;
+  /* the one flow table of UDP, ICMP and TCP (src/nat/flowtab.h): keys,
+   * lookups, slots, LRU; each protocol's state below, by the same slot */
+  struct flowtab *flows;
   /* UDP NAT */
   struct nat_udp_flow *udp;
-  uint32_t *udp_hash, udp_hash_mask, nudp;
+  uint32_t nudp;
   /* ICMP NAT */
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
@@ -286,13 +292,13 @@ struct gateway {
   uint16_t icmp_id_base;
   /* TCP NAT */
   struct nat_tcp_conn *tcp;
-  uint32_t *tcp_hash, tcp_hash_mask, ntcp;
+  uint32_t ntcp;
   uint8_t *tcp_scratch;
   /* fair shares: per-client and per-VM accounts */
   struct nat_share_tab share_clients, share_vms;
   /* DNS forwarder */
   struct dns_pending *dns; /* each query in flight, with its own socket */
-  uint32_t dns_next, dns_inflight, dns_rr;
+  uint32_t dns_inflight, dns_rr;
   struct timer sweep;
   uint16_t ip_id;
   struct log_ratelimit rl;

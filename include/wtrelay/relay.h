@@ -47,7 +47,10 @@
  * at hand, a free room slot) and the checks are made again when its
  * Register makes the room, which takes a token (--room-rate, --room-burst;
  * a GCRA per client in a table of --max-sessions entries that holds a
- * client only while it is below a full burst). A client has at most
+ * client only while it is below a full burst). These counts are the
+ * process's, in the room directory (roomdir.h), whatever the number of
+ * workers: a room another worker made is joined without the creation
+ * checks. A client has at most
  * --max-client-sessions-per-room sessions per room name, registered or not,
  * and holds at most --max-client-addrs-per-room addresses of a room's pool
  * (ippool.h: its own sticky leases are recycled first). Refusals: 429 at
@@ -82,7 +85,6 @@ struct relay_room {
   bool used;
   char name[256];
   uint32_t npeers;  /* registered sessions */
-  uint64_t creator; /* client key of the session whose Register made it */
   uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
   uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
 };
@@ -132,14 +134,6 @@ struct relay_binding {
   uint32_t ip; /* host order, 0 = unused */
 };
 #define RELAY_PEER_BINDINGS 8
-
-/* The room-creation rate of one client: a GCRA. tat_ns is the theoretical
- * arrival time of its next creation; the slot is free once tat_ns <= now
- * (a full burst at hand: the client owes nothing). */
-struct relay_client {
-  uint64_t key;
-  uint64_t tat_ns;
-};
 
 struct relay_peer {
   bool used;
@@ -243,9 +237,11 @@ struct relay {
   struct auth *auth;            /* tokens and origins (borrowed); NULL = open to all */
   struct languard_params guard; /* the rooms' reserved addresses for the LAN guards */
   /* per-client shares */
-  uint32_t nrooms;              /* rooms in use (each with a registered session) */
-  struct relay_client *clients; /* room-creation rates, max_clients entries */
-  uint32_t max_clients;
+  uint32_t nrooms; /* room copies here (each with a registered session) */
+  /* the bounds below are counted process-wide in the room directory
+   * (roomdir.h: rooms and their creators, the creation-rate table, the
+   * sessions per client and room name) */
+  struct roomdir_shares shares;
   uint32_t rooms_per_client, sessions_per_room_client, addrs_per_client, room_burst;
   uint64_t room_interval_ns; /* 1 s / --room-rate */
   struct log_ratelimit rl_share;
@@ -268,10 +264,14 @@ struct relay {
 /* The address pool of local room `room` (the directory's; lock it with
  * roomdir_lock(r->dir) when other workers run). */
 struct ippool *relay_room_pool(struct relay *r, uint32_t room);
-/* Shares the process's room directory (pools, leases) with other
- * workers' relays; before the first room. The first relay to join a
- * directory lends it its lease table. */
-void relay_set_roomdir(struct relay *r, struct roomdir *d);
+/* Shares the process's room directory (pools, leases, per-client shares)
+ * with other workers' relays; before the first session. The first relay
+ * to join a directory lends it its lease table (reads --lease-file into
+ * it now, writes it through that relay's ring, reads it under the
+ * directory's lock) and sets its shares; the others drop their own
+ * tables. A relay that never joins a directory reads no lease file.
+ * 0 or -ENOMEM. */
+int relay_set_roomdir(struct relay *r, struct roomdir *d);
 /* This relay is worker `self` of n: every room copy gets an uplink port
  * toward each other worker, whose frames go to send; its peers' ids (the
  * log's peer=) become self * max_peers + slot, unique in the process.

@@ -18,14 +18,14 @@
 #include "wtrelay/policy.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
 #include <sched.h>
+#include <unistd.h>
+#include <errno.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 enum opt_kind {
   OPT_U32,
@@ -190,7 +190,7 @@ static const struct opt opts[] = {
     {"workers", 0, "RELAY_WORKERS", OPT_U32, 0, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
      "connections and room copies; 0: one per CPU the process may run on, at most 256 "
-     "(one with --lease-file) (default 0)"},
+     "(default 0)"},
     {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
      "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
      "wtrelay-wN (default off)"},
@@ -750,18 +750,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:9090, or empty to disable, got '%s'",
                   c->http_listen);
   }
-  /* The lease file's writer runs on worker 0's ring while other workers
-   * change the shared lease table (architecture.md, "Not done yet"): with
-   * --lease-file the default count is one worker, not a refusal to start;
-   * only an explicit --workers N > 1 is refused. */
-  c->workers_one_for_leases = !c->workers && c->lease_file[0];
   if (!c->workers)
-    c->workers = c->lease_file[0] ? 1 : config_cpus_allowed();
-  if (c->workers > 1 && c->lease_file[0])
-    return fail(err, errlen,
-                "--lease-file works with one worker only for now (the file's writer is not "
-                "safe yet with the lease table shared by several workers); use --workers 1, "
-                "or leave --workers unset");
+    c->workers = config_cpus_allowed();
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",

@@ -202,7 +202,8 @@ struct server {
   struct quic_shared shared;
   struct quic_iptab ips; /* per-address connection counts over every worker (N > 1) */
   bool ips_ok;
-  char bind[64]; /* the address the sockets are bound to: cfg->bind or the fallback */
+  struct quic_counts counts; /* connections, handshakes, unvalidated over every worker (N > 1) */
+  char bind[64];             /* the address the sockets are bound to: cfg->bind or the fallback */
   uint16_t port;
   /* the certificate store: the process's reference to the certificate new
    * connections get; workers copy it (with a reference) under cert_lock */
@@ -1224,7 +1225,8 @@ static int worker_build(struct server_worker *s)
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     return rc;
   s->relay_ok = true;
-  relay_set_roomdir(&s->relay, &p->dir);
+  if ((rc = relay_set_roomdir(&s->relay, &p->dir)) < 0)
+    return rc;
   if (p->nworkers > 1 &&
       (rc = relay_set_uplinks(&s->relay, s->index, p->nworkers, uplink_send, s)) < 0)
     return rc;
@@ -1418,6 +1420,20 @@ static void join_workers(struct server *p)
   }
 }
 
+/* The process's bounds with several workers: the QUIC endpoints count
+ * connections (--max-sessions), handshakes in progress (--retry-threshold)
+ * and unvalidated connections (--max-unvalidated) in one set of atomics
+ * (struct quic_counts) instead of one per worker; the relays count rooms,
+ * their creators and creation rates and the sessions per client and room
+ * in the room directory (roomdir.h), which relay_set_roomdir shares. */
+static void shares_setup(struct server *p)
+{
+  atomic_init(&p->counts.conns, 0);
+  atomic_init(&p->counts.handshaking, 0);
+  atomic_init(&p->counts.unvalidated, 0);
+  p->shared.counts = &p->counts;
+}
+
 int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert)
 {
   int rc = -ENOMEM;
@@ -1482,6 +1498,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
       goto fail;
     p->ips_ok = true;
     p->shared.ips = &p->ips;
+    shares_setup(p);
   }
   p->shared.handoff = handoff_push;
   p->shared.handoff_ctx = p;

@@ -103,9 +103,6 @@ int main(int argc, char **argv)
   signal(SIGPIPE, SIG_IGN);
   if (cfg.log_note[0])
     log_warn("RUST_LOG partly ignored", "ignored=%s", LOG_Q(cfg.log_note));
-  if (cfg.workers_one_for_leases)
-    log_warn("one worker: --lease-file works with one worker only for now", "workers=1 cpus=%u",
-             config_cpus_allowed());
   if (cfg.healthcheck[0])
     return healthcheck(cfg.healthcheck);
   if (io_probe_uring(err, sizeof(err)) < 0) {

@@ -221,6 +221,17 @@ static int refuse(struct gateway *gw, uint64_t *ctr, const char *detail)
   return -EDQUOT;
 }
 
+/* A cap on what is in progress (TCP connects): passes again as soon as
+ * one completes, so the caller drops the SYN and lets the guest's own
+ * retransmission (1 s, 3 s, ...) try again, where a reset would fail the
+ * guest's connect (a VM opening 100 connections at once to a slow host). */
+static int busy(struct gateway *gw, uint64_t *ctr, const char *detail)
+{
+  (*ctr)++;
+  gw_log(gw, "NAT SYN dropped, the guest will retry", detail);
+  return -EBUSY;
+}
+
 /* The VM's bucket: room for one more flow now? Takes it when so. */
 static bool bucket_take(const struct gateway *gw, struct nat_share_ent *v, uint64_t now)
 {
@@ -255,15 +266,15 @@ static int admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_pr
     if (p->max_tcp_conns_per_vm && vn[NAT_SHARE_TCP] >= p->max_tcp_conns_per_vm)
       return refuse(gw, &gw->ctr.tcp_full, "TCP connections per VM (--max-tcp-conns-per-vm)");
     if (p->max_tcp_pending_per_vm && vn[NAT_SHARE_PENDING] >= p->max_tcp_pending_per_vm)
-      return refuse(gw, &gw->ctr.share_pending_vm,
-                    "TCP connects in progress per VM (--max-tcp-pending-per-vm)");
+      return busy(gw, &gw->ctr.share_pending_vm,
+                  "TCP connects in progress per VM (--max-tcp-pending-per-vm)");
     if (client && p->max_tcp_conns_per_client && cn[NAT_SHARE_TCP] >= p->max_tcp_conns_per_client)
       return refuse(gw, &gw->ctr.share_tcp_client,
                     "TCP connections per client (--max-tcp-conns-per-client)");
     if (client && p->max_tcp_pending_per_client &&
         cn[NAT_SHARE_PENDING] >= p->max_tcp_pending_per_client)
-      return refuse(gw, &gw->ctr.share_pending_client,
-                    "TCP connects in progress per client (--max-tcp-pending-per-client)");
+      return busy(gw, &gw->ctr.share_pending_client,
+                  "TCP connects in progress per client (--max-tcp-pending-per-client)");
   }
 
   /* every cap passed: the rate, then the accounts */

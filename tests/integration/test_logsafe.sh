@@ -20,7 +20,7 @@ with urllib.request.urlopen(sys.argv[1], timeout=5) as r:
     sys.stdout.write(r.read().decode())
 PY
 }
-metric() { get /metrics | awk -v k="$1" '$1 == k {print $2}'; }
+metric() { sleep 0.25; get /metrics | awk -v k="$1" '$1 == k {print $2}'; }
 hash_now() { get /cert-hash | python3 -c 'import json,sys; print(json.load(sys.stdin)["sha256"])'; }
 newpair() { # dir
   mkdir -p "$1"

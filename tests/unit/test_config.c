@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
-#include <errno.h>
 #include <sched.h>
+#include <errno.h>
 #include <string.h>
 
 #include "wtrelay/config.h"
@@ -454,31 +454,6 @@ Test(config, workers_default_to_the_cpus_the_process_may_use)
   cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
   cr_assert_eq(got, 1);
   cr_assert_eq(w, 1);
-}
-
-/* --lease-file with the default worker count: one worker (the file's
- * writer is not yet safe with several), not a refusal to start; an
- * explicit --workers N > 1 with it is refused, naming both flags. */
-Test(config, lease_file_with_the_default_worker_count)
-{
-  struct config c;
-  char err[512];
-  memset(env_vals, 0, sizeof(env_vals));
-  cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases"), CONFIG_OK, "%s", err);
-  cr_assert_eq(c.workers, 1);
-  cr_assert(c.workers_one_for_leases);
-  cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "0"), CONFIG_OK,
-               "%s", err);
-  cr_assert_eq(c.workers, 1);
-  cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "1"), CONFIG_OK,
-               "%s", err);
-  cr_assert_eq(c.workers, 1);
-  cr_assert(!c.workers_one_for_leases);
-  cr_assert_eq(PARSE(&c, err, "--lease-file", "/tmp/wtrelay-leases", "--workers", "2"), -EINVAL);
-  cr_assert(strstr(err, "--lease-file") && strstr(err, "--workers"), "%s", err);
-  /* without a lease file the default stays one per CPU */
-  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
-  cr_assert_eq(c.workers, config_cpus_allowed());
 }
 
 /* --max-macs-per-uplink: 0 (the room's bound) by default, then the
