@@ -859,7 +859,8 @@ static void metrics_steer(struct server *p, struct ops_buf *b)
   ops_buf_printf(b, "# HELP wtrelay_steer_datagrams_total Datagrams the SK_REUSEPORT program saw: "
                     "steered by the connection ID of a short header or Handshake, or left to the "
                     "kernel hash (Initial and the rest; no_socket: a worker index without a "
-                    "socket)\n# TYPE wtrelay_steer_datagrams_total counter\n");
+                    "socket); a GRO batch counts once, so the sum can be below "
+                    "wtrelay_udp_datagrams_total\n# TYPE wtrelay_steer_datagrams_total counter\n");
   for (int i = 0; i < STEER_STAT__COUNT; i++)
     ops_buf_printf(b, "wtrelay_steer_datagrams_total{how=\"%s\"} %llu\n", how[i],
                    (unsigned long long)st.n[i]);
