@@ -273,8 +273,9 @@ struct ippool *relay_room_pool(struct relay *r, uint32_t room);
  * 0 or -ENOMEM. */
 int relay_set_roomdir(struct relay *r, struct roomdir *d);
 /* This relay is worker `self` of n: every room copy gets an uplink port
- * toward each other worker, whose frames go to send. Before the first
- * room. 0 or -ENOMEM. */
+ * toward each other worker, whose frames go to send; its peers' ids (the
+ * log's peer=) become self * max_peers + slot, unique in the process.
+ * Before the first session. 0 or -ENOMEM. */
 int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
                       void *ctx);
 /* A frame of room gid (its ring id: slot and generation) from worker `from`'s copy: switched in the

@@ -350,9 +350,10 @@ static int gateway_setup(struct server_worker *s)
   s->gw_ok = true;
   relay_set_gateway(&s->relay, &s->gw);
   char a[16];
-  log_info("gateway", "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d",
+  log_info("gateway",
+           "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d worker=%u",
            net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4], gp.mac[5],
-           gp.nupstreams, s->gw.icmp_ok);
+           gp.nupstreams, s->gw.icmp_ok, s->index);
   return 0;
 }
 
@@ -858,7 +859,8 @@ static void metrics_steer(struct server *p, struct ops_buf *b)
   ops_buf_printf(b, "# HELP wtrelay_steer_datagrams_total Datagrams the SK_REUSEPORT program saw: "
                     "steered by the connection ID of a short header or Handshake, or left to the "
                     "kernel hash (Initial and the rest; no_socket: a worker index without a "
-                    "socket)\n# TYPE wtrelay_steer_datagrams_total counter\n");
+                    "socket); a GRO batch counts once, so the sum can be below "
+                    "wtrelay_udp_datagrams_total\n# TYPE wtrelay_steer_datagrams_total counter\n");
   for (int i = 0; i < STEER_STAT__COUNT; i++)
     ops_buf_printf(b, "wtrelay_steer_datagrams_total{how=\"%s\"} %llu\n", how[i],
                    (unsigned long long)st.n[i]);
@@ -1134,6 +1136,29 @@ static void steer_release(struct server *p)
   p->steer_fd = -1;
 }
 
+/* Worker 0's socket on p->bind. With several workers the address and
+ * port are claimed first (io_udp_port_claim: SO_REUSEPORT would let a
+ * second relay join our group); an ephemeral port is claimed once the
+ * kernel has chosen it (worker_open_socket). */
+static int open_first_socket(struct server_worker *s, bool many)
+{
+  struct server *p = s->proc;
+  const struct config *cfg = p->cfg;
+  if (many && cfg->port) {
+    int fd = io_udp_port_claim(p->bind, cfg->port, true);
+    if (fd < 0)
+      return fd;
+    p->port_claim = fd;
+  }
+  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
+                            &s->udp);
+  if (rc < 0 && p->port_claim >= 0) {
+    close(p->port_claim);
+    p->port_claim = -1;
+  }
+  return rc;
+}
+
 static int worker_open_socket(struct server_worker *s)
 {
   struct server *p = s->proc;
@@ -1143,23 +1168,18 @@ static int worker_open_socket(struct server_worker *s)
     return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
-  /* SO_REUSEPORT would let a second relay join our port: claim it first
-   * (an ephemeral port once the kernel has chosen it) */
-  if (many && cfg->port && (p->port_claim = io_udp_port_claim(cfg->port)) < 0)
-    return p->port_claim;
-  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                            &s->udp);
+  int rc = open_first_socket(s, many);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
       strcmp(cfg->bind, "::") == 0) {
     log_warn("no IPv6 on this host, listening on IPv4 only", "bind=:: err=\"%s\" fallback=0.0.0.0",
              strerror(-rc));
     snprintf(p->bind, sizeof(p->bind), "0.0.0.0");
-    rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                          &s->udp);
+    rc = open_first_socket(s, many);
   }
   if (rc == 0)
     p->port = s->udp->port;
-  if (rc == 0 && many && !cfg->port && (p->port_claim = io_udp_port_claim(p->port)) < 0)
+  if (rc == 0 && many && !cfg->port &&
+      (p->port_claim = io_udp_port_claim(p->bind, p->port, false)) < 0)
     return p->port_claim; /* the socket goes with worker 0's io */
   return rc;
 }

@@ -195,6 +195,11 @@ int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_s
   r->nworkers = n;
   r->uplink_send = send;
   r->uplink_ctx = ctx;
+  /* Peer ids name a session in the log lines: one numbering for the
+   * process (worker self's slots after every lower worker's), so two
+   * sessions of different workers never share one. */
+  for (uint32_t i = 0; i < r->max_peers; i++)
+    r->peers[i].id = self * r->max_peers + i;
   return 0;
 }
 
