@@ -18,14 +18,14 @@
 #include "wtrelay/policy.h"
 
 #include <arpa/inet.h>
-#include <sched.h>
-#include <unistd.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind {
   OPT_U32,
@@ -209,6 +209,16 @@ static const struct opt opts[] = {
     {"allow-origin", 0, NULL, OPT_ORIGIN, 0, 0, OFF(allow_origin),
      "accept CONNECTs only from this Origin (https://app.example.org or https://*.example.org), "
      "repeatable (up to 16); without an Origin a valid token is needed"},
+    /* federation over NATS (src/fed) */
+    {"nats", 0, "RELAY_NATS_URL", OPT_PATH, 0, 0, OFF(nats_url),
+     "join the relays of a NATS cluster: rooms span every relay connected to it "
+     "(nats://HOST:PORT[,nats://...], tls:// for TLS, user:password@ in the URL; default off)"},
+    {"nats-creds", 0, NULL, OPT_PATH, 0, 0, OFF(nats_creds),
+     "NATS credentials file (JWT and NKey seed) for --nats"},
+    {"relay-id", 0, NULL, OPT_STR128, 0, 0, OFF(relay_id),
+     "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)"},
+    {"nats-subject-prefix", 0, NULL, OPT_STR128, 0, 0, OFF(nats_prefix),
+     "first tokens of every NATS subject the relays use (default wtrelay)"},
     {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
     {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
@@ -269,6 +279,7 @@ void config_defaults(struct config *c)
   c->workers = 0; /* config_validate: the CPUs the process may run on */
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
+  snprintf(c->nats_prefix, sizeof(c->nats_prefix), "wtrelay");
   c->shutdown_timeout_s = 5;
 }
 
