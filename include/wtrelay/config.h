@@ -118,6 +118,7 @@ struct config {
   char nats_creds[CONFIG_PATH_MAX]; /* --nats-creds, "" = none */
   char relay_id[128];               /* --relay-id, "" = hostname:port */
   char nats_prefix[128];            /* --nats-subject-prefix, "wtrelay" */
+  uint32_t pool_first, pool_last; /* --pool-first/--pool-last (host order), 0 = subnet .10 / last */
 };
 
 enum config_result {

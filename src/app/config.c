@@ -219,6 +219,11 @@ static const struct opt opts[] = {
      "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)"},
     {"nats-subject-prefix", 0, NULL, OPT_STR128, 0, 0, OFF(nats_prefix),
      "first tokens of every NATS subject the relays use (default wtrelay)"},
+    {"pool-first", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_first),
+     "lowest address the pool hands out (default subnet .10); with --nats, give each relay "
+     "its own part of the subnet"},
+    {"pool-last", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_last),
+     "highest address the pool hands out (default the last before the broadcast)"},
     {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
     {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
@@ -763,6 +768,16 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
   }
   if (!c->workers)
     c->workers = config_cpus_allowed();
+  if (c->pool_first || c->pool_last) {
+    uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
+    uint32_t first = c->pool_first ? c->pool_first : c->subnet + 10;
+    uint32_t last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
+    if ((first & mask) != c->subnet || (last & mask) != c->subnet || first > last ||
+        first < c->subnet + 10 || last >= (c->subnet | ~mask))
+      return fail(err, errlen,
+                  "--pool-first/--pool-last: a range inside the subnet from .10 up to the last "
+                  "address before the broadcast, first <= last");
+  }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",

@@ -101,8 +101,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   ip_bytes(mask, r->netmask);
   ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
   /* .10 up to the last address before the broadcast, from the top down */
-  r->pool_first = cfg->subnet + 10;
-  r->pool_last = (cfg->subnet | ~mask) - 1;
+  r->pool_first = cfg->pool_first ? cfg->pool_first : cfg->subnet + 10;
+  r->pool_last = cfg->pool_last ? cfg->pool_last : (cfg->subnet | ~mask) - 1;
   r->rooms_per_client = cfg->max_rooms_per_client ? cfg->max_rooms_per_client
                         : cfg->max_rooms / 16     ? cfg->max_rooms / 16
                                                   : 1;
