@@ -219,8 +219,10 @@ static const uint8_t BC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
 static void relay_fed_start(struct relay_proc *rp, const struct nats_proc *n, const char *id)
 {
+  /* two workers each, unless FED_WORKERS says otherwise (test_fed_w1) */
+  const char *workers = getenv("FED_WORKERS") ? getenv("FED_WORKERS") : "2";
   const char *argv[] = {"--nats", n->url,         "--relay-id", id,  "--workers",
-                        "2",      "--flood-rate", "0",          NULL};
+                        workers,  "--flood-rate", "0",          NULL};
   relay_proc_start(rp, true, argv);
 }
 
