@@ -385,6 +385,11 @@ Test(fed_e2e, broadcast_unicast_chunked_rooms, .timeout = 120)
                metric(&w.rb, "wtrelay_fed_directed_total"));
   cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1);
   cr_assert_eq(metric(&w.ra, "wtrelay_nats_connected"), 1);
+  /* no frame came back to the relay that sent it (no echo, own id
+   * ignored): the switch refused none as claiming a MAC of its own */
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(metric(relays[i], "wtrelay_fed_dropped_total{reason=\"switch\"}"), 0,
+                 "relay %d: frames from NATS refused by its switch (its own echoed back?)", i);
   world_down(&w);
 }
 
