@@ -217,12 +217,24 @@ static size_t frame(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], size
 
 static const uint8_t BC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 
+/* --mac-aging for the relays of the next world_up (NULL: the default). */
+static const char *mac_aging;
+
 static void relay_fed_start(struct relay_proc *rp, const struct nats_proc *n, const char *id)
 {
   /* two workers each, unless FED_WORKERS says otherwise (test_fed_w1) */
   const char *workers = getenv("FED_WORKERS") ? getenv("FED_WORKERS") : "2";
-  const char *argv[] = {"--nats", n->url,         "--relay-id", id,  "--workers",
-                        workers,  "--flood-rate", "0",          NULL};
+  const char *argv[] = {"--nats",
+                        n->url,
+                        "--relay-id",
+                        id,
+                        "--workers",
+                        workers,
+                        "--flood-rate",
+                        "0",
+                        mac_aging ? "--mac-aging" : NULL,
+                        mac_aging,
+                        NULL};
   relay_proc_start(rp, true, argv);
 }
 
@@ -491,4 +503,60 @@ Test(fed_e2e, duplicate_relay_id_refused, .timeout = 60)
   relay_proc_stop(&rb);
   relay_proc_stop(&ra);
   nats_cleanup(&n);
+}
+
+Test(fed_e2e, relay_killed, .timeout = 120)
+{
+  struct world w;
+  mac_aging = "2";
+  world_up(&w);
+  uint8_t f[1514], m0[6], m1[6], m2[6];
+  mac_of(0, m0);
+  mac_of(1, m1);
+  mac_of(2, m2);
+  /* B0 makes itself known; A0's unicast to it goes to B's own subject */
+  size_t len = frame(f, BC, m2, 60, 1);
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 1);
+  len = frame(f, m2, m0, 60, 2);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 0, 1);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1);
+
+  /* B dies without a word */
+  kill(w.rb.pid, SIGKILL);
+  int st;
+  waitpid(w.rb.pid, &st, 0);
+  wtc_fini(&w.b.c);
+  wtc_fini(&w.ob.c);
+  w.all[1] = w.all[3] = NULL;
+  relays[1] = NULL;
+  /* A keeps serving its sessions */
+  for (int k = 0; k < 5; k++) {
+    len = frame(f, m1, m0, 1514, (uint8_t)(10 + k));
+    cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+    wait_frames(w.all, &w.a, 1, 2 + (uint32_t)k);
+    cr_assert_arr_eq(w.a.got[1].last, f, 1514);
+  }
+  /* B's MAC ages out behind A's uplinks (--mac-aging 2, swept every
+   * second): a unicast to it is then an unknown unicast, flooded (the
+   * room's flood subject), no longer sent to B's own subject */
+  run_all(w.all, 3500, NULL, NULL);
+  long long out = metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}");
+  len = frame(f, m2, m0, 60, 3);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 7); /* flooded locally too: A1 gets it */
+  for (int i = 0; i < 20 && metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}") == out; i++)
+    run_all(w.all, 50, NULL, NULL);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}"), out + 1);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1,
+               "a unicast to an aged MAC went to B");
+  len = frame(f, m0, m1, 60, 4);
+  cr_assert_eq(wtc_send_frame(w.a.s[1], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 2);
+  wtc_fini(&w.a.c);
+  wtc_fini(&w.oa.c);
+  relay_proc_stop(&w.ra);
+  nats_cleanup(&w.nats);
+  mac_aging = NULL;
 }
