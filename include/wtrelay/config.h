@@ -113,6 +113,12 @@ struct config {
   uint32_t auth_skew_s;                      /* --auth-skew, 60 */
   char allow_origin[CONFIG_ORIGIN_MAX][256]; /* --allow-origin, repeatable */
   uint32_t nallow_origin;
+  /* federation over NATS (fed.h) */
+  char nats_url[CONFIG_PATH_MAX];   /* --nats / RELAY_NATS_URL, "" = off */
+  char nats_creds[CONFIG_PATH_MAX]; /* --nats-creds, "" = none */
+  char relay_id[128];               /* --relay-id, "" = hostname:port */
+  char nats_prefix[128];            /* --nats-subject-prefix, "wtrelay" */
+  uint32_t pool_first, pool_last; /* --pool-first/--pool-last (host order), 0 = subnet .10 / last */
 };
 
 enum config_result {

@@ -104,5 +104,8 @@ struct metrics_src {
 };
 
 void metrics_write(struct ops_buf *b, const struct metrics_src *m);
+/* Writes one more counter table's exported rows (a process-wide struct
+ * such as the federation's, read once). */
+void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const void *ctr);
 
 #endif

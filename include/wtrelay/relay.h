@@ -81,15 +81,8 @@
 
 #define RELAY_NO_ROOM UINT32_MAX
 
-struct relay_room {
-  bool used;
-  char name[256];
-  uint32_t npeers;  /* registered sessions */
-  uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
-  uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
-};
-
-/* An uplink port of a room copy: the room on worker `to`. */
+/* An uplink port of a room copy: the room on worker `to` (or, for the
+ * federation uplink, on the other relays: `to` is RELAY_FED_UPLINK). */
 struct relay_uplink {
   struct relay *r;
   uint32_t to;   /* the worker */
@@ -97,10 +90,33 @@ struct relay_uplink {
   uint32_t port; /* the switch port */
 };
 
+#define RELAY_FED_UPLINK UINT32_MAX
+
+struct relay_room {
+  bool used;
+  char name[256];
+  uint32_t npeers;  /* registered sessions */
+  uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
+  uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
+  struct relay_uplink fed; /* the federation uplink (relay_set_fed); port SWITCH_NO_PORT = none */
+};
+
 /* Sends a frame of room `gid` (process-wide id) from this worker's copy
  * toward the copy on worker `to` (one copy into the worker-pair ring). */
 typedef int (*relay_uplink_send_fn)(void *ctx, uint32_t to, uint32_t gid,
                                     const struct switch_frame *f);
+
+/* Federation (other relays, e.g. over NATS: src/fed). When set, every
+ * room copy gets one more uplink port, "the same room on the other relays":
+ * open is called when the copy is made (after its ports), close when it is
+ * dropped, send for each frame the switch hands that port (on the worker's
+ * thread; it must not block: a full queue drops and counts). The relay
+ * knows no NATS: the process layer carries the frames. */
+struct relay_fed_ops {
+  void (*open)(void *ctx, uint32_t ring_id, const char *name);
+  void (*close)(void *ctx, uint32_t ring_id);
+  int (*send)(void *ctx, uint32_t ring_id, const struct switch_frame *f);
+};
 
 /* Takeover across workers. A Register whose MAC the room's pool says is
  * live (-EBUSY) while no session of this worker holds it waits (the same
@@ -255,6 +271,9 @@ struct relay {
   uint32_t *gid_local;
   relay_uplink_send_fn uplink_send;
   void *uplink_ctx;
+  /* federation (relay_set_fed); NULL = this relay alone */
+  const struct relay_fed_ops *fed;
+  void *fed_ctx;
   /* takeover across workers (relay_set_remote); NULL = this worker alone */
   const struct relay_remote_ops *remote;
   void *remote_ctx;
@@ -283,6 +302,14 @@ int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_s
  * worker has no copy of the room, or switch_input's error. */
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len);
+
+/* Federation (see struct relay_fed_ops): before the first room. */
+void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx);
+/* A frame of room gid (ring id) from another relay: switched in the local
+ * copy from its federation uplink. The number of ports it reached, -ENOENT
+ * when this worker has no copy of the room (or no federation), or
+ * switch_input's error. */
+int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len);
 
 /* Takeover across workers (see struct relay_remote_ops); after
  * relay_set_uplinks (the asks go to its other workers). */

@@ -18,14 +18,14 @@
 #include "wtrelay/policy.h"
 
 #include <arpa/inet.h>
-#include <sched.h>
-#include <unistd.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind {
   OPT_U32,
@@ -209,6 +209,21 @@ static const struct opt opts[] = {
     {"allow-origin", 0, NULL, OPT_ORIGIN, 0, 0, OFF(allow_origin),
      "accept CONNECTs only from this Origin (https://app.example.org or https://*.example.org), "
      "repeatable (up to 16); without an Origin a valid token is needed"},
+    /* federation over NATS (src/fed) */
+    {"nats", 0, "RELAY_NATS_URL", OPT_PATH, 0, 0, OFF(nats_url),
+     "join the relays of a NATS cluster: rooms span every relay connected to it "
+     "(nats://HOST:PORT[,nats://...], tls:// for TLS, user:password@ in the URL; default off)"},
+    {"nats-creds", 0, NULL, OPT_PATH, 0, 0, OFF(nats_creds),
+     "NATS credentials file (JWT and NKey seed) for --nats"},
+    {"relay-id", 0, NULL, OPT_STR128, 0, 0, OFF(relay_id),
+     "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)"},
+    {"nats-subject-prefix", 0, NULL, OPT_STR128, 0, 0, OFF(nats_prefix),
+     "first tokens of every NATS subject the relays use (default wtrelay)"},
+    {"pool-first", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_first),
+     "lowest address the pool hands out (default subnet .10); with --nats, give each relay "
+     "its own part of the subnet"},
+    {"pool-last", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_last),
+     "highest address the pool hands out (default the last before the broadcast)"},
     {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
     {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
@@ -269,6 +284,7 @@ void config_defaults(struct config *c)
   c->workers = 0; /* config_validate: the CPUs the process may run on */
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
+  snprintf(c->nats_prefix, sizeof(c->nats_prefix), "wtrelay");
   c->shutdown_timeout_s = 5;
 }
 
@@ -752,6 +768,16 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
   }
   if (!c->workers)
     c->workers = config_cpus_allowed();
+  if (c->pool_first || c->pool_last) {
+    uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
+    uint32_t first = c->pool_first ? c->pool_first : c->subnet + 10;
+    uint32_t last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
+    if ((first & mask) != c->subnet || (last & mask) != c->subnet || first > last ||
+        first < c->subnet + 10 || last >= (c->subnet | ~mask))
+      return fail(err, errlen,
+                  "--pool-first/--pool-last: a range inside the subnet from .10 up to the last "
+                  "address before the broadcast, first <= last");
+  }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",

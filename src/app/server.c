@@ -56,6 +56,7 @@
 
 #include "wtrelay/auth.h"
 #include "wtrelay/container_of.h"
+#include "wtrelay/fed.h"
 #include "wtrelay/filewatch.h"
 #include "wtrelay/fring.h"
 #include "wtrelay/gateway.h"
@@ -197,6 +198,8 @@ struct server {
   struct fring *crings; /* control messages (takeover across workers), the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
   bool dir_ok;
+  struct fed fed; /* --nats: rooms across relays (fed.h) */
+  bool fed_ok;
   int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
               * lease table is the directory's) */
   struct quic_shared shared;
@@ -497,15 +500,44 @@ static void ctl_drain(struct server_worker *s, uint32_t from)
 /* ---- doorbells: one poll per eventfd on the worker's ring ----
  * user_data index 0: the process's doorbell; 1 + j: the hand-off ring from
  * worker j; 1 + n + j: the frame ring from worker j; 1 + 2n + j: the
- * control ring from worker j. */
+ * control ring from worker j; 1 + 3n: the federation's incoming ring (--nats). */
+
+/* ---- the federation uplink (--nats): fed.h carries the frames ---- */
+
+static int fed_input(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len)
+{
+  struct server_worker *s = ctx;
+  return relay_fed_input(&s->relay, ring_id, frame, len);
+}
+
+static void fed_open(void *ctx, uint32_t ring_id, const char *name)
+{
+  struct server_worker *s = ctx;
+  fed_room_open(&s->proc->fed, s->index, ring_id, name);
+}
+
+static void fed_close(void *ctx, uint32_t ring_id)
+{
+  struct server_worker *s = ctx;
+  fed_room_close(&s->proc->fed, s->index, ring_id);
+}
+
+static int fed_out(void *ctx, uint32_t ring_id, const struct switch_frame *f)
+{
+  struct server_worker *s = ctx;
+  return fed_send(&s->proc->fed, s->index, ring_id, f);
+}
+
+static const struct relay_fed_ops fed_ops = {.open = fed_open, .close = fed_close, .send = fed_out};
 
 static void bell_arm(struct server_worker *s, uint32_t idx)
 {
   uint32_t n = s->proc->nworkers;
-  int fd = idx == 0       ? s->bell
-           : idx <= n     ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
-           : idx <= 2 * n ? fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index))
-                          : fring_doorbell_fd(cring_of(s->proc, idx - 1 - 2 * n, s->index));
+  int fd = idx == 1 + 3 * n ? fed_bell_fd(&s->proc->fed, s->index)
+           : idx == 0       ? s->bell
+           : idx <= n       ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
+           : idx <= 2 * n   ? fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index))
+                            : fring_doorbell_fd(cring_of(s->proc, idx - 1 - 2 * n, s->index));
   struct io_uring_sqe *sqe = io_sqe(&s->w.io);
   if (!sqe) {
     log_error("no submission entry for a worker doorbell", "worker=%u", s->index);
@@ -538,6 +570,8 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     uint32_t from = idx - 1 - 2 * s->proc->nworkers;
     (void)fring_doorbell_ack(cring_of(s->proc, from, s->index));
     ctl_drain(s, from);
+  } else if (idx == 1 + 3 * s->proc->nworkers && s->proc->fed_ok) {
+    fed_drain(&s->proc->fed, s->index, fed_input, s);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -621,6 +655,8 @@ static void on_turn(void *ctx, uint64_t now)
       (void)fring_doorbell_ring(fring_of(p, s->index, to));
       (void)fring_doorbell_ring(cring_of(p, s->index, to));
     }
+  if (p->fed_ok)
+    fed_turn(&p->fed, s->index);
   publish(s);
 }
 
@@ -1016,6 +1052,11 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   metrics_write(b, &m);
   roomdir_unlock(&p->dir);
   metrics_workers(p, b);
+  if (p->fed_ok) {
+    struct fed_counters fc;
+    fed_counters_read(&p->fed, &fc);
+    metrics_table_write(b, &fed_counter_table, &fc);
+  }
 }
 
 /* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
@@ -1233,6 +1274,8 @@ static int worker_build(struct server_worker *s)
     return rc;
   if (p->nworkers > 1)
     relay_set_remote(&s->relay, &ctl_ops, s);
+  if (p->fed_ok)
+    relay_set_fed(&s->relay, &fed_ops, s);
   relay_set_io(&s->relay, &s->w.io);
   if ((rc = auth_init(&s->auth, cfg)) < 0)
     return rc;
@@ -1292,6 +1335,8 @@ static int worker_build(struct server_worker *s)
       bell_arm(s, 1 + p->nworkers + j);
       bell_arm(s, 1 + 2 * p->nworkers + j);
     }
+  if (p->fed_ok)
+    bell_arm(s, 1 + 3 * p->nworkers);
   return 0;
 }
 
@@ -1371,6 +1416,9 @@ static void *worker_main(void *arg)
 
 static void server_destroy(struct server *p)
 {
+  if (p->fed_ok)
+    fed_stop(&p->fed); /* the workers stopped: nothing pushes into its rings */
+  p->fed_ok = false;
   for (uint32_t i = 0; p->ws && i < p->nworkers; i++) {
     struct server_worker *s = p->ws[i];
     if (!s)
@@ -1527,6 +1575,20 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
     rc = -errno;
     goto fail;
   }
+  /* after the signal mask: libnats's threads inherit it */
+  if (cfg->nats_url[0]) {
+    struct fed_params fp = {.urls = cfg->nats_url,
+                            .creds = cfg->nats_creds,
+                            .id = cfg->relay_id,
+                            .prefix = cfg->nats_prefix,
+                            .port = cfg->port,
+                            .nworkers = p->nworkers,
+                            .max_rooms = cfg->max_rooms,
+                            .max_frame = cfg->max_frame_size};
+    if ((rc = fed_start(&p->fed, &fp)) < 0)
+      goto fail;
+    p->fed_ok = true;
+  }
   /* One worker at a time, so that worker 0 fixes the address and port
    * (the fallback, an ephemeral port) the others bind with SO_REUSEPORT;
    * none receives before all are built (p->go). */
@@ -1662,6 +1724,11 @@ int server_run(struct server *p)
   join_workers(p);
   steer_release(p);
   log_final_sums(p);
+  if (p->fed_ok) {
+    struct fed_counters fc;
+    fed_counters_read(&p->fed, &fc);
+    counter_log(&fed_counter_table, &fc);
+  }
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)

@@ -60,6 +60,12 @@ static void table(struct w *w, const struct counter_table *t, const void *ctr)
   }
 }
 
+void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const void *ctr)
+{
+  struct w w = {.b = b};
+  table(&w, t, ctr);
+}
+
 /* ---- a worker's gauges and parts ---- */
 
 #define G(fam, help, key, field)                                                                   \

@@ -61,7 +61,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   }
   uint32_t mask = cfg->prefix ? ~0u << (32 - cfg->prefix) : 0;
   struct switch_params sp = {
-      .max_ports = cfg->max_sessions + cfg->max_rooms, /* sessions + a gateway per room */
+      /* sessions + a gateway per room (+ a federation uplink per room) */
+      .max_ports = cfg->max_sessions + cfg->max_rooms + (cfg->nats_url[0] ? cfg->max_rooms : 0),
       .max_domains = cfg->max_rooms,
       .max_macs = min_u32(min_u32((uint64_t)cfg->max_sessions * cfg->max_macs_per_port,
                                   (uint64_t)cfg->max_rooms * cfg->max_macs_per_room),
@@ -100,8 +101,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   ip_bytes(mask, r->netmask);
   ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
   /* .10 up to the last address before the broadcast, from the top down */
-  r->pool_first = cfg->subnet + 10;
-  r->pool_last = (cfg->subnet | ~mask) - 1;
+  r->pool_first = cfg->pool_first ? cfg->pool_first : cfg->subnet + 10;
+  r->pool_last = cfg->pool_last ? cfg->pool_last : (cfg->subnet | ~mask) - 1;
   r->rooms_per_client = cfg->max_rooms_per_client ? cfg->max_rooms_per_client
                         : cfg->max_rooms / 16     ? cfg->max_rooms / 16
                                                   : 1;
@@ -338,6 +339,59 @@ static void uplinks_detach(struct relay *r, uint32_t room)
   }
 }
 
+/* ---- the federation uplink: the room on the other relays ---- */
+
+static int fed_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct relay_uplink *u = ctx;
+  struct relay *r = u->r;
+  return r->fed->send(r->fed_ctx, r->rooms[u->room].ring_id, f);
+}
+
+static const struct switch_port_ops fed_port_ops = {.deliver = fed_deliver};
+
+void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx)
+{
+  r->fed = ops;
+  r->fed_ctx = ctx;
+}
+
+static int fed_attach(struct relay *r, uint32_t room)
+{
+  struct relay_uplink *u = &r->rooms[room].fed;
+  u->port = SWITCH_NO_PORT;
+  if (!r->fed)
+    return 0;
+  u->r = r;
+  u->to = RELAY_FED_UPLINK;
+  u->room = room;
+  return switch_uplink_attach(&r->sw, room, &fed_port_ops, u, &u->port);
+}
+
+static void fed_detach(struct relay *r, uint32_t room)
+{
+  struct relay_uplink *u = &r->rooms[room].fed;
+  if (u->port != SWITCH_NO_PORT)
+    switch_port_detach(&r->sw, u->port);
+  u->port = SWITCH_NO_PORT;
+}
+
+int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len)
+{
+  uint32_t slot = ROOMDIR_SLOT(gid);
+  if (!r->fed || slot >= r->max_rooms)
+    return -ENOENT;
+  uint32_t room = r->gid_local[slot];
+  if (room == RELAY_NO_ROOM || r->rooms[room].ring_id != gid)
+    return -ENOENT;
+  uint32_t port = r->rooms[room].fed.port;
+  if (port == SWITCH_NO_PORT)
+    return -ENOENT;
+  struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
+  struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
+  return switch_input(&r->sw, port, &f, *r->now);
+}
+
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len)
 {
@@ -387,8 +441,10 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
     r->ctr.clients_evicted++;
   if (rc < 0)
     return rc;
-  if ((rc = uplinks_attach(r, free_slot)) < 0 ||
+  room->fed.port = SWITCH_NO_PORT;
+  if ((rc = uplinks_attach(r, free_slot)) < 0 || (rc = fed_attach(r, free_slot)) < 0 ||
       (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0)) {
+    fed_detach(r, free_slot);
     uplinks_detach(r, free_slot);
     roomdir_lock(r->dir);
     roomdir_leave(r->dir, room->gid, *r->now);
@@ -399,6 +455,8 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
   room->used = true;
   snprintf(room->name, sizeof(room->name), "%s", name);
   r->nrooms++;
+  if (r->fed)
+    r->fed->open(r->fed_ctx, room->ring_id, room->name);
   /* sessions waiting to make this room will join it instead */
   for (uint32_t i = 0; i < r->max_peers; i++) {
     struct relay_peer *o = &r->peers[i];
@@ -417,6 +475,9 @@ static void room_drop_if_empty(struct relay *r, uint32_t idx)
     return;
   if (r->gw)
     gateway_room_detach(r->gw, idx);
+  if (r->fed && room->fed.port != SWITCH_NO_PORT)
+    r->fed->close(r->fed_ctx, room->ring_id);
+  fed_detach(r, idx);
   uplinks_detach(r, idx);
   r->gid_local[room->gid] = RELAY_NO_ROOM;
   roomdir_lock(r->dir);

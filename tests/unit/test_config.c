@@ -1,6 +1,6 @@
 #include <criterion/criterion.h>
-#include <sched.h>
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "wtrelay/config.h"
@@ -471,4 +471,40 @@ Test(config, max_macs_per_uplink)
   cr_assert_eq(c.max_macs_per_room, 64);
   cr_assert_neq(PARSE(&c, err, "--max-macs-per-uplink", "2000000"), CONFIG_OK);
   cr_assert(strstr(err, "max-macs-per-uplink"), "%s", err);
+}
+
+Test(config, nats_flags_and_pool_range)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--port", "4433"), CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "", "federation is off by default");
+  cr_assert_str_eq(c.nats_prefix, "wtrelay");
+  cr_assert_str_eq(c.relay_id, "");
+  cr_assert_eq(c.pool_first, 0);
+  env_vals[0][0] = "RELAY_NATS_URL";
+  env_vals[0][1] = "nats://10.1.1.1:4222";
+  cr_assert_eq(PARSE(&c, err, "--relay-id", "eu-1", "--nats-subject-prefix", "org.wt",
+                     "--nats-creds", "/etc/wt.creds"),
+               CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "nats://10.1.1.1:4222");
+  cr_assert_str_eq(c.relay_id, "eu-1");
+  cr_assert_str_eq(c.nats_prefix, "org.wt");
+  cr_assert_str_eq(c.nats_creds, "/etc/wt.creds");
+  cr_assert_eq(PARSE(&c, err, "--nats", "nats://a:1,nats://b:2"), CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "nats://a:1,nats://b:2", "the flag wins over the environment");
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--pool-first", "10.0.2.128", "--pool-last", "10.0.2.200"),
+               CONFIG_OK);
+  cr_assert_eq(c.pool_first, 0x0a000280);
+  cr_assert_eq(c.pool_last, 0x0a0002c8);
+  static const char *const bad[][2] = {
+      {"--pool-first", "10.0.2.9"}, {"--pool-last", "10.0.2.255"}, {"--pool-first", "10.0.3.20"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cr_assert_eq(PARSE(&c, err, (char *)bad[i][0], (char *)bad[i][1]), -EINVAL, "%s %s", bad[i][0],
+                 bad[i][1]);
+    cr_assert(strstr(err, "--pool-first"), "%s", err);
+  }
+  cr_assert_eq(PARSE(&c, err, "--pool-first", "10.0.2.200", "--pool-last", "10.0.2.100"), -EINVAL);
 }
