@@ -6,6 +6,10 @@
 # room and an address. Not a test (no pass/fail): prints one line a figure.
 #
 #   sudo BUILD_DIR=build perf/shares-figures.sh
+#   sudo BUILD_DIR=build WORKERS=2 perf/shares-figures.sh   (the relay with --workers 2)
+#
+# With WORKERS, every figure must be the one of a single worker: the
+# shares are counted for the process (the room directory, roomdir.h).
 #
 # Runs in namespaces of its own (tests/netns/topo.sh): client hosts 1..4
 # are the attackers (10.81.N.2), client host 5 the other client. Each room
@@ -16,6 +20,7 @@
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 ROOM_BUDGET=${ROOM_BUDGET:-25}
+WORKERS=${WORKERS:-}
 source "$(dirname "$0")/../tests/netns/topo.sh"
 topo_init sf
 topo_relay_host
@@ -55,7 +60,7 @@ rooms_of() { # n max -> count
 relay() {
   [ -n "${RELAY_PID:-}" ] && { kill "$RELAY_PID" 2>/dev/null || true; wait "$RELAY_PID" 2>/dev/null || true; }
   kill_clients
-  topo_start_relay --http-listen 127.0.0.1:9090
+  topo_start_relay --http-listen 127.0.0.1:9090 ${WORKERS:+--workers "$WORKERS"}
 }
 rooms_in_use() {
   ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics | awk '$1 == "wtrelay_rooms" {print $2}'
@@ -70,7 +75,7 @@ victim_room() { # -> "yes IP" / "no"
   [ -n "$a" ] && echo "yes ($a)" || echo "no"
 }
 
-echo "build: $BUILD_DIR ($("$BUILD_DIR/wtrelay" --version 2>&1 | head -1))"
+echo "build: $BUILD_DIR ($("$BUILD_DIR/wtrelay" --version 2>&1 | head -1)) workers: ${WORKERS:-default}"
 
 # rooms, one client
 relay
@@ -94,26 +99,43 @@ echo "figure: rooms, another client's VM then gets a room and an address: $(vict
 # addresses of one room, one client: 250 sessions at once
 relay
 hold 5 /lan 52:54:00:55:00:01 "$TMP/owner.out" || true # the room exists before the attack
-ip netns exec "${TOPO_P}c1" "$CLIENT" --url "https://10.81.1.1:4433/lan" --cert-hash "$HASH" \
-  --sessions 250 --mac 52:54:00:a1:00:00 --timeout 20 --go-silent 600 >"$TMP/a1.out" 2>&1 &
-echo $! >>"$TMP/pids"
-for _ in $(seq 400); do grep -q '^{' "$TMP/a1.out" 2>/dev/null && break; sleep 0.05; done
-echo "figure: addresses of /lan one client address takes (of 245): $(sed -n 's/.*"registered":\([0-9]*\).*/\1/p' "$TMP/a1.out")"
+# (with several workers: 10 processes of 25, since one process's sessions
+# share one socket and so one worker)
+parts=1
+[ "${WORKERS:-1}" -gt 1 ] && parts=10
+for k in $(seq 0 $((parts - 1))); do
+  ip netns exec "${TOPO_P}c1" "$CLIENT" --url "https://10.81.1.1:4433/lan" --cert-hash "$HASH" \
+    --sessions $((250 / parts)) --mac "$(printf '52:54:00:a1:%02x:00' "$k")" --timeout 20 \
+    --go-silent 600 >"$TMP/a1-$k.out" 2>&1 &
+  echo $! >>"$TMP/pids"
+done
+total=0
+for k in $(seq 0 $((parts - 1))); do
+  for _ in $(seq 400); do grep -q '^{' "$TMP/a1-$k.out" 2>/dev/null && break; sleep 0.05; done
+  total=$((total + $(sed -n 's/.*"registered":\([0-9]*\).*/\1/p' "$TMP/a1-$k.out")))
+done
+echo "figure: addresses of /lan one client address takes (of 245): $total (in $parts process(es))"
 echo "figure: addresses, another client's VM then gets an address in /lan: $(victim_room)"
 
 # addresses of one room, 4 clients
 relay
 hold 5 /lan 52:54:00:55:00:01 "$TMP/owner.out" || true
+parts=1
+[ "${WORKERS:-1}" -gt 1 ] && parts=8 # 8 processes of 8 sessions each
 for n in 1 2 3 4; do
-  ip netns exec "${TOPO_P}c$n" "$CLIENT" --url "https://10.81.$n.1:4433/lan" --cert-hash "$HASH" \
-    --sessions 64 --mac "$(printf '52:54:%02x:a1:00:00' "$n")" --timeout 20 --go-silent 600 \
-    >"$TMP/a-$n.out" 2>&1 &
-  echo $! >>"$TMP/pids"
-done
-for n in 1 2 3 4; do
-  for _ in $(seq 400); do grep -q '^{' "$TMP/a-$n.out" 2>/dev/null && break; sleep 0.05; done
+  for k in $(seq 0 $((parts - 1))); do
+    ip netns exec "${TOPO_P}c$n" "$CLIENT" --url "https://10.81.$n.1:4433/lan" --cert-hash "$HASH" \
+      --sessions $((64 / parts)) --mac "$(printf '52:54:%02x:a1:%02x:00' "$n" "$k")" \
+      --timeout 20 --go-silent 600 >"$TMP/a-$n-$k.out" 2>&1 &
+    echo $! >>"$TMP/pids"
+  done
 done
 total=0
-for n in 1 2 3 4; do total=$((total + $(sed -n 's/.*"registered":\([0-9]*\).*/\1/p' "$TMP/a-$n.out"))); done
+for n in 1 2 3 4; do
+  for k in $(seq 0 $((parts - 1))); do
+    for _ in $(seq 400); do grep -q '^{' "$TMP/a-$n-$k.out" 2>/dev/null && break; sleep 0.05; done
+    total=$((total + $(sed -n 's/.*"registered":\([0-9]*\).*/\1/p' "$TMP/a-$n-$k.out")))
+  done
+done
 echo "figure: addresses of /lan 4 client addresses take with 64 sessions each (of 245, one held by another client): $total"
 echo "figure: addresses, another client's VM then gets an address in /lan: $(victim_room)"

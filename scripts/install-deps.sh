@@ -9,6 +9,9 @@ PKGS=(
   cmake make gcc clang pkg-config
   liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
   libgnutls28-dev libjansson-dev libjwt-gnutls-dev
+  # rooms across relays (fed.c): the NATS C client, and the server the
+  # federation tests start on loopback
+  libnats-dev nats-server
   # BPF steering (steer.c): libbpf, and the kernel's uapi headers for the
   # program that clang compiles for the bpf target (llvm: llvm-strip)
   libbpf-dev linux-libc-dev llvm

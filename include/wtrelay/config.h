@@ -103,7 +103,7 @@ struct config {
   char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */
   uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
-  uint32_t workers;            /* --workers / RELAY_WORKERS, 1 */
+  uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
   uint32_t worker_ring_slots;  /* --worker-ring-slots, 1024 (frames per worker-pair ring) */
   bool cpu_affinity;           /* --cpu-affinity, off */
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
@@ -114,6 +114,12 @@ struct config {
   uint32_t auth_skew_s;                      /* --auth-skew, 60 */
   char allow_origin[CONFIG_ORIGIN_MAX][256]; /* --allow-origin, repeatable */
   uint32_t nallow_origin;
+  /* federation over NATS (fed.h) */
+  char nats_url[CONFIG_PATH_MAX];   /* --nats / RELAY_NATS_URL, "" = off */
+  char nats_creds[CONFIG_PATH_MAX]; /* --nats-creds, "" = none */
+  char relay_id[128];               /* --relay-id, "" = hostname:port */
+  char nats_prefix[128];            /* --nats-subject-prefix, "wtrelay" */
+  uint32_t pool_first, pool_last; /* --pool-first/--pool-last (host order), 0 = subnet .10 / last */
 };
 
 enum config_result {
@@ -155,6 +161,9 @@ int config_u32_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
 int config_rust_log_parse(const char *filter, enum log_level *out, char *note, size_t notelen);
 
 /* Writes the --help text. */
+/* CPUs the process may run on (its affinity mask; the online count if
+ * that cannot be read), 1 to 256: the default worker count. */
+uint32_t config_cpus_allowed(void);
 void config_usage_print(FILE *f);
 
 #endif

@@ -27,6 +27,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/log.h"
+
 struct counter_def {
   const char *family; /* Prometheus counter family ("wtrelay_frames_total"); NULL: not exported */
   const char *help;   /* the family's help, on its first row only (NULL on the others) */
@@ -75,6 +77,9 @@ void counter_log(const struct counter_table *t, const void *ctr);
 /* The same, each line's keys preceded by `tag` ("worker=1"; NULL or ""
  * for none). */
 void counter_log_tagged(const struct counter_table *t, const void *ctr, const char *tag);
+/* The same at level lvl (nothing when that level is off). */
+void counter_log_at(const struct counter_table *t, const void *ctr, const char *tag,
+                    enum log_level lvl);
 
 /* Adds every 64-bit word of src (a struct the table describes) to dst's. */
 void counter_sum(const struct counter_table *t, void *dst, const void *src);

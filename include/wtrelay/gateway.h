@@ -8,7 +8,9 @@
  * come from the room's pool through gateway_addr_ops, so DHCP and
  * Register/Assigned agree), the DNS forwarder at 10.0.2.3 (dns_fwd.c), UDP
  * NAT (nat_udp.c: one host socket per guest (room, IP, port)), ICMP echo
- * NAT (nat_icmp.c: ICMP datagram sockets), fair shares of the NAT's tables
+ * NAT (nat_icmp.c: ICMP datagram sockets), one flow table of every NAT
+ * flow and DNS query in flight (flowtab.c: keyed hash, fixed slots per
+ * protocol, least-recently-used expiry), fair shares of the NAT's tables
  * per client and per VM and a rate of new flows per VM (nat_share.c),
  * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the
@@ -21,6 +23,7 @@
 #ifndef WTRELAY_GATEWAY_H
 #define WTRELAY_GATEWAY_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -77,6 +80,12 @@ struct gateway_params {
   uint32_t max_udp_flows_per_client, max_tcp_conns_per_client;
   uint32_t max_tcp_pending_per_client, max_tcp_pending_per_vm;
   uint32_t nat_new_rate, nat_new_burst; /* new flows per second per VM, and the burst */
+  /* The client accounts of several gateways (one per worker): a client
+   * whose sessions sit on several workers has one share over all of them.
+   * NULL = this gateway's own table. report_shared: this gateway's gauge
+   * (wtrelay_nat_share_clients) counts the shared table (one of them). */
+  struct nat_share_clients *shared_clients;
+  bool report_shared;
   uint32_t max_dns_inflight;
   uint64_t dns_timeout_ns;
   uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
@@ -115,6 +124,8 @@ struct gateway_counters {
   uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
 };
 
+struct flowtab;
+
 struct gw_room {
   bool used;
   uint32_t port; /* switch port */
@@ -150,18 +161,33 @@ struct nat_share_tab {
   uint32_t *hash, mask, cap, nused, free_head;
 };
 
+struct gateway;
+
+/* Client accounts shared by the gateways of one process (one mutex: taken
+ * when a NAT flow is admitted, connects or ends, never per packet). */
+struct nat_share_clients {
+  pthread_mutex_t lock;
+  struct nat_share_tab tab;
+};
+/* cap: the accounts at most (every worker's UDP and TCP flows). */
+int nat_share_clients_init(struct nat_share_clients *c, uint32_t cap);
+void nat_share_clients_fini(struct nat_share_clients *c);
+/* Clients holding NAT flows: the shared table's, when this gateway reports
+ * it, else its own (0 for the others sharing it). */
+uint32_t gateway_share_clients(const struct gateway *gw);
+
 struct nat_udp_flow {
   bool used;
   uint32_t room, guest_ip;
   uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
-  uint64_t last_ns; /* the guest's latest datagram: only outbound refreshes */
+  /* its key and last use (only the guest's datagrams refresh it) are in
+   * the flow table (gw->flows, FT_UDP, same slot) */
   struct nat_udp_peer peers[NAT_UDP_PEERS];
   uint8_t npeers;
   struct io_udp_sock *sock;
   struct gateway *gw;
-  uint32_t next; /* hash chain, index + 1 */
 };
 
 struct nat_icmp_flow {
@@ -170,7 +196,7 @@ struct nat_icmp_flow {
   uint16_t guest_id;
   uint16_t host_id; /* raw-socket mode: the echo id we put on the wire */
   uint8_t guest_mac[6];
-  uint64_t last_ns;
+  /* last use: in the flow table (FT_ICMP, same slot) */
   struct io_udp_sock *sock;
   struct gateway *gw;
 };
@@ -190,7 +216,6 @@ struct nat_tcp_conn {
   bool used;
   uint8_t state;
   uint16_t gen;
-  uint32_t next; /* hash chain, index + 1 */
   uint32_t room, guest_ip, dst_ip;
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
@@ -253,9 +278,12 @@ struct gateway {
   const struct gateway_addr_ops *addr;
   void *addr_ctx;
   struct gw_room *rooms;
+  /* the one flow table of UDP, ICMP and TCP (src/nat/flowtab.h): keys,
+   * lookups, slots, LRU; each protocol's state below, by the same slot */
+  struct flowtab *flows;
   /* UDP NAT */
   struct nat_udp_flow *udp;
-  uint32_t *udp_hash, udp_hash_mask, nudp;
+  uint32_t nudp;
   /* ICMP NAT */
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
@@ -264,13 +292,13 @@ struct gateway {
   uint16_t icmp_id_base;
   /* TCP NAT */
   struct nat_tcp_conn *tcp;
-  uint32_t *tcp_hash, tcp_hash_mask, ntcp;
+  uint32_t ntcp;
   uint8_t *tcp_scratch;
   /* fair shares: per-client and per-VM accounts */
   struct nat_share_tab share_clients, share_vms;
   /* DNS forwarder */
   struct dns_pending *dns; /* each query in flight, with its own socket */
-  uint32_t dns_next, dns_inflight, dns_rr;
+  uint32_t dns_inflight, dns_rr;
   struct timer sweep;
   uint16_t ip_id;
   struct log_ratelimit rl;

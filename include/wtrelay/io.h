@@ -247,6 +247,19 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv
                 struct io_udp_sock **out);
 /* io_udp_open with SO_REUSEPORT when reuseport: the QUIC socket of one
  * worker of several (each binds its own on the same port). */
+/* The claim that keeps a port to one relay when its workers share it with
+ * SO_REUSEPORT (which would let a second relay of the same user join the
+ * group and take part of every connection's packets): an abstract Unix
+ * socket named after the address and UDP port, so per network namespace
+ * and gone with the process; relays on two addresses of one host share a
+ * port number, as single sockets do. With probe (a port chosen by the
+ * caller, before binding), first a plain bind of bind_addr:port, closed at
+ * once: it fails where any socket holds an overlapping address (the
+ * wildcard against a specific one, either way), which SO_REUSEPORT
+ * sockets of the same user would not. Returns the claim's descriptor (the
+ * caller closes it at the end), -EADDRINUSE when another process holds
+ * the address and port, or negative errno. */
+int io_udp_port_claim(const char *bind_addr, uint16_t port, bool probe);
 int io_udp_open_quic(struct io *io, const char *bind_addr, uint16_t port, bool reuseport,
                      io_udp_recv_fn fn, void *ctx, struct io_udp_sock **out);
 /* The same with explicit options (NAT sockets: ephemeral port, default

@@ -46,6 +46,7 @@
 #ifndef WTRELAY_LEASE_H
 #define WTRELAY_LEASE_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -121,6 +122,9 @@ struct lease_table {
   unsigned pending;
   int res[3]; /* WRITE, FSYNC, CLOSE results */
   uint64_t last_start_ns;
+  /* shared (lease_set_lock): the table is changed by other threads under
+   * *lock; the writer's thread takes it to read the table and `dirty` */
+  pthread_mutex_t *lock;
 };
 
 /* Allocates the tables and the file buffer. `now` is the worker's clock
@@ -130,6 +134,14 @@ int lease_init(struct lease_table *t, const struct lease_params *p, struct timer
                uint64_t *now);
 /* Writes the file a last time when it changed (see above), then frees. */
 void lease_fini(struct lease_table *t);
+/* The table is shared by threads (the room directory's, changed by
+ * every worker under `lock`, which they hold around every call below that
+ * changes or reads it): a change only marks it dirty, and the writer, on
+ * the thread of this table's timers and io, looks every second and takes
+ * the lock to read the dirty mark and to format the file into its buffer
+ * (the disk operations run without it). Call on that thread, before the
+ * others run. */
+void lease_set_lock(struct lease_table *t, pthread_mutex_t *lock);
 /* Writes through io's ring from now on (IO_OP_LEASE). */
 int lease_attach_io(struct lease_table *t, struct io *io);
 

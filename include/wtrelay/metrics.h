@@ -84,7 +84,7 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
 
 /* Writes every part of mw to the log, one line per table line, each
  * starting with tag ("worker=0"). */
-void metrics_worker_log(const struct metrics_worker *mw, const char *tag);
+void metrics_worker_log(const struct metrics_worker *mw, const char *tag, enum log_level lvl);
 
 struct metrics_src {
   const struct metrics_worker *sum; /* summed over every worker */
@@ -104,5 +104,8 @@ struct metrics_src {
 };
 
 void metrics_write(struct ops_buf *b, const struct metrics_src *m);
+/* Writes one more counter table's exported rows (a process-wide struct
+ * such as the federation's, read once). */
+void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const void *ctr);
 
 #endif

@@ -40,6 +40,7 @@
 #include <ngtcp2/ngtcp2.h>
 #include <ngtcp2/ngtcp2_crypto.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -101,11 +102,23 @@ typedef void (*quic_handoff_fn)(void *ctx, uint32_t from, uint32_t to, const uin
  * worker (< nworkers); with nworkers > 1 a short-header or Handshake packet
  * for an unknown CID that names another worker goes to `handoff` and is
  * never answered here (no stateless reset, no VN for another's CID). */
+/* Counts every worker's server endpoint shares (quic_shared.counts), so
+ * that the process's bounds hold for the process and not per worker:
+ * connections (--max-sessions, quic_params.max_conns), handshakes in
+ * progress (the Retry threshold) and connections of unvalidated addresses
+ * (--max-unvalidated). Atomics owned by the process layer; an endpoint
+ * reserves a connection and an unvalidated slot with one fetch-add each
+ * (given back when over the bound), so N workers never overshoot. */
+struct quic_counts {
+  _Atomic uint32_t conns, handshaking, unvalidated;
+};
+
 struct quic_shared {
   uint8_t reset_secret[32];
   uint8_t token_key[32];
   uint32_t nworkers;
-  struct quic_iptab *ips; /* per-address counts over every worker; NULL = per endpoint */
+  struct quic_iptab *ips;     /* per-address counts over every worker; NULL = per endpoint */
+  struct quic_counts *counts; /* connection counts over every worker; NULL = per endpoint */
   quic_handoff_fn handoff;
   void *handoff_ctx;
 };
@@ -208,6 +221,7 @@ struct quic_conn {
   bool validated;                 /* the peer's address is proven (token or handshake) */
   bool ip_counted;                /* counted in the per-address table under counted_ip */
   bool hs_counted, unval_counted; /* in the endpoint's nhandshaking / nunvalidated */
+  bool proc_counted;              /* in quic_shared.counts->conns */
   bool refuse;                    /* close with CONNECTION_REFUSED at the next write */
   union io_sockaddr counted_ip;
   bool close_pending; /* app asked to close: write CONNECTION_CLOSE */
@@ -261,6 +275,7 @@ struct quic_endpoint {
   uint64_t token_rotated_ns;
   uint64_t token_period; /* shared secrets: the rotation period token_secret is derived for */
   uint32_t nhandshaking, nunvalidated;
+  struct quic_counts *counts; /* the process's (quic_shared.counts), or NULL */
   /* per-address connection counts: own_ips, or the process's (quic_shared.ips) */
   struct quic_iptab own_ips;
   struct quic_iptab *ipt;
@@ -269,6 +284,7 @@ struct quic_endpoint {
   /* datagram buffer pool */
   struct quic_dgram *dpool;
   struct quic_dgram *dfree;
+  uint32_t dpool_next; /* buffers below it have been handed out (pages touched as used) */
   bool accepting;
   struct log_ratelimit rl;
   struct quic_counters ctr;

@@ -47,7 +47,10 @@
  * at hand, a free room slot) and the checks are made again when its
  * Register makes the room, which takes a token (--room-rate, --room-burst;
  * a GCRA per client in a table of --max-sessions entries that holds a
- * client only while it is below a full burst). A client has at most
+ * client only while it is below a full burst). These counts are the
+ * process's, in the room directory (roomdir.h), whatever the number of
+ * workers: a room another worker made is joined without the creation
+ * checks. A client has at most
  * --max-client-sessions-per-room sessions per room name, registered or not,
  * and holds at most --max-client-addrs-per-room addresses of a room's pool
  * (ippool.h: its own sticky leases are recycled first). Refusals: 429 at
@@ -78,16 +81,8 @@
 
 #define RELAY_NO_ROOM UINT32_MAX
 
-struct relay_room {
-  bool used;
-  char name[256];
-  uint32_t npeers;  /* registered sessions */
-  uint64_t creator; /* client key of the session whose Register made it */
-  uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
-  uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
-};
-
-/* An uplink port of a room copy: the room on worker `to`. */
+/* An uplink port of a room copy: the room on worker `to` (or, for the
+ * federation uplink, on the other relays: `to` is RELAY_FED_UPLINK). */
 struct relay_uplink {
   struct relay *r;
   uint32_t to;   /* the worker */
@@ -95,10 +90,33 @@ struct relay_uplink {
   uint32_t port; /* the switch port */
 };
 
+#define RELAY_FED_UPLINK UINT32_MAX
+
+struct relay_room {
+  bool used;
+  char name[256];
+  uint32_t npeers;  /* registered sessions */
+  uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
+  uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
+  struct relay_uplink fed; /* the federation uplink (relay_set_fed); port SWITCH_NO_PORT = none */
+};
+
 /* Sends a frame of room `gid` (process-wide id) from this worker's copy
  * toward the copy on worker `to` (one copy into the worker-pair ring). */
 typedef int (*relay_uplink_send_fn)(void *ctx, uint32_t to, uint32_t gid,
                                     const struct switch_frame *f);
+
+/* Federation (other relays, e.g. over NATS: src/fed). When set, every
+ * room copy gets one more uplink port, "the same room on the other relays":
+ * open is called when the copy is made (after its ports), close when it is
+ * dropped, send for each frame the switch hands that port (on the worker's
+ * thread; it must not block: a full queue drops and counts). The relay
+ * knows no NATS: the process layer carries the frames. */
+struct relay_fed_ops {
+  void (*open)(void *ctx, uint32_t ring_id, const char *name);
+  void (*close)(void *ctx, uint32_t ring_id);
+  int (*send)(void *ctx, uint32_t ring_id, const struct switch_frame *f);
+};
 
 /* Takeover across workers. A Register whose MAC the room's pool says is
  * live (-EBUSY) while no session of this worker holds it waits (the same
@@ -132,14 +150,6 @@ struct relay_binding {
   uint32_t ip; /* host order, 0 = unused */
 };
 #define RELAY_PEER_BINDINGS 8
-
-/* The room-creation rate of one client: a GCRA. tat_ns is the theoretical
- * arrival time of its next creation; the slot is free once tat_ns <= now
- * (a full burst at hand: the client owes nothing). */
-struct relay_client {
-  uint64_t key;
-  uint64_t tat_ns;
-};
 
 struct relay_peer {
   bool used;
@@ -246,9 +256,11 @@ struct relay {
   struct auth *auth;            /* tokens and origins (borrowed); NULL = open to all */
   struct languard_params guard; /* the rooms' reserved addresses for the LAN guards */
   /* per-client shares */
-  uint32_t nrooms;              /* rooms in use (each with a registered session) */
-  struct relay_client *clients; /* room-creation rates, max_clients entries */
-  uint32_t max_clients;
+  uint32_t nrooms; /* room copies here (each with a registered session) */
+  /* the bounds below are counted process-wide in the room directory
+   * (roomdir.h: rooms and their creators, the creation-rate table, the
+   * sessions per client and room name) */
+  struct roomdir_shares shares;
   uint32_t rooms_per_client, sessions_per_room_client, addrs_per_client, room_burst;
   uint64_t room_interval_ns; /* 1 s / --room-rate */
   struct log_ratelimit rl_share;
@@ -262,6 +274,9 @@ struct relay {
   uint32_t *gid_local;
   relay_uplink_send_fn uplink_send;
   void *uplink_ctx;
+  /* federation (relay_set_fed); NULL = this relay alone */
+  const struct relay_fed_ops *fed;
+  void *fed_ctx;
   /* takeover across workers (relay_set_remote); NULL = this worker alone */
   const struct relay_remote_ops *remote;
   void *remote_ctx;
@@ -271,13 +286,18 @@ struct relay {
 /* The address pool of local room `room` (the directory's; lock it with
  * roomdir_lock(r->dir) when other workers run). */
 struct ippool *relay_room_pool(struct relay *r, uint32_t room);
-/* Shares the process's room directory (pools, leases) with other
- * workers' relays; before the first room. The first relay to join a
- * directory lends it its lease table. */
-void relay_set_roomdir(struct relay *r, struct roomdir *d);
+/* Shares the process's room directory (pools, leases, per-client shares)
+ * with other workers' relays; before the first session. The first relay
+ * to join a directory lends it its lease table (reads --lease-file into
+ * it now, writes it through that relay's ring, reads it under the
+ * directory's lock) and sets its shares; the others drop their own
+ * tables. A relay that never joins a directory reads no lease file.
+ * 0 or -ENOMEM. */
+int relay_set_roomdir(struct relay *r, struct roomdir *d);
 /* This relay is worker `self` of n: every room copy gets an uplink port
- * toward each other worker, whose frames go to send. Before the first
- * room. 0 or -ENOMEM. */
+ * toward each other worker, whose frames go to send; its peers' ids (the
+ * log's peer=) become self * max_peers + slot, unique in the process.
+ * Before the first session. 0 or -ENOMEM. */
 int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
                       void *ctx);
 /* A frame of room gid (its ring id: slot and generation) from worker `from`'s copy: switched in the
@@ -285,6 +305,14 @@ int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_s
  * worker has no copy of the room, or switch_input's error. */
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len);
+
+/* Federation (see struct relay_fed_ops): before the first room. */
+void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx);
+/* A frame of room gid (ring id) from another relay: switched in the local
+ * copy from its federation uplink. The number of ports it reached, -ENOENT
+ * when this worker has no copy of the room (or no federation), or
+ * switch_input's error. */
+int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len);
 
 /* Takeover across workers (see struct relay_remote_ops); after
  * relay_set_uplinks (the asks go to its other workers). */

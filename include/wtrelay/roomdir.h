@@ -9,9 +9,28 @@
  * (sticky addresses). Each room has a process-wide id (its index here),
  * which the worker rings carry so the other side finds its own copy.
  *
- * One mutex guards everything here. Only Register, DHCP, session ends
- * and room creation and removal take it, never the frame path. Callers
- * lock around every call below and every ippool_* call on a room's pool.
+ * The per-client shares are counted here too, so that they hold for the
+ * process and not per worker (a client whose sessions land on N workers
+ * gets its share once, not N times):
+ * - room creation (roomdir_open): a name the directory holds is joined
+ *   without any creation check (a worker's first session of a room that
+ *   lives on another worker makes only a local copy); a new name needs a
+ *   free room slot (--max-rooms counts rooms here, not copies), its
+ *   client below --max-rooms-per-client rooms alive (each room records
+ *   the client whose Register made it) and a creation token of its
+ *   client (--room-rate, --room-burst: a GCRA per client in a table of
+ *   max_clients entries; a client owing nothing holds no entry, a full
+ *   table forgets the one owing least);
+ * - sessions per client per room name (--max-client-sessions-per-room):
+ *   an open-addressed table of (client, name) counts, max_sessions
+ *   entries (at most one per session), the name kept as a 64-bit hash
+ *   keyed with a secret drawn at start (two names of one client that
+ *   collide would share a count: only that client could lose by it).
+ *
+ * One mutex guards everything here. Only CONNECT, Register, DHCP, session
+ * ends and room creation and removal take it, never the frame path.
+ * Callers lock around every call below (except init, fini and ring ids)
+ * and every ippool_* call on a room's pool.
  *
  * Never: touches a worker's switch, sessions or gateway.
  */
@@ -42,8 +61,9 @@
 
 struct roomdir_room {
   bool used;
-  uint32_t gen;    /* creations of this slot (12 bits used in the ring id) */
-  uint32_t copies; /* workers that hold a copy */
+  uint32_t gen;     /* creations of this slot (12 bits used in the ring id) */
+  uint32_t copies;  /* workers that hold a copy */
+  uint64_t creator; /* client key of the Register that made it (0 = none) */
   /* the set of workers that hold a copy, bit w of word w / 64: written
    * under the lock (roomdir_copy_set), read without it by a worker's
    * uplinks (roomdir_copy_has) */
@@ -52,15 +72,80 @@ struct roomdir_room {
   struct ippool pool;
 };
 
+/* The room-creation rate of one client: a GCRA. tat_ns is the theoretical
+ * arrival time of its next creation; the slot is free once tat_ns <= now
+ * (a full burst at hand: the client owes nothing). */
+struct roomdir_client {
+  uint64_t key;
+  uint64_t tat_ns;
+};
+
+/* Sessions of one client naming one room (registered or not). */
+struct roomdir_sess {
+  uint64_t client; /* 0 = free slot */
+  uint64_t name;   /* keyed hash of the name */
+  uint32_t count;
+};
+
+/* The shares (relay.h computes the defaults from the config). */
+struct roomdir_shares {
+  uint32_t rooms_per_client; /* --max-rooms-per-client (>= 1) */
+  uint32_t room_burst;       /* --room-burst (>= 1) */
+  uint64_t room_interval_ns; /* 1 s / --room-rate */
+  uint32_t max_clients;      /* rate table entries */
+  uint32_t max_sessions;     /* (client, name) counts: at most one per session */
+};
+
 struct roomdir {
   pthread_mutex_t lock;
   struct roomdir_room *rooms;
   uint32_t max_rooms;
   uint32_t nrooms;
   struct lease_table *leases; /* borrowed: the first relay's table (worker 0's) */
+  /* per-client shares (roomdir_set_shares) */
+  struct roomdir_shares sh;
+  struct roomdir_client *clients; /* sh.max_clients */
+  struct roomdir_sess *sess;      /* sess_mask + 1 slots (a power of two >= 2 x max_sessions) */
+  uint32_t sess_mask, nsess;
+  uint64_t name_key;
+};
+
+/* Where a room's pool starts: the relay's subnet and lease time. */
+struct roomdir_pool_params {
+  uint32_t first, last;
+  uint64_t lease_ns;
+  uint32_t client_max; /* --max-client-addrs-per-room */
 };
 
 int roomdir_init(struct roomdir *d, uint32_t max_rooms);
+/* The share tables and bounds, once: a directory that has them keeps them
+ * (the first relay of the process sets them; every worker's relay has the
+ * same config). 0 or -ENOMEM. Not locked: before the workers run. */
+int roomdir_set_shares(struct roomdir *d, const struct roomdir_shares *sh);
+/* Locked. The room named `name`, or ROOMDIR_NONE. */
+uint32_t roomdir_find(const struct roomdir *d, const char *name);
+/* Locked. Rooms alive that `client` made (0: none counted). */
+uint32_t roomdir_client_rooms(const struct roomdir *d, uint64_t client);
+/* Locked. Whether `client` may create a room now (client 0: always);
+ * `take` charges one creation. A client taken into a full rate table
+ * evicts the one owing least (*evicted set when so; may be NULL). */
+bool roomdir_rate_allow(struct roomdir *d, uint64_t client, uint64_t now, bool take, bool *evicted);
+/* Locked. A copy of room `name` for a Register of `client`: a room the
+ * directory holds is joined (one copy more) without any check; else it is
+ * made if there is a room slot (-ENOSPC), the client is below its rooms
+ * (-EDQUOT) and has a creation token (-EAGAIN), which is taken, and the
+ * client recorded as its creator. *made: made by this call. */
+int roomdir_open(struct roomdir *d, const char *name, uint64_t client,
+                 const struct roomdir_pool_params *pp, uint64_t now, uint32_t *id, bool *made,
+                 bool *evicted);
+/* Locked. Sessions of `client` naming `name`. */
+uint32_t roomdir_sessions(const struct roomdir *d, uint64_t client, const char *name);
+/* Locked. One more session of client naming name, unless it has `limit`
+ * already (-EDQUOT; limit 0 = no cap) or the table is full (-ENOSPC).
+ * client 0 is never counted (0). */
+int roomdir_session_add(struct roomdir *d, uint64_t client, const char *name, uint32_t limit);
+/* Locked. One session less (the inverse of a successful add). */
+void roomdir_session_del(struct roomdir *d, uint64_t client, const char *name);
 void roomdir_fini(struct roomdir *d);
 void roomdir_lock(struct roomdir *d);
 void roomdir_unlock(struct roomdir *d);

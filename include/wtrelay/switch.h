@@ -117,6 +117,7 @@ struct switch_port {
   uint32_t nmacs;
   uint8_t mac[6]; /* the port's own address (routing shortcut) */
   uint32_t ip;    /* host order, 0 = none */
+  uint32_t alias; /* a second address of the port (the gateway's DNS address), 0 = none */
   const struct switch_port_ops *ops;
   void *ctx;
   uint64_t frames_in, frames_out;
@@ -201,6 +202,11 @@ uint32_t switch_port_ip(const struct switch_table *sw, uint32_t port);
  * shortcut. Ignored for an uplink, which stands for many hosts. */
 void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t mac[6],
                           uint32_t ip);
+
+/* A second IPv4 address the routing shortcut delivers to the port as it
+ * is (the gateway's DNS address beside its own); 0 removes it. Not
+ * switch_port_ip, which stays the port's one source address. */
+void switch_port_set_alias(struct switch_table *sw, uint32_t port, uint32_t ip);
 
 /* Exempts the port from storm control (the gateway: its floods answer
  * guests whose own floods are limited). */

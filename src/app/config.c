@@ -19,11 +19,13 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <sched.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 enum opt_kind {
   OPT_U32,
@@ -185,9 +187,10 @@ static const struct opt opts[] = {
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
      "request is closed for a newcomer (default 256)"},
-    {"workers", 0, "RELAY_WORKERS", OPT_U32, 1, 256, OFF(workers),
+    {"workers", 0, "RELAY_WORKERS", OPT_U32, 0, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
-     "connections and room copies (default 1)"},
+     "connections and room copies; 0: one per CPU the process may run on, at most 256 "
+     "(default 0)"},
     {"worker-ring-slots", 0, "RELAY_WORKER_RING_SLOTS", OPT_U32, 2, 1048576, OFF(worker_ring_slots),
      "frames each worker-pair ring holds (rooms across workers; a power of two; a full ring "
      "drops and counts) (default 1024)"},
@@ -209,6 +212,21 @@ static const struct opt opts[] = {
     {"allow-origin", 0, NULL, OPT_ORIGIN, 0, 0, OFF(allow_origin),
      "accept CONNECTs only from this Origin (https://app.example.org or https://*.example.org), "
      "repeatable (up to 16); without an Origin a valid token is needed"},
+    /* federation over NATS (src/fed) */
+    {"nats", 0, "RELAY_NATS_URL", OPT_PATH, 0, 0, OFF(nats_url),
+     "join the relays of a NATS cluster: rooms span every relay connected to it "
+     "(nats://HOST:PORT[,nats://...], tls:// for TLS, user:password@ in the URL; default off)"},
+    {"nats-creds", 0, NULL, OPT_PATH, 0, 0, OFF(nats_creds),
+     "NATS credentials file (JWT and NKey seed) for --nats"},
+    {"relay-id", 0, NULL, OPT_STR128, 0, 0, OFF(relay_id),
+     "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)"},
+    {"nats-subject-prefix", 0, NULL, OPT_STR128, 0, 0, OFF(nats_prefix),
+     "first tokens of every NATS subject the relays use (default wtrelay)"},
+    {"pool-first", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_first),
+     "lowest address the pool hands out (default subnet .10); with --nats, give each relay "
+     "its own part of the subnet"},
+    {"pool-last", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_last),
+     "highest address the pool hands out (default the last before the broadcast)"},
     {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
     {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
 };
@@ -266,10 +284,11 @@ void config_defaults(struct config *c)
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
-  c->workers = 1;
+  c->workers = 0; /* config_validate: the CPUs the process may run on */
   c->worker_ring_slots = 1024;
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
+  snprintf(c->nats_prefix, sizeof(c->nats_prefix), "wtrelay");
   c->shutdown_timeout_s = 5;
 }
 
@@ -755,15 +774,38 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     return fail(err, errlen,
                 "--worker-ring-slots: expected a power of two from 2 to 1048576, got %u",
                 c->worker_ring_slots);
-  if (c->workers > 1 && c->lease_file[0])
-    return fail(err, errlen,
-                "--lease-file works with one worker only for now (each worker keeps its own "
-                "leases); use --workers 1");
+  if (!c->workers)
+    c->workers = config_cpus_allowed();
+  if (c->pool_first || c->pool_last) {
+    uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
+    uint32_t first = c->pool_first ? c->pool_first : c->subnet + 10;
+    uint32_t last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
+    if ((first & mask) != c->subnet || (last & mask) != c->subnet || first > last ||
+        first < c->subnet + 10 || last >= (c->subnet | ~mask))
+      return fail(err, errlen,
+                  "--pool-first/--pool-last: a range inside the subnet from .10 up to the last "
+                  "address before the broadcast, first <= last");
+  }
   if (c->peer_timeout_s < c->heartbeat_interval_s)
     return fail(err, errlen,
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",
                 c->peer_timeout_s, c->heartbeat_interval_s);
   return CONFIG_OK;
+}
+
+uint32_t config_cpus_allowed(void)
+{
+  /* the affinity mask, not the online count: a container or taskset that
+   * gives the process 2 of 64 CPUs wants 2 workers */
+  cpu_set_t set;
+  long n = 0;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0)
+    n = CPU_COUNT(&set);
+  if (n <= 0)
+    n = sysconf(_SC_NPROCESSORS_ONLN);
+  if (n <= 0)
+    n = 1;
+  return n > 256 ? 256 : (uint32_t)n;
 }
 
 void config_usage_print(FILE *f)

@@ -56,6 +56,7 @@
 
 #include "wtrelay/auth.h"
 #include "wtrelay/container_of.h"
+#include "wtrelay/fed.h"
 #include "wtrelay/filewatch.h"
 #include "wtrelay/fring.h"
 #include "wtrelay/gateway.h"
@@ -183,19 +184,27 @@ struct server {
   const struct config *cfg;
   uint32_t nworkers;
   struct server_worker **ws;
-  struct steer *steer;  /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
-  int steer_fd;         /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  struct steer *steer; /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
+  int steer_fd;        /* the group's socket as steer holds it (a dup of worker 0's), -1 */
+  int port_claim;      /* io_udp_port_claim's descriptor with several workers, -1 */
+  struct nat_share_clients nat_clients; /* NAT client shares over the workers (several) */
+  bool nat_clients_ok;
+  struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
+  struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct fring *crings; /* control messages (takeover across workers), the same layout */
   struct roomdir dir;   /* rooms, pools, leases: shared by every worker's relay */
   bool dir_ok;
+  struct fed fed; /* --nats: rooms across relays (fed.h) */
+  bool fed_ok;
   int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
               * lease table is the directory's) */
   struct quic_shared shared;
   struct quic_iptab ips; /* per-address connection counts over every worker (N > 1) */
   bool ips_ok;
-  char bind[64]; /* the address the sockets are bound to: cfg->bind or the fallback */
+  struct quic_counts counts; /* connections, handshakes, unvalidated over every worker (N > 1) */
+  char bind[64];             /* the address the sockets are bound to: cfg->bind or the fallback */
   uint16_t port;
   /* the certificate store: the process's reference to the certificate new
    * connections get; workers copy it (with a reference) under cert_lock */
@@ -301,6 +310,10 @@ static int gateway_setup(struct server_worker *s)
   gp.max_tcp_pending_per_vm = cfg->max_tcp_pending_per_vm;
   gp.nat_new_rate = cfg->nat_new_rate;
   gp.nat_new_burst = cfg->nat_new_burst;
+  if (s->proc->nat_clients_ok) {
+    gp.shared_clients = &s->proc->nat_clients;
+    gp.report_shared = s->index == 0;
+  }
   gp.tcp_idle_ns = (uint64_t)cfg->tcp_idle_timeout_s * NS_PER_S;
   gp.tcp_connect_timeout_ns = 10 * NS_PER_S;
   gp.max_dns_inflight = 1024;
@@ -338,9 +351,10 @@ static int gateway_setup(struct server_worker *s)
   s->gw_ok = true;
   relay_set_gateway(&s->relay, &s->gw);
   char a[16];
-  log_info("gateway", "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d",
+  log_info("gateway",
+           "ip=%s mac=%02x:%02x:%02x:%02x:%02x:%02x dns_upstreams=%u icmp_nat=%d worker=%u",
            net_ip_str(gp.ip, a), gp.mac[0], gp.mac[1], gp.mac[2], gp.mac[3], gp.mac[4], gp.mac[5],
-           gp.nupstreams, s->gw.icmp_ok);
+           gp.nupstreams, s->gw.icmp_ok, s->index);
   return 0;
 }
 
@@ -484,15 +498,44 @@ static void ctl_drain(struct server_worker *s, uint32_t from)
 /* ---- doorbells: one poll per eventfd on the worker's ring ----
  * user_data index 0: the process's doorbell; 1 + j: the hand-off ring from
  * worker j; 1 + n + j: the frame ring from worker j; 1 + 2n + j: the
- * control ring from worker j. */
+ * control ring from worker j; 1 + 3n: the federation's incoming ring (--nats). */
+
+/* ---- the federation uplink (--nats): fed.h carries the frames ---- */
+
+static int fed_input(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len)
+{
+  struct server_worker *s = ctx;
+  return relay_fed_input(&s->relay, ring_id, frame, len);
+}
+
+static void fed_open(void *ctx, uint32_t ring_id, const char *name)
+{
+  struct server_worker *s = ctx;
+  fed_room_open(&s->proc->fed, s->index, ring_id, name);
+}
+
+static void fed_close(void *ctx, uint32_t ring_id)
+{
+  struct server_worker *s = ctx;
+  fed_room_close(&s->proc->fed, s->index, ring_id);
+}
+
+static int fed_out(void *ctx, uint32_t ring_id, const struct switch_frame *f)
+{
+  struct server_worker *s = ctx;
+  return fed_send(&s->proc->fed, s->index, ring_id, f);
+}
+
+static const struct relay_fed_ops fed_ops = {.open = fed_open, .close = fed_close, .send = fed_out};
 
 static void bell_arm(struct server_worker *s, uint32_t idx)
 {
   uint32_t n = s->proc->nworkers;
-  int fd = idx == 0       ? s->bell
-           : idx <= n     ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
-           : idx <= 2 * n ? fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index))
-                          : fring_doorbell_fd(cring_of(s->proc, idx - 1 - 2 * n, s->index));
+  int fd = idx == 1 + 3 * n ? fed_bell_fd(&s->proc->fed, s->index)
+           : idx == 0       ? s->bell
+           : idx <= n       ? fring_doorbell_fd(ring_of(s->proc, idx - 1, s->index))
+           : idx <= 2 * n   ? fring_doorbell_fd(fring_of(s->proc, idx - 1 - n, s->index))
+                            : fring_doorbell_fd(cring_of(s->proc, idx - 1 - 2 * n, s->index));
   struct io_uring_sqe *sqe = io_sqe(&s->w.io);
   if (!sqe) {
     log_error("no submission entry for a worker doorbell", "worker=%u", s->index);
@@ -525,6 +568,8 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     uint32_t from = idx - 1 - 2 * s->proc->nworkers;
     (void)fring_doorbell_ack(cring_of(s->proc, from, s->index));
     ctl_drain(s, from);
+  } else if (idx == 1 + 3 * s->proc->nworkers && s->proc->fed_ok) {
+    fed_drain(&s->proc->fed, s->index, fed_input, s);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -608,6 +653,8 @@ static void on_turn(void *ctx, uint64_t now)
       (void)fring_doorbell_ring(fring_of(p, s->index, to));
       (void)fring_doorbell_ring(cring_of(p, s->index, to));
     }
+  if (p->fed_ok)
+    fed_turn(&p->fed, s->index);
   publish(s);
 }
 
@@ -846,7 +893,8 @@ static void metrics_steer(struct server *p, struct ops_buf *b)
   ops_buf_printf(b, "# HELP wtrelay_steer_datagrams_total Datagrams the SK_REUSEPORT program saw: "
                     "steered by the connection ID of a short header or Handshake, or left to the "
                     "kernel hash (Initial and the rest; no_socket: a worker index without a "
-                    "socket)\n# TYPE wtrelay_steer_datagrams_total counter\n");
+                    "socket); a GRO batch counts once, so the sum can be below "
+                    "wtrelay_udp_datagrams_total\n# TYPE wtrelay_steer_datagrams_total counter\n");
   for (int i = 0; i < STEER_STAT__COUNT; i++)
     ops_buf_printf(b, "wtrelay_steer_datagrams_total{how=\"%s\"} %llu\n", how[i],
                    (unsigned long long)st.n[i]);
@@ -958,6 +1006,15 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
   metrics_steer(p, b);
 }
 
+/* Counters of an event every worker sees once for the process (each loads
+ * the token key file itself): the process's figure is worker 0's, not the
+ * sum. */
+static void mirrored_from_worker0(struct metrics_worker *sum, const struct auth_counters *w0)
+{
+  sum->auth.key_reloads = w0->key_reloads;
+  sum->auth.key_reload_failures = w0->key_reload_failures;
+}
+
 static void route_metrics(void *ctx, struct ops_buf *b)
 {
   struct server_worker *s = ctx;
@@ -966,12 +1023,14 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   for (uint32_t i = 0; i < s->relay.max_rooms; i++)
     rooms += s->relay.rooms[i].used;
   /* worker 0's live counters plus every other worker's snapshot */
-  static struct metrics_worker sum;
-  worker_counters(s, &sum);
+  struct metrics_worker *sum = &p->metrics_sum;
+  worker_counters(s, sum);
+  struct auth_counters auth0 = sum->auth;
   for (uint32_t i = 1; i < p->nworkers; i++)
-    words_add(&sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+    words_add(sum, p->ws[i]->snap.w, WORDS(struct metrics_worker));
+  mirrored_from_worker0(sum, &auth0);
   struct metrics_src m = {
-      .sum = &sum,
+      .sum = sum,
       .auth = s->relay.auth != NULL,
       .hostaddr = s->gw_ok && s->gw.p.hostaddr,
       .host_routes = s->hostaddr.n,
@@ -991,6 +1050,11 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   metrics_write(b, &m);
   roomdir_unlock(&p->dir);
   metrics_workers(p, b);
+  if (p->fed_ok) {
+    struct fed_counters fc;
+    fed_counters_read(&p->fed, &fc);
+    metrics_table_write(b, &fed_counter_table, &fc);
+  }
 }
 
 /* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
@@ -1111,6 +1175,29 @@ static void steer_release(struct server *p)
   p->steer_fd = -1;
 }
 
+/* Worker 0's socket on p->bind. With several workers the address and
+ * port are claimed first (io_udp_port_claim: SO_REUSEPORT would let a
+ * second relay join our group); an ephemeral port is claimed once the
+ * kernel has chosen it (worker_open_socket). */
+static int open_first_socket(struct server_worker *s, bool many)
+{
+  struct server *p = s->proc;
+  const struct config *cfg = p->cfg;
+  if (many && cfg->port) {
+    int fd = io_udp_port_claim(p->bind, cfg->port, true);
+    if (fd < 0)
+      return fd;
+    p->port_claim = fd;
+  }
+  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
+                            &s->udp);
+  if (rc < 0 && p->port_claim >= 0) {
+    close(p->port_claim);
+    p->port_claim = -1;
+  }
+  return rc;
+}
+
 static int worker_open_socket(struct server_worker *s)
 {
   struct server *p = s->proc;
@@ -1120,18 +1207,19 @@ static int worker_open_socket(struct server_worker *s)
     return io_udp_open_quic(&s->w.io, p->bind, p->port, true, quic_endpoint_on_packet, &s->quic,
                             &s->udp);
   snprintf(p->bind, sizeof(p->bind), "%s", cfg->bind);
-  int rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                            &s->udp);
+  int rc = open_first_socket(s, many);
   if ((rc == -EAFNOSUPPORT || rc == -EADDRNOTAVAIL) && !cfg->bind_given &&
       strcmp(cfg->bind, "::") == 0) {
     log_warn("no IPv6 on this host, listening on IPv4 only", "bind=:: err=\"%s\" fallback=0.0.0.0",
              strerror(-rc));
     snprintf(p->bind, sizeof(p->bind), "0.0.0.0");
-    rc = io_udp_open_quic(&s->w.io, p->bind, cfg->port, many, quic_endpoint_on_packet, &s->quic,
-                          &s->udp);
+    rc = open_first_socket(s, many);
   }
   if (rc == 0)
     p->port = s->udp->port;
+  if (rc == 0 && many && !cfg->port &&
+      (p->port_claim = io_udp_port_claim(p->bind, p->port, false)) < 0)
+    return p->port_claim; /* the socket goes with worker 0's io */
   return rc;
 }
 
@@ -1177,12 +1265,15 @@ static int worker_build(struct server_worker *s)
   if ((rc = relay_init(&s->relay, cfg, &s->w.timers, &s->w.now)) < 0)
     return rc;
   s->relay_ok = true;
-  relay_set_roomdir(&s->relay, &p->dir);
+  if ((rc = relay_set_roomdir(&s->relay, &p->dir)) < 0)
+    return rc;
   if (p->nworkers > 1 &&
       (rc = relay_set_uplinks(&s->relay, s->index, p->nworkers, uplink_send, s)) < 0)
     return rc;
   if (p->nworkers > 1)
     relay_set_remote(&s->relay, &ctl_ops, s);
+  if (p->fed_ok)
+    relay_set_fed(&s->relay, &fed_ops, s);
   relay_set_io(&s->relay, &s->w.io);
   if ((rc = auth_init(&s->auth, cfg)) < 0)
     return rc;
@@ -1242,6 +1333,8 @@ static int worker_build(struct server_worker *s)
       bell_arm(s, 1 + p->nworkers + j);
       bell_arm(s, 1 + 2 * p->nworkers + j);
     }
+  if (p->fed_ok)
+    bell_arm(s, 1 + 3 * p->nworkers);
   return 0;
 }
 
@@ -1321,6 +1414,9 @@ static void *worker_main(void *arg)
 
 static void server_destroy(struct server *p)
 {
+  if (p->fed_ok)
+    fed_stop(&p->fed); /* the workers stopped: nothing pushes into its rings */
+  p->fed_ok = false;
   for (uint32_t i = 0; p->ws && i < p->nworkers; i++) {
     struct server_worker *s = p->ws[i];
     if (!s)
@@ -1330,6 +1426,9 @@ static void server_destroy(struct server *p)
     free(s);
   }
   free(p->ws);
+  free(p->finals);
+  if (p->nat_clients_ok)
+    nat_share_clients_fini(&p->nat_clients);
   for (uint32_t i = 0; p->rings && i < p->nworkers * p->nworkers; i++)
     fring_fini(&p->rings[i]);
   for (uint32_t i = 0; p->frings && i < p->nworkers * p->nworkers; i++)
@@ -1345,6 +1444,8 @@ static void server_destroy(struct server *p)
     quic_iptab_fini(&p->ips);
   if (p->done_fd >= 0)
     close(p->done_fd);
+  if (p->port_claim >= 0)
+    close(p->port_claim);
   if (p->sigfd >= 0)
     close(p->sigfd);
   tls_cert_unref(p->cert);
@@ -1366,6 +1467,20 @@ static void join_workers(struct server *p)
   }
 }
 
+/* The process's bounds with several workers: the QUIC endpoints count
+ * connections (--max-sessions), handshakes in progress (--retry-threshold)
+ * and unvalidated connections (--max-unvalidated) in one set of atomics
+ * (struct quic_counts) instead of one per worker; the relays count rooms,
+ * their creators and creation rates and the sessions per client and room
+ * in the room directory (roomdir.h), which relay_set_roomdir shares. */
+static void shares_setup(struct server *p)
+{
+  atomic_init(&p->counts.conns, 0);
+  atomic_init(&p->counts.handshaking, 0);
+  atomic_init(&p->counts.unvalidated, 0);
+  p->shared.counts = &p->counts;
+}
+
 int server_new(struct server **out, const struct config *cfg, struct tls_cert *cert)
 {
   int rc = -ENOMEM;
@@ -1376,12 +1491,21 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   p->cfg = cfg;
   p->nworkers = cfg->workers ? cfg->workers : 1;
   p->done_fd = -1;
+  p->port_claim = -1;
   p->sigfd = -1;
   pthread_mutex_init(&p->cert_lock, NULL);
   pthread_mutex_init(&p->lock, NULL);
   pthread_cond_init(&p->cond, NULL);
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
+  p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no sum line, nothing else lost */
+  if (p->nworkers > 1) {
+    uint64_t cap = (uint64_t)p->nworkers * ((uint64_t)cfg->max_udp_flows + cfg->max_tcp_conns);
+    if ((rc = nat_share_clients_init(&p->nat_clients,
+                                     cap > UINT32_MAX ? UINT32_MAX : (uint32_t)cap)) < 0)
+      goto fail;
+    p->nat_clients_ok = true;
+  }
   size_t nr = (size_t)p->nworkers * p->nworkers;
   p->rings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
   p->frings = aligned_alloc(alignof(struct fring), sizeof(struct fring) * nr);
@@ -1421,6 +1545,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
       goto fail;
     p->ips_ok = true;
     p->shared.ips = &p->ips;
+    shares_setup(p);
   }
   p->shared.handoff = handoff_push;
   p->shared.handoff_ctx = p;
@@ -1447,6 +1572,20 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   if ((p->sigfd = signalfd(-1, &p->sigmask, SFD_CLOEXEC)) < 0) {
     rc = -errno;
     goto fail;
+  }
+  /* after the signal mask: libnats's threads inherit it */
+  if (cfg->nats_url[0]) {
+    struct fed_params fp = {.urls = cfg->nats_url,
+                            .creds = cfg->nats_creds,
+                            .id = cfg->relay_id,
+                            .prefix = cfg->nats_prefix,
+                            .port = cfg->port,
+                            .nworkers = p->nworkers,
+                            .max_rooms = cfg->max_rooms,
+                            .max_frame = cfg->max_frame_size};
+    if ((rc = fed_start(&p->fed, &fp)) < 0)
+      goto fail;
+    p->fed_ok = true;
   }
   /* One worker at a time, so that worker 0 fixes the address and port
    * (the fallback, an ephemeral port) the others bind with SO_REUSEPORT;
@@ -1490,6 +1629,27 @@ fail_threads:
 fail:
   server_destroy(p);
   return rc;
+}
+
+/* With several workers, the exit log's counter lines once for the process
+ * (tagged workers=N): the sums of what each worker counted (finals, stored
+ * by each as it stopped), the same figures /metrics gave last. */
+static void log_final_sums(struct server *p)
+{
+  if (p->nworkers < 2 || !p->finals)
+    return;
+  struct metrics_worker *sum = &p->metrics_sum;
+  memset(sum, 0, sizeof(*sum));
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    uint64_t *d = (uint64_t *)sum;
+    const uint64_t *w = (const uint64_t *)&p->finals[i];
+    for (size_t k = 0; k < WORDS(struct metrics_worker); k++)
+      d[k] += w[k];
+  }
+  mirrored_from_worker0(sum, &p->finals[0].auth);
+  char tag[32];
+  snprintf(tag, sizeof(tag), "workers=%u", p->nworkers);
+  metrics_worker_log(sum, tag, LOG_INFO);
 }
 
 uint16_t server_port(const struct server *p)
@@ -1561,6 +1721,12 @@ int server_run(struct server *p)
   }
   join_workers(p);
   steer_release(p);
+  log_final_sums(p);
+  if (p->fed_ok) {
+    struct fed_counters fc;
+    fed_counters_read(&p->fed, &fc);
+    counter_log(&fed_counter_table, &fc);
+  }
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)
@@ -1568,15 +1734,20 @@ int server_run(struct server *p)
   return rc;
 }
 
-/* The exit log: the worker's counters from the same tables as /metrics
- * (each line tagged worker=i); worker 0 adds the process-wide ones. */
+/* The exit log: the worker's counters from the same tables as /metrics,
+ * each line tagged worker=i (at debug level when there are several: the
+ * process logs their sums, log_final_sums); worker 0 adds the process-wide
+ * ones. */
 static void log_counters(struct server_worker *s)
 {
   struct metrics_worker mw;
   worker_counters(s, &mw);
   char tag[32];
   snprintf(tag, sizeof(tag), "worker=%u", s->index);
-  metrics_worker_log(&mw, tag);
+  struct server *proc = s->proc;
+  metrics_worker_log(&mw, tag, proc->nworkers > 1 ? LOG_DEBUG : LOG_INFO);
+  if (proc->finals)
+    proc->finals[s->index] = mw;
   log_info("worker loop",
            "worker=%u turns=%llu busy_ns=%llu wait_ns=%llu handoff_in=%llu "
            "uplink_no_room=%llu",

@@ -145,9 +145,9 @@ int main(int argc, char **argv)
   bool v6 = strchr(bound, ':') != NULL; /* a URL wants [::]:4433 */
   printf("Listening on https://%s%s%s:%u\n", v6 ? "[" : "", bound, v6 ? "]" : "", server_port(srv));
   fflush(stdout);
-  log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld", WTRELAY_VERSION,
-           bound, server_port(srv), inuse->ephemeral ? "ephemeral" : "pem",
-           (long long)inuse->not_after);
+  log_info("relay started", "version=%s bind=%s port=%u cert=%s not_after=%lld workers=%u",
+           WTRELAY_VERSION, bound, server_port(srv), inuse->ephemeral ? "ephemeral" : "pem",
+           (long long)inuse->not_after, cfg.workers);
   if (cfg.http_listen[0])
     log_info("operations HTTP listening", "url=http://%s/metrics", cfg.http_listen);
 

@@ -31,6 +31,14 @@ void counter_sum(const struct counter_table *t, void *dst, const void *src)
 
 void counter_log_tagged(const struct counter_table *t, const void *ctr, const char *tag)
 {
+  counter_log_at(t, ctr, tag, LOG_INFO);
+}
+
+void counter_log_at(const struct counter_table *t, const void *ctr, const char *tag,
+                    enum log_level lvl)
+{
+  if (!log_enabled(lvl))
+    return;
   for (size_t i = 0; i < t->n; i++) {
     const char *line = t->defs[i].line;
     if (!line || !t->defs[i].key)
@@ -56,7 +64,7 @@ void counter_log_tagged(const struct counter_table *t, const void *ctr, const ch
         break;
       n += (size_t)w;
     }
-    log_info(line, "%s", kv);
+    log_emit(lvl, line, "%s", kv);
   }
 }
 

@@ -13,10 +13,13 @@
 #include <errno.h>
 #include <netinet/udp.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "wtrelay/counter.h"
@@ -353,6 +356,48 @@ int io_udp_open(struct io *io, const char *bind_addr, uint16_t port, io_udp_recv
                 struct io_udp_sock **out)
 {
   return io_udp_open_quic(io, bind_addr, port, false, fn, ctx, out);
+}
+
+int io_udp_port_claim(const char *bind_addr, uint16_t port, bool probe)
+{
+  union io_sockaddr sa;
+  socklen_t salen;
+  int rc = io_sockaddr_parse(bind_addr, port, &sa, &salen);
+  if (rc < 0)
+    return rc;
+  if (probe) {
+    /* A plain bind (no SO_REUSEPORT) fails wherever another socket holds an
+     * overlapping address: the same one, the wildcard over a specific one
+     * or the reverse, as the bind of a single worker would. */
+    int pfd = socket(sa.sa.sa_family, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (pfd < 0)
+      return -errno;
+    if (sa.sa.sa_family == AF_INET6)
+      setsockopt_int(pfd, IPPROTO_IPV6, IPV6_V6ONLY, 0);
+    rc = bind(pfd, &sa.sa, salen) < 0 ? -errno : 0;
+    close(pfd);
+    if (rc < 0)
+      return rc;
+  }
+  char host[INET6_ADDRSTRLEN];
+  const void *a =
+      sa.sa.sa_family == AF_INET ? (const void *)&sa.in.sin_addr : (const void *)&sa.in6.sin6_addr;
+  if (!inet_ntop(sa.sa.sa_family, a, host, sizeof(host)))
+    return -errno;
+  struct sockaddr_un un = {.sun_family = AF_UNIX};
+  /* sun_path[0] = 0: the abstract namespace, no file to clean up */
+  int n =
+      snprintf(un.sun_path + 1, sizeof(un.sun_path) - 1, "wtrelay/udp/%s/%u", host, (unsigned)port);
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  if (bind(fd, (struct sockaddr *)&un,
+           (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n)) < 0) {
+    rc = -errno;
+    close(fd);
+    return rc;
+  }
+  return fd;
 }
 
 int io_udp_open_quic(struct io *io, const char *bind_addr, uint16_t port, bool reuseport,

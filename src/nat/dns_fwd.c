@@ -18,6 +18,15 @@
  * address and port. Queries time out (--dns-timeout) and are dropped with
  * a counter: the guest's resolver retries.
  *
+ * Queries in flight are entries of the NAT's flow table (flowtab.h,
+ * FT_DNS; the slot indexes gw->dns), keyed by the guest's (room, address,
+ * port), its query id and our random id: a free slot without a search
+ * (the one freed longest ago: a late answer to an old query meets a fresh
+ * socket rarely), expiry from the oldest query on (every query has the
+ * same timeout, so insertion order is deadline order), and the VM's count
+ * from the table's VM index. An answer needs no lookup: it arrives on the
+ * query's own socket, whose context is the slot.
+ *
  * Shares: a VM (room, address) holds at most --max-dns-inflight-per-vm
  * slots; a query beyond its share is answered SERVFAIL at once (counted,
  * dns_vm_full) and never takes or evicts another VM's slot, so a VM that
@@ -71,6 +80,7 @@ static void slot_free(struct gateway *gw, struct dns_pending *d)
 {
   if (!d->used)
     return;
+  flowtab_free(gw->flows, FT_DNS, (uint32_t)(d - gw->dns));
   if (d->sock)
     io_udp_close(gw->io, d->sock);
   d->sock = NULL;
@@ -143,14 +153,6 @@ void dns_fwd_fini(struct gateway *gw)
   gw->dns = NULL;
 }
 
-static uint32_t inflight_of_vm(const struct gateway *gw, uint32_t room, uint32_t ip)
-{
-  uint32_t n = 0;
-  for (uint32_t i = 0; i < gw->p.max_dns_inflight; i++)
-    n += gw->dns[i].used && gw->dns[i].room == room && gw->dns[i].guest_ip == ip;
-  return n;
-}
-
 /* A VM beyond its share: SERVFAIL now (header and question of the query,
  * QR and RA set, RCODE 2), so its resolver fails fast instead of retrying
  * into a table it cannot have more of. */
@@ -195,33 +197,38 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     return;
   }
   if (gw->p.max_dns_inflight_per_vm &&
-      inflight_of_vm(gw, pkt->room, pkt->ip.src) >= gw->p.max_dns_inflight_per_vm) {
+      flowtab_vm_count(gw->flows, FT_DNS, pkt->room, pkt->ip.src, gw->p.max_dns_inflight_per_vm) >=
+          gw->p.max_dns_inflight_per_vm) {
     gw->ctr.dns_vm_full++;
     gw_log(gw, "DNS query refused (SERVFAIL)",
            "queries in flight of this VM (--max-dns-inflight-per-vm)");
     servfail(gw, pkt, u, &q);
     return;
   }
-  uint32_t m = gw->p.max_dns_inflight, slot = UINT32_MAX;
-  for (uint32_t k = 0; k < m; k++) {
-    uint32_t i = (gw->dns_next + k) % m;
-    if (!gw->dns[i].used) {
-      slot = i;
+  /* the slot, under a fresh random id (drawn again in the rare case that
+   * the same guest query already went out under it) */
+  struct ft_key k = {.proto = FT_DNS, .room = pkt->room, .vip = pkt->ip.src, .vport = u->sport};
+  uint32_t slot;
+  uint16_t id;
+  int rc;
+  for (int tries = 0;; tries++) {
+    id = random_id(gw);
+    k.rip = ((uint32_t)q.id << 16) | id;
+    if ((rc = flowtab_insert(gw->flows, &k, *gw->now, &slot)) != -EEXIST || tries == 3)
       break;
-    }
   }
-  if (slot == UINT32_MAX) {
+  if (rc < 0) {
     gw->ctr.dns_full++;
     gw_log(gw, "DNS query dropped", "forwarder table full (--max-dns-inflight)");
     return;
   }
-  gw->dns_next = slot + 1;
   struct dns_pending *d = &gw->dns[slot];
   uint32_t upi = gw->dns_rr++ % gw->p.nupstreams;
   const union io_sockaddr *up = &gw->p.upstream[upi];
   struct io_udp_opts o = {.bind_addr = up->sa.sa_family == AF_INET ? "0.0.0.0" : "::", .port = 0};
   struct io_udp_sock *sock;
   if (io_udp_open_ex(gw->io, &o, answer_recv, d, &sock) < 0) {
+    flowtab_free(gw->flows, FT_DNS, slot);
     gw->ctr.dns_sock_failed++;
     gw_log(gw, "DNS query dropped", "cannot open a socket for it (descriptor limit?)");
     return;
@@ -229,10 +236,10 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   uint8_t *buf = io_tx_reserve(gw->io, u->len);
   if (!buf) {
     io_udp_close(gw->io, sock);
+    flowtab_free(gw->flows, FT_DNS, slot);
     gw->ctr.dns_full++;
     return;
   }
-  uint16_t id = random_id(gw);
   memcpy(buf, u->payload, u->len);
   dns_set_id(buf, id);
   socklen_t uplen = up->sa.sa_family == AF_INET ? sizeof(up->in) : sizeof(up->in6);
@@ -251,13 +258,18 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   gw->dns_inflight++;
 }
 
+/* From the oldest query on, while they are past their deadline. */
 void dns_fwd_sweep(struct gateway *gw, uint64_t now)
 {
-  for (uint32_t i = 0; gw->dns && i < gw->p.max_dns_inflight; i++) {
+  for (uint32_t i; gw->dns && (i = flowtab_oldest(gw->flows, FT_DNS)) != FT_NONE;) {
     struct dns_pending *d = &gw->dns[i];
-    if (d->used && now >= d->deadline_ns) {
-      slot_free(gw, d);
-      gw->ctr.dns_timeouts++;
+    if (!d->used) {
+      flowtab_free(gw->flows, FT_DNS, i); /* cannot happen: a slot without its query */
+      continue;
     }
+    if (now < d->deadline_ns)
+      break;
+    slot_free(gw, d);
+    gw->ctr.dns_timeouts++;
   }
 }

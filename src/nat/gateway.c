@@ -302,6 +302,29 @@ static void sweep(struct timer *t, uint64_t now)
   timer_arm(gw->timers, &gw->sweep, now + NS_PER_S);
 }
 
+/* The one flow table, sized from the three bounds (flowtab.h). */
+static int nat_flows_init(struct gateway *gw)
+{
+  const uint32_t cap[FT_PROTOS] = {[FT_UDP] = gw->p.max_udp_flows,
+                                   [FT_ICMP] = gw->p.max_icmp_flows,
+                                   [FT_TCP] = gw->p.max_tcp_conns,
+                                   [FT_DNS] = gw->p.max_dns_inflight};
+  gw->flows = calloc(1, sizeof(*gw->flows));
+  if (!gw->flows)
+    return -ENOMEM;
+  /* per-VM caps of echo ids and DNS queries are counted by the VM index;
+   * UDP and TCP per VM by nat_share's accounts (with the per-client ones) */
+  return flowtab_init(gw->flows, cap, (1u << FT_ICMP) | (1u << FT_DNS));
+}
+
+static void nat_flows_fini(struct gateway *gw)
+{
+  if (gw->flows)
+    flowtab_fini(gw->flows);
+  free(gw->flows);
+  gw->flows = NULL;
+}
+
 int gateway_init(struct gateway *gw, const struct gateway_params *p, struct switch_table *sw,
                  struct io *io, struct timer_heap *timers, uint64_t *now,
                  const struct gateway_addr_ops *addr, void *addr_ctx)
@@ -319,8 +342,9 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
-  if ((rc = nat_share_init(gw)) < 0 || (rc = nat_udp_init(gw)) < 0 ||
-      (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 || (rc = dns_fwd_init(gw)) < 0) {
+  if ((rc = nat_flows_init(gw)) < 0 || (rc = nat_share_init(gw)) < 0 ||
+      (rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 ||
+      (rc = dns_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
@@ -338,6 +362,7 @@ void gateway_fini(struct gateway *gw)
   nat_tcp_fini(gw);
   dns_fwd_fini(gw);
   nat_share_fini(gw); /* after the flows, which give their accounts back */
+  nat_flows_fini(gw); /* last: the protocols' fini give their slots back */
   free(gw->rooms);
   gw->rooms = NULL;
 }
@@ -355,6 +380,9 @@ int gateway_room_attach(struct gateway *gw, uint32_t room)
   if (rc < 0)
     return rc;
   switch_port_set_addr(gw->sw, gr->port, gw->p.mac, gw->p.ip);
+  /* the DNS address is the gateway's too: with uplinks, routed to it here
+   * rather than to the other workers */
+  switch_port_set_alias(gw->sw, gr->port, gw->p.dns_ip);
   if ((rc = switch_port_pin_mac(gw->sw, gr->port, gw->p.mac)) < 0) {
     switch_port_detach(gw->sw, gr->port);
     return rc;

@@ -9,6 +9,8 @@
 
 #include "wtrelay/gateway.h"
 
+#include "flowtab.h"
+
 struct gw_pkt {
   uint32_t room;
   uint32_t src_port; /* switch port the frame came from */
@@ -43,13 +45,20 @@ void nat_icmp_fini(struct gateway *gw);
 
 void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t);
 void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
+/* Raw-socket ICMP mode: the echo id on the wire of flow i of worker
+ * `worker` of `workers`: inside that worker's slice of the id space
+ * (65536 / workers ids), at a random offset `base` in it, so every
+ * worker's raw socket can tell its replies from the others'. */
+uint16_t nat_icmp_slice_id(uint32_t worker, uint32_t workers, uint16_t base, uint32_t i);
 int nat_tcp_init(struct gateway *gw);
 void nat_tcp_fini(struct gateway *gw);
 
 /* Fair shares. admit: may this packet's VM (and client) open a new flow of
  * proto? 0 = yes, the accounts are taken and *client is the key the flow
  * keeps for release (0 = none); -EDQUOT = a cap, -EAGAIN = the VM's rate of
- * new flows (counted and logged; the caller answers the guest). ICMP flows
+ * new flows (counted and logged; the caller answers the guest), -EBUSY = a
+ * cap of TCP connects in progress (the caller drops the SYN: the guest
+ * retransmits it, and it passes once a connect completes). ICMP flows
  * are only rated. release gives a flow's accounts back (pending: a TCP
  * connect still in progress); connected: a TCP connect completed. */
 int nat_share_init(struct gateway *gw);
@@ -61,7 +70,7 @@ void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t 
                        uint32_t room, uint32_t ip, bool pending);
 void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
 void nat_share_sweep(struct gateway *gw, uint64_t now);
-uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k);
+uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k);
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
                             enum nat_share_kind k);
 

@@ -13,9 +13,16 @@
  * the checksums. With neither, ICMP NAT is disabled with one log line at
  * start-up and echoes are dropped with a counter.
  *
+ * Flows live in the NAT's flow table (flowtab.h, FT_ICMP), keyed by
+ * (room, VM address, guest echo id); in raw-socket mode the echo id on the
+ * wire is the flow's reverse key, so a reply finds its flow in one lookup.
+ * A flow ends icmp_timeout after its last echo or reply, least recently
+ * used first.
+ *
  * Bounds: --max-icmp-flows-per-vm echo ids per (room, VM address), so one
  * VM cycling through echo ids cannot take every flow of the table; past
- * it the echo is dropped and counted (icmp_vm_full).
+ * it the echo is dropped and counted (icmp_vm_full). The VM's count comes
+ * from the flow table's VM index (flowtab_vm_count).
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -71,6 +78,7 @@ static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
 {
   if (!f->used)
     return;
+  flowtab_free(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp));
   if (f->sock && f->sock != gw->icmp_raw)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
@@ -101,18 +109,23 @@ static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t
                          icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
   if (n < 0)
     return;
-  f->last_ns = *gw->now;
+  flowtab_touch(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp), *gw->now);
   gw->ctr.icmp_in++;
   gw_emit(gw, f->room, (size_t)n);
 }
 
 /* Raw-socket mode: the echo id on the wire of flow slot i, inside this
  * worker's slice of the id space (a random offset in it). */
+uint16_t nat_icmp_slice_id(uint32_t worker, uint32_t workers, uint16_t base, uint32_t i)
+{
+  uint32_t n = workers ? workers : 1;
+  uint32_t slice = 65536 / n;
+  return (uint16_t)((worker % n) * slice + ((uint32_t)base + i) % slice);
+}
+
 static uint16_t raw_id(const struct gateway *gw, uint32_t i)
 {
-  uint32_t n = gw->p.icmp_workers ? gw->p.icmp_workers : 1;
-  uint32_t slice = 65536 / n;
-  return (uint16_t)(gw->p.icmp_worker * slice + (gw->icmp_id_base + i) % slice);
+  return nat_icmp_slice_id(gw->p.icmp_worker, gw->p.icmp_workers, gw->icmp_id_base, i);
 }
 
 /* Raw-socket mode: the whole IPv4 datagram; find the flow by our echo id.
@@ -130,13 +143,9 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
   (void)local;
   if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 || m.type != ICMP_ECHO_REPLY)
     return;
-  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
-    struct nat_icmp_flow *f = &gw->icmp[i];
-    if (f->used && f->host_id == m.id) {
-      reply_to_guest(gw, f, ip.src, ip.payload, ip.len);
-      return;
-    }
-  }
+  uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, m.id);
+  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id)
+    reply_to_guest(gw, &gw->icmp[i], ip.src, ip.payload, ip.len);
 }
 
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
@@ -153,42 +162,43 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   reply_to_guest(gw, f, ntohl(peer->in.sin_addr.s_addr), pkt, len);
 }
 
+/* The guest's flow for (room, source address, echo id), opened when it
+ * has none. */
 static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
 {
-  struct nat_icmp_flow *free_f = NULL;
-  uint32_t of_vm = 0;
-  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++) {
-    struct nat_icmp_flow *f = &gw->icmp[i];
-    bool vm = f->used && f->room == pkt->room && f->guest_ip == pkt->ip.src;
-    if (vm && f->guest_id == id)
-      return f;
-    of_vm += vm;
-    if (!f->used && !free_f)
-      free_f = f;
-  }
-  if (gw->p.max_icmp_flows_per_vm && of_vm >= gw->p.max_icmp_flows_per_vm) {
+  struct ft_key k = {.proto = FT_ICMP, .room = pkt->room, .vip = pkt->ip.src, .vport = id};
+  uint32_t i = flowtab_lookup(gw->flows, &k);
+  if (i != FT_NONE)
+    return &gw->icmp[i];
+  if (gw->p.max_icmp_flows_per_vm &&
+      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, pkt->ip.src, gw->p.max_icmp_flows_per_vm) >=
+          gw->p.max_icmp_flows_per_vm) {
     /* this VM's share of echo ids is taken: the others' stay free */
     gw->ctr.icmp_vm_full++;
     gw_log(gw, "ICMP NAT flow refused", "echo ids of this VM (--max-icmp-flows-per-vm)");
     return NULL;
   }
-  if (!free_f) {
+  if (flowtab_insert(gw->flows, &k, *gw->now, &i) < 0) {
     gw->ctr.icmp_flows_full++;
     return NULL;
   }
   uint64_t client; /* echo flows are rated per VM (nat_share.c), not held */
   if (nat_share_admit(gw, pkt, NAT_SHARE_P_ICMP, &client) < 0) {
+    flowtab_free(gw->flows, FT_ICMP, i);
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
     return NULL;
   }
+  struct nat_icmp_flow *free_f = &gw->icmp[i];
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
   if (gw->icmp_raw) {
     free_f->sock = gw->icmp_raw;
-    free_f->host_id = raw_id(gw, (uint32_t)(free_f - gw->icmp));
+    free_f->host_id = raw_id(gw, i);
+    flowtab_set_rkey(gw->flows, FT_ICMP, i, free_f->host_id);
   } else {
     struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
     if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
+      flowtab_free(gw->flows, FT_ICMP, i);
       gw->ctr.icmp_flows_full++;
       return NULL;
     }
@@ -211,7 +221,7 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   struct nat_icmp_flow *f = flow_get(gw, pkt, m->id);
   if (!f)
     return;
-  f->last_ns = *gw->now;
+  flowtab_touch(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp), *gw->now);
   memcpy(f->guest_mac, pkt->src_mac, 6);
   uint8_t *buf = io_tx_reserve(gw->io, ICMP_HDR + m->len);
   if (!buf)
@@ -239,11 +249,18 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   gw->ctr.icmp_out++;
 }
 
+/* Least recently used first, while they have expired. */
 void nat_icmp_sweep(struct gateway *gw, uint64_t now)
 {
-  for (uint32_t i = 0; i < gw->p.max_icmp_flows; i++)
-    if (gw->icmp[i].used && now - gw->icmp[i].last_ns >= gw->p.icmp_timeout_ns)
-      flow_close(gw, &gw->icmp[i]);
+  for (uint32_t i; (i = flowtab_oldest(gw->flows, FT_ICMP)) != FT_NONE;) {
+    if (now - flowtab_last(gw->flows, FT_ICMP, i) < gw->p.icmp_timeout_ns)
+      break;
+    if (!gw->icmp[i].used) {
+      flowtab_free(gw->flows, FT_ICMP, i); /* cannot happen: a slot without its flow */
+      continue;
+    }
+    flow_close(gw, &gw->icmp[i]);
+  }
 }
 
 void nat_icmp_room_gone(struct gateway *gw, uint32_t room)

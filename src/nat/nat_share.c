@@ -139,11 +139,61 @@ static struct nat_share_ent *tab_get(struct gateway *gw, struct nat_share_tab *t
   return e;
 }
 
+/* The client accounts: the process's shared table (locked by the caller
+ * through clients_lock) or this gateway's own. */
+static struct nat_share_tab *clients(struct gateway *gw)
+{
+  return gw->p.shared_clients ? &gw->p.shared_clients->tab : &gw->share_clients;
+}
+
+static void clients_lock(struct gateway *gw)
+{
+  if (gw->p.shared_clients)
+    pthread_mutex_lock(&gw->p.shared_clients->lock);
+}
+
+static void clients_unlock(struct gateway *gw)
+{
+  if (gw->p.shared_clients)
+    pthread_mutex_unlock(&gw->p.shared_clients->lock);
+}
+
+int nat_share_clients_init(struct nat_share_clients *c, uint32_t cap)
+{
+  memset(c, 0, sizeof(*c));
+  int rc = tab_init(&c->tab, cap);
+  if (rc < 0) {
+    tab_fini(&c->tab);
+    return rc;
+  }
+  pthread_mutex_init(&c->lock, NULL);
+  return 0;
+}
+
+void nat_share_clients_fini(struct nat_share_clients *c)
+{
+  tab_fini(&c->tab);
+  pthread_mutex_destroy(&c->lock);
+}
+
+uint32_t gateway_share_clients(const struct gateway *gw)
+{
+  struct nat_share_clients *sc = gw->p.shared_clients;
+  if (!sc)
+    return gw->share_clients.nused;
+  if (!gw->p.report_shared)
+    return 0;
+  pthread_mutex_lock(&sc->lock);
+  uint32_t n = sc->tab.nused;
+  pthread_mutex_unlock(&sc->lock);
+  return n;
+}
+
 int nat_share_init(struct gateway *gw)
 {
   int rc;
   uint32_t flows = gw->p.max_udp_flows + gw->p.max_tcp_conns;
-  if ((rc = tab_init(&gw->share_clients, flows)) < 0 ||
+  if ((rc = tab_init(&gw->share_clients, gw->p.shared_clients ? 0 : flows)) < 0 ||
       (rc = tab_init(&gw->share_vms, flows + gw->p.max_icmp_flows + 16)) < 0)
     return rc;
   return 0;
@@ -171,6 +221,17 @@ static int refuse(struct gateway *gw, uint64_t *ctr, const char *detail)
   return -EDQUOT;
 }
 
+/* A cap on what is in progress (TCP connects): passes again as soon as
+ * one completes, so the caller drops the SYN and lets the guest's own
+ * retransmission (1 s, 3 s, ...) try again, where a reset would fail the
+ * guest's connect (a VM opening 100 connections at once to a slow host). */
+static int busy(struct gateway *gw, uint64_t *ctr, const char *detail)
+{
+  (*ctr)++;
+  gw_log(gw, "NAT SYN dropped, the guest will retry", detail);
+  return -EBUSY;
+}
+
 /* The VM's bucket: room for one more flow now? Takes it when so. */
 static bool bucket_take(const struct gateway *gw, struct nat_share_ent *v, uint64_t now)
 {
@@ -185,12 +246,11 @@ static bool bucket_take(const struct gateway *gw, struct nat_share_ent *v, uint6
   return true;
 }
 
-int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
-                    uint64_t *client_out)
+static int admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
+                 uint64_t client, uint64_t *client_out)
 {
   const struct gateway_params *p = &gw->p;
-  uint64_t client = nat_share_client_of(gw, pkt);
-  struct nat_share_ent *c = client ? tab_find(&gw->share_clients, client) : NULL;
+  struct nat_share_ent *c = client ? tab_find(clients(gw), client) : NULL;
   struct nat_share_ent *v = tab_find(&gw->share_vms, vm_key(pkt->room, pkt->ip.src));
   uint32_t zero[NAT_SHARE_KINDS] = {0};
   const uint32_t *cn = c ? c->n : zero, *vn = v ? v->n : zero;
@@ -206,15 +266,15 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
     if (p->max_tcp_conns_per_vm && vn[NAT_SHARE_TCP] >= p->max_tcp_conns_per_vm)
       return refuse(gw, &gw->ctr.tcp_full, "TCP connections per VM (--max-tcp-conns-per-vm)");
     if (p->max_tcp_pending_per_vm && vn[NAT_SHARE_PENDING] >= p->max_tcp_pending_per_vm)
-      return refuse(gw, &gw->ctr.share_pending_vm,
-                    "TCP connects in progress per VM (--max-tcp-pending-per-vm)");
+      return busy(gw, &gw->ctr.share_pending_vm,
+                  "TCP connects in progress per VM (--max-tcp-pending-per-vm)");
     if (client && p->max_tcp_conns_per_client && cn[NAT_SHARE_TCP] >= p->max_tcp_conns_per_client)
       return refuse(gw, &gw->ctr.share_tcp_client,
                     "TCP connections per client (--max-tcp-conns-per-client)");
     if (client && p->max_tcp_pending_per_client &&
         cn[NAT_SHARE_PENDING] >= p->max_tcp_pending_per_client)
-      return refuse(gw, &gw->ctr.share_pending_client,
-                    "TCP connects in progress per client (--max-tcp-pending-per-client)");
+      return busy(gw, &gw->ctr.share_pending_client,
+                  "TCP connects in progress per client (--max-tcp-pending-per-client)");
   }
 
   /* every cap passed: the rate, then the accounts */
@@ -229,7 +289,7 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
   }
   if (proto == NAT_SHARE_P_ICMP)
     return 0; /* echo flows are rated, not held here */
-  if (client && !c && !(c = tab_get(gw, &gw->share_clients, client)))
+  if (client && !c && !(c = tab_get(gw, clients(gw), client)))
     return refuse(gw, &gw->ctr.share_table_full, "per-client account table full");
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;
   v->n[k]++;
@@ -244,6 +304,16 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
   return 0;
 }
 
+int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
+                    uint64_t *client_out)
+{
+  uint64_t client = nat_share_client_of(gw, pkt);
+  clients_lock(gw);
+  int rc = admit(gw, pkt, proto, client, client_out);
+  clients_unlock(gw);
+  return rc;
+}
+
 static void put(struct gateway *gw, struct nat_share_tab *t, struct nat_share_ent *e,
                 enum nat_share_kind k)
 {
@@ -253,15 +323,18 @@ static void put(struct gateway *gw, struct nat_share_tab *t, struct nat_share_en
     e->n[k]--;
   /* a client account ends with its last flow; a VM account once its
    * bucket is full again too (else the sweep frees it later) */
-  if (ent_idle(e) && (t == &gw->share_clients || e->tat <= *gw->now))
+  if (ent_idle(e) && (t != &gw->share_vms || e->tat <= *gw->now))
     tab_free(t, e);
 }
 
 void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip)
 {
   put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), NAT_SHARE_PENDING);
-  if (client)
-    put(gw, &gw->share_clients, tab_find(&gw->share_clients, client), NAT_SHARE_PENDING);
+  if (client) {
+    clients_lock(gw);
+    put(gw, clients(gw), tab_find(clients(gw), client), NAT_SHARE_PENDING);
+    clients_unlock(gw);
+  }
 }
 
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
@@ -273,8 +346,11 @@ void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t 
     nat_share_connected(gw, client, room, ip);
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;
   put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), k);
-  if (client)
-    put(gw, &gw->share_clients, tab_find(&gw->share_clients, client), k);
+  if (client) {
+    clients_lock(gw);
+    put(gw, clients(gw), tab_find(clients(gw), client), k);
+    clients_unlock(gw);
+  }
 }
 
 void nat_share_sweep(struct gateway *gw, uint64_t now)
@@ -285,10 +361,13 @@ void nat_share_sweep(struct gateway *gw, uint64_t now)
       tab_free(t, &t->e[i]);
 }
 
-uint32_t nat_share_count(const struct gateway *gw, uint64_t client, enum nat_share_kind k)
+uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k)
 {
-  const struct nat_share_ent *e = tab_find(&gw->share_clients, client);
-  return e ? e->n[k] : 0;
+  clients_lock(gw);
+  const struct nat_share_ent *e = tab_find(clients(gw), client);
+  uint32_t n = e ? e->n[k] : 0;
+  clients_unlock(gw);
+  return n;
 }
 
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,

@@ -5,7 +5,10 @@
  *
  * One host socket per guest connection (room, guest IP:port, remote
  * IP:port), every operation on the worker's ring (connect, send, recv with
- * MSG_PEEK, discard, shutdown, close, cancel).
+ * MSG_PEEK, discard, shutdown, close, cancel). The connection's key and
+ * slot are in the NAT's flow table (flowtab.h, FT_TCP); a connection that
+ * ends leaves its lookups at once and its slot when its last ring
+ * operation is back.
  *
  * Set-up: a guest SYN to an allowed destination connects a host socket;
  * success -> SYN-ACK to the guest with our random ISN and an MSS small
@@ -50,7 +53,6 @@
 
 #include "gateway_internal.h"
 #include "wtrelay/container_of.h"
-#include "wtrelay/hash.h"
 #include "wtrelay/rng.h"
 #include "wtrelay/timeunit.h"
 
@@ -73,12 +75,12 @@ static bool seq_leq(uint32_t a, uint32_t b)
   return (int32_t)(a - b) <= 0;
 }
 
-static uint32_t tuple_hash(const struct gateway *gw, uint32_t room, uint32_t gip, uint16_t gport,
-                           uint32_t dip, uint16_t dport)
+/* A connection's key in the flow table: the guest's 4-tuple and room. */
+static struct ft_key conn_key(uint32_t room, uint32_t gip, uint16_t gport, uint32_t dip,
+                              uint16_t dport)
 {
-  uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)gip << 16) ^ gport;
-  k ^= ((uint64_t)dip << 20) ^ ((uint64_t)dport << 3);
-  return (uint32_t)hash_mix64(k) & gw->tcp_hash_mask;
+  return (struct ft_key){
+      .proto = FT_TCP, .room = room, .vip = gip, .vport = gport, .rip = dip, .rport = dport};
 }
 
 static void submit(struct gateway *gw, struct io_uring_sqe *sqe, uint32_t kind,
@@ -171,15 +173,11 @@ static void rst_for(struct gateway *gw, const struct gw_pkt *pkt, const struct n
 
 /* ---- connection life ---- */
 
+/* Out of the flow table's lookups; the slot stays taken until conn_reap
+ * (ring operations in flight still name it). */
 static void unlink_conn(struct gateway *gw, struct nat_tcp_conn *c)
 {
-  uint32_t idx = (uint32_t)(c - gw->tcp) + 1;
-  uint32_t *pp =
-      &gw->tcp_hash[tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port)];
-  while (*pp && *pp != idx)
-    pp = &gw->tcp[*pp - 1].next;
-  if (*pp == idx)
-    *pp = c->next;
+  flowtab_unlink(gw->flows, FT_TCP, (uint32_t)(c - gw->tcp));
 }
 
 /* Ends the connection: RST to the guest and/or the host as asked, cancel
@@ -233,6 +231,7 @@ static void conn_reap(struct gateway *gw, struct nat_tcp_conn *c)
   c->fd = -1;
   c->used = false;
   c->gen++;
+  flowtab_free(gw->flows, FT_TCP, (uint32_t)(c - gw->tcp));
 }
 
 /* Arms the connection's one timer (connect timeout, RTO, idle check) for
@@ -648,34 +647,32 @@ static void conn_timer(struct timer *t, uint64_t now)
 static struct nat_tcp_conn *conn_find(struct gateway *gw, const struct gw_pkt *pkt,
                                       const struct net_tcp *t)
 {
-  uint32_t h = tuple_hash(gw, pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
-  for (uint32_t i = gw->tcp_hash[h]; i; i = gw->tcp[i - 1].next) {
-    struct nat_tcp_conn *c = &gw->tcp[i - 1];
-    if (c->room == pkt->room && c->guest_ip == pkt->ip.src && c->guest_port == t->sport &&
-        c->dst_ip == pkt->ip.dst && c->dst_port == t->dport)
-      return c;
-  }
-  return NULL;
+  struct ft_key k = conn_key(pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
+  uint32_t i = flowtab_lookup(gw->flows, &k);
+  return i == FT_NONE ? NULL : &gw->tcp[i];
 }
 
 static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
-  struct nat_tcp_conn *c = NULL;
-  if (gw->ntcp < gw->p.max_tcp_conns)
-    for (uint32_t i = 0; i < gw->p.max_tcp_conns && !c; i++)
-      if (!gw->tcp[i].used)
-        c = &gw->tcp[i];
-  if (!c) {
+  /* a slot (a connection still closing holds its own until its ring
+   * operations are back), then the per-VM and per-client caps
+   * (connections, connects in progress) and the VM's rate of new flows:
+   * refused like a full table, with RST */
+  struct ft_key k = conn_key(pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
+  uint32_t slot;
+  if (flowtab_insert(gw->flows, &k, *gw->now, &slot) < 0) {
     gw->ctr.tcp_full++;
     gw_log(gw, "TCP NAT connection refused", "table full (--max-tcp-conns)");
     rst_for(gw, pkt, t);
     return;
   }
-  /* per-VM and per-client caps (connections, connects in progress) and
-   * the VM's rate of new flows: refused like a full table, with RST */
+  struct nat_tcp_conn *c = &gw->tcp[slot];
   uint64_t client;
-  if (nat_share_admit(gw, pkt, NAT_SHARE_P_TCP, &client) < 0) {
-    rst_for(gw, pkt, t);
+  int arc = nat_share_admit(gw, pkt, NAT_SHARE_P_TCP, &client);
+  if (arc < 0) {
+    flowtab_free(gw->flows, FT_TCP, slot);
+    if (arc != -EBUSY) /* busy: dropped, the guest's SYN comes again */
+      rst_for(gw, pkt, t);
     return;
   }
   uint16_t gen = c->gen;
@@ -692,6 +689,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
     c->stage = c->peekbuf = NULL;
     if (fd >= 0)
       close(fd);
+    flowtab_free(gw->flows, FT_TCP, slot);
     nat_share_release(gw, NAT_SHARE_P_TCP, client, pkt->room, pkt->ip.src, true);
     gw->ctr.tcp_full++;
     rst_for(gw, pkt, t);
@@ -725,9 +723,6 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->ssthresh = TCP_CWND_MAX;
   c->last_ns = *gw->now;
   timer_init(&c->timer, conn_timer);
-  uint32_t h = tuple_hash(gw, c->room, c->guest_ip, c->guest_port, c->dst_ip, c->dst_port);
-  c->next = gw->tcp_hash[h];
-  gw->tcp_hash[h] = (uint32_t)(c - gw->tcp) + 1;
   gw->ntcp++;
   gw->ctr.tcp_opened++;
   c->sa.sin_family = AF_INET;
@@ -985,15 +980,10 @@ int nat_tcp_init(struct gateway *gw)
     return 0; /* TCP NAT off: every SYN is answered with RST */
   if (gw->p.max_tcp_conns > 0xfffe)
     return -EINVAL;
-  uint32_t cap = 16;
-  while (cap < 2 * gw->p.max_tcp_conns)
-    cap <<= 1;
   gw->tcp = calloc(gw->p.max_tcp_conns, sizeof(*gw->tcp));
-  gw->tcp_hash = calloc(cap, sizeof(*gw->tcp_hash));
   gw->tcp_scratch = malloc(TCP_PEEK_CAP);
-  if (!gw->tcp || !gw->tcp_hash || !gw->tcp_scratch)
+  if (!gw->tcp || !gw->tcp_scratch)
     return -ENOMEM;
-  gw->tcp_hash_mask = cap - 1;
   for (uint32_t i = 0; i < gw->p.max_tcp_conns; i++)
     gw->tcp[i].fd = -1;
   return io_set_handler(gw->io, IO_OP_NAT_TCP, on_cqe, gw);
@@ -1012,11 +1002,11 @@ void nat_tcp_fini(struct gateway *gw)
       free(c->peekbuf);
     }
   }
+  for (uint32_t i = 0; gw->tcp && i < gw->p.max_tcp_conns; i++)
+    flowtab_free(gw->flows, FT_TCP, i);
   free(gw->tcp);
-  free(gw->tcp_hash);
   free(gw->tcp_scratch);
   gw->tcp = NULL;
-  gw->tcp_hash = NULL;
   gw->tcp_scratch = NULL;
 }
 

@@ -2,7 +2,9 @@
  * nat_udp: guest UDP to the internet through ordinary host sockets.
  *
  * One host UDP socket per guest (room, IP, port) mapping, bound to an
- * ephemeral port, read by a multishot recvmsg on the worker's ring. So two
+ * ephemeral port, read by a multishot recvmsg on the worker's ring; the
+ * mapping's key, slot and last use are in the NAT's flow table (flowtab.h,
+ * FT_UDP), its state in gw->udp at the same slot. So two
  * guests that use the same source port never see each other's answers
  * (the seed shared one socket among all VMs). A guest datagram is sent
  * from the flow's socket to its destination (egress policy already
@@ -40,42 +42,27 @@
 #include <sys/socket.h>
 
 #include "gateway_internal.h"
-#include "wtrelay/hash.h"
 
-static uint32_t flow_hash(const struct gateway *gw, uint32_t room, uint32_t ip, uint16_t port)
+/* A mapping is endpoint-independent (RFC 4787 REQ-1): its key is the
+ * guest's (room, address, port) alone. */
+static struct ft_key flow_key(uint32_t room, uint32_t ip, uint16_t port)
 {
-  uint64_t k = ((uint64_t)room << 48) ^ ((uint64_t)ip << 16) ^ port;
-  return (uint32_t)hash_mix64(k) & gw->udp_hash_mask;
+  return (struct ft_key){.proto = FT_UDP, .room = room, .vip = ip, .vport = port};
 }
 
 int nat_udp_init(struct gateway *gw)
 {
-  uint32_t cap = 16;
-  while (cap < 2 * gw->p.max_udp_flows)
-    cap <<= 1;
-  gw->udp = calloc(gw->p.max_udp_flows, sizeof(*gw->udp));
-  gw->udp_hash = calloc(cap, sizeof(*gw->udp_hash));
-  if (!gw->udp || !gw->udp_hash)
+  gw->udp = calloc(gw->p.max_udp_flows ? gw->p.max_udp_flows : 1, sizeof(*gw->udp));
+  if (!gw->udp)
     return -ENOMEM;
-  gw->udp_hash_mask = cap - 1;
   return 0;
-}
-
-static void flow_unlink(struct gateway *gw, struct nat_udp_flow *f)
-{
-  uint32_t idx = (uint32_t)(f - gw->udp) + 1;
-  uint32_t *pp = &gw->udp_hash[flow_hash(gw, f->room, f->guest_ip, f->guest_port)];
-  while (*pp && *pp != idx)
-    pp = &gw->udp[*pp - 1].next;
-  if (*pp == idx)
-    *pp = f->next;
 }
 
 static void flow_close(struct gateway *gw, struct nat_udp_flow *f)
 {
   if (!f->used)
     return;
-  flow_unlink(gw, f);
+  flowtab_free(gw->flows, FT_UDP, (uint32_t)(f - gw->udp));
   if (f->sock)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
@@ -90,9 +77,7 @@ void nat_udp_fini(struct gateway *gw)
   for (uint32_t i = 0; gw->udp && i < gw->p.max_udp_flows; i++)
     flow_close(gw, &gw->udp[i]);
   free(gw->udp);
-  free(gw->udp_hash);
   gw->udp = NULL;
-  gw->udp_hash = NULL;
 }
 
 bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port)
@@ -202,39 +187,39 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
   }
 }
 
-static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t sport)
+/* The guest's mapping for (room, source address, sport), opened when it
+ * has none. *slot = its slot in gw->udp and the flow table. */
+static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t sport,
+                                     uint32_t *slot)
 {
-  uint32_t h = flow_hash(gw, pkt->room, pkt->ip.src, sport);
-  for (uint32_t i = gw->udp_hash[h]; i; i = gw->udp[i - 1].next) {
-    struct nat_udp_flow *f = &gw->udp[i - 1];
-    if (f->room == pkt->room && f->guest_ip == pkt->ip.src && f->guest_port == sport)
-      return f;
+  struct ft_key k = flow_key(pkt->room, pkt->ip.src, sport);
+  uint32_t i = flowtab_lookup(gw->flows, &k);
+  if (i != FT_NONE) {
+    *slot = i;
+    return &gw->udp[i];
   }
-  if (gw->nudp >= gw->p.max_udp_flows) {
+  /* the slot first (a full table is refused before any account is
+   * taken), then the per-VM and per-client caps and the VM's rate of new
+   * flows (nat_share.c), then the host socket */
+  if (flowtab_insert(gw->flows, &k, *gw->now, &i) < 0) {
     gw->ctr.udp_flows_full++;
     gw_log(gw, "UDP NAT flow refused", "flow table full (--max-udp-flows)");
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
     return NULL;
   }
-  /* per-VM and per-client caps, the VM's rate of new flows (nat_share.c) */
   uint64_t client;
   if (nat_share_admit(gw, pkt, NAT_SHARE_P_UDP, &client) < 0) {
+    flowtab_free(gw->flows, FT_UDP, i);
     gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_ADMIN);
     return NULL;
   }
-  struct nat_udp_flow *f = NULL;
-  for (uint32_t i = 0; i < gw->p.max_udp_flows && !f; i++)
-    if (!gw->udp[i].used)
-      f = &gw->udp[i];
-  if (!f) {
-    nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, pkt->ip.src, false);
-    return NULL;
-  }
+  struct nat_udp_flow *f = &gw->udp[i];
   memset(f, 0, sizeof(*f));
   f->gw = gw;
   struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
+    flowtab_free(gw->flows, FT_UDP, i);
     nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, pkt->ip.src, false);
     gw->ctr.udp_flows_full++;
     gw_log(gw, "UDP NAT flow refused", "cannot open a host socket (fd limit?)");
@@ -246,10 +231,9 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
   f->guest_ip = pkt->ip.src;
   f->guest_port = sport;
   memcpy(f->guest_mac, pkt->src_mac, 6);
-  f->next = gw->udp_hash[h];
-  gw->udp_hash[h] = (uint32_t)(f - gw->udp) + 1;
   gw->nudp++;
   gw->ctr.udp_flows_opened++;
+  *slot = i;
   return f;
 }
 
@@ -260,10 +244,11 @@ void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     gw->ctr.bad_l4++;
     return;
   }
-  struct nat_udp_flow *f = flow_get(gw, pkt, u->sport);
+  uint32_t slot;
+  struct nat_udp_flow *f = flow_get(gw, pkt, u->sport, &slot);
   if (!f)
     return;
-  f->last_ns = *gw->now;
+  flowtab_touch(gw->flows, FT_UDP, slot, *gw->now);
   memcpy(f->guest_mac, pkt->src_mac, 6);
   if (nat_udp_peer_note(f, pkt->ip.dst, u->dport, *gw->now))
     gw->ctr.udp_peers_replaced++;
@@ -282,11 +267,19 @@ void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   gw->ctr.udp_out++;
 }
 
+/* From the least recently used mapping on, while they have expired: a
+ * sweep looks at the mappings it closes and one more. */
 void nat_udp_sweep(struct gateway *gw, uint64_t now)
 {
-  for (uint32_t i = 0; i < gw->p.max_udp_flows; i++)
-    if (gw->udp[i].used && now - gw->udp[i].last_ns >= gw->p.udp_timeout_ns)
-      flow_close(gw, &gw->udp[i]);
+  for (uint32_t i; (i = flowtab_oldest(gw->flows, FT_UDP)) != FT_NONE;) {
+    if (now - flowtab_last(gw->flows, FT_UDP, i) < gw->p.udp_timeout_ns)
+      break;
+    if (!gw->udp[i].used) {
+      flowtab_free(gw->flows, FT_UDP, i); /* cannot happen: a slot without its flow */
+      continue;
+    }
+    flow_close(gw, &gw->udp[i]);
+  }
 }
 
 void nat_udp_room_gone(struct gateway *gw, uint32_t room)

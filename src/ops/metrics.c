@@ -60,6 +60,12 @@ static void table(struct w *w, const struct counter_table *t, const void *ctr)
   }
 }
 
+void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const void *ctr)
+{
+  struct w w = {.b = b};
+  table(&w, t, ctr);
+}
+
 /* ---- a worker's gauges and parts ---- */
 
 #define G(fam, help, key, field)                                                                   \
@@ -131,16 +137,16 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
     g->nat_udp_flows = gw->nudp;
     g->nat_icmp_flows = gw->nicmp;
     g->nat_tcp_conns = gw->ntcp;
-    g->nat_share_clients = gw->share_clients.nused;
+    g->nat_share_clients = gateway_share_clients(gw);
     g->dns_inflight = gw->dns_inflight;
   }
 }
 
-void metrics_worker_log(const struct metrics_worker *mw, const char *tag)
+void metrics_worker_log(const struct metrics_worker *mw, const char *tag, enum log_level lvl)
 {
   for (size_t i = 0; i < metrics_worker_nparts; i++)
-    counter_log_tagged(metrics_worker_parts[i].t, (const char *)mw + metrics_worker_parts[i].off,
-                       tag);
+    counter_log_at(metrics_worker_parts[i].t, (const char *)mw + metrics_worker_parts[i].off, tag,
+                   lvl);
 }
 
 /* ---- the exposition ---- */

@@ -133,11 +133,16 @@ static void cid_remove_conn(struct quic_endpoint *ep, uint32_t conn)
 
 /* ---- datagram pool ---- */
 
+/* The free list first, then a buffer never used: the pool's pages are
+ * touched only as buffers are first needed (an idle endpoint's pool costs
+ * address space, not memory). */
 static struct quic_dgram *dgram_get(struct quic_endpoint *ep)
 {
   struct quic_dgram *d = ep->dfree;
   if (d)
     ep->dfree = d->next;
+  else if (ep->dpool_next < ep->p.dgram_pool)
+    d = &ep->dpool[ep->dpool_next++];
   return d;
 }
 
@@ -290,6 +295,55 @@ static void ip_count_del(struct quic_conn *c)
   }
 }
 
+/* ---- process-wide connection counts (quic_shared.counts) ---- */
+
+static uint32_t n_handshaking(const struct quic_endpoint *ep)
+{
+  return ep->counts ? atomic_load_explicit(&ep->counts->handshaking, memory_order_relaxed)
+                    : ep->nhandshaking;
+}
+
+static uint32_t n_unvalidated(const struct quic_endpoint *ep)
+{
+  return ep->counts ? atomic_load_explicit(&ep->counts->unvalidated, memory_order_relaxed)
+                    : ep->nunvalidated;
+}
+
+/* One more of *n unless it is at max already (then false and unchanged):
+ * a fetch-add, given back when over, so racing workers never overshoot. */
+static bool count_reserve(_Atomic uint32_t *n, uint32_t max)
+{
+  if (atomic_fetch_add_explicit(n, 1, memory_order_relaxed) < max)
+    return true;
+  atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+  return false;
+}
+
+static void count_release(_Atomic uint32_t *n)
+{
+  atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+}
+
+static void hs_done(struct quic_conn *c)
+{
+  if (!c->hs_counted)
+    return;
+  c->hs_counted = false;
+  c->ep->nhandshaking--;
+  if (c->ep->counts)
+    count_release(&c->ep->counts->handshaking);
+}
+
+static void unval_done(struct quic_conn *c)
+{
+  if (!c->unval_counted)
+    return;
+  c->unval_counted = false;
+  c->ep->nunvalidated--;
+  if (c->ep->counts)
+    count_release(&c->ep->counts->unvalidated);
+}
+
 /* ---- address-validation tokens ---- */
 
 #define TOKEN_ROTATE_NS (3600ull * NGTCP2_SECONDS)
@@ -361,6 +415,7 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   ep->dpool = calloc(p->dgram_pool, sizeof(*ep->dpool));
   int iprc = p->shared && p->shared->ips ? 0 : quic_iptab_init(&ep->own_ips, p->max_conns, false);
   ep->ipt = p->shared && p->shared->ips ? p->shared->ips : &ep->own_ips;
+  ep->counts = is_server && p->shared ? p->shared->counts : NULL;
   if (!ep->p.max_unvalidated)
     ep->p.max_unvalidated = p->max_conns / 4 ? p->max_conns / 4 : 1;
   rng_fill(ep->token_secret, sizeof(ep->token_secret));
@@ -372,16 +427,15 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
     quic_endpoint_fini(ep);
     return -ENOMEM;
   }
-  for (uint32_t i = 0; i < p->max_conns; i++) {
-    ep->conns[i].handle = i;
+  /* conn_alloc sets a slot's handle: the table's pages are touched only
+   * as connections use them */
+  for (uint32_t i = 0; i < p->max_conns; i++)
     ep->free_conns[i] = p->max_conns - 1 - i;
-  }
   ep->nfree = p->max_conns;
   for (uint32_t i = 0; i < ncids; i++)
     ep->cids[i].next = i + 2 <= ncids ? i + 2 : 0;
   ep->cid_free = ncids ? 1 : 0;
-  for (uint32_t i = 0; i < p->dgram_pool; i++)
-    dgram_put(ep, &ep->dpool[i]);
+  ep->dpool_next = 0; /* dgram_get hands the pool out as needed */
   return 0;
 }
 
@@ -482,10 +536,7 @@ static void conn_validated(struct quic_conn *c)
 {
   struct quic_endpoint *ep = c->ep;
   c->validated = true;
-  if (c->unval_counted) {
-    c->unval_counted = false;
-    ep->nunvalidated--;
-  }
+  unval_done(c);
   if (!ep->is_server)
     return;
   /* Several handshakes from one address may run at once; the limit holds
@@ -522,10 +573,7 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
   struct quic_endpoint *ep = c->ep;
   c->handshake_done = true;
   ep->ctr.handshakes++;
-  if (c->hs_counted) {
-    c->hs_counted = false;
-    ep->nhandshaking--;
-  }
+  hs_done(c);
   conn_validated(c);
   if (c->refuse)
     return 0; /* over the per-address limit: closed at the next write */
@@ -705,11 +753,11 @@ static void conn_delete(struct quic_conn *c)
   ipt_lock(ep);
   ip_count_del(c);
   ipt_unlock(ep);
-  if (c->hs_counted)
-    ep->nhandshaking--;
-  if (c->unval_counted)
-    ep->nunvalidated--;
-  c->hs_counted = c->unval_counted = false;
+  hs_done(c);
+  unval_done(c);
+  if (c->proc_counted)
+    count_release(&ep->counts->conns);
+  c->proc_counted = false;
   ep->deleted_since_trim++;
   if (c->conn)
     ngtcp2_conn_del(c->conn);
@@ -1295,14 +1343,16 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
     return NULL;
   bool validated = tv > 0;
   if (!validated) {
+    /* with several workers the counts are the process's: the bounds and
+     * the threshold hold over all of them */
     bool retry = ep->p.retry == QUIC_RETRY_ALWAYS ||
-                 (ep->p.retry == QUIC_RETRY_AUTO && (ep->nhandshaking >= ep->p.retry_threshold ||
-                                                     ep->nunvalidated >= ep->p.max_unvalidated));
+                 (ep->p.retry == QUIC_RETRY_AUTO && (n_handshaking(ep) >= ep->p.retry_threshold ||
+                                                     n_unvalidated(ep) >= ep->p.max_unvalidated));
     if (retry) {
       send_retry(ep, &hd, peer, peerlen, local);
       return NULL;
     }
-    if (ep->nunvalidated >= ep->p.max_unvalidated) {
+    if (n_unvalidated(ep) >= ep->p.max_unvalidated) {
       ep->ctr.conns_refused_unvalidated++;
       return NULL;
     }
@@ -1311,8 +1361,27 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
     ep->ctr.conns_refused_ip++;
     return NULL;
   }
+  /* the process's bounds, reserved now (conn_delete gives them back) */
+  if (ep->counts && !count_reserve(&ep->counts->conns, ep->p.max_conns)) {
+    ep->ctr.conns_refused_limit++;
+    ep->ctr.pkts_dropped_full++;
+    return NULL;
+  }
+  if (ep->counts && !validated && !count_reserve(&ep->counts->unvalidated, ep->p.max_unvalidated)) {
+    count_release(&ep->counts->conns);
+    ep->ctr.conns_refused_unvalidated++;
+    return NULL;
+  }
 
   struct quic_conn *c = conn_alloc(ep);
+  c->proc_counted = ep->counts != NULL;
+  c->unval_counted = !validated;
+  if (!validated)
+    ep->nunvalidated++; /* the process's count was reserved above */
+  c->hs_counted = true;
+  ep->nhandshaking++;
+  if (ep->counts)
+    atomic_fetch_add_explicit(&ep->counts->handshaking, 1, memory_order_relaxed);
   c->state = QUIC_CONN_ACTIVE;
   memcpy(&c->remote, peer, peerlen < sizeof(c->remote) ? peerlen : sizeof(c->remote));
   c->remotelen = peerlen;
@@ -1363,14 +1432,8 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
       cid_insert(ep, hd.dcid.data, hd.dcid.datalen, c->handle) < 0)
     goto fail;
   ep->ctr.conns_accepted++;
-  c->hs_counted = true;
-  ep->nhandshaking++;
-  if (validated) {
+  if (validated)
     conn_validated(c);
-  } else {
-    c->unval_counted = true;
-    ep->nunvalidated++;
-  }
   return c;
 fail:
   ep->ctr.conns_failed++;

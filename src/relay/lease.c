@@ -699,20 +699,36 @@ int lease_load_file(struct lease_table *t)
 
 /* ---- the writer ---- */
 
+static void tlock(struct lease_table *t)
+{
+  if (t->lock)
+    pthread_mutex_lock(t->lock);
+}
+
+static void tunlock(struct lease_table *t)
+{
+  if (t->lock)
+    pthread_mutex_unlock(t->lock);
+}
+
 static void write_failed(struct lease_table *t, const char *step, int err)
 {
   uint32_t sup;
+  tlock(t);
   t->ctr.write_errors++;
   t->dirty = true; /* try again later */
+  tunlock(t);
   if (log_ratelimit_allow(&t->rl, t->now ? *t->now : 0, &sup))
     log_error("cannot write the lease file", "path=%s step=%s err=\"%s\" suppressed=%u",
               LOG_Q(t->path), step, strerror(err > 0 ? err : -err), sup);
 }
 
-/* Arms the write timer: at most one write a second. */
+/* Arms the write timer: at most one write a second. A shared table's
+ * timer runs every second whatever happens (write_timer): it is armed on
+ * the writer's thread only, never by a change from another thread. */
 static void schedule(struct lease_table *t)
 {
-  if (!t->dirty || t->state != LEASE_W_IDLE || !t->timers || timer_armed(&t->timer))
+  if (t->lock || !t->dirty || t->state != LEASE_W_IDLE || !t->timers || timer_armed(&t->timer))
     return;
   uint64_t at = t->last_start_ns ? t->last_start_ns + WRITE_EVERY_NS : *t->now;
   timer_arm(t->timers, &t->timer, at > *t->now ? at : *t->now);
@@ -772,13 +788,17 @@ int lease_write_now(struct lease_table *t)
   if (!t->path[0] || t->state != LEASE_W_IDLE)
     return 0;
   uint64_t now = t->now ? *t->now : 0;
+  tlock(t); /* the table as of now; the disk operations run unlocked */
   int n = lease_format(t, t->buf, t->cap, now, wall_now());
+  if (n >= 0) {
+    t->len = (size_t)n;
+    t->dirty = false;
+  }
+  tunlock(t);
   if (n < 0) {
     write_failed(t, "format", n);
     return n;
   }
-  t->len = (size_t)n;
-  t->dirty = false;
   t->last_start_ns = now ? now : 1;
   if (!t->io)
     return write_sync(t);
@@ -797,9 +817,25 @@ static void write_timer(struct timer *tm, uint64_t now)
 {
   struct lease_table *t =
       (struct lease_table *)(void *)((char *)tm - offsetof(struct lease_table, timer));
-  (void)now;
+  if (t->lock) {
+    tlock(t);
+    bool dirty = t->dirty;
+    tunlock(t);
+    if (t->state == LEASE_W_IDLE && dirty)
+      lease_write_now(t);
+    if (t->timers)
+      timer_arm(t->timers, &t->timer, now + WRITE_EVERY_NS);
+    return;
+  }
   if (t->state == LEASE_W_IDLE && t->dirty)
     lease_write_now(t);
+}
+
+void lease_set_lock(struct lease_table *t, pthread_mutex_t *lock)
+{
+  t->lock = lock;
+  if (t->path[0] && t->timers)
+    timer_arm(t->timers, &t->timer, (t->now ? *t->now : 0) + WRITE_EVERY_NS);
 }
 
 static void write_done(struct lease_table *t)
@@ -939,7 +975,10 @@ void lease_fini(struct lease_table *t)
   if (t->path[0] && t->buf) {
     if (t->io)
       drain(t); /* a write in flight ends first */
-    if (t->dirty && t->state == LEASE_W_IDLE) {
+    tlock(t);
+    bool dirty = t->dirty;
+    tunlock(t);
+    if (dirty && t->state == LEASE_W_IDLE) {
       lease_write_now(t);
       if (t->io)
         drain(t);

@@ -55,17 +55,14 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   r->max_peers = cfg->max_sessions;
   r->rooms = calloc(r->max_rooms, sizeof(*r->rooms));
   r->peers = calloc(r->max_peers, sizeof(*r->peers));
-  /* a client in the rate table owes a creation; one per session is plenty
-   * (a full table forgets the client owing least) */
-  r->max_clients = cfg->max_sessions;
-  r->clients = calloc(r->max_clients, sizeof(*r->clients));
-  if (!r->rooms || !r->peers || !r->clients) {
+  if (!r->rooms || !r->peers) {
     relay_fini(r);
     return -ENOMEM;
   }
   uint32_t mask = cfg->prefix ? ~0u << (32 - cfg->prefix) : 0;
   struct switch_params sp = {
-      .max_ports = cfg->max_sessions + cfg->max_rooms, /* sessions + a gateway per room */
+      /* sessions + a gateway per room (+ a federation uplink per room) */
+      .max_ports = cfg->max_sessions + cfg->max_rooms + (cfg->nats_url[0] ? cfg->max_rooms : 0),
       .max_domains = cfg->max_rooms,
       .max_macs = min_u32(min_u32((uint64_t)cfg->max_sessions * cfg->max_macs_per_port,
                                   (uint64_t)cfg->max_rooms * cfg->max_macs_per_room),
@@ -104,14 +101,23 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   ip_bytes(mask, r->netmask);
   ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
   /* .10 up to the last address before the broadcast, from the top down */
-  r->pool_first = cfg->subnet + 10;
-  r->pool_last = (cfg->subnet | ~mask) - 1;
+  r->pool_first = cfg->pool_first ? cfg->pool_first : cfg->subnet + 10;
+  r->pool_last = cfg->pool_last ? cfg->pool_last : (cfg->subnet | ~mask) - 1;
   r->rooms_per_client = cfg->max_rooms_per_client ? cfg->max_rooms_per_client
                         : cfg->max_rooms / 16     ? cfg->max_rooms / 16
                                                   : 1;
   r->sessions_per_room_client = cfg->max_client_sessions_per_room; /* 0 = no cap */
   r->room_burst = cfg->room_burst ? cfg->room_burst : 1;
   r->room_interval_ns = NS_PER_S / (cfg->room_rate ? cfg->room_rate : 1);
+  /* the process's shares, counted in the room directory: a client in the
+   * rate table owes a creation, so one entry per session is plenty (a
+   * full table forgets the client owing least); a (client, room name)
+   * count per session at most */
+  r->shares = (struct roomdir_shares){.rooms_per_client = r->rooms_per_client,
+                                      .room_burst = r->room_burst,
+                                      .room_interval_ns = r->room_interval_ns,
+                                      .max_clients = cfg->max_sessions,
+                                      .max_sessions = cfg->max_sessions};
   uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
   r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
                         : fifth                        ? fifth
@@ -137,9 +143,11 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
     relay_fini(r);
     return rc;
   }
-  lease_load_file(&r->leases);
+  /* the lease file is read by the relay that lends its table to the
+   * process's directory (relay_set_roomdir): once, whatever the workers */
   r->gid_local = malloc(sizeof(*r->gid_local) * (r->max_rooms ? r->max_rooms : 1));
-  if (!r->gid_local || (rc = roomdir_init(&r->own_dir, cfg->max_rooms)) < 0) {
+  if (!r->gid_local || (rc = roomdir_init(&r->own_dir, cfg->max_rooms)) < 0 ||
+      (rc = roomdir_set_shares(&r->own_dir, &r->shares)) < 0) {
     relay_fini(r);
     return r->gid_local ? rc : -ENOMEM;
   }
@@ -151,11 +159,30 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   return 0;
 }
 
-void relay_set_roomdir(struct relay *r, struct roomdir *d)
+int relay_set_roomdir(struct relay *r, struct roomdir *d)
 {
-  if (!d->leases)
+  int rc = roomdir_set_shares(d, &r->shares);
+  if (rc < 0)
+    return rc;
+  if (!d->leases) {
+    /* the lender: its writer (on this relay's ring) reads the table under
+     * the directory's lock, and other workers only mark it changed */
     d->leases = &r->leases;
+    lease_load_file(&r->leases);
+    lease_set_lock(&r->leases, &d->lock);
+  } else {
+    /* another relay's table is the process's: this one's is dropped for
+     * an empty one that never writes (the file is the lender's) */
+    struct lease_params lp = r->leases.p;
+    lp.max_leases = lp.max_rooms = 1;
+    lp.path = NULL;
+    r->leases.path[0] = '\0'; /* never written: the file is the lender's */
+    lease_fini(&r->leases);
+    if ((rc = lease_init(&r->leases, &lp, r->timers, r->now)) < 0)
+      return rc;
+  }
   r->dir = d;
+  return 0;
 }
 
 int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_send_fn send,
@@ -169,6 +196,11 @@ int relay_set_uplinks(struct relay *r, uint32_t self, uint32_t n, relay_uplink_s
   r->nworkers = n;
   r->uplink_send = send;
   r->uplink_ctx = ctx;
+  /* Peer ids name a session in the log lines: one numbering for the
+   * process (worker self's slots after every lower worker's), so two
+   * sessions of different workers never share one. */
+  for (uint32_t i = 0; i < r->max_peers; i++)
+    r->peers[i].id = self * r->max_peers + i;
   return 0;
 }
 
@@ -197,10 +229,8 @@ void relay_fini(struct relay *r)
   chunk_pool_fini(&r->chunks);
   free(r->rooms);
   free(r->peers);
-  free(r->clients);
   r->rooms = NULL;
   r->peers = NULL;
-  r->clients = NULL;
 }
 
 /* Every acquire and release of a room's pool updates the lease table. */
@@ -266,58 +296,10 @@ static uint32_t room_find(const struct relay *r, const char *name)
 
 uint32_t relay_client_rooms(const struct relay *r, uint64_t client)
 {
-  uint32_t n = 0;
-  for (uint32_t i = 0; client && i < r->max_rooms; i++)
-    n += r->rooms[i].used && r->rooms[i].creator == client;
+  roomdir_lock(r->dir);
+  uint32_t n = roomdir_client_rooms(r->dir, client);
+  roomdir_unlock(r->dir);
   return n;
-}
-
-/* The client's slot in the rate table: the one owing for key, else (make)
- * a free one, else the one owing least, forgotten (counted). */
-static struct relay_client *client_slot(struct relay *r, uint64_t key, bool make)
-{
-  uint64_t now = *r->now;
-  struct relay_client *free_c = NULL, *least = NULL;
-  for (uint32_t i = 0; i < r->max_clients; i++) {
-    struct relay_client *c = &r->clients[i];
-    if (c->tat_ns <= now) {
-      if (!free_c)
-        free_c = c;
-      continue;
-    }
-    if (c->key == key)
-      return c;
-    if (!least || c->tat_ns < least->tat_ns)
-      least = c;
-  }
-  if (!make)
-    return NULL;
-  if (!free_c) {
-    free_c = least;
-    r->ctr.clients_evicted++;
-  }
-  free_c->key = key;
-  free_c->tat_ns = now;
-  return free_c;
-}
-
-/* GCRA: a creation is allowed while the client's theoretical arrival time
- * is at most burst - 1 intervals ahead; `take` charges one interval. */
-static bool rate_allow(struct relay *r, uint64_t client, bool take)
-{
-  if (!client)
-    return true;
-  uint64_t now = *r->now;
-  struct relay_client *c = client_slot(r, client, false);
-  uint64_t tat = c ? c->tat_ns : now;
-  if (tat > now + (uint64_t)(r->room_burst - 1) * r->room_interval_ns)
-    return false;
-  if (take) {
-    if (!c)
-      c = client_slot(r, client, true);
-    c->tat_ns = (tat > now ? tat : now) + r->room_interval_ns;
-  }
-  return true;
 }
 
 /* ---- uplinks: the room's copies on other workers ---- */
@@ -363,6 +345,59 @@ static void uplinks_detach(struct relay *r, uint32_t room)
   }
 }
 
+/* ---- the federation uplink: the room on the other relays ---- */
+
+static int fed_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct relay_uplink *u = ctx;
+  struct relay *r = u->r;
+  return r->fed->send(r->fed_ctx, r->rooms[u->room].ring_id, f);
+}
+
+static const struct switch_port_ops fed_port_ops = {.deliver = fed_deliver};
+
+void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx)
+{
+  r->fed = ops;
+  r->fed_ctx = ctx;
+}
+
+static int fed_attach(struct relay *r, uint32_t room)
+{
+  struct relay_uplink *u = &r->rooms[room].fed;
+  u->port = SWITCH_NO_PORT;
+  if (!r->fed)
+    return 0;
+  u->r = r;
+  u->to = RELAY_FED_UPLINK;
+  u->room = room;
+  return switch_uplink_attach(&r->sw, room, &fed_port_ops, u, &u->port);
+}
+
+static void fed_detach(struct relay *r, uint32_t room)
+{
+  struct relay_uplink *u = &r->rooms[room].fed;
+  if (u->port != SWITCH_NO_PORT)
+    switch_port_detach(&r->sw, u->port);
+  u->port = SWITCH_NO_PORT;
+}
+
+int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len)
+{
+  uint32_t slot = ROOMDIR_SLOT(gid);
+  if (!r->fed || slot >= r->max_rooms)
+    return -ENOENT;
+  uint32_t room = r->gid_local[slot];
+  if (room == RELAY_NO_ROOM || r->rooms[room].ring_id != gid)
+    return -ENOENT;
+  uint32_t port = r->rooms[room].fed.port;
+  if (port == SWITCH_NO_PORT)
+    return -ENOENT;
+  struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
+  struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
+  return switch_input(&r->sw, port, &f, *r->now);
+}
+
 int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8_t *frame,
                        size_t len)
 {
@@ -380,9 +415,12 @@ int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8
   return switch_input(&r->sw, port, &f, *r->now);
 }
 
-/* Makes room `name` for a Register of `client`: -ENOSPC (no room slot),
- * -EDQUOT (the client's rooms), -EAGAIN (its creation rate), or an error
- * of the pool or the gateway. Takes a creation token. */
+/* A copy of room `name` on this worker for a Register of `client`. The
+ * directory decides (roomdir_open, under its lock): a room it holds, made
+ * by a session on any worker, is joined without the creation checks; a
+ * new one needs a room slot (-ENOSPC), the client below its rooms
+ * (-EDQUOT) and a creation token (-EAGAIN, the token taken when made).
+ * Else an error of the pool or the gateway. */
 static int room_make(struct relay *r, const char *name, uint64_t client, uint32_t *out)
 {
   uint32_t free_slot = RELAY_NO_ROOM;
@@ -390,28 +428,31 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
     if (!r->rooms[i].used)
       free_slot = i;
   if (free_slot == RELAY_NO_ROOM)
-    return -ENOSPC;
-  if (client && relay_client_rooms(r, client) >= r->rooms_per_client)
-    return -EDQUOT;
-  if (!rate_allow(r, client, false))
-    return -EAGAIN;
+    return -ENOSPC; /* a copy per directory room at most: not reached */
   struct relay_room *room = &r->rooms[free_slot];
   memset(room, 0, sizeof(*room));
   /* 10.0.2.10 .. 10.0.2.254 by default, handed out from the top like the
    * seed; one pool for every copy of the room (the directory's) */
-  bool made;
+  struct roomdir_pool_params pp = {.first = r->pool_first,
+                                   .last = r->pool_last,
+                                   .lease_ns = (uint64_t)r->cfg->lease_time_s * NS_PER_S,
+                                   .client_max = r->addrs_per_client};
+  bool made, evicted = false;
   roomdir_lock(r->dir);
-  int rc = roomdir_join(r->dir, name, r->pool_first, r->pool_last, r->leases.p.lease_ns,
-                        r->addrs_per_client, *r->now, &room->gid, &made);
+  int rc = roomdir_open(r->dir, name, client, &pp, *r->now, &room->gid, &made, &evicted);
   if (rc == 0) {
     room->ring_id = roomdir_ring_id(r->dir, room->gid);
     roomdir_copy_set(r->dir, room->gid, r->self, true);
   }
   roomdir_unlock(r->dir);
+  if (evicted)
+    r->ctr.clients_evicted++;
   if (rc < 0)
     return rc;
-  if ((rc = uplinks_attach(r, free_slot)) < 0 ||
+  room->fed.port = SWITCH_NO_PORT;
+  if ((rc = uplinks_attach(r, free_slot)) < 0 || (rc = fed_attach(r, free_slot)) < 0 ||
       (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0)) {
+    fed_detach(r, free_slot);
     uplinks_detach(r, free_slot);
     roomdir_lock(r->dir);
     roomdir_copy_set(r->dir, room->gid, r->self, false);
@@ -420,11 +461,11 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
     return rc;
   }
   r->gid_local[room->gid] = free_slot;
-  rate_allow(r, client, true);
   room->used = true;
-  room->creator = client;
   snprintf(room->name, sizeof(room->name), "%s", name);
   r->nrooms++;
+  if (r->fed)
+    r->fed->open(r->fed_ctx, room->ring_id, room->name);
   /* sessions waiting to make this room will join it instead */
   for (uint32_t i = 0; i < r->max_peers; i++) {
     struct relay_peer *o = &r->peers[i];
@@ -443,6 +484,9 @@ static void room_drop_if_empty(struct relay *r, uint32_t idx)
     return;
   if (r->gw)
     gateway_room_detach(r->gw, idx);
+  if (r->fed && room->fed.port != SWITCH_NO_PORT)
+    r->fed->close(r->fed_ctx, room->ring_id);
+  fed_detach(r, idx);
   uplinks_detach(r, idx);
   r->gid_local[room->gid] = RELAY_NO_ROOM;
   roomdir_lock(r->dir);
@@ -483,51 +527,63 @@ static void share_log(struct relay *r, struct h3_session *s, const char *name, c
            LOG_Q(name), LOG_Q(why), status, sup);
 }
 
-/* The checks of a CONNECT by client to name (relay.h): 0, 429 or 503.
+/* The checks of a CONNECT by client to name (relay.h): 0, 429 or 503,
+ * against the process's counts in the room directory (under its lock):
+ * the client's sessions naming the room on every worker, the rooms it
+ * made, its creation tokens, the rooms in use. Names waiting for their
+ * first Register are this worker's (the CONNECT only looks; the Register
+ * that makes the room checks again under the lock). Admitted, the session
+ * is counted for (client, name) until it ends (on_session_closed).
  * *exists: name is a room; *lead: the session is its client's first one
  * waiting to make that room (it counts toward the client's rooms). */
 static int share_admit(struct relay *r, struct h3_session *s, uint64_t client, const char *name,
                        bool *exists, bool *lead)
 {
-  uint32_t same = 0, waiting = 0;
+  uint32_t waiting = 0;
   bool waiting_here = false;
-  *exists = room_find(r, name) != RELAY_NO_ROOM;
   *lead = false;
   for (uint32_t i = 0; client && i < r->max_peers; i++) {
     const struct relay_peer *o = &r->peers[i];
-    if (!o->used || o->client != client)
+    if (!o->used || o->client != client || !o->new_room)
       continue;
-    waiting += o->new_room;
-    if (strcmp(peer_name(r, o), name) == 0) {
-      same++;
-      waiting_here |= o->new_room;
-    }
+    waiting++;
+    waiting_here |= strcmp(peer_name(r, o), name) == 0;
   }
-  if (client && r->sessions_per_room_client && same >= r->sessions_per_room_client) {
+  const char *why = NULL;
+  int st = 0;
+  roomdir_lock(r->dir);
+  struct roomdir *d = r->dir;
+  *exists = roomdir_find(d, name) != ROOMDIR_NONE;
+  if (client && r->sessions_per_room_client &&
+      roomdir_sessions(d, client, name) >= r->sessions_per_room_client) {
     r->ctr.sessions_refused_client_sessions++;
-    share_log(r, s, name, "client sessions in the room (--max-client-sessions-per-room)", 429);
-    return 429;
-  }
-  if (*exists)
-    return 0;
-  if (client && !waiting_here) {
-    if (relay_client_rooms(r, client) + waiting >= r->rooms_per_client) {
-      r->ctr.sessions_refused_client_rooms++;
-      share_log(r, s, name, "client rooms (--max-rooms-per-client)", 429);
-      return 429;
-    }
-    if (!rate_allow(r, client, false)) {
-      r->ctr.sessions_refused_client_rate++;
-      share_log(r, s, name, "client room creation rate (--room-rate, --room-burst)", 429);
-      return 429;
-    }
-  }
-  if (r->nrooms >= r->max_rooms) {
+    why = "client sessions in the room (--max-client-sessions-per-room)";
+    st = 429;
+  } else if (!*exists && client && !waiting_here &&
+             roomdir_client_rooms(d, client) + waiting >= d->sh.rooms_per_client) {
+    r->ctr.sessions_refused_client_rooms++;
+    why = "client rooms (--max-rooms-per-client)";
+    st = 429;
+  } else if (!*exists && client && !waiting_here &&
+             !roomdir_rate_allow(d, client, *r->now, false, NULL)) {
+    r->ctr.sessions_refused_client_rate++;
+    why = "client room creation rate (--room-rate, --room-burst)";
+    st = 429;
+  } else if (!*exists && d->nrooms >= d->max_rooms) {
     r->ctr.sessions_refused_rooms++;
-    share_log(r, s, name, "no room left (--max-rooms)", 503);
-    return 503;
+    why = "no room left (--max-rooms)";
+    st = 503;
+  } else if (roomdir_session_add(d, client, name, 0) < 0) {
+    r->ctr.sessions_refused_full++; /* not reached: one count per session at most */
+    why = "session share table full";
+    st = 503;
   }
-  *lead = !waiting_here;
+  roomdir_unlock(r->dir);
+  if (st) {
+    share_log(r, s, name, why, st);
+    return st;
+  }
+  *lead = !*exists && !waiting_here;
   return 0;
 }
 
@@ -1507,6 +1563,10 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
   }
   room_unhold(r, held);
   log_debug("session closed", "peer=%u code=%u reason=%s", p->id, code, LOG_Q(reason));
+  /* the count share_admit took for (client, the CONNECT's room name) */
+  roomdir_lock(r->dir);
+  roomdir_session_del(r->dir, p->client, s->path[0] ? s->path : "/");
+  roomdir_unlock(r->dir);
   auth_release(r->auth, p->auth_subject);
   p->auth_subject = 0;
   if (p->new_room && !p->registered) {

@@ -330,6 +330,13 @@ void switch_port_set_addr(struct switch_table *sw, uint32_t port, const uint8_t 
   sw->ports[port].router = memcmp(mac, sw->p.router_mac, 6) == 0;
 }
 
+void switch_port_set_alias(struct switch_table *sw, uint32_t port, uint32_t ip)
+{
+  if (port >= sw->p.max_ports || !sw->ports[port].used || is_uplink(&sw->ports[port]))
+    return;
+  sw->ports[port].alias = ip;
+}
+
 /* ---- forwarding ---- */
 
 static int deliver(struct switch_table *sw, uint32_t port, const struct switch_frame *f)
@@ -454,7 +461,8 @@ static int route(struct switch_table *sw, uint32_t from, const uint8_t *hdr, siz
   const struct switch_port *src = &sw->ports[from];
   uint32_t to = SWITCH_NO_PORT;
   for (uint32_t i = sw->domains[src->domain].head; i != SWITCH_NO_PORT; i = sw->ports[i].next) {
-    if (sw->ports[i].ip == dst && !is_uplink(&sw->ports[i])) {
+    if ((sw->ports[i].ip == dst || (dst && sw->ports[i].alias == dst)) &&
+        !is_uplink(&sw->ports[i])) {
       to = i;
       break;
     }

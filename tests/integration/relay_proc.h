@@ -15,6 +15,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -98,6 +99,33 @@ static inline void relay_proc_stop(struct relay_proc *rp)
   kill(rp->pid, SIGKILL);
   waitpid(rp->pid, &st, 0);
   cr_assert_fail("relay did not exit within 3 s of SIGTERM");
+}
+
+/* GET /metrics from the relay's ops listener into buf (NUL-terminated). */
+static inline void relay_proc_metrics(const struct relay_proc *rp, char *buf, size_t cap)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET,
+                          .sin_port = htons(rp->ops_port),
+                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+  const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
+  size_t n = 0;
+  ssize_t r;
+  while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
+    n += (size_t)r;
+  buf[n] = '\0';
+  close(fd);
+}
+
+/* The value of the sample line "series value" in a /metrics text, or -1. */
+static inline long long relay_proc_metric(const char *text, const char *series)
+{
+  char pat[256];
+  snprintf(pat, sizeof(pat), "\n%s ", series);
+  const char *p = strstr(text, pat);
+  return p ? atoll(p + strlen(pat)) : -1;
 }
 
 #endif

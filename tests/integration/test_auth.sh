@@ -9,6 +9,7 @@ source "$(dirname "$0")/lib.sh"
 
 OPS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 metrics() {
+  sleep 0.25 # the other workers publish their counters every 100 ms
   python3 -c "import urllib.request; print(urllib.request.urlopen('http://127.0.0.1:$OPS_PORT/metrics', timeout=5).read().decode())"
 }
 metric() { metrics | awk -v k="$1" '$1 == k {print $2}'; }

@@ -78,7 +78,7 @@ pass "SIGTERM closes every session (capsule) and exits 0 in ${STOP_MS} ms"
 # 10. a full connection table: the newcomer's packets are dropped, counted
 # as table_full (and the connection as refused_limit)
 OPS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-metric() { python3 -c "
+metric() { sleep 0.25; python3 -c "
 import sys, urllib.request
 for l in urllib.request.urlopen('http://127.0.0.1:$OPS_PORT/metrics', timeout=5).read().decode().splitlines():
     if l.startswith(sys.argv[1] + ' '): print(int(float(l.split()[1])))" "$1"; }

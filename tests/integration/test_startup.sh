@@ -134,4 +134,60 @@ rc=$?
 set -e
 [ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' || fail "second relay on port $PORT: rc=$rc $out"
 stop_relay
-pass "a second relay on the same port exits 1: address already in use"
+# ... whatever the worker counts: several workers share the port through
+# SO_REUSEPORT, which a second relay of the same user could join
+for w in "2 2" "1 2" "2 1" "4 3"; do
+  set -- $w
+  start_relay --workers "$1"
+  set +e
+  out=$(timeout 5 "$RELAY" --bind 127.0.0.1 --port "$PORT" --http-listen "" --workers "$2" 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' ||
+    fail "second relay (--workers $2) on the port of one with --workers $1: rc=$rc $out"
+  out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) ||
+    fail "the first relay (--workers $1) after the second one's attempt: $out"
+  stop_relay
+done
+pass "a second relay on the same port exits 1: address already in use (workers 1, 2, 4 against 1, 2, 3)"
+# ... but the claim is the address's, as a bind is: relays on two addresses
+# of one host share a port number (as they do with one worker each), while
+# an overlapping address (the wildcard against a specific one, in either
+# order) is still refused
+for w in 2 1; do
+  start_relay --workers 2
+  "$RELAY" --bind 127.0.0.2 --port "$PORT" --http-listen "" --workers "$w" \
+    >"$TMP/second.out" 2>"$TMP/second.err" &
+  second=$!
+  PIDS+=("$second")
+  for _ in $(seq 1 50); do
+    grep -q '^Listening on' "$TMP/second.out" 2>/dev/null && break
+    kill -0 "$second" 2>/dev/null || break
+    sleep 0.1
+  done
+  grep -q '^Listening on' "$TMP/second.out" ||
+    fail "a relay (--workers $w) on 127.0.0.2:$PORT beside one (--workers 2) on 127.0.0.1: $(tail -2 "$TMP/second.err")"
+  hash2=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/second.out")
+  out=$("$CLIENT" --url "https://127.0.0.2:$PORT/" --cert-hash "$hash2" --timeout 10) ||
+    fail "the relay on 127.0.0.2: $out"
+  out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) || fail "the relay on 127.0.0.1: $out"
+  kill -TERM "$second"
+  wait "$second" || fail "the relay on 127.0.0.2: SIGTERM exit status"
+  set +e
+  out=$(timeout 5 "$RELAY" --bind 0.0.0.0 --port "$PORT" --http-listen "" --workers "$w" 2>&1)
+  rc=$?
+  set -e
+  [ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' ||
+    fail "a wildcard relay (--workers $w) over one on 127.0.0.1:$PORT: rc=$rc $out"
+  stop_relay
+done
+start_relay --bind 0.0.0.0 --workers 2
+set +e
+out=$(timeout 5 "$RELAY" --bind 127.0.0.2 --port "$PORT" --http-listen "" --workers 2 2>&1)
+rc=$?
+set -e
+[ "$rc" = 1 ] && echo "$out" | grep -q 'Address already in use' ||
+  fail "a relay on 127.0.0.2 over a wildcard one on port $PORT: rc=$rc $out"
+out=$("$CLIENT" --url "$URL/" --cert-hash "$HASH" --timeout 10) || fail "the wildcard relay: $out"
+stop_relay
+pass "relays on 127.0.0.1 and 127.0.0.2 share a port number (workers 2 beside 2 and 1); the wildcard against a specific address is refused both ways"

@@ -72,32 +72,6 @@ static int worker_of(struct wtc_session *s)
   return n == QUIC_SCID_LEN ? cid[0] : -1;
 }
 
-/* GET /metrics into buf (NUL-terminated). */
-static void metrics_get(const struct relay_proc *rp, char *buf, size_t cap)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons(rp->ops_port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
-    n += (size_t)r;
-  buf[n] = '\0';
-  close(fd);
-}
-
-static long long metric(const char *text, const char *series)
-{
-  char pat[256];
-  snprintf(pat, sizeof(pat), "\n%s ", series);
-  const char *p = strstr(text, pat);
-  return p ? atoll(p + strlen(pat)) : -1;
-}
-
 /* Client A in a child process: registers MAC, reports "worker ip" on
  * `out`, then turns its loop (acknowledging everything) and, for every
  * byte read on `cmd`, sends a heartbeat and reports "acks state" once it
@@ -249,15 +223,17 @@ static void dead_holder(unsigned workers)
   do {
     for (int i = 0; i < 50; i++)
       wtc_poll(&c, 2 * NS_PER_MS);
-    metrics_get(&rp, m, sizeof(m));
-  } while (metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}") < 1 && now_ms() < end);
-  cr_assert_eq(metric(m, "wtrelay_takeover_remote_total{event=\"asked\"}"), 1);
-  cr_assert_eq(metric(m, "wtrelay_takeover_remote_total{event=\"released\"}"), 1);
-  cr_assert_eq(metric(m, "wtrelay_takeover_remote_total{event=\"asks_in\"}"), workers - 1);
-  cr_assert_eq(metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 1,
+    relay_proc_metrics(&rp, m, sizeof(m));
+  } while (relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}") < 1 &&
+           now_ms() < end);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"asked\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"released\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"asks_in\"}"),
+               workers - 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 1,
                "A's session was not taken over on its worker");
-  cr_assert_eq(metric(m, "wtrelay_takeover_control_dropped_total"), 0);
-  cr_assert_eq(metric(m, "wtrelay_control_refused_total{reason=\"mac_busy\"}"), 0);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_control_dropped_total"), 0);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_control_refused_total{reason=\"mac_busy\"}"), 0);
 
   /* B works: a heartbeat is answered */
   uint32_t acks = b->heartbeat_acks;
@@ -303,13 +279,13 @@ static void live_holder(unsigned workers)
   do {
     for (int i = 0; i < 50; i++)
       wtc_poll(&c, 2 * NS_PER_MS);
-    metrics_get(&rp, m, sizeof(m));
-  } while (metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}") < 1 &&
+    relay_proc_metrics(&rp, m, sizeof(m));
+  } while (relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}") < 1 &&
            now_ms() < end);
-  cr_assert_eq(metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}"), 1);
-  cr_assert_eq(metric(m, "wtrelay_takeovers_total{result=\"holder_alive\"}"), 1);
-  cr_assert_eq(metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 0);
-  cr_assert_eq(metric(m, "wtrelay_control_refused_total{reason=\"mac_busy\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"holder_alive\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 0);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_control_refused_total{reason=\"mac_busy\"}"), 1);
 
   /* after the probe's deadline A still holds its session */
   usleep(2500 * 1000);

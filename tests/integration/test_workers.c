@@ -46,35 +46,6 @@ static void relay_start(struct relay_proc *rp, unsigned workers, const char *per
   relay_proc_start(rp, true, argv);
 }
 
-/* GET /metrics into buf (NUL-terminated). */
-static void metrics_get(const struct relay_proc *rp, char *buf, size_t cap)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons(rp->ops_port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
-    n += (size_t)r;
-  buf[n] = '\0';
-  close(fd);
-}
-
-/* The value of the sample line "series value", or -1. */
-static long long metric(const char *text, const char *series)
-{
-  char pat[256];
-  snprintf(pat, sizeof(pat), "\n%s ", series);
-  const char *p = strstr(text, pat);
-  if (!p)
-    return -1;
-  return atoll(p + strlen(pat));
-}
-
 /* The value of a sample that may be fractional, or -1. */
 static double metric_f(const char *text, const char *series)
 {
@@ -94,7 +65,7 @@ static long long per_worker_sum(const char *text, const char *family, const char
   for (unsigned w = 0; w < workers; w++) {
     char series[160];
     snprintf(series, sizeof(series), "%s{worker=\"%u\"%s}", family, w, rest);
-    long long v = metric(text, series);
+    long long v = relay_proc_metric(text, series);
     cr_assert_geq(v, 0, "no %s", series);
     sum += v;
   }
@@ -271,15 +242,16 @@ static void room_across_workers(unsigned workers)
    * counters (snapshots at most 100 ms old) */
   static char m[1 << 20];
   run_all(cl, NSESS, 300, NULL);
-  metrics_get(&rp, m, sizeof(m));
-  cr_assert_eq(metric(m, "wtrelay_quic_connections_total{event=\"accepted\"}"), NSESS,
+  relay_proc_metrics(&rp, m, sizeof(m));
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"accepted\"}"), NSESS,
                "accepted connections summed over workers");
-  cr_assert_eq(metric(m, "wtrelay_quic_connections"), NSESS, "live connections over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections"), NSESS,
+               "live connections over workers");
   long long total = 0;
   for (unsigned w = 0; w < workers; w++) {
     char series[64];
     snprintf(series, sizeof(series), "wtrelay_worker_sessions{worker=\"%u\"}", w);
-    long long v = metric(m, series);
+    long long v = relay_proc_metric(m, series);
     cr_assert_gt(v, 0, "no session on worker %u (%lld)", w, v);
     total += v;
   }
@@ -335,19 +307,19 @@ static void room_across_workers(unsigned workers)
   cr_assert_gt(cl[0].s->chunks_out, 0, "the client should have chunked 1514 bytes");
 
   /* frames crossed workers: the rings carried them, none dropped */
-  metrics_get(&rp, m, sizeof(m));
+  relay_proc_metrics(&rp, m, sizeof(m));
   long long pushed = 0, popped = 0;
   for (unsigned w = 0; w < workers; w++) {
     char series[96];
     snprintf(series, sizeof(series),
              "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"pushed\"}", w);
-    pushed += metric(m, series);
+    pushed += relay_proc_metric(m, series);
     snprintf(series, sizeof(series),
              "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"popped\"}", w);
-    popped += metric(m, series);
+    popped += relay_proc_metric(m, series);
     snprintf(series, sizeof(series),
              "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"dropped\"}", w);
-    cr_assert_eq(metric(m, series), 0, "worker %u dropped ring frames", w);
+    cr_assert_eq(relay_proc_metric(m, series), 0, "worker %u dropped ring frames", w);
   }
   cr_assert_gt(pushed, 0, "no frame crossed a worker ring");
   cr_assert_eq(pushed, popped);
@@ -359,29 +331,33 @@ static void room_across_workers(unsigned workers)
    * 1514-byte frames were reassembled from exactly the chunks client 0
    * sent. (Snapshots are at most 100 ms old: wait a little.) */
   run_all(cl, NSESS, 300, NULL);
-  metrics_get(&rp, m, sizeof(m));
+  relay_proc_metrics(&rp, m, sizeof(m));
   const long long sent = NSESS + 2 * (NSESS - 1);
   long long no_room =
       per_worker_sum(m, "wtrelay_worker_ring_frames_total", ",event=\"no_room\"", workers);
-  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"local\",direction=\"in\"}"), sent,
-               "frames from sessions into the switches, summed over workers");
-  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"in\"}"),
-               popped - no_room, "frames from other workers' copies");
-  cr_assert_eq(metric(m, "wtrelay_switch_frames_total{kind=\"in\"}"), sent + popped - no_room,
-               "frames switched, summed over workers");
-  cr_assert_eq(metric(m, "wtrelay_frames_total{direction=\"in\"}"), sent);
-  cr_assert_eq(metric(m, "wtrelay_chunk_reassembly_total{event=\"frame_done\"}"), NSESS - 1,
-               "chunked frames reassembled, summed over workers");
-  cr_assert_eq(metric(m, "wtrelay_chunk_reassembly_total{event=\"chunk_in\"}"),
+  cr_assert_eq(
+      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"local\",direction=\"in\"}"),
+      sent, "frames from sessions into the switches, summed over workers");
+  cr_assert_eq(
+      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"in\"}"),
+      popped - no_room, "frames from other workers' copies");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_switch_frames_total{kind=\"in\"}"),
+               sent + popped - no_room, "frames switched, summed over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_frames_total{direction=\"in\"}"), sent);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunk_reassembly_total{event=\"frame_done\"}"),
+               NSESS - 1, "chunked frames reassembled, summed over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunk_reassembly_total{event=\"chunk_in\"}"),
                (long long)cl[0].s->chunks_out, "chunks in over workers vs chunks sent");
-  cr_assert_eq(metric(m, "wtrelay_sessions"), NSESS, "bavy sessions over workers");
-  cr_assert_geq(metric(m, "wtrelay_switch_mac_entries"), NSESS, "MACs learned over workers");
-  cr_assert_eq(metric(m, "wtrelay_timers_capacity") % workers, 0, "every worker's heap counted");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_sessions"), NSESS, "bavy sessions over workers");
+  cr_assert_geq(relay_proc_metric(m, "wtrelay_switch_mac_entries"), NSESS,
+                "MACs learned over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_timers_capacity") % workers, 0,
+               "every worker's heap counted");
   /* each worker's loop */
   for (unsigned w = 0; w < workers; w++) {
     char series[96];
     snprintf(series, sizeof(series), "wtrelay_worker_turns_total{worker=\"%u\"}", w);
-    cr_assert_gt(metric(m, series), 0);
+    cr_assert_gt(relay_proc_metric(m, series), 0);
     snprintf(series, sizeof(series), "wtrelay_worker_busy_seconds_total{worker=\"%u\"}", w);
     cr_assert_gt(metric_f(m, series), 0, "worker %u: no busy time", w);
     snprintf(series, sizeof(series), "wtrelay_worker_loop_utilisation{worker=\"%u\"}", w);
@@ -389,11 +365,11 @@ static void room_across_workers(unsigned workers)
     cr_assert(u >= 0 && u <= 1, "worker %u utilisation %f", w, u);
   }
   /* one steering mode, a multi-worker one */
-  cr_assert_eq(metric(m, "wtrelay_steer_mode{mode=\"single\"}"), 0);
-  cr_assert_eq(metric(m, "wtrelay_steer_mode{mode=\"bpf\"}") +
-                   metric(m, "wtrelay_steer_mode{mode=\"reuseport_hash\"}"),
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_mode{mode=\"single\"}"), 0);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_mode{mode=\"bpf\"}") +
+                   relay_proc_metric(m, "wtrelay_steer_mode{mode=\"reuseport_hash\"}"),
                1);
-  cr_assert_eq(metric(m, "wtrelay_steer_handoffs_total{event=\"out\"}"),
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_handoffs_total{event=\"out\"}"),
                per_worker_sum(m, "wtrelay_worker_handoffs_total", ",dir=\"out\"", workers));
 
   /* SIGTERM with sessions on every worker: exit 0 */
@@ -446,8 +422,9 @@ Test(workers_e2e, per_address_bound_over_workers, .timeout = 60)
   cr_assert_eq(open, BOUND, "%u sessions open from one address, bound %u", open, BOUND);
   static char m[1 << 20];
   run_all(cl, N, 300, NULL);
-  metrics_get(&rp, m, sizeof(m));
-  cr_assert_eq(metric(m, "wtrelay_quic_connections_total{event=\"refused_per_ip\"}"), N - BOUND);
+  relay_proc_metrics(&rp, m, sizeof(m));
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"refused_per_ip\"}"),
+               N - BOUND);
   relay_proc_stop(&rp);
   for (uint32_t i = 0; i < N; i++)
     wtc_fini(&cl[i].c);
@@ -485,7 +462,7 @@ Test(workers_e2e, stalled_worker_fails_healthz_then_recovers, .timeout = 60)
   static char m[1 << 20];
   double u = -1;
   for (int i = 0; i < 20 && u < 0.5; i++) {
-    metrics_get(&rp, m, sizeof(m));
+    relay_proc_metrics(&rp, m, sizeof(m));
     u = metric_f(m, "wtrelay_worker_loop_utilisation{worker=\"1\"}");
     usleep(100000);
   }

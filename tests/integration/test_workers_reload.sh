@@ -35,8 +35,12 @@ newpair "$TMP/a"
 newpair "$TMP/b"
 cp "$TMP/a/c.pem" "$TMP/live/c.pem"
 cp "$TMP/a/k.pem" "$TMP/live/k.pem"
+# --room-burst: the 12 short-lived clients below (one address) make and
+# drop /fresh again and again; each time is a room creation of that
+# client, counted for the process (not per worker), and this test is
+# about certificates, not the creation rate
 start_relay --workers 2 --cert-pem "$TMP/live/c.pem" --key-pem "$TMP/live/k.pem" \
-  --http-listen "127.0.0.1:$OPS_PORT"
+  --http-listen "127.0.0.1:$OPS_PORT" --room-burst 64
 old=$HASH
 
 HOLDS=()

@@ -24,98 +24,13 @@
 #include "wtrelay/rng.h"
 #include "wtrelay/tls.h"
 
+#include "../common/quic_initial.h"
+
 static uint64_t now_ns(void)
 {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void rnd(void *p, size_t n)
-{
-  rng_fill(p, n);
-}
-
-static void cb_rand(uint8_t *dest, size_t len, const ngtcp2_rand_ctx *ctx)
-{
-  (void)ctx;
-  rnd(dest, len);
-}
-
-static int cb_new_cid(ngtcp2_conn *conn, ngtcp2_cid *cid, uint8_t *token, size_t cidlen, void *u)
-{
-  (void)conn;
-  (void)u;
-  uint8_t b[NGTCP2_MAX_CIDLEN];
-  rnd(b, cidlen);
-  ngtcp2_cid_init(cid, b, cidlen);
-  rnd(token, NGTCP2_STATELESS_RESET_TOKENLEN);
-  return 0;
-}
-
-struct one {
-  ngtcp2_conn *conn;
-  ngtcp2_crypto_conn_ref ref;
-};
-
-static ngtcp2_conn *get_conn(ngtcp2_crypto_conn_ref *ref)
-{
-  return ((struct one *)ref->user_data)->conn;
-}
-
-/* One client Initial into buf; its length, or 0. */
-static size_t make_initial(uint8_t *buf, size_t cap, const struct sockaddr_in *local,
-                           const struct sockaddr_in *remote)
-{
-  ngtcp2_callbacks cb = {
-      .client_initial = ngtcp2_crypto_client_initial_cb,
-      .recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb,
-      .encrypt = ngtcp2_crypto_encrypt_cb,
-      .decrypt = ngtcp2_crypto_decrypt_cb,
-      .hp_mask = ngtcp2_crypto_hp_mask_cb,
-      .recv_retry = ngtcp2_crypto_recv_retry_cb,
-      .update_key = ngtcp2_crypto_update_key_cb,
-      .delete_crypto_aead_ctx = ngtcp2_crypto_delete_crypto_aead_ctx_cb,
-      .delete_crypto_cipher_ctx = ngtcp2_crypto_delete_crypto_cipher_ctx_cb,
-      .get_path_challenge_data = ngtcp2_crypto_get_path_challenge_data_cb,
-      .version_negotiation = ngtcp2_crypto_version_negotiation_cb,
-      .rand = cb_rand,
-      .get_new_connection_id = cb_new_cid,
-  };
-  uint8_t d[16], s[16];
-  rnd(d, sizeof(d));
-  rnd(s, sizeof(s));
-  ngtcp2_cid dcid, scid;
-  ngtcp2_cid_init(&dcid, d, sizeof(d));
-  ngtcp2_cid_init(&scid, s, sizeof(s));
-  ngtcp2_settings st;
-  ngtcp2_settings_default(&st);
-  st.initial_ts = now_ns();
-  ngtcp2_transport_params tp;
-  ngtcp2_transport_params_default(&tp);
-  tp.initial_max_streams_uni = 3;
-  tp.initial_max_data = 1 << 20;
-  tp.max_datagram_frame_size = 65535;
-  ngtcp2_path path = {.local = {.addr = (ngtcp2_sockaddr *)local, .addrlen = sizeof(*local)},
-                      .remote = {.addr = (ngtcp2_sockaddr *)remote, .addrlen = sizeof(*remote)}};
-  struct one o = {0};
-  o.ref.get_conn = get_conn;
-  o.ref.user_data = &o;
-  if (ngtcp2_conn_client_new(&o.conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &st, &tp, NULL,
-                             &o) != 0)
-    return 0;
-  gnutls_session_t tls = NULL;
-  size_t n = 0;
-  static const uint8_t pin[32]; /* pinned mode: no trust store to load per packet */
-  if (tls_client_session_new(&tls, "localhost", pin, &o.ref) == 0) {
-    ngtcp2_conn_set_tls_native_handle(o.conn, tls);
-    ngtcp2_ssize w = ngtcp2_conn_write_pkt(o.conn, NULL, NULL, buf, cap, now_ns());
-    n = w > 0 ? (size_t)w : 0;
-  }
-  ngtcp2_conn_del(o.conn);
-  if (tls)
-    tls_session_free(tls);
-  return n;
 }
 
 static uint16_t csum(const uint8_t *p, size_t n)
@@ -163,11 +78,11 @@ int main(int argc, char **argv)
     uint64_t due = (uint64_t)(el * rate) + 1;
     while (sent < due) {
       uint32_t r;
-      rnd(&r, sizeof(r));
+      rng_fill(&r, sizeof(r));
       struct sockaddr_in src = {.sin_family = AF_INET,
                                 .sin_port = htons((uint16_t)(1024 + r % 60000)),
                                 .sin_addr.s_addr = htonl(b + 1 + (r >> 8) % (span - 2))};
-      size_t n = make_initial(pkt + 28, sizeof(pkt) - 28, &src, &dst);
+      size_t n = quic_client_initial(pkt + 28, sizeof(pkt) - 28, &src, &dst);
       if (!n)
         return 1;
       uint8_t *ip = pkt, *udp = pkt + 20;

@@ -44,6 +44,7 @@ expect() { # 1|0 message
 figure() { echo "figure: $*"; }
 metric() { # 'name{labels}' -> value (0 when absent, e.g. an older relay)
   local v
+  sleep 0.25 # the other workers publish their counters every 100 ms
   v=$(ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics | awk -v k="$1" '$1 == k {print $2}')
   echo "${v:-0}"
 }

@@ -14,8 +14,8 @@
 #    each): they get their client's share, and the victim still gets its
 #    UDP echo answered;
 # 2. the attacker's VMs start 40 connects each to the silent port: they get
-#    8 connects in progress, the rest are refused at once (RST), and the
-#    victim's connect to 8080 goes through while those are pending;
+#    8 connects in progress, the rest are dropped (counted, no RST: a guest
+#    retries a SYN), and the victim's connect to 8080 goes through meanwhile;
 # 3. the scan rate: the victim's VM connect()s 5 000 closed ports of the
 #    internet host in a row; the SYNs that reach it are counted there
 #    (nftables): the burst (100), then 50 a second.
@@ -122,9 +122,12 @@ refused=$(($(head -1 "$TMP/syn-a1.out") + $(head -1 "$TMP/syn-a2.out")))
 echo "# TCP: the attacker started 80 connects to a silent port, $refused refused at once;" \
   "the victim's connect during the flood: $tcp_victim (answer, seconds)"
 if [ "$BEFORE" != 1 ]; then
-  [ "$refused" -ge 72 ] || fail "only $refused of the attacker's 80 connects were refused (share: 8 pending)"
+  # beyond its 8 connects in progress the attacker's SYNs are dropped (no
+  # RST: a guest's own retransmission passes once a connect completes);
+  # how many were dropped is checked in the exit counters below
+  [ "$refused" = 0 ] || fail "$refused of the attacker's connects were reset; SYNs over the pending share are dropped"
   case "$tcp_victim" in hello*) ;; *) fail "the victim's connect during the SYN flood: $tcp_victim" ;; esac
-  pass "TCP: one client holds at most 8 connects in progress ($refused of 80 refused with RST); another client's VM connects ($tcp_victim s)"
+  pass "TCP: one client holds at most 8 connects in progress (the rest dropped, none reset); another client's VM connects ($tcp_victim s)"
 fi
 
 # 3. scan rate: 5 000 closed ports in a row from one VM; SYNs that reach the host
@@ -166,7 +169,8 @@ wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
 if [ "$BEFORE" != 1 ]; then
   line=$(grep 'msg="nat share counters"' "$TMP/relay.err") || fail "no share counters at exit"
   echo "$line" | grep -q 'udp_per_client=[1-9]' || fail "udp_per_client not counted: $line"
-  echo "$line" | grep -q 'tcp_pending_per_client=[1-9]' || fail "tcp_pending_per_client not counted: $line"
+  dropped=$(echo "$line" | sed -n 's/.*tcp_pending_per_client=\([0-9]*\).*/\1/p')
+  [ "${dropped:-0}" -ge 72 ] || fail "only ${dropped:-0} SYNs over the pending share dropped (80 connects, share 8): $line"
   echo "$line" | grep -q 'rate_tcp=[1-9]' || fail "rate_tcp not counted: $line"
   pass "counters: $(echo "$line" | grep -o 'udp_per_client.*')"
 fi

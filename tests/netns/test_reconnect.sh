@@ -57,7 +57,9 @@ ip2=$(grep 'msg="registered"' "$TMP/tap-vma.err" | tail -1 | sed 's/.* ip=\([0-9
 [ "$ip2" = "$IP_A" ] || fail "the new connection got $ip2, the VM has $IP_A"
 where="on one worker"
 grep -q 'msg="MAC taken over".*asker_worker=' "$TMP/relay.err" && where="across workers"
-pass "the new connection registered the same MAC and got the same address $ip2 ($(grep -o 'msg="MAC taken over".*' "$TMP/relay.err" | grep -o 'ms=[0-9.]*'), $where, workers=${RELAY_WORKERS:-1})"
+# the relay's own count (the default is one per CPU, not RELAY_WORKERS):
+relay_workers() { grep -o 'msg="relay started".* workers=[0-9]*' "$TMP/relay.err" | grep -o '[0-9]*$' | head -1; }
+pass "the new connection registered the same MAC and got the same address $ip2 ($(grep -o 'msg="MAC taken over".*' "$TMP/relay.err" | grep -o 'ms=[0-9.]*'), $where, workers=$(relay_workers))"
 
 wait "$GET" || fail "the download did not complete: $(cat "$TMP/get.out" "$TMP/get.log")"
 read -r n sha secs gap <"$TMP/get.out"

@@ -7,8 +7,16 @@
 # a Linux kernel in a namespace) still gets a room and an address, and a
 # second session of host 2 still registers. Refusals are checked by status
 # (429 at CONNECT, Error at Register) and by the /metrics counters.
+#
+# WORKERS=N (test_shares_workers.sh runs 2 and 4): the relay runs N
+# workers and the figures must be the same, so the shares hold for the
+# process and not per worker. Each wtclient process is one UDP socket, so
+# its sessions land on one worker; the sessions of a share are then spread
+# over several processes (and the check that every worker holds sessions
+# of client 1 makes sure the spread happened).
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
+WORKERS=${WORKERS:-}
 
 source "$(dirname "$0")/topo.sh"
 topo_need_tap
@@ -19,10 +27,13 @@ topo_client_host 1 1500
 topo_client_host 2 1500
 topo_vm b
 topo_cert
-topo_start_relay --http-listen 127.0.0.1:9090
+topo_start_relay --http-listen 127.0.0.1:9090 ${WORKERS:+--workers "$WORKERS"}
 CLIENT="$BUILD_DIR/wtclient"
 
 metric() { # name{labels} -> value
+  # other workers publish their counters every 100 ms (and the default
+  # worker count is the CPUs: several even without WORKERS)
+  sleep 0.25
   ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics |
     awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "missing"}'
 }
@@ -69,6 +80,16 @@ try 1 /r17 1 52:54:00:a1:00:71
 [ "$(metric 'wtrelay_sessions_ended_total{reason="client_rooms"}')" = 1 ] ||
   fail "client_rooms counter: $(metric 'wtrelay_sessions_ended_total{reason="client_rooms"}')"
 [ "$(metric wtrelay_rooms)" = 16 ] || fail "rooms in use: $(metric wtrelay_rooms), expected 16"
+spread() { # what: with several workers, at least two hold sessions (the share is split)
+  local w n busy=0
+  [ "${WORKERS:-1}" -gt 1 ] || return 0
+  for ((w = 0; w < WORKERS; w++)); do
+    n=$(metric "wtrelay_worker_sessions{worker=\"$w\"}")
+    [ "$n" != missing ] && [ "$n" -gt 0 ] && busy=$((busy + 1))
+  done
+  [ "$busy" -ge 2 ] || fail "$1: sessions on $busy worker(s) of $WORKERS"
+}
+spread "16 rooms of client 1"
 # an unregistered CONNECT holds no room
 try 1 /r3 1 52:54:00:a1:01:01 --no-register
 [ "$(metric wtrelay_rooms)" = 16 ] || fail "an unregistered session changed the rooms: $(metric wtrelay_rooms)"
@@ -87,19 +108,40 @@ pass "client 2's VM made room /lan and got $IP_B while client 1 holds its 16 roo
 ip netns exec "${TOPO_P}c1" "$CLIENT" --url "https://10.81.1.1:4433/lan" --cert-hash "$HASH" \
   --sessions 49 --mac 52:54:00:e1:00:00 --timeout 20 >"$TMP/sticky.out" 2>&1 ||
   fail "49 sessions of client 1: $(tail -1 "$TMP/sticky.out")"
-try 1 /lan 64 52:54:00:e2:00:00 --timeout 20
-r=$R
-[ "$(echo "$r" | field registered)" = 49 ] || fail "client 1 got $(echo "$r" | field registered) addresses, expected 49: $r"
-[ "$(echo "$r" | field errors)" = 15 ] || fail "client 1: $(echo "$r" | field errors) Errors, expected 15: $r"
-grep -q 'last_error="IP pool share of this client exhausted"' "$OUT" ||
-  fail "no share Error: $(grep -v -m3 "errors=0" "$OUT")"
+if [ "${WORKERS:-1}" -gt 1 ]; then
+  # 8 processes of 8 sessions: the 64 sessions over the workers
+  reg=0 errs=0 outs=()
+  for k in $(seq 0 7); do
+    try 1 /lan 8 "52:54:00:e2:0$k:00" --timeout 20
+    reg=$((reg + $(echo "$R" | field registered)))
+    errs=$((errs + $(echo "$R" | field errors)))
+    outs+=("$OUT")
+  done
+  r="registered=$reg errors=$errs"
+else
+  try 1 /lan 64 52:54:00:e2:00:00 --timeout 20
+  r=$R
+  reg=$(echo "$r" | field registered)
+  errs=$(echo "$r" | field errors)
+  outs=("$OUT")
+fi
+[ "$reg" = 49 ] || fail "client 1 got $reg addresses, expected 49: $r"
+[ "$errs" = 15 ] || fail "client 1: $errs Errors, expected 15: $r"
+grep -q 'last_error="IP pool share of this client exhausted"' "${outs[@]}" ||
+  fail "no share Error: $(grep -h -v -m3 "errors=0" "${outs[@]}")"
 [ "$(metric 'wtrelay_control_refused_total{reason="client_address_share"}')" = 15 ] ||
   fail "client_address_share counter: $(metric 'wtrelay_control_refused_total{reason="client_address_share"}')"
 [ "$(metric wtrelay_address_share_recycled_total)" = 49 ] ||
   fail "recycled: $(metric wtrelay_address_share_recycled_total), expected 49"
-try 1 /lan 1 52:54:00:e3:00:00
-[ "$(status_of)" = 429 ] || fail "client 1's 65th session in /lan: status $(status_of), expected 429"
-[ "$(metric 'wtrelay_sessions_ended_total{reason="client_sessions"}')" = 1 ] ||
+# the 65th (with several workers: 4 more tries, from 4 processes, so
+# they reach every worker)
+extra=1
+[ "${WORKERS:-1}" -gt 1 ] && extra=4
+for k in $(seq "$extra"); do
+  try 1 /lan 1 "52:54:00:e3:00:0$k"
+  [ "$(status_of)" = 429 ] || fail "client 1's session $((64 + k)) in /lan: status $(status_of), expected 429"
+done
+[ "$(metric 'wtrelay_sessions_ended_total{reason="client_sessions"}')" = "$extra" ] ||
   fail "client_sessions counter: $(metric 'wtrelay_sessions_ended_total{reason="client_sessions"}')"
 pass "one client in /lan: 49 addresses of 245 (its 49 sticky leases recycled), 15 Errors, the 65th session 429"
 

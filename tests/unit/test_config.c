@@ -1,5 +1,6 @@
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <sched.h>
 #include <string.h>
 
 #include "wtrelay/config.h"
@@ -414,6 +415,100 @@ Test(config, per_vm_dns_and_echo_shares)
   cr_assert(strstr(err, "--max-icmp-flows-per-vm"), "%s", err);
 }
 
+Test(config, workers_default_to_the_cpus_the_process_may_use)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cpu_set_t set;
+  cr_assert_eq(sched_getaffinity(0, sizeof(set), &set), 0);
+  uint32_t cpus = (uint32_t)CPU_COUNT(&set);
+  cr_assert_gt(cpus, 0);
+  cr_assert_eq(config_cpus_allowed(), cpus > 256 ? 256 : cpus);
+
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.workers, config_cpus_allowed());
+  cr_assert_eq(PARSE(&c, err, "--workers", "0"), CONFIG_OK);
+  cr_assert_eq(c.workers, config_cpus_allowed());
+  cr_assert_eq(PARSE(&c, err, "--workers", "3"), CONFIG_OK);
+  cr_assert_eq(c.workers, 3);
+  env_vals[0][0] = "RELAY_WORKERS";
+  env_vals[0][1] = "1";
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.workers, 1);
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_neq(PARSE(&c, err, "--workers", "257"), CONFIG_OK);
+
+  /* one CPU in the mask: one worker, whatever the machine has */
+  cpu_set_t one;
+  CPU_ZERO(&one);
+  for (int i = 0; i < CPU_SETSIZE; i++)
+    if (CPU_ISSET(i, &set)) {
+      CPU_SET(i, &one);
+      break;
+    }
+  cr_assert_eq(sched_setaffinity(0, sizeof(one), &one), 0);
+  uint32_t got = config_cpus_allowed();
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  uint32_t w = c.workers;
+  cr_assert_eq(sched_setaffinity(0, sizeof(set), &set), 0);
+  cr_assert_eq(got, 1);
+  cr_assert_eq(w, 1);
+}
+
+/* --max-macs-per-uplink: 0 (the room's bound) by default, then the
+ * switch's max_macs_per_uplink. */
+Test(config, max_macs_per_uplink)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.max_macs_per_uplink, 0);
+  cr_assert_eq(PARSE(&c, err, "--max-macs-per-room", "64", "--max-macs-per-uplink", "7"), CONFIG_OK,
+               "%s", err);
+  cr_assert_eq(c.max_macs_per_uplink, 7);
+  cr_assert_eq(c.max_macs_per_room, 64);
+  cr_assert_neq(PARSE(&c, err, "--max-macs-per-uplink", "2000000"), CONFIG_OK);
+  cr_assert(strstr(err, "max-macs-per-uplink"), "%s", err);
+}
+
+Test(config, nats_flags_and_pool_range)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--port", "4433"), CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "", "federation is off by default");
+  cr_assert_str_eq(c.nats_prefix, "wtrelay");
+  cr_assert_str_eq(c.relay_id, "");
+  cr_assert_eq(c.pool_first, 0);
+  env_vals[0][0] = "RELAY_NATS_URL";
+  env_vals[0][1] = "nats://10.1.1.1:4222";
+  cr_assert_eq(PARSE(&c, err, "--relay-id", "eu-1", "--nats-subject-prefix", "org.wt",
+                     "--nats-creds", "/etc/wt.creds"),
+               CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "nats://10.1.1.1:4222");
+  cr_assert_str_eq(c.relay_id, "eu-1");
+  cr_assert_str_eq(c.nats_prefix, "org.wt");
+  cr_assert_str_eq(c.nats_creds, "/etc/wt.creds");
+  cr_assert_eq(PARSE(&c, err, "--nats", "nats://a:1,nats://b:2"), CONFIG_OK);
+  cr_assert_str_eq(c.nats_url, "nats://a:1,nats://b:2", "the flag wins over the environment");
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--pool-first", "10.0.2.128", "--pool-last", "10.0.2.200"),
+               CONFIG_OK);
+  cr_assert_eq(c.pool_first, 0x0a000280);
+  cr_assert_eq(c.pool_last, 0x0a0002c8);
+  static const char *const bad[][2] = {
+      {"--pool-first", "10.0.2.9"}, {"--pool-last", "10.0.2.255"}, {"--pool-first", "10.0.3.20"}};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+    cr_assert_eq(PARSE(&c, err, (char *)bad[i][0], (char *)bad[i][1]), -EINVAL, "%s %s", bad[i][0],
+                 bad[i][1]);
+    cr_assert(strstr(err, "--pool-first"), "%s", err);
+  }
+  cr_assert_eq(PARSE(&c, err, "--pool-first", "10.0.2.200", "--pool-last", "10.0.2.100"), -EINVAL);
+}
+
 /* --worker-ring-slots: a power of two in range, 1024 by default, from the
  * flag or RELAY_WORKER_RING_SLOTS. */
 Test(config, worker_ring_slots)
@@ -436,21 +531,4 @@ Test(config, worker_ring_slots)
   cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
   cr_assert_eq(c.worker_ring_slots, 8);
   memset(env_vals, 0, sizeof(env_vals));
-}
-
-/* --max-macs-per-uplink: 0 (the room's bound) by default, then the
- * switch's max_macs_per_uplink. */
-Test(config, max_macs_per_uplink)
-{
-  struct config c;
-  char err[512];
-  memset(env_vals, 0, sizeof(env_vals));
-  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
-  cr_assert_eq(c.max_macs_per_uplink, 0);
-  cr_assert_eq(PARSE(&c, err, "--max-macs-per-room", "64", "--max-macs-per-uplink", "7"), CONFIG_OK,
-               "%s", err);
-  cr_assert_eq(c.max_macs_per_uplink, 7);
-  cr_assert_eq(c.max_macs_per_room, 64);
-  cr_assert_neq(PARSE(&c, err, "--max-macs-per-uplink", "2000000"), CONFIG_OK);
-  cr_assert(strstr(err, "max-macs-per-uplink"), "%s", err);
 }

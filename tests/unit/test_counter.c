@@ -6,6 +6,7 @@
 #include "wtrelay/auth.h"
 #include "wtrelay/chunk.h"
 #include "wtrelay/counter.h"
+#include "wtrelay/fed.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/hostaddr.h"
@@ -64,6 +65,7 @@ static const struct {
     ENTRY(hostaddr_counter_table, struct hostaddr_counters),
     ENTRY(ops_counter_table, struct ops_counters),
     ENTRY(timer_counter_table, struct timer_stats),
+    ENTRY(fed_counter_table, struct fed_counters),
     ENTRY(metrics_gauge_table, struct metrics_gauges),
 };
 #undef ENTRY

@@ -1,5 +1,6 @@
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
+#include <errno.h>
 #include <netinet/udp.h>
 #include <string.h>
 #include <unistd.h>
@@ -249,4 +250,45 @@ Test(io, client_key_is_the_ipv4_address_or_the_ipv6_slash_64)
   cr_assert_eq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
   cr_assert_eq(io_sockaddr_parse("2001:db8:1:3::1", 1, &b, &l), 0);
   cr_assert_neq(io_sockaddr_client_key(&a), io_sockaddr_client_key(&b));
+}
+
+/* The port claim of several workers is the address's: a second claim of
+ * the same address and port is refused, another address of the host shares
+ * the port number, and the probe refuses an address overlapping a socket
+ * already bound (the wildcard over a specific address, or the reverse),
+ * even one with SO_REUSEPORT as the workers' sockets are. */
+Test(io, port_claim_is_per_address_and_probes_overlaps)
+{
+  /* a free port on 127.0.0.1, held by a SO_REUSEPORT socket like a worker's */
+  int w = socket(AF_INET, SOCK_DGRAM, 0);
+  cr_assert_geq(w, 0);
+  int one = 1;
+  cr_assert_eq(setsockopt(w, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert_eq(bind(w, (struct sockaddr *)&a, sizeof(a)), 0);
+  socklen_t alen = sizeof(a);
+  cr_assert_eq(getsockname(w, (struct sockaddr *)&a, &alen), 0);
+  uint16_t port = ntohs(a.sin_port);
+
+  int c1 = io_udp_port_claim("127.0.0.1", port, false);
+  cr_assert_geq(c1, 0, "claim: %d", c1);
+  cr_assert_eq(io_udp_port_claim("127.0.0.1", port, false), -EADDRINUSE);
+  int c2 = io_udp_port_claim("127.0.0.2", port, true);
+  cr_assert_geq(c2, 0, "another address of the host: %d", c2);
+  cr_assert_eq(io_udp_port_claim("0.0.0.0", port, true), -EADDRINUSE, "wildcard over 127.0.0.1");
+  cr_assert_eq(io_udp_port_claim("127.0.0.1", port, true), -EADDRINUSE, "probe of a bound address");
+  close(c2);
+  close(c1);
+  close(w);
+
+  /* a wildcard socket: a specific address on its port is refused */
+  w = socket(AF_INET, SOCK_DGRAM, 0);
+  cr_assert_eq(setsockopt(w, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)), 0);
+  struct sockaddr_in any = {.sin_family = AF_INET, .sin_port = htons(port)};
+  cr_assert_eq(bind(w, (struct sockaddr *)&any, sizeof(any)), 0);
+  cr_assert_eq(io_udp_port_claim("127.0.0.2", port, true), -EADDRINUSE, "127.0.0.2 under 0.0.0.0");
+  close(w);
+  c1 = io_udp_port_claim("127.0.0.2", port, true);
+  cr_assert_geq(c1, 0, "once the wildcard socket is gone: %d", c1);
+  close(c1);
 }

@@ -5,6 +5,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -617,6 +618,98 @@ Test(lease_file, uring_writer, .init = setup_dir, .fini = teardown_dir)
   cr_assert_not_null(strstr(buf, "52:54:00:00:00:02 10.0.2.11 "));
   cr_assert_null(strstr(buf, "live"));
   cr_assert_neq(access(t.tmp, F_OK), 0);
+  timer_heap_fini(&th);
+  io_fini(&io);
+}
+
+/* A table shared by threads (lease_set_lock): another thread (a worker)
+ * changes it under the lock and only marks it dirty (it never touches the
+ * writer's timer heap: one timer in it, the writer's own, re-armed every
+ * second); the writer, on this thread's ring, reads the table under the
+ * lock and writes every lease the other thread made. */
+struct sharer {
+  struct lease_table *t;
+  pthread_mutex_t *lock;
+  uint64_t now;
+};
+
+static void *sharer_main(void *arg)
+{
+  struct sharer *sh = arg;
+  for (int i = 0; i < 100; i++) {
+    uint8_t m[6] = {0x52, 0x54, 0, 0, 1, (uint8_t)i};
+    pthread_mutex_lock(sh->lock);
+    lease_acquired(sh->t, "/shared", m, FIRST + (uint32_t)i, sh->now);
+    pthread_mutex_unlock(sh->lock);
+    usleep(2000);
+  }
+  return NULL;
+}
+
+Test(lease_file, shared_table_writer, .init = setup_dir, .fini = teardown_dir)
+{
+  struct io io;
+  struct io_params iop;
+  struct timer_heap th;
+  struct lease_table t;
+  pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+  char path[256];
+  snprintf(path, sizeof(path), "%s/leases", dir);
+  io_params_default(&iop);
+  cr_assert_eq(io_init(&io, &iop), 0);
+  cr_assert_eq(timer_heap_init(&th, 16), 0);
+  now_ns = clock_now_ns();
+  struct lease_params p = {.max_leases = 256,
+                           .max_rooms = 4,
+                           .lease_ns = 10 * NS_PER_S,
+                           .pool_first = FIRST,
+                           .pool_last = LAST,
+                           .path = path};
+  cr_assert_eq(lease_init(&t, &p, &th, &now_ns), 0);
+  cr_assert_eq(lease_attach_io(&t, &io), 0);
+  lease_set_lock(&t, &lock);
+  cr_assert(timer_armed(&t.timer), "a shared table's writer looks every second");
+  struct sharer sh = {.t = &t, .lock = &lock, .now = now_ns};
+  pthread_t th2;
+  cr_assert_eq(pthread_create(&th2, NULL, sharer_main, &sh), 0);
+  uint64_t end = now_ns + 5 * NS_PER_S;
+  bool joined = false;
+  uint32_t nused = 0;
+  for (;;) {
+    io_wait(&io, now_ns + NS_PER_S / 20, now_ns);
+    now_ns = clock_now_ns();
+    io_dispatch(&io);
+    timer_run(&th, now_ns);
+    cr_assert_leq(th.len, 1, "a change from another thread armed a timer");
+    if (!joined && pthread_tryjoin_np(th2, NULL) == 0) {
+      joined = true;
+      pthread_mutex_lock(&lock);
+      nused = t.nused;
+      pthread_mutex_unlock(&lock);
+      /* the last change: written by the next look at the latest */
+      end = now_ns + 3 * NS_PER_S;
+    }
+    pthread_mutex_lock(&lock);
+    bool dirty = t.dirty;
+    pthread_mutex_unlock(&lock);
+    if ((joined && !dirty && t.state == LEASE_W_IDLE && t.ctr.written > 0) || now_ns > end)
+      break;
+  }
+  cr_assert(joined);
+  cr_assert_eq(nused, 100);
+  cr_assert_gt(t.ctr.written, 0);
+  cr_assert_eq(t.ctr.write_errors, 0);
+  static char buf[1 << 16];
+  int fd = open(path, O_RDONLY);
+  ssize_t n = read(fd, buf, sizeof(buf) - 1);
+  close(fd);
+  cr_assert_gt(n, 0);
+  buf[n] = '\0';
+  int lines = 0;
+  for (char *q = buf; (q = strstr(q, " live\n")); q++)
+    lines++;
+  cr_assert_eq(lines, 100, "the file has %d of the other thread's 100 leases", lines);
+  lease_fini(&t);
   timer_heap_fini(&th);
   io_fini(&io);
 }

@@ -303,12 +303,13 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   cr_assert_eq(a1->nframes, 0);
   vm_tcp(e, a1, 40003, e->lport, TCP_SYN, 100);
   cr_assert_eq(gw->ctr.share_pending_vm, 1, "per-VM connects in progress");
-  expect_rst(a1, 40003, 100);
+  cr_assert_eq(a1->nframes, 0, "dropped, no RST: the guest retries the SYN");
   vm_tcp(e, a2, 40004, e->lport, TCP_SYN, 100);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 3);
   vm_tcp(e, a2, 40005, e->lport, TCP_SYN, 100);
   cr_assert_eq(gw->ctr.share_pending_client, 1, "per-client connects in progress");
-  expect_rst(a2, 40005, 100);
+  cr_assert_eq(a2->nframes, 0, "dropped, no RST");
+  cr_assert_eq(gw->ntcp, 3, "a dropped SYN holds no slot");
   /* another client still connects */
   vm_tcp(e, b1, 40006, e->lport, TCP_SYN, 100);
   cr_assert_eq(b1->nframes, 0, "client B's SYN is not refused");
@@ -323,6 +324,15 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 3);
   cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_PENDING), 0);
+  cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_TCP), 2);
+  /* the dropped SYN, retransmitted now that the connects completed: let in */
+  vm_tcp(e, a1, 40003, e->lport, TCP_SYN, 100);
+  cr_assert_eq(gw->ctr.share_pending_vm, 1, "not refused again");
+  for (uint64_t end = clock_now_ns() + 2 * NS_PER_S;
+       gw->ctr.tcp_established < 5 && clock_now_ns() < end;)
+    gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
+  cr_assert_eq(gw->ctr.tcp_established, 5, "the retried connect completes");
+  vm_tcp(e, a1, 40003, e->lport, TCP_RST, 101);
   cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_TCP), 2);
 
   /* connections per client: one more, then the share is used up */
@@ -526,4 +536,60 @@ Test(nat_share, vm_accounts_are_bounded_and_reused)
   nat_share_sweep(gw, e->vnow + 3 * NS_PER_S);
   cr_assert_eq(gw->share_vms.nused, 0);
   env_free(e);
+}
+
+/* ---- one client over two workers: the client accounts shared ---- */
+
+Test(nat_share, client_share_spans_gateways_that_share_accounts)
+{
+  /* two gateways (two workers' NATs) with one table of client accounts:
+   * client A's VMs sit one on each; its share counts over both */
+  struct nat_share_clients shared;
+  cr_assert_eq(nat_share_clients_init(&shared, 64), 0);
+  struct gateway_params g1 = base_params(), g2 = base_params();
+  g1.max_udp_flows_per_vm = g2.max_udp_flows_per_vm = 3;
+  g1.max_udp_flows_per_client = g2.max_udp_flows_per_client = 4;
+  g1.shared_clients = g2.shared_clients = &shared;
+  g1.report_shared = true;
+  struct env *e1 = env_new(&g1), *e2 = env_new(&g2);
+  uint16_t tport;
+  int tfd = gw_pipe_udp_loopback(&tport);
+
+  for (uint16_t i = 0; i < 3; i++) {
+    vm_udp(e1, &e1->vm[0], (uint16_t)(5000 + i), tport);
+    cr_assert(sock_has_datagram(e1, tfd, 2 * NS_PER_S), "A1 mapping %u on worker 1", i);
+  }
+  /* A2 on the other worker: one more, then the share (4) is used up */
+  vm_udp(e2, &e2->vm[1], 6000, tport);
+  cr_assert(sock_has_datagram(e2, tfd, 2 * NS_PER_S));
+  cr_assert_eq(client_count(e1, KEY_A, NAT_SHARE_UDP), 4, "counted over both");
+  cr_assert_eq(client_count(e2, KEY_A, NAT_SHARE_UDP), 4);
+  vm_udp(e2, &e2->vm[1], 6001, tport);
+  cr_assert_eq(e2->p.gw.ctr.share_udp_client, 1, "refused on worker 2: the share is global");
+  expect_admin_prohibited(&e2->vm[1]);
+  cr_assert_not(sock_has_datagram(e2, tfd, 200 * NS_PER_MS));
+  /* without the shared table worker 2 would have had a share of its own */
+  cr_assert_eq(e2->p.gw.nudp, 1);
+  /* client B, on worker 2: unaffected */
+  vm_udp(e2, &e2->vm[2], 7000, tport);
+  cr_assert(sock_has_datagram(e2, tfd, 2 * NS_PER_S));
+  /* the gauge: once, by the reporting gateway */
+  cr_assert_eq(gateway_share_clients(&e1->p.gw), 2);
+  cr_assert_eq(gateway_share_clients(&e2->p.gw), 0);
+  cr_assert_eq(e1->p.gw.share_clients.nused + e2->p.gw.share_clients.nused, 0,
+               "the gateways' own tables unused");
+
+  /* every mapping ends: every account comes back to the shared table */
+  e1->p.skew += 31 * NS_PER_S;
+  e2->p.skew += 31 * NS_PER_S;
+  gw_pipe_tick(&e1->p);
+  gw_pipe_tick(&e2->p);
+  timer_run(&e1->p.heap, e1->p.now);
+  timer_run(&e2->p.heap, e2->p.now);
+  cr_assert_eq(e1->p.gw.nudp + e2->p.gw.nudp, 0);
+  cr_assert_eq(shared.tab.nused, 0, "no account without a flow");
+  close(tfd);
+  env_free(e1);
+  env_free(e2);
+  nat_share_clients_fini(&shared);
 }

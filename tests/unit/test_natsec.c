@@ -606,3 +606,75 @@ Test(natsec, icmp_echo_ids_per_vm)
   cr_assert_eq(e->p.gw.ctr.icmp_vm_full, 3);
   env_free(e);
 }
+
+/* Echo flows expire least recently used first (the flow table's LRU list
+ * of ICMP), each giving its place in the VM's share back: an id used
+ * again lives on, the VM opens a new id in the freed place, and when the
+ * last flow ends its per-VM account is gone. */
+Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
+{
+  struct env *e = env_new(small_icmp_share);
+  cr_assert(e->p.gw.icmp_ok, "ICMP NAT needs ping_group_range or CAP_NET_RAW (run as root, or "
+                             "sysctl net.ipv4.ping_group_range)");
+  struct gateway *gw = &e->p.gw;
+  uint32_t ip = e->vm[0].ip;
+  vm_echo(e, &e->vm[0], 1);
+  vm_echo(e, &e->vm[0], 2);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 2);
+  vm_echo(e, &e->vm[0], 3);
+  cr_assert_eq(gw->ctr.icmp_vm_full, 1);
+  /* two seconds on, id 1 is used again; id 2 is not */
+  e->p.skew += 2 * NS_PER_S;
+  vm_echo(e, &e->vm[0], 1);
+  /* past id 2's timeout (3 s), not id 1's */
+  e->p.skew += 3 * NS_PER_S / 2;
+  gw_pipe_tick(&e->p);
+  nat_icmp_sweep(gw, e->p.now);
+  cr_assert_eq(gw->ctr.icmp_flows_closed, 1, "only the least recently used flow expired");
+  cr_assert_eq(gw->nicmp, 1);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 1);
+  vm_echo(e, &e->vm[0], 3);
+  cr_assert_eq(gw->ctr.icmp_vm_full, 1, "the freed place is taken by a new id");
+  cr_assert_eq(gw->ctr.icmp_flows_opened, 3);
+  /* everything idle past the timeout: all gone, and the VM's account */
+  e->p.skew += 10 * NS_PER_S;
+  gw_pipe_tick(&e->p);
+  nat_icmp_sweep(gw, e->p.now);
+  cr_assert_eq(gw->nicmp, 0);
+  cr_assert_eq(gw->ctr.icmp_flows_closed, 3);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 0);
+  env_free(e);
+}
+
+/* Raw-socket ICMP with several workers: each worker's echo ids on the wire
+ * stay inside its own slice, whatever its random base, so a reply seen by
+ * every worker's raw socket is taken by exactly one (its owner). */
+Test(natsec, raw_icmp_id_slices_never_overlap)
+{
+  static const uint32_t counts[] = {1, 2, 3, 4, 7, 16, 64, 256};
+  static const uint16_t bases[] = {0, 1, 255, 4095, 32768, 65535};
+  for (size_t c = 0; c < sizeof(counts) / sizeof(counts[0]); c++) {
+    uint32_t n = counts[c], slice = 65536 / n;
+    for (size_t b = 0; b < sizeof(bases) / sizeof(bases[0]); b++) {
+      for (uint32_t w = 0; w < n; w++) {
+        /* the whole flow table (256 echo flows) and beyond the slice */
+        for (uint32_t i = 0; i < 256 + slice; i += (i < 300 ? 1 : 97)) {
+          uint16_t id = nat_icmp_slice_id(w, n, bases[b], i);
+          cr_assert_eq(id / slice, w, "n=%u base=%u worker %u flow %u: id %u outside its slice", n,
+                       bases[b], w, i, id);
+        }
+        /* distinct ids for the flows of one worker (up to the slice) */
+        uint32_t flows = slice < 256 ? slice : 256;
+        uint8_t seen[65536 / 8] = {0};
+        for (uint32_t i = 0; i < flows; i++) {
+          uint16_t id = nat_icmp_slice_id(w, n, bases[b], i);
+          cr_assert_not(seen[id / 8] & (1u << (id % 8)), "n=%u worker %u: id %u twice", n, w, id);
+          seen[id / 8] |= (uint8_t)(1u << (id % 8));
+        }
+      }
+    }
+  }
+  /* one worker: the whole id space, starting at the base */
+  cr_assert_eq(nat_icmp_slice_id(0, 1, 65535, 1), 0);
+  cr_assert_eq(nat_icmp_slice_id(0, 0, 7, 0), 7, "0 workers is one");
+}

@@ -197,8 +197,8 @@ Test(relay_share, creation_rate_token_bucket)
   /* a whole burst later the client owes nothing: its slot is free */
   now += 3 * NS_PER_S;
   uint32_t owing = 0;
-  for (uint32_t i = 0; i < r.max_clients; i++)
-    owing += r.clients[i].tat_ns > now;
+  for (uint32_t i = 0; i < r.dir->sh.max_clients; i++)
+    owing += r.dir->clients[i].tat_ns > now;
   cr_assert_eq(owing, 0);
   stop();
 }
@@ -210,7 +210,7 @@ Test(relay_share, rate_table_bounded)
   cfg.max_sessions = 2;
   cfg.room_burst = 8;
   start();
-  cr_assert_eq(r.max_clients, 2);
+  cr_assert_eq(r.dir->sh.max_clients, 2);
   cr_assert_eq(open_s(0, "/a", A), 200);
   cr_assert(reg(0, 1));
   end(0);

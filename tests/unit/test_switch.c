@@ -756,3 +756,37 @@ Test(switch_uplink, gateway_and_uplinks_never_meet)
   cr_assert_geq(l.sw.ctr.drop_uplink_router, 5);
   switch_fini(&l.sw);
 }
+
+Test(switch_uplink, gateway_alias_address_stays_here)
+{
+  /* the gateway answers for its DNS address too (10.0.2.3): a ping or
+   * query to it from a local port is the local gateway's, not the other
+   * workers' (their switches would drop it: drop_uplink_router) */
+  struct lan l;
+  struct switch_params p = params();
+  lan_init(&l, &p);
+  struct rec rg = {0};
+  uint32_t g;
+  switch_port_attach(&l.sw, 0, &rec_ops, &rg, &g);
+  switch_port_set_addr(&l.sw, g, GMAC, 0x0a000202);
+  switch_port_pin_mac(&l.sw, g, GMAC);
+  switch_port_set_addr(&l.sw, l.a, MA, 0x0a0002fe);
+  uint8_t f[80];
+  /* before the alias: routed to the uplinks, as an address held elsewhere */
+  cr_assert_eq(input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000203), 0), 2);
+  cr_assert_eq(rg.frames, 0);
+  cr_assert_eq(l.r1.frames, 1);
+  switch_port_set_alias(&l.sw, g, 0x0a000203);
+  cr_assert_eq(switch_port_ip(&l.sw, g), 0x0a000202, "the source address is unchanged");
+  cr_assert_eq(input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000203), 0), 1);
+  cr_assert_eq(rg.frames, 1);
+  cr_assert_arr_eq(rg.last, f, 80, "as it is");
+  cr_assert_eq(l.r1.frames + l.r2.frames, 2, "not to the uplinks");
+  /* the gateway's own address as before */
+  cr_assert_eq(input(&l.sw, l.a, f, ipv4(f, GMAC, MA, 0x0a000202), 0), 1);
+  cr_assert_eq(rg.frames, 2);
+  /* an uplink never gets an alias; a zero alias never matches */
+  switch_port_set_alias(&l.sw, l.u1, 0x0a000204);
+  cr_assert_eq(l.sw.ports[l.u1].alias, 0);
+  switch_fini(&l.sw);
+}

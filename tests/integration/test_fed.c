@@ -1,0 +1,562 @@
+/*
+ * Rooms across relays (--nats): two relays on loopback (two workers each)
+ * share one nats-server (Debian's, started here on a free port with
+ * JetStream in a temporary directory). Native clients (the wtc library) on
+ * both relays in one room exchange broadcasts and unicasts, 1514-byte
+ * chunked frames included, byte-exact and exactly once; another room
+ * stays isolated across the relays; NATS stopped and restarted leaves
+ * local traffic alone and cross-relay traffic resumes; a second relay with
+ * the same --relay-id refuses to start.
+ */
+#include <arpa/inet.h>
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "wtrelay/log.h"
+#include "wtrelay/timeunit.h"
+#include "wtrelay/tls.h"
+#include "wtrelay/wtc.h"
+
+#include "relay_proc.h"
+
+#define NATS_BIN "/usr/sbin/nats-server" /* Debian's package */
+#define MAXS 4
+
+/* ---- nats-server ---- */
+
+struct nats_proc {
+  pid_t pid;
+  uint16_t port;
+  char dir[64];
+  char url[64];
+};
+
+static bool tcp_up(uint16_t port)
+{
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in a = {
+      .sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  bool ok = connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0;
+  close(fd);
+  return ok;
+}
+
+/* Starts nats-server on n->port (a free one when 0) with JetStream in n->dir. */
+static void nats_start(struct nats_proc *n)
+{
+  cr_assert_eq(access(NATS_BIN, X_OK), 0, "nats-server missing: scripts/install-deps.sh");
+  if (!n->port) {
+    n->port = relay_proc_free_port(SOCK_STREAM);
+    snprintf(n->dir, sizeof(n->dir), "/tmp/wtrelay-nats-XXXXXX");
+    cr_assert_not_null(mkdtemp(n->dir));
+    snprintf(n->url, sizeof(n->url), "nats://127.0.0.1:%u", n->port);
+  }
+  char port[16];
+  snprintf(port, sizeof(port), "%u", n->port);
+  n->pid = fork();
+  cr_assert_geq(n->pid, 0);
+  if (n->pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int devnull = open("/dev/null", 1);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(NATS_BIN, NATS_BIN, "-js", "-sd", n->dir, "-a", "127.0.0.1", "-p", port, (char *)NULL);
+    _exit(127);
+  }
+  for (int i = 0; i < 500 && !tcp_up(n->port); i++)
+    usleep(10000);
+  cr_assert(tcp_up(n->port), "nats-server did not listen on %u", n->port);
+}
+
+static void nats_stop(struct nats_proc *n)
+{
+  if (n->pid <= 0)
+    return;
+  kill(n->pid, SIGTERM);
+  int st;
+  waitpid(n->pid, &st, 0);
+  n->pid = 0;
+}
+
+static void nats_cleanup(struct nats_proc *n)
+{
+  nats_stop(n);
+  char cmd[128];
+  snprintf(cmd, sizeof(cmd), "rm -rf '%s'", n->dir);
+  cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- relays and clients ---- */
+
+struct got {
+  uint32_t frames;
+  size_t last_len;
+  uint8_t last[WTC_MAX_FRAME];
+};
+
+static void on_frame(void *user, struct wtc_session *s, const uint8_t *frame, size_t len)
+{
+  struct got *g = &((struct got *)user)[s->idx];
+  g->frames++;
+  g->last_len = len;
+  memcpy(g->last, frame, len < sizeof(g->last) ? len : sizeof(g->last));
+}
+
+static const struct wtc_ops ops = {.on_frame = on_frame};
+
+/* One client library instance: sessions in one room on one relay. */
+struct side {
+  struct wtc c;
+  struct wtc_session *s[MAXS];
+  struct got got[MAXS];
+  uint32_t n;
+};
+
+static void mac_of(uint32_t i, uint8_t mac[6])
+{
+  const uint8_t m[6] = {0x52, 0x54, 0x00, 0x6f, 0x00, (uint8_t)(0x10 + i)};
+  memcpy(mac, m, 6);
+}
+
+struct want {
+  struct side *sd;
+  enum wtc_state st;
+};
+
+static bool all_in(void *arg)
+{
+  struct want *w = arg;
+  for (uint32_t i = 0; i < w->sd->n; i++)
+    if (w->sd->s[i]->state != w->st)
+      return false;
+  return true;
+}
+
+/* n sessions on relay rp in room; session i gets mac_of(base + i). */
+static void side_up(struct side *sd, const struct relay_proc *rp, const char *room, uint32_t n,
+                    uint32_t base)
+{
+  char url[128];
+  memset(sd, 0, sizeof(*sd));
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u%s", rp->port, room);
+  cr_assert_eq(wtc_init(&sd->c, url, rp->hash, MAXS, &ops, sd->got), 0);
+  sd->n = n;
+  for (uint32_t i = 0; i < n; i++)
+    cr_assert_eq(wtc_open(&sd->c, &sd->s[i]), 0);
+  struct want w = {sd, WTC_OPEN};
+  cr_assert_eq(wtc_run(&sd->c, 10000 * NS_PER_MS, all_in, &w), 0, "sessions did not open");
+  for (uint32_t i = 0; i < n; i++) {
+    uint8_t mac[6];
+    mac_of(base + i, mac);
+    cr_assert_eq(wtc_register(sd->s[i], mac), 0);
+  }
+  w.st = WTC_REGISTERED;
+  cr_assert_eq(wtc_run(&sd->c, 10000 * NS_PER_MS, all_in, &w), 0, "sessions did not register");
+}
+
+#define NSIDES 4
+
+/* Runs every side's loop in turns for ms milliseconds, or until pred. */
+static bool run_all(struct side **sides, uint64_t ms, bool (*pred)(void *), void *arg)
+{
+  for (uint64_t t = 0; t < ms; t += 10 * NSIDES) {
+    for (int i = 0; i < NSIDES; i++)
+      if (sides[i])
+        wtc_run(&sides[i]->c, 10 * NS_PER_MS, NULL, NULL);
+    if (pred && pred(arg))
+      return true;
+  }
+  return pred ? pred(arg) : true;
+}
+
+struct at_least {
+  struct side *sd;
+  uint32_t idx, n;
+};
+
+static bool reached(void *arg)
+{
+  struct at_least *a = arg;
+  return a->sd->got[a->idx].frames >= a->n;
+}
+
+/* The relays of the running test, for a failure's report. */
+static const struct relay_proc *relays[2];
+static void relay_dump(const struct relay_proc *rp);
+
+static void wait_frames(struct side **all, struct side *sd, uint32_t idx, uint32_t n)
+{
+  struct at_least a = {sd, idx, n};
+  if (!run_all(all, 5000, reached, &a))
+    for (int i = 0; i < 2; i++)
+      if (relays[i])
+        relay_dump(relays[i]);
+  cr_assert(reached(&a), "session %u got %u frames, expected %u", idx, sd->got[idx].frames, n);
+}
+
+static size_t frame(uint8_t *b, const uint8_t dst[6], const uint8_t src[6], size_t len,
+                    uint8_t seed)
+{
+  memcpy(b, dst, 6);
+  memcpy(b + 6, src, 6);
+  b[12] = 0x88;
+  b[13] = 0xb5;
+  for (size_t i = 14; i < len; i++)
+    b[i] = (uint8_t)(seed + i * 31);
+  return len;
+}
+
+static const uint8_t BC[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
+
+/* --mac-aging for the relays of the next world_up (NULL: the default). */
+static const char *mac_aging;
+
+static void relay_fed_start(struct relay_proc *rp, const struct nats_proc *n, const char *id)
+{
+  /* two workers each, unless FED_WORKERS says otherwise (test_fed_w1) */
+  const char *workers = getenv("FED_WORKERS") ? getenv("FED_WORKERS") : "2";
+  const char *argv[] = {"--nats",
+                        n->url,
+                        "--relay-id",
+                        id,
+                        "--workers",
+                        workers,
+                        "--flood-rate",
+                        "0",
+                        mac_aging ? "--mac-aging" : NULL,
+                        mac_aging,
+                        NULL};
+  relay_proc_start(rp, true, argv);
+}
+
+static long long metric(const struct relay_proc *rp, const char *series)
+{
+  static char buf[1 << 20];
+  relay_proc_metrics(rp, buf, sizeof(buf));
+  return relay_proc_metric(buf, series);
+}
+
+/* The federation's and the switch's counters, to stderr. */
+static void relay_dump(const struct relay_proc *rp)
+{
+  static char buf[1 << 20];
+  relay_proc_metrics(rp, buf, sizeof(buf));
+  fprintf(stderr, "relay on port %u:\n", rp->port);
+  for (char *save = NULL, *l = strtok_r(buf, "\n", &save); l; l = strtok_r(NULL, "\n", &save))
+    if (l[0] != '#' && (strstr(l, "fed_") || strstr(l, "nats_") || strstr(l, "dropped")) &&
+        !strstr(l, " 0"))
+      fprintf(stderr, "  %s\n", l);
+}
+
+/* Waits until the relay's metric reaches v (the subscriptions are made by
+ * the relay's NATS thread a moment after the room). */
+static void wait_metric(struct side **all, const struct relay_proc *rp, const char *series,
+                        long long v)
+{
+  for (int i = 0; i < 100 && metric(rp, series) < v; i++)
+    run_all(all, 50, NULL, NULL);
+  cr_assert_geq(metric(rp, series), v, "%s on relay port %u", series, rp->port);
+  run_all(all, 300, NULL, NULL); /* the SUB reaches the server */
+}
+
+static uint32_t total(const struct side *sd)
+{
+  uint32_t t = 0;
+  for (uint32_t i = 0; i < sd->n; i++)
+    t += sd->got[i].frames;
+  return t;
+}
+
+struct world {
+  struct nats_proc nats;
+  struct relay_proc ra, rb;
+  struct side a, b, oa, ob; /* room /lan on A and B; room /other on A and B */
+  struct side *all[NSIDES];
+};
+
+static void world_up(struct world *w)
+{
+  memset(w, 0, sizeof(*w));
+  log_set_level(LOG_WARN);
+  nats_start(&w->nats);
+  relay_fed_start(&w->ra, &w->nats, "relay-a");
+  relay_fed_start(&w->rb, &w->nats, "relay-b");
+  relays[0] = &w->ra;
+  relays[1] = &w->rb;
+  side_up(&w->a, &w->ra, "/lan", 2, 0);
+  side_up(&w->b, &w->rb, "/lan", 2, 2);
+  side_up(&w->oa, &w->ra, "/other", 1, 8);
+  side_up(&w->ob, &w->rb, "/other", 1, 9);
+  w->all[0] = &w->a;
+  w->all[1] = &w->b;
+  w->all[2] = &w->oa;
+  w->all[3] = &w->ob;
+  wait_metric(w->all, &w->ra, "wtrelay_fed_rooms", 2);
+  wait_metric(w->all, &w->rb, "wtrelay_fed_rooms", 2);
+}
+
+static void world_down(struct world *w)
+{
+  wtc_fini(&w->a.c);
+  wtc_fini(&w->b.c);
+  wtc_fini(&w->oa.c);
+  wtc_fini(&w->ob.c);
+  relay_proc_stop(&w->ra);
+  relay_proc_stop(&w->rb);
+  nats_cleanup(&w->nats);
+}
+
+Test(fed_e2e, broadcast_unicast_chunked_rooms, .timeout = 120)
+{
+  struct world w;
+  world_up(&w);
+  uint8_t f[1514], m0[6], m1[6], m2[6], m3[6], m8[6];
+  mac_of(0, m0);
+  mac_of(1, m1);
+  mac_of(2, m2);
+  mac_of(3, m3);
+  mac_of(8, m8);
+
+  /* a broadcast from A's session 0 reaches A1, B0 and B1 once, byte-exact */
+  size_t len = frame(f, BC, m0, 60, 1);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 1);
+  wait_frames(w.all, &w.b, 0, 1);
+  wait_frames(w.all, &w.b, 1, 1);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_eq(w.a.got[0].frames, 0, "the sender got its own broadcast back");
+  cr_assert_eq(w.a.got[1].frames, 1);
+  cr_assert_eq(w.b.got[0].frames, 1, "a broadcast crossed twice (duplicated)");
+  cr_assert_eq(w.b.got[1].frames, 1);
+  cr_assert_eq(w.b.got[0].last_len, 60);
+  cr_assert_arr_eq(w.b.got[0].last, f, 60);
+  cr_assert_eq(total(&w.oa) + total(&w.ob), 0, "a broadcast crossed rooms");
+
+  /* B's session 0 answers A0 (learned behind B's uplink): only A0 gets it */
+  len = frame(f, m0, m2, 60, 2);
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 1);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_arr_eq(w.a.got[0].last, f, 60);
+  cr_assert_eq(w.a.got[1].frames, 1, "unicast to a remote MAC reached another session");
+  cr_assert_eq(w.b.got[1].frames, 1, "unicast to a remote MAC was flooded locally");
+
+  /* B1 announces itself; then 1514-byte frames both ways, chunked on every
+   * QUIC leg, byte-exact, to the one session they are for */
+  len = frame(f, BC, m3, 60, 3);
+  cr_assert_eq(wtc_send_frame(w.b.s[1], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 2);
+  wait_frames(w.all, &w.a, 0, 2);
+  len = frame(f, m3, m1, 1514, 4);
+  cr_assert_eq(wtc_send_frame(w.a.s[1], f, len), 0);
+  cr_assert_gt(w.a.s[1]->chunks_out, 0, "the client should have chunked 1514 bytes");
+  wait_frames(w.all, &w.b, 1, 2);
+  cr_assert_eq(w.b.got[1].last_len, 1514);
+  cr_assert_arr_eq(w.b.got[1].last, f, 1514);
+  len = frame(f, m1, m2, 1514, 5);
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 3);
+  cr_assert_eq(w.a.got[1].last_len, 1514);
+  cr_assert_arr_eq(w.a.got[1].last, f, 1514);
+  for (int k = 0; k < 20; k++) { /* a burst, each exactly once */
+    len = frame(f, m0, m3, 1514, (uint8_t)(6 + k));
+    cr_assert_eq(wtc_send_frame(w.b.s[1], f, len), 0);
+  }
+  wait_frames(w.all, &w.a, 0, 2 + 20);
+  cr_assert_arr_eq(w.a.got[0].last, f, 1514);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_eq(w.a.got[0].frames, 22);
+  cr_assert_eq(w.a.got[1].frames, 3);
+  cr_assert_eq(w.b.got[0].frames, 2);
+  cr_assert_eq(w.b.got[1].frames, 2);
+
+  /* the other room: its broadcast crosses to its own sessions only */
+  len = frame(f, BC, m8, 60, 40);
+  cr_assert_eq(wtc_send_frame(w.oa.s[0], f, len), 0);
+  wait_frames(w.all, &w.ob, 0, 1);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_arr_eq(w.ob.got[0].last, f, 60);
+  cr_assert_eq(total(&w.a) + total(&w.b), 22 + 3 + 2 + 2, "a broadcast crossed rooms");
+  cr_assert_eq(w.oa.got[0].frames, 0);
+
+  cr_assert_gt(metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}"), 0);
+  cr_assert_gt(metric(&w.rb, "wtrelay_fed_frames_total{dir=\"in\"}"), 0);
+  cr_assert_gt(metric(&w.ra, "wtrelay_fed_remote_macs_learned_total"), 0);
+  /* the unicasts to learned remote MACs went to the one relay: B sent 22
+   * (to A0 once, to A1 once, the burst of 20), A one (to B1) */
+  cr_assert_eq(metric(&w.rb, "wtrelay_fed_directed_total"), 22, "directed from B: %lld",
+               metric(&w.rb, "wtrelay_fed_directed_total"));
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1);
+  cr_assert_eq(metric(&w.ra, "wtrelay_nats_connected"), 1);
+  /* no frame came back to the relay that sent it (no echo, own id
+   * ignored): the switch refused none as claiming a MAC of its own */
+  for (int i = 0; i < 2; i++)
+    cr_assert_eq(metric(relays[i], "wtrelay_fed_dropped_total{reason=\"switch\"}"), 0,
+                 "relay %d: frames from NATS refused by its switch (its own echoed back?)", i);
+  world_down(&w);
+}
+
+Test(fed_e2e, nats_restart, .timeout = 120)
+{
+  struct world w;
+  world_up(&w);
+  uint8_t f[1514], m0[6], m1[6], m2[6];
+  mac_of(0, m0);
+  mac_of(1, m1);
+  mac_of(2, m2);
+  size_t len = frame(f, BC, m0, 60, 1);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 0, 1);
+
+  nats_stop(&w.nats);
+  for (int i = 0; i < 100 && metric(&w.ra, "wtrelay_nats_connected") != 0; i++)
+    run_all(w.all, 50, NULL, NULL);
+  cr_assert_eq(metric(&w.ra, "wtrelay_nats_connected"), 0);
+  /* local traffic goes on: A0 <-> A1, while frames toward B are dropped */
+  for (int k = 0; k < 10; k++) {
+    len = frame(f, m1, m0, 1514, (uint8_t)(10 + k));
+    cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+    wait_frames(w.all, &w.a, 1, 2 + (uint32_t)k);
+    cr_assert_arr_eq(w.a.got[1].last, f, 1514);
+  }
+  len = frame(f, BC, m0, 60, 30);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 12);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_eq(w.b.got[0].frames, 1, "a frame crossed without NATS?");
+  cr_assert_gt(metric(&w.ra, "wtrelay_fed_dropped_total{reason=\"nats_down\"}"), 0);
+  /* readiness does not depend on NATS */
+  char buf[4096];
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons(w.ra.ops_port),
+                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+  cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+  const char req[] = "GET /readyz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
+  ssize_t r = recv(fd, buf, sizeof(buf) - 1, MSG_WAITALL);
+  close(fd);
+  cr_assert_gt(r, 12);
+  buf[r] = '\0';
+  cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "/readyz with NATS down: %.40s", buf);
+
+  /* NATS back (same port and store): both relays reconnect by themselves
+   * and their subscriptions are back */
+  nats_start(&w.nats);
+  for (int i = 0; i < 200 && (metric(&w.ra, "wtrelay_nats_connected") != 1 ||
+                              metric(&w.rb, "wtrelay_nats_connected") != 1);
+       i++)
+    run_all(w.all, 50, NULL, NULL);
+  cr_assert_eq(metric(&w.ra, "wtrelay_nats_connected"), 1);
+  cr_assert_eq(metric(&w.rb, "wtrelay_nats_connected"), 1);
+  cr_assert_geq(metric(&w.ra, "wtrelay_nats_reconnects_total"), 1);
+  run_all(w.all, 500, NULL, NULL);
+  len = frame(f, m0, m2, 1514, 50);
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 1);
+  cr_assert_arr_eq(w.a.got[0].last, f, 1514);
+  len = frame(f, m2, m0, 1514, 51);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 0, 2);
+  cr_assert_arr_eq(w.b.got[0].last, f, 1514);
+  world_down(&w);
+}
+
+Test(fed_e2e, duplicate_relay_id_refused, .timeout = 60)
+{
+  struct nats_proc n;
+  memset(&n, 0, sizeof(n));
+  log_set_level(LOG_WARN);
+  nats_start(&n);
+  struct relay_proc ra;
+  relay_fed_start(&ra, &n, "same-id");
+  char port[16];
+  snprintf(port, sizeof(port), "%u", relay_proc_free_port(SOCK_DGRAM));
+  pid_t pid = fork();
+  cr_assert_geq(pid, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    int devnull = open("/dev/null", 1);
+    dup2(devnull, 1);
+    dup2(devnull, 2);
+    execl(WTRELAY_BIN, WTRELAY_BIN, "--bind", "127.0.0.1", "--port", port, "--http-listen", "",
+          "--nats", n.url, "--relay-id", "same-id", (char *)NULL);
+    _exit(127);
+  }
+  int st = 0;
+  for (int i = 0; i < 1000 && waitpid(pid, &st, WNOHANG) != pid; i++)
+    usleep(10000);
+  cr_assert(WIFEXITED(st) && WEXITSTATUS(st) != 0 && WEXITSTATUS(st) != 127,
+            "a second relay with the same id started (status %d)", st);
+  /* another id is fine */
+  struct relay_proc rb;
+  relay_fed_start(&rb, &n, "other-id");
+  relay_proc_stop(&rb);
+  relay_proc_stop(&ra);
+  nats_cleanup(&n);
+}
+
+Test(fed_e2e, relay_killed, .timeout = 120)
+{
+  struct world w;
+  mac_aging = "2";
+  world_up(&w);
+  uint8_t f[1514], m0[6], m1[6], m2[6];
+  mac_of(0, m0);
+  mac_of(1, m1);
+  mac_of(2, m2);
+  /* B0 makes itself known; A0's unicast to it goes to B's own subject */
+  size_t len = frame(f, BC, m2, 60, 1);
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 1);
+  len = frame(f, m2, m0, 60, 2);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 0, 1);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1);
+
+  /* B dies without a word */
+  kill(w.rb.pid, SIGKILL);
+  int st;
+  waitpid(w.rb.pid, &st, 0);
+  wtc_fini(&w.b.c);
+  wtc_fini(&w.ob.c);
+  w.all[1] = w.all[3] = NULL;
+  relays[1] = NULL;
+  /* A keeps serving its sessions */
+  for (int k = 0; k < 5; k++) {
+    len = frame(f, m1, m0, 1514, (uint8_t)(10 + k));
+    cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+    wait_frames(w.all, &w.a, 1, 2 + (uint32_t)k);
+    cr_assert_arr_eq(w.a.got[1].last, f, 1514);
+  }
+  /* B's MAC ages out behind A's uplinks (--mac-aging 2, swept every
+   * second): a unicast to it is then an unknown unicast, flooded (the
+   * room's flood subject), no longer sent to B's own subject */
+  run_all(w.all, 3500, NULL, NULL);
+  long long out = metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}");
+  len = frame(f, m2, m0, 60, 3);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 1, 7); /* flooded locally too: A1 gets it */
+  for (int i = 0; i < 20 && metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}") == out; i++)
+    run_all(w.all, 50, NULL, NULL);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}"), out + 1);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1,
+               "a unicast to an aged MAC went to B");
+  len = frame(f, m0, m1, 60, 4);
+  cr_assert_eq(wtc_send_frame(w.a.s[1], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 2);
+  wtc_fini(&w.a.c);
+  wtc_fini(&w.oa.c);
+  relay_proc_stop(&w.ra);
+  nats_cleanup(&w.nats);
+  mac_aging = NULL;
+}

@@ -1,0 +1,127 @@
+/*
+ * fed's subjects: no room name or relay id can inject a token, a wildcard
+ * or a blank into a NATS subject (a property test over hostile and random
+ * names), the encoding is one-to-one, and the prefix check.
+ */
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "wtrelay/fed.h"
+
+#define SUBJ 2048
+
+/* The subject of name (n bytes) as <prefix>.room.<tok>.flood or .to.<id>:
+ * checks its shape and that the token decodes back to the name. */
+static void check_subject(const uint8_t *name, size_t n, const char *to_id)
+{
+  char tok[2 * FED_NAME_MAX + 1], to[2 * FED_ID_MAX + 1], subj[SUBJ];
+  cr_assert_leq(n, FED_NAME_MAX - 1);
+  fed_token(tok, name, n);
+  if (to_id)
+    fed_token(to, to_id, strlen(to_id));
+  int len = fed_subject(subj, sizeof(subj), "wtrelay", tok, to_id ? to : NULL);
+  cr_assert_gt(len, 0);
+  cr_assert_eq((size_t)len, strlen(subj));
+  /* nothing but [0-9a-z.] and exactly the expected tokens */
+  size_t dots = 0;
+  for (int i = 0; i < len; i++) {
+    char c = subj[i];
+    cr_assert(c == '.' || (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z'),
+              "byte 0x%02x in subject %s", (unsigned char)c, subj);
+    dots += c == '.';
+    cr_assert(c != '.' || (i > 0 && subj[i - 1] != '.'), "empty token in %s", subj);
+  }
+  cr_assert_eq(dots, to_id ? 4u : 3u, "subject %s", subj);
+  char *save = NULL, *copy = strdup(subj);
+  cr_assert_str_eq(strtok_r(copy, ".", &save), "wtrelay");
+  cr_assert_str_eq(strtok_r(NULL, ".", &save), "room");
+  const char *t = strtok_r(NULL, ".", &save);
+  cr_assert_eq(strlen(t), 2 * n);
+  uint8_t back[FED_NAME_MAX];
+  for (size_t i = 0; i < n; i++) {
+    unsigned v;
+    cr_assert_eq(sscanf(t + 2 * i, "%2x", &v), 1);
+    back[i] = (uint8_t)v;
+  }
+  cr_assert_arr_eq(back, name, n, "the token does not decode to the name");
+  if (to_id) {
+    cr_assert_str_eq(strtok_r(NULL, ".", &save), "to");
+    cr_assert_str_eq(strtok_r(NULL, ".", &save), to);
+  } else {
+    cr_assert_str_eq(strtok_r(NULL, ".", &save), "flood");
+  }
+  cr_assert_null(strtok_r(NULL, ".", &save));
+  free(copy);
+}
+
+Test(fed, hostile_room_names)
+{
+  static const char *const names[] = {
+      "/",          "/lan",       "/a.b",        "/*",          "/>",         "/a.*.>",
+      "/room.>",    "/ x",        "/\t\r\n",     "/..",         ".",          "*",
+      ">",          "/a b.c*d>e", "/\xff\xfe",   "/room.flood", "/x.to.evil", "/%2e%2a",
+      "/\x7f\x01.", "/ünïcödé.*", "/a\x00hidden"};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    check_subject((const uint8_t *)names[i], strlen(names[i]), NULL);
+    check_subject((const uint8_t *)names[i], strlen(names[i]), "relay.*>");
+    check_subject((const uint8_t *)names[i], strlen(names[i]), "host:4433");
+  }
+  /* the longest name a room can have */
+  uint8_t longest[FED_NAME_MAX - 1];
+  memset(longest, '.', sizeof(longest));
+  check_subject(longest, sizeof(longest), "r");
+}
+
+Test(fed, random_names_never_inject)
+{
+  uint64_t x = 0x243f6a8885a308d3ull;
+  uint8_t name[FED_NAME_MAX - 1];
+  for (int round = 0; round < 20000; round++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    size_t n = 1 + x % (sizeof(name) - 1);
+    for (size_t i = 0; i < n; i++) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      /* half the bytes from the dangerous set */
+      static const uint8_t bad[] = {'.', '*', '>', ' ', '\t', '\n', '\r', 0, 0xff};
+      name[i] = (x & 1) ? bad[(x >> 8) % sizeof(bad)] : (uint8_t)(x >> 16);
+    }
+    check_subject(name, n, (x & 2) ? "B" : NULL);
+  }
+}
+
+Test(fed, distinct_names_distinct_subjects)
+{
+  char a[SUBJ], b[SUBJ], ta[64], tb[64];
+  /* names that a careless escape would merge */
+  cr_assert_gt(fed_subject(a, sizeof(a), "p", fed_token(ta, "a.b", 3), NULL), 0);
+  cr_assert_gt(fed_subject(b, sizeof(b), "p", fed_token(tb, "a_b", 3), NULL), 0);
+  cr_assert_str_neq(a, b);
+  cr_assert_gt(fed_subject(a, sizeof(a), "p", fed_token(ta, "ab", 2), NULL), 0);
+  cr_assert_gt(fed_subject(b, sizeof(b), "p", fed_token(tb, "a", 1), NULL), 0);
+  cr_assert_str_neq(a, b);
+}
+
+Test(fed, subject_too_long)
+{
+  char small[16], tok[16];
+  cr_assert_eq(fed_subject(small, sizeof(small), "wtrelay", fed_token(tok, "lan", 3), NULL),
+               -ENAMETOOLONG);
+}
+
+Test(fed, prefix_check)
+{
+  cr_assert(fed_prefix_valid("wtrelay"));
+  cr_assert(fed_prefix_valid("org.example-1.wt_relay"));
+  static const char *const bad[] = {"",    ".",   "a.",   ".a", "a..b", "a.*",
+                                    "a.>", "a b", "a\tb", ">",  "*",    "a/b"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+    cr_assert_not(fed_prefix_valid(bad[i]), "accepted %s", bad[i]);
+}
