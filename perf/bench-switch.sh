@@ -118,11 +118,13 @@ row["relay_frames_in"] = row["relay_out_failed"] = 0
 for l in open(sys.argv[3]):
     kv = dict(re.findall(r"(\w+)=(\d+)", l))
     if 'msg="io counters"' in l:
-        io[int(kv.get("worker", 0))] = {k: int(v) for k, v in kv.items()}
+        # per worker (worker=i: every line with one worker, debug level with
+        # several), else the process's sum over its workers (workers=N)
+        io[int(kv["worker"]) if "worker" in kv else -1] = {k: int(v) for k, v in kv.items()}
     if 'msg="frame counters"' in l:
         row["relay_frames_in"] += int(kv.get("frames_in", 0))
         row["relay_out_failed"] += int(kv.get("out_failed", 0))
-row["io"] = [io[k] for k in sorted(io)]
+row["io"] = [io[k] for k in sorted(io) if k >= 0] or [io[k] for k in sorted(io)]
 ring = dict(pushed=0, dropped=0, no_room=0)
 for l in open(sys.argv[4]):
     m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped|no_room)"\} (\d+)', l)
@@ -197,11 +199,13 @@ for w, p, label in cfgs:
         continue
     med = lambda f: st.median(f(r) for r in rs)
     per_w = []
-    for i in range(w):
+    for i in range(min(len(r["io"]) for r in rs)):
         cpu = st.median(r["relay_worker_cpu_pct"][i] if i < len(r["relay_worker_cpu_pct"]) else 0 for r in rs)
         rx = st.median(r["io"][i]["rx_datagrams"] / max(r["io"][i]["rx_completions"], 1) for r in rs)
         tx = st.median(r["io"][i]["tx_packets"] / max(r["io"][i]["tx_msgs"], 1) for r in rs)
-        per_w.append("w%d %.0f%% %.1f %.1f" % (i, cpu, rx, tx))
+        if len(rs[0]["io"]) != w: # the relay logged only the sum over its workers
+            cpu = st.median(r["relay_workers_cpu_pct"] for r in rs)
+        per_w.append("%s %.0f%% %.1f %.1f" % ("w%d" % i if len(rs[0]["io"]) == w else "all", cpu, rx, tx))
     print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %9.2f %5.1f%% %5.1f%% %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
           med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), med(lambda r: r["relay_us_per_frame"]),
           med(us_in), med(shed), med(ringd), med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
