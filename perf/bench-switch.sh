@@ -5,22 +5,49 @@
 # (datagrams per recvmsg, packets per sendmsg) from its exit log.
 # Not part of make test. Usage (after `make`):
 #   perf/bench-switch.sh [RUNS] [DURATION_S]
+#   perf/bench-switch.sh --workers [RUNS] [DURATION_S] [PAIRS]
+# --workers: the worker benchmarks of issue 15 instead (see workers_bench
+# below): PAIRS unicast pairs (default 2) of 1000-byte frames at the
+# maximum rate, on a relay with 1 worker, with 2 workers and every pair on
+# one worker (pair k on worker k mod 2), and with 2 workers and every pair
+# split over both (every frame crosses a worker ring); RUNS repetitions
+# (default 5) of the three, each on a fresh relay, medians of each figure
+# and of the ratios taken within one repetition. Two loads: the maximum
+# (as fast as the client's QUIC connections take frames) and a fixed rate
+# the relay carries without loss (RATE, default 40000 frames/s in all),
+# with one more configuration there: 1 worker at RATE / 2, the load each of
+# 2 workers carries at RATE (batching depends on the load per worker).
+# Then the flood fan-out: a 10-session room whose sessions all sit on
+# worker 0 of 2, 2000 broadcasts/s of 500 bytes: ring copies toward the
+# idle worker, its no_room drops and its CPU (RELAY_BIN=path runs another
+# build of the relay for a before/after).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+MODE=switch
+if [ "${1:-}" = "--workers" ]; then
+  MODE=workers
+  shift
+fi
 RUNS=${1:-3}
+[ "$MODE" = workers ] && RUNS=${1:-5}
 DUR=${2:-5}
 B=build
 TMP=$(mktemp -d)
 RELAY=""
 trap '[ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
 
-relay_start() {
+relay_start() { # [extra relay flags...]
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  $B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
+  ${RELAY_BIN:-$B/wtrelay} --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
-    --max-client-addrs-per-room 65536 --flood-rate 0 >"$TMP/out" 2>"$TMP/err" &
+    --max-client-addrs-per-room 65536 --flood-rate 0 "$@" >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
-  for _ in $(seq 50); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
+  for _ in $(seq 100); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
+  if ! grep -q '^Listening' "$TMP/out"; then
+    echo "relay did not start:" >&2
+    tail -5 "$TMP/err" >&2
+    exit 1
+  fi
   HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/out")
 }
 relay_stop() { # prints the relay's batching
@@ -58,6 +85,167 @@ print(int(m("delivered_fps")))
 PY
 )
 }
+
+# One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
+# plus the relay's per-worker io counters from its exit log.
+workers_run() { # rep, workers, placement, rate (0 = max) [wtbench args...]
+  # once more on a fresh relay when wtbench gave no result (a port another
+  # program took between our pick and the bind, a placement that failed)
+  workers_try "$@" || workers_try "$@" || echo "no result: workers=$2 placement=$3 rate=$4" >&2
+}
+
+workers_try() {
+  local rep=$1 w=$2 place=$3 rate=$4 ops
+  shift 4
+  ops=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  relay_start --workers "$w" --worker-ring-slots 1024 --http-listen "127.0.0.1:$ops"
+  $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
+    --relay-pid "$RELAY" --sessions $((2 * PAIRS)) --size 1000 --rate "$rate" \
+    --workers "$w" --placement "$place" "$@" | tail -1 >"$TMP/json"
+  sleep 0.2 # the workers publish their counters every 100 ms
+  python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' \
+    "http://127.0.0.1:$ops/metrics" >"$TMP/metrics" || : >"$TMP/metrics"
+  kill -TERM "$RELAY"
+  wait "$RELAY" || true
+  RELAY=""
+  grep -q '^{' "$TMP/json" || return 1
+  python3 - "$rep" "$TMP/json" "$TMP/err" "$TMP/metrics" >>"$TMP/rows" <<'PY'
+import json, re, sys
+row = json.loads(open(sys.argv[2]).read())
+row["rep"] = int(sys.argv[1])
+io = {}
+row["relay_frames_in"] = row["relay_out_failed"] = 0
+for l in open(sys.argv[3]):
+    kv = dict(re.findall(r"(\w+)=(\d+)", l))
+    if 'msg="io counters"' in l:
+        # per worker (worker=i: every line with one worker, debug level with
+        # several), else the process's sum over its workers (workers=N)
+        io[int(kv["worker"]) if "worker" in kv else -1] = {k: int(v) for k, v in kv.items()}
+    if 'msg="frame counters"' in l:
+        row["relay_frames_in"] += int(kv.get("frames_in", 0))
+        row["relay_out_failed"] += int(kv.get("out_failed", 0))
+row["io"] = [io[k] for k in sorted(io) if k >= 0] or [io[k] for k in sorted(io)]
+ring = dict(pushed=0, dropped=0, no_room=0)
+for l in open(sys.argv[4]):
+    m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped|no_room)"\} (\d+)', l)
+    if m:
+        ring[m.group(1)] += int(m.group(2))
+row["ring_no_room"] = ring["no_room"]
+row["ring_pushed"], row["ring_dropped"] = ring["pushed"], ring["dropped"]
+print(json.dumps(row))
+PY
+}
+
+workers_bench() {
+  PAIRS=${PAIRS:-2}
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
+  echo "workers: $PAIRS pairs of 1000-byte frames, $RUNS repetitions of ${DUR}s, at the maximum rate and at $RATE/s;"
+  echo "relay and wtbench (one thread) share the machine's cores: the relay's work per frame"
+  echo "(CPU of its worker threads / delivered frames) is the robust figure; us/in: the same per"
+  echo "frame the relay took in; shed: frames it dropped at a receiver's full queue or a full worker"
+  echo "ring (relay counters; ring: of which at a full worker ring)"
+  : >"$TMP/rows"
+  for rep in $(seq "$RUNS"); do
+    for rate in 0 "$RATE"; do
+      workers_run "$rep" 1 same "$rate"
+      workers_run "$rep" 2 same "$rate"
+      workers_run "$rep" 2 cross "$rate"
+    done
+    workers_run "$rep" 1 same $((RATE / 2))
+    workers_run "$rep" 2 one 2000 --pattern broadcast --sessions 10 --size 500
+  done
+  for rate in 0 "$RATE"; do
+    [ "$rate" = 0 ] && echo "== maximum rate" || echo "== $rate frames/s offered"
+    workers_summary "$rate"
+  done
+  python3 - "$TMP/rows" <<'PY'
+import json, statistics as st, sys
+rs = [json.loads(l) for l in open(sys.argv[1])]
+rs = [r for r in rs if r["placement"] == "one"]
+if rs:
+    med = lambda f: st.median(f(r) for r in rs)
+    print("== flood fan-out: a 10-session room on worker 0 of 2, 2000 broadcasts/s of 500 B")
+    print("delivered %.0f/s, worker 0 %.1f%%, worker 1 (idle) %.1f%% of a core; ring copies %.0f, no_room drops %.0f (per run of %gs)" % (
+        med(lambda r: r["delivered_fps"]), med(lambda r: r["relay_worker_cpu_pct"][0]),
+        med(lambda r: r["relay_worker_cpu_pct"][1]), med(lambda r: r["ring_pushed"]),
+        med(lambda r: r["ring_no_room"]), med(lambda r: r["duration_s"])))
+PY
+  [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
+}
+
+workers_summary() { # rate
+  python3 - "$TMP/rows" "$1" <<'PY'
+import json, statistics as st, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+rate = float(sys.argv[2])
+half = [r for r in rows if rate and r["rate"] == rate // 2 and r["workers"] == 1]
+for r in half:
+    r["placement"] = "half"
+rows = [r for r in rows if r["rate"] == rate] + half
+cfgs = [(1, "same", "1 worker"), (2, "same", "2 workers, pairs on one worker"),
+        (2, "cross", "2 workers, pairs across workers"),
+        (1, "half", "1 worker at half the rate")]
+def of(w, p): return [r for r in rows if r["workers"] == w and r["placement"] == p]
+def per_core(r): return r["delivered_fps"] / (r["relay_workers_cpu_pct"] / 100) if r["relay_workers_cpu_pct"] > 0 else 0
+def us_in(r): # relay CPU per frame it took in (delivered or shed)
+    return r["relay_workers_cpu_pct"] / 100 * r["duration_s"] * 1e6 / max(r["relay_frames_in"], 1)
+def shed(r): return 100.0 * (r["relay_out_failed"] + r["ring_dropped"]) / max(r["relay_frames_in"], 1)
+def ringd(r): return 100.0 * r["ring_dropped"] / max(r["relay_frames_in"], 1)
+print("%-32s %10s %10s %12s %9s %9s %6s %6s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
+      "per core", "us/frame", "us/in", "shed", "ring", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
+for w, p, label in cfgs:
+    rs = of(w, p)
+    if not rs:
+        continue
+    med = lambda f: st.median(f(r) for r in rs)
+    per_w = []
+    for i in range(min(len(r["io"]) for r in rs)):
+        cpu = st.median(r["relay_worker_cpu_pct"][i] if i < len(r["relay_worker_cpu_pct"]) else 0 for r in rs)
+        rx = st.median(r["io"][i]["rx_datagrams"] / max(r["io"][i]["rx_completions"], 1) for r in rs)
+        tx = st.median(r["io"][i]["tx_packets"] / max(r["io"][i]["tx_msgs"], 1) for r in rs)
+        if len(rs[0]["io"]) != w: # the relay logged only the sum over its workers
+            cpu = st.median(r["relay_workers_cpu_pct"] for r in rs)
+        per_w.append("%s %.0f%% %.1f %.1f" % ("w%d" % i if len(rs[0]["io"]) == w else "all", cpu, rx, tx))
+    print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %9.2f %5.1f%% %5.1f%% %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
+          med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), med(lambda r: r["relay_us_per_frame"]),
+          med(us_in), med(shed), med(ringd), med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
+reps = sorted({r["rep"] for r in rows})
+def one(rep, w, p):
+    x = [r for r in of(w, p) if r["rep"] == rep]
+    return x[0] if x else None
+same_ratio, cross_ratio, cross_in, half_ratio = [], [], [], []
+for rep in reps:
+    a, b, c = one(rep, 1, "same"), one(rep, 2, "same"), one(rep, 2, "cross")
+    if a and b and per_core(a) > 0:
+        same_ratio.append(per_core(b) / per_core(a))
+    h = one(rep, 1, "half")
+    if h and b and per_core(h) > 0:
+        half_ratio.append(per_core(b) / per_core(h))
+    if b and c and b["relay_us_per_frame"] > 0:
+        cross_ratio.append(c["relay_us_per_frame"] / b["relay_us_per_frame"])
+        cross_in.append(us_in(c) / us_in(b))
+if same_ratio:
+    m = st.median(same_ratio)
+    print("per-core rate, 2 workers (pairs on one worker) / 1 worker: median %.2f (runs: %s) target >= 0.90: %s" % (
+        m, " ".join("%.2f" % x for x in same_ratio), "met" if m >= 0.9 else "MISSED"))
+if half_ratio:
+    print("  the same at equal load per worker (2 workers at the rate / 1 worker at half of it): median %.2f (runs: %s)" % (
+        st.median(half_ratio), " ".join("%.2f" % x for x in half_ratio)))
+if cross_ratio:
+    m = st.median(cross_ratio)
+    print("relay CPU per frame, across workers / on one worker (2 workers): median %.2f (runs: %s) target <= 1.30: %s" % (
+        m, " ".join("%.2f" % x for x in cross_ratio), "met" if m <= 1.3 else "MISSED"))
+    print("  the same per frame taken in (delivered or shed at a receiver's queue): median %.2f (runs: %s)" % (
+        st.median(cross_in), " ".join("%.2f" % x for x in cross_in)))
+PY
+}
+
+if [ "$MODE" = workers ]; then
+  PAIRS=${3:-2}
+  RATE=${RATE:-40000}
+  workers_bench
+  exit 0
+fi
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
 echo "relay and wtbench share the machine (loopback); medians of $RUNS runs of ${DUR}s"

@@ -4,6 +4,7 @@
  *   wtbench --url https://127.0.0.1:4433/bench --cert-hash HEX
  *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
  *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID] [--rooms K]
+ *           [--workers W --placement same|cross|one] [--per-second]
  *
  * N sessions from one process (one io_uring loop, one UDP socket), each a
  * registered bavy peer with its own MAC. Patterns:
@@ -21,10 +22,34 @@
  * timestamp (CLOCK_MONOTONIC, same host) after the Ethernet header, so
  * delivery and one-way latency are measured per frame.
  *
+ * Placement on the relay's workers (--workers W, the relay's --workers):
+ * one client endpoint (UDP socket, ring) per relay worker, carrying the
+ * sessions placed there. The kernel's 4-tuple hash (or the relay's
+ * steering program, which leaves Initials to that hash) picks the worker
+ * of a connection, so every session of one endpoint lands on the same
+ * worker. The worker that took a connection is the first byte of the
+ * connection ID the relay chose (quic.c), the client's destination CID
+ * once the handshake is done: an endpoint whose first session is on the
+ * wrong worker is closed and made again with a new socket (a new source
+ * port) until it lands where it should, at most PLACE_TRIES times.
+ * --placement same puts both sessions of pair k on worker k mod W; cross
+ * puts session 2k on worker k mod W and 2k+1 on the next one, so every
+ * frame crosses a worker ring; one puts every session on worker 0 (the
+ * others idle). At most 64 sessions.
+ *
  * Reports offered and delivered frames/s, loss, latency p50/p99/p99.9, the
  * relay's CPU time and RSS from /proc/PID (with --relay-pid), and datagrams
  * per syscall on the client side; a table for people and one JSON line.
+ * --per-second (for tests): "wtbench: measuring" on stderr when the
+ * measured period starts, and the frames delivered in each whole second
+ * of it in the JSON line ("per_second", at most MAX_SECONDS).
+ * With --relay-pid the relay's worker threads (named wtrelay-wN) are
+ * measured one by one from /proc/PID/task/TID/stat: their CPU in all and
+ * per worker, and CPU microseconds per delivered frame (the relay's work
+ * per frame, which holds when the load generator and the relay compete
+ * for the same cores and the rates do not).
  */
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -41,11 +66,20 @@
 #define HDR 14
 #define PAYLOAD_MIN (HDR + 24)
 #define MAX_SAMPLES (1u << 21)
+#define MAX_PLACED 64   /* sessions with --workers: each has its own endpoint */
+#define PLACE_TRIES 64  /* new source ports per session before giving up */
+#define MAX_WTHREADS 64 /* relay worker threads measured */
+#define MAX_SECONDS 600 /* --per-second buckets */
 
 enum pattern { P_PAIR, P_BROADCAST, P_ECHO, P_IDLE };
 
 struct bench {
   struct wtc c;
+  /* the client endpoints polled: &c alone, or one per session (--workers) */
+  struct wtc **cs;
+  uint32_t ncs;
+  uint32_t workers; /* --workers: 0 = no placement */
+  bool cross, one;
   struct wtc_session **s;
   uint32_t n;
   enum pattern pattern;
@@ -54,7 +88,9 @@ struct bench {
   uint64_t *seq_out; /* per sender */
   uint64_t sent, send_blocked, delivered, echoed, foreign;
   bool measuring;
-  uint64_t *lat; /* ns samples (reservoir beyond MAX_SAMPLES) */
+  uint64_t t0;                   /* start of the measured period */
+  uint64_t per_sec[MAX_SECONDS]; /* frames delivered in each second of it */
+  uint64_t *lat;                 /* ns samples (reservoir beyond MAX_SAMPLES) */
   uint64_t nlat, lat_seen;
   uint64_t rng;
 };
@@ -109,12 +145,13 @@ static void on_frame(void *user, struct wtc_session *s, const uint8_t *f, size_t
   }
   uint32_t from = get32(f + HDR + 4);
   uint64_t ts = get64(f + HDR + 16);
-  if (b->pattern == P_ECHO && (s->idx & 1)) {
+  uint32_t me = b->workers ? (uint32_t)(uintptr_t)s->user : s->idx;
+  if (b->pattern == P_ECHO && (me & 1)) {
     /* the echo side: send it back unchanged but for the MACs */
     uint8_t out[WTC_MAX_FRAME];
     memcpy(out, f, len);
     memcpy(out, f + 6, 6);
-    memcpy(out + 6, b->mac[s->idx], 6);
+    memcpy(out + 6, b->mac[me], 6);
     if (wtc_send_frame(s, out, len) == 0)
       b->echoed++;
     return;
@@ -123,6 +160,8 @@ static void on_frame(void *user, struct wtc_session *s, const uint8_t *f, size_t
     return;
   b->delivered++;
   uint64_t now = clock_now_ns();
+  if (now > b->t0 && (now - b->t0) / 1000000000u < MAX_SECONDS)
+    b->per_sec[(now - b->t0) / 1000000000u]++;
   if (now > ts)
     lat_add(b, now - ts);
 }
@@ -194,6 +233,177 @@ static int proc_read(int pid, struct proc_stat *ps)
   return 0;
 }
 
+/* CPU seconds of the relay's worker threads (comm "wtrelay-wN"), indexed
+ * by N; the number of such threads found (0: an older relay, or not
+ * readable: the caller falls back to the process's CPU). */
+static uint32_t proc_workers_read(int pid, double *cpu_s)
+{
+  char path[96], buf[1024];
+  snprintf(path, sizeof(path), "/proc/%d/task", pid);
+  DIR *d = opendir(path);
+  uint32_t found = 0;
+  for (uint32_t i = 0; i < MAX_WTHREADS; i++)
+    cpu_s[i] = 0;
+  struct dirent *e;
+  while (d && (e = readdir(d))) {
+    if (e->d_name[0] == '.')
+      continue;
+    snprintf(path, sizeof(path), "/proc/%d/task/%.16s/stat", pid, e->d_name);
+    FILE *f = fopen(path, "r");
+    if (!f)
+      continue;
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    char *l = strchr(buf, '('), *r = strrchr(buf, ')');
+    unsigned w, ut = 0, st = 0;
+    if (!l || !r || sscanf(l + 1, "wtrelay-w%u", &w) != 1 || w >= MAX_WTHREADS ||
+        sscanf(r + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %u %u", &ut, &st) != 2)
+      continue;
+    cpu_s[w] = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    if (w + 1 > found)
+      found = w + 1;
+  }
+  if (d)
+    closedir(d);
+  return found;
+}
+
+/* One loop turn of every client endpoint, waiting (at most max_wait_ns)
+ * only when there is one. */
+static void poll_all(struct bench *b, uint64_t max_wait_ns)
+{
+  for (uint32_t i = 0; i < b->ncs; i++)
+    if (b->cs[i]->sess) /* an endpoint with no session placed is never made */
+      wtc_poll(b->cs[i], b->ncs == 1 ? max_wait_ns : 0);
+  /* several endpoints: no one ring to wait on; a short sleep instead of
+   * spinning on a core the relay needs */
+  if (b->ncs > 1 && max_wait_ns)
+    usleep(50);
+}
+
+/* Runs every endpoint until done(arg) or timeout_ns: 0, or -ETIMEDOUT. */
+static int run_all(struct bench *b, uint64_t timeout_ns, bool (*done)(void *), void *arg)
+{
+  if (b->ncs == 1)
+    return wtc_run(b->cs[0], timeout_ns, done, arg);
+  uint64_t end = clock_now_ns() + timeout_ns;
+  while (clock_now_ns() < end) {
+    if (done && done(arg))
+      return 0;
+    poll_all(b, 0);
+    usleep(100);
+  }
+  return done && !done(arg) ? -ETIMEDOUT : 0;
+}
+
+/* The relay worker that holds session s: the first byte of the CID the
+ * relay chose, the client's destination CID after the handshake. */
+static uint32_t session_worker(const struct wtc_session *s)
+{
+  const ngtcp2_cid *d = ngtcp2_conn_get_dcid(s->qc->conn);
+  return d->datalen ? d->data[0] : UINT32_MAX;
+}
+
+static bool one_open(void *arg)
+{
+  const struct wtc_session *s = arg;
+  return s->state == WTC_OPEN || s->state == WTC_FAILED || s->state == WTC_CLOSED;
+}
+
+/* The worker session i should sit on (--placement). */
+static uint32_t placed_worker(const struct bench *b, uint32_t i)
+{
+  uint32_t k = i / 2;
+  if (b->one)
+    return 0;
+  return (k + (b->cross && (i & 1))) % b->workers;
+}
+
+struct opened {
+  struct wtc_session **s;
+  uint32_t n;
+};
+
+static bool all_opened(void *arg)
+{
+  struct opened *o = arg;
+  for (uint32_t i = 0; i < o->n; i++)
+    if (!one_open(o->s[i]))
+      return false;
+  return true;
+}
+
+/* --workers: endpoint w (one socket, so one 4-tuple) carries every session
+ * placed on worker w. Its first session is opened from new sockets until
+ * the relay puts it on w; the others follow it there (same 4-tuple, same
+ * choice). 0 or negative errno; *tries counts the endpoints made. */
+static int place_endpoint(struct bench *b, uint32_t w, const char *url, const uint8_t *pin,
+                          uint32_t *tries)
+{
+  static const struct wtc_ops placed_ops = {.on_frame = on_frame};
+  uint32_t mine[MAX_PLACED], n = 0;
+  for (uint32_t i = 0; i < b->n; i++)
+    if (placed_worker(b, i) == w)
+      mine[n++] = i;
+  if (!n)
+    return 0;
+  struct wtc *c = b->cs[w];
+  for (uint32_t t = 1; t <= PLACE_TRIES; t++) {
+    int rc = wtc_init(c, url, pin, n, &placed_ops, b);
+    if (rc < 0)
+      return rc;
+    (*tries)++;
+    struct wtc_session *s;
+    if ((rc = wtc_open_path(c, NULL, &s)) < 0)
+      return rc;
+    s->user = (void *)(uintptr_t)mine[0];
+    if (wtc_run(c, 10000000000ull, one_open, s) < 0 || s->state != WTC_OPEN) {
+      fprintf(stderr, "wtbench: placement: session %s (HTTP %d, %s), trying again\n",
+              wtc_state_name(s->state), s->status, s->close_reason);
+      wtc_fini(c);
+      continue;
+    }
+    if (session_worker(s) != w) {
+      wtc_close(s, 0, "wtbench placement");
+      wtc_run(c, 20000000ull, NULL, NULL);
+      wtc_fini(c);
+      continue;
+    }
+    b->s[mine[0]] = s;
+    for (uint32_t k = 1; k < n; k++) {
+      if ((rc = wtc_open_path(c, NULL, &b->s[mine[k]])) < 0)
+        return rc;
+      b->s[mine[k]]->user = (void *)(uintptr_t)mine[k];
+    }
+    struct wtc_session *all[MAX_PLACED];
+    for (uint32_t k = 0; k < n; k++)
+      all[k] = b->s[mine[k]];
+    struct opened o = {all, n};
+    if (wtc_run(c, 10000000000ull, all_opened, &o) < 0)
+      return -ETIMEDOUT;
+    for (uint32_t k = 0; k < n; k++)
+      if (all[k]->state != WTC_OPEN || session_worker(all[k]) != w)
+        return -EXDEV; /* the same 4-tuple went elsewhere: not the kernel's hash? */
+    return 0;
+  }
+  return -EAGAIN;
+}
+
+/* Everything main allocated, once the endpoints are finished. */
+static void bench_free(struct bench *b)
+{
+  if (b->workers) {
+    for (uint32_t i = 0; i < b->ncs; i++)
+      free(b->cs[i]);
+    free(b->cs);
+  }
+  free(b->s);
+  free(b->mac);
+  free(b->seq_out);
+  free(b->lat);
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -215,7 +425,8 @@ static void usage(void)
   fprintf(stderr, "usage: wtbench --url URL [--cert-hash HEX] [--sessions N]\n"
                   "               [--pattern pair|broadcast|echo] [--size BYTES]\n"
                   "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n"
-                  "               [--rooms K]   (patterns: pair broadcast echo idle)\n");
+                  "               [--rooms K] [--workers W --placement same|cross|one]\n"
+                  "               (patterns: pair broadcast echo idle)\n");
 }
 
 struct want {
@@ -240,8 +451,16 @@ int main(int argc, char **argv)
   double rate = 0, duration = 5;
   long size = 1000;
   int relay_pid = 0;
+  uint32_t workers = 0;
+  const char *placement = "same";
+  bool per_second = false;
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+    if (!strcmp(a, "--per-second")) {
+      per_second = true;
+      i--;
+      continue;
+    }
     if (!v) {
       usage();
       return 2;
@@ -264,6 +483,10 @@ int main(int argc, char **argv)
       relay_pid = atoi(v);
     else if (!strcmp(a, "--rooms"))
       rooms = (uint32_t)atoi(v);
+    else if (!strcmp(a, "--workers"))
+      workers = (uint32_t)atoi(v);
+    else if (!strcmp(a, "--placement"))
+      placement = v;
     else {
       usage();
       return 2;
@@ -278,7 +501,9 @@ int main(int argc, char **argv)
                                           : (enum pattern) - 1;
   if (!url || (int)b.pattern < 0 || sessions < 2 || sessions > 10000 ||
       ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN ||
-      size > 1514 || duration <= 0 || rate < 0) {
+      size > 1514 || duration <= 0 || rate < 0 || workers > 256 ||
+      (workers && (sessions > MAX_PLACED || b.pattern == P_IDLE)) ||
+      (strcmp(placement, "same") && strcmp(placement, "cross") && strcmp(placement, "one"))) {
     usage();
     return 2;
   }
@@ -297,7 +522,24 @@ int main(int argc, char **argv)
   b.lat = calloc(MAX_SAMPLES, sizeof(*b.lat));
   if (!b.s || !b.mac || !b.seq_out || !b.lat)
     return 1;
-  int rc = wtc_init(&b.c, url, hash ? pin : NULL, sessions, &ops, &b);
+  struct wtc *only = &b.c;
+  b.workers = workers;
+  b.cross = !strcmp(placement, "cross");
+  b.one = !strcmp(placement, "one");
+  int rc = 0;
+  if (workers) {
+    b.ncs = workers;
+    b.cs = calloc(workers, sizeof(*b.cs));
+    for (uint32_t i = 0; b.cs && i < workers; i++)
+      if (!(b.cs[i] = calloc(1, sizeof(struct wtc))))
+        return 1;
+    if (!b.cs || rooms > 1)
+      return 1;
+  } else {
+    b.ncs = 1;
+    b.cs = &only;
+    rc = wtc_init(&b.c, url, hash ? pin : NULL, sessions, &ops, &b);
+  }
   if (rc < 0) {
     fprintf(stderr, "wtbench: cannot start: %s\n", strerror(-rc));
     return 1;
@@ -316,10 +558,28 @@ int main(int argc, char **argv)
     return 1;
   }
   uint64_t t_open0 = clock_now_ns();
+  uint32_t place_tries = 0;
+  for (uint32_t i = 0; workers && i < sessions; i++) {
+    uint32_t pid = (uint32_t)getpid();
+    const uint8_t m[6] = {0x02, (uint8_t)(pid >> 8), (uint8_t)pid, 0, 0, (uint8_t)i};
+    memcpy(b.mac[i], m, 6);
+  }
+  for (uint32_t w = 0; w < workers; w++)
+    if ((rc = place_endpoint(&b, w, url, hash ? pin : NULL, &place_tries)) < 0) {
+      fprintf(stderr, "wtbench: sessions not placed on worker %u: %s\n", w, strerror(-rc));
+      return 1;
+    }
+  for (uint32_t i = 0; workers && i < sessions; i++)
+    wtc_register(b.s[i], b.mac[i]);
+  struct want wreg = {&b, WTC_REGISTERED, 0, sessions};
+  if (workers && run_all(&b, 30000000000ull, all_in, &wreg) < 0) {
+    fprintf(stderr, "wtbench: placed sessions did not register\n");
+    return 1;
+  }
   /* Open and register in waves, so thousands of handshakes do not all
    * start at once and outlive the handshake timeout. */
   const uint32_t wave = 256;
-  for (uint32_t lo = 0; lo < sessions; lo += wave) {
+  for (uint32_t lo = 0; !workers && lo < sessions; lo += wave) {
     uint32_t hi = lo + wave < sessions ? lo + wave : sessions;
     for (uint32_t i = lo; i < hi; i++) {
       char path[600];
@@ -371,26 +631,49 @@ int main(int argc, char **argv)
       wtc_close(b.s[i], 0, "wtbench done");
     wtc_run(&b.c, 300000000ull, NULL, NULL);
     wtc_fini(&b.c);
+    bench_free(&b);
     return 0;
   }
   /* warm-up: one frame each way so the switch learns every MAC */
   for (uint32_t i = 0; i < sessions; i++)
     send_one(&b, i);
-  wtc_run(&b.c, 300000000ull, NULL, NULL);
+  run_all(&b, 300000000ull, NULL, NULL);
 
   struct proc_stat p0 = {0}, p1 = {0};
+  double wk0[MAX_WTHREADS], wk1[MAX_WTHREADS];
+  uint32_t nwk = relay_pid ? proc_workers_read(relay_pid, wk0) : 0;
   if (relay_pid && proc_read(relay_pid, &p0) < 0) {
     fprintf(stderr, "wtbench: cannot read /proc/%d\n", relay_pid);
     return 1;
   }
-  struct io_counters io0 = b.c.w.io.ctr;
-  b.measuring = true;
+  struct io_counters io0 = {0}, io1 = {0};
+  for (uint32_t i = 0; i < b.ncs; i++) {
+    io0.rx_datagrams += b.cs[i]->w.io.ctr.rx_datagrams;
+    io0.rx_completions += b.cs[i]->w.io.ctr.rx_completions;
+    io0.tx_packets += b.cs[i]->w.io.ctr.tx_packets;
+    io0.tx_msgs += b.cs[i]->w.io.ctr.tx_msgs;
+  }
   uint64_t t0 = clock_now_ns(), end = t0 + (uint64_t)(duration * 1e9);
+  b.t0 = t0;
+  b.measuring = true;
+  if (per_second)
+    fprintf(stderr, "wtbench: measuring\n");
   uint32_t next_sender = 0;
+  /* --workers at a fixed rate: frames leave in ticks of TICK_NS whatever
+   * the number of endpoints, so every configuration offers the relay the
+   * same bursts (and so the same batching) */
+  const uint64_t TICK_NS = 200000;
+  uint64_t next_tick = t0;
   for (uint64_t now = t0; now < end; now = clock_now_ns()) {
+    if (rate > 0 && workers && now < next_tick) {
+      poll_all(&b, next_tick - now);
+      continue;
+    }
+    next_tick = now + TICK_NS;
     if (rate > 0) {
       uint64_t due = (uint64_t)((double)(now - t0) * rate / 1e9);
-      for (uint32_t guard = 0; b.sent + b.send_blocked < due && guard < 4 * sessions; guard++) {
+      for (uint32_t guard = 0;
+           b.sent + b.send_blocked < due && guard < (workers ? 16 : 4) * sessions; guard++) {
         while (!is_sender(&b, next_sender))
           next_sender = (next_sender + 1) % sessions;
         send_one(&b, next_sender);
@@ -402,14 +685,21 @@ int main(int argc, char **argv)
           if (send_one(&b, i) < 0)
             break;
     }
-    wtc_poll(&b.c, rate > 0 ? 200000 : 0);
+    poll_all(&b, rate > 0 ? 200000 : 0);
   }
   double secs = (double)(clock_now_ns() - t0) / 1e9;
   if (relay_pid)
     proc_read(relay_pid, &p1);
-  struct io_counters io1 = b.c.w.io.ctr;
+  if (nwk)
+    nwk = proc_workers_read(relay_pid, wk1) == nwk ? nwk : 0;
+  for (uint32_t i = 0; i < b.ncs; i++) {
+    io1.rx_datagrams += b.cs[i]->w.io.ctr.rx_datagrams;
+    io1.rx_completions += b.cs[i]->w.io.ctr.rx_completions;
+    io1.tx_packets += b.cs[i]->w.io.ctr.tx_packets;
+    io1.tx_msgs += b.cs[i]->w.io.ctr.tx_msgs;
+  }
   /* drain what is in flight, then stop counting */
-  wtc_run(&b.c, 500000000ull, NULL, NULL);
+  run_all(&b, 500000000ull, NULL, NULL);
   b.measuring = false;
 
   uint64_t expected = b.pattern == P_BROADCAST ? b.sent * (sessions - 1) : b.sent;
@@ -425,6 +715,18 @@ int main(int argc, char **argv)
   double tx_per = (double)(io1.tx_packets - io0.tx_packets) /
                   (double)(io1.tx_msgs - io0.tx_msgs + !(io1.tx_msgs - io0.tx_msgs));
   double cpu = relay_pid ? 100.0 * (p1.cpu_s - p0.cpu_s) / secs : -1;
+  /* the worker threads' CPU, in all and each (else the process's) */
+  double wcpu_s = 0;
+  char wlist[MAX_WTHREADS * 12] = "";
+  size_t wl = 0;
+  for (uint32_t i = 0; i < nwk; i++) {
+    wcpu_s += wk1[i] - wk0[i];
+    wl += (size_t)snprintf(wlist + wl, sizeof(wlist) - wl, "%s%.1f", i ? "," : "",
+                           100.0 * (wk1[i] - wk0[i]) / secs);
+  }
+  if (!nwk && relay_pid)
+    wcpu_s = p1.cpu_s - p0.cpu_s;
+  double us_per_frame = b.delivered ? wcpu_s * 1e6 / (double)b.delivered : 0;
 
   printf("wtbench pattern=%s sessions=%u size=%zu rate=%s duration=%.1fs\n", pat, sessions, b.size,
          rate > 0 ? "fixed" : "max", secs);
@@ -442,18 +744,36 @@ int main(int argc, char **argv)
          b.pattern == P_ECHO ? "(round trip)" : "(one way)", p50, p99, p999);
   if (relay_pid)
     printf("  relay                %12.1f %% of one core, RSS %ld KiB\n", cpu, p1.rss_kb);
+  if (relay_pid)
+    printf("  relay workers        %12.1f %% of one core (each: %s), %.2f us per delivered frame\n",
+           100.0 * wcpu_s / secs, nwk ? wlist : "-", us_per_frame);
+  if (workers)
+    printf("  placement            %12s on %u workers, %.1f sockets tried per worker\n", placement,
+           workers, (double)place_tries / workers);
   printf("  client batching      %12.2f datagrams/recvmsg, %.2f packets/sendmsg\n", rx_per, tx_per);
   printf("{\"pattern\":\"%s\",\"sessions\":%u,\"size\":%zu,\"rate\":%.0f,\"duration_s\":%.3f,"
          "\"sent\":%llu,\"send_blocked\":%llu,\"delivered\":%llu,\"offered_fps\":%.0f,"
          "\"delivered_fps\":%.0f,\"loss_pct\":%.3f,\"lat_p50_us\":%.1f,\"lat_p99_us\":%.1f,"
          "\"lat_p999_us\":%.1f,\"relay_cpu_pct\":%.1f,\"relay_rss_kb\":%ld,"
-         "\"client_rx_per_recvmsg\":%.2f,\"client_tx_per_sendmsg\":%.2f}\n",
+         "\"client_rx_per_recvmsg\":%.2f,\"client_tx_per_sendmsg\":%.2f,"
+         "\"relay_workers_cpu_pct\":%.1f,\"relay_worker_cpu_pct\":[%s],"
+         "\"relay_us_per_frame\":%.3f,\"workers\":%u,\"placement\":\"%s\"",
          pat, sessions, b.size, rate, secs, (unsigned long long)b.sent,
          (unsigned long long)b.send_blocked, (unsigned long long)b.delivered, (double)b.sent / secs,
-         (double)b.delivered / secs, loss, p50, p99, p999, cpu, p1.rss_kb, rx_per, tx_per);
+         (double)b.delivered / secs, loss, p50, p99, p999, cpu, p1.rss_kb, rx_per, tx_per,
+         100.0 * wcpu_s / secs, wlist, us_per_frame, workers, workers ? placement : "");
+  if (per_second) {
+    printf(",\"per_second\":[");
+    for (uint32_t i = 0; i < MAX_SECONDS && i < (uint32_t)secs; i++)
+      printf("%s%llu", i ? "," : "", (unsigned long long)b.per_sec[i]);
+    printf("]");
+  }
+  printf("}\n");
   for (uint32_t i = 0; i < sessions; i++)
     wtc_close(b.s[i], 0, "wtbench done");
-  wtc_run(&b.c, 200000000ull, NULL, NULL);
-  wtc_fini(&b.c);
+  run_all(&b, 200000000ull, NULL, NULL);
+  for (uint32_t i = 0; i < b.ncs; i++)
+    wtc_fini(b.cs[i]);
+  bench_free(&b);
   return 0;
 }

@@ -227,6 +227,9 @@ struct relay_counters {
   uint64_t register_refused_share; /* the client's addresses in the pool are all live */
   uint64_t share_recycled;         /* a client at its share got back its own oldest lease */
   uint64_t clients_evicted;        /* rate table full: the client owing least forgotten */
+  /* rooms across workers: frames an uplink did not copy into the ring toward a worker that
+   * has no copy of the room (roomdir_copy_has) */
+  uint64_t uplink_skipped;
 };
 
 struct relay {

@@ -38,6 +38,7 @@
 #define WTRELAY_ROOMDIR_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -53,11 +54,20 @@
 #define ROOMDIR_SLOT_BITS 20
 #define ROOMDIR_SLOT(id) ((id) & ((1u << ROOMDIR_SLOT_BITS) - 1))
 
+/* Workers a room's copy set can name (--workers is at most 256); a worker
+ * beyond it is always taken to have a copy. */
+#define ROOMDIR_MAX_WORKERS 256
+#define ROOMDIR_COPY_WORDS (ROOMDIR_MAX_WORKERS / 64)
+
 struct roomdir_room {
   bool used;
   uint32_t gen;     /* creations of this slot (12 bits used in the ring id) */
   uint32_t copies;  /* workers that hold a copy */
   uint64_t creator; /* client key of the Register that made it (0 = none) */
+  /* the set of workers that hold a copy, bit w of word w / 64: written
+   * under the lock (roomdir_copy_set), read without it by a worker's
+   * uplinks (roomdir_copy_has) */
+  _Atomic uint64_t copy_set[ROOMDIR_COPY_WORDS];
   char name[256];
   struct ippool pool;
 };
@@ -153,5 +163,23 @@ struct ippool *roomdir_pool(struct roomdir *d, uint32_t id);
 /* The ring id of room slot `id` as made now (slot | generation << 20). */
 uint32_t roomdir_ring_id(const struct roomdir *d, uint32_t id);
 const char *roomdir_name(const struct roomdir *d, uint32_t id);
+
+/*
+ * Which workers hold a copy of a room: what lets a copy send a flood only
+ * to the workers that have the room, instead of one ring copy per other
+ * worker that the consumer would drop (no_room). The joining or leaving
+ * worker updates its bit under the lock, next to roomdir_join/leave; a
+ * worker's uplink reads it without the lock (one relaxed load), which is
+ * safe because the reader holds a copy of the room itself, so the slot is
+ * not freed or made again under it. A bit read a moment late costs one
+ * frame at most: toward a copy just made (the frame is lost, as it would
+ * have been before the copy was there) or one just dropped (the consumer
+ * counts it as no_room, as before).
+ */
+/* Locked. Worker w holds a copy of room `id` now (has) or no longer. */
+void roomdir_copy_set(struct roomdir *d, uint32_t id, uint32_t w, bool has);
+/* Lock-free, by a worker holding a copy of room `id`: whether worker w has
+ * one too. True for a worker beyond ROOMDIR_MAX_WORKERS. */
+bool roomdir_copy_has(const struct roomdir *d, uint32_t id, uint32_t w);
 
 #endif

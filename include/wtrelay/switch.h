@@ -79,9 +79,15 @@ enum switch_port_kind {
   SWITCH_PORT_KINDS,
 };
 
+/* What a port's deliver returns when it had nothing to do with the frame
+ * by design (an uplink toward a worker without a copy of the room): not
+ * counted as delivered, nor as failed. */
+#define SWITCH_DELIVER_SKIPPED 1
+
 struct switch_port_ops {
-  /* Delivers one frame to the port. Returns 0, or a negative errno when the
-   * port dropped it (counted by the switch as deliver_failed). The port may
+  /* Delivers one frame to the port. Returns 0, SWITCH_DELIVER_SKIPPED, or
+   * a negative errno when the port dropped it (counted by the switch as
+   * deliver_failed). The port may
    * be deleted from inside this call (its connection failed), and may
    * call switch_input itself (the gateway answers at once), up to
    * SWITCH_MAX_DEPTH levels. */

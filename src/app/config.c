@@ -191,6 +191,9 @@ static const struct opt opts[] = {
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
      "connections and room copies; 0: one per CPU the process may run on, at most 256 "
      "(default 0)"},
+    {"worker-ring-slots", 0, "RELAY_WORKER_RING_SLOTS", OPT_U32, 2, 1048576, OFF(worker_ring_slots),
+     "frames each worker-pair ring holds (rooms across workers; a power of two; a full ring "
+     "drops and counts) (default 1024)"},
     {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
      "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
      "wtrelay-wN (default off)"},
@@ -282,6 +285,7 @@ void config_defaults(struct config *c)
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
   c->workers = 0; /* config_validate: the CPUs the process may run on */
+  c->worker_ring_slots = 1024;
   c->cert_poll_s = 60;
   c->auth_skew_s = 60;
   snprintf(c->nats_prefix, sizeof(c->nats_prefix), "wtrelay");
@@ -766,6 +770,10 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:9090, or empty to disable, got '%s'",
                   c->http_listen);
   }
+  if (c->worker_ring_slots & (c->worker_ring_slots - 1))
+    return fail(err, errlen,
+                "--worker-ring-slots: expected a power of two from 2 to 1048576, got %u",
+                c->worker_ring_slots);
   if (!c->workers)
     c->workers = config_cpus_allowed();
   if (c->pool_first || c->pool_last) {

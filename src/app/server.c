@@ -80,8 +80,6 @@
  * ngtcp2's packets are at most the path's UDP payload). */
 #define HANDOFF_SLOTS 256
 #define HANDOFF_MAX_PKT 2048
-/* Frame rings (room copies joined by uplink ports): slots per worker pair. */
-#define FRAME_SLOTS 1024
 /* Control rings (takeover asks and verdicts): slots per worker pair. A
  * Register that collides sends one ask to each other worker, each answered
  * once: 64 in flight per pair is far above what Registers make. */
@@ -1556,7 +1554,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
       if (f != t &&
           ((rc = fring_init(ring_of(p, f, t), HANDOFF_SLOTS,
                             sizeof(struct handoff_meta) + HANDOFF_MAX_PKT)) < 0 ||
-           (rc = fring_init(fring_of(p, f, t), FRAME_SLOTS, cfg->max_frame_size)) < 0 ||
+           (rc = fring_init(fring_of(p, f, t), cfg->worker_ring_slots, cfg->max_frame_size)) < 0 ||
            (rc = fring_init(cring_of(p, f, t), CONTROL_SLOTS, sizeof(struct ctl_msg))) < 0))
         goto fail;
   if ((p->done_fd = eventfd(0, EFD_CLOEXEC)) < 0) {

@@ -209,8 +209,10 @@ void relay_fini(struct relay *r)
   if (r->rooms && r->dir) {
     roomdir_lock(r->dir);
     for (uint32_t i = 0; i < r->max_rooms; i++)
-      if (r->rooms[i].used)
+      if (r->rooms[i].used) {
+        roomdir_copy_set(r->dir, r->rooms[i].gid, r->self, false);
         roomdir_leave(r->dir, r->rooms[i].gid, r->now ? *r->now : 0);
+      }
     roomdir_unlock(r->dir);
   }
   roomdir_fini(&r->own_dir);
@@ -306,6 +308,10 @@ static int uplink_deliver(void *ctx, const struct switch_frame *f)
 {
   struct relay_uplink *u = ctx;
   struct relay *r = u->r;
+  if (!roomdir_copy_has(r->dir, r->rooms[u->room].gid, u->to)) {
+    r->ctr.uplink_skipped++; /* no copy there: no ring copy, no no_room drop */
+    return SWITCH_DELIVER_SKIPPED;
+  }
   return r->uplink_send(r->uplink_ctx, u->to, r->rooms[u->room].ring_id, f);
 }
 
@@ -434,8 +440,10 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
   bool made, evicted = false;
   roomdir_lock(r->dir);
   int rc = roomdir_open(r->dir, name, client, &pp, *r->now, &room->gid, &made, &evicted);
-  if (rc == 0)
+  if (rc == 0) {
     room->ring_id = roomdir_ring_id(r->dir, room->gid);
+    roomdir_copy_set(r->dir, room->gid, r->self, true);
+  }
   roomdir_unlock(r->dir);
   if (evicted)
     r->ctr.clients_evicted++;
@@ -447,6 +455,7 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
     fed_detach(r, free_slot);
     uplinks_detach(r, free_slot);
     roomdir_lock(r->dir);
+    roomdir_copy_set(r->dir, room->gid, r->self, false);
     roomdir_leave(r->dir, room->gid, *r->now);
     roomdir_unlock(r->dir);
     return rc;
@@ -481,6 +490,7 @@ static void room_drop_if_empty(struct relay *r, uint32_t idx)
   uplinks_detach(r, idx);
   r->gid_local[room->gid] = RELAY_NO_ROOM;
   roomdir_lock(r->dir);
+  roomdir_copy_set(r->dir, room->gid, r->self, false);
   roomdir_leave(r->dir, room->gid, *r->now); /* the last copy: DHCP-only leases released */
   roomdir_unlock(r->dir);
   room->used = false;
@@ -1801,6 +1811,9 @@ static const struct counter_def relay_counter_defs[] = {
     R("wtrelay_client_rate_evictions_total",
       "clients forgotten by the full room-creation rate table", NULL, RL, "clients_evicted",
       clients_evicted),
+    R("wtrelay_uplink_frames_skipped_total",
+      "frames of a room copy not sent toward a worker without a copy of the room", NULL, FL,
+      "uplink_skipped", uplink_skipped),
     R("wtrelay_frames_total", "Ethernet frames through the relay", "direction=\"in\"", FL,
       "frames_in", frames_in),
     R("wtrelay_frames_total", NULL, "direction=\"out\"", FL, "frames_out", frames_out),

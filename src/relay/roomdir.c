@@ -115,6 +115,26 @@ uint32_t roomdir_ring_id(const struct roomdir *d, uint32_t id)
   return id | (d->rooms[id].gen & 0xfffu) << ROOMDIR_SLOT_BITS;
 }
 
+void roomdir_copy_set(struct roomdir *d, uint32_t id, uint32_t w, bool has)
+{
+  if (id >= d->max_rooms || w >= ROOMDIR_MAX_WORKERS)
+    return;
+  _Atomic uint64_t *word = &d->rooms[id].copy_set[w / 64];
+  uint64_t bit = UINT64_C(1) << (w % 64);
+  if (has)
+    atomic_fetch_or_explicit(word, bit, memory_order_relaxed);
+  else
+    atomic_fetch_and_explicit(word, ~bit, memory_order_relaxed);
+}
+
+bool roomdir_copy_has(const struct roomdir *d, uint32_t id, uint32_t w)
+{
+  if (id >= d->max_rooms || w >= ROOMDIR_MAX_WORKERS)
+    return true;
+  uint64_t v = atomic_load_explicit(&d->rooms[id].copy_set[w / 64], memory_order_relaxed);
+  return (v >> (w % 64)) & 1;
+}
+
 /* ---- per-client shares ---- */
 
 int roomdir_set_shares(struct roomdir *d, const struct roomdir_shares *sh)

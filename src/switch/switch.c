@@ -348,6 +348,8 @@ static int deliver(struct switch_table *sw, uint32_t port, const struct switch_f
     sw->ctr.deliver_failed++;
     return 0;
   }
+  if (rc == SWITCH_DELIVER_SKIPPED)
+    return 0;
   /* The port may have been detached inside deliver. */
   if (pt->used)
     pt->frames_out++;

@@ -6,6 +6,12 @@
 # workers hold some; after the reload every one of them still answers,
 # 12 new clients (spread over both workers by the kernel's hash) all get
 # the new certificate, none gets the old one, and SIGTERM exits 0.
+# Under load: two pairs of sessions placed across both workers (wtbench
+# --workers 2 --placement cross: every frame crosses a worker ring) send
+# unicast frames at a fixed rate through three reloads (new pair, old
+# pair, new pair again); none of their sessions drops and the frames keep
+# flowing: at most 2 % lost over the run, and frames delivered in every
+# second of it (a session that dropped at a reload would stop its pair).
 . "$(dirname "$0")/lib.sh"
 
 OPS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -55,12 +61,35 @@ w1=$(metric 'wtrelay_worker_sessions{worker="1"}')
 [ "$w0" -gt 0 ] && [ "$w1" -gt 0 ] || fail "sessions not on both workers: $w0 and $w1"
 pass "${#HOLDS[@]} live sessions: $w0 on worker 0, $w1 on worker 1"
 
-cp "$TMP/b/c.pem" "$TMP/live/c.pem"
-cp "$TMP/b/k.pem" "$TMP/live/k.pem"
+# traffic across the workers for the whole of the reloads below
+BENCH=$BUILD_DIR/wtbench
+[ -x "$BENCH" ] || fail "$BENCH missing (built by make)"
+RATE=2000
+BENCH_S=9
+"$BENCH" --url "$URL/load" --cert-hash "$old" --sessions 4 --size 600 --rate "$RATE" \
+  --duration "$BENCH_S" --workers 2 --placement cross --per-second \
+  >"$TMP/bench.out" 2>"$TMP/bench.err" &
+BENCH_PID=$!
+PIDS+=("$BENCH_PID")
+for _ in $(seq 100); do grep -q measuring "$TMP/bench.err" 2>/dev/null && break; sleep 0.1; done
+grep -q measuring "$TMP/bench.err" || fail "wtbench did not start its traffic: $(tail -2 "$TMP/bench.err")"
+pass "traffic: 2 pairs across the 2 workers, $RATE frames/s"
+
+reload() { # dir: install its pair, SIGHUP, wait until the relay uses it
+  local want n
+  cp "$1/c.pem" "$TMP/live/c.pem"
+  cp "$1/k.pem" "$TMP/live/k.pem"
+  want=$(openssl x509 -in "$1/c.pem" -outform DER | sha256sum | cut -d' ' -f1)
+  n=$(grep -c "certificate in use changed.*sha256=$want" "$TMP/relay.err" || true)
+  kill -HUP "$RELAY_PID"
+  for _ in $(seq 30); do
+    [ "$(grep -c "certificate in use changed.*sha256=$want" "$TMP/relay.err" || true)" -gt "$n" ] && return 0
+    sleep 0.1
+  done
+  fail "SIGHUP did not install the pair of $1"
+}
+reload "$TMP/b"
 want=$(openssl x509 -in "$TMP/b/c.pem" -outform DER | sha256sum | cut -d' ' -f1)
-kill -HUP "$RELAY_PID"
-for _ in $(seq 30); do grep -q "certificate in use changed.*sha256=$want" "$TMP/relay.err" && break; sleep 0.1; done
-grep -q "certificate in use changed.*sha256=$want" "$TMP/relay.err" || fail "SIGHUP did not install the new pair"
 sleep 0.3
 NEW=()
 for i in $(seq 1 12); do
@@ -77,6 +106,25 @@ for i in 1 2 3 4 5 6; do
   fi
 done
 pass "6 new connections with the old hash all refused"
+sleep 0.5
+reload "$TMP/a"
+sleep 0.5
+reload "$TMP/b"
+pass "3 reloads under load"
+wait "$BENCH_PID" || fail "wtbench failed: $(tail -3 "$TMP/bench.err")"
+python3 - "$TMP/bench.out" "$RATE" "$BENCH_S" <<'PY' || fail "frames stopped or were lost under the reloads: $(tail -1 "$TMP/bench.out")"
+import json, sys
+rows = [l for l in open(sys.argv[1]) if l.startswith("{")]
+r = json.loads(rows[-1])
+rate, secs = float(sys.argv[2]), float(sys.argv[3])
+print("wtbench: sent %d delivered %d loss %.2f%% per second %s" % (r["sent"], r["delivered"], r["loss_pct"], r["per_second"]))
+assert r["sent"] >= 0.9 * rate * secs, "the load generator fell behind"
+assert r["loss_pct"] <= 2.0, "loss over the reloads"
+# every whole second of the run delivered frames, each at least half the rate
+assert len(r["per_second"]) >= int(secs), "seconds missing"
+assert min(r["per_second"][: int(secs)]) >= rate / 2, "a second with too few frames"
+PY
+pass "frames kept flowing across the workers through the reloads ($(python3 -c 'import json,sys; r=json.loads([l for l in open(sys.argv[1]) if l.startswith("{")][-1]); print("%d of %d, %.2f %% lost" % (r["delivered"], r["sent"], r["loss_pct"]))' "$TMP/bench.out"))"
 for i in "${!HOLDS[@]}"; do
   wait "${HOLDS[$i]}" || fail "a session opened before the reload stopped answering: $(tail -1 "$TMP/hold$((i + 1)).out")"
 done

@@ -508,3 +508,27 @@ Test(config, nats_flags_and_pool_range)
   }
   cr_assert_eq(PARSE(&c, err, "--pool-first", "10.0.2.200", "--pool-last", "10.0.2.100"), -EINVAL);
 }
+
+/* --worker-ring-slots: a power of two in range, 1024 by default, from the
+ * flag or RELAY_WORKER_RING_SLOTS. */
+Test(config, worker_ring_slots)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.worker_ring_slots, 1024);
+  cr_assert_eq(PARSE(&c, err, "--worker-ring-slots", "4"), CONFIG_OK);
+  cr_assert_eq(c.worker_ring_slots, 4);
+  cr_assert_eq(PARSE(&c, err, "--worker-ring-slots", "1048576"), CONFIG_OK);
+  const char *bad[] = {"0", "1", "3", "1000", "2097152", "x"};
+  for (size_t i = 0; i < sizeof(bad) / sizeof(*bad); i++) {
+    cr_assert_eq(PARSE(&c, err, "--worker-ring-slots", (char *)bad[i]), -EINVAL, "%s", bad[i]);
+    cr_assert(strstr(err, "--worker-ring-slots"), "message names the flag: %s", err);
+  }
+  env_vals[0][0] = "RELAY_WORKER_RING_SLOTS";
+  env_vals[0][1] = "8";
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.worker_ring_slots, 8);
+  memset(env_vals, 0, sizeof(env_vals));
+}

@@ -278,3 +278,40 @@ Test(roomdir_shares, session_table_model)
   }
   roomdir_fini(&d);
 }
+
+/* The set of workers holding a copy: one bit per worker over several
+ * words, set and cleared independently, empty again when a slot is made
+ * anew, and "has a copy" for a worker the set cannot name. */
+Test(roomdir, copy_set_per_worker)
+{
+  struct roomdir d;
+  bool made;
+  cr_assert_eq(roomdir_init(&d, 2), 0);
+  uint32_t a = join(&d, "/lan", &made);
+  const uint32_t ws[] = {0, 1, 63, 64, 130, 255};
+  for (size_t i = 0; i < sizeof(ws) / sizeof(ws[0]); i++)
+    cr_assert_not(roomdir_copy_has(&d, a, ws[i]), "worker %u in a new room's set", ws[i]);
+  roomdir_copy_set(&d, a, 64, true);
+  roomdir_copy_set(&d, a, 1, true);
+  roomdir_copy_set(&d, a, 255, true);
+  for (uint32_t w = 0; w < ROOMDIR_MAX_WORKERS; w++)
+    cr_assert_eq(roomdir_copy_has(&d, a, w), w == 1 || w == 64 || w == 255, "worker %u", w);
+  roomdir_copy_set(&d, a, 64, false);
+  cr_assert_not(roomdir_copy_has(&d, a, 64));
+  cr_assert(roomdir_copy_has(&d, a, 1));
+  cr_assert(roomdir_copy_has(&d, a, 255));
+  cr_assert(roomdir_copy_has(&d, a, ROOMDIR_MAX_WORKERS), "beyond the set: always a copy");
+  /* another room's set is its own */
+  uint32_t b = join(&d, "/other", &made);
+  cr_assert_neq(a, b);
+  cr_assert_not(roomdir_copy_has(&d, b, 1));
+  /* the slot made again starts empty */
+  roomdir_leave(&d, a, 2);
+  uint32_t c = join(&d, "/third", &made);
+  cr_assert_eq(c, a);
+  cr_assert_not(roomdir_copy_has(&d, c, 1));
+  cr_assert_not(roomdir_copy_has(&d, c, 255));
+  roomdir_leave(&d, b, 3);
+  roomdir_leave(&d, c, 3);
+  roomdir_fini(&d);
+}
