@@ -34,6 +34,18 @@
  * drains it (fed_drain), learns the sender's id for the frame's source MAC
  * and switches the frame from the room's federation uplink.
  *
+ * Remote MACs. Each worker remembers, per (room, MAC), the relay whose
+ * frame last carried that MAC as its source, and when (fed_mac_learn, on
+ * every frame from NATS). A unicast the switch hands the uplink goes to
+ * that relay's .to. subject only while the entry is younger than the
+ * aging time (--mac-aging, as the switch's own table); an older entry is
+ * forgotten at that lookup (fed_mac_find, counted) and the frame goes to
+ * the flood subject, so a MAC that went quiet behind one relay and came
+ * back behind another is reached wherever it is after the aging time, even
+ * if the switch still thinks it is behind the uplink. Direct-mapped, one
+ * entry per slot (FED_MACS): a collision forgets the older MAC, which is
+ * then flooded to until its next frame.
+ *
  * Rooms. A worker says which rooms it has copies of through a level
  * table (fed_room_open / fed_room_close: the room's ring id per room slot,
  * and its name), and wakes the publisher thread, which subscribes to a
@@ -86,6 +98,7 @@ struct fed_counters {
   uint64_t drop_in_switch;   /* in: the switch refused it (runt, pinned source) */
   uint64_t own_ignored;      /* in: carrying this relay's id */
   uint64_t macs_learned;     /* remote MACs learned or moved to another relay */
+  uint64_t macs_expired;     /* remote MACs older than the aging time at a lookup */
   uint64_t reconnects;       /* NATS reconnections */
   uint64_t disconnects;      /* NATS connection losses */
   uint64_t connected;        /* gauge: 1 when connected to NATS */
@@ -93,6 +106,7 @@ struct fed_counters {
 };
 
 struct fed_mac {
+  uint64_t seen_ns; /* the last frame from NATS with this source MAC */
   uint32_t ring_id;
   uint8_t mac[6];
   uint8_t idlen; /* 0 = unused */
@@ -110,7 +124,7 @@ struct fed_worker {
   struct fed_mac *macs; /* FED_MACS, this worker's thread only */
   /* counters this worker writes */
   _Atomic uint64_t drop_down, drop_ring_full, drop_too_big, drop_in_no_room, drop_in_switch,
-      macs_learned, frames_in, bytes_in, drop_in_bad;
+      macs_learned, macs_expired, frames_in, bytes_in, drop_in_bad;
 };
 
 /* A room subscribed (the publisher thread changes it under lock). */
@@ -132,6 +146,7 @@ struct fed_params {
   uint32_t nworkers;
   uint32_t max_rooms;
   uint32_t max_frame;
+  uint64_t aging_ns; /* remote MACs older than this are not used; 0 = never aged */
 };
 
 struct fed {
@@ -179,7 +194,8 @@ void fed_room_open(struct fed *f, uint32_t w, uint32_t ring_id, const char *name
 void fed_room_close(struct fed *f, uint32_t w, uint32_t ring_id);
 /* A frame the switch handed room ring_id's federation uplink. 0 or a
  * negative errno (dropped, counted). */
-int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_frame *fr);
+int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_frame *fr,
+             uint64_t now);
 /* Once per loop turn: wakes the publisher when frames were pushed. */
 void fed_turn(struct fed *f, uint32_t w);
 /* The incoming ring's doorbell, to keep a read armed on. */
@@ -188,7 +204,18 @@ int fed_bell_fd(struct fed *f, uint32_t w);
  * frame (relay_fed_input's result: -ENOENT no copy). */
 void fed_drain(struct fed *f, uint32_t w,
                int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len),
-               void *ctx);
+               void *ctx, uint64_t now);
+
+/* A worker's table of remote MACs (fw->macs, FED_MACS entries; its thread
+ * only). fed_mac_learn records that relay id (n bytes) sent a frame of
+ * room ring_id with source mac at `now`; true when the MAC is new or moved
+ * to another relay. fed_mac_find gives the entry of (ring_id, mac), or NULL
+ * when there is none or it is older than aging_ns (0: never too old); a
+ * too old entry is forgotten and counted in macs_expired. */
+bool fed_mac_learn(struct fed_worker *fw, uint32_t ring_id, const uint8_t mac[6], const uint8_t *id,
+                   uint8_t n, uint64_t now);
+const struct fed_mac *fed_mac_find(struct fed_worker *fw, uint64_t aging_ns, uint32_t ring_id,
+                                   const uint8_t mac[6], uint64_t now);
 
 void fed_counters_read(struct fed *f, struct fed_counters *out);
 extern const struct counter_table fed_counter_table;

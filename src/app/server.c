@@ -523,7 +523,7 @@ static void fed_close(void *ctx, uint32_t ring_id)
 static int fed_out(void *ctx, uint32_t ring_id, const struct switch_frame *f)
 {
   struct server_worker *s = ctx;
-  return fed_send(&s->proc->fed, s->index, ring_id, f);
+  return fed_send(&s->proc->fed, s->index, ring_id, f, s->w.now);
 }
 
 static const struct relay_fed_ops fed_ops = {.open = fed_open, .close = fed_close, .send = fed_out};
@@ -569,7 +569,7 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     (void)fring_doorbell_ack(cring_of(s->proc, from, s->index));
     ctl_drain(s, from);
   } else if (idx == 1 + 3 * s->proc->nworkers && s->proc->fed_ok) {
-    fed_drain(&s->proc->fed, s->index, fed_input, s);
+    fed_drain(&s->proc->fed, s->index, fed_input, s, s->w.now);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -1582,7 +1582,8 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
                             .port = cfg->port,
                             .nworkers = p->nworkers,
                             .max_rooms = cfg->max_rooms,
-                            .max_frame = cfg->max_frame_size};
+                            .max_frame = cfg->max_frame_size,
+                            .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S};
     if ((rc = fed_start(&p->fed, &fp)) < 0)
       goto fail;
     p->fed_ok = true;

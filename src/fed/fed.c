@@ -108,6 +108,34 @@ static bool mac_is(const struct fed_mac *m, uint32_t ring_id, const uint8_t mac[
   return m->idlen && m->ring_id == ring_id && memcmp(m->mac, mac, 6) == 0;
 }
 
+bool fed_mac_learn(struct fed_worker *fw, uint32_t ring_id, const uint8_t mac[6], const uint8_t *id,
+                   uint8_t n, uint64_t now)
+{
+  struct fed_mac *m = mac_slot(fw, ring_id, mac);
+  m->seen_ns = now;
+  if (mac_is(m, ring_id, mac) && m->idlen == n && memcmp(m->id, id, n) == 0)
+    return false;
+  m->ring_id = ring_id;
+  memcpy(m->mac, mac, 6);
+  m->idlen = n;
+  memcpy(m->id, id, n);
+  return true;
+}
+
+const struct fed_mac *fed_mac_find(struct fed_worker *fw, uint64_t aging_ns, uint32_t ring_id,
+                                   const uint8_t mac[6], uint64_t now)
+{
+  struct fed_mac *m = mac_slot(fw, ring_id, mac);
+  if (!mac_is(m, ring_id, mac))
+    return NULL;
+  if (aging_ns && now > m->seen_ns && now - m->seen_ns > aging_ns) {
+    m->idlen = 0;
+    add(&fw->macs_expired, 1);
+    return NULL;
+  }
+  return m;
+}
+
 /* The first 6 bytes of a frame spread over iovecs. */
 static bool frame_head(const struct switch_frame *fr, uint8_t out[6])
 {
@@ -149,7 +177,8 @@ void fed_room_close(struct fed *f, uint32_t w, uint32_t ring_id)
   (void)!write(f->bell, &one, sizeof(one));
 }
 
-int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_frame *fr)
+int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_frame *fr,
+             uint64_t now)
 {
   struct fed_worker *fw = &f->ws[w];
   if (!ld(&f->connected)) {
@@ -160,8 +189,8 @@ int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_fr
   hdr[0] = 0;
   uint8_t dst[6];
   if (!fr->flood && frame_head(fr, dst) && !(dst[0] & 1)) {
-    struct fed_mac *m = mac_slot(fw, ring_id, dst);
-    if (mac_is(m, ring_id, dst)) {
+    const struct fed_mac *m = fed_mac_find(fw, f->p.aging_ns, ring_id, dst, now);
+    if (m) {
       hdr[0] = m->idlen;
       memcpy(hdr + 1, m->id, m->idlen);
     }
@@ -191,7 +220,7 @@ int fed_bell_fd(struct fed *f, uint32_t w)
 
 void fed_drain(struct fed *f, uint32_t w,
                int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len),
-               void *ctx)
+               void *ctx, uint64_t now)
 {
   struct fed_worker *fw = &f->ws[w];
   const struct fring_slot *sl;
@@ -201,16 +230,8 @@ void fed_drain(struct fed *f, uint32_t w,
     const uint8_t *frame = sl->data + 1 + n;
     size_t len = sl->len - 1 - n;
     const uint8_t *src = frame + 6;
-    if (!(src[0] & 1)) {
-      struct fed_mac *m = mac_slot(fw, sl->domain, src);
-      if (!mac_is(m, sl->domain, src) || m->idlen != n || memcmp(m->id, sl->data + 1, n) != 0) {
-        m->ring_id = sl->domain;
-        memcpy(m->mac, src, 6);
-        m->idlen = n;
-        memcpy(m->id, sl->data + 1, n);
-        add(&fw->macs_learned, 1);
-      }
-    }
+    if (!(src[0] & 1) && fed_mac_learn(fw, sl->domain, src, sl->data + 1, n, now))
+      add(&fw->macs_learned, 1);
     int rc = input(ctx, sl->domain, frame, len);
     if (rc == -ENOENT)
       add(&fw->drop_in_no_room, 1);
@@ -687,6 +708,7 @@ void fed_counters_read(struct fed *f, struct fed_counters *c)
     c->drop_in_switch += ld(&fw->drop_in_switch);
     c->drop_in_bad += ld(&fw->drop_in_bad);
     c->macs_learned += ld(&fw->macs_learned);
+    c->macs_expired += ld(&fw->macs_expired);
     c->frames_in += ld(&fw->frames_in);
     c->bytes_in += ld(&fw->bytes_in);
   }
@@ -725,6 +747,10 @@ static const struct counter_def fed_defs[] = {
     C("wtrelay_fed_remote_macs_learned_total",
       "MACs learned (or moved) behind another relay, per worker copy", NULL, "macs_learned",
       macs_learned),
+    C("wtrelay_fed_remote_macs_expired_total",
+      "Remote MACs older than --mac-aging when a unicast looked them up: forgotten, the frame "
+      "published on the room's flood subject",
+      NULL, "macs_expired", macs_expired),
     C("wtrelay_nats_reconnects_total", "NATS reconnections", NULL, "reconnects", reconnects),
     C("wtrelay_nats_disconnects_total", "NATS connection losses", NULL, "disconnects", disconnects),
     G("wtrelay_nats_connected", "1 when connected to NATS", NULL, "connected", connected),

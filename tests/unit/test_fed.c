@@ -1,7 +1,8 @@
 /*
  * fed's subjects: no room name or relay id can inject a token, a wildcard
  * or a blank into a NATS subject (a property test over hostile and random
- * names), the encoding is one-to-one, and the prefix check.
+ * names), the encoding is one-to-one, and the prefix check; the table of
+ * remote MACs (which relay a unicast goes to) and its aging.
  */
 #include <criterion/criterion.h>
 #include <errno.h>
@@ -124,4 +125,66 @@ Test(fed, prefix_check)
                                     "a.>", "a b", "a\tb", ">",  "*",    "a/b"};
   for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
     cr_assert_not(fed_prefix_valid(bad[i]), "accepted %s", bad[i]);
+}
+
+/* ---- remote MACs ---- */
+
+#define S_NS 1000000000ull
+
+static struct fed_worker *mac_worker(void)
+{
+  static struct fed_worker fw;
+  memset(&fw, 0, sizeof(fw));
+  fw.macs = calloc(FED_MACS, sizeof(*fw.macs));
+  cr_assert_not_null(fw.macs);
+  return &fw;
+}
+
+static void id_is(const struct fed_mac *m, const char *id)
+{
+  cr_assert_not_null(m, "no entry, expected relay %s", id);
+  cr_assert_eq(m->idlen, strlen(id));
+  cr_assert_arr_eq(m->id, id, strlen(id));
+}
+
+/* A MAC moves from relay B to relay C without a frame (B died, the VM
+ * reconnected to C and is quiet): before the aging time unicast still goes
+ * to B's subject, after it the entry is no longer used (the frame is
+ * flooded, so C gets it), and a frame from C puts the MAC behind C. */
+Test(fed, remote_mac_ages_out)
+{
+  struct fed_worker *fw = mac_worker();
+  const uint64_t aging = 2 * S_NS, t0 = 1000 * S_NS;
+  const uint8_t mac[6] = {0x52, 0x54, 0, 0, 0, 7};
+  cr_assert(fed_mac_learn(fw, 5, mac, (const uint8_t *)"relay-b", 7, t0));
+  cr_assert_not(fed_mac_learn(fw, 5, mac, (const uint8_t *)"relay-b", 7, t0), "not new");
+  id_is(fed_mac_find(fw, aging, 5, mac, t0 + aging), "relay-b");
+  cr_assert_eq(fw->macs_expired, 0);
+  /* older than the aging time: not used, forgotten, counted once */
+  cr_assert_null(fed_mac_find(fw, aging, 5, mac, t0 + aging + 1), "a stale entry was used");
+  cr_assert_eq(fw->macs_expired, 1);
+  cr_assert_null(fed_mac_find(fw, aging, 5, mac, t0 + aging + 2));
+  cr_assert_eq(fw->macs_expired, 1);
+  /* C's frame: behind C, young again */
+  cr_assert(fed_mac_learn(fw, 5, mac, (const uint8_t *)"relay-c", 7, t0 + 10 * S_NS));
+  id_is(fed_mac_find(fw, aging, 5, mac, t0 + 11 * S_NS), "relay-c");
+  free(fw->macs);
+}
+
+/* Every frame refreshes the entry: a MAC that keeps talking never ages;
+ * another room's copy of the same MAC is another entry; aging 0 never
+ * ages. */
+Test(fed, remote_mac_refreshed_by_frames)
+{
+  struct fed_worker *fw = mac_worker();
+  const uint64_t aging = 2 * S_NS, t0 = 50 * S_NS;
+  const uint8_t mac[6] = {0x52, 0x54, 0, 0, 1, 9};
+  for (uint64_t t = t0; t < t0 + 20 * S_NS; t += S_NS) {
+    (void)fed_mac_learn(fw, 3, mac, (const uint8_t *)"b", 1, t);
+    id_is(fed_mac_find(fw, aging, 3, mac, t + S_NS), "b");
+  }
+  cr_assert_null(fed_mac_find(fw, aging, 4, mac, t0 + 20 * S_NS), "another room");
+  cr_assert_eq(fw->macs_expired, 0);
+  id_is(fed_mac_find(fw, 0, 3, mac, t0 + 100000 * S_NS), "b");
+  free(fw->macs);
 }
