@@ -113,39 +113,12 @@ static int send_to(struct client *cl, const uint8_t dst[6], size_t len, uint32_t
   return wtc_send_frame(cl->s, f, len);
 }
 
-/* GET /metrics into buf (NUL-terminated). */
-static void metrics_get(const struct relay_proc *rp, char *buf, size_t cap)
-{
-  int fd = socket(AF_INET, SOCK_STREAM, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons(rp->ops_port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
-  size_t n = 0;
-  ssize_t r;
-  while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
-    n += (size_t)r;
-  buf[n] = '\0';
-  close(fd);
-}
-
-/* The value of the sample line "series value", or -1. */
-static long long metric(const char *text, const char *series)
-{
-  char pat[256];
-  snprintf(pat, sizeof(pat), "\n%s ", series);
-  const char *p = strstr(text, pat);
-  return p ? atoll(p + strlen(pat)) : -1;
-}
-
 static long long ring(const char *m, uint32_t w, const char *event)
 {
   char series[128];
   snprintf(series, sizeof(series), "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"%s\"}",
            w, event);
-  return metric(m, series);
+  return relay_proc_metric(m, series);
 }
 
 static char m[1 << 20];
@@ -174,13 +147,14 @@ Test(workers_ring, flood_in_a_room_on_one_worker_skips_the_idle_worker, .timeout
   }
   cr_assert_eq(b->got, 50, "broadcasts delivered on the worker: %u of 50", b->got);
   usleep(300000); /* the workers publish their counters every 100 ms */
-  metrics_get(&rp, m, sizeof(m));
+  relay_proc_metrics(&rp, m, sizeof(m));
   cr_assert_eq(ring(m, 0, "pushed"), 0, "a flood was copied toward the idle worker");
   cr_assert_eq(ring(m, 1, "no_room"), 0, "the idle worker dropped frames of a room it lacks");
-  cr_assert_geq(metric(m, "wtrelay_uplink_frames_skipped_total"), 50,
+  cr_assert_geq(relay_proc_metric(m, "wtrelay_uplink_frames_skipped_total"), 50,
                 "skipped uplink copies not counted");
-  cr_assert_eq(metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"out\"}"), 0,
-               "the switch counted skipped copies as frames out to an uplink");
+  cr_assert_eq(
+      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"out\"}"),
+      0, "the switch counted skipped copies as frames out to an uplink");
   relay_proc_stop(&rp);
   wtc_fini(&a->c);
   wtc_fini(&b->c);
@@ -216,7 +190,7 @@ Test(workers_ring, full_ring_drops_counts_and_the_relay_carries_on, .timeout = 1
     poll_all(cl, 4);
     if (now_ms() >= next_look) {
       next_look = now_ms() + 250;
-      metrics_get(&rp, m, sizeof(m));
+      relay_proc_metrics(&rp, m, sizeof(m));
       if ((dropped = ring(m, 0, "dropped")) > 0)
         break;
     }
@@ -231,7 +205,7 @@ Test(workers_ring, full_ring_drops_counts_and_the_relay_carries_on, .timeout = 1
     usleep(500);
   }
   usleep(300000);
-  metrics_get(&rp, m, sizeof(m));
+  relay_proc_metrics(&rp, m, sizeof(m));
   dropped = ring(m, 0, "dropped");
   pushed = ring(m, 0, "pushed");
   cr_assert_eq(ring(m, 1, "popped"), pushed, "pushed %lld, popped %lld", pushed,
@@ -239,7 +213,7 @@ Test(workers_ring, full_ring_drops_counts_and_the_relay_carries_on, .timeout = 1
   cr_assert_gt(cl[1]->got, 0, "no broadcast crossed to worker 1");
   cr_assert_leq((long long)cl[1]->got, pushed, "more received than crossed the ring");
   cr_assert_lt(cl[1]->got, sent, "every frame arrived: the ring was never full");
-  cr_assert_eq(metric(m, "wtrelay_workers"), 2);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_workers"), 2);
 
   /* the flooding sessions are up, and other sessions across the same
    * workers exchange frames both ways, every one delivered */
