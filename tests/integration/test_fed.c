@@ -540,8 +540,9 @@ Test(fed_e2e, relay_killed, .timeout = 120)
   }
   /* B's MAC ages out behind A's uplinks (--mac-aging 2, swept every
    * second): a unicast to it is then an unknown unicast, flooded (the
-   * room's flood subject), no longer sent to B's own subject */
-  run_all(w.all, 3500, NULL, NULL);
+   * room's flood subject), no longer sent to B's own subject (3 s at
+   * most; 6 s leave room for a loaded machine's late timers) */
+  run_all(w.all, 6000, NULL, NULL);
   long long out = metric(&w.ra, "wtrelay_fed_frames_total{dir=\"out\"}");
   len = frame(f, m2, m0, 60, 3);
   cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
