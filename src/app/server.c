@@ -778,17 +778,22 @@ static void process_events(struct server_worker *s)
 }
 
 /* Process thread: sets events on every worker and rings its doorbell. */
-static void broadcast(struct server *p, uint32_t ev)
+static void broadcast_others(struct server *p, uint32_t except, uint32_t ev)
 {
   for (uint32_t i = 0; i < p->nworkers; i++) {
     struct server_worker *s = p->ws[i];
-    if (!s)
+    if (!s || i == except)
       continue;
     atomic_fetch_or_explicit(&s->events, ev, memory_order_release);
     uint64_t one = 1;
     if (write(s->bell, &one, sizeof(one)) < 0 && errno != EAGAIN)
       log_error("cannot ring a worker's doorbell", "worker=%u err=\"%s\"", i, strerror(errno));
   }
+}
+
+static void broadcast(struct server *p, uint32_t ev)
+{
+  broadcast_others(p, UINT32_MAX, ev);
 }
 
 /* Puts a new certificate (a filled value, taken) in the store: new
@@ -855,10 +860,18 @@ static void cert_check(struct server *p, bool force)
   cert_install(p, &c, "ephemeral rotation");
 }
 
+/* Worker 0 alone polls the token key file; when it sees a change (a new
+ * key or a failed load) every other worker loads the file at once
+ * (EV_RELOAD), so the workers never hold different keys for a poll
+ * interval (each polling on its own, one could miss a key that was
+ * replaced again before its turn, and keep the old one). */
 static void auth_timer_fn(struct timer *t, uint64_t now)
 {
   struct server_worker *s = container_of(t, struct server_worker, auth_timer);
+  uint64_t before = s->auth.ctr.key_reloads + s->auth.ctr.key_reload_failures;
   auth_key_check(&s->auth, false);
+  if (s->auth.ctr.key_reloads + s->auth.ctr.key_reload_failures != before)
+    broadcast_others(s->proc, s->index, EV_RELOAD);
   timer_arm(&s->w.timers, &s->auth_timer, now + (uint64_t)s->proc->cfg->cert_poll_s * NS_PER_S);
 }
 
@@ -1310,8 +1323,8 @@ static int worker_build(struct server_worker *s)
       (rc = timer_arm(&s->w.timers, &s->stall_timer,
                       s->w.now + (uint64_t)p->stall_after_s * NS_PER_S)) < 0)
     return rc;
-  if ((rc = timer_arm(&s->w.timers, &s->auth_timer,
-                      s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
+  if (s->index == 0 && (rc = timer_arm(&s->w.timers, &s->auth_timer,
+                                       s->w.now + (uint64_t)cfg->cert_poll_s * NS_PER_S)) < 0)
     return rc;
   if (s->index == 0 && cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
