@@ -27,6 +27,23 @@ static json_t *load_object(const uint8_t *json, size_t len, const char **type)
   return root;
 }
 
+/* Copies the NUL-terminated UTF-8 string src into dst (cap > 0 bytes),
+ * truncated at a character boundary: a message cut in the middle of a
+ * multi-byte character would be invalid UTF-8 when logged or sent on. */
+static void copy_utf8(char *dst, size_t cap, const char *src)
+{
+  size_t n = strlen(src);
+  if (n >= cap) {
+    n = cap - 1;
+    /* Back off continuation bytes (10xxxxxx) to the start of the cut
+     * character, then drop that lead byte too. */
+    while (n > 0 && ((unsigned char)src[n] & 0xc0) == 0x80)
+      n--;
+  }
+  memcpy(dst, src, n);
+  dst[n] = '\0';
+}
+
 /* Reads an array of exactly n integers 0..255. */
 static int read_bytes(json_t *arr, uint8_t *out, size_t n)
 {
@@ -54,7 +71,7 @@ int bavy_ctrl_parse(const uint8_t *json, size_t len, struct bavy_ctrl *out)
   if (!root)
     return -EBADMSG;
   int rc = 0;
-  snprintf(out->name, sizeof(out->name), "%s", type);
+  copy_utf8(out->name, sizeof(out->name), type);
   if (strcmp(type, "Register") == 0) {
     out->type = BAVY_MSG_REGISTER;
     rc = read_bytes(json_object_get(root, "mac"), out->mac, 6);
@@ -110,8 +127,7 @@ int bavy_ctrl_parse_server(const uint8_t *json, size_t len, struct bavy_server_m
   } else if (strcmp(type, "Error") == 0) {
     out->type = BAVY_SMSG_ERROR;
     json_t *m = json_object_get(root, "message");
-    snprintf(out->message, sizeof(out->message), "%s",
-             json_is_string(m) ? json_string_value(m) : "");
+    copy_utf8(out->message, sizeof(out->message), json_is_string(m) ? json_string_value(m) : "");
   } else if (strcmp(type, "PeerList") == 0) {
     out->type = BAVY_SMSG_PEER_LIST;
     json_t *p = json_object_get(root, "peers");

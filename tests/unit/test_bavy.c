@@ -97,6 +97,39 @@ Test(bavy, server_parse_roundtrip)
   cr_assert_eq(m.netmask[0], 255);
 }
 
+/* A long Error message or type name is cut at a character boundary, never
+ * inside a multi-byte UTF-8 sequence (found by fuzz_bavy_ctrl: the cut
+ * message no longer survived the writer and re-parse). */
+Test(bavy, long_strings_cut_at_utf8_boundary)
+{
+  struct bavy_server_msg m;
+  char s[600], out[BAVY_CTRL_MAX];
+  for (int lead = 253; lead <= 255; lead++) {
+    /* lead ASCII bytes then U+00E9 (2 bytes) and U+20AC (3 bytes) */
+    char run[256];
+    memset(run, 'a', (size_t)lead);
+    run[lead] = '\0';
+    int n = snprintf(s, sizeof(s), "{\"type\":\"Error\",\"message\":\"%s\u00e9\u20ac\"}", run);
+    cr_assert_eq(bavy_ctrl_parse_server((const uint8_t *)s, (size_t)n, &m), 0);
+    size_t len = strlen(m.message);
+    cr_assert_leq(len, sizeof(m.message) - 1);
+    /* what was kept ends on a whole character: 255 - lead bytes are left
+     * after the ASCII run; a 2-byte character fits only in 2 or more */
+    size_t want = (size_t)lead + (255 - lead >= 2 ? 2 : 0);
+    cr_assert_eq(len, want, "lead %d: kept %zu bytes, want %zu", lead, len, want);
+    int w = bavy_write_error(out, sizeof(out), m.message);
+    struct bavy_server_msg m2;
+    cr_assert_gt(w, 0);
+    cr_assert_eq(bavy_ctrl_parse_server((const uint8_t *)out, (size_t)w, &m2), 0);
+    cr_assert_str_eq(m2.message, m.message);
+  }
+  struct bavy_ctrl c;
+  const char *t = "{\"type\":\"abcdefghijklmnopqrstuvwxyz01234\u00e9\"}";
+  cr_assert_eq(bavy_ctrl_parse((const uint8_t *)t, strlen(t), &c), 0);
+  cr_assert_eq(c.type, BAVY_MSG_UNKNOWN);
+  cr_assert_str_eq(c.name, "abcdefghijklmnopqrstuvwxyz01234");
+}
+
 Test(bavy, chunk_header)
 {
   struct bavy_chunk_hdr h;
