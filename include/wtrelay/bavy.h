@@ -28,8 +28,8 @@ enum bavy_msg_type {
 
 struct bavy_ctrl {
   enum bavy_msg_type type;
-  uint8_t mac[6];  /* REGISTER */
-  char name[32];   /* the "type" string (truncated) */
+  uint8_t mac[6]; /* REGISTER */
+  char name[32];  /* the "type" string (truncated) */
 };
 
 /* Client -> relay. 0, or -EMSGSIZE (over BAVY_CTRL_MAX), -EBADMSG (not a

@@ -34,7 +34,10 @@
 #define CAPSULE_DRAIN_WEBTRANSPORT_SESSION 0x78ae
 
 #define CAPSULE_GREASE(n) (UINT64_C(0x29) * (uint64_t)(n) + 0x17)
-static inline bool capsule_is_grease(uint64_t t) { return t >= 0x17 && (t - 0x17) % 0x29 == 0; }
+static inline bool capsule_is_grease(uint64_t t)
+{
+  return t >= 0x17 && (t - 0x17) % 0x29 == 0;
+}
 
 #define CAPSULE_CLOSE_REASON_MAX 1024
 /* Largest value the reader buffers: a close capsule (4 + 1024) or a DATAGRAM
@@ -43,7 +46,7 @@ static inline bool capsule_is_grease(uint64_t t) { return t >= 0x17 && (t - 0x17
 #define CAPSULE_HEADER_MAX 16
 
 enum capsule_ev_kind {
-  CAPSULE_EV_CLOSE,    /* code, data/len = reason */
+  CAPSULE_EV_CLOSE, /* code, data/len = reason */
   CAPSULE_EV_DRAIN,
   CAPSULE_EV_DATAGRAM, /* data/len = HTTP datagram payload */
 };
@@ -62,7 +65,7 @@ typedef int (*capsule_cb)(void *user, const struct capsule_event *ev);
 
 struct capsule_reader {
   capsule_cb cb;
-  void *user; /* borrowed */
+  void *user;                  /* borrowed */
   uint64_t type, length, done; /* capsule being read */
   uint8_t hdr[CAPSULE_HEADER_MAX];
   uint8_t hdr_len;

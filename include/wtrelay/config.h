@@ -160,6 +160,15 @@ int config_u32_parse(const char *s, uint32_t min, uint32_t max, uint32_t *out);
  * widened (module targets, the regex, unknown words), "" when none. */
 int config_rust_log_parse(const char *filter, enum log_level *out, char *note, size_t notelen);
 
+/* The address pool's range of every room (host order): --pool-first and
+ * --pool-last, by default .10 up to the last address before the broadcast. */
+static inline void config_pool_range(const struct config *c, uint32_t *first, uint32_t *last)
+{
+  uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
+  *first = c->pool_first ? c->pool_first : c->subnet + 10;
+  *last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
+}
+
 /* Writes the --help text. */
 /* CPUs the process may run on (its affinity mask; the online count if
  * that cannot be read), 1 to 256: the default worker count. */

@@ -34,7 +34,10 @@ static inline void cursor_init(struct cursor *c, const uint8_t *p, size_t len)
   c->off = 0;
 }
 
-static inline size_t cursor_left(const struct cursor *c) { return c->len - c->off; }
+static inline size_t cursor_left(const struct cursor *c)
+{
+  return c->len - c->off;
+}
 
 /* Pointer to n bytes at the current position without advancing. */
 static inline int cursor_peek(const struct cursor *c, size_t n, const uint8_t **out)

@@ -60,6 +60,33 @@
  * into every worker's copy through its federation uplink, and none of
  * them passes it to a worker uplink or back to NATS.
  *
+ * Addresses across the cluster (fed_lease.c). A JetStream key-value
+ * bucket <prefix with '.' as '_'>_leases (created with TTL = --lease-time
+ * when absent) holds, per room R (token r<hex(R)>):
+ *   r<hex>.ip.<a_b_c_d>   "<mac hex> L|R <relay id>": the address is held
+ *                         (L live, R released) by that MAC, last written
+ *                         by that relay
+ *   r<hex>.mac.<mac hex>  "<a.b.c.d>": the address the MAC had last
+ * A Register, after the room's local pool gave it a candidate address,
+ * waits for the lease thread (fed_lease_claim; the relay holds the local
+ * address meanwhile): the MAC's address from the mac key if it has one,
+ * else the candidate, else the pool's range scanned top-down from it, is
+ * claimed on its ip key by create-if-absent, or by compare-and-set when
+ * the key holds this MAC (a released address reclaimed the same way only
+ * when no address is free). So two relays that allocate at once never
+ * hold one key: one create wins, the other goes on to the next address.
+ * The lease thread renews every live lease it holds (compare-and-set on
+ * its revision) at a third of the TTL, and a release writes R and stops
+ * renewing: the key expires a TTL later, so the address stays the MAC's
+ * for the lease time wherever it reconnects. A claim that finds its MAC
+ * live behind another relay takes the key over and publishes
+ * <prefix>.relay.<hex(J)>.takeover [mac][room] to that relay, whose
+ * workers end the session holding the MAC (the same-MAC takeover across
+ * relays). NATS or JetStream unreachable: the claim answers UNAVAILABLE
+ * at once and the relay keeps the local address (rooms keep working
+ * alone); the lease is claimed when renewal finds NATS back, and a key
+ * another MAC took meanwhile is counted and logged as a conflict.
+ *
  * Never: blocks a worker, allocates after fed_start on the frame path,
  * or carries a frame of the gateway (switch.h: uplinks and the router
  * port never exchange frames).
@@ -81,27 +108,72 @@
 #define FED_NAME_MAX 256
 #define FED_MACS 4096 /* remote MACs remembered per worker (direct-mapped) */
 #define FED_RING_SLOTS 4096
+#define FED_LREQ_SLOTS 1024 /* lease requests per worker waiting for the lease thread */
+
+/* Kinds of slot in a worker's incoming ring (fring_slot.flags). */
+#define FED_IN_FRAME 0u    /* [u8 n][relay id][Ethernet frame] */
+#define FED_IN_LEASE 1u    /* struct fed_lease_ans */
+#define FED_IN_TAKEOVER 2u /* [mac 6][room name] */
+
+enum fed_lease_status {
+  FED_LEASE_OK = 0,          /* ip is the VM's, cluster-wide */
+  FED_LEASE_UNAVAILABLE = 1, /* NATS or JetStream unreachable: keep the local address */
+  FED_LEASE_EXHAUSTED = 2,   /* every address of the range is held in the cluster */
+};
+
+/* A worker's request to the lease thread (one lreq slot). */
+#define FED_LREQ_CLAIM 1
+#define FED_LREQ_RELEASE 2
+struct fed_lease_req {
+  uint8_t type;
+  uint8_t mac[6];
+  uint32_t ip; /* claim: the local candidate (0 = none); release: the address */
+  uint64_t token;
+  char room[FED_NAME_MAX];
+};
+
+struct fed_lease_ans {
+  uint64_t token;
+  uint32_t status; /* enum fed_lease_status */
+  uint32_t ip;     /* host order, FED_LEASE_OK */
+};
+
+/* What a worker's relay does with the incoming ring (fed_drain). */
+struct fed_drain_ops {
+  /* switches one frame of room ring_id: relay_fed_input's result (-ENOENT
+   * no copy) */
+  int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len);
+  void (*lease)(void *ctx, const struct fed_lease_ans *a);
+  /* another relay took the MAC of room `room` over */
+  void (*takeover)(void *ctx, const char *room, const uint8_t mac[6]);
+};
 
 /* The process's counters, as /metrics and the exit log read them (a
  * snapshot of the atomics below, fed_counters_read). */
 struct fed_counters {
   uint64_t frames_out, frames_in;
   uint64_t bytes_out, bytes_in;
-  uint64_t frames_directed;  /* out: on a .to.<relay> subject */
-  uint64_t drop_down;        /* out: NATS not connected */
-  uint64_t drop_ring_full;   /* out: the worker's ring to the publisher full */
-  uint64_t drop_too_big;     /* out: larger than a ring slot */
-  uint64_t drop_publish;     /* out: libnats refused the publish */
-  uint64_t drop_in_full;     /* in: a worker's incoming ring full */
-  uint64_t drop_in_bad;      /* in: malformed payload */
-  uint64_t drop_in_no_room;  /* in: the worker had no copy of the room any more */
-  uint64_t drop_in_switch;   /* in: the switch refused it (runt, pinned source) */
-  uint64_t own_ignored;      /* in: carrying this relay's id */
-  uint64_t macs_learned;     /* remote MACs learned or moved to another relay */
-  uint64_t macs_expired;     /* remote MACs older than the aging time at a lookup */
-  uint64_t reconnects;       /* NATS reconnections */
-  uint64_t disconnects;      /* NATS connection losses */
-  uint64_t connected;        /* gauge: 1 when connected to NATS */
+  uint64_t frames_directed; /* out: on a .to.<relay> subject */
+  uint64_t drop_down;       /* out: NATS not connected */
+  uint64_t drop_ring_full;  /* out: the worker's ring to the publisher full */
+  uint64_t drop_too_big;    /* out: larger than a ring slot */
+  uint64_t drop_publish;    /* out: libnats refused the publish */
+  uint64_t drop_in_full;    /* in: a worker's incoming ring full */
+  uint64_t drop_in_bad;     /* in: malformed payload */
+  uint64_t drop_in_no_room; /* in: the worker had no copy of the room any more */
+  uint64_t drop_in_switch;  /* in: the switch refused it (runt, pinned source) */
+  uint64_t own_ignored;     /* in: carrying this relay's id */
+  uint64_t macs_learned;    /* remote MACs learned or moved to another relay */
+  uint64_t macs_expired;    /* remote MACs older than the aging time at a lookup */
+  uint64_t reconnects;      /* NATS reconnections */
+  uint64_t disconnects;     /* NATS connection losses */
+  uint64_t connected;       /* gauge: 1 when connected to NATS */
+  uint64_t lease_claims;    /* claims answered OK */
+  uint64_t lease_moved;     /* ... with another address than the local candidate */
+  uint64_t lease_unavailable, lease_exhausted, lease_req_full;
+  uint64_t lease_renewals, lease_renew_lost, lease_releases, lease_conflicts, lease_kv_errors;
+  uint64_t lease_takeovers_sent, lease_takeovers_received;
+  uint64_t leases_held;      /* gauge: live leases this relay renews */
   uint64_t rooms_subscribed; /* gauge: rooms subscribed now */
 };
 
@@ -122,6 +194,7 @@ struct fed_worker {
   _Atomic uint64_t *want;
   char (*names)[FED_NAME_MAX];
   struct fed_mac *macs; /* FED_MACS, this worker's thread only */
+  struct fring lreq;    /* worker -> lease thread: struct fed_lease_req */
   /* counters this worker writes */
   _Atomic uint64_t drop_down, drop_ring_full, drop_too_big, drop_in_no_room, drop_in_switch,
       macs_learned, macs_expired, frames_in, bytes_in, drop_in_bad;
@@ -147,7 +220,14 @@ struct fed_params {
   uint32_t max_rooms;
   uint32_t max_frame;
   uint64_t aging_ns; /* remote MACs older than this are not used; 0 = never aged */
+  /* cluster leases: the pool's range (host order), --lease-time, and the
+   * live leases the lease thread may hold (0: no cluster leases) */
+  uint32_t pool_first, pool_last;
+  uint64_t lease_ns;
+  uint32_t max_live;
 };
+
+struct fed_lease_live; /* fed_lease.c */
 
 struct fed {
   struct fed_params p;
@@ -170,6 +250,18 @@ struct fed {
   struct log_ratelimit rl_down;
   uint8_t *scratch; /* the publisher's payload buffer */
   char *subj;       /* the publisher's subject buffer */
+  /* cluster leases (fed_lease.c): the lease thread's own */
+  void *js, *kv, *sub_takeover; /* jsCtx, kvStore, natsSubscription */
+  pthread_t lthread;
+  bool lthread_started;
+  int lbell; /* eventfd: stop */
+  uint64_t renew_ns;
+  struct fed_lease_live *live;
+  uint32_t *live_head, live_free, nlive, live_mask;
+  _Atomic uint64_t lease_claims, lease_moved, lease_unavailable, lease_exhausted, lease_req_full,
+      lease_renewals, lease_renew_lost, lease_releases, lease_conflicts, lease_kv_errors,
+      lease_takeovers_sent, lease_takeovers_received, leases_held;
+  struct log_ratelimit rl_lease;
 };
 
 /* Hex of `in` (n bytes) into out (2n + 1 bytes, NUL-terminated): the
@@ -200,11 +292,28 @@ int fed_send(struct fed *f, uint32_t w, uint32_t ring_id, const struct switch_fr
 void fed_turn(struct fed *f, uint32_t w);
 /* The incoming ring's doorbell, to keep a read armed on. */
 int fed_bell_fd(struct fed *f, uint32_t w);
-/* Drains the incoming ring: input(ctx, ring_id, frame, len) switches one
- * frame (relay_fed_input's result: -ENOENT no copy). */
-void fed_drain(struct fed *f, uint32_t w,
-               int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len),
-               void *ctx, uint64_t now);
+/* Drains the incoming ring: frames, lease answers and takeovers. */
+void fed_drain(struct fed *f, uint32_t w, const struct fed_drain_ops *ops, void *ctx, uint64_t now);
+
+/* Cluster leases, worker w's side. fed_lease_claim asks for the lease of
+ * mac in room `room` (candidate: the local pool's address); the answer
+ * comes through fed_drain with `token`. 0, -ENOTSUP (no cluster leases),
+ * -ENOTCONN (NATS down: keep the local address), -ENOBUFS (queue full).
+ * fed_lease_release: the MAC's session or lease ended here. */
+int fed_lease_claim(struct fed *f, uint32_t w, uint64_t token, const char *room,
+                    const uint8_t mac[6], uint32_t candidate);
+void fed_lease_release(struct fed *f, uint32_t w, const char *room, const uint8_t mac[6],
+                       uint32_t ip);
+/* Lease thread: started by fed_start when p->max_live (internal). */
+int fed_lease_start(struct fed *f);
+void fed_lease_stop(struct fed *f);
+/* The bucket's keys (out: at least FED_KEY_MAX bytes). */
+#define FED_KEY_MAX (2 * FED_NAME_MAX + 32)
+void fed_lease_ip_key(char *out, const char *room, uint32_t ip);
+void fed_lease_mac_key(char *out, const char *room, const uint8_t mac[6]);
+/* Pushes into every worker's incoming ring (flags FED_IN_*), under lock. */
+void fed_push_all(struct fed *f, uint32_t flags, const void *data, size_t len);
+void fed_push_one(struct fed *f, uint32_t w, uint32_t flags, const void *data, size_t len);
 
 /* A worker's table of remote MACs (fw->macs, FED_MACS entries; its thread
  * only). fed_mac_learn records that relay id (n bytes) sent a frame of

@@ -59,7 +59,10 @@
 /* Reserved ("GREASE") frame types, setting ids and stream types: 0x1f*N +
  * 0x21 (RFC 9114 section 7.2.8). Capsule GREASE is in capsule.h. */
 #define H3_GREASE(n) (UINT64_C(0x1f) * (uint64_t)(n) + 0x21)
-static inline bool h3_is_grease(uint64_t v) { return v >= 0x21 && (v - 0x21) % 0x1f == 0; }
+static inline bool h3_is_grease(uint64_t v)
+{
+  return v >= 0x21 && (v - 0x21) % 0x1f == 0;
+}
 
 /* HTTP/3 error codes (RFC 9114 section 8.1, RFC 9204, WebTransport). */
 #define H3_NO_ERROR 0x100

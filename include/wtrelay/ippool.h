@@ -86,6 +86,13 @@ int ippool_acquire_for(struct ippool *p, const uint8_t mac[6], uint64_t client, 
 /* Addresses `client` holds in the pool (live or released). */
 uint32_t ippool_client_held(const struct ippool *p, uint64_t client);
 void ippool_release(struct ippool *p, uint32_t ip, uint64_t now);
+/* Moves mac's live lease from address `from` to `to` (the address the
+ * cluster gave the MAC, relays federated): the entry at `from` is
+ * forgotten (it was a candidate, never the VM's), a released lease of
+ * another MAC at `to` is reclaimed; the observer hears an acquire of `to`.
+ * 0, -ENOENT (mac holds no live lease at from), -EBUSY (`to` is live for
+ * another MAC), -ERANGE. */
+int ippool_move(struct ippool *p, const uint8_t mac[6], uint32_t from, uint32_t to, uint64_t now);
 /* Whether ip holds a live lease (its MAC in mac_out, may be NULL). */
 bool ippool_lookup_ip(const struct ippool *p, uint32_t ip, uint8_t mac_out[6]);
 /* Whether mac holds a live lease (its address in *ip). */

@@ -116,6 +116,21 @@ struct relay_fed_ops {
   void (*open)(void *ctx, uint32_t ring_id, const char *name);
   void (*close)(void *ctx, uint32_t ring_id);
   int (*send)(void *ctx, uint32_t ring_id, const struct switch_frame *f);
+  /* Cluster leases (may be NULL). lease_claim asks for the address of mac
+   * in room `name`, the local pool's candidate held meanwhile; 0 when
+   * asked (the answer comes to relay_fed_lease with `token`), < 0 when
+   * there is no one to ask (the local address is used at once).
+   * lease_release: the MAC's local lease ended (any worker's release). */
+  int (*lease_claim)(void *ctx, uint64_t token, const char *name, const uint8_t mac[6],
+                     uint32_t candidate);
+  void (*lease_release)(void *ctx, const char *name, const uint8_t mac[6], uint32_t ip);
+};
+
+/* The cluster's answer to a lease claim (values of enum fed_lease_status). */
+enum relay_lease_answer {
+  RELAY_LEASE_OK = 0,          /* ip is the MAC's */
+  RELAY_LEASE_UNAVAILABLE = 1, /* keep the local candidate */
+  RELAY_LEASE_EXHAUSTED = 2,   /* no address left in the cluster */
 };
 
 /* Takeover across workers. A Register whose MAC the room's pool says is
@@ -187,6 +202,10 @@ struct relay_peer {
   bool remote_asked;       /* newcomer: its Register asked already (no second round) */
   uint64_t remote_for;     /* holder: the asker's token while probed for it, 0 = none */
   uint32_t remote_from;    /* holder: the asking worker */
+  /* Cluster lease (relay_fed_ops.lease_claim): the Register waits for the
+   * address the cluster gives the MAC, the local candidate held. */
+  uint64_t lease_token; /* newcomer: 0 = not waiting */
+  uint32_t lease_room, lease_ip;
   /* access control: what the session's token grants */
   bool mac_bound; /* the token names the only MAC it may register */
   uint8_t token_mac[6];
@@ -215,6 +234,10 @@ struct relay_counters {
   uint64_t takeover_remote_asks, takeover_remote_released, takeover_remote_alive;
   uint64_t takeover_remote_not_here, takeover_remote_timeouts, takeover_remote_unknown;
   uint64_t takeover_remote_asks_in, takeover_remote_ring_drops;
+  /* cluster leases: Registers that waited, answers that came too late or
+   * for nobody, waits that timed out (local address kept), addresses the
+   * local pool had given another MAC, takeovers told by another relay */
+  uint64_t lease_waits, lease_unknown, lease_timeouts, lease_conflicts, takeovers_fed;
   /* LAN guards (languard.c) and storm control */
   uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
@@ -313,6 +336,11 @@ void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx);
  * when this worker has no copy of the room (or no federation), or
  * switch_input's error. */
 int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len);
+/* The cluster's answer to lease_claim `token` (enum relay_lease_answer). */
+void relay_fed_lease(struct relay *r, uint64_t token, int status, uint32_t ip);
+/* Another relay took over the MAC of room `name`: the local session that
+ * holds it (if any) is ended. */
+void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6]);
 
 /* Takeover across workers (see struct relay_remote_ops); after
  * relay_set_uplinks (the asks go to its other workers). */

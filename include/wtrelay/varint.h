@@ -22,7 +22,10 @@
 size_t varint_len(uint64_t v);
 
 /* Length of an encoding whose first byte is `first` (1, 2, 4 or 8). */
-static inline size_t varint_len_first(uint8_t first) { return (size_t)1 << (first >> 6); }
+static inline size_t varint_len_first(uint8_t first)
+{
+  return (size_t)1 << (first >> 6);
+}
 
 /* Writes the shortest encoding of v at buf. Returns the bytes written,
  * -ERANGE when v > VARINT_MAX, -ENOSPC when cap is too small (nothing is

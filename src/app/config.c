@@ -778,8 +778,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     c->workers = config_cpus_allowed();
   if (c->pool_first || c->pool_last) {
     uint32_t mask = c->prefix ? ~0u << (32 - c->prefix) : 0;
-    uint32_t first = c->pool_first ? c->pool_first : c->subnet + 10;
-    uint32_t last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
+    uint32_t first, last;
+    config_pool_range(c, &first, &last);
     if ((first & mask) != c->subnet || (last & mask) != c->subnet || first > last ||
         first < c->subnet + 10 || last >= (c->subnet | ~mask))
       return fail(err, errlen,

@@ -526,7 +526,38 @@ static int fed_out(void *ctx, uint32_t ring_id, const struct switch_frame *f)
   return fed_send(&s->proc->fed, s->index, ring_id, f, s->w.now);
 }
 
-static const struct relay_fed_ops fed_ops = {.open = fed_open, .close = fed_close, .send = fed_out};
+static int fed_claim(void *ctx, uint64_t token, const char *name, const uint8_t mac[6],
+                     uint32_t candidate)
+{
+  struct server_worker *s = ctx;
+  return fed_lease_claim(&s->proc->fed, s->index, token, name, mac, candidate);
+}
+
+static void fed_release(void *ctx, const char *name, const uint8_t mac[6], uint32_t ip)
+{
+  struct server_worker *s = ctx;
+  fed_lease_release(&s->proc->fed, s->index, name, mac, ip);
+}
+
+static void fed_lease_in(void *ctx, const struct fed_lease_ans *a)
+{
+  struct server_worker *s = ctx;
+  relay_fed_lease(&s->relay, a->token, (int)a->status, a->ip);
+}
+
+static void fed_takeover_in(void *ctx, const char *room, const uint8_t mac[6])
+{
+  struct server_worker *s = ctx;
+  relay_fed_takeover(&s->relay, room, mac);
+}
+
+static const struct relay_fed_ops fed_ops = {.open = fed_open,
+                                             .close = fed_close,
+                                             .send = fed_out,
+                                             .lease_claim = fed_claim,
+                                             .lease_release = fed_release};
+static const struct fed_drain_ops fed_drain_ops = {
+    .input = fed_input, .lease = fed_lease_in, .takeover = fed_takeover_in};
 
 static void bell_arm(struct server_worker *s, uint32_t idx)
 {
@@ -569,7 +600,7 @@ static void on_bell(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     (void)fring_doorbell_ack(cring_of(s->proc, from, s->index));
     ctl_drain(s, from);
   } else if (idx == 1 + 3 * s->proc->nworkers && s->proc->fed_ok) {
-    fed_drain(&s->proc->fed, s->index, fed_input, s, s->w.now);
+    fed_drain(&s->proc->fed, s->index, &fed_drain_ops, s, s->w.now);
   }
   if (!s->w.stop)
     bell_arm(s, idx);
@@ -1596,7 +1627,13 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
                             .nworkers = p->nworkers,
                             .max_rooms = cfg->max_rooms,
                             .max_frame = cfg->max_frame_size,
-                            .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S};
+                            .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S,
+                            .lease_ns = (uint64_t)cfg->lease_time_s * NS_PER_S,
+                            .max_live = cfg->max_sessions * p->nworkers};
+    config_pool_range(cfg, &fp.pool_first, &fp.pool_last);
+    if (cfg->lease_file[0])
+      log_warn("--lease-file is not used with --nats: leases are kept in NATS", "lease_file=%s",
+               LOG_Q(cfg->lease_file));
     if ((rc = fed_start(&p->fed, &fp)) < 0)
       goto fail;
     p->fed_ok = true;

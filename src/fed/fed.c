@@ -21,28 +21,12 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fed_util.h"
 #include "wtrelay/roomdir.h"
 
 #define WANT_ON (1ull << 32)
 #define SUBJ_MAX 1024
 #define POLL_MS 100
-
-static uint64_t mono_ns(void)
-{
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void add(_Atomic uint64_t *c, uint64_t v)
-{
-  atomic_fetch_add_explicit(c, v, memory_order_relaxed);
-}
-
-static uint64_t ld(_Atomic uint64_t *c)
-{
-  return atomic_load_explicit(c, memory_order_relaxed);
-}
 
 /* ---- subjects ---- */
 
@@ -218,21 +202,35 @@ int fed_bell_fd(struct fed *f, uint32_t w)
   return fring_doorbell_fd(&f->ws[w].in);
 }
 
-void fed_drain(struct fed *f, uint32_t w,
-               int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len),
-               void *ctx, uint64_t now)
+void fed_drain(struct fed *f, uint32_t w, const struct fed_drain_ops *ops, void *ctx, uint64_t now)
 {
   struct fed_worker *fw = &f->ws[w];
   const struct fring_slot *sl;
   (void)fring_doorbell_ack(&fw->in);
   while ((sl = fring_peek(&fw->in))) {
+    if (sl->flags == FED_IN_LEASE) {
+      struct fed_lease_ans a;
+      memcpy(&a, sl->data, sizeof(a)); /* the size is the pusher's */
+      ops->lease(ctx, &a);
+      fring_release(&fw->in);
+      continue;
+    }
+    if (sl->flags == FED_IN_TAKEOVER) {
+      char room[FED_NAME_MAX];
+      size_t n = sl->len - 6 < FED_NAME_MAX - 1 ? sl->len - 6 : FED_NAME_MAX - 1;
+      memcpy(room, sl->data + 6, n);
+      room[n] = '\0';
+      ops->takeover(ctx, room, sl->data);
+      fring_release(&fw->in);
+      continue;
+    }
     uint8_t n = sl->data[0]; /* checked by on_msg */
     const uint8_t *frame = sl->data + 1 + n;
     size_t len = sl->len - 1 - n;
     const uint8_t *src = frame + 6;
     if (!(src[0] & 1) && fed_mac_learn(fw, sl->domain, src, sl->data + 1, n, now))
       add(&fw->macs_learned, 1);
-    int rc = input(ctx, sl->domain, frame, len);
+    int rc = ops->input(ctx, sl->domain, frame, len);
     if (rc == -ENOENT)
       add(&fw->drop_in_no_room, 1);
     else if (rc < 0)
@@ -243,6 +241,23 @@ void fed_drain(struct fed *f, uint32_t w,
     }
     fring_release(&fw->in);
   }
+}
+
+void fed_push_one(struct fed *f, uint32_t w, uint32_t flags, const void *data, size_t len)
+{
+  struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
+  pthread_mutex_lock(&f->lock);
+  if (fring_push(&f->ws[w].in, 0, flags, &iov, 1) < 0)
+    add(&f->drop_in_full, 1);
+  else
+    (void)fring_doorbell_ring(&f->ws[w].in);
+  pthread_mutex_unlock(&f->lock);
+}
+
+void fed_push_all(struct fed *f, uint32_t flags, const void *data, size_t len)
+{
+  for (uint32_t w = 0; w < f->p.nworkers; w++)
+    fed_push_one(f, w, flags, data, len);
 }
 
 /* ---- libnats's threads ---- */
@@ -266,7 +281,7 @@ static void on_msg(natsConnection *nc, natsSubscription *sub, natsMsg *msg, void
       for (uint32_t w = 0; w < f->p.nworkers; w++) {
         if (!room->workers[w])
           continue;
-        if (fring_push(&f->ws[w].in, room->ring_id, 0, &iov, 1) < 0)
+        if (fring_push(&f->ws[w].in, room->ring_id, FED_IN_FRAME, &iov, 1) < 0)
           add(&f->drop_in_full, 1);
         else
           (void)fring_doorbell_ring(&f->ws[w].in);
@@ -535,7 +550,7 @@ int fed_start(struct fed *f, const struct fed_params *p)
   pthread_mutex_init(&f->lock, NULL);
   for (uint32_t w = 0; w < p->nworkers; w++) {
     struct fed_worker *fw = &f->ws[w];
-    fw->out.efd = fw->in.efd = -1;
+    fw->out.efd = fw->in.efd = fw->lreq.efd = -1;
   }
   for (uint32_t w = 0; w < p->nworkers; w++) {
     struct fed_worker *fw = &f->ws[w];
@@ -545,7 +560,9 @@ int fed_start(struct fed *f, const struct fed_params *p)
     if (!fw->want || !fw->names || !fw->macs)
       goto fail;
     if ((rc = fring_init(&fw->out, FED_RING_SLOTS, slot_frame)) < 0 ||
-        (rc = fring_init(&fw->in, FED_RING_SLOTS, slot_frame)) < 0)
+        (rc = fring_init(&fw->in, FED_RING_SLOTS, slot_frame)) < 0 ||
+        (p->max_live &&
+         (rc = fring_init(&fw->lreq, FED_LREQ_SLOTS, (uint32_t)sizeof(struct fed_lease_req))) < 0))
       goto fail;
     rc = -ENOMEM;
   }
@@ -622,6 +639,8 @@ int fed_start(struct fed *f, const struct fed_params *p)
     goto fail;
   }
   f->sub_ping = ps;
+  if (p->max_live && (rc = fed_lease_start(f)) < 0)
+    goto fail;
   if ((rc = -pthread_create(&f->thread, NULL, pub_main, f)) < 0)
     goto fail;
   f->thread_started = true;
@@ -642,6 +661,7 @@ void fed_stop(struct fed *f)
     pthread_join(f->thread, NULL);
     f->thread_started = false;
   }
+  fed_lease_stop(f);
   for (uint32_t i = 0; f->rooms && i < f->p.max_rooms; i++)
     if (f->rooms[i].active)
       room_unsubscribe(f, &f->rooms[i]);
@@ -662,6 +682,7 @@ void fed_stop(struct fed *f)
     struct fed_worker *fw = &f->ws[w];
     fring_fini(&fw->out);
     fring_fini(&fw->in);
+    fring_fini(&fw->lreq);
     free(fw->want);
     free(fw->names);
     free(fw->macs);
@@ -699,6 +720,19 @@ void fed_counters_read(struct fed *f, struct fed_counters *c)
   c->disconnects = ld(&f->disconnects);
   c->connected = ld(&f->connected);
   c->rooms_subscribed = ld(&f->rooms_subscribed);
+  c->lease_claims = ld(&f->lease_claims);
+  c->lease_moved = ld(&f->lease_moved);
+  c->lease_unavailable = ld(&f->lease_unavailable);
+  c->lease_exhausted = ld(&f->lease_exhausted);
+  c->lease_req_full = ld(&f->lease_req_full);
+  c->lease_renewals = ld(&f->lease_renewals);
+  c->lease_renew_lost = ld(&f->lease_renew_lost);
+  c->lease_releases = ld(&f->lease_releases);
+  c->lease_conflicts = ld(&f->lease_conflicts);
+  c->lease_kv_errors = ld(&f->lease_kv_errors);
+  c->lease_takeovers_sent = ld(&f->lease_takeovers_sent);
+  c->lease_takeovers_received = ld(&f->lease_takeovers_received);
+  c->leases_held = ld(&f->leases_held);
   for (uint32_t w = 0; f->ws && w < f->p.nworkers; w++) {
     struct fed_worker *fw = &f->ws[w];
     c->drop_down += ld(&fw->drop_down);
@@ -755,5 +789,31 @@ static const struct counter_def fed_defs[] = {
     C("wtrelay_nats_disconnects_total", "NATS connection losses", NULL, "disconnects", disconnects),
     G("wtrelay_nats_connected", "1 when connected to NATS", NULL, "connected", connected),
     G("wtrelay_fed_rooms", "Rooms subscribed on NATS", NULL, "rooms", rooms_subscribed),
+    C("wtrelay_fed_lease_ops_total",
+      "Cluster lease operations (JetStream key-value): claims answered with an address (claim; "
+      "moved: another address than the local candidate, the MAC's own elsewhere or the candidate "
+      "taken), answered unavailable (NATS down: local address kept) or exhausted, requests "
+      "dropped at a full queue, renewals, renewals lost (the key changed under us), releases, "
+      "conflicts (an address another MAC took while NATS was unreachable), key-value errors",
+      "op=\"claim\"", "lease_claims", lease_claims),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"moved\"", "lease_moved", lease_moved),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"unavailable\"", "lease_unavailable",
+      lease_unavailable),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"exhausted\"", "lease_exhausted", lease_exhausted),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"queue_full\"", "lease_req_full", lease_req_full),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"renew\"", "lease_renewals", lease_renewals),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"renew_lost\"", "lease_renew_lost",
+      lease_renew_lost),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"release\"", "lease_releases", lease_releases),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"conflict\"", "lease_conflicts", lease_conflicts),
+    C("wtrelay_fed_lease_ops_total", NULL, "op=\"kv_error\"", "lease_kv_errors", lease_kv_errors),
+    C("wtrelay_fed_takeovers_total",
+      "Same-MAC takeovers across relays: told to the relay that held the MAC (sent), or told by "
+      "another relay (received)",
+      "dir=\"sent\"", "takeovers_sent", lease_takeovers_sent),
+    C("wtrelay_fed_takeovers_total", NULL, "dir=\"received\"", "takeovers_received",
+      lease_takeovers_received),
+    G("wtrelay_fed_leases", "Live cluster leases this relay holds and renews", NULL, "leases",
+      leases_held),
 };
 const struct counter_table fed_counter_table = COUNTER_TABLE(fed_defs, struct fed_counters);

@@ -170,6 +170,34 @@ void ippool_release(struct ippool *p, uint32_t ip, uint64_t now)
   }
 }
 
+int ippool_move(struct ippool *p, const uint8_t mac[6], uint32_t from, uint32_t to, uint64_t now)
+{
+  if (from < p->first || from > p->last || to < p->first || to > p->last)
+    return -ERANGE;
+  struct ippool_entry *a = &p->e[p->last - from], *b = &p->e[p->last - to];
+  if (!a->live || memcmp(a->mac, mac, 6) != 0)
+    return -ENOENT;
+  if (a == b)
+    return 0;
+  if (b->live)
+    return -EBUSY;
+  struct ippool_event ev = {.type = IPPOOL_ACQUIRED, .mac = mac, .ip = to, .client = a->client};
+  if (b->used_ever) {
+    ev.reclaimed = true;
+    ev.reclaimed_expired = (int64_t)now - b->released_ns >= (int64_t)p->lease_ns;
+    memcpy(ev.old_mac, b->mac, 6);
+  }
+  uint64_t client = a->client;
+  memset(a, 0, sizeof(*a));
+  memcpy(b->mac, mac, 6);
+  b->used_ever = true;
+  b->live = true;
+  b->client = client;
+  if (p->observer)
+    p->observer(p->observer_ctx, p, &ev, now);
+  return 0;
+}
+
 bool ippool_lookup_ip(const struct ippool *p, uint32_t ip, uint8_t mac_out[6])
 {
   if (ip < p->first || ip > p->last)

@@ -101,8 +101,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   ip_bytes(mask, r->netmask);
   ip_bytes(cfg->dns ? cfg->dns : cfg->subnet + 3, r->dns);
   /* .10 up to the last address before the broadcast, from the top down */
-  r->pool_first = cfg->pool_first ? cfg->pool_first : cfg->subnet + 10;
-  r->pool_last = cfg->pool_last ? cfg->pool_last : (cfg->subnet | ~mask) - 1;
+  config_pool_range(cfg, &r->pool_first, &r->pool_last);
   r->rooms_per_client = cfg->max_rooms_per_client ? cfg->max_rooms_per_client
                         : cfg->max_rooms / 16     ? cfg->max_rooms / 16
                                                   : 1;
@@ -137,7 +136,8 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
       .lease_ns = (uint64_t)cfg->lease_time_s * NS_PER_S,
       .pool_first = r->pool_first,
       .pool_last = r->pool_last,
-      .path = cfg->lease_file,
+      /* federated (--nats), the leases live in NATS (fed.h) */
+      .path = cfg->nats_url[0] ? "" : cfg->lease_file,
   };
   if ((rc = lease_init(&r->leases, &lp, r->timers, r->now)) < 0) {
     relay_fini(r);
@@ -244,6 +244,8 @@ static void pool_event(void *ctx, struct ippool *p, const struct ippool_event *e
   const char *name = container_of(p, struct roomdir_room, pool)->name;
   if (ev->type == IPPOOL_RELEASED) {
     lease_released(lt, name, ev->mac, ev->ip, now);
+    if (r->fed && r->fed->lease_release)
+      r->fed->lease_release(r->fed_ctx, name, ev->mac, ev->ip);
     return;
   }
   if (ev->share_recycled)
@@ -740,6 +742,8 @@ static void takeover_start(struct relay *r, struct relay_peer *n, struct relay_p
 
 static void remote_holder_expired(struct relay *r, struct relay_peer *o, uint64_t now);
 static void remote_wait_expired(struct relay *r, struct relay_peer *n);
+static void lease_wait_expired(struct relay *r, struct relay_peer *p);
+static void lease_wait_cancel(struct relay *r, struct relay_peer *p);
 
 /* No acknowledgement by the deadline: the holder is gone. */
 static void takeover_expired(struct timer *t, uint64_t now)
@@ -752,6 +756,10 @@ static void takeover_expired(struct timer *t, uint64_t now)
   }
   if (n->used && n->remote_token) {
     remote_wait_expired(r, n);
+    return;
+  }
+  if (n->used && n->lease_token) {
+    lease_wait_expired(r, n);
     return;
   }
   if (!n->used || !n->waiting_on)
@@ -1096,11 +1104,17 @@ static int room_open(struct relay *r, struct relay_peer *p, uint32_t *out)
   return rc;
 }
 
+static bool lease_wait_start(struct relay *r, struct relay_peer *p, uint32_t room,
+                             const uint8_t mac[6], uint32_t ip);
+static bool register_attach(struct relay *r, struct relay_peer *p, uint32_t room,
+                            const uint8_t mac[6], uint32_t ip);
+static void send_assigned(struct relay *r, struct relay_peer *p);
+
 static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t mac[6])
 {
   r->ctr.registers++;
-  if (p->waiting_on || p->remote_token)
-    return; /* a takeover verdict is pending for this session's Register */
+  if (p->waiting_on || p->remote_token || p->lease_token)
+    return; /* a takeover verdict or the cluster's lease is pending for this Register */
   if (languard_mac_reserved(&r->guard, mac)) {
     /* broadcast, multicast, zero or the gateway's: a session holding one
      * could answer for the gateway or be every port's destination */
@@ -1157,38 +1171,188 @@ static void handle_register(struct relay *r, struct relay_peer *p, const uint8_t
       room_drop_if_empty(r, room);
       return;
     }
-    rc = switch_port_attach(&r->sw, room, &peer_port_ops, p, &p->port);
-    if (rc < 0) {
-      ippool_release(pool_lock(r, room), ip, *r->now);
-      pool_unlock(r);
-      r->ctr.ports_full++;
-      peer_log(r, p, "register refused", "switch port table full");
-      send_error(r, p, "relay full");
-      room_drop_if_empty(r, room);
+    if (lease_wait_start(r, p, room, mac, ip))
+      return; /* the cluster's answer runs it on (relay_fed_lease) */
+    if (!register_attach(r, p, room, mac, ip))
       return;
-    }
-    switch_port_set_addr(&r->sw, p->port, mac, ip);
-    /* the registered MAC never ages out of the table (frames to it are
-     * never flooded as unknown unicast) nor moves to another port; a full
-     * table leaves it to ordinary learning */
-    switch_port_pin_mac(&r->sw, p->port, mac);
-    memset(p->bindings, 0, sizeof(p->bindings));
-    p->next_binding = 0;
-    p->registered = true;
-    p->new_room = false;
-    p->room = room;
-    r->rooms[room].npeers++;
-    p->ip = ip;
-    memcpy(p->mac, mac, 6);
-    log_info("peer registered", "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u",
-             p->id, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
-             ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
   }
+  send_assigned(r, p);
+}
+
+/* The registration proper, with the address decided: p's switch port,
+ * pinned MAC and Assigned fields. false when refused (told, counted, the
+ * address released). */
+static bool register_attach(struct relay *r, struct relay_peer *p, uint32_t room,
+                            const uint8_t mac[6], uint32_t ip)
+{
+  int rc = switch_port_attach(&r->sw, room, &peer_port_ops, p, &p->port);
+  if (rc < 0) {
+    ippool_release(pool_lock(r, room), ip, *r->now);
+    pool_unlock(r);
+    r->ctr.ports_full++;
+    peer_log(r, p, "register refused", "switch port table full");
+    send_error(r, p, "relay full");
+    room_drop_if_empty(r, room);
+    return false;
+  }
+  switch_port_set_addr(&r->sw, p->port, mac, ip);
+  /* the registered MAC never ages out of the table (frames to it are
+   * never flooded as unknown unicast) nor moves to another port; a full
+   * table leaves it to ordinary learning */
+  switch_port_pin_mac(&r->sw, p->port, mac);
+  memset(p->bindings, 0, sizeof(p->bindings));
+  p->next_binding = 0;
+  p->registered = true;
+  p->new_room = false;
+  p->room = room;
+  r->rooms[room].npeers++;
+  p->ip = ip;
+  memcpy(p->mac, mac, 6);
+  log_info("peer registered", "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u",
+           p->id, LOG_Q(r->rooms[room].name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+           ip >> 24, (ip >> 16) & 0xff, (ip >> 8) & 0xff, ip & 0xff);
+  return true;
+}
+
+static void send_assigned(struct relay *r, struct relay_peer *p)
+{
   uint8_t ipb[4];
   ip_bytes(p->ip, ipb);
   char buf[256];
   send_ctrl(r, p, buf, bavy_write_assigned(buf, sizeof(buf), ipb, r->gateway, r->netmask, r->dns));
   r->ctr.assigned++;
+}
+
+/* ---- cluster leases (relays federated) ----
+ *
+ * A Register whose local pool gave candidate `ip` waits for the cluster's
+ * answer (the lease thread of src/fed: the MAC's address elsewhere, the
+ * candidate, or another free one), holding its room copy and the
+ * candidate, on the takeover timer (LEASE_WAIT_NS: past it the candidate
+ * is used, as when NATS is down). The token is the newcomer's index + 1
+ * and a sequence number, as for the asks across workers, so an answer for
+ * a newcomer that left matches nothing. */
+
+#define LEASE_WAIT_NS (5 * NS_PER_S)
+
+static bool lease_wait_start(struct relay *r, struct relay_peer *p, uint32_t room,
+                             const uint8_t mac[6], uint32_t ip)
+{
+  if (!r->fed || !r->fed->lease_claim)
+    return false;
+  uint64_t token = (uint64_t)++r->remote_seq << 32 | peer_ref(r, p);
+  if (r->fed->lease_claim(r->fed_ctx, token, r->rooms[room].name, mac, ip) < 0)
+    return false;
+  r->ctr.lease_waits++;
+  p->lease_token = token;
+  p->lease_room = room;
+  p->lease_ip = ip;
+  memcpy(p->want_mac, mac, 6);
+  r->rooms[room].npeers++; /* held while it waits */
+  p->probe_t0 = *r->now;
+  timer_arm(r->timers, &p->takeover, *r->now + LEASE_WAIT_NS);
+  return true;
+}
+
+/* Ends p's wait; the room copy stays held (the caller lets it go). */
+static void lease_wait_end(struct relay *r, struct relay_peer *p)
+{
+  p->lease_token = 0;
+  timer_disarm(r->timers, &p->takeover);
+}
+
+/* A newcomer that goes away: its candidate is released (which tells the
+ * cluster too, through the pool's observer). */
+static void lease_wait_cancel(struct relay *r, struct relay_peer *p)
+{
+  if (!p->lease_token)
+    return;
+  lease_wait_end(r, p);
+  ippool_release(pool_lock(r, p->lease_room), p->lease_ip, *r->now);
+  pool_unlock(r);
+  room_unhold(r, p->lease_room);
+}
+
+/* Registers p with address ip after its wait (or refuses it), and lets
+ * the room copy held for the wait go. */
+static void lease_finish(struct relay *r, struct relay_peer *p, uint32_t ip)
+{
+  uint32_t room = p->lease_room;
+  if (register_attach(r, p, room, p->want_mac, ip))
+    send_assigned(r, p);
+  room_unhold(r, room);
+}
+
+static void lease_wait_expired(struct relay *r, struct relay_peer *p)
+{
+  r->ctr.lease_timeouts++;
+  uint32_t sup;
+  if (log_ratelimit_allow(&r->rl, *r->now, &sup))
+    log_warn("no answer from the cluster's leases in time: the local address is used",
+             "peer=%u suppressed=%u", p->id, sup);
+  lease_wait_end(r, p);
+  lease_finish(r, p, p->lease_ip);
+}
+
+void relay_fed_lease(struct relay *r, uint64_t token, int status, uint32_t ip)
+{
+  uint32_t idx = (uint32_t)token;
+  struct relay_peer *p = idx && idx <= r->max_peers ? &r->peers[idx - 1] : NULL;
+  if (!p || !token || !p->used || p->lease_token != token) {
+    r->ctr.lease_unknown++;
+    return;
+  }
+  lease_wait_end(r, p);
+  uint32_t room = p->lease_room, cand = p->lease_ip;
+  if (status == RELAY_LEASE_EXHAUSTED) {
+    ippool_release(pool_lock(r, room), cand, *r->now);
+    pool_unlock(r);
+    r->ctr.register_refused_pool++;
+    peer_log(r, p, "register refused", "IP pool exhausted across the relays");
+    send_error(r, p, "IP pool exhausted");
+    room_unhold(r, room);
+    return;
+  }
+  if (status == RELAY_LEASE_OK && ip != cand) {
+    struct ippool *pool = pool_lock(r, room);
+    int rc = ippool_move(pool, p->want_mac, cand, ip, *r->now);
+    if (rc < 0)
+      ippool_release(pool, cand, *r->now);
+    pool_unlock(r);
+    if (rc < 0) {
+      /* here the address is another MAC's (a lease made while NATS was
+       * unreachable): refused, the VM's next try gets another */
+      r->ctr.lease_conflicts++;
+      log_warn("address given by the cluster is live here for another MAC: register refused",
+               "peer=%u ip=%u.%u.%u.%u", p->id, ip >> 24, (ip >> 16) & 255, (ip >> 8) & 255,
+               ip & 255);
+      send_error(r, p, "address conflict between relays, register again");
+      room_unhold(r, room);
+      return;
+    }
+    cand = ip;
+  }
+  lease_finish(r, p, cand);
+}
+
+void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6])
+{
+  uint32_t room = room_find(r, name);
+  struct relay_peer *o = room == RELAY_NO_ROOM ? NULL : holder_of(r, room, mac);
+  if (!o)
+    return;
+  r->ctr.takeovers_fed++;
+  char addr[64] = "?";
+  if (o->sess)
+    h3_session_remote_str(o->sess, addr, sizeof(addr));
+  log_info("MAC taken over",
+           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
+           "reason=\"the VM registered on another relay\"",
+           o->id, addr, LOG_Q(name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  uint32_t held = room_hold(r, o);
+  peer_unregister(r, o);
+  peer_close(r, o, 0, "MAC taken over by a session on another relay");
+  room_unhold(r, held);
 }
 
 static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, const char *why)
@@ -1546,6 +1710,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
   }
   takeover_clear(r, p);     /* a newcomer that goes away stops waiting */
   remote_wait_cancel(r, p); /* here or on other workers */
+  lease_wait_cancel(r, p);  /* the cluster's answer will match nobody */
   uint32_t held = waiter ? room_hold(r, p) : RELAY_NO_ROOM;
   peer_unregister(r, p);
   if (remote_for)
@@ -1741,6 +1906,20 @@ static const struct counter_def relay_counter_defs[] = {
       "refused_busy", register_refused_busy),
     R("wtrelay_control_refused_total", NULL, "reason=\"pool_exhausted\"", RL, "refused_pool",
       register_refused_pool),
+    R("wtrelay_control_refused_total", NULL, "reason=\"lease_conflict\"", RL, "lease_conflicts",
+      lease_conflicts),
+    R("wtrelay_cluster_lease_waits_total",
+      "Registers that waited for the cluster's lease (relays federated), and how waits ended "
+      "otherwise than by an answer: timed out (local address used), answers matching no waiting "
+      "session",
+      "result=\"asked\"", RL, "lease_waits", lease_waits),
+    R("wtrelay_cluster_lease_waits_total", NULL, "result=\"timeout\"", RL, "lease_timeouts",
+      lease_timeouts),
+    R("wtrelay_cluster_lease_waits_total", NULL, "result=\"unknown\"", RL, "lease_unknown",
+      lease_unknown),
+    R("wtrelay_takeovers_other_relay_total",
+      "Sessions ended because their MAC registered on another relay", NULL, RL, "takeovers_fed",
+      takeovers_fed),
     R("wtrelay_control_refused_total", NULL, "reason=\"other_mac\"", RL, "refused_other_mac",
       register_refused_other_mac),
     R("wtrelay_control_refused_total", NULL, "reason=\"bad_json\"", RL, "bad_json", ctrl_bad_json),
