@@ -522,6 +522,8 @@ Test(fed_e2e, relay_killed, .timeout = 120)
   cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
   wait_frames(w.all, &w.b, 0, 1);
   cr_assert_eq(metric(&w.ra, "wtrelay_fed_directed_total"), 1);
+  uint8_t b0_ip[4];
+  memcpy(b0_ip, w.b.s[0]->ip, 4);
 
   /* B dies without a word */
   kill(w.rb.pid, SIGKILL);
@@ -555,9 +557,167 @@ Test(fed_e2e, relay_killed, .timeout = 120)
   len = frame(f, m0, m1, 60, 4);
   cr_assert_eq(wtc_send_frame(w.a.s[1], f, len), 0);
   wait_frames(w.all, &w.a, 0, 2);
+  /* B0 reconnects to A: the cluster's lease gives it its address on B */
+  struct side back;
+  side_up(&back, &w.ra, "/lan", 1, 2);
+  cr_assert_arr_eq(back.s[0]->ip, b0_ip, 4, "B0 on A got %u.%u.%u.%u, had %u.%u.%u.%u on B",
+                   back.s[0]->ip[0], back.s[0]->ip[1], back.s[0]->ip[2], back.s[0]->ip[3], b0_ip[0],
+                   b0_ip[1], b0_ip[2], b0_ip[3]);
+  wtc_fini(&back.c);
   wtc_fini(&w.a.c);
   wtc_fini(&w.oa.c);
   relay_proc_stop(&w.ra);
   nats_cleanup(&w.nats);
   mac_aging = NULL;
+}
+
+/* ---- addresses across the relays (JetStream key-value leases) ---- */
+
+#define LN 25 /* per relay: 50 new MACs at once; one client address may hold 49 */
+
+struct lside {
+  struct wtc c;
+  struct wtc_session *s[LN];
+  uint32_t n;
+};
+
+static struct got lgot[LN];
+
+static void lside_open(struct lside *l, const struct relay_proc *rp, uint32_t n)
+{
+  char url[128];
+  memset(l, 0, sizeof(*l));
+  snprintf(url, sizeof(url), "https://127.0.0.1:%u/lease", rp->port);
+  cr_assert_eq(wtc_init(&l->c, url, rp->hash, LN, &ops, lgot), 0);
+  l->n = n;
+  for (uint32_t i = 0; i < n; i++)
+    cr_assert_eq(wtc_open(&l->c, &l->s[i]), 0);
+}
+
+static void lmac(uint32_t i, uint8_t mac[6])
+{
+  const uint8_t m[6] = {0x02, 0x1e, 0x00, 0x00, (uint8_t)(i >> 8), (uint8_t)i};
+  memcpy(mac, m, 6);
+}
+
+struct lwant {
+  struct lside **ls;
+  int nls;
+  enum wtc_state st;
+};
+
+static bool lall(void *arg)
+{
+  struct lwant *w = arg;
+  for (int k = 0; k < w->nls; k++)
+    for (uint32_t i = 0; i < w->ls[k]->n; i++)
+      if (w->ls[k]->s[i]->state != w->st)
+        return false;
+  return true;
+}
+
+/* Runs the sides' loops in turns until every session is in state st. */
+static bool lrun(struct lside **ls, int nls, enum wtc_state st, uint64_t ms)
+{
+  struct lwant w = {ls, nls, st};
+  for (uint64_t t = 0; t < ms && !lall(&w); t += 10 * (uint64_t)nls)
+    for (int k = 0; k < nls; k++)
+      wtc_run(&ls[k]->c, 10 * NS_PER_MS, NULL, NULL);
+  return lall(&w);
+}
+
+static uint32_t ip_u32(const uint8_t ip[4])
+{
+  return (uint32_t)ip[0] << 24 | (uint32_t)ip[1] << 16 | (uint32_t)ip[2] << 8 | ip[3];
+}
+
+/* Two relays allocate for 25 new MACs each at once: no address twice.
+ * A MAC that registers on the other relay keeps its address and ends its
+ * old session there; a MAC whose session ended on one relay gets its
+ * address back on the other. */
+Test(fed_e2e, leases_across_relays, .timeout = 120)
+{
+  struct nats_proc n;
+  memset(&n, 0, sizeof(n));
+  log_set_level(LOG_WARN);
+  nats_start(&n);
+  struct relay_proc ra, rb;
+  relay_fed_start(&ra, &n, "lease-a");
+  relay_fed_start(&rb, &n, "lease-b");
+  relays[0] = &ra;
+  relays[1] = &rb;
+  static struct lside a, b;
+  lside_open(&a, &ra, LN);
+  lside_open(&b, &rb, LN);
+  struct lside *both[2] = {&a, &b};
+  cr_assert(lrun(both, 2, WTC_OPEN, 20000), "sessions did not open");
+  for (uint32_t i = 0; i < LN; i++) {
+    uint8_t m[6];
+    lmac(i, m);
+    cr_assert_eq(wtc_register(a.s[i], m), 0);
+    lmac(0x100 + i, m);
+    cr_assert_eq(wtc_register(b.s[i], m), 0);
+  }
+  if (!lrun(both, 2, WTC_REGISTERED, 30000)) {
+    relay_dump(&ra);
+    relay_dump(&rb);
+    cr_assert_fail("not every session registered");
+  }
+  uint32_t ips[2 * LN];
+  for (uint32_t i = 0; i < LN; i++) {
+    ips[i] = ip_u32(a.s[i]->ip);
+    ips[LN + i] = ip_u32(b.s[i]->ip);
+  }
+  for (uint32_t i = 0; i < 2 * LN; i++) {
+    cr_assert(ips[i] >= 0x0a00020a && ips[i] <= 0x0a0002fe, "address %08x outside the pool",
+              ips[i]);
+    for (uint32_t j = 0; j < i; j++)
+      cr_assert_neq(ips[i], ips[j], "sessions %u and %u both got %u.%u.%u.%u", j, i, ips[i] >> 24,
+                    (ips[i] >> 16) & 255, (ips[i] >> 8) & 255, ips[i] & 255);
+  }
+  cr_assert_gt(metric(&ra, "wtrelay_fed_lease_ops_total{op=\"claim\"}") +
+                   metric(&rb, "wtrelay_fed_lease_ops_total{op=\"claim\"}"),
+               2 * LN - 1);
+
+  /* A's session 0 moves to B: same address, the old session ended */
+  static struct lside mv;
+  lside_open(&mv, &rb, 1);
+  struct lside *three[3] = {&a, &b, &mv};
+  cr_assert(lrun(&three[2], 1, WTC_OPEN, 10000));
+  uint8_t m[6];
+  lmac(0, m);
+  cr_assert_eq(wtc_register(mv.s[0], m), 0);
+  cr_assert(lrun(&three[2], 1, WTC_REGISTERED, 10000), "the moved MAC did not register");
+  cr_assert_eq(ip_u32(mv.s[0]->ip), ips[0], "the moved MAC got another address");
+  for (int i = 0; i < 100 && a.s[0]->state == WTC_REGISTERED; i++)
+    lrun(three, 3, WTC_CLOSED, 30);
+  cr_assert_eq(a.s[0]->state, WTC_CLOSED, "the old session on A was not ended");
+  cr_assert(strstr(a.s[0]->close_reason, "another relay"), "close reason: %s",
+            a.s[0]->close_reason);
+  cr_assert_eq(metric(&ra, "wtrelay_takeovers_other_relay_total"), 1);
+  cr_assert_eq(metric(&rb, "wtrelay_fed_takeovers_total{dir=\"sent\"}"), 1);
+
+  /* B's session 1 ends; its MAC comes back on A, which never saw it */
+  cr_assert_eq(wtc_disconnect(b.s[1]), 0);
+  lrun(three, 3, WTC_CLOSED, 500);
+  for (int i = 0; i < 100 && metric(&rb, "wtrelay_fed_lease_ops_total{op=\"release\"}") < 1; i++)
+    lrun(three, 3, WTC_CLOSED, 30);
+  static struct lside back;
+  lside_open(&back, &ra, 1);
+  struct lside *bk = &back;
+  cr_assert(lrun(&bk, 1, WTC_OPEN, 10000));
+  lmac(0x101, m);
+  cr_assert_eq(wtc_register(back.s[0], m), 0);
+  cr_assert(lrun(&bk, 1, WTC_REGISTERED, 10000), "the returning MAC did not register");
+  cr_assert_eq(ip_u32(back.s[0]->ip), ips[LN + 1], "the returning MAC got another address");
+  cr_assert_eq(metric(&ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
+  cr_assert_eq(metric(&rb, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
+  wtc_fini(&back.c);
+  wtc_fini(&mv.c);
+  wtc_fini(&a.c);
+  wtc_fini(&b.c);
+  relay_proc_stop(&ra);
+  relay_proc_stop(&rb);
+  relays[0] = relays[1] = NULL;
+  nats_cleanup(&n);
 }
