@@ -110,6 +110,48 @@ Test(fed, distinct_names_distinct_subjects)
   cr_assert_str_neq(a, b);
 }
 
+/* The lease bucket's keys: only [A-Za-z0-9_.] whatever the room's name,
+ * exactly the three tokens r<hex>.ip.<a_b_c_d> or r<hex>.mac.<12 hex>,
+ * distinct rooms give distinct keys, and the longest name fits. */
+static void check_key(const char *key, const char *kind)
+{
+  for (const char *c = key; *c; c++)
+    cr_assert((*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '.' || *c == '_',
+              "byte %02x in key %s", (uint8_t)*c, key);
+  char copy[FED_KEY_MAX], *save = NULL;
+  snprintf(copy, sizeof(copy), "%s", key);
+  cr_assert_eq(strtok_r(copy, ".", &save)[0], 'r');
+  cr_assert_str_eq(strtok_r(NULL, ".", &save), kind);
+  cr_assert_not_null(strtok_r(NULL, ".", &save));
+  cr_assert_null(strtok_r(NULL, ".", &save));
+}
+
+Test(fed, lease_keys_safe)
+{
+  char k[FED_KEY_MAX], k2[FED_KEY_MAX];
+  static const char *const names[] = {"/", "/a.b", "/*", "/>", "/ x", "/room.ip.1_2_3_4", ""};
+  const uint8_t m[6] = {0x52, 0x54, 0x00, 0xab, 0xcd, 0xef};
+  for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+    fed_lease_ip_key(k, names[i], 0x0a0002fe);
+    check_key(k, "ip");
+    cr_assert(strstr(k, ".ip.10_0_2_254"), "%s", k);
+    fed_lease_mac_key(k, names[i], m);
+    check_key(k, "mac");
+    cr_assert(strstr(k, ".mac.525400abcdef"), "%s", k);
+    for (size_t j = 0; j < i; j++) {
+      fed_lease_ip_key(k, names[i], 1);
+      fed_lease_ip_key(k2, names[j], 1);
+      cr_assert_str_neq(k, k2);
+    }
+  }
+  char longest[FED_NAME_MAX];
+  memset(longest, '.', sizeof(longest) - 1);
+  longest[sizeof(longest) - 1] = '\0';
+  fed_lease_ip_key(k, longest, 0xffffffff);
+  check_key(k, "ip");
+  cr_assert(strstr(k, ".ip.255_255_255_255"));
+}
+
 Test(fed, subject_too_long)
 {
   char small[16], tok[16];

@@ -199,6 +199,46 @@ Test(ippool, seed_and_reclaim_expired_first)
   ippool_fini(&p);
 }
 
+/* The cluster gave the MAC another address than the local candidate
+ * (relays federated): the lease moves, the candidate is forgotten, a
+ * released lease of another MAC there is reclaimed, a live one refuses. */
+Test(ippool, move_to_the_clusters_address)
+{
+  struct ippool p;
+  struct seen s = {0};
+  uint32_t ip, ip2;
+  cr_assert_eq(ippool_init(&p, FIRST, FIRST + 3), 0);
+  p.lease_ns = 10 * NS_PER_S;
+  ippool_observe(&p, observe, &s);
+  cr_assert_eq(ippool_acquire_for(&p, mac(1), 7, &ip, 1), 0);
+  cr_assert_eq(ip, FIRST + 3);
+  cr_assert_eq(ippool_move(&p, mac(1), ip, FIRST + 1, 2), 0);
+  cr_assert_eq(s.ev.type, IPPOOL_ACQUIRED);
+  cr_assert_eq(s.ev.ip, FIRST + 1);
+  cr_assert_eq(s.ev.client, 7);
+  cr_assert_not(s.ev.reclaimed);
+  cr_assert(ippool_lookup_ip(&p, FIRST + 1, NULL));
+  cr_assert_not(ippool_lookup_ip(&p, FIRST + 3, NULL));
+  cr_assert(ippool_lookup_mac(&p, mac(1), &ip2) && ip2 == FIRST + 1);
+  cr_assert_eq(ippool_client_held(&p, 7), 1, "the candidate still counts to the client's share");
+  /* the candidate is fresh again: the next new MAC gets it */
+  cr_assert_eq(ippool_acquire(&p, mac(2), &ip, 3), 0);
+  cr_assert_eq(ip, FIRST + 3);
+  /* onto a live address: refused; not from the MAC's own address: refused */
+  cr_assert_eq(ippool_move(&p, mac(2), FIRST + 3, FIRST + 1, 4), -EBUSY);
+  cr_assert_eq(ippool_move(&p, mac(2), FIRST + 2, FIRST + 0, 4), -ENOENT);
+  cr_assert_eq(ippool_move(&p, mac(2), FIRST + 3, FIRST + 9, 4), -ERANGE);
+  /* onto another MAC's released lease: reclaimed */
+  ippool_release(&p, FIRST + 1, 5);
+  cr_assert_eq(ippool_move(&p, mac(2), FIRST + 3, FIRST + 1, 6), 0);
+  cr_assert(s.ev.reclaimed && !s.ev.reclaimed_expired);
+  cr_assert_arr_eq(s.ev.old_mac, mac(1), 6);
+  /* mac 1 is forgotten: it gets a fresh address next time */
+  cr_assert_eq(ippool_acquire(&p, mac(1), &ip, 7), 0);
+  cr_assert_eq(ip, FIRST + 3);
+  ippool_fini(&p);
+}
+
 Test(ippool, expired_preferred_over_older_unexpired_order)
 {
   struct ippool p;
