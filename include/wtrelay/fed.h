@@ -84,8 +84,10 @@
  * workers end the session holding the MAC (the same-MAC takeover across
  * relays). NATS or JetStream unreachable: the claim answers UNAVAILABLE
  * at once and the relay keeps the local address (rooms keep working
- * alone); the lease is claimed when renewal finds NATS back, and a key
- * another MAC took meanwhile is counted and logged as a conflict.
+ * alone); the lease is claimed when renewal finds NATS back, and when
+ * another MAC took its key meanwhile (a VM on another relay got the same
+ * address) the conflict is counted, logged, and the session holding it
+ * here is ended, so that its VM reconnects and gets a free address.
  *
  * Never: blocks a worker, allocates after fed_start on the frame path,
  * or carries a frame of the gateway (switch.h: uplinks and the router
@@ -114,6 +116,7 @@
 #define FED_IN_FRAME 0u    /* [u8 n][relay id][Ethernet frame] */
 #define FED_IN_LEASE 1u    /* struct fed_lease_ans */
 #define FED_IN_TAKEOVER 2u /* [mac 6][room name] */
+#define FED_IN_CONFLICT 3u /* [mac 6][room name]: the MAC's address is another's */
 
 enum fed_lease_status {
   FED_LEASE_OK = 0,          /* ip is the VM's, cluster-wide */
@@ -144,8 +147,9 @@ struct fed_drain_ops {
    * no copy) */
   int (*input)(void *ctx, uint32_t ring_id, const uint8_t *frame, size_t len);
   void (*lease)(void *ctx, const struct fed_lease_ans *a);
-  /* another relay took the MAC of room `room` over */
-  void (*takeover)(void *ctx, const char *room, const uint8_t mac[6]);
+  /* another relay took the MAC of room `room` over (conflict: no, its
+   * address turned out to be another MAC's after NATS was unreachable) */
+  void (*takeover)(void *ctx, const char *room, const uint8_t mac[6], bool conflict);
 };
 
 /* The process's counters, as /metrics and the exit log read them (a
@@ -225,6 +229,11 @@ struct fed_params {
   uint32_t pool_first, pool_last;
   uint64_t lease_ns;
   uint32_t max_live;
+  /* Whether ip of room `room` is live in this relay's own pool for another
+   * MAC than mac (a session, or a Register's candidate waiting for the
+   * cluster): the lease thread never gives such an address. May be NULL. */
+  bool (*local_busy)(void *ctx, const char *room, uint32_t ip, const uint8_t mac[6]);
+  void *local_ctx;
 };
 
 struct fed_lease_live; /* fed_lease.c */
@@ -298,7 +307,7 @@ void fed_drain(struct fed *f, uint32_t w, const struct fed_drain_ops *ops, void 
 /* Cluster leases, worker w's side. fed_lease_claim asks for the lease of
  * mac in room `room` (candidate: the local pool's address); the answer
  * comes through fed_drain with `token`. 0, -ENOTSUP (no cluster leases),
- * -ENOTCONN (NATS down: keep the local address), -ENOBUFS (queue full).
+ * -ENOBUFS (queue full).
  * fed_lease_release: the MAC's session or lease ended here. */
 int fed_lease_claim(struct fed *f, uint32_t w, uint64_t token, const char *room,
                     const uint8_t mac[6], uint32_t candidate);

@@ -338,9 +338,10 @@ void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx);
 int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t len);
 /* The cluster's answer to lease_claim `token` (enum relay_lease_answer). */
 void relay_fed_lease(struct relay *r, uint64_t token, int status, uint32_t ip);
-/* Another relay took over the MAC of room `name`: the local session that
- * holds it (if any) is ended. */
-void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6]);
+/* Another relay took over the MAC of room `name` (conflict: the MAC's
+ * address is another VM's, given while NATS was unreachable): the local
+ * session that holds it (if any) is ended. */
+void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6], bool conflict);
 
 /* Takeover across workers (see struct relay_remote_ops); after
  * relay_set_uplinks (the asks go to its other workers). */

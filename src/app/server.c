@@ -545,10 +545,24 @@ static void fed_lease_in(void *ctx, const struct fed_lease_ans *a)
   relay_fed_lease(&s->relay, a->token, (int)a->status, a->ip);
 }
 
-static void fed_takeover_in(void *ctx, const char *room, const uint8_t mac[6])
+static void fed_takeover_in(void *ctx, const char *room, const uint8_t mac[6], bool conflict)
 {
   struct server_worker *s = ctx;
-  relay_fed_takeover(&s->relay, room, mac);
+  relay_fed_takeover(&s->relay, room, mac, conflict);
+}
+
+/* fed_params.local_busy: the lease thread's look at the process's pools. */
+static bool fed_local_busy(void *ctx, const char *room, uint32_t ip, const uint8_t mac[6])
+{
+  struct server *p = ctx;
+  uint8_t holder[6];
+  bool busy = false;
+  roomdir_lock(&p->dir);
+  uint32_t id = roomdir_find(&p->dir, room);
+  if (id != ROOMDIR_NONE)
+    busy = ippool_lookup_ip(roomdir_pool(&p->dir, id), ip, holder) && memcmp(holder, mac, 6) != 0;
+  roomdir_unlock(&p->dir);
+  return busy;
 }
 
 static const struct relay_fed_ops fed_ops = {.open = fed_open,
@@ -1629,7 +1643,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
                             .max_frame = cfg->max_frame_size,
                             .aging_ns = (uint64_t)cfg->mac_aging_s * NS_PER_S,
                             .lease_ns = (uint64_t)cfg->lease_time_s * NS_PER_S,
-                            .max_live = cfg->max_sessions * p->nworkers};
+                            .max_live = cfg->max_sessions * p->nworkers,
+                            .local_busy = fed_local_busy,
+                            .local_ctx = p};
     config_pool_range(cfg, &fp.pool_first, &fp.pool_last);
     if (cfg->lease_file[0])
       log_warn("--lease-file is not used with --nats: leases are kept in NATS", "lease_file=%s",

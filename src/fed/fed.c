@@ -215,12 +215,12 @@ void fed_drain(struct fed *f, uint32_t w, const struct fed_drain_ops *ops, void 
       fring_release(&fw->in);
       continue;
     }
-    if (sl->flags == FED_IN_TAKEOVER) {
+    if (sl->flags == FED_IN_TAKEOVER || sl->flags == FED_IN_CONFLICT) {
       char room[FED_NAME_MAX];
       size_t n = sl->len - 6 < FED_NAME_MAX - 1 ? sl->len - 6 : FED_NAME_MAX - 1;
       memcpy(room, sl->data + 6, n);
       room[n] = '\0';
-      ops->takeover(ctx, room, sl->data);
+      ops->takeover(ctx, room, sl->data, sl->flags == FED_IN_CONFLICT);
       fring_release(&fw->in);
       continue;
     }

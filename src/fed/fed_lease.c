@@ -258,6 +258,11 @@ static enum try_result try_ip(struct fed *f, const struct fed_lease_req *q, uint
                               uint64_t *rev, uint32_t *old_ip, uint64_t *old_rev)
 {
   char key[FED_KEY_MAX], val[VAL_MAX], mine[VAL_MAX];
+  /* another Register's candidate here, its claim still queued (the
+   * workers' queues are read in turns, not in the order they were
+   * filled), or a lease made here while NATS was unreachable */
+  if (f->p.local_busy && f->p.local_busy(f->p.local_ctx, q->room, ip, q->mac))
+    return TRY_TAKEN;
   fed_lease_ip_key(key, q->room, ip);
   holder_write(mine, q->mac, true, f->id);
   for (int attempt = 0; attempt < 2; attempt++) {
@@ -297,6 +302,25 @@ static enum try_result try_ip(struct fed *f, const struct fed_lease_req *q, uint
   return TRY_TAKEN;
 }
 
+static bool in_range(const struct fed *f, uint32_t ip)
+{
+  return ip >= f->p.pool_first && ip <= f->p.pool_last;
+}
+
+/* NATS unreachable: the relay keeps its local candidate; recorded as held
+ * with no revision, so renewal claims it when NATS is back. */
+static void unavailable(struct fed *f, const struct fed_lease_req *q)
+{
+  if (!q->ip || !in_range(f, q->ip))
+    return;
+  struct fed_lease_live *e = live_add(f, q->room, q->mac);
+  if (!e)
+    return;
+  e->ip = q->ip;
+  e->holders = 1;
+  e->renew_at = 0;
+}
+
 static void answer(struct fed *f, uint32_t w, uint64_t token, enum fed_lease_status st, uint32_t ip)
 {
   struct fed_lease_ans a = {.token = token, .status = st, .ip = ip};
@@ -305,11 +329,6 @@ static void answer(struct fed *f, uint32_t w, uint64_t token, enum fed_lease_sta
   else if (st == FED_LEASE_EXHAUSTED)
     add(&f->lease_exhausted, 1);
   fed_push_one(f, w, FED_IN_LEASE, &a, sizeof(a));
-}
-
-static bool in_range(const struct fed *f, uint32_t ip)
-{
-  return ip >= f->p.pool_first && ip <= f->p.pool_last;
 }
 
 static void claim(struct fed *f, uint32_t w, const struct fed_lease_req *q)
@@ -325,6 +344,7 @@ static void claim(struct fed *f, uint32_t w, const struct fed_lease_req *q)
     return;
   }
   if (!connected(f)) {
+    unavailable(f, q);
     answer(f, w, q->token, FED_LEASE_UNAVAILABLE, 0);
     return;
   }
@@ -339,6 +359,7 @@ static void claim(struct fed *f, uint32_t w, const struct fed_lease_req *q)
   int g = kv_get(f, key, val, sizeof(val), &vlen, &mrev);
   unsigned a, b, c, d;
   if (g < 0) {
+    unavailable(f, q);
     answer(f, w, q->token, FED_LEASE_UNAVAILABLE, 0);
     return;
   }
@@ -376,6 +397,7 @@ static void claim(struct fed *f, uint32_t w, const struct fed_lease_req *q)
     }
   }
   if (r == TRY_ERROR) {
+    unavailable(f, q);
     answer(f, w, q->token, FED_LEASE_UNAVAILABLE, 0);
     return;
   }
@@ -450,10 +472,15 @@ static void renew(struct fed *f, uint64_t now)
           add(&f->lease_renew_lost, 1);
         } else {
           add(&f->lease_conflicts, 1);
-          log_error("address held by two VMs of a room: another MAC took it while this relay "
-                    "could not renew (NATS unreachable longer than the lease time)",
+          log_error("address held by two VMs of a room (one got it while NATS was unreachable): "
+                    "the session here is ended, its VM gets a free address when it reconnects",
                     "room=%s ip=%u.%u.%u.%u", LOG_Q(e->room), e->ip >> 24, (e->ip >> 16) & 255,
                     (e->ip >> 8) & 255, e->ip & 255);
+          uint8_t msg[6 + FED_NAME_MAX];
+          size_t n = strnlen(e->room, FED_NAME_MAX - 1);
+          memcpy(msg, e->mac, 6);
+          memcpy(msg + 6, e->room, n);
+          fed_push_all(f, FED_IN_CONFLICT, msg, 6 + n);
         }
         live_del(f, e);
         continue;
@@ -664,10 +691,6 @@ int fed_lease_claim(struct fed *f, uint32_t w, uint64_t token, const char *room,
 {
   if (!f->lthread_started)
     return -ENOTSUP;
-  if (!ld(&f->connected)) {
-    add(&f->lease_unavailable, 1);
-    return -ENOTCONN;
-  }
   struct fed_lease_req q = {.type = FED_LREQ_CLAIM, .ip = candidate, .token = token};
   memcpy(q.mac, mac, 6);
   snprintf(q.room, sizeof(q.room), "%s", room);

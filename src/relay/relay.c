@@ -1335,23 +1335,29 @@ void relay_fed_lease(struct relay *r, uint64_t token, int status, uint32_t ip)
   lease_finish(r, p, cand);
 }
 
-void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6])
+void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6], bool conflict)
 {
   uint32_t room = room_find(r, name);
   struct relay_peer *o = room == RELAY_NO_ROOM ? NULL : holder_of(r, room, mac);
   if (!o)
     return;
-  r->ctr.takeovers_fed++;
+  if (conflict)
+    r->ctr.lease_conflicts++;
+  else
+    r->ctr.takeovers_fed++;
   char addr[64] = "?";
   if (o->sess)
     h3_session_remote_str(o->sess, addr, sizeof(addr));
-  log_info("MAC taken over",
-           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
-           "reason=\"the VM registered on another relay\"",
-           o->id, addr, LOG_Q(name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
+  log_info(conflict ? "session ended: its address is another VM's" : "MAC taken over",
+           "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x reason=%s", o->id,
+           addr, LOG_Q(name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
+           conflict ? "\"address given on two relays while NATS was unreachable\""
+                    : "\"the VM registered on another relay\"");
   uint32_t held = room_hold(r, o);
   peer_unregister(r, o);
-  peer_close(r, o, 0, "MAC taken over by a session on another relay");
+  peer_close(r, o, 0,
+             conflict ? "address conflict between relays, reconnect"
+                      : "MAC taken over by a session on another relay");
   room_unhold(r, held);
 }
 

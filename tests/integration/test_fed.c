@@ -448,6 +448,13 @@ Test(fed_e2e, nats_restart, .timeout = 120)
   cr_assert_gt(r, 12);
   buf[r] = '\0';
   cr_assert(strncmp(buf, "HTTP/1.1 200", 12) == 0, "/readyz with NATS down: %.40s", buf);
+  /* a new VM on A meanwhile gets A's local candidate: the address of one
+   * of B's VMs, which A's pool cannot know */
+  struct side nv;
+  side_up(&nv, &w.ra, "/lan", 1, 20);
+  cr_assert(memcmp(nv.s[0]->ip, w.b.s[0]->ip, 4) == 0 || memcmp(nv.s[0]->ip, w.b.s[1]->ip, 4) == 0,
+            "expected the local candidate to be one of B's addresses");
+  cr_assert_geq(metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"unavailable\"}"), 1);
 
   /* NATS back (same port and store): both relays reconnect by themselves
    * and their subscriptions are back */
@@ -459,6 +466,19 @@ Test(fed_e2e, nats_restart, .timeout = 120)
   cr_assert_eq(metric(&w.ra, "wtrelay_nats_connected"), 1);
   cr_assert_eq(metric(&w.rb, "wtrelay_nats_connected"), 1);
   cr_assert_geq(metric(&w.ra, "wtrelay_nats_reconnects_total"), 1);
+  /* A claims the address it gave while NATS was down, finds it B's VM's:
+   * the conflict is counted and A's session ended, to reconnect */
+  for (int i = 0; i < 200 && nv.s[0]->state == WTC_REGISTERED; i++) {
+    run_all(w.all, 40, NULL, NULL);
+    wtc_run(&nv.c, 10 * NS_PER_MS, NULL, NULL);
+  }
+  cr_assert_eq(nv.s[0]->state, WTC_CLOSED, "the conflicting session was not ended");
+  cr_assert(strstr(nv.s[0]->close_reason, "conflict"), "close reason: %s", nv.s[0]->close_reason);
+  for (int i = 0; i < 50 && metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}") < 1; i++)
+    run_all(w.all, 20, NULL, NULL);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 1);
+  cr_assert_eq(metric(&w.rb, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
+  wtc_fini(&nv.c);
   run_all(w.all, 500, NULL, NULL);
   len = frame(f, m0, m2, 1514, 50);
   cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
@@ -661,6 +681,11 @@ Test(fed_e2e, leases_across_relays, .timeout = 120)
   if (!lrun(both, 2, WTC_REGISTERED, 30000)) {
     relay_dump(&ra);
     relay_dump(&rb);
+    for (int k = 0; k < 2; k++)
+      for (uint32_t i = 0; i < LN; i++)
+        if (both[k]->s[i]->state != WTC_REGISTERED)
+          fprintf(stderr, "relay %c session %u: state %d last error \"%s\" close \"%s\"\n", 'A' + k,
+                  i, both[k]->s[i]->state, both[k]->s[i]->last_error, both[k]->s[i]->close_reason);
     cr_assert_fail("not every session registered");
   }
   uint32_t ips[2 * LN];
@@ -694,6 +719,9 @@ Test(fed_e2e, leases_across_relays, .timeout = 120)
   cr_assert_eq(a.s[0]->state, WTC_CLOSED, "the old session on A was not ended");
   cr_assert(strstr(a.s[0]->close_reason, "another relay"), "close reason: %s",
             a.s[0]->close_reason);
+  /* the workers' counters reach /metrics in 100 ms snapshots */
+  for (int i = 0; i < 50 && metric(&ra, "wtrelay_takeovers_other_relay_total") < 1; i++)
+    lrun(three, 3, WTC_FREE, 20);
   cr_assert_eq(metric(&ra, "wtrelay_takeovers_other_relay_total"), 1);
   cr_assert_eq(metric(&rb, "wtrelay_fed_takeovers_total{dir=\"sent\"}"), 1);
 
