@@ -601,6 +601,11 @@ int fed_start(struct fed *f, const struct fed_params *p)
   (void)natsOptions_SetNoEcho(o, true);
   (void)natsOptions_SetMaxReconnect(o, -1);
   (void)natsOptions_SetReconnectWait(o, 500);
+  /* a NATS node that dies without closing the connection (power, network)
+   * is noticed after 2 unanswered pings 5 s apart, not libnats's default
+   * 2 x 2 minutes, and the connection moves to another URL of --nats */
+  (void)natsOptions_SetPingInterval(o, 5000);
+  (void)natsOptions_SetMaxPingsOut(o, 2);
   (void)natsOptions_UseGlobalMessageDelivery(o, true);
   (void)natsOptions_SetDisconnectedCB(o, on_disconnected, f);
   (void)natsOptions_SetReconnectedCB(o, on_reconnected, f);
