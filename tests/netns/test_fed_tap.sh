@@ -2,9 +2,9 @@
 # Two real kernels, one per relay, in one room: relays A (port 4433) and B
 # (port 4434) run in the relay host with two workers each and share a
 # nats-server there (127.0.0.1, JetStream in a temporary directory). VM a's
-# wtrelay-tap connects to A, VM b's to B; their addresses come from each
-# relay's own part of the subnet (--pool-first/--pool-last: the relays do
-# not share leases yet). Across NATS: ARP and ping between the VMs, 10 MiB
+# wtrelay-tap connects to A, VM b's to B; their addresses come from the
+# leases the relays share (JetStream key-value): one pool, distinct
+# addresses, the Assigned address equal to DHCP's. Across NATS: ARP and ping between the VMs, 10 MiB
 # of TCP between them byte-exact; each VM pings its gateway 10.0.2.2 (the
 # one of its own relay: gateway frames never cross the uplink) and reaches
 # the test internet host through its own relay's NAT (ping, a 4 MiB TCP
@@ -27,11 +27,11 @@ PIDS+=("$!")
 topo_wait_listen "$NS_R" 4222 || fail "nats-server did not listen"
 topo_cert
 
-start_relay() { # name port ops-port pool-first pool-last
+start_relay() { # name port ops-port
   ip netns exec "$NS_R" "$BUILD_DIR/wtrelay" --port "$2" --http-listen "127.0.0.1:$3" \
     --cert-pem "$TMP/cert.pem" --key-pem "$TMP/key.pem" --workers 2 \
     --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 \
-    --nats nats://127.0.0.1:4222 --relay-id "$1" --pool-first "$4" --pool-last "$5" \
+    --nats nats://127.0.0.1:4222 --relay-id "$1" \
     >"$TMP/relay-$1.out" 2>>"$TMP/relay-$1.err" &
   PIDS+=("$!")
   printf -v "RELAY_$1" '%s' "$!"
@@ -39,8 +39,8 @@ start_relay() { # name port ops-port pool-first pool-last
   for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay-$1.out" 2>/dev/null && break; sleep 0.1; done
   grep -q '^Listening' "$TMP/relay-$1.out" || fail "relay $1 did not start: $(cat "$TMP/relay-$1.err")"
 }
-start_relay A 4433 9090 10.0.2.10 10.0.2.127
-start_relay B 4434 9091 10.0.2.128 10.0.2.254
+start_relay A 4433 9090
+start_relay B 4434 9091
 HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay-A.out")
 
 metric() { # ops-port series -> value (0 when absent)
@@ -61,9 +61,13 @@ in_range() { # ip lo hi (last octet)
   local o=${1##*.}
   [ "${1%.*}" = 10.0.2 ] && [ "$o" -ge "$2" ] && [ "$o" -le "$3" ]
 }
-in_range "$IP_A" 10 127 || fail "vma got $IP_A, outside relay A's part"
-in_range "$IP_B" 128 254 || fail "vmb got $IP_B, outside relay B's part"
-pass "vma=$IP_A from relay A, vmb=$IP_B from relay B (distinct parts of 10.0.2.0/24)"
+in_range "$IP_A" 10 254 || fail "vma got $IP_A, outside the pool"
+in_range "$IP_B" 10 254 || fail "vmb got $IP_B, outside the pool"
+[ "$IP_A" != "$IP_B" ] || fail "both VMs got $IP_A"
+[ "$(metric 9090 'wtrelay_fed_lease_ops_total{op="claim"}')" -ge 1 ] &&
+  [ "$(metric 9091 'wtrelay_fed_lease_ops_total{op="claim"}')" -ge 1 ] ||
+  fail "the addresses were not claimed in the shared leases"
+pass "vma=$IP_A from relay A, vmb=$IP_B from relay B (one pool, shared leases)"
 for _ in $(seq 50); do
   [ "$(metric 9090 wtrelay_fed_rooms)" = 1 ] && [ "$(metric 9091 wtrelay_fed_rooms)" = 1 ] && break
   sleep 0.1
