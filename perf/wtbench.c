@@ -5,6 +5,7 @@
  *           [--sessions N] [--pattern pair|broadcast|echo] [--size BYTES]
  *           [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID] [--rooms K]
  *           [--workers W --placement same|cross|one] [--per-second]
+ *           [--url2 URL --cert-hash2 HEX --relay-pid2 PID] [--broker-pid PID]
  *
  * N sessions from one process (one io_uring loop, one UDP socket), each a
  * registered bavy peer with its own MAC. Patterns:
@@ -43,6 +44,19 @@
  * --per-second (for tests): "wtbench: measuring" on stderr when the
  * measured period starts, and the frames delivered in each whole second
  * of it in the JSON line ("per_second", at most MAX_SECONDS).
+ * Two relays (--url2): session 2k+1 of each pair connects to the second
+ * URL from a second client endpoint (its own socket and ring), session 2k
+ * to the first; --cert-hash2 pins the second relay's certificate (default
+ * --cert-hash). Give both URLs the same room path: the pair meets only if
+ * the relays federate that room (--nats). --url2 equal to --url is the
+ * same client (two endpoints, waited on together) with the pair on one
+ * relay, the baseline to compare with. --relay-pid2 adds the second
+ * relay's CPU to the relay figures (counted once when it is --relay-pid),
+ * --broker-pid measures the NATS server's apart; with any of the three the
+ * JSON line also has relay1_cpu_pct, relay2_cpu_pct, broker_cpu_pct,
+ * broker_us_per_frame and relay_proc_us_per_frame (the CPU of every thread
+ * of the relays per delivered frame: the federation's threads are not
+ * workers). Without them nothing changes.
  * With --relay-pid the relay's worker threads (named wtrelay-wN) are
  * measured one by one from /proc/PID/task/TID/stat: their CPU in all and
  * per worker, and CPU microseconds per delivered frame (the relay's work
@@ -52,6 +66,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,6 +95,9 @@ struct bench {
   uint32_t ncs;
   uint32_t workers; /* --workers: 0 = no placement */
   bool cross, one;
+  /* --url2: the second relay's endpoint, carrying the odd sessions */
+  struct wtc c2;
+  struct wtc *two[2];
   struct wtc_session **s;
   uint32_t n;
   enum pattern pattern;
@@ -145,7 +163,8 @@ static void on_frame(void *user, struct wtc_session *s, const uint8_t *f, size_t
   }
   uint32_t from = get32(f + HDR + 4);
   uint64_t ts = get64(f + HDR + 16);
-  uint32_t me = b->workers ? (uint32_t)(uintptr_t)s->user : s->idx;
+  /* several endpoints: a session's index in its endpoint is not its own */
+  uint32_t me = b->workers || b->ncs > 1 ? (uint32_t)(uintptr_t)s->user : s->idx;
   if (b->pattern == P_ECHO && (me & 1)) {
     /* the echo side: send it back unchanged but for the MACs */
     uint8_t out[WTC_MAX_FRAME];
@@ -269,6 +288,63 @@ static uint32_t proc_workers_read(int pid, double *cpu_s)
   return found;
 }
 
+/* Another process measured over the run (--relay-pid2, --broker-pid):
+ * its CPU in all and, for a relay, its worker threads'. */
+struct probe {
+  int pid;
+  struct proc_stat p0, p1;
+  double wk0[MAX_WTHREADS], wk1[MAX_WTHREADS];
+  uint32_t nwk;
+};
+
+static int probe_start(struct probe *pr)
+{
+  if (!pr->pid)
+    return 0;
+  pr->nwk = proc_workers_read(pr->pid, pr->wk0);
+  return proc_read(pr->pid, &pr->p0);
+}
+
+/* CPU seconds of the run: in all, and of the worker threads (*wcpu_s,
+ * the process's when none were found). */
+static double probe_stop(struct probe *pr, double *wcpu_s)
+{
+  *wcpu_s = 0;
+  if (!pr->pid || proc_read(pr->pid, &pr->p1) < 0)
+    return 0;
+  if (pr->nwk && proc_workers_read(pr->pid, pr->wk1) != pr->nwk)
+    pr->nwk = 0;
+  for (uint32_t i = 0; i < pr->nwk; i++)
+    *wcpu_s += pr->wk1[i] - pr->wk0[i];
+  double all = pr->p1.cpu_s - pr->p0.cpu_s;
+  if (!pr->nwk)
+    *wcpu_s = all;
+  return all;
+}
+
+/* --url2: waits (at most max_wait_ns, less when a timer of an endpoint
+ * is due sooner) until a datagram reaches either endpoint's socket. Its
+ * ring's receive is armed on that socket too, and wtc_poll then asks the
+ * ring for it (DEFER_TASKRUN), so the frame is taken as soon as with one
+ * ring to wait on: the two relays' latencies compare with the one relay's
+ * measured the same way. */
+static void wait_two(struct bench *b, uint64_t max_wait_ns)
+{
+  uint64_t now = clock_now_ns(), wait = max_wait_ns;
+  struct pollfd fds[2];
+  for (uint32_t i = 0; i < 2; i++) {
+    uint64_t next = timer_next(&b->cs[i]->w.timers);
+    if (next <= now)
+      return;
+    if (next - now < wait)
+      wait = next - now;
+    fds[i] = (struct pollfd){.fd = b->cs[i]->udp->fd, .events = POLLIN};
+  }
+  struct timespec ts = {.tv_sec = (time_t)(wait / 1000000000u),
+                        .tv_nsec = (long)(wait % 1000000000u)};
+  ppoll(fds, 2, &ts, NULL);
+}
+
 /* One loop turn of every client endpoint, waiting (at most max_wait_ns)
  * only when there is one. */
 static void poll_all(struct bench *b, uint64_t max_wait_ns)
@@ -276,6 +352,10 @@ static void poll_all(struct bench *b, uint64_t max_wait_ns)
   for (uint32_t i = 0; i < b->ncs; i++)
     if (b->cs[i]->sess) /* an endpoint with no session placed is never made */
       wtc_poll(b->cs[i], b->ncs == 1 ? max_wait_ns : 0);
+  if (b->ncs > 1 && !b->workers && max_wait_ns) {
+    wait_two(b, max_wait_ns);
+    return;
+  }
   /* several endpoints: no one ring to wait on; a short sleep instead of
    * spinning on a core the relay needs */
   if (b->ncs > 1 && max_wait_ns)
@@ -291,6 +371,10 @@ static int run_all(struct bench *b, uint64_t timeout_ns, bool (*done)(void *), v
   while (clock_now_ns() < end) {
     if (done && done(arg))
       return 0;
+    if (!b->workers) { /* --url2: wait on both sockets, 1 ms at most */
+      poll_all(b, 1000000);
+      continue;
+    }
     poll_all(b, 0);
     usleep(100);
   }
@@ -404,6 +488,11 @@ static void bench_free(struct bench *b)
   free(b->lat);
 }
 
+static double per_frame_us(double cpu_s, uint64_t frames)
+{
+  return frames ? cpu_s * 1e6 / (double)frames : 0;
+}
+
 static int cmp_u64(const void *a, const void *b)
 {
   uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -426,6 +515,8 @@ static void usage(void)
                   "               [--pattern pair|broadcast|echo] [--size BYTES]\n"
                   "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n"
                   "               [--rooms K] [--workers W --placement same|cross|one]\n"
+                  "               [--url2 URL [--cert-hash2 HEX] [--relay-pid2 PID]]\n"
+                  "               [--broker-pid PID]\n"
                   "               (patterns: pair broadcast echo idle)\n");
 }
 
@@ -447,6 +538,8 @@ static bool all_in(void *arg)
 int main(int argc, char **argv)
 {
   const char *url = NULL, *hash = NULL, *pat = "pair";
+  const char *url2 = NULL, *hash2 = NULL;
+  struct probe relay2 = {0}, broker = {0};
   uint32_t sessions = 2, rooms = 0;
   double rate = 0, duration = 5;
   long size = 1000;
@@ -487,6 +580,14 @@ int main(int argc, char **argv)
       workers = (uint32_t)atoi(v);
     else if (!strcmp(a, "--placement"))
       placement = v;
+    else if (!strcmp(a, "--url2"))
+      url2 = v;
+    else if (!strcmp(a, "--cert-hash2"))
+      hash2 = v;
+    else if (!strcmp(a, "--relay-pid2"))
+      relay2.pid = atoi(v);
+    else if (!strcmp(a, "--broker-pid"))
+      broker.pid = atoi(v);
     else {
       usage();
       return 2;
@@ -502,7 +603,7 @@ int main(int argc, char **argv)
   if (!url || (int)b.pattern < 0 || sessions < 2 || sessions > 10000 ||
       ((b.pattern == P_PAIR || b.pattern == P_ECHO) && sessions % 2) || size < PAYLOAD_MIN ||
       size > 1514 || duration <= 0 || rate < 0 || workers > 256 ||
-      (workers && (sessions > MAX_PLACED || b.pattern == P_IDLE)) ||
+      (workers && (sessions > MAX_PLACED || b.pattern == P_IDLE)) || (workers && url2) ||
       (strcmp(placement, "same") && strcmp(placement, "cross") && strcmp(placement, "one"))) {
     usage();
     return 2;
@@ -512,6 +613,15 @@ int main(int argc, char **argv)
     fprintf(stderr, "wtbench: --cert-hash: expected 64 hex digits\n");
     return 2;
   }
+  uint8_t pin2[32];
+  if (hash2 && tls_hash_parse_hex(hash2, pin2) < 0) {
+    fprintf(stderr, "wtbench: --cert-hash2: expected 64 hex digits\n");
+    return 2;
+  }
+  if (relay2.pid == relay_pid) /* one relay: count it once */
+    relay2.pid = 0;
+  /* the new figures in the JSON line only when asked for */
+  bool more = url2 || relay2.pid || broker.pid;
   log_set_level(LOG_WARN);
   b.n = sessions;
   b.size = (size_t)size;
@@ -539,6 +649,13 @@ int main(int argc, char **argv)
     b.ncs = 1;
     b.cs = &only;
     rc = wtc_init(&b.c, url, hash ? pin : NULL, sessions, &ops, &b);
+    if (rc == 0 && url2) {
+      b.two[0] = &b.c;
+      b.two[1] = &b.c2;
+      b.cs = b.two;
+      b.ncs = 2;
+      rc = wtc_init(&b.c2, url2, hash2 ? pin2 : hash ? pin : NULL, sessions, &ops, &b);
+    }
   }
   if (rc < 0) {
     fprintf(stderr, "wtbench: cannot start: %s\n", strerror(-rc));
@@ -583,7 +700,9 @@ int main(int argc, char **argv)
     uint32_t hi = lo + wave < sessions ? lo + wave : sessions;
     for (uint32_t i = lo; i < hi; i++) {
       char path[600];
-      const char *base = b.c.h3.target.path;
+      /* --url2: the second session of each pair on the second relay */
+      struct wtc *c = url2 && (i & 1) ? &b.c2 : &b.c;
+      const char *base = c->h3.target.path;
       if (rooms > 1)
         snprintf(path, sizeof(path), "%s-%u", base, i / per_room);
       /* locally administered, unique per process: a run never collides
@@ -593,20 +712,21 @@ int main(int argc, char **argv)
           0x02,      (uint8_t)(pid >> 8), (uint8_t)pid, (uint8_t)(i >> 16), (uint8_t)(i >> 8),
           (uint8_t)i};
       memcpy(b.mac[i], m, 6);
-      if ((rc = wtc_open_path(&b.c, rooms > 1 ? path : NULL, &b.s[i])) < 0) {
+      if ((rc = wtc_open_path(c, rooms > 1 ? path : NULL, &b.s[i])) < 0) {
         fprintf(stderr, "wtbench: open: %s\n", strerror(-rc));
         return 1;
       }
+      b.s[i]->user = (void *)(uintptr_t)i;
     }
     struct want w = {&b, WTC_OPEN, lo, hi};
-    if (wtc_run(&b.c, 30000000000ull, all_in, &w) < 0) {
+    if (run_all(&b, 30000000000ull, all_in, &w) < 0) {
       fprintf(stderr, "wtbench: sessions %u..%u did not open\n", lo, hi - 1);
       return 1;
     }
     for (uint32_t i = lo; i < hi; i++)
       wtc_register(b.s[i], b.mac[i]);
     w.st = WTC_REGISTERED;
-    if (wtc_run(&b.c, 30000000000ull, all_in, &w) < 0) {
+    if (run_all(&b, 30000000000ull, all_in, &w) < 0) {
       fprintf(stderr, "wtbench: sessions %u..%u did not register\n", lo, hi - 1);
       return 1;
     }
@@ -614,7 +734,7 @@ int main(int argc, char **argv)
   double setup_s = (double)(clock_now_ns() - t_open0) / 1e9;
   if (b.pattern == P_IDLE) {
     struct proc_stat pi = {0};
-    wtc_run(&b.c, (uint64_t)(duration * 1e9), NULL, NULL);
+    run_all(&b, (uint64_t)(duration * 1e9), NULL, NULL);
     if (relay_pid)
       proc_read(relay_pid, &pi);
     double per = (double)(pi.rss_kb - p_idle0.rss_kb) / sessions;
@@ -629,8 +749,9 @@ int main(int argc, char **argv)
            sessions, rooms, setup_s, p_idle0.rss_kb, pi.rss_kb, per);
     for (uint32_t i = 0; i < sessions; i++)
       wtc_close(b.s[i], 0, "wtbench done");
-    wtc_run(&b.c, 300000000ull, NULL, NULL);
-    wtc_fini(&b.c);
+    run_all(&b, 300000000ull, NULL, NULL);
+    for (uint32_t i = 0; i < b.ncs; i++)
+      wtc_fini(b.cs[i]);
     bench_free(&b);
     return 0;
   }
@@ -644,6 +765,10 @@ int main(int argc, char **argv)
   uint32_t nwk = relay_pid ? proc_workers_read(relay_pid, wk0) : 0;
   if (relay_pid && proc_read(relay_pid, &p0) < 0) {
     fprintf(stderr, "wtbench: cannot read /proc/%d\n", relay_pid);
+    return 1;
+  }
+  if (probe_start(&relay2) < 0 || probe_start(&broker) < 0) {
+    fprintf(stderr, "wtbench: cannot read /proc/%d\n", relay2.pid ? relay2.pid : broker.pid);
     return 1;
   }
   struct io_counters io0 = {0}, io1 = {0};
@@ -692,6 +817,9 @@ int main(int argc, char **argv)
     proc_read(relay_pid, &p1);
   if (nwk)
     nwk = proc_workers_read(relay_pid, wk1) == nwk ? nwk : 0;
+  double relay2_wcpu_s, broker_wcpu_s;
+  double relay2_cpu_s = probe_stop(&relay2, &relay2_wcpu_s);
+  double broker_cpu_s = probe_stop(&broker, &broker_wcpu_s);
   for (uint32_t i = 0; i < b.ncs; i++) {
     io1.rx_datagrams += b.cs[i]->w.io.ctr.rx_datagrams;
     io1.rx_completions += b.cs[i]->w.io.ctr.rx_completions;
@@ -726,6 +854,16 @@ int main(int argc, char **argv)
   }
   if (!nwk && relay_pid)
     wcpu_s = p1.cpu_s - p0.cpu_s;
+  /* --relay-pid2: the second relay's CPU added, its workers after the
+   * first's in the list */
+  double cpu1 = cpu;
+  if (relay2.pid) {
+    cpu = (relay_pid ? cpu : 0) + 100.0 * relay2_cpu_s / secs;
+    wcpu_s += relay2_wcpu_s;
+    for (uint32_t i = 0; i < relay2.nwk; i++)
+      wl += (size_t)snprintf(wlist + wl, sizeof(wlist) - wl, "%s%.1f", wl ? "," : "",
+                             100.0 * (relay2.wk1[i] - relay2.wk0[i]) / secs);
+  }
   double us_per_frame = b.delivered ? wcpu_s * 1e6 / (double)b.delivered : 0;
 
   printf("wtbench pattern=%s sessions=%u size=%zu rate=%s duration=%.1fs\n", pat, sessions, b.size,
@@ -743,7 +881,13 @@ int main(int argc, char **argv)
   printf("  latency %s p50/p99/p99.9  %.0f / %.0f / %.0f us\n",
          b.pattern == P_ECHO ? "(round trip)" : "(one way)", p50, p99, p999);
   if (relay_pid)
-    printf("  relay                %12.1f %% of one core, RSS %ld KiB\n", cpu, p1.rss_kb);
+    printf("  relay                %12.1f %% of one core, RSS %ld KiB\n", cpu1, p1.rss_kb);
+  if (relay2.pid)
+    printf("  second relay         %12.1f %% of one core; both: %.2f us per delivered frame\n",
+           100.0 * relay2_cpu_s / secs, per_frame_us(cpu / 100 * secs, b.delivered));
+  if (broker.pid)
+    printf("  broker               %12.1f %% of one core, %.2f us per delivered frame\n",
+           100.0 * broker_cpu_s / secs, per_frame_us(broker_cpu_s, b.delivered));
   if (relay_pid)
     printf("  relay workers        %12.1f %% of one core (each: %s), %.2f us per delivered frame\n",
            100.0 * wcpu_s / secs, nwk ? wlist : "-", us_per_frame);
@@ -762,6 +906,15 @@ int main(int argc, char **argv)
          (unsigned long long)b.send_blocked, (unsigned long long)b.delivered, (double)b.sent / secs,
          (double)b.delivered / secs, loss, p50, p99, p999, cpu, p1.rss_kb, rx_per, tx_per,
          100.0 * wcpu_s / secs, wlist, us_per_frame, workers, workers ? placement : "");
+  /* relay_proc_us_per_frame: every thread of the relays (the federation's
+   * publisher and libnats threads are not workers) */
+  if (more)
+    printf(",\"relays\":%d,\"relay1_cpu_pct\":%.1f,\"relay2_cpu_pct\":%.1f,"
+           "\"relay_proc_us_per_frame\":%.3f,\"broker_cpu_pct\":%.1f,"
+           "\"broker_us_per_frame\":%.3f",
+           1 + (relay2.pid != 0), cpu1, 100.0 * relay2_cpu_s / secs,
+           relay_pid ? per_frame_us(cpu / 100 * secs, b.delivered) : 0, 100.0 * broker_cpu_s / secs,
+           per_frame_us(broker_cpu_s, b.delivered));
   if (per_second) {
     printf(",\"per_second\":[");
     for (uint32_t i = 0; i < MAX_SECONDS && i < (uint32_t)secs; i++)
