@@ -460,15 +460,9 @@ static void *pub_main(void *arg)
 {
   struct fed *f = arg;
   uint32_t n = f->p.nworkers;
-  struct pollfd *pf = calloc(n + 1, sizeof(*pf));
+  struct pollfd *pf = fed_pollfds(f, f->bell, offsetof(struct fed_worker, out));
   if (!pf)
     return NULL;
-  pf[0].fd = f->bell;
-  pf[0].events = POLLIN;
-  for (uint32_t w = 0; w < n; w++) {
-    pf[1 + w].fd = fring_doorbell_fd(&f->ws[w].out);
-    pf[1 + w].events = POLLIN;
-  }
   while (!atomic_load(&f->stop)) {
     (void)poll(pf, n + 1, POLL_MS);
     uint64_t v;

@@ -516,15 +516,9 @@ static void *lease_main(void *arg)
 {
   struct fed *f = arg;
   uint32_t n = f->p.nworkers;
-  struct pollfd *pf = calloc(n + 1, sizeof(*pf));
+  struct pollfd *pf = fed_pollfds(f, f->lbell, offsetof(struct fed_worker, lreq));
   if (!pf)
     return NULL;
-  pf[0].fd = f->lbell;
-  pf[0].events = POLLIN;
-  for (uint32_t w = 0; w < n; w++) {
-    pf[1 + w].fd = fring_doorbell_fd(&f->ws[w].lreq);
-    pf[1 + w].events = POLLIN;
-  }
   uint64_t next_renew = 0;
   while (!atomic_load(&f->stop)) {
     (void)poll(pf, n + 1, TICK_MS);
