@@ -405,6 +405,53 @@ Test(fed_e2e, broadcast_unicast_chunked_rooms, .timeout = 120)
   world_down(&w);
 }
 
+/* The routing shortcut across relays: A0 sends IPv4 for B0's address to
+ * the gateway's MAC (as a VM whose route to its own subnet goes through
+ * the gateway does); relay A holds no port with that address and hands
+ * it to its uplinks, relay B's switch delivers it to B0 with the header a
+ * router writes (B0's MAC, from the gateway's). */
+Test(fed_e2e, routed_across_relays, .timeout = 120)
+{
+  struct world w;
+  world_up(&w);
+  static const uint8_t gw[6] = {0x52, 0x55, 0x0a, 0x00, 0x02, 0x02};
+  uint8_t f[200], m0[6], m2[6];
+  mac_of(0, m0);
+  mac_of(2, m2);
+  memset(f, 0, sizeof(f));
+  memcpy(f, gw, 6);
+  memcpy(f + 6, m0, 6);
+  f[12] = 0x08;
+  f[13] = 0x00;
+  uint8_t *ip = f + 14;
+  ip[0] = 0x45;
+  ip[2] = 0;
+  ip[3] = (uint8_t)(sizeof(f) - 14);
+  ip[8] = 64;
+  ip[9] = 17; /* UDP */
+  memcpy(ip + 12, w.a.s[0]->ip, 4);
+  memcpy(ip + 16, w.b.s[0]->ip, 4);
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2)
+    sum += (uint32_t)ip[i] << 8 | ip[i + 1];
+  while (sum >> 16)
+    sum = (sum & 0xffff) + (sum >> 16);
+  ip[10] = (uint8_t)(~sum >> 8);
+  ip[11] = (uint8_t)~sum;
+  for (size_t i = 34; i < sizeof(f); i++)
+    f[i] = (uint8_t)(i * 7);
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, sizeof(f)), 0);
+  wait_frames(w.all, &w.b, 0, 1);
+  cr_assert_eq(w.b.got[0].last_len, sizeof(f));
+  cr_assert_arr_eq(w.b.got[0].last, m2, 6, "not rewritten to B0's MAC");
+  cr_assert_arr_eq(w.b.got[0].last + 6, gw, 6, "not from the gateway's MAC");
+  cr_assert_arr_eq(w.b.got[0].last + 12, f + 12, sizeof(f) - 12);
+  run_all(w.all, 300, NULL, NULL);
+  cr_assert_eq(w.b.got[1].frames, 0, "B1 got the routed frame too");
+  cr_assert_eq(w.a.got[1].frames, 0, "A1 got the routed frame");
+  world_down(&w);
+}
+
 Test(fed_e2e, nats_restart, .timeout = 120)
 {
   struct world w;
