@@ -283,6 +283,10 @@ bool fed_prefix_valid(const char *s);
  * (NULL: the flood subject). Returns the length, or -ENAMETOOLONG. */
 int fed_subject(char *out, size_t cap, const char *prefix, const char *room, const char *to);
 
+/* The --nats list for a log line: every URL's user and password (or
+ * token) replaced by "***". out holds cap bytes (truncated, always
+ * NUL-terminated). */
+void fed_urls_redact(char *out, size_t cap, const char *urls);
 /* Connects, checks the id is not in use (-EADDRINUSE), subscribes to the
  * id's ping, starts the publisher thread. Errors are logged. */
 int fed_start(struct fed *f, const struct fed_params *p);

@@ -70,6 +70,40 @@ int fed_subject(char *out, size_t cap, const char *prefix, const char *room, con
   return n < 0 || (size_t)n >= cap ? -ENAMETOOLONG : n;
 }
 
+void fed_urls_redact(char *out, size_t cap, const char *urls)
+{
+  size_t o = 0;
+  out[0] = '\0';
+  while (*urls && o + 1 < cap) {
+    size_t n = strcspn(urls, ",");
+    /* scheme://user:password@host: the userinfo is everything before the
+     * last '@' of the authority (a password may hold '@', not '/') */
+    const char *auth = memmem(urls, n, "://", 3);
+    auth = auth ? auth + 3 : urls;
+    size_t alen = strcspn(auth, ",/");
+    const char *at = NULL;
+    for (const char *c = auth; c < auth + alen; c++)
+      if (*c == '@')
+        at = c;
+    int w;
+    if (at)
+      w = snprintf(out + o, cap - o, "%.*s***%.*s", (int)(auth - urls), urls, (int)(urls + n - at),
+                   at);
+    else
+      w = snprintf(out + o, cap - o, "%.*s", (int)n, urls);
+    if (w < 0 || (size_t)w >= cap - o)
+      return;
+    o += (size_t)w;
+    urls += n;
+    if (*urls == ',') {
+      if (o + 2 > cap)
+        return;
+      out[o++] = *urls++;
+      out[o] = '\0';
+    }
+  }
+}
+
 /* ---- remote MACs (a worker's, direct-mapped) ---- */
 
 static struct fed_mac *mac_slot(struct fed_worker *fw, uint32_t ring_id, const uint8_t mac[6])
@@ -582,12 +616,14 @@ int fed_start(struct fed *f, const struct fed_params *p)
   }
   char name[128];
   snprintf(name, sizeof(name), "wtrelay %s", f->id);
+  char shown[512];
+  fed_urls_redact(shown, sizeof(shown), p->urls);
   rc = servers_set(o, p->urls);
   if (rc == 0 && p->creds && p->creds[0] &&
       natsOptions_SetUserCredentialsFromFiles(o, p->creds, NULL) != NATS_OK)
     rc = -EINVAL;
   if (rc < 0) {
-    log_error("--nats: bad URL list or credentials file", "nats=%s", LOG_Q(p->urls));
+    log_error("--nats: bad URL list or credentials file", "nats=%s", LOG_Q(shown));
     natsOptions_Destroy(o);
     goto fail;
   }
@@ -608,7 +644,9 @@ int fed_start(struct fed *f, const struct fed_params *p)
   s = natsConnection_Connect(&nc, o);
   natsOptions_Destroy(o);
   if (s != NATS_OK) {
-    log_error("cannot connect to NATS", "nats=%s err=%s", LOG_Q(p->urls), natsStatus_GetText(s));
+    log_error("cannot connect to NATS (tls:// URLs: the server's CA must be trusted, e.g. "
+              "SSL_CERT_FILE=ca.pem)",
+              "nats=%s err=%s", LOG_Q(shown), natsStatus_GetText(s));
     rc = -ECONNREFUSED;
     goto fail;
   }
@@ -644,7 +682,7 @@ int fed_start(struct fed *f, const struct fed_params *p)
     goto fail;
   f->thread_started = true;
   log_info("federated over NATS", "relay_id=%s prefix=%s nats=%s", LOG_Q(f->id), f->prefix,
-           LOG_Q(p->urls));
+           LOG_Q(shown));
   return 0;
 fail:
   fed_stop(f);

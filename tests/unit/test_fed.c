@@ -152,6 +152,30 @@ Test(fed, lease_keys_safe)
   cr_assert(strstr(k, ".ip.255_255_255_255"));
 }
 
+/* Passwords and tokens in --nats never reach a log line. */
+Test(fed, urls_redacted_for_logs)
+{
+  char out[256];
+  static const char *const cases[][2] = {
+      {"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+      {"tls://u:p@127.0.0.1:4222", "tls://***@127.0.0.1:4222"},
+      {"nats://tok3n@h1:4222,nats://a:b@c@h2:4222,h3:4222",
+       "nats://***@h1:4222,nats://***@h2:4222,h3:4222"},
+      {"u:secret@host:4222", "***@host:4222"},
+      {"nats://host:4222/p@th", "nats://host:4222/p@th"},
+      {"", ""},
+  };
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    fed_urls_redact(out, sizeof(out), cases[i][0]);
+    cr_assert_str_eq(out, cases[i][1]);
+  }
+  /* truncated, never past the buffer, never the secret's tail */
+  char small[12];
+  fed_urls_redact(small, sizeof(small), "nats://user:pw@host:4222");
+  cr_assert_lt(strlen(small), sizeof(small));
+  cr_assert_null(strstr(small, "pw"));
+}
+
 Test(fed, subject_too_long)
 {
   char small[16], tok[16];
