@@ -29,12 +29,16 @@ struct tls_cert {
   char sha256_hex[65];
   int64_t not_before, not_after; /* unix seconds */
   bool ephemeral;
+  bool ecdsa;            /* the leaf's key is ECDSA */
   gnutls_datum_t der;    /* leaf certificate, owned */
   _Atomic uint32_t refs; /* 0: a plain value; else references to a shared object (every
                           * worker takes and drops them: atomic) */
 };
 
 int tls_global_init(void);
+/* NULL when browsers accept c through serverCertificateHashes (an ECDSA
+ * key, valid for at most 14 days), else why not, for a warning. */
+const char *tls_cert_hash_unusable(const struct tls_cert *c);
 /* Ephemeral ECDSA P-256 self-signed cert (SAN localhost, 127.0.0.1, ::1),
  * valid from now - 1 h for valid_days (at most 14: -EINVAL otherwise). */
 int tls_cert_generate(struct tls_cert *out, unsigned valid_days);

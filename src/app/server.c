@@ -864,6 +864,10 @@ static void cert_install(struct server *p, struct tls_cert *c, const char *why)
   broadcast(p, EV_CERT);
   log_info("certificate in use changed", "why=%s sha256=%s not_after=%lld certificates_live=%u",
            LOG_Q(why), shared->sha256_hex, (long long)shared->not_after, tls_cert_live());
+  const char *no_hash = tls_cert_hash_unusable(shared);
+  if (no_hash)
+    log_warn("browsers will not accept this certificate through serverCertificateHashes",
+             "why=%s sha256=%s", LOG_Q(no_hash), shared->sha256_hex);
 }
 
 /* PEM mode: reload when either file changed (or forced by SIGHUP); a pair

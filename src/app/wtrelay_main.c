@@ -139,6 +139,11 @@ int main(int argc, char **argv)
     return 1;
   }
   const struct tls_cert *inuse = server_cert(srv);
+  const char *why = tls_cert_hash_unusable(inuse);
+  if (why)
+    log_warn("browsers will not accept this certificate through serverCertificateHashes: a page "
+             "needs a CA the browser trusts (fine for a CA-signed certificate)",
+             "why=%s sha256=%s", LOG_Q(why), inuse->sha256_hex);
   /* The seed's two lines, exactly; tools and users parse them. */
   printf("Certificate SHA-256 Hash: %s\n", inuse->sha256_hex);
   const char *bound = server_bind(srv);

@@ -60,7 +60,17 @@ static int cert_fill(struct tls_cert *c, gnutls_x509_crt_t crt)
   hex_of(c->sha256, 32, c->sha256_hex);
   c->not_before = (int64_t)gnutls_x509_crt_get_activation_time(crt);
   c->not_after = (int64_t)gnutls_x509_crt_get_expiration_time(crt);
+  c->ecdsa = gnutls_x509_crt_get_pk_algorithm(crt, NULL) == GNUTLS_PK_ECDSA;
   return 0;
+}
+
+const char *tls_cert_hash_unusable(const struct tls_cert *c)
+{
+  if (!c->ecdsa)
+    return "its key is not ECDSA";
+  if (c->not_after - c->not_before > 14 * 86400)
+    return "it is valid for more than 14 days";
+  return NULL;
 }
 
 int tls_cert_generate(struct tls_cert *out, unsigned valid_days)

@@ -108,6 +108,40 @@ Test(tls, hash_matches_openssl_generated_and_loaded)
   test_tmpdir_rm(path);
 }
 
+/* Which certificates browsers take through serverCertificateHashes: the
+ * ephemeral one and a 10-day ECDSA pair yes; RSA, or ECDSA valid 90 days,
+ * no (the relay warns at start and at a reload). */
+Test(tls, hash_usable_certificates)
+{
+  struct tls_cert c;
+  char path[TEST_TMPDIR_MAX], cmd[1024], cpath[256], kpath[256], err[256];
+  cr_assert_eq(tls_cert_generate(&c, 13), 0);
+  cr_assert_null(tls_cert_hash_unusable(&c));
+  tls_cert_fini(&c);
+  test_tmpdir(path, sizeof(path), "tlshash");
+  snprintf(cpath, sizeof(cpath), "%s/c.pem", path);
+  snprintf(kpath, sizeof(kpath), "%s/k.pem", path);
+  static const char *const kinds[][2] = {
+      {"-newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 10", NULL},
+      {"-newkey ec -pkeyopt ec_paramgen_curve:P-256 -days 90", "more than 14 days"},
+      {"-newkey rsa:2048 -days 10", "not ECDSA"},
+  };
+  for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+    snprintf(cmd, sizeof(cmd),
+             "openssl req -x509 %s -nodes -subj /CN=localhost -keyout %s -out %s 2>/dev/null",
+             kinds[i][0], kpath, cpath);
+    cr_assert_eq(system(cmd), 0);
+    cr_assert_eq(tls_cert_load_pem(&c, cpath, kpath, err, sizeof(err)), 0, "%s", err);
+    const char *why = tls_cert_hash_unusable(&c);
+    if (kinds[i][1])
+      cr_assert(why && strstr(why, kinds[i][1]), "%s: %s", kinds[i][0], why ? why : "usable");
+    else
+      cr_assert_null(why, "%s: %s", kinds[i][0], why);
+    tls_cert_fini(&c);
+  }
+  test_tmpdir_rm(path);
+}
+
 Test(tls, hash_hex_parse)
 {
   uint8_t h[32];
