@@ -143,6 +143,10 @@ struct quic_counters {
   uint64_t pkts_handed_off; /* sent to the worker their DCID names (quic_shared.handoff) */
   uint64_t conns_accepted, conns_refused_limit, conns_refused_ip, conns_failed;
   uint64_t conns_tls_failed; /* TLS handshake failed here (e.g. pinned hash mismatch) */
+  /* the client closed during the handshake with a TLS alert: about our
+   * certificate (a stale serverCertificateHashes hash, an untrusted CA),
+   * or another one */
+  uint64_t client_alert_cert, client_alert_other;
   uint64_t conns_closed, conns_idle, conns_draining, handshakes;
   uint64_t version_negotiations, stateless_resets, read_errors, write_errors;
   uint64_t dgrams_in, dgrams_out, dgrams_direct, dgrams_queued, dgrams_queue_full;

@@ -905,6 +905,65 @@ static void conn_write_close(struct quic_conn *c, const ngtcp2_connection_close_
   timer_arm(&ep->w->timers, &c->timer, now + three_pto(c));
 }
 
+static const char *tls_alert_name(uint8_t a)
+{
+  switch (a) {
+  case 40:
+    return "handshake_failure";
+  case 42:
+    return "bad_certificate";
+  case 43:
+    return "unsupported_certificate";
+  case 44:
+    return "certificate_revoked";
+  case 45:
+    return "certificate_expired";
+  case 46:
+    return "certificate_unknown";
+  case 48:
+    return "unknown_ca";
+  case 80:
+    return "internal_error";
+  case 120:
+    return "no_application_protocol";
+  default:
+    return "other";
+  }
+}
+
+/* The peer closed: a client that gave up the handshake with a TLS alert
+ * is logged and counted apart, with a hint when the alert is about our
+ * certificate (the usual cause: a page pinning a stale hash). */
+static void conn_peer_closed(struct quic_conn *c)
+{
+  struct quic_endpoint *ep = c->ep;
+  ngtcp2_connection_close_error peer;
+  ngtcp2_conn_get_connection_close_error(c->conn, &peer);
+  if (peer.type != NGTCP2_CONNECTION_CLOSE_ERROR_CODE_TYPE_TRANSPORT ||
+      peer.error_code < NGTCP2_CRYPTO_ERROR || peer.error_code > NGTCP2_CRYPTO_ERROR + 0xff ||
+      ngtcp2_conn_get_handshake_completed(c->conn))
+    return;
+  uint8_t alert = (uint8_t)(peer.error_code - NGTCP2_CRYPTO_ERROR);
+  bool cert = alert >= 42 && alert <= 48 && alert != 47;
+  if (cert)
+    ep->ctr.client_alert_cert++;
+  else
+    ep->ctr.client_alert_other++;
+  uint32_t sup;
+  if (log_ratelimit_allow(&ep->rl, now_ns(c), &sup)) {
+    char addr[64];
+    quic_conn_remote_str(c, addr, sizeof(addr));
+    log_warn(cert ? "client rejected our certificate: stale serverCertificateHashes hash, or a CA "
+                    "the browser does not trust?"
+                  : "client aborted the TLS handshake",
+             "remote=%s alert=%u alert_name=%s reason=%s suppressed=%u", addr, alert,
+             tls_alert_name(alert),
+             log_quote((char[LOG_QUOTE_MAX]){0}, LOG_QUOTE_MAX, (const char *)peer.reason,
+                       peer.reason ? peer.reasonlen : 0),
+             sup);
+  }
+}
+
 /* Handles an ngtcp2 error from read or write or expiry. */
 static void conn_fail(struct quic_conn *c, int liberr)
 {
@@ -913,6 +972,7 @@ static void conn_fail(struct quic_conn *c, int liberr)
   switch (liberr) {
   case NGTCP2_ERR_DRAINING:
     log_debug("quic draining", "%s", "");
+    conn_peer_closed(c);
     ep->ctr.conns_draining++;
     c->state = QUIC_CONN_DRAINING;
     timer_arm(&ep->w->timers, &c->timer, now_ns(c) + three_pto(c));
@@ -1888,6 +1948,12 @@ static const struct counter_def quic_counter_defs[] = {
     EV(CONNS, "closed", "closed", conns_closed),
     EV(CONNS, "idle_timeout", "idle", conns_idle),
     EV(CONNS, "draining", "draining", conns_draining),
+    Q("wtrelay_quic_client_tls_alerts_total",
+      "Handshakes the client gave up with a TLS alert: about our certificate (a stale "
+      "serverCertificateHashes hash, an untrusted CA) or another alert",
+      "kind=\"certificate\"", "client_alert_cert", client_alert_cert),
+    Q("wtrelay_quic_client_tls_alerts_total", NULL, "kind=\"other\"", "client_alert_other",
+      client_alert_other),
     Q("wtrelay_quic_handshakes_total", "QUIC handshakes completed", NULL, "handshakes", handshakes),
     Q("wtrelay_quic_version_negotiations_total", "Version Negotiation packets sent", NULL, "vn",
       version_negotiations),
