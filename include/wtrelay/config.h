@@ -109,6 +109,9 @@ struct config {
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
   uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */
   char healthcheck[256];       /* --healthcheck URL: probe and exit */
+  char pcap[CONFIG_PATH_MAX];  /* --pcap FILE: capture --pcap-room to it, "" = off */
+  char pcap_room[256];         /* --pcap-room (a leading '/' added when missing) */
+  uint32_t pcap_max_bytes;     /* --pcap-max-bytes, 1 GiB */
   /* access control (auth.c) */
   char auth_key[CONFIG_PATH_MAX];            /* --auth-key / RELAY_AUTH_KEY, "" = no tokens */
   uint32_t auth_skew_s;                      /* --auth-skew, 60 */

@@ -305,6 +305,10 @@ struct gateway {
   struct gateway_counters ctr;
   uint8_t frame[GW_FRAME_MAX]; /* scratch for frames in and out */
   uint8_t out[GW_FRAME_MAX];
+  /* sees every frame the gateway sends into a room, before the switch
+   * (packet capture); NULL = none */
+  void (*tap)(void *ctx, uint32_t room, const struct switch_frame *f);
+  void *tap_ctx;
 };
 
 int gateway_init(struct gateway *gw, const struct gateway_params *p, struct switch_table *sw,

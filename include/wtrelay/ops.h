@@ -12,7 +12,10 @@
  * closing the live one that has waited longest for a request (counted as
  * evicted), so probes (/healthz, /readyz) always get in while slow or idle
  * clients hold every slot. Only GET and HEAD; anything else is 405,
- * unknown paths 404.
+ * unknown paths 404. A path the application claims through
+ * ops_stream_ops is a streamed response (packet capture): no
+ * Content-Length, sent from the application's buffer as it fills, the
+ * connection closed at its end; streams are never evicted.
  * Talks to: io (accept/recv/send/close SQEs, a handler for its op), the
  * application through struct ops_routes, which writes the bodies.
  * Never: knows what the counters mean.
@@ -44,6 +47,28 @@ struct ops_buf {
 };
 void ops_buf_printf(struct ops_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* A streamed response (GET only): the application claims a path and
+ * hands the listener a source it drains until the source is done; the
+ * response has no Content-Length and the connection closes after it.
+ * Polled every OPS_STREAM_TICK_NS, and at once after each send. */
+struct ops_stream_ops {
+  /* Claims `path` (as sent, percent-encoded; query: what follows '?', ""
+   * when none): 0 when it is no stream's path (404 follows); 200 with
+   * *stream and *ctype set to start one, the connection's deadline
+   * *max_ns from now; any other status refuses, with a text body in b. */
+  int (*open)(void *ctx, const char *path, const char *query, void **stream, const char **ctype,
+              uint64_t *max_ns, struct ops_buf *b);
+  /* The next bytes at *p (borrowed until consume or close); 0 when none
+   * now. *done: none will come. */
+  size_t (*peek)(void *ctx, void *stream, const uint8_t **p, bool *done);
+  /* n bytes of what peek returned were sent. */
+  void (*consume)(void *ctx, void *stream, size_t n);
+  /* The connection ended (done, peer gone, timeout, shutdown). */
+  void (*close)(void *ctx, void *stream);
+};
+
+#define OPS_STREAM_TICK_NS (20ull * 1000000ull)
+
 struct ops_routes {
   /* Writes the Prometheus text exposition. */
   void (*metrics)(void *ctx, struct ops_buf *b);
@@ -54,6 +79,8 @@ struct ops_routes {
   bool (*healthy)(void *ctx);
   /* Writes the /cert-hash JSON. */
   void (*cert_json)(void *ctx, struct ops_buf *b);
+  /* Streamed responses; NULL = none. */
+  const struct ops_stream_ops *stream;
 };
 
 struct ops_conn {
@@ -66,6 +93,8 @@ struct ops_conn {
   size_t outoff;
   uint64_t deadline_ns;
   uint64_t since_ns; /* accepted, or the last response sent: waiting for a request since */
+  void *stream;      /* a streamed response's source (ops_stream_ops), NULL = none */
+  bool stream_body;  /* its head is sent: sends come from the source */
 };
 
 struct ops_counters {
@@ -87,6 +116,8 @@ struct ops {
   const struct ops_routes *routes;
   void *ctx;
   struct timer sweep;
+  struct timer stream_tick; /* armed while a stream is open */
+  uint32_t nstreams;
   struct ops_counters ctr;
 };
 

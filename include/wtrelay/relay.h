@@ -67,6 +67,7 @@
 #include <stdint.h>
 
 #include "wtrelay/auth.h"
+#include "wtrelay/capture.h"
 #include "wtrelay/chunk.h"
 #include "wtrelay/config.h"
 #include "wtrelay/counter.h"
@@ -99,6 +100,7 @@ struct relay_room {
   uint32_t gid;     /* the room in the process's directory (its pool, its id across workers) */
   uint32_t ring_id; /* gid with its generation: the id frames carry between workers */
   struct relay_uplink fed; /* the federation uplink (relay_set_fed); port SWITCH_NO_PORT = none */
+  struct capture_room cap; /* packet capture's view of this copy (relay_set_capture) */
 };
 
 /* Sends a frame of room `gid` (process-wide id) from this worker's copy
@@ -304,6 +306,8 @@ struct relay {
   const struct relay_remote_ops *remote;
   void *remote_ctx;
   uint32_t remote_seq; /* the high half of the asks' tokens */
+  /* packet capture (relay_set_capture); NULL = none */
+  struct capture_hub *cap;
 };
 
 /* The address pool of local room `room` (the directory's; lock it with
@@ -331,6 +335,13 @@ int relay_uplink_input(struct relay *r, uint32_t from, uint32_t gid, const uint8
 
 /* Federation (see struct relay_fed_ops): before the first room. */
 void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx);
+/* Taps the frames entering this worker's room copies for packet capture
+ * (capture.h; borrowed, shared by every worker): from its sessions after
+ * the LAN guards, from its gateway (set r->gw first), and from the
+ * federation uplink on the lowest worker with a copy of the room, never
+ * from a worker uplink, so the process records each frame once. Before
+ * the first session. */
+void relay_set_capture(struct relay *r, struct capture_hub *hub);
 /* A frame of room gid (ring id) from another relay: switched in the local
  * copy from its federation uplink. The number of ports it reached, -ENOENT
  * when this worker has no copy of the room (or no federation), or

@@ -187,6 +187,13 @@ static const struct opt opts[] = {
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
      "request is closed for a newcomer (default 256)"},
+    {"pcap", 0, NULL, OPT_PATH, 0, 0, OFF(pcap),
+     "write the frames of room --pcap-room to this pcap file (created or truncated) until exit "
+     "(default off)"},
+    {"pcap-room", 0, NULL, OPT_STR256, 0, 0, OFF(pcap_room),
+     "the room --pcap captures, by its URL path (/lab)"},
+    {"pcap-max-bytes", 0, NULL, OPT_U32, 4096, UINT32_MAX, OFF(pcap_max_bytes),
+     "bytes --pcap writes at most; then it stops and logs (default 1073741824)"},
     {"workers", 0, "RELAY_WORKERS", OPT_U32, 0, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
      "connections and room copies; 0: one per CPU the process may run on, at most 256 "
@@ -284,6 +291,7 @@ void config_defaults(struct config *c)
   snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
+  c->pcap_max_bytes = 1u << 30;
   c->workers = 0; /* config_validate: the CPUs the process may run on */
   c->worker_ring_slots = 1024;
   c->cert_poll_s = 60;
@@ -769,6 +777,14 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "--http-listen: expected ADDR:PORT such as 127.0.0.1:9090 or "
                   "[::1]:9090, or empty to disable, got '%s'",
                   c->http_listen);
+  }
+  if ((c->pcap[0] != 0) != (c->pcap_room[0] != 0))
+    return fail(err, errlen, "--pcap and --pcap-room must be given together");
+  if (c->pcap_room[0] && c->pcap_room[0] != '/') {
+    if (strlen(c->pcap_room) + 1 >= sizeof(c->pcap_room))
+      return fail(err, errlen, "--pcap-room: name too long");
+    memmove(c->pcap_room + 1, c->pcap_room, strlen(c->pcap_room) + 1);
+    c->pcap_room[0] = '/';
   }
   if (c->worker_ring_slots & (c->worker_ring_slots - 1))
     return fail(err, errlen,

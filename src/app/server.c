@@ -55,6 +55,7 @@
 #include <unistd.h>
 
 #include "wtrelay/auth.h"
+#include "wtrelay/capture.h"
 #include "wtrelay/container_of.h"
 #include "wtrelay/fed.h"
 #include "wtrelay/filewatch.h"
@@ -72,6 +73,8 @@
 #include "wtrelay/steer.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
+
+#include "pcap_http.h"
 
 #define SHUTDOWN_STEP_NS 150000000ull
 
@@ -198,6 +201,8 @@ struct server {
   bool dir_ok;
   struct fed fed; /* --nats: rooms across relays (fed.h) */
   bool fed_ok;
+  struct capture_hub cap; /* packet capture (GET /rooms/<room>/pcap, --pcap) */
+  bool cap_ok;
   int freed; /* workers other than 0 that freed their data (worker 0 frees last: its
               * lease table is the directory's) */
   struct quic_shared shared;
@@ -1117,6 +1122,11 @@ static void route_metrics(void *ctx, struct ops_buf *b)
     fed_counters_read(&p->fed, &fc);
     metrics_table_write(b, &fed_counter_table, &fc);
   }
+  if (p->cap_ok) {
+    struct capture_counters cc;
+    capture_counters_read(&p->cap, &cc);
+    metrics_table_write(b, &capture_counter_table, &cc);
+  }
 }
 
 /* A worker that has not turned its loop for HEALTH_STALL_NS is stuck:
@@ -1183,10 +1193,38 @@ static void route_cert(void *ctx, struct ops_buf *b)
                  c->sha256_hex, enc, when);
 }
 
+/* GET /rooms/<room>/pcap (pcap_http.h): worker 0's ops listener drains
+ * the capture's ring. */
+static int pcap_open(void *ctx, const char *path, const char *query, void **stream,
+                     const char **ctype, uint64_t *max_ns, struct ops_buf *b)
+{
+  struct server *p = ((struct server_worker *)ctx)->proc;
+  return p->cap_ok ? pcap_http_open(&p->cap, &p->dir, path, query, stream, ctype, max_ns, b) : 0;
+}
+
+static size_t pcap_peek(void *ctx, void *stream, const uint8_t **ptr, bool *done)
+{
+  return capture_peek(&((struct server_worker *)ctx)->proc->cap, stream, ptr, done);
+}
+
+static void pcap_consume(void *ctx, void *stream, size_t n)
+{
+  capture_consume(&((struct server_worker *)ctx)->proc->cap, stream, n);
+}
+
+static void pcap_close(void *ctx, void *stream)
+{
+  capture_stop(&((struct server_worker *)ctx)->proc->cap, stream);
+}
+
+static const struct ops_stream_ops pcap_stream = {
+    .open = pcap_open, .peek = pcap_peek, .consume = pcap_consume, .close = pcap_close};
+
 static const struct ops_routes routes = {.metrics = route_metrics,
                                          .ready = route_ready,
                                          .healthy = route_healthy,
-                                         .cert_json = route_cert};
+                                         .cert_json = route_cert,
+                                         .stream = &pcap_stream};
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
@@ -1344,6 +1382,8 @@ static int worker_build(struct server_worker *s)
     relay_set_auth(&s->relay, &s->auth);
   if ((rc = gateway_setup(s)) < 0)
     return rc;
+  if (p->cap_ok)
+    relay_set_capture(&s->relay, &p->cap);
   if ((rc = h3_endpoint_init(&s->h3, true, cfg->max_sessions, &s->w.timers, &relay_h3_ops,
                              &s->relay)) < 0)
     return rc;
@@ -1479,6 +1519,9 @@ static void server_destroy(struct server *p)
   if (p->fed_ok)
     fed_stop(&p->fed); /* the workers stopped: nothing pushes into its rings */
   p->fed_ok = false;
+  if (p->cap_ok)
+    capture_hub_fini(&p->cap); /* the workers and the ops listener stopped */
+  p->cap_ok = false;
   for (uint32_t i = 0; p->ws && i < p->nworkers; i++) {
     struct server_worker *s = p->ws[i];
     if (!s)
@@ -1592,6 +1635,17 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
     return -ENOMEM;
   }
   p->dir_ok = true;
+  if (capture_hub_init(&p->cap) == 0)
+    p->cap_ok = true;
+  if (p->cap_ok && cfg->pcap[0]) {
+    if ((rc = capture_file_start(&p->cap, cfg->pcap, cfg->pcap_room, cfg->pcap_max_bytes)) < 0) {
+      log_error("cannot start --pcap", "path=%s err=\"%s\"", LOG_Q(cfg->pcap), strerror(-rc));
+      server_destroy(p);
+      return rc;
+    }
+    log_info("capturing a room to a pcap file", "room=%s path=%s max_bytes=%u",
+             LOG_Q(cfg->pcap_room), LOG_Q(cfg->pcap), cfg->pcap_max_bytes);
+  }
   p->start_time = (uint64_t)time(NULL);
   stall_hook(p);
   if (cfg->cert_pem[0]) {

@@ -44,6 +44,8 @@ void gw_emit(struct gateway *gw, uint32_t room, size_t len)
   struct iovec iov = {.iov_base = gw->out, .iov_len = len};
   struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
   gw->ctr.frames_out++;
+  if (gw->tap)
+    gw->tap(gw->tap_ctx, room, &f);
   switch_input(gw->sw, gw->rooms[room].port, &f, *gw->now);
 }
 

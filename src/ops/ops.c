@@ -138,6 +138,11 @@ static void conn_maybe_close(struct ops *o, struct ops_conn *c)
     close(c->fd);
   }
   buf_reset(&c->out);
+  if (c->stream) {
+    o->routes->stream->close(o->ctx, c->stream);
+    c->stream = NULL;
+    o->nstreams--;
+  }
   c->used = false;
   c->gen++;
   o->nconns--;
@@ -184,6 +189,7 @@ static void respond(struct ops *o, struct ops_conn *c, int status, const char *c
                        : status == 404 ? "Not Found"
                        : status == 405 ? "Method Not Allowed"
                        : status == 400 ? "Bad Request"
+                       : status == 429 ? "Too Many Requests"
                        : status == 431 ? "Request Header Fields Too Large"
                        : status == 503 ? "Service Unavailable"
                                        : "Internal Server Error";
@@ -217,6 +223,89 @@ static void simple(struct ops *o, struct ops_conn *c, int status, const char *te
   ops_buf_printf(&b, "%s\n", text);
   respond(o, c, status, "text/plain; charset=utf-8", &b, head, false);
   free(b.p);
+}
+
+/* ---- streamed responses (ops_stream_ops) ----
+ * The head goes out of c->out like any response; then each send comes
+ * straight from the source's bytes (peek), given back on completion
+ * (consume). The connection closes when the source is done. */
+
+static void stream_pump(struct ops *o, struct ops_conn *c)
+{
+  if (!c->stream || !c->stream_body || c->sending || c->closing)
+    return;
+  const uint8_t *p;
+  bool done = false;
+  size_t n = o->routes->stream->peek(o->ctx, c->stream, &p, &done);
+  if (n == 0) {
+    if (done)
+      conn_close(o, c);
+    return; /* more at the next tick */
+  }
+  struct io_uring_sqe *sqe = io_sqe(o->io);
+  if (!sqe)
+    return;
+  io_uring_prep_send(sqe, c->fd, p, n, MSG_NOSIGNAL);
+  submit(o, sqe, K_SEND, c);
+  c->sending = true;
+}
+
+static void stream_sent(struct ops *o, struct ops_conn *c, size_t n)
+{
+  if (c->stream_body) {
+    o->routes->stream->consume(o->ctx, c->stream, n);
+  } else {
+    c->outoff += n;
+    if (c->outoff < c->out.len) {
+      arm_send(o, c);
+      return;
+    }
+    buf_reset(&c->out);
+    c->stream_body = true;
+  }
+  stream_pump(o, c);
+}
+
+static void stream_tick(struct timer *t, uint64_t now)
+{
+  struct ops *o = container_of(t, struct ops, stream_tick);
+  for (uint32_t i = 0; i < o->nslots; i++)
+    if (o->conns[i].used)
+      stream_pump(o, &o->conns[i]);
+  if (o->nstreams)
+    timer_arm(o->timers, &o->stream_tick, now + OPS_STREAM_TICK_NS);
+}
+
+/* Offers the path to the application's streams: false when none claims
+ * it; else the stream started, or the refusal answered. */
+static bool stream_start(struct ops *o, struct ops_conn *c, const char *path, const char *query,
+                         struct ops_buf *b)
+{
+  const char *ctype = "application/octet-stream";
+  uint64_t max_ns = OPS_IDLE_TIMEOUT_NS;
+  void *st = NULL;
+  int status = o->routes->stream->open(o->ctx, path, query, &st, &ctype, &max_ns, b);
+  if (status == 0)
+    return false;
+  if (status != 200 || !st) {
+    respond(o, c, status == 200 ? 500 : status, "text/plain; charset=utf-8", b, false, false);
+    return true;
+  }
+  c->stream = st;
+  c->stream_body = false;
+  c->close_after = true;
+  if (o->nstreams++ == 0)
+    timer_arm(o->timers, &o->stream_tick, *o->now + OPS_STREAM_TICK_NS);
+  buf_reset(&c->out);
+  ops_buf_printf(&c->out,
+                 "HTTP/1.1 200 OK\r\nContent-Type: %s\r\nCache-Control: no-store\r\n"
+                 "Connection: close\r\n\r\n",
+                 ctype);
+  o->ctr.responses_2xx++;
+  c->deadline_ns = *o->now + max_ns;
+  c->outoff = 0;
+  arm_send(o, c);
+  return true;
 }
 
 /* One whole request head is in c->in[0..hlen). */
@@ -281,6 +370,8 @@ static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
   } else if (strcmp(target, "/cert-hash") == 0) {
     o->routes->cert_json(o->ctx, &b);
     respond(o, c, 200, "application/json", &b, head, true);
+  } else if (!head && o->routes->stream && stream_start(o, c, target, q ? q + 1 : "", &b)) {
+    /* streaming, or refused */
   } else {
     simple(o, c, 404, "not found", head);
   }
@@ -318,8 +409,8 @@ static struct ops_conn *evict_candidate(struct ops *o)
   struct ops_conn *best = NULL;
   for (uint32_t i = 0; i < o->nslots; i++) {
     struct ops_conn *c = &o->conns[i];
-    if (!c->used || c->closing)
-      continue;
+    if (!c->used || c->closing || c->stream)
+      continue; /* streams are few (the application bounds them) and never idle */
     if (!best || (best->sending && !c->sending) ||
         (best->sending == c->sending && c->since_ns < best->since_ns))
       best = c;
@@ -371,6 +462,8 @@ static void on_accept(struct ops *o, struct io_uring_cqe *cqe)
   c->gen = gen;
   c->fd = fd;
   c->used = true;
+  c->stream = NULL;
+  c->stream_body = false;
   c->inlen = 0;
   c->deadline_ns = *o->now + OPS_REQ_TIMEOUT_NS;
   c->since_ns = *o->now;
@@ -409,6 +502,10 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     c->sending = false;
     if (c->closing || cqe->res <= 0) {
       conn_close(o, c);
+      return;
+    }
+    if (c->stream) {
+      stream_sent(o, c, (size_t)cqe->res);
       return;
     }
     c->outoff += (size_t)cqe->res;
@@ -454,6 +551,7 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
   memset(o, 0, sizeof(*o));
   o->lfd = -1;
   timer_init(&o->sweep, sweep); /* disarmed: ops_fini may disarm it on any failure below */
+  timer_init(&o->stream_tick, stream_tick);
   if (max_conns == 0 || max_conns + OPS_SPARE_SLOTS > 0xfffe)
     return -EINVAL;
   int rc = ops_parse_listen(listen_addr, host, sizeof(host), &port);
@@ -501,11 +599,15 @@ int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *
 
 void ops_fini(struct ops *o)
 {
-  if (o->timers)
+  if (o->timers) {
     timer_disarm(o->timers, &o->sweep);
+    timer_disarm(o->timers, &o->stream_tick);
+  }
   for (uint32_t i = 0; o->conns && i < o->nslots; i++) {
     if (o->conns[i].used)
       close(o->conns[i].fd);
+    if (o->conns[i].stream)
+      o->routes->stream->close(o->ctx, o->conns[i].stream);
     free(o->conns[i].out.p);
   }
   free(o->conns);

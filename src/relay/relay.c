@@ -364,6 +364,37 @@ void relay_set_fed(struct relay *r, const struct relay_fed_ops *ops, void *ctx)
   r->fed_ctx = ctx;
 }
 
+/* ---- packet capture: frames entering a room copy here (capture.h) ---- */
+
+static void gw_tap(void *ctx, uint32_t room, const struct switch_frame *f)
+{
+  struct relay *r = ctx;
+  struct relay_room *rm = &r->rooms[room];
+  capture_tap(r->cap, &rm->cap, rm->name, f->iov, f->iovcnt, f->len);
+}
+
+void relay_set_capture(struct relay *r, struct capture_hub *hub)
+{
+  r->cap = hub;
+  if (r->gw) {
+    r->gw->tap = gw_tap;
+    r->gw->tap_ctx = r;
+  }
+}
+
+/* A frame from the other relays reaches every worker's copy: the lowest
+ * worker with a copy records it. */
+static void fed_tap(struct relay *r, uint32_t room, const struct iovec *iov, size_t len)
+{
+  struct relay_room *rm = &r->rooms[room];
+  if (!capture_wanted(r->cap, &rm->cap))
+    return;
+  for (uint32_t j = 0; j < r->self; j++)
+    if (roomdir_copy_has(r->dir, rm->gid, j))
+      return;
+  capture_tap_slow(r->cap, &rm->cap, rm->name, iov, 1, len);
+}
+
 static int fed_attach(struct relay *r, uint32_t room)
 {
   struct relay_uplink *u = &r->rooms[room].fed;
@@ -397,6 +428,7 @@ int relay_fed_input(struct relay *r, uint32_t gid, const uint8_t *frame, size_t 
     return -ENOENT;
   struct iovec iov = {.iov_base = (void *)frame, .iov_len = len};
   struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
+  fed_tap(r, room, &iov, len);
   return switch_input(&r->sw, port, &f, *r->now);
 }
 
@@ -1456,6 +1488,8 @@ static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *
   p->frames_in++;
   p->bytes_in += len;
   struct switch_frame f = {.iov = iov, .iovcnt = iovcnt, .len = len};
+  struct relay_room *rm = &r->rooms[p->room];
+  capture_tap(r->cap, &rm->cap, rm->name, iov, iovcnt, len);
   switch_input(&r->sw, p->port, &f, *r->now);
 }
 

@@ -532,3 +532,24 @@ Test(config, worker_ring_slots)
   cr_assert_eq(c.worker_ring_slots, 8);
   memset(env_vals, 0, sizeof(env_vals));
 }
+
+Test(config, pcap_flags)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(parse(&c, err, 1, (char *[]){"wtrelay"}), CONFIG_OK);
+  cr_assert_eq(c.pcap[0], '\0');
+  cr_assert_eq(c.pcap_max_bytes, 1u << 30);
+  cr_assert_eq(PARSE(&c, err, "--pcap", "/tmp/x.pcap", "--pcap-room", "lab"), CONFIG_OK);
+  cr_assert_str_eq(c.pcap_room, "/lab", "the leading '/' is added");
+  cr_assert_eq(
+      PARSE(&c, err, "--pcap", "/tmp/x.pcap", "--pcap-room", "/lab", "--pcap-max-bytes", "8192"),
+      CONFIG_OK);
+  cr_assert_str_eq(c.pcap_room, "/lab");
+  cr_assert_eq(c.pcap_max_bytes, 8192);
+  cr_assert_eq(PARSE(&c, err, "--pcap", "/tmp/x.pcap"), -EINVAL);
+  cr_assert(strstr(err, "--pcap-room"), "%s", err);
+  cr_assert_eq(PARSE(&c, err, "--pcap-room", "/lab"), -EINVAL);
+  cr_assert_eq(PARSE(&c, err, "--pcap-max-bytes", "100"), -EINVAL);
+}

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "wtrelay/auth.h"
+#include "wtrelay/capture.h"
 #include "wtrelay/chunk.h"
 #include "wtrelay/counter.h"
 #include "wtrelay/fed.h"
@@ -66,6 +67,7 @@ static const struct {
     ENTRY(ops_counter_table, struct ops_counters),
     ENTRY(timer_counter_table, struct timer_stats),
     ENTRY(fed_counter_table, struct fed_counters),
+    ENTRY(capture_counter_table, struct capture_counters),
     ENTRY(metrics_gauge_table, struct metrics_gauges),
 };
 #undef ENTRY
