@@ -127,9 +127,9 @@ for l in open(sys.argv[3]):
 row["io"] = [io[k] for k in sorted(io) if k >= 0] or [io[k] for k in sorted(io)]
 ring = dict(pushed=0, dropped=0, no_room=0)
 for l in open(sys.argv[4]):
-    m = re.match(r'wtrelay_worker_ring_frames_total\{worker="\d+",event="(pushed|dropped|no_room)"\} (\d+)', l)
+    m = re.match(r'wtrelay_worker_ring_frames(_dropped)?_total\{worker="\d+",(dir|reason)="(out|push_failed|no_room)"\} (\d+)', l)
     if m:
-        ring[m.group(1)] += int(m.group(2))
+        ring[{"out": "pushed", "push_failed": "dropped"}.get(m.group(3), m.group(3))] += int(m.group(4))
 row["ring_no_room"] = ring["no_room"]
 row["ring_pushed"], row["ring_dropped"] = ring["pushed"], ring["dropped"]
 print(json.dumps(row))

@@ -975,12 +975,36 @@ static void metrics_steer(struct server *p, struct ops_buf *b)
   }
   ops_buf_printf(b,
                  "# HELP wtrelay_steer_handoffs_total QUIC packets a worker received for another "
-                 "worker's connection: handed on, read by the owner, dropped at a full ring\n"
+                 "worker's connection: handed on (out), read by the owner (in)\n"
                  "# TYPE wtrelay_steer_handoffs_total counter\n"
-                 "wtrelay_steer_handoffs_total{event=\"out\"} %llu\n"
-                 "wtrelay_steer_handoffs_total{event=\"in\"} %llu\n"
-                 "wtrelay_steer_handoffs_total{event=\"dropped\"} %llu\n",
+                 "wtrelay_steer_handoffs_total{dir=\"out\"} %llu\n"
+                 "wtrelay_steer_handoffs_total{dir=\"in\"} %llu\n"
+                 "# HELP wtrelay_steer_handoffs_dropped_total QUIC packets for another worker's "
+                 "connection dropped at a full hand-off ring\n"
+                 "# TYPE wtrelay_steer_handoffs_dropped_total counter\n"
+                 "wtrelay_steer_handoffs_dropped_total %llu\n",
                  (unsigned long long)out, (unsigned long long)in, (unsigned long long)dropped);
+}
+
+/* Worker i's frames between room copies, summed over its rings: pushed
+ * into and dropped at its outgoing ones (full or too big), popped from its
+ * incoming ones. */
+struct ring_sum {
+  uint64_t pushed, dropped, popped;
+};
+
+static struct ring_sum ring_frames(struct server *p, uint32_t i)
+{
+  struct ring_sum c = {0};
+  for (uint32_t j = 0; j < p->nworkers; j++) {
+    if (j == i)
+      continue;
+    struct fring_counters *o = &fring_of(p, i, j)->ctr, *in = &fring_of(p, j, i)->ctr;
+    c.pushed += ld(&o->pushed);
+    c.dropped += ld(&o->dropped_full) + ld(&o->dropped_big);
+    c.popped += ld(&in->popped);
+  }
+  return c;
 }
 
 /* Per-worker families: each worker's published gauges (worker 0 reads the
@@ -991,63 +1015,65 @@ static void metrics_workers(struct server *p, struct ops_buf *b)
     const char *name, *type, *help;
   } fam[] = {
       {"wtrelay_worker_sessions", "gauge", "QUIC connections of each worker"},
-      {"wtrelay_worker_datagrams_in_total", "counter", "WebTransport datagrams in, per worker"},
-      {"wtrelay_worker_datagrams_out_total", "counter", "WebTransport datagrams out, per worker"},
+      {"wtrelay_worker_datagrams_total", "counter",
+       "WebTransport datagrams in and out, per worker"},
       {"wtrelay_worker_packets_in_total", "counter", "QUIC packets read, per worker"},
       {"wtrelay_worker_turns_total", "counter", "loop turns, per worker"},
       {"wtrelay_worker_handoffs_total", "counter",
-       "QUIC packets handed to the worker their connection ID names (fallback steering)"},
+       "QUIC packets handed to the worker their connection ID names (fallback steering): handed "
+       "on (out), read (in)"},
+      {"wtrelay_worker_handoffs_dropped_total", "counter",
+       "QUIC packets for another worker's connection dropped at a full hand-off ring, per worker"},
   };
   for (size_t f = 0; f < sizeof(fam) / sizeof(fam[0]); f++) {
     ops_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                    fam[f].type);
     for (uint32_t i = 0; i < p->nworkers; i++) {
       struct server_worker_pub *g = &p->ws[i]->pub;
+      if (f == 1 || f == 4) {
+        _Atomic uint64_t *in = f == 1 ? &g->dgrams_in : &g->handoff_in;
+        _Atomic uint64_t *out = f == 1 ? &g->dgrams_out : &g->handed_off;
+        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"in\"} %llu\n", fam[f].name, i,
+                       (unsigned long long)ld(in));
+        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"out\"} %llu\n", fam[f].name, i,
+                       (unsigned long long)ld(out));
+        continue;
+      }
       if (f == 5) {
         uint64_t dropped = 0;
         for (uint32_t j = 0; j < p->nworkers; j++)
           if (j != i)
             dropped +=
-                atomic_load_explicit(&ring_of(p, i, j)->ctr.dropped_full, memory_order_relaxed) +
-                atomic_load_explicit(&ring_of(p, i, j)->ctr.dropped_big, memory_order_relaxed);
-        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"out\"} %llu\n", fam[f].name, i,
-                       (unsigned long long)ld(&g->handed_off));
-        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"in\"} %llu\n", fam[f].name, i,
-                       (unsigned long long)ld(&g->handoff_in));
-        ops_buf_printf(b, "%s{worker=\"%u\",dir=\"dropped\"} %llu\n", fam[f].name, i,
-                       (unsigned long long)dropped);
+                ld(&ring_of(p, i, j)->ctr.dropped_full) + ld(&ring_of(p, i, j)->ctr.dropped_big);
+        ops_buf_printf(b, "%s{worker=\"%u\"} %llu\n", fam[f].name, i, (unsigned long long)dropped);
         continue;
       }
-      _Atomic uint64_t *v = f == 0   ? &g->sessions
-                            : f == 1 ? &g->dgrams_in
-                            : f == 2 ? &g->dgrams_out
-                            : f == 3 ? &g->pkts_in
-                                     : &g->turns;
+      _Atomic uint64_t *v = f == 0 ? &g->sessions : f == 2 ? &g->pkts_in : &g->turns;
       ops_buf_printf(b, "%s{worker=\"%u\"} %llu\n", fam[f].name, i, (unsigned long long)ld(v));
     }
   }
-  ops_buf_printf(b,
-                 "# HELP wtrelay_worker_ring_frames_total Frames between room copies on "
-                 "workers: pushed into and dropped at this worker's outgoing rings (full or "
-                 "too big), popped from its incoming ones, and no_room: popped for a room "
-                 "this worker has no copy of\n# TYPE wtrelay_worker_ring_frames_total counter\n");
+  ops_buf_printf(b, "# HELP wtrelay_worker_ring_frames_total Frames between room copies on "
+                    "workers: pushed into this worker's outgoing rings (out), popped from its "
+                    "incoming ones (in)\n# TYPE wtrelay_worker_ring_frames_total counter\n");
   for (uint32_t i = 0; p->nworkers > 1 && i < p->nworkers; i++) {
-    uint64_t pushed = 0, dropped = 0, popped = 0;
-    for (uint32_t j = 0; j < p->nworkers; j++) {
-      if (j == i)
-        continue;
-      struct fring_counters *o = &fring_of(p, i, j)->ctr, *in = &fring_of(p, j, i)->ctr;
-      pushed += ld(&o->pushed);
-      dropped += ld(&o->dropped_full) + ld(&o->dropped_big);
-      popped += ld(&in->popped);
-    }
+    struct ring_sum c = ring_frames(p, i);
     ops_buf_printf(b,
-                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"pushed\"} %llu\n"
-                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"dropped\"} %llu\n"
-                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"popped\"} %llu\n"
-                   "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"no_room\"} %llu\n",
-                   i, (unsigned long long)pushed, i, (unsigned long long)dropped, i,
-                   (unsigned long long)popped, i,
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",dir=\"out\"} %llu\n"
+                   "wtrelay_worker_ring_frames_total{worker=\"%u\",dir=\"in\"} %llu\n",
+                   i, (unsigned long long)c.pushed, i, (unsigned long long)c.popped);
+  }
+  ops_buf_printf(b, "# HELP wtrelay_worker_ring_frames_dropped_total Frames between room copies "
+                    "dropped: not pushed (this worker's outgoing ring full, or the frame too "
+                    "big), or popped for a room this worker has no copy of (no_room)\n"
+                    "# TYPE wtrelay_worker_ring_frames_dropped_total counter\n");
+  for (uint32_t i = 0; p->nworkers > 1 && i < p->nworkers; i++) {
+    struct ring_sum c = ring_frames(p, i);
+    ops_buf_printf(b,
+                   "wtrelay_worker_ring_frames_dropped_total{worker=\"%u\",reason=\"push_failed\"} "
+                   "%llu\n"
+                   "wtrelay_worker_ring_frames_dropped_total{worker=\"%u\",reason=\"no_room\"} "
+                   "%llu\n",
+                   i, (unsigned long long)c.dropped, i,
                    (unsigned long long)ld(&p->ws[i]->pub.uplink_no_room));
   }
   ops_buf_printf(b, "# HELP wtrelay_worker_busy_seconds_total Time each worker's loop spent "

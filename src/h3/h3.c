@@ -814,31 +814,35 @@ void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *rea
  * (test_counter checks that every field has exactly one). */
 #define H(fam, help, labels, key, field)                                                           \
   COUNTER_DEF(struct h3_counters, fam, help, labels, "h3 counters", key, field)
-#define EV(ev, key, field) H("wtrelay_h3_events_total", NULL, "event=\"" ev "\"", key, field)
+#define IGN(what, key, field) H("wtrelay_h3_ignored_total", NULL, "what=\"" what "\"", key, field)
 static const struct counter_def h3_counter_defs[] = {
-    H("wtrelay_webtransport_sessions_total", "WebTransport session events", "event=\"opened\"",
+    H("wtrelay_webtransport_sessions_opened_total", "WebTransport sessions opened", NULL,
       "sessions_opened", sessions_opened),
-    H("wtrelay_webtransport_sessions_total", NULL, "event=\"closed\"", "sessions_closed",
-      sessions_closed),
-    H("wtrelay_webtransport_sessions_total", NULL, "event=\"rejected\"", "requests_rejected",
-      requests_rejected),
-    H("wtrelay_h3_datagrams_total", "HTTP datagrams of WebTransport sessions", "direction=\"in\"",
+    H("wtrelay_webtransport_sessions_closed_total", "WebTransport sessions closed", NULL,
+      "sessions_closed", sessions_closed),
+    H("wtrelay_webtransport_requests_rejected_total", "extended CONNECT requests rejected", NULL,
+      "requests_rejected", requests_rejected),
+    H("wtrelay_h3_datagrams_total", "HTTP datagrams of WebTransport sessions", "dir=\"in\"",
       "dgrams_in", dgrams_in),
-    H("wtrelay_h3_datagrams_total", NULL, "direction=\"out\"", "dgrams_out", dgrams_out),
+    H("wtrelay_h3_datagrams_total", NULL, "dir=\"out\"", "dgrams_out", dgrams_out),
     H("wtrelay_h3_datagrams_dropped_total", "HTTP datagrams dropped", "reason=\"unknown_session\"",
       "unknown_session", dgrams_unknown_session),
     H("wtrelay_h3_datagrams_dropped_total", NULL, "reason=\"bad_prefix\"", "bad_prefix",
       dgrams_bad_prefix),
     H("wtrelay_h3_datagrams_dropped_total", NULL, "reason=\"send_failed\"", "send_failed",
       dgrams_send_failed),
-    H("wtrelay_h3_events_total", "HTTP/3 events of note", "event=\"stream_refused\"",
+    H("wtrelay_h3_streams_refused_total", "HTTP/3 streams refused (no slot)", NULL,
       "streams_refused", streams_refused),
-    EV("unknown_stream", "unknown_streams", unknown_streams),
-    EV("unknown_frame", "unknown_frames", unknown_frames),
-    EV("capsule_skipped", "capsules_skipped", capsules_skipped),
-    EV("protocol_error", "protocol_errors", protocol_errors),
-    EV("close_capsule_in", "close_capsules_in", close_capsules_in),
-    EV("goaway_in", "goaways_in", goaways_in),
+    H("wtrelay_h3_ignored_total", "HTTP/3 input skipped: unknown streams, unknown frames, capsules",
+      "what=\"unknown_stream\"", "unknown_streams", unknown_streams),
+    IGN("unknown_frame", "unknown_frames", unknown_frames),
+    IGN("capsule", "capsules_skipped", capsules_skipped),
+    H("wtrelay_h3_protocol_errors_total", "HTTP/3 protocol errors of a peer", NULL,
+      "protocol_errors", protocol_errors),
+    H("wtrelay_h3_close_signals_received_total",
+      "session ends announced by the peer: CLOSE_WEBTRANSPORT_SESSION capsules, GOAWAY frames",
+      "kind=\"close_capsule\"", "close_capsules_in", close_capsules_in),
+    H("wtrelay_h3_close_signals_received_total", NULL, "kind=\"goaway\"", "goaways_in", goaways_in),
     H("wtrelay_h3_requests_refused_total",
       "extended CONNECTs refused for their :path (also counted as rejected)",
       "reason=\"room_control_chars\"", "refused_room_control", refused_room_control),
@@ -847,7 +851,7 @@ static const struct counter_def h3_counter_defs[] = {
     H("wtrelay_h3_requests_refused_total", NULL, "reason=\"query_too_long\"",
       "refused_query_too_long", refused_query_too_long),
 };
-#undef EV
+#undef IGN
 #undef H
 
 const struct counter_table h3_counter_table = COUNTER_TABLE(h3_counter_defs, struct h3_counters);

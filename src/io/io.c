@@ -1059,13 +1059,14 @@ unsigned io_dispatch(struct io *io)
  * (test_counter checks that every field has exactly one). */
 #define I(fam, help, labels, key, field)                                                           \
   COUNTER_DEF(struct io_counters, fam, help, labels, "io counters", key, field)
-#define UERR(kind, key, field) I("wtrelay_udp_errors_total", NULL, "kind=\"" kind "\"", key, field)
+#define UERR(dir, kind, key, field)                                                                \
+  I("wtrelay_udp_errors_total", NULL, "dir=\"" dir "\",kind=\"" kind "\"", key, field)
 static const struct counter_def io_counter_defs[] = {
-    I("wtrelay_udp_datagrams_total", "UDP datagrams through the QUIC socket and NAT",
-      "direction=\"in\"", "rx_datagrams", rx_datagrams),
-    I("wtrelay_udp_datagrams_total", NULL, "direction=\"out\"", "tx_packets", tx_packets),
-    I("wtrelay_udp_bytes_total", "UDP payload bytes", "direction=\"in\"", "rx_bytes", rx_bytes),
-    I("wtrelay_udp_bytes_total", NULL, "direction=\"out\"", "tx_bytes", tx_bytes),
+    I("wtrelay_udp_datagrams_total", "UDP datagrams through the QUIC socket and NAT", "dir=\"in\"",
+      "rx_datagrams", rx_datagrams),
+    I("wtrelay_udp_datagrams_total", NULL, "dir=\"out\"", "tx_packets", tx_packets),
+    I("wtrelay_udp_bytes_total", "UDP payload bytes", "dir=\"in\"", "rx_bytes", rx_bytes),
+    I("wtrelay_udp_bytes_total", NULL, "dir=\"out\"", "tx_bytes", tx_bytes),
     I("wtrelay_udp_recvmsg_completions_total",
       "receive completions (datagrams per recvmsg = datagrams in / this)", NULL, "rx_completions",
       rx_completions),
@@ -1075,21 +1076,22 @@ static const struct counter_def io_counter_defs[] = {
       tx_gso_msgs),
     I("wtrelay_udp_gro_batches_total", "receive completions holding a GRO batch", NULL,
       "rx_gro_batches", rx_gro_batches),
-    I("wtrelay_udp_errors_total", "UDP I/O problems", "kind=\"rx_enobufs\"", "rx_enobufs",
-      rx_enobufs),
-    UERR("rx_truncated", "rx_truncated", rx_truncated),
-    UERR("rx_error", "rx_errors", rx_errors),
-    UERR("tx_error", "tx_errors", tx_errors),
-    UERR("tx_arena_full", "tx_arena_full", tx_arena_full),
-    UERR("gso_fallback", "tx_gso_fallbacks", tx_gso_fallbacks),
+    I("wtrelay_udp_errors_total",
+      "UDP I/O errors: receive (in) out of buffers, truncated or failed; send (out) failed or "
+      "out of transmit arena",
+      "dir=\"in\",kind=\"enobufs\"", "rx_enobufs", rx_enobufs),
+    UERR("in", "truncated", "rx_truncated", rx_truncated),
+    UERR("in", "error", "rx_errors", rx_errors),
+    UERR("out", "error", "tx_errors", tx_errors),
+    UERR("out", "arena_full", "tx_arena_full", tx_arena_full),
+    I("wtrelay_udp_gso_fallbacks_total", "GSO batches sent again without GSO", NULL,
+      "tx_gso_fallbacks", tx_gso_fallbacks),
     I("wtrelay_udp_receive_rearms_total",
       "multishot receives armed again after the kernel ended them (no buffer was free)", NULL,
       "rx_rearms", rx_rearms),
-    I("wtrelay_io_loop_events_total",
-      "loop events: transmit batches flushed, waits on the ring, signals read", "event=\"flush\"",
-      "flushes", flushes),
-    I("wtrelay_io_loop_events_total", NULL, "event=\"wait\"", "waits", waits),
-    I("wtrelay_io_loop_events_total", NULL, "event=\"signal\"", "signals", signals),
+    I("wtrelay_io_flushes_total", "transmit batches flushed", NULL, "flushes", flushes),
+    I("wtrelay_io_waits_total", "waits on the ring", NULL, "waits", waits),
+    I("wtrelay_io_signals_total", "signals read", NULL, "signals", signals),
 };
 #undef UERR
 #undef I

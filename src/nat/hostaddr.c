@@ -304,17 +304,24 @@ void hostaddr_fini(struct hostaddr *h)
 
 /* The route mirror's counters for /metrics and the exit log, one row per
  * field (test_counter checks that every field has exactly one). */
-#define H(ev, help, key, field)                                                                    \
-  COUNTER_DEF(struct hostaddr_counters, "wtrelay_host_local_routes_total", help,                   \
-              "event=\"" ev "\"", "hostaddr counters", key, field)
+#define H(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct hostaddr_counters, fam, help, labels, "hostaddr counters", key, field)
+#define PROB(kind, key, field)                                                                     \
+  H("wtrelay_host_route_monitor_problems_total", NULL, "kind=\"" kind "\"", key, field)
 static const struct counter_def hostaddr_counter_defs[] = {
-    H("added", "rtnetlink events of the local route mirror", "added", added),
-    H("removed", NULL, "removed", removed),
-    H("overrun", NULL, "overruns", overruns),
-    H("resync", NULL, "resyncs", resyncs),
-    H("full", NULL, "full", full),
-    H("error", NULL, "errors", errors),
+    H("wtrelay_host_local_routes_added_total", "local routes the mirror added (rtnetlink)", NULL,
+      "added", added),
+    H("wtrelay_host_local_routes_removed_total", "local routes the mirror removed (rtnetlink)",
+      NULL, "removed", removed),
+    H("wtrelay_host_route_monitor_problems_total",
+      "problems of the local route mirror: rtnetlink overruns, full resyncs after them, a full "
+      "table, read errors",
+      "kind=\"overrun\"", "overruns", overruns),
+    PROB("resync", "resyncs", resyncs),
+    PROB("full", "full", full),
+    PROB("error", "errors", errors),
 };
+#undef PROB
 #undef H
 
 const struct counter_table hostaddr_counter_table =

@@ -294,21 +294,34 @@ int chunk_split_write(uint8_t *buf, size_t cap, const struct chunk_plan *plan, u
 
 /* The reassembly counters for /metrics and the exit log, one row per
  * field (test_counter checks that every field has exactly one). */
-#define C(ev, help, key, field)                                                                    \
-  COUNTER_DEF(struct chunk_counters, "wtrelay_chunk_reassembly_total", help, "event=\"" ev "\"",   \
-              "chunk counters", key, field)
+#define C(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct chunk_counters, fam, help, labels, "chunk counters", key, field)
+#define DROP(reason, key, field)                                                                   \
+  C("wtrelay_chunks_dropped_total", NULL, "reason=\"" reason "\"", key, field)
+#define GONE(reason, key, field)                                                                   \
+  C("wtrelay_chunk_reassemblies_abandoned_total", NULL, "reason=\"" reason "\"", key, field)
 static const struct counter_def chunk_counter_defs[] = {
-    C("chunk_in", "chunk reassembly events", "chunks_in", chunks_in),
-    C("frame_done", NULL, "frames_done", frames_done),
-    C("single_chunk", NULL, "single", single),
-    C("duplicate", NULL, "duplicates", duplicates),
-    C("bad_total", NULL, "bad_total", bad_total),
-    C("bad_stride", NULL, "bad_stride", bad_stride),
-    C("too_big", NULL, "too_big", too_big),
-    C("expired", NULL, "expired", expired),
-    C("evicted", NULL, "evicted", evicted),
-    C("pool_empty", NULL, "pool_empty", pool_empty),
+    C("wtrelay_chunks_received_total", "chunks of chunked frames received", NULL, "chunks_in",
+      chunks_in),
+    C("wtrelay_chunk_frames_completed_total", "frames completed from chunks (single ones too)",
+      NULL, "frames_done", frames_done),
+    C("wtrelay_chunk_single_frames_total", "frames sent in one chunk (a part of the completed)",
+      NULL, "single", single),
+    C("wtrelay_chunks_dropped_total",
+      "chunks dropped: seen before, a total or stride disagreeing with the frame's first chunks, "
+      "a frame over the bound, no free reassembly slot",
+      "reason=\"duplicate\"", "duplicates", duplicates),
+    DROP("bad_total", "bad_total", bad_total),
+    DROP("bad_stride", "bad_stride", bad_stride),
+    DROP("too_big", "too_big", too_big),
+    DROP("pool_empty", "pool_empty", pool_empty),
+    C("wtrelay_chunk_reassemblies_abandoned_total",
+      "reassemblies given up: timed out, or evicted by a newer one of the same sender",
+      "reason=\"expired\"", "expired", expired),
+    GONE("evicted", "evicted", evicted),
 };
+#undef GONE
+#undef DROP
 #undef C
 
 const struct counter_table chunk_counter_table =

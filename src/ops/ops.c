@@ -621,21 +621,30 @@ void ops_fini(struct ops *o)
 
 /* The listener's counters for /metrics and the exit log, one row per
  * field (test_counter checks that every field has exactly one). */
-#define O(ev, help, key, field)                                                                    \
-  COUNTER_DEF(struct ops_counters, "wtrelay_ops_http_total", help, "event=\"" ev "\"",             \
-              "ops counters", key, field)
+#define O(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct ops_counters, fam, help, labels, "ops counters", key, field)
+#define OERR(reason, key, field)                                                                   \
+  O("wtrelay_ops_http_connections_dropped_total", NULL, "reason=\"" reason "\"", key, field)
 static const struct counter_def ops_counter_defs[] = {
-    O("accepted", "operations HTTP listener events", "accepted", accepted),
-    O("refused_full", NULL, "refused_full", refused_full),
-    O("request", NULL, "requests", requests),
-    O("response_2xx", NULL, "responses_2xx", responses_2xx),
-    O("response_4xx", NULL, "responses_4xx", responses_4xx),
-    O("response_5xx", NULL, "responses_5xx", responses_5xx),
-    O("too_large", NULL, "too_large", too_large),
-    O("timeout", NULL, "timeouts", timeouts),
-    O("bad_request", NULL, "bad_requests", bad_requests),
-    O("evicted", NULL, "evicted", evicted),
+    O("wtrelay_ops_http_connections_accepted_total", "operations HTTP connections accepted", NULL,
+      "accepted", accepted),
+    O("wtrelay_ops_http_connections_refused_total",
+      "operations HTTP connections refused: every slot busy", NULL, "refused_full", refused_full),
+    O("wtrelay_ops_http_requests_total", "operations HTTP requests read", NULL, "requests",
+      requests),
+    O("wtrelay_ops_http_responses_total", "operations HTTP responses by status class",
+      "code=\"2xx\"", "responses_2xx", responses_2xx),
+    O("wtrelay_ops_http_responses_total", NULL, "code=\"4xx\"", "responses_4xx", responses_4xx),
+    O("wtrelay_ops_http_responses_total", NULL, "code=\"5xx\"", "responses_5xx", responses_5xx),
+    O("wtrelay_ops_http_connections_dropped_total",
+      "operations HTTP connections closed early: request too large, timed out, malformed, "
+      "evicted to make room for a new one",
+      "reason=\"too_large\"", "too_large", too_large),
+    OERR("timeout", "timeouts", timeouts),
+    OERR("bad_request", "bad_requests", bad_requests),
+    OERR("evicted", "evicted", evicted),
 };
+#undef OERR
 #undef O
 
 const struct counter_table ops_counter_table = COUNTER_TABLE(ops_counter_defs, struct ops_counters);

@@ -1924,11 +1924,10 @@ void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err)
  * (test_counter checks that every field has exactly one). */
 #define Q(fam, help, labels, key, field)                                                           \
   COUNTER_DEF(struct quic_counters, fam, help, labels, "quic counters", key, field)
-#define EV(fam, ev, key, field) Q(fam, NULL, "event=\"" ev "\"", key, field)
-#define CONNS "wtrelay_quic_connections_total"
+#define REFUSED "wtrelay_quic_connections_refused_total"
 #define DGRAMS "wtrelay_quic_datagrams_total"
 #define DROPS "wtrelay_quic_datagrams_dropped_total"
-#define VALID "wtrelay_quic_address_validation_total"
+#define TOKENS "wtrelay_quic_tokens_accepted_total"
 static const struct counter_def quic_counter_defs[] = {
     Q("wtrelay_quic_packets_received_total", "QUIC packets received", NULL, "pkts_in", pkts_in),
     Q("wtrelay_quic_packets_dropped_total", "QUIC packets dropped", "reason=\"unknown_connection\"",
@@ -1940,14 +1939,28 @@ static const struct counter_def quic_counter_defs[] = {
     Q("wtrelay_quic_packets_handed_off_total",
       "QUIC packets passed to the worker their connection ID names (fallback steering)", NULL,
       "handed_off", pkts_handed_off),
-    Q(CONNS, "QUIC connection events", "event=\"accepted\"", "accepted", conns_accepted),
-    EV(CONNS, "refused_limit", "refused_limit", conns_refused_limit),
-    EV(CONNS, "refused_per_ip", "refused_ip", conns_refused_ip),
-    EV(CONNS, "failed", "failed", conns_failed),
-    EV(CONNS, "tls_failed", "tls_failed", conns_tls_failed),
-    EV(CONNS, "closed", "closed", conns_closed),
-    EV(CONNS, "idle_timeout", "idle", conns_idle),
-    EV(CONNS, "draining", "draining", conns_draining),
+    Q("wtrelay_quic_connections_accepted_total",
+      "QUIC connections accepted (an Initial took a slot)", NULL, "accepted", conns_accepted),
+    Q(REFUSED,
+      "QUIC connections refused: all slots taken, the address's share taken, or the cap "
+      "on connections from unvalidated addresses reached",
+      "reason=\"limit\"", "refused_limit", conns_refused_limit),
+    Q(REFUSED, NULL, "reason=\"per_ip\"", "refused_ip", conns_refused_ip),
+    Q(REFUSED, NULL, "reason=\"unvalidated_full\"", "refused_unvalidated",
+      conns_refused_unvalidated),
+    Q("wtrelay_quic_connections_failed_total",
+      "QUIC connections that failed: handshake timeout, dropped by ngtcp2, TLS or set-up error",
+      NULL, "failed", conns_failed),
+    Q("wtrelay_quic_connections_tls_failed_total",
+      "QUIC connections whose TLS handshake failed here (a part of the failed ones)", NULL,
+      "tls_failed", conns_tls_failed),
+    Q("wtrelay_quic_connections_closed_total", "QUIC connections freed, for any reason", NULL,
+      "closed", conns_closed),
+    Q("wtrelay_quic_connections_idle_timeouts_total", "QUIC connections closed by the idle timeout",
+      NULL, "idle", conns_idle),
+    Q("wtrelay_quic_connections_draining_total",
+      "QUIC connections the peer closed (entered the draining state)", NULL, "draining",
+      conns_draining),
     Q("wtrelay_quic_client_tls_alerts_total",
       "Handshakes the client gave up with a TLS alert: about our certificate (a stale "
       "serverCertificateHashes hash, an untrusted CA) or another alert",
@@ -1963,11 +1976,16 @@ static const struct counter_def quic_counter_defs[] = {
       "ngtcp2 errors reading a packet or writing (or arming the timer of) a connection",
       "kind=\"read\"", "read_errors", read_errors),
     Q("wtrelay_quic_errors_total", NULL, "kind=\"write\"", "write_errors", write_errors),
-    Q(DGRAMS, "QUIC DATAGRAM frames", "event=\"in\"", "dgrams_in", dgrams_in),
-    EV(DGRAMS, "out", "dgrams_out", dgrams_out),
-    EV(DGRAMS, "out_direct", "dgrams_direct", dgrams_direct),
-    EV(DGRAMS, "queued", "dgrams_queued", dgrams_queued),
-    EV(DGRAMS, "lost", "lost", dgrams_lost),
+    Q(DGRAMS, "QUIC DATAGRAM frames received (in) and sent (out)", "dir=\"in\"", "dgrams_in",
+      dgrams_in),
+    Q(DGRAMS, NULL, "dir=\"out\"", "dgrams_out", dgrams_out),
+    Q("wtrelay_quic_datagrams_sent_direct_total",
+      "QUIC datagrams sent at once, not queued (a part of the sent ones)", NULL, "dgrams_direct",
+      dgrams_direct),
+    Q("wtrelay_quic_datagrams_queued_total", "QUIC datagrams queued on their connection", NULL,
+      "dgrams_queued", dgrams_queued),
+    Q("wtrelay_quic_datagrams_lost_total", "QUIC datagrams declared lost by loss recovery", NULL,
+      "lost", dgrams_lost),
     Q(DROPS, "datagrams not sent", "reason=\"queue_full\"", "queue_full", dgrams_queue_full),
     Q(DROPS, NULL, "reason=\"queue_half_full_low_priority\"", "queue_low_full",
       dgrams_queue_low_full),
@@ -1981,26 +1999,27 @@ static const struct counter_def quic_counter_defs[] = {
     Q("wtrelay_quic_anchors_total",
       "loss-recovery anchors (HTTP/3 reserved frames) sent beside datagrams", NULL, "anchors",
       anchors),
-    Q(VALID, "QUIC address validation: Retry packets sent, tokens checked, NEW_TOKEN sent",
-      "event=\"retry_sent\"", "retries", retries_sent),
-    EV(VALID, "retry_token_ok", "tokens_retry_ok", tokens_retry_ok),
-    EV(VALID, "new_token_ok", "tokens_regular_ok", tokens_regular_ok),
-    EV(VALID, "token_bad", "tokens_bad", tokens_bad),
-    EV(VALID, "new_token_sent", "new_tokens", new_tokens_sent),
-    EV(VALID, "refused_unvalidated_full", "refused_unvalidated", conns_refused_unvalidated),
+    Q("wtrelay_quic_retries_sent_total", "Retry packets sent (address validation)", NULL, "retries",
+      retries_sent),
+    Q(TOKENS, "address-validation tokens accepted: from a Retry or from NEW_TOKEN",
+      "kind=\"retry\"", "tokens_retry_ok", tokens_retry_ok),
+    Q(TOKENS, NULL, "kind=\"new_token\"", "tokens_regular_ok", tokens_regular_ok),
+    Q("wtrelay_quic_tokens_rejected_total", "address-validation tokens rejected", NULL,
+      "tokens_bad", tokens_bad),
+    Q("wtrelay_quic_new_tokens_sent_total", "NEW_TOKEN frames sent", NULL, "new_tokens",
+      new_tokens_sent),
     Q("wtrelay_quic_unvalidated_bytes_total",
-      "bytes to and from addresses not yet validated (anti-amplification)", "direction=\"in\"",
+      "bytes to and from addresses not yet validated (anti-amplification)", "dir=\"in\"",
       "bytes_in_unvalidated", bytes_in_unvalidated),
-    Q("wtrelay_quic_unvalidated_bytes_total", NULL, "direction=\"out\"", "bytes_out_unvalidated",
+    Q("wtrelay_quic_unvalidated_bytes_total", NULL, "dir=\"out\"", "bytes_out_unvalidated",
       bytes_out_unvalidated),
     Q("wtrelay_malloc_trims_total", "heap given back to the system after many connections ended",
       NULL, "trims", malloc_trims),
 };
-#undef VALID
+#undef TOKENS
 #undef DROPS
 #undef DGRAMS
-#undef CONNS
-#undef EV
+#undef REFUSED
 #undef Q
 
 const struct counter_table quic_counter_table =

@@ -287,16 +287,20 @@ void capture_hub_fini(struct capture_hub *h)
 
 /* ---- counters ---- */
 
-#define C(ev, help, key, field)                                                                    \
-  COUNTER_DEF(struct capture_counters, "wtrelay_capture_total", help, "event=\"" ev "\"",          \
-              "capture counters", key, field)
+#define C(fam, help, labels, key, field)                                                           \
+  COUNTER_DEF(struct capture_counters, fam, help, labels, "capture counters", key, field)
 static const struct counter_def capture_counter_defs[] = {
-    C("started", "packet capture events (GET /rooms/<room>/pcap, --pcap)", "started", started),
-    C("refused_busy", NULL, "refused_busy", refused_busy),
-    C("frame", NULL, "frames", frames),
-    C("byte", NULL, "bytes", bytes),
-    C("dropped_slow", NULL, "dropped_slow", dropped_slow),
-    C("dropped_limit", NULL, "dropped_limit", dropped_limit),
+    C("wtrelay_captures_started_total", "packet captures started (GET /rooms/<room>/pcap, --pcap)",
+      NULL, "started", started),
+    C("wtrelay_captures_refused_total", "packet captures refused: every capture slot busy", NULL,
+      "refused_busy", refused_busy),
+    C("wtrelay_capture_frames_total", "frames written to captures", NULL, "frames", frames),
+    C("wtrelay_capture_bytes_total", "bytes written to captures", NULL, "bytes", bytes),
+    C("wtrelay_capture_frames_dropped_total",
+      "frames not captured: the reader was slow (ring full), the capture reached its byte bound",
+      "reason=\"slow\"", "dropped_slow", dropped_slow),
+    C("wtrelay_capture_frames_dropped_total", NULL, "reason=\"limit\"", "dropped_limit",
+      dropped_limit),
 };
 #undef C
 

@@ -593,23 +593,29 @@ static int input(struct switch_table *sw, uint32_t port, const struct switch_fra
  * writes the two tables one after the other, so the sample joins it. */
 #define S(fam, help, labels, key, field)                                                           \
   COUNTER_DEF(struct switch_counters, fam, help, labels, "switch counters", key, field)
-#define FR(kind, key, field) S("wtrelay_switch_frames_total", NULL, "kind=\"" kind "\"", key, field)
+#define FWD(how, key, field)                                                                       \
+  S("wtrelay_switch_forwarded_total", NULL, "how=\"" how "\"", key, field)
 #define DR(reason, key, field)                                                                     \
   S("wtrelay_switch_drops_total", NULL, "reason=\"" reason "\"", key, field)
-#define MAC(ev, key, field)                                                                        \
-  S("wtrelay_switch_mac_events_total", NULL, "event=\"" ev "\"", key, field)
+#define MACF(reason, key, field)                                                                   \
+  S("wtrelay_switch_macs_refused_total", NULL, "reason=\"" reason "\"", key, field)
 static const struct counter_def switch_counter_defs[] = {
     S("wtrelay_storm_control_drops_total",
       "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
       "flood copies a receiver's half-full datagram queue refused (copies)",
       "reason=\"rate_limited\"", "flood_limited", flood_limited),
-    S("wtrelay_switch_frames_total", "frames switched", "kind=\"in\"", "frames_in", frames_in),
-    FR("unicast", "unicast", unicast),
-    FR("flood", "floods", floods),
-    FR("flood_copy", "flood_copies", flood_copies),
-    FR("routed", "routed", routed),
-    FR("routed_uplink", "routed_uplink", routed_uplink),
-    FR("delivered", "delivered", delivered),
+    S("wtrelay_switch_frames_total", "frames into the switch (in) and delivered to a port (out)",
+      "dir=\"in\"", "frames_in", frames_in),
+    S("wtrelay_switch_frames_total", NULL, "dir=\"out\"", "delivered", delivered),
+    S("wtrelay_switch_forwarded_total",
+      "frames in by how they were forwarded: to one port, flooded, routed by the shortcut, routed "
+      "to the uplinks",
+      "how=\"unicast\"", "unicast", unicast),
+    FWD("flood", "floods", floods),
+    FWD("routed", "routed", routed),
+    FWD("routed_uplink", "routed_uplink", routed_uplink),
+    S("wtrelay_switch_flood_copies_total", "copies made of flooded frames", NULL, "flood_copies",
+      flood_copies),
     S("wtrelay_switch_drops_total", "frames (or flood copies) the switch dropped or did not send",
       "reason=\"deliver_failed\"", "deliver_failed", deliver_failed),
     DR("runt", "runt", drop_runt),
@@ -620,17 +626,19 @@ static const struct counter_def switch_counter_defs[] = {
     DR("split_horizon", "split_horizon", split_horizon),
     DR("uplink_router", "uplink_router", drop_uplink_router),
     DR("uplink_pinned_source", "uplink_pinned_src", drop_uplink_pinned_src),
-    S("wtrelay_switch_mac_events_total", "MAC table events", "event=\"learned\"", "learned",
-      learned),
-    MAC("moved", "moved", moved),
-    MAC("aged", "aged", aged),
-    MAC("full_port", "full_port", learn_full_port),
-    MAC("full_room", "full_room", learn_full_domain),
-    MAC("full_table", "full_table", learn_full_table),
+    S("wtrelay_switch_macs_learned_total", "MAC addresses learned new", NULL, "learned", learned),
+    S("wtrelay_switch_macs_moved_total", "MAC addresses moved to another port", NULL, "moved",
+      moved),
+    S("wtrelay_switch_macs_aged_total", "MAC addresses aged out", NULL, "aged", aged),
+    S("wtrelay_switch_macs_refused_total",
+      "MAC addresses not learned: the port's, the room's or the table's bound reached",
+      "reason=\"port_full\"", "full_port", learn_full_port),
+    MACF("room_full", "full_room", learn_full_domain),
+    MACF("table_full", "full_table", learn_full_table),
 };
-#undef MAC
+#undef MACF
 #undef DR
-#undef FR
+#undef FWD
 #undef S
 
 const struct counter_table switch_counter_table =
@@ -646,31 +654,31 @@ const struct counter_table switch_counter_table =
 #define UPL(f) kind[SWITCH_PORT_UPLINK].f
 static const struct counter_def switch_kind_counter_defs[] = {
     K("wtrelay_switch_port_frames_total", "frames through the switch's ports, by port kind",
-      "kind=\"local\",direction=\"in\"", "local_in", LOC(frames_in)),
-    K("wtrelay_switch_port_frames_total", NULL, "kind=\"local\",direction=\"out\"", "local_out",
+      "kind=\"local\",dir=\"in\"", "local_in", LOC(frames_in)),
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"local\",dir=\"out\"", "local_out",
       LOC(frames_out)),
-    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",direction=\"in\"", "uplink_in",
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",dir=\"in\"", "uplink_in",
       UPL(frames_in)),
-    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",direction=\"out\"", "uplink_out",
+    K("wtrelay_switch_port_frames_total", NULL, "kind=\"uplink\",dir=\"out\"", "uplink_out",
       UPL(frames_out)),
     K("wtrelay_switch_port_flood_copies_total",
       "flood copies delivered to ports, by port kind (also in frames out)", "kind=\"local\"",
       "local_flood_copies", LOC(flood_copies)),
     K("wtrelay_switch_port_flood_copies_total", NULL, "kind=\"uplink\"", "uplink_flood_copies",
       UPL(flood_copies)),
-    K("wtrelay_switch_port_mac_events_total",
-      "MACs learned new, moved to, or not learned (the port's bound) on ports, by port kind",
-      "kind=\"local\",event=\"learned\"", "local_learned", LOC(learned)),
-    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"local\",event=\"moved_in\"",
-      "local_moved_in", LOC(moved_in)),
-    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"local\",event=\"full\"",
+    K("wtrelay_switch_port_macs_learned_total", "MACs learned new on ports, by port kind",
+      "kind=\"local\"", "local_learned", LOC(learned)),
+    K("wtrelay_switch_port_macs_learned_total", NULL, "kind=\"uplink\"", "uplink_learned",
+      UPL(learned)),
+    K("wtrelay_switch_port_macs_moved_in_total", "MACs moved to ports, by port kind",
+      "kind=\"local\"", "local_moved_in", LOC(moved_in)),
+    K("wtrelay_switch_port_macs_moved_in_total", NULL, "kind=\"uplink\"", "uplink_moved_in",
+      UPL(moved_in)),
+    K("wtrelay_switch_port_macs_refused_total",
+      "MACs not learned on ports (the port's bound), by port kind", "kind=\"local\"",
       "local_learn_full", LOC(learn_full)),
-    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"learned\"",
-      "uplink_learned", UPL(learned)),
-    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"moved_in\"",
-      "uplink_moved_in", UPL(moved_in)),
-    K("wtrelay_switch_port_mac_events_total", NULL, "kind=\"uplink\",event=\"full\"",
-      "uplink_learn_full", UPL(learn_full)),
+    K("wtrelay_switch_port_macs_refused_total", NULL, "kind=\"uplink\"", "uplink_learn_full",
+      UPL(learn_full)),
     KG("wtrelay_switch_port_mac_entries", "MACs learned on ports now, by port kind",
        "kind=\"local\"", "local_macs", LOC(macs)),
     KG("wtrelay_switch_port_mac_entries", NULL, "kind=\"uplink\"", "uplink_macs", UPL(macs)),

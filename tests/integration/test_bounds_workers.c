@@ -7,8 +7,8 @@
  *   worker read packets), send one real Initial each and never answer
  *   (handshakes that stay unvalidated for the 3 s timeout). With
  *   --retry never and --max-unvalidated 4, exactly 4 connections are
- *   accepted and 12 refused (wtrelay_quic_connections_total{accepted},
- *   wtrelay_quic_address_validation_total{refused_unvalidated_full},
+ *   accepted and 12 refused (wtrelay_quic_connections_accepted_total,
+ *   wtrelay_quic_connections_refused_total{reason="unvalidated_full"},
  *   summed over the workers). Per worker it would be up to 8.
  * - --max-sessions: 12 native clients (12 sockets) against --max-sessions
  *   6: exactly 6 sessions open (per worker it would be up to 12), the
@@ -76,9 +76,9 @@ Test(bounds_workers, max_unvalidated_over_workers, .timeout = 60)
   static char m[1 << 20];
   relay_proc_metrics(&rp, m, sizeof(m));
   assert_every_worker_read(m, WORKERS);
-  long long acc = relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"accepted\"}");
-  long long ref = relay_proc_metric(
-      m, "wtrelay_quic_address_validation_total{event=\"refused_unvalidated_full\"}");
+  long long acc = relay_proc_metric(m, "wtrelay_quic_connections_accepted_total");
+  long long ref =
+      relay_proc_metric(m, "wtrelay_quic_connections_refused_total{reason=\"unvalidated_full\"}");
   cr_assert_eq(acc, BOUND, "%lld unvalidated connections accepted over %d workers, bound %d", acc,
                WORKERS, BOUND);
   cr_assert_eq(ref, N - BOUND, "%lld refused, expected %d", ref, N - BOUND);
@@ -122,7 +122,7 @@ Test(bounds_workers, max_sessions_over_workers, .timeout = 60)
   long long live = relay_proc_metric(m, "wtrelay_worker_sessions{worker=\"0\"}") +
                    relay_proc_metric(m, "wtrelay_worker_sessions{worker=\"1\"}");
   cr_assert_eq(live, BOUND, "the workers hold %lld connections", live);
-  cr_assert_gt(relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"refused_limit\"}"), 0);
+  cr_assert_gt(relay_proc_metric(m, "wtrelay_quic_connections_refused_total{reason=\"limit\"}"), 0);
   relay_proc_stop(&rp);
   for (int i = 0; i < N; i++)
     wtc_fini(&c[i]);

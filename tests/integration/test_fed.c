@@ -501,7 +501,7 @@ Test(fed_e2e, nats_restart, .timeout = 120)
   side_up(&nv, &w.ra, "/lan", 1, 20);
   cr_assert(memcmp(nv.s[0]->ip, w.b.s[0]->ip, 4) == 0 || memcmp(nv.s[0]->ip, w.b.s[1]->ip, 4) == 0,
             "expected the local candidate to be one of B's addresses");
-  cr_assert_geq(metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"unavailable\"}"), 1);
+  cr_assert_geq(metric(&w.ra, "wtrelay_fed_lease_claims_total{result=\"unavailable\"}"), 1);
 
   /* NATS back (same port and store): both relays reconnect by themselves
    * and their subscriptions are back */
@@ -521,10 +521,10 @@ Test(fed_e2e, nats_restart, .timeout = 120)
   }
   cr_assert_eq(nv.s[0]->state, WTC_CLOSED, "the conflicting session was not ended");
   cr_assert(strstr(nv.s[0]->close_reason, "conflict"), "close reason: %s", nv.s[0]->close_reason);
-  for (int i = 0; i < 50 && metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}") < 1; i++)
+  for (int i = 0; i < 50 && metric(&w.ra, "wtrelay_fed_lease_conflicts_total") < 1; i++)
     run_all(w.all, 20, NULL, NULL);
-  cr_assert_eq(metric(&w.ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 1);
-  cr_assert_eq(metric(&w.rb, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
+  cr_assert_eq(metric(&w.ra, "wtrelay_fed_lease_conflicts_total"), 1);
+  cr_assert_eq(metric(&w.rb, "wtrelay_fed_lease_conflicts_total"), 0);
   wtc_fini(&nv.c);
   run_all(w.all, 500, NULL, NULL);
   len = frame(f, m0, m2, 1514, 50);
@@ -747,8 +747,8 @@ Test(fed_e2e, leases_across_relays, .timeout = 120)
       cr_assert_neq(ips[i], ips[j], "sessions %u and %u both got %u.%u.%u.%u", j, i, ips[i] >> 24,
                     (ips[i] >> 16) & 255, (ips[i] >> 8) & 255, ips[i] & 255);
   }
-  cr_assert_gt(metric(&ra, "wtrelay_fed_lease_ops_total{op=\"claim\"}") +
-                   metric(&rb, "wtrelay_fed_lease_ops_total{op=\"claim\"}"),
+  cr_assert_gt(metric(&ra, "wtrelay_fed_lease_claims_total{result=\"address\"}") +
+                   metric(&rb, "wtrelay_fed_lease_claims_total{result=\"address\"}"),
                2 * LN - 1);
 
   /* A's session 0 moves to B: same address, the old session ended */
@@ -770,12 +770,12 @@ Test(fed_e2e, leases_across_relays, .timeout = 120)
   for (int i = 0; i < 50 && metric(&ra, "wtrelay_takeovers_other_relay_total") < 1; i++)
     lrun(three, 3, WTC_FREE, 20);
   cr_assert_eq(metric(&ra, "wtrelay_takeovers_other_relay_total"), 1);
-  cr_assert_eq(metric(&rb, "wtrelay_fed_takeovers_total{dir=\"sent\"}"), 1);
+  cr_assert_eq(metric(&rb, "wtrelay_fed_takeovers_total{dir=\"out\"}"), 1);
 
   /* B's session 1 ends; its MAC comes back on A, which never saw it */
   cr_assert_eq(wtc_disconnect(b.s[1]), 0);
   lrun(three, 3, WTC_CLOSED, 500);
-  for (int i = 0; i < 100 && metric(&rb, "wtrelay_fed_lease_ops_total{op=\"release\"}") < 1; i++)
+  for (int i = 0; i < 100 && metric(&rb, "wtrelay_fed_lease_releases_total") < 1; i++)
     lrun(three, 3, WTC_CLOSED, 30);
   static struct lside back;
   lside_open(&back, &ra, 1);
@@ -785,8 +785,8 @@ Test(fed_e2e, leases_across_relays, .timeout = 120)
   cr_assert_eq(wtc_register(back.s[0], m), 0);
   cr_assert(lrun(&bk, 1, WTC_REGISTERED, 10000), "the returning MAC did not register");
   cr_assert_eq(ip_u32(back.s[0]->ip), ips[LN + 1], "the returning MAC got another address");
-  cr_assert_eq(metric(&ra, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
-  cr_assert_eq(metric(&rb, "wtrelay_fed_lease_ops_total{op=\"conflict\"}"), 0);
+  cr_assert_eq(metric(&ra, "wtrelay_fed_lease_conflicts_total"), 0);
+  cr_assert_eq(metric(&rb, "wtrelay_fed_lease_conflicts_total"), 0);
   wtc_fini(&back.c);
   wtc_fini(&mv.c);
   wtc_fini(&a.c);

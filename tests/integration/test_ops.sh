@@ -138,7 +138,7 @@ pass "ops listener survives a slow client, a 20 kB request head (431), 1000 conn
 # Probes get in while half-sent requests hold every slot (--ops-max-conns,
 # 256 by default) and the holder opens a new one before each probe: for
 # each newcomer the connection waiting longest is evicted.
-evicted() { get /metrics | awk '/^wtrelay_ops_http_total\{event="evicted"\}/{print $2}'; }
+evicted() { get /metrics | awk '/^wtrelay_ops_http_connections_dropped_total\{reason="evicted"\}/{print $2}'; }
 before=$(evicted)
 python3 - "$OPS_PORT" 256 <<'PY' || fail "probes while the ops listener is full"
 import socket, sys, time, urllib.request

@@ -418,8 +418,8 @@ Test(pcap, lab_two_workers, .timeout = 60)
   cap_free(&c);
   char m[65536];
   relay_proc_metrics(&l.rp, m, sizeof(m));
-  cr_assert(strstr(m, "wtrelay_capture_total{event=\"started\"} 1\n"), "%s", m);
-  cr_assert(strstr(m, "wtrelay_capture_total{event=\"dropped_slow\"} 0\n"));
+  cr_assert(strstr(m, "wtrelay_captures_started_total 1\n"), "%s", m);
+  cr_assert(strstr(m, "wtrelay_capture_frames_dropped_total{reason=\"slow\"} 0\n"));
   lan_down(&l);
 }
 
@@ -476,8 +476,8 @@ Test(pcap, bounds, .timeout = 60)
   cap_free(&again);
   char m[65536];
   relay_proc_metrics(&rp, m, sizeof(m));
-  cr_assert(strstr(m, "wtrelay_capture_total{event=\"started\"} 5\n"), "%s", m);
-  cr_assert(strstr(m, "wtrelay_capture_total{event=\"refused_busy\"} 1\n"), "%s", m);
+  cr_assert(strstr(m, "wtrelay_captures_started_total 5\n"), "%s", m);
+  cr_assert(strstr(m, "wtrelay_captures_refused_total 1\n"), "%s", m);
   wtc_fini(&w);
   relay_proc_stop(&rp);
 }

@@ -92,7 +92,7 @@ if "$CLIENT" --url "$URL/" --cert-hash "$HASH" --mac 52:54:00:ef:01:01 --timeout
   fail "a second session got in with --max-sessions 1"
 fi
 full=$(metric 'wtrelay_quic_packets_dropped_total{reason="table_full"}')
-limit=$(metric 'wtrelay_quic_connections_total{event="refused_limit"}')
+limit=$(metric 'wtrelay_quic_connections_refused_total{reason="limit"}')
 [ "${full:-0}" -ge 1 ] || fail "packets dropped at a full table not counted: table_full=$full refused_limit=$limit"
 [ "${limit:-0}" -ge 1 ] || fail "refused_limit=$limit"
 stop_relay

@@ -226,10 +226,10 @@ static void dead_holder(unsigned workers)
     relay_proc_metrics(&rp, m, sizeof(m));
   } while (relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}") < 1 &&
            now_ms() < end);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"asked\"}"), 1);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"released\"}"), 1);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"asks_in\"}"),
-               workers - 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_asks_total{dir=\"out\"}"), 1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_results_total{result=\"released\"}"),
+               1);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_asks_total{dir=\"in\"}"), workers - 1);
   cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 1,
                "A's session was not taken over on its worker");
   cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_control_dropped_total"), 0);
@@ -280,9 +280,11 @@ static void live_holder(unsigned workers)
     for (int i = 0; i < 50; i++)
       wtc_poll(&c, 2 * NS_PER_MS);
     relay_proc_metrics(&rp, m, sizeof(m));
-  } while (relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}") < 1 &&
+  } while (relay_proc_metric(m, "wtrelay_takeover_remote_results_total{result=\"holder_alive\"}") <
+               1 &&
            now_ms() < end);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_takeover_remote_total{event=\"holder_alive\"}"), 1);
+  cr_assert_eq(
+      relay_proc_metric(m, "wtrelay_takeover_remote_results_total{result=\"holder_alive\"}"), 1);
   cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"holder_alive\"}"), 1);
   cr_assert_eq(relay_proc_metric(m, "wtrelay_takeovers_total{result=\"taken_over\"}"), 0);
   cr_assert_eq(relay_proc_metric(m, "wtrelay_control_refused_total{reason=\"mac_busy\"}"), 1);

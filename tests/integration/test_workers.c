@@ -243,7 +243,7 @@ static void room_across_workers(unsigned workers)
   static char m[1 << 20];
   run_all(cl, NSESS, 300, NULL);
   relay_proc_metrics(&rp, m, sizeof(m));
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"accepted\"}"), NSESS,
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_accepted_total"), NSESS,
                "accepted connections summed over workers");
   cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections"), NSESS,
                "live connections over workers");
@@ -311,14 +311,14 @@ static void room_across_workers(unsigned workers)
   long long pushed = 0, popped = 0;
   for (unsigned w = 0; w < workers; w++) {
     char series[96];
-    snprintf(series, sizeof(series),
-             "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"pushed\"}", w);
+    snprintf(series, sizeof(series), "wtrelay_worker_ring_frames_total{worker=\"%u\",dir=\"out\"}",
+             w);
     pushed += relay_proc_metric(m, series);
-    snprintf(series, sizeof(series),
-             "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"popped\"}", w);
+    snprintf(series, sizeof(series), "wtrelay_worker_ring_frames_total{worker=\"%u\",dir=\"in\"}",
+             w);
     popped += relay_proc_metric(m, series);
     snprintf(series, sizeof(series),
-             "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"dropped\"}", w);
+             "wtrelay_worker_ring_frames_dropped_total{worker=\"%u\",reason=\"push_failed\"}", w);
     cr_assert_eq(relay_proc_metric(m, series), 0, "worker %u dropped ring frames", w);
   }
   cr_assert_gt(pushed, 0, "no frame crossed a worker ring");
@@ -334,19 +334,17 @@ static void room_across_workers(unsigned workers)
   relay_proc_metrics(&rp, m, sizeof(m));
   const long long sent = NSESS + 2 * (NSESS - 1);
   long long no_room =
-      per_worker_sum(m, "wtrelay_worker_ring_frames_total", ",event=\"no_room\"", workers);
-  cr_assert_eq(
-      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"local\",direction=\"in\"}"),
-      sent, "frames from sessions into the switches, summed over workers");
-  cr_assert_eq(
-      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"in\"}"),
-      popped - no_room, "frames from other workers' copies");
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_switch_frames_total{kind=\"in\"}"),
+      per_worker_sum(m, "wtrelay_worker_ring_frames_dropped_total", ",reason=\"no_room\"", workers);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"local\",dir=\"in\"}"),
+               sent, "frames from sessions into the switches, summed over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",dir=\"in\"}"),
+               popped - no_room, "frames from other workers' copies");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_switch_frames_total{dir=\"in\"}"),
                sent + popped - no_room, "frames switched, summed over workers");
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_frames_total{direction=\"in\"}"), sent);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunk_reassembly_total{event=\"frame_done\"}"),
-               NSESS - 1, "chunked frames reassembled, summed over workers");
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunk_reassembly_total{event=\"chunk_in\"}"),
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_frames_total{dir=\"in\"}"), sent);
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunk_frames_completed_total"), NSESS - 1,
+               "chunked frames reassembled, summed over workers");
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_chunks_received_total"),
                (long long)cl[0].s->chunks_out, "chunks in over workers vs chunks sent");
   cr_assert_eq(relay_proc_metric(m, "wtrelay_sessions"), NSESS, "bavy sessions over workers");
   cr_assert_geq(relay_proc_metric(m, "wtrelay_switch_mac_entries"), NSESS,
@@ -369,7 +367,7 @@ static void room_across_workers(unsigned workers)
   cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_mode{mode=\"bpf\"}") +
                    relay_proc_metric(m, "wtrelay_steer_mode{mode=\"reuseport_hash\"}"),
                1);
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_handoffs_total{event=\"out\"}"),
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_steer_handoffs_total{dir=\"out\"}"),
                per_worker_sum(m, "wtrelay_worker_handoffs_total", ",dir=\"out\"", workers));
 
   /* SIGTERM with sessions on every worker: exit 0 */
@@ -423,7 +421,7 @@ Test(workers_e2e, per_address_bound_over_workers, .timeout = 60)
   static char m[1 << 20];
   run_all(cl, N, 300, NULL);
   relay_proc_metrics(&rp, m, sizeof(m));
-  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_total{event=\"refused_per_ip\"}"),
+  cr_assert_eq(relay_proc_metric(m, "wtrelay_quic_connections_refused_total{reason=\"per_ip\"}"),
                N - BOUND);
   relay_proc_stop(&rp);
   for (uint32_t i = 0; i < N; i++)

@@ -10,7 +10,7 @@
  *   per other worker, dropped by the consumer as no_room).
  * - A ring filled to its bound (--worker-ring-slots 4) by a flood from a
  *   session on worker 0 to one on worker 1 drops and counts
- *   (wtrelay_worker_ring_frames_total{event="dropped"}), the relay keeps
+ *   (wtrelay_worker_ring_frames_dropped_total{reason="push_failed"}), the relay keeps
  *   running, the flooding sessions stay up, other sessions across the
  *   same workers exchange frames afterwards, and SIGTERM exits 0.
  */
@@ -113,11 +113,18 @@ static int send_to(struct client *cl, const uint8_t dst[6], size_t len, uint32_t
   return wtc_send_frame(cl->s, f, len);
 }
 
-static long long ring(const char *m, uint32_t w, const char *event)
+/* Worker w's ring frames: "pushed" (dir out), "popped" (dir in), or
+ * dropped: "dropped" (not pushed), "no_room". */
+static long long ring(const char *m, uint32_t w, const char *what)
 {
   char series[128];
-  snprintf(series, sizeof(series), "wtrelay_worker_ring_frames_total{worker=\"%u\",event=\"%s\"}",
-           w, event);
+  if (strcmp(what, "pushed") == 0 || strcmp(what, "popped") == 0)
+    snprintf(series, sizeof(series), "wtrelay_worker_ring_frames_total{worker=\"%u\",dir=\"%s\"}",
+             w, what[1] == 'u' ? "out" : "in");
+  else
+    snprintf(series, sizeof(series),
+             "wtrelay_worker_ring_frames_dropped_total{worker=\"%u\",reason=\"%s\"}", w,
+             strcmp(what, "dropped") == 0 ? "push_failed" : what);
   return relay_proc_metric(m, series);
 }
 
@@ -153,8 +160,8 @@ Test(workers_ring, flood_in_a_room_on_one_worker_skips_the_idle_worker, .timeout
   cr_assert_geq(relay_proc_metric(m, "wtrelay_uplink_frames_skipped_total"), 50,
                 "skipped uplink copies not counted");
   cr_assert_eq(
-      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",direction=\"out\"}"),
-      0, "the switch counted skipped copies as frames out to an uplink");
+      relay_proc_metric(m, "wtrelay_switch_port_frames_total{kind=\"uplink\",dir=\"out\"}"), 0,
+      "the switch counted skipped copies as frames out to an uplink");
   relay_proc_stop(&rp);
   wtc_fini(&a->c);
   wtc_fini(&b->c);

@@ -67,8 +67,8 @@ in_range() { # ip lo hi (last octet)
 in_range "$IP_A" 10 254 || fail "vma got $IP_A, outside the pool"
 in_range "$IP_B" 10 254 || fail "vmb got $IP_B, outside the pool"
 [ "$IP_A" != "$IP_B" ] || fail "both VMs got $IP_A"
-[ "$(metric 9090 'wtrelay_fed_lease_ops_total{op="claim"}')" -ge 1 ] &&
-  [ "$(metric 9091 'wtrelay_fed_lease_ops_total{op="claim"}')" -ge 1 ] ||
+[ "$(metric 9090 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] &&
+  [ "$(metric 9091 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] ||
   fail "the addresses were not claimed in the shared leases"
 pass "vma=$IP_A from relay A, vmb=$IP_B from relay B (one pool, shared leases)"
 for _ in $(seq 50); do
@@ -154,8 +154,8 @@ for pair in "$NS_A 9090" "$NS_B 9091"; do
   set -- $pair
   ns=$1 port=$2 other=$((9090 + 9091 - $2))
   out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 198.18.0.2) || fail "ping inet from $ns: $out"
-  before_own=$(metric "$port" 'wtrelay_nat_tcp_connections_total{event="opened"}')
-  before_other=$(metric "$other" 'wtrelay_nat_tcp_connections_total{event="opened"}')
+  before_own=$(metric "$port" 'wtrelay_nat_tcp_connections_opened_total')
+  before_other=$(metric "$other" 'wtrelay_nat_tcp_connections_opened_total')
   got=$(ip netns exec "$ns" timeout 60 python3 -c '
 import hashlib, socket
 s = socket.create_connection(("198.18.0.2", 8080), timeout=30); h = hashlib.sha256(); n = 0
@@ -166,9 +166,9 @@ while True:
 print(n, h.hexdigest())') || fail "TCP download from $ns"
   [ "$got" = "4194304 $dlwant" ] || fail "TCP download from $ns: $got"
   sleep 0.3
-  [ "$(metric "$port" 'wtrelay_nat_tcp_connections_total{event="opened"}')" -gt "$before_own" ] ||
+  [ "$(metric "$port" 'wtrelay_nat_tcp_connections_opened_total')" -gt "$before_own" ] ||
     fail "the download from $ns did not go through its own relay's NAT (ops port $port)"
-  [ "$(metric "$other" 'wtrelay_nat_tcp_connections_total{event="opened"}')" = "$before_other" ] ||
+  [ "$(metric "$other" 'wtrelay_nat_tcp_connections_opened_total')" = "$before_other" ] ||
     fail "the download from $ns went through the other relay's NAT"
 done
 pass "each VM reaches the internet host through its own relay's NAT: ping, 4 MiB TCP"

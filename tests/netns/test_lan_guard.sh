@@ -135,7 +135,7 @@ ip netns exec "$NS_VMA" ping -c 100 -i 0.01 -W 1 "$IP_B" >"$TMP/ping-quiet.out" 
 quiet_loss=$(loss_of <"$TMP/ping-quiet.out" || true)
 quiet_rtt=$(grep -o 'rtt [^=]*= [0-9.]*/[0-9.]*' "$TMP/ping-quiet.out" | awk -F/ '{print $NF}' || true)
 limited0=$(metric 'wtrelay_storm_control_drops_total{reason="rate_limited"}')
-copies0=$(metric 'wtrelay_switch_frames_total{kind="flood_copy"}')
+copies0=$(metric 'wtrelay_switch_flood_copies_total')
 qfull0=$(metric 'wtrelay_quic_datagrams_dropped_total{reason="queue_full"}')
 ip netns exec "$NS_VMC" timeout 40 python3 "$HERE/rawframes.py" storm vmc 9 >"$TMP/storm.out" 2>&1 &
 STORM=$!
@@ -147,7 +147,7 @@ storm_sent=$(tail -1 "$TMP/storm.out")
 storm_loss=$(loss_of <"$TMP/ping-storm.out" || true)
 storm_rtt=$(grep -o 'rtt [^=]*= [0-9.]*/[0-9.]*' "$TMP/ping-storm.out" | awk -F/ '{print $NF}' || true)
 limited=$(( $(metric 'wtrelay_storm_control_drops_total{reason="rate_limited"}') - limited0 ))
-copies=$(( $(metric 'wtrelay_switch_frames_total{kind="flood_copy"}') - copies0 ))
+copies=$(( $(metric 'wtrelay_switch_flood_copies_total') - copies0 ))
 qfull=$(( $(metric 'wtrelay_quic_datagrams_dropped_total{reason="queue_full"}') - qfull0 ))
 figure "broadcast storm: C wrote $storm_sent 1514-byte broadcasts in 9 s into a room of $sessions sessions; A->B ping -i 0.01 -c 500: loss ${storm_loss:-?} %, avg rtt ${storm_rtt:-?} ms (before the storm: loss $quiet_loss %, avg rtt $quiet_rtt ms); flood copies made $copies, floods rate-limited $limited, datagrams dropped at full queues $qfull"
 expect "$(le "${storm_loss:-100}" 1)" "A<->B ping under C's storm: ${storm_loss:-?} % loss (at most 1 %)"

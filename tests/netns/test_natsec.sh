@@ -228,10 +228,10 @@ ip netns exec "$NS_R" python3 -c '
 import urllib.request
 print(urllib.request.urlopen("http://127.0.0.1:9099/metrics", timeout=5).read().decode())' \
   >"$TMP/metrics.txt" || fail "/metrics"
-grep -E '^wtrelay_(nat_security_total|host_local_routes)' "$TMP/metrics.txt" || true
-check grep -q '^wtrelay_nat_security_total{event="udp_filtered"} [1-9]' "$TMP/metrics.txt" ||
+grep -E '^wtrelay_(nat_refused_total|host_local_routes|host_route_monitor)' "$TMP/metrics.txt" || true
+check grep -q '^wtrelay_nat_refused_total{reason="udp_filtered"} [1-9]' "$TMP/metrics.txt" ||
   fail "/metrics: no udp_filtered"
-check grep -q '^wtrelay_nat_security_total{event="local_refused"} [1-9]' "$TMP/metrics.txt" ||
+check grep -q '^wtrelay_nat_refused_total{reason="local"} [1-9]' "$TMP/metrics.txt" ||
   fail "/metrics: no local_refused"
 check grep -q '^wtrelay_host_local_routes [1-9]' "$TMP/metrics.txt" || fail "/metrics: no local routes"
 kill -TERM "$RELAY_PID"

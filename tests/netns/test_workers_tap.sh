@@ -95,8 +95,8 @@ wait "$SERVER" || fail "TCP receiver failed: $(cat "$TMP/server.log")"
 [ "$(sha256sum "$TMP/recv" | cut -d' ' -f1)" = "$want" ] ||
   fail "TCP transfer corrupted or incomplete ($(stat -c %s "$TMP/recv") bytes)"
 pass "8 MiB over TCP between the VMs across workers, exact bytes"
-[ "$(metric 'wtrelay_worker_ring_frames_total{worker="0",event="pushed"}')" -gt 0 ] &&
-  [ "$(metric 'wtrelay_worker_ring_frames_total{worker="1",event="pushed"}')" -gt 0 ] ||
+[ "$(metric 'wtrelay_worker_ring_frames_total{worker="0",dir="out"}')" -gt 0 ] &&
+  [ "$(metric 'wtrelay_worker_ring_frames_total{worker="1",dir="out"}')" -gt 0 ] ||
   fail "frames did not cross the worker rings both ways"
 
 # the internet host: a 4 MiB download server
