@@ -23,12 +23,14 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
+#include "wtrelay/hist.h"
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
 #include "wtrelay/lease.h"
 #include "wtrelay/ops.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/relay.h"
+#include "wtrelay/roomdir.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
@@ -43,7 +45,15 @@ struct metrics_gauges {
 };
 extern const struct counter_table metrics_gauge_table;
 
-/* Everything one worker counts (see the top of this file). */
+/* A worker's latency histograms (fixed buckets, summed like counters):
+ * QUIC accepted to handshake completed, session opened to its first
+ * Assigned, session opened to its end. Not in the exit log. */
+struct metrics_hists {
+  struct hist handshake, reg, session;
+};
+
+/* Everything one worker counts (see the top of this file): the parts
+ * (each with its table), then the histograms. */
 struct metrics_worker {
   struct metrics_gauges gauges;
   struct timer_stats timers;
@@ -57,6 +67,7 @@ struct metrics_worker {
   struct chunk_counters chunk;
   struct gateway_counters gw;
   struct hostaddr_counters hostaddr;
+  struct metrics_hists hist; /* last: no part of the exit log */
 };
 
 /* The parts of struct metrics_worker: each one's table and offset, in
@@ -101,11 +112,27 @@ struct metrics_src {
   uint64_t start_time;
   uint64_t cert_reloads, cert_reload_failures;
   uint32_t certs_live; /* shared certificate objects (in use and retired) */
+  /* the room directory (the caller holds its lock): sessions per room;
+   * NULL for none */
+  const struct roomdir *dir;
 };
 
 void metrics_write(struct ops_buf *b, const struct metrics_src *m);
 /* Writes one more counter table's exported rows (a process-wide struct
  * such as the federation's, read once). */
 void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const void *ctr);
+
+/* Writes wtrelay_build_info (the version of the relay and of the
+ * libraries it runs with) and the process_* families (CPU time, resident
+ * memory, open descriptors, start time) read from /proc/self now; a
+ * /proc file that cannot be read leaves its family out.
+ * (metrics_process.c) */
+void metrics_process_write(struct ops_buf *b);
+
+/* Copies s into dst (cap bytes, NUL-terminated) as a Prometheus label
+ * value: backslash, double quote and newline escaped, each byte that is no
+ * part of valid UTF-8 replaced by U+FFFD; an escape or character that does
+ * not fit is left out whole. Returns the length written. */
+size_t metrics_label_escape(char *dst, size_t cap, const char *s);
 
 #endif

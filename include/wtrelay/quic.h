@@ -46,6 +46,7 @@
 #include <sys/uio.h>
 
 #include "wtrelay/counter.h"
+#include "wtrelay/hist.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
@@ -292,6 +293,7 @@ struct quic_endpoint {
   bool accepting;
   struct log_ratelimit rl;
   struct quic_counters ctr;
+  struct hist handshake_hist; /* accepted to handshake completed (server) */
 };
 
 void quic_params_default(struct quic_params *p);

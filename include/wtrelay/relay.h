@@ -73,6 +73,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
+#include "wtrelay/hist.h"
 #include "wtrelay/ippool.h"
 #include "wtrelay/languard.h"
 #include "wtrelay/lease.h"
@@ -178,6 +179,7 @@ struct relay_peer {
   uint8_t mac[6];
   uint32_t ip; /* host order */
   uint64_t created_ns, last_seen_ns;
+  bool assigned; /* an Assigned was sent (register_hist counted it) */
   uint32_t errors_sent;
   struct h3_session *sess;
   struct relay *relay;
@@ -270,6 +272,8 @@ struct relay {
   struct log_ratelimit rl;
   struct log_ratelimit rl_summary; /* one line per session end */
   struct relay_counters ctr;
+  /* session opened to its first Assigned; session opened to its end */
+  struct hist register_hist, session_hist;
   struct switch_table sw;
   struct chunk_pool chunks;
   struct timer age_timer; /* MAC aging and chunk expiry, every second */

@@ -70,6 +70,9 @@ struct roomdir_room {
   _Atomic uint64_t copy_set[ROOMDIR_COPY_WORDS];
   char name[256];
   struct ippool pool;
+  /* registered sessions over every worker (each relay adds its own,
+   * relaxed); read by /metrics under the lock */
+  _Atomic uint32_t sessions;
 };
 
 /* The room-creation rate of one client: a GCRA. tat_ns is the theoretical

@@ -1138,6 +1138,7 @@ static void route_metrics(void *ctx, struct ops_buf *b)
   };
   roomdir_lock(&p->dir); /* the lease table is shared */
   m.leases = p->dir.leases ? p->dir.leases : &s->relay.leases;
+  m.dir = &p->dir;
   if (p->nworkers > 1)
     m.rooms = p->dir.nrooms; /* rooms, not copies */
   metrics_write(b, &m);

@@ -14,8 +14,11 @@
 #include "wtrelay/metrics.h"
 
 #include <inttypes.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "wtrelay/timeunit.h"
 
 /* The writer's state: the family whose header was written last, so that a
  * family two tables share (storm control: the relay's and the switch's)
@@ -64,6 +67,40 @@ void metrics_table_write(struct ops_buf *b, const struct counter_table *t, const
 {
   struct w w = {.b = b};
   table(&w, t, ctr);
+}
+
+/* A Prometheus histogram: cumulative buckets up to each bound (seconds),
+ * +Inf, the sum in seconds and the count. */
+static void histogram(struct w *w, const char *name, const char *help, const struct hist *h,
+                      const uint64_t *bounds)
+{
+  family(w, name, "histogram", help);
+  uint64_t cum = 0;
+  for (int i = 0; i < HIST_BUCKETS; i++) {
+    cum += h->n[i];
+    ops_buf_printf(w->b, "%s_bucket{le=\"%.9g\"} %" PRIu64 "\n", name,
+                   (double)bounds[i] / (double)NS_PER_S, cum);
+  }
+  ops_buf_printf(w->b, "%s_bucket{le=\"+Inf\"} %" PRIu64 "\n", name, h->count);
+  ops_buf_printf(w->b, "%s_sum %" PRIu64 ".%09" PRIu64 "\n%s_count %" PRIu64 "\n", name,
+                 (uint64_t)(h->sum_ns / NS_PER_S), (uint64_t)(h->sum_ns % NS_PER_S), name,
+                 h->count);
+}
+
+/* Registered sessions per room, over every worker: one sample per room in
+ * use (at most --max-rooms); the name is the peer's, escaped. */
+static void room_sessions(struct w *w, const struct roomdir *d)
+{
+  family(w, "wtrelay_room_sessions", "gauge", "registered sessions of each room in use");
+  for (uint32_t i = 0; i < d->max_rooms; i++) {
+    const struct roomdir_room *r = &d->rooms[i];
+    if (!r->used)
+      continue;
+    char name[3 * sizeof(r->name)];
+    metrics_label_escape(name, sizeof(name), r->name);
+    ops_buf_printf(w->b, "wtrelay_room_sessions{room=\"%s\"} %u\n", name,
+                   atomic_load_explicit(&r->sessions, memory_order_relaxed));
+  }
 }
 
 /* ---- a worker's gauges and parts ---- */
@@ -127,6 +164,9 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
   mw->sw = r->sw.ctr;
   memcpy(&mw->sw_kind, r->sw.kind, sizeof(mw->sw_kind));
   mw->chunk = r->chunks.ctr;
+  mw->hist.handshake = s->quic->handshake_hist;
+  mw->hist.reg = r->register_hist;
+  mw->hist.session = r->session_hist;
   if (s->auth)
     mw->auth = s->auth->ctr;
   if (s->hostaddr)
@@ -172,6 +212,8 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
         "certificates in memory: the one in use and retired ones live connections still use",
         m->certs_live);
   gauge(&w, "wtrelay_start_time_seconds", "start of the process, unix time", m->start_time);
+  if (m->dir)
+    room_sessions(&w, m->dir);
   family(&w, "wtrelay_certificate_reloads_total", "counter", "certificate reload attempts");
   sample(&w, "wtrelay_certificate_reloads_total", "result=\"ok\"", m->cert_reloads);
   sample(&w, "wtrelay_certificate_reloads_total", "result=\"failed\"", m->cert_reload_failures);
@@ -180,6 +222,15 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   table(&w, &io_counter_table, &s->io);
   table(&w, &quic_counter_table, &s->quic);
   table(&w, &h3_counter_table, &s->h3);
+  histogram(&w, "wtrelay_quic_handshake_duration_seconds",
+            "QUIC connection accepted to its handshake completed", &s->hist.handshake,
+            hist_bounds_fast);
+  histogram(&w, "wtrelay_register_duration_seconds",
+            "WebTransport session opened to its first Assigned sent", &s->hist.reg,
+            hist_bounds_fast);
+  histogram(&w, "wtrelay_session_duration_seconds",
+            "WebTransport sessions at their end: opened to closed", &s->hist.session,
+            hist_bounds_long);
 
   /* access control (auth.c): every refusal reason, even at zero */
   if (m->auth)
@@ -203,4 +254,6 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   /* the ops listener itself */
   if (m->ops)
     table(&w, &ops_counter_table, m->ops);
+
+  metrics_process_write(b);
 }

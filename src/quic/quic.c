@@ -573,6 +573,8 @@ static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
   struct quic_endpoint *ep = c->ep;
   c->handshake_done = true;
   ep->ctr.handshakes++;
+  if (ep->is_server)
+    hist_observe(&ep->handshake_hist, hist_bounds_fast, now_ns(c) - c->created_ns);
   hs_done(c);
   conn_validated(c);
   if (c->refuse)

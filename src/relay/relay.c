@@ -654,6 +654,17 @@ static void peer_log(struct relay *r, struct relay_peer *p, const char *msg, con
            LOG_Q(peer_name(r, p)), LOG_Q(detail), sup);
 }
 
+/* Registered sessions of a room over every worker (the directory's
+ * count, read by /metrics). */
+static void room_sessions_add(struct relay *r, uint32_t room, int delta)
+{
+  _Atomic uint32_t *n = &r->dir->rooms[r->rooms[room].gid].sessions;
+  if (delta > 0)
+    atomic_fetch_add_explicit(n, 1, memory_order_relaxed);
+  else
+    atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
+}
+
 static void peer_unregister(struct relay *r, struct relay_peer *p)
 {
   chunk_owner_release(&r->chunks, &p->chunks);
@@ -669,6 +680,7 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
   p->registered = false;
   p->room = RELAY_NO_ROOM;
   r->rooms[room].npeers--;
+  room_sessions_add(r, room, -1);
   room_drop_if_empty(r, room);
 }
 
@@ -1238,6 +1250,7 @@ static bool register_attach(struct relay *r, struct relay_peer *p, uint32_t room
   p->new_room = false;
   p->room = room;
   r->rooms[room].npeers++;
+  room_sessions_add(r, room, 1);
   p->ip = ip;
   memcpy(p->mac, mac, 6);
   log_info("peer registered", "peer=%u room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ip=%u.%u.%u.%u",
@@ -1253,6 +1266,10 @@ static void send_assigned(struct relay *r, struct relay_peer *p)
   char buf[256];
   send_ctrl(r, p, buf, bavy_write_assigned(buf, sizeof(buf), ipb, r->gateway, r->netmask, r->dns));
   r->ctr.assigned++;
+  if (!p->assigned) {
+    p->assigned = true;
+    hist_observe(&r->register_hist, hist_bounds_fast, *r->now - p->created_ns);
+  }
 }
 
 /* ---- cluster leases (relays federated) ----
@@ -1725,6 +1742,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
   if (!p)
     return;
   s->app_data = NULL;
+  hist_observe(&r->session_hist, hist_bounds_long, *r->now - p->created_ns);
   uint32_t sup;
   if (log_ratelimit_allow(&r->rl_summary, *r->now, &sup)) {
     char addr[64] = "?";

@@ -89,8 +89,8 @@ Test(counter, every_table_names_every_field_once)
 }
 
 /* The parts of what a worker counts (the unit of the snapshot, the sum
- * and the exit log) tile struct metrics_worker: no gap a counter could
- * hide in, no overlap counted twice. */
+ * and the exit log) tile struct metrics_worker up to its histograms, which
+ * end it: no gap a counter could hide in, no overlap counted twice. */
 Test(counter, worker_parts_tile_the_worker_struct)
 {
   size_t at = 0;
@@ -98,7 +98,8 @@ Test(counter, worker_parts_tile_the_worker_struct)
     cr_assert_eq(metrics_worker_parts[i].off, at, "part %zu", i);
     at += metrics_worker_parts[i].t->size;
   }
-  cr_assert_eq(at, sizeof(struct metrics_worker));
+  cr_assert_eq(at, offsetof(struct metrics_worker, hist));
+  cr_assert_eq(at + sizeof(struct metrics_hists), sizeof(struct metrics_worker));
 }
 
 /* A family two tables share is written once: storm control ends the
