@@ -72,6 +72,28 @@ bad=$(grep -vE '^#' "$TMP/metrics.txt" | grep -oE 'dir="[^"]*"' | sort -u | grep
 [ "$(metric wtrelay_quic_connections_accepted_total)" -ge "$N" ] || fail "connections accepted"
 pass "no event=/direction= labels; dir is in|out only"
 
+# The dashboard (docs/grafana-wtrelay.json): valid JSON, every query
+# parses (promtool check rules on them as recording rules), and every
+# family it reads is one /metrics serves (federation's only with NATS).
+SOURCE_DIR=${SOURCE_DIR:-$(cd "$(dirname "$0")/../.." && pwd)}
+python3 - "$SOURCE_DIR/docs/grafana-wtrelay.json" "$TMP/metrics.txt" >"$TMP/rules.yml" 2>"$TMP/dash.err" <<'PY' ||
+import json, re, sys
+d = json.load(open(sys.argv[1]))
+served = {l.split()[2] for l in open(sys.argv[2]) if l.startswith("# TYPE ")}
+exprs = [t["expr"] for p in d["panels"] for t in p.get("targets", [])]
+assert len(exprs) >= 20, "only %d queries" % len(exprs)
+print("groups:\n- name: dashboard\n  rules:")
+for i, e in enumerate(exprs):
+    for m in re.findall(r"\b((?:wtrelay|process)_[a-z0-9_]+)", e):
+        fam = re.sub(r"_bucket$", "", m)
+        assert fam in served or re.match(r"wtrelay_(fed|nats)_", fam), "not served: " + m
+    e = e.replace("$__rate_interval", "5m").replace("$instance", ".*")
+    print("  - record: dashboard:q%d\n    expr: %s" % (i, json.dumps(e)))
+PY
+  fail "dashboard: $(cat "$TMP/dash.err")"
+promtool check rules "$TMP/rules.yml" >"$TMP/rules.out" 2>&1 || fail "dashboard queries: $(cat "$TMP/rules.out")"
+pass "docs/grafana-wtrelay.json: valid JSON, $(grep -c record: "$TMP/rules.yml") queries parse, all read served families"
+
 # histogram: name -> checks cumulative buckets, +Inf = _count; prints _count
 histogram() {
   python3 - "$1" "$TMP/metrics.txt" <<'PY'
