@@ -34,6 +34,7 @@ enum opt_kind {
   OPT_BIND,
   OPT_PATH,
   OPT_LOGLEVEL,
+  OPT_LOGFORMAT,
   OPT_RETRY, /* auto|always|never into a uint8_t */
   OPT_MAC,
   OPT_FLAG,
@@ -78,6 +79,8 @@ static const struct opt opts[] = {
     {"log-level", 0, "RELAY_LOG", OPT_LOGLEVEL, 0, 0, OFF(log_level),
      "error, warn, info or debug (default info; RUST_LOG is read when RELAY_LOG "
      "is unset)"},
+    {"log-format", 0, "RELAY_LOG_FORMAT", OPT_LOGFORMAT, 0, 0, OFF(log_json),
+     "logfmt or json: one key=value line, or one JSON object per line (default logfmt)"},
     {"max-sessions", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions),
      "maximum concurrent QUIC connections (default 4096)"},
     {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
@@ -541,6 +544,11 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
       }
     return fail(err, errlen, "%s: expected auto, always or never, got '%s'", origin, val);
   }
+  case OPT_LOGFORMAT:
+    if (strcmp(val, "logfmt") != 0 && strcmp(val, "json") != 0)
+      return fail(err, errlen, "%s: expected logfmt or json, got '%s'", origin, val);
+    *(bool *)field = strcmp(val, "json") == 0;
+    return 0;
   case OPT_LOGLEVEL: {
     enum log_level lvl;
     if (log_level_parse(val, &lvl))
