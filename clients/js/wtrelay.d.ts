@@ -46,7 +46,7 @@ export interface Counters {
   /** partial frames dropped: aged, evicted, inconsistent or too big */
   reassemblyDrops: number;
   chunkDuplicates: number;
-  /** frames not sent: no registered session, or longer than 255 chunks */
+  /** frames not sent: no registered session, over 256 datagrams queued, or longer than 255 chunks */
   sendDrops: number;
   /** datagrams with an unknown type byte, short chunks, unparsable control JSON */
   badDatagrams: number;
@@ -87,7 +87,7 @@ export class WtRelay extends EventTarget {
   dns: number[] | null;
   state: NicState;
   readonly counters: Counters;
-  /** Sends one Ethernet frame (whole or chunked); false when dropped. */
+  /** Sends one Ethernet frame (whole or chunked); false when dropped (no session, queue full, too long). */
   send(frame: Uint8Array): boolean;
   /** Replaces the session at once, keeping the MAC (and normally the IP). */
   reconnect(): void;

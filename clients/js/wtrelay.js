@@ -21,6 +21,7 @@ const T_CHUNK = 0x02;
 const CHUNK_HDR = 4;
 const CHUNK_DATA_MAX = 900;
 const REGISTER_RETRY_MS = 4000; // longer than the relay's takeover probe (at most 3 s)
+const SEND_QUEUE_MAX = 256; // datagrams waiting in the browser's queue before frames are dropped
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -131,6 +132,7 @@ export class WtRelay extends EventTarget {
   /** the live session: {wt, writer, reader, lastRx, unanswered, waiter, lost} or null */
   #link = null;
   #heartbeat = 0;
+  #wake = () => {};
   #chunkId = 0;
   /** @type {Map<number, {total: number, parts: Uint8Array[], got: number, bytes: number, t0: number}>} */
   #reasm = new Map();
@@ -184,19 +186,26 @@ export class WtRelay extends EventTarget {
       chunkDuplicates: 0, sendDrops: 0, badDatagrams: 0, heartbeats: 0, heartbeatAcks: 0, reconnects: 0,
     };
     this.#heartbeat = setInterval(() => this.#tick(), this.#opt.heartbeatMs);
+    // a tab shown again or a network back: check the session at once
+    this.#wake = () => { if (typeof document === 'undefined' || document.visibilityState !== 'hidden') this.#tick(); };
+    globalThis.addEventListener?.('online', this.#wake);
+    globalThis.document?.addEventListener('visibilitychange', this.#wake);
   }
 
   /**
    * Sends one Ethernet frame (destination MAC first, no FCS). Returns false
-   * when it was dropped: no registered session (during a reconnect), or
-   * longer than 255 chunks. Datagrams are unreliable: true means handed to
+   * when it was dropped: no registered session (during a reconnect), more
+   * than 256 datagrams already waiting in the browser, or longer than 255
+   * chunks. Datagrams are unreliable: true means handed to
    * the browser, not delivered.
    * @param {Uint8Array} frame
    * @returns {boolean}
    */
   send(frame) {
     const link = this.#link;
-    if (!link || this.state !== 'registered' || frame.length === 0) {
+    // A page sending faster than the path carries would queue without
+    // bound in the writable stream: drop instead, as a full NIC queue does.
+    if (!link || this.state !== 'registered' || frame.length === 0 || link.writer.desiredSize < -SEND_QUEUE_MAX) {
       this.counters.sendDrops++;
       return false;
     }
@@ -481,6 +490,8 @@ export class WtRelay extends EventTarget {
 
   #finish(code, reason) {
     clearInterval(this.#heartbeat);
+    globalThis.removeEventListener?.('online', this.#wake);
+    globalThis.document?.removeEventListener('visibilitychange', this.#wake);
     this.#reasm.clear();
     if (this.state === 'closed') return;
     this.#setState('closed', { code, reason });

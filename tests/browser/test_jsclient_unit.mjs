@@ -19,6 +19,7 @@ class FakeWT {
   static maxDatagramSize = 1201;
   static refuse = null;
   static silent = false;
+  static stall = false;
   constructor(url, init) {
     this.url = url;
     this.init = init;
@@ -30,7 +31,13 @@ class FakeWT {
     this.datagrams = {
       maxDatagramSize: FakeWT.maxDatagramSize,
       readable: new ReadableStream({ start(c) { self.ctl = c; } }),
-      writable: new WritableStream({ write(d) { self.sent.push(d); self.answer(d); } }),
+      writable: new WritableStream({
+        write(d) {
+          self.sent.push(d);
+          self.answer(d);
+          if (FakeWT.stall) return new Promise(() => {}); // a path that carries nothing more
+        },
+      }),
     };
   }
   answer(d) {
@@ -62,6 +69,7 @@ const base = { url: 'https://127.0.0.1:4433/unit', certHash: 'ab'.repeat(32), ma
 let n = 0;
 async function test(name, fn) {
   FakeWT.all = []; FakeWT.maxDatagramSize = 1201; FakeWT.refuse = null; FakeWT.silent = false;
+  FakeWT.stall = false;
   await fn();
   console.log(`ok ${++n} - ${name}`);
 }
@@ -114,6 +122,16 @@ await test('with a small maxDatagramSize the chunks shrink to fit it', async () 
   const out = wt.sent.slice(from);
   assert.deepEqual(out.map((d) => d.length), [600, 600, 1514 - 2 * 595 + 5]);
   assert.ok(out.every((d) => d[4] === 3));
+  nic.close();
+});
+
+await test('frames are dropped, not queued without bound, when the path does not take them', async () => {
+  const nic = await WtRelay.connect(base);
+  FakeWT.stall = true;
+  let sent = 0;
+  for (let i = 0; i < 400; i++) sent += nic.send(fill(60, i)) ? 1 : 0;
+  assert.ok(sent >= 256 && sent < 300, `${sent} sent`);
+  assert.equal(nic.counters.sendDrops, 400 - sent);
   nic.close();
 });
 
