@@ -284,7 +284,8 @@ export class WtRelay extends EventTarget {
     }
     const init = hash ? { serverCertificateHashes: [{ algorithm: 'sha-256', value: hashBytes(hash) }] } : {};
     const wt = new WebTransport(this.#opt.url, init);
-    const link = { wt, writer: null, reader: null, lastRx: performance.now(), unanswered: null, waiter: null, lost: false };
+    const link = { wt, writer: null, reader: null, lastRx: performance.now(), unanswered: null, waiter: null, lost: false,
+      reregisters: 0 };
     wt.ready.catch(() => { /* reported by the wait below */ });
     wt.closed.then((info) => this.#lost(link, info && info.closeCode || 0, info && info.reason || ''),
       (e) => this.#lost(link, 0, String(e && e.message || e)));
@@ -354,8 +355,14 @@ export class WtRelay extends EventTarget {
     } else if (msg.type === 'HeartbeatAck') {
       this.counters.heartbeatAcks++;
     } else if (msg.type === 'Error') {
-      this.dispatchEvent(new CustomEvent('error', { detail: { message: String(msg.message) } }));
-      if (link.waiter) link.waiter(new Error(`relay: ${msg.message}`));
+      const message = String(msg.message);
+      this.dispatchEvent(new CustomEvent('error', { detail: { message } }));
+      // federated relays: the address offered is taken, the next try gets another
+      if (link.waiter && /register again/.test(message) && link.reregisters++ < 3) {
+        this.#control(link, { type: 'Register', mac: Array.from(this.mac) });
+      } else if (link.waiter) {
+        link.waiter(new Error(`relay: ${message}`));
+      }
     }
   }
 
@@ -457,7 +464,9 @@ export class WtRelay extends EventTarget {
     if (this.#link !== link) return;
     this.#link = null;
     if (this.state === 'closed') return;
-    if (!this.#opt.reconnect) {
+    // Another session registered this MAC (another tab, another relay) and
+    // this one failed the relay's probe: taking it back would fight it.
+    if (!this.#opt.reconnect || /^MAC taken over/.test(reason)) {
       this.#finish(code, reason);
       return;
     }

@@ -20,6 +20,7 @@ class FakeWT {
   static refuse = null;
   static silent = false;
   static stall = false;
+  static refuseTimes = Infinity;
   constructor(url, init) {
     this.url = url;
     this.init = init;
@@ -44,7 +45,8 @@ class FakeWT {
     if (d[0] !== 0 || FakeWT.silent) return;
     const m = JSON.parse(dec.decode(d.subarray(1)));
     if (m.type === 'Register') {
-      this.control(FakeWT.refuse ? { type: 'Error', message: FakeWT.refuse }
+      const refuse = FakeWT.refuse && FakeWT.refuseTimes-- > 0;
+      this.control(refuse ? { type: 'Error', message: FakeWT.refuse }
         : { type: 'Assigned', ip: [10, 0, 2, 254 - FakeWT.all.indexOf(this) % 2], gateway: [10, 0, 2, 2],
           netmask: [255, 255, 255, 0], dns: [10, 0, 2, 3] });
     } else if (m.type === 'Heartbeat') {
@@ -69,7 +71,7 @@ const base = { url: 'https://127.0.0.1:4433/unit', certHash: 'ab'.repeat(32), ma
 let n = 0;
 async function test(name, fn) {
   FakeWT.all = []; FakeWT.maxDatagramSize = 1201; FakeWT.refuse = null; FakeWT.silent = false;
-  FakeWT.stall = false;
+  FakeWT.stall = false; FakeWT.refuseTimes = Infinity;
   await fn();
   console.log(`ok ${++n} - ${name}`);
 }
@@ -190,6 +192,25 @@ await test('an Error to Register rejects connect; a later Error is an error even
   assert.deepEqual(errors, ['MAC address reserved']);
   assert.equal(nic.state, 'registered');
   nic.close();
+});
+
+await test('"register again" (federated relays) registers again on the same session', async () => {
+  FakeWT.refuse = 'address conflict between relays, register again';
+  FakeWT.refuseTimes = 2;
+  const nic = await WtRelay.connect(base);
+  assert.equal(FakeWT.all.length, 1);
+  assert.equal(FakeWT.all[0].sent.filter((d) => dec.decode(d).includes('Register')).length, 3);
+  nic.close();
+  FakeWT.refuseTimes = 4; // at most 3 more tries on one session
+  await assert.rejects(WtRelay.connect(base), /register again/);
+});
+
+await test('a session closed because its MAC was taken over closes the NIC (no fight for the MAC)', async () => {
+  const nic = await WtRelay.connect({ ...base, reconnect: { minMs: 10, maxMs: 10 } });
+  FakeWT.all[0].close({ reason: 'MAC taken over by a new session' });
+  await tick(50);
+  assert.equal(nic.state, 'closed');
+  assert.equal(FakeWT.all.length, 1);
 });
 
 await test('heartbeats on the timer; a closed session is replaced with the same MAC', async () => {
