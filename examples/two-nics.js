@@ -97,12 +97,15 @@ class Host {
     return p.senderMac;
   }
 
-  // Pings ip once; resolves with the round-trip time in ms.
-  async ping(ip) {
+  // Pings ip once with size bytes of ICMP data (1472 makes a full
+  // 1514-byte frame, which travels as chunks); resolves with the
+  // round-trip time in ms.
+  async ping(ip, size = 56) {
     const mac = await this.resolve(ip);
     const seq = ++this.seq;
     const id = 0x5700 + this.name.charCodeAt(0);
-    const data = new TextEncoder().encode(`wtrelay example ping ${this.name} ${seq}`);
+    const data = new Uint8Array(size);
+    data.set(new TextEncoder().encode(`wtrelay example ping ${this.name} ${seq}`).subarray(0, size));
     const t0 = performance.now();
     const req = pk.icmpEcho(8, this.nic.mac, this.nic.ip, mac, ip, id, seq, data);
     await this.exchange(req, (x) => x.kind === 'icmp' && x.icmpType === 0 && x.id === id && x.seq === seq &&
@@ -126,12 +129,13 @@ async function pingAll(hosts) {
   const jobs = [];
   for (const h of hosts) {
     const peer = hosts.find((x) => x !== h);
-    for (const [kind, ip] of [['gateway', h.nic.gateway], ['peer', peer.nic.ip]]) {
-      jobs.push(h.ping(ip).then((ms) => {
-        body.append(row([h.name, `${kind} ${formatAddress(ip)}`, `reply in ${ms.toFixed(1)} ms`]));
+    for (const [kind, ip, size] of [['gateway', h.nic.gateway, 56], ['peer', peer.nic.ip, 1472]]) {
+      const to = `${kind} ${formatAddress(ip)}, ${size} bytes`;
+      jobs.push(h.ping(ip, size).then((ms) => {
+        body.append(row([h.name, to, `reply in ${ms.toFixed(1)} ms`]));
       }, (e) => {
         results[kind] = false;
-        body.append(row([h.name, `${kind} ${formatAddress(ip)}`, String(e.message)]));
+        body.append(row([h.name, to, String(e.message)]));
       }));
     }
   }
