@@ -38,10 +38,10 @@ USER 10001:10001
 # BPF steering of datagrams to workers needs CAP_BPF, which a non-root USER
 # never gets effective, and bpf() in the seccomp profile; without them the
 # relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
-# 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
+# 4433/udp: WebTransport. 8433/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
-EXPOSE 4433/udp 9090/tcp
+EXPOSE 4433/udp 8433/tcp
 # No curl in the image: the binary probes itself.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:9090/healthz"]
+  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:8433/healthz"]
 ENTRYPOINT ["/usr/local/bin/wtrelay"]
