@@ -7,7 +7,7 @@ CI         ?=
 WERROR     := $(if $(filter true 1 yes,$(CI)),ON,OFF)
 ARGS       ?=
 
-.PHONY: all build deps deps-runtime run test unit fuzz-build fuzz clean asan asan-build
+.PHONY: all build deps deps-runtime run test unit fuzz-build fuzz clean asan asan-build demo
 
 all: build
 
@@ -30,6 +30,10 @@ run: deps-runtime
 	@cmake -S . -B $(BUILD) -DWERROR=$(WERROR) -DBUILD_TESTING=$(RUN_TESTING) >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS) --target wtrelay
 	./$(BUILD)/wtrelay $(ARGS)
+
+# The JavaScript client's example page against a local relay: prints the URL.
+demo: build
+	@bash scripts/demo.sh
 
 fuzz-build:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DFUZZ=ON -DWERROR=$(WERROR) >/dev/null

@@ -47,6 +47,7 @@ struct config {
   uint32_t heartbeat_interval_s;    /* --heartbeat-interval, 30 */
   uint32_t peer_timeout_s;          /* --peer-timeout, 150 */
   uint32_t register_timeout_s;      /* --register-timeout, 30 */
+  bool log_json;                    /* --log-format json */
   enum log_level log_level;         /* --log-level / RELAY_LOG / RUST_LOG, info */
   char log_note[256];               /* what RUST_LOG had that was ignored, "" = none */
   uint32_t max_sessions;            /* --max-sessions, 4096 */

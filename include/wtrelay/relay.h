@@ -269,6 +269,7 @@ struct relay {
   struct timer sweep;
   struct log_ratelimit rl;
   struct log_ratelimit rl_summary; /* one line per session end */
+  struct log_ratelimit rl_open;    /* one line per session opened */
   struct relay_counters ctr;
   struct switch_table sw;
   struct chunk_pool chunks;

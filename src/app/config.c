@@ -39,6 +39,7 @@ enum opt_kind {
   OPT_BIND,
   OPT_PATH,
   OPT_LOGLEVEL,
+  OPT_LOGFORMAT,
   OPT_RETRY, /* auto|always|never into a uint8_t */
   OPT_MAC,
   OPT_FLAG,
@@ -56,6 +57,7 @@ enum opt_kind {
 
 /* The headings of --help and the man page, in their order. */
 enum opt_group {
+  G_OTHER, /* an entry without a heading: listed last, under "Other" (test_cli fails) */
   G_NET,
   G_CERT,
   G_ROOMS,
@@ -70,8 +72,9 @@ enum opt_group {
 };
 
 static const char *const group_names[G_COUNT] = {
-    "Network",        "Certificates", "Rooms and addresses", "Limits and shares", "NAT and DNS",
-    "Access control", "Operations",   "Federation",          "Workers",           "Logging"};
+    "Other",       "Network",        "Certificates", "Rooms and addresses", "Limits and shares",
+    "NAT and DNS", "Access control", "Operations",   "Federation",          "Workers",
+    "Logging"};
 
 struct opt {
   const char *flag;
@@ -106,6 +109,9 @@ static const struct opt opts[] = {
      "error, warn, info or debug (default info; RUST_LOG is read when RELAY_LOG "
      "is unset)",
      G_LOG, NULL},
+    {"log-format", 0, "RELAY_LOG_FORMAT", OPT_LOGFORMAT, 0, 0, OFF(log_json),
+     "logfmt or json: one key=value line, or one JSON object per line (default logfmt)", G_LOG,
+     "FORMAT"},
     {"max-sessions", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions),
      "maximum concurrent QUIC connections (default 4096)", G_LIMITS, NULL},
     {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
@@ -600,6 +606,11 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
       }
     return fail(err, errlen, "%s: expected auto, always or never, got '%s'", origin, val);
   }
+  case OPT_LOGFORMAT:
+    if (strcmp(val, "logfmt") != 0 && strcmp(val, "json") != 0)
+      return fail(err, errlen, "%s: expected logfmt or json, got '%s'", origin, val);
+    *(bool *)field = strcmp(val, "json") == 0;
+    return 0;
   case OPT_LOGLEVEL: {
     enum log_level lvl;
     if (log_level_parse(val, &lvl))
@@ -900,6 +911,8 @@ static const char *kind_metavar(enum opt_kind k)
     return "FILE";
   case OPT_LOGLEVEL:
     return "LEVEL";
+  case OPT_LOGFORMAT:
+    return "FORMAT";
   case OPT_RETRY:
     return "MODE";
   case OPT_MAC:
@@ -929,6 +942,8 @@ static const char *kind_choices(enum opt_kind k)
     return "error warn info debug";
   if (k == OPT_RETRY)
     return "auto always never";
+  if (k == OPT_LOGFORMAT)
+    return "logfmt json";
   return NULL;
 }
 
@@ -958,9 +973,10 @@ void config_cli_page(struct cli_page *p)
 {
   static struct cli_flag flags[NOPTS];
   size_t n = 0;
-  for (int g = 0; g < G_COUNT; g++)
+  for (int k = 1; k <= G_COUNT; k++) /* G_NET first, G_OTHER last */
     for (size_t i = 0; i < NOPTS; i++) {
       const struct opt *o = &opts[i];
+      int g = k % G_COUNT;
       if (o->group != (enum opt_group)g)
         continue;
       flags[n++] = (struct cli_flag){

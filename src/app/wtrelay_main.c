@@ -105,6 +105,7 @@ int main(int argc, char **argv)
     return 2;
   }
   log_set_level(cfg.log_level);
+  log_set_json(cfg.log_json);
   signal(SIGPIPE, SIG_IGN);
   if (cfg.log_note[0])
     log_warn("RUST_LOG partly ignored", "ignored=%s", LOG_Q(cfg.log_note));
