@@ -1,5 +1,7 @@
 # Build stage: Debian 12 with the -dev packages; cmake --install stages the
-# programs, the systemd unit and the docs under /out/usr/local.
+# programs, the systemd unit, the docs, the man pages and the bash
+# completions (cli_docs: printed by the programs just built) under
+# /out/usr/local.
 FROM debian:bookworm AS build
 # clang, libbpf-dev, linux-libc-dev: the BPF steering program (-DBPF=ON, so
 # a missing one fails the build instead of leaving steering out).
@@ -11,7 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DBPF=ON \
-    && cmake --build build --target wtrelay wtrelay-tap wtclient -j "$(nproc)" \
+    && cmake --build build --target wtrelay wtrelay-tap wtclient cli_docs -j "$(nproc)" \
     && DESTDIR=/out cmake --install build --prefix /usr/local
 
 # Runtime stage: only the shared libraries the binaries link. User and group
