@@ -8,7 +8,7 @@ import * as pk from './packets.js';
 const q = new URLSearchParams(location.search);
 const url = q.get('relay') || 'https://127.0.0.1:4433/demo';
 const certHash = q.get('certHash') || undefined;
-const certHashUrl = certHash ? undefined : q.get('certHashUrl') || 'http://127.0.0.1:9090/cert-hash';
+const certHashUrl = certHash ? undefined : q.get('certHashUrl') || 'http://127.0.0.1:8433/cert-hash';
 const status = document.getElementById('status');
 const MAX_ROWS = 60;
 

@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BUILD_DIR=${BUILD_DIR:-$ROOT/build}
 RELAY_PORT=${RELAY_PORT:-4433}
-OPS_PORT=${OPS_PORT:-9090}
+OPS_PORT=${OPS_PORT:-8433}
 WEB_PORT=${WEB_PORT:-8080}
 
 command -v python3 >/dev/null || { echo "demo: python3 is needed for the web server" >&2; exit 1; }

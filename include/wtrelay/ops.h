@@ -125,7 +125,7 @@ struct ops {
   struct ops_counters ctr;
 };
 
-/* Listens on "ADDR:PORT" ("127.0.0.1:9090", "[::1]:9090", "0.0.0.0:9090").
+/* Listens on "ADDR:PORT" ("127.0.0.1:8433", "[::1]:8433", "0.0.0.0:8433").
  * Returns 0 or negative errno (-EINVAL bad address, -EADDRINUSE...). */
 int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *now,
              const char *listen, uint32_t max_conns, const char *cors_origin,
