@@ -1,5 +1,7 @@
 # Build stage: Debian 12 with the -dev packages; cmake --install stages the
-# programs, the systemd unit and the docs under /out/usr/local.
+# programs, the systemd unit, the docs, the man pages and the bash
+# completions (cli_docs: printed by the programs just built) under
+# /out/usr/local.
 FROM debian:bookworm AS build
 # clang, libbpf-dev, linux-libc-dev: the BPF steering program (-DBPF=ON, so
 # a missing one fails the build instead of leaving steering out).
@@ -11,7 +13,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends \
 WORKDIR /src
 COPY . .
 RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DBPF=ON \
-    && cmake --build build --target wtrelay wtrelay-tap wtclient -j "$(nproc)" \
+    && cmake --build build --target wtrelay wtrelay-tap wtclient cli_docs -j "$(nproc)" \
     && DESTDIR=/out cmake --install build --prefix /usr/local
 
 # Runtime stage: only the shared libraries the binaries link. User and group
@@ -38,10 +40,10 @@ USER 10001:10001
 # BPF steering of datagrams to workers needs CAP_BPF, which a non-root USER
 # never gets effective, and bpf() in the seccomp profile; without them the
 # relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
-# 4433/udp: WebTransport. 9090/tcp: /metrics, /healthz, /readyz, /cert-hash
+# 4433/udp: WebTransport. 8433/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
-EXPOSE 4433/udp 9090/tcp
+EXPOSE 4433/udp 8433/tcp
 # No curl in the image: the binary probes itself.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:9090/healthz"]
+  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:8433/healthz"]
 ENTRYPOINT ["/usr/local/bin/wtrelay"]

@@ -7,19 +7,33 @@ CI         ?=
 WERROR     := $(if $(filter true 1 yes,$(CI)),ON,OFF)
 ARGS       ?=
 
-.PHONY: all build deps run test unit fuzz-build fuzz clean asan asan-build
+.PHONY: all build deps deps-runtime run test unit fuzz-build fuzz clean asan asan-build demo
 
 all: build
 
+# Everything the tests need (make test) ...
 deps:
 	@bash scripts/install-deps.sh
 
+# ... or only what building and running the relay needs (make run).
+deps-runtime:
+	@bash scripts/install-deps.sh --runtime
+
 build:
-	@cmake -S . -B $(BUILD) -DWERROR=$(WERROR) >/dev/null
+	@cmake -S . -B $(BUILD) -DWERROR=$(WERROR) -DBUILD_TESTING=ON >/dev/null
 	@cmake --build $(BUILD) -j $(JOBS)
 
-run: deps build
+# Only the relay, and the unit tests only when Criterion is there (the
+# runtime set of install-deps.sh has no test libraries).
+RUN_TESTING = $(shell pkg-config --exists criterion 2>/dev/null && echo ON || echo OFF)
+run: deps-runtime
+	@cmake -S . -B $(BUILD) -DWERROR=$(WERROR) -DBUILD_TESTING=$(RUN_TESTING) >/dev/null
+	@cmake --build $(BUILD) -j $(JOBS) --target wtrelay
 	./$(BUILD)/wtrelay $(ARGS)
+
+# The JavaScript client's example page against a local relay: prints the URL.
+demo: build
+	@bash scripts/demo.sh
 
 fuzz-build:
 	@CC=clang cmake -S . -B $(FUZZ_BUILD) -DFUZZ=ON -DWERROR=$(WERROR) >/dev/null

@@ -60,10 +60,10 @@ rooms_of() { # n max -> count
 relay() {
   [ -n "${RELAY_PID:-}" ] && { kill "$RELAY_PID" 2>/dev/null || true; wait "$RELAY_PID" 2>/dev/null || true; }
   kill_clients
-  topo_start_relay --http-listen 127.0.0.1:9090 ${WORKERS:+--workers "$WORKERS"}
+  topo_start_relay --http-listen 127.0.0.1:8433 ${WORKERS:+--workers "$WORKERS"}
 }
 rooms_in_use() {
-  ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics | awk '$1 == "wtrelay_rooms" {print $2}'
+  ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:8433/metrics | awk '$1 == "wtrelay_rooms" {print $2}'
 }
 
 victim_room() { # -> "yes IP" / "no"

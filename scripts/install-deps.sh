@@ -1,20 +1,29 @@
 #!/usr/bin/env bash
-# Installs every Debian package (and the npm packages of tests/browser) that
+# Installs the Debian packages (and the npm packages of tests/browser) that
 # building and testing wtrelay need. Idempotent: asks dpkg-query first and
 # runs apt-get update only when something is missing.
+#
+#   scripts/install-deps.sh            everything `make test` needs
+#   scripts/install-deps.sh --runtime  only what building and running the
+#                                      relay needs (`make run`)
 set -euo pipefail
 
-PKGS=(
+RUNTIME_PKGS=(
   # build
   cmake make gcc clang pkg-config
   liburing-dev libngtcp2-dev libngtcp2-crypto-gnutls-dev libnghttp3-dev
   libgnutls28-dev libjansson-dev libjwt-gnutls-dev
-  # rooms across relays (fed.c): the NATS C client, and the server the
-  # federation tests start on loopback
-  libnats-dev nats-server
+  # rooms across relays (fed.c): the NATS C client
+  libnats-dev
   # BPF steering (steer.c): libbpf, and the kernel's uapi headers for the
   # program that clang compiles for the bpf target (llvm: llvm-strip)
   libbpf-dev linux-libc-dev llvm
+)
+TEST_PKGS=(
+  # the server the federation tests start on loopback
+  nats-server
+  # man pages (groff renders them in integration/test_manpages)
+  groff-base man-db
   # unit tests and fuzzing (clang's libFuzzer + sanitizer runtime)
   libcriterion-dev libclang-rt-14-dev
   # integration tests: certificate checks, namespaces, packet tools
@@ -32,16 +41,25 @@ PKGS=(
   chromium firefox-esr
 )
 
+runtime=0
+case "${1:-}" in
+  --runtime) runtime=1 ;;
+  "") ;;
+  *) echo "usage: $0 [--runtime]" >&2; exit 2 ;;
+esac
+PKGS=("${RUNTIME_PKGS[@]}")
+if [ "$runtime" = 0 ]; then PKGS+=("${TEST_PKGS[@]}"); fi
+
 missing=()
 for p in "${PKGS[@]}"; do
   if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$p")
   fi
 done
-# Node.js may come from outside Debian (it does on these machines); only ask
-# apt for it when there is no node/npm at all.
-if ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
-if ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
+# Node.js (browser tier) may come from outside Debian (it does on these
+# machines); only ask apt for it when there is no node/npm at all.
+if [ "$runtime" = 0 ] && ! command -v node >/dev/null 2>&1; then missing+=(nodejs); fi
+if [ "$runtime" = 0 ] && ! command -v npm >/dev/null 2>&1; then missing+=(npm); fi
 
 if ((${#missing[@]})); then
   echo "install-deps: installing ${missing[*]}" >&2
@@ -51,6 +69,7 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
+[ "$runtime" = 1 ] && exit 0
 # playwright-core drives Debian's chromium; it never downloads a browser.
 here="$(cd "$(dirname "$0")/.." && pwd)"
 if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then

@@ -31,6 +31,12 @@
 #define CONFIG_LIST_MAX 4
 #define CONFIG_EGRESS_MAX 64
 #define CONFIG_ORIGIN_MAX 16
+/* The ops listener's default. 8433 rather than Prometheus's 9090 (a relay
+ * and the Prometheus scraping it often share a host) and outside 9100-9999,
+ * the range the Prometheus project hands out to exporters; /etc/services
+ * names no service on it. The 4433 in it recalls the relay's UDP port. */
+#define CONFIG_OPS_PORT 8433
+#define CONFIG_HTTP_LISTEN_DEFAULT "127.0.0.1:8433"
 
 struct config {
   uint16_t port;                    /* --port, 4433 */
@@ -41,6 +47,7 @@ struct config {
   uint32_t heartbeat_interval_s;    /* --heartbeat-interval, 30 */
   uint32_t peer_timeout_s;          /* --peer-timeout, 150 */
   uint32_t register_timeout_s;      /* --register-timeout, 30 */
+  bool log_json;                    /* --log-format json */
   enum log_level log_level;         /* --log-level / RELAY_LOG / RUST_LOG, info */
   char log_note[256];               /* what RUST_LOG had that was ignored, "" = none */
   uint32_t max_sessions;            /* --max-sessions, 4096 */
@@ -100,7 +107,7 @@ struct config {
   uint32_t nat_new_burst;              /* --nat-new-burst, 100 */
   uint32_t tcp_idle_timeout_s;         /* --tcp-idle-timeout, 7200 */
   /* operations */
-  char http_listen[128];       /* --http-listen, 127.0.0.1:9090, "" = off */
+  char http_listen[128];       /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */
   uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
   uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */

@@ -29,6 +29,14 @@ enum log_level { LOG_ERROR = 0, LOG_WARN = 1, LOG_INFO = 2, LOG_DEBUG = 3 };
 int log_level_parse(const char *s, enum log_level *out);
 const char *log_level_name(enum log_level lvl);
 void log_set_level(enum log_level lvl);
+/* Lines as JSON objects instead of logfmt (--log-format json): the same
+ * fields, in the same order, "ts", "level" and "msg" first; a bare value
+ * that is a JSON number or true/false stays one, every other value is a
+ * string (a logfmt \xNN escape becomes \u00NN). Set before threads log. */
+void log_set_json(bool on);
+/* Writes the JSON object of one logfmt line (in[0..n), no newline) into
+ * out (cap bytes, at least 2n + 64): its length. For tests. */
+size_t log_logfmt_to_json(const char *in, size_t n, char *out, size_t cap);
 bool log_enabled(enum log_level lvl);
 
 /* Writes one line of at most LOG_LINE_MAX bytes. `kvfmt` is a printf format

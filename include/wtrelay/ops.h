@@ -1,6 +1,6 @@
 /*
  * ops: the operations HTTP/1.1 listener (/metrics, /healthz, /readyz,
- * /cert-hash) on TCP, through the worker's io_uring.
+ * /cert-hash, /status and /) on TCP, through the worker's io_uring.
  *
  * Owns: one listening socket (multishot accept), a fixed table of
  * connections (--ops-max-conns), each with a bounded request buffer
@@ -81,6 +81,10 @@ struct ops_routes {
   void (*cert_json)(void *ctx, struct ops_buf *b);
   /* Streamed responses; NULL = none. */
   const struct ops_stream_ops *stream;
+  /* /status (page false: JSON; query: what follows '?', "" when none) and
+   * / (page true: an HTML page). Writes the body, returns the HTTP status
+   * (200, or 400 for a bad query). NULL = both are 404. */
+  int (*status)(void *ctx, bool page, const char *query, struct ops_buf *b);
 };
 
 struct ops_conn {
@@ -121,7 +125,7 @@ struct ops {
   struct ops_counters ctr;
 };
 
-/* Listens on "ADDR:PORT" ("127.0.0.1:9090", "[::1]:9090", "0.0.0.0:9090").
+/* Listens on "ADDR:PORT" ("127.0.0.1:8433", "[::1]:8433", "0.0.0.0:8433").
  * Returns 0 or negative errno (-EINVAL bad address, -EADDRINUSE...). */
 int ops_init(struct ops *o, struct io *io, struct timer_heap *timers, uint64_t *now,
              const char *listen, uint32_t max_conns, const char *cors_origin,

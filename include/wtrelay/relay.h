@@ -271,6 +271,7 @@ struct relay {
   struct timer sweep;
   struct log_ratelimit rl;
   struct log_ratelimit rl_summary; /* one line per session end */
+  struct log_ratelimit rl_open;    /* one line per session opened */
   struct relay_counters ctr;
   /* session opened to its first Assigned; session opened to its end */
   struct hist register_hist, session_hist;

@@ -1,8 +1,11 @@
 /*
  * config: flags and environment of wtrelay. See include/wtrelay/config.h.
  *
- * One table describes every flag (name, env var, kind, bounds, target), so
- * parsing, validation and --help cannot drift apart. Environment values are
+ * One table describes every flag (name, env var, kind, bounds, target,
+ * heading, value name), so parsing, validation, --help, the man page and
+ * the bash completion (config_cli_page, printed by cli.c) cannot drift
+ * apart. --help groups the flags under their headings in enum opt_group's
+ * order; within a heading they keep the table's order. Environment values are
  * applied first, then flags, so a flag always wins. The command line is read
  * by hand rather than with getopt_long (global state, argv permutation,
  * messages printed to stderr) but follows its conventions: attached and
@@ -11,6 +14,8 @@
  * RUST_LOG is the seed's logging variable; it only fills in for RELAY_LOG.
  */
 #include "wtrelay/config.h"
+
+#include "cli.h"
 
 #include "wtrelay/auth.h"
 #include "wtrelay/net.h"
@@ -34,6 +39,7 @@ enum opt_kind {
   OPT_BIND,
   OPT_PATH,
   OPT_LOGLEVEL,
+  OPT_LOGFORMAT,
   OPT_RETRY, /* auto|always|never into a uint8_t */
   OPT_MAC,
   OPT_FLAG,
@@ -49,6 +55,27 @@ enum opt_kind {
   OPT_VERSION, /* no value: config_parse returns CONFIG_VERSION */
 };
 
+/* The headings of --help and the man page, in their order. */
+enum opt_group {
+  G_OTHER, /* an entry without a heading: listed last, under "Other" (test_cli fails) */
+  G_NET,
+  G_CERT,
+  G_ROOMS,
+  G_LIMITS,
+  G_NAT,
+  G_ACCESS,
+  G_OPS,
+  G_FED,
+  G_WORKERS,
+  G_LOG,
+  G_COUNT
+};
+
+static const char *const group_names[G_COUNT] = {
+    "Other",       "Network",        "Certificates", "Rooms and addresses", "Limits and shares",
+    "NAT and DNS", "Access control", "Operations",   "Federation",          "Workers",
+    "Logging"};
+
 struct opt {
   const char *flag;
   char short_flag;
@@ -57,185 +84,223 @@ struct opt {
   uint32_t min, max;
   size_t offset;
   const char *help;
+  enum opt_group group;
+  const char *metavar; /* NULL: the kind's (kind_metavar) */
 };
 
 #define OFF(f) offsetof(struct config, f)
 
 static const struct opt opts[] = {
-    {"port", 'p', NULL, OPT_PORT, 1, 65535, OFF(port), "UDP port to listen on (default 4433)"},
+    {"port", 'p', NULL, OPT_PORT, 1, 65535, OFF(port), "UDP port to listen on (default 4433)",
+     G_NET, NULL},
     {"bind", 'b', NULL, OPT_BIND, 0, 0, OFF(bind),
-     "address to bind; '::' is dual-stack and also accepts IPv4 (default ::)"},
+     "address to bind; '::' is dual-stack and also accepts IPv4 (default ::)", G_NET, NULL},
     {"cert-pem", 0, "RELAY_CERT_PEM", OPT_PATH, 0, 0, OFF(cert_pem),
-     "PEM certificate chain; without it an ephemeral self-signed one is made"},
+     "PEM certificate chain; without it an ephemeral self-signed one is made", G_CERT, NULL},
     {"key-pem", 0, "RELAY_KEY_PEM", OPT_PATH, 0, 0, OFF(key_pem),
-     "PEM private key for --cert-pem (both or neither)"},
+     "PEM private key for --cert-pem (both or neither)", G_CERT, NULL},
     {"heartbeat-interval", 0, NULL, OPT_SECS, 1, 3600, OFF(heartbeat_interval_s),
-     "time between peer liveness sweeps (default 30s)"},
+     "time between peer liveness sweeps (default 30s)", G_NET, NULL},
     {"peer-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(peer_timeout_s),
-     "time without traffic before a peer is dropped (default 150s)"},
+     "time without traffic before a peer is dropped (default 150s)", G_NET, NULL},
     {"register-timeout", 0, NULL, OPT_SECS, 1, 3600, OFF(register_timeout_s),
-     "time a session may stay unregistered (default 30s)"},
+     "time a session may stay unregistered (default 30s)", G_NET, NULL},
     {"log-level", 0, "RELAY_LOG", OPT_LOGLEVEL, 0, 0, OFF(log_level),
      "error, warn, info or debug (default info; RUST_LOG is read when RELAY_LOG "
-     "is unset)"},
+     "is unset)",
+     G_LOG, NULL},
+    {"log-format", 0, "RELAY_LOG_FORMAT", OPT_LOGFORMAT, 0, 0, OFF(log_json),
+     "logfmt or json: one key=value line, or one JSON object per line (default logfmt)", G_LOG,
+     "FORMAT"},
     {"max-sessions", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions),
-     "maximum concurrent QUIC connections (default 4096)"},
+     "maximum concurrent QUIC connections (default 4096)", G_LIMITS, NULL},
     {"max-sessions-per-ip", 0, NULL, OPT_U32, 1, 1000000, OFF(max_sessions_per_ip),
-     "maximum concurrent connections from one source address (default 256)"},
+     "maximum concurrent connections from one source address (default 256)", G_LIMITS, NULL},
     {"retry", 0, NULL, OPT_RETRY, 0, 0, OFF(retry),
      "QUIC address validation by Retry: auto (once --retry-threshold handshakes are in "
-     "progress), always, never (default auto)"},
+     "progress), always, never (default auto)",
+     G_NET, NULL},
     {"retry-threshold", 0, NULL, OPT_U32, 0, 1000000, OFF(retry_threshold),
      "handshakes in progress before --retry auto asks new clients to prove their address "
-     "(default 32)"},
+     "(default 32)",
+     G_NET, NULL},
     {"max-unvalidated", 0, NULL, OPT_U32, 0, 1000000, OFF(max_unvalidated),
      "connections from addresses not yet validated, apart from the others (default: "
-     "max-sessions / 4)"},
+     "max-sessions / 4)",
+     G_NET, NULL},
     {"max-rooms", 0, NULL, OPT_U32, 1, 65536, OFF(max_rooms),
-     "maximum number of rooms (virtual LANs) (default 256)"},
+     "maximum number of rooms (virtual LANs) (default 256)", G_ROOMS, NULL},
     {"max-rooms-per-client", 0, NULL, OPT_U32, 0, 65536, OFF(max_rooms_per_client),
      "rooms one client address (IPv6: /64) may have created that are alive; a room counts once "
-     "a session registered in it (default 0 = max-rooms / 16, at least 1: 16)"},
+     "a session registered in it (default 0 = max-rooms / 16, at least 1: 16)",
+     G_LIMITS, NULL},
     {"room-rate", 0, NULL, OPT_U32, 1, 1000000, OFF(room_rate),
-     "rooms one client address may create per second, on average (default 1)"},
+     "rooms one client address may create per second, on average (default 1)", G_LIMITS, "PER_SEC"},
     {"room-burst", 0, NULL, OPT_U32, 1, 65536, OFF(room_burst),
-     "rooms one client address may create at once after a pause (default 8)"},
+     "rooms one client address may create at once after a pause (default 8)", G_LIMITS, NULL},
     {"max-client-sessions-per-room", 0, NULL, OPT_U32, 1, 1000000,
      OFF(max_client_sessions_per_room),
-     "sessions one client address may have in one room, registered or not (default 64)"},
+     "sessions one client address may have in one room, registered or not (default 64)", G_LIMITS,
+     NULL},
     {"max-client-addrs-per-room", 0, NULL, OPT_U32, 0, 65536, OFF(max_client_addrs_per_room),
      "addresses of a room's pool one client address may hold, live or sticky (default 0 = a "
-     "fifth of the pool: 49 for a /24)"},
+     "fifth of the pool: 49 for a /24)",
+     G_LIMITS, NULL},
     {"lease-time", 0, "RELAY_LEASE_TIME", OPT_SECS, 1, 31536000, OFF(lease_time_s),
-     "time a MAC keeps its IP in a room after its session ended (default 1d)"},
+     "time a MAC keeps its IP in a room after its session ended (default 1d)", G_ROOMS, NULL},
     {"lease-file", 0, "RELAY_LEASE_FILE", OPT_PATH, 0, 0, OFF(lease_file),
-     "file the leases are kept in across restarts (default: none)"},
+     "file the leases are kept in across restarts (default: none)", G_ROOMS, NULL},
     {"max-leases", 0, NULL, OPT_U32, 1, 4194304, OFF(max_leases),
-     "leases remembered in all (default: max-rooms x pool size, at most 65536)"},
+     "leases remembered in all (default: max-rooms x pool size, at most 65536)", G_ROOMS, NULL},
     {"gateway-mac", 0, NULL, OPT_MAC, 0, 0, OFF(gateway_mac),
-     "MAC address of the gateway 10.0.2.2 (default 52:55:0a:00:02:02)"},
+     "MAC address of the gateway 10.0.2.2 (default 52:55:0a:00:02:02)", G_ROOMS, NULL},
     {"max-frame-size", 0, NULL, OPT_U32, 64, 9216, OFF(max_frame_size),
-     "largest Ethernet frame accepted or reassembled, bytes (default 1514)"},
+     "largest Ethernet frame accepted or reassembled, bytes (default 1514)", G_ROOMS, "BYTES"},
     {"mac-aging", 0, NULL, OPT_SECS, 1, 86400, OFF(mac_aging_s),
-     "time a learned MAC address is remembered (default 5m)"},
+     "time a learned MAC address is remembered (default 5m)", G_ROOMS, NULL},
     {"max-macs-per-port", 0, NULL, OPT_U32, 1, 1024, OFF(max_macs_per_port),
-     "MAC addresses learned per session (default 4)"},
+     "MAC addresses learned per session (default 4)", G_ROOMS, NULL},
     {"max-macs-per-room", 0, NULL, OPT_U32, 1, 1048576, OFF(max_macs_per_room),
-     "MAC addresses learned per room (default 1024)"},
+     "MAC addresses learned per room (default 1024)", G_ROOMS, NULL},
     {"max-macs-per-uplink", 0, NULL, OPT_U32, 0, 1048576, OFF(max_macs_per_uplink),
      "MAC addresses learned behind one uplink port (another worker's copy of the room); 0 = "
-     "the room's bound (default 0)"},
+     "the room's bound (default 0)",
+     G_ROOMS, NULL},
     {"max-reassembly", 0, NULL, OPT_U32, 1, 16, OFF(max_reassembly),
-     "chunked frames being reassembled per session (default 4)"},
+     "chunked frames being reassembled per session (default 4)", G_ROOMS, NULL},
     {"allow-any-src-mac", 0, NULL, OPT_FLAG, 0, 0, OFF(allow_any_src_mac),
-     "let a session send frames from MACs other than its registered one (default off)"},
+     "let a session send frames from MACs other than its registered one (default off)", G_ROOMS,
+     NULL},
     {"flood-rate", 0, NULL, OPT_U32, 0, 1000000, OFF(flood_rate),
      "broadcast, multicast and unknown-unicast frames a session may flood per second; "
-     "more are dropped; 0 = unlimited (default 100)"},
+     "more are dropped; 0 = unlimited (default 100)",
+     G_LIMITS, "PER_SEC"},
     {"flood-burst", 0, NULL, OPT_U32, 1, 1000000, OFF(flood_burst),
-     "flooded frames a session may send at once above --flood-rate (default 200)"},
+     "flooded frames a session may send at once above --flood-rate (default 200)", G_LIMITS, NULL},
     {"subnet", 0, NULL, OPT_SUBNET, 0, 0, OFF(subnet),
      "the virtual LAN's IPv4 subnet, /16 to /28; gateway .2, DNS .3, pool .10 up "
-     "(default 10.0.2.0/24)"},
+     "(default 10.0.2.0/24)",
+     G_ROOMS, NULL},
     {"dns", 0, NULL, OPT_IPV4, 0, 0, OFF(dns),
      "DNS server announced in Assigned and DHCP (default: the forwarder at .3; "
-     "8.8.8.8 = the seed's behaviour)"},
+     "8.8.8.8 = the seed's behaviour)",
+     G_NAT, "ADDR"},
     {"dns-upstream", 0, NULL, OPT_UPSTREAM, 0, 0, OFF(dns_upstream),
-     "resolver the forwarder asks, ADDR or ADDR:PORT, repeatable (default: /etc/resolv.conf)"},
+     "resolver the forwarder asks, ADDR or ADDR:PORT, repeatable (default: /etc/resolv.conf)",
+     G_NAT, NULL},
     {"egress-allow", 0, NULL, OPT_EGRESS_ALLOW, 0, 0, OFF(egress),
-     "let the NAT reach this CIDR, repeatable (most specific rule wins)"},
+     "let the NAT reach this CIDR, repeatable (most specific rule wins)", G_NAT, NULL},
     {"egress-deny", 0, NULL, OPT_EGRESS_DENY, 0, 0, OFF(egress),
-     "never let the NAT reach this CIDR, repeatable"},
-    {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu),
-     "interface MTU announced by DHCP (default 1500)"},
+     "never let the NAT reach this CIDR, repeatable", G_NAT, NULL},
+    {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu), "interface MTU announced by DHCP (default 1500)",
+     G_NAT, "BYTES"},
     {"max-udp-flows", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows),
-     "UDP NAT mappings in all (default 4096)"},
+     "UDP NAT mappings in all (default 4096)", G_NAT, NULL},
     {"max-udp-flows-per-vm", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows_per_vm),
-     "UDP NAT mappings per VM (default 256)"},
+     "UDP NAT mappings per VM (default 256)", G_NAT, NULL},
     {"udp-timeout", 0, NULL, OPT_SECS, 1, 86400, OFF(udp_timeout_s),
-     "time a UDP NAT mapping lives after the VM's last datagram through it (default 60s)"},
+     "time a UDP NAT mapping lives after the VM's last datagram through it (default 60s)", G_NAT,
+     NULL},
     {"max-dns-inflight-per-vm", 0, NULL, OPT_U32, 1, 1024, OFF(max_dns_inflight_per_vm),
-     "DNS queries one VM may have in flight at the forwarder; beyond, SERVFAIL (default 32)"},
+     "DNS queries one VM may have in flight at the forwarder; beyond, SERVFAIL (default 32)", G_NAT,
+     NULL},
     {"max-icmp-flows-per-vm", 0, NULL, OPT_U32, 1, 256, OFF(max_icmp_flows_per_vm),
-     "ICMP echo ids (ping NAT flows) per VM (default 16)"},
+     "ICMP echo ids (ping NAT flows) per VM (default 16)", G_NAT, NULL},
     {"max-tcp-conns", 0, NULL, OPT_U32, 0, 65000, OFF(max_tcp_conns),
-     "TCP NAT connections in all; 0 turns the TCP NAT off (every SYN gets RST) (default 4096)"},
+     "TCP NAT connections in all; 0 turns the TCP NAT off (every SYN gets RST) (default 4096)",
+     G_NAT, NULL},
     {"max-tcp-conns-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_conns_per_vm),
-     "TCP NAT connections per VM (default 256)"},
+     "TCP NAT connections per VM (default 256)", G_NAT, NULL},
     {"max-udp-flows-per-client", 0, NULL, OPT_U32, 0, 65536, OFF(max_udp_flows_per_client),
      "UDP NAT mappings per client address (IPv6: per /64), all its VMs together "
-     "(default 0: a quarter of --max-udp-flows)"},
+     "(default 0: a quarter of --max-udp-flows)",
+     G_LIMITS, NULL},
     {"max-tcp-conns-per-client", 0, NULL, OPT_U32, 0, 65000, OFF(max_tcp_conns_per_client),
      "TCP NAT connections per client address (IPv6: per /64) "
-     "(default 0: a quarter of --max-tcp-conns)"},
+     "(default 0: a quarter of --max-tcp-conns)",
+     G_LIMITS, NULL},
     {"max-tcp-pending-per-client", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_pending_per_client),
-     "TCP NAT connects in progress per client address (IPv6: per /64) (default 64)"},
+     "TCP NAT connects in progress per client address (IPv6: per /64) (default 64)", G_LIMITS,
+     NULL},
     {"max-tcp-pending-per-vm", 0, NULL, OPT_U32, 1, 65000, OFF(max_tcp_pending_per_vm),
-     "TCP NAT connects in progress per VM (default 32)"},
+     "TCP NAT connects in progress per VM (default 32)", G_NAT, NULL},
     {"nat-new-rate", 0, NULL, OPT_U32, 0, 1000000, OFF(nat_new_rate),
      "new NAT flows (UDP mappings, TCP connections, ping ids) per second per VM; 0 = no limit "
-     "(default 50)"},
+     "(default 50)",
+     G_LIMITS, "PER_SEC"},
     {"nat-new-burst", 0, NULL, OPT_U32, 1, 1000000, OFF(nat_new_burst),
-     "new NAT flows a VM may open at once above --nat-new-rate (default 100)"},
+     "new NAT flows a VM may open at once above --nat-new-rate (default 100)", G_LIMITS, NULL},
     {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
-     "time an idle TCP NAT connection lives (default 2h)"},
+     "time an idle TCP NAT connection lives (default 2h)", G_NAT, NULL},
     {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
-     "(default 127.0.0.1:9090)"},
+     "(default " CONFIG_HTTP_LISTEN_DEFAULT ")",
+     G_OPS, "ADDR:PORT"},
     {"cors-origin", 0, NULL, OPT_STR128, 0, 0, OFF(cors_origin),
-     "Access-Control-Allow-Origin of /cert-hash (default *)"},
+     "Access-Control-Allow-Origin of /cert-hash (default *)", G_OPS, "ORIGIN"},
     {"ops-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ops_max_conns),
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
-     "request is closed for a newcomer (default 256)"},
+     "request is closed for a newcomer (default 256)",
+     G_OPS, NULL},
     {"pcap", 0, NULL, OPT_PATH, 0, 0, OFF(pcap),
      "write the frames of room --pcap-room to this pcap file (created or truncated) until exit "
-     "(default off)"},
+     "(default off)",
+     G_OPS, NULL},
     {"pcap-room", 0, NULL, OPT_STR256, 0, 0, OFF(pcap_room),
-     "the room --pcap captures, by its URL path (/lab)"},
+     "the room --pcap captures, by its URL path (/lab)", G_OPS, "ROOM"},
     {"pcap-max-bytes", 0, NULL, OPT_U32, 4096, UINT32_MAX, OFF(pcap_max_bytes),
-     "bytes --pcap writes at most; then it stops and logs (default 1073741824)"},
+     "bytes --pcap writes at most; then it stops and logs (default 1073741824)", G_OPS, "BYTES"},
     {"workers", 0, "RELAY_WORKERS", OPT_U32, 0, 256, OFF(workers),
      "worker threads, each with its own UDP socket on the port (SO_REUSEPORT), io_uring, "
      "connections and room copies; 0: one per CPU the process may run on, at most 256 "
-     "(default 0)"},
+     "(default 0)",
+     G_WORKERS, "N"},
     {"worker-ring-slots", 0, "RELAY_WORKER_RING_SLOTS", OPT_U32, 2, 1048576, OFF(worker_ring_slots),
      "frames each worker-pair ring holds (rooms across workers; a power of two; a full ring "
-     "drops and counts) (default 1024)"},
+     "drops and counts) (default 1024)",
+     G_WORKERS, "SLOTS"},
     {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
      "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
-     "wtrelay-wN (default off)"},
+     "wtrelay-wN (default off)",
+     G_WORKERS, NULL},
     {"cert-poll-interval", 0, "CERT_POLL_INTERVAL", OPT_SECS, 1, 86400, OFF(cert_poll_s),
-     "time between checks of the PEM files for a new certificate (default 60s)"},
+     "time between checks of the PEM files for a new certificate (default 60s)", G_CERT, NULL},
     {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),
-     "time SIGTERM waits for sessions to close (default 5s)"},
+     "time SIGTERM waits for sessions to close (default 5s)", G_OPS, NULL},
     {"healthcheck", 0, NULL, OPT_STR256, 0, 0, OFF(healthcheck),
      "probe http://ADDR:PORT/PATH (e.g. the /healthz of a running relay), exit 0 if it "
-     "answers 200, else 1"},
+     "answers 200, else 1",
+     G_OPS, "URL"},
     {"auth-key", 0, "RELAY_AUTH_KEY", OPT_PATH, 0, 0, OFF(auth_key),
      "require a token (JWT) in the CONNECT's query, signed with this key: a shared secret "
-     "(HS256) or a PEM EC P-256 public key (ES256)"},
+     "(HS256) or a PEM EC P-256 public key (ES256)",
+     G_ACCESS, NULL},
     {"auth-skew", 0, NULL, OPT_SECS, 0, 3600, OFF(auth_skew_s),
-     "clock skew allowed on a token's exp and nbf (default 60s)"},
+     "clock skew allowed on a token's exp and nbf (default 60s)", G_ACCESS, NULL},
     {"allow-origin", 0, NULL, OPT_ORIGIN, 0, 0, OFF(allow_origin),
      "accept CONNECTs only from this Origin (https://app.example.org or https://*.example.org), "
-     "repeatable (up to 16); without an Origin a valid token is needed"},
+     "repeatable (up to 16); without an Origin a valid token is needed",
+     G_ACCESS, NULL},
     /* federation over NATS (src/fed) */
     {"nats", 0, "RELAY_NATS_URL", OPT_PATH, 0, 0, OFF(nats_url),
      "join the relays of a NATS cluster: rooms span every relay connected to it "
-     "(nats://HOST:PORT[,nats://...], tls:// for TLS, user:password@ in the URL; default off)"},
+     "(nats://HOST:PORT[,nats://...], tls:// for TLS, user:password@ in the URL; default off)",
+     G_FED, "URL"},
     {"nats-creds", 0, NULL, OPT_PATH, 0, 0, OFF(nats_creds),
-     "NATS credentials file (JWT and NKey seed) for --nats"},
+     "NATS credentials file (JWT and NKey seed) for --nats", G_FED, NULL},
     {"relay-id", 0, NULL, OPT_STR128, 0, 0, OFF(relay_id),
-     "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)"},
+     "this relay's name in the cluster, unique, up to 64 bytes (default HOSTNAME:PORT)", G_FED,
+     "NAME"},
     {"nats-subject-prefix", 0, NULL, OPT_STR128, 0, 0, OFF(nats_prefix),
-     "first tokens of every NATS subject the relays use (default wtrelay)"},
+     "first tokens of every NATS subject the relays use (default wtrelay)", G_FED, "PREFIX"},
     {"pool-first", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_first),
      "lowest address the pool hands out (default subnet .10); with --nats, give each relay "
-     "its own part of the subnet"},
+     "its own part of the subnet",
+     G_ROOMS, "ADDR"},
     {"pool-last", 0, NULL, OPT_IPV4, 0, 0, OFF(pool_last),
-     "highest address the pool hands out (default the last before the broadcast)"},
-    {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help"},
-    {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version"},
+     "highest address the pool hands out (default the last before the broadcast)", G_ROOMS, "ADDR"},
+    {"help", 'h', NULL, OPT_HELP, 0, 0, 0, "print this help", G_OPS, NULL},
+    {"version", 'V', NULL, OPT_VERSION, 0, 0, 0, "print the version", G_OPS, NULL},
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
@@ -288,7 +353,7 @@ void config_defaults(struct config *c)
   c->nat_new_rate = 50;
   c->nat_new_burst = 100;
   c->tcp_idle_timeout_s = 7200;
-  snprintf(c->http_listen, sizeof(c->http_listen), "127.0.0.1:9090");
+  snprintf(c->http_listen, sizeof(c->http_listen), "%s", CONFIG_HTTP_LISTEN_DEFAULT);
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
   c->pcap_max_bytes = 1u << 30;
@@ -541,6 +606,11 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
       }
     return fail(err, errlen, "%s: expected auto, always or never, got '%s'", origin, val);
   }
+  case OPT_LOGFORMAT:
+    if (strcmp(val, "logfmt") != 0 && strcmp(val, "json") != 0)
+      return fail(err, errlen, "%s: expected logfmt or json, got '%s'", origin, val);
+    *(bool *)field = strcmp(val, "json") == 0;
+    return 0;
   case OPT_LOGLEVEL: {
     enum log_level lvl;
     if (log_level_parse(val, &lvl))
@@ -774,8 +844,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     uint16_t port;
     if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
       return fail(err, errlen,
-                  "--http-listen: expected ADDR:PORT such as 127.0.0.1:9090 or "
-                  "[::1]:9090, or empty to disable, got '%s'",
+                  "--http-listen: expected ADDR:PORT such as 127.0.0.1:8433 or "
+                  "[::1]:8433, or empty to disable, got '%s'",
                   c->http_listen);
   }
   if ((c->pcap[0] != 0) != (c->pcap_room[0] != 0))
@@ -824,22 +894,126 @@ uint32_t config_cpus_allowed(void)
   return n > 256 ? 256 : (uint32_t)n;
 }
 
+/* The value's name in --help and the man page when the table has none. */
+static const char *kind_metavar(enum opt_kind k)
+{
+  switch (k) {
+  case OPT_U32:
+    return "N";
+  case OPT_SECS:
+    return "DURATION";
+  case OPT_PORT:
+    return "PORT";
+  case OPT_BIND:
+  case OPT_IPV4:
+    return "ADDR";
+  case OPT_PATH:
+    return "FILE";
+  case OPT_LOGLEVEL:
+    return "LEVEL";
+  case OPT_LOGFORMAT:
+    return "FORMAT";
+  case OPT_RETRY:
+    return "MODE";
+  case OPT_MAC:
+    return "MAC";
+  case OPT_SUBNET:
+  case OPT_EGRESS_ALLOW:
+  case OPT_EGRESS_DENY:
+    return "CIDR";
+  case OPT_UPSTREAM:
+    return "ADDR[:PORT]";
+  case OPT_STR128:
+  case OPT_STR256:
+    return "VALUE";
+  case OPT_ORIGIN:
+    return "ORIGIN";
+  case OPT_FLAG:
+  case OPT_HELP:
+  case OPT_VERSION:
+    break;
+  }
+  return NULL;
+}
+
+static const char *kind_choices(enum opt_kind k)
+{
+  if (k == OPT_LOGLEVEL)
+    return "error warn info debug";
+  if (k == OPT_RETRY)
+    return "auto always never";
+  if (k == OPT_LOGFORMAT)
+    return "logfmt json";
+  return NULL;
+}
+
+/* Written by hand: the man page's sections after OPTIONS (roff). */
+#define WTRELAY_MAN_SECTIONS                                                                       \
+  ".SH DURATIONS\n"                                                                                \
+  "A \\fIDURATION\\fR is a whole number of seconds (60 or 60s), minutes (5m), hours (2h) or "      \
+  "days (1d).\n"                                                                                   \
+  ".SH SIGNALS\n"                                                                                  \
+  ".TP\n\\fBSIGTERM\\fR, \\fBSIGINT\\fR\n"                                                         \
+  "Close every session and exit, waiting at most \\fB\\-\\-shutdown\\-timeout\\fR.\n"              \
+  ".TP\n\\fBSIGHUP\\fR\n"                                                                          \
+  "Read the certificate, key and \\fB\\-\\-auth\\-key\\fR files again at once.\n"                  \
+  ".SH EXIT STATUS\n"                                                                              \
+  "0 after a clean stop, 1 when the relay cannot start, 2 on a usage error. With "                 \
+  "\\fB\\-\\-healthcheck\\fR: 0 when the URL answers 200, else 1.\n"                               \
+  ".SH EXAMPLES\n"                                                                                 \
+  "An ephemeral certificate, metrics on the default ops port:\n"                                   \
+  ".PP\n.RS\n.nf\nwtrelay \\-\\-port 4433\ncurl http://127.0.0.1:" CONFIG_HTTP_LISTEN_DEFAULT      \
+  "/metrics\n"                                                                                     \
+  ".fi\n.RE\n"                                                                                     \
+  ".SH SEE ALSO\n"                                                                                 \
+  "\\fBwtrelay\\-tap\\fR(1), \\fBwtclient\\fR(1); README.md and docs/ in the documentation "       \
+  "directory.\n"
+
+void config_cli_page(struct cli_page *p)
+{
+  static struct cli_flag flags[NOPTS];
+  size_t n = 0;
+  for (int k = 1; k <= G_COUNT; k++) /* G_NET first, G_OTHER last */
+    for (size_t i = 0; i < NOPTS; i++) {
+      const struct opt *o = &opts[i];
+      int g = k % G_COUNT;
+      if (o->group != (enum opt_group)g)
+        continue;
+      flags[n++] = (struct cli_flag){
+          .name = o->flag,
+          .short_flag = o->short_flag,
+          .metavar = takes_value(o) ? (o->metavar ? o->metavar : kind_metavar(o->kind)) : NULL,
+          .group = group_names[g],
+          .env = o->env,
+          .choices = kind_choices(o->kind),
+          .help = o->help,
+      };
+    }
+  *p = (struct cli_page){
+      .prog = "wtrelay",
+      .summary = "WebTransport relay and NAT gateway for browser VMs (a C drop-in for "
+                 "bavy-relay).",
+      .synopsis = "[OPTIONS]",
+      .description =
+          "wtrelay accepts WebTransport sessions over HTTP/3 and QUIC, one per browser VM, "
+          "and switches the Ethernet frames they send as datagrams between the sessions of a "
+          "room, a virtual LAN named by the URL path. Each VM gets an IPv4 address of the "
+          "room's subnet; a gateway in the relay answers ARP, DHCP and DNS and gives the VMs "
+          "the outside world through a user-space NAT for UDP, TCP and ping.\n\n"
+          "At start it prints the SHA-256 hash of its certificate (a page passes it as "
+          "serverCertificateHashes) and the URL it listens on. Every flag has a default; "
+          "a flag wins over its environment variable.",
+      .help_footer = "DURATION is 60 or 60s (seconds), 1m, 1h or 1d. 'wtrelay token --help' "
+                     "mints access tokens for --auth-key.",
+      .man_sections = WTRELAY_MAN_SECTIONS,
+      .flags = flags,
+      .nflags = n,
+  };
+}
+
 void config_usage_print(FILE *f)
 {
-  fprintf(f, "Usage: wtrelay [OPTIONS]\n\n"
-             "WebTransport relay and NAT gateway for browser VMs "
-             "(a C drop-in for bavy-relay).\n\nOptions:\n");
-  for (size_t i = 0; i < NOPTS; i++) {
-    char flag[64];
-    const char *arg = takes_value(&opts[i]) ? (opts[i].kind == OPT_SECS ? " <DUR>" : " <V>") : "";
-    if (opts[i].short_flag)
-      snprintf(flag, sizeof(flag), "-%c, --%s%s", opts[i].short_flag, opts[i].flag, arg);
-    else
-      snprintf(flag, sizeof(flag), "    --%s%s", opts[i].flag, arg);
-    fprintf(f, "  %-30s %s", flag, opts[i].help);
-    if (opts[i].env)
-      fprintf(f, " [env: %s]", opts[i].env);
-    fputc('\n', f);
-  }
-  fprintf(f, "\n<DUR> is a duration: 60 or 60s (seconds), 1m, 1h, 1d.\n");
+  struct cli_page p;
+  config_cli_page(&p);
+  cli_help_print(f, &p);
 }

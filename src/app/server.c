@@ -75,6 +75,7 @@
 #include "wtrelay/worker.h"
 
 #include "pcap_http.h"
+#include "status.h"
 
 #define SHUTDOWN_STEP_NS 150000000ull
 
@@ -177,6 +178,8 @@ struct server_worker {
   struct timer snap_timer;      /* publishes an idle worker's snapshot too */
   uint64_t util_t0, util_busy0; /* start of the utilisation window: clock, busy_ns */
   struct timer stall_timer;     /* WTRELAY_TEST_STALL (see stall_hook) */
+  struct status_snap status;    /* its sessions for /status (status.h); freed with the process */
+  bool status_ok;
   bool worker_ok, h3_ok, quic_ok;
   pthread_t thread;
   bool started;
@@ -680,6 +683,8 @@ static void snapshot_publish(struct server_worker *s)
   worker_counters(s, &mw);
   words_store(s->snap.w, &mw, WORDS(struct metrics_worker));
   s->snap_ns = s->w.now;
+  if (s->relay_ok && status_snap_wanted(&s->status, s->w.now))
+    (void)status_snap_fill(&s->status, &s->relay, s->w.now); /* -EBUSY: the next one */
   uint64_t wall = s->w.now - s->util_t0;
   if (s->util_t0 && wall >= UTIL_WINDOW_NS) {
     uint64_t busy = s->w.busy_ns - s->util_busy0;
@@ -1247,11 +1252,45 @@ static void pcap_close(void *ctx, void *stream)
 static const struct ops_stream_ops pcap_stream = {
     .open = pcap_open, .peek = pcap_peek, .consume = pcap_consume, .close = pcap_close};
 
+/* /status and / (status.h): every worker asked to keep its snapshot
+ * filled; worker 0's filled now (its own thread); then all of them read
+ * under their locks. */
+static int route_status(void *ctx, bool page, const char *query, struct ops_buf *b)
+{
+  struct server_worker *s = ctx;
+  struct server *p = s->proc;
+  uint32_t offset, limit;
+  if (page) {
+    status_write_page(b);
+    return 200;
+  }
+  if (status_query_parse(query, &offset, &limit) < 0) {
+    ops_buf_printf(b, "{\"error\":\"offset and limit: decimal integers, limit at least 1\"}\n");
+    return 400;
+  }
+  struct status_snap *snaps[p->nworkers]; /* --workers is at most 256 */
+  for (uint32_t i = 0; i < p->nworkers; i++) {
+    snaps[i] = &p->ws[i]->status;
+    status_snap_want(snaps[i], s->w.now);
+  }
+  (void)status_snap_fill(&s->status, &s->relay, s->w.now);
+  struct status_info in = {
+      .version = WTRELAY_VERSION,
+      .uptime_s = (uint64_t)time(NULL) - p->start_time,
+      .cert_sha256 = s->cert->sha256_hex,
+      .cert_not_after = s->cert->not_after,
+      .now_ns = s->w.now,
+  };
+  status_write_json(b, &in, snaps, p->nworkers, offset, limit);
+  return 200;
+}
+
 static const struct ops_routes routes = {.metrics = route_metrics,
                                          .ready = route_ready,
                                          .healthy = route_healthy,
                                          .cert_json = route_cert,
-                                         .stream = &pcap_stream};
+                                         .stream = &pcap_stream,
+                                         .status = route_status};
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
@@ -1555,6 +1594,8 @@ static void server_destroy(struct server *p)
       continue;
     if (s->bell >= 0)
       close(s->bell);
+    if (s->status_ok)
+      status_snap_fini(&s->status); /* after every thread: worker 0 reads them all */
     free(s);
   }
   free(p->ws);
@@ -1754,6 +1795,9 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
       rc = -errno;
       goto fail_threads;
     }
+    if ((rc = status_snap_init(&s->status)) < 0)
+      goto fail_threads;
+    s->status_ok = true;
     if ((rc = -pthread_create(&s->thread, NULL, worker_main, s)) < 0)
       goto fail_threads;
     s->started = true;

@@ -39,22 +39,6 @@ struct opts {
   double tick_s; /* --tick: a heartbeat every tick_s during --hold (0 = silent hold) */
 };
 
-static void usage(FILE *f)
-{
-  fprintf(f, "usage: wtclient --url https://HOST:PORT/ROOM [--cert-hash HEX] [--sessions N]\n"
-             "                [--mac MAC] [--same-mac] [--heartbeats K] [--junk]\n"
-             "                [--no-register] [--hold DUR] [--late-heartbeats K] [--until-closed]\n"
-             "                [--expect-error] [--go-silent DUR] [--close-reason STR]\n"
-             "                [--timeout DUR] [--tick DUR] [--log-level L]\n"
-             "DUR is a duration: 0.5, 10 or 10s (seconds), 1m, 1h (default --timeout 20s)\n"
-             "--tick DUR: during --hold, a heartbeat every DUR (each must be answered too):\n"
-             "  keeps packets flowing, e.g. while the client's address changes\n"
-             "--go-silent DUR: after registering, print the result, then neither read nor\n"
-             "  send for DUR and exit without closing (a client whose network died)\n"
-             "--close-reason STR: the reason of the CLOSE_WEBTRANSPORT_SESSION sent at the\n"
-             "  end, any bytes (default \"bye\")\n");
-}
-
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
 #define usage_error(...) cli_usage_error("wtclient", __VA_ARGS__)
 
@@ -78,31 +62,72 @@ enum {
   O_TICK,
 };
 
-static const struct option long_opts[] = {
-    {"url", required_argument, NULL, O_URL},
-    {"cert-hash", required_argument, NULL, O_HASH},
-    {"sessions", required_argument, NULL, O_SESSIONS},
-    {"heartbeats", required_argument, NULL, O_HEARTBEATS},
-    {"hold", required_argument, NULL, O_HOLD},
-    {"tick", required_argument, NULL, O_TICK},
-    {"late-heartbeats", required_argument, NULL, O_LATE},
-    {"timeout", required_argument, NULL, O_TIMEOUT},
-    {"mac", required_argument, NULL, O_MAC},
-    {"log-level", required_argument, NULL, O_LOG},
-    {"same-mac", no_argument, NULL, O_SAME_MAC},
-    {"junk", no_argument, NULL, O_JUNK},
-    {"no-register", no_argument, NULL, O_NO_REGISTER},
-    {"until-closed", no_argument, NULL, O_UNTIL_CLOSED},
-    {"expect-error", no_argument, NULL, O_EXPECT_ERROR},
-    {"go-silent", required_argument, NULL, O_GO_SILENT},
-    {"close-reason", required_argument, NULL, O_CLOSE_REASON},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+/* The flags, once: getopt's table, --help, the man page and the bash
+ * completion are made from it (cli.h). */
+static const struct cli_flag flags[] = {
+    CLI_FLAG_URL(O_URL),
+    CLI_FLAG_CERT_HASH(O_HASH),
+    {"sessions", 0, "N", NULL, NULL, NULL, "sessions to open, 1 to 100000 (default 1)", O_SESSIONS},
+    {"mac", 0, "MAC", NULL, NULL, NULL,
+     "MAC of the first session, the next ones count up from it (default 52:54:00:ab:00:01)", O_MAC},
+    {"same-mac", 0, NULL, NULL, NULL, NULL, "every session registers the same MAC", O_SAME_MAC},
+    {"heartbeats", 0, "N", NULL, NULL, NULL,
+     "heartbeats each session sends after registering; each must be answered (default 0)",
+     O_HEARTBEATS},
+    {"junk", 0, NULL, NULL, NULL, NULL,
+     "before registering, send malformed datagrams (empty, an unknown type, cut-off JSON)", O_JUNK},
+    {"no-register", 0, NULL, NULL, NULL, NULL, "open the sessions but never register",
+     O_NO_REGISTER},
+    {"hold", 0, "DURATION", NULL, NULL, NULL, "keep the sessions open this long after registering",
+     O_HOLD},
+    {"tick", 0, "DURATION", NULL, NULL, NULL,
+     "during --hold, a heartbeat every DURATION (each must be answered too): keeps packets "
+     "flowing, e.g. while the client's address changes",
+     O_TICK},
+    {"late-heartbeats", 0, "N", NULL, NULL, NULL, "heartbeats sent after --hold (default 0)",
+     O_LATE},
+    {"until-closed", 0, NULL, NULL, NULL, NULL,
+     "at the end, wait (at most --timeout) until the relay closes every session; success only then",
+     O_UNTIL_CLOSED},
+    {"expect-error", 0, NULL, NULL, NULL, NULL,
+     "success when the relay answers the registration with an Error", O_EXPECT_ERROR},
+    {"go-silent", 0, "DURATION", NULL, NULL, NULL,
+     "after registering, print the result, then neither read nor send for DURATION and exit "
+     "without closing (a client whose network died)",
+     O_GO_SILENT},
+    {"close-reason", 0, "STR", NULL, NULL, NULL,
+     "the reason of the CLOSE_WEBTRANSPORT_SESSION sent at the end, any bytes (default \"bye\")",
+     O_CLOSE_REASON},
+    {"timeout", 0, "DURATION", NULL, NULL, NULL,
+     "time each step (opening, registering, heartbeats) may take (default 20s)", O_TIMEOUT},
+    CLI_FLAG_LOG_LEVEL(O_LOG),
+    CLI_FLAGS_HELP_VERSION,
 };
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const struct cli_page page = {
+    .prog = "wtclient",
+    .summary = "a small native WebTransport client for testing a wtrelay",
+    .synopsis = "--url https://HOST:PORT/ROOM [OPTIONS]",
+    .description =
+        "wtclient opens sessions to a relay, registers them, exchanges heartbeats, can send "
+        "junk, and prints one line per session plus a JSON summary. Tests and manual checks "
+        "use it.\n\nFlags follow getopt_long (--flag=value, unambiguous prefixes).",
+    .help_footer = "DURATION is 0.5, 10 or 10s (seconds), 1m, 1h.",
+    .man_sections = ".SH EXIT STATUS\n"
+                    "0 when every session reached what was asked (registered, heartbeats "
+                    "acknowledged; with \\fB\\-\\-until\\-closed\\fR: closed by the relay), 1 "
+                    "otherwise, 2 on a usage error.\n"
+                    ".SH SEE ALSO\n\\fBwtrelay\\fR(1), \\fBwtrelay\\-tap\\fR(1)\n",
+    .flags = flags,
+    .nflags = NFLAGS,
+};
+
+static struct option long_opts[NFLAGS + 1];
 
 #define opt_name(val) cli_opt_name(long_opts, (val))
 
-/* Parses the command line into o. Returns 0, 1 for --help, or 2 after
+/* Parses the command line into o. Returns 0, CLI_HELP, CLI_VERSION, or 2 after
  * printing a usage error. */
 static int parse_args(struct opts *o, int argc, char **argv)
 {
@@ -110,11 +135,14 @@ static int parse_args(struct opts *o, int argc, char **argv)
   uint32_t u;
   uint64_t ms;
   opterr = 0; /* our messages, one line each */
-  while ((ch = getopt_long(argc, argv, ":h", long_opts, &li)) != -1) {
+  cli_long_options(flags, NFLAGS, long_opts);
+  while ((ch = getopt_long(argc, argv, ":hV", long_opts, &li)) != -1) {
     const char *v = optarg;
     switch (ch) {
     case 'h':
-      return 1;
+      return CLI_HELP;
+    case 'V':
+      return CLI_VERSION;
     case O_URL:
       o->url = v;
       break;
@@ -219,11 +247,11 @@ static bool never(void *arg)
 int main(int argc, char **argv)
 {
   struct opts o = {.sessions = 1, .mac = {0x52, 0x54, 0x00, 0xab, 0x00, 0x01}, .timeout_s = 20};
-  int prc = parse_args(&o, argc, argv);
-  if (prc == 1) {
-    usage(stdout);
+  if (cli_generate(argc, argv, &page))
     return 0;
-  }
+  int prc = parse_args(&o, argc, argv);
+  if (cli_print_info(prc, &page))
+    return 0;
   if (prc)
     return prc;
   uint8_t pin[32];

@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cli.h"
 #include "token.h"
 #include "wtrelay/config.h"
 #include "wtrelay/io_probe.h"
@@ -85,6 +86,10 @@ int main(int argc, char **argv)
   char err[512];
   if (argc > 1 && strcmp(argv[1], "token") == 0)
     return token_main(argc - 1, argv + 1);
+  struct cli_page page;
+  config_cli_page(&page);
+  if (cli_generate(argc, argv, &page))
+    return 0;
   config_defaults(&cfg);
   int rc = config_parse(&cfg, argc, argv, env_get, err, sizeof(err));
   if (rc == CONFIG_HELP) {
@@ -92,7 +97,7 @@ int main(int argc, char **argv)
     return 0;
   }
   if (rc == CONFIG_VERSION) {
-    printf("wtrelay %s\n", WTRELAY_VERSION);
+    cli_version_print(stdout, "wtrelay");
     return 0;
   }
   if (rc < 0) {
@@ -100,6 +105,7 @@ int main(int argc, char **argv)
     return 2;
   }
   log_set_level(cfg.log_level);
+  log_set_json(cfg.log_json);
   signal(SIGPIPE, SIG_IGN);
   if (cfg.log_note[0])
     log_warn("RUST_LOG partly ignored", "ignored=%s", LOG_Q(cfg.log_note));

@@ -46,20 +46,12 @@ struct tapper {
   struct io_pktfd *dev;
   char ifname[TAP_NAME_MAX];
   const char *netns;
-  bool configure;
+  bool configure, replace_route;
   uint8_t configured_ip[4];
   bool stop;
   uint32_t assigned_seen;
   uint64_t to_relay, to_relay_dropped, from_relay, from_relay_dropped;
 };
-
-static void usage(FILE *f)
-{
-  fprintf(f, "usage: wtrelay-tap --url https://HOST:PORT/ROOM [--cert-hash HEX] [--tap NAME]\n"
-             "                   [--mac MAC] [--netns NAME] [--configure] [--heartbeat DUR]\n"
-             "                   [--log-level error|warn|info|debug]\n"
-             "DUR is a duration from 1s to 1h: 20, 20s, 1m (default 20s)\n");
-}
 
 /* A usage error: one line naming the flag, a pointer to --help; exit 2. */
 #define usage_error(...) cli_usage_error("wtrelay-tap", __VA_ARGS__)
@@ -67,38 +59,94 @@ static void usage(FILE *f)
 struct args {
   const char *url, *hash, *tapname, *netns;
   uint8_t mac[6];
-  bool have_mac, configure;
+  bool have_mac, configure, replace_route;
   uint64_t heartbeat_ms;
 };
 
-enum { O_URL = 256, O_HASH, O_TAP, O_NETNS, O_HEARTBEAT, O_MAC, O_LOG, O_CONFIGURE };
-
-static const struct option long_opts[] = {
-    {"url", required_argument, NULL, O_URL},
-    {"cert-hash", required_argument, NULL, O_HASH},
-    {"tap", required_argument, NULL, O_TAP},
-    {"netns", required_argument, NULL, O_NETNS},
-    {"heartbeat", required_argument, NULL, O_HEARTBEAT},
-    {"mac", required_argument, NULL, O_MAC},
-    {"log-level", required_argument, NULL, O_LOG},
-    {"configure", no_argument, NULL, O_CONFIGURE},
-    {"help", no_argument, NULL, 'h'},
-    {NULL, 0, NULL, 0},
+enum {
+  O_URL = 256,
+  O_HASH,
+  O_TAP,
+  O_NETNS,
+  O_HEARTBEAT,
+  O_MAC,
+  O_LOG,
+  O_CONFIGURE,
+  O_REPLACE_ROUTE
 };
+
+/* The flags, once: getopt's table, --help, the man page and the bash
+ * completion are made from it (cli.h). */
+static const struct cli_flag flags[] = {
+    CLI_FLAG_URL(O_URL),
+    CLI_FLAG_CERT_HASH(O_HASH),
+    {"tap", 0, "NAME", NULL, NULL, NULL,
+     "name of the TAP device, created or attached to (default: the kernel picks wtrN)", O_TAP},
+    {"mac", 0, "MAC", NULL, NULL, NULL,
+     "MAC of the TAP device and of the registration (default 52:54:00 and three random bytes)",
+     O_MAC},
+    {"netns", 0, "NAME", NULL, NULL, NULL,
+     "move the TAP device into network namespace /run/netns/NAME (or a path)", O_NETNS},
+    {"configure", 0, NULL, NULL, NULL, NULL,
+     "apply the relay's Assigned to the device: address, netmask, default route via the "
+     "gateway; with --netns also bring lo up and write /etc/netns/NAME/resolv.conf with the "
+     "DNS server",
+     O_CONFIGURE},
+    {"replace-default-route", 0, NULL, NULL, NULL, NULL,
+     "with --configure, replace a default route the namespace (or host) already has; without "
+     "it such a route is left alone and a warning says so",
+     O_REPLACE_ROUTE},
+    {"heartbeat", 0, "DURATION", NULL, NULL, NULL,
+     "time between heartbeats, 1s to 1h (default 20s)", O_HEARTBEAT},
+    CLI_FLAG_LOG_LEVEL(O_LOG),
+    CLI_FLAGS_HELP_VERSION,
+};
+#define NFLAGS (sizeof(flags) / sizeof(flags[0]))
+
+static const struct cli_page page = {
+    .prog = "wtrelay-tap",
+    .summary = "put a Linux network stack on a wtrelay virtual LAN",
+    .synopsis = "--url https://HOST:PORT/ROOM [OPTIONS]",
+    .description =
+        "wtrelay-tap creates a TAP device, optionally moves it into a network namespace, and "
+        "bridges it to one WebTransport session of a wtrelay room: frames the kernel sends on "
+        "the device go to the relay, frames from the relay are written to the device. The "
+        "session registers the MAC, heartbeats, and reconnects with backoff, keeping the MAC "
+        "and so the address.\n\n"
+        "With --configure the address the relay assigns is set on the device, again after a "
+        "reconnect that changed it. It needs CAP_NET_ADMIN.",
+    .help_footer = "DURATION is 20 or 20s (seconds), 1m, 1h. See docs/wtrelay-tap.md.",
+    .man_sections =
+        ".SH FILES\n.TP\n\\fI/etc/netns/NAME/resolv.conf\\fR\n"
+        "Written by \\fB\\-\\-configure \\-\\-netns\\fR \\fINAME\\fR: the relay's DNS server. "
+        "\\fBip netns exec\\fR shows it to the namespace's programs as /etc/resolv.conf.\n"
+        ".SH SIGNALS\n\\fBSIGINT\\fR and \\fBSIGTERM\\fR close the session; the program "
+        "exits 0.\n"
+        ".SH EXIT STATUS\n0 after a signal, 1 on a start-up failure (one line says why) or when "
+        "the TAP device went away, 2 on a usage error.\n"
+        ".SH SEE ALSO\n\\fBwtrelay\\fR(1), \\fBwtclient\\fR(1), \\fBip\\-netns\\fR(8)\n",
+    .flags = flags,
+    .nflags = NFLAGS,
+};
+
+static struct option long_opts[NFLAGS + 1];
 
 #define opt_name(val) cli_opt_name(long_opts, (val))
 
-/* Parses the command line into a. Returns 0, 1 for --help, or 2 after
+/* Parses the command line into a. Returns 0, CLI_HELP, CLI_VERSION, or 2 after
  * printing a usage error. */
 static int parse_args(struct args *a, int argc, char **argv)
 {
   int ch, li;
   opterr = 0; /* our messages, one line each */
-  while ((ch = getopt_long(argc, argv, ":h", long_opts, &li)) != -1) {
+  cli_long_options(flags, NFLAGS, long_opts);
+  while ((ch = getopt_long(argc, argv, ":hV", long_opts, &li)) != -1) {
     const char *v = optarg;
     switch (ch) {
     case 'h':
-      return 1;
+      return CLI_HELP;
+    case 'V':
+      return CLI_VERSION;
     case O_URL:
       a->url = v;
       break;
@@ -133,6 +181,9 @@ static int parse_args(struct args *a, int argc, char **argv)
     case O_CONFIGURE:
       a->configure = true;
       break;
+    case O_REPLACE_ROUTE:
+      a->replace_route = true;
+      break;
     default:
       return cli_getopt_error("wtrelay-tap", long_opts, ch, argv);
     }
@@ -159,12 +210,20 @@ static void on_state(void *user, struct wtc_session *s)
              s->gateway[3], s->reconnects);
     if (t->configure && memcmp(t->configured_ip, s->ip, 4) != 0) {
       char err[256];
-      int rc = tap_configure(t->netns, t->ifname, be32(s->ip), be32(s->netmask), be32(s->gateway),
-                             err, sizeof(err));
+      struct tap_addr addr = {.ip = be32(s->ip),
+                              .netmask = be32(s->netmask),
+                              .gw = be32(s->gateway),
+                              .dns = be32(s->dns),
+                              .replace_default_route = t->replace_route};
+      int rc = tap_configure(t->netns, t->ifname, &addr, err, sizeof(err));
       if (rc < 0)
         log_error("cannot configure the TAP device", "tap=%s why=%s", t->ifname, LOG_Q(err));
       else
         memcpy(t->configured_ip, s->ip, 4);
+      if (rc == TAP_ROUTE_KEPT)
+        log_warn("a default route exists and was left in place (--replace-default-route "
+                 "replaces it)",
+                 "tap=%s netns=%s route=%s", t->ifname, t->netns ? t->netns : "-", LOG_Q(err));
     }
   } else if (s->state == WTC_OPEN && s->errors) {
     log_warn("relay refused the registration", "why=%s", LOG_Q(s->last_error));
@@ -214,11 +273,11 @@ static bool stopped(void *arg)
 int main(int argc, char **argv)
 {
   struct args a = {.tapname = "", .heartbeat_ms = 20000};
-  int prc = parse_args(&a, argc, argv);
-  if (prc == 1) {
-    usage(stdout);
+  if (cli_generate(argc, argv, &page))
     return 0;
-  }
+  int prc = parse_args(&a, argc, argv);
+  if (cli_print_info(prc, &page))
+    return 0;
   if (prc)
     return prc;
   const char *url = a.url, *hash = a.hash, *tapname = a.tapname, *netns = a.netns;
@@ -245,6 +304,7 @@ int main(int argc, char **argv)
   int fd, rc;
   t.netns = netns;
   t.configure = configure;
+  t.replace_route = a.replace_route;
   char why[512];
   if (io_probe_uring(why, sizeof(why)) < 0) {
     fprintf(stderr, "wtrelay-tap: %s\n", why);

@@ -14,10 +14,12 @@
 #include <net/route.h>
 #include <sched.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static int fail(char *err, size_t errlen, int rc, const char *fmt, ...)
@@ -174,24 +176,32 @@ static int in_netns(const char *netns, int (*fn)(int sock, void *arg), void *arg
 
 struct cfg_arg {
   const char *ifname;
-  uint32_t ip, mask, gw;
+  const struct tap_addr *addr;
+  bool lo;       /* bring lo up too (a namespace of its own) */
+  char kept[64]; /* the default route left in place: "dev eth0 via 192.0.2.1" */
   const char *step;
 };
+
+static int set_up(int sock, const char *ifname)
+{
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof(ifr));
+  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
+    return -errno;
+  if (ifr.ifr_flags & IFF_UP)
+    return 0;
+  ifr.ifr_flags |= IFF_UP;
+  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)
+    return -errno;
+  return 0;
+}
 
 static int do_up(int sock, void *arg)
 {
   struct cfg_arg *a = arg;
-  struct ifreq ifr;
-  memset(&ifr, 0, sizeof(ifr));
-  snprintf(ifr.ifr_name, IFNAMSIZ, "%s", a->ifname);
-  a->step = "read flags";
-  if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0)
-    return -errno;
-  ifr.ifr_flags |= IFF_UP;
-  a->step = "set up";
-  if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0)
-    return -errno;
-  return 0;
+  a->step = "bring up";
+  return set_up(sock, a->ifname);
 }
 
 static void sin_set(struct sockaddr *sa, uint32_t ip)
@@ -200,34 +210,118 @@ static void sin_set(struct sockaddr *sa, uint32_t ip)
   memcpy(sa, &sin, sizeof(sin));
 }
 
+/* The first IPv4 default route of the calling thread's namespace
+ * (/proc/thread-self/net is the namespace the thread is in now): its
+ * device and gateway (host order). 0 when found, -ENOENT when none. */
+static int default_route(char dev[IFNAMSIZ], uint32_t *gw)
+{
+  FILE *f = fopen("/proc/thread-self/net/route", "re");
+  if (!f)
+    return -errno;
+  char line[256], ifc[IFNAMSIZ];
+  unsigned dst, via, flags, mask;
+  int rc = -ENOENT;
+  while (fgets(line, sizeof(line), f))
+    if (sscanf(line, "%15s %x %x %x %*d %*d %*d %x", ifc, &dst, &via, &flags, &mask) == 5 &&
+        dst == 0 && mask == 0 && (flags & RTF_UP)) {
+      snprintf(dev, IFNAMSIZ, "%s", ifc);
+      *gw = ntohl(via); /* the file prints the network-order word as read */
+      rc = 0;
+      break;
+    }
+  fclose(f);
+  return rc;
+}
+
+/* The default route via the gateway: added when there is none; one on our
+ * device (an earlier address) or, when asked, anyone's is replaced; another
+ * is left and described in a->kept (return 1). */
+static int set_default_route(int sock, struct cfg_arg *a)
+{
+  const struct tap_addr *t = a->addr;
+  char dev[IFNAMSIZ];
+  uint32_t via = 0;
+  struct rtentry rt;
+  memset(&rt, 0, sizeof(rt));
+  sin_set(&rt.rt_dst, 0);
+  sin_set(&rt.rt_genmask, 0);
+  a->step = "read the routes";
+  for (int i = 0; i < 8; i++) { /* one at a time: several metrics may each hold one */
+    int rc = default_route(dev, &via);
+    if (rc == -ENOENT)
+      break;
+    if (rc < 0)
+      return rc;
+    if (strcmp(dev, a->ifname) == 0 && via == t->gw)
+      return 0;
+    if (strcmp(dev, a->ifname) != 0 && !t->replace_default_route) {
+      struct in_addr in = {.s_addr = htonl(via)};
+      snprintf(a->kept, sizeof(a->kept), "dev %s via %s", dev, inet_ntoa(in));
+      return 1;
+    }
+    a->step = "delete the default route";
+    rt.rt_dev = dev;
+    if (ioctl(sock, SIOCDELRT, &rt) < 0 && errno != ESRCH)
+      return -errno;
+  }
+  sin_set(&rt.rt_gateway, t->gw);
+  rt.rt_flags = RTF_UP | RTF_GATEWAY;
+  rt.rt_dev = (char *)a->ifname;
+  a->step = "add default route";
+  if (ioctl(sock, SIOCADDRT, &rt) < 0 && errno != EEXIST)
+    return -errno;
+  return 0;
+}
+
 static int do_configure(int sock, void *arg)
 {
   struct cfg_arg *a = arg;
   struct ifreq ifr;
   memset(&ifr, 0, sizeof(ifr));
   snprintf(ifr.ifr_name, IFNAMSIZ, "%s", a->ifname);
-  sin_set(&ifr.ifr_addr, a->ip);
+  sin_set(&ifr.ifr_addr, a->addr->ip);
   a->step = "set address";
   if (ioctl(sock, SIOCSIFADDR, &ifr) < 0)
     return -errno;
-  sin_set(&ifr.ifr_netmask, a->mask);
+  sin_set(&ifr.ifr_netmask, a->addr->netmask);
   a->step = "set netmask";
   if (ioctl(sock, SIOCSIFNETMASK, &ifr) < 0)
     return -errno;
   int rc = do_up(sock, arg);
-  if (rc < 0 || !a->gw)
+  if (rc == 0 && a->lo) {
+    a->step = "bring up lo";
+    rc = set_up(sock, "lo");
+  }
+  if (rc < 0 || !a->addr->gw)
     return rc;
-  struct rtentry rt;
-  memset(&rt, 0, sizeof(rt));
-  sin_set(&rt.rt_dst, 0);
-  sin_set(&rt.rt_genmask, 0);
-  sin_set(&rt.rt_gateway, a->gw);
-  rt.rt_flags = RTF_UP | RTF_GATEWAY;
-  rt.rt_dev = (char *)a->ifname;
-  ioctl(sock, SIOCDELRT, &rt); /* replace: no route yet is fine */
-  a->step = "add default route";
-  if (ioctl(sock, SIOCADDRT, &rt) < 0 && errno != EEXIST)
-    return -errno;
+  return set_default_route(sock, a);
+}
+
+/* /etc/netns/NAME/resolv.conf, which `ip netns exec NAME` mounts over
+ * /etc/resolv.conf: written to a temporary file and renamed into place. */
+static int write_resolv(const char *netns, uint32_t dns, char *err, size_t errlen)
+{
+  char dir[200], path[232], tmp[256];
+  if (snprintf(dir, sizeof(dir), "/etc/netns/%s", netns) >= (int)sizeof(dir))
+    return fail(err, errlen, -ENAMETOOLONG, "namespace name '%s' is too long", netns);
+  snprintf(path, sizeof(path), "%s/resolv.conf", dir);
+  snprintf(tmp, sizeof(tmp), "%s.wtrelay-tap", path);
+  if ((mkdir("/etc/netns", 0755) < 0 && errno != EEXIST) ||
+      (mkdir(dir, 0755) < 0 && errno != EEXIST))
+    return fail(err, errlen, -errno, "cannot create %s: %s", dir, strerror(errno));
+  FILE *f = fopen(tmp, "we");
+  if (!f)
+    return fail(err, errlen, -errno, "cannot write %s: %s", tmp, strerror(errno));
+  fprintf(f,
+          "# written by wtrelay-tap --configure: the DNS server of the relay's room\n"
+          "nameserver %u.%u.%u.%u\n",
+          dns >> 24, (dns >> 16) & 255, (dns >> 8) & 255, dns & 255);
+  int bad = ferror(f);
+  if (fclose(f) != 0 || bad || rename(tmp, path) < 0) {
+    int e = errno ? errno : EIO;
+    unlink(tmp);
+    return fail(err, errlen, -e, "cannot write %s: %s", path, strerror(e));
+  }
   return 0;
 }
 
@@ -242,14 +336,24 @@ int tap_up(const char *netns, const char *ifname, char *err, size_t errlen)
   return rc;
 }
 
-int tap_configure(const char *netns, const char *ifname, uint32_t ip, uint32_t netmask, uint32_t gw,
-                  char *err, size_t errlen)
+int tap_configure(const char *netns, const char *ifname, const struct tap_addr *addr, char *err,
+                  size_t errlen)
 {
-  struct cfg_arg a = {.ifname = ifname, .ip = ip, .mask = netmask, .gw = gw, .step = ""};
+  bool own_ns = netns && *netns;
+  struct cfg_arg a = {.ifname = ifname, .addr = addr, .lo = own_ns, .step = ""};
   if (err && errlen)
     err[0] = '\0';
   int rc = in_netns(netns, do_configure, &a, err, errlen);
   if (rc < 0 && err && !*err)
     fail(err, errlen, rc, "%s of %s: %s%s", a.step, ifname, strerror(-rc), perm_hint(-rc));
+  if (rc < 0)
+    return rc;
+  if (own_ns && !strchr(netns, '/') && addr->dns) {
+    int wrc = write_resolv(netns, addr->dns, err, errlen);
+    if (wrc < 0)
+      return wrc;
+  }
+  if (rc == TAP_ROUTE_KEPT)
+    fail(err, errlen, rc, "%s", a.kept);
   return rc;
 }

@@ -17,6 +17,141 @@
 #include <unistd.h>
 
 static enum log_level log_threshold = LOG_INFO;
+static bool log_json; /* set once at start (log_set_json), read by every thread */
+
+void log_set_json(bool on)
+{
+  log_json = on;
+}
+
+static int hexdigit(char c)
+{
+  return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* A bare logfmt value that JSON takes as it is: a number or a boolean. */
+static bool json_literal(const char *v, size_t n)
+{
+  if ((n == 4 && memcmp(v, "true", 4) == 0) || (n == 5 && memcmp(v, "false", 5) == 0))
+    return true;
+  size_t i = 0;
+  if (i < n && v[i] == '-')
+    i++;
+  if (i == n || v[i] < '0' || v[i] > '9' || (v[i] == '0' && i + 1 < n && v[i + 1] != '.'))
+    return false;
+  while (i < n && v[i] >= '0' && v[i] <= '9')
+    i++;
+  if (i < n && v[i] == '.') {
+    if (++i == n)
+      return false;
+    while (i < n && v[i] >= '0' && v[i] <= '9')
+      i++;
+  }
+  return i == n;
+}
+
+/* Appends byte b to a JSON string. */
+static size_t json_byte(char *out, size_t o, unsigned char b)
+{
+  static const char hex[] = "0123456789abcdef";
+  if (b == '"' || b == '\\') {
+    out[o++] = '\\';
+    out[o++] = (char)b;
+  } else if (b == '\n' || b == '\r' || b == '\t') {
+    out[o++] = '\\';
+    out[o++] = b == '\n' ? 'n' : b == '\r' ? 'r' : 't';
+  } else if (b < 0x20 || b >= 0x7f) {
+    memcpy(out + o, "\\u00", 4);
+    o += 4;
+    out[o++] = hex[b >> 4];
+    out[o++] = hex[b & 15];
+  } else {
+    out[o++] = (char)b;
+  }
+  return o;
+}
+
+size_t log_logfmt_to_json(const char *in, size_t n, char *out, size_t cap)
+{
+  size_t o = 0, i = 0;
+  if (cap < 2 * n + 64)
+    return 0;
+  out[o++] = '{';
+  bool first = true, open = false; /* open: a string value still being written */
+  while (i < n) {
+    while (i < n && in[i] == ' ')
+      i++;
+    if (i == n)
+      break;
+    size_t k = i;
+    while (i < n && in[i] != '=' && in[i] != ' ')
+      i++;
+    if (i == n || in[i] == ' ') {
+      /* a word without '=' (a bare value with a blank in it): part of the
+       * previous string value, else a key of its own with no value */
+      if (open) {
+        o--; /* reopen the string */
+        out[o++] = ' ';
+        for (size_t j = k; j < i; j++)
+          o = json_byte(out, o, (unsigned char)in[j]);
+        out[o++] = '"';
+      }
+      continue;
+    }
+    if (!first)
+      out[o++] = ',';
+    first = false;
+    out[o++] = '"';
+    for (size_t j = k; j < i; j++)
+      o = json_byte(out, o, (unsigned char)in[j]);
+    out[o++] = '"';
+    out[o++] = ':';
+    i++; /* '=' */
+    if (i < n && in[i] == '"') {
+      out[o++] = '"';
+      for (i++; i < n && in[i] != '"'; i++) {
+        unsigned char b = (unsigned char)in[i];
+        if (b == '\\' && i + 1 < n) {
+          char e = in[++i];
+          if (e == 'n')
+            b = '\n';
+          else if (e == 'r')
+            b = '\r';
+          else if (e == 't')
+            b = '\t';
+          else if (e == 'x' && i + 2 < n && hexdigit(in[i + 1]) >= 0 && hexdigit(in[i + 2]) >= 0) {
+            b = (unsigned char)(hexdigit(in[i + 1]) << 4 | hexdigit(in[i + 2]));
+            i += 2;
+          } else {
+            b = (unsigned char)e;
+          }
+        }
+        o = json_byte(out, o, b);
+      }
+      if (i < n)
+        i++; /* closing quote */
+      out[o++] = '"';
+      open = false;
+      continue;
+    }
+    size_t v = i;
+    while (i < n && in[i] != ' ')
+      i++;
+    if (json_literal(in + v, i - v)) {
+      memcpy(out + o, in + v, i - v);
+      o += i - v;
+      open = false;
+    } else {
+      out[o++] = '"';
+      for (size_t j = v; j < i; j++)
+        o = json_byte(out, o, (unsigned char)in[j]);
+      out[o++] = '"';
+      open = true;
+    }
+  }
+  out[o++] = '}';
+  return o;
+}
 
 int log_level_parse(const char *s, enum log_level *out)
 {
@@ -185,6 +320,14 @@ void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
       memcpy(line + n, cut_mark, sizeof(cut_mark) - 1);
       n += sizeof(cut_mark) - 1;
     }
+  }
+  if (log_json) {
+    char json[2 * LOG_LINE_MAX + 64];
+    size_t j = log_logfmt_to_json(line, n, json, sizeof(json) - 1);
+    json[j++] = '\n';
+    ssize_t r = write(STDERR_FILENO, json, j);
+    (void)r;
+    return;
   }
   line[n++] = '\n';
   ssize_t r = write(STDERR_FILENO, line, n);

@@ -370,6 +370,11 @@ static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
   } else if (strcmp(target, "/cert-hash") == 0) {
     o->routes->cert_json(o->ctx, &b);
     respond(o, c, 200, "application/json", &b, head, true);
+  } else if (o->routes->status && (strcmp(target, "/status") == 0 || strcmp(target, "/") == 0)) {
+    bool page = target[1] == '\0';
+    int st = o->routes->status(o->ctx, page, q ? q + 1 : "", &b);
+    respond(o, c, b.overflow ? 500 : st,
+            page ? "text/html; charset=utf-8" : "application/json; charset=utf-8", &b, head, false);
   } else if (!head && o->routes->stream && stream_start(o, c, target, q ? q + 1 : "", &b)) {
     /* streaming, or refused */
   } else {

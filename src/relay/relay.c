@@ -124,6 +124,7 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
   log_ratelimit_init(&r->rl_share, NS_PER_S, 10);
   log_ratelimit_init(&r->rl, NS_PER_S, 10);
   log_ratelimit_init(&r->rl_summary, NS_PER_S, 100);
+  log_ratelimit_init(&r->rl_open, NS_PER_S, 100);
   timer_init(&r->sweep, sweep);
   timer_arm(r->timers, &r->sweep, *r->now + (uint64_t)cfg->heartbeat_interval_s * NS_PER_S);
   timer_init(&r->age_timer, age);
@@ -1719,6 +1720,13 @@ int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client)
   r->npeers++;
   r->ctr.sessions++;
   s->app_data = p;
+  uint32_t sup;
+  if (log_ratelimit_allow(&r->rl_open, *r->now, &sup)) {
+    char addr[64] = "?";
+    h3_session_remote_str(s, addr, sizeof(addr));
+    log_info("session opened", "peer=%u remote=%s room=%s origin=%s suppressed=%u", p->id, addr,
+             LOG_Q(name), LOG_Q(s->origin), sup);
+  }
   return 200;
 }
 

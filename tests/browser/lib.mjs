@@ -6,9 +6,10 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createSocket } from 'node:dgram';
+import { createServer as createNetServer } from 'node:net';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, dirname } from 'node:path';
+import { join, dirname, resolve, sep, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -45,6 +46,14 @@ async function freeUdpPort() {
   return port;
 }
 
+export async function freeTcpPort() {
+  const s = createNetServer();
+  await new Promise((res) => s.listen(0, '127.0.0.1', res));
+  const port = s.address().port;
+  await new Promise((res) => s.close(res));
+  return port;
+}
+
 function track(name, proc) {
   const c = { name, proc, log: '' };
   const add = (d) => { c.log += d.toString(); if (c.log.length > 200000) c.log = c.log.slice(-100000); };
@@ -60,12 +69,13 @@ export async function withDeadline(promise, ms, what) {
   try { return await Promise.race([promise, timeout]); } finally { clearTimeout(t); }
 }
 
-// Starts build/wtrelay on 127.0.0.1:<free port>; resolves when it printed
+// Starts build/wtrelay on 127.0.0.1:<free port> (opts.port: that port, to
+// restart a relay where its clients expect it); resolves when it printed
 // its hash and "Listening on".
-export async function startRelay(args = []) {
+export async function startRelay(args = [], opts = {}) {
   const bin = join(buildDir, 'wtrelay');
   requireFile(bin, 'relay binary');
-  const port = await freeUdpPort();
+  const port = opts.port || await freeUdpPort();
   const proc = spawn(bin, ['--bind', '127.0.0.1', '--port', String(port), '--http-listen', '', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
   const c = track('relay', proc);
   const hash = await withDeadline(new Promise((res, rej) => {
@@ -99,10 +109,28 @@ export function externalRelay() {
   return { url, hash, get log() { return logFile && existsSync(logFile) ? readFileSync(logFile, 'utf8') : ''; } };
 }
 
-// Serves the page (index.html loads page.js with the same query string) and
+const contentTypes = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.html': 'text/html', '.css': 'text/css' };
+
+// Answers GET urlPath from opts.static ({'/prefix/': directory}); false
+// when no prefix matches. Paths leaving the directory are refused.
+function serveStatic(statics, urlPath, res) {
+  for (const [prefix, dir] of Object.entries(statics || {})) {
+    if (!urlPath.startsWith(prefix)) continue;
+    const file = resolve(dir, '.' + decodeURIComponent(urlPath.slice(prefix.length - 1)));
+    if (!file.startsWith(resolve(dir) + sep) || !existsSync(file)) { res.writeHead(404); res.end(); return true; }
+    res.writeHead(200, { 'content-type': `${contentTypes[extname(file)] || 'application/octet-stream'}; charset=utf-8`,
+      'cache-control': 'no-store' });
+    res.end(readFileSync(file));
+    return true;
+  }
+  return false;
+}
+
+// Serves the page (index.html loads page.js, or opts.page, with the same
+// query string) and the files of opts.static (see serveStatic), and
 // receives the page's JSON report and progress lines.
-export async function startPageServer() {
-  const pageJs = readFileSync(join(here, 'page.js'));
+export async function startPageServer(opts = {}) {
+  const pageJs = readFileSync(opts.page || join(here, 'page.js'));
   const html = '<!doctype html><meta charset="utf-8"><title>wtrelay browser test</title>'
     + '<pre id="log"></pre><script type="module" src="/page.js"></script>';
   let resolveReport;
@@ -115,6 +143,8 @@ export async function startPageServer() {
     } else if (req.method === 'GET' && req.url === '/page.js') {
       res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'no-store' });
       res.end(pageJs);
+    } else if (req.method === 'GET' && serveStatic(opts.static, req.url.split('?')[0], res)) {
+      // served
     } else if (req.method === 'POST' && (req.url === '/report' || req.url === '/progress')) {
       let body = '';
       req.on('data', (d) => { if (body.length < 1 << 20) body += d; });

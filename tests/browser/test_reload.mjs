@@ -3,10 +3,9 @@
 // headless Chromium connects using only that new hash (what a page that
 // fetches /cert-hash does).
 import { execFileSync } from 'node:child_process';
-import { createServer } from 'node:net';
 import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, tmp } from './lib.mjs';
+import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, tmp, freeTcpPort } from './lib.mjs';
 import { checkRegisterReport } from './checks.mjs';
 
 function pair(dir) {
@@ -14,13 +13,6 @@ function pair(dir) {
   execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
     '-days', '10', '-subj', '/CN=localhost', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
   { stdio: 'ignore' });
-}
-async function freeTcpPort() {
-  const s = createServer();
-  await new Promise((res) => s.listen(0, '127.0.0.1', res));
-  const port = s.address().port;
-  await new Promise((res) => s.close(res));
-  return port;
 }
 
 const a = join(tmp, 'a'), b = join(tmp, 'b'), live = join(tmp, 'live');

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -101,22 +102,36 @@ static inline void relay_proc_stop(struct relay_proc *rp)
   cr_assert_fail("relay did not exit within 3 s of SIGTERM");
 }
 
-/* GET /metrics from the relay's ops listener into buf (NUL-terminated). */
-static inline void relay_proc_metrics(const struct relay_proc *rp, char *buf, size_t cap)
+/* GET path from the relay's ops listener: the whole response (head and
+ * body) into buf, NUL-terminated; its length. */
+static inline size_t relay_proc_get(const struct relay_proc *rp, const char *path, char *buf,
+                                    size_t cap)
 {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
+  struct timeval tv = {.tv_sec = 3};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons(rp->ops_port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   cr_assert_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-  const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  cr_assert_eq(send(fd, req, sizeof(req) - 1, 0), (ssize_t)sizeof(req) - 1);
+  char req[512];
+  int rl =
+      snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", path);
+  cr_assert(rl > 0 && (size_t)rl < sizeof(req));
+  cr_assert_eq(send(fd, req, (size_t)rl, 0), rl);
   size_t n = 0;
   ssize_t r;
   while (n + 1 < cap && (r = recv(fd, buf + n, cap - 1 - n, 0)) > 0)
     n += (size_t)r;
   buf[n] = '\0';
   close(fd);
+  return n;
+}
+
+/* GET /metrics from the relay's ops listener into buf (NUL-terminated). */
+static inline void relay_proc_metrics(const struct relay_proc *rp, char *buf, size_t cap)
+{
+  relay_proc_get(rp, "/metrics", buf, cap);
 }
 
 /* The value of the sample line "series value" in a /metrics text, or -1. */

@@ -16,8 +16,31 @@ usage_error() { # program expected-text args...
   grep -q "Try '$name --help'" "$TMP/e" || fail "$name $*: no pointer to --help: $(cat "$TMP/e")"
 }
 
-"$CLIENT" --help | grep -q -- '--timeout DUR' || fail "wtclient --help"
-"$TAP" --help | grep -q -- '--heartbeat DUR' || fail "wtrelay-tap --help"
+"$CLIENT" --help | grep -q -- '--timeout DURATION ' || fail "wtclient --help"
+"$TAP" --help | grep -q -- '--heartbeat DURATION ' || fail "wtrelay-tap --help"
+# wtrelay --help: the sections in order, real metavars, no placeholder
+"$RELAY" --help >"$TMP/help" || fail "wtrelay --help: exit $?"
+want="Network: Certificates: Rooms and addresses: Limits and shares: NAT and DNS: Access control: Operations: Federation: Workers: Logging:"
+got=$(grep -E '^[A-Z][A-Za-z ]+:$' "$TMP/help" | tr '\n' ' ' | sed 's/ $//')
+[ "$got" = "$want" ] || fail "wtrelay --help sections: '$got'"
+for f in '-p, --port PORT ' '-b, --bind ADDR ' '--lease-time DURATION ' '--cert-pem FILE ' \
+  '--http-listen ADDR:PORT ' '--retry MODE ' '--subnet CIDR ' '--allow-any-src-mac '; do
+  grep -qF -- "$f" "$TMP/help" || fail "wtrelay --help lacks '$f'"
+done
+! grep -q '<V>\|<DUR>' "$TMP/help" || fail "wtrelay --help has a placeholder metavar"
+[ "$(awk 'length > 80' "$TMP/help" | wc -l)" = 0 ] || fail "wtrelay --help has lines over 80 columns"
+tr -s ' \n' ' ' <"$TMP/help" | grep -q 'default 127.0.0.1:8433)' || fail "wtrelay --help: ops port default"
+pass "wtrelay --help: grouped sections, real metavars, 80 columns"
+# --version: the relay's and the libraries' versions
+for prog in "$RELAY" "$TAP" "$CLIENT"; do
+  name=$(basename "$prog")
+  "$prog" --version >"$TMP/v" || fail "$name --version: exit $?"
+  grep -qx "$name [0-9][0-9.]*" "$TMP/v" || fail "$name --version: $(cat "$TMP/v")"
+  for lib in ngtcp2 nghttp3 GnuTLS liburing libnats jansson; do
+    grep -qE "^$lib [0-9]+\.[0-9]+" "$TMP/v" || fail "$name --version lacks $lib: $(cat "$TMP/v")"
+  done
+done
+pass "--version of the three programs names ngtcp2, nghttp3, GnuTLS, liburing, libnats, jansson"
 U=https://127.0.0.1:1/
 usage_error "$CLIENT" "--timeout: .*got '5x'" --url "$U" --timeout 5x
 usage_error "$CLIENT" "--timeout: .*got '-1'" --url "$U" --timeout=-1

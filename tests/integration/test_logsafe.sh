@@ -146,8 +146,10 @@ grep -q 'msg="h3 counters" .*refused_room_control=3 refused_path_too_long=3' "$T
 ended=$(grep -c 'msg="session ended"' "$TMP/relay.err")
 opened=$(grep -o 'sessions_opened=[0-9]*' "$TMP/relay.err" | cut -d= -f2)
 [ "$ended" = "$opened" ] || fail "session ended records $ended != sessions opened $opened"
-[ "$(grep -c 'room="/x\\" level=error msg=\\"forged"' "$TMP/relay.err")" = 2 ] ||
-  fail "the quote room is not escaped in exactly its registered + ended records"
+sopened=$(grep -c 'msg="session opened"' "$TMP/relay.err")
+[ "$sopened" = "$opened" ] || fail "session opened records $sopened != sessions opened $opened"
+[ "$(grep -c 'room="/x\\" level=error msg=\\"forged"' "$TMP/relay.err")" = 3 ] ||
+  fail "the quote room is not escaped in exactly its opened, registered and ended records"
 grep -q 'reason="bye\\nts=2026-01-01T00:00:00.000Z level=error msg=\\"forged\\""' "$TMP/relay.err" ||
   fail "newline close reason not escaped"
 grep -q 'reason="\\x1b\[2J\\x1b\[H\\x1b\]0;title\\x07\\"\\\\ level=error msg=\\"forged\\"\\xff"' "$TMP/relay.err" ||

@@ -7,7 +7,8 @@
 # so each its own UDP socket and 4-tuple) are opened until both workers of
 # --workers 2 hold one (wtrelay_worker_sessions), then the peer ids of the
 # live sessions' "peer registered" lines must all differ. The start-up
-# lines name the worker count ("relay started") and each gateway's worker.
+# lines name the worker count ("relay started") and each gateway's worker;
+# each session's "session opened" line carries the same peer id.
 . "$(dirname "$0")/lib.sh"
 
 MPORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -45,6 +46,13 @@ ids=$(grep -o 'msg="peer registered" peer=[0-9]*' "$TMP/relay.err" | grep -o '[0
 dups=$(echo "$ids" | uniq -d | tr '\n' ' ')
 [ -z "$dups" ] || fail "$n live sessions ($w0 on worker 0, $w1 on worker 1) share peer ids: $dups"
 pass "$n live sessions over 2 workers ($w0 + $w1): every peer id in the log names one session ($(echo "$ids" | tr '\n' ' '))"
+# each session's "session opened" line names it by the same peer id, with
+# its remote address, room and origin
+for id in $ids; do
+  grep -qE "msg=\"session opened\" peer=$id remote=127\.0\.0\.1:[0-9]+ room=\"/ids\" origin=\"https://127\.0\.0\.1:$PORT\"" "$TMP/relay.err" ||
+    fail "no session opened line for peer=$id"
+done
+pass "every session's opened line names its peer id, remote address, room and origin"
 for c in "${CLIENTS[@]}"; do kill -TERM "$c" 2>/dev/null || true; done
 stop_relay
 pass "relay exits 0"

@@ -42,8 +42,8 @@ start_relay() { # name port ops-port
   for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay-$1.out" 2>/dev/null && break; sleep 0.1; done
   grep -q '^Listening' "$TMP/relay-$1.out" || fail "relay $1 did not start: $(cat "$TMP/relay-$1.err")"
 }
-start_relay A 4433 9090
-start_relay B 4434 9091
+start_relay A 4433 8433
+start_relay B 4434 8434
 HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay-A.out")
 
 metric() { # ops-port series -> value (0 when absent)
@@ -67,15 +67,15 @@ in_range() { # ip lo hi (last octet)
 in_range "$IP_A" 10 254 || fail "vma got $IP_A, outside the pool"
 in_range "$IP_B" 10 254 || fail "vmb got $IP_B, outside the pool"
 [ "$IP_A" != "$IP_B" ] || fail "both VMs got $IP_A"
-[ "$(metric 9090 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] &&
-  [ "$(metric 9091 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] ||
+[ "$(metric 8433 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] &&
+  [ "$(metric 8434 'wtrelay_fed_lease_claims_total{result="address"}')" -ge 1 ] ||
   fail "the addresses were not claimed in the shared leases"
 pass "vma=$IP_A from relay A, vmb=$IP_B from relay B (one pool, shared leases)"
 for _ in $(seq 50); do
-  [ "$(metric 9090 wtrelay_fed_rooms)" = 1 ] && [ "$(metric 9091 wtrelay_fed_rooms)" = 1 ] && break
+  [ "$(metric 8433 wtrelay_fed_rooms)" = 1 ] && [ "$(metric 8434 wtrelay_fed_rooms)" = 1 ] && break
   sleep 0.1
 done
-[ "$(metric 9090 wtrelay_fed_rooms)" = 1 ] || fail "relay A did not subscribe to the room"
+[ "$(metric 8433 wtrelay_fed_rooms)" = 1 ] || fail "relay A did not subscribe to the room"
 
 ping_ok() { # from-netns to-ip tries
   for _ in $(seq "$3"); do ip netns exec "$1" ping -c 1 -W 1 "$2" >/dev/null 2>&1 && return 0; done
@@ -127,11 +127,11 @@ drops=$(topo_loss_drops 2)
 topo_loss 2 0
 [ "$FED_LOSS_PCT" = 0 ] || [ "$drops" -gt 0 ] || fail "the loss rules dropped nothing"
 pass "10 MiB over TCP from vma (relay A) to vmb (relay B, MTU 1280 link, $FED_LOSS_PCT % loss each way: $drops datagrams dropped), exact bytes, $(echo "$t0 $t1" | awk '{printf "%.2f s", $2 - $1}')"
-[ "$(metric 9090 'wtrelay_fed_frames_total{dir="out"}')" -gt 1000 ] ||
-  fail "relay A published too few frames: $(metric 9090 'wtrelay_fed_frames_total{dir="out"}')"
-[ "$(metric 9091 'wtrelay_fed_frames_total{dir="in"}')" -gt 1000 ] ||
+[ "$(metric 8433 'wtrelay_fed_frames_total{dir="out"}')" -gt 1000 ] ||
+  fail "relay A published too few frames: $(metric 8433 'wtrelay_fed_frames_total{dir="out"}')"
+[ "$(metric 8434 'wtrelay_fed_frames_total{dir="in"}')" -gt 1000 ] ||
   fail "relay B switched too few frames from NATS"
-[ "$(metric 9090 wtrelay_fed_directed_total)" -gt 1000 ] ||
+[ "$(metric 8433 wtrelay_fed_directed_total)" -gt 1000 ] ||
   fail "unicast to vmb did not go to relay B's own subject"
 
 # the internet host: a 4 MiB download server
@@ -150,9 +150,9 @@ while True:
 PY
 PIDS+=("$!")
 topo_wait_listen "$NS_I" 8080 || fail "download server did not listen"
-for pair in "$NS_A 9090" "$NS_B 9091"; do
+for pair in "$NS_A 8433" "$NS_B 8434"; do
   set -- $pair
-  ns=$1 port=$2 other=$((9090 + 9091 - $2))
+  ns=$1 port=$2 other=$((8433 + 8434 - $2))
   out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 198.18.0.2) || fail "ping inet from $ns: $out"
   before_own=$(metric "$port" 'wtrelay_nat_tcp_connections_opened_total')
   before_other=$(metric "$other" 'wtrelay_nat_tcp_connections_opened_total')

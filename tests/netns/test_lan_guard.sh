@@ -45,7 +45,7 @@ figure() { echo "figure: $*"; }
 metric() { # 'name{labels}' -> value (0 when absent, e.g. an older relay)
   local v
   sleep 0.25 # the other workers publish their counters every 100 ms
-  v=$(ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics | awk -v k="$1" '$1 == k {print $2}')
+  v=$(ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:8433/metrics | awk -v k="$1" '$1 == k {print $2}')
   echo "${v:-0}"
 }
 loss_of() { grep -o '[0-9.]*% packet loss' | cut -d% -f1; }
@@ -55,7 +55,7 @@ neigh_mac() { # ns ip -> the MAC of ip in ns's neighbour table
 le() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a <= b) }' && echo 1 || echo 0; }
 ge() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a >= b) }' && echo 1 || echo 0; }
 
-topo_start_relay --http-listen 127.0.0.1:9090
+topo_start_relay --http-listen 127.0.0.1:8433
 topo_start_tap 1 vma "$NS_VMA" $MAC_A --configure --heartbeat 5
 topo_start_tap 2 vmb "$NS_VMB" $MAC_B --configure --heartbeat 5
 topo_start_tap 3 vmc "$NS_VMC" $MAC_C --configure --heartbeat 5

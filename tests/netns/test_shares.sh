@@ -27,14 +27,14 @@ topo_client_host 1 1500
 topo_client_host 2 1500
 topo_vm b
 topo_cert
-topo_start_relay --http-listen 127.0.0.1:9090 ${WORKERS:+--workers "$WORKERS"}
+topo_start_relay --http-listen 127.0.0.1:8433 ${WORKERS:+--workers "$WORKERS"}
 CLIENT="$BUILD_DIR/wtclient"
 
 metric() { # name{labels} -> value
   # other workers publish their counters every 100 ms (and the default
   # worker count is the CPUs: several even without WORKERS)
   sleep 0.25
-  ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:9090/metrics |
+  ip netns exec "$NS_R" curl -s --max-time 5 http://127.0.0.1:8433/metrics |
     awk -v k="$1" '$1 == k {print $2; f = 1} END {if (!f) print "missing"}'
 }
 

@@ -21,8 +21,8 @@ topo_vm_pair 1500 1280
 NS_A=$NS_VMA NS_B=$NS_VMB
 topo_cert
 start_relay() { topo_start_relay; }
-start_tap() { # client-host name netns mac
-  topo_start_tap "$1" "$2" "$3" "$4" --configure --heartbeat 2
+start_tap() { # client-host name netns mac [extra args]
+  topo_start_tap "$@" --configure --heartbeat 2
 }
 ip_of() { topo_ip_of "$@"; }
 wait_ip() { topo_wait_ip "$@"; }
@@ -33,7 +33,17 @@ ping_ok() { # from-netns to-ip tries
 
 start_relay
 grep -q "^Listening on https://\[::\]:4433$" "$TMP/relay.out" || fail "relay not on the wildcard address: $(cat "$TMP/relay.out")"
-start_tap 1 vma "$NS_A" 52:54:00:aa:00:01
+# Both VM namespaces have another default route (a veth pair) and lo
+# down: A's tap may replace the route, B's must leave it and warn.
+for ns in "$NS_A" "$NS_B"; do
+  ip -n "$ns" link add other0 type veth peer name other1
+  ip -n "$ns" link set other1 up
+  ip -n "$ns" addr add 192.0.2.2/24 dev other0
+  ip -n "$ns" link set other0 up
+  ip -n "$ns" route add default via 192.0.2.1
+  ip -n "$ns" link set lo down
+done
+start_tap 1 vma "$NS_A" 52:54:00:aa:00:01 --replace-default-route
 IP_A=$(wait_ip "$NS_A" vma)
 start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02
 IP_B=$(wait_ip "$NS_B" vmb)
@@ -42,7 +52,24 @@ pass "two taps on client hosts across veth links (MTU 1500 and 1280) to a relay 
 [ "$(ip -n "$NS_A" link show vma | grep -o 'link/ether [0-9a-f:]*')" = "link/ether 52:54:00:aa:00:01" ] ||
   fail "vma does not carry the registered MAC"
 ip -n "$NS_A" route show default | grep -q 'via 10.0.2.2 dev vma' || fail "no default route via 10.0.2.2"
-pass "TAP carries the registered MAC; default route via 10.0.2.2"
+[ "$(ip -n "$NS_A" route show default | wc -l)" = 1 ] || fail "$NS_A: the old default route is left"
+pass "TAP carries the registered MAC; default route via 10.0.2.2 (--replace-default-route)"
+for _ in $(seq 50); do grep -q 'default route exists' "$TMP/tap-vmb.err" && break; sleep 0.1; done
+grep -q 'default route exists and was left in place.*route="dev other0 via 192.0.2.1"' \
+  "$TMP/tap-vmb.err" || fail "no warning about the kept default route: $(cat "$TMP/tap-vmb.err")"
+[ "$(ip -n "$NS_B" route show default)" = "default via 192.0.2.1 dev other0 " ] ||
+  [ "$(ip -n "$NS_B" route show default)" = "default via 192.0.2.1 dev other0" ] ||
+  fail "$NS_B: default route changed: $(ip -n "$NS_B" route show default)"
+pass "without --replace-default-route another default route is left, with a warning"
+for ns in "$NS_A" "$NS_B"; do
+  ip -n "$ns" link show lo | grep -q '<LOOPBACK,UP' || fail "lo is not up in $ns"
+  want="nameserver 10.0.2.3"
+  got=$(grep -v '^#' "/etc/netns/$ns/resolv.conf" 2>/dev/null) || fail "no /etc/netns/$ns/resolv.conf"
+  [ "$got" = "$want" ] || fail "/etc/netns/$ns/resolv.conf: '$got', want '$want'"
+  [ "$(ip netns exec "$ns" cat /etc/resolv.conf | grep -v '^#')" = "$want" ] ||
+    fail "ip netns exec $ns does not see the resolv.conf"
+done
+pass "--configure --netns: lo up, /etc/netns/NAME/resolv.conf names the relay's DNS (10.0.2.3)"
 
 ping_ok "$NS_A" "$IP_B" 10 || fail "ping $NS_A -> $IP_B"
 out=$(ip netns exec "$NS_B" ping -c 5 -i 0.2 -W 2 "$IP_A") || fail "ping $NS_B -> $IP_A: $out"

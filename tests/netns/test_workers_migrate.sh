@@ -24,17 +24,17 @@ topo_relay_host
 topo_client_host 1 1500
 STEER=${STEER:-hash}
 if [ "$STEER" = hash ]; then
-  WTRELAY_NO_BPF=1 topo_start_relay --workers 4 --http-listen 127.0.0.1:9090
+  WTRELAY_NO_BPF=1 topo_start_relay --workers 4 --http-listen 127.0.0.1:8433
   grep -q 'msg="steering" mode=reuseport_hash+handoff' "$TMP/relay.err" || fail "not on the fallback path"
 else
-  topo_start_relay --workers 4 --http-listen 127.0.0.1:9090
+  topo_start_relay --workers 4 --http-listen 127.0.0.1:8433
   grep -q 'msg="steering" mode=bpf+handoff' "$TMP/relay.err" ||
     fail "the SK_REUSEPORT program was not attached: $(grep 'msg="steering"' "$TMP/relay.err")"
 fi
 pass "steering: $(grep -o 'mode=[^ ]*' "$TMP/relay.err" | head -1)"
 
 metric() { # series -> value (0 when absent)
-  ip netns exec "$NS_R" curl -s --max-time 3 http://127.0.0.1:9090/metrics |
+  ip netns exec "$NS_R" curl -s --max-time 3 http://127.0.0.1:8433/metrics |
     awk -v s="$1" 'index($0, s " ") == 1 {print $2; found=1} END {if (!found) print 0}'
 }
 handoffs() { # dir -> sum over workers

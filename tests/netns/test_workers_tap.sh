@@ -23,7 +23,7 @@ topo_inet_servers --echo 198.18.0.2:7
 # worker's ICMP NAT uses a raw socket that sees every echo reply; the echo
 # ids are split per worker, so each takes only its own
 [ "${ICMP_MODE:-dgram}" = raw ] && ip netns exec "$NS_R" sysctl -qw net.ipv4.ping_group_range="1 0"
-topo_start_relay --workers 2 --http-listen 127.0.0.1:9090 --egress-allow 198.18.0.0/15 \
+topo_start_relay --workers 2 --http-listen 127.0.0.1:8433 --egress-allow 198.18.0.0/15 \
   --dns-upstream 198.18.0.2
 if [ "${ICMP_MODE:-dgram}" = raw ]; then
   [ "$(grep -c 'ICMP NAT uses a raw socket' "$TMP/relay.err")" = 2 ] ||
@@ -32,7 +32,7 @@ if [ "${ICMP_MODE:-dgram}" = raw ]; then
 fi
 
 metric() { # series -> value (0 when absent)
-  ip netns exec "$NS_R" curl -s --max-time 3 http://127.0.0.1:9090/metrics |
+  ip netns exec "$NS_R" curl -s --max-time 3 http://127.0.0.1:8433/metrics |
     awk -v s="$1" 'index($0, s " ") == 1 {print $2; found=1} END {if (!found) print 0}'
 }
 sessions() { metric "wtrelay_worker_sessions{worker=\"$1\"}"; }

@@ -69,6 +69,8 @@ topo_cleanup() {
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
   for ns in "${TOPO_NS[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null || true; done
+  # resolv.conf files of wtrelay-tap --configure --netns
+  for ns in "${TOPO_NS[@]:-}"; do [ -n "$ns" ] && rm -rf "/etc/netns/$ns"; done
   rm -rf "$TMP"
 }
 

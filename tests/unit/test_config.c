@@ -39,6 +39,8 @@ Test(config, defaults)
   cr_assert_str_eq(c.cert_pem, "");
   cr_assert_eq(c.max_sessions_per_ip, 256);
   cr_assert_not(c.bind_given);
+  /* the ops port is not Prometheus's 9090 nor in its exporters' 9100-9999 */
+  cr_assert_str_eq(c.http_listen, "127.0.0.1:8433");
 }
 
 Test(config, valid_flags)
