@@ -32,7 +32,7 @@
 struct counter_def {
   const char *family; /* Prometheus counter family ("wtrelay_frames_total"); NULL: not exported */
   const char *help;   /* the family's help, on its first row only (NULL on the others) */
-  const char *labels; /* the sample's labels ("direction=\"in\""), NULL for none */
+  const char *labels; /* the sample's labels ("dir=\"in\""), NULL for none */
   const char *line;   /* msg of the exit-log line it appears in ("relay counters") */
   const char *key;    /* its key in that line; NULL: not logged */
   size_t off;         /* offsetof the uint64_t in the struct */
