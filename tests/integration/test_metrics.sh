@@ -45,6 +45,14 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 [ "$(metric "$want_room")" = "$N" ] || fail "no $want_room $N: $(grep room_sessions "$TMP/metrics.txt")"
+# the room gauge is read at once, the workers' counters reach /metrics in
+# 100 ms snapshots: wait for those too
+for _ in $(seq 50); do
+  [ "$(metric wtrelay_quic_connections_accepted_total)" -ge "$N" ] 2>/dev/null &&
+    [ "$(metric wtrelay_register_duration_seconds_count)" = "$N" ] && break
+  sleep 0.1
+  get_metrics
+done
 spread="$(metric 'wtrelay_worker_sessions{worker="0"}')+$(metric 'wtrelay_worker_sessions{worker="1"}')"
 pass "wtrelay_room_sessions counts the room's $N sessions (workers: $spread), name escaped"
 
