@@ -233,6 +233,10 @@ struct fed_params {
    * MAC than mac (a session, or a Register's candidate waiting for the
    * cluster): the lease thread never gives such an address. May be NULL. */
   bool (*local_busy)(void *ctx, const char *room, uint32_t ip, const uint8_t mac[6]);
+  /* Moves mac's local lease from its candidate `from` to `to`, the address
+   * just claimed for it, under the pools' lock: 0 (moved, or nothing to
+   * move), -EBUSY (another MAC holds `to` here). May be NULL. */
+  int (*local_take)(void *ctx, const char *room, const uint8_t mac[6], uint32_t from, uint32_t to);
   void *local_ctx;
 };
 

@@ -573,6 +573,25 @@ static bool fed_local_busy(void *ctx, const char *room, uint32_t ip, const uint8
   return busy;
 }
 
+/* fed_params.local_take: the lease thread moves a MAC's local lease to
+ * the address the cluster gave it, atomically with the other workers'
+ * Registers (the directory's lock). */
+static int fed_local_take(void *ctx, const char *room, const uint8_t mac[6], uint32_t from,
+                          uint32_t to)
+{
+  struct server *p = ctx;
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t now = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  int rc = 0;
+  roomdir_lock(&p->dir);
+  uint32_t id = roomdir_find(&p->dir, room);
+  if (id != ROOMDIR_NONE && roomdir_pool(&p->dir, id)->observer)
+    rc = ippool_move(roomdir_pool(&p->dir, id), mac, from, to, now);
+  roomdir_unlock(&p->dir);
+  return rc == -EBUSY ? -EBUSY : 0;
+}
+
 static const struct relay_fed_ops fed_ops = {.open = fed_open,
                                              .close = fed_close,
                                              .send = fed_out,
@@ -1771,6 +1790,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
                             .lease_ns = (uint64_t)cfg->lease_time_s * NS_PER_S,
                             .max_live = cfg->max_sessions * p->nworkers,
                             .local_busy = fed_local_busy,
+                            .local_take = fed_local_take,
                             .local_ctx = p};
     config_pool_range(cfg, &fp.pool_first, &fp.pool_last);
     if (cfg->lease_file[0])

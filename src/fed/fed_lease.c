@@ -254,6 +254,30 @@ enum try_result { TRY_OK, TRY_TAKEN, TRY_ERROR };
 /* Tries to make ip's key the MAC's (live, this relay). A key released by
  * another MAC is remembered in *old (its revision) when older than the
  * one there, for the reclaim of a full range. */
+/* The key of ip is ours now: the MAC's local lease moves there from its
+ * candidate at once, under the pools' lock (local_take), so no Register
+ * of another worker takes the address between this claim and its answer.
+ * false when a local VM holds it after all: the key is given back
+ * (deleted when this claim created it, else marked released). */
+static bool local_take(struct fed *f, const struct fed_lease_req *q, uint32_t ip, const char *key,
+                       bool created, uint64_t rev)
+{
+  if (ip == q->ip || !f->p.local_take ||
+      f->p.local_take(f->p.local_ctx, q->room, q->mac, q->ip, ip) != -EBUSY)
+    return true;
+  if (created) {
+    natsStatus s = kvStore_Delete(f->kv, key);
+    if (s != NATS_OK)
+      kv_error(f, "delete", key, s);
+  } else {
+    char val[VAL_MAX];
+    uint64_t r2;
+    holder_write(val, q->mac, false, f->id);
+    (void)kv_write(f, key, val, rev, &r2);
+  }
+  return false;
+}
+
 static enum try_result try_ip(struct fed *f, const struct fed_lease_req *q, uint32_t ip,
                               uint64_t *rev, uint32_t *old_ip, uint64_t *old_rev)
 {
@@ -274,7 +298,7 @@ static enum try_result try_ip(struct fed *f, const struct fed_lease_req *q, uint
     if (g == 0) {
       int w = kv_write(f, key, mine, 0, rev);
       if (w == 0)
-        return TRY_OK;
+        return local_take(f, q, ip, key, true, *rev) ? TRY_OK : TRY_TAKEN;
       if (w == -EIO)
         return TRY_ERROR;
       continue; /* created meanwhile by someone else: look again */
@@ -295,6 +319,8 @@ static enum try_result try_ip(struct fed *f, const struct fed_lease_req *q, uint
       return TRY_ERROR;
     if (w < 0)
       continue;
+    if (!local_take(f, q, ip, key, false, *rev))
+      return TRY_TAKEN;
     if (h.live && strcmp(h.relay, f->id) != 0)
       takeover_tell(f, h.relay, q->room, q->mac);
     return TRY_OK;
@@ -389,7 +415,9 @@ static void claim(struct fed *f, uint32_t w, const struct fed_lease_req *q)
     fed_lease_ip_key(key, q->room, old_ip);
     holder_write(mine, q->mac, true, f->id);
     int wr = kv_write(f, key, mine, old_rev, &rev);
-    if (wr == 0) {
+    if (wr == 0 && !local_take(f, q, old_ip, key, false, rev)) {
+      r = TRY_TAKEN;
+    } else if (wr == 0) {
       r = TRY_OK;
       ip = old_ip;
     } else if (wr == -EIO) {

@@ -1365,7 +1365,11 @@ void relay_fed_lease(struct relay *r, uint64_t token, int status, uint32_t ip)
   }
   if (status == RELAY_LEASE_OK && ip != cand) {
     struct ippool *pool = pool_lock(r, room);
-    int rc = ippool_move(pool, p->want_mac, cand, ip, *r->now);
+    uint8_t holder[6];
+    /* moved by the lease thread already (fed_params.local_take), or here */
+    int rc = ippool_lookup_ip(pool, ip, holder) && memcmp(holder, p->want_mac, 6) == 0
+                 ? 0
+                 : ippool_move(pool, p->want_mac, cand, ip, *r->now);
     if (rc < 0)
       ippool_release(pool, cand, *r->now);
     pool_unlock(r);
