@@ -1,6 +1,8 @@
 // The page of the JavaScript client's tests: uses clients/js/wtrelay.js as a
 // page author would and reports to the test's HTTP server (POST /report).
-// Scenarios: "nics" (two NICs: distinct addresses, 1514-byte frames both
+// Scenarios: "link" (two NICs across a real link: frames chunked by the
+// session's maxDatagramSize, ARP and ping of the gateway, a reconnect
+// keeping the address), "nics" (two NICs: distinct addresses, 1514-byte frames both
 // ways, ARP and ping of the gateway, a relay restart and a page-requested
 // reconnect keeping the addresses), "example" (examples/two-nics.html in
 // an iframe: its gateway and peer pings must succeed) and "adapter"
@@ -12,6 +14,7 @@ const params = new URLSearchParams(location.search);
 const scenario = params.get('scenario') || 'nics';
 const url = params.get('relay') + (params.get('room') || '/js');
 const certHashUrl = params.get('certHashUrl');
+const certHash = params.get('certHash');
 
 function log(line) {
   document.getElementById('log').textContent += line + '\n';
@@ -151,6 +154,31 @@ async function scenarioNics() {
   };
 }
 
+// Two NICs across a real link (tests/netns/test_browser_link.sh): the
+// relay's hash is given, not fetched; frames cross both ways chunked by
+// whatever maxDatagramSize the link's path MTU gives, both NICs reach the
+// gateway, and a reconnect keeps the address.
+async function scenarioLink() {
+  const opts = { url, certHash, heartbeatMs: 1000, connectTimeoutMs: 10000, reconnect: { minMs: 200, maxMs: 1000 } };
+  const a = await WtRelay.connect({ ...opts, mac: '52:54:00:b0:0e:11' });
+  const b = await WtRelay.connect(opts);
+  const boxA = inbox(a), boxB = inbox(b);
+  const ipA = formatAddress(a.ip), ipB = formatAddress(b.ip);
+  log(`registered across the link: a ${ipA}, b ${ipB}`);
+  const ab = await crossFrame(a, b, boxB, 11);
+  const ba = await crossFrame(b, a, boxA, 12);
+  await pingGateway(a, boxA, 1);
+  await pingGateway(b, boxB, 1);
+  a.reconnect();
+  await nextState(a, 'registered', 15000);
+  const reconnected = formatAddress(a.ip);
+  const again = await crossFrame(b, a, boxA, 13);
+  await pingGateway(a, boxA, 2);
+  a.close(0, 'done');
+  b.close(0, 'done');
+  return { ipA, ipB, ab, ba, again, reconnected, countersA: a.counters, countersB: b.counters };
+}
+
 // examples/two-nics.html in an iframe: waits for its status.
 async function scenarioExample() {
   const frame = document.createElement('iframe');
@@ -208,7 +236,7 @@ async function scenarioAdapter() {
   return { mac, ip: formatAddress(ip), received: received.length };
 }
 
-const scenarios = { nics: scenarioNics, example: scenarioExample, adapter: scenarioAdapter };
+const scenarios = { link: scenarioLink, nics: scenarioNics, example: scenarioExample, adapter: scenarioAdapter };
 
 (async () => {
   let report;

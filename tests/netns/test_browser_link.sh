@@ -3,7 +3,10 @@
 # namespace bound to [::]; Chromium, its test page server and the
 # playwright driver in a client host's namespace on a veth link with MTU
 # 1280. The page registers, switches frames between two sessions and talks
-# to the gateway (tests/browser/link_client.mjs). No random loss here: the
+# to the gateway (tests/browser/link_client.mjs); then the JavaScript client
+# (clients/js) in Chromium and in Firefox: two NICs, 1514-byte frames
+# chunked both ways by the link's datagram size, gateway ARP and ping, a
+# reconnect keeping the address. No random loss here: the
 # page sends each test frame once (loss is the native tests' subject:
 # test_loss.sh).
 set -euo pipefail
