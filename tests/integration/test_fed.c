@@ -26,6 +26,7 @@
 #include "wtrelay/tls.h"
 #include "wtrelay/wtc.h"
 
+#include "pcap_read.h"
 #include "relay_proc.h"
 
 #define NATS_BIN "/usr/sbin/nats-server" /* Debian's package */
@@ -402,6 +403,71 @@ Test(fed_e2e, broadcast_unicast_chunked_rooms, .timeout = 120)
   for (int i = 0; i < 2; i++)
     cr_assert_eq(metric(relays[i], "wtrelay_fed_dropped_total{reason=\"switch\"}"), 0,
                  "relay %d: frames from NATS refused by its switch (its own echoed back?)", i);
+  world_down(&w);
+}
+
+static void pump_world(void *w)
+{
+  run_all(((struct world *)w)->all, 10, NULL, NULL);
+}
+
+/* A capture on one relay holds what its switch handles of the room,
+ * including the frames that came from the other relay over NATS (its
+ * broadcast, its unicast to a session here, chunked 1514-byte frames
+ * reassembled), each once, and what this relay sent there; never the
+ * other room's frames nor unicasts between two sessions on the other
+ * relay (those never reach this one). */
+Test(fed_e2e, capture_holds_frames_from_other_relays, .timeout = 120)
+{
+  struct world w;
+  world_up(&w);
+  struct cap c;
+  cap_start(&c, &w.ra, "/rooms/%2Flan/pcap?seconds=4");
+  cr_assert_eq(c.status, 200, "%s", c.buf);
+  uint8_t f[1514], m0[6], m2[6], m3[6], m9[6];
+  mac_of(0, m0);
+  mac_of(2, m2);
+  mac_of(3, m3);
+  mac_of(9, m9);
+
+  size_t len = frame(f, BC, m2, 60, 1); /* B0's broadcast reaches A */
+  f[14] = 0xe1;
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 1);
+  len = frame(f, BC, m3, 60, 2); /* B1 announces itself */
+  f[14] = 0xe5;
+  cr_assert_eq(wtc_send_frame(w.b.s[1], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 2);
+  len = frame(f, m2, m0, 1514, 3); /* A0 to B0, chunked */
+  f[14] = 0xe2;
+  cr_assert_eq(wtc_send_frame(w.a.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 0, 2);
+  len = frame(f, m0, m2, 1514, 4); /* B0 to A0, chunked */
+  f[14] = 0xe3;
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.a, 0, 3);
+  len = frame(f, m3, m2, 60, 5); /* B0 to B1: stays on B */
+  f[14] = 0xe4;
+  cr_assert_eq(wtc_send_frame(w.b.s[0], f, len), 0);
+  wait_frames(w.all, &w.b, 1, 2);
+  len = frame(f, BC, m9, 60, 6); /* the other room, on B */
+  f[14] = 0xe6;
+  cr_assert_eq(wtc_send_frame(w.ob.s[0], f, len), 0);
+  wait_frames(w.all, &w.oa, 0, 1);
+
+  cap_finish(&c, pump_world, &w, 9000);
+  static struct rec r[1024];
+  uint32_t n = pcap_parse(c.buf + c.body, c.len - c.body, r, 1024);
+  cr_assert_eq(count(r, n, 0x88b5, m2, BC, 0xe1), 1, "B0's broadcast, once");
+  cr_assert_eq(count(r, n, 0x88b5, m3, BC, 0xe5), 1, "B1's broadcast, once");
+  cr_assert_eq(count(r, n, 0x88b5, m0, m2, 0xe2), 1, "A0's frame to B0, once");
+  cr_assert_eq(count(r, n, 0x88b5, m2, m0, 0xe3), 1, "B0's frame to A0, once");
+  for (uint32_t i = 0; i < n && i < 1024; i++)
+    if (r[i].len >= 15 && r[i].p[14] == 0xe3)
+      cr_assert_eq(r[i].len, 1514, "the chunked frame from B recorded whole");
+  cr_assert_eq(count(r, n, 0x88b5, NULL, NULL, 0xe4), 0, "a unicast between B's sessions");
+  cr_assert_eq(count(r, n, 0, m9, NULL, -1), 0, "a frame of the other room");
+  cap_free(&c);
   world_down(&w);
 }
 
