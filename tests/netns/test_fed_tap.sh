@@ -95,38 +95,12 @@ for ns in "$NS_A" "$NS_B"; do
 done
 pass "each VM pings its gateway 10.0.2.2, one answer each (its own relay's)"
 
-head -c 10485760 /dev/urandom >"$TMP/blob"
-want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
-ip netns exec "$NS_B" python3 - "$IP_B" "$TMP/recv" >"$TMP/server.log" 2>&1 <<'PY' &
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
-with open(sys.argv[2], "wb") as f:
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        f.write(b)
-PY
-SERVER=$!
-PIDS+=("$SERVER")
-topo_wait_listen "$NS_B" 5001 || fail "TCP receiver did not listen"
 topo_loss 2 "$FED_LOSS_PCT"
-t0=$(date +%s.%N)
-ip netns exec "$NS_A" timeout 90 python3 - "$IP_B" "$TMP/blob" >"$TMP/client.log" 2>&1 <<'PY' || fail "TCP sender failed: $(cat "$TMP/client.log")"
-import socket, sys
-c = socket.create_connection((sys.argv[1], 5001), timeout=30)
-c.sendall(open(sys.argv[2], "rb").read()); c.shutdown(socket.SHUT_WR)
-c.recv(1)
-PY
-wait "$SERVER" || fail "TCP receiver failed: $(cat "$TMP/server.log")"
-t1=$(date +%s.%N)
-[ "$(sha256sum "$TMP/recv" | cut -d' ' -f1)" = "$want" ] ||
-  fail "TCP transfer corrupted or incomplete ($(stat -c %s "$TMP/recv") bytes)"
+topo_tcp_put "$NS_A" "$NS_B" "$IP_B" 5001 10485760 90
 drops=$(topo_loss_drops 2)
 topo_loss 2 0
 [ "$FED_LOSS_PCT" = 0 ] || [ "$drops" -gt 0 ] || fail "the loss rules dropped nothing"
-pass "10 MiB over TCP from vma (relay A) to vmb (relay B, MTU 1280 link, $FED_LOSS_PCT % loss each way: $drops datagrams dropped), exact bytes, $(echo "$t0 $t1" | awk '{printf "%.2f s", $2 - $1}')"
+pass "10 MiB over TCP from vma (relay A) to vmb (relay B, MTU 1280 link, $FED_LOSS_PCT % loss each way: $drops datagrams dropped), exact bytes, $TOPO_XFER_S s"
 [ "$(metric 8433 'wtrelay_fed_frames_total{dir="out"}')" -gt 1000 ] ||
   fail "relay A published too few frames: $(metric 8433 'wtrelay_fed_frames_total{dir="out"}')"
 [ "$(metric 8434 'wtrelay_fed_frames_total{dir="in"}')" -gt 1000 ] ||
@@ -135,36 +109,14 @@ pass "10 MiB over TCP from vma (relay A) to vmb (relay B, MTU 1280 link, $FED_LO
   fail "unicast to vmb did not go to relay B's own subject"
 
 # the internet host: a 4 MiB download server
-head -c 4194304 /dev/urandom >"$TMP/dl.bin"
-dlwant=$(sha256sum "$TMP/dl.bin" | cut -d' ' -f1)
-ip netns exec "$NS_I" python3 - "$TMP/dl.bin" >"$TMP/dlsrv.log" 2>&1 <<'PY' &
-import socket, sys, threading
-data = open(sys.argv[1], "rb").read()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.18.0.2", 8080)); s.listen(16)
-def serve(c):
-    c.sendall(data); c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
-PIDS+=("$!")
-topo_wait_listen "$NS_I" 8080 || fail "download server did not listen"
+topo_tcp_serve "$NS_I" 198.18.0.2 8080 4194304
 for pair in "$NS_A 8433" "$NS_B 8434"; do
   set -- $pair
   ns=$1 port=$2 other=$((8433 + 8434 - $2))
   out=$(ip netns exec "$ns" ping -c 3 -i 0.2 -W 2 198.18.0.2) || fail "ping inet from $ns: $out"
   before_own=$(metric "$port" 'wtrelay_nat_tcp_connections_opened_total')
   before_other=$(metric "$other" 'wtrelay_nat_tcp_connections_opened_total')
-  got=$(ip netns exec "$ns" timeout 60 python3 -c '
-import hashlib, socket
-s = socket.create_connection(("198.18.0.2", 8080), timeout=30); h = hashlib.sha256(); n = 0
-while True:
-    b = s.recv(262144)
-    if not b: break
-    h.update(b); n += len(b)
-print(n, h.hexdigest())') || fail "TCP download from $ns"
-  [ "$got" = "4194304 $dlwant" ] || fail "TCP download from $ns: $got"
+  topo_tcp_get "$ns" 198.18.0.2 8080
   sleep 0.3
   [ "$(metric "$port" 'wtrelay_nat_tcp_connections_opened_total')" -gt "$before_own" ] ||
     fail "the download from $ns did not go through its own relay's NAT (ops port $port)"

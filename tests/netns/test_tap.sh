@@ -77,35 +77,8 @@ pass "the VM kernels ARP and ping each other: $(echo "$out" | grep -o 'rtt.*')"
 ip -n "$NS_A" neigh show "$IP_B" | grep -q 52:54:00:bb:00:02 || fail "ARP entry for $IP_B is not vmb's MAC"
 
 # TCP: 8 MiB from A to B through the relay, sha256 compared.
-head -c 8388608 /dev/urandom >"$TMP/blob"
-want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
-ip netns exec "$NS_B" python3 - "$IP_B" "$TMP/recv" >"$TMP/server.log" 2>&1 <<'PY' &
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
-with open(sys.argv[2], "wb") as f:
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        f.write(b)
-PY
-SERVER=$!
-PIDS+=("$SERVER")
-sleep 0.5
-t0=$(date +%s%N)
-ip netns exec "$NS_A" timeout 60 python3 - "$IP_B" "$TMP/blob" >"$TMP/client.log" 2>&1 <<'PY' || fail "TCP sender failed: $(cat "$TMP/client.log")"
-import socket, sys
-c = socket.create_connection((sys.argv[1], 5001), timeout=30)
-c.sendall(open(sys.argv[2], "rb").read()); c.shutdown(socket.SHUT_WR)
-c.recv(1)
-PY
-wait "$SERVER" || fail "TCP receiver failed: $(cat "$TMP/server.log")"
-t1=$(date +%s%N)
-got=$(sha256sum "$TMP/recv" | cut -d' ' -f1)
-[ "$got" = "$want" ] || fail "TCP transfer corrupted or incomplete ($(stat -c %s "$TMP/recv") bytes)"
-ms=$(( (t1 - t0) / 1000000 ))
-pass "8 MiB over TCP between the VMs, exact bytes, in ${ms} ms ($(( 8 * 8 * 1000 / (ms + 1) )) Mbit/s)"
+topo_tcp_put "$NS_A" "$NS_B" "$IP_B" 5001 8388608
+pass "8 MiB over TCP between the VMs, exact bytes, in $TOPO_XFER_S s"
 
 # Relay restart under running taps: they reconnect, ping works again.
 kill -TERM "$RELAY_PID"

@@ -69,52 +69,14 @@ for ns in "$NS_A" "$NS_B"; do
 done
 pass "each VM pings its gateway 10.0.2.2"
 
-head -c 8388608 /dev/urandom >"$TMP/blob"
-want=$(sha256sum "$TMP/blob" | cut -d' ' -f1)
-ip netns exec "$NS_B" python3 - "$IP_B" "$TMP/recv" >"$TMP/server.log" 2>&1 <<'PY' &
-import socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], 5001)); s.listen(1); s.settimeout(30)
-c, _ = s.accept(); c.settimeout(30)
-with open(sys.argv[2], "wb") as f:
-    while True:
-        b = c.recv(65536)
-        if not b: break
-        f.write(b)
-PY
-SERVER=$!
-PIDS+=("$SERVER")
-sleep 0.5
-ip netns exec "$NS_A" timeout 60 python3 - "$IP_B" "$TMP/blob" >"$TMP/client.log" 2>&1 <<'PY' || fail "TCP sender failed: $(cat "$TMP/client.log")"
-import socket, sys
-c = socket.create_connection((sys.argv[1], 5001), timeout=30)
-c.sendall(open(sys.argv[2], "rb").read()); c.shutdown(socket.SHUT_WR)
-c.recv(1)
-PY
-wait "$SERVER" || fail "TCP receiver failed: $(cat "$TMP/server.log")"
-[ "$(sha256sum "$TMP/recv" | cut -d' ' -f1)" = "$want" ] ||
-  fail "TCP transfer corrupted or incomplete ($(stat -c %s "$TMP/recv") bytes)"
+topo_tcp_put "$NS_A" "$NS_B" "$IP_B" 5001 8388608
 pass "8 MiB over TCP between the VMs across workers, exact bytes"
 [ "$(metric 'wtrelay_worker_ring_frames_total{worker="0",dir="out"}')" -gt 0 ] &&
   [ "$(metric 'wtrelay_worker_ring_frames_total{worker="1",dir="out"}')" -gt 0 ] ||
   fail "frames did not cross the worker rings both ways"
 
 # the internet host: a 4 MiB download server
-head -c 4194304 /dev/urandom >"$TMP/dl.bin"
-dlwant=$(sha256sum "$TMP/dl.bin" | cut -d' ' -f1)
-ip netns exec "$NS_I" python3 - "$TMP/dl.bin" >"$TMP/dlsrv.log" 2>&1 <<'PY' &
-import socket, sys, threading
-data = open(sys.argv[1], "rb").read()
-s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("198.18.0.2", 8080)); s.listen(16)
-def serve(c):
-    c.sendall(data); c.close()
-while True:
-    c, _ = s.accept()
-    threading.Thread(target=serve, args=(c,), daemon=True).start()
-PY
-PIDS+=("$!")
-sleep 0.5
+topo_tcp_serve "$NS_I" 198.18.0.2 8080 4194304
 ip netns exec "$NS_A" ping -c 20 -i 0.05 -W 2 198.18.0.2 >"$TMP/ping-a.log" 2>&1 &
 PING_A=$!
 ip netns exec "$NS_B" ping -c 20 -i 0.05 -W 2 198.18.0.2 >"$TMP/ping-b.log" 2>&1 ||
@@ -130,15 +92,7 @@ import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeou
 s.sendto(b"hello", ("198.18.0.2", 7)); d, _ = s.recvfrom(4096); print(d.decode())') ||
     fail "UDP echo from $ns"
   [ "$echo_out" = echo:hello ] || fail "UDP echo from $ns: $echo_out"
-  got=$(ip netns exec "$ns" timeout 60 python3 -c '
-import hashlib, socket
-s = socket.create_connection(("198.18.0.2", 8080), timeout=30); h = hashlib.sha256(); n = 0
-while True:
-    b = s.recv(262144)
-    if not b: break
-    h.update(b); n += len(b)
-print(n, h.hexdigest())') || fail "TCP download from $ns"
-  [ "$got" = "4194304 $dlwant" ] || fail "TCP download from $ns: $got"
+  topo_tcp_get "$ns" 198.18.0.2 8080
 done
 pass "both VMs reach the internet host through their worker's NAT: ping, UDP echo, 4 MiB TCP"
 

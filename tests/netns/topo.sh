@@ -27,6 +27,8 @@
 #   topo_bg NS cmd...              # background process in NS, PID recorded
 #   topo_vm_pair 1500 1280         # client hosts 1, 2 (MTUs) and VMs a, b
 #   topo_inet_servers --echo 198.18.0.2:7 ...  # inetsrv.py in NS_I
+#   topo_tcp_put NS_A NS_B ADDR 5001 8388608   # upload to a sink, bytes checked
+#   topo_tcp_serve NS_I ADDR 8080 4194304; topo_tcp_get NS_A ADDR 8080
 
 # Fails early when a tool the script needs is missing.
 topo_need() { # tool...
@@ -248,6 +250,50 @@ topo_wait_ip() { # ns dev -> prints the address
 }
 
 # Waits (at most 10 s) until a TCP listener on `port` exists in `ns`.
+# TCP through whatever path joins two namespaces (tcpxfer.py): BYTES random
+# bytes uploaded from namespace src to a sink on addr:port in namespace dst;
+# fails unless the sink saw every byte, exact. TOPO_XFER_S = seconds taken.
+topo_tcp_put() { # src_ns dst_ns addr port bytes [timeout_s]
+  local src=$1 dst=$2 addr=$3 port=$4 bytes=$5 limit=${6:-60} blob want
+  blob="$TMP/put-$port.bin"
+  head -c "$bytes" /dev/urandom >"$blob"
+  want=$(sha256sum "$blob" | cut -d' ' -f1)
+  topo_bg "$dst" python3 "$TOPO_DIR/tcpxfer.py" sink "$addr" "$port" >>"$TMP/sink-$port.log" 2>&1
+  topo_wait_listen "$dst" "$port"
+  topo_tcp_run "$src" "$limit" "$bytes" "$want" "TCP upload to $addr:$port" put "$addr" "$port" "$blob"
+}
+
+# Runs tcpxfer.py MODE ARGS in namespace ns and checks its answer
+# "<bytes> <sha256> <seconds>" against the bytes and sha256 wanted.
+topo_tcp_run() { # ns timeout_s bytes sha256 what mode args...
+  local ns=$1 limit=$2 bytes=$3 want=$4 what=$5 out
+  shift 5
+  out=$(ip netns exec "$ns" timeout "$limit" python3 "$TOPO_DIR/tcpxfer.py" "$@" 2>&1) ||
+    topo_fail "$what: $out"
+  read -r -a got <<<"$out"
+  [ "${got[0]} ${got[1]}" = "$bytes $want" ] ||
+    topo_fail "$what: ${got[0]} bytes (sha256 ${got[1]}), want $bytes"
+  TOPO_XFER_S=${got[2]}
+}
+
+# A download server in namespace ns on addr:port serving BYTES random bytes
+# to every connection; TOPO_SERVE_SHA = their sha256.
+topo_tcp_serve() { # ns addr port bytes
+  local blob="$TMP/serve-$3.bin"
+  head -c "$4" /dev/urandom >"$blob"
+  TOPO_SERVE_SHA=$(sha256sum "$blob" | cut -d' ' -f1)
+  TOPO_SERVE_BYTES=$4
+  topo_bg "$1" python3 "$TOPO_DIR/tcpxfer.py" serve "$2" "$3" "$blob" >>"$TMP/serve-$3.log" 2>&1
+  topo_wait_listen "$1" "$3"
+}
+
+# Downloads from topo_tcp_serve's server in namespace ns; fails unless
+# every byte arrived, exact. TOPO_XFER_S = seconds taken.
+topo_tcp_get() { # ns addr port [timeout_s]
+  topo_tcp_run "$1" "${4:-60}" "$TOPO_SERVE_BYTES" "$TOPO_SERVE_SHA" "TCP download from $2:$3 in $1" \
+    get "$2" "$3" "$TMP/got-$3.bin"
+}
+
 topo_wait_listen() { # ns port
   local _
   for _ in $(seq 100); do
