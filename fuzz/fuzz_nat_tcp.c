@@ -135,7 +135,7 @@ static void setup(void)
   gp.policy = &E->pol;
   E->now = clock_now_ns();
   if (gateway_init(&E->gw, &gp, &E->sw, &E->io, &E->heap, &E->now, &addr_ops, NULL) < 0 ||
-      gateway_room_attach(&E->gw, 0) < 0 ||
+      gateway_room_attach(&E->gw, 0, 0) < 0 ||
       switch_port_attach(&E->sw, 0, &vm_ops, E, &E->vm_port) < 0)
     abort();
   switch_port_set_addr(&E->sw, E->vm_port, VM_MAC, VM_IP);

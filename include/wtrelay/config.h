@@ -81,6 +81,8 @@ struct config {
   /* gateway and NAT */
   uint32_t subnet; /* --subnet, 10.0.2.0/24 (host order) */
   uint8_t prefix;
+  uint8_t subnet6[8]; /* --subnet6 (network order), when has_subnet6 */
+  bool has_subnet6;
   uint32_t dns;                           /* --dns: announced DNS, 0 = the forwarder (subnet .3) */
   char dns_upstream[CONFIG_LIST_MAX][64]; /* --dns-upstream ADDR[:PORT], repeatable */
   uint16_t dns_upstream_port[CONFIG_LIST_MAX];

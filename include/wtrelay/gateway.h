@@ -97,13 +97,22 @@ struct gateway_params {
   socklen_t upstream_len[GW_MAX_UPSTREAMS];
   uint32_t nupstreams;
   const struct policy *policy;
+  /* IPv6: every room's /64 is fd + ula_global_id + the room's subnet id
+   * (RFC 4193), or subnet6 when subnet6_fixed (--subnet6) */
+  uint8_t ula_global_id[5];
+  bool subnet6_fixed;
+  uint8_t subnet6[8];
 };
 
 struct gateway_counters {
   uint64_t frames_in, frames_out, arp_replies, arp_ignored, echo_replies;
   uint64_t dhcp_in, dhcp_offers, dhcp_acks, dhcp_naks, dhcp_releases, dhcp_bad;
   uint64_t bad_eth, bad_ip, bad_l4, fragments, spoofed, ttl_expired, denied;
-  uint64_t other_proto, no_port;
+  uint64_t other_proto, no_port, other_ethertype;
+  /* IPv6 (gw_ip6.c) */
+  uint64_t ip6_in, ip6_bad, ip6_bad_l4, ip6_bad_nd, ip6_spoofed, ip6_fragments, ip6_ignored;
+  uint64_t ip6_other_proto, ip6_no_route, ip6_rs_in, ip6_ns_in, ip6_ra_out, ip6_ra_periodic;
+  uint64_t ip6_ra_limited, ip6_na_out, ip6_echo_replies;
   uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
   uint64_t udp_send_failed, udp_too_big, udp_icmp_errors;
   uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;
@@ -131,6 +140,12 @@ struct gw_room {
   uint32_t port; /* switch port */
   struct gateway *gw;
   uint32_t room;
+  /* IPv6 (gw_ip6.c): the room's /64, its solicited-RA budget and when
+   * its next unsolicited RA is due */
+  uint8_t prefix6[8];
+  bool ip6_seen;
+  uint32_t ra_tokens;
+  uint64_t ra_refill, ra_next;
 };
 
 /* Remote endpoints a UDP mapping accepts datagrams from (address- and
@@ -315,8 +330,15 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
                  struct io *io, struct timer_heap *timers, uint64_t *now,
                  const struct gateway_addr_ops *addr, void *addr_ctx);
 void gateway_fini(struct gateway *gw);
-/* A room came to life / went away: attach / detach its gateway port. */
-int gateway_room_attach(struct gateway *gw, uint32_t room);
+/* A room came to life / went away: attach / detach its gateway port.
+ * subnet6_id: the room's 16-bit IPv6 subnet id (gateway_subnet6_id of its
+ * name: the same on every worker). */
+int gateway_room_attach(struct gateway *gw, uint32_t room, uint16_t subnet6_id);
+/* The IPv6 subnet id of a room's name (a hash; rooms may share one: the
+ * LANs stay apart, only their prefixes look alike). */
+uint16_t gateway_subnet6_id(const char *room_name);
+/* The room's IPv6 /64 (8 bytes) as its RAs announce it. */
+void gateway_room_prefix6(const struct gateway *gw, uint32_t room, uint8_t out[8]);
 void gateway_room_detach(struct gateway *gw, uint32_t room);
 void gateway_log_counters(const struct gateway *gw);
 /* Names every field of struct gateway_counters for /metrics and the exit

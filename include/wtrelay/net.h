@@ -126,9 +126,27 @@ uint16_t net_csum_update16(uint16_t csum, uint16_t old, uint16_t new_);
 uint16_t net_csum_update32(uint16_t csum, uint32_t old, uint32_t new_);
 
 /* ---- builders (frame = Ethernet header on) ---- */
+
+static inline void net_put16(uint8_t *p, uint16_t v)
+{
+  p[0] = (uint8_t)(v >> 8);
+  p[1] = (uint8_t)v;
+}
+
+static inline void net_put32(uint8_t *p, uint32_t v)
+{
+  p[0] = (uint8_t)(v >> 24);
+  p[1] = (uint8_t)(v >> 16);
+  p[2] = (uint8_t)(v >> 8);
+  p[3] = (uint8_t)v;
+}
 struct net_l2 {
   const uint8_t *dst_mac, *src_mac;
 };
+
+/* Writes the Ethernet header (l2's addresses, type) at buf; returns where
+ * the payload goes. */
+uint8_t *net_eth_hdr(uint8_t *buf, const struct net_l2 *l2, uint16_t type);
 
 int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op,
                   const uint8_t sha[6], uint32_t spa, const uint8_t tha[6], uint32_t tpa);

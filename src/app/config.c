@@ -44,6 +44,7 @@ enum opt_kind {
   OPT_MAC,
   OPT_FLAG,
   OPT_SUBNET,
+  OPT_SUBNET6,
   OPT_IPV4,
   OPT_UPSTREAM,
   OPT_EGRESS_ALLOW,
@@ -180,6 +181,10 @@ static const struct opt opts[] = {
     {"subnet", 0, NULL, OPT_SUBNET, 0, 0, OFF(subnet),
      "the virtual LAN's IPv4 subnet, /16 to /28; gateway .2, DNS .3, pool .10 up "
      "(default 10.0.2.0/24)",
+     G_ROOMS, NULL},
+    {"subnet6", 0, NULL, OPT_SUBNET6, 0, 0, OFF(subnet6),
+     "every room's IPv6 /64, announced for SLAAC; gateway ::2 and fe80::2 (default: a ULA "
+     "prefix per room, fd + a random global id of this process + a hash of the room)",
      G_ROOMS, NULL},
     {"dns", 0, NULL, OPT_IPV4, 0, 0, OFF(dns),
      "DNS server announced in Assigned and DHCP (default: the forwarder at .3; "
@@ -635,6 +640,25 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     c->prefix = len;
     return 0;
   }
+  case OPT_SUBNET6: {
+    char a[64];
+    const char *slash = strchr(val, '/');
+    struct in6_addr in6;
+    if (!slash || strcmp(slash, "/64") != 0 || (size_t)(slash - val) >= sizeof(a))
+      return fail(err, errlen, "%s: expected an IPv6 /64 such as fd00:77:72::/64, got '%s'",
+                  origin, val);
+    memcpy(a, val, (size_t)(slash - val));
+    a[slash - val] = '\0';
+    if (inet_pton(AF_INET6, a, &in6) != 1 || in6.s6_addr[0] == 0xff ||
+        memcmp(in6.s6_addr + 8, "\0\0\0\0\0\0\0\0", 8) != 0)
+      return fail(err, errlen,
+                  "%s: expected a unicast IPv6 /64 with no host bits such as fd00:77:72::/64, "
+                  "got '%s'",
+                  origin, val);
+    memcpy(c->subnet6, in6.s6_addr, 8);
+    c->has_subnet6 = true;
+    return 0;
+  }
   case OPT_IPV4: {
     uint32_t ip;
     uint8_t len;
@@ -918,6 +942,7 @@ static const char *kind_metavar(enum opt_kind k)
   case OPT_MAC:
     return "MAC";
   case OPT_SUBNET:
+  case OPT_SUBNET6:
   case OPT_EGRESS_ALLOW:
   case OPT_EGRESS_DENY:
     return "CIDR";

@@ -188,6 +188,7 @@ struct server_worker {
 
 struct server {
   const struct config *cfg;
+  uint8_t ula_global_id[5]; /* the rooms' IPv6 ULA prefixes (gateway.h), random per process */
   uint32_t nworkers;
   struct server_worker **ws;
   struct steer *steer; /* the SK_REUSEPORT program, NULL = kernel hash + hand-off */
@@ -298,6 +299,9 @@ static int gateway_setup(struct server_worker *s)
   gp.ip = cfg->subnet + 2;
   gp.dns_ip = cfg->subnet + 3;
   gp.announce_dns = cfg->dns ? cfg->dns : gp.dns_ip;
+  memcpy(gp.ula_global_id, s->proc->ula_global_id, sizeof(gp.ula_global_id));
+  gp.subnet6_fixed = cfg->has_subnet6;
+  memcpy(gp.subnet6, cfg->subnet6, sizeof(gp.subnet6));
   gp.mtu = (uint16_t)cfg->mtu;
   gp.lease_s = 86400;
   gp.max_rooms = cfg->max_rooms;
@@ -1740,6 +1744,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
     stat(cfg->key_pem, &p->key_st);
   }
   rng_fill(p->shared.reset_secret, sizeof(p->shared.reset_secret));
+  rng_fill(p->ula_global_id, sizeof(p->ula_global_id));
   rng_fill(p->shared.token_key, sizeof(p->shared.token_key));
   p->shared.nworkers = p->nworkers;
   if (p->nworkers > 1) {

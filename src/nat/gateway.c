@@ -20,6 +20,8 @@
 #include "wtrelay/container_of.h"
 #include "wtrelay/counter.h"
 #include "wtrelay/dhcp.h"
+#include "wtrelay/hash.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/iov.h"
 #include "wtrelay/timeunit.h"
 
@@ -287,6 +289,10 @@ static int gw_deliver(void *ctx, const struct switch_frame *f)
     arp_input(gw, gr->room, &e);
   else if (e.type == ETH_TYPE_IPV4)
     ipv4_input(gw, &pkt, &e);
+  else if (e.type == ETH_TYPE_IPV6)
+    gw_ip6_input(gw, gr->room, e.src, &e, to_us);
+  else
+    gw->ctr.other_ethertype++;
   return 0;
 }
 
@@ -301,6 +307,7 @@ static void sweep(struct timer *t, uint64_t now)
   nat_icmp_sweep(gw, now);
   dns_fwd_sweep(gw, now);
   nat_share_sweep(gw, now);
+  gw_ip6_sweep(gw, now);
   timer_arm(gw->timers, &gw->sweep, now + NS_PER_S);
 }
 
@@ -369,7 +376,20 @@ void gateway_fini(struct gateway *gw)
   gw->rooms = NULL;
 }
 
-int gateway_room_attach(struct gateway *gw, uint32_t room)
+uint16_t gateway_subnet6_id(const char *room_name)
+{
+  uint64_t h = 0x77747265u; /* FNV-1a over the name, then mixed */
+  for (const unsigned char *c = (const unsigned char *)room_name; *c; c++)
+    h = (h ^ *c) * UINT64_C(0x100000001b3);
+  return (uint16_t)hash_mix64(h);
+}
+
+void gateway_room_prefix6(const struct gateway *gw, uint32_t room, uint8_t out[8])
+{
+  memcpy(out, gw->rooms[room].prefix6, 8);
+}
+
+int gateway_room_attach(struct gateway *gw, uint32_t room, uint16_t subnet6_id)
 {
   if (room >= gw->p.max_rooms)
     return -EINVAL;
@@ -391,6 +411,7 @@ int gateway_room_attach(struct gateway *gw, uint32_t room)
   }
   /* its floods (DHCP answers, ARP) answer guests whose floods are limited */
   switch_port_flood_exempt(gw->sw, gr->port);
+  gw_ip6_room_init(gw, room, subnet6_id);
   gr->used = true;
   return 0;
 }
@@ -414,6 +435,7 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
 #define G(fam, help, labels, line, key, field)                                                     \
   COUNTER_DEF(struct gateway_counters, fam, help, labels, line, key, field)
 #define GW "gateway counters"
+#define GW6 "gateway ipv6 counters"
 #define NAT "nat counters"
 #define TCP "tcp nat counters"
 #define SEC "nat security counters"
@@ -434,6 +456,11 @@ static const struct counter_def gateway_counter_defs[] = {
     G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_offer\"", GW, "offers", dhcp_offers),
     G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_ack\"", GW, "acks", dhcp_acks),
     G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_nak\"", GW, "naks", dhcp_naks),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"router_advert\"", GW6, "ra_out", ip6_ra_out),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"neighbor_advert\"", GW6, "na_out",
+      ip6_na_out),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"echo6\"", GW6, "echo_replies",
+      ip6_echo_replies),
     G("wtrelay_gateway_arp_ignored_total",
       "ARP packets to the gateway port that ask for neither its address nor the DNS address", NULL,
       GW, "arp_ignored", arp_ignored),
@@ -449,8 +476,27 @@ static const struct counter_def gateway_counter_defs[] = {
     DROP("egress_denied", GW, "denied", denied),
     DROP("other_protocol", GW, "other_proto", other_proto),
     DROP("no_such_host", GW, "no_port", no_port),
+    DROP("other_ethertype", GW, "other_ethertype", other_ethertype),
     DROP("dhcp_bad", GW, "dhcp_bad", dhcp_bad),
     DROP("icmp_disabled", NAT, "icmp_disabled", icmp_disabled_drops),
+    DROP("bad_ipv6", GW6, "bad", ip6_bad),
+    DROP("bad_icmpv6", GW6, "bad_l4", ip6_bad_l4),
+    DROP("bad_nd", GW6, "bad_nd", ip6_bad_nd),
+    DROP("spoofed_ipv6", GW6, "spoofed", ip6_spoofed),
+    DROP("ipv6_fragment", GW6, "fragments", ip6_fragments),
+    DROP("ipv6_not_for_gateway", GW6, "ignored", ip6_ignored),
+    DROP("ipv6_other_protocol", GW6, "other_proto", ip6_other_proto),
+    DROP("ipv6_no_route", GW6, "no_route", ip6_no_route),
+    DROP("ra_rate_limited", GW6, "ra_limited", ip6_ra_limited),
+    G("wtrelay_gateway_ipv6_packets_total", "IPv6 packets the gateway port received", NULL, GW6,
+      "in", ip6_in),
+    G("wtrelay_gateway_ipv6_solicitations_total", "Router and Neighbor Solicitations received",
+      "kind=\"router\"", GW6, "rs_in", ip6_rs_in),
+    G("wtrelay_gateway_ipv6_solicitations_total", NULL, "kind=\"neighbor\"", GW6, "ns_in",
+      ip6_ns_in),
+    G("wtrelay_gateway_ipv6_unsolicited_ra_total",
+      "periodic Router Advertisements (also in answers_total)", NULL, GW6, "ra_periodic",
+      ip6_ra_periodic),
     G("wtrelay_nat_flows_opened_total", "NAT mappings opened", "protocol=\"udp\"", NAT,
       "udp_flows_opened", udp_flows_opened),
     G("wtrelay_nat_flows_opened_total", NULL, "protocol=\"icmp\"", NAT, "icmp_flows_opened",
@@ -567,6 +613,7 @@ static const struct counter_def gateway_counter_defs[] = {
 #undef TCP
 #undef NAT
 #undef GW
+#undef GW6
 #undef G
 
 const struct counter_table gateway_counter_table =

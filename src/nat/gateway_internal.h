@@ -74,6 +74,15 @@ uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kin
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
                             enum nat_share_kind k);
 
+/* IPv6 on the gateway port (gw_ip6.c): the frame e from src_mac in room;
+ * to_gw_mac: sent to the gateway's MAC (not a group). */
+void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                  const struct net_eth *e, bool to_gw_mac);
+void gw_ip6_room_init(struct gateway *gw, uint32_t room, uint16_t subnet_id);
+void gw_ip6_room_prefix(const struct gateway *gw, uint16_t subnet_id, uint8_t out[8]);
+/* Unsolicited RAs that are due, a few rooms per call. */
+void gw_ip6_sweep(struct gateway *gw, uint64_t now);
+
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 void dns_fwd_sweep(struct gateway *gw, uint64_t now);
 int dns_fwd_init(struct gateway *gw);

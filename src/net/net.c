@@ -9,20 +9,6 @@
 
 #include "wtrelay/cursor.h"
 
-static void put16(uint8_t *p, uint16_t v)
-{
-  p[0] = (uint8_t)(v >> 8);
-  p[1] = (uint8_t)v;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-  p[0] = (uint8_t)(v >> 24);
-  p[1] = (uint8_t)(v >> 16);
-  p[2] = (uint8_t)(v >> 8);
-  p[3] = (uint8_t)v;
-}
-
 /* ---- checksums ---- */
 
 uint32_t net_csum_add(uint32_t sum, const void *p, size_t len)
@@ -226,11 +212,11 @@ int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
 
 /* ---- builders ---- */
 
-static uint8_t *eth_hdr(uint8_t *buf, const struct net_l2 *l2, uint16_t type)
+uint8_t *net_eth_hdr(uint8_t *buf, const struct net_l2 *l2, uint16_t type)
 {
   memcpy(buf, l2->dst_mac, 6);
   memcpy(buf + 6, l2->src_mac, 6);
-  put16(buf + 12, type);
+  net_put16(buf + 12, type);
   return buf + ETH_HDR;
 }
 
@@ -239,15 +225,15 @@ static void ipv4_hdr(uint8_t *h, uint32_t src, uint32_t dst, uint8_t proto, uint
 {
   h[0] = 0x45;
   h[1] = 0;
-  put16(h + 2, total);
-  put16(h + 4, id);
-  put16(h + 6, df ? 0x4000 : 0);
+  net_put16(h + 2, total);
+  net_put16(h + 4, id);
+  net_put16(h + 6, df ? 0x4000 : 0);
   h[8] = 64;
   h[9] = proto;
-  put16(h + 10, 0);
-  put32(h + 12, src);
-  put32(h + 16, dst);
-  put16(h + 10, net_csum_fold(net_csum_add(0, h, IPV4_HDR)));
+  net_put16(h + 10, 0);
+  net_put32(h + 12, src);
+  net_put32(h + 16, dst);
+  net_put16(h + 10, net_csum_fold(net_csum_add(0, h, IPV4_HDR)));
 }
 
 int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op,
@@ -256,16 +242,16 @@ int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op
   const size_t len = ETH_HDR + 28;
   if (cap < len)
     return -ENOSPC;
-  uint8_t *a = eth_hdr(buf, l2, ETH_TYPE_ARP);
-  put16(a, 1);
-  put16(a + 2, ETH_TYPE_IPV4);
+  uint8_t *a = net_eth_hdr(buf, l2, ETH_TYPE_ARP);
+  net_put16(a, 1);
+  net_put16(a + 2, ETH_TYPE_IPV4);
   a[4] = 6;
   a[5] = 4;
-  put16(a + 6, op);
+  net_put16(a + 6, op);
   memcpy(a + 8, sha, 6);
-  put32(a + 14, spa);
+  net_put32(a + 14, spa);
   memcpy(a + 18, tha, 6);
-  put32(a + 24, tpa);
+  net_put32(a + 24, tpa);
   return (int)len;
 }
 
@@ -275,18 +261,18 @@ int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
   size_t total = IPV4_HDR + UDP_HDR + len;
   if (total > 65535 || cap < ETH_HDR + total)
     return -ENOSPC;
-  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_UDP, (uint16_t)total, id, true);
   uint8_t *u = ip + IPV4_HDR;
-  put16(u, sport);
-  put16(u + 2, dport);
-  put16(u + 4, (uint16_t)(UDP_HDR + len));
-  put16(u + 6, 0);
+  net_put16(u, sport);
+  net_put16(u + 2, dport);
+  net_put16(u + 4, (uint16_t)(UDP_HDR + len));
+  net_put16(u + 6, 0);
   if (len)
     memmove(u + UDP_HDR, payload, len);
   uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_UDP, (uint16_t)(UDP_HDR + len));
   uint16_t c = net_csum_fold(net_csum_add(s, u, UDP_HDR + len));
-  put16(u + 6, c ? c : 0xffff);
+  net_put16(u + 6, c ? c : 0xffff);
   return (int)(ETH_HDR + total);
 }
 
@@ -297,16 +283,16 @@ int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t s
   size_t total = IPV4_HDR + ICMP_HDR + len;
   if (total > 65535 || cap < ETH_HDR + total)
     return -ENOSPC;
-  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_ICMP, (uint16_t)total, id, false);
   uint8_t *m = ip + IPV4_HDR;
   m[0] = type;
   m[1] = code;
-  put16(m + 2, 0);
+  net_put16(m + 2, 0);
   memcpy(m + 4, rest, 4);
   if (len)
     memmove(m + ICMP_HDR, data, len);
-  put16(m + 2, net_csum_fold(net_csum_add(0, m, ICMP_HDR + len)));
+  net_put16(m + 2, net_csum_fold(net_csum_add(0, m, ICMP_HDR + len)));
   return (int)(ETH_HDR + total);
 }
 
@@ -357,23 +343,23 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
   size_t total = IPV4_HDR + hl + len;
   if (total > 65535 || cap < ETH_HDR + total)
     return -ENOSPC;
-  uint8_t *ip = eth_hdr(buf, l2, ETH_TYPE_IPV4);
+  uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_TCP, (uint16_t)total, id, true);
   uint8_t *t = ip + IPV4_HDR;
-  put16(t, sport);
-  put16(t + 2, dport);
-  put32(t + 4, seq);
-  put32(t + 8, ack);
+  net_put16(t, sport);
+  net_put16(t + 2, dport);
+  net_put32(t + 4, seq);
+  net_put32(t + 8, ack);
   t[12] = (uint8_t)((hl / 4) << 4);
   t[13] = flags;
-  put16(t + 14, window);
-  put16(t + 16, 0);
-  put16(t + 18, 0);
+  net_put16(t + 14, window);
+  net_put16(t + 16, 0);
+  net_put16(t + 18, 0);
   uint8_t *o = t + TCP_HDR;
   if (op->mss) {
     o[0] = 2;
     o[1] = 4;
-    put16(o + 2, op->mss);
+    net_put16(o + 2, op->mss);
     o += 4;
   }
   if (op->wscale >= 0) {
@@ -397,14 +383,14 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
     o[3] = (uint8_t)(2 + 8 * nsack);
     o += 4;
     for (unsigned i = 0; i < nsack; i++, o += 8) {
-      put32(o, op->sack[i][0]);
-      put32(o + 4, op->sack[i][1]);
+      net_put32(o, op->sack[i][0]);
+      net_put32(o + 4, op->sack[i][1]);
     }
   }
   if (len)
     memmove(t + hl, payload, len);
   uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_TCP, (uint16_t)(hl + len));
-  put16(t + 16, net_csum_fold(net_csum_add(s, t, hl + len)));
+  net_put16(t + 16, net_csum_fold(net_csum_add(s, t, hl + len)));
   return (int)(ETH_HDR + total);
 }
 

@@ -486,7 +486,7 @@ static int room_make(struct relay *r, const char *name, uint64_t client, uint32_
     return rc;
   room->fed.port = SWITCH_NO_PORT;
   if ((rc = uplinks_attach(r, free_slot)) < 0 || (rc = fed_attach(r, free_slot)) < 0 ||
-      (r->gw && (rc = gateway_room_attach(r->gw, free_slot)) < 0)) {
+      (r->gw && (rc = gateway_room_attach(r->gw, free_slot, gateway_subnet6_id(name))) < 0)) {
     fed_detach(r, free_slot);
     uplinks_detach(r, free_slot);
     roomdir_lock(r->dir);
@@ -1826,7 +1826,7 @@ void relay_set_gateway(struct relay *r, struct gateway *gw)
   r->gw = gw;
   for (uint32_t i = 0; i < r->max_rooms; i++)
     if (r->rooms[i].used)
-      gateway_room_attach(gw, i);
+      gateway_room_attach(gw, i, gateway_subnet6_id(r->rooms[i].name));
 }
 
 void relay_set_auth(struct relay *r, struct auth *auth)

@@ -294,6 +294,17 @@ topo_tcp_get() { # ns addr port [timeout_s]
     get "$2" "$3" "$TMP/got-$3.bin"
 }
 
+# A series of the relay's /metrics (ops listener 127.0.0.1:port in NS_R,
+# default 8433), 0 when absent; waits first for the workers' 100 ms
+# counter snapshots.
+topo_metric() { # 'name{labels}' [port]
+  local v
+  sleep 0.25
+  v=$(ip netns exec "$NS_R" curl -s --max-time 5 "http://127.0.0.1:${2:-8433}/metrics" |
+    awk -v k="$1" '$1 == k {print $2}')
+  echo "${v:-0}"
+}
+
 topo_wait_listen() { # ns port
   local _
   for _ in $(seq 100); do

@@ -78,7 +78,7 @@ Test(bench, udp_nat_path, .timeout = 600)
   cr_assert_eq(policy_add(&p.pol, "127.0.0.0/8", true), 0);
   gp.policy = &p.pol;
   cr_assert_eq(gateway_init(&p.gw, &gp, &p.sw, &p.io, &p.heap, &p.now, NULL, NULL), 0);
-  cr_assert_eq(gateway_room_attach(&p.gw, 0), 0);
+  cr_assert_eq(gateway_room_attach(&p.gw, 0, 0), 0);
 
   const uint8_t vm_mac[6] = {0x52, 0x54, 0, 0, 0, 9};
   uint32_t vm_ip = GWP_IP4(10, 0, 2, 15), port;

@@ -92,7 +92,7 @@ static inline void gw_pipe_init(struct gw_pipe *p, unsigned timers, struct gatew
   gp->policy = &p->pol;
   rc = gateway_init(&p->gw, gp, &p->sw, &p->io, &p->heap, &p->now, ops, ctx);
   cr_assert_eq(rc, 0, "gateway_init: %s", strerror(-rc));
-  cr_assert_eq(gateway_room_attach(&p->gw, 0), 0);
+  cr_assert_eq(gateway_room_attach(&p->gw, 0, 0), 0);
 }
 
 static inline void gw_pipe_fini(struct gw_pipe *p)
@@ -117,6 +117,27 @@ static inline size_t gw_pipe_copy_frame(uint8_t *buf, const struct switch_frame 
   cr_assert_eq(off, f->len, "iovecs add up to %zu, frame says %zu", off, f->len);
   return off;
 }
+
+/* A recording port: keeps the first GWP_REC_FRAMES frames delivered to it
+ * and counts them all. Attach with gw_pipe_rec_ops and the recorder as ctx. */
+#define GWP_REC_FRAMES 16
+struct gw_pipe_rec {
+  uint32_t port;
+  unsigned nframes;
+  size_t len[GWP_REC_FRAMES];
+  uint8_t frame[GWP_REC_FRAMES][GW_FRAME_MAX];
+};
+
+static inline int gw_pipe_rec_deliver(void *ctx, const struct switch_frame *f)
+{
+  struct gw_pipe_rec *r = ctx;
+  if (r->nframes < GWP_REC_FRAMES)
+    r->len[r->nframes] = gw_pipe_copy_frame(r->frame[r->nframes], f);
+  r->nframes++;
+  return 0;
+}
+
+static const struct switch_port_ops gw_pipe_rec_ops = {.deliver = gw_pipe_rec_deliver};
 
 /* The fake relay's leases: 10.0.2.200 plus the MAC's last 5 bits; releases
  * ignored. */

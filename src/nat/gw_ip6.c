@@ -1,0 +1,300 @@
+/*
+ * gw_ip6: the gateway's IPv6 side on every room's LAN (issue 19, first
+ * part): Router Advertisements (solicited and periodic) announcing the
+ * room's /64 for SLAAC with the MTU, Neighbor Advertisements for the
+ * gateway's two addresses (fe80::2 and <prefix>::2), and echo replies from
+ * them (periodic RAs only in rooms where an IPv6 packet was seen, so an
+ * IPv4-only LAN hears none). Every IPv6 packet the gateway port receives is counted, and every
+ * one it drops is counted by its reason.
+ *
+ * The room's prefix: --subnet6 for every room, or fd + the relay's random
+ * 40-bit global id + a 16-bit subnet id from the room's name (RFC 4193),
+ * the same on every worker of the process. The gateway is not yet a
+ * default router: the RAs carry router lifetime 0, so a guest routes only
+ * its on-link prefix here, and a packet for elsewhere that still reaches
+ * the gateway's MAC is answered at once with ICMPv6 destination
+ * unreachable (no route) rather than left to time out. NAT66 and the DNS
+ * forwarder's IPv6 address come with the rest of issue 19.
+ *
+ * Sources the gateway accepts: link-local addresses (Neighbor Discovery's
+ * own scope: answers go to the frame's source MAC only), the unspecified
+ * address for duplicate address detection, and in the room's prefix only
+ * the SLAAC address of the frame's source MAC (modified EUI-64). Never
+ * the gateway's own addresses.
+ */
+#include "gateway_internal.h"
+
+#include <string.h>
+
+#include "wtrelay/net6.h"
+#include "wtrelay/timeunit.h"
+
+#define RA_PERIOD_NS (300 * NS_PER_S) /* unsolicited RAs (RFC 4861: 4 to 1800 s) */
+#define RA_PER_SWEEP 8                /* periodic RAs sent per sweep, at most */
+#define RA_BURST 5                    /* solicited RAs a room may get at once ... */
+#define RA_RATE_NS (200 * NS_PER_MS)  /* ... and one per 200 ms after that */
+#define PREFIX_VALID_S 86400
+#define PREFIX_PREFERRED_S 14400
+
+static const uint8_t all_nodes[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+static const uint8_t all_routers[16] = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
+static const uint8_t ll_prefix[8] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0};
+
+void gw_ip6_room_prefix(const struct gateway *gw, uint16_t subnet_id, uint8_t out[8])
+{
+  if (gw->p.subnet6_fixed) {
+    memcpy(out, gw->p.subnet6, 8);
+    return;
+  }
+  out[0] = 0xfd;
+  memcpy(out + 1, gw->p.ula_global_id, 5);
+  out[6] = (uint8_t)(subnet_id >> 8);
+  out[7] = (uint8_t)subnet_id;
+}
+
+/* The gateway's address ::2 in prefix. */
+static void gw_addr(uint8_t out[16], const uint8_t prefix[8])
+{
+  memset(out, 0, 16);
+  memcpy(out, prefix, 8);
+  out[15] = 2;
+}
+
+static bool same16(const uint8_t *a, const uint8_t *b)
+{
+  return memcmp(a, b, 16) == 0;
+}
+
+/* An RA to dst (MAC dst_mac): the room's prefix, the MTU, not a default
+ * router yet (see the top). */
+static void send_ra(struct gateway *gw, uint32_t room, const uint8_t dst_mac[6],
+                    const uint8_t dst[16])
+{
+  struct gw_room *gr = &gw->rooms[room];
+  uint8_t ll[16];
+  gw_addr(ll, ll_prefix);
+  struct net_ra ra = {.cur_hlim = 64,
+                      .lifetime_s = 0,
+                      .mac = gw->p.mac,
+                      .mtu = gw->p.mtu >= 1280 ? gw->p.mtu : 0,
+                      .prefix = gr->prefix6,
+                      .valid_s = PREFIX_VALID_S,
+                      .preferred_s = PREFIX_PREFERRED_S};
+  struct net_l2 l2 = {.dst_mac = dst_mac, .src_mac = gw->p.mac};
+  int n = net_build_ra(gw->out, sizeof(gw->out), &l2, ll, dst, &ra);
+  if (n > 0) {
+    gw->ctr.ip6_ra_out++;
+    gw_emit(gw, room, (size_t)n);
+  }
+}
+
+/* The room's solicited-RA budget: RA_BURST at once, then one per RA_RATE_NS. */
+static bool ra_allowed(struct gateway *gw, struct gw_room *gr)
+{
+  uint64_t now = *gw->now;
+  if (gr->ra_tokens < RA_BURST) {
+    uint64_t earned = (now - gr->ra_refill) / RA_RATE_NS;
+    if (earned) {
+      gr->ra_tokens = (uint32_t)(gr->ra_tokens + earned > RA_BURST ? RA_BURST
+                                                                    : gr->ra_tokens + earned);
+      gr->ra_refill = now;
+    }
+  } else {
+    gr->ra_refill = now;
+  }
+  if (!gr->ra_tokens)
+    return false;
+  gr->ra_tokens--;
+  return true;
+}
+
+void gw_ip6_room_init(struct gateway *gw, uint32_t room, uint16_t subnet_id)
+{
+  struct gw_room *gr = &gw->rooms[room];
+  gw_ip6_room_prefix(gw, subnet_id, gr->prefix6);
+  gr->ra_tokens = RA_BURST;
+  gr->ra_refill = *gw->now;
+  gr->ip6_seen = false;
+}
+
+void gw_ip6_sweep(struct gateway *gw, uint64_t now)
+{
+  uint32_t sent = 0;
+  uint8_t mac[6];
+  net6_multicast_mac(mac, all_nodes);
+  for (uint32_t i = 0; i < gw->p.max_rooms && sent < RA_PER_SWEEP; i++) {
+    struct gw_room *gr = &gw->rooms[i];
+    if (!gr->used || !gr->ip6_seen || gr->ra_next > now)
+      continue;
+    send_ra(gw, i, mac, all_nodes);
+    gw->ctr.ip6_ra_periodic++;
+    gr->ra_next = now + RA_PERIOD_NS;
+    sent++;
+  }
+}
+
+/* May a packet from src (sent by src_mac) reach the gateway? */
+static bool source_ok(const struct gw_room *gr, const uint8_t src[16], const uint8_t src_mac[6],
+                      const uint8_t own[16])
+{
+  if (net6_is_link_local(src))
+    return !same16(src, own);
+  uint8_t slaac[16];
+  net6_addr_eui64(slaac, gr->prefix6, src_mac);
+  return same16(src, slaac);
+}
+
+static void echo_reply(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                       const struct net_ipv6 *ip, const struct net_icmp6 *m)
+{
+  struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
+  uint8_t from[16], to[16];
+  memcpy(from, ip->dst, 16);
+  memcpy(to, ip->src, 16);
+  int n = net_build_icmp6(gw->out, sizeof(gw->out), &l2, from, to, 64, ICMP6_ECHO_REPLY, 0,
+                          m->rest, m->data, m->len);
+  if (n > 0) {
+    gw->ctr.ip6_echo_replies++;
+    gw_emit(gw, room, (size_t)n);
+  }
+}
+
+/* Neighbor Solicitation for target (one of ours): a solicited NA to the
+ * asker, or to all nodes when it is doing duplicate address detection. */
+static void neighbor_advert(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                            const struct net_ipv6 *ip, const uint8_t target[16])
+{
+  bool dad = net6_is_unspecified(ip->src);
+  uint8_t mcast_mac[6];
+  net6_multicast_mac(mcast_mac, all_nodes);
+  struct net_l2 l2 = {.dst_mac = dad ? mcast_mac : src_mac, .src_mac = gw->p.mac};
+  uint8_t from[16], to[16];
+  memcpy(from, target, 16);
+  memcpy(to, dad ? all_nodes : ip->src, 16);
+  int n = net_build_na(gw->out, sizeof(gw->out), &l2, from, to, target, gw->p.mac, true, !dad,
+                       true);
+  if (n > 0) {
+    gw->ctr.ip6_na_out++;
+    gw_emit(gw, room, (size_t)n);
+  }
+}
+
+static void icmp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                        const struct net_ipv6 *ip, bool to_gw, const uint8_t ll[16],
+                        const uint8_t global[16])
+{
+  struct net_icmp6 m;
+  if (net_icmp6_parse(ip, &m) < 0) {
+    gw->ctr.ip6_bad_l4++;
+    return;
+  }
+  struct net_nd nd;
+  switch (m.type) {
+  case ICMP6_ECHO:
+    if (to_gw)
+      echo_reply(gw, room, src_mac, ip, &m);
+    else
+      gw->ctr.ip6_ignored++; /* a multicast echo: not answered */
+    return;
+  case ND_ROUTER_SOLICIT:
+    if (ip->hlim != 255 || net_nd_parse(&m, &nd) < 0) {
+      gw->ctr.ip6_bad_nd++;
+      return;
+    }
+    gw->ctr.ip6_rs_in++;
+    if (!ra_allowed(gw, &gw->rooms[room])) {
+      gw->ctr.ip6_ra_limited++;
+      return;
+    }
+    /* unicast to the asker (RFC 4861 6.2.6 allows it); from :: to all nodes */
+    send_ra(gw, room, src_mac, net6_is_unspecified(ip->src) ? all_nodes : ip->src);
+    return;
+  case ND_NEIGHBOR_SOLICIT:
+    if (ip->hlim != 255 || net_nd_parse(&m, &nd) < 0 || net6_is_multicast(nd.target)) {
+      gw->ctr.ip6_bad_nd++;
+      return;
+    }
+    gw->ctr.ip6_ns_in++;
+    if (same16(nd.target, ll) || same16(nd.target, global))
+      neighbor_advert(gw, room, src_mac, ip, nd.target);
+    else
+      gw->ctr.ip6_ignored++; /* another node's address (their DAD, their neighbours) */
+    return;
+  default:
+    /* RAs, NAs, redirects and MLD from guests, errors: nothing to do */
+    gw->ctr.ip6_ignored++;
+    return;
+  }
+}
+
+void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                  const struct net_eth *e, bool to_gw_mac)
+{
+  struct gw_room *gr = &gw->rooms[room];
+  struct net_ipv6 ip;
+  gw->ctr.ip6_in++;
+  if (!gr->ip6_seen) {
+    /* unsolicited RAs only where IPv6 speaks: an IPv4-only LAN hears none */
+    gr->ip6_seen = true;
+    gr->ra_next = *gw->now + RA_PERIOD_NS;
+  }
+  if (net_ipv6_parse(e->payload, e->len, &ip) < 0) {
+    gw->ctr.ip6_bad++;
+    return;
+  }
+  uint8_t ll[16], global[16], sn[16];
+  gw_addr(ll, ll_prefix);
+  gw_addr(global, gr->prefix6);
+  net6_solicited_node(sn, ll); /* ::2 in both: one solicited-node group */
+  bool to_gw = same16(ip.dst, ll) || same16(ip.dst, global);
+  bool to_group = same16(ip.dst, all_nodes) || same16(ip.dst, all_routers) || same16(ip.dst, sn);
+  if (!to_gw && !to_group) {
+    if (net6_is_multicast(ip.dst) || !to_gw_mac) {
+      gw->ctr.ip6_ignored++; /* MLD, mDNS, other groups; another node's unicast */
+      return;
+    }
+    /* sent to the gateway's MAC for elsewhere: not routed (yet) */
+    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, src_mac, ll) &&
+        !net6_is_multicast(ip.src)) {
+      gw->ctr.ip6_no_route++;
+      struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
+      int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ll, ICMP6_UNREACH,
+                                    ICMP6_UNREACH_NOROUTE, 0, &ip);
+      if (n > 0)
+        gw_emit(gw, room, (size_t)n);
+    } else {
+      gw->ctr.ip6_spoofed++;
+    }
+    return;
+  }
+  bool unspecified = net6_is_unspecified(ip.src);
+  if (!unspecified && (net6_is_multicast(ip.src) || !source_ok(gr, ip.src, src_mac, ll) ||
+                       same16(ip.src, global))) {
+    gw->ctr.ip6_spoofed++;
+    gw_log(gw, "packet dropped", "IPv6 source is not the session's (link-local or SLAAC)");
+    return;
+  }
+  if (ip.fragment) {
+    gw->ctr.ip6_fragments++;
+    return;
+  }
+  if (ip.next == IP_PROTO_ICMPV6) {
+    /* :: may only ask whether an address is taken (DAD) */
+    if (unspecified && !(ip.len >= 1 && (ip.payload[0] == ND_NEIGHBOR_SOLICIT ||
+                                         ip.payload[0] == ND_ROUTER_SOLICIT))) {
+      gw->ctr.ip6_spoofed++;
+      return;
+    }
+    icmp6_input(gw, room, src_mac, &ip, to_gw, ll, global);
+    return;
+  }
+  gw->ctr.ip6_other_proto++;
+  if (to_gw && !unspecified) {
+    /* UDP/TCP to the gateway's IPv6 addresses: no service there yet */
+    struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
+    int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ip.dst, ICMP6_UNREACH,
+                                  ICMP6_UNREACH_PORT, 0, &ip);
+    if (n > 0)
+      gw_emit(gw, room, (size_t)n);
+  }
+}

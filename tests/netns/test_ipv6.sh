@@ -1,0 +1,87 @@
+#!/usr/bin/env bash
+# IPv6 on the virtual LAN with real kernels (tests/netns/topo.sh): two VM
+# namespaces behind wtrelay-tap on client hosts across veth links (MTU
+# 1500 and 1280) with IPv6 on, as a Linux guest has it. The gateway's
+# Router Advertisement gives each kernel a SLAAC address in the room's ULA
+# /64 (fd + the relay's random global id + the room's subnet id); the
+# kernels ping fe80::2 and <prefix>::2 and each other; a packet for
+# elsewhere sent to the gateway gets ICMPv6 "no route" at once; a source
+# in the prefix that is not the MAC's SLAAC address gets no answer and is
+# counted. Namespaces are created with a per-run prefix and deleted by the
+# trap.
+set -euo pipefail
+BUILD_DIR=${BUILD_DIR:-build}
+
+source "$(dirname "$0")/topo.sh"
+topo_need_tap
+topo_need ping curl
+topo_init w6
+topo_relay_host
+topo_vm_pair 1500 1280
+NS_A=$NS_VMA NS_B=$NS_VMB
+topo_start_relay --http-listen 127.0.0.1:8433
+for ns in "$NS_A" "$NS_B"; do
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
+    net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.addr_gen_mode=0
+done
+topo_start_tap 1 vma "$NS_A" 52:54:00:aa:00:01 --configure --heartbeat 2
+topo_start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02 --configure --heartbeat 2
+IP_A=$(topo_wait_ip "$NS_A" vma)
+IP_B=$(topo_wait_ip "$NS_B" vmb)
+pass "both taps registered: $IP_A and $IP_B"
+
+global6() { # ns dev -> the global IPv6 address (empty until SLAAC made it)
+  ip -n "$1" -6 -o addr show dev "$2" scope global 2>/dev/null | awk '{print $4}' | cut -d/ -f1 | head -1
+}
+wait6() { # ns dev
+  local a="" _
+  for _ in $(seq 100); do
+    a=$(global6 "$1" "$2")
+    [ -n "$a" ] && ! ip -n "$1" -6 -o addr show dev "$2" scope global | grep -q tentative && break
+    a=""
+    sleep 0.1
+  done
+  [ -n "$a" ] || fail "$1/$2 got no SLAAC address: $(ip -n "$1" -6 addr show dev "$2")"
+  echo "$a"
+}
+A6=$(wait6 "$NS_A" vma)
+B6=$(wait6 "$NS_B" vmb)
+case "$A6" in fd*:5054:ff:feaa:1) ;; *) fail "vma's SLAAC address $A6 is not a ULA with vma's EUI-64" ;; esac
+PREFIX=$(echo "$A6" | cut -d: -f1-4)
+case "$B6" in "$PREFIX":5054:ff:febb:2) ;; *) fail "vmb's address $B6 is not in vma's prefix $PREFIX::/64" ;; esac
+ip -n "$NS_A" -6 route show | grep -q "^$PREFIX::/64 dev vma" || fail "no on-link route for $PREFIX::/64: $(ip -n "$NS_A" -6 route show)"
+mtu=$(ip netns exec "$NS_A" cat /proc/sys/net/ipv6/conf/vma/mtu)
+pass "SLAAC from the gateway's RA: vma $A6, vmb $B6 in the room's /64 $PREFIX::/64 (link MTU $mtu)"
+
+out=$(ip netns exec "$NS_A" ping -6 -c 2 -i 0.2 -W 2 fe80::2%vma) || fail "ping fe80::2: $out"
+out=$(ip netns exec "$NS_A" ping -6 -c 2 -i 0.2 -W 2 "$PREFIX::2") || fail "ping $PREFIX::2: $out"
+ip -n "$NS_A" -6 neigh show "$PREFIX::2" | grep -q "lladdr 52:55:0a:00:02:02 router" ||
+  fail "neighbour entry of $PREFIX::2: $(ip -n "$NS_A" -6 neigh show)"
+pass "vma pings fe80::2 and $PREFIX::2; the gateway answers Neighbor Discovery as a router"
+out=$(ip netns exec "$NS_A" ping -6 -c 2 -i 0.2 -W 2 "$B6") || fail "ping vmb $B6: $out"
+pass "vma pings vmb over IPv6 across the switch ($(echo "$out" | grep -o 'rtt.*'))"
+
+# for elsewhere through the gateway: no NAT66 yet, so "no route" at once
+ip -n "$NS_A" -6 route add default via fe80::2 dev vma
+t0=$(date +%s%N)
+out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8::1 2>&1 || true)
+ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+echo "$out" | grep -q "Destination unreachable: No route" || fail "ping 2001:db8::1 through the gateway: $out"
+pass "a packet for 2001:db8::1 sent to the gateway is answered with ICMPv6 no route (in $ms ms)"
+
+# a source in the prefix that is not vma's SLAAC address: no answer, counted
+before=$(topo_metric 'wtrelay_gateway_drops_total{reason="spoofed_ipv6"}')
+ip -n "$NS_A" -6 addr add "$PREFIX::99/64" dev vma nodad
+! ip netns exec "$NS_A" ping -6 -c 1 -W 1 -I "$PREFIX::99" "$PREFIX::2" >/dev/null 2>&1 ||
+  fail "the gateway answered a source that is not the session's"
+after=$(topo_metric 'wtrelay_gateway_drops_total{reason="spoofed_ipv6"}')
+[ "$after" -gt "$before" ] || fail "spoofed IPv6 source not counted ($before -> $after)"
+for k in router_advert neighbor_advert echo6; do
+  v=$(topo_metric "wtrelay_gateway_answers_total{kind=\"$k\"}")
+  [ "$v" -gt 0 ] || fail "wtrelay_gateway_answers_total{kind=\"$k\"} is $v"
+done
+pass "a forged source in the prefix gets no answer (spoofed_ipv6 $before -> $after); RA, NA and echo answers counted"
+
+kill -TERM "$RELAY_PID"
+wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
+pass "relay exits 0"
