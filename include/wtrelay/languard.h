@@ -24,8 +24,20 @@
  *   traffic is then its own business, within the MACs it may use).
  * - with any_mac, a source MAC the relay reserves (all-zero, the
  *   gateway's; group addresses never reach here, the switch drops them).
- * - everything else (IPv6 among it: another part of the relay guards it)
- *   passes untouched.
+ * - IPv6 (0x86dd): the source must carry the port MAC's modified EUI-64
+ *   interface identifier (its SLAAC or EUI-64 link-local address, in any
+ *   prefix: no other session's address can be formed that way), or be ::
+ *   in a Neighbor/Router Solicitation or an MLD report (duplicate address
+ *   detection, joining groups before an address). Router Advertisements
+ *   and Redirects are the gateway's alone (RA guard, RFC 6105); a
+ *   Neighbor Advertisement's target must follow the source rule, and a
+ *   link-layer address option in ND must be the port's MAC. The header
+ *   chain must reach the upper layer within the head (a chain longer than
+ *   the head could hide an RA, RFC 7112), except in a non-first fragment.
+ *   With any_mac, IPv6 passes (a bridging VM's hosts have their own IIDs).
+ *   Addresses a guest forms otherwise (privacy or stable-privacy IIDs) are
+ *   not accepted yet.
+ * - everything else passes untouched.
  * Talks to: nothing; the caller (relay.c, port security of the session
  * ports) gathers the frame's head and counts the verdicts.
  * Never: parses past the head it is given, keeps state, or allocates.
@@ -44,8 +56,10 @@
 #include <stdint.h>
 
 /* Bytes of a frame's head languard_check reads at most: Ethernet (14), an
- * IPv4 header with options (60), the UDP ports (4). */
-#define LANGUARD_HEAD 78
+ * IPv4 header with options (60) and the UDP ports (4); or an IPv6 header
+ * (40), a few extension headers and an ND message up to its first option
+ * (8 + 16 + 8). */
+#define LANGUARD_HEAD 160
 
 enum languard_verdict {
   LANGUARD_PASS = 0,
@@ -56,6 +70,9 @@ enum languard_verdict {
   LANGUARD_IP_BAD,       /* not IPv4 inside 0x0800, or the header does not fit */
   LANGUARD_VLAN,         /* 802.1Q/802.1ad tag without --allow-any-src-mac */
   LANGUARD_RESERVED_SRC, /* source MAC all-zero or the gateway's (any_mac only) */
+  LANGUARD_IP6_SPOOF,    /* IPv6 source (or NA target, ND link-layer option) not the port's */
+  LANGUARD_IP6_BAD,      /* not IPv6 inside 0x86dd, or its header chain leaves the head */
+  LANGUARD_ND_ROUTER,    /* a Router Advertisement or Redirect from a session */
   LANGUARD_NVERDICTS
 };
 

@@ -14,6 +14,7 @@
 
 #define ETHT_IPV4 0x0800
 #define ETHT_ARP 0x0806
+#define ETHT_IPV6 0x86dd
 #define ETHT_VLAN 0x8100
 #define ETHT_QINQ 0x88a8
 #define ETHT_QINQ_OLD 0x9100
@@ -32,6 +33,8 @@ const char *languard_verdict_name(enum languard_verdict v)
       [LANGUARD_ARP_MAC] = "arp_mac",   [LANGUARD_ARP_BAD] = "arp_bad",
       [LANGUARD_IP_SPOOF] = "ip_spoof", [LANGUARD_IP_BAD] = "ip_bad",
       [LANGUARD_VLAN] = "vlan",         [LANGUARD_RESERVED_SRC] = "reserved_src_mac",
+      [LANGUARD_IP6_SPOOF] = "ip6_spoof", [LANGUARD_IP6_BAD] = "ip6_bad",
+      [LANGUARD_ND_ROUTER] = "nd_router",
   };
   return (unsigned)v < LANGUARD_NVERDICTS ? names[v] : "?";
 }
@@ -90,6 +93,85 @@ static enum languard_verdict ipv4_check(const struct languard_port *port, const 
   return sport == 68 && dport == 67 ? LANGUARD_PASS : LANGUARD_IP_SPOOF;
 }
 
+/* Does a (16 bytes) carry mac's modified EUI-64 interface identifier? */
+static bool iid_of(const uint8_t *a, const uint8_t mac[6])
+{
+  return a[8] == (mac[0] ^ 0x02) && a[9] == mac[1] && a[10] == mac[2] && a[11] == 0xff &&
+         a[12] == 0xfe && a[13] == mac[3] && a[14] == mac[4] && a[15] == mac[5];
+}
+
+static bool unspecified6(const uint8_t *a)
+{
+  static const uint8_t zero[16];
+  return memcmp(a, zero, 16) == 0;
+}
+
+/* ND messages: no RA or Redirect; an NA's target formed from the port's
+ * MAC; a link-layer address option (first option) that is the port's
+ * MAC. c is at the ICMPv6 header. */
+static enum languard_verdict nd_check(const struct languard_port *port, struct cursor *c,
+                                      bool src_unspecified, size_t msg_len)
+{
+  const uint8_t *m;
+  if (cursor_peek(c, 4, &m) < 0)
+    return LANGUARD_IP6_BAD;
+  uint8_t type = m[0];
+  if (type == 134 || type == 137)
+    return LANGUARD_ND_ROUTER;
+  if (src_unspecified && type != 133 && type != 135 && type != 143 && type != 131)
+    return LANGUARD_IP6_SPOOF; /* :: only asks (RS, DAD's NS) or joins groups (MLD) */
+  if (type != 133 && type != 135 && type != 136)
+    return LANGUARD_PASS;
+  /* past the 8-byte header (RS: options follow; NS, NA: the target) */
+  if (cursor_skip(c, 8) < 0)
+    return LANGUARD_IP6_BAD;
+  if (type != 133) {
+    const uint8_t *target;
+    if (cursor_bytes(c, 16, &target) < 0)
+      return LANGUARD_IP6_BAD;
+    if (type == 136 && !iid_of(target, port->mac))
+      return LANGUARD_IP6_SPOOF;
+  }
+  const uint8_t *o;
+  size_t fixed = type == 133 ? 8 : 24;
+  if (msg_len <= fixed)
+    return LANGUARD_PASS; /* no option */
+  if (cursor_peek(c, 8, &o) < 0)
+    return LANGUARD_IP6_BAD; /* an option past the head could name any MAC */
+  if ((o[0] == 1 || o[0] == 2) && o[1] == 1 && memcmp(o + 2, port->mac, 6) != 0)
+    return LANGUARD_IP6_SPOOF;
+  return LANGUARD_PASS;
+}
+
+static enum languard_verdict ipv6_check(const struct languard_port *port, struct cursor *c)
+{
+  const uint8_t *h;
+  if (cursor_bytes(c, 40, &h) < 0 || (h[0] >> 4) != 6)
+    return LANGUARD_IP6_BAD;
+  const uint8_t *src = h + 8;
+  bool unspec = unspecified6(src);
+  if (!unspec && !iid_of(src, port->mac))
+    return LANGUARD_IP6_SPOOF;
+  uint8_t next = h[6];
+  size_t left = (size_t)(h[4] << 8 | h[5]); /* payload bytes after what was walked */
+  for (int n = 0;; n++) {
+    const uint8_t *x;
+    if (next == 58)
+      return nd_check(port, c, unspec, left);
+    if (next != 0 && next != 43 && next != 60 && next != 44 && next != 51)
+      return unspec ? LANGUARD_IP6_SPOOF : LANGUARD_PASS; /* an upper layer */
+    if (n >= 8 || cursor_peek(c, 8, &x) < 0)
+      return LANGUARD_IP6_BAD;
+    if (next == 44 && ((x[2] << 8 | x[3]) & 0xfff8) != 0)
+      return unspec ? LANGUARD_IP6_SPOOF : LANGUARD_PASS; /* a later fragment */
+    size_t len = next == 44 ? 8 : next == 51 ? ((size_t)x[1] + 2) * 4 : ((size_t)x[1] + 1) * 8;
+    next = x[0];
+    if (len > left || cursor_skip(c, len) < 0)
+      return LANGUARD_IP6_BAD;
+    left -= len;
+  }
+}
+
 enum languard_verdict languard_check(const struct languard_params *lp,
                                      const struct languard_port *port, const uint8_t *head,
                                      size_t hlen)
@@ -112,5 +194,7 @@ enum languard_verdict languard_check(const struct languard_params *lp,
     return arp_check(lp, port, src, &c);
   if (type == ETHT_IPV4)
     return ipv4_check(port, src, &c);
+  if (type == ETHT_IPV6 && !port->any_mac)
+    return ipv6_check(port, &c);
   return LANGUARD_PASS;
 }

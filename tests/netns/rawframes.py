@@ -11,6 +11,10 @@
   rawframes.py storm DEV SECONDS
         1514-byte broadcast frames (ethertype 0x88b5) as fast as the socket
         takes them for SECONDS; prints the number sent
+  rawframes.py ra DEV PREFIX COUNT
+        COUNT rogue IPv6 Router Advertisements to all nodes from DEV's
+        link-local address: default router, PREFIX (a /64, "2001:db8:bad::")
+        on-link and autonomous; prints the number sent
   rawframes.py listen ADDR PORT SECONDS OUT
         counts UDP datagrams on ADDR:PORT for SECONDS; writes one line per
         datagram ("<payload>") to OUT
@@ -64,6 +68,20 @@ def udp_frame(eth_dst, mac, src, dst, port, payload):
     return eth_dst + mac + struct.pack("!H", 0x0800) + hdr + udp
 
 
+def ra_frame(mac, prefix):
+    """A Router Advertisement from fe80::<EUI-64 of mac> to ff02::1."""
+    iid = bytes([mac[0] ^ 2]) + mac[1:3] + b"\xff\xfe" + mac[3:6]
+    src = b"\xfe\x80" + bytes(6) + iid
+    dst = b"\xff\x02" + bytes(13) + b"\x01"
+    body = struct.pack("!BBHBBHII", 134, 0, 0, 64, 0, 1800, 0, 0)
+    body += struct.pack("!BB", 1, 1) + mac
+    body += struct.pack("!BBBBIII", 3, 4, 64, 0xc0, 86400, 14400, 0) + socket.inet_pton(socket.AF_INET6, prefix)
+    pseudo = src + dst + struct.pack("!I", len(body)) + b"\x00\x00\x00\x3a"
+    body = body[:2] + struct.pack("!H", checksum(pseudo + body)) + body[4:]
+    ip6 = struct.pack("!IHBB", 0x60000000, len(body), 58, 255) + src + dst
+    return b"\x33\x33\x00\x00\x00\x01" + mac + b"\x86\xdd" + ip6 + body
+
+
 def main():
     cmd = sys.argv[1]
     if cmd == "arp":
@@ -103,6 +121,14 @@ def main():
                 except OSError:  # ENOBUFS: the TAP queue is full, go on
                     pass
         print(n)
+    elif cmd == "ra":
+        dev, prefix, count = sys.argv[2], sys.argv[3], int(sys.argv[4])
+        s = raw(dev)
+        frame = ra_frame(own_mac(dev), prefix)
+        for _ in range(count):
+            s.send(frame)
+            time.sleep(0.05)
+        print(count)
     elif cmd == "listen":
         addr, port, secs, out = sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), sys.argv[5]
         s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

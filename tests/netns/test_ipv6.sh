@@ -69,18 +69,32 @@ ms=$(( ($(date +%s%N) - t0) / 1000000 ))
 echo "$out" | grep -q "Destination unreachable: No route" || fail "ping 2001:db8::1 through the gateway: $out"
 pass "a packet for 2001:db8::1 sent to the gateway is answered with ICMPv6 no route (in $ms ms)"
 
-# a source in the prefix that is not vma's SLAAC address: no answer, counted
-before=$(topo_metric 'wtrelay_gateway_drops_total{reason="spoofed_ipv6"}')
+# a source in the prefix that is not vma's SLAAC address: dropped by the
+# LAN guard before the switch, counted
+before=$(topo_metric 'wtrelay_lan_guard_drops_total{reason="ip6_spoof"}')
 ip -n "$NS_A" -6 addr add "$PREFIX::99/64" dev vma nodad
 ! ip netns exec "$NS_A" ping -6 -c 1 -W 1 -I "$PREFIX::99" "$PREFIX::2" >/dev/null 2>&1 ||
   fail "the gateway answered a source that is not the session's"
-after=$(topo_metric 'wtrelay_gateway_drops_total{reason="spoofed_ipv6"}')
-[ "$after" -gt "$before" ] || fail "spoofed IPv6 source not counted ($before -> $after)"
+! ip netns exec "$NS_A" ping -6 -c 1 -W 1 -I "$PREFIX::99" "$B6" >/dev/null 2>&1 ||
+  fail "vmb answered a source that is not vma's"
+after=$(topo_metric 'wtrelay_lan_guard_drops_total{reason="ip6_spoof"}')
+[ "$after" -ge $((before + 2)) ] || fail "spoofed IPv6 source not counted ($before -> $after)"
 for k in router_advert neighbor_advert echo6; do
   v=$(topo_metric "wtrelay_gateway_answers_total{kind=\"$k\"}")
   [ "$v" -gt 0 ] || fail "wtrelay_gateway_answers_total{kind=\"$k\"} is $v"
 done
-pass "a forged source in the prefix gets no answer (spoofed_ipv6 $before -> $after); RA, NA and echo answers counted"
+pass "a forged source in the prefix reaches neither the gateway nor vmb (ip6_spoof $before -> $after); RA, NA and echo answers counted"
+
+# a rogue Router Advertisement from vma (RA guard): vmb must not learn its
+# prefix nor take vma as a router
+ip netns exec "$NS_A" python3 "$TOPO_DIR/rawframes.py" ra vma 2001:db8:bad:: 5 >/dev/null ||
+  fail "could not send the rogue RAs"
+sleep 1
+! ip -n "$NS_B" -6 addr show dev vmb | grep -q 2001:db8:bad || fail "vmb took the rogue RA's prefix"
+! ip -n "$NS_B" -6 route show default | grep -q . || fail "vmb took vma as its default router"
+v=$(topo_metric 'wtrelay_lan_guard_drops_total{reason="nd_router"}')
+[ "$v" -ge 5 ] || fail "rogue RAs counted $v, sent 5"
+pass "5 rogue Router Advertisements from vma dropped and counted (nd_router $v); vmb kept its prefix and routes"
 
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"

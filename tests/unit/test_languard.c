@@ -103,12 +103,133 @@ Test(languard, what_a_linux_guest_sends_passes)
   cr_assert_eq(check(&STRICT, f, ipv4(f, VM_MAC, 0, 0xffffffffu, 17, 68, 67, 6)), LANGUARD_PASS);
   /* its own traffic */
   cr_assert_eq(check(&STRICT, f, ipv4(f, VM_MAC, VM_IP, OTHER_IP, 6, 4000, 80, 5)), LANGUARD_PASS);
-  /* IPv6 and other ethertypes are not this guard's */
-  size_t n = eth_hdr(f, BCAST, VM_MAC, 0x86dd);
-  memset(f + n, 0x60, 40);
-  cr_assert_eq(check(&STRICT, f, n + 40), LANGUARD_PASS);
-  n = eth_hdr(f, BCAST, VM_MAC, 0x88b5);
+  /* other ethertypes are not this guard's */
+  size_t n = eth_hdr(f, BCAST, VM_MAC, 0x88b5);
   cr_assert_eq(check(&STRICT, f, n + 10), LANGUARD_PASS);
+}
+
+/* ---- IPv6 ---- */
+
+static const uint8_t LL[8] = {0xfe, 0x80};
+static const uint8_t ULA[8] = {0xfd, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
+
+static void eui64(uint8_t a[16], const uint8_t prefix[8], const uint8_t mac[6])
+{
+  memcpy(a, prefix, 8);
+  a[8] = mac[0] ^ 2;
+  a[9] = mac[1];
+  a[10] = mac[2];
+  a[11] = 0xff;
+  a[12] = 0xfe;
+  a[13] = mac[3];
+  a[14] = mac[4];
+  a[15] = mac[5];
+}
+
+/* An IPv6 frame from VM_MAC: source src, `ext` bytes of destination
+ * options first (0 = none), then next header `next` with body. */
+static size_t ipv6(uint8_t *b, const uint8_t src[16], size_t ext, uint8_t next, const uint8_t *body,
+                   size_t blen)
+{
+  memset(b, 0, 256);
+  size_t n = eth_hdr(b, BCAST, VM_MAC, 0x86dd);
+  uint8_t *h = b + n;
+  h[0] = 0x60;
+  size_t plen = ext + blen;
+  h[4] = (uint8_t)(plen >> 8);
+  h[5] = (uint8_t)plen;
+  h[6] = ext ? 60 : next;
+  h[7] = 255;
+  memcpy(h + 8, src, 16);
+  h[24] = 0xff;
+  h[25] = 2;
+  h[39] = 1;
+  if (ext) {
+    h[40] = next;
+    h[41] = (uint8_t)(ext / 8 - 1);
+  }
+  memcpy(h + 40 + ext, body, blen);
+  return n + 40 + plen;
+}
+
+/* An ND message of type with target (NS, NA) and a link-layer option. */
+static size_t nd(uint8_t *body, uint8_t type, const uint8_t target[16], const uint8_t *ll_mac)
+{
+  memset(body, 0, 40);
+  body[0] = type;
+  size_t n = 8;
+  if (target) {
+    memcpy(body + 8, target, 16);
+    n = 24;
+  }
+  if (ll_mac) {
+    body[n] = type == 136 ? 2 : 1;
+    body[n + 1] = 1;
+    memcpy(body + n + 2, ll_mac, 6);
+    n += 8;
+  }
+  return n;
+}
+
+Test(languard, ipv6_sources_and_neighbour_discovery)
+{
+  uint8_t f[256], body[64], ll[16], slaac[16], other[16], other_ll[16];
+  const uint8_t zero[16] = {0};
+  eui64(ll, LL, VM_MAC);
+  eui64(slaac, ULA, VM_MAC);
+  eui64(other, ULA, OTHER_MAC);
+  eui64(other_ll, LL, OTHER_MAC);
+  const uint8_t udp[8] = {0x12, 0x34, 0, 53, 0, 8, 0, 0};
+  /* what a Linux guest sends: traffic from its link-local and SLAAC
+   * addresses, DAD's NS from ::, RS, NS and NA about itself, MLD from :: */
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 17, udp, 8)), LANGUARD_PASS);
+  cr_assert_eq(check(&STRICT, f, ipv6(f, slaac, 0, 17, udp, 8)), LANGUARD_PASS);
+  cr_assert_eq(check(&STRICT, f, ipv6(f, slaac, 8, 17, udp, 8)), LANGUARD_PASS, "after options");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, zero, 0, 58, body, nd(body, 135, slaac, NULL))),
+               LANGUARD_PASS, "DAD");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 58, body, nd(body, 133, NULL, VM_MAC))),
+               LANGUARD_PASS, "RS");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 58, body, nd(body, 135, other, VM_MAC))),
+               LANGUARD_PASS, "NS for another node");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, slaac, 0, 58, body, nd(body, 136, slaac, VM_MAC))),
+               LANGUARD_PASS, "NA for itself");
+  body[0] = 143; /* MLDv2 report behind a hop-by-hop router alert */
+  size_t n = ipv6(f, zero, 8, 58, body, 28);
+  f[14 + 6] = 0;
+  cr_assert_eq(check(&STRICT, f, n), LANGUARD_PASS, "MLD from ::");
+
+  /* another node's addresses, as source, NA target or link-layer option */
+  cr_assert_eq(check(&STRICT, f, ipv6(f, other, 0, 17, udp, 8)), LANGUARD_IP6_SPOOF);
+  cr_assert_eq(check(&STRICT, f, ipv6(f, other_ll, 0, 17, udp, 8)), LANGUARD_IP6_SPOOF);
+  cr_assert_eq(check(&STRICT, f, ipv6(f, zero, 0, 17, udp, 8)), LANGUARD_IP6_SPOOF, ":: UDP");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, slaac, 0, 58, body, nd(body, 136, other, VM_MAC))),
+               LANGUARD_IP6_SPOOF, "NA for another node");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, slaac, 0, 58, body, nd(body, 136, slaac, OTHER_MAC))),
+               LANGUARD_IP6_SPOOF, "NA with another MAC");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 58, body, nd(body, 135, other, OTHER_MAC))),
+               LANGUARD_IP6_SPOOF, "NS with another MAC");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, zero, 0, 58, body, nd(body, 136, slaac, VM_MAC))),
+               LANGUARD_IP6_SPOOF, "NA from ::");
+  /* the gateway's messages (RA guard) */
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 58, body, nd(body, 134, NULL, VM_MAC))),
+               LANGUARD_ND_ROUTER, "RA");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 8, 58, body, nd(body, 134, NULL, VM_MAC))),
+               LANGUARD_ND_ROUTER, "RA behind options");
+  cr_assert_eq(check(&STRICT, f, ipv6(f, ll, 0, 58, body, nd(body, 137, other, NULL))),
+               LANGUARD_ND_ROUTER, "redirect");
+  /* a chain that leaves the head cannot hide an RA; broken headers */
+  n = ipv6(f, ll, 8, 58, body, nd(body, 134, NULL, VM_MAC));
+  f[14 + 41] = 30; /* 248 bytes of options */
+  cr_assert_eq(check(&STRICT, f, n), LANGUARD_IP6_BAD);
+  n = ipv6(f, ll, 0, 17, udp, 8);
+  f[14] = 0x40;
+  cr_assert_eq(check(&STRICT, f, n), LANGUARD_IP6_BAD, "version 4 in 86dd");
+  cr_assert_eq(check(&STRICT, f, 14 + 30), LANGUARD_IP6_BAD, "a cut header");
+  /* with --allow-any-src-mac a bridging VM's hosts pass */
+  const struct languard_port any = {.mac = VM_MAC, .ip = VM_IP, .any_mac = true};
+  cr_assert_eq(check(&any, f, ipv6(f, other, 0, 17, udp, 8)), LANGUARD_PASS);
+  cr_assert_str_eq(languard_verdict_name(LANGUARD_ND_ROUTER), "nd_router");
+  cr_assert_str_eq(languard_verdict_name(LANGUARD_IP6_SPOOF), "ip6_spoof");
 }
 
 Test(languard, arp_spoofs_are_refused)
