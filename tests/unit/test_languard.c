@@ -12,6 +12,7 @@
 #include "wtrelay/config.h"
 #include "wtrelay/languard.h"
 #include "wtrelay/log.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/relay.h"
 
 #define IP4(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (d))
@@ -113,18 +114,7 @@ Test(languard, what_a_linux_guest_sends_passes)
 static const uint8_t LL[8] = {0xfe, 0x80};
 static const uint8_t ULA[8] = {0xfd, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77};
 
-static void eui64(uint8_t a[16], const uint8_t prefix[8], const uint8_t mac[6])
-{
-  memcpy(a, prefix, 8);
-  a[8] = mac[0] ^ 2;
-  a[9] = mac[1];
-  a[10] = mac[2];
-  a[11] = 0xff;
-  a[12] = 0xfe;
-  a[13] = mac[3];
-  a[14] = mac[4];
-  a[15] = mac[5];
-}
+#define eui64 net6_addr_eui64
 
 /* An IPv6 frame from VM_MAC: source src, `ext` bytes of destination
  * options first (0 = none), then next header `next` with body. */
