@@ -318,7 +318,6 @@ void gateway_fini(struct gateway *gw);
 /* A room came to life / went away: attach / detach its gateway port. */
 int gateway_room_attach(struct gateway *gw, uint32_t room);
 void gateway_room_detach(struct gateway *gw, uint32_t room);
-void gateway_log_counters(const struct gateway *gw);
 /* Names every field of struct gateway_counters for /metrics and the exit
  * log (wtrelay/counter.h). */
 extern const struct counter_table gateway_counter_table;
