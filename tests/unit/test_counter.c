@@ -133,7 +133,7 @@ Test(counter, exit_key_from_group_and_key)
  * log_exit_counters). */
 Test(counter, exit_keys_unique_across_tables)
 {
-  static const char *const own[] = {"workers",     "loop_turns",      "loop_busy_ns",
+  static const char *const own[] = {"workers",      "loop_turns",      "loop_busy_ns",
                                     "loop_wait_ns", "loop_handoff_in", "loop_uplink_no_room",
                                     "leases",       "leases_active"};
   static char keys[2048][COUNTER_KEY_MAX];

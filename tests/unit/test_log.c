@@ -272,7 +272,8 @@ Test(log_emit, long_kv_is_one_whole_line)
   cr_assert_eq(nl[1], '\0', "one line");
   cr_assert_eq(out[0], '{');
   cr_assert_eq(nl[-1], '}');
-  cr_assert_not_null(strstr(out, "\"level\":\"debug\",\"msg\":\"counters at exit\",\"k0\":0,\"k1\":1,"));
+  cr_assert_not_null(
+      strstr(out, "\"level\":\"debug\",\"msg\":\"counters at exit\",\"k0\":0,\"k1\":1,"));
   const char *last = strrchr(kv, ' ') + 1; /* "kN=N" */
   char want[48];
   snprintf(want, sizeof(want), "\"%.*s\":%s}", (int)(strchr(last, '=') - last), last,
