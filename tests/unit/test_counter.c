@@ -106,25 +106,24 @@ Test(counter, worker_parts_tile_the_worker_struct)
  * the key alone when it names its group already. */
 Test(counter, exit_key_from_group_and_key)
 {
+  static const struct {
+    const char *line, *key, *want;
+  } cases[] = {
+      {"quic counters", "resets", "quic_resets"},
+      {"nat share counters", "rate_tcp", "nat_share_rate_tcp"},
+      {"tcp nat counters", "tcp_opened", "tcp_opened"},
+      {"frame counters", "frames_in", "frame_frames_in"},
+      {"counters", "x", "x"},
+  };
   char k[COUNTER_KEY_MAX];
-  struct counter_def d = {.line = "quic counters", .key = "resets"};
-  cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), strlen("quic_resets"));
-  cr_assert_str_eq(k, "quic_resets");
-  d = (struct counter_def){.line = "nat share counters", .key = "rate_tcp"};
-  counter_exit_key(&d, k, sizeof(k));
-  cr_assert_str_eq(k, "nat_share_rate_tcp");
-  d = (struct counter_def){.line = "tcp nat counters", .key = "tcp_opened"};
-  counter_exit_key(&d, k, sizeof(k));
-  cr_assert_str_eq(k, "tcp_opened");
-  d = (struct counter_def){.line = "frame counters", .key = "frames_in"};
-  counter_exit_key(&d, k, sizeof(k));
-  cr_assert_str_eq(k, "frame_frames_in");
-  d = (struct counter_def){.line = "counters", .key = "x"};
-  counter_exit_key(&d, k, sizeof(k));
-  cr_assert_str_eq(k, "x");
-  d = (struct counter_def){.line = "quic counters", .key = NULL};
-  cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), 0);
-  d = (struct counter_def){.line = "quic counters", .key = "resets"};
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct counter_def d = {.line = cases[i].line, .key = cases[i].key};
+    cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), strlen(cases[i].want));
+    cr_assert_str_eq(k, cases[i].want);
+  }
+  struct counter_def d = {.line = "quic counters", .key = NULL};
+  cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), 0, "not logged");
+  d.key = "resets";
   cr_assert_eq(counter_exit_key(&d, k, 8), 0, "too long for out");
 }
 
