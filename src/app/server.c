@@ -186,7 +186,7 @@ struct server_worker {
   int rc; /* worker_run's result */
 };
 
-/* What a worker leaves for the exit line as it stops (log_counters); the
+/* What a worker leaves for the exit line as it stops (final_store); the
  * process writes the line from them once every worker has ended
  * (log_exit_counters). */
 struct worker_final {
@@ -1538,7 +1538,7 @@ static int worker_build(struct server_worker *s)
   return 0;
 }
 
-static void log_counters(struct server_worker *s);
+static void final_store(struct server_worker *s);
 
 /* --cpu-affinity: worker i runs on the i-th CPU of the process's affinity
  * mask (wrapping around when there are more workers than CPUs). A failure
@@ -1586,7 +1586,7 @@ static void *worker_main(void *arg)
   pthread_mutex_unlock(&p->lock);
   if (run) {
     s->rc = worker_run(&s->w);
-    log_counters(s);
+    final_store(s);
   } else {
     s->rc = rc;
   }
@@ -1989,7 +1989,7 @@ int server_run(struct server *p)
 /* The worker's part of the exit line (log_exit_counters): its counters
  * from the same tables as /metrics and its loop's; worker 0 adds the
  * process-wide lease table and the ops listener's. */
-static void log_counters(struct server_worker *s)
+static void final_store(struct server_worker *s)
 {
   struct server *p = s->proc;
   if (!p->finals || !log_enabled(LOG_DEBUG))
