@@ -43,7 +43,9 @@ USER 10001:10001
 # 4433/udp: WebTransport. 8433/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
 EXPOSE 4433/udp 8433/tcp
-# No curl in the image: the binary probes itself.
+# No curl in the image: the binary probes itself, at the /healthz of the
+# ops listener RELAY_HTTP_LISTEN names (default 127.0.0.1:8433; 0.0.0.0 is
+# probed at 127.0.0.1).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=5s --retries=3 \
-  CMD ["/usr/local/bin/wtrelay", "--healthcheck", "http://127.0.0.1:8433/healthz"]
+  CMD ["/usr/local/bin/wtrelay", "--healthcheck"]
 ENTRYPOINT ["/usr/local/bin/wtrelay"]

@@ -2,7 +2,8 @@
 # Frame-path benchmark for docs/perf.md. For each configuration it starts a
 # fresh build/wtrelay on a free loopback port, runs build/wtbench RUNS times
 # (medians are printed), then stops the relay and reads its own io counters
-# (datagrams per recvmsg, packets per sendmsg) from its exit log.
+# (datagrams per recvmsg, packets per sendmsg) from its counters at exit
+# (the one debug line, every counter summed over the workers).
 # Not part of make test. Usage (after `make`):
 #   perf/bench-switch.sh [RUNS] [DURATION_S]
 #   perf/bench-switch.sh --workers [RUNS] [DURATION_S] [PAIRS]
@@ -38,7 +39,7 @@ trap '[ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
 
 relay_start() { # [extra relay flags...]
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-  ${RELAY_BIN:-$B/wtrelay} --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level info --max-sessions 10500 \
+  ${RELAY_BIN:-$B/wtrelay} --bind 127.0.0.1 --port "$PORT" --http-listen "" --log-level debug --max-sessions 10500 \
     --max-sessions-per-ip 10500 --max-client-sessions-per-room 10500 \
     --max-client-addrs-per-room 65536 --flood-rate 0 "$@" >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
@@ -56,9 +57,9 @@ relay_stop() { # prints the relay's batching
   RELAY=""
   python3 - "$TMP/err" <<'PY'
 import re, sys
-line = [l for l in open(sys.argv[1]) if 'msg="io counters"' in l][-1]
+line = [l for l in open(sys.argv[1]) if 'msg="counters at exit"' in l][-1]
 kv = dict(re.findall(r"(\w+)=(\d+)", line))
-g = lambda k: int(kv.get(k, 0))
+g = lambda k: int(kv.get("io_" + k, 0))
 print("    relay batching: %.2f datagrams/recvmsg, %.2f packets/sendmsg (%d GSO sendmsg of %d)" % (
     g("rx_datagrams") / max(g("rx_completions"), 1), g("tx_packets") / max(g("tx_msgs"), 1),
     g("tx_gso_msgs"), g("tx_msgs")))
@@ -87,7 +88,7 @@ PY
 }
 
 # One row per (repetition, configuration) in $TMP/rows: wtbench's JSON line
-# plus the relay's per-worker io counters from its exit log.
+# plus the relay's io counters (summed over its workers) from its counters at exit.
 workers_run() { # rep, workers, placement, rate (0 = max) [wtbench args...]
   # once more on a fresh relay when wtbench gave no result (a port another
   # program took between our pick and the bind, a placement that failed)
@@ -117,13 +118,11 @@ io = {}
 row["relay_frames_in"] = row["relay_out_failed"] = 0
 for l in open(sys.argv[3]):
     kv = dict(re.findall(r"(\w+)=(\d+)", l))
-    if 'msg="io counters"' in l:
-        # per worker (worker=i: every line with one worker, debug level with
-        # several), else the process's sum over its workers (workers=N)
-        io[int(kv["worker"]) if "worker" in kv else -1] = {k: int(v) for k, v in kv.items()}
-    if 'msg="frame counters"' in l:
-        row["relay_frames_in"] += int(kv.get("frames_in", 0))
-        row["relay_out_failed"] += int(kv.get("out_failed", 0))
+    if 'msg="counters at exit"' in l:
+        # the process's sum over its workers (workers=N)
+        io[-1] = {k[3:]: int(v) for k, v in kv.items() if k.startswith("io_")}
+        row["relay_frames_in"] = int(kv.get("frame_frames_in", 0))
+        row["relay_out_failed"] = int(kv.get("frame_out_failed", 0))
 row["io"] = [io[k] for k in sorted(io) if k >= 0] or [io[k] for k in sorted(io)]
 ring = dict(pushed=0, dropped=0, no_room=0)
 for l in open(sys.argv[4]):

@@ -25,7 +25,7 @@ ip netns exec "$NS_I" nft add table inet natshare
 ip netns exec "$NS_I" nft add chain inet natshare in '{ type filter hook input priority 0; }'
 ip netns exec "$NS_I" nft add rule inet natshare in tcp dport 9999 counter drop
 topo_inet_servers --echo 198.18.0.2:7 --greet 198.18.0.2:8080
-topo_start_relay --egress-allow 198.18.0.0/15
+topo_start_relay --egress-allow 198.18.0.0/15 --log-level debug # the counters at exit
 for i in $(seq "$NVM"); do
   topo_vm "a$i"
   topo_start_tap 1 "va$i" "${TOPO_P}vma$i" "52:54:00:aa:00:$(printf %02x "$i")" --configure
@@ -77,6 +77,5 @@ echo "TCP: the attacker's VMs started $syns connects to a silent port in 15 s ($
   "$at_host SYNs reached the silent host; the victim's connects between 10.5 and 14 s: $tcp_victim"
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || true
-grep -o 'msg="nat share counters".*' "$TMP/relay.err" || true
-grep -o 'udp_flows_full=[0-9]*' "$TMP/relay.err" || true
-grep -o 'tcp_full=[0-9]*' "$TMP/relay.err" || true
+grep -a 'msg="counters at exit"' "$TMP/relay.err" | tr ' ' '\n' |
+  grep -E '^(nat_share_[a-z_]*|nat_udp_flows_full|tcp_nat_tcp_full|tcp_full)=' || true

@@ -117,7 +117,8 @@ struct config {
   bool cpu_affinity;           /* --cpu-affinity, off */
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
   uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */
-  char healthcheck[256];       /* --healthcheck URL: probe and exit */
+  char healthcheck[256];       /* --healthcheck [URL]: probe and exit; without a URL, the
+                                * ops listener's /healthz (config_parse fills it in) */
   char pcap[CONFIG_PATH_MAX];  /* --pcap FILE: capture --pcap-room to it, "" = off */
   char pcap_room[256];         /* --pcap-room (a leading '/' added when missing) */
   uint32_t pcap_max_bytes;     /* --pcap-max-bytes, 1 GiB */

@@ -340,7 +340,6 @@ uint16_t gateway_subnet6_id(const char *room_name);
 /* The room's IPv6 /64 (8 bytes) as its RAs announce it. */
 void gateway_room_prefix6(const struct gateway *gw, uint32_t room, uint8_t out[8]);
 void gateway_room_detach(struct gateway *gw, uint32_t room);
-void gateway_log_counters(const struct gateway *gw);
 /* Names every field of struct gateway_counters for /metrics and the exit
  * log (wtrelay/counter.h). */
 extern const struct counter_table gateway_counter_table;

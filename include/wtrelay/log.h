@@ -47,6 +47,12 @@ void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
     __attribute__((format(printf, 3, 4)));
 
 #define LOG_LINE_MAX 2048
+
+/* The same with a key=value part already formatted (kv[0..kvlen), whole
+ * fields, values quoted as above) and no length bound: the line is as long
+ * as it needs (the exit counters, counter_line_emit). Returns 0, or
+ * -ENOMEM (nothing written). */
+int log_emit_long(enum log_level lvl, const char *msg, const char *kv, size_t kvlen);
 /* Bytes of one quoted value from LOG_Q, quotes and NUL included: any
  * 255-byte room name in plain ASCII fits whole. */
 #define LOG_QUOTE_MAX 384

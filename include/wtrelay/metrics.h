@@ -7,9 +7,10 @@
  * struct metrics_worker: each module's counters struct, plus the worker's
  * gauges that live outside any (struct metrics_gauges). The server
  * snapshots it per worker, sums the snapshots word by word (counters and
- * gauges alike) and hands the sum to metrics_write; the exit log writes
- * each worker's from the same tables (metrics_worker_parts), so /metrics
- * and the log name every field the same way and cannot drift.
+ * gauges alike) and hands the sum to metrics_write; the exit line (one
+ * debug line, metrics_worker_line) writes the workers' sum from the same
+ * tables (metrics_worker_parts), so /metrics and the log name every field
+ * from one row and cannot drift.
  */
 #ifndef WTRELAY_METRICS_H
 #define WTRELAY_METRICS_H
@@ -93,9 +94,8 @@ struct metrics_worker_src {
 };
 void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_src *src);
 
-/* Writes every part of mw to the log, one line per table line, each
- * starting with tag ("worker=0"). */
-void metrics_worker_log(const struct metrics_worker *mw, const char *tag, enum log_level lvl);
+/* Appends every part of mw to the exit line, in part order. */
+void metrics_worker_line(struct counter_line *l, const struct metrics_worker *mw);
 
 struct metrics_src {
   const struct metrics_worker *sum; /* summed over every worker */

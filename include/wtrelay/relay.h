@@ -393,7 +393,6 @@ int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client);
 uint32_t relay_client_rooms(const struct relay *r, uint64_t client);
 /* Handles one datagram payload from a peer (exposed for tests/fuzzing). */
 void relay_on_datagram(struct relay *r, struct relay_peer *p, const uint8_t *data, size_t len);
-void relay_log_counters(const struct relay *r);
 /* Names every field of struct relay_counters for /metrics and the exit
  * log (wtrelay/counter.h). */
 extern const struct counter_table relay_counter_table;

@@ -51,9 +51,10 @@ enum opt_kind {
   OPT_EGRESS_DENY,
   OPT_STR128,
   OPT_STR256,
-  OPT_ORIGIN,  /* --allow-origin, repeatable */
-  OPT_HELP,    /* no value: config_parse returns CONFIG_HELP */
-  OPT_VERSION, /* no value: config_parse returns CONFIG_VERSION */
+  OPT_ORIGIN,      /* --allow-origin, repeatable */
+  OPT_HEALTHCHECK, /* --healthcheck [URL]: an optional http:// URL (config_parse) */
+  OPT_HELP,        /* no value: config_parse returns CONFIG_HELP */
+  OPT_VERSION,     /* no value: config_parse returns CONFIG_VERSION */
 };
 
 /* The headings of --help and the man page, in their order. */
@@ -237,7 +238,7 @@ static const struct opt opts[] = {
      "new NAT flows a VM may open at once above --nat-new-rate (default 100)", G_LIMITS, NULL},
     {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
      "time an idle TCP NAT connection lives (default 2h)", G_NAT, NULL},
-    {"http-listen", 0, NULL, OPT_STR128, 0, 0, OFF(http_listen),
+    {"http-listen", 0, "RELAY_HTTP_LISTEN", OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
      "(default " CONFIG_HTTP_LISTEN_DEFAULT ")",
      G_OPS, "ADDR:PORT"},
@@ -272,10 +273,11 @@ static const struct opt opts[] = {
      "time between checks of the PEM files for a new certificate (default 60s)", G_CERT, NULL},
     {"shutdown-timeout", 0, NULL, OPT_SECS, 1, 300, OFF(shutdown_timeout_s),
      "time SIGTERM waits for sessions to close (default 5s)", G_OPS, NULL},
-    {"healthcheck", 0, NULL, OPT_STR256, 0, 0, OFF(healthcheck),
-     "probe http://ADDR:PORT/PATH (e.g. the /healthz of a running relay), exit 0 if it "
-     "answers 200, else 1",
-     G_OPS, "URL"},
+    {"healthcheck", 0, NULL, OPT_HEALTHCHECK, 0, 0, OFF(healthcheck),
+     "probe http://ADDR:PORT/PATH, exit 0 if it answers 200, else 1; without a URL (or an "
+     "empty one) the /healthz of the relay the other flags and environment describe: "
+     "http://<--http-listen>/healthz, a wildcard address as 127.0.0.1",
+     G_OPS, "[URL]"},
     {"auth-key", 0, "RELAY_AUTH_KEY", OPT_PATH, 0, 0, OFF(auth_key),
      "require a token (JWT) in the CONNECT's query, signed with this key: a shared secret "
      "(HS256) or a PEM EC P-256 public key (ES256)",
@@ -707,7 +709,8 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     return 0;
   }
   case OPT_STR128:
-  case OPT_STR256: {
+  case OPT_STR256:
+  case OPT_HEALTHCHECK: {
     size_t cap = o->kind == OPT_STR128 ? 128 : 256;
     if (strlen(val) >= cap)
       return fail(err, errlen, "%s: longer than %zu characters", origin, cap - 1);
@@ -788,11 +791,31 @@ static void apply_rust_log(struct config *c, config_getenv_fn getenv_fn)
              log_level_name(c->log_level));
 }
 
+/* --healthcheck without a URL: the /healthz of the ops listener the
+ * configuration describes (--http-listen, checked by the caller), a
+ * wildcard address as 127.0.0.1 (the listener takes IPv4 on "::" too). */
+static int healthcheck_url(struct config *c, char *err, size_t errlen)
+{
+  char host[128];
+  uint16_t port;
+  if (!c->http_listen[0])
+    return fail(err, errlen,
+                "--healthcheck: no URL, and the ops listener is off (--http-listen is empty)");
+  if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
+    return fail(err, errlen, "--healthcheck: --http-listen '%s' is no ADDR:PORT", c->http_listen);
+  if (strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0)
+    snprintf(host, sizeof(host), "127.0.0.1");
+  bool v6 = strchr(host, ':') != NULL;
+  snprintf(c->healthcheck, sizeof(c->healthcheck), "http://%s%s%s:%u/healthz", v6 ? "[" : "", host,
+           v6 ? "]" : "", port);
+  return 0;
+}
+
 int config_parse(struct config *c, int argc, char **argv, config_getenv_fn getenv_fn, char *err,
                  size_t errlen)
 {
   int rc;
-  bool level_flag = false;
+  bool level_flag = false, healthcheck = false;
   if (err && errlen)
     err[0] = '\0';
 
@@ -847,6 +870,9 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
       return CONFIG_VERSION;
     if (!val && o->kind == OPT_FLAG)
       val = "true";
+    if (!val && o->kind == OPT_HEALTHCHECK)
+      val = i + 1 < argc && argv[i + 1][0] != '-' ? argv[++i] : ""; /* a URL, or none */
+    healthcheck |= o->kind == OPT_HEALTHCHECK;
     if (!val) {
       if (i + 1 >= argc)
         return fail(err, errlen, "%s: missing value", origin);
@@ -872,6 +898,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:8433, or empty to disable, got '%s'",
                   c->http_listen);
   }
+  if (healthcheck && !c->healthcheck[0] && (rc = healthcheck_url(c, err, errlen)))
+    return rc;
   if ((c->pcap[0] != 0) != (c->pcap_room[0] != 0))
     return fail(err, errlen, "--pcap and --pcap-room must be given together");
   if (c->pcap_room[0] && c->pcap_room[0] != '/') {
@@ -951,6 +979,8 @@ static const char *kind_metavar(enum opt_kind k)
   case OPT_STR128:
   case OPT_STR256:
     return "VALUE";
+  case OPT_HEALTHCHECK:
+    return "[URL]";
   case OPT_ORIGIN:
     return "ORIGIN";
   case OPT_FLAG:
@@ -984,12 +1014,15 @@ static const char *kind_choices(enum opt_kind k)
   "Read the certificate, key and \\fB\\-\\-auth\\-key\\fR files again at once.\n"                  \
   ".SH EXIT STATUS\n"                                                                              \
   "0 after a clean stop, 1 when the relay cannot start, 2 on a usage error. With "                 \
-  "\\fB\\-\\-healthcheck\\fR: 0 when the URL answers 200, else 1.\n"                               \
+  "\\fB\\-\\-healthcheck\\fR: 0 when the URL (without one, the ops listener's /healthz) "          \
+  "answers 200, else 1; 2 without a URL and with \\fB\\-\\-http\\-listen\\fR empty.\n"             \
   ".SH EXAMPLES\n"                                                                                 \
   "An ephemeral certificate, metrics on the default ops port:\n"                                   \
-  ".PP\n.RS\n.nf\nwtrelay \\-\\-port 4433\ncurl http://127.0.0.1:" CONFIG_HTTP_LISTEN_DEFAULT      \
-  "/metrics\n"                                                                                     \
+  ".PP\n.RS\n.nf\nwtrelay \\-\\-port 4433\ncurl http://" CONFIG_HTTP_LISTEN_DEFAULT "/metrics\n"   \
   ".fi\n.RE\n"                                                                                     \
+  ".PP\nIs it healthy? (the /healthz of the ops listener the same flags and environment "          \
+  "name):\n"                                                                                       \
+  ".PP\n.RS\n.nf\nwtrelay \\-\\-healthcheck && echo up\n.fi\n.RE\n"                                \
   ".SH SEE ALSO\n"                                                                                 \
   "\\fBwtrelay\\-tap\\fR(1), \\fBwtclient\\fR(1); README.md and docs/ in the documentation "       \
   "directory.\n"

@@ -186,6 +186,19 @@ struct server_worker {
   int rc; /* worker_run's result */
 };
 
+/* What a worker leaves for the exit line as it stops (final_store); the
+ * process writes the line from them once every worker has ended
+ * (log_exit_counters). */
+struct worker_final {
+  struct metrics_worker mw;
+  uint64_t turns, busy_ns, wait_ns, handoff_in, uplink_no_room; /* its loop */
+  /* worker 0 only: the process-wide lease table and the ops listener */
+  struct lease_counters lease;
+  uint64_t leases, leases_active;
+  struct ops_counters ops;
+  bool ops_ok;
+};
+
 struct server {
   const struct config *cfg;
   uint8_t ula_global_id[5]; /* the rooms' IPv6 ULA prefixes (gateway.h), random per process */
@@ -197,7 +210,7 @@ struct server {
   struct nat_share_clients nat_clients; /* NAT client shares over the workers (several) */
   bool nat_clients_ok;
   struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
-  struct metrics_worker *finals;     /* each worker's counters as it stopped (the exit log) */
+  struct worker_final *finals;       /* each worker's counters as it stopped (the exit line) */
   struct fring *rings;  /* hand-off: nworkers x nworkers, [from * n + to]; the diagonal unused */
   struct fring *frings; /* frames between room copies, the same layout */
   struct fring *crings; /* control messages (takeover across workers), the same layout */
@@ -1529,7 +1542,7 @@ static int worker_build(struct server_worker *s)
   return 0;
 }
 
-static void log_counters(struct server_worker *s);
+static void final_store(struct server_worker *s);
 
 /* --cpu-affinity: worker i runs on the i-th CPU of the process's affinity
  * mask (wrapping around when there are more workers than CPUs). A failure
@@ -1577,7 +1590,7 @@ static void *worker_main(void *arg)
   pthread_mutex_unlock(&p->lock);
   if (run) {
     s->rc = worker_run(&s->w);
-    log_counters(s);
+    final_store(s);
   } else {
     s->rc = rc;
   }
@@ -1694,7 +1707,7 @@ int server_new(struct server **out, const struct config *cfg, struct tls_cert *c
   pthread_cond_init(&p->cond, NULL);
   p->cert = tls_cert_share(cert); /* taken */
   p->ws = calloc(p->nworkers, sizeof(*p->ws));
-  p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no sum line, nothing else lost */
+  p->finals = calloc(p->nworkers, sizeof(*p->finals)); /* none: no exit line, nothing else lost */
   if (p->nworkers > 1) {
     uint64_t cap = (uint64_t)p->nworkers * ((uint64_t)cfg->max_udp_flows + cfg->max_tcp_conns);
     if ((rc = nat_share_clients_init(&p->nat_clients,
@@ -1852,25 +1865,53 @@ fail:
   return rc;
 }
 
-/* With several workers, the exit log's counter lines once for the process
- * (tagged workers=N): the sums of what each worker counted (finals, stored
- * by each as it stopped), the same figures /metrics gave last. */
-static void log_final_sums(struct server *p)
+/* The exit line: one debug line, msg="counters at exit", with every
+ * counter of every table as key=value (counter_exit_key: "quic_resets"),
+ * zeros included, summed over the workers (workers=N first): the same
+ * figures /metrics gave last, plus each loop's turns and times. */
+static void log_exit_counters(struct server *p)
 {
-  if (p->nworkers < 2 || !p->finals)
+  if (!log_enabled(LOG_DEBUG) || !p->finals)
     return;
   struct metrics_worker *sum = &p->metrics_sum;
   memset(sum, 0, sizeof(*sum));
+  uint64_t loop[5] = {0};
   for (uint32_t i = 0; i < p->nworkers; i++) {
+    const struct worker_final *f = &p->finals[i];
     uint64_t *d = (uint64_t *)sum;
-    const uint64_t *w = (const uint64_t *)&p->finals[i];
+    const uint64_t *w = (const uint64_t *)&f->mw;
     for (size_t k = 0; k < WORDS(struct metrics_worker); k++)
       d[k] += w[k];
+    const uint64_t l[5] = {f->turns, f->busy_ns, f->wait_ns, f->handoff_in, f->uplink_no_room};
+    for (size_t k = 0; k < 5; k++)
+      loop[k] += l[k];
   }
-  mirrored_from_worker0(sum, &p->finals[0].auth);
-  char tag[32];
-  snprintf(tag, sizeof(tag), "workers=%u", p->nworkers);
-  metrics_worker_log(sum, tag, LOG_INFO);
+  const struct worker_final *f0 = &p->finals[0];
+  mirrored_from_worker0(sum, &f0->mw.auth);
+  struct counter_line l = {0};
+  counter_line_add(&l, "workers", p->nworkers);
+  metrics_worker_line(&l, sum);
+  static const char *const loop_keys[5] = {"loop_turns", "loop_busy_ns", "loop_wait_ns",
+                                           "loop_handoff_in", "loop_uplink_no_room"};
+  for (size_t k = 0; k < 5; k++)
+    counter_line_add(&l, loop_keys[k], loop[k]);
+  counter_line_add(&l, "leases", f0->leases);
+  counter_line_add(&l, "leases_active", f0->leases_active);
+  counter_line_table(&l, &lease_counter_table, &f0->lease);
+  if (f0->ops_ok)
+    counter_line_table(&l, &ops_counter_table, &f0->ops);
+  if (p->fed_ok) {
+    struct fed_counters fc;
+    fed_counters_read(&p->fed, &fc);
+    counter_line_table(&l, &fed_counter_table, &fc);
+  }
+  if (p->cap_ok) {
+    struct capture_counters cc;
+    capture_counters_read(&p->cap, &cc);
+    counter_line_table(&l, &capture_counter_table, &cc);
+  }
+  if (counter_line_emit(&l, LOG_DEBUG, "counters at exit") < 0)
+    log_warn("no memory for the exit counters", "workers=%u", p->nworkers);
 }
 
 uint16_t server_port(const struct server *p)
@@ -1942,12 +1983,7 @@ int server_run(struct server *p)
   }
   join_workers(p);
   steer_release(p);
-  log_final_sums(p);
-  if (p->fed_ok) {
-    struct fed_counters fc;
-    fed_counters_read(&p->fed, &fc);
-    counter_log(&fed_counter_table, &fc);
-  }
+  log_exit_counters(p);
   int rc = 0;
   for (uint32_t i = 0; i < p->nworkers; i++)
     if (p->ws[i]->rc < 0 && !rc)
@@ -1955,36 +1991,32 @@ int server_run(struct server *p)
   return rc;
 }
 
-/* The exit log: the worker's counters from the same tables as /metrics,
- * each line tagged worker=i (at debug level when there are several: the
- * process logs their sums, log_final_sums); worker 0 adds the process-wide
- * ones. */
-static void log_counters(struct server_worker *s)
+/* The worker's part of the exit line (log_exit_counters): its counters
+ * from the same tables as /metrics and its loop's; worker 0 adds the
+ * process-wide lease table and the ops listener's. */
+static void final_store(struct server_worker *s)
 {
-  struct metrics_worker mw;
-  worker_counters(s, &mw);
-  char tag[32];
-  snprintf(tag, sizeof(tag), "worker=%u", s->index);
-  struct server *proc = s->proc;
-  metrics_worker_log(&mw, tag, proc->nworkers > 1 ? LOG_DEBUG : LOG_INFO);
-  if (proc->finals)
-    proc->finals[s->index] = mw;
-  log_info("worker loop",
-           "worker=%u turns=%llu busy_ns=%llu wait_ns=%llu handoff_in=%llu "
-           "uplink_no_room=%llu",
-           s->index, (unsigned long long)s->w.turns, (unsigned long long)s->w.busy_ns,
-           (unsigned long long)s->w.wait_ns, (unsigned long long)s->handoff_in,
-           (unsigned long long)s->uplink_no_room);
+  struct server *p = s->proc;
+  if (!p->finals || !log_enabled(LOG_DEBUG))
+    return;
+  struct worker_final *f = &p->finals[s->index];
+  worker_counters(s, &f->mw);
+  f->turns = s->w.turns;
+  f->busy_ns = s->w.busy_ns;
+  f->wait_ns = s->w.wait_ns;
+  f->handoff_in = s->handoff_in;
+  f->uplink_no_room = s->uplink_no_room;
   if (s->index != 0)
     return;
-  struct server *p = s->proc;
   roomdir_lock(&p->dir); /* the lease table is shared */
   const struct lease_table *lt = p->dir.leases ? p->dir.leases : &s->relay.leases;
-  log_info("leases", "leases=%u active=%u", lt->nused, lease_active(lt, s->w.now));
-  counter_log(&lease_counter_table, &lt->ctr);
+  f->leases = lt->nused;
+  f->leases_active = lease_active(lt, s->w.now);
+  f->lease = lt->ctr;
   roomdir_unlock(&p->dir);
+  f->ops_ok = s->ops_ok;
   if (s->ops_ok)
-    counter_log(&ops_counter_table, &s->ops.ctr);
+    f->ops = s->ops.ctr;
 }
 
 void server_free(struct server *p)

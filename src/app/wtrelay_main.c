@@ -8,6 +8,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,8 +28,10 @@ static const char *env_get(const char *name)
   return getenv(name);
 }
 
-/* --healthcheck http://HOST:PORT/PATH: one GET with a 3 s budget; 0 when
- * the answer is 200. For container health checks (no curl in the image). */
+/* --healthcheck http://HOST:PORT/PATH (HOST may be [IPv6]; config_parse
+ * makes the ops listener's /healthz when no URL was given): one GET with a
+ * 3 s budget; 0 when the answer is 200. For container health checks (no
+ * curl in the image). */
 static int healthcheck(const char *url)
 {
   char host[128], path[256] = "/", port[8] = "80";
@@ -38,12 +41,13 @@ static int healthcheck(const char *url)
     return 2;
   }
   p += 7;
-  size_t hl = strcspn(p, ":/");
-  if (hl == 0 || hl >= sizeof(host))
+  bool v6 = *p == '[';
+  size_t hl = v6 ? strcspn(++p, "]") : strcspn(p, ":/");
+  if (hl == 0 || hl >= sizeof(host) || (v6 && p[hl] != ']'))
     return 2;
   memcpy(host, p, hl);
   host[hl] = '\0';
-  p += hl;
+  p += hl + v6;
   if (*p == ':') {
     size_t pl = strcspn(p + 1, "/");
     if (pl == 0 || pl >= sizeof(port))
@@ -67,8 +71,9 @@ static int healthcheck(const char *url)
   freeaddrinfo(ai);
   char req[512], resp[64] = "";
   if (ok) {
-    int n = snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s\r\nConnection: close\r\n\r\n",
-                     path, host);
+    int n =
+        snprintf(req, sizeof(req), "GET %s HTTP/1.1\r\nHost: %s%s%s\r\nConnection: close\r\n\r\n",
+                 path, v6 ? "[" : "", host, v6 ? "]" : "");
     ok = send(fd, req, (size_t)n, MSG_NOSIGNAL) == n && recv(fd, resp, sizeof(resp) - 1, 0) > 12;
   }
   if (fd >= 0)

@@ -1,5 +1,6 @@
 /*
- * counter: exit-log lines and self-check of counter tables. See
+ * counter: the exit line's keys and text, and the self-check of counter
+ * tables. See
  * include/wtrelay/counter.h.
  */
 #include "wtrelay/counter.h"
@@ -7,6 +8,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wtrelay/log.h"
@@ -14,11 +16,6 @@
 static bool same(const char *a, const char *b)
 {
   return a && b && strcmp(a, b) == 0;
-}
-
-void counter_log(const struct counter_table *t, const void *ctr)
-{
-  counter_log_tagged(t, ctr, NULL);
 }
 
 void counter_sum(const struct counter_table *t, void *dst, const void *src)
@@ -29,43 +26,72 @@ void counter_sum(const struct counter_table *t, void *dst, const void *src)
     d[i] += s[i];
 }
 
-void counter_log_tagged(const struct counter_table *t, const void *ctr, const char *tag)
+size_t counter_exit_key(const struct counter_def *d, char *out, size_t cap)
 {
-  counter_log_at(t, ctr, tag, LOG_INFO);
+  if (!d->key || !d->line || cap == 0)
+    return 0;
+  const char *last = strrchr(d->line, ' ');
+  size_t plen = last ? (size_t)(last - d->line) : 0;
+  size_t first = strcspn(d->line, " ");
+  if (plen && strncmp(d->key, d->line, first) == 0 && d->key[first] == '_')
+    plen = 0; /* the key names its group already */
+  int w = snprintf(out, cap, "%.*s%s%s", (int)plen, d->line, plen ? "_" : "", d->key);
+  if (w < 0 || (size_t)w >= cap) {
+    out[0] = '\0';
+    return 0;
+  }
+  for (size_t i = 0; i < plen; i++)
+    if (out[i] == ' ')
+      out[i] = '_';
+  return (size_t)w;
 }
 
-void counter_log_at(const struct counter_table *t, const void *ctr, const char *tag,
-                    enum log_level lvl)
+/* Makes room for `more` bytes; false (and the line failed) when it cannot. */
+static bool line_room(struct counter_line *l, size_t more)
 {
-  if (!log_enabled(lvl))
-    return;
-  for (size_t i = 0; i < t->n; i++) {
-    const char *line = t->defs[i].line;
-    if (!line || !t->defs[i].key)
-      continue;
-    bool seen = false;
-    for (size_t j = 0; j < i && !seen; j++)
-      seen = t->defs[j].key && same(t->defs[j].line, line);
-    if (seen)
-      continue;
-    char kv[LOG_LINE_MAX];
-    size_t n = 0;
-    if (tag && *tag) {
-      int w = snprintf(kv, sizeof(kv), "%s", tag);
-      n = w < 0 ? 0 : (size_t)w < sizeof(kv) ? (size_t)w : sizeof(kv) - 1;
-    }
-    for (size_t j = i; j < t->n && n < sizeof(kv); j++) {
-      const struct counter_def *d = &t->defs[j];
-      if (!d->key || !same(d->line, line))
-        continue;
-      int w = snprintf(kv + n, sizeof(kv) - n, "%s%s=%llu", n ? " " : "", d->key,
-                       (unsigned long long)counter_value(d, ctr));
-      if (w < 0)
-        break;
-      n += (size_t)w;
-    }
-    log_emit(lvl, line, "%s", kv);
+  if (l->failed)
+    return false;
+  if (l->n + more <= l->cap)
+    return true;
+  size_t cap = l->cap ? l->cap : 4096;
+  while (cap < l->n + more)
+    cap *= 2;
+  char *s = realloc(l->s, cap);
+  if (!s) {
+    l->failed = true;
+    return false;
   }
+  l->s = s;
+  l->cap = cap;
+  return true;
+}
+
+void counter_line_add(struct counter_line *l, const char *key, uint64_t v)
+{
+  size_t klen = strlen(key);
+  if (!line_room(l, klen + 24)) /* a blank, the key, '=', 20 digits, the NUL */
+    return;
+  int w = snprintf(l->s + l->n, l->cap - l->n, "%s%s=%llu", l->n ? " " : "", key,
+                   (unsigned long long)v);
+  if (w > 0)
+    l->n += (size_t)w;
+}
+
+void counter_line_table(struct counter_line *l, const struct counter_table *t, const void *ctr)
+{
+  for (size_t i = 0; i < t->n; i++) {
+    char key[COUNTER_KEY_MAX];
+    if (counter_exit_key(&t->defs[i], key, sizeof(key)))
+      counter_line_add(l, key, counter_value(&t->defs[i], ctr));
+  }
+}
+
+int counter_line_emit(struct counter_line *l, enum log_level lvl, const char *msg)
+{
+  int rc = l->failed ? -ENOMEM : log_emit_long(lvl, msg, l->s ? l->s : "", l->n);
+  free(l->s);
+  *l = (struct counter_line){0};
+  return rc;
 }
 
 int counter_table_check(const struct counter_table *t, char *err, size_t errlen)
@@ -94,6 +120,12 @@ int counter_table_check(const struct counter_table *t, char *err, size_t errlen)
       snprintf(err, errlen, "row %zu (%s): a key without a log line", i, name);
       return -EINVAL;
     }
+    char kd[COUNTER_KEY_MAX];
+    if (d->key && !counter_exit_key(d, kd, sizeof(kd))) {
+      snprintf(err, errlen, "row %zu (%s): exit key longer than %d bytes", i, name,
+               COUNTER_KEY_MAX - 1);
+      return -EINVAL;
+    }
     bool first = i == 0 || !same(t->defs[i - 1].family, d->family);
     if (d->family && !first && !t->defs[i - 1].gauge != !d->gauge) {
       snprintf(err, errlen, "row %zu (%s): a family of counters and gauges mixed", i, name);
@@ -118,8 +150,9 @@ int counter_table_check(const struct counter_table *t, char *err, size_t errlen)
         snprintf(err, errlen, "rows %zu and %zu: the same sample of %s", j, i, d->family);
         return -EINVAL;
       }
-      if (d->key && same(e->key, d->key) && same(e->line, d->line)) {
-        snprintf(err, errlen, "rows %zu and %zu: key %s twice in one line", j, i, d->key);
+      char ke[COUNTER_KEY_MAX];
+      if (d->key && counter_exit_key(e, ke, sizeof(ke)) && same(ke, kd)) {
+        snprintf(err, errlen, "rows %zu and %zu: exit key %s twice", j, i, kd);
         return -EINVAL;
       }
     }

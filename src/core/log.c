@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
@@ -283,22 +284,46 @@ static size_t whole_fields(const char *kv, size_t len)
   return last;
 }
 
+/* Writes `ts=... level=... msg="..."` into line (room for LOG_QUOTE_MAX +
+ * 64 bytes at least): its length. */
+static size_t line_head(char *line, size_t cap, enum log_level lvl, const char *msg)
+{
+  size_t n = 0;
+  struct timespec ts;
+  struct tm tm;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  gmtime_r(&ts.tv_sec, &tm);
+  n += strftime(line, cap, "ts=%Y-%m-%dT%H:%M:%S", &tm);
+  n += (size_t)snprintf(line + n, cap - n, ".%03ldZ level=%s msg=", ts.tv_nsec / 1000000,
+                        log_level_name(lvl));
+  log_quote_str(line + n, LOG_QUOTE_MAX, msg);
+  return n + strlen(line + n);
+}
+
+/* Writes line[0..n) and a newline (line has room for it at n) to stderr in
+ * one write, as JSON when asked; json is a buffer of at least 2n + 65
+ * bytes for that. */
+static void line_out(char *line, size_t n, char *json)
+{
+  if (log_json) {
+    size_t j = log_logfmt_to_json(line, n, json, 2 * n + 64);
+    json[j++] = '\n';
+    ssize_t r = write(STDERR_FILENO, json, j);
+    (void)r;
+    return;
+  }
+  line[n++] = '\n';
+  ssize_t r = write(STDERR_FILENO, line, n);
+  (void)r;
+}
+
 void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
 {
   static const char cut_mark[] = " truncated=true";
   if (!log_enabled(lvl))
     return;
   char line[LOG_LINE_MAX];
-  size_t n = 0;
-  struct timespec ts;
-  struct tm tm;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  gmtime_r(&ts.tv_sec, &tm);
-  n += strftime(line, sizeof(line), "ts=%Y-%m-%dT%H:%M:%S", &tm);
-  n += (size_t)snprintf(line + n, sizeof(line) - n, ".%03ldZ level=%s msg=", ts.tv_nsec / 1000000,
-                        log_level_name(lvl));
-  log_quote_str(line + n, LOG_QUOTE_MAX, msg);
-  n += strlen(line + n);
+  size_t n = line_head(line, sizeof(line), lvl, msg);
   if (kvfmt && *kvfmt) {
     /* room for the key=value part, then the cut mark and the newline */
     size_t room = sizeof(line) - n - 1 - (sizeof(cut_mark) - 1) - 1;
@@ -321,17 +346,27 @@ void log_emit(enum log_level lvl, const char *msg, const char *kvfmt, ...)
       n += sizeof(cut_mark) - 1;
     }
   }
-  if (log_json) {
-    char json[2 * LOG_LINE_MAX + 64];
-    size_t j = log_logfmt_to_json(line, n, json, sizeof(json) - 1);
-    json[j++] = '\n';
-    ssize_t r = write(STDERR_FILENO, json, j);
-    (void)r;
-    return;
+  char json[2 * LOG_LINE_MAX + 64];
+  line_out(line, n, json);
+}
+
+int log_emit_long(enum log_level lvl, const char *msg, const char *kv, size_t kvlen)
+{
+  if (!log_enabled(lvl))
+    return 0;
+  size_t head = LOG_QUOTE_MAX + 64, cap = head + 1 + kvlen + 1;
+  char *line = malloc(cap + (log_json ? 2 * cap + 64 : 0));
+  if (!line)
+    return -ENOMEM;
+  size_t n = line_head(line, head, lvl, msg);
+  if (kvlen) {
+    line[n++] = ' ';
+    memcpy(line + n, kv, kvlen);
+    n += kvlen;
   }
-  line[n++] = '\n';
-  ssize_t r = write(STDERR_FILENO, line, n);
-  (void)r;
+  line_out(line, n, line + cap);
+  free(line);
+  return 0;
 }
 
 void log_ratelimit_init(struct log_ratelimit *rl, uint64_t interval_ns, uint32_t burst)

@@ -618,8 +618,3 @@ static const struct counter_def gateway_counter_defs[] = {
 
 const struct counter_table gateway_counter_table =
     COUNTER_TABLE(gateway_counter_defs, struct gateway_counters);
-
-void gateway_log_counters(const struct gateway *gw)
-{
-  counter_log(&gateway_counter_table, &gw->ctr);
-}

@@ -182,11 +182,11 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
   }
 }
 
-void metrics_worker_log(const struct metrics_worker *mw, const char *tag, enum log_level lvl)
+void metrics_worker_line(struct counter_line *l, const struct metrics_worker *mw)
 {
   for (size_t i = 0; i < metrics_worker_nparts; i++)
-    counter_log_at(metrics_worker_parts[i].t, (const char *)mw + metrics_worker_parts[i].off, tag,
-                   lvl);
+    counter_line_table(l, metrics_worker_parts[i].t,
+                       (const char *)mw + metrics_worker_parts[i].off);
 }
 
 /* ---- the exposition ---- */

@@ -2120,13 +2120,3 @@ static const struct counter_def relay_counter_defs[] = {
 
 const struct counter_table relay_counter_table =
     COUNTER_TABLE(relay_counter_defs, struct relay_counters);
-
-void relay_log_counters(const struct relay *r)
-{
-  counter_log(&relay_counter_table, &r->ctr);
-  counter_log(&switch_counter_table, &r->sw.ctr);
-  counter_log(&switch_kind_counter_table, r->sw.kind);
-  counter_log(&chunk_counter_table, &r->chunks.ctr);
-  log_info("leases", "leases=%u active=%u", r->leases.nused, lease_active(&r->leases, *r->now));
-  counter_log(&lease_counter_table, &r->leases.ctr);
-}

@@ -26,6 +26,7 @@ cleanup() {
 trap cleanup EXIT
 fail() { echo "FAIL: $*" >&2; [ -f "$TMP/relay.err" ] && tail -20 "$TMP/relay.err" >&2; exit 1; }
 pass() { echo "ok - $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../common/exit_counters.sh"
 
 free_udp_port() {
   python3 - <<'PY'

@@ -8,11 +8,11 @@
 # relay must have seen a small number of packets.
 source "$(dirname "$0")/lib.sh"
 
-start_relay
+start_relay --log-level debug # the counters at exit
 "$CLIENT" --url "$URL/close" --cert-hash "$HASH" --sessions 10 --heartbeats 1 >"$TMP/c.out" 2>&1 ||
   fail "client: $(tail -2 "$TMP/c.out")"
 sleep 1
 stop_relay
-pkts=$(grep -o 'pkts_in=[0-9]*' "$TMP/relay.err" | cut -d= -f2)
+pkts=$(exit_counter quic_pkts_in)
 [ -n "$pkts" ] && [ "$pkts" -lt 2000 ] || fail "the relay received $pkts packets for 10 short sessions"
 pass "10 sessions opened, registered and closed: the relay received $pkts packets (no close ping-pong)"

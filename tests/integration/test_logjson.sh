@@ -3,7 +3,8 @@
 # ts (RFC 3339, UTC), level and msg first, also when room names and close
 # reasons are hostile (quotes and fake fields, ESC sequences, raw high
 # bytes, newlines); the hostile values come back exactly as sent (bytes
-# above 0x7e as \u00NN); numbers stay numbers.
+# above 0x7e as \u00NN); numbers stay numbers. The counters at exit (one
+# debug line longer than any other) are one object too, every key once.
 . "$(dirname "$0")/lib.sh"
 
 start_relay --log-format json --log-level debug
@@ -24,8 +25,13 @@ lines = open(sys.argv[1], "rb").read().split(b"\n")
 assert lines[-1] == b"", "last line not terminated"
 seen = {}
 n = 0
+exits = []
+def unique(pairs):
+    keys = [k for k, _ in pairs]
+    assert len(keys) == len(set(keys)), sorted(k for k in keys if keys.count(k) > 1)
+    return dict(pairs)
 for raw in lines[:-1]:
-    o = json.loads(raw.decode("utf-8"))  # valid UTF-8 and valid JSON, or an exception
+    o = json.loads(raw.decode("utf-8"), object_pairs_hook=unique)  # valid UTF-8 and JSON, keys once
     assert isinstance(o, dict), raw
     keys = list(o)
     assert keys[:3] == ["ts", "level", "msg"], keys[:3]
@@ -35,6 +41,13 @@ for raw in lines[:-1]:
     for k, v in o.items():
         seen.setdefault(k, set()).add(v if isinstance(v, (str, int, float, bool)) else str(v))
     n += 1
+    if o["msg"] == "counters at exit":
+        exits.append(o)
+assert len(exits) == 1, len(exits)
+ctr = exits[0]
+assert ctr["level"] == "debug" and ctr["workers"] >= 1, ctr
+assert all(isinstance(v, int) for k, v in ctr.items() if k not in ("ts", "level", "msg")), ctr
+assert len(ctr) > 300 and ctr["h3_sessions_opened"] >= 4 and "lease_written" in ctr, len(ctr)
 rooms = seen.get("room", set())
 for want in ['/x" level=error msg="forged', '/q\\"uote\\\\', "/hi\u00ff\u00fe"]:
     assert want in rooms, (want, sorted(rooms)[:20])
@@ -43,6 +56,6 @@ assert 'bye\n{"level":"error","msg":"forged"}' in reasons, sorted(reasons)
 assert '\x1b[2J"\\ level=error\u00ff' in reasons, sorted(reasons)
 ports = seen.get("port", set())
 assert any(isinstance(p, int) for p in ports), ports
-print(f"{n} lines, every one a JSON object")
+print(f"{n} lines, every one a JSON object; the counters at exit: {len(ctr) - 3} keys")
 PY
-pass "JSON log lines parse, hostile room names and close reasons intact, ts/level/msg first"
+pass "JSON log lines parse, hostile room names and close reasons intact, ts/level/msg first, the counters at exit one object"

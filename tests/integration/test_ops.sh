@@ -185,6 +185,24 @@ pass "/healthz and /readyz answer 200 while 256 half-sent requests hold the ops 
 "$RELAY" --healthcheck "$OPS/healthz" || fail "--healthcheck against a live relay"
 if "$RELAY" --healthcheck "http://127.0.0.1:1/healthz" 2>/dev/null; then fail "--healthcheck of nothing succeeded"; fi
 pass "--healthcheck: 0 for a live relay, 1 for nothing listening"
+# no URL: the /healthz of the ops listener the same flags or environment name
+"$RELAY" --healthcheck --http-listen "127.0.0.1:$OPS_PORT" || fail "--healthcheck --http-listen"
+"$RELAY" --http-listen "127.0.0.1:$OPS_PORT" --healthcheck= || fail "--http-listen ... --healthcheck="
+RELAY_HTTP_LISTEN="127.0.0.1:$OPS_PORT" "$RELAY" --healthcheck || fail "RELAY_HTTP_LISTEN --healthcheck"
+# a wildcard address is probed at 127.0.0.1 (where this relay listens)
+"$RELAY" --healthcheck --http-listen "0.0.0.0:$OPS_PORT" || fail "--http-listen 0.0.0.0: not probed at 127.0.0.1"
+"$RELAY" --healthcheck --http-listen "[::]:$OPS_PORT" || fail "--http-listen [::]: not probed at 127.0.0.1"
+rc=0 # an IPv6 listener in brackets (nothing listens on ::1 here): 1, not a usage error
+"$RELAY" --healthcheck --http-listen "[::1]:$OPS_PORT" 2>"$TMP/hc.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "http://\[::1\]:$OPS_PORT/healthz: no answer" "$TMP/hc.err" ||
+  fail "--http-listen [::1]: exit $rc, $(cat "$TMP/hc.err")"
+rc=0
+"$RELAY" --healthcheck --http-listen "" 2>"$TMP/hc.err" || rc=$?
+[ "$rc" = 2 ] && grep -q 'ops listener is off' "$TMP/hc.err" || fail "--healthcheck with no listener: exit $rc, $(cat "$TMP/hc.err")"
 
 stop_relay
 pass "SIGTERM exit 0 in ${STOP_MS} ms"
+rc=0
+"$RELAY" --healthcheck --http-listen "127.0.0.1:$OPS_PORT" 2>/dev/null || rc=$?
+[ "$rc" = 1 ] || fail "--healthcheck of a stopped relay: exit $rc"
+pass "--healthcheck without a URL: the ops listener of --http-listen or RELAY_HTTP_LISTEN (a wildcard as 127.0.0.1), 1 once the relay stopped, 2 without a listener"

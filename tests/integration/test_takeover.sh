@@ -9,7 +9,7 @@
 # (median, max); each must be under 2 s.
 source "$(dirname "$0")/lib.sh"
 
-start_relay
+start_relay --log-level debug # the counters at exit
 ipof() { sed -n 's/^session=0 .* ip=\([0-9.]*\) .*/\1/p' "$1" | head -1; }
 
 # 1. dead holder, 20 rounds, each with a MAC of its own
@@ -57,10 +57,10 @@ grep -q 'detail="MAC in use by a live session (it acknowledged a probe)"' "$TMP/
 pass "live holder: acknowledged the probe, kept its MAC and answered heartbeats afterwards; the newcomer got the Error"
 
 stop_relay
-# with several workers (RELAY_WORKERS) each writes its own counter line: summed
-sum() { grep -o "$1=[0-9]*" "$TMP/relay.err" | awk -F= '{s += $2} END {print s + 0}'; }
+# the counters at exit: summed over the workers (RELAY_WORKERS)
+sum() { exit_counter "relay_$1"; }
 [ "$(sum takeovers)" = 20 ] && [ "$(sum takeover_refused_alive)" = 1 ] ||
-  fail "counters: $(grep -o 'takeover[a-z_]*=[0-9]*' "$TMP/relay.err" | tr '\n' ' ')"
+  fail "counters: $(grep -o 'relay_takeover[a-z_]*=[0-9]*' "$TMP/relay.err" | tr '\n' ' ')"
 pass "counters: takeover_probes=$(sum takeover_probes) takeovers=$(sum takeovers) takeover_refused_alive=$(sum takeover_refused_alive)"
 if [ "${RELAY_WORKERS:-1}" -gt 1 ]; then
   # the newcomers' client sockets are spread by the kernel's hash: some

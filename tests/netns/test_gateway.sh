@@ -25,7 +25,7 @@ NS_A=$NS_VMA NS_B=$NS_VMB
 # the test internet: UDP echo and DNS on 198.18.0.2
 topo_inet_servers --echo 198.18.0.2:7 --dns 198.18.0.2:53
 
-topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2
+topo_start_relay --egress-allow 198.18.0.0/15 --dns-upstream 198.18.0.2 --log-level debug
 grep -q 'icmp_nat=1' "$TMP/relay.err" || fail "ICMP NAT not enabled"
 if [ "${ICMP_MODE:-dgram}" = raw ]; then
   grep -q 'ICMP NAT uses a raw socket' "$TMP/relay.err" || fail "expected the raw-socket ICMP NAT"
@@ -290,5 +290,6 @@ fi
 
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
-grep -q 'msg="nat counters"' "$TMP/relay.err" || fail "no NAT counters at exit"
-pass "relay exits 0; $(grep -o 'dhcp_in=[0-9]* offers=[0-9]* acks=[0-9]*' "$TMP/relay.err")"
+udp_out=$(exit_counter nat_udp_out) || fail "no NAT counters at exit"
+[ "$udp_out" -gt 0 ] || fail "no UDP NAT packet counted"
+pass "relay exits 0; gateway_dhcp_in=$(exit_counter gateway_dhcp_in) gateway_offers=$(exit_counter gateway_offers) gateway_acks=$(exit_counter gateway_acks) nat_udp_out=$udp_out"

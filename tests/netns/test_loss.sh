@@ -25,7 +25,7 @@ topo_client_host 1 1500
 topo_client_host 2 1280
 topo_vm a
 topo_vm b
-topo_start_relay --egress-allow 198.18.0.0/15
+topo_start_relay --egress-allow 198.18.0.0/15 --log-level debug # the counters at exit
 topo_start_tap 1 vma "$NS_VMA" 52:54:00:aa:00:01 --configure
 topo_start_tap 2 vmb "$NS_VMB" 52:54:00:bb:00:02 --configure
 IP_A=$(topo_wait_ip "$NS_VMA" vma)
@@ -48,7 +48,7 @@ stalled() { # what the guest and the relay knew when a transfer did not finish
   ip netns exec "$NS_VMA" ss -tin >"$TMP/guest-ss.log" 2>&1 || true
   kill -TERM "$RELAY_PID" 2>/dev/null || true
   sleep 1
-  fail "$1: no complete transfer within $LOSS_BOUND_S s under $LOSS_PCT % loss; relay: $(grep -o 'queue_full=[0-9]*\|anchors=[0-9]*\|tcp_[a-z_]*=[0-9]*' "$TMP/relay.err" | tr '\n' ' ')"
+  fail "$1: no complete transfer within $LOSS_BOUND_S s under $LOSS_PCT % loss; relay: $(grep -o 'quic_queue_full=[0-9]*\|quic_anchors=[0-9]*\|tcp_[a-z_]*=[0-9]*' "$TMP/relay.err" | tr '\n' ' ')"
 }
 get() { # label addr out
   local out
@@ -72,6 +72,6 @@ pass "the link dropped $drops packets"
 
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
-anchors=$(grep -o 'anchors=[0-9]*' "$TMP/relay.err" | head -1 | cut -d= -f2)
-[ "${anchors:-0}" -gt 0 ] || fail "the relay wrote no loss-recovery anchors"
-pass "relay exits 0; $(grep -o 'lost=[0-9]* anchors=[0-9]*' "$TMP/relay.err")"
+anchors=$(exit_counter quic_anchors)
+[ "$anchors" -gt 0 ] || fail "the relay wrote no loss-recovery anchors"
+pass "relay exits 0; quic_lost=$(exit_counter quic_lost) quic_anchors=$anchors"

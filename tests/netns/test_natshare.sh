@@ -53,7 +53,7 @@ topo_inet_servers --echo 198.18.0.2:7 --greet 198.18.0.2:8080
 share_flags=(--max-tcp-pending-per-client 8)
 [ "$BEFORE" = 1 ] && share_flags=()
 topo_start_relay --egress-allow 198.18.0.0/15 --max-udp-flows 64 --max-udp-flows-per-vm 32 \
-  --udp-timeout 300 --max-tcp-conns 64 --max-tcp-conns-per-vm 32 "${share_flags[@]}"
+  --udp-timeout 300 --max-tcp-conns 64 --max-tcp-conns-per-vm 32 "${share_flags[@]}" --log-level debug
 topo_start_tap 1 vma1 "$NS_VMA1" 52:54:00:aa:00:01 --configure
 topo_start_tap 1 vma2 "$NS_VMA2" 52:54:00:aa:00:02 --configure
 topo_start_tap 2 vmb "$NS_VMB" 52:54:00:bb:00:01 --configure
@@ -167,10 +167,10 @@ fi
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
 if [ "$BEFORE" != 1 ]; then
-  line=$(grep 'msg="nat share counters"' "$TMP/relay.err") || fail "no share counters at exit"
-  echo "$line" | grep -q 'udp_per_client=[1-9]' || fail "udp_per_client not counted: $line"
-  dropped=$(echo "$line" | sed -n 's/.*tcp_pending_per_client=\([0-9]*\).*/\1/p')
-  [ "${dropped:-0}" -ge 72 ] || fail "only ${dropped:-0} SYNs over the pending share dropped (80 connects, share 8): $line"
-  echo "$line" | grep -q 'rate_tcp=[1-9]' || fail "rate_tcp not counted: $line"
-  pass "counters: $(echo "$line" | grep -o 'udp_per_client.*')"
+  line=$(grep -a 'msg="counters at exit"' "$TMP/relay.err" | grep -o 'nat_share_[a-z_]*=[0-9]*' | tr '\n' ' ')
+  [ "$(exit_counter nat_share_udp_per_client)" -gt 0 ] || fail "udp_per_client not counted: $line"
+  dropped=$(exit_counter nat_share_tcp_pending_per_client)
+  [ "$dropped" -ge 72 ] || fail "only $dropped SYNs over the pending share dropped (80 connects, share 8): $line"
+  [ "$(exit_counter nat_share_rate_tcp)" -gt 0 ] || fail "rate_tcp not counted: $line"
+  pass "counters: $line"
 fi

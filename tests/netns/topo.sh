@@ -52,6 +52,7 @@ topo_fail() {
 # The tests' own names for them.
 fail() { topo_fail "$@"; }
 pass() { echo "ok - $*"; }
+source "$(dirname "${BASH_SOURCE[0]}")/../common/exit_counters.sh"
 
 topo_init() { # prefix
   [ "$(id -u)" = 0 ] || { echo "FAIL: the netns tier needs root (network namespaces, veth, TAP)" >&2; exit 1; }

@@ -555,3 +555,39 @@ Test(config, pcap_flags)
   cr_assert_eq(PARSE(&c, err, "--pcap-room", "/lab"), -EINVAL);
   cr_assert_eq(PARSE(&c, err, "--pcap-max-bytes", "100"), -EINVAL);
 }
+
+/* --healthcheck [URL]: a URL as before (spaced or after '='); without one,
+ * or an empty one, the /healthz of the ops listener --http-listen or
+ * RELAY_HTTP_LISTEN names, a wildcard address as 127.0.0.1. */
+Test(config, healthcheck_url_or_the_ops_listener)
+{
+  struct config c;
+  char err[512];
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "http://10.0.0.1:9/x"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://10.0.0.1:9/x");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck=http://h/"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://h/");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://127.0.0.1:8433/healthz");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "--http-listen", "10.1.2.3:9000"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://10.1.2.3:9000/healthz");
+  cr_assert_eq(PARSE(&c, err, "--http-listen", "0.0.0.0:9001", "--healthcheck="), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://127.0.0.1:9001/healthz");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "--http-listen=[::]:9002"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://127.0.0.1:9002/healthz");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "--http-listen", "[::1]:9003"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://[::1]:9003/healthz");
+  env_vals[0][0] = "RELAY_HTTP_LISTEN";
+  env_vals[0][1] = "127.0.0.2:9004";
+  cr_assert_eq(PARSE(&c, err, "--healthcheck"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://127.0.0.2:9004/healthz");
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "--http-listen", "127.0.0.3:9005"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "http://127.0.0.3:9005/healthz", "the flag wins");
+  memset(env_vals, 0, sizeof(env_vals));
+  cr_assert_eq(PARSE(&c, err, "--healthcheck", "--http-listen", ""), -EINVAL);
+  cr_assert(strstr(err, "--healthcheck") && strstr(err, "ops listener is off"), "%s", err);
+  /* no --healthcheck: nothing to probe, the relay runs */
+  cr_assert_eq(PARSE(&c, err, "--http-listen", "127.0.0.1:9006"), CONFIG_OK);
+  cr_assert_str_eq(c.healthcheck, "");
+}

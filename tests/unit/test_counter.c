@@ -102,6 +102,79 @@ Test(counter, worker_parts_tile_the_worker_struct)
   cr_assert_eq(at + sizeof(struct metrics_hists), sizeof(struct metrics_worker));
 }
 
+/* The exit line's keys: the group's words but the last, then the key;
+ * the key alone when it names its group already. */
+Test(counter, exit_key_from_group_and_key)
+{
+  static const struct {
+    const char *line, *key, *want;
+  } cases[] = {
+      {"quic counters", "resets", "quic_resets"},
+      {"nat share counters", "rate_tcp", "nat_share_rate_tcp"},
+      {"tcp nat counters", "tcp_opened", "tcp_opened"},
+      {"frame counters", "frames_in", "frame_frames_in"},
+      {"counters", "x", "x"},
+  };
+  char k[COUNTER_KEY_MAX];
+  for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+    struct counter_def d = {.line = cases[i].line, .key = cases[i].key};
+    cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), strlen(cases[i].want));
+    cr_assert_str_eq(k, cases[i].want);
+  }
+  struct counter_def d = {.line = "quic counters", .key = NULL};
+  cr_assert_eq(counter_exit_key(&d, k, sizeof(k)), 0, "not logged");
+  d.key = "resets";
+  cr_assert_eq(counter_exit_key(&d, k, 8), 0, "too long for out");
+}
+
+/* Every key of the exit line is unique: the tables of a worker, the
+ * process-wide ones, and the keys the server adds itself (server.c's
+ * log_exit_counters). */
+Test(counter, exit_keys_unique_across_tables)
+{
+  static const char *const own[] = {"workers",      "loop_turns",      "loop_busy_ns",
+                                    "loop_wait_ns", "loop_handoff_in", "loop_uplink_no_room",
+                                    "leases",       "leases_active"};
+  static char keys[2048][COUNTER_KEY_MAX];
+  size_t n = 0;
+  for (size_t i = 0; i < sizeof(own) / sizeof(own[0]); i++)
+    snprintf(keys[n++], COUNTER_KEY_MAX, "%s", own[i]);
+  for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+    for (size_t j = 0; j < tables[i].t->n; j++) {
+      cr_assert_lt(n, 2048);
+      if (counter_exit_key(&tables[i].t->defs[j], keys[n], COUNTER_KEY_MAX))
+        n++;
+    }
+  cr_assert_gt(n, 300);
+  for (size_t i = 0; i < n; i++)
+    for (size_t j = 0; j < i; j++)
+      cr_assert_str_neq(keys[i], keys[j], "exit key %s twice", keys[i]);
+}
+
+/* The line: key=value fields in order, zeros included, growing past
+ * LOG_LINE_MAX. */
+Test(counter, line_grows_and_keeps_every_field)
+{
+  struct counter_line l = {0};
+  counter_line_add(&l, "workers", 2);
+  struct switch_kind_table sk = {0};
+  counter_line_table(&l, &switch_kind_counter_table, &sk);
+  for (int i = 0; i < 400; i++) {
+    char k[32];
+    snprintf(k, sizeof(k), "k%d", i);
+    counter_line_add(&l, k, (uint64_t)i * 1000000007u);
+  }
+  cr_assert_not(l.failed);
+  cr_assert_gt(l.n, (size_t)LOG_LINE_MAX);
+  cr_assert_eq(strlen(l.s), l.n);
+  cr_assert(strncmp(l.s, "workers=2 switch_port_local_in=0 ", 33) == 0, "%.40s", l.s);
+  cr_assert(strstr(l.s, " k399=399000002793"), "%s", l.s + l.n - 40);
+  log_set_level(LOG_INFO);
+  cr_assert_eq(counter_line_emit(&l, LOG_DEBUG, "counters at exit"), 0); /* off: nothing */
+  cr_assert_null(l.s);
+  cr_assert_eq(l.n, 0);
+}
+
 /* A family two tables share is written once: storm control ends the
  * relay's table and starts the switch's, which metrics.c writes next. */
 Test(counter, storm_control_family_spans_relay_and_switch)

@@ -221,3 +221,63 @@ Test(log_emit, long_lines_lose_whole_fields)
   cr_assert_not_null(strstr(out, "msg=\"one huge bare field\" truncated=true"), "%s", out);
   free(out);
 }
+
+/* A key=value part of 4 x LOG_LINE_MAX bytes: "k0=0 k1=1 ...". */
+static char *many_fields(size_t *len)
+{
+  static char kv[4 * LOG_LINE_MAX];
+  size_t n = 0;
+  for (int i = 0; n + 32 < sizeof(kv); i++)
+    n += (size_t)snprintf(kv + n, sizeof(kv) - n, "%sk%d=%d", n ? " " : "", i, i);
+  *len = n;
+  return kv;
+}
+
+static bool long_json; /* emit_long_kv: as JSON */
+
+static void emit_long_kv(void)
+{
+  size_t n;
+  const char *kv = many_fields(&n);
+  log_set_json(long_json);
+  log_set_level(LOG_DEBUG);
+  cr_assert_eq(log_emit_long(LOG_DEBUG, "counters at exit", kv, n), 0);
+  log_set_level(LOG_INFO);
+  cr_assert_eq(log_emit_long(LOG_DEBUG, "not shown", kv, n), 0);
+  log_set_json(false);
+}
+
+/* log_emit_long: one line however long, every field kept, in logfmt and
+ * as one JSON object; nothing below the level. */
+Test(log_emit, long_kv_is_one_whole_line)
+{
+  size_t n;
+  const char *kv = many_fields(&n);
+  long_json = false;
+  char *out = capture(emit_long_kv);
+  char *nl = strchr(out, '\n');
+  cr_assert_not_null(nl);
+  cr_assert_eq(nl[1], '\0', "one line");
+  cr_assert_gt((size_t)(nl - out), 3 * (size_t)LOG_LINE_MAX);
+  *nl = '\0';
+  cr_assert_not_null(strstr(out, " level=debug msg=\"counters at exit\" k0=0 k1=1 "), "%.80s", out);
+  cr_assert_str_eq(out + strlen(out) - n, kv);
+  cr_assert_null(strstr(out, "truncated"));
+  free(out);
+
+  long_json = true;
+  out = capture(emit_long_kv);
+  nl = strchr(out, '\n');
+  cr_assert_not_null(nl);
+  cr_assert_eq(nl[1], '\0', "one line");
+  cr_assert_eq(out[0], '{');
+  cr_assert_eq(nl[-1], '}');
+  cr_assert_not_null(
+      strstr(out, "\"level\":\"debug\",\"msg\":\"counters at exit\",\"k0\":0,\"k1\":1,"));
+  const char *last = strrchr(kv, ' ') + 1; /* "kN=N" */
+  char want[48];
+  snprintf(want, sizeof(want), "\"%.*s\":%s}", (int)(strchr(last, '=') - last), last,
+           strchr(last, '=') + 1);
+  cr_assert_not_null(strstr(out, want), "%s", nl - 40);
+  free(out);
+}
