@@ -6,6 +6,8 @@
  *
  * Invariants checked: every pointer and length a parser returns stays
  * inside the input, the chain never walks more than NET6_MAX_EXT headers;
+ * a parsed UDP datagram rebuilt by net_build_udp6() parses back to the
+ * same ports and payload with a verifying (never zero) checksum;
  * a parsed ICMPv6 message rebuilt by net_build_icmp6() (same addresses,
  * type, code, rest and data) parses back identically with a verifying
  * checksum; an ICMPv6 error about any parsed packet parses, goes to its
@@ -99,6 +101,29 @@ static void check_icmp6(const struct net_eth *e, const struct net_ipv6 *ip)
   check_nd(e, &m);
 }
 
+static void check_udp6(const struct net_eth *e, const struct net_ipv6 *ip)
+{
+  struct net_udp u, u2;
+  if (net_udp6_parse(ip, &u) != 0)
+    return;
+  if (!inside(ip->payload, ip->len, u.payload, u.len) || u.payload != ip->payload + UDP_HDR)
+    abort();
+  struct net_l2 l2 = {.dst_mac = e->dst, .src_mac = e->src};
+  uint8_t src[16], dst[16];
+  memcpy(src, ip->src, 16);
+  memcpy(dst, ip->dst, 16);
+  int n = net_build_udp6(out, sizeof(out), &l2, src, dst, u.sport, u.dport, u.payload, u.len);
+  struct net_eth e2;
+  struct net_ipv6 ip2;
+  if (n != (int)(ETH_HDR + IPV6_HDR + UDP_HDR + u.len) || net_eth_parse(out, (size_t)n, &e2) != 0 ||
+      net_ipv6_parse(e2.payload, e2.len, &ip2) != 0 || net_udp6_parse(&ip2, &u2) != 0)
+    abort();
+  if (u2.sport != u.sport || u2.dport != u.dport || u2.len != u.len ||
+      memcmp(u2.payload, u.payload, u.len) != 0 || (out[ETH_HDR + IPV6_HDR + 6] == 0 &&
+                                                    out[ETH_HDR + IPV6_HDR + 7] == 0))
+    abort();
+}
+
 static void check_error(const struct net_eth *e, const struct net_ipv6 *ip)
 {
   struct net_l2 l2 = {.dst_mac = e->src, .src_mac = e->dst};
@@ -133,6 +158,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   check_text(ip.dst);
   if (ip.next == IP_PROTO_ICMPV6 && !ip.fragment)
     check_icmp6(&e, &ip);
+  if (ip.next == IP_PROTO_UDP && !ip.fragment)
+    check_udp6(&e, &ip);
   check_error(&e, &ip);
   return 0;
 }

@@ -274,7 +274,9 @@ struct nat_tcp_conn {
 
 struct dns_pending {
   bool used;
+  bool v6; /* asked over IPv6: answered from server6 to guest_ip6 */
   uint32_t room, guest_ip;
+  uint8_t guest_ip6[16], server6[16];
   uint16_t guest_port, guest_id;
   uint8_t guest_mac[6];
   uint64_t deadline_ns;

@@ -86,6 +86,11 @@ int net_ipv6_parse(const uint8_t *p, size_t len, struct net_ipv6 *ip);
  * verified over the pseudo-header. */
 int net_icmp6_parse(const struct net_ipv6 *ip, struct net_icmp6 *m);
 
+/* UDP over ip (not a fragment): the length field within the payload,
+ * the checksum present (0 is not allowed over IPv6, RFC 8200 8.1) and
+ * verified over the pseudo-header. */
+int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u);
+
 /* The ND fields of an RS/RA/NS/NA already parsed as m: the fixed part's
  * length checked, options walked (each length nonzero, within the
  * message); hop limit 255 is the caller's check (RFC 4861 7.1). */
@@ -135,6 +140,11 @@ const char *net6_str(const uint8_t a[16], char out[46]);
 int net_build_icmp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
                     const uint8_t dst[16], uint8_t hlim, uint8_t type, uint8_t code,
                     const uint8_t rest[4], const uint8_t *data, size_t len);
+
+/* IPv6 (hop limit 64) + UDP + payload, checksum filled. */
+int net_build_udp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
+                   const uint8_t dst[16], uint16_t sport, uint16_t dport, const uint8_t *payload,
+                   size_t len);
 
 /* An ICMPv6 error (type/code, rest = MTU for too-big else 0) about orig,
  * quoting as much of it as fits the minimum MTU (1280, RFC 4443 2.4). */

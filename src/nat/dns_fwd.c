@@ -43,6 +43,8 @@
 
 #include "gateway_internal.h"
 
+#include "wtrelay/net6.h"
+
 #include "wtrelay/rng.h"
 
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path)
@@ -88,6 +90,21 @@ static void slot_free(struct gateway *gw, struct dns_pending *d)
   gw->dns_inflight--;
 }
 
+/* A DNS message from the forwarder's address to the guest (IPv4 or IPv6,
+ * from the address it asked); 0 or -ENOSPC (larger than a frame). */
+static int reply(struct gateway *gw, const struct dns_guest *g, const uint8_t *msg, size_t len)
+{
+  struct net_l2 l2 = {.dst_mac = g->mac, .src_mac = gw->p.mac};
+  int n = g->v6 ? net_build_udp6(gw->out, sizeof(gw->out), &l2, g->server6, g->ip6, 53, g->port,
+                                 msg, len)
+                : net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, g->ip4, 53, g->port,
+                                msg, len, gw_next_id(gw));
+  if (n < 0)
+    return n;
+  gw_emit(gw, g->room, (size_t)n);
+  return 0;
+}
+
 static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                         const union io_sockaddr *peer, socklen_t peerlen,
                         const struct io_local *local)
@@ -114,19 +131,22 @@ static void answer_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t l
     return;
   }
   dns_set_id(pkt, d->guest_id);
-  struct net_l2 l2 = {.dst_mac = d->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, d->guest_ip, 53, d->guest_port,
-                        pkt, len, gw_next_id(gw));
-  uint32_t room = d->room;
+  struct dns_guest g = {.room = d->room,
+                        .mac = d->guest_mac,
+                        .v6 = d->v6,
+                        .ip4 = d->guest_ip,
+                        .ip6 = d->guest_ip6,
+                        .server6 = d->server6,
+                        .port = d->guest_port};
+  int rc = reply(gw, &g, pkt, len);
   slot_free(gw, d);
-  if (n < 0) {
+  if (rc < 0) {
     /* larger than a frame: the guest retries over TCP (TC is the upstream's
      * business; we cannot fragment) */
     gw->ctr.dns_bad++;
     return;
   }
   gw->ctr.dns_answers++;
-  gw_emit(gw, room, (size_t)n);
 }
 
 int dns_fwd_init(struct gateway *gw)
@@ -156,7 +176,7 @@ void dns_fwd_fini(struct gateway *gw)
 /* A VM beyond its share: SERVFAIL now (header and question of the query,
  * QR and RA set, RCODE 2), so its resolver fails fast instead of retrying
  * into a table it cannot have more of. */
-static void servfail(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u,
+static void servfail(struct gateway *gw, const struct dns_guest *g, const struct net_udp *u,
                      const struct dns_question *q)
 {
   uint8_t msg[12 + DNS_NAME_MAX + 4];
@@ -169,11 +189,7 @@ static void servfail(struct gateway *gw, const struct gw_pkt *pkt, const struct 
   msg[4] = 0;
   msg[5] = 1;
   memset(msg + 6, 0, 6);
-  struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, gw->p.dns_ip, pkt->ip.src, 53, u->sport, msg,
-                        q->end, gw_next_id(gw));
-  if (n > 0)
-    gw_emit(gw, pkt->room, (size_t)n);
+  reply(gw, g, msg, q->end);
 }
 
 static uint16_t random_id(struct gateway *gw)
@@ -185,29 +201,39 @@ static uint16_t random_id(struct gateway *gw)
 
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u)
 {
+  struct dns_guest g = {.room = pkt->room,
+                        .mac = pkt->src_mac,
+                        .key = pkt->ip.src,
+                        .ip4 = pkt->ip.src,
+                        .port = u->sport};
+  if (dns_fwd_query(gw, &g, u) == -ENETUNREACH)
+    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_PORT);
+}
+
+int dns_fwd_query(struct gateway *gw, const struct dns_guest *g, const struct net_udp *u)
+{
   struct dns_question q;
   gw->ctr.dns_queries++;
   if (dns_parse_question(u->payload, u->len, &q) < 0 || dns_is_response(&q)) {
     gw->ctr.dns_bad++;
-    return;
+    return -EBADMSG;
   }
   if (gw->p.nupstreams == 0) {
     gw->ctr.dns_no_upstream++;
-    gw_icmp_error(gw, pkt, ICMP_UNREACH, ICMP_UNREACH_PORT);
-    return;
+    return -ENETUNREACH;
   }
   if (gw->p.max_dns_inflight_per_vm &&
-      flowtab_vm_count(gw->flows, FT_DNS, pkt->room, pkt->ip.src, gw->p.max_dns_inflight_per_vm) >=
+      flowtab_vm_count(gw->flows, FT_DNS, g->room, g->key, gw->p.max_dns_inflight_per_vm) >=
           gw->p.max_dns_inflight_per_vm) {
     gw->ctr.dns_vm_full++;
     gw_log(gw, "DNS query refused (SERVFAIL)",
            "queries in flight of this VM (--max-dns-inflight-per-vm)");
-    servfail(gw, pkt, u, &q);
-    return;
+    servfail(gw, g, u, &q);
+    return -EDQUOT;
   }
   /* the slot, under a fresh random id (drawn again in the rare case that
    * the same guest query already went out under it) */
-  struct ft_key k = {.proto = FT_DNS, .room = pkt->room, .vip = pkt->ip.src, .vport = u->sport};
+  struct ft_key k = {.proto = FT_DNS, .room = g->room, .vip = g->key, .vport = u->sport};
   uint32_t slot;
   uint16_t id;
   int rc;
@@ -220,7 +246,7 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   if (rc < 0) {
     gw->ctr.dns_full++;
     gw_log(gw, "DNS query dropped", "forwarder table full (--max-dns-inflight)");
-    return;
+    return -ENOSPC;
   }
   struct dns_pending *d = &gw->dns[slot];
   uint32_t upi = gw->dns_rr++ % gw->p.nupstreams;
@@ -231,14 +257,14 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     flowtab_free(gw->flows, FT_DNS, slot);
     gw->ctr.dns_sock_failed++;
     gw_log(gw, "DNS query dropped", "cannot open a socket for it (descriptor limit?)");
-    return;
+    return -EMFILE;
   }
   uint8_t *buf = io_tx_reserve(gw->io, u->len);
   if (!buf) {
     io_udp_close(gw->io, sock);
     flowtab_free(gw->flows, FT_DNS, slot);
     gw->ctr.dns_full++;
-    return;
+    return -ENOBUFS;
   }
   memcpy(buf, u->payload, u->len);
   dns_set_id(buf, id);
@@ -247,15 +273,21 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   d->used = true;
   d->sock = sock;
   d->up = upi;
-  d->room = pkt->room;
-  d->guest_ip = pkt->ip.src;
-  d->guest_port = u->sport;
+  d->room = g->room;
+  d->v6 = g->v6;
+  d->guest_ip = g->ip4;
+  if (g->v6) {
+    memcpy(d->guest_ip6, g->ip6, 16);
+    memcpy(d->server6, g->server6, 16);
+  }
+  d->guest_port = g->port;
   d->guest_id = q.id;
-  memcpy(d->guest_mac, pkt->src_mac, 6);
+  memcpy(d->guest_mac, g->mac, 6);
   d->deadline_ns = *gw->now + gw->p.dns_timeout_ns;
   d->q = q;
   d->q.id = id;
   gw->dns_inflight++;
+  return 0;
 }
 
 /* From the oldest query on, while they are past their deadline. */

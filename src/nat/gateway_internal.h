@@ -83,6 +83,22 @@ void gw_ip6_room_prefix(const struct gateway *gw, uint16_t subnet_id, uint8_t ou
 /* Unsolicited RAs that are due, a few rooms per call. */
 void gw_ip6_sweep(struct gateway *gw, uint64_t now);
 
+/* Who asked the DNS forwarder and where its answer goes. key: the VM in
+ * the flow table's per-VM count (its IPv4 address, or the low 32 bits of
+ * its IPv6 one). */
+struct dns_guest {
+  uint32_t room;
+  const uint8_t *mac;
+  uint32_t key;
+  bool v6;
+  uint32_t ip4;                   /* IPv4: the guest's address */
+  const uint8_t *ip6, *server6;   /* IPv6: the guest's and the address it asked */
+  uint16_t port;
+};
+/* Forwards the query in u for g: 0, or -ENETUNREACH (no upstream: the
+ * caller answers port unreachable), or another negative errno (refused
+ * or dropped, counted; SERVFAIL already sent when over the VM's share). */
+int dns_fwd_query(struct gateway *gw, const struct dns_guest *g, const struct net_udp *u);
 void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 void dns_fwd_sweep(struct gateway *gw, uint64_t now);
 int dns_fwd_init(struct gateway *gw);

@@ -3,7 +3,8 @@
  * part): Router Advertisements (solicited and periodic) announcing the
  * room's /64 for SLAAC with the MTU, Neighbor Advertisements for the
  * gateway's two addresses (fe80::2 and <prefix>::2), and echo replies from
- * them (periodic RAs only in rooms where an IPv6 packet was seen, so an
+ * them, and the DNS forwarder at <prefix>::3 (announced as RDNSS,
+ * RFC 8106; queries of any type forwarded as over IPv4) (periodic RAs only in rooms where an IPv6 packet was seen, so an
  * IPv4-only LAN hears none). Every IPv6 packet the gateway port receives is counted, and every
  * one it drops is counted by its reason.
  *
@@ -13,8 +14,8 @@
  * default router: the RAs carry router lifetime 0, so a guest routes only
  * its on-link prefix here, and a packet for elsewhere that still reaches
  * the gateway's MAC is answered at once with ICMPv6 destination
- * unreachable (no route) rather than left to time out. NAT66 and the DNS
- * forwarder's IPv6 address come with the rest of issue 19.
+ * unreachable (no route) rather than left to time out. NAT66 comes with
+ * the rest of issue 19.
  *
  * Sources the gateway accepts: link-local addresses (Neighbor Discovery's
  * own scope: answers go to the frame's source MAC only), the unspecified
@@ -24,6 +25,7 @@
  */
 #include "gateway_internal.h"
 
+#include <errno.h>
 #include <string.h>
 
 #include "wtrelay/net6.h"
@@ -52,13 +54,15 @@ void gw_ip6_room_prefix(const struct gateway *gw, uint16_t subnet_id, uint8_t ou
   out[7] = (uint8_t)subnet_id;
 }
 
-/* The gateway's address ::2 in prefix. */
-static void gw_addr(uint8_t out[16], const uint8_t prefix[8])
+/* The gateway's address ::host in prefix (2: the router, 3: DNS). */
+static void gw_addr(uint8_t out[16], const uint8_t prefix[8], uint8_t host)
 {
   memset(out, 0, 16);
   memcpy(out, prefix, 8);
-  out[15] = 2;
+  out[15] = host;
 }
+
+#define RDNSS_S 1800 /* RFC 8106: at least MaxRtrAdvInterval */
 
 static bool same16(const uint8_t *a, const uint8_t *b)
 {
@@ -71,15 +75,18 @@ static void send_ra(struct gateway *gw, uint32_t room, const uint8_t dst_mac[6],
                     const uint8_t dst[16])
 {
   struct gw_room *gr = &gw->rooms[room];
-  uint8_t ll[16];
-  gw_addr(ll, ll_prefix);
+  uint8_t ll[16], dns[16];
+  gw_addr(ll, ll_prefix, 2);
+  gw_addr(dns, gr->prefix6, 3);
   struct net_ra ra = {.cur_hlim = 64,
                       .lifetime_s = 0,
                       .mac = gw->p.mac,
                       .mtu = gw->p.mtu >= 1280 ? gw->p.mtu : 0,
                       .prefix = gr->prefix6,
                       .valid_s = PREFIX_VALID_S,
-                      .preferred_s = PREFIX_PREFERRED_S};
+                      .preferred_s = PREFIX_PREFERRED_S,
+                      .rdnss = dns,
+                      .rdnss_s = RDNSS_S};
   struct net_l2 l2 = {.dst_mac = dst_mac, .src_mac = gw->p.mac};
   int n = net_build_ra(gw->out, sizeof(gw->out), &l2, ll, dst, &ra);
   if (n > 0) {
@@ -179,9 +186,57 @@ static void neighbor_advert(struct gateway *gw, uint32_t room, const uint8_t *sr
   }
 }
 
+/* One of the gateway's unicast addresses (fe80::2, <prefix>::2, ::3)? */
+static bool is_ours(const uint8_t a[16], const uint8_t ll[16], const uint8_t global[16],
+                    const uint8_t dns[16])
+{
+  return same16(a, ll) || same16(a, global) || same16(a, dns);
+}
+
+static void port_unreachable(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                             const struct net_ipv6 *ip)
+{
+  struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
+  uint8_t from[16];
+  memcpy(from, ip->dst, 16);
+  int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, from, ICMP6_UNREACH,
+                                ICMP6_UNREACH_PORT, 0, ip);
+  if (n > 0)
+    gw_emit(gw, room, (size_t)n);
+}
+
+/* UDP to one of our addresses: DNS at ::3 port 53, else port unreachable. */
+static void udp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
+                       const struct net_ipv6 *ip, const uint8_t dns[16])
+{
+  struct net_udp u;
+  if (net_udp6_parse(ip, &u) < 0) {
+    gw->ctr.ip6_bad_l4++;
+    return;
+  }
+  if (!same16(ip->dst, dns) || u.dport != 53) {
+    gw->ctr.ip6_other_proto++;
+    port_unreachable(gw, room, src_mac, ip);
+    return;
+  }
+  /* the VM's key in the per-VM count: the low 32 bits of its address
+   * (its MAC's EUI-64 tail; never an IPv4 address of the subnet) */
+  uint32_t key = (uint32_t)ip->src[12] << 24 | (uint32_t)ip->src[13] << 16 |
+                 (uint32_t)ip->src[14] << 8 | ip->src[15];
+  struct dns_guest g = {.room = room,
+                        .mac = src_mac,
+                        .key = key,
+                        .v6 = true,
+                        .ip6 = ip->src,
+                        .server6 = ip->dst,
+                        .port = u.sport};
+  if (dns_fwd_query(gw, &g, &u) == -ENETUNREACH)
+    port_unreachable(gw, room, src_mac, ip);
+}
+
 static void icmp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
                         const struct net_ipv6 *ip, bool to_gw, const uint8_t ll[16],
-                        const uint8_t global[16])
+                        const uint8_t global[16], const uint8_t dns[16])
 {
   struct net_icmp6 m;
   if (net_icmp6_parse(ip, &m) < 0) {
@@ -215,7 +270,7 @@ static void icmp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_ma
       return;
     }
     gw->ctr.ip6_ns_in++;
-    if (same16(nd.target, ll) || same16(nd.target, global))
+    if (is_ours(nd.target, ll, global, dns))
       neighbor_advert(gw, room, src_mac, ip, nd.target);
     else
       gw->ctr.ip6_ignored++; /* another node's address (their DAD, their neighbours) */
@@ -242,12 +297,15 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
     gw->ctr.ip6_bad++;
     return;
   }
-  uint8_t ll[16], global[16], sn[16];
-  gw_addr(ll, ll_prefix);
-  gw_addr(global, gr->prefix6);
-  net6_solicited_node(sn, ll); /* ::2 in both: one solicited-node group */
-  bool to_gw = same16(ip.dst, ll) || same16(ip.dst, global);
-  bool to_group = same16(ip.dst, all_nodes) || same16(ip.dst, all_routers) || same16(ip.dst, sn);
+  uint8_t ll[16], global[16], dns[16], sn2[16], sn3[16];
+  gw_addr(ll, ll_prefix, 2);
+  gw_addr(global, gr->prefix6, 2);
+  gw_addr(dns, gr->prefix6, 3);
+  net6_solicited_node(sn2, ll); /* ::2 in both prefixes: one solicited-node group */
+  net6_solicited_node(sn3, dns);
+  bool to_gw = is_ours(ip.dst, ll, global, dns);
+  bool to_group = same16(ip.dst, all_nodes) || same16(ip.dst, all_routers) ||
+                  same16(ip.dst, sn2) || same16(ip.dst, sn3);
   if (!to_gw && !to_group) {
     if (net6_is_multicast(ip.dst) || !to_gw_mac) {
       gw->ctr.ip6_ignored++; /* MLD, mDNS, other groups; another node's unicast */
@@ -269,7 +327,7 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
   }
   bool unspecified = net6_is_unspecified(ip.src);
   if (!unspecified && (net6_is_multicast(ip.src) || !source_ok(gr, ip.src, src_mac, ll) ||
-                       same16(ip.src, global))) {
+                       same16(ip.src, global) || same16(ip.src, dns))) {
     gw->ctr.ip6_spoofed++;
     gw_log(gw, "packet dropped", "IPv6 source is not the session's (link-local or SLAAC)");
     return;
@@ -285,16 +343,14 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
       gw->ctr.ip6_spoofed++;
       return;
     }
-    icmp6_input(gw, room, src_mac, &ip, to_gw, ll, global);
+    icmp6_input(gw, room, src_mac, &ip, to_gw, ll, global, dns);
+    return;
+  }
+  if (to_gw && !unspecified && ip.next == IP_PROTO_UDP) {
+    udp6_input(gw, room, src_mac, &ip, dns);
     return;
   }
   gw->ctr.ip6_other_proto++;
-  if (to_gw && !unspecified) {
-    /* UDP/TCP to the gateway's IPv6 addresses: no service there yet */
-    struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
-    int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ip.dst, ICMP6_UNREACH,
-                                  ICMP6_UNREACH_PORT, 0, &ip);
-    if (n > 0)
-      gw_emit(gw, room, (size_t)n);
-  }
+  if (to_gw && !unspecified)
+    port_unreachable(gw, room, src_mac, &ip); /* TCP and others: no service here */
 }

@@ -107,6 +107,28 @@ int net_icmp6_parse(const struct net_ipv6 *ip, struct net_icmp6 *m)
   return 0;
 }
 
+int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u)
+{
+  struct cursor c;
+  uint16_t ulen, csum;
+  if (ip->next != IP_PROTO_UDP || ip->fragment)
+    return -EPROTO;
+  cursor_init(&c, ip->payload, ip->len);
+  if (cursor_u16be(&c, &u->sport) < 0 || cursor_u16be(&c, &u->dport) < 0 ||
+      cursor_u16be(&c, &ulen) < 0 || cursor_u16be(&c, &csum) < 0)
+    return -EMSGSIZE;
+  if (ulen < UDP_HDR || ulen > ip->len)
+    return -EMSGSIZE;
+  if (csum == 0)
+    return -EBADMSG;
+  uint32_t s = net6_csum_pseudo(ip->src, ip->dst, IP_PROTO_UDP, ulen);
+  if (net_csum_fold(net_csum_add(s, ip->payload, ulen)) != 0)
+    return -EBADMSG;
+  u->payload = ip->payload + UDP_HDR;
+  u->len = (size_t)ulen - UDP_HDR;
+  return 0;
+}
+
 int net_nd_parse(const struct net_icmp6 *m, struct net_nd *nd)
 {
   memset(nd, 0, sizeof(*nd));
@@ -249,6 +271,25 @@ int net_build_icmp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uin
     memmove(m + ICMP_HDR, data, len);
   icmp6_csum(m, ICMP_HDR + len, src, dst);
   return (int)(ETH_HDR + IPV6_HDR + ICMP_HDR + len);
+}
+
+int net_build_udp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
+                   const uint8_t dst[16], uint16_t sport, uint16_t dport, const uint8_t *payload,
+                   size_t len)
+{
+  uint8_t *u = ip6_hdr(buf, cap, l2, src, dst, IP_PROTO_UDP, 64, UDP_HDR + len);
+  if (!u)
+    return -ENOSPC;
+  net_put16(u, sport);
+  net_put16(u + 2, dport);
+  net_put16(u + 4, (uint16_t)(UDP_HDR + len));
+  net_put16(u + 6, 0);
+  if (len)
+    memmove(u + UDP_HDR, payload, len);
+  uint32_t s = net6_csum_pseudo(src, dst, IP_PROTO_UDP, (uint32_t)(UDP_HDR + len));
+  uint16_t c = net_csum_fold(net_csum_add(s, u, UDP_HDR + len));
+  net_put16(u + 6, c ? c : 0xffff); /* 0 means "none", not allowed over IPv6 */
+  return (int)(ETH_HDR + IPV6_HDR + UDP_HDR + len);
 }
 
 int net_build_icmp6_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],

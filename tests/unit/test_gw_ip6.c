@@ -11,6 +11,9 @@
  * checked again with that routine.
  */
 #include <criterion/criterion.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -35,12 +38,19 @@ struct env {
   struct gw_pipe_rec vm;
 };
 
-static struct env *env_new(bool fixed)
+static struct env *env_new_up(bool fixed, int *up_fd)
 {
   struct env *e = calloc(1, sizeof(*e));
   cr_assert(e);
   struct gateway_params gp;
   gw_pipe_params(&gp);
+  gp.dns_timeout_ns = 3 * NS_PER_S;
+  if (up_fd) {
+    uint16_t port;
+    *up_fd = gw_pipe_udp_loopback(&port);
+    cr_assert_eq(io_sockaddr_parse("127.0.0.1", port, &gp.upstream[0], &gp.upstream_len[0]), 0);
+    gp.nupstreams = 1;
+  }
   memcpy(gp.ula_global_id, GID, 5);
   if (fixed) {
     static const uint8_t s6[8] = {0xfd, 0, 0x77, 0x72, 0, 0, 0, 0x42};
@@ -53,6 +63,11 @@ static struct env *env_new(bool fixed)
   cr_assert_eq(switch_port_attach(&e->p.sw, 1, &gw_pipe_rec_ops, &e->vm, &e->vm.port), 0);
   switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, GWP_IP4(10, 0, 2, 10));
   return e;
+}
+
+static struct env *env_new(bool fixed)
+{
+  return env_new_up(fixed, NULL);
 }
 
 static void env_free(struct env *e)
@@ -72,18 +87,23 @@ static uint32_t sum16(uint32_t s, const uint8_t *p, size_t n)
   return s;
 }
 
-static uint16_t icmp6_sum(const uint8_t *ip6, const uint8_t *msg, size_t n)
+static uint16_t l4_sum(const uint8_t *ip6, const uint8_t *msg, size_t n, uint8_t next)
 {
   uint32_t s = sum16(0, ip6 + 8, 32);
-  s += (uint32_t)(n >> 16) + (uint32_t)(n & 0xffff) + 58;
+  s += (uint32_t)(n >> 16) + (uint32_t)(n & 0xffff) + next;
   s = sum16(s, msg, n);
   while (s >> 16)
     s = (s & 0xffff) + (s >> 16);
   return (uint16_t)~s;
 }
 
+static uint16_t icmp6_sum(const uint8_t *ip6, const uint8_t *msg, size_t n)
+{
+  return l4_sum(ip6, msg, n, 58);
+}
+
 /* An Ethernet + IPv6 frame carrying body (next header `next`); for
- * ICMPv6 the checksum at body[2..3] is filled. */
+ * ICMPv6 the checksum at body[2..3] is filled, for UDP at body[6..7]. */
 static size_t frame6(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16], const uint8_t dst[16],
                      uint8_t hlim, uint8_t next, const uint8_t *body, size_t blen)
 {
@@ -101,11 +121,14 @@ static size_t frame6(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16], c
   memcpy(h + 8, src, 16);
   memcpy(h + 24, dst, 16);
   memcpy(h + 40, body, blen);
-  if (next == 58) {
-    h[42] = h[43] = 0;
-    uint16_t c = icmp6_sum(h, h + 40, blen);
-    h[42] = (uint8_t)(c >> 8);
-    h[43] = (uint8_t)c;
+  size_t at = next == 58 ? 2 : next == 17 ? 6 : 0;
+  if (at) {
+    h[40 + at] = h[41 + at] = 0;
+    uint16_t c = l4_sum(h, h + 40, blen, next);
+    if (next == 17 && c == 0)
+      c = 0xffff;
+    h[40 + at] = (uint8_t)(c >> 8);
+    h[41 + at] = (uint8_t)c;
   }
   return 14 + 40 + blen;
 }
@@ -203,6 +226,16 @@ Test(gw_ip6, router_solicitation_gets_the_rooms_prefix_and_mtu)
     o += o[1] * 8;
   }
   cr_assert(pio, "a prefix information option");
+  const uint8_t *rdnss = NULL;
+  for (o = m.data + 8; o + 2 <= end && o[1]; o += o[1] * 8)
+    if (o[0] == ND_OPT_RDNSS)
+      rdnss = o;
+  cr_assert(rdnss, "an RDNSS option");
+  uint8_t dns[16];
+  memcpy(dns, PREFIX, 8);
+  memset(dns + 8, 0, 8);
+  dns[15] = 3;
+  cr_assert_arr_eq(rdnss + 8, dns, 16, "the forwarder at <prefix>::3");
   cr_assert_eq(pio[2], 64);
   cr_assert_eq(pio[3], 0xc0, "on-link and autonomous");
   cr_assert_arr_eq(pio + 16, PREFIX, 8, "fd + global id + the room's subnet id");
@@ -329,7 +362,7 @@ Test(gw_ip6, elsewhere_refused_at_once_udp_to_gateway_port_unreachable)
   slaac_of_vm(slaac);
   gw_global(global);
   const uint8_t far[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
-  uint8_t udp[12] = {0x30, 0x39, 0, 53, 0, 12, 0, 0, 'a', 'b', 'c', 'd'};
+  uint8_t udp[12] = {0x30, 0x39, 0, 54, 0, 12, 0, 0, 'a', 'b', 'c', 'd'};
   uint8_t f[256];
   send_frame(e, f, frame6(f, GW_MAC, slaac, far, 64, 17, udp, sizeof(udp)));
   cr_assert_eq(e->vm.nframes, 1);
@@ -402,5 +435,97 @@ Test(gw_ip6, periodic_ras_only_where_ipv6_was_heard)
   const uint8_t mac[6] = {0x33, 0x33, 0, 0, 0, 1};
   cr_assert_arr_eq(eth.dst, mac, 6);
   cr_assert_eq(e->p.gw.ctr.ip6_ra_periodic, 1);
+  env_free(e);
+}
+
+static size_t dns_query(uint8_t *b, uint16_t id)
+{
+  static const uint8_t q[] = {0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't', 7,
+                              'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 28, 0, 1}; /* AAAA */
+  memcpy(b, q, sizeof(q));
+  b[0] = (uint8_t)(id >> 8);
+  b[1] = (uint8_t)id;
+  return sizeof(q);
+}
+
+/* The VM (from its SLAAC address, port 40000) asks <prefix>::3 an AAAA
+ * query with id; slaac, dns and msg (UDP header + query) are filled.
+ * Returns the query's length. */
+static size_t send_dns6(struct env *e, uint8_t slaac[16], uint8_t dns[16], uint8_t *msg,
+                        uint16_t id)
+{
+  slaac_of_vm(slaac);
+  memcpy(dns, PREFIX, 8);
+  memset(dns + 8, 0, 8);
+  dns[15] = 3;
+  size_t qn = dns_query(msg + 8, id);
+  const uint8_t hdr[8] = {0x9c, 0x40, 0, 53, 0, (uint8_t)(8 + qn), 0, 0};
+  memcpy(msg, hdr, 8);
+  uint8_t f[256];
+  send_frame(e, f, frame6(f, GW_MAC, slaac, dns, 64, 17, msg, 8 + qn));
+  return qn;
+}
+
+Test(gw_ip6, dns_over_ipv6_is_forwarded_and_answered_from_the_address_asked)
+{
+  int up;
+  struct env *e = env_new_up(false, &up);
+  uint8_t slaac[16], dns[16], msg[8 + 64];
+  size_t qn = send_dns6(e, slaac, dns, msg, 0xbeef);
+  uint8_t got[512];
+  struct sockaddr_in from;
+  ssize_t n = gw_pipe_sock_recv(&e->p, up, got, sizeof(got), &from, 2 * NS_PER_S);
+  cr_assert_eq(n, (ssize_t)qn, "the AAAA query reaches the upstream over IPv4");
+  cr_assert_arr_eq(got + 2, msg + 10, qn - 2);
+  /* the answer: the query with QR set */
+  got[2] |= 0x80;
+  cr_assert_eq(sendto(up, got, (size_t)n, 0, (struct sockaddr *)&from, sizeof(from)), n);
+  for (int i = 0; i < 100 && e->vm.nframes == 0; i++)
+    gw_pipe_pump_once(&e->p, 20 * NS_PER_MS);
+  cr_assert_eq(e->vm.nframes, 1, "the answer reaches the VM");
+  struct net_eth eth;
+  struct net_ipv6 ip;
+  struct net_udp u;
+  cr_assert_eq(net_eth_parse(e->vm.frame[0], e->vm.len[0], &eth), 0);
+  cr_assert_eq(net_ipv6_parse(eth.payload, eth.len, &ip), 0);
+  cr_assert_eq(net_udp6_parse(&ip, &u), 0, "UDP checksum over IPv6");
+  cr_assert_eq(l4_sum(ip.hdr, ip.payload, ip.len, 17), 0, "UDP checksum (independent)");
+  cr_assert_arr_eq(ip.src, dns, 16, "from <prefix>::3");
+  cr_assert_arr_eq(ip.dst, slaac, 16);
+  cr_assert_eq(u.sport, 53);
+  cr_assert_eq(u.dport, 40000);
+  cr_assert_eq(u.payload[0] << 8 | u.payload[1], 0xbeef, "the guest's id restored");
+  cr_assert_eq(e->p.gw.ctr.dns_answers, 1);
+  /* ::3 answers Neighbor Discovery and ping too */
+  uint8_t ll[16];
+  ll_of_vm(ll);
+  send_ns(e, ll, dns);
+  cr_assert_eq(e->vm.nframes, 2);
+  struct net_icmp6 m;
+  parse6(e, 1, &ip, &m);
+  cr_assert_eq(m.type, ND_NEIGHBOR_ADVERT);
+  close(up);
+  env_free(e);
+}
+
+Test(gw_ip6, dns_over_ipv6_without_upstream_is_port_unreachable)
+{
+  struct env *e = env_new(false);
+  uint8_t slaac[16], dns[16], msg[8 + 64], f[256];
+  size_t qn = send_dns6(e, slaac, dns, msg, 1);
+  cr_assert_eq(e->vm.nframes, 1);
+  struct net_ipv6 ip;
+  struct net_icmp6 m;
+  parse6(e, 0, &ip, &m);
+  cr_assert_eq(m.type, ICMP6_UNREACH);
+  cr_assert_eq(m.code, ICMP6_UNREACH_PORT);
+  cr_assert_arr_eq(ip.src, dns, 16);
+  cr_assert_eq(e->p.gw.ctr.dns_no_upstream, 1);
+  /* a UDP checksum of 0 is not allowed over IPv6 */
+  size_t n = frame6(f, GW_MAC, slaac, dns, 64, 17, msg, 8 + qn);
+  f[14 + 40 + 6] = f[14 + 40 + 7] = 0;
+  send_frame(e, f, n);
+  cr_assert_eq(e->p.gw.ctr.ip6_bad_l4, 1);
+  cr_assert_eq(e->vm.nframes, 1);
   env_free(e);
 }
