@@ -88,7 +88,7 @@ struct config {
   uint16_t dns_upstream_port[CONFIG_LIST_MAX];
   uint32_t ndns_upstream;
   struct config_egress {
-    char cidr[20];
+    char cidr[48]; /* IPv4 or IPv6 */
     bool allow;
   } egress[CONFIG_EGRESS_MAX]; /* --egress-allow / --egress-deny CIDR, repeatable */
   uint32_t negress;

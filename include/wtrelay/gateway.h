@@ -112,7 +112,7 @@ struct gateway_counters {
   /* IPv6 (gw_ip6.c) */
   uint64_t ip6_in, ip6_bad, ip6_bad_l4, ip6_bad_nd, ip6_spoofed, ip6_fragments, ip6_ignored;
   uint64_t ip6_other_proto, ip6_no_route, ip6_rs_in, ip6_ns_in, ip6_ra_out, ip6_ra_periodic;
-  uint64_t ip6_ra_limited, ip6_na_out, ip6_echo_replies;
+  uint64_t ip6_ra_limited, ip6_na_out, ip6_echo_replies, ip6_denied;
   uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
   uint64_t udp_send_failed, udp_too_big, udp_icmp_errors;
   uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;

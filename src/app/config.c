@@ -195,9 +195,10 @@ static const struct opt opts[] = {
      "resolver the forwarder asks, ADDR or ADDR:PORT, repeatable (default: /etc/resolv.conf)",
      G_NAT, NULL},
     {"egress-allow", 0, NULL, OPT_EGRESS_ALLOW, 0, 0, OFF(egress),
-     "let the NAT reach this CIDR, repeatable (most specific rule wins)", G_NAT, NULL},
+     "let the NAT reach this CIDR (IPv4 or IPv6), repeatable (most specific rule wins)", G_NAT,
+     NULL},
     {"egress-deny", 0, NULL, OPT_EGRESS_DENY, 0, 0, OFF(egress),
-     "never let the NAT reach this CIDR, repeatable", G_NAT, NULL},
+     "never let the NAT reach this CIDR (IPv4 or IPv6), repeatable", G_NAT, NULL},
     {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu), "interface MTU announced by DHCP (default 1500)",
      G_NAT, "BYTES"},
     {"max-udp-flows", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows),
@@ -698,9 +699,13 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
   case OPT_EGRESS_ALLOW:
   case OPT_EGRESS_DENY: {
     uint32_t net;
-    uint8_t len;
-    if (policy_parse_cidr(val, &net, &len) < 0 || strlen(val) >= sizeof(c->egress[0].cidr))
-      return fail(err, errlen, "%s: expected a CIDR such as 198.18.0.0/15 (no host bits), got '%s'",
+    uint8_t len, net6[16];
+    if ((strchr(val, ':') ? policy_parse_cidr6(val, net6, &len)
+                          : policy_parse_cidr(val, &net, &len)) < 0 ||
+        strlen(val) >= sizeof(c->egress[0].cidr))
+      return fail(err, errlen,
+                  "%s: expected a CIDR such as 198.18.0.0/15 or 2001:db8::/32 (no host bits), "
+                  "got '%s'",
                   origin, val);
     if (c->negress >= CONFIG_EGRESS_MAX)
       return fail(err, errlen, "%s: at most %d egress rules", origin, CONFIG_EGRESS_MAX);

@@ -487,6 +487,7 @@ static const struct counter_def gateway_counter_defs[] = {
     DROP("ipv6_not_for_gateway", GW6, "ignored", ip6_ignored),
     DROP("ipv6_other_protocol", GW6, "other_proto", ip6_other_proto),
     DROP("ipv6_no_route", GW6, "no_route", ip6_no_route),
+    DROP("ipv6_egress_denied", GW6, "denied", ip6_denied),
     DROP("ra_rate_limited", GW6, "ra_limited", ip6_ra_limited),
     G("wtrelay_gateway_ipv6_packets_total", "IPv6 packets the gateway port received", NULL, GW6,
       "in", ip6_in),

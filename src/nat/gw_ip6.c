@@ -14,7 +14,9 @@
  * default router: the RAs carry router lifetime 0, so a guest routes only
  * its on-link prefix here, and a packet for elsewhere that still reaches
  * the gateway's MAC is answered at once with ICMPv6 destination
- * unreachable (no route) rather than left to time out. NAT66 comes with
+ * unreachable rather than left to time out: administratively prohibited
+ * when the IPv6 egress policy denies the destination (policy.h), else no
+ * route. NAT66 comes with
  * the rest of issue 19.
  *
  * Sources the gateway accepts: link-local addresses (Neighbor Discovery's
@@ -29,6 +31,7 @@
 #include <string.h>
 
 #include "wtrelay/net6.h"
+#include "wtrelay/policy.h"
 #include "wtrelay/timeunit.h"
 
 #define RA_PERIOD_NS (300 * NS_PER_S) /* unsolicited RAs (RFC 4861: 4 to 1800 s) */
@@ -311,13 +314,18 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
       gw->ctr.ip6_ignored++; /* MLD, mDNS, other groups; another node's unicast */
       return;
     }
-    /* sent to the gateway's MAC for elsewhere: not routed (yet) */
+    /* sent to the gateway's MAC for elsewhere: refused by the egress
+     * policy (administratively prohibited), else not routed (yet) */
     if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, src_mac, ll) &&
         !net6_is_multicast(ip.src)) {
-      gw->ctr.ip6_no_route++;
+      bool denied = gw->p.policy && !policy_allows6(gw->p.policy, ip.dst);
+      if (denied)
+        gw->ctr.ip6_denied++;
+      else
+        gw->ctr.ip6_no_route++;
       struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
       int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ll, ICMP6_UNREACH,
-                                    ICMP6_UNREACH_NOROUTE, 0, &ip);
+                                    denied ? ICMP6_UNREACH_ADMIN : ICMP6_UNREACH_NOROUTE, 0, &ip);
       if (n > 0)
         gw_emit(gw, room, (size_t)n);
     } else {

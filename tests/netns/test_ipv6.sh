@@ -22,7 +22,8 @@ topo_vm_pair 1500 1280
 topo_inet_host
 NS_A=$NS_VMA NS_B=$NS_VMB
 topo_inet_servers --dns 198.18.0.2:53
-topo_start_relay --http-listen 127.0.0.1:8433 --dns-upstream 198.18.0.2 --egress-allow 198.18.0.0/15
+topo_start_relay --http-listen 127.0.0.1:8433 --dns-upstream 198.18.0.2 --egress-allow 198.18.0.0/15 \
+  --egress-allow 2001:db8:1::/48
 for ns in "$NS_A" "$NS_B"; do
   ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0 \
     net.ipv6.conf.default.accept_ra=1 net.ipv6.conf.default.addr_gen_mode=0
@@ -81,13 +82,19 @@ out=$(dns6 1) || fail "DNS over IPv6 to $PREFIX::3: $out"
 out=$(dns6 28) || fail "AAAA over IPv6 to $PREFIX::3: $out"
 pass "DNS over IPv6 at $PREFIX::3: test.example A 198.18.0.2 forwarded and answered from ::3; AAAA forwarded (answer: $out)"
 
-# for elsewhere through the gateway: no NAT66 yet, so "no route" at once
+# for elsewhere through the gateway: no NAT66 yet, so "no route" at once;
+# a destination the IPv6 egress policy denies (the documentation prefix
+# outside the --egress-allow above): administratively prohibited
 ip -n "$NS_A" -6 route add default via fe80::2 dev vma
 t0=$(date +%s%N)
-out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8::1 2>&1 || true)
+out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8:1::1 2>&1 || true)
 ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-echo "$out" | grep "Destination unreachable: No route" >/dev/null || fail "ping 2001:db8::1 through the gateway: $out"
-pass "a packet for 2001:db8::1 sent to the gateway is answered with ICMPv6 no route (in $ms ms)"
+echo "$out" | grep "Destination unreachable: No route" >/dev/null || fail "ping 2001:db8:1::1 through the gateway: $out"
+out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8:2::1 2>&1 || true)
+echo "$out" | grep "Destination unreachable: Administratively prohibited" >/dev/null ||
+  fail "ping 2001:db8:2::1 (denied by the egress policy): $out"
+[ "$(topo_metric 'wtrelay_gateway_drops_total{reason="ipv6_egress_denied"}')" = 1 ] || fail "the denied ping was not counted"
+pass "sent to the gateway for elsewhere: 2001:db8:1::1 (allowed) gets ICMPv6 no route at once ($ms ms), 2001:db8:2::1 administratively prohibited"
 
 # a source in the prefix that is not vma's SLAAC address: dropped by the
 # LAN guard before the switch, counted

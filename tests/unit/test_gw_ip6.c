@@ -361,9 +361,10 @@ Test(gw_ip6, elsewhere_refused_at_once_udp_to_gateway_port_unreachable)
   uint8_t slaac[16], global[16];
   slaac_of_vm(slaac);
   gw_global(global);
-  const uint8_t far[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+  const uint8_t far[16] = {0x26, 0x06, 0x47, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x11, 0x11};
   uint8_t udp[12] = {0x30, 0x39, 0, 54, 0, 12, 0, 0, 'a', 'b', 'c', 'd'};
   uint8_t f[256];
+  const uint8_t doc[16] = {0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
   send_frame(e, f, frame6(f, GW_MAC, slaac, far, 64, 17, udp, sizeof(udp)));
   cr_assert_eq(e->vm.nframes, 1);
   struct net_ipv6 ip;
@@ -374,9 +375,15 @@ Test(gw_ip6, elsewhere_refused_at_once_udp_to_gateway_port_unreachable)
   cr_assert_arr_eq(ip.dst, slaac, 16);
   cr_assert_arr_eq(m.data + 24, far, 16, "the quoted packet's destination");
   cr_assert_eq(e->p.gw.ctr.ip6_no_route, 1);
-  send_frame(e, f, frame6(f, GW_MAC, slaac, global, 64, 17, udp, sizeof(udp)));
+  /* a destination the IPv6 egress policy denies (documentation prefix) */
+  send_frame(e, f, frame6(f, GW_MAC, slaac, doc, 64, 17, udp, sizeof(udp)));
   cr_assert_eq(e->vm.nframes, 2);
   parse6(e, 1, &ip, &m);
+  cr_assert_eq(m.code, ICMP6_UNREACH_ADMIN, "administratively prohibited");
+  cr_assert_eq(e->p.gw.ctr.ip6_denied, 1);
+  send_frame(e, f, frame6(f, GW_MAC, slaac, global, 64, 17, udp, sizeof(udp)));
+  cr_assert_eq(e->vm.nframes, 3);
+  parse6(e, 2, &ip, &m);
   cr_assert_eq(m.type, ICMP6_UNREACH);
   cr_assert_eq(m.code, ICMP6_UNREACH_PORT);
   cr_assert_eq(e->p.gw.ctr.ip6_other_proto, 1);
@@ -384,7 +391,7 @@ Test(gw_ip6, elsewhere_refused_at_once_udp_to_gateway_port_unreachable)
   const uint8_t mdns[16] = {0xff, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xfb};
   uint8_t mac[6] = {0x33, 0x33, 0, 0, 0, 0xfb};
   send_frame(e, f, frame6(f, mac, slaac, mdns, 255, 17, udp, sizeof(udp)));
-  cr_assert_eq(e->vm.nframes, 2);
+  cr_assert_eq(e->vm.nframes, 3);
   cr_assert_eq(e->p.gw.ctr.ip6_ignored, 1);
   /* not IPv4, ARP or IPv6 */
   memcpy(f, GW_MAC, 6);

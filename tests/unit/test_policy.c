@@ -3,6 +3,7 @@
  * denies, longest-prefix match, operator-over-builtin precedence, CIDR
  * parsing and a full table.
  */
+#include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdio.h>
@@ -252,4 +253,75 @@ Test(policy, table_full)
   cr_assert_eq(policy_add(&pol, "10.0.0.0/8", true), 0);
   expect(&pol, IP(10, 0, 0, 1), true);
   cr_assert_eq(pol.n, POLICY_MAX_RULES);
+}
+
+/* ---- IPv6 ---- */
+
+static void expect6(const struct policy *p, const char *addr, bool allowed)
+{
+  struct in6_addr a;
+  cr_assert_eq(inet_pton(AF_INET6, addr, &a), 1, "%s", addr);
+  cr_assert_eq(policy_allows6(p, a.s6_addr), allowed, "%s: expected %s", addr,
+               allowed ? "allow" : "deny");
+}
+
+Test(policy, ipv6_builtin_denies)
+{
+  policy_init(&pol);
+  const char *denied[] = {"::",          "::1",          "::ffff:8.8.8.8", "::ffff:10.0.0.1",
+                          "64:ff9b::808:808", "64:ff9b:1::1", "100::1", "2001:db8::1",
+                          "3fff::1",     "fc00::1",      "fd12:3456::1",   "fe80::1",
+                          "febf::1",     "fec0::1",      "ff02::1",        "ff0e::1",
+                          "::10.0.0.1"};
+  for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
+    expect6(&pol, denied[i], false);
+  expect6(&pol, "2606:4700:4700::1111", true);
+  expect6(&pol, "2001:4860:4860::8888", true);
+  expect6(&pol, "2001:db9::1", true);
+  expect6(&pol, "64:ff9b:0:1::1", true);
+  for (uint32_t i = 0; i < pol.n6; i++)
+    cr_assert(pol.r6[i].builtin && !pol.r6[i].allow);
+}
+
+Test(policy, ipv6_operator_rules_and_mapped_addresses)
+{
+  policy_init(&pol);
+  cr_assert_eq(policy_add(&pol, "2001:db8:1::/48", true), 0);
+  expect6(&pol, "2001:db8:1::5", true);
+  expect6(&pol, "2001:db8:2::5", false);
+  cr_assert_eq(policy_add(&pol, "2001:db8:1:2::/64", false), 0);
+  expect6(&pol, "2001:db8:1:2::5", false);
+  expect6(&pol, "2001:db8:1:3::5", true);
+  cr_assert_eq(policy_add(&pol, "2606:4700::/32", false), 0);
+  expect6(&pol, "2606:4700::1111", false);
+  /* allowing IPv4-mapped addresses never opens what the IPv4 rules deny */
+  cr_assert_eq(policy_add(&pol, "::ffff:0:0/96", true), 0);
+  expect6(&pol, "::ffff:8.8.8.8", true);
+  expect6(&pol, "::ffff:127.0.0.1", false);
+  expect6(&pol, "::ffff:169.254.169.254", false);
+  cr_assert_eq(policy_add(&pol, "8.8.8.0/24", false), 0);
+  expect6(&pol, "::ffff:8.8.8.8", false);
+  /* an operator allow of the same prefix as a built-in deny wins */
+  cr_assert_eq(policy_add(&pol, "fc00::/7", true), 0);
+  expect6(&pol, "fd00::1", true);
+}
+
+Test(policy, ipv6_parse_cidr)
+{
+  uint8_t net[16], len;
+  cr_assert_eq(policy_parse_cidr6("2001:db8::/32", net, &len), 0);
+  cr_assert_eq(len, 32);
+  cr_assert_eq(net[0], 0x20);
+  cr_assert_eq(policy_parse_cidr6("2001:db8::1", net, &len), 0);
+  cr_assert_eq(len, 128);
+  cr_assert_eq(policy_parse_cidr6("::/0", net, &len), 0);
+  cr_assert_eq(len, 0);
+  cr_assert_eq(policy_parse_cidr6("2001:db8::1/32", net, &len), -EINVAL, "host bits");
+  cr_assert_eq(policy_parse_cidr6("2001:db8::/129", net, &len), -EINVAL);
+  cr_assert_eq(policy_parse_cidr6("2001:db8::/-1", net, &len), -EINVAL);
+  cr_assert_eq(policy_parse_cidr6("2001:db8::/ 32", net, &len), -EINVAL);
+  cr_assert_eq(policy_parse_cidr6("2001:db8:::/32", net, &len), -EINVAL);
+  cr_assert_eq(policy_parse_cidr6("10.0.0.0/8", net, &len), -EINVAL);
+  cr_assert_eq(policy_parse_cidr6("fe80::1%eth0/64", net, &len), -EINVAL);
+  cr_assert_eq(policy_add(&pol, "2001:db8::1/32", true), -EINVAL);
 }
