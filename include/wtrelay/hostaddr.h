@@ -5,9 +5,10 @@
  * local`, a subnet broadcast address).
  *
  * The kernel keeps a route of type local (or broadcast, anycast) for every
- * such destination; hostaddr mirrors exactly those IPv4 routes in a fixed
- * table: one dump (RTM_GETROUTE) at start-up, then the RTM_NEWROUTE /
- * RTM_DELROUTE notifications of the RTMGRP_IPV4_ROUTE group, read by a
+ * such destination; hostaddr mirrors exactly those IPv4 and IPv6 routes in
+ * a fixed table: one dump (RTM_GETROUTE, every family) at start-up, then
+ * the RTM_NEWROUTE / RTM_DELROUTE notifications of the RTMGRP_IPV4_ROUTE
+ * and RTMGRP_IPV6_ROUTE groups, read by a
  * receive on the worker's io_uring (never a blocking call in the loop).
  * When the socket overruns (ENOBUFS: notifications were lost) every entry
  * is marked stale, a new dump is requested, and stale entries that the dump
@@ -34,13 +35,15 @@
 
 #include "wtrelay/counter.h"
 
-#define HOSTADDR_MAX 1024  /* local/broadcast IPv4 routes mirrored */
+#define HOSTADDR_MAX 1024  /* local/broadcast/anycast routes mirrored, both families */
 #define HOSTADDR_BUF 32768 /* one netlink read */
 
 struct io;
 
 struct hostaddr_route {
-  uint32_t net, mask; /* host order */
+  uint8_t family;     /* AF_INET or AF_INET6 */
+  uint32_t net, mask; /* IPv4, host order */
+  uint8_t net6[16];   /* IPv6, network order, host bits zero */
   uint8_t len, type;  /* prefix length, RTN_LOCAL / RTN_BROADCAST / RTN_ANYCAST */
   uint32_t table, oif;
   bool stale; /* awaiting confirmation by a resync dump */
@@ -84,6 +87,8 @@ void hostaddr_mark_stale(struct hostaddr *h);
 void hostaddr_sweep_stale(struct hostaddr *h);
 /* True when the host would deliver ip (host order) to itself. */
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip);
+/* The same for an IPv6 address (16 bytes, network order). */
+bool hostaddr_is_local6(const struct hostaddr *h, const uint8_t a[16]);
 
 /* The counters' table (wtrelay/counter.h): /metrics and the exit log
  * are written from it. */

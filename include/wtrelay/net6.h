@@ -120,6 +120,16 @@ static inline bool net6_is_link_local(const uint8_t a[16])
   return a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
 }
 
+/* Does a lie in net/len (len <= 128, net's host bits zero)? */
+static inline bool net6_in_prefix(const uint8_t a[16], const uint8_t net[16], uint8_t len)
+{
+  uint8_t whole = len / 8, bits = len % 8;
+  for (uint8_t i = 0; i < whole; i++)
+    if (a[i] != net[i])
+      return false;
+  return !bits || (a[whole] & (uint8_t)(0xff << (8 - bits))) == net[whole];
+}
+
 /* prefix (first 8 bytes) + the modified EUI-64 interface identifier of mac
  * (RFC 4291 appendix A). */
 void net6_addr_eui64(uint8_t out[16], const uint8_t prefix[8], const uint8_t mac[6]);

@@ -15,8 +15,8 @@
  * its on-link prefix here, and a packet for elsewhere that still reaches
  * the gateway's MAC is answered at once with ICMPv6 destination
  * unreachable rather than left to time out: administratively prohibited
- * when the IPv6 egress policy denies the destination (policy.h), else no
- * route. NAT66 comes with
+ * when the destination is the relay host's own (hostaddr.h, followed
+ * live) or the IPv6 egress policy denies it (policy.h), else no route. NAT66 comes with
  * the rest of issue 19.
  *
  * Sources the gateway accepts: link-local addresses (Neighbor Discovery's
@@ -30,6 +30,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "wtrelay/hostaddr.h"
 #include "wtrelay/net6.h"
 #include "wtrelay/policy.h"
 #include "wtrelay/timeunit.h"
@@ -318,8 +319,11 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
      * policy (administratively prohibited), else not routed (yet) */
     if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, src_mac, ll) &&
         !net6_is_multicast(ip.src)) {
-      bool denied = gw->p.policy && !policy_allows6(gw->p.policy, ip.dst);
-      if (denied)
+      bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
+      bool denied = local || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
+      if (local)
+        gw->ctr.local_refused++; /* the relay host's own: whatever the policy says */
+      else if (denied)
         gw->ctr.ip6_denied++;
       else
         gw->ctr.ip6_no_route++;

@@ -22,6 +22,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
+#include "wtrelay/net6.h"
 
 static uint32_t mask_of(uint8_t len)
 {
@@ -37,7 +38,15 @@ void hostaddr_init(struct hostaddr *h)
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip)
 {
   for (uint32_t i = 0; i < h->n; i++)
-    if ((ip & h->r[i].mask) == h->r[i].net)
+    if (h->r[i].family == AF_INET && (ip & h->r[i].mask) == h->r[i].net)
+      return true;
+  return false;
+}
+
+bool hostaddr_is_local6(const struct hostaddr *h, const uint8_t a[16])
+{
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->r[i].family == AF_INET6 && net6_in_prefix(a, h->r[i].net6, h->r[i].len))
       return true;
   return false;
 }
@@ -46,8 +55,8 @@ static struct hostaddr_route *find(struct hostaddr *h, const struct hostaddr_rou
 {
   for (uint32_t i = 0; i < h->n; i++) {
     struct hostaddr_route *r = &h->r[i];
-    if (r->net == k->net && r->len == k->len && r->type == k->type && r->table == k->table &&
-        r->oif == k->oif)
+    if (r->family == k->family && r->net == k->net && memcmp(r->net6, k->net6, 16) == 0 &&
+        r->len == k->len && r->type == k->type && r->table == k->table && r->oif == k->oif)
       return r;
   }
   return NULL;
@@ -86,29 +95,42 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
   if (len < NLMSG_ALIGN(sizeof(rtm)))
     return -EINVAL;
   memcpy(&rtm, p, sizeof(rtm));
-  if (rtm.rtm_family != AF_INET)
+  bool v6 = rtm.rtm_family == AF_INET6;
+  if (rtm.rtm_family != AF_INET && !v6)
     return 0;
   if (rtm.rtm_type != RTN_LOCAL && rtm.rtm_type != RTN_BROADCAST && rtm.rtm_type != RTN_ANYCAST)
     return 0;
-  if (rtm.rtm_dst_len > 32)
+  size_t alen_want = v6 ? 16 : 4;
+  if (rtm.rtm_dst_len > alen_want * 8)
     return -EINVAL;
-  struct hostaddr_route k = {.len = rtm.rtm_dst_len, .type = rtm.rtm_type, .table = rtm.rtm_table};
-  uint32_t dst = 0;
+  struct hostaddr_route k = {.family = rtm.rtm_family,
+                             .len = rtm.rtm_dst_len,
+                             .type = rtm.rtm_type,
+                             .table = rtm.rtm_table};
+  uint8_t dst[16] = {0};
   int alen = (int)(len - NLMSG_ALIGN(sizeof(rtm))); /* int: RTA_NEXT may step below 0 */
   /* RTA_OK / RTA_NEXT check every attribute length against what is left */
   for (const struct rtattr *a = (const struct rtattr *)(const void *)(p + NLMSG_ALIGN(sizeof(rtm)));
        RTA_OK(a, alen); a = RTA_NEXT(a, alen)) {
     size_t plen = (size_t)RTA_PAYLOAD(a);
-    if (a->rta_type == RTA_DST && plen == 4) {
-      memcpy(&dst, RTA_DATA(a), 4);
+    if (a->rta_type == RTA_DST && plen == alen_want) {
+      memcpy(dst, RTA_DATA(a), plen);
     } else if (a->rta_type == RTA_TABLE && plen == 4) {
       memcpy(&k.table, RTA_DATA(a), 4);
     } else if (a->rta_type == RTA_OIF && plen == 4) {
       memcpy(&k.oif, RTA_DATA(a), 4);
     }
   }
-  k.mask = mask_of(k.len);
-  k.net = ntohl(dst) & k.mask;
+  if (v6) {
+    for (unsigned i = k.len; i < 128; i++) /* host bits off */
+      dst[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
+    memcpy(k.net6, dst, 16);
+  } else {
+    uint32_t d;
+    memcpy(&d, dst, 4);
+    k.mask = mask_of(k.len);
+    k.net = ntohl(d) & k.mask;
+  }
   if (type == RTM_NEWROUTE)
     route_add(h, &k);
   else
@@ -161,7 +183,7 @@ static int request_dump(struct hostaddr *h, int flags)
   req.n.nlmsg_type = RTM_GETROUTE;
   req.n.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
   req.n.nlmsg_seq = ++h->seq;
-  req.r.rtm_family = AF_INET;
+  req.r.rtm_family = AF_UNSPEC; /* every family: IPv4 and IPv6 */
   struct sockaddr_nl k = {.nl_family = AF_NETLINK};
   if (sendto(h->fd, &req, req.n.nlmsg_len, flags, (struct sockaddr *)&k, sizeof(k)) < 0)
     return -errno;
@@ -249,7 +271,7 @@ int hostaddr_open(struct hostaddr *h, struct io *io)
     return -errno;
   int rcv = 1 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_ROUTE};
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE};
   if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
     int e = -errno;
     close(fd);

@@ -6,6 +6,8 @@
  */
 #include "wtrelay/policy.h"
 
+#include "wtrelay/net6.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
@@ -38,18 +40,6 @@ int policy_add_addr(struct policy *p, uint32_t net, uint8_t len, bool allow, boo
 }
 
 /* ---- IPv6 ---- */
-
-/* Does a lie in net/len? */
-static bool in6(const uint8_t a[16], const uint8_t net[16], uint8_t len)
-{
-  uint8_t whole = len / 8, bits = len % 8;
-  if (memcmp(a, net, whole) != 0)
-    return false;
-  if (!bits)
-    return true;
-  uint8_t m = (uint8_t)(0xff << (8 - bits));
-  return (a[whole] & m) == net[whole];
-}
 
 static bool host_bits6(const uint8_t net[16], uint8_t len)
 {
@@ -126,7 +116,7 @@ bool policy_allows6(const struct policy *p, const uint8_t a[16])
   const struct policy_rule6 *best = NULL;
   for (uint32_t i = 0; i < p->n6; i++) {
     const struct policy_rule6 *r = &p->r6[i];
-    if (!in6(a, r->net, r->len))
+    if (!net6_in_prefix(a, r->net, r->len))
       continue;
     if (!best || r->len > best->len || (r->len == best->len && !r->builtin))
       best = r;

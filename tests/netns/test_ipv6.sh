@@ -94,7 +94,17 @@ out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8:2::1 2>&1 || true)
 echo "$out" | grep "Destination unreachable: Administratively prohibited" >/dev/null ||
   fail "ping 2001:db8:2::1 (denied by the egress policy): $out"
 [ "$(topo_metric 'wtrelay_gateway_drops_total{reason="ipv6_egress_denied"}')" = 1 ] || fail "the denied ping was not counted"
-pass "sent to the gateway for elsewhere: 2001:db8:1::1 (allowed) gets ICMPv6 no route at once ($ms ms), 2001:db8:2::1 administratively prohibited"
+# an address of the relay host itself, added while it runs, inside the
+# allowed prefix: refused all the same (followed through rtnetlink)
+ip -n "$NS_R" -6 addr add 2001:db8:1::99/128 dev lo
+ip -n "$NS_R" link set lo up
+sleep 0.3
+out=$(ip netns exec "$NS_A" ping -6 -c 1 -W 3 2001:db8:1::99 2>&1 || true)
+echo "$out" | grep "Destination unreachable: Administratively prohibited" >/dev/null ||
+  fail "ping of the relay host's own 2001:db8:1::99: $out"
+[ "$(topo_metric 'wtrelay_nat_refused_total{reason="local"}')" -ge 1 ] ||
+  fail "the relay host's own address was not counted as local: $(ip netns exec "$NS_R" curl -s http://127.0.0.1:8433/metrics | grep drops_total)"
+pass "sent to the gateway for elsewhere: 2001:db8:1::1 (allowed) gets ICMPv6 no route at once ($ms ms); 2001:db8:2::1 (policy) and the relay host's own 2001:db8:1::99 (added while it runs) administratively prohibited"
 
 # a source in the prefix that is not vma's SLAAC address: dropped by the
 # LAN guard before the switch, counted

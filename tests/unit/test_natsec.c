@@ -257,25 +257,67 @@ Test(natsec, udp_remote_endpoints_bounded_lru)
 /* ---- the host's own addresses ---- */
 
 /* A netlink RTM_NEWROUTE / RTM_DELROUTE of an IPv4 route to net/len. */
-static size_t route_msg(uint8_t *b, uint16_t type, uint8_t rtype, uint32_t net, uint8_t len,
-                        uint32_t seq)
+/* A route message of family af for dst (4 or 16 bytes, network order). */
+static size_t route_msg_af(uint8_t *b, uint16_t type, uint8_t rtype, int af, const void *dst,
+                           uint8_t len, uint32_t seq)
 {
   memset(b, 0, 64);
   struct nlmsghdr *n = (struct nlmsghdr *)(void *)b;
   struct rtmsg *r = NLMSG_DATA(n);
-  r->rtm_family = AF_INET;
+  r->rtm_family = (uint8_t)af;
   r->rtm_dst_len = len;
   r->rtm_table = RT_TABLE_LOCAL;
   r->rtm_type = rtype;
   struct rtattr *a = (struct rtattr *)(void *)((uint8_t *)r + NLMSG_ALIGN(sizeof(*r)));
   a->rta_type = RTA_DST;
-  a->rta_len = RTA_LENGTH(4);
-  uint32_t be = htonl(net);
-  memcpy(RTA_DATA(a), &be, 4);
+  size_t alen = af == AF_INET6 ? 16 : 4;
+  a->rta_len = (unsigned short)RTA_LENGTH(alen);
+  memcpy(RTA_DATA(a), dst, alen);
   n->nlmsg_len = NLMSG_LENGTH(NLMSG_ALIGN(sizeof(*r)) + RTA_ALIGN(a->rta_len));
   n->nlmsg_type = type;
   n->nlmsg_seq = seq;
   return NLMSG_ALIGN(n->nlmsg_len);
+}
+
+static size_t route_msg(uint8_t *b, uint16_t type, uint8_t rtype, uint32_t net, uint8_t len,
+                        uint32_t seq)
+{
+  uint32_t be = htonl(net);
+  return route_msg_af(b, type, rtype, AF_INET, &be, len, seq);
+}
+
+Test(natsec, hostaddr_follows_ipv6_local_routes)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  struct in6_addr own, any, other, v4in6;
+  inet_pton(AF_INET6, "2001:db8:1::99", &own);
+  inet_pton(AF_INET6, "2001:db8:77::", &any);
+  inet_pton(AF_INET6, "2001:db8:1::1", &other);
+  inet_pton(AF_INET6, "::ffff:198.18.0.9", &v4in6);
+  _Alignas(8) uint8_t b[256];
+  size_t n = route_msg_af(b, RTM_NEWROUTE, RTN_LOCAL, AF_INET6, own.s6_addr, 128, 0);
+  n += route_msg_af(b + n, RTM_NEWROUTE, RTN_LOCAL, AF_INET6, any.s6_addr, 48, 0); /* AnyIP */
+  n += route_msg_af(b + n, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, other.s6_addr, 64, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_eq(h.n, 2);
+  cr_assert(hostaddr_is_local6(&h, own.s6_addr));
+  struct in6_addr in_any;
+  inet_pton(AF_INET6, "2001:db8:77:5::1", &in_any);
+  cr_assert(hostaddr_is_local6(&h, in_any.s6_addr), "inside a local /48");
+  cr_assert_not(hostaddr_is_local6(&h, other.s6_addr), "a unicast route is not local");
+  /* the families stay apart: an IPv6 entry never answers for IPv4 */
+  cr_assert_not(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
+  n = route_msg(b, RTM_NEWROUTE, RTN_LOCAL, IP4(198, 18, 0, 9), 32, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert(hostaddr_is_local(&h, IP4(198, 18, 0, 9)));
+  cr_assert_not(hostaddr_is_local6(&h, v4in6.s6_addr), "an IPv4 entry never answers for IPv6");
+  /* the address goes away; a prefix longer than 128 is malformed */
+  n = route_msg_af(b, RTM_DELROUTE, RTN_LOCAL, AF_INET6, own.s6_addr, 128, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_not(hostaddr_is_local6(&h, own.s6_addr));
+  n = route_msg_af(b, RTM_NEWROUTE, RTN_LOCAL, AF_INET6, own.s6_addr, 129, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), -EINVAL);
 }
 
 Test(natsec, hostaddr_follows_local_routes)
