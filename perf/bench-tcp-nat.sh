@@ -82,12 +82,13 @@ mtu() { ip -n "$1" link show "$2" 2>/dev/null | grep -o 'mtu [0-9]*' || echo "no
 echo "guest MTU: relay $(mtu "$NS_A" vm0), slirp4netns $(mtu "$NS_S" sl0), pasta $(mtu "$NS_P" pt0);" \
   "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2) -t 5, median of $RUNS, repetitions interleaved"
 guest_ns() { case $1 in relay) echo "$NS_A" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
-# One line per run in $TMP/runs: stack, direction, rep, bits/s (0: failed).
+# One line per run in $TMP/runs: stack, direction, rep, bits/s (0: failed,
+# or stalled past 30 s).
 : >"$TMP/runs"
 for rep in $(seq "$RUNS"); do
   for dir in up down; do
     for st in "${STACKS[@]}"; do
-      ip netns exec "$(guest_ns "$st")" iperf3 -c 198.18.0.2 -t 5 -J $([ "$dir" = down ] && echo -R) 2>/dev/null |
+      timeout 30 ip netns exec "$(guest_ns "$st")" iperf3 -c 198.18.0.2 -t 5 -J $([ "$dir" = down ] && echo -R) 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
           2>/dev/null | sed "s/^/$st $dir $rep /" >>"$TMP/runs" || echo "$st $dir $rep 0" >>"$TMP/runs"
     done
@@ -98,18 +99,23 @@ import collections, statistics as st, sys
 runs = collections.defaultdict(dict)
 for l in open(sys.argv[1]):
     stack, d, rep, bps = l.split()
-    runs[(stack, d)][int(rep)] = float(bps)
+    if float(bps) > 0: # else iperf3 failed: counted apart
+        runs[(stack, d)][int(rep)] = float(bps)
+    runs[(stack, d, "tried")][int(rep)] = 1
 label = {"up": "TCP guest -> internet host", "down": "TCP internet host -> guest"}
 for d in ("up", "down"):
     for stack in ("relay", "slirp4netns", "pasta"):
         v = runs.get((stack, d))
         if v:
-            print("%-28s %-12s median %.2f Gbit/s  (runs: %s)" % (label[d], stack, st.median(v.values()) / 1e9,
-                  " ".join("%.2f" % (x / 1e9) for x in v.values())))
+            failed = len(runs[(stack, d, "tried")]) - len(v)
+            print("%-28s %-12s median %.2f Gbit/s  (runs: %s)%s" % (label[d], stack, st.median(v.values()) / 1e9,
+                  " ".join("%.2f" % (x / 1e9) for x in v.values()), " %d failed" % failed if failed else ""))
+        elif runs.get((stack, d, "tried")):
+            print("%-28s %-12s every run failed" % (label[d], stack))
     for ref in ("slirp4netns", "pasta"):
         r, o = runs.get(("relay", d), {}), runs.get((ref, d), {})
         per = [r[k] / o[k] for k in sorted(r) if k in o and o[k] > 0]
-        if per and st.median(o.values()) > 0:
+        if per:
             print("%-28s relay/%-6s %.2f (ratio of the medians); median of the ratios per repetition %.2f (%s)" % (
                 "", ref, st.median(r.values()) / st.median(o.values()), st.median(per),
                 " ".join("%.2f" % x for x in per)))
