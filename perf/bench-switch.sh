@@ -22,6 +22,11 @@
 # worker 0 of 2, 2000 broadcasts/s of 500 bytes: ring copies toward the
 # idle worker, its no_room drops and its CPU (RELAY_BIN=path runs another
 # build of the relay for a before/after).
+# Both modes first run build/limitprobe (perf/limitprobe.c: AES-128-GCM seal
+# + open through GnuTLS and a bare io_uring GRO/GSO forwarder, 1200-byte
+# datagrams) and print its limit, frames/s per core for a relay that must
+# open, seal and forward each frame; every 1000-byte unicast figure per
+# relay core is then also printed as a fraction of that limit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=switch
@@ -36,6 +41,12 @@ B=build
 TMP=$(mktemp -d)
 RELAY=""
 trap '[ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
+
+limit_probe() { # prints the probe's lines; sets LIMIT (frames/s per core)
+  $B/limitprobe >"$TMP/probe"
+  sed '$d' "$TMP/probe"
+  LIMIT=$(tail -1 "$TMP/probe" | python3 -c 'import json, sys; print(json.load(sys.stdin)["limit_per_core"])')
+}
 
 relay_start() { # [extra relay flags...]
   PORT=$(python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -71,7 +82,7 @@ bench() { # label, wtbench args... ; sets MEDIAN_FPS
     $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
       --relay-pid "$RELAY" "$@" | tail -1
   done >"$TMP/runs"
-  MEDIAN_FPS=$(python3 - "$label" "$TMP/runs" <<'PY'
+  MEDIAN_FPS=$(python3 - "$label" "$TMP/runs" "$LIMIT" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[2]) if l.startswith("{")]
 m = lambda k: statistics.median(r[k] for r in rows)
@@ -82,6 +93,9 @@ print("%-34s offered %8.0f/s delivered %8.0f/s (%8.0f/s per relay core) loss %5.
     sys.argv[1], m("offered_fps"), m("delivered_fps"), per_core, m("loss_pct"), m("lat_p50_us"),
     m("lat_p99_us"), cpu, m("relay_rss_kb"), m("client_rx_per_recvmsg"), m("client_tx_per_sendmsg")),
     file=sys.stderr)
+if "1000 B" in sys.argv[1] and not "broadcast" in sys.argv[1]: # a frame in once, out once
+    print("%-34s per relay core = %.1f %% of the limit probe's %.0f/s" % (
+        "", 100 * per_core / float(sys.argv[3]), float(sys.argv[3])), file=sys.stderr)
 print(int(m("delivered_fps")))
 PY
 )
@@ -142,7 +156,9 @@ workers_bench() {
   echo "relay and wtbench (one thread) share the machine's cores: the relay's work per frame"
   echo "(CPU of its worker threads / delivered frames) is the robust figure; us/in: the same per"
   echo "frame the relay took in; shed: frames it dropped at a receiver's full queue or a full worker"
-  echo "ring (relay counters; ring: of which at a full worker ring)"
+  echo "ring (relay counters; ring: of which at a full worker ring); limit: per core as a"
+  echo "fraction of the limit probe's frames/s per core (below)"
+  limit_probe
   : >"$TMP/rows"
   for rep in $(seq "$RUNS"); do
     for rate in 0 "$RATE"; do
@@ -155,7 +171,7 @@ workers_bench() {
   done
   for rate in 0 "$RATE"; do
     [ "$rate" = 0 ] && echo "== maximum rate" || echo "== $rate frames/s offered"
-    workers_summary "$rate"
+    workers_summary "$rate" "$LIMIT"
   done
   python3 - "$TMP/rows" <<'PY'
 import json, statistics as st, sys
@@ -172,11 +188,12 @@ PY
   [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
 }
 
-workers_summary() { # rate
-  python3 - "$TMP/rows" "$1" <<'PY'
+workers_summary() { # rate, limit probe's frames/s per core
+  python3 - "$TMP/rows" "$1" "$2" <<'PY'
 import json, statistics as st, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 rate = float(sys.argv[2])
+limit = float(sys.argv[3])
 half = [r for r in rows if rate and r["rate"] == rate // 2 and r["workers"] == 1]
 for r in half:
     r["placement"] = "half"
@@ -190,8 +207,8 @@ def us_in(r): # relay CPU per frame it took in (delivered or shed)
     return r["relay_workers_cpu_pct"] / 100 * r["duration_s"] * 1e6 / max(r["relay_frames_in"], 1)
 def shed(r): return 100.0 * (r["relay_out_failed"] + r["ring_dropped"]) / max(r["relay_frames_in"], 1)
 def ringd(r): return 100.0 * r["ring_dropped"] / max(r["relay_frames_in"], 1)
-print("%-32s %10s %10s %12s %9s %9s %6s %6s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
-      "per core", "us/frame", "us/in", "shed", "ring", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
+print("%-32s %10s %10s %12s %6s %9s %9s %6s %6s %7s %6s  %s" % ("configuration", "delivered", "relay cpu",
+      "per core", "limit", "us/frame", "us/in", "shed", "ring", "loss", "p50", "per worker: cpu %, dgrams/recvmsg, pkts/sendmsg"))
 for w, p, label in cfgs:
     rs = of(w, p)
     if not rs:
@@ -205,8 +222,9 @@ for w, p, label in cfgs:
         if len(rs[0]["io"]) != w: # the relay logged only the sum over its workers
             cpu = st.median(r["relay_workers_cpu_pct"] for r in rs)
         per_w.append("%s %.0f%% %.1f %.1f" % ("w%d" % i if len(rs[0]["io"]) == w else "all", cpu, rx, tx))
-    print("%-32s %9.0f/s %9.1f%% %10.0f/s %9.2f %9.2f %5.1f%% %5.1f%% %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
-          med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), med(lambda r: r["relay_us_per_frame"]),
+    print("%-32s %9.0f/s %9.1f%% %10.0f/s %5.1f%% %9.2f %9.2f %5.1f%% %5.1f%% %6.2f%% %4.0fus  %s" % (label, med(lambda r: r["delivered_fps"]),
+          med(lambda r: r["relay_workers_cpu_pct"]), med(per_core), 100 * med(per_core) / limit,
+          med(lambda r: r["relay_us_per_frame"]),
           med(us_in), med(shed), med(ringd), med(lambda r: r["loss_pct"]), med(lambda r: r["lat_p50_us"]), "; ".join(per_w)))
 reps = sorted({r["rep"] for r in rows})
 def one(rep, w, p):
@@ -248,6 +266,7 @@ fi
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
 echo "relay and wtbench share the machine (loopback); medians of $RUNS runs of ${DUR}s"
+limit_probe
 
 relay_start; bench "unicast, 2 sessions, 1000 B, max" --sessions 2 --size 1000; MAX=$MEDIAN_FPS; relay_stop
 relay_start; bench "unicast, 2 sessions, 1000 B, half max" --sessions 2 --size 1000 --rate $((MAX / 2)); relay_stop

@@ -4,6 +4,15 @@
 # relay namespace's loopback) -> host TCP socket -> a test internet host
 # 198.18.0.2 in its own namespace on a veth. iperf3 5 s each direction,
 # RUNS times, medians. Needs root, build/ (make) and iperf3.
+# In the same run, as references with the same iperf3 and guest MTU 1500,
+# two user-mode stacks that also terminate the guest's TCP and open host
+# sockets in the relay's namespace (no QUIC in their path): slirp4netns
+# (guest namespace on its tap, 10.0.2.100) and pasta (package passt; the
+# guest gets the relay namespace's address, as pasta does); each is
+# skipped when not installed (scripts/install-deps.sh installs both). The
+# repetitions interleave the three stacks, and the ratios relay/slirp4netns
+# and relay/pasta are printed per direction. build/limitprobe runs first
+# (perf/limitprobe.c: the machine's AES-GCM and io_uring forwarding limit).
 #   perf/bench-tcp-nat.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,22 +21,30 @@ B=build
 command -v iperf3 >/dev/null || { echo "iperf3 missing: apt-get install iperf3" >&2; exit 1; }
 TMP=$(mktemp -d)
 P="wb$$"
-NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vm"
+NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vm" NS_S="${P}slirp" NS_P="${P}pasta"
+STACKS=(relay)
+SLIRP=0 PASTA=0
+command -v slirp4netns >/dev/null && STACKS+=(slirp4netns) || echo "slirp4netns missing: skipped" >&2
+command -v pasta >/dev/null && STACKS+=(pasta) || echo "pasta (package passt) missing: skipped" >&2
 PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in "$NS_R" "$NS_I" "$NS_A"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-for ns in "$NS_R" "$NS_I" "$NS_A"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
 ip link add "${P}r0" netns "$NS_R" type veth peer name "${P}i0" netns "$NS_I"
 ip -n "$NS_R" addr add 198.18.0.1/24 dev "${P}r0"
 ip -n "$NS_I" addr add 198.18.0.2/24 dev "${P}i0"
 ip -n "$NS_R" link set "${P}r0" up
 ip -n "$NS_I" link set "${P}i0" up
-ip netns exec "$NS_I" iperf3 -s -D -B 198.18.0.2 --logfile "$TMP/iperf.log"
+# Not -D: a daemon would outlive the script, and with it the benchmark lock
+# (flock /tmp/wtrelay-bench.lock) whose descriptor it inherits.
+ip netns exec "$NS_I" iperf3 -s -B 198.18.0.2 --logfile "$TMP/iperf.log" &
+PIDS+=("$!")
+for _ in $(seq 50); do ip netns exec "$NS_I" ss -Hltn | grep -q ':5201 ' && break; sleep 0.1; done
 ip netns exec "$NS_R" "$B/wtrelay" --bind 127.0.0.1 --port 4433 --http-listen "" \
   --egress-allow 198.18.0.0/15 --log-level warn >"$TMP/relay.out" 2>"$TMP/relay.err" &
 PIDS+=("$!")
@@ -36,20 +53,70 @@ HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
 ip netns exec "$NS_R" "$B/wtrelay-tap" --url https://127.0.0.1:4433/bench --cert-hash "$HASH" \
   --tap vm0 --netns "$NS_A" --configure --log-level warn 2>"$TMP/tap.err" &
 PIDS+=("$!")
+# The references run beside the relay's namespace, so their host sockets
+# take the same veth to the test host.
+if [[ " ${STACKS[*]} " = *" slirp4netns "* ]]; then
+  ip netns exec "$NS_R" slirp4netns --configure --mtu=1500 --netns-type=path "/run/netns/$NS_S" sl0 \
+    >"$TMP/slirp.log" 2>&1 &
+  PIDS+=("$!")
+  SLIRP=$!
+fi
+if [[ " ${STACKS[*]} " = *" pasta "* ]]; then
+  # --runas 0: as root pasta would drop to nobody, which cannot enter the
+  # namespace; -g: the relay namespace has no default route to copy
+  ip netns exec "$NS_R" pasta --config-net --netns "/run/netns/$NS_P" --runas 0 -i "${P}r0" -I pt0 \
+    -g 198.18.0.254 --no-map-gw -m 1500 -t none -u none -T none -U none -f -q >"$TMP/pasta.log" 2>&1 &
+  PIDS+=("$!")
+  PASTA=$!
+fi
 for _ in $(seq 100); do ip -n "$NS_A" -4 addr show dev vm0 2>/dev/null | grep -q inet && break; sleep 0.1; done
+for _ in $(seq 50); do
+  { [ ! -e "/proc/$SLIRP" ] || ip -n "$NS_S" -4 addr show dev sl0 2>/dev/null | grep -q inet; } &&
+    { [ ! -e "/proc/$PASTA" ] || ip -n "$NS_P" -4 addr show dev pt0 2>/dev/null | grep -q inet; } && break
+  sleep 0.1
+done
 sleep 0.5
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
-echo "guest MTU $(ip -n "$NS_A" link show vm0 | grep -o 'mtu [0-9]*'), iperf3 -t 5, median of $RUNS"
-run() { # label, extra iperf3 args
-  local label=$1; shift
-  for _ in $(seq "$RUNS"); do
-    ip netns exec "$NS_A" iperf3 -c 198.18.0.2 -t 5 -J "$@" 2>/dev/null |
-      python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])'
-  done | python3 -c '
-import statistics, sys
-v = [float(l) for l in sys.stdin if l.strip()]
-print("%-34s median %.2f Gbit/s  (runs: %s)" % (sys.argv[1], statistics.median(v) / 1e9,
-      " ".join("%.2f" % (x / 1e9) for x in v)))' "$label"
-}
-run "TCP guest -> internet host"
-run "TCP internet host -> guest" -R
+$B/limitprobe | sed '$d'
+mtu() { ip -n "$1" link show "$2" 2>/dev/null | grep -o 'mtu [0-9]*' || echo "not up"; }
+echo "guest MTU: relay $(mtu "$NS_A" vm0), slirp4netns $(mtu "$NS_S" sl0), pasta $(mtu "$NS_P" pt0);" \
+  "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2) -t 5, median of $RUNS, repetitions interleaved"
+guest_ns() { case $1 in relay) echo "$NS_A" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
+# One line per run in $TMP/runs: stack, direction, rep, bits/s (0: failed,
+# or stalled past 30 s).
+: >"$TMP/runs"
+for rep in $(seq "$RUNS"); do
+  for dir in up down; do
+    for st in "${STACKS[@]}"; do
+      timeout 30 ip netns exec "$(guest_ns "$st")" iperf3 -c 198.18.0.2 -t 5 -J $([ "$dir" = down ] && echo -R) 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
+          2>/dev/null | sed "s/^/$st $dir $rep /" >>"$TMP/runs" || echo "$st $dir $rep 0" >>"$TMP/runs"
+    done
+  done
+done
+python3 - "$TMP/runs" <<'PY'
+import collections, statistics as st, sys
+runs = collections.defaultdict(dict)
+for l in open(sys.argv[1]):
+    stack, d, rep, bps = l.split()
+    if float(bps) > 0: # else iperf3 failed: counted apart
+        runs[(stack, d)][int(rep)] = float(bps)
+    runs[(stack, d, "tried")][int(rep)] = 1
+label = {"up": "TCP guest -> internet host", "down": "TCP internet host -> guest"}
+for d in ("up", "down"):
+    for stack in ("relay", "slirp4netns", "pasta"):
+        v = runs.get((stack, d))
+        if v:
+            failed = len(runs[(stack, d, "tried")]) - len(v)
+            print("%-28s %-12s median %.2f Gbit/s  (runs: %s)%s" % (label[d], stack, st.median(v.values()) / 1e9,
+                  " ".join("%.2f" % (x / 1e9) for x in v.values()), " %d failed" % failed if failed else ""))
+        elif runs.get((stack, d, "tried")):
+            print("%-28s %-12s every run failed" % (label[d], stack))
+    for ref in ("slirp4netns", "pasta"):
+        r, o = runs.get(("relay", d), {}), runs.get((ref, d), {})
+        per = [r[k] / o[k] for k in sorted(r) if k in o and o[k] > 0]
+        if per:
+            print("%-28s relay/%-6s %.2f (ratio of the medians); median of the ratios per repetition %.2f (%s)" % (
+                "", ref, st.median(r.values()) / st.median(o.values()), st.median(per),
+                " ".join("%.2f" % x for x in per)))
+PY

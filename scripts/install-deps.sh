@@ -35,8 +35,9 @@ TEST_PKGS=(
   iputils-ping busybox nftables
   # ops tier: promtool checks /metrics
   prometheus
-  # perf/: iperf3 through the TCP NAT (benchmark, not make test)
-  iperf3
+  # perf/: iperf3 through the TCP NAT, beside slirp4netns and pasta (passt)
+  # as references (benchmark, not make test)
+  iperf3 slirp4netns passt
   # browser tier
   chromium firefox-esr
 )
