@@ -36,10 +36,12 @@
 
 struct nghttp3_qpack_encoder;
 struct nghttp3_qpack_decoder;
+struct nghttp3_mem;
 
 struct h3_qpack {
   struct nghttp3_qpack_encoder *enc; /* owned */
   struct nghttp3_qpack_decoder *dec; /* owned */
+  const struct nghttp3_mem *mem;     /* borrowed: what enc and dec allocate with */
 };
 
 /* A decoded request. Strings are NUL-terminated and valid only when the
@@ -56,8 +58,9 @@ struct h3_request {
   bool wt_draft02; /* sec-webtransport-http3-draft02 present (Chromium) */
 };
 
-/* Returns 0 or -ENOMEM. */
-int h3_qpack_init(struct h3_qpack *q);
+/* mem (borrowed, outlives q) is the allocator of q's nghttp3 state; NULL:
+ * nghttp3's default. Returns 0 or -ENOMEM. */
+int h3_qpack_init(struct h3_qpack *q, const struct nghttp3_mem *mem);
 /* Frees what init allocated; q may be zeroed or already finished. */
 void h3_qpack_fini(struct h3_qpack *q);
 

@@ -48,6 +48,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/hist.h"
 #include "wtrelay/io.h"
+#include "wtrelay/memcount.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
@@ -294,6 +295,10 @@ struct quic_endpoint {
   struct log_ratelimit rl;
   struct quic_counters ctr;
   struct hist handshake_hist; /* accepted to handshake completed (server) */
+  /* ngtcp2 allocates every connection's state through ngtcp2_mem, which
+   * counts it in ngtcp2_bytes (this worker's only) */
+  struct memcount ngtcp2_bytes;
+  ngtcp2_mem ngtcp2_mem;
 };
 
 void quic_params_default(struct quic_params *p);

@@ -85,11 +85,17 @@ int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
   h3->app = app;
   h3->timers = timers;
   h3->nconns = max_conns;
+  h3->nghttp3_mem = (nghttp3_mem)MEMCOUNT_HOOKS(&h3->nghttp3_bytes);
   h3->conns = calloc(max_conns, sizeof(*h3->conns));
   if (!h3->conns)
     return -ENOMEM;
   log_ratelimit_init(&h3->rl, 1000000000ull, 10);
   return 0;
+}
+
+size_t h3_conn_size(void)
+{
+  return sizeof(struct h3_conn);
 }
 
 void h3_endpoint_bind(struct h3_endpoint *h3, struct quic_endpoint *quic)
@@ -472,7 +478,7 @@ static struct h3_conn *conn_get(struct h3_endpoint *h3, struct quic_conn *qc)
   hc->session_ended = false;
   hc->h3 = h3;
   hc->qc = qc;
-  if (h3_qpack_init(&hc->qpack) < 0)
+  if (h3_qpack_init(&hc->qpack, &h3->nghttp3_mem) < 0)
     return NULL;
   h3_frame_reader_init(&hc->ctrl_rd, hc->ctrl_buf, sizeof(hc->ctrl_buf), on_ctrl_frame, hc);
   timer_init(&hc->close_timer, close_timer_fn);

@@ -24,9 +24,10 @@
  * which cannot happen with a table capacity of 0. */
 #define QPACK_STREAM_ID 0
 
-int h3_qpack_init(struct h3_qpack *q)
+int h3_qpack_init(struct h3_qpack *q, const nghttp3_mem *mem)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
+  if (!mem)
+    mem = nghttp3_mem_default();
   nghttp3_qpack_encoder *enc = NULL;
   nghttp3_qpack_decoder *dec = NULL;
 
@@ -38,6 +39,7 @@ int h3_qpack_init(struct h3_qpack *q)
     goto fail;
   q->enc = enc;
   q->dec = dec;
+  q->mem = mem;
   return 0;
 
 fail:
@@ -81,7 +83,7 @@ typedef int (*field_fn)(void *ctx, const uint8_t *name, size_t nlen, const uint8
  * error, -EPROTO (QPACK error) or -ENOMEM. */
 static int qpack_decode(struct h3_qpack *q, const uint8_t *fs, size_t len, field_fn fn, void *ctx)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
+  const nghttp3_mem *mem = q ? q->mem : nghttp3_mem_default();
   nghttp3_qpack_decoder *tmp = NULL, *dec;
   nghttp3_qpack_stream_context *sctx = NULL;
   struct cursor c;
@@ -363,7 +365,7 @@ static nghttp3_nv mknv(const char *name, const char *value)
 static int qpack_encode(struct h3_qpack *q, uint8_t *buf, size_t cap, const nghttp3_nv *nva,
                         size_t n)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
+  const nghttp3_mem *mem = q ? q->mem : nghttp3_mem_default();
   nghttp3_qpack_encoder *tmp = NULL, *enc;
   nghttp3_buf pbuf, rbuf, ebuf;
   size_t plen, rlen;

@@ -404,6 +404,7 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   else
     rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
+  ep->ngtcp2_mem = (ngtcp2_mem)MEMCOUNT_HOOKS(&ep->ngtcp2_bytes);
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
   uint32_t ncids = p->max_conns * 8;
@@ -1481,7 +1482,7 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   ngtcp2_path path;
   conn_path(c, &path);
   int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &settings, &tp,
-                                  NULL, c);
+                                  &ep->ngtcp2_mem, c);
   if (rv != 0) {
     c->conn = NULL;
     goto fail;
@@ -1674,7 +1675,7 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   ngtcp2_path path;
   conn_path(c, &path);
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
-                             &tp, NULL, c) != 0) {
+                             &tp, &ep->ngtcp2_mem, c) != 0) {
     c->conn = NULL;
     goto fail;
   }

@@ -112,7 +112,7 @@ Test(h3_qpack, connect_request_roundtrip)
   uint8_t b[2048];
   int n;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   for (int pass = 0; pass < 2; pass++) {
     struct h3_qpack *qp = pass ? &q : NULL;
     n = h3_qpack_encode_connect_request(qp, b, sizeof(b), "relay.example:4433",
@@ -150,7 +150,7 @@ Test(h3_qpack, response_roundtrip)
   uint8_t b[256];
   int n, status = 0;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   n = h3_qpack_encode_response(&q, b, sizeof(b), 200, false);
   cr_assert_gt(n, 0);
   /* static-table :status 200 is index 25: 00 00 d9 */
@@ -363,7 +363,7 @@ Test(h3_qpack, connection_decoder_fails_for_good_after_qpack_error)
   struct h3_qpack q;
   struct h3_request req;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_decode_request(&q, chromium_connect, sizeof(chromium_connect), &req), 0);
   /* a malformed request (-EINVAL) does not poison the decoder */
   uint8_t b[256];
@@ -384,13 +384,13 @@ Test(h3_qpack, encoder_stream_input)
   static const uint8_t set_cap4096[] = {0x3f, 0xe1, 0x1f};
   static const uint8_t insert[] = {0xc0 | 0x0f, 0x01, 'x'}; /* insert with static name ref */
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, set_cap0, sizeof(set_cap0)), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, NULL, 0), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, set_cap4096, sizeof(set_cap4096)), -EPROTO);
   h3_qpack_fini(&q);
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, insert, sizeof(insert)), -EPROTO);
   h3_qpack_fini(&q);
 }
