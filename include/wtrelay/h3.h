@@ -99,6 +99,8 @@ struct h3_endpoint {
    * counts it in nghttp3_bytes (this worker's only) */
   struct memcount nghttp3_bytes;
   nghttp3_mem nghttp3_mem;
+  /* frame readers' buffers, held only while a split frame is gathered */
+  struct memcount buf_bytes;
 };
 
 /* The quic_app_ops the quic endpoint must be created with (ctx = h3). */
@@ -112,6 +114,8 @@ void h3_endpoint_fini(struct h3_endpoint *h3);
 /* sizeof the per-connection state (one per quic connection slot), for the
  * memory gauges. */
 size_t h3_conn_size(void);
+/* Bytes the connections' frame readers hold now (split frames). */
+uint64_t h3_buffer_bytes(const struct h3_endpoint *h3);
 /* Server shutdown: GOAWAY and a CLOSE_WEBTRANSPORT_SESSION on every
  * session. The caller closes the QUIC connections a moment later. */
 void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *reason);

@@ -123,13 +123,17 @@ static const struct counter_def gauge_defs[] = {
       dns_inflight),
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes",
                   "bytes the connections hold, by owner: ngtcp2 and nghttp3 (counted by their "
-                  "allocator hooks), the relay (its per-connection structs and buffers); "
+                  "allocator hooks), the relay (its per-connection structs), the relay's "
+                  "buffers allocated as needed; "
                   "GnuTLS's share is in wtrelay_heap_bytes",
                   "owner=\"ngtcp2\"", "worker gauges", "mem_ngtcp2", mem_ngtcp2),
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"nghttp3\"",
                   "worker gauges", "mem_nghttp3", mem_nghttp3),
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"relay\"",
                   "worker gauges", "mem_relay", mem_relay),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL,
+                  "owner=\"relay_buffers\"", "worker gauges", "mem_relay_buffers",
+                  mem_relay_buffers),
 };
 #undef G
 
@@ -168,6 +172,7 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
   g->mem_nghttp3 = s->h3->nghttp3_bytes.bytes;
   g->mem_relay = quic_endpoint_active(s->quic) * (sizeof(struct quic_conn) + h3_conn_size()) +
                  r->npeers * sizeof(struct relay_peer);
+  g->mem_relay_buffers = h3_buffer_bytes(s->h3);
   for (uint32_t i = 0; i < r->chunks.used; i++)
     g->chunk_reassemblies += r->chunks.slots[i].owner != NULL;
   timer_heap_stats(s->timers, &mw->timers);
