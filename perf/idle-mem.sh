@@ -56,7 +56,7 @@ for n in "${counts[@]}"; do
     --pattern idle --heartbeat "$HB" --duration 600 >"$TMP/bench" 2>&1 &
   BENCH=$!
   while :; do
-    s=$(curl -fsS "http://127.0.0.1:$OPS/metrics" | awk '$1 == "wtrelay_sessions_registered" || $1 == "wtrelay_sessions" {print $2; exit}')
+    s=$(curl -fsS "http://127.0.0.1:$OPS/metrics" | awk '$1 == "wtrelay_sessions" {print $2}')
     [ "${s:-0}" -ge "$n" ] && break
     kill -0 "$BENCH" 2>/dev/null || { cat "$TMP/bench" >&2; exit 1; }
     sleep 0.5
