@@ -161,6 +161,7 @@ struct quic_counters {
   uint64_t conns_refused_unvalidated;                   /* the unvalidated cap was full */
   uint64_t bytes_in_unvalidated, bytes_out_unvalidated; /* before the address was validated */
   uint64_t malloc_trims;
+  uint64_t tls_released; /* server TLS sessions freed after the handshake */
 };
 
 /* Connections counted per source address (validated addresses only): a
@@ -367,6 +368,10 @@ void quic_conn_set_anchor(struct quic_conn *c, int64_t sid, const uint8_t *unit,
 size_t quic_conn_max_datagram(struct quic_conn *c);
 /* Closes the connection with an application error (CONNECTION_CLOSE). */
 void quic_conn_close(struct quic_conn *c, uint64_t app_err);
+/* Starts a QUIC key update (RFC 9001 section 6): the next packets go with
+ * the next key phase. 0, -EAGAIN while the previous one is unconfirmed,
+ * -ENOTCONN when the connection is closing. */
+int quic_conn_key_update(struct quic_conn *c);
 void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
 /* io_sockaddr_client_key of the connection's current peer address. */
 uint64_t quic_conn_client_key(const struct quic_conn *c);

@@ -568,6 +568,37 @@ static void send_new_token(struct quic_conn *c)
     ep->ctr.new_tokens_sent++;
 }
 
+/* CRYPTO data to GnuTLS, while the connection still has its TLS session.
+ * Once released (conn_release_tls) QUIC has no use for more: TLS KeyUpdate
+ * is forbidden (RFC 9001 section 6) and a server sends its tickets itself;
+ * whatever a client sends then is ignored. */
+static int cb_recv_crypto_data(ngtcp2_conn *conn, ngtcp2_crypto_level level, uint64_t offset,
+                               const uint8_t *data, size_t len, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  if (!c->tls)
+    return 0;
+  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, len, user_data);
+}
+
+/* A server's TLS session is not needed after the handshake (confirmed at
+ * once on a server, which then drops the Handshake keys): ngtcp2 keeps the
+ * negotiated AEAD and hash and the traffic secrets, and derives the keys of
+ * a key update from those alone (ngtcp2_crypto_update_key_cb reads nothing
+ * of GnuTLS's session); CRYPTO data sent is in ngtcp2's own buffers. Freed
+ * after ngtcp2_conn_read_pkt returned, never inside it: the handshake
+ * completes inside gnutls_handshake. */
+static void conn_release_tls(struct quic_conn *c)
+{
+  if (!c->tls || !c->ep->is_server || !c->handshake_done ||
+      !ngtcp2_conn_get_handshake_completed(c->conn))
+    return;
+  ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
+  tls_session_free(c->tls);
+  c->tls = NULL;
+  c->ep->ctr.tls_released++;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 {
   struct quic_conn *c = user_data;
@@ -672,7 +703,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, bool server)
     cb->client_initial = ngtcp2_crypto_client_initial_cb;
     cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->recv_crypto_data = cb_recv_crypto_data;
   cb->encrypt = ngtcp2_crypto_encrypt_cb;
   cb->decrypt = ngtcp2_crypto_decrypt_cb;
   cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -1557,6 +1588,7 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
    * undecryptable): never take the packet's source as the peer's address;
    * follow ngtcp2's own path instead (NAT rebinding and migration). */
   conn_sync_path(c, local);
+  conn_release_tls(c);
   conn_mark_dirty(c);
 }
 
@@ -1913,6 +1945,17 @@ void quic_conn_close(struct quic_conn *c, uint64_t app_err)
   conn_mark_dirty(c);
 }
 
+int quic_conn_key_update(struct quic_conn *c)
+{
+  if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
+    return -ENOTCONN;
+  /* refused until the previous update is confirmed by the peer */
+  if (ngtcp2_conn_initiate_key_update(c->conn, now_ns(c)) != 0)
+    return -EAGAIN;
+  conn_mark_dirty(c);
+  return 0;
+}
+
 void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err)
 {
   ep->accepting = false;
@@ -2016,6 +2059,9 @@ static const struct counter_def quic_counter_defs[] = {
       "bytes_in_unvalidated", bytes_in_unvalidated),
     Q("wtrelay_quic_unvalidated_bytes_total", NULL, "dir=\"out\"", "bytes_out_unvalidated",
       bytes_out_unvalidated),
+    Q("wtrelay_quic_tls_sessions_released_total",
+      "TLS sessions freed once the handshake was done (the keys live on in ngtcp2)", NULL,
+      "tls_released", tls_released),
     Q("wtrelay_malloc_trims_total", "heap given back to the system after many connections ended",
       NULL, "trims", malloc_trims),
 };
