@@ -7,11 +7,13 @@
 #   nghttp3   wtrelay_memory_bytes{owner="nghttp3"}
 #   relay     wtrelay_memory_bytes{owner="relay"}: our per-connection
 #             structs (in tables allocated at start) and heap buffers
+#   ng.slots  resident pages of ngtcp2's page slots (quic.c: its blocks
+#             over a page each get page-aligned slots outside the heap)
 #   heap      wtrelay_heap_bytes (mallinfo2: every malloc of the process)
-#   rest      heap - ngtcp2 - nghttp3 - our heap buffers: GnuTLS (which
+#   rest      heap - ngtcp2's heap part - nghttp3 - our buffers: GnuTLS (which
 #             has no allocator hooks since 3.3), ngtcp2's crypto glue and
 #             malloc's own overhead (16-byte count headers included)
-#   RSS       VmRSS
+#   RSS       VmRSS; other = RSS - heap - ng.slots (our tables' pages)
 # Not a test: prints one table. Run it alone (flock), after `make`:
 #
 #   flock /tmp/wtrelay-bench.lock perf/idle-mem.sh [N...]   (default 1000 10000)
@@ -30,13 +32,25 @@ freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.S
 scrape() { # file
   curl -fsS "http://127.0.0.1:$OPS/metrics" >"$1"
   awk '/^VmRSS/{print "rss_kib", $2}' "/proc/$RELAY/status" >>"$1"
+  # ngtcp2's page slots: one mapping of max-sessions * 16 slots of 16 KiB
+  python3 - "$RELAY" $((10500 * 16 * 16)) >>"$1" <<'PY'
+import re, sys
+kb = rss = 0
+for l in open("/proc/%s/smaps" % sys.argv[1]):
+    m = re.match(r"([0-9a-f]+)-([0-9a-f]+) ", l)
+    if m:
+        kb = (int(m.group(2), 16) - int(m.group(1), 16)) // 1024
+    elif l.startswith("Rss:") and kb == int(sys.argv[2]):
+        rss += int(l.split()[1])
+print("slots_rss_kib", rss)
+PY
 }
 metric() { # file, sample name with labels
   awk -v k="$2" '$1 == k {print $2}' "$1"
 }
 
 echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
-printf '%8s %9s %9s %9s %9s %9s %9s %9s %8s\n' sessions ngtcp2 nghttp3 relay rest heap RSS "RSS-heap" setup_s
+printf '%8s %9s %9s %9s %9s %9s %9s %9s %9s %8s\n' sessions ngtcp2 ng.slots nghttp3 relay rest heap RSS other setup_s
 for n in "${counts[@]}"; do
   PORT=$(freeport DGRAM)
   OPS=$(freeport STREAM)
@@ -87,13 +101,16 @@ ng = per('wtrelay_memory_bytes{owner="ngtcp2"}')
 nh = per('wtrelay_memory_bytes{owner="nghttp3"}')
 rl = per('wtrelay_memory_bytes{owner="relay"}')
 rb = per('wtrelay_memory_bytes{owner="relay_buffers"}')
+slots = per('wtrelay_memory_page_slot_bytes{owner="ngtcp2"}')
+slots_rss = per("slots_rss_kib") * 1024
 heap = per("wtrelay_heap_bytes")
 rss = per("rss_kib") * 1024
-rest = heap - ng - nh - rb
+rest = heap - (ng - slots) - nh - rb
 k = lambda x: "%8.1fK" % (x / 1024)
-print("%8d %s %s %s %s %s %s %s %8.1f" % (n, k(ng), k(nh), k(rl), k(rest), k(heap), k(rss), k(rss - heap),
-                                          float(sys.argv[4])))
+print("%8d %s %s %s %s %s %s %s %s %8.1f" % (n, k(ng), k(slots_rss), k(nh), k(rl + rb), k(rest), k(heap), k(rss),
+                                             k(rss - heap - slots_rss), float(sys.argv[4])))
 PY
 done
-echo "(KiB per session; relay = our structs + heap buffers; rest = GnuTLS, ngtcp2's crypto glue, malloc overhead;"
-echo " RSS-heap = pages of our preallocated tables touched + allocator slack)"
+echo "(KiB per session; ngtcp2 = bytes it asked for; ng.slots = resident pages of ngtcp2's page slots (blocks over a"
+echo " page, outside the heap); relay = our structs + buffers; rest = GnuTLS, ngtcp2's crypto glue, malloc overhead;"
+echo " heap = malloc'd bytes (not the slots); other = RSS - heap - ng.slots: our tables' touched pages, allocator slack)"

@@ -46,6 +46,7 @@ struct metrics_gauges {
    * (their allocator hooks), our per-connection structs (in tables
    * allocated at start) and the buffers we allocate as needed */
   uint64_t mem_ngtcp2, mem_nghttp3, mem_relay, mem_relay_buffers;
+  uint64_t mem_ngtcp2_slots; /* of mem_ngtcp2: in page slots (memcount.h) */
 };
 extern const struct counter_table metrics_gauge_table;
 

@@ -134,6 +134,10 @@ static const struct counter_def gauge_defs[] = {
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL,
                   "owner=\"relay_buffers\"", "worker gauges", "mem_relay_buffers",
                   mem_relay_buffers),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_page_slot_bytes",
+                  "of wtrelay_memory_bytes, the bytes in page slots of their own (outside the "
+                  "heap; resident only where written)",
+                  "owner=\"ngtcp2\"", "worker gauges", "mem_ngtcp2_slots", mem_ngtcp2_slots),
 };
 #undef G
 
@@ -170,6 +174,7 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
   g->mac_entries = r->sw.nmacs;
   g->mem_ngtcp2 = s->quic->ngtcp2_bytes.bytes;
   g->mem_nghttp3 = s->h3->nghttp3_bytes.bytes;
+  g->mem_ngtcp2_slots = s->quic->ngtcp2_bytes.slot_bytes;
   g->mem_relay = quic_endpoint_active(s->quic) * (sizeof(struct quic_conn) + h3_conn_size()) +
                  r->npeers * sizeof(struct relay_peer);
   g->mem_relay_buffers = h3_buffer_bytes(s->h3);

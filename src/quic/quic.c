@@ -32,6 +32,8 @@
 
 static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
+#define QUIC_MEM_SLOTS_PER_CONN 16
+
 void quic_params_default(struct quic_params *p)
 {
   p->shared = NULL;
@@ -405,6 +407,12 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
     rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
   ep->ngtcp2_mem = (ngtcp2_mem)MEMCOUNT_HOOKS(&ep->ngtcp2_bytes);
+  /* ngtcp2's pools in page slots: an idle connection writes one or two
+   * pages of each (about 10 pools of 4-12 KiB); 16 a connection bounds
+   * them, the rest (busy connections' extra pools) goes to malloc */
+  if (memcount_slots_init(&ep->ngtcp2_bytes, p->max_conns * QUIC_MEM_SLOTS_PER_CONN) < 0)
+    log_warn("ngtcp2 page slots not reserved: malloc only", "slots=%u",
+             p->max_conns * QUIC_MEM_SLOTS_PER_CONN);
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
   uint32_t ncids = p->max_conns * 8;
@@ -455,6 +463,7 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   free(ep->cids);
   free(ep->dpool);
   quic_iptab_fini(&ep->own_ips);
+  memcount_slots_fini(&ep->ngtcp2_bytes); /* every connection is deleted */
   memset(ep, 0, sizeof(*ep));
 }
 
