@@ -606,6 +606,8 @@ static void conn_release_tls(struct quic_conn *c)
   tls_session_free(c->tls);
   c->tls = NULL;
   c->ep->ctr.tls_released++;
+  /* the handshake's temporaries are free now too: counts toward a trim */
+  c->ep->deleted_since_trim++;
 }
 
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
@@ -1246,8 +1248,9 @@ static int conn_write(struct quic_conn *c, uint64_t now)
 
 void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now)
 {
-  /* Give memory back after many connections went away (a handshake flood
-   * ends, a crowd leaves): glibc keeps freed heap otherwise. */
+  /* Give memory back after many connections went away or finished their
+   * handshakes (a handshake flood ends, a crowd arrives or leaves): glibc
+   * keeps freed heap otherwise. */
   if (ep->deleted_since_trim >= 64 && now - ep->last_trim_ns >= NGTCP2_SECONDS) {
     malloc_trim(0);
     ep->deleted_since_trim = 0;
