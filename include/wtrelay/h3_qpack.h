@@ -59,9 +59,11 @@ struct h3_request {
 };
 
 /* mem (borrowed, outlives q) is the allocator of q's nghttp3 state; NULL:
- * nghttp3's default. Returns 0 or -ENOMEM. */
+ * nghttp3's default. The state is made on first use. Returns 0. */
 int h3_qpack_init(struct h3_qpack *q, const struct nghttp3_mem *mem);
-/* Frees what init allocated; q may be zeroed or already finished. */
+/* Frees q's state; q may be zeroed or already finished. An initialized q
+ * stays usable: its state is made again on use (with a table capacity of
+ * 0 nothing is lost). */
 void h3_qpack_fini(struct h3_qpack *q);
 
 /* Bytes from the peer's QPACK encoder stream (after its stream type byte).

@@ -366,7 +366,9 @@ static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
   }
   if (status != 200)
     h3->ctr.requests_rejected++;
-  return send_status(hc, rq->sid, status, status != 200);
+  rc = send_status(hc, rq->sid, status, status != 200);
+  h3_qpack_fini(&hc->qpack); /* answered: idle until another header block */
+  return rc;
 }
 
 static int client_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)

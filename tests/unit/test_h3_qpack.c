@@ -10,6 +10,7 @@
 #include <nghttp3/nghttp3.h>
 
 #include "wtrelay/h3_qpack.h"
+#include "wtrelay/memcount.h"
 
 /* Encodes arbitrary name/value pairs (static table only) with nghttp3
  * directly, to build inputs our own encoders would never produce. */
@@ -103,6 +104,32 @@ Test(h3_qpack, chromium_connect_request)
     int want = n >= 53 && boundary ? 0 : boundary ? -EINVAL : -EPROTO;
     cr_assert_eq(rv, want, "prefix %zu: %d", n, rv);
   }
+}
+
+/* The state is made on use and given back by fini; q works again after. */
+Test(h3_qpack, state_made_on_use_and_released)
+{
+  struct memcount mc = {0};
+  nghttp3_mem mem = MEMCOUNT_HOOKS(&mc);
+  struct h3_qpack q;
+  struct h3_request req;
+  uint8_t b[2048];
+  cr_assert_eq(h3_qpack_init(&q, &mem), 0);
+  cr_assert_eq(mc.blocks, 0, "nothing before the first header block");
+  for (int round = 0; round < 2; round++) {
+    int n = h3_qpack_encode_connect_request(&q, b, sizeof(b), "a:1", "/r", NULL);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(h3_qpack_decode_request(&q, b, (size_t)n, &req), 0);
+    cr_assert_str_eq(req.path, "/r");
+    cr_assert_gt(mc.bytes, 0);
+    h3_qpack_fini(&q);
+    cr_assert_eq(mc.bytes, 0, "round %d: all given back", round);
+    cr_assert_eq(mc.blocks, 0);
+  }
+  const uint8_t set_capacity_0 = 0x20;
+  cr_assert_eq(h3_qpack_read_encoder_stream(&q, &set_capacity_0, 1), 0);
+  h3_qpack_fini(&q);
+  cr_assert_eq(mc.blocks, 0);
 }
 
 Test(h3_qpack, connect_request_roundtrip)
