@@ -121,6 +121,7 @@ static void conn_free(struct h3_conn *hc)
   timer_disarm(hc->h3->timers, &hc->close_timer);
   h3_qpack_fini(&hc->qpack);
   h3_frame_reader_release(&hc->ctrl_rd);
+  capsule_reader_release(&hc->cap);
   for (int i = 0; i < H3_REQ_SLOTS; i++)
     req_release(&hc->req[i]);
   hc->used = false;
@@ -355,7 +356,8 @@ static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
     snprintf(s->origin, sizeof(s->origin), "%s", req.has_origin ? req.origin : "");
     hc->has_session = true;
     hc->session_ended = false;
-    capsule_reader_init(&hc->cap, on_capsule, hc);
+    capsule_reader_release(&hc->cap);
+    capsule_reader_init_counted(&hc->cap, on_capsule, hc, &hc->h3->buf_bytes);
     status = h3->ops->on_session_request ? h3->ops->on_session_request(h3->app, s) : 404;
     if (status == 200) {
       s->open = true;
@@ -528,7 +530,8 @@ static int client_start(struct h3_conn *hc)
   split_path(s, path);
   hc->has_session = true;
   hc->session_ended = false;
-  capsule_reader_init(&hc->cap, on_capsule, hc);
+  capsule_reader_release(&hc->cap);
+  capsule_reader_init_counted(&hc->cap, on_capsule, hc, &hc->h3->buf_bytes);
   return send_headers(hc, sid, section, (size_t)n, false);
 }
 
