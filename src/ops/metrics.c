@@ -233,7 +233,7 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   gauge(&w, "wtrelay_certificate_expiry_timestamp_seconds",
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
   gauge(&w, "wtrelay_certificates_live",
-        "certificates in memory: the one in use and retired ones live connections still use",
+        "certificates in memory: the one in use and retired ones handshakes in progress still use",
         m->certs_live);
   gauge(&w, "wtrelay_start_time_seconds", "start of the process, unix time", m->start_time);
   /* every arena: the libraries' allocations, GnuTLS's among them (it has
