@@ -57,6 +57,7 @@ for n in "${counts[@]}"; do
   $B/wtrelay --bind 127.0.0.1 --port "$PORT" --http-listen "127.0.0.1:$OPS" --workers 1 \
     --log-level warn --max-sessions 10500 --max-sessions-per-ip 10500 \
     --max-client-sessions-per-room 10500 --max-client-addrs-per-room 65536 --flood-rate 0 \
+    --room-rate 1000 --room-burst 64 --max-rooms-per-client 256 \
     >"$TMP/out" 2>"$TMP/err" &
   RELAY=$!
   for _ in $(seq 100); do grep -q '^Listening' "$TMP/out" && break; sleep 0.1; done
