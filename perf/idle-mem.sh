@@ -26,7 +26,12 @@ counts=("$@")
 TMP=$(mktemp -d)
 RELAY=""
 BENCH=""
-trap '[ -n "$BENCH" ] && kill $BENCH 2>/dev/null; [ -n "$RELAY" ] && kill $RELAY 2>/dev/null; rm -rf "$TMP"' EXIT
+cleanup() {
+  if [ -n "$BENCH" ]; then kill "$BENCH" 2>/dev/null || true; fi
+  if [ -n "$RELAY" ]; then kill "$RELAY" 2>/dev/null || true; fi
+  rm -rf "$TMP"
+}
+trap cleanup EXIT
 freeport() { python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_'"$1"'); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 scrape() { # file
