@@ -14,7 +14,9 @@
  *   echo       2k sends to 2k+1, which sends each frame back; latency is
  *              the round trip;
  *   idle       no traffic: sessions stay registered for --duration and the
- *              relay's RSS per session is reported (with --relay-pid).
+ *              relay's RSS per session is reported (with --relay-pid);
+ *              --heartbeat S sends a Heartbeat every S seconds on each
+ *              (as the page does, every 15 s).
  * A room holds at most 245 registered sessions (its address pool): with more
  * sessions they are spread over rooms PATH-0, PATH-1, ... (--rooms K sets
  * the count; pairs always share a room).
@@ -541,7 +543,7 @@ int main(int argc, char **argv)
   const char *url2 = NULL, *hash2 = NULL;
   struct probe relay2 = {0}, broker = {0};
   uint32_t sessions = 2, rooms = 0;
-  double rate = 0, duration = 5;
+  double rate = 0, duration = 5, heartbeat = 0;
   long size = 1000;
   int relay_pid = 0;
   uint32_t workers = 0;
@@ -572,6 +574,8 @@ int main(int argc, char **argv)
       rate = atof(v);
     else if (!strcmp(a, "--duration"))
       duration = atof(v);
+    else if (!strcmp(a, "--heartbeat"))
+      heartbeat = atof(v);
     else if (!strcmp(a, "--relay-pid"))
       relay_pid = atoi(v);
     else if (!strcmp(a, "--rooms"))
@@ -724,7 +728,10 @@ int main(int argc, char **argv)
       return 1;
     }
     for (uint32_t i = lo; i < hi; i++)
-      wtc_register(b.s[i], b.mac[i]);
+      if (heartbeat > 0) /* registers, then a Heartbeat every --heartbeat s */
+        wtc_keep(b.s[i], b.mac[i], (uint64_t)(heartbeat * 1e9));
+      else
+        wtc_register(b.s[i], b.mac[i]);
     w.st = WTC_REGISTERED;
     if (run_all(&b, 30000000000ull, all_in, &w) < 0) {
       fprintf(stderr, "wtbench: sessions %u..%u did not register\n", lo, hi - 1);

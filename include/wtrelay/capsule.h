@@ -29,6 +29,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/memcount.h"
+
 #define CAPSULE_DATAGRAM 0x00
 #define CAPSULE_CLOSE_WEBTRANSPORT_SESSION 0x2843
 #define CAPSULE_DRAIN_WEBTRANSPORT_SESSION 0x78ae
@@ -75,11 +77,19 @@ struct capsule_reader {
   uint64_t capsules;   /* counters */
   uint64_t skipped;
   uint64_t datagrams_dropped;
-  uint8_t buf[CAPSULE_BUF_MAX];
+  /* a capsule value split across slices, gathered (a whole one is read
+   * in place): owned, allocated for it and freed once reported */
+  uint8_t *buf;
+  struct memcount *mc; /* where buf is counted; NULL: plain malloc */
 };
 
-/* Prepares r for a new CONNECT stream. No fini: r owns nothing. */
+/* Prepares r for a new CONNECT stream (release what an earlier use may
+ * hold first). mc (borrowed, may be NULL) counts r's buffer. */
 void capsule_reader_init(struct capsule_reader *r, capsule_cb cb, void *user);
+void capsule_reader_init_counted(struct capsule_reader *r, capsule_cb cb, void *user,
+                                 struct memcount *mc);
+/* Frees the buffer of a capsule cut short; harmless twice. */
+void capsule_reader_release(struct capsule_reader *r);
 
 /* Consumes all of data (a DATA payload slice; any slicing gives the same
  * events). Returns 0, the callback's negative value, or -EINVAL for a

@@ -15,6 +15,7 @@
 #ifndef WTRELAY_H3_H
 #define WTRELAY_H3_H
 
+#include <nghttp3/nghttp3.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -23,6 +24,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/h3_frame.h"
 #include "wtrelay/h3_qpack.h"
+#include "wtrelay/memcount.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/timer.h"
 
@@ -93,6 +95,12 @@ struct h3_endpoint {
   struct h3_client_target target;
   struct log_ratelimit rl;
   struct h3_counters ctr;
+  /* the connections' QPACK state is allocated through nghttp3_mem, which
+   * counts it in nghttp3_bytes (this worker's only) */
+  struct memcount nghttp3_bytes;
+  nghttp3_mem nghttp3_mem;
+  /* frame readers' buffers, held only while a split frame is gathered */
+  struct memcount buf_bytes;
 };
 
 /* The quic_app_ops the quic endpoint must be created with (ctx = h3). */
@@ -103,6 +111,11 @@ int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
 /* Binds the quic endpoint once it exists (quic and h3 point at each other). */
 void h3_endpoint_bind(struct h3_endpoint *h3, struct quic_endpoint *quic);
 void h3_endpoint_fini(struct h3_endpoint *h3);
+/* sizeof the per-connection state (one per quic connection slot), for the
+ * memory gauges. */
+size_t h3_conn_size(void);
+/* Bytes the connections' frame readers hold now (split frames). */
+uint64_t h3_buffer_bytes(const struct h3_endpoint *h3);
 /* Server shutdown: GOAWAY and a CLOSE_WEBTRANSPORT_SESSION on every
  * session. The caller closes the QUIC connections a moment later. */
 void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *reason);

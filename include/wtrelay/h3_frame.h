@@ -26,6 +26,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/memcount.h"
+
 /* Frame types (RFC 9114 section 7.2; 0x41 from WebTransport draft-02). */
 #define H3_FRAME_DATA 0x00
 #define H3_FRAME_HEADERS 0x01
@@ -158,8 +160,10 @@ typedef int (*h3_frame_cb)(void *user, const struct h3_frame_event *ev);
 struct h3_frame_reader {
   h3_frame_cb cb;
   void *user;
-  uint8_t *buf; /* borrowed from the caller, cap bytes: bound for buffered frames */
+  uint8_t *buf; /* borrowed from the caller, cap bytes: bound for buffered frames;
+                   heap mode (mc set): owned, only while a split frame is gathered */
   size_t cap;
+  struct memcount *mc; /* heap mode: where the gathering buffer is counted */
   uint64_t type, length, done; /* frame being read; done = payload bytes seen */
   uint8_t hdr[H3_FRAME_HEADER_MAX];
   uint8_t hdr_len;
@@ -176,6 +180,16 @@ struct h3_frame_reader {
  * borrowed for r's lifetime. No fini: r owns nothing. */
 void h3_frame_reader_init(struct h3_frame_reader *r, uint8_t *buf, size_t cap, h3_frame_cb cb,
                           void *user);
+/* The same with no buffer held: a frame to buffer that arrives whole in
+ * one slice is given to cb from the slice; one split across slices is
+ * gathered in a buffer of its length (at most cap) allocated through mc
+ * (borrowed) and freed once cb has seen it. An idle stream holds nothing.
+ * -ENOMEM (H3_EXCESSIVE_LOAD) when that allocation fails. */
+void h3_frame_reader_init_heap(struct h3_frame_reader *r, size_t cap, struct memcount *mc,
+                               h3_frame_cb cb, void *user);
+/* Frees a heap-mode reader's buffer (a frame was cut short); no-op
+ * otherwise, and harmless twice. */
+void h3_frame_reader_release(struct h3_frame_reader *r);
 
 /* Consumes all of data (any slicing of the stream gives the same events)
  * and calls cb for each event. Returns 0, the callback's negative value, or

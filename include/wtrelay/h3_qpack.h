@@ -36,10 +36,12 @@
 
 struct nghttp3_qpack_encoder;
 struct nghttp3_qpack_decoder;
+struct nghttp3_mem;
 
 struct h3_qpack {
   struct nghttp3_qpack_encoder *enc; /* owned */
   struct nghttp3_qpack_decoder *dec; /* owned */
+  const struct nghttp3_mem *mem;     /* borrowed: what enc and dec allocate with */
 };
 
 /* A decoded request. Strings are NUL-terminated and valid only when the
@@ -56,9 +58,12 @@ struct h3_request {
   bool wt_draft02; /* sec-webtransport-http3-draft02 present (Chromium) */
 };
 
-/* Returns 0 or -ENOMEM. */
-int h3_qpack_init(struct h3_qpack *q);
-/* Frees what init allocated; q may be zeroed or already finished. */
+/* mem (borrowed, outlives q) is the allocator of q's nghttp3 state; NULL:
+ * nghttp3's default. The state is made on first use. Returns 0. */
+int h3_qpack_init(struct h3_qpack *q, const struct nghttp3_mem *mem);
+/* Frees q's state; q may be zeroed or already finished. An initialized q
+ * stays usable: its state is made again on use (with a table capacity of
+ * 0 nothing is lost). */
 void h3_qpack_fini(struct h3_qpack *q);
 
 /* Bytes from the peer's QPACK encoder stream (after its stream type byte).

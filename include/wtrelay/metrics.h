@@ -43,6 +43,11 @@ struct metrics_gauges {
   uint64_t mac_entries;        /* the switch's learned MACs */
   uint64_t chunk_reassemblies; /* chunked frames being reassembled */
   uint64_t nat_udp_flows, nat_icmp_flows, nat_tcp_conns, nat_share_clients, dns_inflight;
+  /* memory of the connections by owner: what ngtcp2 and nghttp3 hold
+   * (their allocator hooks), our per-connection structs (in tables
+   * allocated at start) and the buffers we allocate as needed */
+  uint64_t mem_ngtcp2, mem_nghttp3, mem_relay, mem_relay_buffers;
+  uint64_t mem_ngtcp2_slots; /* of mem_ngtcp2: in page slots (memcount.h) */
 };
 extern const struct counter_table metrics_gauge_table;
 

@@ -48,6 +48,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/hist.h"
 #include "wtrelay/io.h"
+#include "wtrelay/memcount.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
@@ -160,6 +161,7 @@ struct quic_counters {
   uint64_t conns_refused_unvalidated;                   /* the unvalidated cap was full */
   uint64_t bytes_in_unvalidated, bytes_out_unvalidated; /* before the address was validated */
   uint64_t malloc_trims;
+  uint64_t tls_released; /* server TLS sessions freed after the handshake */
 };
 
 /* Connections counted per source address (validated addresses only): a
@@ -294,6 +296,10 @@ struct quic_endpoint {
   struct log_ratelimit rl;
   struct quic_counters ctr;
   struct hist handshake_hist; /* accepted to handshake completed (server) */
+  /* ngtcp2 allocates every connection's state through ngtcp2_mem, which
+   * counts it in ngtcp2_bytes (this worker's only) */
+  struct memcount ngtcp2_bytes;
+  ngtcp2_mem ngtcp2_mem;
 };
 
 void quic_params_default(struct quic_params *p);
@@ -362,6 +368,10 @@ void quic_conn_set_anchor(struct quic_conn *c, int64_t sid, const uint8_t *unit,
 size_t quic_conn_max_datagram(struct quic_conn *c);
 /* Closes the connection with an application error (CONNECTION_CLOSE). */
 void quic_conn_close(struct quic_conn *c, uint64_t app_err);
+/* Starts a QUIC key update (RFC 9001 section 6): the next packets go with
+ * the next key phase. 0, -EAGAIN while the previous one is unconfirmed,
+ * -ENOTCONN when the connection is closing. */
+int quic_conn_key_update(struct quic_conn *c);
 void quic_conn_remote_str(const struct quic_conn *c, char *buf, size_t cap);
 /* io_sockaddr_client_key of the connection's current peer address. */
 uint64_t quic_conn_client_key(const struct quic_conn *c);

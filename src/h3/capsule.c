@@ -9,6 +9,7 @@
 #include "wtrelay/capsule.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "wtrelay/cursor.h"
@@ -22,16 +23,37 @@ enum {
   CS_FAILED,
 };
 
+void capsule_reader_release(struct capsule_reader *r)
+{
+  if (!r->buf)
+    return;
+  if (r->mc)
+    memcount_free(r->buf, r->mc);
+  else
+    free(r->buf);
+  r->buf = NULL;
+}
+
 static int reader_fail(struct capsule_reader *r, int err, uint64_t code)
 {
+  capsule_reader_release(r); /* a failed reader reads nothing more */
   r->state = CS_FAILED;
   r->err = err;
   r->error_code = code;
   return err;
 }
 
+void capsule_reader_init_counted(struct capsule_reader *r, capsule_cb cb, void *user,
+                                 struct memcount *mc)
+{
+  capsule_reader_init(r, cb, user);
+  r->mc = mc;
+}
+
 void capsule_reader_init(struct capsule_reader *r, capsule_cb cb, void *user)
 {
+  r->buf = NULL;
+  r->mc = NULL;
   r->cb = cb;
   r->user = user;
   r->type = r->length = r->done = 0;
@@ -55,17 +77,17 @@ int capsule_close_parse(const uint8_t *value, size_t len, uint32_t *code, const 
   return 0;
 }
 
-/* The whole value of the current capsule is in r->buf: report it. */
-static int reader_report(struct capsule_reader *r)
+/* The whole value of the current capsule is at value: report it. */
+static int reader_report(struct capsule_reader *r, const uint8_t *value)
 {
-  struct capsule_event ev = {.data = r->buf, .len = (size_t)r->length};
+  struct capsule_event ev = {.data = value, .len = (size_t)r->length};
   int rv;
 
   r->state = CS_HDR;
   switch (r->type) {
   case CAPSULE_CLOSE_WEBTRANSPORT_SESSION:
     ev.kind = CAPSULE_EV_CLOSE;
-    if (capsule_close_parse(r->buf, (size_t)r->length, &ev.code, &ev.data, &ev.len) < 0)
+    if (capsule_close_parse(value, (size_t)r->length, &ev.code, &ev.data, &ev.len) < 0)
       return reader_fail(r, -EINVAL, H3_MESSAGE_ERROR);
     break;
   case CAPSULE_DATAGRAM:
@@ -93,14 +115,14 @@ static int reader_begin(struct capsule_reader *r, uint64_t type, uint64_t length
       return reader_fail(r, -EINVAL, H3_MESSAGE_ERROR);
     break;
   case CAPSULE_DRAIN_WEBTRANSPORT_SESSION: {
-    struct capsule_event ev = {.kind = CAPSULE_EV_DRAIN, .data = r->buf};
+    struct capsule_event ev = {.kind = CAPSULE_EV_DRAIN, .data = (const uint8_t *)""};
     int rv;
     r->state = length ? CS_SKIP : CS_HDR;
     rv = r->cb(r->user, &ev);
     return rv < 0 ? reader_fail(r, rv, 0) : 0;
   }
   case CAPSULE_DATAGRAM:
-    if (length > sizeof(r->buf)) {
+    if (length > CAPSULE_BUF_MAX) {
       r->datagrams_dropped++;
       r->state = CS_SKIP;
       return 0;
@@ -112,7 +134,7 @@ static int reader_begin(struct capsule_reader *r, uint64_t type, uint64_t length
     return 0;
   }
   r->state = CS_BUF;
-  return length ? 0 : reader_report(r);
+  return length ? 0 : reader_report(r, (const uint8_t *)"");
 }
 
 static int reader_header(struct capsule_reader *r, struct cursor *c)
@@ -156,7 +178,21 @@ int capsule_reader_feed(struct capsule_reader *r, const uint8_t *data, size_t le
     }
     want = r->length - r->done;
     n = want < cursor_left(&c) ? (size_t)want : cursor_left(&c);
+    if (r->state == CS_BUF && r->done == 0 && n == r->length) {
+      cursor_bytes(&c, n, &p); /* whole in this slice: no copy */
+      r->done = n;
+      rv = reader_report(r, p);
+      continue;
+    }
     if (r->state == CS_BUF) {
+      if (!r->buf) {
+        size_t sz = (size_t)r->length; /* at most CAPSULE_BUF_MAX + 4 (reader_begin) */
+        r->buf = r->mc ? memcount_malloc(sz, r->mc) : malloc(sz);
+        if (!r->buf) {
+          rv = reader_fail(r, -ENOMEM, H3_EXCESSIVE_LOAD);
+          continue;
+        }
+      }
       cursor_bytes(&c, n, &p);
       memcpy(r->buf + r->done, p, n);
     } else {
@@ -165,10 +201,12 @@ int capsule_reader_feed(struct capsule_reader *r, const uint8_t *data, size_t le
     r->done += n;
     if (r->done < r->length)
       continue;
-    if (r->state == CS_BUF)
-      rv = reader_report(r);
-    else
+    if (r->state == CS_BUF) {
+      rv = reader_report(r, r->buf);
+      capsule_reader_release(r);
+    } else {
       r->state = CS_HDR;
+    }
   }
   return rv;
 }

@@ -45,8 +45,7 @@ struct h3_req {
   bool headers_seen;
   int64_t sid;
   struct h3_conn *hc;
-  struct h3_frame_reader rd;
-  uint8_t buf[H3_FRAME_BUF];
+  struct h3_frame_reader rd; /* heap mode: holds a buffer only inside a split frame */
 };
 
 struct h3_conn {
@@ -60,8 +59,7 @@ struct h3_conn {
   int64_t ctrl_sid;
   int64_t peer_ctrl_sid;
   struct h3_peer_settings peer;
-  struct h3_frame_reader ctrl_rd;
-  uint8_t ctrl_buf[H3_FRAME_BUF];
+  struct h3_frame_reader ctrl_rd; /* heap mode, as the requests' */
   struct h3_uni uni[H3_UNI_SLOTS];
   struct h3_req req[H3_REQ_SLOTS];
   struct h3_qpack qpack;
@@ -85,6 +83,7 @@ int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
   h3->app = app;
   h3->timers = timers;
   h3->nconns = max_conns;
+  h3->nghttp3_mem = (nghttp3_mem)MEMCOUNT_HOOKS(&h3->nghttp3_bytes);
   h3->conns = calloc(max_conns, sizeof(*h3->conns));
   if (!h3->conns)
     return -ENOMEM;
@@ -92,9 +91,27 @@ int h3_endpoint_init(struct h3_endpoint *h3, bool is_server, uint32_t max_conns,
   return 0;
 }
 
+size_t h3_conn_size(void)
+{
+  return sizeof(struct h3_conn);
+}
+
+uint64_t h3_buffer_bytes(const struct h3_endpoint *h3)
+{
+  return h3->buf_bytes.bytes;
+}
+
 void h3_endpoint_bind(struct h3_endpoint *h3, struct quic_endpoint *quic)
 {
   h3->quic = quic;
+}
+
+/* A request stream is gone: its slot and any frame half gathered. */
+static void req_release(struct h3_req *rq)
+{
+  if (rq->used)
+    h3_frame_reader_release(&rq->rd);
+  rq->used = false;
 }
 
 static void conn_free(struct h3_conn *hc)
@@ -103,6 +120,10 @@ static void conn_free(struct h3_conn *hc)
     return;
   timer_disarm(hc->h3->timers, &hc->close_timer);
   h3_qpack_fini(&hc->qpack);
+  h3_frame_reader_release(&hc->ctrl_rd);
+  capsule_reader_release(&hc->cap);
+  for (int i = 0; i < H3_REQ_SLOTS; i++)
+    req_release(&hc->req[i]);
   hc->used = false;
   if (hc->qc)
     hc->qc->app_data = NULL;
@@ -335,7 +356,8 @@ static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
     snprintf(s->origin, sizeof(s->origin), "%s", req.has_origin ? req.origin : "");
     hc->has_session = true;
     hc->session_ended = false;
-    capsule_reader_init(&hc->cap, on_capsule, hc);
+    capsule_reader_release(&hc->cap);
+    capsule_reader_init_counted(&hc->cap, on_capsule, hc, &hc->h3->buf_bytes);
     status = h3->ops->on_session_request ? h3->ops->on_session_request(h3->app, s) : 404;
     if (status == 200) {
       s->open = true;
@@ -346,7 +368,9 @@ static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
   }
   if (status != 200)
     h3->ctr.requests_rejected++;
-  return send_status(hc, rq->sid, status, status != 200);
+  rc = send_status(hc, rq->sid, status, status != 200);
+  h3_qpack_fini(&hc->qpack); /* answered: idle until another header block */
+  return rc;
 }
 
 static int client_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
@@ -416,7 +440,8 @@ static struct h3_req *req_find(struct h3_conn *hc, int64_t sid, bool create)
   free_rq->headers_seen = false;
   free_rq->sid = sid;
   free_rq->hc = hc;
-  h3_frame_reader_init(&free_rq->rd, free_rq->buf, sizeof(free_rq->buf), on_req_frame, free_rq);
+  h3_frame_reader_init_heap(&free_rq->rd, H3_FRAME_BUF, &hc->h3->buf_bytes, on_req_frame,
+                            free_rq);
   return free_rq;
 }
 
@@ -472,9 +497,9 @@ static struct h3_conn *conn_get(struct h3_endpoint *h3, struct quic_conn *qc)
   hc->session_ended = false;
   hc->h3 = h3;
   hc->qc = qc;
-  if (h3_qpack_init(&hc->qpack) < 0)
+  if (h3_qpack_init(&hc->qpack, &h3->nghttp3_mem) < 0)
     return NULL;
-  h3_frame_reader_init(&hc->ctrl_rd, hc->ctrl_buf, sizeof(hc->ctrl_buf), on_ctrl_frame, hc);
+  h3_frame_reader_init_heap(&hc->ctrl_rd, H3_FRAME_BUF, &h3->buf_bytes, on_ctrl_frame, hc);
   timer_init(&hc->close_timer, close_timer_fn);
   hc->used = true;
   qc->app_data = hc;
@@ -505,7 +530,8 @@ static int client_start(struct h3_conn *hc)
   split_path(s, path);
   hc->has_session = true;
   hc->session_ended = false;
-  capsule_reader_init(&hc->cap, on_capsule, hc);
+  capsule_reader_release(&hc->cap);
+  capsule_reader_init_counted(&hc->cap, on_capsule, hc, &hc->h3->buf_bytes);
   return send_headers(hc, sid, section, (size_t)n, false);
 }
 
@@ -619,13 +645,13 @@ static int bidi_data(struct h3_conn *hc, int64_t sid, const uint8_t *data, size_
   if (len && h3_frame_reader_feed(&rq->rd, data, len) < 0) {
     if (rq->rd.error_code && hc->qc->state == QUIC_CONN_ACTIVE && !hc->qc->close_pending)
       return conn_error(hc, rq->rd.error_code, "request stream");
-    rq->used = false;
+    req_release(rq);
     return 0;
   }
   if (fin) {
     if (hc->has_session && hc->sess.sid == sid)
       session_end_by_peer(hc, 0, "");
-    rq->used = false;
+    req_release(rq);
   }
   return 0;
 }
@@ -654,7 +680,7 @@ static void q_on_stream_close(void *app, struct quic_conn *qc, int64_t sid, uint
     session_end_by_peer(hc, 0, "CONNECT stream reset");
   for (int i = 0; i < H3_REQ_SLOTS; i++)
     if (hc->req[i].used && hc->req[i].sid == sid)
-      hc->req[i].used = false;
+      req_release(&hc->req[i]);
   for (int i = 0; i < H3_UNI_SLOTS; i++)
     if (hc->uni[i].kind != UNI_FREE && hc->uni[i].sid == sid)
       hc->uni[i].kind = UNI_FREE;

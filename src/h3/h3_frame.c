@@ -113,8 +113,17 @@ static bool is_id_frame(uint64_t type)
   return type == H3_FRAME_CANCEL_PUSH || type == H3_FRAME_GOAWAY || type == H3_FRAME_MAX_PUSH_ID;
 }
 
+void h3_frame_reader_release(struct h3_frame_reader *r)
+{
+  if (r->mc && r->buf) {
+    memcount_free(r->buf, r->mc);
+    r->buf = NULL;
+  }
+}
+
 static int reader_fail(struct h3_frame_reader *r, int err, uint64_t code)
 {
+  h3_frame_reader_release(r); /* a failed reader reads nothing more */
   r->state = RS_FAILED;
   r->err = err;
   r->error_code = code;
@@ -139,6 +148,14 @@ void h3_frame_reader_init(struct h3_frame_reader *r, uint8_t *buf, size_t cap, h
   r->buf = buf;
   r->cap = buf ? cap : 0;
   r->state = RS_HDR;
+}
+
+void h3_frame_reader_init_heap(struct h3_frame_reader *r, size_t cap, struct memcount *mc,
+                               h3_frame_cb cb, void *user)
+{
+  h3_frame_reader_init(r, NULL, 0, cb, user);
+  r->cap = cap;
+  r->mc = mc;
 }
 
 /* A header is complete: choose how the payload is read. Zero-length frames
@@ -236,6 +253,21 @@ int h3_frame_reader_feed(struct h3_frame_reader *r, const uint8_t *data, size_t 
     case RS_BUF:
       n = payload_take(r, &c);
       cursor_bytes(&c, n, &p);
+      if (r->done == 0 && n == r->length) {
+        /* whole in this slice: no copy */
+        r->state = RS_HDR;
+        ev = (struct h3_frame_event){.kind = H3_FRAME_EV_FRAME,
+                                     .type = r->type,
+                                     .length = r->length,
+                                     .data = p,
+                                     .len = n};
+        rv = reader_emit(r, &ev);
+        break;
+      }
+      if (r->mc && !r->buf && !(r->buf = memcount_malloc((size_t)r->length, r->mc))) {
+        rv = reader_fail(r, -ENOMEM, H3_EXCESSIVE_LOAD);
+        break;
+      }
       memcpy(r->buf + r->done, p, n);
       r->done += n;
       if (r->done < r->length)
@@ -247,6 +279,7 @@ int h3_frame_reader_feed(struct h3_frame_reader *r, const uint8_t *data, size_t 
                                    .data = r->buf,
                                    .len = (size_t)r->length};
       rv = reader_emit(r, &ev);
+      h3_frame_reader_release(r);
       break;
     case RS_DATA:
       n = payload_take(r, &c);

@@ -24,27 +24,36 @@
  * which cannot happen with a table capacity of 0. */
 #define QPACK_STREAM_ID 0
 
-int h3_qpack_init(struct h3_qpack *q)
+int h3_qpack_init(struct h3_qpack *q, const nghttp3_mem *mem)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
-  nghttp3_qpack_encoder *enc = NULL;
-  nghttp3_qpack_decoder *dec = NULL;
-
   q->enc = NULL;
   q->dec = NULL;
-  if (nghttp3_qpack_encoder_new(&enc, 0, mem) != 0)
-    goto fail;
-  if (nghttp3_qpack_decoder_new(&dec, 0, 0, mem) != 0)
-    goto fail;
-  q->enc = enc;
-  q->dec = dec;
+  q->mem = mem ? mem : nghttp3_mem_default();
   return 0;
+}
 
-fail:
-  log_error("qpack init failed", "err=%s", "nomem");
-  if (enc)
-    nghttp3_qpack_encoder_del(enc);
-  return -ENOMEM;
+/* The encoder and decoder are made on first use: with a table capacity of
+ * 0 they hold nothing between header blocks, so an idle connection (its
+ * CONNECT answered) holds none (h3_qpack_fini, then made again if a header
+ * block or an encoder instruction comes). */
+static int need_enc(struct h3_qpack *q)
+{
+  if (!q->enc && nghttp3_qpack_encoder_new(&q->enc, 0, q->mem) != 0) {
+    q->enc = NULL;
+    log_error("qpack init failed", "err=%s", "nomem");
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+static int need_dec(struct h3_qpack *q)
+{
+  if (!q->dec && nghttp3_qpack_decoder_new(&q->dec, 0, 0, q->mem) != 0) {
+    q->dec = NULL;
+    log_error("qpack init failed", "err=%s", "nomem");
+    return -ENOMEM;
+  }
+  return 0;
 }
 
 void h3_qpack_fini(struct h3_qpack *q)
@@ -68,6 +77,8 @@ int h3_qpack_read_encoder_stream(struct h3_qpack *q, const uint8_t *data, size_t
 
   if (len == 0)
     return 0;
+  if (need_dec(q) < 0)
+    return -ENOMEM;
   n = nghttp3_qpack_decoder_read_encoder(q->dec, data, len);
   return n < 0 ? map_decode_error(n) : 0;
 }
@@ -81,13 +92,15 @@ typedef int (*field_fn)(void *ctx, const uint8_t *name, size_t nlen, const uint8
  * error, -EPROTO (QPACK error) or -ENOMEM. */
 static int qpack_decode(struct h3_qpack *q, const uint8_t *fs, size_t len, field_fn fn, void *ctx)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
+  const nghttp3_mem *mem = q ? q->mem : nghttp3_mem_default();
   nghttp3_qpack_decoder *tmp = NULL, *dec;
   nghttp3_qpack_stream_context *sctx = NULL;
   struct cursor c;
   int rv;
 
   if (q) {
+    if (need_dec(q) < 0)
+      return -ENOMEM;
     dec = q->dec;
   } else {
     if (nghttp3_qpack_decoder_new(&tmp, 0, 0, mem) != 0)
@@ -363,13 +376,15 @@ static nghttp3_nv mknv(const char *name, const char *value)
 static int qpack_encode(struct h3_qpack *q, uint8_t *buf, size_t cap, const nghttp3_nv *nva,
                         size_t n)
 {
-  const nghttp3_mem *mem = nghttp3_mem_default();
+  const nghttp3_mem *mem = q ? q->mem : nghttp3_mem_default();
   nghttp3_qpack_encoder *tmp = NULL, *enc;
   nghttp3_buf pbuf, rbuf, ebuf;
   size_t plen, rlen;
   int rv;
 
   if (q) {
+    if (need_enc(q) < 0)
+      return -ENOMEM;
     enc = q->enc;
   } else {
     if (nghttp3_qpack_encoder_new(&tmp, 0, mem) != 0) {

@@ -14,6 +14,7 @@
 #include "wtrelay/metrics.h"
 
 #include <inttypes.h>
+#include <malloc.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
@@ -120,6 +121,23 @@ static const struct counter_def gauge_defs[] = {
       nat_share_clients),
     G("wtrelay_dns_queries_in_flight", "DNS queries waiting for an upstream", "dns_inflight",
       dns_inflight),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes",
+                  "bytes the connections hold, by owner: ngtcp2 and nghttp3 (counted by their "
+                  "allocator hooks), the relay (its per-connection structs), the relay's "
+                  "buffers allocated as needed; "
+                  "GnuTLS's share is in wtrelay_heap_bytes",
+                  "owner=\"ngtcp2\"", "worker gauges", "mem_ngtcp2", mem_ngtcp2),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"nghttp3\"",
+                  "worker gauges", "mem_nghttp3", mem_nghttp3),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"relay\"",
+                  "worker gauges", "mem_relay", mem_relay),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL,
+                  "owner=\"relay_buffers\"", "worker gauges", "mem_relay_buffers",
+                  mem_relay_buffers),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_page_slot_bytes",
+                  "of wtrelay_memory_bytes, the bytes in page slots of their own (outside the "
+                  "heap; resident only where written)",
+                  "owner=\"ngtcp2\"", "worker gauges", "mem_ngtcp2_slots", mem_ngtcp2_slots),
 };
 #undef G
 
@@ -154,6 +172,12 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
   g->sessions = r->npeers;
   g->quic_conns = quic_endpoint_active(s->quic);
   g->mac_entries = r->sw.nmacs;
+  g->mem_ngtcp2 = s->quic->ngtcp2_bytes.bytes;
+  g->mem_nghttp3 = s->h3->nghttp3_bytes.bytes;
+  g->mem_ngtcp2_slots = s->quic->ngtcp2_bytes.slot_bytes;
+  g->mem_relay = quic_endpoint_active(s->quic) * (sizeof(struct quic_conn) + h3_conn_size()) +
+                 r->npeers * sizeof(struct relay_peer);
+  g->mem_relay_buffers = h3_buffer_bytes(s->h3);
   for (uint32_t i = 0; i < r->chunks.used; i++)
     g->chunk_reassemblies += r->chunks.slots[i].owner != NULL;
   timer_heap_stats(s->timers, &mw->timers);
@@ -209,9 +233,14 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
   gauge(&w, "wtrelay_certificate_expiry_timestamp_seconds",
         "notAfter of the certificate in use, unix time", (uint64_t)m->cert->not_after);
   gauge(&w, "wtrelay_certificates_live",
-        "certificates in memory: the one in use and retired ones live connections still use",
+        "certificates in memory: the one in use and retired ones handshakes in progress still use",
         m->certs_live);
   gauge(&w, "wtrelay_start_time_seconds", "start of the process, unix time", m->start_time);
+  /* every arena: the libraries' allocations, GnuTLS's among them (it has
+   * no allocator hooks since 3.3), minus what the gauges above count */
+  struct mallinfo2 mi = mallinfo2();
+  gauge(&w, "wtrelay_heap_bytes", "bytes allocated with malloc in the whole process",
+        (uint64_t)mi.uordblks + (uint64_t)mi.hblkhd);
   if (m->dir)
     room_sessions(&w, m->dir);
   family(&w, "wtrelay_certificate_reloads_total", "counter", "certificate reload attempts");

@@ -32,6 +32,8 @@
 
 static const uint32_t quic_versions[] = {NGTCP2_PROTO_VER_V1};
 
+#define QUIC_MEM_SLOTS_PER_CONN 16
+
 void quic_params_default(struct quic_params *p)
 {
   p->shared = NULL;
@@ -404,6 +406,13 @@ int quic_endpoint_init(struct quic_endpoint *ep, struct worker *w, struct io_udp
   else
     rng_fill(ep->reset_secret, sizeof(ep->reset_secret));
 
+  ep->ngtcp2_mem = (ngtcp2_mem)MEMCOUNT_HOOKS(&ep->ngtcp2_bytes);
+  /* ngtcp2's pools in page slots: an idle connection writes one or two
+   * pages of each (about 10 pools of 4-12 KiB); 16 a connection bounds
+   * them, the rest (busy connections' extra pools) goes to malloc */
+  if (memcount_slots_init(&ep->ngtcp2_bytes, p->max_conns * QUIC_MEM_SLOTS_PER_CONN) < 0)
+    log_warn("ngtcp2 page slots not reserved: malloc only", "slots=%u",
+             p->max_conns * QUIC_MEM_SLOTS_PER_CONN);
   ep->conns = calloc(p->max_conns, sizeof(*ep->conns));
   ep->free_conns = calloc(p->max_conns, sizeof(*ep->free_conns));
   uint32_t ncids = p->max_conns * 8;
@@ -454,6 +463,7 @@ void quic_endpoint_fini(struct quic_endpoint *ep)
   free(ep->cids);
   free(ep->dpool);
   quic_iptab_fini(&ep->own_ips);
+  memcount_slots_fini(&ep->ngtcp2_bytes); /* every connection is deleted */
   memset(ep, 0, sizeof(*ep));
 }
 
@@ -567,6 +577,39 @@ static void send_new_token(struct quic_conn *c)
     ep->ctr.new_tokens_sent++;
 }
 
+/* CRYPTO data to GnuTLS, while the connection still has its TLS session.
+ * Once released (conn_release_tls) QUIC has no use for more: TLS KeyUpdate
+ * is forbidden (RFC 9001 section 6) and a server sends its tickets itself;
+ * whatever a client sends then is ignored. */
+static int cb_recv_crypto_data(ngtcp2_conn *conn, ngtcp2_crypto_level level, uint64_t offset,
+                               const uint8_t *data, size_t len, void *user_data)
+{
+  struct quic_conn *c = user_data;
+  if (!c->tls)
+    return 0;
+  return ngtcp2_crypto_recv_crypto_data_cb(conn, level, offset, data, len, user_data);
+}
+
+/* A server's TLS session is not needed after the handshake (confirmed at
+ * once on a server, which then drops the Handshake keys): ngtcp2 keeps the
+ * negotiated AEAD and hash and the traffic secrets, and derives the keys of
+ * a key update from those alone (ngtcp2_crypto_update_key_cb reads nothing
+ * of GnuTLS's session); CRYPTO data sent is in ngtcp2's own buffers. Freed
+ * after ngtcp2_conn_read_pkt returned, never inside it: the handshake
+ * completes inside gnutls_handshake. */
+static void conn_release_tls(struct quic_conn *c)
+{
+  if (!c->tls || !c->ep->is_server || !c->handshake_done ||
+      !ngtcp2_conn_get_handshake_completed(c->conn))
+    return;
+  ngtcp2_conn_set_tls_native_handle(c->conn, NULL);
+  tls_session_free(c->tls);
+  c->tls = NULL;
+  c->ep->ctr.tls_released++;
+  /* the handshake's temporaries are free now too: counts toward a trim */
+  c->ep->deleted_since_trim++;
+}
+
 static int cb_handshake_completed(ngtcp2_conn *conn, void *user_data)
 {
   struct quic_conn *c = user_data;
@@ -671,7 +714,7 @@ static void set_callbacks(ngtcp2_callbacks *cb, bool server)
     cb->client_initial = ngtcp2_crypto_client_initial_cb;
     cb->recv_retry = ngtcp2_crypto_recv_retry_cb;
   }
-  cb->recv_crypto_data = ngtcp2_crypto_recv_crypto_data_cb;
+  cb->recv_crypto_data = cb_recv_crypto_data;
   cb->encrypt = ngtcp2_crypto_encrypt_cb;
   cb->decrypt = ngtcp2_crypto_decrypt_cb;
   cb->hp_mask = ngtcp2_crypto_hp_mask_cb;
@@ -1205,8 +1248,9 @@ static int conn_write(struct quic_conn *c, uint64_t now)
 
 void quic_endpoint_turn(struct quic_endpoint *ep, uint64_t now)
 {
-  /* Give memory back after many connections went away (a handshake flood
-   * ends, a crowd leaves): glibc keeps freed heap otherwise. */
+  /* Give memory back after many connections went away or finished their
+   * handshakes (a handshake flood ends, a crowd arrives or leaves): glibc
+   * keeps freed heap otherwise. */
   if (ep->deleted_since_trim >= 64 && now - ep->last_trim_ns >= NGTCP2_SECONDS) {
     malloc_trim(0);
     ep->deleted_since_trim = 0;
@@ -1481,7 +1525,7 @@ static struct quic_conn *server_accept(struct quic_endpoint *ep, const uint8_t *
   ngtcp2_path path;
   conn_path(c, &path);
   int rv = ngtcp2_conn_server_new(&c->conn, &hd.scid, &scid, &path, hd.version, &cb, &settings, &tp,
-                                  NULL, c);
+                                  &ep->ngtcp2_mem, c);
   if (rv != 0) {
     c->conn = NULL;
     goto fail;
@@ -1556,6 +1600,7 @@ static void conn_read(struct quic_conn *c, const uint8_t *pkt, size_t len,
    * undecryptable): never take the packet's source as the peer's address;
    * follow ngtcp2's own path instead (NAT rebinding and migration). */
   conn_sync_path(c, local);
+  conn_release_tls(c);
   conn_mark_dirty(c);
 }
 
@@ -1674,7 +1719,7 @@ int quic_client_connect(struct quic_endpoint *ep, const union io_sockaddr *remot
   ngtcp2_path path;
   conn_path(c, &path);
   if (ngtcp2_conn_client_new(&c->conn, &dcid, &scid, &path, NGTCP2_PROTO_VER_V1, &cb, &settings,
-                             &tp, NULL, c) != 0) {
+                             &tp, &ep->ngtcp2_mem, c) != 0) {
     c->conn = NULL;
     goto fail;
   }
@@ -1912,6 +1957,17 @@ void quic_conn_close(struct quic_conn *c, uint64_t app_err)
   conn_mark_dirty(c);
 }
 
+int quic_conn_key_update(struct quic_conn *c)
+{
+  if (c->state != QUIC_CONN_ACTIVE || c->close_pending)
+    return -ENOTCONN;
+  /* refused until the previous update is confirmed by the peer */
+  if (ngtcp2_conn_initiate_key_update(c->conn, now_ns(c)) != 0)
+    return -EAGAIN;
+  conn_mark_dirty(c);
+  return 0;
+}
+
 void quic_endpoint_shutdown(struct quic_endpoint *ep, uint64_t app_err)
 {
   ep->accepting = false;
@@ -2015,6 +2071,9 @@ static const struct counter_def quic_counter_defs[] = {
       "bytes_in_unvalidated", bytes_in_unvalidated),
     Q("wtrelay_quic_unvalidated_bytes_total", NULL, "dir=\"out\"", "bytes_out_unvalidated",
       bytes_out_unvalidated),
+    Q("wtrelay_quic_tls_sessions_released_total",
+      "TLS sessions freed once the handshake was done (the keys live on in ngtcp2)", NULL,
+      "tls_released", tls_released),
     Q("wtrelay_malloc_trims_total", "heap given back to the system after many connections ended",
       NULL, "trims", malloc_trims),
 };

@@ -245,3 +245,50 @@ Test(capsule, close_encode_no_space)
   for (int cap = 0; cap < n; cap++)
     cr_assert_eq(capsule_close_encode(b, (size_t)cap, 5, "reason"), -ENOSPC, "cap %d", cap);
 }
+
+/* A capsule whole in one slice is read in place; a split one is gathered
+ * in a buffer allocated for it and freed once reported (or when the reader
+ * fails or is released), so an idle CONNECT stream holds nothing. */
+Test(capsule, buffer_only_while_split)
+{
+  static uint8_t b[4096];
+  struct memcount mc = {0};
+  size_t off = 0;
+  int n = capsule_close_encode(b, sizeof(b), 7, "gone");
+  cr_assert_gt(n, 0);
+  off += (size_t)n;
+  off += put_capsule(b + off, CAPSULE_DATAGRAM, (const uint8_t *)"\x01" "frame", 6);
+
+  memset(&seen, 0, sizeof(seen));
+  capsule_reader_init_counted(&rd, on_capsule, &seen, &mc);
+  cr_assert_eq(capsule_reader_feed(&rd, b, off), 0);
+  cr_assert_eq(seen.closes, 1);
+  cr_assert_eq(seen.datagrams, 1);
+  cr_assert_eq(mc.peak, 0, "whole capsules are read in place");
+
+  memset(&seen, 0, sizeof(seen));
+  capsule_reader_init_counted(&rd, on_capsule, &seen, &mc);
+  for (size_t i = 0; i < off; i++)
+    cr_assert_eq(capsule_reader_feed(&rd, b + i, 1), 0);
+  cr_assert_eq(capsule_reader_fin(&rd), 0);
+  cr_assert_eq(seen.closes, 1);
+  cr_assert_str_eq(seen.reason, "gone");
+  cr_assert_eq(seen.dgram_len, 6);
+  cr_assert_arr_eq(seen.dgram, "\x01" "frame", 6);
+  cr_assert_gt(mc.peak, 0);
+  cr_assert_eq(mc.bytes, 0, "given back once reported");
+  cr_assert_null(rd.buf);
+
+  /* cut short: held until released, or freed by fin */
+  capsule_reader_init_counted(&rd, on_capsule, &seen, &mc);
+  cr_assert_eq(capsule_reader_feed(&rd, b, 5), 0);
+  cr_assert_eq(mc.blocks, 1);
+  capsule_reader_release(&rd);
+  capsule_reader_release(&rd);
+  cr_assert_eq(mc.blocks, 0);
+  capsule_reader_init_counted(&rd, on_capsule, &seen, &mc);
+  cr_assert_eq(capsule_reader_feed(&rd, b, 5), 0);
+  cr_assert_eq(capsule_reader_fin(&rd), -EINVAL);
+  cr_assert_eq(mc.blocks, 0);
+  cr_assert_eq(mc.bytes, 0);
+}

@@ -259,6 +259,57 @@ Test(h3_frame_reader, any_slicing_gives_identical_events)
   }
 }
 
+/* Heap mode: the same events for any slicing as with a caller's buffer; a
+ * frame whole in one slice allocates nothing, a split one allocates its
+ * length and gives it back once delivered, so an idle stream holds
+ * nothing. */
+Test(h3_frame_reader, heap_mode_buffers_only_split_frames)
+{
+  static uint8_t stream[4096];
+  static struct collector whole, piece;
+  size_t len = build_mixed_stream(stream);
+  cr_assert_eq(feed_in_steps(&whole, stream, len, 0), 0);
+
+  static const size_t steps[] = {0, 1, 3, 16, 999};
+  for (size_t i = 0; i < sizeof(steps) / sizeof(steps[0]); i++) {
+    struct memcount mc = {0};
+    struct h3_frame_reader r;
+    size_t step = steps[i] ? steps[i] : len;
+    memset(&piece, 0, sizeof(piece));
+    h3_frame_reader_init_heap(&r, H3_FRAME_BUF_DEFAULT, &mc, collect, &piece);
+    for (size_t off = 0; off < len; off += step)
+      cr_assert_eq(h3_frame_reader_feed(&r, stream + off, len - off < step ? len - off : step), 0);
+    cr_assert_eq(h3_frame_reader_fin(&r), 0);
+    cr_assert_eq(piece.log_len, whole.log_len, "step %zu", step);
+    cr_assert_arr_eq(piece.log, whole.log, whole.log_len, "step %zu", step);
+    cr_assert_eq(mc.bytes, 0, "nothing held between frames (step %zu)", step);
+    cr_assert_eq(mc.blocks, 0);
+    cr_assert_null(r.buf);
+    if (step == len)
+      cr_assert_eq(mc.peak, 0, "whole frames are read in place");
+    else if (step <= 16) /* larger steps may cut no buffered frame */
+      cr_assert_gt(mc.peak, 0, "a split frame was gathered (step %zu)", step);
+  }
+
+  /* cut short inside a frame: held until released */
+  struct memcount mc = {0};
+  struct h3_frame_reader r;
+  memset(&piece, 0, sizeof(piece));
+  h3_frame_reader_init_heap(&r, H3_FRAME_BUF_DEFAULT, &mc, collect, &piece);
+  cr_assert_eq(h3_frame_reader_feed(&r, chromium_settings, 10), 0);
+  cr_assert_eq(mc.blocks, 1);
+  h3_frame_reader_release(&r);
+  h3_frame_reader_release(&r);
+  cr_assert_eq(mc.bytes, 0);
+  cr_assert_eq(mc.blocks, 0);
+  /* a frame longer than cap is refused before anything is allocated */
+  uint64_t peak = mc.peak;
+  h3_frame_reader_init_heap(&r, 8, &mc, collect, &piece);
+  cr_assert_eq(h3_frame_reader_feed(&r, chromium_settings, 10), -EMSGSIZE);
+  cr_assert_eq(mc.peak, peak);
+  cr_assert_eq(mc.blocks, 0);
+}
+
 Test(h3_frame_reader, unknown_and_grease_frames_skipped_unbuffered)
 {
   static uint8_t stream[70000];

@@ -10,6 +10,7 @@
 #include <nghttp3/nghttp3.h>
 
 #include "wtrelay/h3_qpack.h"
+#include "wtrelay/memcount.h"
 
 /* Encodes arbitrary name/value pairs (static table only) with nghttp3
  * directly, to build inputs our own encoders would never produce. */
@@ -105,6 +106,32 @@ Test(h3_qpack, chromium_connect_request)
   }
 }
 
+/* The state is made on use and given back by fini; q works again after. */
+Test(h3_qpack, state_made_on_use_and_released)
+{
+  struct memcount mc = {0};
+  nghttp3_mem mem = MEMCOUNT_HOOKS(&mc);
+  struct h3_qpack q;
+  struct h3_request req;
+  uint8_t b[2048];
+  cr_assert_eq(h3_qpack_init(&q, &mem), 0);
+  cr_assert_eq(mc.blocks, 0, "nothing before the first header block");
+  for (int round = 0; round < 2; round++) {
+    int n = h3_qpack_encode_connect_request(&q, b, sizeof(b), "a:1", "/r", NULL);
+    cr_assert_gt(n, 0);
+    cr_assert_eq(h3_qpack_decode_request(&q, b, (size_t)n, &req), 0);
+    cr_assert_str_eq(req.path, "/r");
+    cr_assert_gt(mc.bytes, 0);
+    h3_qpack_fini(&q);
+    cr_assert_eq(mc.bytes, 0, "round %d: all given back", round);
+    cr_assert_eq(mc.blocks, 0);
+  }
+  const uint8_t set_capacity_0 = 0x20;
+  cr_assert_eq(h3_qpack_read_encoder_stream(&q, &set_capacity_0, 1), 0);
+  h3_qpack_fini(&q);
+  cr_assert_eq(mc.blocks, 0);
+}
+
 Test(h3_qpack, connect_request_roundtrip)
 {
   struct h3_qpack q;
@@ -112,7 +139,7 @@ Test(h3_qpack, connect_request_roundtrip)
   uint8_t b[2048];
   int n;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   for (int pass = 0; pass < 2; pass++) {
     struct h3_qpack *qp = pass ? &q : NULL;
     n = h3_qpack_encode_connect_request(qp, b, sizeof(b), "relay.example:4433",
@@ -150,7 +177,7 @@ Test(h3_qpack, response_roundtrip)
   uint8_t b[256];
   int n, status = 0;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   n = h3_qpack_encode_response(&q, b, sizeof(b), 200, false);
   cr_assert_gt(n, 0);
   /* static-table :status 200 is index 25: 00 00 d9 */
@@ -363,7 +390,7 @@ Test(h3_qpack, connection_decoder_fails_for_good_after_qpack_error)
   struct h3_qpack q;
   struct h3_request req;
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_decode_request(&q, chromium_connect, sizeof(chromium_connect), &req), 0);
   /* a malformed request (-EINVAL) does not poison the decoder */
   uint8_t b[256];
@@ -384,13 +411,13 @@ Test(h3_qpack, encoder_stream_input)
   static const uint8_t set_cap4096[] = {0x3f, 0xe1, 0x1f};
   static const uint8_t insert[] = {0xc0 | 0x0f, 0x01, 'x'}; /* insert with static name ref */
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, set_cap0, sizeof(set_cap0)), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, NULL, 0), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, set_cap4096, sizeof(set_cap4096)), -EPROTO);
   h3_qpack_fini(&q);
 
-  cr_assert_eq(h3_qpack_init(&q), 0);
+  cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   cr_assert_eq(h3_qpack_read_encoder_stream(&q, insert, sizeof(insert)), -EPROTO);
   h3_qpack_fini(&q);
 }
