@@ -338,12 +338,23 @@ static uint32_t rx_head(const struct nat_tcp_conn *c)
   return c->snd_una - c->discard_pending;
 }
 
+/* Acknowledged bytes are discarded in batches of TCP_DISCARD_MIN while
+ * data is in flight (the peek offset does not care how many acknowledged
+ * bytes still precede it, and each discard is a ring operation), all at
+ * once when nothing is. */
+#define TCP_DISCARD_MIN 16384u
+static bool discard_due(const struct nat_tcp_conn *c)
+{
+  return c->discard_pending &&
+         (c->discard_pending >= TCP_DISCARD_MIN || c->snd_una == c->snd_nxt);
+}
+
 static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
 {
   if (c->state != TCP_S_OPEN || c->discard_busy || c->peek_busy)
     return;
   uint32_t head = rx_head(c); /* exact: nothing is in flight */
-  if (c->discard_pending) {
+  if (discard_due(c)) {
     struct io_uring_sqe *sqe = io_sqe(gw->io);
     if (!sqe)
       return;
@@ -429,7 +440,7 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     if (res == -EAGAIN || res == -EINTR) {
       /* nothing new: wait for data when the queue is empty, else for the
        * guest's next ACK */
-      if (c->discard_pending || c->need_rewind || c->retx_pending)
+      if (discard_due(c) || c->need_rewind || c->retx_pending)
         try_rx(gw, c); /* an ACK came meanwhile: discard (or resend), then peek again */
       else if (c->snd_una == c->snd_nxt && !c->discard_busy)
         arm_poll(gw, c);
