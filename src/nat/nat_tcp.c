@@ -26,8 +26,9 @@
  * held, and the next ACK covers all of it.
  *
  * Host -> guest: data is read with MSG_PEEK and SO_PEEK_OFF, so what the
- * guest has not acknowledged stays in the kernel: a guest ACK discards
- * that many bytes (recv MSG_TRUNC); a retransmission (RTO per RFC 6298, or
+ * guest has not acknowledged stays in the kernel: acknowledged bytes are
+ * discarded (recv MSG_TRUNC, in batches, together with the next peek); a
+ * retransmission (RTO per RFC 6298, or
  * three duplicate ACKs) rewinds the peek offset to the first
  * unacknowledged byte. Segments respect the guest's window and MSS.
  *
