@@ -250,7 +250,9 @@ struct nat_tcp_conn {
   bool sack_ok; /* the guest offered SACK: our ACKs name the held ranges */
   bool send_busy, guest_fin, host_shut;
   /* host -> guest */
-  uint32_t snd_una, snd_nxt, snd_max, fin_seq, g_wnd, discard_pending, cwnd, ssthresh;
+  uint32_t snd_una, snd_nxt, snd_max, fin_seq, g_wnd, cwnd, ssthresh;
+  uint32_t discard_pending; /* acknowledged by the guest, not yet discarded nor being */
+  uint32_t discard_n;       /* the discard in flight: bytes asked */
   bool fin_ever;
   int8_t g_wscale; /* the guest's window shift, -1 = no scaling */
   uint16_t mss;

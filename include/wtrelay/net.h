@@ -184,6 +184,14 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
                        uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
                        uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
                        const uint8_t *payload, size_t len, uint16_t id);
+/* The headers only (Ethernet, IPv4, TCP with the options in o) of a
+ * segment whose len payload bytes stay at `payload` and are sent after
+ * them (an iovec of their own): the checksum covers them. Returns the
+ * header length, or -ENOSPC. */
+int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                      uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                      uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
+                      const uint8_t *payload, size_t len, uint16_t id);
 
 /* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
 int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

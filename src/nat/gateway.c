@@ -41,10 +41,17 @@ void gw_log(struct gateway *gw, const char *msg, const char *detail)
 
 void gw_emit(struct gateway *gw, uint32_t room, size_t len)
 {
+  gw_emit_payload(gw, room, len, NULL, 0);
+}
+
+void gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
+                     size_t plen)
+{
   if (room >= gw->p.max_rooms || !gw->rooms[room].used)
     return;
-  struct iovec iov = {.iov_base = gw->out, .iov_len = len};
-  struct switch_frame f = {.iov = &iov, .iovcnt = 1, .len = len};
+  struct iovec iov[2] = {{.iov_base = gw->out, .iov_len = hlen},
+                         {.iov_base = (void *)payload, .iov_len = plen}};
+  struct switch_frame f = {.iov = iov, .iovcnt = plen ? 2 : 1, .len = hlen + plen};
   gw->ctr.frames_out++;
   if (gw->tap)
     gw->tap(gw->tap_ctx, room, &f);

@@ -26,8 +26,9 @@
  * held, and the next ACK covers all of it.
  *
  * Host -> guest: data is read with MSG_PEEK and SO_PEEK_OFF, so what the
- * guest has not acknowledged stays in the kernel: a guest ACK discards
- * that many bytes (recv MSG_TRUNC); a retransmission (RTO per RFC 6298, or
+ * guest has not acknowledged stays in the kernel: acknowledged bytes are
+ * discarded (recv MSG_TRUNC, in batches, together with the next peek); a
+ * retransmission (RTO per RFC 6298, or
  * three duplicate ACKs) rewinds the peek offset to the first
  * unacknowledged byte. Segments respect the guest's window and MSS.
  *
@@ -124,12 +125,13 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
   struct net_tcp_opts o = {.mss = mss, .wscale = -1};
   if (!len && c->sack_ok && c->nooo)
     o.nsack = sack_blocks(c, &o); /* pure ACKs only: data segments keep their size */
-  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                             c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o, data, len,
-                             gw_next_id(gw));
+  /* the headers only: the payload goes from where it was peeked */
+  int n = net_build_tcp_hdr(gw->out, sizeof(gw->out) - len, &l2, c->dst_ip, c->guest_ip,
+                            c->dst_port, c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o,
+                            data, len, gw_next_id(gw));
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
-    gw_emit(gw, c->room, (size_t)n);
+    gw_emit_payload(gw, c->room, (size_t)n, data, len);
   }
 }
 
@@ -273,13 +275,17 @@ static void arm_rto(struct gateway *gw, struct nat_tcp_conn *c)
 
 /* ---- host -> guest ---- */
 
-/* One receive operation at a time on the socket (a peek or a discard),
- * both non-blocking, so the kernel's peek offset is known exactly whenever
- * we set it: the offset of snd_nxt is (snd_nxt - snd_una) + the acked
- * bytes not yet discarded. New data is waited for with a POLLIN poll, but
- * only when the socket's queue is empty (everything acknowledged and
- * discarded): with data queued, POLLIN would fire at once, and the guest's
- * next ACK is the event that lets us go on. */
+/* One receive turn at a time on the socket: the discard of what the guest
+ * acknowledged since the last one and the next peek, submitted together
+ * (both non-blocking, so the ring runs them in order when it submits them,
+ * and both come back in the same round trip). The kernel moves the peek
+ * offset back by what a discard consumes, so an offset set while no
+ * receive is in flight stays right across the discard that follows:
+ * relative to the first byte the kernel holds, which is snd_una minus the
+ * acknowledged bytes not yet discarded (rx_head). New data is waited for
+ * with a POLLIN poll, but only when the socket's queue is empty
+ * (everything acknowledged and discarded): with data queued, POLLIN would
+ * fire at once, and the guest's next ACK is the event that lets us go on. */
 static void arm_poll(struct gateway *gw, struct nat_tcp_conn *c)
 {
   if (c->poll_busy)
@@ -295,7 +301,7 @@ static void arm_poll(struct gateway *gw, struct nat_tcp_conn *c)
 /* Fast recovery: resends the one segment at retx_seq (peeked at its
  * offset; the normal peek offset is set again afterwards), or the FIN.
  * True when a peek was submitted. */
-static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c)
+static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c, uint32_t head)
 {
   c->retx_pending = false;
   if (seq_lt(c->retx_seq, c->snd_una))
@@ -315,7 +321,7 @@ static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c)
     c->retx_pending = true;
     return false;
   }
-  int off = (int)(c->retx_seq - c->snd_una);
+  int off = (int)(c->retx_seq - head);
   setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
   c->retx_t = *gw->now;
   c->retx_peek_seq = c->retx_seq; /* retx_seq may move (a partial ACK) before it completes */
@@ -328,11 +334,28 @@ static bool retx_one(struct gateway *gw, struct nat_tcp_conn *c)
   return true;
 }
 
+static uint32_t rx_head(const struct nat_tcp_conn *c)
+{
+  return c->snd_una - c->discard_pending;
+}
+
+/* Acknowledged bytes are discarded in batches of TCP_DISCARD_MIN while
+ * data is in flight (the peek offset does not care how many acknowledged
+ * bytes still precede it, and each discard is a ring operation), all at
+ * once when nothing is. */
+#define TCP_DISCARD_MIN 16384u
+static bool discard_due(const struct nat_tcp_conn *c)
+{
+  return c->discard_pending &&
+         (c->discard_pending >= TCP_DISCARD_MIN || c->snd_una == c->snd_nxt);
+}
+
 static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
 {
   if (c->state != TCP_S_OPEN || c->discard_busy || c->peek_busy)
     return;
-  if (c->discard_pending) {
+  uint32_t head = rx_head(c); /* exact: nothing is in flight */
+  if (discard_due(c)) {
     struct io_uring_sqe *sqe = io_sqe(gw->io);
     if (!sqe)
       return;
@@ -340,12 +363,14 @@ static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
     io_uring_prep_recv(sqe, c->fd, gw->tcp_scratch, n, MSG_TRUNC | MSG_DONTWAIT);
     submit(gw, sqe, K_DISCARD, c);
     c->discard_busy = true;
-    return;
+    c->discard_n = n;
+    c->discard_pending -= n;
+    /* the peek below goes with it */
   }
-  if (c->retx_pending && retx_one(gw, c))
+  if (c->retx_pending && retx_one(gw, c, head))
     return;
   if (c->need_rewind) {
-    int off = (int)(c->snd_nxt - c->snd_una);
+    int off = (int)(c->snd_nxt - head);
     setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
     c->need_rewind = false;
   }
@@ -416,9 +441,9 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     if (res == -EAGAIN || res == -EINTR) {
       /* nothing new: wait for data when the queue is empty, else for the
        * guest's next ACK */
-      if (c->discard_pending || c->need_rewind || c->retx_pending)
+      if (discard_due(c) || c->need_rewind || c->retx_pending)
         try_rx(gw, c); /* an ACK came meanwhile: discard (or resend), then peek again */
-      else if (c->snd_una == c->snd_nxt)
+      else if (c->snd_una == c->snd_nxt && !c->discard_busy)
         arm_poll(gw, c);
       return;
     }
@@ -524,6 +549,26 @@ static void send_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
   maybe_finished(gw, c);
 }
 
+/* A discard came back. Short of what was asked (which a queue holding
+ * every byte asked for does not do) or refused: the rest is discarded
+ * again, and a peek that went with it read at an offset that assumed the
+ * whole discard, so it is not used (the epoch) and the offset is set again. */
+static void discard_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
+{
+  uint32_t n = c->discard_n;
+  c->discard_busy = false;
+  c->discard_n = 0;
+  if (res < 0 && res != -EAGAIN && res != -EINTR) {
+    c->discard_pending = 0; /* the socket is gone; nothing to keep in step */
+  } else if ((uint32_t)(res < 0 ? 0 : res) < n) {
+    c->discard_pending += n - (uint32_t)(res < 0 ? 0 : res);
+    c->need_rewind = true;
+    c->peek_epoch++;
+  }
+  try_rx(gw, c);
+  maybe_finished(gw, c);
+}
+
 static void connect_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
 {
   if (c->state != TCP_S_CONNECTING)
@@ -564,14 +609,7 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
     peek_done(gw, c, cqe->res);
     break;
   case K_DISCARD:
-    c->discard_busy = false;
-    if (cqe->res > 0)
-      c->discard_pending -=
-          (uint32_t)cqe->res < c->discard_pending ? (uint32_t)cqe->res : c->discard_pending;
-    else if (cqe->res < 0 && cqe->res != -EAGAIN && cqe->res != -EINTR)
-      c->discard_pending = 0; /* the socket is gone; nothing to keep in step */
-    try_rx(gw, c);
-    maybe_finished(gw, c);
+    discard_done(gw, c, cqe->res);
     break;
   case K_SHUT:
     maybe_finished(gw, c);

@@ -11,20 +11,39 @@
 
 /* ---- checksums ---- */
 
+/* The one's complement sum does not depend on byte order (RFC 1071,
+ * section 2): the words are summed as the machine loads them, 32 bits at
+ * a time into 64, folded to 16 bits and swapped into network order once
+ * at the end. Each call sums its bytes as if they started on an even
+ * offset (an odd last byte padded with a zero). */
 uint32_t net_csum_add(uint32_t sum, const void *p, size_t len)
 {
   const uint8_t *b = p;
-  uint64_t s = sum;
-  while (len >= 2) {
-    s += (uint32_t)b[0] << 8 | b[1];
-    b += 2;
-    len -= 2;
+  uint64_t s0 = 0, s1 = 0;
+  for (; len >= 16; b += 16, len -= 16) {
+    uint32_t w[4];
+    memcpy(w, b, sizeof(w));
+    s0 += (uint64_t)w[0] + w[1];
+    s1 += (uint64_t)w[2] + w[3];
   }
-  if (len)
-    s += (uint32_t)b[0] << 8;
-  while (s >> 32)
-    s = (s & 0xffffffffu) + (s >> 32);
-  return (uint32_t)s;
+  for (; len >= 4; b += 4, len -= 4) {
+    uint32_t w;
+    memcpy(&w, b, sizeof(w));
+    s0 += w;
+  }
+  uint8_t tail[4] = {0};
+  memcpy(tail, b, len);
+  uint32_t w;
+  memcpy(&w, tail, sizeof(w));
+  uint64_t s = (s0 & 0xffffffffu) + (s0 >> 32) + (s1 & 0xffffffffu) + (s1 >> 32) + w;
+  while (s >> 16)
+    s = (s & 0xffff) + (s >> 16);
+  uint16_t v = (uint16_t)s;
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  v = (uint16_t)(v << 8 | v >> 8);
+#endif
+  uint64_t t = (uint64_t)sum + v;
+  return (uint32_t)((t & 0xffffffffu) + (t >> 32));
 }
 
 uint16_t net_csum_fold(uint32_t sum)
@@ -327,10 +346,10 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
                             payload, len, id);
 }
 
-int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                       uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                       uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
-                       const uint8_t *payload, size_t len, uint16_t id)
+int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                      uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                      uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
+                      const uint8_t *payload, size_t len, uint16_t id)
 {
   static const struct net_tcp_opts none = {.wscale = -1};
   if (!op)
@@ -341,7 +360,7 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
     nsack--;
   size_t hl = TCP_HDR + base + (nsack ? 4 + 8 * nsack : 0);
   size_t total = IPV4_HDR + hl + len;
-  if (total > 65535 || cap < ETH_HDR + total)
+  if (total > 65535 || cap < ETH_HDR + IPV4_HDR + hl)
     return -ENOSPC;
   uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_TCP, (uint16_t)total, id, true);
@@ -387,11 +406,28 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
       net_put32(o + 4, op->sack[i][1]);
     }
   }
-  if (len)
-    memmove(t + hl, payload, len);
   uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_TCP, (uint16_t)(hl + len));
-  net_put16(t + 16, net_csum_fold(net_csum_add(s, t, hl + len)));
-  return (int)(ETH_HDR + total);
+  s = net_csum_add(s, t, hl);
+  if (len) /* an odd-length header cannot happen: hl is a multiple of 4 */
+    s = net_csum_add(s, payload, len);
+  net_put16(t + 16, net_csum_fold(s));
+  return (int)(ETH_HDR + IPV4_HDR + hl);
+}
+
+int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
+                       uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                       uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
+                       const uint8_t *payload, size_t len, uint16_t id)
+{
+  if (len > cap)
+    return -ENOSPC;
+  int h = net_build_tcp_hdr(buf, cap - len, l2, src, dst, sport, dport, seq, ack, flags, window, op,
+                            payload, len, id);
+  if (h < 0)
+    return h;
+  if (len)
+    memmove(buf + h, payload, len);
+  return h + (int)len;
 }
 
 int net_mac_parse(const char *s, uint8_t mac[6])

@@ -550,7 +550,7 @@ static void only_resends_of(struct env *e, struct conn *c, uint32_t seq)
  * order (nothing acknowledged yet); returns its first sequence number. */
 static uint32_t flight(struct env *e, struct conn *c, const uint8_t *data, size_t n)
 {
-  static uint8_t got[8 * TCP_MSS_TO_GUEST];
+  static uint8_t got[32 * TCP_MSS_TO_GUEST];
   cr_assert_leq(n, sizeof(got));
   cr_assert_eq(send(c->afd, data, n, 0), (ssize_t)n);
   uint32_t una = c->hnxt;
@@ -642,6 +642,21 @@ Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
   env_free(e);
 }
 
+/* The test's one connection in the NAT, once no receive operation of it
+ * is in flight. */
+static struct nat_tcp_conn *rx_idle(struct env *e)
+{
+  struct nat_tcp_conn *nc = NULL;
+  for (uint32_t k = 0; k < e->p.gw.p.max_tcp_conns; k++)
+    if (e->p.gw.tcp[k].used)
+      nc = &e->p.gw.tcp[k];
+  cr_assert_not_null(nc);
+  for (unsigned turns = 0; turns < 200 && (nc->peek_busy || nc->discard_busy); turns++)
+    pump_once(e, 10 * NS_PER_MS);
+  cr_assert(!nc->peek_busy && !nc->discard_busy, "the connection stays busy");
+  return nc;
+}
+
 Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
 {
   struct env *e = env_new();
@@ -654,15 +669,7 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
   conn_ack(e, &c, una + M);
   /* wait until no receive operation of the connection is in flight, so the
    * third duplicate ACK submits the resend's peek at once */
-  struct nat_tcp_conn *nc = NULL;
-  for (uint32_t k = 0; k < e->p.gw.p.max_tcp_conns; k++)
-    if (e->p.gw.tcp[k].used)
-      nc = &e->p.gw.tcp[k];
-  cr_assert_not_null(nc);
-  for (unsigned turns = 0;
-       turns < 200 && (nc->peek_busy || nc->discard_busy || nc->discard_pending); turns++)
-    pump_once(e, 10 * NS_PER_MS);
-  cr_assert(!nc->peek_busy && !nc->discard_busy, "the connection stays busy");
+  struct nat_tcp_conn *nc = rx_idle(e);
   /* three duplicate ACKs: the resend of segment 2 gets its peek (after a
    * normal peek the first one started completes) */
   for (unsigned i = 0; i < 3; i++)
@@ -695,6 +702,67 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
       segs++;
     }
   cr_assert_geq(segs, 1, "the hole at segment 4 was not resent");
+  close(c.afd);
+  env_free(e);
+}
+
+/* The discard of newly acknowledged bytes and the resend's peek go to the
+ * ring together: the peek offset is set before the discard runs, relative
+ * to the first byte the kernel still holds, and the kernel moves it back
+ * by what the discard consumes. The resend must carry the hole's bytes,
+ * and new data after it the bytes of their own sequence numbers. */
+Test(nat_tcp, a_resend_that_goes_with_a_discard_reads_the_hole)
+{
+  struct env *e = env_new();
+  struct conn c;
+  conn_open(e, &c, 40018, 9, GUEST_WND);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t all[62 * TCP_MSS_TO_GUEST];
+  fill(all, sizeof(all), 23);
+  /* slow start: two flights acknowledged segment by segment take the
+   * congestion window from 10 to 40 segments */
+  for (uint32_t k = 0, una0 = flight(e, &c, all, 10 * M); k < 10; k++)
+    conn_ack(e, &c, una0 + (k + 1) * M);
+  for (uint32_t k = 0, una0 = flight(e, &c, all + 10 * M, 20 * M); k < 20; k++)
+    conn_ack(e, &c, una0 + (k + 1) * M);
+  const uint8_t *data = all + 30 * M;
+  const size_t first = 30 * M; /* within GUEST_WND */
+  cr_assert_eq(rx_idle(e)->discard_pending, 0, "acknowledged bytes left, nothing in flight");
+  uint32_t una = flight(e, &c, data, first);
+  struct nat_tcp_conn *nc = rx_idle(e);
+  /* 13 segments acknowledged (more than a discard batch): their discard
+   * (and a peek for new data) goes to the ring; before it comes back, 13
+   * more are acknowledged and segment 27 is reported missing three times */
+  conn_ack(e, &c, una + 13 * M);
+  cr_assert(nc->discard_busy, "the first discard was not submitted");
+  conn_ack(e, &c, una + 26 * M);
+  for (unsigned i = 0; i < 3; i++)
+    conn_ack(e, &c, una + 26 * M);
+  cr_assert_eq(nc->discard_pending, 13 * M, "the second ACK's bytes wait for the next discard");
+  cr_assert(nc->retx_pending, "no fast retransmit after three duplicate ACKs");
+  /* the first turn comes back; the next one carries the discard and the
+   * resend's peek together */
+  for (unsigned turns = 0; turns < 200 && !nc->retx_busy; turns++)
+    pump_once(e, 10 * NS_PER_MS);
+  cr_assert(nc->retx_busy && nc->discard_busy, "the resend did not go with the discard");
+  struct net_tcp t;
+  must_seg(e, c.dport, c.gport, &t);
+  cr_assert_eq(t.seq, una + 26 * M, "resend at %u, expected %u", t.seq, una + 26 * M);
+  cr_assert_eq(t.len, M);
+  cr_assert_arr_eq(t.payload, data + 26 * M, M, "the resend carries other bytes");
+  /* everything acknowledged; new data from the host comes at its own offset */
+  conn_ack(e, &c, una + (uint32_t)first);
+  only_resends_of(e, &c, una + 26 * M);
+  static uint8_t got[2 * TCP_MSS_TO_GUEST];
+  cr_assert_eq(send(c.afd, data + first, sizeof(got), 0), (ssize_t)sizeof(got));
+  c.hnxt = una + (uint32_t)first;
+  cr_assert_eq(collect(e, &c, c.hnxt, sizeof(got), got, sizeof(got)), sizeof(got));
+  cr_assert_arr_eq(got, data + first, sizeof(got), "new data after the resend differs");
+  conn_ack(e, &c, c.hnxt);
+  rx_idle(e);
+  cr_assert_eq(nc->discard_pending, 0, "acknowledged bytes left once nothing is in flight");
+  cr_assert_eq(host_queued(c.afd), 0);
+  cr_assert_eq(e->p.gw.ctr.tcp_bytes_in, sizeof(all));
   close(c.afd);
   env_free(e);
 }
