@@ -101,10 +101,10 @@ function parseMac(mac) {
 
 /**
  * @param {string|Uint8Array} hash
- * @returns {Uint8Array}
+ * @returns {Uint8Array<ArrayBuffer>} a copy: WebTransport takes no view of a SharedArrayBuffer
  */
 function hashBytes(hash) {
-  if (hash instanceof Uint8Array) return hash;
+  if (hash instanceof Uint8Array) return new Uint8Array(hash);
   if (!/^[0-9a-f]{64}$/i.test(hash)) throw new TypeError('certHash must be 64 hex digits');
   const out = new Uint8Array(32);
   for (let i = 0; i < 32; i++) out[i] = parseInt(hash.substr(i * 2, 2), 16);
@@ -272,6 +272,12 @@ export class WtRelay extends EventTarget {
     this.#finish(code, reason);
   }
 
+  // close() may run during any await: read the state anew (a method, so
+  // that the type checker does not carry an earlier comparison over it).
+  #isClosed() {
+    return this.state === 'closed';
+  }
+
   // One session: open, start reading, register. Throws on failure with the
   // session closed.
   async #attempt() {
@@ -291,14 +297,14 @@ export class WtRelay extends EventTarget {
       (e) => this.#lost(link, 0, String(e && e.message || e)));
     try {
       await withTimeout(wt.ready, this.#opt.connectTimeoutMs, 'WebTransport session');
-      if (this.state === 'closed') throw new Error('closed');
+      if (this.#isClosed()) throw new Error('closed');
       link.writer = wt.datagrams.writable.getWriter();
       link.reader = wt.datagrams.readable.getReader();
       this.#link = link;
       this.#reasm.clear();
       this.#readLoop(link);
       await this.#register(link);
-      if (this.state === 'closed') throw new Error('closed');
+      if (this.#isClosed()) throw new Error('closed');
     } catch (e) {
       link.lost = true;
       if (this.#link === link) this.#link = null;
