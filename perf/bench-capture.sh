@@ -7,9 +7,9 @@
 #   no hook   the same tree built with -DWTRELAY_BENCH_NO_CAPTURE_TAP in
 #             build-nocapture/ (capture_wanted is constant false, the
 #             compiler drops the hook from the frame path);
-#   other     build/wtrelay while a capture of another room (/other, one
-#             idle session) streams from the ops listener for the whole run.
-# Every configuration has the /other session, so they differ only in the
+#   other     build/wtrelay while a capture of another room (/other, two
+#             idle sessions) streams from the ops listener for the whole run.
+# Every configuration has the /other sessions, so they differ only in the
 # hook and the capture. Prints per configuration the medians of delivered
 # frames/s and of the relay's worker CPU per delivered frame, and the
 # ratios to "hook" taken within one repetition (median and each run).
@@ -65,15 +65,22 @@ run_one() { # config, size, rep
   local cfg=$1 size=$2 rep=$3 bin=$B/wtrelay
   [ "$cfg" = nohook ] && bin=$NB/wtrelay
   relay_start "$bin" || return 1
-  $B/wtbench --url "https://127.0.0.1:$PORT/other" --cert-hash "$HASH" --sessions 1 \
+  $B/wtbench --url "https://127.0.0.1:$PORT/other" --cert-hash "$HASH" --sessions 2 \
     --pattern idle --duration $((DUR + 30)) >/dev/null 2>&1 &
   IDLE=$!
+  # the room exists once its session registered (a capture names a room)
+  local ok=0
   for _ in $(seq 100); do
     python3 -c 'import json, sys, urllib.request
 s = json.load(urllib.request.urlopen(sys.argv[1], timeout=2))
-sys.exit(0 if "/other" in json.dumps(s) else 1)' "http://127.0.0.1:$OPS/status" 2>/dev/null && break
+sys.exit(0 if any(r["name"] == "/other" for r in s["rooms"]) else 1)' "http://127.0.0.1:$OPS/status" 2>/dev/null && { ok=1; break; }
     sleep 0.1
   done
+  if [ "$ok" = 0 ]; then
+    echo "the /other sessions did not register" >&2
+    stop IDLE RELAY
+    return 1
+  fi
   if [ "$cfg" = other ]; then
     python3 -c 'import sys, urllib.request
 r = urllib.request.urlopen(sys.argv[1], timeout=60)
