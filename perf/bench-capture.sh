@@ -31,6 +31,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# both relays from the tree as it is now
+cmake --build "$B" --target wtrelay wtbench -j"$(nproc)" >/dev/null
 build_type=$(sed -n 's/^CMAKE_BUILD_TYPE:[A-Z]*=//p' "$B/CMakeCache.txt")
 cmake -S . -B "$NB" -DCMAKE_BUILD_TYPE="${build_type:-RelWithDebInfo}" -DBUILD_TESTING=OFF \
   -DCMAKE_C_FLAGS=-DWTRELAY_BENCH_NO_CAPTURE_TAP >/dev/null
