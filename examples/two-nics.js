@@ -38,7 +38,7 @@ function describe(p) {
 
 function showFrame(name, dir, frame) {
   const p = pk.parse(frame);
-  const body = document.querySelector('#frames tbody');
+  const body = /** @type {HTMLTableSectionElement} */ (document.querySelector('#frames tbody'));
   const t = new Date().toISOString().slice(11, 23);
   body.prepend(row([t, name, dir, formatAddress(p.src), formatAddress(p.dst), describe(p), String(p.length)], dir));
   while (body.rows.length > MAX_ROWS) body.deleteRow(-1);
@@ -161,7 +161,7 @@ async function main() {
     status.textContent = `gateway ping: ${status.dataset.gatewayPing}, ping between the NICs: ${status.dataset.peerPing}`;
     showNics(hosts);
   };
-  const again = document.getElementById('again');
+  const again = /** @type {HTMLButtonElement} */ (document.getElementById('again'));
   again.onclick = () => { again.disabled = true; round().finally(() => { again.disabled = false; }); };
   await round();
   again.disabled = false;

@@ -72,8 +72,10 @@ fi
 
 [ "$runtime" = 1 ] && exit 0
 # playwright-core drives Debian's chromium; it never downloads a browser.
+# typescript (a devDependency) checks the JS client's types (test_types).
 here="$(cd "$(dirname "$0")/.." && pwd)"
-if [ -f "$here/tests/browser/package.json" ] && [ ! -d "$here/tests/browser/node_modules/playwright-core" ]; then
+if [ -f "$here/tests/browser/package.json" ] &&
+  { [ ! -d "$here/tests/browser/node_modules/playwright-core" ] || [ ! -d "$here/tests/browser/node_modules/typescript" ]; }; then
   echo "install-deps: npm ci in tests/browser" >&2
   (cd "$here/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi

@@ -74,13 +74,23 @@ export interface WtRelayEventMap {
   close: CustomEvent<{ code: number; reason: string }>;
 }
 
+/** A NIC the relay assigned an address: what connect() resolves with. The
+ * address fields are set from then on (a reconnect replaces them, never with null). */
+export type AssignedWtRelay = WtRelay & {
+  ip: number[];
+  gateway: number[];
+  netmask: number[];
+  dns: number[];
+};
+
 export class WtRelay extends EventTarget {
   /** Opens a session, registers; resolves once the relay assigned an address. */
-  static connect(options: ConnectOptions): Promise<WtRelay>;
+  static connect(options: ConnectOptions): Promise<AssignedWtRelay>;
   constructor(options: ConnectOptions);
   /** this NIC's MAC, kept across reconnects */
   readonly mac: Uint8Array;
-  /** the assigned address and the network, as in the relay's Assigned message */
+  /** the assigned address and the network, as in the relay's Assigned message;
+   * null until the first Assigned (never after: see AssignedWtRelay) */
   ip: number[] | null;
   gateway: number[] | null;
   netmask: number[] | null;

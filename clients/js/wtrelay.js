@@ -68,6 +68,26 @@ const dec = new TextDecoder();
 /** @typedef {'connecting'|'registered'|'reconnecting'|'closed'} NicState */
 
 /**
+ * ConnectOptions with every default filled in.
+ * @typedef {Required<Omit<ConnectOptions, 'certHash'|'certHashUrl'|'mac'|'reconnect'>>
+ *   & Pick<ConnectOptions, 'certHash'|'certHashUrl'|'mac'>
+ *   & {reconnect: Required<ReconnectOptions>|false}} Options
+ */
+
+/**
+ * One WebTransport session of a NIC.
+ * @typedef {Object} Link
+ * @property {WebTransport} wt
+ * @property {WritableStreamDefaultWriter<Uint8Array>|null} writer set once the session is ready
+ * @property {ReadableStreamDefaultReader<Uint8Array>|null} reader set once the session is ready
+ * @property {number} lastRx performance.now() of the latest datagram from the relay
+ * @property {number|null} unanswered time of the oldest Heartbeat nothing arrived after
+ * @property {((err: Error|null) => void)|null} waiter the pending Register's
+ * @property {boolean} lost
+ * @property {number} reregisters Registers sent again on a relay's "register again"
+ */
+
+/**
  * Formats an address: four numbers as dotted IPv4, six as a MAC.
  * @param {ArrayLike<number>} bytes
  * @returns {string}
@@ -101,18 +121,33 @@ function parseMac(mac) {
 
 /**
  * @param {string|Uint8Array} hash
- * @returns {Uint8Array}
+ * @returns {Uint8Array<ArrayBuffer>} a copy: WebTransport takes no view of a SharedArrayBuffer
  */
 function hashBytes(hash) {
-  if (hash instanceof Uint8Array) return hash;
+  if (hash instanceof Uint8Array) return new Uint8Array(hash);
   if (!/^[0-9a-f]{64}$/i.test(hash)) throw new TypeError('certHash must be 64 hex digits');
   const out = new Uint8Array(32);
   for (let i = 0; i < 32; i++) out[i] = parseInt(hash.substr(i * 2, 2), 16);
   return out;
 }
 
+/** @param {unknown} e @returns {string} */
+function errText(e) {
+  const m = e && typeof e === 'object' && 'message' in e ? e.message : undefined;
+  return String(m || e);
+}
+
+/**
+ * @template T
+ * @param {Promise<T>} promise
+ * @param {number} ms
+ * @param {string} what
+ * @returns {Promise<T>}
+ */
 function withTimeout(promise, ms, what) {
+  /** @type {ReturnType<typeof setTimeout>|undefined} */
   let t;
+  /** @type {Promise<never>} */
   const timeout = new Promise((_, reject) => { t = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms); });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(t));
 }
@@ -127,11 +162,12 @@ function withTimeout(promise, ms, what) {
  * - `close`: {code, reason} once, when the NIC is closed for good
  */
 export class WtRelay extends EventTarget {
-  /** @type {ConnectOptions & {reconnect: ReconnectOptions|false}} */
+  /** @type {Options} */
   #opt;
-  /** the live session: {wt, writer, reader, lastRx, unanswered, waiter, lost} or null */
+  /** @type {Link|null} the live session */
   #link = null;
-  #heartbeat = 0;
+  /** @type {ReturnType<typeof setInterval>|undefined} */
+  #heartbeat;
   #wake = () => {};
   #chunkId = 0;
   /** @type {Map<number, {total: number, parts: Uint8Array[], got: number, bytes: number, t0: number}>} */
@@ -149,7 +185,7 @@ export class WtRelay extends EventTarget {
     try {
       await nic.#attempt();
     } catch (e) {
-      nic.#finish(0, String(e && e.message || e));
+      nic.#finish(0, errText(e));
       throw e;
     }
     nic.#setState('registered');
@@ -161,12 +197,13 @@ export class WtRelay extends EventTarget {
     super();
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
     if (typeof WebTransport === 'undefined') throw new Error('this browser has no WebTransport');
+    /** @type {Required<ReconnectOptions>|false} */
     const reconnect = options.reconnect === false ? false : { minMs: 500, maxMs: 30000, ...(options.reconnect || {}) };
-    this.#opt = {
+    const opt = {
       heartbeatMs: 15000, connectTimeoutMs: 10000, registerTimeoutMs: 10000,
       maxFrameSize: 1514, maxReassembly: 8, reassemblyTimeoutMs: 5000, ...options, reconnect,
     };
-    if (!this.#opt.deadMs) this.#opt.deadMs = 3 * this.#opt.heartbeatMs + 5000;
+    this.#opt = { ...opt, deadMs: opt.deadMs || 3 * opt.heartbeatMs + 5000 };
     if (this.#opt.certHash) hashBytes(this.#opt.certHash);
     /** @type {Uint8Array} this NIC's MAC, kept across reconnects */
     this.mac = options.mac ? parseMac(options.mac) : randomMac();
@@ -205,7 +242,8 @@ export class WtRelay extends EventTarget {
     const link = this.#link;
     // A page sending faster than the path carries would queue without
     // bound in the writable stream: drop instead, as a full NIC queue does.
-    if (!link || this.state !== 'registered' || frame.length === 0 || link.writer.desiredSize < -SEND_QUEUE_MAX) {
+    if (!link || !link.writer || this.state !== 'registered' || frame.length === 0 ||
+        (link.writer.desiredSize ?? 0) < -SEND_QUEUE_MAX) {
       this.counters.sendDrops++;
       return false;
     }
@@ -272,6 +310,12 @@ export class WtRelay extends EventTarget {
     this.#finish(code, reason);
   }
 
+  // close() may run during any await: read the state anew (a method, so
+  // that the type checker does not carry an earlier comparison over it).
+  #isClosed() {
+    return this.state === 'closed';
+  }
+
   // One session: open, start reading, register. Throws on failure with the
   // session closed.
   async #attempt() {
@@ -284,21 +328,22 @@ export class WtRelay extends EventTarget {
     }
     const init = hash ? { serverCertificateHashes: [{ algorithm: 'sha-256', value: hashBytes(hash) }] } : {};
     const wt = new WebTransport(this.#opt.url, init);
+    /** @type {Link} */
     const link = { wt, writer: null, reader: null, lastRx: performance.now(), unanswered: null, waiter: null, lost: false,
       reregisters: 0 };
     wt.ready.catch(() => { /* reported by the wait below */ });
     wt.closed.then((info) => this.#lost(link, info && info.closeCode || 0, info && info.reason || ''),
-      (e) => this.#lost(link, 0, String(e && e.message || e)));
+      (e) => this.#lost(link, 0, errText(e)));
     try {
       await withTimeout(wt.ready, this.#opt.connectTimeoutMs, 'WebTransport session');
-      if (this.state === 'closed') throw new Error('closed');
+      if (this.#isClosed()) throw new Error('closed');
       link.writer = wt.datagrams.writable.getWriter();
       link.reader = wt.datagrams.readable.getReader();
       this.#link = link;
       this.#reasm.clear();
       this.#readLoop(link);
       await this.#register(link);
-      if (this.state === 'closed') throw new Error('closed');
+      if (this.#isClosed()) throw new Error('closed');
     } catch (e) {
       link.lost = true;
       if (this.#link === link) this.#link = null;
@@ -307,11 +352,12 @@ export class WtRelay extends EventTarget {
     }
   }
 
+  /** @param {Link} link @returns {Promise<void>} */
   #register(link) {
     return new Promise((resolve, reject) => {
       const send = () => this.#control(link, { type: 'Register', mac: Array.from(this.mac) });
       const retry = setInterval(send, REGISTER_RETRY_MS); // a lost Register or Assigned
-      const timer = setTimeout(() => link.waiter(new Error('no Assigned from the relay')), this.#opt.registerTimeoutMs);
+      const timer = setTimeout(() => link.waiter?.(new Error('no Assigned from the relay')), this.#opt.registerTimeoutMs);
       link.waiter = (err) => {
         clearInterval(retry);
         clearTimeout(timer);
@@ -322,9 +368,11 @@ export class WtRelay extends EventTarget {
     });
   }
 
+  /** @param {Link} link */
   async #readLoop(link) {
     try {
       for (;;) {
+        if (!link.reader) break;
         const { value, done } = await link.reader.read();
         if (done) break;
         link.lastRx = performance.now();
@@ -334,6 +382,7 @@ export class WtRelay extends EventTarget {
     // closed settles with the code and reason; it reports the loss
   }
 
+  /** @param {Link} link @param {Uint8Array} d */
   #input(link, d) {
     if (d.length === 0) { this.counters.badDatagrams++; return; }
     if (d[0] === T_FRAME) this.#deliver(d.subarray(1));
@@ -342,6 +391,7 @@ export class WtRelay extends EventTarget {
     else this.counters.badDatagrams++;
   }
 
+  /** @param {Link} link @param {Uint8Array} body */
   #controlIn(link, body) {
     let msg;
     try { msg = JSON.parse(dec.decode(body)); } catch { this.counters.badDatagrams++; return; }
@@ -366,6 +416,7 @@ export class WtRelay extends EventTarget {
     }
   }
 
+  /** @param {Uint8Array} d */
   #chunk(d) {
     this.counters.chunksIn++;
     if (d.length < 1 + CHUNK_HDR) { this.counters.badDatagrams++; return; }
@@ -384,7 +435,8 @@ export class WtRelay extends EventTarget {
     }
     if (!r) {
       if (this.#reasm.size >= this.#opt.maxReassembly) {
-        this.#reasm.delete(this.#reasm.keys().next().value); // the oldest
+        const oldest = this.#reasm.keys().next().value;
+        if (oldest !== undefined) this.#reasm.delete(oldest);
         this.counters.reassemblyDrops++;
       }
       r = { total, parts: new Array(total), got: 0, bytes: 0, t0: now };
@@ -407,6 +459,7 @@ export class WtRelay extends EventTarget {
     this.#deliver(frame);
   }
 
+  /** @param {number} now */
   #sweep(now) {
     for (const [id, r] of this.#reasm) {
       if (now - r.t0 < this.#opt.reassemblyTimeoutMs) break; // insertion order is age order
@@ -415,12 +468,14 @@ export class WtRelay extends EventTarget {
     }
   }
 
+  /** @param {Uint8Array} frame */
   #deliver(frame) {
     this.counters.framesIn++;
     this.counters.bytesIn += frame.length;
     this.dispatchEvent(new CustomEvent('frame', { detail: frame }));
   }
 
+  /** @param {Link} link @param {object} obj */
   #control(link, obj) {
     const json = enc.encode(JSON.stringify(obj));
     const d = new Uint8Array(1 + json.length);
@@ -429,8 +484,9 @@ export class WtRelay extends EventTarget {
     this.#write(link, d);
   }
 
+  /** @param {Link} link @param {Uint8Array} d */
   #write(link, d) {
-    link.writer.write(d).catch(() => { /* the session ended: closed handles it */ });
+    link.writer?.write(d).catch(() => { /* the session ended: closed handles it */ });
   }
 
   #tick() {
@@ -454,6 +510,7 @@ export class WtRelay extends EventTarget {
 
   // A session ended (closed, read error, silence, or on request). Only the
   // first report of the live session counts; then reconnect or close.
+  /** @param {Link} link @param {number} code @param {string} reason @param {number} [firstDelayMs] */
   #lost(link, code, reason, firstDelayMs) {
     if (link.lost) return;
     link.lost = true;
@@ -474,8 +531,10 @@ export class WtRelay extends EventTarget {
     this.#reconnectLoop(firstDelayMs);
   }
 
+  /** @param {number} [firstDelayMs] */
   async #reconnectLoop(firstDelayMs) {
-    const { minMs, maxMs } = /** @type {ReconnectOptions} */ (this.#opt.reconnect);
+    if (!this.#opt.reconnect) return;
+    const { minMs, maxMs } = this.#opt.reconnect;
     for (let attempt = 0; this.state === 'reconnecting'; attempt++) {
       const base = Math.min(maxMs, minMs * 2 ** attempt);
       const delay = attempt === 0 && firstDelayMs !== undefined ? firstDelayMs : base / 2 + Math.random() * base / 2;
@@ -492,11 +551,13 @@ export class WtRelay extends EventTarget {
     }
   }
 
+  /** @param {NicState} state @param {{code?: number, reason?: string}} [extra] */
   #setState(state, extra = {}) {
     this.state = state;
     this.dispatchEvent(new CustomEvent('state', { detail: { state, ...extra } }));
   }
 
+  /** @param {number} code @param {string} reason */
   #finish(code, reason) {
     clearInterval(this.#heartbeat);
     globalThis.removeEventListener?.('online', this.#wake);

@@ -126,7 +126,14 @@ int capture_file_start(struct capture_hub *h, const char *path, const char *room
  * the room). h may be NULL (no capture in this process). */
 static inline bool capture_wanted(struct capture_hub *h, const struct capture_room *rc)
 {
+#ifdef WTRELAY_BENCH_NO_CAPTURE_TAP
+  /* perf/bench-capture.sh's baseline: the frame path without the hook */
+  (void)h;
+  (void)rc;
+  return false;
+#else
   return h && (atomic_load_explicit(&h->gen, memory_order_relaxed) != rc->gen || rc->on);
+#endif
 }
 
 /* Producer: records the frame iov[0..iovcnt-1] (len bytes, borrowed)

@@ -348,6 +348,17 @@ void gateway_room_detach(struct gateway *gw, uint32_t room);
  * log (wtrelay/counter.h). */
 extern const struct counter_table gateway_counter_table;
 
+/* The NAT flows guest `ip` (IPv4, host order) of room `room` holds in
+ * this gateway now: UDP mappings, ICMP echo flows, TCP connections
+ * (connecting or open). For a status view; the gateway's own thread
+ * only, no lock: two account lookups and a walk of the guest's ICMP
+ * flows (at most --max-icmp-flows-per-vm). */
+struct gateway_vm_flows {
+  uint32_t udp, icmp, tcp;
+};
+void gateway_vm_flows(const struct gateway *gw, uint32_t room, uint32_t ip,
+                      struct gateway_vm_flows *out);
+
 /* Reads nameserver lines of a resolv.conf into p->upstream (IPv4 and IPv6). */
 int dns_fwd_load_resolv_conf(struct gateway_params *p, const char *path);
 

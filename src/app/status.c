@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "wtrelay/gateway.h"
 #include "wtrelay/h3.h"
 #include "wtrelay/timeunit.h"
 
@@ -98,6 +99,12 @@ int status_snap_fill(struct status_snap *s, const struct relay *r, uint64_t now_
     o->bytes_in = p->bytes_in;
     o->frames_out = p->frames_out;
     o->bytes_out = p->bytes_out;
+    struct gateway_vm_flows nf = {0};
+    if (r->gw && p->registered && p->ip && p->room != RELAY_NO_ROOM)
+      gateway_vm_flows(r->gw, p->room, p->ip, &nf);
+    o->nat_udp = nf.udp;
+    o->nat_icmp = nf.icmp;
+    o->nat_tcp = nf.tcp;
     const char *room = p->room != RELAY_NO_ROOM      ? r->rooms[p->room].name
                        : p->sess && p->sess->path[0] ? p->sess->path
                                                      : "/";
@@ -231,12 +238,13 @@ static void write_session(struct ops_buf *b, uint32_t worker, const struct statu
       b,
       ",\"mac\":\"%02x:%02x:%02x:%02x:%02x:%02x\",\"ip\":\"%u.%u.%u.%u\","
       "\"age_s\":%llu,\"frames_in\":%llu,\"bytes_in\":%llu,\"frames_out\":%llu,"
-      "\"bytes_out\":%llu}",
+      "\"bytes_out\":%llu,\"nat_flows\":{\"udp\":%u,\"icmp\":%u,\"tcp\":%u}}",
       x->mac[0], x->mac[1], x->mac[2], x->mac[3], x->mac[4], x->mac[5], ip >> 24, (ip >> 16) & 255,
       (ip >> 8) & 255, ip & 255,
       (unsigned long long)(now_ns > x->created_ns ? (now_ns - x->created_ns) / NS_PER_S : 0),
       (unsigned long long)x->frames_in, (unsigned long long)x->bytes_in,
-      (unsigned long long)x->frames_out, (unsigned long long)x->bytes_out);
+      (unsigned long long)x->frames_out, (unsigned long long)x->bytes_out, x->nat_udp, x->nat_icmp,
+      x->nat_tcp);
 }
 
 static int room_cmp(const void *a, const void *b)
@@ -401,9 +409,10 @@ static const char status_page[] =
     "  const ss = s.sessions.slice().sort((a, b) => a.room < b.room ? -1 : a.room > b.room ? 1 : "
     "a.id - b.id);\n"
     "  table('sessions', ['room', 'id', 'state', 'remote', 'origin', 'MAC', 'IP', 'age (s)', "
-    "'frames in', 'bytes in', 'frames out', 'bytes out', 'worker'], ss.map(x => [x.room, x.id, "
-    "x.state, x.remote, x.origin, x.mac, x.ip, x.age_s, x.frames_in, x.bytes_in, x.frames_out, "
-    "x.bytes_out, x.worker]), [0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1]);\n"
+    "'frames in', 'bytes in', 'frames out', 'bytes out', 'NAT UDP', 'NAT ICMP', 'NAT TCP', "
+    "'worker'], ss.map(x => [x.room, x.id, x.state, x.remote, x.origin, x.mac, x.ip, x.age_s, "
+    "x.frames_in, x.bytes_in, x.frames_out, x.bytes_out, x.nat_flows.udp, x.nat_flows.icmp, "
+    "x.nat_flows.tcp, x.worker]), [0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);\n"
     "  const p = document.getElementById('paging');\n"
     "  p.replaceChildren(document.createTextNode('sessions ' + (s.count ? s.offset + 1 : 0) + "
     "'–' + (s.offset + s.count) + ' of ' + s.sessions_total + ' '));\n"

@@ -4,7 +4,8 @@
  *
  * Owns: one struct status_snap per worker: a copy of that worker's
  * sessions (id, room, remote address, origin, MAC, IP, age, frames and
- * bytes each way) and of its rooms, written by the worker, read by the
+ * bytes each way, the NAT flows of its IP in the worker's gateway) and
+ * of its rooms, written by the worker, read by the
  * ops listener on worker 0. Nothing is copied while nobody looks: a
  * /status request marks every snapshot wanted for STATUS_WANT_NS, and a
  * worker fills its snapshot (at its metrics snapshot, every 100 ms) only
@@ -18,7 +19,9 @@
  * while someone looks; the first request after a quiet time may see an
  * old or empty one).
  * Talks to: the relay's peers (read by their own worker only), h3 for a
- * session's remote address and origin, ops for the response buffer.
+ * session's remote address and origin, the worker's gateway for the
+ * NAT flows of a session's IP (room and address: the NAT knows no
+ * sessions), ops for the response buffer.
  * Never: reads another worker's relay; allocates while nobody looks.
  */
 #ifndef WTRELAY_APP_STATUS_H
@@ -46,6 +49,8 @@ struct status_session {
   uint32_t ip; /* host order, 0 = none yet */
   uint64_t created_ns;
   uint64_t frames_in, bytes_in, frames_out, bytes_out; /* in: from the client */
+  /* the NAT flows of its guest address in its worker's gateway */
+  uint32_t nat_udp, nat_icmp, nat_tcp;
   char room[256];   /* the room, or the CONNECT's :path while unregistered */
   char remote[64];  /* address:port */
   char origin[256]; /* the CONNECT's Origin header, "" = none */

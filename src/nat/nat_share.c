@@ -376,3 +376,14 @@ uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip
   const struct nat_share_ent *e = tab_find(&gw->share_vms, vm_key(room, ip));
   return e ? e->n[k] : 0;
 }
+
+void gateway_vm_flows(const struct gateway *gw, uint32_t room, uint32_t ip,
+                      struct gateway_vm_flows *out)
+{
+  /* UDP and TCP from the VM's account (every held flow is counted there,
+   * whatever the caps); echo flows are not held in accounts, so they come
+   * from the flow table's VM index */
+  out->udp = nat_share_vm_count(gw, room, ip, NAT_SHARE_UDP);
+  out->tcp = nat_share_vm_count(gw, room, ip, NAT_SHARE_TCP);
+  out->icmp = flowtab_vm_count(gw->flows, FT_ICMP, room, ip, UINT32_MAX);
+}

@@ -1,6 +1,7 @@
 // The status page (GET / on the ops listener) in headless Chromium: a
 // native session in a room whose name is markup is shown in the session
-// table as text (no element made from it), with its MAC; when the session
+// table as text (no element made from it), with its MAC and no NAT flows
+// (tests/netns/test_status_nat.sh makes real ones); when the session
 // ends, the page's own refresh (it fetches /status every few seconds)
 // drops the row.
 import { spawn } from 'node:child_process';
@@ -47,6 +48,11 @@ try {
   const cells = await row.locator('td').allTextContents();
   if (cells[0] !== ROOM) fail(`room cell ${JSON.stringify(cells[0])}, expected ${JSON.stringify(ROOM)}`);
   if (await page.locator('#inj').count() !== 0) fail('the room name became markup');
+  // the NAT flow columns, 0 for a session that made none
+  const heads = await page.locator('#sessions th').allTextContents();
+  const nat = ['NAT UDP', 'NAT ICMP', 'NAT TCP'].map((h) => heads.indexOf(h));
+  if (nat.some((i) => i < 0)) fail(`no NAT flow columns in ${JSON.stringify(heads)}`);
+  if (nat.some((i) => cells[i] !== '0')) fail(`NAT flows ${JSON.stringify(nat.map((i) => cells[i]))}, expected 0`);
   const summary = await page.locator('#summary').textContent();
   if (!/version \S+, up \d+ s, certificate [0-9a-f]{64} until .*1 sessions in 1 rooms/.test(summary)) fail(`summary: ${summary}`);
   pass(`chromium renders the status page: session row ${JSON.stringify(cells.slice(0, 7))}`);

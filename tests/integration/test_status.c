@@ -4,8 +4,8 @@
  * first one's worker is closed and opened again from a new socket, so
  * the kernel's 4-tuple hash places it anew), each registering, sending
  * heartbeats and frames. /status must parse as JSON and list both
- * sessions with their rooms, MACs, IPs and frames and bytes each way
- * equal to what the clients sent and received (worker 1's snapshot is
+ * sessions with their rooms, MACs, IPs, frames and bytes each way
+ * equal to what the clients sent and received and no NAT flows (worker 1's snapshot is
  * filled every 100 ms while someone looks: polled until it matches);
  * limit=1 gives one session and the total 2, offset=1 the other one; a
  * room name with quotes, a backslash, markup characters and a byte that
@@ -299,6 +299,12 @@ Test(status, sessions_rooms_paging_escaping, .timeout = 120)
     cr_assert_str_eq(jstr(x, "ip"), ip);
     cr_assert(strncmp(jstr(x, "remote"), "127.0.0.1:", 10) == 0, "remote %s", jstr(x, "remote"));
     cr_assert_lt(jint(x, "age_s"), 60);
+    /* ARP to the gateway only: no NAT flows (tests/netns/test_status_nat.sh
+     * makes real ones) */
+    json_t *nf = json_object_get(x, "nat_flows");
+    cr_assert(json_is_object(nf) && jint(nf, "udp") == 0 && jint(nf, "icmp") == 0 &&
+                  jint(nf, "tcp") == 0,
+              "nat_flows of a session without flows");
   }
   /* the hostile name is escaped in the raw text: no markup, no raw byte */
   cr_assert(strstr(raw, "\\u003cb\\u003e") && !strstr(raw, "<b>") && !strchr(raw, '\xff'),

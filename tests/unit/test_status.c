@@ -90,6 +90,9 @@ static void make_snaps(const char *room, uint32_t n0, uint32_t n2)
       x->registered = true;
       x->ip = 0x0a000200u + i;
       x->frames_in = i;
+      x->nat_udp = i;
+      x->nat_icmp = w;
+      x->nat_tcp = 7;
       x->created_ns = 1000000000ull;
       snprintf(x->room, sizeof(x->room), "%s", room);
       snprintf(x->origin, sizeof(x->origin), "%s", room);
@@ -143,6 +146,12 @@ Test(status, paging_over_workers)
   for (size_t i = 0; i < 3; i++)
     cr_assert_eq(geti(json_array_get(ss, i), "id"), want[i]);
   cr_assert_eq(geti(json_array_get(ss, 1), "worker"), 2);
+  /* session 201: worker 2's second */
+  json_t *nf = json_object_get(json_array_get(ss, 2), "nat_flows");
+  cr_assert(json_is_object(nf));
+  cr_assert_eq(geti(nf, "udp"), 1);
+  cr_assert_eq(geti(nf, "icmp"), 2);
+  cr_assert_eq(geti(nf, "tcp"), 7);
   cr_assert_eq(geti(json_array_get(ss, 0), "age_s"), 4);
   cr_assert_eq(geti(j, "next_offset"), 4);
   cr_assert(json_is_false(json_object_get(j, "truncated")));
