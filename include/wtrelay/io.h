@@ -162,7 +162,32 @@ struct io_params {
   unsigned tx_arenas;     /* 8 */
   unsigned tx_arena_size; /* 256 KiB */
   unsigned tx_max_pkts;   /* packets per arena, 512 */
+  /* Receive coalescing (io_wait_plan): after a turn that received 1 to
+   * coalesce_dgrams - 1 datagrams, the next wait ends at coalesce_dgrams
+   * more completions or coalesce_ns, whichever comes first (never past
+   * the next timer). 0 ns: off (the default). */
+  uint64_t coalesce_ns;
+  unsigned coalesce_dgrams; /* 16 */
 };
+
+/* What the next io_wait asks of the kernel: return once min_complete
+ * completions are ready or at deadline_ns (TIMER_NEVER: no deadline). */
+struct io_wait_plan {
+  uint64_t deadline_ns;
+  unsigned min_complete;
+  bool coalescing; /* min_complete > 1, deadline_ns <= now + coalesce_ns */
+};
+
+/* The wait after a turn that received turn_rx datagrams, with `submitting`
+ * SQEs about to be submitted (their completions, e.g. inline UDP sends,
+ * count toward min_complete), the earliest timer at timer_deadline_ns.
+ * A turn that received nothing (idle, or woken by a timer) and a turn that
+ * received a full batch wait as usual: min_complete 1 until the timer, so
+ * the first datagram after a pause is handled at once. After a small turn
+ * (traffic flowing in small bursts) the wait lasts at most coalesce_ns:
+ * a datagram arriving during it is held back no longer than that. */
+void io_wait_plan(const struct io_params *p, uint64_t turn_rx, unsigned submitting,
+                  uint64_t timer_deadline_ns, uint64_t now_ns, struct io_wait_plan *out);
 
 struct io_counters {
   uint64_t rx_completions, rx_datagrams, rx_bytes, rx_gro_batches;
@@ -170,6 +195,7 @@ struct io_counters {
   uint64_t tx_msgs, tx_packets, tx_bytes, tx_gso_msgs, tx_errors, tx_arena_full;
   uint64_t tx_gso_fallbacks; /* sockets that stopped using GSO after a failed GSO send */
   uint64_t flushes, waits, signals;
+  uint64_t coalesced_waits; /* waits that held back completions (io_wait_plan) */
 };
 
 struct io_txpkt {
@@ -232,6 +258,7 @@ struct io {
   struct signalfd_siginfo siginfo;
   io_signal_fn on_signal;
   void *sig_ctx;
+  uint64_t turn_rx; /* datagrams the last io_dispatch handed up */
   struct io_counters ctr;
 };
 
