@@ -163,9 +163,9 @@ struct io_params {
   unsigned tx_arena_size; /* 256 KiB */
   unsigned tx_max_pkts;   /* packets per arena, 512 */
   /* Receive coalescing (io_wait_plan): after a turn that received 1 to
-   * coalesce_dgrams - 1 datagrams, the next wait ends at coalesce_dgrams
-   * more completions or coalesce_ns, whichever comes first (never past
-   * the next timer). 0 ns: off (the default). */
+   * coalesce_dgrams - 1 datagrams of a dense flow, the next wait ends at
+   * coalesce_dgrams more completions or coalesce_ns, whichever comes first
+   * (never past the next timer). 0 ns: off (the default). */
   uint64_t coalesce_ns;
   unsigned coalesce_dgrams; /* 16 */
 };
@@ -178,15 +178,26 @@ struct io_wait_plan {
   bool coalescing; /* min_complete > 1, deadline_ns <= now + coalesce_ns */
 };
 
-/* The wait after a turn that received turn_rx datagrams, with `submitting`
- * SQEs about to be submitted (their completions, e.g. inline UDP sends,
- * count toward min_complete), the earliest timer at timer_deadline_ns.
- * A turn that received nothing (idle, or woken by a timer) and a turn that
- * received a full batch wait as usual: min_complete 1 until the timer, so
- * the first datagram after a pause is handled at once. After a small turn
- * (traffic flowing in small bursts) the wait lasts at most coalesce_ns:
- * a datagram arriving during it is held back no longer than that. */
-void io_wait_plan(const struct io_params *p, uint64_t turn_rx, unsigned submitting,
+/* The last turn, as the next wait's plan sees it. */
+struct io_turn {
+  uint64_t rx;        /* datagrams its io_dispatch handed up */
+  uint64_t waited_ns; /* how long the wait before it slept */
+  bool coalesced;     /* that wait was a coalescing one */
+};
+
+/* The wait after turn `last`, with `submitting` SQEs about to be submitted
+ * (their completions, e.g. inline UDP sends, count toward min_complete),
+ * the earliest timer at timer_deadline_ns. Coalescing only pays while
+ * datagrams come closer together than the window: it holds back
+ * completions after a turn that received 1 to coalesce_dgrams - 1
+ * datagrams when its wait was a coalescing one or slept less than
+ * coalesce_ns. Every other wait is the plain one (min_complete 1 until the
+ * timer): after an idle turn or one woken by a timer, after a full batch,
+ * and for sparse traffic, so the first datagram after a pause is handled
+ * at once and a sparse flow pays no extra wake-up at each window's end.
+ * A coalescing wait lasts at most coalesce_ns: a datagram arriving during
+ * it is held back no longer than that. */
+void io_wait_plan(const struct io_params *p, const struct io_turn *last, unsigned submitting,
                   uint64_t timer_deadline_ns, uint64_t now_ns, struct io_wait_plan *out);
 
 struct io_counters {
@@ -258,7 +269,7 @@ struct io {
   struct signalfd_siginfo siginfo;
   io_signal_fn on_signal;
   void *sig_ctx;
-  uint64_t turn_rx; /* datagrams the last io_dispatch handed up */
+  struct io_turn last; /* for the next wait's plan (io_wait_plan) */
   struct io_counters ctr;
 };
 

@@ -841,13 +841,14 @@ unsigned io_flush(struct io *io)
   return nmsg;
 }
 
-void io_wait_plan(const struct io_params *p, uint64_t turn_rx, unsigned submitting,
+void io_wait_plan(const struct io_params *p, const struct io_turn *last, unsigned submitting,
                   uint64_t timer_deadline_ns, uint64_t now_ns, struct io_wait_plan *out)
 {
   out->deadline_ns = timer_deadline_ns;
   out->min_complete = 1;
   out->coalescing = false;
-  if (!p->coalesce_ns || p->coalesce_dgrams < 2 || turn_rx == 0 || turn_rx >= p->coalesce_dgrams)
+  if (!p->coalesce_ns || p->coalesce_dgrams < 2 || last->rx == 0 ||
+      last->rx >= p->coalesce_dgrams || (!last->coalesced && last->waited_ns >= p->coalesce_ns))
     return;
   uint64_t until = now_ns + p->coalesce_ns;
   if (timer_deadline_ns > until)
@@ -856,18 +857,14 @@ void io_wait_plan(const struct io_params *p, uint64_t turn_rx, unsigned submitti
   out->coalescing = true;
 }
 
-int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
+static int io_wait_ring(struct io *io, const struct io_wait_plan *plan, uint64_t now_ns)
 {
   struct io_uring_cqe *cqe;
-  io->ctr.waits++;
-  struct io_wait_plan plan;
-  io_wait_plan(&io->p, io->turn_rx, io_uring_sq_ready(&io->ring), deadline_ns, now_ns, &plan);
-  io->ctr.coalesced_waits += plan.coalescing;
-  if (plan.deadline_ns == TIMER_NEVER) {
+  if (plan->deadline_ns == TIMER_NEVER) {
     int rc = io_uring_submit_and_wait(&io->ring, 1);
     return rc < 0 && rc != -EINTR ? rc : 0;
   }
-  uint64_t d = plan.deadline_ns > now_ns ? plan.deadline_ns - now_ns : 0;
+  uint64_t d = plan->deadline_ns > now_ns ? plan->deadline_ns - now_ns : 0;
   if (d == 0) {
     /* With DEFER_TASKRUN, completions are only posted when the kernel is
      * asked for events: a plain submit would never see a receive. */
@@ -878,10 +875,23 @@ int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
    * deadline (-ETIME: the usual end of a coalescing wait at low load). */
   struct __kernel_timespec ts = {.tv_sec = (long long)(d / 1000000000ull),
                                  .tv_nsec = (long long)(d % 1000000000ull)};
-  int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, plan.min_complete, &ts, NULL);
+  int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, plan->min_complete, &ts, NULL);
   if (rc < 0 && rc != -ETIME && rc != -EINTR)
     return rc;
   return 0;
+}
+
+int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
+{
+  io->ctr.waits++;
+  struct io_wait_plan plan;
+  io_wait_plan(&io->p, &io->last, io_uring_sq_ready(&io->ring), deadline_ns, now_ns, &plan);
+  io->ctr.coalesced_waits += plan.coalescing;
+  io->last.coalesced = plan.coalescing;
+  int rc = io_wait_ring(io, &plan, now_ns);
+  if (io->p.coalesce_ns) /* one clock read more per wait, only with coalescing on */
+    io->last.waited_ns = clock_now_ns() - now_ns;
+  return rc;
 }
 
 /* ---- receive path ---- */
@@ -1073,7 +1083,7 @@ unsigned io_dispatch(struct io *io)
   }
   io->nrearm = 0;
   close_pending(io);
-  io->turn_rx = io->ctr.rx_datagrams - rx0;
+  io->last.rx = io->ctr.rx_datagrams - rx0;
   return n;
 }
 
