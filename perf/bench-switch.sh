@@ -244,14 +244,16 @@ PY
 
 # CPU versus load: a unicast pair of 1000-byte frames offered at FRACTIONS
 # (percent, default "10 25 50 75 100") of the maximum rate, on relays with
-# each of CURVE_FLAGS ('|'-separated relay flag sets, default
-# "--rx-coalesce-us 0|--rx-coalesce-us 50"), a fresh relay per point. Each
+# each of CURVE_FLAGS ('|'-separated relay flag sets, default one set: no
+# extra flag; RELAY_BIN=path runs another build), a fresh relay with one
+# worker per point. Each
 # repetition first measures the maximum (rate 0) on the first flag set; every
 # point of that repetition offers a fraction of it, so all flag sets see the
 # same offered rates. Prints per flag set and fraction the medians of the
 # relay's worker CPU per delivered frame, that figure over the same flag
 # set's at the maximum in the same repetition, p50/p99 one-way latency, and
-# the relay's datagrams per receive completion and share of coalesced waits.
+# the relay's datagrams per receive completion and waits on its ring per
+# delivered frame (its wake-ups).
 curve_run() { # rep, flags, fraction, rate
   relay_start --workers 1 $2
   $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
@@ -273,7 +275,7 @@ PY
 
 curve_bench() {
   FRACTIONS=${FRACTIONS:-10 25 50 75 100}
-  CURVE_FLAGS=${CURVE_FLAGS:---rx-coalesce-us 0|--rx-coalesce-us 50}
+  CURVE_FLAGS=${CURVE_FLAGS:- }
   IFS='|' read -r -a SETS <<<"$CURVE_FLAGS"
   echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
   echo "CPU versus load: unicast pair, 1000 B, $RUNS repetitions of ${DUR}s per point, medians"
@@ -292,7 +294,7 @@ curve_bench() {
 import json, statistics as st, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 print("%-24s %5s %10s %10s %9s %8s %8s %8s %9s %9s" % ("relay flags", "load", "offered", "delivered",
-      "us/frame", "vs max", "p50 us", "p99 us", "dg/recv", "coalesced"))
+      "us/frame", "vs max", "p50 us", "p99 us", "dg/recv", "waits/fr"))
 for flags in dict.fromkeys(r["flags"] for r in rows):
     mine = [r for r in rows if r["flags"] == flags]
     for frac in sorted({r["frac"] for r in mine}):
@@ -304,12 +306,12 @@ for flags in dict.fromkeys(r["flags"] for r in rows):
             if top and top[0]["relay_us_per_frame"] > 0:
                 ratios.append(r["relay_us_per_frame"] / top[0]["relay_us_per_frame"])
         io = lambda r, k: r.get("io", {}).get(k, 0)
-        print("%-24s %4d%% %9.0f/s %9.0f/s %9.2f %8s %8.0f %8.0f %9.2f %8.0f%%" % (flags, frac,
+        print("%-24s %4d%% %9.0f/s %9.0f/s %9.2f %8s %8.0f %8.0f %9.2f %9.2f" % (flags.strip() or "(defaults)", frac,
               med(lambda r: r["offered_fps"]), med(lambda r: r["delivered_fps"]),
               med(lambda r: r["relay_us_per_frame"]), "%.2f" % st.median(ratios) if ratios else "-",
               med(lambda r: r["lat_p50_us"]), med(lambda r: r["lat_p99_us"]),
               med(lambda r: io(r, "rx_datagrams") / max(io(r, "rx_completions"), 1)),
-              med(lambda r: 100.0 * io(r, "coalesced_waits") / max(io(r, "waits"), 1))))
+              med(lambda r: io(r, "waits") / max(r["delivered"], 1))))
 PY
   [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
 }

@@ -112,7 +112,6 @@ struct config {
   uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
   uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
   uint32_t worker_ring_slots;  /* --worker-ring-slots, 1024 (frames per worker-pair ring) */
-  uint32_t rx_coalesce_us;     /* --rx-coalesce-us, 0 (receive coalescing window, io_wait_plan) */
   bool cpu_affinity;           /* --cpu-affinity, off */
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */
   uint32_t shutdown_timeout_s; /* --shutdown-timeout, 5 */

@@ -162,43 +162,7 @@ struct io_params {
   unsigned tx_arenas;     /* 8 */
   unsigned tx_arena_size; /* 256 KiB */
   unsigned tx_max_pkts;   /* packets per arena, 512 */
-  /* Receive coalescing (io_wait_plan): after a turn that received 1 to
-   * coalesce_dgrams - 1 datagrams of a dense flow, the next wait ends at
-   * coalesce_dgrams more completions or coalesce_ns, whichever comes first
-   * (never past the next timer). 0 ns: off (the default). */
-  uint64_t coalesce_ns;
-  unsigned coalesce_dgrams; /* 16 */
 };
-
-/* What the next io_wait asks of the kernel: return once min_complete
- * completions are ready or at deadline_ns (TIMER_NEVER: no deadline). */
-struct io_wait_plan {
-  uint64_t deadline_ns;
-  unsigned min_complete;
-  bool coalescing; /* min_complete > 1, deadline_ns <= now + coalesce_ns */
-};
-
-/* The last turn, as the next wait's plan sees it. */
-struct io_turn {
-  uint64_t rx;        /* datagrams its io_dispatch handed up */
-  uint64_t waited_ns; /* how long the wait before it slept */
-  bool coalesced;     /* that wait was a coalescing one */
-};
-
-/* The wait after turn `last`, with `submitting` SQEs about to be submitted
- * (their completions, e.g. inline UDP sends, count toward min_complete),
- * the earliest timer at timer_deadline_ns. Coalescing only pays while
- * datagrams come closer together than the window: it holds back
- * completions after a turn that received 1 to coalesce_dgrams - 1
- * datagrams when its wait was a coalescing one or slept less than
- * coalesce_ns. Every other wait is the plain one (min_complete 1 until the
- * timer): after an idle turn or one woken by a timer, after a full batch,
- * and for sparse traffic, so the first datagram after a pause is handled
- * at once and a sparse flow pays no extra wake-up at each window's end.
- * A coalescing wait lasts at most coalesce_ns: a datagram arriving during
- * it is held back no longer than that. */
-void io_wait_plan(const struct io_params *p, const struct io_turn *last, unsigned submitting,
-                  uint64_t timer_deadline_ns, uint64_t now_ns, struct io_wait_plan *out);
 
 struct io_counters {
   uint64_t rx_completions, rx_datagrams, rx_bytes, rx_gro_batches;
@@ -206,7 +170,6 @@ struct io_counters {
   uint64_t tx_msgs, tx_packets, tx_bytes, tx_gso_msgs, tx_errors, tx_arena_full;
   uint64_t tx_gso_fallbacks; /* sockets that stopped using GSO after a failed GSO send */
   uint64_t flushes, waits, signals;
-  uint64_t coalesced_waits; /* waits that held back completions (io_wait_plan) */
 };
 
 struct io_txpkt {
@@ -269,7 +232,6 @@ struct io {
   struct signalfd_siginfo siginfo;
   io_signal_fn on_signal;
   void *sig_ctx;
-  struct io_turn last; /* for the next wait's plan (io_wait_plan) */
   struct io_counters ctr;
 };
 

@@ -259,10 +259,6 @@ static const struct opt opts[] = {
      "frames each worker-pair ring holds (rooms across workers; a power of two; a full ring "
      "drops and counts) (default 1024)",
      G_WORKERS, "SLOTS"},
-    {"rx-coalesce-us", 0, "RELAY_RX_COALESCE_US", OPT_U32, 0, 1000, OFF(rx_coalesce_us),
-     "after a wake-up that received only a few datagrams, a worker waits up to this long for "
-     "more before handling them (fewer wake-ups per frame at moderate load; 0: off) (default 0)",
-     G_WORKERS, "US"},
     {"cpu-affinity", 0, NULL, OPT_FLAG, 0, 0, OFF(cpu_affinity),
      "pin worker i to the i-th CPU the process may run on (wrapping around) and name its thread "
      "wtrelay-wN (default off)",

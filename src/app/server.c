@@ -1442,7 +1442,6 @@ static int worker_build(struct server_worker *s)
   io_params_default(&iop);
   /* QUIC, UDP and ICMP NAT, a socket per DNS query in flight */
   iop.max_udp_socks = 8 + cfg->max_udp_flows + 256 + 1024;
-  iop.coalesce_ns = (uint64_t)cfg->rx_coalesce_us * 1000;
   if ((rc = worker_init(&s->w, s->index, &iop, server_timers_needed(cfg))) < 0)
     return rc;
   s->worker_ok = true;

@@ -61,8 +61,6 @@ void io_params_default(struct io_params *p)
   p->tx_arenas = 8;
   p->tx_arena_size = 256 * 1024;
   p->tx_max_pkts = 512;
-  p->coalesce_ns = 0;
-  p->coalesce_dgrams = 16;
 }
 
 static int arenas_init(struct io *io)
@@ -841,57 +839,27 @@ unsigned io_flush(struct io *io)
   return nmsg;
 }
 
-void io_wait_plan(const struct io_params *p, const struct io_turn *last, unsigned submitting,
-                  uint64_t timer_deadline_ns, uint64_t now_ns, struct io_wait_plan *out)
-{
-  out->deadline_ns = timer_deadline_ns;
-  out->min_complete = 1;
-  out->coalescing = false;
-  if (!p->coalesce_ns || p->coalesce_dgrams < 2 || last->rx == 0 ||
-      last->rx >= p->coalesce_dgrams || (!last->coalesced && last->waited_ns >= p->coalesce_ns))
-    return;
-  uint64_t until = now_ns + p->coalesce_ns;
-  if (timer_deadline_ns > until)
-    out->deadline_ns = until;
-  out->min_complete = submitting + p->coalesce_dgrams;
-  out->coalescing = true;
-}
-
-static int io_wait_ring(struct io *io, const struct io_wait_plan *plan, uint64_t now_ns)
+int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
 {
   struct io_uring_cqe *cqe;
-  if (plan->deadline_ns == TIMER_NEVER) {
+  io->ctr.waits++;
+  if (deadline_ns == TIMER_NEVER) {
     int rc = io_uring_submit_and_wait(&io->ring, 1);
     return rc < 0 && rc != -EINTR ? rc : 0;
   }
-  uint64_t d = plan->deadline_ns > now_ns ? plan->deadline_ns - now_ns : 0;
+  uint64_t d = deadline_ns > now_ns ? deadline_ns - now_ns : 0;
   if (d == 0) {
     /* With DEFER_TASKRUN, completions are only posted when the kernel is
      * asked for events: a plain submit would never see a receive. */
     int rc = io_uring_submit_and_get_events(&io->ring);
     return rc < 0 && rc != -EINTR ? rc : 0;
   }
-  /* One enter: submit, then sleep until min_complete completions or the
-   * deadline (-ETIME: the usual end of a coalescing wait at low load). */
   struct __kernel_timespec ts = {.tv_sec = (long long)(d / 1000000000ull),
                                  .tv_nsec = (long long)(d % 1000000000ull)};
-  int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, plan->min_complete, &ts, NULL);
+  int rc = io_uring_submit_and_wait_timeout(&io->ring, &cqe, 1, &ts, NULL);
   if (rc < 0 && rc != -ETIME && rc != -EINTR)
     return rc;
   return 0;
-}
-
-int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
-{
-  io->ctr.waits++;
-  struct io_wait_plan plan;
-  io_wait_plan(&io->p, &io->last, io_uring_sq_ready(&io->ring), deadline_ns, now_ns, &plan);
-  io->ctr.coalesced_waits += plan.coalescing;
-  io->last.coalesced = plan.coalescing;
-  int rc = io_wait_ring(io, &plan, now_ns);
-  if (io->p.coalesce_ns) /* one clock read more per wait, only with coalescing on */
-    io->last.waited_ns = clock_now_ns() - now_ns;
-  return rc;
 }
 
 /* ---- receive path ---- */
@@ -1032,7 +1000,6 @@ unsigned io_dispatch(struct io *io)
 {
   struct io_uring_cqe *cqe;
   unsigned head, n = 0;
-  uint64_t rx0 = io->ctr.rx_datagrams;
   io_uring_for_each_cqe(&io->ring, head, cqe)
   {
     uint64_t ud = io_uring_cqe_get_data64(cqe);
@@ -1083,7 +1050,6 @@ unsigned io_dispatch(struct io *io)
   }
   io->nrearm = 0;
   close_pending(io);
-  io->last.rx = io->ctr.rx_datagrams - rx0;
   return n;
 }
 
@@ -1126,9 +1092,6 @@ static const struct counter_def io_counter_defs[] = {
     I("wtrelay_io_flushes_total", "transmit batches flushed", NULL, "flushes", flushes),
     I("wtrelay_io_waits_total", "waits on the ring", NULL, "waits", waits),
     I("wtrelay_io_signals_total", "signals read", NULL, "signals", signals),
-    I("wtrelay_io_coalesced_waits_total",
-      "waits after a small receive batch that waited for more (--rx-coalesce-us)", NULL,
-      "coalesced_waits", coalesced_waits),
 };
 #undef UERR
 #undef I

@@ -39,30 +39,19 @@ static void pump(struct io *io, struct rx *r, unsigned want)
   }
 }
 
-/* An io (8 receive buffers, coalescing window coalesce_ns) with one
- * receiving socket on loopback; *dst its address, returns a plain UDP
- * socket to send to it from. */
-static int rx_setup(struct io *io, uint64_t coalesce_ns, struct rx *r, struct sockaddr_in *dst)
-{
-  struct io_params p;
-  io_params_default(&p);
-  p.rx_bufs = 8;
-  p.coalesce_ns = coalesce_ns;
-  cr_assert_eq(io_init(io, &p), 0);
-  struct io_udp_sock *s;
-  cr_assert_eq(io_udp_open(io, "127.0.0.1", 0, on_rx, r, &s), 0);
-  *dst = (struct sockaddr_in){.sin_family = AF_INET, .sin_port = htons(s->port)};
-  dst->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  return socket(AF_INET, SOCK_DGRAM, 0);
-}
-
 Test(io, datagrams_and_gso_superpacket_are_received)
 {
   struct io io;
+  struct io_params p;
+  io_params_default(&p);
+  p.rx_bufs = 8;
+  cr_assert_eq(io_init(&io, &p), 0);
   struct rx r = {0};
-  struct sockaddr_in dst;
-  int fd = rx_setup(&io, 0, &r, &dst);
-  struct io_udp_sock *s = io.socks[0];
+  struct io_udp_sock *s;
+  cr_assert_eq(io_udp_open(&io, "127.0.0.1", 0, on_rx, &r, &s), 0);
+  struct sockaddr_in dst = {.sin_family = AF_INET, .sin_port = htons(s->port)};
+  dst.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
   for (int i = 0; i < 3; i++) {
     uint8_t b[100];
     memset(b, i + 1, sizeof(b));
@@ -302,115 +291,4 @@ Test(io, port_claim_is_per_address_and_probes_overlaps)
   c1 = io_udp_port_claim("127.0.0.2", port, true);
   cr_assert_geq(c1, 0, "once the wildcard socket is gone: %d", c1);
   close(c1);
-}
-
-/* Receive coalescing: which waits hold completions back, and for how long. */
-Test(io, coalescing_holds_back_only_after_a_small_turn_and_never_past_its_window)
-{
-  struct io_params p;
-  io_params_default(&p);
-  struct io_wait_plan w;
-  const uint64_t now = 1000000000ull, win = 50000;
-  /* off by default: every wait is the plain one */
-  io_wait_plan(&p, &(struct io_turn){.rx = 1}, 0, TIMER_NEVER, now, &w);
-  cr_assert(!w.coalescing);
-  cr_assert_eq(w.min_complete, 1);
-  cr_assert_eq(w.deadline_ns, TIMER_NEVER);
-
-  p.coalesce_ns = win;
-  /* after an idle turn (nothing received, e.g. woken by a timer) the next
-   * datagram is handled at once: a plain wait until the timer */
-  io_wait_plan(&p, &(struct io_turn){.rx = 0}, 3, TIMER_NEVER, now, &w);
-  cr_assert(!w.coalescing);
-  cr_assert_eq(w.min_complete, 1);
-  cr_assert_eq(w.deadline_ns, TIMER_NEVER);
-  /* a full batch: load is high enough, no holding back */
-  io_wait_plan(&p, &(struct io_turn){.rx = p.coalesce_dgrams}, 0, now + 7000000, now, &w);
-  cr_assert(!w.coalescing);
-  cr_assert_eq(w.deadline_ns, now + 7000000);
-
-  /* a small turn: wait for a batch, at most the window; the turn's own
-   * sends complete inline and do not count toward the batch */
-  io_wait_plan(&p, &(struct io_turn){.rx = 2}, 5, TIMER_NEVER, now, &w);
-  cr_assert(w.coalescing);
-  cr_assert_eq(w.min_complete, 5 + p.coalesce_dgrams);
-  cr_assert_eq(w.deadline_ns, now + win);
-  /* a sparse flow (its last datagrams came after a plain wait longer
-   * than the window) gets no coalescing: it would only add a wake-up at
-   * each window's end; a flow kept in a coalescing wait stays there while
-   * the turns stay small */
-  io_wait_plan(&p, &(struct io_turn){.rx = 2, .waited_ns = win}, 0, TIMER_NEVER, now, &w);
-  cr_assert(!w.coalescing);
-  cr_assert_eq(w.deadline_ns, TIMER_NEVER);
-  io_wait_plan(&p, &(struct io_turn){.rx = 2, .waited_ns = win - 1}, 0, TIMER_NEVER, now, &w);
-  cr_assert(w.coalescing);
-  io_wait_plan(&p, &(struct io_turn){.rx = 2, .waited_ns = win, .coalesced = true}, 0, TIMER_NEVER,
-               now, &w);
-  cr_assert(w.coalescing);
-  io_wait_plan(&p, &(struct io_turn){.rx = 0, .coalesced = true}, 0, TIMER_NEVER, now, &w);
-  cr_assert(!w.coalescing);
-  /* a timer before the window's end still ends the wait */
-  io_wait_plan(&p, &(struct io_turn){.rx = 1}, 0, now + 10000, now, &w);
-  cr_assert(w.coalescing);
-  cr_assert_eq(w.deadline_ns, now + 10000);
-  io_wait_plan(&p, &(struct io_turn){.rx = 1}, 0, now - 5, now, &w);
-  cr_assert_eq(w.deadline_ns, now - 5);
-
-  /* the bound: whatever the turn, timer and submissions, no wait that
-   * holds completions back lasts longer than the window, and a batch
-   * ends it early */
-  for (uint64_t rx = 0; rx < 40; rx++)
-    for (unsigned sub = 0; sub < 600; sub += 97)
-      for (uint64_t t = now; t < now + 3 * win; t += win / 3)
-        for (uint64_t waited = 0; waited < 3 * win; waited += win / 2) {
-          struct io_turn last = {
-              .rx = rx, .waited_ns = waited, .coalesced = (waited / (win / 2)) & 1};
-          io_wait_plan(&p, &last, sub, t, now, &w);
-          cr_assert_leq(w.deadline_ns, t);
-          if (w.coalescing) {
-            cr_assert(rx > 0 && rx < p.coalesce_dgrams);
-            cr_assert_leq(w.deadline_ns, now + win);
-            cr_assert_leq(w.min_complete, sub + p.coalesce_dgrams);
-          } else {
-            cr_assert_eq(w.min_complete, 1);
-          }
-        }
-  /* a batch of one completion is no coalescing at all */
-  p.coalesce_dgrams = 1;
-  io_wait_plan(&p, &(struct io_turn){.rx = 1}, 0, TIMER_NEVER, now, &w);
-  cr_assert(!w.coalescing);
-}
-
-/* A lone datagram after a small turn is still delivered when the window
- * ends (the wait returns with fewer completions than the batch), and the
- * wait counts as coalesced. No timing is asserted. */
-Test(io, a_coalescing_wait_delivers_a_lone_datagram_when_its_window_ends)
-{
-  struct io io;
-  struct rx r = {0};
-  struct sockaddr_in dst;
-  int fd = rx_setup(&io, 2000000, &r, &dst);
-  uint8_t b[64] = {1};
-  cr_assert_eq(sendto(fd, b, sizeof(b), 0, (struct sockaddr *)&dst, sizeof(dst)), 64);
-  pump(&io, &r, 1); /* the first turn: a plain wait */
-  cr_assert_eq(r.n, 1);
-  cr_assert_eq(io.last.rx, 1);
-  uint64_t before = io.ctr.coalesced_waits;
-  io.last.waited_ns = 0; /* a dense flow, whatever this machine's scheduling */
-  b[0] = 2;
-  cr_assert_eq(sendto(fd, b, sizeof(b), 0, (struct sockaddr *)&dst, sizeof(dst)), 64);
-  pump(&io, &r, 2);
-  cr_assert_eq(r.n, 2);
-  cr_assert_eq(r.first[1], 2);
-  cr_assert_geq(io.ctr.coalesced_waits, before + 1);
-  /* nothing more arrives: the window ends with no completion, and the
-   * turn after it (nothing received) waits plainly again */
-  io_wait(&io, TIMER_NEVER, clock_now_ns());
-  cr_assert_eq(io_dispatch(&io), 0);
-  cr_assert_eq(io.last.rx, 0);
-  before = io.ctr.coalesced_waits;
-  io_wait(&io, clock_now_ns() + 1000000, clock_now_ns());
-  cr_assert_eq(io.ctr.coalesced_waits, before);
-  close(fd);
-  io_fini(&io);
 }
