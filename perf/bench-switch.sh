@@ -27,11 +27,13 @@
 # datagrams) and print its limit, frames/s per core for a relay that must
 # open, seal and forward each frame; every 1000-byte unicast figure per
 # relay core is then also printed as a fraction of that limit.
+#   perf/bench-switch.sh --curve [RUNS] [DURATION_S]
+# --curve: CPU versus load (see curve_bench below).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODE=switch
-if [ "${1:-}" = "--workers" ]; then
-  MODE=workers
+if [ "${1:-}" = "--workers" ] || [ "${1:-}" = "--curve" ]; then
+  MODE=${1#--}
   shift
 fi
 RUNS=${1:-3}
@@ -257,6 +259,85 @@ if cross_ratio:
 PY
 }
 
+# CPU versus load: a unicast pair of 1000-byte frames offered at FRACTIONS
+# (percent, default "10 25 50 75 100") of the maximum rate, on relays with
+# each of CURVE_FLAGS ('|'-separated relay flag sets, default one set: no
+# extra flag; RELAY_BIN=path runs another build), a fresh relay with one
+# worker per point. Each
+# repetition first measures the maximum (rate 0) on the first flag set; every
+# point of that repetition offers a fraction of it, so all flag sets see the
+# same offered rates. Prints per flag set and fraction the medians of the
+# relay's worker CPU per delivered frame, that figure over the same flag
+# set's at the maximum in the same repetition, p50/p99 one-way latency, and
+# the relay's datagrams per receive completion and waits on its ring per
+# delivered frame (its wake-ups).
+curve_run() { # rep, flags, fraction, rate
+  relay_start --workers 1 $2
+  $B/wtbench --url "https://127.0.0.1:$PORT/bench" --cert-hash "$HASH" --duration "$DUR" \
+    --relay-pid "$RELAY" --sessions 2 --size 1000 --rate "$4" | tail -1 >"$TMP/json"
+  kill -TERM "$RELAY"
+  wait "$RELAY" || true
+  RELAY=""
+  grep -q '^{' "$TMP/json" || return 0
+  python3 - "$1" "$2" "$3" "$TMP/json" "$TMP/err" >>"$TMP/rows" <<'PY'
+import json, re, sys
+row = json.loads(open(sys.argv[4]).read())
+row.update(rep=int(sys.argv[1]), flags=sys.argv[2], frac=int(sys.argv[3]))
+for l in open(sys.argv[5]):
+    if 'msg="counters at exit"' in l:
+        row["io"] = {k[3:]: int(v) for k, v in re.findall(r"(\w+)=(\d+)", l) if k.startswith("io_")}
+print(json.dumps(row))
+PY
+}
+
+curve_bench() {
+  FRACTIONS=${FRACTIONS:-10 25 50 75 100}
+  CURVE_FLAGS=${CURVE_FLAGS:- }
+  IFS='|' read -r -a SETS <<<"$CURVE_FLAGS"
+  echo "machine: $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p' | head -1), kernel $(uname -r)"
+  echo "CPU versus load: unicast pair, 1000 B, $RUNS repetitions of ${DUR}s per point, medians"
+  : >"$TMP/rows"
+  for rep in $(seq "$RUNS"); do
+    curve_run "$rep" "${SETS[0]}" 100 0
+    MAX=$(python3 -c 'import json,sys; r=[json.loads(l) for l in open(sys.argv[1])]; print(int(r[-1]["delivered_fps"]))' "$TMP/rows")
+    for i in "${!SETS[@]}"; do
+      [ "$i" = 0 ] || curve_run "$rep" "${SETS[$i]}" 100 0
+      for f in $FRACTIONS; do
+        [ "$f" = 100 ] || curve_run "$rep" "${SETS[$i]}" "$f" $((MAX * f / 100))
+      done
+    done
+  done
+  python3 - "$TMP/rows" <<'PY'
+import json, statistics as st, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+print("%-24s %5s %10s %10s %9s %8s %8s %8s %9s %9s" % ("relay flags", "load", "offered", "delivered",
+      "us/frame", "vs max", "p50 us", "p99 us", "dg/recv", "waits/fr"))
+for flags in dict.fromkeys(r["flags"] for r in rows):
+    mine = [r for r in rows if r["flags"] == flags]
+    for frac in sorted({r["frac"] for r in mine}):
+        rs = [r for r in mine if r["frac"] == frac]
+        med = lambda f: st.median(f(r) for r in rs)
+        ratios = []
+        for r in rs:
+            top = [m for m in mine if m["rep"] == r["rep"] and m["frac"] == 100]
+            if top and top[0]["relay_us_per_frame"] > 0:
+                ratios.append(r["relay_us_per_frame"] / top[0]["relay_us_per_frame"])
+        io = lambda r, k: r.get("io", {}).get(k, 0)
+        print("%-24s %4d%% %9.0f/s %9.0f/s %9.2f %8s %8.0f %8.0f %9.2f %9.2f" % (flags.strip() or "(defaults)", frac,
+              med(lambda r: r["offered_fps"]), med(lambda r: r["delivered_fps"]),
+              med(lambda r: r["relay_us_per_frame"]), "%.2f" % st.median(ratios) if ratios else "-",
+              med(lambda r: r["lat_p50_us"]), med(lambda r: r["lat_p99_us"]),
+              med(lambda r: io(r, "rx_datagrams") / max(io(r, "rx_completions"), 1)),
+              med(lambda r: io(r, "waits") / max(r["delivered"], 1))))
+PY
+  [ -z "${KEEP_ROWS:-}" ] || cp "$TMP/rows" "$KEEP_ROWS"
+}
+
+if [ "$MODE" = curve ]; then
+  curve_bench
+  exit 0
+fi
+
 if [ "$MODE" = workers ]; then
   PAIRS=${3:-2}
   RATE=${RATE:-40000}
@@ -276,7 +357,9 @@ relay_start; bench "pairwise, 100 sessions, 1000 B, max" --sessions 100 --size 1
 relay_start; bench "broadcast, 50-port room, 500 B, max" --sessions 50 --pattern broadcast --size 500; relay_stop
 relay_start; bench "echo RTT, 2 sessions, 100 B, 10k/s" --sessions 2 --pattern echo --size 100 --rate 10000; relay_stop
 for n in 1000 10000; do
-  relay_start
+  # the room-creation limits a public relay has would stop wtbench's
+  # sessions at 2048 (as in perf/idle-mem.sh)
+  relay_start --room-rate 1000 --room-burst 64 --max-rooms-per-client 256
   $B/wtbench --url "https://127.0.0.1:$PORT/idle" --cert-hash "$HASH" --sessions $n --pattern idle \
     --duration 2 --relay-pid "$RELAY" | sed -n '2,3p'
   relay_stop
