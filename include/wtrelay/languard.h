@@ -34,9 +34,9 @@
  *   link-layer address option in ND must be the port's MAC. The header
  *   chain must reach the upper layer within the head (a chain longer than
  *   the head could hide an RA, RFC 7112), except in a non-first fragment.
- *   With any_mac, IPv6 passes (a bridging VM's hosts have their own IIDs).
- *   Addresses a guest forms otherwise (privacy or stable-privacy IIDs) are
- *   not accepted yet.
+ *   An address the port claimed by DAD (its `claimed6` callback; privacy
+ *   and stable-privacy addresses) passes too. With any_mac, IPv6 passes (a
+ *   bridging VM's hosts have their own IIDs).
  * - everything else passes untouched.
  * Talks to: nothing; the caller (relay.c, port security of the session
  * ports) gathers the frame's head and counts the verdicts.
@@ -90,7 +90,15 @@ struct languard_port {
   /* With any_mac: true when the DHCP server leased ip to mac through this
    * port. May be NULL (nothing bound). */
   bool (*bound)(void *ctx, const uint8_t mac[6], uint32_t ip);
+  /* IPv6 addresses the port claimed by duplicate address detection
+   * (privacy and stable-privacy addresses): true when a is one. May be
+   * NULL (none). */
+  bool (*claimed6)(void *ctx, const uint8_t a[16]);
   void *ctx;
+  /* When not NULL: set to the target (16 bytes, in head) of a DAD
+   * Neighbor Solicitation from :: that passed, else to NULL; the caller
+   * may record the claim. */
+  const uint8_t **dad_target;
 };
 
 /* The verdict on a frame whose first hlen bytes are `head` (the whole

@@ -168,6 +168,7 @@ struct relay_binding {
   uint32_t ip; /* host order, 0 = unused */
 };
 #define RELAY_PEER_BINDINGS 8
+#define RELAY_PEER_CLAIMS6 4 /* IPv6 addresses a session may claim by DAD (privacy addresses) */
 
 struct relay_peer {
   bool used;
@@ -216,6 +217,11 @@ struct relay_peer {
   uint32_t auth_subject; /* auth subject slot + 1, 0 = none */
   uint64_t client;       /* io_sockaddr_client_key of the session's address at CONNECT */
   struct relay_binding bindings[RELAY_PEER_BINDINGS]; /* DHCP leases made through this port */
+  /* IPv6 addresses claimed by duplicate address detection that no other
+   * session of the room on this worker held: sources the LAN guard lets
+   * through besides the MAC's EUI-64 ones (oldest replaced) */
+  uint8_t claims6[RELAY_PEER_CLAIMS6][16];
+  uint8_t nclaims6, next_claim6;
   uint8_t next_binding;                               /* the slot replaced when all are used */
 };
 
@@ -246,6 +252,7 @@ struct relay_counters {
   uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
   uint64_t bindings_added, bindings_replaced;
+  uint64_t claims6_added, claims6_refused; /* IPv6 DAD claims recorded / held by another session */
   uint64_t flood_out_dropped; /* flood copies a receiver's queue refused (low priority) */
   /* per-client shares: at CONNECT (429), at Register (Error) */
   uint64_t sessions_refused_client_rooms, sessions_refused_client_rate;

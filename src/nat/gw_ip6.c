@@ -19,11 +19,11 @@
  * live) or the IPv6 egress policy denies it (policy.h), else no route. NAT66 comes with
  * the rest of issue 19.
  *
- * Sources the gateway accepts: link-local addresses (Neighbor Discovery's
- * own scope: answers go to the frame's source MAC only), the unspecified
- * address for duplicate address detection, and in the room's prefix only
- * the SLAAC address of the frame's source MAC (modified EUI-64). Never
- * the gateway's own addresses.
+ * Sources the gateway accepts: link-local addresses (answers go to the
+ * frame's source MAC only), the unspecified address for duplicate address
+ * detection, and addresses in the room's prefix (which ones a session may
+ * use, its MAC's EUI-64 or DAD-claimed addresses, the LAN guard checked
+ * before the switch). Never the gateway's own addresses.
  */
 #include "gateway_internal.h"
 
@@ -144,15 +144,15 @@ void gw_ip6_sweep(struct gateway *gw, uint64_t now)
   }
 }
 
-/* May a packet from src (sent by src_mac) reach the gateway? */
-static bool source_ok(const struct gw_room *gr, const uint8_t src[16], const uint8_t src_mac[6],
-                      const uint8_t own[16])
+/* May a packet from src reach the gateway? Link-local, or in the room's
+ * prefix; which of those addresses a session may use (its MAC's EUI-64
+ * ones, or those it claimed by DAD) is the LAN guard's check, made before
+ * the switch saw the frame. */
+static bool source_ok(const struct gw_room *gr, const uint8_t src[16], const uint8_t own[16])
 {
   if (net6_is_link_local(src))
     return !same16(src, own);
-  uint8_t slaac[16];
-  net6_addr_eui64(slaac, gr->prefix6, src_mac);
-  return same16(src, slaac);
+  return memcmp(src, gr->prefix6, 8) == 0;
 }
 
 static void echo_reply(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
@@ -317,7 +317,7 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
     }
     /* sent to the gateway's MAC for elsewhere: refused by the egress
      * policy (administratively prohibited), else not routed (yet) */
-    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, src_mac, ll) &&
+    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, ll) &&
         !net6_is_multicast(ip.src)) {
       bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
       bool denied = local || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
@@ -338,7 +338,7 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
     return;
   }
   bool unspecified = net6_is_unspecified(ip.src);
-  if (!unspecified && (net6_is_multicast(ip.src) || !source_ok(gr, ip.src, src_mac, ll) ||
+  if (!unspecified && (net6_is_multicast(ip.src) || !source_ok(gr, ip.src, ll) ||
                        same16(ip.src, global) || same16(ip.src, dns))) {
     gw->ctr.ip6_spoofed++;
     gw_log(gw, "packet dropped", "IPv6 source is not the session's (link-local or SLAAC)");

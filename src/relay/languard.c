@@ -100,6 +100,12 @@ static bool iid_of(const uint8_t *a, const uint8_t mac[6])
          a[12] == 0xfe && a[13] == mac[3] && a[14] == mac[4] && a[15] == mac[5];
 }
 
+/* May the port speak from (or advertise) the IPv6 address a? */
+static bool own6(const struct languard_port *port, const uint8_t *a)
+{
+  return iid_of(a, port->mac) || (port->claimed6 && port->claimed6(port->ctx, a));
+}
+
 static bool unspecified6(const uint8_t *a)
 {
   static const uint8_t zero[16];
@@ -129,8 +135,10 @@ static enum languard_verdict nd_check(const struct languard_port *port, struct c
     const uint8_t *target;
     if (cursor_bytes(c, 16, &target) < 0)
       return LANGUARD_IP6_BAD;
-    if (type == 136 && !iid_of(target, port->mac))
+    if (type == 136 && !own6(port, target))
       return LANGUARD_IP6_SPOOF;
+    if (type == 135 && src_unspecified && port->dad_target)
+      *port->dad_target = target;
   }
   const uint8_t *o;
   size_t fixed = type == 133 ? 8 : 24;
@@ -150,7 +158,7 @@ static enum languard_verdict ipv6_check(const struct languard_port *port, struct
     return LANGUARD_IP6_BAD;
   const uint8_t *src = h + 8;
   bool unspec = unspecified6(src);
-  if (!unspec && !iid_of(src, port->mac))
+  if (!unspec && !own6(port, src))
     return LANGUARD_IP6_SPOOF;
   uint8_t next = h[6];
   size_t left = (size_t)(h[4] << 8 | h[5]); /* payload bytes after what was walked */
@@ -180,6 +188,8 @@ enum languard_verdict languard_check(const struct languard_params *lp,
   const uint8_t *eth;
   uint16_t type;
   cursor_init(&c, head, hlen < LANGUARD_HEAD ? hlen : LANGUARD_HEAD);
+  if (port->dad_target)
+    *port->dad_target = NULL;
   if (cursor_bytes(&c, 12, &eth) < 0 || cursor_u16be(&c, &type) < 0)
     return LANGUARD_PASS; /* runts are the caller's (and the switch's) to drop */
   const uint8_t *src = eth + 6;

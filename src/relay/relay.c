@@ -24,6 +24,7 @@
 #include "wtrelay/container_of.h"
 #include "wtrelay/counter.h"
 #include "wtrelay/iov.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timeunit.h"
 
@@ -1247,6 +1248,7 @@ static bool register_attach(struct relay *r, struct relay_peer *p, uint32_t room
   switch_port_pin_mac(&r->sw, p->port, mac);
   memset(p->bindings, 0, sizeof(p->bindings));
   p->next_binding = 0;
+  p->nclaims6 = p->next_claim6 = 0;
   p->registered = true;
   p->new_room = false;
   p->room = room;
@@ -1472,6 +1474,43 @@ static bool peer_bound(void *ctx, const uint8_t mac[6], uint32_t ip)
   return false;
 }
 
+static bool claims6_hold(const struct relay_peer *p, const uint8_t a[16])
+{
+  for (uint32_t i = 0; i < p->nclaims6; i++)
+    if (memcmp(p->claims6[i], a, 16) == 0)
+      return true;
+  return false;
+}
+
+static bool peer_claimed6(void *ctx, const uint8_t a[16])
+{
+  return claims6_hold(ctx, a);
+}
+
+/* p's DAD for target passed the guard: remember the claim, unless the
+ * MAC's EUI-64 forms it anyway or another session of the room here holds
+ * it (that one defends it; the guest sees the conflict). A scan of the
+ * sessions, bounded by the flood rate DAD messages count against. */
+static void claim6_note(struct relay *r, struct relay_peer *p, const uint8_t target[16])
+{
+  uint8_t eui[16];
+  net6_addr_eui64(eui, target, p->mac);
+  if (claims6_hold(p, target) || memcmp(eui, target, 16) == 0)
+    return;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    const struct relay_peer *o = &r->peers[i];
+    if (o != p && o->registered && o->room == p->room && claims6_hold(o, target)) {
+      r->ctr.claims6_refused++;
+      return;
+    }
+  }
+  uint8_t slot = p->nclaims6 < RELAY_PEER_CLAIMS6 ? p->nclaims6++ : p->next_claim6;
+  if (p->nclaims6 == RELAY_PEER_CLAIMS6)
+    p->next_claim6 = (uint8_t)((slot + 1) % RELAY_PEER_CLAIMS6);
+  memcpy(p->claims6[slot], target, 16);
+  r->ctr.claims6_added++;
+}
+
 /* A whole frame from peer p (iovecs borrowed): port security and the LAN
  * guards, then the switch. */
 static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *iov, int iovcnt,
@@ -1494,17 +1533,22 @@ static void frame_in(struct relay *r, struct relay_peer *p, const struct iovec *
     peer_log(r, p, "frame dropped", "source MAC is not the registered MAC");
     return;
   }
+  const uint8_t *dad = NULL;
   struct languard_port gp = {.mac = p->mac,
                              .ip = p->ip,
                              .any_mac = r->cfg->allow_any_src_mac,
                              .bound = peer_bound,
-                             .ctx = p};
+                             .claimed6 = peer_claimed6,
+                             .ctx = p,
+                             .dad_target = &dad};
   enum languard_verdict v = languard_check(&r->guard, &gp, head, hlen);
   if (v != LANGUARD_PASS) {
     r->ctr.guard_drops[v]++;
     peer_log(r, p, "frame dropped by the LAN guard", languard_verdict_name(v));
     return;
   }
+  if (dad)
+    claim6_note(r, p, dad);
   r->ctr.frames_in++;
   r->ctr.frame_bytes_in += len;
   p->frames_in++;
@@ -2107,6 +2151,11 @@ static const struct counter_def relay_counter_defs[] = {
     R("wtrelay_lan_guard_bindings_replaced_total",
       "DHCP lease bindings moved to another port (--allow-any-src-mac)", NULL, GL,
       "bindings_replaced", bindings_replaced),
+    R("wtrelay_lan_guard_ipv6_claims_total",
+      "IPv6 addresses sessions claimed by duplicate address detection (privacy addresses)",
+      "result=\"recorded\"", GL, "claims6_added", claims6_added),
+    R("wtrelay_lan_guard_ipv6_claims_total", NULL, "result=\"held_by_another\"", GL,
+      "claims6_refused", claims6_refused),
     R("wtrelay_storm_control_drops_total",
       "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
       "flood copies a receiver's half-full datagram queue refused (copies)",

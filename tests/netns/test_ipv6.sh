@@ -65,6 +65,20 @@ pass "vma pings fe80::2 and $PREFIX::2; the gateway answers Neighbor Discovery a
 out=$(ip netns exec "$NS_A" ping -6 -c 2 -i 0.2 -W 2 "$B6") || fail "ping vmb $B6: $out"
 pass "vma pings vmb over IPv6 across the switch ($(echo "$out" | grep -o 'rtt.*'))"
 
+# a privacy address (RFC 8981): vmb claims it by DAD, the LAN guard records
+# the claim, and vmb may then speak from it
+ip -n "$NS_B" -6 addr add "$PREFIX:3c91:75e:a211:409b/64" dev vmb
+for _ in $(seq 50); do
+  ip -n "$NS_B" -6 -o addr show dev vmb | grep "$PREFIX:3c91:75e:a211:409b" | grep tentative >/dev/null || break
+  sleep 0.1
+done
+out=$(ip netns exec "$NS_B" ping -6 -c 2 -i 0.2 -W 2 -I "$PREFIX:3c91:75e:a211:409b" "$A6") ||
+  fail "ping from vmb's claimed privacy address: $out"
+out=$(ip netns exec "$NS_B" ping -6 -c 1 -W 2 -I "$PREFIX:3c91:75e:a211:409b" "$PREFIX::2") ||
+  fail "ping of the gateway from vmb's claimed privacy address: $out"
+[ "$(topo_metric 'wtrelay_lan_guard_ipv6_claims_total{result="recorded"}')" -ge 1 ] || fail "the DAD claim was not recorded"
+pass "vmb claims a privacy address by DAD and pings vma and the gateway from it"
+
 # DNS at <prefix>::3 (what the RA's RDNSS option names), forwarded to the
 # relay's upstream over IPv4; an AAAA query is forwarded like any other
 dns6() { # qtype -> "rcode answers first-answer-rdata-hex"

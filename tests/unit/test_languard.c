@@ -222,6 +222,45 @@ Test(languard, ipv6_sources_and_neighbour_discovery)
   cr_assert_str_eq(languard_verdict_name(LANGUARD_IP6_SPOOF), "ip6_spoof");
 }
 
+static const uint8_t *claimed_addr;
+
+static bool claimed(void *ctx, const uint8_t a[16])
+{
+  (void)ctx;
+  return claimed_addr && memcmp(a, claimed_addr, 16) == 0;
+}
+
+Test(languard, ipv6_dad_claims)
+{
+  uint8_t f[256], body[64], priv[16];
+  const uint8_t zero[16] = {0};
+  memcpy(priv, ULA, 8);
+  const uint8_t iid[8] = {0x3c, 0x91, 0x07, 0x5e, 0xa2, 0x11, 0x40, 0x9b}; /* a privacy IID */
+  memcpy(priv + 8, iid, 8);
+  const uint8_t *dad = NULL;
+  struct languard_port port = {.mac = VM_MAC, .ip = VM_IP, .claimed6 = claimed, .dad_target = &dad};
+  const uint8_t udp[8] = {0x12, 0x34, 0, 53, 0, 8, 0, 0};
+  /* before the claim: refused */
+  cr_assert_eq(check(&port, f, ipv6(f, priv, 0, 17, udp, 8)), LANGUARD_IP6_SPOOF);
+  cr_assert_null(dad);
+  /* its DAD passes and names the target for the caller to record */
+  cr_assert_eq(check(&port, f, ipv6(f, zero, 0, 58, body, nd(body, 135, priv, NULL))),
+               LANGUARD_PASS);
+  cr_assert_not_null(dad);
+  cr_assert_arr_eq(dad, priv, 16);
+  /* recorded: the address is the port's now, as source and NA target */
+  claimed_addr = priv;
+  cr_assert_eq(check(&port, f, ipv6(f, priv, 0, 17, udp, 8)), LANGUARD_PASS);
+  cr_assert_null(dad, "only a DAD names a target");
+  cr_assert_eq(check(&port, f, ipv6(f, priv, 0, 58, body, nd(body, 136, priv, VM_MAC))),
+               LANGUARD_PASS);
+  /* an NS from an address (not DAD) names no target */
+  cr_assert_eq(check(&port, f, ipv6(f, priv, 0, 58, body, nd(body, 135, priv, VM_MAC))),
+               LANGUARD_PASS);
+  cr_assert_null(dad);
+  claimed_addr = NULL;
+}
+
 Test(languard, arp_spoofs_are_refused)
 {
   uint8_t f[128];
