@@ -71,8 +71,14 @@ static void check_nd(const struct net_eth *e, const struct net_icmp6 *m)
   if (m2.type != ND_NEIGHBOR_ADVERT || net_nd_parse(&m2, &nd2) != 0 ||
       memcmp(nd2.target, target, 16) != 0 || !nd2.lladdr || memcmp(nd2.lladdr, e->dst, 6) != 0)
     abort();
-  struct net_ra ra = {.cur_hlim = 64, .mac = e->dst, .mtu = nd.mtu, .prefix = target,
-                      .valid_s = 1, .preferred_s = 1, .rdnss = src, .rdnss_s = 1};
+  struct net_ra ra = {.cur_hlim = 64,
+                      .mac = e->dst,
+                      .mtu = nd.mtu,
+                      .prefix = target,
+                      .valid_s = 1,
+                      .preferred_s = 1,
+                      .rdnss = src,
+                      .rdnss_s = 1};
   n = net_build_ra(out, sizeof(out), &l2, src, dst, &ra);
   reparse(n, &ip, &m2);
   if (m2.type != ND_ROUTER_ADVERT || ip.hlim != 255 || net_nd_parse(&m2, &nd2) != 0 ||
@@ -92,8 +98,8 @@ static void check_icmp6(const struct net_eth *e, const struct net_ipv6 *ip)
   uint8_t src[16], dst[16];
   memcpy(src, ip->src, 16);
   memcpy(dst, ip->dst, 16);
-  int n = net_build_icmp6(out, sizeof(out), &l2, src, dst, ip->hlim, m.type, m.code, m.rest,
-                          m.data, m.len);
+  int n = net_build_icmp6(out, sizeof(out), &l2, src, dst, ip->hlim, m.type, m.code, m.rest, m.data,
+                          m.len);
   reparse(n, &ip2, &m2);
   if (m2.type != m.type || m2.code != m.code || memcmp(m2.rest, m.rest, 4) != 0 ||
       m2.len != m.len || memcmp(m2.data, m.data, m.len) != 0 || ip2.hlim != ip->hlim)
@@ -119,8 +125,8 @@ static void check_udp6(const struct net_eth *e, const struct net_ipv6 *ip)
       net_ipv6_parse(e2.payload, e2.len, &ip2) != 0 || net_udp6_parse(&ip2, &u2) != 0)
     abort();
   if (u2.sport != u.sport || u2.dport != u.dport || u2.len != u.len ||
-      memcmp(u2.payload, u.payload, u.len) != 0 || (out[ETH_HDR + IPV6_HDR + 6] == 0 &&
-                                                    out[ETH_HDR + IPV6_HDR + 7] == 0))
+      memcmp(u2.payload, u.payload, u.len) != 0 ||
+      (out[ETH_HDR + IPV6_HDR + 6] == 0 && out[ETH_HDR + IPV6_HDR + 7] == 0))
     abort();
 }
 
@@ -138,8 +144,8 @@ static void check_error(const struct net_eth *e, const struct net_ipv6 *ip)
   struct net_ipv6 ip2;
   struct net_icmp6 m;
   reparse(n, &ip2, &m);
-  if ((size_t)n - ETH_HDR > 1280 || memcmp(ip2.dst, orig_src, 16) != 0 ||
-      m.type != ICMP6_UNREACH || m.len < cmp || memcmp(m.data, first, cmp) != 0)
+  if ((size_t)n - ETH_HDR > 1280 || memcmp(ip2.dst, orig_src, 16) != 0 || m.type != ICMP6_UNREACH ||
+      m.len < cmp || memcmp(m.data, first, cmp) != 0)
     abort();
 }
 
@@ -151,8 +157,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     return 0;
   if (net_ipv6_parse(e.payload, e.len, &ip) != 0)
     return 0;
-  if (ip.hdr != e.payload || ip.nexts > NET6_MAX_EXT || !inside(e.payload, e.len, ip.payload, ip.len) ||
-      !inside(e.payload, e.len, ip.src, 16) || !inside(e.payload, e.len, ip.dst, 16))
+  if (ip.hdr != e.payload || ip.nexts > NET6_MAX_EXT ||
+      !inside(e.payload, e.len, ip.payload, ip.len) || !inside(e.payload, e.len, ip.src, 16) ||
+      !inside(e.payload, e.len, ip.dst, 16))
     abort();
   check_text(ip.src);
   check_text(ip.dst);

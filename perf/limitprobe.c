@@ -51,13 +51,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MAX_SIZE 1472    /* one datagram in a 1500-byte IPv4 packet */
-#define MAX_BATCH 64     /* the kernel's UDP_MAX_SEGMENTS */
-#define FWD_BUFS 32      /* receives in flight in the forwarder */
+#define MAX_SIZE 1472 /* one datagram in a 1500-byte IPv4 packet */
+#define MAX_BATCH 64  /* the kernel's UDP_MAX_SEGMENTS */
+#define FWD_BUFS 32   /* receives in flight in the forwarder */
 #define FWD_BUF_LEN 65536
 #define AAD_LEN 24
 #define TAG_LEN 16
-#define ROUNDS 5         /* AEAD rounds and forwarder sampling intervals */
+#define ROUNDS 5 /* AEAD rounds and forwarder sampling intervals */
 
 struct opts {
   size_t size;
@@ -111,8 +111,8 @@ static double aead_probe(size_t size)
       for (int k = 0; k < 256; k++, n++, pn++) {
         memcpy(nonce + 4, &pn, sizeof(pn)); /* iv XOR pn, in effect */
         size_t clen = sizeof(ct), plen = sizeof(out);
-        if (gnutls_aead_cipher_encrypt(h, nonce, sizeof(nonce), aad, AAD_LEN, TAG_LEN, pt, size,
-                                       ct, &clen) < 0 ||
+        if (gnutls_aead_cipher_encrypt(h, nonce, sizeof(nonce), aad, AAD_LEN, TAG_LEN, pt, size, ct,
+                                       &clen) < 0 ||
             gnutls_aead_cipher_decrypt(h, nonce, sizeof(nonce), aad, AAD_LEN, TAG_LEN, ct, clen,
                                        out, &plen) < 0 ||
             plen != size) {
@@ -137,8 +137,8 @@ struct fwd {
   struct sockaddr_in sink_addr;
   size_t size;
   unsigned batch;
-  int setup_err;            /* set by the forwarder before it starts */
-  pid_t fwd_tid;            /* the forwarder thread, for its schedstat */
+  int setup_err; /* set by the forwarder before it starts */
+  pid_t fwd_tid; /* the forwarder thread, for its schedstat */
   atomic_bool started;
   atomic_bool stop;
   atomic_uint_fast64_t forwarded; /* datagrams sent on (completed sends) */
@@ -189,7 +189,9 @@ static bool fwd_arm_recv(struct io_uring *ring, struct fwd_slot *s, unsigned i)
   if (!sqe)
     return false;
   s->iov = (struct iovec){.iov_base = s->buf, .iov_len = FWD_BUF_LEN};
-  s->mh = (struct msghdr){.msg_iov = &s->iov, .msg_iovlen = 1, .msg_control = s->ctl.b,
+  s->mh = (struct msghdr){.msg_iov = &s->iov,
+                          .msg_iovlen = 1,
+                          .msg_control = s->ctl.b,
                           .msg_controllen = sizeof(s->ctl.b)};
   io_uring_prep_recvmsg(sqe, 0, &s->mh, 0);
   sqe->flags |= IOSQE_FIXED_FILE;
@@ -210,8 +212,10 @@ static bool fwd_arm_send(struct io_uring *ring, struct fwd *f, struct fwd_slot *
     return false;
   s->seg = seg;
   s->iov.iov_len = (size_t)len;
-  s->mh = (struct msghdr){.msg_name = &f->sink_addr, .msg_namelen = sizeof(f->sink_addr),
-                          .msg_iov = &s->iov, .msg_iovlen = 1};
+  s->mh = (struct msghdr){.msg_name = &f->sink_addr,
+                          .msg_namelen = sizeof(f->sink_addr),
+                          .msg_iov = &s->iov,
+                          .msg_iovlen = 1};
   if (seg < len) {
     s->mh.msg_control = s->ctl.b;
     s->mh.msg_controllen = CMSG_SPACE(sizeof(uint16_t));
@@ -321,8 +325,8 @@ static void *feed_main(void *arg)
       fed += f->batch;
     for (;;) {
       struct iovec iov = {.iov_base = buf, .iov_len = FWD_BUF_LEN};
-      struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b,
-                          .msg_controllen = sizeof(ctl.b)};
+      struct msghdr mh = {
+          .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.b, .msg_controllen = sizeof(ctl.b)};
       ssize_t n = recvmsg(f->sink_fd, &mh, MSG_DONTWAIT);
       if (n <= 0)
         break;
@@ -340,13 +344,13 @@ static void *feed_main(void *arg)
 }
 
 struct fwd_result {
-  double ns;          /* CPU ns per forwarded datagram (median of intervals) */
-  double wall_rate;   /* datagrams forwarded per second of wall time */
-  double fed_rate;    /* datagrams the feeder sent per second */
-  double sunk_rate;   /* datagrams the sink received per second */
-  double per_recv;    /* datagrams per receive completion */
-  double cpu_pct;     /* the forwarder's CPU, % of a core */
-  double wait_pct;    /* the forwarder thread runnable but not running, % */
+  double ns;        /* CPU ns per forwarded datagram (median of intervals) */
+  double wall_rate; /* datagrams forwarded per second of wall time */
+  double fed_rate;  /* datagrams the feeder sent per second */
+  double sunk_rate; /* datagrams the sink received per second */
+  double per_recv;  /* datagrams per receive completion */
+  double cpu_pct;   /* the forwarder's CPU, % of a core */
+  double wait_pct;  /* the forwarder thread runnable but not running, % */
 };
 
 struct snap {
@@ -444,9 +448,11 @@ static int fwd_probe(const struct opts *o, struct fwd_result *res)
   res->wall_rate = (double)(b.fwd - first.fwd) / wall;
   res->fed_rate = (double)(b.fed - first.fed) / wall;
   res->sunk_rate = (double)(b.sunk - first.sunk) / wall;
-  res->per_recv = (double)(b.fwd - first.fwd) / (double)(b.recvs > first.recvs ? b.recvs - first.recvs : 1);
+  res->per_recv =
+      (double)(b.fwd - first.fwd) / (double)(b.recvs > first.recvs ? b.recvs - first.recvs : 1);
   res->wait_pct = 100 * (b.runq - first.runq) / wall;
-  res->cpu_pct = 100 * ((b.proc - first.proc) - (b.feeder - first.feeder) - (b.self - first.self)) / wall;
+  res->cpu_pct =
+      100 * ((b.proc - first.proc) - (b.feeder - first.feeder) - (b.self - first.self)) / wall;
 out:
   if (f.in_fd >= 0)
     close(f.in_fd);
@@ -526,7 +532,8 @@ int main(int argc, char **argv)
     printf("  aead: AES-128-GCM seal + open through GnuTLS %.0f ns (%.0f/s per core)\n", aead_ns,
            1e9 / aead_ns);
     printf("  fwd:  io_uring GRO/GSO forwarder on loopback %.0f ns/datagram (%.0f/s per core; "
-           "%.0f/s at %.0f%% of a core, %.1f datagrams/recvmsg; fed %.0f/s, sunk %.0f/s; waited for a CPU %.0f%% of the time)\n",
+           "%.0f/s at %.0f%% of a core, %.1f datagrams/recvmsg; fed %.0f/s, sunk %.0f/s; waited "
+           "for a CPU %.0f%% of the time)\n",
            fr.ns, 1e9 / fr.ns, fr.wall_rate, fr.cpu_pct, fr.per_recv, fr.fed_rate, fr.sunk_rate,
            fr.wait_pct);
     printf("  limit: 1 / (aead + fwd) = %.0f frames/s per core (%.0f ns per frame, %.2f Gbit/s "

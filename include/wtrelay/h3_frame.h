@@ -163,7 +163,7 @@ struct h3_frame_reader {
   uint8_t *buf; /* borrowed from the caller, cap bytes: bound for buffered frames;
                    heap mode (mc set): owned, only while a split frame is gathered */
   size_t cap;
-  struct memcount *mc; /* heap mode: where the gathering buffer is counted */
+  struct memcount *mc;         /* heap mode: where the gathering buffer is counted */
   uint64_t type, length, done; /* frame being read; done = payload bytes seen */
   uint8_t hdr[H3_FRAME_HEADER_MAX];
   uint8_t hdr_len;

@@ -222,7 +222,7 @@ struct relay_peer {
    * through besides the MAC's EUI-64 ones (oldest replaced) */
   uint8_t claims6[RELAY_PEER_CLAIMS6][16];
   uint8_t nclaims6, next_claim6;
-  uint8_t next_binding;                               /* the slot replaced when all are used */
+  uint8_t next_binding; /* the slot replaced when all are used */
 };
 
 struct relay_counters {

@@ -648,8 +648,8 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     const char *slash = strchr(val, '/');
     struct in6_addr in6;
     if (!slash || strcmp(slash, "/64") != 0 || (size_t)(slash - val) >= sizeof(a))
-      return fail(err, errlen, "%s: expected an IPv6 /64 such as fd00:77:72::/64, got '%s'",
-                  origin, val);
+      return fail(err, errlen, "%s: expected an IPv6 /64 such as fd00:77:72::/64, got '%s'", origin,
+                  val);
     memcpy(a, val, (size_t)(slash - val));
     a[slash - val] = '\0';
     if (inet_pton(AF_INET6, a, &in6) != 1 || in6.s6_addr[0] == 0xff ||

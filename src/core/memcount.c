@@ -48,8 +48,8 @@ static unsigned char *mc_give(struct memcount *mc, void *ptr)
 int memcount_slots_init(struct memcount *mc, uint32_t nslots)
 {
   size_t len = (size_t)nslots * MEMCOUNT_SLOT;
-  void *r = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                 -1, 0);
+  void *r =
+      mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (r == MAP_FAILED)
     return -ENOMEM;
   /* a huge page would make a whole 2 MiB resident for one slot's page */

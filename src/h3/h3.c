@@ -440,8 +440,7 @@ static struct h3_req *req_find(struct h3_conn *hc, int64_t sid, bool create)
   free_rq->headers_seen = false;
   free_rq->sid = sid;
   free_rq->hc = hc;
-  h3_frame_reader_init_heap(&free_rq->rd, H3_FRAME_BUF, &hc->h3->buf_bytes, on_req_frame,
-                            free_rq);
+  h3_frame_reader_init_heap(&free_rq->rd, H3_FRAME_BUF, &hc->h3->buf_bytes, on_req_frame, free_rq);
   return free_rq;
 }
 

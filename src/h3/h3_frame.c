@@ -256,11 +256,8 @@ int h3_frame_reader_feed(struct h3_frame_reader *r, const uint8_t *data, size_t 
       if (r->done == 0 && n == r->length) {
         /* whole in this slice: no copy */
         r->state = RS_HDR;
-        ev = (struct h3_frame_event){.kind = H3_FRAME_EV_FRAME,
-                                     .type = r->type,
-                                     .length = r->length,
-                                     .data = p,
-                                     .len = n};
+        ev = (struct h3_frame_event){
+            .kind = H3_FRAME_EV_FRAME, .type = r->type, .length = r->length, .data = p, .len = n};
         rv = reader_emit(r, &ev);
         break;
       }

@@ -21,8 +21,8 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/dhcp.h"
 #include "wtrelay/hash.h"
-#include "wtrelay/net6.h"
 #include "wtrelay/iov.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/timeunit.h"
 
 static const uint8_t bcast_mac[6] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
@@ -464,8 +464,7 @@ static const struct counter_def gateway_counter_defs[] = {
     G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_ack\"", GW, "acks", dhcp_acks),
     G("wtrelay_gateway_answers_total", NULL, "kind=\"dhcp_nak\"", GW, "naks", dhcp_naks),
     G("wtrelay_gateway_answers_total", NULL, "kind=\"router_advert\"", GW6, "ra_out", ip6_ra_out),
-    G("wtrelay_gateway_answers_total", NULL, "kind=\"neighbor_advert\"", GW6, "na_out",
-      ip6_na_out),
+    G("wtrelay_gateway_answers_total", NULL, "kind=\"neighbor_advert\"", GW6, "na_out", ip6_na_out),
     G("wtrelay_gateway_answers_total", NULL, "kind=\"echo6\"", GW6, "echo_replies",
       ip6_echo_replies),
     G("wtrelay_gateway_arp_ignored_total",

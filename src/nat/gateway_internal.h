@@ -95,8 +95,8 @@ struct dns_guest {
   const uint8_t *mac;
   uint32_t key;
   bool v6;
-  uint32_t ip4;                   /* IPv4: the guest's address */
-  const uint8_t *ip6, *server6;   /* IPv6: the guest's and the address it asked */
+  uint32_t ip4;                 /* IPv4: the guest's address */
+  const uint8_t *ip6, *server6; /* IPv6: the guest's and the address it asked */
   uint16_t port;
 };
 /* Forwards the query in u for g: 0, or -ENETUNREACH (no upstream: the

@@ -4,9 +4,9 @@
  * room's /64 for SLAAC with the MTU, Neighbor Advertisements for the
  * gateway's two addresses (fe80::2 and <prefix>::2), and echo replies from
  * them, and the DNS forwarder at <prefix>::3 (announced as RDNSS,
- * RFC 8106; queries of any type forwarded as over IPv4) (periodic RAs only in rooms where an IPv6 packet was seen, so an
- * IPv4-only LAN hears none). Every IPv6 packet the gateway port receives is counted, and every
- * one it drops is counted by its reason.
+ * RFC 8106; queries of any type forwarded as over IPv4) (periodic RAs only in rooms where an IPv6
+ * packet was seen, so an IPv4-only LAN hears none). Every IPv6 packet the gateway port receives is
+ * counted, and every one it drops is counted by its reason.
  *
  * The room's prefix: --subnet6 for every room, or fd + the relay's random
  * 40-bit global id + a 16-bit subnet id from the room's name (RFC 4193),
@@ -106,8 +106,8 @@ static bool ra_allowed(struct gateway *gw, struct gw_room *gr)
   if (gr->ra_tokens < RA_BURST) {
     uint64_t earned = (now - gr->ra_refill) / RA_RATE_NS;
     if (earned) {
-      gr->ra_tokens = (uint32_t)(gr->ra_tokens + earned > RA_BURST ? RA_BURST
-                                                                    : gr->ra_tokens + earned);
+      gr->ra_tokens =
+          (uint32_t)(gr->ra_tokens + earned > RA_BURST ? RA_BURST : gr->ra_tokens + earned);
       gr->ra_refill = now;
     }
   } else {
@@ -162,8 +162,8 @@ static void echo_reply(struct gateway *gw, uint32_t room, const uint8_t *src_mac
   uint8_t from[16], to[16];
   memcpy(from, ip->dst, 16);
   memcpy(to, ip->src, 16);
-  int n = net_build_icmp6(gw->out, sizeof(gw->out), &l2, from, to, 64, ICMP6_ECHO_REPLY, 0,
-                          m->rest, m->data, m->len);
+  int n = net_build_icmp6(gw->out, sizeof(gw->out), &l2, from, to, 64, ICMP6_ECHO_REPLY, 0, m->rest,
+                          m->data, m->len);
   if (n > 0) {
     gw->ctr.ip6_echo_replies++;
     gw_emit(gw, room, (size_t)n);
@@ -182,8 +182,8 @@ static void neighbor_advert(struct gateway *gw, uint32_t room, const uint8_t *sr
   uint8_t from[16], to[16];
   memcpy(from, target, 16);
   memcpy(to, dad ? all_nodes : ip->src, 16);
-  int n = net_build_na(gw->out, sizeof(gw->out), &l2, from, to, target, gw->p.mac, true, !dad,
-                       true);
+  int n =
+      net_build_na(gw->out, sizeof(gw->out), &l2, from, to, target, gw->p.mac, true, !dad, true);
   if (n > 0) {
     gw->ctr.ip6_na_out++;
     gw_emit(gw, room, (size_t)n);
@@ -308,8 +308,8 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
   net6_solicited_node(sn2, ll); /* ::2 in both prefixes: one solicited-node group */
   net6_solicited_node(sn3, dns);
   bool to_gw = is_ours(ip.dst, ll, global, dns);
-  bool to_group = same16(ip.dst, all_nodes) || same16(ip.dst, all_routers) ||
-                  same16(ip.dst, sn2) || same16(ip.dst, sn3);
+  bool to_group = same16(ip.dst, all_nodes) || same16(ip.dst, all_routers) || same16(ip.dst, sn2) ||
+                  same16(ip.dst, sn3);
   if (!to_gw && !to_group) {
     if (net6_is_multicast(ip.dst) || !to_gw_mac) {
       gw->ctr.ip6_ignored++; /* MLD, mDNS, other groups; another node's unicast */
@@ -317,8 +317,7 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
     }
     /* sent to the gateway's MAC for elsewhere: refused by the egress
      * policy (administratively prohibited), else not routed (yet) */
-    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, ll) &&
-        !net6_is_multicast(ip.src)) {
+    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, ll) && !net6_is_multicast(ip.src)) {
       bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
       bool denied = local || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
       if (local)

@@ -271,7 +271,8 @@ int hostaddr_open(struct hostaddr *h, struct io *io)
     return -errno;
   int rcv = 1 << 20;
   setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-  struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE};
+  struct sockaddr_nl sa = {.nl_family = AF_NETLINK,
+                           .nl_groups = RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE};
   if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
     int e = -errno;
     close(fd);

@@ -346,8 +346,7 @@ static uint32_t rx_head(const struct nat_tcp_conn *c)
 #define TCP_DISCARD_MIN 16384u
 static bool discard_due(const struct nat_tcp_conn *c)
 {
-  return c->discard_pending &&
-         (c->discard_pending >= TCP_DISCARD_MIN || c->snd_una == c->snd_nxt);
+  return c->discard_pending && (c->discard_pending >= TCP_DISCARD_MIN || c->snd_una == c->snd_nxt);
 }
 
 static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)

@@ -49,8 +49,7 @@ static bool host_bits6(const uint8_t net[16], uint8_t len)
   return false;
 }
 
-int policy_add_addr6(struct policy *p, const uint8_t net[16], uint8_t len, bool allow,
-                     bool builtin)
+int policy_add_addr6(struct policy *p, const uint8_t net[16], uint8_t len, bool allow, bool builtin)
 {
   if (len > 128 || host_bits6(net, len))
     return -EINVAL;
@@ -111,7 +110,8 @@ bool policy_allows6(const struct policy *p, const uint8_t a[16])
 {
   static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
   if (memcmp(a, mapped, 12) == 0 &&
-      !policy_allows(p, (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15]))
+      !policy_allows(p,
+                     (uint32_t)a[12] << 24 | (uint32_t)a[13] << 16 | (uint32_t)a[14] << 8 | a[15]))
     return false; /* never around the IPv4 rules */
   const struct policy_rule6 *best = NULL;
   for (uint32_t i = 0; i < p->n6; i++) {

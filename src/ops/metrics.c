@@ -131,9 +131,8 @@ static const struct counter_def gauge_defs[] = {
                   "worker gauges", "mem_nghttp3", mem_nghttp3),
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"relay\"",
                   "worker gauges", "mem_relay", mem_relay),
-    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL,
-                  "owner=\"relay_buffers\"", "worker gauges", "mem_relay_buffers",
-                  mem_relay_buffers),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_bytes", NULL, "owner=\"relay_buffers\"",
+                  "worker gauges", "mem_relay_buffers", mem_relay_buffers),
     COUNTER_GAUGE(struct metrics_gauges, "wtrelay_memory_page_slot_bytes",
                   "of wtrelay_memory_bytes, the bytes in page slots of their own (outside the "
                   "heap; resident only where written)",

@@ -29,10 +29,10 @@ bool languard_mac_reserved(const struct languard_params *lp, const uint8_t mac[6
 const char *languard_verdict_name(enum languard_verdict v)
 {
   static const char *const names[LANGUARD_NVERDICTS] = {
-      [LANGUARD_PASS] = "pass",         [LANGUARD_ARP_SPOOF] = "arp_spoof",
-      [LANGUARD_ARP_MAC] = "arp_mac",   [LANGUARD_ARP_BAD] = "arp_bad",
-      [LANGUARD_IP_SPOOF] = "ip_spoof", [LANGUARD_IP_BAD] = "ip_bad",
-      [LANGUARD_VLAN] = "vlan",         [LANGUARD_RESERVED_SRC] = "reserved_src_mac",
+      [LANGUARD_PASS] = "pass",           [LANGUARD_ARP_SPOOF] = "arp_spoof",
+      [LANGUARD_ARP_MAC] = "arp_mac",     [LANGUARD_ARP_BAD] = "arp_bad",
+      [LANGUARD_IP_SPOOF] = "ip_spoof",   [LANGUARD_IP_BAD] = "ip_bad",
+      [LANGUARD_VLAN] = "vlan",           [LANGUARD_RESERVED_SRC] = "reserved_src_mac",
       [LANGUARD_IP6_SPOOF] = "ip6_spoof", [LANGUARD_IP6_BAD] = "ip6_bad",
       [LANGUARD_ND_ROUTER] = "nd_router",
   };

@@ -24,8 +24,8 @@
 #include "wtrelay/container_of.h"
 #include "wtrelay/counter.h"
 #include "wtrelay/iov.h"
-#include "wtrelay/net6.h"
 #include "wtrelay/log.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/timeunit.h"
 
 #define RELAY_MAX_ERRORS_SENT 16

@@ -211,14 +211,20 @@ Test(capsule, drain_and_datagram)
 
   cr_assert_eq(n, 4 + 1, "0x78ae is a 4-byte varint");
   off += (size_t)n;
-  off += put_capsule(b + off, CAPSULE_DATAGRAM, (const uint8_t *)"\x01" "frame", 6);
+  off += put_capsule(b + off, CAPSULE_DATAGRAM,
+                     (const uint8_t *)"\x01"
+                                      "frame",
+                     6);
   off += put_capsule(b + off, CAPSULE_DATAGRAM, big, sizeof(big)); /* too big: dropped */
   off += put_capsule(b + off, CAPSULE_DRAIN_WEBTRANSPORT_SESSION, (const uint8_t *)"xx", 2);
   cr_assert_eq(feed_steps(&rd, &seen, b, off, 1), 0);
   cr_assert_eq(seen.drains, 2);
   cr_assert_eq(seen.datagrams, 1);
   cr_assert_eq(seen.dgram_len, 6);
-  cr_assert_arr_eq(seen.dgram, "\x01" "frame", 6);
+  cr_assert_arr_eq(seen.dgram,
+                   "\x01"
+                   "frame",
+                   6);
   cr_assert_eq(rd.datagrams_dropped, 1);
   cr_assert_eq(capsule_drain_encode(b, 4), -ENOSPC);
 }
@@ -257,7 +263,10 @@ Test(capsule, buffer_only_while_split)
   int n = capsule_close_encode(b, sizeof(b), 7, "gone");
   cr_assert_gt(n, 0);
   off += (size_t)n;
-  off += put_capsule(b + off, CAPSULE_DATAGRAM, (const uint8_t *)"\x01" "frame", 6);
+  off += put_capsule(b + off, CAPSULE_DATAGRAM,
+                     (const uint8_t *)"\x01"
+                                      "frame",
+                     6);
 
   memset(&seen, 0, sizeof(seen));
   capsule_reader_init_counted(&rd, on_capsule, &seen, &mc);
@@ -274,7 +283,10 @@ Test(capsule, buffer_only_while_split)
   cr_assert_eq(seen.closes, 1);
   cr_assert_str_eq(seen.reason, "gone");
   cr_assert_eq(seen.dgram_len, 6);
-  cr_assert_arr_eq(seen.dgram, "\x01" "frame", 6);
+  cr_assert_arr_eq(seen.dgram,
+                   "\x01"
+                   "frame",
+                   6);
   cr_assert_gt(mc.peak, 0);
   cr_assert_eq(mc.bytes, 0, "given back once reported");
   cr_assert_null(rd.buf);

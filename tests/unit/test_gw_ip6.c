@@ -12,10 +12,10 @@
  */
 #include <criterion/criterion.h>
 #include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "wtrelay/gateway.h"
 #include "wtrelay/net6.h"
@@ -104,8 +104,9 @@ static uint16_t icmp6_sum(const uint8_t *ip6, const uint8_t *msg, size_t n)
 
 /* An Ethernet + IPv6 frame carrying body (next header `next`); for
  * ICMPv6 the checksum at body[2..3] is filled, for UDP at body[6..7]. */
-static size_t frame6(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16], const uint8_t dst[16],
-                     uint8_t hlim, uint8_t next, const uint8_t *body, size_t blen)
+static size_t frame6(uint8_t *f, const uint8_t dmac[6], const uint8_t src[16],
+                     const uint8_t dst[16], uint8_t hlim, uint8_t next, const uint8_t *body,
+                     size_t blen)
 {
   memcpy(f, dmac, 6);
   memcpy(f + 6, VM_MAC, 6);
@@ -164,8 +165,8 @@ static void send_rs(struct env *e, const uint8_t src[16], uint8_t hlim)
   uint8_t body[16] = {133, 0, 0, 0, 0, 0, 0, 0, 1, 1};
   memcpy(body + 10, VM_MAC, 6);
   uint8_t f[256], mac[6] = {0x33, 0x33, 0, 0, 0, 2};
-  send_frame(e, f, frame6(f, mac, src, ALL_ROUTERS, hlim, 58, body,
-                          net6_is_unspecified(src) ? 8 : 16));
+  send_frame(e, f,
+             frame6(f, mac, src, ALL_ROUTERS, hlim, 58, body, net6_is_unspecified(src) ? 8 : 16));
 }
 
 static void send_ns(struct env *e, const uint8_t src[16], const uint8_t target[16])
@@ -448,8 +449,8 @@ Test(gw_ip6, periodic_ras_only_where_ipv6_was_heard)
 
 static size_t dns_query(uint8_t *b, uint16_t id)
 {
-  static const uint8_t q[] = {0, 0, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 4, 't', 'e', 's', 't', 7,
-                              'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 28, 0, 1}; /* AAAA */
+  static const uint8_t q[] = {0,   0, 1,   0,   0,   1,   0,   0,   0,   0, 0, 0,  4, 't', 'e', 's',
+                              't', 7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0, 28, 0, 1}; /* AAAA */
   memcpy(b, q, sizeof(q));
   b[0] = (uint8_t)(id >> 8);
   b[1] = (uint8_t)id;

@@ -479,8 +479,7 @@ Test(h3_settings, chromium_settings)
 
   /* and through the reader, one byte at a time, with the GREASE frame */
   memcpy(stream, chromium_settings, sizeof(chromium_settings));
-  memcpy(stream + sizeof(chromium_settings), chromium_grease_frame,
-         sizeof(chromium_grease_frame));
+  memcpy(stream + sizeof(chromium_settings), chromium_grease_frame, sizeof(chromium_grease_frame));
   cr_assert_eq(feed_in_steps(&c, stream, sizeof(stream), 1), 0);
   cr_assert_eq(c.frames, 1);
   cr_assert_eq(c.skips, 1);

@@ -45,8 +45,8 @@ static size_t encode_raw(uint8_t *out, size_t cap, const char *const *pairs, siz
   return len;
 }
 
-#define ENC(buf, ...)                                                                          \
-  encode_raw(buf, sizeof(buf), (const char *const[]){__VA_ARGS__},                             \
+#define ENC(buf, ...)                                                                              \
+  encode_raw(buf, sizeof(buf), (const char *const[]){__VA_ARGS__},                                 \
              sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *) / 2)
 
 static int decode_pairs_req(const char *const *pairs, size_t n, struct h3_request *req)
@@ -56,34 +56,32 @@ static int decode_pairs_req(const char *const *pairs, size_t n, struct h3_reques
   return h3_qpack_decode_request(NULL, b, len, req);
 }
 
-#define DEC_REQ(req, ...)                                                                      \
-  decode_pairs_req((const char *const[]){__VA_ARGS__},                                         \
+#define DEC_REQ(req, ...)                                                                          \
+  decode_pairs_req((const char *const[]){__VA_ARGS__},                                             \
                    sizeof((const char *const[]){__VA_ARGS__}) / sizeof(char *) / 2, req)
 
 /* Chromium's CONNECT (protocol.md section 2), hand-encoded with the static
  * table and plain literals, independent of nghttp3's encoder. */
 static const uint8_t chromium_connect[] = {
-    0x00, 0x00,                                     /* RIC 0, base 0 */
-    0xd7,                                           /* :scheme https (23) */
-    0xcf,                                           /* :method CONNECT (15) */
-    0x50, 0x0e, '1', '2', '7', '.', '0', '.', '0', '.', '1', ':', '4', '4', '3', '3',
-    0x51, 0x07, '/', 'w', 't', '?', 'x', '=', '1', /* :path (1) */
+    0x00, 0x00, /* RIC 0, base 0 */
+    0xd7,       /* :scheme https (23) */
+    0xcf,       /* :method CONNECT (15) */
+    0x50, 0x0e, '1', '2', '7', '.', '0', '.', '0', '.', '1', ':',  '4', '4',  '3',  '3', 0x51,
+    0x07, '/',  'w', 't', '?', 'x', '=', '1',                /* :path (1) */
     0x27, 0x02, ':', 'p', 'r', 'o', 't', 'o', 'c', 'o', 'l', /* literal name */
-    0x0c, 'w', 'e', 'b', 't', 'r', 'a', 'n', 's', 'p', 'o', 'r', 't',
-    0x27, 0x17, 's', 'e', 'c', '-', 'w', 'e', 'b', 't', 'r', 'a', 'n', 's', 'p', 'o', 'r', 't',
-    '-', 'h', 't', 't', 'p', '3', '-', 'd', 'r', 'a', 'f', 't', '0', '2',
-    0x01, '1',
-    0x5f, 0x4b, /* origin (90) */
-    0x15, 'h', 't', 't', 'p', ':', '/', '/', '1', '2', '7', '.', '0', '.', '0', '.', '1', ':',
-    '8', '0', '0', '0',
+    0x0c, 'w',  'e', 'b', 't', 'r', 'a', 'n', 's', 'p', 'o', 'r',  't', 0x27, 0x17, 's', 'e',
+    'c',  '-',  'w', 'e', 'b', 't', 'r', 'a', 'n', 's', 'p', 'o',  'r', 't',  '-',  'h', 't',
+    't',  'p',  '3', '-', 'd', 'r', 'a', 'f', 't', '0', '2', 0x01, '1', 0x5f, 0x4b, /* origin (90)
+                                                                                     */
+    0x15, 'h',  't', 't', 'p', ':', '/', '/', '1', '2', '7', '.',  '0', '.',  '0',  '.', '1',
+    ':',  '8',  '0', '0', '0',
 };
 
 Test(h3_qpack, chromium_connect_request)
 {
   struct h3_request req;
 
-  cr_assert_eq(h3_qpack_decode_request(NULL, chromium_connect, sizeof(chromium_connect), &req),
-               0);
+  cr_assert_eq(h3_qpack_decode_request(NULL, chromium_connect, sizeof(chromium_connect), &req), 0);
   cr_assert_str_eq(req.method, "CONNECT");
   cr_assert_str_eq(req.scheme, "https");
   cr_assert_str_eq(req.authority, "127.0.0.1:4433");
@@ -142,8 +140,8 @@ Test(h3_qpack, connect_request_roundtrip)
   cr_assert_eq(h3_qpack_init(&q, NULL), 0);
   for (int pass = 0; pass < 2; pass++) {
     struct h3_qpack *qp = pass ? &q : NULL;
-    n = h3_qpack_encode_connect_request(qp, b, sizeof(b), "relay.example:4433",
-                                        "/room/1?token=abc", "https://vm.example");
+    n = h3_qpack_encode_connect_request(qp, b, sizeof(b), "relay.example:4433", "/room/1?token=abc",
+                                        "https://vm.example");
     cr_assert_gt(n, 0);
     cr_assert_eq(h3_qpack_decode_request(qp, b, (size_t)n, &req), 0);
     cr_assert_str_eq(req.method, "CONNECT");
@@ -164,8 +162,7 @@ Test(h3_qpack, connect_request_roundtrip)
   cr_assert_eq(h3_qpack_encode_connect_request(&q, b, sizeof(b), "", "/", NULL), -EINVAL);
   cr_assert_eq(h3_qpack_encode_connect_request(&q, b, sizeof(b), "a", "x", NULL), -EINVAL);
   cr_assert_eq(h3_qpack_encode_connect_request(&q, b, sizeof(b), "a", NULL, NULL), -EINVAL);
-  cr_assert_eq(h3_qpack_encode_connect_request(&q, b, sizeof(b), "a\r\nx: y", "/", NULL),
-               -EINVAL);
+  cr_assert_eq(h3_qpack_encode_connect_request(&q, b, sizeof(b), "a\r\nx: y", "/", NULL), -EINVAL);
   cr_assert_eq(h3_qpack_encode_connect_request(&q, b, 10, "a:1", "/", NULL), -ENOSPC);
   h3_qpack_fini(&q);
   h3_qpack_fini(&q); /* idempotent */
@@ -233,11 +230,11 @@ Test(h3_qpack, firefox_like_request_extra_fields_ignored)
   struct h3_request req;
 
   cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority",
-                       "127.0.0.1:4433", ":path", "/wt", ":protocol", "webtransport",
-                       "user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Firefox/153.0",
-                       "accept", "*/*", "sec-fetch-dest", "webtransport", "sec-fetch-mode",
-                       "cors", "priority", "u=4", "pragma", "no-cache", "cache-control",
-                       "no-cache", "origin", "http://127.0.0.1:8000", "te", "trailers"),
+                       "127.0.0.1:4433", ":path", "/wt", ":protocol", "webtransport", "user-agent",
+                       "Mozilla/5.0 (X11; Linux x86_64; rv:153.0) Firefox/153.0", "accept", "*/*",
+                       "sec-fetch-dest", "webtransport", "sec-fetch-mode", "cors", "priority",
+                       "u=4", "pragma", "no-cache", "cache-control", "no-cache", "origin",
+                       "http://127.0.0.1:8000", "te", "trailers"),
                0);
   cr_assert_str_eq(req.protocol, "webtransport");
   cr_assert_str_eq(req.origin, "http://127.0.0.1:8000");
@@ -248,27 +245,27 @@ Test(h3_qpack, missing_pseudo_headers)
 {
   struct h3_request req;
 
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/wt"),
-               -EINVAL, "missing :protocol (CONNECT with :scheme/:path)");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":path", "/wt",
-                       ":protocol", "webtransport"),
+  cr_assert_eq(
+      DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path", "/wt"),
+      -EINVAL, "missing :protocol (CONNECT with :scheme/:path)");
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":path", "/wt", ":protocol",
+                       "webtransport"),
                -EINVAL, "missing :authority");
   cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
                        ":protocol", "webtransport"),
                -EINVAL, "missing :path");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":authority", "a", ":path", "/",
-                       ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":authority", "a", ":path", "/", ":protocol",
+                       "webtransport"),
                -EINVAL, "missing :scheme");
-  cr_assert_eq(DEC_REQ(&req, ":scheme", "https", ":authority", "a", ":path", "/",
-                       ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":scheme", "https", ":authority", "a", ":path", "/", ":protocol",
+                       "webtransport"),
                -EINVAL, "missing :method");
-  cr_assert_eq(DEC_REQ(&req, ":method", "GET", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "GET", ":scheme", "https", ":authority", "a", ":path", "/",
+                       ":protocol", "webtransport"),
                -EINVAL, ":protocol needs CONNECT");
   cr_assert_eq(DEC_REQ(&req, ":method", "GET", ":authority", "a"), -EINVAL, "GET needs :path");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "", ":protocol", "webtransport"),
                -EINVAL, "empty :path");
   cr_assert_eq(h3_qpack_decode_request(NULL, (const uint8_t *)"\x00\x00", 2, &req), -EINVAL,
                "empty section");
@@ -278,8 +275,8 @@ Test(h3_qpack, other_well_formed_requests)
 {
   struct h3_request req;
 
-  cr_assert_eq(DEC_REQ(&req, ":method", "GET", ":scheme", "https", ":authority", "a",
-                       ":path", "/index.html"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "GET", ":scheme", "https", ":authority", "a", ":path",
+                       "/index.html"),
                0);
   cr_assert_not(req.has_protocol);
   cr_assert_str_eq(req.method, "GET");
@@ -296,52 +293,51 @@ Test(h3_qpack, malformed_fields)
   cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":method", "CONNECT", ":scheme", "https",
                        ":authority", "a", ":path", "/", ":protocol", "webtransport"),
                -EINVAL, "duplicated :method");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", ":protocol", "webtransport"),
                -EINVAL, "duplicated :protocol");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", "Origin", "http://x"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", "Origin", "http://x"),
                -EINVAL, "uppercase name");
-  cr_assert_eq(DEC_REQ(&req, ":Method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":Method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport"),
                -EINVAL, "uppercase pseudo name");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       "origin", "http://x", ":path", "/", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", "origin",
+                       "http://x", ":path", "/", ":protocol", "webtransport"),
                -EINVAL, "pseudo after regular");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", ":foo", "x"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", ":foo", "x"),
                -EINVAL, "unknown pseudo");
-  cr_assert_eq(DEC_REQ(&req, ":status", "200", ":method", "GET", ":scheme", "https", ":path",
-                       "/"),
+  cr_assert_eq(DEC_REQ(&req, ":status", "200", ":method", "GET", ":scheme", "https", ":path", "/"),
                -EINVAL, ":status in request");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", "origin", "http://x",
-                       "origin", "http://y"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", "origin", "http://x", "origin",
+                       "http://y"),
                -EINVAL, "two origins");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", "x-a", "b\r\nc"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", "x-a", "b\r\nc"),
                -EINVAL, "CR/LF in a value");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", " a",
-                       ":path", "/", ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", " a", ":path",
+                       "/", ":protocol", "webtransport"),
                -EINVAL, "whitespace around a value we use");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", "connection", "close"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", "connection", "close"),
                -EINVAL, "connection-specific field");
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", "/", ":protocol", "webtransport", "bad name", "x"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       "/", ":protocol", "webtransport", "bad name", "x"),
                -EINVAL, "space in a name");
   cr_assert_eq(DEC_REQ(&req, ":method", "CON NECT", ":authority", "a"), -EINVAL, "bad method");
 
   /* over-long values: path[1024] holds 1023 characters */
   longpath[0] = '/';
   memset(longpath + 1, 'p', 1022);
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", longpath, ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       longpath, ":protocol", "webtransport"),
                0);
   cr_assert_eq(strlen(req.path), 1023);
   longpath[1023] = 'p';
-  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a",
-                       ":path", longpath, ":protocol", "webtransport"),
+  cr_assert_eq(DEC_REQ(&req, ":method", "CONNECT", ":scheme", "https", ":authority", "a", ":path",
+                       longpath, ":protocol", "webtransport"),
                -EINVAL, "1024-byte :path");
   cr_assert_eq(DEC_REQ(&req, ":method", "CONNECTCONNECTCON", ":authority", "a"), -EINVAL,
                "17-byte :method");

@@ -9,7 +9,8 @@
 
 #include "wtrelay/net6.h"
 
-static const uint8_t A[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0x50, 0x54, 0, 0xff, 0xfe, 0x12, 0x34, 0x56};
+static const uint8_t A[16] = {0xfe, 0x80, 0, 0,    0,    0,    0,    0,
+                              0x50, 0x54, 0, 0xff, 0xfe, 0x12, 0x34, 0x56};
 static const uint8_t B[16] = {0xfe, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2};
 
 /* An IPv6 header with payload length plen and first next header nh. */
@@ -84,8 +85,8 @@ Test(net6, icmp6_built_then_parsed_and_checksum_guarded)
   uint8_t f[200], mac1[6] = {2, 0, 0, 0, 0, 1}, mac2[6] = {2, 0, 0, 0, 0, 2};
   struct net_l2 l2 = {.dst_mac = mac1, .src_mac = mac2};
   const uint8_t rest[4] = {0, 1, 0, 2};
-  int n = net_build_icmp6(f, sizeof(f), &l2, A, B, 64, ICMP6_ECHO, 0, rest,
-                          (const uint8_t *)"abc", 3);
+  int n =
+      net_build_icmp6(f, sizeof(f), &l2, A, B, 64, ICMP6_ECHO, 0, rest, (const uint8_t *)"abc", 3);
   cr_assert_eq(n, 14 + 40 + 8 + 3);
   struct net_eth e;
   struct net_ipv6 ip;

@@ -268,11 +268,11 @@ static void expect6(const struct policy *p, const char *addr, bool allowed)
 Test(policy, ipv6_builtin_denies)
 {
   policy_init(&pol);
-  const char *denied[] = {"::",          "::1",          "::ffff:8.8.8.8", "::ffff:10.0.0.1",
-                          "64:ff9b::808:808", "64:ff9b:1::1", "100::1", "2001:db8::1",
-                          "3fff::1",     "fc00::1",      "fd12:3456::1",   "fe80::1",
-                          "febf::1",     "fec0::1",      "ff02::1",        "ff0e::1",
-                          "::10.0.0.1"};
+  const char *denied[] = {
+      "::",           "::1",       "::ffff:8.8.8.8", "::ffff:10.0.0.1", "64:ff9b::808:808",
+      "64:ff9b:1::1", "100::1",    "2001:db8::1",    "3fff::1",         "fc00::1",
+      "fd12:3456::1", "fe80::1",   "febf::1",        "fec0::1",         "ff02::1",
+      "ff0e::1",      "::10.0.0.1"};
   for (size_t i = 0; i < sizeof(denied) / sizeof(denied[0]); i++)
     expect6(&pol, denied[i], false);
   expect6(&pol, "2606:4700:4700::1111", true);
