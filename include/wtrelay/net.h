@@ -103,6 +103,10 @@ int net_ipv4_parse(const uint8_t *p, size_t len, struct net_ipv4 *ip);
 /* UDP over ip: length field within the IP payload; the checksum is
  * verified unless it is 0. */
 int net_udp_parse(const struct net_ipv4 *ip, struct net_udp *u);
+/* The UDP header at p (len bytes of IP payload): ports, the length field
+ * within len, payload and its length; *csum as on the wire (the caller
+ * checks it over its family's pseudo-header). 0 or -EMSGSIZE. */
+int net_udp_hdr(const uint8_t *p, size_t len, struct net_udp *u, uint16_t *csum);
 /* ICMP over ip, checksum verified. */
 int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m);
 
@@ -188,10 +192,10 @@ int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32
  * segment whose len payload bytes stay at `payload` and are sent after
  * them (an iovec of their own): the checksum covers them. Returns the
  * header length, or -ENOSPC. */
-int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                      uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                      uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
-                      const uint8_t *payload, size_t len, uint16_t id);
+int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                      uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                      uint16_t window, const struct net_tcp_opts *o, const uint8_t *payload,
+                      size_t len, uint16_t id);
 
 /* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
 int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

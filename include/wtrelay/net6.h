@@ -97,8 +97,7 @@ int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u);
 int net_nd_parse(const struct net_icmp6 *m, struct net_nd *nd);
 
 /* Pseudo-header sum for an upper-layer protocol over IPv6. */
-uint32_t net6_csum_pseudo(const uint8_t src[16], const uint8_t dst[16], uint8_t next,
-                          uint32_t len);
+uint32_t net6_csum_pseudo(const uint8_t src[16], const uint8_t dst[16], uint8_t next, uint32_t len);
 
 /* ---- addresses ---- */
 
@@ -134,7 +133,8 @@ static inline bool net6_in_prefix(const uint8_t a[16], const uint8_t net[16], ui
  * (RFC 4291 appendix A). */
 void net6_addr_eui64(uint8_t out[16], const uint8_t prefix[8], const uint8_t mac[6]);
 
-/* ff02::1:ffXX:XXXX of a (RFC 4291 2.7.1). */
+/* The solicited-node multicast address of a: ff02::1:ff00:0/104 plus the
+ * last 24 bits of a (RFC 4291 2.7.1). */
 void net6_solicited_node(uint8_t out[16], const uint8_t a[16]);
 
 /* 33:33 + the last 4 bytes of multicast address a (RFC 2464 7). */
@@ -164,9 +164,9 @@ int net_build_icmp6_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, con
 /* What a router advertises (RFC 4861 4.2, RFC 8106). */
 struct net_ra {
   uint8_t cur_hlim;
-  uint16_t lifetime_s; /* 0: not a default router */
-  const uint8_t *mac;  /* source link-layer option */
-  uint32_t mtu;        /* 0 = no MTU option */
+  uint16_t lifetime_s;   /* 0: not a default router */
+  const uint8_t *mac;    /* source link-layer option */
+  uint32_t mtu;          /* 0 = no MTU option */
   const uint8_t *prefix; /* 8 bytes, a /64 on-link and autonomous; NULL = none */
   uint32_t valid_s, preferred_s;
   const uint8_t *rdnss; /* 16 bytes; NULL = none */
@@ -181,7 +181,7 @@ int net_build_ra(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_
  * router, solicited and override flags as given, the target link-layer
  * option with mac. */
 int net_build_na(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
-                 const uint8_t dst[16], const uint8_t target[16], const uint8_t mac[6],
-                 bool router, bool solicited, bool override);
+                 const uint8_t dst[16], const uint8_t target[16], const uint8_t mac[6], bool router,
+                 bool solicited, bool override);
 
 #endif

@@ -135,25 +135,33 @@ int net_ipv4_parse(const uint8_t *p, size_t len, struct net_ipv4 *ip)
   return 0;
 }
 
-int net_udp_parse(const struct net_ipv4 *ip, struct net_udp *u)
+int net_udp_hdr(const uint8_t *p, size_t len, struct net_udp *u, uint16_t *csum)
 {
   struct cursor c;
-  uint16_t ulen, csum;
-  if (ip->proto != IP_PROTO_UDP || net_ip_is_fragment(ip))
-    return -EINVAL;
-  cursor_init(&c, ip->payload, ip->len);
+  uint16_t ulen;
+  cursor_init(&c, p, len);
   if (cursor_u16be(&c, &u->sport) < 0 || cursor_u16be(&c, &u->dport) < 0 ||
-      cursor_u16be(&c, &ulen) < 0 || cursor_u16be(&c, &csum) < 0)
+      cursor_u16be(&c, &ulen) < 0 || cursor_u16be(&c, csum) < 0)
+    return -EMSGSIZE;
+  if (ulen < UDP_HDR || ulen > len)
+    return -EMSGSIZE;
+  u->payload = p + UDP_HDR;
+  u->len = (size_t)ulen - UDP_HDR;
+  return 0;
+}
+
+int net_udp_parse(const struct net_ipv4 *ip, struct net_udp *u)
+{
+  uint16_t csum;
+  if (ip->proto != IP_PROTO_UDP || net_ip_is_fragment(ip) ||
+      net_udp_hdr(ip->payload, ip->len, u, &csum) < 0)
     return -EINVAL;
-  if (ulen < UDP_HDR || ulen > ip->len)
-    return -EINVAL;
+  uint16_t ulen = (uint16_t)(u->len + UDP_HDR);
   if (csum) {
     uint32_t s = net_csum_pseudo(ip->src, ip->dst, IP_PROTO_UDP, ulen);
     if (net_csum_fold(net_csum_add(s, ip->payload, ulen)) != 0)
       return -EBADMSG;
   }
-  u->payload = ip->payload + UDP_HDR;
-  u->len = (size_t)ulen - UDP_HDR;
   return 0;
 }
 
@@ -346,10 +354,10 @@ int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t
                             payload, len, id);
 }
 
-int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,
-                      uint32_t dst, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
-                      uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
-                      const uint8_t *payload, size_t len, uint16_t id)
+int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
+                      uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
+                      uint16_t window, const struct net_tcp_opts *op, const uint8_t *payload,
+                      size_t len, uint16_t id)
 {
   static const struct net_tcp_opts none = {.wscale = -1};
   if (!op)

@@ -57,8 +57,9 @@ int net_ipv6_parse(const uint8_t *p, size_t len, struct net_ipv6 *ip)
         return -ELOOP;
       if (cursor_peek(&c, 2, &h) < 0)
         return -EMSGSIZE;
-      size_t hl = next == EXT_FRAGMENT ? 8 : next == EXT_AH ? ((size_t)h[1] + 2) * 4
-                                                            : ((size_t)h[1] + 1) * 8;
+      size_t hl = next == EXT_FRAGMENT ? 8
+                  : next == EXT_AH     ? ((size_t)h[1] + 2) * 4
+                                       : ((size_t)h[1] + 1) * 8;
       if (next == EXT_FRAGMENT)
         ip->fragment = true;
       next = h[0];
@@ -78,8 +79,7 @@ int net_ipv6_parse(const uint8_t *p, size_t len, struct net_ipv6 *ip)
   return 0;
 }
 
-uint32_t net6_csum_pseudo(const uint8_t src[16], const uint8_t dst[16], uint8_t next,
-                          uint32_t len)
+uint32_t net6_csum_pseudo(const uint8_t src[16], const uint8_t dst[16], uint8_t next, uint32_t len)
 {
   uint8_t tail[8];
   net_put32(tail, len);
@@ -109,23 +109,18 @@ int net_icmp6_parse(const struct net_ipv6 *ip, struct net_icmp6 *m)
 
 int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u)
 {
-  struct cursor c;
-  uint16_t ulen, csum;
+  uint16_t csum;
   if (ip->next != IP_PROTO_UDP || ip->fragment)
     return -EPROTO;
-  cursor_init(&c, ip->payload, ip->len);
-  if (cursor_u16be(&c, &u->sport) < 0 || cursor_u16be(&c, &u->dport) < 0 ||
-      cursor_u16be(&c, &ulen) < 0 || cursor_u16be(&c, &csum) < 0)
-    return -EMSGSIZE;
-  if (ulen < UDP_HDR || ulen > ip->len)
-    return -EMSGSIZE;
+  int rc = net_udp_hdr(ip->payload, ip->len, u, &csum);
+  if (rc < 0)
+    return rc;
   if (csum == 0)
     return -EBADMSG;
+  uint32_t ulen = (uint32_t)(u->len + UDP_HDR);
   uint32_t s = net6_csum_pseudo(ip->src, ip->dst, IP_PROTO_UDP, ulen);
   if (net_csum_fold(net_csum_add(s, ip->payload, ulen)) != 0)
     return -EBADMSG;
-  u->payload = ip->payload + UDP_HDR;
-  u->len = (size_t)ulen - UDP_HDR;
   return 0;
 }
 
@@ -347,8 +342,8 @@ int net_build_ra(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_
 }
 
 int net_build_na(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
-                 const uint8_t dst[16], const uint8_t target[16], const uint8_t mac[6],
-                 bool router, bool solicited, bool override)
+                 const uint8_t dst[16], const uint8_t target[16], const uint8_t mac[6], bool router,
+                 bool solicited, bool override)
 {
   size_t len = ICMP_HDR + 16 + 8;
   uint8_t *m = ip6_hdr(buf, cap, l2, src, dst, IP_PROTO_ICMPV6, 255, len);
