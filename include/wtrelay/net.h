@@ -157,6 +157,11 @@ int net_build_arp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint16_t op
 /* IPv4 header (ttl 64, DF unless df == false, id) + UDP + payload. */
 int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,
                   uint16_t sport, uint16_t dport, const uint8_t *payload, size_t len, uint16_t id);
+/* A UDP header and payload at u (the payload may already be there),
+ * checksummed over pseudo (the family's pseudo-header sum); a computed 0
+ * is sent as 0xffff. */
+void net_udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, const uint8_t *payload, size_t len,
+                  uint32_t pseudo);
 /* IPv4 + ICMP: type, code, the 4 "rest of header" bytes (id/seq for echo,
  * unused/MTU for errors) and data. */
 int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

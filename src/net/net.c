@@ -290,17 +290,22 @@ int net_build_udp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t sr
     return -ENOSPC;
   uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_UDP, (uint16_t)total, id, true);
-  uint8_t *u = ip + IPV4_HDR;
+  net_udp_fill(ip + IPV4_HDR, sport, dport, payload, len,
+               net_csum_pseudo(src, dst, IP_PROTO_UDP, (uint16_t)(UDP_HDR + len)));
+  return (int)(ETH_HDR + total);
+}
+
+void net_udp_fill(uint8_t *u, uint16_t sport, uint16_t dport, const uint8_t *payload, size_t len,
+                  uint32_t pseudo)
+{
   net_put16(u, sport);
   net_put16(u + 2, dport);
   net_put16(u + 4, (uint16_t)(UDP_HDR + len));
   net_put16(u + 6, 0);
   if (len)
     memmove(u + UDP_HDR, payload, len);
-  uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_UDP, (uint16_t)(UDP_HDR + len));
-  uint16_t c = net_csum_fold(net_csum_add(s, u, UDP_HDR + len));
-  net_put16(u + 6, c ? c : 0xffff);
-  return (int)(ETH_HDR + total);
+  uint16_t c = net_csum_fold(net_csum_add(pseudo, u, UDP_HDR + len));
+  net_put16(u + 6, c ? c : 0xffff); /* 0 means "no checksum" */
 }
 
 int net_build_icmp(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

@@ -275,15 +275,8 @@ int net_build_udp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint
   uint8_t *u = ip6_hdr(buf, cap, l2, src, dst, IP_PROTO_UDP, 64, UDP_HDR + len);
   if (!u)
     return -ENOSPC;
-  net_put16(u, sport);
-  net_put16(u + 2, dport);
-  net_put16(u + 4, (uint16_t)(UDP_HDR + len));
-  net_put16(u + 6, 0);
-  if (len)
-    memmove(u + UDP_HDR, payload, len);
-  uint32_t s = net6_csum_pseudo(src, dst, IP_PROTO_UDP, (uint32_t)(UDP_HDR + len));
-  uint16_t c = net_csum_fold(net_csum_add(s, u, UDP_HDR + len));
-  net_put16(u + 6, c ? c : 0xffff); /* 0 means "none", not allowed over IPv6 */
+  net_udp_fill(u, sport, dport, payload, len,
+               net6_csum_pseudo(src, dst, IP_PROTO_UDP, (uint32_t)(UDP_HDR + len)));
   return (int)(ETH_HDR + IPV6_HDR + UDP_HDR + len);
 }
 
