@@ -128,12 +128,20 @@ struct gw_pipe_rec {
   uint8_t frame[GWP_REC_FRAMES][GW_FRAME_MAX];
 };
 
+/* A recording port's deliver: keeps frame f as frames[*n] while *n < max
+ * and counts it in *n either way. */
+static inline void gw_pipe_keep_frame(unsigned *n, size_t *lens, uint8_t (*frames)[GW_FRAME_MAX],
+                                      unsigned max, const struct switch_frame *f)
+{
+  if (*n < max)
+    lens[*n] = gw_pipe_copy_frame(frames[*n], f);
+  (*n)++;
+}
+
 static inline int gw_pipe_rec_deliver(void *ctx, const struct switch_frame *f)
 {
   struct gw_pipe_rec *r = ctx;
-  if (r->nframes < GWP_REC_FRAMES)
-    r->len[r->nframes] = gw_pipe_copy_frame(r->frame[r->nframes], f);
-  r->nframes++;
+  gw_pipe_keep_frame(&r->nframes, r->len, r->frame, GWP_REC_FRAMES, f);
   return 0;
 }
 

@@ -71,9 +71,7 @@ static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
   cr_assert_leq(f->len, (size_t)GW_FRAME_MAX, "frame of %zu bytes", f->len);
-  if (vm->nframes < VM_MAX_FRAMES)
-    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
-  vm->nframes++;
+  gw_pipe_keep_frame(&vm->nframes, vm->len, vm->frame, VM_MAX_FRAMES, f);
   return 0;
 }
 

@@ -153,11 +153,17 @@ static void slaac_of_vm(uint8_t a[16])
   net6_addr_eui64(a, PREFIX, VM_MAC);
 }
 
-static void gw_global(uint8_t a[16])
+/* <PREFIX>::host: the gateway (2) and its DNS forwarder (3) */
+static void in_prefix(uint8_t a[16], uint8_t host)
 {
   memset(a, 0, 16);
   memcpy(a, PREFIX, 8);
-  a[15] = 2;
+  a[15] = host;
+}
+
+static void gw_global(uint8_t a[16])
+{
+  in_prefix(a, 2);
 }
 
 static void send_rs(struct env *e, const uint8_t src[16], uint8_t hlim)
@@ -233,9 +239,7 @@ Test(gw_ip6, router_solicitation_gets_the_rooms_prefix_and_mtu)
       rdnss = o;
   cr_assert(rdnss, "an RDNSS option");
   uint8_t dns[16];
-  memcpy(dns, PREFIX, 8);
-  memset(dns + 8, 0, 8);
-  dns[15] = 3;
+  in_prefix(dns, 3);
   cr_assert_arr_eq(rdnss + 8, dns, 16, "the forwarder at <prefix>::3");
   cr_assert_eq(pio[2], 64);
   cr_assert_eq(pio[3], 0xc0, "on-link and autonomous");
@@ -464,9 +468,7 @@ static size_t send_dns6(struct env *e, uint8_t slaac[16], uint8_t dns[16], uint8
                         uint16_t id)
 {
   slaac_of_vm(slaac);
-  memcpy(dns, PREFIX, 8);
-  memset(dns + 8, 0, 8);
-  dns[15] = 3;
+  in_prefix(dns, 3);
   size_t qn = dns_query(msg + 8, id);
   const uint8_t hdr[8] = {0x9c, 0x40, 0, 53, 0, (uint8_t)(8 + qn), 0, 0};
   memcpy(msg, hdr, 8);

@@ -63,9 +63,7 @@ struct env {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
-  if (vm->nframes < VM_FRAMES)
-    vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
-  vm->nframes++;
+  gw_pipe_keep_frame(&vm->nframes, vm->len, vm->frame, VM_FRAMES, f);
   return 0;
 }
 

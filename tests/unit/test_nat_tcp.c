@@ -63,8 +63,7 @@ static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
   cr_assert_lt(vm->nframes, (unsigned)VM_MAX_FRAMES, "more frames than the test keeps");
-  vm->len[vm->nframes] = gw_pipe_copy_frame(vm->frame[vm->nframes], f);
-  vm->nframes++;
+  gw_pipe_keep_frame(&vm->nframes, vm->len, vm->frame, VM_MAX_FRAMES, f);
   return 0;
 }
 
