@@ -26,11 +26,13 @@
 #include <stdio.h>
 
 #include "wtrelay/log.h"
+#include "wtrelay/nat_fwd.h"
 
 #define CONFIG_PATH_MAX 4096
 #define CONFIG_LIST_MAX 4
 #define CONFIG_EGRESS_MAX 64
 #define CONFIG_ORIGIN_MAX 16
+#define CONFIG_FORWARD_MAX 32
 /* The ops listener's default. 8433 rather than Prometheus's 9090 (a relay
  * and the Prometheus scraping it often share a host) and outside 9100-9999,
  * the range the Prometheus project hands out to exporters; /etc/services
@@ -108,10 +110,18 @@ struct config {
   uint32_t nat_new_rate;               /* --nat-new-rate, new flows/s per VM, 50, 0 = off */
   uint32_t nat_new_burst;              /* --nat-new-burst, 100 */
   uint32_t tcp_idle_timeout_s;         /* --tcp-idle-timeout, 7200 */
+  /* inbound port forwarding (nat_fwd.h) */
+  struct fwd_spec forward[CONFIG_FORWARD_MAX]; /* --forward, repeatable */
+  uint32_t nforward;
+  uint32_t max_forward_conns;         /* --max-forward-conns, 1024 (TCP connections and UDP
+                                       * mappings of every forward together) */
+  uint32_t max_forward_conns_per_fwd; /* --max-forward-conns-per-forward, 256 */
   /* operations */
   char http_listen[128];       /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */
   uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
+  bool ops_api;                /* --ops-api: GET/POST/DELETE /forwards, off */
+  char ops_token[128];         /* --ops-token / RELAY_OPS_TOKEN: Bearer token of the API, "" = none */
   uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
   uint32_t worker_ring_slots;  /* --worker-ring-slots, 1024 (frames per worker-pair ring) */
   bool cpu_affinity;           /* --cpu-affinity, off */
@@ -182,6 +192,8 @@ static inline void config_pool_range(const struct config *c, uint32_t *first, ui
   *last = c->pool_last ? c->pool_last : (c->subnet | ~mask) - 1;
 }
 
+/* Is the ops listener's ADDR:PORT on a loopback address (127/8, ::1)? */
+bool config_listen_is_loopback(const char *listen);
 /* Writes the --help text. */
 /* CPUs the process may run on (its affinity mask; the online count if
  * that cannot be read), 1 to 256: the default worker count. */

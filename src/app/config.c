@@ -49,6 +49,7 @@ enum opt_kind {
   OPT_UPSTREAM,
   OPT_EGRESS_ALLOW,
   OPT_EGRESS_DENY,
+  OPT_FORWARD, /* --forward, repeatable (fwd_spec_parse) */
   OPT_STR128,
   OPT_STR256,
   OPT_ORIGIN,      /* --allow-origin, repeatable */
@@ -199,6 +200,18 @@ static const struct opt opts[] = {
      NULL},
     {"egress-deny", 0, NULL, OPT_EGRESS_DENY, 0, 0, OFF(egress),
      "never let the NAT reach this CIDR (IPv4 or IPv6), repeatable", G_NAT, NULL},
+    {"forward", 0, NULL, OPT_FORWARD, 0, 0, OFF(forward),
+     "forward a host port to a VM: tcp or udp, an optional IPv4 address to bind, the host port, "
+     "the VM's IPv4 address or its MAC in brackets (followed across reconnects), its port, the "
+     "room's URL path (default /); e.g. tcp:8080=[52:54:00:12:34:56]:80@/lab; repeatable (up "
+     "to 32)",
+     G_NAT, "PROTO:[ADDR:]PORT=VM:PORT[@ROOM]"},
+    {"max-forward-conns", 0, NULL, OPT_U32, 1, 65000, OFF(max_forward_conns),
+     "TCP connections and UDP mappings of every --forward together (default 1024)", G_NAT, NULL},
+    {"max-forward-conns-per-forward", 0, NULL, OPT_U32, 1, 65000, OFF(max_forward_conns_per_fwd),
+     "TCP connections or UDP mappings (one per remote address and port) of one forward "
+     "(default 256)",
+     G_NAT, NULL},
     {"mtu", 0, NULL, OPT_U32, 576, 9000, OFF(mtu), "interface MTU announced by DHCP (default 1500)",
      G_NAT, "BYTES"},
     {"max-udp-flows", 0, NULL, OPT_U32, 1, 65536, OFF(max_udp_flows),
@@ -249,6 +262,14 @@ static const struct opt opts[] = {
      "concurrent connections to the ops listener; at the bound the one waiting longest for a "
      "request is closed for a newcomer (default 256)",
      G_OPS, NULL},
+    {"ops-api", 0, NULL, OPT_FLAG, 0, 0, OFF(ops_api),
+     "serve GET, POST and DELETE /forwards on the ops listener (off by default; on an address "
+     "other than loopback only with --ops-token)",
+     G_OPS, NULL},
+    {"ops-token", 0, "RELAY_OPS_TOKEN", OPT_STR128, 0, 0, OFF(ops_token),
+     "bearer token the ops API requires (Authorization: Bearer TOKEN); prefer the environment "
+     "variable, which ps does not show",
+     G_OPS, "TOKEN"},
     {"pcap", 0, NULL, OPT_PATH, 0, 0, OFF(pcap),
      "write the frames of room --pcap-room to this pcap file (created or truncated) until exit "
      "(default off)",
@@ -361,6 +382,8 @@ void config_defaults(struct config *c)
   c->nat_new_rate = 50;
   c->nat_new_burst = 100;
   c->tcp_idle_timeout_s = 7200;
+  c->max_forward_conns = 1024;
+  c->max_forward_conns_per_fwd = 256;
   snprintf(c->http_listen, sizeof(c->http_listen), "%s", CONFIG_HTTP_LISTEN_DEFAULT);
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
@@ -713,6 +736,15 @@ static int apply(struct config *c, const struct opt *o, const char *val, const c
     c->egress[c->negress++].allow = o->kind == OPT_EGRESS_ALLOW;
     return 0;
   }
+  case OPT_FORWARD: {
+    char why[400];
+    if (c->nforward >= CONFIG_FORWARD_MAX)
+      return fail(err, errlen, "%s: at most %d forwards", origin, CONFIG_FORWARD_MAX);
+    if (fwd_spec_parse(val, &c->forward[c->nforward], why, sizeof(why)) < 0)
+      return fail(err, errlen, "%s: %s", origin, why);
+    c->nforward++;
+    return 0;
+  }
   case OPT_STR128:
   case OPT_STR256:
   case OPT_HEALTHCHECK: {
@@ -903,6 +935,18 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "[::1]:8433, or empty to disable, got '%s'",
                   c->http_listen);
   }
+  if (c->ops_api && !c->http_listen[0])
+    return fail(err, errlen, "--ops-api needs the ops listener (--http-listen is empty)");
+  if (c->ops_api && !c->ops_token[0] && !config_listen_is_loopback(c->http_listen))
+    return fail(err, errlen,
+                "--ops-api on --http-listen %s, which is not a loopback address, needs "
+                "--ops-token (or RELAY_OPS_TOKEN)",
+                c->http_listen);
+  for (uint32_t i = 0; i < c->nforward; i++)
+    for (uint32_t j = 0; j < i; j++)
+      if (fwd_spec_same_socket(&c->forward[i], &c->forward[j]))
+        return fail(err, errlen, "--forward: two forwards of %s port %u",
+                    c->forward[i].proto == IPPROTO_UDP ? "UDP" : "TCP", c->forward[i].host_port);
   if (healthcheck && !c->healthcheck[0] && (rc = healthcheck_url(c, err, errlen)))
     return rc;
   if ((c->pcap[0] != 0) != (c->pcap_room[0] != 0))
@@ -934,6 +978,19 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                 "--peer-timeout (%us) must not be shorter than --heartbeat-interval (%us)",
                 c->peer_timeout_s, c->heartbeat_interval_s);
   return CONFIG_OK;
+}
+
+bool config_listen_is_loopback(const char *listen)
+{
+  char host[128];
+  uint16_t port;
+  struct in_addr a4;
+  struct in6_addr a6;
+  if (ops_parse_listen(listen, host, sizeof(host), &port) < 0)
+    return false;
+  if (inet_pton(AF_INET, host, &a4) == 1)
+    return (ntohl(a4.s_addr) >> 24) == 127;
+  return inet_pton(AF_INET6, host, &a6) == 1 && IN6_IS_ADDR_LOOPBACK(&a6);
 }
 
 uint32_t config_cpus_allowed(void)
@@ -981,6 +1038,8 @@ static const char *kind_metavar(enum opt_kind k)
     return "CIDR";
   case OPT_UPSTREAM:
     return "ADDR[:PORT]";
+  case OPT_FORWARD:
+    return "SPEC";
   case OPT_STR128:
   case OPT_STR256:
     return "VALUE";

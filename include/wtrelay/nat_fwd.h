@@ -1,0 +1,52 @@
+/*
+ * nat_fwd: inbound port forwarding, the outside world reaching a VM
+ * (--forward, and POST/DELETE /forwards on the ops listener).
+ *
+ * A forward is PROTO:[BIND_ADDR:]HOST_PORT=VM:VM_PORT[@ROOM]: the relay
+ * listens on the host port (TCP: a listening socket accepted through the
+ * worker's io_uring; UDP: one bound socket) and carries each connection or
+ * each remote address's datagrams to VM_PORT of the VM, named by its IPv4
+ * address or by its MAC (then resolved to the address of the session that
+ * holds the MAC at each new connection, so the forward follows the VM
+ * across reconnects). TCP goes through the same translation as outbound
+ * connections (nat_tcp.c): a SYN toward the guest from the remote's
+ * address and port; UDP keeps a mapping per remote address and port with
+ * the UDP NAT's idle timeout. Bounds: connections and mappings per forward
+ * and in all; a forward to a VM that is not connected refuses (TCP: the
+ * accepted socket closed with a reset) and counts.
+ * Talks to: the gateway (its TCP and UDP NAT, gateway_addr_ops.vm_lookup
+ * to find the VM), io.
+ */
+#ifndef WTRELAY_NAT_FWD_H
+#define WTRELAY_NAT_FWD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define FWD_ROOM_MAX 256
+#define FWD_MAX 64 /* forwards at most (flags and API together) */
+
+struct fwd_spec {
+  uint8_t proto;    /* IPPROTO_TCP or IPPROTO_UDP */
+  uint32_t bind_ip; /* host order, 0 = every address */
+  uint16_t host_port;
+  bool by_mac; /* VM named by MAC (mac), else by address (vm_ip) */
+  uint8_t mac[6];
+  uint32_t vm_ip; /* host order */
+  uint16_t vm_port;
+  char room[FWD_ROOM_MAX]; /* the room's URL path, "/" by default */
+};
+
+/* Parses PROTO:[BIND_ADDR:]HOST_PORT=VM:VM_PORT[@ROOM], where PROTO is tcp
+ * or udp, BIND_ADDR an IPv4 address, VM an IPv4 address or a MAC in
+ * brackets ([52:54:00:12:34:56]), ROOM a path starting with '/'. Returns 0,
+ * or -EINVAL with a one-line reason in err. */
+int fwd_spec_parse(const char *s, struct fwd_spec *out, char *err, size_t errlen);
+/* Would a and b listen on the same socket (protocol and port, and the
+ * same or an overlapping bind address)? */
+bool fwd_spec_same_socket(const struct fwd_spec *a, const struct fwd_spec *b);
+/* Writes the spec in the syntax fwd_spec_parse reads. */
+void fwd_spec_format(const struct fwd_spec *f, char *buf, size_t cap);
+
+#endif
