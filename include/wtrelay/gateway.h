@@ -34,6 +34,7 @@
 #include "wtrelay/hostaddr.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
+#include "wtrelay/nat_fwd.h"
 #include "wtrelay/net.h"
 #include "wtrelay/policy.h"
 #include "wtrelay/switch.h"
@@ -54,6 +55,12 @@ struct gateway_addr_ops {
   /* DHCP acknowledged ip for mac, asked from switch port `port` (the LAN
    * guard of that port may let the pair speak). May be NULL. */
   void (*bind)(void *ctx, uint32_t room, uint32_t port, const uint8_t mac[6], uint32_t ip);
+  /* Inbound forwarding (nat_fwd.c): the VM of room `room_name` that holds
+   * mac (when mac is not NULL) or address ip, with a session on this
+   * gateway's LAN: *room, *ip_out and mac_out are written. -ENOENT: no
+   * such room here, or no such VM in it. May be NULL: no forwarding. */
+  int (*vm_lookup)(void *ctx, const char *room_name, const uint8_t *mac, uint32_t ip,
+                   uint32_t *room, uint32_t *ip_out, uint8_t mac_out[6]);
 };
 
 struct gateway_params {
@@ -87,6 +94,11 @@ struct gateway_params {
   struct nat_share_clients *shared_clients;
   bool report_shared;
   uint32_t max_dns_inflight;
+  /* inbound forwarding (nat_fwd.h): opened at init; TCP connections and
+   * UDP mappings of every forward together and of one */
+  const struct fwd_spec *forwards;
+  uint32_t nforwards;
+  uint32_t max_fwd_conns, max_fwd_conns_per_fwd;
   uint64_t dns_timeout_ns;
   uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
   uint32_t max_icmp_flows_per_vm;   /* echo ids per (room, VM address) */
@@ -131,6 +143,10 @@ struct gateway_counters {
   uint64_t share_table_full, share_vm_evicted;
   uint64_t rate_limited[3]; /* by enum nat_share_proto */
   uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
+  /* inbound forwarding (nat_fwd.c) */
+  uint64_t fwd_tcp_accepted, fwd_tcp_established, fwd_tcp_no_vm, fwd_tcp_full, fwd_tcp_vm_refused;
+  uint64_t fwd_accept_errors;
+  uint64_t fwd_udp_in, fwd_udp_out, fwd_udp_no_vm, fwd_udp_full, fwd_udp_opened, fwd_udp_closed;
 };
 
 struct flowtab;
@@ -225,7 +241,8 @@ struct nat_icmp_flow {
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 #define TCP_OOO_MAX 8           /* out-of-order ranges held in the staging buffer */
 
-enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD };
+/* SYN_SENT: an inbound forward's connection, our SYN sent to the guest */
+enum tcp_state { TCP_S_CONNECTING = 1, TCP_S_OPEN, TCP_S_DEAD, TCP_S_SYN_SENT };
 
 struct nat_tcp_conn {
   bool used;
@@ -235,6 +252,7 @@ struct nat_tcp_conn {
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
   uint64_t client; /* nat_share key of the client that opened it, 0 = none */
+  uint32_t fwd;    /* an inbound forward's connection: nat_fwd's reference, 0 = outbound */
   int fd;
   struct sockaddr_in sa;
   uint32_t ops; /* ring operations in flight */
@@ -315,6 +333,8 @@ struct gateway {
   uint8_t *tcp_scratch;
   /* fair shares: per-client and per-VM accounts */
   struct nat_share_tab share_clients, share_vms;
+  /* inbound forwarding (nat_fwd.c), NULL = none */
+  struct nat_fwd *fwd;
   /* DNS forwarder */
   struct dns_pending *dns; /* each query in flight, with its own socket */
   uint32_t dns_inflight, dns_rr;

@@ -48,6 +48,7 @@ enum io_op {
   IO_OP_OPS_HTTP = 16,
   IO_OP_NAT_TCP = 17,
   IO_OP_LEASE = 18,
+  IO_OP_NAT_FWD = 21,  /* inbound forwarding: accepts (nat_fwd.c) */
   IO_OP_HOSTADDR = 25, /* rtnetlink local routes (hostaddr.c) */
   IO_OP_BELL = 26,     /* a worker's doorbells: process events and hand-off rings (server.c) */
   IO_OP_USER_LAST = 31,

@@ -49,4 +49,24 @@ bool fwd_spec_same_socket(const struct fwd_spec *a, const struct fwd_spec *b);
 /* Writes the spec in the syntax fwd_spec_parse reads. */
 void fwd_spec_format(const struct fwd_spec *f, char *buf, size_t cap);
 
+struct gateway;
+
+/* A forward as the API lists it. */
+struct fwd_info {
+  uint32_t id;
+  struct fwd_spec spec;
+  uint32_t active;            /* TCP connections or UDP mappings now */
+  uint64_t accepted, refused; /* connections (TCP) or mappings (UDP) made, refused */
+};
+
+/* Opens a forward on gw (its socket bound at once): 0 and *id, -EEXIST
+ * (a forward of the same socket), -ENOSPC (FWD_MAX), -ENOTSUP (the gateway
+ * has no vm_lookup), or the bind's negative errno (-EADDRINUSE...). */
+int gateway_fwd_add(struct gateway *gw, const struct fwd_spec *spec, uint32_t *id);
+/* Closes forward id (its listening socket; connections in progress go on
+ * to their end, UDP mappings end at once). 0 or -ENOENT. */
+int gateway_fwd_del(struct gateway *gw, uint32_t id);
+/* Copies up to cap forwards into out, returns how many there are. */
+uint32_t gateway_fwd_list(const struct gateway *gw, struct fwd_info *out, uint32_t cap);
+
 #endif

@@ -351,6 +351,14 @@ static int gateway_setup(struct server_worker *s)
     dns_fwd_load_resolv_conf(&gp, "/etc/resolv.conf");
   gp.max_dns_inflight_per_vm = cfg->max_dns_inflight_per_vm;
   gp.max_icmp_flows_per_vm = cfg->max_icmp_flows_per_vm;
+  if (s->index == 0) {
+    /* worker 0 owns the forwards (the ops API runs there too): its
+     * gateway reaches the VMs whose sessions sit on worker 0 */
+    gp.forwards = cfg->forward;
+    gp.nforwards = cfg->nforward;
+    gp.max_fwd_conns = cfg->max_forward_conns;
+    gp.max_fwd_conns_per_fwd = cfg->max_forward_conns_per_fwd;
+  }
   policy_init(&s->policy);
   /* the start-up snapshot stays as a floor; hostaddr follows every change */
   deny_own_addresses(&s->policy);
@@ -366,7 +374,7 @@ static int gateway_setup(struct server_worker *s)
     policy_add(&s->policy, cfg->egress[i].cidr, cfg->egress[i].allow);
   gp.policy = &s->policy;
   raise_nofile(cfg->max_udp_flows + gp.max_icmp_flows + cfg->max_tcp_conns + gp.max_dns_inflight +
-               64);
+               gp.nforwards + 64);
   int rc = gateway_init(&s->gw, &gp, &s->relay.sw, &s->w.io, &s->w.timers, &s->w.now,
                         &relay_addr_ops, &s->relay);
   if (rc < 0) {

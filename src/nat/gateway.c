@@ -234,6 +234,9 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
     gw_icmp_error(gw, pkt, ICMP_TIME_EXCEEDED, 0);
     return;
   }
+  /* an answer on an inbound forward's connection or mapping: not egress */
+  if (nat_fwd_guest_input(gw, pkt))
+    return;
   if (!policy_allows(gw->p.policy, ip->dst)) {
     gw->ctr.denied++;
     char a[16];
@@ -311,6 +314,7 @@ static void sweep(struct timer *t, uint64_t now)
 {
   struct gateway *gw = container_of(t, struct gateway, sweep);
   nat_udp_sweep(gw, now);
+  nat_fwd_sweep(gw, now);
   nat_icmp_sweep(gw, now);
   dns_fwd_sweep(gw, now);
   nat_share_sweep(gw, now);
@@ -360,7 +364,7 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
     return -ENOMEM;
   if ((rc = nat_flows_init(gw)) < 0 || (rc = nat_share_init(gw)) < 0 ||
       (rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 ||
-      (rc = dns_fwd_init(gw)) < 0) {
+      (rc = dns_fwd_init(gw)) < 0 || (rc = nat_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
@@ -373,6 +377,7 @@ void gateway_fini(struct gateway *gw)
 {
   if (gw->timers)
     timer_disarm(gw->timers, &gw->sweep);
+  nat_fwd_fini(gw); /* first: it closes its sockets; the TCP NAT then its connections */
   nat_udp_fini(gw);
   nat_icmp_fini(gw);
   nat_tcp_fini(gw);
@@ -428,6 +433,7 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
   if (room >= gw->p.max_rooms || !gw->rooms[room].used)
     return;
   nat_udp_room_gone(gw, room);
+  nat_fwd_room_gone(gw, room);
   nat_icmp_room_gone(gw, room);
   nat_tcp_room_gone(gw, room);
   switch_port_detach(gw->sw, gw->rooms[room].port);
@@ -445,6 +451,7 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
 #define GW6 "gateway ipv6 counters"
 #define NAT "nat counters"
 #define TCP "tcp nat counters"
+#define FWD "forward counters"
 #define SEC "nat security counters"
 #define SHR "nat share counters"
 #define DROP(reason, line, key, field)                                                             \
@@ -568,6 +575,35 @@ static const struct counter_def gateway_counter_defs[] = {
       "TCP payload bytes through the NAT: to the internet (out), to the guests (in)", "dir=\"out\"",
       TCP, "tcp_bytes_out", tcp_bytes_out),
     G("wtrelay_nat_tcp_bytes_total", NULL, "dir=\"in\"", TCP, "tcp_bytes_in", tcp_bytes_in),
+    G("wtrelay_forward_tcp_connections_total",
+      "connections accepted on a --forward TCP port: all of them (accepted), and those the guest "
+      "answered (established)",
+      "state=\"accepted\"", FWD, "fwd_tcp_accepted", fwd_tcp_accepted),
+    G("wtrelay_forward_tcp_connections_total", NULL, "state=\"established\"", FWD,
+      "fwd_tcp_established", fwd_tcp_established),
+    G("wtrelay_forward_refused_total",
+      "forwarded connections (tcp, reset to the remote) and datagrams (udp, dropped) refused: "
+      "the VM is not connected, a bound, the guest refused or did not answer",
+      "protocol=\"tcp\",reason=\"no_vm\"", FWD, "fwd_tcp_no_vm", fwd_tcp_no_vm),
+    G("wtrelay_forward_refused_total", NULL, "protocol=\"tcp\",reason=\"full\"", FWD,
+      "fwd_tcp_full", fwd_tcp_full),
+    G("wtrelay_forward_refused_total", NULL, "protocol=\"tcp\",reason=\"vm_refused\"", FWD,
+      "fwd_tcp_vm_refused", fwd_tcp_vm_refused),
+    G("wtrelay_forward_refused_total", NULL, "protocol=\"udp\",reason=\"no_vm\"", FWD,
+      "fwd_udp_no_vm", fwd_udp_no_vm),
+    G("wtrelay_forward_refused_total", NULL, "protocol=\"udp\",reason=\"full\"", FWD,
+      "fwd_udp_full", fwd_udp_full),
+    G("wtrelay_forward_accept_errors_total", "accepts on a --forward TCP port that failed", NULL,
+      FWD, "fwd_accept_errors", fwd_accept_errors),
+    G("wtrelay_forward_udp_datagrams_total",
+      "datagrams through --forward UDP ports: to the guests (in), from them (out)", "dir=\"in\"",
+      FWD, "fwd_udp_in", fwd_udp_in),
+    G("wtrelay_forward_udp_datagrams_total", NULL, "dir=\"out\"", FWD, "fwd_udp_out", fwd_udp_out),
+    G("wtrelay_forward_udp_mappings_total",
+      "mappings of --forward UDP ports (one per remote address and port) opened and closed",
+      "event=\"opened\"", FWD, "fwd_udp_opened", fwd_udp_opened),
+    G("wtrelay_forward_udp_mappings_total", NULL, "event=\"closed\"", FWD, "fwd_udp_closed",
+      fwd_udp_closed),
     G("wtrelay_nat_share_refusals_total",
       "new NAT flows refused by a fair share (per client, per VM) or the rate of new flows",
       "reason=\"udp_per_client\"", SHR, "udp_per_client", share_udp_client),
@@ -618,6 +654,7 @@ static const struct counter_def gateway_counter_defs[] = {
 #undef SHR
 #undef SEC
 #undef TCP
+#undef FWD
 #undef NAT
 #undef GW
 #undef GW6

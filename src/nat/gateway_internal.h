@@ -55,6 +55,27 @@ void nat_tcp_room_gone(struct gateway *gw, uint32_t room);
  * worker's raw socket can tell its replies from the others'. */
 uint16_t nat_icmp_slice_id(uint32_t worker, uint32_t workers, uint16_t base, uint32_t i);
 int nat_tcp_init(struct gateway *gw);
+/* An inbound forward's connection: fd (accepted, owned from now on, also
+ * on failure) from rip:rport to the guest (room, mac, ip, port): a SYN to
+ * the guest, the rest as for outbound connections. fwd: nat_fwd's
+ * reference, given back through nat_fwd_tcp_closed. 0, or negative errno
+ * (-EEXIST, -ENOSPC, -ENOMEM; fd closed with a reset). */
+int nat_tcp_inbound(struct gateway *gw, uint32_t room, const uint8_t mac[6], uint32_t ip,
+                    uint16_t port, int fd, uint32_t rip, uint16_t rport, uint32_t fwd);
+
+/* Inbound forwarding (nat_fwd.c). */
+int nat_fwd_init(struct gateway *gw);
+void nat_fwd_fini(struct gateway *gw);
+void nat_fwd_sweep(struct gateway *gw, uint64_t now);
+void nat_fwd_room_gone(struct gateway *gw, uint32_t room);
+/* A guest packet toward the outside: true when it belongs to a forward
+ * (an answer on a forwarded connection or mapping), handled; the gateway
+ * checks this before its egress policy. */
+bool nat_fwd_guest_input(struct gateway *gw, const struct gw_pkt *pkt);
+/* A forwarded TCP connection ended (fwd: its reference); established: it
+ * reached the guest. */
+void nat_fwd_tcp_closed(struct gateway *gw, uint32_t fwd);
+void nat_fwd_tcp_established(struct gateway *gw, uint32_t fwd);
 void nat_tcp_fini(struct gateway *gw);
 
 /* Fair shares. admit: may this packet's VM (and client) open a new flow of

@@ -167,3 +167,551 @@ bool fwd_spec_same_socket(const struct fwd_spec *a, const struct fwd_spec *b)
   return a->proto == b->proto && a->host_port == b->host_port &&
          (a->bind_ip == b->bind_ip || !a->bind_ip || !b->bind_ip);
 }
+
+/* ---- the forwards of a gateway ---- */
+
+#define K_ACCEPT 0u
+#define K_CLOSE 1u
+#define K_CANCEL 2u
+/* user_data index: kind, generation, slot */
+#define FUDX(kind, gen, slot) (((uint32_t)(kind) << 24) | ((uint32_t)((gen)&0xffff) << 8) | (slot))
+
+struct fwd_ent {
+  bool used;
+  bool closing; /* deleted: its listening socket waits for its accept to come back */
+  uint16_t gen;
+  uint32_t id;
+  struct fwd_spec spec;
+  int lfd; /* TCP: listening */
+  bool accept_armed;
+  struct io_udp_sock *usock; /* UDP */
+  uint32_t active;
+  uint64_t accepted, refused;
+  struct gateway *gw;
+};
+
+/* A UDP mapping: one remote address and port of a forward, and the guest
+ * it reaches. */
+struct fwd_map {
+  bool used;
+  uint8_t fwd; /* slot in ents */
+  uint32_t room, vm_ip, rip;
+  uint16_t vm_port, rport;
+  uint8_t vm_mac[6];
+  uint64_t last_ns;
+};
+
+struct nat_fwd {
+  struct fwd_ent ents[FWD_MAX];
+  uint32_t next_id;
+  uint32_t active; /* TCP connections and UDP mappings of every forward */
+  struct fwd_map *maps;
+  uint32_t nmaps_hi; /* maps[0..nmaps_hi) may be used */
+  uint32_t nmaps;
+};
+
+_Static_assert(FWD_MAX <= 255, "a forward's slot must fit the user_data index and fwd_map.fwd");
+
+static uint32_t tcp_ref(const struct fwd_ent *e, uint32_t slot)
+{
+  return (slot + 1) | ((uint32_t)e->gen << 16);
+}
+
+static struct fwd_ent *ent_of_ref(struct nat_fwd *nf, uint32_t ref)
+{
+  uint32_t slot = (ref & 0xffff) - 1;
+  if (slot >= FWD_MAX)
+    return NULL;
+  struct fwd_ent *e = &nf->ents[slot];
+  return e->used && e->gen == (uint16_t)(ref >> 16) ? e : NULL;
+}
+
+static void fwd_log(struct gateway *gw, const char *msg, const struct fwd_spec *s)
+{
+  char spec[400];
+  fwd_spec_format(s, spec, sizeof(spec));
+  gw_log(gw, msg, spec);
+}
+
+/* Where the forward's VM is now, on this gateway's LAN. */
+static int vm_find(struct gateway *gw, const struct fwd_spec *s, uint32_t *room, uint32_t *ip,
+                   uint8_t mac[6])
+{
+  if (!gw->addr || !gw->addr->vm_lookup)
+    return -ENOENT;
+  return gw->addr->vm_lookup(gw->addr_ctx, s->room, s->by_mac ? s->mac : NULL, s->vm_ip, room, ip,
+                             mac);
+}
+
+static bool under_bounds(struct gateway *gw, const struct fwd_ent *e)
+{
+  return gw->fwd->active < gw->p.max_fwd_conns && e->active < gw->p.max_fwd_conns_per_fwd;
+}
+
+/* A reset to the remote: the accepted socket closed at once, no FIN. */
+static void refuse_fd(int fd)
+{
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+  close(fd);
+}
+
+static void arm_accept(struct gateway *gw, struct fwd_ent *e)
+{
+  if (e->accept_armed || e->closing || e->lfd < 0)
+    return;
+  struct io_uring_sqe *sqe = io_sqe(gw->io);
+  if (!sqe)
+    return; /* the sweep tries again */
+  io_uring_prep_multishot_accept(sqe, e->lfd, NULL, NULL, SOCK_CLOEXEC);
+  io_uring_sqe_set_data64(
+      sqe, IO_UD(IO_OP_NAT_FWD, FUDX(K_ACCEPT, e->gen, (uint32_t)(e - gw->fwd->ents))));
+  e->accept_armed = true;
+}
+
+static void ent_free(struct gateway *gw, struct fwd_ent *e)
+{
+  (void)gw;
+  e->used = false;
+  e->closing = false;
+  e->gen++;
+}
+
+static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
+{
+  struct nat_fwd *nf = gw->fwd;
+  struct sockaddr_in peer;
+  socklen_t plen = sizeof(peer);
+  uint32_t room, ip;
+  uint8_t mac[6];
+  gw->ctr.fwd_tcp_accepted++;
+  if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET) {
+    gw->ctr.fwd_accept_errors++;
+    refuse_fd(fd);
+    return;
+  }
+  if (!under_bounds(gw, e)) {
+    gw->ctr.fwd_tcp_full++;
+    e->refused++;
+    fwd_log(gw, "forwarded connection refused: too many (--max-forward-conns)", &e->spec);
+    refuse_fd(fd);
+    return;
+  }
+  if (vm_find(gw, &e->spec, &room, &ip, mac) < 0) {
+    gw->ctr.fwd_tcp_no_vm++;
+    e->refused++;
+    fwd_log(gw, "forwarded connection refused: the VM is not connected", &e->spec);
+    refuse_fd(fd);
+    return;
+  }
+  e->active++;
+  nf->active++;
+  int rc = nat_tcp_inbound(gw, room, mac, ip, e->spec.vm_port, fd, ntohl(peer.sin_addr.s_addr),
+                           ntohs(peer.sin_port), tcp_ref(e, (uint32_t)(e - nf->ents)));
+  if (rc < 0) {
+    /* fd closed with a reset by nat_tcp_inbound; no connection to end */
+    e->active--;
+    nf->active--;
+    e->refused++;
+    gw->ctr.fwd_tcp_full++;
+    fwd_log(gw, "forwarded connection refused: no TCP NAT slot (--max-tcp-conns)", &e->spec);
+    return;
+  }
+  e->accepted++;
+}
+
+void nat_fwd_tcp_closed(struct gateway *gw, uint32_t ref)
+{
+  struct nat_fwd *nf = gw->fwd;
+  if (!nf)
+    return;
+  nf->active--;
+  struct fwd_ent *e = ent_of_ref(nf, ref);
+  if (e && e->active)
+    e->active--;
+}
+
+void nat_fwd_tcp_established(struct gateway *gw, uint32_t ref)
+{
+  (void)ref;
+  gw->ctr.fwd_tcp_established++;
+}
+
+static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
+{
+  struct gateway *gw = ctx;
+  struct nat_fwd *nf = gw->fwd;
+  uint32_t kind = idx >> 24, gen = (idx >> 8) & 0xffff, slot = idx & 0xff;
+  if (kind != K_ACCEPT || slot >= FWD_MAX)
+    return;
+  struct fwd_ent *e = &nf->ents[slot];
+  if (!e->used || e->gen != gen) {
+    if (cqe->res >= 0)
+      refuse_fd(cqe->res);
+    return;
+  }
+  if (!(cqe->flags & IORING_CQE_F_MORE))
+    e->accept_armed = false;
+  if (e->closing) {
+    if (cqe->res >= 0)
+      refuse_fd(cqe->res);
+    if (!e->accept_armed) {
+      close(e->lfd); /* the accept is back: the socket can go */
+      e->lfd = -1;
+      ent_free(gw, e);
+    }
+    return;
+  }
+  if (cqe->res < 0) {
+    if (cqe->res != -ECANCELED) {
+      gw->ctr.fwd_accept_errors++;
+      fwd_log(gw, "forward accept failed (rearmed)", &e->spec);
+    }
+  } else {
+    tcp_accepted(gw, e, cqe->res);
+  }
+  arm_accept(gw, e);
+}
+
+/* ---- UDP ---- */
+
+static void map_close(struct gateway *gw, struct fwd_map *m)
+{
+  struct nat_fwd *nf = gw->fwd;
+  struct fwd_ent *e = &nf->ents[m->fwd];
+  m->used = false;
+  nf->nmaps--;
+  nf->active--;
+  if (e->active)
+    e->active--;
+  gw->ctr.fwd_udp_closed++;
+  while (nf->nmaps_hi && !nf->maps[nf->nmaps_hi - 1].used)
+    nf->nmaps_hi--;
+}
+
+static struct fwd_map *map_by_remote(struct nat_fwd *nf, uint32_t slot, uint32_t rip,
+                                     uint16_t rport)
+{
+  for (uint32_t i = 0; i < nf->nmaps_hi; i++) {
+    struct fwd_map *m = &nf->maps[i];
+    if (m->used && m->fwd == slot && m->rip == rip && m->rport == rport)
+      return m;
+  }
+  return NULL;
+}
+
+/* remote -> guest */
+static void udp_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                     const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
+{
+  struct fwd_ent *e = ctx;
+  struct gateway *gw = e->gw;
+  struct nat_fwd *nf = gw->fwd;
+  (void)s;
+  (void)peerlen;
+  (void)local;
+  if (!e->used || e->closing || peer->sa.sa_family != AF_INET)
+    return;
+  uint32_t slot = (uint32_t)(e - nf->ents);
+  uint32_t rip = ntohl(peer->in.sin_addr.s_addr);
+  uint16_t rport = ntohs(peer->in.sin_port);
+  struct fwd_map *m = map_by_remote(nf, slot, rip, rport);
+  if (!m) {
+    uint32_t room, ip;
+    uint8_t mac[6];
+    if (!under_bounds(gw, e)) {
+      gw->ctr.fwd_udp_full++;
+      e->refused++;
+      fwd_log(gw, "forwarded datagram dropped: too many mappings (--max-forward-conns)", &e->spec);
+      return;
+    }
+    if (vm_find(gw, &e->spec, &room, &ip, mac) < 0) {
+      gw->ctr.fwd_udp_no_vm++;
+      e->refused++;
+      fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &e->spec);
+      return;
+    }
+    for (uint32_t i = 0; i < gw->p.max_fwd_conns && !m; i++)
+      if (!nf->maps[i].used)
+        m = &nf->maps[i];
+    if (!m)
+      return; /* cannot happen: under_bounds counted every used one */
+    *m = (struct fwd_map){.used = true,
+                          .fwd = (uint8_t)slot,
+                          .room = room,
+                          .vm_ip = ip,
+                          .rip = rip,
+                          .vm_port = e->spec.vm_port,
+                          .rport = rport};
+    memcpy(m->vm_mac, mac, 6);
+    uint32_t i = (uint32_t)(m - nf->maps);
+    if (i >= nf->nmaps_hi)
+      nf->nmaps_hi = i + 1;
+    nf->nmaps++;
+    nf->active++;
+    e->active++;
+    e->accepted++;
+    gw->ctr.fwd_udp_opened++;
+  }
+  m->last_ns = *gw->now;
+  struct net_l2 l2 = {.dst_mac = m->vm_mac, .src_mac = gw->p.mac};
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, rip, m->vm_ip, rport, m->vm_port, pkt, len,
+                        gw_next_id(gw));
+  if (n < 0) {
+    gw->ctr.udp_too_big++;
+    return;
+  }
+  gw->ctr.fwd_udp_in++;
+  gw_emit(gw, m->room, (size_t)n);
+}
+
+/* guest -> remote, from the forward's socket */
+static bool udp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
+{
+  struct nat_fwd *nf = gw->fwd;
+  struct net_udp u;
+  if (!nf->nmaps || net_udp_parse(&pkt->ip, &u) < 0)
+    return false;
+  for (uint32_t i = 0; i < nf->nmaps_hi; i++) {
+    struct fwd_map *m = &nf->maps[i];
+    if (!m->used || m->room != pkt->room || m->vm_ip != pkt->ip.src || m->vm_port != u.sport ||
+        m->rip != pkt->ip.dst || m->rport != u.dport)
+      continue;
+    struct fwd_ent *e = &nf->ents[m->fwd];
+    m->last_ns = *gw->now;
+    uint8_t *buf = io_tx_reserve(gw->io, u.len ? u.len : 1);
+    if (!buf || !e->usock) {
+      gw->ctr.udp_send_failed++;
+      return true;
+    }
+    memcpy(buf, u.payload, u.len);
+    union io_sockaddr dst;
+    memset(&dst, 0, sizeof(dst));
+    dst.in.sin_family = AF_INET;
+    dst.in.sin_addr.s_addr = htonl(m->rip);
+    dst.in.sin_port = htons(m->rport);
+    io_tx_commit(gw->io, u.len, e->usock, &dst, sizeof(dst.in), NULL);
+    gw->ctr.fwd_udp_out++;
+    return true;
+  }
+  return false;
+}
+
+static bool tcp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
+{
+  struct net_tcp t;
+  if (!gw->tcp || net_tcp_parse(&pkt->ip, &t) < 0)
+    return false;
+  struct ft_key k = {.proto = FT_TCP,
+                     .room = pkt->room,
+                     .vip = pkt->ip.src,
+                     .vport = t.sport,
+                     .rip = pkt->ip.dst,
+                     .rport = t.dport};
+  uint32_t i = flowtab_lookup(gw->flows, &k);
+  if (i == FT_NONE || !gw->tcp[i].fwd)
+    return false;
+  nat_tcp_input(gw, pkt, &t);
+  return true;
+}
+
+bool nat_fwd_guest_input(struct gateway *gw, const struct gw_pkt *pkt)
+{
+  if (!gw->fwd || !gw->fwd->active)
+    return false;
+  if (pkt->ip.proto == IP_PROTO_TCP)
+    return tcp_from_guest(gw, pkt);
+  if (pkt->ip.proto == IP_PROTO_UDP)
+    return udp_from_guest(gw, pkt);
+  return false;
+}
+
+void nat_fwd_sweep(struct gateway *gw, uint64_t now)
+{
+  struct nat_fwd *nf = gw->fwd;
+  if (!nf)
+    return;
+  for (uint32_t i = 0; i < nf->nmaps_hi; i++)
+    if (nf->maps[i].used && now - nf->maps[i].last_ns >= gw->p.udp_timeout_ns)
+      map_close(gw, &nf->maps[i]);
+  for (uint32_t i = 0; i < FWD_MAX; i++)
+    if (nf->ents[i].used && !nf->ents[i].closing && nf->ents[i].lfd >= 0)
+      arm_accept(gw, &nf->ents[i]); /* one that found no SQE */
+}
+
+void nat_fwd_room_gone(struct gateway *gw, uint32_t room)
+{
+  struct nat_fwd *nf = gw->fwd;
+  for (uint32_t i = 0; nf && i < nf->nmaps_hi; i++)
+    if (nf->maps[i].used && nf->maps[i].room == room)
+      map_close(gw, &nf->maps[i]);
+}
+
+/* ---- adding and removing ---- */
+
+static int open_socket(struct gateway *gw, struct fwd_ent *e)
+{
+  char a[16];
+  net_ip_str(e->spec.bind_ip, a);
+  if (e->spec.proto == IPPROTO_UDP) {
+    struct io_udp_opts o = {.bind_addr = a, .port = e->spec.host_port};
+    return io_udp_open_ex(gw->io, &o, udp_recv, e, &e->usock);
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0)
+    return -errno;
+  int one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  struct sockaddr_in sa = {.sin_family = AF_INET,
+                           .sin_port = htons(e->spec.host_port),
+                           .sin_addr.s_addr = htonl(e->spec.bind_ip)};
+  if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 128) < 0) {
+    int rc = -errno;
+    close(fd);
+    return rc;
+  }
+  e->lfd = fd;
+  arm_accept(gw, e);
+  return 0;
+}
+
+int gateway_fwd_add(struct gateway *gw, const struct fwd_spec *spec, uint32_t *id)
+{
+  struct nat_fwd *nf = gw->fwd;
+  if (!nf || !gw->addr || !gw->addr->vm_lookup)
+    return -ENOTSUP;
+  struct fwd_ent *e = NULL;
+  for (uint32_t i = 0; i < FWD_MAX; i++) {
+    struct fwd_ent *x = &nf->ents[i];
+    if (x->used && !x->closing && fwd_spec_same_socket(&x->spec, spec))
+      return -EEXIST;
+    if (!x->used && !e)
+      e = x;
+  }
+  if (!e)
+    return -ENOSPC;
+  uint16_t gen = e->gen;
+  memset(e, 0, sizeof(*e));
+  e->gen = gen;
+  e->gw = gw;
+  e->spec = *spec;
+  e->lfd = -1;
+  e->used = true;
+  int rc = open_socket(gw, e);
+  if (rc < 0) {
+    ent_free(gw, e);
+    return rc;
+  }
+  e->id = ++nf->next_id;
+  *id = e->id;
+  fwd_log(gw, "forward opened", spec);
+  return 0;
+}
+
+static void ent_close(struct gateway *gw, struct fwd_ent *e)
+{
+  struct nat_fwd *nf = gw->fwd;
+  uint32_t slot = (uint32_t)(e - nf->ents);
+  for (uint32_t i = 0; i < nf->nmaps_hi; i++)
+    if (nf->maps[i].used && nf->maps[i].fwd == slot)
+      map_close(gw, &nf->maps[i]);
+  if (e->usock) {
+    io_udp_close(gw->io, e->usock);
+    e->usock = NULL;
+  }
+  if (e->lfd >= 0 && e->accept_armed) {
+    /* the accept holds the socket: cancel it, close when it is back */
+    struct io_uring_sqe *sqe = io_sqe(gw->io);
+    if (sqe) {
+      e->closing = true;
+      io_uring_prep_cancel_fd(sqe, e->lfd, IORING_ASYNC_CANCEL_ALL);
+      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_NAT_FWD, FUDX(K_CANCEL, 0, 0xff)));
+      return;
+    }
+    shutdown(e->lfd, SHUT_RDWR); /* the accept fails and comes back */
+    e->closing = true;
+    return;
+  }
+  if (e->lfd >= 0)
+    close(e->lfd);
+  e->lfd = -1;
+  ent_free(gw, e);
+}
+
+int gateway_fwd_del(struct gateway *gw, uint32_t id)
+{
+  struct nat_fwd *nf = gw->fwd;
+  for (uint32_t i = 0; nf && i < FWD_MAX; i++) {
+    struct fwd_ent *e = &nf->ents[i];
+    if (e->used && !e->closing && e->id == id) {
+      fwd_log(gw, "forward closed", &e->spec);
+      ent_close(gw, e);
+      return 0;
+    }
+  }
+  return -ENOENT;
+}
+
+uint32_t gateway_fwd_list(const struct gateway *gw, struct fwd_info *out, uint32_t cap)
+{
+  const struct nat_fwd *nf = gw->fwd;
+  uint32_t n = 0;
+  for (uint32_t i = 0; nf && i < FWD_MAX; i++) {
+    const struct fwd_ent *e = &nf->ents[i];
+    if (!e->used || e->closing)
+      continue;
+    if (n < cap)
+      out[n] = (struct fwd_info){.id = e->id,
+                                 .spec = e->spec,
+                                 .active = e->active,
+                                 .accepted = e->accepted,
+                                 .refused = e->refused};
+    n++;
+  }
+  return n;
+}
+
+int nat_fwd_init(struct gateway *gw)
+{
+  if (!gw->addr || !gw->addr->vm_lookup || !gw->p.max_fwd_conns)
+    return 0; /* no forwarding on this gateway */
+  struct nat_fwd *nf = calloc(1, sizeof(*nf));
+  if (!nf)
+    return -ENOMEM;
+  nf->maps = calloc(gw->p.max_fwd_conns, sizeof(*nf->maps));
+  if (!nf->maps) {
+    free(nf);
+    return -ENOMEM;
+  }
+  for (uint32_t i = 0; i < FWD_MAX; i++)
+    nf->ents[i].lfd = -1;
+  gw->fwd = nf;
+  int rc = io_set_handler(gw->io, IO_OP_NAT_FWD, on_cqe, gw);
+  for (uint32_t i = 0; rc == 0 && i < gw->p.nforwards; i++) {
+    uint32_t id;
+    if ((rc = gateway_fwd_add(gw, &gw->p.forwards[i], &id)) < 0) {
+      char spec[400];
+      fwd_spec_format(&gw->p.forwards[i], spec, sizeof(spec));
+      log_emit(LOG_ERROR, "forward cannot be opened", "forward=%s error=%s", LOG_Q(spec),
+               LOG_Q(strerror(-rc)));
+    }
+  }
+  return rc;
+}
+
+void nat_fwd_fini(struct gateway *gw)
+{
+  struct nat_fwd *nf = gw->fwd;
+  if (!nf)
+    return;
+  for (uint32_t i = 0; i < FWD_MAX; i++) {
+    struct fwd_ent *e = &nf->ents[i];
+    if (e->lfd >= 0)
+      close(e->lfd);
+    if (e->usock)
+      io_udp_close(gw->io, e->usock);
+  }
+  free(nf->maps);
+  free(nf);
+  gw->fwd = NULL;
+}

@@ -196,8 +196,11 @@ static void conn_end(struct gateway *gw, struct nat_tcp_conn *c, bool rst_guest,
     struct linger lg = {.l_onoff = 1, .l_linger = 0};
     setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
   }
-  nat_share_release(gw, NAT_SHARE_P_TCP, c->client, c->room, c->guest_ip,
-                    c->state == TCP_S_CONNECTING);
+  if (c->fwd)
+    nat_fwd_tcp_closed(gw, c->fwd); /* an inbound forward's: no share was taken */
+  else
+    nat_share_release(gw, NAT_SHARE_P_TCP, c->client, c->room, c->guest_ip,
+                      c->state == TCP_S_CONNECTING);
   c->state = TCP_S_DEAD;
   unlink_conn(gw, c);
   timer_disarm(gw->timers, &c->timer);
@@ -623,8 +626,25 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
   conn_reap(gw, c);
 }
 
+static void syn_to_guest(struct gateway *gw, struct nat_tcp_conn *c);
+
 static void conn_timer_run(struct gateway *gw, struct nat_tcp_conn *c, uint64_t now)
 {
+  if (c->state == TCP_S_SYN_SENT) {
+    /* the guest has not answered our SYN: again, doubling, until the
+     * connect timeout; then the remote gets a reset */
+    if (now - c->last_ns >= gw->p.tcp_connect_timeout_ns) {
+      gw->ctr.fwd_tcp_vm_refused++;
+      conn_end(gw, c, false, true);
+      conn_reap(gw, c);
+      return;
+    }
+    gw->ctr.tcp_retransmits++;
+    syn_to_guest(gw, c);
+    c->rto_ns *= 2;
+    arm_timer(gw, c, c->rto_ns);
+    return;
+  }
   if (c->state == TCP_S_CONNECTING) {
     gw->ctr.tcp_connect_failed++;
     conn_end(gw, c, true, false);
@@ -689,6 +709,36 @@ static struct nat_tcp_conn *conn_find(struct gateway *gw, const struct gw_pkt *p
   return i == FT_NONE ? NULL : &gw->tcp[i];
 }
 
+/* A slot's connection made anew (its generation kept) with its two
+ * buffers; false when they could not be had (then freed). */
+static bool conn_fresh(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  uint16_t gen = c->gen;
+  memset(c, 0, sizeof(*c));
+  c->gen = gen;
+  c->gw = gw;
+  c->fd = -1;
+  c->stage = malloc(TCP_STAGE_CAP);
+  c->peekbuf = malloc(TCP_PEEK_CAP);
+  if (c->stage && c->peekbuf)
+    return true;
+  free(c->stage);
+  free(c->peekbuf);
+  c->stage = c->peekbuf = NULL;
+  return false;
+}
+
+/* The connection takes its host socket (peeked at offsets, no Nagle). */
+static void conn_take_fd(struct nat_tcp_conn *c, int fd, uint8_t state)
+{
+  int zero = 0, one = 1;
+  setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+  c->used = true;
+  c->fd = fd;
+  c->state = state;
+}
+
 static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
   /* a slot (a connection still closing holds its own until its ring
@@ -712,32 +762,18 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
       rst_for(gw, pkt, t);
     return;
   }
-  uint16_t gen = c->gen;
-  memset(c, 0, sizeof(*c));
-  c->gen = gen;
-  c->gw = gw;
-  c->fd = -1;
-  c->stage = malloc(TCP_STAGE_CAP);
-  c->peekbuf = malloc(TCP_PEEK_CAP);
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (!c->stage || !c->peekbuf || fd < 0) {
+  int fd = conn_fresh(gw, c) ? socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  if (fd < 0) {
     free(c->stage);
     free(c->peekbuf);
     c->stage = c->peekbuf = NULL;
-    if (fd >= 0)
-      close(fd);
     flowtab_free(gw->flows, FT_TCP, slot);
     nat_share_release(gw, NAT_SHARE_P_TCP, client, pkt->room, pkt->ip.src, true);
     gw->ctr.tcp_full++;
     rst_for(gw, pkt, t);
     return;
   }
-  int zero = 0, one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_PEEK_OFF, &zero, sizeof(zero));
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-  c->used = true;
-  c->fd = fd;
-  c->state = TCP_S_CONNECTING;
+  conn_take_fd(c, fd, TCP_S_CONNECTING);
   c->client = client;
   c->room = pkt->room;
   c->guest_ip = pkt->ip.src;
@@ -874,6 +910,107 @@ static uint32_t guest_data(struct gateway *gw, struct nat_tcp_conn *c, const str
   return c->rcv_nxt + c->staged;
 }
 
+/* ---- inbound forwards: we are the one who connects ---- */
+
+/* Our SYN to the guest (isn = snd_una - 1), with the options our SYN-ACKs
+ * offer: MSS, window scaling (our shift 0), SACK permitted. */
+static void syn_to_guest(struct gateway *gw, struct nat_tcp_conn *c)
+{
+  struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
+  struct net_tcp_opts o = {.mss = TCP_MSS_ADV, .wscale = 0, .sack_ok = true};
+  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
+                             c->guest_port, c->snd_una - 1, 0, TCP_SYN, our_window(c), &o, NULL, 0,
+                             gw_next_id(gw));
+  if (n > 0) {
+    gw->ctr.tcp_segs_out++;
+    gw_emit(gw, c->room, (size_t)n);
+  }
+}
+
+/* The guest's answer to our SYN: SYN-ACK opens the connection (its
+ * options taken as from a guest's SYN), RST refuses it (the remote gets a
+ * reset), anything else is ignored (our SYN is resent on the timer). */
+static void inbound_answer(struct gateway *gw, struct nat_tcp_conn *c, const struct net_tcp *t)
+{
+  if ((t->flags & TCP_ACK) && t->ack != c->snd_una)
+    return; /* not about our SYN */
+  if (t->flags & TCP_RST) {
+    if (!(t->flags & TCP_ACK))
+      return;
+    gw->ctr.tcp_rst_in++;
+    gw->ctr.fwd_tcp_vm_refused++;
+    conn_end(gw, c, false, true);
+    return;
+  }
+  if ((t->flags & (TCP_SYN | TCP_ACK)) != (TCP_SYN | TCP_ACK))
+    return;
+  c->rcv_nxt = t->seq + 1;
+  c->g_wscale = t->wscale; /* we offered scaling: the guest's shift holds if it sent one */
+  c->g_wnd = t->window;    /* a SYN's window is never scaled */
+  c->sack_ok = t->sack_ok;
+  c->mss = t->mss ? t->mss : 536;
+  if (c->mss > TCP_MSS_TO_GUEST)
+    c->mss = TCP_MSS_TO_GUEST;
+  c->cwnd = 10u * c->mss;
+  c->rto_ns = 1000 * NS_PER_MS;
+  c->last_ns = *gw->now;
+  c->state = TCP_S_OPEN;
+  gw->ctr.tcp_established++;
+  nat_fwd_tcp_established(gw, c->fwd);
+  ack_now(gw, c);
+  if (!arm_timer(gw, c, 10000 * NS_PER_MS))
+    return;
+  try_rx(gw, c);
+}
+
+int nat_tcp_inbound(struct gateway *gw, uint32_t room, const uint8_t mac[6], uint32_t ip,
+                    uint16_t port, int fd, uint32_t rip, uint16_t rport, uint32_t fwd)
+{
+  struct linger lg = {.l_onoff = 1, .l_linger = 0};
+  struct ft_key k = conn_key(room, ip, port, rip, rport);
+  uint32_t slot;
+  int rc = gw->tcp ? flowtab_insert(gw->flows, &k, *gw->now, &slot) : -ENOSPC;
+  if (rc < 0) {
+    if (rc == -ENOSPC)
+      gw->ctr.tcp_full++;
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    return rc;
+  }
+  struct nat_tcp_conn *c = &gw->tcp[slot];
+  if (!conn_fresh(gw, c)) {
+    flowtab_free(gw->flows, FT_TCP, slot);
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    return -ENOMEM;
+  }
+  conn_take_fd(c, fd, TCP_S_SYN_SENT);
+  c->fwd = fwd;
+  c->room = room;
+  c->guest_ip = ip;
+  c->guest_port = port;
+  c->dst_ip = rip;
+  c->dst_port = rport;
+  memcpy(c->guest_mac, mac, 6);
+  uint32_t isn;
+  rng_fill(&isn, sizeof(isn));
+  c->snd_una = c->snd_nxt = c->snd_max = isn + 1; /* our SYN takes isn */
+  c->g_wscale = -1;
+  c->mss = 536;
+  c->rto_ns = 1000 * NS_PER_MS;
+  c->ssthresh = TCP_CWND_MAX;
+  c->last_ns = *gw->now; /* the SYN timeout counts from here */
+  timer_init(&c->timer, conn_timer);
+  gw->ntcp++;
+  gw->ctr.tcp_opened++;
+  if (!arm_timer(gw, c, c->rto_ns)) {
+    conn_reap(gw, c);
+    return 0; /* ended and counted: the remote has its reset */
+  }
+  syn_to_guest(gw, c);
+  return 0;
+}
+
 void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_tcp *t)
 {
   gw->ctr.tcp_segs_in++;
@@ -888,6 +1025,11 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
       conn_open(gw, pkt, t);
     else if (!(t->flags & TCP_RST))
       rst_for(gw, pkt, t);
+    return;
+  }
+  if (c->state == TCP_S_SYN_SENT) {
+    inbound_answer(gw, c, t);
+    conn_reap(gw, c);
     return;
   }
   c->last_ns = *gw->now;

@@ -1984,8 +1984,34 @@ static uint64_t addr_client_of(void *ctx, uint32_t room, uint32_t port)
   return p->used && p->room == room ? p->client : 0;
 }
 
-const struct gateway_addr_ops relay_addr_ops = {
-    .lease = addr_lease, .release = addr_release, .client_of = addr_client_of, .bind = addr_bind};
+/* Inbound forwarding: the registered session of room `name` on this
+ * worker that holds mac (by MAC) or ip; its current address, so a forward
+ * by MAC follows the VM to whatever address its new session got. */
+static int addr_vm_lookup(void *ctx, const char *name, const uint8_t *mac, uint32_t ip,
+                          uint32_t *room, uint32_t *ip_out, uint8_t mac_out[6])
+{
+  struct relay *r = ctx;
+  uint32_t rm = room_find(r, name);
+  if (rm == RELAY_NO_ROOM)
+    return -ENOENT;
+  for (uint32_t i = 0; i < r->max_peers; i++) {
+    const struct relay_peer *p = &r->peers[i];
+    if (!p->used || !p->registered || p->room != rm || !p->ip ||
+        (mac ? memcmp(p->mac, mac, 6) != 0 : p->ip != ip))
+      continue;
+    *room = rm;
+    *ip_out = p->ip;
+    memcpy(mac_out, p->mac, 6);
+    return 0;
+  }
+  return -ENOENT;
+}
+
+const struct gateway_addr_ops relay_addr_ops = {.lease = addr_lease,
+                                                .release = addr_release,
+                                                .client_of = addr_client_of,
+                                                .bind = addr_bind,
+                                                .vm_lookup = addr_vm_lookup};
 
 const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,
