@@ -117,12 +117,12 @@ struct config {
                                        * mappings of every forward together) */
   uint32_t max_forward_conns_per_fwd; /* --max-forward-conns-per-forward, 256 */
   /* operations */
-  char http_listen[128];       /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
-  char cors_origin[128];       /* --cors-origin, "*" */
-  uint32_t ops_max_conns;      /* --ops-max-conns, 256 */
-  bool ops_api;                /* --ops-api: GET/POST/DELETE /forwards, off */
-  char ops_token[128];         /* --ops-token / RELAY_OPS_TOKEN: Bearer token of the API, "" = none */
-  uint32_t workers;            /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
+  char http_listen[128];  /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
+  char cors_origin[128];  /* --cors-origin, "*" */
+  uint32_t ops_max_conns; /* --ops-max-conns, 256 */
+  bool ops_api;           /* --ops-api: GET/POST/DELETE /forwards, off */
+  char ops_token[128];    /* --ops-token / RELAY_OPS_TOKEN: Bearer token of the API, "" = none */
+  uint32_t workers;       /* --workers / RELAY_WORKERS; 0 (default): config_cpus_allowed() */
   uint32_t worker_ring_slots;  /* --worker-ring-slots, 1024 (frames per worker-pair ring) */
   bool cpu_affinity;           /* --cpu-affinity, off */
   uint32_t cert_poll_s;        /* --cert-poll-interval / CERT_POLL_INTERVAL, 60 */

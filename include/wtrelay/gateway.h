@@ -99,6 +99,13 @@ struct gateway_params {
   const struct fwd_spec *forwards;
   uint32_t nforwards;
   uint32_t max_fwd_conns, max_fwd_conns_per_fwd;
+  /* With several workers: the counts every gateway shares (NULL = this
+   * gateway's own), and the hand-off of a connection to the gateway of
+   * another worker, one of ngateways (pass NULL = none) */
+  struct fwd_counts *fwd_counts;
+  const struct fwd_pass_ops *fwd_pass;
+  void *fwd_pass_ctx;
+  uint32_t ngateways;
   uint64_t dns_timeout_ns;
   uint32_t max_dns_inflight_per_vm; /* queries in flight per (room, VM address) */
   uint32_t max_icmp_flows_per_vm;   /* echo ids per (room, VM address) */
@@ -145,7 +152,7 @@ struct gateway_counters {
   uint64_t tcp_no_timer;    /* connections reset (or refused) because no timer could be armed */
   /* inbound forwarding (nat_fwd.c) */
   uint64_t fwd_tcp_accepted, fwd_tcp_established, fwd_tcp_no_vm, fwd_tcp_full, fwd_tcp_vm_refused;
-  uint64_t fwd_accept_errors;
+  uint64_t fwd_accept_errors, fwd_passed, fwd_pass_failed;
   uint64_t fwd_udp_in, fwd_udp_out, fwd_udp_no_vm, fwd_udp_full, fwd_udp_opened, fwd_udp_closed;
 };
 

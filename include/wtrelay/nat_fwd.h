@@ -20,6 +20,7 @@
 #ifndef WTRELAY_NAT_FWD_H
 #define WTRELAY_NAT_FWD_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,6 +51,44 @@ bool fwd_spec_same_socket(const struct fwd_spec *a, const struct fwd_spec *b);
 void fwd_spec_format(const struct fwd_spec *f, char *buf, size_t cap);
 
 struct gateway;
+
+/* The bounds' counts of the forwards of one process, shared by the
+ * gateways of its workers: the owner (worker 0) takes a count when it
+ * accepts, whichever gateway serves the connection gives it back when it
+ * ends. Relaxed atomics; gen[slot] tells a forward's counts from those of
+ * a forward that had its slot before. */
+struct fwd_counts {
+  _Atomic uint32_t total;
+  _Atomic uint32_t active[FWD_MAX];
+  _Atomic uint32_t gen[FWD_MAX];
+};
+
+/* An accepted connection (TCP) or a datagram (UDP) on its way to the
+ * gateway (the worker) whose LAN holds the VM: the forward's owner found no
+ * such VM on its own. */
+struct fwd_handoff {
+  int fd;
+  uint32_t ref; /* the forward's slot and generation (its counts) */
+  uint32_t rip; /* the remote, host order */
+  uint16_t rport;
+  uint32_t asked; /* gateways that looked for the VM so far */
+  struct fwd_spec spec;
+  /* UDP: one datagram (fd: a duplicate of the forward's socket, for the
+   * answers of a mapping made where the VM is) */
+  uint16_t len;
+  uint8_t data[];
+};
+
+/* The process layer's: hands h to the next worker's gateway (which calls
+ * gateway_fwd_take there). 0: h is that gateway's now; < 0: not passed
+ * (a full ring), h is still the caller's. */
+struct fwd_pass_ops {
+  int (*pass)(void *ctx, struct fwd_handoff *h);
+};
+/* A handoff reached this gateway: the connection is served here when the
+ * VM is on this LAN, else passed on, or refused (a reset, counted) once
+ * every one of the `ngateways` was asked. Takes h (frees it). */
+void gateway_fwd_take(struct gateway *gw, struct fwd_handoff *h);
 
 /* A forward as the API lists it. */
 struct fwd_info {

@@ -11,8 +11,9 @@
  * OPS_IDLE_TIMEOUT). A full table makes room for a new connection by
  * closing the live one that has waited longest for a request (counted as
  * evicted), so probes (/healthz, /readyz) always get in while slow or idle
- * clients hold every slot. Only GET and HEAD; anything else is 405,
- * unknown paths 404. A path the application claims through
+ * clients hold every slot. Only GET and HEAD, but for the API's paths
+ * (ops_routes.api: any method, a body of Content-Length bytes); anything
+ * else is 405, unknown paths 404. A path the application claims through
  * ops_stream_ops is a streamed response (packet capture): no
  * Content-Length, sent from the application's buffer as it fills, the
  * connection closed at its end; streams are never evicted.
@@ -85,7 +86,18 @@ struct ops_routes {
    * / (page true: an HTML page). Writes the body, returns the HTTP status
    * (200, or 400 for a bad query). NULL = both are 404. */
   int (*status)(void *ctx, bool page, const char *query, struct ops_buf *b);
+  /* The run-time API (wtrelay --ops-api): every request whose path is
+   * /forwards or below, any method, with its Authorization header's value
+   * ("" when none) and its body (Content-Length bytes, at most
+   * OPS_BODY_MAX). Writes a JSON body, returns the HTTP status. NULL =
+   * no API: those paths are 404 (405 for methods other than GET and HEAD). */
+  int (*api)(void *ctx, const char *method, const char *path, const char *auth, const char *body,
+             size_t bodylen, struct ops_buf *b);
 };
+
+/* Request bodies (the API's) at most; one must fit the request buffer
+ * with its head. */
+#define OPS_BODY_MAX 4096
 
 struct ops_conn {
   int fd;

@@ -74,6 +74,7 @@
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
 
+#include "fwd_api.h"
 #include "pcap_http.h"
 #include "status.h"
 
@@ -208,6 +209,7 @@ struct server {
   int steer_fd;        /* the group's socket as steer holds it (a dup of worker 0's), -1 */
   int port_claim;      /* io_udp_port_claim's descriptor with several workers, -1 */
   struct nat_share_clients nat_clients; /* NAT client shares over the workers (several) */
+  struct fwd_counts fwd_counts;         /* the forwards' bounds over the workers (atomics) */
   bool nat_clients_ok;
   struct metrics_worker metrics_sum; /* /metrics' sum: worker 0's thread (the ops listener) only */
   struct worker_final *finals;       /* each worker's counters as it stopped (the exit line) */
@@ -301,6 +303,8 @@ static void raise_nofile(uint32_t need)
              (unsigned long long)rl.rlim_cur, need);
 }
 
+static const struct fwd_pass_ops fwd_pass_ops;
+
 static int gateway_setup(struct server_worker *s)
 {
   const struct config *cfg = s->proc->cfg;
@@ -351,13 +355,20 @@ static int gateway_setup(struct server_worker *s)
     dns_fwd_load_resolv_conf(&gp, "/etc/resolv.conf");
   gp.max_dns_inflight_per_vm = cfg->max_dns_inflight_per_vm;
   gp.max_icmp_flows_per_vm = cfg->max_icmp_flows_per_vm;
+  /* worker 0 owns the forwards (their sockets; the ops API runs there
+   * too); a connection whose VM sits on another worker's LAN is handed
+   * over the control rings to the worker that has it */
   if (s->index == 0) {
-    /* worker 0 owns the forwards (the ops API runs there too): its
-     * gateway reaches the VMs whose sessions sit on worker 0 */
     gp.forwards = cfg->forward;
     gp.nforwards = cfg->nforward;
-    gp.max_fwd_conns = cfg->max_forward_conns;
-    gp.max_fwd_conns_per_fwd = cfg->max_forward_conns_per_fwd;
+  }
+  gp.max_fwd_conns = cfg->max_forward_conns;
+  gp.max_fwd_conns_per_fwd = cfg->max_forward_conns_per_fwd;
+  gp.ngateways = s->proc->nworkers;
+  if (s->proc->nworkers > 1) {
+    gp.fwd_counts = &s->proc->fwd_counts;
+    gp.fwd_pass = &fwd_pass_ops;
+    gp.fwd_pass_ctx = s;
   }
   policy_init(&s->policy);
   /* the start-up snapshot stays as a floor; hostaddr follows every change */
@@ -473,6 +484,7 @@ static void handoff_drain(struct server_worker *s, uint32_t from)
 
 #define CTL_ASK 1u
 #define CTL_VERDICT 2u
+#define CTL_FWD 3u /* an accepted forwarded connection (token: its struct fwd_handoff) */
 
 struct ctl_msg {
   uint32_t kind; /* CTL_* */
@@ -511,6 +523,17 @@ static int ctl_answer(void *ctx, uint32_t to, uint64_t token, enum relay_verdict
 
 static const struct relay_remote_ops ctl_ops = {.ask = ctl_ask, .answer = ctl_answer};
 
+/* A forwarded connection whose VM is not on this worker's LAN: to the next
+ * worker (each looks in turn; the last one asked refuses it). */
+static int ctl_fwd_pass(void *ctx, struct fwd_handoff *h)
+{
+  struct server_worker *s = ctx;
+  struct ctl_msg m = {.kind = CTL_FWD, .token = (uint64_t)(uintptr_t)h};
+  return ctl_push(s, (s->index + 1) % s->proc->nworkers, &m);
+}
+
+static const struct fwd_pass_ops fwd_pass_ops = {.pass = ctl_fwd_pass};
+
 static void ctl_drain(struct server_worker *s, uint32_t from)
 {
   struct fring *r = cring_of(s->proc, from, s->index);
@@ -523,6 +546,8 @@ static void ctl_drain(struct server_worker *s, uint32_t from)
         relay_takeover_ask(&s->relay, from, m.gid, m.mac, m.token);
       else if (m.kind == CTL_VERDICT)
         relay_takeover_verdict(&s->relay, from, m.token, (enum relay_verdict)m.verdict);
+      else if (m.kind == CTL_FWD)
+        gateway_fwd_take(&s->gw, (struct fwd_handoff *)(uintptr_t)m.token);
     }
     fring_release(r);
   }
@@ -1329,12 +1354,43 @@ static int route_status(void *ctx, bool page, const char *query, struct ops_buf 
   return 200;
 }
 
+/* ---- the forwards' API (--ops-api): worker 0's gateway, which owns them ---- */
+
+static int api_add(void *ctx, const struct fwd_spec *spec, uint32_t *id)
+{
+  return gateway_fwd_add(ctx, spec, id);
+}
+static int api_del(void *ctx, uint32_t id)
+{
+  return gateway_fwd_del(ctx, id);
+}
+static uint32_t api_list(void *ctx, struct fwd_info *out, uint32_t cap)
+{
+  return gateway_fwd_list(ctx, out, cap);
+}
+static const struct fwd_api_ops api_ops = {.add = api_add, .del = api_del, .list = api_list};
+
+static int route_api(void *ctx, const char *method, const char *path, const char *auth,
+                     const char *body, size_t bodylen, struct ops_buf *b)
+{
+  struct server_worker *s = ctx;
+  struct fwd_api a = {.token = s->proc->cfg->ops_token, .ops = &api_ops, .ctx = &s->gw};
+  return fwd_api_handle(&a, method, path, auth, body, bodylen, b);
+}
+
 static const struct ops_routes routes = {.metrics = route_metrics,
                                          .ready = route_ready,
                                          .healthy = route_healthy,
                                          .cert_json = route_cert,
                                          .stream = &pcap_stream,
                                          .status = route_status};
+static const struct ops_routes routes_api = {.metrics = route_metrics,
+                                             .ready = route_ready,
+                                             .healthy = route_healthy,
+                                             .cert_json = route_cert,
+                                             .stream = &pcap_stream,
+                                             .status = route_status,
+                                             .api = route_api};
 
 /* ---- a worker: build, run, free (all on its own thread) ---- */
 
@@ -1527,7 +1583,8 @@ static int worker_build(struct server_worker *s)
     return rc;
   if (s->index == 0 && cfg->http_listen[0]) {
     if ((rc = ops_init(&s->ops, &s->w.io, &s->w.timers, &s->w.now, cfg->http_listen,
-                       cfg->ops_max_conns, cfg->cors_origin, &routes, s)) < 0) {
+                       cfg->ops_max_conns, cfg->cors_origin, cfg->ops_api ? &routes_api : &routes,
+                       s)) < 0) {
       log_error("cannot listen for operations HTTP", "http_listen=%s err=\"%s\"",
                 LOG_Q(cfg->http_listen), strerror(-rc));
       return rc;

@@ -451,7 +451,7 @@ void gateway_room_detach(struct gateway *gw, uint32_t room)
 #define GW6 "gateway ipv6 counters"
 #define NAT "nat counters"
 #define TCP "tcp nat counters"
-#define FWD "forward counters"
+#define FWD "fwd counters"
 #define SEC "nat security counters"
 #define SHR "nat share counters"
 #define DROP(reason, line, key, field)                                                             \
@@ -595,6 +595,12 @@ static const struct counter_def gateway_counter_defs[] = {
       "fwd_udp_full", fwd_udp_full),
     G("wtrelay_forward_accept_errors_total", "accepts on a --forward TCP port that failed", NULL,
       FWD, "fwd_accept_errors", fwd_accept_errors),
+    G("wtrelay_forward_handoffs_total",
+      "forwarded connections and datagrams handed to another worker, whose LAN may hold the VM "
+      "(passed), or not for a full control ring (failed: refused)",
+      "result=\"passed\"", FWD, "fwd_passed", fwd_passed),
+    G("wtrelay_forward_handoffs_total", NULL, "result=\"failed\"", FWD, "fwd_pass_failed",
+      fwd_pass_failed),
     G("wtrelay_forward_udp_datagrams_total",
       "datagrams through --forward UDP ports: to the guests (in), from them (out)", "dir=\"in\"",
       FWD, "fwd_udp_in", fwd_udp_in),

@@ -30,6 +30,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,9 +185,8 @@ struct fwd_ent {
   struct fwd_spec spec;
   int lfd; /* TCP: listening */
   bool accept_armed;
-  struct io_udp_sock *usock; /* UDP */
-  uint32_t active;
-  uint64_t accepted, refused;
+  struct io_udp_sock *usock;  /* UDP */
+  uint64_t accepted, refused; /* its active count: fwd_counts.active[slot] */
   struct gateway *gw;
 };
 
@@ -194,7 +194,9 @@ struct fwd_ent {
  * it reaches. */
 struct fwd_map {
   bool used;
-  uint8_t fwd; /* slot in ents */
+  uint32_t ref; /* the forward's slot and generation (tcp_ref) */
+  int fd;       /* answers go out of: -1 = the owner's socket of the forward (io), else a
+                 * duplicate of it (a mapping on another worker's gateway), sent synchronously */
   uint32_t room, vm_ip, rip;
   uint16_t vm_port, rport;
   uint8_t vm_mac[6];
@@ -202,9 +204,11 @@ struct fwd_map {
 };
 
 struct nat_fwd {
-  struct fwd_ent ents[FWD_MAX];
+  struct fwd_ent ents[FWD_MAX]; /* the owner's forwards (none on other workers' gateways) */
   uint32_t next_id;
-  uint32_t active; /* TCP connections and UDP mappings of every forward */
+  struct fwd_counts own;  /* the counts when no one shares them */
+  struct fwd_counts *cnt; /* the counts: shared by the workers' gateways, or &own */
+  uint32_t local;         /* forwarded connections and mappings this gateway carries */
   struct fwd_map *maps;
   uint32_t nmaps_hi; /* maps[0..nmaps_hi) may be used */
   uint32_t nmaps;
@@ -217,13 +221,33 @@ static uint32_t tcp_ref(const struct fwd_ent *e, uint32_t slot)
   return (slot + 1) | ((uint32_t)e->gen << 16);
 }
 
-static struct fwd_ent *ent_of_ref(struct nat_fwd *nf, uint32_t ref)
+/* Takes a count of forward `slot` within the bounds: false at one. */
+static bool count_take(struct gateway *gw, uint32_t slot)
 {
+  struct fwd_counts *k = gw->fwd->cnt;
+  if (atomic_fetch_add_explicit(&k->total, 1, memory_order_relaxed) >= gw->p.max_fwd_conns) {
+    atomic_fetch_sub_explicit(&k->total, 1, memory_order_relaxed);
+    return false;
+  }
+  if (atomic_fetch_add_explicit(&k->active[slot], 1, memory_order_relaxed) >=
+      gw->p.max_fwd_conns_per_fwd) {
+    atomic_fetch_sub_explicit(&k->active[slot], 1, memory_order_relaxed);
+    atomic_fetch_sub_explicit(&k->total, 1, memory_order_relaxed);
+    return false;
+  }
+  return true;
+}
+
+/* Gives back the count of the forward named by ref (its own slot's
+ * count only while the slot holds that forward). */
+static void count_give(struct gateway *gw, uint32_t ref)
+{
+  struct fwd_counts *k = gw->fwd->cnt;
   uint32_t slot = (ref & 0xffff) - 1;
-  if (slot >= FWD_MAX)
-    return NULL;
-  struct fwd_ent *e = &nf->ents[slot];
-  return e->used && e->gen == (uint16_t)(ref >> 16) ? e : NULL;
+  atomic_fetch_sub_explicit(&k->total, 1, memory_order_relaxed);
+  if (slot < FWD_MAX && atomic_load_explicit(&k->gen[slot], memory_order_relaxed) == (ref >> 16) &&
+      atomic_load_explicit(&k->active[slot], memory_order_relaxed) > 0)
+    atomic_fetch_sub_explicit(&k->active[slot], 1, memory_order_relaxed);
 }
 
 static void fwd_log(struct gateway *gw, const char *msg, const struct fwd_spec *s)
@@ -241,11 +265,6 @@ static int vm_find(struct gateway *gw, const struct fwd_spec *s, uint32_t *room,
     return -ENOENT;
   return gw->addr->vm_lookup(gw->addr_ctx, s->room, s->by_mac ? s->mac : NULL, s->vm_ip, room, ip,
                              mac);
-}
-
-static bool under_bounds(struct gateway *gw, const struct fwd_ent *e)
-{
-  return gw->fwd->active < gw->p.max_fwd_conns && e->active < gw->p.max_fwd_conns_per_fwd;
 }
 
 /* A reset to the remote: the accepted socket closed at once, no FIN. */
@@ -271,10 +290,85 @@ static void arm_accept(struct gateway *gw, struct fwd_ent *e)
 
 static void ent_free(struct gateway *gw, struct fwd_ent *e)
 {
-  (void)gw;
+  uint32_t slot = (uint32_t)(e - gw->fwd->ents);
   e->used = false;
   e->closing = false;
   e->gen++;
+  /* connections still open give their counts to no one now */
+  atomic_store_explicit(&gw->fwd->cnt->gen[slot], e->gen, memory_order_relaxed);
+  atomic_store_explicit(&gw->fwd->cnt->active[slot], 0, memory_order_relaxed);
+}
+
+/* A reset to the remote for a handoff nobody can serve, its count given back. */
+static void handoff_refuse(struct gateway *gw, struct fwd_handoff *h)
+{
+  refuse_fd(h->fd);
+  count_give(gw, h->ref);
+  free(h);
+}
+
+/* Serves h on this gateway when the VM is on its LAN: true when done
+ * (served, or refused for want of a NAT slot), false when the VM is not
+ * here. Takes h when true. */
+static bool handoff_serve(struct gateway *gw, struct fwd_handoff *h)
+{
+  uint32_t room, ip;
+  uint8_t mac[6];
+  if (vm_find(gw, &h->spec, &room, &ip, mac) < 0)
+    return false;
+  gw->fwd->local++;
+  int rc = nat_tcp_inbound(gw, room, mac, ip, h->spec.vm_port, h->fd, h->rip, h->rport, h->ref);
+  if (rc < 0) {
+    /* fd closed with a reset by nat_tcp_inbound; no connection to end */
+    gw->fwd->local--;
+    count_give(gw, h->ref);
+    gw->ctr.fwd_tcp_full++;
+    fwd_log(gw, "forwarded connection refused: no TCP NAT slot (--max-tcp-conns)", &h->spec);
+  }
+  free(h);
+  return true;
+}
+
+/* To the next gateway while some were not asked: true when passed (h is
+ * that gateway's now). */
+static bool handoff_pass(struct gateway *gw, struct fwd_handoff *h)
+{
+  if (h->asked >= gw->p.ngateways || !gw->p.fwd_pass)
+    return false;
+  if (gw->p.fwd_pass->pass(gw->p.fwd_pass_ctx, h) < 0) {
+    gw->ctr.fwd_pass_failed++;
+    return false;
+  }
+  gw->ctr.fwd_passed++;
+  return true;
+}
+
+/* Not here: to the next gateway while some were not asked, else refused. */
+static void handoff_next(struct gateway *gw, struct fwd_handoff *h)
+{
+  if (handoff_pass(gw, h))
+    return;
+  gw->ctr.fwd_tcp_no_vm++;
+  fwd_log(gw, "forwarded connection refused: the VM is not connected", &h->spec);
+  handoff_refuse(gw, h);
+}
+
+static void udp_take(struct gateway *gw, struct fwd_handoff *h);
+
+void gateway_fwd_take(struct gateway *gw, struct fwd_handoff *h)
+{
+  if (!gw->fwd) {
+    refuse_fd(h->fd); /* no forwarding here: cannot happen with the process's wiring */
+    free(h);
+    return;
+  }
+  if (h->spec.proto == IPPROTO_UDP) {
+    udp_take(gw, h);
+    return;
+  }
+  h->asked++;
+  if (!handoff_serve(gw, h))
+    handoff_next(gw, h);
 }
 
 static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
@@ -282,42 +376,37 @@ static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
   struct nat_fwd *nf = gw->fwd;
   struct sockaddr_in peer;
   socklen_t plen = sizeof(peer);
-  uint32_t room, ip;
-  uint8_t mac[6];
+  uint32_t slot = (uint32_t)(e - nf->ents);
   gw->ctr.fwd_tcp_accepted++;
   if (getpeername(fd, (struct sockaddr *)&peer, &plen) < 0 || peer.sin_family != AF_INET) {
     gw->ctr.fwd_accept_errors++;
     refuse_fd(fd);
     return;
   }
-  if (!under_bounds(gw, e)) {
+  if (!count_take(gw, slot)) {
     gw->ctr.fwd_tcp_full++;
     e->refused++;
     fwd_log(gw, "forwarded connection refused: too many (--max-forward-conns)", &e->spec);
     refuse_fd(fd);
     return;
   }
-  if (vm_find(gw, &e->spec, &room, &ip, mac) < 0) {
-    gw->ctr.fwd_tcp_no_vm++;
-    e->refused++;
-    fwd_log(gw, "forwarded connection refused: the VM is not connected", &e->spec);
-    refuse_fd(fd);
-    return;
-  }
-  e->active++;
-  nf->active++;
-  int rc = nat_tcp_inbound(gw, room, mac, ip, e->spec.vm_port, fd, ntohl(peer.sin_addr.s_addr),
-                           ntohs(peer.sin_port), tcp_ref(e, (uint32_t)(e - nf->ents)));
-  if (rc < 0) {
-    /* fd closed with a reset by nat_tcp_inbound; no connection to end */
-    e->active--;
-    nf->active--;
-    e->refused++;
+  struct fwd_handoff *h = malloc(sizeof(*h));
+  if (!h) {
     gw->ctr.fwd_tcp_full++;
-    fwd_log(gw, "forwarded connection refused: no TCP NAT slot (--max-tcp-conns)", &e->spec);
+    e->refused++;
+    refuse_fd(fd);
+    count_give(gw, tcp_ref(e, slot));
     return;
   }
+  *h = (struct fwd_handoff){.fd = fd,
+                            .ref = tcp_ref(e, slot),
+                            .rip = ntohl(peer.sin_addr.s_addr),
+                            .rport = ntohs(peer.sin_port),
+                            .asked = 1,
+                            .spec = e->spec};
   e->accepted++;
+  if (!handoff_serve(gw, h))
+    handoff_next(gw, h); /* its VM on another worker's LAN, or none */
 }
 
 void nat_fwd_tcp_closed(struct gateway *gw, uint32_t ref)
@@ -325,10 +414,8 @@ void nat_fwd_tcp_closed(struct gateway *gw, uint32_t ref)
   struct nat_fwd *nf = gw->fwd;
   if (!nf)
     return;
-  nf->active--;
-  struct fwd_ent *e = ent_of_ref(nf, ref);
-  if (e && e->active)
-    e->active--;
+  nf->local--;
+  count_give(gw, ref);
 }
 
 void nat_fwd_tcp_established(struct gateway *gw, uint32_t ref)
@@ -378,79 +465,69 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
 static void map_close(struct gateway *gw, struct fwd_map *m)
 {
   struct nat_fwd *nf = gw->fwd;
-  struct fwd_ent *e = &nf->ents[m->fwd];
   m->used = false;
+  if (m->fd >= 0)
+    close(m->fd);
   nf->nmaps--;
-  nf->active--;
-  if (e->active)
-    e->active--;
+  nf->local--;
+  count_give(gw, m->ref);
   gw->ctr.fwd_udp_closed++;
   while (nf->nmaps_hi && !nf->maps[nf->nmaps_hi - 1].used)
     nf->nmaps_hi--;
 }
 
-static struct fwd_map *map_by_remote(struct nat_fwd *nf, uint32_t slot, uint32_t rip,
-                                     uint16_t rport)
+static struct fwd_map *map_by_remote(struct nat_fwd *nf, uint32_t ref, uint32_t rip, uint16_t rport)
 {
   for (uint32_t i = 0; i < nf->nmaps_hi; i++) {
     struct fwd_map *m = &nf->maps[i];
-    if (m->used && m->fwd == slot && m->rip == rip && m->rport == rport)
+    if (m->used && m->ref == ref && m->rip == rip && m->rport == rport)
       return m;
   }
   return NULL;
 }
 
-/* remote -> guest */
-static void udp_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
-                     const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
+/* A datagram of the forward (spec, ref) from rip:rport to its VM when the
+ * VM is on this gateway's LAN, through the remote's mapping (made when
+ * there is none: *fd, when not -1, is the socket the mapping answers from,
+ * taken then and set to -1). 1: delivered, or dropped at a bound (counted);
+ * 0: the VM is not here. */
+static int udp_deliver(struct gateway *gw, const struct fwd_spec *spec, uint32_t ref, uint32_t rip,
+                       uint16_t rport, const uint8_t *pkt, size_t len, int *fd)
 {
-  struct fwd_ent *e = ctx;
-  struct gateway *gw = e->gw;
   struct nat_fwd *nf = gw->fwd;
-  (void)s;
-  (void)peerlen;
-  (void)local;
-  if (!e->used || e->closing || peer->sa.sa_family != AF_INET)
-    return;
-  uint32_t slot = (uint32_t)(e - nf->ents);
-  uint32_t rip = ntohl(peer->in.sin_addr.s_addr);
-  uint16_t rport = ntohs(peer->in.sin_port);
-  struct fwd_map *m = map_by_remote(nf, slot, rip, rport);
+  struct fwd_map *m = map_by_remote(nf, ref, rip, rport);
   if (!m) {
     uint32_t room, ip;
     uint8_t mac[6];
-    if (!under_bounds(gw, e)) {
+    if (vm_find(gw, spec, &room, &ip, mac) < 0)
+      return 0;
+    if (!count_take(gw, (ref & 0xffff) - 1)) {
       gw->ctr.fwd_udp_full++;
-      e->refused++;
-      fwd_log(gw, "forwarded datagram dropped: too many mappings (--max-forward-conns)", &e->spec);
-      return;
-    }
-    if (vm_find(gw, &e->spec, &room, &ip, mac) < 0) {
-      gw->ctr.fwd_udp_no_vm++;
-      e->refused++;
-      fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &e->spec);
-      return;
+      fwd_log(gw, "forwarded datagram dropped: too many mappings (--max-forward-conns)", spec);
+      return 1;
     }
     for (uint32_t i = 0; i < gw->p.max_fwd_conns && !m; i++)
       if (!nf->maps[i].used)
         m = &nf->maps[i];
-    if (!m)
-      return; /* cannot happen: under_bounds counted every used one */
+    if (!m) {
+      count_give(gw, ref);
+      return 1; /* cannot happen: count_take counted every used one */
+    }
     *m = (struct fwd_map){.used = true,
-                          .fwd = (uint8_t)slot,
+                          .ref = ref,
+                          .fd = *fd,
                           .room = room,
                           .vm_ip = ip,
                           .rip = rip,
-                          .vm_port = e->spec.vm_port,
+                          .vm_port = spec->vm_port,
                           .rport = rport};
+    *fd = -1;
     memcpy(m->vm_mac, mac, 6);
     uint32_t i = (uint32_t)(m - nf->maps);
     if (i >= nf->nmaps_hi)
       nf->nmaps_hi = i + 1;
     nf->nmaps++;
-    nf->active++;
-    e->active++;
-    e->accepted++;
+    nf->local++;
     gw->ctr.fwd_udp_opened++;
   }
   m->last_ns = *gw->now;
@@ -459,10 +536,77 @@ static void udp_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                         gw_next_id(gw));
   if (n < 0) {
     gw->ctr.udp_too_big++;
-    return;
+    return 1;
   }
   gw->ctr.fwd_udp_in++;
   gw_emit(gw, m->room, (size_t)n);
+  return 1;
+}
+
+/* A UDP handoff nobody has served yet: on to the next gateway, or dropped
+ * once every one was asked. Takes h. */
+static void udp_handoff_next(struct gateway *gw, struct fwd_handoff *h)
+{
+  if (handoff_pass(gw, h))
+    return;
+  gw->ctr.fwd_udp_no_vm++;
+  fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &h->spec);
+  if (h->fd >= 0)
+    close(h->fd);
+  free(h);
+}
+
+static void udp_take(struct gateway *gw, struct fwd_handoff *h)
+{
+  h->asked++;
+  if (!udp_deliver(gw, &h->spec, h->ref, h->rip, h->rport, h->data, h->len, &h->fd)) {
+    udp_handoff_next(gw, h);
+    return;
+  }
+  if (h->fd >= 0)
+    close(h->fd); /* a mapping here had its own */
+  free(h);
+}
+
+/* remote -> guest, on the owner's socket of the forward */
+static void udp_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                     const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
+{
+  struct fwd_ent *e = ctx;
+  struct gateway *gw = e->gw;
+  struct nat_fwd *nf = gw->fwd;
+  (void)peerlen;
+  (void)local;
+  if (!e->used || e->closing || peer->sa.sa_family != AF_INET)
+    return;
+  uint32_t ref = tcp_ref(e, (uint32_t)(e - nf->ents));
+  uint32_t rip = ntohl(peer->in.sin_addr.s_addr);
+  uint16_t rport = ntohs(peer->in.sin_port);
+  int own = -1;
+  if (udp_deliver(gw, &e->spec, ref, rip, rport, pkt, len, &own))
+    return;
+  /* not on this LAN: another worker's, maybe (each datagram asks in turn
+   * while this worker has no mapping for the remote) */
+  struct fwd_handoff *h = gw->p.fwd_pass ? malloc(sizeof(*h) + len) : NULL;
+  if (h) {
+    *h = (struct fwd_handoff){.fd = -1,
+                              .ref = ref,
+                              .rip = rip,
+                              .rport = rport,
+                              .asked = 1,
+                              .spec = e->spec,
+                              .len = (uint16_t)len};
+    memcpy(h->data, pkt, len);
+    h->fd = fcntl(s->fd, F_DUPFD_CLOEXEC, 0); /* the answers' socket, alive while a mapping is */
+    if (h->fd >= 0) {
+      udp_handoff_next(gw, h);
+      return;
+    }
+    free(h);
+  }
+  gw->ctr.fwd_udp_no_vm++;
+  e->refused++;
+  fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &e->spec);
 }
 
 /* guest -> remote, from the forward's socket */
@@ -477,8 +621,19 @@ static bool udp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
     if (!m->used || m->room != pkt->room || m->vm_ip != pkt->ip.src || m->vm_port != u.sport ||
         m->rip != pkt->ip.dst || m->rport != u.dport)
       continue;
-    struct fwd_ent *e = &nf->ents[m->fwd];
     m->last_ns = *gw->now;
+    if (m->fd >= 0) {
+      /* a mapping handed over by the owner: its duplicate of the socket */
+      union io_sockaddr to = {.in = {.sin_family = AF_INET,
+                                     .sin_addr.s_addr = htonl(m->rip),
+                                     .sin_port = htons(m->rport)}};
+      if (sendto(m->fd, u.payload, u.len, MSG_DONTWAIT, &to.sa, sizeof(to.in)) < 0)
+        gw->ctr.udp_send_failed++;
+      else
+        gw->ctr.fwd_udp_out++;
+      return true;
+    }
+    struct fwd_ent *e = &nf->ents[(m->ref & 0xffff) - 1];
     uint8_t *buf = io_tx_reserve(gw->io, u.len ? u.len : 1);
     if (!buf || !e->usock) {
       gw->ctr.udp_send_failed++;
@@ -517,7 +672,7 @@ static bool tcp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
 
 bool nat_fwd_guest_input(struct gateway *gw, const struct gw_pkt *pkt)
 {
-  if (!gw->fwd || !gw->fwd->active)
+  if (!gw->fwd || !gw->fwd->local)
     return false;
   if (pkt->ip.proto == IP_PROTO_TCP)
     return tcp_from_guest(gw, pkt);
@@ -613,7 +768,7 @@ static void ent_close(struct gateway *gw, struct fwd_ent *e)
   struct nat_fwd *nf = gw->fwd;
   uint32_t slot = (uint32_t)(e - nf->ents);
   for (uint32_t i = 0; i < nf->nmaps_hi; i++)
-    if (nf->maps[i].used && nf->maps[i].fwd == slot)
+    if (nf->maps[i].used && nf->maps[i].ref == tcp_ref(e, slot))
       map_close(gw, &nf->maps[i]);
   if (e->usock) {
     io_udp_close(gw->io, e->usock);
@@ -661,11 +816,12 @@ uint32_t gateway_fwd_list(const struct gateway *gw, struct fwd_info *out, uint32
     if (!e->used || e->closing)
       continue;
     if (n < cap)
-      out[n] = (struct fwd_info){.id = e->id,
-                                 .spec = e->spec,
-                                 .active = e->active,
-                                 .accepted = e->accepted,
-                                 .refused = e->refused};
+      out[n] = (struct fwd_info){
+          .id = e->id,
+          .spec = e->spec,
+          .active = atomic_load_explicit(&nf->cnt->active[i], memory_order_relaxed),
+          .accepted = e->accepted,
+          .refused = e->refused};
     n++;
   }
   return n;
@@ -685,6 +841,7 @@ int nat_fwd_init(struct gateway *gw)
   }
   for (uint32_t i = 0; i < FWD_MAX; i++)
     nf->ents[i].lfd = -1;
+  nf->cnt = gw->p.fwd_counts ? gw->p.fwd_counts : &nf->own;
   gw->fwd = nf;
   int rc = io_set_handler(gw->io, IO_OP_NAT_FWD, on_cqe, gw);
   for (uint32_t i = 0; rc == 0 && i < gw->p.nforwards; i++) {

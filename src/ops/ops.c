@@ -186,6 +186,11 @@ static void respond(struct ops *o, struct ops_conn *c, int status, const char *c
                     const struct ops_buf *body, bool head, bool cors)
 {
   const char *reason = status == 200   ? "OK"
+                       : status == 201 ? "Created"
+                       : status == 401 ? "Unauthorized"
+                       : status == 409 ? "Conflict"
+                       : status == 411 ? "Length Required"
+                       : status == 413 ? "Content Too Large"
                        : status == 404 ? "Not Found"
                        : status == 405 ? "Method Not Allowed"
                        : status == 400 ? "Bad Request"
@@ -308,8 +313,54 @@ static bool stream_start(struct ops *o, struct ops_conn *c, const char *path, co
   return true;
 }
 
-/* One whole request head is in c->in[0..hlen). */
-static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
+/* The value of header `name` (lower case, with its colon) in the head
+ * in[0..hlen), blanks before it skipped, into out (cap bytes, cut); false
+ * when absent. */
+static bool header_value(const uint8_t *in, size_t hlen, const char *name, char *out, size_t cap)
+{
+  size_t nl = strlen(name);
+  const char *p = memchr(in, '\n', hlen);
+  const char *end = (const char *)in + hlen;
+  for (p = p ? p + 1 : end; p < end;) {
+    const char *e = memchr(p, '\r', (size_t)(end - p));
+    if (!e)
+      break;
+    if ((size_t)(e - p) >= nl && strncasecmp(p, name, nl) == 0) {
+      const char *v = p + nl;
+      while (v < e && (*v == ' ' || *v == '\t'))
+        v++;
+      size_t n = (size_t)(e - v) < cap - 1 ? (size_t)(e - v) : cap - 1;
+      memcpy(out, v, n);
+      out[n] = '\0';
+      return true;
+    }
+    p = e + 2;
+  }
+  return false;
+}
+
+/* The body a request head announces: 0 without Content-Length, -1 when
+ * malformed or chunked (the listener reads no chunked bodies). */
+static long body_len(const uint8_t *in, size_t hlen)
+{
+  char v[32];
+  if (header_value(in, hlen, "transfer-encoding:", v, sizeof(v)))
+    return -1;
+  if (!header_value(in, hlen, "content-length:", v, sizeof(v)))
+    return 0;
+  char *e;
+  long n = strtol(v, &e, 10);
+  return (*v < '0' || *v > '9' || *e || n < 0) ? -1 : n;
+}
+
+static bool api_path(const char *target)
+{
+  return strncmp(target, "/forwards", 9) == 0 && (target[9] == '\0' || target[9] == '/');
+}
+
+/* One whole request head is in c->in[0..hlen), its body (blen bytes)
+ * after it. */
+static void handle(struct ops *o, struct ops_conn *c, size_t hlen, size_t blen)
 {
   char line[512];
   const char *eol = memchr(c->in, '\r', hlen);
@@ -349,6 +400,18 @@ static void handle(struct ops *o, struct ops_conn *c, size_t hlen)
     p = e + 2;
   }
   bool head = strcmp(method, "HEAD") == 0;
+  if (o->routes->api && api_path(target)) {
+    char auth[256] = "";
+    struct ops_buf b = {.max = OPS_RESP_MAX};
+    header_value(c->in, hlen, "authorization:", auth, sizeof(auth));
+    char *q = strchr(target, '?');
+    if (q)
+      *q = '\0';
+    int st = o->routes->api(o->ctx, method, target, auth, (const char *)c->in + hlen, blen, &b);
+    respond(o, c, b.overflow ? 500 : st, "application/json; charset=utf-8", &b, head, false);
+    free(b.p);
+    return;
+  }
   if (!head && strcmp(method, "GET") != 0) {
     simple(o, c, 405, "only GET and HEAD", false);
     return;
@@ -389,10 +452,21 @@ static void process(struct ops *o, struct ops_conn *c)
   for (size_t i = 3; i < c->inlen; i++) {
     if (c->in[i - 3] == '\r' && c->in[i - 2] == '\n' && c->in[i - 1] == '\r' && c->in[i] == '\n') {
       size_t hlen = i + 1;
-      handle(o, c, hlen);
-      /* keep pipelined bytes for after the response (no bodies: GET/HEAD) */
-      memmove(c->in, c->in + hlen, c->inlen - hlen);
-      c->inlen -= hlen;
+      long blen = body_len(c->in, hlen);
+      if (blen < 0 || blen > OPS_BODY_MAX || hlen + (size_t)blen > sizeof(c->in)) {
+        o->ctr.bad_requests++;
+        c->close_after = true;
+        c->inlen = 0;
+        simple(o, c, blen < 0 ? 411 : 413, blen < 0 ? "Content-Length required" : "body too large",
+               false);
+        return;
+      }
+      if (c->inlen < hlen + (size_t)blen)
+        break; /* the rest of the body */
+      handle(o, c, hlen, (size_t)blen);
+      /* keep pipelined bytes for after the response */
+      memmove(c->in, c->in + hlen + blen, c->inlen - hlen - (size_t)blen);
+      c->inlen -= hlen + (size_t)blen;
       return;
     }
   }

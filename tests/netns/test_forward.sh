@@ -26,6 +26,7 @@ topo_vm a
 MAC=52:54:00:aa:00:07
 TOKEN=fwd-test-token-$$
 RELAY_OPS_TOKEN=$TOKEN topo_start_relay --http-listen 127.0.0.1:8433 --log-level debug \
+  --workers "${RELAY_WORKERS:-2}" \
   --heartbeat-interval 1 --peer-timeout 3 --ops-api \
   --forward "tcp:8080=[$MAC]:5001@/lan" --forward "tcp:8081=[$MAC]:5002@/lan" \
   --forward "tcp:198.18.0.1:8083=[$MAC]:5003@/lan" --forward "udp:7007=[$MAC]:7@/lan"
@@ -141,4 +142,4 @@ kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
 est=$(exit_counter fwd_tcp_established)
 [ "$est" -ge 54 ] || fail "established forwarded connections: $est"
-pass "relay exits 0; $est forwarded connections established, $(exit_counter fwd_tcp_no_vm) refused for an absent VM"
+pass "relay exits 0 (workers=$(exit_counter workers)); $est forwarded connections established, $(exit_counter fwd_tcp_no_vm) refused for an absent VM, $(exit_counter fwd_passed) handed to another worker"
