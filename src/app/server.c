@@ -85,10 +85,13 @@
  * ngtcp2's packets are at most the path's UDP payload). */
 #define HANDOFF_SLOTS 256
 #define HANDOFF_MAX_PKT 2048
-/* Control rings (takeover asks and verdicts): slots per worker pair. A
+/* Control rings (takeover asks and verdicts, forwarded connections and
+ * datagrams on their way to the VM's worker): slots per worker pair. A
  * Register that collides sends one ask to each other worker, each answered
- * once: 64 in flight per pair is far above what Registers make. */
-#define CONTROL_SLOTS 64
+ * once; a burst of accepts on a forwarded port (a page's parallel
+ * connections) sends one handoff each: 1024 slots (24 KiB a pair) hold
+ * one loop turn's worth. */
+#define CONTROL_SLOTS 1024
 
 /* A worker's process events (server_worker.events), set by the process
  * thread with its doorbell rung after. */
