@@ -61,6 +61,8 @@ struct fwd_counts {
   _Atomic uint32_t total;
   _Atomic uint32_t active[FWD_MAX];
   _Atomic uint32_t gen[FWD_MAX];
+  /* per forward: connections (UDP: mappings) served, and refused */
+  _Atomic uint64_t served[FWD_MAX], refused[FWD_MAX];
 };
 
 /* An accepted connection (TCP) or a datagram (UDP) on its way to the

@@ -362,13 +362,13 @@ int gateway_init(struct gateway *gw, const struct gateway_params *p, struct swit
   gw->rooms = calloc(p->max_rooms, sizeof(*gw->rooms));
   if (!gw->rooms)
     return -ENOMEM;
+  timer_init(&gw->sweep, sweep); /* before anything gateway_fini may undo */
   if ((rc = nat_flows_init(gw)) < 0 || (rc = nat_share_init(gw)) < 0 ||
       (rc = nat_udp_init(gw)) < 0 || (rc = nat_icmp_init(gw)) < 0 || (rc = nat_tcp_init(gw)) < 0 ||
       (rc = dns_fwd_init(gw)) < 0 || (rc = nat_fwd_init(gw)) < 0) {
     gateway_fini(gw);
     return rc;
   }
-  timer_init(&gw->sweep, sweep);
   timer_arm(timers, &gw->sweep, *now + NS_PER_S);
   return 0;
 }

@@ -185,9 +185,8 @@ struct fwd_ent {
   struct fwd_spec spec;
   int lfd; /* TCP: listening */
   bool accept_armed;
-  struct io_udp_sock *usock;  /* UDP */
-  uint64_t accepted, refused; /* its active count: fwd_counts.active[slot] */
-  struct gateway *gw;
+  struct io_udp_sock *usock; /* UDP */
+  struct gateway *gw;        /* its counts: fwd_counts, at its slot */
 };
 
 /* A UDP mapping: one remote address and port of a forward, and the guest
@@ -236,6 +235,17 @@ static bool count_take(struct gateway *gw, uint32_t slot)
     return false;
   }
   return true;
+}
+
+/* Notes a connection (UDP: a mapping) of the forward named by ref as
+ * served or refused, for the API's list. */
+static void count_note(struct gateway *gw, uint32_t ref, bool served)
+{
+  struct fwd_counts *k = gw->fwd->cnt;
+  uint32_t slot = (ref & 0xffff) - 1;
+  if (slot < FWD_MAX && atomic_load_explicit(&k->gen[slot], memory_order_relaxed) == (ref >> 16))
+    atomic_fetch_add_explicit(served ? &k->served[slot] : &k->refused[slot], 1,
+                              memory_order_relaxed);
 }
 
 /* Gives back the count of the forward named by ref (its own slot's
@@ -297,12 +307,15 @@ static void ent_free(struct gateway *gw, struct fwd_ent *e)
   /* connections still open give their counts to no one now */
   atomic_store_explicit(&gw->fwd->cnt->gen[slot], e->gen, memory_order_relaxed);
   atomic_store_explicit(&gw->fwd->cnt->active[slot], 0, memory_order_relaxed);
+  atomic_store_explicit(&gw->fwd->cnt->served[slot], 0, memory_order_relaxed);
+  atomic_store_explicit(&gw->fwd->cnt->refused[slot], 0, memory_order_relaxed);
 }
 
 /* A reset to the remote for a handoff nobody can serve, its count given back. */
 static void handoff_refuse(struct gateway *gw, struct fwd_handoff *h)
 {
   refuse_fd(h->fd);
+  count_note(gw, h->ref, false);
   count_give(gw, h->ref);
   free(h);
 }
@@ -321,9 +334,12 @@ static bool handoff_serve(struct gateway *gw, struct fwd_handoff *h)
   if (rc < 0) {
     /* fd closed with a reset by nat_tcp_inbound; no connection to end */
     gw->fwd->local--;
+    count_note(gw, h->ref, false);
     count_give(gw, h->ref);
     gw->ctr.fwd_tcp_full++;
     fwd_log(gw, "forwarded connection refused: no TCP NAT slot (--max-tcp-conns)", &h->spec);
+  } else {
+    count_note(gw, h->ref, true);
   }
   free(h);
   return true;
@@ -385,7 +401,7 @@ static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
   }
   if (!count_take(gw, slot)) {
     gw->ctr.fwd_tcp_full++;
-    e->refused++;
+    count_note(gw, tcp_ref(e, slot), false);
     fwd_log(gw, "forwarded connection refused: too many (--max-forward-conns)", &e->spec);
     refuse_fd(fd);
     return;
@@ -393,7 +409,7 @@ static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
   struct fwd_handoff *h = malloc(sizeof(*h));
   if (!h) {
     gw->ctr.fwd_tcp_full++;
-    e->refused++;
+    count_note(gw, tcp_ref(e, slot), false);
     refuse_fd(fd);
     count_give(gw, tcp_ref(e, slot));
     return;
@@ -404,7 +420,6 @@ static void tcp_accepted(struct gateway *gw, struct fwd_ent *e, int fd)
                             .rport = ntohs(peer.sin_port),
                             .asked = 1,
                             .spec = e->spec};
-  e->accepted++;
   if (!handoff_serve(gw, h))
     handoff_next(gw, h); /* its VM on another worker's LAN, or none */
 }
@@ -503,6 +518,7 @@ static int udp_deliver(struct gateway *gw, const struct fwd_spec *spec, uint32_t
       return 0;
     if (!count_take(gw, (ref & 0xffff) - 1)) {
       gw->ctr.fwd_udp_full++;
+      count_note(gw, ref, false);
       fwd_log(gw, "forwarded datagram dropped: too many mappings (--max-forward-conns)", spec);
       return 1;
     }
@@ -529,6 +545,7 @@ static int udp_deliver(struct gateway *gw, const struct fwd_spec *spec, uint32_t
     nf->nmaps++;
     nf->local++;
     gw->ctr.fwd_udp_opened++;
+    count_note(gw, ref, true);
   }
   m->last_ns = *gw->now;
   struct net_l2 l2 = {.dst_mac = m->vm_mac, .src_mac = gw->p.mac};
@@ -550,6 +567,7 @@ static void udp_handoff_next(struct gateway *gw, struct fwd_handoff *h)
   if (handoff_pass(gw, h))
     return;
   gw->ctr.fwd_udp_no_vm++;
+  count_note(gw, h->ref, false);
   fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &h->spec);
   if (h->fd >= 0)
     close(h->fd);
@@ -605,7 +623,7 @@ static void udp_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
     free(h);
   }
   gw->ctr.fwd_udp_no_vm++;
-  e->refused++;
+  count_note(gw, ref, false);
   fwd_log(gw, "forwarded datagram dropped: the VM is not connected", &e->spec);
 }
 
@@ -820,8 +838,8 @@ uint32_t gateway_fwd_list(const struct gateway *gw, struct fwd_info *out, uint32
           .id = e->id,
           .spec = e->spec,
           .active = atomic_load_explicit(&nf->cnt->active[i], memory_order_relaxed),
-          .accepted = e->accepted,
-          .refused = e->refused};
+          .accepted = atomic_load_explicit(&nf->cnt->served[i], memory_order_relaxed),
+          .refused = atomic_load_explicit(&nf->cnt->refused[i], memory_order_relaxed)};
     n++;
   }
   return n;
