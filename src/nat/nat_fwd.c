@@ -466,8 +466,11 @@ static void on_cqe(void *ctx, uint32_t idx, struct io_uring_cqe *cqe)
   }
   if (cqe->res < 0) {
     if (cqe->res != -ECANCELED) {
+      /* (EMFILE, ENOBUFS...): armed again by the next sweep, within a
+       * second, not at once, which would spin while the cause lasts */
       gw->ctr.fwd_accept_errors++;
-      fwd_log(gw, "forward accept failed (rearmed)", &e->spec);
+      fwd_log(gw, "forward accept failed (armed again within 1 s)", &e->spec);
+      return;
     }
   } else {
     tcp_accepted(gw, e, cqe->res);
