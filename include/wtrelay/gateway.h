@@ -12,6 +12,7 @@
  * flow and DNS query in flight (flowtab.c: keyed hash, fixed slots per
  * protocol, least-recently-used expiry), fair shares of the NAT's tables
  * per client and per VM and a rate of new flows per VM (nat_share.c),
+ * inbound port forwarding (nat_fwd.c, wtrelay/nat_fwd.h),
  * the egress policy (policy.c)
  * and anti-spoofing (a guest's packets must carry the address of the
  * session they came from). Replies are built as Ethernet frames and enter
