@@ -213,6 +213,10 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
     gw->ctr.fragments++;
     return;
   }
+  /* an answer on an inbound forward's connection or mapping (to the
+   * gateway's address for a client on the relay host): not egress */
+  if (nat_fwd_guest_input(gw, pkt))
+    return;
   if (ip->dst == gw->p.ip || ip->dst == gw->p.dns_ip) {
     if (is_icmp && net_icmp_parse(ip, &m) == 0 && m.type == ICMP_ECHO) {
       echo_reply(gw, pkt, &m);
@@ -234,9 +238,6 @@ static void ipv4_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_
     gw_icmp_error(gw, pkt, ICMP_TIME_EXCEEDED, 0);
     return;
   }
-  /* an answer on an inbound forward's connection or mapping: not egress */
-  if (nat_fwd_guest_input(gw, pkt))
-    return;
   if (!policy_allows(gw->p.policy, ip->dst)) {
     gw->ctr.denied++;
     char a[16];

@@ -197,6 +197,7 @@ struct fwd_map {
   int fd;       /* answers go out of: -1 = the owner's socket of the forward (io), else a
                  * duplicate of it (a mapping on another worker's gateway), sent synchronously */
   uint32_t room, vm_ip, rip;
+  uint32_t seen; /* the remote's address as the guest sees it (remote_seen) */
   uint16_t vm_port, rport;
   uint8_t vm_mac[6];
   uint64_t last_ns;
@@ -267,6 +268,15 @@ static void fwd_log(struct gateway *gw, const char *msg, const struct fwd_spec *
   gw_log(gw, msg, spec);
 }
 
+/* The address a remote is shown to the guest with: its own, but for the
+ * relay host's loopback (a client on the relay host itself), which a
+ * guest's kernel would drop as martian: the gateway's address then, as
+ * passt does. */
+static uint32_t remote_seen(const struct gateway *gw, uint32_t rip)
+{
+  return (rip >> 24) == 127 ? gw->p.ip : rip;
+}
+
 /* Where the forward's VM is now, on this gateway's LAN. */
 static int vm_find(struct gateway *gw, const struct fwd_spec *s, uint32_t *room, uint32_t *ip,
                    uint8_t mac[6])
@@ -330,7 +340,8 @@ static bool handoff_serve(struct gateway *gw, struct fwd_handoff *h)
   if (vm_find(gw, &h->spec, &room, &ip, mac) < 0)
     return false;
   gw->fwd->local++;
-  int rc = nat_tcp_inbound(gw, room, mac, ip, h->spec.vm_port, h->fd, h->rip, h->rport, h->ref);
+  int rc = nat_tcp_inbound(gw, room, mac, ip, h->spec.vm_port, h->fd, remote_seen(gw, h->rip),
+                           h->rport, h->ref);
   if (rc < 0) {
     /* fd closed with a reset by nat_tcp_inbound; no connection to end */
     gw->fwd->local--;
@@ -538,6 +549,7 @@ static int udp_deliver(struct gateway *gw, const struct fwd_spec *spec, uint32_t
                           .room = room,
                           .vm_ip = ip,
                           .rip = rip,
+                          .seen = remote_seen(gw, rip),
                           .vm_port = spec->vm_port,
                           .rport = rport};
     *fd = -1;
@@ -552,8 +564,8 @@ static int udp_deliver(struct gateway *gw, const struct fwd_spec *spec, uint32_t
   }
   m->last_ns = *gw->now;
   struct net_l2 l2 = {.dst_mac = m->vm_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, rip, m->vm_ip, rport, m->vm_port, pkt, len,
-                        gw_next_id(gw));
+  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, m->seen, m->vm_ip, rport, m->vm_port, pkt,
+                        len, gw_next_id(gw));
   if (n < 0) {
     gw->ctr.udp_too_big++;
     return 1;
@@ -640,7 +652,7 @@ static bool udp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
   for (uint32_t i = 0; i < nf->nmaps_hi; i++) {
     struct fwd_map *m = &nf->maps[i];
     if (!m->used || m->room != pkt->room || m->vm_ip != pkt->ip.src || m->vm_port != u.sport ||
-        m->rip != pkt->ip.dst || m->rport != u.dport)
+        m->seen != pkt->ip.dst || m->rport != u.dport)
       continue;
     m->last_ns = *gw->now;
     if (m->fd >= 0) {

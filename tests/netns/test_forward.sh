@@ -9,6 +9,7 @@
 #  - 10 MiB up and 10 MiB down byte-exact through TCP forwards, then 50
 #    downloads at once;
 #  - UDP echo through a UDP forward;
+#  - both from the relay host's loopback too (the guest sees the gateway);
 #  - the tap is killed and started again (a new session, same MAC): the
 #    forward reaches the VM again;
 #  - the ops API (--ops-api, token) lists, adds (by address) and removes a
@@ -96,6 +97,13 @@ n=$(topo_udp_echoes "$NS_I" $RELAY 7007 20 2 hello-fwd)
 [ "$n" -ge 19 ] || fail "UDP echoes through udp:7007: $n of 20"
 pass "UDP echo through udp:7007: $n of 20 answered (a mapping per remote port)"
 
+# --- a client on the relay host itself (loopback): shown to the guest as
+# the gateway (a guest drops 127/8 from its wire as martian)
+topo_tcp_get "$NS_R" 127.0.0.1 8081 120
+n=$(topo_udp_echoes "$NS_R" 127.0.0.1 7007 5 2 hello-lo)
+[ "$n" -ge 4 ] || fail "UDP echoes from the relay host's loopback: $n of 5"
+pass "from the relay host's loopback: 10 MiB byte-exact through tcp:8081 in $TOPO_XFER_S s, UDP echo $n of 5"
+
 # --- the VM reconnects: a new session with the same MAC
 kill "$TAP_PID"
 wait "$TAP_PID" 2>/dev/null || true
@@ -141,5 +149,5 @@ pass "ops API: 401 without the token; a forward by address added (201, 10 MiB by
 kill -TERM "$RELAY_PID"
 wait "$RELAY_PID" || fail "relay exit status on SIGTERM"
 est=$(exit_counter fwd_tcp_established)
-[ "$est" -ge 54 ] || fail "established forwarded connections: $est"
+[ "$est" -ge 55 ] || fail "established forwarded connections: $est"
 pass "relay exits 0 (workers=$(exit_counter workers)); $est forwarded connections established, $(exit_counter fwd_tcp_no_vm) refused for an absent VM, $(exit_counter fwd_passed) handed to another worker"
