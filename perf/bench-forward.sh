@@ -49,10 +49,10 @@ for r in $(seq "$RUNS"); do
     "internet->VM forward ${fwd_in[-1]} s, NAT ${nat_in[-1]} s"
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2}'; }
-for d in out in; do
-  f=fwd_$d[@] n=nat_$d[@]
-  mf=$(median "${!f}") mn=$(median "${!n}")
-  awk -v d=$d -v f="$mf" -v n="$mn" -v b=$N 'BEGIN {
+report() { # what forward-median nat-median
+  awk -v d="$1" -v f="$2" -v n="$3" -v b=$N 'BEGIN {
     printf "%s: forward %.3f s (%.0f Mbit/s), outbound NAT %.3f s (%.0f Mbit/s), forward/NAT time %.2f\n",
-      d == "out" ? "VM->internet" : "internet->VM", f, b * 8 / f / 1e6, n, b * 8 / n / 1e6, f / n }'
-done
+      d, f, b * 8 / f / 1e6, n, b * 8 / n / 1e6, f / n }'
+}
+report "VM->internet" "$(median "${fwd_out[@]}")" "$(median "${nat_out[@]}")"
+report "internet->VM" "$(median "${fwd_in[@]}")" "$(median "${nat_in[@]}")"

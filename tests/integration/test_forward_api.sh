@@ -45,8 +45,9 @@ pass "a --forward on a port in use stops the start (exit 1, 'forward cannot be o
 
 rc=0
 "$RELAY" --ops-api --http-listen 0.0.0.0:1 >/dev/null 2>"$TMP/usage.err" || rc=$?
-[ "$rc" = 2 ] && grep -F -- '--ops-token' "$TMP/usage.err" >/dev/null ||
+if [ "$rc" != 2 ] || ! grep -F -- '--ops-token' "$TMP/usage.err" >/dev/null; then
   fail "--ops-api off loopback without a token: exit $rc $(cat "$TMP/usage.err")"
+fi
 pass "--ops-api on a non-loopback listener without --ops-token is a usage error"
 
 start_relay --http-listen "127.0.0.1:$OPS_PORT"

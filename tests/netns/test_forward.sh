@@ -78,12 +78,12 @@ head -c 262144 /dev/urandom >"$TMP/small.bin"
 small=$(sha256sum "$TMP/small.bin" | cut -d' ' -f1)
 topo_bg "$NS_VMA" python3 "$HERE/tcpxfer.py" serve 0.0.0.0 5003 "$TMP/small.bin" >>"$TMP/small.log" 2>&1
 topo_wait_listen "$NS_VMA" 5003
-pids=()
+getters=()
 for i in $(seq 50); do
   ip netns exec "$NS_I" timeout 120 python3 "$HERE/tcpxfer.py" get $RELAY 8083 "$TMP/p$i.bin" >"$TMP/p$i.out" 2>&1 &
-  pids+=("$!")
+  getters+=("$!")
 done
-for p in "${pids[@]}"; do wait "$p" || true; done
+for p in "${getters[@]}"; do wait "$p" || true; done
 okn=0
 for i in $(seq 50); do
   read -r b s _ <"$TMP/p$i.out" || true
