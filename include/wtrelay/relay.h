@@ -252,7 +252,9 @@ struct relay_counters {
   uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
   uint64_t bindings_added, bindings_replaced;
-  uint64_t claims6_added, claims6_refused; /* IPv6 DAD claims recorded / held by another session */
+  /* IPv6 DAD claims recorded / held by another session / the room
+   * directory's claim table full */
+  uint64_t claims6_added, claims6_refused, claims6_full;
   uint64_t flood_out_dropped; /* flood copies a receiver's queue refused (low priority) */
   /* per-client shares: at CONNECT (429), at Register (Error) */
   uint64_t sessions_refused_client_rooms, sessions_refused_client_rate;

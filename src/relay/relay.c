@@ -113,11 +113,13 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
    * rate table owes a creation, so one entry per session is plenty (a
    * full table forgets the client owing least); a (client, room name)
    * count per session at most */
-  r->shares = (struct roomdir_shares){.rooms_per_client = r->rooms_per_client,
-                                      .room_burst = r->room_burst,
-                                      .room_interval_ns = r->room_interval_ns,
-                                      .max_clients = cfg->max_sessions,
-                                      .max_sessions = cfg->max_sessions};
+  r->shares = (struct roomdir_shares){
+      .rooms_per_client = r->rooms_per_client,
+      .room_burst = r->room_burst,
+      .room_interval_ns = r->room_interval_ns,
+      .max_clients = cfg->max_sessions,
+      .max_sessions = cfg->max_sessions,
+      .max_claims6 = (uint32_t)min_u32((uint64_t)cfg->max_sessions * RELAY_PEER_CLAIMS6, 1u << 30)};
   uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
   r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
                         : fifth                        ? fifth
@@ -667,6 +669,13 @@ static void room_sessions_add(struct relay *r, uint32_t room, int delta)
     atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
 }
 
+/* p's key in the room directory's claim table: its worker and slot (a
+ * slot gives its claims back before it is reused). */
+static uint64_t claim6_owner(const struct relay *r, const struct relay_peer *p)
+{
+  return ((uint64_t)r->self + 1) << 32 | (uint32_t)(p - r->peers);
+}
+
 static void peer_unregister(struct relay *r, struct relay_peer *p)
 {
   chunk_owner_release(&r->chunks, &p->chunks);
@@ -677,8 +686,12 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
   if (!p->registered)
     return;
   uint32_t room = p->room;
-  ippool_release(pool_lock(r, room), p->ip, *r->now);
+  struct ippool *pool = pool_lock(r, room);
+  for (uint8_t i = 0; i < p->nclaims6; i++)
+    roomdir_unclaim6(r->dir, r->rooms[room].gid, p->claims6[i], claim6_owner(r, p));
+  ippool_release(pool, p->ip, *r->now);
   pool_unlock(r);
+  p->nclaims6 = p->next_claim6 = 0;
   p->registered = false;
   p->room = RELAY_NO_ROOM;
   r->rooms[room].npeers--;
@@ -1488,24 +1501,41 @@ static bool peer_claimed6(void *ctx, const uint8_t a[16])
 }
 
 /* p's DAD for target passed the guard: remember the claim, unless the
- * MAC's EUI-64 forms it anyway or another session of the room here holds
- * it (that one defends it; the guest sees the conflict). A scan of the
- * sessions, bounded by the flood rate DAD messages count against. */
+ * MAC's EUI-64 forms it anyway or another session of the room holds it,
+ * on any worker (that one defends it; the guest sees the conflict). The
+ * room directory's lock is taken here, on the frame path, only for a DAD
+ * that passed the guard: rare, and bounded by the flood rate DAD messages
+ * count against. The oldest of a full set is given back for the new one. */
 static void claim6_note(struct relay *r, struct relay_peer *p, const uint8_t target[16])
 {
   uint8_t eui[16];
   net6_addr_eui64(eui, target, p->mac);
   if (claims6_hold(p, target) || memcmp(eui, target, 16) == 0)
     return;
-  for (uint32_t i = 0; i < r->max_peers; i++) {
-    const struct relay_peer *o = &r->peers[i];
-    if (o != p && o->registered && o->room == p->room && claims6_hold(o, target)) {
-      r->ctr.claims6_refused++;
-      return;
-    }
+  uint64_t owner = claim6_owner(r, p);
+  uint32_t gid = r->rooms[p->room].gid;
+  uint8_t slot = p->nclaims6 < RELAY_PEER_CLAIMS6 ? p->nclaims6 : p->next_claim6;
+  bool replace = slot < p->nclaims6;
+  roomdir_lock(r->dir);
+  int rc = roomdir_claim6(r->dir, gid, target, owner);
+  if (replace && rc == -ENOSPC) { /* the oldest's place, if the new one gets it */
+    roomdir_unclaim6(r->dir, gid, p->claims6[slot], owner);
+    if ((rc = roomdir_claim6(r->dir, gid, target, owner)) < 0)
+      roomdir_claim6(r->dir, gid, p->claims6[slot], owner);
+  } else if (replace && rc == 0) {
+    roomdir_unclaim6(r->dir, gid, p->claims6[slot], owner);
   }
-  uint8_t slot = p->nclaims6 < RELAY_PEER_CLAIMS6 ? p->nclaims6++ : p->next_claim6;
-  if (p->nclaims6 == RELAY_PEER_CLAIMS6)
+  roomdir_unlock(r->dir);
+  if (rc < 0) {
+    if (rc == -EEXIST)
+      r->ctr.claims6_refused++;
+    else
+      r->ctr.claims6_full++;
+    return;
+  }
+  if (p->nclaims6 < RELAY_PEER_CLAIMS6)
+    p->nclaims6++;
+  else
     p->next_claim6 = (uint8_t)((slot + 1) % RELAY_PEER_CLAIMS6);
   memcpy(p->claims6[slot], target, 16);
   r->ctr.claims6_added++;
@@ -2156,6 +2186,8 @@ static const struct counter_def relay_counter_defs[] = {
       "result=\"recorded\"", GL, "claims6_added", claims6_added),
     R("wtrelay_lan_guard_ipv6_claims_total", NULL, "result=\"held_by_another\"", GL,
       "claims6_refused", claims6_refused),
+    R("wtrelay_lan_guard_ipv6_claims_total", NULL, "result=\"table_full\"", GL, "claims6_full",
+      claims6_full),
     R("wtrelay_storm_control_drops_total",
       "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
       "flood copies a receiver's half-full datagram queue refused (copies)",
