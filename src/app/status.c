@@ -111,7 +111,7 @@ int status_snap_fill(struct status_snap *s, const struct relay *r, uint64_t now_
     copy_str(o->room, sizeof(o->room), room);
     copy_str(o->origin, sizeof(o->origin), p->sess ? p->sess->origin : "");
     if (p->sess)
-      h3_session_remote_str(p->sess, o->remote, sizeof(o->remote));
+      session_remote_str(p->sess, o->remote, sizeof(o->remote));
     else
       copy_str(o->remote, sizeof(o->remote), "?");
   }

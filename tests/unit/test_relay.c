@@ -24,7 +24,7 @@
 static struct config cfg;
 static struct timer_heap th;
 static struct relay r;
-static struct h3_session sess[NSESS];
+static struct session sess[NSESS];
 static uint64_t now;
 
 static void setup(void)
@@ -46,7 +46,7 @@ static void stop(void)
 {
   for (int i = 0; i < NSESS; i++)
     if (sess[i].app_data)
-      relay_h3_ops.on_session_closed(&r, &sess[i], 0, "end");
+      relay_session_closed(&r, &sess[i], 0, "end");
   cr_assert_eq(r.nrooms, 0, "rooms left after every session ended: %u", r.nrooms);
   relay_fini(&r);
   timer_heap_fini(&th);
@@ -76,7 +76,7 @@ static bool reg(int i, int mac)
 static void end(int i)
 {
   cr_assert_not_null(sess[i].app_data);
-  relay_h3_ops.on_session_closed(&r, &sess[i], 0, "bye");
+  relay_session_closed(&r, &sess[i], 0, "bye");
   cr_assert_null(sess[i].app_data);
 }
 
@@ -329,7 +329,7 @@ struct wmsg {
 static struct relay wr[2];
 static struct timer_heap wth[2];
 static struct roomdir wdir;
-static struct h3_session wsess[2][W_SESS];
+static struct session wsess[2][W_SESS];
 static struct wmsg wq[W_QUEUE];
 static uint32_t wq_n;
 static bool wq_full; /* the fake ring refuses every message */
@@ -400,7 +400,7 @@ static void w_stop(void)
   for (int w = 1; w >= 0; w--) {
     for (int i = 0; i < W_SESS; i++)
       if (wsess[w][i].app_data)
-        relay_h3_ops.on_session_closed(&wr[w], &wsess[w][i], 0, "end");
+        relay_session_closed(&wr[w], &wsess[w][i], 0, "end");
     w_pump();
   }
   for (int w = 1; w >= 0; w--) {
@@ -501,7 +501,7 @@ Test(relay_takeover_workers, live_holder_refuses)
   w_collide();
   w_pump();
   struct relay_peer *o = w_peer(1, 0);
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
   w_pump();
@@ -529,12 +529,12 @@ Test(relay_takeover_workers, lost_probe_again)
   w_pump();
   struct relay_peer *o = w_peer(1, 0);
   uint64_t first = o->probe_id;
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, false);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], first, false);
   cr_assert_neq(o->probe_id, first);
   cr_assert_eq(wr[1].ctr.takeover_probes, 2);
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], first, true);
   cr_assert_eq(wq_n, 0, "an old probe's ack decided");
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
   w_stop();
@@ -547,7 +547,7 @@ Test(relay_takeover_workers, newcomer_leaves_then_verdict_unknown)
   w_start();
   w_collide();
   w_pump();
-  relay_h3_ops.on_session_closed(&wr[0], &wsess[0][0], 0, "gone");
+  relay_session_closed(&wr[0], &wsess[0][0], 0, "gone");
   cr_assert_eq(wr[0].nrooms, 0);
   w_advance(400 * NS_PER_MS);
   cr_assert_eq(wq_n, 1);
@@ -566,7 +566,7 @@ Test(relay_takeover_workers, holder_ends_while_probed)
   w_start();
   uint32_t ip = w_collide();
   w_pump();
-  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "gone");
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_RELEASED);
   w_pump();
@@ -630,7 +630,7 @@ Test(relay_takeover_workers, not_here_registers_again)
   w_start();
   uint32_t ip = w_collide();
   /* the holder leaves; its release reaches the pool before the ask */
-  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "gone");
   cr_assert_eq(wq_n, 1, "a holder not probed yet answered something");
   w_pump();
   cr_assert_eq(wr[0].ctr.takeover_remote_not_here, 1);
@@ -714,7 +714,7 @@ Test(relay_takeover_workers, ipv6_dad_claims_unique_across_workers)
   w_ping_from(0, 0, 1, priv);
   cr_assert_eq(wr[0].ctr.frames_in, in0 + 1, "the holder's frame from its address was dropped");
   /* the holder's session ends: the address is free for the other */
-  relay_h3_ops.on_session_closed(&wr[0], &wsess[0][0], 0, "end");
+  relay_session_closed(&wr[0], &wsess[0][0], 0, "end");
   cr_assert_eq(wdir.nclaims6, 0, "the ended session's claim is still held");
   w_dad(1, 0, 2, priv);
   cr_assert_eq(wr[1].ctr.claims6_added, 1);
@@ -734,8 +734,8 @@ Test(relay_takeover_workers, ipv6_dad_claims_unique_across_workers)
   w_join(0, 1, 3);
   w_dad(0, 1, 3, priv);
   cr_assert_eq(wr[0].ctr.claims6_added, 2, "the replaced claim was not given back");
-  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "end");
-  relay_h3_ops.on_session_closed(&wr[0], &wsess[0][1], 0, "end");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "end");
+  relay_session_closed(&wr[0], &wsess[0][1], 0, "end");
   cr_assert_eq(wdir.nclaims6, 0);
   w_stop();
 }
