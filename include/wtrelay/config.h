@@ -108,6 +108,12 @@ struct config {
   uint32_t nat_new_rate;               /* --nat-new-rate, new flows/s per VM, 50, 0 = off */
   uint32_t nat_new_burst;              /* --nat-new-burst, 100 */
   uint32_t tcp_idle_timeout_s;         /* --tcp-idle-timeout, 7200 */
+  /* the WebSocket fallback (ws_listen.c) */
+  char ws_listen[128];          /* --ws-listen / RELAY_WS_LISTEN: ADDR:PORT; "auto" (default): TCP
+                                 * on --bind and --port; "" = off */
+  uint32_t ws_max_conns;        /* --ws-max-conns, per worker, 1024 */
+  uint32_t ws_max_conns_per_ip; /* --ws-max-conns-per-ip, per worker, 16; 0 = no cap */
+  uint32_t ws_max_queue;        /* --ws-max-queue, bytes queued toward one client, 262144 */
   /* operations */
   char http_listen[128];       /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
   char cors_origin[128];       /* --cors-origin, "*" */

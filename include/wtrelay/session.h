@@ -54,6 +54,28 @@ struct session {
   void *app_data; /* owned by the application */
 };
 
+/* Sets path (up to '?') and query (after it) from a request target of
+ * len bytes, never cut (two long paths with one prefix would share a
+ * room): 0, -ENAMETOOLONG (path), -E2BIG (query). */
+static inline int session_set_target(struct session *s, const char *target, size_t len)
+{
+  size_t plen = 0;
+  while (plen < len && target[plen] != '?')
+    plen++;
+  size_t qlen = plen < len ? len - plen - 1 : 0;
+  if (plen >= sizeof(s->path))
+    return -ENAMETOOLONG;
+  if (qlen >= sizeof(s->query))
+    return -E2BIG;
+  for (size_t i = 0; i < plen; i++)
+    s->path[i] = target[i];
+  s->path[plen] = '\0';
+  for (size_t i = 0; i < qlen; i++)
+    s->query[i] = target[plen + 1 + i];
+  s->query[qlen] = '\0';
+  return 0;
+}
+
 static inline int session_send_ex(struct session *s, const struct iovec *iov, int iovcnt,
                                   unsigned flags, uint64_t id)
 {

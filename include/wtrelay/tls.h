@@ -110,6 +110,10 @@ void tls_stream_fini(struct tls_stream *t);
 /* Appends received ciphertext: 0, -ENOBUFS (no room: the caller reads
  * plaintext first, or the peer sends more than incap at once). */
 int tls_stream_feed(struct tls_stream *t, const uint8_t *data, size_t len);
+/* Where the next received ciphertext goes (*room bytes free), for a
+ * receive straight into the stream; then tls_stream_in_commit(n). */
+uint8_t *tls_stream_in_tail(struct tls_stream *t, size_t *room);
+void tls_stream_in_commit(struct tls_stream *t, size_t n);
 /* 0 once done, -EAGAIN (more input needed; output may be pending),
  * -EPROTO (failed: t->alert, t->error). */
 int tls_stream_handshake(struct tls_stream *t);

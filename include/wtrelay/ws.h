@@ -63,6 +63,8 @@ int ws_refusal(char *out, size_t cap, int status, const char *why);
 struct ws_conn_ops {
   /* One whole binary message from the peer (borrowed for the call). */
   void (*on_message)(void *ctx, const uint8_t *data, size_t len);
+  /* Optional: a pong came back (the answer to ws_conn_ping). */
+  void (*on_pong)(void *ctx);
 };
 
 struct ws_conn_params {
@@ -116,6 +118,9 @@ size_t ws_conn_output(struct ws_conn *c, uint8_t *out, size_t cap);
 
 /* Bytes of messages queued and not yet written by ws_conn_output. */
 size_t ws_conn_queued(const struct ws_conn *c);
+
+/* Whether a close was sent or received. */
+bool ws_conn_closing(const struct ws_conn *c);
 
 /* Whether the connection is over: a close was sent and received (or
  * sent after a protocol error) and nothing is left to write. */

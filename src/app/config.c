@@ -239,6 +239,19 @@ static const struct opt opts[] = {
      "new NAT flows a VM may open at once above --nat-new-rate (default 100)", G_LIMITS, NULL},
     {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
      "time an idle TCP NAT connection lives (default 2h)", G_NAT, NULL},
+    {"ws-listen", 0, "RELAY_WS_LISTEN", OPT_STR128, 0, 0, OFF(ws_listen),
+     "ADDR:PORT of the WebSocket fallback (TLS over TCP, wss://HOST:PORT/ROOM) for networks "
+     "that block UDP; empty disables (default: TCP on --bind and --port)",
+     G_NET, "ADDR:PORT"},
+    {"ws-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ws_max_conns),
+     "WebSocket fallback connections per worker (default 1024)", G_LIMITS, NULL},
+    {"ws-max-conns-per-ip", 0, NULL, OPT_U32, 0, 65000, OFF(ws_max_conns_per_ip),
+     "WebSocket fallback connections per client address and worker; 0 = no cap (default 16)",
+     G_LIMITS, NULL},
+    {"ws-max-queue", 0, NULL, OPT_U32, 16384, 67108864, OFF(ws_max_queue),
+     "bytes of frames queued toward one WebSocket client; more are dropped and counted "
+     "(default 262144)",
+     G_LIMITS, "BYTES"},
     {"http-listen", 0, "RELAY_HTTP_LISTEN", OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
      "(default " CONFIG_HTTP_LISTEN_DEFAULT ")",
@@ -361,6 +374,10 @@ void config_defaults(struct config *c)
   c->nat_new_rate = 50;
   c->nat_new_burst = 100;
   c->tcp_idle_timeout_s = 7200;
+  snprintf(c->ws_listen, sizeof(c->ws_listen), "auto");
+  c->ws_max_conns = 1024;
+  c->ws_max_conns_per_ip = 16;
+  c->ws_max_queue = 262144;
   snprintf(c->http_listen, sizeof(c->http_listen), "%s", CONFIG_HTTP_LISTEN_DEFAULT);
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
@@ -902,6 +919,18 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
                   "--http-listen: expected ADDR:PORT such as 127.0.0.1:8433 or "
                   "[::1]:8433, or empty to disable, got '%s'",
                   c->http_listen);
+  }
+  if (strcmp(c->ws_listen, "auto") == 0) /* the QUIC port's number, on TCP */
+    snprintf(c->ws_listen, sizeof(c->ws_listen), strchr(c->bind, ':') ? "[%s]:%u" : "%s:%u",
+             c->bind, c->port);
+  if (c->ws_listen[0]) {
+    char host[128];
+    uint16_t port;
+    if (ops_parse_listen(c->ws_listen, host, sizeof(host), &port) < 0)
+      return fail(err, errlen,
+                  "--ws-listen: expected ADDR:PORT such as [::]:4433 or 0.0.0.0:443, or empty "
+                  "to disable, got '%s'",
+                  c->ws_listen);
   }
   if (healthcheck && !c->healthcheck[0] && (rc = healthcheck_url(c, err, errlen)))
     return rc;

@@ -520,17 +520,30 @@ void tls_stream_fini(struct tls_stream *t)
   memset(t, 0, sizeof(*t));
 }
 
-int tls_stream_feed(struct tls_stream *t, const uint8_t *data, size_t len)
+uint8_t *tls_stream_in_tail(struct tls_stream *t, size_t *room)
 {
   if (t->inoff && t->inoff < t->inlen) { /* keep what is left at the front */
     memmove(t->in, t->in + t->inoff, t->inlen - t->inoff);
     t->inlen -= t->inoff;
     t->inoff = 0;
   }
-  if (len > t->incap - t->inlen)
+  *room = t->incap - t->inlen;
+  return t->in + t->inlen;
+}
+
+void tls_stream_in_commit(struct tls_stream *t, size_t n)
+{
+  t->inlen += n <= t->incap - t->inlen ? n : t->incap - t->inlen;
+}
+
+int tls_stream_feed(struct tls_stream *t, const uint8_t *data, size_t len)
+{
+  size_t room;
+  uint8_t *tail = tls_stream_in_tail(t, &room);
+  if (len > room)
     return -ENOBUFS;
-  memcpy(t->in + t->inlen, data, len);
-  t->inlen += len;
+  memcpy(tail, data, len);
+  tls_stream_in_commit(t, len);
   return 0;
 }
 

@@ -186,6 +186,8 @@ static void cb_msg(wslay_event_context_ptr ev, const struct wslay_event_on_msg_r
     break;
   case WSLAY_PONG:
     c->ctr.pongs++;
+    if (c->ops->on_pong)
+      c->ops->on_pong(c->ctx);
     break;
   default: /* a close: wslay answers it */
     break;
@@ -296,4 +298,10 @@ bool ws_conn_done(const struct ws_conn *c)
   wslay_event_context_ptr ev = c->ev;
   return wslay_event_get_close_sent(ev) && wslay_event_get_queued_msg_count(ev) == 0 &&
          (wslay_event_get_close_received(ev) || !wslay_event_get_read_enabled(ev));
+}
+
+bool ws_conn_closing(const struct ws_conn *c)
+{
+  wslay_event_context_ptr ev = c->ev;
+  return wslay_event_get_close_sent(ev) || wslay_event_get_close_received(ev);
 }
