@@ -1801,8 +1801,8 @@ int relay_session_open(struct relay *r, struct session *s, uint64_t client)
   if (log_ratelimit_allow(&r->rl_open, *r->now, &sup)) {
     char addr[64] = "?";
     session_remote_str(s, addr, sizeof(addr));
-    log_info("session opened", "peer=%u remote=%s room=%s origin=%s suppressed=%u", p->id, addr,
-             LOG_Q(name), LOG_Q(s->origin), sup);
+    log_info("session opened", "peer=%u transport=%s remote=%s room=%s origin=%s suppressed=%u",
+             p->id, session_transport_name(s), addr, LOG_Q(name), LOG_Q(s->origin), sup);
   }
   return 200;
 }
