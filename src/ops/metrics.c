@@ -291,6 +291,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
     table(&w, &hostaddr_counter_table, &s->hostaddr);
   }
 
+  /* the WebSocket fallback (zeros when --ws-listen is off) */
+  table(&w, &ws_listen_counter_table, &s->ws);
+
   /* the ops listener itself */
   if (m->ops)
     table(&w, &ops_counter_table, m->ops);
