@@ -115,8 +115,33 @@ async function run() {
   const r2 = await Promise.race([c2, sleep(8000).then(() => ({ code: 'none' }))]);
   log(`closes: oversized ${r1.code}, text ${r2.code}`);
   ws.close(1000, 'done');
+
+  // the module's fallback: a WebTransport URL nothing answers (UDP blocked)
+  // falls back to the WebSocket after fallbackAfterMs ...
+  const c = await WtRelay.connect({ url: `https://127.0.0.1:${q.get('deadPort')}${room}`, wsUrl: wsUrl + room,
+    fallbackAfterMs: 2000, mac: '52:54:00:cc:00:03' });
+  // ... and a browser without WebTransport goes to wss: on the same host and port
+  const saved = globalThis.WebTransport;
+  // @ts-ignore: a browser without WebTransport
+  delete globalThis.WebTransport;
+  let d;
+  try {
+    d = await WtRelay.connect({ url: q.get('relay') + room, mac: '52:54:00:dd:00:04' });
+  } finally {
+    globalThis.WebTransport = saved;
+  }
+  log(`fallback NICs: ${c.transport} ${formatAddress(c.ip)}, ${d.transport} ${formatAddress(d.ip)}, first NIC ${a.transport}`);
+  const cd = big(d.mac, c.mac, 5);
+  const gotD = new Promise((res) => d.addEventListener('frame', (e) => { if (e.detail.length === 1514) res(e.detail); }));
+  if (!c.send(cd)) throw new Error('a 1514-byte frame over the WebSocket NIC was dropped');
+  const atD = await Promise.race([gotD, sleep(8000).then(() => { throw new Error('frame c->d not received'); })]);
+  if (!same(Array.from(atD), Array.from(cd))) throw new Error('frame c->d differs');
+  const sentC = c.counters.chunksOut;
+  c.close();
+  d.close();
   a.close();
-  return { ipA: formatAddress(a.ip), ipB: ipB.join('.'), gatewayMac: formatAddress(gwMac), oversized: r1.code, text: r2.code };
+  return { ipA: formatAddress(a.ip), ipB: ipB.join('.'), gatewayMac: formatAddress(gwMac), oversized: r1.code, text: r2.code,
+    transportA: a.transport, transportC: c.transport, transportD: d.transport, chunksC: sentC };
 }
 
 (async () => {
