@@ -42,7 +42,7 @@ USER 10001:10001
 # relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
 # 4433/udp: WebTransport. 8433/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
-EXPOSE 4433/udp 8433/tcp
+EXPOSE 4433/udp 4433/tcp 8433/tcp
 # No curl in the image: the binary probes itself, at the /healthz of the
 # ops listener RELAY_HTTP_LISTEN names (default 127.0.0.1:8433; 0.0.0.0 is
 # probed at 127.0.0.1).
