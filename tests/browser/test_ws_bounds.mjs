@@ -140,6 +140,10 @@ async function metric(name) {
   slow.s.pause(); // stops reading: TCP fills, then the relay's queue
   const fast = await wsOpen('/bounded');
   const a = await register(fast, macB);
+  const st = await (await fetch(`http://127.0.0.1:${opsPort}/status`)).json();
+  const mine = st.sessions.filter((x) => x.room === '/bounded' && x.transport === 'websocket' && x.state === 'registered');
+  if (mine.length !== 2) fail(`/status lists ${mine.length} registered websocket sessions of /bounded: ${JSON.stringify(st.sessions)}`);
+  pass('/status lists both sessions with transport "websocket"');
   const before = await metric('wtrelay_ws_send_dropped_total');
   const bcast = Buffer.alloc(1 + 1400, 3);
   bcast[0] = 1; Buffer.from([255, 255, 255, 255, 255, 255]).copy(bcast, 1); Buffer.from(macB).copy(bcast, 7);
