@@ -76,6 +76,14 @@ static inline int session_set_target(struct session *s, const char *target, size
   return 0;
 }
 
+/* The operations table of a transport whose functions are named
+ * PREFIX_send, PREFIX_pto, ... (one shape for every transport). */
+#define SESSION_OPS(prefix)                                                                        \
+  {                                                                                                \
+    .send = prefix##_send, .pto = prefix##_pto, .max_datagram = prefix##_max_datagram,             \
+    .close = prefix##_close, .remote_str = prefix##_remote_str, .client_key = prefix##_client_key  \
+  }
+
 static inline int session_send_ex(struct session *s, const struct iovec *iov, int iovcnt,
                                   unsigned flags, uint64_t id)
 {

@@ -816,6 +816,18 @@ static void apply_rust_log(struct config *c, config_getenv_fn getenv_fn)
 /* --healthcheck without a URL: the /healthz of the ops listener the
  * configuration describes (--http-listen, checked by the caller), a
  * wildcard address as 127.0.0.1 (the listener takes IPv4 on "::" too). */
+/* A listener flag's ADDR:PORT, or empty (off): 0, or the failure written. */
+static int listen_check(const char *flag, const char *v, const char *example, char *err,
+                        size_t errlen)
+{
+  char host[128];
+  uint16_t port;
+  if (!v[0] || ops_parse_listen(v, host, sizeof(host), &port) == 0)
+    return 0;
+  return fail(err, errlen, "%s: expected ADDR:PORT such as %s, or empty to disable, got '%s'", flag,
+              example, v);
+}
+
 static int healthcheck_url(struct config *c, char *err, size_t errlen)
 {
   char host[128];
@@ -911,27 +923,14 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     return fail(err, errlen,
                 "--cert-pem and --key-pem (RELAY_CERT_PEM, RELAY_KEY_PEM) must be "
                 "given together, or neither for an ephemeral self-signed certificate");
-  if (c->http_listen[0]) {
-    char host[128];
-    uint16_t port;
-    if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
-      return fail(err, errlen,
-                  "--http-listen: expected ADDR:PORT such as 127.0.0.1:8433 or "
-                  "[::1]:8433, or empty to disable, got '%s'",
-                  c->http_listen);
-  }
+  if ((rc = listen_check("--http-listen", c->http_listen, "127.0.0.1:8433 or [::1]:8433", err,
+                         errlen)))
+    return rc;
   if (strcmp(c->ws_listen, "auto") == 0) /* the QUIC port's number, on TCP */
     snprintf(c->ws_listen, sizeof(c->ws_listen), strchr(c->bind, ':') ? "[%s]:%u" : "%s:%u",
              c->bind, c->port);
-  if (c->ws_listen[0]) {
-    char host[128];
-    uint16_t port;
-    if (ops_parse_listen(c->ws_listen, host, sizeof(host), &port) < 0)
-      return fail(err, errlen,
-                  "--ws-listen: expected ADDR:PORT such as [::]:4433 or 0.0.0.0:443, or empty "
-                  "to disable, got '%s'",
-                  c->ws_listen);
-  }
+  if ((rc = listen_check("--ws-listen", c->ws_listen, "[::]:4433 or 0.0.0.0:443", err, errlen)))
+    return rc;
   if (healthcheck && !c->healthcheck[0] && (rc = healthcheck_url(c, err, errlen)))
     return rc;
   if ((c->pcap[0] != 0) != (c->pcap_room[0] != 0))

@@ -856,14 +856,7 @@ static uint64_t ops_client_key(const struct session *b)
   return h3_session_client_key(of_base(b));
 }
 
-static const struct session_ops h3_session_ops = {
-    .send = ops_send,
-    .pto = ops_pto,
-    .max_datagram = ops_max_datagram,
-    .close = ops_close,
-    .remote_str = ops_remote_str,
-    .client_key = ops_client_key,
-};
+static const struct session_ops h3_session_ops = SESSION_OPS(ops);
 
 void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *reason)
 {

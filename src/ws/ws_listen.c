@@ -574,14 +574,7 @@ static uint64_t ops_client_key(const struct session *s)
   return of_sess(s)->client;
 }
 
-static const struct session_ops ws_session_ops = {
-    .send = ops_send,
-    .pto = ops_pto,
-    .max_datagram = ops_max_datagram,
-    .close = ops_close,
-    .remote_str = ops_remote_str,
-    .client_key = ops_client_key,
-};
+static const struct session_ops ws_session_ops = SESSION_OPS(ops);
 
 /* ---- set-up ---- */
 
