@@ -467,7 +467,8 @@ static ssize_t stream_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int 
     return -1;
   }
   for (int i = 0; i < iovcnt; i++) {
-    memcpy(t->out + t->outlen, iov[i].iov_base, iov[i].iov_len);
+    if (iov[i].iov_len)
+      memcpy(t->out + t->outlen, iov[i].iov_base, iov[i].iov_len);
     t->outlen += iov[i].iov_len;
   }
   return (ssize_t)total;

@@ -254,7 +254,8 @@ static void upgrade(struct ws_lconn *c, size_t hlen)
     refuse(c, st, status_why(st));
     return;
   }
-  memcpy(c->sess.origin, u.origin.p, u.origin.len);
+  if (u.origin.len)
+    memcpy(c->sess.origin, u.origin.p, u.origin.len);
   c->sess.origin[u.origin.len] = '\0';
   c->sess.ops = &ws_session_ops;
   c->sess.transport = SESSION_WEBSOCKET;
