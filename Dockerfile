@@ -8,7 +8,7 @@ FROM debian:bookworm AS build
 RUN apt-get update && apt-get install -y --no-install-recommends \
       cmake make gcc pkg-config liburing-dev libngtcp2-dev \
       libngtcp2-crypto-gnutls-dev libnghttp3-dev libgnutls28-dev libjansson-dev \
-      libjwt-gnutls-dev libnats-dev clang llvm libbpf-dev linux-libc-dev \
+      libjwt-gnutls-dev libnats-dev libwslay-dev clang llvm libbpf-dev linux-libc-dev \
     && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -22,7 +22,7 @@ RUN cmake -S . -B build -DBUILD_TESTING=OFF -DCMAKE_BUILD_TYPE=Release -DBPF=ON 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends \
       liburing2 libngtcp2-9 libngtcp2-crypto-gnutls2 libnghttp3-3 libgnutls30 \
-      libjansson4 libjwt-gnutls0 libnats3.4 libbpf1 ca-certificates \
+      libjansson4 libjwt-gnutls0 libnats3.4 libwslay1 libbpf1 ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
     && groupadd --system --gid 10001 wtrelay \
     && useradd --system --uid 10001 --gid 10001 --no-create-home \
@@ -42,7 +42,7 @@ USER 10001:10001
 # relay uses the kernel's 4-tuple hash (docs/architecture.md, "Steering").
 # 4433/udp: WebTransport. 8433/tcp: /metrics, /healthz, /readyz, /cert-hash
 # (bound to 127.0.0.1 inside the container unless --http-listen says otherwise).
-EXPOSE 4433/udp 8433/tcp
+EXPOSE 4433/udp 4433/tcp 8433/tcp
 # No curl in the image: the binary probes itself, at the /healthz of the
 # ops listener RELAY_HTTP_LISTEN names (default 127.0.0.1:8433; 0.0.0.0 is
 # probed at 127.0.0.1).

@@ -37,7 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   static struct config cfg;
   static struct timer_heap th;
   static struct relay r;
-  static struct h3_session sess[NPEERS];
+  static struct session sess[NPEERS];
   uint64_t now = 1000000000ull;
 
   log_set_level(LOG_ERROR);
@@ -51,7 +51,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   memset(sess, 0, sizeof(sess));
   for (int i = 0; i < NPEERS; i++) {
     snprintf(sess[i].path, sizeof(sess[i].path), "%s", i == 3 ? "/b" : "/");
-    if (relay_h3_ops.on_session_request(&r, &sess[i]) != 200)
+    if (relay_session_open(&r, &sess[i], 0) != 200)
       abort();
     char reg[80];
     int n =
@@ -88,7 +88,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
   for (int i = 0; i < NPEERS; i++)
     if (sess[i].app_data)
-      relay_h3_ops.on_session_closed(&r, &sess[i], 0, "fuzz");
+      relay_session_closed(&r, &sess[i], 0, "fuzz");
   if (r.sw.nmacs != 0 || slots_in_use(&r.chunks) != 0 || r.npeers != 0)
     abort();
   for (uint32_t d = 0; d < r.sw.p.max_domains; d++)

@@ -15,6 +15,8 @@ RUNTIME_PKGS=(
   libgnutls28-dev libjansson-dev libjwt-gnutls-dev
   # rooms across relays (fed.c): the NATS C client
   libnats-dev
+  # WebSocket framing (ws.c, the fallback transport over TCP)
+  libwslay-dev
   # BPF steering (steer.c): libbpf, and the kernel's uapi headers for the
   # program that clang compiles for the bpf target (llvm: llvm-strip)
   libbpf-dev linux-libc-dev llvm

@@ -32,7 +32,17 @@ export interface ConnectOptions {
   maxReassembly?: number;
   /** age at which a partial frame is dropped, ms (default 5000) */
   reassemblyTimeoutMs?: number;
+  /** 'auto' (default): WebTransport, and the WebSocket fallback when the browser has
+   * no WebTransport or its session does not open within fallbackAfterMs; or one only */
+  transport?: Transport | 'auto';
+  /** WebSocket URL of the fallback (default: url with wss: for https:); needs a
+   * certificate the browser trusts (no certificate hashes for WebSocket) */
+  wsUrl?: string;
+  /** in 'auto', how long a WebTransport session may take to open before the WebSocket is tried, ms (default 4000) */
+  fallbackAfterMs?: number;
 }
+
+export type Transport = 'webtransport' | 'websocket';
 
 export type NicState = 'connecting' | 'registered' | 'reconnecting' | 'closed';
 
@@ -62,6 +72,8 @@ export interface StateDetail {
   code?: number;
   /** why the session ended (reconnecting, closed) */
   reason?: string;
+  /** the transport of the session (registered) */
+  transport?: Transport;
 }
 
 export interface WtRelayEventMap {
@@ -96,6 +108,8 @@ export class WtRelay extends EventTarget {
   netmask: number[] | null;
   dns: number[] | null;
   state: NicState;
+  /** the transport of the current (or last) session; null before the first */
+  transport: Transport | null;
   readonly counters: Counters;
   /** Sends one Ethernet frame (whole or chunked); false when dropped (no session, queue full, too long). */
   send(frame: Uint8Array): boolean;

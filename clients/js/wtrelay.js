@@ -22,6 +22,7 @@ const CHUNK_HDR = 4;
 const CHUNK_DATA_MAX = 900;
 const REGISTER_RETRY_MS = 4000; // longer than the relay's takeover probe (at most 3 s)
 const SEND_QUEUE_MAX = 256; // datagrams waiting in the browser's queue before frames are dropped
+const WS_QUEUE_MAX = 256 * 1024; // bytes a WebSocket may have buffered before frames are dropped
 
 const enc = new TextEncoder();
 const dec = new TextDecoder();
@@ -46,6 +47,9 @@ const dec = new TextDecoder();
  * @property {number} [maxFrameSize=1514] largest frame reassembled from chunks (the relay's --max-frame-size)
  * @property {number} [maxReassembly=8] chunked frames reassembled at once (the oldest is dropped beyond)
  * @property {number} [reassemblyTimeoutMs=5000] age at which a partial frame is dropped
+ * @property {Transport|'auto'} [transport='auto'] 'auto': WebTransport, and the WebSocket fallback when the browser has no WebTransport or its session does not open within fallbackAfterMs (UDP blocked); or one of the two only
+ * @property {string} [wsUrl] WebSocket URL of the fallback (default: url with wss: for https:); the relay's certificate must be one the browser trusts (no certificate hashes for WebSocket)
+ * @property {number} [fallbackAfterMs=4000] in 'auto', how long a WebTransport session may take to open before the WebSocket is tried
  */
 
 /**
@@ -66,20 +70,22 @@ const dec = new TextDecoder();
  */
 
 /** @typedef {'connecting'|'registered'|'reconnecting'|'closed'} NicState */
+/** @typedef {'webtransport'|'websocket'} Transport */
 
 /**
  * ConnectOptions with every default filled in.
- * @typedef {Required<Omit<ConnectOptions, 'certHash'|'certHashUrl'|'mac'|'reconnect'>>
- *   & Pick<ConnectOptions, 'certHash'|'certHashUrl'|'mac'>
+ * @typedef {Required<Omit<ConnectOptions, 'certHash'|'certHashUrl'|'mac'|'reconnect'|'wsUrl'>>
+ *   & Pick<ConnectOptions, 'certHash'|'certHashUrl'|'mac'|'wsUrl'>
  *   & {reconnect: Required<ReconnectOptions>|false}} Options
  */
 
 /**
- * One WebTransport session of a NIC.
+ * One session of a NIC, over either transport.
  * @typedef {Object} Link
- * @property {WebTransport} wt
- * @property {WritableStreamDefaultWriter<Uint8Array>|null} writer set once the session is ready
- * @property {ReadableStreamDefaultReader<Uint8Array>|null} reader set once the session is ready
+ * @property {Transport} transport
+ * @property {(d: Uint8Array) => boolean} send queues one datagram payload; false when dropped (queue full, closed)
+ * @property {() => number} maxDatagram largest payload one send carries whole
+ * @property {(code: number, reason: string) => void} close
  * @property {number} lastRx performance.now() of the latest datagram from the relay
  * @property {number|null} unanswered time of the oldest Heartbeat nothing arrived after
  * @property {((err: Error|null) => void)|null} waiter the pending Register's
@@ -164,6 +170,8 @@ function withTimeout(promise, ms, what) {
 export class WtRelay extends EventTarget {
   /** @type {Options} */
   #opt;
+  // auto: the WebSocket worked where WebTransport did not; reconnects use it
+  #preferWs = false;
   /** @type {Link|null} the live session */
   #link = null;
   /** @type {ReturnType<typeof setInterval>|undefined} */
@@ -188,7 +196,7 @@ export class WtRelay extends EventTarget {
       nic.#finish(0, errText(e));
       throw e;
     }
-    nic.#setState('registered');
+    nic.#setState('registered', { transport: nic.transport || undefined });
     return nic;
   }
 
@@ -196,12 +204,16 @@ export class WtRelay extends EventTarget {
   constructor(options) {
     super();
     if (!options || typeof options.url !== 'string') throw new TypeError('options.url is required');
-    if (typeof WebTransport === 'undefined') throw new Error('this browser has no WebTransport');
+    if (options.transport === 'webtransport' && typeof WebTransport === 'undefined') {
+      throw new Error('this browser has no WebTransport');
+    }
     /** @type {Required<ReconnectOptions>|false} */
     const reconnect = options.reconnect === false ? false : { minMs: 500, maxMs: 30000, ...(options.reconnect || {}) };
     const opt = {
       heartbeatMs: 15000, connectTimeoutMs: 10000, registerTimeoutMs: 10000,
-      maxFrameSize: 1514, maxReassembly: 8, reassemblyTimeoutMs: 5000, ...options, reconnect,
+      maxFrameSize: 1514, maxReassembly: 8, reassemblyTimeoutMs: 5000, transport: /** @type {'auto'} */ ('auto'),
+      fallbackAfterMs: 4000,
+      ...options, reconnect,
     };
     this.#opt = { ...opt, deadMs: opt.deadMs || 3 * opt.heartbeatMs + 5000 };
     if (this.#opt.certHash) hashBytes(this.#opt.certHash);
@@ -217,6 +229,8 @@ export class WtRelay extends EventTarget {
     this.dns = null;
     /** @type {NicState} */
     this.state = 'connecting';
+    /** @type {Transport|null} the transport of the current (or last) session */
+    this.transport = null;
     /** @type {Counters} */
     this.counters = {
       framesIn: 0, bytesIn: 0, framesOut: 0, bytesOut: 0, chunksIn: 0, chunksOut: 0, reassemblyDrops: 0,
@@ -240,19 +254,20 @@ export class WtRelay extends EventTarget {
    */
   send(frame) {
     const link = this.#link;
-    // A page sending faster than the path carries would queue without
-    // bound in the writable stream: drop instead, as a full NIC queue does.
-    if (!link || !link.writer || this.state !== 'registered' || frame.length === 0 ||
-        (link.writer.desiredSize ?? 0) < -SEND_QUEUE_MAX) {
+    if (!link || this.state !== 'registered' || frame.length === 0) {
       this.counters.sendDrops++;
       return false;
     }
-    const max = link.wt.datagrams.maxDatagramSize || 1200;
+    const max = link.maxDatagram();
     if (1 + frame.length <= max) {
       const d = new Uint8Array(1 + frame.length);
       d[0] = T_FRAME;
       d.set(frame, 1);
-      this.#write(link, d);
+      // a page sending faster than the path carries: dropped, as a full NIC queue does
+      if (!link.send(d)) {
+        this.counters.sendDrops++;
+        return false;
+      }
     } else {
       // equal chunks (the relay wants every chunk but the last of one size)
       const stride = Math.min(CHUNK_DATA_MAX, max - 1 - CHUNK_HDR);
@@ -288,7 +303,7 @@ export class WtRelay extends EventTarget {
   reconnect() {
     const link = this.#link;
     if (!link || this.state === 'closed' || !this.#opt.reconnect) return;
-    try { link.wt.close({ closeCode: 0, reason: 'reconnect' }); } catch { /* already closed */ }
+    link.close(0, 'reconnect');
     this.#lost(link, 0, 'reconnect requested', 0);
   }
 
@@ -305,7 +320,7 @@ export class WtRelay extends EventTarget {
     if (link) {
       link.lost = true;
       if (link.waiter) link.waiter(new Error('closed'));
-      try { link.wt.close({ closeCode: code, reason }); } catch { /* already closed */ }
+      link.close(code, reason);
     }
     this.#finish(code, reason);
   }
@@ -316,9 +331,42 @@ export class WtRelay extends EventTarget {
     return this.state === 'closed';
   }
 
-  // One session: open, start reading, register. Throws on failure with the
-  // session closed.
+  // One session: open (WebTransport, the WebSocket fallback, or as the
+  // transport option says), start reading, register. Throws on failure
+  // with the session closed.
   async #attempt() {
+    const mode = this.#opt.transport;
+    const wsFirst = mode === 'websocket' || (mode === 'auto' && (typeof WebTransport === 'undefined' || this.#preferWs));
+    /** @type {Link} */
+    let link;
+    if (wsFirst) {
+      link = await this.#openWebSocket();
+    } else {
+      try {
+        link = await this.#openWebTransport(mode === 'auto' ? this.#opt.fallbackAfterMs : this.#opt.connectTimeoutMs);
+      } catch (e) {
+        if (mode !== 'auto' || this.#isClosed()) throw e;
+        link = await this.#openWebSocket();
+        this.#preferWs = true;
+      }
+    }
+    try {
+      if (this.#isClosed()) throw new Error('closed');
+      this.#link = link;
+      this.#reasm.clear();
+      this.transport = link.transport;
+      await this.#register(link);
+      if (this.#isClosed()) throw new Error('closed');
+    } catch (e) {
+      link.lost = true;
+      if (this.#link === link) this.#link = null;
+      link.close(0, 'setup failed');
+      throw e;
+    }
+  }
+
+  /** @param {number} timeoutMs @returns {Promise<Link>} */
+  async #openWebTransport(timeoutMs) {
     let hash = this.#opt.certHash;
     if (this.#opt.certHashUrl) {
       const r = await withTimeout(fetch(this.#opt.certHashUrl, { cache: 'no-store' }), this.#opt.connectTimeoutMs,
@@ -328,28 +376,76 @@ export class WtRelay extends EventTarget {
     }
     const init = hash ? { serverCertificateHashes: [{ algorithm: 'sha-256', value: hashBytes(hash) }] } : {};
     const wt = new WebTransport(this.#opt.url, init);
+    /** @type {WritableStreamDefaultWriter<Uint8Array>|null} */
+    let writer = null;
     /** @type {Link} */
-    const link = { wt, writer: null, reader: null, lastRx: performance.now(), unanswered: null, waiter: null, lost: false,
-      reregisters: 0 };
+    const link = {
+      transport: 'webtransport',
+      // a page sending faster than the path carries would queue without
+      // bound in the writable stream: refused instead
+      send: (d) => {
+        if (!writer || (writer.desiredSize ?? 0) < -SEND_QUEUE_MAX) return false;
+        writer.write(d).catch(() => { /* the session ended: closed handles it */ });
+        return true;
+      },
+      maxDatagram: () => wt.datagrams.maxDatagramSize || 1200,
+      close: (code, reason) => { try { wt.close({ closeCode: code, reason }); } catch { /* already closed */ } },
+      lastRx: performance.now(), unanswered: null, waiter: null, lost: false, reregisters: 0,
+    };
     wt.ready.catch(() => { /* reported by the wait below */ });
     wt.closed.then((info) => this.#lost(link, info && info.closeCode || 0, info && info.reason || ''),
       (e) => this.#lost(link, 0, errText(e)));
     try {
-      await withTimeout(wt.ready, this.#opt.connectTimeoutMs, 'WebTransport session');
-      if (this.#isClosed()) throw new Error('closed');
-      link.writer = wt.datagrams.writable.getWriter();
-      link.reader = wt.datagrams.readable.getReader();
-      this.#link = link;
-      this.#reasm.clear();
-      this.#readLoop(link);
-      await this.#register(link);
-      if (this.#isClosed()) throw new Error('closed');
+      await withTimeout(wt.ready, timeoutMs, 'WebTransport session');
     } catch (e) {
       link.lost = true;
-      if (this.#link === link) this.#link = null;
-      try { wt.close({ closeCode: 0, reason: 'setup failed' }); } catch { /* not open */ }
+      link.close(0, 'setup failed');
       throw e;
     }
+    writer = wt.datagrams.writable.getWriter();
+    this.#readLoop(link, wt.datagrams.readable.getReader());
+    return link;
+  }
+
+  /** @returns {Promise<Link>} */
+  async #openWebSocket() {
+    const url = this.#opt.wsUrl || this.#opt.url.replace(/^https:/i, 'wss:');
+    const ws = new WebSocket(url, 'bavy');
+    ws.binaryType = 'arraybuffer';
+    const max = 1 + this.#opt.maxFrameSize;
+    /** @type {Link} */
+    const link = {
+      transport: 'websocket',
+      send: (d) => {
+        if (ws.readyState !== WebSocket.OPEN || ws.bufferedAmount > WS_QUEUE_MAX) return false;
+        ws.send(d);
+        return true;
+      },
+      maxDatagram: () => max, // frames go whole: TCP has no datagram limit
+      close: (code, reason) => {
+        // the relay's codes are 0 or application codes; WebSocket allows 1000 and 3000-4999
+        try { ws.close(code >= 3000 && code <= 4999 ? code : 1000, reason.slice(0, 120)); } catch { /* closed */ }
+      },
+      lastRx: performance.now(), unanswered: null, waiter: null, lost: false, reregisters: 0,
+    };
+    const opened = new Promise((resolve, reject) => {
+      ws.onopen = () => resolve(undefined);
+      ws.onerror = () => reject(new Error(`WebSocket ${url} failed`));
+    });
+    ws.onclose = (e) => this.#lost(link, e.code === 1000 ? 0 : e.code, e.reason);
+    ws.onmessage = (e) => {
+      link.lastRx = performance.now();
+      if (e.data instanceof ArrayBuffer) this.#input(link, new Uint8Array(e.data));
+      else this.counters.badDatagrams++;
+    };
+    try {
+      await withTimeout(opened, this.#opt.connectTimeoutMs, 'WebSocket');
+    } catch (e) {
+      link.lost = true;
+      link.close(0, 'setup failed');
+      throw e;
+    }
+    return link;
   }
 
   /** @param {Link} link @returns {Promise<void>} */
@@ -368,12 +464,11 @@ export class WtRelay extends EventTarget {
     });
   }
 
-  /** @param {Link} link */
-  async #readLoop(link) {
+  /** @param {Link} link @param {ReadableStreamDefaultReader<Uint8Array>} reader */
+  async #readLoop(link, reader) {
     try {
       for (;;) {
-        if (!link.reader) break;
-        const { value, done } = await link.reader.read();
+        const { value, done } = await reader.read();
         if (done) break;
         link.lastRx = performance.now();
         this.#input(link, value);
@@ -486,7 +581,7 @@ export class WtRelay extends EventTarget {
 
   /** @param {Link} link @param {Uint8Array} d */
   #write(link, d) {
-    link.writer?.write(d).catch(() => { /* the session ended: closed handles it */ });
+    if (!link.send(d)) this.counters.sendDrops++;
   }
 
   #tick() {
@@ -499,7 +594,7 @@ export class WtRelay extends EventTarget {
     const now = performance.now();
     if (link.unanswered !== null && link.lastRx >= link.unanswered) link.unanswered = null;
     if (link.unanswered !== null && now - link.unanswered > this.#opt.deadMs) {
-      try { link.wt.close({ closeCode: 0, reason: 'relay silent' }); } catch { /* already closed */ }
+      link.close(0, 'relay silent');
       this.#lost(link, 0, `nothing from the relay for ${this.#opt.deadMs} ms`);
       return;
     }
@@ -546,12 +641,12 @@ export class WtRelay extends EventTarget {
         continue;
       }
       this.counters.reconnects++;
-      this.#setState('registered');
+      this.#setState('registered', { transport: this.transport || undefined });
       return;
     }
   }
 
-  /** @param {NicState} state @param {{code?: number, reason?: string}} [extra] */
+  /** @param {NicState} state @param {{code?: number, reason?: string, transport?: Transport}} [extra] */
   #setState(state, extra = {}) {
     this.state = state;
     this.dispatchEvent(new CustomEvent('state', { detail: { state, ...extra } }));

@@ -116,6 +116,12 @@ struct config {
   uint32_t max_forward_conns;         /* --max-forward-conns, 1024 (TCP connections and UDP
                                        * mappings of every forward together) */
   uint32_t max_forward_conns_per_fwd; /* --max-forward-conns-per-forward, 256 */
+  /* the WebSocket fallback (ws_listen.c) */
+  char ws_listen[128];          /* --ws-listen / RELAY_WS_LISTEN: ADDR:PORT; "auto" (default): TCP
+                                 * on --bind and --port; "" = off */
+  uint32_t ws_max_conns;        /* --ws-max-conns, per worker, 1024 */
+  uint32_t ws_max_conns_per_ip; /* --ws-max-conns-per-ip, per worker, 16; 0 = no cap */
+  uint32_t ws_max_queue;        /* --ws-max-queue, bytes queued toward one client, 262144 */
   /* operations */
   char http_listen[128];  /* --http-listen, CONFIG_HTTP_LISTEN_DEFAULT, "" = off */
   char cors_origin[128];  /* --cors-origin, "*" */

@@ -26,20 +26,21 @@
 #include "wtrelay/h3_qpack.h"
 #include "wtrelay/memcount.h"
 #include "wtrelay/quic.h"
+#include "wtrelay/session.h"
 #include "wtrelay/timer.h"
 
 struct h3_conn;
 struct h3_endpoint;
 
+/* A WebTransport session: what the relay sees of it is `base` (path
+ * without the query: the room, query, origin, never cut on the server;
+ * app_data; the session operations, which h3 fills). */
 struct h3_session {
+  struct session base;
   struct h3_conn *hc;
   int64_t sid; /* CONNECT stream id; datagrams carry sid / 4 */
   bool open;   /* 200 sent (server) or received (client) */
   bool closed;
-  char path[256];  /* :path without the query: the room (server: never cut) */
-  char query[512]; /* after '?', kept for auth (server: never cut) */
-  char origin[256];
-  void *app_data; /* owned by the application */
 };
 
 struct h3_app_ops {
@@ -136,9 +137,9 @@ int h3_session_send_id(struct h3_session *s, const struct iovec *iov, int iovcnt
 int h3_session_send_flags(struct h3_session *s, const struct iovec *iov, int iovcnt,
                           unsigned flags);
 /* The session's connection's probe timeout (ns), 0 when it has none. */
-uint64_t h3_session_pto(struct h3_session *s);
+uint64_t h3_session_pto(const struct h3_session *s);
 /* Largest payload (after the prefix) that fits one datagram now. */
-size_t h3_session_max_datagram(struct h3_session *s);
+size_t h3_session_max_datagram(const struct h3_session *s);
 /* Ends the session with a CLOSE_WEBTRANSPORT_SESSION capsule and FIN, then
  * closes the QUIC connection shortly after. */
 void h3_session_close(struct h3_session *s, uint32_t code, const char *reason);

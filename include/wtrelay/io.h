@@ -51,6 +51,7 @@ enum io_op {
   IO_OP_NAT_FWD = 21,  /* inbound forwarding: accepts (nat_fwd.c) */
   IO_OP_HOSTADDR = 25, /* rtnetlink local routes (hostaddr.c) */
   IO_OP_BELL = 26,     /* a worker's doorbells: process events and hand-off rings (server.c) */
+  IO_OP_WS = 27,       /* the WebSocket fallback listener (ws_listen.c) */
   IO_OP_USER_LAST = 31,
   IO_OP_MAX = 0xffff,
 };
@@ -309,6 +310,9 @@ unsigned io_dispatch(struct io *io);
 
 /* Address helpers used by every layer above. */
 int io_sockaddr_parse(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *outlen);
+/* "HOST:PORT" or "[V6]:PORT" (port 1-65535, host an address): host (NUL-
+ * terminated, hostcap bytes) and port; 0 or -EINVAL. */
+int io_parse_listen(const char *s, char *host, size_t hostcap, uint16_t *port);
 void io_sockaddr_str(const union io_sockaddr *a, char *buf, size_t cap);
 bool io_sockaddr_equal(const union io_sockaddr *a, const union io_sockaddr *b);
 /* The client a remote address stands for, as a nonzero 64-bit key for

@@ -35,6 +35,7 @@
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 #include "wtrelay/tls.h"
+#include "wtrelay/ws_listen.h"
 
 /* A worker's gauges that are no field of a counters struct. */
 struct metrics_gauges {
@@ -47,7 +48,8 @@ struct metrics_gauges {
    * (their allocator hooks), our per-connection structs (in tables
    * allocated at start) and the buffers we allocate as needed */
   uint64_t mem_ngtcp2, mem_nghttp3, mem_relay, mem_relay_buffers;
-  uint64_t mem_ngtcp2_slots; /* of mem_ngtcp2: in page slots (memcount.h) */
+  uint64_t mem_ngtcp2_slots;         /* of mem_ngtcp2: in page slots (memcount.h) */
+  uint64_t sessions_wt, sessions_ws; /* of sessions, by transport */
 };
 extern const struct counter_table metrics_gauge_table;
 
@@ -73,6 +75,7 @@ struct metrics_worker {
   struct chunk_counters chunk;
   struct gateway_counters gw;
   struct hostaddr_counters hostaddr;
+  struct ws_listen_counters ws;
   struct metrics_hists hist; /* last: no part of the exit log */
 };
 
@@ -96,6 +99,7 @@ struct metrics_worker_src {
   const struct gateway *gw;
   const struct auth *auth;
   const struct hostaddr *hostaddr;
+  const struct ws_listen *ws; /* NULL: no WebSocket listener */
 };
 void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_src *src);
 

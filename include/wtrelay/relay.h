@@ -78,6 +78,7 @@
 #include "wtrelay/languard.h"
 #include "wtrelay/lease.h"
 #include "wtrelay/roomdir.h"
+#include "wtrelay/session.h"
 #include "wtrelay/switch.h"
 #include "wtrelay/timer.h"
 
@@ -182,7 +183,7 @@ struct relay_peer {
   uint64_t created_ns, last_seen_ns;
   bool assigned; /* an Assigned was sent (register_hist counted it) */
   uint32_t errors_sent;
-  struct h3_session *sess;
+  struct session *sess;
   struct relay *relay;
   uint32_t port;          /* switch port while registered */
   uint16_t next_chunk_id; /* chunk ids toward this session */
@@ -252,7 +253,9 @@ struct relay_counters {
   uint64_t guard_drops[LANGUARD_NVERDICTS]; /* frames dropped, by verdict */
   uint64_t register_refused_reserved;       /* Register of a reserved MAC */
   uint64_t bindings_added, bindings_replaced;
-  uint64_t claims6_added, claims6_refused; /* IPv6 DAD claims recorded / held by another session */
+  /* IPv6 DAD claims recorded / held by another session / the room
+   * directory's claim table full */
+  uint64_t claims6_added, claims6_refused, claims6_full;
   uint64_t flood_out_dropped; /* flood copies a receiver's queue refused (low priority) */
   /* per-client shares: at CONNECT (429), at Register (Error) */
   uint64_t sessions_refused_client_rooms, sessions_refused_client_rate;
@@ -392,10 +395,18 @@ extern const struct h3_app_ops relay_h3_ops;
 
 int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *timers, uint64_t *now);
 void relay_fini(struct relay *r);
-/* A CONNECT of s by `client` (0 = unknown: no per-client shares): the
- * HTTP status to answer; 200 made s->app_data the session's peer. What
- * on_session_request does with h3_session_client_key (exposed for tests). */
-int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client);
+/* The relay's side of a session of any transport (wtrelay/session.h);
+ * relay_h3_ops calls these for WebTransport sessions, the WebSocket
+ * listener for its own. A request of s by `client` (0 = unknown: no
+ * per-client shares): the HTTP status to answer; 200 made s->app_data the
+ * session's peer. */
+int relay_session_open(struct relay *r, struct session *s, uint64_t client);
+/* One datagram payload of s (type byte + body), borrowed for the call. */
+void relay_session_datagram(struct relay *r, struct session *s, const uint8_t *data, size_t len);
+/* s ended (called once; the relay drops its references to s). */
+void relay_session_closed(struct relay *r, struct session *s, uint32_t code, const char *reason);
+/* A send with a nonzero id was acknowledged by the peer (acked) or lost. */
+void relay_session_datagram_ack(struct relay *r, struct session *s, uint64_t id, bool acked);
 /* Rooms alive that `client` made (exposed for tests). */
 uint32_t relay_client_rooms(const struct relay *r, uint64_t client);
 /* Handles one datagram payload from a peer (exposed for tests/fuzzing). */

@@ -27,8 +27,12 @@
  *   keyed with a secret drawn at start (two names of one client that
  *   collide would share a count: only that client could lose by it).
  *
+ * - IPv6 addresses claimed by duplicate address detection: one holder per
+ *   (room, address) over every worker (roomdir_claim6).
+ *
  * One mutex guards everything here. Only CONNECT, Register, DHCP, session
- * ends and room creation and removal take it, never the frame path.
+ * ends and room creation and removal take it, and on the frame path only
+ * a DAD that passed the LAN guard (rare: bounded by the flood rate).
  * Callers lock around every call below (except init, fini and ring ids)
  * and every ippool_* call on a room's pool.
  *
@@ -90,6 +94,16 @@ struct roomdir_sess {
   uint32_t count;
 };
 
+/* An IPv6 address a session claimed by duplicate address detection (a
+ * privacy or stable-privacy address), held for the room over every
+ * worker: the first session to claim it keeps it until it gives it back,
+ * and another session's claim of it is refused. */
+struct roomdir_claim6 {
+  uint64_t owner; /* the claiming session (relay.c's key); 0 = free slot */
+  uint32_t room;  /* the room's id here */
+  uint8_t addr[16];
+};
+
 /* The shares (relay.h computes the defaults from the config). */
 struct roomdir_shares {
   uint32_t rooms_per_client; /* --max-rooms-per-client (>= 1) */
@@ -97,6 +111,7 @@ struct roomdir_shares {
   uint64_t room_interval_ns; /* 1 s / --room-rate */
   uint32_t max_clients;      /* rate table entries */
   uint32_t max_sessions;     /* (client, name) counts: at most one per session */
+  uint32_t max_claims6;      /* IPv6 DAD claims in all (sessions x claims per session) */
 };
 
 struct roomdir {
@@ -110,6 +125,8 @@ struct roomdir {
   struct roomdir_client *clients; /* sh.max_clients */
   struct roomdir_sess *sess;      /* sess_mask + 1 slots (a power of two >= 2 x max_sessions) */
   uint32_t sess_mask, nsess;
+  struct roomdir_claim6 *claims6; /* claims6_mask + 1 slots (>= 2 x max_claims6) */
+  uint32_t claims6_mask, nclaims6;
   uint64_t name_key;
 };
 
@@ -149,6 +166,14 @@ uint32_t roomdir_sessions(const struct roomdir *d, uint64_t client, const char *
 int roomdir_session_add(struct roomdir *d, uint64_t client, const char *name, uint32_t limit);
 /* Locked. One session less (the inverse of a successful add). */
 void roomdir_session_del(struct roomdir *d, uint64_t client, const char *name);
+/* Locked. Session `owner` (non-zero) claims IPv6 address a in room id:
+ * 0 when it holds it now (already or by this call), -EEXIST when another
+ * session holds it, -ENOSPC when max_claims6 are held. O(1) expected: a
+ * keyed hash of (room, address), linear probing in a table at most half
+ * full. */
+int roomdir_claim6(struct roomdir *d, uint32_t id, const uint8_t a[16], uint64_t owner);
+/* Locked. owner gives a back (nothing when it does not hold it). */
+void roomdir_unclaim6(struct roomdir *d, uint32_t id, const uint8_t a[16], uint64_t owner);
 void roomdir_fini(struct roomdir *d);
 void roomdir_lock(struct roomdir *d);
 void roomdir_unlock(struct roomdir *d);

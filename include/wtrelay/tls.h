@@ -4,7 +4,8 @@
  * Owns: the certificate in use (loaded PEM chain + key, or an ephemeral
  * ECDSA P-256 self-signed one valid for at most 14 days, as Chrome's
  * serverCertificateHashes demands), its SHA-256 over the DER leaf, and the
- * setup of GnuTLS sessions for QUIC (ngtcp2_crypto_gnutls) in both roles.
+ * setup of GnuTLS sessions for QUIC (ngtcp2_crypto_gnutls) in both roles,
+ * and TLS over a byte stream for the WebSocket fallback (tls_stream).
  * Talks to: GnuTLS and ngtcp2_crypto_gnutls only. Never: touches sockets.
  *
  * Lifetime: a certificate is filled as a plain value (generate, load), then
@@ -22,6 +23,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 struct tls_cert {
   gnutls_certificate_credentials_t cred;
@@ -74,5 +76,57 @@ int tls_client_session_new(gnutls_session_t *out, const char *server_name,
 void tls_session_free(gnutls_session_t s);
 /* 64 hex digits (any case, ':' separators allowed) -> 32 bytes. */
 int tls_hash_parse_hex(const char *hex, uint8_t out[32]);
+
+/*
+ * TLS over a byte stream (TCP), for the WebSocket fallback transport: a
+ * GnuTLS session whose transport is two buffers of the caller's sizes,
+ * so the socket I/O stays the caller's (io_uring). The caller feeds the
+ * ciphertext it received (tls_stream_feed), drives the handshake and
+ * reads plaintext, writes plaintext (encrypted into the out buffer, never
+ * beyond it), sends t->out[0..outlen) and says how much went
+ * (tls_stream_consumed). ALPN http/1.1 (not required of the client). A
+ * server stream made from a shared certificate holds a reference to it
+ * until tls_stream_fini.
+ */
+struct tls_stream {
+  gnutls_session_t s;
+  uint8_t *in; /* ciphertext received, not yet decrypted: in[inoff..inlen) */
+  size_t inlen, inoff, incap;
+  uint8_t *out; /* ciphertext to send: out[0..outlen) */
+  size_t outlen, outcap;
+  bool handshake_done;
+  int alert;         /* the alert the peer sent during a failed handshake, else -1 */
+  const char *error; /* GnuTLS's text of the last error (static) */
+};
+
+int tls_stream_server_new(struct tls_stream *t, const struct tls_cert *c, size_t incap,
+                          size_t outcap);
+/* Checks the server against pin_sha256 when given, else the PEM CA file
+ * ca_file when given, else the system's CAs. */
+int tls_stream_client_new(struct tls_stream *t, const char *server_name,
+                          const uint8_t pin_sha256[32], const char *ca_file, size_t incap,
+                          size_t outcap);
+void tls_stream_fini(struct tls_stream *t);
+/* Appends received ciphertext: 0, -ENOBUFS (no room: the caller reads
+ * plaintext first, or the peer sends more than incap at once). */
+int tls_stream_feed(struct tls_stream *t, const uint8_t *data, size_t len);
+/* Where the next received ciphertext goes (*room bytes free), for a
+ * receive straight into the stream; then tls_stream_in_commit(n). */
+uint8_t *tls_stream_in_tail(struct tls_stream *t, size_t *room);
+void tls_stream_in_commit(struct tls_stream *t, size_t n);
+/* 0 once done, -EAGAIN (more input needed; output may be pending),
+ * -EPROTO (failed: t->alert, t->error). */
+int tls_stream_handshake(struct tls_stream *t);
+/* Plaintext: a count, 0 at the peer's close, -EAGAIN, -EPROTO. */
+ssize_t tls_stream_read(struct tls_stream *t, uint8_t *buf, size_t cap);
+/* Encrypts as much of data as the out buffer takes: the count, -ENOBUFS
+ * (none fits), -EPROTO. */
+ssize_t tls_stream_write(struct tls_stream *t, const uint8_t *data, size_t len);
+/* Plaintext bytes one tls_stream_write takes now at least. */
+size_t tls_stream_writable(const struct tls_stream *t);
+/* n bytes of t->out were sent. */
+void tls_stream_consumed(struct tls_stream *t, size_t n);
+/* Queues close_notify (when there is room). */
+void tls_stream_bye(struct tls_stream *t);
 
 #endif

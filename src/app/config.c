@@ -252,6 +252,19 @@ static const struct opt opts[] = {
      "new NAT flows a VM may open at once above --nat-new-rate (default 100)", G_LIMITS, NULL},
     {"tcp-idle-timeout", 0, NULL, OPT_SECS, 10, 604800, OFF(tcp_idle_timeout_s),
      "time an idle TCP NAT connection lives (default 2h)", G_NAT, NULL},
+    {"ws-listen", 0, "RELAY_WS_LISTEN", OPT_STR128, 0, 0, OFF(ws_listen),
+     "ADDR:PORT of the WebSocket fallback (TLS over TCP, wss://HOST:PORT/ROOM) for networks "
+     "that block UDP; empty disables (default: TCP on --bind and --port)",
+     G_NET, "ADDR:PORT"},
+    {"ws-max-conns", 0, NULL, OPT_U32, 1, 65000, OFF(ws_max_conns),
+     "WebSocket fallback connections per worker (default 1024)", G_LIMITS, NULL},
+    {"ws-max-conns-per-ip", 0, NULL, OPT_U32, 0, 65000, OFF(ws_max_conns_per_ip),
+     "WebSocket fallback connections per client address and worker; 0 = no cap (default 16)",
+     G_LIMITS, NULL},
+    {"ws-max-queue", 0, NULL, OPT_U32, 16384, 67108864, OFF(ws_max_queue),
+     "bytes of frames queued toward one WebSocket client; more are dropped and counted "
+     "(default 262144)",
+     G_LIMITS, "BYTES"},
     {"http-listen", 0, "RELAY_HTTP_LISTEN", OPT_STR128, 0, 0, OFF(http_listen),
      "ADDR:PORT of /metrics, /healthz, /readyz, /cert-hash; empty disables "
      "(default " CONFIG_HTTP_LISTEN_DEFAULT ")",
@@ -384,6 +397,10 @@ void config_defaults(struct config *c)
   c->tcp_idle_timeout_s = 7200;
   c->max_forward_conns = 1024;
   c->max_forward_conns_per_fwd = 256;
+  snprintf(c->ws_listen, sizeof(c->ws_listen), "auto");
+  c->ws_max_conns = 1024;
+  c->ws_max_conns_per_ip = 16;
+  c->ws_max_queue = 262144;
   snprintf(c->http_listen, sizeof(c->http_listen), "%s", CONFIG_HTTP_LISTEN_DEFAULT);
   snprintf(c->cors_origin, sizeof(c->cors_origin), "*");
   c->ops_max_conns = 256;
@@ -831,6 +848,18 @@ static void apply_rust_log(struct config *c, config_getenv_fn getenv_fn)
 /* --healthcheck without a URL: the /healthz of the ops listener the
  * configuration describes (--http-listen, checked by the caller), a
  * wildcard address as 127.0.0.1 (the listener takes IPv4 on "::" too). */
+/* A listener flag's ADDR:PORT, or empty (off): 0, or the failure written. */
+static int listen_check(const char *flag, const char *v, const char *example, char *err,
+                        size_t errlen)
+{
+  char host[128];
+  uint16_t port;
+  if (!v[0] || ops_parse_listen(v, host, sizeof(host), &port) == 0)
+    return 0;
+  return fail(err, errlen, "%s: expected ADDR:PORT such as %s, or empty to disable, got '%s'", flag,
+              example, v);
+}
+
 static int healthcheck_url(struct config *c, char *err, size_t errlen)
 {
   char host[128];
@@ -926,15 +955,14 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
     return fail(err, errlen,
                 "--cert-pem and --key-pem (RELAY_CERT_PEM, RELAY_KEY_PEM) must be "
                 "given together, or neither for an ephemeral self-signed certificate");
-  if (c->http_listen[0]) {
-    char host[128];
-    uint16_t port;
-    if (ops_parse_listen(c->http_listen, host, sizeof(host), &port) < 0)
-      return fail(err, errlen,
-                  "--http-listen: expected ADDR:PORT such as 127.0.0.1:8433 or "
-                  "[::1]:8433, or empty to disable, got '%s'",
-                  c->http_listen);
-  }
+  if ((rc = listen_check("--http-listen", c->http_listen, "127.0.0.1:8433 or [::1]:8433", err,
+                         errlen)))
+    return rc;
+  if (strcmp(c->ws_listen, "auto") == 0) /* the QUIC port's number, on TCP */
+    snprintf(c->ws_listen, sizeof(c->ws_listen), strchr(c->bind, ':') ? "[%s]:%u" : "%s:%u",
+             c->bind, c->port);
+  if ((rc = listen_check("--ws-listen", c->ws_listen, "[::]:4433 or 0.0.0.0:443", err, errlen)))
+    return rc;
   if (c->ops_api && !c->http_listen[0])
     return fail(err, errlen, "--ops-api needs the ops listener (--http-listen is empty)");
   if (c->ops_api && !c->ops_token[0] && !config_listen_is_loopback(c->http_listen))

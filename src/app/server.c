@@ -73,6 +73,7 @@
 #include "wtrelay/steer.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/worker.h"
+#include "wtrelay/ws_listen.h"
 
 #include "fwd_api.h"
 #include "pcap_http.h"
@@ -160,6 +161,8 @@ struct server_worker {
   bool gw_ok;
   struct ops ops; /* worker 0 only */
   bool ops_ok;
+  struct ws_listen ws; /* the WebSocket fallback (--ws-listen) */
+  bool ws_ok;
   struct auth auth; /* tokens and origins (auth.c) */
   bool auth_ok;
   /* this worker's reference to the certificate new connections get; each
@@ -743,6 +746,7 @@ static void worker_counters(struct server_worker *s, struct metrics_worker *mw)
       .gw = s->gw_ok ? &s->gw : NULL,
       .auth = s->auth_ok ? &s->auth : NULL,
       .hostaddr = s->gw_ok && s->gw.p.hostaddr ? &s->hostaddr : NULL,
+      .ws = s->ws_ok ? &s->ws : NULL,
   };
   metrics_worker_fill(mw, &src);
 }
@@ -865,6 +869,8 @@ static void worker_stop(struct server_worker *s)
             s->w.now + (uint64_t)s->proc->cfg->shutdown_timeout_s * NS_PER_S);
   s->quic.accepting = false;
   h3_endpoint_shutdown(&s->h3, 0, "relay shutting down");
+  if (s->ws_ok)
+    ws_listen_shutdown(&s->ws);
   timer_arm(&s->w.timers, &s->shutdown_timer, s->w.now + SHUTDOWN_STEP_NS);
 }
 
@@ -1496,6 +1502,8 @@ static void worker_free(struct server_worker *s)
 {
   if (s->ops_ok)
     ops_fini(&s->ops);
+  if (s->ws_ok)
+    ws_listen_fini(&s->ws);
   if (s->quic_ok)
     quic_endpoint_fini(&s->quic);
   if (s->h3_ok)
@@ -1593,6 +1601,20 @@ static int worker_build(struct server_worker *s)
       return rc;
     }
     s->ops_ok = true;
+  }
+  if (cfg->ws_listen[0]) {
+    struct ws_listen_params wp = {.listen = cfg->ws_listen,
+                                  .max_conns = cfg->ws_max_conns,
+                                  .max_conns_per_ip = cfg->ws_max_conns_per_ip,
+                                  .max_msg = (size_t)cfg->max_frame_size + 1,
+                                  .max_queue = cfg->ws_max_queue};
+    if ((rc = ws_listen_init(&s->ws, &s->w.io, &s->w.timers, &s->w.now, &s->relay, &s->cert, &wp)) <
+        0) {
+      log_error("cannot listen for the WebSocket fallback", "ws_listen=%s err=\"%s\"",
+                LOG_Q(cfg->ws_listen), strerror(-rc));
+      return rc;
+    }
+    s->ws_ok = true;
   }
   s->w.turn = on_turn;
   s->w.turn_ctx = s;

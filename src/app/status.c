@@ -110,8 +110,9 @@ int status_snap_fill(struct status_snap *s, const struct relay *r, uint64_t now_
                                                      : "/";
     copy_str(o->room, sizeof(o->room), room);
     copy_str(o->origin, sizeof(o->origin), p->sess ? p->sess->origin : "");
+    o->transport = p->sess ? p->sess->transport : SESSION_WEBTRANSPORT;
     if (p->sess)
-      h3_session_remote_str(p->sess, o->remote, sizeof(o->remote));
+      session_remote_str(p->sess, o->remote, sizeof(o->remote));
     else
       copy_str(o->remote, sizeof(o->remote), "?");
   }
@@ -227,8 +228,10 @@ static void write_session(struct ops_buf *b, uint32_t worker, const struct statu
                           uint64_t now_ns)
 {
   uint32_t ip = x->ip;
-  ops_buf_printf(b, "{\"id\":%u,\"worker\":%u,\"state\":\"%s\",\"room\":", x->id, worker,
-                 x->registered ? "registered" : "open");
+  ops_buf_printf(b,
+                 "{\"id\":%u,\"worker\":%u,\"state\":\"%s\",\"transport\":\"%s\",\"room\":", x->id,
+                 worker, x->registered ? "registered" : "open",
+                 x->transport == SESSION_WEBSOCKET ? "websocket" : "webtransport");
   status_json_str(b, x->room);
   ops_buf_printf(b, ",\"remote\":");
   status_json_str(b, x->remote);
@@ -408,11 +411,12 @@ static const char status_page[] =
     "  table('rooms', ['room', 'sessions'], s.rooms.map(r => [r.name, r.sessions]), [0, 1]);\n"
     "  const ss = s.sessions.slice().sort((a, b) => a.room < b.room ? -1 : a.room > b.room ? 1 : "
     "a.id - b.id);\n"
-    "  table('sessions', ['room', 'id', 'state', 'remote', 'origin', 'MAC', 'IP', 'age (s)', "
-    "'frames in', 'bytes in', 'frames out', 'bytes out', 'NAT UDP', 'NAT ICMP', 'NAT TCP', "
-    "'worker'], ss.map(x => [x.room, x.id, x.state, x.remote, x.origin, x.mac, x.ip, x.age_s, "
-    "x.frames_in, x.bytes_in, x.frames_out, x.bytes_out, x.nat_flows.udp, x.nat_flows.icmp, "
-    "x.nat_flows.tcp, x.worker]), [0, 1, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 1]);\n"
+    "  table('sessions', ['room', 'id', 'state', 'transport', 'remote', 'origin', 'MAC', 'IP', "
+    "'age (s)', 'frames in', 'bytes in', 'frames out', 'bytes out', 'NAT UDP', 'NAT ICMP', "
+    "'NAT TCP', 'worker'], ss.map(x => [x.room, x.id, x.state, x.transport, x.remote, x.origin, "
+    "x.mac, x.ip, x.age_s, x.frames_in, x.bytes_in, x.frames_out, x.bytes_out, x.nat_flows.udp, "
+    "x.nat_flows.icmp, x.nat_flows.tcp, x.worker]), [0, 1, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, "
+    "1, 1]);\n"
     "  const p = document.getElementById('paging');\n"
     "  p.replaceChildren(document.createTextNode('sessions ' + (s.count ? s.offset + 1 : 0) + "
     "'–' + (s.offset + s.count) + ' of ' + s.sessions_total + ' '));\n"

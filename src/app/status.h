@@ -45,6 +45,7 @@
 struct status_session {
   uint32_t id; /* the relay's peer id (peer= in the log) */
   bool registered;
+  uint8_t transport; /* enum session_transport */
   uint8_t mac[6];
   uint32_t ip; /* host order, 0 = none yet */
   uint64_t created_ns;

@@ -154,7 +154,7 @@ static void hb_fn(struct timer *t, uint64_t now)
     if (s->qc)
       quic_conn_close(s->qc, 0);
     if (s->hs)
-      s->hs->app_data = NULL;
+      s->hs->base.app_data = NULL;
     s->hs = NULL;
     s->qc = NULL;
     s->state = WTC_FAILED;
@@ -174,7 +174,7 @@ static void on_session_ready(void *app, struct h3_session *hs, int status)
   if (!s)
     return;
   s->hs = hs;
-  hs->app_data = s;
+  hs->base.app_data = s;
   s->status = status;
   if (status >= 200 && status < 300) {
     s->state = WTC_OPEN;
@@ -201,7 +201,7 @@ static void on_conn_failed(void *app, struct quic_conn *qc)
 static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data, size_t len)
 {
   struct wtc *c = app;
-  struct wtc_session *s = hs->app_data;
+  struct wtc_session *s = hs->base.app_data;
   if (!s || len == 0)
     return;
   if (data[0] == BAVY_CONTROL) {

@@ -20,6 +20,8 @@
 #include "wtrelay/log.h"
 #include "wtrelay/varint.h"
 
+static const struct session_ops h3_session_ops;
+
 #define H3_UNI_SLOTS 16
 #define H3_REQ_SLOTS 4
 #define H3_FRAME_BUF 4096
@@ -282,17 +284,18 @@ static int on_capsule(void *user, const struct capsule_event *ev)
 static void split_path(struct h3_session *s, const char *path)
 {
   size_t plen = strcspn(path, "?");
-  if (plen >= sizeof(s->path))
-    plen = sizeof(s->path) - 1;
-  memcpy(s->path, path, plen);
-  s->path[plen] = '\0';
+  if (plen >= sizeof(s->base.path))
+    plen = sizeof(s->base.path) - 1;
+  memcpy(s->base.path, path, plen);
+  s->base.path[plen] = '\0';
   const char *q = strchr(path, '?');
-  snprintf(s->query, sizeof(s->query), "%s", q ? q + 1 : "");
+  snprintf(s->base.query, sizeof(s->base.query), "%s", q ? q + 1 : "");
 }
 
 /* The origin is copied whole: the QPACK decoder refuses (400) a value that
  * does not fit its buffer, and the session's buffer is not smaller. */
-_Static_assert(sizeof(((struct h3_request *)0)->origin) <= sizeof(((struct h3_session *)0)->origin),
+_Static_assert(sizeof(((struct h3_request *)0)->origin) <=
+                   sizeof(((struct h3_session *)0)->base.origin),
                "an origin the decoder accepts must fit the session");
 
 /* The :path of an extended CONNECT as the relay will use it: the room (up to
@@ -306,11 +309,11 @@ static int request_target_status(struct h3_endpoint *h3, const char *path)
 {
   size_t plen = strcspn(path, "?");
   size_t qlen = path[plen] ? strlen(path + plen + 1) : 0;
-  if (plen >= sizeof(((struct h3_session *)0)->path)) {
+  if (plen >= sizeof(((struct h3_session *)0)->base.path)) {
     h3->ctr.refused_path_too_long++;
     return 414;
   }
-  if (qlen >= sizeof(((struct h3_session *)0)->query)) {
+  if (qlen >= sizeof(((struct h3_session *)0)->base.query)) {
     h3->ctr.refused_query_too_long++;
     return 414;
   }
@@ -350,10 +353,11 @@ static int server_on_headers(struct h3_req *rq, const uint8_t *data, size_t len)
   if (status == 200) {
     struct h3_session *s = &hc->sess;
     memset(s, 0, sizeof(*s));
+    s->base.ops = &h3_session_ops;
     s->hc = hc;
     s->sid = rq->sid;
     split_path(s, req.path);
-    snprintf(s->origin, sizeof(s->origin), "%s", req.has_origin ? req.origin : "");
+    snprintf(s->base.origin, sizeof(s->base.origin), "%s", req.has_origin ? req.origin : "");
     hc->has_session = true;
     hc->session_ended = false;
     capsule_reader_release(&hc->cap);
@@ -524,6 +528,7 @@ static int client_start(struct h3_conn *hc)
     return -ENOSPC;
   struct h3_session *s = &hc->sess;
   memset(s, 0, sizeof(*s));
+  s->base.ops = &h3_session_ops;
   s->hc = hc;
   s->sid = sid;
   split_path(s, path);
@@ -746,7 +751,7 @@ int h3_session_send(struct h3_session *s, const struct iovec *iov, int iovcnt)
   return h3_session_send_id(s, iov, iovcnt, 0);
 }
 
-uint64_t h3_session_pto(struct h3_session *s)
+uint64_t h3_session_pto(const struct h3_session *s)
 {
   return s->hc && s->hc->qc ? quic_conn_pto(s->hc->qc) : 0;
 }
@@ -784,7 +789,7 @@ static int h3_session_send_ex(struct h3_session *s, const struct iovec *iov, int
   return rc;
 }
 
-size_t h3_session_max_datagram(struct h3_session *s)
+size_t h3_session_max_datagram(const struct h3_session *s)
 {
   if (!s->hc || !s->hc->qc)
     return 0;
@@ -813,6 +818,45 @@ void h3_session_close(struct h3_session *s, uint32_t code, const char *reason)
   /* Give the capsule a moment to arrive, then close the connection. */
   timer_arm(hc->h3->timers, &hc->close_timer, h3_now(hc->h3) + H3_CLOSE_DELAY_NS);
 }
+
+/* The relay's view (wtrelay/session.h): the same calls on the base. */
+static struct h3_session *of_base(const struct session *b)
+{
+  return container_of(b, struct h3_session, base);
+}
+
+static int ops_send(struct session *b, const struct iovec *iov, int iovcnt, unsigned flags,
+                    uint64_t id)
+{
+  return h3_session_send_ex(of_base(b), iov, iovcnt, id, flags & SESSION_LOW ? H3_DGRAM_LOW : 0);
+}
+
+static uint64_t ops_pto(const struct session *b)
+{
+  return h3_session_pto(of_base(b));
+}
+
+static size_t ops_max_datagram(const struct session *b)
+{
+  return h3_session_max_datagram(of_base(b));
+}
+
+static void ops_close(struct session *b, uint32_t code, const char *reason)
+{
+  h3_session_close(of_base(b), code, reason);
+}
+
+static void ops_remote_str(const struct session *b, char *buf, size_t cap)
+{
+  h3_session_remote_str(of_base(b), buf, cap);
+}
+
+static uint64_t ops_client_key(const struct session *b)
+{
+  return h3_session_client_key(of_base(b));
+}
+
+static const struct session_ops h3_session_ops = SESSION_OPS(ops);
 
 void h3_endpoint_shutdown(struct h3_endpoint *h3, uint32_t code, const char *reason)
 {

@@ -1097,3 +1097,30 @@ static const struct counter_def io_counter_defs[] = {
 #undef I
 
 const struct counter_table io_counter_table = COUNTER_TABLE(io_counter_defs, struct io_counters);
+
+int io_parse_listen(const char *s, char *host, size_t hostcap, uint16_t *port)
+{
+  const char *colon = strrchr(s, ':');
+  if (!colon || colon == s)
+    return -EINVAL;
+  const char *h = s;
+  size_t hl = (size_t)(colon - s);
+  if (*s == '[') {
+    if (colon[-1] != ']')
+      return -EINVAL;
+    h = s + 1;
+    hl -= 2;
+  }
+  if (hl == 0 || hl >= hostcap)
+    return -EINVAL;
+  memcpy(host, h, hl);
+  host[hl] = '\0';
+  char *end;
+  unsigned long p = strtoul(colon + 1, &end, 10);
+  if (!colon[1] || *end || p == 0 || p > 65535)
+    return -EINVAL;
+  *port = (uint16_t)p;
+  union io_sockaddr sa;
+  socklen_t len;
+  return io_sockaddr_parse(host, *port, &sa, &len);
+}

@@ -109,7 +109,13 @@ static void room_sessions(struct w *w, const struct roomdir *d)
 #define G(fam, help, key, field)                                                                   \
   COUNTER_GAUGE(struct metrics_gauges, fam, help, NULL, "worker gauges", key, field)
 static const struct counter_def gauge_defs[] = {
-    G("wtrelay_sessions", "WebTransport sessions (registered or not)", "sessions", sessions),
+    G("wtrelay_sessions", "sessions of either transport (registered or not)", "sessions", sessions),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_transport_sessions",
+                  "sessions (registered or not) by transport: WebTransport over QUIC, or the "
+                  "WebSocket fallback over TLS/TCP",
+                  "transport=\"webtransport\"", "worker gauges", "sessions_wt", sessions_wt),
+    COUNTER_GAUGE(struct metrics_gauges, "wtrelay_transport_sessions", NULL,
+                  "transport=\"websocket\"", "worker gauges", "sessions_ws", sessions_ws),
     G("wtrelay_quic_connections", "QUIC connections in any state", "quic_conns", quic_conns),
     G("wtrelay_switch_mac_entries", "learned MAC addresses", "mac_entries", mac_entries),
     G("wtrelay_chunk_reassemblies", "chunked frames being reassembled", "reassemblies",
@@ -159,6 +165,7 @@ const struct metrics_part metrics_worker_parts[] = {
     PART(chunk_counter_table, chunk),
     PART(gateway_counter_table, gw),
     PART(hostaddr_counter_table, hostaddr),
+    PART(ws_listen_counter_table, ws),
 };
 #undef PART
 const size_t metrics_worker_nparts = sizeof(metrics_worker_parts) / sizeof(metrics_worker_parts[0]);
@@ -194,6 +201,11 @@ void metrics_worker_fill(struct metrics_worker *mw, const struct metrics_worker_
     mw->auth = s->auth->ctr;
   if (s->hostaddr)
     mw->hostaddr = s->hostaddr->ctr;
+  if (s->ws) {
+    mw->ws = s->ws->ctr;
+    g->sessions_ws = ws_listen_sessions(s->ws);
+  }
+  g->sessions_wt = g->sessions > g->sessions_ws ? g->sessions - g->sessions_ws : 0;
   if (s->gw) {
     const struct gateway *gw = s->gw;
     mw->gw = gw->ctr;
@@ -278,6 +290,9 @@ void metrics_write(struct ops_buf *b, const struct metrics_src *m)
           m->host_routes);
     table(&w, &hostaddr_counter_table, &s->hostaddr);
   }
+
+  /* the WebSocket fallback (zeros when --ws-listen is off) */
+  table(&w, &ws_listen_counter_table, &s->ws);
 
   /* the ops listener itself */
   if (m->ops)

@@ -113,11 +113,13 @@ int relay_init(struct relay *r, const struct config *cfg, struct timer_heap *tim
    * rate table owes a creation, so one entry per session is plenty (a
    * full table forgets the client owing least); a (client, room name)
    * count per session at most */
-  r->shares = (struct roomdir_shares){.rooms_per_client = r->rooms_per_client,
-                                      .room_burst = r->room_burst,
-                                      .room_interval_ns = r->room_interval_ns,
-                                      .max_clients = cfg->max_sessions,
-                                      .max_sessions = cfg->max_sessions};
+  r->shares = (struct roomdir_shares){
+      .rooms_per_client = r->rooms_per_client,
+      .room_burst = r->room_burst,
+      .room_interval_ns = r->room_interval_ns,
+      .max_clients = cfg->max_sessions,
+      .max_sessions = cfg->max_sessions,
+      .max_claims6 = (uint32_t)min_u32((uint64_t)cfg->max_sessions * RELAY_PEER_CLAIMS6, 1u << 30)};
   uint32_t fifth = (r->pool_last - r->pool_first + 1) / 5;
   r->addrs_per_client = cfg->max_client_addrs_per_room ? cfg->max_client_addrs_per_room
                         : fifth                        ? fifth
@@ -551,14 +553,14 @@ static void room_unhold(struct relay *r, uint32_t room)
   room_drop_if_empty(r, room);
 }
 
-static void share_log(struct relay *r, struct h3_session *s, const char *name, const char *why,
+static void share_log(struct relay *r, struct session *s, const char *name, const char *why,
                       int status)
 {
   uint32_t sup;
   if (!log_ratelimit_allow(&r->rl_share, *r->now, &sup))
     return;
   char addr[64] = "?";
-  h3_session_remote_str(s, addr, sizeof(addr));
+  session_remote_str(s, addr, sizeof(addr));
   log_info("session refused", "remote=%s room=%s reason=%s status=%d suppressed=%u", addr,
            LOG_Q(name), LOG_Q(why), status, sup);
 }
@@ -572,7 +574,7 @@ static void share_log(struct relay *r, struct h3_session *s, const char *name, c
  * is counted for (client, name) until it ends (on_session_closed).
  * *exists: name is a room; *lead: the session is its client's first one
  * waiting to make that room (it counts toward the client's rooms). */
-static int share_admit(struct relay *r, struct h3_session *s, uint64_t client, const char *name,
+static int share_admit(struct relay *r, struct session *s, uint64_t client, const char *name,
                        bool *exists, bool *lead)
 {
   uint32_t waiting = 0;
@@ -631,7 +633,7 @@ static void send_ctrl(struct relay *r, struct relay_peer *p, const char *json, i
   uint8_t type = BAVY_CONTROL;
   struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
                          {.iov_base = (void *)json, .iov_len = (size_t)len}};
-  if (h3_session_send(p->sess, iov, 2) < 0)
+  if (session_send(p->sess, iov, 2) < 0)
     r->ctr.replies_failed++;
 }
 
@@ -651,7 +653,7 @@ static void peer_log(struct relay *r, struct relay_peer *p, const char *msg, con
     return;
   char addr[64] = "?";
   if (p->sess)
-    h3_session_remote_str(p->sess, addr, sizeof(addr));
+    session_remote_str(p->sess, addr, sizeof(addr));
   log_info(msg, "peer=%u remote=%s room=%s detail=%s suppressed=%u", p->id, addr,
            LOG_Q(peer_name(r, p)), LOG_Q(detail), sup);
 }
@@ -667,6 +669,13 @@ static void room_sessions_add(struct relay *r, uint32_t room, int delta)
     atomic_fetch_sub_explicit(n, 1, memory_order_relaxed);
 }
 
+/* p's key in the room directory's claim table: its worker and slot (a
+ * slot gives its claims back before it is reused). */
+static uint64_t claim6_owner(const struct relay *r, const struct relay_peer *p)
+{
+  return ((uint64_t)r->self + 1) << 32 | (uint32_t)(p - r->peers);
+}
+
 static void peer_unregister(struct relay *r, struct relay_peer *p)
 {
   chunk_owner_release(&r->chunks, &p->chunks);
@@ -677,8 +686,12 @@ static void peer_unregister(struct relay *r, struct relay_peer *p)
   if (!p->registered)
     return;
   uint32_t room = p->room;
-  ippool_release(pool_lock(r, room), p->ip, *r->now);
+  struct ippool *pool = pool_lock(r, room);
+  for (uint8_t i = 0; i < p->nclaims6; i++)
+    roomdir_unclaim6(r->dir, r->rooms[room].gid, p->claims6[i], claim6_owner(r, p));
+  ippool_release(pool, p->ip, *r->now);
   pool_unlock(r);
+  p->nclaims6 = p->next_claim6 = 0;
   p->registered = false;
   p->room = RELAY_NO_ROOM;
   r->rooms[room].npeers--;
@@ -738,7 +751,7 @@ static void takeover_probe_send(struct relay *r, struct relay_peer *o)
                          {.iov_base = json, .iov_len = len > 0 ? (size_t)len : 0}};
   o->probe_id = ++r->probe_seq;
   r->ctr.takeover_probes++;
-  if (len <= 0 || !o->sess || h3_session_send_id(o->sess, iov, 2, o->probe_id) < 0)
+  if (len <= 0 || !o->sess || session_send_id(o->sess, iov, 2, o->probe_id) < 0)
     peer_log(r, o, "takeover probe not sent", "the deadline decides");
 }
 
@@ -751,7 +764,7 @@ static void takeover_probe(struct relay *r, struct relay_peer *n, struct relay_p
 /* The probe's deadline: 3 PTO of the holder's connection, clamped. */
 static uint64_t takeover_wait(const struct relay_peer *o)
 {
-  uint64_t wait = o->sess ? 3 * h3_session_pto(o->sess) : TAKEOVER_MIN_NS;
+  uint64_t wait = o->sess ? 3 * session_pto(o->sess) : TAKEOVER_MIN_NS;
   if (wait < TAKEOVER_MIN_NS)
     wait = TAKEOVER_MIN_NS;
   if (wait > TAKEOVER_MAX_NS)
@@ -817,7 +830,7 @@ static void takeover_expired(struct timer *t, uint64_t now)
   r->ctr.takeovers++;
   char addr[64] = "?";
   if (o->sess)
-    h3_session_remote_str(o->sess, addr, sizeof(addr));
+    session_remote_str(o->sess, addr, sizeof(addr));
   log_info("MAC taken over",
            "peer=%u old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
            "ms=%.1f probes=%u reason=\"old session did not acknowledge\"",
@@ -1006,7 +1019,7 @@ static void remote_taken_log(struct relay *r, struct relay_peer *o, uint32_t ask
 {
   char addr[64] = "?";
   if (o->sess)
-    h3_session_remote_str(o->sess, addr, sizeof(addr));
+    session_remote_str(o->sess, addr, sizeof(addr));
   log_info("MAC taken over",
            "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x ms=%.1f "
            "probes=%u worker=%u asker_worker=%u reason=%s",
@@ -1096,9 +1109,8 @@ void relay_set_remote(struct relay *r, const struct relay_remote_ops *ops, void 
   r->remote_ctx = ctx;
 }
 
-static void on_session_datagram_ack(void *app, struct h3_session *s, uint64_t id, bool acked)
+void relay_session_datagram_ack(struct relay *r, struct session *s, uint64_t id, bool acked)
 {
-  struct relay *r = app;
   struct relay_peer *o = s->app_data;
   if (!o || !o->probe_id || o->probe_id != id)
     return;
@@ -1403,7 +1415,7 @@ void relay_fed_takeover(struct relay *r, const char *name, const uint8_t mac[6],
     r->ctr.takeovers_fed++;
   char addr[64] = "?";
   if (o->sess)
-    h3_session_remote_str(o->sess, addr, sizeof(addr));
+    session_remote_str(o->sess, addr, sizeof(addr));
   log_info(conflict ? "session ended: its address is another VM's" : "MAC taken over",
            "old_peer=%u old_remote=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x reason=%s", o->id,
            addr, LOG_Q(name), mac[0], mac[1], mac[2], mac[3], mac[4], mac[5],
@@ -1422,7 +1434,7 @@ static void peer_close(struct relay *r, struct relay_peer *p, uint32_t code, con
   if (p->closing || !p->sess)
     return;
   p->closing = true;
-  h3_session_close(p->sess, code, why);
+  session_close(p->sess, code, why);
 }
 
 static void handle_control(struct relay *r, struct relay_peer *p, const uint8_t *json, size_t len)
@@ -1488,24 +1500,41 @@ static bool peer_claimed6(void *ctx, const uint8_t a[16])
 }
 
 /* p's DAD for target passed the guard: remember the claim, unless the
- * MAC's EUI-64 forms it anyway or another session of the room here holds
- * it (that one defends it; the guest sees the conflict). A scan of the
- * sessions, bounded by the flood rate DAD messages count against. */
+ * MAC's EUI-64 forms it anyway or another session of the room holds it,
+ * on any worker (that one defends it; the guest sees the conflict). The
+ * room directory's lock is taken here, on the frame path, only for a DAD
+ * that passed the guard: rare, and bounded by the flood rate DAD messages
+ * count against. The oldest of a full set is given back for the new one. */
 static void claim6_note(struct relay *r, struct relay_peer *p, const uint8_t target[16])
 {
   uint8_t eui[16];
   net6_addr_eui64(eui, target, p->mac);
   if (claims6_hold(p, target) || memcmp(eui, target, 16) == 0)
     return;
-  for (uint32_t i = 0; i < r->max_peers; i++) {
-    const struct relay_peer *o = &r->peers[i];
-    if (o != p && o->registered && o->room == p->room && claims6_hold(o, target)) {
-      r->ctr.claims6_refused++;
-      return;
-    }
+  uint64_t owner = claim6_owner(r, p);
+  uint32_t gid = r->rooms[p->room].gid;
+  uint8_t slot = p->nclaims6 < RELAY_PEER_CLAIMS6 ? p->nclaims6 : p->next_claim6;
+  bool replace = slot < p->nclaims6;
+  roomdir_lock(r->dir);
+  int rc = roomdir_claim6(r->dir, gid, target, owner);
+  if (replace && rc == -ENOSPC) { /* the oldest's place, if the new one gets it */
+    roomdir_unclaim6(r->dir, gid, p->claims6[slot], owner);
+    if ((rc = roomdir_claim6(r->dir, gid, target, owner)) < 0)
+      roomdir_claim6(r->dir, gid, p->claims6[slot], owner);
+  } else if (replace && rc == 0) {
+    roomdir_unclaim6(r->dir, gid, p->claims6[slot], owner);
   }
-  uint8_t slot = p->nclaims6 < RELAY_PEER_CLAIMS6 ? p->nclaims6++ : p->next_claim6;
-  if (p->nclaims6 == RELAY_PEER_CLAIMS6)
+  roomdir_unlock(r->dir);
+  if (rc < 0) {
+    if (rc == -EEXIST)
+      r->ctr.claims6_refused++;
+    else
+      r->ctr.claims6_full++;
+    return;
+  }
+  if (p->nclaims6 < RELAY_PEER_CLAIMS6)
+    p->nclaims6++;
+  else
     p->next_claim6 = (uint8_t)((slot + 1) % RELAY_PEER_CLAIMS6);
   memcpy(p->claims6[slot], target, 16);
   r->ctr.claims6_added++;
@@ -1575,7 +1604,7 @@ static void chunk_in(struct relay *r, struct relay_peer *p, const uint8_t *data,
 
 /* The session's switch port: one 0x01 datagram when the frame fits the
  * session's current maximum datagram payload, else chunks. Flood copies
- * go with low priority (H3_DGRAM_LOW: dropped when the receiver's queue is
+ * go with low priority (SESSION_LOW: dropped when the receiver's queue is
  * half full, counted as flood_out_dropped). Unchunked
  * frames go from the sender's decrypted datagram straight into this
  * session's packet (h3_session_send does not copy unless it must queue). */
@@ -1586,10 +1615,10 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
   struct chunk_plan plan;
   int rc = 0;
   /* a flood copy must leave the receiver's queue room for unicast */
-  unsigned low = f->flood ? H3_DGRAM_LOW : 0;
+  unsigned low = f->flood ? SESSION_LOW : 0;
   if (!p->sess || p->closing)
     return -ENOTCONN;
-  if (chunk_split_plan(f->len, h3_session_max_datagram(p->sess), &plan) < 0) {
+  if (chunk_split_plan(f->len, session_max_datagram(p->sess), &plan) < 0) {
     r->ctr.frames_out_too_big++;
     return -EMSGSIZE;
   }
@@ -1600,7 +1629,7 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
     iov[0].iov_len = 1;
     for (int i = 0; i < f->iovcnt && i < SWITCH_FRAME_IOV_MAX; i++)
       iov[1 + i] = f->iov[i];
-    rc = h3_session_send_flags(p->sess, iov, 1 + f->iovcnt, low);
+    rc = session_send_flags(p->sess, iov, 1 + f->iovcnt, low);
   } else {
     uint8_t buf[CHUNK_HDR + BAVY_CHUNK_DATA_MAX];
     uint16_t id = p->next_chunk_id++;
@@ -1612,8 +1641,8 @@ static int peer_deliver(void *ctx, const struct switch_frame *f)
       }
       /* only the first chunk of a flood copy is low priority: once it is
        * in, the rest follow (no half frame left at the receiver) */
-      rc = h3_session_send_flags(p->sess, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1,
-                                 k == 0 ? low : 0);
+      rc = session_send_flags(p->sess, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1,
+                              k == 0 ? low : 0);
       if (rc == 0)
         r->ctr.chunks_out++;
     }
@@ -1701,7 +1730,7 @@ static void sweep(struct timer *t, uint64_t now)
 /* ---- h3 callbacks ---- */
 
 /* Tokens and origins (auth.c): 0 to go on, else the refusal's status. */
-static int session_auth(struct relay *r, struct h3_session *s, const char *name,
+static int session_auth(struct relay *r, struct session *s, const char *name,
                         struct auth_claims *cl, uint32_t *subject)
 {
   *subject = 0;
@@ -1715,7 +1744,7 @@ static int session_auth(struct relay *r, struct h3_session *s, const char *name,
   uint32_t sup;
   if (log_ratelimit_allow(&r->rl, *r->now, &sup)) {
     char addr[64] = "?";
-    h3_session_remote_str(s, addr, sizeof(addr));
+    session_remote_str(s, addr, sizeof(addr));
     log_info("session refused", "remote=%s origin=%s room=%s reason=%s status=%d suppressed=%u",
              addr, LOG_Q(s->origin), LOG_Q(name), auth_reason_name(why), auth_reason_status(why),
              sup);
@@ -1723,7 +1752,7 @@ static int session_auth(struct relay *r, struct h3_session *s, const char *name,
   return auth_reason_status(why);
 }
 
-int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client)
+int relay_session_open(struct relay *r, struct session *s, uint64_t client)
 {
   uint32_t subject;
   struct auth_claims cl;
@@ -1771,29 +1800,32 @@ int relay_session_open(struct relay *r, struct h3_session *s, uint64_t client)
   uint32_t sup;
   if (log_ratelimit_allow(&r->rl_open, *r->now, &sup)) {
     char addr[64] = "?";
-    h3_session_remote_str(s, addr, sizeof(addr));
-    log_info("session opened", "peer=%u remote=%s room=%s origin=%s suppressed=%u", p->id, addr,
-             LOG_Q(name), LOG_Q(s->origin), sup);
+    session_remote_str(s, addr, sizeof(addr));
+    log_info("session opened", "peer=%u transport=%s remote=%s room=%s origin=%s suppressed=%u",
+             p->id, session_transport_name(s), addr, LOG_Q(name), LOG_Q(s->origin), sup);
   }
   return 200;
 }
 
-static int on_session_request(void *app, struct h3_session *s)
+static int on_session_request(void *app, struct h3_session *hs)
 {
-  return relay_session_open(app, s, h3_session_client_key(s));
+  return relay_session_open(app, &hs->base, session_client_key(&hs->base));
 }
 
-static void on_session_datagram(void *app, struct h3_session *s, const uint8_t *data, size_t len)
+static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data, size_t len)
 {
-  struct relay *r = app;
+  relay_session_datagram(app, &hs->base, data, len);
+}
+
+void relay_session_datagram(struct relay *r, struct session *s, const uint8_t *data, size_t len)
+{
   struct relay_peer *p = s->app_data;
   if (p)
     relay_on_datagram(r, p, data, len);
 }
 
-static void on_session_closed(void *app, struct h3_session *s, uint32_t code, const char *reason)
+void relay_session_closed(struct relay *r, struct session *s, uint32_t code, const char *reason)
 {
-  struct relay *r = app;
   struct relay_peer *p = s->app_data;
   if (!p)
     return;
@@ -1802,7 +1834,7 @@ static void on_session_closed(void *app, struct h3_session *s, uint32_t code, co
   uint32_t sup;
   if (log_ratelimit_allow(&r->rl_summary, *r->now, &sup)) {
     char addr[64] = "?";
-    h3_session_remote_str(s, addr, sizeof(addr));
+    session_remote_str(s, addr, sizeof(addr));
     log_info("session ended",
              "peer=%u remote=%s origin=%s room=%s mac=%02x:%02x:%02x:%02x:%02x:%02x "
              "ip=%u.%u.%u.%u seconds=%.1f frames_in=%llu frames_out=%llu bytes_in=%llu "
@@ -2013,6 +2045,16 @@ const struct gateway_addr_ops relay_addr_ops = {.lease = addr_lease,
                                                 .bind = addr_bind,
                                                 .vm_lookup = addr_vm_lookup};
 
+static void on_session_closed(void *app, struct h3_session *hs, uint32_t code, const char *reason)
+{
+  relay_session_closed(app, &hs->base, code, reason);
+}
+
+static void on_session_datagram_ack(void *app, struct h3_session *hs, uint64_t id, bool acked)
+{
+  relay_session_datagram_ack(app, &hs->base, id, acked);
+}
+
 const struct h3_app_ops relay_h3_ops = {
     .on_session_request = on_session_request,
     .on_session_datagram = on_session_datagram,
@@ -2182,6 +2224,8 @@ static const struct counter_def relay_counter_defs[] = {
       "result=\"recorded\"", GL, "claims6_added", claims6_added),
     R("wtrelay_lan_guard_ipv6_claims_total", NULL, "result=\"held_by_another\"", GL,
       "claims6_refused", claims6_refused),
+    R("wtrelay_lan_guard_ipv6_claims_total", NULL, "result=\"table_full\"", GL, "claims6_full",
+      claims6_full),
     R("wtrelay_storm_control_drops_total",
       "flooded frames dropped by storm control: at the sender's rate limit (frames), or "
       "flood copies a receiver's half-full datagram queue refused (copies)",

@@ -32,9 +32,11 @@ void roomdir_fini(struct roomdir *d)
   free(d->rooms);
   free(d->clients);
   free(d->sess);
+  free(d->claims6);
   d->rooms = NULL;
   d->clients = NULL;
   d->sess = NULL;
+  d->claims6 = NULL;
   pthread_mutex_destroy(&d->lock);
 }
 
@@ -135,24 +137,72 @@ bool roomdir_copy_has(const struct roomdir *d, uint32_t id, uint32_t w)
   return (v >> (w % 64)) & 1;
 }
 
+/* ---- open-addressed tables (linear probing, at most half full) ---- */
+
+/* Slots for n entries: a power of two >= 2 n (>= 2). */
+static uint32_t half_full_cap(uint32_t n)
+{
+  uint32_t cap = 2;
+  while (cap < 2 * (uint64_t)n && cap < (1u << 31))
+    cap <<= 1;
+  return cap;
+}
+
+/* Every entry of these tables starts with a 64-bit word that is 0 in a
+ * free slot. */
+static bool oa_used(const void *e)
+{
+  uint64_t w;
+  memcpy(&w, e, sizeof(w));
+  return w != 0;
+}
+
+/* Frees slot i of a table of esz-byte entries and moves back the entries
+ * of its probe run that belong at or before it (backward-shift deletion:
+ * no tombstones); home gives an entry's first slot. */
+static void oa_remove(const struct roomdir *d, void *tab, size_t esz, uint32_t mask, uint32_t i,
+                      uint32_t (*home)(const struct roomdir *, const void *))
+{
+  uint8_t *t = tab;
+  uint32_t j = i;
+  for (;;) {
+    memset(t + (size_t)i * esz, 0, esz);
+    for (;;) {
+      j = (j + 1) & mask;
+      if (!oa_used(t + (size_t)j * esz))
+        return;
+      uint32_t h = home(d, t + (size_t)j * esz) & mask;
+      /* j's entry may move to i unless its home lies cyclically in (i, j] */
+      if (i <= j ? (h <= i || h > j) : (h <= i && h > j))
+        break;
+    }
+    memcpy(t + (size_t)i * esz, t + (size_t)j * esz, esz);
+    i = j;
+  }
+}
+
 /* ---- per-client shares ---- */
 
 int roomdir_set_shares(struct roomdir *d, const struct roomdir_shares *sh)
 {
   if (d->clients)
     return 0; /* set by the first relay */
-  uint32_t cap = 2;
-  while (cap < 2 * (uint64_t)sh->max_sessions && cap < (1u << 31))
-    cap <<= 1;
+  uint32_t cap = half_full_cap(sh->max_sessions);
+  uint32_t ccap = half_full_cap(sh->max_claims6);
   d->clients = calloc(sh->max_clients ? sh->max_clients : 1, sizeof(*d->clients));
   d->sess = calloc(cap, sizeof(*d->sess));
-  if (!d->clients || !d->sess) {
+  d->claims6 = calloc(ccap, sizeof(*d->claims6));
+  if (!d->clients || !d->sess || !d->claims6) {
     free(d->clients);
     free(d->sess);
+    free(d->claims6);
     d->clients = NULL;
     d->sess = NULL;
+    d->claims6 = NULL;
     return -ENOMEM;
   }
+  d->claims6_mask = ccap - 1;
+  d->nclaims6 = 0;
   d->sh = *sh;
   if (!d->sh.max_clients)
     d->sh.max_clients = 1;
@@ -263,11 +313,18 @@ static uint64_t name_hash(const struct roomdir *d, const char *name)
   return hash_mix64(h ^ strlen(name));
 }
 
+static uint32_t sess_home(const struct roomdir *d, const void *e)
+{
+  (void)d;
+  const struct roomdir_sess *s = e;
+  return (uint32_t)hash_mix64(s->client ^ s->name);
+}
+
 /* The slot of (client, hash): its entry, or the free slot where it would
  * go (linear probing; the table is never more than half full). */
 static uint32_t sess_slot(const struct roomdir *d, uint64_t client, uint64_t h)
 {
-  uint32_t i = (uint32_t)hash_mix64(client ^ h) & d->sess_mask;
+  uint32_t i = sess_home(d, &(struct roomdir_sess){.client = client, .name = h}) & d->sess_mask;
   while (d->sess[i].client && (d->sess[i].client != client || d->sess[i].name != h))
     i = (i + 1) & d->sess_mask;
   return i;
@@ -309,22 +366,61 @@ void roomdir_session_del(struct roomdir *d, uint64_t client, const char *name)
   uint32_t i = sess_slot(d, client, name_hash(d, name));
   if (!d->sess[i].client || --d->sess[i].count > 0)
     return;
-  /* free the slot; move back the entries of its probe run that belong at
-   * or before it (backward-shift deletion: no tombstones) */
   d->nsess--;
-  uint32_t j = i;
-  for (;;) {
-    memset(&d->sess[i], 0, sizeof(d->sess[i]));
-    for (;;) {
-      j = (j + 1) & d->sess_mask;
-      if (!d->sess[j].client)
-        return;
-      uint32_t home = (uint32_t)hash_mix64(d->sess[j].client ^ d->sess[j].name) & d->sess_mask;
-      /* j's entry may move to i unless its home lies cyclically in (i, j] */
-      if (i <= j ? (home <= i || home > j) : (home <= i && home > j))
-        break;
-    }
-    d->sess[i] = d->sess[j];
-    i = j;
-  }
+  oa_remove(d, d->sess, sizeof(*d->sess), d->sess_mask, i, sess_home);
+}
+
+/* ---- IPv6 DAD claims ---- */
+
+/* Keyed with the name secret: guests choose the addresses. */
+static uint32_t claim6_hash(const struct roomdir *d, uint32_t id, const uint8_t a[16])
+{
+  uint64_t w[2];
+  memcpy(w, a, 16);
+  uint64_t h = hash_mix64(d->name_key ^ id);
+  h = hash_mix64(h ^ w[0]) + 0x9e3779b97f4a7c15ull;
+  return (uint32_t)hash_mix64(h ^ w[1]);
+}
+
+static uint32_t claim6_home(const struct roomdir *d, const void *e)
+{
+  const struct roomdir_claim6 *c = e;
+  return claim6_hash(d, c->room, c->addr);
+}
+
+/* The slot of (id, a): its entry, or the free slot where it would go. */
+static uint32_t claim6_slot(const struct roomdir *d, uint32_t id, const uint8_t a[16])
+{
+  uint32_t i = claim6_hash(d, id, a) & d->claims6_mask;
+  while (d->claims6[i].owner &&
+         (d->claims6[i].room != id || memcmp(d->claims6[i].addr, a, 16) != 0))
+    i = (i + 1) & d->claims6_mask;
+  return i;
+}
+
+int roomdir_claim6(struct roomdir *d, uint32_t id, const uint8_t a[16], uint64_t owner)
+{
+  if (!d->claims6 || !owner)
+    return -ENOSPC;
+  struct roomdir_claim6 *c = &d->claims6[claim6_slot(d, id, a)];
+  if (c->owner)
+    return c->owner == owner ? 0 : -EEXIST;
+  if (d->nclaims6 >= d->sh.max_claims6)
+    return -ENOSPC;
+  c->owner = owner;
+  c->room = id;
+  memcpy(c->addr, a, 16);
+  d->nclaims6++;
+  return 0;
+}
+
+void roomdir_unclaim6(struct roomdir *d, uint32_t id, const uint8_t a[16], uint64_t owner)
+{
+  if (!d->claims6)
+    return;
+  uint32_t i = claim6_slot(d, id, a);
+  if (!d->claims6[i].owner || d->claims6[i].owner != owner)
+    return;
+  d->nclaims6--;
+  oa_remove(d, d->claims6, sizeof(*d->claims6), d->claims6_mask, i, claim6_home);
 }

@@ -270,8 +270,12 @@ struct tls_session_extra {
   struct tls_cert *cert; /* server: a reference to a shared certificate */
 };
 
-int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
-                           ngtcp2_crypto_conn_ref *conn_ref)
+static const gnutls_datum_t alpn_http11 = {.data = (unsigned char *)"http/1.1", .size = 8};
+
+/* A server session with c's credentials: for QUIC (quic: ngtcp2's glue,
+ * ALPN h3 mandatory, early data) or a TLS stream over TCP (ALPN http/1.1
+ * when the client offers ALPN). */
+static int server_new(gnutls_session_t *out, const struct tls_cert *c, bool quic)
 {
   gnutls_session_t s;
   struct tls_session_extra *x = NULL;
@@ -280,14 +284,17 @@ int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
     if (!x)
       return -ENOMEM;
   }
-  if (gnutls_init(&s, GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+  unsigned flags = quic ? GNUTLS_SERVER | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA
+                        : GNUTLS_SERVER | GNUTLS_NONBLOCK;
+  if (gnutls_init(&s, flags) < 0) {
     free(x);
     return -ENOMEM;
   }
   if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
-      ngtcp2_crypto_gnutls_configure_server_session(s) != 0 ||
+      (quic && ngtcp2_crypto_gnutls_configure_server_session(s) != 0) ||
       gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, c->cred) < 0 ||
-      gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0) {
+      gnutls_alpn_set_protocols(s, quic ? &alpn_h3 : &alpn_http11, 1,
+                                quic ? GNUTLS_ALPN_MANDATORY : 0) < 0) {
     gnutls_deinit(s);
     free(x);
     return -EINVAL;
@@ -298,9 +305,17 @@ int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
     x->cert = tls_cert_ref((struct tls_cert *)c);
     gnutls_db_set_ptr(s, x);
   }
-  gnutls_session_set_ptr(s, conn_ref);
   *out = s;
   return 0;
+}
+
+int tls_server_session_new(gnutls_session_t *out, const struct tls_cert *c,
+                           ngtcp2_crypto_conn_ref *conn_ref)
+{
+  int rc = server_new(out, c, true);
+  if (rc == 0)
+    gnutls_session_set_ptr(*out, conn_ref);
+  return rc;
 }
 
 static int verify_pin(gnutls_session_t s)
@@ -316,8 +331,11 @@ static int verify_pin(gnutls_session_t s)
   return memcmp(h, x->pin, 32) == 0 ? 0 : -1;
 }
 
-int tls_client_session_new(gnutls_session_t *out, const char *server_name,
-                           const uint8_t pin_sha256[32], ngtcp2_crypto_conn_ref *conn_ref)
+/* A client session toward server_name, its certificate checked against
+ * pin_sha256 when given, else the CA file `ca_file` when given, else the
+ * system's CAs; for QUIC or a TLS stream (as server_new). */
+static int client_new(gnutls_session_t *out, const char *server_name, const uint8_t pin_sha256[32],
+                      const char *ca_file, bool quic)
 {
   struct tls_session_extra *x = calloc(1, sizeof(*x));
   gnutls_session_t s = NULL;
@@ -325,13 +343,16 @@ int tls_client_session_new(gnutls_session_t *out, const char *server_name,
     return -ENOMEM;
   if (gnutls_certificate_allocate_credentials(&x->cred) < 0)
     goto fail;
-  if (gnutls_init(&s, GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA) < 0) {
+  unsigned flags = quic ? GNUTLS_CLIENT | GNUTLS_ENABLE_EARLY_DATA | GNUTLS_NO_END_OF_EARLY_DATA
+                        : GNUTLS_CLIENT | GNUTLS_NONBLOCK;
+  if (gnutls_init(&s, flags) < 0) {
     s = NULL;
     goto fail;
   }
   if (gnutls_priority_set_direct(s, TLS_PRIORITY, NULL) < 0 ||
-      ngtcp2_crypto_gnutls_configure_client_session(s) != 0 ||
-      gnutls_alpn_set_protocols(s, &alpn_h3, 1, GNUTLS_ALPN_MANDATORY) < 0)
+      (quic && ngtcp2_crypto_gnutls_configure_client_session(s) != 0) ||
+      gnutls_alpn_set_protocols(s, quic ? &alpn_h3 : &alpn_http11, 1,
+                                quic ? GNUTLS_ALPN_MANDATORY : 0) < 0)
     goto fail;
   struct in6_addr a6;
   bool is_ip =
@@ -343,14 +364,14 @@ int tls_client_session_new(gnutls_session_t *out, const char *server_name,
     memcpy(x->pin, pin_sha256, 32);
     gnutls_session_set_verify_function(s, verify_pin);
   } else {
-    if (gnutls_certificate_set_x509_system_trust(x->cred) < 0)
+    if ((ca_file ? gnutls_certificate_set_x509_trust_file(x->cred, ca_file, GNUTLS_X509_FMT_PEM)
+                 : gnutls_certificate_set_x509_system_trust(x->cred)) <= 0)
       goto fail;
     gnutls_session_set_verify_cert(s, is_ip ? NULL : server_name, 0);
   }
   if (gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, x->cred) < 0)
     goto fail;
   gnutls_db_set_ptr(s, x);
-  gnutls_session_set_ptr(s, conn_ref);
   *out = s;
   return 0;
 fail:
@@ -360,6 +381,15 @@ fail:
     gnutls_certificate_free_credentials(x->cred);
   free(x);
   return -EINVAL;
+}
+
+int tls_client_session_new(gnutls_session_t *out, const char *server_name,
+                           const uint8_t pin_sha256[32], ngtcp2_crypto_conn_ref *conn_ref)
+{
+  int rc = client_new(out, server_name, pin_sha256, NULL, true);
+  if (rc == 0)
+    gnutls_session_set_ptr(*out, conn_ref);
+  return rc;
 }
 
 void tls_session_free(gnutls_session_t s)
@@ -403,4 +433,193 @@ int tls_hash_parse_hex(const char *hex, uint8_t out[32])
     }
   }
   return n == 32 && hi < 0 ? 0 : -EINVAL;
+}
+
+/* ---- TLS over a byte stream ---- */
+
+/* GnuTLS's transport: the ciphertext the caller fed, and the buffer of
+ * ciphertext to send. A push never fails: tls_stream_write makes sure of
+ * the room before GnuTLS encrypts. */
+static ssize_t stream_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
+{
+  struct tls_stream *t = ptr;
+  size_t have = t->inlen - t->inoff;
+  if (!have) {
+    gnutls_transport_set_errno(t->s, EAGAIN);
+    return -1;
+  }
+  size_t n = len < have ? len : have;
+  memcpy(buf, t->in + t->inoff, n);
+  t->inoff += n;
+  if (t->inoff == t->inlen)
+    t->inoff = t->inlen = 0;
+  return (ssize_t)n;
+}
+
+static ssize_t stream_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
+{
+  struct tls_stream *t = ptr;
+  size_t total = 0;
+  for (int i = 0; i < iovcnt; i++)
+    total += iov[i].iov_len;
+  if (total > t->outcap - t->outlen) {
+    gnutls_transport_set_errno(t->s, EAGAIN);
+    return -1;
+  }
+  for (int i = 0; i < iovcnt; i++) {
+    if (iov[i].iov_len)
+      memcpy(t->out + t->outlen, iov[i].iov_base, iov[i].iov_len);
+    t->outlen += iov[i].iov_len;
+  }
+  return (ssize_t)total;
+}
+
+static int stream_init(struct tls_stream *t, gnutls_session_t s, size_t incap, size_t outcap)
+{
+  t->s = s;
+  t->in = malloc(incap);
+  t->out = malloc(outcap);
+  t->incap = incap;
+  t->outcap = outcap;
+  t->inlen = t->inoff = t->outlen = 0;
+  t->handshake_done = false;
+  if (!t->in || !t->out) {
+    tls_stream_fini(t);
+    return -ENOMEM;
+  }
+  gnutls_transport_set_ptr(s, t);
+  gnutls_transport_set_pull_function(s, stream_pull);
+  gnutls_transport_set_vec_push_function(s, stream_push);
+  gnutls_handshake_set_timeout(s, 0);
+  return 0;
+}
+
+int tls_stream_server_new(struct tls_stream *t, const struct tls_cert *c, size_t incap,
+                          size_t outcap)
+{
+  memset(t, 0, sizeof(*t));
+  gnutls_session_t s;
+  int rc = server_new(&s, c, false);
+  return rc < 0 ? rc : stream_init(t, s, incap, outcap);
+}
+
+int tls_stream_client_new(struct tls_stream *t, const char *server_name,
+                          const uint8_t pin_sha256[32], const char *ca_file, size_t incap,
+                          size_t outcap)
+{
+  memset(t, 0, sizeof(*t));
+  gnutls_session_t s;
+  int rc = client_new(&s, server_name, pin_sha256, ca_file, false);
+  return rc < 0 ? rc : stream_init(t, s, incap, outcap);
+}
+
+void tls_stream_fini(struct tls_stream *t)
+{
+  tls_session_free(t->s);
+  free(t->in);
+  free(t->out);
+  memset(t, 0, sizeof(*t));
+}
+
+uint8_t *tls_stream_in_tail(struct tls_stream *t, size_t *room)
+{
+  if (t->inoff && t->inoff < t->inlen) { /* keep what is left at the front */
+    memmove(t->in, t->in + t->inoff, t->inlen - t->inoff);
+    t->inlen -= t->inoff;
+    t->inoff = 0;
+  }
+  *room = t->incap - t->inlen;
+  return t->in + t->inlen;
+}
+
+void tls_stream_in_commit(struct tls_stream *t, size_t n)
+{
+  t->inlen += n <= t->incap - t->inlen ? n : t->incap - t->inlen;
+}
+
+int tls_stream_feed(struct tls_stream *t, const uint8_t *data, size_t len)
+{
+  size_t room;
+  uint8_t *tail = tls_stream_in_tail(t, &room);
+  if (len > room)
+    return -ENOBUFS;
+  memcpy(tail, data, len);
+  tls_stream_in_commit(t, len);
+  return 0;
+}
+
+int tls_stream_handshake(struct tls_stream *t)
+{
+  if (t->handshake_done)
+    return 0;
+  int rc = gnutls_handshake(t->s);
+  if (rc == GNUTLS_E_SUCCESS) {
+    t->handshake_done = true;
+    return 0;
+  }
+  if (rc == GNUTLS_E_AGAIN || rc == GNUTLS_E_INTERRUPTED)
+    return -EAGAIN;
+  t->alert = rc == GNUTLS_E_WARNING_ALERT_RECEIVED || rc == GNUTLS_E_FATAL_ALERT_RECEIVED
+                 ? (int)gnutls_alert_get(t->s)
+                 : -1;
+  t->error = gnutls_strerror(rc);
+  return -EPROTO;
+}
+
+ssize_t tls_stream_read(struct tls_stream *t, uint8_t *buf, size_t cap)
+{
+  if (!cap)
+    return -EINVAL;
+  ssize_t n = gnutls_record_recv(t->s, buf, cap);
+  if (n >= 0)
+    return n; /* 0: the peer's close_notify */
+  if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+    return -EAGAIN;
+  if (n == GNUTLS_E_PREMATURE_TERMINATION)
+    return 0;
+  t->error = gnutls_strerror((int)n);
+  return -EPROTO;
+}
+
+/* Room a record of len plaintext bytes takes at most: TLS 1.3's header,
+ * the content type, the AEAD tag and padding we never add. */
+#define RECORD_OVERHEAD 64
+
+ssize_t tls_stream_write(struct tls_stream *t, const uint8_t *data, size_t len)
+{
+  size_t done = 0;
+  while (done < len) {
+    size_t n = len - done < 16384 ? len - done : 16384;
+    if (t->outcap - t->outlen < n + RECORD_OVERHEAD)
+      break;
+    ssize_t w = gnutls_record_send(t->s, data + done, n);
+    if (w < 0) {
+      t->error = gnutls_strerror((int)w);
+      return done ? (ssize_t)done : -EPROTO;
+    }
+    done += (size_t)w;
+  }
+  return done ? (ssize_t)done : -ENOBUFS;
+}
+
+size_t tls_stream_writable(const struct tls_stream *t)
+{
+  size_t room = t->outcap - t->outlen;
+  return room > RECORD_OVERHEAD ? room - RECORD_OVERHEAD : 0;
+}
+
+void tls_stream_consumed(struct tls_stream *t, size_t n)
+{
+  if (n >= t->outlen) {
+    t->outlen = 0;
+    return;
+  }
+  memmove(t->out, t->out + n, t->outlen - n);
+  t->outlen -= n;
+}
+
+void tls_stream_bye(struct tls_stream *t)
+{
+  if (t->handshake_done && t->outcap - t->outlen >= RECORD_OVERHEAD)
+    gnutls_bye(t->s, GNUTLS_SHUT_WR);
 }

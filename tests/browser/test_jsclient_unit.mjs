@@ -221,7 +221,7 @@ await test('heartbeats on the timer; a closed session is replaced with the same 
   assert.ok(nic.counters.heartbeats >= 2 && nic.counters.heartbeatAcks >= 2, JSON.stringify(nic.counters));
   FakeWT.all[0].close({ closeCode: 7, reason: 'relay shutting down' });
   await tick(60);
-  assert.deepEqual(states.slice(0, 2), [{ state: 'reconnecting', code: 7, reason: 'relay shutting down' }, { state: 'registered' }]);
+  assert.deepEqual(states.slice(0, 2), [{ state: 'reconnecting', code: 7, reason: 'relay shutting down' }, { state: 'registered', transport: 'webtransport' }]);
   assert.equal(dec.decode(FakeWT.all[1].sent[0]), '\0{"type":"Register","mac":[82,84,0,1,2,3]}');
   assert.equal(nic.counters.reconnects, 1);
   assert.equal(nic.send(fill(60, 1)), true);

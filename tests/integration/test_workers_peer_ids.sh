@@ -49,7 +49,7 @@ pass "$n live sessions over 2 workers ($w0 + $w1): every peer id in the log name
 # each session's "session opened" line names it by the same peer id, with
 # its remote address, room and origin
 for id in $ids; do
-  grep -qE "msg=\"session opened\" peer=$id remote=127\.0\.0\.1:[0-9]+ room=\"/ids\" origin=\"https://127\.0\.0\.1:$PORT\"" "$TMP/relay.err" ||
+  grep -qE "msg=\"session opened\" peer=$id transport=webtransport remote=127\.0\.0\.1:[0-9]+ room=\"/ids\" origin=\"https://127\.0\.0\.1:$PORT\"" "$TMP/relay.err" ||
     fail "no session opened line for peer=$id"
 done
 pass "every session's opened line names its peer id, remote address, room and origin"

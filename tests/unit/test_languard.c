@@ -409,14 +409,14 @@ struct rig {
   struct config cfg;
   struct timer_heap th;
   struct relay r;
-  struct h3_session sess[3];
+  struct session sess[3];
   uint64_t now;
 };
 
 static struct relay_peer *open_peer(struct rig *g, int i, const uint8_t mac[6])
 {
   snprintf(g->sess[i].path, sizeof(g->sess[i].path), "/");
-  cr_assert_eq(relay_h3_ops.on_session_request(&g->r, &g->sess[i]), 200);
+  cr_assert_eq(relay_session_open(&g->r, &g->sess[i], 0), 200);
   char reg[96];
   int n = snprintf(reg, sizeof(reg), "%c{\"type\":\"Register\",\"mac\":[%d,%d,%d,%d,%d,%d]}", 0,
                    mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
@@ -441,7 +441,7 @@ static void rig_fini(struct rig *g)
 {
   for (int i = 0; i < 3; i++)
     if (g->sess[i].app_data)
-      relay_h3_ops.on_session_closed(&g->r, &g->sess[i], 0, "end");
+      relay_session_closed(&g->r, &g->sess[i], 0, "end");
   relay_fini(&g->r);
   timer_heap_fini(&g->th);
 }
@@ -464,7 +464,7 @@ Test(languard, relay_refuses_reserved_macs_at_register)
   struct relay_peer *p = open_peer(&g, 0, GW_MAC);
   cr_assert_not(p->registered, "the gateway's MAC registered");
   cr_assert_eq(g.r.ctr.register_refused_reserved, 1);
-  relay_h3_ops.on_session_closed(&g.r, &g.sess[0], 0, "end");
+  relay_session_closed(&g.r, &g.sess[0], 0, "end");
   /* group and zero MACs never get that far (the control parser refuses
    * them as bad MACs) */
   const uint8_t mcast[6] = {0x33, 0x33, 0x00, 0x00, 0x00, 0x01}, zero[6] = {0};
@@ -473,7 +473,7 @@ Test(languard, relay_refuses_reserved_macs_at_register)
     p = open_peer(&g, 0, bad[i]);
     cr_assert_not(p->registered, "reserved MAC %d registered", i);
     cr_assert_eq(g.r.ctr.ctrl_bad_mac, (uint64_t)i + 1);
-    relay_h3_ops.on_session_closed(&g.r, &g.sess[0], 0, "end");
+    relay_session_closed(&g.r, &g.sess[0], 0, "end");
   }
   p = open_peer(&g, 0, VM_MAC);
   cr_assert(p->registered);

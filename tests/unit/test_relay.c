@@ -12,6 +12,7 @@
 
 #include "wtrelay/config.h"
 #include "wtrelay/log.h"
+#include "wtrelay/net6.h"
 #include "wtrelay/relay.h"
 #include "wtrelay/timeunit.h"
 
@@ -23,7 +24,7 @@
 static struct config cfg;
 static struct timer_heap th;
 static struct relay r;
-static struct h3_session sess[NSESS];
+static struct session sess[NSESS];
 static uint64_t now;
 
 static void setup(void)
@@ -45,7 +46,7 @@ static void stop(void)
 {
   for (int i = 0; i < NSESS; i++)
     if (sess[i].app_data)
-      relay_h3_ops.on_session_closed(&r, &sess[i], 0, "end");
+      relay_session_closed(&r, &sess[i], 0, "end");
   cr_assert_eq(r.nrooms, 0, "rooms left after every session ended: %u", r.nrooms);
   relay_fini(&r);
   timer_heap_fini(&th);
@@ -75,7 +76,7 @@ static bool reg(int i, int mac)
 static void end(int i)
 {
   cr_assert_not_null(sess[i].app_data);
-  relay_h3_ops.on_session_closed(&r, &sess[i], 0, "bye");
+  relay_session_closed(&r, &sess[i], 0, "bye");
   cr_assert_null(sess[i].app_data);
 }
 
@@ -328,7 +329,7 @@ struct wmsg {
 static struct relay wr[2];
 static struct timer_heap wth[2];
 static struct roomdir wdir;
-static struct h3_session wsess[2][W_SESS];
+static struct session wsess[2][W_SESS];
 static struct wmsg wq[W_QUEUE];
 static uint32_t wq_n;
 static bool wq_full; /* the fake ring refuses every message */
@@ -399,7 +400,7 @@ static void w_stop(void)
   for (int w = 1; w >= 0; w--) {
     for (int i = 0; i < W_SESS; i++)
       if (wsess[w][i].app_data)
-        relay_h3_ops.on_session_closed(&wr[w], &wsess[w][i], 0, "end");
+        relay_session_closed(&wr[w], &wsess[w][i], 0, "end");
     w_pump();
   }
   for (int w = 1; w >= 0; w--) {
@@ -500,7 +501,7 @@ Test(relay_takeover_workers, live_holder_refuses)
   w_collide();
   w_pump();
   struct relay_peer *o = w_peer(1, 0);
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
   w_pump();
@@ -528,12 +529,12 @@ Test(relay_takeover_workers, lost_probe_again)
   w_pump();
   struct relay_peer *o = w_peer(1, 0);
   uint64_t first = o->probe_id;
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, false);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], first, false);
   cr_assert_neq(o->probe_id, first);
   cr_assert_eq(wr[1].ctr.takeover_probes, 2);
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], first, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], first, true);
   cr_assert_eq(wq_n, 0, "an old probe's ack decided");
-  relay_h3_ops.on_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
+  relay_session_datagram_ack(&wr[1], &wsess[1][0], o->probe_id, true);
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_ALIVE);
   w_stop();
@@ -546,7 +547,7 @@ Test(relay_takeover_workers, newcomer_leaves_then_verdict_unknown)
   w_start();
   w_collide();
   w_pump();
-  relay_h3_ops.on_session_closed(&wr[0], &wsess[0][0], 0, "gone");
+  relay_session_closed(&wr[0], &wsess[0][0], 0, "gone");
   cr_assert_eq(wr[0].nrooms, 0);
   w_advance(400 * NS_PER_MS);
   cr_assert_eq(wq_n, 1);
@@ -565,7 +566,7 @@ Test(relay_takeover_workers, holder_ends_while_probed)
   w_start();
   uint32_t ip = w_collide();
   w_pump();
-  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "gone");
   cr_assert_eq(wq_n, 1);
   cr_assert_eq(wq[0].v, RELAY_VERDICT_RELEASED);
   w_pump();
@@ -629,7 +630,7 @@ Test(relay_takeover_workers, not_here_registers_again)
   w_start();
   uint32_t ip = w_collide();
   /* the holder leaves; its release reaches the pool before the ask */
-  relay_h3_ops.on_session_closed(&wr[1], &wsess[1][0], 0, "gone");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "gone");
   cr_assert_eq(wq_n, 1, "a holder not probed yet answered something");
   w_pump();
   cr_assert_eq(wr[0].ctr.takeover_remote_not_here, 1);
@@ -651,5 +652,90 @@ Test(relay_takeover_workers, same_worker_stays_local)
   w_advance(301 * NS_PER_MS);
   cr_assert(w_peer(0, 1)->registered);
   cr_assert_eq(wr[0].ctr.takeovers, 1);
+  w_stop();
+}
+
+/* ---- IPv6 DAD claims across workers ---- */
+
+/* A frame from session (w, i), whose MAC is 52:54:00:00:00:<mac>, of an
+ * ICMPv6 message from src to dst (a DAD NS when src is ::). */
+static void w_icmp6(int w, int i, int mac, const uint8_t src[16], const uint8_t dst[16],
+                    uint8_t type, const uint8_t *data, size_t len)
+{
+  uint8_t f[256], emac[6] = {0x52, 0x54, 0, 0, 0, (uint8_t)mac}, dmac[6];
+  net6_multicast_mac(dmac, dst);
+  struct net_l2 l2 = {.dst_mac = dmac, .src_mac = emac};
+  int n = net_build_icmp6(f + 1, sizeof(f) - 1, &l2, src, dst, 255, type, 0, (const uint8_t[4]){0},
+                          data, len);
+  cr_assert_gt(n, 0);
+  f[0] = 0x01;
+  relay_on_datagram(&wr[w], w_peer(w, i), f, (size_t)n + 1);
+}
+
+static void w_join(int w, int i, int mac)
+{
+  cr_assert_eq(w_open(w, i), 200);
+  w_reg(w, i, mac);
+  cr_assert(w_peer(w, i)->registered);
+}
+
+static void w_dad(int w, int i, int mac, const uint8_t target[16])
+{
+  uint8_t any[16] = {0}, snm[16];
+  net6_solicited_node(snm, target);
+  w_icmp6(w, i, mac, any, snm, 135, target, 16);
+}
+
+static void w_ping_from(int w, int i, int mac, const uint8_t src[16])
+{
+  const uint8_t all[16] = {0xff, 2, [15] = 1};
+  w_icmp6(w, i, mac, src, all, 128, (const uint8_t *)"ping", 4);
+}
+
+/* Two sessions of one room on two workers: a privacy address claimed by
+ * DAD on worker 0 is refused to the session on worker 1, whose frames
+ * from it are dropped as spoofed, until the holder's session ends and
+ * gives it back; then worker 1's DAD for it takes it. */
+Test(relay_takeover_workers, ipv6_dad_claims_unique_across_workers)
+{
+  w_start();
+  w_join(0, 0, 1);
+  w_join(1, 0, 2);
+  const uint8_t priv[16] = {0xfe, 0x80, [8] = 0x3c, 0x91, 0x07, 0x5e, 0xa2, 0x44, 0x18, 0x6b};
+  w_dad(0, 0, 1, priv);
+  cr_assert_eq(wr[0].ctr.claims6_added, 1);
+  w_dad(1, 0, 2, priv);
+  cr_assert_eq(wr[1].ctr.claims6_refused, 1, "held on the other worker, yet claimed here");
+  cr_assert_eq(wr[1].ctr.claims6_added, 0);
+  uint64_t spoof = wr[1].ctr.guard_drops[LANGUARD_IP6_SPOOF];
+  w_ping_from(1, 0, 2, priv);
+  cr_assert_eq(wr[1].ctr.guard_drops[LANGUARD_IP6_SPOOF], spoof + 1);
+  uint64_t in0 = wr[0].ctr.frames_in;
+  w_ping_from(0, 0, 1, priv);
+  cr_assert_eq(wr[0].ctr.frames_in, in0 + 1, "the holder's frame from its address was dropped");
+  /* the holder's session ends: the address is free for the other */
+  relay_session_closed(&wr[0], &wsess[0][0], 0, "end");
+  cr_assert_eq(wdir.nclaims6, 0, "the ended session's claim is still held");
+  w_dad(1, 0, 2, priv);
+  cr_assert_eq(wr[1].ctr.claims6_added, 1);
+  uint64_t in1 = wr[1].ctr.frames_in;
+  w_ping_from(1, 0, 2, priv);
+  cr_assert_eq(wr[1].ctr.frames_in, in1 + 1);
+  cr_assert_eq(wdir.nclaims6, 1);
+  /* four more claims: the oldest (priv) is given back for the newest */
+  uint8_t more[16];
+  memcpy(more, priv, 16);
+  for (int k = 0; k < 4; k++) {
+    more[15] = (uint8_t)(0x70 + k);
+    w_dad(1, 0, 2, more);
+  }
+  cr_assert_eq(wr[1].ctr.claims6_added, 5);
+  cr_assert_eq(wdir.nclaims6, 4, "a session holds more than its 4 claims");
+  w_join(0, 1, 3);
+  w_dad(0, 1, 3, priv);
+  cr_assert_eq(wr[0].ctr.claims6_added, 2, "the replaced claim was not given back");
+  relay_session_closed(&wr[1], &wsess[1][0], 0, "end");
+  relay_session_closed(&wr[0], &wsess[0][1], 0, "end");
+  cr_assert_eq(wdir.nclaims6, 0);
   w_stop();
 }

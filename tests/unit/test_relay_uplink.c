@@ -23,7 +23,7 @@ static struct config cfg;
 static struct roomdir dir;
 static struct timer_heap th[2];
 static struct relay r[2];
-static struct h3_session sess[2][4];
+static struct session sess[2][4];
 static uint64_t now;
 /* what each worker's uplinks pushed, by target worker */
 static uint32_t pushed[2][2];
@@ -62,7 +62,7 @@ static void stop(void)
   for (int w = 1; w >= 0; w--) {
     for (int i = 0; i < 4; i++)
       if (sess[w][i].app_data)
-        relay_h3_ops.on_session_closed(&r[w], &sess[w][i], 0, "end");
+        relay_session_closed(&r[w], &sess[w][i], 0, "end");
     relay_fini(&r[w]); /* worker 0 last: its lease table is the directory's */
     timer_heap_fini(&th[w]);
   }
@@ -85,7 +85,7 @@ static void join(uint32_t w, int i)
 
 static void leave(uint32_t w, int i)
 {
-  relay_h3_ops.on_session_closed(&r[w], &sess[w][i], 0, "bye");
+  relay_session_closed(&r[w], &sess[w][i], 0, "bye");
   cr_assert_null(sess[w][i].app_data);
 }
 

@@ -315,3 +315,64 @@ Test(roomdir, copy_set_per_worker)
   roomdir_leave(&d, c, 3);
   roomdir_fini(&d);
 }
+
+/* IPv6 DAD claims: one holder per (room, address) whichever session asks;
+ * the same address in another room is another claim; a full table
+ * refuses; giving back needs the holder; and a random model of claims and
+ * releases over colliding probe runs (a table of 8 slots for 4 claims)
+ * stays exact through backward-shift deletions. */
+Test(roomdir_shares, ipv6_claims)
+{
+  struct roomdir d;
+  cr_assert_eq(roomdir_init(&d, 4), 0);
+  struct roomdir_shares sh = {.max_clients = 1, .max_sessions = 1, .max_claims6 = 4};
+  cr_assert_eq(roomdir_set_shares(&d, &sh), 0);
+  uint8_t a[16] = {0xfd, 1, 2, 3, 4, 5, 6, 7, 0x11, 0x22};
+  cr_assert_eq(roomdir_claim6(&d, 0, a, 7), 0);
+  cr_assert_eq(roomdir_claim6(&d, 0, a, 7), 0, "the holder's second claim");
+  cr_assert_eq(roomdir_claim6(&d, 0, a, 8), -EEXIST, "another session's claim");
+  cr_assert_eq(roomdir_claim6(&d, 1, a, 8), 0, "the same address in another room");
+  roomdir_unclaim6(&d, 0, a, 8); /* not the holder: nothing */
+  cr_assert_eq(roomdir_claim6(&d, 0, a, 8), -EEXIST);
+  roomdir_unclaim6(&d, 0, a, 7);
+  cr_assert_eq(roomdir_claim6(&d, 0, a, 8), 0, "given back, another may claim it");
+  cr_assert_eq(d.nclaims6, 2);
+  roomdir_unclaim6(&d, 0, a, 8);
+  roomdir_unclaim6(&d, 1, a, 8);
+  cr_assert_eq(d.nclaims6, 0);
+
+  enum { ADDRS = 10 };
+  uint64_t model[ADDRS] = {0};
+  uint32_t held = 0, seed = 777;
+  for (int step = 0; step < 20000; step++) {
+    seed = seed * 1103515245u + 12345u;
+    uint32_t k = (seed >> 16) % ADDRS;
+    uint64_t owner = 1 + ((seed >> 8) & 1);
+    a[15] = (uint8_t)k;
+    if ((seed >> 4) & 1) {
+      int rc = roomdir_claim6(&d, k & 1, a, owner);
+      if (model[k])
+        cr_assert_eq(rc, model[k] == owner ? 0 : -EEXIST, "step %d", step);
+      else if (held >= 4)
+        cr_assert_eq(rc, -ENOSPC, "step %d", step);
+      else {
+        cr_assert_eq(rc, 0, "step %d", step);
+        model[k] = owner;
+        held++;
+      }
+    } else {
+      roomdir_unclaim6(&d, k & 1, a, owner);
+      if (model[k] == owner) {
+        model[k] = 0;
+        held--;
+      }
+    }
+    cr_assert_eq(d.nclaims6, held);
+    for (uint32_t j = 0; j < ADDRS; j++) {
+      a[15] = (uint8_t)j;
+      if (model[j])
+        cr_assert_eq(roomdir_claim6(&d, j & 1, a, model[j]), 0, "step %d addr %u lost", step, j);
+    }
+  }
+  roomdir_fini(&d);
+}

@@ -209,3 +209,107 @@ Test(tls, shared_certificates_live_until_their_last_session)
   tls_cert_fini(&v);
   cr_assert_eq(tls_cert_live(), base);
 }
+
+/* ---- TLS over a byte stream ---- */
+
+/* Moves what a has to send into b: bytes moved. */
+static size_t pump(struct tls_stream *a, struct tls_stream *b)
+{
+  size_t n = a->outlen;
+  if (n && tls_stream_feed(b, a->out, n) == 0) {
+    tls_stream_consumed(a, n);
+    return n;
+  }
+  return 0;
+}
+
+static int shake(struct tls_stream *srv, struct tls_stream *cli)
+{
+  int rs = -EAGAIN, rc = -EAGAIN;
+  for (int i = 0; i < 20 && (rs || rc); i++) {
+    if (rc == -EAGAIN)
+      rc = tls_stream_handshake(cli);
+    pump(cli, srv);
+    if (rs == -EAGAIN)
+      rs = tls_stream_handshake(srv);
+    pump(srv, cli);
+    if ((rs < 0 && rs != -EAGAIN) || (rc < 0 && rc != -EAGAIN))
+      break;
+  }
+  if (rc < 0 && rc != -EAGAIN)
+    return rc;
+  return rs ? rs : rc;
+}
+
+/* A server and a client stream, pinned to the certificate: the handshake
+ * over buffers, ALPN http/1.1, 100 KB each way through buffers smaller
+ * than that (so writes stop at the buffer's end and resume), close_notify
+ * read as the end; a shared certificate held until the stream ends. */
+Test(tls, stream_handshake_data_and_close)
+{
+  cr_assert_eq(tls_global_init(), 0);
+  struct tls_cert v;
+  cr_assert_eq(tls_cert_generate(&v, 13), 0);
+  struct tls_cert *c = tls_cert_share(&v);
+  struct tls_stream srv, cli;
+  cr_assert_eq(tls_stream_server_new(&srv, c, 32768, 32768), 0);
+  cr_assert_eq(tls_stream_client_new(&cli, "localhost", c->sha256, NULL, 32768, 32768), 0);
+  uint32_t live = tls_cert_live();
+  tls_cert_unref(c);
+  cr_assert_eq(tls_cert_live(), live, "the stream's certificate was freed under it");
+  cr_assert_eq(shake(&srv, &cli), 0);
+  gnutls_datum_t proto;
+  cr_assert_eq(gnutls_alpn_get_selected_protocol(srv.s, &proto), 0);
+  cr_assert_eq(proto.size, 8);
+  cr_assert_eq(memcmp(proto.data, "http/1.1", 8), 0);
+  static uint8_t data[100000], got[100000];
+  for (size_t i = 0; i < sizeof(data); i++)
+    data[i] = (uint8_t)(i * 31 + 7);
+  struct tls_stream *ends[2][2] = {{&cli, &srv}, {&srv, &cli}};
+  for (int dir = 0; dir < 2; dir++) {
+    struct tls_stream *a = ends[dir][0], *b = ends[dir][1];
+    size_t sent = 0, recvd = 0;
+    int rounds = 0;
+    while (recvd < sizeof(data) && rounds++ < 1000) {
+      ssize_t w = tls_stream_write(a, data + sent, sizeof(data) - sent);
+      if (w > 0)
+        sent += (size_t)w;
+      else
+        cr_assert(w == -ENOBUFS || sent == sizeof(data), "write: %zd", w);
+      pump(a, b);
+      ssize_t r = -EAGAIN;
+      while (recvd < sizeof(got) && (r = tls_stream_read(b, got + recvd, sizeof(got) - recvd)) > 0)
+        recvd += (size_t)r;
+      cr_assert(r > 0 || r == -EAGAIN, "read: %zd %s", r, b->error ? b->error : "");
+    }
+    cr_assert_eq(recvd, sizeof(data), "direction %d", dir);
+    cr_assert_eq(memcmp(got, data, sizeof(data)), 0);
+  }
+  tls_stream_bye(&cli);
+  pump(&cli, &srv);
+  uint8_t b[16];
+  cr_assert_eq(tls_stream_read(&srv, b, sizeof(b)), 0, "close_notify not read as the end");
+  tls_stream_fini(&srv);
+  tls_stream_fini(&cli);
+  cr_assert_eq(tls_cert_live(), live - 1);
+}
+
+/* A client pinned to another certificate refuses the server's. */
+Test(tls, stream_wrong_pin_fails)
+{
+  cr_assert_eq(tls_global_init(), 0);
+  struct tls_cert c;
+  cr_assert_eq(tls_cert_generate(&c, 13), 0);
+  uint8_t pin[32];
+  memcpy(pin, c.sha256, 32);
+  pin[0] ^= 1;
+  struct tls_stream srv, cli;
+  cr_assert_eq(tls_stream_server_new(&srv, &c, 32768, 32768), 0);
+  cr_assert_eq(tls_stream_client_new(&cli, "localhost", pin, NULL, 32768, 32768), 0);
+  int rc = shake(&srv, &cli);
+  cr_assert_eq(rc, -EPROTO);
+  cr_assert_not(cli.handshake_done);
+  tls_stream_fini(&srv);
+  tls_stream_fini(&cli);
+  tls_cert_fini(&c);
+}
