@@ -13,6 +13,11 @@
  * the checksums. With neither, ICMP NAT is disabled with one log line at
  * start-up and echoes are dropped with a counter.
  *
+ * ICMPv6 echo (NAT66, nat6.c): the same through SOCK_DGRAM/IPPROTO_ICMPV6
+ * sockets (allowed by the same net.ipv4.ping_group_range); there is no
+ * raw-socket fallback for IPv6: without ICMPv6 datagram sockets, IPv6
+ * echoes are dropped and counted (icmp_disabled).
+ *
  * Flows live in the NAT's flow table (flowtab.h, FT_ICMP), keyed by
  * (room, VM address, guest echo id); in raw-socket mode the echo id on the
  * wire is the flow's reverse key, so a reply finds its flow in one lookup.
@@ -50,6 +55,11 @@ int nat_icmp_init(struct gateway *gw)
   gw->icmp = calloc(gw->p.max_icmp_flows ? gw->p.max_icmp_flows : 1, sizeof(*gw->icmp));
   if (!gw->icmp)
     return -ENOMEM;
+  /* ICMPv6 echo: datagram sockets only (the same ping_group_range) */
+  int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd6 >= 0)
+    close(fd6);
+  gw->icmp6_ok = fd6 >= 0;
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd >= 0) {
     close(fd);
@@ -99,14 +109,18 @@ void nat_icmp_fini(struct gateway *gw)
 }
 
 /* An echo reply from the internet: back to the guest with its own id.
- * icmp = the ICMP message (header on), from `from`. */
-static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t from,
+ * icmp = the ICMP(v6) message (header on), from `from`. */
+static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, const union inany *from,
                            const uint8_t *icmp, size_t len)
 {
   uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, icmp[6], icmp[7]};
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, from, f->guest_ip, ICMP_ECHO_REPLY, 0, rest,
-                         icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
+  int n = inany_is4(&f->guest_ip)
+              ? net_build_icmp(gw->out, sizeof(gw->out), &l2, inany_v4(from),
+                               inany_v4(&f->guest_ip), ICMP_ECHO_REPLY, 0, rest, icmp + ICMP_HDR,
+                               len - ICMP_HDR, gw_next_id(gw))
+              : net_build_icmp6(gw->out, sizeof(gw->out), &l2, from->a, f->guest_ip.a, 64,
+                                ICMP6_ECHO_REPLY, 0, rest, icmp + ICMP_HDR, len - ICMP_HDR);
   if (n < 0)
     return;
   flowtab_touch(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp), *gw->now);
@@ -144,8 +158,10 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
   if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 || m.type != ICMP_ECHO_REPLY)
     return;
   uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, m.id);
-  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id)
-    reply_to_guest(gw, &gw->icmp[i], ip.src, ip.payload, ip.len);
+  union inany from = inany_from4(ip.src);
+  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id &&
+      inany_is4(&gw->icmp[i].guest_ip))
+    reply_to_guest(gw, &gw->icmp[i], &from, ip.payload, ip.len);
 }
 
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
@@ -157,21 +173,26 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   (void)s;
   (void)peerlen;
   (void)local;
-  if (!f->used || peer->sa.sa_family != AF_INET || len < ICMP_HDR || pkt[0] != ICMP_ECHO_REPLY)
+  union inany from;
+  uint16_t unused;
+  bool v4 = inany_is4(&f->guest_ip);
+  if (!f->used || !gw_sockaddr_get(peer, &from, &unused) || inany_is4(&from) != v4 ||
+      len < ICMP_HDR || pkt[0] != (v4 ? ICMP_ECHO_REPLY : ICMP6_ECHO_REPLY))
     return;
-  reply_to_guest(gw, f, ntohl(peer->in.sin_addr.s_addr), pkt, len);
+  reply_to_guest(gw, f, &from, pkt, len);
 }
 
 /* The guest's flow for (room, source address, echo id), opened when it
  * has none. */
 static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
 {
-  struct ft_key k = {.proto = FT_ICMP, .room = pkt->room, .vip = pkt->ip.src, .vport = id};
+  union inany src = gw_pkt_src(pkt);
+  struct ft_key k = {.proto = FT_ICMP, .room = pkt->room, .vip = src, .vport = id};
   uint32_t i = flowtab_lookup(gw->flows, &k);
   if (i != FT_NONE)
     return &gw->icmp[i];
   if (gw->p.max_icmp_flows_per_vm &&
-      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, pkt->ip.src, gw->p.max_icmp_flows_per_vm) >=
+      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, &src, gw->p.max_icmp_flows_per_vm) >=
           gw->p.max_icmp_flows_per_vm) {
     /* this VM's share of echo ids is taken: the others' stay free */
     gw->ctr.icmp_vm_full++;
@@ -191,12 +212,14 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   struct nat_icmp_flow *free_f = &gw->icmp[i];
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
-  if (gw->icmp_raw) {
+  if (gw->icmp_raw && !pkt->ip6) {
     free_f->sock = gw->icmp_raw;
     free_f->host_id = raw_id(gw, i);
     flowtab_set_rkey(gw->flows, FT_ICMP, i, free_f->host_id);
   } else {
-    struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
+    struct io_udp_opts o = {.bind_addr = pkt->ip6 ? "::" : "0.0.0.0",
+                            .port = 0,
+                            .proto = pkt->ip6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP};
     if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
       flowtab_free(gw->flows, FT_ICMP, i);
       gw->ctr.icmp_flows_full++;
@@ -205,16 +228,17 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   }
   free_f->used = true;
   free_f->room = pkt->room;
-  free_f->guest_ip = pkt->ip.src;
+  free_f->guest_ip = src;
   free_f->guest_id = id;
   gw->nicmp++;
   gw->ctr.icmp_flows_opened++;
+  gw->ctr.nat6_icmp_flows += pkt->ip6 != NULL;
   return free_f;
 }
 
 void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_icmp *m)
 {
-  if (!gw->icmp_ok) {
+  if (pkt->ip6 ? !gw->icmp6_ok : !gw->icmp_ok) {
     gw->ctr.icmp_disabled_drops++;
     return;
   }
@@ -228,7 +252,7 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
     return;
   /* type, code, checksum and id (the kernel fills both on a datagram
    * socket; ours on the raw socket), seq */
-  buf[0] = ICMP_ECHO;
+  buf[0] = pkt->ip6 ? ICMP6_ECHO : ICMP_ECHO;
   buf[1] = 0;
   buf[2] = buf[3] = 0;
   buf[4] = (uint8_t)(f->host_id >> 8);
@@ -236,16 +260,15 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   buf[6] = (uint8_t)(m->seq >> 8);
   buf[7] = (uint8_t)m->seq;
   memcpy(buf + ICMP_HDR, m->data, m->len);
-  if (gw->icmp_raw) {
+  if (f->sock == gw->icmp_raw) {
     uint16_t c = net_csum_fold(net_csum_add(0, buf, ICMP_HDR + m->len));
     buf[2] = (uint8_t)(c >> 8);
     buf[3] = (uint8_t)c;
   }
   union io_sockaddr dst;
-  memset(&dst, 0, sizeof(dst));
-  dst.in.sin_family = AF_INET;
-  dst.in.sin_addr.s_addr = htonl(pkt->ip.dst);
-  io_tx_commit(gw->io, ICMP_HDR + m->len, f->sock, &dst, sizeof(dst.in), NULL);
+  union inany to = gw_pkt_dst(pkt);
+  socklen_t dlen = gw_sockaddr(&dst, &to, 0);
+  io_tx_commit(gw->io, ICMP_HDR + m->len, f->sock, &dst, dlen, NULL);
   gw->ctr.icmp_out++;
 }
 
