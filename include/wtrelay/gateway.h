@@ -322,7 +322,8 @@ struct gateway {
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
   bool icmp_ok, icmp6_ok; /* ICMP / ICMPv6 echo can be translated */
-  struct io_udp_sock *icmp_raw; /* raw-socket mode (CAP_NET_RAW), else NULL */
+  struct io_udp_sock *icmp_raw;  /* raw-socket mode (CAP_NET_RAW), else NULL */
+  struct io_udp_sock *icmp6_raw; /* the same for ICMPv6 */
   uint16_t icmp_id_base;
   /* TCP NAT */
   struct nat_tcp_conn *tcp;

@@ -14,9 +14,10 @@
  * start-up and echoes are dropped with a counter.
  *
  * ICMPv6 echo (NAT66, nat6.c): the same through SOCK_DGRAM/IPPROTO_ICMPV6
- * sockets (allowed by the same net.ipv4.ping_group_range); there is no
- * raw-socket fallback for IPv6: without ICMPv6 datagram sockets, IPv6
- * echoes are dropped and counted (icmp_disabled).
+ * sockets (allowed by the same net.ipv4.ping_group_range), else one raw
+ * ICMPv6 socket (the kernel fills ICMPv6 checksums on it) with echo ids
+ * from the same per-worker slice, else IPv6 echoes are dropped and
+ * counted (icmp_disabled).
  *
  * Flows live in the NAT's flow table (flowtab.h, FT_ICMP), keyed by
  * (room, VM address, guest echo id); in raw-socket mode the echo id on the
@@ -46,20 +47,46 @@ struct wt_icmp_filter {
   uint32_t data; /* bit t set = drop ICMP type t */
 };
 
+/* From linux/icmpv6.h (glibc's netinet/icmp6.h clashes with net6.h). */
+#define WT_ICMP6_FILTER 1
+struct wt_icmp6_filter {
+  uint32_t data[8]; /* bit t set = drop ICMPv6 type t */
+};
+
 static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                      const union io_sockaddr *peer, socklen_t peerlen,
                      const struct io_local *local);
+static void raw6_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local);
+
+/* ICMPv6 echo: datagram sockets (the same net.ipv4.ping_group_range), else
+ * one raw ICMPv6 socket (CAP_NET_RAW) filtered to echo replies, else none. */
+static void icmp6_init(struct gateway *gw)
+{
+  int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd6 >= 0) {
+    close(fd6);
+    gw->icmp6_ok = true;
+    return;
+  }
+  struct io_udp_opts o = {.bind_addr = "::", .port = 0, .proto = IPPROTO_ICMPV6, .raw = true};
+  if (io_udp_open_ex(gw->io, &o, raw6_recv, gw, &gw->icmp6_raw) == 0) {
+    struct wt_icmp6_filter filt;
+    memset(&filt, 0xff, sizeof(filt));
+    filt.data[ICMP6_ECHO_REPLY >> 5] &= ~(1u << (ICMP6_ECHO_REPLY & 31));
+    setsockopt(gw->icmp6_raw->fd, IPPROTO_ICMPV6, WT_ICMP6_FILTER, &filt, sizeof(filt));
+    gw->icmp6_ok = true;
+  }
+}
 
 int nat_icmp_init(struct gateway *gw)
 {
   gw->icmp = calloc(gw->p.max_icmp_flows ? gw->p.max_icmp_flows : 1, sizeof(*gw->icmp));
   if (!gw->icmp)
     return -ENOMEM;
-  /* ICMPv6 echo: datagram sockets only (the same ping_group_range) */
-  int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
-  if (fd6 >= 0)
-    close(fd6);
-  gw->icmp6_ok = fd6 >= 0;
+  rng_fill(&gw->icmp_id_base, sizeof(gw->icmp_id_base));
+  icmp6_init(gw);
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd >= 0) {
     close(fd);
@@ -71,7 +98,6 @@ int nat_icmp_init(struct gateway *gw)
   if (io_udp_open_ex(gw->io, &o, raw_recv, gw, &gw->icmp_raw) == 0) {
     struct wt_icmp_filter filt = {.data = ~(1u << ICMP_ECHO_REPLY)};
     setsockopt(gw->icmp_raw->fd, SOL_RAW, WT_ICMP_FILTER, &filt, sizeof(filt));
-    rng_fill(&gw->icmp_id_base, sizeof(gw->icmp_id_base));
     gw->icmp_ok = true;
     log_info("ICMP NAT uses a raw socket (ICMP datagram sockets not allowed for this group)",
              "err=\"%s\"", strerror(dgram_err));
@@ -89,7 +115,7 @@ static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
   if (!f->used)
     return;
   flowtab_free(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp));
-  if (f->sock && f->sock != gw->icmp_raw)
+  if (f->sock && f->sock != gw->icmp_raw && f->sock != gw->icmp6_raw)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
   f->used = false;
@@ -103,7 +129,9 @@ void nat_icmp_fini(struct gateway *gw)
     flow_close(gw, &gw->icmp[i]);
   if (gw->icmp_raw)
     io_udp_close(gw->io, gw->icmp_raw);
-  gw->icmp_raw = NULL;
+  if (gw->icmp6_raw)
+    io_udp_close(gw->io, gw->icmp6_raw);
+  gw->icmp_raw = gw->icmp6_raw = NULL;
   free(gw->icmp);
   gw->icmp = NULL;
 }
@@ -160,8 +188,29 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
   uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, m.id);
   union inany from = inany_from4(ip.src);
   if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id &&
-      inany_is4(&gw->icmp[i].guest_ip))
+      gw->icmp[i].sock == gw->icmp_raw)
     reply_to_guest(gw, &gw->icmp[i], &from, ip.payload, ip.len);
+}
+
+/* Raw-socket mode, ICMPv6: the message alone (no IPv6 header on a raw
+ * ICMPv6 socket), its sender in peer; found by our echo id like IPv4's. */
+static void raw6_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
+{
+  struct gateway *gw = ctx;
+  (void)s;
+  (void)peerlen;
+  (void)local;
+  union inany from;
+  uint16_t unused;
+  if (len < ICMP_HDR || pkt[0] != ICMP6_ECHO_REPLY || !gw_sockaddr_get(peer, &from, &unused) ||
+      inany_is4(&from))
+    return;
+  uint16_t id = (uint16_t)(pkt[4] << 8 | pkt[5]);
+  uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, id);
+  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == id &&
+      gw->icmp[i].sock == gw->icmp6_raw)
+    reply_to_guest(gw, &gw->icmp[i], &from, pkt, len);
 }
 
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
@@ -212,8 +261,9 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   struct nat_icmp_flow *free_f = &gw->icmp[i];
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
-  if (gw->icmp_raw && !pkt->ip6) {
-    free_f->sock = gw->icmp_raw;
+  struct io_udp_sock *raw = pkt->ip6 ? gw->icmp6_raw : gw->icmp_raw;
+  if (raw) {
+    free_f->sock = raw;
     free_f->host_id = raw_id(gw, i);
     flowtab_set_rkey(gw->flows, FT_ICMP, i, free_f->host_id);
   } else {

@@ -321,6 +321,41 @@ Test(natsec, hostaddr_follows_ipv6_local_routes)
   cr_assert_eq(hostaddr_input(&h, b, n, 0), -EINVAL);
 }
 
+/* The host's IPv6 route to the internet: a unicast default route (or one
+ * covering 2000::/3) of the main table, followed like the local routes,
+ * and never taken for a local one; other unicast routes are not kept. */
+Test(natsec, hostaddr_follows_the_ipv6_default_route)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  struct in6_addr any, global, site;
+  inet_pton(AF_INET6, "::", &any);
+  inet_pton(AF_INET6, "2000::", &global);
+  inet_pton(AF_INET6, "2001:db8:1::", &site);
+  _Alignas(8) uint8_t b[256];
+  size_t n = route_msg_af(b, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, site.s6_addr, 48, 0);
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)b))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_eq(h.n, 0, "a route to one network is not kept");
+  cr_assert_not(hostaddr_has_route6(&h));
+  n = route_msg_af(b, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, any.s6_addr, 0, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_not(hostaddr_has_route6(&h), "a default route of another table does not count");
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)b))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert(hostaddr_has_route6(&h));
+  cr_assert_not(hostaddr_is_local6(&h, site.s6_addr), "the default route is not local");
+  size_t m = route_msg_af(b + n, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, global.s6_addr, 3, 0);
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)(b + n)))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b + n, m, 0), 0);
+  cr_assert_eq(h.n, 2, "2000::/3 is kept too");
+  ((struct nlmsghdr *)(void *)b)->nlmsg_type = RTM_DELROUTE;
+  ((struct nlmsghdr *)(void *)(b + n))->nlmsg_type = RTM_DELROUTE;
+  cr_assert_eq(hostaddr_input(&h, b, n + m, 0), 0);
+  cr_assert_not(hostaddr_has_route6(&h), "both gone");
+  cr_assert_eq(h.n, 0);
+}
+
 Test(natsec, hostaddr_follows_local_routes)
 {
   static struct hostaddr h;
