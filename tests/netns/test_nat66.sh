@@ -6,7 +6,10 @@
 # the documentation prefix the IPv6 policy denies). The gateway's RA makes
 # it the VM's default router (the relay host has an IPv6 route); the
 # kernel pings the internet host, does a UDP echo and downloads 10 MB over
-# TCP byte-exact, all translated onto the relay host's IPv6 sockets.
+# TCP byte-exact, all translated onto the relay host's IPv6 sockets. A far
+# host behind the internet host (a router, link MTU 1280; 2001:db8:2::2):
+# the router's packet too big for a UDP flow reaches the VM's kernel as
+# ICMPv6 with MTU 1280 (it caches that path MTU).
 # Destinations the policy refuses (ULA, loopback, link-local, v4-mapped)
 # get ICMPv6 administratively prohibited at once; a global multicast is
 # not routed. Then the relay host loses its IPv6 route: the gateway stops
@@ -32,8 +35,20 @@ ip -n "$NS_R" -6 addr add 2001:db8:1::1/64 dev "${TOPO_P}ri" nodad
 ip -n "$NS_I" -6 addr add 2001:db8:1::2/64 dev "${TOPO_P}i0" nodad
 ip -n "$NS_R" -6 route add default via 2001:db8:1::2
 INET6=2001:db8:1::2
+# a far host behind the internet host (a router), on a link of MTU 1280
+topo_ns far
+NS_F="${TOPO_P}far"
+ip netns exec "$NS_F" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+ip link add "${TOPO_P}if" netns "$NS_I" type veth peer name "${TOPO_P}f0" netns "$NS_F"
+ip -n "$NS_I" link set "${TOPO_P}if" mtu 1280 up
+ip -n "$NS_F" link set "${TOPO_P}f0" mtu 1280 up
+ip -n "$NS_I" -6 addr add 2001:db8:2::1/64 dev "${TOPO_P}if" nodad
+ip -n "$NS_F" -6 addr add 2001:db8:2::2/64 dev "${TOPO_P}f0" nodad
+ip -n "$NS_F" -6 route add default via 2001:db8:2::1
+ip netns exec "$NS_I" sysctl -qw net.ipv6.conf.all.forwarding=1
+FAR6=2001:db8:2::2
 
-topo_start_relay --http-listen 127.0.0.1:8433 --egress-allow 2001:db8:1::/48
+topo_start_relay --http-listen 127.0.0.1:8433 --egress-allow 2001:db8:1::/48 --egress-allow 2001:db8:2::/48
 topo_start_tap 1 vma "$NS_VMA" 52:54:00:aa:66:01 --configure --heartbeat 2
 IP_A=$(topo_wait_ip "$NS_VMA" vma)
 
@@ -84,6 +99,26 @@ topo_tcp_get "$NS_VMA" "$INET6" 8080 120
   fail "the TCP connection was not counted as NAT66"
 pass "10 MB downloaded over TCP from [$INET6]:8080 to vma byte-exact in ${TOPO_XFER_S}s"
 
+# packet too big on the relay host's path (the router before the far host,
+# link MTU 1280): relayed to the guest with that MTU, and its kernel
+# learns the path MTU to the far host
+ip netns exec "$NS_VMA" timeout 10 python3 -c '
+import socket, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+for i in range(3):
+    s.sendto(b"x" * 1300, ("2001:db8:2::2", 9)); time.sleep(0.3)' 2>/dev/null || true
+pmtu=""
+for _ in $(seq 30); do
+  pmtu=$(ip -n "$NS_VMA" -6 route get "$FAR6" 2>/dev/null | grep -o 'mtu [0-9]*' || true)
+  [ "$pmtu" = "mtu 1280" ] && break
+  sleep 0.1
+done
+[ "$pmtu" = "mtu 1280" ] ||
+  fail "vma did not learn the path MTU 1280 to $FAR6: $(ip -n "$NS_VMA" -6 route get "$FAR6")"
+[ "$(topo_metric 'wtrelay_nat_packets_total{protocol="icmp_error",dir="in"}')" -ge 1 ] ||
+  fail "the relayed packet too big was not counted"
+pass "a router's packet too big (MTU 1280) on the relay host's path reaches vma as ICMPv6: its kernel caches $pmtu to $FAR6"
+
 # refused destinations: a ULA outside the room's prefix through the
 # kernel's default route; loopback, link-local and v4-mapped as frames to
 # the gateway's MAC (a kernel never routes those); each answered at once
@@ -130,7 +165,7 @@ s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoinde
 s.sendto(b"x", ("ff0e::1234", 9))'
 ign2=$(topo_metric 'wtrelay_gateway_drops_total{reason="ipv6_not_for_gateway"}')
 [ "$ign2" -gt "$ign" ] || fail "the multicast datagram was not counted as ignored ($ign -> $ign2)"
-[ "$(topo_metric 'wtrelay_nat_ipv6_flows_opened_total{protocol="udp"}')" = 5 ] ||
+[ "$(topo_metric 'wtrelay_nat_ipv6_flows_opened_total{protocol="udp"}')" = 6 ] ||
   fail "a refused destination opened a UDP flow"
 pass "fc00::1, ::1, fe80::1234 and ::ffff:198.18.0.2 refused at once (administratively prohibited, $denied counted); ff0e::1234 not routed"
 
