@@ -77,7 +77,11 @@ static void icmp6_init(struct gateway *gw)
     filt.data[ICMP6_ECHO_REPLY >> 5] &= ~(1u << (ICMP6_ECHO_REPLY & 31));
     setsockopt(gw->icmp6_raw->fd, IPPROTO_ICMPV6, WT_ICMP6_FILTER, &filt, sizeof(filt));
     gw->icmp6_ok = true;
+    return;
   }
+  log_warn("ICMPv6 echo NAT disabled: no ICMPv6 datagram sockets for this group and no "
+           "CAP_NET_RAW",
+           "fix=\"sysctl -w net.ipv4.ping_group_range='0 2147483647'\"");
 }
 
 int nat_icmp_init(struct gateway *gw)
