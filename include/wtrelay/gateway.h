@@ -206,7 +206,7 @@ struct nat_udp_flow {
   bool used;
   uint32_t room;
   union inany guest_ip; /* either family: the flow's socket is of the same */
-  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
+  uint64_t client;      /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
   /* its key and last use (only the guest's datagrams refresh it) are in
@@ -321,7 +321,7 @@ struct gateway {
   /* ICMP NAT */
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
-  bool icmp_ok, icmp6_ok; /* ICMP / ICMPv6 echo can be translated */
+  bool icmp_ok, icmp6_ok;        /* ICMP / ICMPv6 echo can be translated */
   struct io_udp_sock *icmp_raw;  /* raw-socket mode (CAP_NET_RAW), else NULL */
   struct io_udp_sock *icmp6_raw; /* the same for ICMPv6 */
   uint16_t icmp_id_base;

@@ -55,9 +55,9 @@ enum ft_proto { FT_UDP, FT_ICMP, FT_TCP, FT_DNS, FT_PROTOS };
  * part): equality is field by field. 41 bytes of content, 44 in memory. */
 struct ft_key {
   uint32_t room;
-  uint16_t vport, rport;  /* VM port (UDP, TCP) or echo id (ICMP); remote port */
-  union inany vip, rip;   /* VM address, remote address */
-  uint8_t proto;          /* enum ft_proto */
+  uint16_t vport, rport; /* VM port (UDP, TCP) or echo id (ICMP); remote port */
+  union inany vip, rip;  /* VM address, remote address */
+  uint8_t proto;         /* enum ft_proto */
 };
 
 enum ft_state { FT_FREE, FT_HELD, FT_LINKED };

@@ -60,8 +60,8 @@ int gw_build_udp(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_
  * bytes at payload, sent after them: in the checksum), in the family of
  * the addresses (net_build_tcp_hdr / net_build_tcp6_hdr). */
 int gw_build_tcp_hdr(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_l2 *l2,
-                     const union inany *from, const union inany *to, uint16_t sport,
-                     uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
+                     const union inany *from, const union inany *to, uint16_t sport, uint16_t dport,
+                     uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
                      const struct net_tcp_opts *o, const uint8_t *payload, size_t len);
 /* An ICMP(v6) error the host received for a flow (IP_RECVERR and
  * IPV6_RECVERR: origin ICMP or ICMP6, type, code, info = next-hop MTU),
@@ -117,8 +117,7 @@ int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share
                     uint64_t *client);
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
                        uint32_t room, const union inany *ip, bool pending);
-void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room,
-                         const union inany *ip);
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, const union inany *ip);
 void nat_share_sweep(struct gateway *gw, uint64_t now);
 uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k);
 uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, const union inany *ip,

@@ -67,7 +67,7 @@ static void gw_addr(uint8_t out[16], const uint8_t prefix[8], uint8_t host)
   out[15] = host;
 }
 
-#define RDNSS_S 1800 /* RFC 8106: at least MaxRtrAdvInterval */
+#define RDNSS_S 1800           /* RFC 8106: at least MaxRtrAdvInterval */
 #define ROUTER_LIFETIME_S 1800 /* RFC 4861: 3 x MaxRtrAdvInterval at most; ours is 300 s */
 
 static bool same16(const uint8_t *a, const uint8_t *b)
@@ -331,8 +331,8 @@ void gw_ip6_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_eth *
     bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
     /* a v4-mapped destination would be IPv4 to the NAT: never, whatever
      * the policy says (it denies ::ffff:0:0/96 by default too) */
-    bool denied = local || inany_is4(&dst) ||
-                  (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
+    bool denied =
+        local || inany_is4(&dst) || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
     pkt->ip6 = &ip;
     /* the NAT speaks for addresses in the prefix, not link-local ones */
     if (!denied && gw_ip6_routed(gw) && !net6_is_link_local(ip.src)) {

@@ -118,8 +118,8 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
   bool v6 = rtm.rtm_family == AF_INET6;
   if (rtm.rtm_family != AF_INET && !v6)
     return 0;
-  if (rtm.rtm_type != RTN_LOCAL && rtm.rtm_type != RTN_BROADCAST &&
-      rtm.rtm_type != RTN_ANYCAST && !(v6 && rtm.rtm_type == RTN_UNICAST))
+  if (rtm.rtm_type != RTN_LOCAL && rtm.rtm_type != RTN_BROADCAST && rtm.rtm_type != RTN_ANYCAST &&
+      !(v6 && rtm.rtm_type == RTN_UNICAST))
     return 0;
   size_t alen_want = v6 ? 16 : 4;
   if (rtm.rtm_dst_len > alen_want * 8)

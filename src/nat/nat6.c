@@ -75,15 +75,15 @@ int gw_build_udp(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_
 }
 
 int gw_build_tcp_hdr(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_l2 *l2,
-                     const union inany *from, const union inany *to, uint16_t sport,
-                     uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
+                     const union inany *from, const union inany *to, uint16_t sport, uint16_t dport,
+                     uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
                      const struct net_tcp_opts *o, const uint8_t *payload, size_t len)
 {
   if (inany_is4(from))
     return net_build_tcp_hdr(buf, cap, l2, inany_v4(from), inany_v4(to), sport, dport, seq, ack,
                              flags, window, o, payload, len, gw_next_id(gw));
-  return net_build_tcp6_hdr(buf, cap, l2, from->a, to->a, sport, dport, seq, ack, flags, window,
-                            o, payload, len);
+  return net_build_tcp6_hdr(buf, cap, l2, from->a, to->a, sport, dport, seq, ack, flags, window, o,
+                            payload, len);
 }
 
 /* ICMP's error, in ICMPv6's terms. */
@@ -201,8 +201,8 @@ void nat6_input(struct gateway *gw, struct gw_pkt *pkt)
        * next-header field (behind extension headers: not answered) */
       struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
       union inany to = gw_pkt_src(pkt), from = gw_router_addr(gw, &to);
-      int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, from.a, ICMP6_PARAM_PROB, 1,
-                                    6, ip);
+      int n =
+          net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, from.a, ICMP6_PARAM_PROB, 1, 6, ip);
       if (n > 0)
         gw_emit(gw, pkt->room, (size_t)n);
     }

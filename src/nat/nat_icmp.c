@@ -199,7 +199,8 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
 /* Raw-socket mode, ICMPv6: the message alone (no IPv6 header on a raw
  * ICMPv6 socket), its sender in peer; found by our echo id like IPv4's. */
 static void raw6_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
-                      const union io_sockaddr *peer, socklen_t peerlen, const struct io_local *local)
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local)
 {
   struct gateway *gw = ctx;
   (void)s;

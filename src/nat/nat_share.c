@@ -346,8 +346,7 @@ static void put(struct gateway *gw, struct nat_share_tab *t, struct nat_share_en
     tab_free(t, e);
 }
 
-void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room,
-                         const union inany *ip)
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, const union inany *ip)
 {
   struct nat_share_key vk = vm_key(room, ip), ck = client_key(client);
   put(gw, &gw->share_vms, tab_find(&gw->share_vms, &vk), NAT_SHARE_PENDING);

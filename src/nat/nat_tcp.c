@@ -161,9 +161,9 @@ static void syn_ack(struct gateway *gw, struct nat_tcp_conn *c)
   struct net_tcp_opts o = {.mss = (uint16_t)(TCP_MSS_ADV - ip6_extra(c)),
                            .wscale = (int8_t)(c->g_wscale >= 0 ? 0 : -1),
                            .sack_ok = c->sack_ok};
-  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out), &l2, &c->dst_ip, &c->guest_ip,
-                           c->dst_port, c->guest_port, c->snd_una - 1, c->rcv_nxt,
-                           TCP_SYN | TCP_ACK, our_window(c), &o, NULL, 0);
+  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out), &l2, &c->dst_ip, &c->guest_ip, c->dst_port,
+                           c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
+                           our_window(c), &o, NULL, 0);
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);

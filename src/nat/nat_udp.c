@@ -131,8 +131,8 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
     return;
   }
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = gw_build_udp(gw, gw->out, sizeof(gw->out), &l2, &from, &f->guest_ip, port,
-                       f->guest_port, pkt, len);
+  int n = gw_build_udp(gw, gw->out, sizeof(gw->out), &l2, &from, &f->guest_ip, port, f->guest_port,
+                       pkt, len);
   if (n < 0) {
     gw->ctr.udp_too_big++;
     return;
@@ -192,8 +192,8 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
       /* the quoted original: guest -> destination, UDP, no payload */
       uint8_t orig[ETH_HDR + IPV6_HDR + UDP_HDR];
       struct net_l2 l2o = {.dst_mac = gw->p.mac, .src_mac = f->guest_mac};
-      int olen = gw_build_udp(gw, orig, sizeof(orig), &l2o, &f->guest_ip, &to, f->guest_port,
-                              dport, NULL, 0);
+      int olen = gw_build_udp(gw, orig, sizeof(orig), &l2o, &f->guest_ip, &to, f->guest_port, dport,
+                              NULL, 0);
       if (olen > ETH_HDR)
         gw_relay_error(gw, f->room, f->guest_mac, v6, ee.ee_type, ee.ee_code, ee.ee_info, &from,
                        orig + ETH_HDR, (size_t)olen - ETH_HDR, &gw->ctr.udp_icmp_errors);
@@ -231,10 +231,8 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
   struct nat_udp_flow *f = &gw->udp[i];
   memset(f, 0, sizeof(*f));
   f->gw = gw;
-  struct io_udp_opts o = {.bind_addr = pkt->ip6 ? "::" : "0.0.0.0",
-                          .port = 0,
-                          .recverr = true,
-                          .on_err = flow_error};
+  struct io_udp_opts o = {
+      .bind_addr = pkt->ip6 ? "::" : "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
     flowtab_free(gw->flows, FT_UDP, i);

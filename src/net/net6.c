@@ -297,7 +297,8 @@ int net_build_tcp6_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, const 
   if (hl + len > 65535 || cap < ETH_HDR + IPV6_HDR + hl)
     return -ENOSPC;
   /* the IPv6 header for the whole segment, of which only the header is here */
-  uint8_t *t = ip6_hdr(buf, ETH_HDR + IPV6_HDR + hl + len, l2, src, dst, IP_PROTO_TCP, 64, hl + len);
+  uint8_t *t =
+      ip6_hdr(buf, ETH_HDR + IPV6_HDR + hl + len, l2, src, dst, IP_PROTO_TCP, 64, hl + len);
   net_tcp_fill(t, sport, dport, seq, ack, flags, window, o, payload, len,
                net6_csum_pseudo(src, dst, IP_PROTO_TCP, (uint32_t)(hl + len)));
   return (int)(ETH_HDR + IPV6_HDR + hl);

@@ -82,7 +82,8 @@ Test(flowtab, hash_is_siphash13_of_the_key)
   init3(&t, 4, 4, 4);
   struct ft_key k = tcp_key(0x0a000205, 40000, 0xc6120002, 443);
   check_hash(&t, &k);
-  static const uint8_t g[16] = {0xfd, 1, 2, 3, 4, 5, 0, 7, 0x50, 0x54, 0, 0xff, 0xfe, 0x12, 0x34, 0x56};
+  static const uint8_t g[16] = {0xfd, 1,    2, 3,    4,    5,    0,    7,
+                                0x50, 0x54, 0, 0xff, 0xfe, 0x12, 0x34, 0x56};
   static const uint8_t r[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x99};
   struct ft_key k6 = {.proto = FT_TCP,
                       .room = 3,
@@ -385,14 +386,16 @@ Test(flowtab, vm_index_counts)
   }
   struct ft_key other_room = {.proto = FT_ICMP, .room = 1, .vip = A4(0x0a000205), .vport = 1};
   struct ft_key other_vm = {.proto = FT_ICMP, .room = 0, .vip = A4(0x0a000206), .vport = 1};
-  struct ft_key dns = {.proto = FT_DNS, .room = 0, .vip = A4(0x0a000205), .vport = 5353, .rip = A4(7)};
+  struct ft_key dns = {
+      .proto = FT_DNS, .room = 0, .vip = A4(0x0a000205), .vport = 5353, .rip = A4(7)};
   struct ft_key udp = udp_key(0, 0x0a000205, 1);
   cr_assert_eq(flowtab_insert(&t, &other_room, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &other_vm, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &dns, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &udp, 9, &x), 0);
   cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 100), 6);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 4), 4, "the walk stops at the limit");
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 4), 4,
+               "the walk stops at the limit");
   cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, p4(0x0a000205), 100), 1);
   cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000206), 100), 1);
   cr_assert_eq(flowtab_vm_count(&t, FT_DNS, 0, p4(0x0a000205), 100), 1);

@@ -319,8 +319,8 @@ static void send_rs(struct env *e)
   const uint8_t llp[8] = {0xfe, 0x80};
   net6_addr_eui64(ll, llp, VM_MAC);
   const uint8_t rest[4] = {0};
-  int n = net_build_icmp6(f, sizeof(f), &l2, ll, all_routers, 255, ND_ROUTER_SOLICIT, 0, rest,
-                          NULL, 0);
+  int n =
+      net_build_icmp6(f, sizeof(f), &l2, ll, all_routers, 255, ND_ROUTER_SOLICIT, 0, rest, NULL, 0);
   send_frame(e, f, (size_t)n);
 }
 
