@@ -10,7 +10,9 @@
  * same ports and payload with a verifying (never zero) checksum;
  * a parsed ICMPv6 message rebuilt by net_build_icmp6() (same addresses,
  * type, code, rest and data) parses back identically with a verifying
- * checksum; an ICMPv6 error about any parsed packet parses, goes to its
+ * checksum; a parsed TCP segment rebuilt by net_build_tcp6_hdr() (same
+ * addresses, ports, numbers, flags, window, MSS/scale/SACK options and
+ * payload) parses back identically; an ICMPv6 error about any parsed packet parses, goes to its
  * source, quotes its first bytes and stays within the IPv6 minimum MTU;
  * an ND message's target and link-layer option lie inside its data; an RA
  * and an NA built from parsed addresses parse back as ND messages; the
@@ -130,6 +132,34 @@ static void check_udp6(const struct net_eth *e, const struct net_ipv6 *ip)
     abort();
 }
 
+static void check_tcp6(const struct net_eth *e, const struct net_ipv6 *ip)
+{
+  struct net_tcp t, t2;
+  if (net_tcp6_parse(ip, &t) != 0)
+    return;
+  if (!inside(ip->payload, ip->len, t.payload, t.len))
+    abort();
+  struct net_l2 l2 = {.dst_mac = e->dst, .src_mac = e->src};
+  uint8_t src[16], dst[16];
+  memcpy(src, ip->src, 16);
+  memcpy(dst, ip->dst, 16);
+  struct net_tcp_opts o = {.mss = t.mss, .wscale = t.wscale, .sack_ok = t.sack_ok};
+  int h = net_build_tcp6_hdr(out, sizeof(out) - t.len, &l2, src, dst, t.sport, t.dport, t.seq,
+                             t.ack, t.flags, t.window, &o, t.payload, t.len);
+  if (h <= 0)
+    abort();
+  memcpy(out + h, t.payload, t.len);
+  struct net_eth e2;
+  struct net_ipv6 ip2;
+  if (net_eth_parse(out, (size_t)h + t.len, &e2) != 0 ||
+      net_ipv6_parse(e2.payload, e2.len, &ip2) != 0 || net_tcp6_parse(&ip2, &t2) != 0)
+    abort();
+  if (t2.sport != t.sport || t2.dport != t.dport || t2.seq != t.seq || t2.ack != t.ack ||
+      t2.flags != t.flags || t2.window != t.window || t2.mss != t.mss || t2.wscale != t.wscale ||
+      t2.sack_ok != t.sack_ok || t2.len != t.len || memcmp(t2.payload, t.payload, t.len) != 0)
+    abort();
+}
+
 static void check_error(const struct net_eth *e, const struct net_ipv6 *ip)
 {
   struct net_l2 l2 = {.dst_mac = e->src, .src_mac = e->dst};
@@ -167,6 +197,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_icmp6(&e, &ip);
   if (ip.next == IP_PROTO_UDP && !ip.fragment)
     check_udp6(&e, &ip);
+  if (ip.next == IP_PROTO_TCP && !ip.fragment)
+    check_tcp6(&e, &ip);
   check_error(&e, &ip);
   return 0;
 }

@@ -13,6 +13,9 @@
 # repetitions interleave the three stacks, and the ratios relay/slirp4netns
 # and relay/pasta are printed per direction. build/limitprobe runs first
 # (perf/limitprobe.c: the machine's AES-GCM and io_uring forwarding limit).
+# The relay also runs over IPv6 (NAT66: the same VM, its SLAAC address, to
+# the test host's 2001:db8:1::2 through the relay namespace's IPv6 route),
+# interleaved with the rest; the ratio relay6/relay is printed.
 #   perf/bench-tcp-nat.sh [RUNS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +25,7 @@ command -v iperf3 >/dev/null || { echo "iperf3 missing: apt-get install iperf3" 
 TMP=$(mktemp -d)
 P="wb$$"
 NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vm" NS_S="${P}slirp" NS_P="${P}pasta"
-STACKS=(relay)
+STACKS=(relay relay6)
 SLIRP=0 PASTA=0
 command -v slirp4netns >/dev/null && STACKS+=(slirp4netns) || echo "slirp4netns missing: skipped" >&2
 command -v pasta >/dev/null && STACKS+=(pasta) || echo "pasta (package passt) missing: skipped" >&2
@@ -40,13 +43,23 @@ ip -n "$NS_R" addr add 198.18.0.1/24 dev "${P}r0"
 ip -n "$NS_I" addr add 198.18.0.2/24 dev "${P}i0"
 ip -n "$NS_R" link set "${P}r0" up
 ip -n "$NS_I" link set "${P}i0" up
+for ns in "$NS_R" "$NS_I" "$NS_A"; do
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.disable_ipv6=0 net.ipv6.conf.default.disable_ipv6=0
+done
+ip netns exec "$NS_A" sysctl -qw net.ipv6.conf.default.accept_ra=1
+ip -n "$NS_R" -6 addr add 2001:db8:1::1/64 dev "${P}r0" nodad
+ip -n "$NS_I" -6 addr add 2001:db8:1::2/64 dev "${P}i0" nodad
+ip -n "$NS_R" -6 route add default via 2001:db8:1::2
 # Not -D: a daemon would outlive the script, and with it the benchmark lock
 # (flock /tmp/wtrelay-bench.lock) whose descriptor it inherits.
 ip netns exec "$NS_I" iperf3 -s -B 198.18.0.2 --logfile "$TMP/iperf.log" &
 PIDS+=("$!")
+ip netns exec "$NS_I" iperf3 -s -B 2001:db8:1::2 -p 5202 --logfile "$TMP/iperf6.log" &
+PIDS+=("$!")
 for _ in $(seq 50); do ip netns exec "$NS_I" ss -Hltn | grep -q ':5201 ' && break; sleep 0.1; done
+for _ in $(seq 50); do ip netns exec "$NS_I" ss -Hltn | grep ':5202 ' >/dev/null && break; sleep 0.1; done
 ip netns exec "$NS_R" "$B/wtrelay" --bind 127.0.0.1 --port 4433 --http-listen "" \
-  --egress-allow 198.18.0.0/15 --log-level warn >"$TMP/relay.out" 2>"$TMP/relay.err" &
+  --egress-allow 198.18.0.0/15 --egress-allow 2001:db8:1::/48 --log-level warn >"$TMP/relay.out" 2>"$TMP/relay.err" &
 PIDS+=("$!")
 for _ in $(seq 50); do grep -q '^Listening' "$TMP/relay.out" && break; sleep 0.1; done
 HASH=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/relay.out")
@@ -70,6 +83,8 @@ if [[ " ${STACKS[*]} " = *" pasta "* ]]; then
   PASTA=$!
 fi
 for _ in $(seq 100); do ip -n "$NS_A" -4 addr show dev vm0 2>/dev/null | grep -q inet && break; sleep 0.1; done
+# IPv6: SLAAC and the default route from the gateway's RA
+for _ in $(seq 100); do ip -n "$NS_A" -6 route show default 2>/dev/null | grep 'via fe80::2' >/dev/null && break; sleep 0.1; done
 for _ in $(seq 50); do
   { [ ! -e "/proc/$SLIRP" ] || ip -n "$NS_S" -4 addr show dev sl0 2>/dev/null | grep -q inet; } &&
     { [ ! -e "/proc/$PASTA" ] || ip -n "$NS_P" -4 addr show dev pt0 2>/dev/null | grep -q inet; } && break
@@ -81,14 +96,15 @@ $B/limitprobe | sed '$d'
 mtu() { ip -n "$1" link show "$2" 2>/dev/null | grep -o 'mtu [0-9]*' || echo "not up"; }
 echo "guest MTU: relay $(mtu "$NS_A" vm0), slirp4netns $(mtu "$NS_S" sl0), pasta $(mtu "$NS_P" pt0);" \
   "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2) -t 5, median of $RUNS, repetitions interleaved"
-guest_ns() { case $1 in relay) echo "$NS_A" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
+guest_ns() { case $1 in relay | relay6) echo "$NS_A" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
+target() { case $1 in relay6) echo "2001:db8:1::2 -p 5202" ;; *) echo 198.18.0.2 ;; esac; }
 # One line per run in $TMP/runs: stack, direction, rep, bits/s (0: failed,
 # or stalled past 30 s).
 : >"$TMP/runs"
 for rep in $(seq "$RUNS"); do
   for dir in up down; do
     for st in "${STACKS[@]}"; do
-      timeout 30 ip netns exec "$(guest_ns "$st")" iperf3 -c 198.18.0.2 -t 5 -J $([ "$dir" = down ] && echo -R) 2>/dev/null |
+      timeout 30 ip netns exec "$(guest_ns "$st")" iperf3 -c $(target "$st") -t 5 -J $([ "$dir" = down ] && echo -R) 2>/dev/null |
         python3 -c 'import json,sys; print(json.load(sys.stdin)["end"]["sum_received"]["bits_per_second"])' \
           2>/dev/null | sed "s/^/$st $dir $rep /" >>"$TMP/runs" || echo "$st $dir $rep 0" >>"$TMP/runs"
     done
@@ -104,7 +120,7 @@ for l in open(sys.argv[1]):
     runs[(stack, d, "tried")][int(rep)] = 1
 label = {"up": "TCP guest -> internet host", "down": "TCP internet host -> guest"}
 for d in ("up", "down"):
-    for stack in ("relay", "slirp4netns", "pasta"):
+    for stack in ("relay", "relay6", "slirp4netns", "pasta"):
         v = runs.get((stack, d))
         if v:
             failed = len(runs[(stack, d, "tried")]) - len(v)
@@ -112,11 +128,11 @@ for d in ("up", "down"):
                   " ".join("%.2f" % (x / 1e9) for x in v.values()), " %d failed" % failed if failed else ""))
         elif runs.get((stack, d, "tried")):
             print("%-28s %-12s every run failed" % (label[d], stack))
-    for ref in ("slirp4netns", "pasta"):
-        r, o = runs.get(("relay", d), {}), runs.get((ref, d), {})
+    for (me, ref) in (("relay6", "relay"), ("relay", "slirp4netns"), ("relay", "pasta")):
+        r, o = runs.get((me, d), {}), runs.get((ref, d), {})
         per = [r[k] / o[k] for k in sorted(r) if k in o and o[k] > 0]
         if per:
-            print("%-28s relay/%-6s %.2f (ratio of the medians); median of the ratios per repetition %.2f (%s)" % (
-                "", ref, st.median(r.values()) / st.median(o.values()), st.median(per),
+            print("%-28s %s/%-6s %.2f (ratio of the medians); median of the ratios per repetition %.2f (%s)" % (
+                "", me, ref, st.median(r.values()) / st.median(o.values()), st.median(per),
                 " ".join("%.2f" % x for x in per)))
 PY

@@ -33,6 +33,7 @@
 #include "wtrelay/counter.h"
 #include "wtrelay/dns.h"
 #include "wtrelay/hostaddr.h"
+#include "wtrelay/inany.h"
 #include "wtrelay/io.h"
 #include "wtrelay/log.h"
 #include "wtrelay/nat_fwd.h"
@@ -133,6 +134,8 @@ struct gateway_counters {
   uint64_t ip6_in, ip6_bad, ip6_bad_l4, ip6_bad_nd, ip6_spoofed, ip6_fragments, ip6_ignored;
   uint64_t ip6_other_proto, ip6_no_route, ip6_rs_in, ip6_ns_in, ip6_ra_out, ip6_ra_periodic;
   uint64_t ip6_ra_limited, ip6_na_out, ip6_echo_replies, ip6_denied;
+  /* NAT66 (nat6.c): flows opened over IPv6 (also in the protocols' totals) */
+  uint64_t ip6_hlim_expired, nat6_udp_flows, nat6_icmp_flows, nat6_tcp_opened;
   uint64_t udp_flows_opened, udp_flows_closed, udp_flows_full, udp_out, udp_in;
   uint64_t udp_send_failed, udp_too_big, udp_icmp_errors;
   uint64_t icmp_flows_opened, icmp_flows_closed, icmp_flows_full, icmp_out, icmp_in;
@@ -178,7 +181,7 @@ struct gw_room {
 #define NAT_UDP_PEERS 8
 
 struct nat_udp_peer {
-  uint32_t ip; /* host order */
+  union inany ip;
   uint16_t port;
   uint64_t last_ns; /* the guest's latest datagram to it */
 };
@@ -187,9 +190,17 @@ struct nat_udp_peer {
 enum nat_share_kind { NAT_SHARE_UDP, NAT_SHARE_TCP, NAT_SHARE_PENDING, NAT_SHARE_KINDS };
 enum nat_share_proto { NAT_SHARE_P_UDP, NAT_SHARE_P_TCP, NAT_SHARE_P_ICMP };
 
+/* An account's key: a client (client != 0, the rest zero) or a VM (room
+ * and guest address, either family; client 0). */
+struct nat_share_key {
+  uint64_t client;
+  uint32_t room;
+  union inany ip;
+};
+
 struct nat_share_ent {
   bool used;
-  uint64_t key;                /* client key, or room << 32 | guest IP */
+  struct nat_share_key key;
   uint32_t n[NAT_SHARE_KINDS]; /* what it holds */
   uint64_t tat;                /* VM accounts: when the new-flow bucket is full again */
   uint32_t next;               /* hash chain or free list, index + 1 */
@@ -217,8 +228,9 @@ uint32_t gateway_share_clients(const struct gateway *gw);
 
 struct nat_udp_flow {
   bool used;
-  uint32_t room, guest_ip;
-  uint64_t client; /* nat_share key of the client that opened it, 0 = none */
+  uint32_t room;
+  union inany guest_ip; /* either family: the flow's socket is of the same */
+  uint64_t client;      /* nat_share key of the client that opened it, 0 = none */
   uint16_t guest_port;
   uint8_t guest_mac[6];
   /* its key and last use (only the guest's datagrams refresh it) are in
@@ -231,7 +243,8 @@ struct nat_udp_flow {
 
 struct nat_icmp_flow {
   bool used;
-  uint32_t room, guest_ip;
+  uint32_t room;
+  union inany guest_ip; /* IPv4: ICMP echo; IPv6: ICMPv6 echo */
   uint16_t guest_id;
   uint16_t host_id; /* raw-socket mode: the echo id we put on the wire */
   uint8_t guest_mac[6];
@@ -256,13 +269,15 @@ struct nat_tcp_conn {
   bool used;
   uint8_t state;
   uint16_t gen;
-  uint32_t room, guest_ip, dst_ip;
+  uint32_t room;
+  union inany guest_ip, dst_ip; /* both of one family */
   uint16_t guest_port, dst_port;
   uint8_t guest_mac[6];
   uint64_t client; /* nat_share key of the client that opened it, 0 = none */
   uint32_t fwd;    /* an inbound forward's connection: nat_fwd's reference, 0 = outbound */
   int fd;
-  struct sockaddr_in sa;
+  union io_sockaddr sa;
+  socklen_t salen;
   uint32_t ops; /* ring operations in flight */
   /* guest -> host */
   uint32_t rcv_nxt; /* acknowledged to the guest: in the kernel */
@@ -332,8 +347,9 @@ struct gateway {
   /* ICMP NAT */
   struct nat_icmp_flow *icmp;
   uint32_t nicmp;
-  bool icmp_ok;
-  struct io_udp_sock *icmp_raw; /* raw-socket mode (CAP_NET_RAW), else NULL */
+  bool icmp_ok, icmp6_ok;        /* ICMP / ICMPv6 echo can be translated */
+  struct io_udp_sock *icmp_raw;  /* raw-socket mode (CAP_NET_RAW), else NULL */
+  struct io_udp_sock *icmp6_raw; /* the same for ICMPv6 */
   uint16_t icmp_id_base;
   /* TCP NAT */
   struct nat_tcp_conn *tcp;

@@ -5,7 +5,8 @@
  * local`, a subnet broadcast address).
  *
  * The kernel keeps a route of type local (or broadcast, anycast) for every
- * such destination; hostaddr mirrors exactly those IPv4 and IPv6 routes in
+ * such destination; hostaddr mirrors exactly those IPv4 and IPv6 routes
+ * (and the host's IPv6 routes to the internet, hostaddr_has_route6) in
  * a fixed table: one dump (RTM_GETROUTE, every family) at start-up, then
  * the RTM_NEWROUTE / RTM_DELROUTE notifications of the RTMGRP_IPV4_ROUTE
  * and RTMGRP_IPV6_ROUTE groups, read by a
@@ -89,6 +90,13 @@ void hostaddr_sweep_stale(struct hostaddr *h);
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip);
 /* The same for an IPv6 address (16 bytes, network order). */
 bool hostaddr_is_local6(const struct hostaddr *h, const uint8_t a[16]);
+
+/* Does the host have an IPv6 route to the internet (a unicast default
+ * route of the main table, or one covering 2000::/3)? Followed live like
+ * the local routes (kept in the same table with type RTN_UNICAST, never
+ * taken for local ones): the gateway advertises itself as a default
+ * router and translates IPv6 only while it holds. */
+bool hostaddr_has_route6(const struct hostaddr *h);
 
 /* The counters' table (wtrelay/counter.h): /metrics and the exit log
  * are written from it. */

@@ -147,7 +147,8 @@ struct io_udp_opts {
   bool pmtu_probe;       /* IP_PMTUDISC_PROBE: never fragment (QUIC) */
   int proto;             /* 0 = UDP; IPPROTO_ICMP = an ICMP datagram ("ping") socket */
   bool raw;              /* SOCK_RAW instead of SOCK_DGRAM (with proto; CAP_NET_RAW) */
-  bool recverr;          /* IP_RECVERR: ICMP errors reach on_err and the error queue */
+  bool recverr;          /* IP_RECVERR (and IPV6_RECVERR on an IPv6 socket): ICMP errors reach
+                          * on_err and the error queue */
   bool reuseport;        /* SO_REUSEPORT: one socket per worker on the QUIC port, all made by
                           * one process at start-up (a second relay still fails to bind) */
   io_udp_err_fn on_err;

@@ -118,6 +118,9 @@ static inline bool net_ip_is_fragment(const struct net_ipv4 *ip)
 /* TCP over ip: data offset within the segment, checksum verified, MSS and
  * window-scale options read (others skipped). */
 int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t);
+/* A TCP segment of plen bytes at p, either family: its checksum verified
+ * over pseudo (the family's pseudo-header sum), header and options read. */
+int net_tcp_seg(const uint8_t *p, size_t plen, uint32_t pseudo, struct net_tcp *t);
 
 /* ---- checksums ---- */
 uint32_t net_csum_add(uint32_t sum, const void *p, size_t len);
@@ -201,6 +204,14 @@ int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_
                       uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack, uint8_t flags,
                       uint16_t window, const struct net_tcp_opts *o, const uint8_t *payload,
                       size_t len, uint16_t id);
+/* The TCP header length (20 + options) net_tcp_fill writes for o. */
+size_t net_tcp_hdr_len(const struct net_tcp_opts *o);
+/* A TCP header with the options in o (NULL = none) at t, its checksum over
+ * pseudo (the family's pseudo-header sum), the header and the len payload
+ * bytes at `payload` (sent after it). Returns the header length. */
+size_t net_tcp_fill(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                    uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
+                    const uint8_t *payload, size_t len, uint32_t pseudo);
 
 /* The same with a window-scale option too (wscale >= 0), for a SYN-ACK. */
 int net_build_tcp_ws(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src, uint32_t dst,

@@ -91,6 +91,10 @@ int net_icmp6_parse(const struct net_ipv6 *ip, struct net_icmp6 *m);
  * verified over the pseudo-header. */
 int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u);
 
+/* TCP over ip (not a fragment): the checksum verified over the
+ * pseudo-header, header and options read (net_tcp_seg). */
+int net_tcp6_parse(const struct net_ipv6 *ip, struct net_tcp *t);
+
 /* The ND fields of an RS/RA/NS/NA already parsed as m: the fixed part's
  * length checked, options walked (each length nonzero, within the
  * message); hop limit 255 is the caller's check (RFC 4861 7.1). */
@@ -155,6 +159,15 @@ int net_build_icmp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uin
 int net_build_udp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
                    const uint8_t dst[16], uint16_t sport, uint16_t dport, const uint8_t *payload,
                    size_t len);
+
+/* The headers only (Ethernet, IPv6 with hop limit 64, TCP with the
+ * options in o) of a segment whose len payload bytes stay at `payload`
+ * and are sent after them: the checksum covers them. Returns the header
+ * length, or -ENOSPC. */
+int net_build_tcp6_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
+                       const uint8_t dst[16], uint16_t sport, uint16_t dport, uint32_t seq,
+                       uint32_t ack, uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
+                       const uint8_t *payload, size_t len);
 
 /* An ICMPv6 error (type/code, rest = MTU for too-big else 0) about orig,
  * quoting as much of it as fits the minimum MTU (1280, RFC 4443 2.4). */

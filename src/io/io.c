@@ -455,8 +455,11 @@ int io_udp_open_ex(struct io *io, const struct io_udp_opts *o, io_udp_recv_fn fn
   }
   if (o->pktinfo)
     setsockopt_int(fd, IPPROTO_IP, IP_PKTINFO, 1);
-  if (o->recverr)
+  if (o->recverr) {
     setsockopt_int(fd, IPPROTO_IP, IP_RECVERR, 1);
+    if (sa.sa.sa_family == AF_INET6)
+      setsockopt_int(fd, IPPROTO_IPV6, IPV6_RECVERR, 1);
+  }
   if (o->pmtu_probe) {
     /* Path MTU: never fragment; ngtcp2 probes and sizes packets itself. */
     setsockopt_int(fd, IPPROTO_IP, IP_MTU_DISCOVER, IP_PMTUDISC_PROBE);

@@ -203,7 +203,7 @@ void dns_fwd_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
 {
   struct dns_guest g = {.room = pkt->room,
                         .mac = pkt->src_mac,
-                        .key = pkt->ip.src,
+                        .key = inany_from4(pkt->ip.src),
                         .ip4 = pkt->ip.src,
                         .port = u->sport};
   if (dns_fwd_query(gw, &g, u) == -ENETUNREACH)
@@ -223,7 +223,7 @@ int dns_fwd_query(struct gateway *gw, const struct dns_guest *g, const struct ne
     return -ENETUNREACH;
   }
   if (gw->p.max_dns_inflight_per_vm &&
-      flowtab_vm_count(gw->flows, FT_DNS, g->room, g->key, gw->p.max_dns_inflight_per_vm) >=
+      flowtab_vm_count(gw->flows, FT_DNS, g->room, &g->key, gw->p.max_dns_inflight_per_vm) >=
           gw->p.max_dns_inflight_per_vm) {
     gw->ctr.dns_vm_full++;
     gw_log(gw, "DNS query refused (SERVFAIL)",
@@ -239,7 +239,7 @@ int dns_fwd_query(struct gateway *gw, const struct dns_guest *g, const struct ne
   int rc;
   for (int tries = 0;; tries++) {
     id = random_id(gw);
-    k.rip = ((uint32_t)q.id << 16) | id;
+    k.rip.w[0] = ((uint32_t)q.id << 16) | id; /* not an address: the two ids */
     if ((rc = flowtab_insert(gw->flows, &k, *gw->now, &slot)) != -EEXIST || tries == 3)
       break;
   }

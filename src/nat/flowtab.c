@@ -75,20 +75,29 @@ uint64_t flowtab_siphash(const uint8_t key[16], const void *msg, size_t len, int
   uint64_t m[8];
   size_t nm = len / 8;
   if (nm > 8)
-    return 0; /* the table hashes 17 bytes; the test vectors stay below 64 */
+    return 0; /* the table hashes 41 bytes; the test vectors stay below 64 */
   for (size_t i = 0; i < nm; i++)
     m[i] = le64(p + 8 * i, 8);
   uint64_t b = ((uint64_t)len << 56) | le64(p + 8 * nm, len % 8);
   return sip(le64(key, 8), le64(key + 8, 8), m, nm, b, c, d);
 }
 
-/* The key as the 17 bytes room, vip, vport, rport, rip (little-endian)
- * and proto: two words and the last block. */
+/* Two address words (8 bytes of x from off) as the machine reads them:
+ * the hash is never stored nor compared across machines. */
+static inline uint64_t word(const union inany *x, int off)
+{
+  uint64_t w;
+  memcpy(&w, x->a + off, 8);
+  return w;
+}
+
+/* The whole key, 41 bytes: room, vport, rport (little-endian), vip, rip
+ * and proto: five words and the last block. */
 uint64_t flowtab_hash(const struct flowtab *t, const struct ft_key *k)
 {
-  uint64_t m[2] = {(uint64_t)k->room | ((uint64_t)k->vip << 32),
-                   (uint64_t)k->vport | ((uint64_t)k->rport << 16) | ((uint64_t)k->rip << 32)};
-  return sip(t->k0, t->k1, m, 2, ((uint64_t)17 << 56) | k->proto, 1, 3);
+  uint64_t m[5] = {(uint64_t)k->room | ((uint64_t)k->vport << 32) | ((uint64_t)k->rport << 48),
+                   word(&k->vip, 0), word(&k->vip, 8), word(&k->rip, 0), word(&k->rip, 8)};
+  return sip(t->k0, t->k1, m, 5, ((uint64_t)41 << 56) | k->proto, 1, 3);
 }
 
 /* The reverse key: 5 bytes, rkey and the protocol. */
@@ -97,17 +106,17 @@ static uint64_t rhash(const struct flowtab *t, enum ft_proto p, uint32_t rkey)
   return sip(t->k0, t->k1, NULL, 0, ((uint64_t)5 << 56) | ((uint64_t)p << 32) | rkey, 1, 3);
 }
 
-/* The VM index: (protocol, room, VM address), 9 bytes. */
-static uint64_t vhash(const struct flowtab *t, uint8_t p, uint32_t room, uint32_t vip)
+/* The VM index: (protocol, room, VM address), 21 bytes. */
+static uint64_t vhash(const struct flowtab *t, uint8_t p, uint32_t room, const union inany *vip)
 {
-  uint64_t m = (uint64_t)room | ((uint64_t)vip << 32);
-  return sip(t->k0, t->k1, &m, 1, ((uint64_t)9 << 56) | p, 1, 3);
+  uint64_t m[3] = {(uint64_t)room | ((uint64_t)p << 32), word(vip, 0), word(vip, 8)};
+  return sip(t->k0, t->k1, m, 3, (uint64_t)21 << 56, 1, 3);
 }
 
 static bool key_eq(const struct ft_key *a, const struct ft_key *b)
 {
-  return a->room == b->room && a->vip == b->vip && a->vport == b->vport && a->rip == b->rip &&
-         a->rport == b->rport && a->proto == b->proto;
+  return a->room == b->room && a->vport == b->vport && a->rport == b->rport &&
+         a->proto == b->proto && inany_eq(&a->vip, &b->vip) && inany_eq(&a->rip, &b->rip);
 }
 
 int flowtab_init(struct flowtab *t, const uint32_t cap[FT_PROTOS], uint32_t by_vm)
@@ -246,7 +255,7 @@ int flowtab_insert(struct flowtab *t, const struct ft_key *k, uint64_t now, uint
   e->next = *head;
   *head = g + 1;
   if (t->by_vm & (1u << k->proto)) {
-    uint32_t *vh = &t->vm[vhash(t, k->proto, k->room, k->vip) & t->mask];
+    uint32_t *vh = &t->vm[vhash(t, k->proto, k->room, &k->vip) & t->mask];
     e->vnext = *vh;
     *vh = g + 1;
   }
@@ -270,7 +279,7 @@ void flowtab_unlink(struct flowtab *t, enum ft_proto p, uint32_t slot)
   if (e->has_rkey)
     chain_del(t, &t->rev[rhash(t, p, e->rkey) & t->mask], g, CH_REV);
   if (t->by_vm & (1u << p))
-    chain_del(t, &t->vm[vhash(t, p, e->key.room, e->key.vip) & t->mask], g, CH_VM);
+    chain_del(t, &t->vm[vhash(t, p, e->key.room, &e->key.vip) & t->mask], g, CH_VM);
   e->has_rkey = false;
   e->next = e->rnext = e->vnext = 0;
   lru_del(t, pt, g);
@@ -366,8 +375,8 @@ uint32_t flowtab_lookup_rkey(const struct flowtab *t, enum ft_proto p, uint32_t 
   return FT_NONE;
 }
 
-uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room, uint32_t vip,
-                          uint32_t limit)
+uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room,
+                          const union inany *vip, uint32_t limit)
 {
   if (p >= FT_PROTOS || !(t->by_vm & (1u << p)))
     return 0;
@@ -375,7 +384,7 @@ uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t roo
   for (uint32_t i = t->vm[vhash(t, p, room, vip) & t->mask]; i && n < limit;
        i = t->e[i - 1].vnext) {
     const struct ft_key *k = &t->e[i - 1].key;
-    n += k->proto == p && k->room == room && k->vip == vip;
+    n += k->proto == p && k->room == room && inany_eq(&k->vip, vip);
   }
   return n;
 }

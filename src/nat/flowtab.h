@@ -28,7 +28,7 @@
  * one chain and make every lookup of the worker walk it. SipHash is a PRF
  * built for exactly this (hash-flooding resistance); the 1-3 round variant
  * is what Rust's standard HashMap and CPython's str hash use for it, at
- * half the cost of 2-4 (a few nanoseconds for our 17-byte key). The secret
+ * half the cost of 2-4 (a few tens of nanoseconds for our 41-byte key). The secret
  * never leaves the process and differs between instances, so keys that
  * collide in one worker (found by timing, say) do not collide in another
  * or after a restart.
@@ -43,16 +43,21 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "wtrelay/inany.h"
+
 enum ft_proto { FT_UDP, FT_ICMP, FT_TCP, FT_DNS, FT_PROTOS };
 
 #define FT_NONE UINT32_MAX
 
-/* A flow's key, host order. Fill every field (0 where a protocol has no
- * such part): equality is field by field. */
+/* A flow's key: ports in host order, addresses of either family
+ * (wtrelay/inany.h: IPv4 as ::ffff:a.b.c.d, so an IPv4 flow and an IPv6
+ * one never share a key). Fill every field (0 where a protocol has no such
+ * part): equality is field by field. 41 bytes of content, 44 in memory. */
 struct ft_key {
-  uint32_t room, vip, rip; /* room, VM address, remote address */
-  uint16_t vport, rport;   /* VM port (UDP, TCP) or echo id (ICMP); remote port */
-  uint8_t proto;           /* enum ft_proto */
+  uint32_t room;
+  uint16_t vport, rport; /* VM port (UDP, TCP) or echo id (ICMP); remote port */
+  union inany vip, rip;  /* VM address, remote address */
+  uint8_t proto;         /* enum ft_proto */
 };
 
 enum ft_state { FT_FREE, FT_HELD, FT_LINKED };
@@ -121,8 +126,8 @@ uint32_t flowtab_lookup_rkey(const struct flowtab *t, enum ft_proto p, uint32_t 
 /* Live flows of p with this room and VM address, counted up to limit (the
  * walk stops there: a per-VM cap needs no more): O(limit + the chain's
  * other VMs). 0 for a protocol not in by_vm. */
-uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room, uint32_t vip,
-                          uint32_t limit);
+uint32_t flowtab_vm_count(const struct flowtab *t, enum ft_proto p, uint32_t room,
+                          const union inany *vip, uint32_t limit);
 
 static inline uint32_t flowtab_live(const struct flowtab *t, enum ft_proto p)
 {

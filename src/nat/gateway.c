@@ -60,6 +60,10 @@ void gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8
 
 void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code)
 {
+  if (pkt->ip6) {
+    gw_icmp6_error(gw, pkt, type, code);
+    return;
+  }
   struct net_l2 l2 = {.dst_mac = pkt->src_mac, .src_mac = gw->p.mac};
   int n = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, gw->p.ip, type, code, 0, &pkt->ip,
                                gw_next_id(gw));
@@ -301,7 +305,7 @@ static int gw_deliver(void *ctx, const struct switch_frame *f)
   else if (e.type == ETH_TYPE_IPV4)
     ipv4_input(gw, &pkt, &e);
   else if (e.type == ETH_TYPE_IPV6)
-    gw_ip6_input(gw, gr->room, e.src, &e, to_us);
+    gw_ip6_input(gw, &pkt, &e, to_us);
   else
     gw->ctr.other_ethertype++;
   return 0;
@@ -503,6 +507,14 @@ static const struct counter_def gateway_counter_defs[] = {
     DROP("ipv6_no_route", GW6, "no_route", ip6_no_route),
     DROP("ipv6_egress_denied", GW6, "denied", ip6_denied),
     DROP("ra_rate_limited", GW6, "ra_limited", ip6_ra_limited),
+    DROP("ipv6_hop_limit_exceeded", GW6, "hlim_expired", ip6_hlim_expired),
+    G("wtrelay_nat_ipv6_flows_opened_total",
+      "NAT flows opened over IPv6 (NAT66; also counted in their protocol's totals)",
+      "protocol=\"udp\"", GW6, "nat6_udp", nat6_udp_flows),
+    G("wtrelay_nat_ipv6_flows_opened_total", NULL, "protocol=\"icmp\"", GW6, "nat6_icmp",
+      nat6_icmp_flows),
+    G("wtrelay_nat_ipv6_flows_opened_total", NULL, "protocol=\"tcp\"", GW6, "nat6_tcp",
+      nat6_tcp_opened),
     G("wtrelay_gateway_ipv6_packets_total", "IPv6 packets the gateway port received", NULL, GW6,
       "in", ip6_in),
     G("wtrelay_gateway_ipv6_solicitations_total", "Router and Neighbor Solicitations received",

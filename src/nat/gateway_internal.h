@@ -9,33 +9,78 @@
 
 #include "wtrelay/gateway.h"
 
+#include "wtrelay/inany.h"
+#include "wtrelay/net6.h"
+
 #include "flowtab.h"
 
 struct gw_pkt {
   uint32_t room;
   uint32_t src_port; /* switch port the frame came from */
   const uint8_t *src_mac;
-  struct net_ipv4 ip;
+  struct net_ipv4 ip;         /* IPv4 (when ip6 is NULL) */
+  const struct net_ipv6 *ip6; /* IPv6: the packet (then ip is unused); NULL = IPv4 */
 };
+
+/* The packet's source and destination, either family. */
+static inline union inany gw_pkt_src(const struct gw_pkt *pkt)
+{
+  return pkt->ip6 ? inany_from6(pkt->ip6->src) : inany_from4(pkt->ip.src);
+}
+static inline union inany gw_pkt_dst(const struct gw_pkt *pkt)
+{
+  return pkt->ip6 ? inany_from6(pkt->ip6->dst) : inany_from4(pkt->ip.dst);
+}
+/* a:port as a socket address of its family; its length. */
+socklen_t gw_sockaddr(union io_sockaddr *sa, const union inany *a, uint16_t port);
+/* The address and port of a socket address (IPv4 or IPv6; a v4-mapped
+ * IPv6 one is IPv4). false for another family. */
+bool gw_sockaddr_get(const union io_sockaddr *sa, union inany *a, uint16_t *port);
+/* The gateway's address toward a guest at `to` (the router's link-local
+ * address for IPv6, its IPv4 address else): the source of its errors. */
+union inany gw_router_addr(const struct gateway *gw, const union inany *to);
 /* Sends a frame (len bytes in gw->out) into the room from its gateway port. */
 void gw_emit(struct gateway *gw, uint32_t room, size_t len);
 /* The same for a frame of hlen header bytes in gw->out followed by plen
  * payload bytes elsewhere (not copied: the receivers copy what they keep). */
 void gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
                      size_t plen);
-/* Sends an ICMP error about pkt back to its sender. */
+/* Sends an ICMP error about pkt back to its sender: type and code are
+ * ICMP's (ICMP_UNREACH with ICMP_UNREACH_ADMIN/PORT, ICMP_TIME_EXCEEDED);
+ * for an IPv6 packet the ICMPv6 error that means the same, from the
+ * router's link-local address. */
 void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code);
+void gw_icmp6_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code);
+/* A UDP datagram from:sport -> to:dport with payload, as a frame in buf,
+ * in the family of the addresses. Length or negative errno. */
+int gw_build_udp(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_l2 *l2,
+                 const union inany *from, const union inany *to, uint16_t sport, uint16_t dport,
+                 const uint8_t *payload, size_t len);
+/* The headers of a TCP segment from:sport -> to:dport (its len payload
+ * bytes at payload, sent after them: in the checksum), in the family of
+ * the addresses (net_build_tcp_hdr / net_build_tcp6_hdr). */
+int gw_build_tcp_hdr(struct gateway *gw, uint8_t *buf, size_t cap, const struct net_l2 *l2,
+                     const union inany *from, const union inany *to, uint16_t sport, uint16_t dport,
+                     uint32_t seq, uint32_t ack, uint8_t flags, uint16_t window,
+                     const struct net_tcp_opts *o, const uint8_t *payload, size_t len);
+/* An ICMP(v6) error the host received for a flow (IP_RECVERR and
+ * IPV6_RECVERR: origin ICMP or ICMP6, type, code, info = next-hop MTU),
+ * relayed to the guest about `orig` (a frame rebuilt like the guest's
+ * packet), from `from` (the reporting router). Counted in *ctr when sent. */
+void gw_relay_error(struct gateway *gw, uint32_t room, const uint8_t *guest_mac, bool icmp6,
+                    uint8_t type, uint8_t code, uint32_t info, const union inany *from,
+                    const uint8_t *orig, size_t orig_len, uint64_t *ctr);
 uint16_t gw_next_id(struct gateway *gw);
 void gw_log(struct gateway *gw, const char *msg, const char *detail);
 
 void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_udp *u);
 /* Filtering: may a datagram from ip:port (host order) reach the guest
  * through f? Only from an endpoint the guest sent to through f. */
-bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port);
+bool nat_udp_peer_allowed(const struct nat_udp_flow *f, const union inany *ip, uint16_t port);
 /* The guest sent to ip:port through f at `now`: remember it (replacing the
  * least recently used endpoint when all NAT_UDP_PEERS are taken; returns
  * true then). */
-bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint64_t now);
+bool nat_udp_peer_note(struct nat_udp_flow *f, const union inany *ip, uint16_t port, uint64_t now);
 void nat_udp_sweep(struct gateway *gw, uint64_t now);
 void nat_udp_room_gone(struct gateway *gw, uint32_t room);
 int nat_udp_init(struct gateway *gw);
@@ -92,29 +137,32 @@ uint64_t nat_share_client_of(const struct gateway *gw, const struct gw_pkt *pkt)
 int nat_share_admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_proto proto,
                     uint64_t *client);
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
-                       uint32_t room, uint32_t ip, bool pending);
-void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip);
+                       uint32_t room, const union inany *ip, bool pending);
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, const union inany *ip);
 void nat_share_sweep(struct gateway *gw, uint64_t now);
 uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k);
-uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
+uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, const union inany *ip,
                             enum nat_share_kind k);
 
 /* IPv6 on the gateway port (gw_ip6.c): the frame e from src_mac in room;
  * to_gw_mac: sent to the gateway's MAC (not a group). */
-void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
-                  const struct net_eth *e, bool to_gw_mac);
+void gw_ip6_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_eth *e, bool to_gw_mac);
 void gw_ip6_room_init(struct gateway *gw, uint32_t room, uint16_t subnet_id);
 void gw_ip6_room_prefix(const struct gateway *gw, uint16_t subnet_id, uint8_t out[8]);
+/* Does the gateway route IPv6 to the internet (the host has a route)? */
+bool gw_ip6_routed(const struct gateway *gw);
+/* NAT66 (nat6.c): an IPv6 packet from pkt's guest to the internet, its
+ * source, destination, egress policy and the host's route checked. */
+void nat6_input(struct gateway *gw, struct gw_pkt *pkt);
 /* Unsolicited RAs that are due, a few rooms per call. */
 void gw_ip6_sweep(struct gateway *gw, uint64_t now);
 
 /* Who asked the DNS forwarder and where its answer goes. key: the VM in
- * the flow table's per-VM count (its IPv4 address, or the low 32 bits of
- * its IPv6 one). */
+ * the flow table's per-VM count (its address, either family). */
 struct dns_guest {
   uint32_t room;
   const uint8_t *mac;
-  uint32_t key;
+  union inany key;
   bool v6;
   uint32_t ip4;                 /* IPv4: the guest's address */
   const uint8_t *ip6, *server6; /* IPv6: the guest's and the address it asked */

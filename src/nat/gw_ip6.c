@@ -10,14 +10,15 @@
  *
  * The room's prefix: --subnet6 for every room, or fd + the relay's random
  * 40-bit global id + a 16-bit subnet id from the room's name (RFC 4193),
- * the same on every worker of the process. The gateway is not yet a
- * default router: the RAs carry router lifetime 0, so a guest routes only
- * its on-link prefix here, and a packet for elsewhere that still reaches
- * the gateway's MAC is answered at once with ICMPv6 destination
- * unreachable rather than left to time out: administratively prohibited
- * when the destination is the relay host's own (hostaddr.h, followed
- * live) or the IPv6 egress policy denies it (policy.h), else no route. NAT66 comes with
- * the rest of issue 19.
+ * the same on every worker of the process. The gateway is a default router
+ * (router lifetime 1800 s in its RAs) only while the host has an IPv6
+ * route to the internet (hostaddr_has_route6, followed live); then a
+ * guest's packet for elsewhere goes to NAT66 (nat6.c). A packet for
+ * elsewhere that the gateway does not translate is answered at once with
+ * ICMPv6 destination unreachable rather than left to time out:
+ * administratively prohibited when the destination is the relay host's
+ * own (hostaddr.h) or the IPv6 egress policy denies it (policy.h), else
+ * (no IPv6 route on the host; the RAs said lifetime 0) no route.
  *
  * Sources the gateway accepts: link-local addresses (answers go to the
  * frame's source MAC only), the unspecified address for duplicate address
@@ -66,15 +67,22 @@ static void gw_addr(uint8_t out[16], const uint8_t prefix[8], uint8_t host)
   out[15] = host;
 }
 
-#define RDNSS_S 1800 /* RFC 8106: at least MaxRtrAdvInterval */
+#define RDNSS_S 1800           /* RFC 8106: at least MaxRtrAdvInterval */
+#define ROUTER_LIFETIME_S 1800 /* RFC 4861: 3 x MaxRtrAdvInterval at most; ours is 300 s */
 
 static bool same16(const uint8_t *a, const uint8_t *b)
 {
   return memcmp(a, b, 16) == 0;
 }
 
-/* An RA to dst (MAC dst_mac): the room's prefix, the MTU, not a default
- * router yet (see the top). */
+bool gw_ip6_routed(const struct gateway *gw)
+{
+  return gw->p.hostaddr && hostaddr_has_route6(gw->p.hostaddr);
+}
+
+/* An RA to dst (MAC dst_mac): the room's prefix, the MTU, and a default
+ * router only while the host has an IPv6 route to the internet (see the
+ * top). */
 static void send_ra(struct gateway *gw, uint32_t room, const uint8_t dst_mac[6],
                     const uint8_t dst[16])
 {
@@ -83,7 +91,7 @@ static void send_ra(struct gateway *gw, uint32_t room, const uint8_t dst_mac[6],
   gw_addr(ll, ll_prefix, 2);
   gw_addr(dns, gr->prefix6, 3);
   struct net_ra ra = {.cur_hlim = 64,
-                      .lifetime_s = 0,
+                      .lifetime_s = gw_ip6_routed(gw) ? ROUTER_LIFETIME_S : 0,
                       .mac = gw->p.mac,
                       .mtu = gw->p.mtu >= 1280 ? gw->p.mtu : 0,
                       .prefix = gr->prefix6,
@@ -223,13 +231,9 @@ static void udp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac
     port_unreachable(gw, room, src_mac, ip);
     return;
   }
-  /* the VM's key in the per-VM count: the low 32 bits of its address
-   * (its MAC's EUI-64 tail; never an IPv4 address of the subnet) */
-  uint32_t key = (uint32_t)ip->src[12] << 24 | (uint32_t)ip->src[13] << 16 |
-                 (uint32_t)ip->src[14] << 8 | ip->src[15];
   struct dns_guest g = {.room = room,
                         .mac = src_mac,
-                        .key = key,
+                        .key = inany_from6(ip->src),
                         .v6 = true,
                         .ip6 = ip->src,
                         .server6 = ip->dst,
@@ -286,9 +290,10 @@ static void icmp6_input(struct gateway *gw, uint32_t room, const uint8_t *src_ma
   }
 }
 
-void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
-                  const struct net_eth *e, bool to_gw_mac)
+void gw_ip6_input(struct gateway *gw, struct gw_pkt *pkt, const struct net_eth *e, bool to_gw_mac)
 {
+  uint32_t room = pkt->room;
+  const uint8_t *src_mac = pkt->src_mac;
   struct gw_room *gr = &gw->rooms[room];
   struct net_ipv6 ip;
   gw->ctr.ip6_in++;
@@ -316,24 +321,35 @@ void gw_ip6_input(struct gateway *gw, uint32_t room, const uint8_t *src_mac,
       return;
     }
     /* sent to the gateway's MAC for elsewhere: refused by the egress
-     * policy (administratively prohibited), else not routed (yet) */
-    if (!net6_is_unspecified(ip.src) && source_ok(gr, ip.src, ll) && !net6_is_multicast(ip.src)) {
-      bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
-      bool denied = local || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
-      if (local)
-        gw->ctr.local_refused++; /* the relay host's own: whatever the policy says */
-      else if (denied)
-        gw->ctr.ip6_denied++;
-      else
-        gw->ctr.ip6_no_route++;
-      struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
-      int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ll, ICMP6_UNREACH,
-                                    denied ? ICMP6_UNREACH_ADMIN : ICMP6_UNREACH_NOROUTE, 0, &ip);
-      if (n > 0)
-        gw_emit(gw, room, (size_t)n);
-    } else {
+     * policy (administratively prohibited), not routed when the host has
+     * no IPv6 route to the internet, else translated (nat6.c) */
+    if (net6_is_unspecified(ip.src) || !source_ok(gr, ip.src, ll) || net6_is_multicast(ip.src)) {
       gw->ctr.ip6_spoofed++;
+      return;
     }
+    union inany dst = inany_from6(ip.dst);
+    bool local = gw->p.hostaddr && hostaddr_is_local6(gw->p.hostaddr, ip.dst);
+    /* a v4-mapped destination would be IPv4 to the NAT: never, whatever
+     * the policy says (it denies ::ffff:0:0/96 by default too) */
+    bool denied =
+        local || inany_is4(&dst) || (gw->p.policy && !policy_allows6(gw->p.policy, ip.dst));
+    pkt->ip6 = &ip;
+    /* the NAT speaks for addresses in the prefix, not link-local ones */
+    if (!denied && gw_ip6_routed(gw) && !net6_is_link_local(ip.src)) {
+      nat6_input(gw, pkt);
+      return;
+    }
+    if (local)
+      gw->ctr.local_refused++; /* the relay host's own: whatever the policy says */
+    else if (denied)
+      gw->ctr.ip6_denied++;
+    else
+      gw->ctr.ip6_no_route++;
+    struct net_l2 l2 = {.dst_mac = src_mac, .src_mac = gw->p.mac};
+    int n = net_build_icmp6_error(gw->out, sizeof(gw->out), &l2, ll, ICMP6_UNREACH,
+                                  denied ? ICMP6_UNREACH_ADMIN : ICMP6_UNREACH_NOROUTE, 0, &ip);
+    if (n > 0)
+      gw_emit(gw, room, (size_t)n);
     return;
   }
   bool unspecified = net6_is_unspecified(ip.src);

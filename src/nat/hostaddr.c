@@ -38,7 +38,8 @@ void hostaddr_init(struct hostaddr *h)
 bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip)
 {
   for (uint32_t i = 0; i < h->n; i++)
-    if (h->r[i].family == AF_INET && (ip & h->r[i].mask) == h->r[i].net)
+    if (h->r[i].family == AF_INET && h->r[i].type != RTN_UNICAST &&
+        (ip & h->r[i].mask) == h->r[i].net)
       return true;
   return false;
 }
@@ -46,9 +47,28 @@ bool hostaddr_is_local(const struct hostaddr *h, uint32_t ip)
 bool hostaddr_is_local6(const struct hostaddr *h, const uint8_t a[16])
 {
   for (uint32_t i = 0; i < h->n; i++)
-    if (h->r[i].family == AF_INET6 && net6_in_prefix(a, h->r[i].net6, h->r[i].len))
+    if (h->r[i].family == AF_INET6 && h->r[i].type != RTN_UNICAST &&
+        net6_in_prefix(a, h->r[i].net6, h->r[i].len))
       return true;
   return false;
+}
+
+bool hostaddr_has_route6(const struct hostaddr *h)
+{
+  for (uint32_t i = 0; i < h->n; i++)
+    if (h->r[i].family == AF_INET6 && h->r[i].type == RTN_UNICAST)
+      return true;
+  return false;
+}
+
+/* An IPv6 unicast route of the main table toward the internet: the
+ * default route, or one that covers all of 2000::/3. Only these are kept
+ * (a handful), never the host's other routes (a full routing table would
+ * not fit, nor does the gateway need it). */
+static bool route6_to_internet(const struct hostaddr_route *k)
+{
+  static const uint8_t global[16] = {0x20};
+  return k->table == RT_TABLE_MAIN && net6_in_prefix(global, k->net6, k->len) && k->len <= 3;
 }
 
 static struct hostaddr_route *find(struct hostaddr *h, const struct hostaddr_route *k)
@@ -98,7 +118,8 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
   bool v6 = rtm.rtm_family == AF_INET6;
   if (rtm.rtm_family != AF_INET && !v6)
     return 0;
-  if (rtm.rtm_type != RTN_LOCAL && rtm.rtm_type != RTN_BROADCAST && rtm.rtm_type != RTN_ANYCAST)
+  if (rtm.rtm_type != RTN_LOCAL && rtm.rtm_type != RTN_BROADCAST && rtm.rtm_type != RTN_ANYCAST &&
+      !(v6 && rtm.rtm_type == RTN_UNICAST))
     return 0;
   size_t alen_want = v6 ? 16 : 4;
   if (rtm.rtm_dst_len > alen_want * 8)
@@ -125,6 +146,8 @@ static int route_msg(struct hostaddr *h, uint16_t type, const uint8_t *p, size_t
     for (unsigned i = k.len; i < 128; i++) /* host bits off */
       dst[i / 8] &= (uint8_t) ~(0x80 >> (i % 8));
     memcpy(k.net6, dst, 16);
+    if (k.type == RTN_UNICAST && !route6_to_internet(&k))
+      return 0;
   } else {
     uint32_t d;
     memcpy(&d, dst, 4);

@@ -692,9 +692,9 @@ static bool tcp_from_guest(struct gateway *gw, const struct gw_pkt *pkt)
     return false;
   struct ft_key k = {.proto = FT_TCP,
                      .room = pkt->room,
-                     .vip = pkt->ip.src,
+                     .vip = inany_from4(pkt->ip.src),
                      .vport = t.sport,
-                     .rip = pkt->ip.dst,
+                     .rip = inany_from4(pkt->ip.dst),
                      .rport = t.dport};
   uint32_t i = flowtab_lookup(gw->flows, &k);
   if (i == FT_NONE || !gw->tcp[i].fwd)

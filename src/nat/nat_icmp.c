@@ -13,6 +13,12 @@
  * the checksums. With neither, ICMP NAT is disabled with one log line at
  * start-up and echoes are dropped with a counter.
  *
+ * ICMPv6 echo (NAT66, nat6.c): the same through SOCK_DGRAM/IPPROTO_ICMPV6
+ * sockets (allowed by the same net.ipv4.ping_group_range), else one raw
+ * ICMPv6 socket (the kernel fills ICMPv6 checksums on it) with echo ids
+ * from the same per-worker slice, else IPv6 echoes are dropped and
+ * counted (icmp_disabled).
+ *
  * Flows live in the NAT's flow table (flowtab.h, FT_ICMP), keyed by
  * (room, VM address, guest echo id); in raw-socket mode the echo id on the
  * wire is the flow's reverse key, so a reply finds its flow in one lookup.
@@ -41,15 +47,50 @@ struct wt_icmp_filter {
   uint32_t data; /* bit t set = drop ICMP type t */
 };
 
+/* From linux/icmpv6.h (glibc's netinet/icmp6.h clashes with net6.h). */
+#define WT_ICMP6_FILTER 1
+struct wt_icmp6_filter {
+  uint32_t data[8]; /* bit t set = drop ICMPv6 type t */
+};
+
 static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
                      const union io_sockaddr *peer, socklen_t peerlen,
                      const struct io_local *local);
+static void raw6_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local);
+
+/* ICMPv6 echo: datagram sockets (the same net.ipv4.ping_group_range), else
+ * one raw ICMPv6 socket (CAP_NET_RAW) filtered to echo replies, else none. */
+static void icmp6_init(struct gateway *gw)
+{
+  int fd6 = socket(AF_INET6, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+  if (fd6 >= 0) {
+    close(fd6);
+    gw->icmp6_ok = true;
+    return;
+  }
+  struct io_udp_opts o = {.bind_addr = "::", .port = 0, .proto = IPPROTO_ICMPV6, .raw = true};
+  if (io_udp_open_ex(gw->io, &o, raw6_recv, gw, &gw->icmp6_raw) == 0) {
+    struct wt_icmp6_filter filt;
+    memset(&filt, 0xff, sizeof(filt));
+    filt.data[ICMP6_ECHO_REPLY >> 5] &= ~(1u << (ICMP6_ECHO_REPLY & 31));
+    setsockopt(gw->icmp6_raw->fd, IPPROTO_ICMPV6, WT_ICMP6_FILTER, &filt, sizeof(filt));
+    gw->icmp6_ok = true;
+    return;
+  }
+  log_warn("ICMPv6 echo NAT disabled: no ICMPv6 datagram sockets for this group and no "
+           "CAP_NET_RAW",
+           "fix=\"sysctl -w net.ipv4.ping_group_range='0 2147483647'\"");
+}
 
 int nat_icmp_init(struct gateway *gw)
 {
   gw->icmp = calloc(gw->p.max_icmp_flows ? gw->p.max_icmp_flows : 1, sizeof(*gw->icmp));
   if (!gw->icmp)
     return -ENOMEM;
+  rng_fill(&gw->icmp_id_base, sizeof(gw->icmp_id_base));
+  icmp6_init(gw);
   int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, IPPROTO_ICMP);
   if (fd >= 0) {
     close(fd);
@@ -61,7 +102,6 @@ int nat_icmp_init(struct gateway *gw)
   if (io_udp_open_ex(gw->io, &o, raw_recv, gw, &gw->icmp_raw) == 0) {
     struct wt_icmp_filter filt = {.data = ~(1u << ICMP_ECHO_REPLY)};
     setsockopt(gw->icmp_raw->fd, SOL_RAW, WT_ICMP_FILTER, &filt, sizeof(filt));
-    rng_fill(&gw->icmp_id_base, sizeof(gw->icmp_id_base));
     gw->icmp_ok = true;
     log_info("ICMP NAT uses a raw socket (ICMP datagram sockets not allowed for this group)",
              "err=\"%s\"", strerror(dgram_err));
@@ -79,7 +119,7 @@ static void flow_close(struct gateway *gw, struct nat_icmp_flow *f)
   if (!f->used)
     return;
   flowtab_free(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp));
-  if (f->sock && f->sock != gw->icmp_raw)
+  if (f->sock && f->sock != gw->icmp_raw && f->sock != gw->icmp6_raw)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
   f->used = false;
@@ -93,20 +133,26 @@ void nat_icmp_fini(struct gateway *gw)
     flow_close(gw, &gw->icmp[i]);
   if (gw->icmp_raw)
     io_udp_close(gw->io, gw->icmp_raw);
-  gw->icmp_raw = NULL;
+  if (gw->icmp6_raw)
+    io_udp_close(gw->io, gw->icmp6_raw);
+  gw->icmp_raw = gw->icmp6_raw = NULL;
   free(gw->icmp);
   gw->icmp = NULL;
 }
 
 /* An echo reply from the internet: back to the guest with its own id.
- * icmp = the ICMP message (header on), from `from`. */
-static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, uint32_t from,
+ * icmp = the ICMP(v6) message (header on), from `from`. */
+static void reply_to_guest(struct gateway *gw, struct nat_icmp_flow *f, const union inany *from,
                            const uint8_t *icmp, size_t len)
 {
   uint8_t rest[4] = {(uint8_t)(f->guest_id >> 8), (uint8_t)f->guest_id, icmp[6], icmp[7]};
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_icmp(gw->out, sizeof(gw->out), &l2, from, f->guest_ip, ICMP_ECHO_REPLY, 0, rest,
-                         icmp + ICMP_HDR, len - ICMP_HDR, gw_next_id(gw));
+  int n = inany_is4(&f->guest_ip)
+              ? net_build_icmp(gw->out, sizeof(gw->out), &l2, inany_v4(from),
+                               inany_v4(&f->guest_ip), ICMP_ECHO_REPLY, 0, rest, icmp + ICMP_HDR,
+                               len - ICMP_HDR, gw_next_id(gw))
+              : net_build_icmp6(gw->out, sizeof(gw->out), &l2, from->a, f->guest_ip.a, 64,
+                                ICMP6_ECHO_REPLY, 0, rest, icmp + ICMP_HDR, len - ICMP_HDR);
   if (n < 0)
     return;
   flowtab_touch(gw->flows, FT_ICMP, (uint32_t)(f - gw->icmp), *gw->now);
@@ -144,8 +190,32 @@ static void raw_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
   if (net_ipv4_parse(pkt, len, &ip) < 0 || net_icmp_parse(&ip, &m) < 0 || m.type != ICMP_ECHO_REPLY)
     return;
   uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, m.id);
-  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id)
-    reply_to_guest(gw, &gw->icmp[i], ip.src, ip.payload, ip.len);
+  union inany from = inany_from4(ip.src);
+  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == m.id &&
+      gw->icmp[i].sock == gw->icmp_raw)
+    reply_to_guest(gw, &gw->icmp[i], &from, ip.payload, ip.len);
+}
+
+/* Raw-socket mode, ICMPv6: the message alone (no IPv6 header on a raw
+ * ICMPv6 socket), its sender in peer; found by our echo id like IPv4's. */
+static void raw6_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
+                      const union io_sockaddr *peer, socklen_t peerlen,
+                      const struct io_local *local)
+{
+  struct gateway *gw = ctx;
+  (void)s;
+  (void)peerlen;
+  (void)local;
+  union inany from;
+  uint16_t unused;
+  if (len < ICMP_HDR || pkt[0] != ICMP6_ECHO_REPLY || !gw_sockaddr_get(peer, &from, &unused) ||
+      inany_is4(&from))
+    return;
+  uint16_t id = (uint16_t)(pkt[4] << 8 | pkt[5]);
+  uint32_t i = flowtab_lookup_rkey(gw->flows, FT_ICMP, id);
+  if (i != FT_NONE && gw->icmp[i].used && gw->icmp[i].host_id == id &&
+      gw->icmp[i].sock == gw->icmp6_raw)
+    reply_to_guest(gw, &gw->icmp[i], &from, pkt, len);
 }
 
 static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len,
@@ -157,21 +227,26 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   (void)s;
   (void)peerlen;
   (void)local;
-  if (!f->used || peer->sa.sa_family != AF_INET || len < ICMP_HDR || pkt[0] != ICMP_ECHO_REPLY)
+  union inany from;
+  uint16_t unused;
+  bool v4 = inany_is4(&f->guest_ip);
+  if (!f->used || !gw_sockaddr_get(peer, &from, &unused) || inany_is4(&from) != v4 ||
+      len < ICMP_HDR || pkt[0] != (v4 ? ICMP_ECHO_REPLY : ICMP6_ECHO_REPLY))
     return;
-  reply_to_guest(gw, f, ntohl(peer->in.sin_addr.s_addr), pkt, len);
+  reply_to_guest(gw, f, &from, pkt, len);
 }
 
 /* The guest's flow for (room, source address, echo id), opened when it
  * has none. */
 static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t id)
 {
-  struct ft_key k = {.proto = FT_ICMP, .room = pkt->room, .vip = pkt->ip.src, .vport = id};
+  union inany src = gw_pkt_src(pkt);
+  struct ft_key k = {.proto = FT_ICMP, .room = pkt->room, .vip = src, .vport = id};
   uint32_t i = flowtab_lookup(gw->flows, &k);
   if (i != FT_NONE)
     return &gw->icmp[i];
   if (gw->p.max_icmp_flows_per_vm &&
-      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, pkt->ip.src, gw->p.max_icmp_flows_per_vm) >=
+      flowtab_vm_count(gw->flows, FT_ICMP, pkt->room, &src, gw->p.max_icmp_flows_per_vm) >=
           gw->p.max_icmp_flows_per_vm) {
     /* this VM's share of echo ids is taken: the others' stay free */
     gw->ctr.icmp_vm_full++;
@@ -191,12 +266,15 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   struct nat_icmp_flow *free_f = &gw->icmp[i];
   memset(free_f, 0, sizeof(*free_f));
   free_f->gw = gw;
-  if (gw->icmp_raw) {
-    free_f->sock = gw->icmp_raw;
+  struct io_udp_sock *raw = pkt->ip6 ? gw->icmp6_raw : gw->icmp_raw;
+  if (raw) {
+    free_f->sock = raw;
     free_f->host_id = raw_id(gw, i);
     flowtab_set_rkey(gw->flows, FT_ICMP, i, free_f->host_id);
   } else {
-    struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .proto = IPPROTO_ICMP};
+    struct io_udp_opts o = {.bind_addr = pkt->ip6 ? "::" : "0.0.0.0",
+                            .port = 0,
+                            .proto = pkt->ip6 ? IPPROTO_ICMPV6 : IPPROTO_ICMP};
     if (io_udp_open_ex(gw->io, &o, flow_recv, free_f, &free_f->sock) < 0) {
       flowtab_free(gw->flows, FT_ICMP, i);
       gw->ctr.icmp_flows_full++;
@@ -205,16 +283,17 @@ static struct nat_icmp_flow *flow_get(struct gateway *gw, const struct gw_pkt *p
   }
   free_f->used = true;
   free_f->room = pkt->room;
-  free_f->guest_ip = pkt->ip.src;
+  free_f->guest_ip = src;
   free_f->guest_id = id;
   gw->nicmp++;
   gw->ctr.icmp_flows_opened++;
+  gw->ctr.nat6_icmp_flows += pkt->ip6 != NULL;
   return free_f;
 }
 
 void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct net_icmp *m)
 {
-  if (!gw->icmp_ok) {
+  if (pkt->ip6 ? !gw->icmp6_ok : !gw->icmp_ok) {
     gw->ctr.icmp_disabled_drops++;
     return;
   }
@@ -228,7 +307,7 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
     return;
   /* type, code, checksum and id (the kernel fills both on a datagram
    * socket; ours on the raw socket), seq */
-  buf[0] = ICMP_ECHO;
+  buf[0] = pkt->ip6 ? ICMP6_ECHO : ICMP_ECHO;
   buf[1] = 0;
   buf[2] = buf[3] = 0;
   buf[4] = (uint8_t)(f->host_id >> 8);
@@ -236,16 +315,15 @@ void nat_icmp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   buf[6] = (uint8_t)(m->seq >> 8);
   buf[7] = (uint8_t)m->seq;
   memcpy(buf + ICMP_HDR, m->data, m->len);
-  if (gw->icmp_raw) {
+  if (f->sock == gw->icmp_raw) {
     uint16_t c = net_csum_fold(net_csum_add(0, buf, ICMP_HDR + m->len));
     buf[2] = (uint8_t)(c >> 8);
     buf[3] = (uint8_t)c;
   }
   union io_sockaddr dst;
-  memset(&dst, 0, sizeof(dst));
-  dst.in.sin_family = AF_INET;
-  dst.in.sin_addr.s_addr = htonl(pkt->ip.dst);
-  io_tx_commit(gw->io, ICMP_HDR + m->len, f->sock, &dst, sizeof(dst.in), NULL);
+  union inany to = gw_pkt_dst(pkt);
+  socklen_t dlen = gw_sockaddr(&dst, &to, 0);
+  io_tx_commit(gw->io, ICMP_HDR + m->len, f->sock, &dst, dlen, NULL);
   gw->ctr.icmp_out++;
 }
 

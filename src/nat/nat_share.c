@@ -8,7 +8,9 @@
  *    whatever its sessions and VMs. An account exists only while the client
  *    holds something, so the table never needs more entries than the UDP
  *    and TCP tables together (each account holds at least one flow).
- *  - per VM (room + guest IP, the key the NAT uses for VMs): the same
+ *  - per VM (room + guest address, IPv4 or IPv6 (wtrelay/inany.h), the
+ *    key the NAT uses for VMs; a dual-stack VM has one account per
+ *    address it uses, bounded by the LAN guard's addresses per session): the same
  *    counts, for the per-VM caps, and a rate of new flows (UDP mappings,
  *    TCP connections, ICMP echo flows) kept as a GCRA token bucket: `tat`
  *    is the time at which the bucket would be full again; a new flow costs
@@ -34,9 +36,19 @@
 #include "wtrelay/hash.h"
 #include "wtrelay/timeunit.h"
 
-static uint64_t vm_key(uint32_t room, uint32_t ip)
+static struct nat_share_key vm_key(uint32_t room, const union inany *ip)
 {
-  return ((uint64_t)room << 32) | ip;
+  return (struct nat_share_key){.room = room, .ip = *ip};
+}
+
+static struct nat_share_key client_key(uint64_t client)
+{
+  return (struct nat_share_key){.client = client};
+}
+
+static bool key_eq(const struct nat_share_key *a, const struct nat_share_key *b)
+{
+  return a->client == b->client && a->room == b->room && inany_eq(&a->ip, &b->ip);
 }
 
 static int tab_init(struct nat_share_tab *t, uint32_t cap)
@@ -65,15 +77,19 @@ static void tab_fini(struct nat_share_tab *t)
   memset(t, 0, sizeof(*t));
 }
 
-static uint32_t *tab_head(const struct nat_share_tab *t, uint64_t key)
+static uint32_t *tab_head(const struct nat_share_tab *t, const struct nat_share_key *key)
 {
-  return &t->hash[hash_mix64(key) & t->mask];
+  uint64_t h = hash_mix64(key->client ^ ((uint64_t)key->room << 32));
+  for (int i = 0; i < 4; i++)
+    h = hash_mix64(h ^ key->ip.w[i]);
+  return &t->hash[h & t->mask];
 }
 
-static struct nat_share_ent *tab_find(const struct nat_share_tab *t, uint64_t key)
+static struct nat_share_ent *tab_find(const struct nat_share_tab *t,
+                                      const struct nat_share_key *key)
 {
   for (uint32_t i = *tab_head(t, key); i; i = t->e[i - 1].next)
-    if (t->e[i - 1].key == key)
+    if (key_eq(&t->e[i - 1].key, key))
       return &t->e[i - 1];
   return NULL;
 }
@@ -81,7 +97,7 @@ static struct nat_share_ent *tab_find(const struct nat_share_tab *t, uint64_t ke
 static void tab_free(struct nat_share_tab *t, struct nat_share_ent *e)
 {
   uint32_t idx = (uint32_t)(e - t->e) + 1;
-  uint32_t *pp = tab_head(t, e->key);
+  uint32_t *pp = tab_head(t, &e->key);
   while (*pp && *pp != idx)
     pp = &t->e[*pp - 1].next;
   if (*pp == idx)
@@ -119,7 +135,8 @@ static struct nat_share_ent *vm_evict(struct gateway *gw)
   return best;
 }
 
-static struct nat_share_ent *tab_get(struct gateway *gw, struct nat_share_tab *t, uint64_t key)
+static struct nat_share_ent *tab_get(struct gateway *gw, struct nat_share_tab *t,
+                                     const struct nat_share_key *key)
 {
   struct nat_share_ent *e = tab_find(t, key);
   if (e)
@@ -131,7 +148,7 @@ static struct nat_share_ent *tab_get(struct gateway *gw, struct nat_share_tab *t
   t->free_head = e->next;
   memset(e, 0, sizeof(*e));
   e->used = true;
-  e->key = key;
+  e->key = *key;
   uint32_t *head = tab_head(t, key);
   e->next = *head;
   *head = idx;
@@ -250,8 +267,10 @@ static int admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_pr
                  uint64_t client, uint64_t *client_out)
 {
   const struct gateway_params *p = &gw->p;
-  struct nat_share_ent *c = client ? tab_find(clients(gw), client) : NULL;
-  struct nat_share_ent *v = tab_find(&gw->share_vms, vm_key(pkt->room, pkt->ip.src));
+  union inany src = gw_pkt_src(pkt);
+  struct nat_share_key ck = client_key(client), vk = vm_key(pkt->room, &src);
+  struct nat_share_ent *c = client ? tab_find(clients(gw), &ck) : NULL;
+  struct nat_share_ent *v = tab_find(&gw->share_vms, &vk);
   uint32_t zero[NAT_SHARE_KINDS] = {0};
   const uint32_t *cn = c ? c->n : zero, *vn = v ? v->n : zero;
   *client_out = 0;
@@ -280,7 +299,7 @@ static int admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_pr
   /* every cap passed: the rate, then the accounts */
   if (proto == NAT_SHARE_P_ICMP && !p->nat_new_rate)
     return 0; /* nothing to rate, nothing to hold */
-  if (!v && !(v = tab_get(gw, &gw->share_vms, vm_key(pkt->room, pkt->ip.src))))
+  if (!v && !(v = tab_get(gw, &gw->share_vms, &vk)))
     return refuse(gw, &gw->ctr.share_table_full, "per-VM account table full");
   if (!bucket_take(gw, v, *gw->now)) {
     gw->ctr.rate_limited[proto]++;
@@ -289,7 +308,7 @@ static int admit(struct gateway *gw, const struct gw_pkt *pkt, enum nat_share_pr
   }
   if (proto == NAT_SHARE_P_ICMP)
     return 0; /* echo flows are rated, not held here */
-  if (client && !c && !(c = tab_get(gw, clients(gw), client)))
+  if (client && !c && !(c = tab_get(gw, clients(gw), &ck)))
     return refuse(gw, &gw->ctr.share_table_full, "per-client account table full");
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;
   v->n[k]++;
@@ -327,28 +346,30 @@ static void put(struct gateway *gw, struct nat_share_tab *t, struct nat_share_en
     tab_free(t, e);
 }
 
-void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, uint32_t ip)
+void nat_share_connected(struct gateway *gw, uint64_t client, uint32_t room, const union inany *ip)
 {
-  put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), NAT_SHARE_PENDING);
+  struct nat_share_key vk = vm_key(room, ip), ck = client_key(client);
+  put(gw, &gw->share_vms, tab_find(&gw->share_vms, &vk), NAT_SHARE_PENDING);
   if (client) {
     clients_lock(gw);
-    put(gw, clients(gw), tab_find(clients(gw), client), NAT_SHARE_PENDING);
+    put(gw, clients(gw), tab_find(clients(gw), &ck), NAT_SHARE_PENDING);
     clients_unlock(gw);
   }
 }
 
 void nat_share_release(struct gateway *gw, enum nat_share_proto proto, uint64_t client,
-                       uint32_t room, uint32_t ip, bool pending)
+                       uint32_t room, const union inany *ip, bool pending)
 {
   if (proto == NAT_SHARE_P_ICMP)
     return;
   if (pending)
     nat_share_connected(gw, client, room, ip);
   enum nat_share_kind k = proto == NAT_SHARE_P_UDP ? NAT_SHARE_UDP : NAT_SHARE_TCP;
-  put(gw, &gw->share_vms, tab_find(&gw->share_vms, vm_key(room, ip)), k);
+  struct nat_share_key vk = vm_key(room, ip), ck = client_key(client);
+  put(gw, &gw->share_vms, tab_find(&gw->share_vms, &vk), k);
   if (client) {
     clients_lock(gw);
-    put(gw, clients(gw), tab_find(clients(gw), client), k);
+    put(gw, clients(gw), tab_find(clients(gw), &ck), k);
     clients_unlock(gw);
   }
 }
@@ -364,16 +385,18 @@ void nat_share_sweep(struct gateway *gw, uint64_t now)
 uint32_t nat_share_count(struct gateway *gw, uint64_t client, enum nat_share_kind k)
 {
   clients_lock(gw);
-  const struct nat_share_ent *e = tab_find(clients(gw), client);
+  struct nat_share_key ck = client_key(client);
+  const struct nat_share_ent *e = tab_find(clients(gw), &ck);
   uint32_t n = e ? e->n[k] : 0;
   clients_unlock(gw);
   return n;
 }
 
-uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, uint32_t ip,
+uint32_t nat_share_vm_count(const struct gateway *gw, uint32_t room, const union inany *ip,
                             enum nat_share_kind k)
 {
-  const struct nat_share_ent *e = tab_find(&gw->share_vms, vm_key(room, ip));
+  struct nat_share_key vk = vm_key(room, ip);
+  const struct nat_share_ent *e = tab_find(&gw->share_vms, &vk);
   return e ? e->n[k] : 0;
 }
 
@@ -383,7 +406,8 @@ void gateway_vm_flows(const struct gateway *gw, uint32_t room, uint32_t ip,
   /* UDP and TCP from the VM's account (every held flow is counted there,
    * whatever the caps); echo flows are not held in accounts, so they come
    * from the flow table's VM index */
-  out->udp = nat_share_vm_count(gw, room, ip, NAT_SHARE_UDP);
-  out->tcp = nat_share_vm_count(gw, room, ip, NAT_SHARE_TCP);
-  out->icmp = flowtab_vm_count(gw->flows, FT_ICMP, room, ip, UINT32_MAX);
+  union inany a = inany_from4(ip);
+  out->udp = nat_share_vm_count(gw, room, &a, NAT_SHARE_UDP);
+  out->tcp = nat_share_vm_count(gw, room, &a, NAT_SHARE_TCP);
+  out->icmp = flowtab_vm_count(gw->flows, FT_ICMP, room, &a, UINT32_MAX);
 }

@@ -10,6 +10,12 @@
  * ends leaves its lookups at once and its slot when its last ring
  * operation is back.
  *
+ * IPv6 (NAT66, nat6.c): the same translation onto AF_INET6 sockets; the
+ * connection's addresses are union inany, its segments toward the guest
+ * carry IPv6 headers with the IPv6 pseudo-header checksum, and both MSS
+ * values are 20 bytes smaller (the larger IPv6 header), so the frames stay
+ * the size they are over IPv4.
+ *
  * Set-up: a guest SYN to an allowed destination connects a host socket;
  * success -> SYN-ACK to the guest with our random ISN and an MSS small
  * enough that the guest's segments fit one browser datagram; refusal or
@@ -77,11 +83,14 @@ static bool seq_leq(uint32_t a, uint32_t b)
 }
 
 /* A connection's key in the flow table: the guest's 4-tuple and room. */
-static struct ft_key conn_key(uint32_t room, uint32_t gip, uint16_t gport, uint32_t dip,
-                              uint16_t dport)
+static struct ft_key conn_key(const struct gw_pkt *pkt, const struct net_tcp *t)
 {
-  return (struct ft_key){
-      .proto = FT_TCP, .room = room, .vip = gip, .vport = gport, .rip = dip, .rport = dport};
+  return (struct ft_key){.proto = FT_TCP,
+                         .room = pkt->room,
+                         .vip = gw_pkt_src(pkt),
+                         .vport = t->sport,
+                         .rip = gw_pkt_dst(pkt),
+                         .rport = t->dport};
 }
 
 static void submit(struct gateway *gw, struct io_uring_sqe *sqe, uint32_t kind,
@@ -92,6 +101,13 @@ static void submit(struct gateway *gw, struct io_uring_sqe *sqe, uint32_t kind,
 }
 
 /* ---- segments toward the guest ---- */
+
+/* What an IPv6 header costs beyond IPv4's: the MSS both ways is that much
+ * smaller over IPv6, so the frames stay the same size. */
+static uint16_t ip6_extra(const struct nat_tcp_conn *c)
+{
+  return inany_is4(&c->guest_ip) ? 0 : IPV6_HDR - IPV4_HDR;
+}
 
 static uint16_t our_window(const struct nat_tcp_conn *c)
 {
@@ -126,9 +142,9 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
   if (!len && c->sack_ok && c->nooo)
     o.nsack = sack_blocks(c, &o); /* pure ACKs only: data segments keep their size */
   /* the headers only: the payload goes from where it was peeked */
-  int n = net_build_tcp_hdr(gw->out, sizeof(gw->out) - len, &l2, c->dst_ip, c->guest_ip,
-                            c->dst_port, c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o,
-                            data, len, gw_next_id(gw));
+  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out) - len, &l2, &c->dst_ip, &c->guest_ip,
+                           c->dst_port, c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o,
+                           data, len);
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit_payload(gw, c->room, (size_t)n, data, len);
@@ -142,11 +158,12 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
 static void syn_ack(struct gateway *gw, struct nat_tcp_conn *c)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
-  struct net_tcp_opts o = {
-      .mss = TCP_MSS_ADV, .wscale = (int8_t)(c->g_wscale >= 0 ? 0 : -1), .sack_ok = c->sack_ok};
-  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                             c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
-                             our_window(c), &o, NULL, 0, gw_next_id(gw));
+  struct net_tcp_opts o = {.mss = (uint16_t)(TCP_MSS_ADV - ip6_extra(c)),
+                           .wscale = (int8_t)(c->g_wscale >= 0 ? 0 : -1),
+                           .sack_ok = c->sack_ok};
+  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out), &l2, &c->dst_ip, &c->guest_ip, c->dst_port,
+                           c->guest_port, c->snd_una - 1, c->rcv_nxt, TCP_SYN | TCP_ACK,
+                           our_window(c), &o, NULL, 0);
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);
@@ -165,8 +182,9 @@ static void rst_for(struct gateway *gw, const struct gw_pkt *pkt, const struct n
   uint32_t seq = (t->flags & TCP_ACK) ? t->ack : 0;
   uint32_t ack =
       t->seq + (uint32_t)t->len + ((t->flags & TCP_SYN) ? 1 : 0) + ((t->flags & TCP_FIN) ? 1 : 0);
-  int n = net_build_tcp(gw->out, sizeof(gw->out), &l2, pkt->ip.dst, pkt->ip.src, t->dport, t->sport,
-                        seq, ack, TCP_RST | TCP_ACK, 0, 0, NULL, 0, gw_next_id(gw));
+  union inany from = gw_pkt_dst(pkt), to = gw_pkt_src(pkt);
+  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out), &l2, &from, &to, t->dport, t->sport, seq,
+                           ack, TCP_RST | TCP_ACK, 0, NULL, NULL, 0);
   if (n > 0) {
     gw->ctr.tcp_rst_out++;
     gw_emit(gw, pkt->room, (size_t)n);
@@ -199,7 +217,7 @@ static void conn_end(struct gateway *gw, struct nat_tcp_conn *c, bool rst_guest,
   if (c->fwd)
     nat_fwd_tcp_closed(gw, c->fwd); /* an inbound forward's: no share was taken */
   else
-    nat_share_release(gw, NAT_SHARE_P_TCP, c->client, c->room, c->guest_ip,
+    nat_share_release(gw, NAT_SHARE_P_TCP, c->client, c->room, &c->guest_ip,
                       c->state == TCP_S_CONNECTING);
   c->state = TCP_S_DEAD;
   unlink_conn(gw, c);
@@ -583,7 +601,7 @@ static void connect_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     return;
   }
   c->state = TCP_S_OPEN;
-  nat_share_connected(gw, c->client, c->room, c->guest_ip);
+  nat_share_connected(gw, c->client, c->room, &c->guest_ip);
   syn_ack(gw, c);
   gw->ctr.tcp_established++;
   arm_timer(gw, c, c->rto_ns);
@@ -704,7 +722,7 @@ static void conn_timer(struct timer *t, uint64_t now)
 static struct nat_tcp_conn *conn_find(struct gateway *gw, const struct gw_pkt *pkt,
                                       const struct net_tcp *t)
 {
-  struct ft_key k = conn_key(pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
+  struct ft_key k = conn_key(pkt, t);
   uint32_t i = flowtab_lookup(gw->flows, &k);
   return i == FT_NONE ? NULL : &gw->tcp[i];
 }
@@ -745,7 +763,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
    * operations are back), then the per-VM and per-client caps
    * (connections, connects in progress) and the VM's rate of new flows:
    * refused like a full table, with RST */
-  struct ft_key k = conn_key(pkt->room, pkt->ip.src, t->sport, pkt->ip.dst, t->dport);
+  struct ft_key k = conn_key(pkt, t);
   uint32_t slot;
   if (flowtab_insert(gw->flows, &k, *gw->now, &slot) < 0) {
     gw->ctr.tcp_full++;
@@ -762,13 +780,14 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
       rst_for(gw, pkt, t);
     return;
   }
-  int fd = conn_fresh(gw, c) ? socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
+  int fd =
+      conn_fresh(gw, c) ? socket(pkt->ip6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0) : -1;
   if (fd < 0) {
     free(c->stage);
     free(c->peekbuf);
     c->stage = c->peekbuf = NULL;
     flowtab_free(gw->flows, FT_TCP, slot);
-    nat_share_release(gw, NAT_SHARE_P_TCP, client, pkt->room, pkt->ip.src, true);
+    nat_share_release(gw, NAT_SHARE_P_TCP, client, pkt->room, &k.vip, true);
     gw->ctr.tcp_full++;
     rst_for(gw, pkt, t);
     return;
@@ -776,9 +795,9 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   conn_take_fd(c, fd, TCP_S_CONNECTING);
   c->client = client;
   c->room = pkt->room;
-  c->guest_ip = pkt->ip.src;
+  c->guest_ip = k.vip;
   c->guest_port = t->sport;
-  c->dst_ip = pkt->ip.dst;
+  c->dst_ip = k.rip;
   c->dst_port = t->dport;
   memcpy(c->guest_mac, pkt->src_mac, 6);
   c->rcv_nxt = t->seq + 1;
@@ -789,8 +808,8 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   c->g_wscale = t->wscale;
   c->sack_ok = t->sack_ok;
   c->mss = t->mss ? t->mss : 536;
-  if (c->mss > TCP_MSS_TO_GUEST)
-    c->mss = TCP_MSS_TO_GUEST;
+  if (c->mss > TCP_MSS_TO_GUEST - ip6_extra(c))
+    c->mss = (uint16_t)(TCP_MSS_TO_GUEST - ip6_extra(c));
   c->rto_ns = 1000 * NS_PER_MS;
   c->cwnd = 10u * c->mss; /* RFC 6928 initial window */
   c->ssthresh = TCP_CWND_MAX;
@@ -798,9 +817,8 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
   timer_init(&c->timer, conn_timer);
   gw->ntcp++;
   gw->ctr.tcp_opened++;
-  c->sa.sin_family = AF_INET;
-  c->sa.sin_addr.s_addr = htonl(c->dst_ip);
-  c->sa.sin_port = htons(c->dst_port);
+  gw->ctr.nat6_tcp_opened += pkt->ip6 != NULL;
+  c->salen = gw_sockaddr(&c->sa, &c->dst_ip, c->dst_port);
   /* the connect timeout first: no connection is ever without its timer */
   if (!arm_timer(gw, c, gw->p.tcp_connect_timeout_ns)) {
     conn_reap(gw, c);
@@ -812,7 +830,7 @@ static void conn_open(struct gateway *gw, const struct gw_pkt *pkt, const struct
     conn_reap(gw, c);
     return;
   }
-  io_uring_prep_connect(sqe, fd, (struct sockaddr *)&c->sa, sizeof(c->sa));
+  io_uring_prep_connect(sqe, fd, &c->sa.sa, c->salen);
   submit(gw, sqe, K_CONNECT, c);
 }
 
@@ -918,9 +936,8 @@ static void syn_to_guest(struct gateway *gw, struct nat_tcp_conn *c)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
   struct net_tcp_opts o = {.mss = TCP_MSS_ADV, .wscale = 0, .sack_ok = true};
-  int n = net_build_tcp_opts(gw->out, sizeof(gw->out), &l2, c->dst_ip, c->guest_ip, c->dst_port,
-                             c->guest_port, c->snd_una - 1, 0, TCP_SYN, our_window(c), &o, NULL, 0,
-                             gw_next_id(gw));
+  int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out), &l2, &c->dst_ip, &c->guest_ip, c->dst_port,
+                           c->guest_port, c->snd_una - 1, 0, TCP_SYN, our_window(c), &o, NULL, 0);
   if (n > 0) {
     gw->ctr.tcp_segs_out++;
     gw_emit(gw, c->room, (size_t)n);
@@ -967,7 +984,12 @@ int nat_tcp_inbound(struct gateway *gw, uint32_t room, const uint8_t mac[6], uin
                     uint16_t port, int fd, uint32_t rip, uint16_t rport, uint32_t fwd)
 {
   struct linger lg = {.l_onoff = 1, .l_linger = 0};
-  struct ft_key k = conn_key(room, ip, port, rip, rport);
+  struct ft_key k = {.proto = FT_TCP,
+                     .room = room,
+                     .vip = inany_from4(ip),
+                     .vport = port,
+                     .rip = inany_from4(rip),
+                     .rport = rport};
   uint32_t slot;
   int rc = gw->tcp ? flowtab_insert(gw->flows, &k, *gw->now, &slot) : -ENOSPC;
   if (rc < 0) {
@@ -987,9 +1009,9 @@ int nat_tcp_inbound(struct gateway *gw, uint32_t room, const uint8_t mac[6], uin
   conn_take_fd(c, fd, TCP_S_SYN_SENT);
   c->fwd = fwd;
   c->room = room;
-  c->guest_ip = ip;
+  c->guest_ip = k.vip;
   c->guest_port = port;
-  c->dst_ip = rip;
+  c->dst_ip = k.rip;
   c->dst_port = rport;
   memcpy(c->guest_mac, mac, 6);
   uint32_t isn;

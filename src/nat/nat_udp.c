@@ -25,8 +25,13 @@
  * the mapping: inbound traffic cannot keep a mapping alive, so a remote
  * host cannot hold a socket (and a slot of the guest's share) open.
  *
+ * IPv6 (NAT66, nat6.c): the same, with an AF_INET6 socket per mapping and
+ * addresses held as union inany (the key, the peers); the mapping's family
+ * is its guest address's.
+ *
  * ICMP errors the host receives for a flow (port unreachable, host
- * unreachable, fragmentation needed...) are reported through IP_RECVERR:
+ * unreachable, fragmentation needed, ICMPv6 unreachable and packet too
+ * big...) are reported through IP_RECVERR / IPV6_RECVERR:
  * the failed receive calls flow_error(), which drains the socket's error
  * queue (a plain non-blocking recvmsg(MSG_ERRQUEUE): the one synchronous
  * socket call of the NAT, on the error path only) and sends the guest the
@@ -45,9 +50,9 @@
 
 /* A mapping is endpoint-independent (RFC 4787 REQ-1): its key is the
  * guest's (room, address, port) alone. */
-static struct ft_key flow_key(uint32_t room, uint32_t ip, uint16_t port)
+static struct ft_key flow_key(uint32_t room, const union inany *ip, uint16_t port)
 {
-  return (struct ft_key){.proto = FT_UDP, .room = room, .vip = ip, .vport = port};
+  return (struct ft_key){.proto = FT_UDP, .room = room, .vip = *ip, .vport = port};
 }
 
 int nat_udp_init(struct gateway *gw)
@@ -67,7 +72,7 @@ static void flow_close(struct gateway *gw, struct nat_udp_flow *f)
     io_udp_close(gw->io, f->sock);
   f->sock = NULL;
   f->used = false;
-  nat_share_release(gw, NAT_SHARE_P_UDP, f->client, f->room, f->guest_ip, false);
+  nat_share_release(gw, NAT_SHARE_P_UDP, f->client, f->room, &f->guest_ip, false);
   gw->nudp--;
   gw->ctr.udp_flows_closed++;
 }
@@ -80,20 +85,20 @@ void nat_udp_fini(struct gateway *gw)
   gw->udp = NULL;
 }
 
-bool nat_udp_peer_allowed(const struct nat_udp_flow *f, uint32_t ip, uint16_t port)
+bool nat_udp_peer_allowed(const struct nat_udp_flow *f, const union inany *ip, uint16_t port)
 {
   for (uint32_t i = 0; i < f->npeers; i++)
-    if (f->peers[i].ip == ip && f->peers[i].port == port)
+    if (f->peers[i].port == port && inany_eq(&f->peers[i].ip, ip))
       return true;
   return false;
 }
 
-bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint64_t now)
+bool nat_udp_peer_note(struct nat_udp_flow *f, const union inany *ip, uint16_t port, uint64_t now)
 {
   struct nat_udp_peer *lru = NULL;
   for (uint32_t i = 0; i < f->npeers; i++) {
     struct nat_udp_peer *p = &f->peers[i];
-    if (p->ip == ip && p->port == port) {
+    if (p->port == port && inany_eq(&p->ip, ip)) {
       p->last_ns = now;
       return false;
     }
@@ -102,7 +107,7 @@ bool nat_udp_peer_note(struct nat_udp_flow *f, uint32_t ip, uint16_t port, uint6
   }
   bool replaced = f->npeers >= NAT_UDP_PEERS;
   struct nat_udp_peer *p = replaced ? lru : &f->peers[f->npeers++];
-  *p = (struct nat_udp_peer){.ip = ip, .port = port, .last_ns = now};
+  *p = (struct nat_udp_peer){.ip = *ip, .port = port, .last_ns = now};
   return replaced;
 }
 
@@ -116,16 +121,18 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   (void)s;
   (void)peerlen;
   (void)local;
-  if (!f->used || peer->sa.sa_family != AF_INET)
+  union inany from;
+  uint16_t port;
+  if (!f->used || !gw_sockaddr_get(peer, &from, &port))
     return;
-  if (!nat_udp_peer_allowed(f, ntohl(peer->in.sin_addr.s_addr), ntohs(peer->in.sin_port))) {
+  if (!nat_udp_peer_allowed(f, &from, port)) {
     gw->ctr.udp_filtered++;
     gw_log(gw, "UDP NAT datagram dropped", "from an endpoint the guest has not sent to");
     return;
   }
   struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-  int n = net_build_udp(gw->out, sizeof(gw->out), &l2, ntohl(peer->in.sin_addr.s_addr), f->guest_ip,
-                        ntohs(peer->in.sin_port), f->guest_port, pkt, len, gw_next_id(gw));
+  int n = gw_build_udp(gw, gw->out, sizeof(gw->out), &l2, &from, &f->guest_ip, port, f->guest_port,
+                       pkt, len);
   if (n < 0) {
     gw->ctr.udp_too_big++;
     return;
@@ -134,15 +141,17 @@ static void flow_recv(void *ctx, struct io_udp_sock *s, uint8_t *pkt, size_t len
   gw_emit(gw, f->room, (size_t)n);
 }
 
-/* Error queue -> ICMP error toward the guest, quoting a datagram shaped
- * like the one the guest sent (its address and port to the destination). */
+/* Error queue -> ICMP(v6) error toward the guest, quoting a datagram
+ * shaped like the one the guest sent (its address and port to the
+ * destination). IPv4 flows read IP_RECVERR (ICMP), IPv6 ones IPV6_RECVERR
+ * (ICMPv6: destination unreachable, packet too big with the path MTU). */
 static void flow_error(void *ctx, struct io_udp_sock *s, int err)
 {
   struct nat_udp_flow *f = ctx;
   struct gateway *gw = f->gw;
   (void)err;
   for (int n = 0; n < 8 && f->used; n++) {
-    struct sockaddr_in dst;
+    union io_sockaddr dst;
     uint8_t data[64];
     union {
       char buf[512];
@@ -157,32 +166,37 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
                        .msg_controllen = sizeof(ctl.buf)};
     if (recvmsg(s->fd, &m, MSG_ERRQUEUE | MSG_DONTWAIT) < 0)
       return;
+    union inany to;
+    uint16_t dport;
+    if (!gw_sockaddr_get(&dst, &to, &dport))
+      continue;
     for (struct cmsghdr *c = CMSG_FIRSTHDR(&m); c; c = CMSG_NXTHDR(&m, c)) {
-      if (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR)
+      bool v6 = c->cmsg_level == IPPROTO_IPV6 && c->cmsg_type == IPV6_RECVERR;
+      if (!v6 && (c->cmsg_level != IPPROTO_IP || c->cmsg_type != IP_RECVERR))
         continue;
       struct sock_extended_err ee;
       memcpy(&ee, CMSG_DATA(c), sizeof(ee));
-      if (ee.ee_origin != SO_EE_ORIGIN_ICMP || m.msg_namelen < sizeof(dst))
+      if (ee.ee_origin != (v6 ? SO_EE_ORIGIN_ICMP6 : SO_EE_ORIGIN_ICMP) ||
+          v6 == inany_is4(&f->guest_ip))
         continue;
-      struct sockaddr_in off;
-      memcpy(&off, (const uint8_t *)CMSG_DATA(c) + sizeof(ee), sizeof(off));
-      uint32_t from =
-          off.sin_family == AF_INET ? ntohl(off.sin_addr.s_addr) : ntohl(dst.sin_addr.s_addr);
+      /* the reporting router (SO_EE_OFFENDER), else the destination */
+      union io_sockaddr off;
+      size_t offlen = c->cmsg_len - CMSG_LEN(sizeof(ee));
+      memset(&off, 0, sizeof(off));
+      memcpy(&off, (const uint8_t *)CMSG_DATA(c) + sizeof(ee),
+             offlen < sizeof(off) ? offlen : sizeof(off));
+      union inany from;
+      uint16_t unused;
+      if (!gw_sockaddr_get(&off, &from, &unused) || inany_is4(&from) != inany_is4(&to))
+        from = to;
       /* the quoted original: guest -> destination, UDP, no payload */
-      uint8_t orig[ETH_HDR + IPV4_HDR + UDP_HDR];
+      uint8_t orig[ETH_HDR + IPV6_HDR + UDP_HDR];
       struct net_l2 l2o = {.dst_mac = gw->p.mac, .src_mac = f->guest_mac};
-      struct net_ipv4 oip;
-      if (net_build_udp(orig, sizeof(orig), &l2o, f->guest_ip, ntohl(dst.sin_addr.s_addr),
-                        f->guest_port, ntohs(dst.sin_port), NULL, 0, 0) < 0 ||
-          net_ipv4_parse(orig + ETH_HDR, sizeof(orig) - ETH_HDR, &oip) < 0)
-        continue;
-      struct net_l2 l2 = {.dst_mac = f->guest_mac, .src_mac = gw->p.mac};
-      int len = net_build_icmp_error(gw->out, sizeof(gw->out), &l2, from, ee.ee_type, ee.ee_code,
-                                     (uint16_t)ee.ee_info, &oip, gw_next_id(gw));
-      if (len > 0) {
-        gw->ctr.udp_icmp_errors++;
-        gw_emit(gw, f->room, (size_t)len);
-      }
+      int olen = gw_build_udp(gw, orig, sizeof(orig), &l2o, &f->guest_ip, &to, f->guest_port, dport,
+                              NULL, 0);
+      if (olen > ETH_HDR)
+        gw_relay_error(gw, f->room, f->guest_mac, v6, ee.ee_type, ee.ee_code, ee.ee_info, &from,
+                       orig + ETH_HDR, (size_t)olen - ETH_HDR, &gw->ctr.udp_icmp_errors);
     }
   }
 }
@@ -192,7 +206,8 @@ static void flow_error(void *ctx, struct io_udp_sock *s, int err)
 static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pkt, uint16_t sport,
                                      uint32_t *slot)
 {
-  struct ft_key k = flow_key(pkt->room, pkt->ip.src, sport);
+  union inany src = gw_pkt_src(pkt);
+  struct ft_key k = flow_key(pkt->room, &src, sport);
   uint32_t i = flowtab_lookup(gw->flows, &k);
   if (i != FT_NONE) {
     *slot = i;
@@ -216,11 +231,12 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
   struct nat_udp_flow *f = &gw->udp[i];
   memset(f, 0, sizeof(*f));
   f->gw = gw;
-  struct io_udp_opts o = {.bind_addr = "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
+  struct io_udp_opts o = {
+      .bind_addr = pkt->ip6 ? "::" : "0.0.0.0", .port = 0, .recverr = true, .on_err = flow_error};
   int rc = io_udp_open_ex(gw->io, &o, flow_recv, f, &f->sock);
   if (rc < 0) {
     flowtab_free(gw->flows, FT_UDP, i);
-    nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, pkt->ip.src, false);
+    nat_share_release(gw, NAT_SHARE_P_UDP, client, pkt->room, &src, false);
     gw->ctr.udp_flows_full++;
     gw_log(gw, "UDP NAT flow refused", "cannot open a host socket (fd limit?)");
     return NULL;
@@ -228,11 +244,12 @@ static struct nat_udp_flow *flow_get(struct gateway *gw, const struct gw_pkt *pk
   f->used = true;
   f->client = client;
   f->room = pkt->room;
-  f->guest_ip = pkt->ip.src;
+  f->guest_ip = src;
   f->guest_port = sport;
   memcpy(f->guest_mac, pkt->src_mac, 6);
   gw->nudp++;
   gw->ctr.udp_flows_opened++;
+  gw->ctr.nat6_udp_flows += pkt->ip6 != NULL;
   *slot = i;
   return f;
 }
@@ -250,7 +267,8 @@ void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
     return;
   flowtab_touch(gw->flows, FT_UDP, slot, *gw->now);
   memcpy(f->guest_mac, pkt->src_mac, 6);
-  if (nat_udp_peer_note(f, pkt->ip.dst, u->dport, *gw->now))
+  union inany to = gw_pkt_dst(pkt);
+  if (nat_udp_peer_note(f, &to, u->dport, *gw->now))
     gw->ctr.udp_peers_replaced++;
   uint8_t *buf = io_tx_reserve(gw->io, u->len ? u->len : 1);
   if (!buf) {
@@ -259,11 +277,8 @@ void nat_udp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
   }
   memcpy(buf, u->payload, u->len);
   union io_sockaddr dst;
-  memset(&dst, 0, sizeof(dst));
-  dst.in.sin_family = AF_INET;
-  dst.in.sin_addr.s_addr = htonl(pkt->ip.dst);
-  dst.in.sin_port = htons(u->dport);
-  io_tx_commit(gw->io, u->len, f->sock, &dst, sizeof(dst.in), NULL);
+  socklen_t dlen = gw_sockaddr(&dst, &to, u->dport);
+  io_tx_commit(gw->io, u->len, f->sock, &dst, dlen, NULL);
   gw->ctr.udp_out++;
 }
 

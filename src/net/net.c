@@ -184,22 +184,27 @@ int net_icmp_parse(const struct net_ipv4 *ip, struct net_icmp *m)
 
 int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
 {
+  if (ip->proto != IP_PROTO_TCP || net_ip_is_fragment(ip))
+    return -EINVAL;
+  return net_tcp_seg(ip->payload, ip->len,
+                     net_csum_pseudo(ip->src, ip->dst, IP_PROTO_TCP, (uint16_t)ip->len), t);
+}
+
+int net_tcp_seg(const uint8_t *p, size_t plen, uint32_t pseudo, struct net_tcp *t)
+{
   struct cursor c;
   uint8_t off, flags;
   uint16_t csum, urg;
-  if (ip->proto != IP_PROTO_TCP || net_ip_is_fragment(ip))
-    return -EINVAL;
-  cursor_init(&c, ip->payload, ip->len);
+  cursor_init(&c, p, plen);
   if (cursor_u16be(&c, &t->sport) < 0 || cursor_u16be(&c, &t->dport) < 0 ||
       cursor_u32be(&c, &t->seq) < 0 || cursor_u32be(&c, &t->ack) < 0 || cursor_u8(&c, &off) < 0 ||
       cursor_u8(&c, &flags) < 0 || cursor_u16be(&c, &t->window) < 0 ||
       cursor_u16be(&c, &csum) < 0 || cursor_u16be(&c, &urg) < 0)
     return -EINVAL;
   size_t hl = (size_t)(off >> 4) * 4;
-  if (hl < TCP_HDR || hl > ip->len)
+  if (hl < TCP_HDR || hl > plen)
     return -EINVAL;
-  uint32_t s = net_csum_pseudo(ip->src, ip->dst, IP_PROTO_TCP, (uint16_t)ip->len);
-  if (net_csum_fold(net_csum_add(s, ip->payload, ip->len)) != 0)
+  if (net_csum_fold(net_csum_add(pseudo, p, plen)) != 0)
     return -EBADMSG;
   t->flags = flags;
   t->mss = 0;
@@ -207,7 +212,7 @@ int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
   t->sack_ok = false;
   t->nsack = 0;
   struct cursor o;
-  cursor_init(&o, ip->payload + TCP_HDR, hl - TCP_HDR);
+  cursor_init(&o, p + TCP_HDR, hl - TCP_HDR);
   for (;;) {
     uint8_t kind, len;
     const uint8_t *v;
@@ -232,8 +237,8 @@ int net_tcp_parse(const struct net_ipv4 *ip, struct net_tcp *t)
       }
     }
   }
-  t->payload = ip->payload + hl;
-  t->len = ip->len - hl;
+  t->payload = p + hl;
+  t->len = plen - hl;
   return 0;
 }
 
@@ -364,20 +369,50 @@ int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_
                       uint16_t window, const struct net_tcp_opts *op, const uint8_t *payload,
                       size_t len, uint16_t id)
 {
-  static const struct net_tcp_opts none = {.wscale = -1};
-  if (!op)
-    op = &none;
-  size_t base = (op->mss ? 4 : 0) + (op->wscale >= 0 ? 4 : 0) + (op->sack_ok ? 4 : 0);
-  unsigned nsack = op->nsack > NET_TCP_SACK_MAX ? NET_TCP_SACK_MAX : op->nsack;
-  while (nsack && base + 4 + 8 * nsack > 40) /* 40 bytes of options at most */
-    nsack--;
-  size_t hl = TCP_HDR + base + (nsack ? 4 + 8 * nsack : 0);
+  size_t hl = net_tcp_hdr_len(op);
   size_t total = IPV4_HDR + hl + len;
   if (total > 65535 || cap < ETH_HDR + IPV4_HDR + hl)
     return -ENOSPC;
   uint8_t *ip = net_eth_hdr(buf, l2, ETH_TYPE_IPV4);
   ipv4_hdr(ip, src, dst, IP_PROTO_TCP, (uint16_t)total, id, true);
-  uint8_t *t = ip + IPV4_HDR;
+  net_tcp_fill(ip + IPV4_HDR, sport, dport, seq, ack, flags, window, op, payload, len,
+               net_csum_pseudo(src, dst, IP_PROTO_TCP, (uint16_t)(hl + len)));
+  return (int)(ETH_HDR + IPV4_HDR + hl);
+}
+
+static const struct net_tcp_opts no_opts = {.wscale = -1};
+
+/* The SACK blocks that fit beside the other options (40 bytes at most). */
+static unsigned tcp_nsack(const struct net_tcp_opts *op, size_t base)
+{
+  unsigned nsack = op->nsack > NET_TCP_SACK_MAX ? NET_TCP_SACK_MAX : op->nsack;
+  while (nsack && base + 4 + 8 * nsack > 40)
+    nsack--;
+  return nsack;
+}
+
+static size_t tcp_opts_base(const struct net_tcp_opts *op)
+{
+  return (op->mss ? 4 : 0) + (op->wscale >= 0 ? 4 : 0) + (op->sack_ok ? 4 : 0);
+}
+
+size_t net_tcp_hdr_len(const struct net_tcp_opts *op)
+{
+  if (!op)
+    op = &no_opts;
+  size_t base = tcp_opts_base(op);
+  unsigned nsack = tcp_nsack(op, base);
+  return TCP_HDR + base + (nsack ? 4 + 8 * nsack : 0);
+}
+
+size_t net_tcp_fill(uint8_t *t, uint16_t sport, uint16_t dport, uint32_t seq, uint32_t ack,
+                    uint8_t flags, uint16_t window, const struct net_tcp_opts *op,
+                    const uint8_t *payload, size_t len, uint32_t pseudo)
+{
+  if (!op)
+    op = &no_opts;
+  unsigned nsack = tcp_nsack(op, tcp_opts_base(op));
+  size_t hl = net_tcp_hdr_len(op);
   net_put16(t, sport);
   net_put16(t + 2, dport);
   net_put32(t + 4, seq);
@@ -419,12 +454,11 @@ int net_build_tcp_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_
       net_put32(o + 4, op->sack[i][1]);
     }
   }
-  uint32_t s = net_csum_pseudo(src, dst, IP_PROTO_TCP, (uint16_t)(hl + len));
-  s = net_csum_add(s, t, hl);
+  uint32_t s = net_csum_add(pseudo, t, hl);
   if (len) /* an odd-length header cannot happen: hl is a multiple of 4 */
     s = net_csum_add(s, payload, len);
   net_put16(t + 16, net_csum_fold(s));
-  return (int)(ETH_HDR + IPV4_HDR + hl);
+  return hl;
 }
 
 int net_build_tcp_opts(uint8_t *buf, size_t cap, const struct net_l2 *l2, uint32_t src,

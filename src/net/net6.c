@@ -124,6 +124,14 @@ int net_udp6_parse(const struct net_ipv6 *ip, struct net_udp *u)
   return 0;
 }
 
+int net_tcp6_parse(const struct net_ipv6 *ip, struct net_tcp *t)
+{
+  if (ip->next != IP_PROTO_TCP || ip->fragment)
+    return -EPROTO;
+  return net_tcp_seg(ip->payload, ip->len,
+                     net6_csum_pseudo(ip->src, ip->dst, IP_PROTO_TCP, (uint32_t)ip->len), t);
+}
+
 int net_nd_parse(const struct net_icmp6 *m, struct net_nd *nd)
 {
   memset(nd, 0, sizeof(*nd));
@@ -278,6 +286,22 @@ int net_build_udp6(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint
   net_udp_fill(u, sport, dport, payload, len,
                net6_csum_pseudo(src, dst, IP_PROTO_UDP, (uint32_t)(UDP_HDR + len)));
   return (int)(ETH_HDR + IPV6_HDR + UDP_HDR + len);
+}
+
+int net_build_tcp6_hdr(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],
+                       const uint8_t dst[16], uint16_t sport, uint16_t dport, uint32_t seq,
+                       uint32_t ack, uint8_t flags, uint16_t window, const struct net_tcp_opts *o,
+                       const uint8_t *payload, size_t len)
+{
+  size_t hl = net_tcp_hdr_len(o);
+  if (hl + len > 65535 || cap < ETH_HDR + IPV6_HDR + hl)
+    return -ENOSPC;
+  /* the IPv6 header for the whole segment, of which only the header is here */
+  uint8_t *t =
+      ip6_hdr(buf, ETH_HDR + IPV6_HDR + hl + len, l2, src, dst, IP_PROTO_TCP, 64, hl + len);
+  net_tcp_fill(t, sport, dport, seq, ack, flags, window, o, payload, len,
+               net6_csum_pseudo(src, dst, IP_PROTO_TCP, (uint32_t)(hl + len)));
+  return (int)(ETH_HDR + IPV6_HDR + hl);
 }
 
 int net_build_icmp6_error(uint8_t *buf, size_t cap, const struct net_l2 *l2, const uint8_t src[16],

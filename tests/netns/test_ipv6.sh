@@ -96,7 +96,8 @@ out=$(dns6 1) || fail "DNS over IPv6 to $PREFIX::3: $out"
 out=$(dns6 28) || fail "AAAA over IPv6 to $PREFIX::3: $out"
 pass "DNS over IPv6 at $PREFIX::3: test.example A 198.18.0.2 forwarded and answered from ::3; AAAA forwarded (answer: $out)"
 
-# for elsewhere through the gateway: no NAT66 yet, so "no route" at once;
+# for elsewhere through the gateway: the relay host has no IPv6 route here
+# (no NAT66: test_nat66.sh), so "no route" at once;
 # a destination the IPv6 egress policy denies (the documentation prefix
 # outside the --egress-allow above): administratively prohibited
 ip -n "$NS_A" -6 route add default via fe80::2 dev vma

@@ -14,15 +14,26 @@
 #include "flowtab.h"
 #include "wtrelay/hash.h"
 
+#define A4(ip) inany_from4(ip)
+
+/* An IPv4 address as the table holds it, for the one call that wants a
+ * pointer. */
+static const union inany *p4(uint32_t ip)
+{
+  static union inany x;
+  x = inany_from4(ip);
+  return &x;
+}
+
 static struct ft_key udp_key(uint32_t room, uint32_t ip, uint16_t port)
 {
-  return (struct ft_key){.proto = FT_UDP, .room = room, .vip = ip, .vport = port};
+  return (struct ft_key){.proto = FT_UDP, .room = room, .vip = A4(ip), .vport = port};
 }
 
 static struct ft_key tcp_key(uint32_t ip, uint16_t port, uint32_t dip, uint16_t dport)
 {
   return (struct ft_key){
-      .proto = FT_TCP, .room = 1, .vip = ip, .vport = port, .rip = dip, .rport = dport};
+      .proto = FT_TCP, .room = 1, .vip = A4(ip), .vport = port, .rip = A4(dip), .rport = dport};
 }
 
 static void init3(struct flowtab *t, uint32_t udp, uint32_t icmp, uint32_t tcp)
@@ -44,27 +55,78 @@ Test(flowtab, siphash_reference_vectors)
   cr_assert_eq(flowtab_siphash(key, msg, 15, 2, 4), UINT64_C(0xa129ca6149be45e5));
 }
 
-/* flowtab_hash is SipHash-1-3 of the 17 bytes the header documents (room,
- * vip, vport, rport, rip little-endian, proto) under the table's secret. */
+/* flowtab_hash is SipHash-1-3 of the whole key, the 41 bytes the source
+ * documents (room, vport, rport little-endian, vip, rip, proto) under the
+ * table's secret, for either family. */
+static void check_hash(struct flowtab *t, const struct ft_key *k)
+{
+  uint8_t key[16], m[41];
+  for (int i = 0; i < 8; i++) {
+    key[i] = (uint8_t)(t->k0 >> (8 * i));
+    key[8 + i] = (uint8_t)(t->k1 >> (8 * i));
+  }
+  memcpy(m, &k->room, 4); /* little-endian machine, as the test vectors */
+  m[4] = (uint8_t)k->vport;
+  m[5] = (uint8_t)(k->vport >> 8);
+  m[6] = (uint8_t)k->rport;
+  m[7] = (uint8_t)(k->rport >> 8);
+  memcpy(m + 8, k->vip.a, 16);
+  memcpy(m + 24, k->rip.a, 16);
+  m[40] = k->proto;
+  cr_assert_eq(flowtab_hash(t, k), flowtab_siphash(key, m, sizeof(m), 1, 3));
+}
+
 Test(flowtab, hash_is_siphash13_of_the_key)
 {
   struct flowtab t;
   init3(&t, 4, 4, 4);
   struct ft_key k = tcp_key(0x0a000205, 40000, 0xc6120002, 443);
-  uint8_t key[16], m[17];
-  for (int i = 0; i < 8; i++) {
-    key[i] = (uint8_t)(t.k0 >> (8 * i));
-    key[8 + i] = (uint8_t)(t.k1 >> (8 * i));
+  check_hash(&t, &k);
+  static const uint8_t g[16] = {0xfd, 1,    2, 3,    4,    5,    0,    7,
+                                0x50, 0x54, 0, 0xff, 0xfe, 0x12, 0x34, 0x56};
+  static const uint8_t r[16] = {0x20, 0x01, 0x0d, 0xb8, [15] = 0x99};
+  struct ft_key k6 = {.proto = FT_TCP,
+                      .room = 3,
+                      .vip = inany_from6(g),
+                      .vport = 40000,
+                      .rip = inany_from6(r),
+                      .rport = 443};
+  check_hash(&t, &k6);
+  flowtab_fini(&t);
+}
+
+/* The address union: IPv4 as ::ffff:a.b.c.d, never equal to an IPv6
+ * address; an IPv4 flow and an IPv6 one with the same low bits are two
+ * keys; IPv6 flows are found by every byte of both addresses. */
+Test(flowtab, ipv4_and_ipv6_keys)
+{
+  union inany a = inany_from4(0x0a000205);
+  static const uint8_t mapped[16] = {[10] = 0xff, [11] = 0xff, 10, 0, 2, 5};
+  cr_assert_arr_eq(a.a, mapped, 16);
+  cr_assert(inany_is4(&a));
+  cr_assert_eq(inany_v4(&a), 0x0a000205);
+  uint8_t v6[16] = {0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 0, 2, 5};
+  union inany b = inany_from6(v6);
+  cr_assert_not(inany_is4(&b));
+  cr_assert_not(inany_eq(&a, &b));
+  struct flowtab t;
+  init3(&t, 8, 8, 8);
+  struct ft_key k4 = udp_key(0, 0x0a000205, 53), k6 = k4;
+  k6.vip = b;
+  uint32_t s4, s6;
+  cr_assert_eq(flowtab_insert(&t, &k4, 1, &s4), 0);
+  cr_assert_eq(flowtab_insert(&t, &k6, 1, &s6), 0);
+  cr_assert_neq(s4, s6);
+  cr_assert_eq(flowtab_lookup(&t, &k4), s4);
+  cr_assert_eq(flowtab_lookup(&t, &k6), s6);
+  for (int i = 0; i < 16; i++) {
+    struct ft_key v = k6;
+    v.vip.a[i] ^= 0x40;
+    cr_assert_eq(flowtab_lookup(&t, &v), FT_NONE, "vip byte %d", i);
+    v = k6;
+    v.rip.a[i] ^= 0x40;
+    cr_assert_eq(flowtab_lookup(&t, &v), FT_NONE, "rip byte %d", i);
   }
-  uint32_t w[3] = {k.room, k.vip, 0};
-  memcpy(m, w, 8); /* little-endian machine, as the test vectors */
-  m[8] = (uint8_t)k.vport;
-  m[9] = (uint8_t)(k.vport >> 8);
-  m[10] = (uint8_t)k.rport;
-  m[11] = (uint8_t)(k.rport >> 8);
-  memcpy(m + 12, &k.rip, 4);
-  m[16] = k.proto;
-  cr_assert_eq(flowtab_hash(&t, &k), flowtab_siphash(key, m, sizeof(m), 1, 3));
   flowtab_fini(&t);
 }
 
@@ -88,9 +150,9 @@ Test(flowtab, insert_lookup_unlink_free)
   /* every field is part of the key */
   struct ft_key v[] = {a, a, a, a, a, a};
   v[0].room = 1;
-  v[1].vip++;
+  v[1].vip.a[15]++;
   v[2].vport++;
-  v[3].rip = 1;
+  v[3].rip = A4(1);
   v[4].rport = 1;
   v[5].proto = FT_ICMP;
   for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++)
@@ -124,7 +186,7 @@ Test(flowtab, reverse_key_scoped_by_protocol)
 {
   struct flowtab t;
   init3(&t, 4, 4, 4);
-  struct ft_key e1 = {.proto = FT_ICMP, .room = 0, .vip = 0x0a000205, .vport = 7};
+  struct ft_key e1 = {.proto = FT_ICMP, .room = 0, .vip = A4(0x0a000205), .vport = 7};
   struct ft_key e2 = e1;
   e2.vport = 8;
   struct ft_key u = udp_key(0, 0x0a000205, 7);
@@ -169,7 +231,7 @@ Test(flowtab, bound_enospc_counted_per_protocol)
   /* TCP still has its own slots; ICMP has none */
   struct ft_key kt = tcp_key(0x0a000205, 1000, 0x01020304, 80);
   cr_assert_eq(flowtab_insert(&t, &kt, 7, &x), 0);
-  struct ft_key ki = {.proto = FT_ICMP, .vip = 1, .vport = 1};
+  struct ft_key ki = {.proto = FT_ICMP, .vip = A4(1), .vport = 1};
   cr_assert_eq(flowtab_insert(&t, &ki, 7, &x), -ENOSPC);
   cr_assert_eq(t.part[FT_ICMP].full, 1);
   cr_assert_eq(flowtab_lookup(&t, &ki), FT_NONE);
@@ -319,30 +381,32 @@ Test(flowtab, vm_index_counts)
   cr_assert_eq(flowtab_init(&t, cap, (1u << FT_ICMP) | (1u << FT_DNS)), 0);
   uint32_t s[6], x;
   for (uint16_t i = 0; i < 6; i++) {
-    struct ft_key k = {.proto = FT_ICMP, .room = 0, .vip = 0x0a000205, .vport = i};
+    struct ft_key k = {.proto = FT_ICMP, .room = 0, .vip = A4(0x0a000205), .vport = i};
     cr_assert_eq(flowtab_insert(&t, &k, i, &s[i]), 0);
   }
-  struct ft_key other_room = {.proto = FT_ICMP, .room = 1, .vip = 0x0a000205, .vport = 1};
-  struct ft_key other_vm = {.proto = FT_ICMP, .room = 0, .vip = 0x0a000206, .vport = 1};
-  struct ft_key dns = {.proto = FT_DNS, .room = 0, .vip = 0x0a000205, .vport = 5353, .rip = 7};
+  struct ft_key other_room = {.proto = FT_ICMP, .room = 1, .vip = A4(0x0a000205), .vport = 1};
+  struct ft_key other_vm = {.proto = FT_ICMP, .room = 0, .vip = A4(0x0a000206), .vport = 1};
+  struct ft_key dns = {
+      .proto = FT_DNS, .room = 0, .vip = A4(0x0a000205), .vport = 5353, .rip = A4(7)};
   struct ft_key udp = udp_key(0, 0x0a000205, 1);
   cr_assert_eq(flowtab_insert(&t, &other_room, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &other_vm, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &dns, 9, &x), 0);
   cr_assert_eq(flowtab_insert(&t, &udp, 9, &x), 0);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 6);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 4), 4, "the walk stops at the limit");
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, 0x0a000205, 100), 1);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000206, 100), 1);
-  cr_assert_eq(flowtab_vm_count(&t, FT_DNS, 0, 0x0a000205, 100), 1);
-  cr_assert_eq(flowtab_vm_count(&t, FT_UDP, 0, 0x0a000205, 100), 0, "UDP is not in by_vm");
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 100), 6);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 4), 4,
+               "the walk stops at the limit");
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, p4(0x0a000205), 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000206), 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_DNS, 0, p4(0x0a000205), 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_UDP, 0, p4(0x0a000205), 100), 0, "UDP is not in by_vm");
   flowtab_free(&t, FT_ICMP, s[2]);
   flowtab_unlink(&t, FT_ICMP, s[4]);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 4);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 100), 4);
   flowtab_free(&t, FT_ICMP, s[4]);
   for (int i = 0; i < 6; i++)
     flowtab_free(&t, FT_ICMP, s[i]);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, 0x0a000205, 100), 0);
-  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, 0x0a000205, 100), 1);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 0, p4(0x0a000205), 100), 0);
+  cr_assert_eq(flowtab_vm_count(&t, FT_ICMP, 1, p4(0x0a000205), 100), 1);
   flowtab_fini(&t);
 }

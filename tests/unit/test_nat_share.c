@@ -222,6 +222,13 @@ static bool sock_has_datagram(struct env *e, int fd, uint64_t timeout_ns)
   return false;
 }
 
+/* The account of IPv4 guest ip in room 0. */
+static uint32_t vm_count(struct gateway *gw, uint32_t ip, enum nat_share_kind k)
+{
+  union inany a = inany_from4(ip);
+  return nat_share_vm_count(gw, 0, &a, k);
+}
+
 static uint32_t client_count(struct env *e, uint64_t key, enum nat_share_kind k)
 {
   return nat_share_count(&e->p.gw, key, k);
@@ -321,8 +328,8 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   cr_assert_eq(gw->ctr.tcp_established, 4);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_PENDING), 0);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 3);
-  cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_PENDING), 0);
-  cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_TCP), 2);
+  cr_assert_eq(vm_count(gw, a1->ip, NAT_SHARE_PENDING), 0);
+  cr_assert_eq(vm_count(gw, a1->ip, NAT_SHARE_TCP), 2);
   /* the dropped SYN, retransmitted now that the connects completed: let in */
   vm_tcp(e, a1, 40003, e->lport, TCP_SYN, 100);
   cr_assert_eq(gw->ctr.share_pending_vm, 1, "not refused again");
@@ -331,7 +338,7 @@ Test(nat_share, tcp_pending_and_connections_per_client)
     gw_pipe_pump_once(&e->p, 10 * NS_PER_MS);
   cr_assert_eq(gw->ctr.tcp_established, 5, "the retried connect completes");
   vm_tcp(e, a1, 40003, e->lport, TCP_RST, 101);
-  cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_TCP), 2);
+  cr_assert_eq(vm_count(gw, a1->ip, NAT_SHARE_TCP), 2);
 
   /* connections per client: one more, then the share is used up */
   vm_tcp(e, a2, 40007, e->lport, TCP_SYN, 100);
@@ -345,7 +352,7 @@ Test(nat_share, tcp_pending_and_connections_per_client)
   /* the guest resets one: its accounts come back and a new one is let in */
   vm_tcp(e, a1, 40001, e->lport, TCP_RST, 101);
   cr_assert_eq(client_count(e, KEY_A, NAT_SHARE_TCP), 3);
-  cr_assert_eq(nat_share_vm_count(gw, 0, a1->ip, NAT_SHARE_TCP), 1);
+  cr_assert_eq(vm_count(gw, a1->ip, NAT_SHARE_TCP), 1);
   before = a2->nframes;
   vm_tcp(e, a2, 40009, e->lport, TCP_SYN, 100);
   cr_assert_eq(a2->nframes, before, "admitted: no RST");

@@ -233,23 +233,26 @@ Test(natsec, udp_mapping_refreshed_only_by_outbound)
   env_free(e);
 }
 
+/* An IPv4 endpoint as the flow holds it (wtrelay/inany.h). */
+#define P4(w, x, y, z) (&(union inany){.a = {[10] = 0xff, [11] = 0xff, w, x, y, z}})
+
 Test(natsec, udp_remote_endpoints_bounded_lru)
 {
   struct nat_udp_flow f;
   memset(&f, 0, sizeof(f));
   for (uint32_t i = 0; i < NAT_UDP_PEERS; i++)
-    cr_assert_not(nat_udp_peer_note(&f, IP4(198, 18, 0, 2), (uint16_t)(1000 + i), 10 + i));
+    cr_assert_not(nat_udp_peer_note(&f, P4(198, 18, 0, 2), (uint16_t)(1000 + i), 10 + i));
   cr_assert_eq(f.npeers, NAT_UDP_PEERS);
   /* the first endpoint is used again: now the least recent is the second */
-  cr_assert_not(nat_udp_peer_note(&f, IP4(198, 18, 0, 2), 1000, 100));
-  cr_assert(nat_udp_peer_note(&f, IP4(198, 18, 0, 3), 53, 101), "a 9th endpoint replaces one");
+  cr_assert_not(nat_udp_peer_note(&f, P4(198, 18, 0, 2), 1000, 100));
+  cr_assert(nat_udp_peer_note(&f, P4(198, 18, 0, 3), 53, 101), "a 9th endpoint replaces one");
   cr_assert_eq(f.npeers, NAT_UDP_PEERS);
-  cr_assert(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 2), 1000));
-  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 2), 1001), "LRU entry replaced");
-  cr_assert(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 3), 53));
+  cr_assert(nat_udp_peer_allowed(&f, P4(198, 18, 0, 2), 1000));
+  cr_assert_not(nat_udp_peer_allowed(&f, P4(198, 18, 0, 2), 1001), "LRU entry replaced");
+  cr_assert(nat_udp_peer_allowed(&f, P4(198, 18, 0, 3), 53));
   /* address and port both matter */
-  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 3), 54));
-  cr_assert_not(nat_udp_peer_allowed(&f, IP4(198, 18, 0, 4), 53));
+  cr_assert_not(nat_udp_peer_allowed(&f, P4(198, 18, 0, 3), 54));
+  cr_assert_not(nat_udp_peer_allowed(&f, P4(198, 18, 0, 4), 53));
 }
 
 /* ---- the host's own addresses ---- */
@@ -316,6 +319,41 @@ Test(natsec, hostaddr_follows_ipv6_local_routes)
   cr_assert_not(hostaddr_is_local6(&h, own.s6_addr));
   n = route_msg_af(b, RTM_NEWROUTE, RTN_LOCAL, AF_INET6, own.s6_addr, 129, 0);
   cr_assert_eq(hostaddr_input(&h, b, n, 0), -EINVAL);
+}
+
+/* The host's IPv6 route to the internet: a unicast default route (or one
+ * covering 2000::/3) of the main table, followed like the local routes,
+ * and never taken for a local one; other unicast routes are not kept. */
+Test(natsec, hostaddr_follows_the_ipv6_default_route)
+{
+  static struct hostaddr h;
+  hostaddr_init(&h);
+  struct in6_addr any, global, site;
+  inet_pton(AF_INET6, "::", &any);
+  inet_pton(AF_INET6, "2000::", &global);
+  inet_pton(AF_INET6, "2001:db8:1::", &site);
+  _Alignas(8) uint8_t b[256];
+  size_t n = route_msg_af(b, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, site.s6_addr, 48, 0);
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)b))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_eq(h.n, 0, "a route to one network is not kept");
+  cr_assert_not(hostaddr_has_route6(&h));
+  n = route_msg_af(b, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, any.s6_addr, 0, 0);
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert_not(hostaddr_has_route6(&h), "a default route of another table does not count");
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)b))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b, n, 0), 0);
+  cr_assert(hostaddr_has_route6(&h));
+  cr_assert_not(hostaddr_is_local6(&h, site.s6_addr), "the default route is not local");
+  size_t m = route_msg_af(b + n, RTM_NEWROUTE, RTN_UNICAST, AF_INET6, global.s6_addr, 3, 0);
+  ((struct rtmsg *)NLMSG_DATA((struct nlmsghdr *)(void *)(b + n)))->rtm_table = RT_TABLE_MAIN;
+  cr_assert_eq(hostaddr_input(&h, b + n, m, 0), 0);
+  cr_assert_eq(h.n, 2, "2000::/3 is kept too");
+  ((struct nlmsghdr *)(void *)b)->nlmsg_type = RTM_DELROUTE;
+  ((struct nlmsghdr *)(void *)(b + n))->nlmsg_type = RTM_DELROUTE;
+  cr_assert_eq(hostaddr_input(&h, b, n + m, 0), 0);
+  cr_assert_not(hostaddr_has_route6(&h), "both gone");
+  cr_assert_eq(h.n, 0);
 }
 
 Test(natsec, hostaddr_follows_local_routes)
@@ -657,10 +695,10 @@ Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
   cr_assert(e->p.gw.icmp_ok, "ICMP NAT needs ping_group_range or CAP_NET_RAW (run as root, or "
                              "sysctl net.ipv4.ping_group_range)");
   struct gateway *gw = &e->p.gw;
-  uint32_t ip = e->vm[0].ip;
+  union inany vm = inany_from4(e->vm[0].ip);
   vm_echo(e, &e->vm[0], 1);
   vm_echo(e, &e->vm[0], 2);
-  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 2);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, &vm, 100), 2);
   vm_echo(e, &e->vm[0], 3);
   cr_assert_eq(gw->ctr.icmp_vm_full, 1);
   /* two seconds on, id 1 is used again; id 2 is not */
@@ -672,7 +710,7 @@ Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
   nat_icmp_sweep(gw, e->p.now);
   cr_assert_eq(gw->ctr.icmp_flows_closed, 1, "only the least recently used flow expired");
   cr_assert_eq(gw->nicmp, 1);
-  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 1);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, &vm, 100), 1);
   vm_echo(e, &e->vm[0], 3);
   cr_assert_eq(gw->ctr.icmp_vm_full, 1, "the freed place is taken by a new id");
   cr_assert_eq(gw->ctr.icmp_flows_opened, 3);
@@ -682,7 +720,7 @@ Test(natsec, icmp_flows_expire_lru_and_give_the_share_back)
   nat_icmp_sweep(gw, e->p.now);
   cr_assert_eq(gw->nicmp, 0);
   cr_assert_eq(gw->ctr.icmp_flows_closed, 3);
-  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, ip, 100), 0);
+  cr_assert_eq(flowtab_vm_count(gw->flows, FT_ICMP, 0, &vm, 100), 0);
   env_free(e);
 }
 
