@@ -3,13 +3,15 @@
 
 Debian 12 ships no flame graph tool, so this is a small one of our own.
 
-    perf script -i perf.data | perf/flamegraph.py --svg out.svg --top 25
+    perf script -i perf.data | perf/flamegraph.py --svg out.svg --top 25 [--per-frame-ns NS]
 
 Reads perf script's text output (one sample: a header line, then one
 "addr symbol (dso)" line per frame, innermost first, then a blank line).
 Writes the SVG (widths proportional to samples, root at the bottom) and
 prints the functions with the most self samples and the most inclusive
-samples, which is the reading that goes into docs/perf.md.
+samples, which is the reading that goes into docs/perf.md, and every
+sample's self time by where it is spent (see CATEGORIES; with
+--per-frame-ns, the relay's CPU per delivered frame, also in ns per frame).
 """
 import argparse
 import collections
@@ -28,21 +30,74 @@ def clean(sym, dso):
     return sym
 
 
-def read_stacks(f):
+# Where a sample's self time goes, by the innermost frame's library and,
+# for the kernel, by what the stack is doing. Order matters: the first
+# match wins.
+KERNEL_WAIT = re.compile(r"^(io_cqring_wait|schedule|__schedule|schedule_hrtimeout_range|"
+                         r"finish_task_switch|io_run_task_work|__io_run_local_work|"
+                         r"io_cqring_wait_schedule)")
+KERNEL_NET = re.compile(r"(udp|^ip_|^ip6_|__ip_|sock_|skb|^__sys_sendmsg|^__sys_recvmsg|"
+                        r"io_sendmsg|io_recvmsg|io_recv|io_send|^net_rx|^__netif|^loopback|"
+                        r"^__dev_queue|^dev_hard|^process_backlog|^__napi|copy_to_iter|"
+                        r"copy_from_iter|csum)")
+CATEGORIES = [
+    "AEAD and TLS (GnuTLS, nettle)",
+    "QUIC and HTTP/3 (ngtcp2, nghttp3)",
+    "ours (wtrelay)",
+    "libc (memcpy, malloc, ...)",
+    "kernel: UDP send and receive path",
+    "kernel: waiting on the ring, wake-ups, scheduling",
+    "kernel: other (io_uring submission, timers, syscalls)",
+    "other (liburing, vDSO, unresolved)",
+]
+
+
+def category(raw):
+    """raw: [(symbol, dso)], innermost first."""
+    sym, dso = raw[0]
+    base = dso.rsplit("/", 1)[-1]
+    if re.search(r"gnutls|nettle|hogweed|gmp", base):
+        return CATEGORIES[0]
+    if re.search(r"ngtcp2|nghttp3", base):
+        return CATEGORIES[1]
+    if base.startswith("wtrelay") or base.startswith("wtbench"):
+        return CATEGORIES[2]
+    if base.startswith("libc") or base.startswith("ld-linux"):
+        return CATEGORIES[3]
+    if "kernel" in base or base.startswith("[k"):
+        names = [s for s, d in raw if "kernel" in d]
+        if any(KERNEL_WAIT.match(n) for n in names):
+            return CATEGORIES[5]
+        if any(KERNEL_NET.search(n) for n in names):
+            return CATEGORIES[4]
+        return CATEGORIES[6]
+    return CATEGORIES[7]
+
+
+def read_stacks(f, cats=None):
     stacks = collections.Counter()
     frames = []
+    raw = []
+
+    def done():
+        stacks[tuple(reversed(frames))] += 1
+        if cats is not None:
+            cats[category(raw)] += 1
+
     for line in f:
         line = line.rstrip("\n")
         if not line.strip():
             if frames:
-                stacks[tuple(reversed(frames))] += 1
+                done()
             frames = []
+            raw = []
             continue
         m = FRAME.match(line)
         if m:
             frames.append(clean(m.group(1), m.group(2)))
+            raw.append((re.sub(r"\+0x[0-9a-f]+$", "", m.group(1)), m.group(2)))
     if frames:
-        stacks[tuple(reversed(frames))] += 1
+        done()
     return stacks
 
 
@@ -116,8 +171,11 @@ def main():
     ap.add_argument("--svg", help="write the flame graph here")
     ap.add_argument("--folded", help="write folded stacks here")
     ap.add_argument("--top", type=int, default=20)
+    ap.add_argument("--per-frame-ns", type=float, default=0,
+                    help="the relay's CPU per delivered frame: the breakdown also in ns per frame")
     a = ap.parse_args()
-    stacks = read_stacks(sys.stdin)
+    cats = collections.Counter()
+    stacks = read_stacks(sys.stdin, cats)
     total = sum(stacks.values())
     if not total:
         sys.exit("no samples with call stacks in the input")
@@ -141,6 +199,13 @@ def main():
     print(f"top {a.top} by inclusive time:")
     for name, n in incl.most_common(a.top):
         print(f"  {100.0 * n / total:6.2f}%  {name}")
+    print("self time by where it is spent" +
+          (f" (of {a.per_frame_ns:.0f} ns of relay CPU per delivered frame):" if a.per_frame_ns else ":"))
+    for c in CATEGORIES:
+        if cats[c]:
+            share = cats[c] / total
+            ns = f"  {share * a.per_frame_ns:7.0f} ns/frame" if a.per_frame_ns else ""
+            print(f"  {100.0 * share:6.2f}%{ns}  {c}")
 
 
 if __name__ == "__main__":

@@ -257,7 +257,7 @@ struct nat_icmp_flow {
 #define TCP_PEEK_CAP 65535u  /* host -> guest: one window peeked at a time */
 #define TCP_MSS_ADV 1146 /* our SYN-ACK's MSS: guest segments fit a 1201-byte browser datagram */
 #define TCP_MSS_TO_GUEST                                                                           \
-  1350 /* our segments (1404-byte frames) fit one datagram toward a browser                        \
+  1338 /* our segments (1392-byte frames) fit one datagram toward a browser                        \
         * at a path MTU of 1444 with room for a QUIC loss-recovery anchor */
 #define TCP_CWND_MAX (4u << 20) /* bytes in flight toward a guest, at most */
 #define TCP_OOO_MAX 8           /* out-of-order ranges held in the staging buffer */
@@ -299,6 +299,8 @@ struct nat_tcp_conn {
   uint16_t mss;
   uint8_t *peekbuf;
   bool peek_busy, poll_busy, discard_busy, host_eof, fin_sent, need_rewind;
+  bool tx_held;      /* a segment the guest's port could not take waits for its next ACK */
+  uint32_t peek_cap; /* bytes a peek asks at most after a hold, 0 = TCP_PEEK_CAP */
   uint32_t peek_epoch, peek_epoch_sent;
   uint32_t dupacks, rto_count;
   /* fast recovery (NewReno, RFC 6582): one segment resent per hole */

@@ -128,6 +128,9 @@ struct io_pktfd {
   uint8_t *rbuf, *wbuf;
   uint16_t *wfree; /* stack of free write slots */
   unsigned nwfree;
+  uint16_t *wpend; /* slots written this turn, in order, not yet given to the ring */
+  uint32_t *wlen;  /* per slot: its frame's length */
+  unsigned nwpend;
   bool *rarmed;
   bool dead; /* a read failed for good (EBADF, the device went away) */
   io_pktfd_recv_fn fn;
@@ -279,8 +282,11 @@ uint16_t io_udp_port(const struct io_udp_sock *s);
  * bytes) and prepares nwrite write slots. *out is owned by io. */
 int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsigned bufsize,
                   io_pktfd_recv_fn fn, void *ctx, struct io_pktfd **out);
-/* Queues one packet (gathered from iov) for writing. 0, -ENOBUFS when every
- * write slot is busy, -EMSGSIZE when it exceeds bufsize. */
+/* Queues one packet (gathered from iov) for writing: copied into a write
+ * slot now, given to the ring at the next io_flush or io_wait after the
+ * UDP sends of the turn (so a QUIC ACK does not wait behind the writes),
+ * in the order written. 0, -ENOBUFS when every write slot is busy,
+ * -EMSGSIZE when it exceeds bufsize. */
 int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, int iovcnt);
 
 /* Registers the handler of op (IO_OP_USER_FIRST..IO_OP_USER_LAST). */

@@ -198,6 +198,8 @@ void io_fini(struct io *io)
     free(d->rbuf);
     free(d->wbuf);
     free(d->wfree);
+    free(d->wpend);
+    free(d->wlen);
     free(d->rarmed);
     free(d);
   }
@@ -578,11 +580,15 @@ int io_pktfd_open(struct io *io, int fd, unsigned nread, unsigned nwrite, unsign
   d->rbuf = malloc((size_t)nread * bufsize);
   d->wbuf = malloc((size_t)nwrite * bufsize);
   d->wfree = calloc(nwrite, sizeof(*d->wfree));
+  d->wpend = calloc(nwrite, sizeof(*d->wpend));
+  d->wlen = calloc(nwrite, sizeof(*d->wlen));
   d->rarmed = calloc(nread, sizeof(*d->rarmed));
-  if (!d->rbuf || !d->wbuf || !d->wfree || !d->rarmed) {
+  if (!d->rbuf || !d->wbuf || !d->wfree || !d->wpend || !d->wlen || !d->rarmed) {
     free(d->rbuf);
     free(d->wbuf);
     free(d->wfree);
+    free(d->wpend);
+    free(d->wlen);
     free(d->rarmed);
     free(d);
     return -ENOMEM;
@@ -603,24 +609,44 @@ int io_pktfd_write(struct io *io, struct io_pktfd *d, const struct iovec *iov, i
     len += iov[i].iov_len;
   if (len > d->bufsize)
     return -EMSGSIZE;
+  (void)io;
   if (!d->nwfree) {
     d->ctr.tx_full++;
     return -ENOBUFS;
   }
-  struct io_uring_sqe *sqe = get_sqe(io);
-  if (!sqe) {
-    d->ctr.tx_full++;
-    return -ENOBUFS;
-  }
   unsigned slot = d->wfree[--d->nwfree];
-  uint8_t *buf = d->wbuf + (size_t)slot * d->bufsize, *p = buf;
+  uint8_t *p = d->wbuf + (size_t)slot * d->bufsize;
   for (int i = 0; i < iovcnt; i++) {
     memcpy(p, iov[i].iov_base, iov[i].iov_len);
     p += iov[i].iov_len;
   }
-  io_uring_prep_write(sqe, d->fd, buf, (unsigned)len, 0);
-  io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_PKTFD_WRITE, (uint64_t)d->idx << 16 | slot));
+  d->wlen[slot] = (uint32_t)len;
+  d->wpend[d->nwpend++] = (uint16_t)slot;
   return 0;
+}
+
+/* The frames written this turn go to the ring after the turn's UDP sends
+ * (io_flush, io_wait): a write to a TAP runs the receiving stack in the
+ * system call, and the QUIC ACK for the datagrams that brought the frames
+ * should not wait behind it (the sender's RTT, and with it how much its
+ * congestion window lets it send per unit of time, would include it). */
+static void pktfd_submit_writes(struct io *io)
+{
+  for (unsigned k = 0; k < io->npktfds; k++) {
+    struct io_pktfd *d = io->pktfds[k];
+    for (unsigned i = 0; i < d->nwpend; i++) {
+      unsigned slot = d->wpend[i];
+      struct io_uring_sqe *sqe = get_sqe(io);
+      if (!sqe) {
+        d->ctr.tx_full++;
+        d->wfree[d->nwfree++] = (uint16_t)slot;
+        continue;
+      }
+      io_uring_prep_write(sqe, d->fd, d->wbuf + (size_t)slot * d->bufsize, d->wlen[slot], 0);
+      io_uring_sqe_set_data64(sqe, IO_UD(IO_OP_PKTFD_WRITE, (uint64_t)d->idx << 16 | slot));
+    }
+    d->nwpend = 0;
+  }
 }
 
 static void pktfd_complete(struct io *io, bool is_read, uint32_t idx, struct io_uring_cqe *cqe)
@@ -776,8 +802,10 @@ unsigned io_flush(struct io *io)
 {
   struct io_arena *a = arena_cur(io);
   unsigned nmsg = 0;
-  if (a->npkts == 0)
+  if (a->npkts == 0) {
+    pktfd_submit_writes(io);
     return 0;
+  }
   io->ctr.flushes++;
   for (uint32_t i = 0; i < a->npkts;) {
     const struct io_txpkt *first = &a->pkts[i];
@@ -829,6 +857,7 @@ unsigned io_flush(struct io *io)
     i += n;
   }
   a->npkts = 0;
+  pktfd_submit_writes(io);
   /* The arena stays busy until its sends complete; fill the next one. */
   for (unsigned k = 1; k <= io->p.tx_arenas; k++) {
     unsigned nx = (io->cur + k) % io->p.tx_arenas;
@@ -846,6 +875,7 @@ int io_wait(struct io *io, uint64_t deadline_ns, uint64_t now_ns)
 {
   struct io_uring_cqe *cqe;
   io->ctr.waits++;
+  pktfd_submit_writes(io);
   if (deadline_ns == TIMER_NEVER) {
     int rc = io_uring_submit_and_wait(&io->ring, 1);
     return rc < 0 && rc != -EINTR ? rc : 0;

@@ -44,18 +44,18 @@ void gw_emit(struct gateway *gw, uint32_t room, size_t len)
   gw_emit_payload(gw, room, len, NULL, 0);
 }
 
-void gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
-                     size_t plen)
+int gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
+                    size_t plen)
 {
   if (room >= gw->p.max_rooms || !gw->rooms[room].used)
-    return;
+    return -ENOENT;
   struct iovec iov[2] = {{.iov_base = gw->out, .iov_len = hlen},
                          {.iov_base = (void *)payload, .iov_len = plen}};
   struct switch_frame f = {.iov = iov, .iovcnt = plen ? 2 : 1, .len = hlen + plen};
   gw->ctr.frames_out++;
   if (gw->tap)
     gw->tap(gw->tap_ctx, room, &f);
-  switch_input(gw->sw, gw->rooms[room].port, &f, *gw->now);
+  return switch_input(gw->sw, gw->rooms[room].port, &f, *gw->now);
 }
 
 void gw_icmp_error(struct gateway *gw, const struct gw_pkt *pkt, uint8_t type, uint8_t code)

@@ -42,9 +42,12 @@ union inany gw_router_addr(const struct gateway *gw, const union inany *to);
 /* Sends a frame (len bytes in gw->out) into the room from its gateway port. */
 void gw_emit(struct gateway *gw, uint32_t room, size_t len);
 /* The same for a frame of hlen header bytes in gw->out followed by plen
- * payload bytes elsewhere (not copied: the receivers copy what they keep). */
-void gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
-                     size_t plen);
+ * payload bytes elsewhere (not copied: the receivers copy what they keep).
+ * Returns switch_input's result: the ports it reached (0 when the one
+ * receiver could not take it, e.g. its datagram queue is full), or a
+ * negative errno. */
+int gw_emit_payload(struct gateway *gw, uint32_t room, size_t hlen, const uint8_t *payload,
+                    size_t plen);
 /* Sends an ICMP error about pkt back to its sender: type and code are
  * ICMP's (ICMP_UNREACH with ICMP_UNREACH_ADMIN/PORT, ICMP_TIME_EXCEEDED);
  * for an IPv6 packet the ICMPv6 error that means the same, from the

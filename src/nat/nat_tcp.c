@@ -134,8 +134,10 @@ static uint8_t sack_blocks(const struct nat_tcp_conn *c, struct net_tcp_opts *o)
   return n;
 }
 
-static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8_t flags,
-                 uint16_t mss, const uint8_t *data, size_t len)
+/* Returns what gw_emit_payload does (0: the guest's port could not take
+ * the frame), or -EMSGSIZE when the segment could not be built. */
+static int emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8_t flags,
+                uint16_t mss, const uint8_t *data, size_t len)
 {
   struct net_l2 l2 = {.dst_mac = c->guest_mac, .src_mac = gw->p.mac};
   struct net_tcp_opts o = {.mss = mss, .wscale = -1};
@@ -145,10 +147,10 @@ static void emit(struct gateway *gw, struct nat_tcp_conn *c, uint32_t seq, uint8
   int n = gw_build_tcp_hdr(gw, gw->out, sizeof(gw->out) - len, &l2, &c->dst_ip, &c->guest_ip,
                            c->dst_port, c->guest_port, seq, c->rcv_nxt, flags, our_window(c), &o,
                            data, len);
-  if (n > 0) {
-    gw->ctr.tcp_segs_out++;
-    gw_emit_payload(gw, c->room, (size_t)n, data, len);
-  }
+  if (n <= 0)
+    return -EMSGSIZE;
+  gw->ctr.tcp_segs_out++;
+  return gw_emit_payload(gw, c->room, (size_t)n, data, len);
 }
 
 /* SYN-ACK: our MSS, window scaling (our own shift 0) when the guest
@@ -394,13 +396,14 @@ static void try_rx(struct gateway *gw, struct nat_tcp_conn *c)
     setsockopt(c->fd, SOL_SOCKET, SO_PEEK_OFF, &off, sizeof(off));
     c->need_rewind = false;
   }
-  if (c->host_eof)
+  if (c->host_eof || c->tx_held)
     return;
   uint32_t inflight = c->snd_nxt - c->snd_una;
   uint32_t wnd = c->g_wnd < c->cwnd ? c->g_wnd : c->cwnd;
   if (inflight >= wnd)
     return;
-  uint32_t want = wnd - inflight < TCP_PEEK_CAP ? wnd - inflight : TCP_PEEK_CAP;
+  uint32_t cap = c->peek_cap ? c->peek_cap : TCP_PEEK_CAP;
+  uint32_t want = wnd - inflight < cap ? wnd - inflight : cap;
   struct io_uring_sqe *sqe = io_sqe(gw->io);
   if (!sqe)
     return;
@@ -428,10 +431,33 @@ static void retransmit(struct gateway *gw, struct nat_tcp_conn *c)
   c->snd_nxt = c->snd_una;
   c->fin_sent = false;
   c->host_eof = false;
+  c->tx_held = false;
   c->rtt_seq_valid = false;
   c->need_rewind = true;
   c->peek_epoch++; /* a peek in flight now reads from the old offset */
   try_rx(gw, c);
+}
+
+/* Back-pressure from the guest's side: a segment that its port could not
+ * take (the session's datagram queue toward it is full) while earlier ones
+ * are still unacknowledged is not sent, rather than sent and lost (a loss
+ * would halve the congestion window and cost a retransmission): it and the
+ * rest of the peek wait for the guest's next ACK, which is sure to come,
+ * and peeks ask for about twice what went through until one goes through
+ * whole. (With nothing in flight the segment counts as sent: no ACK would
+ * come to resume, so the retransmission timer does.) */
+static void hold_rest(struct nat_tcp_conn *c, int off, int res)
+{
+  if (off < res) {
+    c->tx_held = true;
+    c->need_rewind = true; /* the peek moved the offset past what was not sent */
+    uint32_t cap = 2u * (uint32_t)off;
+    if (cap < 2u * c->mss)
+      cap = 2u * c->mss;
+    c->peek_cap = cap < TCP_PEEK_CAP ? cap : 0;
+  } else if (c->peek_cap && (uint32_t)res >= c->peek_cap) {
+    c->peek_cap = c->peek_cap < TCP_PEEK_CAP / 2 ? 2 * c->peek_cap : 0;
+  }
 }
 
 static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
@@ -487,10 +513,13 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     try_rx(gw, c);
     return;
   }
-  for (int off = 0; off < res;) {
+  int off = 0;
+  while (off < res) {
     int n = res - off < c->mss ? res - off : c->mss;
-    emit(gw, c, c->snd_nxt, TCP_ACK | (off + n == res ? TCP_PSH : 0), 0, c->peekbuf + off,
-         (size_t)n);
+    if (emit(gw, c, c->snd_nxt, TCP_ACK | (off + n == res ? TCP_PSH : 0), 0, c->peekbuf + off,
+             (size_t)n) == 0 &&
+        c->snd_nxt != c->snd_una)
+      break; /* held: see hold_rest */
     if (!c->rtt_seq_valid) {
       c->rtt_seq = c->snd_nxt + (uint32_t)n;
       c->rtt_t = *gw->now;
@@ -499,9 +528,10 @@ static void peek_done(struct gateway *gw, struct nat_tcp_conn *c, int res)
     c->snd_nxt += (uint32_t)n;
     off += n;
   }
+  hold_rest(c, off, res);
   if (seq_lt(c->snd_max, c->snd_nxt))
     c->snd_max = c->snd_nxt;
-  gw->ctr.tcp_bytes_in += (uint64_t)res;
+  gw->ctr.tcp_bytes_in += (uint64_t)off;
   arm_rto(gw, c);
   try_rx(gw, c);
 }
@@ -1088,6 +1118,7 @@ void nat_tcp_input(struct gateway *gw, const struct gw_pkt *pkt, const struct ne
       }
       c->snd_una = t->ack;
       c->discard_pending += acked;
+      c->tx_held = false;
       if (c->in_recovery && seq_lt(t->ack, c->recover)) {
         /* partial ACK: the next hole, at once */
         c->retx_pending = true;

@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "wtrelay/gateway.h"
 #include "wtrelay/log.h"
 #include "wtrelay/timeunit.h"
 #include "wtrelay/tls.h"
@@ -249,6 +250,15 @@ Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
   cr_assert_arr_eq(nt.got[1].last, f, 1380);
   cr_assert_eq(nt.s[1]->chunks_in, chunks_before, "1380 bytes fit one datagram: no chunks");
 
+  /* so does the TCP NAT's full segment toward a guest (54 bytes of
+   * Ethernet, IPv4 and TCP headers before TCP_MSS_TO_GUEST bytes): a
+   * segment that had to be chunked would cost two datagrams */
+  len = frame(f, mb, ma, 0x88b6, 54 + TCP_MSS_TO_GUEST, 12);
+  cr_assert_eq(wtc_send_frame(nt.s[0], f, len), 0);
+  wait_frames(&nt, 1, 3);
+  cr_assert_eq(nt.got[1].last_len, len);
+  cr_assert_eq(nt.s[1]->chunks_in, chunks_before, "a full TCP NAT segment must fit one datagram");
+
   /* a frame over --max-frame-size (1514) is dropped, the next one passes */
   uint8_t big[5 + 900];
   big[0] = 0x02;
@@ -260,7 +270,7 @@ Test(switch_e2e, large_frames_chunked_both_ways, .timeout = 60)
   }
   len = frame(f, mb, ma, 0x88b6, 60, 11);
   wtc_send_frame(nt.s[0], f, len);
-  wait_frames(&nt, 1, 3);
+  wait_frames(&nt, 1, 4);
   cr_assert_eq(nt.got[1].last_len, 60, "the oversized frame must not arrive");
   net_down(&nt);
 }

@@ -292,3 +292,61 @@ Test(io, port_claim_is_per_address_and_probes_overlaps)
   cr_assert_geq(c1, 0, "once the wildcard socket is gone: %d", c1);
   close(c1);
 }
+
+static void no_frame(void *ctx, struct io_pktfd *d, const uint8_t *pkt, size_t len)
+{
+  (void)ctx;
+  (void)d;
+  (void)pkt;
+  (void)len;
+}
+
+/* Frames written to a packet device go to the ring when the turn's UDP
+ * sends do (io_flush or io_wait), after them and in the order written; the
+ * write slots come back when the writes complete. */
+Test(io, packet_device_writes_wait_for_the_flush_and_keep_their_order)
+{
+  static struct txenv t;
+  txenv_init(&t);
+  int sv[2];
+  cr_assert_eq(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv), 0);
+  struct io_pktfd *d;
+  cr_assert_eq(io_pktfd_open(&t.io, sv[0], 1, 4, 256, no_frame, NULL, &d), 0);
+  unsigned ready = io_uring_sq_ready(&t.io.ring);
+  for (uint8_t i = 0; i < 3; i++) {
+    uint8_t f[60];
+    memset(f, 0x10 + i, sizeof(f));
+    struct iovec iov = {.iov_base = f, .iov_len = 40u + i};
+    cr_assert_eq(io_pktfd_write(&t.io, d, &iov, 1), 0);
+  }
+  uint8_t *b = io_tx_reserve(&t.io, 1500);
+  memset(b, 0x55, 100);
+  io_tx_commit(&t.io, 100, t.txs, &t.dst, t.dl, NULL);
+  cr_assert_eq(io_uring_sq_ready(&t.io.ring), ready, "a write reached the ring before the flush");
+  uint8_t got[256];
+  cr_assert_lt(recv(sv[1], got, sizeof(got), MSG_DONTWAIT), 0, "a frame went out before the flush");
+  io_flush(&t.io);
+  /* the submission queue's last four entries: the UDP send, then the writes */
+  unsigned tail = t.io.ring.sq.sqe_tail, mask = t.io.ring.sq.ring_mask;
+  cr_assert_eq(io_uring_sq_ready(&t.io.ring), ready + 4);
+  cr_assert_eq(t.io.ring.sq.sqes[(tail - 4) & mask].opcode, IORING_OP_SENDMSG);
+  for (unsigned k = 1; k <= 3; k++)
+    cr_assert_eq(t.io.ring.sq.sqes[(tail - k) & mask].opcode, IORING_OP_WRITE);
+  pump(&t.io, &t.r, 1);
+  cr_assert_eq(t.r.n, 1);
+  for (uint8_t i = 0; i < 3; i++) {
+    ssize_t n = recv(sv[1], got, sizeof(got), MSG_DONTWAIT);
+    cr_assert_eq(n, 40 + i, "frame %u: %zd bytes", i, n);
+    cr_assert_eq(got[0], 0x10 + i, "frame %u out of order", i);
+  }
+  uint64_t end = clock_now_ns() + 2000000000ull;
+  while (d->nwfree < 4 && clock_now_ns() < end) {
+    io_wait(&t.io, clock_now_ns() + 10000000ull, clock_now_ns());
+    io_dispatch(&t.io);
+  }
+  cr_assert_eq(d->nwfree, 4, "write slots not returned");
+  cr_assert_eq(d->ctr.tx_pkts, 3);
+  io_fini(&t.io);
+  close(sv[0]);
+  close(sv[1]);
+}

@@ -55,6 +55,7 @@ struct vm {
   uint32_t port;
   unsigned nframes; /* every frame delivered */
   unsigned rd;      /* the next frame the test has not looked at */
+  int room;         /* frames the port takes before it refuses (a full datagram queue); -1 = any */
   size_t len[VM_MAX_FRAMES];
   uint8_t frame[VM_MAX_FRAMES][GW_FRAME_MAX];
 };
@@ -62,6 +63,10 @@ struct vm {
 static int vm_deliver(void *ctx, const struct switch_frame *f)
 {
   struct vm *vm = ctx;
+  if (vm->room == 0)
+    return -ENOBUFS;
+  if (vm->room > 0)
+    vm->room--;
   cr_assert_lt(vm->nframes, (unsigned)VM_MAX_FRAMES, "more frames than the test keeps");
   gw_pipe_keep_frame(&vm->nframes, vm->len, vm->frame, VM_MAX_FRAMES, f);
   return 0;
@@ -102,6 +107,7 @@ static struct env *env_new_ex(unsigned timers, uint32_t max_tcp_conns)
   gp.tcp_connect_timeout_ns = 5 * NS_PER_S;
   gp.dns_timeout_ns = 3 * NS_PER_S;
   gw_pipe_init(&e->p, timers, &gp, &fake_ops, NULL);
+  e->vm.room = -1;
   cr_assert_eq(switch_port_attach(&e->p.sw, 0, &vm_ops, &e->vm, &e->vm.port), 0);
   switch_port_set_addr(&e->p.sw, e->vm.port, VM_MAC, VM_IP);
   e->lfd = gw_pipe_tcp_listener(&e->lport, 16);
@@ -269,6 +275,14 @@ static void conn_open(struct env *e, struct conn *c, uint16_t gport, uint32_t is
   cr_assert_geq(c->afd, 0, "the listener accepted nothing");
 }
 
+/* A fresh pipeline with one open connection whose guest window is GUEST_WND. */
+static struct env *env_open(struct conn *c, uint16_t gport, uint32_t isn)
+{
+  struct env *e = env_new();
+  conn_open(e, c, gport, isn, GUEST_WND);
+  return e;
+}
+
 static void conn_ack(struct env *e, struct conn *c, uint32_t ack)
 {
   guest_seg(e, c->gport, LOOP_IP, c->dport, c->gnxt, ack, TCP_ACK, c->wnd, 0, NULL, 0);
@@ -406,9 +420,8 @@ static void await_ack(struct env *e, struct conn *c, uint32_t base, uint32_t wan
 
 Test(nat_tcp, guest_to_host_in_order_and_gap)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40001, 5000, GUEST_WND);
+  struct env *e = env_open(&c, 40001, 5000);
   const uint32_t base = c.gnxt;
   static uint8_t data[16000], got[16000];
   fill(data, sizeof(data), 3);
@@ -531,6 +544,36 @@ Test(nat_tcp, host_to_guest_window)
   env_free(e);
 }
 
+/* A guest port that cannot take a segment (its session's datagram queue
+ * is full) holds the rest of the flight back until the guest's next ACK:
+ * nothing is lost, so nothing is resent and the window is not halved. */
+Test(nat_tcp, a_full_guest_port_holds_segments_until_the_next_ack)
+{
+  struct conn c;
+  struct env *e = env_open(&c, 40003, 91);
+  const uint32_t M = TCP_MSS_TO_GUEST;
+  static uint8_t data[6 * TCP_MSS_TO_GUEST], got[6 * TCP_MSS_TO_GUEST];
+  fill(data, sizeof(data), 5);
+  e->vm.room = 3;
+  cr_assert_eq(send(c.afd, data, sizeof(data), 0), (ssize_t)sizeof(data));
+  uint32_t una = c.hnxt;
+  cr_assert_eq(collect(e, &c, una, 3 * M, got, 3 * M), 3 * M);
+  guest_silent(e); /* held: neither sent on nor resent */
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 0);
+
+  /* the queue drained; the guest's ACK resumes from the first held byte */
+  e->vm.room = -1;
+  conn_ack(e, &c, c.hnxt);
+  cr_assert_eq(collect(e, &c, una, 6 * M, got + 3 * M, 3 * M), 3 * M);
+  cr_assert_arr_eq(got, data, sizeof(data), "bytes at the guest differ");
+  conn_ack(e, &c, c.hnxt);
+  guest_silent(e);
+  cr_assert_eq(e->p.gw.ctr.tcp_retransmits, 0);
+  cr_assert_eq(e->p.gw.ctr.tcp_bytes_in, sizeof(data));
+  close(c.afd);
+  env_free(e);
+}
+
 /* ---- 4. retransmission ---- */
 
 /* For SILENCE_WAIT: whatever reaches the guest is the segment at `seq`
@@ -560,9 +603,8 @@ static uint32_t flight(struct env *e, struct conn *c, const uint8_t *data, size_
 
 Test(nat_tcp, fast_recovery_resends_one_segment_per_hole)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40013, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40013, 9);
   const uint32_t M = TCP_MSS_TO_GUEST;
   static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 7);
@@ -619,9 +661,8 @@ static void sack_dupack(struct env *e, struct conn *c, uint32_t ack, uint16_t wn
 
 Test(nat_tcp, sack_duplicate_acks_count_while_the_window_shrinks)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40016, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40016, 9);
   const uint32_t M = TCP_MSS_TO_GUEST;
   static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 13);
@@ -658,9 +699,8 @@ static struct nat_tcp_conn *rx_idle(struct env *e)
 
 Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40017, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40017, 9);
   const uint32_t M = TCP_MSS_TO_GUEST;
   static uint8_t data[5 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 17);
@@ -712,9 +752,8 @@ Test(nat_tcp, a_partial_ack_during_a_resend_never_shifts_its_bytes)
  * and new data after it the bytes of their own sequence numbers. */
 Test(nat_tcp, a_resend_that_goes_with_a_discard_reads_the_hole)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40018, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40018, 9);
   const uint32_t M = TCP_MSS_TO_GUEST;
   static uint8_t all[62 * TCP_MSS_TO_GUEST];
   fill(all, sizeof(all), 23);
@@ -768,9 +807,8 @@ Test(nat_tcp, a_resend_that_goes_with_a_discard_reads_the_hole)
 
 Test(nat_tcp, tail_loss_probe_resends_the_first_hole_before_the_rto)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40014, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40014, 9);
   const uint32_t M = TCP_MSS_TO_GUEST;
   static uint8_t data[3 * TCP_MSS_TO_GUEST];
   fill(data, sizeof(data), 9);
@@ -849,9 +887,8 @@ Test(nat_tcp, sack_permitted_and_blocks_name_the_held_ranges)
 
 Test(nat_tcp, retransmit_on_rto_and_dupacks)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40003, 9, GUEST_WND);
+  struct env *e = env_open(&c, 40003, 9);
   static uint8_t data[3000], got[3000];
   fill(data, sizeof(data), 5);
 
@@ -896,9 +933,8 @@ Test(nat_tcp, retransmit_on_rto_and_dupacks)
 
 Test(nat_tcp, fin_half_close)
 {
-  struct env *e = env_new();
   struct conn c;
-  conn_open(e, &c, 40004, 123456, GUEST_WND);
+  struct env *e = env_open(&c, 40004, 123456);
   conn_data(e, &c, c.gnxt, (const uint8_t *)"bye", 3);
   uint8_t b[64];
   host_read(e, c.afd, b, 3);
