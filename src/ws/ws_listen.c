@@ -611,6 +611,12 @@ int ws_listen_init(struct ws_listen *l, struct io *io, struct timer_heap *timers
     return -ENOMEM;
   }
   int fd = socket(sa.sa.sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0 && errno == EAFNOSUPPORT && sa.sa.sa_family == AF_INET6 &&
+      IN6_IS_ADDR_UNSPECIFIED(&sa.in6.sin6_addr)) {
+    /* a kernel without IPv6: the wildcard is IPv4's, as for QUIC's socket */
+    io_sockaddr_parse("0.0.0.0", port, &sa, &salen);
+    fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  }
   if (fd < 0) {
     int rc = -errno;
     ws_listen_fini(l);
