@@ -119,6 +119,7 @@ struct config {
   /* the WebSocket fallback (ws_listen.c) */
   char ws_listen[128];          /* --ws-listen / RELAY_WS_LISTEN: ADDR:PORT; "auto" (default): TCP
                                  * on --bind and --port; "" = off */
+  bool ws_listen_auto;          /* ws_listen came from "auto": a port in use only warns */
   uint32_t ws_max_conns;        /* --ws-max-conns, per worker, 1024 */
   uint32_t ws_max_conns_per_ip; /* --ws-max-conns-per-ip, per worker, 16; 0 = no cap */
   uint32_t ws_max_queue;        /* --ws-max-queue, bytes queued toward one client, 262144 */

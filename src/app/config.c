@@ -958,7 +958,8 @@ int config_parse(struct config *c, int argc, char **argv, config_getenv_fn geten
   if ((rc = listen_check("--http-listen", c->http_listen, "127.0.0.1:8433 or [::1]:8433", err,
                          errlen)))
     return rc;
-  if (strcmp(c->ws_listen, "auto") == 0) /* the QUIC port's number, on TCP */
+  c->ws_listen_auto = strcmp(c->ws_listen, "auto") == 0;
+  if (c->ws_listen_auto) /* the QUIC port's number, on TCP */
     snprintf(c->ws_listen, sizeof(c->ws_listen), strchr(c->bind, ':') ? "[%s]:%u" : "%s:%u",
              c->bind, c->port);
   if ((rc = listen_check("--ws-listen", c->ws_listen, "[::]:4433 or 0.0.0.0:443", err, errlen)))

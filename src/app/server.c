@@ -1608,13 +1608,20 @@ static int worker_build(struct server_worker *s)
                                   .max_conns_per_ip = cfg->ws_max_conns_per_ip,
                                   .max_msg = (size_t)cfg->max_frame_size + 1,
                                   .max_queue = cfg->ws_max_queue};
-    if ((rc = ws_listen_init(&s->ws, &s->w.io, &s->w.timers, &s->w.now, &s->relay, &s->cert, &wp)) <
-        0) {
+    rc = ws_listen_init(&s->ws, &s->w.io, &s->w.timers, &s->w.now, &s->relay, &s->cert, &wp);
+    if (rc < 0 && !cfg->ws_listen_auto) {
       log_error("cannot listen for the WebSocket fallback", "ws_listen=%s err=\"%s\"",
                 LOG_Q(cfg->ws_listen), strerror(-rc));
       return rc;
     }
-    s->ws_ok = true;
+    if (rc < 0 && s->index == 0) /* the default: the relay runs without the fallback */
+      log_warn("WebSocket fallback off: cannot listen on the QUIC port's number over TCP; "
+               "give --ws-listen ADDR:PORT (or --ws-listen '' to silence this)",
+               "ws_listen=%s err=\"%s\"", LOG_Q(cfg->ws_listen), strerror(-rc));
+    s->ws_ok = rc == 0;
+    if (s->ws_ok && s->index == 0)
+      log_info("WebSocket fallback listening", "listen=%s url=wss://HOST:PORT/ROOM",
+               cfg->ws_listen);
   }
   s->w.turn = on_turn;
   s->w.turn_ctx = s;

@@ -166,8 +166,6 @@ int main(int argc, char **argv)
            (long long)inuse->not_after, cfg.workers);
   if (cfg.http_listen[0])
     log_info("operations HTTP listening", "url=http://%s/metrics", cfg.http_listen);
-  if (cfg.ws_listen[0])
-    log_info("WebSocket fallback listening", "listen=%s url=wss://HOST:PORT/ROOM", cfg.ws_listen);
 
   rc = server_run(srv);
   server_free(srv);
