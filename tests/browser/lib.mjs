@@ -38,12 +38,19 @@ export function requireFile(path, what) {
   if (!existsSync(path)) fail(`${what} not found at ${path} (run scripts/install-deps.sh)`);
 }
 
+// A UDP port whose TCP port of the same number is free too: the relay's
+// WebSocket fallback listens there (--ws-listen's default).
 async function freeUdpPort() {
-  const s = createSocket('udp4');
-  await new Promise((res) => s.bind(0, '127.0.0.1', res));
-  const port = s.address().port;
-  s.close();
-  return port;
+  for (let i = 0; ; i++) {
+    const s = createSocket('udp4');
+    await new Promise((res) => s.bind(0, '127.0.0.1', res));
+    const port = s.address().port;
+    s.close();
+    const t = createNetServer();
+    const ok = await new Promise((res) => { t.once('error', () => res(false)); t.listen(port, '127.0.0.1', () => res(true)); });
+    if (ok) await new Promise((res) => t.close(res));
+    if (ok || i === 20) return port;
+  }
 }
 
 export async function freeTcpPort() {
