@@ -35,7 +35,8 @@ struct http1_field {
 
 struct http1_req {
   struct http1_str method, target;
-  int minor; /* HTTP/1.<minor>: 0 or 1 */
+  int minor;  /* HTTP/1.<minor>: 0 or 1 */
+  int status; /* a response's status code (http1_parse_response) */
   struct http1_field f[HTTP1_MAX_HEADERS];
   uint32_t nf;
 };
@@ -47,6 +48,11 @@ size_t http1_head_len(const uint8_t *buf, size_t len);
 /* Parses the head buf[0..len) (len as http1_head_len gave it). 0, or
  * -EINVAL (malformed), -E2BIG (more than HTTP1_MAX_HEADERS fields). */
 int http1_parse(const uint8_t *buf, size_t len, struct http1_req *r);
+
+/* The same for a response head (a client reads its server's answer):
+ * the status line HTTP/1.x, three digits, a reason; method and target
+ * stay empty. */
+int http1_parse_response(const uint8_t *buf, size_t len, struct http1_req *r);
 
 /* The value of the one field named `name` (case-insensitive): 1 and *v,
  * 0 when absent, -EEXIST when it appears more than once. */

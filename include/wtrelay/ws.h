@@ -58,6 +58,15 @@ int ws_upgrade_response(char *out, size_t cap, const struct ws_upgrade *u);
  * (426 also names version 13): its length, or -ENOSPC. */
 int ws_refusal(char *out, size_t cap, int status, const char *why);
 
+/* The client's side: an Upgrade request for target on host with a fresh
+ * key (kept in key, 25 bytes, to check the answer) and the bavy
+ * subprotocol; its length or -ENOSPC. */
+int ws_client_request(char *out, size_t cap, const char *host, const char *target, char key[25]);
+/* The server's answer head (through its empty line): 0 for a 101 whose
+ * Sec-WebSocket-Accept matches key, the status of any other answer, or
+ * -EPROTO (malformed, wrong accept value). */
+int ws_client_check(const uint8_t *head, size_t len, const char key[25]);
+
 /* ---- a connection's messages ---- */
 
 struct ws_conn_ops {
@@ -96,6 +105,9 @@ struct ws_conn {
 /* A server-side connection after a 101 was sent. 0 or -ENOMEM. */
 int ws_conn_init(struct ws_conn *c, const struct ws_conn_params *p, const struct ws_conn_ops *ops,
                  void *ctx);
+/* The same for the client side (its frames masked), after a 101 came. */
+int ws_conn_init_client(struct ws_conn *c, const struct ws_conn_params *p,
+                        const struct ws_conn_ops *ops, void *ctx);
 void ws_conn_fini(struct ws_conn *c);
 
 /* Feeds len bytes read from the peer: whole messages go to on_message,

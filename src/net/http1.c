@@ -97,14 +97,33 @@ static int request_line(struct http1_str l, struct http1_req *r)
   return 0;
 }
 
-int http1_parse(const uint8_t *buf, size_t len, struct http1_req *r)
+/* A response's status line: HTTP/1.x SP 3 digits SP reason. */
+static int status_line(struct http1_str l, struct http1_req *r)
+{
+  if (l.len < 12 || memcmp(l.p, "HTTP/1.", 7) != 0 || (l.p[7] != '0' && l.p[7] != '1') ||
+      l.p[8] != ' ' || (l.len > 12 && l.p[12] != ' '))
+    return -EINVAL;
+  int st = 0;
+  for (int i = 9; i < 12; i++) {
+    if (l.p[i] < '0' || l.p[i] > '9')
+      return -EINVAL;
+    st = st * 10 + (l.p[i] - '0');
+  }
+  r->minor = l.p[7] - '0';
+  r->status = st;
+  return 0;
+}
+
+/* The head: its first line by `first`, then the fields. */
+static int parse_head(const uint8_t *buf, size_t len, struct http1_req *r,
+                      int (*first)(struct http1_str, struct http1_req *))
 {
   struct cursor c;
   struct http1_str line;
   memset(r, 0, sizeof(*r));
   cursor_init(&c, buf, len);
   int rc = read_line(&c, &line);
-  if (rc < 0 || (rc = request_line(line, r)) < 0)
+  if (rc < 0 || (rc = first(line, r)) < 0)
     return rc;
   for (;;) {
     if ((rc = read_line(&c, &line)) < 0)
@@ -126,6 +145,16 @@ int http1_parse(const uint8_t *buf, size_t len, struct http1_req *r)
       return -E2BIG;
     r->f[r->nf++] = f;
   }
+}
+
+int http1_parse(const uint8_t *buf, size_t len, struct http1_req *r)
+{
+  return parse_head(buf, len, r, request_line);
+}
+
+int http1_parse_response(const uint8_t *buf, size_t len, struct http1_req *r)
+{
+  return parse_head(buf, len, r, status_line);
 }
 
 bool http1_str_ieq(struct http1_str s, const char *t)

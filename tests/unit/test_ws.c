@@ -252,3 +252,73 @@ Test(ws_conn, close_handshake)
   cr_assert(ws_conn_done(&c));
   ws_conn_fini(&c);
 }
+
+/* ---- the client's side ---- */
+
+/* The client's request passes the server's check, and the server's
+ * answer passes the client's; a wrong accept value or another status
+ * does not. */
+Test(ws_upgrade, client_request_and_answer_round_trip)
+{
+  char req[512], key[25];
+  int n = ws_client_request(req, sizeof(req), "127.0.0.1:4433", "/lab?token=x", key);
+  cr_assert_gt(n, 0);
+  cr_assert_eq(strlen(key), 24);
+  struct http1_req r;
+  cr_assert_eq(http1_parse((const uint8_t *)req, (size_t)n, &r), 0);
+  struct ws_upgrade u;
+  cr_assert_eq(ws_upgrade_check(&r, &u), 0);
+  cr_assert(u.bavy);
+  char resp[512];
+  int m = ws_upgrade_response(resp, sizeof(resp), &u);
+  cr_assert_gt(m, 0);
+  cr_assert_eq(ws_client_check((const uint8_t *)resp, (size_t)m, key), 0);
+  char other[25];
+  memcpy(other, key, 25);
+  other[0] = other[0] == 'A' ? 'B' : 'A';
+  cr_assert_eq(ws_client_check((const uint8_t *)resp, (size_t)m, other), -EPROTO,
+               "wrong key accepted");
+  int k = ws_refusal(resp, sizeof(resp), 403, "no");
+  cr_assert_eq(ws_client_check((const uint8_t *)resp, (size_t)k, key), 403);
+  cr_assert_eq(ws_client_check((const uint8_t *)"garbage\r\n\r\n", 11, key), -EPROTO);
+}
+
+static uint8_t cgot[4][2048];
+static size_t cgot_len[4];
+static int ncgot;
+static void on_client_message(void *ctx, const uint8_t *d, size_t len)
+{
+  (void)ctx;
+  cr_assert_lt(ncgot, 4);
+  memcpy(cgot[ncgot], d, len);
+  cgot_len[ncgot++] = len;
+}
+static const struct ws_conn_ops COPS = {.on_message = on_client_message};
+
+/* A client and a server connection pumped into each other: masked
+ * frames from the client, unmasked from the server, both ways. */
+Test(ws_conn, client_and_server_talk)
+{
+  conn_start(1515, 1 << 16);
+  struct ws_conn cl;
+  struct ws_conn_params p = {.max_msg = 1515, .max_queue = 1 << 16};
+  ncgot = 0;
+  cr_assert_eq(ws_conn_init_client(&cl, &p, &COPS, NULL), 0);
+  uint8_t frame[1514], wire[4096];
+  for (size_t i = 0; i < sizeof(frame); i++)
+    frame[i] = (uint8_t)(i * 3);
+  cr_assert_eq(ws_conn_send(&cl, frame, sizeof(frame)), 0);
+  size_t n = ws_conn_output(&cl, wire, sizeof(wire));
+  cr_assert_eq(wire[1] & 0x80, 0x80, "a client frame must be masked");
+  cr_assert_eq(ws_conn_input(&c, wire, n), 0);
+  cr_assert_eq(ngot, 1);
+  cr_assert_eq(memcmp(got[0], frame, sizeof(frame)), 0);
+  cr_assert_eq(ws_conn_send(&c, frame, 100), 0);
+  n = ws_conn_output(&c, wire, sizeof(wire));
+  cr_assert_eq(ws_conn_input(&cl, wire, n), 0);
+  cr_assert_eq(ncgot, 1);
+  cr_assert_eq(cgot_len[0], 100);
+  cr_assert_eq(memcmp(cgot[0], frame, 100), 0);
+  ws_conn_fini(&cl);
+  ws_conn_fini(&c);
+}

@@ -159,7 +159,7 @@ static ssize_t cb_send(wslay_event_context_ptr ev, const uint8_t *data, size_t l
   return (ssize_t)n;
 }
 
-/* Server frames are not masked; wslay asks only for a client. */
+/* The masking keys of a client's frames (server frames are not masked). */
 static int cb_genmask(wslay_event_context_ptr ev, uint8_t *buf, size_t len, void *ud)
 {
   (void)ev, (void)ud;
@@ -194,8 +194,8 @@ static void cb_msg(wslay_event_context_ptr ev, const struct wslay_event_on_msg_r
   }
 }
 
-int ws_conn_init(struct ws_conn *c, const struct ws_conn_params *p, const struct ws_conn_ops *ops,
-                 void *ctx)
+static int conn_init(struct ws_conn *c, const struct ws_conn_params *p,
+                     const struct ws_conn_ops *ops, void *ctx, bool client)
 {
   static const struct wslay_event_callbacks cbs = {
       .recv_callback = cb_recv,
@@ -208,11 +208,24 @@ int ws_conn_init(struct ws_conn *c, const struct ws_conn_params *p, const struct
   c->ctx = ctx;
   c->p = *p;
   wslay_event_context_ptr ev;
-  if (wslay_event_context_server_init(&ev, &cbs, c) != 0)
+  if ((client ? wslay_event_context_client_init(&ev, &cbs, c)
+              : wslay_event_context_server_init(&ev, &cbs, c)) != 0)
     return -ENOMEM;
   wslay_event_config_set_max_recv_msg_length(ev, p->max_msg);
   c->ev = ev;
   return 0;
+}
+
+int ws_conn_init(struct ws_conn *c, const struct ws_conn_params *p, const struct ws_conn_ops *ops,
+                 void *ctx)
+{
+  return conn_init(c, p, ops, ctx, false);
+}
+
+int ws_conn_init_client(struct ws_conn *c, const struct ws_conn_params *p,
+                        const struct ws_conn_ops *ops, void *ctx)
+{
+  return conn_init(c, p, ops, ctx, true);
 }
 
 void ws_conn_fini(struct ws_conn *c)
@@ -304,4 +317,50 @@ bool ws_conn_closing(const struct ws_conn *c)
 {
   wslay_event_context_ptr ev = c->ev;
   return wslay_event_get_close_sent(ev) || wslay_event_get_close_received(ev);
+}
+
+/* ---- the client's side of the handshake ---- */
+
+int ws_client_request(char *out, size_t cap, const char *host, const char *target, char key[25])
+{
+  uint8_t nonce[16];
+  rng_fill(nonce, sizeof(nonce));
+  gnutls_datum_t d = {.data = nonce, .size = sizeof(nonce)}, enc = {0};
+  if (gnutls_base64_encode2(&d, &enc) < 0)
+    return -ENOMEM;
+  bool ok = enc.size == 24;
+  if (ok) {
+    memcpy(key, enc.data, 24);
+    key[24] = '\0';
+  }
+  gnutls_free(enc.data);
+  if (!ok)
+    return -EIO;
+  int n = snprintf(out, cap,
+                   "GET %s HTTP/1.1\r\n"
+                   "Host: %s\r\n"
+                   "Upgrade: websocket\r\n"
+                   "Connection: Upgrade\r\n"
+                   "Sec-WebSocket-Key: %s\r\n"
+                   "Sec-WebSocket-Version: 13\r\n"
+                   "Sec-WebSocket-Protocol: " WS_PROTOCOL "\r\n\r\n",
+                   target, host, key);
+  return n < 0 || (size_t)n >= cap ? -ENOSPC : n;
+}
+
+int ws_client_check(const uint8_t *head, size_t len, const char key[25])
+{
+  struct http1_req r;
+  struct http1_str v;
+  char want[29];
+  if (http1_parse_response(head, len, &r) < 0)
+    return -EPROTO;
+  if (r.status != 101)
+    return r.status;
+  if (http1_field(&r, "upgrade", &v) != 1 || !http1_list_has(v, "websocket") ||
+      http1_field(&r, "sec-websocket-accept", &v) != 1 ||
+      accept_value((struct http1_str){key, 24}, want) < 0)
+    return -EPROTO;
+  /* base64 is case-sensitive: compared exactly */
+  return v.len == 28 && memcmp(v.p, want, 28) == 0 ? 0 : -EPROTO;
 }
