@@ -15,7 +15,9 @@
 # (perf/limitprobe.c: the machine's AES-GCM and io_uring forwarding limit).
 # The relay also runs over IPv6 (NAT66: the same VM, its SLAAC address, to
 # the test host's 2001:db8:1::2 through the relay namespace's IPv6 route),
-# interleaved with the rest; the ratio relay6/relay is printed.
+# interleaved with the rest; the ratio relay6/relay is printed. relayws: a
+# second VM on the same relay through the WebSocket fallback (wtrelay-tap
+# --transport ws), ratio relayws/relay.
 # BEFORE=DIR (a build directory of another commit, with its wtrelay and
 # wtrelay-tap) adds that build as a fourth stack, "before", with its own
 # relay (port 4434) and VM namespace, interleaved with the others: an A/B
@@ -24,12 +26,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${1:-3}
-B=build
+B=${BUILD_DIR:-build}
 command -v iperf3 >/dev/null || { echo "iperf3 missing: apt-get install iperf3" >&2; exit 1; }
 TMP=$(mktemp -d)
 P="wb$$"
 NS_R="${P}relay" NS_I="${P}inet" NS_A="${P}vm" NS_S="${P}slirp" NS_P="${P}pasta" NS_B="${P}before"
-STACKS=(relay relay6)
+NS_W="${P}vmws"
+STACKS=(relay relay6 relayws)
 BEFORE=${BEFORE:-}
 [ -z "$BEFORE" ] || STACKS+=(before)
 SLIRP=0 PASTA=0
@@ -39,11 +42,11 @@ PIDS=()
 cleanup() {
   for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P" "$NS_B"; do ip netns del "$ns" 2>/dev/null || true; done
+  for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P" "$NS_B" "$NS_W"; do ip netns del "$ns" 2>/dev/null || true; done
   rm -rf "$TMP"
 }
 trap cleanup EXIT
-for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P" "$NS_B"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
+for ns in "$NS_R" "$NS_I" "$NS_A" "$NS_S" "$NS_P" "$NS_B" "$NS_W"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
 ip link add "${P}r0" netns "$NS_R" type veth peer name "${P}i0" netns "$NS_I"
 ip -n "$NS_R" addr add 198.18.0.1/24 dev "${P}r0"
 ip -n "$NS_I" addr add 198.18.0.2/24 dev "${P}i0"
@@ -75,8 +78,13 @@ relay_pair() {
   ip netns exec "$NS_R" "$1/wtrelay-tap" --url "https://127.0.0.1:$2/bench" --cert-hash "$hash" \
     --tap "$3" --netns "$4" --configure --log-level warn 2>"$TMP/$5-tap.err" &
   PIDS+=("$!")
+  RELAY_HASH=$hash
 }
 relay_pair "$B" 4433 vm0 "$NS_A" relay
+# relayws: a second VM on the same relay through the WebSocket fallback
+ip netns exec "$NS_R" "$B/wtrelay-tap" --url "https://127.0.0.1:4433/bench" --cert-hash "$RELAY_HASH" \
+  --tap vmw --netns "$NS_W" --configure --transport ws --log-level warn 2>"$TMP/relayws-tap.err" &
+PIDS+=("$!")
 [ -z "$BEFORE" ] || relay_pair "$BEFORE" 4434 vm1 "$NS_B" before
 # The references run beside the relay's namespace, so their host sockets
 # take the same veth to the test host.
@@ -96,6 +104,7 @@ if [[ " ${STACKS[*]} " = *" pasta "* ]]; then
 fi
 for _ in $(seq 100); do
   ip -n "$NS_A" -4 addr show dev vm0 2>/dev/null | grep -q inet &&
+    ip -n "$NS_W" -4 addr show dev vmw 2>/dev/null | grep -q inet &&
     { [ -z "$BEFORE" ] || ip -n "$NS_B" -4 addr show dev vm1 2>/dev/null | grep -q inet; } && break
   sleep 0.1
 done
@@ -112,7 +121,7 @@ $B/limitprobe | sed '$d'
 mtu() { ip -n "$1" link show "$2" 2>/dev/null | grep -o 'mtu [0-9]*' || echo "not up"; }
 echo "guest MTU: relay $(mtu "$NS_A" vm0), slirp4netns $(mtu "$NS_S" sl0), pasta $(mtu "$NS_P" pt0);" \
   "iperf3 $(iperf3 --version | head -1 | cut -d' ' -f2) -t 5, median of $RUNS, repetitions interleaved"
-guest_ns() { case $1 in relay | relay6) echo "$NS_A" ;; before) echo "$NS_B" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
+guest_ns() { case $1 in relay | relay6) echo "$NS_A" ;; relayws) echo "$NS_W" ;; before) echo "$NS_B" ;; slirp4netns) echo "$NS_S" ;; pasta) echo "$NS_P" ;; esac; }
 target() { case $1 in relay6) echo "2001:db8:1::2 -p 5202" ;; *) echo 198.18.0.2 ;; esac; }
 # One line per run in $TMP/runs: stack, direction, rep, bits/s (0: failed,
 # or stalled past 30 s).
@@ -136,7 +145,7 @@ for l in open(sys.argv[1]):
     runs[(stack, d, "tried")][int(rep)] = 1
 label = {"up": "TCP guest -> internet host", "down": "TCP internet host -> guest"}
 for d in ("up", "down"):
-    for stack in ("relay", "relay6", "before", "slirp4netns", "pasta"):
+    for stack in ("relay", "relay6", "relayws", "before", "slirp4netns", "pasta"):
         v = runs.get((stack, d))
         if v:
             failed = len(runs[(stack, d, "tried")]) - len(v)
@@ -144,7 +153,7 @@ for d in ("up", "down"):
                   " ".join("%.2f" % (x / 1e9) for x in v.values()), " %d failed" % failed if failed else ""))
         elif runs.get((stack, d, "tried")):
             print("%-28s %-12s every run failed" % (label[d], stack))
-    for (me, ref) in (("relay6", "relay"), ("relay", "before"), ("relay", "slirp4netns"), ("relay", "pasta")):
+    for (me, ref) in (("relay6", "relay"), ("relayws", "relay"), ("relay", "before"), ("relay", "slirp4netns"), ("relay", "pasta")):
         r, o = runs.get((me, d), {}), runs.get((ref, d), {})
         per = [r[k] / o[k] for k in sorted(r) if k in o and o[k] > 0]
         if per:

@@ -518,7 +518,7 @@ static void usage(void)
                   "               [--rate FRAMES_PER_S] [--duration S] [--relay-pid PID]\n"
                   "               [--rooms K] [--workers W --placement same|cross|one]\n"
                   "               [--url2 URL [--cert-hash2 HEX] [--relay-pid2 PID]]\n"
-                  "               [--broker-pid PID]\n"
+                  "               [--broker-pid PID] [--transport wt|ws]\n"
                   "               (patterns: pair broadcast echo idle)\n");
 }
 
@@ -548,6 +548,7 @@ int main(int argc, char **argv)
   int relay_pid = 0;
   uint32_t workers = 0;
   const char *placement = "same";
+  enum wtc_transport transport = WTC_WT;
   bool per_second = false;
   for (int i = 1; i < argc; i += 2) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -592,6 +593,8 @@ int main(int argc, char **argv)
       relay2.pid = atoi(v);
     else if (!strcmp(a, "--broker-pid"))
       broker.pid = atoi(v);
+    else if (!strcmp(a, "--transport") && (!strcmp(v, "wt") || !strcmp(v, "ws")))
+      transport = !strcmp(v, "ws") ? WTC_WS : WTC_WT;
     else {
       usage();
       return 2;
@@ -653,6 +656,8 @@ int main(int argc, char **argv)
     b.ncs = 1;
     b.cs = &only;
     rc = wtc_init(&b.c, url, hash ? pin : NULL, sessions, &ops, &b);
+    if (rc == 0)
+      wtc_set_transport(&b.c, transport);
     if (rc == 0 && url2) {
       b.two[0] = &b.c;
       b.two[1] = &b.c2;

@@ -52,6 +52,7 @@ enum io_op {
   IO_OP_HOSTADDR = 25, /* rtnetlink local routes (hostaddr.c) */
   IO_OP_BELL = 26,     /* a worker's doorbells: process events and hand-off rings (server.c) */
   IO_OP_WS = 27,       /* the WebSocket fallback listener (ws_listen.c) */
+  IO_OP_WSC = 28,      /* the native client's WebSocket connections (wsc.c) */
   IO_OP_USER_LAST = 31,
   IO_OP_MAX = 0xffff,
 };

@@ -19,6 +19,7 @@
 #include "wtrelay/h3.h"
 #include "wtrelay/quic.h"
 #include "wtrelay/worker.h"
+#include "wtrelay/wsc.h"
 
 enum wtc_state {
   WTC_FREE = 0,
@@ -33,12 +34,21 @@ enum wtc_state {
 
 struct wtc;
 
+/* How sessions reach the relay: WebTransport, the relay's WebSocket
+ * fallback, or WebTransport first and the WebSocket when a session does
+ * not open within WTC_FALLBACK_NS (then for every later connect). */
+enum wtc_transport { WTC_WT, WTC_WS, WTC_AUTO };
+#define WTC_FALLBACK_NS (3ull * 1000000000ull)
+
 struct wtc_session {
   struct wtc *c;
   uint32_t idx;
   enum wtc_state state;
   struct quic_conn *qc;
   struct h3_session *hs;
+  struct wsc *wc;     /* a WebSocket connection in use */
+  struct session *sx; /* the open session of either transport, or NULL */
+  struct timer fallback_timer;
   int status; /* HTTP status of the CONNECT */
   uint8_t mac[6];
   uint8_t ip[4], gateway[4], netmask[4], dns[4];
@@ -80,6 +90,10 @@ struct wtc {
   const struct wtc_ops *ops;
   void *user;
   struct chunk_pool chunks; /* reassembly of 0x02 frames from the relay */
+  enum wtc_transport transport;
+  bool prefer_ws; /* auto: the WebSocket opened where WebTransport did not */
+  struct wsc_table wsc;
+  char hostport[240]; /* Host of the WebSocket Upgrade */
   uint8_t frame_buf[WTC_MAX_FRAME];
 };
 
@@ -92,6 +106,10 @@ int wtc_url_parse(const char *url, char *host, size_t hostcap, uint16_t *port, c
 int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_sessions,
              const struct wtc_ops *ops, void *user);
 void wtc_fini(struct wtc *c);
+/* The transport of the sessions opened from now on (default WTC_WT). */
+void wtc_set_transport(struct wtc *c, enum wtc_transport t);
+/* The transport of an open session: "webtransport" or "websocket". */
+const char *wtc_session_transport(const struct wtc_session *s);
 /* Starts one session (QUIC handshake, SETTINGS, CONNECT). */
 int wtc_open(struct wtc *c, struct wtc_session **out);
 /* The same, to another path (room) on the same relay. */

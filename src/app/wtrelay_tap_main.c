@@ -61,6 +61,7 @@ struct args {
   uint8_t mac[6];
   bool have_mac, configure, replace_route;
   uint64_t heartbeat_ms;
+  enum wtc_transport transport;
 };
 
 enum {
@@ -72,7 +73,8 @@ enum {
   O_MAC,
   O_LOG,
   O_CONFIGURE,
-  O_REPLACE_ROUTE
+  O_REPLACE_ROUTE,
+  O_TRANSPORT
 };
 
 /* The flags, once: getopt's table, --help, the man page and the bash
@@ -98,6 +100,11 @@ static const struct cli_flag flags[] = {
      O_REPLACE_ROUTE},
     {"heartbeat", 0, "DURATION", NULL, NULL, NULL,
      "time between heartbeats, 1s to 1h (default 20s)", O_HEARTBEAT},
+    {"transport", 0, "wt|ws|auto", NULL, NULL, NULL,
+     "WebTransport (wt), the relay's WebSocket fallback over TLS/TCP on the same port (ws), or "
+     "WebTransport and the WebSocket when a session does not open within 3 s, for example "
+     "where UDP is blocked (auto, the default)",
+     O_TRANSPORT},
     CLI_FLAG_LOG_LEVEL(O_LOG),
     CLI_FLAGS_HELP_VERSION,
 };
@@ -109,7 +116,8 @@ static const struct cli_page page = {
     .synopsis = "--url https://HOST:PORT/ROOM [OPTIONS]",
     .description =
         "wtrelay-tap creates a TAP device, optionally moves it into a network namespace, and "
-        "bridges it to one WebTransport session of a wtrelay room: frames the kernel sends on "
+        "bridges it to one session of a wtrelay room (WebTransport, or the relay's WebSocket "
+        "fallback where UDP is blocked: --transport): frames the kernel sends on "
         "the device go to the relay, frames from the relay are written to the device. The "
         "session registers the MAC, heartbeats, and reconnects with backoff, keeping the MAC "
         "and so the address.\n\n"
@@ -184,6 +192,16 @@ static int parse_args(struct args *a, int argc, char **argv)
     case O_REPLACE_ROUTE:
       a->replace_route = true;
       break;
+    case O_TRANSPORT:
+      if (strcmp(v, "wt") == 0)
+        a->transport = WTC_WT;
+      else if (strcmp(v, "ws") == 0)
+        a->transport = WTC_WS;
+      else if (strcmp(v, "auto") == 0)
+        a->transport = WTC_AUTO;
+      else
+        return usage_error("--transport: expected wt, ws or auto, got '%s'", v);
+      break;
     default:
       return cli_getopt_error("wtrelay-tap", long_opts, ch, argv);
     }
@@ -205,9 +223,9 @@ static void on_state(void *user, struct wtc_session *s)
   struct tapper *t = user;
   if (s->state == WTC_REGISTERED && s->assigned != t->assigned_seen) {
     t->assigned_seen = s->assigned;
-    log_info("registered", "tap=%s ip=%u.%u.%u.%u gateway=%u.%u.%u.%u reconnects=%u", t->ifname,
-             s->ip[0], s->ip[1], s->ip[2], s->ip[3], s->gateway[0], s->gateway[1], s->gateway[2],
-             s->gateway[3], s->reconnects);
+    log_info("registered", "tap=%s ip=%u.%u.%u.%u gateway=%u.%u.%u.%u reconnects=%u transport=%s",
+             t->ifname, s->ip[0], s->ip[1], s->ip[2], s->ip[3], s->gateway[0], s->gateway[1],
+             s->gateway[2], s->gateway[3], s->reconnects, wtc_session_transport(s));
     if (t->configure && memcmp(t->configured_ip, s->ip, 4) != 0) {
       char err[256];
       struct tap_addr addr = {.ip = be32(s->ip),
@@ -272,7 +290,7 @@ static bool stopped(void *arg)
 
 int main(int argc, char **argv)
 {
-  struct args a = {.tapname = "", .heartbeat_ms = 20000};
+  struct args a = {.tapname = "", .heartbeat_ms = 20000, .transport = WTC_AUTO};
   if (cli_generate(argc, argv, &page))
     return 0;
   int prc = parse_args(&a, argc, argv);
@@ -327,6 +345,7 @@ int main(int argc, char **argv)
             rc == -EINVAL ? "expected https://HOST[:PORT]/ROOM" : strerror(-rc));
     return 1;
   }
+  wtc_set_transport(&t.c, a.transport);
   if ((rc = io_pktfd_open(&t.c.w.io, fd, 16, 256, TAP_FRAME_MAX, on_tap, &t, &t.dev)) < 0) {
     fprintf(stderr, "wtrelay-tap: TAP I/O: %s\n", strerror(-rc));
     return 1;
@@ -354,11 +373,13 @@ int main(int argc, char **argv)
   bool warned_slow = false;
   while (!t.stop) {
     wtc_run(&t.c, 1000000000ull, stopped, &t);
-    if (!warned_slow && t.c.quic.ctr.handshakes == 0 && clock_now_ns() - t_start > 3000000000ull) {
+    bool never_open = t.s->t_open_ns == 0 && t.c.quic.ctr.handshakes == 0;
+    if (!warned_slow && never_open && clock_now_ns() - t_start > 3000000000ull) {
       log_warn("no answer from the relay yet, still trying", "url=%s", url);
       warned_slow = true;
     }
-    if (t.c.quic.ctr.conns_tls_failed > 0 && t.c.quic.ctr.handshakes == 0) {
+    /* WebTransport's TLS failure, or the WebSocket's (status -EACCES) */
+    if (never_open && (t.c.quic.ctr.conns_tls_failed > 0 || t.s->status == -EACCES)) {
       fprintf(stderr, "wtrelay-tap: TLS handshake with %s failed: %s\n", url,
               hash ? "the relay's certificate does not match --cert-hash"
                    : "the relay's certificate is not trusted (use --cert-hash for a "

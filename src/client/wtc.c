@@ -107,6 +107,7 @@ static void sess_down(struct wtc_session *s)
 {
   struct wtc *c = s->c;
   timer_disarm(&c->w.timers, &s->hb_timer);
+  timer_disarm(&c->w.timers, &s->fallback_timer);
   if (!s->keep || timer_armed(&s->retry_timer))
     return;
   if (s->backoff_ns < BACKOFF_MIN_NS)
@@ -119,6 +120,9 @@ static void sess_down(struct wtc_session *s)
     s->backoff_ns = BACKOFF_MAX_NS;
 }
 
+static int sess_connect(struct wtc *c, struct wtc_session *s);
+static int ws_connect(struct wtc *c, struct wtc_session *s);
+
 static void retry_fn(struct timer *t, uint64_t now)
 {
   struct wtc_session *s = container_of(t, struct wtc_session, retry_timer);
@@ -129,16 +133,14 @@ static void retry_fn(struct timer *t, uint64_t now)
   chunk_owner_release(&c->chunks, &s->chunks);
   s->hs = NULL;
   s->qc = NULL;
+  s->wc = NULL;
+  s->sx = NULL;
   s->status = 0;
   s->reconnects++;
-  int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
-                               c->has_pin ? c->pin : NULL, &s->qc);
-  if (rc < 0) {
+  if (sess_connect(c, s) < 0) {
     s->state = WTC_FAILED;
     sess_down(s);
-    return;
   }
-  s->state = WTC_CONNECTING;
 }
 
 static void hb_fn(struct timer *t, uint64_t now)
@@ -155,8 +157,12 @@ static void hb_fn(struct timer *t, uint64_t now)
       quic_conn_close(s->qc, 0);
     if (s->hs)
       s->hs->base.app_data = NULL;
+    if (s->wc)
+      wsc_abort(s->wc);
     s->hs = NULL;
     s->qc = NULL;
+    s->wc = NULL;
+    s->sx = NULL;
     s->state = WTC_FAILED;
     snprintf(s->close_reason, sizeof(s->close_reason), "heartbeats unanswered");
     notify(s);
@@ -176,7 +182,9 @@ static void on_session_ready(void *app, struct h3_session *hs, int status)
   s->hs = hs;
   hs->base.app_data = s;
   s->status = status;
+  timer_disarm(&c->w.timers, &s->fallback_timer);
   if (status >= 200 && status < 300) {
+    s->sx = &hs->base;
     s->state = WTC_OPEN;
     s->t_open_ns = c->w.now;
     if (s->keep)
@@ -194,14 +202,19 @@ static void on_conn_failed(void *app, struct quic_conn *qc)
   if (!s)
     return;
   s->qc = NULL;
+  if (c->transport == WTC_AUTO && s->state == WTC_CONNECTING) {
+    /* WebTransport failed before it opened: the WebSocket at once */
+    timer_disarm(&c->w.timers, &s->fallback_timer);
+    if (ws_connect(c, s) == 0)
+      return;
+  }
   s->state = WTC_FAILED;
   notify(s);
 }
 
-static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data, size_t len)
+/* One datagram payload from the relay, over either transport. */
+static void sess_input(struct wtc *c, struct wtc_session *s, const uint8_t *data, size_t len)
 {
-  struct wtc *c = app;
-  struct wtc_session *s = hs->base.app_data;
   if (!s || len == 0)
     return;
   if (data[0] == BAVY_CONTROL) {
@@ -253,6 +266,23 @@ static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t 
   }
 }
 
+/* s's session (of either transport) ended with code and reason. */
+static void sess_closed(struct wtc *c, struct wtc_session *s, uint32_t code, const char *reason)
+{
+  s->sx = NULL;
+  chunk_owner_release(&c->chunks, &s->chunks);
+  s->close_code = code;
+  snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
+  if (s->state != WTC_FAILED)
+    s->state = WTC_CLOSED;
+  notify(s);
+}
+
+static void on_session_datagram(void *app, struct h3_session *hs, const uint8_t *data, size_t len)
+{
+  sess_input(app, hs->base.app_data, data, len);
+}
+
 static void on_session_closed(void *app, struct h3_session *hs, uint32_t code, const char *reason)
 {
   struct wtc *c = app;
@@ -261,12 +291,7 @@ static void on_session_closed(void *app, struct h3_session *hs, uint32_t code, c
     if (s->state != WTC_FREE && (s->hs == hs || (s->qc && s->qc == h3_session_quic(hs)))) {
       s->hs = NULL;
       s->qc = NULL;
-      chunk_owner_release(&c->chunks, &s->chunks);
-      s->close_code = code;
-      snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason ? reason : "");
-      if (s->state != WTC_FAILED)
-        s->state = WTC_CLOSED;
-      notify(s);
+      sess_closed(c, s, code, reason);
     }
   }
 }
@@ -284,6 +309,106 @@ static const struct h3_app_ops wtc_h3_ops = {
     .on_session_closed = on_session_closed,
     .on_conn_failed = on_conn_failed,
 };
+
+/* ---- the WebSocket fallback ---- */
+
+static void ws_on_open(void *ctx, struct wsc *w, int status)
+{
+  struct wtc *c = ctx;
+  struct wtc_session *s = w->user;
+  if (!s || s->wc != w)
+    return;
+  s->status = status;
+  if (status == 200) {
+    s->sx = &w->sess;
+    s->state = WTC_OPEN;
+    s->t_open_ns = c->w.now;
+    if (c->transport == WTC_AUTO)
+      c->prefer_ws = true;
+    if (s->keep)
+      wtc_register(s, s->keep_mac);
+  } else {
+    s->wc = NULL;
+    s->state = WTC_FAILED;
+    snprintf(s->close_reason, sizeof(s->close_reason), "websocket: %s",
+             status < 0 ? strerror(-status) : "refused");
+  }
+  notify(s);
+}
+
+static void ws_on_message(void *ctx, struct wsc *w, const uint8_t *data, size_t len)
+{
+  struct wtc_session *s = w->user;
+  if (s && s->wc == w)
+    sess_input(ctx, s, data, len);
+}
+
+static void ws_on_closed(void *ctx, struct wsc *w, uint32_t code, const char *reason)
+{
+  struct wtc *c = ctx;
+  struct wtc_session *s = w->user;
+  if (!s || s->wc != w)
+    return;
+  s->wc = NULL;
+  sess_closed(c, s, code, reason);
+}
+
+static const struct wsc_ops wtc_wsc_ops = {
+    .on_open = ws_on_open, .on_message = ws_on_message, .on_closed = ws_on_closed};
+
+static int ws_connect(struct wtc *c, struct wtc_session *s)
+{
+  const char *target = s->path[0] ? s->path : c->h3.target.path;
+  int rc = wsc_connect(&c->wsc, s->idx, &c->remote, c->remotelen, c->host, c->hostport, target,
+                       c->has_pin ? c->pin : NULL, s);
+  if (rc < 0)
+    return rc;
+  s->wc = &c->wsc.w[s->idx];
+  s->state = WTC_CONNECTING;
+  return 0;
+}
+
+/* auto: the WebTransport session did not open in time (UDP blocked?):
+ * the WebSocket instead. */
+static void fallback_fn(struct timer *t, uint64_t now)
+{
+  struct wtc_session *s = container_of(t, struct wtc_session, fallback_timer);
+  (void)now;
+  if (s->state != WTC_CONNECTING || !s->qc)
+    return;
+  log_info("WebTransport did not open, trying the WebSocket fallback", "session=%u", s->idx);
+  quic_conn_close(s->qc, 0);
+  s->qc = NULL;
+  if (ws_connect(s->c, s) < 0) {
+    s->state = WTC_FAILED;
+    notify(s);
+  }
+}
+
+/* Opens s by the transport the client is set to. */
+static int sess_connect(struct wtc *c, struct wtc_session *s)
+{
+  if (c->transport == WTC_WS || (c->transport == WTC_AUTO && c->prefer_ws))
+    return ws_connect(c, s);
+  int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
+                               c->has_pin ? c->pin : NULL, &s->qc);
+  if (rc < 0)
+    return rc;
+  s->state = WTC_CONNECTING;
+  if (c->transport == WTC_AUTO)
+    timer_arm(&c->w.timers, &s->fallback_timer, c->w.now + WTC_FALLBACK_NS);
+  return 0;
+}
+
+void wtc_set_transport(struct wtc *c, enum wtc_transport t)
+{
+  c->transport = t;
+}
+
+const char *wtc_session_transport(const struct wtc_session *s)
+{
+  return s->sx ? session_transport_name(s->sx) : "none";
+}
 
 static int resolve(const char *host, uint16_t port, union io_sockaddr *out, socklen_t *len)
 {
@@ -333,8 +458,9 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
   struct io_params iop;
   io_params_default(&iop);
   iop.rx_bufs = 64;
-  /* per session: quic timer, h3 close timer, retry and heartbeat timers */
-  if ((rc = worker_init(&c->w, 0, &iop, max_sessions * 4 + 16)) < 0)
+  /* per session: quic timer, h3 close timer, retry, heartbeat and fallback
+   * timers; the WebSocket table's sweep */
+  if ((rc = worker_init(&c->w, 0, &iop, max_sessions * 5 + 17)) < 0)
     goto fail_sess;
   if ((rc = tls_global_init()) < 0)
     goto fail_worker;
@@ -349,6 +475,7 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
   else
     snprintf(hostport, sizeof(hostport), "%.200s:%u", c->host, port);
   snprintf(c->h3.target.authority, sizeof(c->h3.target.authority), "%s", hostport);
+  snprintf(c->hostport, sizeof(c->hostport), "%s", hostport);
   snprintf(c->h3.target.path, sizeof(c->h3.target.path), "%s", path);
   snprintf(c->h3.target.origin, sizeof(c->h3.target.origin), "https://%s", hostport);
   struct quic_params qp;
@@ -360,6 +487,11 @@ int wtc_init(struct wtc *c, const char *url, const uint8_t *pin, uint32_t max_se
       0)
     goto fail_h3;
   h3_endpoint_bind(&c->h3, &c->quic);
+  if ((rc = wsc_table_init(&c->wsc, &c->w.io, &c->w.timers, &c->w.now, max_sessions, &wtc_wsc_ops,
+                           c)) < 0) {
+    quic_endpoint_fini(&c->quic);
+    goto fail_h3;
+  }
   c->w.turn = (worker_turn_fn)quic_endpoint_turn;
   c->w.turn_ctx = &c->quic;
   return 0;
@@ -378,6 +510,7 @@ void wtc_fini(struct wtc *c)
 {
   if (!c->sess)
     return;
+  wsc_table_fini(&c->wsc);
   quic_endpoint_fini(&c->quic);
   h3_endpoint_fini(&c->h3);
   worker_fini(&c->w);
@@ -406,16 +539,16 @@ int wtc_open_path(struct wtc *c, const char *path, struct wtc_session **out)
   s->idx = (uint32_t)(s - c->sess);
   timer_init(&s->retry_timer, retry_fn);
   timer_init(&s->hb_timer, hb_fn);
+  timer_init(&s->fallback_timer, fallback_fn);
   if (path)
     snprintf(s->path, sizeof(s->path), "%s", path);
   c->w.now = clock_now_ns();
-  int rc = quic_client_connect(&c->quic, &c->remote, c->remotelen, c->host,
-                               c->has_pin ? c->pin : NULL, &s->qc);
+  /* Over WebTransport the h3 layer creates the session when the handshake
+   * completes and reports it through on_session_ready; we find it by its
+   * connection. */
+  int rc = sess_connect(c, s);
   if (rc < 0)
     return rc;
-  /* The h3 layer creates the session when the handshake completes and
-   * reports it through on_session_ready; we find it by its connection. */
-  s->state = WTC_CONNECTING;
   *out = s;
   return 0;
 }
@@ -424,12 +557,12 @@ static int send_ctrl(struct wtc_session *s, const char *json, int len)
 {
   if (len < 0)
     return len;
-  if (!s->hs || (s->state != WTC_OPEN && s->state != WTC_REGISTERED))
+  if (!s->sx || (s->state != WTC_OPEN && s->state != WTC_REGISTERED))
     return -ENOTCONN;
   uint8_t type = BAVY_CONTROL;
   struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1},
                          {.iov_base = (void *)json, .iov_len = (size_t)len}};
-  return h3_session_send(s->hs, iov, 2);
+  return session_send(s->sx, iov, 2);
 }
 
 int wtc_register(struct wtc_session *s, const uint8_t mac[6])
@@ -453,25 +586,25 @@ int wtc_disconnect(struct wtc_session *s)
 
 int wtc_send_raw(struct wtc_session *s, const uint8_t *data, size_t len)
 {
-  if (!s->hs)
+  if (!s->sx)
     return -ENOTCONN;
   struct iovec iov = {.iov_base = (void *)data, .iov_len = len};
-  return h3_session_send(s->hs, &iov, len ? 1 : 0);
+  return session_send(s->sx, &iov, len ? 1 : 0);
 }
 
 int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len)
 {
-  if (!s->hs)
+  if (!s->sx)
     return -ENOTCONN;
   struct chunk_plan plan;
   struct iovec fv = {.iov_base = (void *)frame, .iov_len = len};
-  int rc = chunk_split_plan(len, h3_session_max_datagram(s->hs), &plan);
+  int rc = chunk_split_plan(len, session_max_datagram(s->sx), &plan);
   if (rc < 0)
     return rc;
   if (!plan.chunked) {
     uint8_t type = BAVY_FRAME;
     struct iovec iov[2] = {{.iov_base = &type, .iov_len = 1}, fv};
-    rc = h3_session_send(s->hs, iov, 2);
+    rc = session_send(s->sx, iov, 2);
     if (rc == 0)
       s->frames_out++;
     return rc;
@@ -482,7 +615,7 @@ int wtc_send_frame(struct wtc_session *s, const uint8_t *frame, size_t len)
     int n = chunk_split_write(buf, sizeof(buf), &plan, id, k, &fv, 1);
     if (n < 0)
       return n;
-    rc = h3_session_send(s->hs, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
+    rc = session_send(s->sx, &(struct iovec){.iov_base = buf, .iov_len = (size_t)n}, 1);
     if (rc < 0)
       return rc;
     s->chunks_out++;
@@ -507,8 +640,9 @@ void wtc_close(struct wtc_session *s, uint32_t code, const char *reason)
   s->keep = false;
   timer_disarm(&s->c->w.timers, &s->retry_timer);
   timer_disarm(&s->c->w.timers, &s->hb_timer);
-  if (s->hs)
-    h3_session_close(s->hs, code, reason);
+  timer_disarm(&s->c->w.timers, &s->fallback_timer);
+  if (s->sx)
+    session_close(s->sx, code, reason);
 }
 
 int wtc_poll(struct wtc *c, uint64_t max_wait_ns)

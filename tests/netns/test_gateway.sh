@@ -42,20 +42,7 @@ REG_A=$(grep -o 'msg="registered" tap=vma ip=[0-9.]*' "$TMP/tap-vma.err" | head 
 [ -n "$REG_A" ] || fail "vma did not register"
 
 # 1. DHCP: the address agrees with Register/Assigned
-cat >"$TMP/udhcpc.sh" <<EOF
-#!/bin/sh
-case "\$1" in
-  bound|renew)
-    ip addr flush dev "\$interface"
-    ip addr add "\$ip/\$mask" dev "\$interface"
-    ip route replace default via "\$router" dev "\$interface"
-    echo "ip=\$ip mask=\$mask router=\$router dns=\$dns mtu=\$mtu serverid=\$serverid" >"$TMP/dhcp.env"
-    ;;
-esac
-EOF
-chmod +x "$TMP/udhcpc.sh"
-ip netns exec "$NS_A" busybox udhcpc -i vma -n -q -f -t 5 -T 1 -O mtu -s "$TMP/udhcpc.sh" \
-  >"$TMP/udhcpc.log" 2>&1 || fail "udhcpc: $(cat "$TMP/udhcpc.log")"
+topo_dhcp "$NS_A" vma
 env=$(cat "$TMP/dhcp.env")
 IP_A=$(echo "$env" | sed 's/.*ip=\([0-9.]*\).*/\1/')
 [ "$IP_A" = "$REG_A" ] || fail "DHCP gave $IP_A, Register/Assigned gave $REG_A"

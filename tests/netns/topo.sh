@@ -314,3 +314,23 @@ topo_wait_listen() { # ns port
   done
   topo_fail "nothing listens on TCP port $2 in $1"
 }
+
+# DHCP in namespace ns on dev through busybox udhcpc: the lease applied
+# (address, default route) and written to $TMP/dhcp.env as
+# "ip=.. mask=.. router=.. dns=.. mtu=.. serverid=..".
+topo_dhcp() { # ns dev
+  cat >"$TMP/udhcpc.sh" <<EOF
+#!/bin/sh
+case "\$1" in
+  bound|renew)
+    ip addr flush dev "\$interface"
+    ip addr add "\$ip/\$mask" dev "\$interface"
+    ip route replace default via "\$router" dev "\$interface"
+    echo "ip=\$ip mask=\$mask router=\$router dns=\$dns mtu=\$mtu serverid=\$serverid" >"$TMP/dhcp.env"
+    ;;
+esac
+EOF
+  chmod +x "$TMP/udhcpc.sh"
+  ip netns exec "$1" busybox udhcpc -i "$2" -n -q -f -t 5 -T 1 -O mtu -s "$TMP/udhcpc.sh" \
+    >"$TMP/udhcpc.log" 2>&1 || topo_fail "udhcpc: $(cat "$TMP/udhcpc.log")"
+}
