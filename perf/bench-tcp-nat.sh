@@ -76,7 +76,7 @@ relay_pair() {
   local hash
   hash=$(awk '/^Certificate SHA-256 Hash:/{print $4}' "$TMP/$5.out")
   ip netns exec "$NS_R" "$1/wtrelay-tap" --url "https://127.0.0.1:$2/bench" --cert-hash "$hash" \
-    --tap "$3" --netns "$4" --configure --log-level warn 2>"$TMP/$5-tap.err" &
+    --tap "$3" --netns "$4" --configure --transport wt --log-level warn 2>"$TMP/$5-tap.err" &
   PIDS+=("$!")
   RELAY_HASH=$hash
 }

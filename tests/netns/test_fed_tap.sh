@@ -51,7 +51,7 @@ metric() { # ops-port series -> value (0 when absent)
     awk -v s="$2" 'index($0, s " ") == 1 {print $2; found=1} END {if (!found) print 0}'
 }
 start_tap() { # client tap vmns mac relay-port
-  ip netns exec "${TOPO_P}c$1" "$BUILD_DIR/wtrelay-tap" --url "https://10.81.$1.1:$5/lan" \
+  ip netns exec "${TOPO_P}c$1" "$BUILD_DIR/wtrelay-tap" --transport wt --url "https://10.81.$1.1:$5/lan" \
     --cert-hash "$HASH" --tap "$2" --netns "$3" --mac "$4" --configure --heartbeat 2 \
     2>>"$TMP/tap-$2.err" &
   PIDS+=("$!")

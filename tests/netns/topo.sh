@@ -234,8 +234,11 @@ topo_start_tap() { # n tap vmns mac [extra args...]
   local n=$1 tap=$2 vmns=$3 mac=$4 addr
   shift 4
   addr="10.81.$n.1"
+  # WebTransport unless the caller says otherwise (a later --transport
+  # wins): a slow handshake must not move a test's tap to the WebSocket
   ip netns exec "${TOPO_P}c$n" "$BUILD_DIR/wtrelay-tap" --url "https://$addr:4433/lan" \
-    --cert-hash "$HASH" --tap "$tap" --netns "$vmns" --mac "$mac" "$@" 2>>"$TMP/tap-$tap.err" &
+    --cert-hash "$HASH" --tap "$tap" --netns "$vmns" --mac "$mac" --transport wt "$@" \
+    2>>"$TMP/tap-$tap.err" &
   PIDS+=("$!")
 }
 
