@@ -7,16 +7,18 @@
 // per-address connection cap refuses the next connection.
 import { connect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
-import { startRelay, fail, pass, shutdown, withDeadline, freeTcpPort } from './lib.mjs';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { startRelay, fail, pass, shutdown, withDeadline, freeTcpPort, tmp } from './lib.mjs';
 
 const opsPort = await freeTcpPort();
 const relay = await startRelay(['--http-listen', `127.0.0.1:${opsPort}`, '--ws-max-queue', '65536',
   '--ws-max-conns-per-ip', '6', '--workers', '1', '--log-level', 'debug']);
 
-function tlsOpen() {
+function tlsOpen(port = relay.port) {
   return withDeadline(new Promise((res, rej) => {
-    const s = connect({ host: '127.0.0.1', port: relay.port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] },
+    const s = connect({ host: '127.0.0.1', port, rejectUnauthorized: false, ALPNProtocols: ['http/1.1'] },
       () => res(s));
     s.on('error', rej);
   }), 5000, 'TLS connect');
@@ -31,15 +33,23 @@ function readAll(s, ms) {
 }
 
 // A WebSocket client over a TLS socket: frames out masked, frames in parsed.
-async function wsOpen(room) {
-  const s = await tlsOpen();
+// opts.origin: an Origin header; opts.status: the refusal expected instead
+// of 101 (the promise then resolves with the answer's head).
+async function wsOpen(room, opts = {}, port = relay.port) {
+  const s = await tlsOpen(port);
   const key = randomBytes(16).toString('base64');
   s.write(`GET ${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n`
-    + `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bavy\r\n\r\n`);
+    + `Sec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: bavy\r\n`
+    + (opts.origin ? `Origin: ${opts.origin}\r\n` : '') + '\r\n');
+  if (opts.status) {
+    const got = await readAll(s, 5000);
+    if (!got.startsWith(`HTTP/1.1 ${opts.status} `)) fail(`${room}: ${JSON.stringify(got.slice(0, 60))}, not ${opts.status}`);
+    return null;
+  }
   let buf = Buffer.alloc(0);
   const msgs = [], waiters = [];
   let upgraded = false;
-  const c = { s, msgs, closed: false };
+  const c = { s, msgs, closed: false, pong: true };
   s.on('data', (d) => {
     buf = Buffer.concat([buf, d]);
     if (!upgraded) {
@@ -61,6 +71,8 @@ async function wsOpen(room) {
       if (op === 2) {
         msgs.push(payload);
         for (const w of waiters.splice(0)) w();
+      } else if (op === 9 && c.pong) {
+        c.send(payload, 10); // a browser answers every ping
       }
     }
   });
@@ -185,5 +197,51 @@ async function metric(name) {
   pass('the 7th connection from one address is refused (--ws-max-conns-per-ip 6)');
   for (const s of held) s.destroy();
 }
+// 5. takeover over WebSocket: a live holder (it answers the relay's probe,
+// a ping) keeps its MAC; a silent one loses it to the newcomer, who gets
+// the same address
+{
+  const mac = [0x52, 0x54, 0, 0xdd, 0, 9];
+  const holder = await wsOpen('/take');
+  const a = await register(holder, mac);
+  const newcomer = await wsOpen('/take');
+  newcomer.send(ctrl({ type: 'Register', mac }));
+  const m = await newcomer.next((d) => d[0] === 0, 8000);
+  const e = JSON.parse(m.subarray(1).toString());
+  if (e.type !== 'Error' || !/already registered/.test(e.message)) fail(`a live holder's MAC: ${JSON.stringify(e)}`);
+  pass('takeover: a holder that answers the probe (a ping) keeps its MAC; the newcomer gets an Error');
+  holder.pong = false; // silent from now on
+  newcomer.send(ctrl({ type: 'Register', mac }));
+  const m2 = await newcomer.next((d) => d[0] === 0, 8000);
+  const a2 = JSON.parse(m2.subarray(1).toString());
+  if (a2.type !== 'Assigned' || a2.ip.join('.') !== a.ip.join('.')) fail(`takeover of a silent holder: ${JSON.stringify(a2)}`);
+  await withDeadline(new Promise((res) => { const iv = setInterval(() => { if (holder.closed) { clearInterval(iv); res(); } }, 50); }),
+    5000, 'the silent holder closed');
+  pass(`takeover: a silent holder is released and closed; the newcomer gets its MAC and address ${a2.ip.join('.')}`);
+  newcomer.s.destroy();
+}
 await relay.stop();
+
+// 6. origins and tokens apply to WebSocket sessions as to WebTransport ones
+{
+  const r2 = await startRelay(['--allow-origin', 'https://vm.example', '--workers', '1']);
+  await wsOpen('/o', { origin: 'https://evil.example', status: 403 }, r2.port);
+  const ok = await wsOpen('/o', { origin: 'https://vm.example' }, r2.port);
+  await register(ok, [0x52, 0x54, 0, 0xee, 0, 1]);
+  ok.s.destroy();
+  await r2.stop();
+  pass('--allow-origin: a foreign Origin is refused with 403, the allowed one opens a session');
+  const keyFile = join(tmp, 'auth.key');
+  writeFileSync(keyFile, randomBytes(32).toString('hex'));
+  const r3 = await startRelay(['--auth-key', keyFile, '--workers', '1']);
+  const token = execFileSync(join(process.env.BUILD_DIR || 'build', 'wtrelay'), ['token', '--key', keyFile, '--room', '/auth'])
+    .toString().trim();
+  await wsOpen('/auth', { status: 401 }, r3.port);
+  await wsOpen(`/other?token=${token}`, { status: 403 }, r3.port);
+  const ok3 = await wsOpen(`/auth?token=${token}`, {}, r3.port);
+  await register(ok3, [0x52, 0x54, 0, 0xee, 0, 2]);
+  ok3.s.destroy();
+  await r3.stop();
+  pass('--auth-key: no token 401, a token for another room 403, the token in the query opens the session');
+}
 shutdown();

@@ -5,8 +5,9 @@
 # kernel DHCP, ping of the gateway and an 8 MiB TCP download from the test
 # internet host through the NAT, byte-exact. Then --transport auto: on that
 # host it settles on the WebSocket (after its WebTransport attempt), on
-# client host 2 (a clean link) on WebTransport; and the relay's status says
-# which session is which. Namespaces: per-run prefix, deleted by the trap.
+# client host 2 (a clean link) on WebTransport; the relay's status says
+# which session is which, and the two VMs ping each other with full-size
+# frames across the two transports. Namespaces: per-run prefix, deleted by the trap.
 set -euo pipefail
 BUILD_DIR=${BUILD_DIR:-build}
 SOURCE_DIR=${SOURCE_DIR:-.}
@@ -55,8 +56,8 @@ drops=$(ip netns exec "$NS_C1" nft list chain inet wtblock out | grep -o 'packet
 kill -TERM "$TAP1"
 wait "$TAP1" 2>/dev/null || true
 : >"$TMP/tap-vma.err"
-topo_start_tap 1 vma "$NS_A" 52:54:00:aa:00:01 --transport auto --heartbeat 2
-topo_start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02 --transport auto --heartbeat 2
+topo_start_tap 1 vma "$NS_A" 52:54:00:aa:00:01 --transport auto --heartbeat 2 --configure
+topo_start_tap 2 vmb "$NS_B" 52:54:00:bb:00:02 --transport auto --heartbeat 2 --configure
 for _ in $(seq 150); do
   grep -q 'msg="registered"' "$TMP/tap-vma.err" 2>/dev/null &&
     grep -q 'msg="registered"' "$TMP/tap-vmb.err" 2>/dev/null && break
@@ -83,6 +84,10 @@ done
 echo "$st" | grep '"transport":"websocket"' >/dev/null && echo "$st" | grep '"transport":"webtransport"' >/dev/null ||
   fail "status: $st"
 pass "/status names each session's transport"
+IP_A=$(topo_wait_ip "$NS_A" vma)
+IP_B=$(topo_wait_ip "$NS_B" vmb)
+out=$(ip netns exec "$NS_B" ping -c 3 -i 0.2 -W 2 -s 1472 "$IP_A") || fail "ping B -> A: $out"
+pass "full-size frames between a WebTransport VM ($IP_B) and a WebSocket VM ($IP_A) of one room: $(echo "$out" | grep -o '[0-9]* received')"
 
 for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
 pass "cleanup by trap"
