@@ -4,10 +4,11 @@
 // client that stops reading while a room-mate floods it with frames keeps at
 // most its queue (frames beyond it are dropped and counted) while the
 // room-mate keeps full service (every ping of the gateway answered); the
-// per-address connection cap refuses the next connection.
+// per-address connection cap refuses the next connection; takeover, origins,
+// tokens and certificate reloads work for WebSocket sessions.
 import { connect } from 'node:tls';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync, mkdirSync, copyFileSync, renameSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { startRelay, fail, pass, shutdown, withDeadline, freeTcpPort, tmp } from './lib.mjs';
@@ -243,5 +244,46 @@ await relay.stop();
   ok3.s.destroy();
   await r3.stop();
   pass('--auth-key: no token 401, a token for another room 403, the token in the query opens the session');
+}
+
+// 7. certificate reload: new WebSocket connections get the new certificate,
+// an open one keeps working
+{
+  const pair = (dir) => {
+    mkdirSync(dir, { recursive: true });
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+      '-days', '10', '-subj', '/CN=localhost', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
+    { stdio: 'ignore' });
+  };
+  const a = join(tmp, 'ca'), b = join(tmp, 'cb'), live = join(tmp, 'clive');
+  pair(a); pair(b); mkdirSync(live);
+  copyFileSync(join(a, 'c.pem'), join(live, 'c.pem'));
+  copyFileSync(join(a, 'k.pem'), join(live, 'k.pem'));
+  const ops4 = await freeTcpPort();
+  const r4 = await startRelay(['--cert-pem', join(live, 'c.pem'), '--key-pem', join(live, 'k.pem'),
+    '--cert-poll-interval', '1', '--http-listen', `127.0.0.1:${ops4}`, '--workers', '1']);
+  const fp = (c) => c.s.getPeerCertificate().fingerprint256.replace(/:/g, '').toLowerCase();
+  const before = await wsOpen('/cert', {}, r4.port);
+  await register(before, [0x52, 0x54, 0, 0xfa, 0, 1]);
+  if (fp(before) !== r4.hash) fail(`the WebSocket's certificate ${fp(before)} is not the relay's ${r4.hash}`);
+  copyFileSync(join(b, 'k.pem'), join(live, 'k.pem.new'));
+  copyFileSync(join(b, 'c.pem'), join(live, 'c.pem.new'));
+  renameSync(join(live, 'k.pem.new'), join(live, 'k.pem'));
+  renameSync(join(live, 'c.pem.new'), join(live, 'c.pem'));
+  let fresh = r4.hash;
+  for (let i = 0; i < 50 && fresh === r4.hash; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    fresh = (await (await fetch(`http://127.0.0.1:${ops4}/cert-hash`)).json()).sha256;
+  }
+  if (fresh === r4.hash) fail('the certificate was not reloaded');
+  const after = await wsOpen('/cert', {}, r4.port);
+  if (fp(after) !== fresh) fail(`a new WebSocket got ${fp(after)}, not the reloaded ${fresh}`);
+  before.send(ctrl({ type: 'Heartbeat' }));
+  await before.next((d) => d[0] === 0 && /HeartbeatAck/.test(d.subarray(1).toString()), 5000)
+    .catch(() => fail('the open WebSocket session stopped working after the reload'));
+  pass('certificate reload: a new WebSocket connection gets the new certificate, the open one keeps working');
+  before.s.destroy();
+  after.s.destroy();
+  await r4.stop();
 }
 shutdown();
