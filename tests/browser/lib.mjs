@@ -3,11 +3,11 @@
 // (POST /report), run Chromium (playwright-core) or Firefox ESR (plain
 // process, the page reports over fetch). Every process is started here,
 // recorded, and killed at the end; every wait has a deadline.
-import { spawn } from 'node:child_process';
+import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:http';
 import { createSocket } from 'node:dgram';
 import { createServer as createNetServer } from 'node:net';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname, resolve, sep, extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -246,4 +246,12 @@ export async function runFirefox(pageUrl, pageServer, timeoutMs = 90000) {
 export function pageUrl(origin, relay, params) {
   const q = new URLSearchParams({ relay: relay.url, hash: relay.hash, ...params });
   return `${origin}/?${q}`;
+}
+
+// A self-signed ECDSA P-256 pair (c.pem, k.pem) in dir, made with openssl.
+export function certPair(dir) {
+  mkdirSync(dir, { recursive: true });
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-days', '10', '-subj', '/CN=localhost', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
+  { stdio: 'ignore' });
 }

@@ -2,21 +2,13 @@
 // are replaced; /cert-hash shows the new hash within the poll interval, and
 // headless Chromium connects using only that new hash (what a page that
 // fetches /cert-hash does).
-import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
-import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, tmp, freeTcpPort } from './lib.mjs';
+import { startRelay, startPageServer, runChromium, pageUrl, fail, pass, shutdown, tmp, freeTcpPort, certPair } from './lib.mjs';
 import { checkRegisterReport } from './checks.mjs';
 
-function pair(dir) {
-  mkdirSync(dir, { recursive: true });
-  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-    '-days', '10', '-subj', '/CN=localhost', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
-  { stdio: 'ignore' });
-}
-
 const a = join(tmp, 'a'), b = join(tmp, 'b'), live = join(tmp, 'live');
-pair(a); pair(b); mkdirSync(live);
+certPair(a); certPair(b); mkdirSync(live);
 copyFileSync(join(a, 'c.pem'), join(live, 'c.pem'));
 copyFileSync(join(a, 'k.pem'), join(live, 'k.pem'));
 const opsPort = await freeTcpPort();

@@ -11,7 +11,7 @@ import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync, mkdirSync, copyFileSync, renameSync } from 'node:fs';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { startRelay, fail, pass, shutdown, withDeadline, freeTcpPort, tmp } from './lib.mjs';
+import { startRelay, fail, pass, shutdown, withDeadline, freeTcpPort, tmp, certPair } from './lib.mjs';
 
 const opsPort = await freeTcpPort();
 const relay = await startRelay(['--http-listen', `127.0.0.1:${opsPort}`, '--ws-max-queue', '65536',
@@ -249,14 +249,8 @@ await relay.stop();
 // 7. certificate reload: new WebSocket connections get the new certificate,
 // an open one keeps working
 {
-  const pair = (dir) => {
-    mkdirSync(dir, { recursive: true });
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
-      '-days', '10', '-subj', '/CN=localhost', '-keyout', join(dir, 'k.pem'), '-out', join(dir, 'c.pem')],
-    { stdio: 'ignore' });
-  };
   const a = join(tmp, 'ca'), b = join(tmp, 'cb'), live = join(tmp, 'clive');
-  pair(a); pair(b); mkdirSync(live);
+  certPair(a); certPair(b); mkdirSync(live);
   copyFileSync(join(a, 'c.pem'), join(live, 'c.pem'));
   copyFileSync(join(a, 'k.pem'), join(live, 'k.pem'));
   const ops4 = await freeTcpPort();
