@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The WebSocket fallback for real kernels where UDP is blocked (issue 20),
-# across real links (tests/netns/topo.sh): client host 1's UDP to the relay
-# is dropped by nftables; its wtrelay-tap with --transport ws gives a VM
+# across real links (tests/netns/topo.sh): client host 1 sits on an MTU
+# 1280 link and its UDP to the relay is dropped by nftables (the download
+# also runs with 2 % random loss on that link); its wtrelay-tap with --transport ws gives a VM
 # kernel DHCP, ping of the gateway and an 8 MiB TCP download from the test
 # internet host through the NAT, byte-exact. Then --transport auto: on that
 # host it settles on the WebSocket (after its WebTransport attempt), on
@@ -17,7 +18,7 @@ topo_need_tap
 topo_need ping busybox python3 nft curl
 topo_init wf
 topo_relay_host
-topo_vm_pair 1500 1500
+topo_vm_pair 1280 1500
 topo_inet_host
 topo_start_relay --egress-allow 198.18.0.0/15 --http-listen 127.0.0.1:8433 --log-level debug
 NS_A=$NS_VMA NS_B=$NS_VMB
@@ -47,8 +48,12 @@ out=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 10.0.2.2) || fail "ping 10.0.2
 out=$(ip netns exec "$NS_A" ping -c 3 -i 0.2 -W 2 198.18.0.2) || fail "ping 198.18.0.2: $out"
 pass "ping of the gateway and through the ICMP NAT over the WebSocket"
 topo_tcp_serve "$NS_I" 198.18.0.2 5002 8388608
-topo_tcp_get "$NS_A" 198.18.0.2 5002 60
-pass "8 MiB TCP download through the NAT over the WebSocket, exact bytes, in $TOPO_XFER_S s"
+topo_loss 1 2 # and 2 % random loss each way on client host 1's MTU 1280 link
+topo_tcp_get "$NS_A" 198.18.0.2 5002 90
+lost=$(topo_loss_drops 1)
+topo_loss 1 0
+[ "$lost" -gt 0 ] || fail "the loss rules dropped nothing"
+pass "8 MiB TCP download through the NAT over the WebSocket across an MTU 1280 link with 2 % loss ($lost packets dropped), exact bytes, in $TOPO_XFER_S s"
 drops=$(ip netns exec "$NS_C1" nft list chain inet wtblock out | grep -o 'packets [0-9]*' | cut -d' ' -f2)
 [ "$drops" = 0 ] || fail "the ws tap sent $drops UDP datagrams to the relay"
 
