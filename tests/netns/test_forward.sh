@@ -22,7 +22,7 @@ source "$HERE/topo.sh"
 topo_init wf
 topo_relay_host
 topo_inet_host
-topo_client_host 1 1500
+topo_client_host 1 1280
 topo_vm a
 MAC=52:54:00:aa:00:07
 TOKEN=fwd-test-token-$$
@@ -68,10 +68,13 @@ topo_servers "$NS_VMA" --echo 0.0.0.0:7
 # --- TCP, 10 MiB each way
 head -c 10485760 /dev/urandom >"$TMP/up.bin"
 want=$(sha256sum "$TMP/up.bin" | cut -d' ' -f1)
+topo_loss 1 2 # 2 % random loss each way on the tap's MTU 1280 link (testing.md, real links)
 topo_tcp_run "$NS_I" 120 10485760 "$want" "upload through tcp:8080" put $RELAY 8080 "$TMP/up.bin"
 pass "10 MiB from the test internet to the VM ($IP_A) through tcp:8080, byte-exact in $TOPO_XFER_S s"
 topo_tcp_get "$NS_I" $RELAY 8081 120
-pass "10 MiB from the VM to the test internet through tcp:8081, byte-exact in $TOPO_XFER_S s"
+lost=$(topo_loss_drops 1)
+topo_loss 1 0
+pass "10 MiB from the VM to the test internet through tcp:8081, byte-exact in $TOPO_XFER_S s (both ways across an MTU 1280 link with 2 % loss: $lost packets dropped)"
 
 # --- 50 connections at once (the forward bound to 198.18.0.1)
 head -c 262144 /dev/urandom >"$TMP/small.bin"

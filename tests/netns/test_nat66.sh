@@ -24,7 +24,7 @@ topo_need_tap
 topo_need ping
 topo_init n66
 topo_relay_host
-topo_client_host 1 1500
+topo_client_host 1 1280
 topo_vm a
 topo_inet_host
 for ns in "$NS_R" "$NS_I" "$NS_VMA"; do
@@ -94,10 +94,13 @@ print(ok)') || fail "UDP echo over IPv6: $out"
 pass "5 UDP echoes over IPv6 from vma to [$INET6]:7777 and back"
 
 topo_tcp_serve "$NS_I" "$INET6" 8080 10485760
+topo_loss 1 2 # 2 % random loss each way on the tap's MTU 1280 link (testing.md, real links)
 topo_tcp_get "$NS_VMA" "$INET6" 8080 120
+lost=$(topo_loss_drops 1)
+topo_loss 1 0
 [ "$(topo_metric 'wtrelay_nat_ipv6_flows_opened_total{protocol="tcp"}')" -ge 1 ] ||
   fail "the TCP connection was not counted as NAT66"
-pass "10 MB downloaded over TCP from [$INET6]:8080 to vma byte-exact in ${TOPO_XFER_S}s"
+pass "10 MB downloaded over TCP from [$INET6]:8080 to vma byte-exact in ${TOPO_XFER_S}s, across an MTU 1280 link with 2 % loss ($lost packets dropped)"
 
 # packet too big on the relay host's path (the router before the far host,
 # link MTU 1280): relayed to the guest with that MTU, and its kernel
